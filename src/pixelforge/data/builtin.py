@@ -1,0 +1,98 @@
+"""Built-in datasets that need no download: `digits` (scikit-learn's handwritten digits) and `shapes` (procedural).
+
+Both are written once as an ordinary train/val/test folder tree under the pixelforge cache
+(`$PIXELFORGE_HOME`, default `~/.cache/pixelforge`), so they flow through exactly the same code as a user's folder.
+`pixelforge data make NAME --out DIR` writes them anywhere.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+BUILTIN_DATASETS = {"digits", "shapes"}
+SHAPE_CLASSES = ["circle", "square", "triangle", "star"]
+_VERSION = "v1"  # bump when a generator changes, so stale caches are not reused
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("PIXELFORGE_HOME", Path.home() / ".cache" / "pixelforge"))
+
+
+def materialize(name: str, out: Path | None = None, seed: int = 0) -> Path:
+    """Write built-in dataset `name` to `out` (default: the cache) unless it is already there; return the folder."""
+    target = Path(out) if out else cache_root() / "datasets" / f"{name}-{_VERSION}-seed{seed}"
+    if (target / ".complete").exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Build beside the target and rename, so an interrupted build never leaves a half dataset that looks complete.
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
+    try:
+        {"digits": _write_digits, "shapes": _write_shapes}[name](staging, seed)
+        (staging / ".complete").touch()
+        if target.exists():
+            shutil.rmtree(target)
+        staging.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _split_names(labels: np.ndarray, seed: int, val: float = 0.15, test: float = 0.15) -> list[str]:
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(len(labels))
+    rest, test_idx = train_test_split(idx, test_size=test, stratify=labels, random_state=seed)
+    train_idx, val_idx = train_test_split(rest, test_size=val / (1 - test), stratify=labels[rest], random_state=seed)
+    names = np.empty(len(labels), dtype=object)
+    names[train_idx], names[val_idx], names[test_idx] = "train", "val", "test"
+    return list(names)
+
+
+def _write_digits(root: Path, seed: int) -> None:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    splits = _split_names(digits.target, seed)
+    for i, (image, label, split) in enumerate(zip(digits.images, digits.target, splits)):
+        # 0..16 ink levels -> 0..255; upscaled 4x with bicubic so CNN strides have something to work on.
+        pixels = Image.fromarray((image * (255 / 16)).astype(np.uint8)).resize((32, 32), Image.BICUBIC)
+        folder = root / split / str(label)
+        folder.mkdir(parents=True, exist_ok=True)
+        pixels.save(folder / f"{i:04d}.png")
+
+
+def draw_shape(draw: ImageDraw.ImageDraw, kind: str, cx: float, cy: float, r: float, angle: float, fill) -> None:
+    if kind == "circle":
+        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=fill)
+        return
+    corners = {"square": 4, "triangle": 3, "star": 10}[kind]
+    radii = [r if (kind != "star" or k % 2 == 0) else r * 0.45 for k in range(corners)]
+    points = [
+        (cx + rad * np.cos(angle + 2 * np.pi * k / corners), cy + rad * np.sin(angle + 2 * np.pi * k / corners))
+        for k, rad in enumerate(radii)
+    ]
+    draw.polygon(points, fill=fill)
+
+
+def _write_shapes(root: Path, seed: int, per_class: int = 150, size: int = 64) -> None:
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(len(SHAPE_CLASSES)), per_class)
+    splits = _split_names(labels, seed)
+    for i, (label, split) in enumerate(zip(labels, splits)):
+        background = rng.integers(0, 256, 3)
+        noise = rng.normal(0, 12, (size, size, 3))
+        canvas = np.clip(background + noise, 0, 255).astype(np.uint8)
+        img = Image.fromarray(canvas)
+        r = rng.uniform(size * 0.18, size * 0.38)
+        cx, cy = rng.uniform(r, size - r, 2)
+        color = tuple(int(c) for c in (255 - background + rng.integers(-40, 40, 3)).clip(0, 255))
+        draw_shape(ImageDraw.Draw(img), SHAPE_CLASSES[label], cx, cy, r, rng.uniform(0, 2 * np.pi), color)
+        folder = root / split / SHAPE_CLASSES[label]
+        folder.mkdir(parents=True, exist_ok=True)
+        img.save(folder / f"{i:04d}.png")

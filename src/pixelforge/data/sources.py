@@ -1,0 +1,138 @@
+"""Where images and labels come from: a folder of class subfolders, a CSV label file, or a built-in dataset.
+
+Every source becomes the same flat list of `Sample`s (path, label, split, group), so the rest of pixelforge never
+asks where the data came from. Layouts understood:
+
+    DIR/<class>/*.jpg                      no splits: pixelforge makes seeded, stratified ones
+    DIR/{train,val,test}/<class>/*.jpg     given splits (`valid`/`validation` also mean val)
+    FILE.csv with columns path,label[,split][,group][,any other column]; paths relative to the CSV's folder
+    digits | shapes                        built-in datasets, written once to the pixelforge cache
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pixelforge.data.images import is_image_file, list_images
+from pixelforge.errors import PixelforgeError
+
+SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+
+
+@dataclass(frozen=True)
+class Sample:
+    path: Path
+    label: str
+    split: str | None = None
+    attrs: dict = field(default_factory=dict, hash=False, compare=False)
+
+
+@dataclass
+class DataSource:
+    """A resolved dataset: its samples, sorted class names, and where it was read from."""
+
+    samples: list[Sample]
+    classes: list[str]
+    origin: str
+
+    def split(self, name: str) -> list[Sample]:
+        return [s for s in self.samples if s.split == name]
+
+    @property
+    def has_splits(self) -> bool:
+        return any(s.split is not None for s in self.samples)
+
+
+def resolve_data(data: str | Path) -> DataSource:
+    """Read `data` (a folder, a CSV file, or a built-in name) into a `DataSource`.
+
+    Raises:
+        PixelforgeError: the path does not exist, holds no images, or the CSV lacks the needed columns.
+    """
+    from pixelforge.data import builtin  # local: the built-in generators import scikit-learn
+
+    text = str(data)
+    if text in builtin.BUILTIN_DATASETS:
+        data = builtin.materialize(text)
+    path = Path(data).expanduser()
+    if not path.exists():
+        names = ", ".join(sorted(builtin.BUILTIN_DATASETS))
+        raise PixelforgeError(f"{path}: no such file or folder; give a folder of class subfolders, a CSV, or one of: {names}")
+    source = read_csv(path) if path.is_file() else read_folder(path)
+    if not source.samples:
+        raise PixelforgeError(f"{path}: no images found (looked for {', '.join(sorted({'.jpg', '.png', '.bmp', '.tif', '.webp'}))} files)")
+    return source
+
+
+def read_folder(root: Path) -> DataSource:
+    split_dirs = {SPLIT_ALIASES[d.name.lower()]: d for d in sorted(root.iterdir()) if d.is_dir() and d.name.lower() in SPLIT_ALIASES}
+    samples: list[Sample] = []
+    if split_dirs:
+        for split, split_dir in split_dirs.items():
+            samples += _class_folders(split_dir, split)
+    else:
+        samples = _class_folders(root, None)
+    if not samples and list_images(root):
+        raise PixelforgeError(
+            f"{root}: images found but no class subfolders; put each class's images in DIR/<class_name>/ or use a CSV"
+        )
+    return DataSource(samples, sorted({s.label for s in samples}), str(root))
+
+
+def _class_folders(folder: Path, split: str | None) -> list[Sample]:
+    samples = []
+    for class_dir in sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")):
+        samples += [Sample(p, class_dir.name, split) for p in list_images(class_dir)]
+    return samples
+
+
+def read_csv(csv_path: Path) -> DataSource:
+    if csv_path.suffix.lower() != ".csv":
+        raise PixelforgeError(f"{csv_path}: not a folder or a .csv label file")
+    with open(csv_path, newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        columns = [c.strip() for c in (reader.fieldnames or [])]
+        missing = [c for c in ("path", "label") if c not in columns]
+        if missing:
+            raise PixelforgeError(
+                f"{csv_path}: missing column(s) {', '.join(missing)} (found: {', '.join(columns) or 'none'}); "
+                "the header must be path,label[,split][,group]"
+            )
+        samples = []
+        for line_no, row in enumerate(reader, start=2):
+            row = {k.strip(): (v or "").strip() for k, v in row.items() if k}
+            if not row["path"] or not row["label"]:
+                raise PixelforgeError(f"{csv_path}:{line_no}: empty path or label")
+            split = row.get("split") or None
+            if split is not None:
+                if split.lower() not in SPLIT_ALIASES:
+                    raise PixelforgeError(f"{csv_path}:{line_no}: split {split!r} is not one of train, val, test")
+                split = SPLIT_ALIASES[split.lower()]
+            image_path = Path(row["path"]).expanduser()
+            if not image_path.is_absolute():
+                image_path = csv_path.parent / image_path
+            extra = {k: v for k, v in row.items() if k not in ("path", "label", "split")}
+            samples.append(Sample(image_path, row["label"], split, extra))
+    return DataSource(samples, sorted({s.label for s in samples}), str(csv_path))
+
+
+def collect_paths(paths: list[str | Path]) -> list[str]:
+    """Expand files, folders (recursively) and glob patterns into image file paths, in the order given.
+
+    A file named directly is returned exactly as given, so results can be matched to the user's input.
+    """
+    found: list[str] = []
+    for item in paths:
+        path = Path(item).expanduser()
+        if path.is_dir():
+            found += [str(p) for p in list_images(path)]
+        elif path.is_file():
+            found.append(str(item))
+        elif any(ch in str(item) for ch in "*?["):
+            found += sorted(p for p in glob.glob(str(path), recursive=True) if Path(p).is_file() and is_image_file(Path(p)))
+        else:
+            raise PixelforgeError(f"{path}: no such file or folder")
+    return found

@@ -1,0 +1,111 @@
+"""Preprocessing and augmentation presets built from torchvision transforms v2.
+
+Images arrive as uint8 CHW tensors already resized so their shorter side is `decode_size(img_size, crop_pct)`
+(see `data.dataset`), so evaluation is a centre crop and training starts from the same cached pixels. Presets:
+
+    none      centre crop only (what evaluation uses)
+    light     random resized crop (scale 0.5-1), horizontal flip
+    standard  light + small affine jitter (rotation, translation) + colour jitter
+    strong    wider crop range + TrivialAugment + colour jitter + RandomErasing, and MixUp/CutMix on batches
+
+Every knob of a preset can be overridden by the `augment_options` section of a config file.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict
+from torchvision.transforms import v2
+
+AugmentPreset = Literal["none", "light", "standard", "strong"]
+
+
+class AugmentOptions(BaseModel):
+    """The individual augmentation knobs; a preset fills the ones a config leaves out."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    crop_scale_min: float | None = None  # RandomResizedCrop's lower area bound; None disables random cropping
+    hflip: bool | None = None
+    vflip: bool | None = None
+    rotate_degrees: float | None = None
+    translate: float | None = None
+    color_jitter: float | None = None  # brightness = contrast = saturation strength
+    auto_augment: Literal["none", "randaugment", "trivialaugment"] | None = None
+    random_erasing: float | None = None  # probability
+    mixup_alpha: float | None = None  # 0 disables
+    cutmix_alpha: float | None = None  # 0 disables
+
+
+PRESETS: dict[str, AugmentOptions] = {
+    "none": AugmentOptions(crop_scale_min=None, hflip=False, vflip=False, rotate_degrees=0, translate=0, color_jitter=0,
+                           auto_augment="none", random_erasing=0, mixup_alpha=0, cutmix_alpha=0),
+    "light": AugmentOptions(crop_scale_min=0.5, hflip=True, vflip=False, rotate_degrees=0, translate=0, color_jitter=0,
+                            auto_augment="none", random_erasing=0, mixup_alpha=0, cutmix_alpha=0),
+    "standard": AugmentOptions(crop_scale_min=0.35, hflip=True, vflip=False, rotate_degrees=10, translate=0.1,
+                               color_jitter=0.2, auto_augment="none", random_erasing=0, mixup_alpha=0, cutmix_alpha=0),
+    "strong": AugmentOptions(crop_scale_min=0.25, hflip=True, vflip=False, rotate_degrees=0, translate=0,
+                             color_jitter=0.3, auto_augment="trivialaugment", random_erasing=0.25, mixup_alpha=0.2,
+                             cutmix_alpha=1.0),
+}
+
+
+def resolve_augment(preset: str, overrides: AugmentOptions | None = None) -> AugmentOptions:
+    base = PRESETS[preset].model_dump()
+    if overrides is not None:
+        base.update({k: v for k, v in overrides.model_dump().items() if v is not None})
+    return AugmentOptions(**base)
+
+
+def decode_size(img_size: int, crop_pct: float) -> int:
+    """Shorter side images are decoded to: the centre crop of this size by `crop_pct` is `img_size` (timm's rule)."""
+    return int(math.floor(img_size / crop_pct))
+
+
+def _to_model_input(mean, std) -> list:
+    return [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean=list(mean), std=list(std))]
+
+
+def eval_transform(img_size: int, mean, std) -> v2.Compose:
+    return v2.Compose([v2.CenterCrop(img_size), *_to_model_input(mean, std)])
+
+
+def train_transform(img_size: int, mean, std, options: AugmentOptions) -> v2.Compose:
+    ops: list = []
+    if options.crop_scale_min:
+        ops.append(v2.RandomResizedCrop(img_size, scale=(options.crop_scale_min, 1.0), antialias=True))
+    else:
+        ops.append(v2.CenterCrop(img_size))
+    if options.hflip:
+        ops.append(v2.RandomHorizontalFlip())
+    if options.vflip:
+        ops.append(v2.RandomVerticalFlip())
+    if options.rotate_degrees or options.translate:
+        translate = (options.translate, options.translate) if options.translate else None
+        ops.append(v2.RandomAffine(degrees=options.rotate_degrees or 0, translate=translate))
+    if options.auto_augment == "randaugment":
+        ops.append(v2.RandAugment())
+    elif options.auto_augment == "trivialaugment":
+        ops.append(v2.TrivialAugmentWide())
+    if options.color_jitter:
+        strength = options.color_jitter
+        ops.append(v2.ColorJitter(brightness=strength, contrast=strength, saturation=strength))
+    ops += _to_model_input(mean, std)
+    if options.random_erasing:
+        ops.append(v2.RandomErasing(p=options.random_erasing))
+    return v2.Compose(ops)
+
+
+def batch_mixer(options: AugmentOptions, num_classes: int):
+    """MixUp and/or CutMix applied to whole batches (they need integer labels and return soft ones), or None."""
+    mixers = []
+    if options.mixup_alpha:
+        mixers.append(v2.MixUp(alpha=options.mixup_alpha, num_classes=num_classes))
+    if options.cutmix_alpha:
+        mixers.append(v2.CutMix(alpha=options.cutmix_alpha, num_classes=num_classes))
+    if not mixers:
+        return None
+    return mixers[0] if len(mixers) == 1 else v2.RandomChoice(mixers)

@@ -1,0 +1,49 @@
+"""Progress display: a rich bar with loss, accuracy and images/s per epoch, or plain log lines with --quiet."""
+
+from __future__ import annotations
+
+import logging
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+log = logging.getLogger("pixelforge")
+
+
+class EpochProgress:
+    def __init__(self, quiet: bool = False):
+        self.quiet = quiet
+        self.console = Console(stderr=True)
+        self.bar = None if quiet else Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]:.4f}  acc {task.fields[acc]:.3f}  {task.fields[ips]:.0f} img/s"),
+            TimeRemainingColumn(), console=self.console, transient=True,
+        )
+
+    def start_epoch(self, epoch: int, epochs: int, steps: int):
+        if self.bar is None:
+            return None
+        self.bar.start()
+        return self.bar.add_task(f"epoch {epoch + 1}/{epochs}", total=steps, loss=0.0, acc=0.0, ips=0.0)
+
+    def advance(self, task_id, **fields) -> None:
+        if self.bar is not None and task_id is not None:
+            self.bar.update(task_id, advance=1, **fields)
+
+    def end_epoch(self, row: dict) -> None:
+        if self.bar is not None:
+            for task in list(self.bar.task_ids):
+                self.bar.remove_task(task)
+            self.bar.stop()
+        message = (f"epoch {int(row['epoch'])}: train_loss {row['train_loss']:.4f} train_acc {row['train_acc']:.3f} "
+                   f"val_loss {row['val_loss']:.4f} val_acc {row['val_acc']:.4f} ({row['images_per_s']:.0f} img/s)")
+        if self.quiet:
+            log.info(message)
+        else:
+            self.console.print(message)
+
+    def info(self, message: str) -> None:
+        if self.quiet:
+            log.info(message)
+        else:
+            self.console.print(message)

@@ -1,0 +1,99 @@
+"""`pixelforge.evaluate`: score a run on a dataset and write the figures that explain the score.
+
+Which images: a dataset with splits is scored on its `test` split (else `val`), unless `split` says otherwise;
+a plain folder of class subfolders is scored in full. With no `data`, the run's own validation split is used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pixelforge.data.sources import DataSource, Sample, resolve_data
+from pixelforge.engine import run_dir as rd
+from pixelforge.errors import PixelforgeError
+from pixelforge.evaluate.inference import LoadedRun, load_run, run_inference
+from pixelforge.evaluate.metrics import classification_metrics, worst_mistakes
+from pixelforge.evaluate.plots import plot_confusion, plot_gallery
+
+
+@dataclass
+class EvalResult:
+    metrics: dict
+    out_dir: Path
+    figures: dict = field(default_factory=dict)
+    unreadable: list = field(default_factory=list)
+
+    @property
+    def accuracy(self) -> float:
+        return self.metrics["accuracy"]
+
+    def to_json(self) -> dict:
+        return {**self.metrics, "figures": {k: str(v) for k, v in self.figures.items()},
+                "unreadable_images": self.unreadable}
+
+
+def select_samples(loaded: LoadedRun, data: str | None, split: str | None) -> tuple[list[Sample], str]:
+    if data is None:
+        from pixelforge.engine.train import prepare_data
+
+        source, _ = prepare_data(loaded.config)
+        name = split or ("test" if source.split("test") else "val")
+        return source.split(name), name
+    source: DataSource = resolve_data(data)
+    if split:
+        chosen, name = source.split(split), split
+    elif source.has_splits:
+        name = "test" if source.split("test") else "val" if source.split("val") else "train"
+        chosen = source.split(name)
+    else:
+        chosen, name = source.samples, "all"
+    if not chosen:
+        raise PixelforgeError(f"{data}: no images in split {name!r}")
+    unknown = sorted({s.label for s in chosen} - set(loaded.classes))
+    if unknown:
+        raise PixelforgeError(f"{data}: class {unknown[0]!r} is not one the model knows ({', '.join(loaded.classes)})")
+    return chosen, name
+
+
+def evaluate(run_dir: str | Path, data: str | None = None, split: str | None = None, out: str | Path | None = None,
+             loaded: LoadedRun | None = None) -> EvalResult:
+    """Evaluate the run's best checkpoint; figures go to `out` (default RUN/eval-<split>).
+
+    Example:
+        >>> evaluate("runs/digits", data="digits").accuracy  # doctest: +SKIP
+        0.99
+    """
+    loaded = loaded or load_run(run_dir)
+    samples, name = select_samples(loaded, data, split)
+    logits, kept, unreadable = run_inference(loaded, samples)
+    idx = {c: i for i, c in enumerate(loaded.classes)}
+    targets = torch.tensor([idx[s.label] for s in kept], dtype=torch.long)
+    metrics = classification_metrics(logits, targets, loaded.classes)
+    metrics["split"] = name
+    out_dir = Path(out) if out else loaded.run_dir / f"eval-{name}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    figures = {"confusion_matrix": plot_confusion(metrics["confusion_matrix"], loaded.classes, out_dir / "confusion_matrix.png")}
+    mistakes = worst_mistakes(logits, targets)
+    metrics["worst_mistakes"] = [
+        {"path": str(kept[i].path), "label": kept[i].label, "predicted": loaded.classes[int(logits[i].argmax())],
+         "score": float(logits[i].softmax(0).max())} for i in mistakes
+    ]
+    if mistakes:
+        figures["mistakes"] = _mistake_gallery(loaded, kept, logits, mistakes, out_dir / "mistakes.png")
+    rd.write_json(out_dir / "metrics.json", metrics)
+    return EvalResult(metrics, out_dir, figures, unreadable)
+
+
+def _mistake_gallery(loaded, kept, logits, indices, path: Path) -> Path:
+    from pixelforge.data.dataset import decode_resized
+
+    images, titles = [], []
+    for i in indices:
+        images.append(decode_resized(kept[i].path, 128).permute(1, 2, 0).numpy())
+        probs = logits[i].softmax(0)
+        titles.append(f"true {kept[i].label}\npred {loaded.classes[int(probs.argmax())]} {float(probs.max()):.2f}")
+    return plot_gallery(images, titles, path, colors=["crimson"] * len(images))

@@ -1,0 +1,60 @@
+"""Loading a trained run's model and running it over images, in batches, with the run's own preprocessing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from pixelforge.config import TrainConfig, load_config
+from pixelforge.data.dataset import ImageDataset
+from pixelforge.data.sources import Sample
+from pixelforge.data.transforms import decode_size, eval_transform
+from pixelforge.engine import run_dir as rd
+from pixelforge.models.classifier import Classifier, build_classifier
+
+
+@dataclass
+class LoadedRun:
+    run_dir: Path
+    config: TrainConfig
+    classes: list[str]
+    model: Classifier
+
+    @property
+    def short_side(self) -> int:
+        return decode_size(self.config.img_size, self.model.spec.crop_pct)
+
+    @property
+    def transform(self):
+        spec = self.model.spec
+        return eval_transform(self.config.img_size, spec.mean, spec.std)
+
+
+def load_run(run_dir: str | Path, checkpoint: str = "best.ckpt") -> LoadedRun:
+    """Rebuild the run's model from its config and load `checkpoints/<checkpoint>` (no network needed)."""
+    run = rd.require_run(run_dir)
+    cfg = load_config(run / "config.yaml")
+    classes = rd.read_json(run / "classes.json")
+    model = build_classifier(cfg.model, len(classes), weights="none", dropout=cfg.dropout)
+    state = rd.load_checkpoint(run / "checkpoints" / checkpoint)
+    model.load_state_dict(state["model"])
+    model.eval()
+    return LoadedRun(run, cfg, classes, model)
+
+
+@torch.inference_mode()
+def run_inference(loaded: LoadedRun, samples: list[Sample], batch_size: int = 64, progress=None):
+    """Logits for `samples`; unreadable files are dropped. Returns (logits, kept samples, unreadable messages)."""
+    class_to_idx = {c: i for i, c in enumerate(loaded.classes)}
+    lookup = {**class_to_idx, **{s.label: -1 for s in samples if s.label not in class_to_idx}}
+    dataset = ImageDataset(samples, lookup, loaded.short_side, loaded.transform)
+    unreadable = dataset.preload(progress=progress)
+    model = loaded.model.to(memory_format=torch.channels_last)
+    chunks = []
+    for x, _ in DataLoader(dataset, batch_size=batch_size):
+        chunks.append(model(x.contiguous(memory_format=torch.channels_last)).float())
+    logits = torch.cat(chunks) if chunks else torch.zeros(0, len(loaded.classes))
+    return logits, dataset.samples, unreadable

