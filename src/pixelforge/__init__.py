@@ -20,11 +20,11 @@ def __getattr__(name):
 
         return train
     if name == "evaluate":
-        from pixelforge.evaluate.evaluate import evaluate
+        from pixelforge.evaluation.evaluate import evaluate
 
         return evaluate
     if name == "predict":
-        from pixelforge.evaluate.predict import predict
+        from pixelforge.evaluation.predict import predict
 
         return predict
     raise AttributeError(f"module 'pixelforge' has no attribute {name!r}")

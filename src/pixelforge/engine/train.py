@@ -242,7 +242,7 @@ def _finish(run: Path, cfg: TrainConfig, state: LoopState, path: str, lr: float,
     rd.write_json(run / "summary.json", summary)
     if unreadable:
         progress.info(f"{len(unreadable)} unreadable image(s) skipped; listed in {run / 'summary.json'}")
-    from pixelforge.evaluate.report import write_run_report
+    from pixelforge.evaluation.report import write_run_report
 
     report = write_run_report(run)
     progress.info(f"best val accuracy {state.best_metric:.4f} at epoch {state.best_epoch}; report: {report}")

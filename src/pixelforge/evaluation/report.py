@@ -6,7 +6,7 @@ import html
 from pathlib import Path
 
 from pixelforge.engine import run_dir as rd
-from pixelforge.evaluate.plots import plot_curves
+from pixelforge.evaluation.plots import plot_curves
 
 _STYLE = """body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;color:#222}
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}
@@ -24,7 +24,7 @@ def _table(per_class: dict) -> str:
 
 def write_run_report(run: Path, evaluation=None) -> Path:
     """Evaluate the run's best checkpoint on its held-out split (unless given) and write `report.html`."""
-    from pixelforge.evaluate.evaluate import evaluate
+    from pixelforge.evaluation.evaluate import evaluate
 
     evaluation = evaluation or evaluate(run)
     m = evaluation.metrics

@@ -15,9 +15,9 @@ import torch
 from pixelforge.data.sources import DataSource, Sample, resolve_data
 from pixelforge.engine import run_dir as rd
 from pixelforge.errors import PixelforgeError
-from pixelforge.evaluate.inference import LoadedRun, load_run, run_inference
-from pixelforge.evaluate.metrics import classification_metrics, worst_mistakes
-from pixelforge.evaluate.plots import plot_confusion, plot_gallery
+from pixelforge.evaluation.inference import LoadedRun, load_run, run_inference
+from pixelforge.evaluation.metrics import classification_metrics, worst_mistakes
+from pixelforge.evaluation.plots import plot_confusion, plot_gallery
 
 
 @dataclass

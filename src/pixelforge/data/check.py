@@ -1,0 +1,136 @@
+"""`pixelforge data check`: everything worth knowing about a dataset before training on it, on one screen.
+
+Counts per class and split, class imbalance, unreadable / truncated / zero-byte files (listed, never fatal), exact
+duplicates by content hash and those that cross splits (leakage), image size distribution, colour modes
+(grayscale, CMYK, alpha, palette, 16-bit) and EXIF-rotated photos.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+from pixelforge.data.sources import resolve_data
+from pixelforge.data.splits import content_hash
+
+_EXIF_ORIENTATION = 0x0112
+
+
+@dataclass
+class CheckReport:
+    origin: str
+    total: int
+    per_class: dict[str, int]
+    per_split: dict[str, dict[str, int]]
+    imbalance_ratio: float
+    unreadable: list[str] = field(default_factory=list)
+    zero_byte: list[str] = field(default_factory=list)
+    duplicates: list[list[str]] = field(default_factory=list)
+    cross_split_duplicates: list[list[str]] = field(default_factory=list)
+    modes: dict[str, int] = field(default_factory=dict)
+    exif_rotated: list[str] = field(default_factory=list)
+    sizes: dict[str, float] = field(default_factory=dict)
+    small_classes: list[str] = field(default_factory=list)
+
+    @property
+    def problem_count(self) -> int:
+        return (len(self.unreadable) + len(self.zero_byte) + len(self.duplicates) + len(self.cross_split_duplicates)
+                + len(self.small_classes))
+
+    def to_json(self) -> dict:
+        from dataclasses import asdict
+
+        return {**asdict(self), "problem_count": self.problem_count}
+
+
+def _inspect(path) -> dict:
+    info = {"path": str(path), "hash": content_hash(path), "size": None, "mode": None, "rotated": False, "error": None}
+    try:
+        if path.stat().st_size == 0:
+            info["error"] = "zero-byte"
+            return info
+        with Image.open(path) as img:
+            info["size"], info["mode"] = img.size, img.mode
+            orientation = img.getexif().get(_EXIF_ORIENTATION, 1)
+            info["rotated"] = orientation not in (None, 1)
+            img.load()  # decodes fully: catches truncated files that `verify()` lets through
+    except Exception as exc:  # noqa: BLE001 - every decoder failure is reported the same way
+        info["error"] = f"{type(exc).__name__}: {exc}"
+    return info
+
+
+def check_dataset(data: str, workers: int = 4) -> CheckReport:
+    """Inspect every image of `data` (folder, CSV or built-in) and return the findings."""
+    source = resolve_data(data)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        infos = list(pool.map(_inspect, [s.path for s in source.samples]))
+    per_class = Counter(s.label for s in source.samples)
+    per_split: dict[str, Counter] = defaultdict(Counter)
+    for sample in source.samples:
+        per_split[sample.split or "unsplit"][sample.label] += 1
+    by_hash: dict[str, list[int]] = defaultdict(list)
+    for index, info in enumerate(infos):
+        if info["error"] is None:
+            by_hash[info["hash"]].append(index)
+    duplicates = [[infos[i]["path"] for i in group] for group in by_hash.values() if len(group) > 1]
+    leaks = [[f"{source.samples[i].split}:{infos[i]['path']}" for i in group] for group in by_hash.values()
+             if len({source.samples[i].split for i in group}) > 1]
+    modes = Counter()
+    for info in infos:
+        if info["mode"]:
+            modes[{"L": "grayscale", "1": "grayscale", "I;16": "16-bit", "I;16B": "16-bit", "I": "16-bit",
+                   "RGBA": "alpha", "LA": "alpha", "P": "palette"}.get(info["mode"], info["mode"])] += 1
+    shapes = np.array([info["size"] for info in infos if info["size"]], dtype=float).reshape(-1, 2)
+    sizes = {}
+    if len(shapes):
+        short = shapes.min(1)
+        sizes = {"min_short_side": float(short.min()), "median_short_side": float(np.median(short)),
+                 "max_short_side": float(short.max()), "median_width": float(np.median(shapes[:, 0])),
+                 "median_height": float(np.median(shapes[:, 1]))}
+    counts = list(per_class.values())
+    return CheckReport(
+        origin=source.origin, total=len(source.samples), per_class=dict(sorted(per_class.items())),
+        per_split={k: dict(sorted(v.items())) for k, v in sorted(per_split.items())},
+        imbalance_ratio=round(max(counts) / max(min(counts), 1), 3) if counts else 0.0,
+        unreadable=[f"{i['path']}: {i['error']}" for i in infos if i["error"] and i["error"] != "zero-byte"],
+        zero_byte=[i["path"] for i in infos if i["error"] == "zero-byte"],
+        duplicates=duplicates, cross_split_duplicates=leaks, modes=dict(modes),
+        exif_rotated=[i["path"] for i in infos if i["rotated"]], sizes=sizes,
+        small_classes=sorted(label for label, n in per_class.items() if n < 2),
+    )
+
+
+def print_report(report: CheckReport) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    splits = list(report.per_split)
+    table = Table("class", *splits, "total", title=f"{report.origin}: {report.total} images")
+    for label, total in report.per_class.items():
+        table.add_row(label, *(str(report.per_split[s].get(label, 0)) for s in splits), str(total))
+    console.print(table)
+    console.print(f"class imbalance (largest / smallest): {report.imbalance_ratio}")
+    if report.sizes:
+        s = report.sizes
+        console.print(f"shorter side: min {s['min_short_side']:.0f}, median {s['median_short_side']:.0f}, "
+                      f"max {s['max_short_side']:.0f} px; median {s['median_width']:.0f}x{s['median_height']:.0f}")
+    console.print("colour modes: " + ", ".join(f"{k} {v}" for k, v in sorted(report.modes.items())))
+    console.print(f"EXIF-rotated photos: {len(report.exif_rotated)} (pixelforge rotates them upright)")
+    sections = [("unreadable or corrupt files", report.unreadable), ("zero-byte files", report.zero_byte),
+                ("exact duplicate groups", [" = ".join(g) for g in report.duplicates]),
+                ("duplicates across splits (leakage)", [" = ".join(g) for g in report.cross_split_duplicates]),
+                ("classes with fewer than 2 images", report.small_classes)]
+    for title, items in sections:
+        style = "red" if items else "green"
+        console.print(f"[{style}]{title}: {len(items)}[/{style}]")
+        for item in items[:20]:
+            console.print(f"  {item}", markup=False)
+        if len(items) > 20:
+            console.print(f"  ... and {len(items) - 20} more")
+    verdict = "[green]no problems found[/green]" if not report.problem_count else f"[red]{report.problem_count} problem(s)[/red]"
+    console.print(verdict)

@@ -1,0 +1,47 @@
+"""`pixelforge quickstart`: the whole workflow on built-in data, with no files from the user and no network.
+
+Check the digits dataset, fine-tune the bundled ImageNet EfficientNet-Lite0 on it (full fine-tuning at 64 px,
+no flips: a mirrored 2 is not a 2), evaluate on the held-out test split, predict a few test images, and point at
+the report. About 45 s on 2 CPU cores, ~99% test accuracy.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+
+QUICKSTART_OPTIONS = dict(
+    model="tf_efficientnet_lite0", weights="imagenet", strategy="full", img_size=64, epochs=5, lr=3e-3,
+    backbone_lr_mult=1.0, label_smoothing=0.0, augment="light",
+    augment_options={"hflip": False, "crop_scale_min": 0.7},
+)
+
+
+def run_quickstart(out: Path, quiet: bool = False) -> dict:
+    from pixelforge.data.builtin import materialize
+    from pixelforge.data.check import check_dataset
+    from pixelforge.engine.train import train
+    from pixelforge.evaluation.evaluate import evaluate
+    from pixelforge.evaluation.predict import predict
+    from pixelforge.evaluation.report import write_run_report
+
+    console = Console(stderr=True)
+    data = materialize("digits")
+    report = check_dataset(str(data))
+    console.print(f"[bold]1. data[/bold] digits: {report.total} images, {len(report.per_class)} classes, "
+                  f"splits {', '.join(f'{k} {sum(v.values())}' for k, v in report.per_split.items())}, "
+                  f"{report.problem_count} problems")
+    console.print("[bold]2-4. fine-tune[/bold] tf_efficientnet_lite0 (ImageNet, bundled) at 64 px, 5 epochs")
+    result = train(str(data), out=str(out), quiet=quiet, **QUICKSTART_OPTIONS)
+    evaluation = evaluate(result.run_dir, data=str(data), split="test")
+    write_run_report(result.run_dir, evaluation)
+    console.print(f"[bold]5. evaluate[/bold] test accuracy {evaluation.accuracy:.4f} "
+                  f"({evaluation.metrics['num_images']} images), macro F1 {evaluation.metrics['macro_f1']:.4f}")
+    examples = sorted((data / "test").rglob("*.png"))[::60][:5]
+    console.print("[bold]6. predict[/bold]")
+    for row in predict(result.run_dir, [str(p) for p in examples]):
+        console.print(f"  {row['path']}: {row['label']} ({row['score']:.3f}); true {Path(row['path']).parent.name}")
+    report_path = result.run_dir / "report.html"
+    print(f"report: {report_path}")
+    return {"run_dir": result.run_dir, "test_accuracy": evaluation.accuracy, "report": report_path}

@@ -1,0 +1,30 @@
+"""The rows of `pixelforge models`: parameters and GFLOPs measured on the meta device (no memory, no weights)."""
+
+from __future__ import annotations
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from pixelforge.models.registry import BACKBONES, list_backbones
+
+
+def count_flops(model: torch.nn.Module, img_size: int) -> float:
+    """GFLOPs (multiply and add counted separately) of one forward pass at `img_size`."""
+    with FlopCounterMode(display=False) as counter:
+        model(torch.zeros(1, 3, img_size, img_size, device=next(model.parameters()).device))
+    return counter.get_total_flops() / 1e9
+
+
+def describe_backbones(img_size: int = 224) -> list[dict]:
+    from pixelforge.models.classifier import build_classifier
+
+    rows = []
+    for name in list_backbones():
+        spec = BACKBONES[name]
+        size = max(img_size, spec.min_size)
+        with torch.device("meta"):  # builds the architecture only: instant, and never downloads weights
+            model = build_classifier(name, num_classes=1000, weights="none").eval()
+            flops = count_flops(model, size)
+        rows.append({"name": name, "params_m": sum(p.numel() for p in model.parameters()) / 1e6, "gflops": flops,
+                     "min_size": spec.min_size, "weights_from": spec.weights_from, "source": spec.source})
+    return rows
