@@ -1,0 +1,44 @@
+"""Shared fixtures: tiny datasets and a tiny trained run, so every test stays within seconds on 2 CPU cores."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a model hub
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+HYMENOPTERA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "hymenoptera" / "train"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory):
+    """Built-in datasets are written to a per-session cache, never the user's home."""
+    os.environ["PIXELFORGE_HOME"] = str(tmp_path_factory.mktemp("pixelforge_home"))
+
+
+@pytest.fixture(scope="session")
+def shapes_dir(_isolated_cache) -> Path:
+    from pixelforge.data.builtin import materialize
+
+    return materialize("shapes")
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, shapes_dir) -> Path:
+    """A simple_cnn trained for 2 epochs at 32 px on the built-in shapes set (about 10 s)."""
+    import pixelforge
+
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    result = pixelforge.train(str(shapes_dir), model="simple_cnn", weights="none", img_size=32, epochs=2,
+                              strategy="full", lr=3e-3, out=str(out), quiet=True)
+    return result.run_dir
+
+
+@pytest.fixture(scope="session")
+def hymenoptera() -> Path:
+    if not HYMENOPTERA.is_dir():
+        pytest.skip(f"real data not found at {HYMENOPTERA}")
+    return HYMENOPTERA
