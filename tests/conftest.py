@@ -28,12 +28,12 @@ def shapes_dir(_isolated_cache) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory, shapes_dir) -> Path:
-    """A simple_cnn trained for 2 epochs at 32 px on the built-in shapes set (about 10 s)."""
+    """A simple_cnn trained for 3 epochs at 32 px on the built-in shapes set (about 10 s)."""
     import pixelforge
 
     out = tmp_path_factory.mktemp("runs") / "tiny"
-    result = pixelforge.train(str(shapes_dir), model="simple_cnn", weights="none", img_size=32, epochs=2,
-                              strategy="full", lr=3e-3, out=str(out), quiet=True)
+    result = pixelforge.train(str(shapes_dir), model="simple_cnn", weights="none", img_size=32, epochs=3,
+                              batch_size=16, strategy="full", lr=3e-3, out=str(out), quiet=True)
     return result.run_dir
 
 
@@ -42,3 +42,16 @@ def hymenoptera() -> Path:
     if not HYMENOPTERA.is_dir():
         pytest.skip(f"real data not found at {HYMENOPTERA}")
     return HYMENOPTERA
+
+
+@pytest.fixture(scope="session")
+def cli():
+    """Run `pixelforge ARGS...` in a subprocess (as a user would) and return the CompletedProcess."""
+    import subprocess
+    import sys
+
+    def run(*args, timeout=600, **kwargs):
+        return subprocess.run([sys.executable, "-c", "from pixelforge.cli import main; main()", *map(str, args)],
+                              capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, **kwargs)
+
+    return run

@@ -59,11 +59,14 @@ def train(
     val_fraction: Optional[float] = typer.Option(None, help="Validation share when the data has no splits (0.2)."),
     test_fraction: Optional[float] = typer.Option(None, help="Test share when the data has no splits (0)."),
     devices: Optional[int] = typer.Option(None, help="Processes/devices; >1 runs DDP (gloo on CPU)."),
+    num_nodes: Optional[int] = typer.Option(None, help="Machines, each started by torchrun (see README)."),
     accelerator: Optional[str] = typer.Option(None, help="auto | cpu | cuda | mps."),
     precision: Optional[str] = typer.Option(None, help="32 | bf16-mixed | 16-mixed."),
     workers: Optional[int] = typer.Option(None, help="DataLoader workers (default from the core count)."),
     cache_features: Optional[bool] = typer.Option(None, "--cache-features/--no-cache-features",
                                                   help="linear: train the head on cached backbone features."),
+    balance: Optional[str] = typer.Option(None, help="none | classes | groups: re-weighted sampling (default none)."),
+    groups: Optional[str] = typer.Option(None, help="Group of each image: a CSV column (default group) or a folder,group .csv."),
     resume: Optional[Path] = typer.Option(None, help="Continue an interrupted run folder where it stopped."),
     quiet: bool = typer.Option(False, "--quiet", help="Log lines instead of progress bars."),
 ) -> None:
@@ -91,12 +94,14 @@ def evaluate(
     split: Optional[str] = typer.Option(None, help="train | val | test (default: test, else val, else all)."),
     out: Optional[Path] = typer.Option(None, help="Folder for figures (default RUN/eval-SPLIT)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object with all metrics to stdout."),
+    groups: Optional[str] = typer.Option(None, help="Per-group metrics by this CSV column, or a folder,group mapping .csv."),
+    compare: Optional[Path] = typer.Option(None, help="Baseline run: add a before/after table of the group metrics."),
 ) -> None:
     """Accuracy, top-5, per-class precision/recall/F1, calibration, confusion matrix and worst mistakes."""
     from pixelforge.evaluation.evaluate import evaluate as run_evaluate
 
     _setup_logging(as_json)
-    result = run_evaluate(run, data=data, split=split, out=out)
+    result = run_evaluate(run, data=data, split=split, out=out, groups=groups, compare=compare)
     if as_json:
         typer.echo(json.dumps(result.to_json()))
         return
@@ -106,19 +111,26 @@ def evaluate(
     for name, row in m["per_class"].items():
         typer.echo(f"  {name:20s} precision {row['precision']:.3f}  recall {row['recall']:.3f}  "
                    f"F1 {row['f1']:.3f}  support {row['support']}")
+    if "groups" in m:
+        from pixelforge.evaluation.fairness import format_groups
+
+        typer.echo(format_groups(m["groups"]))
     typer.echo(f"figures: {result.out_dir}")
 
 
 @app.command()
 def predict(
-    run: Path = typer.Argument(..., help="Run folder (or an exported package, once deployment exists)."),
+    run: Path = typer.Argument(..., help="Run folder, or a package folder from `pixelforge export` (runs without torch)."),
     paths: list[str] = typer.Argument(..., help="Image files, folders or glob patterns."),
     top_k: int = typer.Option(1, "--top-k", min=1, help="How many labels per image."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list to stdout."),
     csv_file: Optional[Path] = typer.Option(None, "--csv", help="Write path,label,score rows to this CSV file."),
 ) -> None:
     """Label images with a trained run."""
-    from pixelforge.evaluation.predict import predict as run_predict
+    if (run / "preprocess.json").is_file():  # an exported package: ONNX Runtime, no torch import
+        from pixelforge.deploy.commands import predict_package as run_predict
+    else:
+        from pixelforge.evaluation.predict import predict as run_predict
 
     _setup_logging(True)
     results = run_predict(run, paths, top_k=top_k)
@@ -223,11 +235,18 @@ def data_make(name: str = typer.Argument(..., help="digits | shapes"),
 
 
 # Commands of later stages (deployment, explanation) are registered below, one line each.
+from pixelforge.deploy.commands import export_command as _export_command; app.command("export")(_export_command)  # noqa: E402,E702
+from pixelforge.deploy.commands import serve_command as _serve_command; app.command("serve")(_serve_command)  # noqa: E402,E702
+from pixelforge.deploy.commands import video_command as _video_command; app.command("video")(_video_command)  # noqa: E402,E702
+from pixelforge.explain.commands import explain as _explain_command; app.command("explain")(_explain_command)  # noqa: E402,E702
 
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        # Outside standalone mode click returns typer.Exit's code instead of exiting: pass it on.
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except PixelforgeError as exc:
         typer.secho(f"error: {exc}", err=True, fg="red")
         sys.exit(2)
@@ -237,10 +256,13 @@ def main() -> None:
     except (typer.Exit, SystemExit) as exc:
         code = getattr(exc, "exit_code", getattr(exc, "code", 0))
         sys.exit(code)
-    except Exception as exc:  # click's usage errors
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
+    except Exception as exc:
+        # Usage errors from click (which Typer vendors): print click's own message, exit with its code (2).
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):
             exc.show()
             sys.exit(exc.exit_code)
         raise
+
+
+if __name__ == "__main__":  # `python -m pixelforge.cli ...`, e.g. under torchrun
+    main()

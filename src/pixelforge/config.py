@@ -33,6 +33,7 @@ class TrainConfig(BaseModel):
     augment_options: AugmentOptions | None = None
     optimizer: Literal["adamw", "sgd"] = "adamw"
     lr: float | Literal["auto"] = 1e-3
+    lr_find_steps: int = Field(100, ge=5, description="steps of the learning-rate range test behind lr: auto")
     backbone_lr_mult: float = Field(0.1, gt=0, description="backbone lr = lr * this (discriminative learning rates)")
     weight_decay: float = Field(0.01, ge=0)
     schedule: Literal["cosine", "onecycle", "constant"] = "cosine"
@@ -42,10 +43,14 @@ class TrainConfig(BaseModel):
     grad_clip: float | None = Field(None, gt=0)
     early_stopping: int | None = Field(None, ge=1, description="stop after this many epochs without improvement")
     unfreeze_every: int = Field(1, ge=1, description="gradual: epochs between unfreezing successive stages")
+    balance: Literal["none", "classes", "groups"] = Field(
+        "none", description="re-weighted sampling: draw every class, or every group, equally often")
+    groups: str = Field("group", description="each image's group: a CSV column, or a folder,group mapping .csv")
     seed: int = 0
     val_fraction: float = Field(0.2, gt=0, lt=1)
     test_fraction: float = Field(0.0, ge=0, lt=1)
-    devices: int = Field(1, ge=1)
+    devices: int = Field(1, ge=1, description="devices (processes) per machine; >1 runs DDP")
+    num_nodes: int = Field(1, ge=1, description="machines, when launched by torchrun on each")
     accelerator: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     precision: Literal["32", "bf16-mixed", "16-mixed"] = "32"
     workers: int | None = Field(None, ge=0, description="DataLoader workers; default chosen from the core count")

@@ -22,12 +22,12 @@ from pixelforge.errors import PixelforgeError
 SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 
 
-@dataclass(frozen=True)
+@dataclass
 class Sample:
     path: Path
     label: str
     split: str | None = None
-    attrs: dict = field(default_factory=dict, hash=False, compare=False)
+    attrs: dict = field(default_factory=dict, compare=False)
 
 
 @dataclass

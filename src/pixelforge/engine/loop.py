@@ -12,6 +12,8 @@ order comes from a generator seeded by (seed, epoch), so a resumed run replays t
 from __future__ import annotations
 
 import math
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -116,17 +118,32 @@ class Loop:
         return x, y
 
     def run(self, state: LoopState) -> LoopState:
+        # Ctrl-C / SIGTERM only set a flag; the loop stops at the next batch boundary, never inside a checkpoint
+        # write, so the saved state always matches the files next to it.
+        self._stop_requested = False
+        previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                previous[sig] = signal.signal(sig, self._request_stop)
         try:
             while state.epoch < self.epochs and not state.stopped_early:
                 self._train_epoch(state)
                 self._end_epoch(state)
+                if self._stop_requested and state.epoch < self.epochs:
+                    raise KeyboardInterrupt
         except KeyboardInterrupt:
             self._save(state, "last.ckpt")
             raise PixelforgeError(
                 f"interrupted at epoch {state.epoch + 1}, batch {state.batch}; checkpoint saved: "
                 f"resume with `pixelforge train --resume {self.run_dir}`"
             ) from None
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         return state
+
+    def _request_stop(self, signum, frame) -> None:
+        self._stop_requested = True
 
     def _train_epoch(self, state: LoopState) -> None:
         if self.on_epoch_start is not None:
@@ -153,6 +170,8 @@ class Loop:
                 state.train_sums[key] += float(out[key].detach() * out["count"] if key == "loss" else out[key])
             for callback in self.callbacks:
                 getattr(callback, "on_train_batch_end", lambda s: None)(state)
+            if self._stop_requested:
+                raise KeyboardInterrupt
             if self.progress:
                 sums = state.train_sums
                 self.progress.advance(task_id, loss=sums["loss"] / max(sums["count"], 1),
@@ -193,12 +212,12 @@ class Loop:
         state.train_sums = {"loss": 0.0, "correct": 0.0, "count": 0.0}
         if self.early_stopping and state.bad_epochs >= self.early_stopping:
             state.stopped_early = True
-        if self.fabric.global_rank == 0:
-            rd.append_metrics(self.run_dir / "metrics.csv", row)
-        self.fabric.log_dict({k: v for k, v in row.items() if k != "epoch"}, step=row["epoch"])
         if improved:
             self._save(state, "best.ckpt")
         self._save(state, "last.ckpt")
+        if self.fabric.global_rank == 0:  # written after the checkpoints: a row means the epoch is safely saved
+            rd.append_metrics(self.run_dir / "metrics.csv", row)
+        self.fabric.log_dict({k: v for k, v in row.items() if k != "epoch"}, step=row["epoch"])
         if self.progress:
             self.progress.end_epoch(row)
         for callback in self.callbacks:

@@ -39,7 +39,7 @@ def lr_range_test(model, task, loader, fabric, make_optimizer, out_dir: Path | N
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            avg = smoothing * avg + (1 - smoothing) * float(loss)
+            avg = smoothing * avg + (1 - smoothing) * float(loss.detach())
             smoothed = avg / (1 - smoothing ** (step + 1))
             lrs.append(lr)
             losses.append(smoothed)

@@ -23,9 +23,11 @@ from pixelforge.data.sources import DataSource, resolve_data
 from pixelforge.data.splits import make_splits
 from pixelforge.data.transforms import batch_mixer, decode_size, eval_transform, resolve_augment, train_transform
 from pixelforge.engine import run_dir as rd
-from pixelforge.engine.features import FeatureDataset, extract_features
+from pixelforge.engine.balance import build_train_sampler, check_balance
+from pixelforge.engine.features import FeatureDataset, FeatureExtractor, extract_features
 from pixelforge.engine.loop import EpochSampler, Loop, LoopState, set_rng_state
 from pixelforge.engine.progress import EpochProgress
+from pixelforge.engine.threads import single_threaded
 from pixelforge.engine.schedule import build_optimizer, build_scheduler
 from pixelforge.errors import PixelforgeError
 from pixelforge.models.classifier import build_classifier, check_img_size
@@ -87,14 +89,24 @@ def train(data: str | None = None, *, config: str | Path | None = None, resume: 
         cfg = TrainConfig(**{**cfg.model_dump(), **overrides}) if overrides else cfg
     else:
         cfg = build_config(config, data=data, **options)
+    # Validate everything a user can get wrong before a run folder exists, so a typo leaves nothing behind.
+    check_img_size(cfg.model, cfg.img_size)
+    source, classes = prepare_data(cfg)
+    check_balance(cfg, source.split("train"))
+    if resume:
+        _check_classes(run, classes)
+    elif "LOCAL_RANK" in os.environ and "WORLD_SIZE" in os.environ:
+        run = _torchrun_run_dir(Path(cfg.out or Path("runs") / f"{cfg.model}-{Path(cfg.data).stem}"))
+    else:
         run = rd.new_run_dir(cfg.out or Path("runs") / f"{cfg.model}-{Path(cfg.data).stem}")
+    rd.write_json(run / "classes.json", classes)
     save_config(cfg, run / "config.yaml")
     started = time.perf_counter()
     from lightning.fabric import Fabric
 
-    fabric = Fabric(accelerator=cfg.accelerator, devices=cfg.devices, precision=_fabric_precision(cfg.precision),
+    fabric = Fabric(accelerator=cfg.accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes, precision=_fabric_precision(cfg.precision),
                     strategy=_strategy(cfg), loggers=_tensorboard(run))
-    fabric.launch(_fit, cfg, run, bool(resume), callbacks or [])
+    fabric.launch(_fit, cfg, run, source, classes, bool(resume), callbacks or [])
     summary = rd.read_json(run / "summary.json")
     summary["seconds_total"] = round(time.perf_counter() - started, 2)
     rd.write_json(run / "summary.json", summary)
@@ -102,15 +114,25 @@ def train(data: str | None = None, *, config: str | Path | None = None, resume: 
                        summary["seconds_total"], summary["path"], summary["lr"])
 
 
+def _torchrun_run_dir(run: Path) -> Path:
+    """Under torchrun every process runs `train`; they must agree on one folder, so no suffix is added."""
+    if os.environ.get("RANK", "0") == "0" and run.exists() and any(run.iterdir()):
+        raise PixelforgeError(f"{run}: folder exists and is not empty; under torchrun --out must name a new folder")
+    (run / "checkpoints").mkdir(parents=True, exist_ok=True)
+    return run
+
+
 def _fabric_precision(precision: str) -> str:
     return "32-true" if precision == "32" else precision
 
 
 def _strategy(cfg: TrainConfig):
-    if cfg.devices == 1:
+    if cfg.devices * cfg.num_nodes == 1:
         return "auto"
     from lightning.fabric.strategies import DDPStrategy
 
+    if "LOCAL_RANK" in os.environ and "WORLD_SIZE" in os.environ:  # torchrun already started one process per device
+        return DDPStrategy(find_unused_parameters=cfg.strategy != "full")
     # Spawned processes work from the CLI and from Python alike; frozen stages get no gradient, so DDP must
     # tolerate unused parameters for the linear and gradual strategies.
     return DDPStrategy(start_method="spawn", find_unused_parameters=cfg.strategy != "full")
@@ -125,15 +147,13 @@ def _tensorboard(run: Path):
         return None
 
 
-def _fit(fabric, cfg: TrainConfig, run: Path, resuming: bool, callbacks: list) -> None:
+def _fit(fabric, cfg: TrainConfig, run: Path, source: DataSource, classes: list[str], resuming: bool,
+         callbacks: list) -> None:
     if fabric.global_rank == 0 and not resuming:
         log.info("run folder: %s", run)
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM saves a checkpoint like Ctrl-C
     fabric.seed_everything(cfg.seed, verbose=False)
     progress = EpochProgress(quiet=cfg.quiet or fabric.global_rank != 0)
-    source, classes = prepare_data(cfg)
-    _check_classes(run, classes, resuming)
-    check_img_size(cfg.model, cfg.img_size)
     model = build_classifier(cfg.model, len(classes), cfg.weights, cfg.dropout)
     spec = model.spec
     short_side = decode_size(cfg.img_size, spec.crop_pct)
@@ -144,6 +164,8 @@ def _fit(fabric, cfg: TrainConfig, run: Path, resuming: bool, callbacks: list) -
     val_set = ImageDataset(source.split("val"), class_to_idx, short_side, eval_transform(cfg.img_size, spec.mean, spec.std))
     unreadable = train_set.preload(ram_budget_gb=cfg.ram_budget_gb / 2) + val_set.preload(ram_budget_gb=cfg.ram_budget_gb / 2)
     workers = default_workers() if cfg.workers is None else cfg.workers
+    # Per-image transforms run on one thread (engine/threads.py: 3-50x faster on few cores); the model uses all.
+    train_set.transform, val_set.transform = single_threaded(train_set.transform), single_threaded(val_set.transform)
     use_features = cfg.strategy == "linear" and cfg.cache_features is not False and fabric.world_size == 1
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -153,8 +175,10 @@ def _fit(fabric, cfg: TrainConfig, run: Path, resuming: bool, callbacks: list) -
         path = "cached-features"
         progress.info(f"linear strategy: caching backbone features for {cfg.feature_views} augmented views per image")
         dim = model.num_features
-        train_x, train_y = extract_features(model.backbone, train_set, cfg.feature_views, 64, workers, cfg.channels_last, fabric.device)
-        val_x, val_y = extract_features(model.backbone, val_set, 1, 64, workers, cfg.channels_last, fabric.device)
+        extractor = FeatureExtractor(model.backbone, fabric.device, cfg.channels_last)
+        train_x, train_y = extract_features(model.backbone, train_set, cfg.feature_views, 64, workers, extractor=extractor)
+        val_x, val_y = extract_features(model.backbone, val_set, 1, 64, workers, extractor=extractor)
+        progress.info(f"backbone features computed by {extractor.name} ({extractor.reason})")
         assert train_x.shape[-1] == dim
         train_data, val_data, trained = FeatureDataset(train_x, train_y), FeatureDataset(val_x, val_y), model.head
         loader_workers = 0  # feature vectors are already in memory
@@ -165,7 +189,7 @@ def _fit(fabric, cfg: TrainConfig, run: Path, resuming: bool, callbacks: list) -
     for param in model.parameters():  # everything registered with DDP; the strategy freezes below
         param.requires_grad_(True)
     apply_strategy(model, cfg.strategy, 0, cfg.unfreeze_every)
-    sampler = EpochSampler(len(train_data), cfg.seed, fabric.global_rank, fabric.world_size)
+    sampler = build_train_sampler(cfg, train_set.samples, len(train_data), fabric.global_rank, fabric.world_size)
     train_loader = DataLoader(train_data, batch_size=cfg.batch_size, sampler=sampler, num_workers=loader_workers,
                               persistent_workers=loader_workers > 0, drop_last=False)
     val_sampler = EpochSampler(len(val_data), cfg.seed, fabric.global_rank, fabric.world_size)
@@ -176,7 +200,8 @@ def _fit(fabric, cfg: TrainConfig, run: Path, resuming: bool, callbacks: list) -
     if lr == "auto":
         from pixelforge.engine.lr_find import lr_range_test
 
-        finder = lr_range_test(trained, task, train_loader, fabric, lambda: _optimizer(cfg, model, 1.0), run)
+        finder = lr_range_test(trained, task, train_loader, fabric, lambda: _optimizer(cfg, model, 1.0), run,
+                               steps=cfg.lr_find_steps)
         lr = fabric.broadcast(finder.suggestion, src=0)  # every DDP rank must train at the same rate
         progress.info(f"--lr auto: learning-rate range test suggests {lr:.2e} (plot: {run / 'lr_find.png'})")
     optimizer = _optimizer(cfg, model, lr)
@@ -220,15 +245,13 @@ def _optimizer(cfg: TrainConfig, model, lr: float):
     return build_optimizer(cfg.optimizer, param_groups(model, cfg.strategy, lr, cfg.backbone_lr_mult, cfg.weight_decay), lr)
 
 
-def _check_classes(run: Path, classes: list[str], resuming: bool) -> None:
+def _check_classes(run: Path, classes: list[str]) -> None:
     path = run / "classes.json"
-    if resuming and path.exists():
-        before = rd.read_json(path)
-        if before != classes:
-            added, removed = sorted(set(classes) - set(before)), sorted(set(before) - set(classes))
-            raise PixelforgeError(f"{path}: the data's classes differ from the run's (added: {added or 'none'}, "
-                                  f"removed: {removed or 'none'}); resume with the same data or start a new run")
-    rd.write_json(path, classes)
+    before = rd.read_json(path)
+    if before != classes:
+        added, removed = sorted(set(classes) - set(before)), sorted(set(before) - set(classes))
+        raise PixelforgeError(f"{path}: the data's classes differ from the run's (added: {added or 'none'}, "
+                              f"removed: {removed or 'none'}); resume with the same data or start a new run")
 
 
 def _finish(run: Path, cfg: TrainConfig, state: LoopState, path: str, lr: float, n_train: int, n_val: int,
@@ -245,4 +268,7 @@ def _finish(run: Path, cfg: TrainConfig, state: LoopState, path: str, lr: float,
     from pixelforge.evaluation.report import write_run_report
 
     report = write_run_report(run)
+    from pixelforge.evaluation.model_card import peak_memory, write_model_card
+
+    write_model_card(run, peak_memory=peak_memory())
     progress.info(f"best val accuracy {state.best_metric:.4f} at epoch {state.best_epoch}; report: {report}")

@@ -12,12 +12,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pixelforge.data.groups import has_groups
 from pixelforge.data.sources import DataSource, Sample, resolve_data
 from pixelforge.engine import run_dir as rd
 from pixelforge.errors import PixelforgeError
+from pixelforge.evaluation.fairness import bootstrap_intervals, group_report
 from pixelforge.evaluation.inference import LoadedRun, load_run, run_inference
 from pixelforge.evaluation.metrics import classification_metrics, worst_mistakes
 from pixelforge.evaluation.plots import plot_confusion, plot_gallery
+from pixelforge.explain.gallery import explanation_gallery
 
 
 @dataclass
@@ -60,8 +63,12 @@ def select_samples(loaded: LoadedRun, data: str | None, split: str | None) -> tu
 
 
 def evaluate(run_dir: str | Path, data: str | None = None, split: str | None = None, out: str | Path | None = None,
-             loaded: LoadedRun | None = None) -> EvalResult:
+             loaded: LoadedRun | None = None, groups: str | None = None, compare: str | Path | None = None) -> EvalResult:
     """Evaluate the run's best checkpoint; figures go to `out` (default RUN/eval-<split>).
+
+    `groups` (a CSV column or a folder,group mapping file; see `pixelforge.data.groups`) adds per-group metrics;
+    on the run's own split, the config's `groups` column is used when the data has it. `compare` (another run
+    folder) adds a before/after table of the group metrics.
 
     Example:
         >>> evaluate("runs/digits", data="digits").accuracy  # doctest: +SKIP
@@ -74,6 +81,10 @@ def evaluate(run_dir: str | Path, data: str | None = None, split: str | None = N
     targets = torch.tensor([idx[s.label] for s in kept], dtype=torch.long)
     metrics = classification_metrics(logits, targets, loaded.classes)
     metrics["split"] = name
+    metrics["confidence_intervals"] = bootstrap_intervals(targets.numpy(), logits.argmax(1).numpy(), len(loaded.classes))
+    groups = groups or (loaded.config.groups if data is None and has_groups(kept, loaded.config.groups) else None)
+    if groups or compare:
+        metrics["groups"] = group_report(loaded, kept, logits, targets, groups or "", data or loaded.config.data, compare)
     out_dir = Path(out) if out else loaded.run_dir / f"eval-{name}"
     out_dir.mkdir(parents=True, exist_ok=True)
     figures = {"confusion_matrix": plot_confusion(metrics["confusion_matrix"], loaded.classes, out_dir / "confusion_matrix.png")}
@@ -82,6 +93,7 @@ def evaluate(run_dir: str | Path, data: str | None = None, split: str | None = N
         {"path": str(kept[i].path), "label": kept[i].label, "predicted": loaded.classes[int(logits[i].argmax())],
          "score": float(logits[i].softmax(0).max())} for i in mistakes
     ]
+    figures["gradcam"], metrics["faithfulness"] = explanation_gallery(loaded, kept, logits, targets, out_dir)
     if mistakes:
         figures["mistakes"] = _mistake_gallery(loaded, kept, logits, mistakes, out_dir / "mistakes.png")
     rd.write_json(out_dir / "metrics.json", metrics)

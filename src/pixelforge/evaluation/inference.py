@@ -39,7 +39,10 @@ def load_run(run_dir: str | Path, checkpoint: str = "best.ckpt") -> LoadedRun:
     cfg = load_config(run / "config.yaml")
     classes = rd.read_json(run / "classes.json")
     model = build_classifier(cfg.model, len(classes), weights="none", dropout=cfg.dropout)
-    state = rd.load_checkpoint(run / "checkpoints" / checkpoint)
+    path = run / "checkpoints" / checkpoint
+    if not path.exists() and (run / "checkpoints" / "last.ckpt").exists():
+        path = run / "checkpoints" / "last.ckpt"  # a run interrupted before its first epoch ended
+    state = rd.load_checkpoint(path)
     model.load_state_dict(state["model"])
     model.eval()
     return LoadedRun(run, cfg, classes, model)

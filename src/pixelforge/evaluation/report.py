@@ -52,6 +52,14 @@ def write_run_report(run: Path, evaluation=None) -> Path:
         parts.append(f"<h2>Most confident mistakes</h2><img src='{rel(evaluation.figures['mistakes'])}' alt='mistakes'>")
     else:
         parts.append("<h2>Mistakes</h2><p>None on this split.</p>")
+    if "gradcam" in evaluation.figures:
+        from pixelforge.explain.gallery import gallery_html
+
+        parts.append(gallery_html(rel(evaluation.figures["gradcam"]), m.get("faithfulness")))
+    if "groups" in m:
+        from pixelforge.evaluation.fairness import groups_html
+
+        parts.append(groups_html(m["groups"]))
     if summary.get("unreadable_images"):
         items = "".join(f"<li>{html.escape(e)}</li>" for e in summary["unreadable_images"])
         parts.append(f"<h2>Skipped images</h2><ul>{items}</ul>")

@@ -58,7 +58,8 @@ def _build_backbone(spec: BackboneSpec, pretrained: bool) -> tuple[nn.Module, in
             raise weight_io.offline_hint_timm(spec.library_name, exc) from None
         if bundled:
             model.load_state_dict(weight_io.lite0_imagenet_state_dict(model))
-        return model, model.num_features
+        # Some timm models (MobileNetV3) add a conv after pooling: the pooled width is then head_hidden_size.
+        return model, getattr(model, "head_hidden_size", None) or model.num_features
     import torchvision
 
     weights = torchvision.models.get_model_weights(spec.library_name).DEFAULT if pretrained else None

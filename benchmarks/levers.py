@@ -1,0 +1,143 @@
+"""L1-L5, one lever at a time: what each speed-up inside pixelforge gives on this machine, and why some are not used.
+
+Each row compares the same work with and without one lever, alternating in this process:
+    L1  frozen-backbone features: eager PyTorch fp32 (channels_last) -> ONNX Runtime fp32          (kept: linear)
+    L2  frozen-backbone features: eager fp32 -> eager bf16 autocast                               (not kept)
+    L3  per-image train transform: all PyTorch threads -> one thread                          (kept: all paths)
+    L4  full fine-tuning step: default (contiguous) layout -> channels_last                        (kept: full)
+    L5  full fine-tuning step: fp32 -> bf16 autocast, both channels_last                          (not kept)
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+
+import torch
+from torch.nn import functional as F
+
+from benchmarks.pairs import Row, alternate, fill
+from benchmarks.workload import Workload
+
+
+def _rate(fn, batches: list, rounds: int = 1) -> float:
+    fn(batches[0])  # warm-up
+    started, images = time.perf_counter(), 0
+    for _ in range(rounds):
+        for batch in batches:
+            fn(batch)
+            images += len(batch)
+    return round(images / (time.perf_counter() - started), 2)
+
+
+def _val_images(work: Workload, batch: int, limit: int) -> list[torch.Tensor]:
+    from pixelforge.data.dataset import ImageDataset
+    from pixelforge.data.transforms import decode_size, eval_transform
+
+    dataset = ImageDataset(work.val_samples[:limit], {c: i for i, c in enumerate(work.classes)},
+                           decode_size(work.img_size, 0.875), eval_transform(work.img_size, (0.5,) * 3, (0.5,) * 3))
+    dataset.preload()
+    images = torch.stack([dataset[i][0] for i in range(len(dataset))])
+    return list(images.split(batch))
+
+
+def feature_rows(work: Workload, repeats: int, say) -> list[Row]:
+    from pixelforge.engine.features import FeatureExtractor
+    from pixelforge.models.classifier import build_classifier
+
+    backbone = build_classifier("tf_efficientnet_lite0", len(work.classes)).backbone.eval()
+    backbone = backbone.to(memory_format=torch.channels_last)
+    batches = _val_images(work, 64, work.lever_images)
+    eager = FeatureExtractor(backbone, engine="eager")
+    started = time.perf_counter()
+    fast = FeatureExtractor(backbone, engine="auto")
+    fast(batches[0])
+    export_s = round(time.perf_counter() - started, 2)
+
+    def bf16(x):
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+            return backbone(x.contiguous(memory_format=torch.channels_last)).float()
+
+    reference = eager(batches[0])
+    errors = {"onnxruntime": float((fast(batches[0]) - reference).abs().max()),
+              "bf16": float((bf16(batches[0]) - reference).abs().max())}
+    rows = []
+    for case, name, fn, kept in [("L1", f"ONNX Runtime ({fast.name})", fast, True), ("L2", "bf16 autocast", bf16, False)]:
+        say(f"{case} backbone features: eager fp32 vs {name}")
+        runs = alternate(lambda: {"images_per_s": _rate(eager, batches)}, lambda fn=fn: {"images_per_s": _rate(fn, batches)},
+                         repeats, say)
+        row = Row(case, f"backbone features, img/s ({work.img_size} px, batch {min(64, work.lever_images)})", "img/s", True,
+                  "eager fp32 channels_last", name)
+        fill(row, runs, lambda r: r["images_per_s"])
+        key = "onnxruntime" if case == "L1" else "bf16"
+        row.details = {"max_abs_difference_from_eager": errors[key], "feature_scale": float(reference.abs().max())}
+        if case == "L1":
+            row.details["export_and_check_s"] = export_s
+        row.note = ("kept" if kept else "not kept") + f"; max |diff| from eager {errors[key]:.1e}"
+        rows.append(row)
+    return rows
+
+
+def transform_row(work: Workload, repeats: int, say) -> Row:
+    from pixelforge.data.dataset import ImageDataset
+    from pixelforge.data.transforms import decode_size, resolve_augment, train_transform
+    from pixelforge.engine.threads import single_threaded
+
+    transform = train_transform(work.img_size, (0.5,) * 3, (0.5,) * 3, resolve_augment("light"))
+    dataset = ImageDataset(work.train_samples[:work.lever_images], {c: i for i, c in enumerate(work.classes)},
+                           decode_size(work.img_size, 0.875))
+    dataset.preload()
+    images = [dataset.pixels(i) for i in range(len(dataset))]
+    one = single_threaded(transform)
+
+    def rate(fn):
+        started = time.perf_counter()
+        for image in images:
+            fn(image)
+        return {"images_per_s": round(len(images) / (time.perf_counter() - started), 1)}
+
+    say("L3 per-image train transform: all torch threads vs one")
+    runs = alternate(lambda: rate(transform), lambda: rate(one), repeats, say)
+    row = Row("L3", "train transform, img/s (main process)", "img/s", True,
+              f"{torch.get_num_threads()} torch threads", "1 thread")
+    row.note = "kept"
+    return fill(row, runs, lambda r: r["images_per_s"])
+
+
+def train_step_rows(work: Workload, repeats: int, say) -> list[Row]:
+    from benchmarks.plain import plain_model
+
+    base = plain_model(len(work.classes))
+    x = torch.randn(work.lever_batch, 3, work.img_size, work.img_size)
+    y = torch.randint(0, len(work.classes), (work.lever_batch,))
+
+    def stepper(channels_last: bool, bf16: bool):
+        model = copy.deepcopy(base).train()
+        inputs = x
+        if channels_last:
+            model, inputs = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+        optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+
+        def step(batch):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                loss = F.cross_entropy(model(batch), y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+
+        return lambda: {"images_per_s": _rate(step, [inputs, inputs])}
+
+    rows = []
+    for case, before, after, kept in [("L4", (False, False), (True, False), True), ("L5", (True, False), (True, True), False)]:
+        names = {(False, False): "fp32 contiguous", (True, False): "fp32 channels_last", (True, True): "bf16 channels_last"}
+        say(f"{case} full fine-tuning step: {names[before]} vs {names[after]}")
+        runs = alternate(stepper(*before), stepper(*after), repeats, say)
+        row = Row(case, f"training step, img/s (batch {work.lever_batch}, {work.img_size} px)", "img/s", True,
+                  names[before], names[after])
+        row.note = "kept" if kept else "not kept"
+        rows.append(fill(row, runs, lambda r: r["images_per_s"]))
+    return rows
+
+
+def run(work: Workload, repeats: int, say=print) -> list[Row]:
+    return [*feature_rows(work, repeats, say), transform_row(work, repeats, say), *train_step_rows(work, repeats, say)]

@@ -1,0 +1,285 @@
+"""`pixelforge export`: a run folder becomes a package folder, checked against PyTorch before it is kept.
+
+The package is built in a hidden staging folder next to `--out`, the parity check runs on it exactly as a user
+would run it (the torch-free `Runtime`), and only a package that passes is moved to `--out`; a failing one is
+deleted and the error says by how much it missed. An existing non-empty `--out` is never touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pixelforge.deploy import parity as par
+from pixelforge.deploy.card import write_model_card
+from pixelforge.deploy.package import (CARD_FILE, CLASSES_FILE, MANIFEST_FILE, PARITY_FILE, PREPROCESS_FILE,
+                                       write_json)
+from pixelforge.deploy.preprocess import Preprocess
+from pixelforge.errors import PixelforgeError
+
+log = logging.getLogger("pixelforge")
+FORMATS = ("onnx", "torchscript")
+
+
+@dataclass
+class ExportResult:
+    package_dir: Path
+    parity: dict
+    seconds: float
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """The export settings; they are recorded in package.json and the model card."""
+
+    format: str = "onnx"
+    int8: bool = False
+    fp16: bool = False
+    parity_images: int = 256
+    calibration_images: int = 128
+    calibration: str = "minmax"
+    tolerance: float = 1e-3
+    fp16_tolerance: float = 5e-2
+    max_int8_drop: float = 1.0
+    opset: int = 18
+
+
+def export_package(run_dir: str | Path, out: str | Path, format: str = "onnx", int8: bool = False, fp16: bool = False,
+                   data: str | None = None, **settings) -> ExportResult:
+    """Export the run's best checkpoint to `out` and verify it against the PyTorch model.
+
+    Args:
+        run_dir: a run folder written by `pixelforge train`.
+        out: the package folder to create (must not exist, or be empty).
+        format: onnx | torchscript.
+        int8: also write a static int8 ONNX model calibrated on training images (the runtime's default then).
+        fp16: also write an fp16 ONNX model (for GPU runtimes).
+        data: the data to take validation/calibration images from (default: the run's own, as in its config).
+        **settings: other `ExportOptions` fields: parity_images (256), calibration_images (128), calibration
+            (minmax | entropy | percentile), tolerance (1e-3) and fp16_tolerance (5e-2) on max |Δlogit| relative to
+            max(1, max |logit|), max_int8_drop (1.0 accuracy points), opset (18).
+
+    Raises:
+        PixelforgeError: bad options, a non-empty `out`, data not found, or a parity check that fails.
+
+    Example:
+        >>> export_package("runs/shapes", "packages/shapes", int8=True).parity["fp32"]["passed"]  # doctest: +SKIP
+        True
+    """
+    started = time.perf_counter()
+    out = Path(out)
+    options = ExportOptions(format=format, int8=int8, fp16=fp16, **settings)
+    _check_options(out, options)
+    from pixelforge.evaluation.inference import load_run
+
+    loaded = load_run(run_dir)
+    spec = loaded.model.spec
+    pre = Preprocess(loaded.config.img_size, loaded.short_side, tuple(spec.mean), tuple(spec.std))
+    val_samples, train_samples = _samples(loaded, data, options.parity_images, options.calibration_images)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
+    try:
+        with _quiet_converters():
+            report = _build(staging, loaded, pre, val_samples, train_samples, options)
+        if out.exists():
+            out.rmdir()  # empty (checked above); the rename needs the name free
+        staging.chmod(0o755)  # mkdtemp makes it private; a package is meant to be shared
+        staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return ExportResult(out, report, round(time.perf_counter() - started, 2))
+
+
+def _build(staging: Path, loaded, pre: Preprocess, val_samples, train_samples, opt: ExportOptions) -> dict:
+    """Write every package file into `staging`, checking each model against PyTorch as soon as it exists."""
+    cfg = loaded.config
+    models = {"fp32": _write_model(loaded.model, staging, opt.format, cfg.img_size, opt.opset)}
+    manifest = {
+        "name": f"{cfg.model}-{Path(loaded.run_dir).name}", "backbone": cfg.model, "format": opt.format,
+        "models": models, "default_precision": "fp32", "input_name": "image", "output_name": "logits",
+        "num_classes": len(loaded.classes), "pixelforge_version": _version(),
+        "export": {**asdict(opt), "run": str(Path(loaded.run_dir).resolve()), "checkpoint": "best.ckpt",
+                   "dynamic_batch": True, "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
+    }
+    write_json(staging / PREPROCESS_FILE, pre.to_json())
+    write_json(staging / CLASSES_FILE, loaded.classes)
+    write_json(staging / MANIFEST_FILE, manifest)
+
+    reference, kept, targets = _pytorch_logits(loaded, val_samples)
+    report = {"split": "val", "images": len(kept)}
+
+    def measure(precision: str) -> dict:
+        return par.compare_logits(reference, _package_logits(staging, precision, kept), targets)
+
+    report["fp32"] = _require("fp32", par.check_logits(measure("fp32"), reference, opt.tolerance),
+                              "a conversion problem: try --format torchscript, or report the model")
+    if opt.int8:
+        models["int8"] = _write_int8(staging, pre, train_samples, opt.calibration)
+        manifest["default_precision"] = "int8"
+        manifest["export"]["calibration_images"] = len(train_samples)
+        write_json(staging / MANIFEST_FILE, manifest)
+        report["int8"] = _require("int8", par.check_accuracy_drop(measure("int8"), opt.max_int8_drop),
+                                  f"raise --max-int8-drop (now {opt.max_int8_drop}), try --calibration entropy, "
+                                  "or export without --int8")
+    if opt.fp16:
+        from pixelforge.deploy.quantize import convert_fp16
+
+        models["fp16"] = convert_fp16(staging / models["fp32"], staging / "model.fp16.onnx").name
+        write_json(staging / MANIFEST_FILE, manifest)
+        report["fp16"] = _require("fp16", par.check_logits(measure("fp16"), reference, opt.fp16_tolerance),
+                                  f"raise --fp16-tolerance (now {opt.fp16_tolerance}) or export without --fp16")
+    write_json(staging / PARITY_FILE, report)
+    write_model_card(staging / CARD_FILE, Path(loaded.run_dir), cfg, loaded.classes,
+                     {**manifest, "preprocess": pre.to_json()}, report)
+    return report
+
+
+@contextlib.contextmanager
+def _quiet_converters():
+    """The ONNX converters log every graph pass at INFO; the export's own lines are the ones worth reading."""
+    loggers = [logging.getLogger(name) for name in ("onnxscript", "onnx_ir", "onnxruntime", "torch.onnx")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    # onnxruntime.quantization logs to the root logger itself; a filter there drops only root's own records.
+    root_filter = _BelowWarning()
+    logging.getLogger().addFilter(root_filter)
+    try:
+        yield
+    finally:
+        logging.getLogger().removeFilter(root_filter)
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+class _BelowWarning(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING
+
+
+def _check_options(out: Path, opt: ExportOptions) -> None:
+    if opt.format not in FORMATS:
+        raise PixelforgeError(f"--format {opt.format!r}: choose one of {', '.join(FORMATS)}")
+    if opt.format != "onnx" and (opt.int8 or opt.fp16):
+        raise PixelforgeError("--int8 and --fp16 need --format onnx (ONNX Runtime does the quantization)")
+    if opt.calibration not in ("minmax", "entropy", "percentile"):
+        raise PixelforgeError(f"--calibration {opt.calibration!r}: choose minmax, entropy or percentile")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise PixelforgeError(f"{out}: already exists and is not empty; packages are never overwritten, choose a new --out")
+
+
+def _version() -> str:
+    import pixelforge
+
+    return pixelforge.__version__
+
+
+def _require(name: str, report: dict, fix: str) -> dict:
+    if not report["passed"]:
+        limit = (f"allowed {report['allowed_max_abs_logit_diff']:.2e}" if "allowed_max_abs_logit_diff" in report
+                 else f"allowed drop {report['allowed_drop_points']} points")
+        raise PixelforgeError(f"export refused: {name} parity failed ({par.describe(name, report)}; {limit}); {fix}")
+    log.info("parity %s", par.describe(name, report))
+    return report
+
+
+def _samples(loaded, data: str | None, parity_images: int, calibration_images: int):
+    """Up to `parity_images` validation and `calibration_images` training samples, a seeded random choice."""
+    from dataclasses import replace
+
+    from pixelforge.engine.train import prepare_data
+
+    cfg = loaded.config if data is None else loaded.config.model_copy(update={"data": data})
+    try:
+        source, _ = prepare_data(cfg)
+    except PixelforgeError as exc:
+        raise PixelforgeError(f"cannot read the run's data for the parity check ({exc}); pass --data") from None
+    val, train = source.split("val"), source.split("train")
+    if not val:
+        raise PixelforgeError(f"{cfg.data}: no validation images for the parity check; pass --data with a val split")
+    rng = random.Random(0)
+    val = sorted(rng.sample(val, parity_images), key=lambda s: str(s.path)) if len(val) > parity_images else val
+    train = rng.sample(train, min(calibration_images, len(train)))
+    known = set(loaded.classes)
+    val = [s if s.label in known else replace(s, label="") for s in val]
+    return val, train
+
+
+def _pytorch_logits(loaded, samples):
+    from pixelforge.evaluation.inference import run_inference
+
+    logits, kept, _ = run_inference(loaded, samples)
+    idx = {c: i for i, c in enumerate(loaded.classes)}
+    targets = np.array([idx.get(s.label, -1) for s in kept], dtype=np.int64)
+    return logits.numpy(), kept, targets
+
+
+def _package_logits(package_dir: Path, precision: str, samples) -> np.ndarray:
+    from pixelforge.deploy.runtime import Runtime
+
+    logits, kept, errors = Runtime(package_dir, precision).logits_for_files([str(s.path) for s in samples])
+    if errors:  # PyTorch read these same files a moment ago
+        raise PixelforgeError(f"{errors[0]['error']}; the file changed during export, export again")
+    return logits
+
+
+def _write_model(model, folder: Path, format: str, img_size: int, opset: int) -> str:
+    import torch
+
+    example = torch.randn(2, 3, img_size, img_size)
+    model = model.eval().to(memory_format=torch.contiguous_format)
+    if format == "torchscript":
+        import warnings
+
+        with warnings.catch_warnings(), torch.inference_mode():
+            warnings.simplefilter("ignore")  # torch.jit is deprecated in favour of torch.export
+            torch.jit.trace(model, example, check_trace=False).save(str(folder / "model.pt"))
+        return "model.pt"
+    path = folder / "model.onnx"
+    try:
+        batch = torch.export.Dim("batch", min=1, max=4096)
+        torch.onnx.export(model, (example,), str(path), input_names=["image"], output_names=["logits"], dynamo=True,
+                          dynamic_shapes=({0: batch},), opset_version=opset, external_data=False, verbose=False)
+    except Exception as exc:  # noqa: BLE001 - the torch.export-based exporter fails in many ways; fall back
+        log.info("torch.export-based ONNX export failed (%s); using the TorchScript-based exporter", exc)
+        import warnings
+
+        path.unlink(missing_ok=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(model, (example,), str(path), input_names=["image"], output_names=["logits"],
+                              dynamo=False, opset_version=min(opset, 17),
+                              dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}})
+    return path.name
+
+
+def _write_int8(folder: Path, pre: Preprocess, train_samples, calibration: str) -> str:
+    from pixelforge.deploy.preprocess import decode_file, resize_and_crop, to_model_input
+    from pixelforge.data.images import ImageReadError
+
+    def batches(size: int = 16):
+        crops = []
+        for sample in train_samples:
+            try:
+                crops.append(resize_and_crop(decode_file(sample.path, pre.resize_short_side), pre))
+            except ImageReadError:
+                continue
+            if len(crops) == size:
+                yield to_model_input(crops, pre)
+                crops = []
+        if crops:
+            yield to_model_input(crops, pre)
+
+    from pixelforge.deploy.quantize import quantize_int8
+
+    log.info("int8: calibrating on %d training images (%s)", len(train_samples), calibration)
+    return quantize_int8(folder / "model.onnx", folder / "model.int8.onnx", batches(), calibration).name

@@ -1,0 +1,117 @@
+"""The package folder `pixelforge export` writes, and reading it back without torch.
+
+    PACKAGE/model.onnx         fp32 model, dynamic batch axis (or model.pt for --format torchscript)
+            model.int8.onnx    with --int8: static QDQ int8 (the runtime's default when present)
+            model.fp16.onnx    with --fp16: for GPU runtimes
+            preprocess.json    img_size, resize mode and short side, crop, mean/std, channel order, layout
+            classes.json       class names in output order
+            package.json       format, model files, default precision, input/output names, export settings
+            parity.json        the parity report: max |delta logit|, top-1 agreement, accuracies per precision
+            model_card.md      data, metrics, intended use, limitations, export settings, parity
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from pixelforge.deploy.preprocess import Preprocess
+from pixelforge.errors import PixelforgeError
+
+PREPROCESS_FILE = "preprocess.json"
+CLASSES_FILE = "classes.json"
+MANIFEST_FILE = "package.json"
+PARITY_FILE = "parity.json"
+CARD_FILE = "model_card.md"
+PRECISIONS = ("fp32", "int8", "fp16")
+
+
+def is_package(path: str | Path) -> bool:
+    """True for a folder written by `pixelforge export` (it holds preprocess.json)."""
+    return (Path(path) / PREPROCESS_FILE).is_file()
+
+
+def write_json(path: Path, data) -> None:
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def _read_json(path: Path):
+    if not path.is_file():
+        raise PixelforgeError(f"{path}: missing; is {path.parent} a package written by `pixelforge export`?")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise PixelforgeError(f"{path}: not valid JSON ({exc}); export the package again") from None
+
+
+@dataclass
+class Package:
+    folder: Path
+    manifest: dict
+    preprocess: Preprocess
+    classes: list[str]
+
+    @property
+    def format(self) -> str:
+        return self.manifest["format"]
+
+    @property
+    def precisions(self) -> list[str]:
+        return [p for p in PRECISIONS if p in self.manifest["models"]]
+
+    def model_path(self, precision: str | None = None) -> Path:
+        """The model file for `precision` (fp32 | int8 | fp16; default: the package's default precision)."""
+        precision = precision or self.manifest["default_precision"]
+        files = self.manifest["models"]
+        if precision not in files:
+            raise PixelforgeError(f"{self.folder}: no {precision} model in this package (it has "
+                                  f"{', '.join(self.precisions)}); export with --{precision} or choose another")
+        path = self.folder / files[precision]
+        if not path.is_file():
+            raise PixelforgeError(f"{path}: model file missing; export the package again")
+        return path
+
+    @property
+    def model_card(self) -> str:
+        path = self.folder / CARD_FILE
+        return path.read_text() if path.is_file() else ""
+
+    @property
+    def parity(self) -> dict | None:
+        path = self.folder / PARITY_FILE
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def metadata(self) -> dict:
+        """What `GET /v1/model` answers: name, classes, input, precisions, parity (no file system paths)."""
+        return {
+            "name": self.manifest.get("name", self.folder.name),
+            "backbone": self.manifest.get("backbone"),
+            "format": self.format,
+            "precision": self.manifest["default_precision"],
+            "precisions": self.precisions,
+            "classes": self.classes,
+            "preprocess": self.preprocess.to_json(),
+            "parity": self.parity,
+            "pixelforge_version": self.manifest.get("pixelforge_version"),
+        }
+
+
+def read_package(folder: str | Path) -> Package:
+    """Read a package's JSON files (no model is loaded here).
+
+    Example:
+        >>> pkg = read_package("packages/shapes")  # doctest: +SKIP
+        >>> pkg.classes, pkg.preprocess.img_size  # doctest: +SKIP
+        (['circle', 'square', 'star', 'triangle'], 32)
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise PixelforgeError(f"{folder}: no such package folder; pass the folder `pixelforge export --out` wrote")
+    if not is_package(folder):
+        raise PixelforgeError(f"{folder}: not a pixelforge package (no {PREPROCESS_FILE}); "
+                              f"create one with `pixelforge export RUN --out {folder}`")
+    manifest = _read_json(folder / MANIFEST_FILE)
+    preprocess = Preprocess.from_json(_read_json(folder / PREPROCESS_FILE))
+    classes = _read_json(folder / CLASSES_FILE)
+    return Package(folder, manifest, preprocess, classes)

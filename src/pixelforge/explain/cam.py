@@ -1,0 +1,93 @@
+"""Class activation maps from pytorch-grad-cam, with the target layer found automatically for any backbone.
+
+Methods: Grad-CAM (Selvaraju et al. 2017), Grad-CAM++ (Chattopadhyay et al. 2018), Score-CAM (Wang et al. 2020)
+and Eigen-CAM (Muhammad & Yeasin 2020). All of them weight the feature maps of one convolutional layer; the
+usual choice is the last layer that still has a spatial grid, just before global pooling. `find_target_layer`
+finds it by running the model once and watching every module's output shape, so timm, torchvision and
+pixelforge backbones all work without a per-model table: it picks `bn2` for EfficientNets, `layer4` for ResNets,
+`stages` for ConvNeXt and simple_cnn, `blocks`/`features` for MobileNetV3, `Mixed_7c` for Inception-v3.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+from torch import nn
+
+# Modules that never own a feature map worth explaining: they pass their input on unchanged, or resample it.
+_SKIPPED = (nn.Identity, nn.Dropout, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
+
+
+def find_target_layer(model: nn.Module, img_size: int = 224) -> tuple[str, nn.Module]:
+    """The last module, in execution order, whose output is a feature map larger than 1x1 at `img_size`.
+
+    Global pooling, squeeze-excitation gates and heads produce 1x1 or flat outputs, so what remains is the final
+    spatial feature map. Probing at the real input size matters: at 32 px an EfficientNet's last map is 1x1 and an
+    earlier stage is the last one that can still say *where*.
+
+    Example:
+        >>> from pixelforge.models.classifier import build_classifier
+        >>> find_target_layer(build_classifier("simple_cnn", 2, weights="none"), 32)[0]
+        'backbone.stages'
+    """
+    seen: list[str] = []
+
+    def record(name):
+        def hook(module, inputs, output):
+            if isinstance(output, torch.Tensor) and output.ndim == 4 and output.shape[2] * output.shape[3] > 1:
+                seen.append(name)
+        return hook
+
+    handles = [module.register_forward_hook(record(name)) for name, module in model.named_modules()
+               if name and not isinstance(module, _SKIPPED)]
+    was_training = model.training
+    try:
+        model.eval()
+        device = next(model.parameters()).device
+        with torch.no_grad():
+            model(torch.zeros(1, 3, img_size, img_size, device=device))
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    if not seen:
+        raise ValueError(f"{type(model).__name__} has no layer with a spatial feature map at {img_size} px")
+    return seen[-1], model.get_submodule(seen[-1])
+
+
+@contextmanager
+def _quiet_progress():
+    """Silence the tqdm bar Score-CAM draws per image (the CLI has its own output)."""
+    from types import SimpleNamespace
+
+    from pytorch_grad_cam import score_cam
+
+    before = score_cam.tqdm
+    score_cam.tqdm = SimpleNamespace(tqdm=lambda iterable, *args, **kwargs: iterable)
+    try:
+        yield
+    finally:
+        score_cam.tqdm = before
+
+
+def cam_heatmaps(model: nn.Module, x: torch.Tensor, targets: list[int], method: str = "gradcam",
+                 layer: nn.Module | None = None) -> np.ndarray:
+    """Heat maps (N, H, W) in [0, 1] for the classes `targets` of the batch `x` (normalized model input)."""
+    from pytorch_grad_cam import EigenCAM, GradCAM, GradCAMPlusPlus, ScoreCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    kinds = {"gradcam": GradCAM, "gradcam++": GradCAMPlusPlus, "scorecam": ScoreCAM, "eigencam": EigenCAM}
+    if layer is None:
+        layer = find_target_layer(model, x.shape[-1])[1]
+    cam = kinds[method](model=model, target_layers=[layer])
+    cam.batch_size = 64  # Score-CAM: masked copies per forward pass
+    try:
+        # The input requires grad so the graph exists even when every parameter is frozen.
+        with torch.enable_grad(), _quiet_progress():
+            maps = cam(input_tensor=x.detach().clone().requires_grad_(True),
+                       targets=[ClassifierOutputTarget(int(t)) for t in targets])
+    finally:
+        cam.activations_and_grads.release()
+    return np.nan_to_num(np.asarray(maps, dtype=np.float32))

@@ -1,0 +1,56 @@
+"""`data check` finds every problem it promises (and never crashes on them); `data preview` draws a grid."""
+
+import json
+
+import numpy as np
+from PIL import Image
+
+from pixelforge.data.check import check_dataset
+from tests.data.test_sources import make_folder
+
+
+def _problem_dataset(root):
+    make_folder(root, {"a": 4, "b": 4}, "train")
+    make_folder(root, {"a": 1, "b": 1}, "val")
+    (root / "train" / "a" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0garbage")
+    (root / "train" / "b" / "empty.png").write_bytes(b"")
+    (root / "train" / "b" / "dup.png").write_bytes((root / "train" / "b" / "0.png").read_bytes())
+    (root / "val" / "a" / "leak.png").write_bytes((root / "train" / "a" / "1.png").read_bytes())
+    Image.new("L", (16, 16)).save(root / "train" / "a" / "gray.png")
+    Image.new("CMYK", (16, 16)).save(root / "train" / "a" / "cmyk.jpg")
+    return root
+
+
+def test_check_reports_every_kind_of_problem(tmp_path):
+    report = check_dataset(str(_problem_dataset(tmp_path)))
+    assert any("broken.jpg" in line for line in report.unreadable)
+    assert any(p.endswith("empty.png") for p in report.zero_byte)
+    assert any(any(p.endswith("dup.png") for p in group) for group in report.duplicates)
+    assert any(any("leak.png" in p for p in group) for group in report.cross_split_duplicates)
+    assert report.modes.get("grayscale") == 1 and report.modes.get("CMYK") == 1
+    assert report.per_split["train"]["a"] == 7 and report.problem_count >= 4
+
+
+def test_check_cli_strict_exit_code_and_json(tmp_path, cli):
+    clean = make_folder(tmp_path / "clean", {"a": 3, "b": 3})
+    assert cli("data", "check", str(clean), "--strict").returncode == 0
+    bad = _problem_dataset(tmp_path / "bad")
+    result = cli("data", "check", str(bad), "--strict", "--json")
+    assert result.returncode == 1
+    assert json.loads(result.stdout)["problem_count"] >= 4
+
+
+def test_preview_writes_a_png_grid(tmp_path, cli, shapes_dir):
+    out = tmp_path / "grid.png"
+    result = cli("data", "preview", str(shapes_dir), "--out", str(out), "--img-size", "48", "--count", "8")
+    assert result.returncode == 0, result.stderr
+    image = np.asarray(Image.open(out))
+    assert image.shape[0] > 100 and image.std() > 10
+
+
+def test_make_writes_a_builtin_dataset_and_refuses_to_overwrite(tmp_path, cli):
+    out = tmp_path / "shapes"
+    assert cli("data", "make", "shapes", "--out", str(out)).returncode == 0
+    assert len(list((out / "test").rglob("*.png"))) > 50
+    again = cli("data", "make", "shapes", "--out", str(out))
+    assert again.returncode == 2 and "not empty" in again.stderr

@@ -1,0 +1,59 @@
+"""Every image mode a photo folder holds becomes upright 8-bit RGB; broken files raise a named, one-line error."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pixelforge.data.images import ImageReadError, load_rgb
+
+
+def _save(img: Image.Image, path, **kw):
+    img.save(path, **kw)
+    return path
+
+
+@pytest.mark.parametrize("mode", ["CMYK", "P", "LA", "RGBA", "L", "1"])
+def test_every_mode_becomes_rgb(tmp_path, mode):
+    src = Image.fromarray(np.random.default_rng(0).integers(0, 255, (20, 30, 3), dtype=np.uint8)).convert(mode)
+    ext = "jpg" if mode == "CMYK" else "png"
+    out = load_rgb(_save(src, tmp_path / f"x.{ext}"))
+    assert out.mode == "RGB" and out.size == (30, 20)
+
+
+def test_sixteen_bit_is_rescaled_not_clipped(tmp_path):
+    ramp = (np.linspace(0, 60000, 64 * 64).reshape(64, 64)).astype(np.uint16)
+    out = np.asarray(load_rgb(_save(Image.fromarray(ramp), tmp_path / "deep.png")))
+    assert out.max() == 255 and out.min() == 0 and len(np.unique(out[..., 0])) > 100
+
+
+def test_alpha_is_composited_on_white(tmp_path):
+    transparent = Image.new("RGBA", (8, 8), (255, 0, 0, 0))
+    assert np.asarray(load_rgb(_save(transparent, tmp_path / "a.png")))[0, 0].tolist() == [255, 255, 255]
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    img = Image.new("RGB", (40, 20), "red")
+    exif = img.getexif()
+    exif[0x0112] = 6  # rotate 90° on display
+    out = load_rgb(_save(img, tmp_path / "rot.jpg", exif=exif))
+    assert out.size == (20, 40)
+
+
+def test_jpeg_draft_keeps_requested_size(tmp_path):
+    big = Image.fromarray(np.random.default_rng(0).integers(0, 255, (1200, 1600, 3), dtype=np.uint8))
+    out = load_rgb(_save(big, tmp_path / "big.jpg"), min_side=256)
+    assert min(out.size) >= 256 and out.size[0] < 1600
+
+
+def test_corrupt_truncated_and_empty_files_name_the_file(tmp_path):
+    good = _save(Image.new("RGB", (64, 64), "blue"), tmp_path / "good.jpg")
+    truncated = tmp_path / "truncated.jpg"
+    truncated.write_bytes(good.read_bytes()[:200])
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    text = tmp_path / "text.png"
+    text.write_text("not an image")
+    for bad in (truncated, empty, text):
+        with pytest.raises(ImageReadError) as info:
+            load_rgb(bad)
+        assert str(bad) in str(info.value) and "\n" not in str(info.value)

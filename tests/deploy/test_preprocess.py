@@ -1,0 +1,70 @@
+"""The NumPy/PIL preprocessing of a package gives the same model input as the PyTorch eval transform."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pixelforge.deploy.preprocess import (NotAnImageError, Preprocess, TooManyPixelsError, TruncatedImageError,
+                                          decode_bytes, decode_file, resize_and_crop, to_model_input)
+
+
+def _photo(size, mode="RGB", seed=0) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    w, h = size
+    # Smooth gradients plus noise: resizing and JPEG behave as on photos, not as on flat colour.
+    x, y = np.meshgrid(np.linspace(0, 255, w), np.linspace(0, 255, h))
+    rgb = np.stack([x, y, (x + y) / 2], -1) + rng.normal(0, 20, (h, w, 3))
+    img = Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8))
+    return img.convert(mode)
+
+
+@pytest.mark.parametrize("size,fmt,mode", [((640, 480), "JPEG", "RGB"), ((97, 211), "PNG", "RGB"),
+                                           ((300, 300), "PNG", "RGBA"), ((1200, 700), "JPEG", "L"),
+                                           ((64, 64), "PNG", "P")])
+@pytest.mark.parametrize("img_size,crop_pct,mean,std", [(224, 0.875, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+                                                        (32, 1.0, (0.5,) * 3, (0.5,) * 3)])
+def test_numpy_preprocessing_matches_torch_eval_transform(tmp_path, size, fmt, mode, img_size, crop_pct, mean, std):
+    from pixelforge.data.dataset import decode_resized
+    from pixelforge.data.transforms import decode_size, eval_transform
+
+    path = tmp_path / f"img.{fmt.lower()}"
+    _photo(size, mode).save(path, fmt)
+    short = decode_size(img_size, crop_pct)
+    expected = eval_transform(img_size, mean, std)(decode_resized(path, short)).numpy()
+    pre = Preprocess(img_size, short, mean, std)
+    got = to_model_input([resize_and_crop(decode_file(path, short), pre)], pre)[0]
+    assert got.shape == expected.shape == (3, img_size, img_size) and got.dtype == np.float32
+    assert np.abs(got - expected).max() < 1e-6
+
+
+def test_bytes_decode_like_files(tmp_path):
+    path = tmp_path / "photo.jpg"
+    _photo((900, 600)).save(path, "JPEG")
+    from_file = np.asarray(decode_file(path, min_side=256))
+    from_bytes = np.asarray(decode_bytes(path.read_bytes(), min_side=256))
+    assert np.array_equal(from_file, from_bytes)
+
+
+def test_preprocess_json_round_trip():
+    pre = Preprocess(224, 256, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+    assert Preprocess.from_json(pre.to_json()) == pre
+    assert pre.to_json()["channel_order"] == "RGB" and pre.to_json()["layout"] == "NCHW"
+
+
+def test_upload_errors_are_classified():
+    buf = io.BytesIO()
+    _photo((400, 300)).save(buf, "JPEG")
+    jpeg = buf.getvalue()
+    with pytest.raises(NotAnImageError):
+        decode_bytes(b"just some text, not pixels")
+    with pytest.raises(NotAnImageError):
+        decode_bytes(b"")
+    with pytest.raises(TruncatedImageError):
+        decode_bytes(jpeg[: len(jpeg) // 2])
+    with pytest.raises(TooManyPixelsError):
+        decode_bytes(jpeg, max_pixels=400 * 300 - 1)
+    assert decode_bytes(jpeg, max_pixels=400 * 300).size == (400, 300)

@@ -1,0 +1,87 @@
+"""The package runtime: same predictions as the run, through ONNX Runtime, without importing torch."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+
+
+def test_predict_package_json_matches_predicting_from_the_run(cli, tiny_run, tiny_package, shapes_dir, sample_images):
+    image = str(sample_images[2])
+    folder = shapes_dir / "val" / "circle"
+    args = [image, folder, "--json", "--top-k", "3"]
+    from_run = json.loads(cli("predict", tiny_run, *args).stdout)
+    result = cli("predict", tiny_package, *args)
+    assert result.returncode == 0, result.stderr
+    from_package = json.loads(result.stdout)
+    assert [r["path"] for r in from_package] == [r["path"] for r in from_run]
+    assert from_package[0]["path"] == image
+    assert all(set(r) == {"path", "label", "score", "top_k"} and len(r["top_k"]) == 3 for r in from_package)
+    fp32 = _predict_fp32(tiny_package, [r["path"] for r in from_run])
+    assert [r["label"] for r in fp32] == [r["label"] for r in from_run]
+    assert max(abs(a["score"] - b["score"]) for a, b in zip(fp32, from_run)) < 1e-4
+
+
+def _predict_fp32(package, paths):
+    from pixelforge.deploy.runtime import Runtime
+
+    return Runtime(package, "fp32").predict_files(paths, top_k=3)
+
+
+def test_package_predict_never_imports_torch(tiny_package, sample_images, tmp_path):
+    code = (
+        "import sys, json\n"
+        "from pixelforge.cli import main\n"
+        f"sys.argv = ['pixelforge', 'predict', {str(tiny_package)!r}, {str(sample_images[0])!r}, '--json']\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+        "print('TORCH_LOADED', 'torch' in sys.modules, file=sys.stderr)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)[0]["label"]
+    assert "TORCH_LOADED False" in result.stderr
+
+
+def test_runtime_modules_import_without_torch():
+    code = ("import sys\nimport pixelforge.cli, pixelforge.deploy.runtime, pixelforge.deploy.server, "
+            "pixelforge.deploy.video, pixelforge.deploy.commands\nassert 'torch' not in sys.modules, 'torch imported'\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+
+
+def test_globs_csv_and_unreadable_files(cli, tiny_package, shapes_dir, tmp_path):
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG not really")
+    pattern = str(shapes_dir / "val" / "star" / "*.png")
+    result = cli("predict", tiny_package, pattern, broken, "--json")
+    rows = json.loads(result.stdout)
+    assert len(rows) == len(list((shapes_dir / "val" / "star").glob("*.png"))) + 1
+    assert rows[-1]["label"] is None and "broken.png" in rows[-1]["error"]
+    assert cli("predict", tiny_package, pattern, "--csv", tmp_path / "p.csv").returncode == 0
+    assert (tmp_path / "p.csv").read_text().startswith("path,label,score")
+    table = cli("predict", tiny_package, pattern)
+    assert table.returncode == 0 and table.stdout.count("\n") == len(rows) - 1
+
+
+def test_batched_logits_equal_single_image_logits(tiny_package, sample_images):
+    from pixelforge.deploy.runtime import Runtime
+
+    runtime = Runtime(tiny_package, "fp32")
+    paths = [str(p) for p in sample_images]
+    batched, kept, errors = runtime.logits_for_files(paths, batch_size=4)
+    single = np.concatenate([runtime.logits_for_files([p])[0] for p in paths])
+    assert kept == paths and not errors
+    assert np.abs(batched - single).max() < 1e-5
+
+
+def test_not_a_package_is_a_clear_error(tmp_path):
+    import pytest
+
+    from pixelforge.deploy.runtime import Runtime
+    from pixelforge.errors import PixelforgeError
+
+    with pytest.raises(PixelforgeError, match="not a pixelforge package"):
+        Runtime(tmp_path)

@@ -1,0 +1,131 @@
+"""The fast frozen-backbone path is exact: ONNX Runtime features equal the eager backbone's, and so do accuracies."""
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import pixelforge
+from pixelforge.data.dataset import ImageDataset
+from pixelforge.data.sources import resolve_data
+from pixelforge.data.transforms import decode_size, eval_transform, resolve_augment, train_transform
+from pixelforge.engine import features
+from pixelforge.engine.features import FeatureDataset, FeatureExtractor, extract_features
+from pixelforge.errors import PixelforgeError
+from pixelforge.models.classifier import build_classifier
+
+CLASSES = {"circle": 0, "square": 1, "star": 2, "triangle": 3}
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    """The real default backbone with its bundled ImageNet weights, eval mode, channels_last as train.py uses it."""
+    return build_classifier("tf_efficientnet_lite0", 4).backbone.eval().to(memory_format=torch.channels_last)
+
+
+def shapes_split(shapes_dir, split: str, size: int, train: bool = False) -> ImageDataset:
+    samples = resolve_data(str(shapes_dir)).split(split)
+    transform = (train_transform(size, (0.5,) * 3, (0.5,) * 3, resolve_augment("light")) if train
+                 else eval_transform(size, (0.5,) * 3, (0.5,) * 3))
+    dataset = ImageDataset(samples, CLASSES, decode_size(size, 0.875), transform)
+    dataset.preload()
+    return dataset
+
+
+def test_onnxruntime_features_equal_eager_lite0(lite0):
+    x = torch.randn(5, 3, 64, 64)  # odd batch: the exported batch dimension is dynamic
+    extractor = FeatureExtractor(lite0, engine="auto")
+    fast = extractor(x)
+    assert extractor.name == "onnxruntime", extractor.reason
+    with torch.inference_mode():
+        exact = lite0(x)
+    assert fast.shape == exact.shape == (5, 1280)
+    torch.testing.assert_close(fast, exact, rtol=1e-4, atol=1e-4)
+
+
+def test_cached_features_give_same_accuracy_on_fixed_split(lite0, shapes_dir):
+    from sklearn.linear_model import LogisticRegression
+
+    train_set, val_set = shapes_split(shapes_dir, "train", 64), shapes_split(shapes_dir, "val", 64)
+    features_of, predictions, accuracy = {}, {}, {}
+    for engine in ("eager", "onnxruntime"):
+        extractor = FeatureExtractor(lite0, engine=engine)
+        train_x, train_y = extract_features(lite0, train_set, 1, 64, 0, extractor=extractor)
+        val_x, val_y = extract_features(lite0, val_set, 1, 64, 0, extractor=extractor)
+        assert extractor.name == engine
+        head = LogisticRegression(max_iter=2000).fit(train_x[0].numpy(), train_y.numpy())
+        features_of[engine] = (train_x, val_x)
+        predictions[engine] = head.predict(val_x[0].numpy())
+        accuracy[engine] = float((predictions[engine] == val_y.numpy()).mean())
+    for fast, exact in zip(features_of["onnxruntime"], features_of["eager"]):
+        torch.testing.assert_close(fast, exact, rtol=1e-4, atol=1e-4)
+    assert accuracy["onnxruntime"] == accuracy["eager"] > 0.5
+    assert (predictions["onnxruntime"] == predictions["eager"]).all()
+
+
+def test_views_draw_new_augmentations_and_index_as_documented(shapes_dir):
+    backbone = build_classifier("simple_cnn", 4, "none").backbone.eval()
+    torch.manual_seed(0)
+    dataset = shapes_split(shapes_dir, "val", 32, train=True)
+    feats, labels = extract_features(backbone, dataset, 2, 16, 0)
+    assert feats.shape == (2, len(dataset), 256) and labels.tolist() == dataset.targets
+    assert not torch.allclose(feats[0], feats[1])  # each view is a new random crop
+    pairs = FeatureDataset(feats, labels)
+    assert len(pairs) == 2 * len(dataset)
+    x, y = pairs[len(dataset) + 3]
+    assert torch.equal(x, feats[1, 3]) and y == labels[3]
+
+
+class Unexportable(nn.Module):
+    def forward(self, x):
+        if torch.jit.is_tracing() or torch.compiler.is_exporting():
+            raise RuntimeError("this model cannot be exported")
+        return x.mean(dim=(2, 3))
+
+
+def test_falls_back_to_eager_when_export_fails(caplog):
+    extractor = FeatureExtractor(Unexportable(), engine="auto")
+    with caplog.at_level(logging.WARNING, logger="pixelforge"):
+        out = extractor(torch.ones(2, 3, 8, 8))
+    assert extractor.name == "eager" and "failed" in extractor.reason
+    assert torch.equal(out, torch.ones(2, 3))
+    assert "falls back to eager" in caplog.text
+
+
+def test_falls_back_to_eager_when_onnx_features_differ(monkeypatch):
+    monkeypatch.setattr(features.OnnxBackbone, "__call__", lambda self, x: torch.zeros(len(x), 256))
+    backbone = build_classifier("simple_cnn", 4, "none").backbone
+    extractor = FeatureExtractor(backbone, engine="auto")
+    x = torch.rand(3, 3, 32, 32)
+    out = extractor(x)
+    assert extractor.name == "eager" and "differ" in extractor.reason
+    with torch.inference_mode():
+        torch.testing.assert_close(out, backbone.eval()(x))
+
+
+def test_engine_is_chosen_by_environment(monkeypatch):
+    backbone = build_classifier("simple_cnn", 4, "none").backbone
+    monkeypatch.setenv("PIXELFORGE_FEATURE_ENGINE", "eager")
+    extractor = FeatureExtractor(backbone)
+    extractor(torch.rand(2, 3, 32, 32))
+    assert extractor.name == "eager" and "PIXELFORGE_FEATURE_ENGINE" in extractor.reason
+    monkeypatch.setenv("PIXELFORGE_FEATURE_ENGINE", "tensorrt")
+    with pytest.raises(PixelforgeError, match="PIXELFORGE_FEATURE_ENGINE"):
+        FeatureExtractor(backbone)
+
+
+@pytest.mark.slow
+def test_train_picks_onnxruntime_and_matches_eager_accuracy(shapes_dir, tmp_path, monkeypatch, caplog):
+    """`pixelforge train` defaults (linear) say which engine ran; forcing eager gives the same run on a fixed split."""
+    options = dict(model="simple_cnn", weights="none", img_size=32, epochs=2, strategy="linear", lr=3e-3,
+                   feature_views=2, quiet=True)
+    with caplog.at_level(logging.INFO, logger="pixelforge"):
+        fast = pixelforge.train(str(shapes_dir), out=str(tmp_path / "fast"), **options)
+    assert fast.path == "cached-features"
+    assert "backbone features computed by onnxruntime" in caplog.text
+    monkeypatch.setenv("PIXELFORGE_FEATURE_ENGINE", "eager")
+    eager = pixelforge.train(str(shapes_dir), out=str(tmp_path / "eager"), **options)
+    assert fast.best_val_accuracy == pytest.approx(eager.best_val_accuracy, abs=1 / 60)  # at most one image apart
+    assert np.isfinite(fast.best_val_accuracy)

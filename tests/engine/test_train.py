@@ -1,0 +1,141 @@
+"""The engine writes a complete run folder, resumes exactly, survives bad files and reads configs strictly."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+import pixelforge
+from pixelforge.config import build_config
+from pixelforge.engine import run_dir as rd
+from pixelforge.errors import PixelforgeError
+
+TINY = dict(model="simple_cnn", weights="none", img_size=32, strategy="full", lr=3e-3, quiet=True)
+
+
+def test_run_folder_has_everything(tiny_run):
+    for name in ("config.yaml", "classes.json", "metrics.csv", "summary.json", "report.html",
+                 "checkpoints/last.ckpt", "checkpoints/best.ckpt"):
+        assert (tiny_run / name).is_file(), name
+    assert list((tiny_run / "tensorboard").rglob("events.out.tfevents.*"))
+    rows = rd.read_metrics(tiny_run / "metrics.csv")
+    assert [r["epoch"] for r in rows] == [1, 2, 3] and rows[-1]["train_acc"] > 0.4
+    assert yaml.safe_load((tiny_run / "config.yaml").read_text())["model"] == "simple_cnn"
+    assert json.loads((tiny_run / "classes.json").read_text()) == ["circle", "square", "star", "triangle"]
+
+
+def test_existing_run_folder_is_never_overwritten(tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "precious.txt").write_text("keep")
+    assert rd.new_run_dir(tmp_path / "run").name == "run-2"
+    assert (tmp_path / "run" / "precious.txt").read_text() == "keep"
+
+
+class InterruptAt:
+    def __init__(self, step):
+        self.step = step
+
+    def on_train_batch_end(self, state):
+        if state.global_step == self.step:
+            raise KeyboardInterrupt
+
+
+def test_resume_after_interrupt_matches_uninterrupted_run(tmp_path, shapes_dir):
+    options = dict(TINY, epochs=3, augment="none", dropout=0.0)
+    straight = pixelforge.train(str(shapes_dir), out=str(tmp_path / "straight"), **options)
+    with pytest.raises(PixelforgeError, match="resume with"):
+        pixelforge.train(str(shapes_dir), out=str(tmp_path / "cut"), callbacks=[InterruptAt(20)], **options)
+    saved = torch.load(tmp_path / "cut" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert saved["loop"]["epoch"] == 1 and saved["loop"]["batch"] > 0  # stopped mid-way through epoch 2
+    resumed = pixelforge.train(resume=tmp_path / "cut")
+    rows = rd.read_metrics(tmp_path / "cut" / "metrics.csv")
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert abs(resumed.best_val_accuracy - straight.best_val_accuracy) <= 0.03
+    final = rd.read_metrics(tmp_path / "straight" / "metrics.csv")[-1]
+    assert abs(rows[-1]["val_loss"] - final["val_loss"]) < 0.05
+
+
+def test_resume_with_a_different_class_set_is_refused(tmp_path, shapes_dir, tiny_run):
+    other = tmp_path / "other"
+    for label in ("circle", "hexagon"):
+        (other / label).mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (32, 32), (i * 40, 0, 0)).save(other / label / f"{i}.png")
+    with pytest.raises(PixelforgeError, match="added: \\['hexagon'\\]"):
+        pixelforge.train(str(other), resume=tiny_run)
+
+
+@pytest.mark.slow
+def test_sigterm_writes_a_resumable_checkpoint(tmp_path, shapes_dir):
+    run = tmp_path / "sig"
+    proc = subprocess.Popen([sys.executable, "-c", "from pixelforge.cli import main; main()", "train", "--data",
+                             str(shapes_dir), "--model", "simple_cnn", "--weights", "none", "--img-size", "32",
+                             "--strategy", "full", "--epochs", "200", "--out", str(run), "--quiet"],
+                            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (run / "metrics.csv").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and "resume with" in err
+    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+    assert checkpoint["loop"]["epoch"] >= 1
+    resumed = pixelforge.train(resume=run, epochs=checkpoint["loop"]["epoch"] + 1)
+    assert resumed.epochs_run == checkpoint["loop"]["epoch"] + 1
+
+
+def test_corrupt_images_are_skipped_and_counted(tmp_path, shapes_dir):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(shapes_dir, data)
+    (data / "train" / "circle" / "zz_broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    result = pixelforge.train(str(data), out=str(tmp_path / "run"), epochs=1, **TINY)
+    summary = json.loads((result.run_dir / "summary.json").read_text())
+    assert len(summary["unreadable_images"]) == 1 and "zz_broken.png" in summary["unreadable_images"][0]
+
+
+def test_config_file_cli_wins_and_errors_name_the_key(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("data: digits\nepochs: 7\nmodel: resnet18\naugment_options:\n  hflip: false\n")
+    cfg = build_config(path, epochs=3)
+    assert (cfg.epochs, cfg.model, cfg.augment_options.hflip) == (3, "resnet18", False)
+    path.write_text("data: digits\noptimiser: adam\n")
+    with pytest.raises(PixelforgeError, match="optimiser: Extra inputs"):
+        build_config(path)
+    with pytest.raises(PixelforgeError, match="schedule: Input should be 'cosine', 'onecycle' or 'constant'"):
+        build_config(None, data="digits", schedule="step")
+
+
+def test_lr_auto_runs_a_range_test_and_plots_it(tmp_path, shapes_dir):
+    result = pixelforge.train(str(shapes_dir), out=str(tmp_path / "auto"), epochs=1, lr_find_steps=20, **{**TINY, "lr": "auto"})
+    assert 1e-6 < result.lr < 1.0
+    assert (result.run_dir / "lr_find.png").is_file()
+
+
+def test_gradual_strategy_and_early_stopping(tmp_path, shapes_dir):
+    result = pixelforge.train(str(shapes_dir), out=str(tmp_path / "g"), epochs=6, early_stopping=1,
+                              **{**TINY, "strategy": "gradual", "lr": 1e-6})
+    assert result.epochs_run < 6  # a learning rate this small cannot keep improving
+
+
+def test_linear_strategy_uses_cached_features(tmp_path, shapes_dir):
+    result = pixelforge.train(str(shapes_dir), out=str(tmp_path / "lin"), epochs=3, model="tf_efficientnet_lite0",
+                              weights="imagenet", img_size=64, strategy="linear", quiet=True)
+    assert result.path == "cached-features"
+    assert result.best_val_accuracy > 0.6  # pretrained features tell shapes apart; chance is 0.25
+
+
+@pytest.mark.slow
+def test_two_process_ddp_on_cpu(tmp_path, shapes_dir):
+    result = pixelforge.train(str(shapes_dir), out=str(tmp_path / "ddp"), epochs=2, devices=2, **TINY)
+    rows = rd.read_metrics(result.run_dir / "metrics.csv")
+    assert len(rows) == 2 and result.best_val_accuracy > 0.3
+    assert (result.run_dir / "checkpoints" / "best.ckpt").is_file()

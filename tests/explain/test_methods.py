@@ -1,0 +1,70 @@
+"""Every explanation method on a tiny model: right shape, in [0, 1], not constant; target layers for every backbone."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from pixelforge.errors import PixelforgeError
+from pixelforge.explain.cam import find_target_layer
+from pixelforge.explain.methods import METHODS, check_method, heatmaps
+from pixelforge.models.classifier import build_classifier
+from pixelforge.models.registry import list_backbones
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    torch.manual_seed(0)
+    return build_classifier("simple_cnn", 3, weights="none").eval()
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_each_method_gives_a_non_constant_map_per_image(tiny_model, method):
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    maps = heatmaps(tiny_model, x, [0, 2], method)
+    assert maps.shape == (2, 32, 32)
+    assert maps.dtype == np.float32
+    assert maps.min() >= 0 and maps.max() <= 1
+    for heat in maps:
+        assert heat.std() > 1e-3, f"{method} gave a constant map"
+
+
+def test_heatmaps_work_after_inference_mode_conversions(tiny_model):
+    # run_inference converts the model to channels_last inside inference_mode; gradients must still flow after.
+    with torch.inference_mode():
+        tiny_model.to(memory_format=torch.channels_last)
+    maps = heatmaps(tiny_model, torch.randn(1, 3, 32, 32), [1], "gradcam")
+    assert maps.shape == (1, 32, 32)
+
+
+EXPECTED_LAYERS = {
+    "tf_efficientnet_lite0": "backbone.bn2", "efficientnet_b0": "backbone.bn2", "resnet18": "backbone.layer4",
+    "resnet50": "backbone.layer4", "convnext_nano": "backbone.stages", "inception_v3": "backbone.Mixed_7c",
+    "mobilenetv3_large_100": "backbone.blocks", "vgg16_bn": "backbone.features", "simple_cnn": "backbone.stages",
+    "tv_resnet18": "backbone.layer4", "tv_resnet50": "backbone.layer4", "tv_efficientnet_b0": "backbone.features",
+    "tv_mobilenet_v3_large": "backbone.features", "tv_vgg16_bn": "backbone.features",
+}
+
+
+@pytest.mark.parametrize("name", list_backbones())
+def test_target_layer_is_the_last_spatial_feature_map_of_every_backbone(name):
+    with torch.device("meta"):  # architecture only: instant, no weights
+        model = build_classifier(name, 2, weights="none")
+    layer_name, layer = find_target_layer(model, 224)
+    assert layer_name == EXPECTED_LAYERS[name]
+    assert layer is model.get_submodule(layer_name)
+
+
+def test_target_layer_follows_the_input_size():
+    # At 32 px an EfficientNet's last map is 1x1, so the explanation must come from an earlier stage.
+    with torch.device("meta"):
+        model = build_classifier("tf_efficientnet_lite0", 2, weights="none")
+    assert find_target_layer(model, 32)[0] != "backbone.bn2"
+
+
+def test_unknown_method_is_a_one_line_user_error():
+    with pytest.raises(PixelforgeError, match=re.escape("--method 'gradcam+' is not a method; choose one of gradcam,")):
+        check_method("gradcam+")

@@ -1,0 +1,95 @@
+"""Every registered backbone builds and runs; weights load from the bundle or a file, and wrong ones say why."""
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from pixelforge.errors import PixelforgeError
+from pixelforge.models.catalog import describe_backbones
+from pixelforge.models.classifier import build_classifier, check_img_size
+from pixelforge.models.registry import BACKBONES, get_spec, list_backbones
+
+REQUIRED = ["vgg16_bn", "resnet18", "resnet50", "inception_v3", "efficientnet_b0", "tf_efficientnet_lite0",
+            "mobilenetv3_large_100", "simple_cnn"]
+
+
+def test_required_backbones_are_registered():
+    assert set(REQUIRED) <= set(list_backbones())
+
+
+@pytest.mark.parametrize("name", list_backbones())
+def test_backbone_builds_and_classifies_at_its_min_size(name):
+    size = max(32, BACKBONES[name].min_size)
+    with torch.device("meta"):  # architecture only: fast, no memory, no downloads
+        model = build_classifier(name, num_classes=3, weights="none").eval()
+        logits = model(torch.zeros(2, 3, size, size))
+    assert logits.shape == (2, 3)
+    assert model.stages(), "gradual unfreezing needs stages"
+
+
+def test_catalog_reports_params_and_flops():
+    rows = {r["name"]: r for r in describe_backbones(224)}
+    lite0 = rows["tf_efficientnet_lite0"]
+    assert 3.0 < lite0["params_m"] < 4.8 and 0.6 < lite0["gflops"] < 0.9
+    assert rows["vgg16_bn"]["gflops"] > 20 * lite0["gflops"]
+
+
+def test_unknown_backbone_suggests_close_names():
+    with pytest.raises(PixelforgeError, match="did you mean.*resnet50"):
+        get_spec("resnet5")
+
+
+def test_image_size_too_small_is_rejected():
+    with pytest.raises(PixelforgeError, match="inception_v3: it needs at least 75"):
+        check_img_size("inception_v3", 64)
+
+
+def test_bundled_lite0_weights_recognise_imagenet_photos():
+    import timm
+    from skimage import data
+
+    from pixelforge.models.weights import lite0_imagenet_state_dict
+
+    model = timm.create_model("tf_efficientnet_lite0")
+    model.load_state_dict(lite0_imagenet_state_dict(model))
+    model.eval()
+    predictions = []
+    for image in (data.chelsea(), data.coffee()):
+        x = torch.from_numpy(image).permute(2, 0, 1).float()[None] / 255
+        x = torch.nn.functional.interpolate(x, size=(224, 224), mode="bilinear", antialias=True)
+        predictions.append(int(model((x - 0.5) / 0.5).argmax()))
+    assert predictions == [285, 967]  # ImageNet: Egyptian cat, espresso
+
+
+def test_imagenet_default_is_offline_for_lite0():
+    model = build_classifier("tf_efficientnet_lite0", num_classes=2, weights="imagenet")
+    import timm
+
+    reference = timm.create_model("tf_efficientnet_lite0", num_classes=0)
+    assert not torch.equal(model.backbone.conv_stem.weight, reference.conv_stem.weight)
+
+
+def test_offline_imagenet_download_fails_with_a_useful_message(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(PixelforgeError, match="--weights PATH/model.safetensors"):
+        build_classifier("resnet18", num_classes=2, weights="imagenet")
+
+
+def test_weights_from_safetensors_and_pth_files(tmp_path):
+    source = build_classifier("simple_cnn", num_classes=2, weights="none")
+    save_file(source.backbone.state_dict(), tmp_path / "w.safetensors")
+    torch.save({"model": source.state_dict()}, tmp_path / "run.ckpt")
+    for path in (tmp_path / "w.safetensors", tmp_path / "run.ckpt"):
+        loaded = build_classifier("simple_cnn", num_classes=5, weights=str(path))
+        first = next(iter(source.backbone.state_dict()))
+        assert torch.equal(loaded.backbone.state_dict()[first], source.backbone.state_dict()[first])
+
+
+def test_weights_for_another_model_are_rejected(tmp_path):
+    other = build_classifier("resnet18", num_classes=2, weights="none")
+    save_file(other.backbone.state_dict(), tmp_path / "resnet.safetensors")
+    with pytest.raises(PixelforgeError, match="do not match model 'simple_cnn'"):
+        build_classifier("simple_cnn", num_classes=2, weights=str(tmp_path / "resnet.safetensors"))
+    with pytest.raises(PixelforgeError, match="weights file not found"):
+        build_classifier("simple_cnn", num_classes=2, weights=str(tmp_path / "missing.pth"))

@@ -1,0 +1,58 @@
+"""The benchmark entry point runs end to end (smoke mode: tiny data, one repeat) so it never rots.
+
+The ratios are not asserted: timings on a shared CI machine mean nothing; the full run is `python -m benchmarks`.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_smoke_run_prints_table_and_writes_json(tmp_path, shapes_dir):
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    done = subprocess.run([sys.executable, "-m", "benchmarks", "--smoke", "--out", str(tmp_path)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "| case | measure | baseline | pixelforge | ratio |" in done.stdout
+    assert "2-thread fp32 matmul" in done.stdout
+    (result,) = tmp_path.glob("smoke-*.json")
+    report = json.loads(result.read_text())
+    assert [row["case"] for row in report["rows"]] == ["B1", "B2", "B3", "L1", "L2", "L3", "L4", "L5"]
+    for row in report["rows"]:
+        assert row["baseline"] and row["pixelforge"] and row["baseline_rss_mb"] > 0 and row["pixelforge_rss_mb"] > 0
+    assert report["machine"]["cores"] >= 1 and report["machine"]["matmul_gflops_2_threads"] > 0
+    assert report["rows"][0]["details"]["pixelforge_path"] == "cached-features"
+    assert report["rows"][1]["details"]["pixelforge_path"] == "end-to-end"
+
+
+def test_full_mode_skips_cleanly_without_data(tmp_path):
+    from benchmarks.__main__ import main
+
+    assert main(["--data", str(tmp_path / "missing"), "--out", str(tmp_path), "--only", "B3"]) == 0
+    (result,) = tmp_path.glob("full-*.json")
+    report = json.loads(result.read_text())
+    assert report["rows"] == [] and "no data" in report["skipped"][0]
+
+
+def test_unknown_case_is_a_usage_error():
+    from benchmarks.__main__ import parse_args
+
+    with pytest.raises(SystemExit) as exc:
+        parse_args(["--only", "B9"])
+    assert exc.value.code == 2
+
+
+def test_peak_rss_sees_an_allocation():
+    from benchmarks.memory import PeakRSS
+
+    with PeakRSS() as memory:
+        block = bytearray(80_000_000)
+        block[::4096] = b"x" * len(block[::4096])  # touch every page so it is resident
+    assert memory.peak_mb - memory.start_mb > 60

@@ -1,0 +1,80 @@
+"""Every CLI command as a user runs it: results on stdout, one-line errors with exit code 2, no tracebacks."""
+
+import json
+
+import pytest
+
+
+def test_evaluate_json_has_accuracy_and_metrics(cli, tiny_run, shapes_dir):
+    result = cli("evaluate", tiny_run, "--data", shapes_dir, "--json")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)
+    assert 0.0 <= metrics["accuracy"] <= 1.0 and metrics["split"] == "test"
+    assert set(metrics["per_class"]) == {"circle", "square", "star", "triangle"}
+    assert {"macro_f1", "weighted_f1", "ece", "confusion_matrix"} <= set(metrics)
+    assert (tiny_run / "eval-test" / "confusion_matrix.png").is_file()
+
+
+def test_evaluate_plain_folder_scores_every_image(cli, tiny_run, shapes_dir):
+    result = cli("evaluate", tiny_run, "--data", shapes_dir / "val", "--json")
+    metrics = json.loads(result.stdout)
+    assert metrics["num_images"] == len(list((shapes_dir / "val").rglob("*.png"))) and metrics["split"] == "all"
+
+
+def test_predict_json_csv_and_top_k(cli, tiny_run, shapes_dir, tmp_path):
+    image = str(next((shapes_dir / "test" / "star").glob("*.png")))
+    result = cli("predict", tiny_run, image, shapes_dir / "val" / "circle", "--json", "--top-k", "2")
+    rows = json.loads(result.stdout)
+    assert rows[0]["path"] == image and rows[0]["label"] in {"circle", "square", "star", "triangle"}
+    assert 0 <= rows[0]["score"] <= 1 and len(rows[0]["top_k"]) == 2
+    assert len(rows) == 1 + len(list((shapes_dir / "val" / "circle").glob("*.png")))
+    assert cli("predict", tiny_run, image, "--csv", tmp_path / "p.csv").returncode == 0
+    assert (tmp_path / "p.csv").read_text().startswith("path,label,score")
+
+
+def test_train_cli_with_config_file(cli, shapes_dir, tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text(f"data: {shapes_dir}\nmodel: simple_cnn\nweights: none\nimg_size: 32\nepochs: 5\n")
+    result = cli("train", "--config", config, "--epochs", "1", "--out", tmp_path / "run", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert "best val accuracy" in result.stdout
+    assert "epochs: 1" in (tmp_path / "run" / "config.yaml").read_text()
+
+
+def test_models_lists_backbones_with_flops(cli):
+    result = cli("models", "--img-size", "128")
+    assert result.returncode == 0 and "tf_efficientnet_lite0" in result.stdout and "vgg16_bn" in result.stdout
+
+
+def test_lr_find_writes_a_plot(cli, shapes_dir, tmp_path):
+    out = tmp_path / "lr.png"
+    result = cli("lr-find", "--data", shapes_dir, "--model", "simple_cnn", "--weights", "none", "--img-size", "32",
+                 "--strategy", "full", "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert out.is_file() and "suggested learning rate" in result.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--data", "/no/such/folder"], "no such file or folder"),
+    (["train", "--data", "digits", "--model", "resnet5"], "did you mean"),
+    (["train", "--data", "digits", "--model", "inception_v3", "--img-size", "64"], "too small for inception_v3"),
+    (["train", "--data", "digits", "--weights", "/no/such.pth"], "weights file not found"),
+    (["train", "--data", "digits", "--precision", "8"], "precision"),
+    (["evaluate", "/tmp"], "not a pixelforge run folder"),
+    (["predict", "/tmp", "/no/such.png"], "no such file or folder"),
+])
+def test_user_mistakes_get_one_line_and_exit_code_2(cli, args, message, tmp_path):
+    result = cli(*args, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.strip().splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in result.stderr
+    assert not (tmp_path / "runs").exists()  # a rejected run leaves no folder behind
+
+
+@pytest.mark.slow
+def test_quickstart_reaches_98_percent_on_digits(cli, tmp_path):
+    result = cli("quickstart", "--out", tmp_path / "qs", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert "report:" in result.stdout and (tmp_path / "qs" / "report.html").is_file()
+    metrics = json.loads((tmp_path / "qs" / "eval-test" / "metrics.json").read_text())
+    assert metrics["accuracy"] >= 0.98
