@@ -158,9 +158,10 @@ def models(img_size: int = typer.Option(224, help="Input size for the GFLOPs col
     from pixelforge.models.catalog import describe_backbones
 
     table = Table("model", "params (M)", f"GFLOPs @{img_size}", "min size", "imagenet weights from")
+    table.columns[0].no_wrap = True
     for row in describe_backbones(img_size):
         table.add_row(row["name"], f"{row['params_m']:.1f}", f"{row['gflops']:.2f}", str(row["min_size"]), row["weights_from"])
-    Console().print(table)
+    Console(width=None if sys.stdout.isatty() else 140).print(table)  # piped output: don't wrap to 80 columns
 
 
 @app.command("lr-find")

@@ -101,6 +101,8 @@ def test_concurrent_requests_are_micro_batched(tiny_package, sample_images):
 def test_uploads_are_never_written_to_disk(tiny_package, monkeypatch):
     import tempfile
 
+    import starlette.formparsers
+
     def refuse(*args, **kwargs):
         raise AssertionError("an upload was spooled to a temporary file")
 
@@ -108,5 +110,6 @@ def test_uploads_are_never_written_to_disk(tiny_package, monkeypatch):
     assert len(big) > 1024 * 1024
     monkeypatch.setattr(tempfile, "SpooledTemporaryFile", refuse)
     monkeypatch.setattr(tempfile, "NamedTemporaryFile", refuse)
+    monkeypatch.setattr(starlette.formparsers, "SpooledTemporaryFile", refuse)
     with _client(tiny_package) as client:
         assert client.post("/v1/predict", files={"file": ("big.jpg", big, "image/jpeg")}).status_code == 200

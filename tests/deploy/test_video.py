@@ -1,0 +1,48 @@
+"""`pixelforge video`: a clip the test writes itself, labelled frame by frame, headless."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+cv2 = pytest.importorskip("cv2")
+
+
+def _write_clip(path, frames=12, size=(96, 64)):
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, size)
+    for i in range(frames):
+        frame = np.full((size[1], size[0], 3), 255, np.uint8)
+        cv2.circle(frame, (20 + 4 * i, size[1] // 2), 14, (30, 30, 200), -1)
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def test_video_cli_writes_every_frame_with_an_overlay(cli, tiny_package, tmp_path):
+    clip = _write_clip(tmp_path / "clip.mp4")
+    out = tmp_path / "labelled.mp4"
+    result = cli("video", tiny_package, clip, "--out", out, "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["frames"] == 12 and summary["fps"] > 0
+    capture = cv2.VideoCapture(str(out))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 12
+    ok, frame = capture.read()
+    capture.release()
+    assert ok and frame.shape[:2] == (64, 96)
+    assert frame[:8].mean() < 140  # the dark overlay band with the label is drawn on top
+
+
+def test_video_run_returns_labels_and_refuses_to_overwrite(tiny_package, tmp_path):
+    from pixelforge.deploy.video import run_video
+    from pixelforge.errors import PixelforgeError
+
+    clip = _write_clip(tmp_path / "clip.mp4", frames=6)
+    result = run_video(tiny_package, str(clip), tmp_path / "out.mp4", max_frames=4)
+    assert result.frames == 4 and set(result.labels) <= {"circle", "square", "star", "triangle"}
+    with pytest.raises(PixelforgeError, match="already exists"):
+        run_video(tiny_package, str(clip), tmp_path / "out.mp4")
+    with pytest.raises(PixelforgeError, match="no such video"):
+        run_video(tiny_package, str(tmp_path / "missing.mp4"), tmp_path / "x.mp4")
