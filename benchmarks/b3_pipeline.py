@@ -2,7 +2,7 @@
 
 Plain: ImageFolder + PIL with the tutorial's transforms in a 2-worker DataLoader (every epoch decodes every JPEG).
 pixelforge: its ImageDataset as `pixelforge train` builds it: preloaded once into a RAM cache of uint8 images at the
-decode size (JPEG draft mode), its `light` augmentation on tensors on one thread, `default_workers()` workers.
+decode size (JPEG draft mode), its `light` augmentation on tensors and the batch collation on one thread, `default_workers()` workers.
 Epochs after the first are measured; the first (with pixelforge's preload) is reported beside them.
 """
 
@@ -44,7 +44,7 @@ def plain_side(work: Workload) -> dict:
 def pixelforge_side(work: Workload) -> dict:
     from pixelforge.data.dataset import ImageDataset
     from pixelforge.data.transforms import decode_size, resolve_augment, train_transform
-    from pixelforge.engine.threads import single_threaded
+    from pixelforge.engine.threads import single_threaded, single_threaded_collate
     from pixelforge.engine.train import default_workers
     from pixelforge.models.registry import get_spec
 
@@ -59,7 +59,7 @@ def pixelforge_side(work: Workload) -> dict:
         dataset.preload()
         generator = torch.Generator().manual_seed(work.seed)
         return DataLoader(dataset, batch_size=work.batch_size, shuffle=True, num_workers=workers,
-                          persistent_workers=workers > 0, generator=generator)
+                          persistent_workers=workers > 0, generator=generator, collate_fn=single_threaded_collate)
 
     return {**read_epochs(make_loader, work.pipeline_epochs), "workers": workers}
 

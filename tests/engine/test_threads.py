@@ -32,3 +32,11 @@ def test_wrapper_is_picklable_and_idempotent():
     clone = pickle.loads(pickle.dumps(wrapped))  # DataLoader workers receive the dataset pickled
     assert isinstance(clone, SingleThreaded)
     assert clone(torch.arange(3).reshape(1, 1, 3)).tolist() == [[[2, 1, 0]]]
+
+
+def test_collate_stacks_on_one_thread(monkeypatch):
+    from pixelforge.engine import threads
+
+    seen = []
+    monkeypatch.setattr(threads, "default_collate", lambda batch: seen.append(torch.get_num_threads()) or len(batch))
+    assert threads.single_threaded_collate([1, 2, 3]) == 3 and seen == [1]

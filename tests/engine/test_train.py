@@ -139,3 +139,18 @@ def test_two_process_ddp_on_cpu(tmp_path, shapes_dir):
     rows = rd.read_metrics(result.run_dir / "metrics.csv")
     assert len(rows) == 2 and result.best_val_accuracy > 0.3
     assert (result.run_dir / "checkpoints" / "best.ckpt").is_file()
+
+
+class RaiseOutOfMemory:
+    def on_train_batch_end(self, state):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+
+def test_out_of_memory_names_the_options_to_lower(tmp_path, shapes_dir):
+    with pytest.raises(PixelforgeError, match="lower --batch-size or --img-size"):
+        pixelforge.train(str(shapes_dir), out=str(tmp_path / "oom"), epochs=1, callbacks=[RaiseOutOfMemory()], **TINY)
+
+
+def test_bf16_mixed_precision_trains_on_cpu(tmp_path, shapes_dir):
+    result = pixelforge.train(str(shapes_dir), out=str(tmp_path / "bf16"), epochs=1, precision="bf16-mixed", **TINY)
+    assert result.epochs_run == 1 and 0 <= result.best_val_accuracy <= 1

@@ -21,6 +21,8 @@ import warnings
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from pixelforge.engine.threads import single_threaded_collate
+
 log = logging.getLogger("pixelforge")
 
 ENGINES = ("auto", "onnxruntime", "eager")
@@ -148,7 +150,7 @@ def extract_features(backbone: torch.nn.Module, dataset, views: int, batch_size:
     """
     extractor = extractor or FeatureExtractor(backbone, device, channels_last)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
-                        persistent_workers=workers > 0 and views > 1)
+                        persistent_workers=workers > 0 and views > 1, collate_fn=single_threaded_collate)
     all_views, labels = [], None
     for _ in range(views):
         chunks, chunk_labels = [], []

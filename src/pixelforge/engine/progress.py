@@ -42,6 +42,19 @@ class EpochProgress:
         else:
             self.console.print(message)
 
+    def counter(self, description: str, total: int):
+        """A bar for one-off work (decoding, feature extraction); returns `advance(n=1)` and `close()`."""
+        if self.bar is None:
+            return (lambda n=1: None), (lambda: None)
+        self.bar.start()
+        task = self.bar.add_task(description, total=total, loss=0.0, acc=0.0, ips=0.0)
+
+        def close():
+            self.bar.remove_task(task)
+            self.bar.stop()
+
+        return (lambda n=1: self.bar.update(task, advance=n)), close
+
     def info(self, message: str) -> None:
         if self.quiet:
             log.info(message)

@@ -27,7 +27,7 @@ from pixelforge.engine.balance import build_train_sampler, check_balance
 from pixelforge.engine.features import FeatureDataset, FeatureExtractor, extract_features
 from pixelforge.engine.loop import EpochSampler, Loop, LoopState, set_rng_state
 from pixelforge.engine.progress import EpochProgress
-from pixelforge.engine.threads import single_threaded
+from pixelforge.engine.threads import single_threaded, single_threaded_collate
 from pixelforge.engine.schedule import build_optimizer, build_scheduler
 from pixelforge.errors import PixelforgeError
 from pixelforge.models.classifier import build_classifier, check_img_size, check_weights_option
@@ -163,7 +163,10 @@ def _fit(fabric, cfg: TrainConfig, run: Path, source: DataSource, classes: list[
     train_set = ImageDataset(source.split("train"), class_to_idx, short_side,
                              train_transform(cfg.img_size, spec.mean, spec.std, augment))
     val_set = ImageDataset(source.split("val"), class_to_idx, short_side, eval_transform(cfg.img_size, spec.mean, spec.std))
-    unreadable = train_set.preload(ram_budget_gb=cfg.ram_budget_gb / 2) + val_set.preload(ram_budget_gb=cfg.ram_budget_gb / 2)
+    advance, close = progress.counter("decoding images", len(train_set) + len(val_set))
+    unreadable = (train_set.preload(ram_budget_gb=cfg.ram_budget_gb / 2, progress=advance)
+                  + val_set.preload(ram_budget_gb=cfg.ram_budget_gb / 2, progress=advance))
+    close()
     workers = default_workers() if cfg.workers is None else cfg.workers
     # Per-image transforms run on one thread (engine/threads.py: 3-50x faster on few cores); the model uses all.
     train_set.transform, val_set.transform = single_threaded(train_set.transform), single_threaded(val_set.transform)
@@ -177,8 +180,11 @@ def _fit(fabric, cfg: TrainConfig, run: Path, source: DataSource, classes: list[
         progress.info(f"linear strategy: caching backbone features for {cfg.feature_views} augmented views per image")
         dim = model.num_features
         extractor = FeatureExtractor(model.backbone, fabric.device, cfg.channels_last)
-        train_x, train_y = extract_features(model.backbone, train_set, cfg.feature_views, 64, workers, extractor=extractor)
-        val_x, val_y = extract_features(model.backbone, val_set, 1, 64, workers, extractor=extractor)
+        advance, close = progress.counter("extracting features", len(train_set) * cfg.feature_views + len(val_set))
+        train_x, train_y = extract_features(model.backbone, train_set, cfg.feature_views, 64, workers,
+                                            extractor=extractor, progress=advance)
+        val_x, val_y = extract_features(model.backbone, val_set, 1, 64, workers, extractor=extractor, progress=advance)
+        close()
         progress.info(f"backbone features computed by {extractor.name} ({extractor.reason})")
         assert train_x.shape[-1] == dim
         train_data, val_data, trained = FeatureDataset(train_x, train_y), FeatureDataset(val_x, val_y), model.head
@@ -192,9 +198,10 @@ def _fit(fabric, cfg: TrainConfig, run: Path, source: DataSource, classes: list[
     apply_strategy(model, cfg.strategy, 0, cfg.unfreeze_every)
     sampler = build_train_sampler(cfg, train_set.samples, len(train_data), fabric.global_rank, fabric.world_size)
     train_loader = DataLoader(train_data, batch_size=cfg.batch_size, sampler=sampler, num_workers=loader_workers,
-                              persistent_workers=loader_workers > 0, drop_last=False)
+                              persistent_workers=loader_workers > 0, drop_last=False, collate_fn=single_threaded_collate)
     val_sampler = EpochSampler(len(val_data), cfg.seed, fabric.global_rank, fabric.world_size)
-    val_loader = DataLoader(val_data, batch_size=max(cfg.batch_size, 64), sampler=val_sampler, num_workers=loader_workers)
+    val_loader = DataLoader(val_data, batch_size=max(cfg.batch_size, 64), sampler=val_sampler, num_workers=loader_workers,
+                            collate_fn=single_threaded_collate)
     task = ClassificationTask(cfg.label_smoothing, None if use_features else batch_mixer(augment, len(classes)))
 
     lr = cfg.lr
@@ -232,8 +239,8 @@ def _fit(fabric, cfg: TrainConfig, run: Path, source: DataSource, classes: list[
                 {"classes": classes, "model_name": cfg.model}, cfg.channels_last and not use_features)
     try:
         state = loop.run(state)
-    except RuntimeError as exc:
-        if "out of memory" in str(exc).lower():
+    except RuntimeError as exc:  # torch.OutOfMemoryError (CUDA) and CPU allocator failures are RuntimeErrors
+        if any(text in str(exc).lower() for text in ("out of memory", "can't allocate memory")):
             raise PixelforgeError(f"out of memory training {cfg.model} at batch size {cfg.batch_size}, "
                                   f"{cfg.img_size}px: lower --batch-size or --img-size") from None
         raise

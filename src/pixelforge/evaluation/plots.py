@@ -54,6 +54,7 @@ def plot_curves(rows: list[dict], path: Path) -> Path:
 def plot_gallery(images: list[np.ndarray], titles: list[str], path: Path, columns: int = 6,
                  colors: list[str] | None = None) -> Path:
     """Images (HWC uint8) in a grid, each with a title (e.g. "true: ant / pred: bee 0.93")."""
+    columns = max(1, min(columns, len(images)))
     rows = max(1, -(-len(images) // columns))
     fig, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, 2.5 * rows), squeeze=False)
     for ax in axes.flat:
