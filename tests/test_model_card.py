@@ -1,0 +1,37 @@
+"""Every run writes model_card.md: data, setup, metrics with intervals, fairness, limitations, compute."""
+
+from __future__ import annotations
+
+import json
+
+from pixelforge.evaluation.model_card import peak_memory, write_model_card
+
+
+def test_every_run_writes_a_model_card_with_all_sections(tiny_run):
+    card = (tiny_run / "model_card.md").read_text()
+    for heading in ("## Intended use", "## Data", "## Training setup", "## Metrics", "## Fairness across groups",
+                    "## Known limitations", "## Compute"):
+        assert heading in card
+    assert "| circle | " in card and "| **total** |" in card  # counts per class and split
+    assert "On the **test** split" in card and "95% interval" in card
+    assert "No group attribute (`group`)" in card
+
+
+def test_compute_is_measured_at_the_end_of_training_and_kept(tiny_run):
+    compute = json.loads((tiny_run / "summary.json").read_text())["compute"]
+    assert compute["params_m"] > 0.5 and compute["gflops_per_image"] > 0
+    assert compute["process_peak_rss_mb"] > 50 and compute["images_per_s"] > 0 and compute["wall_seconds"] > 0
+    card = (tiny_run / "model_card.md").read_text()
+    assert f"{compute['params_m']} M" in card and "GFLOPs per image" in card
+
+
+def test_rewriting_a_card_later_keeps_the_measured_compute(tiny_run):
+    before = json.loads((tiny_run / "summary.json").read_text())
+    path = write_model_card(tiny_run)
+    assert path == tiny_run / "model_card.md"
+    assert json.loads((tiny_run / "summary.json").read_text()) == before
+    assert f"{before['compute']['wall_seconds']} s" in path.read_text()
+
+
+def test_peak_memory_reports_resident_megabytes():
+    assert peak_memory()["process_peak_rss_mb"] > 10
