@@ -27,8 +27,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--smoke", action="store_true", help="tiny built-in data and one repeat (what CI runs)")
     parser.add_argument("--only", default=",".join(CASES), help="comma-separated cases: B1,B2,B3,L (default: all)")
     parser.add_argument("--repeats", type=int, default=None, help="repeats per pair (default: B1/B2 1, B3/L 2)")
-    parser.add_argument("--data", type=Path, default=None, help="ImageFolder root (default ../shared/data/hymenoptera/train)")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the results JSON (default benchmarks/results)")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="ImageFolder root (default ../shared/data/hymenoptera/train)")
+    parser.add_argument("--out", type=Path, default=RESULTS,
+                        help="folder for the results JSON (default benchmarks/results)")
     args = parser.parse_args(argv)
     args.only = [c.strip().upper() for c in args.only.split(",") if c.strip()]
     unknown = [c for c in args.only if c not in CASES]
@@ -47,7 +49,9 @@ def markdown_table(rows: list[dict]) -> str:
     lines = ["| case | measure | baseline | pixelforge | ratio | goal | peak RSS MB (baseline / pixelforge) |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for row in rows:
-        ratio = "n/a" if row["ratio"] is None else f"**{row['ratio']:.1f}x**" if row["goal_met"] else f"{row['ratio']:.2f}x"
+        ratio = "n/a" if row["ratio"] is None else f"{row['ratio']:.2f}x"
+        if row["goal_met"]:
+            ratio = f"**{ratio}**"
         goal = f">= {row['goal']:g}x" if row["goal"] else ""
         lines.append(f"| {row['case']} | {row['metric']} | {format_value(row['baseline'], row['unit'])} "
                      f"({row['baseline_name']}) | {format_value(row['pixelforge'], row['unit'])} "
@@ -80,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"skipped: no image folder at {where}; pass --data DIR (class subfolders) or run --smoke", flush=True)
         report["skipped"] = [f"{case}: no data at {where}" for case in args.only]
     else:
-        print(f"data: {work.name} ({len(work.train_idx)} train / {len(work.val_idx)} val, {work.img_size} px)", flush=True)
+        print(f"data: {work.name} ({len(work.train_idx)} train / {len(work.val_idx)} val, {work.img_size} px)",
+              flush=True)
         try:
             for case in args.only:
                 repeats = args.repeats or (1 if args.smoke else FULL_REPEATS[case])

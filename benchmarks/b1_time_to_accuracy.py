@@ -19,7 +19,8 @@ def plain_side(work: Workload) -> dict:
                             work.batch_size, work.workers, seed=work.seed)
     best = max(e["val_acc"] for e in result["epochs"])
     first_best = next(e for e in result["epochs"] if e["val_acc"] == best)
-    return {**result, "best_val_acc": best, "best_epoch": first_best["epoch"], "time_to_best_s": first_best["elapsed_s"]}
+    return {**result, "best_val_acc": best, "best_epoch": first_best["epoch"],
+            "time_to_best_s": first_best["elapsed_s"]}
 
 
 def pixelforge_side(work: Workload, run_index: list[int]) -> dict:

@@ -2,7 +2,8 @@
 
 Plain: ImageFolder + PIL with the tutorial's transforms in a 2-worker DataLoader (every epoch decodes every JPEG).
 pixelforge: its ImageDataset as `pixelforge train` builds it: preloaded once into a RAM cache of uint8 images at the
-decode size (JPEG draft mode), its `light` augmentation on tensors and the batch collation on one thread, `default_workers()` workers.
+decode size (JPEG draft mode), its `light` augmentation on tensors and the batch collation on one thread,
+`default_workers()` workers.
 Epochs after the first are measured; the first (with pixelforge's preload) is reported beside them.
 """
 
@@ -73,5 +74,6 @@ def run(work: Workload, repeats: int, say=print) -> list[Row]:
     plain, ours = runs[-1]["baseline"]["result"], runs[-1]["pixelforge"]["result"]
     row.details = {"plain_first_epoch_s": plain["first_epoch_s"], "pixelforge_first_epoch_s": ours["first_epoch_s"],
                    "pixelforge_workers": ours["workers"]}
-    row.note = f"first epoch: plain {plain['first_epoch_s']:.1f} s, pixelforge {ours['first_epoch_s']:.1f} s (with preload)"
+    row.note = (f"first epoch: plain {plain['first_epoch_s']:.1f} s, "
+                f"pixelforge {ours['first_epoch_s']:.1f} s (with preload)")
     return [row]

@@ -62,12 +62,13 @@ def feature_rows(work: Workload, repeats: int, say) -> list[Row]:
     errors = {"onnxruntime": float((fast(batches[0]) - reference).abs().max()),
               "bf16": float((bf16(batches[0]) - reference).abs().max())}
     rows = []
-    for case, name, fn, kept in [("L1", f"ONNX Runtime ({fast.name})", fast, True), ("L2", "bf16 autocast", bf16, False)]:
+    levers = [("L1", f"ONNX Runtime ({fast.name})", fast, True), ("L2", "bf16 autocast", bf16, False)]
+    for case, name, fn, kept in levers:
         say(f"{case} backbone features: eager fp32 vs {name}")
-        runs = alternate(lambda: {"images_per_s": _rate(eager, batches)}, lambda fn=fn: {"images_per_s": _rate(fn, batches)},
-                         repeats, say)
-        row = Row(case, f"backbone features, img/s ({work.img_size} px, batch {min(64, work.lever_images)})", "img/s", True,
-                  "eager fp32 channels_last", name)
+        runs = alternate(lambda: {"images_per_s": _rate(eager, batches)},
+                         lambda fn=fn: {"images_per_s": _rate(fn, batches)}, repeats, say)
+        measure = f"backbone features, img/s ({work.img_size} px, batch {min(64, work.lever_images)})"
+        row = Row(case, measure, "img/s", True, "eager fp32 channels_last", name)
         fill(row, runs, lambda r: r["images_per_s"])
         key = "onnxruntime" if case == "L1" else "bf16"
         row.details = {"max_abs_difference_from_eager": errors[key], "feature_scale": float(reference.abs().max())}
@@ -128,8 +129,9 @@ def train_step_rows(work: Workload, repeats: int, say) -> list[Row]:
         return lambda: {"images_per_s": _rate(step, [inputs, inputs])}
 
     rows = []
-    for case, before, after, kept in [("L4", (False, False), (True, False), True), ("L5", (True, False), (True, True), False)]:
-        names = {(False, False): "fp32 contiguous", (True, False): "fp32 channels_last", (True, True): "bf16 channels_last"}
+    names = {(False, False): "fp32 contiguous", (True, False): "fp32 channels_last", (True, True): "bf16 channels_last"}
+    levers = [("L4", (False, False), (True, False), True), ("L5", (True, False), (True, True), False)]
+    for case, before, after, kept in levers:
         say(f"{case} full fine-tuning step: {names[before]} vs {names[after]}")
         runs = alternate(stepper(*before), stepper(*after), repeats, say)
         row = Row(case, f"training step, img/s (batch {work.lever_batch}, {work.img_size} px)", "img/s", True,

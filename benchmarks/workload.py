@@ -47,8 +47,10 @@ class Workload:
         split_of = {str(s.path.resolve()): s.split for s in source.samples}
         folder = ImageFolder(str(self.root))
         self.classes = folder.classes
-        self.train_idx = [i for i, (p, _) in enumerate(folder.samples) if split_of.get(str(Path(p).resolve())) == "train"]
-        self.val_idx = [i for i, (p, _) in enumerate(folder.samples) if split_of.get(str(Path(p).resolve())) == "val"]
+        splits = [split_of.get(str(Path(path).resolve())) for path, _ in folder.samples]
+        # ImageFolder skips files torchvision cannot open by extension (hymenoptera's one .gif): pixelforge keeps it.
+        self.train_idx = [i for i, split in enumerate(splits) if split == "train"]
+        self.val_idx = [i for i, split in enumerate(splits) if split == "val"]
         self.samples = folder.samples
         self.train_samples = source.split("train")
         self.val_samples = source.split("val")

@@ -138,3 +138,19 @@ def test_train_sampler_repeats_weights_for_cached_feature_views():
     sampler = build_train_sampler(Cfg, samples, size=8)  # two views of four images
     assert isinstance(sampler, WeightedEpochSampler) and len(sampler.weights) == 8
     assert sampler.weights[3] == sampler.weights[7] == 1.0 and sampler.weights[0] == pytest.approx(1 / 3)
+
+
+def test_parity_matches_fairlearn_when_every_group_has_both_outcomes(fixture_groups):
+    from fairlearn.metrics import demographic_parity_difference, equalized_odds_difference
+
+    y, p, g = Y.numpy() == 1, np.array(P) == 1, np.array(G)
+    dog = fixture_groups["summary"]["per_class"]["dog"]
+    assert dog["demographic_parity_difference"] == pytest.approx(demographic_parity_difference(y, p, sensitive_features=g))
+    assert dog["equalized_odds_difference"] == pytest.approx(equalized_odds_difference(y, p, sensitive_features=g))
+
+
+def test_a_group_without_a_class_does_not_count_as_unfair_to_it():
+    # group b has no "dog" at all: its true-positive rate for dogs is undefined, not 0
+    y, preds = torch.tensor([0, 1, 0, 0]), [0, 1, 0, 0]
+    out = group_metrics(_probs(preds), y, ["a", "a", "b", "b"], ["cat", "dog"])
+    assert out["summary"]["per_class"]["dog"]["equalized_odds_difference"] == 0.0

@@ -37,7 +37,10 @@ def write_biased_dataset(root, seed: int = 0):
                 for i in range(n):
                     image = rng.normal(120, 25, (32, 32, 3)) + np.array(TINT[SHORTCUT[group, label]])
                     r, c = rng.integers(1, 7, 2) * 2
-                    bar = (slice(r + 6, r + 10), slice(c, c + 16)) if label == "horizontal" else (slice(r, r + 16), slice(c + 6, c + 10))
+                    if label == "horizontal":
+                        bar = (slice(r + 6, r + 10), slice(c, c + 16))
+                    else:
+                        bar = (slice(r, r + 16), slice(c + 6, c + 10))
                     image[bar] += 30
                     name = f"{split}/{group}-{label}-{i}.png"
                     (root / split).mkdir(parents=True, exist_ok=True)
@@ -81,7 +84,8 @@ def test_evaluate_finds_the_gap_and_balance_groups_shrinks_it(biased_runs):
     assert gap_after["rare"]["accuracy"] > gap_before["rare"]["accuracy"] + 0.3
     table = gap_after["summary"]["before_after"]
     assert table["groups"]["rare"]["accuracy_before"] == gap_before["rare"]["accuracy"]
-    assert table["overall"]["largest_accuracy_gap"] == [gap_before["largest_accuracy_gap"], gap_after["largest_accuracy_gap"]]
+    gaps = [gap_before["largest_accuracy_gap"], gap_after["largest_accuracy_gap"]]
+    assert table["overall"]["largest_accuracy_gap"] == gaps
     assert gap_before["rare"]["train_images"] == 16  # how the group was represented in training
 
 

@@ -25,8 +25,8 @@ def lite0():
     return build_classifier("tf_efficientnet_lite0", 4).backbone.eval().to(memory_format=torch.channels_last)
 
 
-def shapes_split(shapes_dir, split: str, size: int, train: bool = False) -> ImageDataset:
-    samples = resolve_data(str(shapes_dir)).split(split)
+def shapes_split(shapes_dir, split: str, size: int, train: bool = False, every: int = 1) -> ImageDataset:
+    samples = resolve_data(str(shapes_dir)).split(split)[::every]
     transform = (train_transform(size, (0.5,) * 3, (0.5,) * 3, resolve_augment("light")) if train
                  else eval_transform(size, (0.5,) * 3, (0.5,) * 3))
     dataset = ImageDataset(samples, CLASSES, decode_size(size, 0.875), transform)
@@ -45,10 +45,20 @@ def test_onnxruntime_features_equal_eager_lite0(lite0):
     torch.testing.assert_close(fast, exact, rtol=1e-4, atol=1e-4)
 
 
+def test_close_frees_the_session_and_keeps_working():
+    backbone = build_classifier("simple_cnn", 4, "none").backbone.eval()
+    extractor = FeatureExtractor(backbone, engine="auto")
+    x = torch.rand(3, 3, 32, 32)
+    before = extractor(x)
+    extractor.close()
+    assert extractor._onnx is None and extractor.name == "onnxruntime"  # the name records what computed the features
+    torch.testing.assert_close(extractor(x), before, rtol=1e-4, atol=1e-4)
+
+
 def test_cached_features_give_same_accuracy_on_fixed_split(lite0, shapes_dir):
     from sklearn.linear_model import LogisticRegression
 
-    train_set, val_set = shapes_split(shapes_dir, "train", 64), shapes_split(shapes_dir, "val", 64)
+    train_set, val_set = shapes_split(shapes_dir, "train", 64, every=3), shapes_split(shapes_dir, "val", 64)
     features_of, predictions, accuracy = {}, {}, {}
     for engine in ("eager", "onnxruntime"):
         extractor = FeatureExtractor(lite0, engine=engine)
@@ -119,7 +129,7 @@ def test_engine_is_chosen_by_environment(monkeypatch):
 @pytest.mark.slow
 def test_train_picks_onnxruntime_and_matches_eager_accuracy(shapes_dir, tmp_path, monkeypatch, caplog):
     """`pixelforge train` defaults (linear) say which engine ran; forcing eager gives the same run on a fixed split."""
-    options = dict(model="simple_cnn", weights="none", img_size=32, epochs=2, strategy="linear", lr=3e-3,
+    options = dict(model="simple_cnn", weights="none", img_size=32, epochs=1, strategy="linear", lr=3e-3,
                    feature_views=2, quiet=True)
     with caplog.at_level(logging.INFO, logger="pixelforge"):
         fast = pixelforge.train(str(shapes_dir), out=str(tmp_path / "fast"), **options)

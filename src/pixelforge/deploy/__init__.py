@@ -1,11 +1,15 @@
 """Deployment: turn a run folder into a package (ONNX or TorchScript) and run it without PyTorch.
 
-    export.py      run -> package folder, with a parity check against the PyTorch model (and int8/fp16)
-    package.py     reading and writing a package's JSON files (torch-free)
+    export.py      run -> package folder, kept only when its parity check against PyTorch passes
+    parity.py      max |Δlogit|, top-1 agreement, accuracy change, and the pass/fail rules
+    quantize.py    ONNX Runtime static int8 quantization (QDQ, per-channel) and fp16 conversion
+    card.py        the package's model_card.md
+    package.py     reading a package's JSON files (torch-free)
     preprocess.py  image decoding and the eval transform in NumPy/PIL (torch-free)
     runtime.py     ONNX Runtime inference over arrays, images and files (torch-free)
-    quantize.py    ONNX Runtime static int8 quantization (QDQ, per-channel)
-    server.py      FastAPI app: micro-batched /v1/predict, /healthz, /v1/model and a web page at /
+    uploads.py     multipart uploads parsed in memory, with byte limits
+    batcher.py     micro-batching of concurrent requests onto one model call
+    server.py      FastAPI app: /v1/predict, /healthz, /v1/model, /docs and a web page at /
     video.py       frame-by-frame inference on a video file or webcam with an overlay
     commands.py    the `export`, `serve`, `video` CLI commands and `predict` for packages
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -21,7 +21,6 @@ import numpy as np
 class _Job:
     crops: list[np.ndarray]
     future: asyncio.Future
-    enqueued: float = field(default=0.0)
 
 
 class MicroBatcher:

@@ -40,6 +40,16 @@ def onnx_session(path: Path, threads: int | None = None, providers: list[str] | 
     return ort.InferenceSession(str(path), sess_options=options, providers=chosen)
 
 
+def _default_precision(package: Package) -> str:
+    """The package's default, except that an fp16 model is preferred where ONNX Runtime has CUDA."""
+    if "fp16" in package.precisions and package.format == "onnx":
+        import onnxruntime as ort
+
+        if "CUDAExecutionProvider" in ort.get_available_providers():
+            return "fp16"
+    return package.manifest["default_precision"]
+
+
 class _TorchScriptModel:
     """The torch-using fallback for `--format torchscript` packages (same call signature as the ONNX path)."""
 
@@ -72,7 +82,7 @@ class Runtime:
     def __init__(self, package: str | Path | Package, precision: str | None = None, threads: int | None = None,
                  providers: list[str] | None = None):
         self.package = package if isinstance(package, Package) else read_package(package)
-        self.precision = precision or self.package.manifest["default_precision"]
+        self.precision = precision or _default_precision(self.package)
         self.preprocess = self.package.preprocess
         self.classes = self.package.classes
         path = self.package.model_path(self.precision)

@@ -153,7 +153,10 @@ def serve(settings: ServerSettings, host: str = "127.0.0.1", port: int = 8000, w
     if workers > 1:
         import json
         import os
+        from dataclasses import replace
 
+        if settings.threads is None:  # N processes share the cores instead of each spinning on all of them
+            settings = replace(settings, threads=max(1, (os.cpu_count() or 1) // workers))
         os.environ["PIXELFORGE_SERVE"] = json.dumps(asdict(settings))
         uvicorn.run("pixelforge.deploy.server:app_from_environment", factory=True, host=host, port=port,
                     workers=workers, log_level=log_level)

@@ -37,14 +37,15 @@ def open_capture(source: str):
 
     if source.isdigit():
         capture = cv2.VideoCapture(int(source))
-        what = f"webcam {source}"
-    else:
-        if not Path(source).is_file():
-            raise PixelforgeError(f"{source}: no such video file; give a file path or a webcam index such as 0")
-        capture = cv2.VideoCapture(source)
-        what = source
+        if not capture.isOpened():
+            raise PixelforgeError(f"webcam {source}: no camera at this index (or no access to /dev/video{source}); "
+                                  f"check the index, or give a video file")
+        return capture
+    if not Path(source).is_file():
+        raise PixelforgeError(f"{source}: no such video file; give a file path or a webcam index such as 0")
+    capture = cv2.VideoCapture(source)
     if not capture.isOpened():
-        raise PixelforgeError(f"{what}: OpenCV cannot open it; check the codec (mp4/avi/mkv) or the camera index")
+        raise PixelforgeError(f"{source}: OpenCV cannot read this video; convert it to H.264/MPEG-4 in .mp4 or .avi")
     return capture
 
 

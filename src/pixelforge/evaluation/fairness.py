@@ -3,9 +3,9 @@
 For each group (a CSV column or a folder mapping, see `pixelforge.data.groups`): support, accuracy with a 95%
 bootstrap interval, macro recall, macro false-positive rate (one-vs-rest, averaged over classes), expected
 calibration error, and how many training images the group had. Across groups: the largest gap of each metric,
-and fairlearn's demographic-parity and equalized-odds differences, computed one-vs-rest for every class and
-reported for the worst class (fairlearn's definitions are for binary decisions). Gaps above `threshold` are
-flagged; a gap between small groups is flagged with its intervals, because it may be noise.
+and the demographic-parity and equalized-odds differences (rates from fairlearn's MetricFrame), computed
+one-vs-rest for every class and reported for the worst class (fairlearn's definitions are for binary decisions).
+Gaps above `threshold` are flagged; a gap between small groups is flagged with its intervals, as it may be noise.
 
 The `groups` object of `evaluate`'s metrics holds one entry per group value plus `largest_accuracy_gap` and a
 `summary` with everything across groups.
@@ -92,17 +92,33 @@ def _per_group_table(probs: torch.Tensor, y: np.ndarray, p: np.ndarray, groups: 
 
 
 def _parity(y: np.ndarray, p: np.ndarray, groups: np.ndarray, classes: list[str]) -> dict:
-    """Demographic-parity and equalized-odds differences, one-vs-rest per class (fairlearn), and the worst class."""
-    from fairlearn.metrics import demographic_parity_difference, equalized_odds_difference
+    """Demographic-parity and equalized-odds differences, one-vs-rest per class, and the worst class.
 
+    The rates come from fairlearn's MetricFrame; a group with no positives (or no negatives) of a class has no
+    true-positive (false-positive) rate, so it is left out of that difference instead of counting as 0, which
+    fairlearn's `equalized_odds_difference` would do (a group without circles is not 100% unfair to circles).
+    """
+    import warnings
+
+    from fairlearn.metrics import MetricFrame, false_positive_rate, selection_rate, true_positive_rate
+
+    spread = lambda values: float(max(values) - min(values)) if len(values) > 1 else 0.0  # noqa: E731
     per_class = {}
     for k, name in enumerate(classes):
-        if not (y == k).any():
+        truth, chosen = (y == k).astype(int), (p == k).astype(int)
+        if not truth.any():
             continue
-        per_class[name] = {
-            "demographic_parity_difference": round(float(demographic_parity_difference(y == k, p == k, sensitive_features=groups)), 4),
-            "equalized_odds_difference": round(float(np.nan_to_num(equalized_odds_difference(y == k, p == k, sensitive_features=groups))), 4),
-        }
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # undefined rates of groups that are then left out
+            rates = MetricFrame(metrics={"selection": selection_rate, "tpr": true_positive_rate,
+                                         "fpr": false_positive_rate},
+                                y_true=truth, y_pred=chosen, sensitive_features=groups).by_group
+        positives = {g: truth[groups == g].any() for g in rates.index}
+        negatives = {g: (1 - truth[groups == g]).any() for g in rates.index}
+        tpr = [rates.loc[g, "tpr"] for g in rates.index if positives[g]]
+        fpr = [rates.loc[g, "fpr"] for g in rates.index if negatives[g]]
+        per_class[name] = {"demographic_parity_difference": round(spread(list(rates["selection"])), 4),
+                           "equalized_odds_difference": round(max(spread(tpr), spread(fpr)), 4)}
     result = {"per_class": per_class}
     for key in ("demographic_parity_difference", "equalized_odds_difference"):
         worst = max(per_class, key=lambda c: per_class[c][key]) if per_class else None
@@ -154,7 +170,8 @@ def _flags(table: dict, summary: dict, threshold: float) -> list[str]:
                          f"({hi[metric]:.3f}) and {gap['lowest']!r} ({lo[metric]:.3f}) exceeds {threshold}{note}")
     for key in ("demographic_parity_difference", "equalized_odds_difference"):
         if summary[key] > threshold:
-            flags.append(f"{key.replace('_', ' ')} {summary[key]:.3f} (class {summary[key + '_class']!r}) exceeds {threshold}")
+            flags.append(f"{key.replace('_', ' ')} {summary[key]:.3f} (class {summary[key + '_class']!r}) "
+                         f"exceeds {threshold}")
     rare = [name for name, row in table.items() if row.get("train_share") is not None and row["train_share"] < 0.1]
     for name in rare:
         flags.append(f"group {name!r} is {table[name]['train_share']:.1%} of the training images: under-represented")
@@ -215,7 +232,8 @@ def format_groups(groups: dict) -> str:
     lines = [f"groups by {s['column']!r}:"]
     for name, row in per_group(groups).items():
         train = f"  train {row['train_images']} ({row['train_share']:.0%})" if "train_images" in row else ""
-        lines.append(f"  {name:16s} accuracy {row['accuracy']:.3f} {row['accuracy_ci']}  recall {row['recall']:.3f}  "
+        ci = "[{:.3f}, {:.3f}]".format(*row["accuracy_ci"])
+        lines.append(f"  {name:16s} accuracy {row['accuracy']:.3f} {ci}  recall {row['recall']:.3f}  "
                      f"FPR {row['false_positive_rate']:.3f}  ECE {row['calibration_error']:.3f}  "
                      f"support {row['support']}{train}")
     lines.append(f"  largest accuracy gap {groups['largest_accuracy_gap']:.3f}; demographic parity difference "

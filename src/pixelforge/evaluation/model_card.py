@@ -57,7 +57,8 @@ def _compute(run: Path, cfg, classes: list[str], summary: dict, memory: dict | N
     speeds = [r["images_per_s"] for r in rows if r.get("images_per_s")]
     params_m, gflops = _model_size(cfg, len(classes))
     return {"wall_seconds": round(time.time() - (run / "config.yaml").stat().st_mtime, 1),
-            "training_seconds": summary.get("seconds_training"), "images_per_s": round(sum(speeds) / len(speeds), 1) if speeds else None,
+            "training_seconds": summary.get("seconds_training"),
+            "images_per_s": round(sum(speeds) / len(speeds), 1) if speeds else None,
             "params_m": round(params_m, 3), "gflops_per_image": round(gflops, 3), **memory}
 
 
@@ -101,7 +102,8 @@ def _metrics_section(m: dict | None) -> str:
             ["expected calibration error", f"{m['ece']:.4f}", ""]]
     if m.get("top5_accuracy") is not None:
         rows.insert(1, ["top-5 accuracy", f"{m['top5_accuracy']:.4f}", ""])
-    per_class = [[c, f"{r['precision']:.3f}", f"{r['recall']:.3f}", f"{r['f1']:.3f}", r["support"]] for c, r in m["per_class"].items()]
+    per_class = [[c, f"{r['precision']:.3f}", f"{r['recall']:.3f}", f"{r['f1']:.3f}", r["support"]]
+                 for c, r in m["per_class"].items()]
     text = [f"On the **{m['split']}** split ({m['num_images']} images), best checkpoint; intervals are 95% bootstrap "
             f"percentile intervals ({ci.get('resamples', 0)} resamples).", "",
             _md_table(["metric", "value", "95% interval"], rows), "",
@@ -109,7 +111,7 @@ def _metrics_section(m: dict | None) -> str:
     f = m.get("faithfulness")
     if f:
         text += ["", f"Grad-CAM faithfulness on {f['images']} evaluation images (RISE deletion/insertion, {f['steps']} "
-                 f"steps): deletion {f['deletion_auc']:.3f} (random order {f['random_deletion_auc']:.3f}; lower is "
+                 f"steps): deletion {f['deletion_auc']:.3f} (random block order {f['random_deletion_auc']:.3f}; lower is "
                  f"better), insertion {f['insertion_auc']:.3f} (random {f['random_insertion_auc']:.3f}; higher is better)."]
     return "\n".join(text)
 
@@ -150,7 +152,7 @@ def _limitations(cfg, m: dict | None, counts: dict) -> list[str]:
         notes += [f"Group result: {flag}." for flag in m.get("groups", {}).get("summary", {}).get("flags", [])]
         f = m.get("faithfulness")
         if f and f["deletion_auc"] >= f["random_deletion_auc"]:
-            notes.append("Grad-CAM heat maps were not more faithful than a random pixel order here; treat them with care.")
+            notes.append("Grad-CAM heat maps were not more faithful than a random block order here; treat them with care.")
     notes.append(f"Trained and evaluated at {cfg.img_size} px on images like `{cfg.data}`; other cameras, lighting, "
                  "framing or populations may perform worse. The ImageNet-pretrained backbone carries that data's biases."
                  if cfg.weights == "imagenet" else f"Trained at {cfg.img_size} px on images "

@@ -96,7 +96,8 @@ def explain_images(run: str | Path, images: list[str], method: str = "gradcam", 
 def explain(
     run: Path = typer.Argument(..., help="Run folder written by `pixelforge train`."),
     images: list[str] = typer.Argument(..., help="Image files, folders or glob patterns."),
-    method: str = typer.Option("gradcam", help=f"{' | '.join(METHODS)}."),
+    method: str = typer.Option("gradcam", help=f"{' | '.join(METHODS)}. scorecam runs one forward pass per channel "
+                                               "of the target layer: minutes per image on a CPU."),
     target: Optional[str] = typer.Option(None, help="Class to explain (default: each image's predicted class)."),
     out: Path = typer.Option(Path("explanations"), help="Folder for the PNGs (one per image) and faithfulness.json."),
     faithfulness: bool = typer.Option(True, "--faithfulness/--no-faithfulness",
@@ -114,4 +115,5 @@ def explain(
         typer.echo(f"{row['path']}: predicted {row['predicted']} {row['score']:.3f}, explained {row['explained']}"
                    f"{scores} -> {row['png']}")
     if faithfulness and any("error" not in r for r in rows):
-        typer.echo(f"faithfulness (deletion: lower is better; insertion: higher is better): {Path(out) / 'faithfulness.json'}")
+        typer.echo("faithfulness (deletion: lower is better; insertion: higher is better): "
+                   f"{Path(out) / 'faithfulness.json'}")

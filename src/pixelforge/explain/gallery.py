@@ -1,5 +1,5 @@
 """The report's Grad-CAM gallery: where the model looked on its most confident right and wrong answers, with the
-deletion/insertion faithfulness of those heat maps against a random pixel order.
+deletion/insertion faithfulness of those heat maps against a random order of image blocks.
 
 Kept small on purpose: it runs at the end of every training run. Six heat maps are one batched backward pass;
 scoring three of them costs 3 x 4 x (steps + 1) = 84 forward passes (a few seconds for EfficientNet-Lite0 at
@@ -68,7 +68,7 @@ def gallery_html(src: str, faithfulness: dict | None) -> str:
     if faithfulness:
         f = faithfulness
         parts.append(f"<p>Faithfulness on {f['images']} of these images (deletion/insertion, {f['steps']} steps): "
-                     f"deletion <b>{f['deletion_auc']:.3f}</b> vs random order {f['random_deletion_auc']:.3f} (lower is "
+                     f"deletion <b>{f['deletion_auc']:.3f}</b> vs random block order {f['random_deletion_auc']:.3f} (lower is "
                      f"better); insertion <b>{f['insertion_auc']:.3f}</b> vs random {f['random_insertion_auc']:.3f} "
                      "(higher is better). Compare methods with <code>pixelforge explain --method</code>.</p>")
     return "".join(parts)
