@@ -46,7 +46,7 @@ def format_value(value, unit: str) -> str:
 
 
 def markdown_table(rows: list[dict]) -> str:
-    lines = ["| case | measure | baseline | pixelforge | ratio | goal | peak RSS MB (baseline / pixelforge) |",
+    lines = ["| case | measure | baseline | pixelforge | ratio | goal | peak RSS added, MB (baseline / pixelforge) |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for row in rows:
         ratio = "n/a" if row["ratio"] is None else f"{row['ratio']:.2f}x"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import statistics
 import time
@@ -23,7 +22,7 @@ class Row:
     baseline: float | None = None
     pixelforge: float | None = None
     goal: float | None = None  # the ratio the issue asks for
-    baseline_rss_mb: float | None = None
+    baseline_rss_mb: float | None = None  # B4: peak RSS above the side's start (process + DataLoader workers)
     pixelforge_rss_mb: float | None = None
     repeats: list = field(default_factory=list)
     details: dict = field(default_factory=dict)
@@ -43,12 +42,11 @@ class Row:
         return out
 
 
-def measure(fn, *args, **kwargs) -> tuple[dict, float]:
-    """Run one side; return (its result dict, its peak RSS in MB)."""
-    gc.collect()
+def measure(fn, *args, **kwargs) -> tuple[dict, PeakRSS]:
+    """Run one side; return (its result dict, its memory record)."""
     with PeakRSS() as memory:
         result = fn(*args, **kwargs)
-    return result, memory.peak_mb
+    return result, memory
 
 
 def alternate(baseline_fn, pixelforge_fn, repeats: int, say=print) -> list[dict]:
@@ -61,9 +59,11 @@ def alternate(baseline_fn, pixelforge_fn, repeats: int, say=print) -> list[dict]
         run = {}
         for name, fn in sides:
             started = time.perf_counter()
-            result, peak = measure(fn)
-            run[name] = {"result": result, "rss_mb": peak}
-            say(f"    {name:<10} done in {time.perf_counter() - started:6.1f} s (peak RSS {peak:.0f} MB)")
+            result, memory = measure(fn)
+            run[name] = {"result": result, "rss_added_mb": memory.added_mb, "rss_peak_mb": memory.peak_mb,
+                         "rss_start_mb": round(memory.start_mb, 1)}
+            say(f"    {name:<10} done in {time.perf_counter() - started:6.1f} s "
+                f"(peak RSS {memory.peak_mb:.0f} MB, {memory.added_mb:+.0f} MB over its start)")
         runs.append(run)
     return runs
 
@@ -74,7 +74,7 @@ def fill(row: Row, runs: list[dict], value) -> Row:
         values = [value(run[side]["result"]) for run in runs]
         values = [v for v in values if v is not None]
         setattr(row, side, round(statistics.median(values), 3) if values else None)
-        setattr(row, f"{side}_rss_mb", max(run[side]["rss_mb"] for run in runs))
+        setattr(row, f"{side}_rss_mb", max(run[side]["rss_added_mb"] for run in runs))
     row.repeats = runs
     return row
 

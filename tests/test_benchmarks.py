@@ -26,7 +26,8 @@ def test_smoke_run_prints_table_and_writes_json(tmp_path, shapes_dir):
     report = json.loads(result.read_text())
     assert [row["case"] for row in report["rows"]] == ["B1", "B2", "B3", "L1", "L2", "L3", "L4", "L5"]
     for row in report["rows"]:
-        assert row["baseline"] and row["pixelforge"] and row["baseline_rss_mb"] > 0 and row["pixelforge_rss_mb"] > 0
+        assert row["baseline"] and row["pixelforge"] and row["baseline_rss_mb"] >= 0 and row["pixelforge_rss_mb"] >= 0
+    assert report["rows"][0]["baseline_rss_mb"] > 0  # the plain loop's model and 2 DataLoader workers
     assert report["machine"]["cores"] >= 1 and report["machine"]["matmul_gflops_2_threads"] > 0
     assert report["rows"][0]["details"]["pixelforge_path"] == "cached-features"
     assert report["rows"][1]["details"]["pixelforge_path"] == "end-to-end"
@@ -55,4 +56,4 @@ def test_peak_rss_sees_an_allocation():
     with PeakRSS() as memory:
         block = bytearray(80_000_000)
         block[::4096] = b"x" * len(block[::4096])  # touch every page so it is resident
-    assert memory.peak_mb - memory.start_mb > 60
+    assert memory.added_mb > 60 and memory.peak_mb > memory.added_mb

@@ -68,10 +68,11 @@ def test_target_layer_is_the_last_spatial_feature_map_of_every_backbone(name):
 
 
 def test_target_layer_follows_the_input_size():
-    # At 32 px an EfficientNet's last map is 1x1, so the explanation must come from an earlier stage.
+    # At 64 px an EfficientNet's last map is 2x2: the explanation comes from the last 4x4 stage instead.
     with torch.device("meta"):
         model = build_classifier("tf_efficientnet_lite0", 2, weights="none")
-    assert find_target_layer(model, 32)[0] != "backbone.bn2"
+    assert find_target_layer(model, 64)[0] == "backbone.blocks.4"
+    assert find_target_layer(model, 128)[0] == "backbone.bn2"
 
 
 def test_unknown_method_is_a_one_line_user_error():

@@ -118,7 +118,9 @@ def _parity(y: np.ndarray, p: np.ndarray, groups: np.ndarray, classes: list[str]
         tpr = [rates.loc[g, "tpr"] for g in rates.index if positives[g]]
         fpr = [rates.loc[g, "fpr"] for g in rates.index if negatives[g]]
         per_class[name] = {"demographic_parity_difference": round(spread(list(rates["selection"])), 4),
-                           "equalized_odds_difference": round(max(spread(tpr), spread(fpr)), 4)}
+                           "equalized_odds_difference": round(max(spread(tpr), spread(fpr)), 4),
+                           # how much the groups' true shares of the class differ: parity is not expected beyond it
+                           "base_rate_difference": round(spread([truth[groups == g].mean() for g in rates.index]), 4)}
     result = {"per_class": per_class}
     for key in ("demographic_parity_difference", "equalized_odds_difference"):
         worst = max(per_class, key=lambda c: per_class[c][key]) if per_class else None
@@ -170,8 +172,11 @@ def _flags(table: dict, summary: dict, threshold: float) -> list[str]:
                          f"({hi[metric]:.3f}) and {gap['lowest']!r} ({lo[metric]:.3f}) exceeds {threshold}{note}")
     for key in ("demographic_parity_difference", "equalized_odds_difference"):
         if summary[key] > threshold:
-            flags.append(f"{key.replace('_', ' ')} {summary[key]:.3f} (class {summary[key + '_class']!r}) "
-                         f"exceeds {threshold}")
+            name = summary[key + "_class"]
+            note = ""
+            if key == "demographic_parity_difference":
+                note = f"; the groups' true shares of it differ by {summary['per_class'][name]['base_rate_difference']:.3f}"
+            flags.append(f"{key.replace('_', ' ')} {summary[key]:.3f} (class {name!r}{note}) exceeds {threshold}")
     rare = [name for name, row in table.items() if row.get("train_share") is not None and row["train_share"] < 0.1]
     for name in rare:
         flags.append(f"group {name!r} is {table[name]['train_share']:.1%} of the training images: under-represented")

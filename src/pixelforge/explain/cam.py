@@ -4,8 +4,9 @@ Methods: Grad-CAM (Selvaraju et al. 2017), Grad-CAM++ (Chattopadhyay et al. 2018
 and Eigen-CAM (Muhammad & Yeasin 2020). All of them weight the feature maps of one convolutional layer; the
 usual choice is the last layer that still has a spatial grid, just before global pooling. `find_target_layer`
 finds it by running the model once and watching every module's output shape, so timm, torchvision and
-pixelforge backbones all work without a per-model table: it picks `bn2` for EfficientNets, `layer4` for ResNets,
-`stages` for ConvNeXt and simple_cnn, `blocks`/`features` for MobileNetV3, `Mixed_7c` for Inception-v3.
+pixelforge backbones all work without a per-model table: at 224 px it picks `bn2` for EfficientNets, `layer4` for
+ResNets, `stages` for ConvNeXt and simple_cnn, `blocks`/`features` for MobileNetV3, `Mixed_7c` for Inception-v3;
+on small inputs, the last stage whose map is still at least 4x4 (e.g. `blocks.4` of EfficientNet-Lite0 at 64 px).
 """
 
 from __future__ import annotations
@@ -20,24 +21,25 @@ from torch import nn
 _SKIPPED = (nn.Identity, nn.Dropout, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
 
 
-def find_target_layer(model: nn.Module, img_size: int = 224) -> tuple[str, nn.Module]:
-    """The last module, in execution order, whose output is a feature map larger than 1x1 at `img_size`.
+def find_target_layer(model: nn.Module, img_size: int = 224, min_grid: int = 4) -> tuple[str, nn.Module]:
+    """The last module, in execution order, whose output is a feature map of at least `min_grid` x `min_grid` at
+    `img_size` (else the last one larger than 1x1).
 
     Global pooling, squeeze-excitation gates and heads produce 1x1 or flat outputs, so what remains is the final
-    spatial feature map. Probing at the real input size matters: at 32 px an EfficientNet's last map is 1x1 and an
-    earlier stage is the last one that can still say *where*.
+    spatial feature map. Probing at the real input size matters: at 64 px an EfficientNet's last map is 2x2, whose
+    heat map is one smooth blob that scored worse than random on deletion, so an earlier 4x4 stage explains instead.
 
     Example:
         >>> from pixelforge.models.classifier import build_classifier
         >>> find_target_layer(build_classifier("simple_cnn", 2, weights="none"), 32)[0]
         'backbone.stages'
     """
-    seen: list[str] = []
+    seen: list[tuple[str, int]] = []  # (module name, smaller side of its feature map)
 
     def record(name):
         def hook(module, inputs, output):
             if isinstance(output, torch.Tensor) and output.ndim == 4 and output.shape[2] * output.shape[3] > 1:
-                seen.append(name)
+                seen.append((name, min(output.shape[2], output.shape[3])))
         return hook
 
     handles = [module.register_forward_hook(record(name)) for name, module in model.named_modules()
@@ -54,7 +56,11 @@ def find_target_layer(model: nn.Module, img_size: int = 224) -> tuple[str, nn.Mo
         model.train(was_training)
     if not seen:
         raise ValueError(f"{type(model).__name__} has no layer with a spatial feature map at {img_size} px")
-    return seen[-1], model.get_submodule(seen[-1])
+    # Stages and blocks, not a norm layer in the middle of a block: at most two levels below the backbone.
+    shallow = [(name, side) for name, side in seen if len(name.removeprefix("backbone.").split(".")) <= 2] or seen
+    fine = [name for name, side in shallow if side >= min_grid]
+    name = fine[-1] if fine else shallow[-1][0]
+    return name, model.get_submodule(name)
 
 
 @contextmanager
