@@ -82,6 +82,7 @@ def serve_command(
     max_pixels: int = typer.Option(50_000_000, min=1, help="Largest image in pixels (413 above; stops decompression bombs)."),
     top_k: int = typer.Option(5, min=1, help="Default number of labels per image (?top_k= overrides)."),
     threads: Optional[int] = typer.Option(None, min=1, help="ONNX Runtime threads (default: all cores)."),
+    spin: bool = typer.Option(False, "--spin/--no-spin", help="Let ONNX Runtime threads busy-wait (dedicated cores only)."),
 ) -> None:
     """Serve a package over HTTP: POST /v1/predict, GET /healthz, GET /v1/model, /docs, and a web page at /."""
     from pixelforge.deploy.package import read_package
@@ -90,7 +91,7 @@ def serve_command(
     read_package(package)  # a clear error before uvicorn starts
     settings = ServerSettings(str(package), api_key=api_key, precision=precision, max_batch=max_batch,
                               max_wait_ms=max_wait_ms, max_bytes=max_bytes, max_pixels=max_pixels, top_k=top_k,
-                              threads=threads)
+                              threads=threads, spin=spin)
     typer.echo(f"serving {package} on http://{host}:{port}/  (API docs: http://{host}:{port}/docs)", err=True)
     serve(settings, host=host, port=port, workers=workers)
 

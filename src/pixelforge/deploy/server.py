@@ -46,6 +46,7 @@ class ServerSettings:
     max_files: int = 32
     top_k: int = 5
     threads: int | None = None
+    spin: bool = False  # ONNX Runtime busy-waiting; off, so upload decoding threads get the cores
 
 
 _MULTIPART_BODY = {
@@ -67,7 +68,7 @@ def create_app(settings: ServerSettings, runtime: Runtime | None = None) -> Fast
         ...     client.post("/v1/predict", files={"file": open("star.png", "rb")}).json()["predictions"][0]["label"]
         'star'
     """
-    runtime = runtime or Runtime(settings.package, settings.precision, settings.threads)
+    runtime = runtime or Runtime(settings.package, settings.precision, settings.threads, spin=settings.spin)
     batcher = MicroBatcher(runtime.logits_for_crops, settings.max_batch, settings.max_wait_ms)
     package = runtime.package
     index_html = (STATIC / "index.html").read_text()
@@ -108,7 +109,7 @@ def create_app(settings: ServerSettings, runtime: Runtime | None = None) -> Fast
 
     @app.get("/v1/model", dependencies=[Depends(require_key)])
     async def model_info() -> dict:
-        limits = {k: v for k, v in asdict(settings).items() if k not in ("package", "api_key", "threads")}
+        limits = {k: v for k, v in asdict(settings).items() if k not in ("package", "api_key", "threads", "spin")}
         return {**package.metadata(), "precision": runtime.precision, "providers": runtime.providers,
                 "limits": limits, "model_card": package.model_card}
 

@@ -44,7 +44,9 @@ def load_run(run_dir: str | Path, checkpoint: str = "best.ckpt") -> LoadedRun:
         path = run / "checkpoints" / "last.ckpt"  # a run interrupted before its first epoch ended
     state = rd.load_checkpoint(path)
     model.load_state_dict(state["model"])
-    model.eval()
+    # channels_last here, outside inference mode: converted inside it, the weights would become inference
+    # tensors that autograd (Grad-CAM, saliency) refuses to use.
+    model = model.to(memory_format=torch.channels_last).eval()
     return LoadedRun(run, cfg, classes, model)
 
 
@@ -55,7 +57,7 @@ def run_inference(loaded: LoadedRun, samples: list[Sample], batch_size: int = 64
     lookup = {**class_to_idx, **{s.label: -1 for s in samples if s.label not in class_to_idx}}
     dataset = ImageDataset(samples, lookup, loaded.short_side, loaded.transform)
     unreadable = dataset.preload(progress=progress)
-    model = loaded.model.to(memory_format=torch.channels_last)
+    model = loaded.model
     chunks = []
     for x, _ in DataLoader(dataset, batch_size=batch_size):
         chunks.append(model(x.contiguous(memory_format=torch.channels_last)).float())
