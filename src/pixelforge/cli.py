@@ -126,7 +126,7 @@ def predict(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list to stdout."),
     csv_file: Optional[Path] = typer.Option(None, "--csv", help="Write path,label,score rows to this CSV file."),
 ) -> None:
-    """Label images with a trained run."""
+    """Label images with a trained run, or with an exported package (ONNX Runtime, no torch)."""
     if (run / "preprocess.json").is_file():  # an exported package: ONNX Runtime, no torch import
         from pixelforge.deploy.commands import predict_package as run_predict
     else:
