@@ -126,7 +126,7 @@ def train_step_rows(work: Workload, repeats: int, say) -> list[Row]:
             loss.backward()
             optimizer.step()
 
-        return lambda: {"images_per_s": _rate(step, [inputs, inputs])}
+        return lambda: {"images_per_s": _rate(step, [inputs] * work.lever_steps)}
 
     rows = []
     names = {(False, False): "fp32 contiguous", (True, False): "fp32 channels_last", (True, True): "bf16 channels_last"}

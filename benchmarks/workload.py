@@ -36,6 +36,7 @@ class Workload:
     pipeline_epochs: int = 3  # B3: epochs read; all but the first are measured
     lever_images: int = 128  # L1-L3: images per measurement
     lever_batch: int = 32  # L4-L5: training batch size
+    lever_steps: int = 2  # L4-L5: timed training steps (after one warm-up step)
     repeats: int = 1
     scratch: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="pixelforge-bench-")))
     seed: int = 0
@@ -98,4 +99,5 @@ def smoke_workload(per_class: int = 4) -> Workload:
             os.symlink(image.resolve(), root / class_dir.name / image.name)
     return Workload("shapes (smoke)", root, img_size=32, batch_size=8, plain_epochs=1, target=0.5,
                     pixelforge_options={"img_size": 32, "epochs": 1, "batch_size": 8}, throughput_images=8,
-                    throughput_epochs=1, pipeline_epochs=2, lever_images=8, lever_batch=8, scratch=scratch)
+                    throughput_epochs=1, pipeline_epochs=2, lever_images=8, lever_batch=4, lever_steps=1,
+                    scratch=scratch)
