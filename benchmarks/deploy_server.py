@@ -157,6 +157,7 @@ def main(argv: list[str] | None = None) -> dict:
     from pixelforge.evaluation.inference import load_run
 
     run, package = ensure_run_and_package(args.run, DATA, 3)
+    run, package = run.resolve(), package.resolve()  # the servers run in their own working directory
     source, _ = prepare_data(load_run(run).config)
     images = [s.path.read_bytes() for s in source.split("val")]
     print(f"{len(images)} validation JPEGs, {args.requests} requests from {args.clients} clients; "
