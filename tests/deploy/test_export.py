@@ -111,3 +111,20 @@ def test_export_cli_writes_the_package(cli, tiny_run, tmp_path):
     assert "package:" in result.stdout and (tmp_path / "pkg" / "model.onnx").is_file()
     again = cli("export", tiny_run, "--out", tmp_path / "pkg")
     assert again.returncode == 2 and "not empty" in again.stderr and "Traceback" not in again.stderr
+
+
+def test_moved_data_needs_data_option(tiny_run, shapes_dir, tmp_path):
+    import shutil
+
+    import yaml
+
+    from pixelforge.deploy.export import export_package
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config["data"] = str(tmp_path / "moved-away")
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(PixelforgeError, match="pass --data"):
+        export_package(run, tmp_path / "pkg", parity_images=8)
+    assert export_package(run, tmp_path / "pkg", data=str(shapes_dir), parity_images=8).parity["fp32"]["passed"]
