@@ -89,6 +89,7 @@ def time_rounds(sides: dict, batch_size: int, img_size: int, rounds: int, second
     names = list(sides)
     for r in range(rounds):
         for name in (names if r % 2 == 0 else names[::-1]):
+            time.sleep(0.2)  # ONNX Runtime's busy-waiting threads from the previous side go idle first
             n, started = 0, time.perf_counter()
             while n < 3 or time.perf_counter() - started < seconds:
                 sides[name](batch)

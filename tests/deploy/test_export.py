@@ -128,3 +128,15 @@ def test_moved_data_needs_data_option(tiny_run, shapes_dir, tmp_path):
     with pytest.raises(PixelforgeError, match="pass --data"):
         export_package(run, tmp_path / "pkg", parity_images=8)
     assert export_package(run, tmp_path / "pkg", data=str(shapes_dir), parity_images=8).parity["fp32"]["passed"]
+
+
+def test_fp16_model_is_added_and_checked(tiny_run, tmp_path, sample_images):
+    from pixelforge.deploy.export import export_package
+    from pixelforge.deploy.runtime import Runtime
+
+    result = export_package(tiny_run, tmp_path / "pkg", fp16=True, parity_images=16)
+    assert (result.package_dir / "model.fp16.onnx").is_file() and result.parity["fp16"]["passed"]
+    manifest = json.loads((result.package_dir / "package.json").read_text())
+    assert manifest["models"]["fp16"] == "model.fp16.onnx" and manifest["default_precision"] == "fp32"
+    rows = Runtime(result.package_dir, "fp16").predict_files([str(sample_images[0])])
+    assert rows[0]["label"] in {"circle", "square", "star", "triangle"}
