@@ -17,7 +17,7 @@ from pixelforge.errors import PixelforgeError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="pixelforge: the deep-learning image workflow, from a folder of photos to a deployed model.")
-data_app = typer.Typer(no_args_is_help=True, help="Check, preview and generate datasets.")
+data_app = typer.Typer(no_args_is_help=True, help="Check, preview, convert and generate datasets.")
 app.add_typer(data_app, name="data")
 
 
@@ -26,7 +26,10 @@ def _setup_logging(quiet: bool = False) -> None:
 
 
 TRAIN_HELP = {
-    "data": "Folder of class subfolders (optionally inside train/val/test), a CSV path,label[,split][,group], or digits|shapes.",
+    "data": "classify: folder of class subfolders (optionally inside train/val/test), a CSV path,label[,split][,group], "
+            "or digits|shapes. detect: COCO json/folder, YOLO data.yaml, VOC folder, or shapes. segment: images/ + "
+            "masks/ folders, VOC, COCO json, or shapes.",
+    "task": "classify | detect | segment | instance (default classify).",
     "model": "Backbone name (see `pixelforge models`); default tf_efficientnet_lite0.",
     "weights": "imagenet | none | PATH to .safetensors/.pth.",
     "strategy": "linear (frozen backbone) | full | gradual (unfreeze stage by stage).",
@@ -38,6 +41,9 @@ def train(
     data: Optional[str] = typer.Option(None, help=TRAIN_HELP["data"]),
     config: Optional[Path] = typer.Option(None, help="YAML file with any of these options; the command line wins."),
     model: Optional[str] = typer.Option(None, help=TRAIN_HELP["model"]),
+    task: Optional[str] = typer.Option(None, help=TRAIN_HELP["task"]),
+    arch: Optional[str] = typer.Option(None, help="detect: fasterrcnn | retinanet | fcos | ssdlite; segment: unet | fpn | "
+                                                  "deeplabv3plus | deeplabv3 | lraspp (default: the task's)."),
     weights: Optional[str] = typer.Option(None, help=TRAIN_HELP["weights"]),
     strategy: Optional[str] = typer.Option(None, help=TRAIN_HELP["strategy"]),
     out: Optional[str] = typer.Option(None, help="Run folder (a suffix is added if it exists)."),
@@ -67,10 +73,18 @@ def train(
                                                   help="linear: train the head on cached backbone features."),
     balance: Optional[str] = typer.Option(None, help="none | classes | groups: re-weighted sampling (default none)."),
     groups: Optional[str] = typer.Option(None, help="Group of each image: a CSV column (default group) or a folder,group .csv."),
+    anchor_sizes: Optional[str] = typer.Option(None, help="detect: anchor sizes in pixels, comma-separated, one per level."),
+    min_size: Optional[int] = typer.Option(None, help="detect: the detector's internal resize (default --img-size)."),
+    max_size: Optional[int] = typer.Option(None, help="detect: the detector's longest-side cap (default --img-size)."),
+    loss: Optional[str] = typer.Option(None, help="segment: ce | dice | focal | ce+dice | focal+dice (default ce+dice)."),
+    ignore_index: Optional[int] = typer.Option(None, help="segment: mask value left out of loss and metrics (255)."),
+    class_weights: Optional[str] = typer.Option(None, help="segment: cross-entropy weight per class, comma-separated."),
+    in_channels: Optional[int] = typer.Option(None, help="segment: image channels (default: from the data)."),
+    normalize: Optional[str] = typer.Option(None, help="segment: auto | imagenet | dataset intensity normalisation."),
     resume: Optional[Path] = typer.Option(None, help="Continue an interrupted run folder where it stopped."),
     quiet: bool = typer.Option(False, "--quiet", help="Log lines instead of progress bars."),
 ) -> None:
-    """Fine-tune a pretrained CNN (or train from scratch) and write a run folder with a report."""
+    """Train a classifier, detector or segmenter (fine-tuning a pretrained CNN) and write a run folder with a report."""
     from pixelforge.engine.train import train as run_train
 
     _setup_logging(quiet)
@@ -79,33 +93,63 @@ def train(
             lr = float(lr)
         except ValueError:
             raise PixelforgeError(f"--lr {lr!r}: give a number such as 1e-3, or auto") from None
+    anchor_sizes = _number_list(anchor_sizes, "--anchor-sizes", int)
+    class_weights = _number_list(class_weights, "--class-weights", float)
     options = {k: v for k, v in locals().items()
                if k not in ("data", "config", "resume", "run_train") and v is not None}
     options["quiet"] = quiet or None
     result = run_train(data, config=config, resume=resume, **options)
-    typer.echo(f"run folder: {result.run_dir}  best val accuracy: {result.best_val_accuracy:.4f}  "
+    metric = {"val_acc": "val accuracy", "val_map50": "val mAP50", "val_miou": "val mIoU"}.get(result.monitor, result.monitor)
+    typer.echo(f"run folder: {result.run_dir}  best {metric}: {result.best_metric:.4f}  "
                f"report: {result.run_dir / 'report.html'}")
+
+
+def _number_list(text: str | None, option: str, kind):
+    if text is None:
+        return None
+    try:
+        return [kind(part) for part in text.replace(" ", "").split(",") if part]
+    except ValueError:
+        raise PixelforgeError(f"{option} {text!r}: give comma-separated numbers such as 16,32,64") from None
 
 
 @app.command()
 def evaluate(
-    run: Path = typer.Argument(..., help="Run folder written by `pixelforge train`."),
-    data: Optional[str] = typer.Option(None, help="Data to score (default: the run's own validation split)."),
+    run: Optional[Path] = typer.Argument(None, help="Run folder written by `pixelforge train` (omit with --gt/--predictions)."),
+    data: Optional[str] = typer.Option(None, help="Data to score (default: the run's own test, else validation split)."),
     split: Optional[str] = typer.Option(None, help="train | val | test (default: test, else val, else all)."),
     out: Optional[Path] = typer.Option(None, help="Folder for figures (default RUN/eval-SPLIT)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object with all metrics to stdout."),
     groups: Optional[str] = typer.Option(None, help="Per-group metrics by this CSV column, or a folder,group mapping .csv."),
     compare: Optional[Path] = typer.Option(None, help="Baseline run: add a before/after table of the group metrics."),
+    task: Optional[str] = typer.Option(None, help="With --gt/--predictions: detect | segment."),
+    gt: Optional[Path] = typer.Option(None, help="detect: ground-truth COCO json; segment: folder of truth mask PNGs."),
+    predictions: Optional[Path] = typer.Option(None, help="detect: COCO results json; segment: folder of predicted masks."),
+    num_classes: Optional[int] = typer.Option(None, help="segment with --gt: number of classes."),
+    ignore_index: Optional[int] = typer.Option(None, help="segment with --gt: mask value to leave out."),
 ) -> None:
-    """Accuracy, top-5, per-class precision/recall/F1, calibration, confusion matrix and worst mistakes."""
+    """Score a run (classify: accuracy, F1, calibration, confusion matrix; detect: COCO mAP; segment: mIoU, Dice),
+    or score existing predictions against ground truth with --task, --gt and --predictions."""
+    _setup_logging(as_json)
+    if gt is not None or predictions is not None:
+        from pixelforge.evaluation.score_files import score_files
+
+        metrics = score_files(task, gt, predictions, num_classes, ignore_index)
+        typer.echo(json.dumps(metrics) if as_json else _summary_line(metrics))
+        return
+    if run is None:
+        raise PixelforgeError("evaluate: give a RUN folder, or --task with --gt and --predictions")
     from pixelforge.evaluation.evaluate import evaluate as run_evaluate
 
-    _setup_logging(as_json)
     result = run_evaluate(run, data=data, split=split, out=out, groups=groups, compare=compare)
     if as_json:
         typer.echo(json.dumps(result.to_json()))
         return
     m = result.metrics
+    if "accuracy" not in m:  # detection / segmentation
+        typer.echo(_summary_line(m))
+        typer.echo(f"figures: {result.out_dir}")
+        return
     typer.echo(f"{m['split']}: {m['num_images']} images  accuracy {m['accuracy']:.4f}  macro F1 {m['macro_f1']:.4f}  "
                f"ECE {m['ece']:.4f}" + (f"  top-5 {m['top5_accuracy']:.4f}" if m["top5_accuracy"] is not None else ""))
     for name, row in m["per_class"].items():
@@ -118,21 +162,47 @@ def evaluate(
     typer.echo(f"figures: {result.out_dir}")
 
 
+def _summary_line(metrics: dict) -> str:
+    """The headline numbers of a detection or segmentation score, then per-class values."""
+    head = [f"{k} {metrics[k]:.4f}" for k in ("map", "map50", "map75", "miou", "dice", "pixel_accuracy")
+            if isinstance(metrics.get(k), (int, float))]
+    per_class = metrics.get("per_class_iou") or metrics.get("per_class") or {}
+    lines = [("  ".join(head))]
+    lines += [f"  {name:20s} {value:.4f}" if isinstance(value, (int, float)) else f"  {name:20s} -"
+              for name, value in per_class.items()]
+    return "\n".join(lines)
+
+
 @app.command()
 def predict(
     run: Path = typer.Argument(..., help="Run folder, or a package folder from `pixelforge export` (runs without torch)."),
     paths: list[str] = typer.Argument(..., help="Image files, folders or glob patterns."),
-    top_k: int = typer.Option(1, "--top-k", min=1, help="How many labels per image."),
+    top_k: int = typer.Option(1, "--top-k", min=1, help="classify: how many labels per image."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list to stdout."),
-    csv_file: Optional[Path] = typer.Option(None, "--csv", help="Write path,label,score rows to this CSV file."),
+    csv_file: Optional[Path] = typer.Option(None, "--csv", help="classify: write path,label,score rows to this CSV file."),
+    out: Optional[Path] = typer.Option(None, help="detect/segment: folder for annotated images, masks and results "
+                                                  "(default RUN/predictions)."),
+    score_threshold: float = typer.Option(0.3, help="detect: keep boxes scoring at least this."),
+    nms_iou: float = typer.Option(0.5, help="detect: overlap (IoU) above which a lower-scoring box of the same class is dropped."),
 ) -> None:
-    """Label images with a trained run, or with an exported package (ONNX Runtime, no torch)."""
+    """Label images (classify), draw boxes and write COCO results (detect), or write mask PNGs (segment) with a
+    trained run, or with an exported package (ONNX Runtime, no torch)."""
+    _setup_logging(True)
+    task = _predict_task(run)
+    if task != "classify":
+        results = _predict_dense(task, run, paths, out or run / "predictions", score_threshold, nms_iou)
+        if as_json:
+            typer.echo(json.dumps(results))
+        else:
+            for r in results:
+                typer.echo(f"{r['path']}: " + (r.get("error") or r.get("summary", "")))
+            typer.echo(f"outputs: {out or run / 'predictions'}")
+        return
     if (run / "preprocess.json").is_file():  # an exported package: ONNX Runtime, no torch import
         from pixelforge.deploy.commands import predict_package as run_predict
     else:
         from pixelforge.evaluation.predict import predict as run_predict
 
-    _setup_logging(True)
     results = run_predict(run, paths, top_k=top_k)
     if csv_file:
         import csv
@@ -147,6 +217,36 @@ def predict(
         for r in results:
             ranked = "  ".join(f"{t['label']} {t['score']:.3f}" for t in r.get("top_k", [])) or r.get("error")
             typer.echo(f"{r['path']}: {ranked}")
+
+
+def _predict_task(run: Path) -> str:
+    """The task of a run folder (config.yaml) or of an exported package (package.json); classify by default."""
+    if (run / "package.json").is_file():
+        return json.loads((run / "package.json").read_text()).get("task", "classify")
+    if (run / "config.yaml").is_file():
+        import yaml
+
+        return (yaml.safe_load((run / "config.yaml").read_text()) or {}).get("task", "classify")
+    return "classify"
+
+
+def _predict_dense(task: str, run: Path, paths: list[str], out: Path, score_threshold: float, nms_iou: float) -> list[dict]:
+    package = (run / "package.json").is_file()
+    if task in ("detect", "instance"):
+        if package:
+            from pixelforge.deploy.export_detection import predict_package_folder
+
+            return predict_package_folder(run, paths, out, score_threshold, nms_iou)
+        from pixelforge.evaluation.detection import predict_detection
+
+        return predict_detection(run, paths, out, score_threshold=score_threshold, nms_iou=nms_iou)
+    if package:
+        from pixelforge.deploy.export_segmentation import predict_package_folder
+
+        return predict_package_folder(run, paths, out)
+    from pixelforge.evaluation.segmentation import predict_segmentation
+
+    return predict_segmentation(run, paths, out)
 
 
 @app.command()
@@ -193,49 +293,12 @@ def quickstart(out: Path = typer.Option(Path("runs/quickstart"), help="Run folde
     run_quickstart(out, quiet=quiet)
 
 
-@data_app.command("check")
-def data_check(path: str = typer.Argument(..., help="Folder, CSV or built-in name."),
-               strict: bool = typer.Option(False, "--strict", help="Exit 1 when any problem is found."),
-               as_json: bool = typer.Option(False, "--json", help="Print the report as JSON.")) -> None:
-    """One-screen dataset report: counts, imbalance, corrupt files, duplicates and leakage, sizes, modes, EXIF."""
-    from pixelforge.data.check import check_dataset, print_report
-
-    report = check_dataset(path)
-    if as_json:
-        typer.echo(json.dumps(report.to_json()))
-    else:
-        print_report(report)
-    if strict and report.problem_count:
-        raise typer.Exit(1)
-
-
-@data_app.command("preview")
-def data_preview(path: str = typer.Argument(..., help="Folder, CSV or built-in name."),
-                 out: Path = typer.Option(Path("preview.png"), help="PNG to write."),
-                 augment: str = typer.Option("light", help="none | light | standard | strong."),
-                 img_size: int = typer.Option(224, help="Input size in pixels."),
-                 count: int = typer.Option(24, help="How many samples.")) -> None:
-    """Save a grid of augmented training samples with their labels: what the model will see."""
-    from pixelforge.data.preview import write_preview
-
-    typer.echo(f"preview: {write_preview(path, out, augment, img_size, count)}")
-
-
-@data_app.command("make")
-def data_make(name: str = typer.Argument(..., help="digits | shapes"),
-              out: Path = typer.Option(..., help="Folder to write (must not exist or be empty)."),
-              seed: int = typer.Option(0, help="Generator seed.")) -> None:
-    """Write a built-in dataset to disk as train/val/test class folders."""
-    from pixelforge.data.builtin import BUILTIN_DATASETS, materialize
-
-    if name not in BUILTIN_DATASETS:
-        raise PixelforgeError(f"unknown built-in dataset {name!r}; choose one of {', '.join(sorted(BUILTIN_DATASETS))}")
-    if out.exists() and any(out.iterdir()):
-        raise PixelforgeError(f"{out}: folder exists and is not empty; choose a new --out")
-    typer.echo(f"wrote {materialize(name, out, seed)}")
-
-
-# Commands of later stages (deployment, explanation) are registered below, one line each.
+# Commands of later stages (data, deployment, explanation) are registered below, one line each.
+from pixelforge.data.commands import data_check, data_convert, data_make, data_preview  # noqa: E402
+data_app.command("check")(data_check)
+data_app.command("preview")(data_preview)
+data_app.command("make")(data_make)
+data_app.command("convert")(data_convert)
 from pixelforge.deploy.commands import export_command as _export_command; app.command("export")(_export_command)  # noqa: E402,E702
 from pixelforge.deploy.commands import serve_command as _serve_command; app.command("serve")(_serve_command)  # noqa: E402,E702
 from pixelforge.deploy.commands import video_command as _video_command; app.command("video")(_video_command)  # noqa: E402,E702

@@ -24,16 +24,29 @@ def cache_root() -> Path:
     return Path(os.environ.get("PIXELFORGE_HOME", Path.home() / ".cache" / "pixelforge"))
 
 
-def materialize(name: str, out: Path | None = None, seed: int = 0) -> Path:
-    """Write built-in dataset `name` to `out` (default: the cache) unless it is already there; return the folder."""
-    target = Path(out) if out else cache_root() / "datasets" / f"{name}-{_VERSION}-seed{seed}"
+BUILTIN_TASKS = {"digits": ("classify",), "shapes": ("classify", "detect", "segment", "instance")}
+
+
+def materialize(name: str, out: Path | None = None, seed: int = 0, task: str = "classify") -> Path:
+    """Write built-in dataset `name` for `task` to `out` (default: the cache) unless it is there; return the folder.
+
+    `shapes` exists for every task: class folders (classify), COCO boxes (detect), index masks (segment), COCO
+    polygons (instance).
+    """
+    from pixelforge.errors import PixelforgeError
+
+    if task not in BUILTIN_TASKS.get(name, ()):
+        raise PixelforgeError(f"built-in dataset {name!r} has no {task!r} version; "
+                              f"{name} supports: {', '.join(BUILTIN_TASKS.get(name, ()))}")
+    suffix = "" if task == "classify" else f"-{task}"
+    target = Path(out) if out else cache_root() / "datasets" / f"{name}{suffix}-{_VERSION}-seed{seed}"
     if (target / ".complete").exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     # Build beside the target and rename, so an interrupted build never leaves a half dataset that looks complete.
     staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
     try:
-        {"digits": _write_digits, "shapes": _write_shapes}[name](staging, seed)
+        _writer(name, task)(staging, seed)
         (staging / ".complete").touch()
         if target.exists():
             shutil.rmtree(target)
@@ -41,6 +54,22 @@ def materialize(name: str, out: Path | None = None, seed: int = 0) -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def _writer(name: str, task: str):
+    if task == "detect":
+        from pixelforge.data.boxes.shapes import write_shapes_detect
+
+        return write_shapes_detect
+    if task == "instance":
+        from pixelforge.data.boxes.shapes import write_shapes_instance
+
+        return write_shapes_instance
+    if task == "segment":
+        from pixelforge.data.masks.shapes import write_shapes_segment
+
+        return write_shapes_segment
+    return {"digits": _write_digits, "shapes": _write_shapes}[name]
 
 
 def _split_names(labels: np.ndarray, seed: int, val: float = 0.15, test: float = 0.15) -> list[str]:

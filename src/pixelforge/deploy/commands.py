@@ -37,8 +37,18 @@ def export_command(
 ) -> None:
     """Export a run to a package (model, preprocess.json, classes.json, model card), checked against PyTorch."""
     from pixelforge.deploy.export import export_package
+    from pixelforge.evaluation.evaluate import run_task
 
     _logging()
+    task = run_task(run)
+    if task in ("detect", "segment"):  # boxes / masks: their own parity checks, fp32 ONNX
+        if task == "detect":
+            from pixelforge.deploy.export_detection import export_detection_package as export_dense
+        else:
+            from pixelforge.deploy.export_segmentation import export_segmentation_package as export_dense
+        package = export_dense(run, out, data=data, parity_images=parity_images)
+        typer.echo(f"package: {package}  ({', '.join(sorted(p.name for p in Path(package).iterdir()))})")
+        return
     result = export_package(run, out, format=format, int8=int8, fp16=fp16, data=data, parity_images=parity_images,
                             calibration_images=calibration_images, calibration=calibration, tolerance=tolerance,
                             max_int8_drop=max_int8_drop, fp16_tolerance=fp16_tolerance)

@@ -1,7 +1,8 @@
 """The training loop: short, plain PyTorch on Lightning Fabric (devices, precision and DDP are Fabric's job).
 
-A task supplies `training_step(model, batch)` and `validation_step(model, batch)`, each returning a dict with
-`loss` (a tensor) and the sums `correct` and `count`; the loop owns epochs, the optimizer and scheduler steps,
+A task (see `engine/setup.py`) supplies `training_step(model, batch)` returning a dict with `loss` (a tensor),
+`count` (images) and optional sums such as `correct`, `validate(model, batches, fabric)` returning its validation
+metrics, and `monitor`, the metric that picks best.ckpt; the loop owns epochs, the optimizer and scheduler steps,
 checkpoints, early stopping and interruption. Duck-typed callbacks may define `on_train_batch_end(state)` and
 `on_epoch_end(state, row)` (detectron2's hook lifecycle, without a base class).
 
@@ -34,7 +35,7 @@ class LoopState:
     best_metric: float = -math.inf
     best_epoch: int = -1
     bad_epochs: int = 0
-    train_sums: dict = field(default_factory=lambda: {"loss": 0.0, "correct": 0.0, "count": 0.0})
+    train_sums: dict = field(default_factory=lambda: {"loss": 0.0, "count": 0.0})  # + task sums, e.g. "correct"
     stopped_early: bool = False
 
 
@@ -113,7 +114,7 @@ class Loop:
 
     def _batch_to_device(self, batch):
         x, y = self.fabric.to_device(batch)
-        if self.channels_last and x.ndim == 4:
+        if self.channels_last and isinstance(x, torch.Tensor) and x.ndim == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         return x, y
 
@@ -166,16 +167,19 @@ class Loop:
             state.batch += 1
             state.global_step += 1
             images += int(out["count"])
-            for key in state.train_sums:
-                state.train_sums[key] += float(out[key].detach() * out["count"] if key == "loss" else out[key])
+            for key, value in out.items():
+                if key == "loss":
+                    state.train_sums["loss"] += float(value.detach()) * float(out["count"])
+                elif isinstance(value, (int, float)) or (isinstance(value, torch.Tensor) and value.numel() == 1):
+                    state.train_sums[key] = state.train_sums.get(key, 0.0) + float(value)
             for callback in self.callbacks:
                 getattr(callback, "on_train_batch_end", lambda s: None)(state)
             if self._stop_requested:
                 raise KeyboardInterrupt
             if self.progress:
                 sums = state.train_sums
-                self.progress.advance(task_id, loss=sums["loss"] / max(sums["count"], 1),
-                                      acc=sums["correct"] / max(sums["count"], 1),
+                extra = {"acc": sums["correct"] / max(sums["count"], 1)} if "correct" in sums else {}
+                self.progress.advance(task_id, loss=sums["loss"] / max(sums["count"], 1), **extra,
                                       ips=images / (time.perf_counter() - started))
         self._epoch_seconds = time.perf_counter() - started
         self._epoch_images = images
@@ -183,33 +187,30 @@ class Loop:
     @torch.no_grad()
     def validate(self) -> dict:
         self.model.eval()
-        sums = torch.zeros(3, dtype=torch.float64)
-        for batch in self.val_loader:
-            out = self.task.validation_step(self.model, self._batch_to_device(batch))
-            sums += torch.tensor([float(out["loss"]) * float(out["count"]), float(out["correct"]), float(out["count"])],
-                                 dtype=torch.float64)
-        sums = self.fabric.all_reduce(sums.to(self.fabric.device), reduce_op="sum").cpu()
-        return {"val_loss": float(sums[0] / max(sums[2], 1)), "val_acc": float(sums[1] / max(sums[2], 1))}
+        return self.task.validate(self.model, (self._batch_to_device(batch) for batch in self.val_loader), self.fabric)
 
     def _end_epoch(self, state: LoopState) -> None:
-        sums = torch.tensor([state.train_sums[k] for k in ("loss", "correct", "count")], dtype=torch.float64)
-        sums = self.fabric.all_reduce(sums.to(self.fabric.device), reduce_op="sum").cpu()
+        keys = sorted(state.train_sums)
+        sums = torch.tensor([state.train_sums[k] for k in keys], dtype=torch.float64)
+        sums = dict(zip(keys, self.fabric.all_reduce(sums.to(self.fabric.device), reduce_op="sum").cpu().tolist()))
+        count = max(sums["count"], 1)
         row = {
             "epoch": state.epoch + 1,
-            "train_loss": round(float(sums[0] / max(sums[2], 1)), 6),
-            "train_acc": round(float(sums[1] / max(sums[2], 1)), 6),
+            "train_loss": round(sums["loss"] / count, 6),
+            **({"train_acc": round(sums["correct"] / count, 6)} if "correct" in sums else {}),
             **{k: round(v, 6) for k, v in self.validate().items()},
             "lr": self.optimizer.param_groups[-1]["lr"],
             "images_per_s": round(self._epoch_images * self.fabric.world_size / max(self._epoch_seconds, 1e-9), 2),
             "epoch_seconds": round(self._epoch_seconds, 3),
         }
-        improved = row["val_acc"] > state.best_metric
+        monitor = getattr(self.task, "monitor", "val_acc")
+        improved = row[monitor] > state.best_metric
         if improved:
-            state.best_metric, state.best_epoch, state.bad_epochs = row["val_acc"], state.epoch + 1, 0
+            state.best_metric, state.best_epoch, state.bad_epochs = row[monitor], state.epoch + 1, 0
         else:
             state.bad_epochs += 1
         state.epoch, state.batch = state.epoch + 1, 0
-        state.train_sums = {"loss": 0.0, "correct": 0.0, "count": 0.0}
+        state.train_sums = {"loss": 0.0, "count": 0.0}
         if self.early_stopping and state.bad_epochs >= self.early_stopping:
             state.stopped_early = True
         if improved:

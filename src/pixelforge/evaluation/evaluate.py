@@ -39,6 +39,13 @@ class EvalResult:
                 "unreadable_images": self.unreadable}
 
 
+def run_task(run_dir: str | Path) -> str:
+    """The task a run folder was trained for (runs from before tasks existed are classification)."""
+    from pixelforge.config import load_config
+
+    return load_config(rd.require_run(run_dir) / "config.yaml").task
+
+
 def select_samples(loaded: LoadedRun, data: str | None, split: str | None) -> tuple[list[Sample], str]:
     if data is None:
         from pixelforge.engine.train import prepare_data
@@ -74,6 +81,19 @@ def evaluate(run_dir: str | Path, data: str | None = None, split: str | None = N
         >>> evaluate("runs/digits", data="digits").accuracy  # doctest: +SKIP
         0.99
     """
+    task = loaded.config.task if loaded else run_task(run_dir)
+    if task == "detect":
+        from pixelforge.evaluation.detection import evaluate_detection
+
+        return evaluate_detection(run_dir, data=data, split=split, out=out)
+    if task == "segment":
+        from pixelforge.evaluation.segmentation import evaluate_segmentation
+
+        return evaluate_segmentation(run_dir, data=data, split=split, out=out)
+    if task == "instance":
+        from pixelforge.evaluation.instance import evaluate_instance
+
+        return evaluate_instance(run_dir, data=data, split=split, out=out)
     loaded = loaded or load_run(run_dir)
     samples, name = select_samples(loaded, data, split)
     logits, kept, unreadable = run_inference(loaded, samples)

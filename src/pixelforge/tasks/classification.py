@@ -29,10 +29,21 @@ class ClassificationTask:
         correct = (logits.argmax(1) == hard).sum()
         return {"loss": loss, "correct": correct.detach(), "count": len(hard)}
 
+    monitor = "val_acc"
+
     def validation_step(self, model: nn.Module, batch) -> dict:
         x, y = batch
         logits = model(x)
         return {"loss": F.cross_entropy(logits, y), "correct": (logits.argmax(1) == y).sum(), "count": len(y)}
+
+    def validate(self, model: nn.Module, batches, fabric) -> dict:
+        sums = torch.zeros(3, dtype=torch.float64)
+        for batch in batches:
+            out = self.validation_step(model, batch)
+            sums += torch.tensor([float(out["loss"]) * float(out["count"]), float(out["correct"]), float(out["count"])],
+                                 dtype=torch.float64)
+        sums = fabric.all_reduce(sums.to(fabric.device), reduce_op="sum").cpu()
+        return {"val_loss": float(sums[0] / max(sums[2], 1)), "val_acc": float(sums[1] / max(sums[2], 1))}
 
     @staticmethod
     def freeze_frozen_norms(model: nn.Module) -> None:
@@ -85,3 +96,98 @@ def apply_strategy(model, strategy: str, epoch: int = 0, unfreeze_every: int = 1
 def top_k_accuracy(logits: torch.Tensor, targets: torch.Tensor, k: int) -> float:
     k = min(k, logits.shape[1])
     return float((logits.topk(k, dim=1).indices == targets[:, None]).any(1).float().mean())
+
+
+def prepare_data(cfg) -> tuple:
+    """Resolve the data and give every image a split; the class list is the sorted set of training labels."""
+    from dataclasses import replace
+
+    from pixelforge.data.sources import DataSource, resolve_data
+    from pixelforge.data.splits import make_splits
+    from pixelforge.errors import PixelforgeError
+
+    source = make_splits(resolve_data(cfg.data), cfg.val_fraction, cfg.test_fraction, cfg.seed)
+    if not source.split("val"):  # given splits without val: carve one from train
+        unsplit = DataSource([replace(s, split=None) if s.split == "train" else s for s in source.samples],
+                             source.classes, source.origin)
+        source = make_splits(unsplit, cfg.val_fraction, 0.0, cfg.seed)
+    train_labels = {s.label for s in source.split("train")}
+    missing = sorted(set(source.classes) - train_labels)
+    if missing:
+        raise PixelforgeError(f"{source.origin}: class {missing[0]!r} has no training images; add some or remove it")
+    return source, sorted(train_labels)
+
+
+def build_setup(cfg, source, classes: list[str], fabric, progress):
+    """Decode the images once, build the classifier, and pick the fastest exact path for the strategy.
+
+    A frozen backbone (`linear`) trains the head on cached features (several augmented views per image, computed
+    once); otherwise the whole model trains end to end.
+    """
+    from pixelforge.data.dataset import ImageDataset
+    from pixelforge.data.transforms import batch_mixer, decode_size, eval_transform, resolve_augment, train_transform
+    from pixelforge.engine.features import FeatureDataset, FeatureExtractor, extract_features
+    from pixelforge.engine.setup import TaskSetup
+    from pixelforge.engine.threads import single_threaded
+    from pixelforge.engine.train import default_workers
+    from pixelforge.models.classifier import build_classifier
+
+    model = build_classifier(cfg.model, len(classes), cfg.weights, cfg.dropout)
+    spec = model.spec
+    short_side = decode_size(cfg.img_size, spec.crop_pct)
+    augment = resolve_augment(cfg.augment, cfg.augment_options)
+    class_to_idx = {c: i for i, c in enumerate(classes)}
+    train_set = ImageDataset(source.split("train"), class_to_idx, short_side,
+                             train_transform(cfg.img_size, spec.mean, spec.std, augment))
+    val_set = ImageDataset(source.split("val"), class_to_idx, short_side, eval_transform(cfg.img_size, spec.mean, spec.std))
+    advance, close = progress.counter("decoding images", len(train_set) + len(val_set))
+    unreadable = (train_set.preload(ram_budget_gb=cfg.ram_budget_gb / 2, progress=advance)
+                  + val_set.preload(ram_budget_gb=cfg.ram_budget_gb / 2, progress=advance))
+    close()
+    workers = default_workers() if cfg.workers is None else cfg.workers
+    # Per-image transforms run on one thread (engine/threads.py: 3-50x faster on few cores); the model uses all.
+    train_set.transform, val_set.transform = single_threaded(train_set.transform), single_threaded(val_set.transform)
+    use_features = cfg.strategy == "linear" and cfg.cache_features is not False and fabric.world_size == 1
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    model.to(fabric.device)
+
+    if use_features:
+        progress.info(f"linear strategy: caching backbone features for {cfg.feature_views} augmented views per image")
+        extractor = FeatureExtractor(model.backbone, fabric.device, cfg.channels_last)
+        advance, close = progress.counter("extracting features", len(train_set) * cfg.feature_views + len(val_set))
+        train_x, train_y = extract_features(model.backbone, train_set, cfg.feature_views, 64, workers,
+                                            extractor=extractor, progress=advance)
+        val_x, val_y = extract_features(model.backbone, val_set, 1, 64, workers, extractor=extractor, progress=advance)
+        close()
+        extractor.close()
+        progress.info(f"backbone features computed by {extractor.name} ({extractor.reason})")
+        train_data, val_data, trained = FeatureDataset(train_x, train_y), FeatureDataset(val_x, val_y), model.head
+        loader_workers = 0  # feature vectors are already in memory
+    else:
+        train_data, val_data, trained, loader_workers = train_set, val_set, model, workers
+
+    for param in model.parameters():  # everything registered with DDP; the strategy freezes below
+        param.requires_grad_(True)
+    apply_strategy(model, cfg.strategy, 0, cfg.unfreeze_every)
+
+    def on_epoch_start(epoch: int) -> None:
+        if cfg.strategy == "gradual" and not use_features:
+            trainable = apply_strategy(model, "gradual", epoch, cfg.unfreeze_every)
+            progress.info(f"gradual: {trainable} of {len(model.stages())} backbone stages trainable")
+
+    def write_report(run_dir):
+        from pixelforge.evaluation.report import write_run_report
+
+        return write_run_report(run_dir)
+
+    return TaskSetup(
+        task=ClassificationTask(cfg.label_smoothing, None if use_features else batch_mixer(augment, len(classes))),
+        model=model, trained=trained, train_data=train_data, val_data=val_data,
+        param_groups=lambda lr: param_groups(model, cfg.strategy, lr, cfg.backbone_lr_mult, cfg.weight_decay),
+        n_train=len(train_set), n_val=len(val_set), workers=loader_workers,
+        path="cached-features" if use_features else "end-to-end",
+        channels_last=cfg.channels_last and not use_features, on_epoch_start=on_epoch_start,
+        extra_checkpoint={"classes": classes}, unreadable=unreadable, train_samples=train_set.samples,
+        write_report=write_report,
+    )
