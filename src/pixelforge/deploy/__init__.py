@@ -12,6 +12,10 @@
     server.py      FastAPI app: /v1/predict, /healthz, /v1/model, /docs and a web page at /
     video.py       frame-by-frame inference on a video file or webcam with an overlay
     commands.py    the `export`, `serve`, `video` CLI commands and `predict` for packages
+    export_detection.py / export_segmentation.py   detector / segmenter packages with box / mask parity
+    dense_runtime.py   detection and segmentation packages behind one interface for serve and video (torch-free)
+    dense_detection.py the detection package adapter (ONNX Runtime, boxes in the original image's pixels)
+    dense_api.py   the JSON answers for boxes and masks; draw.py: mask PNG/RLE and OpenCV drawing
 
 Nothing imported here at module level pulls in torch: the runtime path must stay light.
 """

@@ -93,15 +93,16 @@ def serve_command(
     top_k: int = typer.Option(5, min=1, help="Default number of labels per image (?top_k= overrides)."),
     threads: Optional[int] = typer.Option(None, min=1, help="ONNX Runtime threads (default: all cores)."),
     spin: bool = typer.Option(False, "--spin/--no-spin", help="Let ONNX Runtime threads busy-wait (dedicated cores only)."),
+    score_threshold: float = typer.Option(0.3, help="detect: default lowest box score returned (?score_threshold= overrides)."),
 ) -> None:
     """Serve a package over HTTP: POST /v1/predict, GET /healthz, GET /v1/model, /docs, and a web page at /."""
-    from pixelforge.deploy.package import read_package
+    from pixelforge.deploy.dense_runtime import package_task
     from pixelforge.deploy.server import ServerSettings, serve
 
-    read_package(package)  # a clear error before uvicorn starts
+    package_task(package)  # a clear error before uvicorn starts (any task's package)
     settings = ServerSettings(str(package), api_key=api_key, precision=precision, max_batch=max_batch,
                               max_wait_ms=max_wait_ms, max_bytes=max_bytes, max_pixels=max_pixels, top_k=top_k,
-                              threads=threads, spin=spin)
+                              threads=threads, spin=spin, score_threshold=score_threshold)
     typer.echo(f"serving {package} on http://{host}:{port}/  (API docs: http://{host}:{port}/docs)", err=True)
     serve(settings, host=host, port=port, workers=workers)
 
@@ -113,11 +114,13 @@ def video_command(
     max_frames: Optional[int] = typer.Option(None, min=1, help="Stop after this many frames (webcams run until then)."),
     precision: Optional[str] = typer.Option(None, help="fp32 | int8 | fp16 (default: the package's default)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary to stdout."),
+    score_threshold: float = typer.Option(0.3, help="detect: lowest box score drawn."),
 ) -> None:
-    """Classify a video (or webcam) frame by frame and write it with label, confidence and FPS drawn on."""
+    """Run a package on a video (or webcam) frame by frame and write it with the label (classify), boxes (detect) or
+    mask overlay (segment) and the FPS drawn on."""
     from pixelforge.deploy.video import run_video
 
-    result = run_video(package, source, out, max_frames=max_frames, precision=precision)
+    result = run_video(package, source, out, max_frames=max_frames, precision=precision, score_threshold=score_threshold)
     summary = {"out": str(result.out), "frames": result.frames, "seconds": round(result.seconds, 3),
                "fps": round(result.fps, 2)}
     if as_json:

@@ -1,11 +1,16 @@
-"""`pixelforge serve`: a package behind a FastAPI app, micro-batched onto the torch-free runtime.
+"""`pixelforge serve`: a package behind a FastAPI app, on the torch-free runtime.
 
-    GET  /            a web page: drop or pick an image, see it with top-k bars, the model card below
-    GET  /healthz     liveness and which model is loaded (no key needed)
-    GET  /v1/model    metadata, parity and the model card
-    POST /v1/predict  multipart field `file`, one or many images; ?top_k=N
+    GET  /            a web page: drop or pick an image, see it with top-k bars (classification), boxes drawn on
+                      it (detection) or the mask laid over it (segmentation); the model card below
+    GET  /healthz     liveness, which model is loaded and its task (no key needed)
+    GET  /v1/model    metadata (task, classes, class colours), parity and the model card
+    POST /v1/predict  multipart field `file`, one or many images; ?top_k=N (classify),
+                      ?score_threshold=0.3 (detect), ?format=png|rle (segment); answers: see deploy/dense_api.py
     GET  /docs        OpenAPI (Swagger UI)
 
+Classification crops are micro-batched across requests. Detection and segmentation answer at each image's own
+size, so images of different sizes cannot share a model call: their requests are queued onto one inference
+thread instead (one model call at a time, ONNX Runtime using every core in it), and the event loop stays free.
 Errors are JSON `{"detail": "..."}`: 413 over the byte or pixel limit, 415 not an image (or not multipart),
 400 truncated image or malformed form, 401 missing/wrong key when the server has one. Uploads stay in memory.
 """
@@ -15,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,6 +30,8 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from pixelforge.deploy.batcher import MicroBatcher
+from pixelforge.deploy.dense_api import MASK_FORMATS, dense_answer
+from pixelforge.deploy.dense_runtime import DenseRuntime, load_runtime
 from pixelforge.deploy.preprocess import UploadError, decode_bytes
 from pixelforge.deploy.runtime import Runtime
 from pixelforge.deploy.uploads import UploadRejected, read_uploads
@@ -45,6 +53,7 @@ class ServerSettings:
     max_pixels: int = 50_000_000
     max_files: int = 32
     top_k: int = 5
+    score_threshold: float = 0.3  # detection: default lowest score answered (?score_threshold= overrides)
     threads: int | None = None
     spin: bool = False  # ONNX Runtime busy-waiting; off, so upload decoding threads get the cores
 
@@ -59,7 +68,7 @@ _MULTIPART_BODY = {
 }
 
 
-def create_app(settings: ServerSettings, runtime: Runtime | None = None) -> FastAPI:
+def create_app(settings: ServerSettings, runtime: Runtime | DenseRuntime | None = None) -> FastAPI:
     """The FastAPI app for one package.
 
     Example:
@@ -68,9 +77,14 @@ def create_app(settings: ServerSettings, runtime: Runtime | None = None) -> Fast
         ...     client.post("/v1/predict", files={"file": open("star.png", "rb")}).json()["predictions"][0]["label"]
         'star'
     """
-    runtime = runtime or Runtime(settings.package, settings.precision, settings.threads, spin=settings.spin)
-    batcher = MicroBatcher(runtime.logits_for_crops, settings.max_batch, settings.max_wait_ms)
+    runtime = runtime or load_runtime(settings.package, settings.precision, settings.threads, spin=settings.spin)
+    task = getattr(runtime, "task", "classify")
+    if task == "classify":
+        batcher = MicroBatcher(runtime.logits_for_crops, settings.max_batch, settings.max_wait_ms)
+    else:
+        batcher = _SerialInference(runtime)
     package = runtime.package
+    model_name = package.manifest.get("name") or package.folder.name
     index_html = (STATIC / "index.html").read_text()
 
     @asynccontextmanager
@@ -78,8 +92,9 @@ def create_app(settings: ServerSettings, runtime: Runtime | None = None) -> Fast
         yield
         await batcher.stop()
 
-    app = FastAPI(title=f"pixelforge: {package.manifest.get('name', package.folder.name)}", lifespan=lifespan,
-                  description="Image classification served from a pixelforge package (ONNX Runtime, micro-batched).",
+    what = {"classify": "Image classification", "detect": "Object detection", "segment": "Semantic segmentation"}
+    app = FastAPI(title=f"pixelforge: {model_name}", lifespan=lifespan,
+                  description=f"{what.get(task, task)} served from a pixelforge package (ONNX Runtime).",
                   version=package.manifest.get("pixelforge_version") or "0")
     app.state.runtime, app.state.batcher, app.state.settings = runtime, batcher, settings
 
@@ -104,20 +119,37 @@ def create_app(settings: ServerSettings, runtime: Runtime | None = None) -> Fast
 
     @app.get("/healthz")
     async def healthz() -> dict:
-        return {"status": "ok", "model": package.manifest.get("name"), "precision": runtime.precision,
+        return {"status": "ok", "model": model_name, "task": task, "precision": runtime.precision,
                 "auth_required": settings.api_key is not None}
 
     @app.get("/v1/model", dependencies=[Depends(require_key)])
     async def model_info() -> dict:
-        limits = {k: v for k, v in asdict(settings).items() if k not in ("package", "api_key", "threads", "spin")}
-        return {**package.metadata(), "precision": runtime.precision, "providers": runtime.providers,
+        hidden = {"package", "api_key", "threads", "spin",
+                  *(("score_threshold",) if task == "classify" else ("top_k", "max_batch", "max_wait_ms"))}
+        limits = {k: v for k, v in asdict(settings).items() if k not in hidden}
+        return {"task": task, **package.metadata(), "precision": runtime.precision, "providers": runtime.providers,
                 "limits": limits, "model_card": package.model_card}
 
     @app.post("/v1/predict", dependencies=[Depends(require_key)], openapi_extra={"requestBody": _MULTIPART_BODY})
-    async def predict(request: Request, top_k: int = Query(settings.top_k, ge=1, le=1000)) -> dict:
+    async def predict(request: Request, top_k: int = Query(settings.top_k, ge=1, le=1000),
+                      score_threshold: float = Query(settings.score_threshold, ge=0, le=1,
+                                                     description="detection: lowest score answered"),
+                      mask_format: str = Query("png", alias="format", pattern="^(" + "|".join(MASK_FORMATS) + ")$",
+                                               description="segmentation: png (base64 palette PNG) or rle (COCO)"),
+                      ) -> dict:
         started = time.perf_counter()
         uploads = await read_uploads(request.headers.get("content-type", ""), request.headers.get("content-length"),
                                      request.stream(), UPLOAD_FIELD, settings.max_bytes, settings.max_files)
+        if task != "classify":
+            images = await asyncio.gather(*[run_in_threadpool(_decode, u.data, u.filename, settings.max_pixels)
+                                            for u in uploads])
+            results = await batcher.submit(list(images))
+            answers = await asyncio.gather(*[run_in_threadpool(dense_answer, task, runtime.classes, result, image.size,
+                                                               score_threshold, mask_format)
+                                             for image, result in zip(images, results)])
+            predictions = [{"filename": u.filename, **answer} for u, answer in zip(uploads, answers)]
+            return {"model": model_name, "task": task, "precision": runtime.precision,
+                    "predictions": predictions, "elapsed_ms": round(1000 * (time.perf_counter() - started), 2)}
         crops = await asyncio.gather(*[run_in_threadpool(_prepare, runtime, u.data, u.filename, settings.max_pixels)
                                        for u in uploads])
         logits = await batcher.submit(list(crops))
@@ -136,6 +168,31 @@ def _prepare(runtime: Runtime, data: bytes, filename: str, max_pixels: int):
     except UploadError as exc:
         raise UploadRejected(exc.status_code, str(exc)) from None
     return runtime.crop(image)
+
+
+def _decode(data: bytes, filename: str, max_pixels: int):
+    """Decode one upload at full size (boxes and masks are answered in its own pixels); in a worker thread."""
+    try:
+        return decode_bytes(data, None, max_pixels, filename or "upload")
+    except UploadError as exc:
+        raise UploadRejected(exc.status_code, str(exc)) from None
+
+
+class _SerialInference:
+    """Dense requests' model calls, one at a time on one thread (the batcher's role, without batching)."""
+
+    def __init__(self, runtime: DenseRuntime):
+        self.runtime = runtime
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pixelforge-infer")
+        self.batches_run = self.images_run = 0
+
+    async def submit(self, images: list) -> list[dict]:
+        results = await asyncio.get_running_loop().run_in_executor(self.executor, self.runtime.predict_images, images)
+        self.batches_run, self.images_run = self.batches_run + 1, self.images_run + len(images)
+        return results
+
+    async def stop(self) -> None:
+        return None
 
 
 def app_from_environment() -> FastAPI:

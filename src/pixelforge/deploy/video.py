@@ -1,9 +1,10 @@
 """`pixelforge video`: frame-by-frame inference on a video file or a webcam, written out with an overlay.
 
-Each frame goes through the package's own preprocessing and the torch-free runtime; the overlay shows the top
-label, its confidence and the running frames per second. Everything is headless (OpenCV reads and writes files
-and cameras without a window), so it runs on servers and in CI. Detection boxes and masks will be drawn here
-when those tasks exist.
+Each frame goes through the package's own preprocessing and the torch-free runtime. The overlay depends on the
+package's task: classification writes the top label and its confidence; detection draws each box with its label
+and score (those at or above `score_threshold`); segmentation blends the class colours of the predicted mask into
+the frame and names the largest classes. The running frames per second are shown in every case. Everything is
+headless (OpenCV reads and writes files and cameras without a window), so it runs on servers and in CI.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from pixelforge.deploy.dense_api import keep_detections, summary_text
+from pixelforge.deploy.dense_runtime import load_runtime
+from pixelforge.deploy.draw import blend_mask, class_fractions, draw_band, draw_boxes
 from pixelforge.deploy.preprocess import frame_to_image
-from pixelforge.deploy.runtime import Runtime
 from pixelforge.errors import PixelforgeError
 
 
@@ -24,7 +27,8 @@ class VideoResult:
     out: Path
     frames: int
     seconds: float
-    labels: list[str]  # top label per processed frame
+    labels: list[str]  # per processed frame: the top label (classify) or the overlay's summary (detect, segment)
+    task: str = "classify"
 
     @property
     def fps(self) -> float:
@@ -51,25 +55,42 @@ def open_capture(source: str):
 
 def draw_overlay(frame: np.ndarray, label: str, score: float, fps: float) -> np.ndarray:
     """Draw 'label  score%' and the FPS in a dark band at the top of a BGR frame (in place)."""
-    import cv2
+    return draw_band(frame, f"{label}  {100 * score:.1f}%", fps)
 
-    height, width = frame.shape[:2]
-    scale = max(0.5, width / 900)
-    thickness = max(1, int(round(scale * 2)))
-    band = int(36 * scale)
-    frame[:band] = (frame[:band] * 0.35).astype(frame.dtype)
-    cv2.putText(frame, f"{label}  {100 * score:.1f}%", (int(10 * scale), int(band * 0.72)), cv2.FONT_HERSHEY_SIMPLEX,
-                scale, (255, 255, 255), thickness, cv2.LINE_AA)
-    text = f"{fps:.1f} FPS"
-    (text_width, _), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale * 0.8, thickness)
-    cv2.putText(frame, text, (width - text_width - int(10 * scale), int(band * 0.72)), cv2.FONT_HERSHEY_SIMPLEX,
-                scale * 0.8, (120, 230, 120), thickness, cv2.LINE_AA)
+
+def predict_frame(runtime, frame: np.ndarray, score_threshold: float) -> tuple[str, dict]:
+    """Predict one BGR frame: the band's text and what was found (classify: the top {label, score}; detect:
+    {"detections": [...]} in frame pixels; segment: {"mask": HxW class ids, "class_fractions": {...}})."""
+    task = getattr(runtime, "task", "classify")
+    if task == "classify":
+        ranked = runtime.predict_images([frame_to_image(frame)], top_k=1)[0][0]
+        return f"{ranked['label']}  {100 * ranked['score']:.1f}%", ranked
+    result = runtime.predict_images([frame_to_image(frame)])[0]
+    if task == "detect":
+        height, width = frame.shape[:2]
+        detections = keep_detections(result["detections"], score_threshold, width, height)
+        return summary_text(task, runtime.classes, detections=detections), {"detections": detections}
+    fractions = class_fractions(result["mask"], runtime.classes)
+    text = summary_text(task, runtime.classes, fractions=fractions)
+    return text, {"mask": result["mask"], "class_fractions": fractions}
+
+
+def draw_frame(frame: np.ndarray, classes: list[str], predicted: dict, text: str, fps: float) -> np.ndarray:
+    """The overlay, in place: mask colours under the band, boxes over it (a box at the top keeps its label)."""
+    if "mask" in predicted:
+        blend_mask(frame, predicted["mask"], classes)
+    draw_band(frame, text, fps)
+    if "detections" in predicted:
+        draw_boxes(frame, predicted["detections"], classes)
     return frame
 
 
 def run_video(package: str | Path, source: str, out: str | Path, max_frames: int | None = None,
-              precision: str | None = None, on_frame=None) -> VideoResult:
-    """Classify every frame of `source` (file or webcam index) and write `out` (mp4) with the overlay.
+              precision: str | None = None, on_frame=None, score_threshold: float = 0.3,
+              runtime=None) -> VideoResult:
+    """Predict every frame of `source` (file or webcam index) and write `out` (mp4) with the task's overlay.
+
+    `runtime` (optional) is an already loaded runtime for `package` (`dense_runtime.load_runtime`).
 
     Example:
         >>> run_video("packages/shapes", "clip.mp4", "clip-labelled.mp4").fps  # doctest: +SKIP
@@ -80,7 +101,8 @@ def run_video(package: str | Path, source: str, out: str | Path, max_frames: int
     out = Path(out)
     if out.exists():
         raise PixelforgeError(f"{out}: already exists; choose a new --out (videos are never overwritten)")
-    runtime = Runtime(package, precision)
+    runtime = runtime or load_runtime(package, precision)
+    task = getattr(runtime, "task", "classify")
     capture = open_capture(str(source))
     fps_in = capture.get(cv2.CAP_PROP_FPS) or 0
     fps_in = fps_in if 1 <= fps_in <= 240 else 25.0
@@ -95,16 +117,16 @@ def run_video(package: str | Path, source: str, out: str | Path, max_frames: int
                 out.parent.mkdir(parents=True, exist_ok=True)
                 writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), fps_in,
                                          (frame.shape[1], frame.shape[0]))
-            ranked = runtime.predict_images([frame_to_image(frame)], top_k=1)[0][0]
-            labels.append(ranked["label"])
+            text, predicted = predict_frame(runtime, frame, score_threshold)
+            labels.append(predicted["label"] if task == "classify" else text)
             fps = len(labels) / max(time.perf_counter() - started, 1e-9)
-            writer.write(draw_overlay(frame, ranked["label"], ranked["score"], fps))
+            writer.write(draw_frame(frame, runtime.classes, predicted, text, fps))
             if on_frame is not None:
-                on_frame(len(labels), ranked, fps)
+                on_frame(len(labels), predicted, fps)
     finally:
         capture.release()
         if writer is not None:
             writer.release()
     if not labels:
         raise PixelforgeError(f"{source}: no frames could be read; is it an empty or unsupported video?")
-    return VideoResult(out, len(labels), time.perf_counter() - started, labels)
+    return VideoResult(out, len(labels), time.perf_counter() - started, labels, task)

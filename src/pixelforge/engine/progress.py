@@ -35,8 +35,10 @@ class EpochProgress:
             for task in list(self.bar.task_ids):
                 self.bar.remove_task(task)
             self.bar.stop()
-        message = (f"epoch {int(row['epoch'])}: train_loss {row['train_loss']:.4f} train_acc {row['train_acc']:.3f} "
-                   f"val_loss {row['val_loss']:.4f} val_acc {row['val_acc']:.4f} ({row['images_per_s']:.0f} img/s)")
+        # Whatever the task reports (train_acc and val_acc for classification, val_map50 for detection, ...).
+        metrics = " ".join(f"{k} {v:.4f}" for k, v in row.items()
+                           if k.startswith(("train_", "val_")) and isinstance(v, (int, float)))
+        message = f"epoch {int(row['epoch'])}: {metrics} ({row['images_per_s']:.0f} img/s)"
         if self.quiet:
             log.info(message)
         else:

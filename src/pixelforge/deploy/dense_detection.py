@@ -1,0 +1,86 @@
+"""A detection package behind the `DenseRuntime` interface: ONNX Runtime in, boxes in the image's own pixels out.
+
+The detectors (models/detectors.py) take one float image [3, H, W] in [0, 1] whose longest side is the run's
+`img_size` (the detector's own transform normalises inside the graph) and answer {boxes, scores, labels} in those
+input pixels, labels 1..K for classes[0..K-1]. So a frame or an upload is resized (bilinear, aspect kept) so its
+longest side is the package's size, run through the session, and the boxes are scaled back to the original image.
+
+Outputs are found by name (boxes, scores, labels) or, failing that, by kind: the [N, 4] array is the boxes,
+the integer one the labels, the remaining float one the scores.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from pixelforge.deploy.dense_runtime import _OnnxDense, as_array
+from pixelforge.errors import PixelforgeError
+
+SIZE_KEYS = ("img_size", "max_size", "size", "longest_side")
+
+
+def input_size(pre: dict, folder) -> int:
+    """The longest image side the exported detector expects, from preprocess.json."""
+    for key in SIZE_KEYS:
+        value = pre.get(key)
+        if isinstance(value, (list, tuple)) and value:
+            value = max(value)
+        if isinstance(value, (int, float)) and value > 0:
+            return int(value)
+    raise PixelforgeError(f"{folder}/preprocess.json: no input size ({' / '.join(SIZE_KEYS)}); export the package again")
+
+
+def resize_longest(array: np.ndarray, size: int) -> np.ndarray:
+    """An HxWx3 uint8 image resized (bilinear, aspect kept) so its longest side is `size`, as float [3, h, w] in [0, 1]."""
+    height, width = array.shape[:2]
+    scale = size / max(height, width)
+    new = (max(1, round(width * scale)), max(1, round(height * scale)))
+    image = Image.fromarray(np.ascontiguousarray(array[..., :3] if array.shape[-1] >= 3 else np.repeat(array, 3, -1)))
+    if new != (width, height):
+        image = image.resize(new, Image.BILINEAR)
+    return np.ascontiguousarray(np.asarray(image, np.float32).transpose(2, 0, 1) / np.float32(255.0))
+
+
+class DetectionRuntime(_OnnxDense):
+    """A detection package ready to predict (see the module docstring for the model's contract)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.size = input_size(self.package.preprocess, self.package.folder)
+        inputs = self.session.get_inputs()
+        self.input_name, self.batched = inputs[0].name, len(inputs[0].shape) == 4
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def _outputs(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        values = [np.asarray(v) for v in self.session.run(None, {self.input_name: x[None] if self.batched else x})]
+        named = dict(zip(self.output_names, values))
+        if not {"boxes", "scores", "labels"} <= set(named):
+            named = {}
+            for value in values:
+                kind = "boxes" if value.shape[-1:] == (4,) and value.ndim >= 2 else (
+                    "labels" if np.issubdtype(value.dtype, np.integer) else "scores")
+                named.setdefault(kind, value)
+            if set(named) != {"boxes", "scores", "labels"}:
+                raise PixelforgeError(f"{self.package.folder}: the model's outputs {self.output_names} are not "
+                                      f"boxes, scores and labels; export the package again")
+        return {"boxes": named["boxes"].reshape(-1, 4).astype(np.float32), "scores": named["scores"].reshape(-1),
+                "labels": named["labels"].reshape(-1)}
+
+    def predict_images(self, images: list) -> list[dict]:
+        results = []
+        for image in images:  # images differ in size: one model call each
+            array = as_array(image)
+            height, width = array.shape[:2]
+            x = resize_longest(array, self.size)
+            out = self._outputs(x)
+            sx, sy = width / x.shape[2], height / x.shape[1]
+            boxes = out["boxes"] * np.asarray([sx, sy, sx, sy], np.float32)
+            detections = []
+            for box, score, label in zip(boxes, out["scores"], out["labels"]):
+                index = int(label) - 1  # label 0 is the background slot
+                if 0 <= index < len(self.classes):
+                    detections.append({"box": [float(v) for v in box], "score": float(score),
+                                       "label": self.classes[index]})
+            results.append({"detections": sorted(detections, key=lambda d: -d["score"])})
+        return results
