@@ -95,7 +95,8 @@ class TrainConfig(BaseModel):
 TASK_DEFAULTS: dict[str, dict] = {
     "classify": {},
     "detect": {},
-    "segment": {},
+    # U-Net on Lite0, 16 epochs at 128 px: test mIoU 0.86 on shapes in ~5 min (README, Segmentation).
+    "segment": {"arch": "unet", "img_size": 128, "epochs": 16, "batch_size": 8, "strategy": "full", "lr": 2e-3},
     "instance": {},
 }
 

@@ -53,7 +53,7 @@ def decode_pair(sample: MaskSample, short_side: int | None, in_channels: int, nu
     _check_ids(mask, sample, num_classes, ignore_index)
     small = 0 <= ignore_index <= 255 and (mask.size == 0 or (mask.min() >= 0 and mask.max() <= 255))
     mask_t = tv_tensors.Mask(torch.from_numpy(mask.astype(np.uint8) if small else mask))
-    image = torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
+    image = torch.from_numpy(np.array(array.transpose(2, 0, 1), copy=True, order="C"))  # writable, contiguous
     if short_side and min(mask.shape) != short_side:
         if image.dtype == torch.uint16:  # resize in float so 16-bit values are interpolated, then stored as uint16
             image = F.resize(image.float(), [short_side], antialias=True).round().clamp(0, 65535).to(torch.uint16)

@@ -1,0 +1,269 @@
+"""Scoring and running a trained segmentation run: evaluate on a split, score two mask folders, predict masks.
+
+Predictions are scored at each ground-truth mask's full resolution: the image is resized so its shorter side is the
+run's `img_size` (the scale the model trained at), the logits are upsampled bilinearly to the mask's size, and only
+then is the class picked per pixel. Scoring at the training crop size would hide boundary errors, and scores would
+change with `img_size`. Scores and their conventions: `evaluation/segmentation_metrics.py`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from pixelforge.engine import run_dir as rd
+from pixelforge.errors import PixelforgeError
+from pixelforge.evaluation.segmentation_metrics import ConfusionMatrix
+from pixelforge.evaluation.segmentation_overlay import to_display, write_prediction
+from pixelforge.evaluation.segmentation_plots import plot_pixel_confusion, plot_triplets
+
+GALLERY_IMAGES = 6
+
+
+@dataclass
+class SegmentationRun:
+    """A trained run rebuilt for inference: model, classes and the exact input preprocessing of training."""
+
+    run_dir: Path
+    config: object  # TrainConfig
+    classes: list[str]
+    model: torch.nn.Module
+    mean: list[float]
+    std: list[float]
+    in_channels: int
+    ignore_index: int
+
+    @property
+    def img_size(self) -> int:
+        return self.config.img_size
+
+
+@dataclass
+class SegmentationEvalResult:
+    metrics: dict
+    out_dir: Path
+    figures: dict = field(default_factory=dict)
+    unreadable: list = field(default_factory=list)
+
+    @property
+    def miou(self) -> float | None:
+        return self.metrics["miou"]
+
+    def to_json(self) -> dict:
+        return {**self.metrics, "figures": {k: str(v) for k, v in self.figures.items()},
+                "unreadable_images": self.unreadable}
+
+
+def load_segmentation_run(run_dir: str | Path, checkpoint: str = "best.ckpt") -> SegmentationRun:
+    """Rebuild the run's segmenter from config.yaml (weights none) and load its checkpoint; no network needed."""
+    from pixelforge.config import load_config
+    from pixelforge.models.segmenters import build_segmenter
+    from pixelforge.tasks.segmentation import DEFAULT_ARCH
+
+    run = rd.require_run(run_dir)
+    cfg = load_config(run / "config.yaml")
+    if cfg.task != "segment":
+        raise PixelforgeError(f"{run}: a {cfg.task!r} run, not a segmentation run")
+    classes = rd.read_json(run / "classes.json")
+    path = run / "checkpoints" / checkpoint
+    if not path.exists() and (run / "checkpoints" / "last.ckpt").exists():
+        path = run / "checkpoints" / "last.ckpt"  # a run interrupted before its first epoch ended
+    state = rd.load_checkpoint(path)
+    model = build_segmenter(state.get("arch", cfg.arch or DEFAULT_ARCH), cfg.model, len(classes),
+                            state["in_channels"], weights="none")
+    model.load_state_dict(state["model"])
+    return SegmentationRun(run, cfg, classes, model.eval(), list(state["mean"]), list(state["std"]),
+                           state["in_channels"], state.get("ignore_index", cfg.ignore_index))
+
+
+def model_input(run: SegmentationRun, image: np.ndarray) -> torch.Tensor:
+    """An HxWxC uint8/uint16 image as the normalised [1, C, h, w] tensor the model saw in training: the shorter side
+    resized to img_size as the data pipeline decodes it (`data.masks.dataset.decode_pair`), values scaled to [0, 1]
+    by bit depth, then the run's mean/std."""
+    from torchvision.transforms.v2 import functional as TF
+
+    from pixelforge.data.masks.images import match_channels
+
+    array = match_channels(image, run.in_channels)
+    x = torch.from_numpy(array.transpose(2, 0, 1).copy())  # a copy: decoded arrays may be read-only
+    if x.dtype == torch.uint16:
+        x = TF.resize(x.float(), [run.img_size], antialias=True).round().clamp(0, 65535) / 65535.0
+    else:
+        x = TF.resize(x, [run.img_size], antialias=True).float() / 255.0
+    return TF.normalize(x, run.mean, run.std)[None]
+
+
+@torch.inference_mode()
+def predict_full_resolution(run: SegmentationRun, image: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
+    """Class probabilities' argmax for `image` at `size` (H, W; default the image's own), as an int64 mask."""
+    logits = run.model(model_input(run, image))
+    logits = F.interpolate(logits, size=size or image.shape[:2], mode="bilinear", align_corners=False)
+    return logits.argmax(1)[0].numpy().astype(np.int64)
+
+
+def _select(run: SegmentationRun, data: str | None, split: str | None):
+    from pixelforge.data.masks.source import read_masks
+
+    if data is None:
+        from pixelforge.tasks.segmentation import prepare_data
+
+        source, _ = prepare_data(run.config)
+        name = split or ("test" if source.split("test") else "val")
+        chosen = source.split(name)
+    else:
+        source = read_masks(data, ignore_index=run.ignore_index)
+        if len(source.classes) > len(run.classes):
+            raise PixelforgeError(f"{data}: has {len(source.classes)} classes, the run knows {len(run.classes)} "
+                                  f"({', '.join(run.classes)}); evaluate on data with the run's classes")
+        if split:
+            chosen, name = source.split(split), split
+        elif source.has_splits:
+            name = "test" if source.split("test") else "val" if source.split("val") else "train"
+            chosen = source.split(name)
+        else:
+            chosen, name = source.samples, "all"
+    chosen = [s for s in chosen if s.mask is not None]
+    if not chosen:
+        raise PixelforgeError(f"{data or run.config.data}: no images with masks in split {name!r}")
+    return chosen, name
+
+
+def evaluate_segmentation(run_dir: str | Path, data: str | None = None, split: str | None = None,
+                          out: str | Path | None = None) -> SegmentationEvalResult:
+    """Score the run's best checkpoint on a split (default: test if the data has one, else val) at full mask
+    resolution; writes metrics.json, confusion_matrix.png and predictions.png to `out` (default RUN/eval-<split>).
+
+    Example:
+        >>> evaluate_segmentation("runs/segment-shapes").metrics["miou"]  # doctest: +SKIP
+        0.93
+    """
+    from pixelforge.data.images import ImageReadError
+    from pixelforge.data.masks.images import load_image_any, load_mask
+
+    run = load_segmentation_run(run_dir)
+    samples, name = _select(run, data, split)
+    matrix = ConfusionMatrix(len(run.classes), run.ignore_index)
+    unreadable, first, worst = [], [], []
+    for sample in samples:
+        try:
+            image, truth = load_image_any(sample.image), load_mask(sample.mask)
+        except ImageReadError as exc:
+            unreadable.append(str(exc))
+            continue
+        pred = predict_full_resolution(run, image, truth.shape)
+        matrix.update(torch.from_numpy(pred), torch.from_numpy(truth))
+        # The gallery shows the first images and the worst ones (lowest pixel accuracy), where the errors are.
+        scored = (truth >= 0) & (truth < len(run.classes))
+        accuracy = float((pred == truth)[scored].mean()) if scored.any() else 1.0
+        row = (accuracy, len(first) + len(worst), sample, truth, pred, image)
+        if len(first) < GALLERY_IMAGES // 2:
+            first.append(row)
+        else:
+            worst = sorted([*worst, row], key=lambda r: r[:2])[: GALLERY_IMAGES - GALLERY_IMAGES // 2]
+    rows = [(_display_at(image, truth.shape), truth, pred, f"{Path(sample.image).name} (pixel acc. {acc:.3f})")
+            for acc, _, sample, truth, pred, image in first + worst]
+    metrics = {**matrix.compute(run.classes), "split": name, "num_images": len(samples) - len(unreadable)}
+    out_dir = Path(out) if out else run.run_dir / f"eval-{name}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    figures = {"confusion_matrix": plot_pixel_confusion(metrics["confusion_matrix"], run.classes,
+                                                        out_dir / "confusion_matrix.png")}
+    if rows:
+        figures["predictions"] = plot_triplets(rows, run.classes, out_dir / "predictions.png", run.ignore_index)
+    rd.write_json(out_dir / "metrics.json", metrics)
+    return SegmentationEvalResult(metrics, out_dir, figures, unreadable)
+
+
+def _display_at(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    from PIL import Image
+
+    rgb = to_display(image)
+    if rgb.shape[:2] != tuple(size):
+        rgb = np.asarray(Image.fromarray(rgb).resize((size[1], size[0]), Image.BILINEAR))
+    return rgb
+
+
+def score_mask_folders(gt_dir: str | Path, pred_dir: str | Path, num_classes: int,
+                       ignore_index: int | None = None, classes: list[str] | None = None) -> dict:
+    """Score predicted index masks against true ones, matched by file stem (e.g. from another tool).
+
+    Values >= num_classes in the truth must be the ignore index; predictions must be < num_classes.
+    Returns the keys of `segmentation_scores` plus num_images.
+    """
+    from pixelforge.data.masks.images import load_mask
+
+    gt_files, pred_files = _masks_by_stem(Path(gt_dir)), _masks_by_stem(Path(pred_dir))
+    missing = sorted(set(gt_files) - set(pred_files))
+    if missing:
+        raise PixelforgeError(f"{gt_files[missing[0]]}: no prediction with the same name in {pred_dir} "
+                              f"({len(missing)} missing); predict every image or score a matching folder")
+    extra = sorted(set(pred_files) - set(gt_files))
+    if extra:
+        raise PixelforgeError(f"{pred_files[extra[0]]}: no true mask with the same name in {gt_dir} ({len(extra)} extra)")
+    matrix = ConfusionMatrix(num_classes, ignore_index)
+    for stem, gt_path in sorted(gt_files.items()):
+        truth, pred = load_mask(gt_path), load_mask(pred_files[stem])
+        if truth.shape != pred.shape:
+            raise PixelforgeError(f"{pred_files[stem]}: size {pred.shape[1]}x{pred.shape[0]} differs from its true mask "
+                                  f"{gt_path} ({truth.shape[1]}x{truth.shape[0]}); predict at the mask's resolution")
+        _check_values(gt_path, truth, num_classes, ignore_index)
+        _check_values(pred_files[stem], pred, num_classes, None)
+        matrix.update(torch.from_numpy(pred), torch.from_numpy(truth))
+    return {**matrix.compute(classes), "num_images": len(gt_files)}
+
+
+def _masks_by_stem(folder: Path) -> dict[str, Path]:
+    if not folder.is_dir():
+        raise PixelforgeError(f"{folder}: mask folder not found")
+    found = {}
+    for path in sorted(folder.rglob("*")):
+        if path.suffix.lower() in (".png", ".tif", ".tiff", ".bmp"):
+            if path.stem in found:
+                raise PixelforgeError(f"{path}: two masks named {path.stem!r} ({found[path.stem]}); stems must be unique")
+            found[path.stem] = path
+    if not found:
+        raise PixelforgeError(f"{folder}: no mask files (.png, .tif, .bmp)")
+    return found
+
+
+def _check_values(path: Path, mask: np.ndarray, num_classes: int, ignore_index: int | None) -> None:
+    bad = (mask < 0) | (mask >= num_classes)
+    if ignore_index is not None:
+        bad &= mask != ignore_index
+    if bad.any():
+        value = int(mask[bad][0])
+        hint = f" or the ignore index {ignore_index}" if ignore_index is not None else " (pass --ignore-index if it marks unlabelled pixels)"
+        raise PixelforgeError(f"{path}: pixel value {value} is not a class id 0..{num_classes - 1}{hint}")
+
+
+def predict_segmentation(run_dir: str | Path, paths: list[str | Path], out: str | Path) -> list[dict]:
+    """Predict a mask for each image (files, folders or glob patterns): OUT/STEM.png (palette index PNG, the class
+    ids as pixel values) and OUT/STEM_overlay.png.
+
+    Returns one dict per image: path, mask, overlay, class_fractions {class: share of the image's pixels} and a
+    one-line summary; an unreadable image gets {"path", "error"} instead.
+
+    Example:
+        >>> predict_segmentation("runs/segment-shapes", ["scan.png"], "out")[0]["mask"]  # doctest: +SKIP
+        'out/scan.png'
+    """
+    from pixelforge.data.images import ImageReadError
+    from pixelforge.data.masks.images import load_image_any
+    from pixelforge.data.sources import collect_paths
+
+    run = load_segmentation_run(run_dir)
+    files = collect_paths(list(paths))
+    if not files:
+        raise PixelforgeError(f"no images found in {', '.join(map(str, paths))}")
+    results = []
+    for path in files:
+        try:
+            image = load_image_any(path)
+        except ImageReadError as exc:
+            results.append({"path": str(path), "error": str(exc)})
+            continue
+        results.append(write_prediction(path, image, predict_full_resolution(run, image), run.classes, Path(out)))
+    return results

@@ -1,0 +1,74 @@
+"""Mask pictures and prediction files, with numpy and PIL only (exported packages predict without torch).
+
+The palette is the Pascal VOC colour map (Everingham et al. 2010) that `data.masks` writes into mask PNGs: class 0
+black, then distinct saturated colours, so predicted masks look like the training masks in any viewer. Ignored
+pixels are drawn white.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+IGNORE_COLOR = (255, 255, 255)
+
+
+def palette(num_colors: int = 256) -> np.ndarray:
+    """The mask colours as [num_colors, 3] uint8: the same VOC colour map the data tools write into mask PNGs."""
+    from pixelforge.data.masks.images import mask_palette
+
+    return np.asarray(mask_palette()[:num_colors], dtype=np.uint8)
+
+
+def colorize(mask: np.ndarray, num_classes: int, ignore_index: int | None = 255) -> np.ndarray:
+    """An index mask [H, W] as an RGB image [H, W, 3] uint8 (ignored and out-of-range pixels white)."""
+    colors = palette(256)
+    rgb = colors[np.clip(mask, 0, 255).astype(np.uint8)]
+    rgb[(mask < 0) | (mask >= num_classes)] = IGNORE_COLOR
+    return rgb
+
+
+def overlay(image: np.ndarray, mask: np.ndarray, num_classes: int, alpha: float = 0.65,
+            ignore_index: int | None = 255) -> np.ndarray:
+    """The coloured mask over a dimmed grey copy of an RGB uint8 image of the same size.
+
+    The image is shown in grey so the class colours cannot be confused with the objects' own colours; background
+    (class 0) is left unpainted, ignored pixels are white.
+    """
+    grey = image.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    out = np.repeat((0.35 * 255 + 0.5 * grey)[..., None], 3, axis=2)
+    rgb = colorize(mask, num_classes, ignore_index).astype(np.float32)
+    painted = mask != 0
+    out[painted] = (1 - alpha) * out[painted] + alpha * rgb[painted]
+    return out.round().clip(0, 255).astype(np.uint8)
+
+
+def to_display(image: np.ndarray) -> np.ndarray:
+    """Any HxWxC (C 1 or 3, uint8 or uint16) image as RGB uint8 for display; 16-bit is contrast-stretched."""
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = image[..., None]
+    if image.dtype != np.uint8:
+        low, high = np.percentile(image, (0.5, 99.5))
+        image = ((image.astype(np.float32) - low) / max(high - low, 1e-6) * 255).clip(0, 255).astype(np.uint8)
+    return np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image[..., :3]
+
+
+def write_prediction(path, image: np.ndarray, pred: np.ndarray, classes: list[str], out: Path) -> dict:
+    """Write OUT/STEM.png (palette index mask) and OUT/STEM_overlay.png for one predicted image; the result dict
+    has path, mask, overlay, class_fractions {class: share of pixels} and a one-line summary."""
+    from pixelforge.data.masks.images import save_mask
+
+    stem = Path(path).stem
+    out.mkdir(parents=True, exist_ok=True)
+    mask_path = save_mask(pred.astype(np.uint8), out / f"{stem}.png")
+    overlay_path = out / f"{stem}_overlay.png"
+    Image.fromarray(overlay(to_display(image), pred, len(classes))).save(overlay_path)
+    counts = np.bincount(pred.reshape(-1), minlength=len(classes))
+    fractions = {c: round(float(n / pred.size), 6) for c, n in zip(classes, counts)}
+    ranked = sorted(fractions.items(), key=lambda item: -item[1])
+    summary = ", ".join(f"{name} {100 * share:.1f}%" for name, share in ranked if share > 0)
+    return {"path": str(path), "mask": str(mask_path), "overlay": str(overlay_path), "class_fractions": fractions,
+            "summary": summary}

@@ -1,0 +1,77 @@
+"""The segmentation run's HTML report: mIoU and friends, curves, per-class IoU/Dice, confusion matrix, examples."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+from pixelforge.engine import run_dir as rd
+from pixelforge.evaluation.report import _STYLE
+
+_CURVE_KEYS = (("train_loss", "val_loss", "loss"), (None, "val_miou", "val mIoU"))
+
+
+def _fmt(value) -> str:
+    return "–" if value is None else f"{value:.4f}"
+
+
+def _per_class_table(metrics: dict) -> str:
+    pixels = [sum(row) for row in metrics["confusion_matrix"]]
+    rows = "".join(
+        f"<tr><td>{html.escape(name)}</td><td>{_fmt(iou)}</td><td>{_fmt(metrics['per_class_dice'][name])}</td>"
+        f"<td>{pixels[i]}</td></tr>" for i, (name, iou) in enumerate(metrics["per_class_iou"].items())
+    )
+    return f"<table><tr><th>class</th><th>IoU</th><th>Dice</th><th>true pixels</th></tr>{rows}</table>"
+
+
+def _plot_curves(rows: list[dict], path: Path) -> Path:
+    from pixelforge.evaluation.segmentation_plots import plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    epochs = [r["epoch"] for r in rows]
+    for ax, (train_key, val_key, title) in zip(axes, _CURVE_KEYS):
+        if train_key:
+            ax.plot(epochs, [r.get(train_key) for r in rows], marker="o", label="train")
+        ax.plot(epochs, [r.get(val_key) for r in rows], marker="o", label="val")
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_segmentation_report(run: Path, evaluation) -> Path:
+    """Write RUN/report.html from an evaluation (`evaluate_segmentation`'s result) and the run's metrics.csv."""
+    m = evaluation.metrics
+    rows = rd.read_metrics(run / "metrics.csv")
+    summary = rd.read_json(run / "summary.json") if (run / "summary.json").exists() else {}
+    curves = _plot_curves(rows, run / "curves.png") if rows else None
+    rel = lambda p: html.escape(str(Path(p).resolve().relative_to(run.resolve())))  # noqa: E731 - relative links
+    kpis = [("mIoU", _fmt(m["miou"])), ("Dice", _fmt(m["dice"])), ("pixel accuracy", _fmt(m["pixel_accuracy"])),
+            ("images", str(m["num_images"]))]
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>pixelforge report: {html.escape(run.name)}</title>"
+        f"<style>{_STYLE}</style></head><body><h1>{html.escape(run.name)}</h1>",
+        f"<p>Semantic segmentation, evaluated on the <b>{html.escape(m['split'])}</b> split at full mask resolution "
+        f"with the best checkpoint (epoch {summary.get('best_epoch', '?')}). mIoU averages the classes present in "
+        f"the truth or the prediction; ignored pixels are not scored.</p>",
+        "".join(f"<div class='kpi'>{k}<b>{v}</b></div>" for k, v in kpis),
+    ]
+    if curves:
+        parts.append(f"<h2>Training curves</h2><img src='{rel(curves)}' alt='curves'>")
+    parts.append(f"<h2>Per-class scores</h2>{_per_class_table(m)}")
+    if "predictions" in evaluation.figures:
+        parts.append(f"<h2>Examples: image, truth, prediction</h2><p>The first images of the split, then the ones "
+                     f"with the lowest pixel accuracy.</p><img src='{rel(evaluation.figures['predictions'])}' alt='predictions'>")
+    parts.append(f"<h2>Confusion matrix</h2><img src='{rel(evaluation.figures['confusion_matrix'])}' alt='confusion'>")
+    if evaluation.unreadable:
+        items = "".join(f"<li>{html.escape(e)}</li>" for e in evaluation.unreadable)
+        parts.append(f"<h2>Skipped images</h2><ul>{items}</ul>")
+    config = (run / "config.yaml").read_text() if (run / "config.yaml").exists() else ""
+    parts.append(f"<h2>Configuration</h2><pre>{html.escape(config)}</pre></body></html>")
+    path = run / "report.html"
+    rd.atomic_write_bytes(path, lambda handle: handle.write("\n".join(parts).encode()))
+    return path

@@ -1,0 +1,87 @@
+"""Segmentation export: the ONNX package predicts the same masks as PyTorch, and runs without torch."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from pixelforge.errors import PixelforgeError
+from tests.tasks.test_segmentation import CLASSES, write_tiny_masks
+
+
+@pytest.fixture(scope="module")
+def untrained_run(tmp_path_factory) -> Path:
+    """A segmentation run folder holding an untrained U-Net (no training needed to test the conversion)."""
+    from pixelforge.config import build_config, save_config
+    from pixelforge.engine import run_dir as rd
+    from pixelforge.models.segmenters import build_segmenter
+
+    root = tmp_path_factory.mktemp("segexport")
+    data = write_tiny_masks(root / "data", count=8)
+    run = root / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    save_config(build_config(data=str(data), task="segment", arch="unet", weights="none", img_size=32), run / "config.yaml")
+    rd.write_json(run / "classes.json", CLASSES)
+    torch.manual_seed(0)
+    model = build_segmenter("unet", num_classes=3, weights="none")
+    rd.save_checkpoint({"model": model.state_dict(), "task": "segment", "arch": "unet", "in_channels": 3,
+                        "mean": [0.5] * 3, "std": [0.5] * 3, "ignore_index": 255, "classes": CLASSES},
+                       run / "checkpoints" / "best.ckpt")
+    return run
+
+
+def test_export_writes_a_checked_segmentation_package(untrained_run, tmp_path):
+    from pixelforge.deploy.export_segmentation import export_segmentation_package
+
+    out = tmp_path / "pkg"
+    assert export_segmentation_package(untrained_run, out, parity_images=4) == out
+    report = json.loads((out / "parity.json").read_text())
+    assert report["passed"] and report["pixel_agreement"] >= 0.999 and report["pixels"] > 0
+    assert json.loads((out / "package.json").read_text())["task"] == "segment"
+    assert json.loads((out / "classes.json").read_text()) == CLASSES
+    pre = json.loads((out / "preprocess.json").read_text())
+    assert pre["size"] == [32, 32] and pre["mean"] == [0.5] * 3 and pre["channels"] == 3 and pre["bit_depth"] == 8
+    with pytest.raises(PixelforgeError, match="not empty"):
+        export_segmentation_package(untrained_run, out)
+
+
+def test_export_is_refused_when_parity_fails(untrained_run, tmp_path, monkeypatch):
+    from pixelforge.deploy import export_segmentation
+
+    monkeypatch.setattr(export_segmentation, "MIN_AGREEMENT", 1.5)  # unreachable: every export must now fail
+    with pytest.raises(PixelforgeError, match="export refused"):
+        export_segmentation.export_segmentation_package(untrained_run, tmp_path / "pkg", parity_images=2)
+    assert not (tmp_path / "pkg").exists() and not list(tmp_path.glob(".pkg*"))
+
+
+def test_package_predicts_pytorch_masks_without_importing_torch(untrained_run, tmp_path):
+    from pixelforge.deploy.export_segmentation import export_segmentation_package
+    from pixelforge.evaluation.segmentation import load_segmentation_run, predict_full_resolution
+    from pixelforge.data.masks.images import load_image_any
+
+    out = tmp_path / "pkg"
+    export_segmentation_package(untrained_run, out, parity_images=2)
+    image = sorted((untrained_run.parent / "data" / "images").glob("*.png"))[0]
+    code = ("import sys, json; from pixelforge.deploy.export_segmentation import predict_masks_package; "
+            f"m = predict_masks_package({str(out)!r}, [{str(image)!r}])[0]; "
+            "print(json.dumps({'torch': 'torch' in sys.modules, 'shape': m.shape, 'mask': m.tolist()}))")
+    result = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    assert result["torch"] is False and result["shape"] == [48, 48]
+    expected = predict_full_resolution(load_segmentation_run(untrained_run), load_image_any(image))
+    agreement = (torch.tensor(result["mask"]) == torch.from_numpy(expected)).float().mean()
+    assert agreement > 0.95  # same model; only the package's stretch-resize differs from the shorter-side resize
+
+
+def test_predict_from_a_package_writes_the_same_files_as_from_a_run(untrained_run, tmp_path):
+    from pixelforge.deploy.export_segmentation import export_segmentation_package, predict_package_folder
+
+    package = export_segmentation_package(untrained_run, tmp_path / "pkg", parity_images=2)
+    images = untrained_run.parent / "data" / "images"
+    results = predict_package_folder(package, [str(images)], tmp_path / "out")
+    assert len(results) == 8 and set(results[0]) >= {"path", "mask", "overlay", "class_fractions", "summary"}
+    assert Path(results[0]["mask"]).name == "000.png" and Path(results[0]["overlay"]).is_file()
