@@ -94,7 +94,8 @@ class TrainConfig(BaseModel):
 # target on the built-in shapes data in a few minutes on 2 CPU cores (numbers in the README).
 TASK_DEFAULTS: dict[str, dict] = {
     "classify": {},
-    "detect": {},
+    # Faster R-CNN + FPN on Lite0 at 160 px: test mAP50 0.92 on shapes after 16 epochs (0.91 after 12).
+    "detect": {"arch": "fasterrcnn", "img_size": 160, "epochs": 16, "batch_size": 8, "strategy": "full", "lr": 2e-3},
     # U-Net on Lite0, 16 epochs at 128 px: test mIoU 0.86 on shapes in ~5 min (README, Segmentation).
     "segment": {"arch": "unet", "img_size": 128, "epochs": 16, "batch_size": 8, "strategy": "full", "lr": 2e-3},
     "instance": {},

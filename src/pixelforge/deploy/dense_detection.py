@@ -32,13 +32,16 @@ def input_size(pre: dict, folder) -> int:
 
 
 def resize_longest(array: np.ndarray, size: int) -> np.ndarray:
-    """An HxWx3 uint8 image resized (bilinear, aspect kept) so its longest side is `size`, as float [3, h, w] in [0, 1]."""
+    """An HxWx3 uint8 image resized (bicubic, aspect kept) so its longest side is `size`, as float [3, h, w] in [0, 1].
+
+    Bicubic with reducing_gap=3, like training's decoding (data/boxes/dataset.py), so served scores equal `predict`'s.
+    """
     height, width = array.shape[:2]
     scale = size / max(height, width)
     new = (max(1, round(width * scale)), max(1, round(height * scale)))
     image = Image.fromarray(np.ascontiguousarray(array[..., :3] if array.shape[-1] >= 3 else np.repeat(array, 3, -1)))
     if new != (width, height):
-        image = image.resize(new, Image.BILINEAR)
+        image = image.resize(new, Image.BICUBIC, reducing_gap=3.0)
     return np.ascontiguousarray(np.asarray(image, np.float32).transpose(2, 0, 1) / np.float32(255.0))
 
 

@@ -1,0 +1,251 @@
+"""Exporting a detection run to an ONNX package, and predicting boxes from that package without torch.
+
+    PACKAGE/model.onnx        the whole torchvision detector: input one float image [3, H, W] in [0, 1] whose
+                              longest side is img_size (H, W dynamic), outputs boxes [N, 4] (XYXY, input pixels),
+                              scores [N], labels [N] (1..K); normalisation, heads, box decoding and NMS in the graph
+            preprocess.json   img_size and the resize rule: everything needed to feed the model
+            classes.json      category names, label i + 1 = classes[i]
+            package.json      "task": "detect", model file, input/output names, category ids, export settings
+            parity.json       ONNX Runtime vs PyTorch detections on validation images, matched one to one
+
+torchvision's detectors trace to ONNX whole (torch.onnx.export, TorchScript-based, opset 17), including their
+NMS, so the package needs no post-processing code of its own beyond scaling boxes back to the original image.
+The export is refused unless every detection PyTorch makes on the parity images has an ONNX Runtime twin with the
+same label, IoU >= 0.99 and a score within 1e-3 (and the other way round); detections within 1e-3 of the
+model's score threshold may appear on one side only. Both sides get the same preprocessed tensor, so the check
+isolates the conversion.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from pixelforge.errors import PixelforgeError
+
+MATCH_IOU = 0.99
+SCORE_TOLERANCE = 1e-3
+
+
+def export_detection_package(run_dir: str | Path, out: str | Path, data: str | None = None,
+                             parity_images: int = 32, opset: int = 17) -> Path:
+    """Export the run's best checkpoint to the package folder `out` (must not exist or be empty) and check it.
+
+    Returns the package folder. Raises PixelforgeError when the parity check fails (nothing is left at `out`).
+
+    Example:
+        >>> package = export_detection_package("runs/detect-shapes", "packages/det")  # doctest: +SKIP
+        >>> json.loads((package / "parity.json").read_text())["passed"]  # doctest: +SKIP
+        True
+    """
+    from pixelforge.deploy.package import write_json
+    from pixelforge.evaluation.detection import _select, load_detector
+
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise PixelforgeError(f"{out}: already exists and is not empty; packages are never overwritten, choose a new --out")
+    loaded = load_detector(run_dir)
+    images, _, split, _ = _select(loaded, data, "val" if data is None else None)
+    size = loaded.config.img_size
+    pre = {"task": "detect", "img_size": size, "resize": "longest side to img_size, aspect kept",
+           "scale": "RGB / 255, float32", "layout": "CHW, one image per call", "normalize": "inside the model",
+           "output": "boxes XYXY in input pixels (scale back to the image), scores, labels 1..K"}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
+    try:
+        _write_onnx(loaded.model, staging / "model.onnx", size, opset)
+        write_json(staging / "preprocess.json", pre)
+        write_json(staging / "classes.json", loaded.classes)
+        write_json(staging / "package.json", {
+            "task": "detect", "format": "onnx", "models": {"fp32": "model.onnx"}, "default_precision": "fp32",
+            "input_name": "image", "output_names": ["boxes", "scores", "labels"], "arch": loaded.config.arch,
+            "backbone": loaded.config.model, "category_ids": loaded.category_ids, "img_size": size,
+            "export": {"run": str(Path(loaded.run_dir).resolve()), "checkpoint": "best.ckpt", "opset": opset,
+                       "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}})
+        report = _parity(loaded, staging / "model.onnx", images[:parity_images], split)
+        write_json(staging / "parity.json", report)
+        if not report["passed"]:
+            raise PixelforgeError(f"export refused: {report['unmatched']} of {report['torch_detections']} detections "
+                                  f"differ between ONNX Runtime and PyTorch (IoU >= {MATCH_IOU}, |Δscore| <= "
+                                  f"{SCORE_TOLERANCE}); report the model and opset {opset}")
+        if out.exists():
+            out.rmdir()
+        staging.chmod(0o755)
+        staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out
+
+
+class _SingleImage:
+    """The detector as ONNX sees it: one image tensor in, (boxes, scores, labels) out."""
+
+    def __new__(cls, model):
+        import torch
+
+        class SingleImage(torch.nn.Module):
+            def __init__(self, detector):
+                super().__init__()
+                self.detector = detector
+
+            def forward(self, image):
+                out = self.detector([image])[0]
+                return out["boxes"], out["scores"], out["labels"]
+
+        return SingleImage(model).eval()
+
+
+def _write_onnx(model, path: Path, size: int, opset: int) -> None:
+    import warnings
+
+    import torch
+
+    example = torch.rand(3, size, int(size * 0.75))
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # tracer warnings about shape arithmetic inside torchvision's transform
+        torch.onnx.export(_SingleImage(model), (example,), str(path), input_names=["image"],
+                          output_names=["boxes", "scores", "labels"], opset_version=opset, dynamo=False,
+                          dynamic_axes={"image": {1: "height", 2: "width"}, "boxes": {0: "detections"},
+                                        "scores": {0: "detections"}, "labels": {0: "detections"}})
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of XYXY boxes a [N, 4] and b [M, 4]."""
+    lt, rb = np.maximum(a[:, None, :2], b[None, :, :2]), np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
+    area = lambda x: np.prod(np.clip(x[:, 2:] - x[:, :2], 0, None), axis=1)  # noqa: E731
+    return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-9)
+
+
+def match_detections(expected: tuple, got: tuple, floor: float) -> tuple[int, int, float, float]:
+    """Match two (boxes, scores, labels) sets one to one; returns (matched, failures, max |Δscore|, min IoU).
+
+    A failure is a detection without a twin, unless it scores within SCORE_TOLERANCE of `floor` (the model's
+    score threshold), where a rounding difference may legitimately put it on one side only.
+    """
+    (eb, es, el), (gb, gs, gl) = expected, got
+    iou = _iou(eb, gb) if len(eb) and len(gb) else np.zeros((len(eb), len(gb)))
+    used, twins, worst_score, worst_iou = set(), set(), 0.0, 1.0
+    for i in np.argsort(-es):
+        candidates = [j for j in range(len(gb)) if j not in used and gl[j] == el[i] and iou[i, j] >= MATCH_IOU
+                      and abs(gs[j] - es[i]) <= SCORE_TOLERANCE]
+        if candidates:
+            j = max(candidates, key=lambda k: iou[i, k])
+            used.add(j)
+            twins.add(int(i))
+            worst_score, worst_iou = max(worst_score, abs(float(gs[j] - es[i]))), min(worst_iou, float(iou[i, j]))
+    lonely = [es[i] for i in range(len(eb)) if i not in twins] + [gs[j] for j in range(len(gb)) if j not in used]
+    failures = sum(1 for score in lonely if score >= floor + SCORE_TOLERANCE)
+    return len(twins), failures, worst_score, worst_iou
+
+
+def _parity(loaded, model_path: Path, images: list, split: str) -> dict:
+    import onnxruntime as ort
+    import torch
+
+    from pixelforge.data.boxes.dataset import BoxDataset
+    from pixelforge.data.boxes.transforms import eval_box_transform
+    from pixelforge.models.detectors import EVAL_SCORE_THRESH
+
+    size = loaded.config.img_size
+    session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+    data = BoxDataset(images, sorted({int(c) for i in images for c in i.labels}), eval_box_transform(size), size)
+    data.preload()
+    totals = {"torch_detections": 0, "onnx_detections": 0, "matched": 0, "unmatched": 0}
+    worst_score, worst_iou = 0.0, 1.0
+    for index in range(len(data)):
+        x = data[index][0].as_subclass(torch.Tensor)
+        with torch.no_grad():
+            out = loaded.model([x])[0]
+        expected = (out["boxes"].numpy(), out["scores"].numpy(), out["labels"].numpy())
+        got = tuple(np.asarray(v) for v in session.run(None, {"image": x.numpy()}))
+        matched, unmatched, score_diff, iou = match_detections(expected, got, EVAL_SCORE_THRESH)
+        totals["torch_detections"] += len(expected[0])
+        totals["onnx_detections"] += len(got[0])
+        totals["matched"] += matched
+        totals["unmatched"] += unmatched
+        worst_score, worst_iou = max(worst_score, score_diff), min(worst_iou, iou)
+    return {"split": split, "images": len(data), **totals, "max_score_diff": worst_score, "min_matched_iou": worst_iou,
+            "required_iou": MATCH_IOU, "score_tolerance": SCORE_TOLERANCE, "passed": totals["unmatched"] == 0}
+
+
+def predict_boxes_package(package_dir: str | Path, image_paths: list[str | Path]) -> list[list[dict]]:
+    """Detections [{box [x1, y1, x2, y2] in the image's pixels, score, label}] per image, via ONNX Runtime only.
+
+    Example:
+        >>> predict_boxes_package("packages/det", ["street.jpg"])[0][0]["label"]  # doctest: +SKIP
+        'car'
+    """
+    from pixelforge.data.images import load_rgb
+    from pixelforge.deploy.dense_detection import DetectionRuntime
+
+    runtime = DetectionRuntime(Path(package_dir), None, None, None, False)
+    return [runtime.predict_images([load_rgb(path)])[0]["detections"] for path in image_paths]
+
+
+def _nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[int]:
+    """Greedy non-maximum suppression (indices kept, best first), in NumPy for the torch-free path."""
+    order, keep = list(np.argsort(-scores)), []
+    while order:
+        best, order = order[0], order[1:]
+        keep.append(int(best))
+        if order:
+            overlaps = _iou(boxes[best][None], boxes[order])[0]
+            order = [k for k, o in zip(order, overlaps) if o <= iou]
+    return keep
+
+
+def predict_package_folder(package_dir: str | Path, paths: list[str | Path], out: str | Path,
+                           score_threshold: float = 0.3, nms_iou: float = 0.5) -> list[dict]:
+    """`pixelforge predict PACKAGE IMAGES --out DIR` for a detection package: the files and result dicts of
+    `evaluation.detection.predict_detection` (predictions.json, images.json, annotated PNGs), without torch."""
+    from PIL import Image
+
+    from pixelforge.data.images import ImageReadError, load_rgb
+    from pixelforge.data.sources import collect_paths
+    from pixelforge.deploy.dense_detection import DetectionRuntime
+    from pixelforge.deploy.draw import draw_boxes
+
+    files = collect_paths([str(p) for p in paths])
+    if not files:
+        raise PixelforgeError(f"no images found in {', '.join(map(str, paths))}")
+    runtime = DetectionRuntime(Path(package_dir), None, None, None, False)
+    ids = runtime.package.manifest.get("category_ids") or list(range(1, len(runtime.classes) + 1))
+    category_of = dict(zip(runtime.classes, ids))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    results, summary, entries, used = [], [], [], set()
+    for image_id, path in enumerate(files, start=1):
+        try:
+            image = load_rgb(path)
+        except ImageReadError as exc:
+            summary.append({"path": str(path), "detections": None, "error": str(exc)})
+            continue
+        found = [d for d in runtime.predict_images([image])[0]["detections"] if d["score"] >= score_threshold]
+        keep = []
+        for label in {d["label"] for d in found}:  # class-wise NMS at the user's IoU
+            group = [d for d in found if d["label"] == label]
+            keep += [group[k] for k in _nms(np.array([d["box"] for d in group]), np.array([d["score"] for d in group]), nms_iou)]
+        keep.sort(key=lambda d: -d["score"])
+        detections = [{"label": d["label"], "category_id": category_of[d["label"]], "score": round(d["score"], 5),
+                       "box": [round(v, 2) for v in d["box"]]} for d in keep]
+        results += [{"image_id": image_id, "category_id": d["category_id"], "score": d["score"],
+                     "bbox": [d["box"][0], d["box"][1], round(d["box"][2] - d["box"][0], 2),
+                              round(d["box"][3] - d["box"][1], 2)]} for d in detections]
+        stem = Path(path).stem if Path(path).stem not in used else f"{image_id}_{Path(path).stem}"
+        used.add(stem)
+        frame = np.ascontiguousarray(np.asarray(image)[..., ::-1])  # OpenCV draws on BGR
+        draw_boxes(frame, keep, runtime.classes)
+        Image.fromarray(np.ascontiguousarray(frame[..., ::-1])).save(out / f"{stem}.png")
+        entries.append({"id": image_id, "file_name": str(path), "width": image.width, "height": image.height})
+        summary.append({"path": str(path), "image_id": image_id, "annotated": str(out / f"{stem}.png"),
+                        "detections": detections})
+    (out / "predictions.json").write_text(json.dumps(results, indent=2))
+    (out / "images.json").write_text(json.dumps(entries, indent=2))
+    return summary

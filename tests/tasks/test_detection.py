@@ -1,0 +1,176 @@
+"""The detection task: validation maps boxes back to the original images, the engine trains it end to end, and a
+run evaluates, predicts and reports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+from pixelforge.errors import PixelforgeError
+from pixelforge.tasks.detection import DetectionTask, coco_results, prepare_data
+
+CATEGORIES = {3: "box", 7: "disc"}  # non-contiguous ids: labels 1, 2 must map back to 3, 7
+
+
+def write_tiny_coco(root: Path, per_split: dict[str, int] | None = None, size: int = 80, seed: int = 0) -> Path:
+    """Boxes and discs on noise, COCO layout; one image per split has no objects and one object is a crowd region."""
+    from pixelforge.data.boxes.coco import write_coco_annotations
+    from pixelforge.data.boxes.source import BoxImage
+
+    rng = np.random.default_rng(seed)
+    images, index = [], 0
+    for split, count in (per_split or {"train": 8, "val": 4}).items():
+        (root / "images" / split).mkdir(parents=True, exist_ok=True)
+        for k in range(count):
+            index += 1
+            w, h = size, int(size * rng.uniform(0.6, 1.0))
+            img = Image.fromarray(rng.integers(0, 60, (h, w, 3), dtype=np.uint8))
+            draw, boxes, labels = ImageDraw.Draw(img), [], []
+            for _ in range(0 if k == 0 else int(rng.integers(1, 3))):
+                s = int(rng.integers(16, 30))
+                x, y = int(rng.integers(0, w - s)), int(rng.integers(0, h - s))
+                category = int(rng.choice(list(CATEGORIES)))
+                (draw.rectangle if category == 3 else draw.ellipse)([x, y, x + s - 1, y + s - 1], fill=(230, 200, 40))
+                boxes.append([x, y, x + s, y + s])
+                labels.append(category)
+            path = root / "images" / split / f"{index:03d}.png"
+            img.save(path)
+            crowd = np.zeros(len(boxes), bool)
+            if index == 2 and len(boxes):
+                crowd[0] = True
+            images.append(BoxImage(path, w, h, np.array(boxes, np.float32).reshape(-1, 4), np.array(labels, np.int64),
+                                   crowd, index, split))
+    write_coco_annotations(images, CATEGORIES, root)
+    return root
+
+
+class _Fabric:
+    device = torch.device("cpu")
+    world_size = 1
+
+
+class _Oracle(torch.nn.Module):
+    """A 'detector' that returns each image's true boxes (in input pixels): a perfect model for validate()."""
+
+    def __init__(self, truth: dict[int, dict]):
+        super().__init__()
+        self.truth = truth
+
+    def forward(self, images):
+        return [self.truth[id(image)] for image in images]
+
+
+def test_validate_scores_a_perfect_detector_one_after_resizing(tmp_path):
+    from pixelforge.data.boxes.coco import coco_dict
+    from pixelforge.data.boxes.dataset import BoxDataset
+    from pixelforge.data.boxes.source import read_boxes
+    from pixelforge.data.boxes.transforms import eval_box_transform
+
+    source = read_boxes(write_tiny_coco(tmp_path / "data"))
+    val = source.split("val")
+    data = BoxDataset(val, source.category_ids, eval_box_transform(48), img_size=48)  # 80 px -> 48 px
+    batch = [data[i] for i in range(len(data))]
+    truth = {id(image): {"boxes": t["boxes"].as_subclass(torch.Tensor), "labels": t["labels"],
+                         "scores": torch.ones(len(t["labels"]))} for image, t in batch}
+    task = DetectionTask(coco_dict(val, source.categories), source.category_ids)
+    images, targets = [b[0] for b in batch], [b[1] for b in batch]
+    metrics = task.validate(_Oracle(truth), [(images[:2], targets[:2]), (images[2:], targets[2:])], _Fabric())
+    assert metrics["val_map50"] == pytest.approx(1.0) and metrics["val_map"] > 0.9  # rounding of 48 px boxes
+
+
+def test_coco_results_map_labels_to_category_ids_and_scale_boxes():
+    output = {"boxes": torch.tensor([[10.0, 10.0, 20.0, 30.0], [0.0, 0.0, 5.0, 5.0]]),
+              "scores": torch.tensor([0.9, 0.8]), "labels": torch.tensor([2, 0])}
+    results = coco_results(output, 5, (40, 50), (100, 80), [3, 7])
+    assert results == [{"image_id": 5, "category_id": 7, "bbox": [20.0, 20.0, 20.0, 40.0], "score": 0.9}]
+
+
+def test_bad_arch_fails_before_reading_data(tmp_path):
+    from pixelforge.config import build_config
+
+    cfg = build_config(data=str(tmp_path / "missing"), task="detect", arch="yolo")
+    with pytest.raises(PixelforgeError, match="--arch 'yolo'"):
+        prepare_data(cfg)
+
+
+@pytest.fixture(scope="module")
+def tiny_detect_run(tmp_path_factory):
+    """FCOS from scratch, 2 epochs at 64 px on 8 images, through the real engine (a few seconds)."""
+    import pixelforge
+
+    root = write_tiny_coco(tmp_path_factory.mktemp("coco"))
+    out = tmp_path_factory.mktemp("runs") / "det"
+    result = pixelforge.train(str(root), task="detect", arch="fcos", weights="none", img_size=64, epochs=2,
+                              batch_size=4, strategy="full", lr=1e-3, out=str(out), quiet=True)
+    return result.run_dir, root
+
+
+def test_engine_trains_a_detector_and_writes_the_report(tiny_detect_run):
+    run, _ = tiny_detect_run
+    rows = (run / "metrics.csv").read_text().splitlines()
+    assert "val_map50" in rows[0] and len(rows) == 3
+    checkpoint = torch.load(run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)
+    assert checkpoint["category_ids"] == [3, 7] and checkpoint["task"] == "detect"
+    assert json.loads((run / "classes.json").read_text()) == ["box", "disc"]
+    html = (run / "report.html").read_text()
+    assert "mAP50" in html and "pr_curves.png" in html and "gallery.png" in html
+    assert (run / "eval-val" / "gallery.png").stat().st_size > 5000
+
+
+def test_evaluate_matches_scoring_its_own_files(tiny_detect_run):
+    from pixelforge.evaluation.detection import evaluate_detection, score_coco_files
+
+    run, root = tiny_detect_run
+    result = evaluate_detection(run, data=str(root), split="val", out=run / "eval-check")
+    rescored = score_coco_files(root / "annotations" / "val.json", result.out_dir / "detections.json")
+    assert rescored["map"] == pytest.approx(result.metrics["map"]) and result.metrics["split"] == "val"
+    assert json.loads(json.dumps(result.to_json()))["figures"]["pr_curves"].endswith("pr_curves.png")
+
+
+def test_score_coco_files_errors_name_the_file(tmp_path, tiny_detect_run):
+    from pixelforge.evaluation.detection import score_coco_files
+
+    _, root = tiny_detect_run
+    gt = root / "annotations" / "val.json"
+    bad = tmp_path / "res.json"
+    bad.write_text(json.dumps([{"image_id": 999, "category_id": 3, "bbox": [0, 0, 1, 1], "score": 1.0}]))
+    with pytest.raises(PixelforgeError, match="image_id 999"):
+        score_coco_files(gt, bad)
+    bad.write_text("{not json")
+    with pytest.raises(PixelforgeError, match="res.json: not valid JSON"):
+        score_coco_files(gt, bad)
+    with pytest.raises(PixelforgeError, match="not found"):
+        score_coco_files(tmp_path / "nope.json", bad)
+
+
+def test_predict_writes_coco_json_and_annotated_images(tmp_path, tiny_detect_run):
+    from pixelforge.evaluation.detection import predict_detection
+
+    run, root = tiny_detect_run
+    files = sorted((root / "images" / "val").glob("*.png"))[:3]
+    found = predict_detection(run, [str(f) for f in files], tmp_path / "pred", score_threshold=0.0)
+    assert [f["image_id"] for f in found] == [1, 2, 3] and [f["path"] for f in found] == [str(f) for f in files]
+    saved = json.loads((tmp_path / "pred" / "predictions.json").read_text())
+    assert len(saved) == sum(len(f["detections"]) for f in found)
+    assert all(r["category_id"] in CATEGORIES and r["image_id"] in (1, 2, 3) for r in saved)
+    for f in found:
+        assert Image.open(f["annotated"]).size[0] >= 80  # drawn on the original image (80 px wide, enlarged)
+        for d in f["detections"]:
+            assert d["label"] == CATEGORIES[d["category_id"]] and d["score"] >= 0.0 and d["box"][2] <= 80.5
+
+
+@pytest.mark.slow
+def test_the_default_detector_learns_the_builtin_shapes(tmp_path):
+    """The quickstart recipe, shortened to 4 epochs (~2 min on 2 cores): well above chance on the test split."""
+    import pixelforge
+    from pixelforge.evaluation.detection import evaluate_detection
+
+    result = pixelforge.train("shapes", task="detect", arch="fasterrcnn", img_size=160, epochs=4, batch_size=8,
+                              strategy="full", lr=2e-3, out=str(tmp_path / "run"), quiet=True)
+    metrics = evaluate_detection(result.run_dir).metrics
+    assert metrics["split"] == "test" and metrics["map50"] > 0.4
