@@ -195,7 +195,7 @@ def predict(
             typer.echo(json.dumps(results))
         else:
             for r in results:
-                typer.echo(f"{r['path']}: " + (r.get("error") or r.get("summary", "")))
+                typer.echo(f"{r['path']}: " + (r.get("error") or r.get("summary") or _describe_boxes(r.get("detections"))))
             typer.echo(f"outputs: {out or run / 'predictions'}")
         return
     if (run / "preprocess.json").is_file():  # an exported package: ONNX Runtime, no torch import
@@ -217,6 +217,12 @@ def predict(
         for r in results:
             ranked = "  ".join(f"{t['label']} {t['score']:.3f}" for t in r.get("top_k", [])) or r.get("error")
             typer.echo(f"{r['path']}: {ranked}")
+
+
+def _describe_boxes(detections: list | None) -> str:
+    if not detections:
+        return "no objects"
+    return f"{len(detections)} object(s): " + ", ".join(f"{d['label']} {d['score']:.2f}" for d in detections)
 
 
 def _predict_task(run: Path) -> str:
