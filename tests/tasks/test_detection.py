@@ -120,6 +120,9 @@ def test_engine_trains_a_detector_and_writes_the_report(tiny_detect_run):
     html = (run / "report.html").read_text()
     assert "mAP50" in html and "pr_curves.png" in html and "gallery.png" in html
     assert (run / "eval-val" / "gallery.png").stat().st_size > 5000
+    card = (run / "model_card.md").read_text()  # every run gets a card; its numbers are the report's
+    val_map50 = json.loads((run / "eval-val" / "metrics.json").read_text())["map50"]
+    assert "object detection" in card and "box, disc" in card and f"| map50 | {val_map50:.4f} |" in card
 
 
 def test_evaluate_matches_scoring_its_own_files(tiny_detect_run):

@@ -66,6 +66,8 @@ def test_training_writes_a_report_with_segmentation_metrics(seg_run):
     checkpoint = torch.load(seg_run / "checkpoints" / "best.ckpt", weights_only=False)
     assert checkpoint["task"] == "segment" and checkpoint["arch"] == "unet" and checkpoint["in_channels"] == 3
     assert checkpoint["mean"] == [0.5, 0.5, 0.5]  # 8-bit RGB data: the Lite0 encoder's own normalisation
+    card = (seg_run / "model_card.md").read_text()
+    assert "semantic segmentation" in card and f"| miou | {metrics['miou']:.4f} |" in card
 
 
 def test_evaluate_scores_the_test_split_at_full_mask_resolution(seg_run, tiny_masks):

@@ -242,6 +242,10 @@ def _finish(run: Path, cfg: TrainConfig, state: LoopState, setup: TaskSetup, lr:
     report = setup.write_report(run) if setup.write_report else None
     from pixelforge.evaluation.model_card import peak_memory, write_model_card
 
-    if cfg.task == "classify":  # the model card's sections (per-class, fairness) are classification's so far
+    if cfg.task == "classify":
         write_model_card(run, peak_memory=peak_memory())
+    else:  # boxes and masks: a shorter card from the report's validation metrics
+        from pixelforge.evaluation.dense_card import write_dense_card
+
+        write_dense_card(run, peak_memory=peak_memory())
     progress.info(f"best {monitor} {state.best_metric:.4f} at epoch {state.best_epoch}" + (f"; report: {report}" if report else ""))

@@ -1,0 +1,93 @@
+"""`model_card.md` for detection, segmentation and instance runs: what the model is, its data, its scores, its cost.
+
+A shorter sibling of `model_card.py` (Mitchell et al. 2019): intended use, data counts, training setup, the
+validation metrics the report computed (`RUN/eval-val/metrics.json`), limitations written from the numbers (small
+validation sets, weak classes), and compute. Per-group fairness sections stay classification's for now.
+"""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+
+from pixelforge.engine import run_dir as rd
+
+TASK_NAMES = {"detect": "object detection", "segment": "semantic segmentation", "instance": "instance segmentation"}
+# Headline metrics per task, in the order a reader wants them.
+HEADLINE = {"detect": ("map", "map50", "map75"), "segment": ("miou", "dice", "pixel_accuracy"),
+            "instance": ("map", "map50", "box_map50")}
+
+
+def write_dense_card(run: Path, peak_memory: dict | None = None) -> Path:
+    from pixelforge.config import load_config
+
+    cfg = load_config(run / "config.yaml")
+    classes = rd.read_json(run / "classes.json")
+    summary = rd.read_json(run / "summary.json")
+    metrics_path = run / "eval-val" / "metrics.json"
+    metrics = rd.read_json(metrics_path) if metrics_path.is_file() else {}
+    lines = [
+        f"# Model card: {run.name}",
+        "",
+        f"Written {datetime.date.today().isoformat()} by pixelforge.",
+        "",
+        "## Model",
+        f"- Task: {TASK_NAMES.get(cfg.task, cfg.task)} (`--task {cfg.task}`), architecture `{cfg.arch or 'default'}` "
+        f"on encoder `{cfg.model}` (weights: {cfg.weights}).",
+        f"- Classes ({len(classes)}): {', '.join(classes)}.",
+        f"- Intended use: {TASK_NAMES.get(cfg.task, cfg.task)} of images like the training data (`{cfg.data}`). "
+        "Not evaluated on other domains.",
+        "",
+        "## Data",
+        f"- {summary.get('train_images')} training and {summary.get('val_images')} validation images; "
+        f"{len(summary.get('unreadable_images') or [])} unreadable images skipped.",
+        "",
+        "## Training",
+        f"- {summary.get('epochs_run')} epochs at {cfg.img_size} px, batch {cfg.batch_size}, strategy {cfg.strategy}, "
+        f"{cfg.optimizer} lr {summary.get('lr')}, {cfg.schedule} schedule, augment {cfg.augment}, seed {cfg.seed}.",
+        f"- Best `{summary.get('monitor')}` {_fmt(summary.get('best_metric'))} at epoch {summary.get('best_epoch')}.",
+        "",
+        "## Validation metrics",
+    ]
+    lines += _metric_lines(cfg.task, metrics)
+    lines += ["", "## Limitations"] + _limitations(summary, metrics)
+    compute = [f"- Training time {summary.get('seconds_training')} s"]
+    if peak_memory:
+        compute.append(f"- Peak memory: " + ", ".join(f"{k} {v}" for k, v in peak_memory.items()))
+    lines += ["", "## Compute"] + compute
+    path = run / "model_card.md"
+    rd.atomic_write_bytes(path, lambda handle: handle.write(("\n".join(lines) + "\n").encode()))
+    return path
+
+
+def _fmt(value) -> str:
+    return f"{value:.4f}" if isinstance(value, (int, float)) else "n/a"
+
+
+def _per_class(metrics: dict) -> dict:
+    return metrics.get("per_class_iou") or metrics.get("per_class") or {}
+
+
+def _metric_lines(task: str, metrics: dict) -> list[str]:
+    if not metrics:
+        return ["- No validation metrics were written (see report.html)."]
+    lines = ["| metric | value |", "|---|---|"]
+    lines += [f"| {key} | {_fmt(metrics.get(key))} |" for key in HEADLINE.get(task, ()) if key in metrics]
+    per_class = _per_class(metrics)
+    if per_class:
+        lines += ["", "| class | " + ("IoU" if task == "segment" else "AP@[.5:.95]") + " |", "|---|---|"]
+        lines += [f"| {name} | {_fmt(value)} |" for name, value in per_class.items()]
+    return lines
+
+
+def _limitations(summary: dict, metrics: dict) -> list[str]:
+    notes = []
+    val_images = summary.get("val_images") or 0
+    if val_images < 100:
+        notes.append(f"- The validation set is small ({val_images} images): its scores can move by several points "
+                     "between splits.")
+    scored = {k: v for k, v in _per_class(metrics).items() if isinstance(v, (int, float)) and v >= 0}
+    if scored:
+        worst = min(scored, key=scored.get)
+        notes.append(f"- Weakest class: {worst} ({_fmt(scored[worst])}).")
+    return notes or ["- None found in the numbers; check the report's gallery for systematic errors."]
