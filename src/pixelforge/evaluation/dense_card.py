@@ -53,7 +53,7 @@ def write_dense_card(run: Path, peak_memory: dict | None = None) -> Path:
     lines += ["", "## Limitations"] + _limitations(summary, metrics)
     compute = [f"- Training time {summary.get('seconds_training')} s"]
     if peak_memory:
-        compute.append(f"- Peak memory: " + ", ".join(f"{k} {v}" for k, v in peak_memory.items()))
+        compute.append("- Peak memory: " + ", ".join(f"{k} {v}" for k, v in peak_memory.items()))
     lines += ["", "## Compute"] + compute
     path = run / "model_card.md"
     rd.atomic_write_bytes(path, lambda handle: handle.write(("\n".join(lines) + "\n").encode()))

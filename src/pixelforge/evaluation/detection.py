@@ -9,7 +9,7 @@ compare with any other COCO-evaluated detector on the same annotations.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +17,7 @@ import torch
 
 from pixelforge.engine import run_dir as rd
 from pixelforge.errors import PixelforgeError
+from pixelforge.evaluation.result import EvalResult
 from pixelforge.evaluation.coco_eval import coco_metrics, plot_pr_curves
 
 
@@ -27,18 +28,6 @@ class LoadedDetector:
     classes: list[str]
     category_ids: list[int]  # label i + 1 <-> category_ids[i]
     model: torch.nn.Module  # eval mode, CPU
-
-
-@dataclass
-class DetectionEvalResult:
-    metrics: dict
-    out_dir: Path
-    figures: dict = field(default_factory=dict)
-    unreadable: list = field(default_factory=list)
-
-    def to_json(self) -> dict:
-        return {**self.metrics, "figures": {k: str(v) for k, v in self.figures.items()},
-                "unreadable_images": self.unreadable}
 
 
 def load_detector(run_dir: str | Path, checkpoint: str = "best.ckpt") -> LoadedDetector:
@@ -114,7 +103,7 @@ def _select(loaded: LoadedDetector, data: str | None, split: str | None):
 
 
 def evaluate_detection(run_dir: str | Path, data: str | None = None, split: str | None = None,
-                       out: str | Path | None = None, loaded: LoadedDetector | None = None) -> DetectionEvalResult:
+                       out: str | Path | None = None, loaded: LoadedDetector | None = None) -> EvalResult:
     """COCO metrics of the run's best checkpoint; figures and detections go to `out` (default RUN/eval-<split>).
 
     Which images: the run's own data split as in training (test when it has one, else val), or `data` (its test
@@ -138,7 +127,7 @@ def evaluate_detection(run_dir: str | Path, data: str | None = None, split: str 
     rd.write_json(out_dir / "metrics.json", metrics)
     figures = {"pr_curves": plot_pr_curves(metrics, out_dir / "pr_curves.png", f"{name} split: precision-recall at IoU 0.50"),
                "gallery": detection_gallery(kept, pixels, results, categories, out_dir / "gallery.png")}
-    return DetectionEvalResult(metrics, out_dir, figures, unreadable)
+    return EvalResult(metrics, out_dir, figures, unreadable)
 
 
 def _load_json(path: str | Path, what: str):

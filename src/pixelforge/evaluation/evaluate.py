@@ -6,37 +6,20 @@ a plain folder of class subfolders is scored in full. With no `data`, the run's 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from pixelforge.data.groups import has_groups
 from pixelforge.data.sources import DataSource, Sample, resolve_data
 from pixelforge.engine import run_dir as rd
 from pixelforge.errors import PixelforgeError
+from pixelforge.evaluation.result import EvalResult
 from pixelforge.evaluation.fairness import bootstrap_intervals, group_report
 from pixelforge.evaluation.inference import LoadedRun, load_run, run_inference
 from pixelforge.evaluation.metrics import classification_metrics, worst_mistakes
 from pixelforge.evaluation.plots import plot_confusion, plot_gallery
 from pixelforge.explain.gallery import explanation_gallery
-
-
-@dataclass
-class EvalResult:
-    metrics: dict
-    out_dir: Path
-    figures: dict = field(default_factory=dict)
-    unreadable: list = field(default_factory=list)
-
-    @property
-    def accuracy(self) -> float:
-        return self.metrics["accuracy"]
-
-    def to_json(self) -> dict:
-        return {**self.metrics, "figures": {k: str(v) for k, v in self.figures.items()},
-                "unreadable_images": self.unreadable}
 
 
 def run_task(run_dir: str | Path) -> str:

@@ -8,7 +8,7 @@ change with `img_size`. Scores and their conventions: `evaluation/segmentation_m
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +17,7 @@ from torch.nn import functional as F
 
 from pixelforge.engine import run_dir as rd
 from pixelforge.errors import PixelforgeError
+from pixelforge.evaluation.result import EvalResult
 from pixelforge.evaluation.segmentation_metrics import ConfusionMatrix
 from pixelforge.evaluation.segmentation_overlay import to_display, write_prediction
 from pixelforge.evaluation.segmentation_plots import plot_pixel_confusion, plot_triplets
@@ -40,22 +41,6 @@ class SegmentationRun:
     @property
     def img_size(self) -> int:
         return self.config.img_size
-
-
-@dataclass
-class SegmentationEvalResult:
-    metrics: dict
-    out_dir: Path
-    figures: dict = field(default_factory=dict)
-    unreadable: list = field(default_factory=list)
-
-    @property
-    def miou(self) -> float | None:
-        return self.metrics["miou"]
-
-    def to_json(self) -> dict:
-        return {**self.metrics, "figures": {k: str(v) for k, v in self.figures.items()},
-                "unreadable_images": self.unreadable}
 
 
 def load_segmentation_run(run_dir: str | Path, checkpoint: str = "best.ckpt") -> SegmentationRun:
@@ -133,7 +118,7 @@ def _select(run: SegmentationRun, data: str | None, split: str | None):
 
 
 def evaluate_segmentation(run_dir: str | Path, data: str | None = None, split: str | None = None,
-                          out: str | Path | None = None) -> SegmentationEvalResult:
+                          out: str | Path | None = None) -> EvalResult:
     """Score the run's best checkpoint on a split (default: test if the data has one, else val) at full mask
     resolution; writes metrics.json, confusion_matrix.png and predictions.png to `out` (default RUN/eval-<split>).
 
@@ -174,7 +159,7 @@ def evaluate_segmentation(run_dir: str | Path, data: str | None = None, split: s
     if rows:
         figures["predictions"] = plot_triplets(rows, run.classes, out_dir / "predictions.png", run.ignore_index)
     rd.write_json(out_dir / "metrics.json", metrics)
-    return SegmentationEvalResult(metrics, out_dir, figures, unreadable)
+    return EvalResult(metrics, out_dir, figures, unreadable)
 
 
 def _display_at(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
