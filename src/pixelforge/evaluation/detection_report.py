@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 from pixelforge.engine import run_dir as rd
+from pixelforge.evaluation.plots import plot_curves
 from pixelforge.evaluation.report import _STYLE
 
 
@@ -14,26 +15,8 @@ def _fmt(value) -> str:
     return "—" if value is None or (isinstance(value, float) and (math.isnan(value) or value < 0)) else f"{value:.3f}"
 
 
-def plot_detection_curves(rows: list[dict], path: Path) -> Path:
-    """Training loss and validation mAP / mAP50 by epoch."""
-    from pixelforge.evaluation.plots import plt
-
-    epochs = [r["epoch"] for r in rows]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
-    left.plot(epochs, [r["train_loss"] for r in rows], marker="o", label="train")
-    left.set_title("loss (sum of the detector's losses)")
-    right.plot(epochs, [r.get("val_map50") for r in rows], marker="o", label="val mAP50")
-    right.plot(epochs, [r.get("val_map") for r in rows], marker="o", label="val mAP@[.5:.95]")
-    right.set_ylim(0, 1)
-    right.set_title("validation COCO mAP")
-    for ax in (left, right):
-        ax.set_xlabel("epoch")
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+CURVE_PANELS = (("loss (sum of the detector's losses)", [("train_loss", "train")]),
+                ("validation COCO mAP", [("val_map50", "val mAP50"), ("val_map", "val mAP@[.5:.95]")]))
 
 
 def write_detection_report(run: Path, evaluation=None) -> Path:
@@ -44,7 +27,7 @@ def write_detection_report(run: Path, evaluation=None) -> Path:
     m = evaluation.metrics
     rows = rd.read_metrics(run / "metrics.csv")
     summary = rd.read_json(run / "summary.json") if (run / "summary.json").exists() else {}
-    curves = plot_detection_curves(rows, run / "curves.png") if rows else None
+    curves = plot_curves(rows, run / "curves.png", CURVE_PANELS, ylim_last=(0, 1)) if rows else None
     rel = lambda p: html.escape(Path(p).relative_to(run).as_posix())  # noqa: E731 - figures are linked relatively
     kpis = [("mAP50", m["map50"]), ("mAP@[.5:.95]", m["map"]), ("mAP75", m["map75"]), ("AR@100", m["mar_100"])]
     table = "".join(f"<tr><td>{html.escape(k)}</td><td>{_fmt(v)}</td></tr>" for k, v in

@@ -32,19 +32,25 @@ def plot_confusion(matrix: list[list[int]], classes: list[str], path: Path) -> P
     return path
 
 
-def plot_curves(rows: list[dict], path: Path) -> Path:
+# Training curves per task: one panel a tuple (title, [(metrics.csv column, legend label), ...]).
+CLASSIFY_PANELS = (("loss", [("train_loss", "train"), ("val_loss", "val")]),
+                   ("accuracy", [("train_acc", "train"), ("val_acc", "val")]))
+
+
+def plot_curves(rows: list[dict], path: Path, panels=CLASSIFY_PANELS, ylim_last: tuple | None = None) -> Path:
+    """One line per (column, label) of each panel against the epoch; columns a run lacks are skipped."""
     epochs = [r["epoch"] for r in rows]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
-    left.plot(epochs, [r["train_loss"] for r in rows], marker="o", label="train")
-    left.plot(epochs, [r["val_loss"] for r in rows], marker="o", label="val")
-    left.set_title("loss")
-    right.plot(epochs, [r["train_acc"] for r in rows], marker="o", label="train")
-    right.plot(epochs, [r["val_acc"] for r in rows], marker="o", label="val")
-    right.set_title("accuracy")
-    for ax in (left, right):
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8))
+    for ax, (title, lines) in zip(np.atleast_1d(axes), panels):
+        for key, label in lines:
+            if any(r.get(key) is not None for r in rows):
+                ax.plot(epochs, [r.get(key) for r in rows], marker="o", label=label)
+        ax.set_title(title)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
         ax.legend()
+    if ylim_last:
+        np.atleast_1d(axes)[-1].set_ylim(*ylim_last)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

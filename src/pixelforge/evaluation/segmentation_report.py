@@ -6,9 +6,10 @@ import html
 from pathlib import Path
 
 from pixelforge.engine import run_dir as rd
+from pixelforge.evaluation.plots import plot_curves
 from pixelforge.evaluation.report import _STYLE
 
-_CURVE_KEYS = (("train_loss", "val_loss", "loss"), (None, "val_miou", "val mIoU"))
+CURVE_PANELS = (("loss", [("train_loss", "train"), ("val_loss", "val")]), ("val mIoU", [("val_miou", "val")]))
 
 
 def _fmt(value) -> str:
@@ -24,31 +25,12 @@ def _per_class_table(metrics: dict) -> str:
     return f"<table><tr><th>class</th><th>IoU</th><th>Dice</th><th>true pixels</th></tr>{rows}</table>"
 
 
-def _plot_curves(rows: list[dict], path: Path) -> Path:
-    from pixelforge.evaluation.segmentation_plots import plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    epochs = [r["epoch"] for r in rows]
-    for ax, (train_key, val_key, title) in zip(axes, _CURVE_KEYS):
-        if train_key:
-            ax.plot(epochs, [r.get(train_key) for r in rows], marker="o", label="train")
-        ax.plot(epochs, [r.get(val_key) for r in rows], marker="o", label="val")
-        ax.set_title(title)
-        ax.set_xlabel("epoch")
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
 def write_segmentation_report(run: Path, evaluation) -> Path:
     """Write RUN/report.html from an evaluation (`evaluate_segmentation`'s result) and the run's metrics.csv."""
     m = evaluation.metrics
     rows = rd.read_metrics(run / "metrics.csv")
     summary = rd.read_json(run / "summary.json") if (run / "summary.json").exists() else {}
-    curves = _plot_curves(rows, run / "curves.png") if rows else None
+    curves = plot_curves(rows, run / "curves.png", CURVE_PANELS) if rows else None
     rel = lambda p: html.escape(str(Path(p).resolve().relative_to(run.resolve())))  # noqa: E731 - relative links
     kpis = [("mIoU", _fmt(m["miou"])), ("Dice", _fmt(m["dice"])), ("pixel accuracy", _fmt(m["pixel_accuracy"])),
             ("images", str(m["num_images"]))]
