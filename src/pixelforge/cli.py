@@ -122,8 +122,8 @@ def evaluate(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object with all metrics to stdout."),
     groups: Optional[str] = typer.Option(None, help="Per-group metrics by this CSV column, or a folder,group mapping .csv."),
     compare: Optional[Path] = typer.Option(None, help="Baseline run: add a before/after table of the group metrics."),
-    task: Optional[str] = typer.Option(None, help="With --gt/--predictions: detect | segment."),
-    gt: Optional[Path] = typer.Option(None, help="detect: ground-truth COCO json; segment: folder of truth mask PNGs."),
+    task: Optional[str] = typer.Option(None, help="With --gt/--predictions: detect | segment | instance."),
+    gt: Optional[Path] = typer.Option(None, help="detect/instance: ground-truth COCO json; segment: folder of truth mask PNGs."),
     predictions: Optional[Path] = typer.Option(None, help="detect: COCO results json; segment: folder of predicted masks."),
     num_classes: Optional[int] = typer.Option(None, help="segment with --gt: number of classes."),
     ignore_index: Optional[int] = typer.Option(None, help="segment with --gt: mask value to leave out."),
@@ -238,7 +238,13 @@ def _predict_task(run: Path) -> str:
 
 def _predict_dense(task: str, run: Path, paths: list[str], out: Path, score_threshold: float, nms_iou: float) -> list[dict]:
     package = (run / "package.json").is_file()
-    if task in ("detect", "instance"):
+    if task == "instance":
+        if package:
+            raise PixelforgeError(f"{run}: instance-segmentation packages are not supported yet; predict with the run folder")
+        from pixelforge.evaluation.instance import predict_instance
+
+        return predict_instance(run, paths, out, score_threshold=score_threshold, nms_iou=nms_iou)
+    if task == "detect":
         if package:
             from pixelforge.deploy.export_detection import predict_package_folder
 

@@ -1,6 +1,7 @@
 """`pixelforge evaluate --task ... --gt ... --predictions ...`: score predictions made elsewhere.
 
-For users who bring their own model's output: a COCO-results JSON against COCO ground truth (detection), or a
+For users who bring their own model's output: a COCO-results JSON against COCO ground truth (detection; instance
+segmentation with RLE or polygon masks), or a
 folder of predicted index-mask PNGs against a folder of truth masks, matched by file name (segmentation). The
 metrics and keys are the same as for a pixelforge run.
 """
@@ -20,10 +21,14 @@ def score_files(task: str | None, gt: Path | None, predictions: Path | None, num
         from pixelforge.evaluation.detection import score_coco_files
 
         return score_coco_files(gt, predictions)
+    if task == "instance":
+        from pixelforge.evaluation.instance import score_instance_files
+
+        return score_instance_files(gt, predictions)
     if task == "segment":
         if num_classes is None:
             raise PixelforgeError("evaluate --task segment: --num-classes K is required with --gt/--predictions")
         from pixelforge.evaluation.segmentation import score_mask_folders
 
         return score_mask_folders(gt, predictions, num_classes, ignore_index)
-    raise PixelforgeError(f"evaluate --gt/--predictions: --task must be detect or segment (got {task!r})")
+    raise PixelforgeError(f"evaluate --gt/--predictions: --task must be detect, segment or instance (got {task!r})")

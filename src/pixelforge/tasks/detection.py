@@ -146,17 +146,34 @@ def prepare_data(cfg):
 def build_setup(cfg, source, classes: list[str], fabric, progress):
     """The detector, its datasets (decoded once into RAM) and optimizer groups, as a `TaskSetup`."""
     from pixelforge.data.boxes.coco import coco_dict
+
+    arch = cfg.arch or DEFAULT_ARCH
+    model = build_detector(arch, cfg.model, len(classes), cfg.weights, cfg.img_size, cfg.anchor_sizes,
+                           cfg.min_size, cfg.max_size)
+
+    def make_task(val_images):
+        return DetectionTask(coco_dict(val_images, source.categories), source.category_ids,
+                             frozen_encoder_norms=cfg.weights != "none")
+
+    return box_task_setup(cfg, source, classes, fabric, progress, model, make_task, source.split("train"),
+                          source.split("val"), {"arch": arch, "task": "detect"}, write_report)
+
+
+def box_task_setup(cfg, source, classes, fabric, progress, model, make_task, train_images, val_images,
+                   checkpoint: dict, report):
+    """The part of a setup every box task shares (detection, instance segmentation): datasets decoded once into
+    RAM, the freezing strategy, gradual unfreezing and optimizer groups around an already-built `model`.
+
+    `make_task(val_images)` builds the task from the validation images that decoded (its ground truth).
+    """
     from pixelforge.data.boxes.dataset import BoxDataset, box_collate
     from pixelforge.data.boxes.transforms import eval_box_transform, train_box_transform
     from pixelforge.engine.setup import TaskSetup
     from pixelforge.engine.threads import single_threaded
 
-    arch = cfg.arch or DEFAULT_ARCH
-    model = build_detector(arch, cfg.model, len(classes), cfg.weights, cfg.img_size, cfg.anchor_sizes,
-                           cfg.min_size, cfg.max_size)
     ids = source.category_ids
-    train_set = BoxDataset(source.split("train"), ids, train_box_transform(cfg.img_size, cfg.augment), cfg.img_size)
-    val_set = BoxDataset(source.split("val"), ids, eval_box_transform(cfg.img_size), cfg.img_size)
+    train_set = BoxDataset(train_images, ids, train_box_transform(cfg.img_size, cfg.augment), cfg.img_size)
+    val_set = BoxDataset(val_images, ids, eval_box_transform(cfg.img_size), cfg.img_size)
     advance, close = progress.counter("decoding images", len(train_set) + len(val_set))
     unreadable = (train_set.preload(ram_budget_gb=cfg.ram_budget_gb / 2, progress=advance)
                   + val_set.preload(ram_budget_gb=cfg.ram_budget_gb / 2, progress=advance))
@@ -171,13 +188,12 @@ def build_setup(cfg, source, classes: list[str], fabric, progress):
             trainable = apply_strategy(model, "gradual", epoch, cfg.unfreeze_every)
             progress.info(f"gradual: {trainable} of {len(encoder_stages(model))} encoder stages trainable")
 
-    task = DetectionTask(coco_dict(val_set.images, source.categories), ids, frozen_encoder_norms=cfg.weights != "none")
     return TaskSetup(
-        task=task, model=model, trained=model, train_data=train_set, val_data=val_set,
+        task=make_task(val_set.images), model=model, trained=model, train_data=train_set, val_data=val_set,
         param_groups=lambda lr: param_groups(model, cfg.strategy, lr, cfg.backbone_lr_mult, cfg.weight_decay),
         n_train=len(train_set), n_val=len(val_set), collate_fn=box_collate, workers=cfg.workers or 0,
-        on_epoch_start=on_epoch_start, unreadable=unreadable, write_report=write_report,
-        extra_checkpoint={"classes": classes, "category_ids": ids, "arch": arch, "task": "detect"},
+        on_epoch_start=on_epoch_start, unreadable=unreadable, write_report=report,
+        extra_checkpoint={"classes": classes, "category_ids": ids, **checkpoint},
     )
 
 

@@ -1,0 +1,192 @@
+"""Instance segmentation as an engine task: detection plus a mask per object (Mask R-CNN, He et al. 2017).
+
+Everything but the masks is detection's (`tasks/detection.py`): the same COCO data readers and splits, the same
+augmentation (transforms v2 move masks with their boxes), the same fine-tuning strategies on the encoder, the
+same frozen batch-norm statistics. What differs: targets carry each object's mask, training sums Mask R-CNN's
+loss dict (detection's four losses plus `loss_mask`), and validation scores the masks with pycocotools
+(`iouType="segm"`) on the original images' pixels, so `val_mask_map50`, the metric that picks best.ckpt, is what
+`pixelforge evaluate` reports on the same images. Box mAP is logged beside it (`val_map`, `val_map50`).
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from pixelforge.errors import PixelforgeError
+from pixelforge.tasks.detection import DetectionTask, plain_target
+
+DEFAULT_ARCH = "maskrcnn"
+
+
+class InstanceTask(DetectionTask):
+    """The engine's task protocol for Mask R-CNN (batches are (list of images, list of targets with masks))."""
+
+    monitor = "val_mask_map50"
+
+    def training_step(self, model: nn.Module, batch) -> dict:
+        images, targets = batch
+        losses = model(images, [instance_target(t, tuple(i.shape[-2:])) for i, t in zip(images, targets)])
+        return {"loss": sum(losses.values()), "count": len(images)}
+
+    @torch.no_grad()
+    def validate(self, model: nn.Module, batches, fabric) -> dict:
+        from pixelforge.evaluation.instance import instance_metrics, instance_results
+
+        results = []
+        for images, targets in batches:
+            for image, target, output in zip(images, targets, model(images)):
+                image_id = int(target["image_id"])
+                results += instance_results(output, image_id, tuple(image.shape[-2:]), self.sizes[image_id],
+                                            self.category_ids)
+        if fabric.world_size > 1:  # every process scored its share of the images: score them together
+            gathered = [None] * fabric.world_size
+            torch.distributed.all_gather_object(gathered, results)
+            results = [r for part in gathered for r in part]
+        metrics = instance_metrics(self.val_gt, results)
+        box = metrics["box"]
+        # Eval-mode models compute no loss; a second, train-mode pass would cost as much as the validation.
+        return {"val_loss": float("nan"), "val_map": max(box["map"], 0.0), "val_map50": max(box["map50"], 0.0),
+                "val_mask_map": max(metrics["map"], 0.0), "val_mask_map50": max(metrics["map50"], 0.0)}
+
+
+def instance_target(target: dict, image_hw: tuple[int, int]) -> dict:
+    """detection's plain target plus the masks as a plain uint8 tensor [N, H, W] (none for an image without
+    objects, whose target the dataset gives no masks)."""
+    masks = target.get("masks")
+    if masks is None:
+        masks = torch.zeros((0, *image_hw), dtype=torch.uint8, device=target["boxes"].device)
+    return {**plain_target(target), "masks": masks.as_subclass(torch.Tensor).to(torch.uint8)}
+
+
+def prepare_data(cfg):
+    """Read and check COCO instance annotations, give every image a split; classes are category names by id."""
+    from pixelforge.data.boxes.source import make_box_splits, read_boxes
+    from pixelforge.models.instance import check_instance_options
+
+    check_instance_options(cfg.arch, cfg.model, cfg.weights, cfg.anchor_sizes)
+    data = cfg.data
+    if data == "shapes":
+        from pixelforge.data.builtin import materialize
+
+        data = str(materialize("shapes", task="instance"))
+    source = make_box_splits(read_boxes(data), cfg.val_fraction, cfg.test_fraction, cfg.seed)
+    outlined = [image for image in source.images if image.segmentations is not None]
+    if not outlined:
+        raise PixelforgeError(f"{source.origin}: no annotation has a 'segmentation' (polygons or RLE); instance "
+                              "segmentation needs object outlines: use COCO annotations with masks, or --task detect")
+    train, val = source.split("train"), source.split("val")
+    if not train or not val:
+        raise PixelforgeError(f"{source.origin}: need images in both train and val splits "
+                              f"(found {len(train)} train, {len(val)} val)")
+    if not any(len(image.boxes) and image.segmentations is not None for image in train):
+        raise PixelforgeError(f"{source.origin}: the training images have no outlined objects; nothing to learn from")
+    return source, list(source.classes)
+
+
+def _outlined(images: list) -> list:
+    """Images whose objects all carry masks: a box without its outline cannot train the mask head, and an image
+    left without any outline would give Mask R-CNN no mask target at all."""
+    return [image for image in images if image.segmentations is not None or not len(image.boxes)]
+
+
+def build_setup(cfg, source, classes: list[str], fabric, progress):
+    """Mask R-CNN, its datasets (decoded once into RAM, masks included) and optimizer groups, as a `TaskSetup`."""
+    from pixelforge.data.boxes.coco import coco_dict
+    from pixelforge.models.instance import build_mask_rcnn
+    from pixelforge.tasks.detection import box_task_setup
+
+    model = build_mask_rcnn(cfg.model, len(classes), cfg.weights, cfg.img_size, cfg.anchor_sizes, cfg.min_size,
+                            cfg.max_size)
+    train_images, val_images = _outlined(source.split("train")), _outlined(source.split("val"))
+    skipped = len(source.split("train")) + len(source.split("val")) - len(train_images) - len(val_images)
+    if skipped:
+        progress.info(f"{skipped} image(s) with boxes but no outlines left out (instance training needs masks)")
+
+    def make_task(decoded_val_images):
+        return InstanceTask(coco_dict(decoded_val_images, source.categories), source.category_ids,
+                            frozen_encoder_norms=cfg.weights != "none")
+
+    return box_task_setup(cfg, source, classes, fabric, progress, model, make_task, train_images, val_images,
+                          {"arch": DEFAULT_ARCH, "task": "instance"}, write_report)
+
+
+# --- report --------------------------------------------------------------------------------------------------------
+
+def _fmt(value) -> str:
+    return "—" if value is None or (isinstance(value, float) and (math.isnan(value) or value < 0)) else f"{value:.3f}"
+
+
+def plot_instance_curves(rows: list[dict], path: Path) -> Path:
+    """Training loss and validation mask / box mAP by epoch."""
+    from pixelforge.evaluation.plots import plt
+
+    epochs = [r["epoch"] for r in rows]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    left.plot(epochs, [r["train_loss"] for r in rows], marker="o", label="train")
+    left.set_title("loss (sum of Mask R-CNN's losses)")
+    for key, label in (("val_mask_map50", "mask mAP50"), ("val_mask_map", "mask mAP@[.5:.95]"),
+                       ("val_map50", "box mAP50")):
+        right.plot(epochs, [r.get(key) for r in rows], marker="o", label=label)
+    right.set_ylim(0, 1)
+    right.set_title("validation COCO mAP")
+    for ax in (left, right):
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_report(run_dir: Path, evaluation=None) -> Path:
+    """Evaluate best.ckpt on the run's val split (unless `evaluation` is given) and write report.html + figures."""
+    from pixelforge.engine import run_dir as rd
+    from pixelforge.evaluation.instance import evaluate_instance
+    from pixelforge.evaluation.report import _STYLE
+
+    run = Path(run_dir)
+    evaluation = evaluation or evaluate_instance(run, split="val")
+    m, box = evaluation.metrics, evaluation.metrics["box"]
+    rows = rd.read_metrics(run / "metrics.csv")
+    summary = rd.read_json(run / "summary.json") if (run / "summary.json").exists() else {}
+    curves = plot_instance_curves(rows, run / "curves.png") if rows else None
+    rel = lambda p: html.escape(Path(p).resolve().relative_to(run.resolve()).as_posix())  # noqa: E731
+    kpis = [("mask mAP50", m["map50"]), ("mask mAP@[.5:.95]", m["map"]), ("box mAP50", box["map50"]),
+            ("box mAP@[.5:.95]", box["map"])]
+    keys = [("AP@[.5:.95]", "map"), ("AP50", "map50"), ("AP75", "map75"), ("AP small (< 32² px)", "map_small"),
+            ("AP medium", "map_medium"), ("AP large (> 96² px)", "map_large"), ("AR@100", "mar_100")]
+    table = "".join(f"<tr><td>{k}</td><td>{_fmt(m[key])}</td><td>{_fmt(box[key])}</td></tr>" for k, key in keys)
+    per_class = "".join(f"<tr><td>{html.escape(name)}</td><td>{_fmt(ap)}</td><td>{_fmt(m['per_class_ap50'][name])}"
+                        f"</td><td>{_fmt(box['per_class'].get(name))}</td></tr>" for name, ap in m["per_class"].items())
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>pixelforge report: {html.escape(run.name)}</title>"
+        f"<style>{_STYLE}</style></head><body><h1>{html.escape(run.name)}</h1>",
+        f"<p>Instance segmentation (Mask R-CNN), evaluated with COCO metrics (pycocotools, masks and boxes) on the "
+        f"<b>{html.escape(m['split'])}</b> split ({m['num_images']} images) with the best checkpoint (epoch "
+        f"{summary.get('best_epoch', '?')}).</p>",
+        "".join(f"<div class='kpi'>{k}<b>{_fmt(v)}</b></div>" for k, v in kpis),
+    ]
+    if curves:
+        parts.append(f"<h2>Training curves</h2><img src='{rel(curves)}' alt='curves'>")
+    parts.append(f"<h2>COCO metrics</h2><table><tr><th>metric</th><th>masks</th><th>boxes</th></tr>{table}</table>"
+                 "<p>— : no ground-truth objects in that size range.</p>")
+    parts.append("<h2>Per-class AP</h2><table><tr><th>class</th><th>mask AP</th><th>mask AP50</th><th>box AP</th>"
+                 f"</tr>{per_class}</table>")
+    parts.append(f"<h2>Mask precision-recall</h2><img src='{rel(evaluation.figures['pr_curves'])}' alt='PR curves'>")
+    if "predictions" in evaluation.figures:
+        parts.append("<h2>Ground truth vs predictions</h2><p>Left: true masks. Right: predicted masks and boxes "
+                     f"scoring at least 0.5.</p><img src='{rel(evaluation.figures['predictions'])}' alt='predictions'>")
+    if summary.get("unreadable_images"):
+        items = "".join(f"<li>{html.escape(e)}</li>" for e in summary["unreadable_images"])
+        parts.append(f"<h2>Skipped images</h2><ul>{items}</ul>")
+    config = (run / "config.yaml").read_text() if (run / "config.yaml").exists() else ""
+    parts.append(f"<h2>Configuration</h2><pre>{html.escape(config)}</pre></body></html>")
+    path = run / "report.html"
+    rd.atomic_write_bytes(path, lambda handle: handle.write("\n".join(parts).encode()))
+    return path
