@@ -71,16 +71,18 @@ def run_detector(loaded: LoadedDetector, images: list, label_to_category: list[i
     return results, data.images, pixels, unreadable
 
 
-def _select(loaded: LoadedDetector, data: str | None, split: str | None):
-    """(images, categories {id: name}, split name) to evaluate on, and the run label -> data category id map."""
+def select_box_images(config, classes: list[str], data: str | None, split: str | None, prepare_data):
+    """(images, categories {id: name}, split name, run label -> data category id) to evaluate a box task's run on.
+
+    The run's own data and split by default (`prepare_data(config)`; test when it has one, else val); else `data`
+    (its test split, else val, else train; all images when it has no splits); or the named `split`. Categories are
+    matched by name, so a dataset that numbers them differently still scores correctly.
+    """
     from pixelforge.data.boxes.source import read_boxes
 
     if data is None:
-        from pixelforge.tasks.detection import prepare_data
-
-        source, _ = prepare_data(loaded.config)
+        source, _ = prepare_data(config)
         name = split or ("test" if source.split("test") else "val")
-        chosen = source.split(name)
     else:
         source = read_boxes(data)
         if split:
@@ -89,16 +91,16 @@ def _select(loaded: LoadedDetector, data: str | None, split: str | None):
             name = "test" if source.split("test") else "val" if source.split("val") else "train"
         else:
             name = "all"
-        chosen = source.images if name == "all" else source.split(name)
+    chosen = source.images if name == "all" else source.split(name)
     if not chosen:
         raise PixelforgeError(f"{source.origin}: no images in split {name!r}")
     by_name = {n: i for i, n in source.categories.items()}
-    unknown = sorted(set(by_name) - set(loaded.classes))
+    unknown = sorted(set(by_name) - set(classes))
     if unknown:
         raise PixelforgeError(f"{source.origin}: category {unknown[0]!r} is not one the model knows "
-                              f"({', '.join(loaded.classes)})")
+                              f"({', '.join(classes)})")
     # Classes the data lacks keep the run's id: their detections are then false positives for no category.
-    mapping = [by_name.get(c, -1 - i) for i, c in enumerate(loaded.classes)]
+    mapping = [by_name.get(c, -1 - i) for i, c in enumerate(classes)]
     return chosen, source.categories, name, mapping
 
 
@@ -117,7 +119,9 @@ def evaluate_detection(run_dir: str | Path, data: str | None = None, split: str 
     from pixelforge.evaluation.detection_plots import detection_gallery
 
     loaded = loaded or load_detector(run_dir)
-    images, categories, name, mapping = _select(loaded, data, split)
+    from pixelforge.tasks.detection import prepare_data
+
+    images, categories, name, mapping = select_box_images(loaded.config, loaded.classes, data, split, prepare_data)
     results, kept, pixels, unreadable = run_detector(loaded, images, mapping)
     gt = coco_dict(kept, categories)
     metrics = {**coco_metrics(gt, results), "split": name}

@@ -198,40 +198,6 @@ def load_instance_run(run_dir: str | Path, checkpoint: str = "best.ckpt") -> Ins
     return InstanceRun(run, cfg, classes, [int(i) for i in ids], model.eval())
 
 
-def _select(run: InstanceRun, data: str | None, split: str | None):
-    """(images, categories {id: name}, split name, run label -> data category id) to evaluate on.
-
-    The run's own data and split by default (test when it has one, else val); else `data` (its test split, else
-    val, else train; all images when it has no splits). Categories are matched by name, as in detection.
-    """
-    from pixelforge.data.boxes.source import read_boxes
-
-    if data is None:
-        from pixelforge.tasks.instance import prepare_data
-
-        source, _ = prepare_data(run.config)
-        name = split or ("test" if source.split("test") else "val")
-    else:
-        source = read_boxes(data)
-        if split:
-            name = split
-        elif source.has_splits:
-            name = "test" if source.split("test") else "val" if source.split("val") else "train"
-        else:
-            name = "all"
-    images = source.images if name == "all" else source.split(name)
-    if not images:
-        raise PixelforgeError(f"{source.origin}: no images in split {name!r}")
-    by_name = {n: i for i, n in source.categories.items()}
-    unknown = sorted(set(by_name) - set(run.classes))
-    if unknown:
-        raise PixelforgeError(f"{source.origin}: category {unknown[0]!r} is not one the model knows "
-                              f"({', '.join(run.classes)})")
-    # Classes the data lacks get an id no annotation has: their detections then count as false positives.
-    mapping = [by_name.get(c, -1 - i) for i, c in enumerate(run.classes)]
-    return images, source.categories, name, mapping
-
-
 def evaluate_instance(run_dir: str | Path, data: str | None = None, split: str | None = None,
                       out: str | Path | None = None) -> EvalResult:
     """Score the run's best checkpoint on a split (default: test if the data has one, else val); writes
@@ -247,7 +213,10 @@ def evaluate_instance(run_dir: str | Path, data: str | None = None, split: str |
     from pixelforge.data.boxes.transforms import eval_box_transform
 
     run = load_instance_run(run_dir)
-    images, categories, name, mapping = _select(run, data, split)
+    from pixelforge.evaluation.detection import select_box_images
+    from pixelforge.tasks.instance import prepare_data
+
+    images, categories, name, mapping = select_box_images(run.config, run.classes, data, split, prepare_data)
     size = run.config.img_size
     dataset = BoxDataset(images, sorted(categories), eval_box_transform(size), size)
     unreadable = dataset.preload()

@@ -50,15 +50,21 @@ class DetectionTask:
         for images, targets in batches:
             for image, target, output in zip(images, targets, model(images)):
                 image_id = int(target["image_id"])
-                results += coco_results(output, image_id, tuple(image.shape[-2:]), self.sizes[image_id],
-                                        self.category_ids)
+                results += self.image_results(output, image_id, tuple(image.shape[-2:]), self.sizes[image_id])
         if fabric.world_size > 1:  # every process scored its share of the images: score them together
             gathered = [None] * fabric.world_size
             torch.distributed.all_gather_object(gathered, results)
             results = [r for part in gathered for r in part]
-        metrics = coco_metrics(self.val_gt, results)
         # Eval-mode detectors compute no loss; a second, train-mode pass would cost as much as the validation.
-        return {"val_loss": float("nan"), "val_map": max(metrics["map"], 0.0), "val_map50": max(metrics["map50"], 0.0)}
+        return {"val_loss": float("nan"), **self.scores(results)}
+
+    def image_results(self, output: dict, image_id: int, input_hw: tuple, original_wh: tuple) -> list[dict]:
+        """One image's predictions as COCO results, in its original pixels and category ids."""
+        return coco_results(output, image_id, input_hw, original_wh, self.category_ids)
+
+    def scores(self, results: list[dict]) -> dict:
+        metrics = coco_metrics(self.val_gt, results)
+        return {"val_map": max(metrics["map"], 0.0), "val_map50": max(metrics["map50"], 0.0)}
 
     def freeze_frozen_norms(self, model: nn.Module) -> None:
         """Batch-norm layers in eval mode: the pretrained encoder's, and any whose parameters are frozen."""

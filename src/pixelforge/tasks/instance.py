@@ -33,24 +33,17 @@ class InstanceTask(DetectionTask):
         losses = model(images, [instance_target(t, tuple(i.shape[-2:])) for i, t in zip(images, targets)])
         return {"loss": sum(losses.values()), "count": len(images)}
 
-    @torch.no_grad()
-    def validate(self, model: nn.Module, batches, fabric) -> dict:
-        from pixelforge.evaluation.instance import instance_metrics, instance_results
+    def image_results(self, output: dict, image_id: int, input_hw: tuple, original_wh: tuple) -> list[dict]:
+        from pixelforge.evaluation.instance import instance_results
 
-        results = []
-        for images, targets in batches:
-            for image, target, output in zip(images, targets, model(images)):
-                image_id = int(target["image_id"])
-                results += instance_results(output, image_id, tuple(image.shape[-2:]), self.sizes[image_id],
-                                            self.category_ids)
-        if fabric.world_size > 1:  # every process scored its share of the images: score them together
-            gathered = [None] * fabric.world_size
-            torch.distributed.all_gather_object(gathered, results)
-            results = [r for part in gathered for r in part]
+        return instance_results(output, image_id, input_hw, original_wh, self.category_ids)
+
+    def scores(self, results: list[dict]) -> dict:
+        from pixelforge.evaluation.instance import instance_metrics
+
         metrics = instance_metrics(self.val_gt, results)
         box = metrics["box"]
-        # Eval-mode models compute no loss; a second, train-mode pass would cost as much as the validation.
-        return {"val_loss": float("nan"), "val_map": max(box["map"], 0.0), "val_map50": max(box["map50"], 0.0),
+        return {"val_map": max(box["map"], 0.0), "val_map50": max(box["map50"], 0.0),
                 "val_mask_map": max(metrics["map"], 0.0), "val_mask_map50": max(metrics["map50"], 0.0)}
 
 
