@@ -77,6 +77,14 @@ def coco_metrics(gt: dict, results: list[dict], categories: dict[int, str] | Non
         evaluator.evaluate()
         evaluator.accumulate()
         evaluator.summarize()
+    metrics = named_stats(evaluator, names)
+    metrics["num_images"], metrics["num_detections"] = len(gt["images"]), len(results)
+    return metrics
+
+
+def named_stats(evaluator, names: dict[int, str]) -> dict:
+    """A run COCOeval's summary under our key names, with per-class AP and the IoU 0.50 precision-recall curves
+    (for boxes and masks alike)."""
     metrics = {key: float(value) for key, value in zip(STAT_KEYS, evaluator.stats)}
     # precision[T IoUs, R recall thresholds, K categories, A area ranges, M maxDets]; area "all" = 0, maxDets 100 = -1
     precision = evaluator.eval["precision"][:, :, :, 0, -1]
@@ -88,7 +96,6 @@ def coco_metrics(gt: dict, results: list[dict], categories: dict[int, str] | Non
         if (precision[0, :, k] > -1).any():
             curves[name] = [round(float(v), 6) for v in precision[0, :, k]]
     metrics["pr_curve"] = {"recall": [round(float(r), 4) for r in evaluator.params.recThrs], "precision50": curves}
-    metrics["num_images"], metrics["num_detections"] = len(gt["images"]), len(results)
     return metrics
 
 

@@ -24,8 +24,8 @@ from torch.nn import functional as F
 from pixelforge.engine import run_dir as rd
 from pixelforge.errors import PixelforgeError
 from pixelforge.evaluation.result import EvalResult
-from pixelforge.evaluation.coco_eval import (STAT_KEYS, _as_coco, _empty_metrics, _mean_valid, coco_metrics,
-                                             complete_ground_truth, plot_pr_curves)
+from pixelforge.evaluation.coco_eval import (_as_coco, _empty_metrics, coco_metrics, complete_ground_truth,
+                                             named_stats, plot_pr_curves)
 
 MASK_THRESHOLD = 0.5  # mask probability above which a pixel belongs to the object (Mask R-CNN's paper and tools)
 GALLERY_IMAGES = 6
@@ -69,23 +69,8 @@ def instance_metrics(gt: dict, results: list[dict], categories: dict[int, str] |
         evaluator.evaluate()
         evaluator.accumulate()
         evaluator.summarize()
-    metrics = _named_stats(evaluator, names)
+    metrics = named_stats(evaluator, names)
     metrics["num_images"], metrics["num_detections"], metrics["box"] = len(gt["images"]), len(results), box
-    return metrics
-
-
-def _named_stats(evaluator, names: dict[int, str]) -> dict:
-    """COCOeval's summary under coco_metrics' names, with per-class AP and the IoU 0.50 precision-recall curves."""
-    metrics = {key: float(value) for key, value in zip(STAT_KEYS, evaluator.stats)}
-    precision = evaluator.eval["precision"][:, :, :, 0, -1]  # [IoU, recall, class] at area "all", maxDets 100
-    metrics["per_class"], metrics["per_class_ap50"], curves = {}, {}, {}
-    for k, cat_id in enumerate(evaluator.params.catIds):
-        name = names.get(cat_id, str(cat_id))
-        metrics["per_class"][name] = _mean_valid(precision[:, :, k])
-        metrics["per_class_ap50"][name] = _mean_valid(precision[0, :, k])
-        if (precision[0, :, k] > -1).any():
-            curves[name] = [round(float(v), 6) for v in precision[0, :, k]]
-    metrics["pr_curve"] = {"recall": [round(float(r), 4) for r in evaluator.params.recThrs], "precision50": curves}
     return metrics
 
 
