@@ -184,23 +184,8 @@ def predict_masks_package(package_dir: str | Path, image_paths: list[str | Path]
 def predict_package_folder(package_dir: str | Path, paths: list[str | Path], out: str | Path) -> list[dict]:
     """`pixelforge predict PACKAGE IMAGES --out DIR` for a segmentation package: the same files and result dicts
     as `evaluation.segmentation.predict_segmentation`, without torch. Unreadable images get an "error" entry."""
-    from pixelforge.data.images import ImageReadError
-    from pixelforge.data.masks.images import load_image_any
-    from pixelforge.data.sources import collect_paths
-    from pixelforge.evaluation.segmentation_overlay import write_prediction
+    from pixelforge.evaluation.segmentation_overlay import predict_files
 
     package = Path(package_dir)
-    predict = _open_package(package)
     classes = json.loads((package / "classes.json").read_text())
-    files = collect_paths(list(paths))
-    if not files:
-        raise PixelforgeError(f"no images found in {', '.join(map(str, paths))}")
-    results = []
-    for path in files:
-        try:
-            image = load_image_any(path)
-        except ImageReadError as exc:
-            results.append({"path": str(path), "error": str(exc)})
-            continue
-        results.append(write_prediction(path, image, predict(image), classes, Path(out)))
-    return results
+    return predict_files(paths, Path(out), classes, _open_package(package))

@@ -19,7 +19,7 @@ from pixelforge.engine import run_dir as rd
 from pixelforge.errors import PixelforgeError
 from pixelforge.evaluation.result import EvalResult
 from pixelforge.evaluation.segmentation_metrics import ConfusionMatrix
-from pixelforge.evaluation.segmentation_overlay import to_display, write_prediction
+from pixelforge.evaluation.segmentation_overlay import to_display
 from pixelforge.evaluation.segmentation_plots import plot_pixel_confusion, plot_triplets
 
 GALLERY_IMAGES = 6
@@ -235,20 +235,7 @@ def predict_segmentation(run_dir: str | Path, paths: list[str | Path], out: str 
         >>> predict_segmentation("runs/segment-shapes", ["scan.png"], "out")[0]["mask"]  # doctest: +SKIP
         'out/scan.png'
     """
-    from pixelforge.data.images import ImageReadError
-    from pixelforge.data.masks.images import load_image_any
-    from pixelforge.data.sources import collect_paths
+    from pixelforge.evaluation.segmentation_overlay import predict_files
 
     run = load_segmentation_run(run_dir)
-    files = collect_paths(list(paths))
-    if not files:
-        raise PixelforgeError(f"no images found in {', '.join(map(str, paths))}")
-    results = []
-    for path in files:
-        try:
-            image = load_image_any(path)
-        except ImageReadError as exc:
-            results.append({"path": str(path), "error": str(exc)})
-            continue
-        results.append(write_prediction(path, image, predict_full_resolution(run, image), run.classes, Path(out)))
-    return results
+    return predict_files(paths, Path(out), run.classes, lambda image: predict_full_resolution(run, image))

@@ -72,3 +72,25 @@ def write_prediction(path, image: np.ndarray, pred: np.ndarray, classes: list[st
     summary = ", ".join(f"{name} {100 * share:.1f}%" for name, share in ranked if share > 0)
     return {"path": str(path), "mask": str(mask_path), "overlay": str(overlay_path), "class_fractions": fractions,
             "summary": summary}
+
+
+def predict_files(paths: list, out: Path, classes: list[str], predict) -> list[dict]:
+    """`predict(image array) -> mask` for every image in `paths` (files, folders, globs), writing each mask and
+    overlay to `out`; an unreadable image gets {"path", "error"}. Shared by runs and packages (no torch here)."""
+    from pixelforge.data.images import ImageReadError
+    from pixelforge.data.masks.images import load_image_any
+    from pixelforge.data.sources import collect_paths
+    from pixelforge.errors import PixelforgeError
+
+    files = collect_paths(list(paths))
+    if not files:
+        raise PixelforgeError(f"no images found in {', '.join(map(str, paths))}")
+    results = []
+    for path in files:
+        try:
+            image = load_image_any(path)
+        except ImageReadError as exc:
+            results.append({"path": str(path), "error": str(exc)})
+            continue
+        results.append(write_prediction(path, image, predict(image), classes, Path(out)))
+    return results
