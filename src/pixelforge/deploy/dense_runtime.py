@@ -20,7 +20,6 @@ one session and never re-reads the package per request. `load_runtime` picks by 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -29,19 +28,10 @@ import numpy as np
 from PIL import Image
 
 from pixelforge.deploy.draw import box_color, mask_colors
-from pixelforge.deploy.package import CARD_FILE, CLASSES_FILE, MANIFEST_FILE, PARITY_FILE, PREPROCESS_FILE
+from pixelforge.deploy.package import CLASSES_FILE, MANIFEST_FILE, PREPROCESS_FILE, Package, _read_json
 from pixelforge.errors import PixelforgeError
 
 DENSE_TASKS = ("detect", "segment")
-
-
-def _read_json(path: Path):
-    if not path.is_file():
-        raise PixelforgeError(f"{path}: missing; is {path.parent} a package written by `pixelforge export`?")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise PixelforgeError(f"{path}: not valid JSON ({exc}); export the package again") from None
 
 
 def package_task(folder: str | Path) -> str:
@@ -55,41 +45,15 @@ def package_task(folder: str | Path) -> str:
 
 
 @dataclass
-class DensePackage:
-    """A detection or segmentation package's JSON files (its preprocess.json is the exporter's own dict)."""
+class DensePackage(Package):
+    """A detection or segmentation package's JSON files (its preprocess.json is the exporter's own dict); model
+    files, model card and parity report are read as for classification."""
 
-    folder: Path
-    manifest: dict
     preprocess: dict
-    classes: list[str]
 
     @property
     def task(self) -> str:
         return self.manifest["task"]
-
-    @property
-    def precisions(self) -> list[str]:
-        return list(self.manifest.get("models", {}))
-
-    def model_path(self, precision: str | None = None) -> Path:
-        precision = precision or self.manifest.get("default_precision", "fp32")
-        if precision not in self.manifest.get("models", {}):
-            raise PixelforgeError(f"{self.folder}: no {precision} model in this package (it has "
-                                  f"{', '.join(self.precisions)}); choose one of those")
-        path = self.folder / self.manifest["models"][precision]
-        if not path.is_file():
-            raise PixelforgeError(f"{path}: model file missing; export the package again")
-        return path
-
-    @property
-    def model_card(self) -> str:
-        path = self.folder / CARD_FILE
-        return path.read_text() if path.is_file() else ""
-
-    @property
-    def parity(self) -> dict | None:
-        path = self.folder / PARITY_FILE
-        return json.loads(path.read_text()) if path.is_file() else None
 
     def colors(self) -> dict[str, str]:
         """{class: hex colour}: what the web page and the video draw each class in."""

@@ -44,13 +44,15 @@ def export_detection_package(run_dir: str | Path, out: str | Path, data: str | N
         True
     """
     from pixelforge.deploy.package import write_json
-    from pixelforge.evaluation.detection import _select, load_detector
+    from pixelforge.evaluation.detection import load_detector, select_box_images
+    from pixelforge.tasks.detection import prepare_data
 
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise PixelforgeError(f"{out}: already exists and is not empty; packages are never overwritten, choose a new --out")
     loaded = load_detector(run_dir)
-    images, _, split, _ = _select(loaded, data, "val" if data is None else None)
+    images, _, split, _ = select_box_images(loaded.config, loaded.classes, data, "val" if data is None else None,
+                                            prepare_data)
     size = loaded.config.img_size
     pre = {"task": "detect", "img_size": size, "resize": "longest side to img_size, aspect kept",
            "scale": "RGB / 255, float32", "layout": "CHW, one image per call", "normalize": "inside the model",
