@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image
 
 from pixelforge.deploy.draw import box_color, mask_colors
-from pixelforge.deploy.package import CLASSES_FILE, MANIFEST_FILE, PREPROCESS_FILE, Package, _read_json
+from pixelforge.deploy.package import CLASSES_FILE, MANIFEST_FILE, PREPROCESS_FILE, Package, read_json_file
 from pixelforge.errors import PixelforgeError
 
 DENSE_TASKS = ("detect", "segment")
@@ -41,7 +41,7 @@ def package_task(folder: str | Path) -> str:
         from pixelforge.deploy.package import read_package
 
         read_package(folder)  # raises the classification reader's error: no folder, or not a package
-    return _read_json(folder / MANIFEST_FILE).get("task", "classify")
+    return read_json_file(folder / MANIFEST_FILE).get("task", "classify")
 
 
 @dataclass
@@ -80,8 +80,8 @@ def read_dense_package(folder: str | Path) -> DensePackage:
     task = package_task(folder)
     if task not in DENSE_TASKS:
         raise PixelforgeError(f"{folder}: a {task!r} package, not a detection or segmentation one")
-    return DensePackage(folder, _read_json(folder / MANIFEST_FILE), _read_json(folder / PREPROCESS_FILE),
-                        _read_json(folder / CLASSES_FILE))
+    return DensePackage(folder, read_json_file(folder / MANIFEST_FILE), read_json_file(folder / PREPROCESS_FILE),
+                        read_json_file(folder / CLASSES_FILE))
 
 
 class DenseRuntime(Protocol):

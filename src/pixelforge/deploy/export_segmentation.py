@@ -67,13 +67,13 @@ def export_segmentation_package(run_dir: str | Path, out: str | Path, data: str 
         1.0
     """
     from pixelforge.deploy.package import write_json
-    from pixelforge.evaluation.segmentation import _select, load_segmentation_run
+    from pixelforge.evaluation.segmentation import select_mask_samples, load_segmentation_run
 
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise PixelforgeError(f"{out}: already exists and is not empty; packages are never overwritten, choose a new --out")
     run = load_segmentation_run(run_dir)
-    samples, split = _select(run, data, "val" if data is None else None)
+    samples, split = select_mask_samples(run, data, "val" if data is None else None)
     samples = samples[:parity_images]
     size = run.img_size
     pre = {"task": "segment", "size": [size, size], "resize": "stretch-bilinear", "channels": run.in_channels,

@@ -36,7 +36,7 @@ def write_json(path: Path, data) -> None:
     path.write_text(json.dumps(data, indent=2) + "\n")
 
 
-def _read_json(path: Path):
+def read_json_file(path: Path):
     if not path.is_file():
         raise PixelforgeError(f"{path}: missing; is {path.parent} a package written by `pixelforge export`?")
     try:
@@ -111,7 +111,7 @@ def read_package(folder: str | Path) -> Package:
     if not is_package(folder):
         raise PixelforgeError(f"{folder}: not a pixelforge package (no {PREPROCESS_FILE}); "
                               f"create one with `pixelforge export RUN --out {folder}`")
-    manifest = _read_json(folder / MANIFEST_FILE)
-    preprocess = Preprocess.from_json(_read_json(folder / PREPROCESS_FILE))
-    classes = _read_json(folder / CLASSES_FILE)
+    manifest = read_json_file(folder / MANIFEST_FILE)
+    preprocess = Preprocess.from_json(read_json_file(folder / PREPROCESS_FILE))
+    classes = read_json_file(folder / CLASSES_FILE)
     return Package(folder, manifest, preprocess, classes)

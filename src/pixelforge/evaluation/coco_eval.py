@@ -27,7 +27,7 @@ STAT_KEYS = ("map", "map50", "map75", "map_small", "map_medium", "map_large",
              "mar_1", "mar_10", "mar_100", "mar_small", "mar_medium", "mar_large")
 
 
-def _as_coco(dataset: dict):
+def as_coco(dataset: dict):
     from pycocotools.coco import COCO
 
     with contextlib.redirect_stdout(io.StringIO()):  # COCO() prints "creating index..."
@@ -68,9 +68,9 @@ def coco_metrics(gt: dict, results: list[dict], categories: dict[int, str] | Non
 
     gt = complete_ground_truth(gt)
     names = categories or {int(c["id"]): str(c.get("name", c["id"])) for c in gt["categories"]}
-    coco_gt = _as_coco(gt)
+    coco_gt = as_coco(gt)
     if not results or not gt.get("annotations"):
-        return _empty_metrics(names, bool(gt.get("annotations")), len(gt["images"]), len(results))
+        return empty_metrics(names, bool(gt.get("annotations")), len(gt["images"]), len(results))
     with contextlib.redirect_stdout(io.StringIO()):  # loadRes, evaluate and summarize all print progress
         coco_dt = coco_gt.loadRes([dict(r) for r in results])  # loadRes adds ids and areas: copy the caller's dicts
         evaluator = COCOeval(coco_gt, coco_dt, iouType="bbox")
@@ -104,7 +104,7 @@ def _mean_valid(values: np.ndarray) -> float | None:
     return float(valid.mean()) if valid.size else None
 
 
-def _empty_metrics(names: dict[int, str], has_gt: bool, num_images: int, num_detections: int) -> dict:
+def empty_metrics(names: dict[int, str], has_gt: bool, num_images: int, num_detections: int) -> dict:
     """No detections (or no ground truth): what COCOeval would give, without its IndexError on empty results."""
     value = 0.0 if has_gt else -1.0
     metrics = {key: value for key in STAT_KEYS}

@@ -24,7 +24,7 @@ from torch.nn import functional as F
 from pixelforge.engine import run_dir as rd
 from pixelforge.errors import PixelforgeError
 from pixelforge.evaluation.result import EvalResult
-from pixelforge.evaluation.coco_eval import (_as_coco, _empty_metrics, coco_metrics, complete_ground_truth,
+from pixelforge.evaluation.coco_eval import (as_coco, empty_metrics, coco_metrics, complete_ground_truth,
                                              named_stats, plot_pr_curves)
 
 MASK_THRESHOLD = 0.5  # mask probability above which a pixel belongs to the object (Mask R-CNN's paper and tools)
@@ -61,8 +61,8 @@ def instance_metrics(gt: dict, results: list[dict], categories: dict[int, str] |
              for r in results]
     box = coco_metrics(gt, boxes, names)
     if not results or not gt.get("annotations"):
-        return {**_empty_metrics(names, bool(gt.get("annotations")), len(gt["images"]), len(results)), "box": box}
-    coco_gt = _as_coco(gt)
+        return {**empty_metrics(names, bool(gt.get("annotations")), len(gt["images"]), len(results)), "box": box}
+    coco_gt = as_coco(gt)
     masks_only = [{k: v for k, v in r.items() if k != "bbox"} for r in results]
     with contextlib.redirect_stdout(io.StringIO()):  # loadRes, evaluate and summarize all print progress
         evaluator = COCOeval(coco_gt, coco_gt.loadRes(masks_only), iouType="segm")

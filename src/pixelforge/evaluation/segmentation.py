@@ -90,7 +90,7 @@ def predict_full_resolution(run: SegmentationRun, image: np.ndarray, size: tuple
     return logits.argmax(1)[0].numpy().astype(np.int64)
 
 
-def _select(run: SegmentationRun, data: str | None, split: str | None):
+def select_mask_samples(run: SegmentationRun, data: str | None, split: str | None):
     from pixelforge.data.masks.source import read_masks
 
     if data is None:
@@ -130,7 +130,7 @@ def evaluate_segmentation(run_dir: str | Path, data: str | None = None, split: s
     from pixelforge.data.masks.images import load_image_any, load_mask
 
     run = load_segmentation_run(run_dir)
-    samples, name = _select(run, data, split)
+    samples, name = select_mask_samples(run, data, split)
     matrix = ConfusionMatrix(len(run.classes), run.ignore_index)
     unreadable, first, worst = [], [], []
     for sample in samples:

@@ -73,8 +73,8 @@ def build_detector(arch: str, backbone: str = "tf_efficientnet_lite0", num_class
         return build_coco_detector(arch, num_classes, pretrained=True, img_size=img_size, min_size=min_size,
                                    max_size=max_size)
     spec = get_spec(backbone)
-    body = _encoder(spec, weights)
-    sizes = _anchor_sizes(arch, anchor_sizes)
+    body = build_encoder(spec, weights)
+    sizes = anchor_sizes_for(arch, anchor_sizes)
     common = dict(num_classes=num_classes + 1, min_size=min_size or img_size, max_size=max_size or img_size,
                   image_mean=list(spec.mean), image_std=list(spec.std))
     if arch == "ssdlite":
@@ -92,7 +92,7 @@ def build_detector(arch: str, backbone: str = "tf_efficientnet_lite0", num_class
                    topk_candidates=200)
     features = TimmFPN(body, FPN_CHANNELS, fpn_extra_block(arch, FPN_CHANNELS))
     if arch == "fasterrcnn":
-        return _faster_rcnn(features, sizes, common)
+        return faster_rcnn(features, sizes, common)
     if arch == "retinanet":
         octaves = tuple((s, round(s * 2 ** (1 / 3)), round(s * 2 ** (2 / 3))) for s in sizes)
         anchors = AnchorGenerator(octaves, ((0.5, 1.0, 2.0),) * len(sizes))
@@ -119,10 +119,10 @@ def check_detector_options(arch: str, backbone: str, weights: str, anchor_sizes:
     if spec.source != "timm":
         raise PixelforgeError(f"--model {backbone}: detection needs a timm encoder (e.g. tf_efficientnet_lite0, "
                               f"resnet18, mobilenetv3_large_100), not a {spec.source} model")
-    _anchor_sizes(arch, anchor_sizes)
+    anchor_sizes_for(arch, anchor_sizes)
 
 
-def _faster_rcnn(features: TimmFPN, sizes: list[int], common: dict) -> FasterRCNN:
+def faster_rcnn(features: TimmFPN, sizes: list[int], common: dict) -> FasterRCNN:
     anchors = AnchorGenerator(tuple((s,) for s in sizes), ((0.5, 1.0, 2.0),) * len(sizes))
     pool = MultiScaleRoIAlign(featmap_names=["0", "1", "2"], output_size=7, sampling_ratio=2)
     width = 256  # 1024 in torchvision; next to a 64-channel FPN the 1024-wide MLP would cost more than the encoder
@@ -135,7 +135,7 @@ def _faster_rcnn(features: TimmFPN, sizes: list[int], common: dict) -> FasterRCN
         rpn_post_nms_top_n_test=100, box_batch_size_per_image=128, box_score_thresh=EVAL_SCORE_THRESH, **settings)
 
 
-def _anchor_sizes(arch: str, anchor_sizes: list[int] | None) -> list[int]:
+def anchor_sizes_for(arch: str, anchor_sizes: list[int] | None) -> list[int]:
     strides = LEVEL_STRIDES[arch]
     if anchor_sizes is None:
         return list(strides) if arch == "fcos" else [2 * s for s in strides]
@@ -145,7 +145,7 @@ def _anchor_sizes(arch: str, anchor_sizes: list[int] | None) -> list[int]:
     return [int(s) for s in anchor_sizes]
 
 
-def _encoder(spec, weights: str) -> nn.Module:
+def build_encoder(spec, weights: str) -> nn.Module:
     bundled = weights == "imagenet" and spec.name == "tf_efficientnet_lite0"
     try:
         body = create_encoder(spec.library_name, pretrained=weights == "imagenet" and not bundled)

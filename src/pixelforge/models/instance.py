@@ -2,7 +2,7 @@
 
 Mask R-CNN is Faster R-CNN plus a mask branch: for each region the box head keeps, a small conv head reads a 14x14
 RoIAlign window of the FPN and predicts a 28x28 mask per class; in eval mode torchvision pastes the mask of the
-predicted class into the image. So the model here is detection's Faster R-CNN (`models.detectors._faster_rcnn`:
+predicted class into the image. So the model here is detection's Faster R-CNN (`models.detectors.faster_rcnn`:
 FPN width 64, proposal and sampling counts for a few objects per small image, `min_size = max_size = img_size` so
 the model never resizes the images the dataset already sized) with torchvision's mask branch added, narrowed to
 the FPN's width (256 channels in torchvision, next to a 256-wide FPN).
@@ -22,8 +22,8 @@ from torchvision.ops import MultiScaleRoIAlign
 
 from pixelforge.models import weights as weight_io
 from pixelforge.models.detection_backbones import TimmFPN, fpn_extra_block
-from pixelforge.models.detectors import (EVAL_SCORE_THRESH, FPN_CHANNELS, _anchor_sizes, _encoder, _faster_rcnn,
-                                         check_detector_options)
+from pixelforge.models.detectors import (EVAL_SCORE_THRESH, FPN_CHANNELS, anchor_sizes_for, build_encoder,
+                                         check_detector_options, faster_rcnn)
 from pixelforge.models.registry import get_spec
 
 INSTANCE_ARCHS = ("maskrcnn",)
@@ -53,10 +53,10 @@ def build_mask_rcnn(backbone: str = "tf_efficientnet_lite0", num_classes: int = 
         return build_coco_mask_rcnn(num_classes, pretrained=True, img_size=img_size, min_size=min_size,
                                     max_size=max_size)
     spec = get_spec(backbone)
-    features = TimmFPN(_encoder(spec, weights), FPN_CHANNELS, fpn_extra_block("fasterrcnn", FPN_CHANNELS))
+    features = TimmFPN(build_encoder(spec, weights), FPN_CHANNELS, fpn_extra_block("fasterrcnn", FPN_CHANNELS))
     common = dict(num_classes=num_classes + 1, min_size=min_size or img_size, max_size=max_size or img_size,
                   image_mean=list(spec.mean), image_std=list(spec.std))
-    model = _faster_rcnn(features, _anchor_sizes("fasterrcnn", anchor_sizes), common)
+    model = faster_rcnn(features, anchor_sizes_for("fasterrcnn", anchor_sizes), common)
     add_mask_branch(model, FPN_CHANNELS, num_classes + 1)
     return model
 
