@@ -94,6 +94,15 @@ def test_predict_writes_palette_masks_and_overlays(seg_run, tiny_masks, tmp_path
         assert np.asarray(mask).max() < len(CLASSES)
     assert Path(results[0]["overlay"]).is_file()
     assert abs(sum(results[0]["class_fractions"].values()) - 1) < 1e-4
+    # The README's flow: predict into a folder, then score that folder against the truth masks as it is.
+    from pixelforge.evaluation.segmentation import score_mask_folders
+
+    truth = tmp_path / "truth"
+    truth.mkdir()
+    for path in paths:
+        (truth / path.name).write_bytes((tiny_masks / "masks" / path.name).read_bytes())
+    scored = score_mask_folders(truth, tmp_path / "pred", num_classes=len(CLASSES), ignore_index=255)
+    assert scored["num_images"] == 2 and 0 <= scored["miou"] <= 1
 
 
 def test_score_mask_folders_matches_by_stem_and_explains_mistakes(tiny_masks, tmp_path):

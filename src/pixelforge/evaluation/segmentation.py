@@ -205,6 +205,8 @@ def _masks_by_stem(folder: Path) -> dict[str, Path]:
         raise PixelforgeError(f"{folder}: mask folder not found")
     found = {}
     for path in sorted(folder.rglob("*")):
+        if "overlays" in path.relative_to(folder).parts[:-1]:  # `predict`'s colour overlays sit beside its masks
+            continue
         if path.suffix.lower() in (".png", ".tif", ".tiff", ".bmp"):
             if path.stem in found:
                 raise PixelforgeError(f"{path}: two masks named {path.stem!r} ({found[path.stem]}); stems must be unique")
@@ -226,7 +228,7 @@ def _check_values(path: Path, mask: np.ndarray, num_classes: int, ignore_index: 
 
 def predict_segmentation(run_dir: str | Path, paths: list[str | Path], out: str | Path) -> list[dict]:
     """Predict a mask for each image (files, folders or glob patterns): OUT/STEM.png (palette index PNG, the class
-    ids as pixel values) and OUT/STEM_overlay.png.
+    ids as pixel values) and OUT/overlays/STEM.png.
 
     Returns one dict per image: path, mask, overlay, class_fractions {class: share of the image's pixels} and a
     one-line summary; an unreadable image gets {"path", "error"} instead.

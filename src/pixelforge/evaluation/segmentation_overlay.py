@@ -57,14 +57,18 @@ def to_display(image: np.ndarray) -> np.ndarray:
 
 
 def write_prediction(path, image: np.ndarray, pred: np.ndarray, classes: list[str], out: Path) -> dict:
-    """Write OUT/STEM.png (palette index mask) and OUT/STEM_overlay.png for one predicted image; the result dict
-    has path, mask, overlay, class_fractions {class: share of pixels} and a one-line summary."""
+    """Write OUT/STEM.png (palette index mask) and OUT/overlays/STEM.png for one predicted image; the result dict
+    has path, mask, overlay, class_fractions {class: share of pixels} and a one-line summary.
+
+    Overlays go to a subfolder so OUT holds only masks: `evaluate --gt TRUTH --predictions OUT` can score it as is.
+    """
     from pixelforge.data.masks.images import save_mask
 
     stem = Path(path).stem
     out.mkdir(parents=True, exist_ok=True)
     mask_path = save_mask(pred.astype(np.uint8), out / f"{stem}.png")
-    overlay_path = out / f"{stem}_overlay.png"
+    overlay_path = out / "overlays" / f"{stem}.png"
+    overlay_path.parent.mkdir(exist_ok=True)
     Image.fromarray(overlay(to_display(image), pred, len(classes))).save(overlay_path)
     counts = np.bincount(pred.reshape(-1), minlength=len(classes))
     fractions = {c: round(float(n / pred.size), 6) for c, n in zip(classes, counts)}
