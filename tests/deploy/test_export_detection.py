@@ -29,7 +29,8 @@ def test_export_writes_a_package_that_matches_pytorch(tmp_path, detect_run):
     run, _ = detect_run
     package = export_detection_package(run, tmp_path / "pkg")
     assert {p.name for p in package.iterdir()} >= {"model.onnx", "preprocess.json", "classes.json", "package.json",
-                                                    "parity.json"}
+                                                    "parity.json", "model_card.md"}
+    assert (package / "model_card.md").read_text() == (run / "model_card.md").read_text()  # the run's card travels
     manifest = json.loads((package / "package.json").read_text())
     assert manifest["task"] == "detect" and manifest["category_ids"] == [3, 7]
     parity = json.loads((package / "parity.json").read_text())

@@ -63,6 +63,9 @@ def export_detection_package(run_dir: str | Path, out: str | Path, data: str | N
         _write_onnx(loaded.model, staging / "model.onnx", size, opset)
         write_json(staging / "preprocess.json", pre)
         write_json(staging / "classes.json", loaded.classes)
+        card = Path(loaded.run_dir) / "model_card.md"  # the run's card travels with the model (web page, /v1/model)
+        if card.is_file():
+            shutil.copyfile(card, staging / "model_card.md")
         write_json(staging / "package.json", {
             "task": "detect", "format": "onnx", "models": {"fp32": "model.onnx"}, "default_precision": "fp32",
             "input_name": "image", "output_names": ["boxes", "scores", "labels"], "arch": loaded.config.arch,
@@ -117,7 +120,7 @@ def _write_onnx(model, path: Path, size: int, opset: int) -> None:
                                         "scores": {0: "detections"}, "labels": {0: "detections"}})
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Pairwise IoU of XYXY boxes a [N, 4] and b [M, 4]."""
     lt, rb = np.maximum(a[:, None, :2], b[None, :, :2]), np.minimum(a[:, None, 2:], b[None, :, 2:])
     inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
@@ -132,7 +135,7 @@ def match_detections(expected: tuple, got: tuple, floor: float) -> tuple[int, in
     score threshold), where a rounding difference may legitimately put it on one side only.
     """
     (eb, es, el), (gb, gs, gl) = expected, got
-    iou = _iou(eb, gb) if len(eb) and len(gb) else np.zeros((len(eb), len(gb)))
+    iou = box_iou(eb, gb) if len(eb) and len(gb) else np.zeros((len(eb), len(gb)))
     used, twins, worst_score, worst_iou = set(), set(), 0.0, 1.0
     for i in np.argsort(-es):
         candidates = [j for j in range(len(gb)) if j not in used and gl[j] == el[i] and iou[i, j] >= MATCH_IOU
@@ -191,14 +194,14 @@ def predict_boxes_package(package_dir: str | Path, image_paths: list[str | Path]
     return [runtime.predict_images([load_rgb(path)])[0]["detections"] for path in image_paths]
 
 
-def _nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[int]:
+def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[int]:
     """Greedy non-maximum suppression (indices kept, best first), in NumPy for the torch-free path."""
     order, keep = list(np.argsort(-scores)), []
     while order:
         best, order = order[0], order[1:]
         keep.append(int(best))
         if order:
-            overlaps = _iou(boxes[best][None], boxes[order])[0]
+            overlaps = box_iou(boxes[best][None], boxes[order])[0]
             order = [k for k, o in zip(order, overlaps) if o <= iou]
     return keep
 
@@ -233,7 +236,7 @@ def predict_package_folder(package_dir: str | Path, paths: list[str | Path], out
         keep = []
         for label in {d["label"] for d in found}:  # class-wise NMS at the user's IoU
             group = [d for d in found if d["label"] == label]
-            keep += [group[k] for k in _nms(np.array([d["box"] for d in group]), np.array([d["score"] for d in group]), nms_iou)]
+            keep += [group[k] for k in nms(np.array([d["box"] for d in group]), np.array([d["score"] for d in group]), nms_iou)]
         keep.sort(key=lambda d: -d["score"])
         detections = [{"label": d["label"], "category_id": category_of[d["label"]], "score": round(d["score"], 5),
                        "box": [round(v, 2) for v in d["box"]]} for d in keep]
