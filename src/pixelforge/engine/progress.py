@@ -1,4 +1,5 @@
-"""Progress display: a rich bar with loss, accuracy and images/s per epoch, or plain log lines with --quiet."""
+"""Progress display: a rich bar with loss, accuracy (tasks that have one) and images/s per epoch, or plain log lines
+with --quiet."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ class EpochProgress:
         self.console = Console(stderr=True)
         self.bar = None if quiet else Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]:.4f}  acc {task.fields[acc]:.3f}  {task.fields[ips]:.0f} img/s"),
+            TextColumn("loss {task.fields[loss]:.4f}{task.fields[acc]}  {task.fields[ips]:.0f} img/s"),
             TimeRemainingColumn(), console=self.console, transient=True,
         )
 
@@ -24,11 +25,11 @@ class EpochProgress:
         if self.bar is None:
             return None
         self.bar.start()
-        return self.bar.add_task(f"epoch {epoch + 1}/{epochs}", total=steps, loss=0.0, acc=0.0, ips=0.0)
+        return self.bar.add_task(f"epoch {epoch + 1}/{epochs}", total=steps, loss=0.0, acc="", ips=0.0)
 
-    def advance(self, task_id, **fields) -> None:
-        if self.bar is not None and task_id is not None:
-            self.bar.update(task_id, advance=1, **fields)
+    def advance(self, task_id, acc: float | None = None, **fields) -> None:
+        if self.bar is not None and task_id is not None:  # accuracy only for tasks that report one
+            self.bar.update(task_id, advance=1, acc="" if acc is None else f"  acc {acc:.3f}", **fields)
 
     def end_epoch(self, row: dict) -> None:
         if self.bar is not None:
@@ -49,7 +50,7 @@ class EpochProgress:
         if self.bar is None:
             return (lambda n=1: None), (lambda: None)
         self.bar.start()
-        task = self.bar.add_task(description, total=total, loss=0.0, acc=0.0, ips=0.0)
+        task = self.bar.add_task(description, total=total, loss=0.0, acc="", ips=0.0)
 
         def close():
             self.bar.remove_task(task)
