@@ -240,7 +240,9 @@ def _predict_dense(task: str, run: Path, paths: list[str], out: Path, score_thre
     package = (run / "package.json").is_file()
     if task == "instance":
         if package:
-            raise PixelforgeError(f"{run}: instance-segmentation packages are not supported yet; predict with the run folder")
+            from pixelforge.deploy.export_instance import predict_package_folder
+
+            return predict_package_folder(run, paths, out, score_threshold, nms_iou)
         from pixelforge.evaluation.instance import predict_instance
 
         return predict_instance(run, paths, out, score_threshold=score_threshold, nms_iou=nms_iou)

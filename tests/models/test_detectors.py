@@ -118,3 +118,18 @@ def test_coco_weights_offline_names_the_file(tmp_path, monkeypatch):
     with pytest.raises(PixelforgeError, match=r"fcos_resnet50_fpn_coco-99b0c9b7\.pth in .*checkpoints") as info:
         build_detector("fcos", num_classes=2, weights="coco")
     assert "\n" not in str(info.value)
+
+
+def test_roi_pooling_scales_do_not_depend_on_the_first_image_seen():
+    # torchvision infers RoIAlign scales from the first batch: a wide, short image would fix them 2x too coarse.
+    from pixelforge.models.instance import build_mask_rcnn
+
+    torch.manual_seed(0)
+    for model in (build_detector("fasterrcnn", num_classes=2, weights="none", img_size=64),
+                  build_mask_rcnn(num_classes=2, weights="none", img_size=64)):
+        model.eval()
+        with torch.no_grad():
+            model([torch.rand(3, 20, 64)])  # first image: 64 wide, 20 high
+        pools = [model.roi_heads.box_roi_pool] + ([model.roi_heads.mask_roi_pool] if model.roi_heads.has_mask() else [])
+        for pool in pools:
+            assert pool.scales == [1 / 8, 1 / 16, 1 / 32]

@@ -41,9 +41,11 @@ def export_command(
 
     _logging()
     task = run_task(run)
-    if task in ("detect", "segment"):  # boxes / masks: their own parity checks, fp32 ONNX
+    if task in ("detect", "segment", "instance"):  # boxes / masks: their own parity checks, fp32 ONNX
         if task == "detect":
             from pixelforge.deploy.export_detection import export_detection_package as export_dense
+        elif task == "instance":
+            from pixelforge.deploy.export_instance import export_instance_package as export_dense
         else:
             from pixelforge.deploy.export_segmentation import export_segmentation_package as export_dense
         package = export_dense(run, out, data=data, parity_images=parity_images)

@@ -3,6 +3,8 @@
     detect:  {"task": "detect", "width", "height", "detections": [{"box": [x1, y1, x2, y2], "score", "label"}]}
              boxes in the uploaded image's own pixels (after EXIF rotation), clipped to it, best score first,
              only those scoring at least `score_threshold`
+    instance: as detect with "task": "instance" and each detection's mask as "rle": COCO RLE {"size": [h, w],
+             "counts": str} at the image's size (deploy/export_instance.py)
     segment: {"task": "segment", "width", "height", "class_fractions": {class: share of pixels},
               "mask_png": base64 palette PNG at the image's size (pixel value = class id; background and ignored
                           pixels transparent)}           -- ?format=png, the default
@@ -54,6 +56,10 @@ def dense_answer(task: str, classes: list[str], result: dict, size: tuple[int, i
                  mask_format: str = "png") -> dict:
     """One image's answer for a `task` ("detect" | "segment") result; `size` is the image's (width, height)."""
     width, height = size
+    if task == "instance":  # detection's answer plus an "rle" mask per detection
+        from pixelforge.deploy.export_instance import instance_answer
+
+        return instance_answer(result, width, height, score_threshold)
     if task == "detect":
         return detection_answer(result, width, height, score_threshold)
     return segmentation_answer(result, classes, width, height, mask_format)
@@ -62,7 +68,7 @@ def dense_answer(task: str, classes: list[str], result: dict, size: tuple[int, i
 def summary_text(task: str, classes: list[str], detections: list[dict] | None = None,
                  fractions: dict[str, float] | None = None) -> str:
     """One line for overlays: how many objects and the best one, or the three largest non-background classes."""
-    if task == "detect":
+    if task in ("detect", "instance"):
         if not detections:
             return "nothing found"
         best = detections[0]

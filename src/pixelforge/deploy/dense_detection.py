@@ -7,6 +7,10 @@ longest side is the package's size, run through the session, and the boxes are s
 
 Outputs are found by name (boxes, scores, labels) or, failing that, by kind: the [N, 4] array is the boxes,
 the integer one the labels, the remaining float one the scores.
+
+An instance-segmentation package (task "instance", deploy/export_instance.py) is the same detector plus a "masks"
+output [N, 1, h, w] of probabilities in input pixels; each detection then also carries "mask": a bool [H, W] array
+at the image's own size (probabilities resized bilinearly, then > 0.5, as evaluation/instance.py does).
 """
 
 from __future__ import annotations
@@ -45,6 +49,15 @@ def resize_longest(array: np.ndarray, size: int) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(image, np.float32).transpose(2, 0, 1) / np.float32(255.0))
 
 
+def mask_at_size(probabilities: np.ndarray, height: int, width: int) -> np.ndarray:
+    """One mask's probabilities [h, w] resized (bilinear, half-pixel centres like torch's F.interpolate with
+    align_corners=False) to [height, width], then thresholded at 0.5: bool."""
+    import cv2
+
+    resized = cv2.resize(np.ascontiguousarray(probabilities, np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
+    return resized > 0.5
+
+
 class DetectionRuntime(_OnnxDense):
     """A detection package ready to predict (see the module docstring for the model's contract)."""
 
@@ -67,8 +80,15 @@ class DetectionRuntime(_OnnxDense):
             if set(named) != {"boxes", "scores", "labels"}:
                 raise PixelforgeError(f"{self.package.folder}: the model's outputs {self.output_names} are not "
                                       f"boxes, scores and labels; export the package again")
-        return {"boxes": named["boxes"].reshape(-1, 4).astype(np.float32), "scores": named["scores"].reshape(-1),
-                "labels": named["labels"].reshape(-1)}
+        out = {"boxes": named["boxes"].reshape(-1, 4).astype(np.float32), "scores": named["scores"].reshape(-1),
+               "labels": named["labels"].reshape(-1)}
+        if self.task == "instance":
+            masks = dict(zip(self.output_names, values)).get("masks")
+            if masks is None:
+                raise PixelforgeError(f"{self.package.folder}: an instance package whose model has no 'masks' output; "
+                                      f"export the package again")
+            out["masks"] = masks.reshape(len(out["scores"]), *masks.shape[-2:])
+        return out
 
     def predict_images(self, images: list) -> list[dict]:
         results = []
@@ -80,10 +100,12 @@ class DetectionRuntime(_OnnxDense):
             sx, sy = width / x.shape[2], height / x.shape[1]
             boxes = out["boxes"] * np.asarray([sx, sy, sx, sy], np.float32)
             detections = []
-            for box, score, label in zip(boxes, out["scores"], out["labels"]):
+            for k, (box, score, label) in enumerate(zip(boxes, out["scores"], out["labels"])):
                 index = int(label) - 1  # label 0 is the background slot
                 if 0 <= index < len(self.classes):
                     detections.append({"box": [float(v) for v in box], "score": float(score),
                                        "label": self.classes[index]})
+                    if "masks" in out:
+                        detections[-1]["mask"] = mask_at_size(out["masks"][k], height, width)
             results.append({"detections": sorted(detections, key=lambda d: -d["score"])})
         return results

@@ -11,6 +11,7 @@ segmentation packages answer whole images instead, so the server and the video l
     predict_images(images) -> one dict per image (PIL images or HxWxC uint8 arrays, any sizes):
         detect:  {"detections": [{"box": [x1, y1, x2, y2], "score": float, "label": str}, ...]}
                  boxes in the image's own pixels, best score first
+        instance: as detect, each detection also with "mask": bool [H, W] at the image's own size
         segment: {"mask": int64 [H, W] class ids at the image's own size}
 
 The adapters below put the exporters' ONNX models and pre/post-processing (deploy/export_detection.py,
@@ -31,7 +32,7 @@ from pixelforge.deploy.draw import box_color, mask_colors
 from pixelforge.deploy.package import CLASSES_FILE, MANIFEST_FILE, PREPROCESS_FILE, Package, read_json_file
 from pixelforge.errors import PixelforgeError
 
-DENSE_TASKS = ("detect", "segment")
+DENSE_TASKS = ("detect", "segment", "instance")
 
 
 def package_task(folder: str | Path) -> str:
@@ -143,7 +144,7 @@ def load_runtime(package: str | Path, precision: str | None = None, threads: int
     task = package_task(package)
     if task == "segment":
         return SegmentationRuntime(package, precision, threads, providers, spin)
-    if task == "detect":
+    if task in ("detect", "instance"):  # instance: the detector plus a mask per detection
         from pixelforge.deploy.dense_detection import DetectionRuntime
 
         return DetectionRuntime(package, precision, threads, providers, spin)

@@ -92,7 +92,8 @@ def create_app(settings: ServerSettings, runtime: Runtime | DenseRuntime | None 
         yield
         await batcher.stop()
 
-    what = {"classify": "Image classification", "detect": "Object detection", "segment": "Semantic segmentation"}
+    what = {"classify": "Image classification", "detect": "Object detection", "segment": "Semantic segmentation",
+            "instance": "Instance segmentation"}
     app = FastAPI(title=f"pixelforge: {model_name}", lifespan=lifespan,
                   description=f"{what.get(task, task)} served from a pixelforge package (ONNX Runtime).",
                   version=package.manifest.get("pixelforge_version") or "0")

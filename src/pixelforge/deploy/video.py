@@ -66,7 +66,7 @@ def predict_frame(runtime, frame: np.ndarray, score_threshold: float) -> tuple[s
         ranked = runtime.predict_images([frame_to_image(frame)], top_k=1)[0][0]
         return f"{ranked['label']}  {100 * ranked['score']:.1f}%", ranked
     result = runtime.predict_images([frame_to_image(frame)])[0]
-    if task == "detect":
+    if task in ("detect", "instance"):  # instance: boxes only, masks are not drawn on video
         height, width = frame.shape[:2]
         detections = keep_detections(result["detections"], score_threshold, width, height)
         return summary_text(task, runtime.classes, detections=detections), {"detections": detections}

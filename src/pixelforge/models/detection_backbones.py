@@ -36,6 +36,26 @@ def create_encoder(name: str, pretrained: bool) -> nn.Module:
     return timm.create_model(name, pretrained=pretrained, features_only=True, out_indices=OUT_INDICES)
 
 
+def fixed_roi_align(output_size: int, strides) -> nn.Module:
+    """RoIAlign over FPN levels "0", "1", "2" whose strides are known from the encoder.
+
+    torchvision's MultiScaleRoIAlign otherwise infers each level's scale from the first batch it sees, comparing
+    the padded feature map with the largest image's height: a first batch of wide, short images makes it 2x wrong
+    (0.25 instead of 0.125), and the wrong scale stays cached for every later image.
+    """
+    import math
+
+    from torchvision.ops import MultiScaleRoIAlign
+    from torchvision.ops.poolers import initLevelMapper
+
+    pool = MultiScaleRoIAlign(featmap_names=["0", "1", "2"], output_size=output_size, sampling_ratio=2)
+    strides = [int(s) for s in strides][:3]
+    pool.scales = [1.0 / s for s in strides]
+    pool.map_levels = initLevelMapper(int(math.log2(strides[0])), int(math.log2(strides[-1])),
+                                      canonical_scale=pool.canonical_scale, canonical_level=pool.canonical_level)
+    return pool
+
+
 class TimmFPN(nn.Module):
     """A timm encoder and an FPN: `forward(x)` -> OrderedDict {"0": P3, "1": P4, "2": P5, extra levels...}."""
 

@@ -29,11 +29,11 @@ from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHe
 from torchvision.models.detection.fcos import FCOSHead
 from torchvision.models.detection.retinanet import RetinaNetHead
 from torchvision.models.detection.ssd import SSD
-from torchvision.ops import MultiScaleRoIAlign
 
 from pixelforge.errors import PixelforgeError
 from pixelforge.models import weights as weight_io
-from pixelforge.models.detection_backbones import TimmFPN, TimmSSDFeatures, create_encoder, fpn_extra_block
+from pixelforge.models.detection_backbones import (TimmFPN, TimmSSDFeatures, create_encoder, fixed_roi_align,
+                                                   fpn_extra_block)
 from pixelforge.models.registry import get_spec
 
 DETECTOR_ARCHS = ("fasterrcnn", "retinanet", "fcos", "ssdlite")
@@ -124,7 +124,7 @@ def check_detector_options(arch: str, backbone: str, weights: str, anchor_sizes:
 
 def faster_rcnn(features: TimmFPN, sizes: list[int], common: dict) -> FasterRCNN:
     anchors = AnchorGenerator(tuple((s,) for s in sizes), ((0.5, 1.0, 2.0),) * len(sizes))
-    pool = MultiScaleRoIAlign(featmap_names=["0", "1", "2"], output_size=7, sampling_ratio=2)
+    pool = fixed_roi_align(7, features.body.feature_info.reduction())
     width = 256  # 1024 in torchvision; next to a 64-channel FPN the 1024-wide MLP would cost more than the encoder
     settings = {k: v for k, v in common.items() if k != "num_classes"}  # the predictor sets the classes
     return FasterRCNN(

@@ -18,12 +18,12 @@ from __future__ import annotations
 from torch import nn
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
-from torchvision.ops import MultiScaleRoIAlign
 
 from pixelforge.models import weights as weight_io
 from pixelforge.models.detection_backbones import TimmFPN, fpn_extra_block
 from pixelforge.models.detectors import (EVAL_SCORE_THRESH, FPN_CHANNELS, anchor_sizes_for, build_encoder,
                                          check_detector_options, faster_rcnn)
+from pixelforge.models.detection_backbones import fixed_roi_align
 from pixelforge.models.registry import get_spec
 
 INSTANCE_ARCHS = ("maskrcnn",)
@@ -68,7 +68,7 @@ def add_mask_branch(model: nn.Module, channels: int, classes: int) -> nn.Module:
     modules are set), so detection's tuned Faster R-CNN becomes a Mask R-CNN without repeating its settings.
     """
     heads = model.roi_heads
-    heads.mask_roi_pool = MultiScaleRoIAlign(featmap_names=["0", "1", "2"], output_size=14, sampling_ratio=2)
+    heads.mask_roi_pool = fixed_roi_align(14, model.backbone.body.feature_info.reduction())
     heads.mask_head = MaskRCNNHeads(channels, (channels,) * MASK_HEAD_LAYERS, dilation=1)
     heads.mask_predictor = MaskRCNNPredictor(channels, channels, classes)
     # Small initial logits, as detectron2 initialises its mask predictor: torchvision's Kaiming init starts

@@ -1,0 +1,263 @@
+"""Exporting an instance-segmentation (Mask R-CNN) run to an ONNX package, and predicting masks from it without torch.
+
+    PACKAGE/model.onnx        the whole torchvision Mask R-CNN: input one float image [3, H, W] in [0, 1] whose
+                              longest side is img_size (H, W dynamic), outputs boxes [N, 4] (XYXY, input pixels),
+                              scores [N], labels [N] (1..K) and masks [N, 1, H, W]: each detection's 28x28 mask
+                              pasted into the input image as probabilities, exactly what torchvision answers
+            preprocess.json   img_size and the resize rule (as for detection)
+            classes.json      category names, label i + 1 = classes[i]
+            package.json      "task": "instance", the detection package's keys, output names incl. "masks"
+            parity.json       ONNX Runtime vs PyTorch detections and masks on validation images
+
+It is detection's package (deploy/export_detection.py) with one more output, so detection's runtime serves it
+(deploy/dense_detection.py resizes each mask's probabilities to the original image and thresholds them at 0.5, as
+evaluation/instance.py does). The export is refused unless every PyTorch detection has an ONNX Runtime twin (the
+detection rule: same label, IoU >= 0.99, |Δscore| <= 1e-3) and the twins' binarised (> 0.5) masks agree on at
+least 99.9 % of their pixels.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from pixelforge.deploy.export_detection import MATCH_IOU, SCORE_TOLERANCE, box_iou, match_detections, nms
+from pixelforge.errors import PixelforgeError
+
+MASK_AGREEMENT = 0.999  # share of matched masks' pixels that must binarise the same on both sides
+OUTPUTS = ["boxes", "scores", "labels", "masks"]
+
+
+def export_instance_package(run_dir: str | Path, out: str | Path, data: str | None = None,
+                            parity_images: int = 32, opset: int = 17) -> Path:
+    """Export the run's best checkpoint to the package folder `out` (must not exist or be empty) and check it.
+
+    Returns the package folder. Raises PixelforgeError when the parity check fails (nothing is left at `out`).
+
+    Example:
+        >>> package = export_instance_package("runs/instance-shapes", "packages/inst")  # doctest: +SKIP
+        >>> json.loads((package / "parity.json").read_text())["mask_agreement"] >= 0.999  # doctest: +SKIP
+        True
+    """
+    from pixelforge.deploy.package import write_json
+    from pixelforge.evaluation.detection import select_box_images
+    from pixelforge.evaluation.instance import load_instance_run
+    from pixelforge.tasks.instance import prepare_data
+
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise PixelforgeError(f"{out}: already exists and is not empty; packages are never overwritten, choose a new --out")
+    run = load_instance_run(run_dir)
+    images, _, split, _ = select_box_images(run.config, run.classes, data, "val" if data is None else None, prepare_data)
+    size = run.config.img_size
+    pre = {"task": "instance", "img_size": size, "resize": "longest side to img_size, aspect kept",
+           "scale": "RGB / 255, float32", "layout": "CHW, one image per call", "normalize": "inside the model",
+           "output": "boxes XYXY in input pixels (scale back to the image), scores, labels 1..K, masks [N, 1, H, W] "
+                     "probabilities in input pixels (resize to the image, then > 0.5)"}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
+    try:
+        _write_onnx(run.model, staging / "model.onnx", size, opset)
+        write_json(staging / "preprocess.json", pre)
+        write_json(staging / "classes.json", run.classes)
+        write_json(staging / "package.json", {
+            "task": "instance", "format": "onnx", "models": {"fp32": "model.onnx"}, "default_precision": "fp32",
+            "input_name": "image", "output_names": OUTPUTS, "arch": run.config.arch or "maskrcnn",
+            "backbone": run.config.model, "category_ids": run.category_ids, "img_size": size,
+            "export": {"run": str(Path(run.run_dir).resolve()), "checkpoint": "best.ckpt", "opset": opset,
+                       "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}})
+        report = _parity(run, staging / "model.onnx", images[:parity_images], split)
+        write_json(staging / "parity.json", report)
+        if not report["passed"]:
+            raise PixelforgeError(f"export refused: {report['unmatched']} of {report['torch_detections']} detections "
+                                  f"differ or masks agree on {100 * report['mask_agreement']:.3f} % of pixels "
+                                  f"(need IoU >= {MATCH_IOU}, |Δscore| <= {SCORE_TOLERANCE}, masks >= "
+                                  f"{100 * MASK_AGREEMENT:.1f} %) between ONNX Runtime and PyTorch; report the model "
+                                  f"and opset {opset}")
+        if out.exists():
+            out.rmdir()
+        staging.chmod(0o755)
+        staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out
+
+
+def _write_onnx(model, path: Path, size: int, opset: int) -> None:
+    import warnings
+
+    import torch
+
+    class SingleImage(torch.nn.Module):  # one image tensor in, the four outputs as a tuple out
+        def __init__(self, detector):
+            super().__init__()
+            self.detector = detector
+
+        def forward(self, image):
+            found = self.detector([image])[0]
+            return found["boxes"], found["scores"], found["labels"], found["masks"]
+
+    example = torch.rand(3, size, int(size * 0.75))
+    axes = {"image": {1: "height", 2: "width"}, **{name: {0: "detections"} for name in OUTPUTS}}
+    axes["masks"].update({2: "height", 3: "width"})
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # tracer warnings about shape arithmetic inside torchvision's transform
+        torch.onnx.export(SingleImage(model).eval(), (example,), str(path), input_names=["image"],
+                          output_names=OUTPUTS, opset_version=opset, dynamo=False, dynamic_axes=axes)
+
+
+def _pairs(expected: tuple, got: tuple) -> list[tuple[int, int]]:
+    """(torch index, onnx index) twins under match_detections' rule, best torch score first."""
+    (eb, es, el), (gb, gs, gl) = expected, got
+    iou = box_iou(eb, gb) if len(eb) and len(gb) else np.zeros((len(eb), len(gb)))
+    used, pairs = set(), []
+    for i in np.argsort(-es):
+        candidates = [j for j in range(len(gb)) if j not in used and gl[j] == el[i] and iou[i, j] >= MATCH_IOU
+                      and abs(gs[j] - es[i]) <= SCORE_TOLERANCE]
+        if candidates:
+            j = max(candidates, key=lambda k: iou[i, k])
+            used.add(j)
+            pairs.append((int(i), j))
+    return pairs
+
+
+def _parity(run, model_path: Path, images: list, split: str) -> dict:
+    import onnxruntime as ort
+    import torch
+
+    from pixelforge.data.boxes.dataset import BoxDataset
+    from pixelforge.data.boxes.transforms import eval_box_transform
+    from pixelforge.models.detectors import EVAL_SCORE_THRESH
+
+    size = run.config.img_size
+    session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+    data = BoxDataset(images, sorted({int(c) for i in images for c in i.labels}), eval_box_transform(size), size)
+    data.preload()
+    totals = {"torch_detections": 0, "onnx_detections": 0, "matched": 0, "unmatched": 0}
+    worst_score, worst_iou, agree, pixels, worst_mask = 0.0, 1.0, 0, 0, 1.0
+    for index in range(len(data)):
+        x = data[index][0].as_subclass(torch.Tensor)
+        with torch.no_grad():
+            found = run.model([x])[0]
+        expected = (found["boxes"].numpy(), found["scores"].numpy(), found["labels"].numpy())
+        boxes, scores, labels, masks = (np.asarray(v) for v in session.run(None, {"image": x.numpy()}))
+        matched, unmatched, score_diff, iou = match_detections(expected, (boxes, scores, labels), EVAL_SCORE_THRESH)
+        for i, j in _pairs(expected, (boxes, scores, labels)):
+            same = int(((found["masks"][i].numpy() > 0.5) == (masks[j] > 0.5)).sum())
+            agree, pixels = agree + same, pixels + masks[j].size
+            worst_mask = min(worst_mask, same / max(masks[j].size, 1))
+        totals["torch_detections"] += len(expected[0])
+        totals["onnx_detections"] += len(boxes)
+        totals["matched"] += matched
+        totals["unmatched"] += unmatched
+        worst_score, worst_iou = max(worst_score, score_diff), min(worst_iou, iou)
+    agreement = agree / pixels if pixels else 1.0
+    return {"split": split, "images": len(data), **totals, "max_score_diff": worst_score, "min_matched_iou": worst_iou,
+            "mask_agreement": agreement, "min_mask_agreement": worst_mask, "required_iou": MATCH_IOU,
+            "score_tolerance": SCORE_TOLERANCE, "required_mask_agreement": MASK_AGREEMENT,
+            "passed": totals["unmatched"] == 0 and agreement >= MASK_AGREEMENT}
+
+
+# --- torch-free prediction and serving ------------------------------------------------------------------------------
+
+def encode_mask(mask: np.ndarray) -> dict:
+    """A bool [H, W] mask as COCO compressed RLE with text counts (JSON-ready), as evaluation/instance.py writes."""
+    from pycocotools import mask as mask_utils
+
+    rle = mask_utils.encode(np.asfortranarray(mask, dtype=np.uint8))
+    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
+
+
+def instance_answer(result: dict, width: int, height: int, score_threshold: float) -> dict:
+    """The server's JSON for one image: detection's answer plus each detection's mask as COCO RLE ("rle") at the
+    image's own size."""
+    from pixelforge.deploy.dense_api import keep_detections
+
+    found = [d for d in result["detections"] if float(d["score"]) >= score_threshold]
+    found.sort(key=lambda d: -float(d["score"]))  # keep_detections' order, so masks stay with their boxes
+    detections = keep_detections(found, score_threshold, width, height)
+    for det, source in zip(detections, found):
+        det["rle"] = encode_mask(source["mask"])
+    return {"task": "instance", "width": width, "height": height, "detections": detections}
+
+
+def blend_instances(frame: np.ndarray, detections: list[dict], classes: list[str], alpha: float = 0.5) -> np.ndarray:
+    """Blend each detection's mask in its class's box colour into a BGR frame (in place)."""
+    from PIL import ImageColor
+
+    from pixelforge.deploy.draw import box_color
+
+    index = {name: i for i, name in enumerate(classes)}
+    for det in detections:
+        r, g, b = ImageColor.getrgb(box_color(index.get(det["label"], 0)))
+        painted = det["mask"]
+        frame[painted] = ((1 - alpha) * frame[painted] + alpha * np.float32([b, g, r])).round().astype(frame.dtype)
+    return frame
+
+
+def predict_package_folder(package_dir: str | Path, paths: list[str | Path], out: str | Path,
+                           score_threshold: float = 0.3, nms_iou: float = 0.5) -> list[dict]:
+    """`pixelforge predict PACKAGE IMAGES --out DIR` for an instance package: the files and result dicts of
+    `evaluation.instance.predict_instance` (predictions.json with RLE masks, images.json, annotated PNGs), without
+    torch.
+
+    Example:
+        >>> predict_package_folder("packages/inst", ["photos/"], "predictions")[0]["summary"]  # doctest: +SKIP
+        '2 objects: circle 0.98, star 0.91'
+    """
+    from PIL import Image
+
+    from pixelforge.data.images import ImageReadError, load_rgb
+    from pixelforge.data.sources import collect_paths
+    from pixelforge.deploy.dense_detection import DetectionRuntime
+    from pixelforge.deploy.draw import draw_boxes
+
+    files = collect_paths([str(p) for p in paths])
+    if not files:
+        raise PixelforgeError(f"no images found in {', '.join(map(str, paths))}")
+    runtime = DetectionRuntime(Path(package_dir), None, None, None, False)
+    if runtime.task != "instance":
+        raise PixelforgeError(f"{package_dir}: a {runtime.task!r} package, not an instance segmentation one")
+    category_of = dict(zip(runtime.classes, runtime.package.manifest.get("category_ids")
+                           or range(1, len(runtime.classes) + 1)))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    results, answers, entries, used = [], [], [], set()
+    for image_id, path in enumerate(files, start=1):
+        try:
+            image = load_rgb(path)
+        except ImageReadError as exc:
+            answers.append({"path": str(path), "detections": None, "error": str(exc)})
+            continue
+        found = [d for d in runtime.predict_images([image])[0]["detections"] if d["score"] >= score_threshold]
+        keep = []
+        for label in {d["label"] for d in found}:  # class-wise NMS at the user's IoU, as predict_instance
+            group = [d for d in found if d["label"] == label]
+            keep += [group[k] for k in nms(np.array([d["box"] for d in group]), np.array([d["score"] for d in group]),
+                                           nms_iou)]
+        keep.sort(key=lambda d: -d["score"])
+        rows = [{"image_id": image_id, "category_id": int(category_of[d["label"]]), "score": round(d["score"], 5),
+                 "bbox": [round(d["box"][0], 2), round(d["box"][1], 2), round(d["box"][2] - d["box"][0], 2),
+                          round(d["box"][3] - d["box"][1], 2)], "segmentation": encode_mask(d["mask"])} for d in keep]
+        results += rows
+        stem = Path(path).stem if Path(path).stem not in used else f"{image_id}_{Path(path).stem}"
+        used.add(stem)
+        frame = np.ascontiguousarray(np.asarray(image)[..., ::-1])  # OpenCV draws on BGR
+        draw_boxes(blend_instances(frame, keep, runtime.classes), keep, runtime.classes)
+        Image.fromarray(np.ascontiguousarray(frame[..., ::-1])).save(out / f"{stem}.png")
+        entries.append({"id": image_id, "file_name": str(path), "width": image.width, "height": image.height})
+        detections = [{"label": d["label"], "category_id": r["category_id"], "score": r["score"],
+                       "box": [round(v, 2) for v in d["box"]], "area": int(d["mask"].sum())} for d, r in zip(keep, rows)]
+        listed = ", ".join(f"{d['label']} {d['score']:.2f}" for d in detections)
+        answers.append({"path": str(path), "image_id": image_id, "annotated": str(out / f"{stem}.png"),
+                        "detections": detections, "summary": f"{len(detections)} object{'s' * (len(detections) != 1)}"
+                                                             + (f": {listed}" if listed else "")})
+    (out / "predictions.json").write_text(json.dumps(results, indent=2))
+    (out / "images.json").write_text(json.dumps(entries, indent=2))
+    return answers
