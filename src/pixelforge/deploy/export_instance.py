@@ -65,6 +65,9 @@ def export_instance_package(run_dir: str | Path, out: str | Path, data: str | No
         _write_onnx(run.model, staging / "model.onnx", size, opset)
         write_json(staging / "preprocess.json", pre)
         write_json(staging / "classes.json", run.classes)
+        card = Path(run.run_dir) / "model_card.md"  # the run's card travels with the model (web page, /v1/model)
+        if card.is_file():
+            shutil.copyfile(card, staging / "model_card.md")
         write_json(staging / "package.json", {
             "task": "instance", "format": "onnx", "models": {"fp32": "model.onnx"}, "default_precision": "fp32",
             "input_name": "image", "output_names": OUTPUTS, "arch": run.config.arch or "maskrcnn",
