@@ -56,9 +56,9 @@ def test_export_writes_a_package_whose_boxes_and_masks_match_pytorch(instance_pa
 
 
 def test_export_is_refused_when_detections_differ(tmp_path, instance_run, monkeypatch):
-    from pixelforge.deploy import export_instance
+    from pixelforge.deploy import export_detection, export_instance
 
-    monkeypatch.setattr(export_instance, "match_detections", lambda e, g, floor: (0, 1, 0.0, 0.0))
+    monkeypatch.setattr(export_detection, "match_detections", lambda e, g, floor: (0, 1, 0.0, 0.0))
     with pytest.raises(PixelforgeError, match="export refused"):
         export_instance.export_instance_package(instance_run[0], tmp_path / "bad")
     assert not (tmp_path / "bad").exists() and not list(tmp_path.iterdir())
@@ -68,7 +68,7 @@ def test_export_is_refused_when_masks_differ(tmp_path, instance_run, monkeypatch
     from pixelforge.deploy import export_instance
 
     # Boxes twin as usual, but each torch mask is compared with another detection's mask (reversed order).
-    monkeypatch.setattr(export_instance, "_pairs", lambda e, g: [(k, len(g[0]) - 1 - k) for k in range(len(g[0]))])
+    monkeypatch.setattr(export_instance, "twin_pairs", lambda e, g: [(k, len(g[0]) - 1 - k) for k in range(len(g[0]))])
     with pytest.raises(PixelforgeError, match=r"export refused: 0 of \d+ detections differ or masks agree on") as err:
         export_instance.export_instance_package(instance_run[0], tmp_path / "bad")
     assert float(str(err.value).split("masks agree on ")[1].split(" %")[0]) < 99.9

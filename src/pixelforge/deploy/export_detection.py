@@ -72,7 +72,7 @@ def export_detection_package(run_dir: str | Path, out: str | Path, data: str | N
             "backbone": loaded.config.model, "category_ids": loaded.category_ids, "img_size": size,
             "export": {"run": str(Path(loaded.run_dir).resolve()), "checkpoint": "best.ckpt", "opset": opset,
                        "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}})
-        report = _parity(loaded, staging / "model.onnx", images[:parity_images], split)
+        report = box_parity(loaded.model, staging / "model.onnx", images[:parity_images], size, split)
         write_json(staging / "parity.json", report)
         if not report["passed"]:
             raise PixelforgeError(f"export refused: {report['unmatched']} of {report['torch_detections']} detections "
@@ -128,29 +128,44 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-9)
 
 
-def match_detections(expected: tuple, got: tuple, floor: float) -> tuple[int, int, float, float]:
-    """Match two (boxes, scores, labels) sets one to one; returns (matched, failures, max |Δscore|, min IoU).
-
-    A failure is a detection without a twin, unless it scores within SCORE_TOLERANCE of `floor` (the model's
-    score threshold), where a rounding difference may legitimately put it on one side only.
-    """
+def twin_pairs(expected: tuple, got: tuple) -> list[tuple[int, int]]:
+    """(expected index, got index) one-to-one twins between two (boxes, scores, labels) sets, best expected score
+    first: same label, IoU >= MATCH_IOU, |Δscore| <= SCORE_TOLERANCE, the highest IoU candidate."""
     (eb, es, el), (gb, gs, gl) = expected, got
     iou = box_iou(eb, gb) if len(eb) and len(gb) else np.zeros((len(eb), len(gb)))
-    used, twins, worst_score, worst_iou = set(), set(), 0.0, 1.0
+    used, pairs = set(), []
     for i in np.argsort(-es):
         candidates = [j for j in range(len(gb)) if j not in used and gl[j] == el[i] and iou[i, j] >= MATCH_IOU
                       and abs(gs[j] - es[i]) <= SCORE_TOLERANCE]
         if candidates:
             j = max(candidates, key=lambda k: iou[i, k])
             used.add(j)
-            twins.add(int(i))
-            worst_score, worst_iou = max(worst_score, abs(float(gs[j] - es[i]))), min(worst_iou, float(iou[i, j]))
+            pairs.append((int(i), j))
+    return pairs
+
+
+def match_detections(expected: tuple, got: tuple, floor: float) -> tuple[int, int, float, float]:
+    """Match two (boxes, scores, labels) sets one to one; returns (matched, failures, max |Δscore|, min IoU).
+
+    A failure is a detection without a twin, unless it scores within SCORE_TOLERANCE of `floor` (the model's
+    score threshold), where a rounding difference may legitimately put it on one side only.
+    """
+    (eb, es, _), (gb, gs, _) = expected, got
+    pairs = twin_pairs(expected, got)
+    twins, used = {i for i, _ in pairs}, {j for _, j in pairs}
+    worst_score = max((abs(float(gs[j] - es[i])) for i, j in pairs), default=0.0)
+    worst_iou = min((float(box_iou(eb[i][None], gb[j][None])[0, 0]) for i, j in pairs), default=1.0)
     lonely = [es[i] for i in range(len(eb)) if i not in twins] + [gs[j] for j in range(len(gb)) if j not in used]
     failures = sum(1 for score in lonely if score >= floor + SCORE_TOLERANCE)
-    return len(twins), failures, worst_score, worst_iou
+    return len(pairs), failures, worst_score, worst_iou
 
 
-def _parity(loaded, model_path: Path, images: list, split: str) -> dict:
+def box_parity(model, model_path: Path, images: list, size: int, split: str, compare_extra=None) -> dict:
+    """PyTorch vs ONNX Runtime on `images`, detection by detection (`match_detections`).
+
+    `compare_extra(torch_output, onnx_outputs, expected, got)`, when given, compares what else the model returns
+    (instance masks) and its dict of sums is added up over the images; the caller judges it.
+    """
     import onnxruntime as ort
     import torch
 
@@ -158,26 +173,29 @@ def _parity(loaded, model_path: Path, images: list, split: str) -> dict:
     from pixelforge.data.boxes.transforms import eval_box_transform
     from pixelforge.models.detectors import EVAL_SCORE_THRESH
 
-    size = loaded.config.img_size
     session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
     data = BoxDataset(images, sorted({int(c) for i in images for c in i.labels}), eval_box_transform(size), size)
     data.preload()
     totals = {"torch_detections": 0, "onnx_detections": 0, "matched": 0, "unmatched": 0}
+    extra: dict = {}
     worst_score, worst_iou = 0.0, 1.0
     for index in range(len(data)):
         x = data[index][0].as_subclass(torch.Tensor)
         with torch.no_grad():
-            out = loaded.model([x])[0]
-        expected = (out["boxes"].numpy(), out["scores"].numpy(), out["labels"].numpy())
-        got = tuple(np.asarray(v) for v in session.run(None, {"image": x.numpy()}))
+            out = model([x])[0]
+        outputs = [np.asarray(v) for v in session.run(None, {"image": x.numpy()})]
+        expected, got = (out["boxes"].numpy(), out["scores"].numpy(), out["labels"].numpy()), tuple(outputs[:3])
         matched, unmatched, score_diff, iou = match_detections(expected, got, EVAL_SCORE_THRESH)
         totals["torch_detections"] += len(expected[0])
         totals["onnx_detections"] += len(got[0])
         totals["matched"] += matched
         totals["unmatched"] += unmatched
         worst_score, worst_iou = max(worst_score, score_diff), min(worst_iou, iou)
+        for key, value in (compare_extra(out, outputs, expected, got) if compare_extra else {}).items():
+            extra[key] = min(extra.get(key, value), value) if key.startswith("min_") else extra.get(key, 0) + value
     return {"split": split, "images": len(data), **totals, "max_score_diff": worst_score, "min_matched_iou": worst_iou,
-            "required_iou": MATCH_IOU, "score_tolerance": SCORE_TOLERANCE, "passed": totals["unmatched"] == 0}
+            "required_iou": MATCH_IOU, "score_tolerance": SCORE_TOLERANCE, "passed": totals["unmatched"] == 0,
+            **extra}
 
 
 def predict_boxes_package(package_dir: str | Path, image_paths: list[str | Path]) -> list[list[dict]]:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pixelforge.deploy.export_detection import MATCH_IOU, SCORE_TOLERANCE, box_iou, match_detections, nms
+from pixelforge.deploy.export_detection import MATCH_IOU, SCORE_TOLERANCE, box_parity, nms, twin_pairs
 from pixelforge.errors import PixelforgeError
 
 MASK_AGREEMENT = 0.999  # share of matched masks' pixels that must binarise the same on both sides
@@ -115,56 +115,23 @@ def _write_onnx(model, path: Path, size: int, opset: int) -> None:
                           output_names=OUTPUTS, opset_version=opset, dynamo=False, dynamic_axes=axes)
 
 
-def _pairs(expected: tuple, got: tuple) -> list[tuple[int, int]]:
-    """(torch index, onnx index) twins under match_detections' rule, best torch score first."""
-    (eb, es, el), (gb, gs, gl) = expected, got
-    iou = box_iou(eb, gb) if len(eb) and len(gb) else np.zeros((len(eb), len(gb)))
-    used, pairs = set(), []
-    for i in np.argsort(-es):
-        candidates = [j for j in range(len(gb)) if j not in used and gl[j] == el[i] and iou[i, j] >= MATCH_IOU
-                      and abs(gs[j] - es[i]) <= SCORE_TOLERANCE]
-        if candidates:
-            j = max(candidates, key=lambda k: iou[i, k])
-            used.add(j)
-            pairs.append((int(i), j))
-    return pairs
-
-
 def _parity(run, model_path: Path, images: list, split: str) -> dict:
-    import onnxruntime as ort
-    import torch
+    """Detection's box parity, plus: each matched pair's thresholded masks agree on >= MASK_AGREEMENT of pixels."""
 
-    from pixelforge.data.boxes.dataset import BoxDataset
-    from pixelforge.data.boxes.transforms import eval_box_transform
-    from pixelforge.models.detectors import EVAL_SCORE_THRESH
-
-    size = run.config.img_size
-    session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
-    data = BoxDataset(images, sorted({int(c) for i in images for c in i.labels}), eval_box_transform(size), size)
-    data.preload()
-    totals = {"torch_detections": 0, "onnx_detections": 0, "matched": 0, "unmatched": 0}
-    worst_score, worst_iou, agree, pixels, worst_mask = 0.0, 1.0, 0, 0, 1.0
-    for index in range(len(data)):
-        x = data[index][0].as_subclass(torch.Tensor)
-        with torch.no_grad():
-            found = run.model([x])[0]
-        expected = (found["boxes"].numpy(), found["scores"].numpy(), found["labels"].numpy())
-        boxes, scores, labels, masks = (np.asarray(v) for v in session.run(None, {"image": x.numpy()}))
-        matched, unmatched, score_diff, iou = match_detections(expected, (boxes, scores, labels), EVAL_SCORE_THRESH)
-        for i, j in _pairs(expected, (boxes, scores, labels)):
+    def compare_masks(found, outputs, expected, got) -> dict:
+        masks, agree, pixels, worst = outputs[3], 0, 0, 1.0
+        for i, j in twin_pairs(expected, got):
             same = int(((found["masks"][i].numpy() > 0.5) == (masks[j] > 0.5)).sum())
-            agree, pixels = agree + same, pixels + masks[j].size
-            worst_mask = min(worst_mask, same / max(masks[j].size, 1))
-        totals["torch_detections"] += len(expected[0])
-        totals["onnx_detections"] += len(boxes)
-        totals["matched"] += matched
-        totals["unmatched"] += unmatched
-        worst_score, worst_iou = max(worst_score, score_diff), min(worst_iou, iou)
-    agreement = agree / pixels if pixels else 1.0
-    return {"split": split, "images": len(data), **totals, "max_score_diff": worst_score, "min_matched_iou": worst_iou,
-            "mask_agreement": agreement, "min_mask_agreement": worst_mask, "required_iou": MATCH_IOU,
-            "score_tolerance": SCORE_TOLERANCE, "required_mask_agreement": MASK_AGREEMENT,
-            "passed": totals["unmatched"] == 0 and agreement >= MASK_AGREEMENT}
+            agree, pixels, worst = agree + same, pixels + masks[j].size, min(worst, same / max(masks[j].size, 1))
+        return {"mask_pixels_agreeing": agree, "mask_pixels": pixels, "min_mask_agreement": worst}
+
+    report = box_parity(run.model, model_path, images, run.config.img_size, split, compare_masks)
+    pixels = report.pop("mask_pixels", 0)
+    agreement = report.pop("mask_pixels_agreeing", 0) / pixels if pixels else 1.0
+    report.setdefault("min_mask_agreement", 1.0)
+    report.update(mask_agreement=agreement, required_mask_agreement=MASK_AGREEMENT,
+                  passed=report["passed"] and agreement >= MASK_AGREEMENT)
+    return report
 
 
 # --- torch-free prediction and serving ------------------------------------------------------------------------------
