@@ -10,8 +10,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,7 +19,7 @@ import numpy as np
 from pixelforge.deploy import parity as par
 from pixelforge.deploy.card import write_model_card
 from pixelforge.deploy.package import (CARD_FILE, CLASSES_FILE, MANIFEST_FILE, PARITY_FILE, PREPROCESS_FILE,
-                                       write_json)
+                                       staged_folder, write_json)
 from pixelforge.deploy.preprocess import Preprocess
 from pixelforge.errors import PixelforgeError
 
@@ -84,18 +82,9 @@ def export_package(run_dir: str | Path, out: str | Path, format: str = "onnx", i
     spec = loaded.model.spec
     pre = Preprocess(loaded.config.img_size, loaded.short_side, tuple(spec.mean), tuple(spec.std))
     val_samples, train_samples = _samples(loaded, data, options.parity_images, options.calibration_images)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
-    try:
+    with staged_folder(out) as staging:
         with _quiet_converters():
             report = _build(staging, loaded, pre, val_samples, train_samples, options)
-        if out.exists():
-            out.rmdir()  # empty (checked above); the rename needs the name free
-        staging.chmod(0o755)  # mkdtemp makes it private; a package is meant to be shared
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return ExportResult(out, report, round(time.perf_counter() - started, 2))
 
 

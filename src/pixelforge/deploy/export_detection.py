@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -43,7 +42,7 @@ def export_detection_package(run_dir: str | Path, out: str | Path, data: str | N
         >>> json.loads((package / "parity.json").read_text())["passed"]  # doctest: +SKIP
         True
     """
-    from pixelforge.deploy.package import write_json
+    from pixelforge.deploy.package import staged_folder, write_json
     from pixelforge.evaluation.detection import load_detector, select_box_images
     from pixelforge.tasks.detection import prepare_data
 
@@ -57,9 +56,7 @@ def export_detection_package(run_dir: str | Path, out: str | Path, data: str | N
     pre = {"task": "detect", "img_size": size, "resize": "longest side to img_size, aspect kept",
            "scale": "RGB / 255, float32", "layout": "CHW, one image per call", "normalize": "inside the model",
            "output": "boxes XYXY in input pixels (scale back to the image), scores, labels 1..K"}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
-    try:
+    with staged_folder(out) as staging:
         _write_onnx(loaded.model, staging / "model.onnx", size, opset)
         write_json(staging / "preprocess.json", pre)
         write_json(staging / "classes.json", loaded.classes)
@@ -78,13 +75,6 @@ def export_detection_package(run_dir: str | Path, out: str | Path, data: str | N
             raise PixelforgeError(f"export refused: {report['unmatched']} of {report['torch_detections']} detections "
                                   f"differ between ONNX Runtime and PyTorch (IoU >= {MATCH_IOU}, |Δscore| <= "
                                   f"{SCORE_TOLERANCE}); report the model and opset {opset}")
-        if out.exists():
-            out.rmdir()
-        staging.chmod(0o755)
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return out
 
 

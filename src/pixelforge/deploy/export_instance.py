@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -44,7 +43,7 @@ def export_instance_package(run_dir: str | Path, out: str | Path, data: str | No
         >>> json.loads((package / "parity.json").read_text())["mask_agreement"] >= 0.999  # doctest: +SKIP
         True
     """
-    from pixelforge.deploy.package import write_json
+    from pixelforge.deploy.package import staged_folder, write_json
     from pixelforge.evaluation.detection import select_box_images
     from pixelforge.evaluation.instance import load_instance_run
     from pixelforge.tasks.instance import prepare_data
@@ -59,9 +58,7 @@ def export_instance_package(run_dir: str | Path, out: str | Path, data: str | No
            "scale": "RGB / 255, float32", "layout": "CHW, one image per call", "normalize": "inside the model",
            "output": "boxes XYXY in input pixels (scale back to the image), scores, labels 1..K, masks [N, 1, H, W] "
                      "probabilities in input pixels (resize to the image, then > 0.5)"}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
-    try:
+    with staged_folder(out) as staging:
         _write_onnx(run.model, staging / "model.onnx", size, opset)
         write_json(staging / "preprocess.json", pre)
         write_json(staging / "classes.json", run.classes)
@@ -82,13 +79,6 @@ def export_instance_package(run_dir: str | Path, out: str | Path, data: str | No
                                   f"(need IoU >= {MATCH_IOU}, |Δscore| <= {SCORE_TOLERANCE}, masks >= "
                                   f"{100 * MASK_AGREEMENT:.1f} %) between ONNX Runtime and PyTorch; report the model "
                                   f"and opset {opset}")
-        if out.exists():
-            out.rmdir()
-        staging.chmod(0o755)
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return out
 
 

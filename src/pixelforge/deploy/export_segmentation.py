@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -66,7 +65,7 @@ def export_segmentation_package(run_dir: str | Path, out: str | Path, data: str 
         >>> json.loads((package / "parity.json").read_text())["pixel_agreement"]  # doctest: +SKIP
         1.0
     """
-    from pixelforge.deploy.package import write_json
+    from pixelforge.deploy.package import staged_folder, write_json
     from pixelforge.evaluation.segmentation import select_mask_samples, load_segmentation_run
 
     out = Path(out)
@@ -79,9 +78,7 @@ def export_segmentation_package(run_dir: str | Path, out: str | Path, data: str 
     pre = {"task": "segment", "size": [size, size], "resize": "stretch-bilinear", "channels": run.in_channels,
            "bit_depth": 16 if _any_sixteen_bit(samples) else 8, "scale": "1/255 for 8-bit, 1/65535 for 16-bit",
            "mean": run.mean, "std": run.std, "layout": "NCHW", "output": "logits; resize to the image, argmax"}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
-    try:
+    with staged_folder(out) as staging:
         _write_onnx(run.model, staging / "model.onnx", run.in_channels, size, opset)
         write_json(staging / "preprocess.json", pre)
         write_json(staging / "classes.json", run.classes)
@@ -99,13 +96,6 @@ def export_segmentation_package(run_dir: str | Path, out: str | Path, data: str 
         if not report["passed"]:
             raise PixelforgeError(f"export refused: ONNX Runtime and PyTorch agree on {100 * report['pixel_agreement']:.3f}% "
                                   f"of val pixels (need {100 * MIN_AGREEMENT:.1f}%); report the model and opset {opset}")
-        if out.exists():
-            out.rmdir()
-        staging.chmod(0o755)
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return out
 
 

@@ -13,6 +13,9 @@
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +33,26 @@ PRECISIONS = ("fp32", "int8", "fp16")
 def is_package(path: str | Path) -> bool:
     """True for a folder written by `pixelforge export` (it holds preprocess.json)."""
     return (Path(path) / PREPROCESS_FILE).is_file()
+
+
+@contextmanager
+def staged_folder(out: Path):
+    """Yield a hidden sibling folder to build a package in; it becomes `out` only if the block finishes.
+
+    A failed export (parity refused, Ctrl-C, a crash) leaves nothing at `out`, and a package is never half-written.
+    `out` must not exist or be empty (the exporters check that first, with a message that names it).
+    """
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
+    try:
+        yield staging
+        if out.exists():
+            out.rmdir()  # empty (checked by the caller); the rename needs the name free
+        staging.chmod(0o755)  # mkdtemp makes it private; a package is meant to be shared
+        staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
 def write_json(path: Path, data) -> None:
