@@ -143,3 +143,16 @@ def test_video_runs_an_instance_package_drawing_its_boxes(tmp_path, instance_pac
     result = run_video(instance_package, str(tmp_path / "in.mp4"), tmp_path / "out.mp4", score_threshold=0.0)
     assert result.frames == 3 and result.task == "instance" and (tmp_path / "out.mp4").stat().st_size > 0
     assert all(label.split()[0].isdigit() or label == "nothing found" for label in result.labels)
+
+
+def test_video_overlay_blends_each_instance_mask_in_its_box_colour():
+    from pixelforge.deploy.video import draw_frame
+
+    frame = np.full((64, 96, 3), 90, np.uint8)
+    mask = np.zeros((64, 96), bool)
+    mask[40:60, 10:30] = True
+    detection = {"box": [10, 40, 30, 60], "score": 0.9, "label": "disc"}
+    out = draw_frame(frame.copy(), ["box", "disc"], {"detections": [detection],
+                                                      "instance_masks": [{**detection, "mask": mask}]}, "x", 10.0)
+    inside, outside = out[50, 20], out[50, 60]  # below the text band, inside the box's outline
+    assert (outside == 90).all() and not (inside == 90).all()

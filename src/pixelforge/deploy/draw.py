@@ -150,3 +150,13 @@ def blend_mask(frame: np.ndarray, mask: np.ndarray, classes: list[str], alpha: f
         pixels = frame[painted].astype(np.float32)
         frame[painted] = ((1 - alpha) * pixels + alpha * colors[index[painted]]).round().astype(frame.dtype)
     return frame
+
+
+def blend_instances(frame: np.ndarray, detections: list[dict], classes: list[str], alpha: float = 0.5) -> np.ndarray:
+    """Blend each detection's bool `mask` in its class's box colour into a BGR frame (in place)."""
+    index = {name: i for i, name in enumerate(classes)}
+    for det in detections:
+        r, g, b = _rgb(box_color(index.get(det["label"], 0)))
+        painted = det["mask"]
+        frame[painted] = ((1 - alpha) * frame[painted] + alpha * np.float32([b, g, r])).round().astype(frame.dtype)
+    return frame

@@ -147,20 +147,6 @@ def instance_answer(result: dict, width: int, height: int, score_threshold: floa
     return {"task": "instance", "width": width, "height": height, "detections": detections}
 
 
-def blend_instances(frame: np.ndarray, detections: list[dict], classes: list[str], alpha: float = 0.5) -> np.ndarray:
-    """Blend each detection's mask in its class's box colour into a BGR frame (in place)."""
-    from PIL import ImageColor
-
-    from pixelforge.deploy.draw import box_color
-
-    index = {name: i for i, name in enumerate(classes)}
-    for det in detections:
-        r, g, b = ImageColor.getrgb(box_color(index.get(det["label"], 0)))
-        painted = det["mask"]
-        frame[painted] = ((1 - alpha) * frame[painted] + alpha * np.float32([b, g, r])).round().astype(frame.dtype)
-    return frame
-
-
 def predict_package_folder(package_dir: str | Path, paths: list[str | Path], out: str | Path,
                            score_threshold: float = 0.3, nms_iou: float = 0.5) -> list[dict]:
     """`pixelforge predict PACKAGE IMAGES --out DIR` for an instance package: the files and result dicts of
@@ -176,7 +162,7 @@ def predict_package_folder(package_dir: str | Path, paths: list[str | Path], out
     from pixelforge.data.images import ImageReadError, load_rgb
     from pixelforge.data.sources import collect_paths
     from pixelforge.deploy.dense_detection import DetectionRuntime
-    from pixelforge.deploy.draw import draw_boxes
+    from pixelforge.deploy.draw import blend_instances, draw_boxes
 
     files = collect_paths([str(p) for p in paths])
     if not files:

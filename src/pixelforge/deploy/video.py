@@ -2,8 +2,9 @@
 
 Each frame goes through the package's own preprocessing and the torch-free runtime. The overlay depends on the
 package's task: classification writes the top label and its confidence; detection draws each box with its label
-and score (those at or above `score_threshold`); segmentation blends the class colours of the predicted mask into
-the frame and names the largest classes. The running frames per second are shown in every case. Everything is
+and score (those at or above `score_threshold`), and instance segmentation also blends each object's mask in its
+box's colour; segmentation blends the class colours of the predicted mask into the frame and names the largest
+classes. The running frames per second are shown in every case. Everything is
 headless (OpenCV reads and writes files and cameras without a window), so it runs on servers and in CI.
 """
 
@@ -17,7 +18,7 @@ import numpy as np
 
 from pixelforge.deploy.dense_api import keep_detections, summary_text
 from pixelforge.deploy.dense_runtime import load_runtime
-from pixelforge.deploy.draw import blend_mask, class_fractions, draw_band, draw_boxes
+from pixelforge.deploy.draw import blend_instances, blend_mask, class_fractions, draw_band, draw_boxes
 from pixelforge.deploy.preprocess import frame_to_image
 from pixelforge.errors import PixelforgeError
 
@@ -66,10 +67,13 @@ def predict_frame(runtime, frame: np.ndarray, score_threshold: float) -> tuple[s
         ranked = runtime.predict_images([frame_to_image(frame)], top_k=1)[0][0]
         return f"{ranked['label']}  {100 * ranked['score']:.1f}%", ranked
     result = runtime.predict_images([frame_to_image(frame)])[0]
-    if task in ("detect", "instance"):  # instance: boxes only, masks are not drawn on video
+    if task in ("detect", "instance"):
         height, width = frame.shape[:2]
         detections = keep_detections(result["detections"], score_threshold, width, height)
-        return summary_text(task, runtime.classes, detections=detections), {"detections": detections}
+        found = {"detections": detections}
+        if task == "instance":  # each object's mask, blended under the boxes
+            found["instance_masks"] = [d for d in result["detections"] if float(d["score"]) >= score_threshold]
+        return summary_text(task, runtime.classes, detections=detections), found
     fractions = class_fractions(result["mask"], runtime.classes)
     text = summary_text(task, runtime.classes, fractions=fractions)
     return text, {"mask": result["mask"], "class_fractions": fractions}
@@ -79,6 +83,8 @@ def draw_frame(frame: np.ndarray, classes: list[str], predicted: dict, text: str
     """The overlay, in place: mask colours under the band, boxes over it (a box at the top keeps its label)."""
     if "mask" in predicted:
         blend_mask(frame, predicted["mask"], classes)
+    if "instance_masks" in predicted:
+        blend_instances(frame, predicted["instance_masks"], classes)
     draw_band(frame, text, fps)
     if "detections" in predicted:
         draw_boxes(frame, predicted["detections"], classes)
