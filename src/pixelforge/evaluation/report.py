@@ -14,6 +14,36 @@ th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}img{max-widt
 .kpi{display:inline-block;margin:0 2em 1em 0}.kpi b{font-size:1.6em;display:block}"""
 
 
+def page_start(run: Path, intro: str, kpis: list[tuple[str, str]], curves: Path | None) -> list[str]:
+    """The top every task's report shares: title, one intro paragraph (HTML), headline numbers, training curves."""
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>pixelforge report: {html.escape(run.name)}</title>"
+        f"<style>{_STYLE}</style></head><body><h1>{html.escape(run.name)}</h1>",
+        f"<p>{intro}</p>",
+        "".join(f"<div class='kpi'>{html.escape(k)}<b>{v}</b></div>" for k, v in kpis),
+    ]
+    if curves:
+        parts.append(f"<h2>Training curves</h2><img src='{link(run, curves)}' alt='curves'>")
+    return parts
+
+
+def link(run: Path, path) -> str:
+    """A figure's address relative to the run folder, so the page still works when the folder moves."""
+    return html.escape(Path(path).resolve().relative_to(run.resolve()).as_posix())
+
+
+def write_page(run: Path, parts: list[str], skipped: list[str]) -> Path:
+    """End the page (skipped images, the run's configuration) and write RUN/report.html atomically."""
+    if skipped:
+        items = "".join(f"<li>{html.escape(e)}</li>" for e in skipped)
+        parts = parts + [f"<h2>Skipped images</h2><ul>{items}</ul>"]
+    config = (run / "config.yaml").read_text() if (run / "config.yaml").exists() else ""
+    parts = parts + [f"<h2>Configuration</h2><pre>{html.escape(config)}</pre></body></html>"]
+    path = run / "report.html"
+    rd.atomic_write_bytes(path, lambda handle: handle.write("\n".join(parts).encode()))
+    return path
+
+
 def _table(per_class: dict) -> str:
     rows = "".join(
         f"<tr><td>{html.escape(name)}</td><td>{m['precision']:.3f}</td><td>{m['recall']:.3f}</td>"
@@ -30,22 +60,15 @@ def write_run_report(run: Path, evaluation=None) -> Path:
     m = evaluation.metrics
     rows = rd.read_metrics(run / "metrics.csv")
     summary = rd.read_json(run / "summary.json") if (run / "summary.json").exists() else {}
-    config = (run / "config.yaml").read_text()
     curves = plot_curves(rows, run / "curves.png") if rows else None
-    rel = lambda p: html.escape(str(Path(p).relative_to(run)))  # noqa: E731 - the page links figures relatively
+    rel = lambda p: link(run, p)  # noqa: E731
     kpis = [("accuracy", f"{m['accuracy']:.4f}"), ("macro F1", f"{m['macro_f1']:.4f}"), ("ECE", f"{m['ece']:.4f}"),
             ("images", str(m["num_images"]))]
     if m.get("top5_accuracy") is not None:
         kpis.insert(1, ("top-5", f"{m['top5_accuracy']:.4f}"))
-    parts = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>pixelforge report: {html.escape(run.name)}</title>"
-        f"<style>{_STYLE}</style></head><body><h1>{html.escape(run.name)}</h1>",
-        f"<p>Evaluated on the <b>{html.escape(m['split'])}</b> split with the best checkpoint "
-        f"(epoch {summary.get('best_epoch', '?')}, training path: {html.escape(str(summary.get('path', '?')))}).</p>",
-        "".join(f"<div class='kpi'>{k}<b>{v}</b></div>" for k, v in kpis),
-    ]
-    if curves:
-        parts.append(f"<h2>Training curves</h2><img src='{rel(curves)}' alt='curves'>")
+    parts = page_start(run, f"Evaluated on the <b>{html.escape(m['split'])}</b> split with the best checkpoint "
+                            f"(epoch {summary.get('best_epoch', '?')}, training path: "
+                            f"{html.escape(str(summary.get('path', '?')))}).", kpis, curves)
     parts.append(f"<h2>Confusion matrix</h2><img src='{rel(evaluation.figures['confusion_matrix'])}' alt='confusion matrix'>")
     parts.append(f"<h2>Per-class metrics</h2>{_table(m['per_class'])}")
     if "mistakes" in evaluation.figures:
@@ -60,10 +83,4 @@ def write_run_report(run: Path, evaluation=None) -> Path:
         from pixelforge.evaluation.fairness import groups_html
 
         parts.append(groups_html(m["groups"]))
-    if summary.get("unreadable_images"):
-        items = "".join(f"<li>{html.escape(e)}</li>" for e in summary["unreadable_images"])
-        parts.append(f"<h2>Skipped images</h2><ul>{items}</ul>")
-    parts.append(f"<h2>Configuration</h2><pre>{html.escape(config)}</pre></body></html>")
-    path = run / "report.html"
-    rd.atomic_write_bytes(path, lambda handle: handle.write("\n".join(parts).encode()))
-    return path
+    return write_page(run, parts, summary.get("unreadable_images") or [])

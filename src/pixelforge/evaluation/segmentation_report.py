@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pixelforge.engine import run_dir as rd
 from pixelforge.evaluation.plots import plot_curves
-from pixelforge.evaluation.report import _STYLE
+from pixelforge.evaluation.report import link, page_start, write_page
 
 CURVE_PANELS = (("loss", [("train_loss", "train"), ("val_loss", "val")]), ("val mIoU", [("val_miou", "val")]))
 
@@ -31,29 +31,16 @@ def write_segmentation_report(run: Path, evaluation) -> Path:
     rows = rd.read_metrics(run / "metrics.csv")
     summary = rd.read_json(run / "summary.json") if (run / "summary.json").exists() else {}
     curves = plot_curves(rows, run / "curves.png", CURVE_PANELS) if rows else None
-    rel = lambda p: html.escape(str(Path(p).resolve().relative_to(run.resolve())))  # noqa: E731 - relative links
+    rel = lambda p: link(run, p)  # noqa: E731
     kpis = [("mIoU", _fmt(m["miou"])), ("Dice", _fmt(m["dice"])), ("pixel accuracy", _fmt(m["pixel_accuracy"])),
             ("images", str(m["num_images"]))]
-    parts = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>pixelforge report: {html.escape(run.name)}</title>"
-        f"<style>{_STYLE}</style></head><body><h1>{html.escape(run.name)}</h1>",
-        f"<p>Semantic segmentation, evaluated on the <b>{html.escape(m['split'])}</b> split at full mask resolution "
-        f"with the best checkpoint (epoch {summary.get('best_epoch', '?')}). mIoU averages the classes present in "
-        f"the truth or the prediction; ignored pixels are not scored.</p>",
-        "".join(f"<div class='kpi'>{k}<b>{v}</b></div>" for k, v in kpis),
-    ]
-    if curves:
-        parts.append(f"<h2>Training curves</h2><img src='{rel(curves)}' alt='curves'>")
+    parts = page_start(run, f"Semantic segmentation, evaluated on the <b>{html.escape(m['split'])}</b> split at full "
+                            f"mask resolution with the best checkpoint (epoch {summary.get('best_epoch', '?')}). mIoU "
+                            f"averages the classes present in the truth or the prediction; ignored pixels are not "
+                            f"scored.", kpis, curves)
     parts.append(f"<h2>Per-class scores</h2>{_per_class_table(m)}")
     if "predictions" in evaluation.figures:
         parts.append(f"<h2>Examples: image, truth, prediction</h2><p>The first images of the split, then the ones "
                      f"with the lowest pixel accuracy.</p><img src='{rel(evaluation.figures['predictions'])}' alt='predictions'>")
     parts.append(f"<h2>Confusion matrix</h2><img src='{rel(evaluation.figures['confusion_matrix'])}' alt='confusion'>")
-    if evaluation.unreadable:
-        items = "".join(f"<li>{html.escape(e)}</li>" for e in evaluation.unreadable)
-        parts.append(f"<h2>Skipped images</h2><ul>{items}</ul>")
-    config = (run / "config.yaml").read_text() if (run / "config.yaml").exists() else ""
-    parts.append(f"<h2>Configuration</h2><pre>{html.escape(config)}</pre></body></html>")
-    path = run / "report.html"
-    rd.atomic_write_bytes(path, lambda handle: handle.write("\n".join(parts).encode()))
-    return path
+    return write_page(run, parts, evaluation.unreadable)

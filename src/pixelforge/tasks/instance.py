@@ -10,8 +10,6 @@ loss dict (detection's four losses plus `loss_mask`), and validation scores the 
 
 from __future__ import annotations
 
-import html
-import math
 from pathlib import Path
 
 import torch
@@ -108,78 +106,8 @@ def build_setup(cfg, source, classes: list[str], fabric, progress):
                           {"arch": DEFAULT_ARCH, "task": "instance"}, write_report)
 
 
-# --- report --------------------------------------------------------------------------------------------------------
-
-def _fmt(value) -> str:
-    return "—" if value is None or (isinstance(value, float) and (math.isnan(value) or value < 0)) else f"{value:.3f}"
-
-
-def plot_instance_curves(rows: list[dict], path: Path) -> Path:
-    """Training loss and validation mask / box mAP by epoch."""
-    from pixelforge.evaluation.plots import plt
-
-    epochs = [r["epoch"] for r in rows]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
-    left.plot(epochs, [r["train_loss"] for r in rows], marker="o", label="train")
-    left.set_title("loss (sum of Mask R-CNN's losses)")
-    for key, label in (("val_mask_map50", "mask mAP50"), ("val_mask_map", "mask mAP@[.5:.95]"),
-                       ("val_map50", "box mAP50")):
-        right.plot(epochs, [r.get(key) for r in rows], marker="o", label=label)
-    right.set_ylim(0, 1)
-    right.set_title("validation COCO mAP")
-    for ax in (left, right):
-        ax.set_xlabel("epoch")
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
 def write_report(run_dir: Path, evaluation=None) -> Path:
     """Evaluate best.ckpt on the run's val split (unless `evaluation` is given) and write report.html + figures."""
-    from pixelforge.engine import run_dir as rd
-    from pixelforge.evaluation.instance import evaluate_instance
-    from pixelforge.evaluation.report import _STYLE
+    from pixelforge.evaluation.instance_report import write_instance_report
 
-    run = Path(run_dir)
-    evaluation = evaluation or evaluate_instance(run, split="val")
-    m, box = evaluation.metrics, evaluation.metrics["box"]
-    rows = rd.read_metrics(run / "metrics.csv")
-    summary = rd.read_json(run / "summary.json") if (run / "summary.json").exists() else {}
-    curves = plot_instance_curves(rows, run / "curves.png") if rows else None
-    rel = lambda p: html.escape(Path(p).resolve().relative_to(run.resolve()).as_posix())  # noqa: E731
-    kpis = [("mask mAP50", m["map50"]), ("mask mAP@[.5:.95]", m["map"]), ("box mAP50", box["map50"]),
-            ("box mAP@[.5:.95]", box["map"])]
-    keys = [("AP@[.5:.95]", "map"), ("AP50", "map50"), ("AP75", "map75"), ("AP small (< 32² px)", "map_small"),
-            ("AP medium", "map_medium"), ("AP large (> 96² px)", "map_large"), ("AR@100", "mar_100")]
-    table = "".join(f"<tr><td>{k}</td><td>{_fmt(m[key])}</td><td>{_fmt(box[key])}</td></tr>" for k, key in keys)
-    per_class = "".join(f"<tr><td>{html.escape(name)}</td><td>{_fmt(ap)}</td><td>{_fmt(m['per_class_ap50'][name])}"
-                        f"</td><td>{_fmt(box['per_class'].get(name))}</td></tr>" for name, ap in m["per_class"].items())
-    parts = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>pixelforge report: {html.escape(run.name)}</title>"
-        f"<style>{_STYLE}</style></head><body><h1>{html.escape(run.name)}</h1>",
-        f"<p>Instance segmentation (Mask R-CNN), evaluated with COCO metrics (pycocotools, masks and boxes) on the "
-        f"<b>{html.escape(m['split'])}</b> split ({m['num_images']} images) with the best checkpoint (epoch "
-        f"{summary.get('best_epoch', '?')}).</p>",
-        "".join(f"<div class='kpi'>{k}<b>{_fmt(v)}</b></div>" for k, v in kpis),
-    ]
-    if curves:
-        parts.append(f"<h2>Training curves</h2><img src='{rel(curves)}' alt='curves'>")
-    parts.append(f"<h2>COCO metrics</h2><table><tr><th>metric</th><th>masks</th><th>boxes</th></tr>{table}</table>"
-                 "<p>— : no ground-truth objects in that size range.</p>")
-    parts.append("<h2>Per-class AP</h2><table><tr><th>class</th><th>mask AP</th><th>mask AP50</th><th>box AP</th>"
-                 f"</tr>{per_class}</table>")
-    parts.append(f"<h2>Mask precision-recall</h2><img src='{rel(evaluation.figures['pr_curves'])}' alt='PR curves'>")
-    if "predictions" in evaluation.figures:
-        parts.append("<h2>Ground truth vs predictions</h2><p>Left: true masks. Right: predicted masks and boxes "
-                     f"scoring at least 0.5.</p><img src='{rel(evaluation.figures['predictions'])}' alt='predictions'>")
-    if summary.get("unreadable_images"):
-        items = "".join(f"<li>{html.escape(e)}</li>" for e in summary["unreadable_images"])
-        parts.append(f"<h2>Skipped images</h2><ul>{items}</ul>")
-    config = (run / "config.yaml").read_text() if (run / "config.yaml").exists() else ""
-    parts.append(f"<h2>Configuration</h2><pre>{html.escape(config)}</pre></body></html>")
-    path = run / "report.html"
-    rd.atomic_write_bytes(path, lambda handle: handle.write("\n".join(parts).encode()))
-    return path
+    return write_instance_report(Path(run_dir), evaluation)
