@@ -19,8 +19,6 @@ isolates the conversion.
 from __future__ import annotations
 
 import json
-import shutil
-import time
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +40,7 @@ def export_detection_package(run_dir: str | Path, out: str | Path, data: str | N
         >>> json.loads((package / "parity.json").read_text())["passed"]  # doctest: +SKIP
         True
     """
-    from pixelforge.deploy.package import staged_folder, write_json
+    from pixelforge.deploy.package import staged_folder, write_dense_package_files, write_json
     from pixelforge.evaluation.detection import load_detector, select_box_images
     from pixelforge.tasks.detection import prepare_data
 
@@ -58,17 +56,9 @@ def export_detection_package(run_dir: str | Path, out: str | Path, data: str | N
            "output": "boxes XYXY in input pixels (scale back to the image), scores, labels 1..K"}
     with staged_folder(out) as staging:
         _write_onnx(loaded.model, staging / "model.onnx", size, opset)
-        write_json(staging / "preprocess.json", pre)
-        write_json(staging / "classes.json", loaded.classes)
-        card = Path(loaded.run_dir) / "model_card.md"  # the run's card travels with the model (web page, /v1/model)
-        if card.is_file():
-            shutil.copyfile(card, staging / "model_card.md")
-        write_json(staging / "package.json", {
-            "task": "detect", "format": "onnx", "models": {"fp32": "model.onnx"}, "default_precision": "fp32",
-            "input_name": "image", "output_names": ["boxes", "scores", "labels"], "arch": loaded.config.arch,
-            "backbone": loaded.config.model, "category_ids": loaded.category_ids, "img_size": size,
-            "export": {"run": str(Path(loaded.run_dir).resolve()), "checkpoint": "best.ckpt", "opset": opset,
-                       "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}})
+        write_dense_package_files(staging, loaded.run_dir, pre, loaded.classes, {
+            "task": "detect", "output_names": ["boxes", "scores", "labels"], "arch": loaded.config.arch,
+            "backbone": loaded.config.model, "category_ids": loaded.category_ids, "img_size": size}, opset)
         report = box_parity(loaded.model, staging / "model.onnx", images[:parity_images], size, split)
         write_json(staging / "parity.json", report)
         if not report["passed"]:

@@ -19,8 +19,6 @@ least 99.9 % of their pixels.
 from __future__ import annotations
 
 import json
-import shutil
-import time
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +41,7 @@ def export_instance_package(run_dir: str | Path, out: str | Path, data: str | No
         >>> json.loads((package / "parity.json").read_text())["mask_agreement"] >= 0.999  # doctest: +SKIP
         True
     """
-    from pixelforge.deploy.package import staged_folder, write_json
+    from pixelforge.deploy.package import staged_folder, write_dense_package_files, write_json
     from pixelforge.evaluation.detection import select_box_images
     from pixelforge.evaluation.instance import load_instance_run
     from pixelforge.tasks.instance import prepare_data
@@ -60,17 +58,9 @@ def export_instance_package(run_dir: str | Path, out: str | Path, data: str | No
                      "probabilities in input pixels (resize to the image, then > 0.5)"}
     with staged_folder(out) as staging:
         _write_onnx(run.model, staging / "model.onnx", size, opset)
-        write_json(staging / "preprocess.json", pre)
-        write_json(staging / "classes.json", run.classes)
-        card = Path(run.run_dir) / "model_card.md"  # the run's card travels with the model (web page, /v1/model)
-        if card.is_file():
-            shutil.copyfile(card, staging / "model_card.md")
-        write_json(staging / "package.json", {
-            "task": "instance", "format": "onnx", "models": {"fp32": "model.onnx"}, "default_precision": "fp32",
-            "input_name": "image", "output_names": OUTPUTS, "arch": run.config.arch or "maskrcnn",
-            "backbone": run.config.model, "category_ids": run.category_ids, "img_size": size,
-            "export": {"run": str(Path(run.run_dir).resolve()), "checkpoint": "best.ckpt", "opset": opset,
-                       "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}})
+        write_dense_package_files(staging, run.run_dir, pre, run.classes, {
+            "task": "instance", "output_names": OUTPUTS, "arch": run.config.arch or "maskrcnn",
+            "backbone": run.config.model, "category_ids": run.category_ids, "img_size": size}, opset)
         report = _parity(run, staging / "model.onnx", images[:parity_images], split)
         write_json(staging / "parity.json", report)
         if not report["passed"]:

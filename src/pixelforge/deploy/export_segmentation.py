@@ -18,8 +18,6 @@ from PyTorch, both fed the same preprocessed tensor (the check isolates the conv
 from __future__ import annotations
 
 import json
-import shutil
-import time
 from pathlib import Path
 
 import numpy as np
@@ -65,7 +63,7 @@ def export_segmentation_package(run_dir: str | Path, out: str | Path, data: str 
         >>> json.loads((package / "parity.json").read_text())["pixel_agreement"]  # doctest: +SKIP
         1.0
     """
-    from pixelforge.deploy.package import staged_folder, write_json
+    from pixelforge.deploy.package import staged_folder, write_dense_package_files, write_json
     from pixelforge.evaluation.segmentation import select_mask_samples, load_segmentation_run
 
     out = Path(out)
@@ -80,17 +78,9 @@ def export_segmentation_package(run_dir: str | Path, out: str | Path, data: str 
            "mean": run.mean, "std": run.std, "layout": "NCHW", "output": "logits; resize to the image, argmax"}
     with staged_folder(out) as staging:
         _write_onnx(run.model, staging / "model.onnx", run.in_channels, size, opset)
-        write_json(staging / "preprocess.json", pre)
-        write_json(staging / "classes.json", run.classes)
-        card = Path(run.run_dir) / "model_card.md"  # the run's card travels with the model (web page, /v1/model)
-        if card.is_file():
-            shutil.copyfile(card, staging / "model_card.md")
-        write_json(staging / "package.json", {
-            "task": "segment", "format": "onnx", "models": {"fp32": "model.onnx"}, "default_precision": "fp32",
-            "input_name": "image", "output_name": "logits", "num_classes": len(run.classes), "arch": run.model.arch,
-            "backbone": run.model.backbone_name, "input_shape": [1, run.in_channels, size, size],
-            "export": {"run": str(Path(run.run_dir).resolve()), "checkpoint": "best.ckpt", "opset": opset,
-                       "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}})
+        write_dense_package_files(staging, run.run_dir, pre, run.classes, {
+            "task": "segment", "output_name": "logits", "num_classes": len(run.classes), "arch": run.model.arch,
+            "backbone": run.model.backbone_name, "input_shape": [1, run.in_channels, size, size]}, opset)
         report = _parity(run, staging, pre, samples, split)
         write_json(staging / "parity.json", report)
         if not report["passed"]:

@@ -55,6 +55,23 @@ def staged_folder(out: Path):
         raise
 
 
+def write_dense_package_files(staging: Path, run_dir: Path, preprocess: dict, classes: list[str], manifest: dict,
+                              opset: int) -> None:
+    """preprocess.json, classes.json, package.json (with where it came from) and the run's model card, as a
+    detection, segmentation or instance package holds them beside its model."""
+    import time
+
+    write_json(staging / PREPROCESS_FILE, preprocess)
+    write_json(staging / CLASSES_FILE, classes)
+    card = Path(run_dir) / CARD_FILE  # the run's card travels with the model (web page, /v1/model)
+    if card.is_file():
+        shutil.copyfile(card, staging / CARD_FILE)
+    write_json(staging / MANIFEST_FILE, {
+        "format": "onnx", "models": {"fp32": "model.onnx"}, "default_precision": "fp32", "input_name": "image",
+        **manifest, "export": {"run": str(Path(run_dir).resolve()), "checkpoint": "best.ckpt", "opset": opset,
+                               "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}})
+
+
 def write_json(path: Path, data) -> None:
     path.write_text(json.dumps(data, indent=2) + "\n")
 

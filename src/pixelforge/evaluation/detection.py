@@ -32,15 +32,10 @@ class LoadedDetector:
 
 def load_detector(run_dir: str | Path, checkpoint: str = "best.ckpt") -> LoadedDetector:
     """Rebuild a detection run's model from its config and load `checkpoint` (no weights are downloaded)."""
-    from pixelforge.config import load_config
+    from pixelforge.evaluation.run_files import read_run
     from pixelforge.models.detectors import build_detector_for_run
 
-    run = rd.require_run(run_dir)
-    cfg = load_config(run / "config.yaml")
-    if cfg.task != "detect":
-        raise PixelforgeError(f"{run}: a {cfg.task!r} run, not a detection run")
-    classes = rd.read_json(run / "classes.json")
-    state = rd.load_checkpoint(run / "checkpoints" / checkpoint)
+    run, cfg, classes, state = read_run(run_dir, "detect", checkpoint)
     model = build_detector_for_run(cfg, len(classes))
     model.load_state_dict(state["model"])
     model.eval()
@@ -80,17 +75,10 @@ def select_box_images(config, classes: list[str], data: str | None, split: str |
     """
     from pixelforge.data.boxes.source import read_boxes
 
-    if data is None:
-        source, _ = prepare_data(config)
-        name = split or ("test" if source.split("test") else "val")
-    else:
-        source = read_boxes(data)
-        if split:
-            name = split
-        elif source.has_splits:
-            name = "test" if source.split("test") else "val" if source.split("val") else "train"
-        else:
-            name = "all"
+    from pixelforge.evaluation.run_files import held_out_split
+
+    source = prepare_data(config)[0] if data is None else read_boxes(data)
+    name = held_out_split(source, split, own_data=data is None)
     chosen = source.images if name == "all" else source.split(name)
     if not chosen:
         raise PixelforgeError(f"{source.origin}: no images in split {name!r}")

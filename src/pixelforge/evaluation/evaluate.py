@@ -15,6 +15,7 @@ from pixelforge.data.sources import DataSource, Sample, resolve_data
 from pixelforge.engine import run_dir as rd
 from pixelforge.errors import PixelforgeError
 from pixelforge.evaluation.result import EvalResult
+from pixelforge.evaluation.run_files import held_out_split
 from pixelforge.evaluation.fairness import bootstrap_intervals, group_report
 from pixelforge.evaluation.inference import LoadedRun, load_run, run_inference
 from pixelforge.evaluation.metrics import classification_metrics, worst_mistakes
@@ -34,16 +35,11 @@ def select_samples(loaded: LoadedRun, data: str | None, split: str | None) -> tu
         from pixelforge.engine.train import prepare_data
 
         source, _ = prepare_data(loaded.config)
-        name = split or ("test" if source.split("test") else "val")
+        name = held_out_split(source, split, own_data=True)
         return source.split(name), name
     source: DataSource = resolve_data(data)
-    if split:
-        chosen, name = source.split(split), split
-    elif source.has_splits:
-        name = "test" if source.split("test") else "val" if source.split("val") else "train"
-        chosen = source.split(name)
-    else:
-        chosen, name = source.samples, "all"
+    name = held_out_split(source, split, own_data=False)
+    chosen = source.samples if name == "all" else source.split(name)
     if not chosen:
         raise PixelforgeError(f"{data}: no images in split {name!r}")
     unknown = sorted({s.label for s in chosen} - set(loaded.classes))

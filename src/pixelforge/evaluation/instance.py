@@ -165,18 +165,10 @@ class InstanceRun:
 
 def load_instance_run(run_dir: str | Path, checkpoint: str = "best.ckpt") -> InstanceRun:
     """Rebuild the run's Mask R-CNN from config.yaml (no download) and load its checkpoint."""
-    from pixelforge.config import load_config
+    from pixelforge.evaluation.run_files import read_run
     from pixelforge.models.instance import build_mask_rcnn_for_run
 
-    run = rd.require_run(run_dir)
-    cfg = load_config(run / "config.yaml")
-    if cfg.task != "instance":
-        raise PixelforgeError(f"{run}: a {cfg.task!r} run, not an instance segmentation run")
-    classes = rd.read_json(run / "classes.json")
-    path = run / "checkpoints" / checkpoint
-    if not path.exists() and (run / "checkpoints" / "last.ckpt").exists():
-        path = run / "checkpoints" / "last.ckpt"  # a run interrupted before its first epoch ended
-    state = rd.load_checkpoint(path)
+    run, cfg, classes, state = read_run(run_dir, "instance", checkpoint)
     model = build_mask_rcnn_for_run(cfg, len(classes))
     model.load_state_dict(state["model"])
     ids = state.get("category_ids") or list(range(1, len(classes) + 1))

@@ -45,19 +45,11 @@ class SegmentationRun:
 
 def load_segmentation_run(run_dir: str | Path, checkpoint: str = "best.ckpt") -> SegmentationRun:
     """Rebuild the run's segmenter from config.yaml (weights none) and load its checkpoint; no network needed."""
-    from pixelforge.config import load_config
+    from pixelforge.evaluation.run_files import read_run
     from pixelforge.models.segmenters import build_segmenter
     from pixelforge.tasks.segmentation import DEFAULT_ARCH
 
-    run = rd.require_run(run_dir)
-    cfg = load_config(run / "config.yaml")
-    if cfg.task != "segment":
-        raise PixelforgeError(f"{run}: a {cfg.task!r} run, not a segmentation run")
-    classes = rd.read_json(run / "classes.json")
-    path = run / "checkpoints" / checkpoint
-    if not path.exists() and (run / "checkpoints" / "last.ckpt").exists():
-        path = run / "checkpoints" / "last.ckpt"  # a run interrupted before its first epoch ended
-    state = rd.load_checkpoint(path)
+    run, cfg, classes, state = read_run(run_dir, "segment", checkpoint)
     model = build_segmenter(state.get("arch", cfg.arch or DEFAULT_ARCH), cfg.model, len(classes),
                             state["in_channels"], weights="none")
     model.load_state_dict(state["model"])
@@ -93,24 +85,19 @@ def predict_full_resolution(run: SegmentationRun, image: np.ndarray, size: tuple
 def select_mask_samples(run: SegmentationRun, data: str | None, split: str | None):
     from pixelforge.data.masks.source import read_masks
 
+    from pixelforge.evaluation.run_files import held_out_split
+
     if data is None:
         from pixelforge.tasks.segmentation import prepare_data
 
         source, _ = prepare_data(run.config)
-        name = split or ("test" if source.split("test") else "val")
-        chosen = source.split(name)
     else:
         source = read_masks(data, ignore_index=run.ignore_index)
         if len(source.classes) > len(run.classes):
             raise PixelforgeError(f"{data}: has {len(source.classes)} classes, the run knows {len(run.classes)} "
                                   f"({', '.join(run.classes)}); evaluate on data with the run's classes")
-        if split:
-            chosen, name = source.split(split), split
-        elif source.has_splits:
-            name = "test" if source.split("test") else "val" if source.split("val") else "train"
-            chosen = source.split(name)
-        else:
-            chosen, name = source.samples, "all"
+    name = held_out_split(source, split, own_data=data is None)
+    chosen = source.samples if name == "all" else source.split(name)
     chosen = [s for s in chosen if s.mask is not None]
     if not chosen:
         raise PixelforgeError(f"{data or run.config.data}: no images with masks in split {name!r}")
