@@ -204,51 +204,76 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[int]:
     return keep
 
 
+def classwise_nms(found: list[dict], iou: float) -> list[dict]:
+    """Detections {box, score, label} after NMS within each class at `iou`, best score first."""
+    keep = []
+    for label in {d["label"] for d in found}:
+        group = [d for d in found if d["label"] == label]
+        keep += [group[k] for k in nms(np.array([d["box"] for d in group]), np.array([d["score"] for d in group]), iou)]
+    return sorted(keep, key=lambda d: -d["score"])
+
+
 def predict_package_folder(package_dir: str | Path, paths: list[str | Path], out: str | Path,
                            score_threshold: float = 0.3, nms_iou: float = 0.5) -> list[dict]:
-    """`pixelforge predict PACKAGE IMAGES --out DIR` for a detection package: the files and result dicts of
-    `evaluation.detection.predict_detection` (predictions.json, images.json, annotated PNGs), without torch."""
+    """`pixelforge predict PACKAGE IMAGES --out DIR` for a detection or instance package: the files and result dicts
+    of `predict_detection` / `predict_instance` (predictions.json, images.json, annotated PNGs), without torch.
+
+    Instance packages add each object's mask: RLE `segmentation` in the COCO results, its `area`, and the mask
+    blended under its box in the picture.
+    """
     from PIL import Image
 
     from pixelforge.data.images import ImageReadError, load_rgb
     from pixelforge.data.sources import collect_paths
     from pixelforge.deploy.dense_detection import DetectionRuntime
-    from pixelforge.deploy.draw import draw_boxes
+    from pixelforge.deploy.draw import blend_instances, draw_boxes
 
     files = collect_paths([str(p) for p in paths])
     if not files:
         raise PixelforgeError(f"no images found in {', '.join(map(str, paths))}")
     runtime = DetectionRuntime(Path(package_dir), None, None, None, False)
+    masks = runtime.task == "instance"
     ids = runtime.package.manifest.get("category_ids") or list(range(1, len(runtime.classes) + 1))
     category_of = dict(zip(runtime.classes, ids))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    results, summary, entries, used = [], [], [], set()
+    results, answers, entries, used = [], [], [], set()
     for image_id, path in enumerate(files, start=1):
         try:
             image = load_rgb(path)
         except ImageReadError as exc:
-            summary.append({"path": str(path), "detections": None, "error": str(exc)})
+            answers.append({"path": str(path), "detections": None, "error": str(exc)})
             continue
         found = [d for d in runtime.predict_images([image])[0]["detections"] if d["score"] >= score_threshold]
-        keep = []
-        for label in {d["label"] for d in found}:  # class-wise NMS at the user's IoU
-            group = [d for d in found if d["label"] == label]
-            keep += [group[k] for k in nms(np.array([d["box"] for d in group]), np.array([d["score"] for d in group]), nms_iou)]
-        keep.sort(key=lambda d: -d["score"])
-        detections = [{"label": d["label"], "category_id": category_of[d["label"]], "score": round(d["score"], 5),
-                       "box": [round(v, 2) for v in d["box"]]} for d in keep]
-        results += [{"image_id": image_id, "category_id": d["category_id"], "score": d["score"],
-                     "bbox": [d["box"][0], d["box"][1], round(d["box"][2] - d["box"][0], 2),
-                              round(d["box"][3] - d["box"][1], 2)]} for d in detections]
+        keep = classwise_nms(found, nms_iou)
+        detections = [{"label": d["label"], "category_id": int(category_of[d["label"]]), "score": round(d["score"], 5),
+                       "box": [round(v, 2) for v in d["box"]], **({"area": int(d["mask"].sum())} if masks else {})}
+                      for d in keep]
+        for d, kept in zip(detections, keep):
+            x1, y1, x2, y2 = d["box"]
+            results.append({"image_id": image_id, "category_id": d["category_id"], "score": d["score"],
+                            "bbox": [x1, y1, round(x2 - x1, 2), round(y2 - y1, 2)],
+                            **({"segmentation": encode_mask(kept["mask"])} if masks else {})})
         stem = Path(path).stem if Path(path).stem not in used else f"{image_id}_{Path(path).stem}"
         used.add(stem)
         frame = np.ascontiguousarray(np.asarray(image)[..., ::-1])  # OpenCV draws on BGR
+        if masks:
+            blend_instances(frame, keep, runtime.classes)
         draw_boxes(frame, keep, runtime.classes)
         Image.fromarray(np.ascontiguousarray(frame[..., ::-1])).save(out / f"{stem}.png")
         entries.append({"id": image_id, "file_name": str(path), "width": image.width, "height": image.height})
-        summary.append({"path": str(path), "image_id": image_id, "annotated": str(out / f"{stem}.png"),
-                        "detections": detections})
+        listed = ", ".join(f"{d['label']} {d['score']:.2f}" for d in detections)
+        answers.append({"path": str(path), "image_id": image_id, "annotated": str(out / f"{stem}.png"),
+                        "detections": detections, "summary": f"{len(detections)} object{'s' * (len(detections) != 1)}"
+                                                             + (f": {listed}" if listed else "")})
     (out / "predictions.json").write_text(json.dumps(results, indent=2))
     (out / "images.json").write_text(json.dumps(entries, indent=2))
-    return summary
+    return answers
+
+
+def encode_mask(mask: np.ndarray) -> dict:
+    """A bool [H, W] mask as COCO compressed RLE with text counts (JSON-ready), without torch."""
+    from pycocotools import mask as mask_utils
+
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}

@@ -18,12 +18,10 @@ least 99.9 % of their pixels.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import numpy as np
 
-from pixelforge.deploy.export_detection import MATCH_IOU, SCORE_TOLERANCE, box_parity, nms, twin_pairs
+from pixelforge.deploy.export_detection import MATCH_IOU, SCORE_TOLERANCE, box_parity, encode_mask, twin_pairs
 from pixelforge.errors import PixelforgeError
 
 MASK_AGREEMENT = 0.999  # share of matched masks' pixels that must binarise the same on both sides
@@ -116,14 +114,6 @@ def _parity(run, model_path: Path, images: list, split: str) -> dict:
 
 # --- torch-free prediction and serving ------------------------------------------------------------------------------
 
-def encode_mask(mask: np.ndarray) -> dict:
-    """A bool [H, W] mask as COCO compressed RLE with text counts (JSON-ready), as evaluation/instance.py writes."""
-    from pycocotools import mask as mask_utils
-
-    rle = mask_utils.encode(np.asfortranarray(mask, dtype=np.uint8))
-    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
-
-
 def instance_answer(result: dict, width: int, height: int, score_threshold: float) -> dict:
     """The server's JSON for one image: detection's answer plus each detection's mask as COCO RLE ("rle") at the
     image's own size."""
@@ -141,59 +131,16 @@ def predict_package_folder(package_dir: str | Path, paths: list[str | Path], out
                            score_threshold: float = 0.3, nms_iou: float = 0.5) -> list[dict]:
     """`pixelforge predict PACKAGE IMAGES --out DIR` for an instance package: the files and result dicts of
     `evaluation.instance.predict_instance` (predictions.json with RLE masks, images.json, annotated PNGs), without
-    torch.
+    torch; detection's package predictor, which adds the masks for instance packages.
 
     Example:
         >>> predict_package_folder("packages/inst", ["photos/"], "predictions")[0]["summary"]  # doctest: +SKIP
         '2 objects: circle 0.98, star 0.91'
     """
-    from PIL import Image
+    from pixelforge.deploy import export_detection
+    from pixelforge.deploy.package import read_json_file
 
-    from pixelforge.data.images import ImageReadError, load_rgb
-    from pixelforge.data.sources import collect_paths
-    from pixelforge.deploy.dense_detection import DetectionRuntime
-    from pixelforge.deploy.draw import blend_instances, draw_boxes
-
-    files = collect_paths([str(p) for p in paths])
-    if not files:
-        raise PixelforgeError(f"no images found in {', '.join(map(str, paths))}")
-    runtime = DetectionRuntime(Path(package_dir), None, None, None, False)
-    if runtime.task != "instance":
-        raise PixelforgeError(f"{package_dir}: a {runtime.task!r} package, not an instance segmentation one")
-    category_of = dict(zip(runtime.classes, runtime.package.manifest.get("category_ids")
-                           or range(1, len(runtime.classes) + 1)))
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    results, answers, entries, used = [], [], [], set()
-    for image_id, path in enumerate(files, start=1):
-        try:
-            image = load_rgb(path)
-        except ImageReadError as exc:
-            answers.append({"path": str(path), "detections": None, "error": str(exc)})
-            continue
-        found = [d for d in runtime.predict_images([image])[0]["detections"] if d["score"] >= score_threshold]
-        keep = []
-        for label in {d["label"] for d in found}:  # class-wise NMS at the user's IoU, as predict_instance
-            group = [d for d in found if d["label"] == label]
-            keep += [group[k] for k in nms(np.array([d["box"] for d in group]), np.array([d["score"] for d in group]),
-                                           nms_iou)]
-        keep.sort(key=lambda d: -d["score"])
-        rows = [{"image_id": image_id, "category_id": int(category_of[d["label"]]), "score": round(d["score"], 5),
-                 "bbox": [round(d["box"][0], 2), round(d["box"][1], 2), round(d["box"][2] - d["box"][0], 2),
-                          round(d["box"][3] - d["box"][1], 2)], "segmentation": encode_mask(d["mask"])} for d in keep]
-        results += rows
-        stem = Path(path).stem if Path(path).stem not in used else f"{image_id}_{Path(path).stem}"
-        used.add(stem)
-        frame = np.ascontiguousarray(np.asarray(image)[..., ::-1])  # OpenCV draws on BGR
-        draw_boxes(blend_instances(frame, keep, runtime.classes), keep, runtime.classes)
-        Image.fromarray(np.ascontiguousarray(frame[..., ::-1])).save(out / f"{stem}.png")
-        entries.append({"id": image_id, "file_name": str(path), "width": image.width, "height": image.height})
-        detections = [{"label": d["label"], "category_id": r["category_id"], "score": r["score"],
-                       "box": [round(v, 2) for v in d["box"]], "area": int(d["mask"].sum())} for d, r in zip(keep, rows)]
-        listed = ", ".join(f"{d['label']} {d['score']:.2f}" for d in detections)
-        answers.append({"path": str(path), "image_id": image_id, "annotated": str(out / f"{stem}.png"),
-                        "detections": detections, "summary": f"{len(detections)} object{'s' * (len(detections) != 1)}"
-                                                             + (f": {listed}" if listed else "")})
-    (out / "predictions.json").write_text(json.dumps(results, indent=2))
-    (out / "images.json").write_text(json.dumps(entries, indent=2))
-    return answers
+    task = read_json_file(Path(package_dir) / "package.json").get("task")
+    if task != "instance":
+        raise PixelforgeError(f"{package_dir}: a {task!r} package, not an instance segmentation one")
+    return export_detection.predict_package_folder(package_dir, paths, out, score_threshold, nms_iou)
