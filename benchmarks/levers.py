@@ -1,11 +1,15 @@
-"""L1-L5, one lever at a time: what each speed-up inside pixelforge gives on this machine, and why some are not used.
+"""L1-L8, one lever at a time: what each speed-up inside pixelforge gives on this machine, and why some are not used.
 
 Each row compares the same work with and without one lever, alternating in this process:
     L1  frozen-backbone features: eager PyTorch fp32 (channels_last) -> ONNX Runtime fp32          (kept: linear)
     L2  frozen-backbone features: eager fp32 -> eager bf16 autocast                               (not kept)
     L3  per-image train transform: all PyTorch threads -> one thread                          (kept: all paths)
     L4  full fine-tuning step: default (contiguous) layout -> channels_last                        (kept: full)
-    L5  full fine-tuning step: fp32 -> bf16 autocast, both channels_last                          (not kept)
+    L5  full fine-tuning step: fp32 -> bf16 autocast, every conv in bf16, channels_last            (not kept)
+    L6  full fine-tuning step: fp32 -> bf16 autocast with depthwise convs in fp32      (kept: full, BF16 CPUs)
+    L7  full fine-tuning step: fp32 eager -> torch.compile                                    (opt-in: --compile)
+    L8  full fine-tuning step: bf16 (depthwise fp32) eager -> torch.compile                      (not default)
+L7 and L8 are left out of the smoke run: each compiles Lite0 (~1 min on 2 cores).
 """
 
 from __future__ import annotations
@@ -107,36 +111,47 @@ def transform_row(work: Workload, repeats: int, say) -> Row:
 
 def train_step_rows(work: Workload, repeats: int, say) -> list[Row]:
     from benchmarks.plain import plain_model
+    from pixelforge.engine.precision import keep_depthwise_fp32
 
     base = plain_model(len(work.classes))
     x = torch.randn(work.lever_batch, 3, work.img_size, work.img_size)
     y = torch.randint(0, len(work.classes), (work.lever_batch,))
 
-    def stepper(channels_last: bool, bf16: bool):
+    def stepper(variant: str):
+        """variant: "fp32 contiguous", "fp32 channels_last", "bf16 ...", "bf16, depthwise fp32", "... compiled"."""
         model = copy.deepcopy(base).train()
         inputs = x
-        if channels_last:
+        if "contiguous" not in variant:
             model, inputs = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+        if "depthwise fp32" in variant:
+            keep_depthwise_fp32(model)
+        forward = torch.compile(model) if "compiled" in variant else model
         optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+        bf16 = variant.startswith("bf16")
 
         def step(batch):
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                loss = F.cross_entropy(model(batch), y)
+                loss = F.cross_entropy(forward(batch), y)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
 
-        return lambda: {"images_per_s": _rate(step, [inputs] * work.lever_steps)}
+        return lambda: {"images_per_s": _rate(step, [inputs] * work.lever_steps)}  # warm-up step compiles
 
+    levers = [("L4", "fp32 contiguous", "fp32 channels_last", "kept: full"),
+              ("L5", "fp32 channels_last", "bf16 channels_last", "not kept"),
+              ("L6", "fp32 channels_last", "bf16, depthwise fp32", "kept: full, on BF16 CPUs")]
+    if work.compile_levers:
+        levers += [("L7", "fp32 channels_last", "fp32 channels_last compiled", "--compile"),
+                   ("L8", "bf16, depthwise fp32", "bf16, depthwise fp32 compiled", "not default")]
     rows = []
-    names = {(False, False): "fp32 contiguous", (True, False): "fp32 channels_last", (True, True): "bf16 channels_last"}
-    levers = [("L4", (False, False), (True, False), True), ("L5", (True, False), (True, True), False)]
-    for case, before, after, kept in levers:
-        say(f"{case} full fine-tuning step: {names[before]} vs {names[after]}")
-        runs = alternate(stepper(*before), stepper(*after), repeats, say)
+    torch.set_flush_denormal(True)  # both sides, as `pixelforge train` does (engine/train.py)
+    for case, before, after, note in levers:
+        say(f"{case} full fine-tuning step: {before} vs {after}")
+        runs = alternate(stepper(before), stepper(after), repeats, say)
         row = Row(case, f"training step, img/s (batch {work.lever_batch}, {work.img_size} px)", "img/s", True,
-                  names[before], names[after])
-        row.note = "kept" if kept else "not kept"
+                  before, after)
+        row.note = note
         rows.append(fill(row, runs, lambda r: r["images_per_s"]))
     return rows
 

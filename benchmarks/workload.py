@@ -33,6 +33,8 @@ class Workload:
     pixelforge_options: dict = field(default_factory=dict)  # B1: on top of pixelforge.train's defaults
     throughput_images: int = 128  # B2: training images per epoch
     throughput_epochs: int = 2  # B2: the last epoch is measured (the first warms up oneDNN and the caches)
+    compile_full: bool = False  # B2: add --compile (measured no faster than the default bf16 path: L8)
+    compile_levers: bool = True  # L7, L8: each compiles Lite0 (~1 min on 2 cores); the smoke run skips them
     pipeline_epochs: int = 3  # B3: epochs read; all but the first are measured
     lever_images: int = 128  # L1-L3: images per measurement
     lever_batch: int = 32  # L4-L5: training batch size
@@ -99,5 +101,5 @@ def smoke_workload(per_class: int = 4) -> Workload:
             os.symlink(image.resolve(), root / class_dir.name / image.name)
     return Workload("shapes (smoke)", root, img_size=32, batch_size=8, plain_epochs=1, target=0.5,
                     pixelforge_options={"img_size": 32, "epochs": 1, "batch_size": 8}, throughput_images=8,
-                    throughput_epochs=1, pipeline_epochs=2, lever_images=8, lever_batch=4, lever_steps=1,
+                    throughput_epochs=1, compile_levers=False, pipeline_epochs=2, lever_images=8, lever_batch=4, lever_steps=1,
                     scratch=scratch)

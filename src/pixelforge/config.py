@@ -57,9 +57,13 @@ class TrainConfig(BaseModel):
     devices: int = Field(1, ge=1, description="devices (processes) per machine; >1 runs DDP")
     num_nodes: int = Field(1, ge=1, description="machines, when launched by torchrun on each")
     accelerator: Literal["auto", "cpu", "cuda", "mps"] = "auto"
-    precision: Literal["32", "bf16-mixed", "16-mixed"] = "32"
+    precision: Literal["auto", "32", "bf16-mixed", "16-mixed"] = Field(
+        "auto", description="auto: bf16 mixed for end-to-end classification on CPUs with native BF16 (depthwise convs "
+                            "in fp32) and AMP on CUDA, else fp32 (engine/precision.py)")
     workers: int | None = Field(None, ge=0, description="DataLoader workers; default chosen from the core count")
     channels_last: bool = True
+    compile: bool = Field(False, description="classify, full strategy: torch.compile the training step (~1 min to "
+                                            "compile on 2 CPU cores; pays in long fp32 runs)")
     cache_features: bool | None = Field(None, description="linear: train the head on cached backbone features")
     feature_views: int = Field(4, ge=1, description="augmented views per image when caching features")
     ram_budget_gb: float = Field(4.0, gt=0)

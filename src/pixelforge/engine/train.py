@@ -21,6 +21,7 @@ from pixelforge.config import TrainConfig, build_config, load_config, save_confi
 from pixelforge.engine import run_dir as rd
 from pixelforge.engine.balance import build_train_sampler, check_balance
 from pixelforge.engine.loop import EpochSampler, Loop, LoopState, set_rng_state
+from pixelforge.engine.precision import resolve_precision
 from pixelforge.engine.progress import EpochProgress
 from pixelforge.engine.schedule import build_optimizer, build_scheduler
 from pixelforge.engine.setup import TaskSetup
@@ -105,9 +106,12 @@ def train(data: str | None = None, *, config: str | Path | None = None, resume: 
     started = time.perf_counter()
     from lightning.fabric import Fabric
 
+    # config.yaml keeps `auto` (a resume on other hardware decides again); the run itself uses what it resolves to.
+    precision, why = resolve_precision(cfg.precision, task=cfg.task, strategy=cfg.strategy, accelerator=cfg.accelerator)
+    cfg = cfg.model_copy(update={"precision": precision})
     fabric = Fabric(accelerator=cfg.accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes, precision=_fabric_precision(cfg.precision),
                     strategy=_strategy(cfg), loggers=_tensorboard(run))
-    fabric.launch(_fit, cfg, run, source, classes, bool(resume), callbacks or [])
+    fabric.launch(_fit, cfg, run, source, classes, bool(resume), callbacks or [], why)
     summary = rd.read_json(run / "summary.json")
     summary["seconds_total"] = round(time.perf_counter() - started, 2)
     rd.write_json(run / "summary.json", summary)
@@ -153,7 +157,8 @@ def _tensorboard(run: Path):
         return None
 
 
-def _fit(fabric, cfg: TrainConfig, run: Path, source, classes: list[str], resuming: bool, callbacks: list) -> None:
+def _fit(fabric, cfg: TrainConfig, run: Path, source, classes: list[str], resuming: bool, callbacks: list,
+         precision_reason: str = "as set") -> None:
     if fabric.global_rank == 0 and not resuming:
         log.info("run folder: %s", run)
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM saves a checkpoint like Ctrl-C
@@ -198,7 +203,8 @@ def _fit(fabric, cfg: TrainConfig, run: Path, source, classes: list[str], resumi
         progress.info(f"resuming {run} at epoch {state.epoch + 1}, batch {state.batch}")
 
     progress.info(f"training {cfg.model} ({cfg.task}, {cfg.strategy}, {setup.path}) on {setup.n_train} images, "
-                  f"validating on {setup.n_val}; {fabric.world_size} process(es), precision {cfg.precision}")
+                  f"validating on {setup.n_val}; {fabric.world_size} process(es), precision {cfg.precision} "
+                  f"({precision_reason})")
     loop = Loop(fabric, task, fabric_model, optimizer, scheduler, train_loader, val_loader, sampler, run, model,
                 cfg.epochs, cfg.grad_clip, cfg.early_stopping, callbacks, setup.on_epoch_start, progress,
                 {"model_name": cfg.model, "task": cfg.task, **setup.extra_checkpoint}, setup.channels_last)
@@ -233,7 +239,7 @@ def _finish(run: Path, cfg: TrainConfig, state: LoopState, setup: TaskSetup, lr:
         "best_val_accuracy": state.best_metric if monitor == "val_acc" else None,
         "best_epoch": state.best_epoch, "epochs_run": len(rows),
         "stopped_early": state.stopped_early, "path": setup.path, "lr": lr, "train_images": setup.n_train,
-        "val_images": setup.n_val, "unreadable_images": setup.unreadable,
+        "val_images": setup.n_val, "unreadable_images": setup.unreadable, "precision": cfg.precision,
         "seconds_training": round(sum(r["epoch_seconds"] or 0 for r in rows), 2),
     }
     rd.write_json(run / "summary.json", summary)

@@ -187,7 +187,7 @@ def write_model_card(run: str | Path, peak_memory: dict | None = None) -> Path:
              ["image size", f"{cfg.img_size} px"], ["batch size", cfg.batch_size],
              ["optimizer", f"{cfg.optimizer}, lr {summary.get('lr', cfg.lr)}, {cfg.schedule} schedule"],
              ["augmentation", cfg.augment], ["balance", cfg.balance], ["label smoothing", cfg.label_smoothing],
-             ["precision", cfg.precision], ["seed", cfg.seed], ["training path", summary.get("path", "?")]]
+             ["precision", summary.get("precision", cfg.precision)], ["seed", cfg.seed], ["training path", summary.get("path", "?")]]
     memory = compute.get("gpu_peak_allocated_mb")
     cost = [["wall time", f"{compute.get('wall_seconds', '?')} s (run start to this card)"],
             ["training time (epochs)", f"{compute.get('training_seconds', '?')} s"],

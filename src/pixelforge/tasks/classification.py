@@ -15,16 +15,18 @@ from torch.nn import functional as F
 
 
 class ClassificationTask:
-    def __init__(self, label_smoothing: float = 0.0, mixer=None):
+    def __init__(self, label_smoothing: float = 0.0, mixer=None, forward=None):
         self.label_smoothing = label_smoothing
         self.mixer = mixer  # MixUp/CutMix on whole batches (soft targets), or None
+        # forward(model, x) -> logits: the eager call, or engine/compiled.py's compiled training step
+        self.forward = forward or (lambda model, x: model(x))
 
     def training_step(self, model: nn.Module, batch) -> dict:
         x, y = batch
         hard = y
         if self.mixer is not None:
             x, y = self.mixer(x, y)
-        logits = model(x)
+        logits = self.forward(model, x)
         loss = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
         correct = (logits.argmax(1) == hard).sum()
         return {"loss": loss, "correct": correct.detach(), "count": len(hard)}
@@ -126,7 +128,9 @@ def build_setup(cfg, source, classes: list[str], fabric, progress):
     """
     from pixelforge.data.dataset import ImageDataset
     from pixelforge.data.transforms import batch_mixer, decode_size, eval_transform, resolve_augment, train_transform
+    from pixelforge.engine.compiled import CompiledTrainingForward, compile_decision
     from pixelforge.engine.features import FeatureDataset, FeatureExtractor, extract_features
+    from pixelforge.engine.precision import keep_depthwise_fp32
     from pixelforge.engine.setup import TaskSetup
     from pixelforge.engine.threads import single_threaded
     from pixelforge.engine.train import default_workers
@@ -171,6 +175,17 @@ def build_setup(cfg, source, classes: list[str], fabric, progress):
         param.requires_grad_(True)
     apply_strategy(model, cfg.strategy, 0, cfg.unfreeze_every)
 
+    forward, path = None, "cached-features" if use_features else "end-to-end"
+    if not use_features and cfg.precision == "bf16-mixed" and fabric.device.type == "cpu":
+        count = keep_depthwise_fp32(model)
+        progress.info(f"bf16 mixed precision on CPU: {count} depthwise convolutions kept in fp32 (faster on oneDNN)")
+    if not use_features:
+        compiled, reason = compile_decision(cfg.compile, strategy=cfg.strategy, world_size=fabric.world_size)
+        if cfg.compile:
+            progress.info(f"torch.compile {reason}")
+        if compiled:
+            forward, path = CompiledTrainingForward(cfg.batch_size), "end-to-end, compiled"
+
     def on_epoch_start(epoch: int) -> None:
         if cfg.strategy == "gradual" and not use_features:
             trainable = apply_strategy(model, "gradual", epoch, cfg.unfreeze_every)
@@ -182,11 +197,12 @@ def build_setup(cfg, source, classes: list[str], fabric, progress):
         return write_run_report(run_dir)
 
     return TaskSetup(
-        task=ClassificationTask(cfg.label_smoothing, None if use_features else batch_mixer(augment, len(classes))),
+        task=ClassificationTask(cfg.label_smoothing, None if use_features else batch_mixer(augment, len(classes)),
+                                forward),
         model=model, trained=trained, train_data=train_data, val_data=val_data,
         param_groups=lambda lr: param_groups(model, cfg.strategy, lr, cfg.backbone_lr_mult, cfg.weight_decay),
         n_train=len(train_set), n_val=len(val_set), workers=loader_workers,
-        path="cached-features" if use_features else "end-to-end",
+        path=path,
         channels_last=cfg.channels_last and not use_features, on_epoch_start=on_epoch_start,
         extra_checkpoint={"classes": classes}, unreadable=unreadable, train_samples=train_set.samples,
         write_report=write_report,

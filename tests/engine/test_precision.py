@@ -1,0 +1,65 @@
+"""`precision: auto` picks bf16 only where it was measured to win, and depthwise convolutions really run in fp32."""
+
+import pytest
+import torch
+from torch import nn
+
+from pixelforge.engine import precision as prec
+
+
+@pytest.fixture
+def cpu_only(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+
+
+def test_explicit_precision_is_kept():
+    assert prec.resolve_precision("32", task="classify", strategy="full", accelerator="auto")[0] == "32"
+    assert prec.resolve_precision("bf16-mixed", task="detect", strategy="full", accelerator="cpu")[0] == "bf16-mixed"
+
+
+def test_auto_is_bf16_only_for_end_to_end_classification_on_a_bf16_cpu(monkeypatch, cpu_only):
+    monkeypatch.setattr(prec, "cpu_has_native_bf16", lambda: True)
+    assert prec.resolve_precision("auto", task="classify", strategy="full", accelerator="auto")[0] == "bf16-mixed"
+    assert prec.resolve_precision("auto", task="classify", strategy="gradual", accelerator="cpu")[0] == "bf16-mixed"
+    assert prec.resolve_precision("auto", task="classify", strategy="linear", accelerator="auto")[0] == "32"
+    for task in ("detect", "segment", "instance"):
+        assert prec.resolve_precision("auto", task=task, strategy="full", accelerator="auto")[0] == "32"
+    monkeypatch.setattr(prec, "cpu_has_native_bf16", lambda: False)  # emulated bf16 is slower than fp32
+    assert prec.resolve_precision("auto", task="classify", strategy="full", accelerator="auto")[0] == "32"
+
+
+def test_auto_on_cuda_is_amp(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    assert prec.resolve_precision("auto", task="classify", strategy="full", accelerator="auto")[0] == "bf16-mixed"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    assert prec.resolve_precision("auto", task="classify", strategy="full", accelerator="cuda")[0] == "16-mixed"
+
+
+def _block():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(8, 16, 1), nn.Conv2d(16, 16, 3, padding=1, groups=16), nn.BatchNorm2d(16))
+
+
+def test_depthwise_convs_run_in_fp32_under_bf16_autocast():
+    plain, kept = _block(), _block()
+    assert prec.keep_depthwise_fp32(kept) == 1 and prec.keep_depthwise_fp32(kept) == 1  # wraps once
+    x = torch.randn(2, 8, 12, 12)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        pointwise = kept[0](x)
+        ours, theirs = kept[1](pointwise), plain[1](pointwise)
+    expected = nn.functional.conv2d(pointwise.float(), kept[1].weight, kept[1].bias, padding=1, groups=16)
+    expected = expected.to(torch.bfloat16)
+    assert ours.dtype == torch.bfloat16 and pointwise.dtype == torch.bfloat16  # pointwise conv stays bf16
+    assert torch.equal(ours, expected)
+    assert not torch.equal(theirs, expected)  # what autocast alone would have done: a bf16 convolution
+    ours.float().sum().backward()
+    assert kept[1].weight.grad.dtype == torch.float32
+
+
+def test_the_wrapper_changes_nothing_outside_autocast():
+    plain, kept = _block(), _block()
+    prec.keep_depthwise_fp32(kept)
+    x = torch.randn(2, 8, 12, 12)
+    assert torch.equal(plain(x), kept(x))
+    assert list(plain.state_dict()) == list(kept.state_dict())
