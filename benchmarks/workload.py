@@ -38,7 +38,7 @@ class Workload:
     pipeline_epochs: int = 3  # B3: epochs read; all but the first are measured
     lever_images: int = 128  # L1-L3: images per measurement
     lever_batch: int = 32  # L4-L5: training batch size
-    lever_steps: int = 2  # L4-L5: timed training steps (after one warm-up step)
+    lever_steps: int = 4  # L4-L8: timed training steps (after one warm-up step)
     repeats: int = 1
     scratch: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="pixelforge-bench-")))
     seed: int = 0

@@ -157,3 +157,22 @@ def test_out_of_memory_names_the_options_to_lower(tmp_path, shapes_dir):
 def test_bf16_mixed_precision_trains_on_cpu(tmp_path, shapes_dir):
     result = pixelforge.train(str(shapes_dir), out=str(tmp_path / "bf16"), epochs=1, precision="bf16-mixed", **TINY)
     assert result.epochs_run == 1 and 0 <= result.best_val_accuracy <= 1
+
+
+def test_bf16_on_cpu_keeps_depthwise_convolutions_in_fp32(tmp_path, shapes_dir, caplog):
+    caplog.set_level("INFO", logger="pixelforge")
+    options = {**TINY, "model": "tf_efficientnet_lite0"}  # the default backbone: depthwise-separable
+    result = pixelforge.train(str(shapes_dir), out=str(tmp_path / "dw"), epochs=1, precision="bf16-mixed", **options)
+    summary = json.loads((result.run_dir / "summary.json").read_text())
+    assert summary["precision"] == "bf16-mixed"
+    assert any("16 depthwise convolutions kept in fp32" in r.getMessage() for r in caplog.records)
+
+
+def test_auto_precision_is_resolved_in_the_run_and_kept_as_auto_in_its_config(tmp_path, shapes_dir):
+    from pixelforge.engine.precision import resolve_precision
+
+    result = pixelforge.train(str(shapes_dir), out=str(tmp_path / "auto"), epochs=1, **TINY)
+    summary = json.loads((result.run_dir / "summary.json").read_text())
+    assert summary["precision"] == resolve_precision("auto", task="classify", strategy="full", accelerator="auto")[0]
+    assert yaml.safe_load((result.run_dir / "config.yaml").read_text())["precision"] == "auto"
+    assert f"| precision | {summary['precision']} |" in (result.run_dir / "model_card.md").read_text()
