@@ -1,11 +1,11 @@
 """B2, full fine-tuning throughput: training images per second of the whole network (Lite0, batch 32, 224 px).
 
 Plain: the tutorial loop (PIL decoding each epoch in 2 workers, fp32, default layout, SGD). pixelforge: `pixelforge
-train --strategy full --compile`, i.e. its end-to-end path (images decoded once into RAM, channels_last, per-image
-transforms on one thread, the training step compiled by torch.compile). Both train on the same images; the last of
-`throughput_epochs` epochs is measured, so one-time warm-up (kernel selection, the compile, pixelforge's decode
-cache) is not in the number: it is in B1 and B3. `--compile` is given because this benchmark's run is short: the
-default (auto) compiles runs of 500 full batches or more, which is where throughput is worth measuring.
+train --strategy full` with its defaults: images decoded once into RAM, channels_last, per-image transforms on one
+thread, and `--precision auto` (on a CPU with native BF16: bf16 mixed precision, depthwise convolutions in fp32).
+Both train on the same images; the last of `throughput_epochs` epochs is measured, so one-time warm-up (kernel
+selection, pixelforge's decode cache) is not in the number: it is in B1 and B3. `Workload.compile_full` adds
+`--compile` (L7/L8 measure what it gives).
 """
 
 from __future__ import annotations
