@@ -59,11 +59,11 @@ def write_segmentation_package(folder: Path, size: int = 64) -> Path:
     return folder
 
 
-def write_fake_detection_package(folder: Path) -> Path:
-    """The JSON files of a detection package (the fake runtime below answers instead of a model)."""
+def write_fake_detection_package(folder: Path, task: str = "detect") -> Path:
+    """The JSON files of a detection (or instance) package (the fake runtime below answers instead of a model)."""
     folder.mkdir(parents=True)
-    files = {"preprocess.json": {"task": "detect", "max_size": 64}, "classes.json": DET_CLASSES,
-             "package.json": {"task": "detect", "format": "onnx", "models": {"fp32": "model.onnx"},
+    files = {"preprocess.json": {"task": task, "max_size": 64}, "classes.json": DET_CLASSES,
+             "package.json": {"task": task, "format": "onnx", "models": {"fp32": "model.onnx"},
                               "default_precision": "fp32", "name": "fake-detector", "arch": "fcos"}}
     for name, data in files.items():
         (folder / name).write_text(json.dumps(data))
@@ -362,3 +362,47 @@ def test_web_page_overlays_the_segmentation_mask(seg_package, tmp_path):
     inside, outside = pixels[round(40 * scale), round(50 * scale)], pixels[round(80 * scale), round(10 * scale)]
     assert abs(inside[0] - (0.45 * 230 + 0.55 * 128)) < 10
     assert np.abs(outside - 128).max() < 3
+
+
+class FakeInstanceSegmenter(FakeDetector):
+    """Two objects with masks: an L-shaped circle-labelled mask (not symmetric, so a row/column mix-up shows) and a
+    square-labelled block that overlaps it."""
+
+    task = "instance"
+
+    def predict_images(self, images):
+        results = []
+        for image in images:
+            w, h = image.size
+            circle = np.zeros((h, w), bool)
+            circle[40:140, 30:60] = True  # the L's stem: tall and narrow
+            circle[110:140, 30:180] = True  # its foot: wide and short
+            square = np.zeros((h, w), bool)
+            square[20:60, 200:280] = True
+            results.append({"detections": [
+                {"box": [30.0, 40.0, 180.0, 140.0], "score": 0.9, "label": "circle", "mask": circle},
+                {"box": [200.0, 20.0, 280.0, 60.0], "score": 0.8, "label": "square", "mask": square}]})
+        return results
+
+
+def test_web_page_paints_instance_masks_under_their_boxes(tmp_path):
+    from pixelforge.deploy.server import ServerSettings, create_app
+
+    package = write_fake_detection_package(tmp_path / "inst", task="instance")
+    image = tmp_path / "grey.png"
+    Image.fromarray(np.full((200, 300, 3), 128, np.uint8)).save(image)
+    app = create_app(ServerSettings(str(package)), FakeInstanceSegmenter(package))
+    shown = _upload_on_page(app, image, tmp_path / "instance_page.png", "#result.shown .dense-row")
+    print(f"\ninstance page screenshot: {tmp_path / 'instance_page.png'}")
+    assert shown["error"] == "" and shown["rows"] == ["circle", "square"]
+    pixels, scale = shown["pixels"].astype(int), shown["width"] / 300
+
+    def at(x, y):
+        return pixels[round(y * scale), round(x * scale)]
+
+    tinted = np.array([0xE6, 0x19, 0x4B]) * 0.45 + 128 * 0.55  # the circle colour at 45% over grey
+    for x, y in [(45, 60), (45, 125), (150, 125)]:  # in the stem, the corner, the foot
+        assert np.abs(at(x, y) - tinted).max() < 12, (x, y, at(x, y))
+    for x, y in [(120, 70), (100, 170), (250, 120)]:  # inside the circle's box but off its mask; outside both
+        assert np.abs(at(x, y) - 128).max() < 3, (x, y, at(x, y))
+    assert np.abs(at(240, 40) - 128).max() > 20  # the square's mask is painted too
