@@ -58,8 +58,8 @@ class TrainConfig(BaseModel):
     num_nodes: int = Field(1, ge=1, description="machines, when launched by torchrun on each")
     accelerator: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     precision: Literal["auto", "32", "bf16-mixed", "16-mixed"] = Field(
-        "auto", description="auto: bf16 mixed for end-to-end classification on CPUs with native BF16 (depthwise convs "
-                            "in fp32) and AMP on CUDA, else fp32 (engine/precision.py)")
+        "auto", description="auto: bf16 mixed for end-to-end classification and segmentation on CPUs with native "
+                            "BF16 (depthwise convs in fp32) and AMP on CUDA, else fp32 (engine/precision.py)")
     workers: int | None = Field(None, ge=0, description="DataLoader workers; default chosen from the core count")
     channels_last: bool = True
     compile: bool = Field(False, description="classify, full strategy: torch.compile the training step (~1 min to "

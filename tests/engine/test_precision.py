@@ -22,7 +22,8 @@ def test_auto_is_bf16_only_for_end_to_end_classification_on_a_bf16_cpu(monkeypat
     assert prec.resolve_precision("auto", task="classify", strategy="full", accelerator="auto")[0] == "bf16-mixed"
     assert prec.resolve_precision("auto", task="classify", strategy="gradual", accelerator="cpu")[0] == "bf16-mixed"
     assert prec.resolve_precision("auto", task="classify", strategy="linear", accelerator="auto")[0] == "32"
-    for task in ("detect", "segment", "instance"):
+    assert prec.resolve_precision("auto", task="segment", strategy="full", accelerator="auto")[0] == "bf16-mixed"
+    for task in ("detect", "instance"):
         assert prec.resolve_precision("auto", task=task, strategy="full", accelerator="auto")[0] == "32"
     monkeypatch.setattr(prec, "cpu_has_native_bf16", lambda: False)  # emulated bf16 is slower than fp32
     assert prec.resolve_precision("auto", task="classify", strategy="full", accelerator="auto")[0] == "32"

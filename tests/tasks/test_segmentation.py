@@ -157,3 +157,14 @@ def test_bad_segmentation_data_fails_before_a_run_folder_exists(tmp_path):
     with pytest.raises(PixelforgeError, match="class_weights"):
         pixelforge.train(str(data), task="segment", class_weights=[1.0, 2.0], out=str(tmp_path / "run"), quiet=True)
     assert not (tmp_path / "run").exists()
+
+
+def test_bf16_segmentation_keeps_the_encoders_depthwise_convolutions_in_fp32(tiny_masks, tmp_path, caplog):
+    import pixelforge
+
+    caplog.set_level("INFO", logger="pixelforge")
+    result = pixelforge.train(str(tiny_masks), task="segment", arch="unet", weights="none", img_size=32, epochs=1,
+                              batch_size=4, precision="bf16-mixed", out=str(tmp_path / "bf16"), quiet=True)
+    assert json.loads((result.run_dir / "summary.json").read_text())["precision"] == "bf16-mixed"
+    assert 0 <= result.best_metric <= 1
+    assert any("16 depthwise convolutions kept in fp32" in r.getMessage() for r in caplog.records)

@@ -164,6 +164,11 @@ def build_setup(cfg, source, classes: list[str], fabric, progress):
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     model.to(fabric.device)
+    if cfg.precision == "bf16-mixed" and fabric.device.type == "cpu":
+        from pixelforge.engine.precision import keep_depthwise_fp32
+
+        count = keep_depthwise_fp32(model)
+        progress.info(f"bf16 mixed precision on CPU: {count} depthwise convolutions kept in fp32 (faster on oneDNN)")
     for param in model.parameters():  # everything registered with DDP; the strategy freezes below
         param.requires_grad_(True)
     apply_strategy(model, cfg.strategy, 0, cfg.unfreeze_every)
