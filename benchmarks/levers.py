@@ -1,4 +1,4 @@
-"""L1-L8, one lever at a time: what each speed-up inside pixelforge gives on this machine, and why some are not used.
+"""L1-L10, one lever at a time: what each speed-up inside pixelforge gives on this machine, and why some are not used.
 
 Each row compares the same work with and without one lever, alternating in this process:
     L1  frozen-backbone features: eager PyTorch fp32 (channels_last) -> ONNX Runtime fp32          (kept: linear)
@@ -9,6 +9,8 @@ Each row compares the same work with and without one lever, alternating in this 
     L6  full fine-tuning step: fp32 -> bf16 autocast with depthwise convs in fp32      (kept: full, BF16 CPUs)
     L7  full fine-tuning step: fp32 eager -> torch.compile                                    (opt-in: --compile)
     L8  full fine-tuning step: bf16 (depthwise fp32) eager -> torch.compile                      (not default)
+    L9  full fine-tuning step: bf16 (depthwise fp32) -> + "same" padding fused with the cast   (kept: end to end)
+    L10 full fine-tuning step: fp32 channels_last -> + "same" padding fused                    (kept: end to end)
 L7 and L8 are left out of the smoke run: each compiles Lite0 (~1 min on 2 cores).
 """
 
@@ -111,20 +113,23 @@ def transform_row(work: Workload, repeats: int, say) -> Row:
 
 def train_step_rows(work: Workload, repeats: int, say) -> list[Row]:
     from benchmarks.plain import plain_model
-    from pixelforge.engine.precision import keep_depthwise_fp32
+    from pixelforge.engine.training_convs import fuse_same_padding, keep_depthwise_fp32
 
     base = plain_model(len(work.classes))
     x = torch.randn(work.lever_batch, 3, work.img_size, work.img_size)
     y = torch.randint(0, len(work.classes), (work.lever_batch,))
 
     def stepper(variant: str):
-        """variant: "fp32 contiguous", "fp32 channels_last", "bf16 ...", "bf16, depthwise fp32", "... compiled"."""
+        """variant: "fp32 contiguous", "fp32 channels_last", "bf16 ...", "bf16, depthwise fp32", "... compiled",
+        "..., fused padding"."""
         model = copy.deepcopy(base).train()
         inputs = x
         if "contiguous" not in variant:
             model, inputs = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
         if "depthwise fp32" in variant:
             keep_depthwise_fp32(model)
+        if "fused padding" in variant:
+            fuse_same_padding(model)
         forward = torch.compile(model) if "compiled" in variant else model
         optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
         bf16 = variant.startswith("bf16")
@@ -144,6 +149,8 @@ def train_step_rows(work: Workload, repeats: int, say) -> list[Row]:
     if work.compile_levers:
         levers += [("L7", "fp32 channels_last", "fp32 channels_last compiled", "--compile"),
                    ("L8", "bf16, depthwise fp32", "bf16, depthwise fp32 compiled", "not default")]
+    levers += [("L9", "bf16, depthwise fp32", "bf16, depthwise fp32, fused padding", "kept: end to end"),
+               ("L10", "fp32 channels_last", "fp32 channels_last, fused padding", "kept: end to end")]
     rows = []
     torch.set_flush_denormal(True)  # both sides, as `pixelforge train` does (engine/train.py)
     for case, before, after, note in levers:

@@ -10,7 +10,8 @@ Measured on a 2-core Xeon with AVX512-BF16/AMX (benchmarks L5, L6; Lite0 full fi
                                                                     depthwise kernels
 So on such a CPU, `auto` trains end to end in bf16 mixed precision with depthwise convolutions in fp32. On a CPU
 without native BF16 (emulated bf16 is slower than fp32) it stays fp32; on CUDA it is the usual AMP (bf16 where the
-GPU has it, else fp16 with loss scaling). Parameters and optimizer state stay fp32 in every case (autocast).
+GPU has it, else fp16 with loss scaling). Parameters and optimizer state stay fp32 in every case (autocast). The
+depthwise wrapper itself is `engine/training_convs.py`.
 
 Switched automatically: end-to-end classification (a frozen backbone, `linear`, trains its head on cached fp32
 features) and segmentation (U-Net on Lite0, 128 px, batch 8: 26.0 -> 37.3 img/s per step). Detection and instance
@@ -18,8 +19,6 @@ segmentation have not been measured in bf16 yet: their `auto` is fp32.
 """
 
 from __future__ import annotations
-
-import functools
 
 import torch
 from torch import nn
@@ -53,32 +52,3 @@ def resolve_precision(precision: str, *, task: str, strategy: str, accelerator: 
     if accelerator in ("auto", "cpu") and cpu_has_native_bf16():
         return "bf16-mixed", "auto: this CPU has native BF16 (AVX512-BF16/AMX); depthwise convolutions stay fp32"
     return "32", "auto: no native BF16 on this device"
-
-
-def depthwise_convs(model: nn.Module) -> list[nn.Conv2d]:
-    return [m for m in model.modules()
-            if isinstance(m, nn.Conv2d) and m.groups > 1 and m.groups == m.in_channels == m.out_channels]
-
-
-def keep_depthwise_fp32(model: nn.Module) -> int:
-    """Run the model's depthwise convolutions in fp32 under CPU bf16 autocast; returns how many.
-
-    The input is cast up, the convolution (and its backward) runs in fp32, and the output is cast back to bf16 so
-    the batch-norm and activation after it keep bf16's halved memory traffic. Outside autocast the wrapper is a
-    no-op (fp32 in, fp32 out), so evaluation, export and checkpoints are unaffected: only `forward` is wrapped on
-    the instances, parameters and state-dict keys are untouched.
-    """
-    convs = depthwise_convs(model)
-    for conv in convs:
-        if not isinstance(conv.forward, functools.partial):  # wrap once, even if called twice
-            conv.forward = functools.partial(_fp32_under_autocast, conv.forward)
-    return len(convs)
-
-
-def _fp32_under_autocast(conv_forward, x: torch.Tensor) -> torch.Tensor:
-    if not torch.is_autocast_enabled(x.device.type):
-        return conv_forward(x)
-    dtype = torch.get_autocast_dtype(x.device.type)
-    with torch.autocast(x.device.type, enabled=False):
-        out = conv_forward(x.float())
-    return out.to(dtype)
