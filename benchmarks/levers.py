@@ -1,4 +1,4 @@
-"""L1-L10, one lever at a time: what each speed-up inside pixelforge gives on this machine, and why some are not used.
+"""L1-L12, one lever at a time: what each speed-up inside pixelforge gives on this machine, and why some are not used.
 
 Each row compares the same work with and without one lever, alternating in this process:
     L1  frozen-backbone features: eager PyTorch fp32 (channels_last) -> ONNX Runtime fp32          (kept: linear)
@@ -11,13 +11,20 @@ Each row compares the same work with and without one lever, alternating in this 
     L8  full fine-tuning step: bf16 (depthwise fp32) eager -> torch.compile                      (not default)
     L9  full fine-tuning step: bf16 (depthwise fp32) -> + "same" padding fused with the cast   (kept: end to end)
     L10 full fine-tuning step: fp32 channels_last -> + "same" padding fused                    (kept: end to end)
+    L11 full fine-tuning step: L9's -> + ReLU6 out of place                                     (kept: end to end)
+    L12 full fine-tuning step, pixelforge's default, each side in a fresh process: glibc malloc's defaults ->
+        large freed blocks kept for reuse (`engine/cpu_memory.py`)                           (kept: every run)
 L7 and L8 are left out of the smoke run: each compiles Lite0 (~1 min on 2 cores).
 """
 
 from __future__ import annotations
 
 import copy
+import json
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import torch
 from torch.nn import functional as F
@@ -111,37 +118,61 @@ def transform_row(work: Workload, repeats: int, say) -> Row:
     return fill(row, runs, lambda r: r["images_per_s"])
 
 
+def make_stepper(base: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, variant: str, steps: int):
+    """A callable timing `steps` SGD steps of a copy of `base`; returns {"images_per_s": ...}.
+
+    variant: "fp32 contiguous", "fp32 channels_last", "bf16 ...", "bf16, depthwise fp32", "... compiled",
+    "..., fused padding", "..., relu6 out of place".
+    """
+    from pixelforge.engine.exact_speedups import fuse_same_padding, keep_depthwise_fp32, relu6_out_of_place
+
+    model = copy.deepcopy(base).train()
+    inputs = x
+    if "contiguous" not in variant:
+        model, inputs = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    if "depthwise fp32" in variant:
+        keep_depthwise_fp32(model)
+    if "fused padding" in variant:
+        fuse_same_padding(model)
+    if "relu6 out of place" in variant:
+        relu6_out_of_place(model)
+    forward = torch.compile(model) if "compiled" in variant else model
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    bf16 = variant.startswith("bf16")
+
+    def step(batch):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = F.cross_entropy(forward(batch), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    return lambda: {"images_per_s": _rate(step, [inputs] * steps)}  # the warm-up step compiles
+
+
+DEFAULT_STEP = "bf16, depthwise fp32, fused padding, relu6 out of place"  # what `pixelforge train --strategy full` runs
+
+
+def fresh_process_rate(work: Workload, variant: str, reuse_freed_memory: bool) -> dict:
+    """The step's img/s in a new interpreter: malloc settings are process-wide, so each side needs its own."""
+    command = [sys.executable, "-m", "benchmarks.fresh_step", "--variant", variant, "--batch", str(work.lever_batch),
+               "--img-size", str(work.img_size), "--steps", str(work.lever_steps),
+               "--classes", str(len(work.classes))]
+    if reuse_freed_memory:
+        command.append("--reuse-freed-memory")
+    done = subprocess.run(command, capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parent.parent)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def train_step_rows(work: Workload, repeats: int, say) -> list[Row]:
     from benchmarks.plain import plain_model
-    from pixelforge.engine.training_convs import fuse_same_padding, keep_depthwise_fp32
 
     base = plain_model(len(work.classes))
     x = torch.randn(work.lever_batch, 3, work.img_size, work.img_size)
     y = torch.randint(0, len(work.classes), (work.lever_batch,))
 
     def stepper(variant: str):
-        """variant: "fp32 contiguous", "fp32 channels_last", "bf16 ...", "bf16, depthwise fp32", "... compiled",
-        "..., fused padding"."""
-        model = copy.deepcopy(base).train()
-        inputs = x
-        if "contiguous" not in variant:
-            model, inputs = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
-        if "depthwise fp32" in variant:
-            keep_depthwise_fp32(model)
-        if "fused padding" in variant:
-            fuse_same_padding(model)
-        forward = torch.compile(model) if "compiled" in variant else model
-        optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-        bf16 = variant.startswith("bf16")
-
-        def step(batch):
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                loss = F.cross_entropy(forward(batch), y)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-
-        return lambda: {"images_per_s": _rate(step, [inputs] * work.lever_steps)}  # warm-up step compiles
+        return make_stepper(base, x, y, variant, work.lever_steps)
 
     levers = [("L4", "fp32 contiguous", "fp32 channels_last", "kept: full"),
               ("L5", "fp32 channels_last", "bf16 channels_last", "not kept"),
@@ -150,7 +181,8 @@ def train_step_rows(work: Workload, repeats: int, say) -> list[Row]:
         levers += [("L7", "fp32 channels_last", "fp32 channels_last compiled", "--compile"),
                    ("L8", "bf16, depthwise fp32", "bf16, depthwise fp32 compiled", "not default")]
     levers += [("L9", "bf16, depthwise fp32", "bf16, depthwise fp32, fused padding", "kept: end to end"),
-               ("L10", "fp32 channels_last", "fp32 channels_last, fused padding", "kept: end to end")]
+               ("L10", "fp32 channels_last", "fp32 channels_last, fused padding", "kept: end to end"),
+               ("L11", "bf16, depthwise fp32, fused padding", DEFAULT_STEP, "kept: end to end")]
     rows = []
     torch.set_flush_denormal(True)  # both sides, as `pixelforge train` does (engine/train.py)
     for case, before, after, note in levers:
@@ -160,6 +192,13 @@ def train_step_rows(work: Workload, repeats: int, say) -> list[Row]:
                   before, after)
         row.note = note
         rows.append(fill(row, runs, lambda r: r["images_per_s"]))
+    say(f"L12 full fine-tuning step ({DEFAULT_STEP}), each side in a fresh process: glibc malloc default vs reuse")
+    runs = alternate(lambda: fresh_process_rate(work, DEFAULT_STEP, False),
+                     lambda: fresh_process_rate(work, DEFAULT_STEP, True), repeats, say)
+    row = Row("L12", f"training step, img/s (batch {work.lever_batch}, {work.img_size} px)", "img/s", True,
+              "malloc default", "malloc keeps freed blocks")
+    row.note = "kept: every training run"
+    rows.append(fill(row, runs, lambda r: r["images_per_s"]))
     return rows
 
 

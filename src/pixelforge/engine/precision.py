@@ -11,7 +11,7 @@ Measured on a 2-core Xeon with AVX512-BF16/AMX (benchmarks L5, L6; Lite0 full fi
 So on such a CPU, `auto` trains end to end in bf16 mixed precision with depthwise convolutions in fp32. On a CPU
 without native BF16 (emulated bf16 is slower than fp32) it stays fp32; on CUDA it is the usual AMP (bf16 where the
 GPU has it, else fp16 with loss scaling). Parameters and optimizer state stay fp32 in every case (autocast). The
-depthwise wrapper itself is `engine/training_convs.py`.
+depthwise wrapper itself is `engine/exact_speedups.py`.
 
 Switched automatically: end-to-end classification (a frozen backbone, `linear`, trains its head on cached fp32
 features) and segmentation (U-Net on Lite0, 128 px, batch 8: 26.0 -> 37.3 img/s per step). Detection and instance

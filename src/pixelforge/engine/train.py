@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader
 from pixelforge.config import TrainConfig, build_config, load_config, save_config
 from pixelforge.engine import run_dir as rd
 from pixelforge.engine.balance import build_train_sampler, check_balance
+from pixelforge.engine.cpu_memory import reuse_freed_memory
 from pixelforge.engine.loop import EpochSampler, Loop, LoopState, set_rng_state
 from pixelforge.engine.precision import resolve_precision
 from pixelforge.engine.progress import EpochProgress
@@ -167,6 +168,7 @@ def _fit(fabric, cfg: TrainConfig, run: Path, source, classes: list[str], resumi
     # 5 vs 190 img/s for the quickstart's first epochs. Flushing them to zero changes no result we could measure.
     torch.set_flush_denormal(True)
     progress = EpochProgress(quiet=cfg.quiet or fabric.global_rank != 0)
+    progress.info(reuse_freed_memory())  # activations are re-allocated every step: no page faults (cpu_memory.py)
     setup = task_module(cfg.task).build_setup(cfg, source, classes, fabric, progress)
     model = setup.model
     sampler = (build_train_sampler(cfg, setup.train_samples, len(setup.train_data), fabric.global_rank, fabric.world_size)

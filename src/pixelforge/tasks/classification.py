@@ -132,7 +132,7 @@ def build_setup(cfg, source, classes: list[str], fabric, progress):
     from pixelforge.engine.features import FeatureDataset, FeatureExtractor, extract_features
     from pixelforge.engine.setup import TaskSetup
     from pixelforge.engine.threads import single_threaded
-    from pixelforge.engine.training_convs import fuse_same_padding, keep_depthwise_fp32
+    from pixelforge.engine.exact_speedups import apply_exact_speedups
     from pixelforge.engine.train import default_workers
     from pixelforge.models.classifier import build_classifier
 
@@ -176,11 +176,9 @@ def build_setup(cfg, source, classes: list[str], fabric, progress):
     apply_strategy(model, cfg.strategy, 0, cfg.unfreeze_every)
 
     forward, path = None, "cached-features" if use_features else "end-to-end"
-    if not use_features and cfg.precision == "bf16-mixed" and fabric.device.type == "cpu":
-        count = keep_depthwise_fp32(model)
-        progress.info(f"bf16 mixed precision on CPU: {count} depthwise convolutions kept in fp32 (faster on oneDNN)")
-    if not use_features and (count := fuse_same_padding(model)):
-        progress.info(f"{count} TF-'same' padded convolutions pad and cast in one copy while training")
+    if not use_features:
+        progress.info(apply_exact_speedups(model, depthwise_fp32=cfg.precision == "bf16-mixed"
+                                           and fabric.device.type == "cpu"))
     if not use_features:
         compiled, reason = compile_decision(cfg.compile, strategy=cfg.strategy, world_size=fabric.world_size)
         if cfg.compile:

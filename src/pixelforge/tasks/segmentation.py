@@ -164,13 +164,9 @@ def build_setup(cfg, source, classes: list[str], fabric, progress):
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     model.to(fabric.device)
-    from pixelforge.engine.training_convs import fuse_same_padding, keep_depthwise_fp32
+    from pixelforge.engine.exact_speedups import apply_exact_speedups
 
-    if cfg.precision == "bf16-mixed" and fabric.device.type == "cpu":
-        count = keep_depthwise_fp32(model)
-        progress.info(f"bf16 mixed precision on CPU: {count} depthwise convolutions kept in fp32 (faster on oneDNN)")
-    if count := fuse_same_padding(model):
-        progress.info(f"{count} TF-'same' padded convolutions pad and cast in one copy while training")
+    progress.info(apply_exact_speedups(model, depthwise_fp32=cfg.precision == "bf16-mixed" and fabric.device.type == "cpu"))
     for param in model.parameters():  # everything registered with DDP; the strategy freezes below
         param.requires_grad_(True)
     apply_strategy(model, cfg.strategy, 0, cfg.unfreeze_every)

@@ -10,7 +10,7 @@ from timm.layers import Conv2dSame
 from torch import nn
 from torch.nn import functional as F
 
-from pixelforge.engine import training_convs as convs
+from pixelforge.engine import exact_speedups as convs
 
 
 def _block():
@@ -101,12 +101,14 @@ def _plain_fp32_conv(forward, x):
         return forward(x.float()).to(torch.bfloat16)
 
 
-def test_a_whole_lite0_trains_identically_with_both_wrappers_under_bf16():
-    """The real network: every value and gradient of a bf16 step is bit-equal to the unfused fp32-depthwise way."""
+def test_a_whole_lite0_trains_identically_with_every_speedup_under_bf16():
+    """The real network: every value and gradient of a bf16 step is bit-equal to timm's own modules (fp32 depthwise)."""
     torch.manual_seed(0)
     ours = timm.create_model("tf_efficientnet_lite0", num_classes=3).train()
     theirs = copy.deepcopy(ours)
-    assert convs.keep_depthwise_fp32(ours) == 16 and convs.fuse_same_padding(ours) == 5
+    line = convs.apply_exact_speedups(ours, depthwise_fp32=True)
+    assert line == ("exact speed-ups: 16 depthwise convolutions kept in fp32 (bf16 on CPU: faster on oneDNN); "
+                    "5 TF-'same' paddings fused with the cast; 33 ReLU6 out of place")
     convs.keep_depthwise_fp32(ours)  # calling again changes nothing
     for conv in convs.depthwise_convs(theirs):  # the plain way: cast up, timm's forward (F.pad + conv), cast back
         conv.forward = functools.partial(_plain_fp32_conv, conv.forward)
@@ -122,3 +124,17 @@ def test_a_whole_lite0_trains_identically_with_both_wrappers_under_bf16():
     assert torch.equal(losses[0], losses[1])
     for (name, a), b in zip(ours.named_parameters(), theirs.parameters()):
         assert torch.equal(a.grad, b.grad), name
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_relu6_out_of_place_keeps_values_and_gradients_at_the_clip_points(dtype):
+    inplace = nn.Sequential(nn.Identity(), nn.ReLU6(inplace=True))
+    outplace = nn.Sequential(nn.Identity(), nn.ReLU6(inplace=True))
+    assert convs.relu6_out_of_place(outplace) == 1 and not outplace[1].inplace
+    x = torch.tensor([-1.0, 0.0, 0.5, 6.0, 7.0], dtype=dtype)
+    a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+    ya, yb = inplace(a * 1), outplace(b * 1)  # `* 1`: in place needs a non-leaf
+    assert torch.equal(ya, yb)
+    ya.sum().backward()
+    yb.sum().backward()
+    assert torch.equal(a.grad, b.grad)

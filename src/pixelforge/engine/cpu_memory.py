@@ -1,0 +1,39 @@
+"""Let glibc's malloc keep large freed blocks for reuse, so training does not page-fault its activations every step.
+
+A training step allocates and frees the same large activation buffers over and over (Lite0 at batch 32, 224 px: tens
+of blocks of 10-160 MB). glibc serves every block above its mmap threshold (128 KiB, adapting up to 32 MiB) with
+fresh pages from the kernel and unmaps it on free, so each step pays a page fault and a kernel zero-fill per 4 KiB of
+activation. On this 2-core Xeon a 57 MB fp32 clone took 15 ms that way and 2.6 ms from reused memory; the Lite0 bf16
+step ran ~1.15x faster (benchmarks L12). tcmalloc and jemalloc behave like this by design, which is why Intel's
+PyTorch CPU tuning guide recommends preloading them; raising glibc's two thresholds gets the same effect with no
+extra dependency and no `LD_PRELOAD`.
+
+The cost: up to `limit` bytes of freed memory stay in the process instead of going back to the OS (peak RSS is about
+what it was). The setting is process-wide and lasts for the process; elsewhere than glibc Linux this does nothing.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import sys
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's <malloc.h> parameter numbers
+_applied: int | None = None
+
+
+def reuse_freed_memory(limit: int = 1 << 30) -> str:
+    """Raise glibc's mmap and trim thresholds to `limit` bytes; returns what was done, for the log."""
+    global _applied
+    if _applied is not None:
+        return f"malloc keeps freed blocks up to {_applied >> 20} MiB for reuse"
+    if not sys.platform.startswith("linux"):
+        return "malloc settings left alone (not Linux)"
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):  # musl or another libc: nothing to tune
+        return "malloc settings left alone (no glibc)"
+    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+    if not (mallopt(_M_MMAP_THRESHOLD, limit) and mallopt(_M_TRIM_THRESHOLD, limit)):
+        return "malloc settings left alone (glibc refused the thresholds)"
+    _applied = limit
+    return f"malloc keeps freed blocks up to {limit >> 20} MiB for reuse"
