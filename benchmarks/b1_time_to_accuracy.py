@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from benchmarks.pairs import Row, TargetTimer, alternate, captured_log, fill
+from benchmarks.pairs import FreshProcess, Row, TargetTimer, alternate, captured_log, fill
 from benchmarks.plain import plain_training
 from benchmarks.workload import Workload
 
@@ -43,7 +43,7 @@ def run(work: Workload, repeats: int, say=print) -> list[Row]:
     say(f"B1 time to accuracy: plain loop ({work.plain_epochs} epochs, its best) vs pixelforge train "
         f"(defaults, to {work.target:.0%})")
     counter = [0]
-    runs = alternate(lambda: plain_side(work), lambda: pixelforge_side(work, counter), repeats, say)
+    runs = alternate(FreshProcess(plain_side, work), lambda: pixelforge_side(work, counter), repeats, say)
     row = Row("B1", f"time to accuracy, s (plain: its best in {work.plain_epochs} ep; pixelforge: {work.target:.0%})",
               "s", False, "ImageFolder+PIL, full fine-tune, SGD", "pixelforge train (defaults)", goal=6.0)
     fill(row, runs, lambda r: r.get("time_to_best_s", r.get("time_to_target_s")))

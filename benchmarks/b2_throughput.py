@@ -10,7 +10,7 @@ selection, pixelforge's decode cache) is not in the number: it is in B1 and B3. 
 
 from __future__ import annotations
 
-from benchmarks.pairs import Row, alternate, captured_log, fill
+from benchmarks.pairs import FreshProcess, Row, alternate, captured_log, fill
 from benchmarks.plain import plain_training
 from benchmarks.workload import Workload
 
@@ -39,7 +39,7 @@ def run(work: Workload, repeats: int, say=print) -> list[Row]:
     n = len(work.throughput_subset())
     say(f"B2 full fine-tuning throughput: {n} images/epoch, epoch {work.throughput_epochs} measured")
     data, counter = str(work.throughput_csv()), [0]
-    runs = alternate(lambda: plain_side(work), lambda: pixelforge_side(work, data, counter), repeats, say)
+    runs = alternate(FreshProcess(plain_side, work), lambda: pixelforge_side(work, data, counter), repeats, say)
     row = Row("B2", f"full fine-tune, img/s (Lite0, batch {work.batch_size}, {work.img_size} px)", "img/s", True,
               "tutorial loop, fp32",
               "train --strategy full --compile" if work.compile_full else "train --strategy full", goal=3.0)

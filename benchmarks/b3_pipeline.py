@@ -14,7 +14,7 @@ import time
 import torch
 from torch.utils.data import DataLoader
 
-from benchmarks.pairs import Row, alternate, fill
+from benchmarks.pairs import FreshProcess, Row, alternate, fill
 from benchmarks.plain import plain_datasets
 from benchmarks.workload import Workload
 
@@ -67,7 +67,7 @@ def pixelforge_side(work: Workload) -> dict:
 
 def run(work: Workload, repeats: int, say=print) -> list[Row]:
     say(f"B3 data pipeline: {len(work.train_idx)} train images, {work.pipeline_epochs} epochs (first not measured)")
-    runs = alternate(lambda: plain_side(work), lambda: pixelforge_side(work), repeats, say)
+    runs = alternate(FreshProcess(plain_side, work), lambda: pixelforge_side(work), repeats, say)
     row = Row("B3", f"data pipeline, img/s (decode+resize+augment, epochs 2-{work.pipeline_epochs})", "img/s", True,
               "ImageFolder+PIL, 2 workers", "ImageDataset, RAM cache", goal=2.0)
     fill(row, runs, lambda r: r["images_per_s"])

@@ -49,8 +49,36 @@ def measure(fn, *args, **kwargs) -> tuple[dict, PeakRSS]:
     return result, memory
 
 
+class FreshProcess:
+    """One side run in a new interpreter (spawned), its memory measured there, after its imports.
+
+    The plain baselines of B1-B3 run this way, as a user's script would: `pixelforge train` changes process-wide
+    settings (glibc malloc thresholds, `engine/cpu_memory.py`; flush-to-zero) that would otherwise carry over to a
+    baseline run later in the same process and change its speed and memory. `fn` and `args` must pickle.
+    """
+
+    def __init__(self, fn, *args):
+        self.fn, self.args = fn, args
+
+    def __call__(self) -> dict:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            return pool.submit(_measured_record, self.fn, *self.args).result()
+
+
+def _measured_record(fn, *args, fresh_process: bool = True) -> dict:
+    result, memory = measure(fn, *args)
+    return {"result": result, "rss_added_mb": memory.added_mb, "rss_peak_mb": memory.peak_mb,
+            "rss_start_mb": round(memory.start_mb, 1), "fresh_process": fresh_process}
+
+
 def alternate(baseline_fn, pixelforge_fn, repeats: int, say=print) -> list[dict]:
-    """Run both sides `repeats` times in this process, swapping which goes first each time (drift hits both)."""
+    """Run both sides `repeats` times, swapping which goes first each time (drift hits both).
+
+    A side is a function run (and measured) in this process, or a `FreshProcess`.
+    """
     runs = []
     for index in range(repeats):
         sides = [("baseline", baseline_fn), ("pixelforge", pixelforge_fn)]
@@ -59,11 +87,11 @@ def alternate(baseline_fn, pixelforge_fn, repeats: int, say=print) -> list[dict]
         run = {}
         for name, fn in sides:
             started = time.perf_counter()
-            result, memory = measure(fn)
-            run[name] = {"result": result, "rss_added_mb": memory.added_mb, "rss_peak_mb": memory.peak_mb,
-                         "rss_start_mb": round(memory.start_mb, 1)}
+            record = fn() if isinstance(fn, FreshProcess) else _measured_record(fn, fresh_process=False)
+            run[name] = record
             say(f"    {name:<10} done in {time.perf_counter() - started:6.1f} s "
-                f"(peak RSS {memory.peak_mb:.0f} MB, {memory.added_mb:+.0f} MB over its start)")
+                f"(peak RSS {record['rss_peak_mb']:.0f} MB, {record['rss_added_mb']:+.0f} MB over its start"
+                f"{', fresh process' if record['fresh_process'] else ''})")
         runs.append(run)
     return runs
 
