@@ -1,6 +1,6 @@
 """`python -m benchmarks`: run the side-by-side benchmarks, print the table, write benchmarks/results/*.json.
 
-    python -m benchmarks                 # B1-B3 (+ B4 memory beside each) and the levers L1-L8, ~8-10 min on 2 cores
+    python -m benchmarks                 # B1-B3 (+ B4 memory beside each) and the levers L1-L11, ~15 min on 2 cores
     python -m benchmarks --only B1,B2    # a selection (B1, B2, B3, L)
     python -m benchmarks --smoke         # tiny built-in data, one repeat: checks the code runs, numbers mean nothing
 """

@@ -1,4 +1,4 @@
-"""L1-L12, one lever at a time: what each speed-up inside pixelforge gives on this machine, and why some are not used.
+"""L1-L11, one lever at a time: what each speed-up inside pixelforge gives here, and why some are not used.
 
 Each row compares the same work with and without one lever, alternating in this process:
     L1  frozen-backbone features: eager PyTorch fp32 (channels_last) -> ONNX Runtime fp32          (kept: linear)
@@ -10,9 +10,8 @@ Each row compares the same work with and without one lever, alternating in this 
     L7  full fine-tuning step: fp32 eager -> torch.compile                                    (opt-in: --compile)
     L8  full fine-tuning step: bf16 (depthwise fp32) eager -> torch.compile                      (not default)
     L9  full fine-tuning step: bf16 (depthwise fp32) -> + "same" padding fused with the cast   (kept: end to end)
-    L10 full fine-tuning step: fp32 channels_last -> + "same" padding fused                    (kept: end to end)
-    L11 full fine-tuning step: L9's -> + ReLU6 out of place                                     (kept: end to end)
-    L12 full fine-tuning step, pixelforge's default, each side in a fresh process: glibc malloc's defaults ->
+    L10 full fine-tuning step: L9's -> + ReLU6 out of place                                     (kept: end to end)
+    L11 full fine-tuning step, pixelforge's default, each side in a fresh process: glibc malloc's defaults ->
         large freed blocks kept for reuse (`engine/cpu_memory.py`)                           (kept: every run)
 L7 and L8 are left out of the smoke run: each compiles Lite0 (~1 min on 2 cores).
 """
@@ -181,10 +180,12 @@ def train_step_rows(work: Workload, repeats: int, say) -> list[Row]:
         levers += [("L7", "fp32 channels_last", "fp32 channels_last compiled", "--compile"),
                    ("L8", "bf16, depthwise fp32", "bf16, depthwise fp32 compiled", "not default")]
     levers += [("L9", "bf16, depthwise fp32", "bf16, depthwise fp32, fused padding", "kept: end to end"),
-               ("L10", "fp32 channels_last", "fp32 channels_last, fused padding", "kept: end to end"),
-               ("L11", "bf16, depthwise fp32, fused padding", DEFAULT_STEP, "kept: end to end")]
+               ("L10", "bf16, depthwise fp32, fused padding", DEFAULT_STEP, "kept: end to end")]
     rows = []
+    from pixelforge.engine.cpu_memory import reuse_freed_memory
+
     torch.set_flush_denormal(True)  # both sides, as `pixelforge train` does (engine/train.py)
+    reuse_freed_memory()  # likewise; L11 measures what it gives, in fresh processes
     for case, before, after, note in levers:
         say(f"{case} full fine-tuning step: {before} vs {after}")
         runs = alternate(stepper(before), stepper(after), repeats, say)
@@ -192,10 +193,10 @@ def train_step_rows(work: Workload, repeats: int, say) -> list[Row]:
                   before, after)
         row.note = note
         rows.append(fill(row, runs, lambda r: r["images_per_s"]))
-    say(f"L12 full fine-tuning step ({DEFAULT_STEP}), each side in a fresh process: glibc malloc default vs reuse")
+    say(f"L11 full fine-tuning step ({DEFAULT_STEP}), each side in a fresh process: glibc malloc default vs reuse")
     runs = alternate(lambda: fresh_process_rate(work, DEFAULT_STEP, False),
                      lambda: fresh_process_rate(work, DEFAULT_STEP, True), repeats, say)
-    row = Row("L12", f"training step, img/s (batch {work.lever_batch}, {work.img_size} px)", "img/s", True,
+    row = Row("L11", f"training step, img/s (batch {work.lever_batch}, {work.img_size} px)", "img/s", True,
               "malloc default", "malloc keeps freed blocks")
     row.note = "kept: every training run"
     rows.append(fill(row, runs, lambda r: r["images_per_s"]))

@@ -64,8 +64,19 @@ class FreshProcess:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
+        # The child is spawned (a fork would inherit this process's settings), but a spawned child also makes
+        # "spawn" its own default start method, so its DataLoader workers would be spawned interpreters importing
+        # torch at every epoch. The child gets this platform's default back (fork on Linux), as a user's script has.
+        default = multiprocessing.get_start_method()
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-            return pool.submit(_measured_record, self.fn, *self.args).result()
+            return pool.submit(_measured_in_child, default, self.fn, *self.args).result()
+
+
+def _measured_in_child(start_method: str, fn, *args) -> dict:
+    import multiprocessing
+
+    multiprocessing.set_start_method(start_method, force=True)
+    return _measured_record(fn, *args)
 
 
 def _measured_record(fn, *args, fresh_process: bool = True) -> dict:

@@ -24,7 +24,7 @@ def test_smoke_run_prints_table_and_writes_json(tmp_path, shapes_dir):
     assert "2-thread fp32 matmul" in done.stdout
     (result,) = tmp_path.glob("smoke-*.json")
     report = json.loads(result.read_text())
-    assert [row["case"] for row in report["rows"]] == ["B1", "B2", "B3", "L1", "L2", "L3", "L4", "L5", "L6", "L9", "L10", "L11", "L12"]
+    assert [row["case"] for row in report["rows"]] == ["B1", "B2", "B3", "L1", "L2", "L3", "L4", "L5", "L6", "L9", "L10", "L11"]
     for row in report["rows"]:
         assert row["baseline"] and row["pixelforge"] and row["baseline_rss_mb"] >= 0 and row["pixelforge_rss_mb"] >= 0
     assert report["rows"][0]["baseline_rss_mb"] > 0  # the plain loop's model and 2 DataLoader workers

@@ -66,15 +66,17 @@ def test_the_wrapper_changes_nothing_outside_autocast():
     assert list(plain.state_dict()) == list(kept.state_dict())
 
 
-def test_fused_same_padding_in_fp32_gives_exactly_timms_values_and_gradients():
+def test_fused_padding_of_a_bf16_conv_gives_exactly_timms_values_and_gradients():
+    """Lite0's stem: a dense same-padded conv that autocast runs in bf16 (padded straight into bf16)."""
     torch.manual_seed(0)
-    conv = Conv2dSame(8, 16, 3, stride=2)
+    conv = Conv2dSame(3, 16, 3, stride=2)
     reference = copy.deepcopy(conv)
     assert convs.fuse_same_padding(nn.Sequential(conv)) == 1
-    x = torch.randn(2, 8, 10, 10).contiguous(memory_format=torch.channels_last)
+    x = torch.randn(2, 3, 10, 10).contiguous(memory_format=torch.channels_last)
     ours_in, theirs_in = x.clone().requires_grad_(), x.clone().requires_grad_()
-    ours, theirs = conv(ours_in), reference(theirs_in)
-    assert torch.equal(ours, theirs)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ours, theirs = conv(ours_in), reference(theirs_in)
+    assert ours.dtype == torch.bfloat16 and torch.equal(ours, theirs)
     grad = torch.randn_like(ours)
     ours.backward(grad)
     theirs.backward(grad)
@@ -89,10 +91,12 @@ def test_fused_padding_is_used_only_while_training_eagerly(monkeypatch):
     real = convs._PadCast.apply
     monkeypatch.setattr(convs._PadCast, "apply", lambda *a: calls.append(1) or real(*a))
     x = torch.randn(1, 4, 8, 8)
-    conv.train()(x)
-    assert calls == [1]
-    conv.eval()(x)
-    torch.jit.trace(conv, x)  # what export sees: timm's own forward (F.pad, then the conv)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        conv.train()(x)
+        assert calls == [1]
+        conv.eval()(x)
+    conv.train()(x)  # fp32: no cast to fuse
+    torch.jit.trace(conv.eval(), x)  # what export sees: timm's own forward (F.pad, then the conv)
     assert calls == [1]
 
 

@@ -159,13 +159,17 @@ def test_bf16_mixed_precision_trains_on_cpu(tmp_path, shapes_dir):
     assert result.epochs_run == 1 and 0 <= result.best_val_accuracy <= 1
 
 
-def test_bf16_on_cpu_keeps_depthwise_convolutions_in_fp32(tmp_path, shapes_dir, caplog):
+def test_bf16_on_cpu_applies_the_exact_speedups(tmp_path, shapes_dir, caplog):
     caplog.set_level("INFO", logger="pixelforge")
     options = {**TINY, "model": "tf_efficientnet_lite0"}  # the default backbone: depthwise-separable
     result = pixelforge.train(str(shapes_dir), out=str(tmp_path / "dw"), epochs=1, precision="bf16-mixed", **options)
     summary = json.loads((result.run_dir / "summary.json").read_text())
     assert summary["precision"] == "bf16-mixed"
-    assert any("16 depthwise convolutions kept in fp32" in r.getMessage() for r in caplog.records)
+    speedups = [r.getMessage() for r in caplog.records if r.getMessage().startswith("exact speed-ups:")]
+    assert len(speedups) == 1 and "16 depthwise convolutions kept in fp32" in speedups[0]
+    assert "5 TF-'same' paddings fused" in speedups[0] and "33 ReLU6 out of place" in speedups[0]
+    if sys.platform.startswith("linux"):
+        assert any(r.getMessage() == "malloc keeps freed blocks up to 1024 MiB for reuse" for r in caplog.records)
 
 
 def test_auto_precision_is_resolved_in_the_run_and_kept_as_auto_in_its_config(tmp_path, shapes_dir):

@@ -7,9 +7,11 @@ Lite0 full fine-tuning, batch 32, 224 px, on a 2-core Xeon with AMX (benchmarks 
   backward is slow (stride-2 grad-input ~4x, 5x5 grad-weight ~5x slower than fp32 on the same tensors); the pointwise
   convs, batch norm and activations stay bf16. ~1.4x over fp32 per step.
 - `fuse_same_padding`: timm's TF-"same" convs (`Conv2dSame`: Lite0's stem and stride-2 depthwise convs) call `F.pad`
-  and then an unpadded conv. `F.pad`'s backward materializes the cropped gradient, a full extra copy of the largest
-  activations in the network, and the fp32 cast above was one more. In training the pad and the cast become a single
-  copy (`_PadCast`) whose backward hands on a strided view instead. ~1.3x on top of the above, ~1.2x in fp32.
+  and then an unpadded conv. Under autocast that is two copies of some of the largest activations in the network
+  (the cast, then the pad) and two more in backward (`F.pad`'s backward materializes the cropped gradient). In
+  training the pad and the cast become a single copy (`_PadCast`) whose backward hands on a strided view instead.
+  ~1.3x on top of the above with glibc's default malloc, ~1.06x with `cpu_memory.reuse_freed_memory` (which makes
+  the extra copies cheaper); without autocast there is no cast to fuse and it measured no faster, so it is off.
 - `relu6_out_of_place`: timm builds ReLU6 in place. In place on a bf16 tensor, PyTorch's clamp runs a slow path and
   autograd adds a copy (10.5 ms against 2.4 ms out of place for a 32x144x56x56 activation). Out of place it
   allocates one more activation, which `cpu_memory.reuse_freed_memory` makes cheap.
@@ -49,7 +51,7 @@ def keep_depthwise_fp32(model: nn.Module) -> int:
 
 
 def fuse_same_padding(model: nn.Module) -> int:
-    """Pad (and cast) the input of timm `Conv2dSame` convs in one copy while training; returns how many.
+    """Pad and cast the input of timm `Conv2dSame` convs in one copy when training under autocast; returns how many.
 
     Only in training mode, eagerly: evaluation, tracing, ONNX export and torch.compile see timm's own forward.
     """
@@ -99,11 +101,13 @@ def _forward(conv: nn.Conv2d, original, options: _Options, x: torch.Tensor) -> t
     device = x.device.type
     autocast = torch.is_autocast_enabled(device)
     in_fp32 = options.depthwise_fp32 and autocast
-    pads = _same_padding(conv, x) if options.fused_padding and _eager_training(conv) else None
+    # Without autocast there is no cast to fuse, and with `cpu_memory.reuse_freed_memory` the crop alone measured
+    # no faster (0.97x in fp32): timm's own forward runs.
+    pads = _same_padding(conv, x) if options.fused_padding and autocast and _eager_training(conv) else None
     if not in_fp32 and pads is None:
         return original(x)
-    if not in_fp32:  # the conv computes in autocast's dtype (bf16 on CPU) or, without autocast, in x's own
-        padded = _PadCast.apply(x, torch.get_autocast_dtype(device) if autocast else x.dtype, *pads)
+    if not in_fp32:  # a conv that autocast runs in bf16 (Lite0's stem): pad straight into bf16
+        padded = _PadCast.apply(x, torch.get_autocast_dtype(device), *pads)
         return F.conv2d(padded, conv.weight, conv.bias, conv.stride, 0, conv.dilation, conv.groups)
     with torch.autocast(device, enabled=False):
         if pads is None:
