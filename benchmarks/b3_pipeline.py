@@ -49,6 +49,9 @@ def pixelforge_side(work: Workload) -> dict:
     from pixelforge.engine.train import default_workers
     from pixelforge.models.registry import get_spec
 
+    from pixelforge.engine.cpu_memory import reuse_freed_memory
+
+    reuse_freed_memory()  # as `pixelforge train` does before it builds its loaders (process-wide, so set once)
     spec = get_spec("tf_efficientnet_lite0")
     workers = default_workers()
 

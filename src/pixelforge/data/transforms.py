@@ -65,8 +65,43 @@ def decode_size(img_size: int, crop_pct: float) -> int:
     return int(math.floor(img_size / crop_pct))
 
 
+class ToNormalizedFloat(torch.nn.Module):
+    """`v2.ToDtype(torch.float32, scale=True)` then `v2.Normalize(mean, std)`, in one pass after the cast.
+
+    Written by hand for speed: torchvision's pair makes four passes over every image (cast, scale, subtract, divide);
+    here it is a cast and one `addcmul`, x * 1/(255 std) - mean/std. That made the whole per-image training pipeline
+    (crop, flip, normalize, collate) ~1.2x faster (benchmarks B3). Values agree with the pair to ~1e-7. Inputs it
+    does not cover (other integer types, a channel count that differs from `mean`) go through the pair itself.
+
+    Example:
+        >>> to_input = ToNormalizedFloat(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+        >>> to_input(torch.tensor([0, 255], dtype=torch.uint8).view(1, 1, 2).expand(3, 1, 2))[0].round().tolist()
+        [[-1.0, 1.0]]
+    """
+
+    def __init__(self, mean, std):
+        super().__init__()
+        self.mean, self.std = tuple(float(m) for m in mean), tuple(float(s) for s in std)
+        mean_t = torch.tensor(self.mean).view(-1, 1, 1)
+        std_t = torch.tensor(self.std).view(-1, 1, 1)
+        self.shift, self.scale, self.uint8_scale = -mean_t / std_t, 1 / std_t, 1 / (255 * std_t)
+        self.pair = v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(self.mean), list(self.std))])
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        if image.ndim < 3 or image.shape[-3] != len(self.mean):
+            return self.pair(image)
+        if image.dtype == torch.uint8:
+            return torch.addcmul(self.shift, image.to(torch.float32), self.uint8_scale)
+        if image.is_floating_point():
+            return torch.addcmul(self.shift, image.to(torch.float32), self.scale)
+        return self.pair(image)
+
+    def extra_repr(self) -> str:
+        return f"mean={self.mean}, std={self.std}"
+
+
 def _to_model_input(mean, std) -> list:
-    return [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean=list(mean), std=list(std))]
+    return [ToNormalizedFloat(mean, std)]
 
 
 def eval_transform(img_size: int, mean, std) -> v2.Compose:
