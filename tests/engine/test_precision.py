@@ -45,5 +45,7 @@ def test_bf16_with_fp32_depthwise_learns_as_well_as_fp32_on_a_fixed_split(tmp_pa
     fp32 = pixelforge.train("digits", out=str(tmp_path / "fp32"), precision="32", **options)
     bf16 = pixelforge.train("digits", out=str(tmp_path / "bf16"), precision="bf16-mixed", **options)
     assert fp32.best_val_accuracy > 0.85
-    # measured 0.915 (fp32) vs 0.922 (bf16) of 270 validation digits; 0.03 is 8 images
-    assert bf16.best_val_accuracy == pytest.approx(fp32.best_val_accuracy, abs=0.03)
+    # Measured 0.915 (fp32) vs 0.922 (bf16) of 270 validation digits, and 0.919 vs 0.956 after a change of ~1e-7 in
+    # the input normalization: 3 short epochs differ by a few images either way. bf16 may do better; it must not
+    # do worse by more than 0.03 (8 images).
+    assert bf16.best_val_accuracy >= fp32.best_val_accuracy - 0.03
