@@ -44,12 +44,11 @@ def plain_side(work: Workload) -> dict:
 
 def pixelforge_side(work: Workload) -> dict:
     from pixelforge.data.dataset import ImageDataset
+    from pixelforge.engine.cpu_memory import reuse_freed_memory
     from pixelforge.data.transforms import decode_size, resolve_augment, train_transform
     from pixelforge.engine.threads import single_threaded, single_threaded_collate
     from pixelforge.engine.train import default_workers
     from pixelforge.models.registry import get_spec
-
-    from pixelforge.engine.cpu_memory import reuse_freed_memory
 
     reuse_freed_memory()  # as `pixelforge train` does before it builds its loaders (process-wide, so set once)
     spec = get_spec("tf_efficientnet_lite0")

@@ -1,4 +1,4 @@
-"""One lever measurement in a fresh interpreter (L12): `python -m benchmarks.fresh_step --variant ...` prints JSON.
+"""One lever measurement in a fresh interpreter (L11): `python -m benchmarks.fresh_step --variant ...` prints JSON.
 
 Process-wide settings (glibc's malloc thresholds) cannot be undone, so each side of such a pair runs in its own process.
 """

@@ -165,6 +165,7 @@ def fresh_process_rate(work: Workload, variant: str, reuse_freed_memory: bool) -
 
 def train_step_rows(work: Workload, repeats: int, say) -> list[Row]:
     from benchmarks.plain import plain_model
+    from pixelforge.engine.cpu_memory import reuse_freed_memory
 
     base = plain_model(len(work.classes))
     x = torch.randn(work.lever_batch, 3, work.img_size, work.img_size)
@@ -182,8 +183,6 @@ def train_step_rows(work: Workload, repeats: int, say) -> list[Row]:
     levers += [("L9", "bf16, depthwise fp32", "bf16, depthwise fp32, fused padding", "kept: end to end"),
                ("L10", "bf16, depthwise fp32, fused padding", DEFAULT_STEP, "kept: end to end")]
     rows = []
-    from pixelforge.engine.cpu_memory import reuse_freed_memory
-
     torch.set_flush_denormal(True)  # both sides, as `pixelforge train` does (engine/train.py)
     reuse_freed_memory()  # likewise; L11 measures what it gives, in fresh processes
     for case, before, after, note in levers:

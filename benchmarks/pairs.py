@@ -76,13 +76,13 @@ def _measured_in_child(start_method: str, fn, *args) -> dict:
     import multiprocessing
 
     multiprocessing.set_start_method(start_method, force=True)
-    return _measured_record(fn, *args)
+    return {**_measured_record(fn, *args), "fresh_process": True}
 
 
-def _measured_record(fn, *args, fresh_process: bool = True) -> dict:
+def _measured_record(fn, *args) -> dict:
     result, memory = measure(fn, *args)
     return {"result": result, "rss_added_mb": memory.added_mb, "rss_peak_mb": memory.peak_mb,
-            "rss_start_mb": round(memory.start_mb, 1), "fresh_process": fresh_process}
+            "rss_start_mb": round(memory.start_mb, 1)}
 
 
 def alternate(baseline_fn, pixelforge_fn, repeats: int, say=print) -> list[dict]:
@@ -98,11 +98,10 @@ def alternate(baseline_fn, pixelforge_fn, repeats: int, say=print) -> list[dict]
         run = {}
         for name, fn in sides:
             started = time.perf_counter()
-            record = fn() if isinstance(fn, FreshProcess) else _measured_record(fn, fresh_process=False)
-            run[name] = record
+            run[name] = record = fn() if isinstance(fn, FreshProcess) else _measured_record(fn)
             say(f"    {name:<10} done in {time.perf_counter() - started:6.1f} s "
                 f"(peak RSS {record['rss_peak_mb']:.0f} MB, {record['rss_added_mb']:+.0f} MB over its start"
-                f"{', fresh process' if record['fresh_process'] else ''})")
+                f"{', fresh process' if record.get('fresh_process') else ''})")
         runs.append(run)
     return runs
 

@@ -10,7 +10,7 @@ from timm.layers import Conv2dSame
 from torch import nn
 from torch.nn import functional as F
 
-from pixelforge.engine import exact_speedups as convs
+from pixelforge.engine import exact_speedups as speedups
 
 
 def _block():
@@ -20,7 +20,7 @@ def _block():
 
 def test_depthwise_convs_run_in_fp32_under_bf16_autocast():
     plain, kept = _block(), _block()
-    assert convs.keep_depthwise_fp32(kept) == 1 and convs.keep_depthwise_fp32(kept) == 1  # wraps once
+    assert speedups.keep_depthwise_fp32(kept) == 1 and speedups.keep_depthwise_fp32(kept) == 1  # wraps once
     x = torch.randn(2, 8, 12, 12)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         pointwise = kept[0](x)
@@ -42,7 +42,7 @@ def test_same_padded_depthwise_gives_exactly_the_unfused_result(kernel, size, ch
     torch.manual_seed(0)
     conv = Conv2dSame(16, 16, kernel, stride=2, groups=16, bias=False)
     reference = copy.deepcopy(conv)
-    assert convs.keep_depthwise_fp32(conv) == 1
+    assert speedups.keep_depthwise_fp32(conv) == 1
     layout = torch.channels_last if channels_last else torch.contiguous_format
     x = torch.randn(2, 16, size, size).to(torch.bfloat16).contiguous(memory_format=layout)
     ours_in, theirs_in = x.clone().requires_grad_(), x.clone().requires_grad_()
@@ -60,7 +60,7 @@ def test_same_padded_depthwise_gives_exactly_the_unfused_result(kernel, size, ch
 
 def test_the_wrapper_changes_nothing_outside_autocast():
     plain, kept = _block(), _block()
-    convs.keep_depthwise_fp32(kept)
+    speedups.keep_depthwise_fp32(kept)
     x = torch.randn(2, 8, 12, 12)
     assert torch.equal(plain(x), kept(x))
     assert list(plain.state_dict()) == list(kept.state_dict())
@@ -71,7 +71,7 @@ def test_fused_padding_of_a_bf16_conv_gives_exactly_timms_values_and_gradients()
     torch.manual_seed(0)
     conv = Conv2dSame(3, 16, 3, stride=2)
     reference = copy.deepcopy(conv)
-    assert convs.fuse_same_padding(nn.Sequential(conv)) == 1
+    assert speedups.fuse_same_padding(nn.Sequential(conv)) == 1
     x = torch.randn(2, 3, 10, 10).contiguous(memory_format=torch.channels_last)
     ours_in, theirs_in = x.clone().requires_grad_(), x.clone().requires_grad_()
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -86,10 +86,10 @@ def test_fused_padding_of_a_bf16_conv_gives_exactly_timms_values_and_gradients()
 
 def test_fused_padding_is_used_only_while_training_eagerly(monkeypatch):
     conv = Conv2dSame(4, 4, 3, stride=2, groups=4)
-    convs.fuse_same_padding(conv)
+    speedups.fuse_same_padding(conv)
     calls = []
-    real = convs._PadCast.apply
-    monkeypatch.setattr(convs._PadCast, "apply", lambda *a: calls.append(1) or real(*a))
+    real = speedups._PadCast.apply
+    monkeypatch.setattr(speedups._PadCast, "apply", lambda *a: calls.append(1) or real(*a))
     x = torch.randn(1, 4, 8, 8)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         conv.train()(x)
@@ -110,11 +110,11 @@ def test_a_whole_lite0_trains_identically_with_every_speedup_under_bf16():
     torch.manual_seed(0)
     ours = timm.create_model("tf_efficientnet_lite0", num_classes=3).train()
     theirs = copy.deepcopy(ours)
-    line = convs.apply_exact_speedups(ours, depthwise_fp32=True)
+    line = speedups.apply_exact_speedups(ours, depthwise_fp32=True)
     assert line == ("exact speed-ups: 16 depthwise convolutions kept in fp32 (bf16 on CPU: faster on oneDNN); "
                     "5 TF-'same' paddings fused with the cast; 33 ReLU6 out of place")
-    convs.keep_depthwise_fp32(ours)  # calling again changes nothing
-    for conv in convs.depthwise_convs(theirs):  # the plain way: cast up, timm's forward (F.pad + conv), cast back
+    speedups.keep_depthwise_fp32(ours)  # calling again changes nothing
+    for conv in speedups.depthwise_convs(theirs):  # the plain way: cast up, timm's forward (F.pad + conv), cast back
         conv.forward = functools.partial(_plain_fp32_conv, conv.forward)
     x = torch.randn(2, 3, 64, 64).contiguous(memory_format=torch.channels_last)
     y = torch.tensor([0, 2])
@@ -134,7 +134,7 @@ def test_a_whole_lite0_trains_identically_with_every_speedup_under_bf16():
 def test_relu6_out_of_place_keeps_values_and_gradients_at_the_clip_points(dtype):
     inplace = nn.Sequential(nn.Identity(), nn.ReLU6(inplace=True))
     outplace = nn.Sequential(nn.Identity(), nn.ReLU6(inplace=True))
-    assert convs.relu6_out_of_place(outplace) == 1 and not outplace[1].inplace
+    assert speedups.relu6_out_of_place(outplace) == 1 and not outplace[1].inplace
     x = torch.tensor([-1.0, 0.0, 0.5, 6.0, 7.0], dtype=dtype)
     a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
     ya, yb = inplace(a * 1), outplace(b * 1)  # `* 1`: in place needs a non-leaf

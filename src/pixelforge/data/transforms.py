@@ -90,11 +90,10 @@ class ToNormalizedFloat(torch.nn.Module):
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         if image.ndim < 3 or image.shape[-3] != len(self.mean):
             return self.pair(image)
-        if image.dtype == torch.uint8:
-            return torch.addcmul(self.shift, image.to(torch.float32), self.uint8_scale)
-        if image.is_floating_point():
-            return torch.addcmul(self.shift, image.to(torch.float32), self.scale)
-        return self.pair(image)
+        if image.dtype != torch.uint8 and not image.is_floating_point():
+            return self.pair(image)
+        scale = self.uint8_scale if image.dtype == torch.uint8 else self.scale
+        return torch.addcmul(self.shift, image.to(torch.float32), scale)
 
     def extra_repr(self) -> str:
         return f"mean={self.mean}, std={self.std}"

@@ -4,12 +4,12 @@ A training step allocates and frees the same large activation buffers over and o
 of blocks of 10-160 MB). glibc serves every block above its mmap threshold (128 KiB, adapting up to 32 MiB) with
 fresh pages from the kernel and unmaps it on free, so each step pays a page fault and a kernel zero-fill per 4 KiB of
 activation. On this 2-core Xeon a 57 MB fp32 clone took 15 ms that way and 2.6 ms from reused memory; the Lite0 bf16
-step ran ~1.15x faster (benchmarks L11). tcmalloc and jemalloc behave like this by design, which is why Intel's
+step ran ~1.1x faster (benchmarks L11). tcmalloc and jemalloc behave like this by design, which is why Intel's
 PyTorch CPU tuning guide recommends preloading them; raising glibc's two thresholds gets the same effect with no
 extra dependency and no `LD_PRELOAD`.
 
-The cost: up to `limit` bytes of freed memory stay in the process instead of going back to the OS (peak RSS is about
-what it was). The setting is process-wide and lasts for the process; elsewhere than glibc Linux this does nothing.
+The cost: up to `limit` bytes of freed memory stay in the process instead of going back to the OS, and peak RSS
+rose 10-15% in training (benchmarks B4). The setting is process-wide and lasts for the process; elsewhere than glibc Linux this does nothing.
 """
 
 from __future__ import annotations

@@ -21,7 +21,6 @@ segmentation have not been measured in bf16 yet: their `auto` is fp32.
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 
 # Tasks whose training was measured faster in bf16 (with fp32 depthwise convs) at the same accuracy:

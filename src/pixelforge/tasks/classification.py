@@ -130,9 +130,9 @@ def build_setup(cfg, source, classes: list[str], fabric, progress):
     from pixelforge.data.transforms import batch_mixer, decode_size, eval_transform, resolve_augment, train_transform
     from pixelforge.engine.compiled import CompiledTrainingForward, compile_decision
     from pixelforge.engine.features import FeatureDataset, FeatureExtractor, extract_features
+    from pixelforge.engine.exact_speedups import apply_exact_speedups
     from pixelforge.engine.setup import TaskSetup
     from pixelforge.engine.threads import single_threaded
-    from pixelforge.engine.exact_speedups import apply_exact_speedups
     from pixelforge.engine.train import default_workers
     from pixelforge.models.classifier import build_classifier
 
