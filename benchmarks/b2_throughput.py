@@ -23,7 +23,7 @@ def plain_side(work: Workload) -> dict:
 
 def pixelforge_side(work: Workload, data: str, run_index: list[int]) -> dict:
     import pixelforge
-    from pixelforge.engine import run_dir as rd
+    from pixelforge.runs import folder as rd
 
     run_index[0] += 1
     with captured_log():

@@ -63,7 +63,7 @@ def build_sides(run: Path, package: Path, threads: int) -> dict:
     import torch
 
     from pixelforge.deploy.runtime import Runtime
-    from pixelforge.evaluation.inference import load_run
+    from pixelforge.tasks.classify.inference import load_run
 
     torch.set_num_threads(threads)
     model = load_run(run).model.eval().to(memory_format=torch.channels_last)
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "deploy_inference.json")
     args = parser.parse_args(argv)
 
-    from pixelforge.evaluation.inference import load_run
+    from pixelforge.tasks.classify.inference import load_run
     from pixelforge.models.catalog import count_flops
 
     run, package = ensure_run_and_package(args.run, args.data, args.epochs)

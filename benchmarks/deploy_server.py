@@ -43,7 +43,7 @@ def naive_app(run_dir: str, threads: int = 0):
     from PIL import Image
     from torchvision import transforms
 
-    from pixelforge.evaluation.inference import load_run
+    from pixelforge.tasks.classify.inference import load_run
 
     loaded = load_run(run_dir)
     model, spec = loaded.model.eval(), loaded.model.spec
@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     from benchmarks.deploy_inference import DATA, ensure_run_and_package
     from pixelforge.engine.train import prepare_data
-    from pixelforge.evaluation.inference import load_run
+    from pixelforge.tasks.classify.inference import load_run
 
     run, package = ensure_run_and_package(args.run, DATA, 3)
     run, package = run.resolve(), package.resolve()  # the servers run in their own working directory

@@ -54,7 +54,7 @@ def _val_images(work: Workload, batch: int, limit: int) -> list[torch.Tensor]:
 
 
 def feature_rows(work: Workload, repeats: int, say) -> list[Row]:
-    from pixelforge.engine.features import FeatureExtractor
+    from pixelforge.tasks.classify.features import FeatureExtractor
     from pixelforge.models.classifier import build_classifier
 
     backbone = build_classifier("tf_efficientnet_lite0", len(work.classes)).backbone.eval()

@@ -92,8 +92,8 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
 
     import pixelforge
-    from pixelforge.evaluation.segmentation import evaluate_segmentation, load_segmentation_run, predict_full_resolution
-    from pixelforge.evaluation.segmentation_plots import plot_triplets
+    from pixelforge.tasks.segment.evaluate import evaluate_segmentation, load_segmentation_run, predict_full_resolution
+    from pixelforge.viz.segmentation import plot_triplets
 
     image, mask = load(args.image)
     data = write_tiles(image, mask, args.out / f"data-{args.image}", CLASSES[args.image])

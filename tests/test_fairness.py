@@ -12,7 +12,7 @@ from pixelforge.data.groups import has_groups, resolve_groups
 from pixelforge.data.sources import Sample
 from pixelforge.engine.balance import WeightedEpochSampler, balance_weights, build_train_sampler
 from pixelforge.errors import PixelforgeError
-from pixelforge.evaluation.fairness import before_after, bootstrap_intervals, format_groups, group_metrics, per_group
+from pixelforge.metrics.fairness import before_after, bootstrap_intervals, format_groups, group_metrics, per_group
 
 # Two classes, two groups of four images. Group a: 3 of 4 right; group b: 1 of 4 right.
 Y = torch.tensor([0, 0, 1, 1, 0, 1, 1, 1])

@@ -19,7 +19,7 @@ from PIL import Image
 
 import pixelforge
 from pixelforge.errors import PixelforgeError
-from pixelforge.evaluation.evaluate import evaluate
+from pixelforge.tasks.classify.evaluate import evaluate
 
 TINT = {"red": (60, -30, 0), "green": (-30, 60, 0)}
 SHORTCUT = {("common", "horizontal"): "red", ("common", "vertical"): "green",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from pixelforge.evaluation.model_card import peak_memory, write_model_card
+from pixelforge.tasks.classify.card import peak_memory, write_model_card
 
 
 def test_every_run_writes_a_model_card_with_all_sections(tiny_run):

@@ -20,11 +20,11 @@ def __getattr__(name):
 
         return train
     if name == "evaluate":
-        from pixelforge.evaluation.evaluate import evaluate
+        from pixelforge.tasks.classify.evaluate import evaluate
 
         return evaluate
     if name == "predict":
-        from pixelforge.evaluation.predict import predict
+        from pixelforge.tasks.classify.predict import predict
 
         return predict
     raise AttributeError(f"module 'pixelforge' has no attribute {name!r}")

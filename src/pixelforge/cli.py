@@ -134,14 +134,14 @@ def evaluate(
     or score existing predictions against ground truth with --task, --gt and --predictions."""
     _setup_logging(as_json)
     if gt is not None or predictions is not None:
-        from pixelforge.evaluation.score_files import score_files
+        from pixelforge.api.score_files import score_files
 
         metrics = score_files(task, gt, predictions, num_classes, ignore_index)
         typer.echo(json.dumps(metrics) if as_json else _summary_line(metrics))
         return
     if run is None:
         raise PixelforgeError("evaluate: give a RUN folder, or --task with --gt and --predictions")
-    from pixelforge.evaluation.evaluate import evaluate as run_evaluate
+    from pixelforge.tasks.classify.evaluate import evaluate as run_evaluate
 
     result = run_evaluate(run, data=data, split=split, out=out, groups=groups, compare=compare)
     if as_json:
@@ -158,7 +158,7 @@ def evaluate(
         typer.echo(f"  {name:20s} precision {row['precision']:.3f}  recall {row['recall']:.3f}  "
                    f"F1 {row['f1']:.3f}  support {row['support']}")
     if "groups" in m:
-        from pixelforge.evaluation.fairness import format_groups
+        from pixelforge.metrics.fairness import format_groups
 
         typer.echo(format_groups(m["groups"]))
     typer.echo(f"figures: {result.out_dir}")
@@ -203,7 +203,7 @@ def predict(
     if (run / "preprocess.json").is_file():  # an exported package: ONNX Runtime, no torch import
         from pixelforge.deploy.commands import predict_package as run_predict
     else:
-        from pixelforge.evaluation.predict import predict as run_predict
+        from pixelforge.tasks.classify.predict import predict as run_predict
 
     results = run_predict(run, paths, top_k=top_k)
     if csv_file:
@@ -245,7 +245,7 @@ def _predict_dense(task: str, run: Path, paths: list[str], out: Path, score_thre
             from pixelforge.deploy.export_instance import predict_package_folder
 
             return predict_package_folder(run, paths, out, score_threshold, nms_iou)
-        from pixelforge.evaluation.instance import predict_instance
+        from pixelforge.tasks.instance.evaluate import predict_instance
 
         return predict_instance(run, paths, out, score_threshold=score_threshold, nms_iou=nms_iou)
     if task == "detect":
@@ -253,14 +253,14 @@ def _predict_dense(task: str, run: Path, paths: list[str], out: Path, score_thre
             from pixelforge.deploy.export_detection import predict_package_folder
 
             return predict_package_folder(run, paths, out, score_threshold, nms_iou)
-        from pixelforge.evaluation.detection import predict_detection
+        from pixelforge.tasks.detect.evaluate import predict_detection
 
         return predict_detection(run, paths, out, score_threshold=score_threshold, nms_iou=nms_iou)
     if package:
         from pixelforge.deploy.export_segmentation import predict_package_folder
 
         return predict_package_folder(run, paths, out)
-    from pixelforge.evaluation.segmentation import predict_segmentation
+    from pixelforge.tasks.segment.evaluate import predict_segmentation
 
     return predict_segmentation(run, paths, out)
 

@@ -18,7 +18,7 @@ from tests.tasks.test_segmentation import CLASSES, write_tiny_masks
 def untrained_run(tmp_path_factory) -> Path:
     """A segmentation run folder holding an untrained U-Net (no training needed to test the conversion)."""
     from pixelforge.config import build_config, save_config
-    from pixelforge.engine import run_dir as rd
+    from pixelforge.runs import folder as rd
     from pixelforge.models.segmenters import build_segmenter
 
     root = tmp_path_factory.mktemp("segexport")
@@ -61,7 +61,7 @@ def test_export_is_refused_when_parity_fails(untrained_run, tmp_path, monkeypatc
 
 def test_package_predicts_pytorch_masks_without_importing_torch(untrained_run, tmp_path):
     from pixelforge.deploy.export_segmentation import export_segmentation_package
-    from pixelforge.evaluation.segmentation import load_segmentation_run, predict_full_resolution
+    from pixelforge.tasks.segment.evaluate import load_segmentation_run, predict_full_resolution
     from pixelforge.data.masks.images import load_image_any
 
     out = tmp_path / "pkg"

@@ -11,8 +11,8 @@ import pixelforge
 from pixelforge.data.dataset import ImageDataset
 from pixelforge.data.sources import resolve_data
 from pixelforge.data.transforms import decode_size, eval_transform, resolve_augment, train_transform
-from pixelforge.engine import features
-from pixelforge.engine.features import FeatureDataset, FeatureExtractor, extract_features
+from pixelforge.tasks.classify import features
+from pixelforge.tasks.classify.features import FeatureDataset, FeatureExtractor, extract_features
 from pixelforge.errors import PixelforgeError
 from pixelforge.models.classifier import build_classifier
 

@@ -7,7 +7,7 @@ import torch
 from lightning.fabric import Fabric
 from torch.utils.data import DataLoader
 
-from pixelforge.engine import run_dir as rd
+from pixelforge.runs import folder as rd
 from pixelforge.engine.loop import EpochSampler, Loop, LoopState
 from pixelforge.engine.schedule import build_optimizer, build_scheduler
 

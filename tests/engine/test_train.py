@@ -14,7 +14,7 @@ from PIL import Image
 
 import pixelforge
 from pixelforge.config import build_config
-from pixelforge.engine import run_dir as rd
+from pixelforge.runs import folder as rd
 from pixelforge.errors import PixelforgeError
 
 TINY = dict(model="simple_cnn", weights="none", img_size=32, strategy="full", lr=3e-3, quiet=True)

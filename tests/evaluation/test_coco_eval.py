@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from pixelforge.evaluation.coco_eval import STAT_KEYS, coco_metrics, plot_pr_curves
+from pixelforge.metrics.coco import STAT_KEYS, coco_metrics, plot_pr_curves
 
 CLASSES = {1: "circle", 2: "square", 3: "triangle"}
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from pixelforge.errors import PixelforgeError
-from pixelforge.evaluation.coco_eval import STAT_KEYS, coco_metrics
-from pixelforge.evaluation.instance import encode_masks, instance_metrics, score_instance_files
+from pixelforge.metrics.coco import STAT_KEYS, coco_metrics
+from pixelforge.tasks.instance.evaluate import encode_masks, instance_metrics, score_instance_files
 
 SIZE = (96, 128)  # height, width: objects from small (< 32² px) to medium
 

@@ -4,7 +4,7 @@ import numpy as np
 import torch
 from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
-from pixelforge.evaluation.metrics import classification_metrics, worst_mistakes
+from pixelforge.metrics.classification import classification_metrics, worst_mistakes
 
 
 def test_metrics_match_sklearn_on_a_random_fixture():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from pixelforge.evaluation.segmentation_metrics import ConfusionMatrix, segmentation_scores
+from pixelforge.metrics.segmentation import ConfusionMatrix, segmentation_scores
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ import torch
 
 from pixelforge.errors import PixelforgeError
 from pixelforge.models.segmenters import ARCHS, build_segmenter
-from pixelforge.tasks.segmentation import SegmentationTask, apply_strategy, param_groups
-from pixelforge.tasks.segmentation_losses import build_segmentation_loss
+from pixelforge.tasks.segment.task import SegmentationTask, apply_strategy, param_groups
+from pixelforge.tasks.segment.losses import build_segmentation_loss
 
 
 def _two_steps(model, strategy="full"):

@@ -3,7 +3,7 @@
 import torch
 
 from pixelforge.models.classifier import build_classifier
-from pixelforge.tasks.classification import ClassificationTask, apply_strategy, param_groups
+from pixelforge.tasks.classify.task import ClassificationTask, apply_strategy, param_groups
 
 
 def _trainable(params):

@@ -12,7 +12,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from pixelforge.errors import PixelforgeError
-from pixelforge.tasks.detection import DetectionTask, coco_results, prepare_data
+from pixelforge.tasks.detect.task import DetectionTask, coco_results, prepare_data
 
 CATEGORIES = {3: "box", 7: "disc"}  # non-contiguous ids: labels 1, 2 must map back to 3, 7
 
@@ -126,7 +126,7 @@ def test_engine_trains_a_detector_and_writes_the_report(tiny_detect_run):
 
 
 def test_evaluate_matches_scoring_its_own_files(tiny_detect_run):
-    from pixelforge.evaluation.detection import evaluate_detection, score_coco_files
+    from pixelforge.tasks.detect.evaluate import evaluate_detection, score_coco_files
 
     run, root = tiny_detect_run
     result = evaluate_detection(run, data=str(root), split="val", out=run / "eval-check")
@@ -136,7 +136,7 @@ def test_evaluate_matches_scoring_its_own_files(tiny_detect_run):
 
 
 def test_score_coco_files_errors_name_the_file(tmp_path, tiny_detect_run):
-    from pixelforge.evaluation.detection import score_coco_files
+    from pixelforge.tasks.detect.evaluate import score_coco_files
 
     _, root = tiny_detect_run
     gt = root / "annotations" / "val.json"
@@ -152,7 +152,7 @@ def test_score_coco_files_errors_name_the_file(tmp_path, tiny_detect_run):
 
 
 def test_predict_writes_coco_json_and_annotated_images(tmp_path, tiny_detect_run):
-    from pixelforge.evaluation.detection import predict_detection
+    from pixelforge.tasks.detect.evaluate import predict_detection
 
     run, root = tiny_detect_run
     files = sorted((root / "images" / "val").glob("*.png"))[:3]
@@ -171,7 +171,7 @@ def test_predict_writes_coco_json_and_annotated_images(tmp_path, tiny_detect_run
 def test_the_default_detector_learns_the_builtin_shapes(tmp_path):
     """The quickstart recipe, shortened to 4 epochs (~2 min on 2 cores): well above chance on the test split."""
     import pixelforge
-    from pixelforge.evaluation.detection import evaluate_detection
+    from pixelforge.tasks.detect.evaluate import evaluate_detection
 
     result = pixelforge.train("shapes", task="detect", arch="fasterrcnn", img_size=160, epochs=4, batch_size=8,
                               strategy="full", lr=2e-3, out=str(tmp_path / "run"), quiet=True)

@@ -77,7 +77,7 @@ def _batch(data: Path, img_size: int, count: int = 2):
 
 def test_two_training_steps_give_finite_losses_including_the_mask_loss(tiny_instance):
     from pixelforge.models.instance import build_mask_rcnn
-    from pixelforge.tasks.instance import InstanceTask, instance_target
+    from pixelforge.tasks.instance.task import InstanceTask, instance_target
 
     torch.manual_seed(0)
     model = build_mask_rcnn(num_classes=2, weights="none", img_size=96).train()
@@ -117,7 +117,7 @@ def test_imagenet_weights_load_into_the_encoder():
 
 def test_prepare_data_names_the_file_without_segmentations(tmp_path):
     from pixelforge.config import build_config
-    from pixelforge.tasks.instance import prepare_data
+    from pixelforge.tasks.instance.task import prepare_data
 
     data = write_tiny_instance(tmp_path / "boxes_only", count=4, masks=False)
     with pytest.raises(PixelforgeError, match=r"instances\.json.*segmentation.*--task detect"):
@@ -129,7 +129,7 @@ def test_prepare_data_names_the_file_without_segmentations(tmp_path):
 def _untrained_run(root: Path, data: Path) -> Path:
     """A run folder holding an untrained Mask R-CNN, as `train` would leave it (no training needed to test I/O)."""
     from pixelforge.config import build_config, save_config
-    from pixelforge.engine import run_dir as rd
+    from pixelforge.runs import folder as rd
     from pixelforge.models.instance import build_mask_rcnn
 
     torch.manual_seed(0)
@@ -146,7 +146,7 @@ def _untrained_run(root: Path, data: Path) -> Path:
 def test_predict_writes_rle_masks_at_each_files_own_size(tmp_path, tiny_instance):
     from pycocotools import mask as mask_utils
 
-    from pixelforge.evaluation.instance import predict_instance
+    from pixelforge.tasks.instance.evaluate import predict_instance
 
     run = _untrained_run(tmp_path / "run", tiny_instance)
     Image.open(tiny_instance / "images" / "001.png").resize((150, 70)).save(tmp_path / "wide.png")
@@ -168,7 +168,7 @@ def test_predict_writes_rle_masks_at_each_files_own_size(tmp_path, tiny_instance
 
 def test_training_writes_a_run_with_mask_metrics(tmp_path, tiny_instance):
     import pixelforge
-    from pixelforge.evaluation.instance import evaluate_instance
+    from pixelforge.tasks.instance.evaluate import evaluate_instance
 
     result = pixelforge.train(str(tiny_instance), task="instance", weights="none", img_size=64, epochs=1,
                               batch_size=4, strategy="full", lr=1e-3, test_fraction=0.2, out=str(tmp_path / "run"),
@@ -188,7 +188,7 @@ def test_training_writes_a_run_with_mask_metrics(tmp_path, tiny_instance):
 @pytest.mark.slow
 def test_mask_rcnn_learns_the_tiny_set_well_above_chance(tmp_path):
     import pixelforge
-    from pixelforge.evaluation.instance import evaluate_instance
+    from pixelforge.tasks.instance.evaluate import evaluate_instance
 
     data = write_tiny_instance(tmp_path / "data", count=60, size=(96, 96), seed=1)
     result = pixelforge.train(str(data), task="instance", img_size=96, epochs=8, batch_size=4, strategy="full",

@@ -71,7 +71,7 @@ def test_training_writes_a_report_with_segmentation_metrics(seg_run):
 
 
 def test_evaluate_scores_the_test_split_at_full_mask_resolution(seg_run, tiny_masks):
-    from pixelforge.evaluation.segmentation import evaluate_segmentation
+    from pixelforge.tasks.segment.evaluate import evaluate_segmentation
 
     result = evaluate_segmentation(seg_run)
     m = result.to_json()
@@ -84,7 +84,7 @@ def test_evaluate_scores_the_test_split_at_full_mask_resolution(seg_run, tiny_ma
 
 
 def test_predict_writes_palette_masks_and_overlays(seg_run, tiny_masks, tmp_path):
-    from pixelforge.evaluation.segmentation import predict_segmentation
+    from pixelforge.tasks.segment.evaluate import predict_segmentation
 
     paths = sorted((tiny_masks / "images").glob("*.png"))[:2]
     results = predict_segmentation(seg_run, paths, tmp_path / "pred")
@@ -95,7 +95,7 @@ def test_predict_writes_palette_masks_and_overlays(seg_run, tiny_masks, tmp_path
     assert Path(results[0]["overlay"]).is_file()
     assert abs(sum(results[0]["class_fractions"].values()) - 1) < 1e-4
     # The README's flow: predict into a folder, then score that folder against the truth masks as it is.
-    from pixelforge.evaluation.segmentation import score_mask_folders
+    from pixelforge.tasks.segment.evaluate import score_mask_folders
 
     truth = tmp_path / "truth"
     truth.mkdir()
@@ -106,7 +106,7 @@ def test_predict_writes_palette_masks_and_overlays(seg_run, tiny_masks, tmp_path
 
 
 def test_score_mask_folders_matches_by_stem_and_explains_mistakes(tiny_masks, tmp_path):
-    from pixelforge.evaluation.segmentation import score_mask_folders
+    from pixelforge.tasks.segment.evaluate import score_mask_folders
 
     gt = tiny_masks / "masks"
     pred = tmp_path / "pred"
@@ -132,7 +132,7 @@ def test_sixteen_bit_grey_data_gets_one_channel_and_dataset_normalisation(tmp_pa
 
     from pixelforge.config import build_config
     from pixelforge.engine.progress import EpochProgress
-    from pixelforge.tasks import segmentation
+    from pixelforge.tasks.segment import task as segmentation
 
     data = write_tiny_masks(tmp_path / "grey", count=6, grey16=True)
     cfg = build_config(data=str(data), task="segment", weights="none", img_size=32, strategy="linear", quiet=True)

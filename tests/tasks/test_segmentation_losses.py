@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from pixelforge.errors import PixelforgeError
-from pixelforge.tasks.segmentation_losses import LOSSES, build_segmentation_loss
+from pixelforge.tasks.segment.losses import LOSSES, build_segmentation_loss
 
 
 def _batch(seed=0):

@@ -8,7 +8,7 @@ import pytest
 @pytest.mark.slow
 def test_shapes_segmentation_learns_every_class(tmp_path):
     import pixelforge
-    from pixelforge.evaluation.segmentation import evaluate_segmentation
+    from pixelforge.tasks.segment.evaluate import evaluate_segmentation
 
     # 64 px and 6 epochs keep this near a minute on 2 cores; the README's recipe (128 px, 12 epochs) reaches 0.85+.
     result = pixelforge.train("shapes", task="segment", img_size=64, epochs=6, batch_size=8, strategy="full",

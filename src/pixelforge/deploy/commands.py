@@ -37,7 +37,7 @@ def export_command(
 ) -> None:
     """Export a run to a package (model, preprocess.json, classes.json, model card), checked against PyTorch."""
     from pixelforge.deploy.export import export_package
-    from pixelforge.evaluation.evaluate import run_task
+    from pixelforge.tasks.classify.evaluate import run_task
 
     _logging()
     task = run_task(run)

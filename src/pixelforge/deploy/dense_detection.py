@@ -10,7 +10,7 @@ the integer one the labels, the remaining float one the scores.
 
 An instance-segmentation package (task "instance", deploy/export_instance.py) is the same detector plus a "masks"
 output [N, 1, h, w] of probabilities in input pixels; each detection then also carries "mask": a bool [H, W] array
-at the image's own size (probabilities resized bilinearly, then > 0.5, as evaluation/instance.py does).
+at the image's own size (probabilities resized bilinearly, then > 0.5, as tasks/instance/evaluate.py does).
 """
 
 from __future__ import annotations

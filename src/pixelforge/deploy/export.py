@@ -76,7 +76,7 @@ def export_package(run_dir: str | Path, out: str | Path, format: str = "onnx", i
     out = Path(out)
     options = ExportOptions(format=format, int8=int8, fp16=fp16, **settings)
     _check_options(out, options)
-    from pixelforge.evaluation.inference import load_run
+    from pixelforge.tasks.classify.inference import load_run
 
     loaded = load_run(run_dir)
     spec = loaded.model.spec
@@ -204,7 +204,7 @@ def _samples(loaded, data: str | None, parity_images: int, calibration_images: i
 
 
 def _pytorch_logits(loaded, samples):
-    from pixelforge.evaluation.inference import run_inference
+    from pixelforge.tasks.classify.inference import run_inference
 
     logits, kept, _ = run_inference(loaded, samples)
     idx = {c: i for i, c in enumerate(loaded.classes)}

@@ -41,8 +41,8 @@ def export_detection_package(run_dir: str | Path, out: str | Path, data: str | N
         True
     """
     from pixelforge.deploy.package import staged_folder, write_dense_package_files, write_json
-    from pixelforge.evaluation.detection import load_detector, select_box_images
-    from pixelforge.tasks.detection import prepare_data
+    from pixelforge.tasks.detect.evaluate import load_detector, select_box_images
+    from pixelforge.tasks.detect.task import prepare_data
 
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):

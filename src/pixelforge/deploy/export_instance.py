@@ -11,7 +11,7 @@
 
 It is detection's package (deploy/export_detection.py) with one more output, so detection's runtime serves it
 (deploy/dense_detection.py resizes each mask's probabilities to the original image and thresholds them at 0.5, as
-evaluation/instance.py does). The export is refused unless every PyTorch detection has an ONNX Runtime twin (the
+tasks/instance/evaluate.py does). The export is refused unless every PyTorch detection has an ONNX Runtime twin (the
 detection rule: same label, IoU >= 0.99, |Δscore| <= 1e-3) and the twins' binarised (> 0.5) masks agree on at
 least 99.9 % of their pixels.
 """
@@ -40,9 +40,9 @@ def export_instance_package(run_dir: str | Path, out: str | Path, data: str | No
         True
     """
     from pixelforge.deploy.package import staged_folder, write_dense_package_files, write_json
-    from pixelforge.evaluation.detection import select_box_images
-    from pixelforge.evaluation.instance import load_instance_run
-    from pixelforge.tasks.instance import prepare_data
+    from pixelforge.tasks.detect.evaluate import select_box_images
+    from pixelforge.tasks.instance.evaluate import load_instance_run
+    from pixelforge.tasks.instance.task import prepare_data
 
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):

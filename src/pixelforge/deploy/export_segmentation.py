@@ -64,7 +64,7 @@ def export_segmentation_package(run_dir: str | Path, out: str | Path, data: str 
         1.0
     """
     from pixelforge.deploy.package import staged_folder, write_dense_package_files, write_json
-    from pixelforge.evaluation.segmentation import select_mask_samples, load_segmentation_run
+    from pixelforge.tasks.segment.evaluate import select_mask_samples, load_segmentation_run
 
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -167,7 +167,7 @@ def predict_masks_package(package_dir: str | Path, image_paths: list[str | Path]
 def predict_package_folder(package_dir: str | Path, paths: list[str | Path], out: str | Path) -> list[dict]:
     """`pixelforge predict PACKAGE IMAGES --out DIR` for a segmentation package: the same files and result dicts
     as `evaluation.segmentation.predict_segmentation`, without torch. Unreadable images get an "error" entry."""
-    from pixelforge.evaluation.segmentation_overlay import predict_files
+    from pixelforge.viz.segmentation_overlay import predict_files
 
     package = Path(package_dir)
     classes = json.loads((package / "classes.json").read_text())

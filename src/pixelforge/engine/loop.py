@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from pixelforge.engine import run_dir as rd
+from pixelforge.runs import folder as rd
 from pixelforge.errors import PixelforgeError
 
 

@@ -52,7 +52,7 @@ def lr_range_test(model, task, loader, fabric, make_optimizer, out_dir: Path | N
     suggestion = _steepest(lrs, losses)
     plot = None
     if out_dir is not None and fabric.global_rank == 0:
-        from pixelforge.evaluation.plots import plot_lr_find
+        from pixelforge.viz.plots import plot_lr_find
 
         plot = plot_lr_find(lrs, losses, suggestion, Path(out_dir) / "lr_find.png")
     return LRFinderResult(lrs, losses, suggestion, plot)
@@ -80,7 +80,7 @@ def find_lr_for_config(out: Path, **options) -> LRFinderResult:
     from pixelforge.engine.schedule import build_optimizer
     from pixelforge.engine.train import prepare_data
     from pixelforge.models.classifier import build_classifier, check_img_size
-    from pixelforge.tasks.classification import ClassificationTask, apply_strategy, param_groups
+    from pixelforge.tasks.classify.task import ClassificationTask, apply_strategy, param_groups
 
     cfg = build_config(None, **options)
     source, classes = prepare_data(cfg)
@@ -97,7 +97,7 @@ def find_lr_for_config(out: Path, **options) -> LRFinderResult:
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     make = lambda: build_optimizer(cfg.optimizer, param_groups(model, cfg.strategy, 1.0, cfg.backbone_lr_mult, cfg.weight_decay), 1.0)  # noqa: E731
     result = lr_range_test(model, ClassificationTask(cfg.label_smoothing), loader, fabric, make, None)
-    from pixelforge.evaluation.plots import plot_lr_find
+    from pixelforge.viz.plots import plot_lr_find
 
     result.plot = plot_lr_find(result.lrs, result.losses, result.suggestion, Path(out))
     return result

@@ -22,9 +22,9 @@ def run_quickstart(out: Path, quiet: bool = False) -> dict:
     from pixelforge.data.builtin import materialize
     from pixelforge.data.check import check_dataset
     from pixelforge.engine.train import train
-    from pixelforge.evaluation.evaluate import evaluate
-    from pixelforge.evaluation.predict import predict
-    from pixelforge.evaluation.report import write_run_report
+    from pixelforge.tasks.classify.evaluate import evaluate
+    from pixelforge.tasks.classify.predict import predict
+    from pixelforge.tasks.classify.report import write_run_report
 
     console = Console(stderr=True)
     data = materialize("digits")

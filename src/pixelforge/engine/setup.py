@@ -1,6 +1,6 @@
 """What a task hands the engine: the model, its data, and how to optimise it.
 
-Every task module (`pixelforge.tasks.classification`, `.detection`, `.segmentation`) turns a config and its data
+Every task module (`pixelforge.tasks.classify.task`, `.detection`, `.segmentation`) turns a config and its data
 into a `TaskSetup`; the engine (`engine/train.py`) owns everything after that — Fabric, the optimizer and schedule,
 the loop, checkpoints, resume and interruption — the same way for every task.
 

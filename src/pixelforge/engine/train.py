@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from pixelforge.config import TrainConfig, build_config, load_config, save_config
-from pixelforge.engine import run_dir as rd
+from pixelforge.runs import folder as rd
 from pixelforge.engine.balance import build_train_sampler, check_balance
 from pixelforge.engine.cpu_memory import reuse_freed_memory
 from pixelforge.engine.loop import EpochSampler, Loop, LoopState, set_rng_state
@@ -29,7 +29,7 @@ from pixelforge.engine.setup import TaskSetup
 from pixelforge.engine.threads import torch_threads
 from pixelforge.errors import PixelforgeError
 from pixelforge.models.classifier import check_img_size, check_weights_option
-from pixelforge.tasks.classification import prepare_data  # noqa: F401  (re-exported: evaluation and deploy use it)
+from pixelforge.tasks.classify.task import prepare_data  # noqa: F401  (re-exported: evaluation and deploy use it)
 
 log = logging.getLogger("pixelforge")
 
@@ -57,13 +57,13 @@ def default_workers() -> int:
 def task_module(task: str):
     """The module that implements `task`: prepare_data(cfg), build_setup(...), plus its evaluation helpers."""
     if task == "classify":
-        from pixelforge.tasks import classification as module
+        from pixelforge.tasks.classify import task as module
     elif task == "detect":
-        from pixelforge.tasks import detection as module
+        from pixelforge.tasks.detect import task as module
     elif task == "segment":
-        from pixelforge.tasks import segmentation as module
+        from pixelforge.tasks.segment import task as module
     elif task == "instance":
-        from pixelforge.tasks import instance as module
+        from pixelforge.tasks.instance import task as module
     else:
         raise PixelforgeError(f"task: unknown task {task!r}; choose classify, detect, segment or instance")
     return module
@@ -248,12 +248,12 @@ def _finish(run: Path, cfg: TrainConfig, state: LoopState, setup: TaskSetup, lr:
     if setup.unreadable:
         progress.info(f"{len(setup.unreadable)} unreadable image(s) skipped; listed in {run / 'summary.json'}")
     report = setup.write_report(run) if setup.write_report else None
-    from pixelforge.evaluation.model_card import peak_memory, write_model_card
+    from pixelforge.tasks.classify.card import peak_memory, write_model_card
 
     if cfg.task == "classify":
         write_model_card(run, peak_memory=peak_memory())
     else:  # boxes and masks: a shorter card from the report's validation metrics
-        from pixelforge.evaluation.dense_card import write_dense_card
+        from pixelforge.tasks.common.dense_card import write_dense_card
 
         write_dense_card(run, peak_memory=peak_memory())
     progress.info(f"best {monitor} {state.best_metric:.4f} at epoch {state.best_epoch}" + (f"; report: {report}" if report else ""))

@@ -44,8 +44,8 @@ def explain_images(run: str | Path, images: list[str], method: str = "gradcam", 
     from pixelforge.data.dataset import decode_resized
     from pixelforge.data.images import ImageReadError
     from pixelforge.data.sources import collect_paths
-    from pixelforge.engine import run_dir as rd
-    from pixelforge.evaluation.inference import load_run
+    from pixelforge.runs import folder as rd
+    from pixelforge.tasks.classify.inference import load_run
     from pixelforge.explain.faithfulness import faithfulness_summary
     from pixelforge.explain.methods import check_method, heatmaps
     from pixelforge.explain.overlay import save_explanation

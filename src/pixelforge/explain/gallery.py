@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pixelforge.evaluation.metrics import worst_mistakes
-from pixelforge.evaluation.plots import plot_gallery
+from pixelforge.metrics.classification import worst_mistakes
+from pixelforge.viz.plots import plot_gallery
 
 
 def pick_examples(logits: torch.Tensor, targets: torch.Tensor, per_kind: int = 4) -> tuple[list[int], list[int]]:

@@ -12,14 +12,14 @@ import torch
 
 from pixelforge.data.groups import has_groups
 from pixelforge.data.sources import DataSource, Sample, resolve_data
-from pixelforge.engine import run_dir as rd
+from pixelforge.runs import folder as rd
 from pixelforge.errors import PixelforgeError
-from pixelforge.evaluation.result import EvalResult
-from pixelforge.evaluation.run_files import held_out_split
-from pixelforge.evaluation.fairness import bootstrap_intervals, group_report
-from pixelforge.evaluation.inference import LoadedRun, load_run, run_inference
-from pixelforge.evaluation.metrics import classification_metrics, worst_mistakes
-from pixelforge.evaluation.plots import plot_confusion, plot_gallery
+from pixelforge.runs.result import EvalResult
+from pixelforge.runs.files import held_out_split
+from pixelforge.metrics.fairness import bootstrap_intervals, group_report
+from pixelforge.tasks.classify.inference import LoadedRun, load_run, run_inference
+from pixelforge.metrics.classification import classification_metrics, worst_mistakes
+from pixelforge.viz.plots import plot_confusion, plot_gallery
 from pixelforge.explain.gallery import explanation_gallery
 
 
@@ -62,15 +62,15 @@ def evaluate(run_dir: str | Path, data: str | None = None, split: str | None = N
     """
     task = loaded.config.task if loaded else run_task(run_dir)
     if task == "detect":
-        from pixelforge.evaluation.detection import evaluate_detection
+        from pixelforge.tasks.detect.evaluate import evaluate_detection
 
         return evaluate_detection(run_dir, data=data, split=split, out=out)
     if task == "segment":
-        from pixelforge.evaluation.segmentation import evaluate_segmentation
+        from pixelforge.tasks.segment.evaluate import evaluate_segmentation
 
         return evaluate_segmentation(run_dir, data=data, split=split, out=out)
     if task == "instance":
-        from pixelforge.evaluation.instance import evaluate_instance
+        from pixelforge.tasks.instance.evaluate import evaluate_instance
 
         return evaluate_instance(run_dir, data=data, split=split, out=out)
     loaded = loaded or load_run(run_dir)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from pixelforge.engine import run_dir as rd
-from pixelforge.evaluation.plots import plot_curves
+from pixelforge.runs import folder as rd
+from pixelforge.viz.plots import plot_curves
 
 _STYLE = """body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;color:#222}
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}
@@ -54,7 +54,7 @@ def _table(per_class: dict) -> str:
 
 def write_run_report(run: Path, evaluation=None) -> Path:
     """Evaluate the run's best checkpoint on its held-out split (unless given) and write `report.html`."""
-    from pixelforge.evaluation.evaluate import evaluate
+    from pixelforge.tasks.classify.evaluate import evaluate
 
     evaluation = evaluation or evaluate(run)
     m = evaluation.metrics
@@ -80,7 +80,7 @@ def write_run_report(run: Path, evaluation=None) -> Path:
 
         parts.append(gallery_html(rel(evaluation.figures["gradcam"]), m.get("faithfulness")))
     if "groups" in m:
-        from pixelforge.evaluation.fairness import groups_html
+        from pixelforge.metrics.fairness import groups_html
 
         parts.append(groups_html(m["groups"]))
     return write_page(run, parts, summary.get("unreadable_images") or [])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime
 from pathlib import Path
 
-from pixelforge.engine import run_dir as rd
+from pixelforge.runs import folder as rd
 
 TASK_NAMES = {"detect": "object detection", "segment": "semantic segmentation", "instance": "instance segmentation"}
 # Headline metrics per task, in the order a reader wants them.

@@ -217,7 +217,7 @@ def group_report(loaded, samples: list, logits: torch.Tensor, targets: torch.Ten
         pass
     result = group_metrics(logits.softmax(1), targets, groups, loaded.classes, train_groups, spec, threshold)
     if baseline is not None:
-        from pixelforge.evaluation.inference import load_run, run_inference
+        from pixelforge.tasks.classify.inference import load_run, run_inference
 
         before_run = load_run(baseline)
         if before_run.classes != loaded.classes:

@@ -6,9 +6,9 @@ import html
 import math
 from pathlib import Path
 
-from pixelforge.engine import run_dir as rd
-from pixelforge.evaluation.plots import plot_curves
-from pixelforge.evaluation.report import link, page_start, write_page
+from pixelforge.runs import folder as rd
+from pixelforge.viz.plots import plot_curves
+from pixelforge.tasks.classify.report import link, page_start, write_page
 
 
 def _fmt(value) -> str:
@@ -21,7 +21,7 @@ CURVE_PANELS = (("loss (sum of the detector's losses)", [("train_loss", "train")
 
 def write_detection_report(run: Path, evaluation=None) -> Path:
     """Evaluate the run's best checkpoint on its val split (unless given) and write `report.html`."""
-    from pixelforge.evaluation.detection import evaluate_detection
+    from pixelforge.tasks.detect.evaluate import evaluate_detection
 
     evaluation = evaluation or evaluate_detection(run, split="val")
     m = evaluation.metrics

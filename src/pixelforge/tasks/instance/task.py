@@ -1,6 +1,6 @@
 """Instance segmentation as an engine task: detection plus a mask per object (Mask R-CNN, He et al. 2017).
 
-Everything but the masks is detection's (`tasks/detection.py`): the same COCO data readers and splits, the same
+Everything but the masks is detection's (`tasks/detect/task.py`): the same COCO data readers and splits, the same
 augmentation (transforms v2 move masks with their boxes), the same fine-tuning strategies on the encoder, the
 same frozen batch-norm statistics. What differs: targets carry each object's mask, training sums Mask R-CNN's
 loss dict (detection's four losses plus `loss_mask`), and validation scores the masks with pycocotools
@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from pixelforge.errors import PixelforgeError
-from pixelforge.tasks.detection import DetectionTask, plain_target
+from pixelforge.tasks.detect.task import DetectionTask, plain_target
 
 DEFAULT_ARCH = "maskrcnn"
 
@@ -32,12 +32,12 @@ class InstanceTask(DetectionTask):
         return {"loss": sum(losses.values()), "count": len(images)}
 
     def image_results(self, output: dict, image_id: int, input_hw: tuple, original_wh: tuple) -> list[dict]:
-        from pixelforge.evaluation.instance import instance_results
+        from pixelforge.tasks.instance.evaluate import instance_results
 
         return instance_results(output, image_id, input_hw, original_wh, self.category_ids)
 
     def scores(self, results: list[dict]) -> dict:
-        from pixelforge.evaluation.instance import instance_metrics
+        from pixelforge.tasks.instance.evaluate import instance_metrics
 
         metrics = instance_metrics(self.val_gt, results)
         box = metrics["box"]
@@ -89,7 +89,7 @@ def build_setup(cfg, source, classes: list[str], fabric, progress):
     """Mask R-CNN, its datasets (decoded once into RAM, masks included) and optimizer groups, as a `TaskSetup`."""
     from pixelforge.data.boxes.coco import coco_dict
     from pixelforge.models.instance import build_mask_rcnn
-    from pixelforge.tasks.detection import box_task_setup
+    from pixelforge.tasks.detect.task import box_task_setup
 
     model = build_mask_rcnn(cfg.model, len(classes), cfg.weights, cfg.img_size, cfg.anchor_sizes, cfg.min_size,
                             cfg.max_size)
@@ -108,6 +108,6 @@ def build_setup(cfg, source, classes: list[str], fabric, progress):
 
 def write_report(run_dir: Path, evaluation=None) -> Path:
     """Evaluate best.ckpt on the run's val split (unless `evaluation` is given) and write report.html + figures."""
-    from pixelforge.evaluation.instance_report import write_instance_report
+    from pixelforge.tasks.instance.report import write_instance_report
 
     return write_instance_report(Path(run_dir), evaluation)

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from pixelforge.errors import PixelforgeError
-from pixelforge.evaluation.coco_eval import coco_metrics
+from pixelforge.metrics.coco import coco_metrics
 from pixelforge.models.detectors import (DEFAULT_ARCH, build_detector, check_detector_options, encoder_of,
                                          encoder_stages)
 
@@ -205,6 +205,6 @@ def box_task_setup(cfg, source, classes, fabric, progress, model, make_task, tra
 
 def write_report(run_dir: Path) -> Path:
     """Evaluate best.ckpt on the run's val split and write report.html with its figures."""
-    from pixelforge.evaluation.detection_report import write_detection_report
+    from pixelforge.tasks.detect.report import write_detection_report
 
     return write_detection_report(Path(run_dir))

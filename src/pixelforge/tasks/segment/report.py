@@ -5,9 +5,9 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from pixelforge.engine import run_dir as rd
-from pixelforge.evaluation.plots import plot_curves
-from pixelforge.evaluation.report import link, page_start, write_page
+from pixelforge.runs import folder as rd
+from pixelforge.viz.plots import plot_curves
+from pixelforge.tasks.classify.report import link, page_start, write_page
 
 CURVE_PANELS = (("loss", [("train_loss", "train"), ("val_loss", "val")]), ("val mIoU", [("val_miou", "val")]))
 

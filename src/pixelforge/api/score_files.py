@@ -18,17 +18,17 @@ def score_files(task: str | None, gt: Path | None, predictions: Path | None, num
     if gt is None or predictions is None:
         raise PixelforgeError("evaluate: --gt and --predictions go together; give both")
     if task == "detect":
-        from pixelforge.evaluation.detection import score_coco_files
+        from pixelforge.tasks.detect.evaluate import score_coco_files
 
         return score_coco_files(gt, predictions)
     if task == "instance":
-        from pixelforge.evaluation.instance import score_instance_files
+        from pixelforge.tasks.instance.evaluate import score_instance_files
 
         return score_instance_files(gt, predictions)
     if task == "segment":
         if num_classes is None:
             raise PixelforgeError("evaluate --task segment: --num-classes K is required with --gt/--predictions")
-        from pixelforge.evaluation.segmentation import score_mask_folders
+        from pixelforge.tasks.segment.evaluate import score_mask_folders
 
         return score_mask_folders(gt, predictions, num_classes, ignore_index)
     raise PixelforgeError(f"evaluate --gt/--predictions: --task must be detect, segment or instance (got {task!r})")

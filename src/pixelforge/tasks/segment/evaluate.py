@@ -3,7 +3,7 @@
 Predictions are scored at each ground-truth mask's full resolution: the image is resized so its shorter side is the
 run's `img_size` (the scale the model trained at), the logits are upsampled bilinearly to the mask's size, and only
 then is the class picked per pixel. Scoring at the training crop size would hide boundary errors, and scores would
-change with `img_size`. Scores and their conventions: `evaluation/segmentation_metrics.py`.
+change with `img_size`. Scores and their conventions: `metrics/segmentation.py`.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from pixelforge.engine import run_dir as rd
+from pixelforge.runs import folder as rd
 from pixelforge.errors import PixelforgeError
-from pixelforge.evaluation.result import EvalResult
-from pixelforge.evaluation.segmentation_metrics import ConfusionMatrix
-from pixelforge.evaluation.segmentation_overlay import to_display
-from pixelforge.evaluation.segmentation_plots import plot_pixel_confusion, plot_triplets
+from pixelforge.runs.result import EvalResult
+from pixelforge.metrics.segmentation import ConfusionMatrix
+from pixelforge.viz.segmentation_overlay import to_display
+from pixelforge.viz.segmentation import plot_pixel_confusion, plot_triplets
 
 GALLERY_IMAGES = 6
 
@@ -45,9 +45,9 @@ class SegmentationRun:
 
 def load_segmentation_run(run_dir: str | Path, checkpoint: str = "best.ckpt") -> SegmentationRun:
     """Rebuild the run's segmenter from config.yaml (weights none) and load its checkpoint; no network needed."""
-    from pixelforge.evaluation.run_files import read_run
+    from pixelforge.runs.files import read_run
     from pixelforge.models.segmenters import build_segmenter
-    from pixelforge.tasks.segmentation import DEFAULT_ARCH
+    from pixelforge.tasks.segment.task import DEFAULT_ARCH
 
     run, cfg, classes, state = read_run(run_dir, "segment", checkpoint)
     model = build_segmenter(state.get("arch", cfg.arch or DEFAULT_ARCH), cfg.model, len(classes),
@@ -85,10 +85,10 @@ def predict_full_resolution(run: SegmentationRun, image: np.ndarray, size: tuple
 def select_mask_samples(run: SegmentationRun, data: str | None, split: str | None):
     from pixelforge.data.masks.source import read_masks
 
-    from pixelforge.evaluation.run_files import held_out_split
+    from pixelforge.runs.files import held_out_split
 
     if data is None:
-        from pixelforge.tasks.segmentation import prepare_data
+        from pixelforge.tasks.segment.task import prepare_data
 
         source, _ = prepare_data(run.config)
     else:
@@ -224,7 +224,7 @@ def predict_segmentation(run_dir: str | Path, paths: list[str | Path], out: str 
         >>> predict_segmentation("runs/segment-shapes", ["scan.png"], "out")[0]["mask"]  # doctest: +SKIP
         'out/scan.png'
     """
-    from pixelforge.evaluation.segmentation_overlay import predict_files
+    from pixelforge.viz.segmentation_overlay import predict_files
 
     run = load_segmentation_run(run_dir)
     return predict_files(paths, Path(out), run.classes, lambda image: predict_full_resolution(run, image))

@@ -129,7 +129,7 @@ def build_setup(cfg, source, classes: list[str], fabric, progress):
     from pixelforge.data.dataset import ImageDataset
     from pixelforge.data.transforms import batch_mixer, decode_size, eval_transform, resolve_augment, train_transform
     from pixelforge.engine.compiled import CompiledTrainingForward, compile_decision
-    from pixelforge.engine.features import FeatureDataset, FeatureExtractor, extract_features
+    from pixelforge.tasks.classify.features import FeatureDataset, FeatureExtractor, extract_features
     from pixelforge.engine.exact_speedups import apply_exact_speedups
     from pixelforge.engine.setup import TaskSetup
     from pixelforge.engine.threads import single_threaded
@@ -192,7 +192,7 @@ def build_setup(cfg, source, classes: list[str], fabric, progress):
             progress.info(f"gradual: {trainable} of {len(model.stages())} backbone stages trainable")
 
     def write_report(run_dir):
-        from pixelforge.evaluation.report import write_run_report
+        from pixelforge.tasks.classify.report import write_run_report
 
         return write_run_report(run_dir)
 

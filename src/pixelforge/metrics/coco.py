@@ -117,7 +117,7 @@ def empty_metrics(names: dict[int, str], has_gt: bool, num_images: int, num_dete
 
 def plot_pr_curves(metrics: dict, path: Path, title: str = "precision-recall at IoU 0.50") -> Path:
     """One precision-recall curve per class (IoU 0.50, COCO's interpolated precision) with its AP50 in the legend."""
-    from pixelforge.evaluation.plots import plt
+    from pixelforge.viz.plots import plt
 
     curve = metrics["pr_curve"]
     fig, ax = plt.subplots(figsize=(5.5, 4.5))

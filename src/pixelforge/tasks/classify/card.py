@@ -16,7 +16,7 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from pixelforge.engine import run_dir as rd
+from pixelforge.runs import folder as rd
 from pixelforge.errors import PixelforgeError
 
 
@@ -117,7 +117,7 @@ def _metrics_section(m: dict | None) -> str:
 
 
 def _fairness_section(m: dict | None) -> str:
-    from pixelforge.evaluation.fairness import groups_table_rows
+    from pixelforge.metrics.fairness import groups_table_rows
 
     if not m or "groups" not in m:
         return ("Not measured: the evaluation data had no group attribute. Add a `group` column to a CSV (or pass "

@@ -5,10 +5,10 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from pixelforge.engine import run_dir as rd
-from pixelforge.evaluation.detection_report import _fmt
-from pixelforge.evaluation.plots import plot_curves
-from pixelforge.evaluation.report import link, page_start, write_page
+from pixelforge.runs import folder as rd
+from pixelforge.tasks.detect.report import _fmt
+from pixelforge.viz.plots import plot_curves
+from pixelforge.tasks.classify.report import link, page_start, write_page
 
 CURVE_PANELS = (("loss (sum of Mask R-CNN's losses)", [("train_loss", "train")]),
                 ("validation COCO mAP", [("val_mask_map50", "mask mAP50"), ("val_mask_map", "mask mAP@[.5:.95]"),
@@ -17,7 +17,7 @@ CURVE_PANELS = (("loss (sum of Mask R-CNN's losses)", [("train_loss", "train")])
 
 def write_instance_report(run: Path, evaluation=None) -> Path:
     """Evaluate best.ckpt on the run's val split (unless `evaluation` is given) and write report.html + figures."""
-    from pixelforge.evaluation.instance import evaluate_instance
+    from pixelforge.tasks.instance.evaluate import evaluate_instance
 
     run = Path(run)
     evaluation = evaluation or evaluate_instance(run, split="val")

@@ -12,7 +12,7 @@ from pixelforge.config import TrainConfig, load_config
 from pixelforge.data.dataset import ImageDataset
 from pixelforge.data.sources import Sample
 from pixelforge.data.transforms import decode_size, eval_transform
-from pixelforge.engine import run_dir as rd
+from pixelforge.runs import folder as rd
 from pixelforge.models.classifier import Classifier, build_classifier
 
 

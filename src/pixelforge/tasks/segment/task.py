@@ -18,9 +18,9 @@ import torch
 from torch import nn
 
 from pixelforge.errors import PixelforgeError
-from pixelforge.evaluation.segmentation_metrics import ConfusionMatrix
-from pixelforge.tasks.classification import ClassificationTask
-from pixelforge.tasks.segmentation_losses import build_segmentation_loss
+from pixelforge.metrics.segmentation import ConfusionMatrix
+from pixelforge.tasks.classify.task import ClassificationTask
+from pixelforge.tasks.segment.losses import build_segmentation_loss
 
 DEFAULT_ARCH = "unet"
 
@@ -194,8 +194,8 @@ def build_setup(cfg, source, classes: list[str], fabric, progress):
 
 def write_report(run_dir: Path) -> Path:
     """Evaluate best.ckpt on the run's val split at full mask resolution and write report.html with its figures."""
-    from pixelforge.evaluation.segmentation import evaluate_segmentation
-    from pixelforge.evaluation.segmentation_report import write_segmentation_report
+    from pixelforge.tasks.segment.evaluate import evaluate_segmentation
+    from pixelforge.tasks.segment.report import write_segmentation_report
 
     run_dir = Path(run_dir)
     evaluation = evaluate_segmentation(run_dir, split="val")

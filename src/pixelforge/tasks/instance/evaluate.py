@@ -1,7 +1,7 @@
 """Scoring and running a trained instance-segmentation run: COCO mask AP, evaluate on a split, predict masks.
 
 Mask AP is pycocotools' COCOeval with `iouType="segm"`, the reference implementation, fed from memory (see
-`evaluation/coco_eval.py` for why we never re-implement the matching). Two conventions follow the published
+`metrics/coco.py` for why we never re-implement the matching). Two conventions follow the published
 evaluations (detectron2's COCOEvaluator):
     - predicted masks are the model's mask probabilities resized to the original image and thresholded at 0.5,
       stored as compressed RLE (`pycocotools.mask.encode`, counts as text so the results are JSON);
@@ -21,10 +21,10 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from pixelforge.engine import run_dir as rd
+from pixelforge.runs import folder as rd
 from pixelforge.errors import PixelforgeError
-from pixelforge.evaluation.result import EvalResult
-from pixelforge.evaluation.coco_eval import (as_coco, empty_metrics, coco_metrics, complete_ground_truth,
+from pixelforge.runs.result import EvalResult
+from pixelforge.metrics.coco import (as_coco, empty_metrics, coco_metrics, complete_ground_truth,
                                              named_stats, plot_pr_curves)
 
 MASK_THRESHOLD = 0.5  # mask probability above which a pixel belongs to the object (Mask R-CNN's paper and tools)
@@ -107,7 +107,7 @@ def instance_results(output: dict, image_id: int, input_hw: tuple[int, int], ori
     Masks are resized as probabilities and thresholded afterwards, so edges are not the staircase of an upscaled
     binary mask.
     """
-    from pixelforge.tasks.detection import coco_results
+    from pixelforge.tasks.detect.task import coco_results
 
     rows = coco_results(output, image_id, input_hw, original_wh, category_ids)
     if rows:
@@ -165,7 +165,7 @@ class InstanceRun:
 
 def load_instance_run(run_dir: str | Path, checkpoint: str = "best.ckpt") -> InstanceRun:
     """Rebuild the run's Mask R-CNN from config.yaml (no download) and load its checkpoint."""
-    from pixelforge.evaluation.run_files import read_run
+    from pixelforge.runs.files import read_run
     from pixelforge.models.instance import build_mask_rcnn_for_run
 
     run, cfg, classes, state = read_run(run_dir, "instance", checkpoint)
@@ -190,8 +190,8 @@ def evaluate_instance(run_dir: str | Path, data: str | None = None, split: str |
     from pixelforge.data.boxes.transforms import eval_box_transform
 
     run = load_instance_run(run_dir)
-    from pixelforge.evaluation.detection import select_box_images
-    from pixelforge.tasks.instance import prepare_data
+    from pixelforge.tasks.detect.evaluate import select_box_images
+    from pixelforge.tasks.instance.task import prepare_data
 
     images, categories, name, mapping = select_box_images(run.config, run.classes, data, split, prepare_data)
     size = run.config.img_size
@@ -334,7 +334,7 @@ def plot_instance_gallery(images: list, results: list[dict], names: dict[int, st
                           min_score: float = GALLERY_SCORE) -> Path:
     """Truth (left) beside prediction (right, results scoring >= min_score) for each `BoxImage`; a PNG."""
     from pixelforge.data.boxes.dataset import rasterize
-    from pixelforge.evaluation.plots import plt
+    from pixelforge.viz.plots import plt
 
     fig, axes = plt.subplots(len(images), 2, figsize=(7, 3.3 * len(images)), squeeze=False)
     for (left, right), image in zip(axes, images):

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pixelforge.engine import run_dir as rd
+from pixelforge.runs import folder as rd
 from pixelforge.errors import PixelforgeError
-from pixelforge.evaluation.result import EvalResult
-from pixelforge.evaluation.coco_eval import coco_metrics, plot_pr_curves
+from pixelforge.runs.result import EvalResult
+from pixelforge.metrics.coco import coco_metrics, plot_pr_curves
 
 
 @dataclass
@@ -32,7 +32,7 @@ class LoadedDetector:
 
 def load_detector(run_dir: str | Path, checkpoint: str = "best.ckpt") -> LoadedDetector:
     """Rebuild a detection run's model from its config and load `checkpoint` (no weights are downloaded)."""
-    from pixelforge.evaluation.run_files import read_run
+    from pixelforge.runs.files import read_run
     from pixelforge.models.detectors import build_detector_for_run
 
     run, cfg, classes, state = read_run(run_dir, "detect", checkpoint)
@@ -50,7 +50,7 @@ def run_detector(loaded: LoadedDetector, images: list, label_to_category: list[i
     """
     from pixelforge.data.boxes.dataset import BoxDataset
     from pixelforge.data.boxes.transforms import eval_box_transform
-    from pixelforge.tasks.detection import coco_results
+    from pixelforge.tasks.detect.task import coco_results
 
     size = loaded.config.img_size
     data = BoxDataset(images, sorted({int(c) for image in images for c in image.labels}), eval_box_transform(size), size)
@@ -75,7 +75,7 @@ def select_box_images(config, classes: list[str], data: str | None, split: str |
     """
     from pixelforge.data.boxes.source import read_boxes
 
-    from pixelforge.evaluation.run_files import held_out_split
+    from pixelforge.runs.files import held_out_split
 
     source = prepare_data(config)[0] if data is None else read_boxes(data)
     name = held_out_split(source, split, own_data=data is None)
@@ -104,10 +104,10 @@ def evaluate_detection(run_dir: str | Path, data: str | None = None, split: str 
         0.93
     """
     from pixelforge.data.boxes.coco import coco_dict
-    from pixelforge.evaluation.detection_plots import detection_gallery
+    from pixelforge.viz.detection import detection_gallery
 
     loaded = loaded or load_detector(run_dir)
-    from pixelforge.tasks.detection import prepare_data
+    from pixelforge.tasks.detect.task import prepare_data
 
     images, categories, name, mapping = select_box_images(loaded.config, loaded.classes, data, split, prepare_data)
     results, kept, pixels, unreadable = run_detector(loaded, images, mapping)
@@ -177,7 +177,7 @@ def predict_detection(run_dir: str | Path, paths: list[str | Path], out: str | P
     from pixelforge.data.boxes.source import BoxImage, empty_boxes
     from pixelforge.data.images import load_rgb
     from pixelforge.data.sources import collect_paths
-    from pixelforge.evaluation.detection_plots import draw_detections
+    from pixelforge.viz.detection import draw_detections
 
     files = collect_paths([str(p) for p in paths])
     if not files:

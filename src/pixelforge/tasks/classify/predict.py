@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pixelforge.data.sources import Sample, collect_paths
 from pixelforge.errors import PixelforgeError
-from pixelforge.evaluation.inference import load_run, run_inference
+from pixelforge.tasks.classify.inference import load_run, run_inference
 
 
 def predict(run_dir: str | Path, paths: list[str | Path], top_k: int = 1, batch_size: int = 64) -> list[dict]:
