@@ -1,0 +1,60 @@
+"""The task registry: the one place that maps a task's name (`--task detect`) to the code that implements it.
+
+A dict and a decorator that refuses duplicates, as torchvision's model registry; the built-in tasks are imported
+explicitly in `_load_builtin_tasks`, so nothing registers itself by accident. Everything above the tasks layer
+(the API, the CLI, export, serving, video) asks `get_task(name)` and calls the task's methods; nothing else in
+pixelforge compares task names.
+
+Adding a task (see ARCHITECTURE.md): subclass `Task`, decorate it with `@register_task`, import it. A test module
+can do exactly that and train it through `pixelforge.train(..., task="mytask")`.
+"""
+
+from __future__ import annotations
+
+from pixelforge.errors import PixelforgeError
+from pixelforge.tasks.base import Task
+
+TASKS: dict[str, type[Task]] = {}
+
+
+def register_task(cls: type[Task]) -> type[Task]:
+    """Class decorator: make `cls` reachable as `--task cls.name`.
+
+    Example:
+        >>> @register_task
+        ... class Toy(Task):
+        ...     name = "toy-doc"
+        >>> get_task("toy-doc").name
+        'toy-doc'
+    """
+    if not cls.name:
+        raise ValueError(f"{cls.__name__}: a task needs a `name`")
+    if cls.name in TASKS and TASKS[cls.name] is not cls:
+        raise ValueError(f"task {cls.name!r} is already registered by {TASKS[cls.name].__qualname__}")
+    TASKS[cls.name] = cls
+    return cls
+
+
+def unregister_task(name: str) -> None:
+    """Remove a task (tests register toy tasks and clean up after themselves)."""
+    TASKS.pop(name, None)
+
+
+def _load_builtin_tasks() -> None:
+    # Explicit imports: each package's __init__ defines its Task class with @register_task. Cheap: the task
+    # classes import torch-heavy modules only inside their methods.
+    from pixelforge.tasks import classify, detect, instance, segment  # noqa: F401
+
+
+def task_names() -> list[str]:
+    _load_builtin_tasks()
+    return sorted(TASKS)
+
+
+def get_task(name: str | None) -> Task:
+    """An instance of the task registered as `name` (None means classify, the default task)."""
+    _load_builtin_tasks()
+    name = name or "classify"
+    if name not in TASKS:
+        raise PixelforgeError(f"task: unknown task {name!r}; choose {', '.join(sorted(TASKS))}")
+    return TASKS[name]()
