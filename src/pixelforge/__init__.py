@@ -20,11 +20,11 @@ def __getattr__(name):
 
         return train
     if name == "evaluate":
-        from pixelforge.tasks.classify.evaluate import evaluate
+        from pixelforge.api.evaluate import evaluate
 
         return evaluate
     if name == "predict":
-        from pixelforge.tasks.classify.predict import predict
+        from pixelforge.api.predict import predict
 
         return predict
     raise AttributeError(f"module 'pixelforge' has no attribute {name!r}")

@@ -101,7 +101,10 @@ def train(
                if k not in ("data", "config", "resume", "run_train") and v is not None}
     options["quiet"] = quiet or None
     result = run_train(data, config=config, resume=resume, **options)
-    metric = {"val_acc": "val accuracy", "val_map50": "val mAP50", "val_miou": "val mIoU"}.get(result.monitor, result.monitor)
+    from pixelforge.runs.files import run_task_name
+    from pixelforge.tasks.registry import get_task
+
+    metric = get_task(run_task_name(result.run_dir)).monitor_label or result.monitor
     typer.echo(f"run folder: {result.run_dir}  best {metric}: {result.best_metric:.4f}  "
                f"report: {result.run_dir / 'report.html'}")
 
@@ -133,136 +136,77 @@ def evaluate(
     """Score a run (classify: accuracy, F1, calibration, confusion matrix; detect: COCO mAP; segment: mIoU, Dice),
     or score existing predictions against ground truth with --task, --gt and --predictions."""
     _setup_logging(as_json)
+    from pixelforge.tasks.registry import get_task
+
     if gt is not None or predictions is not None:
         from pixelforge.api.score_files import score_files
 
-        metrics = score_files(task, gt, predictions, num_classes, ignore_index)
-        typer.echo(json.dumps(metrics) if as_json else _summary_line(metrics))
+        options = {"num_classes": num_classes, "ignore_index": ignore_index}
+        metrics = score_files(task, gt, predictions, **{k: v for k, v in options.items() if v is not None})
+        typer.echo(json.dumps(metrics) if as_json else get_task(task).format_metrics(metrics))
         return
     if run is None:
         raise PixelforgeError("evaluate: give a RUN folder, or --task with --gt and --predictions")
-    from pixelforge.tasks.classify.evaluate import evaluate as run_evaluate
+    from pixelforge.api.evaluate import evaluate as run_evaluate
+    from pixelforge.runs.files import run_task_name
 
-    result = run_evaluate(run, data=data, split=split, out=out, groups=groups, compare=compare)
+    options = {"groups": groups, "compare": compare}
+    result = run_evaluate(run, data=data, split=split, out=out, **{k: v for k, v in options.items() if v is not None})
     if as_json:
         typer.echo(json.dumps(result.to_json()))
         return
-    m = result.metrics
-    if "accuracy" not in m:  # detection / segmentation
-        typer.echo(_summary_line(m))
-        typer.echo(f"figures: {result.out_dir}")
-        return
-    typer.echo(f"{m['split']}: {m['num_images']} images  accuracy {m['accuracy']:.4f}  macro F1 {m['macro_f1']:.4f}  "
-               f"ECE {m['ece']:.4f}" + (f"  top-5 {m['top5_accuracy']:.4f}" if m["top5_accuracy"] is not None else ""))
-    for name, row in m["per_class"].items():
-        typer.echo(f"  {name:20s} precision {row['precision']:.3f}  recall {row['recall']:.3f}  "
-                   f"F1 {row['f1']:.3f}  support {row['support']}")
-    if "groups" in m:
-        from pixelforge.metrics.fairness import format_groups
-
-        typer.echo(format_groups(m["groups"]))
+    typer.echo(get_task(run_task_name(run)).format_metrics(result.metrics))
     typer.echo(f"figures: {result.out_dir}")
-
-
-def _summary_line(metrics: dict) -> str:
-    """The headline numbers of a detection or segmentation score, then per-class values."""
-    head = [f"{k} {metrics[k]:.4f}" for k in ("map", "map50", "map75", "miou", "dice", "pixel_accuracy")
-            if isinstance(metrics.get(k), (int, float))]
-    per_class = metrics.get("per_class_iou") or metrics.get("per_class") or {}
-    lines = [("  ".join(head))]
-    lines += [f"  {name:20s} {value:.4f}" if isinstance(value, (int, float)) else f"  {name:20s} -"
-              for name, value in per_class.items()]
-    return "\n".join(lines)
 
 
 @app.command()
 def predict(
     run: Path = typer.Argument(..., help="Run folder, or a package folder from `pixelforge export` (runs without torch)."),
     paths: list[str] = typer.Argument(..., help="Image files, folders or glob patterns."),
-    top_k: int = typer.Option(1, "--top-k", min=1, help="classify: how many labels per image."),
+    top_k: Optional[int] = typer.Option(None, "--top-k", min=1, help="classify: how many labels per image (1)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list to stdout."),
     csv_file: Optional[Path] = typer.Option(None, "--csv", help="classify: write path,label,score rows to this CSV file."),
     out: Optional[Path] = typer.Option(None, help="detect/segment: folder for annotated images, masks and results "
                                                   "(default RUN/predictions)."),
-    score_threshold: float = typer.Option(0.3, help="detect: keep boxes scoring at least this."),
-    nms_iou: float = typer.Option(0.5, help="detect: overlap (IoU) above which a lower-scoring box of the same class is dropped."),
+    score_threshold: Optional[float] = typer.Option(None, help="detect: keep boxes scoring at least this (0.3)."),
+    nms_iou: Optional[float] = typer.Option(None, help="detect: overlap (IoU) above which a lower-scoring box of the same class is dropped."),
 ) -> None:
     """Label images (classify), draw boxes and write COCO results (detect), or write mask PNGs (segment) with a
     trained run, or with an exported package (ONNX Runtime, no torch)."""
     _setup_logging(True)
-    task = _predict_task(run)
-    if task != "classify":
-        results = _predict_dense(task, run, paths, out or run / "predictions", score_threshold, nms_iou)
-        if as_json:
-            typer.echo(json.dumps(results))
-        else:
-            for r in results:
-                typer.echo(f"{r['path']}: " + (r.get("error") or r.get("summary") or _describe_boxes(r.get("detections"))))
-            typer.echo(f"outputs: {out or run / 'predictions'}")
-        return
-    if (run / "preprocess.json").is_file():  # an exported package: ONNX Runtime, no torch import
-        from pixelforge.deploy.commands import predict_package as run_predict
+    options = {"top_k": top_k, "score_threshold": score_threshold, "nms_iou": nms_iou}
+    options = {k: v for k, v in options.items() if v is not None}
+    if (run / "package.json").is_file() or (run / "preprocess.json").is_file():  # ONNX Runtime, no torch import
+        from pixelforge.deploy.commands import predict_any_package
+
+        results, describe = predict_any_package(run, paths, out, options)
     else:
-        from pixelforge.tasks.classify.predict import predict as run_predict
+        from pixelforge.api.predict import predict as run_predict
+        from pixelforge.runs.files import run_task_name
+        from pixelforge.tasks.registry import get_task
 
-    results = run_predict(run, paths, top_k=top_k)
+        results = run_predict(run, paths, out=out, **options)
+        describe = get_task(run_task_name(run)).describe_prediction
     if csv_file:
-        import csv
-
-        with open(csv_file, "w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["path", "label", "score"])
-            writer.writerows([r["path"], r["label"], r["score"]] for r in results)
+        _write_csv(csv_file, results)
     if as_json:
         typer.echo(json.dumps(results))
     elif not csv_file:
         for r in results:
-            ranked = "  ".join(f"{t['label']} {t['score']:.3f}" for t in r.get("top_k", [])) or r.get("error")
-            typer.echo(f"{r['path']}: {ranked}")
+            typer.echo(f"{r['path']}: {describe(r)}")
+        if (out or run / "predictions").is_dir():  # box and mask tasks write their pictures and results there
+            typer.echo(f"outputs: {out or run / 'predictions'}")
 
 
-def _describe_boxes(detections: list | None) -> str:
-    if not detections:
-        return "no objects"
-    return f"{len(detections)} object(s): " + ", ".join(f"{d['label']} {d['score']:.2f}" for d in detections)
+def _write_csv(path: Path, results: list[dict]) -> None:
+    import csv
 
-
-def _predict_task(run: Path) -> str:
-    """The task of a run folder (config.yaml) or of an exported package (package.json); classify by default."""
-    if (run / "package.json").is_file():
-        return json.loads((run / "package.json").read_text()).get("task", "classify")
-    if (run / "config.yaml").is_file():
-        import yaml
-
-        return (yaml.safe_load((run / "config.yaml").read_text()) or {}).get("task", "classify")
-    return "classify"
-
-
-def _predict_dense(task: str, run: Path, paths: list[str], out: Path, score_threshold: float, nms_iou: float) -> list[dict]:
-    package = (run / "package.json").is_file()
-    if task == "instance":
-        if package:
-            from pixelforge.deploy.export_instance import predict_package_folder
-
-            return predict_package_folder(run, paths, out, score_threshold, nms_iou)
-        from pixelforge.tasks.instance.evaluate import predict_instance
-
-        return predict_instance(run, paths, out, score_threshold=score_threshold, nms_iou=nms_iou)
-    if task == "detect":
-        if package:
-            from pixelforge.deploy.export_detection import predict_package_folder
-
-            return predict_package_folder(run, paths, out, score_threshold, nms_iou)
-        from pixelforge.tasks.detect.evaluate import predict_detection
-
-        return predict_detection(run, paths, out, score_threshold=score_threshold, nms_iou=nms_iou)
-    if package:
-        from pixelforge.deploy.export_segmentation import predict_package_folder
-
-        return predict_package_folder(run, paths, out)
-    from pixelforge.tasks.segment.evaluate import predict_segmentation
-
-    return predict_segmentation(run, paths, out)
+    if any("label" not in r and "error" not in r for r in results):
+        raise PixelforgeError("--csv: only for tasks that predict one label per image (classify)")
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "label", "score"])
+        writer.writerows([r["path"], r.get("label"), r.get("score")] for r in results)
 
 
 @app.command()

@@ -37,7 +37,7 @@ def export_command(
 ) -> None:
     """Export a run to a package (model, preprocess.json, classes.json, model card), checked against PyTorch."""
     from pixelforge.deploy.export import export_package
-    from pixelforge.tasks.classify.evaluate import run_task
+    from pixelforge.runs.files import run_task_name as run_task
 
     _logging()
     task = run_task(run)
@@ -56,6 +56,28 @@ def export_command(
                             max_int8_drop=max_int8_drop, fp16_tolerance=fp16_tolerance)
     files = ", ".join(sorted(p.name for p in result.package_dir.iterdir()))
     typer.echo(f"package: {result.package_dir}  ({files})  in {result.seconds:.1f} s")
+
+
+def predict_any_package(package: Path, paths: list[str], out: Path | None, options: dict):
+    """`pixelforge predict PACKAGE ...` for a package of any task: (results, one-line description of a result)."""
+    manifest = package / "package.json"
+    task = json.loads(manifest.read_text()).get("task", "classify") if manifest.is_file() else "classify"
+    if task == "classify":
+        results = predict_package(package, paths, top_k=options.get("top_k", 1))
+        return results, lambda r: "  ".join(f"{t['label']} {t['score']:.3f}" for t in r.get("top_k", [])) or r.get("error")
+    if task == "instance":
+        from pixelforge.deploy.export_instance import predict_package_folder
+    elif task == "detect":
+        from pixelforge.deploy.export_detection import predict_package_folder
+    else:
+        from pixelforge.deploy.export_segmentation import predict_package_folder
+    target = out or package / "predictions"
+    boxes = {k: options[k] for k in ("score_threshold", "nms_iou") if k in options}
+    results = (predict_package_folder(package, paths, target) if task == "segment"
+               else predict_package_folder(package, paths, target, boxes.get("score_threshold", 0.3), boxes.get("nms_iou", 0.5)))
+    from pixelforge.tasks.common.dense import DenseTask
+
+    return results, DenseTask().describe_prediction
 
 
 def predict_package(package: Path, paths: list[str], top_k: int = 1, batch_size: int = 32,

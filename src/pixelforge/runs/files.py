@@ -7,8 +7,18 @@ from pathlib import Path
 from pixelforge.runs import folder as rd
 from pixelforge.errors import PixelforgeError
 
-TASK_NAMES = {"classify": "classification", "detect": "detection", "segment": "segmentation",
-              "instance": "instance segmentation"}
+
+
+def run_task_name(run_dir: str | Path) -> str:
+    """The task a run folder was trained for, from its config.yaml (runs from before tasks existed: classify)."""
+    import yaml
+
+    run = rd.require_run(run_dir)
+    try:
+        values = yaml.safe_load((run / "config.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise PixelforgeError(f"{run / 'config.yaml'}: unreadable ({exc})") from None
+    return values.get("task") or "classify"
 
 
 def read_run(run_dir: str | Path, task: str, checkpoint: str = "best.ckpt") -> tuple[Path, object, list[str], dict]:
@@ -21,7 +31,7 @@ def read_run(run_dir: str | Path, task: str, checkpoint: str = "best.ckpt") -> t
     run = rd.require_run(run_dir)
     cfg = load_config(run / "config.yaml")
     if cfg.task != task:
-        raise PixelforgeError(f"{run}: a {cfg.task!r} run, not a {TASK_NAMES[task]} run")
+        raise PixelforgeError(f"{run}: a {cfg.task!r} run, not a {task!r} run")
     path = run / "checkpoints" / checkpoint
     if not path.exists() and (run / "checkpoints" / "last.ckpt").exists():
         path = run / "checkpoints" / "last.ckpt"

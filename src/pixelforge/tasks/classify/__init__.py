@@ -1,0 +1,89 @@
+"""Image classification: fine-tuning a pretrained CNN on class folders or a CSV (`--task classify`, the default)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pixelforge.tasks.base import Task
+from pixelforge.tasks.registry import register_task
+
+
+@register_task
+class ClassifyTask(Task):
+    name = "classify"
+    description = "one label per image: class folders, a CSV, or built-in digits/shapes"
+    defaults: dict = {}
+    monitor = "val_acc"
+    monitor_mode = "max"
+    monitor_label = "val accuracy"
+    bf16_measured = True  # L6 / B2 in docs/performance.md
+
+    def check_config(self, cfg) -> None:
+        from pixelforge.models.classifier import check_img_size, check_weights_option
+
+        check_img_size(cfg.model, cfg.img_size)
+        check_weights_option(cfg.weights)
+
+    def prepare_data(self, cfg) -> tuple:
+        from pixelforge.tasks.classify.task import prepare_data
+
+        return prepare_data(cfg)
+
+    def check_data(self, cfg, source) -> None:
+        from pixelforge.engine.balance import check_balance
+
+        check_balance(cfg, source.split("train"))
+
+    def build_setup(self, cfg, source, classes, fabric, progress):
+        from pixelforge.tasks.classify.task import build_setup
+
+        return build_setup(cfg, source, classes, fabric, progress)
+
+    def bf16_reason(self, cfg) -> str | None:
+        if cfg.strategy == "linear":
+            return "auto: the linear strategy trains its head on cached fp32 features"
+        return None
+
+    def val_batch_size(self, cfg) -> int:
+        return max(cfg.batch_size, 64)  # inference only: larger batches are cheaper per image
+
+    def run_name(self, cfg) -> str:
+        return f"{cfg.model}-{Path(cfg.data).stem}"
+
+    def write_card(self, run: Path, peak_memory: dict | None = None) -> Path:
+        from pixelforge.tasks.classify.card import write_model_card
+
+        return write_model_card(run, peak_memory=peak_memory)
+
+    def evaluate(self, run, *, data=None, split=None, out=None, groups=None, compare=None, **options):
+        from pixelforge.tasks.classify.evaluate import evaluate
+
+        self.reject_options("evaluate", options)
+        return evaluate(run, data=data, split=split, out=out, groups=groups, compare=compare)
+
+    def format_metrics(self, m: dict) -> str:
+        lines = [f"{m['split']}: {m['num_images']} images  accuracy {m['accuracy']:.4f}  macro F1 {m['macro_f1']:.4f}  "
+                 f"ECE {m['ece']:.4f}" + (f"  top-5 {m['top5_accuracy']:.4f}" if m["top5_accuracy"] is not None else "")]
+        for name, row in m["per_class"].items():
+            lines.append(f"  {name:20s} precision {row['precision']:.3f}  recall {row['recall']:.3f}  "
+                         f"F1 {row['f1']:.3f}  support {row['support']}")
+        if "groups" in m:
+            from pixelforge.metrics.fairness import format_groups
+
+            lines.append(format_groups(m["groups"]))
+        return "\n".join(lines)
+
+    def predict(self, run, paths, *, out=None, top_k: int = 1, **options) -> list[dict]:
+        from pixelforge.tasks.classify.predict import predict
+
+        self.reject_options("predict", options)
+        return predict(run, paths, top_k=top_k)
+
+    def describe_prediction(self, result: dict) -> str:
+        ranked = "  ".join(f"{t['label']} {t['score']:.3f}" for t in result.get("top_k", []))
+        return ranked or result.get("error") or ""
+
+    def export(self, run, out, **options):
+        from pixelforge.tasks.classify.export import export_package
+
+        return export_package(run, out, **options)

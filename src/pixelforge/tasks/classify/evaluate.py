@@ -23,13 +23,6 @@ from pixelforge.viz.plots import plot_confusion, plot_gallery
 from pixelforge.explain.gallery import explanation_gallery
 
 
-def run_task(run_dir: str | Path) -> str:
-    """The task a run folder was trained for (runs from before tasks existed are classification)."""
-    from pixelforge.config import load_config
-
-    return load_config(rd.require_run(run_dir) / "config.yaml").task
-
-
 def select_samples(loaded: LoadedRun, data: str | None, split: str | None) -> tuple[list[Sample], str]:
     if data is None:
         from pixelforge.engine.train import prepare_data
@@ -60,19 +53,6 @@ def evaluate(run_dir: str | Path, data: str | None = None, split: str | None = N
         >>> evaluate("runs/digits", data="digits").accuracy  # doctest: +SKIP
         0.99
     """
-    task = loaded.config.task if loaded else run_task(run_dir)
-    if task == "detect":
-        from pixelforge.tasks.detect.evaluate import evaluate_detection
-
-        return evaluate_detection(run_dir, data=data, split=split, out=out)
-    if task == "segment":
-        from pixelforge.tasks.segment.evaluate import evaluate_segmentation
-
-        return evaluate_segmentation(run_dir, data=data, split=split, out=out)
-    if task == "instance":
-        from pixelforge.tasks.instance.evaluate import evaluate_instance
-
-        return evaluate_instance(run_dir, data=data, split=split, out=out)
     loaded = loaded or load_run(run_dir)
     samples, name = select_samples(loaded, data, split)
     logits, kept, unreadable = run_inference(loaded, samples)

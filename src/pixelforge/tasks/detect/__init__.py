@@ -1,0 +1,49 @@
+"""Object detection: torchvision's detectors on timm encoders, COCO/YOLO/VOC data, COCO metrics (`--task detect`)."""
+
+from __future__ import annotations
+
+from pixelforge.tasks.common.dense import DenseTask
+from pixelforge.tasks.registry import register_task
+
+
+@register_task
+class DetectTask(DenseTask):
+    name = "detect"
+    description = "boxes: COCO json/folder, YOLO data.yaml, VOC folder, or built-in shapes"
+    # Faster R-CNN + FPN on Lite0 at 160 px: test mAP50 0.92 on shapes after 16 epochs (0.91 after 12).
+    defaults = {"arch": "fasterrcnn", "img_size": 160, "epochs": 16, "batch_size": 8, "strategy": "full", "lr": 2e-3}
+    monitor = "val_map50"
+    monitor_label = "val mAP50"
+
+    def prepare_data(self, cfg) -> tuple:
+        from pixelforge.tasks.detect.task import prepare_data
+
+        return prepare_data(cfg)
+
+    def build_setup(self, cfg, source, classes, fabric, progress):
+        from pixelforge.tasks.detect.task import build_setup
+
+        return build_setup(cfg, source, classes, fabric, progress)
+
+    def evaluate(self, run, *, data=None, split=None, out=None, **options):
+        from pixelforge.tasks.detect.evaluate import evaluate_detection
+
+        self.reject_options("evaluate", options)
+        return evaluate_detection(run, data=data, split=split, out=out)
+
+    def score_files(self, gt, predictions, **options) -> dict:
+        from pixelforge.tasks.detect.evaluate import score_coco_files
+
+        self.reject_options("evaluate --gt/--predictions", options)
+        return score_coco_files(gt, predictions)
+
+    def predict(self, run, paths, *, out=None, score_threshold: float = 0.3, nms_iou: float = 0.5, **options):
+        from pixelforge.tasks.detect.evaluate import predict_detection
+
+        self.reject_options("predict", options)
+        return predict_detection(run, paths, out, score_threshold=score_threshold, nms_iou=nms_iou)
+
+    def export(self, run, out, **options):
+        from pixelforge.tasks.detect.export import export_package
+
+        return export_package(run, out, **options)

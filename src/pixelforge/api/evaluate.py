@@ -1,0 +1,24 @@
+"""`pixelforge.evaluate`: score a run with its task's own metrics and write the figures that explain the score."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pixelforge.runs.files import run_task_name
+from pixelforge.tasks.registry import get_task
+
+
+def evaluate(run_dir: str | Path, data: str | None = None, split: str | None = None, out: str | Path | None = None,
+             **options):
+    """Evaluate the run's best checkpoint; figures go to `out` (default RUN/eval-<split>).
+
+    Which images: the run's own held-out split by default; with `data`, its test split (else val; all images
+    when it has no splits), or the named `split`. Task options: classify takes `groups` and `compare`
+    (per-group metrics and a before/after table, see docs/fairness.md).
+
+    Example:
+        >>> evaluate("runs/digits", data="digits").metrics["accuracy"]  # doctest: +SKIP
+        0.99
+    """
+    task = get_task(run_task_name(run_dir))
+    return task.evaluate(Path(run_dir), data=data, split=split, out=Path(out) if out else None, **options)

@@ -1,0 +1,98 @@
+"""`Task`: everything a task supplies to the engine, the API and the CLI, in one class.
+
+The engine (`pixelforge.engine`) trains whatever `build_setup` returns; the API functions (`train`, `evaluate`,
+`predict`, `export`) and the CLI ask a task for its data, model, metrics, reports and packages through these
+methods, so adding a task never adds a branch anywhere else. Methods a task does not support raise a one-line
+`PixelforgeError` that names the task, so `pixelforge predict` on a task without prediction says so plainly.
+
+The heavy modules (torch, models, metrics) are imported inside the methods of each task's class: importing the
+registry stays cheap, which keeps `pixelforge --help` fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pixelforge.errors import PixelforgeError
+
+
+class Task:
+    name: str = ""
+    description: str = ""
+    # Run-config defaults that differ for this task, applied to keys the user did not set (YAML or CLI).
+    defaults: dict = {}
+    # The validation metric that picks best.ckpt, with its direction, and how the CLI names it.
+    monitor: str = "val_loss"
+    monitor_mode: str = "max"
+    monitor_label: str = ""
+    # Tasks measured faster in bf16 mixed precision (with fp32 depthwise convolutions) at the same accuracy.
+    bf16_measured: bool = False
+
+    # ---- training -------------------------------------------------------------------------------------------
+    def check_config(self, cfg) -> None:
+        """Refuse a config this task cannot train, before a run folder exists (one-line errors)."""
+
+    def prepare_data(self, cfg) -> tuple:
+        """(data source, class names) for `cfg.data`."""
+        raise self._unsupported("training")
+
+    def check_data(self, cfg, source) -> None:
+        """Refuse data this task cannot train on, before a run folder exists."""
+
+    def build_setup(self, cfg, source, classes: list[str], fabric, progress):
+        """The engine's `TaskSetup`: model, datasets, the step object, optimizers' parameter groups."""
+        raise self._unsupported("training")
+
+    def bf16_reason(self, cfg) -> str | None:
+        """Why `precision: auto` must stay fp32 for this config, or None when bf16 may be used."""
+        if not self.bf16_measured:
+            return f"auto: {self.name} trains in fp32 (bf16 not measured for it yet)"
+        return None
+
+    def val_batch_size(self, cfg) -> int:
+        return cfg.batch_size
+
+    def run_name(self, cfg) -> str:
+        """The default run folder name under runs/."""
+        return f"{self.name}-{cfg.model}-{Path(cfg.data).stem}"
+
+    def write_card(self, run: Path, peak_memory: dict | None = None) -> Path | None:
+        """The run's model_card.md (after the report, which it may read)."""
+        return None
+
+    # ---- after training -------------------------------------------------------------------------------------
+    def evaluate(self, run: Path, *, data: str | None = None, split: str | None = None, out: Path | None = None,
+                 **options):
+        """Score the run's best checkpoint; returns `pixelforge.runs.result.EvalResult`."""
+        raise self._unsupported("evaluate")
+
+    def format_metrics(self, metrics: dict) -> str:
+        """The CLI's human-readable summary of `evaluate`'s metrics."""
+        return "  ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float))
+
+    def score_files(self, gt: Path, predictions: Path, **options) -> dict:
+        """`evaluate --task NAME --gt ... --predictions ...`: score predictions made elsewhere."""
+        raise self._unsupported("evaluate --gt/--predictions")
+
+    def predict(self, run: Path, paths: list, *, out: Path | None = None, **options) -> list[dict]:
+        """Predict image files with a run folder (PyTorch); one dict per image."""
+        raise self._unsupported("predict")
+
+    def describe_prediction(self, result: dict) -> str:
+        """One line of `pixelforge predict`'s text output for one image's result."""
+        return result.get("error") or result.get("summary") or str(result)
+
+    def export(self, run: Path, out: Path, **options):
+        """Write a deployable package (ONNX + pre/post-processing) checked against the PyTorch model."""
+        raise self._unsupported("export")
+
+    # ---- helpers ----------------------------------------------------------------------------------------------
+    def _unsupported(self, what: str) -> PixelforgeError:
+        return PixelforgeError(f"{what}: not available for task {self.name!r}")
+
+    def reject_options(self, what: str, options: dict) -> None:
+        """One-line error for options given to a task that has no use for them (instead of ignoring them)."""
+        given = sorted(k for k, v in options.items() if v not in (None, False))
+        if given:
+            flags = ", ".join("--" + k.replace("_", "-") for k in given)
+            raise PixelforgeError(f"{what}: {flags} not available for task {self.name!r}")

@@ -1,0 +1,34 @@
+"""What the box and mask tasks (detect, segment, instance) share above the engine: their card and CLI text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pixelforge.tasks.base import Task
+
+
+class DenseTask(Task):
+    """A task whose predictions are boxes or masks: a shorter model card, a one-line metric summary."""
+
+    def write_card(self, run: Path, peak_memory: dict | None = None) -> Path:
+        from pixelforge.tasks.common.dense_card import write_dense_card
+
+        return write_dense_card(run, peak_memory=peak_memory)
+
+    def format_metrics(self, metrics: dict) -> str:
+        """The headline numbers, then per-class values."""
+        head = [f"{k} {metrics[k]:.4f}" for k in ("map", "map50", "map75", "miou", "dice", "pixel_accuracy")
+                if isinstance(metrics.get(k), (int, float))]
+        per_class = metrics.get("per_class_iou") or metrics.get("per_class") or {}
+        lines = ["  ".join(head)]
+        lines += [f"  {name:20s} {value:.4f}" if isinstance(value, (int, float)) else f"  {name:20s} -"
+                  for name, value in per_class.items()]
+        return "\n".join(lines)
+
+    def describe_prediction(self, result: dict) -> str:
+        if result.get("error") or result.get("summary"):
+            return result.get("error") or result.get("summary")
+        detections = result.get("detections")
+        if not detections:
+            return "no objects"
+        return f"{len(detections)} object(s): " + ", ".join(f"{d['label']} {d['score']:.2f}" for d in detections)
