@@ -1,10 +1,14 @@
-"""The run configuration: one pydantic model, loaded from YAML, overridden by CLI options, saved in the run folder.
+"""The run configuration's shared part: one pydantic model, loaded from YAML, overridden by CLI options, saved in
+the run folder.
 
-Every key is documented here with its type; validation errors name the key and the allowed values.
+Every key is documented here with its type; each task adds its own keys in `tasks/<name>/config.py`, and
+`pixelforge.tasks.config` chooses the task's class by the `task` key (a discriminated union). Validation errors
+name the key, the task and the allowed values, with the closest valid key for a typo.
 """
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Literal
 
@@ -15,18 +19,18 @@ from pixelforge.data.transforms import AugmentOptions, AugmentPreset
 from pixelforge.errors import PixelforgeError
 
 
-class TrainConfig(BaseModel):
-    """Everything that defines a training run. CLI options and YAML keys have the same names."""
+class RunConfig(BaseModel):
+    """What every task's training run shares. Each task extends it with its own keys (`tasks/<name>/config.py`);
+    `pixelforge.tasks.config.build_config` picks the class by `task`. CLI options and YAML keys have the same names."""
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
     data: str = Field(description="classify: folder of class subfolders, a CSV (path,label[,split][,group]), or "
                                   "digits|shapes; detect: COCO json/folder, YOLO data.yaml, VOC folder, or shapes; "
                                   "segment: images/ + masks/ folders, VOC, COCO json, or shapes")
-    task: Literal["classify", "detect", "segment", "instance"] = "classify"
+    task: str = Field("classify", description="the task (`pixelforge tasks` lists them): classify | detect | segment | "
+                                              "instance")
     model: str = Field("tf_efficientnet_lite0", description="the backbone (classify) or encoder (detect, segment)")
-    arch: str | None = Field(None, description="detect: fasterrcnn|retinanet|fcos|ssdlite; segment: unet|fpn|"
-                                               "deeplabv3plus|deeplabv3|lraspp; instance: maskrcnn (None: task default)")
     weights: str = Field("imagenet", description="imagenet | none | coco (detect: torchvision's COCO detector) | "
                                                  "path to .safetensors/.pth")
     strategy: Literal["linear", "full", "gradual"] = "linear"
@@ -43,14 +47,9 @@ class TrainConfig(BaseModel):
     weight_decay: float = Field(0.01, ge=0)
     schedule: Literal["cosine", "onecycle", "constant"] = "cosine"
     warmup_epochs: float = Field(0.5, ge=0)
-    label_smoothing: float = Field(0.1, ge=0, lt=1)
-    dropout: float = Field(0.2, ge=0, lt=1)
     grad_clip: float | None = Field(None, gt=0)
     early_stopping: int | None = Field(None, ge=1, description="stop after this many epochs without improvement")
     unfreeze_every: int = Field(1, ge=1, description="gradual: epochs between unfreezing successive stages")
-    balance: Literal["none", "classes", "groups"] = Field(
-        "none", description="re-weighted sampling: draw every class, or every group, equally often")
-    groups: str = Field("group", description="each image's group: a CSV column, or a folder,group mapping .csv")
     seed: int = 0
     val_fraction: float = Field(0.2, gt=0, lt=1)
     test_fraction: float = Field(0.0, ge=0, lt=1)
@@ -61,25 +60,9 @@ class TrainConfig(BaseModel):
         "auto", description="auto: bf16 mixed for end-to-end classification and segmentation on CPUs with native "
                             "BF16 (depthwise convs in fp32) and AMP on CUDA, else fp32 (engine/precision.py)")
     workers: int | None = Field(None, ge=0, description="DataLoader workers; default chosen from the core count")
-    channels_last: bool = True
-    compile: bool = Field(False, description="classify, full strategy: torch.compile the training step (~1 min to "
-                                            "compile on 2 CPU cores; pays in long fp32 runs)")
-    cache_features: bool | None = Field(None, description="linear: train the head on cached backbone features")
-    feature_views: int = Field(4, ge=1, description="augmented views per image when caching features")
-    ram_budget_gb: float = Field(4.0, gt=0)
-    quiet: bool = False
-    # detection
-    anchor_sizes: list[int] | None = Field(None, description="detect: anchor box sizes in pixels, one per level")
-    min_size: int | None = Field(None, ge=8, description="detect: the detector's internal resize (default img_size)")
-    max_size: int | None = Field(None, ge=8, description="detect: the detector's longest-side cap (default img_size)")
-    # segmentation
-    loss: Literal["ce", "dice", "focal", "ce+dice", "focal+dice"] = "ce+dice"
-    ignore_index: int = Field(255, description="segment: mask value that is not scored and not learnt")
-    class_weights: list[float] | None = Field(None, description="segment: cross-entropy weight per class")
-    in_channels: int | None = Field(None, ge=1, description="segment: image channels (None: from the data)")
-    normalize: Literal["auto", "imagenet", "dataset"] = Field(
-        "auto", description="segment: auto = the data's own mean/std for 1-channel or 16-bit images, else the "
-                            "encoder's")
+    channels_last: bool = Field(True, description="train in channels-last memory format (faster convolutions)")
+    ram_budget_gb: float = Field(4.0, gt=0, description="decoded images kept in RAM up to this size")
+    quiet: bool = Field(False, description="log lines instead of progress bars")
 
     @field_validator("lr")
     @classmethod
@@ -94,57 +77,36 @@ class TrainConfig(BaseModel):
         return str(value)
 
 
-# Defaults that differ by task, applied to keys a user did not set (YAML or CLI). Measured to reach each issue's
-# target on the built-in shapes data in a few minutes on 2 CPU cores (numbers in the README).
-TASK_DEFAULTS: dict[str, dict] = {
-    "classify": {},
-    # Faster R-CNN + FPN on Lite0 at 160 px: test mAP50 0.92 on shapes after 16 epochs (0.91 after 12).
-    "detect": {"arch": "fasterrcnn", "img_size": 160, "epochs": 16, "batch_size": 8, "strategy": "full", "lr": 2e-3},
-    # U-Net on Lite0 at 128 px: test mIoU 0.86 on shapes after 16 epochs; 20 for a margin (README, Segmentation).
-    "segment": {"arch": "unet", "img_size": 128, "epochs": 20, "batch_size": 8, "strategy": "full", "lr": 2e-3},
-    # Mask R-CNN on Lite0 at 160 px: test mask mAP50 0.86 on shapes after 10 epochs (~5 min).
-    "instance": {"arch": "maskrcnn", "img_size": 160, "epochs": 10, "batch_size": 8, "strategy": "full", "lr": 2e-3},
-}
-
-
-def _describe(error: dict) -> str:
-    key = ".".join(str(part) for part in error["loc"]) or "config"
-    return f"{key}: {error['msg']} (got {error.get('input')!r})"
-
-
-def build_config(config_file: str | Path | None = None, **overrides) -> TrainConfig:
-    """Merge a YAML file with explicit overrides (None means "not given") and validate.
-
-    Example:
-        >>> build_config(data="digits", epochs=2).epochs
-        2
-    """
-    values: dict = {}
-    if config_file:
-        path = Path(config_file)
-        try:
-            values = yaml.safe_load(path.read_text()) or {}
-        except FileNotFoundError:
-            raise PixelforgeError(f"{path}: config file not found") from None
-        except yaml.YAMLError as exc:
-            raise PixelforgeError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-        if not isinstance(values, dict):
-            raise PixelforgeError(f"{path}: the config must be a mapping of keys to values")
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    task = values.get("task", "classify")
-    values = {**TASK_DEFAULTS.get(task, {}), **values}
-    if "data" not in values:
-        raise PixelforgeError("data: required; pass --data DIR_OR_CSV or set data: in the config file")
+def read_config_file(path: str | Path) -> dict:
+    """The mapping in a YAML config file; one-line errors for a missing file, bad YAML or a non-mapping."""
+    path = Path(path)
     try:
-        return TrainConfig(**values)
-    except ValidationError as exc:
-        where = f"{config_file}: " if config_file else ""
-        raise PixelforgeError(where + "; ".join(_describe(e) for e in exc.errors())) from None
+        values = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise PixelforgeError(f"{path}: config file not found") from None
+    except yaml.YAMLError as exc:
+        raise PixelforgeError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(values, dict):
+        raise PixelforgeError(f"{path}: the config must be a mapping of keys to values")
+    return values
 
 
-def save_config(config: TrainConfig, path: Path) -> None:
+def describe_errors(exc: ValidationError, model: type[BaseModel], task: str) -> str:
+    """pydantic's errors as one line: the key, the problem, and for an unknown key the task and the closest key."""
+    parts = []
+    for error in exc.errors():
+        loc = list(error["loc"])
+        if loc and loc[0] == task:  # a discriminated union puts the task's tag first
+            loc = loc[1:]
+        key = ".".join(str(part) for part in loc) or "config"
+        if error["type"] == "extra_forbidden":
+            close = difflib.get_close_matches(key, list(model.model_fields), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            parts.append(f"{key}: Extra inputs are not permitted (not an option of task {task!r}{hint})")
+        else:
+            parts.append(f"{key}: {error['msg']} (got {error.get('input')!r})")
+    return "; ".join(parts)
+
+
+def save_config(config: BaseModel, path: Path) -> None:
     path.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
-
-
-def load_config(path: Path) -> TrainConfig:
-    return TrainConfig(**yaml.safe_load(path.read_text()))

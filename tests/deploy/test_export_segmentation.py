@@ -17,7 +17,8 @@ from tests.tasks.test_segmentation import CLASSES, write_tiny_masks
 @pytest.fixture(scope="module")
 def untrained_run(tmp_path_factory) -> Path:
     """A segmentation run folder holding an untrained U-Net (no training needed to test the conversion)."""
-    from pixelforge.config import build_config, save_config
+    from pixelforge.config import save_config
+    from pixelforge.tasks.config import build_config
     from pixelforge.runs import folder as rd
     from pixelforge.models.segmenters import build_segmenter
 

@@ -13,7 +13,7 @@ import yaml
 from PIL import Image
 
 import pixelforge
-from pixelforge.config import build_config
+from pixelforge.tasks.config import build_config
 from pixelforge.runs import folder as rd
 from pixelforge.errors import PixelforgeError
 

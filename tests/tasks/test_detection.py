@@ -91,7 +91,7 @@ def test_coco_results_map_labels_to_category_ids_and_scale_boxes():
 
 
 def test_bad_arch_fails_before_reading_data(tmp_path):
-    from pixelforge.config import build_config
+    from pixelforge.tasks.config import build_config
 
     cfg = build_config(data=str(tmp_path / "missing"), task="detect", arch="yolo")
     with pytest.raises(PixelforgeError, match="--arch 'yolo'"):

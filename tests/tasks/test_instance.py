@@ -116,7 +116,7 @@ def test_imagenet_weights_load_into_the_encoder():
 
 
 def test_prepare_data_names_the_file_without_segmentations(tmp_path):
-    from pixelforge.config import build_config
+    from pixelforge.tasks.config import build_config
     from pixelforge.tasks.instance.task import prepare_data
 
     data = write_tiny_instance(tmp_path / "boxes_only", count=4, masks=False)
@@ -128,7 +128,8 @@ def test_prepare_data_names_the_file_without_segmentations(tmp_path):
 
 def _untrained_run(root: Path, data: Path) -> Path:
     """A run folder holding an untrained Mask R-CNN, as `train` would leave it (no training needed to test I/O)."""
-    from pixelforge.config import build_config, save_config
+    from pixelforge.config import save_config
+    from pixelforge.tasks.config import build_config
     from pixelforge.runs import folder as rd
     from pixelforge.models.instance import build_mask_rcnn
 

@@ -130,7 +130,7 @@ def test_score_mask_folders_matches_by_stem_and_explains_mistakes(tiny_masks, tm
 def test_sixteen_bit_grey_data_gets_one_channel_and_dataset_normalisation(tmp_path):
     from types import SimpleNamespace
 
-    from pixelforge.config import build_config
+    from pixelforge.tasks.config import build_config
     from pixelforge.engine.progress import EpochProgress
     from pixelforge.tasks.segment import task as segmentation
 

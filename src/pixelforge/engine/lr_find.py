@@ -74,7 +74,7 @@ def find_lr_for_config(out: Path, **options) -> LRFinderResult:
     from lightning.fabric import Fabric
     from torch.utils.data import DataLoader
 
-    from pixelforge.config import build_config
+    from pixelforge.tasks.config import build_config
     from pixelforge.data.dataset import ImageDataset
     from pixelforge.data.transforms import decode_size, resolve_augment, train_transform
     from pixelforge.engine.schedule import build_optimizer

@@ -17,7 +17,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from pixelforge.config import TrainConfig, build_config, load_config, save_config
+from pixelforge.config import RunConfig as TrainConfig, save_config
+from pixelforge.tasks.config import build_config, load_config
 from pixelforge.runs import folder as rd
 from pixelforge.engine.balance import build_train_sampler, check_balance
 from pixelforge.engine.cpu_memory import reuse_freed_memory
@@ -85,7 +86,7 @@ def train(data: str | None = None, *, config: str | Path | None = None, resume: 
         overrides = {k: v for k, v in options.items() if v is not None}
         if data is not None:
             overrides["data"] = data
-        cfg = TrainConfig(**{**cfg.model_dump(), **overrides}) if overrides else cfg
+        cfg = type(cfg)(**{**cfg.model_dump(), **overrides}) if overrides else cfg
     else:
         cfg = build_config(config, data=data, **options)
     # Validate everything a user can get wrong before a run folder exists, so a typo leaves nothing behind.

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pixelforge.config import RunConfig
 from pixelforge.errors import PixelforgeError
 
 
 class Task:
     name: str = ""
     description: str = ""
+    config_class: type = RunConfig  # the task's pydantic config: RunConfig plus its own keys, `task: Literal[name]`
     # Run-config defaults that differ for this task, applied to keys the user did not set (YAML or CLI).
     defaults: dict = {}
     # The validation metric that picks best.ckpt, with its direction, and how the CLI names it.

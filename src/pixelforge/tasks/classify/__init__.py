@@ -6,11 +6,13 @@ from pathlib import Path
 
 from pixelforge.tasks.base import Task
 from pixelforge.tasks.registry import register_task
+from pixelforge.tasks.classify.config import ClassifyConfig
 
 
 @register_task
 class ClassifyTask(Task):
     name = "classify"
+    config_class = ClassifyConfig
     description = "one label per image: class folders, a CSV, or built-in digits/shapes"
     defaults: dict = {}
     monitor = "val_acc"

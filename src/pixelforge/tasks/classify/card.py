@@ -168,7 +168,7 @@ def write_model_card(run: str | Path, peak_memory: dict | None = None) -> Path:
         >>> write_model_card("runs/hymenoptera")  # doctest: +SKIP
         PosixPath('runs/hymenoptera/model_card.md')
     """
-    from pixelforge.config import load_config
+    from pixelforge.tasks.config import load_config
 
     run = rd.require_run(run)
     cfg, classes = load_config(run / "config.yaml"), rd.read_json(run / "classes.json")

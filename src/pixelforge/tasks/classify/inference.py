@@ -8,7 +8,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from pixelforge.config import TrainConfig, load_config
+from pixelforge.config import RunConfig
+from pixelforge.tasks.config import load_config
 from pixelforge.data.dataset import ImageDataset
 from pixelforge.data.sources import Sample
 from pixelforge.data.transforms import decode_size, eval_transform
@@ -19,7 +20,7 @@ from pixelforge.models.classifier import Classifier, build_classifier
 @dataclass
 class LoadedRun:
     run_dir: Path
-    config: TrainConfig
+    config: RunConfig
     classes: list[str]
     model: Classifier
 

@@ -19,7 +19,7 @@ HEADLINE = {"detect": ("map", "map50", "map75"), "segment": ("miou", "dice", "pi
 
 
 def write_dense_card(run: Path, peak_memory: dict | None = None) -> Path:
-    from pixelforge.config import load_config
+    from pixelforge.tasks.config import load_config
 
     cfg = load_config(run / "config.yaml")
     classes = rd.read_json(run / "classes.json")

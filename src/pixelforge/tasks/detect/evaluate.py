@@ -32,7 +32,7 @@ class LoadedDetector:
 
 def load_detector(run_dir: str | Path, checkpoint: str = "best.ckpt") -> LoadedDetector:
     """Rebuild a detection run's model from its config and load `checkpoint` (no weights are downloaded)."""
-    from pixelforge.runs.files import read_run
+    from pixelforge.tasks.common.run import read_run
     from pixelforge.models.detectors import build_detector_for_run
 
     run, cfg, classes, state = read_run(run_dir, "detect", checkpoint)

@@ -165,7 +165,7 @@ class InstanceRun:
 
 def load_instance_run(run_dir: str | Path, checkpoint: str = "best.ckpt") -> InstanceRun:
     """Rebuild the run's Mask R-CNN from config.yaml (no download) and load its checkpoint."""
-    from pixelforge.runs.files import read_run
+    from pixelforge.tasks.common.run import read_run
     from pixelforge.models.instance import build_mask_rcnn_for_run
 
     run, cfg, classes, state = read_run(run_dir, "instance", checkpoint)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pixelforge.tasks.common.dense import DenseTask
 from pixelforge.tasks.registry import register_task
+from pixelforge.tasks.segment.config import SegmentConfig
 
 
 @register_task
 class SegmentTask(DenseTask):
     name = "segment"
+    config_class = SegmentConfig
     description = "a class per pixel: images/ + masks/ folders, VOC, COCO json, or built-in shapes"
     # U-Net on Lite0 at 128 px: test mIoU 0.86 on shapes after 16 epochs; 20 for a margin (docs/segmentation.md).
     defaults = {"arch": "unet", "img_size": 128, "epochs": 20, "batch_size": 8, "strategy": "full", "lr": 2e-3}

@@ -45,7 +45,7 @@ class SegmentationRun:
 
 def load_segmentation_run(run_dir: str | Path, checkpoint: str = "best.ckpt") -> SegmentationRun:
     """Rebuild the run's segmenter from config.yaml (weights none) and load its checkpoint; no network needed."""
-    from pixelforge.runs.files import read_run
+    from pixelforge.tasks.common.run import read_run
     from pixelforge.models.segmenters import build_segmenter
     from pixelforge.tasks.segment.task import DEFAULT_ARCH
 

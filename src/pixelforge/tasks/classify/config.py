@@ -1,0 +1,22 @@
+"""The options only classification has (on top of `pixelforge.config.RunConfig`)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from pixelforge.config import RunConfig
+
+
+class ClassifyConfig(RunConfig):
+    task: Literal["classify"] = "classify"
+    label_smoothing: float = Field(0.1, ge=0, lt=1, description="label smoothing of the cross-entropy loss")
+    dropout: float = Field(0.2, ge=0, lt=1, description="dropout before the new head")
+    balance: Literal["none", "classes", "groups"] = Field(
+        "none", description="re-weighted sampling: draw every class, or every group, equally often")
+    groups: str = Field("group", description="each image's group: a CSV column, or a folder,group mapping .csv")
+    compile: bool = Field(False, description="full strategy: torch.compile the training step (~1 min to compile on "
+                                            "2 CPU cores; pays in long fp32 runs)")
+    cache_features: bool | None = Field(None, description="linear: train the head on cached backbone features")
+    feature_views: int = Field(4, ge=1, description="augmented views per image when caching features")

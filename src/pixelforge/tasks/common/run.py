@@ -1,0 +1,25 @@
+"""Reading a trained run back for evaluation, prediction and export: its config (as the task's class), classes and
+checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pixelforge.errors import PixelforgeError
+from pixelforge.runs import folder as rd
+from pixelforge.tasks.config import load_config
+
+
+def read_run(run_dir: str | Path, task: str, checkpoint: str = "best.ckpt") -> tuple[Path, object, list[str], dict]:
+    """(run folder, TrainConfig, classes, checkpoint dict) of a `task` run; one-line errors for anything else.
+
+    A run interrupted before its first epoch ended has only last.ckpt; that one is used then.
+    """
+    run = rd.require_run(run_dir)
+    cfg = load_config(run / "config.yaml")
+    if cfg.task != task:
+        raise PixelforgeError(f"{run}: a {cfg.task!r} run, not a {task!r} run")
+    path = run / "checkpoints" / checkpoint
+    if not path.exists() and (run / "checkpoints" / "last.ckpt").exists():
+        path = run / "checkpoints" / "last.ckpt"
+    return run, cfg, rd.read_json(run / "classes.json"), rd.load_checkpoint(path)
