@@ -42,8 +42,8 @@ class InterruptAt:
     def __init__(self, step):
         self.step = step
 
-    def on_train_batch_end(self, state):
-        if state.global_step == self.step:
+    def on_train_batch_end(self, ctx, outputs):
+        if ctx.state.global_step == self.step:
             raise KeyboardInterrupt
 
 
@@ -145,7 +145,7 @@ def test_two_process_ddp_on_cpu(tmp_path, shapes_dir):
 
 
 class RaiseOutOfMemory:
-    def on_train_batch_end(self, state):
+    def on_train_batch_end(self, ctx, outputs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
 

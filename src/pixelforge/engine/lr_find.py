@@ -21,10 +21,17 @@ class LRFinderResult:
 
 
 def lr_range_test(model, task, loader, fabric, make_optimizer, out_dir: Path | None = None,
-                  start: float = 1e-7, end: float = 1.0, steps: int = 100, smoothing: float = 0.9) -> LRFinderResult:
-    """`make_optimizer()` must return an optimizer whose base rates are multipliers (1.0 = the group's share)."""
+                  start: float = 1e-7, end: float = 1.0, steps: int = 100, smoothing: float = 0.9,
+                  channels_last: bool = False) -> LRFinderResult:
+    """`make_optimizer()` must return an optimizer whose base rates are multipliers (1.0 = the group's share).
+
+    Batches go to the device as in training (the task's `transfer_batch`, or any nesting), and the backward pass
+    and step go through Fabric, so mixed precision scales and unscales the loss as it will in training.
+    """
+    from pixelforge.engine.loop import move_batch
+
     saved = copy.deepcopy(model.state_dict())
-    optimizer = make_optimizer()
+    optimizer = fabric.setup_optimizers(make_optimizer())
     base = [g["lr"] for g in optimizer.param_groups]
     lrs, losses, avg, best = [], [], 0.0, math.inf
     model.train()
@@ -34,10 +41,9 @@ def lr_range_test(model, task, loader, fabric, make_optimizer, out_dir: Path | N
             lr = start * (end / start) ** (step / max(1, steps - 1))
             for group, share in zip(optimizer.param_groups, base):
                 group["lr"] = lr * share
-            x, y = fabric.to_device(batch)
-            loss = task.training_step(model, (x, y))["loss"]
+            loss = task.training_step(model, move_batch(batch, task, fabric, channels_last))["loss"]
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            fabric.backward(loss)
             optimizer.step()
             avg = smoothing * avg + (1 - smoothing) * float(loss.detach())
             smoothed = avg / (1 - smoothing ** (step + 1))
