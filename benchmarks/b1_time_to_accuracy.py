@@ -26,7 +26,7 @@ def plain_side(work: Workload) -> dict:
 def pixelforge_side(work: Workload, run_index: list[int]) -> dict:
     import lightning.fabric  # noqa: F401 - imports are done before the clock starts, as the plain side's are
     import pixelforge
-    from pixelforge.engine import train  # noqa: F401
+    from pixelforge.api import train  # noqa: F401
 
     run_index[0] += 1
     timer = TargetTimer(work.target)

@@ -47,7 +47,7 @@ def pixelforge_side(work: Workload) -> dict:
     from pixelforge.engine.cpu_memory import reuse_freed_memory
     from pixelforge.data.transforms import decode_size, resolve_augment, train_transform
     from pixelforge.engine.threads import single_threaded, single_threaded_collate
-    from pixelforge.engine.train import default_workers
+    from pixelforge.engine.threads import default_workers
     from pixelforge.models.registry import get_spec
 
     reuse_freed_memory()  # as `pixelforge train` does before it builds its loaders (process-wide, so set once)

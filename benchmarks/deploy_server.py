@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> dict:
         return {}
 
     from benchmarks.deploy_inference import DATA, ensure_run_and_package
-    from pixelforge.engine.train import prepare_data
+    from pixelforge.tasks.classify.task import prepare_data
     from pixelforge.tasks.classify.inference import load_run
 
     run, package = ensure_run_and_package(args.run, DATA, 3)

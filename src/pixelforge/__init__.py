@@ -16,7 +16,7 @@ __all__ = ["PixelforgeError", "train", "evaluate", "predict", "__version__"]
 def __getattr__(name):
     # The API functions pull in torch; importing them lazily keeps `import pixelforge` and `pixelforge --help` fast.
     if name == "train":
-        from pixelforge.engine.train import train
+        from pixelforge.api.train import train
 
         return train
     if name == "evaluate":

@@ -87,7 +87,7 @@ def train(
     quiet: bool = typer.Option(False, "--quiet", help="Log lines instead of progress bars."),
 ) -> None:
     """Train a classifier, detector or segmenter (fine-tuning a pretrained CNN) and write a run folder with a report."""
-    from pixelforge.engine.train import train as run_train
+    from pixelforge.api.train import train as run_train
 
     _setup_logging(quiet)
     if lr is not None and lr != "auto":
@@ -235,7 +235,7 @@ def lr_find(
     out: Path = typer.Option(Path("lr_find.png"), help="Where to write the plot."),
 ) -> None:
     """Run a learning-rate range test (fastai's lr_find) and plot loss against learning rate."""
-    from pixelforge.engine.lr_find import find_lr_for_config
+    from pixelforge.tasks.classify.lr_find import find_lr_for_config
 
     _setup_logging()
     result = find_lr_for_config(out, data=data, model=model, weights=weights, strategy=strategy,
@@ -247,7 +247,7 @@ def lr_find(
 def quickstart(out: Path = typer.Option(Path("runs/quickstart"), help="Run folder."),
                quiet: bool = typer.Option(False, "--quiet", help="Log lines instead of progress bars.")) -> None:
     """The whole workflow on built-in data, offline: check, fine-tune, evaluate, predict, report."""
-    from pixelforge.engine.quickstart import run_quickstart
+    from pixelforge.api.quickstart import run_quickstart
 
     _setup_logging(quiet)
     run_quickstart(out, quiet=quiet)

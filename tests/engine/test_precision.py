@@ -4,6 +4,14 @@ import pytest
 import torch
 
 from pixelforge.engine import precision as prec
+from pixelforge.tasks.config import build_config
+from pixelforge.tasks.registry import get_task
+
+
+def resolve(precision, task, strategy, accelerator):
+    """What `pixelforge.train` asks: the engine's rule with the task's own word on bf16."""
+    cfg = build_config(data="digits", task=task, strategy=strategy)
+    return prec.resolve_precision(precision, fp32_reason=get_task(task).bf16_reason(cfg), accelerator=accelerator)
 
 
 @pytest.fixture
@@ -12,28 +20,28 @@ def cpu_only(monkeypatch):
 
 
 def test_explicit_precision_is_kept():
-    assert prec.resolve_precision("32", task="classify", strategy="full", accelerator="auto")[0] == "32"
-    assert prec.resolve_precision("bf16-mixed", task="detect", strategy="full", accelerator="cpu")[0] == "bf16-mixed"
+    assert resolve("32", "classify", "full", "auto")[0] == "32"
+    assert resolve("bf16-mixed", "detect", "full", "cpu")[0] == "bf16-mixed"
 
 
 def test_auto_is_bf16_only_for_end_to_end_classification_on_a_bf16_cpu(monkeypatch, cpu_only):
     monkeypatch.setattr(prec, "cpu_has_native_bf16", lambda: True)
-    assert prec.resolve_precision("auto", task="classify", strategy="full", accelerator="auto")[0] == "bf16-mixed"
-    assert prec.resolve_precision("auto", task="classify", strategy="gradual", accelerator="cpu")[0] == "bf16-mixed"
-    assert prec.resolve_precision("auto", task="classify", strategy="linear", accelerator="auto")[0] == "32"
-    assert prec.resolve_precision("auto", task="segment", strategy="full", accelerator="auto")[0] == "bf16-mixed"
+    assert resolve("auto", "classify", "full", "auto")[0] == "bf16-mixed"
+    assert resolve("auto", "classify", "gradual", "cpu")[0] == "bf16-mixed"
+    assert resolve("auto", "classify", "linear", "auto")[0] == "32"
+    assert resolve("auto", "segment", "full", "auto")[0] == "bf16-mixed"
     for task in ("detect", "instance"):
-        assert prec.resolve_precision("auto", task=task, strategy="full", accelerator="auto")[0] == "32"
+        assert resolve("auto", task, "full", "auto")[0] == "32"
     monkeypatch.setattr(prec, "cpu_has_native_bf16", lambda: False)  # emulated bf16 is slower than fp32
-    assert prec.resolve_precision("auto", task="classify", strategy="full", accelerator="auto")[0] == "32"
+    assert resolve("auto", "classify", "full", "auto")[0] == "32"
 
 
 def test_auto_on_cuda_is_amp(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
-    assert prec.resolve_precision("auto", task="classify", strategy="full", accelerator="auto")[0] == "bf16-mixed"
+    assert resolve("auto", "classify", "full", "auto")[0] == "bf16-mixed"
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
-    assert prec.resolve_precision("auto", task="classify", strategy="full", accelerator="cuda")[0] == "16-mixed"
+    assert resolve("auto", "classify", "full", "cuda")[0] == "16-mixed"
 
 
 @pytest.mark.slow

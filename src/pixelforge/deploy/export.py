@@ -185,7 +185,7 @@ def _samples(loaded, data: str | None, parity_images: int, calibration_images: i
     """Up to `parity_images` validation and `calibration_images` training samples, a seeded random choice."""
     from dataclasses import replace
 
-    from pixelforge.engine.train import prepare_data
+    from pixelforge.tasks.classify.task import prepare_data
 
     cfg = loaded.config if data is None else loaded.config.model_copy(update={"data": data})
     try:

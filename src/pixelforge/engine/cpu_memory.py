@@ -15,6 +15,7 @@ rose 10-15% in training (benchmarks B4). The setting is process-wide and lasts f
 from __future__ import annotations
 
 import ctypes
+import resource
 import sys
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's <malloc.h> parameter numbers
@@ -37,3 +38,14 @@ def reuse_freed_memory(limit: int = 1 << 30) -> str:
         return "malloc settings left alone (glibc refused the thresholds)"
     _applied = limit
     return f"malloc keeps freed blocks up to {limit >> 20} MiB for reuse"
+
+
+def peak_memory() -> dict:
+    """Peak memory of this process so far: resident set (MB) and, when CUDA was used, GPU memory allocated (MB)."""
+    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KB on Linux, bytes on macOS
+    peak = {"process_peak_rss_mb": round(rss_kb / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)}
+    import torch
+
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        peak["gpu_peak_allocated_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    return peak

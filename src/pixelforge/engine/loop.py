@@ -1,30 +1,37 @@
 """The training loop: short, plain PyTorch on Lightning Fabric (devices, precision and DDP are Fabric's job).
 
-A task (see `engine/setup.py`) supplies `training_step(model, batch)` returning a dict with `loss` (a tensor),
-`count` (images) and optional sums such as `correct`, `validate(model, batches, fabric)` returning its validation
-metrics, and `monitor`, the metric that picks best.ckpt; the loop owns epochs, the optimizer and scheduler steps,
-checkpoints, early stopping and interruption. Duck-typed callbacks may define `on_train_batch_end(state)` and
-`on_epoch_end(state, row)` (detectron2's hook lifecycle, without a base class).
+The task (see `engine/setup.py` for the whole protocol) supplies the step and the validation; the loop owns the
+epochs, the optimizer and scheduler steps (automatic optimization) or hands them to the step (manual: GANs,
+several losses), the training metrics, checkpoints, the best-checkpoint choice by the task's monitor and mode,
+hooks (`engine/hooks.py`) and interruption.
 
 Interruption (Ctrl-C, SIGTERM) mid-epoch writes `last.ckpt` with the position inside the epoch; the epoch's batch
-order comes from a generator seeded by (seed, epoch), so a resumed run replays the remaining batches exactly.
+order comes from a generator seeded by (seed, epoch), and the RNG state is put back where the interrupted epoch
+had it, so a resumed run replays the remaining batches exactly (bit for bit, on the same machine).
 """
 
 from __future__ import annotations
 
 import math
+import random
 import signal
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader
 
 from pixelforge.runs import folder as rd
+from pixelforge.engine.hooks import HookContext, call_hooks, hook_states, improved, load_hook_states, worst
+from pixelforge.engine.samplers import EpochSampler
+from pixelforge.engine.step_sums import StepSums
 from pixelforge.errors import PixelforgeError
+
+__all__ = ["EpochSampler", "Loop", "LoopState", "StepContext", "move_batch", "rng_state", "set_rng_state"]
 
 
 @dataclass
@@ -34,56 +41,88 @@ class LoopState:
     global_step: int = 0
     best_metric: float = -math.inf
     best_epoch: int = -1
-    bad_epochs: int = 0
-    train_sums: dict = field(default_factory=lambda: {"loss": 0.0, "count": 0.0})  # + task sums, e.g. "correct"
+    train_sums: dict = field(default_factory=dict)  # count-weighted sums of the epoch's step scalars (step_sums.py)
     stopped_early: bool = False
+    stop_reason: str = ""
 
-
-class EpochSampler(Sampler[int]):
-    """A seeded permutation per epoch, sharded across ranks, that can start part-way through (for resume)."""
-
-    def __init__(self, size: int, seed: int, rank: int = 0, world: int = 1):
-        self.size, self.seed, self.rank, self.world = size, seed, rank, world
-        self.epoch, self.skip = 0, 0
-
-    def set_position(self, epoch: int, skip: int) -> None:
-        self.epoch, self.skip = epoch, skip
-
-    def _indices(self) -> list[int]:
-        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        order = torch.randperm(self.size, generator=generator).tolist()
-        per_rank = math.ceil(self.size / self.world)
-        order += order[: per_rank * self.world - self.size]  # pad so every rank runs the same number of steps
-        return order[self.rank :: self.world][self.skip :]
-
-    def __iter__(self):
-        return iter(self._indices())
-
-    def __len__(self) -> int:
-        return len(self._indices())
+    @classmethod
+    def from_checkpoint(cls, saved: dict) -> LoopState:
+        """Read a checkpoint's "loop" entry, including older ones (a `bad_epochs` counter, `correct` sums)."""
+        known = {f.name for f in fields(cls)}
+        state = cls(**{k: v for k, v in saved.items() if k in known})
+        state.train_sums = {("acc" if k == "correct" else k): v for k, v in state.train_sums.items()}
+        return state
 
 
 def rng_state() -> dict:
-    import random
-
     return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
 
 
 def set_rng_state(state: dict) -> None:
-    import random
-
     torch.set_rng_state(state["torch"])
     np.random.set_state(state["numpy"])
     random.setstate(state["python"])
+
+
+def move_batch(batch, task, fabric, channels_last: bool = False):
+    """The batch on the device: the task's `transfer_batch(batch, fabric)` when it has one, else Fabric's move of
+    any nesting of tensors. On the default path the first element of a tuple batch, when it is a 4-D image tensor,
+    goes channels-last (the memory layout the model was converted to)."""
+    transfer = getattr(task, "transfer_batch", None)
+    if transfer is not None:
+        return transfer(batch, fabric)
+    batch = fabric.to_device(batch)
+    if channels_last and isinstance(batch, (tuple, list)) and batch and isinstance(batch[0], torch.Tensor) \
+            and batch[0].ndim == 4:
+        batch = (batch[0].contiguous(memory_format=torch.channels_last), *batch[1:])
+    return batch
+
+
+@dataclass
+class StepContext:
+    """What a manual-optimization step (`task.automatic_optimization = False`) gets as its third argument.
+
+    The step zeroes, back-propagates, clips and steps the optimizers (and schedulers) itself, in its own order:
+        ctx.optimizers["discriminator"].zero_grad(); ctx.backward(loss_d); ctx.optimizers["discriminator"].step()
+    """
+
+    fabric: object
+    model: torch.nn.Module  # the Fabric-wrapped trained module
+    optimizers: dict  # name -> Fabric-wrapped optimizer
+    schedulers: dict  # name -> scheduler or None
+    state: LoopState
+
+    @property
+    def global_step(self) -> int:
+        return self.state.global_step
+
+    @property
+    def epoch(self) -> int:
+        return self.state.epoch
+
+    def backward(self, loss: torch.Tensor) -> None:
+        self.fabric.backward(loss)  # precision (loss scaling) and DDP gradient sync are Fabric's
+
+    def clip(self, target: str | torch.nn.Module, max_norm: float) -> None:
+        """Clip the gradient norm of one optimizer's parameters (by name), or of every optimizer holding a
+        parameter of `target` (a module). Through Fabric, which unscales mixed-precision gradients first."""
+        if isinstance(target, str):
+            chosen = [self.optimizers[target]]
+        else:
+            ids = {id(p) for p in target.parameters()}
+            chosen = [opt for opt in self.optimizers.values()
+                      if any(id(p) in ids for group in opt.param_groups for p in group["params"])]
+        for optimizer in chosen:
+            self.fabric.clip_gradients(self.model, optimizer, max_norm=max_norm)
 
 
 @dataclass
 class Loop:
     fabric: object
     task: object
-    model: torch.nn.Module  # what is trained (the whole classifier, or just its head on cached features)
-    optimizer: torch.optim.Optimizer
-    scheduler: object
+    model: torch.nn.Module  # what is trained, Fabric-wrapped (the whole model, or just its head on cached features)
+    optimizers: dict  # name -> Fabric-wrapped optimizer (a bare optimizer is named "main")
+    schedulers: dict  # name -> scheduler or None (likewise)
     train_loader: DataLoader
     val_loader: DataLoader
     sampler: EpochSampler
@@ -91,34 +130,93 @@ class Loop:
     save_module: torch.nn.Module  # what checkpoints hold (always the full model)
     epochs: int
     grad_clip: float | None = None
-    early_stopping: int | None = None
-    callbacks: list = field(default_factory=list)
-    on_epoch_start: object = None  # e.g. gradual unfreezing: f(epoch)
+    hooks: list = field(default_factory=list)
     progress: object = None
     extra_checkpoint: dict = field(default_factory=dict)
     channels_last: bool = False
 
+    def __post_init__(self):
+        if not isinstance(self.optimizers, dict):
+            self.optimizers = {"main": self.optimizers}
+        if not isinstance(self.schedulers, dict):
+            self.schedulers = {"main": self.schedulers}
+        self.monitor = getattr(self.task, "monitor", "val_acc")
+        self.mode = getattr(self.task, "monitor_mode", "max")
+        if self.mode not in ("max", "min"):
+            raise PixelforgeError(f"monitor_mode: {self.mode!r} is not 'max' or 'min' (task {type(self.task).__name__})")
+        self.automatic = getattr(self.task, "automatic_optimization", True)
+        self._pending_rng: dict | None = None
+        self._stop_requested = False
+
+    # --- checkpoints -------------------------------------------------------------------------------------------
     def checkpoint(self, state: LoopState) -> dict:
-        return {
-            "model": self.save_module.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "loop": asdict(state),
-            "rng": rng_state(),
-            **self.extra_checkpoint,
-        }
+        optimizers = {name: opt.state_dict() for name, opt in self.optimizers.items()}
+        schedulers = {name: s.state_dict() if s is not None else None for name, s in self.schedulers.items()}
+        if list(optimizers) == ["main"]:  # one optimizer: the layout every earlier run has
+            states = {"optimizer": optimizers["main"], "scheduler": schedulers["main"]}
+        else:
+            states = {"optimizers": optimizers, "schedulers": schedulers}
+        loop = {**asdict(state), "train_sums": self._sums.totals() if hasattr(self, "_sums") else state.train_sums}
+        saved = {"model": self.save_module.state_dict(), **states, "loop": loop, "rng": rng_state(),
+                 **self.extra_checkpoint}
+        if hasattr(self.task, "state_dict"):
+            saved["task_state"] = self.task.state_dict()
+        if hook_states(self.hooks):
+            saved["hooks"] = hook_states(self.hooks)
+        return saved
+
+    def restore(self, saved: dict) -> LoopState:
+        """Load a checkpoint written by `checkpoint`; return the loop state to continue from."""
+        self.save_module.load_state_dict(saved["model"])
+        optimizers = saved.get("optimizers") or {"main": saved["optimizer"]}
+        schedulers = saved.get("schedulers") or {"main": saved.get("scheduler")}
+        for name, optimizer in self.optimizers.items():
+            optimizer.load_state_dict(optimizers[name])
+        for name, scheduler in self.schedulers.items():
+            if scheduler is not None and schedulers.get(name) is not None:
+                scheduler.load_state_dict(schedulers[name])
+        if "task_state" in saved and hasattr(self.task, "load_state_dict"):
+            self.task.load_state_dict(saved["task_state"])
+        load_hook_states(self.hooks, saved.get("hooks", {}))
+        self._pending_rng = saved["rng"]  # applied when the epoch's batches start (`_begin_epoch`)
+        return LoopState.from_checkpoint(saved["loop"])
 
     def _save(self, state: LoopState, name: str) -> None:
         if self.fabric.global_rank == 0:
             rd.save_checkpoint(self.checkpoint(state), self.run_dir / "checkpoints" / name)
 
-    def _batch_to_device(self, batch):
-        x, y = self.fabric.to_device(batch)
-        if self.channels_last and isinstance(x, torch.Tensor) and x.ndim == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return x, y
-
+    # --- the fit -----------------------------------------------------------------------------------------------
     def run(self, state: LoopState) -> LoopState:
+        if state.best_epoch < 0:
+            state.best_metric = worst(self.mode)
+        self.ctx = HookContext(self.fabric, self.task, self.save_module, self.model, self.optimizers,
+                               self.schedulers, state, self.run_dir, self.epochs)
+        self._step_ctx = StepContext(self.fabric, self.model, self.optimizers, self.schedulers, state)
+        with self._stop_on_signals():
+            try:
+                stopped_before = state.stopped_early  # a resumed run that had already stopped does nothing
+                self._hook(state, "on_fit_start")
+                if state.stopped_early and not stopped_before:
+                    self._save(state, "last.ckpt")
+                while state.epoch < self.epochs and not state.stopped_early:
+                    self._train_epoch(state)
+                    if state.stopped_early:  # a hook asked mid-epoch: keep the position, as an interruption does
+                        self._save(state, "last.ckpt")
+                        break
+                    self._end_epoch(state)
+                    if self._stop_requested and state.epoch < self.epochs:
+                        raise KeyboardInterrupt
+            except KeyboardInterrupt:
+                self._save(state, "last.ckpt")
+                raise PixelforgeError(
+                    f"interrupted at epoch {state.epoch + 1}, batch {state.batch}; checkpoint saved: "
+                    f"resume with `pixelforge train --resume {self.run_dir}`"
+                ) from None
+        self._hook(state, "on_fit_end")
+        return state
+
+    @contextmanager
+    def _stop_on_signals(self):
         # Ctrl-C / SIGTERM only set a flag; the loop stops at the next batch boundary, never inside a checkpoint
         # write, so the saved state always matches the files next to it.
         self._stop_requested = False
@@ -127,93 +225,115 @@ class Loop:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 previous[sig] = signal.signal(sig, self._request_stop)
         try:
-            while state.epoch < self.epochs and not state.stopped_early:
-                self._train_epoch(state)
-                self._end_epoch(state)
-                if self._stop_requested and state.epoch < self.epochs:
-                    raise KeyboardInterrupt
-        except KeyboardInterrupt:
-            self._save(state, "last.ckpt")
-            raise PixelforgeError(
-                f"interrupted at epoch {state.epoch + 1}, batch {state.batch}; checkpoint saved: "
-                f"resume with `pixelforge train --resume {self.run_dir}`"
-            ) from None
+            yield
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-        return state
 
     def _request_stop(self, signum, frame) -> None:
         self._stop_requested = True
 
-    def _train_epoch(self, state: LoopState) -> None:
-        if self.on_epoch_start is not None:
-            self.on_epoch_start(state.epoch)
+    def _hook(self, state: LoopState, name: str, *args) -> None:
+        reason = call_hooks(self.hooks, name, self.ctx, *args)
+        if reason is not None and not state.stopped_early:
+            state.stopped_early, state.stop_reason = True, reason
+
+    def _begin_epoch(self, state: LoopState):
+        """Position the sampler and return the epoch's batch iterator, with the RNG where an uninterrupted run has
+        it: a DataLoader draws its seed from the global RNG when iterated, so a mid-epoch checkpoint's RNG state
+        (taken after that draw) goes back after it, an epoch-boundary one (taken before) before it."""
         self.sampler.set_position(state.epoch, state.batch * self.train_loader.batch_size)
+        if self._pending_rng is not None and state.batch == 0:
+            set_rng_state(self._pending_rng)
+            self._pending_rng = None
+        batches = iter(self.train_loader)
+        if self._pending_rng is not None:
+            set_rng_state(self._pending_rng)
+            self._pending_rng = None
+        return batches
+
+    def _train_epoch(self, state: LoopState) -> None:
+        self._hook(state, "on_epoch_start")
+        if state.stopped_early:
+            return
         self.model.train()
         if hasattr(self.task, "freeze_frozen_norms"):
             self.task.freeze_frozen_norms(self.model)
-        started, images = time.perf_counter(), 0
+        initial = state.train_sums or ({"loss": 0.0} if self.automatic else {})
+        self._sums = StepSums(self.fabric.device, initial)
+        started, images, shown = time.perf_counter(), 0, 0.0
+        self._shown: dict = {}
         task_id = self.progress.start_epoch(state.epoch, self.epochs, len(self.train_loader)) if self.progress else None
-        for batch in self.train_loader:
-            batch = self._batch_to_device(batch)
-            out = self.task.training_step(self.model, batch)
-            self.optimizer.zero_grad(set_to_none=True)
-            self.fabric.backward(out["loss"])
-            if self.grad_clip:
-                self.fabric.clip_gradients(self.model, self.optimizer, max_norm=self.grad_clip)
-            self.optimizer.step()
-            self.scheduler.step()
+        for batch in self._begin_epoch(state):
+            out = self._step(move_batch(batch, self.task, self.fabric, self.channels_last), state)
             state.batch += 1
             state.global_step += 1
-            images += int(out["count"])
-            for key, value in out.items():
-                if key == "loss":
-                    state.train_sums["loss"] += float(value.detach()) * float(out["count"])
-                elif isinstance(value, (int, float)) or (isinstance(value, torch.Tensor) and value.numel() == 1):
-                    state.train_sums[key] = state.train_sums.get(key, 0.0) + float(value)
-            for callback in self.callbacks:
-                getattr(callback, "on_train_batch_end", lambda s: None)(state)
+            self._sums.add(out)
+            images = images + out.get("count", 1)
+            self._hook(state, "on_train_batch_end", out)
             if self._stop_requested:
                 raise KeyboardInterrupt
             if self.progress:
-                sums = state.train_sums
-                extra = {"acc": sums["correct"] / max(sums["count"], 1)} if "correct" in sums else {}
-                self.progress.advance(task_id, loss=sums["loss"] / max(sums["count"], 1), **extra,
-                                      ips=images / (time.perf_counter() - started))
+                shown = self._show_progress(task_id, images, started, shown, state.batch == len(self.train_loader))
+            if state.stopped_early:
+                break
         self._epoch_seconds = time.perf_counter() - started
-        self._epoch_images = images
+        self._epoch_images = float(images)
+
+    def _step(self, batch, state: LoopState) -> dict:
+        if not self.automatic:
+            return self.task.training_step(self.model, batch, self._step_ctx)
+        out = self.task.training_step(self.model, batch)
+        for optimizer in self.optimizers.values():
+            optimizer.zero_grad(set_to_none=True)
+        self.fabric.backward(out["loss"])
+        for optimizer in self.optimizers.values():
+            if self.grad_clip:
+                self.fabric.clip_gradients(self.model, optimizer, max_norm=self.grad_clip)
+            optimizer.step()
+        for scheduler in self.schedulers.values():
+            if scheduler is not None:
+                scheduler.step()
+        return out
+
+    def _show_progress(self, task_id, images, started: float, shown: float, last: bool) -> float:
+        # Reading the running loss waits for the device; twice a second is enough for a human.
+        now = time.perf_counter()
+        if now - shown >= 0.5 or last:
+            fields = {"loss": self._sums.value("loss"), "acc": self._sums.value("acc"),
+                      "ips": float(images) / max(now - started, 1e-9)}
+            self._shown, shown = {k: v for k, v in fields.items() if v is not None}, now
+        self.progress.advance(task_id, **self._shown)
+        return shown
 
     @torch.no_grad()
     def validate(self) -> dict:
         self.model.eval()
-        return self.task.validate(self.model, (self._batch_to_device(batch) for batch in self.val_loader), self.fabric)
+        batches = (move_batch(batch, self.task, self.fabric, self.channels_last) for batch in self.val_loader)
+        return self.task.validate(self.model, batches, self.fabric)
 
-    def _end_epoch(self, state: LoopState) -> None:
-        keys = sorted(state.train_sums)
-        sums = torch.tensor([state.train_sums[k] for k in keys], dtype=torch.float64)
-        sums = dict(zip(keys, self.fabric.all_reduce(sums.to(self.fabric.device), reduce_op="sum").cpu().tolist()))
-        count = max(sums["count"], 1)
-        row = {
+    def _epoch_row(self, state: LoopState) -> dict:
+        totals = self._sums.totals(lambda t: self.fabric.all_reduce(t, reduce_op="sum"))
+        lrs = {name: opt.param_groups[-1]["lr"] for name, opt in self.optimizers.items()}
+        return {
             "epoch": state.epoch + 1,
-            "train_loss": round(sums["loss"] / count, 6),
-            **({"train_acc": round(sums["correct"] / count, 6)} if "correct" in sums else {}),
+            **{f"train_{k}": round(v, 6) for k, v in StepSums.means(totals).items()},
             **{k: round(v, 6) for k, v in self.validate().items()},
-            "lr": self.optimizer.param_groups[-1]["lr"],
+            **({"lr": next(iter(lrs.values()))} if len(lrs) == 1 else {f"lr_{k}": v for k, v in lrs.items()}),
             "images_per_s": round(self._epoch_images * self.fabric.world_size / max(self._epoch_seconds, 1e-9), 2),
             "epoch_seconds": round(self._epoch_seconds, 3),
         }
-        monitor = getattr(self.task, "monitor", "val_acc")
-        improved = row[monitor] > state.best_metric
-        if improved:
-            state.best_metric, state.best_epoch, state.bad_epochs = row[monitor], state.epoch + 1, 0
-        else:
-            state.bad_epochs += 1
+
+    def _end_epoch(self, state: LoopState) -> None:
+        row = self._epoch_row(state)
+        better = improved(row[self.monitor], state.best_metric, self.mode)
+        if better:
+            state.best_metric, state.best_epoch = row[self.monitor], state.epoch + 1
+        self._hook(state, "on_validation_end", row)  # e.g. early stopping; its decision is saved below
         state.epoch, state.batch = state.epoch + 1, 0
-        state.train_sums = {"loss": 0.0, "count": 0.0}
-        if self.early_stopping and state.bad_epochs >= self.early_stopping:
-            state.stopped_early = True
-        if improved:
+        state.train_sums = {}
+        del self._sums
+        if better:
             self._save(state, "best.ckpt")
         self._save(state, "last.ckpt")
         if self.fabric.global_rank == 0:  # written after the checkpoints: a row means the epoch is safely saved
@@ -221,5 +341,5 @@ class Loop:
         self.fabric.log_dict({k: v for k, v in row.items() if k != "epoch"}, step=row["epoch"])
         if self.progress:
             self.progress.end_epoch(row)
-        for callback in self.callbacks:
-            getattr(callback, "on_epoch_end", lambda s, r: None)(state, row)
+        for hook in self.hooks:  # the older hook method, kept for callers outside the engine (benchmarks/)
+            getattr(hook, "on_epoch_end", lambda s, r: None)(state, row)

@@ -21,10 +21,17 @@ class LRFinderResult:
 
 
 def lr_range_test(model, task, loader, fabric, make_optimizer, out_dir: Path | None = None,
-                  start: float = 1e-7, end: float = 1.0, steps: int = 100, smoothing: float = 0.9) -> LRFinderResult:
-    """`make_optimizer()` must return an optimizer whose base rates are multipliers (1.0 = the group's share)."""
+                  start: float = 1e-7, end: float = 1.0, steps: int = 100, smoothing: float = 0.9,
+                  channels_last: bool = False) -> LRFinderResult:
+    """`make_optimizer()` must return an optimizer whose base rates are multipliers (1.0 = the group's share).
+
+    Batches go to the device as in training (the task's `transfer_batch`, or any nesting), and the backward pass
+    and step go through Fabric, so mixed precision scales and unscales the loss as it will in training.
+    """
+    from pixelforge.engine.loop import move_batch
+
     saved = copy.deepcopy(model.state_dict())
-    optimizer = make_optimizer()
+    optimizer = fabric.setup_optimizers(make_optimizer())
     base = [g["lr"] for g in optimizer.param_groups]
     lrs, losses, avg, best = [], [], 0.0, math.inf
     model.train()
@@ -34,10 +41,9 @@ def lr_range_test(model, task, loader, fabric, make_optimizer, out_dir: Path | N
             lr = start * (end / start) ** (step / max(1, steps - 1))
             for group, share in zip(optimizer.param_groups, base):
                 group["lr"] = lr * share
-            x, y = fabric.to_device(batch)
-            loss = task.training_step(model, (x, y))["loss"]
+            loss = task.training_step(model, move_batch(batch, task, fabric, channels_last))["loss"]
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            fabric.backward(loss)
             optimizer.step()
             avg = smoothing * avg + (1 - smoothing) * float(loss.detach())
             smoothed = avg / (1 - smoothing ** (step + 1))
@@ -67,37 +73,3 @@ def _steepest(lrs: list[float], losses: list[float]) -> float:
     if grads is None:
         return lrs[max(0, stop - 1)] / 10
     return float(lrs[int(np.argmin(grads))])
-
-
-def find_lr_for_config(out: Path, **options) -> LRFinderResult:
-    """`pixelforge lr-find`: the range test on a config's data and model, without training a run."""
-    from lightning.fabric import Fabric
-    from torch.utils.data import DataLoader
-
-    from pixelforge.tasks.config import build_config
-    from pixelforge.data.dataset import ImageDataset
-    from pixelforge.data.transforms import decode_size, resolve_augment, train_transform
-    from pixelforge.engine.schedule import build_optimizer
-    from pixelforge.engine.train import prepare_data
-    from pixelforge.models.classifier import build_classifier, check_img_size
-    from pixelforge.tasks.classify.task import ClassificationTask, apply_strategy, param_groups
-
-    cfg = build_config(None, **options)
-    source, classes = prepare_data(cfg)
-    check_img_size(cfg.model, cfg.img_size)
-    model = build_classifier(cfg.model, len(classes), cfg.weights, cfg.dropout)
-    apply_strategy(model, cfg.strategy)
-    transform = train_transform(cfg.img_size, model.spec.mean, model.spec.std, resolve_augment(cfg.augment, cfg.augment_options))
-    dataset = ImageDataset(source.split("train"), {c: i for i, c in enumerate(classes)},
-                           decode_size(cfg.img_size, model.spec.crop_pct), transform)
-    dataset.preload()
-    loader = DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True)
-    fabric = Fabric(accelerator="cpu" if cfg.accelerator == "auto" and not __import__("torch").cuda.is_available()
-                    else cfg.accelerator, devices=1)
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    make = lambda: build_optimizer(cfg.optimizer, param_groups(model, cfg.strategy, 1.0, cfg.backbone_lr_mult, cfg.weight_decay), 1.0)  # noqa: E731
-    result = lr_range_test(model, ClassificationTask(cfg.label_smoothing), loader, fabric, make, None)
-    from pixelforge.viz.plots import plot_lr_find
-
-    result.plot = plot_lr_find(result.lrs, result.losses, result.suggestion, Path(out))
-    return result

@@ -13,19 +13,15 @@ without native BF16 (emulated bf16 is slower than fp32) it stays fp32; on CUDA i
 GPU has it, else fp16 with loss scaling). Parameters and optimizer state stay fp32 in every case (autocast). The
 depthwise wrapper itself is `engine/exact_speedups.py`.
 
-Switched automatically: end-to-end classification (a frozen backbone, `linear`, trains its head on cached fp32
-features) and segmentation (U-Net on Lite0, 128 px, batch 8: 26.0 -> 37.3 img/s per step). Detection and instance
-segmentation have not been measured in bf16 yet: their `auto` is fp32.
+Each task says whether it was measured in bf16 (`Task.bf16_measured`, `Task.bf16_reason`): end-to-end
+classification (a frozen backbone, `linear`, trains its head on cached fp32 features) and segmentation (U-Net on
+Lite0, 128 px, batch 8: 26.0 -> 37.3 img/s per step) switch automatically; detection and instance segmentation
+have not been measured in bf16 yet, so their `auto` is fp32.
 """
 
 from __future__ import annotations
 
 import torch
-
-
-# Tasks whose training was measured faster in bf16 (with fp32 depthwise convs) at the same accuracy:
-# classification (L6, B2) and U-Net segmentation on Lite0 (1.43x per step; README "Segmentation").
-BF16_TASKS = ("classify", "segment")
 
 
 def cpu_has_native_bf16() -> bool:
@@ -35,14 +31,16 @@ def cpu_has_native_bf16() -> bool:
     return any(getattr(cpu, name, lambda: False)() for name in checks)
 
 
-def resolve_precision(precision: str, *, task: str, strategy: str, accelerator: str) -> tuple[str, str]:
-    """The Fabric precision for a run ("32", "bf16-mixed" or "16-mixed") and the reason the log gives."""
+def resolve_precision(precision: str, *, fp32_reason: str | None, accelerator: str) -> tuple[str, str]:
+    """The Fabric precision for a run ("32", "bf16-mixed" or "16-mixed") and the reason the log gives.
+
+    `fp32_reason` is the task's word (`Task.bf16_reason`): why this run must stay fp32 under `auto` (bf16 not
+    measured for the task, or a path that trains on cached fp32 features), or None when mixed precision may be used.
+    """
     if precision != "auto":
         return precision, "as set"
-    if task not in BF16_TASKS:
-        return "32", f"auto: {task} trains in fp32 (bf16 not measured for it yet)"
-    if task == "classify" and strategy == "linear":
-        return "32", "auto: the linear strategy trains its head on cached fp32 features"
+    if fp32_reason:
+        return "32", fp32_reason
     on_cuda = accelerator == "cuda" or (accelerator == "auto" and torch.cuda.is_available())
     if on_cuda:
         if torch.cuda.is_bf16_supported():

@@ -1,25 +1,35 @@
-"""What a task hands the engine: the model, its data, and how to optimise it.
+"""What a task hands the engine: the model, its data, how to optimise it, and its hooks.
 
-Every task module (`pixelforge.tasks.classify.task`, `.detection`, `.segmentation`) turns a config and its data
-into a `TaskSetup`; the engine (`engine/train.py`) owns everything after that — Fabric, the optimizer and schedule,
-the loop, checkpoints, resume and interruption — the same way for every task.
+Every task module (`pixelforge.tasks.classify.task`, `detect.task`, `segment.task`, `instance.task`) turns a config
+and its data into a `TaskSetup`; the engine (`engine/fit.py`) owns everything after that — Fabric, the optimizers
+and schedules, the loop, checkpoints, resume and interruption — the same way for every task.
 
-The `task` object is duck-typed (no base class):
-    monitor: str                                  the validation metric that decides best.ckpt (higher is better)
-    training_step(model, batch) -> dict           {"loss": scalar tensor, "count": images, + optional sums}
-    validate(model, batches, fabric) -> dict      validation metrics ("val_loss", monitor, ...) as floats
-    freeze_frozen_norms(model)                    optional: keep frozen batch-norm layers in eval mode
+The `task` object is duck-typed (no base class); only the first three are required:
+    monitor: str                         the validation metric that decides best.ckpt (and early stopping)
+    validate(model, batches, fabric)     -> {"val_loss": ..., monitor: ..., ...} floats, reduced over processes:
+                                         each process gets its own share of the images, none twice, and may run
+                                         one batch more than another, so call every collective once, at the end
+    training_step(model, batch)          -> {"loss": scalar tensor, "count": samples, + any scalars (batch means)};
+                                         every scalar is logged as train_<key> (engine/step_sums.py)
+    monitor_mode: "max" | "min"          whether a larger monitor is better (default "max")
+    automatic_optimization: bool         False: training_step(model, batch, ctx) gets a `loop.StepContext` with
+                                         the named optimizers, `backward`, `clip`, and steps them itself
+    configure_optimizers(lr, total_steps, warmup_steps) -> {name: (optimizer, scheduler or None)}
+                                         default: one AdamW/SGD over `TaskSetup.param_groups(lr)`, named "main"
+    transfer_batch(batch, fabric)        the batch on the device (default: Fabric's move of any nesting)
+    state_dict() / load_state_dict(s)    the task's own state (an EMA model, a replay buffer), checkpointed
+    freeze_frozen_norms(model)           keep frozen batch-norm layers in eval mode after `model.train()`
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 from torch import nn
 from torch.utils.data import Dataset
 
+from pixelforge.engine.samplers import EpochSampler
 from pixelforge.engine.threads import single_threaded_collate
 
 
@@ -27,18 +37,22 @@ from pixelforge.engine.threads import single_threaded_collate
 class TaskSetup:
     task: object
     model: nn.Module  # what checkpoints hold: always the full model
-    trained: nn.Module  # what the optimizer updates (the model, or only its head on cached features)
+    trained: nn.Module  # what the optimizers update (the model, or only its head on cached features)
     train_data: Dataset
     val_data: Dataset
-    param_groups: Callable[[float], list[dict]]  # lr -> optimizer parameter groups
     n_train: int
     n_val: int
+    param_groups: Callable[[float], list[dict]] | None = None  # lr -> parameter groups for the default optimizer
+    # (lr, total_steps, warmup_steps) -> {name: (optimizer, scheduler or None)}; the task's own method wins
+    configure_optimizers: Callable | None = None
     collate_fn: Callable = single_threaded_collate
     workers: int = 0
+    val_batch_size: int | None = None  # default: the training batch size
     path: str = "end-to-end"  # how it trains, for the log and summary ("cached-features" or "end-to-end")
     channels_last: bool = False
-    on_epoch_start: Callable[[int], None] | None = None  # e.g. gradual unfreezing
+    hooks: list = field(default_factory=list)  # e.g. gradual unfreezing (engine/hooks.py)
     extra_checkpoint: dict = field(default_factory=dict)
     unreadable: list[str] = field(default_factory=list)
-    train_samples: list | None = None  # per-image records for a re-weighted sampler (classification's --balance)
-    write_report: Callable[[Path], Path] | None = None  # after training: evaluate best.ckpt, write report.html
+    # The training order, when not the default EpochSampler (e.g. classification's re-weighted --balance); it
+    # must have set_position(epoch, skip) for resume, and shard (with padding) across fabric's processes.
+    train_sampler: EpochSampler | None = None

@@ -9,6 +9,8 @@ and 3-12 ms on one. So per-image transforms and collation in the main process ru
 
 from __future__ import annotations
 
+import os
+
 from contextlib import contextmanager
 
 import torch
@@ -61,3 +63,11 @@ def single_threaded_collate(batch):
     """A DataLoader `collate_fn`: torch's `default_collate` on one PyTorch thread."""
     with torch_threads(1):
         return default_collate(batch)
+
+
+def default_workers() -> int:
+    """DataLoader workers when the config sets none."""
+    # Images are decoded once into RAM, so workers only run augmentations; on a small machine a worker process
+    # competes with the model for the same cores, measured slower on 2 cores (benchmarks/).
+    cores = os.cpu_count() or 1
+    return 0 if cores <= 4 else min(8, cores // 2)

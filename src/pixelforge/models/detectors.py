@@ -208,7 +208,7 @@ def build_coco_detector(arch: str, num_classes: int, pretrained: bool, img_size:
 
 
 def build_detector_for_run(cfg, num_classes: int) -> nn.Module:
-    """The structure a run trained (from its TrainConfig), without downloading anything: to load its checkpoint."""
+    """The structure a run trained (from its run config), without downloading anything: to load its checkpoint."""
     arch = cfg.arch or DEFAULT_ARCH
     if cfg.weights == "coco":
         return build_coco_detector(arch, num_classes, pretrained=False, img_size=cfg.img_size,

@@ -101,7 +101,7 @@ def build_coco_mask_rcnn(num_classes: int, pretrained: bool, img_size: int = 320
 
 
 def build_mask_rcnn_for_run(cfg, num_classes: int) -> nn.Module:
-    """The structure a run trained (from its TrainConfig), without downloading anything: to load its checkpoint."""
+    """The structure a run trained (from its run config), without downloading anything: to load its checkpoint."""
     if cfg.weights == "coco":
         return build_coco_mask_rcnn(num_classes, pretrained=False, img_size=cfg.img_size, min_size=cfg.min_size,
                                     max_size=cfg.max_size)

@@ -58,6 +58,10 @@ class Task:
         """The default run folder name under runs/."""
         return f"{self.name}-{cfg.model}-{Path(cfg.data).stem}"
 
+    def write_report(self, run: Path) -> Path | None:
+        """After training: evaluate best.ckpt on the run's validation split and write report.html."""
+        return None
+
     def write_card(self, run: Path, peak_memory: dict | None = None) -> Path | None:
         """The run's model_card.md (after the report, which it may read)."""
         return None

@@ -20,7 +20,6 @@ from pixelforge.tasks.registry import TASKS, get_task
 
 def config_union() -> TypeAdapter:
     """A TypeAdapter for the union of every registered task's config class, discriminated by `task`."""
-    get_task(None)  # loads the built-in tasks
     classes = tuple(cls.config_class for cls in TASKS.values())
     union = classes[0] if len(classes) == 1 else Annotated[Union[classes], Field(discriminator="task")]
     return TypeAdapter(union)

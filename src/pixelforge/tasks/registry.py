@@ -1,7 +1,8 @@
 """The task registry: the one place that maps a task's name (`--task detect`) to the code that implements it.
 
 A dict and a decorator that refuses duplicates, as torchvision's model registry; the built-in tasks are imported
-explicitly in `_load_builtin_tasks`, so nothing registers itself by accident. Everything above the tasks layer
+explicitly by `pixelforge/tasks/__init__.py` (which Python runs before this module), so nothing registers itself
+by accident. Everything above the tasks layer
 (the API, the CLI, export, serving, video) asks `get_task(name)` and calls the task's methods; nothing else in
 pixelforge compares task names.
 
@@ -40,20 +41,12 @@ def unregister_task(name: str) -> None:
     TASKS.pop(name, None)
 
 
-def _load_builtin_tasks() -> None:
-    # Explicit imports: each package's __init__ defines its Task class with @register_task. Cheap: the task
-    # classes import torch-heavy modules only inside their methods.
-    from pixelforge.tasks import classify, detect, instance, segment  # noqa: F401
-
-
 def task_names() -> list[str]:
-    _load_builtin_tasks()
     return sorted(TASKS)
 
 
 def get_task(name: str | None) -> Task:
     """An instance of the task registered as `name` (None means classify, the default task)."""
-    _load_builtin_tasks()
     name = name or "classify"
     if name not in TASKS:
         raise PixelforgeError(f"task: unknown task {name!r}; choose {', '.join(sorted(TASKS))}")

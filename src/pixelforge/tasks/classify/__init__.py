@@ -57,6 +57,11 @@ class ClassifyTask(Task):
 
         return write_model_card(run, peak_memory=peak_memory)
 
+    def write_report(self, run):
+        from pixelforge.tasks.classify.task import write_report
+
+        return write_report(run)
+
     def evaluate(self, run, *, data=None, split=None, out=None, groups=None, compare=None, **options):
         from pixelforge.tasks.classify.evaluate import evaluate
 

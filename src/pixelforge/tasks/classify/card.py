@@ -10,25 +10,15 @@ compute (wall time, throughput, parameters, GFLOPs, peak memory). Every training
 from __future__ import annotations
 
 import datetime
-import resource
-import sys
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from pixelforge.engine.cpu_memory import peak_memory  # noqa: F401  (re-exported for the card's callers)
 from pixelforge.runs import folder as rd
 from pixelforge.errors import PixelforgeError
 
 
-def peak_memory() -> dict:
-    """Peak memory of this process so far: resident set (MB) and, when CUDA was used, GPU memory allocated (MB)."""
-    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KB on Linux, bytes on macOS
-    peak = {"process_peak_rss_mb": round(rss_kb / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)}
-    import torch
-
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        peak["gpu_peak_allocated_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
-    return peak
 
 
 def _md_table(header: list[str], rows: list[list]) -> str:
@@ -64,7 +54,7 @@ def _compute(run: Path, cfg, classes: list[str], summary: dict, memory: dict | N
 
 def _data_section(cfg) -> tuple[str, dict]:
     from pixelforge.data.groups import has_groups, resolve_groups
-    from pixelforge.engine.train import prepare_data
+    from pixelforge.tasks.classify.task import prepare_data
 
     source, _ = prepare_data(cfg)
     splits = [s for s in ("train", "val", "test") if source.split(s)]

@@ -16,7 +16,8 @@ from pixelforge.runs import folder as rd
 from pixelforge.errors import PixelforgeError
 from pixelforge.runs.result import EvalResult
 from pixelforge.runs.files import held_out_split
-from pixelforge.metrics.fairness import bootstrap_intervals, group_report
+from pixelforge.metrics.fairness import bootstrap_intervals
+from pixelforge.tasks.classify.groups import group_report
 from pixelforge.tasks.classify.inference import LoadedRun, load_run, run_inference
 from pixelforge.metrics.classification import classification_metrics, worst_mistakes
 from pixelforge.viz.plots import plot_confusion, plot_gallery
@@ -25,7 +26,7 @@ from pixelforge.explain.gallery import explanation_gallery
 
 def select_samples(loaded: LoadedRun, data: str | None, split: str | None) -> tuple[list[Sample], str]:
     if data is None:
-        from pixelforge.engine.train import prepare_data
+        from pixelforge.tasks.classify.task import prepare_data
 
         source, _ = prepare_data(loaded.config)
         name = held_out_split(source, split, own_data=True)

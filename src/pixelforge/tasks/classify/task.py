@@ -28,8 +28,11 @@ class ClassificationTask:
             x, y = self.mixer(x, y)
         logits = self.forward(model, x)
         loss = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
-        correct = (logits.argmax(1) == hard).sum()
-        return {"loss": loss, "correct": correct.detach(), "count": len(hard)}
+        hits = (logits.argmax(1) == hard).sum()
+        # A batch mean, logged as train_acc; float64 (where the device has it) so that mean x count, summed by the
+        # engine, is exactly the hit count.
+        acc = hits.to(torch.float32 if hits.device.type == "mps" else torch.float64) / len(hard)
+        return {"loss": loss, "acc": acc, "count": len(hard)}
 
     monitor = "val_acc"
 
@@ -128,12 +131,14 @@ def build_setup(cfg, source, classes: list[str], fabric, progress):
     """
     from pixelforge.data.dataset import ImageDataset
     from pixelforge.data.transforms import batch_mixer, decode_size, eval_transform, resolve_augment, train_transform
+    from pixelforge.engine.balance import build_train_sampler
     from pixelforge.engine.compiled import CompiledTrainingForward, compile_decision
     from pixelforge.tasks.classify.features import FeatureDataset, FeatureExtractor, extract_features
     from pixelforge.engine.exact_speedups import apply_exact_speedups
+    from pixelforge.engine.hooks import GradualUnfreezing
     from pixelforge.engine.setup import TaskSetup
     from pixelforge.engine.threads import single_threaded
-    from pixelforge.engine.train import default_workers
+    from pixelforge.engine.threads import default_workers
     from pixelforge.models.classifier import build_classifier
 
     model = build_classifier(cfg.model, len(classes), cfg.weights, cfg.dropout)
@@ -186,15 +191,10 @@ def build_setup(cfg, source, classes: list[str], fabric, progress):
         if compiled:
             forward, path = CompiledTrainingForward(cfg.batch_size), "end-to-end, compiled"
 
-    def on_epoch_start(epoch: int) -> None:
-        if cfg.strategy == "gradual" and not use_features:
-            trainable = apply_strategy(model, "gradual", epoch, cfg.unfreeze_every)
-            progress.info(f"gradual: {trainable} of {len(model.stages())} backbone stages trainable")
-
-    def write_report(run_dir):
-        from pixelforge.tasks.classify.report import write_run_report
-
-        return write_run_report(run_dir)
+    hooks = []
+    if cfg.strategy == "gradual" and not use_features:
+        hooks.append(GradualUnfreezing(lambda epoch: apply_strategy(model, "gradual", epoch, cfg.unfreeze_every),
+                                       len(model.stages()), "backbone", progress.info))
 
     return TaskSetup(
         task=ClassificationTask(cfg.label_smoothing, None if use_features else batch_mixer(augment, len(classes)),
@@ -202,8 +202,17 @@ def build_setup(cfg, source, classes: list[str], fabric, progress):
         model=model, trained=trained, train_data=train_data, val_data=val_data,
         param_groups=lambda lr: param_groups(model, cfg.strategy, lr, cfg.backbone_lr_mult, cfg.weight_decay),
         n_train=len(train_set), n_val=len(val_set), workers=loader_workers,
+        val_batch_size=max(cfg.batch_size, 64),  # inference holds no activations for backward: bigger is faster
         path=path,
-        channels_last=cfg.channels_last and not use_features, on_epoch_start=on_epoch_start,
-        extra_checkpoint={"classes": classes}, unreadable=unreadable, train_samples=train_set.samples,
-        write_report=write_report,
+        channels_last=cfg.channels_last and not use_features, hooks=hooks,
+        extra_checkpoint={"classes": classes}, unreadable=unreadable,
+        train_sampler=build_train_sampler(cfg, train_set.samples, len(train_data), fabric.global_rank,
+                                          fabric.world_size),
     )
+
+
+def write_report(run_dir):
+    """Evaluate best.ckpt on the run's val split and write report.html (engine/train.py calls it after training)."""
+    from pixelforge.tasks.classify.report import write_run_report
+
+    return write_run_report(run_dir)

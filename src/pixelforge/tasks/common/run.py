@@ -11,7 +11,7 @@ from pixelforge.tasks.config import load_config
 
 
 def read_run(run_dir: str | Path, task: str, checkpoint: str = "best.ckpt") -> tuple[Path, object, list[str], dict]:
-    """(run folder, TrainConfig, classes, checkpoint dict) of a `task` run; one-line errors for anything else.
+    """(run folder, config, classes, checkpoint dict) of a `task` run; one-line errors for anything else.
 
     A run interrupted before its first epoch ended has only last.ckpt; that one is used then.
     """

@@ -27,6 +27,11 @@ class DetectTask(DenseTask):
 
         return build_setup(cfg, source, classes, fabric, progress)
 
+    def write_report(self, run):
+        from pixelforge.tasks.detect.task import write_report
+
+        return write_report(run)
+
     def evaluate(self, run, *, data=None, split=None, out=None, **options):
         from pixelforge.tasks.detect.evaluate import evaluate_detection
 

@@ -24,7 +24,7 @@ from pixelforge.metrics.coco import coco_metrics, plot_pr_curves
 @dataclass
 class LoadedDetector:
     run_dir: Path
-    config: object  # TrainConfig
+    config: object  # the run config (RunConfig subclass)
     classes: list[str]
     category_ids: list[int]  # label i + 1 <-> category_ids[i]
     model: torch.nn.Module  # eval mode, CPU

@@ -162,11 +162,11 @@ def build_setup(cfg, source, classes: list[str], fabric, progress):
                              frozen_encoder_norms=cfg.weights != "none")
 
     return box_task_setup(cfg, source, classes, fabric, progress, model, make_task, source.split("train"),
-                          source.split("val"), {"arch": arch, "task": "detect"}, write_report)
+                          source.split("val"), {"arch": arch, "task": "detect"})
 
 
 def box_task_setup(cfg, source, classes, fabric, progress, model, make_task, train_images, val_images,
-                   checkpoint: dict, report):
+                   checkpoint: dict):
     """The part of a setup every box task shares (detection, instance segmentation): datasets decoded once into
     RAM, the freezing strategy, gradual unfreezing and optimizer groups around an already-built `model`.
 
@@ -174,6 +174,7 @@ def box_task_setup(cfg, source, classes, fabric, progress, model, make_task, tra
     """
     from pixelforge.data.boxes.dataset import BoxDataset, box_collate
     from pixelforge.data.boxes.transforms import eval_box_transform, train_box_transform
+    from pixelforge.engine.hooks import GradualUnfreezing
     from pixelforge.engine.setup import TaskSetup
     from pixelforge.engine.threads import single_threaded
 
@@ -189,16 +190,14 @@ def box_task_setup(cfg, source, classes, fabric, progress, model, make_task, tra
     model.to(fabric.device)
     apply_strategy(model, cfg.strategy, 0, cfg.unfreeze_every)
 
-    def on_epoch_start(epoch: int) -> None:
-        if cfg.strategy == "gradual":
-            trainable = apply_strategy(model, "gradual", epoch, cfg.unfreeze_every)
-            progress.info(f"gradual: {trainable} of {len(encoder_stages(model))} encoder stages trainable")
+    hooks = [GradualUnfreezing(lambda epoch: apply_strategy(model, "gradual", epoch, cfg.unfreeze_every),
+                               len(encoder_stages(model)), "encoder", progress.info)] if cfg.strategy == "gradual" else []
 
     return TaskSetup(
         task=make_task(val_set.images), model=model, trained=model, train_data=train_set, val_data=val_set,
         param_groups=lambda lr: param_groups(model, cfg.strategy, lr, cfg.backbone_lr_mult, cfg.weight_decay),
         n_train=len(train_set), n_val=len(val_set), collate_fn=box_collate, workers=cfg.workers or 0,
-        on_epoch_start=on_epoch_start, unreadable=unreadable, write_report=report,
+        hooks=hooks, unreadable=unreadable,
         extra_checkpoint={"classes": classes, "category_ids": ids, **checkpoint},
     )
 

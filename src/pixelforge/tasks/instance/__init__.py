@@ -27,6 +27,11 @@ class InstanceTask(DenseTask):
 
         return build_setup(cfg, source, classes, fabric, progress)
 
+    def write_report(self, run):
+        from pixelforge.tasks.instance.task import write_report
+
+        return write_report(run)
+
     def evaluate(self, run, *, data=None, split=None, out=None, **options):
         from pixelforge.tasks.instance.evaluate import evaluate_instance
 

@@ -157,7 +157,7 @@ class InstanceRun:
     """A trained run rebuilt for inference: the model, its classes and the COCO category id of each."""
 
     run_dir: Path
-    config: object  # TrainConfig
+    config: object  # the run config (RunConfig subclass)
     classes: list[str]
     category_ids: list[int]
     model: torch.nn.Module

@@ -103,7 +103,7 @@ def build_setup(cfg, source, classes: list[str], fabric, progress):
                             frozen_encoder_norms=cfg.weights != "none")
 
     return box_task_setup(cfg, source, classes, fabric, progress, model, make_task, train_images, val_images,
-                          {"arch": DEFAULT_ARCH, "task": "instance"}, write_report)
+                          {"arch": DEFAULT_ARCH, "task": "instance"})
 
 
 def write_report(run_dir: Path, evaluation=None) -> Path:

@@ -28,6 +28,11 @@ class SegmentTask(DenseTask):
 
         return build_setup(cfg, source, classes, fabric, progress)
 
+    def write_report(self, run):
+        from pixelforge.tasks.segment.task import write_report
+
+        return write_report(run)
+
     def evaluate(self, run, *, data=None, split=None, out=None, **options):
         from pixelforge.tasks.segment.evaluate import evaluate_segmentation
 

@@ -30,7 +30,7 @@ class SegmentationRun:
     """A trained run rebuilt for inference: model, classes and the exact input preprocessing of training."""
 
     run_dir: Path
-    config: object  # TrainConfig
+    config: object  # the run config (RunConfig subclass)
     classes: list[str]
     model: torch.nn.Module
     mean: list[float]

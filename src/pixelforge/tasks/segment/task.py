@@ -171,24 +171,23 @@ def build_setup(cfg, source, classes: list[str], fabric, progress):
         param.requires_grad_(True)
     apply_strategy(model, cfg.strategy, 0, cfg.unfreeze_every)
 
-    def on_epoch_start(epoch: int) -> None:
-        if cfg.strategy == "gradual":
-            trainable = apply_strategy(model, "gradual", epoch, cfg.unfreeze_every)
-            progress.info(f"gradual: {trainable} of {len(model.stages())} encoder stages trainable")
+    from pixelforge.engine.hooks import GradualUnfreezing
+
+    hooks = [GradualUnfreezing(lambda epoch: apply_strategy(model, "gradual", epoch, cfg.unfreeze_every),
+                               len(model.stages()), "encoder", progress.info)] if cfg.strategy == "gradual" else []
 
     loss = build_segmentation_loss(cfg.loss, len(classes), cfg.ignore_index, cfg.class_weights)
-    from pixelforge.engine.train import default_workers
+    from pixelforge.engine.threads import default_workers
 
     return TaskSetup(
         task=SegmentationTask(loss, len(classes), cfg.ignore_index), model=model, trained=model,
         train_data=train_set, val_data=val_set,
         param_groups=lambda lr: param_groups(model, cfg.strategy, lr, cfg.backbone_lr_mult, cfg.weight_decay),
         n_train=len(train_set), n_val=len(val_set), workers=default_workers() if cfg.workers is None else cfg.workers,
-        channels_last=cfg.channels_last, on_epoch_start=on_epoch_start,
+        channels_last=cfg.channels_last, hooks=hooks,
         extra_checkpoint={"classes": classes, "task": "segment", "arch": arch, "in_channels": in_channels,
                           "mean": mean, "std": std, "bit_depth": source.bit_depth, "ignore_index": cfg.ignore_index},
         unreadable=unreadable,
-        write_report=write_report,
     )
 
 

@@ -21,7 +21,7 @@ QUICKSTART_OPTIONS = dict(
 def run_quickstart(out: Path, quiet: bool = False) -> dict:
     from pixelforge.data.builtin import materialize
     from pixelforge.data.check import check_dataset
-    from pixelforge.engine.train import train
+    from pixelforge.api.train import train
     from pixelforge.tasks.classify.evaluate import evaluate
     from pixelforge.tasks.classify.predict import predict
     from pixelforge.tasks.classify.report import write_run_report

@@ -1,0 +1,137 @@
+"""`pixelforge.train`: from a config to a finished run folder.
+
+Builds the task's config (the registry picks the task's class), lets the task check it and read the data, makes
+the run folder, hands the task's setup (its model, data and fastest exact path) to `engine/fit.py`, which trains
+it under Fabric (one process, or DDP), and finishes with the summary, the task's report and its model card.
+Each step is a plain function below; the order is the story of a run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, fields
+from functools import partial
+from pathlib import Path
+
+from pixelforge.config import RunConfig, save_config
+from pixelforge.engine.cpu_memory import peak_memory
+from pixelforge.engine.fit import FitConfig, FitResult, fit
+from pixelforge.engine.precision import resolve_precision
+from pixelforge.engine.progress import EpochProgress
+from pixelforge.errors import PixelforgeError
+from pixelforge.runs import folder as rd
+from pixelforge.tasks.base import Task
+from pixelforge.tasks.config import build_config, load_config
+from pixelforge.tasks.registry import get_task
+
+log = logging.getLogger("pixelforge")
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    best_val_accuracy: float | None  # classification only
+    best_epoch: int
+    epochs_run: int
+    seconds: float
+    path: str  # "cached-features" or "end-to-end"
+    lr: float
+    monitor: str = "val_acc"  # the validation metric that chose best.ckpt (val_acc, val_map50, val_miou)
+    best_metric: float = float("nan")
+    monitor_label: str = ""  # how the task names its monitor ("val accuracy")
+
+
+def train(data: str | None = None, *, config: str | Path | None = None, resume: str | Path | None = None,
+          callbacks: list | None = None, **options) -> TrainResult:
+    """Train any registered task and write a run folder. Options are the task's config fields (the CLI's options;
+    `task` chooses the task, default classify). Hooks in `callbacks` get the engine's lifecycle (engine/hooks.py).
+
+    Example:
+        >>> result = train("digits", model="simple_cnn", weights="none", img_size=32, epochs=1,
+        ...                out="runs/doc")  # doctest: +SKIP
+        >>> result.best_val_accuracy > 0.5  # doctest: +SKIP
+        True
+    """
+    if resume:
+        run = rd.require_run(resume)
+        cfg = load_config(run / "config.yaml")
+        overrides = {k: v for k, v in options.items() if v is not None}
+        if data is not None:
+            overrides["data"] = data
+        cfg = build_config(None, **{**cfg.model_dump(), **overrides}) if overrides else cfg
+    else:
+        cfg = build_config(config, data=data, **options)
+    # Validate everything a user can get wrong before a run folder exists, so a typo leaves nothing behind.
+    task = get_task(cfg.task)
+    task.check_config(cfg)
+    source, classes = task.prepare_data(cfg)
+    task.check_data(cfg, source)
+    if resume:
+        _check_classes(run, classes)
+    elif "LOCAL_RANK" in os.environ and "WORLD_SIZE" in os.environ:
+        run = _torchrun_run_dir(Path(cfg.out or Path("runs") / task.run_name(cfg)))
+    else:
+        run = rd.new_run_dir(cfg.out or Path("runs") / task.run_name(cfg))
+    rd.write_json(run / "classes.json", classes)
+    save_config(cfg, run / "config.yaml")
+    started = time.perf_counter()
+    # config.yaml keeps `auto` (a resume on other hardware decides again); the run itself uses what it resolves to.
+    precision, why = resolve_precision(cfg.precision, fp32_reason=task.bf16_reason(cfg), accelerator=cfg.accelerator)
+    cfg = cfg.model_copy(update={"precision": precision})
+    result = fit(partial(task.build_setup, cfg, source, classes), run, _fit_config(cfg, why), resume=bool(resume),
+                 hooks=callbacks or [], checkpoint_meta={"model_name": cfg.model, "task": cfg.task})
+    if result.global_rank == 0:  # under torchrun every process returns here; one writes
+        _finish(run, cfg, result, task)
+    seconds = round(time.perf_counter() - started, 2)
+    if result.global_rank == 0:
+        rd.write_json(run / "summary.json", {**rd.read_json(run / "summary.json"), "seconds_total": seconds})
+    return TrainResult(run, result.best_metric if result.monitor == "val_acc" else None, result.best_epoch,
+                       result.epochs_run, seconds, result.path, result.lr, result.monitor, result.best_metric,
+                       task.monitor_label)
+
+
+def _fit_config(cfg: RunConfig, precision_reason: str) -> FitConfig:
+    """The engine's share of the config: the fields of the same names, plus what fit cannot infer."""
+    shared = {f.name: getattr(cfg, f.name) for f in fields(FitConfig) if f.name in RunConfig.model_fields}
+    # Frozen stages get no gradient, so DDP must tolerate unused parameters for the linear and gradual strategies.
+    return FitConfig(**shared, precision_reason=precision_reason, find_unused_parameters=cfg.strategy != "full",
+                     name=cfg.model, tags=(cfg.task, cfg.strategy))
+
+
+def _torchrun_run_dir(run: Path) -> Path:
+    """Under torchrun every process runs `train`; they must agree on one folder, so no suffix is added."""
+    if os.environ.get("RANK", "0") == "0" and run.exists() and any(run.iterdir()):
+        raise PixelforgeError(f"{run}: folder exists and is not empty; under torchrun --out must name a new folder")
+    (run / "checkpoints").mkdir(parents=True, exist_ok=True)
+    return run
+
+
+def _check_classes(run: Path, classes: list[str]) -> None:
+    path = run / "classes.json"
+    before = rd.read_json(path)
+    if before != classes:
+        added, removed = sorted(set(classes) - set(before)), sorted(set(before) - set(classes))
+        raise PixelforgeError(f"{path}: the data's classes differ from the run's (added: {added or 'none'}, "
+                              f"removed: {removed or 'none'}); resume with the same data or start a new run")
+
+
+def _finish(run: Path, cfg: RunConfig, result: FitResult, task: Task) -> None:
+    progress = EpochProgress(quiet=cfg.quiet)
+    monitor = result.monitor
+    rows = rd.read_metrics(run / "metrics.csv")
+    summary = {
+        "monitor": monitor, "best_metric": result.best_metric,
+        "best_val_accuracy": result.best_metric if monitor == "val_acc" else None,
+        "best_epoch": result.best_epoch, "epochs_run": len(rows),
+        "stopped_early": result.stopped_early, "stop_reason": result.stop_reason, "path": result.path, "lr": result.lr, "train_images": result.n_train,
+        "val_images": result.n_val, "unreadable_images": result.unreadable, "precision": cfg.precision,
+        "seconds_training": round(sum(r["epoch_seconds"] or 0 for r in rows), 2),
+    }
+    rd.write_json(run / "summary.json", summary)
+    if result.unreadable:
+        progress.info(f"{len(result.unreadable)} unreadable image(s) skipped; listed in {run / 'summary.json'}")
+    report = task.write_report(run)
+    task.write_card(run, peak_memory=peak_memory())
+    progress.info(f"best {monitor} {result.best_metric:.4f} at epoch {result.best_epoch}" + (f"; report: {report}" if report else ""))

@@ -1,0 +1,227 @@
+"""`fit`: train a task in a run folder — Fabric, seeding, optimizers, the loop, checkpoints and resume.
+
+`pixelforge.train` (engine/train.py) turns a config and data into a run folder and calls `fit`; a program that
+builds its own task (a GAN, a new kind of data) calls `fit` directly with a function that returns a `TaskSetup`.
+The function runs inside each training process (DDP spawns them), so it must be picklable: a module-level
+function or a `functools.partial` of one, not a lambda.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch.utils.data import DataLoader
+
+from pixelforge.engine import process_state
+from pixelforge.runs import folder as rd
+from pixelforge.engine.cpu_memory import reuse_freed_memory
+from pixelforge.engine.hooks import EarlyStopping
+from pixelforge.engine.loop import EpochSampler, Loop, LoopState
+from pixelforge.engine.progress import EpochProgress
+from pixelforge.engine.schedule import build_optimizer, build_scheduler
+from pixelforge.engine.setup import TaskSetup
+from pixelforge.engine.threads import torch_threads
+from pixelforge.errors import PixelforgeError
+
+log = logging.getLogger("pixelforge")
+
+
+@dataclass  # not frozen: Fabric's DDP launcher copies its arguments field by field, which frozen forbids
+class FitConfig:
+    """The engine's settings (a subset of the run config, `pixelforge.config.RunConfig`, whose fields of the same names mean the same)."""
+
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float | str = 1e-3  # or "auto": a learning-rate range test first (engine/lr_find.py)
+    lr_find_steps: int = 100
+    optimizer: str = "adamw"  # the default optimizer, when the task configures none
+    schedule: str = "cosine"
+    warmup_epochs: float = 0.5
+    grad_clip: float | None = None
+    early_stopping: int | None = None  # patience, in epochs without improvement of the task's monitor
+    seed: int = 0
+    accelerator: str = "auto"
+    devices: int = 1
+    num_nodes: int = 1
+    precision: str = "32"
+    precision_reason: str = "as set"  # for the log: why this precision
+    find_unused_parameters: bool = False  # DDP: frozen stages get no gradient
+    quiet: bool = False
+    # For messages only: what is trained, how, and at what size ("training simple_cnn (classify, full, ...)").
+    name: str = "model"
+    tags: tuple = ()
+    img_size: int | None = None
+
+
+@dataclass
+class FitResult:
+    best_metric: float
+    best_epoch: int
+    epochs_run: int  # epochs with a metrics.csv row
+    stopped_early: bool
+    stop_reason: str
+    monitor: str
+    monitor_mode: str
+    lr: float
+    path: str
+    n_train: int
+    n_val: int
+    unreadable: list = field(default_factory=list)
+    global_rank: int = 0
+
+
+def fit(build_setup: Callable[..., TaskSetup], run_dir: str | Path, config: FitConfig | None = None, *,
+        resume: bool = False, hooks: list | tuple = (), checkpoint_meta: dict | None = None) -> FitResult:
+    """Train `build_setup(fabric, progress)`'s task in `run_dir` (which must have a `checkpoints/` folder).
+
+    Resumes from `run_dir/checkpoints/last.ckpt` when `resume` is true. Ctrl-C or SIGTERM saves the position and
+    raises `PixelforgeError` ("interrupted ... resume with ..."); a hook's `StopTraining` returns normally with
+    `stopped_early=True`. Under DDP (devices > 1) the result is rank 0's.
+
+    Afterwards, however it ends, the process is as before: SIGINT/SIGTERM handlers, flush-denormal, torch's
+    thread count, default dtype and grad mode, the RNG states and environment variables are put back
+    (engine/process_state.py). Deliberately kept: glibc's malloc thresholds (engine/cpu_memory.py), which cannot
+    be undone cheaply and only keep freed memory for reuse; and the CUDA RNG, seeded when CUDA is used.
+
+    Example:
+        >>> from functools import partial
+        >>> result = fit(partial(build_my_setup, data), "runs/mine", FitConfig(epochs=3))  # doctest: +SKIP
+        >>> result.best_epoch  # doctest: +SKIP
+        3
+    """
+    from lightning.fabric import Fabric
+
+    run_dir, config = Path(run_dir), config or FitConfig()
+    with process_state.restored_afterwards():
+        fabric = Fabric(accelerator=config.accelerator, devices=config.devices, num_nodes=config.num_nodes,
+                        precision=_fabric_precision(config.precision), strategy=_strategy(config),
+                        loggers=_tensorboard(run_dir))
+        return fabric.launch(_fit_process, build_setup, run_dir, config, resume, list(hooks), dict(checkpoint_meta or {}))
+
+
+def _fit_process(fabric, build_setup, run: Path, config: FitConfig, resuming: bool, hooks: list, meta: dict) -> FitResult:
+    """One training process: everything after Fabric is up."""
+    if fabric.global_rank == 0 and not resuming:
+        log.info("run folder: %s", run)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM saves a checkpoint like Ctrl-C
+    fabric.seed_everything(config.seed, verbose=False)
+    # Denormal floats (|x| < 1e-38) appear in early fine-tuning steps and run ~40x slower on x86 CPUs: measured
+    # 5 vs 190 img/s for the quickstart's first epochs. Flushing them to zero changes no result we could measure.
+    torch.set_flush_denormal(True)
+    progress = EpochProgress(quiet=config.quiet or fabric.global_rank != 0)
+    progress.info(reuse_freed_memory())  # activations are re-allocated every step: no page faults (cpu_memory.py)
+    setup = build_setup(fabric, progress)
+    train_loader, val_loader, sampler = _loaders(setup, config, fabric)
+    lr = _learning_rate(setup, config, fabric, train_loader, run, progress)
+    configured = _configure_optimizers(setup, config, lr, len(train_loader))
+    trained, *wrapped = fabric.setup(setup.trained, *[opt for opt, _ in configured.values()], move_to_device=False)
+    optimizers = dict(zip(configured, wrapped))
+    schedulers = {name: scheduler for name, (_, scheduler) in configured.items()}
+    hooks = [*setup.hooks, *([EarlyStopping(config.early_stopping)] if config.early_stopping else []), *hooks]
+    loop = Loop(fabric, setup.task, trained, optimizers, schedulers, train_loader, val_loader, sampler, run,
+                setup.model, config.epochs, config.grad_clip, hooks, progress,
+                {**meta, **setup.extra_checkpoint}, setup.channels_last)
+    state = LoopState()
+    if resuming and (run / "checkpoints" / "last.ckpt").exists():
+        state = loop.restore(rd.load_checkpoint(run / "checkpoints" / "last.ckpt"))
+        progress.info(f"resuming {run} at epoch {state.epoch + 1}, batch {state.batch}")
+    progress.info(f"training {config.name} ({', '.join((*config.tags, setup.path))}) on {setup.n_train} images, "
+                  f"validating on {setup.n_val}; {fabric.world_size} process(es), precision {config.precision} "
+                  f"({config.precision_reason})")
+    state = _run(loop, state, setup, config)
+    for logger in fabric.loggers:
+        logger.finalize("success")
+    fabric.barrier()
+    return FitResult(state.best_metric, state.best_epoch, len(rd.read_metrics(run / "metrics.csv")),
+                     state.stopped_early, state.stop_reason, loop.monitor, loop.mode, lr, setup.path, setup.n_train,
+                     setup.n_val, list(setup.unreadable), fabric.global_rank)
+
+
+def _run(loop: Loop, state: LoopState, setup: TaskSetup, config: FitConfig) -> LoopState:
+    try:
+        # A linear head on cached features is too small to split across threads (measured 5-10x faster on one).
+        with torch_threads(1 if setup.path == "cached-features" else torch.get_num_threads()):
+            return loop.run(state)
+    except RuntimeError as exc:  # torch.OutOfMemoryError (CUDA) and CPU allocator failures are RuntimeErrors
+        if any(text in str(exc).lower() for text in ("out of memory", "can't allocate memory")):
+            size = f", {config.img_size}px" if config.img_size else ""
+            raise PixelforgeError(f"out of memory training {config.name} at batch size {config.batch_size}{size}: "
+                                  f"lower --batch-size or --img-size") from None
+        raise
+
+
+def _loaders(setup: TaskSetup, config: FitConfig, fabric) -> tuple[DataLoader, DataLoader, EpochSampler]:
+    sampler = setup.train_sampler or EpochSampler(len(setup.train_data), config.seed, fabric.global_rank,
+                                                  fabric.world_size)
+    train_loader = DataLoader(setup.train_data, batch_size=config.batch_size, sampler=sampler,
+                              num_workers=setup.workers, persistent_workers=setup.workers > 0, drop_last=False,
+                              collate_fn=setup.collate_fn)
+    # No padding: under DDP each validation image is scored exactly once (engine/samplers.py).
+    val_sampler = EpochSampler(len(setup.val_data), config.seed, fabric.global_rank, fabric.world_size, pad=False)
+    val_loader = DataLoader(setup.val_data, batch_size=setup.val_batch_size or config.batch_size,
+                            sampler=val_sampler, num_workers=setup.workers, collate_fn=setup.collate_fn)
+    return train_loader, val_loader, sampler
+
+
+def _learning_rate(setup: TaskSetup, config: FitConfig, fabric, train_loader, run: Path, progress) -> float:
+    if config.lr != "auto":
+        return config.lr
+    if setup.param_groups is None or not getattr(setup.task, "automatic_optimization", True):
+        raise PixelforgeError("lr: 'auto' runs a range test on one optimizer over the task's parameter groups; "
+                              "this task configures its own optimization: give a number")
+    from pixelforge.engine.lr_find import lr_range_test
+
+    finder = lr_range_test(setup.trained, setup.task, train_loader, fabric,
+                           lambda: build_optimizer(config.optimizer, setup.param_groups(1.0), 1.0), run,
+                           steps=config.lr_find_steps)
+    lr = fabric.broadcast(finder.suggestion, src=0)  # every DDP rank must train at the same rate
+    progress.info(f"--lr auto: learning-rate range test suggests {lr:.2e} (plot: {run / 'lr_find.png'})")
+    return lr
+
+
+def _configure_optimizers(setup: TaskSetup, config: FitConfig, lr: float, steps_per_epoch: int) -> dict:
+    """{name: (optimizer, scheduler or None)}: the task's own, the setup's, or one over `param_groups`."""
+    total, warmup = steps_per_epoch * config.epochs, int(config.warmup_epochs * steps_per_epoch)
+    configure = getattr(setup.task, "configure_optimizers", None) or setup.configure_optimizers
+    if configure is not None:
+        configured = dict(configure(lr, total, warmup))
+        if not configured:
+            raise PixelforgeError(f"{type(setup.task).__name__}.configure_optimizers returned no optimizer")
+        return configured
+    if setup.param_groups is None:
+        raise PixelforgeError(f"{type(setup.task).__name__}: the setup has neither param_groups nor "
+                              "configure_optimizers; give one")
+    optimizer = build_optimizer(config.optimizer, setup.param_groups(lr), lr)
+    return {"main": (optimizer, build_scheduler(config.schedule, optimizer, total, warmup))}
+
+
+def _fabric_precision(precision: str) -> str:
+    return "32-true" if precision == "32" else precision
+
+
+def _strategy(config: FitConfig):
+    if config.devices * config.num_nodes == 1:
+        return "auto"
+    from lightning.fabric.strategies import DDPStrategy
+
+    if "LOCAL_RANK" in os.environ and "WORLD_SIZE" in os.environ:  # torchrun already started one process per device
+        return DDPStrategy(find_unused_parameters=config.find_unused_parameters)
+    # Spawned processes work from the CLI and from Python alike.
+    return DDPStrategy(start_method="spawn", find_unused_parameters=config.find_unused_parameters)
+
+
+def _tensorboard(run: Path):
+    try:
+        from lightning.fabric.loggers import TensorBoardLogger
+
+        return TensorBoardLogger(root_dir=str(run), name="tensorboard", version="")
+    except (ImportError, ModuleNotFoundError):
+        return None

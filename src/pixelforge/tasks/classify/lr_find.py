@@ -1,0 +1,41 @@
+"""`pixelforge lr-find`: the learning-rate range test (engine/lr_find.py) on a classification config, without
+training a run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pixelforge.engine.lr_find import LRFinderResult, lr_range_test
+
+
+def find_lr_for_config(out: Path, **options) -> LRFinderResult:
+    """`pixelforge lr-find`: the range test on a config's data and model, without training a run."""
+    from lightning.fabric import Fabric
+    from torch.utils.data import DataLoader
+
+    from pixelforge.data.dataset import ImageDataset
+    from pixelforge.data.transforms import decode_size, resolve_augment, train_transform
+    from pixelforge.engine.schedule import build_optimizer
+    from pixelforge.models.classifier import build_classifier, check_img_size
+    from pixelforge.tasks.classify.task import ClassificationTask, apply_strategy, param_groups, prepare_data
+    from pixelforge.tasks.config import build_config
+
+    cfg = build_config(None, **options)
+    source, classes = prepare_data(cfg)
+    check_img_size(cfg.model, cfg.img_size)
+    model = build_classifier(cfg.model, len(classes), cfg.weights, cfg.dropout)
+    apply_strategy(model, cfg.strategy)
+    transform = train_transform(cfg.img_size, model.spec.mean, model.spec.std, resolve_augment(cfg.augment, cfg.augment_options))
+    dataset = ImageDataset(source.split("train"), {c: i for i, c in enumerate(classes)},
+                           decode_size(cfg.img_size, model.spec.crop_pct), transform)
+    dataset.preload()
+    loader = DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True)
+    fabric = Fabric(accelerator="cpu" if cfg.accelerator == "auto" and not __import__("torch").cuda.is_available()
+                    else cfg.accelerator, devices=1)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    make = lambda: build_optimizer(cfg.optimizer, param_groups(model, cfg.strategy, 1.0, cfg.backbone_lr_mult, cfg.weight_decay), 1.0)  # noqa: E731
+    result = lr_range_test(model, ClassificationTask(cfg.label_smoothing), loader, fabric, make, None)
+    from pixelforge.viz.plots import plot_lr_find
+
+    result.plot = plot_lr_find(result.lrs, result.losses, result.suggestion, Path(out))
+    return result

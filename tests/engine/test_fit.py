@@ -1,0 +1,158 @@
+"""`fit` hosts any task: a GAN with two named optimizers and its own state resumes bit for bit, a "min" monitor picks
+best.ckpt, hooks can stop training cleanly, and a fit leaves the process as it found it."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+import torch
+
+from pixelforge.runs import folder as rd
+from pixelforge.engine.fit import FitConfig, fit
+from pixelforge.engine.hooks import Hook, StopTraining
+from pixelforge.engine.process_state import flush_denormal_enabled
+from pixelforge.errors import PixelforgeError
+from tests.engine.point_gan import build_point_gan
+
+CONFIG = FitConfig(epochs=3, batch_size=32, lr=2e-3, seed=0, accelerator="cpu", quiet=True)
+TIMING = ("images_per_s", "epoch_seconds")
+
+
+def _rows(run):
+    return [{k: v for k, v in row.items() if k not in TIMING} for row in rd.read_metrics(run / "metrics.csv")]
+
+
+class InterruptAt(Hook):
+    def __init__(self, step):
+        self.step = step
+
+    def on_train_batch_end(self, ctx, outputs):
+        if ctx.state.global_step == self.step:
+            raise KeyboardInterrupt
+
+
+class StopAt(Hook):
+    def __init__(self, step=None, epoch=None):
+        self.step, self.epoch = step, epoch
+
+    def on_train_batch_end(self, ctx, outputs):
+        if ctx.state.global_step == self.step:
+            raise StopTraining(f"enough at step {self.step}")
+
+    def on_validation_end(self, ctx, metrics):
+        if metrics["epoch"] == self.epoch:
+            raise StopTraining("enough epochs")
+
+
+class Recorder(Hook):
+    def __init__(self):
+        self.calls = []
+
+    def on_fit_start(self, ctx):
+        self.calls.append("fit_start")
+
+    def on_epoch_start(self, ctx):
+        self.calls.append(f"epoch_start {ctx.state.epoch}")
+
+    def on_train_batch_end(self, ctx, outputs):
+        assert set(outputs) >= {"loss_d", "loss_g", "count"} and ctx.run_dir.is_dir()
+
+    def on_validation_end(self, ctx, metrics):
+        self.calls.append(f"validation_end {metrics['epoch']}")
+
+    def on_fit_end(self, ctx):
+        self.calls.append("fit_end")
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory):
+    run = rd.new_run_dir(tmp_path_factory.mktemp("gan") / "straight")
+    recorder = Recorder()
+    result = fit(build_point_gan, run, CONFIG, hooks=[recorder])
+    return run, result, recorder
+
+
+def test_a_gan_trains_with_named_optimizers_and_hooks_see_every_event(straight):
+    run, result, recorder = straight
+    assert recorder.calls == ["fit_start", "epoch_start 0", "validation_end 1", "epoch_start 1", "validation_end 2",
+                              "epoch_start 2", "validation_end 3", "fit_end"]
+    saved = rd.load_checkpoint(run / "checkpoints" / "last.ckpt")
+    assert set(saved["optimizers"]) == set(saved["schedulers"]) == {"generator", "discriminator"}
+    assert saved["schedulers"]["generator"] is None and saved["schedulers"]["discriminator"]["last_epoch"] == 24
+    assert set(saved["task_state"]["ema"]) == {"0.weight", "0.bias", "2.weight", "2.bias"}
+    assert result.epochs_run == 3 and not result.stopped_early
+
+
+def test_every_scalar_a_step_returns_is_logged_as_a_train_column(straight):
+    run, _, _ = straight
+    rows = rd.read_metrics(run / "metrics.csv")
+    assert list(rows[0]) == ["epoch", "train_loss_d", "train_loss_g", "train_d_real", "train_one", "val_wd",
+                             "lr_generator", "lr_discriminator", "images_per_s", "epoch_seconds"]
+    assert all(row["train_one"] == 1.0 and 0 < row["train_d_real"] < 1 for row in rows)
+    assert rows[-1]["lr_discriminator"] < rows[0]["lr_discriminator"] < rows[0]["lr_generator"] == 2e-3
+
+
+def test_best_checkpoint_follows_a_min_monitor(straight):
+    run, result, _ = straight
+    rows = rd.read_metrics(run / "metrics.csv")
+    best = min(rows, key=lambda r: r["val_wd"])
+    assert result.monitor_mode == "min" and result.best_epoch == best["epoch"]
+    assert abs(result.best_metric - best["val_wd"]) < 1e-6
+    assert rd.load_checkpoint(run / "checkpoints" / "best.ckpt")["loop"]["best_epoch"] == best["epoch"]
+
+
+def test_interrupted_and_resumed_gan_is_bit_identical_to_an_uninterrupted_one(straight, tmp_path):
+    run, _, _ = straight
+    cut = rd.new_run_dir(tmp_path / "cut")
+    with pytest.raises(PixelforgeError, match="resume with"):
+        fit(build_point_gan, cut, CONFIG, hooks=[InterruptAt(11)])  # 8 steps an epoch: mid-way through epoch 2
+    saved = rd.load_checkpoint(cut / "checkpoints" / "last.ckpt")
+    assert (saved["loop"]["epoch"], saved["loop"]["batch"]) == (1, 3)
+    fit(build_point_gan, cut, CONFIG, resume=True)
+
+    expected, got = (rd.load_checkpoint(r / "checkpoints" / "last.ckpt") for r in (run, cut))
+    for key, tensor in expected["model"].items():
+        assert torch.equal(tensor, got["model"][key]), key
+    for key, tensor in expected["task_state"]["ema"].items():
+        assert torch.equal(tensor, got["task_state"]["ema"][key]), key
+    for name in ("generator", "discriminator"):
+        for index, state in expected["optimizers"][name]["state"].items():
+            for key, value in state.items():
+                assert torch.equal(value, got["optimizers"][name]["state"][index][key]), (name, key)
+    assert _rows(cut) == _rows(run)
+
+
+def test_stop_training_from_a_hook_leaves_a_valid_run_folder(tmp_path):
+    run = rd.new_run_dir(tmp_path / "stop")
+    result = fit(build_point_gan, run, CONFIG, hooks=[StopAt(step=12)])
+    assert result.stopped_early and result.stop_reason == "enough at step 12" and result.epochs_run == 1
+    assert [r["epoch"] for r in rd.read_metrics(run / "metrics.csv")] == [1]
+    saved = rd.load_checkpoint(run / "checkpoints" / "last.ckpt")
+    assert saved["loop"]["stopped_early"] and (saved["loop"]["epoch"], saved["loop"]["batch"]) == (1, 4)
+    assert fit(build_point_gan, run, CONFIG, resume=True).epochs_run == 1  # a stopped run stays stopped
+
+    run = rd.new_run_dir(tmp_path / "stop-epoch")
+    result = fit(build_point_gan, run, CONFIG, hooks=[StopAt(epoch=2)])
+    assert result.stopped_early and result.epochs_run == 2
+    assert rd.load_checkpoint(run / "checkpoints" / "last.ckpt")["loop"]["epoch"] == 2
+
+
+def test_two_fits_in_one_process_restore_its_settings_and_agree(tmp_path):
+    def settings():
+        return (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM), flush_denormal_enabled(),
+                torch.get_num_threads(), torch.get_default_dtype(), torch.is_grad_enabled())
+
+    def marker(signum, frame):  # a handler of the caller's own, which fit must put back
+        pass
+
+    previous = signal.signal(signal.SIGTERM, marker)
+    try:
+        before = settings()
+        first = fit(build_point_gan, rd.new_run_dir(tmp_path / "one"), CONFIG)
+        assert settings() == before
+        second = fit(build_point_gan, rd.new_run_dir(tmp_path / "two"), CONFIG)
+        assert settings() == before and signal.getsignal(signal.SIGTERM) is marker
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert _rows(tmp_path / "one") == _rows(tmp_path / "two") and first.best_metric == second.best_metric

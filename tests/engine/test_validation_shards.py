@@ -1,0 +1,156 @@
+"""Validation under DDP scores every image exactly once: the sampler shards without padding, and every task's
+validate reduces once at the end, so ranks holding different numbers of images agree with one process."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from torch import multiprocessing as mp
+from torch.utils.data import DataLoader
+
+from pixelforge.engine.samplers import EpochSampler
+
+
+@pytest.mark.parametrize("world", [1, 2, 3, 4])
+def test_validation_shards_cover_every_index_once_and_training_shards_are_padded_to_equal_length(world):
+    for size in range(0, 12):
+        shards = [list(EpochSampler(size, seed=3, rank=r, world=world, pad=False)) for r in range(world)]
+        assert sorted(i for shard in shards for i in shard) == list(range(size))
+        assert max(map(len, shards)) - min(map(len, shards)) <= 1
+        padded = [list(EpochSampler(size, seed=3, rank=r, world=world)) for r in range(world)]
+        assert len({len(shard) for shard in padded}) == 1 and set().union(*padded) == set(range(size))
+
+
+class _DistFabric:
+    """The part of Fabric that `validate` uses, over a plain torch.distributed group."""
+
+    device = torch.device("cpu")
+
+    def __init__(self, rank: int, world: int):
+        self.global_rank, self.world_size = rank, world
+
+    def all_reduce(self, tensor, reduce_op="sum"):
+        if self.world_size > 1:
+            tensor = tensor.clone()
+            torch.distributed.all_reduce(tensor)
+        return tensor
+
+
+class _FakeDetector(torch.nn.Module):
+    """One box per image, placed and scored from the pixels: deterministic, so any split of the images must score
+    the same."""
+
+    def forward(self, images):
+        outputs = []
+        for image in images:
+            m = float(image.mean())
+            outputs.append({"boxes": torch.tensor([[4.0, 4.0, 10 + 30 * m, 36.0]]), "scores": torch.tensor([m]),
+                            "labels": torch.tensor([1 + int(m * 10) % 2])})
+        return outputs
+
+
+def _tasks(data_dir: Path):
+    """(task, model, dataset, collate) for classification, segmentation and detection, on odd-sized val sets."""
+    from pixelforge.data.boxes.coco import coco_dict
+    from pixelforge.data.boxes.dataset import BoxDataset, box_collate
+    from pixelforge.data.boxes.source import read_boxes
+    from pixelforge.data.boxes.transforms import eval_box_transform
+    from pixelforge.tasks.classify.task import ClassificationTask
+    from pixelforge.tasks.detect.task import DetectionTask
+    from pixelforge.tasks.segment.task import SegmentationTask
+    from pixelforge.tasks.segment.losses import build_segmentation_loss
+
+    torch.manual_seed(0)
+    images = torch.randn(7, 3, 8, 8)
+    labels = torch.randint(0, 3, (7,))
+    classify = (ClassificationTask(), torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(192, 3)),
+                list(zip(images, labels)), None)
+    masks = torch.randint(0, 3, (7, 8, 8))
+    masks[0, :2] = 255  # ignored pixels
+    segment = (SegmentationTask(build_segmentation_loss("ce", 3, 255, None), 3), torch.nn.Conv2d(3, 3, 1),
+               list(zip(images, masks)), None)
+    source = read_boxes(data_dir)
+    val = source.split("val")
+    boxes = BoxDataset(val, source.category_ids, eval_box_transform(48), img_size=48)
+    boxes.preload()
+    detect = (DetectionTask(coco_dict(val, source.categories), source.category_ids), _FakeDetector(), boxes,
+              box_collate)
+    return {"classify": classify, "segment": segment, "detect": detect}
+
+
+def _validate_all(data_dir: Path, rank: int, world: int) -> dict:
+    fabric, results = _DistFabric(rank, world), {}
+    for name, (task, model, dataset, collate) in _tasks(data_dir).items():
+        sampler = EpochSampler(len(dataset), seed=0, rank=rank, world=world, pad=False)
+        loader = DataLoader(dataset, batch_size=2, sampler=sampler, **({"collate_fn": collate} if collate else {}))
+        with torch.no_grad():
+            results[name] = {**task.validate(model.eval(), iter(loader), fabric), "images": len(sampler)}
+    return results
+
+
+def _rank_main(rank: int, world: int, port: int, data_dir: str, out: str) -> None:
+    torch.distributed.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    try:
+        results = _validate_all(Path(data_dir), rank, world)
+    finally:
+        torch.distributed.destroy_process_group()
+    Path(out, f"rank{rank}.json").write_text(json.dumps(results))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_ranks_with_unequal_shards_score_exactly_like_one_process(tmp_path):
+    from tests.tasks.test_detection import write_tiny_coco
+
+    data = write_tiny_coco(tmp_path / "coco", {"train": 2, "val": 5})
+    single = _validate_all(data, 0, 1)
+    context = mp.start_processes(_rank_main, args=(2, _free_port(), str(data), str(tmp_path)), nprocs=2, join=False,
+                                 start_method="spawn")
+    deadline = time.monotonic() + 180  # a rank waiting on a collective the other never calls would hang here
+    while not context.join(timeout=5):
+        assert time.monotonic() < deadline, "validation ranks did not finish: mismatched collectives?"
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    for name, expected in single.items():
+        assert ranks[0][name]["images"] + ranks[1][name]["images"] == expected["images"]
+        assert ranks[0][name]["images"] != ranks[1][name]["images"]  # odd-sized: the shards differ by one
+        for rank in ranks:
+            got = {k: v for k, v in rank[name].items() if k != "images"}
+            want = {k: v for k, v in expected.items() if k != "images"}
+            assert got.keys() == want.keys()
+            for key in want:
+                if key != "val_loss":  # what is counted (hits, confusion matrices, detections) is exact
+                    assert got[key] == want[key], (name, key)
+                elif name == "classify":  # a float32 mean per batch, summed in another order
+                    assert got[key] == pytest.approx(want[key], rel=1e-6)
+                # segmentation's val_loss is a per-pixel mean per batch, weighted by images: it depends on how
+                # the images are batched, with one process as with two
+
+
+@pytest.mark.slow
+def test_two_process_training_logs_the_single_process_accuracy_on_an_odd_validation_set(tmp_path):
+    import pixelforge
+    from pixelforge.data.builtin import materialize
+    from pixelforge.runs import folder as rd
+
+    digits = materialize("digits")
+    lines = ["path,label,split"]
+    for split, count in (("train", 64), ("val", 41)):  # 41: one process validates 21 images, the other 20
+        files = sorted((digits / split).glob("*/*.png"))
+        lines += [f"{f},{f.parent.name},{split}" for f in files[:: max(1, len(files) // count)][:count]]
+    (tmp_path / "digits.csv").write_text("\n".join(lines) + "\n")
+    result = pixelforge.train(str(tmp_path / "digits.csv"), out=str(tmp_path / "ddp"), epochs=1, devices=2,
+                              precision="32", model="simple_cnn", weights="none", img_size=32, strategy="full",
+                              lr=3e-3, batch_size=16, quiet=True)
+    logged = rd.read_metrics(result.run_dir / "metrics.csv")[0]["val_acc"]
+    evaluation = pixelforge.evaluate(result.run_dir, split="val")  # one process, every image once
+    assert evaluation.metrics["num_images"] == 41
+    assert logged == round(evaluation.accuracy, 6)
