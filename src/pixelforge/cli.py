@@ -254,7 +254,7 @@ def quickstart(out: Path = typer.Option(Path("runs/quickstart"), help="Run folde
 
 
 # Commands of later stages (data, deployment, explanation) are registered below, one line each.
-from pixelforge.data.commands import data_check, data_convert, data_make, data_preview  # noqa: E402
+from pixelforge.data_commands import data_check, data_convert, data_make, data_preview  # noqa: E402
 data_app.command("check")(data_check)
 data_app.command("preview")(data_preview)
 data_app.command("make")(data_make)

@@ -24,29 +24,32 @@ def cache_root() -> Path:
     return Path(os.environ.get("PIXELFORGE_HOME", Path.home() / ".cache" / "pixelforge"))
 
 
-BUILTIN_TASKS = {"digits": ("classify",), "shapes": ("classify", "detect", "segment", "instance")}
+# The annotation kinds each built-in set is written in: class folders, COCO boxes, index masks, COCO polygons.
+# Each task reads one kind (`Task.data_kind`); the cache folder names predate the kinds and are kept.
+KINDS = {"digits": ("classes",), "shapes": ("classes", "boxes", "masks", "instances")}
+_CACHE_SUFFIX = {"classes": "", "boxes": "-detect", "masks": "-segment", "instances": "-instance"}
 
 
-def materialize(name: str, out: Path | None = None, seed: int = 0, task: str = "classify") -> Path:
-    """Write built-in dataset `name` for `task` to `out` (default: the cache) unless it is there; return the folder.
+def materialize(name: str, out: Path | None = None, seed: int = 0, kind: str = "classes") -> Path:
+    """Write built-in dataset `name`, annotated as `kind`, to `out` (default: the cache) unless it is there; return
+    the folder.
 
-    `shapes` exists for every task: class folders (classify), COCO boxes (detect), index masks (segment), COCO
-    polygons (instance).
+    `shapes` exists in every kind: class folders (`classes`), COCO boxes (`boxes`), index masks (`masks`), COCO
+    polygons (`instances`).
     """
     from pixelforge.errors import PixelforgeError
 
-    if task not in BUILTIN_TASKS.get(name, ()):
-        raise PixelforgeError(f"built-in dataset {name!r} has no {task!r} version; "
-                              f"{name} supports: {', '.join(BUILTIN_TASKS.get(name, ()))}")
-    suffix = "" if task == "classify" else f"-{task}"
-    target = Path(out) if out else cache_root() / "datasets" / f"{name}{suffix}-{_VERSION}-seed{seed}"
+    if kind not in KINDS.get(name, ()):
+        raise PixelforgeError(f"built-in dataset {name!r} has no {kind!r} version; "
+                              f"{name} comes as: {', '.join(KINDS.get(name, ()))}")
+    target = Path(out) if out else cache_root() / "datasets" / f"{name}{_CACHE_SUFFIX[kind]}-{_VERSION}-seed{seed}"
     if (target / ".complete").exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     # Build beside the target and rename, so an interrupted build never leaves a half dataset that looks complete.
     staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
     try:
-        _writer(name, task)(staging, seed)
+        _writer(name, kind)(staging, seed)
         (staging / ".complete").touch()
         if target.exists():
             shutil.rmtree(target)
@@ -56,20 +59,14 @@ def materialize(name: str, out: Path | None = None, seed: int = 0, task: str = "
     return target
 
 
-def _writer(name: str, task: str):
-    if task == "detect":
-        from pixelforge.data.boxes.shapes import write_shapes_detect
+def _writer(name: str, kind: str):
+    from pixelforge.data.boxes.shapes import write_shapes_detect, write_shapes_instance
+    from pixelforge.data.masks.shapes import write_shapes_segment
 
-        return write_shapes_detect
-    if task == "instance":
-        from pixelforge.data.boxes.shapes import write_shapes_instance
-
-        return write_shapes_instance
-    if task == "segment":
-        from pixelforge.data.masks.shapes import write_shapes_segment
-
-        return write_shapes_segment
-    return {"digits": _write_digits, "shapes": _write_shapes}[name]
+    writers = {("digits", "classes"): _write_digits, ("shapes", "classes"): _write_shapes,
+               ("shapes", "boxes"): write_shapes_detect, ("shapes", "instances"): write_shapes_instance,
+               ("shapes", "masks"): write_shapes_segment}
+    return writers[(name, kind)]
 
 
 def _split_names(labels: np.ndarray, seed: int, val: float = 0.15, test: float = 0.15) -> list[str]:

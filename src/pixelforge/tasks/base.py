@@ -66,6 +66,28 @@ class Task:
         """The run's model_card.md (after the report, which it may read)."""
         return None
 
+    # ---- data ---------------------------------------------------------------------------------------------------
+    data_kind: str = "classes"  # the annotations it reads: classes | boxes | masks | instances (data/builtin.py)
+
+    def builtin_or_path(self, path: str) -> str:
+        """A built-in dataset's name (`shapes`) becomes its folder in this task's annotation kind."""
+        from pixelforge.data.builtin import BUILTIN_DATASETS, materialize
+
+        if path in BUILTIN_DATASETS and not Path(path).exists():
+            return str(materialize(path, kind=self.data_kind))
+        return path
+
+    def check_dataset(self, path: str, **options):
+        """`pixelforge data check`: a report with `problem_count` and `to_json()`."""
+        raise self._unsupported("data check")
+
+    def print_check(self, report) -> None:
+        raise self._unsupported("data check")
+
+    def write_preview(self, path: str, out: Path, augment: str, img_size: int, count: int) -> Path:
+        """`pixelforge data preview`: a grid of augmented training samples, as the model will see them."""
+        raise self._unsupported("data preview")
+
     # ---- after training -------------------------------------------------------------------------------------
     def evaluate(self, run: Path, *, data: str | None = None, split: str | None = None, out: Path | None = None,
                  **options):

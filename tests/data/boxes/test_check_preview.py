@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from pixelforge.data.boxes.check import BoxCheckReport, check_boxes, print_box_report
-from pixelforge.data.boxes.preview import write_box_preview
+from pixelforge.viz.box_preview import write_box_preview
 
 from .conftest import write_tiny_coco
 from .test_readers import write_tiny_voc, write_tiny_yolo

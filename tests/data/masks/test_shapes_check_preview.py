@@ -11,7 +11,7 @@ from PIL import Image
 
 from pixelforge.data.masks.check import check_masks, print_mask_report
 from pixelforge.data.masks.images import load_mask, save_mask
-from pixelforge.data.masks.preview import write_mask_preview
+from pixelforge.viz.mask_preview import write_mask_preview
 from pixelforge.data.masks.shapes import SEGMENT_CLASSES, write_shapes_segment
 from pixelforge.data.masks.source import read_masks
 

@@ -20,6 +20,21 @@ class ClassifyTask(Task):
     monitor_label = "val accuracy"
     bf16_measured = True  # L6 / B2 in docs/performance.md
 
+    def check_dataset(self, path, **options):
+        from pixelforge.data.check import check_dataset
+
+        return check_dataset(path)  # segmentation's mask options do not apply to class folders
+
+    def print_check(self, report) -> None:
+        from pixelforge.data.check import print_report
+
+        print_report(report)
+
+    def write_preview(self, path, out, augment, img_size, count):
+        from pixelforge.viz.preview import write_preview
+
+        return write_preview(path, out, augment, img_size, count)
+
     def check_config(self, cfg) -> None:
         from pixelforge.models.classifier import check_img_size, check_weights_option
 

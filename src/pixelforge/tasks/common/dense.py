@@ -32,3 +32,22 @@ class DenseTask(Task):
         if not detections:
             return "no objects"
         return f"{len(detections)} object(s): " + ", ".join(f"{d['label']} {d['score']:.2f}" for d in detections)
+
+
+class BoxTask(DenseTask):
+    """Detect and instance: COCO/YOLO/VOC box annotations, checked and previewed the same way."""
+
+    def check_dataset(self, path, **options):
+        from pixelforge.data.boxes.check import check_boxes
+
+        return check_boxes(self.builtin_or_path(path))  # the mask options of segmentation do not apply
+
+    def print_check(self, report) -> None:
+        from pixelforge.data.boxes.check import print_box_report
+
+        print_box_report(report)
+
+    def write_preview(self, path, out, augment, img_size, count):
+        from pixelforge.viz.box_preview import write_box_preview
+
+        return write_box_preview(self.builtin_or_path(path), out, augment, img_size, count)

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from pixelforge.tasks.common.dense import DenseTask
+from pixelforge.tasks.common.dense import BoxTask
 from pixelforge.tasks.registry import register_task
 from pixelforge.tasks.detect.config import DetectConfig
 
 
 @register_task
-class DetectTask(DenseTask):
+class DetectTask(BoxTask):
     name = "detect"
     config_class = DetectConfig
     description = "boxes: COCO json/folder, YOLO data.yaml, VOC folder, or built-in shapes"
     # Faster R-CNN + FPN on Lite0 at 160 px: test mAP50 0.92 on shapes after 16 epochs (0.91 after 12).
     defaults = {"arch": "fasterrcnn", "img_size": 160, "epochs": 16, "batch_size": 8, "strategy": "full", "lr": 2e-3}
+    data_kind = "boxes"
     monitor = "val_map50"
     monitor_label = "val mAP50"
 

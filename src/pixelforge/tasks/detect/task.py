@@ -138,7 +138,7 @@ def prepare_data(cfg):
     if data == "shapes":
         from pixelforge.data.builtin import materialize
 
-        data = str(materialize("shapes", task="detect"))
+        data = str(materialize("shapes", kind="boxes"))
     source = make_box_splits(read_boxes(data), cfg.val_fraction, cfg.test_fraction, cfg.seed)
     train, val = source.split("train"), source.split("val")
     if not train or not val:

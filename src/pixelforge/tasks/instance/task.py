@@ -64,7 +64,7 @@ def prepare_data(cfg):
     if data == "shapes":
         from pixelforge.data.builtin import materialize
 
-        data = str(materialize("shapes", task="instance"))
+        data = str(materialize("shapes", kind="instances"))
     source = make_box_splits(read_boxes(data), cfg.val_fraction, cfg.test_fraction, cfg.seed)
     outlined = [image for image in source.images if image.segmentations is not None]
     if not outlined:

@@ -102,7 +102,7 @@ def prepare_data(cfg):
     if data == "shapes":
         from pixelforge.data.builtin import materialize
 
-        data = str(materialize("shapes", task="segment"))
+        data = str(materialize("shapes", kind="masks"))
     source = read_masks(data, ignore_index=cfg.ignore_index)
     source = make_mask_splits(source, cfg.val_fraction, cfg.test_fraction, cfg.seed)
     if not source.split("train") or not source.split("val"):
