@@ -10,10 +10,14 @@ from pixelforge.tasks.base import Task
 class DenseTask(Task):
     """A task whose predictions are boxes or masks: a shorter model card, a one-line metric summary."""
 
+    title: str = ""  # what the model card calls the task ("object detection")
+    headline_metrics: tuple = ()  # the metrics a reader wants first, in that order
+    per_class_metric: str = ""  # what the per-class values of its metrics are ("IoU")
+
     def write_card(self, run: Path, peak_memory: dict | None = None) -> Path:
         from pixelforge.tasks.common.dense_card import write_dense_card
 
-        return write_dense_card(run, peak_memory=peak_memory)
+        return write_dense_card(run, self, peak_memory=peak_memory)
 
     def format_metrics(self, metrics: dict) -> str:
         """The headline numbers, then per-class values."""

@@ -12,13 +12,10 @@ from pathlib import Path
 
 from pixelforge.runs import folder as rd
 
-TASK_NAMES = {"detect": "object detection", "segment": "semantic segmentation", "instance": "instance segmentation"}
-# Headline metrics per task, in the order a reader wants them.
-HEADLINE = {"detect": ("map", "map50", "map75"), "segment": ("miou", "dice", "pixel_accuracy"),
-            "instance": ("map", "map50", "box_map50")}
 
 
-def write_dense_card(run: Path, peak_memory: dict | None = None) -> Path:
+def write_dense_card(run: Path, task, peak_memory: dict | None = None) -> Path:
+    """`task` (a `DenseTask`) names itself (`title`), its headline metrics and what its per-class values are."""
     from pixelforge.tasks.config import load_config
 
     cfg = load_config(run / "config.yaml")
@@ -32,10 +29,10 @@ def write_dense_card(run: Path, peak_memory: dict | None = None) -> Path:
         f"Written {datetime.date.today().isoformat()} by pixelforge.",
         "",
         "## Model",
-        f"- Task: {TASK_NAMES.get(cfg.task, cfg.task)} (`--task {cfg.task}`), architecture `{cfg.arch or 'default'}` "
+        f"- Task: {task.title} (`--task {cfg.task}`), architecture `{cfg.arch or 'default'}` "
         f"on encoder `{cfg.model}` (weights: {cfg.weights}).",
         f"- Classes ({len(classes)}): {', '.join(classes)}.",
-        f"- Intended use: {TASK_NAMES.get(cfg.task, cfg.task)} of images like the training data (`{cfg.data}`). "
+        f"- Intended use: {task.title} of images like the training data (`{cfg.data}`). "
         "Not evaluated on other domains.",
         "",
         "## Data",
@@ -49,7 +46,7 @@ def write_dense_card(run: Path, peak_memory: dict | None = None) -> Path:
         "",
         "## Validation metrics",
     ]
-    lines += _metric_lines(cfg.task, metrics)
+    lines += _metric_lines(task, metrics)
     lines += ["", "## Limitations"] + _limitations(summary, metrics)
     compute = [f"- Training time {summary.get('seconds_training')} s"]
     if peak_memory:
@@ -68,14 +65,14 @@ def _per_class(metrics: dict) -> dict:
     return metrics.get("per_class_iou") or metrics.get("per_class") or {}
 
 
-def _metric_lines(task: str, metrics: dict) -> list[str]:
+def _metric_lines(task, metrics: dict) -> list[str]:
     if not metrics:
         return ["- No validation metrics were written (see report.html)."]
     lines = ["| metric | value |", "|---|---|"]
-    lines += [f"| {key} | {_fmt(metrics.get(key))} |" for key in HEADLINE.get(task, ()) if key in metrics]
+    lines += [f"| {key} | {_fmt(metrics.get(key))} |" for key in task.headline_metrics if key in metrics]
     per_class = _per_class(metrics)
     if per_class:
-        lines += ["", "| class | " + ("IoU" if task == "segment" else "AP@[.5:.95]") + " |", "|---|---|"]
+        lines += ["", f"| class | {task.per_class_metric} |", "|---|---|"]
         lines += [f"| {name} | {_fmt(value)} |" for name, value in per_class.items()]
     return lines
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from pixelforge.errors import PixelforgeError
 from pixelforge.runs import folder as rd
 from pixelforge.tasks.config import load_config
+from pixelforge.tasks.registry import get_task
 
 
 def read_run(run_dir: str | Path, task: str, checkpoint: str = "best.ckpt") -> tuple[Path, object, list[str], dict]:
@@ -17,7 +18,7 @@ def read_run(run_dir: str | Path, task: str, checkpoint: str = "best.ckpt") -> t
     """
     run = rd.require_run(run_dir)
     cfg = load_config(run / "config.yaml")
-    if cfg.task != task:
+    if not isinstance(cfg, get_task(task).config_class):  # a detector's run handed to segmentation, say
         raise PixelforgeError(f"{run}: a {cfg.task!r} run, not a {task!r} run")
     path = run / "checkpoints" / checkpoint
     if not path.exists() and (run / "checkpoints" / "last.ckpt").exists():

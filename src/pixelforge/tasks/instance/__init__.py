@@ -14,6 +14,9 @@ class InstanceTask(BoxTask):
     description = "a mask per object: COCO json with polygons or RLE, or built-in shapes"
     # Mask R-CNN on Lite0 at 160 px: test mask mAP50 0.86 on shapes after 10 epochs (~5 min).
     defaults = {"arch": "maskrcnn", "img_size": 160, "epochs": 10, "batch_size": 8, "strategy": "full", "lr": 2e-3}
+    title = "instance segmentation"
+    headline_metrics = ("map", "map50", "box_map50")
+    per_class_metric = "AP@[.5:.95]"
     data_kind = "instances"
     monitor = "val_mask_map50"
     monitor_label = "val mask mAP50"

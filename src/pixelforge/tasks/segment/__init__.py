@@ -14,6 +14,9 @@ class SegmentTask(DenseTask):
     description = "a class per pixel: images/ + masks/ folders, VOC, COCO json, or built-in shapes"
     # U-Net on Lite0 at 128 px: test mIoU 0.86 on shapes after 16 epochs; 20 for a margin (docs/segmentation.md).
     defaults = {"arch": "unet", "img_size": 128, "epochs": 20, "batch_size": 8, "strategy": "full", "lr": 2e-3}
+    title = "semantic segmentation"
+    headline_metrics = ("miou", "dice", "pixel_accuracy")
+    per_class_metric = "IoU"
     data_kind = "masks"
     monitor = "val_miou"
     monitor_label = "val mIoU"
