@@ -65,7 +65,8 @@ def task_module(task: str):
 
 def train(data: str | None = None, *, config: str | Path | None = None, resume: str | Path | None = None,
           callbacks: list | None = None, **options) -> TrainResult:
-    """Train a classifier and write a run folder. Options are `TrainConfig` fields (the CLI's options).
+    """Train a classifier and write a run folder. Options are `TrainConfig` fields (the CLI's options);
+    `callbacks` are hooks (engine/hooks.py: `on_epoch_start(ctx)`, ..., `StopTraining` to end early).
 
     Example:
         >>> result = train("digits", model="simple_cnn", weights="none", img_size=32, epochs=1,
