@@ -62,3 +62,44 @@ def test_a_duck_typed_task_trains_and_its_monitor_picks_best_checkpoint(tmp_path
     assert state.best_epoch == best["epoch"] and math.isclose(state.best_metric, best["val_score"], abs_tol=1e-5)
     saved = rd.load_checkpoint(tmp_path / "checkpoints" / "best.ckpt")
     assert saved["loop"]["best_epoch"] == best["epoch"]
+
+
+class ScalarsAndOwnTransfer(ToyRegression):
+    """Returns python and tensor scalars beside the loss, and moves its (dict) batches itself."""
+
+    def __init__(self):
+        super().__init__()
+        self.transfers = 0
+
+    def transfer_batch(self, batch, fabric):
+        self.transfers += 1
+        return {"x": fabric.to_device(torch.stack(batch[0])), "y": [t["y"] for t in batch[1]]}
+
+    def training_step(self, model, batch):
+        pred = model(batch["x"]).squeeze(1)
+        loss = torch.nn.functional.mse_loss(pred, torch.stack(batch["y"]))
+        return {"loss": loss, "count": len(batch["y"]), "batch_size": float(len(batch["y"])),
+                "max_error": (pred - torch.stack(batch["y"])).abs().max().detach(), "not_a_scalar": pred.detach()}
+
+    def validate(self, model, batches, fabric):
+        return super().validate(model, ((list(b["x"]), [{"y": y} for y in b["y"]]) for b in batches), fabric)
+
+
+def test_every_scalar_a_step_returns_is_logged_as_its_count_weighted_mean(tmp_path):
+    torch.manual_seed(0)
+    data = [(x, {"y": x.sum()}) for x in torch.randn(60, 3)]  # batches of 8: seven of 8, then one of 4
+    fabric = Fabric(accelerator="cpu", devices=1)
+    model = torch.nn.Linear(3, 1)
+    optimizer = build_optimizer("adamw", [{"params": model.parameters(), "lr": 0.05}], 0.05)
+    sampler = EpochSampler(len(data), seed=0)
+    train_loader = DataLoader(data, batch_size=8, sampler=sampler, collate_fn=_collate)
+    val_loader = DataLoader(data, batch_size=16, collate_fn=_collate)
+    task = ScalarsAndOwnTransfer()
+    loop = Loop(fabric, task, model, {"main": optimizer}, {"main": None}, train_loader, val_loader, sampler,
+                tmp_path, model, epochs=2)
+    loop.run(LoopState())
+
+    rows = rd.read_metrics(tmp_path / "metrics.csv")
+    assert list(rows[0])[:4] == ["epoch", "train_loss", "train_batch_size", "train_max_error"]
+    assert "train_not_a_scalar" not in rows[0] and task.transfers == 2 * (8 + 4)  # train and val batches
+    assert rows[0]["train_batch_size"] == round((7 * 8 * 8 + 4 * 4) / 60, 6)  # weighted by each batch's count

@@ -46,7 +46,7 @@ class TrainResult:
 def train(data: str | None = None, *, config: str | Path | None = None, resume: str | Path | None = None,
           callbacks: list | None = None, **options) -> TrainResult:
     """Train any registered task and write a run folder. Options are the task's config fields (the CLI's options;
-    `task` chooses the task, default classify). Hooks in `callbacks` get the engine's lifecycle (engine/hooks.py).
+    `task` chooses the task, default classify). `callbacks` are hooks (engine/hooks.py: `on_epoch_start(ctx)`, ..., `StopTraining` to end early).
 
     Example:
         >>> result = train("digits", model="simple_cnn", weights="none", img_size=32, epochs=1,

@@ -79,7 +79,7 @@ class FitResult:
 
 def fit(build_setup: Callable[..., TaskSetup], run_dir: str | Path, config: FitConfig | None = None, *,
         resume: bool = False, hooks: list | tuple = (), checkpoint_meta: dict | None = None) -> FitResult:
-    """Train `build_setup(fabric, progress)`'s task in `run_dir` (which must have a `checkpoints/` folder).
+    """Train `build_setup(fabric, progress)`'s task in `run_dir`: metrics.csv, tensorboard/, checkpoints/.
 
     Resumes from `run_dir/checkpoints/last.ckpt` when `resume` is true. Ctrl-C or SIGTERM saves the position and
     raises `PixelforgeError` ("interrupted ... resume with ..."); a hook's `StopTraining` returns normally with
@@ -99,6 +99,7 @@ def fit(build_setup: Callable[..., TaskSetup], run_dir: str | Path, config: FitC
     from lightning.fabric import Fabric
 
     run_dir, config = Path(run_dir), config or FitConfig()
+    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     with process_state.restored_afterwards():
         fabric = Fabric(accelerator=config.accelerator, devices=config.devices, num_nodes=config.num_nodes,
                         precision=_fabric_precision(config.precision), strategy=_strategy(config),

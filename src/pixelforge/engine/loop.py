@@ -147,6 +147,7 @@ class Loop:
         self.automatic = getattr(self.task, "automatic_optimization", True)
         self._pending_rng: dict | None = None
         self._stop_requested = False
+        self._sums: StepSums | None = None  # the epoch in progress's training metrics
 
     # --- checkpoints -------------------------------------------------------------------------------------------
     def checkpoint(self, state: LoopState) -> dict:
@@ -156,7 +157,7 @@ class Loop:
             states = {"optimizer": optimizers["main"], "scheduler": schedulers["main"]}
         else:
             states = {"optimizers": optimizers, "schedulers": schedulers}
-        loop = {**asdict(state), "train_sums": self._sums.totals() if hasattr(self, "_sums") else state.train_sums}
+        loop = {**asdict(state), "train_sums": self._sums.totals() if self._sums is not None else state.train_sums}
         saved = {"model": self.save_module.state_dict(), **states, "loop": loop, "rng": rng_state(),
                  **self.extra_checkpoint}
         if hasattr(self.task, "state_dict"):
@@ -331,8 +332,7 @@ class Loop:
             state.best_metric, state.best_epoch = row[self.monitor], state.epoch + 1
         self._hook(state, "on_validation_end", row)  # e.g. early stopping; its decision is saved below
         state.epoch, state.batch = state.epoch + 1, 0
-        state.train_sums = {}
-        del self._sums
+        state.train_sums, self._sums = {}, None
         if better:
             self._save(state, "best.ckpt")
         self._save(state, "last.ckpt")
