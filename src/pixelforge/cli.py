@@ -36,86 +36,33 @@ TRAIN_HELP = {
 }
 
 
-@app.command()
-def train(
-    data: Optional[str] = typer.Option(None, help=TRAIN_HELP["data"]),
-    config: Optional[Path] = typer.Option(None, help="YAML file with any of these options; the command line wins."),
-    model: Optional[str] = typer.Option(None, help=TRAIN_HELP["model"]),
-    task: Optional[str] = typer.Option(None, help=TRAIN_HELP["task"]),
-    arch: Optional[str] = typer.Option(None, help="detect: fasterrcnn | retinanet | fcos | ssdlite; segment: unet | fpn | "
-                                                  "deeplabv3plus | deeplabv3 | lraspp (default: the task's)."),
-    weights: Optional[str] = typer.Option(None, help=TRAIN_HELP["weights"]),
-    strategy: Optional[str] = typer.Option(None, help=TRAIN_HELP["strategy"]),
-    out: Optional[str] = typer.Option(None, help="Run folder (a suffix is added if it exists)."),
-    epochs: Optional[int] = typer.Option(None, help="Epochs (default 10)."),
-    batch_size: Optional[int] = typer.Option(None, help="Batch size per device (default 32)."),
-    img_size: Optional[int] = typer.Option(None, help="Input size in pixels (default 224)."),
-    augment: Optional[str] = typer.Option(None, help="none | light | standard | strong (default light)."),
-    optimizer: Optional[str] = typer.Option(None, help="adamw | sgd."),
-    lr: Optional[str] = typer.Option(None, help="Learning rate, or 'auto' for a range test first (default 1e-3)."),
-    backbone_lr_mult: Optional[float] = typer.Option(None, help="Backbone lr = lr * this (default 0.1)."),
-    weight_decay: Optional[float] = typer.Option(None, help="Weight decay (default 0.01)."),
-    schedule: Optional[str] = typer.Option(None, help="cosine | onecycle | constant."),
-    warmup_epochs: Optional[float] = typer.Option(None, help="Linear warmup length in epochs (default 0.5)."),
-    label_smoothing: Optional[float] = typer.Option(None, help="Label smoothing (default 0.1)."),
-    dropout: Optional[float] = typer.Option(None, help="Dropout before the head (default 0.2)."),
-    grad_clip: Optional[float] = typer.Option(None, help="Clip gradient norm to this value."),
-    early_stopping: Optional[int] = typer.Option(None, help="Stop after N epochs without val improvement."),
-    seed: Optional[int] = typer.Option(None, help="Random seed (default 0)."),
-    val_fraction: Optional[float] = typer.Option(None, help="Validation share when the data has no splits (0.2)."),
-    test_fraction: Optional[float] = typer.Option(None, help="Test share when the data has no splits (0)."),
-    devices: Optional[int] = typer.Option(None, help="Processes/devices; >1 runs DDP (gloo on CPU)."),
-    num_nodes: Optional[int] = typer.Option(None, help="Machines, each started by torchrun (see README)."),
-    accelerator: Optional[str] = typer.Option(None, help="auto | cpu | cuda | mps."),
-    precision: Optional[str] = typer.Option(None, help="auto | 32 | bf16-mixed | 16-mixed (default auto)."),
-    workers: Optional[int] = typer.Option(None, help="DataLoader workers (default from the core count)."),
-    cache_features: Optional[bool] = typer.Option(None, "--cache-features/--no-cache-features",
-                                                  help="linear: train the head on cached backbone features."),
-    compile: Optional[bool] = typer.Option(None, "--compile/--no-compile",
-                                           help="full: torch.compile the training step (default off; ~1 min to compile)."),
-    balance: Optional[str] = typer.Option(None, help="none | classes | groups: re-weighted sampling (default none)."),
-    groups: Optional[str] = typer.Option(None, help="Group of each image: a CSV column (default group) or a folder,group .csv."),
-    anchor_sizes: Optional[str] = typer.Option(None, help="detect: anchor sizes in pixels, comma-separated, one per level."),
-    min_size: Optional[int] = typer.Option(None, help="detect: the detector's internal resize (default --img-size)."),
-    max_size: Optional[int] = typer.Option(None, help="detect: the detector's longest-side cap (default --img-size)."),
-    loss: Optional[str] = typer.Option(None, help="segment: ce | dice | focal | ce+dice | focal+dice (default ce+dice)."),
-    ignore_index: Optional[int] = typer.Option(None, help="segment: mask value left out of loss and metrics (255)."),
-    class_weights: Optional[str] = typer.Option(None, help="segment: cross-entropy weight per class, comma-separated."),
-    in_channels: Optional[int] = typer.Option(None, help="segment: image channels (default: from the data)."),
-    normalize: Optional[str] = typer.Option(None, help="segment: auto | imagenet | dataset intensity normalisation."),
-    resume: Optional[Path] = typer.Option(None, help="Continue an interrupted run folder where it stopped."),
-    quiet: bool = typer.Option(False, "--quiet", help="Log lines instead of progress bars."),
-) -> None:
-    """Train a classifier, detector or segmenter (fine-tuning a pretrained CNN) and write a run folder with a report."""
-    from pixelforge.api.train import train as run_train
+def train(data: Optional[str] = None, config: Optional[Path] = None, resume: Optional[Path] = None, **options) -> None:
+    """Train a classifier, detector or segmenter (fine-tuning a pretrained CNN) and write a run folder with a report.
 
-    _setup_logging(quiet)
-    if lr is not None and lr != "auto":
-        try:
-            lr = float(lr)
-        except ValueError:
-            raise PixelforgeError(f"--lr {lr!r}: give a number such as 1e-3, or auto") from None
-    anchor_sizes = _number_list(anchor_sizes, "--anchor-sizes", int)
-    class_weights = _number_list(class_weights, "--class-weights", float)
-    options = {k: v for k, v in locals().items()
-               if k not in ("data", "config", "resume", "run_train") and v is not None}
-    options["quiet"] = quiet or None
-    result = run_train(data, config=config, resume=resume, **options)
+    The options are the run config's keys (`pixelforge.config.RunConfig`, `tasks/<name>/config.py`), made into
+    options by `cli_options.py`: declared once, in the models."""
+    from pixelforge.api.train import train as run_train
+    from pixelforge.cli_options import train_options
     from pixelforge.runs.files import run_task_name
     from pixelforge.tasks.registry import get_task
 
+    _setup_logging(bool(options.get("quiet")))
+    result = run_train(data, config=config, resume=resume, **train_options(options))
     metric = get_task(run_task_name(result.run_dir)).monitor_label or result.monitor
     typer.echo(f"run folder: {result.run_dir}  best {metric}: {result.best_metric:.4f}  "
                f"report: {result.run_dir / 'report.html'}")
 
 
-def _number_list(text: str | None, option: str, kind):
-    if text is None:
-        return None
-    try:
-        return [kind(part) for part in text.replace(" ", "").split(",") if part]
-    except ValueError:
-        raise PixelforgeError(f"{option} {text!r}: give comma-separated numbers such as 16,32,64") from None
+def _register_train() -> None:
+    import inspect
+
+    from pixelforge.cli_options import explicit_train_parameters, train_parameters
+
+    train.__signature__ = inspect.Signature(train_parameters(explicit_train_parameters()))
+    app.command("train")(train)
+
+
+_register_train()
 
 
 @app.command()
@@ -207,6 +154,15 @@ def _write_csv(path: Path, results: list[dict]) -> None:
         writer = csv.writer(handle)
         writer.writerow(["path", "label", "score"])
         writer.writerows([r["path"], r.get("label"), r.get("score")] for r in results)
+
+
+@app.command()
+def tasks() -> None:
+    """List the tasks `--task` accepts (the task registry), with what each one reads."""
+    from pixelforge.tasks.registry import TASKS
+
+    for name, cls in sorted(TASKS.items()):
+        typer.echo(f"{name:10s} {cls.description}")
 
 
 @app.command()

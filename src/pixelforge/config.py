@@ -15,7 +15,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from pixelforge.data.transforms import AugmentOptions, AugmentPreset
+from pixelforge.data.augment_options import AugmentOptions, AugmentPreset
 from pixelforge.errors import PixelforgeError
 
 
@@ -33,29 +33,30 @@ class RunConfig(BaseModel):
     model: str = Field("tf_efficientnet_lite0", description="the backbone (classify) or encoder (detect, segment)")
     weights: str = Field("imagenet", description="imagenet | none | coco (detect: torchvision's COCO detector) | "
                                                  "path to .safetensors/.pth")
-    strategy: Literal["linear", "full", "gradual"] = "linear"
+    strategy: Literal["linear", "full", "gradual"] = Field(
+        "linear", description="linear (frozen backbone) | full | gradual (unfreeze stage by stage)")
     out: str | None = Field(None, description="run folder; never overwritten (a suffix is added)")
-    epochs: int = Field(10, ge=1)
-    batch_size: int = Field(32, ge=1)
-    img_size: int = Field(224, ge=8)
-    augment: AugmentPreset = "light"
+    epochs: int = Field(10, ge=1, description="passes over the training data")
+    batch_size: int = Field(32, ge=1, description="images per step and device")
+    img_size: int = Field(224, ge=8, description="input size in pixels")
+    augment: AugmentPreset = Field("light", description="augmentation preset; knobs under augment_options (YAML)")
     augment_options: AugmentOptions | None = None
-    optimizer: Literal["adamw", "sgd"] = "adamw"
-    lr: float | Literal["auto"] = 1e-3
+    optimizer: Literal["adamw", "sgd"] = Field("adamw", description="the optimizer")
+    lr: float | Literal["auto"] = Field(1e-3, description="learning rate, or auto for a range test first")
     lr_find_steps: int = Field(100, ge=5, description="steps of the learning-rate range test behind lr: auto")
     backbone_lr_mult: float = Field(0.1, gt=0, description="backbone lr = lr * this (discriminative learning rates)")
-    weight_decay: float = Field(0.01, ge=0)
-    schedule: Literal["cosine", "onecycle", "constant"] = "cosine"
-    warmup_epochs: float = Field(0.5, ge=0)
-    grad_clip: float | None = Field(None, gt=0)
+    weight_decay: float = Field(0.01, ge=0, description="AdamW/SGD weight decay (none on biases and norms)")
+    schedule: Literal["cosine", "onecycle", "constant"] = Field("cosine", description="learning-rate schedule")
+    warmup_epochs: float = Field(0.5, ge=0, description="linear warmup length in epochs")
+    grad_clip: float | None = Field(None, gt=0, description="clip the gradient norm to this value")
     early_stopping: int | None = Field(None, ge=1, description="stop after this many epochs without improvement")
     unfreeze_every: int = Field(1, ge=1, description="gradual: epochs between unfreezing successive stages")
-    seed: int = 0
-    val_fraction: float = Field(0.2, gt=0, lt=1)
-    test_fraction: float = Field(0.0, ge=0, lt=1)
+    seed: int = Field(0, description="random seed (data order, splits, initialisation)")
+    val_fraction: float = Field(0.2, gt=0, lt=1, description="validation share when the data has no splits")
+    test_fraction: float = Field(0.0, ge=0, lt=1, description="test share when the data has no splits")
     devices: int = Field(1, ge=1, description="devices (processes) per machine; >1 runs DDP")
     num_nodes: int = Field(1, ge=1, description="machines, when launched by torchrun on each")
-    accelerator: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    accelerator: Literal["auto", "cpu", "cuda", "mps"] = Field("auto", description="the device kind")
     precision: Literal["auto", "32", "bf16-mixed", "16-mixed"] = Field(
         "auto", description="auto: bf16 mixed for end-to-end classification and segmentation on CPUs with native "
                             "BF16 (depthwise convs in fp32) and AMP on CUDA, else fp32 (engine/precision.py)")
