@@ -11,6 +11,7 @@ statistics; torchvision and detectron2 freeze them too).
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import torch
 from torch import nn
@@ -33,6 +34,9 @@ class BoxTask:
         self.category_ids = list(category_ids)
         self.sizes = {int(img["id"]): (img["width"], img["height"]) for img in val_gt["images"]}
         self.frozen_encoder_norms = frozen_encoder_norms
+        # The engine calls it after `model.train()`: batch norms stay in eval mode where their parameters are
+        # frozen, and throughout a pretrained encoder (a few images a batch make poor statistics).
+        self.freeze_frozen_norms = partial(freeze_frozen_norms, pretrained_norms=frozen_encoder_norms)
 
     def training_target(self, image: torch.Tensor, target: dict) -> dict:
         return plain_target(target)
@@ -62,10 +66,6 @@ class BoxTask:
 
     def scores(self, results: list[dict]) -> dict:
         raise NotImplementedError(f"{type(self).__name__} must say how its COCO results are scored")
-
-    def freeze_frozen_norms(self, model: nn.Module) -> None:
-        """Batch-norm layers in eval mode: the pretrained encoder's, and any whose parameters are frozen."""
-        freeze_frozen_norms(model, pretrained_norms=self.frozen_encoder_norms)
 
 
 def plain_target(target: dict) -> dict:
