@@ -26,9 +26,6 @@ from __future__ import annotations
 
 from torch import nn
 
-STRATEGIES = ("linear", "full", "gradual")
-
-
 def pretrained_module(model: nn.Module) -> nn.Module:
     """The part of `model` that starts from pretrained weights: what `linear` freezes, `backbone_lr_mult` slows."""
     named = getattr(model, "pretrained_module", None)
@@ -64,7 +61,8 @@ def param_groups(model: nn.Module, strategy: str, lr: float, backbone_lr_mult: f
     """Optimizer groups: the new parts at `lr`, the pretrained part (unless `linear`) at `lr * backbone_lr_mult`.
 
     Biases and norm weights get no weight decay (the usual timm/torchvision recipe): decaying them towards zero
-    only fights the normalisation. A frozen part gets no group, so no optimizer state is spent on it.
+    only fights the normalisation. Under `linear` the pretrained part gets no group, since it never learns; under
+    `gradual` it has one from the start, so the stages unfrozen later are already in the optimizer.
     """
     def split_decay(params: list[nn.Parameter], group_lr: float) -> list[dict]:
         return [{"params": [p for p in params if p.ndim > 1], "lr": group_lr, "weight_decay": weight_decay},
