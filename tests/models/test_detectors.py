@@ -8,7 +8,7 @@ import torch
 from pixelforge.errors import PixelforgeError
 from pixelforge.models.detectors import (DETECTOR_ARCHS, build_coco_detector, build_detector, encoder_of,
                                          encoder_stages)
-from pixelforge.tasks.detect.task import apply_strategy, param_groups
+from pixelforge.models.finetune import apply_strategy, param_groups
 
 
 def _batch():

@@ -7,7 +7,8 @@ import torch
 
 from pixelforge.errors import PixelforgeError
 from pixelforge.models.segmenters import ARCHS, build_segmenter
-from pixelforge.tasks.segment.task import SegmentationTask, apply_strategy, param_groups
+from pixelforge.models.finetune import apply_strategy, param_groups
+from pixelforge.tasks.segment.task import SegmentationTask
 from pixelforge.tasks.segment.losses import build_segmentation_loss
 
 
@@ -58,7 +59,7 @@ def test_gradual_unfreezes_encoder_stages_from_the_top():
     model = build_segmenter("unet", num_classes=2, weights="none")
     stages = model.stages()
     assert apply_strategy(model, "gradual", epoch=0) == 0
-    assert not any(p.requires_grad for p in model.encoder_parameters())
+    assert not any(p.requires_grad for p in model.encoder.parameters())
     assert apply_strategy(model, "gradual", epoch=2) == 2
     assert all(p.requires_grad for p in stages[-1]) and not any(p.requires_grad for p in stages[0])
     groups = param_groups(model, "full", 1.0, 0.1, 0.01)

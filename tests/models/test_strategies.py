@@ -3,7 +3,8 @@
 import torch
 
 from pixelforge.models.classifier import build_classifier
-from pixelforge.tasks.classify.task import ClassificationTask, apply_strategy, param_groups
+from pixelforge.models.finetune import apply_strategy, param_groups
+from pixelforge.tasks.classify.task import ClassificationTask
 
 
 def _trainable(params):

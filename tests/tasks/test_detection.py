@@ -12,7 +12,8 @@ import torch
 from PIL import Image, ImageDraw
 
 from pixelforge.errors import PixelforgeError
-from pixelforge.tasks.detect.task import DetectionTask, coco_results, prepare_data
+from pixelforge.tasks.common.boxes import coco_results
+from pixelforge.tasks.detect.task import DetectionTask, prepare_data
 
 CATEGORIES = {3: "box", 7: "disc"}  # non-contiguous ids: labels 1, 2 must map back to 3, 7
 

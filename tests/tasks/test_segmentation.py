@@ -146,7 +146,7 @@ def test_sixteen_bit_grey_data_gets_one_channel_and_dataset_normalisation(tmp_pa
     image, mask = setup.train_data[0]
     assert image.shape == (1, 32, 32) and abs(float(image.mean())) < 3
     groups = setup.param_groups(1e-3)  # linear: only the decoder is optimised
-    encoder = {id(p) for p in setup.model.encoder_parameters()}
+    encoder = {id(p) for p in setup.model.encoder.parameters()}
     assert not any(id(p) in encoder for g in groups for p in g["params"])
 
 

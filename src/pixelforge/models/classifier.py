@@ -1,7 +1,8 @@
 """A classifier is a pretrained backbone (pooled features) plus a new head: dropout and one linear layer.
 
-`build_classifier` is the one factory (timm's `create_model` pattern). Fine-tuning strategies act on the model's
-`stages()` — the backbone's parameter groups from input to output — so `gradual` can unfreeze from the top.
+`build_classifier` is the one factory (timm's `create_model` pattern). Fine-tuning strategies (`models/finetune.py`)
+act on the model's `pretrained_module()` (the backbone) and its `stages()` — the backbone's parameter groups from
+input to output — so `gradual` can unfreeze from the top.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ class Classifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(x))
+
+    def pretrained_module(self) -> nn.Module:
+        """The backbone: what fine-tuning strategies freeze or slow down (the head is new)."""
+        return self.backbone
 
     def stages(self) -> list[list[nn.Parameter]]:
         """Backbone parameters grouped by stage, input side first (timm's group_matcher where available)."""

@@ -59,13 +59,9 @@ class Segmenter(nn.Module):
     def encoder(self) -> nn.Module:
         return self.net.encoder if self.arch in SMP_ARCHS else self.net.backbone
 
-    def encoder_parameters(self) -> list[nn.Parameter]:
-        return list(self.encoder.parameters())
-
-    def decoder_parameters(self) -> list[nn.Parameter]:
-        """Everything that is not the pretrained encoder: decoder and segmentation head."""
-        encoder = {id(p) for p in self.encoder.parameters()}
-        return [p for p in self.parameters() if id(p) not in encoder]
+    def pretrained_module(self) -> nn.Module:
+        """The encoder: what fine-tuning strategies freeze or slow down (decoder and head are new)."""
+        return self.encoder
 
     def stages(self) -> list[list[nn.Parameter]]:
         """Encoder parameters grouped by stage, input side first (for gradual unfreezing)."""

@@ -17,7 +17,8 @@ def find_lr_for_config(out: Path, **options) -> LRFinderResult:
     from pixelforge.data.transforms import decode_size, resolve_augment, train_transform
     from pixelforge.engine.schedule import build_optimizer
     from pixelforge.models.classifier import build_classifier, check_img_size
-    from pixelforge.tasks.classify.task import ClassificationTask, apply_strategy, param_groups, prepare_data
+    from pixelforge.models.finetune import apply_strategy, param_groups
+    from pixelforge.tasks.classify.task import ClassificationTask, prepare_data
     from pixelforge.tasks.config import build_config
 
     cfg = build_config(None, **options)

@@ -1,10 +1,7 @@
-"""Image classification as an engine task: its steps, its loss, and how fine-tuning strategies freeze the model.
+"""Image classification as an engine task: its steps, its loss, its data and the setup the engine trains.
 
-Strategies (the transfer-learning recipes of Yosinski et al. 2014 and ULMFiT's gradual unfreezing, Howard & Ruder
-2018):
-    linear   backbone frozen (batch-norm statistics too), only the new head learns
-    full     everything learns; the backbone at `lr * backbone_lr_mult` (discriminative learning rates)
-    gradual  starts as linear, then unfreezes one backbone stage per `unfreeze_every` epochs, from the top
+Fine-tuning strategies (`linear`, `full`, `gradual`) are models/finetune.py's, acting on the classifier's backbone;
+`linear` alone takes a faster exact path here: the head trains on cached backbone features.
 """
 
 from __future__ import annotations
@@ -12,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from pixelforge.models.finetune import apply_strategy, freeze_frozen_norms, param_groups
 
 
 class ClassificationTask:
@@ -50,52 +49,8 @@ class ClassificationTask:
         sums = fabric.all_reduce(sums.to(fabric.device), reduce_op="sum").cpu()
         return {"val_loss": float(sums[0] / max(sums[2], 1)), "val_acc": float(sums[1] / max(sums[2], 1))}
 
-    @staticmethod
-    def freeze_frozen_norms(model: nn.Module) -> None:
-        """Keep batch-norm layers whose parameters are frozen in eval mode, so their running statistics stay put."""
-        for module in model.modules():
-            if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                params = list(module.parameters(recurse=False))
-                if params and not any(p.requires_grad for p in params):
-                    module.eval()
-
-
-def param_groups(model, strategy: str, lr: float, backbone_lr_mult: float, weight_decay: float) -> list[dict]:
-    """Optimizer groups: the head at `lr`, the backbone (when it can learn) at `lr * backbone_lr_mult`.
-
-    Biases and norm weights get no weight decay (the usual timm/torchvision recipe).
-    """
-    groups = []
-
-    def split_decay(params, group_lr):
-        decay = [p for p in params if p.ndim > 1]
-        no_decay = [p for p in params if p.ndim <= 1]
-        return [{"params": decay, "lr": group_lr, "weight_decay": weight_decay},
-                {"params": no_decay, "lr": group_lr, "weight_decay": 0.0}]
-
-    if strategy != "linear":
-        groups += split_decay(list(model.backbone.parameters()), lr * backbone_lr_mult)
-    groups += split_decay(list(model.head.parameters()), lr)
-    return [g for g in groups if g["params"]]
-
-
-def apply_strategy(model, strategy: str, epoch: int = 0, unfreeze_every: int = 1) -> int:
-    """Set `requires_grad` for `strategy` at `epoch`; return how many backbone stages are trainable."""
-    stages = model.stages()
-    for param in model.backbone.parameters():  # parameters no stage lists stay frozen unless fully fine-tuning
-        param.requires_grad_(strategy == "full")
-    if strategy == "full":
-        trainable = len(stages)
-    elif strategy == "linear":
-        trainable = 0
-    else:
-        trainable = min(len(stages), epoch // unfreeze_every)
-    for index, params in enumerate(stages):
-        for param in params:
-            param.requires_grad_(index >= len(stages) - trainable)
-    for param in model.head.parameters():
-        param.requires_grad_(True)
-    return trainable
+    # The engine calls it after `model.train()`: frozen batch-norm layers keep their statistics.
+    freeze_frozen_norms = staticmethod(freeze_frozen_norms)
 
 
 def top_k_accuracy(logits: torch.Tensor, targets: torch.Tensor, k: int) -> float:
@@ -135,11 +90,11 @@ def build_setup(cfg, source, classes: list[str], fabric, progress):
     from pixelforge.engine.compiled import CompiledTrainingForward, compile_decision
     from pixelforge.tasks.classify.features import FeatureDataset, FeatureExtractor, extract_features
     from pixelforge.engine.exact_speedups import apply_exact_speedups
-    from pixelforge.engine.hooks import GradualUnfreezing
     from pixelforge.engine.setup import TaskSetup
     from pixelforge.engine.threads import single_threaded
     from pixelforge.engine.threads import default_workers
     from pixelforge.models.classifier import build_classifier
+    from pixelforge.tasks.common.finetune import gradual_unfreezing_hook
 
     model = build_classifier(cfg.model, len(classes), cfg.weights, cfg.dropout)
     spec = model.spec
@@ -193,8 +148,7 @@ def build_setup(cfg, source, classes: list[str], fabric, progress):
 
     hooks = []
     if cfg.strategy == "gradual" and not use_features:
-        hooks.append(GradualUnfreezing(lambda epoch: apply_strategy(model, "gradual", epoch, cfg.unfreeze_every),
-                                       len(model.stages()), "backbone", progress.info))
+        hooks.append(gradual_unfreezing_hook(model, cfg.unfreeze_every, progress.info, "backbone"))
 
     return TaskSetup(
         task=ClassificationTask(cfg.label_smoothing, None if use_features else batch_mixer(augment, len(classes)),

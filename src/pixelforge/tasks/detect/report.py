@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import html
-import math
 from pathlib import Path
 
 from pixelforge.runs import folder as rd
+from pixelforge.tasks.common.boxes import format_coco as fmt
+from pixelforge.viz.html import link, page_start, write_page
 from pixelforge.viz.plots import plot_curves
-from pixelforge.tasks.classify.report import link, page_start, write_page
-
-
-def _fmt(value) -> str:
-    return "—" if value is None or (isinstance(value, float) and (math.isnan(value) or value < 0)) else f"{value:.3f}"
 
 
 CURVE_PANELS = (("loss (sum of the detector's losses)", [("train_loss", "train")]),
@@ -29,13 +25,13 @@ def write_detection_report(run: Path, evaluation=None) -> Path:
     summary = rd.read_json(run / "summary.json") if (run / "summary.json").exists() else {}
     curves = plot_curves(rows, run / "curves.png", CURVE_PANELS, ylim_last=(0, 1)) if rows else None
     rel = lambda p: link(run, p)  # noqa: E731
-    kpis = [(k, _fmt(v)) for k, v in (("mAP50", m["map50"]), ("mAP@[.5:.95]", m["map"]), ("mAP75", m["map75"]),
-                                      ("AR@100", m["mar_100"]))]
-    table = "".join(f"<tr><td>{html.escape(k)}</td><td>{_fmt(v)}</td></tr>" for k, v in
+    kpis = [(k, fmt(v)) for k, v in (("mAP50", m["map50"]), ("mAP@[.5:.95]", m["map"]), ("mAP75", m["map75"]),
+                                     ("AR@100", m["mar_100"]))]
+    table = "".join(f"<tr><td>{html.escape(k)}</td><td>{fmt(v)}</td></tr>" for k, v in
                     [("AP small (< 32² px)", m["map_small"]), ("AP medium", m["map_medium"]),
                      ("AP large (> 96² px)", m["map_large"]), ("AR@1", m["mar_1"]), ("AR@10", m["mar_10"]),
                      ("AR small", m["mar_small"]), ("AR medium", m["mar_medium"]), ("AR large", m["mar_large"])])
-    per_class = "".join(f"<tr><td>{html.escape(name)}</td><td>{_fmt(ap)}</td><td>{_fmt(m['per_class_ap50'][name])}</td></tr>"
+    per_class = "".join(f"<tr><td>{html.escape(name)}</td><td>{fmt(ap)}</td><td>{fmt(m['per_class_ap50'][name])}</td></tr>"
                         for name, ap in m["per_class"].items())
     parts = page_start(run, f"Object detection, evaluated with COCO metrics (pycocotools) on the "
                             f"<b>{html.escape(m['split'])}</b> split ({m['num_images']} images) with the best checkpoint "

@@ -107,7 +107,7 @@ def instance_results(output: dict, image_id: int, input_hw: tuple[int, int], ori
     Masks are resized as probabilities and thresholded afterwards, so edges are not the staircase of an upscaled
     binary mask.
     """
-    from pixelforge.tasks.detect.task import coco_results
+    from pixelforge.tasks.common.boxes import coco_results
 
     rows = coco_results(output, image_id, input_hw, original_wh, category_ids)
     if rows:
@@ -190,7 +190,7 @@ def evaluate_instance(run_dir: str | Path, data: str | None = None, split: str |
     from pixelforge.data.boxes.transforms import eval_box_transform
 
     run = load_instance_run(run_dir)
-    from pixelforge.tasks.detect.evaluate import select_box_images
+    from pixelforge.tasks.common.boxes import select_box_images
     from pixelforge.tasks.instance.task import prepare_data
 
     images, categories, name, mapping = select_box_images(run.config, run.classes, data, split, prepare_data)

@@ -6,9 +6,9 @@ import html
 from pathlib import Path
 
 from pixelforge.runs import folder as rd
-from pixelforge.tasks.detect.report import _fmt
+from pixelforge.tasks.common.boxes import format_coco as fmt
+from pixelforge.viz.html import link, page_start, write_page
 from pixelforge.viz.plots import plot_curves
-from pixelforge.tasks.classify.report import link, page_start, write_page
 
 CURVE_PANELS = (("loss (sum of Mask R-CNN's losses)", [("train_loss", "train")]),
                 ("validation COCO mAP", [("val_mask_map50", "mask mAP50"), ("val_mask_map", "mask mAP@[.5:.95]"),
@@ -25,13 +25,13 @@ def write_instance_report(run: Path, evaluation=None) -> Path:
     rows = rd.read_metrics(run / "metrics.csv")
     summary = rd.read_json(run / "summary.json") if (run / "summary.json").exists() else {}
     curves = plot_curves(rows, run / "curves.png", CURVE_PANELS, ylim_last=(0, 1)) if rows else None
-    kpis = [(k, _fmt(v)) for k, v in (("mask mAP50", m["map50"]), ("mask mAP@[.5:.95]", m["map"]),
-                                      ("box mAP50", box["map50"]), ("box mAP@[.5:.95]", box["map"]))]
+    kpis = [(k, fmt(v)) for k, v in (("mask mAP50", m["map50"]), ("mask mAP@[.5:.95]", m["map"]),
+                                     ("box mAP50", box["map50"]), ("box mAP@[.5:.95]", box["map"]))]
     keys = [("AP@[.5:.95]", "map"), ("AP50", "map50"), ("AP75", "map75"), ("AP small (< 32² px)", "map_small"),
             ("AP medium", "map_medium"), ("AP large (> 96² px)", "map_large"), ("AR@100", "mar_100")]
-    table = "".join(f"<tr><td>{k}</td><td>{_fmt(m[key])}</td><td>{_fmt(box[key])}</td></tr>" for k, key in keys)
-    per_class = "".join(f"<tr><td>{html.escape(name)}</td><td>{_fmt(ap)}</td><td>{_fmt(m['per_class_ap50'][name])}"
-                        f"</td><td>{_fmt(box['per_class'].get(name))}</td></tr>" for name, ap in m["per_class"].items())
+    table = "".join(f"<tr><td>{k}</td><td>{fmt(m[key])}</td><td>{fmt(box[key])}</td></tr>" for k, key in keys)
+    per_class = "".join(f"<tr><td>{html.escape(name)}</td><td>{fmt(ap)}</td><td>{fmt(m['per_class_ap50'][name])}"
+                        f"</td><td>{fmt(box['per_class'].get(name))}</td></tr>" for name, ap in m["per_class"].items())
     parts = page_start(run, f"Instance segmentation (Mask R-CNN), evaluated with COCO metrics (pycocotools, masks and "
                             f"boxes) on the <b>{html.escape(m['split'])}</b> split ({m['num_images']} images) with the "
                             f"best checkpoint (epoch {summary.get('best_epoch', '?')}).", kpis, curves)

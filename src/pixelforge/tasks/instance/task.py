@@ -1,8 +1,8 @@
 """Instance segmentation as an engine task: detection plus a mask per object (Mask R-CNN, He et al. 2017).
 
-Everything but the masks is detection's (`tasks/detect/task.py`): the same COCO data readers and splits, the same
-augmentation (transforms v2 move masks with their boxes), the same fine-tuning strategies on the encoder, the
-same frozen batch-norm statistics. What differs: targets carry each object's mask, training sums Mask R-CNN's
+Everything but the masks is shared with detection (`tasks/common/boxes.py`): the same COCO data readers and splits,
+the same augmentation (transforms v2 move masks with their boxes), the same fine-tuning strategies on the encoder,
+the same frozen batch-norm statistics. What differs: targets carry each object's mask, training sums Mask R-CNN's
 loss dict (detection's four losses plus `loss_mask`), and validation scores the masks with pycocotools
 (`iouType="segm"`) on the original images' pixels, so `val_mask_map50`, the metric that picks best.ckpt, is what
 `pixelforge evaluate` reports on the same images. Box mAP is logged beside it (`val_map`, `val_map50`).
@@ -13,23 +13,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from pixelforge.errors import PixelforgeError
-from pixelforge.tasks.detect.task import DetectionTask, plain_target
+from pixelforge.tasks.common.boxes import BoxTask, box_task_setup, plain_target
 
 DEFAULT_ARCH = "maskrcnn"
 
 
-class InstanceTask(DetectionTask):
+class InstanceTask(BoxTask):
     """The engine's task protocol for Mask R-CNN (batches are (list of images, list of targets with masks))."""
 
     monitor = "val_mask_map50"
 
-    def training_step(self, model: nn.Module, batch) -> dict:
-        images, targets = batch
-        losses = model(images, [instance_target(t, tuple(i.shape[-2:])) for i, t in zip(images, targets)])
-        return {"loss": sum(losses.values()), "count": len(images)}
+    def training_target(self, image: torch.Tensor, target: dict) -> dict:
+        return instance_target(target, tuple(image.shape[-2:]))
 
     def image_results(self, output: dict, image_id: int, input_hw: tuple, original_wh: tuple) -> list[dict]:
         from pixelforge.tasks.instance.evaluate import instance_results
@@ -46,7 +43,7 @@ class InstanceTask(DetectionTask):
 
 
 def instance_target(target: dict, image_hw: tuple[int, int]) -> dict:
-    """detection's plain target plus the masks as a plain uint8 tensor [N, H, W] (none for an image without
+    """The plain box target plus the masks as a plain uint8 tensor [N, H, W] (none for an image without
     objects, whose target the dataset gives no masks)."""
     masks = target.get("masks")
     if masks is None:
@@ -89,7 +86,6 @@ def build_setup(cfg, source, classes: list[str], fabric, progress):
     """Mask R-CNN, its datasets (decoded once into RAM, masks included) and optimizer groups, as a `TaskSetup`."""
     from pixelforge.data.boxes.coco import coco_dict
     from pixelforge.models.instance import build_mask_rcnn
-    from pixelforge.tasks.detect.task import box_task_setup
 
     model = build_mask_rcnn(cfg.model, len(classes), cfg.weights, cfg.img_size, cfg.anchor_sizes, cfg.min_size,
                             cfg.max_size)

@@ -6,8 +6,8 @@ import html
 from pathlib import Path
 
 from pixelforge.runs import folder as rd
+from pixelforge.viz.html import link, page_start, write_page
 from pixelforge.viz.plots import plot_curves
-from pixelforge.tasks.classify.report import link, page_start, write_page
 
 CURVE_PANELS = (("loss", [("train_loss", "train"), ("val_loss", "val")]), ("val mIoU", [("val_miou", "val")]))
 

@@ -4,10 +4,8 @@ The engine (engine/train.py) calls `prepare_data`, then `build_setup`, trains, a
 validates on the val crops with one confusion matrix summed over batches (and over processes under DDP), so
 `val_miou`, the metric that picks best.ckpt, is the exact dataset-level mIoU, not a mean of per-batch values.
 
-Strategies, as for classification (Yosinski et al. 2014; ULMFiT's gradual unfreezing, Howard & Ruder 2018):
-    linear   encoder frozen (batch-norm statistics too), decoder and head learn
-    full     everything learns; the encoder at `lr * backbone_lr_mult` (discriminative learning rates)
-    gradual  starts as linear, then unfreezes one encoder stage per `unfreeze_every` epochs, from the top
+Fine-tuning strategies are models/finetune.py's, as for every task: they act on the segmenter's encoder, and the
+decoder and head, being new, always learn.
 """
 
 from __future__ import annotations
@@ -19,7 +17,7 @@ from torch import nn
 
 from pixelforge.errors import PixelforgeError
 from pixelforge.metrics.segmentation import ConfusionMatrix
-from pixelforge.tasks.classify.task import ClassificationTask
+from pixelforge.models.finetune import apply_strategy, freeze_frozen_norms, param_groups
 from pixelforge.tasks.segment.losses import build_segmentation_loss
 
 DEFAULT_ARCH = "unet"
@@ -27,7 +25,8 @@ DEFAULT_ARCH = "unet"
 
 class SegmentationTask:
     monitor = "val_miou"
-    freeze_frozen_norms = staticmethod(ClassificationTask.freeze_frozen_norms)
+    # The engine calls it after `model.train()`: a frozen encoder keeps its batch-norm statistics.
+    freeze_frozen_norms = staticmethod(freeze_frozen_norms)
 
     def __init__(self, loss: nn.Module, num_classes: int, ignore_index: int = 255):
         self.loss, self.num_classes, self.ignore_index = loss, num_classes, ignore_index
@@ -64,34 +63,6 @@ class SegmentationTask:
         result = scores.compute()
         return {"val_loss": float(sums[0] / max(float(sums[1]), 1.0)), "val_miou": result["miou"] or 0.0,
                 "val_pixel_accuracy": result["pixel_accuracy"] or 0.0}
-
-
-def param_groups(model, strategy: str, lr: float, backbone_lr_mult: float, weight_decay: float) -> list[dict]:
-    """Optimizer groups: decoder and head at `lr`, the encoder (unless frozen) at `lr * backbone_lr_mult`.
-
-    Biases and norm weights get no weight decay (the usual timm/torchvision recipe).
-    """
-    def split_decay(params, group_lr):
-        return [{"params": [p for p in params if p.ndim > 1], "lr": group_lr, "weight_decay": weight_decay},
-                {"params": [p for p in params if p.ndim <= 1], "lr": group_lr, "weight_decay": 0.0}]
-
-    groups = split_decay(model.encoder_parameters(), lr * backbone_lr_mult) if strategy != "linear" else []
-    groups += split_decay(model.decoder_parameters(), lr)
-    return [g for g in groups if g["params"]]
-
-
-def apply_strategy(model, strategy: str, epoch: int = 0, unfreeze_every: int = 1) -> int:
-    """Set `requires_grad` for `strategy` at `epoch`; return how many encoder stages are trainable."""
-    stages = model.stages()
-    for param in model.encoder_parameters():  # parameters no stage lists stay frozen unless fully fine-tuning
-        param.requires_grad_(strategy == "full")
-    trainable = {"full": len(stages), "linear": 0}.get(strategy, min(len(stages), epoch // unfreeze_every))
-    for index, params in enumerate(stages):
-        for param in params:
-            param.requires_grad_(index >= len(stages) - trainable)
-    for param in model.decoder_parameters():
-        param.requires_grad_(True)
-    return trainable
 
 
 def prepare_data(cfg):
@@ -171,10 +142,10 @@ def build_setup(cfg, source, classes: list[str], fabric, progress):
         param.requires_grad_(True)
     apply_strategy(model, cfg.strategy, 0, cfg.unfreeze_every)
 
-    from pixelforge.engine.hooks import GradualUnfreezing
+    from pixelforge.tasks.common.finetune import gradual_unfreezing_hook
 
-    hooks = [GradualUnfreezing(lambda epoch: apply_strategy(model, "gradual", epoch, cfg.unfreeze_every),
-                               len(model.stages()), "encoder", progress.info)] if cfg.strategy == "gradual" else []
+    hooks = ([gradual_unfreezing_hook(model, cfg.unfreeze_every, progress.info, "encoder")]
+             if cfg.strategy == "gradual" else [])
 
     loss = build_segmentation_loss(cfg.loss, len(classes), cfg.ignore_index, cfg.class_weights)
     from pixelforge.engine.threads import default_workers
