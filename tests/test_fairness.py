@@ -10,7 +10,7 @@ import torch
 
 from pixelforge.data.groups import has_groups, resolve_groups
 from pixelforge.data.sources import Sample
-from pixelforge.engine.balance import WeightedEpochSampler, balance_weights, build_train_sampler
+from pixelforge.tasks.classify.balance import WeightedEpochSampler, balance_weights, build_train_sampler
 from pixelforge.errors import PixelforgeError
 from pixelforge.metrics.fairness import before_after, bootstrap_intervals, format_groups, group_metrics, per_group
 

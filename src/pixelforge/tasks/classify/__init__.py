@@ -47,7 +47,7 @@ class ClassifyTask(Task):
         return prepare_data(cfg)
 
     def check_data(self, cfg, source) -> None:
-        from pixelforge.engine.balance import check_balance
+        from pixelforge.tasks.classify.balance import check_balance
 
         check_balance(cfg, source.split("train"))
 

@@ -86,7 +86,7 @@ def build_setup(cfg, source, classes: list[str], fabric, progress):
     """
     from pixelforge.data.dataset import ImageDataset
     from pixelforge.data.transforms import batch_mixer, decode_size, eval_transform, resolve_augment, train_transform
-    from pixelforge.engine.balance import build_train_sampler
+    from pixelforge.tasks.classify.balance import build_train_sampler
     from pixelforge.engine.compiled import CompiledTrainingForward, compile_decision
     from pixelforge.tasks.classify.features import FeatureDataset, FeatureExtractor, extract_features
     from pixelforge.engine.exact_speedups import apply_exact_speedups
