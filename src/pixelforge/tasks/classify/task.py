@@ -84,68 +84,32 @@ def build_setup(cfg, source, classes: list[str], fabric, progress):
     A frozen backbone (`linear`) trains the head on cached features (several augmented views per image, computed
     once); otherwise the whole model trains end to end.
     """
-    from pixelforge.data.dataset import ImageDataset
-    from pixelforge.data.transforms import batch_mixer, decode_size, eval_transform, resolve_augment, train_transform
-    from pixelforge.tasks.classify.balance import build_train_sampler
-    from pixelforge.engine.compiled import CompiledTrainingForward, compile_decision
-    from pixelforge.tasks.classify.features import FeatureDataset, FeatureExtractor, extract_features
-    from pixelforge.engine.exact_speedups import apply_exact_speedups
+    from pixelforge.data.transforms import batch_mixer, resolve_augment
     from pixelforge.engine.setup import TaskSetup
-    from pixelforge.engine.threads import single_threaded
     from pixelforge.engine.threads import default_workers
     from pixelforge.models.classifier import build_classifier
+    from pixelforge.tasks.classify.balance import build_train_sampler
     from pixelforge.tasks.common.finetune import gradual_unfreezing_hook
 
     model = build_classifier(cfg.model, len(classes), cfg.weights, cfg.dropout)
-    spec = model.spec
-    short_side = decode_size(cfg.img_size, spec.crop_pct)
     augment = resolve_augment(cfg.augment, cfg.augment_options)
-    class_to_idx = {c: i for i, c in enumerate(classes)}
-    train_set = ImageDataset(source.split("train"), class_to_idx, short_side,
-                             train_transform(cfg.img_size, spec.mean, spec.std, augment))
-    val_set = ImageDataset(source.split("val"), class_to_idx, short_side, eval_transform(cfg.img_size, spec.mean, spec.std))
-    advance, close = progress.counter("decoding images", len(train_set) + len(val_set))
-    unreadable = (train_set.preload(ram_budget_gb=cfg.ram_budget_gb / 2, progress=advance)
-                  + val_set.preload(ram_budget_gb=cfg.ram_budget_gb / 2, progress=advance))
-    close()
+    train_set, val_set, unreadable = _decoded_datasets(cfg, source, classes, model.spec, augment, progress)
     workers = default_workers() if cfg.workers is None else cfg.workers
-    # Per-image transforms run on one thread (engine/threads.py: 3-50x faster on few cores); the model uses all.
-    train_set.transform, val_set.transform = single_threaded(train_set.transform), single_threaded(val_set.transform)
     use_features = cfg.strategy == "linear" and cfg.cache_features is not False and fabric.world_size == 1
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     model.to(fabric.device)
 
     if use_features:
-        progress.info(f"linear strategy: caching backbone features for {cfg.feature_views} augmented views per image")
-        extractor = FeatureExtractor(model.backbone, fabric.device, cfg.channels_last)
-        advance, close = progress.counter("extracting features", len(train_set) * cfg.feature_views + len(val_set))
-        train_x, train_y = extract_features(model.backbone, train_set, cfg.feature_views, 64, workers,
-                                            extractor=extractor, progress=advance)
-        val_x, val_y = extract_features(model.backbone, val_set, 1, 64, workers, extractor=extractor, progress=advance)
-        close()
-        extractor.close()
-        progress.info(f"backbone features computed by {extractor.name} ({extractor.reason})")
-        train_data, val_data, trained = FeatureDataset(train_x, train_y), FeatureDataset(val_x, val_y), model.head
-        loader_workers = 0  # feature vectors are already in memory
+        train_data, val_data = _cached_features(cfg, model, train_set, val_set, workers, fabric, progress)
+        trained, loader_workers = model.head, 0  # feature vectors are already in memory
     else:
         train_data, val_data, trained, loader_workers = train_set, val_set, model, workers
 
     for param in model.parameters():  # everything registered with DDP; the strategy freezes below
         param.requires_grad_(True)
     apply_strategy(model, cfg.strategy, 0, cfg.unfreeze_every)
-
-    forward, path = None, "cached-features" if use_features else "end-to-end"
-    if not use_features:
-        progress.info(apply_exact_speedups(model, depthwise_fp32=cfg.precision == "bf16-mixed"
-                                           and fabric.device.type == "cpu"))
-    if not use_features:
-        compiled, reason = compile_decision(cfg.compile, strategy=cfg.strategy, world_size=fabric.world_size)
-        if cfg.compile:
-            progress.info(f"torch.compile {reason}")
-        if compiled:
-            forward, path = CompiledTrainingForward(cfg.batch_size), "end-to-end, compiled"
-
+    forward, path = (None, "cached-features") if use_features else _end_to_end_path(cfg, model, fabric, progress)
     hooks = []
     if cfg.strategy == "gradual" and not use_features:
         hooks.append(gradual_unfreezing_hook(model, cfg.unfreeze_every, progress.info, "backbone"))
@@ -163,6 +127,56 @@ def build_setup(cfg, source, classes: list[str], fabric, progress):
         train_sampler=build_train_sampler(cfg, train_set.samples, len(train_data), fabric.global_rank,
                                           fabric.world_size),
     )
+
+
+def _decoded_datasets(cfg, source, classes: list[str], spec, augment, progress):
+    """The train and val images decoded once into RAM at the backbone's resize; (train, val, unreadable)."""
+    from pixelforge.data.dataset import ImageDataset
+    from pixelforge.data.transforms import decode_size, eval_transform, train_transform
+    from pixelforge.engine.threads import single_threaded
+
+    short_side = decode_size(cfg.img_size, spec.crop_pct)
+    class_to_idx = {c: i for i, c in enumerate(classes)}
+    train_set = ImageDataset(source.split("train"), class_to_idx, short_side,
+                             train_transform(cfg.img_size, spec.mean, spec.std, augment))
+    val_set = ImageDataset(source.split("val"), class_to_idx, short_side, eval_transform(cfg.img_size, spec.mean, spec.std))
+    advance, close = progress.counter("decoding images", len(train_set) + len(val_set))
+    unreadable = (train_set.preload(ram_budget_gb=cfg.ram_budget_gb / 2, progress=advance)
+                  + val_set.preload(ram_budget_gb=cfg.ram_budget_gb / 2, progress=advance))
+    close()
+    # Per-image transforms run on one thread (engine/threads.py: 3-50x faster on few cores); the model uses all.
+    train_set.transform, val_set.transform = single_threaded(train_set.transform), single_threaded(val_set.transform)
+    return train_set, val_set, unreadable
+
+
+def _cached_features(cfg, model, train_set, val_set, workers: int, fabric, progress):
+    """The frozen backbone's features of `feature_views` augmented views per training image, and of val once."""
+    from pixelforge.tasks.classify.features import FeatureDataset, FeatureExtractor, extract_features
+
+    progress.info(f"linear strategy: caching backbone features for {cfg.feature_views} augmented views per image")
+    extractor = FeatureExtractor(model.backbone, fabric.device, cfg.channels_last)
+    advance, close = progress.counter("extracting features", len(train_set) * cfg.feature_views + len(val_set))
+    train_x, train_y = extract_features(model.backbone, train_set, cfg.feature_views, 64, workers,
+                                        extractor=extractor, progress=advance)
+    val_x, val_y = extract_features(model.backbone, val_set, 1, 64, workers, extractor=extractor, progress=advance)
+    close()
+    extractor.close()
+    progress.info(f"backbone features computed by {extractor.name} ({extractor.reason})")
+    return FeatureDataset(train_x, train_y), FeatureDataset(val_x, val_y)
+
+
+def _end_to_end_path(cfg, model, fabric, progress):
+    """Exact speed-ups for end-to-end training, and torch.compile when asked and worth it: (forward, path)."""
+    from pixelforge.engine.compiled import CompiledTrainingForward, compile_decision
+    from pixelforge.engine.exact_speedups import apply_exact_speedups
+
+    progress.info(apply_exact_speedups(model, depthwise_fp32=cfg.precision == "bf16-mixed" and fabric.device.type == "cpu"))
+    compiled, reason = compile_decision(cfg.compile, strategy=cfg.strategy, world_size=fabric.world_size)
+    if cfg.compile:
+        progress.info(f"torch.compile {reason}")
+    if compiled:
+        return CompiledTrainingForward(cfg.batch_size), "end-to-end, compiled"
+    return None, "end-to-end"
 
 
 def write_report(run_dir):
