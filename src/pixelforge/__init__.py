@@ -10,21 +10,27 @@ Example:
 from pixelforge.errors import PixelforgeError
 
 __version__ = "0.1.0"
-__all__ = ["PixelforgeError", "train", "evaluate", "predict", "__version__"]
+__all__ = ["PixelforgeError", "train", "evaluate", "predict", "export", "fit", "StopTraining", "Task",
+           "register_task", "__version__"]
+
+# name -> (module, attribute). The API pulls in torch; importing it lazily keeps `import pixelforge` and
+# `pixelforge --help` fast.
+_LAZY = {
+    "train": ("pixelforge.api.train", "train"),
+    "evaluate": ("pixelforge.api.evaluate", "evaluate"),
+    "predict": ("pixelforge.api.predict", "predict"),
+    "export": ("pixelforge.api.export", "export"),
+    "fit": ("pixelforge.engine.fit", "fit"),
+    "StopTraining": ("pixelforge.engine.hooks", "StopTraining"),
+    "Task": ("pixelforge.tasks.base", "Task"),
+    "register_task": ("pixelforge.tasks.registry", "register_task"),
+}
 
 
 def __getattr__(name):
-    # The API functions pull in torch; importing them lazily keeps `import pixelforge` and `pixelforge --help` fast.
-    if name == "train":
-        from pixelforge.api.train import train
+    if name in _LAZY:
+        import importlib
 
-        return train
-    if name == "evaluate":
-        from pixelforge.api.evaluate import evaluate
-
-        return evaluate
-    if name == "predict":
-        from pixelforge.api.predict import predict
-
-        return predict
+        module, attribute = _LAZY[name]
+        return getattr(importlib.import_module(module), attribute)
     raise AttributeError(f"module 'pixelforge' has no attribute {name!r}")
