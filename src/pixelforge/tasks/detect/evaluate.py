@@ -19,6 +19,7 @@ from pixelforge.runs import folder as rd
 from pixelforge.errors import PixelforgeError
 from pixelforge.runs.result import EvalResult
 from pixelforge.metrics.coco import coco_metrics, plot_pr_curves
+from pixelforge.tasks.common.box_data import select_box_images
 
 
 @dataclass
@@ -64,32 +65,6 @@ def run_detector(loaded: LoadedDetector, images: list, label_to_category: list[i
                                     (box_image.width, box_image.height), label_to_category)
             pixels.append((image * 255).round().to(torch.uint8))
     return results, data.images, pixels, unreadable
-
-
-def select_box_images(config, classes: list[str], data: str | None, split: str | None, prepare_data):
-    """(images, categories {id: name}, split name, run label -> data category id) to evaluate a box task's run on.
-
-    The run's own data and split by default (`prepare_data(config)`; test when it has one, else val); else `data`
-    (its test split, else val, else train; all images when it has no splits); or the named `split`. Categories are
-    matched by name, so a dataset that numbers them differently still scores correctly.
-    """
-    from pixelforge.data.boxes.source import read_boxes
-
-    from pixelforge.runs.files import held_out_split
-
-    source = prepare_data(config)[0] if data is None else read_boxes(data)
-    name = held_out_split(source, split, own_data=data is None)
-    chosen = source.images if name == "all" else source.split(name)
-    if not chosen:
-        raise PixelforgeError(f"{source.origin}: no images in split {name!r}")
-    by_name = {n: i for i, n in source.categories.items()}
-    unknown = sorted(set(by_name) - set(classes))
-    if unknown:
-        raise PixelforgeError(f"{source.origin}: category {unknown[0]!r} is not one the model knows "
-                              f"({', '.join(classes)})")
-    # Classes the data lacks keep the run's id: their detections are then false positives for no category.
-    mapping = [by_name.get(c, -1 - i) for i, c in enumerate(classes)]
-    return chosen, source.categories, name, mapping
 
 
 def evaluate_detection(run_dir: str | Path, data: str | None = None, split: str | None = None,

@@ -190,7 +190,7 @@ def evaluate_instance(run_dir: str | Path, data: str | None = None, split: str |
     from pixelforge.data.boxes.transforms import eval_box_transform
 
     run = load_instance_run(run_dir)
-    from pixelforge.tasks.detect.evaluate import select_box_images
+    from pixelforge.tasks.common.box_data import select_box_images
     from pixelforge.tasks.instance.task import prepare_data
 
     images, categories, name, mapping = select_box_images(run.config, run.classes, data, split, prepare_data)

@@ -1,4 +1,4 @@
-"""Exporting a segmentation run to an ONNX package, and predicting masks from that package without torch.
+"""Exporting a semantic-segmentation run to an ONNX package (`pixelforge export RUN` for `--task segment` runs).
 
     PACKAGE/model.onnx        fixed input [1, C, S, S] (S = the run's img_size), output logits [1, K, S, S]
             preprocess.json   size, resize rule, mean/std, channels, bit depth: everything needed to feed the model
@@ -6,10 +6,10 @@
             package.json      "task": "segment", model file, input/output names, export settings
             parity.json       ONNX Runtime vs PyTorch: share of pixels whose predicted class agrees, max |Δlogit|
 
-Preprocessing for the package is deliberately simple enough to re-implement anywhere: resize the whole image to
-S x S (bilinear), scale by bit depth to [0, 1], normalise. The predicted logits are resized back to the image's
-size before the per-pixel argmax. Training resized the shorter side instead (no stretching), so the two agree
-exactly for square images and differ slightly for elongated ones.
+The package's preprocessing (`pixelforge.deploy.runtime.segment`: resize the whole image to S x S, scale by bit
+depth, normalise; logits resized back before the argmax) is deliberately simple enough to re-implement anywhere.
+Training resized the shorter side instead (no stretching), so the two agree exactly for square images and differ
+slightly for elongated ones.
 
 The export is refused unless at least 99.9% of the validation pixels get the same class from ONNX Runtime as
 from PyTorch, both fed the same preprocessed tensor (the check isolates the conversion).
@@ -17,58 +17,37 @@ from PyTorch, both fed the same preprocessed tensor (the check isolates the conv
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
+from pixelforge.deploy.export.folder import (reject_options, require_new_out, staged_folder, write_dense_package_files,
+                                            write_json)
+from pixelforge.deploy.export.onnx import export_traced
+from pixelforge.deploy.runtime.segment import logits_to_mask, preprocess_image
 from pixelforge.errors import PixelforgeError
 
 MIN_AGREEMENT = 0.999
 
 
-def preprocess_image(image: np.ndarray, pre: dict) -> np.ndarray:
-    """An HxWxC uint8/uint16 image as the package's float32 [1, C, S, S] input (numpy and PIL only)."""
-    from PIL import Image
-
-    from pixelforge.data.masks.images import match_channels
-
-    array = match_channels(image, pre["channels"]).astype(np.float32) / (65535.0 if image.dtype == np.uint16 else 255.0)
-    size = tuple(pre["size"])  # (height, width)
-    planes = [np.asarray(Image.fromarray(array[..., c], mode="F").resize((size[1], size[0]), Image.BILINEAR))
-              for c in range(array.shape[-1])]
-    x = np.stack(planes)
-    x = (x - np.asarray(pre["mean"], np.float32)[:, None, None]) / np.asarray(pre["std"], np.float32)[:, None, None]
-    return x[None].astype(np.float32)
-
-
-def logits_to_mask(logits: np.ndarray, height: int, width: int) -> np.ndarray:
-    """[1, K, s, s] logits -> int64 [height, width] class ids (logits resized bilinearly before the argmax)."""
-    from PIL import Image
-
-    planes = [np.asarray(Image.fromarray(plane.astype(np.float32), mode="F").resize((width, height), Image.BILINEAR))
-              for plane in logits[0]]
-    return np.stack(planes).argmax(0).astype(np.int64)
-
-
-def export_segmentation_package(run_dir: str | Path, out: str | Path, data: str | None = None,
-                                parity_images: int = 32, opset: int = 17) -> Path:
+def export_package(run_dir: str | Path, out: str | Path, data: str | None = None, parity_images: int = 32,
+                   opset: int = 17, format: str | None = "onnx", **options) -> Path:
     """Export the run's best checkpoint to the package folder `out` (must not exist or be empty) and check it.
 
     Returns the package folder; its parity.json holds the check. Raises PixelforgeError when ONNX Runtime and
-    PyTorch agree on fewer than 99.9% of the validation pixels (nothing is left at `out` then).
+    PyTorch agree on fewer than 99.9% of the validation pixels (nothing is left at `out` then), or for options a
+    segmentation package cannot honour (`int8`, `fp16`, `format` other than onnx, ...).
 
     Example:
-        >>> package = export_segmentation_package("runs/segment-shapes", "packages/seg")  # doctest: +SKIP
+        >>> package = export_package("runs/segment-shapes", "packages/seg")  # doctest: +SKIP
         >>> json.loads((package / "parity.json").read_text())["pixel_agreement"]  # doctest: +SKIP
         1.0
     """
-    from pixelforge.deploy.package import staged_folder, write_dense_package_files, write_json
-    from pixelforge.tasks.segment.evaluate import select_mask_samples, load_segmentation_run
+    from pixelforge.tasks.segment.evaluate import load_segmentation_run, select_mask_samples
 
+    reject_options("segment", options, format)
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise PixelforgeError(f"{out}: already exists and is not empty; packages are never overwritten, choose a new --out")
+    require_new_out(out)
     run = load_segmentation_run(run_dir)
     samples, split = select_mask_samples(run, data, "val" if data is None else None)
     samples = samples[:parity_images]
@@ -96,15 +75,10 @@ def _any_sixteen_bit(samples) -> bool:
 
 
 def _write_onnx(model, path: Path, channels: int, size: int, opset: int) -> None:
-    import warnings
-
     import torch
 
-    model = model.eval().to(memory_format=torch.contiguous_format)
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # tracer warnings about shape arithmetic: the input size is fixed
-        torch.onnx.export(model, (torch.zeros(1, channels, size, size),), str(path), input_names=["image"],
-                          output_names=["logits"], dynamo=False, opset_version=opset)
+    model = model.eval().to(memory_format=torch.contiguous_format)  # the input size is fixed: no dynamic axes
+    export_traced(model, (torch.zeros(1, channels, size, size),), path, ["image"], ["logits"], opset)
 
 
 def _parity(run, package: Path, pre: dict, samples, split: str) -> dict:
@@ -129,46 +103,3 @@ def _parity(run, package: Path, pre: dict, samples, split: str) -> dict:
     agreement = same / max(total, 1)
     return {"split": split, "images": len(samples), "pixels": total, "pixel_agreement": agreement,
             "max_abs_logit_diff": max_diff, "required_agreement": MIN_AGREEMENT, "passed": agreement >= MIN_AGREEMENT}
-
-
-def _open_package(package: Path):
-    import onnxruntime as ort
-
-    try:
-        pre = json.loads((package / "preprocess.json").read_text())
-        manifest = json.loads((package / "package.json").read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise PixelforgeError(f"{package}: not a segmentation package written by `pixelforge export` ({exc})") from None
-    if manifest.get("task") != "segment":
-        raise PixelforgeError(f"{package}: a {manifest.get('task', 'classify')!r} package, not a segmentation one")
-    session = ort.InferenceSession(str(package / manifest["models"]["fp32"]), providers=["CPUExecutionProvider"])
-
-    def predict(image: np.ndarray) -> np.ndarray:
-        logits = session.run([manifest["output_name"]], {manifest["input_name"]: preprocess_image(image, pre)})[0]
-        return logits_to_mask(logits, *image.shape[:2])
-
-    return predict
-
-
-def predict_masks_package(package_dir: str | Path, image_paths: list[str | Path]) -> list[np.ndarray]:
-    """Class-id masks (int64, each at its image's own size) from an exported package, with ONNX Runtime only.
-
-    Example:
-        >>> masks = predict_masks_package("packages/seg", ["scan.png"])  # doctest: +SKIP
-        >>> masks[0].shape  # doctest: +SKIP
-        (128, 128)
-    """
-    from pixelforge.data.masks.images import load_image_any
-
-    predict = _open_package(Path(package_dir))
-    return [predict(load_image_any(path)) for path in image_paths]
-
-
-def predict_package_folder(package_dir: str | Path, paths: list[str | Path], out: str | Path) -> list[dict]:
-    """`pixelforge predict PACKAGE IMAGES --out DIR` for a segmentation package: the same files and result dicts
-    as `evaluation.segmentation.predict_segmentation`, without torch. Unreadable images get an "error" entry."""
-    from pixelforge.viz.segmentation_overlay import predict_files
-
-    package = Path(package_dir)
-    classes = json.loads((package / "classes.json").read_text())
-    return predict_files(paths, Path(out), classes, _open_package(package))
