@@ -128,19 +128,25 @@ def create_app(settings: ServerSettings, runtime: TaskRuntime | None = None) -> 
                       mask_format: str = Query("png", alias="format", pattern="^(" + "|".join(MASK_FORMATS) + ")$",
                                                description="segmentation: png (base64 palette PNG) or rle (COCO)"),
                       ) -> dict:
-        started = time.perf_counter()
-        uploads = await read_uploads(request.headers.get("content-type", ""), request.headers.get("content-length"),
-                                     request.stream(), UPLOAD_FIELD, settings.max_bytes, settings.max_files)
-        inputs = await asyncio.gather(*[run_in_threadpool(_decode, runtime, u.data, u.filename, settings.max_pixels)
-                                        for u in uploads])
-        outputs = await batcher.submit(list(inputs))
         options = {"top_k": top_k, "score_threshold": score_threshold, "mask_format": mask_format}
-        answers = await asyncio.gather(*[run_in_threadpool(runtime.answer, x, y, **options)
-                                         for x, y in zip(inputs, outputs)])
-        body = runtime.response(model_name, [{"filename": u.filename, **a} for u, a in zip(uploads, answers)])
-        return {**body, "elapsed_ms": round(1000 * (time.perf_counter() - started), 2)}
+        return await _predict(request, runtime, batcher, settings, model_name, options)
 
     return app
+
+
+async def _predict(request: Request, runtime: TaskRuntime, batcher, settings: ServerSettings, model_name: str,
+                   options: dict) -> dict:
+    """One POST /v1/predict: uploads decoded in threads, one (shared or serial) model call, answers in threads."""
+    started = time.perf_counter()
+    uploads = await read_uploads(request.headers.get("content-type", ""), request.headers.get("content-length"),
+                                 request.stream(), UPLOAD_FIELD, settings.max_bytes, settings.max_files)
+    inputs = await asyncio.gather(*[run_in_threadpool(_decode, runtime, u.data, u.filename, settings.max_pixels)
+                                    for u in uploads])
+    outputs = await batcher.submit(list(inputs))
+    answers = await asyncio.gather(*[run_in_threadpool(runtime.answer, x, y, **options)
+                                     for x, y in zip(inputs, outputs)])
+    body = runtime.response(model_name, [{"filename": u.filename, **a} for u, a in zip(uploads, answers)])
+    return {**body, "elapsed_ms": round(1000 * (time.perf_counter() - started), 2)}
 
 
 def _key_check(api_key: str | None):
