@@ -83,11 +83,8 @@ def predict_package(package: Path, paths: list[str], out: Path | None = None, pr
     from pixelforge.data.sources import collect_paths
     from pixelforge.deploy.export.torchscript import TORCH_LOADERS
     from pixelforge.deploy.runtime import predict_package as run_package
-    from pixelforge.errors import PixelforgeError
 
-    files = collect_paths(list(paths))
-    if not files:
-        raise PixelforgeError(f"no images found in {', '.join(map(str, paths))}")
+    files = collect_paths(list(paths))  # counted here for the progress bar; no files is the runtime's error
     if not sys.stderr.isatty() or len(files) <= options.get("batch_size", 32):
         return run_package(package, files, out, precision=precision, loaders=TORCH_LOADERS, **options)
     from rich.console import Console
