@@ -81,3 +81,29 @@ def test_every_task_predicts_without_torch_as_with_it(case, tmp_path):
     assert expected[0].get("label") or expected[0].get("detections") or expected[0].get("class_fractions")
     if (tmp_path / "with").exists():  # box and mask tasks write pictures and results: the same bytes
         assert _files(tmp_path / "without") == _files(tmp_path / "with")
+
+
+CLI_LINES = NO_TORCH + """
+import json
+from pathlib import Path
+from pixelforge.deploy.commands import predict_any_package
+
+package, image, out, options = sys.argv[1:]
+results, describe = predict_any_package(Path(package), [image], Path(out), json.loads(options))
+print(json.dumps([describe(r) for r in results]))
+"""
+
+
+@pytest.mark.parametrize("task", ["detect", "segment"])
+def test_the_cli_lines_of_a_package_need_no_torch(task, tmp_path):
+    package = (write_detection_package if task == "detect" else write_segmentation_package)(tmp_path / task)
+    image = _photo(tmp_path / "photo.png")
+    options = {"score_threshold": 0.1} if task == "detect" else {}
+    done = subprocess.run([sys.executable, "-c", CLI_LINES, str(package), str(image), str(tmp_path / "out"),
+                           json.dumps(options)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (line,) = json.loads(done.stdout.strip().splitlines()[-1])
+    if task == "detect":
+        assert line == "2 objects: circle 0.80, square 0.20"
+    else:  # the classes' shares of the picture: the red square is the "blob"
+        assert line.startswith("background ") and ", blob " in line and line.endswith("%")

@@ -98,12 +98,14 @@ def predict_package(package: Path, paths: list[str], out: Path | None = None, pr
 
 
 def predict_any_package(package: Path, paths: list[str], out: Path | None, options: dict):
-    """`pixelforge predict PACKAGE ...` for the CLI: (result dicts, the function that writes one result's line)."""
-    from pixelforge.deploy.runtime import package_task
-    from pixelforge.tasks.registry import get_task
+    """`pixelforge predict PACKAGE ...` for the CLI: (result dicts, the function that writes one result's line).
+
+    The line comes from the package's runtime class, not the task registry: a package predicts without torch.
+    """
+    from pixelforge.deploy.runtime import runtime_class
 
     results = predict_package(package, paths, out, **options)
-    return results, get_task(package_task(package)).describe_prediction
+    return results, runtime_class(package).describe_result
 
 
 def serve_command(

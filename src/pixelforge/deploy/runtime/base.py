@@ -6,7 +6,8 @@ call these methods and never ask which task a package is for.
 
     serving   decode_upload(bytes) -> input; predict_batch(inputs) -> outputs; answer(input, output, **options)
               -> one upload's JSON; response(model name, answers) -> the request's JSON
-    files     predict_files(paths, out, **options) -> one result dict per image (and any files written to `out`)
+    files     predict_files(paths, out, **options) -> one result dict per image (and any files written to `out`);
+              describe_result(result) -> its line in `pixelforge predict`'s text output
     video     predict_frame(BGR frame, **options) -> prediction; describe(prediction) -> the overlay's text;
               label(prediction) -> what `VideoResult.labels` records; draw(frame, prediction, text, fps)
 """
@@ -70,6 +71,12 @@ class TaskRuntime:
         """`pixelforge predict PACKAGE PATHS`: one result dict per image; box and mask tasks also write their
         pictures and results into `out`. Options a task does not have are a one-line error."""
         raise NotImplementedError
+
+    @staticmethod
+    def describe_result(result: dict) -> str:
+        """One line of `pixelforge predict`'s text output for one of `predict_files`' results (static: the CLI
+        asks the runtime class, without loading the model again)."""
+        return result.get("error") or result.get("summary") or str(result)
 
     # ---- video ------------------------------------------------------------------------------------------------
     def predict_frame(self, frame: np.ndarray, **options) -> dict:

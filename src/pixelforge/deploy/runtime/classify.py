@@ -117,6 +117,12 @@ class Runtime(TaskRuntime):
                    for path, ranked in zip(kept, self.rank(logits, top_k))]
         return results + errors
 
+    @staticmethod
+    def describe_result(result: dict) -> str:
+        """The top-k labels and scores, or why the file could not be read."""
+        ranked = "  ".join(f"{t['label']} {t['score']:.3f}" for t in result.get("top_k", []))
+        return ranked or result.get("error") or ""
+
     def _decode_many(self, paths: Iterable[str]) -> list:
         def work(path: str):
             try:

@@ -53,3 +53,14 @@ class DenseRuntime(TaskRuntime):
 
     def metadata(self) -> dict:
         return self.package.metadata(self.colors())
+
+    @staticmethod
+    def describe_result(result: dict) -> str:
+        """The result's summary (how many objects, or the classes' shares), or why the file could not be read."""
+        if result.get("error") or result.get("summary"):
+            return result.get("error") or result.get("summary")
+        detections = result.get("detections")
+        if not detections:
+            return "no objects"
+        return f"{len(detections)} object(s): " + ", ".join(f"{d['label']} {d['score']:.2f}" for d in detections)
+
