@@ -30,7 +30,7 @@ GOALS = {"int8_b32_img_s": 350.0, "int8_b1_ms": 4.0, "int8_drop_points": 0.5}
 def ensure_run_and_package(run: Path | None, data: Path, epochs: int) -> tuple[Path, Path]:
     """A Lite0 run (trained here if not given) and its fp32+int8 package (exported beside it if missing)."""
     import pixelforge
-    from pixelforge.deploy.export import export_package
+    from pixelforge.tasks.classify.export import export_package
 
     if run is None:
         run = ROOT / "runs" / "deploy-bench-lite0"

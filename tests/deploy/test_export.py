@@ -39,7 +39,7 @@ def test_onnx_model_has_a_dynamic_batch_axis(tiny_package):
 
 
 def test_export_refuses_a_non_empty_out(tiny_run, tmp_path):
-    from pixelforge.deploy.export import export_package
+    from pixelforge.tasks.classify.export import export_package
 
     (tmp_path / "pkg").mkdir()
     (tmp_path / "pkg" / "keep.txt").write_text("mine")
@@ -49,7 +49,7 @@ def test_export_refuses_a_non_empty_out(tiny_run, tmp_path):
 
 
 def test_failed_parity_refuses_and_leaves_nothing(tiny_run, tmp_path):
-    from pixelforge.deploy.export import export_package
+    from pixelforge.tasks.classify.export import export_package
 
     with pytest.raises(PixelforgeError, match="export refused: fp32 parity failed"):
         export_package(tiny_run, tmp_path / "pkg", tolerance=0.0, parity_images=8)
@@ -57,7 +57,7 @@ def test_failed_parity_refuses_and_leaves_nothing(tiny_run, tmp_path):
 
 
 def test_bad_option_combinations_are_errors(tiny_run, tmp_path):
-    from pixelforge.deploy.export import export_package
+    from pixelforge.tasks.classify.export import export_package
 
     with pytest.raises(PixelforgeError, match="--format"):
         export_package(tiny_run, tmp_path / "a", format="tflite")
@@ -66,13 +66,17 @@ def test_bad_option_combinations_are_errors(tiny_run, tmp_path):
 
 
 def test_torchscript_package_predicts_like_onnx(tiny_run, tiny_package, tmp_path, sample_images):
-    from pixelforge.deploy.export import export_package
+    from pixelforge.deploy.export.torchscript import TORCH_LOADERS
     from pixelforge.deploy.runtime import Runtime
+    from pixelforge.errors import PixelforgeError
+    from pixelforge.tasks.classify.export import export_package
 
     result = export_package(tiny_run, tmp_path / "ts", format="torchscript", parity_images=32)
     assert (result.package_dir / "model.pt").is_file() and result.parity["fp32"]["passed"]
+    with pytest.raises(PixelforgeError, match="needs PyTorch"):  # the torch-free runtime alone cannot run it
+        Runtime(result.package_dir)
     paths = [str(p) for p in sample_images]
-    ts_logits, _, _ = Runtime(result.package_dir).logits_for_files(paths)
+    ts_logits, _, _ = Runtime(result.package_dir, loaders=TORCH_LOADERS).logits_for_files(paths)
     onnx_logits, _, _ = Runtime(tiny_package, "fp32").logits_for_files(paths)
     assert np.abs(ts_logits - onnx_logits).max() < 1e-4
 
@@ -80,7 +84,7 @@ def test_torchscript_package_predicts_like_onnx(tiny_run, tiny_package, tmp_path
 def test_generated_card_when_the_run_has_none(tiny_run, tmp_path):
     import shutil
 
-    from pixelforge.deploy.export import export_package
+    from pixelforge.tasks.classify.export import export_package
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
@@ -94,7 +98,7 @@ def test_generated_card_when_the_run_has_none(tiny_run, tmp_path):
 def test_run_model_card_is_included(tiny_run, tmp_path):
     import shutil
 
-    from pixelforge.deploy.export import export_package
+    from pixelforge.tasks.classify.export import export_package
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
@@ -118,7 +122,7 @@ def test_moved_data_needs_data_option(tiny_run, shapes_dir, tmp_path):
 
     import yaml
 
-    from pixelforge.deploy.export import export_package
+    from pixelforge.tasks.classify.export import export_package
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
@@ -131,7 +135,7 @@ def test_moved_data_needs_data_option(tiny_run, shapes_dir, tmp_path):
 
 
 def test_fp16_model_is_added_and_checked(tiny_run, tmp_path, sample_images):
-    from pixelforge.deploy.export import export_package
+    from pixelforge.tasks.classify.export import export_package
     from pixelforge.deploy.runtime import Runtime
 
     result = export_package(tiny_run, tmp_path / "pkg", fp16=True, parity_images=16)

@@ -24,10 +24,10 @@ def detect_run(tmp_path_factory):
 
 
 def test_export_writes_a_package_that_matches_pytorch(tmp_path, detect_run):
-    from pixelforge.deploy.export_detection import export_detection_package
+    from pixelforge.tasks.detect.export import export_package
 
     run, _ = detect_run
-    package = export_detection_package(run, tmp_path / "pkg")
+    package = export_package(run, tmp_path / "pkg")
     assert {p.name for p in package.iterdir()} >= {"model.onnx", "preprocess.json", "classes.json", "package.json",
                                                     "parity.json", "model_card.md"}
     assert (package / "model_card.md").read_text() == (run / "model_card.md").read_text()  # the run's card travels
@@ -36,23 +36,24 @@ def test_export_writes_a_package_that_matches_pytorch(tmp_path, detect_run):
     parity = json.loads((package / "parity.json").read_text())
     assert parity["passed"] and parity["images"] == 3 and parity["matched"] == parity["torch_detections"]
     with pytest.raises(PixelforgeError, match="not empty"):
-        export_detection_package(run, package)
+        export_package(run, package)
 
 
 def test_export_is_refused_when_boxes_differ(tmp_path, detect_run, monkeypatch):
-    from pixelforge.deploy import export_detection
+    from pixelforge.tasks.common import boxes_export
+    from pixelforge.tasks.detect.export import export_package
 
     run, _ = detect_run
-    monkeypatch.setattr(export_detection, "match_detections", lambda e, g, floor: (0, 1, 0.0, 0.0))
+    monkeypatch.setattr(boxes_export, "match_detections", lambda e, g, floor: (0, 1, 0.0, 0.0))
     with pytest.raises(PixelforgeError, match="export refused"):
-        export_detection.export_detection_package(run, tmp_path / "bad")
+        export_package(run, tmp_path / "bad")
     assert not (tmp_path / "bad").exists()
 
 
 def test_matching_tolerates_only_borderline_scores():
     import numpy as np
 
-    from pixelforge.deploy.export_detection import match_detections
+    from pixelforge.tasks.common.boxes_export import match_detections
 
     boxes = np.array([[0, 0, 10, 10], [20, 20, 40, 40]], np.float32)
     a = (boxes, np.array([0.9, 0.0505], np.float32), np.array([1, 2]))
@@ -63,15 +64,16 @@ def test_matching_tolerates_only_borderline_scores():
 
 
 def test_package_predicts_without_torch(tmp_path, detect_run):
-    from pixelforge.deploy.export_detection import export_detection_package
+    from pixelforge.tasks.detect.export import export_package
 
     run, root = detect_run
-    package = export_detection_package(run, tmp_path / "pkg")
+    package = export_package(run, tmp_path / "pkg")
     image = sorted((root / "images" / "val").glob("*.png"))[1]
     code = ("import sys; sys.modules['torch'] = None\n"  # any torch import now fails
-            "from pixelforge.deploy.export_detection import predict_boxes_package, predict_package_folder\n"
-            f"boxes = predict_boxes_package({str(package)!r}, [{str(image)!r}])\n"
-            f"found = predict_package_folder({str(package)!r}, [{str(image)!r}], {str(tmp_path / 'out')!r}, 0.0)\n"
+            "from pixelforge.data.images import load_rgb\n"
+            "from pixelforge.deploy.runtime import load_runtime, predict_package\n"
+            f"boxes = [load_runtime({str(package)!r}).predict_images([load_rgb({str(image)!r})])[0]['detections']]\n"
+            f"found = predict_package({str(package)!r}, [{str(image)!r}], {str(tmp_path / 'out')!r}, score_threshold=0.0)\n"
             "import json; print(json.dumps([len(boxes), len(boxes[0]), found[0]['detections'][:1]]))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]

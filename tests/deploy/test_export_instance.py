@@ -34,13 +34,13 @@ def instance_run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def instance_package(instance_run, tmp_path_factory):
-    from pixelforge.deploy.export_instance import export_instance_package
+    from pixelforge.tasks.instance.export import export_package
 
-    return export_instance_package(instance_run[0], tmp_path_factory.mktemp("packages") / "inst")
+    return export_package(instance_run[0], tmp_path_factory.mktemp("packages") / "inst")
 
 
 def test_export_writes_a_package_whose_boxes_and_masks_match_pytorch(instance_package, instance_run):
-    from pixelforge.deploy.export_instance import export_instance_package
+    from pixelforge.tasks.instance.export import export_package
 
     package = instance_package
     assert {p.name for p in package.iterdir()} >= {"model.onnx", "preprocess.json", "classes.json", "package.json",
@@ -52,25 +52,26 @@ def test_export_writes_a_package_whose_boxes_and_masks_match_pytorch(instance_pa
     assert parity["passed"] and parity["images"] >= 1 and parity["matched"] == parity["torch_detections"] > 0
     assert parity["mask_agreement"] >= 0.999
     with pytest.raises(PixelforgeError, match="not empty"):
-        export_instance_package(instance_run[0], package)
+        export_package(instance_run[0], package)
 
 
 def test_export_is_refused_when_detections_differ(tmp_path, instance_run, monkeypatch):
-    from pixelforge.deploy import export_detection, export_instance
+    from pixelforge.tasks.common import boxes_export
+    from pixelforge.tasks.instance import export as export_instance
 
-    monkeypatch.setattr(export_detection, "match_detections", lambda e, g, floor: (0, 1, 0.0, 0.0))
+    monkeypatch.setattr(boxes_export, "match_detections", lambda e, g, floor: (0, 1, 0.0, 0.0))
     with pytest.raises(PixelforgeError, match="export refused"):
-        export_instance.export_instance_package(instance_run[0], tmp_path / "bad")
+        export_instance.export_package(instance_run[0], tmp_path / "bad")
     assert not (tmp_path / "bad").exists() and not list(tmp_path.iterdir())
 
 
 def test_export_is_refused_when_masks_differ(tmp_path, instance_run, monkeypatch):
-    from pixelforge.deploy import export_instance
+    from pixelforge.tasks.instance import export as export_instance
 
     # Boxes twin as usual, but each torch mask is compared with another detection's mask (reversed order).
     monkeypatch.setattr(export_instance, "twin_pairs", lambda e, g: [(k, len(g[0]) - 1 - k) for k in range(len(g[0]))])
     with pytest.raises(PixelforgeError, match=r"export refused: 0 of \d+ detections differ or masks agree on") as err:
-        export_instance.export_instance_package(instance_run[0], tmp_path / "bad")
+        export_instance.export_package(instance_run[0], tmp_path / "bad")
     assert float(str(err.value).split("masks agree on ")[1].split(" %")[0]) < 99.9
     assert not list(tmp_path.iterdir())
 
@@ -80,8 +81,8 @@ def test_package_predicts_rle_masks_without_torch(tmp_path, instance_package, in
     Image.open(image).resize((150, 70)).save(tmp_path / "wide.png")
     paths = [str(tmp_path / "wide.png"), str(image)]
     code = ("import sys; sys.modules['torch'] = None\n"  # any torch import now fails
-            "from pixelforge.deploy.export_instance import predict_package_folder\n"
-            f"found = predict_package_folder({str(instance_package)!r}, {paths!r}, {str(tmp_path / 'out')!r}, 0.0)\n"
+            "from pixelforge.deploy.runtime import predict_package\n"
+            f"found = predict_package({str(instance_package)!r}, {paths!r}, {str(tmp_path / 'out')!r}, score_threshold=0.0)\n"
             "import json; print(json.dumps([[f['summary'], len(f['detections'])] for f in found]))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -114,7 +115,7 @@ def test_cli_predicts_with_an_instance_package(tmp_path, instance_package, insta
 def test_server_answers_an_rle_mask_per_detection(instance_package, instance_run):
     from fastapi.testclient import TestClient
 
-    from pixelforge.deploy.server import ServerSettings, create_app
+    from pixelforge.deploy.serve.server import ServerSettings, create_app
 
     buffer = io.BytesIO()
     Image.open(instance_run[1] / "images" / "002.png").resize((120, 80)).save(buffer, "PNG")
@@ -146,13 +147,13 @@ def test_video_runs_an_instance_package_drawing_its_boxes(tmp_path, instance_pac
 
 
 def test_video_overlay_blends_each_instance_mask_in_its_box_colour():
-    from pixelforge.deploy.video import draw_frame
+    from pixelforge.deploy.runtime.draw import draw_prediction
 
     frame = np.full((64, 96, 3), 90, np.uint8)
     mask = np.zeros((64, 96), bool)
     mask[40:60, 10:30] = True
     detection = {"box": [10, 40, 30, 60], "score": 0.9, "label": "disc"}
-    out = draw_frame(frame.copy(), ["box", "disc"], {"detections": [detection],
+    out = draw_prediction(frame.copy(), ["box", "disc"], {"detections": [detection],
                                                       "instance_masks": [{**detection, "mask": mask}]}, "x", 10.0)
     inside, outside = out[50, 20], out[50, 60]  # below the text band, inside the box's outline
     assert (outside == 90).all() and not (inside == 90).all()

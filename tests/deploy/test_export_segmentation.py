@@ -37,10 +37,10 @@ def untrained_run(tmp_path_factory) -> Path:
 
 
 def test_export_writes_a_checked_segmentation_package(untrained_run, tmp_path):
-    from pixelforge.deploy.export_segmentation import export_segmentation_package
+    from pixelforge.tasks.segment.export import export_package
 
     out = tmp_path / "pkg"
-    assert export_segmentation_package(untrained_run, out, parity_images=4) == out
+    assert export_package(untrained_run, out, parity_images=4) == out
     report = json.loads((out / "parity.json").read_text())
     assert report["passed"] and report["pixel_agreement"] >= 0.999 and report["pixels"] > 0
     assert json.loads((out / "package.json").read_text())["task"] == "segment"
@@ -48,28 +48,29 @@ def test_export_writes_a_checked_segmentation_package(untrained_run, tmp_path):
     pre = json.loads((out / "preprocess.json").read_text())
     assert pre["size"] == [32, 32] and pre["mean"] == [0.5] * 3 and pre["channels"] == 3 and pre["bit_depth"] == 8
     with pytest.raises(PixelforgeError, match="not empty"):
-        export_segmentation_package(untrained_run, out)
+        export_package(untrained_run, out)
 
 
 def test_export_is_refused_when_parity_fails(untrained_run, tmp_path, monkeypatch):
-    from pixelforge.deploy import export_segmentation
+    from pixelforge.tasks.segment import export as export_segmentation
 
     monkeypatch.setattr(export_segmentation, "MIN_AGREEMENT", 1.5)  # unreachable: every export must now fail
     with pytest.raises(PixelforgeError, match="export refused"):
-        export_segmentation.export_segmentation_package(untrained_run, tmp_path / "pkg", parity_images=2)
+        export_segmentation.export_package(untrained_run, tmp_path / "pkg", parity_images=2)
     assert not (tmp_path / "pkg").exists() and not list(tmp_path.glob(".pkg*"))
 
 
 def test_package_predicts_pytorch_masks_without_importing_torch(untrained_run, tmp_path):
-    from pixelforge.deploy.export_segmentation import export_segmentation_package
-    from pixelforge.tasks.segment.evaluate import load_segmentation_run, predict_full_resolution
     from pixelforge.data.masks.images import load_image_any
+    from pixelforge.tasks.segment.evaluate import load_segmentation_run, predict_full_resolution
+    from pixelforge.tasks.segment.export import export_package
 
     out = tmp_path / "pkg"
-    export_segmentation_package(untrained_run, out, parity_images=2)
+    export_package(untrained_run, out, parity_images=2)
     image = sorted((untrained_run.parent / "data" / "images").glob("*.png"))[0]
-    code = ("import sys, json; from pixelforge.deploy.export_segmentation import predict_masks_package; "
-            f"m = predict_masks_package({str(out)!r}, [{str(image)!r}])[0]; "
+    code = ("import sys, json; from pixelforge.deploy.runtime import load_runtime; "
+            "from pixelforge.data.masks.images import load_image_any; "
+            f"m = load_runtime({str(out)!r}).predict_images([load_image_any({str(image)!r})])[0]['mask']; "
             "print(json.dumps({'torch': 'torch' in sys.modules, 'shape': m.shape, 'mask': m.tolist()}))")
     result = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
     assert result["torch"] is False and result["shape"] == [48, 48]
@@ -79,10 +80,11 @@ def test_package_predicts_pytorch_masks_without_importing_torch(untrained_run, t
 
 
 def test_predict_from_a_package_writes_the_same_files_as_from_a_run(untrained_run, tmp_path):
-    from pixelforge.deploy.export_segmentation import export_segmentation_package, predict_package_folder
+    from pixelforge.deploy.runtime import predict_package
+    from pixelforge.tasks.segment.export import export_package
 
-    package = export_segmentation_package(untrained_run, tmp_path / "pkg", parity_images=2)
+    package = export_package(untrained_run, tmp_path / "pkg", parity_images=2)
     images = untrained_run.parent / "data" / "images"
-    results = predict_package_folder(package, [str(images)], tmp_path / "out")
+    results = predict_package(package, [str(images)], tmp_path / "out")
     assert len(results) == 8 and set(results[0]) >= {"path", "mask", "overlay", "class_fractions", "summary"}
     assert Path(results[0]["mask"]).name == "000.png" and Path(results[0]["overlay"]).is_file()

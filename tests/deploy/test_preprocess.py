@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pixelforge.deploy.preprocess import (NotAnImageError, Preprocess, TooManyPixelsError, TruncatedImageError,
-                                          decode_bytes, decode_file, resize_and_crop, to_model_input)
+from pixelforge.deploy.runtime.preprocess import (NotAnImageError, Preprocess, TooManyPixelsError,
+                                                  TruncatedImageError, decode_bytes, decode_file, resize_and_crop,
+                                                  to_model_input)
 
 
 def _photo(size, mode="RGB", seed=0) -> Image.Image:

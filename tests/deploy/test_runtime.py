@@ -46,7 +46,7 @@ def test_package_predict_never_imports_torch(tiny_package, sample_images, tmp_pa
 
 
 def test_runtime_modules_import_without_torch():
-    code = ("import sys\nimport pixelforge.cli, pixelforge.deploy.runtime, pixelforge.deploy.server, "
+    code = ("import sys\nimport pixelforge.cli, pixelforge.deploy.runtime, pixelforge.deploy.serve.server, "
             "pixelforge.deploy.video, pixelforge.deploy.commands\nassert 'torch' not in sys.modules, 'torch imported'\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr

@@ -13,7 +13,7 @@ fastapi_testclient = pytest.importorskip("fastapi.testclient")
 
 
 def _client(package, **settings):
-    from pixelforge.deploy.server import ServerSettings, create_app
+    from pixelforge.deploy.serve.server import ServerSettings, create_app
 
     return fastapi_testclient.TestClient(create_app(ServerSettings(str(package), **settings)))
 

@@ -1,7 +1,7 @@
 """Serving detection and segmentation packages: answers in the image's own pixels, PNG/RLE masks, limits, the key.
 
-Two kinds of package are used: a real ONNX segmentation package built here with `onnx.helper` (a 1x1 convolution
-that calls reddish pixels "blob", in the exact layout `export_segmentation_package` writes), so the whole path
+Two kinds of package are used: a real ONNX segmentation package built with `onnx.helper` (conftest.py; a 1x1 convolution
+that calls reddish pixels "blob", in the exact layout `tasks.segment.export.export_package` writes), so the whole path
 ONNX Runtime -> mask -> PNG is exercised without training; and a fake detector that answers fixed boxes relative to
 the image size, so box geometry, thresholds and clipping can be checked exactly.
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -19,90 +18,21 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from pixelforge.deploy.runtime.detect import DetectionRuntime
+from pixelforge.deploy.runtime.instance import InstanceRuntime
+from tests.deploy.conftest import (CARD, DET_CLASSES, write_detection_package, write_fake_detection_package,
+                                   write_segmentation_package)
+
 fastapi_testclient = pytest.importorskip("fastapi.testclient")
 
-SEG_CLASSES = ["background", "blob"]
-DET_CLASSES = ["circle", "square", "star"]
-CARD = "# Model card: fake\n\n## Metrics\n\nmetric | value\n:--- | ---:\nmAP@50 | 0.91\nmAP | 0.55\n"
+class FakeDetector(DetectionRuntime):
+    """A detection runtime whose model finds three objects placed relative to each image's size (everything but
+    the model call is the real runtime's: answers, overlays)."""
 
-
-def write_segmentation_package(folder: Path, size: int = 64) -> Path:
-    """A segmentation package whose model marks pixels with red > green + 0.2 as class 1 ("blob")."""
-    import onnx
-    from onnx import TensorProto, helper
-
-    # logits_background = 0; logits_blob = 10 * (r - g) - 2, on inputs scaled to [0, 1] (mean 0, std 1).
-    weight = np.zeros((2, 3, 1, 1), np.float32)
-    weight[1, 0], weight[1, 1] = 10.0, -10.0
-    bias = np.array([0.0, -2.0], np.float32)
-    graph = helper.make_graph(
-        [helper.make_node("Conv", ["image", "w", "b"], ["logits"])], "blob",
-        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, size, size])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 2, size, size])],
-        [helper.make_tensor("w", TensorProto.FLOAT, weight.shape, weight.ravel()),
-         helper.make_tensor("b", TensorProto.FLOAT, bias.shape, bias)])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    folder.mkdir(parents=True)
-    onnx.save(model, str(folder / "model.onnx"))
-    files = {
-        "preprocess.json": {"task": "segment", "size": [size, size], "resize": "stretch-bilinear", "channels": 3,
-                            "bit_depth": 8, "mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0], "layout": "NCHW"},
-        "classes.json": SEG_CLASSES,
-        "package.json": {"task": "segment", "format": "onnx", "models": {"fp32": "model.onnx"},
-                         "default_precision": "fp32", "input_name": "image", "output_name": "logits",
-                         "num_classes": 2, "arch": "conv1x1", "backbone": "none"},
-    }
-    for name, data in files.items():
-        (folder / name).write_text(json.dumps(data))
-    (folder / "model_card.md").write_text(CARD)
-    return folder
-
-
-def write_fake_detection_package(folder: Path, task: str = "detect") -> Path:
-    """The JSON files of a detection (or instance) package (the fake runtime below answers instead of a model)."""
-    folder.mkdir(parents=True)
-    files = {"preprocess.json": {"task": task, "max_size": 64}, "classes.json": DET_CLASSES,
-             "package.json": {"task": task, "format": "onnx", "models": {"fp32": "model.onnx"},
-                              "default_precision": "fp32", "name": "fake-detector", "arch": "fcos"}}
-    for name, data in files.items():
-        (folder / name).write_text(json.dumps(data))
-    (folder / "model_card.md").write_text(CARD)
-    return folder
-
-
-def write_detection_package(folder: Path, size: int = 32) -> Path:
-    """A detection package in the detectors' contract (float [3, H, W] in [0, 1], longest side `size`, boxes in
-    input pixels, labels 1..K) whose ONNX graph answers two fixed boxes: circle [4, 2, 12, 10] at 0.8 and square
-    [0, 0, 8, 8] at 0.2."""
-    import onnx
-    from onnx import TensorProto, helper
-
-    constants = {"boxes": np.array([[4, 2, 12, 10], [0, 0, 8, 8]], np.float32),
-                 "scores": np.array([0.8, 0.2], np.float32), "labels": np.array([1, 2], np.int64)}
-    nodes = [helper.make_node("Constant", [], [name], value=helper.make_tensor(
-        name + "_value", TensorProto.INT64 if value.dtype == np.int64 else TensorProto.FLOAT, value.shape,
-        value.ravel())) for name, value in constants.items()]
-    outputs = [helper.make_tensor_value_info(name, TensorProto.INT64 if value.dtype == np.int64 else TensorProto.FLOAT,
-                                             list(value.shape)) for name, value in constants.items()]
-    graph = helper.make_graph(nodes, "fixed-boxes",
-                              [helper.make_tensor_value_info("image", TensorProto.FLOAT, [3, "height", "width"])],
-                              outputs)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    write_fake_detection_package(folder)
-    onnx.save(model, str(folder / "model.onnx"))
-    (folder / "preprocess.json").write_text(json.dumps({"task": "detect", "img_size": size}))
-    return folder
-
-
-class FakeDetector:
-    """A `DenseRuntime` that finds three objects placed relative to each image's size."""
-
-    task, classes, precision, providers = "detect", DET_CLASSES, "fp32", ["fake"]
+    classes, precision, providers = DET_CLASSES, "fp32", ["fake"]
 
     def __init__(self, folder: Path):
-        from pixelforge.deploy.dense_runtime import read_dense_package
+        from pixelforge.deploy.runtime.package import read_dense_package
 
         self.package = read_dense_package(folder)
         self.calls = 0
@@ -140,7 +70,7 @@ def det_package(tmp_path_factory) -> Path:
 
 
 def _client(package, runtime=None, **settings):
-    from pixelforge.deploy.server import ServerSettings, create_app
+    from pixelforge.deploy.serve.server import ServerSettings, create_app
 
     return fastapi_testclient.TestClient(create_app(ServerSettings(str(package), **settings), runtime))
 
@@ -214,7 +144,7 @@ def test_detection_package_runtime_never_imports_torch(tmp_path):
     image.write_bytes(red_square_png((64, 64)))
     code = (
         "import sys\nfrom PIL import Image\n"
-        "from pixelforge.deploy.dense_runtime import load_runtime\n"
+        "from pixelforge.deploy.runtime import load_runtime\n"
         f"rt = load_runtime({str(package)!r})\n"
         f"found = rt.predict_images([Image.open({str(image)!r})])[0]['detections']\n"
         "print(rt.task, found[0]['label'], found[0]['box'], 'torch' in sys.modules)\n"
@@ -267,8 +197,8 @@ def test_segmentation_package_runtime_never_imports_torch(seg_package, tmp_path)
     image.write_bytes(red_square_png())
     code = (
         "import sys\nfrom PIL import Image\n"
-        "from pixelforge.deploy.dense_runtime import load_runtime\n"
-        "from pixelforge.deploy.server import ServerSettings, create_app\n"
+        "from pixelforge.deploy.runtime import load_runtime\n"
+        "from pixelforge.deploy.serve.server import ServerSettings, create_app\n"
         f"rt = load_runtime({str(seg_package)!r})\n"
         f"mask = rt.predict_images([Image.open({str(image)!r})])[0]['mask']\n"
         "create_app(ServerSettings('x'), rt)\n"
@@ -280,7 +210,7 @@ def test_segmentation_package_runtime_never_imports_torch(seg_package, tmp_path)
 
 
 def test_not_a_package_keeps_the_clear_error(tmp_path):
-    from pixelforge.deploy.dense_runtime import load_runtime
+    from pixelforge.deploy.runtime import load_runtime
     from pixelforge.errors import PixelforgeError
 
     with pytest.raises(PixelforgeError, match="not a pixelforge package"):
@@ -330,7 +260,7 @@ def _upload_on_page(app, image: Path, screenshot: Path, ready: str) -> dict:
 
 
 def test_web_page_draws_detection_boxes(det_package, tmp_path):
-    from pixelforge.deploy.server import ServerSettings, create_app
+    from pixelforge.deploy.serve.server import ServerSettings, create_app
 
     image = tmp_path / "grey.png"
     Image.fromarray(np.full((200, 300, 3), 128, np.uint8)).save(image)
@@ -348,7 +278,7 @@ def test_web_page_draws_detection_boxes(det_package, tmp_path):
 
 
 def test_web_page_overlays_the_segmentation_mask(seg_package, tmp_path):
-    from pixelforge.deploy.server import ServerSettings, create_app
+    from pixelforge.deploy.serve.server import ServerSettings, create_app
 
     image = tmp_path / "red.png"
     image.write_bytes(red_square_png((120, 90), (30, 20, 70, 60)))
@@ -364,11 +294,9 @@ def test_web_page_overlays_the_segmentation_mask(seg_package, tmp_path):
     assert np.abs(outside - 128).max() < 3
 
 
-class FakeInstanceSegmenter(FakeDetector):
+class FakeInstanceSegmenter(FakeDetector, InstanceRuntime):
     """Two objects with masks: an L-shaped circle-labelled mask (not symmetric, so a row/column mix-up shows) and a
-    square-labelled block that overlaps it."""
-
-    task = "instance"
+    square-labelled block that overlaps it (the fake model call, the instance runtime's answers)."""
 
     def predict_images(self, images):
         results = []
@@ -386,7 +314,7 @@ class FakeInstanceSegmenter(FakeDetector):
 
 
 def test_web_page_paints_instance_masks_under_their_boxes(tmp_path):
-    from pixelforge.deploy.server import ServerSettings, create_app
+    from pixelforge.deploy.serve.server import ServerSettings, create_app
 
     package = write_fake_detection_package(tmp_path / "inst", task="instance")
     image = tmp_path / "grey.png"

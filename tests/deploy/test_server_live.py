@@ -14,7 +14,7 @@ from tests.deploy.conftest import live_server
 
 @pytest.fixture(scope="module")
 def base_url(tiny_package):
-    from pixelforge.deploy.server import ServerSettings, create_app
+    from pixelforge.deploy.serve.server import ServerSettings, create_app
 
     with live_server(create_app(ServerSettings(str(tiny_package)))) as url:
         yield url

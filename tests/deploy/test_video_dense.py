@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from tests.deploy.test_server_dense import (FakeDetector, write_detection_package, write_fake_detection_package,
-                                           write_segmentation_package)
+from tests.deploy.conftest import write_detection_package, write_fake_detection_package, write_segmentation_package
+from tests.deploy.test_server_dense import FakeDetector
 
 cv2 = pytest.importorskip("cv2")
 

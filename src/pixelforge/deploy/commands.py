@@ -1,7 +1,9 @@
 """The deployment commands of the `pixelforge` CLI: export, serve, video, and `predict` on a package.
 
 Registered in `pixelforge.cli` one line each. This module imports only typer at import time; torch is imported
-by `export` alone (it needs the PyTorch model), never by `predict`, `serve` or `video` on an ONNX package.
+by `export` alone (it needs the PyTorch model), never by `predict`, `serve` or `video` on an ONNX package. Nothing
+here asks which task a run or package is for: `export` hands the run to its task (`get_task(name).export`), the
+others to the package's runtime (`pixelforge.deploy.runtime.load_runtime`).
 """
 
 from __future__ import annotations
@@ -24,82 +26,72 @@ def _logging(quiet: bool = False) -> None:
 def export_command(
     run: Path = typer.Argument(..., help="Run folder written by `pixelforge train`."),
     out: Path = typer.Option(..., "--out", help="Package folder to create (must not exist or be empty)."),
-    format: str = typer.Option("onnx", "--format", help="onnx | torchscript."),
-    int8: bool = typer.Option(False, "--int8", help="Add a static int8 model calibrated on training images (ONNX)."),
-    fp16: bool = typer.Option(False, "--fp16", help="Add an fp16 model for GPU runtimes (ONNX)."),
+    format: Optional[str] = typer.Option(None, "--format", help="classify: onnx | torchscript (onnx)."),
+    int8: bool = typer.Option(False, "--int8", help="classify: add a static int8 model calibrated on training images."),
+    fp16: bool = typer.Option(False, "--fp16", help="classify: add an fp16 model for GPU runtimes."),
     data: Optional[str] = typer.Option(None, help="Data for the parity check and calibration (default: the run's)."),
     parity_images: int = typer.Option(256, min=1, help="Validation images the parity check uses (at most)."),
-    calibration_images: int = typer.Option(128, min=1, help="Training images that calibrate int8 ranges."),
-    calibration: str = typer.Option("minmax", help="int8 calibration: minmax | entropy | percentile."),
-    tolerance: float = typer.Option(1e-3, help="Allowed max |Δlogit| (fp32), relative to max(1, max |logit|)."),
-    max_int8_drop: float = typer.Option(1.0, help="Allowed int8 accuracy drop in points (at least one image)."),
-    fp16_tolerance: float = typer.Option(5e-2, help="Allowed max |Δlogit| for fp16, relative like --tolerance."),
+    calibration_images: Optional[int] = typer.Option(None, min=1, help="classify: training images that calibrate "
+                                                                       "int8 ranges (128)."),
+    calibration: Optional[str] = typer.Option(None, help="classify: int8 calibration: minmax | entropy | percentile "
+                                                         "(minmax)."),
+    tolerance: Optional[float] = typer.Option(None, help="classify: allowed max |Δlogit| (fp32), relative to "
+                                                         "max(1, max |logit|) (1e-3)."),
+    max_int8_drop: Optional[float] = typer.Option(None, help="classify: allowed int8 accuracy drop in points, at "
+                                                             "least one image (1.0)."),
+    fp16_tolerance: Optional[float] = typer.Option(None, help="classify: allowed max |Δlogit| for fp16, relative "
+                                                              "like --tolerance (5e-2)."),
 ) -> None:
-    """Export a run to a package (model, preprocess.json, classes.json, model card), checked against PyTorch."""
-    from pixelforge.deploy.export import export_package
-    from pixelforge.runs.files import run_task_name as run_task
+    """Export a run to a package (model, preprocessing, classes, model card), checked against PyTorch."""
+    from pixelforge.api.export import export
 
     _logging()
-    task = run_task(run)
-    if task in ("detect", "segment", "instance"):  # boxes / masks: their own parity checks, fp32 ONNX
-        if task == "detect":
-            from pixelforge.deploy.export_detection import export_detection_package as export_dense
-        elif task == "instance":
-            from pixelforge.deploy.export_instance import export_instance_package as export_dense
-        else:
-            from pixelforge.deploy.export_segmentation import export_segmentation_package as export_dense
-        package = export_dense(run, out, data=data, parity_images=parity_images)
-        typer.echo(f"package: {package}  ({', '.join(sorted(p.name for p in Path(package).iterdir()))})")
-        return
-    result = export_package(run, out, format=format, int8=int8, fp16=fp16, data=data, parity_images=parity_images,
-                            calibration_images=calibration_images, calibration=calibration, tolerance=tolerance,
-                            max_int8_drop=max_int8_drop, fp16_tolerance=fp16_tolerance)
-    files = ", ".join(sorted(p.name for p in result.package_dir.iterdir()))
-    typer.echo(f"package: {result.package_dir}  ({files})  in {result.seconds:.1f} s")
+    # Options left unset stay with the task's exporter's defaults; a task refuses the ones it cannot honour.
+    chosen = {"format": format, "int8": int8, "fp16": fp16, "calibration_images": calibration_images,
+              "calibration": calibration, "tolerance": tolerance, "max_int8_drop": max_int8_drop,
+              "fp16_tolerance": fp16_tolerance}
+    options = {name: value for name, value in chosen.items() if value is not None and value is not False}
+    result = export(run, out, data=data, parity_images=parity_images, **options)
+    package = Path(getattr(result, "package_dir", result))  # classify answers an ExportResult, the others a Path
+    files = ", ".join(sorted(p.name for p in package.iterdir()))
+    seconds = getattr(result, "seconds", None)
+    typer.echo(f"package: {package}  ({files})" + (f"  in {seconds:.1f} s" if seconds is not None else ""))
 
 
-def predict_any_package(package: Path, paths: list[str], out: Path | None, options: dict):
-    """`pixelforge predict PACKAGE ...` for a package of any task: (results, one-line description of a result)."""
-    manifest = package / "package.json"
-    task = json.loads(manifest.read_text()).get("task", "classify") if manifest.is_file() else "classify"
-    if task == "classify":
-        results = predict_package(package, paths, top_k=options.get("top_k", 1))
-        return results, lambda r: "  ".join(f"{t['label']} {t['score']:.3f}" for t in r.get("top_k", [])) or r.get("error")
-    if task == "instance":
-        from pixelforge.deploy.export_instance import predict_package_folder
-    elif task == "detect":
-        from pixelforge.deploy.export_detection import predict_package_folder
-    else:
-        from pixelforge.deploy.export_segmentation import predict_package_folder
-    target = out or package / "predictions"
-    boxes = {k: options[k] for k in ("score_threshold", "nms_iou") if k in options}
-    results = (predict_package_folder(package, paths, target) if task == "segment"
-               else predict_package_folder(package, paths, target, boxes.get("score_threshold", 0.3), boxes.get("nms_iou", 0.5)))
-    from pixelforge.tasks.common.dense import DenseTask
+def predict_package(package: Path, paths: list[str], out: Path | None = None, precision: str | None = None,
+                    **options) -> list[dict]:
+    """`pixelforge predict PACKAGE ...` for a package of any task, via ONNX Runtime: the same result dicts (and
+    files in `out`, default PACKAGE/predictions, for box and mask tasks) as predicting from a run.
 
-    return results, DenseTask().describe_prediction
-
-
-def predict_package(package: Path, paths: list[str], top_k: int = 1, batch_size: int = 32,
-                    precision: str | None = None) -> list[dict]:
-    """`pixelforge predict PACKAGE ...`: the same result dicts as predicting from a run, via ONNX Runtime."""
+    Options are the package's task's (classify: top_k, batch_size; detect, instance: score_threshold, nms_iou);
+    a progress bar is shown on a terminal when there are more images than one batch.
+    """
     from pixelforge.data.sources import collect_paths
-    from pixelforge.deploy.runtime import Runtime
-    from pixelforge.errors import PixelforgeError
+    from pixelforge.deploy.export.torchscript import TORCH_LOADERS
+    from pixelforge.deploy.runtime import predict_package as run_package
 
-    files = collect_paths(list(paths))
-    if not files:
-        raise PixelforgeError(f"no images found in {', '.join(map(str, paths))}")
-    runtime = Runtime(package, precision)
-    if not sys.stderr.isatty() or len(files) <= batch_size:
-        return runtime.predict_files(files, top_k, batch_size)
+    files = collect_paths(list(paths))  # counted here for the progress bar; no files is the runtime's error
+    if not sys.stderr.isatty() or len(files) <= options.get("batch_size", 32):
+        return run_package(package, files, out, precision=precision, loaders=TORCH_LOADERS, **options)
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     with Progress(TextColumn("predicting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("predict", total=len(files))
-        return runtime.predict_files(files, top_k, batch_size, progress=lambda n: bar.advance(task, n))
+        return run_package(package, files, out, precision=precision, loaders=TORCH_LOADERS,
+                           progress=lambda n: bar.advance(task, n), **options)
+
+
+def predict_any_package(package: Path, paths: list[str], out: Path | None, options: dict):
+    """`pixelforge predict PACKAGE ...` for the CLI: (result dicts, the function that writes one result's line).
+
+    The line comes from the package's runtime class, not the task registry: a package predicts without torch.
+    """
+    from pixelforge.deploy.runtime import runtime_class
+
+    results = predict_package(package, paths, out, **options)
+    return results, runtime_class(package).describe_result
 
 
 def serve_command(
@@ -120,10 +112,10 @@ def serve_command(
     score_threshold: float = typer.Option(0.3, help="detect: default lowest box score returned (?score_threshold= overrides)."),
 ) -> None:
     """Serve a package over HTTP: POST /v1/predict, GET /healthz, GET /v1/model, /docs, and a web page at /."""
-    from pixelforge.deploy.dense_runtime import package_task
-    from pixelforge.deploy.server import ServerSettings, serve
+    from pixelforge.deploy.runtime import runtime_class
+    from pixelforge.deploy.serve.server import ServerSettings, serve
 
-    package_task(package)  # a clear error before uvicorn starts (any task's package)
+    runtime_class(package)  # a clear error before uvicorn starts: not a package, or a task no runtime runs
     settings = ServerSettings(str(package), api_key=api_key, precision=precision, max_batch=max_batch,
                               max_wait_ms=max_wait_ms, max_bytes=max_bytes, max_pixels=max_pixels, top_k=top_k,
                               threads=threads, spin=spin, score_threshold=score_threshold)

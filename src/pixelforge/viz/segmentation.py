@@ -10,7 +10,7 @@ matplotlib.use("Agg")  # headless: CI and servers have no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from pixelforge.viz.segmentation_overlay import overlay, palette  # noqa: E402
+from pixelforge.deploy.runtime.mask_files import overlay, palette  # noqa: E402
 
 
 def plot_triplets(rows: list[tuple[np.ndarray, np.ndarray, np.ndarray, str]], classes: list[str], path: Path,

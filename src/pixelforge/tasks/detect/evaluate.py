@@ -19,8 +19,6 @@ from pixelforge.runs import folder as rd
 from pixelforge.errors import PixelforgeError
 from pixelforge.runs.result import EvalResult
 from pixelforge.metrics.coco import coco_metrics, plot_pr_curves
-# select_box_images lives in tasks/common/boxes.py (instance segmentation uses it too); imported here also for
-# deploy/export_detection.py and deploy/export_instance.py, which import it from this module.
 from pixelforge.tasks.common.boxes import select_box_images
 
 

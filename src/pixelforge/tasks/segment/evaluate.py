@@ -19,7 +19,7 @@ from pixelforge.runs import folder as rd
 from pixelforge.errors import PixelforgeError
 from pixelforge.runs.result import EvalResult
 from pixelforge.metrics.segmentation import ConfusionMatrix
-from pixelforge.viz.segmentation_overlay import to_display
+from pixelforge.deploy.runtime.mask_files import to_display
 from pixelforge.viz.segmentation import plot_pixel_confusion, plot_triplets
 
 GALLERY_IMAGES = 6
@@ -224,7 +224,7 @@ def predict_segmentation(run_dir: str | Path, paths: list[str | Path], out: str 
         >>> predict_segmentation("runs/segment-shapes", ["scan.png"], "out")[0]["mask"]  # doctest: +SKIP
         'out/scan.png'
     """
-    from pixelforge.viz.segmentation_overlay import predict_files
+    from pixelforge.deploy.runtime.mask_files import predict_files
 
     run = load_segmentation_run(run_dir)
     return predict_files(paths, Path(out), run.classes, lambda image: predict_full_resolution(run, image))

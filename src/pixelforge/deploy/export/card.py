@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pixelforge.deploy.parity import describe
+from pixelforge.deploy.export.parity import describe
 
 
 def _eval_lines(run_dir: Path) -> list[str]:

@@ -1,21 +1,25 @@
-"""The JSON a detection or segmentation package answers with, per image (used by the server and the video loop).
+"""The JSON a box or mask package answers with per image, and the one-line summaries the video draws.
 
     detect:  {"task": "detect", "width", "height", "detections": [{"box": [x1, y1, x2, y2], "score", "label"}]}
              boxes in the uploaded image's own pixels (after EXIF rotation), clipped to it, best score first,
              only those scoring at least `score_threshold`
     instance: as detect with "task": "instance" and each detection's mask as "rle": COCO RLE {"size": [h, w],
-             "counts": str} at the image's size (deploy/export_instance.py)
+             "counts": str} at the image's size
     segment: {"task": "segment", "width", "height", "class_fractions": {class: share of pixels},
               "mask_png": base64 palette PNG at the image's size (pixel value = class id; background and ignored
                           pixels transparent)}           -- ?format=png, the default
              or "rle": {class: COCO RLE {"size": [h, w], "counts": str}} instead      -- ?format=rle
+
+The runtimes' `answer` methods call these (detect.py, instance.py, segment.py); classification answers its
+top-k labels itself (classify.py).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from pixelforge.deploy.draw import class_fractions, has_background, mask_png_base64, mask_rle
+from pixelforge.deploy.runtime.draw import class_fractions, has_background, mask_png_base64
+from pixelforge.deploy.runtime.rle import encode_mask, mask_rle
 
 MASK_FORMATS = ("png", "rle")
 
@@ -52,28 +56,26 @@ def segmentation_answer(result: dict, classes: list[str], width: int, height: in
     return answer
 
 
-def dense_answer(task: str, classes: list[str], result: dict, size: tuple[int, int], score_threshold: float = 0.3,
-                 mask_format: str = "png") -> dict:
-    """One image's answer for a `task` ("detect" | "segment") result; `size` is the image's (width, height)."""
-    width, height = size
-    if task == "instance":  # detection's answer plus an "rle" mask per detection
-        from pixelforge.deploy.export_instance import instance_answer
-
-        return instance_answer(result, width, height, score_threshold)
-    if task == "detect":
-        return detection_answer(result, width, height, score_threshold)
-    return segmentation_answer(result, classes, width, height, mask_format)
+def instance_answer(result: dict, width: int, height: int, score_threshold: float) -> dict:
+    """Detection's answer plus each detection's mask as COCO RLE ("rle") at the image's own size."""
+    found = [d for d in result["detections"] if float(d["score"]) >= score_threshold]
+    found.sort(key=lambda d: -float(d["score"]))  # keep_detections' order, so masks stay with their boxes
+    detections = keep_detections(found, score_threshold, width, height)
+    for det, source in zip(detections, found):
+        det["rle"] = encode_mask(source["mask"])
+    return {"task": "instance", "width": width, "height": height, "detections": detections}
 
 
-def summary_text(task: str, classes: list[str], detections: list[dict] | None = None,
-                 fractions: dict[str, float] | None = None) -> str:
-    """One line for overlays: how many objects and the best one, or the three largest non-background classes."""
-    if task in ("detect", "instance"):
-        if not detections:
-            return "nothing found"
-        best = detections[0]
-        return f"{len(detections)} found, best {best['label']} {100 * best['score']:.0f}%"
+def boxes_summary(detections: list[dict]) -> str:
+    """One line for overlays: how many objects and the best one."""
+    if not detections:
+        return "nothing found"
+    best = detections[0]
+    return f"{len(detections)} found, best {best['label']} {100 * best['score']:.0f}%"
+
+
+def classes_summary(classes: list[str], fractions: dict[str, float]) -> str:
+    """One line for overlays: the three largest classes other than the background."""
     skip = classes[0] if has_background(classes) else None
-    shares = sorted(((share, name) for name, share in (fractions or {}).items() if share > 0 and name != skip),
-                    reverse=True)
+    shares = sorted(((share, name) for name, share in fractions.items() if share > 0 and name != skip), reverse=True)
     return "  ".join(f"{name} {100 * share:.1f}%" for share, name in shares[:3]) or "background only"

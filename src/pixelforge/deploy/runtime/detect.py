@@ -1,24 +1,26 @@
-"""A detection package behind the `DenseRuntime` interface: ONNX Runtime in, boxes in the image's own pixels out.
+"""The detection runtime: ONNX Runtime in, boxes in the image's own pixels out (torch-free).
 
 The detectors (models/detectors.py) take one float image [3, H, W] in [0, 1] whose longest side is the run's
 `img_size` (the detector's own transform normalises inside the graph) and answer {boxes, scores, labels} in those
-input pixels, labels 1..K for classes[0..K-1]. So a frame or an upload is resized (bilinear, aspect kept) so its
+input pixels, labels 1..K for classes[0..K-1]. So a frame or an upload is resized (bicubic, aspect kept) so its
 longest side is the package's size, run through the session, and the boxes are scaled back to the original image.
 
 Outputs are found by name (boxes, scores, labels) or, failing that, by kind: the [N, 4] array is the boxes,
-the integer one the labels, the remaining float one the scores.
-
-An instance-segmentation package (task "instance", deploy/export_instance.py) is the same detector plus a "masks"
-output [N, 1, h, w] of probabilities in input pixels; each detection then also carries "mask": a bool [H, W] array
-at the image's own size (probabilities resized bilinearly, then > 0.5, as tasks/instance/evaluate.py does).
+the integer one the labels, the remaining float one the scores. The instance runtime (instance.py) is this one
+plus a mask per detection.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from PIL import Image
 
-from pixelforge.deploy.dense_runtime import _OnnxDense, as_array
+from pixelforge.deploy.runtime.answers import boxes_summary, detection_answer, keep_detections
+from pixelforge.deploy.runtime.dense import DenseRuntime, as_array
+from pixelforge.deploy.runtime.draw import box_color
+from pixelforge.deploy.runtime.preprocess import frame_to_image
 from pixelforge.errors import PixelforgeError
 
 SIZE_KEYS = ("img_size", "max_size", "size", "longest_side")
@@ -58,8 +60,11 @@ def mask_at_size(probabilities: np.ndarray, height: int, width: int) -> np.ndarr
     return resized > 0.5
 
 
-class DetectionRuntime(_OnnxDense):
+class DetectionRuntime(DenseRuntime):
     """A detection package ready to predict (see the module docstring for the model's contract)."""
+
+    task = "detect"
+    title = "Object detection"
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -68,8 +73,15 @@ class DetectionRuntime(_OnnxDense):
         self.input_name, self.batched = inputs[0].name, len(inputs[0].shape) == 4
         self.output_names = [o.name for o in self.session.get_outputs()]
 
+    def colors(self) -> dict[str, str]:
+        return {name: box_color(i) for i, name in enumerate(self.classes)}
+
     def _outputs(self, x: np.ndarray) -> dict[str, np.ndarray]:
         values = [np.asarray(v) for v in self.session.run(None, {self.input_name: x[None] if self.batched else x})]
+        return self._read_outputs(values)
+
+    def _read_outputs(self, values: list[np.ndarray]) -> dict[str, np.ndarray]:
+        """{boxes [N, 4] float32, scores [N], labels [N]} from the session's outputs."""
         named = dict(zip(self.output_names, values))
         if not {"boxes", "scores", "labels"} <= set(named):
             named = {}
@@ -80,15 +92,8 @@ class DetectionRuntime(_OnnxDense):
             if set(named) != {"boxes", "scores", "labels"}:
                 raise PixelforgeError(f"{self.package.folder}: the model's outputs {self.output_names} are not "
                                       f"boxes, scores and labels; export the package again")
-        out = {"boxes": named["boxes"].reshape(-1, 4).astype(np.float32), "scores": named["scores"].reshape(-1),
-               "labels": named["labels"].reshape(-1)}
-        if self.task == "instance":
-            masks = dict(zip(self.output_names, values)).get("masks")
-            if masks is None:
-                raise PixelforgeError(f"{self.package.folder}: an instance package whose model has no 'masks' output; "
-                                      f"export the package again")
-            out["masks"] = masks.reshape(len(out["scores"]), *masks.shape[-2:])
-        return out
+        return {"boxes": named["boxes"].reshape(-1, 4).astype(np.float32), "scores": named["scores"].reshape(-1),
+                "labels": named["labels"].reshape(-1)}
 
     def predict_images(self, images: list) -> list[dict]:
         results = []
@@ -109,3 +114,28 @@ class DetectionRuntime(_OnnxDense):
                         detections[-1]["mask"] = mask_at_size(out["masks"][k], height, width)
             results.append({"detections": sorted(detections, key=lambda d: -d["score"])})
         return results
+
+    def predict_files(self, paths: list, out: str | Path | None = None, *, score_threshold: float = 0.3,
+                      nms_iou: float = 0.5, progress=None, **options) -> list[dict]:
+        """predictions.json (COCO results), images.json and an annotated PNG per image in `out`, as
+        `predict_detection` writes them from a run; see box_files.py."""
+        from pixelforge.deploy.runtime.box_files import predict_box_files
+
+        self.reject_options("predict", options)
+        return predict_box_files(self, paths, Path(out or Path(self.package.folder) / "predictions"),
+                                 score_threshold, nms_iou, progress)
+
+    # ---- serving and video --------------------------------------------------------------------------------------
+    def answer(self, image: Image.Image, output: dict, *, score_threshold: float = 0.3, **options) -> dict:
+        width, height = image.size
+        return detection_answer(output, width, height, score_threshold)
+
+    def predict_frame(self, frame: np.ndarray, *, score_threshold: float = 0.3, **options) -> dict:
+        """{"detections": [...]} scoring at least `score_threshold`, in frame pixels, clipped, best first."""
+        height, width = frame.shape[:2]
+        result = self.predict_images([frame_to_image(frame)])[0]
+        return {"detections": keep_detections(result["detections"], score_threshold, width, height)}
+
+    def describe(self, prediction: dict) -> str:
+        return boxes_summary(prediction["detections"])
+

@@ -1,9 +1,10 @@
-"""Inference on an exported package with ONNX Runtime, and no torch import on the way.
+"""The classification runtime: a package's model in ONNX Runtime over arrays, images and files, without torch.
 
-`Runtime` loads the package's model (int8 when the package has one, unless told otherwise) into an ONNX Runtime
-session and offers three levels: `logits` on a ready NCHW batch, `predict_images` on PIL images, and
-`predict_files` on paths (batched, decoded in threads, with the same result dicts as `pixelforge.predict`).
-TorchScript packages go through `torch.jit` instead, the one case where torch is imported.
+`Runtime` loads the package's model (int8 when the package has one, unless told otherwise) and offers three levels:
+`logits` on a ready NCHW batch, `predict_images` on PIL images, and `predict_files` on paths (batched, decoded in
+threads, with the same result dicts as `pixelforge.predict`). It is the classification `TaskRuntime`: uploads are
+centre crops that concurrent requests share model calls for, answers are top-k labels, frames get their label.
+A TorchScript package needs a loader from the torch side (`loaders=`, see session.py).
 """
 
 from __future__ import annotations
@@ -17,33 +18,17 @@ import numpy as np
 from PIL import Image
 
 from pixelforge.data.images import ImageReadError
-from pixelforge.deploy.package import Package, read_package
-from pixelforge.deploy.preprocess import decode_file, resize_and_crop, to_model_input
+from pixelforge.deploy.runtime.base import TaskRuntime
+from pixelforge.deploy.runtime.package import Package, read_package
+from pixelforge.deploy.runtime.preprocess import (decode_bytes, decode_file, frame_to_image, resize_and_crop,
+                                                  to_model_input)
+from pixelforge.deploy.runtime.session import ModelLoaders, load_model
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits - logits.max(axis=1, keepdims=True)
     exp = np.exp(shifted)
     return exp / exp.sum(axis=1, keepdims=True)
-
-
-def onnx_session(path: Path, threads: int | None = None, providers: list[str] | None = None, spin: bool = True):
-    """An ONNX Runtime session with full graph optimization; CUDA first when this onnxruntime build has it.
-
-    `spin=False` lets idle worker threads sleep instead of busy-waiting between operators: slightly slower on
-    dedicated cores, much faster when the cores are shared (a server decoding uploads, a busy machine).
-    """
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if threads:
-        options.intra_op_num_threads = threads
-    if not spin:
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    available = ort.get_available_providers()
-    chosen = providers or [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
-    return ort.InferenceSession(str(path), sess_options=options, providers=chosen)
 
 
 def _default_precision(package: Package) -> str:
@@ -56,28 +41,8 @@ def _default_precision(package: Package) -> str:
     return package.manifest["default_precision"]
 
 
-class _TorchScriptModel:
-    """The torch-using fallback for `--format torchscript` packages (same call signature as the ONNX path)."""
-
-    def __init__(self, path: Path, threads: int | None):
-        import warnings
-
-        import torch
-
-        if threads:
-            torch.set_num_threads(threads)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated in favour of torch.export
-            self.module = torch.jit.load(str(path), map_location="cpu").eval()
-        self.torch = torch
-
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        with self.torch.inference_mode():
-            return self.module(self.torch.from_numpy(batch)).float().numpy()
-
-
-class Runtime:
-    """A package ready to predict.
+class Runtime(TaskRuntime):
+    """A classification package ready to predict.
 
     Example:
         >>> rt = Runtime("packages/shapes")  # doctest: +SKIP
@@ -85,22 +50,18 @@ class Runtime:
         'star'
     """
 
+    task = "classify"
+    title = "Image classification"
+    batch_across_requests = True  # every upload becomes a crop of the same size: one model call for many
+    hidden_settings = ("score_threshold",)
+
     def __init__(self, package: str | Path | Package, precision: str | None = None, threads: int | None = None,
-                 providers: list[str] | None = None, spin: bool = True):
+                 providers: list[str] | None = None, spin: bool = True, loaders: ModelLoaders | None = None):
         self.package = package if isinstance(package, Package) else read_package(package)
         self.precision = precision or _default_precision(self.package)
         self.preprocess = self.package.preprocess
         self.classes = self.package.classes
-        path = self.package.model_path(self.precision)
-        if self.package.format == "torchscript":
-            self._forward = _TorchScriptModel(path, threads)
-            self.providers = ["torch.jit"]
-        else:
-            session = onnx_session(path, threads, providers, spin)
-            input_name, output_name = session.get_inputs()[0].name, session.get_outputs()[0].name
-            self._forward = lambda batch: session.run([output_name], {input_name: batch})[0]
-            self.providers = session.get_providers()
-            self.session = session
+        self._forward, self.providers = load_model(self.package, self.precision, threads, providers, spin, loaders)
 
     def logits(self, batch: np.ndarray) -> np.ndarray:
         """Logits (float32, N x classes) for a normalized NCHW float32 batch."""
@@ -146,14 +107,21 @@ class Runtime:
         logits = np.concatenate(chunks) if chunks else np.zeros((0, len(self.classes)), np.float32)
         return logits, kept, errors
 
-    def predict_files(self, paths: list[str], top_k: int = 1, batch_size: int = 32,
-                      progress: Callable[[int], None] | None = None) -> list[dict]:
+    def predict_files(self, paths: list[str], out: str | Path | None = None, *, top_k: int = 1, batch_size: int = 32,
+                      progress: Callable[[int], None] | None = None, **options) -> list[dict]:
         """One dict per image, like `pixelforge.predict`: `path` (as given), `label`, `score`, `top_k`;
-        unreadable files come last with `label` None and an `error` message."""
+        unreadable files come last with `label` None and an `error` message. Nothing is written (`out` unused)."""
+        self.reject_options("predict", options)
         logits, kept, errors = self.logits_for_files(paths, batch_size, progress)
         results = [{"path": path, "label": ranked[0]["label"], "score": ranked[0]["score"], "top_k": ranked}
                    for path, ranked in zip(kept, self.rank(logits, top_k))]
         return results + errors
+
+    @staticmethod
+    def describe_result(result: dict) -> str:
+        """The top-k labels and scores, or why the file could not be read."""
+        ranked = "  ".join(f"{t['label']} {t['score']:.3f}" for t in result.get("top_k", []))
+        return ranked or result.get("error") or ""
 
     def _decode_many(self, paths: Iterable[str]) -> list:
         def work(path: str):
@@ -165,3 +133,30 @@ class Runtime:
         # PIL releases the GIL while decoding and resizing, so threads overlap file decoding well.
         with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
             return list(pool.map(work, paths))
+
+    # ---- the TaskRuntime interface: serving and video -------------------------------------------------------
+    def decode_upload(self, data: bytes, name: str, max_pixels: int | None) -> np.ndarray:
+        """An upload's centre crop (decoded at reduced size where JPEG allows: only the crop is needed)."""
+        return self.crop(decode_bytes(data, self.preprocess.resize_short_side, max_pixels, name or "upload"))
+
+    def predict_batch(self, crops: list[np.ndarray]) -> np.ndarray:
+        return self.logits_for_crops(crops)
+
+    def answer(self, crop, logits: np.ndarray, *, top_k: int = 1, **options) -> dict:
+        ranked = self.rank(logits[None], top_k)[0]
+        return {"label": ranked[0]["label"], "score": ranked[0]["score"], "top_k": ranked}
+
+    def response(self, model_name: str, answers: list[dict]) -> dict:
+        # Classification's answer predates tasks; clients read it as it was: no "task", the manifest's name.
+        return {"model": self.package.manifest.get("name"), "precision": self.precision, "predictions": answers}
+
+    def predict_frame(self, frame: np.ndarray, **options) -> dict:
+        """The top {label, score} of one BGR frame."""
+        return self.predict_images([frame_to_image(frame)], top_k=1)[0][0]
+
+    def describe(self, prediction: dict) -> str:
+        return f"{prediction['label']}  {100 * prediction['score']:.1f}%"
+
+    def label(self, prediction: dict) -> str:
+        return prediction["label"]
+

@@ -1,5 +1,7 @@
 """The package folder `pixelforge export` writes, and reading it back without torch.
 
+A classification package:
+
     PACKAGE/model.onnx         fp32 model, dynamic batch axis (or model.pt for --format torchscript)
             model.int8.onnx    with --int8: static QDQ int8 (the runtime's default when present)
             model.fp16.onnx    with --fp16: for GPU runtimes
@@ -8,18 +10,19 @@
             package.json       format, model files, default precision, input/output names, export settings
             parity.json        the parity report: max |delta logit|, top-1 agreement, accuracies per precision
             model_card.md      data, metrics, intended use, limitations, export settings, parity
+
+Detection, segmentation and instance packages hold the same files (fp32 ONNX only); package.json names the
+"task" the package was exported for (absent: classification), and their preprocess.json is their exporter's own
+dict (`DensePackage`). Writing packages is the export side's job (`pixelforge.deploy.export.folder`).
 """
 
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from pixelforge.deploy.preprocess import Preprocess
+from pixelforge.deploy.runtime.preprocess import Preprocess
 from pixelforge.errors import PixelforgeError
 
 PREPROCESS_FILE = "preprocess.json"
@@ -35,48 +38,8 @@ def is_package(path: str | Path) -> bool:
     return (Path(path) / PREPROCESS_FILE).is_file()
 
 
-@contextmanager
-def staged_folder(out: Path):
-    """Yield a hidden sibling folder to build a package in; it becomes `out` only if the block finishes.
-
-    A failed export (parity refused, Ctrl-C, a crash) leaves nothing at `out`, and a package is never half-written.
-    `out` must not exist or be empty (the exporters check that first, with a message that names it).
-    """
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
-    try:
-        yield staging
-        if out.exists():
-            out.rmdir()  # empty (checked by the caller); the rename needs the name free
-        staging.chmod(0o755)  # mkdtemp makes it private; a package is meant to be shared
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-
-
-def write_dense_package_files(staging: Path, run_dir: Path, preprocess: dict, classes: list[str], manifest: dict,
-                              opset: int) -> None:
-    """preprocess.json, classes.json, package.json (with where it came from) and the run's model card, as a
-    detection, segmentation or instance package holds them beside its model."""
-    import time
-
-    write_json(staging / PREPROCESS_FILE, preprocess)
-    write_json(staging / CLASSES_FILE, classes)
-    card = Path(run_dir) / CARD_FILE  # the run's card travels with the model (web page, /v1/model)
-    if card.is_file():
-        shutil.copyfile(card, staging / CARD_FILE)
-    write_json(staging / MANIFEST_FILE, {
-        "format": "onnx", "models": {"fp32": "model.onnx"}, "default_precision": "fp32", "input_name": "image",
-        **manifest, "export": {"run": str(Path(run_dir).resolve()), "checkpoint": "best.ckpt", "opset": opset,
-                               "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}})
-
-
-def write_json(path: Path, data) -> None:
-    path.write_text(json.dumps(data, indent=2) + "\n")
-
-
 def read_json_file(path: Path):
+    """A package's JSON file, or a one-line error naming it."""
     if not path.is_file():
         raise PixelforgeError(f"{path}: missing; is {path.parent} a package written by `pixelforge export`?")
     try:
@@ -87,6 +50,8 @@ def read_json_file(path: Path):
 
 @dataclass
 class Package:
+    """A classification package's JSON files (`read_package`); the model itself is loaded by a runtime."""
+
     folder: Path
     manifest: dict
     preprocess: Preprocess
@@ -95,6 +60,10 @@ class Package:
     @property
     def format(self) -> str:
         return self.manifest["format"]
+
+    @property
+    def task(self) -> str:
+        return self.manifest.get("task", "classify")
 
     @property
     def precisions(self) -> list[str]:
@@ -155,3 +124,44 @@ def read_package(folder: str | Path) -> Package:
     preprocess = Preprocess.from_json(read_json_file(folder / PREPROCESS_FILE))
     classes = read_json_file(folder / CLASSES_FILE)
     return Package(folder, manifest, preprocess, classes)
+
+
+def package_task(folder: str | Path) -> str:
+    """The task a package was exported for: package.json's "task" ("classify" for packages without one)."""
+    folder = Path(folder)
+    if not (folder / PREPROCESS_FILE).is_file():
+        read_package(folder)  # raises the reader's error: no folder, or not a package
+    return read_json_file(folder / MANIFEST_FILE).get("task", "classify")
+
+
+@dataclass
+class DensePackage(Package):
+    """A detection, segmentation or instance package's JSON files (its preprocess.json is the exporter's own
+    dict); model files, model card and parity report are read as for classification."""
+
+    preprocess: dict
+
+    @property
+    def format(self) -> str:
+        return self.manifest.get("format", "onnx")
+
+    def metadata(self, colors: dict[str, str] | None = None) -> dict:
+        """What `GET /v1/model` answers for this package (no file system paths); `colors`: {class: hex colour}
+        as the task's runtime draws them."""
+        return {
+            "name": self.manifest.get("name", self.folder.name), "task": self.task,
+            "arch": self.manifest.get("arch"), "backbone": self.manifest.get("backbone"),
+            "format": self.format,
+            "precision": self.manifest.get("default_precision", "fp32"), "precisions": self.precisions,
+            "classes": self.classes, "colors": colors or {},
+            "preprocess": {k: v for k, v in self.preprocess.items() if k != "run"},
+            "parity": self.parity, "pixelforge_version": self.manifest.get("pixelforge_version"),
+        }
+
+
+def read_dense_package(folder: str | Path) -> DensePackage:
+    """Read a detection, segmentation or instance package's JSON files (no model is loaded)."""
+    folder = Path(folder)
+    package_task(folder)  # the reader's clear error for a folder that is not a package
+    return DensePackage(folder, read_json_file(folder / MANIFEST_FILE), read_json_file(folder / PREPROCESS_FILE),
+                        read_json_file(folder / CLASSES_FILE))

@@ -1,4 +1,4 @@
-"""Drawing and encoding dense predictions: boxes and masks on frames, masks as PNG or RLE, class shares.
+"""Drawing and encoding predictions: boxes and masks on frames, masks as PNG, class shares.
 
 Shared by the server (JSON answers, palette PNGs the web page overlays) and `pixelforge video` (OpenCV drawing on
 BGR frames), so a class has the same colour everywhere: masks use the VOC colour map that `data.masks` writes into
@@ -81,18 +81,6 @@ def class_fractions(mask: np.ndarray, classes: list[str]) -> dict[str, float]:
     return {name: round(float(counts[i]) / total, 6) for i, name in enumerate(classes)}
 
 
-def mask_rle(mask: np.ndarray, classes: list[str]) -> dict[str, dict]:
-    """COCO run-length encodings {class: {"size": [h, w], "counts": str}} of each class present in the mask."""
-    from pycocotools import mask as mask_utils
-
-    rles = {}
-    for index in np.unique(mask):
-        if 0 <= index < len(classes):
-            rle = mask_utils.encode(np.asfortranarray(mask == index, dtype=np.uint8))
-            rles[classes[int(index)]] = {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
-    return rles
-
-
 def draw_band(frame: np.ndarray, left: str, fps: float) -> np.ndarray:
     """Dim a band at the top of a BGR frame and write `left` and the FPS into it (in place)."""
     import cv2
@@ -159,4 +147,18 @@ def blend_instances(frame: np.ndarray, detections: list[dict], classes: list[str
         r, g, b = _rgb(box_color(index.get(det["label"], 0)))
         painted = det["mask"]
         frame[painted] = ((1 - alpha) * frame[painted] + alpha * np.float32([b, g, r])).round().astype(frame.dtype)
+    return frame
+
+
+def draw_prediction(frame: np.ndarray, classes: list[str], prediction: dict, text: str, fps: float) -> np.ndarray:
+    """A runtime's frame prediction on a BGR frame, in place: what it holds decides what is drawn ("mask": class
+    colours, "instance_masks": each object's mask, "detections": boxes), mask colours under the band with `text`
+    and the FPS, boxes over it (so a box at the top keeps its label)."""
+    if "mask" in prediction:
+        blend_mask(frame, prediction["mask"], classes)
+    if "instance_masks" in prediction:
+        blend_instances(frame, prediction["instance_masks"], classes)
+    draw_band(frame, text, fps)
+    if "detections" in prediction:
+        draw_boxes(frame, prediction["detections"], classes)
     return frame

@@ -1,13 +1,13 @@
-"""`pixelforge export`: a run folder becomes a package folder, checked against PyTorch before it is kept.
+"""Exporting a classification run: the run folder becomes a package folder, checked against PyTorch before it is kept.
 
 The package is built in a hidden staging folder next to `--out`, the parity check runs on it exactly as a user
 would run it (the torch-free `Runtime`), and only a package that passes is moved to `--out`; a failing one is
-deleted and the error says by how much it missed. An existing non-empty `--out` is never touched.
+deleted and the error says by how much it missed. An existing non-empty `--out` is never touched. The package's
+files are listed in `pixelforge.deploy.runtime.package`; `ClassifyTask.export` calls `export_package`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import random
 import time
@@ -16,11 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from pixelforge.deploy import parity as par
-from pixelforge.deploy.card import write_model_card
-from pixelforge.deploy.package import (CARD_FILE, CLASSES_FILE, MANIFEST_FILE, PARITY_FILE, PREPROCESS_FILE,
-                                       staged_folder, write_json)
-from pixelforge.deploy.preprocess import Preprocess
+from pixelforge.deploy.export import parity as par
+from pixelforge.deploy.export.card import write_model_card
+from pixelforge.deploy.export.folder import require_new_out, staged_folder, write_json
+from pixelforge.deploy.export.onnx import export_dynamic_batch, export_torchscript, quiet_converters
+from pixelforge.deploy.runtime.package import CARD_FILE, CLASSES_FILE, MANIFEST_FILE, PARITY_FILE, PREPROCESS_FILE
+from pixelforge.deploy.runtime.preprocess import Preprocess
 from pixelforge.errors import PixelforgeError
 
 log = logging.getLogger("pixelforge")
@@ -83,7 +84,7 @@ def export_package(run_dir: str | Path, out: str | Path, format: str = "onnx", i
     pre = Preprocess(loaded.config.img_size, loaded.short_side, tuple(spec.mean), tuple(spec.std))
     val_samples, train_samples = _samples(loaded, data, options.parity_images, options.calibration_images)
     with staged_folder(out) as staging:
-        with _quiet_converters():
+        with quiet_converters():
             report = _build(staging, loaded, pre, val_samples, train_samples, options)
     return ExportResult(out, report, round(time.perf_counter() - started, 2))
 
@@ -120,7 +121,7 @@ def _build(staging: Path, loaded, pre: Preprocess, val_samples, train_samples, o
                                   f"raise --max-int8-drop (now {opt.max_int8_drop}), try --calibration entropy, "
                                   "or export without --int8")
     if opt.fp16:
-        from pixelforge.deploy.quantize import convert_fp16
+        from pixelforge.deploy.export.quantize import convert_fp16
 
         models["fp16"] = convert_fp16(staging / models["fp32"], staging / "model.fp16.onnx").name
         write_json(staging / MANIFEST_FILE, manifest)
@@ -132,29 +133,6 @@ def _build(staging: Path, loaded, pre: Preprocess, val_samples, train_samples, o
     return report
 
 
-@contextlib.contextmanager
-def _quiet_converters():
-    """The ONNX converters log every graph pass at INFO; the export's own lines are the ones worth reading."""
-    loggers = [logging.getLogger(name) for name in ("onnxscript", "onnx_ir", "onnxruntime", "torch.onnx")]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.WARNING)
-    # onnxruntime.quantization logs to the root logger itself; a filter there drops only root's own records.
-    root_filter = _BelowWarning()
-    logging.getLogger().addFilter(root_filter)
-    try:
-        yield
-    finally:
-        logging.getLogger().removeFilter(root_filter)
-        for lg, level in zip(loggers, levels):
-            lg.setLevel(level)
-
-
-class _BelowWarning(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno >= logging.WARNING
-
-
 def _check_options(out: Path, opt: ExportOptions) -> None:
     if opt.format not in FORMATS:
         raise PixelforgeError(f"--format {opt.format!r}: choose one of {', '.join(FORMATS)}")
@@ -162,8 +140,7 @@ def _check_options(out: Path, opt: ExportOptions) -> None:
         raise PixelforgeError("--int8 and --fp16 need --format onnx (ONNX Runtime does the quantization)")
     if opt.calibration not in ("minmax", "entropy", "percentile"):
         raise PixelforgeError(f"--calibration {opt.calibration!r}: choose minmax, entropy or percentile")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise PixelforgeError(f"{out}: already exists and is not empty; packages are never overwritten, choose a new --out")
+    require_new_out(out)
 
 
 def _version() -> str:
@@ -213,9 +190,11 @@ def _pytorch_logits(loaded, samples):
 
 
 def _package_logits(package_dir: Path, precision: str, samples) -> np.ndarray:
+    from pixelforge.deploy.export.torchscript import TORCH_LOADERS
     from pixelforge.deploy.runtime import Runtime
 
-    logits, kept, errors = Runtime(package_dir, precision).logits_for_files([str(s.path) for s in samples])
+    runtime = Runtime(package_dir, precision, loaders=TORCH_LOADERS)
+    logits, kept, errors = runtime.logits_for_files([str(s.path) for s in samples])
     if errors:  # PyTorch read these same files a moment ago
         raise PixelforgeError(f"{errors[0]['error']}; the file changed during export, export again")
     return logits
@@ -227,33 +206,13 @@ def _write_model(model, folder: Path, format: str, img_size: int, opset: int) ->
     example = torch.randn(2, 3, img_size, img_size)
     model = model.eval().to(memory_format=torch.contiguous_format)
     if format == "torchscript":
-        import warnings
-
-        with warnings.catch_warnings(), torch.inference_mode():
-            warnings.simplefilter("ignore")  # torch.jit is deprecated in favour of torch.export
-            torch.jit.trace(model, example, check_trace=False).save(str(folder / "model.pt"))
-        return "model.pt"
-    path = folder / "model.onnx"
-    try:
-        batch = torch.export.Dim("batch", min=1, max=4096)
-        torch.onnx.export(model, (example,), str(path), input_names=["image"], output_names=["logits"], dynamo=True,
-                          dynamic_shapes=({0: batch},), opset_version=opset, external_data=False, verbose=False)
-    except Exception as exc:  # noqa: BLE001 - the torch.export-based exporter fails in many ways; fall back
-        log.info("torch.export-based ONNX export failed (%s); using the TorchScript-based exporter", exc)
-        import warnings
-
-        path.unlink(missing_ok=True)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(model, (example,), str(path), input_names=["image"], output_names=["logits"],
-                              dynamo=False, opset_version=min(opset, 17),
-                              dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}})
-    return path.name
+        return export_torchscript(model, folder / "model.pt", example).name
+    return export_dynamic_batch(model, folder / "model.onnx", example, opset).name
 
 
 def _write_int8(folder: Path, pre: Preprocess, train_samples, calibration: str) -> str:
-    from pixelforge.deploy.preprocess import decode_file, resize_and_crop, to_model_input
     from pixelforge.data.images import ImageReadError
+    from pixelforge.deploy.runtime.preprocess import decode_file, resize_and_crop, to_model_input
 
     def batches(size: int = 16):
         crops = []
@@ -268,7 +227,7 @@ def _write_int8(folder: Path, pre: Preprocess, train_samples, calibration: str) 
         if crops:
             yield to_model_input(crops, pre)
 
-    from pixelforge.deploy.quantize import quantize_int8
+    from pixelforge.deploy.export.quantize import quantize_int8
 
     log.info("int8: calibrating on %d training images (%s)", len(train_samples), calibration)
     return quantize_int8(folder / "model.onnx", folder / "model.int8.onnx", batches(), calibration).name

@@ -1,5 +1,8 @@
 """Mask pictures and prediction files, with numpy and PIL only (exported packages predict without torch).
 
+Shared by `predict_segmentation` (a run, PyTorch), the segmentation runtime (a package) and the evaluation
+figures (viz/segmentation.py), so a mask looks the same whichever wrote it.
+
 The palette is the Pascal VOC colour map (Everingham et al. 2010) that `data.masks` writes into mask PNGs: class 0
 black, then distinct saturated colours, so predicted masks look like the training masks in any viewer. Ignored
 pixels are drawn white.

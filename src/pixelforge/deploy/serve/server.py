@@ -5,12 +5,14 @@
     GET  /healthz     liveness, which model is loaded and its task (no key needed)
     GET  /v1/model    metadata (task, classes, class colours), parity and the model card
     POST /v1/predict  multipart field `file`, one or many images; ?top_k=N (classify),
-                      ?score_threshold=0.3 (detect), ?format=png|rle (segment); answers: see deploy/dense_api.py
+                      ?score_threshold=0.3 (detect), ?format=png|rle (segment); answers: see runtime/answers.py
     GET  /docs        OpenAPI (Swagger UI)
 
-Classification crops are micro-batched across requests. Detection and segmentation answer at each image's own
-size, so images of different sizes cannot share a model call: their requests are queued onto one inference
-thread instead (one model call at a time, ONNX Runtime using every core in it), and the event loop stays free.
+Everything task-specific is the package's runtime's (`pixelforge.deploy.runtime.base.TaskRuntime`): how an upload
+is decoded, how it is answered, which settings matter. Runtimes whose inputs all have one size (classification
+crops) are micro-batched across requests; the others answer at each image's own size, so images of different sizes
+cannot share a model call: their requests are queued onto one inference thread instead (one model call at a time,
+ONNX Runtime using every core in it), and the event loop stays free.
 Errors are JSON `{"detail": "..."}`: 413 over the byte or pixel limit, 415 not an image (or not multipart),
 400 truncated image or malformed form, 401 missing/wrong key when the server has one. Uploads stay in memory.
 """
@@ -29,12 +31,13 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from pixelforge.deploy.batcher import MicroBatcher
-from pixelforge.deploy.dense_api import MASK_FORMATS, dense_answer
-from pixelforge.deploy.dense_runtime import DenseRuntime, load_runtime
-from pixelforge.deploy.preprocess import UploadError, decode_bytes
-from pixelforge.deploy.runtime import Runtime
-from pixelforge.deploy.uploads import UploadRejected, read_uploads
+from pixelforge.deploy.export.torchscript import TORCH_LOADERS
+from pixelforge.deploy.runtime.answers import MASK_FORMATS
+from pixelforge.deploy.runtime.base import TaskRuntime
+from pixelforge.deploy.runtime.preprocess import UploadError
+from pixelforge.deploy.runtime.registry import load_runtime
+from pixelforge.deploy.serve.batcher import MicroBatcher
+from pixelforge.deploy.serve.uploads import UploadRejected, read_uploads
 
 STATIC = Path(__file__).parent / "static"
 UPLOAD_FIELD = "file"
@@ -68,8 +71,8 @@ _MULTIPART_BODY = {
 }
 
 
-def create_app(settings: ServerSettings, runtime: Runtime | DenseRuntime | None = None) -> FastAPI:
-    """The FastAPI app for one package.
+def create_app(settings: ServerSettings, runtime: TaskRuntime | None = None) -> FastAPI:
+    """The FastAPI app for one package (`runtime`: an already loaded runtime for it, e.g. a test's fake).
 
     Example:
         >>> from fastapi.testclient import TestClient  # doctest: +SKIP
@@ -77,10 +80,10 @@ def create_app(settings: ServerSettings, runtime: Runtime | DenseRuntime | None 
         ...     client.post("/v1/predict", files={"file": open("star.png", "rb")}).json()["predictions"][0]["label"]
         'star'
     """
-    runtime = runtime or load_runtime(settings.package, settings.precision, settings.threads, spin=settings.spin)
-    task = getattr(runtime, "task", "classify")
-    if task == "classify":
-        batcher = MicroBatcher(runtime.logits_for_crops, settings.max_batch, settings.max_wait_ms)
+    runtime = runtime or load_runtime(settings.package, settings.precision, settings.threads, spin=settings.spin,
+                                      loaders=TORCH_LOADERS)
+    if runtime.batch_across_requests:
+        batcher = MicroBatcher(runtime.predict_batch, settings.max_batch, settings.max_wait_ms)
     else:
         batcher = _SerialInference(runtime)
     package = runtime.package
@@ -92,23 +95,11 @@ def create_app(settings: ServerSettings, runtime: Runtime | DenseRuntime | None 
         yield
         await batcher.stop()
 
-    what = {"classify": "Image classification", "detect": "Object detection", "segment": "Semantic segmentation",
-            "instance": "Instance segmentation"}
     app = FastAPI(title=f"pixelforge: {model_name}", lifespan=lifespan,
-                  description=f"{what.get(task, task)} served from a pixelforge package (ONNX Runtime).",
+                  description=f"{runtime.title or runtime.task} served from a pixelforge package (ONNX Runtime).",
                   version=package.manifest.get("pixelforge_version") or "0")
     app.state.runtime, app.state.batcher, app.state.settings = runtime, batcher, settings
-
-    def require_key(request: Request) -> None:
-        if settings.api_key is None:
-            return
-        given = request.headers.get("x-api-key") or ""
-        auth = request.headers.get("authorization", "")
-        if not given and auth.lower().startswith("bearer "):
-            given = auth[7:].strip()
-        if not hmac.compare_digest(given.encode(), settings.api_key.encode()):
-            raise HTTPException(401, "missing or wrong API key; send it as the X-API-Key header",
-                                headers={"WWW-Authenticate": "Bearer"})
+    require_key = _key_check(settings.api_key)
 
     @app.exception_handler(UploadRejected)
     async def _rejected(request: Request, exc: UploadRejected):
@@ -120,16 +111,15 @@ def create_app(settings: ServerSettings, runtime: Runtime | DenseRuntime | None 
 
     @app.get("/healthz")
     async def healthz() -> dict:
-        return {"status": "ok", "model": model_name, "task": task, "precision": runtime.precision,
+        return {"status": "ok", "model": model_name, "task": runtime.task, "precision": runtime.precision,
                 "auth_required": settings.api_key is not None}
 
     @app.get("/v1/model", dependencies=[Depends(require_key)])
     async def model_info() -> dict:
-        hidden = {"package", "api_key", "threads", "spin",
-                  *(("score_threshold",) if task == "classify" else ("top_k", "max_batch", "max_wait_ms"))}
+        hidden = {"package", "api_key", "threads", "spin", *runtime.hidden_settings}
         limits = {k: v for k, v in asdict(settings).items() if k not in hidden}
-        return {"task": task, **package.metadata(), "precision": runtime.precision, "providers": runtime.providers,
-                "limits": limits, "model_card": package.model_card}
+        return {"task": runtime.task, **runtime.metadata(), "precision": runtime.precision,
+                "providers": runtime.providers, "limits": limits, "model_card": package.model_card}
 
     @app.post("/v1/predict", dependencies=[Depends(require_key)], openapi_extra={"requestBody": _MULTIPART_BODY})
     async def predict(request: Request, top_k: int = Query(settings.top_k, ge=1, le=1000),
@@ -138,57 +128,62 @@ def create_app(settings: ServerSettings, runtime: Runtime | DenseRuntime | None 
                       mask_format: str = Query("png", alias="format", pattern="^(" + "|".join(MASK_FORMATS) + ")$",
                                                description="segmentation: png (base64 palette PNG) or rle (COCO)"),
                       ) -> dict:
-        started = time.perf_counter()
-        uploads = await read_uploads(request.headers.get("content-type", ""), request.headers.get("content-length"),
-                                     request.stream(), UPLOAD_FIELD, settings.max_bytes, settings.max_files)
-        if task != "classify":
-            images = await asyncio.gather(*[run_in_threadpool(_decode, u.data, u.filename, settings.max_pixels)
-                                            for u in uploads])
-            results = await batcher.submit(list(images))
-            answers = await asyncio.gather(*[run_in_threadpool(dense_answer, task, runtime.classes, result, image.size,
-                                                               score_threshold, mask_format)
-                                             for image, result in zip(images, results)])
-            predictions = [{"filename": u.filename, **answer} for u, answer in zip(uploads, answers)]
-            return {"model": model_name, "task": task, "precision": runtime.precision,
-                    "predictions": predictions, "elapsed_ms": round(1000 * (time.perf_counter() - started), 2)}
-        crops = await asyncio.gather(*[run_in_threadpool(_prepare, runtime, u.data, u.filename, settings.max_pixels)
-                                       for u in uploads])
-        logits = await batcher.submit(list(crops))
-        predictions = [{"filename": u.filename, "label": ranked[0]["label"], "score": ranked[0]["score"],
-                        "top_k": ranked} for u, ranked in zip(uploads, runtime.rank(logits, top_k))]
-        return {"model": package.manifest.get("name"), "precision": runtime.precision, "predictions": predictions,
-                "elapsed_ms": round(1000 * (time.perf_counter() - started), 2)}
+        options = {"top_k": top_k, "score_threshold": score_threshold, "mask_format": mask_format}
+        return await _predict(request, runtime, batcher, settings, model_name, options)
 
     return app
 
 
-def _prepare(runtime: Runtime, data: bytes, filename: str, max_pixels: int):
-    """Decode and crop one upload (runs in a worker thread: PIL releases the GIL)."""
-    try:
-        image = decode_bytes(data, runtime.preprocess.resize_short_side, max_pixels, filename or "upload")
-    except UploadError as exc:
-        raise UploadRejected(exc.status_code, str(exc)) from None
-    return runtime.crop(image)
+async def _predict(request: Request, runtime: TaskRuntime, batcher, settings: ServerSettings, model_name: str,
+                   options: dict) -> dict:
+    """One POST /v1/predict: uploads decoded in threads, one (shared or serial) model call, answers in threads."""
+    started = time.perf_counter()
+    uploads = await read_uploads(request.headers.get("content-type", ""), request.headers.get("content-length"),
+                                 request.stream(), UPLOAD_FIELD, settings.max_bytes, settings.max_files)
+    inputs = await asyncio.gather(*[run_in_threadpool(_decode, runtime, u.data, u.filename, settings.max_pixels)
+                                    for u in uploads])
+    outputs = await batcher.submit(list(inputs))
+    answers = await asyncio.gather(*[run_in_threadpool(runtime.answer, x, y, **options)
+                                     for x, y in zip(inputs, outputs)])
+    body = runtime.response(model_name, [{"filename": u.filename, **a} for u, a in zip(uploads, answers)])
+    return {**body, "elapsed_ms": round(1000 * (time.perf_counter() - started), 2)}
 
 
-def _decode(data: bytes, filename: str, max_pixels: int):
-    """Decode one upload at full size (boxes and masks are answered in its own pixels); in a worker thread."""
+def _key_check(api_key: str | None):
+    """The dependency that refuses /v1/* requests without the server's key (none set: everyone may)."""
+
+    def require_key(request: Request) -> None:
+        if api_key is None:
+            return
+        given = request.headers.get("x-api-key") or ""
+        auth = request.headers.get("authorization", "")
+        if not given and auth.lower().startswith("bearer "):
+            given = auth[7:].strip()
+        if not hmac.compare_digest(given.encode(), api_key.encode()):
+            raise HTTPException(401, "missing or wrong API key; send it as the X-API-Key header",
+                                headers={"WWW-Authenticate": "Bearer"})
+
+    return require_key
+
+
+def _decode(runtime: TaskRuntime, data: bytes, filename: str, max_pixels: int):
+    """Decode one upload into the runtime's input (runs in a worker thread: PIL releases the GIL)."""
     try:
-        return decode_bytes(data, None, max_pixels, filename or "upload")
+        return runtime.decode_upload(data, filename or "upload", max_pixels)
     except UploadError as exc:
         raise UploadRejected(exc.status_code, str(exc)) from None
 
 
 class _SerialInference:
-    """Dense requests' model calls, one at a time on one thread (the batcher's role, without batching)."""
+    """Model calls one request at a time on one thread (the batcher's role, without batching across requests)."""
 
-    def __init__(self, runtime: DenseRuntime):
+    def __init__(self, runtime: TaskRuntime):
         self.runtime = runtime
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pixelforge-infer")
         self.batches_run = self.images_run = 0
 
     async def submit(self, images: list) -> list[dict]:
-        results = await asyncio.get_running_loop().run_in_executor(self.executor, self.runtime.predict_images, images)
+        results = await asyncio.get_running_loop().run_in_executor(self.executor, self.runtime.predict_batch, images)
         self.batches_run, self.images_run = self.batches_run + 1, self.images_run + len(images)
         return results
 
@@ -217,7 +212,7 @@ def serve(settings: ServerSettings, host: str = "127.0.0.1", port: int = 8000, w
         if settings.threads is None:  # N processes share the cores instead of each spinning on all of them
             settings = replace(settings, threads=max(1, (os.cpu_count() or 1) // workers))
         os.environ["PIXELFORGE_SERVE"] = json.dumps(asdict(settings))
-        uvicorn.run("pixelforge.deploy.server:app_from_environment", factory=True, host=host, port=port,
+        uvicorn.run("pixelforge.deploy.serve.server:app_from_environment", factory=True, host=host, port=port,
                     workers=workers, log_level=log_level)
     else:
         uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)

@@ -1,0 +1,74 @@
+"""Writing a package folder: staged next to `--out` and moved into place only when the export succeeded.
+
+A failed export (parity refused, Ctrl-C, a crash) leaves nothing at `--out`, so a package is never half-written,
+and an existing non-empty `--out` is never touched. The files' names and format are the runtime's
+(`pixelforge.deploy.runtime.package`).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from pixelforge.deploy.runtime.package import CARD_FILE, CLASSES_FILE, MANIFEST_FILE, PREPROCESS_FILE
+from pixelforge.errors import PixelforgeError
+
+
+def require_new_out(out: Path) -> None:
+    """Refuse an `--out` that exists and is not an empty folder (checked before any work)."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise PixelforgeError(f"{out}: already exists and is not empty; packages are never overwritten, choose a new --out")
+
+
+def reject_options(task: str, options: dict, format: str | None = "onnx") -> None:
+    """One-line error for export options a box or mask task's packages cannot honour (they are fp32 ONNX with
+    their own parity check): `--int8`, `--fp16`, `--format torchscript`, classification's parity settings."""
+    given = sorted(k for k, v in options.items() if v is not None and v is not False)  # 0 is given
+    if format not in (None, "onnx"):
+        given.insert(0, f"format {format}")
+    if given:
+        flags = ", ".join("--" + k.replace("_", "-") for k in given)
+        raise PixelforgeError(f"export: {flags} not available for task {task!r} (its packages are fp32 ONNX); "
+                              f"export without {'it' if len(given) == 1 else 'them'}")
+
+
+@contextmanager
+def staged_folder(out: Path):
+    """Yield a hidden sibling folder to build a package in; it becomes `out` only if the block finishes.
+
+    `out` must not exist or be empty (`require_new_out` first, with a message that names it).
+    """
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
+    try:
+        yield staging
+        if out.exists():
+            out.rmdir()  # empty (checked by the caller); the rename needs the name free
+        staging.chmod(0o755)  # mkdtemp makes it private; a package is meant to be shared
+        staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def write_json(path: Path, data) -> None:
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def write_dense_package_files(staging: Path, run_dir: Path, preprocess: dict, classes: list[str], manifest: dict,
+                              opset: int) -> None:
+    """preprocess.json, classes.json, package.json (with where it came from) and the run's model card, as a
+    detection, segmentation or instance package holds them beside its model."""
+    write_json(staging / PREPROCESS_FILE, preprocess)
+    write_json(staging / CLASSES_FILE, classes)
+    card = Path(run_dir) / CARD_FILE  # the run's card travels with the model (web page, /v1/model)
+    if card.is_file():
+        shutil.copyfile(card, staging / CARD_FILE)
+    write_json(staging / MANIFEST_FILE, {
+        "format": "onnx", "models": {"fp32": "model.onnx"}, "default_precision": "fp32", "input_name": "image",
+        **manifest, "export": {"run": str(Path(run_dir).resolve()), "checkpoint": "best.ckpt", "opset": opset,
+                               "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}})

@@ -1,0 +1,87 @@
+"""The semantic-segmentation runtime: the exporter's resize and normalisation, logits resized back, argmax.
+
+A segmentation package (tasks/segment/export.py) holds a model with a fixed input [1, C, S, S] and logits
+[1, K, S, S] out. Preprocessing is deliberately simple enough to re-implement anywhere: resize the whole image to
+S x S (bilinear), scale by bit depth to [0, 1], normalise; the logits are resized back to the image's size before
+the per-pixel argmax. The export's parity check runs these same two functions against PyTorch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from pixelforge.deploy.runtime.answers import classes_summary, segmentation_answer
+from pixelforge.deploy.runtime.dense import DenseRuntime, as_array
+from pixelforge.deploy.runtime.draw import class_fractions, mask_colors
+from pixelforge.deploy.runtime.preprocess import frame_to_image
+
+
+def preprocess_image(image: np.ndarray, pre: dict) -> np.ndarray:
+    """An HxWxC uint8/uint16 image as the package's float32 [1, C, S, S] input (numpy and PIL only)."""
+    from pixelforge.data.masks.images import match_channels
+
+    array = match_channels(image, pre["channels"]).astype(np.float32) / (65535.0 if image.dtype == np.uint16 else 255.0)
+    size = tuple(pre["size"])  # (height, width)
+    planes = [np.asarray(Image.fromarray(array[..., c], mode="F").resize((size[1], size[0]), Image.BILINEAR))
+              for c in range(array.shape[-1])]
+    x = np.stack(planes)
+    x = (x - np.asarray(pre["mean"], np.float32)[:, None, None]) / np.asarray(pre["std"], np.float32)[:, None, None]
+    return x[None].astype(np.float32)
+
+
+def logits_to_mask(logits: np.ndarray, height: int, width: int) -> np.ndarray:
+    """[1, K, s, s] logits -> int64 [height, width] class ids (logits resized bilinearly before the argmax)."""
+    planes = [np.asarray(Image.fromarray(plane.astype(np.float32), mode="F").resize((width, height), Image.BILINEAR))
+              for plane in logits[0]]
+    return np.stack(planes).argmax(0).astype(np.int64)
+
+
+class SegmentationRuntime(DenseRuntime):
+    """A segmentation package ready to predict."""
+
+    task = "segment"
+    title = "Semantic segmentation"
+
+    def colors(self) -> dict[str, str]:
+        return mask_colors(self.classes)
+
+    def predict_images(self, images: list) -> list[dict]:
+        manifest, pre, results = self.package.manifest, self.package.preprocess, []
+        for image in images:  # the exported graph has a fixed [1, C, S, S] input: one image per call
+            array = as_array(image)
+            logits = self.session.run([manifest["output_name"]],
+                                      {manifest["input_name"]: preprocess_image(array, pre)})[0]
+            results.append({"mask": logits_to_mask(logits, *array.shape[:2])})
+        return results
+
+    def predict_files(self, paths: list, out: str | Path | None = None, *, progress=None, **options) -> list[dict]:
+        """A mask PNG and an overlay per image in `out`, and one result dict each, as `predict_segmentation`
+        writes them from a run (mask_files.py); images are read as training read them (16-bit too)."""
+        from pixelforge.deploy.runtime.mask_files import predict_files
+
+        self.reject_options("predict", options)
+
+        def predict(image: np.ndarray) -> np.ndarray:
+            mask = self.predict_images([image])[0]["mask"]
+            if progress is not None:
+                progress(1)
+            return mask
+
+        return predict_files(paths, Path(out or Path(self.package.folder) / "predictions"), self.classes, predict)
+
+    # ---- serving and video --------------------------------------------------------------------------------------
+    def answer(self, image: Image.Image, output: dict, *, mask_format: str = "png", **options) -> dict:
+        width, height = image.size
+        return segmentation_answer(output, self.classes, width, height, mask_format)
+
+    def predict_frame(self, frame: np.ndarray, **options) -> dict:
+        """{"mask": HxW class ids at the frame's size, "class_fractions": {class: share of pixels}}."""
+        mask = self.predict_images([frame_to_image(frame)])[0]["mask"]
+        return {"mask": mask, "class_fractions": class_fractions(mask, self.classes)}
+
+    def describe(self, prediction: dict) -> str:
+        return classes_summary(self.classes, prediction["class_fractions"])
+

@@ -1,0 +1,58 @@
+"""Loading a package's model: an ONNX Runtime session, or a caller-supplied loader for other formats.
+
+The runtime never imports torch. A `--format torchscript` package needs it, so its loader lives on the torch side
+(`pixelforge.deploy.export.torchscript.TORCH_LOADERS`) and is handed in by the callers that may import torch (the
+CLI commands, the server, the video loop, the classification exporter's parity check):
+
+    forward = load_model(package, "fp32", loaders=TORCH_LOADERS)   # forward(batch ndarray) -> ndarray
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from pixelforge.errors import PixelforgeError
+
+Forward = Callable[[np.ndarray], np.ndarray]
+# format name -> loader(model path, threads) -> forward; the loader's `provider` attribute names it for /v1/model.
+ModelLoaders = dict[str, Callable[..., Forward]]
+
+
+def onnx_session(path: Path, threads: int | None = None, providers: list[str] | None = None, spin: bool = True):
+    """An ONNX Runtime session with full graph optimization; CUDA first when this onnxruntime build has it.
+
+    `spin=False` lets idle worker threads sleep instead of busy-waiting between operators: slightly slower on
+    dedicated cores, much faster when the cores are shared (a server decoding uploads, a busy machine).
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        options.intra_op_num_threads = threads
+    if not spin:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    available = ort.get_available_providers()
+    chosen = providers or [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+    return ort.InferenceSession(str(path), sess_options=options, providers=chosen)
+
+
+def load_model(package, precision: str, threads: int | None = None, providers: list[str] | None = None,
+               spin: bool = True, loaders: ModelLoaders | None = None) -> tuple[Forward, list[str]]:
+    """(forward(batch) -> first output, the providers running it) for `package`'s model at `precision`.
+
+    ONNX packages get an ONNX Runtime session; other formats need a loader in `loaders` (one-line error otherwise).
+    """
+    path = package.model_path(precision)
+    if package.format == "onnx":
+        session = onnx_session(path, threads, providers, spin)
+        input_name, output_name = session.get_inputs()[0].name, session.get_outputs()[0].name
+        return (lambda batch: session.run([output_name], {input_name: batch})[0]), session.get_providers()
+    loader = (loaders or {}).get(package.format)
+    if loader is None:
+        raise PixelforgeError(f"{package.folder}: a {package.format} package needs PyTorch, which the torch-free "
+                              f"runtime never imports; run it with the `pixelforge` CLI, or export with --format onnx")
+    return loader(path, threads), [getattr(loader, "provider", package.format)]

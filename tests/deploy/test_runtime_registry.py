@@ -1,0 +1,55 @@
+"""The runtime registry picks a package's runtime by its task; unknown tasks and options a task cannot honour are
+one-line errors (no training needed: hand-made packages, and exporters that refuse before loading the run)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+
+import pytest
+from PIL import Image
+
+from pixelforge.errors import PixelforgeError
+from tests.deploy.conftest import write_detection_package, write_instance_package, write_segmentation_package
+
+
+def test_each_package_gets_its_tasks_runtime(tmp_path):
+    from pixelforge.deploy.runtime import RUNTIMES, load_runtime
+
+    packages = {"detect": write_detection_package(tmp_path / "det"), "instance": write_instance_package(tmp_path / "inst"),
+                "segment": write_segmentation_package(tmp_path / "seg")}
+    for task, package in packages.items():
+        runtime = load_runtime(package)
+        assert type(runtime) is RUNTIMES[task] and runtime.task == task
+    assert set(RUNTIMES) == {"classify", "detect", "instance", "segment"}
+
+
+def test_an_unknown_task_names_the_package_and_the_known_tasks(tmp_path):
+    from pixelforge.deploy.runtime import load_runtime
+
+    package = write_detection_package(tmp_path / "pose")
+    manifest = json.loads((package / "package.json").read_text())
+    (package / "package.json").write_text(json.dumps({**manifest, "task": "pose"}))
+    with pytest.raises(PixelforgeError, match=r"pose.*task 'pose'.*known tasks: classify, detect, instance, segment"):
+        load_runtime(package)
+
+
+def test_predict_options_of_another_task_are_refused(tmp_path):
+    from pixelforge.deploy.runtime import predict_package
+
+    package = write_segmentation_package(tmp_path / "seg")
+    image = tmp_path / "a.png"
+    Image.new("RGB", (20, 10), (200, 30, 30)).save(image)
+    with pytest.raises(PixelforgeError, match="--score-threshold not available for a 'segment' package"):
+        predict_package(package, [image], tmp_path / "out", score_threshold=0.5)
+
+
+@pytest.mark.parametrize("task", ["detect", "instance", "segment"])
+@pytest.mark.parametrize("option,flag", [({"int8": True}, "--int8"), ({"fp16": True}, "--fp16"),
+                                         ({"format": "torchscript"}, "--format torchscript"),
+                                         ({"tolerance": 0.0}, "--tolerance")])
+def test_box_and_mask_exporters_refuse_what_their_packages_cannot_honour(task, option, flag, tmp_path):
+    export_package = importlib.import_module(f"pixelforge.tasks.{task}.export").export_package
+    with pytest.raises(PixelforgeError, match=f"export: {flag} not available for task '{task}'"):
+        export_package(tmp_path / "no-run-needed", tmp_path / "pkg", **option)
+    assert not (tmp_path / "pkg").exists()
