@@ -38,17 +38,13 @@ def explain_images(run: str | Path, images: list[str], method: str = "gradcam", 
         'why/bee.png'
     """
     import numpy as np
-    import torch
-    from torchvision.transforms.v2.functional import center_crop
 
     from pixelforge.data.dataset import decode_resized
     from pixelforge.data.images import ImageReadError
     from pixelforge.data.sources import collect_paths
+    from pixelforge.explain.methods import check_method
     from pixelforge.runs import folder as rd
     from pixelforge.tasks.classify.inference import load_run
-    from pixelforge.explain.faithfulness import faithfulness_summary
-    from pixelforge.explain.methods import check_method, heatmaps
-    from pixelforge.explain.overlay import save_explanation
 
     check_method(method)
     files = collect_paths(list(images))
@@ -58,7 +54,7 @@ def explain_images(run: str | Path, images: list[str], method: str = "gradcam", 
     classes = loaded.classes
     if target is not None and target not in classes:
         raise PixelforgeError(f"--target {target!r} is not a class of {run} ({', '.join(classes)})")
-    model, size = loaded.model.eval(), loaded.config.img_size
+    loaded.model.eval()
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows, taken = [], set()
@@ -68,29 +64,45 @@ def explain_images(run: str | Path, images: list[str], method: str = "gradcam", 
         except ImageReadError as exc:
             rows.append({"path": file, "error": str(exc)})
             continue
-        x = loaded.transform(pixels)[None]
-        with torch.no_grad():
-            probs = model(x).float().softmax(1)[0]
-        predicted = int(probs.argmax())
-        explained = classes.index(target) if target is not None else predicted
-        heat = heatmaps(model, x, [explained], method)
-        scores = faithfulness_summary(model, x, heat, [explained], steps) if faithfulness else None
-        parent = Path(file).parent.name
-        image = center_crop(pixels, [size, size]).permute(1, 2, 0).numpy()
-        png = _unique_png(out_dir, Path(file).stem, taken)
-        save_explanation(np.ascontiguousarray(image), heat[0], png, method, classes[predicted], float(probs[predicted]),
-                         classes[explained], parent if parent in classes else None, scores)
-        row = {"path": file, "png": str(png), "predicted": classes[predicted], "score": round(float(probs[predicted]), 6),
-               "explained": classes[explained]}
-        if scores:
-            row.update({k: v for k, v in scores.items() if k.endswith("_auc")})
-        rows.append(row)
+        explained = classes.index(target) if target is not None else None
+        rows.append(_explain_one(loaded, file, pixels, method, explained, faithfulness, steps, out_dir, taken))
     done = [r for r in rows if "error" not in r]
     if faithfulness and done:
         means = {k: round(float(np.mean([r[k] for r in done])), 4) for k in done[0] if k.endswith("_auc")}
         rd.write_json(out_dir / "faithfulness.json", {"run": str(run), "method": method, "steps": steps,
                                                       "mean": means, "images": rows})
     return rows
+
+
+def _explain_one(loaded, file: str, pixels, method: str, explained: int | None, faithfulness: bool, steps: int,
+                 out_dir: Path, taken: set) -> dict:
+    """One image: the prediction, the heat map of `explained` (default: the predicted class), its PNG and scores."""
+    import numpy as np
+    import torch
+    from torchvision.transforms.v2.functional import center_crop
+
+    from pixelforge.explain.faithfulness import faithfulness_summary
+    from pixelforge.explain.methods import heatmaps
+    from pixelforge.explain.overlay import save_explanation
+
+    model, classes, size = loaded.model, loaded.classes, loaded.config.img_size
+    x = loaded.transform(pixels)[None]
+    with torch.no_grad():
+        probs = model(x).float().softmax(1)[0]
+    predicted = int(probs.argmax())
+    explained = predicted if explained is None else explained
+    heat = heatmaps(model, x, [explained], method)
+    scores = faithfulness_summary(model, x, heat, [explained], steps) if faithfulness else None
+    parent = Path(file).parent.name
+    image = center_crop(pixels, [size, size]).permute(1, 2, 0).numpy()
+    png = _unique_png(out_dir, Path(file).stem, taken)
+    save_explanation(np.ascontiguousarray(image), heat[0], png, method, classes[predicted], float(probs[predicted]),
+                     classes[explained], parent if parent in classes else None, scores)
+    row = {"path": file, "png": str(png), "predicted": classes[predicted], "score": round(float(probs[predicted]), 6),
+           "explained": classes[explained]}
+    if scores:
+        row.update({k: v for k, v in scores.items() if k.endswith("_auc")})
+    return row
 
 
 def explain(
