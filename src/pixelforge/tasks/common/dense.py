@@ -30,12 +30,10 @@ class DenseTask(Task):
         return "\n".join(lines)
 
     def describe_prediction(self, result: dict) -> str:
-        if result.get("error") or result.get("summary"):
-            return result.get("error") or result.get("summary")
-        detections = result.get("detections")
-        if not detections:
-            return "no objects"
-        return f"{len(detections)} object(s): " + ", ".join(f"{d['label']} {d['score']:.2f}" for d in detections)
+        # The same line as predicting with the run's package (the torch-free runtime is a lower layer).
+        from pixelforge.deploy.runtime.dense import DenseRuntime
+
+        return DenseRuntime.describe_result(result)
 
 
 class BoxTask(DenseTask):
