@@ -55,13 +55,20 @@ class LoopState:
 
 
 def rng_state() -> dict:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    """The global RNG states as tensors, ints and tuples only, so a checkpoint loads with `weights_only=True`
+    (numpy's own state holds an ndarray, which needs numpy's pickle globals)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"torch": torch.get_rng_state(), "numpy": (name, keys.tolist(), pos, has_gauss, cached),
+            "python": random.getstate()}
 
 
 def set_rng_state(state: dict) -> None:
+    """Put back a `rng_state()`, or the one an older checkpoint holds (numpy's keys as an ndarray)."""
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
 
 
 def move_batch(batch, task, fabric, channels_last: bool = False):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import pickle
 import tempfile
 from pathlib import Path
 
@@ -46,11 +47,44 @@ def save_checkpoint(state: dict, path: Path) -> None:
     atomic_write_bytes(path, lambda handle: torch.save(state, handle))
 
 
+def _numpy_rng_globals() -> dict:
+    """The pickle globals numpy's RNG state (an uint32 ndarray) needs: what checkpoints written before the RNG
+    states became plain lists hold (numpy 1 and numpy 2 spell `_reconstruct`'s module differently)."""
+    import numpy as np
+
+    reconstruct = np.ndarray.__reduce__(np.zeros(1))[0]  # numpy's private `_reconstruct`, whatever its module
+    return {"numpy.core.multiarray._reconstruct": reconstruct, "numpy._core.multiarray._reconstruct": reconstruct,
+            "numpy.ndarray": np.ndarray, "numpy.dtype": np.dtype}
+
+
+def _numpy_uint32_dtype_class():
+    import numpy as np
+
+    return type(np.dtype(np.uint32))  # numpy 2's `dtypes.UInt32DType`: its state is set, so it is allow-listed too
+
+
 def load_checkpoint(path: Path) -> dict:
+    """Load a checkpoint with `weights_only=True`: tensors, numbers, strings and containers only, so a run folder
+    someone sent you cannot run code. Older checkpoints' numpy RNG arrays are the one exception allowed."""
+    path = Path(path)
     if not path.is_file():
         raise PixelforgeError(f"{path}: checkpoint not found; is this a pixelforge run folder?")
-    # weights_only=False: our own checkpoints hold RNG states (numpy arrays); never load one you did not write.
-    return torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first_error = exc
+    try:
+        unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception:  # not a zip checkpoint at all: report what the safe load said
+        unsafe = None
+    allowed = _numpy_rng_globals()
+    if unsafe and all(name in allowed for name in unsafe):
+        with torch.serialization.safe_globals([*[(allowed[name], name) for name in unsafe],
+                                               _numpy_uint32_dtype_class()]):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    held = ", ".join(sorted(unsafe)) if unsafe else str(first_error).strip().splitlines()[-1][:200]
+    raise PixelforgeError(f"{path}: refuses to load: it holds Python objects other than tensors ({held}), which "
+                          f"could run code when loaded (weights_only); use only checkpoints pixelforge wrote")
 
 
 def write_json(path: Path, data) -> None:
