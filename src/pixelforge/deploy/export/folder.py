@@ -70,5 +70,5 @@ def write_dense_package_files(staging: Path, run_dir: Path, preprocess: dict, cl
         shutil.copyfile(card, staging / CARD_FILE)
     write_json(staging / MANIFEST_FILE, {
         "format": "onnx", "models": {"fp32": "model.onnx"}, "default_precision": "fp32", "input_name": "image",
-        **manifest, "export": {"run": str(Path(run_dir).resolve()), "checkpoint": "best.ckpt", "opset": opset,
+        **manifest, "export": {"run": Path(run_dir).resolve().name, "checkpoint": "best.ckpt", "opset": opset,
                                "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}})
