@@ -28,14 +28,33 @@ def new_run_dir(out: str | Path) -> Path:
     return candidate
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it where the system says it (Linux: /proc/self/status), since
+    `os.umask(0); os.umask(old)` briefly changes it for every thread."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
 def atomic_write_bytes(path: Path, write) -> None:
-    """Write via a temp file in the same folder and rename, so a crash never leaves a half-written file."""
+    """Write via a temp file in the same folder and rename, so a crash never leaves a half-written file.
+
+    mkstemp makes the file 0600; it gets the mode `open()` would have given it (0666 less the umask), so reports,
+    summaries and packages stay readable by whoever the folder is shared with."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
+            if hasattr(os, "fchmod"):  # POSIX; Windows files have no such mode bits
+                os.fchmod(handle.fileno(), 0o666 & ~current_umask())
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
