@@ -79,3 +79,13 @@ def test_rng_state_round_trips_through_a_weights_only_checkpoint(tmp_path):
     expected = (np.random.rand(), random.random(), torch.rand(1).item())
     set_rng_state(torch.load(tmp_path / "c.ckpt", weights_only=True)["rng"])
     assert (np.random.rand(), random.random(), torch.rand(1).item()) == expected
+
+
+def test_older_checkpoints_numpy_numbers_load_but_not_numpy_object_arrays(tmp_path):
+    torch.save({"loop": {"best_metric": np.float64(0.75), "epoch": np.int64(3)}}, tmp_path / "numbers.ckpt")
+    loop = load_checkpoint(tmp_path / "numbers.ckpt")["loop"]
+    assert loop == {"best_metric": 0.75, "epoch": 3}
+    torch.save({"rng": np.array([_Payload(tmp_path / "ran")], dtype=object)}, tmp_path / "objects.ckpt")
+    with pytest.raises(PixelforgeError, match="refuses to load"):
+        load_checkpoint(tmp_path / "objects.ckpt")
+    assert not (tmp_path / "ran").exists()

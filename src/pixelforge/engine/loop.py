@@ -326,7 +326,8 @@ class Loop:
         return {
             "epoch": state.epoch + 1,
             **{f"train_{k}": round(v, 6) for k, v in StepSums.means(totals).items()},
-            **{k: round(v, 6) for k, v in self.validate().items()},
+            # python floats: a numpy number (round() keeps its type) would need numpy's globals to load a checkpoint
+            **{k: round(float(v), 6) for k, v in self.validate().items()},
             **({"lr": next(iter(lrs.values()))} if len(lrs) == 1 else {f"lr_{k}": v for k, v in lrs.items()}),
             "images_per_s": round(self._epoch_images * self.fabric.world_size / max(self._epoch_seconds, 1e-9), 2),
             "epoch_seconds": round(self._epoch_seconds, 3),

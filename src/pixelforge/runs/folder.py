@@ -66,25 +66,29 @@ def save_checkpoint(state: dict, path: Path) -> None:
     atomic_write_bytes(path, lambda handle: torch.save(state, handle))
 
 
-def _numpy_rng_globals() -> dict:
-    """The pickle globals numpy's RNG state (an uint32 ndarray) needs: what checkpoints written before the RNG
-    states became plain lists hold (numpy 1 and numpy 2 spell `_reconstruct`'s module differently)."""
+def _numpy_globals() -> dict:
+    """The pickle globals numpy arrays and scalars need: what checkpoints written before the RNG states became
+    plain lists hold (numpy's RNG keys; metrics kept as numpy floats). numpy 1 and 2 name the module differently."""
     import numpy as np
 
     reconstruct = np.ndarray.__reduce__(np.zeros(1))[0]  # numpy's private `_reconstruct`, whatever its module
+    scalar = np.float64(0).__reduce__()[0]  # likewise `scalar`, how a numpy number is pickled
     return {"numpy.core.multiarray._reconstruct": reconstruct, "numpy._core.multiarray._reconstruct": reconstruct,
+            "numpy.core.multiarray.scalar": scalar, "numpy._core.multiarray.scalar": scalar,
             "numpy.ndarray": np.ndarray, "numpy.dtype": np.dtype}
 
 
-def _numpy_uint32_dtype_class():
+def _numpy_dtype_classes() -> list:
+    """numpy 2's per-dtype classes (`dtypes.UInt32DType`...): a pickled dtype sets their state, so they are
+    allow-listed too; booleans, integers and floats only, never the object dtype."""
     import numpy as np
 
-    return type(np.dtype(np.uint32))  # numpy 2's `dtypes.UInt32DType`: its state is set, so it is allow-listed too
+    return sorted({type(np.dtype(code)) for code in "?bBhHiIlLqQefdg"}, key=str)
 
 
 def load_checkpoint(path: Path) -> dict:
     """Load a checkpoint with `weights_only=True`: tensors, numbers, strings and containers only, so a run folder
-    someone sent you cannot run code. Older checkpoints' numpy RNG arrays are the one exception allowed."""
+    someone sent you cannot run code. Older checkpoints' numpy arrays and numbers are the one exception."""
     path = Path(path)
     if not path.is_file():
         raise PixelforgeError(f"{path}: checkpoint not found; is this a pixelforge run folder?")
@@ -96,11 +100,14 @@ def load_checkpoint(path: Path) -> dict:
         unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(path)
     except Exception:  # not a zip checkpoint at all: report what the safe load said
         unsafe = None
-    allowed = _numpy_rng_globals()
+    allowed = _numpy_globals()
     if unsafe and all(name in allowed for name in unsafe):
-        with torch.serialization.safe_globals([*[(allowed[name], name) for name in unsafe],
-                                               _numpy_uint32_dtype_class()]):
-            return torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            with torch.serialization.safe_globals([*[(allowed[name], name) for name in unsafe],
+                                                   *_numpy_dtype_classes()]):
+                return torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as exc:  # e.g. a numpy array of Python objects
+            first_error, unsafe = exc, None
     held = ", ".join(sorted(unsafe)) if unsafe else str(first_error).strip().splitlines()[-1][:200]
     raise PixelforgeError(f"{path}: refuses to load: it holds Python objects other than tensors ({held}), which "
                           f"could run code when loaded (weights_only); use only checkpoints pixelforge wrote")
