@@ -54,3 +54,22 @@ def test_make_writes_a_builtin_dataset_and_refuses_to_overwrite(tmp_path, cli):
     assert len(list((out / "test").rglob("*.png"))) > 50
     again = cli("data", "make", "shapes", "--out", str(out))
     assert again.returncode == 2 and "not empty" in again.stderr
+
+
+def test_check_reports_a_single_class_as_a_problem(tmp_path, cli):
+    one = make_folder(tmp_path / "one", {"cats": 3})
+    report = check_dataset(str(one))
+    assert report.single_class == ["cats"] and report.problem_count >= 1
+    result = cli("data", "check", str(one), "--strict")
+    assert result.returncode == 1 and "only one class" in result.stdout
+
+
+def test_check_lists_symbolic_links_that_point_nowhere(tmp_path, cli):
+    root = make_folder(tmp_path / "data", {"a": 3, "b": 3})
+    (root / "a" / "gone.png").symlink_to(tmp_path / "moved-disk" / "gone.png")
+    (root / "b" / "also-gone.jpg").symlink_to("../nowhere.jpg")
+    report = check_dataset(str(root))
+    assert report.broken_links == [str(root / "a" / "gone.png"), str(root / "b" / "also-gone.jpg")]
+    assert report.problem_count == 2 and report.total == 6
+    result = cli("data", "check", str(root), "--strict")
+    assert result.returncode == 1 and "point nowhere: 2" in result.stdout and "gone.png" in result.stdout

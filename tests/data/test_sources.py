@@ -91,3 +91,15 @@ def test_builtin_datasets_have_three_splits():
     digits = resolve_data("digits")
     assert len(digits.samples) == 1797 and digits.classes == [str(i) for i in range(10)]
     assert {s.split for s in digits.samples} == {"train", "val", "test"}
+
+
+def test_symbolic_links_that_point_nowhere_are_listed_not_sampled(tmp_path):
+    make_folder(tmp_path, {"a": 3, "b": 3})
+    (tmp_path / "a" / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    (tmp_path / "a" / "real.png").symlink_to(tmp_path / "a" / "0.png")  # a working link is an ordinary image
+    source = make_splits(resolve_data(tmp_path), 0.2)
+    assert source.broken_links == [str(tmp_path / "a" / "gone.png")]
+    assert len(source.samples) == 7 and all(s.path.name != "gone.png" for s in source.samples)
+    (tmp_path / "labels.csv").write_text("path,label\na/0.png,a\na/gone.png,a\nb/0.png,b\n")
+    from_csv = resolve_data(tmp_path / "labels.csv")
+    assert from_csv.broken_links == [str(tmp_path / "a" / "gone.png")] and len(from_csv.samples) == 2

@@ -144,3 +144,21 @@ def test_fp16_model_is_added_and_checked(tiny_run, tmp_path, sample_images):
     assert manifest["models"]["fp16"] == "model.fp16.onnx" and manifest["default_precision"] == "fp32"
     rows = Runtime(result.package_dir, "fp16").predict_files([str(sample_images[0])])
     assert rows[0]["label"] in {"circle", "square", "star", "triangle"}
+
+
+def test_package_names_its_run_without_the_builders_file_system(tiny_package, tiny_run):
+    exported = json.loads((tiny_package / "package.json").read_text())["export"]
+    assert exported["run"] == tiny_run.name
+    assert str(tiny_run.parent) not in (tiny_package / "package.json").read_text()
+
+
+def test_dense_packages_name_their_run_without_the_builders_file_system(tmp_path):
+    from pixelforge.deploy.export.folder import write_dense_package_files
+
+    run = tmp_path / "home" / "someone" / "secret-project" / "runs" / "seg-7"
+    run.mkdir(parents=True)
+    staging = tmp_path / "pkg"
+    staging.mkdir()
+    write_dense_package_files(staging, run, {"size": [32, 32]}, ["a", "b"], {"task": "segment"}, opset=17)
+    text = (staging / "package.json").read_text()
+    assert json.loads(text)["export"]["run"] == "seg-7" and "secret-project" not in text

@@ -83,7 +83,7 @@ def train(data: str | None = None, *, config: str | Path | None = None, resume: 
     result = fit(partial(task.build_setup, cfg, source, classes), run, _fit_config(cfg, why), resume=bool(resume),
                  hooks=callbacks or [], checkpoint_meta={"model_name": cfg.model, "task": cfg.task})
     if result.global_rank == 0:  # under torchrun every process returns here; one writes
-        _finish(run, cfg, result, task)
+        _finish(run, cfg, result, task, list(getattr(source, "broken_links", [])))
     seconds = round(time.perf_counter() - started, 2)
     if result.global_rank == 0:
         rd.write_json(run / "summary.json", {**rd.read_json(run / "summary.json"), "seconds_total": seconds})
@@ -117,7 +117,7 @@ def _check_classes(run: Path, classes: list[str]) -> None:
                               f"removed: {removed or 'none'}); resume with the same data or start a new run")
 
 
-def _finish(run: Path, cfg: RunConfig, result: FitResult, task: Task) -> None:
+def _finish(run: Path, cfg: RunConfig, result: FitResult, task: Task, broken_links: list[str]) -> None:
     progress = EpochProgress(quiet=cfg.quiet)
     monitor = result.monitor
     rows = rd.read_metrics(run / "metrics.csv")
@@ -126,12 +126,16 @@ def _finish(run: Path, cfg: RunConfig, result: FitResult, task: Task) -> None:
         "best_val_accuracy": result.best_metric if monitor == "val_acc" else None,
         "best_epoch": result.best_epoch, "epochs_run": len(rows),
         "stopped_early": result.stopped_early, "stop_reason": result.stop_reason, "path": result.path, "lr": result.lr, "train_images": result.n_train,
-        "val_images": result.n_val, "unreadable_images": result.unreadable, "precision": cfg.precision,
+        "val_images": result.n_val, "unreadable_images": result.unreadable, "broken_links": broken_links,
+        "precision": cfg.precision,
         "seconds_training": round(sum(r["epoch_seconds"] or 0 for r in rows), 2),
     }
     rd.write_json(run / "summary.json", summary)
     if result.unreadable:
         progress.info(f"{len(result.unreadable)} unreadable image(s) skipped; listed in {run / 'summary.json'}")
+    if broken_links:
+        progress.info(f"warning: {len(broken_links)} symbolic link(s) in the data point nowhere and were skipped "
+                      f"(first: {broken_links[0]}); listed in {run / 'summary.json'}")
     report = task.write_report(run)
     task.write_card(run, peak_memory=peak_memory())
     progress.info(f"best {monitor} {result.best_metric:.4f} at epoch {result.best_epoch}" + (f"; report: {report}" if report else ""))

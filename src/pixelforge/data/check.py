@@ -1,6 +1,7 @@
 """`pixelforge data check`: everything worth knowing about a dataset before training on it, on one screen.
 
-Counts per class and split, class imbalance, unreadable / truncated / zero-byte files (listed, never fatal), exact
+Counts per class and split, class imbalance, a single class (nothing to classify), symbolic links that point
+nowhere, unreadable / truncated / zero-byte files (listed, never fatal), exact
 duplicates by content hash and those that cross splits (leakage), image size distribution, colour modes
 (grayscale, CMYK, alpha, palette, 16-bit) and EXIF-rotated photos.
 """
@@ -35,11 +36,13 @@ class CheckReport:
     exif_rotated: list[str] = field(default_factory=list)
     sizes: dict[str, float] = field(default_factory=dict)
     small_classes: list[str] = field(default_factory=list)
+    broken_links: list[str] = field(default_factory=list)
+    single_class: list[str] = field(default_factory=list)  # the one class, when there is only one: training refuses
 
     @property
     def problem_count(self) -> int:
         return (len(self.unreadable) + len(self.zero_byte) + len(self.duplicates) + len(self.cross_split_duplicates)
-                + len(self.small_classes))
+                + len(self.small_classes) + len(self.broken_links) + len(self.single_class))
 
     def to_json(self) -> dict:
         from dataclasses import asdict
@@ -101,6 +104,7 @@ def check_dataset(data: str, workers: int = 4) -> CheckReport:
         duplicates=duplicates, cross_split_duplicates=leaks, modes=dict(modes),
         exif_rotated=[i["path"] for i in infos if i["rotated"]], sizes=sizes,
         small_classes=sorted(label for label, n in per_class.items() if n < 2),
+        broken_links=list(source.broken_links), single_class=sorted(per_class) if len(per_class) == 1 else [],
     )
 
 
@@ -121,7 +125,9 @@ def print_report(report: CheckReport) -> None:
                       f"max {s['max_short_side']:.0f} px; median {s['median_width']:.0f}x{s['median_height']:.0f}")
     console.print("colour modes: " + ", ".join(f"{k} {v}" for k, v in sorted(report.modes.items())))
     console.print(f"EXIF-rotated photos: {len(report.exif_rotated)} (pixelforge rotates them upright)")
-    sections = [("unreadable or corrupt files", report.unreadable), ("zero-byte files", report.zero_byte),
+    sections = [("only one class (classification needs two or more)", report.single_class),
+                ("symbolic links that point nowhere", report.broken_links),
+                ("unreadable or corrupt files", report.unreadable), ("zero-byte files", report.zero_byte),
                 ("exact duplicate groups", [" = ".join(g) for g in report.duplicates]),
                 ("duplicates across splits (leakage)", [" = ".join(g) for g in report.cross_split_duplicates]),
                 ("classes with fewer than 2 images", report.small_classes)]

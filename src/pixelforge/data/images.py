@@ -33,6 +33,12 @@ def list_images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and is_image_file(p))
 
 
+def list_broken_links(folder: Path) -> list[Path]:
+    """Symbolic links below `folder` that point nowhere (a moved disk, a deleted target): `list_images` cannot
+    see them as files, so they are listed here to be reported instead of silently dropped."""
+    return sorted(p for p in folder.rglob("*") if p.is_symlink() and not p.exists() and not p.name.startswith("."))
+
+
 def to_rgb(img: Image.Image) -> Image.Image:
     """Convert any PIL mode to RGB: alpha is composited on white, 16-bit is rescaled rather than clipped."""
     if img.mode == "RGB":

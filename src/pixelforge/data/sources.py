@@ -16,7 +16,7 @@ import glob
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pixelforge.data.images import is_image_file, list_images
+from pixelforge.data.images import is_image_file, list_broken_links, list_images
 from pixelforge.errors import PixelforgeError
 
 SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
@@ -37,6 +37,7 @@ class DataSource:
     samples: list[Sample]
     classes: list[str]
     origin: str
+    broken_links: list[str] = field(default_factory=list)  # symbolic links that point nowhere, left out of samples
 
     def split(self, name: str) -> list[Sample]:
         return [s for s in self.samples if s.split == name]
@@ -63,6 +64,9 @@ def resolve_data(data: str | Path) -> DataSource:
         raise PixelforgeError(f"{path}: no such file or folder; give a folder of class subfolders, a CSV, or one of: {names}")
     source = read_csv(path) if path.is_file() else read_folder(path)
     if not source.samples:
+        if source.broken_links:
+            raise PixelforgeError(f"{path}: no images found, only {len(source.broken_links)} symbolic link(s) that "
+                                  f"point nowhere, e.g. {source.broken_links[0]}")
         raise PixelforgeError(f"{path}: no images found (looked for {', '.join(sorted({'.jpg', '.png', '.bmp', '.tif', '.webp'}))} files)")
     return source
 
@@ -79,7 +83,7 @@ def read_folder(root: Path) -> DataSource:
         raise PixelforgeError(
             f"{root}: images found but no class subfolders; put each class's images in DIR/<class_name>/ or use a CSV"
         )
-    return DataSource(samples, sorted({s.label for s in samples}), str(root))
+    return DataSource(samples, sorted({s.label for s in samples}), str(root), [str(p) for p in list_broken_links(root)])
 
 
 def _class_folders(folder: Path, split: str | None) -> list[Sample]:
@@ -116,7 +120,9 @@ def read_csv(csv_path: Path) -> DataSource:
                 image_path = csv_path.parent / image_path
             extra = {k: v for k, v in row.items() if k not in ("path", "label", "split")}
             samples.append(Sample(image_path, row["label"], split, extra))
-    return DataSource(samples, sorted({s.label for s in samples}), str(csv_path))
+    broken = [s.path for s in samples if s.path.is_symlink() and not s.path.exists()]
+    samples = [s for s in samples if not (s.path.is_symlink() and not s.path.exists())] if broken else samples
+    return DataSource(samples, sorted({s.label for s in samples}), str(csv_path), [str(p) for p in broken])
 
 
 def collect_paths(paths: list[str | Path]) -> list[str]:

@@ -75,4 +75,4 @@ def make_splits(source: DataSource, val_fraction: float = 0.2, test_fraction: fl
             for sample in groups[index]:
                 assigned[sample.path] = split
     samples = [s if s.split is not None else replace(s, split=assigned[s.path]) for s in source.samples]
-    return DataSource(samples, source.classes, source.origin)
+    return DataSource(samples, source.classes, source.origin, list(source.broken_links))

@@ -55,13 +55,20 @@ class LoopState:
 
 
 def rng_state() -> dict:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    """The global RNG states as tensors, ints and tuples only, so a checkpoint loads with `weights_only=True`
+    (numpy's own state holds an ndarray, which needs numpy's pickle globals)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"torch": torch.get_rng_state(), "numpy": (name, keys.tolist(), pos, has_gauss, cached),
+            "python": random.getstate()}
 
 
 def set_rng_state(state: dict) -> None:
+    """Put back a `rng_state()`, or the one an older checkpoint holds (numpy's keys as an ndarray)."""
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
 
 
 def move_batch(batch, task, fabric, channels_last: bool = False):
@@ -319,7 +326,8 @@ class Loop:
         return {
             "epoch": state.epoch + 1,
             **{f"train_{k}": round(v, 6) for k, v in StepSums.means(totals).items()},
-            **{k: round(v, 6) for k, v in self.validate().items()},
+            # python floats: a numpy number (round() keeps its type) would need numpy's globals to load a checkpoint
+            **{k: round(float(v), 6) for k, v in self.validate().items()},
             **({"lr": next(iter(lrs.values()))} if len(lrs) == 1 else {f"lr_{k}": v for k, v in lrs.items()}),
             "images_per_s": round(self._epoch_images * self.fabric.world_size / max(self._epoch_seconds, 1e-9), 2),
             "epoch_seconds": round(self._epoch_seconds, 3),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import pickle
 import tempfile
 from pathlib import Path
 
@@ -27,14 +28,33 @@ def new_run_dir(out: str | Path) -> Path:
     return candidate
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it where the system says it (Linux: /proc/self/status), since
+    `os.umask(0); os.umask(old)` briefly changes it for every thread."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
 def atomic_write_bytes(path: Path, write) -> None:
-    """Write via a temp file in the same folder and rename, so a crash never leaves a half-written file."""
+    """Write via a temp file in the same folder and rename, so a crash never leaves a half-written file.
+
+    mkstemp makes the file 0600; it gets the mode `open()` would have given it (0666 less the umask), so reports,
+    summaries and packages stay readable by whoever the folder is shared with."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
+            if hasattr(os, "fchmod"):  # POSIX; Windows files have no such mode bits
+                os.fchmod(handle.fileno(), 0o666 & ~current_umask())
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -46,11 +66,51 @@ def save_checkpoint(state: dict, path: Path) -> None:
     atomic_write_bytes(path, lambda handle: torch.save(state, handle))
 
 
+def _numpy_globals() -> dict:
+    """The pickle globals numpy arrays and scalars need: what checkpoints written before the RNG states became
+    plain lists hold (numpy's RNG keys; metrics kept as numpy floats). numpy 1 and 2 name the module differently."""
+    import numpy as np
+
+    reconstruct = np.ndarray.__reduce__(np.zeros(1))[0]  # numpy's private `_reconstruct`, whatever its module
+    scalar = np.float64(0).__reduce__()[0]  # likewise `scalar`, how a numpy number is pickled
+    return {"numpy.core.multiarray._reconstruct": reconstruct, "numpy._core.multiarray._reconstruct": reconstruct,
+            "numpy.core.multiarray.scalar": scalar, "numpy._core.multiarray.scalar": scalar,
+            "numpy.ndarray": np.ndarray, "numpy.dtype": np.dtype}
+
+
+def _numpy_dtype_classes() -> list:
+    """numpy 2's per-dtype classes (`dtypes.UInt32DType`...): a pickled dtype sets their state, so they are
+    allow-listed too; booleans, integers and floats only, never the object dtype."""
+    import numpy as np
+
+    return sorted({type(np.dtype(code)) for code in "?bBhHiIlLqQefdg"}, key=str)
+
+
 def load_checkpoint(path: Path) -> dict:
+    """Load a checkpoint with `weights_only=True`: tensors, numbers, strings and containers only, so a run folder
+    someone sent you cannot run code. Older checkpoints' numpy arrays and numbers are the one exception."""
+    path = Path(path)
     if not path.is_file():
         raise PixelforgeError(f"{path}: checkpoint not found; is this a pixelforge run folder?")
-    # weights_only=False: our own checkpoints hold RNG states (numpy arrays); never load one you did not write.
-    return torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first_error = exc
+    try:
+        unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception:  # not a zip checkpoint at all: report what the safe load said
+        unsafe = None
+    allowed = _numpy_globals()
+    if unsafe and all(name in allowed for name in unsafe):
+        try:
+            with torch.serialization.safe_globals([*[(allowed[name], name) for name in unsafe],
+                                                   *_numpy_dtype_classes()]):
+                return torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as exc:  # e.g. a numpy array of Python objects
+            first_error, unsafe = exc, None
+    held = ", ".join(sorted(unsafe)) if unsafe else str(first_error).strip().splitlines()[-1][:200]
+    raise PixelforgeError(f"{path}: refuses to load: it holds Python objects other than tensors ({held}), which "
+                          f"could run code when loaded (weights_only); use only checkpoints pixelforge wrote")
 
 
 def write_json(path: Path, data) -> None:

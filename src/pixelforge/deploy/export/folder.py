@@ -16,6 +16,7 @@ from pathlib import Path
 
 from pixelforge.deploy.runtime.package import CARD_FILE, CLASSES_FILE, MANIFEST_FILE, PREPROCESS_FILE
 from pixelforge.errors import PixelforgeError
+from pixelforge.runs.folder import current_umask
 
 
 def require_new_out(out: Path) -> None:
@@ -48,7 +49,7 @@ def staged_folder(out: Path):
         yield staging
         if out.exists():
             out.rmdir()  # empty (checked by the caller); the rename needs the name free
-        staging.chmod(0o755)  # mkdtemp makes it private; a package is meant to be shared
+        staging.chmod(0o777 & ~current_umask())  # mkdtemp makes it private; a package is meant to be shared
         staging.rename(out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -70,5 +71,5 @@ def write_dense_package_files(staging: Path, run_dir: Path, preprocess: dict, cl
         shutil.copyfile(card, staging / CARD_FILE)
     write_json(staging / MANIFEST_FILE, {
         "format": "onnx", "models": {"fp32": "model.onnx"}, "default_precision": "fp32", "input_name": "image",
-        **manifest, "export": {"run": str(Path(run_dir).resolve()), "checkpoint": "best.ckpt", "opset": opset,
+        **manifest, "export": {"run": Path(run_dir).resolve().name, "checkpoint": "best.ckpt", "opset": opset,
                                "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}})

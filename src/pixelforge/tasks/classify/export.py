@@ -97,7 +97,7 @@ def _build(staging: Path, loaded, pre: Preprocess, val_samples, train_samples, o
         "name": f"{cfg.model}-{Path(loaded.run_dir).name}", "backbone": cfg.model, "format": opt.format,
         "models": models, "default_precision": "fp32", "input_name": "image", "output_name": "logits",
         "num_classes": len(loaded.classes), "pixelforge_version": _version(),
-        "export": {**asdict(opt), "run": str(Path(loaded.run_dir).resolve()), "checkpoint": "best.ckpt",
+        "export": {**asdict(opt), "run": Path(loaded.run_dir).resolve().name, "checkpoint": "best.ckpt",
                    "dynamic_batch": True, "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
     }
     write_json(staging / PREPROCESS_FILE, pre.to_json())

@@ -66,10 +66,14 @@ def prepare_data(cfg) -> tuple:
     from pixelforge.data.splits import make_splits
     from pixelforge.errors import PixelforgeError
 
-    source = make_splits(resolve_data(cfg.data), cfg.val_fraction, cfg.test_fraction, cfg.seed)
+    source = resolve_data(cfg.data)
+    if len(source.classes) < 2:  # nothing to tell apart: training would fail only when writing the report
+        raise PixelforgeError(f"{source.origin}: only one class ({source.classes[0]!r}); classification needs at "
+                              f"least two (one subfolder per class, or two labels in the CSV)")
+    source = make_splits(source, cfg.val_fraction, cfg.test_fraction, cfg.seed)
     if not source.split("val"):  # given splits without val: carve one from train
         unsplit = DataSource([replace(s, split=None) if s.split == "train" else s for s in source.samples],
-                             source.classes, source.origin)
+                             source.classes, source.origin, source.broken_links)
         source = make_splits(unsplit, cfg.val_fraction, 0.0, cfg.seed)
     train_labels = {s.label for s in source.split("train")}
     missing = sorted(set(source.classes) - train_labels)
