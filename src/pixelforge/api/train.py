@@ -110,8 +110,9 @@ def _torchrun_run_dir(run: Path) -> Path:
 
 
 def _check_resumed_epochs(run: Path, planned: int, asked: int | None) -> None:
-    """A resumed run continues its learning-rate schedule, which ends at the planned epoch: past it, warmup and
-    cosine decay would restart from a learning rate near 0 (onecycle cannot step at all). Fewer epochs end sooner."""
+    """A resumed run continues its learning-rate schedule, which reaches 0 at the planned epoch: more epochs would
+    stretch it after the fact (the rate jumps from 0 back up mid-cosine; onecycle cannot step past its end), so
+    they are refused. Fewer epochs end the run sooner."""
     if asked is not None and asked > planned:
         raise PixelforgeError(f"--epochs {asked}: {run} was planned for {planned} epochs and its learning-rate schedule "
                               f"ends there; resume with --epochs {planned} or fewer, or start a new run")
