@@ -128,6 +128,7 @@ def predict(
     Exit code 0: every file was predicted; 1: some were, some failed (the predictions are still printed or
     written); 2: none was."""
     _setup_logging(True)
+    logging.getLogger("pixelforge").setLevel(logging.ERROR)  # an unreadable file is reported below, once, not also logged
     options = {"top_k": top_k, "score_threshold": score_threshold, "nms_iou": nms_iou}
     options = {k: v for k, v in options.items() if v is not None}
     if (run / "package.json").is_file() or (run / "preprocess.json").is_file():  # ONNX Runtime, no torch import
