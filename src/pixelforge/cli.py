@@ -68,7 +68,8 @@ _register_train()
 @app.command()
 def evaluate(
     run: Optional[Path] = typer.Argument(None, help="Run folder written by `pixelforge train` (omit with --gt/--predictions)."),
-    data: Optional[str] = typer.Option(None, help="Data to score (default: the run's own test, else validation split)."),
+    data: Optional[str] = typer.Option(None, help="Data to score (default: the run's own test, else validation split); "
+                                                  "classify leaves the run's training images out of it."),
     split: Optional[str] = typer.Option(None, help="train | val | test (default: test, else val, else all)."),
     out: Optional[Path] = typer.Option(None, help="Folder for figures (default RUN/eval-SPLIT)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object with all metrics to stdout."),
