@@ -78,3 +78,44 @@ def test_quickstart_reaches_98_percent_on_digits(cli, tmp_path):
     assert "report:" in result.stdout and (tmp_path / "qs" / "report.html").is_file()
     metrics = json.loads((tmp_path / "qs" / "eval-test" / "metrics.json").read_text())
     assert metrics["accuracy"] >= 0.98
+
+
+def test_evaluate_on_a_folder_leaves_out_the_runs_training_images(cli, tiny_run, shapes_dir, tmp_path):
+    import shutil
+
+    mixed = tmp_path / "mixed"
+    for label in ("circle", "square"):
+        (mixed / label).mkdir(parents=True)
+        for i, image in enumerate(sorted((shapes_dir / "train" / label).glob("*.png"))[:3]):
+            shutil.copy(image, mixed / label / f"copy{i}.png")  # a training image under another name
+        for image in sorted((shapes_dir / "test" / label).glob("*.png"))[:2]:
+            shutil.copy(image, mixed / label / image.name)
+    result = cli("evaluate", tiny_run, "--data", mixed, "--json", "--out", tmp_path / "eval")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)
+    assert metrics["num_images"] == 4 and metrics["excluded_training_images"] == 6
+    assert "6 of 10 images are the run's training images" in result.stderr
+    everything = json.loads(cli("evaluate", tiny_run, "--data", mixed, "--json", "--include-train",
+                                "--out", tmp_path / "eval").stdout)
+    assert everything["num_images"] == 10 and everything["excluded_training_images"] is None
+
+
+def test_evaluate_on_the_training_folder_alone_is_an_error(cli, tiny_run, shapes_dir, tmp_path):
+    result = cli("evaluate", tiny_run, "--data", shapes_dir / "train", "--out", tmp_path / "eval")
+    assert result.returncode == 2 and "are the run's own training images" in result.stderr
+    assert "--include-train" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_predict_reports_a_file_that_is_not_an_image_once_and_fails(cli, tiny_run, shapes_dir, tmp_path):
+    notes = tmp_path / "notes.png"
+    notes.write_text("not an image")
+    alone = cli("predict", tiny_run, notes)
+    assert alone.returncode == 2 and alone.stdout == ""
+    assert alone.stderr.count(str(notes)) == 1 and "no predictions" in alone.stderr
+    image = str(next((shapes_dir / "test" / "star").glob("*.png")))
+    mixed = cli("predict", tiny_run, image, notes)
+    assert mixed.returncode == 1
+    assert mixed.stdout.startswith(f"{image}: ") and str(notes) not in mixed.stdout
+    assert mixed.stderr.strip().splitlines() == [line for line in mixed.stderr.strip().splitlines()
+                                                 if line.startswith(f"{notes}: error: ")]
+    assert len(mixed.stderr.strip().splitlines()) == 1

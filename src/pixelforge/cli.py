@@ -68,12 +68,16 @@ _register_train()
 @app.command()
 def evaluate(
     run: Optional[Path] = typer.Argument(None, help="Run folder written by `pixelforge train` (omit with --gt/--predictions)."),
-    data: Optional[str] = typer.Option(None, help="Data to score (default: the run's own test, else validation split)."),
+    data: Optional[str] = typer.Option(None, help="Data to score (default: the run's own test, else validation split); "
+                                                  "classify leaves the run's training images out of it."),
     split: Optional[str] = typer.Option(None, help="train | val | test (default: test, else val, else all)."),
     out: Optional[Path] = typer.Option(None, help="Folder for figures (default RUN/eval-SPLIT)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object with all metrics to stdout."),
     groups: Optional[str] = typer.Option(None, help="Per-group metrics by this CSV column, or a folder,group mapping .csv."),
     compare: Optional[Path] = typer.Option(None, help="Baseline run: add a before/after table of the group metrics."),
+    include_train: bool = typer.Option(False, "--include-train",
+                                       help="classify with --data: also score the run's own training images "
+                                            "(left out by default, and counted)."),
     task: Optional[str] = typer.Option(None, help="With --gt/--predictions: detect | segment | instance."),
     gt: Optional[Path] = typer.Option(None, help="detect/instance: ground-truth COCO json; segment: folder of truth mask PNGs."),
     predictions: Optional[Path] = typer.Option(None, help="detect: COCO results json; segment: folder of predicted masks."),
@@ -97,7 +101,7 @@ def evaluate(
     from pixelforge.api.evaluate import evaluate as run_evaluate
     from pixelforge.runs.files import run_task_name
 
-    options = {"groups": groups, "compare": compare}
+    options = {"groups": groups, "compare": compare, "include_train": include_train or None}
     result = run_evaluate(run, data=data, split=split, out=out, **{k: v for k, v in options.items() if v is not None})
     if as_json:
         typer.echo(json.dumps(result.to_json()))
@@ -119,8 +123,13 @@ def predict(
     nms_iou: Optional[float] = typer.Option(None, help="detect: overlap (IoU) above which a lower-scoring box of the same class is dropped."),
 ) -> None:
     """Label images (classify), draw boxes and write COCO results (detect), or write mask PNGs (segment) with a
-    trained run, or with an exported package (ONNX Runtime, no torch)."""
+    trained run, or with an exported package (ONNX Runtime, no torch).
+
+    A file that gives no prediction (not an image, unreadable) is reported on stderr as `PATH: error: REASON`.
+    Exit code 0: every file was predicted; 1: some were, some failed (the predictions are still printed or
+    written); 2: none was."""
     _setup_logging(True)
+    logging.getLogger("pixelforge").setLevel(logging.ERROR)  # an unreadable file is reported below, once, not also logged
     options = {"top_k": top_k, "score_threshold": score_threshold, "nms_iou": nms_iou}
     options = {k: v for k, v in options.items() if v is not None}
     if (run / "package.json").is_file() or (run / "preprocess.json").is_file():  # ONNX Runtime, no torch import
@@ -134,15 +143,32 @@ def predict(
 
         results = run_predict(run, paths, out=out, **options)
         describe = get_task(run_task_name(run)).describe_prediction
+    failed = [r for r in results if r.get("error")]
+    if failed and len(failed) == len(results):
+        raise PixelforgeError(f"no predictions: {_failure_line(failed[0])}"
+                              + (f" (and {len(failed) - 1} more file(s) failed)" if len(failed) > 1 else ""))
     if csv_file:
         _write_csv(csv_file, results)
     if as_json:
         typer.echo(json.dumps(results))
     elif not csv_file:
         for r in results:
-            typer.echo(f"{r['path']}: {describe(r)}")
+            if not r.get("error"):
+                typer.echo(f"{r['path']}: {describe(r)}")
         if (out or run / "predictions").is_dir():  # box and mask tasks write their pictures and results there
             typer.echo(f"outputs: {out or run / 'predictions'}")
+    for r in failed:
+        typer.echo(_failure_line(r), err=True)
+    if failed:
+        raise typer.Exit(1)
+
+
+def _failure_line(result: dict) -> str:
+    """`PATH: error: REASON`, the path once (runtimes' messages often start with it already)."""
+    path, reason = str(result["path"]), str(result["error"])
+    if reason.startswith(f"{path}: "):
+        reason = reason[len(path) + 2:]
+    return f"{path}: error: {reason}"
 
 
 def _write_csv(path: Path, results: list[dict]) -> None:

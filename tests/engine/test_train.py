@@ -180,3 +180,35 @@ def test_auto_precision_is_resolved_in_the_run_and_kept_as_auto_in_its_config(tm
     assert summary["precision"] == resolve_precision("auto", fp32_reason=None, accelerator="auto")[0]  # full: bf16 allowed
     assert yaml.safe_load((result.run_dir / "config.yaml").read_text())["precision"] == "auto"
     assert f"| precision | {summary['precision']} |" in (result.run_dir / "model_card.md").read_text()
+
+
+def test_resume_with_more_epochs_than_planned_is_refused(tiny_run):
+    # The cosine schedule ended at the planned epoch: extra epochs would train on a schedule stretched after the fact.
+    with pytest.raises(PixelforgeError, match=r"--epochs 5: .* planned for 3 epochs .* start a new run"):
+        pixelforge.train(resume=tiny_run, epochs=5)
+
+
+def test_a_mistyped_python_keyword_names_the_closest_option(tmp_path):
+    with pytest.raises(PixelforgeError, match="optimiser: .*did you mean 'optimizer'"):
+        pixelforge.train("digits", model="simple_cnn", optimiser="adam", out=str(tmp_path / "run"))
+    assert not (tmp_path / "run").exists()
+
+
+def test_best_val_accuracy_is_what_evaluate_reports_on_the_val_split(tmp_path, shapes_dir):
+    """Training validates in fp32 even under mixed precision, as evaluate scores: one number, not two."""
+    import torch.nn.functional as F
+
+    from pixelforge.tasks.classify.inference import load_run, run_inference
+    from pixelforge.tasks.classify.task import prepare_data
+
+    result = pixelforge.train(str(shapes_dir), out=str(tmp_path / "run"), epochs=2, precision="bf16-mixed", **TINY)
+    summary = rd.read_json(result.run_dir / "summary.json")
+    evaluated = pixelforge.evaluate(result.run_dir, split="val")
+    assert evaluated.metrics["split"] == "val" and evaluated.metrics["num_images"] == summary["val_images"]
+    assert abs(evaluated.accuracy - summary["best_val_accuracy"]) <= 1e-6
+    loaded = load_run(result.run_dir)
+    samples = prepare_data(loaded.config)[0].split("val")
+    logits, kept, _ = run_inference(loaded, samples)
+    targets = torch.tensor([loaded.classes.index(s.label) for s in kept])
+    best = rd.read_metrics(result.run_dir / "metrics.csv")[summary["best_epoch"] - 1]
+    assert abs(float(F.cross_entropy(logits, targets)) - best["val_loss"]) <= 1e-5

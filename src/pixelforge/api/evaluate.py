@@ -14,7 +14,8 @@ def evaluate(run_dir: str | Path, data: str | None = None, split: str | None = N
 
     Which images: the run's own held-out split by default; with `data`, its test split (else val; all images
     when it has no splits), or the named `split`. Task options: classify takes `groups` and `compare`
-    (per-group metrics and a before/after table, see docs/fairness.md).
+    (per-group metrics and a before/after table, see docs/fairness.md) and `include_train` (with `data`, the run's
+    own training images are left out of the score and counted in `excluded_training_images` unless it is true).
 
     Example:
         >>> evaluate("runs/digits", data="digits").metrics["accuracy"]  # doctest: +SKIP

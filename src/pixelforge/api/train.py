@@ -60,6 +60,7 @@ def train(data: str | None = None, *, config: str | Path | None = None, resume: 
         overrides = {k: v for k, v in options.items() if v is not None}
         if data is not None:
             overrides["data"] = data
+        _check_resumed_epochs(run, cfg.epochs, overrides.get("epochs"))
         cfg = build_config(None, **{**cfg.model_dump(), **overrides}) if overrides else cfg
     else:
         cfg = build_config(config, data=data, **options)
@@ -106,6 +107,15 @@ def _torchrun_run_dir(run: Path) -> Path:
         raise PixelforgeError(f"{run}: folder exists and is not empty; under torchrun --out must name a new folder")
     (run / "checkpoints").mkdir(parents=True, exist_ok=True)
     return run
+
+
+def _check_resumed_epochs(run: Path, planned: int, asked: int | None) -> None:
+    """A resumed run continues its learning-rate schedule, which reaches 0 at the planned epoch: more epochs would
+    stretch it after the fact (the rate jumps from 0 back up mid-cosine; onecycle cannot step past its end), so
+    they are refused. Fewer epochs end the run sooner."""
+    if asked is not None and asked > planned:
+        raise PixelforgeError(f"--epochs {asked}: {run} was planned for {planned} epochs and its learning-rate schedule "
+                              f"ends there; resume with --epochs {planned} or fewer, or start a new run")
 
 
 def _check_classes(run: Path, classes: list[str]) -> None:

@@ -92,5 +92,7 @@ def load_rgb(path: str | Path, min_side: int | None = None) -> Image.Image:
         raise ImageReadError(f"{path}: file not found; check the path or the dataset's label file") from None
     except Image.DecompressionBombError:
         raise ImageReadError(f"{path}: image has too many pixels (over {Image.MAX_IMAGE_PIXELS}); resize it first") from None
+    except Image.UnidentifiedImageError:  # its message repeats the path; say it once
+        raise ImageReadError(f"{path}: not an image format PIL can identify; the file is corrupt or not an image") from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise ImageReadError(f"{path}: cannot decode image ({exc}); the file is corrupt, truncated or not an image") from None

@@ -316,9 +316,13 @@ class Loop:
 
     @torch.no_grad()
     def validate(self) -> dict:
+        """The task's validation in fp32, on the module Fabric wrapped (outside its autocast): the number that picks
+        best.ckpt is then the one `pixelforge evaluate` (fp32) reproduces on the same split, not a bf16/fp16 one."""
         self.model.eval()
+        model = getattr(self.model, "module", self.model)  # Fabric's wrapper runs forward under mixed precision
         batches = (move_batch(batch, self.task, self.fabric, self.channels_last) for batch in self.val_loader)
-        return self.task.validate(self.model, batches, self.fabric)
+        with torch.autocast(self.fabric.device.type, enabled=False):
+            return self.task.validate(model, batches, self.fabric)
 
     def _epoch_row(self, state: LoopState) -> dict:
         totals = self._sums.totals(lambda t: self.fabric.all_reduce(t, reduce_op="sum"))

@@ -77,15 +77,19 @@ class ClassifyTask(Task):
 
         return write_report(run)
 
-    def evaluate(self, run, *, data=None, split=None, out=None, groups=None, compare=None, **options):
+    def evaluate(self, run, *, data=None, split=None, out=None, groups=None, compare=None, include_train=False,
+                 **options):
         from pixelforge.tasks.classify.evaluate import evaluate
 
         self.reject_options("evaluate", options)
-        return evaluate(run, data=data, split=split, out=out, groups=groups, compare=compare)
+        return evaluate(run, data=data, split=split, out=out, groups=groups, compare=compare,
+                        include_train=include_train)
 
     def format_metrics(self, m: dict) -> str:
         lines = [f"{m['split']}: {m['num_images']} images  accuracy {m['accuracy']:.4f}  macro F1 {m['macro_f1']:.4f}  "
-                 f"ECE {m['ece']:.4f}" + (f"  top-5 {m['top5_accuracy']:.4f}" if m["top5_accuracy"] is not None else "")]
+                 f"ECE {m['ece']:.4f}" + (f"  top-5 {m['top5_accuracy']:.4f}" if m["top5_accuracy"] is not None else "")
+                 + (f"  ({m['excluded_training_images']} training images left out)"
+                    if m.get("excluded_training_images") else "")]
         for name, row in m["per_class"].items():
             lines.append(f"  {name:20s} precision {row['precision']:.3f}  recall {row['recall']:.3f}  "
                          f"F1 {row['f1']:.3f}  support {row['support']}")

@@ -2,10 +2,16 @@
 
 Which images: a dataset with splits is scored on its `test` split (else `val`), unless `split` says otherwise;
 a plain folder of class subfolders is scored in full. With no `data`, the run's own validation split is used.
+
+With `data`, the run's own training images (its config's data, seed and val_fraction reproduce its split) are left
+out of the score, matched by resolved path and by content hash (a copy under another name is the same image), and
+`excluded_training_images` says how many; `include_train=True` scores them too. Otherwise an accuracy on a folder
+that holds the training images silently measures memorisation.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import torch
@@ -23,14 +29,18 @@ from pixelforge.metrics.classification import classification_metrics, worst_mist
 from pixelforge.viz.plots import plot_confusion, plot_gallery
 from pixelforge.explain.gallery import explanation_gallery
 
+log = logging.getLogger("pixelforge")
 
-def select_samples(loaded: LoadedRun, data: str | None, split: str | None) -> tuple[list[Sample], str]:
+
+def select_samples(loaded: LoadedRun, data: str | None, split: str | None,
+                   include_train: bool = False) -> tuple[list[Sample], str, int | None]:
+    """(samples to score, split name, how many of the run's training images were left out; None: not checked)."""
     if data is None:
         from pixelforge.tasks.classify.task import prepare_data
 
         source, _ = prepare_data(loaded.config)
         name = held_out_split(source, split, own_data=True)
-        return source.split(name), name
+        return source.split(name), name, 0 if name != "train" else None
     source: DataSource = resolve_data(data)
     name = held_out_split(source, split, own_data=False)
     chosen = source.samples if name == "all" else source.split(name)
@@ -39,28 +49,57 @@ def select_samples(loaded: LoadedRun, data: str | None, split: str | None) -> tu
     unknown = sorted({s.label for s in chosen} - set(loaded.classes))
     if unknown:
         raise PixelforgeError(f"{data}: class {unknown[0]!r} is not one the model knows ({', '.join(loaded.classes)})")
-    return chosen, name
+    if include_train:
+        return chosen, name, None
+    kept = _without_training_images(loaded, chosen)
+    if not kept:
+        raise PixelforgeError(f"{data}: all {len(chosen)} images in split {name!r} are the run's own training images; "
+                              "score other images, or pass --include-train to score them anyway")
+    excluded = len(chosen) - len(kept)
+    if excluded:
+        log.warning("%s: %d of %d images are the run's training images and are left out of the score "
+                    "(--include-train to score them)", data, excluded, len(chosen))
+    return kept, name, excluded
+
+
+def _without_training_images(loaded: LoadedRun, chosen: list[Sample]) -> list[Sample]:
+    """`chosen` less the run's training images, matched by resolved path and by content hash."""
+    from pixelforge.data.splits import content_hash
+    from pixelforge.tasks.classify.task import prepare_data
+
+    try:
+        source, _ = prepare_data(loaded.config)
+    except PixelforgeError as exc:  # the training data moved: say so rather than guess
+        log.warning("cannot check for the run's training images (%s); all images are scored", exc)
+        return chosen
+    train = source.split("train")
+    paths = {s.path.resolve() for s in train}
+    hashes = {content_hash(s.path) for s in train}
+    return [s for s in chosen if s.path.resolve() not in paths and content_hash(s.path) not in hashes]
 
 
 def evaluate(run_dir: str | Path, data: str | None = None, split: str | None = None, out: str | Path | None = None,
-             loaded: LoadedRun | None = None, groups: str | None = None, compare: str | Path | None = None) -> EvalResult:
+             loaded: LoadedRun | None = None, groups: str | None = None, compare: str | Path | None = None,
+             include_train: bool = False) -> EvalResult:
     """Evaluate the run's best checkpoint; figures go to `out` (default RUN/eval-<split>).
 
     `groups` (a CSV column or a folder,group mapping file; see `pixelforge.data.groups`) adds per-group metrics;
     on the run's own split, the config's `groups` column is used when the data has it. `compare` (another run
-    folder) adds a before/after table of the group metrics.
+    folder) adds a before/after table of the group metrics. With `data`, the run's training images are left out
+    (counted in `excluded_training_images`) unless `include_train`.
 
     Example:
         >>> evaluate("runs/digits", data="digits").accuracy  # doctest: +SKIP
         0.99
     """
     loaded = loaded or load_run(run_dir)
-    samples, name = select_samples(loaded, data, split)
+    samples, name, excluded = select_samples(loaded, data, split, include_train)
     logits, kept, unreadable = run_inference(loaded, samples)
     idx = {c: i for i, c in enumerate(loaded.classes)}
     targets = torch.tensor([idx[s.label] for s in kept], dtype=torch.long)
     metrics = classification_metrics(logits, targets, loaded.classes)
     metrics["split"] = name
+    metrics["excluded_training_images"] = excluded
     metrics["confidence_intervals"] = bootstrap_intervals(targets.numpy(), logits.argmax(1).numpy(), len(loaded.classes))
     groups = groups or (loaded.config.groups if data is None and has_groups(kept, loaded.config.groups) else None)
     if groups or compare:
