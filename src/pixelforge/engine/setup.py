@@ -6,7 +6,7 @@ and schedules, the loop, checkpoints, resume and interruption — the same way f
 
 The `task` object is duck-typed (no base class); only the first three are required:
     monitor: str                         the validation metric that decides best.ckpt (and early stopping)
-    validate(model, batches, fabric)     -> {"val_loss": ..., monitor: ..., ...} floats, reduced over processes:
+    validate(model, batches, fabric)     -> {monitor: ..., "val_loss" if it has one, ...} floats, reduced over processes:
                                          each process gets its own share of the images, none twice, and may run
                                          one batch more than another, so call every collective once, at the end
     training_step(model, batch)          -> {"loss": scalar tensor, "count": samples, + any scalars (batch means)};
