@@ -76,6 +76,7 @@ class FitResult:
     n_val: int
     unreadable: list = field(default_factory=list)
     global_rank: int = 0
+    feature_extraction_seconds: float | None = None  # the steps trained a head on features computed first
 
 
 def fit(build_setup: Callable[..., TaskSetup], run_dir: str | Path, config: FitConfig | None = None, *,
@@ -138,7 +139,7 @@ def _train_process(fabric, build_setup, run: Path, config: FitConfig, resuming: 
     hooks = [*setup.hooks, *([EarlyStopping(config.early_stopping)] if config.early_stopping else []), *hooks]
     loop = Loop(fabric, setup.task, trained, optimizers, schedulers, train_loader, val_loader, sampler, run,
                 setup.model, config.epochs, config.grad_clip, hooks, progress,
-                {**meta, **setup.extra_checkpoint}, setup.channels_last)
+                {**meta, **setup.extra_checkpoint}, setup.channels_last, setup.speed_column)
     state = LoopState()
     if resuming and (run / "checkpoints" / "last.ckpt").exists():
         state = loop.restore(rd.load_checkpoint(run / "checkpoints" / "last.ckpt"))
@@ -152,7 +153,7 @@ def _train_process(fabric, build_setup, run: Path, config: FitConfig, resuming: 
     fabric.barrier()
     return FitResult(state.best_metric, state.best_epoch, len(rd.read_metrics(run / "metrics.csv")),
                      state.stopped_early, state.stop_reason, loop.monitor, loop.mode, lr, setup.path, setup.n_train,
-                     setup.n_val, list(setup.unreadable), fabric.global_rank)
+                     setup.n_val, list(setup.unreadable), fabric.global_rank, setup.feature_extraction_seconds)
 
 
 def _run(loop: Loop, state: LoopState, setup: TaskSetup, config: FitConfig) -> LoopState:

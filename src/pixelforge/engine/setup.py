@@ -49,6 +49,11 @@ class TaskSetup:
     workers: int = 0
     val_batch_size: int | None = None  # default: the training batch size
     path: str = "end-to-end"  # how it trains, for the log and summary ("cached-features" or "end-to-end")
+    # Steps that run only a head on precomputed features: the metrics.csv column of the loop's speed says so
+    # ("head_images_per_s"), and the seconds spent computing the features go to summary.json, whose images_per_s
+    # counts them: the speed of what the user waited for.
+    speed_column: str = "images_per_s"
+    feature_extraction_seconds: float | None = None
     channels_last: bool = False
     hooks: list = field(default_factory=list)  # e.g. gradual unfreezing (engine/hooks.py)
     extra_checkpoint: dict = field(default_factory=dict)
