@@ -41,6 +41,24 @@ def test_train_cli_with_config_file(cli, shapes_dir, tmp_path):
     assert "epochs: 1" in (tmp_path / "run" / "config.yaml").read_text()
 
 
+def test_quiet_train_logs_one_line_per_epoch_and_no_lightning_info(cli, tmp_path):
+    from PIL import Image
+
+    for label, color in (("dark", 40), ("light", 200)):  # 24 images: two epochs in seconds
+        (tmp_path / "data" / label).mkdir(parents=True)
+        for i in range(12):
+            Image.new("RGB", (32, 32), (color + i, color, color)).save(tmp_path / "data" / label / f"{i}.png")
+    # bf16-mixed explicitly: Lightning announces its AMP on any CPU, whatever `auto` would choose here.
+    result = cli("train", "--data", tmp_path / "data", "--model", "simple_cnn", "--weights", "none", "--strategy", "full",
+                 "--img-size", "32", "--epochs", "2", "--precision", "bf16-mixed", "--quiet", "--out", tmp_path / "run")
+    assert result.returncode == 0, result.stderr
+    epochs = [line for line in result.stderr.splitlines() if line.startswith("epoch ")]
+    assert len(epochs) == 2, result.stderr
+    assert all("train_loss" in line and "val_acc" in line and "img/s" in line for line in epochs)
+    assert "Automatic Mixed Precision" not in result.stderr
+    assert "\r" not in result.stderr  # no progress bar
+
+
 def test_models_lists_backbones_with_flops(cli):
     result = cli("models", "--img-size", "128")
     assert result.returncode == 0 and "tf_efficientnet_lite0" in result.stdout and "vgg16_bn" in result.stdout

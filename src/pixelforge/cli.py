@@ -22,7 +22,11 @@ app.add_typer(data_app, name="data")
 
 
 def _setup_logging(quiet: bool = False) -> None:
+    """Log lines to stderr; `quiet` keeps only warnings. (Training's --quiet is not this: it means log lines instead
+    of progress bars, so training logs at INFO either way.)"""
     logging.basicConfig(level=logging.INFO if not quiet else logging.WARNING, format="%(message)s", stream=sys.stderr)
+    # Lightning's top logger has a handler of its own; passed on to ours as well, each of its lines printed twice.
+    logging.getLogger("lightning").propagate = False
 
 
 TRAIN_HELP = {
@@ -46,7 +50,7 @@ def train(data: Optional[str] = None, config: Optional[Path] = None, resume: Opt
     from pixelforge.runs.files import run_task_name
     from pixelforge.tasks.registry import get_task
 
-    _setup_logging(bool(options.get("quiet")))
+    _setup_logging()  # --quiet: the epoch lines come as log lines (engine/progress.py), so INFO stays on
     result = run_train(data, config=config, resume=resume, **train_options(options))
     metric = get_task(run_task_name(result.run_dir)).monitor_label or result.monitor
     typer.echo(f"run folder: {result.run_dir}  best {metric}: {result.best_metric:.4f}  "
@@ -231,7 +235,7 @@ def quickstart(out: Path = typer.Option(Path("runs/quickstart"), help="Run folde
     """The whole workflow on built-in data, offline: check, fine-tune, evaluate, predict, report."""
     from pixelforge.api.quickstart import run_quickstart
 
-    _setup_logging(quiet)
+    _setup_logging()  # as in `train`: --quiet turns progress bars into log lines
     run_quickstart(out, quiet=quiet)
 
 

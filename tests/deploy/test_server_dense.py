@@ -334,3 +334,12 @@ def test_web_page_paints_instance_masks_under_their_boxes(tmp_path):
     for x, y in [(120, 70), (100, 170), (250, 120)]:  # inside the circle's box but off its mask; outside both
         assert np.abs(at(x, y) - 128).max() < 3, (x, y, at(x, y))
     assert np.abs(at(240, 40) - 128).max() > 20  # the square's mask is painted too
+
+
+@pytest.mark.parametrize("query", ["top_k=0", "score_threshold=2", "format=gif", "top_k=many"])
+def test_a_bad_query_parameter_answers_422_with_one_line(det_package, query):
+    with _client(det_package, FakeDetector(det_package)) as client:
+        response = client.post(f"/v1/predict?{query}", files={"file": ("a.png", red_square_png(), "image/png")})
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert isinstance(detail, str) and "\n" not in detail and query.split("=")[0] in detail, detail

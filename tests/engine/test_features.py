@@ -139,3 +139,25 @@ def test_train_picks_onnxruntime_and_matches_eager_accuracy(shapes_dir, tmp_path
     eager = pixelforge.train(str(shapes_dir), out=str(tmp_path / "eager"), **options)
     assert fast.best_val_accuracy == pytest.approx(eager.best_val_accuracy, abs=1 / 60)  # at most one image apart
     assert np.isfinite(fast.best_val_accuracy)
+
+
+def test_cached_features_speed_counts_the_extraction_and_labels_the_head(shapes_dir, tmp_path, monkeypatch):
+    """The head on cached vectors runs far faster than anything a user waits for: its speed is labelled as the
+    head's (head_images_per_s), and summary.json's images_per_s counts the feature extraction too."""
+    import json
+
+    from pixelforge.runs.folder import read_metrics
+
+    monkeypatch.setenv("PIXELFORGE_FEATURE_ENGINE", "eager")  # no ONNX export: seconds faster
+    result = pixelforge.train(str(shapes_dir), out=str(tmp_path / "run"), model="simple_cnn", weights="none",
+                              img_size=32, epochs=2, strategy="linear", feature_views=1, quiet=True)
+    rows = read_metrics(result.run_dir / "metrics.csv")
+    assert "images_per_s" not in rows[0] and all(r["head_images_per_s"] > 0 for r in rows)
+    summary = json.loads((result.run_dir / "summary.json").read_text())
+    extraction = summary["feature_extraction_seconds"]
+    assert extraction > 0
+    waited = extraction + sum(r["epoch_seconds"] for r in rows)
+    assert summary["images_per_s"] == pytest.approx(summary["train_images"] * 2 / waited, rel=0.01)
+    assert summary["images_per_s"] < min(r["head_images_per_s"] for r in rows)
+    card = (result.run_dir / "model_card.md").read_text()
+    assert f"{summary['images_per_s']} training images/s (feature extraction" in card

@@ -126,6 +126,14 @@ def test_engine_trains_a_detector_and_writes_the_report(tiny_detect_run):
     assert "object detection" in card and "box, disc" in card and f"| map50 | {val_map50:.4f} |" in card
 
 
+def test_metrics_csv_and_summary_have_no_nan(tiny_detect_run):
+    # Eval-mode detectors compute no loss: no val_loss column rather than a column of NaN.
+    run, _ = tiny_detect_run
+    text = (run / "metrics.csv").read_text()
+    assert "nan" not in text.lower() and "val_loss" not in text.splitlines()[0]
+    assert "nan" not in (run / "summary.json").read_text().lower()
+
+
 def test_evaluate_matches_scoring_its_own_files(tiny_detect_run):
     from pixelforge.tasks.detect.evaluate import evaluate_detection, score_coco_files
 

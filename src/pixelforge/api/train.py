@@ -140,6 +140,13 @@ def _finish(run: Path, cfg: RunConfig, result: FitResult, task: Task, broken_lin
         "precision": cfg.precision,
         "seconds_training": round(sum(r["epoch_seconds"] or 0 for r in rows), 2),
     }
+    extraction = result.feature_extraction_seconds
+    if extraction is not None:  # the head trained on features computed first: part of what the user waited for
+        summary["feature_extraction_seconds"] = extraction
+    # Training images per second of what the user waited for (epochs, and feature extraction where there was
+    # some); metrics.csv's head_images_per_s on the cached-features path counts only the head's work.
+    waited = summary["seconds_training"] + (extraction or 0.0)
+    summary["images_per_s"] = round(result.n_train * len(rows) / waited, 2) if waited > 0 else None
     rd.write_json(run / "summary.json", summary)
     if result.unreadable:
         progress.info(f"{len(result.unreadable)} unreadable image(s) skipped; listed in {run / 'summary.json'}")

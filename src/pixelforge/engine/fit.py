@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -75,6 +76,7 @@ class FitResult:
     n_val: int
     unreadable: list = field(default_factory=list)
     global_rank: int = 0
+    feature_extraction_seconds: float | None = None  # the steps trained a head on features computed first
 
 
 def fit(build_setup: Callable[..., TaskSetup], run_dir: str | Path, config: FitConfig | None = None, *,
@@ -100,15 +102,23 @@ def fit(build_setup: Callable[..., TaskSetup], run_dir: str | Path, config: FitC
 
     run_dir, config = Path(run_dir), config or FitConfig()
     (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-    with process_state.restored_afterwards():
-        fabric = Fabric(accelerator=config.accelerator, devices=config.devices, num_nodes=config.num_nodes,
-                        precision=_fabric_precision(config.precision), strategy=_strategy(config),
-                        loggers=_tensorboard(run_dir))
+    with process_state.restored_afterwards(), _lightning_info(shown=not config.quiet):
+        # Lightning's "Using bfloat16 Automatic Mixed Precision (AMP)" says less than our "training ..." line,
+        # which names the precision and why: never shown.
+        with _lightning_info(shown=False):
+            fabric = Fabric(accelerator=config.accelerator, devices=config.devices, num_nodes=config.num_nodes,
+                            precision=_fabric_precision(config.precision), strategy=_strategy(config),
+                            loggers=_tensorboard(run_dir))
         return fabric.launch(_fit_process, build_setup, run_dir, config, resume, list(hooks), dict(checkpoint_meta or {}))
 
 
 def _fit_process(fabric, build_setup, run: Path, config: FitConfig, resuming: bool, hooks: list, meta: dict) -> FitResult:
-    """One training process: everything after Fabric is up."""
+    """One training process: everything after Fabric is up (a spawned DDP process sets its own logger levels)."""
+    with _lightning_info(shown=not config.quiet):
+        return _train_process(fabric, build_setup, run, config, resuming, hooks, meta)
+
+
+def _train_process(fabric, build_setup, run: Path, config: FitConfig, resuming: bool, hooks: list, meta: dict) -> FitResult:
     if fabric.global_rank == 0 and not resuming:
         log.info("run folder: %s", run)
     if threading.current_thread() is threading.main_thread():
@@ -129,7 +139,7 @@ def _fit_process(fabric, build_setup, run: Path, config: FitConfig, resuming: bo
     hooks = [*setup.hooks, *([EarlyStopping(config.early_stopping)] if config.early_stopping else []), *hooks]
     loop = Loop(fabric, setup.task, trained, optimizers, schedulers, train_loader, val_loader, sampler, run,
                 setup.model, config.epochs, config.grad_clip, hooks, progress,
-                {**meta, **setup.extra_checkpoint}, setup.channels_last)
+                {**meta, **setup.extra_checkpoint}, setup.channels_last, setup.speed_column)
     state = LoopState()
     if resuming and (run / "checkpoints" / "last.ckpt").exists():
         state = loop.restore(rd.load_checkpoint(run / "checkpoints" / "last.ckpt"))
@@ -143,7 +153,7 @@ def _fit_process(fabric, build_setup, run: Path, config: FitConfig, resuming: bo
     fabric.barrier()
     return FitResult(state.best_metric, state.best_epoch, len(rd.read_metrics(run / "metrics.csv")),
                      state.stopped_early, state.stop_reason, loop.monitor, loop.mode, lr, setup.path, setup.n_train,
-                     setup.n_val, list(setup.unreadable), fabric.global_rank)
+                     setup.n_val, list(setup.unreadable), fabric.global_rank, setup.feature_extraction_seconds)
 
 
 def _run(loop: Loop, state: LoopState, setup: TaskSetup, config: FitConfig) -> LoopState:
@@ -202,6 +212,28 @@ def _configure_optimizers(setup: TaskSetup, config: FitConfig, lr: float, steps_
                               "configure_optimizers; give one")
     optimizer = build_optimizer(config.optimizer, setup.param_groups(lr), lr)
     return {"main": (optimizer, build_scheduler(config.schedule, optimizer, total, warmup))}
+
+
+# Lightning logs through these (lightning_utilities' rank_zero_info uses whichever was imported last).
+_LIGHTNING_LOGGERS = ("lightning.fabric", "lightning.pytorch", "lightning.fabric.utilities.rank_zero",
+                      "lightning.pytorch.utilities.rank_zero")
+
+
+@contextmanager
+def _lightning_info(shown: bool):
+    """Lightning's info lines (precision, DDP start-up) shown or kept at WARNING for the block; levels put back."""
+    if shown:
+        yield
+        return
+    loggers = [logging.getLogger(name) for name in _LIGHTNING_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(max(logger.level, logging.WARNING))
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 def _fabric_precision(precision: str) -> str:

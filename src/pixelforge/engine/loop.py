@@ -141,6 +141,7 @@ class Loop:
     progress: object = None
     extra_checkpoint: dict = field(default_factory=dict)
     channels_last: bool = False
+    speed_column: str = "images_per_s"  # "head_images_per_s" when the steps run a head on precomputed features
 
     def __post_init__(self):
         if not isinstance(self.optimizers, dict):
@@ -271,7 +272,8 @@ class Loop:
         self._sums = StepSums(self.fabric.device, initial)
         started, images, shown = time.perf_counter(), 0, 0.0
         self._shown: dict = {}
-        task_id = self.progress.start_epoch(state.epoch, self.epochs, len(self.train_loader)) if self.progress else None
+        task_id = (self.progress.start_epoch(state.epoch, self.epochs, len(self.train_loader), _speed_unit(self.speed_column))
+                   if self.progress else None)
         for batch in self._begin_epoch(state):
             out = self._step(move_batch(batch, self.task, self.fabric, self.channels_last), state)
             state.batch += 1
@@ -333,7 +335,7 @@ class Loop:
             # python floats: a numpy number (round() keeps its type) would need numpy's globals to load a checkpoint
             **{k: round(float(v), 6) for k, v in self.validate().items()},
             **({"lr": next(iter(lrs.values()))} if len(lrs) == 1 else {f"lr_{k}": v for k, v in lrs.items()}),
-            "images_per_s": round(self._epoch_images * self.fabric.world_size / max(self._epoch_seconds, 1e-9), 2),
+            self.speed_column: round(self._epoch_images * self.fabric.world_size / max(self._epoch_seconds, 1e-9), 2),
             "epoch_seconds": round(self._epoch_seconds, 3),
         }
 
@@ -355,3 +357,9 @@ class Loop:
             self.progress.end_epoch(row)
         for hook in self.hooks:  # the older hook method, kept for callers outside the engine (benchmarks/)
             getattr(hook, "on_epoch_end", lambda s, r: None)(state, row)
+
+
+def _speed_unit(column: str) -> str:
+    """"img/s" for images_per_s, "head img/s" for head_images_per_s: what the number counts, on the screen too."""
+    prefix = column.removesuffix("images_per_s").rstrip("_")
+    return f"{prefix} img/s" if prefix else "img/s"

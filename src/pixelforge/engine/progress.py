@@ -14,18 +14,21 @@ log = logging.getLogger("pixelforge")
 class EpochProgress:
     def __init__(self, quiet: bool = False):
         self.quiet = quiet
+        self.unit = "img/s"
         self.console = Console(stderr=True)
         self.bar = None if quiet else Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]:.4f}{task.fields[acc]}  {task.fields[ips]:.0f} img/s"),
+            TextColumn("loss {task.fields[loss]:.4f}{task.fields[acc]}  {task.fields[ips]:.0f} {task.fields[unit]}"),
             TimeRemainingColumn(), console=self.console, transient=True,
         )
 
-    def start_epoch(self, epoch: int, epochs: int, steps: int):
+    def start_epoch(self, epoch: int, epochs: int, steps: int, unit: str = "img/s"):
+        """`unit` names what the speed counts ("head img/s": a head on cached features, not whole images)."""
+        self.unit = unit
         if self.bar is None:
             return None
         self.bar.start()
-        return self.bar.add_task(f"epoch {epoch + 1}/{epochs}", total=steps, loss=0.0, acc="", ips=0.0)
+        return self.bar.add_task(f"epoch {epoch + 1}/{epochs}", total=steps, loss=0.0, acc="", ips=0.0, unit=unit)
 
     def advance(self, task_id, acc: float | None = None, **fields) -> None:
         if self.bar is not None and task_id is not None:  # accuracy only for tasks that report one
@@ -39,7 +42,9 @@ class EpochProgress:
         # Whatever the task reports (train_acc and val_acc for classification, val_map50 for detection, ...).
         metrics = " ".join(f"{k} {v:.4f}" for k, v in row.items()
                            if k.startswith(("train_", "val_")) and isinstance(v, (int, float)))
-        message = f"epoch {int(row['epoch'])}: {metrics} ({row['images_per_s']:.0f} img/s)"
+        speed = next((k for k in row if k.endswith("images_per_s")), None)
+        shown = f" ({row[speed]:.0f} {self.unit})" if speed else ""
+        message = f"epoch {int(row['epoch'])}: {metrics}{shown}"
         if self.quiet:
             log.info(message)
         else:
@@ -50,7 +55,7 @@ class EpochProgress:
         if self.bar is None:
             return (lambda n=1: None), (lambda: None)
         self.bar.start()
-        task = self.bar.add_task(description, total=total, loss=0.0, acc="", ips=0.0)
+        task = self.bar.add_task(description, total=total, loss=0.0, acc="", ips=0.0, unit="img/s")
 
         def close():
             self.bar.remove_task(task)

@@ -6,7 +6,7 @@ and schedules, the loop, checkpoints, resume and interruption — the same way f
 
 The `task` object is duck-typed (no base class); only the first three are required:
     monitor: str                         the validation metric that decides best.ckpt (and early stopping)
-    validate(model, batches, fabric)     -> {"val_loss": ..., monitor: ..., ...} floats, reduced over processes:
+    validate(model, batches, fabric)     -> {monitor: ..., "val_loss" if it has one, ...} floats, reduced over processes:
                                          each process gets its own share of the images, none twice, and may run
                                          one batch more than another, so call every collective once, at the end
     training_step(model, batch)          -> {"loss": scalar tensor, "count": samples, + any scalars (batch means)};
@@ -49,6 +49,11 @@ class TaskSetup:
     workers: int = 0
     val_batch_size: int | None = None  # default: the training batch size
     path: str = "end-to-end"  # how it trains, for the log and summary ("cached-features" or "end-to-end")
+    # Steps that run only a head on precomputed features: the metrics.csv column of the loop's speed says so
+    # ("head_images_per_s"), and the seconds spent computing the features go to summary.json, whose images_per_s
+    # counts them: the speed of what the user waited for.
+    speed_column: str = "images_per_s"
+    feature_extraction_seconds: float | None = None
     channels_last: bool = False
     hooks: list = field(default_factory=list)  # e.g. gradual unfreezing (engine/hooks.py)
     extra_checkpoint: dict = field(default_factory=dict)

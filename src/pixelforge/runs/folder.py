@@ -122,12 +122,30 @@ def read_json(path: Path):
 
 
 def append_metrics(path: Path, row: dict) -> None:
-    new = not path.exists()
+    """Add one epoch's row. A row whose columns differ from the file's (a run resumed by a version that logs other
+    columns) rewrites the file with the union of both, empty where a row has no value, so no value shifts column."""
+    header = _header(path)
+    if header is not None and header != list(row):
+        with open(path, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        columns = header + [key for key in row if key not in header]
+        with open(path, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns, restval="")
+            writer.writeheader()
+            writer.writerows([*rows, row])
+        return
     with open(path, "a", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(row))
-        if new:
+        if header is None:
             writer.writeheader()
         writer.writerow(row)
+
+
+def _header(path: Path) -> list[str] | None:
+    if not path.exists():
+        return None
+    with open(path, newline="") as handle:
+        return next(csv.reader(handle), None)
 
 
 def read_metrics(path: Path) -> list[dict]:

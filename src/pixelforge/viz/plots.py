@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -11,22 +12,44 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
+LABEL_CHARS = 20  # class names longer than this are shortened on axes (the full names are in the report's tables)
+
+
+def short_label(name: str, chars: int = LABEL_CHARS) -> str:
+    """`name` shortened in the middle, where long names that differ at the end ("..._v1", "..._v2") stay apart."""
+    if len(name) <= chars:
+        return name
+    head = (chars - 1) // 2
+    return name[:head] + "\u2026" + name[len(name) - (chars - 1 - head):]
+
+
+def fit_text(text, width_px: float) -> None:
+    """Wrap a matplotlib Text (at spaces, else inside long words) until it is at most `width_px` wide."""
+    renderer = text.get_figure().canvas.get_renderer()
+    original = text.get_text()
+    longest = max(len(line) for line in original.splitlines() or [""])
+    while longest > 4 and text.get_window_extent(renderer).width > width_px:
+        longest = min(longest - 1, int(longest * width_px / text.get_window_extent(renderer).width))
+        text.set_text("\n".join(textwrap.fill(line, max(longest, 4)) for line in original.splitlines()))
+
+
 def plot_confusion(matrix: list[list[int]], classes: list[str], path: Path) -> Path:
     matrix = np.asarray(matrix)
     size = max(4.0, 0.5 * len(classes) + 2)
-    fig, ax = plt.subplots(figsize=(size, size))
+    # Constrained layout keeps the tick labels and the (figure-wide) title inside the figure.
+    fig, ax = plt.subplots(figsize=(size, size), layout="constrained")
     normalized = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
     ax.imshow(normalized, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
-    ax.set_yticks(range(len(classes)), classes)
+    labels = [short_label(c) for c in classes]
+    ax.set_xticks(range(len(classes)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(classes)), labels)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     if len(classes) <= 30:
         for (i, j), count in np.ndenumerate(matrix):
             ax.text(j, i, str(count), ha="center", va="center", fontsize=8,
                     color="white" if normalized[i, j] > 0.5 else "black")
-    ax.set_title("confusion matrix (counts; colour = row share)")
-    fig.tight_layout()
+    fit_text(fig.suptitle("confusion matrix (counts; colour = row share)"), 0.95 * fig.bbox.width)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
@@ -62,14 +85,18 @@ def plot_gallery(images: list[np.ndarray], titles: list[str], path: Path, column
     """Images (HWC uint8) in a grid, each with a title (e.g. "true: ant / pred: bee 0.93")."""
     columns = max(1, min(columns, len(images)))
     rows = max(1, -(-len(images) // columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, 2.5 * rows), squeeze=False)
+    # Each title is wrapped to its panel's width; a row is as tall as its image plus its longest title.
+    wrapped = ["\n".join(textwrap.fill(line, 30) for line in title.splitlines()) for title in titles]
+    lines = max((t.count("\n") + 1 for t in wrapped), default=1)
+    fig, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, (2.1 + 0.16 * lines) * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for k, (ax, image, title) in enumerate(zip(axes.flat, images, titles)):
         ax.imshow(image)
-        ax.set_title(title, fontsize=8, color=(colors[k] if colors else "black"))
+        text = ax.set_title(title, fontsize=8, color=(colors[k] if colors else "black"))
+        fit_text(text, 0.95 * fig.bbox.width / columns)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
     return path
 

@@ -14,7 +14,8 @@ crops) are micro-batched across requests; the others answer at each image's own 
 cannot share a model call: their requests are queued onto one inference thread instead (one model call at a time,
 ONNX Runtime using every core in it), and the event loop stays free.
 Errors are JSON `{"detail": "..."}`: 413 over the byte or pixel limit, 415 not an image (or not multipart),
-400 truncated image or malformed form, 401 missing/wrong key when the server has one. Uploads stay in memory.
+400 truncated image or malformed form, 401 missing/wrong key when the server has one, 422 a query parameter out of
+range (`?top_k=0`). Uploads stay in memory.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -105,6 +107,10 @@ def create_app(settings: ServerSettings, runtime: TaskRuntime | None = None) -> 
     async def _rejected(request: Request, exc: UploadRejected):
         return JSONResponse({"detail": exc.message}, status_code=exc.status_code)
 
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError):
+        return JSONResponse({"detail": validation_message(exc.errors())}, status_code=422)
+
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index() -> HTMLResponse:
         return HTMLResponse(index_html)
@@ -147,6 +153,17 @@ async def _predict(request: Request, runtime: TaskRuntime, batcher, settings: Se
                                      for x, y in zip(inputs, outputs)])
     body = runtime.response(model_name, [{"filename": u.filename, **a} for u, a in zip(uploads, answers)])
     return {**body, "elapsed_ms": round(1000 * (time.perf_counter() - started), 2)}
+
+
+def validation_message(errors) -> str:
+    """FastAPI's list of validation errors as the one line every other error answers with:
+    "top_k: Input should be greater than or equal to 1 (got '0')"."""
+    parts = []
+    for error in errors:
+        where = ".".join(str(p) for p in error.get("loc", ()) if p not in ("query", "body", "path", "header"))
+        got = f" (got {error['input']!r})" if error.get("input") is not None else ""
+        parts.append(f"{where or 'request'}: {error.get('msg', 'invalid')}{got}")
+    return "; ".join(parts) or "invalid request"
 
 
 def _key_check(api_key: str | None):

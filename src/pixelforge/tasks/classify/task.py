@@ -6,6 +6,8 @@ Fine-tuning strategies (`linear`, `full`, `gradual`) are models/finetune.py's, a
 
 from __future__ import annotations
 
+import time
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -104,8 +106,13 @@ def build_setup(cfg, source, classes: list[str], fabric, progress):
         model = model.to(memory_format=torch.channels_last)
     model.to(fabric.device)
 
+    extraction_seconds = None
     if use_features:
+        started = time.perf_counter()
         train_data, val_data = _cached_features(cfg, model, train_set, val_set, workers, fabric, progress)
+        extraction_seconds = round(time.perf_counter() - started, 3)
+        progress.info(f"features of {len(train_set)} training images ({cfg.feature_views} view(s) each) and {len(val_set)} "
+                      f"validation images in {extraction_seconds:.1f} s; the head trains on them (head img/s below)")
         trained, loader_workers = model.head, 0  # feature vectors are already in memory
     else:
         train_data, val_data, trained, loader_workers = train_set, val_set, model, workers
@@ -125,7 +132,8 @@ def build_setup(cfg, source, classes: list[str], fabric, progress):
         param_groups=lambda lr: param_groups(model, cfg.strategy, lr, cfg.backbone_lr_mult, cfg.weight_decay),
         n_train=len(train_set), n_val=len(val_set), workers=loader_workers,
         val_batch_size=max(cfg.batch_size, 64),  # inference holds no activations for backward: bigger is faster
-        path=path,
+        path=path, speed_column="head_images_per_s" if use_features else "images_per_s",
+        feature_extraction_seconds=extraction_seconds,
         channels_last=cfg.channels_last and not use_features, hooks=hooks,
         extra_checkpoint={"classes": classes}, unreadable=unreadable,
         train_sampler=build_train_sampler(cfg, train_set.samples, len(train_data), fabric.global_rank,

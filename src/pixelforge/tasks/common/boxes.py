@@ -57,8 +57,9 @@ class BoxTask:
             gathered = [None] * fabric.world_size
             torch.distributed.all_gather_object(gathered, results)
             results = [r for part in gathered for r in part]
-        # Eval-mode detectors compute no loss; a second, train-mode pass would cost as much as the validation.
-        return {"val_loss": float("nan"), **self.scores(results)}
+        # No val_loss column: eval-mode detectors compute no loss, and a second, train-mode pass would cost as much
+        # as the validation; a column of NaN told the user nothing.
+        return self.scores(results)
 
     def image_results(self, output: dict, image_id: int, input_hw: tuple, original_wh: tuple) -> list[dict]:
         """One image's predictions as COCO results, in its original pixels and category ids."""

@@ -1,0 +1,13 @@
+"""The run folder's metrics.csv: rows stay under their own columns when a resumed run logs other columns."""
+
+from pixelforge.runs.folder import append_metrics, read_metrics
+
+
+def test_a_row_with_other_columns_rewrites_the_file_with_their_union(tmp_path):
+    path = tmp_path / "metrics.csv"
+    append_metrics(path, {"epoch": 1, "train_loss": 2.0, "val_loss": 1.5, "val_map50": 0.1})
+    append_metrics(path, {"epoch": 2, "train_loss": 1.0, "val_map50": 0.2, "images_per_s": 9.0})
+    append_metrics(path, {"epoch": 3, "train_loss": 0.5, "val_map50": 0.3, "images_per_s": 8.0})
+    rows = read_metrics(path)
+    assert [r["val_map50"] for r in rows] == [0.1, 0.2, 0.3] and [r["train_loss"] for r in rows] == [2.0, 1.0, 0.5]
+    assert [r["val_loss"] for r in rows] == [1.5, None, None] and rows[0]["images_per_s"] is None
