@@ -24,7 +24,11 @@ class DenseTask(Task):
         head = [f"{k} {metrics[k]:.4f}" for k in ("map", "map50", "map75", "miou", "dice", "pixel_accuracy")
                 if isinstance(metrics.get(k), (int, float))]
         per_class = metrics.get("per_class_iou") or metrics.get("per_class") or {}
-        lines = ["  ".join(head)]
+        # Which images were scored, first, as classification's summary says it.
+        scored = " ".join(part for part in (f"{metrics['split']}:" if metrics.get("split") else "",
+                                            f"{metrics['num_images']} images" if metrics.get("num_images") is not None
+                                            else "") if part)
+        lines = ["  ".join(([scored] if scored else []) + head)]
         lines += [f"  {name:20s} {value:.4f}" if isinstance(value, (int, float)) else f"  {name:20s} -"
                   for name, value in per_class.items()]
         return "\n".join(lines)
