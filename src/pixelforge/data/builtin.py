@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from pixelforge.data.shape_drawing import SHAPE_CLASSES, draw_shape  # noqa: F401  (re-exported)
+
 BUILTIN_DATASETS = {"digits", "shapes"}
-SHAPE_CLASSES = ["circle", "square", "triangle", "star"]
 _VERSION = "v1"  # bump when a generator changes, so stale caches are not reused
 
 
@@ -93,17 +94,6 @@ def _write_digits(root: Path, seed: int) -> None:
         pixels.save(folder / f"{i:04d}.png")
 
 
-def draw_shape(draw: ImageDraw.ImageDraw, kind: str, cx: float, cy: float, r: float, angle: float, fill) -> None:
-    if kind == "circle":
-        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=fill)
-        return
-    corners = {"square": 4, "triangle": 3, "star": 10}[kind]
-    radii = [r if (kind != "star" or k % 2 == 0) else r * 0.45 for k in range(corners)]
-    points = [
-        (cx + rad * np.cos(angle + 2 * np.pi * k / corners), cy + rad * np.sin(angle + 2 * np.pi * k / corners))
-        for k, rad in enumerate(radii)
-    ]
-    draw.polygon(points, fill=fill)
 
 
 def _write_shapes(root: Path, seed: int, per_class: int = 150, size: int = 64) -> None:

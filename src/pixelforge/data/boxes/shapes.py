@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw
 
 from pixelforge.data.boxes.coco import write_coco_annotations
 from pixelforge.data.boxes.source import BoxImage
-from pixelforge.data.builtin import SHAPE_CLASSES, draw_shape
+from pixelforge.data.shape_drawing import SHAPE_CLASSES, draw_shape
 
 SPLITS = (("train", 240), ("val", 60), ("test", 60))
 CATEGORIES = {i + 1: name for i, name in enumerate(SHAPE_CLASSES)}

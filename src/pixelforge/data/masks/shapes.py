@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from pixelforge.data.builtin import SHAPE_CLASSES, draw_shape
+from pixelforge.data.shape_drawing import SHAPE_CLASSES, draw_shape
 from pixelforge.data.masks.images import save_mask
 
 SEGMENT_CLASSES = ["background", *SHAPE_CLASSES]

@@ -73,9 +73,9 @@ class ClassifyTask(Task):
         return write_model_card(run, peak_memory=peak_memory)
 
     def write_report(self, run):
-        from pixelforge.tasks.classify.task import write_report
+        from pixelforge.tasks.classify.report import write_run_report
 
-        return write_report(run)
+        return write_run_report(run)
 
     def evaluate(self, run, *, data=None, split=None, out=None, groups=None, compare=None, include_train=False,
                  **options):

@@ -189,10 +189,3 @@ def _end_to_end_path(cfg, model, fabric, progress):
     if compiled:
         return CompiledTrainingForward(cfg.batch_size), "end-to-end, compiled"
     return None, "end-to-end"
-
-
-def write_report(run_dir):
-    """Evaluate best.ckpt on the run's val split and write report.html (engine/train.py calls it after training)."""
-    from pixelforge.tasks.classify.report import write_run_report
-
-    return write_run_report(run_dir)

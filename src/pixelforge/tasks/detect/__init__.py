@@ -32,9 +32,9 @@ class DetectTask(BoxTask):
         return build_setup(cfg, source, classes, fabric, progress)
 
     def write_report(self, run):
-        from pixelforge.tasks.detect.task import write_report
+        from pixelforge.tasks.detect.report import write_detection_report
 
-        return write_report(run)
+        return write_detection_report(run)
 
     def evaluate(self, run, *, data=None, split=None, out=None, **options):
         from pixelforge.tasks.detect.evaluate import evaluate_detection

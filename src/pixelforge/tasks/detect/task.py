@@ -1,6 +1,6 @@
 """Object detection as an engine task: data, detector, loss-dict step, COCO mAP validation and fine-tuning strategies.
 
-The engine (engine/train.py) calls `prepare_data`, then `build_setup`, trains, and calls `write_report`. Training
+The engine (engine/train.py) calls `prepare_data`, then `build_setup`, trains, and has the task write its report (report.py). Training
 sums the detector's own loss dict (each family's published losses). Validation runs the detector in eval mode,
 maps its boxes back to the original images' pixels and category ids, and scores them with pycocotools against
 the val split's ground truth, so `val_map50` (the metric that picks best.ckpt) is exactly what `pixelforge
@@ -13,7 +13,6 @@ tasks/common/boxes.py; the fine-tuning strategies, models/finetune.py's, act on 
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from pixelforge.errors import PixelforgeError
 from pixelforge.metrics.coco import coco_metrics
@@ -65,10 +64,3 @@ def build_setup(cfg, source, classes: list[str], fabric, progress):
 
     return box_task_setup(cfg, source, classes, fabric, progress, model, make_task, source.split("train"),
                           source.split("val"), {"arch": arch, "task": "detect"})
-
-
-def write_report(run_dir: Path) -> Path:
-    """Evaluate best.ckpt on the run's val split and write report.html with its figures."""
-    from pixelforge.tasks.detect.report import write_detection_report
-
-    return write_detection_report(Path(run_dir))

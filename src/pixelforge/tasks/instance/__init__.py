@@ -32,9 +32,9 @@ class InstanceTask(BoxTask):
         return build_setup(cfg, source, classes, fabric, progress)
 
     def write_report(self, run):
-        from pixelforge.tasks.instance.task import write_report
+        from pixelforge.tasks.instance.report import write_instance_report
 
-        return write_report(run)
+        return write_instance_report(run)
 
     def evaluate(self, run, *, data=None, split=None, out=None, **options):
         from pixelforge.tasks.instance.evaluate import evaluate_instance

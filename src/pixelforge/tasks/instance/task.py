@@ -10,7 +10,6 @@ loss dict (detection's four losses plus `loss_mask`), and validation scores the 
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import torch
 
@@ -100,10 +99,3 @@ def build_setup(cfg, source, classes: list[str], fabric, progress):
 
     return box_task_setup(cfg, source, classes, fabric, progress, model, make_task, train_images, val_images,
                           {"arch": DEFAULT_ARCH, "task": "instance"})
-
-
-def write_report(run_dir: Path, evaluation=None) -> Path:
-    """Evaluate best.ckpt on the run's val split (unless `evaluation` is given) and write report.html + figures."""
-    from pixelforge.tasks.instance.report import write_instance_report
-
-    return write_instance_report(Path(run_dir), evaluation)

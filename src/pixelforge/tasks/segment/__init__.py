@@ -48,9 +48,9 @@ class SegmentTask(DenseTask):
         return build_setup(cfg, source, classes, fabric, progress)
 
     def write_report(self, run):
-        from pixelforge.tasks.segment.task import write_report
+        from pixelforge.tasks.segment.report import write_segmentation_report
 
-        return write_report(run)
+        return write_segmentation_report(run)
 
     def evaluate(self, run, *, data=None, split=None, out=None, **options):
         from pixelforge.tasks.segment.evaluate import evaluate_segmentation

@@ -25,8 +25,13 @@ def _per_class_table(metrics: dict) -> str:
     return f"<table><tr><th>class</th><th>IoU</th><th>Dice</th><th>true pixels</th></tr>{rows}</table>"
 
 
-def write_segmentation_report(run: Path, evaluation) -> Path:
-    """Write RUN/report.html from an evaluation (`evaluate_segmentation`'s result) and the run's metrics.csv."""
+def write_segmentation_report(run: Path, evaluation=None) -> Path:
+    """Write RUN/report.html from an evaluation (`evaluate_segmentation`'s result; by default best.ckpt on the
+    run's val split at full mask resolution) and the run's metrics.csv."""
+    if evaluation is None:
+        from pixelforge.tasks.segment.evaluate import evaluate_segmentation
+
+        evaluation = evaluate_segmentation(run, split="val")
     m = evaluation.metrics
     rows = rd.read_metrics(run / "metrics.csv")
     summary = rd.read_json(run / "summary.json") if (run / "summary.json").exists() else {}

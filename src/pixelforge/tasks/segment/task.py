@@ -1,6 +1,6 @@
 """Semantic segmentation as an engine task: data, model, per-pixel loss, mIoU validation and fine-tuning strategies.
 
-The engine (engine/train.py) calls `prepare_data`, then `build_setup`, trains, and calls `write_report`. The task
+The engine (engine/train.py) calls `prepare_data`, then `build_setup`, trains, and has the task write its report (report.py). The task
 validates on the val crops with one confusion matrix summed over batches (and over processes under DDP), so
 `val_miou`, the metric that picks best.ckpt, is the exact dataset-level mIoU, not a mean of per-batch values.
 
@@ -10,7 +10,6 @@ decoder and head, being new, always learn.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -160,13 +159,3 @@ def build_setup(cfg, source, classes: list[str], fabric, progress):
                           "mean": mean, "std": std, "bit_depth": source.bit_depth, "ignore_index": cfg.ignore_index},
         unreadable=unreadable,
     )
-
-
-def write_report(run_dir: Path) -> Path:
-    """Evaluate best.ckpt on the run's val split at full mask resolution and write report.html with its figures."""
-    from pixelforge.tasks.segment.evaluate import evaluate_segmentation
-    from pixelforge.tasks.segment.report import write_segmentation_report
-
-    run_dir = Path(run_dir)
-    evaluation = evaluate_segmentation(run_dir, split="val")
-    return write_segmentation_report(run_dir, evaluation)
