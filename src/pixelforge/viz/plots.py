@@ -34,22 +34,30 @@ def fit_text(text, width_px: float) -> None:
 
 
 def plot_confusion(matrix: list[list[int]], classes: list[str], path: Path) -> Path:
+    """Counts in the cells, each row's share as colour."""
     matrix = np.asarray(matrix)
+    normalized = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
+    return plot_matrix(normalized, [[str(c) for c in row] for row in matrix], classes, path,
+                       "confusion matrix (counts; colour = row share)", max_annotated=30)
+
+
+def plot_matrix(shares: np.ndarray, cells: list[list[str]], classes: list[str], path: Path, title: str,
+                max_annotated: int) -> Path:
+    """A class-by-class matrix (true rows, predicted columns) coloured by `shares` in [0, 1], with `cells` printed
+    while there are at most `max_annotated` classes; the title and labels are fitted inside the figure."""
     size = max(4.0, 0.5 * len(classes) + 2)
     # Constrained layout keeps the tick labels and the (figure-wide) title inside the figure.
     fig, ax = plt.subplots(figsize=(size, size), layout="constrained")
-    normalized = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
-    ax.imshow(normalized, cmap="Blues", vmin=0, vmax=1)
+    ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
     labels = [short_label(c) for c in classes]
     ax.set_xticks(range(len(classes)), labels, rotation=45, ha="right")
     ax.set_yticks(range(len(classes)), labels)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    if len(classes) <= 30:
-        for (i, j), count in np.ndenumerate(matrix):
-            ax.text(j, i, str(count), ha="center", va="center", fontsize=8,
-                    color="white" if normalized[i, j] > 0.5 else "black")
-    fit_text(fig.suptitle("confusion matrix (counts; colour = row share)"), 0.95 * fig.bbox.width)
+    if len(classes) <= max_annotated:
+        for (i, j), share in np.ndenumerate(shares):
+            ax.text(j, i, cells[i][j], ha="center", va="center", fontsize=8, color="white" if share > 0.5 else "black")
+    fit_text(fig.suptitle(title), 0.95 * fig.bbox.width)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

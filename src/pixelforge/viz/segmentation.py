@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from pixelforge.deploy.runtime.mask_files import overlay, palette  # noqa: E402
+from pixelforge.viz.plots import plot_matrix  # noqa: E402
 
 
 def plot_triplets(rows: list[tuple[np.ndarray, np.ndarray, np.ndarray, str]], classes: list[str], path: Path,
@@ -43,19 +44,5 @@ def plot_pixel_confusion(matrix, classes: list[str], path: Path) -> Path:
     """The pixel confusion matrix as row shares in percent (pixel counts are too large to print in cells)."""
     matrix = np.asarray(matrix, dtype=np.float64)
     shares = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
-    size = max(4.0, 0.55 * len(classes) + 2)
-    fig, ax = plt.subplots(figsize=(size, size))
-    ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
-    ax.set_yticks(range(len(classes)), classes)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    if len(classes) <= 25:
-        for (i, j), share in np.ndenumerate(shares):
-            ax.text(j, i, f"{100 * share:.1f}", ha="center", va="center", fontsize=8,
-                    color="white" if share > 0.5 else "black")
-    ax.set_title("pixel confusion matrix (% of each true class)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return plot_matrix(shares, [[f"{100 * v:.1f}" for v in row] for row in shares], classes, path,
+                       "pixel confusion matrix (% of each true class)", max_annotated=25)
