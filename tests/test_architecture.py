@@ -22,7 +22,7 @@ LAYERS: list[list[str]] = [
     ["tasks"],  # the package's __init__: imports the built-in tasks, which registers them
     ["api"],
     ["explain.commands", "deploy.serve", "deploy.video", "deploy.commands", "deploy"],
-    ["cli", ""],  # "" is pixelforge/__init__.py: the lazy API entry points
+    ["cli", "commands", ""],  # "" is pixelforge/__init__.py: the lazy API entry points
 ]
 SHARED_TASK_MODULES = {"base", "registry", "config", "common"}
 TASK_RANK = next(i for i, names in enumerate(LAYERS) if "tasks.*" in names)
