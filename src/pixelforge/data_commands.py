@@ -21,6 +21,8 @@ def data_check(path: str = typer.Argument(..., help="Folder, CSV, COCO json, YOL
                task: str = typer.Option("classify", help=TASK_HELP),
                ignore_index: int = typer.Option(255, help="segment: mask value that marks ignored pixels."),
                num_classes: Optional[int] = typer.Option(None, help="segment: declared number of classes."),
+               img_size: Optional[int] = typer.Option(None, help="The size you will train at (default the task's): "
+                                                                  "images far smaller than it are listed."),
                strict: bool = typer.Option(False, "--strict", help="Exit 1 when any problem is found."),
                as_json: bool = typer.Option(False, "--json", help="Print the report as JSON.")) -> None:
     """One-screen dataset report: counts, imbalance, corrupt files, duplicates and leakage, sizes, and per task
@@ -28,7 +30,8 @@ def data_check(path: str = typer.Argument(..., help="Folder, CSV, COCO json, YOL
     from pixelforge.tasks.registry import get_task
 
     chosen = get_task(task)
-    report = chosen.check_dataset(path, ignore_index=ignore_index, num_classes=num_classes)
+    img_size = img_size or chosen.defaults.get("img_size") or chosen.config_class.model_fields["img_size"].default
+    report = chosen.check_dataset(path, ignore_index=ignore_index, num_classes=num_classes, img_size=img_size)
     if as_json:
         typer.echo(json.dumps(report.to_json()))
     else:

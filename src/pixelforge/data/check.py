@@ -38,6 +38,10 @@ class CheckReport:
     small_classes: list[str] = field(default_factory=list)
     broken_links: list[str] = field(default_factory=list)
     single_class: list[str] = field(default_factory=list)  # the one class, when there is only one: training refuses
+    img_size: int | None = None
+    # Images whose shorter side is under a quarter of --img-size: upsampled 4x or more they are mostly blur, and a
+    # model trained on them learns little. A warning (not a problem): small inputs can be deliberate (icons, digits).
+    tiny_images: list[str] = field(default_factory=list)
 
     @property
     def problem_count(self) -> int:
@@ -53,6 +57,9 @@ class CheckReport:
 def _inspect(path) -> dict:
     info = {"path": str(path), "hash": content_hash(path), "size": None, "mode": None, "rotated": False, "error": None}
     try:
+        if not path.exists():
+            info["error"] = "file not found" + (" (a symbolic link that points nowhere)" if path.is_symlink() else "")
+            return info
         if path.stat().st_size == 0:
             info["error"] = "zero-byte"
             return info
@@ -66,8 +73,20 @@ def _inspect(path) -> dict:
     return info
 
 
-def check_dataset(data: str, workers: int = 4) -> CheckReport:
-    """Inspect every image of `data` (folder, CSV or built-in) and return the findings."""
+TINY_FACTOR = 4  # an image is "tiny" when --img-size is this many times its shorter side or more
+
+
+def tiny_images(sizes: list[tuple], img_size: int | None) -> list[str]:
+    """"path: WxH" for each (path, (w, h) or None) whose shorter side is under img_size / TINY_FACTOR (none when
+    img_size is None)."""
+    if not img_size:
+        return []
+    return [f"{path}: {size[0]}x{size[1]}" for path, size in sizes if size and min(size) * TINY_FACTOR <= img_size]
+
+
+def check_dataset(data: str, workers: int = 4, img_size: int | None = None) -> CheckReport:
+    """Inspect every image of `data` (folder, CSV or built-in) and return the findings; with `img_size` (the size
+    training will use) also list the images too small for it."""
     source = resolve_data(data)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         infos = list(pool.map(_inspect, [s.path for s in source.samples]))
@@ -105,6 +124,7 @@ def check_dataset(data: str, workers: int = 4) -> CheckReport:
         exif_rotated=[i["path"] for i in infos if i["rotated"]], sizes=sizes,
         small_classes=sorted(label for label, n in per_class.items() if n < 2),
         broken_links=list(source.broken_links), single_class=sorted(per_class) if len(per_class) == 1 else [],
+        img_size=img_size, tiny_images=tiny_images([(i["path"], i["size"]) for i in infos], img_size),
     )
 
 
@@ -138,5 +158,18 @@ def print_report(report: CheckReport) -> None:
             console.print(f"  {item}", markup=False)
         if len(items) > 20:
             console.print(f"  ... and {len(items) - 20} more")
+    print_tiny_images(console, report.tiny_images, report.img_size)
     verdict = "[green]no problems found[/green]" if not report.problem_count else f"[red]{report.problem_count} problem(s)[/red]"
     console.print(verdict)
+
+
+def print_tiny_images(console, tiny: list[str], img_size: int | None) -> None:
+    """The warning for images far smaller than the training size (shared by every task's report)."""
+    if not tiny:
+        return
+    console.print(f"[yellow]warning: {len(tiny)} image(s) with a shorter side under {img_size // TINY_FACTOR} px, "
+                  f"upsampled {TINY_FACTOR}x or more to --img-size {img_size}; consider a smaller --img-size[/yellow]")
+    for item in tiny[:10]:
+        console.print(f"  {item}", markup=False)
+    if len(tiny) > 10:
+        console.print(f"  ... and {len(tiny) - 10} more")

@@ -7,6 +7,7 @@ and `ImageReadError` names the file when one cannot be read, so a dataset can sk
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,13 @@ def list_broken_links(folder: Path) -> list[Path]:
     """Symbolic links below `folder` that point nowhere (a moved disk, a deleted target): `list_images` cannot
     see them as files, so they are listed here to be reported instead of silently dropped."""
     return sorted(p for p in folder.rglob("*") if p.is_symlink() and not p.exists() and not p.name.startswith("."))
+
+
+def missing_reason(path: Path) -> str:
+    """Why `path` cannot be read although a dataset names it: a symbolic link that points nowhere, or no file."""
+    if path.is_symlink():
+        return f"a symbolic link that points nowhere (to {os.readlink(path)})"
+    return "image file not found"
 
 
 def to_rgb(img: Image.Image) -> Image.Image:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pixelforge.data.check import print_tiny_images, tiny_images
 from pixelforge.data.boxes.source import BoxImage, Problems, detect_format, image_size, read_boxes
 from pixelforge.errors import PixelforgeError
 
@@ -47,6 +48,8 @@ class BoxCheckReport:
     unreadable: list[str] = field(default_factory=list)
     size_mismatch: list[str] = field(default_factory=list)
     malformed: list[str] = field(default_factory=list)
+    img_size: int | None = None
+    tiny_images: list[str] = field(default_factory=list)  # shorter side under img_size / 4: a warning, not a problem
 
     PROBLEMS = ("fatal", "out_of_image", "degenerate", "unknown_category", "missing_image_ref", "missing_files",
                 "unreadable", "size_mismatch", "malformed")
@@ -97,7 +100,7 @@ def _sizes(images: list[BoxImage], report: BoxCheckReport) -> None:
     report.size_histogram = {"edges": [round(e, 1) for e in edges], "counts": counts.tolist()}
 
 
-def check_boxes(path: str | Path, workers: int = 4) -> BoxCheckReport:
+def check_boxes(path: str | Path, workers: int = 4, img_size: int | None = None) -> BoxCheckReport:
     """Inspect the detection dataset at `path` (COCO / YOLO / VOC) and return the findings; never raises on bad data.
 
     Example:
@@ -139,6 +142,9 @@ def check_boxes(path: str | Path, workers: int = 4) -> BoxCheckReport:
                                           key=lambda item: order(item[0])))
     report.empty_images = sum(1 for image in source.images if len(image.boxes) == 0)
     _sizes(source.images, report)
+    report.img_size = img_size
+    report.tiny_images = tiny_images([(image.path, (image.width, image.height)) for image in source.images
+                                      if image.width and image.height], img_size)
     return report
 
 
@@ -175,5 +181,6 @@ def print_box_report(report: BoxCheckReport) -> None:
             console.print(f"  {item}", markup=False, soft_wrap=True)  # unwrapped: paths stay copyable
         if len(items) > 20:
             console.print(f"  ... and {len(items) - 20} more")
+    print_tiny_images(console, report.tiny_images, report.img_size)
     count = report.problem_count
     console.print("[green]no problems found[/green]" if not count else f"[red]{count} problem(s)[/red]")

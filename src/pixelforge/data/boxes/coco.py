@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from pixelforge.data.boxes.source import BoxImage, BoxSource, Problems, copy_images, image_size, split_from_name
+from pixelforge.data.images import missing_reason
 from pixelforge.errors import PixelforgeError
 
 
@@ -134,7 +135,7 @@ def _read_file(file: Path, data: dict, split: str | None, known: set[int], probl
     for image_id, entry in entries.items():
         image_path = _find_image(file, entry["file_name"], split)
         if not image_path.exists():
-            problems.add("missing_file", f"{image_path}: image file not found (image id {image_id} in {file}); "
+            problems.add("missing_file", f"{image_path}: {missing_reason(image_path)} (image id {image_id} in {file}); "
                                          "put the file there or fix its file_name")
         width, height = entry.get("width"), entry.get("height")
         if not width or not height:

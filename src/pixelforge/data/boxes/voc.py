@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from pixelforge.data.boxes.source import BoxImage, BoxSource, Problems, copy_images, empty_boxes, image_size
-from pixelforge.data.images import IMAGE_EXTENSIONS
+from pixelforge.data.images import IMAGE_EXTENSIONS, missing_reason
 from pixelforge.errors import PixelforgeError
 
 
@@ -94,7 +94,7 @@ def read_voc(path: Path, problems: Problems | None = None) -> BoxSource:
             continue
         image_path = _image_path(root, xml, info["filename"])
         if not image_path.exists():
-            problems.add("missing_file", f"{image_path}: image file not found (named by {xml}); put the file in "
+            problems.add("missing_file", f"{image_path}: {missing_reason(image_path)} (named by {xml}); put the file in "
                                          "JPEGImages/ or fix <filename>")
         width, height = info["width"], info["height"]
         if not width or not height:

@@ -16,7 +16,7 @@ import yaml
 
 from pixelforge.data.boxes.source import (BoxImage, BoxSource, Problems, SPLIT_ALIASES, copy_images, empty_boxes,
                                           image_size)
-from pixelforge.data.images import is_image_file, list_images
+from pixelforge.data.images import is_image_file, list_broken_links, list_images, missing_reason
 from pixelforge.errors import PixelforgeError
 
 _TOLERANCE = 1e-6  # exporters write 1.0000001 for boxes touching the border
@@ -41,12 +41,14 @@ def _names(file: Path, cfg: dict) -> list[str]:
     raise PixelforgeError(f"{file}: no class names; add `names: [cat, dog, ...]` (or `names: {{0: cat, ...}}`)")
 
 
-def _split_images(file: Path, base: Path, key: str, value) -> list[Path]:
+def _split_images(file: Path, base: Path, key: str, value, problems: Problems) -> list[Path]:
     images = []
     for entry in value if isinstance(value, list) else [value]:
         target = (base / str(entry)).resolve()
         if target.is_dir():
             images += list_images(target)
+            for link in list_broken_links(target):  # invisible to list_images: reported, never silently dropped
+                problems.note("missing_file", f"{link}: {missing_reason(link)}; left out")
         elif target.is_file() and target.suffix == ".txt":  # a list of image paths, relative to `path:`
             lines = [line.strip() for line in target.read_text().splitlines() if line.strip()]
             images += [(base / line).resolve() for line in lines if is_image_file(Path(line))]
@@ -134,7 +136,7 @@ def read_yolo(path: Path, problems: Problems | None = None) -> BoxSource:
     for key in ("train", "val", "valid", "test"):
         if not cfg.get(key):
             continue
-        for image_path in _split_images(file, base, key, cfg[key]):
+        for image_path in _split_images(file, base, key, cfg[key], problems):
             size = image_size(image_path)
             if size is None:
                 problems.note("unreadable_file", f"{image_path}: cannot open the image to read its size")

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from PIL import Image
 
+from pixelforge.data.check import print_tiny_images, tiny_images
 from pixelforge.data.images import ImageReadError
 from pixelforge.data.masks.images import MaskFormatError, load_mask, probe_image
 from pixelforge.data.masks.source import MaskSample, scan_masks
@@ -37,6 +38,10 @@ class MaskCheckReport:
     size_mismatch: list[str] = field(default_factory=list)
     unknown_ids: list[str] = field(default_factory=list)
     empty_masks: list[str] = field(default_factory=list)  # all background: legal, but worth a look
+    broken_links: list[str] = field(default_factory=list)  # symbolic links that point nowhere (left out)
+    single_class: list[str] = field(default_factory=list)  # the one class, when there is only one: training refuses
+    img_size: int | None = None
+    tiny_images: list[str] = field(default_factory=list)  # shorter side under img_size / 4: a warning
     modes: dict[str, int] = field(default_factory=dict)
     bit_depths: dict[str, int] = field(default_factory=dict)
     channels: dict[str, int] = field(default_factory=dict)
@@ -44,7 +49,8 @@ class MaskCheckReport:
     @property
     def problem_count(self) -> int:
         return (len(self.missing_masks) + len(self.missing_images) + len(self.unreadable)
-                + len(self.not_single_channel) + len(self.size_mismatch) + len(self.unknown_ids))
+                + len(self.not_single_channel) + len(self.size_mismatch) + len(self.unknown_ids)
+                + len(self.broken_links) + len(self.single_class))
 
     def to_json(self) -> dict:
         return {**asdict(self), "problem_count": self.problem_count}
@@ -52,10 +58,12 @@ class MaskCheckReport:
 
 def _inspect(sample: MaskSample, num_classes: int, ignore_index: int) -> dict:
     info = {"image": str(sample.image), "mask": str(sample.mask), "mode": None, "depth": None, "channels": None,
+            "size": None,
             "counts": None, "error": None, "kind": None}
     try:
         with Image.open(sample.image) as img:
             size, info["mode"] = img.size, img.mode
+            info["size"] = size
             img.load()  # a full decode catches truncated files that the header alone lets through
         info["channels"], info["depth"] = probe_image(sample.image)
     except Exception as exc:  # noqa: BLE001 - every decoder failure is reported the same way
@@ -85,7 +93,8 @@ def _inspect(sample: MaskSample, num_classes: int, ignore_index: int) -> dict:
     return info
 
 
-def check_masks(path, ignore_index: int = 255, num_classes: int | None = None, workers: int = 4) -> MaskCheckReport:
+def check_masks(path, ignore_index: int = 255, num_classes: int | None = None, workers: int = 4,
+                img_size: int | None = None) -> MaskCheckReport:
     """Inspect every image/mask pair of a segmentation dataset (any layout `read_masks` accepts).
 
     Example:
@@ -98,10 +107,13 @@ def check_masks(path, ignore_index: int = 255, num_classes: int | None = None, w
         infos = list(pool.map(lambda s: _inspect(s, num_classes, ignore_index), source.samples))
     report = MaskCheckReport(origin=source.origin, total=len(source.samples), classes=source.classes,
                              ignore_index=ignore_index,
-                             per_split=dict(sorted(Counter(s.split or "unsplit" for s in source.samples).items())))
+                             per_split=dict(sorted(Counter(s.split or "unsplit" for s in source.samples).items())),
+                             single_class=list(source.classes) if len(source.classes) < 2 else [],
+                             img_size=img_size,
+                             tiny_images=tiny_images([(i["image"], i["size"]) for i in infos], img_size))
     for problem in problems:
-        {"missing_mask": report.missing_masks, "missing_image": report.missing_images}.get(
-            problem.kind, report.unreadable).append(problem.message)
+        {"missing_mask": report.missing_masks, "missing_image": report.missing_images,
+         "broken_link": report.broken_links}.get(problem.kind, report.unreadable).append(problem.message)
     pixels: Counter = Counter()
     images_with: Counter = Counter()
     for info in infos:
@@ -145,7 +157,9 @@ def print_mask_report(report: MaskCheckReport) -> None:
     unseen = [n for n, c in report.class_image_count.items() if c == 0]
     if unseen:
         console.print(f"[yellow]classes that appear in no mask: {', '.join(unseen)}[/yellow]")
-    sections = [("images without a mask", report.missing_masks, "red"),
+    sections = [("only one class (a segmenter needs background and at least one class)", report.single_class, "red"),
+                ("symbolic links that point nowhere", report.broken_links, "red"),
+                ("images without a mask", report.missing_masks, "red"),
                 ("masks without an image", report.missing_images, "red"),
                 ("unreadable or corrupt files", report.unreadable, "red"),
                 ("colour masks (not single-channel class ids)", report.not_single_channel, "red"),
@@ -159,5 +173,6 @@ def print_mask_report(report: MaskCheckReport) -> None:
             console.print(f"  {item}", markup=False)
         if len(items) > 20:
             console.print(f"  ... and {len(items) - 20} more")
+    print_tiny_images(console, report.tiny_images, report.img_size)
     verdict = "[green]no problems found[/green]" if not report.problem_count else f"[red]{report.problem_count} problem(s)[/red]"
     console.print(verdict)

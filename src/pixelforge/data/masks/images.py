@@ -87,6 +87,21 @@ def _pil_to_array(img: Image.Image, path: Path) -> np.ndarray:
     return np.asarray(img.convert("RGB"), dtype=np.uint8)
 
 
+def array_bit_depth(array: np.ndarray) -> int:
+    """16 for uint16 pixels, else 8: the depth `load_image_any` decoded."""
+    return 16 if array.dtype == np.uint16 else 8
+
+
+def load_image_bytes(data: bytes) -> np.ndarray:
+    """An upload's bytes as `load_image_any` reads a file: HxWxC, 16-bit kept 16-bit (the caller has already checked
+    the bytes are a whole image of a size it accepts)."""
+    import io
+
+    with Image.open(io.BytesIO(data)) as img:
+        img.load()
+        return _pil_to_array(ImageOps.exif_transpose(img), Path("upload"))
+
+
 def load_image_any(path: str | Path) -> np.ndarray:
     """Decode `path` into an HxWxC uint8 or uint16 array (C = 1 or 3), keeping 16-bit values as they are.
 

@@ -17,13 +17,14 @@ categories, or else `class_0..class_{K-1}` with K = the largest id found + 1 (or
 from __future__ import annotations
 
 import json
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from pixelforge.data.images import ImageReadError, list_images
+from pixelforge.data.images import ImageReadError, list_broken_links, list_images, missing_reason
 from pixelforge.data.masks.images import load_mask, probe_image
 from pixelforge.data.sources import SPLIT_ALIASES
 from pixelforge.errors import PixelforgeError
@@ -64,7 +65,8 @@ class MaskSource:
 
 @dataclass
 class PairProblem:
-    """A pairing problem found while reading a layout: `kind` is missing_mask, missing_image or unreadable."""
+    """A pairing problem found while reading a layout: `kind` is missing_mask, missing_image, broken_link or
+    unreadable."""
 
     kind: str
     path: str
@@ -84,6 +86,9 @@ def read_masks(path: str | Path, ignore_index: int = 255, num_classes: int | Non
         ('circle', 6, 3)
     """
     source, problems = scan_masks(path, ignore_index, num_classes)
+    for problem in (p for p in problems if p.kind == "broken_link"):
+        logging.getLogger("pixelforge").warning("skipping: %s", problem.message)
+    problems = [p for p in problems if p.kind != "broken_link"]
     if problems:
         more = f" ({len(problems) - 1} more such problems; `pixelforge data check --task segment` lists them)" \
             if len(problems) > 1 else ""
@@ -192,6 +197,9 @@ def _pair(image_dir: Path, mask_dir: Path, split: str | None) -> tuple[list[Mask
                             f"{mask_dir / k}.png); add the mask or remove the image") for k in sorted(images) if k not in masks]
     problems += [PairProblem("missing_image", str(masks[k]), f"{masks[k]}: mask without image (looked for "
                              f"{image_dir / k}.*); add the image or remove the mask") for k in sorted(masks) if k not in images]
+    # Invisible to list_images: reported by `data check` and logged by training, never silently dropped.
+    problems += [PairProblem("broken_link", str(link), f"{link}: {missing_reason(link)}; left out")
+                 for folder in (image_dir, mask_dir) if folder.is_dir() for link in list_broken_links(folder)]
     return samples, problems
 
 

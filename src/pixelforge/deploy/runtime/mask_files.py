@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from pixelforge.errors import PixelforgeError
+
 IGNORE_COLOR = (255, 255, 255)
 
 
@@ -81,13 +83,34 @@ def write_prediction(path, image: np.ndarray, pred: np.ndarray, classes: list[st
             "summary": summary}
 
 
-def predict_files(paths: list, out: Path, classes: list[str], predict) -> list[dict]:
+class BitDepthError(PixelforgeError):
+    """An image of another bit depth than the model was trained on (the server answers 422)."""
+
+    status_code = 422
+
+
+def check_bit_depth(image: np.ndarray, trained: int, name) -> None:
+    """Refuse an 8-bit image for a model trained on 16-bit images.
+
+    Pixels are scaled to [0, 1] by their bit depth, so a 16-bit image fed to an 8-bit model is the same scene at
+    finer steps: well defined, accepted. The other way is not: 16-bit training images rarely fill the 16-bit range
+    (a 12-bit sensor, a microscope's few thousand counts), so an 8-bit image scaled by 1/255 lands far from
+    anything the model saw and its masks are nonsense. There is no conversion we could know; the user's is.
+    """
+    depth = 16 if image.dtype == np.uint16 else 8
+    if trained > 8 and depth == 8:
+        raise BitDepthError(f"{name}: an 8-bit image, but this model was trained on {trained}-bit images, whose "
+                            "pixel values mean something else; convert it to 16-bit the way the training images "
+                            "were made (e.g. the same camera export) and predict again")
+
+
+def predict_files(paths: list, out: Path, classes: list[str], predict, bit_depth: int = 8) -> list[dict]:
     """`predict(image array) -> mask` for every image in `paths` (files, folders, globs), writing each mask and
-    overlay to `out`; an unreadable image gets {"path", "error"}. Shared by runs and packages (no torch here)."""
+    overlay to `out`; an unreadable image, or an 8-bit one for a model trained on 16-bit images (`bit_depth`),
+    gets {"path", "error"}. Shared by runs and packages (no torch here)."""
     from pixelforge.data.images import ImageReadError
     from pixelforge.data.masks.images import load_image_any
     from pixelforge.data.sources import collect_paths
-    from pixelforge.errors import PixelforgeError
 
     files = collect_paths(list(paths))
     if not files:
@@ -96,7 +119,8 @@ def predict_files(paths: list, out: Path, classes: list[str], predict) -> list[d
     for path in files:
         try:
             image = load_image_any(path)
-        except ImageReadError as exc:
+            check_bit_depth(image, bit_depth, path)
+        except (ImageReadError, BitDepthError) as exc:
             results.append({"path": str(path), "error": str(exc)})
             continue
         results.append(write_prediction(path, image, predict(image), classes, Path(out)))

@@ -16,6 +16,7 @@ from PIL import Image
 from pixelforge.deploy.runtime.answers import classes_summary, segmentation_answer
 from pixelforge.deploy.runtime.dense import DenseRuntime, as_array
 from pixelforge.deploy.runtime.draw import class_fractions, mask_colors
+from pixelforge.deploy.runtime.mask_files import check_bit_depth
 from pixelforge.deploy.runtime.preprocess import frame_to_image
 
 
@@ -48,10 +49,17 @@ class SegmentationRuntime(DenseRuntime):
     def colors(self) -> dict[str, str]:
         return mask_colors(self.classes)
 
+    @property
+    def bit_depth(self) -> int:
+        """The bit depth of the training images (8 for packages older than this field)."""
+        return int(self.package.preprocess.get("bit_depth", 8))
+
     def predict_images(self, images: list) -> list[dict]:
+        """Raises BitDepthError for an 8-bit image when the model was trained on 16-bit ones (mask_files.py)."""
         manifest, pre, results = self.package.manifest, self.package.preprocess, []
-        for image in images:  # the exported graph has a fixed [1, C, S, S] input: one image per call
+        for index, image in enumerate(images):  # the exported graph has a fixed [1, C, S, S] input: one per call
             array = as_array(image)
+            check_bit_depth(array, self.bit_depth, f"image {index}")
             logits = self.session.run([manifest["output_name"]],
                                       {manifest["input_name"]: preprocess_image(array, pre)})[0]
             results.append({"mask": logits_to_mask(logits, *array.shape[:2])})
@@ -70,11 +78,24 @@ class SegmentationRuntime(DenseRuntime):
                 progress(1)
             return mask
 
-        return predict_files(paths, Path(out or Path(self.package.folder) / "predictions"), self.classes, predict)
+        return predict_files(paths, Path(out or Path(self.package.folder) / "predictions"), self.classes, predict,
+                             self.bit_depth)
 
     # ---- serving and video --------------------------------------------------------------------------------------
-    def answer(self, image: Image.Image, output: dict, *, mask_format: str = "png", **options) -> dict:
-        width, height = image.size
+    def decode_upload(self, data: bytes, name: str, max_pixels: int | None):
+        """An upload as the model needs it: RGB for an 8-bit model; for a 16-bit model the upload's own values
+        (an 8-bit upload is refused with 422, as `predict` refuses such a file)."""
+        from pixelforge.data.masks.images import load_image_bytes
+
+        image = super().decode_upload(data, name, max_pixels)  # checks: an image, whole, not too many pixels
+        if self.bit_depth <= 8:
+            return image
+        array = load_image_bytes(data)
+        check_bit_depth(array, self.bit_depth, name or "upload")
+        return array
+
+    def answer(self, image, output: dict, *, mask_format: str = "png", **options) -> dict:
+        height, width = as_array(image).shape[:2]
         return segmentation_answer(output, self.classes, width, height, mask_format)
 
     def predict_frame(self, frame: np.ndarray, **options) -> dict:

@@ -23,7 +23,7 @@ class ClassifyTask(Task):
     def check_dataset(self, path, **options):
         from pixelforge.data.check import check_dataset
 
-        return check_dataset(path)  # segmentation's mask options do not apply to class folders
+        return check_dataset(path, img_size=options.get("img_size"))  # the mask options do not apply here
 
     def print_check(self, report) -> None:
         from pixelforge.data.check import print_report

@@ -46,7 +46,7 @@ class BoxTask(DenseTask):
     def check_dataset(self, path, **options):
         from pixelforge.data.boxes.check import check_boxes
 
-        return check_boxes(self.builtin_or_path(path))  # the mask options of segmentation do not apply
+        return check_boxes(self.builtin_or_path(path), img_size=options.get("img_size"))  # mask options do not apply
 
     def print_check(self, report) -> None:
         from pixelforge.data.boxes.check import print_box_report

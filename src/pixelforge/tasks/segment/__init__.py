@@ -25,7 +25,8 @@ class SegmentTask(DenseTask):
     def check_dataset(self, path, ignore_index: int = 255, num_classes: int | None = None, **options):
         from pixelforge.data.masks.check import check_masks
 
-        return check_masks(self.builtin_or_path(path), ignore_index=ignore_index, num_classes=num_classes)
+        return check_masks(self.builtin_or_path(path), ignore_index=ignore_index, num_classes=num_classes,
+                           img_size=options.get("img_size"))
 
     def print_check(self, report) -> None:
         from pixelforge.data.masks.check import print_mask_report

@@ -37,6 +37,7 @@ class SegmentationRun:
     std: list[float]
     in_channels: int
     ignore_index: int
+    bit_depth: int = 8  # of the training images: an 8-bit image is refused by a 16-bit model (mask_files.py)
 
     @property
     def img_size(self) -> int:
@@ -54,7 +55,8 @@ def load_segmentation_run(run_dir: str | Path, checkpoint: str = "best.ckpt") ->
                             state["in_channels"], weights="none")
     model.load_state_dict(state["model"])
     return SegmentationRun(run, cfg, classes, model.eval(), list(state["mean"]), list(state["std"]),
-                           state["in_channels"], state.get("ignore_index", cfg.ignore_index))
+                           state["in_channels"], state.get("ignore_index", cfg.ignore_index),
+                           int(state.get("bit_depth", 8)))
 
 
 def model_input(run: SegmentationRun, image: np.ndarray) -> torch.Tensor:
@@ -227,4 +229,5 @@ def predict_segmentation(run_dir: str | Path, paths: list[str | Path], out: str 
     from pixelforge.deploy.runtime.mask_files import predict_files
 
     run = load_segmentation_run(run_dir)
-    return predict_files(paths, Path(out), run.classes, lambda image: predict_full_resolution(run, image))
+    return predict_files(paths, Path(out), run.classes, lambda image: predict_full_resolution(run, image),
+                         run.bit_depth)

@@ -53,7 +53,7 @@ def export_package(run_dir: str | Path, out: str | Path, data: str | None = None
     samples = samples[:parity_images]
     size = run.img_size
     pre = {"task": "segment", "size": [size, size], "resize": "stretch-bilinear", "channels": run.in_channels,
-           "bit_depth": 16 if _any_sixteen_bit(samples) else 8, "scale": "1/255 for 8-bit, 1/65535 for 16-bit",
+           "bit_depth": run.bit_depth, "scale": "1/255 for 8-bit, 1/65535 for 16-bit",
            "mean": run.mean, "std": run.std, "layout": "NCHW", "output": "logits; resize to the image, argmax"}
     with staged_folder(out) as staging:
         _write_onnx(run.model, staging / "model.onnx", run.in_channels, size, opset)
@@ -66,12 +66,6 @@ def export_package(run_dir: str | Path, out: str | Path, data: str | None = None
             raise PixelforgeError(f"export refused: ONNX Runtime and PyTorch agree on {100 * report['pixel_agreement']:.3f}% "
                                   f"of val pixels (need {100 * MIN_AGREEMENT:.1f}%); report the model and opset {opset}")
     return out
-
-
-def _any_sixteen_bit(samples) -> bool:
-    from pixelforge.data.masks.images import probe_image
-
-    return any(probe_image(s.image)[1] == 16 for s in samples[:16])
 
 
 def _write_onnx(model, path: Path, channels: int, size: int, opset: int) -> None:
