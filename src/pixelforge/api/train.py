@@ -153,6 +153,7 @@ def _finish(run: Path, cfg: RunConfig, result: FitResult, task: Task, broken_lin
     if broken_links:
         progress.info(f"warning: {len(broken_links)} symbolic link(s) in the data point nowhere and were skipped "
                       f"(first: {broken_links[0]}); listed in {run / 'summary.json'}")
+    task.after_fit(run, cfg, progress)
     report = task.write_report(run)
     task.write_card(run, peak_memory=peak_memory())
     progress.info(f"best {monitor} {result.best_metric:.4f} at epoch {result.best_epoch}" + (f"; report: {report}" if report else ""))

@@ -58,6 +58,9 @@ class Task:
         """The default run folder name under runs/."""
         return f"{self.name}-{cfg.model}-{Path(cfg.data).stem}"
 
+    def after_fit(self, run: Path, cfg, progress) -> None:
+        """Work on the trained run before its report is written (classification fits its temperature here)."""
+
     def write_report(self, run: Path) -> Path | None:
         """After training: evaluate best.ckpt on the run's validation split and write report.html."""
         return None

@@ -74,9 +74,14 @@ class Runtime(TaskRuntime):
     def logits_for_crops(self, crops: list[np.ndarray]) -> np.ndarray:
         return self.logits(to_model_input(crops, self.preprocess))
 
+    @property
+    def temperature(self) -> float:
+        """The run's fitted softmax temperature (1.0 for packages without one): scores are softmax(logits / T)."""
+        return float(self.package.manifest.get("temperature", 1.0))
+
     def rank(self, logits: np.ndarray, top_k: int = 1) -> list[list[dict]]:
-        """Top-k [{label, score}] per row, scores as softmax probabilities rounded to 6 digits."""
-        probs = softmax(logits)
+        """Top-k [{label, score}] per row, scores as calibrated softmax probabilities rounded to 6 digits."""
+        probs = softmax(logits / self.temperature)
         k = min(top_k, len(self.classes))
         order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
         return [[{"label": self.classes[i], "score": round(float(row[i]), 6)} for i in idx]

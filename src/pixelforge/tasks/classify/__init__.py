@@ -72,6 +72,18 @@ class ClassifyTask(Task):
 
         return write_model_card(run, peak_memory=peak_memory)
 
+    def after_fit(self, run, cfg, progress) -> None:
+        if not cfg.calibrate:
+            return
+        from pixelforge.tasks.classify.calibration import calibrate_run
+
+        fitted = calibrate_run(run)
+        if "skipped" in fitted:
+            progress.info(f"calibration skipped: {fitted['skipped']}")
+        else:
+            progress.info(f"calibration: temperature {fitted['temperature']:.3f} fitted on {fitted['images']} val "
+                          f"images, ECE {fitted['ece_before']:.4f} -> {fitted['ece_after']:.4f}")
+
     def write_report(self, run):
         from pixelforge.tasks.classify.report import write_run_report
 

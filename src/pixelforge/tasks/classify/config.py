@@ -20,3 +20,5 @@ class ClassifyConfig(RunConfig):
                                             "2 CPU cores; pays in long fp32 runs)")
     cache_features: bool | None = Field(None, description="linear: train the head on cached backbone features")
     feature_views: int = Field(4, ge=1, description="augmented views per image when caching features")
+    calibrate: bool = Field(True, description="after training, fit a softmax temperature on the validation split "
+                                             "so scores are calibrated probabilities (predictions do not change)")

@@ -100,6 +100,10 @@ def evaluate(run_dir: str | Path, data: str | None = None, split: str | None = N
     metrics = classification_metrics(logits, targets, loaded.classes)
     metrics["split"] = name
     metrics["excluded_training_images"] = excluded
+    # Scores are softmax(logits / T) with the run's fitted temperature (calibration.py); the ECE without it too:
+    metrics["temperature"] = loaded.temperature
+    metrics["ece_uncalibrated"] = (classification_metrics(logits * loaded.temperature, targets, loaded.classes)["ece"]
+                                   if loaded.temperature != 1.0 else metrics["ece"])
     metrics["confidence_intervals"] = bootstrap_intervals(targets.numpy(), logits.argmax(1).numpy(), len(loaded.classes))
     groups = groups or (loaded.config.groups if data is None and has_groups(kept, loaded.config.groups) else None)
     if groups or compare:

@@ -97,6 +97,7 @@ def _build(staging: Path, loaded, pre: Preprocess, val_samples, train_samples, o
         "name": f"{cfg.model}-{Path(loaded.run_dir).name}", "backbone": cfg.model, "format": opt.format,
         "models": models, "default_precision": "fp32", "input_name": "image", "output_name": "logits",
         "num_classes": len(loaded.classes), "pixelforge_version": _version(),
+        "temperature": loaded.temperature,  # the runtime's scores are softmax(logits / temperature)
         "export": {**asdict(opt), "run": Path(loaded.run_dir).resolve().name, "checkpoint": "best.ckpt",
                    "dynamic_batch": True, "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
     }
@@ -197,7 +198,7 @@ def _samples(loaded, data: str | None, parity_images: int, calibration_images: i
 def _pytorch_logits(loaded, samples):
     from pixelforge.tasks.classify.inference import run_inference
 
-    logits, kept, _ = run_inference(loaded, samples)
+    logits, kept, _ = run_inference(loaded, samples, calibrated=False)  # the model's own outputs, as the package's
     idx = {c: i for i, c in enumerate(loaded.classes)}
     targets = np.array([idx.get(s.label, -1) for s in kept], dtype=np.int64)
     return logits.numpy(), kept, targets

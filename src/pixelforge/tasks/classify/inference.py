@@ -23,6 +23,7 @@ class LoadedRun:
     config: RunConfig
     classes: list[str]
     model: Classifier
+    temperature: float = 1.0  # calibration.py: run_inference divides the logits by it (scores, not predictions)
 
     @property
     def short_side(self) -> int:
@@ -34,8 +35,19 @@ class LoadedRun:
         return eval_transform(self.config.img_size, spec.mean, spec.std)
 
 
-def load_run(run_dir: str | Path, checkpoint: str = "best.ckpt") -> LoadedRun:
-    """Rebuild the run's model from its config and load `checkpoints/<checkpoint>` (no network needed)."""
+CALIBRATION_FILE = "calibration.json"  # written by calibration.py after training
+
+
+def read_temperature(run: Path) -> float:
+    """The run's fitted temperature (calibration.py), 1.0 when it was not calibrated."""
+    path = Path(run) / CALIBRATION_FILE
+    return float(rd.read_json(path).get("temperature", 1.0)) if path.exists() else 1.0
+
+
+def load_run(run_dir: str | Path, checkpoint: str = "best.ckpt", temperature: float | None = None) -> LoadedRun:
+    """Rebuild the run's model from its config and load `checkpoints/<checkpoint>` (no network needed).
+
+    `temperature`: None for the run's fitted one (RUN/calibration.json, 1.0 without it), or a value to use."""
     run = rd.require_run(run_dir)
     cfg = load_config(run / "config.yaml")
     classes = rd.read_json(run / "classes.json")
@@ -48,12 +60,16 @@ def load_run(run_dir: str | Path, checkpoint: str = "best.ckpt") -> LoadedRun:
     # channels_last here, outside inference mode: converted inside it, the weights would become inference
     # tensors that autograd (Grad-CAM, saliency) refuses to use.
     model = model.to(memory_format=torch.channels_last).eval()
-    return LoadedRun(run, cfg, classes, model)
+    return LoadedRun(run, cfg, classes, model, read_temperature(run) if temperature is None else temperature)
 
 
 @torch.inference_mode()
-def run_inference(loaded: LoadedRun, samples: list[Sample], batch_size: int = 64, progress=None):
-    """Logits for `samples`; unreadable files are dropped. Returns (logits, kept samples, unreadable messages)."""
+def run_inference(loaded: LoadedRun, samples: list[Sample], batch_size: int = 64, progress=None,
+                  calibrated: bool = True):
+    """Logits for `samples`, divided by the run's temperature unless `calibrated` is False (the model's own
+    outputs, as an exported package computes them); unreadable files are dropped.
+
+    Returns (logits, kept samples, unreadable messages)."""
     class_to_idx = {c: i for i, c in enumerate(loaded.classes)}
     lookup = {**class_to_idx, **{s.label: -1 for s in samples if s.label not in class_to_idx}}
     dataset = ImageDataset(samples, lookup, loaded.short_side, loaded.transform)
@@ -63,4 +79,6 @@ def run_inference(loaded: LoadedRun, samples: list[Sample], batch_size: int = 64
     for x, _ in DataLoader(dataset, batch_size=batch_size):
         chunks.append(model(x.contiguous(memory_format=torch.channels_last)).float())
     logits = torch.cat(chunks) if chunks else torch.zeros(0, len(loaded.classes))
+    if calibrated and loaded.temperature != 1.0:
+        logits = logits / loaded.temperature
     return logits, dataset.samples, unreadable

@@ -29,6 +29,8 @@ def write_run_report(run: Path, evaluation=None) -> Path:
     rel = lambda p: link(run, p)  # noqa: E731
     kpis = [("accuracy", f"{m['accuracy']:.4f}"), ("macro F1", f"{m['macro_f1']:.4f}"), ("ECE", f"{m['ece']:.4f}"),
             ("images", str(m["num_images"]))]
+    if m.get("temperature", 1.0) != 1.0:  # temperature scaling (calibration.py): the ECE it started from
+        kpis.insert(3, (f"ECE before T={m['temperature']:.2f}", f"{m['ece_uncalibrated']:.4f}"))
     if m.get("top5_accuracy") is not None:
         kpis.insert(1, ("top-5", f"{m['top5_accuracy']:.4f}"))
     parts = page_start(run, f"Evaluated on the <b>{html.escape(m['split'])}</b> split with the best checkpoint "

@@ -1,0 +1,76 @@
+"""Post-hoc temperature scaling (Guo et al., "On Calibration of Modern Neural Networks", ICML 2017).
+
+One scalar T, fitted after training on the validation split by minimising the negative log-likelihood of
+softmax(logits / T). Predictions (the argmax) do not change; scores become probabilities that mean what they say:
+label smoothing, for instance, trains a model to answer ~0.9 when it is right 98% of the time, and T < 1 sharpens
+that back. T is written to RUN/calibration.json with ECE and NLL before and after; `load_run` applies it to every
+score of the run (evaluate, predict, reports) and `export` carries it into the package, whose runtime applies it.
+
+Written here rather than taken from a package: the fit is a bounded one-dimensional minimisation (scipy), and the
+packages that offer it (netcal, ...) would add a dependency for these few lines.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from pixelforge.runs import folder as rd
+
+BOUNDS = (0.05, 20.0)  # far beyond any useful temperature either way; the optimum is reported if it hits one
+MIN_IMAGES = 20  # fewer validation images than this cannot pin T down
+
+
+def nll(logits: torch.Tensor, targets: torch.Tensor, temperature: float = 1.0) -> float:
+    return float(torch.nn.functional.cross_entropy(logits.double() / temperature, targets))
+
+
+def ece(logits: torch.Tensor, targets: torch.Tensor, temperature: float = 1.0) -> float:
+    """Expected calibration error, 15 bins (torchmetrics, as the run's metrics compute it)."""
+    from torchmetrics.functional.classification import multiclass_calibration_error
+
+    probs = (logits.double() / temperature).softmax(1).float()
+    return float(multiclass_calibration_error(probs, targets, num_classes=logits.shape[1], n_bins=15))
+
+
+def fit_temperature(logits: torch.Tensor, targets: torch.Tensor) -> float:
+    """The T minimising the NLL of softmax(logits / T), searched over log T within BOUNDS."""
+    import math
+
+    from scipy.optimize import minimize_scalar
+
+    result = minimize_scalar(lambda log_t: nll(logits, targets, math.exp(log_t)),
+                             bounds=(math.log(BOUNDS[0]), math.log(BOUNDS[1])), method="bounded",
+                             options={"xatol": 1e-4})
+    return float(math.exp(result.x))
+
+
+def calibrate(logits: torch.Tensor, targets: torch.Tensor) -> dict:
+    """Fit T on (logits, targets) and describe the effect; T = 1 with a reason when it cannot be fitted."""
+    n = int(len(targets))
+    mistakes = int((logits.argmax(1) != targets).sum()) if n else 0
+    base = {"temperature": 1.0, "images": n, "nll_before": nll(logits, targets) if n else None,
+            "ece_before": ece(logits, targets) if n else None}
+    if n < MIN_IMAGES:
+        return {**base, "skipped": f"only {n} validation images (need {MIN_IMAGES})"}
+    if mistakes == 0:
+        # With every validation image right, the NLL keeps falling as T -> 0: no finite T is supported by the data.
+        return {**base, "skipped": "no mistakes on the validation split: the temperature is not identifiable"}
+    temperature = fit_temperature(logits, targets)
+    return {**base, "temperature": round(temperature, 6), "nll_after": nll(logits, targets, temperature),
+            "ece_after": ece(logits, targets, temperature)}
+
+
+def calibrate_run(run: Path) -> dict:
+    """Fit the run's temperature on its validation split with the best checkpoint; write RUN/calibration.json."""
+    from pixelforge.tasks.classify.evaluate import select_samples
+    from pixelforge.tasks.classify.inference import CALIBRATION_FILE, load_run, run_inference
+
+    loaded = load_run(run, temperature=1.0)
+    samples, split, _ = select_samples(loaded, None, "val")
+    logits, kept, _ = run_inference(loaded, samples)
+    index = {c: i for i, c in enumerate(loaded.classes)}
+    result = {"split": split, **calibrate(logits, torch.tensor([index[s.label] for s in kept], dtype=torch.long))}
+    rd.write_json(Path(run) / CALIBRATION_FILE, result)
+    return result
