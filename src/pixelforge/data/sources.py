@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import glob
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -96,7 +97,14 @@ def _class_folders(folder: Path, split: str | None) -> list[Sample]:
 def read_csv(csv_path: Path) -> DataSource:
     if csv_path.suffix.lower() != ".csv":
         raise PixelforgeError(f"{csv_path}: not a folder or a .csv label file")
-    with open(csv_path, newline="", encoding="utf-8-sig") as handle:
+    try:
+        text = csv_path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise PixelforgeError(f"{csv_path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset "
+                              f"{exc.start}); save the label file as UTF-8 CSV") from None
+    if "\x00" in text:
+        raise PixelforgeError(f"{csv_path}: holds NUL bytes, so it is not a text CSV; save it as UTF-8 CSV")
+    with io.StringIO(text, newline="") as handle:
         reader = csv.DictReader(handle)
         columns = [c.strip() for c in (reader.fieldnames or [])]
         missing = [c for c in ("path", "label") if c not in columns]
