@@ -40,7 +40,16 @@ def load_json(file: Path) -> dict:
     if missing:
         raise PixelforgeError(f"{file}: missing COCO key(s) {', '.join(map(repr, missing))}; a COCO file needs "
                               "'images', 'annotations' and 'categories' lists")
+    not_lists = [key for key in ("images", "annotations", "categories") if not isinstance(data[key], list)]
+    if not_lists:
+        raise PixelforgeError(f"{file}: {', '.join(map(repr, not_lists))} must be a JSON list "
+                              f"(got {type(data[not_lists[0]]).__name__})")
     return data
+
+
+def _is_id(value) -> bool:
+    """An integer id (JSON true/false are not ids, though Python counts them as ints)."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _find_image(file: Path, file_name: str, split: str | None) -> Path:
@@ -57,6 +66,8 @@ def _categories(file: Path, data: dict, problems: Problems) -> dict[int, str]:
     for index, cat in enumerate(data["categories"]):
         if not isinstance(cat, dict) or "id" not in cat or "name" not in cat:
             raise PixelforgeError(f"{file}: category #{index} lacks 'id' or 'name'; every category needs both")
+        if not _is_id(cat["id"]):
+            raise PixelforgeError(f"{file}: category #{index} has id {cat['id']!r}; category ids are integers")
         if int(cat["id"]) == 0:
             problems.add("category_zero", f"{file}: category {cat['name']!r} has id 0; COCO category ids start at "
                                           "1 (0 is the background label in torchvision): renumber them 1..K")
@@ -75,7 +86,11 @@ def _annotation_box(file: Path, ann: dict, index: int, problems: Problems) -> li
     if not isinstance(bbox, list) or len(bbox) != 4 or not all(isinstance(v, (int, float)) for v in bbox):
         problems.add("bad_annotation", f"{file}: {ann_name} has bbox {bbox!r}; it must be 4 numbers [x, y, w, h]")
         return None
-    if not isinstance(ann["category_id"], int):
+    if not _is_id(ann["image_id"]):
+        problems.add("bad_annotation", f"{file}: {ann_name} has image_id {ann['image_id']!r}; it must be an integer "
+                                       "id from 'images'")
+        return None
+    if not _is_id(ann["category_id"]):
         problems.add("bad_annotation", f"{file}: {ann_name} has category_id {ann['category_id']!r}; it must be an "
                                        "integer id from 'categories'")
         return None
@@ -111,6 +126,9 @@ def _read_file(file: Path, data: dict, split: str | None, known: set[int], probl
     for index, entry in enumerate(data["images"]):
         if not isinstance(entry, dict) or "id" not in entry or "file_name" not in entry:
             raise PixelforgeError(f"{file}: image #{index} lacks 'id' or 'file_name'; every image entry needs both")
+        if not _is_id(entry["id"]) or not isinstance(entry["file_name"], str) or not entry["file_name"]:
+            raise PixelforgeError(f"{file}: image #{index} has id {entry['id']!r} and file_name "
+                                  f"{entry['file_name']!r}; the id is an integer and the file name a non-empty string")
         entries[entry["id"]] = entry
         per_image[entry["id"]] = []
     for index, ann in enumerate(data["annotations"]):
@@ -138,7 +156,7 @@ def _read_file(file: Path, data: dict, split: str | None, known: set[int], probl
             problems.add("missing_file", f"{image_path}: {missing_reason(image_path)} (image id {image_id} in {file}); "
                                          "put the file there or fix its file_name")
         width, height = entry.get("width"), entry.get("height")
-        if not width or not height:
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in (width, height)):
             width, height = image_size(image_path) or (0, 0)
         images.append(_box_image(image_path, int(width), int(height), image_id, split, per_image[image_id]))
     return images
