@@ -92,6 +92,23 @@ def read_config_file(path: str | Path) -> dict:
     return values
 
 
+# The names other libraries give our keys (Ultralytics, timm, Keras, Lightning): difflib cannot see that
+# `learning_rate` means `lr`, so these are looked up first.
+SYNONYMS = {"learning_rate": "lr", "learningrate": "lr", "lr0": "lr", "imgsz": "img_size", "image_size": "img_size",
+            "input_size": "img_size", "imgsize": "img_size", "batch": "batch_size", "bs": "batch_size",
+            "num_epochs": "epochs", "n_epochs": "epochs", "max_epochs": "epochs", "backbone": "model",
+            "arch_name": "model", "output": "out", "output_dir": "out", "project": "out", "pretrained": "weights",
+            "num_workers": "workers", "wd": "weight_decay", "random_seed": "seed", "amp": "precision"}
+
+
+def closest_key(key: str, keys: list[str]) -> str | None:
+    """The valid key a mistyped or foreign `key` most likely meant (None when nothing is close)."""
+    if SYNONYMS.get(key.lower()) in keys:
+        return SYNONYMS[key.lower()]
+    close = difflib.get_close_matches(key, keys, n=1)
+    return close[0] if close else None
+
+
 def describe_errors(exc: ValidationError, model: type[BaseModel], task: str) -> str:
     """pydantic's errors as one line: the key, the problem, and for an unknown key the task and the closest key."""
     parts = []
@@ -101,8 +118,8 @@ def describe_errors(exc: ValidationError, model: type[BaseModel], task: str) -> 
             loc = loc[1:]
         key = ".".join(str(part) for part in loc) or "config"
         if error["type"] == "extra_forbidden":
-            close = difflib.get_close_matches(key, list(model.model_fields), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            close = closest_key(key, list(model.model_fields))
+            hint = f"; did you mean {close!r}?" if close else ""
             parts.append(f"{key}: Extra inputs are not permitted (not an option of task {task!r}{hint})")
         else:
             parts.append(f"{key}: {error['msg']} (got {error.get('input')!r})")

@@ -96,6 +96,10 @@ def load_checkpoint(path: Path) -> dict:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         first_error = exc
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:  # torch's zip reader on a cut or mangled file
+        reason = str(exc).strip().splitlines()[0][:160]
+        raise PixelforgeError(f"{path}: cannot read the checkpoint, it is truncated or corrupt ({reason}); copy it "
+                              "again, or use checkpoints/last.ckpt") from None
     try:
         unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(path)
     except Exception:  # not a zip checkpoint at all: report what the safe load said
@@ -118,7 +122,13 @@ def write_json(path: Path, data) -> None:
 
 
 def read_json(path: Path):
-    return json.loads(path.read_text())
+    """A JSON file of a run or package; a missing or mangled one is a one-line error naming it."""
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise PixelforgeError(f"{path}: not found; the run or package folder is incomplete") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PixelforgeError(f"{path}: not valid JSON ({exc}); the run or package folder is damaged") from None
 
 
 def append_metrics(path: Path, row: dict) -> None:

@@ -37,7 +37,14 @@ def onnx_session(path: Path, threads: int | None = None, providers: list[str] | 
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     available = ort.get_available_providers()
     chosen = providers or [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
-    return ort.InferenceSession(str(path), sess_options=options, providers=chosen)
+    try:
+        return ort.InferenceSession(str(path), sess_options=options, providers=chosen)
+    except Exception as exc:  # noqa: BLE001 - onnxruntime's pybind errors (InvalidProtobuf, Fail, ...) share no base
+        if not Path(path).is_file():
+            raise PixelforgeError(f"{path}: model file not found; the package is incomplete, export it again") from None
+        reason = str(exc).strip().splitlines()[0][:200]
+        raise PixelforgeError(f"{path}: ONNX Runtime cannot load this model ({reason}); the file is damaged or "
+                              "from a newer exporter: export the package again") from None
 
 
 def load_model(package, precision: str, threads: int | None = None, providers: list[str] | None = None,

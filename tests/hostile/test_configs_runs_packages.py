@@ -1,0 +1,215 @@
+"""Hostile configs, run folders, checkpoints, packages, outputs and uploads: one line naming the file and the
+problem (exit 2), never a traceback; nothing a user made is overwritten."""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+def _config(tmp_path, text: str):
+    path = tmp_path / "run.yaml"
+    path.write_text(text)
+    return path
+
+
+CONFIGS = {  # train --config FILE
+    "YAML key with a typo": ("data: digits\nepohcs: 3\n", r"epohcs.*epochs"),
+    "YAML that does not parse": ("data: digits\nepochs: [3\n", r"run\.yaml"),
+    "YAML that is a list": ("- data\n- digits\n", r"run\.yaml"),
+    "negative epochs": ("data: digits\nepochs: -3\n", r"epochs"),
+    "epochs as a word": ("data: digits\nepochs: three\n", r"epochs"),
+    "unknown task": ("data: digits\ntask: colorize\n", r"colorize.*classify|classify.*colorize"),
+}
+
+
+@pytest.mark.parametrize("text, pattern", CONFIGS.values(), ids=CONFIGS.keys())
+def test_bad_configs_are_one_line(text, pattern, tmp_path, pixelforge_cli):
+    result = pixelforge_cli("train", "--config", _config(tmp_path, text), "--out", tmp_path / "run")
+    assert result.code == 2 and re.search(pattern, result.error_line), result.err
+    assert not (tmp_path / "run").exists()
+
+
+def test_python_keyword_typo_suggests_the_key():
+    import pixelforge
+    from pixelforge.errors import PixelforgeError
+
+    with pytest.raises(PixelforgeError, match=r"learning_rate.*\blr\b"):
+        pixelforge.train("digits", learning_rate=0.1)
+
+
+@pytest.fixture
+def run_copy(tiny_run, tmp_path):
+    shutil.copytree(tiny_run, tmp_path / "run")
+    return tmp_path / "run"
+
+
+def not_a_run(run):
+    shutil.rmtree(run)
+    run.mkdir()
+    (run / "notes.txt").write_text("hello")
+    return r"not a pixelforge run"
+
+
+def truncated_checkpoint(run):
+    path = run / "checkpoints" / "best.ckpt"
+    path.write_bytes(path.read_bytes()[:1000])
+    return r"best\.ckpt"
+
+
+def checkpoint_with_payload(run):
+    import pickle
+
+    class Payload:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    (run / "checkpoints" / "best.ckpt").write_bytes(pickle.dumps({"model": Payload()}))
+    return r"best\.ckpt"
+
+
+def config_deleted(run):
+    (run / "config.yaml").unlink()
+    return r"config\.yaml"
+
+
+def classes_json_mangled(run):
+    (run / "classes.json").write_text("{not json")
+    return r"classes\.json"
+
+
+RUNS = {
+    "a folder that is not a run": not_a_run,
+    "truncated checkpoint": truncated_checkpoint,
+    "checkpoint carrying a pickle payload": checkpoint_with_payload,
+    "run without config.yaml": config_deleted,
+    "classes.json that is not JSON": classes_json_mangled,
+}
+
+
+@pytest.mark.parametrize("damage", RUNS.values(), ids=RUNS.keys())
+def test_damaged_run_folders_are_refused_in_one_line(damage, run_copy, pixelforge_cli, tmp_path):
+    pattern = damage(run_copy)
+    image = tmp_path / "x.png"
+    Image.new("RGB", (32, 32)).save(image)
+    result = pixelforge_cli("predict", run_copy, image)
+    assert result.code == 2 and re.search(pattern, result.error_line), result.err
+    assert "pwned" not in result.out
+
+
+@pytest.fixture(scope="module")
+def package(tiny_run, tmp_path_factory):
+    import pixelforge
+
+    out = tmp_path_factory.mktemp("pkg") / "package"
+    pixelforge.export(tiny_run, out=out)
+    return out
+
+
+def package_json_gone(pkg):
+    (pkg / "package.json").unlink()
+    return r"package"
+
+
+def package_of_unknown_task(pkg):
+    import json
+
+    manifest = json.loads((pkg / "package.json").read_text())
+    (pkg / "package.json").write_text(json.dumps({**manifest, "task": "teleport"}))
+    return r"teleport"
+
+
+def corrupt_onnx(pkg):
+    (pkg / "model.onnx").write_bytes(b"\x08\x07garbage" * 10)
+    return r"model\.onnx"
+
+
+PACKAGES = {
+    "package without package.json": package_json_gone,
+    "package of an unknown task": package_of_unknown_task,
+    "corrupt model.onnx": corrupt_onnx,
+}
+
+
+@pytest.mark.slow  # exports a package once for the three cases
+@pytest.mark.parametrize("damage", PACKAGES.values(), ids=PACKAGES.keys())
+def test_damaged_packages_are_refused_in_one_line(damage, package, tmp_path, pixelforge_cli):
+    pkg = tmp_path / "pkg"
+    shutil.copytree(package, pkg)
+    pattern = damage(pkg)
+    image = tmp_path / "x.png"
+    Image.new("RGB", (32, 32)).save(image)
+    result = pixelforge_cli("predict", pkg, image)
+    assert result.code == 2 and re.search(pattern, result.error_line), result.err
+
+
+def test_outputs_are_never_overwritten(tiny_run, tmp_path, pixelforge_cli):
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "mine.txt").write_text("precious")
+    for args in (["export", tiny_run, "--out", taken], ["data", "make", "digits", "--out", taken]):
+        result = pixelforge_cli(*args)
+        assert result.code == 2 and str(taken.name) in result.error_line, (args, result.err)
+    assert sorted(p.name for p in taken.iterdir()) == ["mine.txt"] and (taken / "mine.txt").read_text() == "precious"
+
+
+def test_train_into_a_used_folder_writes_beside_it(tmp_path, monkeypatch):
+    """`train --out` on a run folder that exists trains into OUT-2 (and says so) rather than over it."""
+    import pixelforge
+
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "mine.txt").write_text("precious")
+    result = pixelforge.train("digits", model="simple_cnn", weights="none", img_size=16, epochs=1, out=str(taken),
+                              quiet=True, calibrate=False)
+    assert result.run_dir == tmp_path / "taken-2" and (result.run_dir / "config.yaml").exists()
+    assert sorted(p.name for p in taken.iterdir()) == ["mine.txt"]
+
+
+def _png(width: int, height: int, noise: bool = False) -> bytes:
+    buffer = io.BytesIO()
+    pixels = np.random.default_rng(0).integers(0, 255, (height, width, 3), np.uint8) if noise else \
+        np.zeros((height, width, 3), np.uint8)
+    Image.fromarray(pixels).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+UPLOADS = {  # the bytes of one upload -> the status the server answers with (decode_bytes' errors)
+    "empty upload": (b"", 415),
+    "text sent as an image": (b"hello, I am not a picture", 415),
+    "truncated PNG": (_png(64, 64, noise=True)[:4000], 400),
+    "too many pixels": (_png(3000, 3000), 413),
+}
+
+
+@pytest.mark.parametrize("data, status", UPLOADS.values(), ids=UPLOADS.keys())
+def test_bad_uploads_get_their_status_and_one_line(data, status):
+    from pixelforge.deploy.runtime.preprocess import UploadError, decode_bytes
+
+    with pytest.raises(UploadError) as refused:
+        decode_bytes(data, None, 4_000_000, "photo.png")
+    assert refused.value.status_code == status
+    assert str(refused.value).startswith("photo.png: ") and "\n" not in str(refused.value)
+
+
+def test_multipart_without_boundary_and_with_too_many_files():
+    import asyncio
+
+    from pixelforge.deploy.serve.uploads import UploadRejected, read_uploads
+
+    async def body(data: bytes):
+        yield data
+
+    with pytest.raises(UploadRejected) as no_boundary:
+        asyncio.run(read_uploads("multipart/form-data", "10", body(b"0123456789"), "file", 1000, 2))
+    assert no_boundary.value.status_code == 415
+    part = b"--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.png\"\r\n\r\nxx\r\n"
+    with pytest.raises(UploadRejected) as too_many:
+        asyncio.run(read_uploads("multipart/form-data; boundary=B", None, body(part * 3 + b"--B--\r\n"), "file",
+                                 1000, 2))
+    assert too_many.value.status_code == 413
