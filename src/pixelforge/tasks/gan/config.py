@@ -16,7 +16,7 @@ class GanConfig(RunConfig):
         "hinge", description="the training loss (gan: hinge | ns | wgan-gp; segment: ce | dice | focal | ce+dice | "
                              "focal+dice)")
     latent_dim: int = Field(128, ge=2, description="length of the generator's noise vector")
-    width: int = Field(32, ge=8, description="channels of the generator's last and the discriminator's first layer")
+    width: int = Field(16, ge=8, description="channels of the generator's last and the discriminator's first layer")
     d_steps: int = Field(1, ge=1, description="discriminator steps per generator step")
     lr_d: float | None = Field(None, gt=0, description="the discriminator's learning rate (default: lr)")
     r1: float = Field(0.0, ge=0, description="R1 penalty weight on real images' gradients (0: off)")

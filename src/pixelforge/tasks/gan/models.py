@@ -1,6 +1,6 @@
 """DCGAN generator and discriminator (Radford et al. 2016) scaled by image size, with spectral normalisation in the
-discriminator (Miyato et al. 2018) and, for class-conditional models, a label embedding in the generator and a
-projection discriminator (Miyato & Koyama 2018): D(x, y) = linear(h) + <embed(y), h>.
+discriminator (Miyato et al. 2018) and, for class-conditional models, class-conditional batch norm in the generator
+and a projection discriminator (Miyato & Koyama 2018): D(x, y) = linear(h) + <embed(y), h>.
 
 `GANModel` holds both players and the EMA copy of the generator (Karras et al. 2018), so the checkpoint's model
 state carries the EMA weights that sampling, evaluation and export use.
@@ -21,26 +21,57 @@ def stages(img_size: int) -> int:
     return int(math.log2(img_size)) - 2
 
 
+class ConditionalBatchNorm(nn.Module):
+    """Batch norm whose gain and bias are looked up per class (de Vries et al. 2017; as in the projection-cGAN
+    paper's generator); a plain affine batch norm when there are no classes."""
+
+    def __init__(self, channels: int, num_classes: int = 0):
+        super().__init__()
+        self.norm = nn.BatchNorm2d(channels, affine=not num_classes)
+        self.gain = nn.Embedding(num_classes, channels) if num_classes else None
+        self.bias = nn.Embedding(num_classes, channels) if num_classes else None
+        if num_classes:
+            nn.init.ones_(self.gain.weight)
+            nn.init.zeros_(self.bias.weight)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.norm(x)
+        if self.gain is None:
+            return x
+        return x * self.gain(labels)[:, :, None, None] + self.bias(labels)[:, :, None, None]
+
+
+class UpBlock(nn.Module):
+    """2x up-sampling: transposed convolution, (conditional) batch norm, ReLU."""
+
+    def __init__(self, cin: int, cout: int, num_classes: int):
+        super().__init__()
+        self.conv = nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False)
+        self.norm = ConditionalBatchNorm(cout, num_classes)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        return torch.relu(self.norm(self.conv(x), labels))
+
+
 class Generator(nn.Module):
+    """z [N, latent_dim] (and class labels [N]) -> images [N, C, S, S] in [-1, 1]; the class enters through every
+    batch norm's gain and bias, so the noise alone feeds the first layer and cannot be drowned by the label."""
+
     def __init__(self, latent_dim: int, channels: int, img_size: int, width: int = 64, num_classes: int = 0):
         super().__init__()
         self.latent_dim, self.num_classes, self.channels, self.img_size = latent_dim, num_classes, channels, img_size
         n = stages(img_size)
-        widths = [width * 2 ** (n - 1 - i) for i in range(n)] + [width]  # e.g. 32 px: 256, 128, 64, 64
-        self.embed = nn.Embedding(num_classes, latent_dim) if num_classes else None
-        inputs = latent_dim * (2 if num_classes else 1)
-        self.project = nn.Sequential(nn.Linear(inputs, widths[0] * 16, bias=False), nn.Unflatten(1, (widths[0], 4, 4)),
-                                     nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True))
-        blocks = []
-        for cin, cout in zip(widths[:-1], widths[1:]):
-            blocks += [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
-        self.blocks = nn.Sequential(*blocks)
+        widths = [width * 2 ** (n - 1 - i) for i in range(n)] + [width]  # e.g. 32 px: 4w, 2w, w, w
+        self.project = nn.Sequential(nn.Linear(latent_dim, widths[0] * 16, bias=False), nn.Unflatten(1, (widths[0], 4, 4)))
+        self.project_norm = ConditionalBatchNorm(widths[0], num_classes)
+        self.blocks = nn.ModuleList(UpBlock(cin, cout, num_classes) for cin, cout in zip(widths[:-1], widths[1:]))
         self.out = nn.Sequential(nn.Conv2d(widths[-1], channels, 3, 1, 1), nn.Tanh())
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        if self.embed is not None:
-            z = torch.cat([z, self.embed(labels)], 1)
-        return self.out(self.blocks(self.project(z)))
+        x = torch.relu(self.project_norm(self.project(z), labels))
+        for block in self.blocks:
+            x = block(x, labels)
+        return self.out(x)
 
 
 class Discriminator(nn.Module):
