@@ -72,12 +72,13 @@ def test_a_gan_trains_two_named_optimizers_and_picks_best_ckpt_by_the_lowest_fid
     assert (gan_run / "samples.gif").is_file() and (gan_run / "report.html").is_file()
 
 
+@pytest.mark.slow
 def test_the_ema_generator_survives_an_interrupted_and_resumed_run(gan_run, two_class_folder, tmp_path):
     cut = tmp_path / "cut"
     with pytest.raises(PixelforgeError, match="resume with"):
         pixelforge.train(str(two_class_folder), out=str(cut), callbacks=[InterruptAt(7)], **TINY)  # mid epoch 2
     saved = rd.load_checkpoint(cut / "checkpoints" / "last.ckpt")
-    assert (saved["loop"]["epoch"], saved["loop"]["batch"]) == (1, 2)
+    assert (saved["loop"]["epoch"], saved["loop"]["batch"]) == (1, 1)  # 6 batches an epoch
     pixelforge.train(resume=cut, quiet=True)
     expected, got = (rd.load_checkpoint(r / "checkpoints" / "last.ckpt")["model"] for r in (gan_run, cut))
     for key in [k for k in expected if k.startswith("ema.")]:
@@ -118,6 +119,7 @@ def test_the_real_floor_compares_two_disjoint_real_sets_of_the_same_n(two_class_
     assert len(a) == len(b) == 24 and not {s.path for s in a} & {s.path for s in b}
 
 
+@pytest.mark.slow
 def test_evaluate_reports_fid_kid_floor_n_and_the_judges_class_scores(gan_run, cli):
     result = cli("evaluate", gan_run, "--json")
     assert result.returncode == 0, result.stderr
@@ -146,6 +148,7 @@ def test_generate_is_reproducible_by_seed_and_writes_the_class_at_the_data_size(
     assert len(list((tmp_path / "lerp").glob("0*.png"))) == 5
 
 
+@pytest.mark.slow
 def test_export_parity_and_the_torch_free_runtime_and_server_generate(gan_run, tmp_path):
     from fastapi.testclient import TestClient
 
