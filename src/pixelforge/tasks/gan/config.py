@@ -21,6 +21,9 @@ class GanConfig(RunConfig):
     lr_d: float | None = Field(None, gt=0, description="the discriminator's learning rate (default: lr)")
     r1: float = Field(0.0, ge=0, description="R1 penalty weight on real images' gradients (0: off)")
     gp: float = Field(10.0, ge=0, description="wgan-gp: the gradient-penalty weight")
+    diffaugment: Literal["translation,cutout", "translation", "cutout", "none"] = Field(
+        "translation,cutout", description="differentiable augmentation of both players' discriminator inputs "
+                                          "(DiffAugment; for small datasets)")
     ema_decay: float = Field(0.999, ge=0, lt=1, description="decay of the EMA generator used for sampling")
     fid_n: int = Field(128, ge=16, description="images per side for the per-epoch validation FID")
     eval_n: int = Field(500, ge=16, description="images per side for `evaluate`'s FID/KID and its real-vs-real floor")

@@ -23,7 +23,7 @@ from pixelforge.deploy.export.folder import (reject_options, require_new_out, st
 from pixelforge.deploy.runtime.gan import sample_noise
 from pixelforge.errors import PixelforgeError
 
-PARITY_IMAGES = 32
+PARITY_IMAGES = 64  # generated images compared (at most; `--parity-images` may lower it)
 MAX_LEVELS = 1  # uint8 levels ONNX Runtime's pixels may differ from PyTorch's
 
 
@@ -41,7 +41,8 @@ class _Unconditional(_Conditional):
         return self.generator(z)
 
 
-def export_package(run_dir, out, opset: int = 17, format: str | None = "onnx", data=None, **options) -> Path:
+def export_package(run_dir, out, opset: int = 17, format: str | None = "onnx", data=None,
+                   parity_images: int = PARITY_IMAGES, **options) -> Path:
     """Export the run's EMA generator to `out` (must not exist or be empty) and check it against PyTorch.
 
     Example:
@@ -68,7 +69,7 @@ def export_package(run_dir, out, opset: int = 17, format: str | None = "onnx", d
             "task": "gan", "input_name": "z", "label_input": "labels" if run.conditional else None,
             "output_name": "image", "arch": "dcgan", "input_shape": [None, run.latent_dim],
             "output_shape": [None, run.channels, size, size]}, opset)
-        report = _parity(wrapper, staging / "model.onnx", run)
+        report = _parity(wrapper, staging / "model.onnx", run, min(parity_images, PARITY_IMAGES))
         write_json(staging / "parity.json", report)
         if not report["passed"]:
             raise PixelforgeError(f"export refused: ONNX Runtime's images differ from PyTorch's by up to "
@@ -76,15 +77,15 @@ def export_package(run_dir, out, opset: int = 17, format: str | None = "onnx", d
     return out
 
 
-def _parity(wrapper, model_path: Path, run) -> dict:
+def _parity(wrapper, model_path: Path, run, count: int) -> dict:
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
-    z = sample_noise(PARITY_IMAGES, run.latent_dim, seed=0)
+    z = sample_noise(count, run.latent_dim, seed=0)
     feed = {"z": z}
     args = [torch.from_numpy(z)]
     if run.conditional:
-        labels = np.arange(PARITY_IMAGES, dtype=np.int64) % len(run.classes)
+        labels = np.arange(count, dtype=np.int64) % len(run.classes)
         feed["labels"] = labels
         args.append(torch.from_numpy(labels))
     with torch.inference_mode():
@@ -92,5 +93,5 @@ def _parity(wrapper, model_path: Path, run) -> dict:
     got = session.run(["image"], feed)[0]
     as_uint8 = lambda x: np.round((np.clip(x, -1, 1) + 1) * 127.5).astype(np.int16)  # noqa: E731
     levels = int(np.abs(as_uint8(expected) - as_uint8(got)).max())
-    return {"images": PARITY_IMAGES, "max_abs_diff": float(np.abs(expected - got).max()), "max_uint8_diff": levels,
+    return {"images": count, "max_abs_diff": float(np.abs(expected - got).max()), "max_uint8_diff": levels,
             "allowed_uint8_diff": MAX_LEVELS, "passed": levels <= MAX_LEVELS}

@@ -13,6 +13,7 @@ import logging
 import torch
 
 from pixelforge.tasks.gan import losses
+from pixelforge.tasks.gan.augment import diff_augment
 from pixelforge.tasks.gan.models import GANModel
 
 log = logging.getLogger("pixelforge")
@@ -73,7 +74,9 @@ class GANStep:
 
         with torch.no_grad():
             fake = model("generate", torch.randn(n, latent, device=real.device), labels)
-        d_real, d_fake = model("discriminate", real, labels), model("discriminate", fake, labels)
+        policy = self.cfg.diffaugment
+        d_real = model("discriminate", diff_augment(real, policy), labels)
+        d_fake = model("discriminate", diff_augment(fake, policy), labels)
         loss_d = losses.discriminator_loss(kind, d_real, d_fake)
         penalty = torch.zeros((), device=real.device)
         if kind == "wgan-gp":
@@ -86,7 +89,8 @@ class GANStep:
 
         if ctx.global_step % self.cfg.d_steps == 0:
             y = self._labels(n, real.device)
-            loss_g = losses.generator_loss(kind, model("discriminate", model("generate", torch.randn(n, latent, device=real.device), y), y))
+            fake = model("generate", torch.randn(n, latent, device=real.device), y)
+            loss_g = losses.generator_loss(kind, model("discriminate", diff_augment(fake, policy), y))
             g_opt.zero_grad(set_to_none=True)
             ctx.backward(loss_g)
             g_opt.step()
