@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from pathlib import Path
 
 import torch
@@ -129,7 +130,9 @@ def fid_kid(real: torch.Tensor, fake: torch.Tensor, seed: int = 0) -> dict:
     fid.update(real.double(), real=True)
     fid.update(fake.double(), real=False)
     subset = max(2, min(len(real), len(fake)) // 2)
-    kid = KernelInceptionDistance(feature=Precomputed(dim), subsets=50, subset_size=subset)
+    with warnings.catch_warnings():  # "will save all extracted features": that is the point, n is small
+        warnings.simplefilter("ignore", UserWarning)
+        kid = KernelInceptionDistance(feature=Precomputed(dim), subsets=50, subset_size=subset)
     kid.update(real.double(), real=True)
     kid.update(fake.double(), real=False)
     with torch.random.fork_rng():
