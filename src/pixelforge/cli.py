@@ -87,6 +87,8 @@ def evaluate(
     predictions: Optional[Path] = typer.Option(None, help="detect: COCO results json; segment: folder of predicted masks."),
     num_classes: Optional[int] = typer.Option(None, help="segment with --gt: number of classes."),
     ignore_index: Optional[int] = typer.Option(None, help="segment with --gt: mask value to leave out."),
+    classifier: Optional[Path] = typer.Option(None, help="gan: classification run that judges conditional samples."),
+    n: Optional[int] = typer.Option(None, help="gan: images per side for FID/KID and the real-vs-real floor."),
 ) -> None:
     """Score a run (classify: accuracy, F1, calibration, confusion matrix; detect: COCO mAP; segment: mIoU, Dice),
     or score existing predictions against ground truth with --task, --gt and --predictions."""
@@ -105,7 +107,7 @@ def evaluate(
     from pixelforge.api.evaluate import evaluate as run_evaluate
     from pixelforge.runs.files import run_task_name
 
-    options = {"groups": groups, "compare": compare, "include_train": include_train or None}
+    options = {"groups": groups, "compare": compare, "include_train": include_train or None, "classifier": classifier, "n": n}
     result = run_evaluate(run, data=data, split=split, out=out, **{k: v for k, v in options.items() if v is not None})
     if as_json:
         typer.echo(json.dumps(result.to_json()))
@@ -249,6 +251,7 @@ from pixelforge.deploy.commands import export_command as _export_command; app.co
 from pixelforge.deploy.commands import serve_command as _serve_command; app.command("serve")(_serve_command)  # noqa: E402,E702
 from pixelforge.deploy.commands import video_command as _video_command; app.command("video")(_video_command)  # noqa: E402,E702
 from pixelforge.explain.commands import explain as _explain_command; app.command("explain")(_explain_command)  # noqa: E402,E702
+from pixelforge.commands.generate import generate_command as _generate_command; app.command("generate")(_generate_command)  # noqa: E402,E702
 
 
 def main() -> None:

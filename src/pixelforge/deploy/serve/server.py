@@ -137,7 +137,24 @@ def create_app(settings: ServerSettings, runtime: TaskRuntime | None = None) -> 
         options = {"top_k": top_k, "score_threshold": score_threshold, "mask_format": mask_format}
         return await _predict(request, runtime, batcher, settings, model_name, options)
 
+    if hasattr(runtime, "generate_answer"):  # a generator (GAN package): images out, none in
+        _add_generate_route(app, runtime, model_name, require_key)
     return app
+
+
+def _add_generate_route(app: FastAPI, runtime, model_name: str, require_key) -> None:
+    """POST /v1/generate?n=16&class=3&seed=0&truncation=1.0: base64 PNGs from the package's generator."""
+    from pixelforge.errors import PixelforgeError
+
+    @app.post("/v1/generate", dependencies=[Depends(require_key)])
+    async def generate(n: int = Query(16, ge=1, le=256), class_name: str | None = Query(None, alias="class"),
+                       seed: int = Query(0), truncation: float | None = Query(None, gt=0)) -> dict:
+        started = time.perf_counter()
+        try:
+            body = await run_in_threadpool(runtime.generate_answer, n, class_name, seed, truncation)
+        except PixelforgeError as exc:
+            raise HTTPException(422, str(exc)) from None
+        return {"model": model_name, **body, "elapsed_ms": round(1000 * (time.perf_counter() - started), 2)}
 
 
 async def _predict(request: Request, runtime: TaskRuntime, batcher, settings: ServerSettings, model_name: str,

@@ -1,0 +1,31 @@
+"""The options of image generation with GANs (on top of `pixelforge.config.RunConfig`)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from pixelforge.config import RunConfig
+
+
+class GanConfig(RunConfig):
+    task: Literal["gan"] = "gan"
+    conditional: bool = Field(False, description="class-conditional generator and projection discriminator")
+    loss: Literal["hinge", "ns", "wgan-gp"] = Field(
+        "hinge", description="the training loss (gan: hinge | ns | wgan-gp; segment: ce | dice | focal | ce+dice | "
+                             "focal+dice)")
+    latent_dim: int = Field(128, ge=2, description="length of the generator's noise vector")
+    width: int = Field(16, ge=8, description="channels of the generator's last and the discriminator's first layer")
+    d_steps: int = Field(1, ge=1, description="discriminator steps per generator step")
+    lr_d: float | None = Field(None, gt=0, description="the discriminator's learning rate (default: lr)")
+    r1: float = Field(0.0, ge=0, description="R1 penalty weight on real images' gradients (0: off)")
+    gp: float = Field(10.0, ge=0, description="wgan-gp: the gradient-penalty weight")
+    diffaugment: Literal["translation,cutout", "translation", "cutout", "none"] = Field(
+        "translation,cutout", description="differentiable augmentation of both players' discriminator inputs "
+                                          "(DiffAugment; for small datasets)")
+    ema_decay: float = Field(0.999, ge=0, lt=1, description="decay of the EMA generator used for sampling")
+    fid_n: int = Field(128, ge=16, description="images per side for the per-epoch validation FID")
+    eval_n: int = Field(500, ge=16, description="images per side for `evaluate`'s FID/KID and its real-vs-real floor")
+    fid_weights: str | None = Field(None, description="a local Inception-v3 FID weights file (pt_inception-2015-12-05); "
+                                                      "default: the bundled EfficientNet-Lite0 features (fid_lite0)")

@@ -1,0 +1,86 @@
+"""The real images of a GAN run: any class-folder dataset (or built-in `digits`/`shapes`), decoded once into one
+tensor in [-1, 1] at the run's square size, grey when every image is grey (the generator then makes 1 channel)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+
+from pixelforge.data.sources import DataSource, Sample, resolve_data
+from pixelforge.errors import PixelforgeError
+
+
+@dataclass
+class RealImages:
+    images: torch.Tensor  # float32 [N, C, S, S] in [-1, 1]
+    labels: torch.Tensor  # int64 [N]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def pairs(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """(image, label) items, the dataset the engine's loaders read."""
+        return list(zip(self.images, self.labels))
+
+
+def read_source(data: str) -> DataSource:
+    source = resolve_data(data)
+    if len(source.classes) < 1:
+        raise PixelforgeError(f"{source.origin}: no class folders found")
+    return source
+
+
+def grey(samples: list[Sample]) -> bool:
+    """True when the images are greyscale (PIL modes L, LA, I, I;16): judged on the first 32."""
+    return all(Image.open(s.path).mode in ("1", "L", "LA", "I", "I;16") for s in samples[:32])
+
+
+def decode(samples: list[Sample], classes: list[str], img_size: int, channels: int) -> RealImages:
+    """Shorter side resized to `img_size` (bicubic), centre crop, scaled to [-1, 1]."""
+    from torchvision.transforms.v2 import functional as TF
+
+    index = {c: i for i, c in enumerate(classes)}
+    images = []
+    for sample in samples:
+        with Image.open(sample.path) as img:
+            img = img.convert("L" if channels == 1 else "RGB")
+            x = torch.from_numpy(np.asarray(img).copy()).reshape(img.height, img.width, channels).permute(2, 0, 1)
+        x = TF.center_crop(TF.resize(x, [img_size], interpolation=TF.InterpolationMode.BICUBIC, antialias=True),
+                           [img_size, img_size])
+        images.append(x)
+    if not images:
+        raise PixelforgeError("no images to decode")
+    stacked = torch.stack(images).float() / 127.5 - 1.0
+    return RealImages(stacked, torch.tensor([index[s.label] for s in samples], dtype=torch.long))
+
+
+def training_samples(source: DataSource) -> list[Sample]:
+    """The train split when the data has splits, else every image."""
+    return source.split("train") if source.has_splits else list(source.samples)
+
+
+def reference_samples(source: DataSource, n: int, seed: int) -> list[Sample]:
+    """Up to `n` real images the per-epoch FID compares with: the val split when there is one, else training images."""
+    pool = source.split("val") if source.has_splits and source.split("val") else training_samples(source)
+    order = np.random.default_rng(seed).permutation(len(pool))[:n]
+    return [pool[i] for i in sorted(order)]
+
+
+def disjoint_real_sets(source: DataSource, n: int, seed: int) -> tuple[list[Sample], list[Sample]]:
+    """Two disjoint sets of `n` real images from every split (n is capped at half the images): the reference the
+    generated images are compared with, and the second set that gives the real-vs-real floor at the same n."""
+    pool = list(source.samples)
+    n = min(n, len(pool) // 2)
+    if n < 2:
+        raise PixelforgeError(f"{source.origin}: {len(pool)} images; FID needs two disjoint real sets of 2 or more")
+    order = np.random.default_rng(seed).permutation(len(pool))
+    return [pool[i] for i in order[:n]], [pool[i] for i in order[n:2 * n]]
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] images as uint8 RGB [N, 3, H, W], what FID feature extractors take (grey repeated to 3 channels)."""
+    x = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return x.expand(-1, 3, -1, -1).contiguous() if x.shape[1] == 1 else x

@@ -1,0 +1,97 @@
+"""Exporting a GAN run's EMA generator to an ONNX package (`pixelforge export RUN` for `--task gan` runs).
+
+    PACKAGE/model.onnx        inputs z float32 [N, latent_dim] (+ labels int64 [N] if conditional), dynamic N;
+                              output image float32 [N, C, S, S] in [-1, 1]
+            preprocess.json   latent_dim, img_size, channels, conditional, how the noise is drawn
+            classes.json      class names (label index = position)
+            package.json      "task": "gan", input/output names
+            parity.json       ONNX Runtime vs PyTorch on the runtime's own noise: max |Δ| and uint8 agreement
+
+The export is refused unless every uint8 pixel of ONNX Runtime's images is within one level of PyTorch's.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from pixelforge.deploy.export.folder import (reject_options, require_new_out, staged_folder, write_dense_package_files,
+                                            write_json)
+from pixelforge.deploy.runtime.gan import sample_noise
+from pixelforge.errors import PixelforgeError
+
+PARITY_IMAGES = 64  # generated images compared (at most; `--parity-images` may lower it)
+MAX_LEVELS = 1  # uint8 levels ONNX Runtime's pixels may differ from PyTorch's
+
+
+class _Conditional(nn.Module):
+    def __init__(self, generator):
+        super().__init__()
+        self.generator = generator
+
+    def forward(self, z, labels):
+        return self.generator(z, labels)
+
+
+class _Unconditional(_Conditional):
+    def forward(self, z):
+        return self.generator(z)
+
+
+def export_package(run_dir, out, opset: int = 17, format: str | None = "onnx", data=None,
+                   parity_images: int = PARITY_IMAGES, **options) -> Path:
+    """Export the run's EMA generator to `out` (must not exist or be empty) and check it against PyTorch.
+
+    Example:
+        >>> export_package("runs/gan-cond-digits", "packages/digits-gan")  # doctest: +SKIP
+    """
+    from pixelforge.deploy.export.onnx import export_traced
+    from pixelforge.tasks.gan.run import load_gan_run
+
+    reject_options("gan", {**options, "data": data}, format)
+    out = Path(out)
+    require_new_out(out)
+    run = load_gan_run(run_dir)
+    wrapper = (_Conditional if run.conditional else _Unconditional)(run.generator).eval()
+    inputs = ["z", "labels"] if run.conditional else ["z"]
+    example = (torch.zeros(2, run.latent_dim), torch.zeros(2, dtype=torch.long))[:len(inputs)]
+    size = run.config.img_size
+    pre = {"task": "gan", "latent_dim": run.latent_dim, "img_size": size, "channels": run.channels,
+           "conditional": run.conditional, "noise": "numpy default_rng(seed).standard_normal float32",
+           "output": "image in [-1, 1]: uint8 = round((x + 1) * 127.5)"}
+    with staged_folder(out) as staging:
+        export_traced(wrapper, example, staging / "model.onnx", inputs, ["image"], opset,
+                      dynamic_axes={**{name: {0: "batch"} for name in inputs}, "image": {0: "batch"}})
+        write_dense_package_files(staging, run.run_dir, pre, run.classes, {
+            "task": "gan", "input_name": "z", "label_input": "labels" if run.conditional else None,
+            "output_name": "image", "arch": "dcgan", "input_shape": [None, run.latent_dim],
+            "output_shape": [None, run.channels, size, size]}, opset)
+        report = _parity(wrapper, staging / "model.onnx", run, min(parity_images, PARITY_IMAGES))
+        write_json(staging / "parity.json", report)
+        if not report["passed"]:
+            raise PixelforgeError(f"export refused: ONNX Runtime's images differ from PyTorch's by up to "
+                                  f"{report['max_uint8_diff']} levels (allowed {MAX_LEVELS}); report opset {opset}")
+    return out
+
+
+def _parity(wrapper, model_path: Path, run, count: int) -> dict:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+    z = sample_noise(count, run.latent_dim, seed=0)
+    feed = {"z": z}
+    args = [torch.from_numpy(z)]
+    if run.conditional:
+        labels = np.arange(count, dtype=np.int64) % len(run.classes)
+        feed["labels"] = labels
+        args.append(torch.from_numpy(labels))
+    with torch.inference_mode():
+        expected = wrapper(*args).numpy()
+    got = session.run(["image"], feed)[0]
+    as_uint8 = lambda x: np.round((np.clip(x, -1, 1) + 1) * 127.5).astype(np.int16)  # noqa: E731
+    levels = int(np.abs(as_uint8(expected) - as_uint8(got)).max())
+    return {"images": count, "max_abs_diff": float(np.abs(expected - got).max()), "max_uint8_diff": levels,
+            "allowed_uint8_diff": MAX_LEVELS, "passed": levels <= MAX_LEVELS}

@@ -1,0 +1,136 @@
+"""DCGAN generator and discriminator (Radford et al. 2016) scaled by image size, with spectral normalisation in the
+discriminator (Miyato et al. 2018) and, for class-conditional models, class-conditional batch norm in the generator
+and a projection discriminator (Miyato & Koyama 2018): D(x, y) = linear(h) + <embed(y), h>.
+
+`GANModel` holds both players and the EMA copy of the generator (Karras et al. 2018), so the checkpoint's model
+state carries the EMA weights that sampling, evaluation and export use.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+
+def stages(img_size: int) -> int:
+    """Number of 2x up/down-sampling stages between 4x4 and `img_size` (a power of two, >= 16)."""
+    return int(math.log2(img_size)) - 2
+
+
+class ConditionalBatchNorm(nn.Module):
+    """Batch norm whose gain and bias are looked up per class (de Vries et al. 2017; as in the projection-cGAN
+    paper's generator); a plain affine batch norm when there are no classes."""
+
+    def __init__(self, channels: int, num_classes: int = 0):
+        super().__init__()
+        self.norm = nn.BatchNorm2d(channels, affine=not num_classes)
+        self.gain = nn.Embedding(num_classes, channels) if num_classes else None
+        self.bias = nn.Embedding(num_classes, channels) if num_classes else None
+        if num_classes:
+            nn.init.ones_(self.gain.weight)
+            nn.init.zeros_(self.bias.weight)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.norm(x)
+        if self.gain is None:
+            return x
+        return x * self.gain(labels)[:, :, None, None] + self.bias(labels)[:, :, None, None]
+
+
+class UpBlock(nn.Module):
+    """2x up-sampling: transposed convolution, (conditional) batch norm, ReLU."""
+
+    def __init__(self, cin: int, cout: int, num_classes: int):
+        super().__init__()
+        self.conv = nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False)
+        self.norm = ConditionalBatchNorm(cout, num_classes)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        return torch.relu(self.norm(self.conv(x), labels))
+
+
+class Generator(nn.Module):
+    """z [N, latent_dim] (and class labels [N]) -> images [N, C, S, S] in [-1, 1]; the class enters through every
+    batch norm's gain and bias, so the noise alone feeds the first layer and cannot be drowned by the label."""
+
+    def __init__(self, latent_dim: int, channels: int, img_size: int, width: int = 64, num_classes: int = 0):
+        super().__init__()
+        self.latent_dim, self.num_classes, self.channels, self.img_size = latent_dim, num_classes, channels, img_size
+        n = stages(img_size)
+        widths = [width * 2 ** (n - 1 - i) for i in range(n)] + [width]  # e.g. 32 px: 4w, 2w, w, w
+        self.project = nn.Sequential(nn.Linear(latent_dim, widths[0] * 16, bias=False), nn.Unflatten(1, (widths[0], 4, 4)))
+        self.project_norm = ConditionalBatchNorm(widths[0], num_classes)
+        self.blocks = nn.ModuleList(UpBlock(cin, cout, num_classes) for cin, cout in zip(widths[:-1], widths[1:]))
+        self.out = nn.Sequential(nn.Conv2d(widths[-1], channels, 3, 1, 1), nn.Tanh())
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        x = torch.relu(self.project_norm(self.project(z), labels))
+        for block in self.blocks:
+            x = block(x, labels)
+        return self.out(x)
+
+
+class Discriminator(nn.Module):
+    def __init__(self, channels: int, img_size: int, width: int = 64, num_classes: int = 0):
+        super().__init__()
+        n = stages(img_size)
+        widths = [channels] + [width * 2 ** i for i in range(n)]  # e.g. 32 px: C, 64, 128, 256 down to 4x4
+        layers = []
+        for cin, cout in zip(widths[:-1], widths[1:]):
+            layers += [spectral_norm(nn.Conv2d(cin, cout, 3, 1, 1)), nn.LeakyReLU(0.1, inplace=True),
+                       spectral_norm(nn.Conv2d(cout, cout, 4, 2, 1)), nn.LeakyReLU(0.1, inplace=True)]
+        self.body = nn.Sequential(*layers)
+        self.linear = spectral_norm(nn.Linear(widths[-1], 1))
+        self.embed = spectral_norm(nn.Embedding(num_classes, widths[-1])) if num_classes else None
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.body(x).sum(dim=(2, 3))  # global sum pooling, as SN-GAN's discriminator
+        out = self.linear(h).squeeze(1)
+        if self.embed is not None:
+            out = out + (self.embed(labels) * h).sum(1)
+        return out
+
+
+class GANModel(nn.Module):
+    """Both players and the EMA generator in one module, called through its forward (so Fabric's wrapper and DDP
+    see every call): `model("generate", z, labels)`, `model("discriminate", images, labels)`."""
+
+    def __init__(self, latent_dim: int, channels: int, img_size: int, width: int = 64, num_classes: int = 0):
+        super().__init__()
+        self.generator = Generator(latent_dim, channels, img_size, width, num_classes)
+        self.discriminator = Discriminator(channels, img_size, width, num_classes)
+        self.ema = copy.deepcopy(self.generator).requires_grad_(False).eval()
+
+    def forward(self, mode: str, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if mode == "generate":
+            return self.generator(x, labels)
+        return self.discriminator(x, labels)
+
+    @torch.no_grad()
+    def update_ema(self, decay: float) -> None:
+        for averaged, current in zip(self.ema.parameters(), self.generator.parameters()):
+            averaged.lerp_(current, 1 - decay)
+        for averaged, current in zip(self.ema.buffers(), self.generator.buffers()):  # batch-norm statistics
+            averaged.copy_(current)
+
+
+def build_gan(cfg, channels: int, num_classes: int) -> GANModel:
+    """The run's GAN from its config (`num_classes` is used only when `cfg.conditional`)."""
+    return GANModel(cfg.latent_dim, channels, cfg.img_size, cfg.width, num_classes if cfg.conditional else 0)
+
+
+def sample_noise(n: int, latent_dim: int, generator: torch.Generator | None = None,
+                 truncation: float | None = None) -> torch.Tensor:
+    """Standard normal noise; with `truncation` T, values with |z| > T are drawn again (the truncation trick)."""
+    z = torch.randn(n, latent_dim, generator=generator)
+    if truncation is not None:
+        for _ in range(100):
+            outside = z.abs() > truncation
+            if not outside.any():
+                break
+            z[outside] = torch.randn(int(outside.sum()), generator=generator)
+    return z

@@ -1,0 +1,169 @@
+"""`--task gan`: training on the engine's manual-optimization path with two named optimizers, the EMA generator
+surviving an interrupted-and-resumed run, FID/KID equal to torchmetrics' own, the real-vs-real floor on disjoint
+sets, `generate` reproducible by seed, and the ONNX export's parity with the torch-free runtime and server."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import pixelforge
+from pixelforge.engine.hooks import Hook
+from pixelforge.errors import PixelforgeError
+from pixelforge.runs import folder as rd
+
+TINY = dict(task="gan", conditional=True, img_size=16, width=8, latent_dim=8, epochs=2, batch_size=8, fid_n=16,
+            eval_n=16, quiet=True)
+
+
+@pytest.fixture(scope="module")
+def two_class_folder(tmp_path_factory):
+    """24 bars and 24 rings of 16 px, in class folders: tiny, and distinct enough for a judge to tell apart."""
+    root = tmp_path_factory.mktemp("gan-data")
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:16, :16]
+    for name in ("bar", "ring"):
+        (root / name).mkdir()
+        for i in range(24):
+            cx, cy = rng.uniform(6, 10, 2)
+            if name == "bar":
+                shape = np.abs(xx - cx) < 2
+            else:
+                shape = np.abs(np.hypot(xx - cx, yy - cy) - 4) < 1.2
+            pixels = np.clip(shape * 220 + rng.normal(0, 10, (16, 16)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(root / name / f"{i:02d}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def gan_run(two_class_folder, tmp_path_factory):
+    out = tmp_path_factory.mktemp("gan-runs") / "run"
+    return pixelforge.train(str(two_class_folder), out=str(out), **TINY).run_dir
+
+
+class InterruptAt(Hook):
+    def __init__(self, step):
+        self.step = step
+
+    def on_train_batch_end(self, ctx, outputs):
+        if ctx.state.global_step == self.step:
+            raise KeyboardInterrupt
+
+
+def test_a_gan_trains_two_named_optimizers_and_picks_best_ckpt_by_the_lowest_fid(gan_run):
+    rows = rd.read_metrics(gan_run / "metrics.csv")
+    assert len(rows) == 2
+    assert {"train_loss_d", "train_loss_g", "val_fid_lite0", "val_kid_lite0", "lr_generator",
+            "lr_discriminator"} <= set(rows[0])
+    last = rd.load_checkpoint(gan_run / "checkpoints" / "last.ckpt")
+    assert set(last["optimizers"]) == {"generator", "discriminator"}
+    assert all(last["optimizers"][name]["state"] for name in ("generator", "discriminator"))  # both stepped
+    best = min(rows, key=lambda r: r["val_fid_lite0"])
+    assert rd.read_json(gan_run / "summary.json")["best_epoch"] == best["epoch"]
+    # The EMA generator is part of the model state (so best.ckpt, generate and export use it) and has moved.
+    ema = {k: v for k, v in last["model"].items() if k.startswith("ema.")}
+    assert ema and any(not torch.equal(v, last["model"]["generator." + k[4:]]) for k, v in ema.items()
+                       if v.is_floating_point())
+    assert sorted(p.name for p in (gan_run / "samples").glob("*.png")) == ["epoch_001.png", "epoch_002.png"]
+    assert (gan_run / "samples.gif").is_file() and (gan_run / "report.html").is_file()
+
+
+@pytest.mark.slow
+def test_the_ema_generator_survives_an_interrupted_and_resumed_run(gan_run, two_class_folder, tmp_path):
+    cut = tmp_path / "cut"
+    with pytest.raises(PixelforgeError, match="resume with"):
+        pixelforge.train(str(two_class_folder), out=str(cut), callbacks=[InterruptAt(7)], **TINY)  # mid epoch 2
+    saved = rd.load_checkpoint(cut / "checkpoints" / "last.ckpt")
+    assert (saved["loop"]["epoch"], saved["loop"]["batch"]) == (1, 1)  # 6 batches an epoch
+    pixelforge.train(resume=cut, quiet=True)
+    expected, got = (rd.load_checkpoint(r / "checkpoints" / "last.ckpt")["model"] for r in (gan_run, cut))
+    for key in [k for k in expected if k.startswith("ema.")]:
+        assert torch.equal(expected[key], got[key]), key
+
+
+def test_fid_and_kid_equal_torchmetrics_with_the_same_extractor():
+    from torchmetrics.image.fid import FrechetInceptionDistance
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    from pixelforge.tasks.gan.fid import Lite0Features, extract, fid_kid
+
+    generator = torch.Generator().manual_seed(0)
+    real = torch.randint(0, 256, (20, 3, 32, 32), dtype=torch.uint8, generator=generator)
+    fake = (real.float() * 0.6 + 40).to(torch.uint8)
+    extractor = Lite0Features()
+    ours = fid_kid(extract(extractor, real, batch_size=8), extract(extractor, fake, batch_size=8), seed=5)
+
+    fid = FrechetInceptionDistance(feature=extractor)
+    kid = KernelInceptionDistance(feature=extractor, subsets=50, subset_size=10)
+    for metric in (fid, kid):
+        metric.update(real, real=True)
+        metric.update(fake, real=False)
+    torch.manual_seed(5)
+    kid_mean, _ = kid.compute()
+    assert ours["fid"] == pytest.approx(float(fid.compute()), rel=1e-4)
+    assert ours["kid"] == pytest.approx(float(kid_mean), rel=1e-4, abs=1e-6)
+    assert ours["fid"] > 1.0  # the two sets differ: a metric stuck at 0 would pass the equalities
+
+
+def test_the_real_floor_compares_two_disjoint_real_sets_of_the_same_n(two_class_folder):
+    from pixelforge.tasks.gan.data import disjoint_real_sets, read_source
+
+    source = read_source(str(two_class_folder))
+    a, b = disjoint_real_sets(source, 20, seed=0)
+    assert len(a) == len(b) == 20 and not {s.path for s in a} & {s.path for s in b}
+    a, b = disjoint_real_sets(source, 500, seed=0)  # capped at half the 48 images
+    assert len(a) == len(b) == 24 and not {s.path for s in a} & {s.path for s in b}
+
+
+@pytest.mark.slow
+def test_evaluate_reports_fid_kid_floor_n_and_the_judges_class_scores(gan_run, cli):
+    result = cli("evaluate", gan_run, "--json")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)
+    assert {"fid_lite0", "kid_lite0", "fid_real_floor", "n", "conditional_accuracy", "class_coverage"} <= set(metrics)
+    assert metrics["n"] == 16 and metrics["fid_real_floor"] > 0 and "Lite0" in metrics["extractor"]
+    assert 0 <= metrics["conditional_accuracy"] <= 1 and metrics["class_coverage"] in (0, 0.5, 1)
+    assert (gan_run / "judge" / "classifier.pt").is_file()  # trained once on the real images, cached
+
+
+def test_generate_is_reproducible_by_seed_and_writes_the_class_at_the_data_size(gan_run, tmp_path, cli):
+    from pixelforge.tasks.gan.generate import generate_to_folder
+
+    first = generate_to_folder(gan_run, out=tmp_path / "a", n=6, class_name="ring", seed=3)
+    again = generate_to_folder(gan_run, out=tmp_path / "b", n=6, class_name="ring", seed=3)
+    other = generate_to_folder(gan_run, out=tmp_path / "c", n=6, class_name="ring", seed=4)
+    pixels = lambda files: [np.asarray(Image.open(f)) for f in files]  # noqa: E731
+    assert all(np.array_equal(x, y) for x, y in zip(pixels(first["files"]), pixels(again["files"])))
+    assert not all(np.array_equal(x, y) for x, y in zip(pixels(first["files"]), pixels(other["files"])))
+    assert first["classes"] == ["ring"] * 6 and all(f.endswith("_ring.png") for f in first["files"])
+    assert Image.open(first["files"][0]).size == (16, 16)
+    with pytest.raises(PixelforgeError, match="not empty"):
+        generate_to_folder(gan_run, out=tmp_path / "a", n=2)
+    result = cli("generate", gan_run, "--n", "4", "--interpolate", "5", "--out", tmp_path / "lerp")
+    assert result.returncode == 0, result.stderr
+    assert len(list((tmp_path / "lerp").glob("0*.png"))) == 5
+
+
+@pytest.mark.slow
+def test_export_parity_and_the_torch_free_runtime_and_server_generate(gan_run, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from pixelforge.deploy.runtime.registry import load_runtime
+    from pixelforge.deploy.serve.server import ServerSettings, create_app
+
+    package = pixelforge.export(gan_run, tmp_path / "pkg")
+    parity = json.loads((package / "parity.json").read_text())
+    assert parity["passed"] and parity["max_uint8_diff"] <= 1
+    runtime = load_runtime(package)
+    a, b = runtime.generate(4, "bar", seed=1), runtime.generate(4, "bar", seed=1)
+    assert all(np.array_equal(x, y) for x, y in zip(a["images"], b["images"])) and a["classes"] == ["bar"] * 4
+    assert a["images"][0].shape == (16, 16) and a["images"][0].dtype == np.uint8
+    with TestClient(create_app(ServerSettings(str(package)), runtime)) as client:
+        body = client.post("/v1/generate?n=3&class=ring&seed=2").json()
+        assert len(body["images_png"]) == 3 and body["classes"] == ["ring"] * 3
+        assert client.post("/v1/generate?class=cat").status_code == 422
+        assert "generate" in client.get("/").text
