@@ -26,9 +26,13 @@ def build_sampler(name: str, seed: int | None, grid: dict | None = None, startup
     raise PixelforgeError(f"--sampler {name!r}: use one of {', '.join(SAMPLERS)}")
 
 
-def build_pruner(name: str, max_epochs: int):
-    """Median: stop a trial whose epoch-k value is worse than the median of earlier trials at epoch k (after 5
+def build_pruner(name, max_epochs: int):
+    """`name`, or an Optuna pruner object as it is (from Python: any of `optuna.pruners`).
+
+    Median: stop a trial whose epoch-k value is worse than the median of earlier trials at epoch k (after 5
     trials and 1 epoch). Hyperband (Li et al. 2018): successive halving at several budgets from 1 epoch up."""
+    if isinstance(name, optuna.pruners.BasePruner):
+        return name
     if name == "none":
         return optuna.pruners.NopPruner()
     if name == "median":

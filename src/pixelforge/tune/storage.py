@@ -9,7 +9,9 @@ sqlite3's default 5 s). Heartbeats mark a trial whose worker died (kill -9, a lo
 
 from __future__ import annotations
 
+import random
 import sqlite3
+import time
 import warnings
 from pathlib import Path
 
@@ -47,17 +49,30 @@ def open_storage(url: str, heartbeat: bool = True) -> RDBStorage:
     elif url.startswith(("postgresql", "mysql")):
         engine_kwargs = {"pool_pre_ping": True}  # a database restart does not kill a long study
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats: stable since 2.9
-            extra = dict(heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
-                         heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3)) if heartbeat else {}
-            return RDBStorage(url, engine_kwargs=engine_kwargs, **extra)
+        return _rdb_storage(url, engine_kwargs, heartbeat)
     except ImportError as exc:
         raise PixelforgeError(f"--storage {safe_url(url)}: a driver is missing ({exc}); for PostgreSQL pip install "
                               "'pixelforge[tune]' (psycopg2-binary)") from None
     except Exception as exc:  # noqa: BLE001 - sqlalchemy raises many kinds for a bad URL or an unreachable server
         raise PixelforgeError(f"--storage {safe_url(url)}: cannot open the study database "
                               f"({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+
+
+def _rdb_storage(url: str, engine_kwargs: dict, heartbeat: bool) -> RDBStorage:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats: stable since 2.9
+        extra = dict(heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
+                     heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3)) if heartbeat else {}
+        for attempt in range(5):
+            try:
+                return RDBStorage(url, engine_kwargs=engine_kwargs, **extra)
+            except Exception as exc:  # noqa: BLE001
+                # Workers started together race to create the schema; the loser sees "already exists" (or a
+                # duplicate key on PostgreSQL) and finds the tables there a moment later.
+                if attempt == 4 or not any(s in str(exc) for s in ("already exists", "duplicate key", "UniqueViolation")):
+                    raise
+                time.sleep(0.5 + random.random())
+    raise AssertionError("unreachable")
 
 
 def safe_url(url: str) -> str:

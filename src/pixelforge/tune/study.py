@@ -43,7 +43,7 @@ class TuneOptions:
     sampler: str = "tpe"
     trials: int | None = 20
     timeout: float | None = None
-    pruner: str = "none"
+    pruner: str | object = "none"  # a name, or an optuna.pruners object
     metric: str | None = None
     direction: str | None = None
     storage: str | None = None
@@ -139,7 +139,7 @@ class _Objective:
     def __call__(self, trial: optuna.Trial) -> float:
         params = spaces.suggest(trial, self.space)
         run_dir = self.opts.out / "trials" / str(trial.number)
-        hooks = [] if self.opts.pruner == "none" else [
+        hooks = [] if isinstance(self.pruner, optuna.pruners.NopPruner) else [
             OptunaPruning(self.url, self.study_name, trial._trial_id, self.pruner, self.metric)]
         log.info("trial %d: %s", trial.number, json.dumps(params))
         trial.set_user_attr("run_dir", str(run_dir))
