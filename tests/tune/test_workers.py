@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -68,7 +69,10 @@ def postgres(tmp_path):
         pytest.skip("PostgreSQL server binaries not found (/usr/lib/postgresql/*/bin; Debian package postgresql)")
     pytest.importorskip("psycopg2", reason="psycopg2 (pip install psycopg2-binary) is needed for PostgreSQL")
     bin_dir = bins[-1].parent
-    data = tmp_path / "pg"
+    # Not under tmp_path: pytest's temporary folders are private to root, and the server runs as another user.
+    home = Path(tempfile.mkdtemp(prefix="pixelforge-pg-"))
+    os.chmod(home, 0o755)
+    data = home / "pg"
     data.mkdir()
     as_user: list[str] = []
     if os.geteuid() == 0:  # postgres refuses to run as root: run it as the Debian package's postgres user
@@ -81,8 +85,14 @@ def postgres(tmp_path):
         except KeyError:
             pytest.skip("running as root and there is no 'postgres' user to start the server as")
         shutil.chown(data, "postgres")
-        os.chmod(tmp_path, 0o755)
         as_user = ["runuser", "-u", "postgres", "--"]
+    try:
+        yield from _serve(bin_dir, data, as_user)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _serve(bin_dir: Path, data: Path, as_user: list[str]):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
