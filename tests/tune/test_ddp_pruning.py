@@ -10,12 +10,11 @@ from optuna.trial import TrialState
 
 from pixelforge.runs import folder as rd
 from pixelforge.tune.study import TuneOptions, run_study
-from tests.tune.toy import make_study_files, register
+from tests.tune.toy import make_study_files
 
 
 @pytest.mark.slow
-def test_pruning_works_under_two_process_ddp(tmp_path):
-    register()
+def test_pruning_works_under_two_process_ddp(tmp_path, toy_task):
     config, space = make_study_files(tmp_path, epochs=4)
     space.write_text("lr: [0.01]\n")
     # Prune every trial once it has reported 2 epochs: if a rank stopped alone, the other would hang in all-reduce.

@@ -16,18 +16,14 @@ from optuna.trial import TrialState
 import pixelforge
 from pixelforge.runs import folder as rd
 from pixelforge.tune.study import TuneOptions, run_study
-from tests.tune.toy import make_study_files, register
+from tests.tune.toy import make_study_files
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def toy(tmp_path):
-    register()
-    yield make_study_files(tmp_path)
-    from pixelforge.tasks.registry import unregister_task
-
-    unregister_task("toy-brightness")
+def toy(tmp_path, toy_task):
+    return make_study_files(tmp_path)
 
 
 def load(out: Path) -> optuna.Study:

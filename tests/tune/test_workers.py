@@ -19,7 +19,7 @@ from optuna.trial import TrialState
 
 from pixelforge.tune import storage as storages
 from pixelforge.tune.study import TuneOptions, run_study
-from tests.tune.toy import make_study_files, register
+from tests.tune.toy import make_study_files
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -132,7 +132,7 @@ def wait_for_running_trial(db: Path, timeout: float = 120) -> None:
         if db.exists():
             try:
                 study = optuna.load_study(study_name=db.parent.name, storage=f"sqlite:///{db}")
-                if any(t.state == TrialState.RUNNING and t.number >= 1 for t in study.trials):
+                if any(t.state == TrialState.RUNNING for t in study.trials):
                     return
             except (KeyError, Exception):  # noqa: BLE001 - the study may not exist yet
                 pass
@@ -141,7 +141,7 @@ def wait_for_running_trial(db: Path, timeout: float = 120) -> None:
 
 
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM], ids=["kill-9", "sigterm"])
-def test_a_killed_study_continues_and_retries_the_running_trial(tmp_path, monkeypatch, how):
+def test_a_killed_study_continues_and_retries_the_running_trial(tmp_path, monkeypatch, toy_task, how):
     config, space = make_study_files(tmp_path, epochs=40)
     out = tmp_path / "study"
     proc = worker(config, space, out, "--trials", "3", "--seed", "0")
@@ -150,7 +150,6 @@ def test_a_killed_study_continues_and_retries_the_running_trial(tmp_path, monkey
     _, err = proc.communicate(timeout=120)
     if how == signal.SIGTERM:
         assert proc.returncode == 2 and "run the same command to continue" in err
-    register()
     monkeypatch.setattr(storages, "GRACE_SECONDS", 1)  # a dead worker's trial counts as stale after 1 s here
     time.sleep(1.5)
     summary = run_study(TuneOptions(config, space, out, sampler="random", trials=3, seed=0))

@@ -16,14 +16,13 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from pixelforge.api.train import train
 from pixelforge.errors import PixelforgeError
 from pixelforge.models.nas_net import CHANNELS, Arch
 from pixelforge.runs import folder as rd
 from pixelforge.tasks.config import build_config
 from pixelforge.tune.report import write_report
 from pixelforge.tune.storage import default_url, open_storage
-from pixelforge.tune.study import _optimize, _sigterm_as_interrupt
+from pixelforge.tune.study import optimize, sigterm_as_interrupt, train_trial
 
 log = logging.getLogger("pixelforge")
 WIDTHS, DEPTHS, KERNELS, EXPANSIONS = (0.5, 0.75, 1.0, 1.25), (1, 2, 3), (3, 5), (3, 6)
@@ -61,13 +60,10 @@ class _NasObjective:
         from pixelforge.tune.latency import measure
 
         arch = sample_arch(trial)
-        run_dir = self.opts.out / "trials" / str(trial.number)
         trial.set_user_attr("model", arch.name)
-        trial.set_user_attr("run_dir", str(run_dir))
-        result = train(config=self.opts.config, **{**(self.opts.overrides or {}), "model": arch.name,
-                                                     "weights": "none", "strategy": "full", "quiet": True,
-                                                     "out": str(run_dir)})
-        trial.set_user_attr("run_dir", str(result.run_dir))
+        result = train_trial(trial, trial.params, config=self.opts.config,
+                             **{**(self.opts.overrides or {}), "model": arch.name, "weights": "none",
+                                "strategy": "full", "quiet": True, "out": str(self.opts.out / "trials" / str(trial.number))})
         cfg = build_config(result.run_dir / "config.yaml")
         classes = rd.read_json(result.run_dir / "classes.json")
         cost = measure(build_classifier(arch.name, len(classes), "none", cfg.dropout), cfg.img_size)
@@ -92,8 +88,8 @@ def run_nas(opts: NasOptions) -> dict:
                                 directions=["maximize", "minimize"], sampler=sampler, load_if_exists=True)
     study.set_metric_names(["val_acc", "latency_ms" if opts.latency == "onnx" else "mflops"])
     try:
-        with _sigterm_as_interrupt():
-            _optimize(study, _NasObjective(opts), opts.trials, opts.timeout)
+        with sigterm_as_interrupt():
+            optimize(study, _NasObjective(opts), opts.trials, opts.timeout)
     finally:
         summary = summarize_nas(study)
         write_report(study, opts.out, {**summary, "n_pruned": 0, "best_value": None}, url,

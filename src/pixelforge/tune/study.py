@@ -52,7 +52,7 @@ class TuneOptions:
     overrides: dict | None = None  # config keys fixed for every trial (--devices 2, --epochs 3, ...)
 
 
-class _TrialFailed(Exception):
+class TrialFailed(Exception):
     """A trial that failed for its own reasons (its parameters); the study goes on."""
 
 
@@ -80,8 +80,8 @@ def run_study(opts: TuneOptions) -> dict:
     _remember(study, opts, metric, direction)
     objective = _Objective(opts, space, metric, direction, url, name, pruner)
     try:
-        with _sigterm_as_interrupt():
-            _optimize(study, objective, target, opts.timeout)
+        with sigterm_as_interrupt():
+            optimize(study, objective, target, opts.timeout)
     finally:  # an interrupted study still gets its report and best.yaml, for the trials it has
         summary = summarize(study)
         write_best_config(study, opts.out)
@@ -142,18 +142,8 @@ class _Objective:
         hooks = [] if isinstance(self.pruner, optuna.pruners.NopPruner) else [
             OptunaPruning(self.url, self.study_name, trial._trial_id, self.pruner, self.metric)]
         log.info("trial %d: %s", trial.number, json.dumps(params))
-        trial.set_user_attr("run_dir", str(run_dir))
-        try:
-            result = train(config=self.opts.config, callbacks=hooks,
-                           **{**(self.opts.overrides or {}), "quiet": True, **params, "out": str(run_dir)})
-        except PixelforgeError as exc:
-            if str(exc).startswith("interrupted"):  # Ctrl-C or SIGTERM inside the trial (engine/loop.py)
-                # Optuna marks the trial failed; its parameters are queued again so the next start trains them.
-                trial.set_user_attr("interrupted", True)
-                trial.study.enqueue_trial(params, user_attrs={"requeued_from": trial.number})
-                raise KeyboardInterrupt from None
-            trial.set_user_attr("error", str(exc))
-            raise _TrialFailed(str(exc)) from None
+        result = train_trial(trial, params, config=self.opts.config, callbacks=hooks,
+                             **{**(self.opts.overrides or {}), "quiet": True, **params, "out": str(run_dir)})
         trial.set_user_attr("run_dir", str(result.run_dir))
         return self._value(trial, result.run_dir)
 
@@ -172,7 +162,25 @@ class _Objective:
         return max(values) if self.direction == "max" else min(values)
 
 
-def _optimize(study, objective: _Objective, target: int | None, timeout: float | None) -> None:
+def train_trial(trial: optuna.Trial, params: dict, **options):
+    """`pixelforge.api.train(**options)` as `trial`: its run folder recorded, an interruption turned into the
+    study's stop (the trial's parameters queued again), any other error into this trial's failure."""
+    trial.set_user_attr("run_dir", options["out"])
+    try:
+        result = train(**options)
+    except PixelforgeError as exc:
+        if str(exc).startswith("interrupted"):  # Ctrl-C or SIGTERM inside the trial (engine/loop.py)
+            # Optuna marks the trial failed; its parameters are queued again so the next start trains them.
+            trial.set_user_attr("interrupted", True)
+            trial.study.enqueue_trial(params, user_attrs={"requeued_from": trial.number})
+            raise KeyboardInterrupt from None
+        trial.set_user_attr("error", str(exc))
+        raise TrialFailed(str(exc)) from None
+    trial.set_user_attr("run_dir", str(result.run_dir))
+    return result
+
+
+def optimize(study, objective: _Objective, target: int | None, timeout: float | None) -> None:
     """One trial at a time, counting the study's trials before each: every worker stops once the study holds
     `target` finished or running trials, so N trials spread over several workers add up to N."""
     started, failures = time.monotonic(), 0
@@ -187,7 +195,7 @@ def _optimize(study, objective: _Objective, target: int | None, timeout: float |
         if timeout is not None and time.monotonic() - started >= timeout:
             return
         try:
-            study.optimize(objective, n_trials=1, catch=(_TrialFailed,), gc_after_trial=True)
+            study.optimize(objective, n_trials=1, catch=(TrialFailed,), gc_after_trial=True)
         except KeyboardInterrupt:
             raise PixelforgeError("study interrupted; a running trial was marked failed and queued again: run the "
                                   "same command to continue") from None
@@ -210,7 +218,7 @@ def summarize(study) -> dict:
             "best_run": best.user_attrs.get("run_dir") if best else None}
 
 
-class _sigterm_as_interrupt:
+class sigterm_as_interrupt:
     """SIGTERM between trials stops the study like Ctrl-C (inside a trial the engine already does this)."""
 
     def __enter__(self):
