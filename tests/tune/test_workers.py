@@ -126,7 +126,7 @@ def test_two_workers_share_one_study_on_a_real_postgresql_server(tmp_path, postg
     assert sum(per_worker) == 6
 
 
-def wait_for_running_trial(db: Path, timeout: float = 120) -> None:
+def wait_for_running_trial(db: Path, timeout: float = 600) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if db.exists():
@@ -147,7 +147,7 @@ def test_a_killed_study_continues_and_retries_the_running_trial(tmp_path, monkey
     proc = worker(config, space, out, "--trials", "3", "--seed", "0")
     wait_for_running_trial(out / "study.db")
     proc.send_signal(how)
-    _, err = proc.communicate(timeout=120)
+    _, err = proc.communicate(timeout=600)
     if how == signal.SIGTERM:
         assert proc.returncode == 2 and "run the same command to continue" in err
     monkeypatch.setattr(storages, "GRACE_SECONDS", 1)  # a dead worker's trial counts as stale after 1 s here
