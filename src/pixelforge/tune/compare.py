@@ -96,8 +96,11 @@ def plot_curves(rows: list[RunRow], out: Path) -> Path:
         right.plot(epochs, [m.get("train_loss") for m in r.metrics], marker=".", label=label)
     left.set(title="validation: " + ", ".join(sorted(monitors)), xlabel="epoch")
     right.set(title="train_loss", xlabel="epoch")
+    from matplotlib.ticker import MaxNLocator
+
     for ax in (left, right):
         ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     if len(rows) <= 12:
         right.legend(fontsize=8)
     fig.tight_layout()
