@@ -102,8 +102,11 @@ def t3(config, space, work: Path, trials: int) -> dict:
     command = [sys.executable, "-m", "pixelforge.cli", "tune", "--config", str(config), "--space", str(space),
                "--sampler", "random", "--trials", str(trials), "--out", str(out), "--epochs", "1", "--json"]
     started = time.perf_counter()
-    procs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
-    errs = [p.communicate()[1] for p in procs]
+    logs = [out / f"worker-{i}.err" for i in range(2)]
+    procs = [subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log.open("w"), text=True) for log in logs]
+    for p in procs:
+        p.wait()
+    errs = [log.read_text() for log in logs]
     values = study_values(out)
     return {"trials": len(values), "complete": sum(t["state"] == "COMPLETE" for t in values),
             "lock_errors": sum(e.count("database is locked") for e in errs),

@@ -69,7 +69,7 @@ def _rdb_storage(url: str, engine_kwargs: dict, heartbeat: bool) -> RDBStorage:
             except Exception as exc:  # noqa: BLE001
                 # Workers started together race to create the schema; the loser sees "already exists" (or a
                 # duplicate key on PostgreSQL) and finds the tables there a moment later.
-                if attempt == 4 or not any(s in str(exc) for s in ("already exists", "duplicate key", "UniqueViolation")):
+                if attempt == 4 or not any(s in str(exc) for s in ("already exists", "duplicate key", "UniqueViolation", "UNIQUE constraint failed")):
                     raise
                 time.sleep(0.5 + random.random())
     raise AssertionError("unreachable")
