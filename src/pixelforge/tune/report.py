@@ -42,10 +42,11 @@ def _figures(study, out: Path, multi: bool) -> list[tuple[str, Path]]:
     import matplotlib.pyplot as plt
     from optuna.visualization import matplotlib as ovm
 
+    reported = any(t.intermediate_values for t in study.get_trials(deepcopy=False))  # only with a pruner
     plots = [("Pareto front", "pareto_front", lambda: ovm.plot_pareto_front(study))] if multi else [
         ("Optimisation history", "history", lambda: ovm.plot_optimization_history(study)),
-        ("Intermediate values (per epoch; pruned trials stop early)", "intermediate",
-         lambda: ovm.plot_intermediate_values(study)),
+        *([("Intermediate values (per epoch; pruned trials stop early)", "intermediate",
+            lambda: ovm.plot_intermediate_values(study))] if reported else []),
         ("Parallel coordinates", "parallel", lambda: ovm.plot_parallel_coordinate(study)),
         ("Parameter importances (fANOVA)", "importances", lambda: ovm.plot_param_importances(study)),
     ]
@@ -68,7 +69,21 @@ def _figures(study, out: Path, multi: bool) -> list[tuple[str, Path]]:
     return written
 
 
-def trials_table(study) -> str:
+def _run_link(out: Path, run_dir: str | None) -> str:
+    """The trial's folder name, linked to its own report where it has one."""
+    if not run_dir:
+        return ""
+    run = Path(run_dir)
+    name = html.escape(run.name)
+    if (run / "report.html").exists():
+        try:
+            return f"<a href='{link(out, run / 'report.html')}'>{name}</a>"
+        except ValueError:  # a trial of another worker, in its own study folder elsewhere
+            pass
+    return name
+
+
+def trials_table(study, out: Path) -> str:
     trials = study.get_trials(deepcopy=False)
     keys = sorted({k for t in trials for k in t.params})
     head = "".join(f"<th>{html.escape(k)}</th>" for k in ["#", "state", "value", *keys, "epochs", "seconds", "run"])
@@ -77,7 +92,7 @@ def trials_table(study) -> str:
         value = ", ".join(f"{v:.4f}" for v in t.values) if t.values else ""
         cells = [str(t.number), t.state.name.lower(), value, *(_fmt(t.params.get(k, "")) for k in keys),
                  str(t.user_attrs.get("epochs_run", "")), _fmt(t.user_attrs.get("seconds", "")),
-                 html.escape(Path(t.user_attrs.get("run_dir", "")).name)]
+                 _run_link(out, t.user_attrs.get("run_dir"))]
         rows.append("<tr>" + "".join(f"<td>{html.escape(c) if i < len(cells) - 1 else c}</td>"
                                      for i, c in enumerate(cells)) + "</tr>")
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
@@ -101,7 +116,7 @@ def write_report(study, out: Path, summary: dict, url: str, extra: list[str] | N
     parts = page_start(out, intro, kpis, None) + (extra or [])
     for title, path in _figures(study, out, multi):
         parts.append(f"<h2>{html.escape(title)}</h2><img src='{link(out, path)}' alt='{html.escape(title)}'>")
-    parts.append("<h2>Trials</h2>" + trials_table(study))
+    parts.append("<h2>Trials</h2>" + trials_table(study, out))
     parts.append("</body></html>")
     path = out / "report.html"
     rd.atomic_write_bytes(path, lambda f: f.write("\n".join(parts).encode()))
