@@ -132,7 +132,9 @@ def wait_for_running_trial(db: Path, timeout: float = 600) -> None:
         if db.exists():
             try:
                 study = optuna.load_study(study_name=db.parent.name, storage=f"sqlite:///{db}")
-                if any(t.state == TrialState.RUNNING for t in study.trials):
+                # Training has begun (its config is written): Optuna's heartbeat for the trial is recorded by then.
+                if any(t.state == TrialState.RUNNING and (db.parent / "trials" / str(t.number) / "config.yaml").exists()
+                       for t in study.trials):
                     return
             except (KeyError, Exception):  # noqa: BLE001 - the study may not exist yet
                 pass
