@@ -168,9 +168,11 @@ def train_trial(trial: optuna.Trial, params: dict, **options):
     trial.set_user_attr("run_dir", options["out"])
     try:
         result = train(**options)
-    except PixelforgeError as exc:
-        if str(exc).startswith("interrupted"):  # Ctrl-C or SIGTERM inside the trial (engine/loop.py)
-            # Optuna marks the trial failed; its parameters are queued again so the next start trains them.
+    except (PixelforgeError, KeyboardInterrupt) as exc:
+        # Ctrl-C or SIGTERM: during the epochs the engine saves and raises "interrupted ..."; before them (data,
+        # model) it arrives as KeyboardInterrupt. Optuna marks the trial failed; its parameters are queued again
+        # so the next start trains them.
+        if isinstance(exc, KeyboardInterrupt) or str(exc).startswith("interrupted"):
             trial.set_user_attr("interrupted", True)
             trial.study.enqueue_trial(params, user_attrs={"requeued_from": trial.number})
             raise KeyboardInterrupt from None
