@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -126,18 +127,19 @@ def test_two_workers_share_one_study_on_a_real_postgresql_server(tmp_path, postg
     assert sum(per_worker) == 6
 
 
-def wait_for_running_trial(db: Path, timeout: float = 600) -> None:
+def wait_for_running_trial(db: Path, proc: subprocess.Popen, timeout: float = 600) -> None:
+    """Until a trial is running and its training has begun (its config is written, so Optuna's heartbeat for it is
+    recorded). Read with sqlite3, not Optuna: opening an RDBStorage would race the worker creating the schema."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if db.exists():
-            try:
-                study = optuna.load_study(study_name=db.parent.name, storage=f"sqlite:///{db}")
-                # Training has begun (its config is written): Optuna's heartbeat for the trial is recorded by then.
-                if any(t.state == TrialState.RUNNING and (db.parent / "trials" / str(t.number) / "config.yaml").exists()
-                       for t in study.trials):
-                    return
-            except (KeyError, Exception):  # noqa: BLE001 - the study may not exist yet
-                pass
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        try:
+            with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as connection:
+                numbers = [n for (n,) in connection.execute("SELECT number FROM trials WHERE state = 'RUNNING'")]
+        except sqlite3.Error:  # not created yet
+            numbers = []
+        if any((db.parent / "trials" / str(n) / "config.yaml").exists() for n in numbers):
+            return
         time.sleep(0.2)
     raise AssertionError("no trial started")
 
@@ -147,7 +149,7 @@ def test_a_killed_study_continues_and_retries_the_running_trial(tmp_path, monkey
     config, space = make_study_files(tmp_path, epochs=40)
     out = tmp_path / "study"
     proc = worker(config, space, out, "--trials", "3", "--seed", "0")
-    wait_for_running_trial(out / "study.db")
+    wait_for_running_trial(out / "study.db", proc)
     proc.send_signal(how)
     _, err = proc.communicate(timeout=600)
     if how == signal.SIGTERM:
