@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,7 +87,9 @@ def run_nas(opts: NasOptions) -> dict:
     sampler = optuna.samplers.NSGAIISampler(population_size=opts.population, seed=opts.seed)
     study = optuna.create_study(study_name=opts.study or opts.out.resolve().name, storage=open_storage(url),
                                 directions=["maximize", "minimize"], sampler=sampler, load_if_exists=True)
-    study.set_metric_names(["val_acc", "latency_ms" if opts.latency == "onnx" else "mflops"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # names the plot's axes
+        study.set_metric_names(["val_acc", "latency_ms" if opts.latency == "onnx" else "mflops"])
     try:
         with sigterm_as_interrupt():
             optimize(study, _NasObjective(opts), opts.trials, opts.timeout)
