@@ -21,6 +21,7 @@ LAYERS: list[list[str]] = [
     ["tasks.*"],  # one folder per task: tasks.classify, tasks.detect, ... (never each other)
     ["tasks"],  # the package's __init__: imports the built-in tasks, which registers them
     ["api"],
+    ["tune"],  # hyper-parameter and architecture search: trials are api.train runs
     ["explain.commands", "deploy.serve", "deploy.video", "deploy.commands", "deploy"],
     ["cli", "commands", ""],  # "" is pixelforge/__init__.py: the lazy API entry points
 ]

@@ -252,6 +252,9 @@ from pixelforge.deploy.commands import serve_command as _serve_command; app.comm
 from pixelforge.deploy.commands import video_command as _video_command; app.command("video")(_video_command)  # noqa: E402,E702
 from pixelforge.explain.commands import explain as _explain_command; app.command("explain")(_explain_command)  # noqa: E402,E702
 from pixelforge.commands.generate import generate_command as _generate_command; app.command("generate")(_generate_command)  # noqa: E402,E702
+from pixelforge.commands.tune import tune as _tune_command; app.command("tune")(_tune_command)  # noqa: E402,E702
+from pixelforge.commands.nas import nas as _nas_command; app.command("nas")(_nas_command)  # noqa: E402,E702
+from pixelforge.commands.runs import runs_app as _runs_app; app.add_typer(_runs_app, name="runs")  # noqa: E402,E702
 
 
 def main() -> None:

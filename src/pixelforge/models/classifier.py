@@ -53,6 +53,10 @@ def _build_backbone(spec: BackboneSpec, pretrained: bool) -> tuple[nn.Module, in
 
         model = SimpleCNN()
         return model, model.num_features
+    if spec.source == "nas":
+        from pixelforge.models.nas_net import build_nas_backbone
+
+        return build_nas_backbone(spec.name)
     if spec.source == "timm":
         import timm
 
@@ -97,7 +101,7 @@ def build_classifier(model: str, num_classes: int, weights: str = "imagenet", dr
     """
     spec = get_spec(model)
     check_weights_option(weights)
-    pretrained = weights == "imagenet" and spec.source != "pixelforge"
+    pretrained = weights == "imagenet" and spec.source not in ("pixelforge", "nas")
     backbone, num_features = _build_backbone(spec, pretrained)
     if weights not in ("imagenet", "none"):
         weight_io.load_into_backbone(backbone, weight_io.read_weights_file(weights), str(weights), model)

@@ -36,6 +36,12 @@ def register(spec: BackboneSpec) -> BackboneSpec:
 
 def get_spec(name: str) -> BackboneSpec:
     """Look up a backbone by name; unknown names get a one-line error that suggests the closest ones."""
+    if name.startswith("nas_"):  # an architecture-search network: the name is its spec (models/nas_net.py)
+        from pixelforge.models.nas_net import parse
+
+        parse(name)
+        return BackboneSpec(name, "nas", name, "none (architecture search; trained from scratch)", min_size=8,
+                            mean=(0.5,) * 3, std=(0.5,) * 3, crop_pct=1.0)
     if name not in BACKBONES:
         close = difflib.get_close_matches(name, BACKBONES, n=3, cutoff=0.4)
         hint = f"did you mean {', '.join(close)}?" if close else "run `pixelforge models` to list them"

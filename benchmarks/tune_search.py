@@ -1,0 +1,173 @@
+"""Tuning benchmarks of issue 18 on digits with simple_cnn (seconds per trial), each against its baseline:
+
+    T1  TPE vs random search: the trial at which TPE first reaches random search's best val accuracy (fraction of
+        the trials; goal <= 50% on average), per seed
+    T2  pruning (median, hyperband) vs none, same sampler and seed: total epochs trained (goal: >= 40% fewer) and
+        best val accuracy (goal: drops <= 0.5 points)
+    T3  two worker processes on one SQLite study: "database is locked" errors (goal 0) and trials recorded
+    T4  NAS (NSGA-II, ONNX Runtime latency): Pareto-optimal architectures (goal >= 5) and their latency span (>= 3x)
+
+    python -m benchmarks.tune_search                        # the issue's scale: 5 seeds x 40 trials (hours)
+    python -m benchmarks.tune_search --seeds 2 --trials 10 --images 400 --epochs 3 --only T1,T2
+
+Numbers go to stdout (a table) and benchmarks/results/tune-<time>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+RESULTS = Path(__file__).resolve().parent / "results"
+SPACE = """lr: {low: 1.0e-4, high: 3.0e-2, log: true}
+batch_size: [16, 32, 64]
+weight_decay: {low: 1.0e-5, high: 1.0e-1, log: true}
+dropout: {low: 0.0, high: 0.5}
+label_smoothing: [0.0, 0.1]
+"""
+
+
+def prepare(work: Path, images: int | None, epochs: int, img_size: int) -> tuple[Path, Path]:
+    """Digits (a CSV of the first `images`, spread over the classes, when given), base config and space files."""
+    from pixelforge.data.builtin import materialize
+
+    root = materialize("digits")
+    data = str(root)
+    if images:
+        files = sorted(p for p in root.rglob("*.png"))
+        keep = files[:: max(1, len(files) // images)][:images]
+        csv = work / "digits.csv"
+        csv.write_text("path,label\n" + "".join(f"{p},{p.parent.name}\n" for p in keep))
+        data = str(csv)
+    config = work / "base.yaml"
+    config.write_text(f"data: {data}\nmodel: simple_cnn\nweights: none\nstrategy: full\nimg_size: {img_size}\n"
+                      f"epochs: {epochs}\nprecision: '32'\nquiet: true\nworkers: 0\nwarmup_epochs: 0\n")
+    space = work / "space.yaml"
+    space.write_text(SPACE)
+    return config, space
+
+
+def study_values(out: Path) -> list[dict]:
+    import optuna
+
+    study = optuna.load_study(study_name=out.name, storage=f"sqlite:///{out / 'study.db'}")
+    return [{"number": t.number, "state": t.state.name, "value": t.value,
+             "epochs": t.user_attrs.get("epochs_run", 0)} for t in study.trials]
+
+
+def run(config: Path, space: Path, out: Path, sampler: str, pruner: str, seed: int, trials: int) -> list[dict]:
+    from pixelforge.tune.study import TuneOptions, run_study
+
+    if not (out / "study.db").exists():
+        run_study(TuneOptions(config, space, out, sampler=sampler, pruner=pruner, seed=seed, trials=trials))
+    return study_values(out)
+
+
+def best(trials: list[dict]) -> float:
+    return max(t["value"] for t in trials if t["state"] == "COMPLETE")
+
+
+def t1_t2(config, space, work: Path, seeds: int, trials: int, pruners: list[str]) -> dict:
+    rows = {"T1": [], "T2": []}
+    for seed in range(seeds):
+        random = run(config, space, work / f"random-{seed}", "random", "none", seed, trials)
+        tpe = run(config, space, work / f"tpe-{seed}", "tpe", "none", seed, trials)
+        target = best(random)
+        reached = next((t["number"] + 1 for t in tpe if t["value"] is not None and t["value"] >= target), None)
+        rows["T1"].append({"seed": seed, "random_best": target, "tpe_best": best(tpe),
+                           "tpe_trials_to_reach": reached, "fraction": (reached or trials * 2) / trials})
+        print(json.dumps({"T1": rows["T1"][-1]}), flush=True)
+        base_epochs = sum(t["epochs"] for t in tpe)
+        for pruner in pruners:
+            pruned = run(config, space, work / f"tpe-{pruner}-{seed}", "tpe", pruner, seed, trials)
+            epochs = sum(t["epochs"] for t in pruned)
+            rows["T2"].append({"seed": seed, "pruner": pruner, "epochs": epochs, "epochs_unpruned": base_epochs,
+                               "saving": 1 - epochs / base_epochs, "best": best(pruned), "best_unpruned": best(tpe),
+                               "drop_points": 100 * (best(tpe) - best(pruned)),
+                               "n_pruned": sum(t["state"] == "PRUNED" for t in pruned)})
+            print(json.dumps({"T2": rows["T2"][-1]}), flush=True)
+    return rows
+
+
+def t3(config, space, work: Path, trials: int) -> dict:
+    out = work / "two-workers"
+    out.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "pixelforge.cli", "tune", "--config", str(config), "--space", str(space),
+               "--sampler", "random", "--trials", str(trials), "--out", str(out), "--epochs", "1", "--json"]
+    started = time.perf_counter()
+    logs = [out / f"worker-{i}.err" for i in range(2)]
+    procs = [subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log.open("w"), text=True) for log in logs]
+    for p in procs:
+        p.wait()
+    errs = [log.read_text() for log in logs]
+    values = study_values(out)
+    return {"trials": len(values), "complete": sum(t["state"] == "COMPLETE" for t in values),
+            "lock_errors": sum(e.count("database is locked") for e in errs),
+            "exit_codes": [p.returncode for p in procs], "seconds": round(time.perf_counter() - started, 1)}
+
+
+def t4(config, work: Path, trials: int, timeout: float, epochs: int) -> dict:
+    from pixelforge.tune.nas import NasOptions, run_nas
+
+    started = time.perf_counter()
+    summary = run_nas(NasOptions(config, work / "nas", trials=trials, timeout=timeout, seed=0, population=8,
+                                 overrides={"epochs": epochs}))
+    latencies = [r["latency_ms"] for r in summary["pareto"]]
+    return {"pareto": len(latencies), "latency_span": max(latencies) / min(latencies) if latencies else None,
+            "hypervolume": summary["hypervolume"], "n_complete": summary["n_complete"], "front": summary["pareto"],
+            "seconds": round(time.perf_counter() - started, 1)}
+
+
+def spread(values: list[float]) -> str:
+    values = [v for v in values if v is not None]
+    if not values:
+        return "n/a"
+    return f"{statistics.mean(values):.3f} (min {min(values):.3f}, max {max(values):.3f})"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--trials", type=int, default=40)
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--images", type=int, default=None, help="digits images used (default: all 1797)")
+    parser.add_argument("--img-size", type=int, default=32)
+    parser.add_argument("--pruners", default="median,hyperband")
+    parser.add_argument("--nas-minutes", type=float, default=15)
+    parser.add_argument("--only", default="T1,T2,T3,T4")
+    parser.add_argument("--work", type=Path, default=Path("runs/bench-tune"))
+    args = parser.parse_args(argv)
+    args.work.mkdir(parents=True, exist_ok=True)
+    config, space = prepare(args.work, args.images, args.epochs, args.img_size)
+    only = args.only.upper().split(",")
+    result: dict = {"args": {k: str(v) for k, v in vars(args).items()}}
+    if "T1" in only or "T2" in only:
+        result.update(t1_t2(config, space, args.work, args.seeds, args.trials,
+                            args.pruners.split(",") if "T2" in only else []))
+        print(f"T1 TPE trials to reach random's best, fraction of {args.trials}: "
+              f"{spread([r['fraction'] for r in result['T1']])}")
+        for pruner in args.pruners.split(",") if "T2" in only else []:
+            rows = [r for r in result["T2"] if r["pruner"] == pruner]
+            print(f"T2 {pruner}: epochs saved {spread([r['saving'] for r in rows])}; best drop (points) "
+                  f"{spread([r['drop_points'] for r in rows])}")
+    if "T3" in only:
+        result["T3"] = t3(config, space, args.work, args.trials)
+        print(f"T3 two SQLite workers: {json.dumps(result['T3'])}")
+    if "T4" in only:
+        result["T4"] = t4(config, args.work, 10_000, args.nas_minutes * 60, min(args.epochs, 3))
+        print(f"T4 NAS: {result['T4']['pareto']} Pareto-optimal, latency span {result['T4']['latency_span']}")
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"tune-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps(result, indent=1))
+    print(f"results: {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,33 @@
+"""`pixelforge runs compare`: a table of what differs between runs (or a study's trials) and their curves."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+runs_app = typer.Typer(no_args_is_help=True, help="Work with several run folders at once.")
+
+
+@runs_app.command("compare")
+def compare(
+    paths: list[Path] = typer.Argument(..., help="Run folders and/or study folders (a study means all its trials)."),
+    out: Path = typer.Option(Path("compare.png"), help="PNG of the overlaid training curves."),
+) -> None:
+    """Compare runs: config differences, best metric, epochs, time, images/s; curves overlaid in one PNG."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from pixelforge.errors import PixelforgeError
+    from pixelforge.tune.compare import expand, load, plot_curves, table
+
+    if out.exists():
+        raise PixelforgeError(f"{out}: exists; give another --out (outputs are never overwritten)")
+    rows = [load(run) for run in expand(paths)]
+    header, body = table(rows)
+    grid = Table(*header)
+    for row in body:
+        grid.add_row(*row)
+    Console(width=None if sys.stdout.isatty() else 160).print(grid)
+    typer.echo(f"curves: {plot_curves(rows, out)}")

@@ -1,0 +1,71 @@
+"""`pixelforge tune`: hyper-parameter search over any task's config keys (pixelforge/tune/, on Optuna)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def tune(
+    config: Path = typer.Option(..., help="Base training config (YAML, any task): what every trial starts from."),
+    space: Path = typer.Option(..., help="Search space YAML: config key -> list (categorical) or {low, high, log, step}."),
+    out: Path = typer.Option(Path("runs/study"), help="Study folder: study.db, trials/<n>/ run folders, report.html, best.yaml."),
+    sampler: str = typer.Option("tpe", help="grid | random | tpe | cmaes (Optuna's samplers)."),
+    trials: Optional[int] = typer.Option(None, help="Finished trials the study should hold, all workers together "
+                                                    "(default 20; grid: the whole grid)."),
+    timeout: Optional[float] = typer.Option(None, help="Start no new trial after this many seconds."),
+    pruner: str = typer.Option("none", help="none | median | hyperband: stop poor trials after an epoch."),
+    metric: Optional[str] = typer.Option(None, help="metrics.csv column to optimise (default: the task's monitor)."),
+    direction: Optional[str] = typer.Option(None, help="max | min (default: the monitor's, else min for *loss*)."),
+    storage: Optional[str] = typer.Option(None, help="Database URL (postgresql://user:pw@host/db) shared by workers; "
+                                                     "default sqlite in --out."),
+    study: Optional[str] = typer.Option(None, help="Study name in the storage (default: the --out folder's name)."),
+    seed: Optional[int] = typer.Option(None, help="Sampler seed (reproducible proposals for one worker)."),
+    devices: Optional[int] = typer.Option(None, help="Devices per trial (>1: DDP; pruning decided on rank 0)."),
+    epochs: Optional[int] = typer.Option(None, help="Epochs per trial (overrides the config; the pruners' budget)."),
+    retrain_best: bool = typer.Option(False, "--retrain-best", help="Afterwards train best.yaml again in OUT/best "
+                                                                   "and evaluate it (test split, else val)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
+) -> None:
+    """Search hyper-parameters with Optuna: every trial is a run folder; resumable; many workers on one storage."""
+    import optuna
+
+    from pixelforge.tune.study import TuneOptions, run_study
+
+    logging.basicConfig(level=logging.WARNING if as_json else logging.INFO, format="%(message)s", stream=sys.stderr)
+    logging.getLogger("lightning").propagate = False
+    optuna.logging.set_verbosity(optuna.logging.WARNING if as_json else optuna.logging.INFO)
+    overrides = {k: v for k, v in {"devices": devices, "epochs": epochs}.items() if v is not None}
+    if trials is None and sampler != "grid" and timeout is None:
+        trials = 20
+    summary = run_study(TuneOptions(config=config, space=space, out=out, sampler=sampler, trials=trials,
+                                    timeout=timeout, pruner=pruner, metric=metric, direction=direction,
+                                    storage=storage, study=study, seed=seed, overrides=overrides))
+    if retrain_best:
+        summary["retrained"] = _retrain_best(out)
+    if as_json:
+        keys = ("best_value", "best_params", "n_complete", "n_pruned", "n_failed", "retrained")
+        typer.echo(json.dumps({k: summary[k] for k in keys if k in summary}))
+        return
+    typer.echo(f"study {out}: {summary['n_complete']} complete, {summary['n_pruned']} pruned, {summary['n_failed']} "
+               f"failed; best {summary['best_value']} with {summary['best_params']}")
+    typer.echo(f"report: {out / 'report.html'}  best config: {out / 'best.yaml'}")
+
+
+def _retrain_best(out: Path) -> dict:
+    """Train the best config again (its own seed and splits) and score it on the held-out split."""
+    from pixelforge.api.evaluate import evaluate
+    from pixelforge.api.train import train
+    from pixelforge.errors import PixelforgeError
+
+    if not (out / "best.yaml").exists():
+        raise PixelforgeError(f"{out / 'best.yaml'}: no complete trial yet, nothing to retrain")
+    result = train(config=out / "best.yaml", out=str(out / "best"))
+    scored = evaluate(result.run_dir)
+    return {"run": str(result.run_dir), "metrics": {k: v for k, v in scored.metrics.items()
+                                                     if isinstance(v, (int, float))}}

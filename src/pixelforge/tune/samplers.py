@@ -1,0 +1,42 @@
+"""The names `--sampler` and `--pruner` take, mapped to Optuna's classes (no search algorithm written here)."""
+
+from __future__ import annotations
+
+import optuna
+
+from pixelforge.errors import PixelforgeError
+
+SAMPLERS = ("grid", "random", "tpe", "cmaes")
+PRUNERS = ("none", "median", "hyperband")
+
+
+def build_sampler(name: str, seed: int | None, grid: dict | None = None, startup: int = 10):
+    """`startup` random trials before TPE or CMA-ES model the space (Optuna's default for TPE is 10)."""
+    if name == "grid":
+        return optuna.samplers.GridSampler(grid, seed=seed)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "tpe":
+        # multivariate TPE models keys jointly (lr and batch size interact); constant_liar keeps parallel workers
+        # from proposing the same point while a trial runs.
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, multivariate=True, constant_liar=True)
+    if name == "cmaes":
+        # CMA-ES handles only float/int keys; categorical ones fall back to an independent random sampler.
+        return optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=startup, warn_independent_sampling=False)
+    raise PixelforgeError(f"--sampler {name!r}: use one of {', '.join(SAMPLERS)}")
+
+
+def build_pruner(name, max_epochs: int):
+    """`name`, or an Optuna pruner object as it is (from Python: any of `optuna.pruners`).
+
+    Median: stop a trial whose epoch-k value is worse than the median of earlier trials at epoch k (after 5
+    trials and 1 epoch). Hyperband (Li et al. 2018): successive halving at several budgets from 1 epoch up."""
+    if isinstance(name, optuna.pruners.BasePruner):
+        return name
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(max_epochs, 1), reduction_factor=3)
+    raise PixelforgeError(f"--pruner {name!r}: use one of {', '.join(PRUNERS)}")

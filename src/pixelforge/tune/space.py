@@ -1,0 +1,88 @@
+"""The search space: a YAML file whose keys are config keys (so anything trainable is tunable).
+
+    lr: {low: 1.0e-4, high: 1.0e-2, log: true}     # float range (log scale)
+    batch_size: [16, 32, 64]                          # categorical: a list
+    epochs: {low: 2, high: 6}                         # int range: both bounds are integers
+    dropout: {low: 0.0, high: 0.5, step: 0.1}         # optional step
+
+Each entry becomes one of Optuna's distributions; `suggest` asks a trial for every key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from optuna.distributions import (BaseDistribution, CategoricalDistribution, FloatDistribution,
+                                  IntDistribution)
+
+from pixelforge.errors import PixelforgeError
+
+_RANGE_KEYS = {"low", "high", "log", "step"}
+
+
+def load_space(path: str | Path) -> dict[str, BaseDistribution]:
+    """Read space.yaml into {config key: Optuna distribution}; one-line errors name the file and the key.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> f = pathlib.Path(tempfile.mkdtemp()) / "space.yaml"
+        >>> _ = f.write_text("lr: {low: 0.001, high: 0.1, log: true}\\nbatch_size: [16, 32]\\n")
+        >>> sorted(load_space(f))
+        ['batch_size', 'lr']
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise PixelforgeError(f"{path}: search space file not found")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise PixelforgeError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(raw, dict) or not raw:
+        raise PixelforgeError(f"{path}: expected a mapping of config keys to a list or {{low, high, log}}")
+    return {str(key): _distribution(path, str(key), value) for key, value in raw.items()}
+
+
+def _distribution(path: Path, key: str, value) -> BaseDistribution:
+    if isinstance(value, list):
+        if not value:
+            raise PixelforgeError(f"{path}: {key}: the list of choices is empty")
+        return CategoricalDistribution(value)
+    if not isinstance(value, dict) or not {"low", "high"} <= set(value) or set(value) - _RANGE_KEYS:
+        raise PixelforgeError(f"{path}: {key}: give a list of choices or {{low, high[, log, step]}}, got {value!r}")
+    low, high, log, step = value["low"], value["high"], bool(value.get("log", False)), value.get("step")
+    try:
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in (low, high)) and not isinstance(step, float):
+            return IntDistribution(low, high, log=log, step=step or 1)
+        return FloatDistribution(float(low), float(high), log=log, step=None if step is None else float(step))
+    except (ValueError, TypeError) as exc:
+        raise PixelforgeError(f"{path}: {key}: {exc}") from None
+
+
+def suggest(trial, space: dict[str, BaseDistribution]) -> dict:
+    """Ask `trial` for one value of every key (Optuna's define-by-run API with fixed distributions)."""
+    values = {}
+    for key, dist in space.items():
+        if isinstance(dist, CategoricalDistribution):
+            values[key] = trial.suggest_categorical(key, dist.choices)
+        elif isinstance(dist, IntDistribution):
+            values[key] = trial.suggest_int(key, dist.low, dist.high, step=dist.step, log=dist.log)
+        else:
+            values[key] = trial.suggest_float(key, dist.low, dist.high, step=dist.step, log=dist.log)
+    return values
+
+
+def grid(space: dict[str, BaseDistribution], path: str | Path = "space") -> dict[str, list]:
+    """The grid GridSampler walks: lists as they are, int ranges stepped; a float range without a step has none."""
+    out = {}
+    for key, dist in space.items():
+        if isinstance(dist, CategoricalDistribution):
+            out[key] = list(dist.choices)
+        elif isinstance(dist, IntDistribution):
+            out[key] = list(range(dist.low, dist.high + 1, dist.step))
+        elif dist.step is not None:
+            n = int(round((dist.high - dist.low) / dist.step))
+            out[key] = [round(dist.low + i * dist.step, 12) for i in range(n + 1)]
+        else:
+            raise PixelforgeError(f"{path}: {key}: --sampler grid needs a list or a range with a step")
+    return out

@@ -1,0 +1,234 @@
+"""`tune`: an Optuna study whose trials are normal run folders made by `pixelforge.api.train`.
+
+One worker runs trials until the study holds `trials` finished ones (complete or pruned, counted across every
+worker of the study) or `timeout` has passed; starting the same command again, on this machine or another sharing
+the storage, continues the same study. An interrupted trial (Ctrl-C, SIGTERM) is marked failed and its parameters
+are queued again; one whose worker died (kill -9) is found by its stale heartbeat and retried (storage.py).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+
+from pixelforge.api.train import train
+from pixelforge.errors import PixelforgeError
+from pixelforge.runs import folder as rd
+from pixelforge.tasks.config import build_config
+from pixelforge.tasks.registry import get_task
+from pixelforge.tune import space as spaces
+from pixelforge.tune.pruning import PRUNED, OptunaPruning
+from pixelforge.tune.report import write_best_config, write_report
+from pixelforge.tune.samplers import build_pruner, build_sampler
+from pixelforge.tune.storage import default_url, open_storage
+
+log = logging.getLogger("pixelforge")
+MAX_FAILURES_IN_A_ROW = 3  # a worker whose trials all fail (a bad space, a broken config) stops instead of looping
+
+
+@dataclass
+class TuneOptions:
+    config: Path
+    space: Path
+    out: Path
+    sampler: str = "tpe"
+    trials: int | None = 20
+    timeout: float | None = None
+    pruner: str | object = "none"  # a name, or an optuna.pruners object
+    metric: str | None = None
+    direction: str | None = None
+    storage: str | None = None
+    study: str | None = None
+    seed: int | None = None
+    overrides: dict | None = None  # config keys fixed for every trial (--devices 2, --epochs 3, ...)
+
+
+class TrialFailed(Exception):
+    """A trial that failed for its own reasons (its parameters); the study goes on."""
+
+
+def run_study(opts: TuneOptions) -> dict:
+    """Run (or continue) the study; return the `--json` summary.
+
+    Example:
+        >>> run_study(TuneOptions(Path("base.yaml"), Path("space.yaml"), Path("study")))  # doctest: +SKIP
+        {'best_value': 0.95, 'best_params': {...}, 'n_complete': 20, 'n_pruned': 0, 'n_failed': 0}
+    """
+    space = spaces.load_space(opts.space)
+    base = _check_space(opts, space)
+    metric, direction = _metric(opts, base)
+    opts.out.mkdir(parents=True, exist_ok=True)
+    (opts.out / "trials").mkdir(exist_ok=True)
+    url = opts.storage or default_url(opts.out)
+    storage = open_storage(url)
+    grid = spaces.grid(space, opts.space) if opts.sampler == "grid" else None
+    target = _target(opts, grid)
+    pruner = build_pruner(opts.pruner, base.epochs)
+    name = opts.study or opts.out.resolve().name
+    study = optuna.create_study(study_name=name, storage=storage, direction="maximize" if direction == "max" else
+                                "minimize", sampler=build_sampler(opts.sampler, opts.seed, grid), pruner=pruner,
+                                load_if_exists=True)
+    _remember(study, opts, metric, direction)
+    objective = _Objective(opts, space, metric, direction, url, name, pruner)
+    try:
+        with sigterm_as_interrupt():
+            optimize(study, objective, target, opts.timeout)
+    finally:  # an interrupted study still gets its report and best.yaml, for the trials it has
+        summary = summarize(study)
+        write_best_config(study, opts.out)
+        write_report(study, opts.out, summary, url)
+    return summary
+
+
+def _check_space(opts: TuneOptions, space: dict):
+    """Every key must be a config key of the task and every bound a valid value, before any trial runs."""
+    base = build_config(opts.config, **(opts.overrides or {}))
+    for key, dist in space.items():
+        values = list(getattr(dist, "choices", ())) or [dist.low, dist.high]
+        for value in values:
+            try:
+                build_config(opts.config, **{**(opts.overrides or {}), key: value})
+            except PixelforgeError as exc:
+                raise PixelforgeError(f"{opts.space}: {key}: {value!r} is not a valid value ({exc})") from None
+    return base
+
+
+def _metric(opts: TuneOptions, base) -> tuple[str, str]:
+    task = get_task(base.task)
+    metric = opts.metric or task.monitor
+    direction = opts.direction or (task.monitor_mode if metric == task.monitor else
+                                   "min" if "loss" in metric else "max")
+    return metric, direction
+
+
+def _target(opts: TuneOptions, grid: dict | None) -> int | None:
+    if grid is None:
+        return opts.trials
+    size = 1
+    for values in grid.values():
+        size *= len(values)
+    return min(opts.trials or size, size)  # a grid is finished once every point has run
+
+
+def _remember(study, opts: TuneOptions, metric: str, direction: str) -> None:
+    """The study's metric is part of it: a worker started with another metric would mix two objectives."""
+    saved = study.user_attrs.get("metric")
+    if saved is None:
+        study.set_user_attr("metric", metric)
+        study.set_user_attr("direction", direction)
+        study.set_user_attr("config", str(opts.config))
+    elif saved != metric:
+        raise PixelforgeError(f"study {study.study_name!r} optimises {saved}; this worker asked for {metric}: use "
+                              f"the same --metric or another --study")
+
+
+class _Objective:
+    def __init__(self, opts: TuneOptions, space: dict, metric: str, direction: str, url: str, study_name: str, pruner):
+        self.opts, self.space, self.metric, self.direction = opts, space, metric, direction
+        self.url, self.study_name, self.pruner = url, study_name, pruner
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        params = spaces.suggest(trial, self.space)
+        run_dir = self.opts.out / "trials" / str(trial.number)
+        hooks = [] if isinstance(self.pruner, optuna.pruners.NopPruner) else [
+            OptunaPruning(self.url, self.study_name, trial._trial_id, self.pruner, self.metric)]
+        log.info("trial %d: %s", trial.number, json.dumps(params))
+        result = train_trial(trial, params, config=self.opts.config, callbacks=hooks,
+                             **{**(self.opts.overrides or {}), "quiet": True, **params, "out": str(run_dir)})
+        trial.set_user_attr("run_dir", str(result.run_dir))
+        return self._value(trial, result.run_dir)
+
+    def _value(self, trial, run: Path) -> float:
+        rows = rd.read_metrics(run / "metrics.csv")
+        summary = rd.read_json(run / "summary.json")
+        values = [float(r[self.metric]) for r in rows if r.get(self.metric) is not None]
+        if not values:
+            raise PixelforgeError(f"--metric {self.metric}: not in {run / 'metrics.csv'} (it has "
+                                  f"{', '.join(k for k in rows[0] if k != 'epoch') if rows else 'no rows'})")
+        trial.set_user_attr("epochs_run", len(rows))
+        trial.set_user_attr("seconds", summary.get("seconds_total") or summary.get("seconds_training"))
+        trial.set_user_attr("images_per_s", summary.get("images_per_s"))
+        if str(summary.get("stop_reason", "")).startswith(PRUNED):
+            raise optuna.TrialPruned(summary["stop_reason"])
+        return max(values) if self.direction == "max" else min(values)
+
+
+def train_trial(trial: optuna.Trial, params: dict, **options):
+    """`pixelforge.api.train(**options)` as `trial`: its run folder recorded, an interruption turned into the
+    study's stop (the trial's parameters queued again), any other error into this trial's failure."""
+    trial.set_user_attr("run_dir", options["out"])
+    try:
+        result = train(**options)
+    except (PixelforgeError, KeyboardInterrupt) as exc:
+        # Ctrl-C or SIGTERM: during the epochs the engine saves and raises "interrupted ..."; before them (data,
+        # model) it arrives as KeyboardInterrupt. Optuna marks the trial failed; its parameters are queued again
+        # so the next start trains them.
+        if isinstance(exc, KeyboardInterrupt) or str(exc).startswith("interrupted"):
+            trial.set_user_attr("interrupted", True)
+            trial.study.enqueue_trial(params, user_attrs={"requeued_from": trial.number})
+            raise KeyboardInterrupt from None
+        trial.set_user_attr("error", str(exc))
+        raise TrialFailed(str(exc)) from None
+    trial.set_user_attr("run_dir", str(result.run_dir))
+    return result
+
+
+def optimize(study, objective: _Objective, target: int | None, timeout: float | None) -> None:
+    """One trial at a time, counting the study's trials before each: every worker stops once the study holds
+    `target` finished or running trials, so N trials spread over several workers add up to N."""
+    started, failures = time.monotonic(), 0
+    while True:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)  # a dead worker's trial: failed and re-queued before counting
+        states = [t.state for t in study.get_trials(deepcopy=False)]
+        taken = sum(s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING) for s in states)
+        if target is not None and taken >= target:
+            return
+        if timeout is not None and time.monotonic() - started >= timeout:
+            return
+        try:
+            study.optimize(objective, n_trials=1, catch=(TrialFailed,), gc_after_trial=True)
+        except KeyboardInterrupt:
+            raise PixelforgeError("study interrupted; a running trial was marked failed and queued again: run the "
+                                  "same command to continue") from None
+        last = study.get_trials(deepcopy=False)[-1] if study.get_trials(deepcopy=False) else None
+        failures = failures + 1 if last is not None and last.state == TrialState.FAIL else 0
+        if failures >= MAX_FAILURES_IN_A_ROW:
+            raise PixelforgeError(f"{failures} trials in a row failed (last: {last.user_attrs.get('error')}); "
+                                  f"fix the config or the space and run the same command again")
+
+
+def summarize(study) -> dict:
+    """The `--json` summary: the best value and parameters, and how many trials ended each way."""
+    trials = study.get_trials(deepcopy=False)
+    count = {state: sum(t.state == state for t in trials) for state in TrialState}
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    best = study.best_trial if complete else None
+    return {"best_value": best.value if best else None, "best_params": best.params if best else {},
+            "n_complete": count[TrialState.COMPLETE], "n_pruned": count[TrialState.PRUNED],
+            "n_failed": count[TrialState.FAIL], "best_trial": best.number if best else None,
+            "best_run": best.user_attrs.get("run_dir") if best else None}
+
+
+class sigterm_as_interrupt:
+    """SIGTERM between trials stops the study like Ctrl-C (inside a trial the engine already does this)."""
+
+    def __enter__(self):
+        self.previous = None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+        return self
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)

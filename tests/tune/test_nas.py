@@ -1,0 +1,53 @@
+"""`pixelforge nas`: architectures named by their spec train as classify runs; NSGA-II on accuracy and cost gives a
+Pareto front, a hypervolume and a report; a Pareto model exports like any run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+import pixelforge
+from pixelforge.models.classifier import build_classifier
+from pixelforge.models.nas_net import parse
+from pixelforge.tune.nas import NasOptions, hypervolume, run_nas
+
+
+def test_a_nas_name_is_its_architecture_and_bad_names_are_one_line_errors():
+    small = build_classifier("nas_w0.5_d1-1-1-1_k3-3-3-3_e3-3-3-3_se0-0-0-0", 3, "none")
+    big = build_classifier("nas_w1_d2-2-2-2_k5-5-5-5_e6-6-6-6_se1-1-1-1", 3, "none")
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert count(big) > 10 * count(small)
+    assert parse("nas_w1_d2-2-2-2_k5-5-5-5_e6-6-6-6_se1-1-1-1").name == "nas_w1_d2-2-2-2_k5-5-5-5_e6-6-6-6_se1-1-1-1"
+    with pytest.raises(pixelforge.PixelforgeError, match="a NAS architecture is nas_w"):
+        build_classifier("nas_w1_d2-2_k5", 3, "none")
+
+
+def test_hypervolume_of_a_two_point_front():
+    # (acc 0.5 at cost 1) and (acc 0.9 at cost 3), reference cost 4: 0.5 * (3 - 1) + 0.9 * (4 - 3)
+    assert hypervolume([(0.9, 3.0), (0.5, 1.0)], 4.0) == pytest.approx(1.9)
+
+
+@pytest.mark.slow
+def test_nas_on_a_tiny_space_finds_a_front_and_its_models_export(tmp_path):
+    rng = np.random.default_rng(0)
+    for label, colour in (("red", (200, 30, 30)), ("blue", (30, 30, 200))):
+        (tmp_path / "data" / label).mkdir(parents=True)
+        for i in range(10):
+            pixels = np.clip(rng.normal(colour, 40, (16, 16, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "data" / label / f"{i}.png")
+    config = tmp_path / "base.yaml"
+    config.write_text(yaml.safe_dump({"data": str(tmp_path / "data"), "img_size": 16, "epochs": 1, "batch_size": 8,
+                                      "precision": "32", "quiet": True, "workers": 0}))
+    summary = run_nas(NasOptions(config, tmp_path / "nas", trials=3, latency="flops", seed=0, population=2))
+    assert summary["n_complete"] == 3 and 1 <= len(summary["pareto"]) <= 3 and summary["hypervolume"] > 0
+    costs = [row["mflops"] for row in summary["pareto"]]
+    assert costs == sorted(costs)
+    assert (tmp_path / "nas" / "pareto_front.png").stat().st_size > 10_000
+    assert "Pareto front (" in (tmp_path / "nas" / "report.html").read_text()
+    best = Path(summary["pareto"][-1]["run"])
+    pixelforge.export(best, tmp_path / "pkg")  # a Pareto model is a run like any other
+    assert any((tmp_path / "pkg").rglob("*.onnx"))

@@ -1,0 +1,114 @@
+"""`pixelforge tune`: samplers over config keys, trials as run folders, pruning through the engine's StopTraining,
+the study's report and best.yaml, and `runs compare` over a study's trials. The toy task trains in about a second."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+import pixelforge
+from pixelforge.runs import folder as rd
+from pixelforge.tune.study import TuneOptions, run_study
+from tests.tune.toy import make_study_files
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def toy(tmp_path, toy_task):
+    return make_study_files(tmp_path)
+
+
+def load(out: Path) -> optuna.Study:
+    return optuna.load_study(study_name=out.name, storage=f"sqlite:///{out / 'study.db'}")
+
+
+@pytest.mark.slow
+def test_cli_random_search_writes_the_study_folder_and_a_json_summary(tmp_path):
+    config, space = make_study_files(tmp_path)
+    out = tmp_path / "study"
+    done = subprocess.run([sys.executable, "-m", "tests.tune.toy", "tune", "--config", str(config), "--space",
+                           str(space), "--sampler", "random", "--trials", "3", "--seed", "1", "--out", str(out),
+                           "--json"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert set(summary) == {"best_value", "best_params", "n_complete", "n_pruned", "n_failed"}
+    assert summary["n_complete"] == 3 and summary["n_failed"] == 0
+    study = load(out)  # study.db is an Optuna SQLite database
+    assert summary["best_value"] == study.best_value == min(t.value for t in study.trials)  # val_mae: lower wins
+    for trial in study.trials:  # each trial is a normal run folder trained with the trial's parameters
+        run = out / "trials" / str(trial.number)
+        saved = yaml.safe_load((run / "config.yaml").read_text())
+        assert {k: saved[k] for k in trial.params} == trial.params
+        assert (run / "checkpoints" / "best.ckpt").is_file() and rd.read_metrics(run / "metrics.csv")
+    best = yaml.safe_load((out / "best.yaml").read_text())
+    assert {k: best[k] for k in summary["best_params"]} == summary["best_params"] and "out" not in best
+    assert (out / "report.html").read_text().count("<tr>") == 4  # header + 3 trials
+    assert (out / "history.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("sampler", ["grid", pytest.param("tpe", marks=pytest.mark.slow)])
+def test_grid_walks_every_point_and_tpe_runs(toy, tmp_path, sampler):
+    config, space = toy
+    space.write_text("lr: [0.01, 0.05]\nhidden: [8]\n" if sampler == "grid" else "lr: [0.01, 0.05]\nhidden: [4, 16]\n")
+    summary = run_study(TuneOptions(config, space, tmp_path / "s", sampler=sampler, trials=None if sampler == "grid"
+                                    else 3, seed=0, overrides={"epochs": 2}))
+    study = load(tmp_path / "s")
+    points = {(t.params["lr"], t.params["hidden"]) for t in study.trials}
+    if sampler == "grid":  # every point once, and the study ends there
+        assert points == {(0.01, 8), (0.05, 8)} and summary["n_complete"] == len(study.trials) == 2
+    else:
+        assert summary["n_complete"] == len(study.trials) == 3
+    run = pixelforge.train(config=tmp_path / "s" / "best.yaml", out=str(tmp_path / "again"), quiet=True)
+    assert run.best_metric == pytest.approx(summary["best_value"], abs=1e-6)  # best.yaml reproduces the best trial
+
+
+def test_a_pruned_trial_stops_early_and_leaves_a_valid_run_folder(toy, tmp_path):
+    config, space = toy
+    # Prune any trial whose val_mae after epoch 2 is above 0: every trial, at its second epoch.
+    summary = run_study(TuneOptions(config, space, tmp_path / "s", sampler="random", trials=2, seed=0,
+                                    pruner=optuna.pruners.ThresholdPruner(upper=0.0, n_warmup_steps=2)))
+    assert summary["n_pruned"] == 2 and summary["n_complete"] == 0
+    for trial in load(tmp_path / "s").trials:
+        assert trial.state == TrialState.PRUNED and sorted(trial.intermediate_values) == [1, 2]
+        run = Path(trial.user_attrs["run_dir"])
+        assert len(rd.read_metrics(run / "metrics.csv")) == 2  # stopped after 2 of 3 epochs
+        assert rd.read_json(run / "summary.json")["stop_reason"].startswith("pruned by optuna at epoch 2")
+        assert (run / "checkpoints" / "last.ckpt").is_file()
+        scored = pixelforge.evaluate(run, data=str(config.parent / "gray"))  # a pruned trial is a normal run
+        assert scored.metrics["num_images"] == 48
+
+
+def test_space_and_metric_mistakes_are_one_line_errors(toy, tmp_path):
+    config, space = toy
+    space.write_text("hiden: [4, 16]\n")
+    with pytest.raises(pixelforge.PixelforgeError, match="space.yaml: hiden"):
+        run_study(TuneOptions(config, space, tmp_path / "a"))
+    space.write_text("lr: {low: 0.1}\n")
+    with pytest.raises(pixelforge.PixelforgeError, match=r"space.yaml: lr: give a list of choices or \{low, high"):
+        run_study(TuneOptions(config, space, tmp_path / "b"))
+    space.write_text("lr: {low: 0.001, high: 0.1, log: true}\n")
+    with pytest.raises(pixelforge.PixelforgeError, match="--sampler grid needs a list or a range with a step"):
+        run_study(TuneOptions(config, space, tmp_path / "c", sampler="grid"))
+
+
+def test_runs_compare_tables_the_differences_and_overlays_the_curves(toy, tmp_path, cli):
+    config, space = toy
+    run_study(TuneOptions(config, space, tmp_path / "s", sampler="random", trials=2, seed=3,
+                          overrides={"epochs": 2}))
+    from pixelforge.tune.compare import expand, load as load_run, plot_curves, table
+
+    rows = [load_run(r) for r in expand([tmp_path / "s"])]
+    header, body = table(rows)
+    differing = header[1:header.index("best")]
+    assert "lr" in differing and not {"data", "epochs", "out"} & set(differing) and len(body) == 2
+    assert all(row[header.index("best")].startswith("val_mae ") for row in body)
+    png = plot_curves(rows, tmp_path / "curves.png")
+    assert png.stat().st_size > 10_000
