@@ -1,10 +1,12 @@
 """Image-quality scores of a denoised image against the clean one: torchmetrics' PSNR, SSIM and MS-SSIM.
 
 All three on [0, 1] images (data range 1) after rounding to the image's bit depth, as a saved result would be.
-SSIM is Wang et al. 2004 with torchmetrics' defaults (11x11 Gaussian window, sigma 1.5), which equals
-scikit-image's `structural_similarity(..., gaussian_weights=True, sigma=1.5, use_sample_covariance=False)`
-(tests/tasks/test_denoise_metrics.py checks both against scikit-image). MS-SSIM (Wang et al. 2003) downsamples
-four times with an 11-pixel window, so it needs both sides above 160 pixels; smaller images get None.
+SSIM is Wang et al. 2004 with torchmetrics' defaults (11x11 Gaussian window, sigma 1.5): its SSIM map equals
+scikit-image's `structural_similarity(..., gaussian_weights=True, sigma=1.5, use_sample_covariance=False)` away
+from the borders; torchmetrics averages the map over the whole image (borders reflect-padded), scikit-image leaves
+a 5-pixel border out, so the two means differ by ~0.002 on a 200 px image (tests/tasks/test_denoise_metrics.py
+checks PSNR and the SSIM map against scikit-image). SSIM runs in float32 (float64 convolutions are slow on CPU). MS-SSIM (Wang et al. 2003) downsamples
+four times with an 11-pixel window, so it needs both sides of 176 pixels or more; smaller images get None.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-MS_SSIM_MIN_SIDE = 161
+MS_SSIM_MIN_SIDE = 176  # torchmetrics: side // 16 must exceed the window (11) - 1
 
 
 def _tensor(image: np.ndarray) -> torch.Tensor:
@@ -34,9 +36,9 @@ def image_scores(result: np.ndarray, clean: np.ndarray) -> dict:
 
     x, y = _tensor(result), _tensor(clean)
     scores = {"psnr": float(peak_signal_noise_ratio(x, y, data_range=1.0)),
-              "ssim": float(structural_similarity_index_measure(x, y, data_range=1.0)), "ms_ssim": None}
+              "ssim": float(structural_similarity_index_measure(x.float(), y.float(), data_range=1.0)), "ms_ssim": None}
     if min(clean.shape[:2]) >= MS_SSIM_MIN_SIDE:
-        scores["ms_ssim"] = float(multiscale_structural_similarity_index_measure(x, y, data_range=1.0))
+        scores["ms_ssim"] = float(multiscale_structural_similarity_index_measure(x.float(), y.float(), data_range=1.0))
     return scores
 
 

@@ -10,7 +10,7 @@ from pixelforge.runs import folder as rd
 from pixelforge.viz.html import link, page_start, write_page
 from pixelforge.viz.plots import plot_curves
 
-REPORT_IMAGES = 12
+REPORT_IMAGES = 6
 CURVE_PANELS = (("loss (MSE)", [("train_loss", "train"), ("val_loss", "val")]), ("val PSNR (dB)", [("val_psnr", "val")]))
 
 
