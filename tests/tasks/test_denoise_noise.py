@@ -69,3 +69,26 @@ def test_a_bad_noise_is_one_line_naming_the_spec(spec, message, tmp_path):
     with pytest.raises(pixelforge.PixelforgeError, match="noise: .*" + message):
         pixelforge.train(str(tmp_path), task="denoise", noise=spec, out=str(tmp_path / "run"))
     assert not (tmp_path / "run").exists()
+
+
+def test_paired_noisy_and_clean_folders_are_matched_by_path_and_their_own_noise_is_used(tmp_path):
+    from types import SimpleNamespace
+
+    from pixelforge.tasks.denoise.data import load_pair, read_denoise_data, split_source
+    from pixelforge.tasks.denoise.evaluate import noisy_version
+
+    rng = np.random.default_rng(0)
+    for name in ("a", "b", "c"):
+        for kind in ("clean", "noisy"):
+            (tmp_path / kind / "scene").mkdir(parents=True, exist_ok=True)
+            Image.fromarray(quantize(rng.random((12, 16, 3)), np.uint8)).save(tmp_path / kind / "scene" / f"{name}.png")
+    source = split_source(read_denoise_data(tmp_path), 0.34, 0.0, seed=0)
+    assert source.paired and len(source.items) == 3 and {i.split for i in source.items} == {"train", "val"}
+    item = source.items[0]
+    assert item.noisy == tmp_path / "noisy" / "scene" / item.clean.name
+    clean, noisy = load_pair(item, 3)
+    run = SimpleNamespace(noise="gaussian:25", config=SimpleNamespace(seed=0))
+    assert noisy_version(run, item, clean, noisy) is noisy  # real noise: nothing synthesised
+    (tmp_path / "noisy" / "scene" / "c.png").unlink()
+    with pytest.raises(pixelforge.PixelforgeError, match="c.png: no noisy image with the same path"):
+        read_denoise_data(tmp_path)
