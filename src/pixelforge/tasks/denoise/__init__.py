@@ -18,7 +18,7 @@ class DenoiseTask(Task):
     description = "noisy image -> clean image: any folder of clean photos (noise added on the fly) or noisy/ + clean/"
     # DnCNN (12 layers, 64 channels) on 64 px crops of hymenoptera/train beats NL-means by > 0.5 dB at sigma 25
     # (docs/denoising.md has the measured table and the command).
-    defaults = {"model": "dncnn", "img_size": 64, "epochs": 3, "batch_size": 16, "strategy": "full", "lr": 1e-3,
+    defaults = {"model": "dncnn", "img_size": 64, "epochs": 6, "batch_size": 16, "strategy": "full", "lr": 1e-3,
                 "warmup_epochs": 0.2}
     monitor = "val_psnr"
     monitor_mode = "max"

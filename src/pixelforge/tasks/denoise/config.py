@@ -24,7 +24,7 @@ class DenoiseConfig(RunConfig):
     features: int = Field(64, ge=4, description="dncnn: channels of the hidden layers")
     shuffle: int = Field(2, ge=1, le=4, description="dncnn: run the body at 1/shuffle resolution on pixel-unshuffled "
                                                    "input (FFDNet's speed-up); 1 = the original DnCNN")
-    crops_per_image: int = Field(12, ge=1, description="random training crops drawn from each image per epoch")
+    crops_per_image: int = Field(6, ge=1, description="random training crops drawn from each image per epoch")
 
     @field_validator("noise")
     @classmethod
