@@ -18,13 +18,20 @@ class DenoiseConfig(RunConfig):
     noise: str = Field("gaussian:25", description="synthetic noise: gaussian:SIGMA (0-255 scale) | poisson:PEAK | "
                                                   "saltpepper:AMOUNT | jpeg:QUALITY, joined by + (in turn) or | "
                                                   "(one of); ignored for paired noisy/ + clean/ data")
-    channels: Literal[1, 3] = Field(3, description="1: grayscale model (colour images are converted), 3: colour")
+    channels: int = Field(3, description="1: grayscale model (colour images are converted), 3: colour")
     encoder: str = Field("tf_efficientnet_lite0", description="unet: the pretrained timm encoder")
     depth: int = Field(12, ge=3, description="dncnn: convolution layers")
     features: int = Field(64, ge=4, description="dncnn: channels of the hidden layers")
     shuffle: int = Field(2, ge=1, le=4, description="dncnn: run the body at 1/shuffle resolution on pixel-unshuffled "
                                                    "input (FFDNet's speed-up); 1 = the original DnCNN")
     crops_per_image: int = Field(6, ge=1, description="random training crops drawn from each image per epoch")
+
+    @field_validator("channels")
+    @classmethod
+    def _one_or_three(cls, value: int) -> int:
+        if value not in (1, 3):
+            raise ValueError("must be 1 (grayscale) or 3 (colour)")
+        return value
 
     @field_validator("noise")
     @classmethod
