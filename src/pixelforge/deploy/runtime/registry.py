@@ -17,6 +17,7 @@ from pathlib import Path
 from pixelforge.data.sources import collect_paths
 from pixelforge.deploy.runtime.base import TaskRuntime
 from pixelforge.deploy.runtime.classify import Runtime
+from pixelforge.deploy.runtime.denoise import DenoiseRuntime
 from pixelforge.deploy.runtime.detect import DetectionRuntime
 from pixelforge.deploy.runtime.gan import GANRuntime
 from pixelforge.deploy.runtime.instance import InstanceRuntime
@@ -29,6 +30,7 @@ RUNTIMES: dict[str, type[TaskRuntime]] = {
     cls.task: cls for cls in (Runtime, DetectionRuntime, InstanceRuntime, SegmentationRuntime)
 }
 RUNTIMES[GANRuntime.task] = GANRuntime  # image generation: no input image (runtime/gan.py)
+RUNTIMES[DenoiseRuntime.task] = DenoiseRuntime
 
 
 def runtime_class(package: str | Path) -> type[TaskRuntime]:

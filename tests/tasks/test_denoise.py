@@ -1,0 +1,117 @@
+"""`--task denoise` end to end on tiny photos: 2-step training of each model, evaluation beside the classical
+denoisers with the interface's keys, predict keeping size and bit depth, ONNX export with parity, the package
+predicting without torch as the run does, and the web page's answer."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data
+
+import pixelforge
+from pixelforge.data.masks.images import load_image_any
+from pixelforge.runs import folder as rd
+from tests.deploy.test_runtime_without_torch import NO_TORCH
+
+pytestmark = pytest.mark.xdist_group("denoise")  # one training shared by the tests below (loadgroup)
+TINY = {"epochs": 1, "crops_per_image": 1, "batch_size": 2, "img_size": 32, "val_fraction": 0.34, "quiet": True,
+        "workers": 0}
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> Path:
+    """Six 40 x 56 crops of scikit-image's colour photos, in a class folder (which denoising ignores)."""
+    folder = tmp_path_factory.mktemp("photos")
+    (folder / "any_class").mkdir()
+    for i, image in enumerate([data.astronaut(), data.coffee(), data.chelsea()] * 2):
+        Image.fromarray(image[60 + 20 * i:100 + 20 * i, 80:136]).save(folder / "any_class" / f"p{i}.png")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def dncnn_run(photos, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "dncnn"
+    result = pixelforge.train(str(photos), task="denoise", model="dncnn", depth=3, features=8, out=str(out), **TINY)
+    return result.run_dir
+
+
+def test_dncnn_trains_two_steps_and_evaluates_beside_the_classical_denoisers(dncnn_run, photos):
+    rows = rd.read_metrics(dncnn_run / "metrics.csv")
+    assert len(rows) == 1 and rows[0]["val_psnr"] > 0 and (dncnn_run / "report.html").is_file()
+    assert rd.read_json(dncnn_run / "summary.json")["train_images"] == 4  # 4 train crops, batch 2: two steps
+    metrics = json.loads(json.dumps(pixelforge.evaluate(dncnn_run, data=str(photos)).to_json()))  # `--json`'s dict
+    assert {"psnr", "ssim", "psnr_noisy", "baselines"} <= set(metrics)
+    assert set(metrics["baselines"]) == {"nl_means", "wavelet"}
+    assert all({"psnr", "ssim"} <= set(b) for b in metrics["baselines"].values())
+    assert metrics["num_images"] == 6 and metrics["split"] == "all"
+    # the classical denoisers do their job on the same noisy images (sigma 25: the input is ~20 dB)
+    assert 19 < metrics["psnr_noisy"] < 22
+    assert all(b["psnr"] > metrics["psnr_noisy"] + 3 for b in metrics["baselines"].values())
+    assert Path(metrics["figures"]["examples"]).is_file()
+
+
+def test_predict_keeps_size_channels_and_16_bit_depth(dncnn_run, tmp_path):
+    grey16 = (data.camera()[:45, :61].astype(np.uint16) * 257)
+    Image.fromarray(grey16).save(tmp_path / "scan.png")
+    Image.fromarray(data.coffee()[:33, :47]).save(tmp_path / "odd.png")
+    results = pixelforge.predict(dncnn_run, [tmp_path / "scan.png", tmp_path / "odd.png"], out=tmp_path / "out")
+    scan, odd = load_image_any(results[0]["output"]), load_image_any(results[1]["output"])
+    assert scan.dtype == np.uint16 and scan.shape == (45, 61, 1) and scan.max() > 255
+    assert odd.dtype == np.uint8 and odd.shape == (33, 47, 3)
+    with pytest.raises(pixelforge.PixelforgeError, match="already exists"):  # never over an earlier output
+        pixelforge.predict(dncnn_run, [tmp_path / "odd.png"], out=tmp_path / "out")
+
+
+def test_export_passes_parity_and_the_package_predicts_without_torch_as_the_run(dncnn_run, photos, tmp_path):
+    pixelforge.export(dncnn_run, tmp_path / "pkg")
+    parity = json.loads((Path(tmp_path / "pkg") / "parity.json").read_text())
+    assert parity["passed"] and parity["max_abs_diff"] < 1e-3
+    image = sorted((photos / "any_class").glob("*.png"))[0]
+    expected = load_image_any(pixelforge.predict(dncnn_run, [image], out=tmp_path / "run")[0]["output"])
+    script = NO_TORCH + ("from pixelforge.deploy.runtime import predict_package\n"
+                         "predict_package(sys.argv[1], [sys.argv[2]], sys.argv[3])\n"
+                         "assert not [m for m in sys.modules if m.startswith('torch')]\n")
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "pkg"), str(image), str(tmp_path / "onnx")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    got = load_image_any(tmp_path / "onnx" / image.name)
+    assert got.shape == expected.shape and np.abs(got.astype(int) - expected.astype(int)).max() <= 1
+
+
+def test_the_web_page_gets_noisy_and_denoised_with_their_psnr(dncnn_run, tmp_path):
+    import base64
+    import io
+
+    from fastapi.testclient import TestClient
+
+    from pixelforge.deploy.runtime.registry import load_runtime
+    from pixelforge.deploy.serve.server import ServerSettings, create_app
+
+    package = pixelforge.export(dncnn_run, tmp_path / "pkg")
+    client = TestClient(create_app(ServerSettings(str(package)), load_runtime(package)))
+    buffer = io.BytesIO()
+    Image.fromarray(data.astronaut()[:50, :70]).save(buffer, format="PNG")
+    answer = client.post("/v1/predict", files={"file": ("a.png", buffer.getvalue(), "image/png")}).json()
+    prediction = answer["predictions"][0]
+    assert answer["task"] == "denoise" and prediction["noise"] == "gaussian:25"
+    assert 19 < prediction["psnr_noisy"] < 22 and prediction["psnr"] > 0
+    for key in ("noisy_png", "denoised_png"):
+        assert Image.open(io.BytesIO(base64.b64decode(prediction[key]))).size == (70, 50)
+
+
+@pytest.mark.slow
+def test_unet_on_the_pretrained_encoder_trains_two_steps_in_grayscale(photos, tmp_path):
+    result = pixelforge.train(str(photos), task="denoise", model="unet", channels=1, out=str(tmp_path / "unet"), **TINY)
+    rows = rd.read_metrics(result.run_dir / "metrics.csv")
+    assert len(rows) == 1 and np.isfinite(rows[0]["train_loss"])
+    from pixelforge.tasks.denoise.evaluate import denoise_array, load_denoise_run
+
+    run = load_denoise_run(result.run_dir)
+    out = denoise_array(run, data.coffee()[:37, :45])  # not a multiple of 32: padded and cropped back
+    assert out.shape == (37, 45, 3) and out.dtype == np.uint8  # a colour image stays colour through a grey model
