@@ -29,17 +29,15 @@ OUTPUTS = [f"blocks.{i}" for i in range(5)]  # block outputs (linear projections
 CONFIGS = {
     "A expansion, content blocks.3.0.bn1, style 10": (EXPANSION, ["blocks.3.0.bn1"], 10.0),
     "B block outputs, content blocks.2, style 10": (OUTPUTS, ["blocks.2"], 10.0),
-    "C expansion, content blocks.2.0.bn1, style 10": (EXPANSION, ["blocks.2.0.bn1"], 10.0),
     "D expansion, content blocks.3.0.bn1, style 3": (EXPANSION, ["blocks.3.0.bn1"], 3.0),
-    "E expansion 0-3 only, content blocks.3.0.bn1, style 10": (EXPANSION[:4], ["blocks.3.0.bn1"], 10.0),
 }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("out")
-    parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--steps", type=int, default=80)
+    parser.add_argument("--size", type=int, default=160)
+    parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--photo", default="astronaut")
     args = parser.parse_args()
     out = Path(args.out)

@@ -249,6 +249,7 @@ from pixelforge.deploy.commands import export_command as _export_command; app.co
 from pixelforge.deploy.commands import serve_command as _serve_command; app.command("serve")(_serve_command)  # noqa: E402,E702
 from pixelforge.deploy.commands import video_command as _video_command; app.command("video")(_video_command)  # noqa: E402,E702
 from pixelforge.explain.commands import explain as _explain_command; app.command("explain")(_explain_command)  # noqa: E402,E702
+from pixelforge.commands.stylize import stylize_command as _stylize; app.command("stylize")(_stylize)  # noqa: E402,E702
 
 
 def main() -> None:

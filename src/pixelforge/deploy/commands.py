@@ -131,15 +131,20 @@ def video_command(
     precision: Optional[str] = typer.Option(None, help="fp32 | int8 | fp16 (default: the package's default)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary to stdout."),
     score_threshold: float = typer.Option(0.3, help="detect: lowest box score drawn."),
+    blend: float = typer.Option(0.0, min=0.0, max=0.95, help="style: weight of the previous output on unchanged "
+                                                             "pixels (0 = none; 0.6 reduces flicker)."),
 ) -> None:
     """Run a package on a video (or webcam) frame by frame and write it with the label (classify), boxes (detect) or
     mask overlay (segment) and the FPS drawn on."""
     from pixelforge.deploy.video import run_video
 
-    result = run_video(package, source, out, max_frames=max_frames, precision=precision, score_threshold=score_threshold)
+    result = run_video(package, source, out, max_frames=max_frames, precision=precision, score_threshold=score_threshold,
+                       blend=blend)
     summary = {"out": str(result.out), "frames": result.frames, "seconds": round(result.seconds, 3),
-               "fps": round(result.fps, 2)}
+               "fps": round(result.fps, 2), **(result.summary or {})}
     if as_json:
         typer.echo(json.dumps(summary))
     else:
         typer.echo(f"{result.frames} frames in {result.seconds:.2f} s: {result.fps:.1f} FPS  -> {result.out}")
+        if result.summary:
+            typer.echo("  ".join(f"{k} {v:.3f}" for k, v in result.summary.items()))
