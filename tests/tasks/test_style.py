@@ -4,6 +4,8 @@ flicker, and the `stylize` command's JSON for every method."""
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import subprocess
 import sys
@@ -167,6 +169,17 @@ def test_export_parity_runtime_and_video_flicker(tiny_run, images, tmp_path):
     blended = run_video(package, str(clip), tmp_path / "blended.mp4", blend=0.8)
     assert plain.frames == blended.frames == 6 and (tmp_path / "blended.mp4").stat().st_size > 0
     assert plain.summary["flicker"] > 0 and blended.summary["flicker"] < plain.summary["flicker"]
+    # serve: the upload comes back stylized at its own size, for the page's before/after view
+    from fastapi.testclient import TestClient
+
+    from pixelforge.deploy.serve.server import ServerSettings, create_app
+
+    with TestClient(create_app(ServerSettings(package=str(package)))) as client:
+        assert client.get("/v1/model").json()["task"] == "style"
+        with open(images["photos"][3], "rb") as handle:
+            answer = client.post("/v1/predict", files={"file": ("p.png", handle, "image/png")}).json()["predictions"][0]
+    stylized = Image.open(io.BytesIO(base64.b64decode(answer["image_png"])))
+    assert answer["task"] == "style" and stylized.size == (48, 40)
 
 
 def test_stylize_command_reports_the_same_keys_for_every_method(tiny_run, images, tmp_path):

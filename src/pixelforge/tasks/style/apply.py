@@ -37,7 +37,9 @@ def load_style_run(run_dir: str | Path, checkpoint: str = "best.ckpt") -> StyleR
 
     run = rd.require_run(run_dir)
     cfg = load_config(run / "config.yaml")
-    if cfg.task != "style":
+    from pixelforge.tasks.style.config import StyleConfig
+
+    if not isinstance(cfg, StyleConfig):
         raise PixelforgeError(f"{run}: a {cfg.task!r} run, not a style-transfer run (train with --task style)")
     path = run / "checkpoints" / checkpoint
     if not path.is_file():

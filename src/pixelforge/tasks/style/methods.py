@@ -57,9 +57,10 @@ def fast(model_path: str | Path, content: torch.Tensor) -> tuple[Stylized, Path 
     path = Path(model_path)
     if is_package(path):
         from pixelforge.deploy.runtime.registry import load_runtime
+        from pixelforge.deploy.runtime.style import StyleRuntime
 
         runtime = load_runtime(path)
-        if runtime.task != "style":
+        if not isinstance(runtime, StyleRuntime):
             raise PixelforgeError(f"{path}: a {runtime.task!r} package, not a style package (export a --task style run)")
         array = (content[0].permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
         runtime.predict_images([array[:8, :8]])  # the first call of an ONNX session allocates: not the model's time
