@@ -169,6 +169,13 @@ def test_export_parity_runtime_and_video_flicker(tiny_run, images, tmp_path):
     blended = run_video(package, str(clip), tmp_path / "blended.mp4", blend=0.8)
     assert plain.frames == blended.frames == 6 and (tmp_path / "blended.mp4").stat().st_size > 0
     assert plain.summary["flicker"] > 0 and blended.summary["flicker"] < plain.summary["flicker"]
+    from typer.testing import CliRunner
+
+    from pixelforge.cli import app
+
+    done = CliRunner().invoke(app, ["video", str(tiny_run), str(clip), "--out", str(tmp_path / "run.mp4"), "--json"])
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.output.strip().splitlines()[-1])["flicker"] == pytest.approx(plain.summary["flicker"], rel=0.05)
     # serve: the upload comes back stylized at its own size, for the page's before/after view
     from fastapi.testclient import TestClient
 

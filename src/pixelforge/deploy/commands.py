@@ -124,7 +124,8 @@ def serve_command(
 
 
 def video_command(
-    package: Path = typer.Argument(..., help="Package folder written by `pixelforge export`."),
+    package: Path = typer.Argument(..., metavar="RUN_OR_PACKAGE", help="Package folder written by `pixelforge "
+                                   "export`, or a run folder (exported to a temporary package first)."),
     source: str = typer.Argument(..., metavar="INPUT", help="Video file, or a webcam index such as 0."),
     out: Path = typer.Option(..., "--out", help="Video to write (.mp4) with the label overlay."),
     max_frames: Optional[int] = typer.Option(None, min=1, help="Stop after this many frames (webcams run until then)."),
@@ -138,8 +139,15 @@ def video_command(
     mask overlay (segment) and the FPS drawn on."""
     from pixelforge.deploy.video import run_video
 
-    result = run_video(package, source, out, max_frames=max_frames, precision=precision, score_threshold=score_threshold,
-                       blend=blend)
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="pixelforge-video-") as scratch:
+        if (package / "config.yaml").is_file() and (package / "checkpoints").is_dir():  # a run: export it first
+            from pixelforge.api.export import export
+
+            package = export(package, Path(scratch) / "package")
+        result = run_video(package, source, out, max_frames=max_frames, precision=precision,
+                           score_threshold=score_threshold, blend=blend)
     summary = {"out": str(result.out), "frames": result.frames, "seconds": round(result.seconds, 3),
                "fps": round(result.fps, 2), **(result.summary or {})}
     if as_json:
