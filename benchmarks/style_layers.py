@@ -53,7 +53,7 @@ def main() -> None:
         last = result.history[-1]
         rows.append({"config": label, "seconds": round(seconds, 1), "content": last["content"], "style": last["style"]})
         print(json.dumps(rows[-1]), flush=True)
-        tiles.append((f"{label}\n{seconds:.0f}s c {last['content']:.3f} s {last['style']:.3f}", result.image))
+        tiles.append((f"{label[0]}: {seconds:.0f}s\nc {last['content']:.3f} s {last['style']:.3f}", result.image))
     grid = _grid(tiles)
     grid.save(out / "style-layers.png")
     (out / "style-layers.json").write_text(json.dumps(rows, indent=1))

@@ -39,6 +39,24 @@ def timed(function, *args, **kwargs):
     return result, time.perf_counter() - wall, time.process_time() - cpu
 
 
+def cached(stem: Path, call):
+    """Gatys and arbitrary results are kept in OUT/cache (image + times), so a rerun with a newly trained package
+    only runs the fast network again."""
+    from pixelforge.tasks.style.images import to_tensor
+
+    meta = stem.with_suffix(".json")
+    if meta.is_file():
+        saved = json.loads(meta.read_text())
+        result = methods.Stylized(to_tensor(Image.open(stem.with_suffix(".png"))), saved["seconds"], saved["method"])
+        return result, saved["wall"], saved["cpu"]
+    result, wall, cpu = timed(call)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    to_pil(result.image).save(stem.with_suffix(".png"))
+    meta.write_text(json.dumps({"seconds": result.seconds, "method": result.method, "wall": wall, "cpu": cpu,
+                                "evaluations": len(result.history)}))
+    return result, wall, cpu
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("package")
@@ -62,7 +80,10 @@ def main() -> None:
         for name, call in (("gatys", lambda: methods.gatys(lossnet, content, style, steps=args.steps, weights=weights)),
                            ("fast", lambda: methods.fast(args.package, content)[0]),
                            ("arbitrary", lambda: methods.arbitrary(content, style))):
-            result, wall, cpu = timed(call)
+            if name == "fast" and args.package == "-":
+                continue
+            cache = out / "cache" / f"{photo.stem}-{name}-{args.size}-{args.steps}"
+            result, wall, cpu = cached(cache, call) if name != "fast" else timed(call)
             methods.score(result, lossnet, content, style, weights)
             objective = weights.content * result.losses["content"] + weights.style * result.losses["style"]
             results[name] = (result, objective)
@@ -74,6 +95,8 @@ def main() -> None:
         tiles.append([("content", content), ("style", style)] + [
             (f"{name} {r.seconds:.2f}s\nc {r.losses['content']:.3f} s {r.losses['style']:.3f} = {obj:.3f}", r.image)
             for name, (r, obj) in results.items()])
+    if args.package == "-":
+        return
     summary = ratios(rows)
     print(json.dumps(summary))
     (out / "style-transfer.json").write_text(json.dumps({"rows": rows, "summary": summary}, indent=1))
