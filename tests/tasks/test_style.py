@@ -154,6 +154,10 @@ def test_export_parity_runtime_and_video_flicker(tiny_run, images, tmp_path):
     assert parity["passed"] and parity["max_abs_diff"] < 1e-3 and parity["sizes"] == [32, 48]
     assert (package / "style.png").is_file()
     runtime = load_runtime(package)
+    from pixelforge.deploy.runtime.registry import RUNTIMES
+    from pixelforge.deploy.runtime.style import StyleRuntime
+
+    assert type(runtime) is StyleRuntime is RUNTIMES["style"]
     odd = np.asarray(Image.open(images["photos"][1]).resize((37, 29)))
     assert runtime.predict_images([odd])[0]["image"].shape == (29, 37, 3)  # padded to 4s and cropped back
     # A static camera: a still background with a small square moving across it.
