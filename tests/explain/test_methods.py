@@ -50,7 +50,8 @@ def test_heatmaps_work_after_inference_mode_conversions(tiny_model):
 
 
 EXPECTED_LAYERS = {
-    "tf_efficientnet_lite0": "backbone.bn2", "efficientnet_b0": "backbone.bn2", "resnet18": "backbone.layer4",
+    "tf_efficientnet_lite0": "backbone.bn2", "tf_efficientnet_lite1": "backbone.bn2",
+    "tf_efficientnet_lite2": "backbone.bn2", "efficientnet_b0": "backbone.bn2", "resnet18": "backbone.layer4",
     "resnet50": "backbone.layer4", "convnext_nano": "backbone.stages", "inception_v3": "backbone.Mixed_7c",
     "mobilenetv3_large_100": "backbone.blocks", "vgg16_bn": "backbone.features", "simple_cnn": "backbone.stages",
     "tv_resnet18": "backbone.layer4", "tv_resnet50": "backbone.layer4", "tv_efficientnet_b0": "backbone.features",

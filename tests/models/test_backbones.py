@@ -11,6 +11,7 @@ from pixelforge.models.classifier import build_classifier, check_img_size
 from pixelforge.models.registry import BACKBONES, get_spec, list_backbones
 
 REQUIRED = ["vgg16_bn", "resnet18", "resnet50", "inception_v3", "efficientnet_b0", "tf_efficientnet_lite0",
+            "tf_efficientnet_lite1", "tf_efficientnet_lite2",
             "mobilenetv3_large_100", "simple_cnn"]
 
 
@@ -45,19 +46,21 @@ def test_image_size_too_small_is_rejected():
         check_img_size("inception_v3", 64)
 
 
-def test_bundled_lite0_weights_recognise_imagenet_photos():
+@pytest.mark.parametrize("name,size", [("tf_efficientnet_lite0", 224), ("tf_efficientnet_lite1", 240),
+                                       ("tf_efficientnet_lite2", 260)])
+def test_bundled_lite_weights_recognise_imagenet_photos(name, size):
     import timm
     from skimage import data
 
-    from pixelforge.models.weights import lite0_imagenet_state_dict
+    from pixelforge.models.weights import bundled_imagenet_state_dict
 
-    model = timm.create_model("tf_efficientnet_lite0")
-    model.load_state_dict(lite0_imagenet_state_dict(model))
+    model = timm.create_model(name)
+    model.load_state_dict(bundled_imagenet_state_dict(model, name))
     model.eval()
     predictions = []
     for image in (data.chelsea(), data.coffee()):
         x = torch.from_numpy(image).permute(2, 0, 1).float()[None] / 255
-        x = torch.nn.functional.interpolate(x, size=(224, 224), mode="bilinear", antialias=True)
+        x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=True)
         predictions.append(int(model((x - 0.5) / 0.5).argmax()))
     assert predictions == [285, 967]  # ImageNet: Egyptian cat, espresso
 

@@ -124,22 +124,35 @@ def serve_command(
 
 
 def video_command(
-    package: Path = typer.Argument(..., help="Package folder written by `pixelforge export`."),
+    package: Path = typer.Argument(..., metavar="RUN_OR_PACKAGE", help="Package folder written by `pixelforge "
+                                   "export`, or a run folder (exported to a temporary package first)."),
     source: str = typer.Argument(..., metavar="INPUT", help="Video file, or a webcam index such as 0."),
     out: Path = typer.Option(..., "--out", help="Video to write (.mp4) with the label overlay."),
     max_frames: Optional[int] = typer.Option(None, min=1, help="Stop after this many frames (webcams run until then)."),
     precision: Optional[str] = typer.Option(None, help="fp32 | int8 | fp16 (default: the package's default)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary to stdout."),
     score_threshold: float = typer.Option(0.3, help="detect: lowest box score drawn."),
+    blend: float = typer.Option(0.0, min=0.0, max=0.95, help="style: weight of the previous output on unchanged "
+                                                             "pixels (0 = none; 0.6 reduces flicker)."),
 ) -> None:
     """Run a package on a video (or webcam) frame by frame and write it with the label (classify), boxes (detect) or
     mask overlay (segment) and the FPS drawn on."""
     from pixelforge.deploy.video import run_video
 
-    result = run_video(package, source, out, max_frames=max_frames, precision=precision, score_threshold=score_threshold)
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="pixelforge-video-") as scratch:
+        if (package / "config.yaml").is_file() and (package / "checkpoints").is_dir():  # a run: export it first
+            from pixelforge.api.export import export
+
+            package = export(package, Path(scratch) / "package")
+        result = run_video(package, source, out, max_frames=max_frames, precision=precision,
+                           score_threshold=score_threshold, blend=blend)
     summary = {"out": str(result.out), "frames": result.frames, "seconds": round(result.seconds, 3),
-               "fps": round(result.fps, 2)}
+               "fps": round(result.fps, 2), **(result.summary or {})}
     if as_json:
         typer.echo(json.dumps(summary))
     else:
         typer.echo(f"{result.frames} frames in {result.seconds:.2f} s: {result.fps:.1f} FPS  -> {result.out}")
+        if result.summary:
+            typer.echo("  ".join(f"{k} {v:.3f}" for k, v in result.summary.items()))

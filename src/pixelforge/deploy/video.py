@@ -26,6 +26,7 @@ class VideoResult:
     seconds: float
     labels: list[str]  # per processed frame: `runtime.label` (classify: the top label; others: the overlay's text)
     task: str = "classify"
+    summary: dict | None = None  # the runtime's own video measures (style: flicker)
 
     @property
     def fps(self) -> float:
@@ -52,10 +53,11 @@ def open_capture(source: str):
 
 def run_video(package: str | Path, source: str, out: str | Path, max_frames: int | None = None,
               precision: str | None = None, on_frame=None, score_threshold: float = 0.3,
-              runtime=None) -> VideoResult:
+              runtime=None, blend: float = 0.0) -> VideoResult:
     """Predict every frame of `source` (file or webcam index) and write `out` (mp4) with the task's overlay.
 
     `runtime` (optional) is an already loaded runtime for `package` (`pixelforge.deploy.runtime.load_runtime`).
+    `blend` (style packages): weight of the previous output on pixels whose input did not change (less flicker).
 
     Example:
         >>> run_video("packages/shapes", "clip.mp4", "clip-labelled.mp4").fps  # doctest: +SKIP
@@ -81,7 +83,7 @@ def run_video(package: str | Path, source: str, out: str | Path, max_frames: int
                 out.parent.mkdir(parents=True, exist_ok=True)
                 writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), fps_in,
                                          (frame.shape[1], frame.shape[0]))
-            predicted = runtime.predict_frame(frame, score_threshold=score_threshold)
+            predicted = runtime.predict_frame(frame, score_threshold=score_threshold, blend=blend)
             text = runtime.describe(predicted)
             labels.append(runtime.label(predicted))
             fps = len(labels) / max(time.perf_counter() - started, 1e-9)
@@ -94,4 +96,4 @@ def run_video(package: str | Path, source: str, out: str | Path, max_frames: int
             writer.release()
     if not labels:
         raise PixelforgeError(f"{source}: no frames could be read; is it an empty or unsupported video?")
-    return VideoResult(out, len(labels), time.perf_counter() - started, labels, runtime.task)
+    return VideoResult(out, len(labels), time.perf_counter() - started, labels, runtime.task, runtime.video_summary())

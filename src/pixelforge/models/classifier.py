@@ -60,13 +60,13 @@ def _build_backbone(spec: BackboneSpec, pretrained: bool) -> tuple[nn.Module, in
     if spec.source == "timm":
         import timm
 
-        bundled = pretrained and spec.name == "tf_efficientnet_lite0"
+        bundled = pretrained and weight_io.is_bundled(spec.name)
         try:
             model = timm.create_model(spec.library_name, pretrained=pretrained and not bundled, num_classes=0)
         except Exception as exc:  # noqa: BLE001 - hub/network errors come in many types
             raise weight_io.offline_hint_timm(spec.library_name, exc) from None
         if bundled:
-            model.load_state_dict(weight_io.lite0_imagenet_state_dict(model))
+            model.load_state_dict(weight_io.bundled_imagenet_state_dict(model, spec.name))
         # Some timm models (MobileNetV3) add a conv after pooling: the pooled width is then head_hidden_size.
         return model, getattr(model, "head_hidden_size", None) or model.num_features
     import torchvision

@@ -146,13 +146,13 @@ def anchor_sizes_for(arch: str, anchor_sizes: list[int] | None) -> list[int]:
 
 
 def build_encoder(spec, weights: str) -> nn.Module:
-    bundled = weights == "imagenet" and spec.name == "tf_efficientnet_lite0"
+    bundled = weights == "imagenet" and weight_io.is_bundled(spec.name)
     try:
         body = create_encoder(spec.library_name, pretrained=weights == "imagenet" and not bundled)
     except Exception as exc:  # noqa: BLE001 - hub/network errors come in many types
         raise weight_io.offline_hint_timm(spec.library_name, exc) from None
     if bundled:
-        body.load_state_dict(weight_io.lite0_imagenet_state_dict(body))
+        body.load_state_dict(weight_io.bundled_imagenet_state_dict(body, spec.name))
     elif weights not in ("imagenet", "none"):
         weight_io.load_into_backbone(body, weight_io.read_weights_file(weights), str(weights), spec.name)
     return body

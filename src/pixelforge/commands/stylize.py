@@ -1,0 +1,136 @@
+"""`pixelforge stylize`: neural style transfer on one photo, by optimisation, a trained network, or arbitrary styles.
+
+    pixelforge stylize CONTENT STYLE --out OUT.png                     Gatys et al. (L-BFGS on the image)
+    pixelforge stylize CONTENT STYLE --out OUT.png --method arbitrary  Magenta's arbitrary network (STYLE: image or 0-25)
+    pixelforge stylize RUN_OR_PACKAGE CONTENT --out OUT.png            a fast network (`train --task style`)
+
+Every method reports the same numbers, measured with the same loss network (`--loss-net`): seconds of
+stylization, content loss and style loss (tasks/style/methods.py).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from pixelforge.errors import PixelforgeError
+
+
+def stylize_command(
+    first: str = typer.Argument(..., metavar="CONTENT_OR_RUN", help="Content photo; or a style run / package."),
+    second: str = typer.Argument(..., metavar="STYLE_OR_CONTENT", help="Style image (arbitrary: also a built-in "
+                                 "style 0-25 or a blend 3:0.5,12:0.5); or, after a run/package, the content photo."),
+    out: Path = typer.Option(..., "--out", help="The stylized image (PNG); never overwritten."),
+    method: str = typer.Option("auto", help="gatys | arbitrary | fast (auto: fast after a run/package, else gatys)."),
+    size: int = typer.Option(512, min=0, help="The content's longer side in px (0: as it is)."),
+    steps: int = typer.Option(300, min=1, help="gatys: loss evaluations (shared by the scales)."),
+    optimizer: str = typer.Option("lbfgs", help="gatys: lbfgs | adam."),
+    lr: float = typer.Option(0.02, help="gatys with adam: the learning rate (pixels in [0, 1])."),
+    init: str = typer.Option("content", help="gatys: start from the content or from noise."),
+    scales: int = typer.Option(2, min=1, max=5, help="gatys: coarse-to-fine scales, each twice the last."),
+    content_weight: float = typer.Option(1.0, min=0.0, help="Weight of the content loss."),
+    style_weight: float = typer.Option(10.0, min=0.0, help="Weight of the style (Gram) loss."),
+    tv_weight: float = typer.Option(1e-2, min=0.0, help="Weight of the total-variation loss."),
+    preserve_colour: bool = typer.Option(False, "--preserve-colour", help="gatys: transfer luminance only, keep the "
+                                         "content's colours."),
+    loss_net: str = typer.Option("tf_efficientnet_lite0", help="tf_efficientnet_lite0|1|2 (bundled) or vgg19 "
+                                 "(needs --weights)."),
+    weights: Optional[Path] = typer.Option(None, help="The loss network's state-dict file (vgg19: torchvision's)."),
+    seed: int = typer.Option(0, help="gatys: seed of the noise start."),
+    as_json: bool = typer.Option(False, "--json", help="Print {seconds, content_loss, style_loss, loss_net, ...}."),
+) -> None:
+    """Stylize a photo: by optimisation (Gatys), with a trained fast network, or with an arbitrary style."""
+    import torch
+
+    from pixelforge.deploy.runtime.package import is_package
+    from pixelforge.tasks.style import methods
+    from pixelforge.tasks.style.apply import is_style_run
+    from pixelforge.tasks.style.gatys import Weights
+    from pixelforge.tasks.style.images import read_image, save_image
+    from pixelforge.tasks.style.lossnet import build_loss_network
+
+    model_first = Path(first).is_dir() and (is_package(first) or is_style_run(first))
+    method = ("fast" if model_first else "gatys") if method == "auto" else method
+    if method not in ("gatys", "arbitrary", "fast"):
+        raise PixelforgeError(f"--method {method!r}: choose gatys, arbitrary or fast")
+    if (method == "fast") != model_first:
+        raise PixelforgeError(f"{first}: --method fast takes a style run or package first, then the content photo"
+                              if method == "fast" else f"{first}: a run/package stylizes with --method fast (or auto)")
+    if out.exists():
+        raise PixelforgeError(f"{out}: already exists; choose a new --out (outputs are never overwritten)")
+    long_side = size or None
+    content = read_image(second if method == "fast" else first, long_side)
+    lossnet = build_loss_network(loss_net, str(weights) if weights else None)
+    loss_weights = Weights(content_weight, style_weight, tv_weight)
+    if method == "fast":
+        result, style_path = methods.fast(first, content)
+        style = read_image(style_path, max(content.shape[-2:])) if style_path else None
+    else:
+        style = methods.read_style(second, max(content.shape[-2:]))
+        if method == "arbitrary":
+            result = methods.arbitrary(content, style)
+        elif isinstance(style, str):
+            raise PixelforgeError(f"{second}: built-in styles are for --method arbitrary; gatys needs a style image")
+        else:
+            with torch.random.fork_rng():
+                result = _gatys_with_progress(methods, lossnet, content, style, loss_weights, steps=steps,
+                                              optimizer=optimizer, init=init, scales=scales, lr=lr,
+                                              preserve_colour=preserve_colour, seed=seed, quiet=as_json)
+        style = style if isinstance(style, torch.Tensor) else None
+    methods.score(result, lossnet, content, style, loss_weights)
+    save_image(result.image, out)
+    if result.history:
+        _save_curve(result.history, out)
+    losses = result.losses
+    summary = {"seconds": round(result.seconds, 4), "content_loss": losses["content"], "style_loss": losses["style"],
+               "loss_net": lossnet.name, "method": result.method, "out": str(out),
+               "size": list(result.image.shape[-2:][::-1])}
+    if as_json:
+        typer.echo(json.dumps(summary))
+    else:
+        style_text = "–" if losses["style"] is None else f"{losses['style']:.4f}"
+        typer.echo(f"{result.method}: {result.seconds:.2f} s, content loss {losses['content']:.4f}, style loss "
+                   f"{style_text} ({lossnet.name})  -> {out}")
+
+
+def _gatys_with_progress(methods, lossnet, content, style, loss_weights, quiet: bool, **options):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("stylizing"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+                  TimeRemainingColumn(), transient=True, disable=quiet) as bar:
+        task = bar.add_task("", total=options["steps"])
+
+        def advance(n, row):
+            bar.update(task, advance=n, description=f"loss {row['total']:.4f} (scale {row['scale'] + 1})")
+
+        return methods.gatys(lossnet, content, style, progress=advance, weights=loss_weights, **options)
+
+
+def _save_curve(history: list[dict], out: Path) -> None:
+    """OUT.losses.csv and OUT.losses.png: the loss at every evaluation, per term."""
+    import csv
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    stem = out.with_suffix("")
+    with open(f"{stem}.losses.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(history[0]))
+        writer.writeheader()
+        writer.writerows(history)
+    figure, axis = plt.subplots(figsize=(6, 3.5))
+    steps = [row["step"] for row in history]
+    for key in ("total", "content", "style", "tv"):
+        axis.plot(steps, [row[key] for row in history], label=key)
+    axis.set_yscale("log")
+    axis.set_xlabel("loss evaluation")
+    axis.legend()
+    axis.set_title("stylize by optimisation: losses (coarse to fine)")
+    figure.tight_layout()
+    figure.savefig(f"{stem}.losses.png", dpi=100)
+    plt.close(figure)

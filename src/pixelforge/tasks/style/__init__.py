@@ -1,0 +1,58 @@
+"""Neural style transfer (`--task style`): fast feed-forward networks (Johnson et al. 2016) trained with the
+perceptual loss of a frozen ImageNet CNN; `pixelforge stylize` also offers optimisation (Gatys et al.) and
+arbitrary styles (Magenta's networks). See docs/style-transfer.md."""
+
+from __future__ import annotations
+
+from pixelforge.tasks.registry import register_task
+from pixelforge.tasks.base import Task
+from pixelforge.tasks.style.config import StyleConfig
+
+
+@register_task
+class StyleTask(Task):
+    name = "style"
+    config_class = StyleConfig
+    description = "fast style transfer: a folder of content photos + --style IMAGE"
+    # 160 px crops, Lite0 loss network: the measured run in docs/style-transfer.md.
+    defaults = {"img_size": 160, "epochs": 8, "batch_size": 4, "lr": 2e-3, "weights": "none", "strategy": "full",
+                "warmup_epochs": 0.2, "val_fraction": 0.1, "augment": "none", "channels_last": False}
+    monitor, monitor_mode, monitor_label = "val_loss", "min", "val perceptual loss"
+    data_kind = "images"
+
+    def check_config(self, cfg) -> None:
+        from pixelforge.errors import PixelforgeError
+
+        if cfg.img_size % 4:
+            raise PixelforgeError(f"--img-size {cfg.img_size}: style training needs a multiple of 4")
+
+    def run_name(self, cfg) -> str:
+        from pathlib import Path
+
+        return f"style-{Path(cfg.style).stem}-{Path(cfg.data).stem}"
+
+    def prepare_data(self, cfg):
+        from pixelforge.tasks.style.task import prepare_data
+
+        return prepare_data(cfg)
+
+    def build_setup(self, cfg, source, classes, fabric, progress):
+        from pixelforge.tasks.style.task import build_setup
+
+        return build_setup(cfg, source, classes, fabric, progress)
+
+    def write_report(self, run):
+        from pixelforge.tasks.style.report import write_style_report
+
+        return write_style_report(run)
+
+    def predict(self, run, paths, *, out=None, **options):
+        from pixelforge.tasks.style.apply import predict_files
+
+        self.reject_options("predict", options)
+        return predict_files(run, paths, out)
+
+    def export(self, run, out, **options):
+        from pixelforge.tasks.style.export import export_package
+
+        return export_package(run, out, **options)

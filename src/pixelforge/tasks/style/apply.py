@@ -1,0 +1,77 @@
+"""Applying a trained style run: load its transformer (on a fresh install too) and stylize images in one pass."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from pixelforge.errors import PixelforgeError
+from pixelforge.runs import folder as rd
+from pixelforge.tasks.style.transformer import TransformerNet, load_transformer
+
+
+@dataclass
+class StyleRun:
+    run_dir: Path
+    model: TransformerNet
+    config: object  # the run's StyleConfig
+
+    @property
+    def img_size(self) -> int:
+        return self.config.img_size
+
+
+def is_style_run(path: str | Path) -> bool:
+    """True for a run folder trained with --task style."""
+    from pixelforge.runs.files import run_task_name
+
+    path = Path(path)
+    return (path / "config.yaml").is_file() and run_task_name(path) == "style"
+
+
+def load_style_run(run_dir: str | Path, checkpoint: str = "best.ckpt") -> StyleRun:
+    """The run's transformer (best checkpoint) in eval mode, and its config."""
+    from pixelforge.tasks.config import load_config
+
+    run = rd.require_run(run_dir)
+    cfg = load_config(run / "config.yaml")
+    from pixelforge.tasks.style.config import StyleConfig
+
+    if not isinstance(cfg, StyleConfig):
+        raise PixelforgeError(f"{run}: a {cfg.task!r} run, not a style-transfer run (train with --task style)")
+    path = run / "checkpoints" / checkpoint
+    if not path.is_file():
+        raise PixelforgeError(f"{path}: no checkpoint; did training finish at least one epoch?")
+    state = rd.load_checkpoint(path)
+    model = load_transformer(state["model"], state.get("width", cfg.width), state.get("residual_blocks", cfg.residual_blocks))
+    return StyleRun(run, model, cfg)
+
+
+@torch.inference_mode()
+def stylize_tensor(model: TransformerNet, content: torch.Tensor) -> torch.Tensor:
+    """[1, 3, H, W] in [0, 1] -> the stylized image (reflect-padded to a multiple of 4 and cropped back)."""
+    height, width = content.shape[-2:]
+    pad_h, pad_w = (-height) % 4, (-width) % 4
+    padded = torch.nn.functional.pad(content, (0, pad_w, 0, pad_h), mode="reflect") if pad_h or pad_w else content
+    return model(padded)[..., :height, :width]
+
+
+def predict_files(run_dir: str | Path, paths: list, out: str | Path | None = None) -> list[dict]:
+    """`pixelforge predict RUN IMAGES`: each image stylized at its own size into `out` (default RUN/predictions)."""
+    from pixelforge.tasks.style.images import read_image, save_image
+
+    run = load_style_run(run_dir)
+    out = Path(out or run.run_dir / "predictions")
+    results = []
+    for path in paths:
+        try:
+            content = read_image(path)
+        except PixelforgeError as exc:
+            results.append({"path": str(path), "error": str(exc)})
+            continue
+        target = out / f"{Path(path).stem}_stylized.png"
+        save_image(stylize_tensor(run.model, content), target)
+        results.append({"path": str(path), "stylized": str(target), "summary": f"stylized -> {target}"})
+    return results

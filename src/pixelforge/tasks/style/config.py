@@ -1,0 +1,24 @@
+"""The options of fast style transfer (`--task style`, on top of `pixelforge.config.RunConfig`)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from typing import Literal
+
+from pixelforge.config import RunConfig
+
+
+class StyleConfig(RunConfig):
+    task: Literal["style"] = "style"
+    style: str = Field("", description="style: the style image (PNG/JPEG) the network learns to paint like")
+    loss_net: str = Field("tf_efficientnet_lite0", description="style: loss network, tf_efficientnet_lite0|1|2 "
+                                                               "(bundled) or vgg19 (needs loss_net_weights)")
+    loss_net_weights: str | None = Field(None, description="style: state-dict file for the loss network (vgg19)")
+    content_weight: float = Field(1.0, ge=0, description="style: weight of the content loss")
+    style_weight: float = Field(10.0, ge=0, description="style: weight of the style (Gram) loss")
+    tv_weight: float = Field(1e-2, ge=0, description="style: weight of the total-variation loss")
+    style_size: int | None = Field(None, ge=16, description="style: the style image's longer side in px "
+                                                            "(None: 2 x img_size)")
+    width: int = Field(16, ge=4, description="style: channels of the transformer's first layer (Johnson: 32)")
+    residual_blocks: int = Field(5, ge=1, description="style: residual blocks of the transformer")
+    max_images: int | None = Field(None, ge=2, description="style: use at most this many content images")

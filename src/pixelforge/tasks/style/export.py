@@ -1,0 +1,92 @@
+"""Exporting a style run to an ONNX package (`pixelforge export RUN` for `--task style` runs).
+
+    PACKAGE/model.onnx        input "image" [1, 3, H, W] in [0, 1] (H, W dynamic, multiples of 4), output
+                              "stylized" [1, 3, H, W] in [0, 1]
+            preprocess.json   the input's contract and `max_side` (larger images are shrunk first)
+            package.json      "task": "style", the loss network and style the run was trained with
+            style.png         the style image it learnt (longer side <= 512 px), so its losses can be measured
+            parity.json       ONNX Runtime vs PyTorch on validation photos at two sizes: max |Δpixel| (0-1 scale)
+
+The export is refused unless every output pixel agrees within 2/255 (a grey level) at both sizes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from pixelforge.deploy.export.folder import reject_options, require_new_out, staged_folder, write_dense_package_files, write_json
+from pixelforge.deploy.export.onnx import export_traced
+from pixelforge.errors import PixelforgeError
+
+TOLERANCE = 2 / 255
+
+
+def export_package(run_dir: str | Path, out: str | Path, opset: int = 17, format: str | None = "onnx",
+                   max_side: int = 1024, parity_images: int = 4, **options) -> Path:
+    """Export the run's best transformer to the package folder `out` and check it against PyTorch.
+
+    Example:
+        >>> package = export_package("runs/style", "packages/style")  # doctest: +SKIP
+        >>> json.loads((package / "parity.json").read_text())["passed"]  # doctest: +SKIP
+        True
+    """
+    import torch
+
+    from pixelforge.tasks.style.apply import load_style_run
+
+    reject_options("style", options, format)
+    out = Path(out)
+    require_new_out(out)
+    run = load_style_run(run_dir)
+    cfg = run.config
+    pre = {"task": "style", "layout": "NCHW", "range": "RGB in [0, 1]", "multiple_of": 4, "pad": "reflect",
+           "max_side": max_side, "output": "stylized RGB in [0, 1], same size"}
+    with staged_folder(out) as staging:
+        example = torch.rand(1, 3, cfg.img_size, cfg.img_size)
+        export_traced(run.model.eval(), (example,), staging / "model.onnx", ["image"], ["stylized"], opset,
+                      dynamic_axes={"image": {2: "height", 3: "width"}, "stylized": {2: "height", 3: "width"}})
+        write_dense_package_files(staging, run.run_dir, pre, [], {
+            "task": "style", "output_name": "stylized", "arch": f"johnson-w{cfg.width}-r{cfg.residual_blocks}",
+            "backbone": None, "style": Path(cfg.style).name, "loss_net": cfg.loss_net,
+            "input_shape": [1, 3, "height", "width"]}, opset)
+        _write_style_image(cfg.style, staging / "style.png")
+        report = _parity(run, staging / "model.onnx", parity_images)
+        write_json(staging / "parity.json", report)
+        if not report["passed"]:
+            raise PixelforgeError(f"export refused: ONNX Runtime and PyTorch differ by {report['max_abs_diff']:.4f} "
+                                  f"(allowed {TOLERANCE:.4f}); report the model and opset {opset}")
+    return out
+
+
+def _write_style_image(style: str, out: Path) -> None:
+    from PIL import Image
+
+    if Path(style).is_file():
+        image = Image.open(style).convert("RGB")
+        image.thumbnail((512, 512))
+        image.save(out)
+
+
+def _parity(run, model_path: Path, count: int) -> dict:
+    """The largest pixel difference over validation photos at the training size and at 1.5x (dynamic axes)."""
+    import onnxruntime as ort
+    import torch
+
+    from pixelforge.tasks.style.task import ContentImages, prepare_data
+
+    session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+    source, _ = prepare_data(run.config)
+    sizes = [run.img_size, run.img_size * 3 // 2 // 4 * 4]
+    max_diff, checked = 0.0, 0
+    for size in sizes:
+        images = ContentImages(source["val"][:count], size, train=False)
+        for i in range(len(images)):
+            x = images[i][None]
+            with torch.inference_mode():
+                expected = run.model(x).numpy()
+            got = session.run(["stylized"], {"image": x.numpy()})[0]
+            max_diff, checked = max(max_diff, float(np.abs(expected - got).max())), checked + 1
+    return {"images": checked, "sizes": sizes, "max_abs_diff": max_diff, "tolerance": TOLERANCE,
+            "passed": checked > 0 and max_diff <= TOLERANCE}

@@ -1,0 +1,167 @@
+"""The loss network of neural style transfer: a frozen ImageNet CNN whose feature maps define content and style.
+
+Gatys et al., "Image Style Transfer Using Convolutional Neural Networks" (CVPR 2016): the content loss compares
+feature maps, the style loss compares their Gram matrices (channel correlations), both on named layers of a
+pretrained network. Johnson et al. (ECCV 2016) train a feed-forward network with the same "perceptual" loss.
+
+The papers use VGG-19, whose ImageNet weights cannot be installed here; the default is the bundled ImageNet
+EfficientNet-Lite0 (`tf_efficientnet_lite0`, or Lite1/Lite2), and `vgg19` loads torchvision's VGG-19 from a file
+the user has. Layers are module names of the network (forward hooks, so any named module can be used); VGG also
+takes the usual aliases (`relu4_2`).
+
+Each layer's loss is divided by the mean square of its target (feature map or Gram matrix), so layers of very
+different magnitudes (Lite0's early and late blocks differ by orders of magnitude) count alike and the content and
+style weights keep their meaning across networks.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from pixelforge.errors import PixelforgeError
+
+# Defaults picked by the comparison in docs/style-transfer.md (benchmarks/style_layers.py): post-activation
+# expansion layers (Lite0's "relu"-like maps) of four scales for style; one mid-level one for content.
+LITE_STYLE_LAYERS = ("blocks.0.0.bn1", "blocks.1.0.bn1", "blocks.2.0.bn1", "blocks.3.0.bn1", "blocks.4.0.bn1")
+LITE_CONTENT_LAYERS = ("blocks.3.0.bn1",)
+VGG_ALIASES = {"relu1_1": "features.1", "relu2_1": "features.6", "relu3_1": "features.11", "relu4_1": "features.20",
+               "relu4_2": "features.22", "relu5_1": "features.29"}
+VGG_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+VGG_CONTENT_LAYERS = ("relu4_2",)
+LOSS_NETS = ("tf_efficientnet_lite0", "tf_efficientnet_lite1", "tf_efficientnet_lite2", "vgg19")
+NET_ALIASES = {"lite0": "tf_efficientnet_lite0", "lite1": "tf_efficientnet_lite1", "lite2": "tf_efficientnet_lite2"}
+
+
+class _Stop(Exception):
+    """Raised by the deepest hook: layers after it are never computed."""
+
+
+class LossNetwork(nn.Module):
+    """A frozen CNN returning {layer name: feature map} for images in [0, 1]."""
+
+    def __init__(self, name: str, net: nn.Module, mean, std, content_layers, style_layers):
+        super().__init__()
+        self.name, self.net = name, net.eval().requires_grad_(False)
+        self.content_layers, self.style_layers = tuple(content_layers), tuple(style_layers)
+        self.register_buffer("_mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("_std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+        modules = dict(self.net.named_modules())
+        self.layer_names = {}  # the user's layer name -> module name (VGG aliases)
+        for layer in (*self.content_layers, *self.style_layers):
+            module = VGG_ALIASES.get(layer, layer) if name == "vgg19" else layer
+            if module not in modules:
+                close = [n for n in modules if n.startswith(module.rsplit(".", 1)[0])][:5]
+                raise PixelforgeError(f"loss network {name}: no layer {layer!r}"
+                                      + (f"; layers there include {', '.join(close)}" if close else ""))
+            self.layer_names[layer] = module
+        self._order = [n for n, _ in self.net.named_modules() if n in set(self.layer_names.values())]
+
+    def train(self, mode: bool = True):  # always frozen: batch-norm statistics stay ImageNet's
+        return super().train(False)
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        found: dict[str, torch.Tensor] = {}
+        last = self._order[-1]
+        modules = dict(self.net.named_modules())
+        handles = []
+
+        def hook(module_name):
+            def keep(_module, _inputs, output):
+                found[module_name] = output
+                if module_name == last:
+                    raise _Stop
+            return keep
+
+        for module_name in set(self.layer_names.values()):
+            handles.append(modules[module_name].register_forward_hook(hook(module_name)))
+        try:
+            self.net((images - self._mean) / self._std)
+        except _Stop:
+            pass
+        finally:
+            for handle in handles:
+                handle.remove()
+        return {layer: found[module] for layer, module in self.layer_names.items()}
+
+
+def gram_matrix(features: torch.Tensor) -> torch.Tensor:
+    """[B, C, H, W] -> [B, C, C] channel correlations, divided by C*H*W (Gatys et al.; Johnson et al.'s scaling)."""
+    b, c, h, w = features.shape
+    flat = features.reshape(b, c, h * w)
+    return flat @ flat.transpose(1, 2) / (c * h * w)
+
+
+def relative_mse(value: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean square error divided by the target's mean square: a layer's loss independent of its scale."""
+    return ((value - target) ** 2).mean() / (target.detach() ** 2).mean().clamp_min(1e-12)
+
+
+def content_loss(features: dict, targets: dict, layers) -> torch.Tensor:
+    """Mean over `layers` of relative_mse(feature map, target feature map)."""
+    return sum(relative_mse(features[layer], targets[layer]) for layer in layers) / len(layers)
+
+
+def style_loss(features: dict, target_grams: dict, layers) -> torch.Tensor:
+    """Mean over `layers` of relative_mse(Gram, target Gram); a target Gram of batch 1 applies to every image."""
+    total = 0.0
+    for layer in layers:
+        gram = gram_matrix(features[layer])
+        total = total + relative_mse(gram, target_grams[layer].expand_as(gram))
+    return total / len(layers)
+
+
+def total_variation(images: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference between neighbouring pixels (the smoothness prior of both papers)."""
+    return ((images[..., 1:, :] - images[..., :-1, :]).abs().mean()
+            + (images[..., :, 1:] - images[..., :, :-1]).abs().mean())
+
+
+def build_loss_network(name: str = "tf_efficientnet_lite0", weights: str | None = None,
+                       content_layers=None, style_layers=None) -> LossNetwork:
+    """The frozen loss network `name` (lite0/1/2 with bundled ImageNet weights, or vgg19 from `weights`).
+
+    Example:
+        >>> net = build_loss_network("lite0")
+        >>> sorted(net(torch.rand(1, 3, 64, 64)))[:1]
+        ['blocks.0.0.bn1']
+    """
+    name = NET_ALIASES.get(name, name)
+    if name not in LOSS_NETS:
+        raise PixelforgeError(f"--loss-net {name!r}: choose {', '.join(LOSS_NETS)} (or lite0, lite1, lite2)")
+    if name == "vgg19":
+        net = _vgg19(weights)
+        content, style = VGG_CONTENT_LAYERS, VGG_STYLE_LAYERS
+        mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    else:
+        import timm
+
+        from pixelforge.models import weights as weight_io
+
+        net = timm.create_model(name, pretrained=False)
+        if weights:
+            weight_io.load_into_backbone(net, weight_io.read_weights_file(weights), str(weights), name)
+        else:
+            net.load_state_dict(weight_io.bundled_imagenet_state_dict(net, name))
+        content, style = LITE_CONTENT_LAYERS, LITE_STYLE_LAYERS
+        mean, std = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
+    return LossNetwork(name, net, mean, std, tuple(content_layers or content), tuple(style_layers or style))
+
+
+def _vgg19(weights: str | None) -> nn.Module:
+    import torchvision
+
+    from pixelforge.models import weights as weight_io
+
+    if not weights:
+        raise PixelforgeError("--loss-net vgg19 needs --weights PATH: torchvision's vgg19 ImageNet state dict "
+                              "(vgg19-dcbb9e9d.pth); it cannot be downloaded here")
+    net = torchvision.models.vgg19(weights=None)
+    state = weight_io.read_weights_file(weights)
+    # The classifier is never run; a file with only `features.*` (a trimmed download) is fine too.
+    weight_io.load_into_backbone(net.features, {k[len("features."):]: v for k, v in state.items()
+                                                if k.startswith("features.")}, str(weights), "vgg19")
+    for module in net.features:  # in-place ReLUs would overwrite the hooked feature maps
+        if isinstance(module, nn.ReLU):
+            module.inplace = False
+    return net

@@ -1,0 +1,51 @@
+"""The style run's HTML report: loss curves and validation photos before and after, from best.ckpt."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from pixelforge.runs import folder as rd
+from pixelforge.viz.html import link, page_start, write_page
+from pixelforge.viz.plots import plot_curves
+
+CURVE_PANELS = (("perceptual loss", [("train_loss", "train"), ("val_loss", "val")]),
+                ("val content / style", [("val_content", "content"), ("val_style", "style")]))
+
+
+def write_examples(run, out: Path, count: int = 4) -> Path:
+    """A strip of validation photos (top) and their stylized versions (bottom) at the training size."""
+    from torchvision.utils import save_image
+
+    from pixelforge.tasks.style.apply import stylize_tensor
+    from pixelforge.tasks.style.task import ContentImages, prepare_data
+
+    source, _ = prepare_data(run.config)
+    images = ContentImages(source["val"][:count], run.img_size, train=False)
+    content = torch.stack([images[i] for i in range(len(images))])
+    save_image(torch.cat([content, stylize_tensor(run.model, content)]), out, nrow=len(images), padding=2)
+    return out
+
+
+def write_style_report(run_dir: Path) -> Path:
+    from pixelforge.tasks.style.apply import load_style_run
+
+    run = load_style_run(run_dir)
+    rows = rd.read_metrics(run_dir / "metrics.csv")
+    summary = rd.read_json(run_dir / "summary.json") if (run_dir / "summary.json").exists() else {}
+    curves = plot_curves(rows, run_dir / "curves.png", CURVE_PANELS) if rows else None
+    best = summary.get("best_metric")
+    cfg = run.config
+    kpis = [("val perceptual loss", f"{best:.4f}" if best is not None else "–"),
+            ("loss network", cfg.loss_net), ("size", f"{cfg.img_size} px")]
+    parts = page_start(run_dir, f"Fast style transfer (Johnson et al.) with the style of <b>{Path(cfg.style).name}</b>, "
+                                f"trained with content/style/TV weights {cfg.content_weight}/{cfg.style_weight}/"
+                                f"{cfg.tv_weight} on {cfg.loss_net}'s feature maps. Lower losses are better.",
+                       kpis, curves)
+    examples = write_examples(run, run_dir / "examples.png")
+    parts.append(f"<h2>Validation photos, before and after</h2><img src='{link(run_dir, examples)}' alt='examples'>")
+    grid = run_dir / "comparison.png"  # written by benchmarks/style_transfer.py when it is given this run
+    if grid.exists():
+        parts.append(f"<h2>Gatys, fast and arbitrary side by side</h2><img src='{link(run_dir, grid)}' alt='grid'>")
+    return write_page(run_dir, parts, [])

@@ -1,0 +1,234 @@
+"""Neural style transfer: the losses against hand computations, optimisation, a 2-step fast-network training,
+checkpoints in a fresh process (old instance-norm keys too), ONNX export parity, the torch-free runtime, video
+flicker, and the `stylize` command's JSON for every method."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import pixelforge
+from pixelforge.errors import PixelforgeError
+from pixelforge.tasks.style.lossnet import (build_loss_network, content_loss, gram_matrix, relative_mse, style_loss,
+                                           total_variation)
+
+pytestmark = pytest.mark.xdist_group("style")  # one worker builds the tiny run once for the module
+SRC = str(Path(pixelforge.__file__).resolve().parents[1])
+
+
+def _photo(path: Path, seed: int, size=(48, 40)) -> Path:
+    """A smooth random picture (gradients and blobs), more photo-like than noise."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size[1], 0:size[0]] / max(size)
+    channels = [np.sin(6 * xx * rng.uniform(0.5, 2) + rng.uniform(0, 6)) * np.cos(5 * yy * rng.uniform(0.5, 2))
+                for _ in range(3)]
+    Image.fromarray(((np.stack(channels, -1) + 1) * 127.5).astype(np.uint8)).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("style")
+    (root / "photos").mkdir()
+    photos = [_photo(root / "photos" / f"{i}.png", i) for i in range(5)]
+    stripes = np.zeros((64, 64, 3), np.uint8)
+    stripes[:, ::8] = (230, 40, 40)
+    stripes[::8, :] = (40, 40, 230)
+    Image.fromarray(stripes).save(root / "style.png")
+    return {"root": root, "photos": photos, "folder": root / "photos", "style": root / "style.png"}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(images) -> Path:
+    result = pixelforge.train(str(images["folder"]), task="style", style=str(images["style"]), img_size=32, epochs=1,
+                              batch_size=2, width=4, residual_blocks=1, val_fraction=0.2,
+                              out=str(images["root"] / "run"), quiet=True)
+    return result.run_dir
+
+
+def test_gram_matrix_and_losses_match_hand_computations():
+    f = torch.tensor([[[[1.0, 2.0], [0.0, 1.0]], [[0.0, 1.0], [3.0, 0.0]]]])  # [1, 2 channels, 2, 2]
+    # channel 0 = (1, 2, 0, 1), channel 1 = (0, 1, 3, 0): dot products 6, 2, 2, 10 divided by C*H*W = 8
+    assert torch.allclose(gram_matrix(f), torch.tensor([[[6.0, 2.0], [2.0, 10.0]]]) / 8)
+    target = torch.ones(1, 2, 2, 2)
+    # squared errors of f - 1: (0, 1, 1, 0, 1, 0, 4, 1) -> mean 1.0; the target's mean square is 1
+    assert relative_mse(f, target).item() == pytest.approx(1.0)
+    # f - 2 = (-1, 0, -2, -1, -2, -1, 1, -2): squares sum to 16, mean 2; the target's mean square is 4
+    assert content_loss({"a": f}, {"a": 2 * target}, ["a"]).item() == pytest.approx(16 / 8 / 4)
+    gram_target = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])
+    expected = ((0.75 - 1) ** 2 + 0.25 ** 2 + 0.25 ** 2 + (1.25 - 1) ** 2) / 4 / 0.5
+    assert style_loss({"a": f}, {"a": gram_target}, ["a"]).item() == pytest.approx(expected)
+    # |differences| down the rows: (1, 1), (3, 1) -> 1.5; across the columns: (1, 1), (1, 3) -> 1.5
+    assert total_variation(f).item() == pytest.approx(3.0)
+
+
+def test_the_loss_network_hooks_named_layers_and_refuses_unknown_ones():
+    net = build_loss_network("lite0")
+    features = net(torch.rand(1, 3, 64, 64))
+    assert set(features) == set(net.content_layers) | set(net.style_layers)
+    assert features["blocks.1.0.bn1"].shape[-1] == 32  # stride 2 at the expansion before blocks.1's stride
+    assert not any(p.requires_grad for p in net.parameters())
+    with pytest.raises(PixelforgeError, match="no layer 'blocks.9'"):
+        build_loss_network("lite0", style_layers=["blocks.9"])
+    with pytest.raises(PixelforgeError, match="vgg19 needs --weights"):
+        build_loss_network("vgg19")
+
+
+def test_optimisation_lowers_the_loss_from_content_and_from_noise():
+    from pixelforge.tasks.style.gatys import stylize_by_optimisation
+
+    net = build_loss_network("lite0")
+    content, style = torch.rand(1, 3, 48, 48) * 0.5 + 0.25, torch.rand(1, 3, 48, 48)
+    for optimizer, init in (("lbfgs", "content"), ("adam", "noise")):
+        result = stylize_by_optimisation(net, content, style, steps=8, optimizer=optimizer, init=init, scales=1,
+                                         lr=0.05)
+        totals = [row["total"] for row in result.history]
+        assert len(totals) == 8 and min(totals[-2:]) < totals[0]
+        assert result.image.shape == content.shape and 0 <= result.image.min() and result.image.max() <= 1
+    coloured = stylize_by_optimisation(net, content, style, steps=3, scales=2, preserve_colour=True)
+    from pixelforge.tasks.style.images import rgb_to_ycbcr
+
+    # luminance-only transfer: the chroma is the content's
+    assert torch.allclose(rgb_to_ycbcr(coloured.image)[:, 1:], rgb_to_ycbcr(content)[:, 1:], atol=0.02)
+
+
+def test_a_fast_network_trains_two_steps_and_writes_its_report(tiny_run):
+    from pixelforge.runs import folder as rd
+
+    rows = rd.read_metrics(tiny_run / "metrics.csv")
+    assert len(rows) == 1 and rows[0]["val_loss"] > 0 and "train_style" in rows[0]
+    summary = rd.read_json(tiny_run / "summary.json")
+    assert summary["monitor"] == "val_loss" and summary["train_images"] == 4  # 4 photos, batch 2: two steps
+    assert (tiny_run / "examples.png").is_file() and "Fast style transfer" in (tiny_run / "report.html").read_text()
+
+
+def test_a_missing_style_image_is_refused_before_a_run_folder_exists(images, tmp_path):
+    with pytest.raises(PixelforgeError, match="nope.png: image not found"):
+        pixelforge.train(str(images["folder"]), task="style", style=str(tmp_path / "nope.png"), out=str(tmp_path / "r"))
+    with pytest.raises(PixelforgeError, match="needs --style"):
+        pixelforge.train(str(images["folder"]), task="style", out=str(tmp_path / "r"))
+    assert not (tmp_path / "r").exists()
+
+
+def test_checkpoints_load_in_a_fresh_process_even_with_old_instance_norm_keys(tiny_run, images, tmp_path):
+    from pixelforge.runs import folder as rd
+    from pixelforge.tasks.style.transformer import load_transformer
+
+    code = ("import sys, torch; from pixelforge.tasks.style.apply import load_style_run, stylize_tensor; "
+            "from pixelforge.tasks.style.images import read_image; run = load_style_run(sys.argv[1]); "
+            "out = stylize_tensor(run.model, read_image(sys.argv[2])); print(tuple(out.shape), float(out.mean()))")
+    done = subprocess.run([sys.executable, "-c", code, str(tiny_run), str(images["photos"][0])], capture_output=True,
+                          text=True, env={"PYTHONPATH": SRC, "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"}, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    shape, mean = done.stdout.split(") ")
+    assert shape == "(1, 3, 40, 48" and 0 < float(mean) < 1
+    # A checkpoint from before PyTorch 0.4 kept instance-norm running statistics: they must not break loading.
+    state = rd.load_checkpoint(tiny_run / "checkpoints" / "best.ckpt")["model"]
+    old = dict(state)
+    for key in [k for k in state if k.endswith("encoder.1.weight")]:
+        prefix = key.rsplit(".", 1)[0]
+        old[f"{prefix}.running_mean"], old[f"{prefix}.running_var"] = torch.zeros(4), torch.ones(4)
+    with pytest.raises(RuntimeError, match="Unexpected running stats buffer"):  # what users hit
+        torch.nn.Module.load_state_dict(load_transformer(state, 4, 1), old)
+    net = load_transformer(old, 4, 1)
+    assert torch.equal(net.encoder[1].weight, state["encoder.1.weight"])
+
+
+def test_export_parity_runtime_and_video_flicker(tiny_run, images, tmp_path):
+    import cv2
+
+    from pixelforge.deploy.runtime.registry import load_runtime
+    from pixelforge.deploy.video import run_video
+
+    package = pixelforge.export(tiny_run, tmp_path / "pkg")
+    parity = json.loads((package / "parity.json").read_text())
+    assert parity["passed"] and parity["max_abs_diff"] < 1e-3 and parity["sizes"] == [32, 48]
+    assert (package / "style.png").is_file()
+    runtime = load_runtime(package)
+    from pixelforge.deploy.runtime.registry import RUNTIMES
+    from pixelforge.deploy.runtime.style import StyleRuntime
+
+    assert type(runtime) is StyleRuntime is RUNTIMES["style"]
+    odd = np.asarray(Image.open(images["photos"][1]).resize((37, 29)))
+    assert runtime.predict_images([odd])[0]["image"].shape == (29, 37, 3)  # padded to 4s and cropped back
+    # A static camera: a still background with a small square moving across it.
+    clip = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 10, (48, 40))
+    background = np.asarray(Image.open(images["photos"][2]))[..., ::-1]
+    for t in range(6):
+        frame = background.copy()
+        frame[10:18, 4 + 5 * t:12 + 5 * t] = 255
+        writer.write(np.ascontiguousarray(frame))
+    writer.release()
+    plain = run_video(package, str(clip), tmp_path / "plain.mp4")
+    blended = run_video(package, str(clip), tmp_path / "blended.mp4", blend=0.8)
+    assert plain.frames == blended.frames == 6 and (tmp_path / "blended.mp4").stat().st_size > 0
+    assert plain.summary["flicker"] > 0 and blended.summary["flicker"] < plain.summary["flicker"]
+    from typer.testing import CliRunner
+
+    from pixelforge.cli import app
+
+    done = CliRunner().invoke(app, ["video", str(tiny_run), str(clip), "--out", str(tmp_path / "run.mp4"), "--json"])
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.output.strip().splitlines()[-1])["flicker"] == pytest.approx(plain.summary["flicker"], rel=0.05)
+    # serve: the upload comes back stylized at its own size, for the page's before/after view
+    from fastapi.testclient import TestClient
+
+    from pixelforge.deploy.serve.server import ServerSettings, create_app
+
+    with TestClient(create_app(ServerSettings(package=str(package)))) as client:
+        assert client.get("/v1/model").json()["task"] == "style"
+        with open(images["photos"][3], "rb") as handle:
+            answer = client.post("/v1/predict", files={"file": ("p.png", handle, "image/png")}).json()["predictions"][0]
+    stylized = Image.open(io.BytesIO(base64.b64decode(answer["image_png"])))
+    assert answer["task"] == "style" and stylized.size == (48, 40)
+
+
+def test_stylize_command_reports_the_same_keys_for_every_method(tiny_run, images, tmp_path):
+    from typer.testing import CliRunner
+
+    from pixelforge.cli import app
+
+    runner = CliRunner()
+    keys = {"seconds", "content_loss", "style_loss", "loss_net"}
+    content, style = str(images["photos"][0]), str(images["style"])
+    calls = [[content, style, "--out", str(tmp_path / "g.png"), "--steps", "3", "--size", "48"],
+             [str(tiny_run), content, "--out", str(tmp_path / "f.png"), "--size", "48"],
+             [content, "7", "--out", str(tmp_path / "a.png"), "--method", "arbitrary", "--size", "48"]]
+    reports = []
+    for args in calls:
+        done = runner.invoke(app, ["stylize", *args, "--json"])
+        assert done.exit_code == 0, done.output
+        reports.append(json.loads(done.output.strip().splitlines()[-1]))
+        assert keys <= set(reports[-1]) and reports[-1]["loss_net"] == "tf_efficientnet_lite0"
+        assert Image.open(reports[-1]["out"]).size == (48, 40)
+    assert reports[0]["style_loss"] > 0 and reports[1]["style_loss"] > 0  # the run's style image is known
+    assert reports[2]["style_loss"] is None  # a built-in style has no image to measure against
+    assert (tmp_path / "g.losses.csv").is_file() and (tmp_path / "g.losses.png").is_file()
+    again = runner.invoke(app, ["stylize", *calls[0], "--json"])
+    assert again.exit_code != 0 and "already exists" in str(again.exception or again.output)
+
+
+@pytest.mark.slow
+def test_vgg19_loss_network_loads_a_user_file(tmp_path):
+    import torchvision
+
+    path = tmp_path / "vgg19.pth"
+    torch.save(torchvision.models.vgg19(weights=None).features.state_dict(), path)
+    # a trimmed file (features only, keys without the "features." prefix) is rejected clearly, the full naming works
+    with pytest.raises(PixelforgeError, match="tensors are missing"):
+        build_loss_network("vgg19", str(path))
+    state = torch.load(path, weights_only=True)
+    torch.save({f"features.{k}": v for k, v in state.items()}, path)
+    net = build_loss_network("vgg19", str(path))
+    features = net(torch.rand(1, 3, 64, 64))
+    assert features["relu4_2"].shape == (1, 512, 8, 8) and (features["relu1_1"] >= 0).all()
