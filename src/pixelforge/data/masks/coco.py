@@ -103,7 +103,7 @@ def _cache_dir(json_path: Path, ignore_index: int) -> Path:
 
 
 def _read_one(json_path: Path, ignore_index: int):
-    from pixelforge.data.masks.source import MaskSample, PairProblem
+    from pixelforge.data.masks.samples import MaskSample, PairProblem
 
     data = _load_json(json_path)
     categories = sorted(data["categories"], key=lambda c: c["id"])

@@ -26,6 +26,7 @@ import numpy as np
 
 from pixelforge.data.images import ImageReadError, list_broken_links, list_images, missing_reason
 from pixelforge.data.masks.images import load_mask, probe_image
+from pixelforge.data.masks.samples import MaskSample, PairProblem
 from pixelforge.data.sources import SPLIT_ALIASES
 from pixelforge.errors import PixelforgeError
 
@@ -35,13 +36,6 @@ VOC_CLASSES = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "
 MASK_DIR_NAMES = ("masks", "labels", "annotations", "gt")
 _MASK_SUFFIXES = ("_mask", "_masks", "_label", "_labels", "_gt", "_seg")
 SPLITS = {**SPLIT_ALIASES, "training": "train"}  # ADE20K-style images/training + annotations/training
-
-
-@dataclass
-class MaskSample:
-    image: Path
-    mask: Path | None
-    split: str | None = None
 
 
 @dataclass
@@ -61,16 +55,6 @@ class MaskSource:
     @property
     def has_splits(self) -> bool:
         return any(s.split is not None for s in self.samples)
-
-
-@dataclass
-class PairProblem:
-    """A pairing problem found while reading a layout: `kind` is missing_mask, missing_image, broken_link or
-    unreadable."""
-
-    kind: str
-    path: str
-    message: str
 
 
 def read_masks(path: str | Path, ignore_index: int = 255, num_classes: int | None = None) -> MaskSource:

@@ -12,7 +12,7 @@ import logging
 
 import torch
 
-from pixelforge.tasks.gan import losses
+import pixelforge.tasks.gan.losses as losses
 from pixelforge.tasks.gan.augment import diff_augment
 from pixelforge.tasks.gan.models import GANModel
 

@@ -22,7 +22,7 @@ class InstanceTask(BoxTask):
     monitor_label = "val mask mAP50"
 
     def prepare_data(self, cfg) -> tuple:
-        from pixelforge.tasks.instance.task import prepare_data
+        from pixelforge.tasks.instance.data import prepare_data
 
         return prepare_data(cfg)
 

@@ -191,7 +191,7 @@ def evaluate_instance(run_dir: str | Path, data: str | None = None, split: str |
 
     run = load_instance_run(run_dir)
     from pixelforge.tasks.common.boxes import select_box_images
-    from pixelforge.tasks.instance.task import prepare_data
+    from pixelforge.tasks.instance.data import prepare_data
 
     images, categories, name, mapping = select_box_images(run.config, run.classes, data, split, prepare_data)
     size = run.config.img_size

@@ -44,7 +44,7 @@ def export_package(run_dir: str | Path, out: str | Path, data: str | None = None
     """
     from pixelforge.tasks.common.boxes import select_box_images
     from pixelforge.tasks.instance.evaluate import load_instance_run
-    from pixelforge.tasks.instance.task import prepare_data
+    from pixelforge.tasks.instance.data import prepare_data
 
     reject_options("instance", options, format)
     out = Path(out)

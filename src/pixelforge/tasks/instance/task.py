@@ -15,6 +15,7 @@ import torch
 
 from pixelforge.errors import PixelforgeError
 from pixelforge.tasks.common.boxes import BoxTask, box_task_setup, plain_target
+from pixelforge.tasks.instance.data import prepare_data  # noqa: F401  (the task's entry points live here too)
 
 DEFAULT_ARCH = "maskrcnn"
 
@@ -48,31 +49,6 @@ def instance_target(target: dict, image_hw: tuple[int, int]) -> dict:
     if masks is None:
         masks = torch.zeros((0, *image_hw), dtype=torch.uint8, device=target["boxes"].device)
     return {**plain_target(target), "masks": masks.as_subclass(torch.Tensor).to(torch.uint8)}
-
-
-def prepare_data(cfg):
-    """Read and check COCO instance annotations, give every image a split; classes are category names by id."""
-    from pixelforge.data.boxes.source import make_box_splits, read_boxes
-    from pixelforge.models.instance import check_instance_options
-
-    check_instance_options(cfg.arch, cfg.model, cfg.weights, cfg.anchor_sizes)
-    data = cfg.data
-    if data == "shapes":
-        from pixelforge.data.builtin import materialize
-
-        data = str(materialize("shapes", kind="instances"))
-    source = make_box_splits(read_boxes(data), cfg.val_fraction, cfg.test_fraction, cfg.seed)
-    outlined = [image for image in source.images if image.segmentations is not None]
-    if not outlined:
-        raise PixelforgeError(f"{source.origin}: no annotation has a 'segmentation' (polygons or RLE); instance "
-                              "segmentation needs object outlines: use COCO annotations with masks, or --task detect")
-    train, val = source.split("train"), source.split("val")
-    if not train or not val:
-        raise PixelforgeError(f"{source.origin}: need images in both train and val splits "
-                              f"(found {len(train)} train, {len(val)} val)")
-    if not any(len(image.boxes) and image.segmentations is not None for image in train):
-        raise PixelforgeError(f"{source.origin}: the training images have no outlined objects; nothing to learn from")
-    return source, list(source.classes)
 
 
 def _outlined(images: list) -> list:

@@ -1,0 +1,30 @@
+"""Reading instance-segmentation data for training, evaluation and export: COCO annotations with outlines."""
+
+from __future__ import annotations
+
+from pixelforge.errors import PixelforgeError
+
+
+def prepare_data(cfg):
+    """Read and check COCO instance annotations, give every image a split; classes are category names by id."""
+    from pixelforge.data.boxes.source import make_box_splits, read_boxes
+    from pixelforge.models.instance import check_instance_options
+
+    check_instance_options(cfg.arch, cfg.model, cfg.weights, cfg.anchor_sizes)
+    data = cfg.data
+    if data == "shapes":
+        from pixelforge.data.builtin import materialize
+
+        data = str(materialize("shapes", kind="instances"))
+    source = make_box_splits(read_boxes(data), cfg.val_fraction, cfg.test_fraction, cfg.seed)
+    outlined = [image for image in source.images if image.segmentations is not None]
+    if not outlined:
+        raise PixelforgeError(f"{source.origin}: no annotation has a 'segmentation' (polygons or RLE); instance "
+                              "segmentation needs object outlines: use COCO annotations with masks, or --task detect")
+    train, val = source.split("train"), source.split("val")
+    if not train or not val:
+        raise PixelforgeError(f"{source.origin}: need images in both train and val splits "
+                              f"(found {len(train)} train, {len(val)} val)")
+    if not any(len(image.boxes) and image.segmentations is not None for image in train):
+        raise PixelforgeError(f"{source.origin}: the training images have no outlined objects; nothing to learn from")
+    return source, list(source.classes)
