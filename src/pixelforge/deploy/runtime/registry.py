@@ -17,6 +17,7 @@ from pathlib import Path
 from pixelforge.data.sources import collect_paths
 from pixelforge.deploy.runtime.base import TaskRuntime
 from pixelforge.deploy.runtime.classify import Runtime
+from pixelforge.deploy.runtime.compress import CompressionRuntime
 from pixelforge.deploy.runtime.detect import DetectionRuntime
 from pixelforge.deploy.runtime.instance import InstanceRuntime
 from pixelforge.deploy.runtime.package import package_task
@@ -25,7 +26,7 @@ from pixelforge.deploy.runtime.session import ModelLoaders
 from pixelforge.errors import PixelforgeError
 
 RUNTIMES: dict[str, type[TaskRuntime]] = {
-    cls.task: cls for cls in (Runtime, DetectionRuntime, InstanceRuntime, SegmentationRuntime)
+    cls.task: cls for cls in (Runtime, DetectionRuntime, InstanceRuntime, SegmentationRuntime, CompressionRuntime)
 }
 
 
