@@ -249,6 +249,8 @@ from pixelforge.deploy.commands import export_command as _export_command; app.co
 from pixelforge.deploy.commands import serve_command as _serve_command; app.command("serve")(_serve_command)  # noqa: E402,E702
 from pixelforge.deploy.commands import video_command as _video_command; app.command("video")(_video_command)  # noqa: E402,E702
 from pixelforge.explain.commands import explain as _explain_command; app.command("explain")(_explain_command)  # noqa: E402,E702
+from pixelforge.commands.compress import compress_command as _compress; app.command("compress")(_compress)  # noqa: E402,E702
+from pixelforge.commands.compress import decompress_command as _decompress; app.command("decompress")(_decompress)  # noqa: E402,E702
 
 
 def main() -> None:

@@ -39,3 +39,25 @@ class CompressTask(Task):
         from pixelforge.tasks.compress.task import build_setup
 
         return build_setup(cfg, source, classes, fabric, progress)
+
+    def export(self, run, out, **options):
+        from pixelforge.tasks.compress.export import export_package
+
+        return export_package(run, out, **options)
+
+    def evaluate(self, run, *, data=None, split=None, out=None, compare=None, **options):
+        from pixelforge.tasks.compress.evaluate import evaluate_compression
+
+        self.reject_options("evaluate", options)
+        return evaluate_compression(run, data=data, split=split, out=out, compare=compare)
+
+    def format_metrics(self, metrics: dict) -> str:
+        def number(key, fmt):
+            value = metrics.get(key)
+            return "n/a" if value is None else format(value, fmt)
+
+        return (f"{metrics['model']} λ={metrics['lambda']:g} on {metrics['num_images']} images: "
+                f"{number('bpp', '.4f')} bpp (file; estimate {number('bpp_estimated', '.4f')}), "
+                f"PSNR {number('psnr', '.2f')} dB, MS-SSIM {number('ms_ssim', '.4f')} | at the same bpp: "
+                f"JPEG {number('jpeg_psnr_at_bpp', '.2f')} dB, WebP {number('webp_psnr_at_bpp', '.2f')} dB | "
+                f"BD-rate vs JPEG {number('bd_rate_vs_jpeg', '+.1f')}%, vs WebP {number('bd_rate_vs_webp', '+.1f')}%")
