@@ -46,7 +46,8 @@ def plot_rd_curve(curve: list[dict], classical: dict[str, list[dict]], path: Pat
         ax.set_xlabel("bits per pixel (file size)")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="lower right")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8, loc="lower right")
     fig.suptitle("rate-distortion, mean over the evaluation images")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
