@@ -256,6 +256,8 @@ from pixelforge.commands.tune import tune as _tune_command; app.command("tune")(
 from pixelforge.commands.nas import nas as _nas_command; app.command("nas")(_nas_command)  # noqa: E402,E702
 from pixelforge.commands.runs import runs_app as _runs_app; app.add_typer(_runs_app, name="runs")  # noqa: E402,E702
 from pixelforge.commands.stylize import stylize_command as _stylize; app.command("stylize")(_stylize)  # noqa: E402,E702
+from pixelforge.commands.compress import compress_command as _compress; app.command("compress")(_compress)  # noqa: E402,E702
+from pixelforge.commands.compress import decompress_command as _decompress; app.command("decompress")(_decompress)  # noqa: E402,E702
 
 
 def main() -> None:

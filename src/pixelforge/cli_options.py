@@ -100,7 +100,8 @@ def train_parameters(explicit: dict[str, inspect.Parameter]) -> list[inspect.Par
         if name in explicit:
             continue
         kind = option_type(info.annotation)
-        decls = [f"--{_flag(name)}/--no-{_flag(name)}"] if kind is bool else [f"--{_flag(name)}"]
+        flag = _flag(info.alias or name)  # `lambda_` (a Python keyword) is `--lambda`
+        decls = [f"--{flag}/--no-{flag}"] if kind is bool else [f"--{flag}"]
         option = typer.Option(None, *decls, help=_help(info, tasks), show_default=False)
         params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option,
                                         annotation=Optional[kind]))

@@ -4,4 +4,5 @@ Importing this package imports the built-in tasks, which registers them (`tasks/
 side effect, and each task's `__init__` keeps its heavy imports inside its methods.
 """
 
-from pixelforge.tasks import classify, denoise, detect, gan, instance, segment, style  # noqa: F401  (registers the built-in tasks)
+from pixelforge.tasks import (  # noqa: F401  (importing them registers the built-in tasks)
+    classify, compress, denoise, detect, gan, instance, segment, style)

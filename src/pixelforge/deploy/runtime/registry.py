@@ -17,6 +17,7 @@ from pathlib import Path
 from pixelforge.data.sources import collect_paths
 from pixelforge.deploy.runtime.base import TaskRuntime
 from pixelforge.deploy.runtime.classify import Runtime
+from pixelforge.deploy.runtime.compress import CompressionRuntime
 from pixelforge.deploy.runtime.denoise import DenoiseRuntime
 from pixelforge.deploy.runtime.detect import DetectionRuntime
 from pixelforge.deploy.runtime.gan import GANRuntime
@@ -28,10 +29,9 @@ from pixelforge.deploy.runtime.style import StyleRuntime
 from pixelforge.errors import PixelforgeError
 
 RUNTIMES: dict[str, type[TaskRuntime]] = {
-    cls.task: cls for cls in (Runtime, DetectionRuntime, InstanceRuntime, SegmentationRuntime, StyleRuntime)
+    cls.task: cls for cls in (Runtime, CompressionRuntime, DenoiseRuntime, DetectionRuntime, GANRuntime,
+                              InstanceRuntime, SegmentationRuntime, StyleRuntime)
 }
-RUNTIMES[GANRuntime.task] = GANRuntime  # image generation: no input image (runtime/gan.py)
-RUNTIMES[DenoiseRuntime.task] = DenoiseRuntime
 
 
 def runtime_class(package: str | Path) -> type[TaskRuntime]:

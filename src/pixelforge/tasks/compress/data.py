@@ -1,0 +1,56 @@
+"""Training data for compression: random crops of any folder of images (class subfolders or not; labels unused).
+
+Each epoch draws `crops_per_image` random crops (with a random horizontal flip) from every training image; the
+validation images give one centre crop each, so the validation loss compares epochs on the same pixels.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+from torchvision.transforms import v2
+
+from pixelforge.data.images import list_images, load_rgb
+from pixelforge.errors import PixelforgeError
+
+
+def split_images(folder: str, val_fraction: float, seed: int) -> dict[str, list[Path]]:
+    """The images under `folder`, shuffled with `seed` and split into train and val."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise PixelforgeError(f"{folder}: not a folder of images (--task compress reads any folder of photos)")
+    files = list_images(root)
+    if len(files) < 2:
+        raise PixelforgeError(f"{folder}: need at least 2 images (found {len(files)})")
+    order = list(files)
+    random.Random(seed).shuffle(order)
+    n_val = max(1, round(len(order) * val_fraction))
+    return {"train": sorted(order[n_val:]), "val": sorted(order[:n_val])}
+
+
+class CropDataset(Dataset):
+    """Crops of `size` px as float tensors in [0, 1]; decoded images are kept in memory after their first use."""
+
+    def __init__(self, files: list[Path], size: int, crops_per_image: int, train: bool):
+        self.files, self.size, self.repeats, self.train = list(files), size, crops_per_image if train else 1, train
+        crop = v2.RandomCrop(size, pad_if_needed=True, padding_mode="reflect") if train else \
+            v2.CenterCrop(size)
+        steps = [v2.ToImage(), crop] + ([v2.RandomHorizontalFlip()] if train else [])
+        self.transform = v2.Compose(steps + [v2.ToDtype(torch.float32, scale=True)])
+        self.cache: dict[int, object] = {}
+
+    def __len__(self) -> int:
+        return len(self.files) * self.repeats
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        i = index // self.repeats
+        if i not in self.cache:
+            image = load_rgb(self.files[i])
+            if min(image.size) < self.size and not self.train:  # a small validation image: scale it up to fit
+                scale = self.size / min(image.size)
+                image = image.resize((round(image.width * scale + 0.5), round(image.height * scale + 0.5)))
+            self.cache[i] = image
+        return self.transform(self.cache[i])

@@ -1,0 +1,130 @@
+"""`pixelforge evaluate` for compression runs: real files on full-resolution images, against JPEG and WebP.
+
+For each image the run writes a real .pfc file (its bpp is the file's bits over the pixels) and decodes it; PSNR
+and MS-SSIM are measured on the decoded 8-bit image. JPEG and WebP code the same image at a quality sweep, and
+their PSNR is interpolated at the run's bpp for that image (classical.py). The rate-distortion curve holds every
+λ: this run and, with `--compare`, other compression runs (a run folder, or a folder of run folders), all scored on
+the same images; BD-rate (metrics/bd_rate.py) compares that curve with JPEG's and WebP's mean curves.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pixelforge.data.images import list_images, load_rgb
+from pixelforge.deploy.runtime.learned_codec import MULTIPLE, compress_pixels, decompress_bytes
+from pixelforge.errors import PixelforgeError
+from pixelforge.metrics.bd_rate import bd_rate
+from pixelforge.runs.folder import write_json
+from pixelforge.runs.result import EvalResult
+from pixelforge.tasks.compress.classical import QUALITIES, sweep, value_at_bpp
+from pixelforge.tasks.compress.data import split_images
+from pixelforge.tasks.compress.quality import ms_ssim_or_none, psnr
+from pixelforge.tasks.compress.tables import load_trained, torch_transforms
+
+
+def _mean(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
+
+
+def estimated_bpp(model, pixels: np.ndarray, kind: str) -> float:
+    """The entropy model's rate of the rounded latents (eval mode), over the image's own pixels."""
+    step = MULTIPLE[kind]
+    x = np.pad(pixels, ((0, -pixels.shape[0] % step), (0, -pixels.shape[1] % step), (0, 0)), mode="edge")
+    with torch.no_grad():
+        out = model(torch.from_numpy(x.transpose(2, 0, 1).astype(np.float32) / 255.0)[None])
+    bits = sum(float(-torch.log2(lik).sum()) for lik in out["likelihoods"].values())
+    return bits / (pixels.shape[0] * pixels.shape[1])
+
+
+def score_run(run_dir, images: list[np.ndarray], keep_decoded: bool = False) -> dict:
+    """One run's mean bpp (file), PSNR, MS-SSIM and estimated bpp on `images`, and its per-image rows."""
+    run, cfg, model, codec = load_trained(run_dir)
+    transforms = torch_transforms(model)
+    rows = []
+    for pixels in images:
+        data = compress_pixels(pixels, codec, transforms)
+        decoded = decompress_bytes(data, codec, transforms)
+        rows.append({"bytes": len(data), "bpp": 8 * len(data) / (pixels.shape[0] * pixels.shape[1]),
+                     "psnr": psnr(pixels, decoded), "ms_ssim": ms_ssim_or_none(pixels, decoded),
+                     "bpp_estimated": estimated_bpp(model, pixels, cfg.model),
+                     **({"decoded": decoded} if keep_decoded else {})})
+    return {"run": str(run), "model": cfg.model, "lambda": cfg.lambda_, "rows": rows,
+            **{k: _mean(r[k] for r in rows) for k in ("bpp", "psnr", "ms_ssim", "bpp_estimated")}}
+
+
+def compare_runs(compare: Path | None, own: Path) -> list[Path]:
+    """The compression runs named by `--compare`: one run folder, or every run folder directly inside a folder."""
+    if compare is None:
+        return []
+    compare = Path(compare)
+    candidates = [compare] if (compare / "config.yaml").is_file() else sorted(
+        p for p in compare.iterdir() if (p / "config.yaml").is_file()) if compare.is_dir() else []
+    if not candidates:
+        raise PixelforgeError(f"{compare}: --compare takes a compression run folder or a folder of them")
+    from pixelforge.runs.files import run_task_name
+
+    runs = [p for p in candidates if run_task_name(p) == "compress" and p.resolve() != own.resolve()]
+    return runs
+
+
+def evaluation_images(run: Path, data: str | None, split: str | None) -> tuple[list[Path], str]:
+    from pixelforge.tasks.common.run import read_run
+
+    if data:
+        files = list_images(Path(data)) if Path(data).is_dir() else [Path(data)]
+        return files, Path(data).name
+    _, cfg, _, _ = read_run(run, "compress")
+    chosen = split or "val"
+    if chosen not in ("train", "val"):
+        raise PixelforgeError(f"--split {chosen}: a compression run has train and val splits (give --data for others)")
+    return split_images(cfg.data, cfg.val_fraction, cfg.seed)[chosen], chosen
+
+
+def evaluate_compression(run_dir, data: str | None = None, split: str | None = None, out: Path | None = None,
+                         compare: Path | None = None) -> EvalResult:
+    run = Path(run_dir)
+    files, name = evaluation_images(run, data, split)
+    if not files:
+        raise PixelforgeError(f"{data or run}: no images to evaluate")
+    images = [np.asarray(load_rgb(f)) for f in files]
+    out = Path(out) if out else run / f"eval-{name}"
+    out.mkdir(parents=True, exist_ok=True)
+    ours = score_run(run, images, keep_decoded=True)
+    others = [score_run(r, images) for r in compare_runs(compare, run)]
+    classical = {codec: [sweep(p, codec) for p in images] for codec in QUALITIES}
+    metrics = {"model": ours["model"], "lambda": ours["lambda"], "num_images": len(images),
+               **{k: ours[k] for k in ("bpp", "psnr", "ms_ssim", "bpp_estimated")}}
+    for codec, sweeps in classical.items():
+        for key in ("psnr", "ms_ssim"):
+            matched = [value_at_bpp(rows, r["bpp"], key) for rows, r in zip(sweeps, ours["rows"])]
+            metrics[f"{codec}_{key}_at_bpp"] = _mean(v for v, _ in matched)
+        metrics[f"{codec}_inside_sweep"] = all(inside for _, inside in
+                                               (value_at_bpp(rows, r["bpp"]) for rows, r in zip(sweeps, ours["rows"])))
+    curve = sorted([ours] + others, key=lambda s: s["bpp"])
+    means = {codec: mean_curve(sweeps) for codec, sweeps in classical.items()}
+    for codec, rows in means.items():
+        metrics[f"bd_rate_vs_{codec}"] = bd_rate([r["bpp"] for r in rows], [r["psnr"] for r in rows],
+                                                 [s["bpp"] for s in curve], [s["psnr"] for s in curve])
+    metrics["curve"] = [{k: s[k] for k in ("run", "model", "lambda", "bpp", "psnr", "ms_ssim", "bpp_estimated")}
+                        for s in curve]
+    metrics["classical_curves"] = means
+    from pixelforge.tasks.compress.figures import plot_rd_curve, write_comparison
+
+    figures = {"rd_curve": plot_rd_curve(curve, means, out / "rd_curve.png"),
+               "comparison": write_comparison(images, files, ours["rows"], classical, out / "comparison.png")}
+    write_json(out / "metrics.json", metrics)
+    return EvalResult(metrics, out, figures, [])
+
+
+def mean_curve(sweeps: list[list[dict]]) -> list[dict]:
+    """The mean bpp, PSNR and MS-SSIM over images at each quality of the sweep."""
+    def mean_or_none(values):  # MS-SSIM only where every image has it (none skipped above MS_SSIM_MAX_BPP)
+        return None if any(v is None for v in values) else float(np.mean(values))
+
+    return [{"quality": rows[0]["quality"], "bpp": _mean(r["bpp"] for r in rows), "psnr": _mean(r["psnr"] for r in rows),
+             "ms_ssim": mean_or_none([r["ms_ssim"] for r in rows])} for rows in zip(*sweeps)]
