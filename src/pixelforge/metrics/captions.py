@@ -26,13 +26,9 @@ def _ngrams(tokens: list[str], n: int) -> Counter:
     return Counter(tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1))
 
 
-def corpus_bleu(hypotheses: list[str], references: list[list[str]], max_n: int = 4) -> dict[str, float]:
-    """{"bleu1": ..., "bleu4": ...} on the 0-100 scale; `references[i]` are all true captions of image i.
-
-    Example:
-        >>> corpus_bleu(["a red circle"], [["a red circle", "one red circle"]], max_n=3)["bleu3"]
-        100.0
-    """
+def bleu_statistics(hypotheses: list[str], references: list[list[str]], max_n: int = 4) -> list[float]:
+    """The sums corpus BLEU is made of: [matches 1..n, totals 1..n, hypothesis length, reference length]; sums of
+    shards (validation under DDP) give the corpus's."""
     matches, totals = [0] * max_n, [0] * max_n
     hyp_len = ref_len = 0
     for hyp, refs in zip(hypotheses, references, strict=True):
@@ -46,6 +42,12 @@ def corpus_bleu(hypotheses: list[str], references: list[list[str]], max_n: int =
                 best |= _ngrams(r, n)  # the most times any one reference has each n-gram
             matches[n - 1] += sum(min(c, best[g]) for g, c in counts.items())
             totals[n - 1] += max(len(h) - n + 1, 1)  # nltk's floor of one n-gram per sentence
+    return [*matches, *totals, hyp_len, ref_len]
+
+
+def bleu_from_statistics(stats, max_n: int = 4) -> dict[str, float]:
+    matches, totals = [float(v) for v in stats[:max_n]], [float(v) for v in stats[max_n:2 * max_n]]
+    hyp_len, ref_len = float(stats[2 * max_n]), float(stats[2 * max_n + 1])
     brevity = 1.0 if hyp_len > ref_len else (math.exp(1 - ref_len / hyp_len) if hyp_len else 0.0)
     scores = {}
     for n in range(1, max_n + 1):
@@ -55,6 +57,16 @@ def corpus_bleu(hypotheses: list[str], references: list[list[str]], max_n: int =
         log_precision = sum(math.log(matches[k] / totals[k]) for k in range(n)) / n
         scores[f"bleu{n}"] = 100.0 * brevity * math.exp(log_precision)
     return scores
+
+
+def corpus_bleu(hypotheses: list[str], references: list[list[str]], max_n: int = 4) -> dict[str, float]:
+    """{"bleu1": ..., "bleu4": ...} on the 0-100 scale; `references[i]` are all true captions of image i.
+
+    Example:
+        >>> corpus_bleu(["a red circle"], [["a red circle", "one red circle"]], max_n=3)["bleu3"]
+        100.0
+    """
+    return bleu_from_statistics(bleu_statistics(hypotheses, references, max_n), max_n)
 
 
 def attribute_match(hypotheses: list[str], objects: list[list[dict]]) -> float:

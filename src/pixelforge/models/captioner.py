@@ -70,15 +70,18 @@ class AttentionDecoder(nn.Module):
         self.out = nn.Sequential(nn.Linear(hidden_dim + feature_dim + embed_dim, hidden_dim), nn.Tanh(),
                                  nn.Linear(hidden_dim, vocab_size))
 
-    def init_state(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(normalised features, h0, c0) for features [B, N, C]."""
+    def init_state(self, features: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(normalised features [B, N, C], their attention projection [B, N, A], h0, c0) for features [B, N, C];
+        the projection is the same for every word, so it is computed once per image."""
         features = self.feature_norm(features)
         mean = features.mean(1)
-        return features, torch.tanh(self.init_h(mean)), torch.tanh(self.init_c(mean))
+        return features, self.att_features(features), torch.tanh(self.init_h(mean)), torch.tanh(self.init_c(mean))
 
-    def step(self, features: torch.Tensor, words: torch.Tensor, h: torch.Tensor, c: torch.Tensor):
-        """One word: (logits [B, V], h, c, alpha [B, N]) from normalised features, the previous words [B], h, c."""
-        scores = self.att_score(torch.tanh(self.att_features(features) + self.att_hidden(h)[:, None])).squeeze(2)
+    def step(self, features: torch.Tensor, projected: torch.Tensor, words: torch.Tensor, h: torch.Tensor,
+             c: torch.Tensor):
+        """One word: (logits [B, V], h, c, alpha [B, N]) from `init_state`'s features and projection, the previous
+        words [B], h and c."""
+        scores = self.att_score(torch.tanh(projected + self.att_hidden(h)[:, None])).squeeze(2)
         alpha = scores.softmax(1)
         context = torch.sigmoid(self.gate(h)) * (alpha[:, :, None] * features).sum(1)
         embedded = self.embed(words)
@@ -91,11 +94,11 @@ class AttentionDecoder(nn.Module):
 
         `sampling` > 0 is scheduled sampling (Bengio et al. 2015): each step feeds the model's own previous word
         instead of the true one with this probability."""
-        features, h, c = self.init_state(features)
+        features, projected, h, c = self.init_state(features)
         logits, alphas = [], []
         words = tokens[:, 0]
         for t in range(tokens.shape[1] - 1):
-            out, h, c, alpha = self.step(features, words, h, c)
+            out, h, c, alpha = self.step(features, projected, words, h, c)
             logits.append(out)
             alphas.append(alpha)
             words = tokens[:, t + 1]
@@ -107,12 +110,12 @@ class AttentionDecoder(nn.Module):
     @torch.no_grad()
     def greedy(self, features: torch.Tensor, start: int, end: int, max_len: int):
         """Batched greedy decoding: (word ids [B, <= max_len], alphas [B, <= max_len, N]); stops when all ended."""
-        features, h, c = self.init_state(features)
+        features, projected, h, c = self.init_state(features)
         words = torch.full((features.shape[0],), start, dtype=torch.long, device=features.device)
         out, alphas = [], []
         done = torch.zeros_like(words, dtype=torch.bool)
         for _ in range(max_len):
-            logits, h, c, alpha = self.step(features, words, h, c)
+            logits, h, c, alpha = self.step(features, projected, words, h, c)
             words = logits.argmax(1)
             out.append(words)
             alphas.append(alpha)

@@ -4,4 +4,4 @@ Importing this package imports the built-in tasks, which registers them (`tasks/
 side effect, and each task's `__init__` keeps its heavy imports inside its methods.
 """
 
-from pixelforge.tasks import classify, detect, instance, segment  # noqa: F401  (registers the built-in tasks)
+from pixelforge.tasks import caption, classify, detect, instance, segment  # noqa: F401  (registers the built-in tasks)

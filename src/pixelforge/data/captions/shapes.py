@@ -121,12 +121,12 @@ def _draw(rng: np.random.Generator, objects: list[dict]) -> Image.Image:
     return image
 
 
-def write_shapes_captions(root: Path, seed: int) -> None:
-    """Write the set under `root` (see the module docstring)."""
+def write_shapes_captions(root: Path, seed: int, splits: tuple = SPLITS) -> None:
+    """Write the set under `root` (see the module docstring); `splits`: ((name, images), ...), smaller for tests."""
     rng = np.random.default_rng(seed)
     (root / "annotations").mkdir(parents=True, exist_ok=True)
     image_id = caption_id = 0
-    for split, count in SPLITS:
+    for split, count in splits:
         folder = root / "images" / split
         folder.mkdir(parents=True, exist_ok=True)
         images, annotations = [], []

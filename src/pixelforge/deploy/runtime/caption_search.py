@@ -6,7 +6,7 @@ torch-free package runtime (a step function wrapping the exported ONNX decoder s
 compares the models, not two search implementations.
 
 Beam search always returns a caption: when no beam reaches <end> within `max_len` words (an untrained model, a
-too-short limit), the best unfinished beams are taken as they are. The best-known tutorial implementation crashes
+too-short limit), the unfinished beams compete with the finished ones, as they are. The best-known tutorial implementation crashes
 there (an empty list of finished captions).
 """
 
@@ -54,7 +54,7 @@ def beam_search(step: StepFn, state: tuple, start: int, end: int, beam: int = 3,
     alive = [Hypothesis([], 0.0, [], False)]
     finished: list[Hypothesis] = []
     words = np.array([start], dtype=np.int64)
-    for _ in range(max_len):
+    for length in range(1, max_len + 1):
         log_probs, state, alpha = step(words, state)
         totals = np.array([h.log_prob for h in alive])[:, None] + log_probs
         flat = np.argsort(-totals, axis=None, kind="stable")[: 2 * beam]  # enough to keep `beam` alive after ends
@@ -73,15 +73,15 @@ def beam_search(step: StepFn, state: tuple, start: int, end: int, beam: int = 3,
         # Stop when `beam` captions are finished and none alive can still beat the best of them (scores only fall).
         if len(finished) >= beam and (not next_alive or max(f.score(length_penalty) for f in finished)
                                       >= max(a.log_prob for a in next_alive) / (((5.0 + max_len) / 6.0) ** length_penalty)):
-            break
-        if not next_alive:
-            break
+            return max(finished, key=lambda h: h.score(length_penalty))
         alive = next_alive
+        if not alive or length == max_len:
+            break
         index = np.asarray(keep)
         state = tuple(s[index] for s in state)
         words = np.array([h.tokens[-1] for h in alive], dtype=np.int64)
-    candidates = finished or alive  # no beam reached <end>: the unfinished ones are the answer
-    return max(candidates, key=lambda h: h.score(length_penalty))
+    # At the length limit the unfinished beams compete too: when no beam reached <end> they are the only answer.
+    return max([*finished, *alive], key=lambda h: h.score(length_penalty))
 
 
 def caption_input(image, size: int, mean, std) -> np.ndarray:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from pixelforge.data.sources import collect_paths
 from pixelforge.deploy.runtime.base import TaskRuntime
+from pixelforge.deploy.runtime.caption import CaptionRuntime
 from pixelforge.deploy.runtime.classify import Runtime
 from pixelforge.deploy.runtime.detect import DetectionRuntime
 from pixelforge.deploy.runtime.instance import InstanceRuntime
@@ -25,7 +26,7 @@ from pixelforge.deploy.runtime.session import ModelLoaders
 from pixelforge.errors import PixelforgeError
 
 RUNTIMES: dict[str, type[TaskRuntime]] = {
-    cls.task: cls for cls in (Runtime, DetectionRuntime, InstanceRuntime, SegmentationRuntime)
+    cls.task: cls for cls in (Runtime, DetectionRuntime, InstanceRuntime, SegmentationRuntime, CaptionRuntime)
 }
 
 
