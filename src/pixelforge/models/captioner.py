@@ -2,7 +2,7 @@
 it (Bahdanau et al. 2015's additive attention) to choose each next word.
 
     CaptionEncoder     a timm backbone's maps at strides 8 and 16 (`features_only`), the finer one average-pooled
-                       to the coarser grid and both concatenated: [B, N = (S/16)^2, C]. The stride-8 channels keep
+                       2 x 2 to the coarser grid and both concatenated: [B, N = (S/16)^2, C]. The stride-8 channels keep
                        colour and edges that the deeper map has partly traded for object parts.
     AttentionDecoder   h0, c0 from the mean feature; per word: attention weights alpha over the N places, the
                        gated context (SAT's beta gate), LSTMCell([embedding, context]) and a "deep output" layer
@@ -49,7 +49,8 @@ class CaptionEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         fine, coarse = self.body(x)
-        fine = F.adaptive_avg_pool2d(fine, coarse.shape[-2:])
+        # Stride 8 -> 16: a fixed 2 x 2 pool (ceil for odd sides), which ONNX exports; adaptive pooling does not.
+        fine = F.avg_pool2d(fine, 2, ceil_mode=True)
         return torch.cat([fine, coarse], 1).flatten(2).transpose(1, 2)  # [B, N, C]
 
 

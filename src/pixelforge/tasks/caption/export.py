@@ -57,14 +57,16 @@ def export_package(run_dir, out, data: str | None = None, parity_images: int = 3
     with staged_folder(out) as staging:
         with torch.no_grad():
             state = model.decoder.init_state(model.encoder(torch.zeros(1, 3, size, size)))
-        export_traced(_EncoderInit(model), (torch.zeros(1, 3, size, size),), staging / "encoder.onnx", ["image"],
+        # The wrappers in eval mode: the exporter puts a module's train/eval mode back afterwards, and a fresh
+        # wrapper is in train mode, which would leave the model's dropout and batch norm training for the parity run.
+        export_traced(_EncoderInit(model).eval(), (torch.zeros(1, 3, size, size),), staging / "encoder.onnx", ["image"],
                       ["features", "projected", "h", "c"], opset)
         beams = 2  # traced with 2 beams; the beam axis is dynamic
         step_args = (*(t.repeat(beams, *[1] * (t.ndim - 1)) for t in state[:2]),
                      torch.zeros(beams, dtype=torch.long), *(t.repeat(beams, 1) for t in state[2:]))
         dynamic = {name: {0: "beams"} for name in ("features", "projected", "words", "h", "c", "logits", "h_out",
                                                    "c_out", "alpha")}
-        export_traced(_DecoderStep(model.decoder), step_args, staging / "decoder_step.onnx",
+        export_traced(_DecoderStep(model.decoder).eval(), step_args, staging / "decoder_step.onnx",
                       ["features", "projected", "words", "h", "c"], ["logits", "h_out", "c_out", "alpha"], opset,
                       dynamic_axes=dynamic)
         run.tokenizer.save(staging / "tokenizer.json")
