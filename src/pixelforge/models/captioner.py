@@ -3,12 +3,16 @@ it (Bahdanau et al. 2015's additive attention) to choose each next word.
 
     CaptionEncoder     a timm backbone's maps at strides 8 and 16 (`features_only`), the finer one average-pooled
                        2 x 2 to the coarser grid and both concatenated: [B, N = (S/16)^2, C]. The stride-8 channels keep
-                       colour and edges that the deeper map has partly traded for object parts.
+                       colour and edges that the deeper map has partly traded for object parts; three more channels are each
+                       place's mean input colour: ImageNet features mix colour with shape, and a decoder reading
+                       colour from them learnt "triangles are never green" from a training set without green
+                       triangles (test attribute match 60% without these channels, docs/captioning.md).
     AttentionDecoder   h0, c0 from the mean feature; per word: attention weights alpha over the N places, the
                        gated context (SAT's beta gate), LSTMCell([embedding, context]) and a "deep output" layer
-                       over [h, context, embedding] (SAT eq. 7): the attended features speak to the word directly,
-                       not only through the LSTM's memory of the words so far, which helps naming attribute pairs
-                       never seen together.
+                       over [h, context] (SAT eq. 7 without its previous-word term): the attended features speak to
+                       the word directly. The previous word's embedding feeds the LSTM only, and training replaces
+                       it by <unk> at random (`word_dropout`, Bowman et al. 2016): a direct word-to-word path
+                       learnt "green is never followed by triangle" and named held-out pairs wrong.
 
 `AttentionDecoder.step` is the one decoding step that training (teacher forcing), greedy decoding, beam search and
 the ONNX export all run, so the exported step is the trained one.
@@ -44,14 +48,15 @@ class CaptionEncoder(nn.Module):
             full = timm.create_model(spec.library_name, features_only=True)
             full.load_state_dict(weight_io.lite0_imagenet_state_dict(full))
             self.body.load_state_dict(full.state_dict(), strict=False)
-        self.channels = sum(self.body.feature_info.channels())
+        self.channels = sum(self.body.feature_info.channels()) + 3
         self.mean, self.std = spec.mean, spec.std
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         fine, coarse = self.body(x)
         # Stride 8 -> 16: a fixed 2 x 2 pool (ceil for odd sides), which ONNX exports; adaptive pooling does not.
         fine = F.avg_pool2d(fine, 2, ceil_mode=True)
-        return torch.cat([fine, coarse], 1).flatten(2).transpose(1, 2)  # [B, N, C]
+        colour = F.avg_pool2d(x, 16, ceil_mode=True)  # each place's mean input colour (see the module docstring)
+        return torch.cat([fine, coarse, colour], 1).flatten(2).transpose(1, 2)  # [B, N, C]
 
 
 class AttentionDecoder(nn.Module):
@@ -68,7 +73,7 @@ class AttentionDecoder(nn.Module):
         self.init_h, self.init_c = nn.Linear(feature_dim, hidden_dim), nn.Linear(feature_dim, hidden_dim)
         self.lstm = nn.LSTMCell(embed_dim + feature_dim, hidden_dim)
         self.dropout = nn.Dropout(dropout)
-        self.out = nn.Sequential(nn.Linear(hidden_dim + feature_dim + embed_dim, hidden_dim), nn.Tanh(),
+        self.out = nn.Sequential(nn.Linear(hidden_dim + feature_dim, hidden_dim), nn.Tanh(),
                                  nn.Linear(hidden_dim, vocab_size))
 
     def init_state(self, features: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -87,14 +92,15 @@ class AttentionDecoder(nn.Module):
         context = torch.sigmoid(self.gate(h)) * (alpha[:, :, None] * features).sum(1)
         embedded = self.embed(words)
         h, c = self.lstm(torch.cat([embedded, context], 1), (h, c))
-        logits = self.out(self.dropout(torch.cat([h, context, embedded], 1)))
+        logits = self.out(self.dropout(torch.cat([h, context], 1)))
         return logits, h, c, alpha
 
-    def forward(self, features: torch.Tensor, tokens: torch.Tensor, sampling: float = 0.0):
+    def forward(self, features: torch.Tensor, tokens: torch.Tensor, sampling: float = 0.0, word_dropout: float = 0.0,
+                unk: int = 3):
         """Teacher forcing over tokens [B, T] (<start> first): (logits [B, T-1, V], alphas [B, T-1, N]).
 
         `sampling` > 0 is scheduled sampling (Bengio et al. 2015): each step feeds the model's own previous word
-        instead of the true one with this probability."""
+        instead of the true one with this probability. `word_dropout` feeds `unk` instead, with its probability."""
         features, projected, h, c = self.init_state(features)
         logits, alphas = [], []
         words = tokens[:, 0]
@@ -106,6 +112,9 @@ class AttentionDecoder(nn.Module):
             if sampling > 0 and self.training:
                 own = out.detach().argmax(1)
                 words = torch.where(torch.rand(words.shape, device=words.device) < sampling, own, words)
+            if word_dropout > 0 and self.training:
+                words = torch.where(torch.rand(words.shape, device=words.device) < word_dropout,
+                                    torch.full_like(words, unk), words)
         return torch.stack(logits, 1), torch.stack(alphas, 1)
 
     @torch.no_grad()
@@ -133,8 +142,9 @@ class Captioner(nn.Module):
         super().__init__()
         self.encoder, self.decoder = encoder, decoder
 
-    def forward(self, images: torch.Tensor, tokens: torch.Tensor, sampling: float = 0.0):
-        return self.decoder(self.encoder(images), tokens, sampling)
+    def forward(self, images: torch.Tensor, tokens: torch.Tensor, sampling: float = 0.0, word_dropout: float = 0.0,
+                unk: int = 3):
+        return self.decoder(self.encoder(images), tokens, sampling, word_dropout, unk)
 
     def greedy(self, images: torch.Tensor, start: int, end: int, max_len: int):
         return self.decoder.greedy(self.encoder(images), start, end, max_len)

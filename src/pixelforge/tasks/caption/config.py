@@ -22,6 +22,8 @@ class CaptionConfig(RunConfig):
     label_smoothing: float = Field(0.1, ge=0, lt=1, description="label smoothing of the word loss")
     scheduled_sampling: float = Field(0.0, ge=0, le=1, description="probability of feeding the model's own "
                                                                    "previous word in training")
+    word_dropout: float = Field(0.25, ge=0, lt=1, description="probability of feeding <unk> instead of the previous "
+                                                             "word in training (leans the decoder on the image)")
     beam: int = Field(3, ge=1, le=10, description="beam width for evaluate/predict/export (1: greedy)")
     length_penalty: float = Field(0.6, ge=0, description="GNMT length-penalty exponent of beam search")
     monitor: Literal["bleu4", "loss"] = Field("bleu4", description="what picks best.ckpt: val BLEU-4 (greedy, max) "

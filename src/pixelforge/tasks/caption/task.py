@@ -87,9 +87,9 @@ class CaptionStep:
         inputs, tokens, lengths, ids = batch
         return fabric.to_device(inputs), fabric.to_device(tokens), fabric.to_device(lengths), ids
 
-    def losses(self, model, inputs, tokens, lengths, sampling: float = 0.0):
+    def losses(self, model, inputs, tokens, lengths, sampling: float = 0.0, word_dropout: float = 0.0):
         tokens = tokens[:, : int(lengths.max())]
-        logits, alphas = model(inputs, tokens, sampling)
+        logits, alphas = model(inputs, tokens, sampling, word_dropout, self.tokenizer.unk)
         targets = tokens[:, 1:]
         words = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
                                 ignore_index=self.tokenizer.pad, label_smoothing=self.cfg.label_smoothing)
@@ -99,7 +99,8 @@ class CaptionStep:
 
     def training_step(self, model, batch) -> dict:
         inputs, tokens, lengths, _ = batch
-        words, penalty, logits, targets = self.losses(model, inputs, tokens, lengths, self.cfg.scheduled_sampling)
+        words, penalty, logits, targets = self.losses(model, inputs, tokens, lengths, self.cfg.scheduled_sampling,
+                                                        self.cfg.word_dropout)
         with torch.no_grad():
             scored = targets != self.tokenizer.pad
             acc = ((logits.argmax(-1) == targets) & scored).sum() / scored.sum().clamp_min(1)
