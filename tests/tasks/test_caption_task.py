@@ -64,6 +64,7 @@ def test_score_files_refuses_results_that_miss_images(caption_data, tmp_path):
         score_files("caption", caption_data / "annotations" / "test.json", results)
 
 
+@pytest.mark.slow
 def test_export_gives_pytorch_s_captions_without_torch_and_serves_attention(caption_run, caption_data, tmp_path):
     from PIL import Image
 
@@ -84,3 +85,19 @@ def test_export_gives_pytorch_s_captions_without_torch_and_serves_attention(capt
     assert answer["task"] == "caption" and answer["caption"] == from_run[0]["caption"]
     assert len(answer["attention"]) == len(answer["tokens"]) and answer["grid"] == 4  # 64 px / stride 16
     assert all(abs(sum(map(sum, grid)) - 1.0) < 1e-2 for grid in answer["attention"])
+
+
+@pytest.mark.slow
+def test_an_export_whose_captions_differ_from_pytorch_is_refused(caption_run, tmp_path, monkeypatch):
+    from pixelforge.deploy.runtime.caption import CaptionRuntime
+
+    original = CaptionRuntime.caption
+
+    def drifted(self, image, beam=None):
+        answer = original(self, image, beam)
+        return {**answer, "caption": answer["caption"] + " extra"}
+
+    monkeypatch.setattr(CaptionRuntime, "caption", drifted)
+    with pytest.raises(pixelforge.PixelforgeError, match="export refused: .* different captions for 4 of 4"):
+        pixelforge.export(caption_run, tmp_path / "pkg")
+    assert not (tmp_path / "pkg").exists()
