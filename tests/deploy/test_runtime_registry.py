@@ -21,7 +21,7 @@ def test_each_package_gets_its_tasks_runtime(tmp_path):
     for task, package in packages.items():
         runtime = load_runtime(package)
         assert type(runtime) is RUNTIMES[task] and runtime.task == task
-    assert set(RUNTIMES) == {"classify", "detect", "instance", "segment"}
+    assert set(RUNTIMES) == {"caption", "classify", "detect", "instance", "segment"}
 
 
 def test_an_unknown_task_names_the_package_and_the_known_tasks(tmp_path):
@@ -30,7 +30,7 @@ def test_an_unknown_task_names_the_package_and_the_known_tasks(tmp_path):
     package = write_detection_package(tmp_path / "pose")
     manifest = json.loads((package / "package.json").read_text())
     (package / "package.json").write_text(json.dumps({**manifest, "task": "pose"}))
-    with pytest.raises(PixelforgeError, match=r"pose.*task 'pose'.*known tasks: classify, detect, instance, segment"):
+    with pytest.raises(PixelforgeError, match=r"pose.*task 'pose'.*known tasks: caption, classify, detect, instance, segment"):
         load_runtime(package)
 
 

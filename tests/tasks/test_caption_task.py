@@ -54,6 +54,13 @@ def test_two_training_steps_write_a_run_that_evaluates_and_predicts(caption_run,
     assert [set(p) for p in predictions] == [{"path", "caption", "tokens", "score"}] * 2
     assert all(p["caption"] == " ".join(p["tokens"]) for p in predictions)
 
+    # `pixelforge explain` on a caption run: one attention strip per image, same caption as predict.
+    from pixelforge.explain.commands import explain
+
+    explain(caption_run, [str(images[0])], method="gradcam", target=None, out=caption_run / "why", faithfulness=False,
+            steps=2)
+    assert (caption_run / "why" / f"{images[0].stem}.png").is_file()
+
 
 def test_score_files_refuses_results_that_miss_images(caption_data, tmp_path):
     from pixelforge.api.score_files import score_files

@@ -15,11 +15,11 @@ from PIL import Image  # noqa: E402
 
 
 def upsampled_attention(alpha: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Attention weights over a g x g grid as an HxW map in [0, 1] (bicubic, then scaled by its maximum)."""
+    """Attention weights over a g x g grid as an HxW map in [0, 1] (bicubic, then divided by its maximum; no
+    minimum subtracted, so attention spread evenly shows as even, not as contrast stretched out of noise)."""
     side = int(round(np.sqrt(alpha.size)))
     grid = np.asarray(alpha, np.float32).reshape(side, side)
-    heat = np.asarray(Image.fromarray(grid, mode="F").resize((width, height), Image.BICUBIC))
-    heat = heat - heat.min()
+    heat = np.clip(np.asarray(Image.fromarray(grid, mode="F").resize((width, height), Image.BICUBIC)), 0, None)
     return heat / max(float(heat.max()), 1e-8)
 
 
@@ -56,7 +56,6 @@ def plot_caption_gallery(rows: list[tuple], path: Path, columns: int = 4) -> Pat
     """rows: (image, generated caption, true captions); each image with its generated caption (bold) and the
     first two true ones below it."""
     count = len(rows)
-    lines = 9
     fig, axes = plt.subplots((count + columns - 1) // columns, columns, figsize=(3.4 * columns, 4.6 * ((count + columns - 1) // columns)),
                              squeeze=False)
     for ax in axes.flat:
@@ -67,7 +66,6 @@ def plot_caption_gallery(rows: list[tuple], path: Path, columns: int = 4) -> Pat
         truth = "\n".join(textwrap.fill("true: " + t, 40) for t in truths[:2])
         ax.set_title(wrapped, fontsize=9, fontweight="bold", loc="left")
         ax.text(0, -0.04, truth, transform=ax.transAxes, fontsize=8, va="top", color="#444")
-    del lines
     fig.tight_layout(h_pad=4)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=80)
