@@ -17,12 +17,12 @@ class CaptionConfig(RunConfig):
     hidden_dim: int = Field(256, ge=8, description="LSTM width")
     attention_dim: int = Field(128, ge=8, description="additive attention width")
     decoder_dropout: float = Field(0.3, ge=0, lt=1, description="dropout before the word classifier")
-    attention_penalty: float = Field(1.0, ge=0, description="weight of the doubly stochastic attention penalty "
-                                                            "(Show, Attend and Tell eq. 14)")
+    attention_penalty: float = Field(0.02, ge=0, description="weight of the doubly stochastic attention penalty "
+                                                             "(Show, Attend and Tell eq. 14; SAT used 1)")
     label_smoothing: float = Field(0.1, ge=0, lt=1, description="label smoothing of the word loss")
     scheduled_sampling: float = Field(0.0, ge=0, le=1, description="probability of feeding the model's own "
                                                                    "previous word in training")
-    word_dropout: float = Field(0.25, ge=0, lt=1, description="probability of feeding <unk> instead of the previous "
+    word_dropout: float = Field(0.0, ge=0, lt=1, description="probability of feeding <unk> instead of the previous "
                                                              "word in training (leans the decoder on the image)")
     beam: int = Field(3, ge=1, le=10, description="beam width for evaluate/predict/export (1: greedy)")
     length_penalty: float = Field(0.6, ge=0, description="GNMT length-penalty exponent of beam search")
