@@ -33,7 +33,7 @@ TRAIN_HELP = {
     "data": "classify: folder of class subfolders (optionally inside train/val/test), a CSV path,label[,split][,group], "
             "or digits|shapes. detect: COCO json/folder, YOLO data.yaml, VOC folder, or shapes. segment: images/ + "
             "masks/ folders, VOC, COCO json, or shapes.",
-    "task": "classify | detect | segment | instance (default classify).",
+    "task": "classify | detect | segment | instance | caption (default classify).",
     "model": "Backbone name (see `pixelforge models`); default tf_efficientnet_lite0.",
     "weights": "imagenet | none | PATH to .safetensors/.pth.",
     "strategy": "linear (frozen backbone) | full | gradual (unfreeze stage by stage).",
@@ -89,6 +89,7 @@ def evaluate(
     ignore_index: Optional[int] = typer.Option(None, help="segment with --gt: mask value to leave out."),
     classifier: Optional[Path] = typer.Option(None, help="gan: classification run that judges conditional samples."),
     n: Optional[int] = typer.Option(None, help="gan: images per side for FID/KID and the real-vs-real floor."),
+    beam: Optional[int] = typer.Option(None, min=1, max=10, help="caption: beam width (1 greedy; default the run's)."),
 ) -> None:
     """Score a run (classify: accuracy, F1, calibration, confusion matrix; detect: COCO mAP; segment: mIoU, Dice),
     or score existing predictions against ground truth with --task, --gt and --predictions."""
@@ -107,7 +108,8 @@ def evaluate(
     from pixelforge.api.evaluate import evaluate as run_evaluate
     from pixelforge.runs.files import run_task_name
 
-    options = {"groups": groups, "compare": compare, "include_train": include_train or None, "classifier": classifier, "n": n}
+    options = {"groups": groups, "compare": compare, "include_train": include_train or None, "classifier": classifier,
+               "n": n, "beam": beam}
     result = run_evaluate(run, data=data, split=split, out=out, **{k: v for k, v in options.items() if v is not None})
     if as_json:
         typer.echo(json.dumps(result.to_json()))
@@ -127,6 +129,7 @@ def predict(
                                                   "(default RUN/predictions)."),
     score_threshold: Optional[float] = typer.Option(None, help="detect: keep boxes scoring at least this (0.3)."),
     nms_iou: Optional[float] = typer.Option(None, help="detect: overlap (IoU) above which a lower-scoring box of the same class is dropped."),
+    beam: Optional[int] = typer.Option(None, min=1, max=10, help="caption: beam width (1 greedy; default the run's)."),
 ) -> None:
     """Label images (classify), draw boxes and write COCO results (detect), or write mask PNGs (segment) with a
     trained run, or with an exported package (ONNX Runtime, no torch).
@@ -136,7 +139,7 @@ def predict(
     written); 2: none was."""
     _setup_logging(True)
     logging.getLogger("pixelforge").setLevel(logging.ERROR)  # an unreadable file is reported below, once, not also logged
-    options = {"top_k": top_k, "score_threshold": score_threshold, "nms_iou": nms_iou}
+    options = {"top_k": top_k, "score_threshold": score_threshold, "nms_iou": nms_iou, "beam": beam}
     options = {k: v for k, v in options.items() if v is not None}
     if (run / "package.json").is_file() or (run / "preprocess.json").is_file():  # ONNX Runtime, no torch import
         from pixelforge.deploy.commands import predict_any_package

@@ -27,8 +27,8 @@ def cache_root() -> Path:
 
 # The annotation kinds each built-in set is written in: class folders, COCO boxes, index masks, COCO polygons.
 # Each task reads one kind (`Task.data_kind`); the cache folder names predate the kinds and are kept.
-KINDS = {"digits": ("classes",), "shapes": ("classes", "boxes", "masks", "instances")}
-_CACHE_SUFFIX = {"classes": "", "boxes": "-detect", "masks": "-segment", "instances": "-instance"}
+KINDS = {"digits": ("classes",), "shapes": ("classes", "boxes", "masks", "instances", "captions")}
+_CACHE_SUFFIX = {"classes": "", "boxes": "-detect", "masks": "-segment", "instances": "-instance", "captions": "-caption"}
 
 
 def materialize(name: str, out: Path | None = None, seed: int = 0, kind: str = "classes") -> Path:
@@ -62,11 +62,13 @@ def materialize(name: str, out: Path | None = None, seed: int = 0, kind: str = "
 
 def _writer(name: str, kind: str):
     from pixelforge.data.boxes.shapes import write_shapes_detect, write_shapes_instance
+    from pixelforge.data.captions.shapes import write_shapes_captions
     from pixelforge.data.masks.shapes import write_shapes_segment
 
     writers = {("digits", "classes"): _write_digits, ("shapes", "classes"): _write_shapes,
                ("shapes", "boxes"): write_shapes_detect, ("shapes", "instances"): write_shapes_instance,
-               ("shapes", "masks"): write_shapes_segment}
+               ("shapes", "masks"): write_shapes_segment,
+               ("shapes", "captions"): write_shapes_captions}
     return writers[(name, kind)]
 
 

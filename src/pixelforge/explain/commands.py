@@ -116,7 +116,17 @@ def explain(
                                       help="Score each heat map by deletion/insertion against a random order."),
     steps: int = typer.Option(10, min=2, help="Deletion/insertion steps (forward passes per image: 4 x (steps+1))."),
 ) -> None:
-    """Heat maps of what the model looked at: image | heat map | overlay, one PNG per image."""
+    """Heat maps of what the model looked at: image | heat map | overlay, one PNG per image (captioning runs: each
+    word's attention over the image)."""
+    from pixelforge.runs.files import run_task_name
+    from pixelforge.tasks.registry import get_task
+
+    own = getattr(get_task(run_task_name(run)), "explain_images", None)  # a task with its own explanation
+    if own is not None:
+        for row in own(run, images, out):
+            typer.echo(f"{row['path']}: skipped ({row['error']})" if "error" in row else
+                       f"{row['path']}: {row['caption']} -> {row['png']}")
+        return
     rows = explain_images(run, images, method, target, out, faithfulness, steps)
     for row in rows:
         if "error" in row:

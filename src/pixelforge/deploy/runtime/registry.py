@@ -16,6 +16,7 @@ from pathlib import Path
 
 from pixelforge.data.sources import collect_paths
 from pixelforge.deploy.runtime.base import TaskRuntime
+from pixelforge.deploy.runtime.caption import CaptionRuntime
 from pixelforge.deploy.runtime.classify import Runtime
 from pixelforge.deploy.runtime.compress import CompressionRuntime
 from pixelforge.deploy.runtime.denoise import DenoiseRuntime
@@ -29,7 +30,7 @@ from pixelforge.deploy.runtime.style import StyleRuntime
 from pixelforge.errors import PixelforgeError
 
 RUNTIMES: dict[str, type[TaskRuntime]] = {
-    cls.task: cls for cls in (Runtime, CompressionRuntime, DenoiseRuntime, DetectionRuntime, GANRuntime,
+    cls.task: cls for cls in (Runtime, CaptionRuntime, CompressionRuntime, DenoiseRuntime, DetectionRuntime, GANRuntime,
                               InstanceRuntime, SegmentationRuntime, StyleRuntime)
 }
 

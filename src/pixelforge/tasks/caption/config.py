@@ -1,0 +1,30 @@
+"""The options of image captioning (on top of `pixelforge.config.RunConfig`)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from pixelforge.config import RunConfig
+
+
+class CaptionConfig(RunConfig):
+    task: Literal["caption"] = "caption"
+    max_caption_words: int = Field(24, ge=2, description="longer captions are cut in training; the decoding limit")
+    min_word_count: int = Field(1, ge=1, description="words seen fewer times in training captions become <unk>")
+    embed_dim: int = Field(128, ge=8, description="word embedding width")
+    hidden_dim: int = Field(256, ge=8, description="LSTM width")
+    attention_dim: int = Field(128, ge=8, description="additive attention width")
+    decoder_dropout: float = Field(0.3, ge=0, lt=1, description="dropout before the word classifier")
+    attention_penalty: float = Field(0.02, ge=0, description="weight of the doubly stochastic attention penalty "
+                                                             "(Show, Attend and Tell eq. 14; SAT used 1)")
+    label_smoothing: float = Field(0.1, ge=0, lt=1, description="label smoothing of the word loss")
+    scheduled_sampling: float = Field(0.0, ge=0, le=1, description="probability of feeding the model's own "
+                                                                   "previous word in training")
+    word_dropout: float = Field(0.0, ge=0, lt=1, description="probability of feeding <unk> instead of the previous "
+                                                             "word in training (leans the decoder on the image)")
+    beam: int = Field(3, ge=1, le=10, description="beam width for evaluate/predict/export (1: greedy)")
+    length_penalty: float = Field(0.6, ge=0, description="GNMT length-penalty exponent of beam search")
+    monitor: Literal["bleu4", "loss"] = Field("bleu4", description="what picks best.ckpt: val BLEU-4 (greedy, max) "
+                                                                   "or val loss (min)")

@@ -1,0 +1,86 @@
+"""Captioning data: the COCO-captions and CSV readers, the data check's counts, the tokenizer's round trip through
+the run folder, and the built-in set's held-out colour-shape pairs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pixelforge.data.captions.check import check_captions
+from pixelforge.data.captions.reader import read_captions
+from pixelforge.data.captions.shapes import HELD_OUT, attribute_pairs, write_shapes_captions
+from pixelforge.data.captions.tokenizer import Tokenizer
+from pixelforge.errors import PixelforgeError
+
+
+def _image(path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((8, 8, 3), 128, np.uint8)).save(path)
+
+
+def test_coco_captions_are_read_with_problems_counted(tmp_path):
+    for name in ("a.png", "b.png", "c.png"):
+        _image(tmp_path / "images" / name)
+    coco = {"images": [{"id": 1, "file_name": "a.png"}, {"id": 2, "file_name": "b.png"},
+                       {"id": 3, "file_name": "c.png"}, {"id": 4, "file_name": "gone.png"}],
+            "annotations": [{"image_id": 1, "caption": "A red circle."}, {"image_id": 1, "caption": "one red circle"},
+                            {"image_id": 2, "caption": "  "}, {"image_id": 9, "caption": "no such image"},
+                            {"image_id": 2, "caption": " ".join(["word"] * 30)}]}
+    (tmp_path / "annotations").mkdir()
+    (tmp_path / "annotations" / "train.json").write_text(json.dumps(coco))
+    (tmp_path / "annotations" / "val.json").write_text(json.dumps(
+        {"images": [{"id": 10, "file_name": "a.png"}], "annotations": [{"image_id": 10, "caption": "a blue zebra"}]}))
+
+    source = read_captions(tmp_path)
+    assert {i.id: len(i.captions) for i in source.images} == {1: 2, 2: 2, 3: 0, 10: 1}
+    report = check_captions(str(tmp_path)).to_json()
+    assert report["images"] == 4 and report["captions"] == 5
+    assert report["images_without_captions"] == [str(tmp_path / "images" / "c.png")]
+    assert report["captions_without_images"] == [f"{tmp_path / 'annotations' / 'train.json'}: image_id 9"]
+    assert len(report["missing_files"]) == 1 and len(report["empty_captions"]) == 1
+    assert len(report["overlong_captions"]) == 1
+    # train words: a red circle one word (5) + 4 specials; val "a blue zebra": 2 of 3 words unknown
+    assert report["vocabulary_size"] == 9 and report["val_oov_rate"] == pytest.approx(2 / 3)
+    assert report["problem_count"] == 5
+
+
+def test_captions_csv_groups_rows_by_image_and_rejects_bad_splits(tmp_path):
+    _image(tmp_path / "x.png")
+    (tmp_path / "captions.csv").write_text("path,caption,split\nx.png,a cat,train\nx.png,one cat,train\n")
+    source = read_captions(tmp_path)
+    assert [(i.split, i.captions) for i in source.images] == [("train", ["a cat", "one cat"])]
+    (tmp_path / "bad.csv").write_text("path,caption,split\nx.png,a cat,holdout\n")
+    with pytest.raises(PixelforgeError, match="bad.csv: split 'holdout'"):
+        read_captions(tmp_path / "bad.csv")
+
+
+def test_the_tokenizer_round_trips_through_its_file(tmp_path):
+    tok = Tokenizer.fit(["A small red circle.", "a large red square", "a zebra"], min_count=2)
+    assert tok.vocab[:4] == ["<pad>", "<start>", "<end>", "<unk>"] and tok.vocab[4:] == ["a", "red"]
+    ids = tok.encode("a RED zebra!")
+    assert ids[0] == tok.start and ids[-1] == tok.end and ids[3] == tok.unk
+    tok.save(tmp_path / "tokenizer.json")
+    again = Tokenizer.load(tmp_path / "tokenizer.json")
+    assert again.vocab == tok.vocab and again.decode(ids) == "a red <unk>"
+    assert again.decode([*ids, tok.index["red"]]) == "a red <unk>"  # nothing after <end>
+
+
+def test_the_built_in_test_split_holds_only_unseen_colour_shape_pairs(tmp_path):
+    write_shapes_captions(tmp_path, seed=1, splits=(("train", 40), ("test", 20)))
+    for split, unseen_expected in (("train", False), ("test", True)):
+        data = json.loads((tmp_path / "annotations" / f"{split}.json").read_text())
+        for image in data["images"]:
+            pairs = {(o["colour"], o["shape"]) for o in image["objects"]}
+            assert bool(pairs & HELD_OUT) is unseen_expected
+            captions = [a["caption"] for a in data["annotations"] if a["image_id"] == image["id"]]
+            assert 3 <= len(captions) <= 5
+            assert all(attribute_pairs(c) == sorted(pairs_list(image)) for c in captions)
+            xs = [o["x"] for o in image["objects"]]
+            assert xs == sorted(xs)  # named left to right
+
+
+def pairs_list(image):
+    return [(o["colour"], o["shape"]) for o in image["objects"]]

@@ -1,0 +1,110 @@
+"""`--task caption` end to end on a tiny built-in set: a 2-step training, evaluate (with and without a run),
+predict, explain, and the ONNX package whose numpy beam search gives PyTorch's captions."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import pixelforge
+from pixelforge.data.captions.shapes import write_shapes_captions
+
+pytestmark = pytest.mark.xdist_group("caption")
+TINY = dict(task="caption", weights="none", img_size=64, epochs=1, batch_size=16, embed_dim=16, hidden_dim=32,
+            attention_dim=16, max_caption_words=12, quiet=True)
+
+
+@pytest.fixture(scope="module")
+def caption_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("captions")
+    write_shapes_captions(root, seed=3, splits=(("train", 8), ("val", 4), ("test", 4)))
+    return root
+
+
+@pytest.fixture(scope="module")
+def caption_run(caption_data, tmp_path_factory):
+    result = pixelforge.train(str(caption_data), out=str(tmp_path_factory.mktemp("runs") / "cap"), **TINY)
+    return result.run_dir
+
+
+def test_two_training_steps_write_a_run_that_evaluates_and_predicts(caption_run, caption_data):
+    from pixelforge.runs import folder as rd
+
+    rows = rd.read_metrics(caption_run / "metrics.csv")
+    assert len(rows) == 1 and {"val_bleu4", "val_loss", "train_attention_penalty"} <= set(rows[0])
+    assert (caption_run / "tokenizer.json").is_file() and (caption_run / "report.html").is_file()
+    assert "attention" in (caption_run / "report.html").read_text()
+
+    result = pixelforge.evaluate(caption_run, beam=2)
+    metrics = result.metrics
+    assert metrics["split"] == "test" and metrics["num_images"] == 4 and metrics["beam"] == 2
+    assert all(0.0 <= metrics[f"bleu{n}"] <= 100.0 for n in range(1, 5)) and "attribute_match" in metrics
+    results = json.loads((result.out_dir / "results.json").read_text())
+    assert len(results) == 4 and (result.out_dir / "attention.png").is_file()
+
+    # The COCO results file scores the same from the --gt/--predictions path.
+    from pixelforge.api.score_files import score_files
+
+    again = score_files("caption", caption_data / "annotations" / "test.json", result.out_dir / "results.json")
+    assert again["bleu4"] == pytest.approx(metrics["bleu4"]) and again["num_images"] == 4
+
+    images = sorted((caption_data / "images" / "test").glob("*.png"))[:2]
+    predictions = pixelforge.predict(caption_run, images, beam=1)
+    assert [set(p) for p in predictions] == [{"path", "caption", "tokens", "score"}] * 2
+    assert all(p["caption"] == " ".join(p["tokens"]) for p in predictions)
+
+    # `pixelforge explain` on a caption run: one attention strip per image, same caption as predict.
+    from pixelforge.explain.commands import explain
+
+    explain(caption_run, [str(images[0])], method="gradcam", target=None, out=caption_run / "why", faithfulness=False,
+            steps=2)
+    assert (caption_run / "why" / f"{images[0].stem}.png").is_file()
+
+
+def test_score_files_refuses_results_that_miss_images(caption_data, tmp_path):
+    from pixelforge.api.score_files import score_files
+
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps([{"image_id": 13, "caption": "a red circle"}]))
+    with pytest.raises(pixelforge.PixelforgeError, match="no caption for 3 of 4 images"):
+        score_files("caption", caption_data / "annotations" / "test.json", results)
+
+
+@pytest.mark.slow
+def test_export_gives_pytorch_s_captions_without_torch_and_serves_attention(caption_run, caption_data, tmp_path):
+    from PIL import Image
+
+    from pixelforge.deploy.runtime.registry import load_runtime, predict_package
+
+    pixelforge.export(caption_run, tmp_path / "pkg")
+    parity = json.loads((tmp_path / "pkg" / "parity.json").read_text())
+    assert parity["passed"] and parity["same_captions"] == parity["images"] == 4
+
+    images = sorted((caption_data / "images" / "test").glob("*.png"))
+    from_run = pixelforge.predict(caption_run, images)
+    from_package = predict_package(tmp_path / "pkg", images)
+    assert [p["caption"] for p in from_package] == [p["caption"] for p in from_run]
+
+    runtime = load_runtime(tmp_path / "pkg")
+    image = Image.open(images[0]).convert("RGB")
+    answer = runtime.answer(image, runtime.predict_batch([image])[0])
+    assert answer["task"] == "caption" and answer["caption"] == from_run[0]["caption"]
+    assert len(answer["attention"]) == len(answer["tokens"]) and answer["grid"] == 4  # 64 px / stride 16
+    assert all(abs(sum(map(sum, grid)) - 1.0) < 1e-2 for grid in answer["attention"])
+
+
+@pytest.mark.slow
+def test_an_export_whose_captions_differ_from_pytorch_is_refused(caption_run, tmp_path, monkeypatch):
+    from pixelforge.deploy.runtime.caption import CaptionRuntime
+
+    original = CaptionRuntime.caption
+
+    def drifted(self, image, beam=None):
+        answer = original(self, image, beam)
+        return {**answer, "caption": answer["caption"] + " extra"}
+
+    monkeypatch.setattr(CaptionRuntime, "caption", drifted)
+    with pytest.raises(pixelforge.PixelforgeError, match="export refused: .* different captions for 4 of 4"):
+        pixelforge.export(caption_run, tmp_path / "pkg")
+    assert not (tmp_path / "pkg").exists()
