@@ -24,7 +24,7 @@ from typing import Callable
 
 import numpy as np
 
-from pixelforge.deploy.runtime import rans
+import pixelforge.deploy.runtime.rans as rans
 from pixelforge.deploy.runtime.pfc import PfcError, PfcFile, parse_pfc
 from pixelforge.errors import PixelforgeError
 
