@@ -30,7 +30,7 @@ def test_an_unknown_task_names_the_package_and_the_known_tasks(tmp_path):
     package = write_detection_package(tmp_path / "pose")
     manifest = json.loads((package / "package.json").read_text())
     (package / "package.json").write_text(json.dumps({**manifest, "task": "pose"}))
-    with pytest.raises(PixelforgeError, match=r"pose.*task 'pose'.*known tasks: classify, .*detect, .*instance, .*segment"):
+    with pytest.raises(PixelforgeError, match=r"pose.*task 'pose'.*known tasks: .*classify, .*detect, .*instance, .*segment"):
         load_runtime(package)
 
 

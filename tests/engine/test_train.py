@@ -208,7 +208,7 @@ def test_best_val_accuracy_is_what_evaluate_reports_on_the_val_split(tmp_path, s
     assert abs(evaluated.accuracy - summary["best_val_accuracy"]) <= 1e-6
     loaded = load_run(result.run_dir)
     samples = prepare_data(loaded.config)[0].split("val")
-    logits, kept, _ = run_inference(loaded, samples)
+    logits, kept, _ = run_inference(loaded, samples, calibrated=False)  # the model's loss, before temperature
     targets = torch.tensor([loaded.classes.index(s.label) for s in kept])
     best = rd.read_metrics(result.run_dir / "metrics.csv")[summary["best_epoch"] - 1]
     assert abs(float(F.cross_entropy(logits, targets)) - best["val_loss"]) <= 1e-5
