@@ -60,7 +60,7 @@ def bm3d_scores(paths: list[Path], noise: str, seed: int, cache: Path) -> dict |
         print("bm3d is not installed (pip install bm3d): its row is left out")
         return None
     from pixelforge.data.noise import parse_noise, quantize, to_unit
-    from pixelforge.tasks.denoise.metrics import image_scores, mean_scores
+    from pixelforge.metrics.image_quality import image_scores, mean_scores
 
     sigma = parse_noise(noise).gaussian_sigma
     if sigma is None:
@@ -104,7 +104,7 @@ def main() -> None:
         table["per_image"] = metrics["per_image"]
     else:
         from pixelforge.tasks.denoise.baselines import BASELINES, run_baseline
-        from pixelforge.tasks.denoise.metrics import image_scores, mean_scores
+        from pixelforge.metrics.image_quality import image_scores, mean_scores
 
         pairs = [noisy_photo(p, noise, seed) for p in paths]
         table["noisy input"] = mean_scores([image_scores(n, c) for c, n in pairs])

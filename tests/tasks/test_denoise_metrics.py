@@ -9,7 +9,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from pixelforge.data.noise import parse_noise, quantize, rng_for, to_unit
 from pixelforge.deploy.runtime.denoise import psnr
-from pixelforge.tasks.denoise.metrics import image_scores
+from pixelforge.metrics.image_quality import image_scores
 
 
 @pytest.fixture(scope="module")

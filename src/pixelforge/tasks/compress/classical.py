@@ -12,7 +12,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from pixelforge.tasks.compress.quality import ms_ssim_or_none, psnr
+from pixelforge.metrics.image_quality import ms_ssim_or_none, psnr
 
 # Denser at low qualities, where the learned codecs' rates lie; 95 and 100 reach well above 2 bpp.
 QUALITIES = {"jpeg": [5, 10, 15, 20, 25, 30, 40, 50, 60, 70, 80, 90, 95],

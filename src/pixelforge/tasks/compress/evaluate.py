@@ -22,7 +22,7 @@ from pixelforge.runs.folder import write_json
 from pixelforge.runs.result import EvalResult
 from pixelforge.tasks.compress.classical import QUALITIES, sweep, value_at_bpp
 from pixelforge.tasks.compress.data import split_images
-from pixelforge.tasks.compress.quality import ms_ssim_or_none, psnr
+from pixelforge.metrics.image_quality import ms_ssim_or_none, psnr
 from pixelforge.tasks.compress.tables import load_trained, torch_transforms
 
 

@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from pixelforge.tasks.compress.classical import encode_classical  # noqa: E402
-from pixelforge.tasks.compress.quality import psnr  # noqa: E402
+from pixelforge.metrics.image_quality import psnr  # noqa: E402
 
 STYLE = {"jpeg": ("JPEG (Pillow, q 5-95)", "tab:red"), "webp": ("WebP (Pillow, q 0-100)", "tab:green")}
 

@@ -23,7 +23,7 @@ from pixelforge.errors import PixelforgeError
 from pixelforge.runs import folder as rd
 from pixelforge.runs.result import EvalResult
 from pixelforge.tasks.denoise.baselines import BASELINES, run_baseline
-from pixelforge.tasks.denoise.metrics import image_scores, mean_scores
+from pixelforge.metrics.image_quality import image_scores, mean_scores
 
 GALLERY_IMAGES = 4
 CROP = 160

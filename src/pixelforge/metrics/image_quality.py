@@ -1,4 +1,5 @@
-"""Image-quality scores of a denoised image against the clean one: torchmetrics' PSNR, SSIM and MS-SSIM.
+"""Image-quality scores of an image against its reference (denoised vs clean, decoded vs original): torchmetrics'
+PSNR, SSIM and MS-SSIM, shared by every image-to-image task so they all score alike.
 
 All three on [0, 1] images (data range 1) after rounding to the image's bit depth, as a saved result would be.
 SSIM is Wang et al. 2004 with torchmetrics' defaults (11x11 Gaussian window, sigma 1.5): its SSIM map equals
@@ -23,6 +24,23 @@ def _tensor(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(to_unit(image).transpose(2, 0, 1)[None].copy())
 
 
+def psnr(result: np.ndarray, clean: np.ndarray) -> float:
+    """PSNR in dB of HxWxC uint8/uint16 `result` against `clean` (inf when they are equal)."""
+    from torchmetrics.functional.image import peak_signal_noise_ratio
+
+    return float(peak_signal_noise_ratio(_tensor(result), _tensor(clean), data_range=1.0))
+
+
+def ms_ssim_or_none(result: np.ndarray, clean: np.ndarray) -> float | None:
+    """MS-SSIM of `result` against `clean`, or None for an image too small for its five scales."""
+    from torchmetrics.functional.image import multiscale_structural_similarity_index_measure
+
+    if min(clean.shape[:2]) < MS_SSIM_MIN_SIDE:
+        return None
+    return float(multiscale_structural_similarity_index_measure(_tensor(result).float(), _tensor(clean).float(),
+                                                                 data_range=1.0))
+
+
 def image_scores(result: np.ndarray, clean: np.ndarray) -> dict:
     """{"psnr", "ssim", "ms_ssim" (None for small images)} of HxWxC uint8/uint16 `result` against `clean`.
 
@@ -31,15 +49,10 @@ def image_scores(result: np.ndarray, clean: np.ndarray) -> dict:
         >>> round(image_scores(clean + 1, clean)["psnr"], 2)
         48.13
     """
-    from torchmetrics.functional.image import (multiscale_structural_similarity_index_measure,
-                                               peak_signal_noise_ratio, structural_similarity_index_measure)
+    from torchmetrics.functional.image import structural_similarity_index_measure
 
-    x, y = _tensor(result), _tensor(clean)
-    scores = {"psnr": float(peak_signal_noise_ratio(x, y, data_range=1.0)),
-              "ssim": float(structural_similarity_index_measure(x.float(), y.float(), data_range=1.0)), "ms_ssim": None}
-    if min(clean.shape[:2]) >= MS_SSIM_MIN_SIDE:
-        scores["ms_ssim"] = float(multiscale_structural_similarity_index_measure(x.float(), y.float(), data_range=1.0))
-    return scores
+    ssim = structural_similarity_index_measure(_tensor(result).float(), _tensor(clean).float(), data_range=1.0)
+    return {"psnr": psnr(result, clean), "ssim": float(ssim), "ms_ssim": ms_ssim_or_none(result, clean)}
 
 
 def mean_scores(rows: list[dict]) -> dict:
