@@ -57,14 +57,17 @@ class InterruptAt(Hook):
 def test_a_gan_trains_two_named_optimizers_and_picks_best_ckpt_by_the_lowest_fid(gan_run):
     rows = rd.read_metrics(gan_run / "metrics.csv")
     assert len(rows) == 2
-    assert {"train_loss_d", "train_loss_g", "val_fid_lite0", "val_kid_lite0", "lr_generator",
+    assert {"train_loss_d", "train_loss_g", "train_aux_d", "val_fid_lite0", "val_kid_lite0", "lr_generator",
             "lr_discriminator"} <= set(rows[0])
+    # the conditional run's discriminator carries the auxiliary classifier, and it learnt the two classes
+    assert rows[-1]["train_aux_d"] < np.log(2)
     last = rd.load_checkpoint(gan_run / "checkpoints" / "last.ckpt")
     assert set(last["optimizers"]) == {"generator", "discriminator"}
     assert all(last["optimizers"][name]["state"] for name in ("generator", "discriminator"))  # both stepped
     best = min(rows, key=lambda r: r["val_fid_lite0"])
     assert rd.read_json(gan_run / "summary.json")["best_epoch"] == best["epoch"]
     # The EMA generator is part of the model state (so best.ckpt, generate and export use it) and has moved.
+    assert last["model"]["discriminator.classifier.weight"].shape[0] == 2
     ema = {k: v for k, v in last["model"].items() if k.startswith("ema.")}
     assert ema and any(not torch.equal(v, last["model"]["generator." + k[4:]]) for k, v in ema.items()
                        if v.is_floating_point())

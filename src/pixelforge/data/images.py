@@ -104,3 +104,21 @@ def load_rgb(path: str | Path, min_side: int | None = None) -> Image.Image:
         raise ImageReadError(f"{path}: not an image format PIL can identify; the file is corrupt or not an image") from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise ImageReadError(f"{path}: cannot decode image ({exc}); the file is corrupt, truncated or not an image") from None
+
+
+def read_each(paths, load, results: list, errors: tuple = (ImageReadError,)):
+    """Yield `(path, load(path))` for each path `load` can read; one it cannot is recorded in `results` as
+    `{"path", "error"}` (the one-line message) and skipped, so a batch of predictions never stops at a bad file.
+
+    Example:
+        >>> results = []
+        >>> [p for p, _ in read_each(["missing.png"], load_rgb, results)], results[0]["path"]
+        ([], 'missing.png')
+    """
+    for path in paths:
+        try:
+            image = load(path)
+        except errors as exc:
+            results.append({"path": str(path), "error": str(exc)})
+            continue
+        yield path, image

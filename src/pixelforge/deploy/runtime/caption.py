@@ -66,16 +66,11 @@ class CaptionRuntime(DenseRuntime):
     def predict_files(self, paths: list, out: str | Path | None = None, *, progress=None, beam: int | None = None,
                       **options) -> list[dict]:
         """[{path, caption, tokens, score}] per image; unreadable files get {path, error}. Nothing is written."""
-        from pixelforge.data.images import ImageReadError, load_rgb
+        from pixelforge.data.images import load_rgb, read_each
 
         self.reject_options("predict", options)
         results = []
-        for path in paths:
-            try:
-                image = load_rgb(path)
-            except ImageReadError as exc:
-                results.append({"path": str(path), "error": str(exc)})
-                continue
+        for path, image in read_each(paths, load_rgb, results):
             answer = self.caption(image, beam)
             results.append({"path": str(path), **{k: answer[k] for k in ("caption", "tokens", "score")}})
             if progress is not None:

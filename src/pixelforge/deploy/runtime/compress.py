@@ -94,18 +94,14 @@ class CompressionRuntime(TaskRuntime):
 
     def predict_files(self, paths: list, out: str | Path | None = None, *, progress=None, **options) -> list[dict]:
         """`pixelforge predict PACKAGE IMAGES`: writes OUT/<name>.pfc and its decoded OUT/<name>.png per image."""
-        from pixelforge.data.images import load_rgb
+        from pixelforge.data.images import load_rgb, read_each
 
         self.reject_options("predict", options)
         out = Path(out) if out else self.package.folder / "predictions"
         out.mkdir(parents=True, exist_ok=True)
         results = []
-        for i, path in enumerate(paths):
-            try:
-                pixels = np.asarray(load_rgb(path))
-            except PixelforgeError as exc:
-                results.append({"path": str(path), "error": str(exc)})
-                continue
+        for path, image in read_each(paths, load_rgb, results, errors=(PixelforgeError,)):
+            pixels = np.asarray(image)
             result = self.predict_images([pixels])[0]
             target = out / Path(path).stem
             target.with_suffix(".pfc").write_bytes(result["file"])
@@ -114,7 +110,7 @@ class CompressionRuntime(TaskRuntime):
                             "bpp": result["bpp"], "psnr": result["psnr"],
                             "summary": f"{result['bpp']:.3f} bpp, PSNR {result['psnr']:.2f} dB"})
             if progress:
-                progress(i + 1)
+                progress(len(results))
         return results
 
     def predict_frame(self, frame: np.ndarray, **options) -> dict:

@@ -73,7 +73,7 @@ def denoise_files(paths: list, out: Path, denoise, progress=None) -> list[dict]:
     Files are read as training read them (data.masks.images.load_image_any: 16-bit kept); unreadable ones give a
     result with "error".
     """
-    from pixelforge.data.images import ImageReadError
+    from pixelforge.data.images import read_each
     from pixelforge.data.masks.images import load_image_any
 
     out = Path(out)
@@ -84,13 +84,9 @@ def denoise_files(paths: list, out: Path, denoise, progress=None) -> list[dict]:
     if len(set(targets)) < len(targets):
         raise PixelforgeError(f"{out}: two input files share a name stem; their outputs would collide")
     out.mkdir(parents=True, exist_ok=True)
-    results = []
-    for path, target in zip(paths, targets):
-        try:
-            image = load_image_any(path)
-        except ImageReadError as exc:
-            results.append({"path": str(path), "error": str(exc)})
-            continue
+    results, target_of = [], dict(zip(map(str, paths), targets))
+    for path, image in read_each(paths, load_image_any, results):
+        target = target_of[str(path)]
         denoised = denoise(image)
         save_image(denoised, target)
         results.append({"path": str(path), "output": str(target), "width": image.shape[1], "height": image.shape[0],

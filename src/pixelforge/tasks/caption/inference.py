@@ -65,17 +65,12 @@ def load_caption_run(run_dir: str | Path, checkpoint: str = "best.ckpt") -> Capt
 
 def predict_captions(run_dir, paths: list, beam: int | None = None) -> list[dict]:
     """[{path, caption, tokens, score}] per image (files, folders, globs); unreadable ones get {path, error}."""
-    from pixelforge.data.images import ImageReadError, load_rgb
+    from pixelforge.data.images import load_rgb, read_each
     from pixelforge.data.sources import collect_paths
 
     run = load_caption_run(run_dir)
     results = []
-    for path in collect_paths(list(paths)):
-        try:
-            image = load_rgb(path)
-        except ImageReadError as exc:
-            results.append({"path": str(path), "error": str(exc)})
-            continue
+    for path, image in read_each(collect_paths(list(paths)), load_rgb, results):
         hyp = run.decode(image, beam)
         words = run.words(hyp)
         results.append({"path": str(path), "caption": " ".join(words), "tokens": words,

@@ -19,6 +19,8 @@ class GanConfig(RunConfig):
     width: int = Field(16, ge=8, description="channels of the generator's last and the discriminator's first layer")
     d_steps: int = Field(1, ge=1, description="discriminator steps per generator step")
     lr_d: float | None = Field(None, gt=0, description="the discriminator's learning rate (default: lr)")
+    aux_weight: float = Field(1.0, ge=0, description="conditional: weight of the auxiliary classifier's cross-entropy "
+                                                     "(AC-GAN; 0: projection discriminator only)")
     r1: float = Field(0.0, ge=0, description="R1 penalty weight on real images' gradients (0: off)")
     gp: float = Field(10.0, ge=0, description="wgan-gp: the gradient-penalty weight")
     diffaugment: Literal["translation,cutout", "translation", "cutout", "none"] = Field(

@@ -1,6 +1,13 @@
 """DCGAN generator and discriminator (Radford et al. 2016) scaled by image size, with spectral normalisation in the
 discriminator (Miyato et al. 2018) and, for class-conditional models, class-conditional batch norm in the generator
-and a projection discriminator (Miyato & Koyama 2018): D(x, y) = linear(h) + <embed(y), h>.
+and a projection discriminator (Miyato & Koyama 2018): D(x, y) = linear(h) + <embed(y), h>, plus an auxiliary
+classifier on the same features h (AC-GAN, Odena et al. 2017), trained on real images only.
+
+Why the auxiliary classifier: with the projection term alone, the discriminator separates real from generated
+images by their quality long before it needs the class, so the generator gets almost no class signal; on built-in
+digits after 30 epochs the samples ignored the requested class entirely (a judge scored 0.118, chance is 0.1). A
+classifier's cross-entropy gives the generator a class gradient from the first step. Training it on real images
+only (not also on generated ones, as the original AC-GAN does) keeps it from learning the generator's artefacts.
 
 `GANModel` holds both players and the EMA copy of the generator (Karras et al. 2018), so the checkpoint's model
 state carries the EMA weights that sampling, evaluation and export use.
@@ -75,7 +82,8 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    def __init__(self, channels: int, img_size: int, width: int = 64, num_classes: int = 0):
+    def __init__(self, channels: int, img_size: int, width: int = 64, num_classes: int = 0,
+                 aux_classifier: bool = False):
         super().__init__()
         n = stages(img_size)
         widths = [channels] + [width * 2 ** i for i in range(n)]  # e.g. 32 px: C, 64, 128, 256 down to 4x4
@@ -86,28 +94,36 @@ class Discriminator(nn.Module):
         self.body = nn.Sequential(*layers)
         self.linear = spectral_norm(nn.Linear(widths[-1], 1))
         self.embed = spectral_norm(nn.Embedding(num_classes, widths[-1])) if num_classes else None
+        self.classifier = nn.Linear(widths[-1], num_classes) if num_classes and aux_classifier else None
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None,
+                with_logits: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]:
         h = self.body(x).sum(dim=(2, 3))  # global sum pooling, as SN-GAN's discriminator
         out = self.linear(h).squeeze(1)
         if self.embed is not None:
             out = out + (self.embed(labels) * h).sum(1)
-        return out
+        if not with_logits:
+            return out
+        logits = self.classifier(h) if self.classifier is not None else None
+        return out, logits
 
 
 class GANModel(nn.Module):
     """Both players and the EMA generator in one module, called through its forward (so Fabric's wrapper and DDP
     see every call): `model("generate", z, labels)`, `model("discriminate", images, labels)`."""
 
-    def __init__(self, latent_dim: int, channels: int, img_size: int, width: int = 64, num_classes: int = 0):
+    def __init__(self, latent_dim: int, channels: int, img_size: int, width: int = 64, num_classes: int = 0,
+                 aux_classifier: bool = False):
         super().__init__()
         self.generator = Generator(latent_dim, channels, img_size, width, num_classes)
-        self.discriminator = Discriminator(channels, img_size, width, num_classes)
+        self.discriminator = Discriminator(channels, img_size, width, num_classes, aux_classifier)
         self.ema = copy.deepcopy(self.generator).requires_grad_(False).eval()
 
     def forward(self, mode: str, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         if mode == "generate":
             return self.generator(x, labels)
+        if mode == "discriminate+classify":  # (scores, class logits or None)
+            return self.discriminator(x, labels, with_logits=True)
         return self.discriminator(x, labels)
 
     @torch.no_grad()
@@ -120,7 +136,8 @@ class GANModel(nn.Module):
 
 def build_gan(cfg, channels: int, num_classes: int) -> GANModel:
     """The run's GAN from its config (`num_classes` is used only when `cfg.conditional`)."""
-    return GANModel(cfg.latent_dim, channels, cfg.img_size, cfg.width, num_classes if cfg.conditional else 0)
+    return GANModel(cfg.latent_dim, channels, cfg.img_size, cfg.width, num_classes if cfg.conditional else 0,
+                    aux_classifier=cfg.conditional and cfg.aux_weight > 0)
 
 
 def sample_noise(n: int, latent_dim: int, generator: torch.Generator | None = None,

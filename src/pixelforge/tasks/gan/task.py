@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 import torch
+from torch.nn import functional as F
 
 import pixelforge.tasks.gan.losses as losses
 from pixelforge.tasks.gan.augment import diff_augment
@@ -75,9 +76,11 @@ class GANStep:
         with torch.no_grad():
             fake = model("generate", torch.randn(n, latent, device=real.device), labels)
         policy = self.cfg.diffaugment
-        d_real = model("discriminate", diff_augment(real, policy), labels)
+        d_real, logits_real = model("discriminate+classify", diff_augment(real, policy), labels)
         d_fake = model("discriminate", diff_augment(fake, policy), labels)
         loss_d = losses.discriminator_loss(kind, d_real, d_fake)
+        aux_d = F.cross_entropy(logits_real, labels) if logits_real is not None else torch.zeros((), device=real.device)
+        loss_d = loss_d + self.cfg.aux_weight * aux_d
         penalty = torch.zeros((), device=real.device)
         if kind == "wgan-gp":
             penalty = self.cfg.gp * losses.gradient_penalty(critic, real, fake, labels)
@@ -90,7 +93,10 @@ class GANStep:
         if ctx.global_step % self.cfg.d_steps == 0:
             y = self._labels(n, real.device)
             fake = model("generate", torch.randn(n, latent, device=real.device), y)
-            loss_g = losses.generator_loss(kind, model("discriminate", diff_augment(fake, policy), y))
+            d_gen, logits_gen = model("discriminate+classify", diff_augment(fake, policy), y)
+            loss_g = losses.generator_loss(kind, d_gen)
+            if logits_gen is not None:
+                loss_g = loss_g + self.cfg.aux_weight * F.cross_entropy(logits_gen, y)
             g_opt.zero_grad(set_to_none=True)
             ctx.backward(loss_g)
             g_opt.step()
@@ -98,7 +104,7 @@ class GANStep:
             step = ctx.global_step
             self.model.update_ema(min(self.cfg.ema_decay, (1 + step) / (10 + step)))
             self._loss_g = loss_g.detach()
-        return {"loss_d": loss_d.detach(), "loss_g": self._loss_g, "penalty": penalty.detach(),
+        return {"loss_d": loss_d.detach(), "loss_g": self._loss_g, "aux_d": aux_d.detach(), "penalty": penalty.detach(),
                 "d_real": d_real.mean().detach(), "d_fake": d_fake.mean().detach(), "count": n}
 
     @torch.no_grad()

@@ -60,17 +60,13 @@ def stylize_tensor(model: TransformerNet, content: torch.Tensor) -> torch.Tensor
 
 def predict_files(run_dir: str | Path, paths: list, out: str | Path | None = None) -> list[dict]:
     """`pixelforge predict RUN IMAGES`: each image stylized at its own size into `out` (default RUN/predictions)."""
+    from pixelforge.data.images import read_each
     from pixelforge.tasks.style.images import read_image, save_image
 
     run = load_style_run(run_dir)
     out = Path(out or run.run_dir / "predictions")
     results = []
-    for path in paths:
-        try:
-            content = read_image(path)
-        except PixelforgeError as exc:
-            results.append({"path": str(path), "error": str(exc)})
-            continue
+    for path, content in read_each(paths, read_image, results, errors=(PixelforgeError,)):
         target = out / f"{Path(path).stem}_stylized.png"
         save_image(stylize_tensor(run.model, content), target)
         results.append({"path": str(path), "stylized": str(target), "summary": f"stylized -> {target}"})
