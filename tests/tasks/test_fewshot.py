@@ -179,3 +179,23 @@ def test_hymenoptera_five_shot_reaches_the_target(hymenoptera, tmp_path):
     assert result["n_query"] == len(list_images(hymenoptera)) - 10
     # Measured 0.902 on this draw (92.3% mean over 5 draws, docs/few-shot.md); a little room for numeric noise.
     assert result["accuracy"] >= 0.88
+
+
+def test_dataset_embeddings_are_cached_and_a_changed_image_is_embedded_again(tmp_path, monkeypatch):
+    import torch
+
+    from pixelforge.tasks.classify.fewshot import episodic
+    from pixelforge.tasks.classify.fewshot.embed import Embedder
+
+    data = write_class_folders(tmp_path / "data", 2)
+    calls = []
+    original = Embedder.__call__
+    monkeypatch.setattr(Embedder, "__call__", lambda self, samples, what="": calls.append(len(samples))
+                        or original(self, samples, what))
+    first, labels, classes = episodic.embed_dataset(str(data), **TINY)
+    again, _, _ = episodic.embed_dataset(str(data), **TINY)
+    assert calls == [6] and torch.equal(first, again) and classes == sorted(COLOURS)
+    write_class_folders(tmp_path / "other", 1, seed=5)
+    (tmp_path / "other" / "red" / "red0.png").replace(data / "red" / "red0.png")  # same name, new pixels
+    episodic.embed_dataset(str(data), **TINY)
+    assert calls == [6, 6]

@@ -1,8 +1,8 @@
 """`pixelforge evaluate --task fewshot --data DIR --ways N --shots K --episodes E`: episodic N-way K-shot accuracy.
 
-Every image of DIR (all its splits: nothing is trained, so every class is new to the backbone) is embedded once;
-the episodes (data/episodes.py) then only index into those embeddings, so 600 episodes cost a few matrix products,
-not 600 passes of the backbone. Reported as the literature does: mean accuracy +- the 95% interval
+Every image of DIR (all its splits: nothing is trained, so every class is new to the backbone) is embedded once,
+and kept on disk for the next evaluation of the same files (cache.py); the episodes (data/episodes.py) then only
+index into those embeddings, so 600 episodes cost a few matrix products, not 600 passes of the backbone. Reported as the literature does: mean accuracy +- the 95% interval
 (metrics/fewshot.py).
 """
 
@@ -15,19 +15,28 @@ import torch
 from pixelforge.data.episodes import sample_episodes
 from pixelforge.data.sources import resolve_data
 from pixelforge.metrics.fewshot import mean_confidence_interval
+from pixelforge.tasks.classify.fewshot.cache import cached_embeddings
 from pixelforge.tasks.classify.fewshot.embed import Embedder, EmbeddingOptions
 from pixelforge.tasks.classify.fewshot.predict import choose_method, classify_embeddings
 
 DEFAULTS = {"ways": 5, "shots": 5, "queries": 15, "episodes": 600, "seed": 0}  # the usual protocol (Chen et al. 2019)
 
 
-def embed_dataset(data: str, progress=None, **embedding) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    """(embeddings [n, dim], labels [n], class names) of every image of `data`, each embedded once."""
+def embed_dataset(data: str, progress=None, cache: bool = True,
+                  **embedding) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """(embeddings [n, dim], labels [n], class names) of every image of `data`, each embedded once (and, with
+    `cache`, kept on disk for the next evaluation of the same files: cache.py)."""
     source = resolve_data(data)
     index = {name: i for i, name in enumerate(source.classes)}
-    embedder = Embedder(EmbeddingOptions(**embedding), progress)
-    vectors = embedder(source.samples, "images")
-    embedder.close()
+    options = EmbeddingOptions(**embedding)
+
+    def compute() -> torch.Tensor:
+        embedder = Embedder(options, progress)
+        vectors = embedder(source.samples, "images")
+        embedder.close()
+        return vectors
+
+    vectors = cached_embeddings(options, source.samples, compute) if cache else compute()
     return vectors, torch.tensor([index[s.label] for s in source.samples]), source.classes
 
 
