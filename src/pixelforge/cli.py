@@ -95,7 +95,7 @@ def evaluate(
     episodes: Optional[int] = typer.Option(None, min=1, help="fewshot with --data: episodes averaged (600)."),
     queries: Optional[int] = typer.Option(None, min=1, help="fewshot with --data: query images per class (15)."),
     seed: Optional[int] = typer.Option(None, help="fewshot with --data: seed of the episode sampler (0)."),
-    model: Optional[str] = typer.Option(None, help="fewshot with --data: backbone (tf_efficientnet_lite0)."),
+    model: Optional[str] = typer.Option(None, help="fewshot with --data: backbone (tf_efficientnet_lite2)."),
 ) -> None:
     """Score a run (classify: accuracy, F1, calibration, confusion matrix; detect: COCO mAP; segment: mIoU, Dice),
     or score existing predictions against ground truth with --task, --gt and --predictions."""

@@ -175,7 +175,7 @@ def test_hymenoptera_five_shot_reaches_the_target(hymenoptera, tmp_path):
             link = (support if i in chosen else query) / class_dir.name / path.name
             link.parent.mkdir(parents=True, exist_ok=True)
             link.symlink_to(path)
-    result = few_shot_predict(support, query)  # the default backbone, bundled Lite0
+    result = few_shot_predict(support, query)  # the default backbone, bundled Lite2
     assert result["n_query"] == len(list_images(hymenoptera)) - 10
     # Measured 0.902 on this draw (92.3% mean over 5 draws, docs/few-shot.md); a little room for numeric noise.
     assert result["accuracy"] >= 0.88

@@ -34,7 +34,7 @@ def fewshot_command(
     support: Path = typer.Option(..., help="Folder of class subfolders: the few labelled images (SUPPORT/<class>/*.jpg)."),
     query: Path = typer.Option(..., help="Images to classify: a folder of class subfolders (then scored), a folder of "
                                          "images, or one image."),
-    model: Optional[str] = typer.Option(None, help="Backbone (default tf_efficientnet_lite0, bundled ImageNet weights; "
+    model: Optional[str] = typer.Option(None, help="Backbone (default tf_efficientnet_lite2, bundled ImageNet weights; "
                                                    "`pixelforge models` lists them)."),
     weights: Optional[str] = typer.Option(None, help="imagenet (default), none, or a .safetensors/.pth file."),
     img_size: Optional[int] = typer.Option(None, help="Input size in pixels (default 224)."),
