@@ -177,8 +177,8 @@ def test_hymenoptera_five_shot_reaches_the_target(hymenoptera, tmp_path):
             link.symlink_to(path)
     result = few_shot_predict(support, query)  # the default backbone, bundled Lite2
     assert result["n_query"] == len(list_images(hymenoptera)) - 10
-    # Measured 0.902 on this draw (92.3% mean over 5 draws, docs/few-shot.md); a little room for numeric noise.
-    assert result["accuracy"] >= 0.88
+    # The target. Measured 0.966 on this draw (96.9% mean over 5 draws, docs/few-shot.md).
+    assert result["accuracy"] >= 0.90
 
 
 def test_dataset_embeddings_are_cached_and_a_changed_image_is_embedded_again(tmp_path, monkeypatch):
