@@ -23,7 +23,7 @@ from pixelforge.tasks.classify.features import FeatureExtractor, extract_feature
 
 # Bundled ImageNet weights (offline). Lite2 rather than classify's Lite0: nothing is trained here, so the embedding is
 # the whole model; on hymenoptera 5-shot it scored 96.9% against Lite0's 92.3% (1-shot: 94.3% vs 85.0%) for about
-# 1.7x the embedding time (benchmarks/fewshot.py, docs/few-shot.md).
+# 1.2x the embedding time of those photos, whose decoding dominates (benchmarks/fewshot.py, docs/few-shot.md).
 DEFAULT_MODEL = "tf_efficientnet_lite2"
 
 
