@@ -117,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         support, query = split_folders(args.data, 5, 0, Path(work))
         started, cpu = time.perf_counter(), time.process_time()
         result = few_shot_predict(support, query, seed=0)
-        print(f"1. end to end, 5-shot (seed 0), {result['model']}: accuracy {result['accuracy']:.4f} on {result['n_query']} query images, "
+        print(f"1. end to end, 5-shot (seed 0), {result['model']}: accuracy {result['accuracy']:.4f} on "
+              f"{result['n_query']} query images, "
               f"{time.perf_counter() - started:.1f} s wall, {time.process_time() - cpu:.1f} s CPU "
               f"(features: {result['feature_engine']})")
     print(f"2. {args.data}, mean +- std over {args.draws} seeded support draws, the rest as query")

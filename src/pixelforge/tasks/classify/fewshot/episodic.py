@@ -2,8 +2,8 @@
 
 Every image of DIR (all its splits: nothing is trained, so every class is new to the backbone) is embedded once,
 and kept on disk for the next evaluation of the same files (cache.py); the episodes (data/episodes.py) then only
-index into those embeddings, so 600 episodes cost a few matrix products, not 600 passes of the backbone. Reported as the literature does: mean accuracy +- the 95% interval
-(metrics/fewshot.py).
+index into those embeddings, so 600 episodes cost a few matrix products, not 600 passes of the backbone. Reported
+as the literature does: mean accuracy +- the 95% interval (metrics/fewshot.py).
 """
 
 from __future__ import annotations
