@@ -90,12 +90,23 @@ def evaluate(
     classifier: Optional[Path] = typer.Option(None, help="gan: classification run that judges conditional samples."),
     n: Optional[int] = typer.Option(None, help="gan: images per side for FID/KID and the real-vs-real floor."),
     beam: Optional[int] = typer.Option(None, min=1, max=10, help="caption: beam width (1 greedy; default the run's)."),
+    ways: Optional[int] = typer.Option(None, min=2, help="fewshot with --data: classes per episode (N-way, 5)."),
+    shots: Optional[int] = typer.Option(None, min=1, help="fewshot with --data: support images per class (K-shot, 5)."),
+    episodes: Optional[int] = typer.Option(None, min=1, help="fewshot with --data: episodes averaged (600)."),
+    queries: Optional[int] = typer.Option(None, min=1, help="fewshot with --data: query images per class (15)."),
+    seed: Optional[int] = typer.Option(None, help="fewshot with --data: seed of the episode sampler (0)."),
+    model: Optional[str] = typer.Option(None, help="fewshot with --data: backbone (tf_efficientnet_lite2)."),
 ) -> None:
     """Score a run (classify: accuracy, F1, calibration, confusion matrix; detect: COCO mAP; segment: mIoU, Dice),
     or score existing predictions against ground truth with --task, --gt and --predictions."""
     _setup_logging(as_json)
     from pixelforge.tasks.registry import get_task
 
+    episodic = {"ways": ways, "shots": shots, "episodes": episodes, "queries": queries, "seed": seed, "model": model}
+    if any(v is not None for v in episodic.values()):  # episodic few-shot: no run (commands/fewshot.py)
+        from pixelforge.commands.fewshot import evaluate_episodes_command
+
+        return evaluate_episodes_command(task, data, as_json, **episodic)
     if gt is not None or predictions is not None:
         from pixelforge.api.score_files import score_files
 
@@ -261,6 +272,7 @@ from pixelforge.commands.runs import runs_app as _runs_app; app.add_typer(_runs_
 from pixelforge.commands.stylize import stylize_command as _stylize; app.command("stylize")(_stylize)  # noqa: E402,E702
 from pixelforge.commands.compress import compress_command as _compress; app.command("compress")(_compress)  # noqa: E402,E702
 from pixelforge.commands.compress import decompress_command as _decompress; app.command("decompress")(_decompress)  # noqa: E402,E702
+from pixelforge.commands.fewshot import fewshot_command as _fewshot; app.command("fewshot")(_fewshot)  # noqa: E402,E702
 
 
 def main() -> None:

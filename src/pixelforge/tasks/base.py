@@ -105,6 +105,10 @@ class Task:
         """`evaluate --task NAME --gt ... --predictions ...`: score predictions made elsewhere."""
         raise self._unsupported("evaluate --gt/--predictions")
 
+    def evaluate_episodes(self, data: str, **options) -> dict:
+        """`evaluate --task NAME --data DIR --ways N --shots K --episodes E`: episodic few-shot accuracy, no run."""
+        raise self._unsupported("evaluate --ways/--shots/--episodes")
+
     def predict(self, run: Path, paths: list, *, out: Path | None = None, **options) -> list[dict]:
         """Predict image files with a run folder (PyTorch); one dict per image."""
         raise self._unsupported("predict")

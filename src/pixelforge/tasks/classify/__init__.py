@@ -125,3 +125,6 @@ class ClassifyTask(Task):
         from pixelforge.tasks.classify.export import export_package
 
         return export_package(run, out, **options)
+
+
+from pixelforge.tasks.classify import fewshot  # noqa: E402,F401  (registers --task fewshot, built on this task)
