@@ -261,6 +261,7 @@ from pixelforge.commands.runs import runs_app as _runs_app; app.add_typer(_runs_
 from pixelforge.commands.stylize import stylize_command as _stylize; app.command("stylize")(_stylize)  # noqa: E402,E702
 from pixelforge.commands.compress import compress_command as _compress; app.command("compress")(_compress)  # noqa: E402,E702
 from pixelforge.commands.compress import decompress_command as _decompress; app.command("decompress")(_decompress)  # noqa: E402,E702
+from pixelforge.commands.zeroshot import zeroshot_command as _zeroshot; app.command("zeroshot")(_zeroshot)  # noqa: E402,E702
 
 
 def main() -> None:
