@@ -78,7 +78,7 @@ class ZeroShotModel:
 
     def scores(self, image_embeddings: torch.Tensor, class_embeddings: torch.Tensor) -> torch.Tensor:
         """[N, C] probabilities: softmax of the model's own temperature times the cosine similarities."""
-        scale = float(self.model.logit_scale.exp()) if hasattr(self.model, "logit_scale") else 100.0
+        scale = float(self.model.logit_scale.detach().exp()) if hasattr(self.model, "logit_scale") else 100.0
         return (scale * image_embeddings @ class_embeddings.float()).softmax(-1)
 
 

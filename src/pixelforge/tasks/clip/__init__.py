@@ -13,7 +13,7 @@ class ClipTask(Task):
     config_class = ClipConfig
     description = "an image and a text encoder in one embedding (CLIP), for zero-shot labels: COCO captions or shapes"
     # Frozen Lite0 features, projection + text transformer only: held-out zero-shot accuracy in docs/zero-shot.md.
-    defaults = {"img_size": 64, "epochs": 30, "batch_size": 128, "lr": 2e-3, "strategy": "linear",
+    defaults = {"img_size": 64, "epochs": 20, "batch_size": 128, "lr": 1e-3, "strategy": "linear",
                 "warmup_epochs": 1.0, "augment": "none", "weight_decay": 0.1}
     data_kind = "captions"
     monitor = "val_recall1"

@@ -20,7 +20,7 @@ class ClipConfig(RunConfig):
     text_width: int = Field(128, ge=8, description="text transformer width")
     text_layers: int = Field(2, ge=1, description="text transformer layers")
     text_heads: int = Field(4, ge=1, description="text transformer attention heads (divide text_width)")
-    max_caption_words: int = Field(24, ge=2, description="longer captions are cut (the text context is this + 2)")
+    max_caption_words: int = Field(16, ge=2, description="longer captions are cut (the text context is this + 2)")
     min_word_count: int = Field(1, ge=1, description="words seen fewer times in training captions become <unk>")
     image_proj: Literal["linear", "mlp"] = Field("mlp", description="image projection after the pooled features "
                                                                    "(open_clip's timm_proj)")

@@ -97,7 +97,7 @@ class ClipStep:
             model.logit_scale.clamp_(0, MAX_LOGIT_SCALE)
         loss, _, _ = self.losses(model, inputs, tokens)
         count = len(tokens)
-        return {"loss": loss, "count": count, "logit_scale": model.logit_scale.detach().exp() * count}
+        return {"loss": loss, "count": count, "logit_scale": model.logit_scale.detach().exp()}
 
     @torch.no_grad()
     def validate(self, model, batches, fabric) -> dict:
@@ -127,6 +127,7 @@ def build_setup(cfg, source, classes, fabric, progress):
     """The CLIP model, its datasets (pooled trunk features cached when the trunk is frozen) and the step object."""
     from pixelforge.data.images import load_rgb
     from pixelforge.engine.setup import TaskSetup
+    from pixelforge.engine.threads import torch_threads
     from pixelforge.models.clip import build_clip, clip_model_config
     from pixelforge.models.finetune import apply_strategy, param_groups
     from pixelforge.tasks.clip.run import preprocessor
@@ -140,12 +141,13 @@ def build_setup(cfg, source, classes, fabric, progress):
     preprocess, mean, std = preprocessor(cfg.model, cfg.img_size)
     advance, close = progress.counter("decoding images", len(train) + len(val))
     inputs = {}
-    for name, images in (("train", train), ("val", val)):
-        tensors = []
-        for image in images:
-            tensors.append(preprocess(load_rgb(image.path)))
-            advance(1)
-        inputs[name] = torch.stack(tensors)
+    with torch_threads(1):  # per-image transforms: one thread is faster (engine/threads.py says why)
+        for name, images in (("train", train), ("val", val)):
+            tensors = []
+            for image in images:
+                tensors.append(preprocess(load_rgb(image.path)))
+                advance(1)
+            inputs[name] = torch.stack(tensors)
     close()
     model.to(fabric.device)
     cached = cfg.strategy == "linear"
