@@ -52,6 +52,11 @@ class ClipTask(Task):
 
         print_caption_check(report)
 
+    def write_report(self, run):
+        from pixelforge.tasks.clip.report import write_clip_report
+
+        return write_clip_report(run)
+
     def evaluate(self, run, *, data=None, split=None, out=None, **options):
         from pixelforge.tasks.clip.evaluate import evaluate_clip
 
