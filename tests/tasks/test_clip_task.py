@@ -73,7 +73,7 @@ def test_zeroshot_with_a_trained_run_ranks_by_its_own_embeddings(clip_run, clip_
     with torch.no_grad():
         classes = []
         for label in labels:
-            tokens = encode_captions(tokenizer, [t.format(label) for t in cfg.templates], 14)
+            tokens = encode_captions(tokenizer, [t.format(label) for t in zs.templates], 14)
             mean = torch.nn.functional.normalize(model.encode_text(tokens), dim=-1).mean(0)
             classes.append(mean / mean.norm())
         from PIL import Image

@@ -24,7 +24,7 @@ def imagenet_templates() -> list[str]:
     return ["a photo of a {}.", *[t("{}") for t in SIMPLE_IMAGENET_TEMPLATES]]
 
 
-def read_templates(choice: str, default: list[str]) -> list[str]:
+def read_templates(choice: str, default: list[str], option: str = "--templates") -> list[str]:
     """`default` (the model's ensemble), `none` (the bare label) or a text file with one `{}` template a line."""
     if choice == "default":
         return list(default)
@@ -32,7 +32,7 @@ def read_templates(choice: str, default: list[str]) -> list[str]:
         return ["{}"]
     path = Path(choice)
     if not path.is_file():
-        raise PixelforgeError(f"--templates {choice}: not default, none, or an existing text file of templates")
+        raise PixelforgeError(f"{option} {choice}: not default, none, or an existing text file of templates")
     lines = [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
     bad = [line for line in lines if line.count("{}") != 1]
     if not lines or bad:

@@ -25,12 +25,9 @@ class ClipTask(Task):
         return f"clip-{cfg.model}-{Path(cfg.data).stem}"
 
     def check_config(self, cfg) -> None:
-        from pixelforge.errors import PixelforgeError
+        from pixelforge.tasks.clip.task import run_templates
 
-        bad = [t for t in cfg.templates if t.count("{}") != 1]
-        if not cfg.templates or bad:
-            raise PixelforgeError(f"templates: each needs exactly one {{}} for the label (first bad: {bad[0]!r})"
-                                  if bad else "templates: give at least one")
+        run_templates(cfg)
 
     def prepare_data(self, cfg):
         from pixelforge.tasks.common.captions import read_caption_source

@@ -24,5 +24,5 @@ class ClipConfig(RunConfig):
     min_word_count: int = Field(1, ge=1, description="words seen fewer times in training captions become <unk>")
     image_proj: Literal["linear", "mlp"] = Field("mlp", description="image projection after the pooled features "
                                                                    "(open_clip's timm_proj)")
-    templates: list[str] = Field(default_factory=lambda: list(SHAPES_TEMPLATES),
-                                 description="the run's default zero-shot prompt ensemble, one {} each")
+    templates_file: str | None = Field(None, description="text file of the run's zero-shot prompt templates, one {} "
+                                                         "a line (default: the shapes caption wordings)")

@@ -97,16 +97,16 @@ def evaluate_clip(run_dir, data: str | None = None, split: str | None = None, ou
         labels, held_out = candidate_labels(source)
         index, truth = [k for k, _ in labelled], [t for _, t in labelled]
         chosen = embeddings[index]
-        ensemble, names = _accuracy(zs, chosen, labels, truth, cfg.templates)
+        ensemble, names = _accuracy(zs, chosen, labels, truth, zs.templates)
         metrics.update({
             "zeroshot_images": len(truth), "zeroshot_labels": len(labels), "chance": round(1 / len(labels), 4),
             "zeroshot_accuracy": ensemble,
-            "zeroshot_accuracy_single_template": _accuracy(zs, chosen, labels, truth, cfg.templates[:1])[0],
+            "zeroshot_accuracy_single_template": _accuracy(zs, chosen, labels, truth, zs.templates[:1])[0],
             "zeroshot_accuracy_bare_label": _accuracy(zs, chosen, labels, truth, ["{}"])[0],
-            "templates": list(cfg.templates), "held_out_labels": held_out,
+            "templates": list(zs.templates), "held_out_labels": held_out,
             "held_out_images": sum(t in held_out for t in truth)})
         if len(held_out) > 1 and all(t in held_out for t in truth):
-            metrics["held_out_accuracy"] = _accuracy(zs, chosen, held_out, truth, cfg.templates)[0]
+            metrics["held_out_accuracy"] = _accuracy(zs, chosen, held_out, truth, zs.templates)[0]
             metrics["held_out_chance"] = round(1 / len(held_out), 4)
         rd.write_json(out_dir / "zeroshot.json", [{"image_id": rows[k][0].id, "label": t, "predicted": n}
                                                   for (k, t), n in zip(labelled, names)])

@@ -43,5 +43,5 @@ def load_clip_run(run_dir: str | Path, checkpoint: str = "best.ckpt") -> tuple[Z
     tokenizer = Tokenizer(state["vocab"], state.get("min_count", 1))
     preprocess, _, _ = preprocessor(cfg.model, cfg.img_size)
     length = state["model_cfg"]["text_cfg"]["context_length"]
-    return ZeroShotModel(model, token_function(tokenizer, length), preprocess, list(cfg.templates),
+    return ZeroShotModel(model, token_function(tokenizer, length), preprocess, list(state["templates"]),
                          f"run {run_dir}"), cfg

@@ -31,6 +31,14 @@ def encode_captions(tokenizer: Tokenizer, captions: list[str], length: int) -> t
     return out
 
 
+def run_templates(cfg) -> list[str]:
+    """The run's zero-shot prompt ensemble: `templates_file`'s lines, or the shapes caption wordings."""
+    from pixelforge.models.zeroshot import read_templates
+    from pixelforge.tasks.clip.config import SHAPES_TEMPLATES
+
+    return read_templates(cfg.templates_file, SHAPES_TEMPLATES, "--templates-file") if cfg.templates_file else list(SHAPES_TEMPLATES)
+
+
 class ImageCaptions(Dataset):
     """(input [i], tokens of one caption of image i, i): a random caption in training, the first in validation."""
 
@@ -184,5 +192,6 @@ def build_setup(cfg, source, classes, fabric, progress):
         val_batch_size=512, path="cached-features" if cached else "end-to-end",
         speed_column="head_images_per_s" if cached else "images_per_s", feature_extraction_seconds=extraction,
         hooks=hooks, extra_checkpoint={"task": "clip", "vocab": tokenizer.vocab, "min_count": tokenizer.min_count,
-                                       "model_cfg": model_cfg, "mean": list(mean), "std": list(std)},
+                                       "model_cfg": model_cfg, "mean": list(mean), "std": list(std),
+                                       "templates": run_templates(cfg)},
     )
