@@ -1,5 +1,5 @@
 """A small CLIP (Radford et al. 2021) built from open_clip's own classes: a timm image tower (our pretrained Lite0,
-average-pooled, linear projection: open_clip's `TimmModel`) and open_clip's causal text transformer.
+average-pooled, then a linear or MLP projection: open_clip's `TimmModel`) and open_clip's causal text transformer.
 
 Being an `open_clip.CLIP`, a trained model answers `encode_image`/`encode_text` exactly as a hub CLIP does, so
 zero-shot classification (models/zeroshot.py) and open_clip's `ClipLoss` treat both alike.

@@ -21,13 +21,20 @@ def default_tag(open_clip, name: str) -> str | None:
     return "openai" if "openai" in tags else (tags[0] if tags else None)
 
 
+def _hub_file(hub: str) -> tuple[str, str]:
+    """open_clip's `hf_hub` entry as (repo, file): "org/model/" names the repo only, "org/model/file.bin" a file."""
+    if hub.endswith("/"):
+        return hub.rstrip("/"), ""
+    return os.path.split(hub)
+
+
 def cached_weights(pretrained_cfg: dict) -> str | None:
     """The tag's weights file if a previous download left it on this machine (no network)."""
     hub = pretrained_cfg.get("hf_hub", "")
     if hub:
         from huggingface_hub import try_to_load_from_cache
 
-        repo, filename = os.path.split(hub.rstrip("/")) if not hub.endswith("/") else (hub.rstrip("/"), "")
+        repo, filename = _hub_file(hub)
         for name in ([filename] if filename else []) + list(HF_WEIGHT_FILES):
             found = try_to_load_from_cache(repo, name)
             if isinstance(found, str) and Path(found).is_file():
@@ -43,7 +50,7 @@ def cached_weights(pretrained_cfg: dict) -> str | None:
 def _where_to_get(pretrained_cfg: dict) -> str:
     hub = pretrained_cfg.get("hf_hub", "")
     if hub:
-        repo, filename = os.path.split(hub) if not hub.endswith("/") else (hub.rstrip("/"), "")
+        repo, filename = _hub_file(hub)
         return f"{filename or HF_WEIGHT_FILES[1]} from https://huggingface.co/{repo}"
     return pretrained_cfg.get("url", "the weights file")
 

@@ -16,9 +16,10 @@ import torch
 
 from pixelforge.errors import PixelforgeError
 
-# "a photo of a {}." (CLIP's single default) and the 7-template ImageNet subset of OpenAI's prompt-engineering
-# notebook, which open_clip ships as SIMPLE_IMAGENET_TEMPLATES (read from there, as format strings).
 def imagenet_templates() -> list[str]:
+    """"a photo of a {}." (CLIP's single default) and the 7-template ImageNet subset of OpenAI's prompt-engineering
+    notebook, which open_clip ships as SIMPLE_IMAGENET_TEMPLATES (lambdas; called with "{}" to get format strings,
+    since open_clip's classifier builder needs all templates of one kind)."""
     from open_clip.zero_shot_metadata import SIMPLE_IMAGENET_TEMPLATES
 
     return ["a photo of a {}.", *[t("{}") for t in SIMPLE_IMAGENET_TEMPLATES]]
