@@ -116,3 +116,21 @@ def test_hub_model_without_local_weights_fails_at_once_without_network(tmp_path,
     message = str(error.value)
     assert attempts == [] and "\n" not in message
     assert "timm/vit_base_patch32_clip_224.openai" in message and "--clip-weights FILE" in message
+
+
+def test_template_files_and_labels_are_checked_with_one_line_errors(tmp_path):
+    from pixelforge.errors import PixelforgeError
+    from pixelforge.models.zeroshot import parse_labels, read_templates
+
+    good = tmp_path / "good.txt"
+    good.write_text("# prompts\na photo of a {}.\n\na drawing of a {}.\n")
+    assert read_templates(str(good), ["x {}"]) == ["a photo of a {}.", "a drawing of a {}."]
+    assert read_templates("none", ["x {}"]) == ["{}"] and read_templates("default", ["x {}"]) == ["x {}"]
+    bad = tmp_path / "bad.txt"
+    bad.write_text("a photo of a {}.\na photo\n")
+    for call in (lambda: read_templates(str(bad), []), lambda: read_templates(str(tmp_path / "missing.txt"), []),
+                 lambda: parse_labels("ant"), lambda: parse_labels("ant,bee,ant")):
+        with pytest.raises(PixelforgeError) as error:
+            call()
+        assert "\n" not in str(error.value)
+    assert parse_labels(" ant , bee ,") == ["ant", "bee"]

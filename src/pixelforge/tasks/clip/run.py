@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 from pixelforge.data.captions.tokenizer import Tokenizer
 from pixelforge.models.zeroshot import ZeroShotModel
 
