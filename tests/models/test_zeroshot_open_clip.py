@@ -120,7 +120,7 @@ def test_hub_model_without_local_weights_fails_at_once_without_network(tmp_path,
 
 def test_template_files_and_labels_are_checked_with_one_line_errors(tmp_path):
     from pixelforge.errors import PixelforgeError
-    from pixelforge.models.zeroshot import parse_labels, read_templates
+    from pixelforge.models.prompts import parse_labels, read_templates
 
     good = tmp_path / "good.txt"
     good.write_text("# prompts\na photo of a {}.\n\na drawing of a {}.\n")

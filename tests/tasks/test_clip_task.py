@@ -95,3 +95,34 @@ def test_zeroshot_refuses_a_run_of_another_task(tmp_path, clip_data):
     image = next((clip_data / "images" / "test").glob("*.png"))
     done = CliRunner().invoke(app, ["zeroshot", str(image), "--run", str(tmp_path), "--labels", "a,b"])
     assert isinstance(done.exception, PixelforgeError) and "needs a run of --task clip" in str(done.exception)
+
+
+def test_exported_package_labels_like_the_run_without_torch(clip_run, clip_data, tmp_path):
+    import subprocess
+    import sys
+
+    package = pixelforge.export(clip_run, tmp_path / "pkg")
+    package = getattr(package, "package_dir", package)
+    parity = json.loads((package / "parity.json").read_text())
+    assert parity["passed"] and parity["images"] == 8 and parity["max_abs_embedding_diff"] < 1e-4
+
+    images = sorted((clip_data / "images" / "test").glob("*.png"))[:4]
+    args = [*map(str, images), "--labels", "green triangle,red circle,blue square", "--json"]
+    # The package path runs with torch made unimportable: ONNX Runtime, NumPy and PIL only.
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "from pixelforge.commands.zeroshot import load_zero_shot_model, classify_images\n"
+            "from pathlib import Path; import json\n"
+            f"zs = load_zero_shot_model(Path({str(package)!r}), None, None)\n"
+            f"print(json.dumps(classify_images(zs, [Path(p) for p in {list(map(str, images))!r}], "
+            "['green triangle', 'red circle', 'blue square'], zs.templates, 3)))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    from_package = json.loads(done.stdout)
+
+    from typer.testing import CliRunner
+
+    from pixelforge.cli import app
+
+    from_run = json.loads(CliRunner().invoke(app, ["zeroshot", *args[:-1], "--run", str(clip_run), "--json"]).output)
+    assert [r["label"] for r in from_package] == [r["label"] for r in from_run]
+    assert [r["score"] for r in from_package] == pytest.approx([r["score"] for r in from_run], abs=1e-4)

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import typer
 
 from pixelforge.errors import PixelforgeError
@@ -34,9 +35,19 @@ def image_files(paths: list[Path]) -> list[Path]:
 
 
 def load_zero_shot_model(run: Optional[Path], clip: Optional[str], clip_weights: Optional[str]):
+    """A run's or an open_clip model's `models.zeroshot.ZeroShotModel`, or a clip package's torch-free runtime."""
     if run is not None:
         if clip or clip_weights:
             raise PixelforgeError("zeroshot: give either --run or --clip/--clip-weights, not both")
+        from pixelforge.deploy.runtime.package import is_package
+
+        if is_package(run):
+            from pixelforge.deploy.runtime.registry import load_runtime
+
+            runtime = load_runtime(run)
+            if not hasattr(runtime, "class_embeddings"):
+                raise PixelforgeError(f"{run}: a {runtime.task!r} package; zeroshot needs a clip package")
+            return runtime
         from pixelforge.runs.files import run_task_name
         from pixelforge.tasks.registry import get_task
 
@@ -49,10 +60,19 @@ def load_zero_shot_model(run: Optional[Path], clip: Optional[str], clip_weights:
     return load_open_clip(clip or "ViT-B-32", clip_weights)
 
 
+def top_k(scores: np.ndarray, labels: list[str], k: int) -> list[dict]:
+    """Per image: label, score, and the k best [{label, score}]."""
+    results = []
+    for row in scores:
+        best = [{"label": labels[i], "score": round(float(row[i]), 6)} for i in np.argsort(-row, kind="stable")[:k]]
+        results.append({"label": best[0]["label"], "score": best[0]["score"], "top_k": best})
+    return results
+
+
 def classify_images(zs, files: list[Path], labels: list[str], templates: list[str], k: int) -> list[dict]:
-    """One dict per image: path, label, score, top_k (unreadable images: path and error)."""
+    """One dict per image: path, label, score, top_k (unreadable images: path and error). `zs`: a ZeroShotModel
+    (PyTorch) or a clip package's runtime (numpy)."""
     from pixelforge.data.images import ImageReadError, load_rgb
-    from pixelforge.models.zeroshot import top_k
 
     images, results = [], []
     for path in files:
@@ -61,8 +81,11 @@ def classify_images(zs, files: list[Path], labels: list[str], templates: list[st
         except ImageReadError as exc:
             results.append({"path": str(path), "error": str(exc)})
     if images:
-        classes = zs.class_embeddings(labels, templates)
-        scores = zs.scores(zs.image_embeddings([pixels for _, pixels in images]), classes)
+        if hasattr(zs, "package"):
+            scores = zs.scores([pixels for _, pixels in images], labels, templates)
+        else:
+            classes = zs.class_embeddings(labels, templates)
+            scores = zs.scores(zs.image_embeddings([pixels for _, pixels in images]), classes).numpy()
         results += [{"path": str(path), **row} for (path, _), row in zip(images, top_k(scores, labels, k))]
     order = {str(p): i for i, p in enumerate(files)}
     return sorted(results, key=lambda r: order[r["path"]])
@@ -71,7 +94,8 @@ def classify_images(zs, files: list[Path], labels: list[str], templates: list[st
 def zeroshot_command(
     images: list[Path] = typer.Argument(..., help="Image files or folders."),
     labels: str = typer.Option(..., help='Comma-separated class names, e.g. "ant,bee".'),
-    run: Optional[Path] = typer.Option(None, help="A --task clip run folder (instead of --clip)."),
+    run: Optional[Path] = typer.Option(None, help="A --task clip run folder, or its package from `pixelforge "
+                                                   "export` (torch-free), instead of --clip."),
     clip: Optional[str] = typer.Option(None, help="open_clip model name (default ViT-B-32), or an open_clip model "
                                                   "config .json."),
     clip_weights: Optional[str] = typer.Option(None, help="Local weights file, or a pretrained tag found in the local "
@@ -82,7 +106,7 @@ def zeroshot_command(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON list, an object per image."),
 ) -> None:
     """Zero-shot classification: each image gets the label whose prompts' text embedding is closest to it."""
-    from pixelforge.models.zeroshot import parse_labels, read_templates
+    from pixelforge.models.prompts import parse_labels, read_templates
 
     names = parse_labels(labels)
     files = image_files(images)

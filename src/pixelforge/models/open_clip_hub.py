@@ -11,7 +11,8 @@ import os
 from pathlib import Path
 
 from pixelforge.errors import PixelforgeError
-from pixelforge.models.zeroshot import ZeroShotModel, imagenet_templates
+from pixelforge.models.prompts import imagenet_templates
+from pixelforge.models.zeroshot import ZeroShotModel
 
 HF_WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 

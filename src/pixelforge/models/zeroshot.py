@@ -9,44 +9,9 @@ of `--task clip` (itself an `open_clip.CLIP`, models/clip.py) are scored by one 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import torch
-
-from pixelforge.errors import PixelforgeError
-
-def imagenet_templates() -> list[str]:
-    """"a photo of a {}." (CLIP's single default) and the 7-template ImageNet subset of OpenAI's prompt-engineering
-    notebook, which open_clip ships as SIMPLE_IMAGENET_TEMPLATES (lambdas; called with "{}" to get format strings,
-    since open_clip's classifier builder needs all templates of one kind)."""
-    from open_clip.zero_shot_metadata import SIMPLE_IMAGENET_TEMPLATES
-
-    return ["a photo of a {}.", *[t("{}") for t in SIMPLE_IMAGENET_TEMPLATES]]
-
-
-def read_templates(choice: str, default: list[str], option: str = "--templates") -> list[str]:
-    """`default` (the model's ensemble), `none` (the bare label) or a text file with one `{}` template a line."""
-    if choice == "default":
-        return list(default)
-    if choice == "none":
-        return ["{}"]
-    path = Path(choice)
-    if not path.is_file():
-        raise PixelforgeError(f"{option} {choice}: not default, none, or an existing text file of templates")
-    lines = [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
-    bad = [line for line in lines if line.count("{}") != 1]
-    if not lines or bad:
-        raise PixelforgeError(f"{path}: each template line needs exactly one {{}} for the label "
-                              f"({'no templates' if not lines else 'first bad line: ' + bad[0]!r})")
-    return lines
-
-
-def parse_labels(text: str) -> list[str]:
-    labels = [label.strip() for label in text.split(",") if label.strip()]
-    if len(labels) < 2 or len(set(labels)) != len(labels):
-        raise PixelforgeError(f"--labels {text!r}: give two or more different comma-separated class names")
-    return labels
 
 
 @dataclass
@@ -81,13 +46,3 @@ class ZeroShotModel:
         """[N, C] probabilities: softmax of the model's own temperature times the cosine similarities."""
         scale = float(self.model.logit_scale.detach().exp()) if hasattr(self.model, "logit_scale") else 100.0
         return (scale * image_embeddings @ class_embeddings.float()).softmax(-1)
-
-
-def top_k(scores: torch.Tensor, labels: list[str], k: int) -> list[dict]:
-    """Per image: label, score, and the k best [{label, score}]."""
-    values, indices = scores.topk(min(k, len(labels)), dim=-1)
-    results = []
-    for row_values, row_indices in zip(values.tolist(), indices.tolist()):
-        best = [{"label": labels[i], "score": round(v, 6)} for v, i in zip(row_values, row_indices)]
-        results.append({"label": best[0]["label"], "score": best[0]["score"], "top_k": best})
-    return results

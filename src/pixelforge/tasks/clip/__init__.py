@@ -71,6 +71,11 @@ class ClipTask(Task):
                      f"{metrics['zeroshot_labels']} labels)")
         return text
 
+    def export(self, run, out, **options):
+        from pixelforge.tasks.clip.export import export_package
+
+        return export_package(run, out, **options)
+
     def zero_shot_model(self, run):
         """`pixelforge zeroshot --run RUN`: the run as a `models.zeroshot.ZeroShotModel`."""
         from pixelforge.tasks.clip.run import load_clip_run

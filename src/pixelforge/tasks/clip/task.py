@@ -33,7 +33,7 @@ def encode_captions(tokenizer: Tokenizer, captions: list[str], length: int) -> t
 
 def run_templates(cfg) -> list[str]:
     """The run's zero-shot prompt ensemble: `templates_file`'s lines, or the shapes caption wordings."""
-    from pixelforge.models.zeroshot import read_templates
+    from pixelforge.models.prompts import read_templates
     from pixelforge.tasks.clip.config import SHAPES_TEMPLATES
 
     return read_templates(cfg.templates_file, SHAPES_TEMPLATES, "--templates-file") if cfg.templates_file else list(SHAPES_TEMPLATES)
