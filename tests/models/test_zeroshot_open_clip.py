@@ -74,6 +74,18 @@ def test_zeroshot_equals_open_clips_own_cosine_argmax(tiny_clip):
     assert np.ptp([r["score"] for r in results]) > 1e-4
 
 
+def test_an_open_clip_local_dir_gives_the_same_labels(tiny_clip, tmp_path):
+    config, weights, images = tiny_clip
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": TINY_CONFIG}))
+    (folder / "open_clip_pytorch_model.bin").write_bytes(weights.read_bytes())
+    args = [*images[:3], "--labels", ",".join(LABELS), "--templates", "none"]
+    from_dir = _zeroshot_json([*args, "--clip", f"local-dir:{folder}"])
+    from_file = _zeroshot_json([*args, "--clip", config, "--clip-weights", weights])
+    assert [r["top_k"] for r in from_dir] == [r["top_k"] for r in from_file]
+
+
 def test_prompt_ensembling_is_the_mean_of_normalised_embeddings(tiny_clip):
     from pixelforge.models.open_clip_hub import load_open_clip
 

@@ -57,10 +57,20 @@ def _where_to_get(pretrained_cfg: dict) -> str:
 
 
 def resolve(name: str, weights: str | None) -> tuple[str, str, dict]:
-    """(open_clip model name, local weights file, preprocess/quick-gelu options) for `--clip` and `--clip-weights`;
-    a one-line error when anything would need the network."""
+    """(open_clip model name, local weights file (None: in a local-dir: folder), preprocess/quick-gelu options) for
+    `--clip` and `--clip-weights`; a one-line error when anything would need the network."""
     from pixelforge.models.clip import open_clip
 
+    if name.startswith("hf-hub:"):
+        raise PixelforgeError(f"--clip {name}: hub models need the network; download the repository on a connected "
+                              f"machine and pass --clip local-dir:FOLDER")
+    if name.startswith("local-dir:"):  # open_clip's own folder format: open_clip_config.json beside the weights
+        folder = Path(name[len("local-dir:"):])
+        if not (folder / "open_clip_config.json").is_file():
+            raise PixelforgeError(f"--clip {name}: {folder / 'open_clip_config.json'} not found")
+        if weights:
+            raise PixelforgeError(f"--clip {name}: the folder holds its weights; leave out --clip-weights")
+        return name, None, {}
     if name.endswith(".json"):
         config = Path(name)
         if not config.is_file():
