@@ -96,8 +96,8 @@ def zeroshot_command(
     labels: str = typer.Option(..., help='Comma-separated class names, e.g. "ant,bee".'),
     run: Optional[Path] = typer.Option(None, help="A --task clip run folder, or its package from `pixelforge "
                                                    "export` (torch-free), instead of --clip."),
-    clip: Optional[str] = typer.Option(None, help="open_clip model name (default ViT-B-32), or an open_clip model "
-                                                  "config .json."),
+    clip: Optional[str] = typer.Option(None, help="open_clip model name (default ViT-B-32), an open_clip model "
+                                                  "config .json, or local-dir:FOLDER (open_clip's folder format)."),
     clip_weights: Optional[str] = typer.Option(None, help="Local weights file, or a pretrained tag found in the local "
                                                           "cache (default: the model's first tag, e.g. openai)."),
     templates: str = typer.Option("default", help="default (the model's prompt ensemble) | none (the bare label) | "
@@ -117,7 +117,7 @@ def zeroshot_command(
         return
     for r in results:
         if "error" in r:
-            typer.echo(f"{r['path']}: {r['error']}")
+            typer.echo(r["error"], err=True)  # ImageReadError's message names the file
             continue
         others = ", ".join(f"{t['label']} {t['score']:.3f}" for t in r["top_k"][1:])
         typer.echo(f"{r['path']}: {r['label']} ({r['score']:.3f})" + (f"  [{others}]" if others else ""))
