@@ -273,6 +273,7 @@ from pixelforge.commands.stylize import stylize_command as _stylize; app.command
 from pixelforge.commands.compress import compress_command as _compress; app.command("compress")(_compress)  # noqa: E402,E702
 from pixelforge.commands.compress import decompress_command as _decompress; app.command("decompress")(_decompress)  # noqa: E402,E702
 from pixelforge.commands.fewshot import fewshot_command as _fewshot; app.command("fewshot")(_fewshot)  # noqa: E402,E702
+from pixelforge.commands.zeroshot import zeroshot_command as _zeroshot; app.command("zeroshot")(_zeroshot)  # noqa: E402,E702
 
 
 def main() -> None:

@@ -5,4 +5,4 @@ side effect, and each task's `__init__` keeps its heavy imports inside its metho
 """
 
 from pixelforge.tasks import (  # noqa: F401  (importing them registers the built-in tasks)
-    caption, classify, compress, denoise, detect, gan, instance, segment, style)
+    caption, classify, clip, compress, denoise, detect, gan, instance, segment, style)

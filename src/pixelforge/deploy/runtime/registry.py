@@ -18,6 +18,7 @@ from pixelforge.data.sources import collect_paths
 from pixelforge.deploy.runtime.base import TaskRuntime
 from pixelforge.deploy.runtime.caption import CaptionRuntime
 from pixelforge.deploy.runtime.classify import Runtime
+from pixelforge.deploy.runtime.clip import ClipRuntime
 from pixelforge.deploy.runtime.compress import CompressionRuntime
 from pixelforge.deploy.runtime.denoise import DenoiseRuntime
 from pixelforge.deploy.runtime.detect import DetectionRuntime
@@ -30,8 +31,8 @@ from pixelforge.deploy.runtime.style import StyleRuntime
 from pixelforge.errors import PixelforgeError
 
 RUNTIMES: dict[str, type[TaskRuntime]] = {
-    cls.task: cls for cls in (Runtime, CaptionRuntime, CompressionRuntime, DenoiseRuntime, DetectionRuntime, GANRuntime,
-                              InstanceRuntime, SegmentationRuntime, StyleRuntime)
+    cls.task: cls for cls in (Runtime, CaptionRuntime, ClipRuntime, CompressionRuntime, DenoiseRuntime,
+                              DetectionRuntime, GANRuntime, InstanceRuntime, SegmentationRuntime, StyleRuntime)
 }
 
 

@@ -18,24 +18,15 @@ import torch
 from torch.nn import functional as F
 from torch.utils.data import Dataset
 
-from pixelforge.data.captions.reader import assign_splits, read_captions
 from pixelforge.data.captions.tokenizer import Tokenizer
-from pixelforge.errors import PixelforgeError
 from pixelforge.metrics.captions import attribute_match, bleu_from_statistics, bleu_statistics
 
 
 def prepare_data(cfg):
     """(source, []) with every image in train/val/test; captioning has no classes."""
-    data = cfg.data
-    if data == "shapes":
-        from pixelforge.data.builtin import materialize
+    from pixelforge.tasks.common.captions import read_caption_source
 
-        data = str(materialize("shapes", kind="captions"))
-    source = assign_splits(read_captions(data), cfg.val_fraction, cfg.test_fraction, cfg.seed)
-    if not source.split("train") or not source.split("val"):
-        raise PixelforgeError(f"{source.origin}: need captioned images in both train and val splits "
-                              f"(found {len(source.split('train'))} train, {len(source.split('val'))} val)")
-    return source, []
+    return read_caption_source(cfg), []
 
 
 def load_images(paths: list[str], size: int, mean, std) -> torch.Tensor:

@@ -1,0 +1,123 @@
+"""`pixelforge zeroshot IMAGES --labels "ant,bee"`: label images by class names alone, with a CLIP.
+
+The CLIP is a pretrained open_clip model from local files (`--clip NAME|CONFIG.json --clip-weights FILE|TAG`,
+models/open_clip_hub.py) or a run of `--task clip` (`--run RUN`). Prompts come from templates ("a photo of a {}.")
+and each label's text embedding is the mean of its prompts' normalised embeddings (models/zeroshot.py).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import typer
+
+from pixelforge.errors import PixelforgeError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+def image_files(paths: list[Path]) -> list[Path]:
+    """Files as given; folders expanded to their image files (sorted, recursively)."""
+    files = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise PixelforgeError(f"{path}: no such image file or folder")
+    if not files:
+        raise PixelforgeError(f"{', '.join(map(str, paths))}: no images found")
+    return files
+
+
+def load_zero_shot_model(run: Optional[Path], clip: Optional[str], clip_weights: Optional[str]):
+    """A run's or an open_clip model's `models.zeroshot.ZeroShotModel`, or a clip package's torch-free runtime."""
+    if run is not None:
+        if clip or clip_weights:
+            raise PixelforgeError("zeroshot: give either --run or --clip/--clip-weights, not both")
+        from pixelforge.deploy.runtime.package import is_package
+
+        if is_package(run):
+            from pixelforge.deploy.runtime.registry import load_runtime
+
+            runtime = load_runtime(run)
+            if not hasattr(runtime, "class_embeddings"):
+                raise PixelforgeError(f"{run}: a {runtime.task!r} package; zeroshot needs a clip package")
+            return runtime
+        from pixelforge.runs.files import run_task_name
+        from pixelforge.tasks.registry import get_task
+
+        task = get_task(run_task_name(run))
+        if not hasattr(task, "zero_shot_model"):
+            raise PixelforgeError(f"{run}: a {task.name!r} run; zeroshot needs a run of --task clip")
+        return task.zero_shot_model(run)
+    from pixelforge.models.open_clip_hub import load_open_clip
+
+    return load_open_clip(clip or "ViT-B-32", clip_weights)
+
+
+def top_k(scores: np.ndarray, labels: list[str], k: int) -> list[dict]:
+    """Per image: label, score, and the k best [{label, score}]."""
+    results = []
+    for row in scores:
+        best = [{"label": labels[i], "score": round(float(row[i]), 6)} for i in np.argsort(-row, kind="stable")[:k]]
+        results.append({"label": best[0]["label"], "score": best[0]["score"], "top_k": best})
+    return results
+
+
+def classify_images(zs, files: list[Path], labels: list[str], templates: list[str], k: int) -> list[dict]:
+    """One dict per image: path, label, score, top_k (unreadable images: path and error). `zs`: a ZeroShotModel
+    (PyTorch) or a clip package's runtime (numpy)."""
+    from pixelforge.data.images import ImageReadError, load_rgb
+
+    images, results = [], []
+    for path in files:
+        try:
+            images.append((path, load_rgb(path)))
+        except ImageReadError as exc:
+            results.append({"path": str(path), "error": str(exc)})
+    if images:
+        if hasattr(zs, "package"):
+            scores = zs.scores([pixels for _, pixels in images], labels, templates)
+        else:
+            classes = zs.class_embeddings(labels, templates)
+            scores = zs.scores(zs.image_embeddings([pixels for _, pixels in images]), classes).numpy()
+        results += [{"path": str(path), **row} for (path, _), row in zip(images, top_k(scores, labels, k))]
+    order = {str(p): i for i, p in enumerate(files)}
+    return sorted(results, key=lambda r: order[r["path"]])
+
+
+def zeroshot_command(
+    images: list[Path] = typer.Argument(..., help="Image files or folders."),
+    labels: str = typer.Option(..., help='Comma-separated class names, e.g. "ant,bee".'),
+    run: Optional[Path] = typer.Option(None, help="A --task clip run folder, or its package from `pixelforge "
+                                                   "export` (torch-free), instead of --clip."),
+    clip: Optional[str] = typer.Option(None, help="open_clip model name (default ViT-B-32), an open_clip model "
+                                                  "config .json, or local-dir:FOLDER (open_clip's folder format)."),
+    clip_weights: Optional[str] = typer.Option(None, help="Local weights file, or a pretrained tag found in the local "
+                                                          "cache (default: the model's first tag, e.g. openai)."),
+    templates: str = typer.Option("default", help="default (the model's prompt ensemble) | none (the bare label) | "
+                                                  "FILE with one {} template a line."),
+    top: int = typer.Option(3, "--top-k", min=1, help="Best labels listed per image."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON list, an object per image."),
+) -> None:
+    """Zero-shot classification: each image gets the label whose prompts' text embedding is closest to it."""
+    from pixelforge.models.prompts import parse_labels, read_templates
+
+    names = parse_labels(labels)
+    files = image_files(images)
+    zs = load_zero_shot_model(run, clip, clip_weights)
+    results = classify_images(zs, files, names, read_templates(templates, zs.templates), top)
+    if as_json:
+        typer.echo(json.dumps(results))
+        return
+    for r in results:
+        if "error" in r:
+            typer.echo(r["error"], err=True)  # ImageReadError's message names the file
+            continue
+        others = ", ".join(f"{t['label']} {t['score']:.3f}" for t in r["top_k"][1:])
+        typer.echo(f"{r['path']}: {r['label']} ({r['score']:.3f})" + (f"  [{others}]" if others else ""))

@@ -1,0 +1,41 @@
+"""Prompt templates and class names for zero-shot classification, without torch (the CLIP package's runtime path
+of `pixelforge zeroshot` uses them too): CLIP's ImageNet prompts, a template file, the `--labels` list."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pixelforge.errors import PixelforgeError
+
+
+def imagenet_templates() -> list[str]:
+    """"a photo of a {}." (CLIP's single default) and the 7-template ImageNet subset of OpenAI's prompt-engineering
+    notebook, which open_clip ships as SIMPLE_IMAGENET_TEMPLATES (lambdas; called with "{}" to get format strings,
+    since open_clip's classifier builder needs all templates of one kind)."""
+    from open_clip.zero_shot_metadata import SIMPLE_IMAGENET_TEMPLATES
+
+    return ["a photo of a {}.", *[t("{}") for t in SIMPLE_IMAGENET_TEMPLATES]]
+
+
+def read_templates(choice: str, default: list[str], option: str = "--templates") -> list[str]:
+    """`default` (the model's ensemble), `none` (the bare label) or a text file with one `{}` template a line."""
+    if choice == "default":
+        return list(default)
+    if choice == "none":
+        return ["{}"]
+    path = Path(choice)
+    if not path.is_file():
+        raise PixelforgeError(f"{option} {choice}: not default, none, or an existing text file of templates")
+    lines = [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    bad = [line for line in lines if line.count("{}") != 1]
+    if not lines or bad:
+        raise PixelforgeError(f"{path}: each template line needs exactly one {{}} for the label "
+                              f"({'no templates' if not lines else 'first bad line: ' + bad[0]!r})")
+    return lines
+
+
+def parse_labels(text: str) -> list[str]:
+    labels = [label.strip() for label in text.split(",") if label.strip()]
+    if len(labels) < 2 or len(set(labels)) != len(labels):
+        raise PixelforgeError(f"--labels {text!r}: give two or more different comma-separated class names")
+    return labels

@@ -1,0 +1,101 @@
+"""Exporting a CLIP run: the image and the text tower to ONNX, each ending in its normalised embedding, for the
+torch-free runtime (deploy/runtime/clip.py).
+
+    PACKAGE/image_encoder.onnx, text_encoder.onnx, tokenizer.json, preprocess.json, classes.json ([]),
+    package.json, parity.json, model_card.md (when the run has one)
+
+Parity: on the run's validation images (up to `parity_images`) the package must give the same zero-shot label as
+PyTorch for every image, with the validation set's colour-shape names (or its first captions, on data without
+them), and embeddings within 1e-4; otherwise the export is refused and nothing is left at `out`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from pixelforge.deploy.export.folder import reject_options, require_new_out, staged_folder, write_dense_package_files, write_json
+from pixelforge.deploy.export.onnx import export_traced
+from pixelforge.errors import PixelforgeError
+
+
+class _ImageTower(nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, image):
+        return self.model.encode_image(image, normalize=True)
+
+
+class _TextTower(nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, tokens):
+        return self.model.encode_text(tokens, normalize=True)
+
+
+def export_package(run_dir, out, data: str | None = None, parity_images: int = 32, opset: int = 17,
+                   format: str | None = "onnx", **options) -> Path:
+    """Write the package to `out` (new or empty) after the parity check; returns `out`."""
+    from pixelforge.runs import folder as rd
+    from pixelforge.tasks.clip.evaluate import _source
+    from pixelforge.tasks.clip.run import load_clip_run
+
+    reject_options("clip", options, format)
+    out = Path(out)
+    require_new_out(out)
+    zs, cfg = load_clip_run(run_dir)
+    state = rd.load_checkpoint(Path(run_dir) / "checkpoints" / "best.ckpt")
+    source = _source(cfg, data)
+    images = source.split("val")[:parity_images] or source.images[:parity_images]
+    model, size = zs.model.eval(), cfg.img_size
+    length = state["model_cfg"]["text_cfg"]["context_length"]
+    with staged_folder(out) as staging:
+        # Wrappers in eval mode: the exporter restores a module's mode afterwards (caption/export.py says why).
+        export_traced(_ImageTower(model).eval(), (torch.zeros(2, 3, size, size),), staging / "image_encoder.onnx",
+                      ["image"], ["embedding"], opset, dynamic_axes={"image": {0: "batch"}, "embedding": {0: "batch"}})
+        tokens = zs.tokenize(["a", "a b"])
+        export_traced(_TextTower(model).eval(), (tokens,), staging / "text_encoder.onnx", ["tokens"], ["embedding"],
+                      opset, dynamic_axes={"tokens": {0: "texts"}, "embedding": {0: "texts"}})
+        from pixelforge.data.captions.tokenizer import Tokenizer
+
+        Tokenizer(state["vocab"], state.get("min_count", 1)).save(staging / "tokenizer.json")
+        pre = {"task": "clip", "size": size, "resize": "short-side-bicubic-center-crop", "mean": state["mean"],
+               "std": state["std"], "scale": "1/255", "layout": "NCHW"}
+        write_dense_package_files(staging, Path(run_dir), pre, [], {
+            "task": "clip", "models": {"fp32": "image_encoder.onnx"}, "text_model": "text_encoder.onnx",
+            "backbone": cfg.model, "templates": list(zs.templates), "context_length": length,
+            "logit_scale": float(model.logit_scale.detach().exp())}, opset)
+        report = _parity(zs, staging, images)
+        write_json(staging / "parity.json", report)
+        if not report["passed"]:
+            raise PixelforgeError(f"export refused: ONNX Runtime and PyTorch disagree on {report['images']} "
+                                  f"validation images (labels differ for {report['different_labels']}, max |Δ "
+                                  f"embedding| {report['max_abs_embedding_diff']:.2e}); report the model and opset {opset}")
+    return out
+
+
+def _parity(zs, package: Path, images) -> dict:
+    from pixelforge.data.images import load_rgb
+    from pixelforge.deploy.runtime.clip import ClipRuntime
+    from pixelforge.tasks.clip.evaluate import _label
+
+    runtime = ClipRuntime(package)
+    pixels = [load_rgb(i.path) for i in images]
+    labels = sorted({_label(i) for i in images if _label(i)}) or sorted({i.captions[0] for i in images})
+    if len(labels) < 2:
+        labels = [*labels, "something else"]
+    expected_images = zs.image_embeddings(pixels).numpy()
+    got_images = runtime.image_embeddings(pixels)
+    expected = (torch.from_numpy(expected_images) @ zs.class_embeddings(labels, zs.templates).float()).argmax(1).numpy()
+    got = (got_images @ runtime.class_embeddings(labels)).argmax(1)
+    diff = float(np.abs(expected_images - got_images).max()) if len(pixels) else 0.0
+    different = int((expected != got).sum())
+    return {"images": len(pixels), "labels": len(labels), "different_labels": different,
+            "max_abs_embedding_diff": diff, "passed": different == 0 and diff < 1e-4}

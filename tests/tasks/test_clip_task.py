@@ -1,0 +1,128 @@
+"""`--task clip` on a tiny built-in captions set: a 2-step training, evaluate's zero-shot and retrieval metrics, and
+`pixelforge zeroshot --run` agreeing with the trained model's own image and text embeddings."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import pixelforge
+from pixelforge.data.captions.shapes import write_shapes_captions
+
+pytest.importorskip("open_clip")
+pytestmark = pytest.mark.xdist_group("clip")
+TINY = dict(task="clip", weights="none", img_size=32, epochs=1, batch_size=12, embed_dim=16, text_width=16,
+            text_heads=2, text_layers=1, max_caption_words=12, quiet=True)
+
+
+@pytest.fixture(scope="module")
+def clip_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("clipcaptions")
+    write_shapes_captions(root, seed=3, splits=(("train", 24), ("val", 8), ("test", 12)))
+    return root
+
+
+@pytest.fixture(scope="module")
+def clip_run(clip_data, tmp_path_factory):
+    return pixelforge.train(str(clip_data), out=str(tmp_path_factory.mktemp("runs") / "clip"), **TINY).run_dir
+
+
+def test_two_training_steps_write_a_run_that_evaluates_zero_shot(clip_run):
+    from pixelforge.runs import folder as rd
+
+    rows = rd.read_metrics(clip_run / "metrics.csv")
+    assert len(rows) == 1 and {"val_recall1", "val_loss", "train_logit_scale"} <= set(rows[0])
+    assert 0.0 <= rows[0]["val_recall1"] <= 1.0
+    summary = json.loads((clip_run / "summary.json").read_text())
+    assert summary["monitor"] == "val_recall1" and summary["path"] == "cached-features"
+
+    metrics = pixelforge.evaluate(clip_run).metrics
+    assert metrics["split"] == "test" and metrics["num_images"] == 12
+    # 5 colours x 4 shapes of the dataset's objects; every single-object test image is a held-out pair.
+    assert metrics["zeroshot_labels"] == 20 and metrics["chance"] == 0.05
+    assert metrics["zeroshot_images"] == metrics["held_out_images"] > 0
+    for key in ("zeroshot_accuracy", "zeroshot_accuracy_single_template", "zeroshot_accuracy_bare_label",
+                "recall1_image_to_text", "recall5_text_to_image"):
+        assert 0.0 <= metrics[key] <= 1.0
+    assert (clip_run / "eval-test" / "zeroshot_gallery.png").is_file()
+
+
+def test_zeroshot_with_a_trained_run_ranks_by_its_own_embeddings(clip_run, clip_data):
+    from typer.testing import CliRunner
+
+    from pixelforge.cli import app
+    from pixelforge.data.captions.tokenizer import Tokenizer
+    from pixelforge.runs import folder as rd
+    from pixelforge.tasks.clip.run import load_clip_run
+    from pixelforge.tasks.clip.task import encode_captions
+
+    labels = ["green triangle", "red circle", "blue square"]
+    images = sorted((clip_data / "images" / "test").glob("*.png"))[:4]
+    done = CliRunner().invoke(app, ["zeroshot", *map(str, images), "--run", str(clip_run), "--labels",
+                                    ",".join(labels), "--json"])
+    assert done.exit_code == 0, done.output
+    results = json.loads(done.output)
+
+    # By hand: the checkpoint's encoders, the run's tokenizer and templates, the mean of normalised prompts.
+    zs, cfg = load_clip_run(clip_run)
+    state = rd.load_checkpoint(clip_run / "checkpoints" / "best.ckpt")
+    tokenizer = Tokenizer(state["vocab"])
+    model = zs.model
+    with torch.no_grad():
+        classes = []
+        for label in labels:
+            tokens = encode_captions(tokenizer, [t.format(label) for t in zs.templates], 14)
+            mean = torch.nn.functional.normalize(model.encode_text(tokens), dim=-1).mean(0)
+            classes.append(mean / mean.norm())
+        from PIL import Image
+
+        pixels = torch.stack([zs.preprocess(Image.open(p).convert("RGB")) for p in images])
+        cosine = torch.nn.functional.normalize(model.encode_image(pixels), dim=-1) @ torch.stack(classes).T
+    assert [r["label"] for r in results] == [labels[i] for i in cosine.argmax(1).tolist()]
+    assert all(r["top_k"][0]["score"] >= r["top_k"][-1]["score"] for r in results)
+
+
+def test_zeroshot_refuses_a_run_of_another_task(tmp_path, clip_data):
+    from typer.testing import CliRunner
+
+    from pixelforge.cli import app
+    from pixelforge.errors import PixelforgeError
+
+    (tmp_path / "config.yaml").write_text("task: classify\ndata: somewhere\n")
+    (tmp_path / "classes.json").write_text("[]")
+    image = next((clip_data / "images" / "test").glob("*.png"))
+    done = CliRunner().invoke(app, ["zeroshot", str(image), "--run", str(tmp_path), "--labels", "a,b"])
+    assert isinstance(done.exception, PixelforgeError) and "needs a run of --task clip" in str(done.exception)
+
+
+def test_exported_package_labels_like_the_run_without_torch(clip_run, clip_data, tmp_path):
+    import subprocess
+    import sys
+
+    package = pixelforge.export(clip_run, tmp_path / "pkg")
+    package = getattr(package, "package_dir", package)
+    parity = json.loads((package / "parity.json").read_text())
+    assert parity["passed"] and parity["images"] == 8 and parity["max_abs_embedding_diff"] < 1e-4
+
+    images = sorted((clip_data / "images" / "test").glob("*.png"))[:4]
+    args = [*map(str, images), "--labels", "green triangle,red circle,blue square", "--json"]
+    # The package path runs with torch made unimportable: ONNX Runtime, NumPy and PIL only.
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "from pixelforge.commands.zeroshot import load_zero_shot_model, classify_images\n"
+            "from pathlib import Path; import json\n"
+            f"zs = load_zero_shot_model(Path({str(package)!r}), None, None)\n"
+            f"print(json.dumps(classify_images(zs, [Path(p) for p in {list(map(str, images))!r}], "
+            "['green triangle', 'red circle', 'blue square'], zs.templates, 3)))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    from_package = json.loads(done.stdout)
+
+    from typer.testing import CliRunner
+
+    from pixelforge.cli import app
+
+    from_run = json.loads(CliRunner().invoke(app, ["zeroshot", *args[:-1], "--run", str(clip_run), "--json"]).output)
+    assert [r["label"] for r in from_package] == [r["label"] for r in from_run]
+    assert [r["score"] for r in from_package] == pytest.approx([r["score"] for r in from_run], abs=1e-4)
