@@ -73,6 +73,10 @@ class ClassifyTask(Task):
         return write_model_card(run, peak_memory=peak_memory)
 
     def after_fit(self, run, cfg, progress) -> None:
+        if cfg.continue_from:
+            from pixelforge.tasks.classify.continual.sequence import finish_step
+
+            progress.info(finish_step(run, cfg))
         if not cfg.calibrate:
             return
         from pixelforge.tasks.classify.calibration import calibrate_run
