@@ -26,7 +26,7 @@ def parent_run(cfg) -> Path:
 
     run = rd.require_run(cfg.continue_from)
     parent = load_config(run / "config.yaml")
-    if parent.task != cfg.task:
+    if not isinstance(parent, type(cfg)):  # a detector's run, say: its head is not a class list
         raise PixelforgeError(f"{run}: a {parent.task!r} run; --continue-from needs a {cfg.task!r} run")
     if not (run / "checkpoints" / "best.ckpt").exists():
         raise PixelforgeError(f"{run}: no checkpoints/best.ckpt; finish (resume) that run before continuing from it")

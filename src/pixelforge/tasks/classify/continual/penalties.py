@@ -55,7 +55,7 @@ def diagonal_fisher(model: nn.Module, batches) -> dict[str, torch.Tensor]:
 
     def log_likelihood(p, x, y):
         logits = functional_call(model, (p, buffers), (x[None],))
-        return F.log_softmax(logits.float(), 1)[0, y]
+        return F.log_softmax(logits.float(), 1)[0].gather(0, y[None])[0]  # no data-dependent indexing in vmap
 
     per_image = vmap(grad(log_likelihood), in_dims=(None, 0, 0))
     sums = {n: torch.zeros_like(p, dtype=torch.float32) for n, p in params.items()}
