@@ -66,17 +66,17 @@ def carry_of(run: Path, *, memory_size: int | None, ewc: bool) -> dict:
     from pixelforge.tasks.config import load_config
 
     state = _task_state(run)
-    carry = dict(state.get("carry") or {})
+    stored_carry = state.get("carry") or {}
+    carry = {}  # only what was asked for: a naive step must not replay the memory its parent stored
     if memory_size is not None:
-        stored = carry.get("memory")
-        if stored is None:
-            stored = build_memory(run, memory_size, load_config(Path(run) / "config.yaml").seed, state.get("memory"))
+        stored = stored_carry.get("memory") or build_memory(run, memory_size, load_config(Path(run) / "config.yaml").seed,
+                                                            state.get("memory"))
         memory = ReplayMemory.from_state(stored)
         memory.size = memory_size
         memory.add([])  # a smaller --memory than the parent's cuts every class to the new quota
         carry["memory"] = memory.state_dict()
-    if ewc and carry.get("ewc") is None:
-        carry["ewc"] = build_ewc(run, state.get("ewc"))
+    if ewc:
+        carry["ewc"] = stored_carry.get("ewc") or build_ewc(run, state.get("ewc"))
     return carry
 
 

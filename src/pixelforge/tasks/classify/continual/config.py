@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from pixelforge.config import RunConfig
 
@@ -22,3 +22,9 @@ class ContinualConfig(RunConfig):
     lwf_alpha: float = Field(1.0, ge=0, description="lwf: weight of the distillation loss on the old classes")
     lwf_temperature: float = Field(2.0, gt=0, description="lwf: softmax temperature of the distillation (Li & "
                                                          "Hoiem use 2)")
+
+    @model_validator(mode="after")
+    def _strategy_needs_a_parent(self):
+        if self.continual != "naive" and not self.continue_from:
+            raise ValueError(f"continual {self.continual!r} needs continue_from (the run to continue from)")
+        return self
