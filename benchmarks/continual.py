@@ -36,6 +36,8 @@ def parse_args(argv):
     parser.add_argument("--tasks", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=5, help="epochs per task")
     parser.add_argument("--memory", type=int, default=200, help="replay: total memory (20 per class at the end)")
+    parser.add_argument("--ewc-lambda", type=float, default=None, help="ewc: the penalty weight (default the config's)")
+    parser.add_argument("--lwf-alpha", type=float, default=None, help="lwf: the distillation weight (default the config's)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--keep", type=Path, default=None, help="keep the run folders here (default: a temp folder)")
     return parser.parse_args(argv)
@@ -46,14 +48,18 @@ def _cpu() -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
-def run_sequence(first: Path, tasks: list[Path], strategy: str, work: Path, epochs: int, memory: int) -> Path:
+def run_sequence(first: Path, tasks: list[Path], strategy: str, work: Path, args) -> Path:
     from pixelforge.api.train import train
 
     previous = first
     for k, data in enumerate(tasks[1:], start=2):
-        options = {"continual": strategy, "epochs": epochs}
+        options = {"continual": strategy, "epochs": args.epochs}
         if strategy == "replay":
-            options["memory"] = memory
+            options["memory"] = args.memory
+        if strategy == "ewc" and args.ewc_lambda is not None:
+            options["ewc_lambda"] = args.ewc_lambda
+        if strategy == "lwf" and args.lwf_alpha is not None:
+            options["lwf_alpha"] = args.lwf_alpha
         previous = train(str(data), continue_from=str(previous), out=str(work / f"{strategy}-task{k}"),
                          **options).run_dir
     return previous
@@ -84,7 +90,7 @@ def main(argv=None) -> int:
         print(f"task 1 trained in {first_wall:.1f} s (CPU {first_cpu:.1f} s)", flush=True)
         for strategy in args.strategies.split(","):
             wall, cpu = time.perf_counter(), _cpu()
-            last = run_sequence(first, tasks, strategy, work, args.epochs, args.memory)
+            last = run_sequence(first, tasks, strategy, work, args)
             seconds, cpu_seconds = time.perf_counter() - wall + first_wall, _cpu() - cpu + first_cpu
             result = json.loads((last / "continual.json").read_text())
             args.out.mkdir(parents=True, exist_ok=True)
@@ -106,7 +112,8 @@ def main(argv=None) -> int:
     print(machine_line(machine) + f" -> {load_average()} at the end")
     print("\n".join(table))
     report = {"command": "python -m benchmarks.continual " + " ".join(sys.argv[1:] if argv is None else argv),
-              "machine": machine, "recipe": {**RECIPE, "epochs": args.epochs, "memory": args.memory},
+              "machine": machine, "recipe": {**RECIPE, "epochs": args.epochs, "memory": args.memory, "ewc_lambda": args.ewc_lambda,
+                         "lwf_alpha": args.lwf_alpha},
               "rows": rows, "table_markdown": "\n".join(table)}
     path = args.out / f"continual-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps(report, indent=2))
