@@ -87,7 +87,7 @@ def test_an_interrupted_ewc_step_resumes_with_its_fisher_and_memory(sequence, tm
     tasks, _, _, child = sequence
     out = tmp_path / "ewc"
     with pytest.raises(PixelforgeError, match="resume with"):
-        pixelforge.train(str(tasks[2]), continue_from=str(child), continual="ewc", epochs=2, out=str(out),
+        pixelforge.train(str(tasks[2]), continue_from=str(child), continual="ewc", epochs=1, out=str(out),
                          callbacks=[InterruptAt(3)])
     cut = rd.load_checkpoint(out / "checkpoints" / "last.ckpt")["task_state"]
     fisher = cut["ewc"]["fisher"]
