@@ -67,6 +67,13 @@ def drift_report(run: str | Path, new_dir: str | Path, max_images: int = 500, pe
     from pixelforge.tasks.classify.continual.carry import training_samples
     from pixelforge.tasks.classify.inference import load_run
 
+    from pixelforge.runs import folder as rd
+    from pixelforge.tasks.classify.config import ClassifyConfig
+    from pixelforge.tasks.config import load_config
+
+    cfg = load_config(rd.require_run(run) / "config.yaml")
+    if not isinstance(cfg, ClassifyConfig):  # its backbone's features would need that task's own model
+        raise PixelforgeError(f"{run}: a {cfg.task!r} run; data drift compares features of a classify run")
     loaded = load_run(run)
     draw = random.Random(seed)
     train = training_samples(loaded.run_dir)

@@ -31,7 +31,9 @@ class ContinualStep(ClassificationTask):
         x, y = batch
         logits = self.forward(model, x)
         loss = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
-        out = {"acc": (logits.argmax(1) == y).double().mean(), "count": len(y)}
+        hits = (logits.argmax(1) == y).sum()
+        # float64 where the device has it, as ClassificationTask does: mean x count, summed, is the hit count
+        out = {"acc": hits.to(torch.float32 if hits.device.type == "mps" else torch.float64) / len(y), "count": len(y)}
         if self.ewc is not None:
             penalty = ewc_penalty(self.params, self.ewc["fisher"], self.ewc["anchor"])
             loss = loss + self.ewc_lambda / 2 * penalty
