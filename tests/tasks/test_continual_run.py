@@ -62,9 +62,11 @@ def test_continual_step_grows_the_head_records_lineage_and_leaves_the_parent_unt
     assert {k: len(v) for k, v in carried.items()} == {"0": 5, "1": 5, "2": 5, "3": 5}
 
 
-def test_evaluate_scores_every_class_seen_and_reports_the_matrix(sequence):
+def test_evaluate_scores_every_class_seen_and_reports_the_matrix(sequence, cli):
     tasks, _, _, child = sequence
-    metrics = pixelforge.evaluate(child).metrics
+    result = cli("evaluate", child, "--json")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)
     assert metrics["split"] == "seen-classes"
     assert metrics["num_images"] == sum(1 for t in tasks[:2] for _ in (t / "test").rglob("*.png"))
     assert sorted(metrics["per_class"]) == ["0", "1", "2", "3"]
@@ -99,7 +101,7 @@ def test_an_interrupted_ewc_step_resumes_with_its_fisher_and_memory(sequence, tm
     assert len(rd.read_json(out / "continual.json")["accuracy_matrix"]) == 3
 
 
-def test_drift_flags_shifted_images_and_not_same_distribution_ones(sequence, tmp_path):
+def test_drift_flags_shifted_images_and_not_same_distribution_ones(sequence, tmp_path, cli):
     from pixelforge.tasks.classify.drift import drift_report
 
     tasks, parent, _, _ = sequence
@@ -108,7 +110,11 @@ def test_drift_flags_shifted_images_and_not_same_distribution_ones(sequence, tmp
     shifted_dir.mkdir()
     for path in sorted((tasks[0] / "test").rglob("*.png")):  # the same digits, white on black became black on white
         Image.fromarray(255 - np.asarray(Image.open(path))).save(shifted_dir / f"{path.parent.name}-{path.name}")
-    shifted = drift_report(parent, shifted_dir, permutations=200)
+    result = cli("data", "drift", parent, shifted_dir, "--json", "--permutations", "200")
+    assert result.returncode == 0, result.stderr
+    shifted = json.loads(result.stdout)
     assert not same["retrain_advised"] and same["p_value"] > 0.01
     assert shifted["retrain_advised"] and shifted["domain_auc"] > 0.9
-    json.dumps(shifted)  # what --json prints
+    assert set(shifted["predicted_shares"]["new"]) == {"0", "1"}
+    missing = cli("data", "drift", parent, tmp_path / "nowhere")
+    assert missing.returncode == 2 and "not a folder of images" in missing.stderr and "Traceback" not in missing.stderr

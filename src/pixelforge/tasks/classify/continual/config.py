@@ -14,8 +14,8 @@ class ContinualConfig(RunConfig):
         None, description="continue a trained classify run folder on new data or new classes (the run stays "
                           "untouched; keys not given are the parent's)")
     continual: Literal["naive", "replay", "ewc", "lwf"] = Field(
-        "naive", description="with continue_from: naive (plain fine-tuning) | replay (rehearse a memory of old "
-                             "images) | ewc (elastic weight consolidation) | lwf (learning without forgetting)")
+        "naive", description="with continue_from, the strategy against forgetting: plain fine-tuning, a replayed "
+                             "memory of old images, elastic weight consolidation, learning without forgetting")
     memory: int = Field(200, ge=1, description="replay: images kept in memory in total, balanced over the classes "
                                                "seen so far")
     ewc_lambda: float = Field(1000.0, ge=0, description="ewc: weight of the penalty on moving important weights")
