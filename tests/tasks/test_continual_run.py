@@ -62,11 +62,9 @@ def test_continual_step_grows_the_head_records_lineage_and_leaves_the_parent_unt
     assert {k: len(v) for k, v in carried.items()} == {"0": 5, "1": 5, "2": 5, "3": 5}
 
 
-def test_evaluate_scores_every_class_seen_and_reports_the_matrix(sequence, cli):
+def test_evaluate_scores_every_class_seen_and_reports_the_matrix(sequence):
     tasks, _, _, child = sequence
-    result = cli("evaluate", child, "--json")
-    assert result.returncode == 0, result.stderr
-    metrics = json.loads(result.stdout)
+    metrics = json.loads(json.dumps(pixelforge.evaluate(child).to_json()))  # what `evaluate RUN --json` prints
     assert metrics["split"] == "seen-classes"
     assert metrics["num_images"] == sum(1 for t in tasks[:2] for _ in (t / "test").rglob("*.png"))
     assert sorted(metrics["per_class"]) == ["0", "1", "2", "3"]
@@ -101,7 +99,7 @@ def test_an_interrupted_ewc_step_resumes_with_its_fisher_and_memory(sequence, tm
     assert len(rd.read_json(out / "continual.json")["accuracy_matrix"]) == 3
 
 
-def test_drift_flags_shifted_images_and_not_same_distribution_ones(sequence, tmp_path, cli):
+def test_drift_flags_shifted_images_and_not_same_distribution_ones(sequence, tmp_path):
     from pixelforge.tasks.classify.drift import drift_report
 
     tasks, parent, _, _ = sequence
@@ -110,11 +108,38 @@ def test_drift_flags_shifted_images_and_not_same_distribution_ones(sequence, tmp
     shifted_dir.mkdir()
     for path in sorted((tasks[0] / "test").rglob("*.png")):  # the same digits, white on black became black on white
         Image.fromarray(255 - np.asarray(Image.open(path))).save(shifted_dir / f"{path.parent.name}-{path.name}")
-    result = cli("data", "drift", parent, shifted_dir, "--json", "--permutations", "200")
-    assert result.returncode == 0, result.stderr
-    shifted = json.loads(result.stdout)
+    from typer.testing import CliRunner
+
+    from pixelforge.cli import app
+
+    result = CliRunner().invoke(app, ["data", "drift", str(parent), str(shifted_dir), "--json", "--permutations", "200"])
+    assert result.exit_code == 0, result.output
+    shifted = json.loads(result.stdout)  # in process: a subprocess would spend ~10 s importing
     assert not same["retrain_advised"] and same["p_value"] > 0.01
     assert shifted["retrain_advised"] and shifted["domain_auc"] > 0.9
     assert set(shifted["predicted_shares"]["new"]) == {"0", "1"}
-    missing = cli("data", "drift", parent, tmp_path / "nowhere")
-    assert missing.returncode == 2 and "not a folder of images" in missing.stderr and "Traceback" not in missing.stderr
+    with pytest.raises(PixelforgeError, match="not a folder of images"):
+        drift_report(parent, tmp_path / "nowhere")
+
+
+def test_lwf_teacher_is_the_parent_as_it_was_answering_for_its_classes(sequence):
+    from lightning.fabric import Fabric
+
+    from pixelforge.api.train import _parent_options
+    from pixelforge.engine.progress import EpochProgress
+    from pixelforge.tasks.classify.continual.setup import build_continual_setup
+    from pixelforge.tasks.classify.inference import load_run
+    from pixelforge.tasks.classify.task import prepare_data
+    from pixelforge.tasks.config import build_config
+
+    tasks, _, _, child = sequence
+    cfg = build_config(None, data=str(tasks[2]), **_parent_options({"continue_from": str(child), "continual": "lwf"}))
+    source, classes = prepare_data(cfg)
+    assert classes == ["0", "1", "2", "3", "4", "5"]
+    setup = build_continual_setup(cfg, source, classes, Fabric(accelerator="cpu", devices=1), EpochProgress(quiet=True))
+    x = torch.stack([setup.train_data[i][0] for i in range(4)])
+    parent = load_run(child).model
+    with torch.no_grad():
+        torch.testing.assert_close(setup.task.old_model(x), parent(x))  # 4 outputs: the parent's classes
+        torch.testing.assert_close(setup.model.eval()(x)[:, :4], parent(x))  # the grown model starts as the parent
+    assert setup.task.ewc is None and setup.task.memory is None and setup.n_train == len(source.split("train"))
