@@ -4,8 +4,8 @@ Rehearsal of a small episodic memory is the strong baseline of continual learnin
 keep a fixed total budget shared equally by the classes seen so far; Chaudhry et al. 2019 ("On Tiny Episodic
 Memories") fill it by reservoir sampling (Vitter 1985), which keeps a uniform sample of a stream without storing
 it. Here each class has its own reservoir and the budget `size` is split equally between the classes, so when
-new classes arrive each old class gives up memory (its reservoir is cut to the new quota, which keeps it a
-uniform sample). Seeded: the same data and seed give the same memory.
+new classes arrive each old class gives up memory (its reservoir is cut to a random subset of the new quota's
+size, which keeps it a uniform sample). Seeded: the same data and seed give the same memory.
 
 Example:
     >>> from pathlib import Path
@@ -41,7 +41,8 @@ class ReplayMemory:
             self.seen.setdefault(label, 0)
         quota = self.quota()
         for slots in self.slots.values():  # new classes shrink every old class's share
-            del slots[quota:]
+            if len(slots) > quota:  # a random subset of a uniform sample is a uniform sample (a prefix is not)
+                slots[:] = self._rng.sample(slots, quota)
         for path, label in items:
             slots = self.slots[label]
             self.seen[label] += 1
