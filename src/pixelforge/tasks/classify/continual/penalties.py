@@ -3,7 +3,7 @@
 EWC (Kirkpatrick et al. 2017, "Overcoming catastrophic forgetting in neural networks", PNAS): a quadratic penalty
 `lambda/2 * sum_i F_i (theta_i - theta*_i)^2` that holds each weight near its value after the old task, in
 proportion to its diagonal Fisher information F_i there. F is the empirical Fisher (the mean of squared per-image
-gradients of the log-likelihood of the true label, computed exactly per image with torch.func); over several steps
+gradients of the log-likelihood of the true label, computed exactly, one image at a time); over several steps
 the Fisher terms are summed and the anchor is the latest model ("online EWC", Schwarz et al. 2018), so the memory
 cost stays one copy of the weights. Parameters that grew (the head's new rows) are penalised on their old part only.
 
@@ -46,26 +46,24 @@ def ewc_penalty(params: dict[str, torch.Tensor], fisher: dict[str, torch.Tensor]
 
 def diagonal_fisher(model: nn.Module, batches) -> dict[str, torch.Tensor]:
     """The empirical diagonal Fisher of `model` (eval mode) over (images, labels) batches: the mean over images of
-    each trainable parameter's squared gradient of log p(label | image)."""
-    from torch.func import functional_call, grad, vmap
+    each trainable parameter's squared gradient of log p(label | image).
 
+    One backward pass per image: exact per-image gradients, one copy of them in memory at a time, and measured
+    faster than torch.func's vmap on CPU (1.8 against 4.0 s for 64 images through simple_cnn; vmap in chunks of 8,
+    which bounds its memory, took 14 s)."""
     model.eval()
-    params = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
-    buffers = {n: b.detach() for n, b in model.named_buffers()}
-
-    def log_likelihood(p, x, y):
-        logits = functional_call(model, (p, buffers), (x[None],))
-        return F.log_softmax(logits.float(), 1)[0].gather(0, y[None])[0]  # no data-dependent indexing in vmap
-
-    # 8 images' gradients at a time: a full copy of the weights each (25M parameters: 0.8 GB), whatever the batch
-    per_image = vmap(grad(log_likelihood), in_dims=(None, 0, 0), chunk_size=8)
+    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
     sums = {n: torch.zeros_like(p, dtype=torch.float32) for n, p in params.items()}
     count = 0
     for x, y in batches:
-        grads = per_image(params, x, y)
-        for n, g in grads.items():
-            sums[n] += (g.float() ** 2).sum(0)
+        for image, label in zip(x, y):
+            model.zero_grad(set_to_none=True)
+            F.log_softmax(model(image[None]).float(), 1)[0, label].backward()
+            for n, p in params.items():
+                if p.grad is not None:
+                    sums[n] += p.grad.float() ** 2
         count += len(y)
+    model.zero_grad(set_to_none=True)
     return {n: s / max(count, 1) for n, s in sums.items()}
 
 
