@@ -69,7 +69,8 @@ def prepare_data(cfg) -> tuple:
     from pixelforge.errors import PixelforgeError
 
     source = resolve_data(cfg.data)
-    if len(source.classes) < 2 and not cfg.continue_from:  # a continual step may add a single class  # nothing to tell apart: training would fail only when writing the report
+    # Nothing to tell apart (training would fail only when writing the report); a continual step may add one class.
+    if len(source.classes) < 2 and not cfg.continue_from:
         raise PixelforgeError(f"{source.origin}: only one class ({source.classes[0]!r}); classification needs at "
                               f"least two (one subfolder per class, or two labels in the CSV)")
     source = make_splits(source, cfg.val_fraction, cfg.test_fraction, cfg.seed)
