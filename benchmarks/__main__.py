@@ -18,6 +18,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # benchmarks never reach a model hub
 
 CASES = ("B1", "B2", "B3", "L")
+STANDALONE = {"CONTINUAL": "benchmarks.continual"}  # cases with their own data and table: --only continual
 FULL_REPEATS = {"B1": 1, "B2": 2, "B3": 2, "L": 2}
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -33,9 +34,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="folder for the results JSON (default benchmarks/results)")
     args = parser.parse_args(argv)
     args.only = [c.strip().upper() for c in args.only.split(",") if c.strip()]
-    unknown = [c for c in args.only if c not in CASES]
+    unknown = [c for c in args.only if c not in CASES and c not in STANDALONE]
     if unknown:
-        parser.error(f"--only {','.join(unknown)}: unknown case; choose from {','.join(CASES)}")
+        parser.error(f"--only {','.join(unknown)}: unknown case; choose from {','.join(CASES + tuple(STANDALONE))}")
     return args
 
 
@@ -69,6 +70,14 @@ def run_case(case: str, work, repeats: int) -> list:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    standalone = [c for c in args.only if c in STANDALONE]
+    if standalone:  # run apart from the workload below, with their own table (benchmarks/continual.py)
+        import importlib
+
+        code = max(importlib.import_module(STANDALONE[c]).main([]) for c in standalone)
+        args.only = [c for c in args.only if c not in STANDALONE]
+        if not args.only:
+            return code
     from benchmarks.machine import load_average, machine_info, machine_line
     from benchmarks.workload import HYMENOPTERA, full_workload, smoke_workload
 

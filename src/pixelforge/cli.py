@@ -261,6 +261,7 @@ data_app.command("check")(data_check)
 data_app.command("preview")(data_preview)
 data_app.command("make")(data_make)
 data_app.command("convert")(data_convert)
+from pixelforge.commands.drift import drift_command as _drift; data_app.command("drift")(_drift)  # noqa: E402,E702
 from pixelforge.deploy.commands import export_command as _export_command; app.command("export")(_export_command)  # noqa: E402,E702
 from pixelforge.deploy.commands import serve_command as _serve_command; app.command("serve")(_serve_command)  # noqa: E402,E702
 from pixelforge.deploy.commands import video_command as _video_command; app.command("video")(_video_command)  # noqa: E402,E702

@@ -52,16 +52,25 @@ def data_preview(path: str = typer.Argument(..., help="Folder, CSV, COCO json, Y
     typer.echo(f"preview: {get_task(task).write_preview(path, out, augment, img_size, count)}")
 
 
-def data_make(name: str = typer.Argument(..., help="digits | shapes"),
+def data_make(name: str = typer.Argument(..., help="digits | shapes | split-digits"),
               out: Path = typer.Option(..., help="Folder to write (must not exist or be empty)."),
               task: str = typer.Option("classify", help="classify | detect | segment | instance (shapes has all four)."),
-              seed: int = typer.Option(0, help="Generator seed.")) -> None:
+              seed: int = typer.Option(0, help="Generator seed."),
+              tasks: int = typer.Option(5, help="split-digits: how many tasks (class-incremental: 10 classes shared "
+                                                "out in order).")) -> None:
     """Write a built-in dataset to disk: class folders (classify), images + COCO json (detect, instance), or images
     + index-mask PNGs (segment), with train/val/test splits."""
     from pixelforge.data.builtin import BUILTIN_DATASETS, materialize
     from pixelforge.tasks.registry import get_task
 
     kind = get_task(task).data_kind
+    if name == "split-digits":  # continual learning's benchmark: a folder a task (data/split_digits.py)
+        from pixelforge.data.split_digits import write_split_digits
+
+        if out.exists() and any(out.iterdir()):
+            raise PixelforgeError(f"{out}: folder exists and is not empty; choose a new --out")
+        typer.echo("wrote " + "  ".join(str(p) for p in write_split_digits(out, tasks, seed)))
+        return
     if name not in BUILTIN_DATASETS:
         raise PixelforgeError(f"unknown built-in dataset {name!r}; choose one of {', '.join(sorted(BUILTIN_DATASETS))}")
     if out.exists() and any(out.iterdir()):

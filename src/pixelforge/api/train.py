@@ -63,7 +63,7 @@ def train(data: str | None = None, *, config: str | Path | None = None, resume: 
         _check_resumed_epochs(run, cfg.epochs, overrides.get("epochs"))
         cfg = build_config(None, **{**cfg.model_dump(), **overrides}) if overrides else cfg
     else:
-        cfg = build_config(config, data=data, **options)
+        cfg = build_config(config, data=data, **_parent_options(options))
     # Validate everything a user can get wrong before a run folder exists, so a typo leaves nothing behind.
     task = get_task(cfg.task)
     task.check_config(cfg)
@@ -91,6 +91,14 @@ def train(data: str | None = None, *, config: str | Path | None = None, resume: 
     return TrainResult(run, result.best_metric if result.monitor == "val_acc" else None, result.best_epoch,
                        result.epochs_run, seconds, result.path, result.lr, result.monitor, result.best_metric,
                        task.monitor_label)
+
+
+def _parent_options(options: dict) -> dict:
+    """`continue_from`: the keys not given are the parent run's (its model, size, recipe), except data and out."""
+    if not options.get("continue_from"):
+        return options
+    parent = load_config(rd.require_run(options["continue_from"]) / "config.yaml").model_dump()
+    return {**{k: v for k, v in parent.items() if k not in ("data", "out")}, **options}
 
 
 def _fit_config(cfg: RunConfig, precision_reason: str) -> FitConfig:

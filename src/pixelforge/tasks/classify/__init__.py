@@ -73,6 +73,10 @@ class ClassifyTask(Task):
         return write_model_card(run, peak_memory=peak_memory)
 
     def after_fit(self, run, cfg, progress) -> None:
+        if cfg.continue_from:
+            from pixelforge.tasks.classify.continual.sequence import finish_step
+
+            progress.info(finish_step(run, cfg))
         if not cfg.calibrate:
             return
         from pixelforge.tasks.classify.calibration import calibrate_run
@@ -105,6 +109,10 @@ class ClassifyTask(Task):
         for name, row in m["per_class"].items():
             lines.append(f"  {name:20s} precision {row['precision']:.3f}  recall {row['recall']:.3f}  "
                          f"F1 {row['f1']:.3f}  support {row['support']}")
+        if "continual" in m:  # a continual step: the sequence so far (tasks/classify/continual/sequence.py)
+            c = m["continual"]
+            lines.append(f"continual ({c['strategy']}, {len(c['accuracy_matrix'])} tasks): average accuracy "
+                         f"{c['avg_accuracy']:.4f}  BWT {c['bwt'] or 0:+.4f}  forgetting {c['forgetting'] or 0:.4f}")
         if "groups" in m:
             from pixelforge.metrics.fairness import format_groups
 

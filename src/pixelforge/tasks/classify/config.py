@@ -6,10 +6,10 @@ from typing import Literal
 
 from pydantic import Field
 
-from pixelforge.config import RunConfig
+from pixelforge.tasks.classify.continual.config import ContinualConfig
 
 
-class ClassifyConfig(RunConfig):
+class ClassifyConfig(ContinualConfig):  # RunConfig + the continual-learning keys
     task: Literal["classify"] = "classify"
     label_smoothing: float = Field(0.1, ge=0, lt=1, description="label smoothing of the cross-entropy loss")
     dropout: float = Field(0.2, ge=0, lt=1, description="dropout before the new head")

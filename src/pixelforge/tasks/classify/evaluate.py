@@ -35,6 +35,10 @@ log = logging.getLogger("pixelforge")
 def select_samples(loaded: LoadedRun, data: str | None, split: str | None,
                    include_train: bool = False) -> tuple[list[Sample], str, int | None]:
     """(samples to score, split name, how many of the run's training images were left out; None: not checked)."""
+    if data is None and loaded.config.continue_from and not split:  # a continual step: every class seen so far
+        from pixelforge.tasks.classify.continual.sequence import seen_test_samples
+
+        return seen_test_samples(loaded.run_dir), "seen-classes", 0
     if data is None:
         from pixelforge.tasks.classify.task import prepare_data
 
@@ -119,6 +123,8 @@ def evaluate(run_dir: str | Path, data: str | None = None, split: str | None = N
     figures["gradcam"], metrics["faithfulness"] = explanation_gallery(loaded, kept, logits, targets, out_dir)
     if mistakes:
         figures["mistakes"] = _mistake_gallery(loaded, kept, logits, mistakes, out_dir / "mistakes.png")
+    if (loaded.run_dir / "continual.json").exists():  # the sequence's accuracy matrix, BWT and forgetting
+        metrics["continual"] = rd.read_json(loaded.run_dir / "continual.json")
     rd.write_json(out_dir / "metrics.json", metrics)
     return EvalResult(metrics, out_dir, figures, unreadable)
 

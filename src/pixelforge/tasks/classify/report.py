@@ -38,6 +38,12 @@ def write_run_report(run: Path, evaluation=None) -> Path:
                             f"{html.escape(str(summary.get('path', '?')))}).", kpis, curves)
     parts.append(f"<h2>Confusion matrix</h2><img src='{rel(evaluation.figures['confusion_matrix'])}' alt='confusion matrix'>")
     parts.append(f"<h2>Per-class metrics</h2>{_table(m['per_class'])}")
+    if (run / "continual_matrix.png").exists():  # a continual step: the sequence's accuracy matrix
+        c = m.get("continual", {})
+        parts.append(f"<h2>Continual learning ({html.escape(str(c.get('strategy')))})</h2><p>average accuracy "
+                     f"{c.get('avg_accuracy', 0):.4f}, BWT {c.get('bwt') or 0:+.4f}, forgetting "
+                     f"{c.get('forgetting') or 0:.4f}</p><img src='{rel(run / 'continual_matrix.png')}' "
+                     f"alt='accuracy matrix'>")
     if "mistakes" in evaluation.figures:
         parts.append(f"<h2>Most confident mistakes</h2><img src='{rel(evaluation.figures['mistakes'])}' alt='mistakes'>")
     else:

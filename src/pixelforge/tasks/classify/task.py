@@ -69,7 +69,8 @@ def prepare_data(cfg) -> tuple:
     from pixelforge.errors import PixelforgeError
 
     source = resolve_data(cfg.data)
-    if len(source.classes) < 2:  # nothing to tell apart: training would fail only when writing the report
+    # Nothing to tell apart (training would fail only when writing the report); a continual step may add one class.
+    if len(source.classes) < 2 and not cfg.continue_from:
         raise PixelforgeError(f"{source.origin}: only one class ({source.classes[0]!r}); classification needs at "
                               f"least two (one subfolder per class, or two labels in the CSV)")
     source = make_splits(source, cfg.val_fraction, cfg.test_fraction, cfg.seed)
@@ -81,6 +82,11 @@ def prepare_data(cfg) -> tuple:
     missing = sorted(set(source.classes) - train_labels)
     if missing:
         raise PixelforgeError(f"{source.origin}: class {missing[0]!r} has no training images; add some or remove it")
+    if cfg.continue_from:  # continual: the parent's classes keep their indices, new ones follow
+        from pixelforge.tasks.classify.continual.lineage import grown_classes, parent_run
+        from pixelforge.runs import folder as rd
+
+        return source, grown_classes(rd.read_json(parent_run(cfg) / "classes.json"), train_labels)
     return source, sorted(train_labels)
 
 
@@ -97,6 +103,10 @@ def build_setup(cfg, source, classes: list[str], fabric, progress):
     from pixelforge.tasks.classify.balance import build_train_sampler
     from pixelforge.tasks.common.finetune import gradual_unfreezing_hook
 
+    if cfg.continue_from:
+        from pixelforge.tasks.classify.continual.setup import build_continual_setup
+
+        return build_continual_setup(cfg, source, classes, fabric, progress)
     model = build_classifier(cfg.model, len(classes), cfg.weights, cfg.dropout)
     augment = resolve_augment(cfg.augment, cfg.augment_options)
     train_set, val_set, unreadable = _decoded_datasets(cfg, source, classes, model.spec, augment, progress)

@@ -20,7 +20,10 @@ import math
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 from torch.nn.utils.parametrizations import spectral_norm
+
+COSINE_SCALE = 10.0  # the auxiliary classifier's logit scale (its logits are COSINE_SCALE * cosine similarities)
 
 
 def stages(img_size: int) -> int:
@@ -94,7 +97,7 @@ class Discriminator(nn.Module):
         self.body = nn.Sequential(*layers)
         self.linear = spectral_norm(nn.Linear(widths[-1], 1))
         self.embed = spectral_norm(nn.Embedding(num_classes, widths[-1])) if num_classes else None
-        self.classifier = nn.Linear(widths[-1], num_classes) if num_classes and aux_classifier else None
+        self.classifier = nn.Linear(widths[-1], num_classes, bias=False) if num_classes and aux_classifier else None
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None,
                 with_logits: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]:
@@ -104,7 +107,13 @@ class Discriminator(nn.Module):
             out = out + (self.embed(labels) * h).sum(1)
         if not with_logits:
             return out
-        logits = self.classifier(h) if self.classifier is not None else None
+        logits = None
+        if self.classifier is not None:
+            # A cosine classifier (fixed scale): the spectrally normalised body's features are small (|h| ~ 2 at
+            # the start), so a plain linear layer's logits, and the class gradient the generator gets, would grow
+            # only as fast as Adam moves its weights at a GAN's learning rate: no class signal for hundreds of steps.
+            weight = F.normalize(self.classifier.weight, dim=1)
+            logits = COSINE_SCALE * F.normalize(h, dim=1) @ weight.t()
         return out, logits
 
 
