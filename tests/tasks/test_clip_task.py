@@ -56,7 +56,7 @@ def test_zeroshot_with_a_trained_run_ranks_by_its_own_embeddings(clip_run, clip_
     from pixelforge.data.captions.tokenizer import Tokenizer
     from pixelforge.runs import folder as rd
     from pixelforge.tasks.clip.run import load_clip_run
-    from pixelforge.tasks.clip.task import encode_captions
+    from pixelforge.tasks.clip.run import encode_captions
 
     labels = ["green triangle", "red circle", "blue square"]
     images = sorted((clip_data / "images" / "test").glob("*.png"))[:4]

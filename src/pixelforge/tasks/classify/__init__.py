@@ -52,6 +52,10 @@ class ClassifyTask(Task):
         check_balance(cfg, source.split("train"))
 
     def build_setup(self, cfg, source, classes, fabric, progress):
+        if cfg.continue_from:  # continual/ builds on task.py's pieces, so it is chosen here, above both
+            from pixelforge.tasks.classify.continual.setup import build_continual_setup
+
+            return build_continual_setup(cfg, source, classes, fabric, progress)
         from pixelforge.tasks.classify.task import build_setup
 
         return build_setup(cfg, source, classes, fabric, progress)

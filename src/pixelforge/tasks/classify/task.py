@@ -103,10 +103,6 @@ def build_setup(cfg, source, classes: list[str], fabric, progress):
     from pixelforge.tasks.classify.balance import build_train_sampler
     from pixelforge.tasks.common.finetune import gradual_unfreezing_hook
 
-    if cfg.continue_from:
-        from pixelforge.tasks.classify.continual.setup import build_continual_setup
-
-        return build_continual_setup(cfg, source, classes, fabric, progress)
     model = build_classifier(cfg.model, len(classes), cfg.weights, cfg.dropout)
     augment = resolve_augment(cfg.augment, cfg.augment_options)
     train_set, val_set, unreadable = _decoded_datasets(cfg, source, classes, model.spec, augment, progress)

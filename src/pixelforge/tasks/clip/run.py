@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from pixelforge.data.captions.tokenizer import Tokenizer
 from pixelforge.models.zeroshot import ZeroShotModel
 
@@ -19,9 +21,17 @@ def preprocessor(backbone: str, img_size: int):
     return open_clip.image_transform(img_size, is_train=False, mean=spec.mean, std=spec.std), spec.mean, spec.std
 
 
+def encode_captions(tokenizer: Tokenizer, captions: list[str], length: int) -> torch.Tensor:
+    """[N, length] ids (<start> words <end>, <pad> after); words beyond length - 2 are cut."""
+    out = torch.full((len(captions), length), tokenizer.pad, dtype=torch.long)
+    for row, text in enumerate(captions):
+        ids = tokenizer.encode(text, length - 2)
+        out[row, :len(ids)] = torch.tensor(ids)
+    return out
+
+
 def token_function(tokenizer: Tokenizer, length: int):
     """texts -> [N, length] ids, open_clip's tokenizer interface over our word tokenizer."""
-    from pixelforge.tasks.clip.task import encode_captions
 
     return lambda texts: encode_captions(tokenizer, [texts] if isinstance(texts, str) else list(texts), length)
 

@@ -18,17 +18,9 @@ from torch.nn import functional as F
 from torch.utils.data import Dataset
 
 from pixelforge.data.captions.tokenizer import Tokenizer
+from pixelforge.tasks.clip.run import encode_captions
 
 MAX_LOGIT_SCALE = math.log(100.0)  # CLIP clips the learned temperature at 100 (section 2.5)
-
-
-def encode_captions(tokenizer: Tokenizer, captions: list[str], length: int) -> torch.Tensor:
-    """[N, length] ids (<start> words <end>, <pad> after); words beyond length - 2 are cut."""
-    out = torch.full((len(captions), length), tokenizer.pad, dtype=torch.long)
-    for row, text in enumerate(captions):
-        ids = tokenizer.encode(text, length - 2)
-        out[row, :len(ids)] = torch.tensor(ids)
-    return out
 
 
 def run_templates(cfg) -> list[str]:

@@ -20,9 +20,9 @@ class DenoiseConfig(RunConfig):
                                                   "(one of); ignored for paired noisy/ + clean/ data")
     channels: int = Field(3, description="1: grayscale model (colour images are converted), 3: colour")
     encoder: str = Field("tf_efficientnet_lite0", description="unet: the pretrained timm encoder")
-    depth: int = Field(12, ge=3, description="dncnn: convolution layers")
-    features: int = Field(64, ge=4, description="dncnn: channels of the hidden layers")
-    shuffle: int = Field(2, ge=1, le=4, description="dncnn: run the body at 1/shuffle resolution on pixel-unshuffled "
+    depth: int = Field(8, ge=3, description="dncnn: convolution layers")
+    features: int = Field(32, ge=4, description="dncnn: channels of the hidden layers")
+    shuffle: int = Field(1, ge=1, le=4, description="dncnn: run the body at 1/shuffle resolution on pixel-unshuffled "
                                                    "input (FFDNet's speed-up); 1 = the original DnCNN")
     crops_per_image: int = Field(6, ge=1, description="random training crops drawn from each image per epoch")
 

@@ -54,6 +54,9 @@ class GANStep:
         self.num_classes = num_classes if cfg.conditional else 0
         self.extractor, self.real_features, self.real_diversity = extractor, real_features, real_diversity
         self.monitor = f"val_fid_{extractor.name}"
+        # The auxiliary classifier sees the images without DiffAugment: with half of a 32 px digit cut out, it
+        # did not learn the classes within 80 steps (cross-entropy stayed at ln 10); unaugmented, it did (0.3).
+        self.aux = bool(self.num_classes) and cfg.aux_weight > 0
         self._loss_g = torch.zeros(())
 
     def configure_optimizers(self, lr: float, total_steps: int, warmup_steps: int) -> dict:
@@ -76,11 +79,13 @@ class GANStep:
         with torch.no_grad():
             fake = model("generate", torch.randn(n, latent, device=real.device), labels)
         policy = self.cfg.diffaugment
-        d_real, logits_real = model("discriminate+classify", diff_augment(real, policy), labels)
+        d_real = model("discriminate", diff_augment(real, policy), labels)
         d_fake = model("discriminate", diff_augment(fake, policy), labels)
         loss_d = losses.discriminator_loss(kind, d_real, d_fake)
-        aux_d = F.cross_entropy(logits_real, labels) if logits_real is not None else torch.zeros((), device=real.device)
-        loss_d = loss_d + self.cfg.aux_weight * aux_d
+        aux_d = torch.zeros((), device=real.device)
+        if self.aux:
+            aux_d = F.cross_entropy(model("discriminate+classify", real, labels)[1], labels)
+            loss_d = loss_d + self.cfg.aux_weight * aux_d
         penalty = torch.zeros((), device=real.device)
         if kind == "wgan-gp":
             penalty = self.cfg.gp * losses.gradient_penalty(critic, real, fake, labels)
@@ -93,10 +98,9 @@ class GANStep:
         if ctx.global_step % self.cfg.d_steps == 0:
             y = self._labels(n, real.device)
             fake = model("generate", torch.randn(n, latent, device=real.device), y)
-            d_gen, logits_gen = model("discriminate+classify", diff_augment(fake, policy), y)
-            loss_g = losses.generator_loss(kind, d_gen)
-            if logits_gen is not None:
-                loss_g = loss_g + self.cfg.aux_weight * F.cross_entropy(logits_gen, y)
+            loss_g = losses.generator_loss(kind, model("discriminate", diff_augment(fake, policy), y))
+            if self.aux:
+                loss_g = loss_g + self.cfg.aux_weight * F.cross_entropy(model("discriminate+classify", fake, y)[1], y)
             g_opt.zero_grad(set_to_none=True)
             ctx.backward(loss_g)
             g_opt.step()
