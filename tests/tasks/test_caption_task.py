@@ -33,6 +33,7 @@ def test_two_training_steps_write_a_run_that_evaluates_and_predicts(caption_run,
 
     rows = rd.read_metrics(caption_run / "metrics.csv")
     assert len(rows) == 1 and {"val_bleu4", "val_loss", "train_attention_penalty"} <= set(rows[0])
+    assert 0.0 <= rows[0]["train_acc"] <= 1.0  # a batch mean (the engine weights it by count), not a hit count
     assert (caption_run / "tokenizer.json").is_file() and (caption_run / "report.html").is_file()
     assert "attention" in (caption_run / "report.html").read_text()
 

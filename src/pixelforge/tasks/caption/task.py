@@ -97,7 +97,7 @@ class CaptionStep:
             acc = ((logits.argmax(-1) == targets) & scored).sum() / scored.sum().clamp_min(1)
         count = len(tokens)
         return {"loss": words + self.cfg.attention_penalty * penalty, "count": count,
-                "acc": acc * count, "attention_penalty": penalty.detach() * count}
+                "acc": acc, "attention_penalty": penalty.detach()}  # batch means: the engine weights by count
 
     @torch.no_grad()
     def validate(self, model, batches, fabric) -> dict:
