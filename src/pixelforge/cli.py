@@ -69,6 +69,16 @@ def _register_train() -> None:
 _register_train()
 
 
+def _episodic_only(task: Optional[str], run, data, gt, predictions) -> bool:
+    """`evaluate --task T --data D` alone, for a task whose evaluation is episodic (it has no runs to score)."""
+    if task is None or data is None or run is not None or gt is not None or predictions is not None:
+        return False
+    from pixelforge.tasks.base import Task
+    from pixelforge.tasks.registry import get_task
+
+    return type(get_task(task)).evaluate_episodes is not Task.evaluate_episodes
+
+
 @app.command()
 def evaluate(
     run: Optional[Path] = typer.Argument(None, help="Run folder written by `pixelforge train` (omit with --gt/--predictions)."),
@@ -103,10 +113,13 @@ def evaluate(
     from pixelforge.tasks.registry import get_task
 
     episodic = {"ways": ways, "shots": shots, "episodes": episodes, "queries": queries, "seed": seed, "model": model}
-    if any(v is not None for v in episodic.values()):  # episodic few-shot: no run (commands/fewshot.py)
+    if any(v is not None for v in episodic.values()) or _episodic_only(task, run, data, gt, predictions):
+        # episodic few-shot: no run (commands/fewshot.py)
         from pixelforge.commands.fewshot import evaluate_episodes_command
 
-        return evaluate_episodes_command(task, data, as_json, **episodic)
+        unused = {"RUN": run, "--split": split, "--out": out, "--groups": groups, "--compare": compare, "--gt": gt,
+                  "--predictions": predictions}
+        return evaluate_episodes_command(task, data, as_json, unused=unused, **episodic)
     if gt is not None or predictions is not None:
         from pixelforge.api.score_files import score_files
 

@@ -140,6 +140,21 @@ def test_evaluate_task_fewshot_reports_episodes_with_a_confidence_interval(tmp_p
     assert 0.8 < metrics["accuracy"] <= 1 and 0 <= metrics["ci95"] < 0.1
 
 
+def test_evaluate_task_fewshot_refuses_run_options_and_needs_no_episode_flags(tmp_path):
+    from typer.testing import CliRunner
+
+    from pixelforge.cli import app
+
+    data = write_class_folders(tmp_path / "data", 4, classes=COLOURS)
+    base = ["evaluate", "--task", "fewshot", "--data", str(data), "--model", "simple_cnn", "--shots", "1",
+            "--queries", "1", "--episodes", "2", "--json"]
+    refused = CliRunner().invoke(app, [*base, "--split", "test"])  # said, not silently ignored
+    assert "--split is not used by episodic evaluation" in str(refused.exception)  # main() prints it, exit 2
+    bare = CliRunner().invoke(app, ["evaluate", "--task", "fewshot", "--data", str(tmp_path / "missing")])
+    assert isinstance(bare.exception, PixelforgeError)
+    assert "missing" in str(bare.exception) and "give a RUN folder" not in str(bare.exception)  # episodic route
+
+
 def test_episodes_on_cached_embeddings_are_seeded():
     import torch
 

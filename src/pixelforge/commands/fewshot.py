@@ -68,12 +68,17 @@ def fewshot_command(
         typer.echo(f"report: {out}")
 
 
-def evaluate_episodes_command(task: Optional[str], data: Optional[str], as_json: bool, **options) -> None:
+def evaluate_episodes_command(task: Optional[str], data: Optional[str], as_json: bool, unused: dict | None = None,
+                              **options) -> None:
     """The body of `pixelforge evaluate --task fewshot --data DIR --ways N --shots K --episodes E`."""
     from pixelforge.tasks.registry import get_task
 
     if task is None or data is None:
         raise PixelforgeError("evaluate --ways/--shots/--episodes: give --task fewshot and --data DIR (or digits)")
+    given_unused = [name for name, value in (unused or {}).items() if value is not None]
+    if given_unused:  # said rather than silently ignored: episodes use every image of --data and write nothing
+        raise PixelforgeError(f"evaluate --task fewshot --ways/--shots/--episodes: {', '.join(given_unused)} is not "
+                              f"used by episodic evaluation (it scores every image of --data); drop it")
     given = {k: v for k, v in options.items() if v is not None}
     runner = get_task(task)
     metrics = runner.evaluate_episodes(data, progress=_progress(as_json), **given)
