@@ -19,6 +19,9 @@ class ClassifyTask(Task):
     monitor_mode = "max"
     monitor_label = "val accuracy"
     bf16_measured = True  # L6 / B2 in docs/performance.md
+    # The linear path's validation features from build_setup, for calibration and the report in the same process
+    # (inference.CachedFeatures): a second pass of the frozen backbone over the same images would give the same.
+    cached_val = None
 
     def check_dataset(self, path, **options):
         from pixelforge.data.check import check_dataset
@@ -56,9 +59,14 @@ class ClassifyTask(Task):
             from pixelforge.tasks.classify.continual.setup import build_continual_setup
 
             return build_continual_setup(cfg, source, classes, fabric, progress)
+        from pixelforge.tasks.classify.inference import CachedFeatures
         from pixelforge.tasks.classify.task import build_setup
 
-        return build_setup(cfg, source, classes, fabric, progress)
+        setup = build_setup(cfg, source, classes, fabric, progress)
+        samples = getattr(setup.val_data, "samples", None)
+        self.cached_val = (CachedFeatures([s.path for s in samples], setup.val_data.features[0])
+                           if samples is not None else None)
+        return setup
 
     def bf16_reason(self, cfg) -> str | None:
         if cfg.strategy == "linear":
@@ -85,7 +93,7 @@ class ClassifyTask(Task):
             return
         from pixelforge.tasks.classify.calibration import calibrate_run
 
-        fitted = calibrate_run(run)
+        fitted = calibrate_run(run, cached=self.cached_val)
         if "skipped" in fitted:
             progress.info(f"calibration skipped: {fitted['skipped']}")
         else:
@@ -95,7 +103,7 @@ class ClassifyTask(Task):
     def write_report(self, run):
         from pixelforge.tasks.classify.report import write_run_report
 
-        return write_run_report(run)
+        return write_run_report(run, cached=self.cached_val)
 
     def evaluate(self, run, *, data=None, split=None, out=None, groups=None, compare=None, include_train=False,
                  **options):

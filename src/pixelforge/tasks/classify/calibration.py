@@ -62,14 +62,15 @@ def calibrate(logits: torch.Tensor, targets: torch.Tensor) -> dict:
             "ece_after": ece(logits, targets, temperature)}
 
 
-def calibrate_run(run: Path) -> dict:
-    """Fit the run's temperature on its validation split with the best checkpoint; write RUN/calibration.json."""
+def calibrate_run(run: Path, cached=None) -> dict:
+    """Fit the run's temperature on its validation split with the best checkpoint; write RUN/calibration.json.
+    `cached`: the training's validation features (inference.CachedFeatures), reused when they are that split."""
     from pixelforge.tasks.classify.evaluate import select_samples
     from pixelforge.tasks.classify.inference import CALIBRATION_FILE, load_run, run_inference
 
     loaded = load_run(run, temperature=1.0)
     samples, split, _ = select_samples(loaded, None, "val")
-    logits, kept, _ = run_inference(loaded, samples)
+    logits, kept, _ = run_inference(loaded, samples, cached=cached)
     index = {c: i for i, c in enumerate(loaded.classes)}
     result = {"split": split, **calibrate(logits, torch.tensor([index[s.label] for s in kept], dtype=torch.long))}
     rd.write_json(Path(run) / CALIBRATION_FILE, result)

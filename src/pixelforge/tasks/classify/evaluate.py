@@ -84,13 +84,14 @@ def _without_training_images(loaded: LoadedRun, chosen: list[Sample]) -> list[Sa
 
 def evaluate(run_dir: str | Path, data: str | None = None, split: str | None = None, out: str | Path | None = None,
              loaded: LoadedRun | None = None, groups: str | None = None, compare: str | Path | None = None,
-             include_train: bool = False) -> EvalResult:
+             include_train: bool = False, cached=None) -> EvalResult:
     """Evaluate the run's best checkpoint; figures go to `out` (default RUN/eval-<split>).
 
     `groups` (a CSV column or a folder,group mapping file; see `pixelforge.data.groups`) adds per-group metrics;
     on the run's own split, the config's `groups` column is used when the data has it. `compare` (another run
     folder) adds a before/after table of the group metrics. With `data`, the run's training images are left out
-    (counted in `excluded_training_images`) unless `include_train`.
+    (counted in `excluded_training_images`) unless `include_train`. `cached`: the training's validation features
+    (inference.CachedFeatures), reused when the evaluated images are exactly those.
 
     Example:
         >>> evaluate("runs/digits", data="digits").accuracy  # doctest: +SKIP
@@ -98,7 +99,7 @@ def evaluate(run_dir: str | Path, data: str | None = None, split: str | None = N
     """
     loaded = loaded or load_run(run_dir)
     samples, name, excluded = select_samples(loaded, data, split, include_train)
-    logits, kept, unreadable = run_inference(loaded, samples)
+    logits, kept, unreadable = run_inference(loaded, samples, cached=cached)
     idx = {c: i for i, c in enumerate(loaded.classes)}
     targets = torch.tensor([idx[s.label] for s in kept], dtype=torch.long)
     metrics = classification_metrics(logits, targets, loaded.classes)

@@ -9,6 +9,10 @@ to ~1e-5, checked on the first batch before it is trusted, and by tests/test_fea
 (benchmarks/: about 6x for EfficientNet-Lite0 on 2 cores). Anywhere else, or if export fails, or if the check
 fails, the eager backbone runs (channels_last, no grad). `PIXELFORGE_FEATURE_ENGINE=eager|onnxruntime` forces one.
 bf16 autocast was measured too and not kept: slower than ONNX Runtime and not exact.
+
+The exported graph is cached in `$PIXELFORGE_HOME/onnx-features/`, keyed by a hash of the backbone's class, weights
+and input size: exporting Lite0 (and importing `onnx` to do it) costs seconds of every run that the same backbone
+at the same size would redo; the first-batch check above still runs on every run, cached graph or not.
 """
 
 from __future__ import annotations
@@ -30,10 +34,11 @@ _CHECK_IMAGES = 2  # images compared between ONNX Runtime and eager before the f
 
 
 class FeatureDataset(Dataset):
-    """(features, label) pairs; index `i` is view `i // n` of sample `i % n`."""
+    """(features, label) pairs; index `i` is view `i // n` of sample `i % n`. `samples` (optional): the images the
+    rows belong to, in order, so the validation features can be reused after training (inference.CachedFeatures)."""
 
-    def __init__(self, features: torch.Tensor, labels: torch.Tensor):
-        self.features, self.labels = features, labels  # [views, n, dim], [n]
+    def __init__(self, features: torch.Tensor, labels: torch.Tensor, samples: list | None = None):
+        self.features, self.labels, self.samples = features, labels, samples  # [views, n, dim], [n]
 
     def __len__(self) -> int:
         return self.features.shape[0] * self.features.shape[1]
@@ -54,7 +59,12 @@ class OnnxBackbone:
         options.inter_op_num_threads = 1
         # Idle ORT threads would otherwise spin between batches and steal the cores that augment the next batch.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(export_onnx(backbone, example), options, providers=["CPUExecutionProvider"])
+        try:
+            self.session = ort.InferenceSession(cached_export(backbone, example), options,
+                                                providers=["CPUExecutionProvider"])
+        except Exception:  # noqa: BLE001 - a damaged cache file: export again (a second failure propagates)
+            self.session = ort.InferenceSession(cached_export(backbone, example, refresh=True), options,
+                                                providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -79,6 +89,39 @@ def export_onnx(backbone: torch.nn.Module, example: torch.Tensor) -> bytes:
             torch.onnx.export(backbone, (example,), buffer, input_names=["x"], output_names=["features"],
                               dynamic_shapes={"x": {0: torch.export.Dim("batch")}}, dynamo=True, verbose=False)
     return buffer.getvalue()
+
+
+def backbone_key(backbone: torch.nn.Module, example: torch.Tensor) -> str:
+    """A hash of what the exported graph depends on: the module's class, every parameter and buffer (names, shapes,
+    values), the input's shape less the batch, and the torch version that exports it."""
+    import hashlib
+
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(f"{type(backbone).__module__}.{type(backbone).__qualname__}|{tuple(example.shape[1:])}|"
+                  f"{torch.__version__}".encode())
+    for name, tensor in backbone.state_dict().items():
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}|{tuple(tensor.shape)}|{tensor.dtype}".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def cached_export(backbone: torch.nn.Module, example: torch.Tensor, refresh: bool = False) -> bytes:
+    """`export_onnx`'s bytes, from `$PIXELFORGE_HOME/onnx-features/<key>.onnx` when an earlier run exported the same
+    backbone at the same size (written atomically; an unwritable cache only costs the export). `refresh` exports
+    again and replaces the file (a cached graph ONNX Runtime could not load)."""
+    from pixelforge.data.builtin import cache_root
+    from pixelforge.runs.folder import atomic_write_bytes
+
+    path = cache_root() / "onnx-features" / f"{backbone_key(backbone, example)}.onnx"
+    if path.is_file() and not refresh:
+        return path.read_bytes()
+    graph = export_onnx(backbone, example)
+    try:
+        atomic_write_bytes(path, lambda handle: handle.write(graph))
+    except OSError as exc:
+        log.debug("feature graph not cached (%s)", exc)
+    return graph
 
 
 class FeatureExtractor:

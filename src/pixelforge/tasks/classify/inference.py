@@ -63,13 +63,39 @@ def load_run(run_dir: str | Path, checkpoint: str = "best.ckpt", temperature: fl
     return LoadedRun(run, cfg, classes, model, read_temperature(run) if temperature is None else temperature)
 
 
+@dataclass
+class CachedFeatures:
+    """Backbone features a training run has just computed for these images (the linear path's validation split).
+
+    Calibration and the report right after training score exactly these images with the best checkpoint's head
+    instead of running the frozen backbone over them a second time. The features come from the path that trained
+    the head (ONNX Runtime, checked against eager to ~1e-5; features.py), so the logits equal the eager model's to
+    that tolerance (tests/test_report_reuse.py).
+    """
+
+    paths: list[Path]
+    features: torch.Tensor  # [n, dim]
+
+    def logits(self, model: torch.nn.Module, samples: list[Sample]) -> torch.Tensor | None:
+        """The head's logits for `samples`, or None unless they are exactly the cached images in the same order."""
+        if [s.path for s in samples] != self.paths:
+            return None
+        return model.head(self.features).float()
+
+
 @torch.inference_mode()
 def run_inference(loaded: LoadedRun, samples: list[Sample], batch_size: int = 64, progress=None,
-                  calibrated: bool = True):
+                  calibrated: bool = True, cached: CachedFeatures | None = None):
     """Logits for `samples`, divided by the run's temperature unless `calibrated` is False (the model's own
-    outputs, as an exported package computes them); unreadable files are dropped.
+    outputs, as an exported package computes them); unreadable files are dropped. `cached`: features of these
+    same images from the training that just ended (used only when the samples match them exactly).
 
     Returns (logits, kept samples, unreadable messages)."""
+    reused = cached.logits(loaded.model.eval(), samples) if cached is not None else None
+    if reused is not None:
+        if calibrated and loaded.temperature != 1.0:
+            reused = reused / loaded.temperature
+        return reused, list(samples), []
     class_to_idx = {c: i for i, c in enumerate(loaded.classes)}
     lookup = {**class_to_idx, **{s.label: -1 for s in samples if s.label not in class_to_idx}}
     dataset = ImageDataset(samples, lookup, loaded.short_side, loaded.transform)

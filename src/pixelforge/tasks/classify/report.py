@@ -17,11 +17,12 @@ def _table(per_class: dict) -> str:
     return f"<table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>{rows}</table>"
 
 
-def write_run_report(run: Path, evaluation=None) -> Path:
-    """Evaluate the run's best checkpoint on its held-out split (unless given) and write `report.html`."""
+def write_run_report(run: Path, evaluation=None, cached=None) -> Path:
+    """Evaluate the run's best checkpoint on its held-out split (unless given) and write `report.html`.
+    `cached`: the training's validation features (inference.CachedFeatures), reused when that split is scored."""
     from pixelforge.tasks.classify.evaluate import evaluate
 
-    evaluation = evaluation or evaluate(run)
+    evaluation = evaluation or evaluate(run, cached=cached)
     m = evaluation.metrics
     rows = rd.read_metrics(run / "metrics.csv")
     summary = rd.read_json(run / "summary.json") if (run / "summary.json").exists() else {}

@@ -180,7 +180,7 @@ def _cached_features(cfg, model, train_set, val_set, workers: int, fabric, progr
     close()
     extractor.close()
     progress.info(f"backbone features computed by {extractor.name} ({extractor.reason})")
-    return FeatureDataset(train_x, train_y), FeatureDataset(val_x, val_y)
+    return FeatureDataset(train_x, train_y), FeatureDataset(val_x, val_y, list(val_set.samples))
 
 
 def _end_to_end_path(cfg, model, fabric, progress):

@@ -1,0 +1,92 @@
+"""The linear path's shortcuts stay exact: the cached ONNX graph gives the same features as a fresh export, and the
+report and calibration that reuse the training's validation features score what the eager model would."""
+
+import json
+
+import pytest
+import torch
+
+import pixelforge
+from pixelforge.models.classifier import build_classifier
+from pixelforge.tasks.classify import features, inference
+from pixelforge.tasks.classify.features import FeatureExtractor, backbone_key
+
+
+def _backbone(seed: int = 0):
+    torch.manual_seed(seed)
+    return build_classifier("simple_cnn", 3, "none").backbone.eval()
+
+
+def test_second_extractor_loads_the_cached_graph_without_exporting(monkeypatch):
+    backbone, x = _backbone(), torch.rand(3, 3, 32, 32)
+    first = FeatureExtractor(backbone, engine="auto")
+    expected = first(x)
+    assert first.name == "onnxruntime", first.reason
+
+    def no_export(*args, **kwargs):
+        raise AssertionError("exported again although the graph was cached")
+
+    monkeypatch.setattr(features, "export_onnx", no_export)
+    second = FeatureExtractor(backbone, engine="auto")
+    torch.testing.assert_close(second(x), expected)
+    assert second.name == "onnxruntime"
+
+
+def test_cache_key_follows_weights_and_size():
+    x32, x64 = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 64, 64)
+    a, b = _backbone(0), _backbone(1)
+    assert backbone_key(a, x32) == backbone_key(a, torch.rand(5, 3, 32, 32))  # the batch size does not matter
+    assert backbone_key(a, x32) != backbone_key(b, x32)
+    assert backbone_key(a, x32) != backbone_key(a, x64)
+
+
+def test_damaged_cache_file_is_exported_again():
+    from pixelforge.data.builtin import cache_root
+
+    backbone, x = _backbone(2), torch.rand(2, 3, 32, 32)
+    path = cache_root() / "onnx-features" / f"{backbone_key(backbone, x)}.onnx"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"not an onnx graph")
+    extractor = FeatureExtractor(backbone, engine="auto")
+    with torch.inference_mode():
+        torch.testing.assert_close(extractor(x), backbone(x), rtol=1e-4, atol=1e-4)
+    assert extractor.name == "onnxruntime" and path.read_bytes() != b"not an onnx graph"
+
+
+def test_report_and_calibration_reuse_the_validation_features(shapes_dir, tmp_path, monkeypatch):
+    # Class folders without a test split (as hymenoptera): the report scores the val split the training cached.
+    data = tmp_path / "data"
+    for image in sorted((shapes_dir / "train").rglob("*.png"))[::4]:
+        (data / image.parent.name).mkdir(parents=True, exist_ok=True)
+        (data / image.parent.name / image.name).symlink_to(image)
+    reused = []
+    original = inference.CachedFeatures.logits
+
+    def spy(self, model, samples):
+        result = original(self, model, samples)
+        reused.append(result is not None)
+        return result
+
+    monkeypatch.setattr(inference.CachedFeatures, "logits", spy)
+    run = pixelforge.train(str(data), out=str(tmp_path / "run"), model="simple_cnn", weights="none",
+                           img_size=32, epochs=2, strategy="linear", feature_views=1, quiet=True).run_dir
+    assert reused == [True, True]  # calibration, then the report's evaluation
+    report_metrics = json.loads((run / "eval-val" / "metrics.json").read_text())
+    monkeypatch.setattr(inference.CachedFeatures, "logits", original)
+    eager = pixelforge.evaluate(run, out=tmp_path / "eager-eval")  # a fresh process's path: the backbone runs again
+    assert report_metrics["accuracy"] == eager.metrics["accuracy"]
+    assert report_metrics["confusion_matrix"] == eager.metrics["confusion_matrix"]
+    assert report_metrics["ece"] == pytest.approx(eager.metrics["ece"], abs=1e-4)
+
+
+def test_cached_features_are_used_only_for_the_same_images(tmp_path):
+    from pixelforge.data.sources import Sample
+
+    head = torch.nn.Linear(4, 2)
+    model = torch.nn.Module()
+    model.head = head
+    samples = [Sample(tmp_path / f"{i}.png", "a") for i in range(3)]
+    cached = inference.CachedFeatures([s.path for s in samples], torch.rand(3, 4))
+    torch.testing.assert_close(cached.logits(model, samples), head(cached.features))
+    assert cached.logits(model, samples[::-1]) is None
+    assert cached.logits(model, samples[:2]) is None
