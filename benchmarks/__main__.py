@@ -17,9 +17,9 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # benchmarks never reach a model hub
 
-CASES = ("B1", "B2", "B3", "L")
+CASES = ("B1", "B1W", "B2", "B3", "L")
 STANDALONE = {"CONTINUAL": "benchmarks.continual"}  # cases with their own data and table: --only continual
-FULL_REPEATS = {"B1": 1, "B2": 2, "B3": 2, "L": 2}
+FULL_REPEATS = {"B1": 1, "B1W": 2, "B2": 2, "B3": 2, "L": 2}
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -62,9 +62,10 @@ def markdown_table(rows: list[dict]) -> str:
 
 
 def run_case(case: str, work, repeats: int) -> list:
-    from benchmarks import b1_time_to_accuracy, b2_throughput, b3_pipeline, levers
+    from benchmarks import b1_time_to_accuracy, b1_whole_process, b2_throughput, b3_pipeline, levers
 
-    module = {"B1": b1_time_to_accuracy, "B2": b2_throughput, "B3": b3_pipeline, "L": levers}[case]
+    module = {"B1": b1_time_to_accuracy, "B1W": b1_whole_process, "B2": b2_throughput, "B3": b3_pipeline,
+              "L": levers}[case]
     return module.run(work, repeats, say=lambda line: print(line, flush=True))
 
 

@@ -173,11 +173,17 @@ def test_bf16_on_cpu_applies_the_exact_speedups(tmp_path, shapes_dir, caplog):
 
 
 def test_auto_precision_is_resolved_in_the_run_and_kept_as_auto_in_its_config(tmp_path, shapes_dir):
+    from pixelforge.api.train import _precision_probe
     from pixelforge.engine.precision import resolve_precision
+    from pixelforge.tasks.config import build_config
+    from pixelforge.tasks.registry import get_task
 
     result = pixelforge.train(str(shapes_dir), out=str(tmp_path / "auto"), epochs=1, **TINY)
     summary = json.loads((result.run_dir / "summary.json").read_text())
-    assert summary["precision"] == resolve_precision("auto", fp32_reason=None, accelerator="auto")[0]  # full: bf16 allowed
+    cfg = build_config(data=str(shapes_dir), epochs=1, **TINY)  # full: bf16 allowed, decided by the (kept) probe
+    expected = resolve_precision("auto", fp32_reason=None, accelerator="auto",
+                                 probe=_precision_probe(get_task("classify"), cfg, 4))
+    assert summary["precision"] == expected[0]
     assert yaml.safe_load((result.run_dir / "config.yaml").read_text())["precision"] == "auto"
     assert f"| precision | {summary['precision']} |" in (result.run_dir / "model_card.md").read_text()
 

@@ -79,7 +79,8 @@ def train(data: str | None = None, *, config: str | Path | None = None, resume: 
     save_config(cfg, run / "config.yaml")
     started = time.perf_counter()
     # config.yaml keeps `auto` (a resume on other hardware decides again); the run itself uses what it resolves to.
-    precision, why = resolve_precision(cfg.precision, fp32_reason=task.bf16_reason(cfg), accelerator=cfg.accelerator)
+    precision, why = resolve_precision(cfg.precision, fp32_reason=task.bf16_reason(cfg), accelerator=cfg.accelerator,
+                                       probe=_precision_probe(task, cfg, len(classes)))
     cfg = cfg.model_copy(update={"precision": precision})
     result = fit(partial(task.build_setup, cfg, source, classes), run, _fit_config(cfg, why), resume=bool(resume),
                  hooks=callbacks or [], checkpoint_meta={"model_name": cfg.model, "task": cfg.task})
@@ -91,6 +92,18 @@ def train(data: str | None = None, *, config: str | Path | None = None, resume: 
     return TrainResult(run, result.best_metric if result.monitor == "val_acc" else None, result.best_epoch,
                        result.epochs_run, seconds, result.path, result.lr, result.monitor, result.best_metric,
                        task.monitor_label)
+
+
+def _precision_probe(task, cfg, num_classes: int):
+    """`precision: auto`'s measurement of this model on this CPU (engine/precision_probe.py), if the task has one."""
+    make_model = task.bf16_probe_model(cfg, num_classes)
+    if make_model is None:
+        return None
+    from pixelforge.data.builtin import cache_root
+    from pixelforge.engine.precision_probe import probe_precision
+
+    return partial(probe_precision, make_model, cfg.model, cfg.img_size, min(cfg.batch_size, 16), num_classes,
+                   cache_root())
 
 
 def _parent_options(options: dict) -> dict:

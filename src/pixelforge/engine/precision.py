@@ -21,6 +21,8 @@ have not been measured in bf16 yet, so their `auto` is fp32.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 
 
@@ -31,11 +33,14 @@ def cpu_has_native_bf16() -> bool:
     return any(getattr(cpu, name, lambda: False)() for name in checks)
 
 
-def resolve_precision(precision: str, *, fp32_reason: str | None, accelerator: str) -> tuple[str, str]:
+def resolve_precision(precision: str, *, fp32_reason: str | None, accelerator: str,
+                      probe: Callable[[], tuple[str, str]] | None = None) -> tuple[str, str]:
     """The Fabric precision for a run ("32", "bf16-mixed" or "16-mixed") and the reason the log gives.
 
     `fp32_reason` is the task's word (`Task.bf16_reason`): why this run must stay fp32 under `auto` (bf16 not
     measured for the task, or a path that trains on cached fp32 features), or None when mixed precision may be used.
+    `probe` (engine/precision_probe.py): on a CPU with native BF16, measure this model both ways and take the
+    faster; without one, native BF16 means bf16.
     """
     if precision != "auto":
         return precision, "as set"
@@ -47,5 +52,7 @@ def resolve_precision(precision: str, *, fp32_reason: str | None, accelerator: s
             return "bf16-mixed", "auto: CUDA with bf16"
         return "16-mixed", "auto: CUDA without bf16, fp16 with loss scaling"
     if accelerator in ("auto", "cpu") and cpu_has_native_bf16():
+        if probe is not None:
+            return probe()
         return "bf16-mixed", "auto: this CPU has native BF16 (AVX512-BF16/AMX); depthwise convolutions stay fp32"
     return "32", "auto: no native BF16 on this device"

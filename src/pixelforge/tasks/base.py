@@ -51,6 +51,12 @@ class Task:
             return f"auto: {self.name} trains in fp32 (bf16 not measured for it yet)"
         return None
 
+    def bf16_probe_model(self, cfg, num_classes: int):
+        """A factory of fresh untrained models of this run's architecture, whose training steps
+        engine/precision_probe.py times in fp32 and bf16 to settle `precision: auto` on a CPU with native BF16; None
+        keeps the CPU rule (native BF16 means bf16)."""
+        return None
+
     def val_batch_size(self, cfg) -> int:
         return cfg.batch_size
 

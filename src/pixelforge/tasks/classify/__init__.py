@@ -59,19 +59,27 @@ class ClassifyTask(Task):
             from pixelforge.tasks.classify.continual.setup import build_continual_setup
 
             return build_continual_setup(cfg, source, classes, fabric, progress)
+        from pixelforge.tasks.classify.features import FeatureDataset
         from pixelforge.tasks.classify.inference import CachedFeatures
         from pixelforge.tasks.classify.task import build_setup
 
         setup = build_setup(cfg, source, classes, fabric, progress)
-        samples = getattr(setup.val_data, "samples", None)
-        self.cached_val = (CachedFeatures([s.path for s in samples], setup.val_data.features[0])
-                           if samples is not None else None)
+        val = setup.val_data
+        self.cached_val = (CachedFeatures([s.path for s in val.samples], val.features[0])
+                           if isinstance(val, FeatureDataset) and val.samples is not None else None)
         return setup
 
     def bf16_reason(self, cfg) -> str | None:
         if cfg.strategy == "linear":
             return "auto: the linear strategy trains its head on cached fp32 features"
         return None
+
+    def bf16_probe_model(self, cfg, num_classes: int):
+        from functools import partial
+
+        from pixelforge.models.classifier import build_classifier
+
+        return partial(build_classifier, cfg.model, num_classes, "none", cfg.dropout)
 
     def val_batch_size(self, cfg) -> int:
         return max(cfg.batch_size, 64)  # inference only: larger batches are cheaper per image

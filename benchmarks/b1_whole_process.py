@@ -1,0 +1,138 @@
+"""B1W, the whole process: from the shell command to the finished result, as a user counts it.
+
+Both sides are new processes started here and timed from launch to exit, imports and all:
+- plain: the tutorial loop as a user's script (`python -m benchmarks.plain_script`): imports torch, torchvision and
+  timm, builds ImageFolder datasets and Lite0, trains ONE epoch (full fine-tune, SGD) and scores the val split;
+- pixelforge: `pixelforge train --data ROOT --out RUN` with its defaults: decoding, features, the head, calibration,
+  the report and the model card, until the run folder is complete.
+
+pixelforge's exported feature graph is cached in `$PIXELFORGE_HOME` (tasks/classify/features.py): the row uses a
+home that already holds it (every run after a user's first), and the lever row L12 times the first run on a new
+home against it. L13 times the report written after training with the training's validation features against the
+eager re-evaluation it replaced; L14 the default 4 augmented feature views against 1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from benchmarks.pairs import Row
+from benchmarks.workload import Workload
+
+PIXELFORGE = [sys.executable, "-c", "from pixelforge.cli import main; main()"]  # what the `pixelforge` script runs
+
+
+def timed_process(command: list[str], env: dict | None = None) -> dict:
+    """Run `command` to its end; its wall seconds, CPU seconds and peak RSS (from wait4), and its stdout."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                               stdin=subprocess.DEVNULL, text=True)
+    stdout, stderr = process.communicate()
+    wall = time.perf_counter() - started
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(command[:4])}... exited {process.returncode}: {stderr.strip()[-800:]}")
+    return {"wall_s": round(wall, 2), "stdout": stdout}
+
+
+def _with_cpu(fn, *args, **kwargs) -> dict:
+    """`fn`'s result with the CPU seconds its child processes used (the children are reaped inside `fn`)."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result = fn(*args, **kwargs)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result["cpu_s"] = round((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), 2)
+    return result
+
+
+def plain_process(work: Workload) -> dict:
+    split = work.scratch / "b1w-split.json"
+    split.write_text(json.dumps({"train": work.train_idx, "val": work.val_idx}))
+    command = [sys.executable, "-m", "benchmarks.plain_script", str(work.root), str(split), str(work.img_size),
+               str(work.batch_size), str(work.workers), str(work.seed)]
+    result = _with_cpu(timed_process, command, env={**os.environ, "PYTHONPATH": _pythonpath()})
+    result["val_acc"] = json.loads(result.pop("stdout").strip().splitlines()[-1])["val_acc"]
+    return result
+
+
+def pixelforge_process(work: Workload, home: Path, name: str, *options: str) -> dict:
+    run = work.scratch / name
+    command = [*PIXELFORGE, "train", "--data", str(work.root), "--out", str(run), "--seed", str(work.seed),
+               *[f"--{k.replace('_', '-')}={v}" for k, v in work.pixelforge_options.items()], *options]
+    result = _with_cpu(timed_process, command, env={**os.environ, "PIXELFORGE_HOME": str(home)})
+    result.pop("stdout")
+    summary = json.loads((run / "summary.json").read_text())
+    result.update(val_acc=summary["best_val_accuracy"], seconds_total=summary.get("seconds_total"),
+                  report=(run / "report.html").is_file())
+    return result
+
+
+def _pythonpath() -> str:
+    root = str(Path(__file__).resolve().parents[1])
+    return os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
+
+
+def run(work: Workload, repeats: int, say=print) -> list[Row]:
+    say("B1W whole process: the plain loop's script (1 epoch) vs `pixelforge train` (defaults), launch to exit")
+    home = work.scratch / "pixelforge-home"
+    cold = pixelforge_process(work, home, "b1w-cold")  # a new home: the first run exports the feature graph
+    say(f"    pixelforge, new PIXELFORGE_HOME: {cold['wall_s']:.1f} s")
+    plain, ours, one_view = [], [], []
+    for index in range(max(repeats, 1)):
+        sides = [("plain", lambda: plain_process(work)),
+                 ("pixelforge", lambda: pixelforge_process(work, home, f"b1w-{index}")),
+                 ("1 view", lambda: pixelforge_process(work, home, f"b1w-1view-{index}", "--feature-views=1"))]
+        if index % 2:
+            sides.reverse()
+        for label, side in sides:
+            result = side()
+            {"plain": plain, "pixelforge": ours, "1 view": one_view}[label].append(result)
+            say(f"    {label:<10} {result['wall_s']:6.1f} s wall, {result['cpu_s']:6.1f} s CPU, "
+                f"val acc {result['val_acc']:.3f}")
+    median = lambda rs: round(statistics.median(r["wall_s"] for r in rs), 2)  # noqa: E731
+    row = Row("B1W", "whole process, s (shell to result; plain: 1 epoch + val)", "s", False,
+              "tutorial script, first epoch", "pixelforge train (defaults)", median(plain), median(ours), goal=6.0)
+    row.repeats = {"plain": plain, "pixelforge": ours}
+    row.note = (f"val accuracy: plain {statistics.median(r['val_acc'] for r in plain):.3f} after its epoch, "
+                f"pixelforge {statistics.median(r['val_acc'] for r in ours):.3f} best")
+    cache = Row("L12", "pixelforge train whole process, s", "s", False, "new PIXELFORGE_HOME (exports the graph)",
+                "cached feature graph", cold["wall_s"], median(ours))
+    views = Row("L14", "pixelforge train whole process, s", "s", False, "4 feature views (default)", "1 view",
+                median(ours), median(one_view))
+    views.note = (f"best val accuracy: 4 views {[r['val_acc'] for r in ours]}, "
+                  f"1 view {[r['val_acc'] for r in one_view]}")
+    return [row, cache, report_reuse_row(work, home), views]
+
+
+def report_reuse_row(work: Workload, home: Path) -> Row:
+    """L13: writing the report after training from the training's validation features vs a second eager pass."""
+    os.environ["PIXELFORGE_HOME"] = str(home)
+    import pixelforge
+    from pixelforge.tasks.classify.evaluate import select_samples
+    from pixelforge.tasks.classify.features import FeatureExtractor
+    from pixelforge.tasks.classify.inference import CachedFeatures, load_run
+    from pixelforge.tasks.classify.report import write_run_report
+    from pixelforge.data.dataset import ImageDataset
+
+    run = pixelforge.train(str(work.root), out=str(work.scratch / "b1w-report"), quiet=True, seed=work.seed,
+                           **work.pixelforge_options).run_dir
+    loaded = load_run(run)
+    samples, _, _ = select_samples(loaded, None, None)
+    dataset = ImageDataset(samples, {c: i for i, c in enumerate(loaded.classes)}, loaded.short_side, loaded.transform)
+    dataset.preload()
+    extractor = FeatureExtractor(loaded.model.backbone)
+    features = extractor(__import__("torch").stack([dataset[i][0] for i in range(len(dataset))]))
+    cached = CachedFeatures([s.path for s in dataset.samples], features)  # what training handed the report
+    seconds = {}
+    for name, given in (("eager", None), ("reused", cached), ("eager", None), ("reused", cached)):
+        started = time.perf_counter()
+        write_run_report(run, cached=given)
+        seconds.setdefault(name, []).append(time.perf_counter() - started)
+    return Row("L13", "report after training, s", "s", False, "second eager pass over val",
+               "the training's val features", round(min(seconds["eager"]), 2), round(min(seconds["reused"]), 2))
