@@ -29,26 +29,21 @@ PIXELFORGE = [sys.executable, "-c", "from pixelforge.cli import main; main()"]  
 
 
 def timed_process(command: list[str], env: dict | None = None) -> dict:
-    """Run `command` to its end; its wall seconds, CPU seconds and peak RSS (from wait4), and its stdout."""
-    started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                               stdin=subprocess.DEVNULL, text=True)
-    stdout, stderr = process.communicate()
-    wall = time.perf_counter() - started
+    """Run `command` to its end: its wall seconds, CPU seconds and peak RSS (the child's own, from wait4), stdout."""
+    import tempfile
+
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, stdout=out, stderr=err, env=env, stdin=subprocess.DEVNULL, text=True)
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0), err.seek(0)
+        stdout, stderr = out.read(), err.read()
     if process.returncode != 0:
         raise RuntimeError(f"{' '.join(command[:4])}... exited {process.returncode}: {stderr.strip()[-800:]}")
-    return {"wall_s": round(wall, 2), "stdout": stdout}
-
-
-def _with_cpu(fn, *args, **kwargs) -> dict:
-    """`fn`'s result with the CPU seconds its child processes used (the children are reaped inside `fn`)."""
-    import resource
-
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    result = fn(*args, **kwargs)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    result["cpu_s"] = round((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), 2)
-    return result
+    return {"wall_s": round(wall, 2), "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
+            "rss_peak_mb": round(usage.ru_maxrss / 1024), "stdout": stdout}
 
 
 def plain_process(work: Workload) -> dict:
@@ -56,7 +51,7 @@ def plain_process(work: Workload) -> dict:
     split.write_text(json.dumps({"train": work.train_idx, "val": work.val_idx}))
     command = [sys.executable, "-m", "benchmarks.plain_script", str(work.root), str(split), str(work.img_size),
                str(work.batch_size), str(work.workers), str(work.seed)]
-    result = _with_cpu(timed_process, command, env={**os.environ, "PYTHONPATH": _pythonpath()})
+    result = timed_process(command, env={**os.environ, "PYTHONPATH": _pythonpath()})
     result["val_acc"] = json.loads(result.pop("stdout").strip().splitlines()[-1])["val_acc"]
     return result
 
@@ -65,7 +60,7 @@ def pixelforge_process(work: Workload, home: Path, name: str, *options: str) -> 
     run = work.scratch / name
     command = [*PIXELFORGE, "train", "--data", str(work.root), "--out", str(run), "--seed", str(work.seed),
                *[f"--{k.replace('_', '-')}={v}" for k, v in work.pixelforge_options.items()], *options]
-    result = _with_cpu(timed_process, command, env={**os.environ, "PIXELFORGE_HOME": str(home)})
+    result = timed_process(command, env={**os.environ, "PIXELFORGE_HOME": str(home)})
     result.pop("stdout")
     summary = json.loads((run / "summary.json").read_text())
     result.update(val_acc=summary["best_val_accuracy"], seconds_total=summary.get("seconds_total"),
@@ -96,15 +91,18 @@ def run(work: Workload, repeats: int, say=print) -> list[Row]:
             say(f"    {label:<10} {result['wall_s']:6.1f} s wall, {result['cpu_s']:6.1f} s CPU, "
                 f"val acc {result['val_acc']:.3f}")
     median = lambda rs: round(statistics.median(r["wall_s"] for r in rs), 2)  # noqa: E731
+    peak = lambda rs: max(r["rss_peak_mb"] for r in rs)  # noqa: E731
     row = Row("B1W", "whole process, s (shell to result; plain: 1 epoch + val)", "s", False,
               "tutorial script, first epoch", "pixelforge train (defaults)", median(plain), median(ours), goal=6.0)
     row.repeats = {"plain": plain, "pixelforge": ours}
+    row.baseline_rss_mb, row.pixelforge_rss_mb = peak(plain), peak(ours)  # whole processes: peak, not added
     row.note = (f"val accuracy: plain {statistics.median(r['val_acc'] for r in plain):.3f} after its epoch, "
                 f"pixelforge {statistics.median(r['val_acc'] for r in ours):.3f} best")
     cache = Row("L12", "pixelforge train whole process, s", "s", False, "new PIXELFORGE_HOME (exports the graph)",
-                "cached feature graph", cold["wall_s"], median(ours))
+                "cached feature graph", cold["wall_s"], median(ours), baseline_rss_mb=cold["rss_peak_mb"],
+                pixelforge_rss_mb=peak(ours))
     views = Row("L14", "pixelforge train whole process, s", "s", False, "4 feature views (default)", "1 view",
-                median(ours), median(one_view))
+                median(ours), median(one_view), baseline_rss_mb=peak(ours), pixelforge_rss_mb=peak(one_view))
     views.note = (f"best val accuracy: 4 views {[r['val_acc'] for r in ours]}, "
                   f"1 view {[r['val_acc'] for r in one_view]}")
     return [row, cache, report_reuse_row(work, home), views]
@@ -135,4 +133,5 @@ def report_reuse_row(work: Workload, home: Path) -> Row:
         write_run_report(run, cached=given)
         seconds.setdefault(name, []).append(time.perf_counter() - started)
     return Row("L13", "report after training, s", "s", False, "second eager pass over val",
-               "the training's val features", round(min(seconds["eager"]), 2), round(min(seconds["reused"]), 2))
+               "the training's val features", round(min(seconds["eager"]), 2), round(min(seconds["reused"]), 2),
+               baseline_rss_mb=0.0, pixelforge_rss_mb=0.0)  # in this process: memory not measured
