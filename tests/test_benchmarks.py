@@ -57,3 +57,20 @@ def test_peak_rss_sees_an_allocation():
         block = bytearray(80_000_000)
         block[::4096] = b"x" * len(block[::4096])  # touch every page so it is resident
     assert memory.added_mb > 60 and memory.peak_mb > memory.added_mb
+
+
+def test_whole_process_timer_reports_the_childs_own_usage():
+    from benchmarks.b1_whole_process import timed_process
+
+    result = timed_process([sys.executable, "-c", "x = bytearray(200 * 2**20); print('done')"])
+    assert result["stdout"].strip() == "done" and result["wall_s"] > 0 and result["cpu_s"] >= 0
+    assert result["rss_peak_mb"] >= 200  # the child's own peak, not this process's
+    with pytest.raises(RuntimeError, match="exited 3"):
+        timed_process([sys.executable, "-c", "import sys; sys.exit(3)"])
+
+
+def test_smoke_leaves_out_the_whole_process_case_unless_asked():
+    from benchmarks.__main__ import parse_args
+
+    assert "B1W" not in parse_args(["--smoke"]).only and "B1W" in parse_args([]).only
+    assert parse_args(["--smoke", "--only", "B1W"]).only == ["B1W"]
