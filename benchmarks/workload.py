@@ -100,6 +100,6 @@ def smoke_workload(per_class: int = 4) -> Workload:
         for image in list_images(class_dir)[:per_class]:
             os.symlink(image.resolve(), root / class_dir.name / image.name)
     return Workload("shapes (smoke)", root, img_size=32, batch_size=8, plain_epochs=1, target=0.5,
-                    pixelforge_options={"img_size": 32, "epochs": 1, "batch_size": 8}, throughput_images=8,
+                    pixelforge_options={"img_size": 32, "epochs": 3, "batch_size": 8}, throughput_images=8,
                     throughput_epochs=1, compile_levers=False, pipeline_epochs=2, lever_images=8, lever_batch=4, lever_steps=1,
                     scratch=scratch)
