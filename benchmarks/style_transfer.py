@@ -97,7 +97,8 @@ def main() -> None:
             for name, (r, obj) in results.items()])
     if args.package == "-":
         return
-    summary = ratios(rows)
+    summary = {**ratios(rows), "weights": {"content": weights.content, "style": weights.style, "tv": weights.tv},
+               "gatys_steps": args.steps}
     print(json.dumps(summary))
     (out / "style-transfer.json").write_text(json.dumps({"rows": rows, "summary": summary}, indent=1))
     grid = draw_grid(tiles, out / "style-transfer-grid.png")

@@ -143,13 +143,17 @@ def test_checkpoints_load_in_a_fresh_process_even_with_old_instance_norm_keys(ti
     assert torch.equal(net.encoder[1].weight, state["encoder.1.weight"])
 
 
-def test_export_parity_runtime_and_video_flicker(tiny_run, images, tmp_path):
+@pytest.fixture(scope="module")
+def package(tiny_run, images) -> Path:
+    return pixelforge.export(tiny_run, images["root"] / "pkg")
+
+
+def test_export_parity_runtime_and_video_flicker(tiny_run, package, images, tmp_path):
     import cv2
 
     from pixelforge.deploy.runtime.registry import load_runtime
     from pixelforge.deploy.video import run_video
 
-    package = pixelforge.export(tiny_run, tmp_path / "pkg")
     parity = json.loads((package / "parity.json").read_text())
     assert parity["passed"] and parity["max_abs_diff"] < 1e-3 and parity["sizes"] == [32, 48]
     assert (package / "style.png").is_file()
@@ -193,6 +197,38 @@ def test_export_parity_runtime_and_video_flicker(tiny_run, images, tmp_path):
     assert answer["task"] == "style" and stylized.size == (48, 40)
 
 
+def test_serve_stylizes_with_the_package_an_uploaded_style_image_or_a_builtin_style(package, images):
+    from fastapi.testclient import TestClient
+
+    from pixelforge.deploy.serve.server import ServerSettings, create_app
+
+    photo, style = images["photos"][3].read_bytes(), images["style"].read_bytes()
+    decode = lambda answer: np.asarray(Image.open(io.BytesIO(base64.b64decode(answer["image_png"]))), int)  # noqa: E731
+    with TestClient(create_app(ServerSettings(package=str(package)))) as client:
+        post = lambda files, query="": client.post(f"/v1/stylize{query}", files=files)  # noqa: E731
+        own = post({"file": ("p.png", photo, "image/png")}).json()["predictions"][0]
+        same = client.post("/v1/predict", files={"file": ("p.png", photo, "image/png")}).json()["predictions"][0]
+        second = post([("file", ("p.png", photo, "image/png")), ("style", ("s.png", style, "image/png"))])
+        other = post([("file", ("p.png", photo, "image/png")), ("style", ("o.png", images["photos"][0].read_bytes(),
+                                                                           "image/png"))]).json()["predictions"][0]
+        builtin = post({"file": ("p.png", photo, "image/png")}, "?builtin=7").json()["predictions"][0]
+        both = post([("file", ("p.png", photo, "image/png")), ("style", ("s.png", style, "image/png"))], "?builtin=7")
+        unknown = post({"file": ("p.png", photo, "image/png")}, "?builtin=99")
+        no_photo = post({"style": ("s.png", style, "image/png")})
+        not_image = post([("file", ("p.png", photo, "image/png")), ("style", ("s.txt", b"not an image", "text/plain"))])
+    assert own["style"] == "package" and np.array_equal(decode(own), decode(same))
+    assert second.status_code == 200, second.text
+    arbitrary = second.json()["predictions"][0]
+    assert arbitrary["style"] == "arbitrary" and decode(arbitrary).shape == (40, 48, 3)
+    # the uploaded style decides the picture: another style image gives another one, and neither is the package's
+    assert np.abs(decode(arbitrary) - decode(other)).mean() > 5 and np.abs(decode(arbitrary) - decode(own)).mean() > 5
+    assert builtin["style"] == "built-in 7" and decode(builtin).shape == (40, 48, 3)
+    assert both.status_code == 400 and "at most one style" in both.json()["detail"]
+    assert unknown.status_code == 422 and "not a built-in style" in unknown.json()["detail"]
+    assert no_photo.status_code == 400 and "'file'" in no_photo.json()["detail"]
+    assert not_image.status_code == 415, not_image.text
+
+
 def test_stylize_command_reports_the_same_keys_for_every_method(tiny_run, images, tmp_path):
     from typer.testing import CliRunner
 
@@ -232,3 +268,53 @@ def test_vgg19_loss_network_loads_a_user_file(tmp_path):
     net = build_loss_network("vgg19", str(path))
     features = net(torch.rand(1, 3, 64, 64))
     assert features["relu4_2"].shape == (1, 512, 8, 8) and (features["relu1_1"] >= 0).all()
+
+
+def test_web_page_uploads_a_second_image_as_the_style_and_shows_before_style_after(package, images, tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed (pip install playwright)")
+    from pixelforge.deploy.serve.server import ServerSettings, create_app
+    from tests.deploy.conftest import live_server
+    from tests.deploy.test_server_dense import _browser
+
+    big = Image.open(images["photos"][3]).resize((192, 160))  # large enough to see in the screenshot
+    big.save(tmp_path / "photo.png")
+    read_page = """() => {
+        const canvas = document.getElementById("canvas");
+        const pixels = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+        return {width: canvas.width, height: canvas.height, pixels: Array.from(pixels),
+                title: document.getElementById("dense-title").textContent,
+                values: [...document.querySelectorAll(".dense-row")].map((r) => r.textContent),
+                error: document.getElementById("error").textContent};
+    }"""
+    with live_server(create_app(ServerSettings(str(package)))) as url, sync_api.sync_playwright() as playwright:
+        browser = _browser(playwright)
+        try:
+            page = browser.new_page(viewport={"width": 1100, "height": 800})
+            page.goto(url + "/")
+            page.wait_for_function("document.getElementById('style-row').style.display === 'block'")
+            assert not page.is_visible("#style-file")  # the second upload appears once an arbitrary style is picked
+            page.select_option("#style-choice", "image")
+            page.set_input_files("#style-file", str(images["style"]))
+            page.set_input_files("#file-input", str(tmp_path / "photo.png"))
+            page.wait_for_function("document.getElementById('dense-title').textContent === 'Before, style and after'",
+                                   timeout=30_000)
+            shown = page.evaluate(read_page)
+            page.screenshot(path=str(tmp_path / "style_page.png"), full_page=True)
+            page.select_option("#style-choice", "package")  # the same photo again, in the package's style
+            page.wait_for_function("document.getElementById('dense-title').textContent === 'Before and after'",
+                                   timeout=30_000)
+            own = page.evaluate(read_page)
+        finally:
+            browser.close()
+    print(f"\nstyle page screenshot: {tmp_path / 'style_page.png'}")
+    assert shown["error"] == "" and own["error"] == ""
+    assert any("uploaded style image" in v for v in shown["values"]) and any("package" in v for v in own["values"])
+    pixels = np.asarray(shown["pixels"], np.uint8).reshape(shown["height"], shown["width"], 4)[..., :3].astype(int)
+    w = (shown["width"] - 16) // 3
+    assert own["width"] < shown["width"] and abs(shown["height"] - 160 * w / 192) <= 2  # three tiles, then two
+    before = np.asarray(big.resize((w, shown["height"])), int)
+    assert np.abs(pixels[:, :w] - before).mean() < 12  # the photo on the left
+    middle = pixels[:, w + 8:2 * w + 8].reshape(-1, 3)  # the stripes' red and blue lines in the middle tile
+    assert ((middle == (230, 40, 40)).all(1) | (np.abs(middle - (230, 40, 40)).sum(1) < 40)).any()
+    assert (np.abs(middle - (40, 40, 230)).sum(1) < 40).any()
+    assert np.abs(pixels[:, -w:] - before).mean() > 5  # the stylized photo on the right differs from it

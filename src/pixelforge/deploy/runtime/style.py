@@ -50,6 +50,8 @@ class StyleRuntime(DenseRuntime):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self._threads = args[2] if len(args) > 2 else kwargs.get("threads")
+        self._arbitrary = None  # Magenta's networks, loaded on the first arbitrary-style request
         self._previous = None  # (input frame float, output frame float) for video blending
         self._changes = [0.0, 0.0, 0]  # sum |Δ output|, sum |Δ input|, pairs of frames
 
@@ -99,6 +101,26 @@ class StyleRuntime(DenseRuntime):
         height, width = output["image"].shape[:2]
         return {"task": self.task, "width": image.size[0], "height": image.size[1], "stylized_width": width,
                 "stylized_height": height, "image_png": base64.b64encode(buffer.getvalue()).decode("ascii")}
+
+    def stylize_answer(self, image: Image.Image, style: Image.Image | str | None = None) -> dict:
+        """`POST /v1/stylize`: the photo in the package's style (`style` None), in the style of another image
+        (arbitrary: Magenta's network, no training), or in a built-in style spec (`7`, `3:0.5,12:0.5`)."""
+        if style is None:
+            answer = self.answer(image, self.predict_images([image])[0])
+            return {**answer, "style": "package"}
+        from pixelforge.deploy.runtime.arbitrary import ArbitraryStylizer
+
+        if self._arbitrary is None:
+            self._arbitrary = ArbitraryStylizer(self._threads)
+        content = np.asarray(image.convert("RGB"))
+        max_side = self.package.preprocess.get("max_side")
+        if max_side and max(content.shape[:2]) > max_side:  # the same cap as the package's own network
+            small = image.convert("RGB")
+            small.thumbnail((max_side, max_side), Image.LANCZOS)
+            content = np.asarray(small)
+        style_input = style if isinstance(style, str) else np.asarray(style.convert("RGB"))
+        answer = self.answer(image, {"image": self._arbitrary.stylize(content, style_input)})
+        return {**answer, "style": f"built-in {style}" if isinstance(style, str) else "arbitrary"}
 
     # ---- video ---------------------------------------------------------------------------------------------
     def predict_frame(self, frame: np.ndarray, blend: float = 0.0, **options) -> dict:

@@ -139,6 +139,10 @@ def create_app(settings: ServerSettings, runtime: TaskRuntime | None = None) -> 
 
     if hasattr(runtime, "generate_answer"):  # a generator (GAN package): images out, none in
         _add_generate_route(app, runtime, model_name, require_key)
+    if hasattr(runtime, "stylize_answer"):  # a style package: its own style, or an uploaded one (arbitrary)
+        from pixelforge.deploy.serve.stylize import add_stylize_route
+
+        add_stylize_route(app, runtime, model_name, require_key, settings, _decode)
     return app
 
 

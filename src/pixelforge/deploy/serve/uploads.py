@@ -76,8 +76,9 @@ class _Collector:
 
 
 async def read_uploads(content_type: str, content_length: str | None, body: AsyncIterator[bytes], field: str,
-                       max_bytes: int, max_files: int) -> list[Upload]:
-    """The `field` parts of a multipart/form-data body, each at most `max_bytes`, at most `max_files` of them.
+                       max_bytes: int, max_files: int, also: tuple[str, ...] = ()) -> list[Upload]:
+    """The `field` parts of a multipart/form-data body, each at most `max_bytes`, at most `max_files` of them
+    (and the parts of the optional fields `also`; tell them apart by `Upload.field`).
 
     Raises:
         UploadRejected: 415 (not multipart), 413 (too large, too many files), 400 (malformed, no `field` part).
@@ -102,7 +103,7 @@ async def read_uploads(content_type: str, content_length: str | None, body: Asyn
         except Exception as exc:  # noqa: BLE001 - python-multipart raises its own error types
             raise UploadRejected(400, f"malformed multipart body ({exc})") from None
     parser.finalize()
-    uploads = [part for part in collector.parts if part.field == field]
-    if not uploads:
+    uploads = [part for part in collector.parts if part.field == field or part.field in also]
+    if not any(part.field == field for part in uploads):
         raise UploadRejected(400, f"no field named {field!r} in the form; send the image as {field}=@image.jpg")
     return uploads

@@ -15,10 +15,12 @@ class StyleConfig(RunConfig):
                                                                "(bundled) or vgg19 (needs loss_net_weights)")
     loss_net_weights: str | None = Field(None, description="style: state-dict file for the loss network (vgg19)")
     content_weight: float = Field(1.0, ge=0, description="style: weight of the content loss")
-    style_weight: float = Field(10.0, ge=0, description="style: weight of the style (Gram) loss")
+    style_weight: float = Field(3.0, ge=0, description="style: weight of the style (Gram) loss (3: scores as 10 does on c + 10 s and keeps the photo)")
     tv_weight: float = Field(1e-2, ge=0, description="style: weight of the total-variation loss")
-    style_size: int | None = Field(None, ge=16, description="style: the style image's longer side in px "
-                                                            "(None: 2 x img_size)")
+    style_size: int | None = Field(512, ge=16, description="style: the style image's longer side in px (512: as "
+                                                           "the comparison reads it; None: 2 x img_size)")
+    content_size: int = Field(384, ge=16, description="style: content photos' shorter side before the img_size "
+                                                      "crops (the scale the network learns to paint at)")
     width: int = Field(16, ge=4, description="style: channels of the transformer's first layer (Johnson: 32)")
     residual_blocks: int = Field(5, ge=1, description="style: residual blocks of the transformer")
     max_images: int | None = Field(None, ge=2, description="style: use at most this many content images")

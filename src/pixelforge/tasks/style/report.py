@@ -15,14 +15,16 @@ CURVE_PANELS = (("perceptual loss", [("train_loss", "train"), ("val_loss", "val"
 
 
 def write_examples(run, out: Path, count: int = 4) -> Path:
-    """A strip of validation photos (top) and their stylized versions (bottom) at the training size."""
+    """A strip of validation photos (top) and their stylized versions (bottom), square centre crops at the scale
+    the network was trained at (`content_size`)."""
     from torchvision.utils import save_image
 
     from pixelforge.tasks.style.apply import stylize_tensor
     from pixelforge.tasks.style.task import ContentImages, prepare_data
 
     source, _ = prepare_data(run.config)
-    images = ContentImages(source["val"][:count], run.img_size, train=False)
+    size = max(run.img_size, run.config.content_size) // 4 * 4
+    images = ContentImages(source["val"][:count], size, train=False, scale=size)
     content = torch.stack([images[i] for i in range(len(images))])
     save_image(torch.cat([content, stylize_tensor(run.model, content)]), out, nrow=len(images), padding=2)
     return out
