@@ -48,10 +48,19 @@ def prepare(work: Path, images: int | None, epochs: int, img_size: int) -> tuple
         data = str(csv)
     config = work / "base.yaml"
     config.write_text(f"data: {data}\nmodel: simple_cnn\nweights: none\nstrategy: full\nimg_size: {img_size}\n"
-                      f"epochs: {epochs}\nprecision: '32'\nquiet: true\nworkers: 0\nwarmup_epochs: 0\n")
+                      f"epochs: {epochs}\nprecision: '32'\nquiet: true\nworkers: 0\nwarmup_epochs: 0\ncalibrate: false\n")
     space = work / "space.yaml"
     space.write_text(SPACE)
     return config, space
+
+
+def lean_trials() -> None:
+    """Skip each trial's HTML report and model card (in this process): at seconds per trial they cost more than the
+    epochs (galleries, explanations: ~5 s CPU a trial), and the search-quality numbers only read metrics.csv."""
+    from pixelforge.tasks.classify import ClassifyTask
+
+    ClassifyTask.write_report = lambda self, run: None
+    ClassifyTask.write_card = lambda self, run, peak_memory=None: None
 
 
 def study_values(out: Path) -> list[dict]:
@@ -142,11 +151,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pruners", default="median,hyperband")
     parser.add_argument("--nas-minutes", type=float, default=15)
     parser.add_argument("--only", default="T1,T2,T3,T4")
+    parser.add_argument("--full-trials", action="store_true", help="keep each trial's report and model card")
     parser.add_argument("--work", type=Path, default=Path("runs/bench-tune"))
     args = parser.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
     config, space = prepare(args.work, args.images, args.epochs, args.img_size)
     only = args.only.upper().split(",")
+    if not args.full_trials:
+        lean_trials()
     result: dict = {"args": {k: str(v) for k, v in vars(args).items()}}
     if "T1" in only or "T2" in only:
         result.update(t1_t2(config, space, args.work, args.seeds, args.trials,
