@@ -30,6 +30,9 @@ def tune(
     epochs: Optional[int] = typer.Option(None, help="Epochs per trial (overrides the config; the pruners' budget)."),
     retrain_best: bool = typer.Option(False, "--retrain-best", help="Then train best.yaml on train+val in "
                                                                    "OUT/best-retrained and score the test split."),
+    mlflow: Optional[str] = typer.Option(None, help="Log each finished trial to MLflow at this tracking URI, nested "
+                                                    "under the study's run; a folder such as mlruns is MLflow's "
+                                                    "local file store."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
 ) -> None:
     """Search hyper-parameters with Optuna: every trial is a run folder; resumable; many workers on one storage."""
@@ -45,7 +48,8 @@ def tune(
         trials = 20
     summary = run_study(TuneOptions(config=config, space=space, out=out, sampler=sampler, trials=trials,
                                     timeout=timeout, pruner=pruner, metric=metric, direction=direction,
-                                    storage=storage, study=study, seed=seed, overrides=overrides))
+                                    storage=storage, study=study, seed=seed, overrides=overrides,
+                                    mlflow=mlflow))
     if retrain_best:
         from pixelforge.tune.retrain import retrain_best as retrain
 
