@@ -28,7 +28,7 @@ from pixelforge.tasks.registry import get_task
 from pixelforge.tune import space as spaces
 from pixelforge.tune.pruning import PRUNED, OptunaPruning
 from pixelforge.tune.report import write_best_config, write_report
-from pixelforge.tune.samplers import build_pruner, build_sampler
+from pixelforge.tune.samplers import build_pruner, build_sampler, startup_trials
 from pixelforge.tune.storage import default_url, open_storage
 
 log = logging.getLogger("pixelforge")
@@ -75,9 +75,9 @@ def run_study(opts: TuneOptions) -> dict:
     target = _target(opts, grid)
     pruner = build_pruner(opts.pruner, base.epochs)
     name = opts.study or opts.out.resolve().name
+    sampler = build_sampler(opts.sampler, opts.seed, grid, startup_trials(target))
     study = optuna.create_study(study_name=name, storage=storage, direction="maximize" if direction == "max" else
-                                "minimize", sampler=build_sampler(opts.sampler, opts.seed, grid), pruner=pruner,
-                                load_if_exists=True)
+                                "minimize", sampler=sampler, pruner=pruner, load_if_exists=True)
     _remember(study, opts, metric, direction)
     objective = _Objective(opts, space, metric, direction, url, name, pruner)
     callbacks = []
