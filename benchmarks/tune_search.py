@@ -79,20 +79,26 @@ def run(config: Path, space: Path, out: Path, sampler: str, pruner: str, seed: i
     return study_values(out)
 
 
+def t1_row(config, space, work: Path, seed: int, trials: int, tpe: list[dict]) -> dict:
+    target = best(run(config, space, work / f"random-{seed}", "random", "none", seed, trials))
+    reached = next((t["number"] + 1 for t in tpe if t["value"] is not None and t["value"] >= target), None)
+    return {"seed": seed, "random_best": target, "tpe_best": best(tpe), "tpe_trials_to_reach": reached,
+            "fraction": (reached or trials * 2) / trials}
+
+
 def best(trials: list[dict]) -> float:
     return max(t["value"] for t in trials if t["state"] == "COMPLETE")
 
 
-def t1_t2(config, space, work: Path, seeds: int, trials: int, pruners: list[str]) -> dict:
+def t1_t2(config, space, work: Path, seeds: int, trials: int, pruners: list[str], with_t1: bool = True) -> dict:
     rows = {"T1": [], "T2": []}
     for seed in range(seeds):
-        random = run(config, space, work / f"random-{seed}", "random", "none", seed, trials)
         tpe = run(config, space, work / f"tpe-{seed}", "tpe", "none", seed, trials)
-        target = best(random)
-        reached = next((t["number"] + 1 for t in tpe if t["value"] is not None and t["value"] >= target), None)
-        rows["T1"].append({"seed": seed, "random_best": target, "tpe_best": best(tpe),
-                           "tpe_trials_to_reach": reached, "fraction": (reached or trials * 2) / trials})
-        print(json.dumps({"T1": rows["T1"][-1]}), flush=True)
+        if not with_t1:  # T2 alone: its baseline is the unpruned TPE study
+            rows["T1"].append({"seed": seed, "tpe_best": best(tpe), "fraction": None})
+        else:
+            rows["T1"].append(t1_row(config, space, work, seed, trials, tpe))
+            print(json.dumps({"T1": rows["T1"][-1]}), flush=True)
         base_epochs = sum(t["epochs"] for t in tpe)
         for pruner in pruners:
             pruned = run(config, space, work / f"tpe-{pruner}-{seed}", "tpe", pruner, seed, trials)
@@ -162,7 +168,7 @@ def main(argv: list[str] | None = None) -> None:
     result: dict = {"args": {k: str(v) for k, v in vars(args).items()}}
     if "T1" in only or "T2" in only:
         result.update(t1_t2(config, space, args.work, args.seeds, args.trials,
-                            args.pruners.split(",") if "T2" in only else []))
+                            args.pruners.split(",") if "T2" in only else [], "T1" in only))
         print(f"T1 TPE trials to reach random's best, fraction of {args.trials}: "
               f"{spread([r['fraction'] for r in result['T1']])}")
         for pruner in args.pruners.split(",") if "T2" in only else []:
