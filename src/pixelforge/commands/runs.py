@@ -36,8 +36,9 @@ def compare(
     Console(width=None if sys.stdout.isatty() else 160).print(grid)
     typer.echo(f"curves: {plot_curves(rows, out)}")
     if mlflow is not None:
-        from pixelforge.tune.tracking import log_runs, open_tracking
+        from pixelforge.tune.tracking import EXPERIMENT, log_runs, open_tracking
 
         client, experiment = open_tracking(mlflow or None)
         ids = log_runs(client, experiment, [r.run for r in rows])
-        typer.echo(f"mlflow: {len(ids)} run(s) in experiment {experiment} at {client.tracking_uri}")
+        typer.echo(f"mlflow: {len(ids)} run(s) in experiment {EXPERIMENT!r} at {client.tracking_uri} (a run "
+                   f"folder logged before is not logged twice)")
