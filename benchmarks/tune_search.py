@@ -48,10 +48,19 @@ def prepare(work: Path, images: int | None, epochs: int, img_size: int) -> tuple
         data = str(csv)
     config = work / "base.yaml"
     config.write_text(f"data: {data}\nmodel: simple_cnn\nweights: none\nstrategy: full\nimg_size: {img_size}\n"
-                      f"epochs: {epochs}\nprecision: '32'\nquiet: true\nworkers: 0\nwarmup_epochs: 0\n")
+                      f"epochs: {epochs}\nprecision: '32'\nquiet: true\nworkers: 0\nwarmup_epochs: 0\ncalibrate: false\n")
     space = work / "space.yaml"
     space.write_text(SPACE)
     return config, space
+
+
+def lean_trials() -> None:
+    """Skip each trial's HTML report and model card (in this process): at seconds per trial they cost more than the
+    epochs (galleries, explanations: ~5 s CPU a trial), and the search-quality numbers only read metrics.csv."""
+    from pixelforge.tasks.classify import ClassifyTask
+
+    ClassifyTask.write_report = lambda self, run: None
+    ClassifyTask.write_card = lambda self, run, peak_memory=None: None
 
 
 def study_values(out: Path) -> list[dict]:
@@ -70,20 +79,26 @@ def run(config: Path, space: Path, out: Path, sampler: str, pruner: str, seed: i
     return study_values(out)
 
 
+def t1_row(config, space, work: Path, seed: int, trials: int, tpe: list[dict]) -> dict:
+    target = best(run(config, space, work / f"random-{seed}", "random", "none", seed, trials))
+    reached = next((t["number"] + 1 for t in tpe if t["value"] is not None and t["value"] >= target), None)
+    return {"seed": seed, "random_best": target, "tpe_best": best(tpe), "tpe_trials_to_reach": reached,
+            "fraction": (reached or trials * 2) / trials}
+
+
 def best(trials: list[dict]) -> float:
     return max(t["value"] for t in trials if t["state"] == "COMPLETE")
 
 
-def t1_t2(config, space, work: Path, seeds: int, trials: int, pruners: list[str]) -> dict:
+def t1_t2(config, space, work: Path, seeds: int, trials: int, pruners: list[str], with_t1: bool = True) -> dict:
     rows = {"T1": [], "T2": []}
     for seed in range(seeds):
-        random = run(config, space, work / f"random-{seed}", "random", "none", seed, trials)
         tpe = run(config, space, work / f"tpe-{seed}", "tpe", "none", seed, trials)
-        target = best(random)
-        reached = next((t["number"] + 1 for t in tpe if t["value"] is not None and t["value"] >= target), None)
-        rows["T1"].append({"seed": seed, "random_best": target, "tpe_best": best(tpe),
-                           "tpe_trials_to_reach": reached, "fraction": (reached or trials * 2) / trials})
-        print(json.dumps({"T1": rows["T1"][-1]}), flush=True)
+        if not with_t1:  # T2 alone: its baseline is the unpruned TPE study
+            rows["T1"].append({"seed": seed, "tpe_best": best(tpe), "fraction": None})
+        else:
+            rows["T1"].append(t1_row(config, space, work, seed, trials, tpe))
+            print(json.dumps({"T1": rows["T1"][-1]}), flush=True)
         base_epochs = sum(t["epochs"] for t in tpe)
         for pruner in pruners:
             pruned = run(config, space, work / f"tpe-{pruner}-{seed}", "tpe", pruner, seed, trials)
@@ -142,15 +157,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pruners", default="median,hyperband")
     parser.add_argument("--nas-minutes", type=float, default=15)
     parser.add_argument("--only", default="T1,T2,T3,T4")
+    parser.add_argument("--full-trials", action="store_true", help="keep each trial's report and model card")
     parser.add_argument("--work", type=Path, default=Path("runs/bench-tune"))
     args = parser.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
     config, space = prepare(args.work, args.images, args.epochs, args.img_size)
     only = args.only.upper().split(",")
+    if not args.full_trials:
+        lean_trials()
     result: dict = {"args": {k: str(v) for k, v in vars(args).items()}}
     if "T1" in only or "T2" in only:
         result.update(t1_t2(config, space, args.work, args.seeds, args.trials,
-                            args.pruners.split(",") if "T2" in only else []))
+                            args.pruners.split(",") if "T2" in only else [], "T1" in only))
         print(f"T1 TPE trials to reach random's best, fraction of {args.trials}: "
               f"{spread([r['fraction'] for r in result['T1']])}")
         for pruner in args.pruners.split(",") if "T2" in only else []:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -14,6 +15,9 @@ runs_app = typer.Typer(no_args_is_help=True, help="Work with several run folders
 def compare(
     paths: list[Path] = typer.Argument(..., help="Run folders and/or study folders (a study means all its trials)."),
     out: Path = typer.Option(Path("compare.png"), help="PNG of the overlaid training curves."),
+    mlflow: Optional[str] = typer.Option(None, help="Also log the runs to MLflow at this tracking URI (a study's "
+                                                    "trials nested under its run); a folder such as mlruns is "
+                                                    "MLflow's local file store."),
 ) -> None:
     """Compare runs: config differences, best metric, epochs, time, images/s; curves overlaid in one PNG."""
     from rich.console import Console
@@ -31,3 +35,10 @@ def compare(
         grid.add_row(*row)
     Console(width=None if sys.stdout.isatty() else 160).print(grid)
     typer.echo(f"curves: {plot_curves(rows, out)}")
+    if mlflow is not None:
+        from pixelforge.tune.tracking import EXPERIMENT, log_runs, open_tracking
+
+        client, experiment = open_tracking(mlflow or None)
+        ids = log_runs(client, experiment, [r.run for r in rows])
+        typer.echo(f"mlflow: {len(ids)} run(s) in experiment {EXPERIMENT!r} at {client.tracking_uri} (a run "
+                   f"folder logged before is not logged twice)")

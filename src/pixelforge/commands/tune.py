@@ -28,8 +28,11 @@ def tune(
     seed: Optional[int] = typer.Option(None, help="Sampler seed (reproducible proposals for one worker)."),
     devices: Optional[int] = typer.Option(None, help="Devices per trial (>1: DDP; pruning decided on rank 0)."),
     epochs: Optional[int] = typer.Option(None, help="Epochs per trial (overrides the config; the pruners' budget)."),
-    retrain_best: bool = typer.Option(False, "--retrain-best", help="Afterwards train best.yaml again in OUT/best "
-                                                                   "and evaluate it (test split, else val)."),
+    retrain_best: bool = typer.Option(False, "--retrain-best", help="Then train best.yaml on train+val in "
+                                                                   "OUT/best-retrained and score the test split."),
+    mlflow: Optional[str] = typer.Option(None, help="Log each finished trial to MLflow at this tracking URI, nested "
+                                                    "under the study's run; a folder such as mlruns is MLflow's "
+                                                    "local file store."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
 ) -> None:
     """Search hyper-parameters with Optuna: every trial is a run folder; resumable; many workers on one storage."""
@@ -45,9 +48,12 @@ def tune(
         trials = 20
     summary = run_study(TuneOptions(config=config, space=space, out=out, sampler=sampler, trials=trials,
                                     timeout=timeout, pruner=pruner, metric=metric, direction=direction,
-                                    storage=storage, study=study, seed=seed, overrides=overrides))
+                                    storage=storage, study=study, seed=seed, overrides=overrides,
+                                    mlflow=mlflow))
     if retrain_best:
-        summary["retrained"] = _retrain_best(out)
+        from pixelforge.tune.retrain import retrain_best as retrain
+
+        summary["retrained"] = retrain(out, summary.get("best_run"))
     if as_json:
         keys = ("best_value", "best_params", "n_complete", "n_pruned", "n_failed", "retrained")
         typer.echo(json.dumps({k: summary[k] for k in keys if k in summary}))
@@ -55,17 +61,8 @@ def tune(
     typer.echo(f"study {out}: {summary['n_complete']} complete, {summary['n_pruned']} pruned, {summary['n_failed']} "
                f"failed; best {summary['best_value']} with {summary['best_params']}")
     typer.echo(f"report: {out / 'report.html'}  best config: {out / 'best.yaml'}")
-
-
-def _retrain_best(out: Path) -> dict:
-    """Train the best config again (its own seed and splits) and score it on the held-out split."""
-    from pixelforge.api.evaluate import evaluate
-    from pixelforge.api.train import train
-    from pixelforge.errors import PixelforgeError
-
-    if not (out / "best.yaml").exists():
-        raise PixelforgeError(f"{out / 'best.yaml'}: no complete trial yet, nothing to retrain")
-    result = train(config=out / "best.yaml", out=str(out / "best"))
-    scored = evaluate(result.run_dir)
-    return {"run": str(result.run_dir), "metrics": {k: v for k, v in scored.metrics.items()
-                                                     if isinstance(v, (int, float))}}
+    if retrain_best:
+        r = summary["retrained"]
+        typer.echo(f"retrained on {r['trained_on']} ({r['epochs']} epochs) in {r['run']}, scored on {r['scored_on']}: "
+                   + "  ".join(f"{k} {v:.4f}" for k, v in r["metrics"].items() if isinstance(v, float))
+                   + (f"\nnote: {r['note']}" if r["note"] else ""))

@@ -10,8 +10,14 @@ SAMPLERS = ("grid", "random", "tpe", "cmaes")
 PRUNERS = ("none", "median", "hyperband")
 
 
+def startup_trials(budget: int | None) -> int:
+    """Random trials before TPE or CMA-ES model the space: Optuna's 10, but a quarter of a smaller budget (at least
+    3), or a 10-trial study would be random search throughout."""
+    return 10 if budget is None else max(3, min(10, budget // 4))
+
+
 def build_sampler(name: str, seed: int | None, grid: dict | None = None, startup: int = 10):
-    """`startup` random trials before TPE or CMA-ES model the space (Optuna's default for TPE is 10)."""
+    """`startup` random trials before TPE or CMA-ES model the space (`startup_trials`)."""
     if name == "grid":
         return optuna.samplers.GridSampler(grid, seed=seed)
     if name == "random":

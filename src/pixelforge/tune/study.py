@@ -28,7 +28,7 @@ from pixelforge.tasks.registry import get_task
 from pixelforge.tune import space as spaces
 from pixelforge.tune.pruning import PRUNED, OptunaPruning
 from pixelforge.tune.report import write_best_config, write_report
-from pixelforge.tune.samplers import build_pruner, build_sampler
+from pixelforge.tune.samplers import build_pruner, build_sampler, startup_trials
 from pixelforge.tune.storage import default_url, open_storage
 
 log = logging.getLogger("pixelforge")
@@ -50,6 +50,7 @@ class TuneOptions:
     study: str | None = None
     seed: int | None = None
     overrides: dict | None = None  # config keys fixed for every trial (--devices 2, --epochs 3, ...)
+    mlflow: str | None = None  # tracking URI: each finished trial logged as a nested run (tune/tracking.py)
 
 
 class TrialFailed(Exception):
@@ -74,14 +75,19 @@ def run_study(opts: TuneOptions) -> dict:
     target = _target(opts, grid)
     pruner = build_pruner(opts.pruner, base.epochs)
     name = opts.study or opts.out.resolve().name
+    sampler = build_sampler(opts.sampler, opts.seed, grid, startup_trials(target))
     study = optuna.create_study(study_name=name, storage=storage, direction="maximize" if direction == "max" else
-                                "minimize", sampler=build_sampler(opts.sampler, opts.seed, grid), pruner=pruner,
-                                load_if_exists=True)
+                                "minimize", sampler=sampler, pruner=pruner, load_if_exists=True)
     _remember(study, opts, metric, direction)
     objective = _Objective(opts, space, metric, direction, url, name, pruner)
+    callbacks = []
+    if opts.mlflow is not None:
+        from pixelforge.tune.tracking import TrialLogger
+
+        callbacks.append(TrialLogger(opts.mlflow or None, opts.out))
     try:
         with sigterm_as_interrupt():
-            optimize(study, objective, target, opts.timeout)
+            optimize(study, objective, target, opts.timeout, callbacks)
     finally:  # an interrupted study still gets its report and best.yaml, for the trials it has
         summary = summarize(study)
         write_best_config(study, opts.out)
@@ -182,7 +188,7 @@ def train_trial(trial: optuna.Trial, params: dict, **options):
     return result
 
 
-def optimize(study, objective: _Objective, target: int | None, timeout: float | None) -> None:
+def optimize(study, objective: _Objective, target: int | None, timeout: float | None, callbacks=()) -> None:
     """One trial at a time, counting the study's trials before each: every worker stops once the study holds
     `target` finished or running trials, so N trials spread over several workers add up to N."""
     started, failures = time.monotonic(), 0
@@ -197,7 +203,8 @@ def optimize(study, objective: _Objective, target: int | None, timeout: float | 
         if timeout is not None and time.monotonic() - started >= timeout:
             return
         try:
-            study.optimize(objective, n_trials=1, catch=(TrialFailed,), gc_after_trial=True)
+            study.optimize(objective, n_trials=1, catch=(TrialFailed,), gc_after_trial=True,
+                           callbacks=list(callbacks))
         except KeyboardInterrupt:
             raise PixelforgeError("study interrupted; a running trial was marked failed and queued again: run the "
                                   "same command to continue") from None

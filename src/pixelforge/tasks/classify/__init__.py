@@ -97,7 +97,7 @@ class ClassifyTask(Task):
             from pixelforge.tasks.classify.continual.sequence import finish_step
 
             progress.info(finish_step(run, cfg))
-        if not cfg.calibrate:
+        if not cfg.calibrate or cfg.train_on_val:  # a temperature fitted on training images would be overconfident
             return
         from pixelforge.tasks.classify.calibration import calibrate_run
 

@@ -20,5 +20,7 @@ class ClassifyConfig(ContinualConfig):  # RunConfig + the continual-learning key
                                             "2 CPU cores; pays in long fp32 runs)")
     cache_features: bool | None = Field(None, description="linear: train the head on cached backbone features")
     feature_views: int = Field(1, ge=1, description="augmented views per image when caching features (1: measured as accurate as 4 on hymenoptera, 1.9x faster end to end; docs/performance.md L14)")
+    train_on_val: bool = Field(False, description="also train on the validation split (a tuned config's final "
+                                                  "training; needs a test split to score on)")
     calibrate: bool = Field(True, description="after training, fit a softmax temperature on the validation split "
                                              "so scores are calibrated probabilities (predictions do not change)")

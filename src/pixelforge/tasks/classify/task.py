@@ -78,6 +78,8 @@ def prepare_data(cfg) -> tuple:
         unsplit = DataSource([replace(s, split=None) if s.split == "train" else s for s in source.samples],
                              source.classes, source.origin, source.broken_links)
         source = make_splits(unsplit, cfg.val_fraction, 0.0, cfg.seed)
+    if cfg.train_on_val:
+        source = _train_on_val(source)
     train_labels = {s.label for s in source.split("train")}
     missing = sorted(set(source.classes) - train_labels)
     if missing:
@@ -88,6 +90,21 @@ def prepare_data(cfg) -> tuple:
 
         return source, grown_classes(rd.read_json(parent_run(cfg) / "classes.json"), train_labels)
     return source, sorted(train_labels)
+
+
+def _train_on_val(source):
+    """Val's images trained on as well (copies marked train; val stays, so the engine still reports a val metric,
+    now over training images). Only with a test split: it is then the one honest score."""
+    from dataclasses import replace
+
+    from pixelforge.data.sources import DataSource
+    from pixelforge.errors import PixelforgeError
+
+    if not source.split("test"):
+        raise PixelforgeError(f"{source.origin}: train_on_val needs a test split to score on (a test/ folder, a CSV "
+                              f"split column, or test_fraction > 0)")
+    extra = [replace(s, split="train") for s in source.split("val")]
+    return DataSource(source.samples + extra, source.classes, source.origin, source.broken_links)
 
 
 def build_setup(cfg, source, classes: list[str], fabric, progress):

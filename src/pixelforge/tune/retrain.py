@@ -1,0 +1,71 @@
+"""`tune --retrain-best`: the study's answer trained once more, on train+val, and scored on data no trial saw.
+
+The trials chose their hyper-parameters on val, so val's score is optimistic; the retrain adds val's images to
+training (a task whose config has `train_on_val`, when the data has a test split) for as many epochs as the best
+trial needed to peak, and scores the test split. Without a test split (or for a task that cannot train on val)
+it trains on train as the trials did and scores the task's held-out split, and says which.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from pixelforge.errors import PixelforgeError
+from pixelforge.runs import folder as rd
+from pixelforge.tasks.config import build_config
+from pixelforge.tasks.registry import get_task
+
+log = logging.getLogger("pixelforge")
+FOLDER = "best-retrained"
+
+
+def retrain_best(out: Path, best_run: str | Path | None) -> dict:
+    """Train OUT/best.yaml in OUT/best-retrained/ (train+val when there is a test split) and evaluate it.
+
+    A finished OUT/best-retrained/ is evaluated again, not retrained; an interrupted one is resumed.
+
+    Example:
+        >>> retrain_best(Path("runs/tune-digits"), "runs/tune-digits/trials/3")  # doctest: +SKIP
+        {'run': 'runs/tune-digits/best-retrained', 'trained_on': 'train+val', 'scored_on': 'test', ...}
+    """
+    from pixelforge.api.evaluate import evaluate
+    from pixelforge.api.train import train
+
+    best = out / "best.yaml"
+    if not best.exists() or best_run is None:
+        raise PixelforgeError(f"{best}: no complete trial yet, nothing to retrain")
+    cfg = build_config(best)
+    plan = _plan(cfg, Path(best_run))
+    run = out / FOLDER
+    if (run / "summary.json").exists():
+        log.info("%s: already retrained; evaluating it again", run)
+    elif (run / "checkpoints" / "last.ckpt").exists():
+        train(resume=run, quiet=True)
+    else:
+        train(config=best, out=str(run), quiet=True, **plan["overrides"])
+    scored = evaluate(run, split=plan["scored_on"])
+    split = scored.metrics.get("split", plan["scored_on"])
+    log.info("retrained on %s, scored on %s%s", plan["trained_on"], split, plan["note"])
+    return {"run": str(run), "trained_on": plan["trained_on"], "scored_on": split,
+            "epochs": plan["overrides"].get("epochs", cfg.epochs), "note": plan["note"].lstrip(": ") or None,
+            "metrics": {k: v for k, v in scored.metrics.items() if isinstance(v, (int, float)) and
+                        not isinstance(v, bool)}}
+
+
+def _plan(cfg, best_run: Path) -> dict:
+    """What to train on, for how many epochs, and which split scores it."""
+    if "train_on_val" in type(cfg).model_fields:  # the task can fold val into training
+        source, _ = get_task(cfg.task).prepare_data(cfg)
+        if source.split("test"):
+            # Val no longer judges epochs (it is trained on), so train as long as the best trial took to peak.
+            summary = rd.read_json(best_run / "summary.json") if (best_run / "summary.json").exists() else {}
+            epochs = summary.get("best_epoch") or cfg.epochs
+            return {"overrides": {"train_on_val": True, "epochs": int(epochs)}, "trained_on": "train+val",
+                    "scored_on": "test", "note": ""}
+        why = "the data has no test split"
+    else:
+        why = f"task {cfg.task!r} cannot train on its validation split"
+    return {"overrides": {}, "trained_on": "train", "scored_on": None,
+            "note": f": {why}, so it trained on train as the trials did and is scored on the held-out split, which "
+                    f"also chose the hyper-parameters (an optimistic score)"}

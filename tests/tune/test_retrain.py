@@ -1,0 +1,92 @@
+"""`tune --retrain-best`: the best config trained on train+val, scored on the test split no trial saw; without a
+test split, trained as the trials were and scored on the held-out split, saying so."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+import pixelforge
+from pixelforge.runs import folder as rd
+
+PER_SPLIT = {"train": 12, "val": 4, "test": 4}
+
+
+def digits_csv(folder: Path, splits: tuple[str, ...]) -> Path:
+    """Three digit classes from the built-in digits' own train/val/test folders, read in place through a CSV."""
+    from pixelforge.data.builtin import materialize
+
+    root = materialize("digits")
+    lines = ["path,label,split"]
+    for split in splits:
+        for label in ("0", "1", "7"):
+            files = sorted((root / split / label).glob("*.png"))[:PER_SPLIT[split]]
+            lines += [f"{p},{label},{split}" for p in files]
+    path = folder / f"digits-{'-'.join(splits)}.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def tune_files(folder: Path, data: Path) -> tuple[Path, Path]:
+    config, space = folder / "base.yaml", folder / "space.yaml"
+    config.write_text(yaml.safe_dump({"data": str(data), "model": "simple_cnn", "weights": "none", "strategy": "full",
+                                      "img_size": 16, "epochs": 2, "batch_size": 8, "precision": "32",
+                                      "warmup_epochs": 0, "workers": 0, "calibrate": False, "quiet": True}))
+    space.write_text("lr: [0.003, 0.01]\n")
+    return config, space
+
+
+@pytest.mark.slow
+def test_retrain_best_trains_on_train_plus_val_and_scores_the_test_split(tmp_path):
+    from pixelforge.cli import app
+
+    config, space = tune_files(tmp_path, digits_csv(tmp_path, ("train", "val", "test")))
+    out = tmp_path / "study"
+    args = ["tune", "--config", str(config), "--space", str(space), "--sampler", "random", "--trials", "2",
+            "--seed", "0", "--out", str(out), "--retrain-best", "--json"]
+    done = CliRunner().invoke(app, args)
+    assert done.exit_code == 0, done.output[-2000:]
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    retrained = summary["retrained"]
+    assert retrained["trained_on"] == "train+val" and retrained["scored_on"] == "test"
+    run = out / "best-retrained"
+    assert retrained["run"] == str(run) and (run / "checkpoints" / "best.ckpt").is_file()
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    best = yaml.safe_load((out / "best.yaml").read_text())
+    assert saved["train_on_val"] is True and saved["lr"] == best["lr"]  # the best trial's config, plus val
+    trial = rd.read_json(Path(summary_best_run(out)) / "summary.json")
+    assert saved["epochs"] == trial["best_epoch"]  # as long as the best trial took to peak
+    assert rd.read_json(run / "summary.json")["train_images"] == 3 * (PER_SPLIT["train"] + PER_SPLIT["val"])
+    assert retrained["metrics"]["num_images"] == 3 * PER_SPLIT["test"]  # the test split, nothing else
+    assert 0 <= retrained["metrics"]["accuracy"] <= 1
+
+    # Alone on the finished study: no new trial, the finished retrain is scored again, not trained again.
+    before = (run / "checkpoints" / "best.ckpt").stat().st_mtime_ns
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 0, again.output[-2000:]
+    second = json.loads(again.stdout.strip().splitlines()[-1])
+    assert second["n_complete"] == 2 and second["retrained"]["metrics"] == retrained["metrics"]
+    assert (run / "checkpoints" / "best.ckpt").stat().st_mtime_ns == before
+
+
+def summary_best_run(out: Path) -> str:
+    import optuna
+
+    study = optuna.load_study(study_name=out.name, storage=f"sqlite:///{out / 'study.db'}")
+    return study.best_trial.user_attrs["run_dir"]
+
+
+def test_without_a_test_split_it_scores_the_held_out_split_and_says_so(tmp_path):
+    from pixelforge.tune.retrain import _plan
+    from pixelforge.tasks.config import build_config
+
+    config, _ = tune_files(tmp_path, digits_csv(tmp_path, ("train", "val")))
+    plan = _plan(build_config(config), tmp_path)
+    assert plan["trained_on"] == "train" and plan["scored_on"] is None and "no test split" in plan["note"]
+    with pytest.raises(pixelforge.PixelforgeError, match="train_on_val needs a test split"):
+        pixelforge.train(config=config, out=str(tmp_path / "run"), train_on_val=True)
+    assert not (tmp_path / "run").exists()  # refused before a run folder exists
