@@ -17,7 +17,8 @@ class GanConfig(RunConfig):
                              "focal+dice)")
     latent_dim: int = Field(128, ge=2, description="length of the generator's noise vector")
     width: int = Field(16, ge=8, description="channels of the generator's last and the discriminator's first layer")
-    g_width: int | None = Field(None, ge=8, description="channels of the generator's last layer (default: --width)")
+    g_width: int | None = Field(None, ge=8, description="channels of the generator's last layer (default: --width "
+                                                           "times --img-size / --native-size)")
     native_size: int | None = Field(
         None, ge=8, description="the generator draws this many pixels a side and enlarges them to --img-size with a "
                                 "fixed bicubic filter (default: the data's own size: 8 for built-in digits, else "
