@@ -16,8 +16,10 @@ from pixelforge.engine.hooks import Hook
 from pixelforge.errors import PixelforgeError
 from pixelforge.runs import folder as rd
 
-TINY = dict(task="gan", conditional=True, img_size=16, width=8, latent_dim=8, epochs=2, batch_size=8, fid_n=16,
-            eval_n=16, quiet=True)
+# native_size 8: the generator draws 8 px and enlarges them, so training, resume, generate and export all run
+# through the fixed bicubic enlargement (a generator drawing at the image size is the same network without it).
+TINY = dict(task="gan", conditional=True, img_size=16, native_size=8, width=8, latent_dim=8, epochs=2, batch_size=8,
+            fid_n=16, eval_n=16, quiet=True)
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +88,41 @@ def test_the_ema_generator_survives_an_interrupted_and_resumed_run(gan_run, two_
     expected, got = (rd.load_checkpoint(r / "checkpoints" / "last.ckpt")["model"] for r in (gan_run, cut))
     for key in [k for k in expected if k.startswith("ema.")]:
         assert torch.equal(expected[key], got[key]), key
+
+
+def test_a_native_size_generator_enlarges_its_drawing_exactly_as_pil_enlarged_the_digits():
+    from sklearn.datasets import load_digits
+
+    from pixelforge.tasks.gan.models import FixedUpsample, Generator
+
+    # the built-in digits' own pipeline: scikit-learn's 8x8 pixels enlarged to 32 px with PIL's bicubic filter
+    small = (load_digits().images[:100] * (255 / 16)).astype(np.uint8)
+    pil = np.stack([np.asarray(Image.fromarray(a).resize((32, 32), Image.BICUBIC)) for a in small]).astype(int)
+    enlarged = FixedUpsample(8, 32)(torch.from_numpy(small).float()[:, None] / 127.5 - 1)
+    ours = ((enlarged[:, 0] + 1) * 127.5).round().numpy().astype(int)
+    assert np.abs(ours - pil).max() <= 1  # float vs PIL's 8-bit arithmetic between the two passes
+    assert (ours != pil).mean() < 0.2 and np.abs(ours - pil).sum() > 0  # ...and nowhere else
+
+    torch.manual_seed(0)
+    generator = Generator(16, 1, 32, width=8, num_classes=3, native_size=8).eval()
+    z, labels = torch.randn(4, 16), torch.tensor([0, 1, 2, 0])
+    drawing = generator.draw(z, labels)
+    assert drawing.shape == (4, 1, 8, 8)
+    assert torch.equal(generator(z, labels), FixedUpsample(8, 32)(drawing))
+    assert Generator(16, 1, 32, width=8, native_size=None)(z).shape == (4, 1, 32, 32)
+
+
+def test_the_native_size_is_the_digits_own_unless_given_and_a_bad_one_is_refused():
+    from pixelforge.tasks.gan.config import GanConfig
+    from pixelforge.tasks.gan.setup import check_config, native_size
+
+    assert native_size(GanConfig(data="digits", img_size=32)) == 8  # scikit-learn's 8x8 digits, written at 32 px
+    assert native_size(GanConfig(data="shapes", img_size=64)) == 64
+    assert native_size(GanConfig(data="digits", img_size=32, native_size=16)) == 16
+    with pytest.raises(PixelforgeError, match="--native-size 12"):
+        check_config(GanConfig(data="digits", img_size=32, native_size=12))
+    with pytest.raises(PixelforgeError, match="--native-size 64"):
+        check_config(GanConfig(data="digits", img_size=32, native_size=64))
 
 
 def test_fid_and_kid_equal_torchmetrics_with_the_same_extractor():

@@ -18,6 +18,9 @@ from PIL import Image, ImageDraw
 from pixelforge.data.shape_drawing import SHAPE_CLASSES, draw_shape  # noqa: F401  (re-exported)
 
 BUILTIN_DATASETS = {"digits", "shapes"}
+# The size a built-in set's pictures were drawn at before being written larger (digits: scikit-learn's 8x8, enlarged
+# to 32 px bicubic by `_write_digits`); a generative model can draw at this size and enlarge the same way.
+NATIVE_SIZES = {"digits": 8}
 _VERSION = "v1"  # bump when a generator changes, so stale caches are not reused
 
 

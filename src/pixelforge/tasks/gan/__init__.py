@@ -14,7 +14,7 @@ class GanTask(Task):
     config_class = GanConfig
     description = "generate new images: class folders or built-in digits|shapes (DCGAN, conditional with --conditional)"
     # Conditional DCGAN on digits at 32 px: see docs/gan.md for the measured FID, accuracy and time.
-    defaults = {"img_size": 32, "epochs": 90, "batch_size": 32, "lr": 2e-4, "model": "dcgan", "weights": "none",
+    defaults = {"img_size": 32, "epochs": 60, "batch_size": 32, "lr": 2e-4, "model": "dcgan", "weights": "none",
                 "strategy": "full", "warmup_epochs": 0, "schedule": "constant", "channels_last": False}
     monitor = "val_fid_lite0"
     monitor_mode = "min"

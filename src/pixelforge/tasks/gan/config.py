@@ -17,6 +17,12 @@ class GanConfig(RunConfig):
                              "focal+dice)")
     latent_dim: int = Field(128, ge=2, description="length of the generator's noise vector")
     width: int = Field(16, ge=8, description="channels of the generator's last and the discriminator's first layer")
+    g_width: int | None = Field(None, ge=8, description="channels of the generator's last layer (default: --width "
+                                                           "times --img-size / --native-size)")
+    native_size: int | None = Field(
+        None, ge=8, description="the generator draws this many pixels a side and enlarges them to --img-size with a "
+                                "fixed bicubic filter (default: the data's own size: 8 for built-in digits, else "
+                                "--img-size)")
     d_steps: int = Field(1, ge=1, description="discriminator steps per generator step")
     lr_d: float | None = Field(None, gt=0, description="the discriminator's learning rate (default: lr)")
     aux_weight: float = Field(1.0, ge=0, description="conditional: weight of the auxiliary classifier's cross-entropy "

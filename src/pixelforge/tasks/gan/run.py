@@ -32,7 +32,8 @@ def load_gan_run(run_dir, checkpoint: str = "best.ckpt") -> GANRun:
     from pixelforge.tasks.gan.models import build_gan
 
     run, cfg, classes, state = read_run(run_dir, "gan", checkpoint)
-    model = build_gan(cfg, state["channels"], len(classes))
+    # Runs from before --native-size drew at the image size.
+    model = build_gan(cfg, state["channels"], len(classes), state.get("native_size", cfg.img_size))
     model.load_state_dict(state["model"])
     return GANRun(run, cfg, classes, model.ema.eval(), state["channels"])
 

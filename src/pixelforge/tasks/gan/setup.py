@@ -16,6 +16,20 @@ def check_config(cfg) -> None:
     if size < 16 or 2 ** round(math.log2(size)) != size:
         raise PixelforgeError(f"--img-size {size}: a GAN generates square images of a power of two >= 16 "
                               f"(32, 64, 128)")
+    native = cfg.native_size
+    if native is not None and (native > size or 2 ** round(math.log2(native)) != native):
+        raise PixelforgeError(f"--native-size {native}: the generator's drawing size must be a power of two "
+                              f"between 8 and --img-size {size}")
+
+
+def native_size(cfg) -> int:
+    """The size the generator draws at: `--native-size`, else the data's own when it is known (the built-in
+    digits are 8x8 pictures enlarged), else the image size."""
+    from pixelforge.data.builtin import NATIVE_SIZES
+
+    if cfg.native_size is not None:
+        return cfg.native_size
+    return min(NATIVE_SIZES.get(str(cfg.data), cfg.img_size), cfg.img_size)
 
 
 def prepare_data(cfg):
@@ -64,14 +78,17 @@ def build_setup(cfg, source, classes: list[str], fabric, progress):
     extractor = build_extractor(cfg.fid_weights).to(fabric.device)
     reference = reference_samples(source, cfg.fid_n, cfg.seed)
     real_features = reference_features(reference, classes, cfg.img_size, channels, extractor, progress)
-    model = build_gan(cfg, channels, len(classes)).to(fabric.device)
+    native = native_size(cfg)
+    model = build_gan(cfg, channels, len(classes), native).to(fabric.device)
     step = GANStep(model, cfg, len(classes), extractor, real_features, mean_pairwise_distance(real_features))
-    progress.info(f"GAN: {'class-conditional ' if cfg.conditional else ''}DCGAN {cfg.img_size}px x {channels} "
+    drawn = f" (drawn at {native}px, enlarged bicubic)" if native < cfg.img_size else ""
+    progress.info(f"GAN: {'class-conditional ' if cfg.conditional else ''}DCGAN {cfg.img_size}px{drawn} x {channels} "
                   f"channel(s), {cfg.loss} loss, EMA {cfg.ema_decay}; validation FID on {len(reference)} real vs "
                   f"{len(reference)} generated images with {extractor.name} features")
     return TaskSetup(
         task=step, model=model, trained=model, train_data=train.pairs(), val_data=[],
         n_train=len(train), n_val=len(reference), hooks=[EpochGrid(step)],
         extra_checkpoint={"classes": classes, "task": "gan", "channels": channels, "img_size": cfg.img_size,
-                          "latent_dim": cfg.latent_dim, "conditional": cfg.conditional, "width": cfg.width},
+                          "latent_dim": cfg.latent_dim, "conditional": cfg.conditional, "width": cfg.width,
+                          "native_size": native},
     )
