@@ -21,13 +21,8 @@ import numpy as np
 from PIL import Image
 
 from pixelforge.deploy.runtime.dense import DenseRuntime, as_array
+from pixelforge.deploy.runtime.padding import pad_to_multiple
 from pixelforge.errors import PixelforgeError
-
-
-def pad_to_multiple(array: np.ndarray, multiple: int = 4) -> np.ndarray:
-    """HxWx3 float -> reflect-padded so both sides are multiples of `multiple`."""
-    pad_h, pad_w = (-array.shape[0]) % multiple, (-array.shape[1]) % multiple
-    return np.pad(array, ((0, pad_h), (0, pad_w), (0, 0)), mode="reflect") if pad_h or pad_w else array
 
 
 def stylize_array(run, image: np.ndarray, max_side: int | None = None) -> np.ndarray:

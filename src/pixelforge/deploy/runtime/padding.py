@@ -1,0 +1,12 @@
+"""Reflect-padding images to a multiple of a network's stride, for the image-to-image runtimes (style, arbitrary
+style, denoise): their fully convolutional networks need sides divisible by their downsampling factor."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def pad_to_multiple(array: np.ndarray, multiple: int = 4) -> np.ndarray:
+    """HxWx3 float -> reflect-padded so both sides are multiples of `multiple`."""
+    pad_h, pad_w = (-array.shape[0]) % multiple, (-array.shape[1]) % multiple
+    return np.pad(array, ((0, pad_h), (0, pad_w), (0, 0)), mode="reflect") if pad_h or pad_w else array
