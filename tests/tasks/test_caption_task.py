@@ -49,6 +49,7 @@ def test_two_training_steps_write_a_run_that_evaluates_and_predicts(caption_run,
 
     again = score_files("caption", caption_data / "annotations" / "test.json", result.out_dir / "results.json")
     assert again["bleu4"] == pytest.approx(metrics["bleu4"]) and again["num_images"] == 4
+    assert again.get("cider") == metrics.get("cider")  # CIDEr-D on both paths where pycocoevalcap is installed
 
     images = sorted((caption_data / "images" / "test").glob("*.png"))[:2]
     predictions = pixelforge.predict(caption_run, images, beam=1)
