@@ -28,7 +28,9 @@ class CaptionConfig(RunConfig):
                                                                    "previous word in training")
     word_dropout: float = Field(0.0, ge=0, lt=1, description="probability of feeding <unk> instead of the previous "
                                                              "word in training (leans the decoder on the image)")
-    beam: int = Field(3, ge=1, le=10, description="beam width for evaluate/predict/export (1: greedy)")
-    length_penalty: float = Field(0.6, ge=0, description="GNMT length-penalty exponent of beam search")
+    beam: int = Field(1, ge=1, le=10, description="beam width for evaluate/predict/export (1: greedy, the best "
+                                                  "measured on the built-in set, docs/captioning.md)")
+    length_penalty: float = Field(0.0, ge=0, description="GNMT length-penalty exponent of beam search (0: the most "
+                                                         "probable caption; 0.6 chose longer rewordings)")
     monitor: Literal["bleu4", "loss"] = Field("bleu4", description="what picks best.ckpt: val BLEU-4 (greedy, max) "
                                                                    "or val loss (min)")
