@@ -13,7 +13,7 @@ class CaptionConfig(RunConfig):
     task: Literal["caption"] = "caption"
     max_caption_words: int = Field(24, ge=2, description="longer captions are cut in training; the decoding limit")
     min_word_count: int = Field(1, ge=1, description="words seen fewer times in training captions become <unk>")
-    feature_stride: int = Field(16, description="stride of the places attention chooses from (8 or 16): 8 gives "
+    feature_stride: int = Field(8, description="stride of the places attention chooses from (8 or 16): 8 gives "
                                                  "(img_size/8)^2 finer places, 16 (img_size/16)^2")
     context_logits: bool = Field(True, description="add word logits read straight from the attended features to "
                                                    "the LSTM's (colour and shape words from what is looked at)")
