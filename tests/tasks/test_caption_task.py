@@ -92,7 +92,7 @@ def test_export_gives_pytorch_s_captions_without_torch_and_serves_attention(capt
     image = Image.open(images[0]).convert("RGB")
     answer = runtime.answer(image, runtime.predict_batch([image])[0])
     assert answer["task"] == "caption" and answer["caption"] == from_run[0]["caption"]
-    assert len(answer["attention"]) == len(answer["tokens"]) and answer["grid"] == 4  # 64 px / stride 16
+    assert len(answer["attention"]) == len(answer["tokens"]) and answer["grid"] == 8  # 64 px / stride 8 (the default)
     assert all(abs(sum(map(sum, grid)) - 1.0) < 1e-2 for grid in answer["attention"])
 
 
