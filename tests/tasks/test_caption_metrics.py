@@ -68,3 +68,18 @@ def test_beam_search_finds_what_greedy_misses():
     greedy = beam_search(step, (np.zeros((1, 1)),), 1, 2, beam=1, max_len=5, length_penalty=0.0)
     beamed = beam_search(step, (np.zeros((1, 1)),), 1, 2, beam=3, max_len=5, length_penalty=0.0)
     assert greedy.tokens[0] == 3 and beamed.tokens == [4, 2]
+
+
+def test_cider_equals_pycocoevalcap_on_the_tokenizer_words():
+    cider = pytest.importorskip("pycocoevalcap.cider.cider")
+    from pixelforge.metrics.captions import coco_scores
+    from pixelforge.tasks.caption.evaluate import score_captions
+
+    ours = score_captions(HYPOTHESES, REFERENCES)
+    reference, _ = cider.Cider().compute_score({i: refs for i, refs in enumerate(REFERENCES)},
+                                               {i: [h] for i, h in enumerate(HYPOTHESES)})
+    assert ours["cider"] == pytest.approx(100 * reference, abs=1e-4)  # score_captions rounds to 4 places
+    # Consensus: the caption equal to a reference scores above the one with a wrong word, the empty one lowest.
+    corpus = [coco_scores([h, *HYPOTHESES[1:]], REFERENCES)["cider"] for h in
+              (REFERENCES[0][1], "a small red circle to the left of a red square", "")]
+    assert corpus[0] > corpus[1] > corpus[2]

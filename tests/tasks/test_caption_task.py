@@ -49,6 +49,7 @@ def test_two_training_steps_write_a_run_that_evaluates_and_predicts(caption_run,
 
     again = score_files("caption", caption_data / "annotations" / "test.json", result.out_dir / "results.json")
     assert again["bleu4"] == pytest.approx(metrics["bleu4"]) and again["num_images"] == 4
+    assert again.get("cider") == metrics.get("cider")  # CIDEr-D on both paths where pycocoevalcap is installed
 
     images = sorted((caption_data / "images" / "test").glob("*.png"))[:2]
     predictions = pixelforge.predict(caption_run, images, beam=1)
@@ -91,7 +92,7 @@ def test_export_gives_pytorch_s_captions_without_torch_and_serves_attention(capt
     image = Image.open(images[0]).convert("RGB")
     answer = runtime.answer(image, runtime.predict_batch([image])[0])
     assert answer["task"] == "caption" and answer["caption"] == from_run[0]["caption"]
-    assert len(answer["attention"]) == len(answer["tokens"]) and answer["grid"] == 4  # 64 px / stride 16
+    assert len(answer["attention"]) == len(answer["tokens"]) and answer["grid"] == 8  # 64 px / stride 8 (the default)
     assert all(abs(sum(map(sum, grid)) - 1.0) < 1e-2 for grid in answer["attention"])
 
 

@@ -12,6 +12,12 @@ tokenizer's (lower case, punctuation dropped), on the 0-100 scale.
 Attribute match (built-in shapes set): a caption matches when the multiset of (colour, shape) pairs it names,
 each shape word with the colour word just before it, equals the image's objects' pairs — every object named with
 its right colour and shape, none missed, none invented. Sizes and places are left to BLEU.
+
+CIDEr-D (Vedantam et al. 2015) comes from `pycocoevalcap`, the COCO caption evaluation code, when it is installed
+(the `caption` extra; pure Python). It gets the tokenizer's words joined by spaces (in place of the Stanford PTB
+tokenizer that pycocoevalcap's own scripts run through Java) and is given x 100, like BLEU. pycocoevalcap's METEOR
+is not reported: it talks to a Java process over pipes and, run under pytest, hung with the process idle (it
+worked from a plain python process), so it cannot be tested here.
 """
 
 from __future__ import annotations
@@ -75,3 +81,15 @@ def attribute_match(hypotheses: list[str], objects: list[list[dict]]) -> float:
 
     hits = [attribute_pairs(h) == sorted(((o["colour"], o["shape"]) for o in objs)) for h, objs in zip(hypotheses, objects)]
     return sum(hits) / max(len(hits), 1)
+
+
+def coco_scores(hypotheses: list[str], references: list[list[str]]) -> dict[str, float]:
+    """{"cider": CIDEr-D x 100} from pycocoevalcap; {} when it is not installed, so callers report what this
+    machine can compute."""
+    try:
+        from pycocoevalcap.cider.cider import Cider
+    except ImportError:
+        return {}
+    gts = {i: [" ".join(words(r)) for r in refs] for i, refs in enumerate(references)}
+    res = {i: [" ".join(words(h))] for i, h in enumerate(hypotheses)}
+    return {"cider": 100.0 * float(Cider().compute_score(gts, res)[0])}

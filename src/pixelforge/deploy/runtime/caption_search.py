@@ -42,7 +42,7 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def beam_search(step: StepFn, state: tuple, start: int, end: int, beam: int = 3, max_len: int = 24,
-                length_penalty: float = 0.6) -> Hypothesis:
+                length_penalty: float = 0.0) -> Hypothesis:
     """The best caption for one image (beam 1 is greedy decoding).
 
     Example:

@@ -61,6 +61,8 @@ class CaptionTask(Task):
 
     def format_metrics(self, metrics: dict) -> str:
         text = "  ".join(f"BLEU-{n} {metrics[f'bleu{n}']:.2f}" for n in range(1, 5))
+        text += "".join(f"  {name} {metrics[key]:.1f}" for key, name in (("cider", "CIDEr-D"),)
+                        if key in metrics)
         if "attribute_match" in metrics:
             text += f"  attribute match {100 * metrics['attribute_match']:.1f}%"
         return text + f"  ({metrics['num_images']} images)"

@@ -13,6 +13,10 @@ class CaptionConfig(RunConfig):
     task: Literal["caption"] = "caption"
     max_caption_words: int = Field(24, ge=2, description="longer captions are cut in training; the decoding limit")
     min_word_count: int = Field(1, ge=1, description="words seen fewer times in training captions become <unk>")
+    feature_stride: int = Field(8, description="stride of the places attention chooses from (8 or 16): 8 gives "
+                                                 "(img_size/8)^2 finer places, 16 (img_size/16)^2")
+    context_logits: bool = Field(True, description="add word logits read straight from the attended features to "
+                                                   "the LSTM's (colour and shape words from what is looked at)")
     embed_dim: int = Field(128, ge=8, description="word embedding width")
     hidden_dim: int = Field(256, ge=8, description="LSTM width")
     attention_dim: int = Field(128, ge=8, description="additive attention width")
@@ -24,7 +28,9 @@ class CaptionConfig(RunConfig):
                                                                    "previous word in training")
     word_dropout: float = Field(0.0, ge=0, lt=1, description="probability of feeding <unk> instead of the previous "
                                                              "word in training (leans the decoder on the image)")
-    beam: int = Field(3, ge=1, le=10, description="beam width for evaluate/predict/export (1: greedy)")
-    length_penalty: float = Field(0.6, ge=0, description="GNMT length-penalty exponent of beam search")
+    beam: int = Field(1, ge=1, le=10, description="beam width for evaluate/predict/export (1: greedy, the best "
+                                                  "measured on the built-in set, docs/captioning.md)")
+    length_penalty: float = Field(0.0, ge=0, description="GNMT length-penalty exponent of beam search (0: the most "
+                                                         "probable caption; 0.6 chose longer rewordings)")
     monitor: Literal["bleu4", "loss"] = Field("bleu4", description="what picks best.ckpt: val BLEU-4 (greedy, max) "
                                                                    "or val loss (min)")

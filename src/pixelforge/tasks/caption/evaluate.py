@@ -1,8 +1,8 @@
 """Scoring captions: a run's best checkpoint on a split (`evaluate RUN`), or a COCO results file made anywhere
 against COCO-captions ground truth (`evaluate --task caption --gt CAPTIONS.json --predictions RESULTS.json`).
 
-Both give corpus BLEU-1..4 (0-100, all references of each image; metrics/captions.py), the number of images, and
-on the built-in shapes set the attribute match. A run's evaluation also writes results.json (COCO results:
+Both give corpus BLEU-1..4 (0-100, all references of each image; metrics/captions.py), CIDEr-D where
+pycocoevalcap is installed, the number of images, and on the built-in shapes set the attribute match. A run's evaluation also writes results.json (COCO results:
 image_id, caption), the gallery and the attention strips.
 """
 
@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from pixelforge.errors import PixelforgeError
-from pixelforge.metrics.captions import attribute_match, corpus_bleu
+from pixelforge.metrics.captions import attribute_match, coco_scores, corpus_bleu
 from pixelforge.runs import folder as rd
 from pixelforge.runs.result import EvalResult
 
@@ -21,7 +21,8 @@ STRIP_IMAGES = 4
 
 
 def score_captions(hypotheses: list[str], references: list[list[str]], objects: list | None = None) -> dict:
-    metrics = {k: round(v, 4) for k, v in corpus_bleu(hypotheses, references).items()}
+    metrics = {k: round(v, 4) for k, v in {**corpus_bleu(hypotheses, references),
+                                            **coco_scores(hypotheses, references)}.items()}
     if objects is not None and all(objects):
         metrics["attribute_match"] = round(attribute_match(hypotheses, objects), 4)
     metrics["num_images"] = len(hypotheses)

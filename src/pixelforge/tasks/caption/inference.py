@@ -58,7 +58,7 @@ def load_caption_run(run_dir: str | Path, checkpoint: str = "best.ckpt") -> Capt
     else:
         raise PixelforgeError(f"{run}: no tokenizer.json and no vocabulary in the checkpoint")
     model = build_captioner(cfg.model, len(tokenizer), "none", cfg.embed_dim, cfg.hidden_dim, cfg.attention_dim,
-                            cfg.decoder_dropout)
+                            cfg.decoder_dropout, cfg.feature_stride, cfg.context_logits)
     model.load_state_dict(state["model"])
     return CaptionRun(run, cfg, tokenizer, model.eval(), list(state["mean"]), list(state["std"]))
 

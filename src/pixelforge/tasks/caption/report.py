@@ -22,6 +22,7 @@ def write_caption_report(run: Path, evaluation=None) -> Path:
     summary = rd.read_json(run / "summary.json") if (run / "summary.json").exists() else {}
     curves = plot_curves(rows, run / "curves.png", CURVE_PANELS) if rows else None
     kpis = [(f"BLEU-{n}", f"{m[f'bleu{n}']:.1f}") for n in range(1, 5)]
+    kpis += [(name, f"{m[key]:.1f}") for key, name in (("cider", "CIDEr-D"),) if key in m]
     if "attribute_match" in m:
         kpis.append(("attribute match", f"{100 * m['attribute_match']:.1f}%"))
     kpis.append(("images", str(m["num_images"])))
