@@ -23,22 +23,14 @@ import numpy as np
 from pixelforge.data.masks.images import match_channels
 from pixelforge.data.noise import parse_noise, quantize, rng_for, to_unit
 from pixelforge.deploy.runtime.dense import DenseRuntime, as_array
+from pixelforge.deploy.runtime.padding import pad_to_multiple
 from pixelforge.errors import PixelforgeError
-
-
-def pad_to_multiple(x: np.ndarray, multiple: int) -> np.ndarray:
-    """[1, C, H, W] padded at the bottom and right by reflection to sides divisible by `multiple`."""
-    pad_h, pad_w = -x.shape[2] % multiple, -x.shape[3] % multiple
-    if not (pad_h or pad_w):
-        return x
-    mode = "reflect" if pad_h < x.shape[2] and pad_w < x.shape[3] else "symmetric"  # reflect needs a wider image
-    return np.pad(x, ((0, 0), (0, 0), (0, pad_h), (0, pad_w)), mode=mode)
 
 
 def model_input(image: np.ndarray, channels: int, multiple: int) -> np.ndarray:
     """An HxWxC uint8/uint16 image as the float32 [1, channels, H', W'] input (scaled by bit depth, padded)."""
-    x = to_unit(match_channels(image, channels)).astype(np.float32).transpose(2, 0, 1)[None]
-    return np.ascontiguousarray(pad_to_multiple(x, multiple))
+    x = pad_to_multiple(to_unit(match_channels(image, channels)).astype(np.float32), multiple)
+    return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
 
 
 def model_output(y: np.ndarray, like: np.ndarray) -> np.ndarray:

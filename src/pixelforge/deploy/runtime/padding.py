@@ -7,6 +7,10 @@ import numpy as np
 
 
 def pad_to_multiple(array: np.ndarray, multiple: int = 4) -> np.ndarray:
-    """HxWx3 float -> reflect-padded so both sides are multiples of `multiple`."""
+    """HxWxC -> padded at the bottom and right by reflection so both sides are multiples of `multiple`."""
     pad_h, pad_w = (-array.shape[0]) % multiple, (-array.shape[1]) % multiple
-    return np.pad(array, ((0, pad_h), (0, pad_w), (0, 0)), mode="reflect") if pad_h or pad_w else array
+    if not (pad_h or pad_w):
+        return array
+    # Reflection needs the image wider than the pad (a 2-px-wide image padded by 3); mirror with the edge then.
+    mode = "reflect" if pad_h < array.shape[0] and pad_w < array.shape[1] else "symmetric"
+    return np.pad(array, ((0, pad_h), (0, pad_w), (0, 0)), mode=mode)
