@@ -90,3 +90,17 @@ def test_cached_features_are_used_only_for_the_same_images(tmp_path):
     torch.testing.assert_close(cached.logits(model, samples), head(cached.features))
     assert cached.logits(model, samples[::-1]) is None
     assert cached.logits(model, samples[:2]) is None
+
+
+def test_a_new_run_never_sees_the_previous_runs_validation_features(monkeypatch):
+    """One process trains many runs (tune, benchmarks); a continual step must not report on stale features."""
+    from types import SimpleNamespace
+
+    from pixelforge.tasks.classify import ClassifyTask
+    from pixelforge.tasks.classify.continual import setup as continual_setup
+
+    task = ClassifyTask()
+    task.cached_val = inference.CachedFeatures(["a.png"], torch.zeros(1, 4))
+    monkeypatch.setattr(continual_setup, "build_continual_setup", lambda *args: "continual setup")
+    assert task.build_setup(SimpleNamespace(continue_from="RUN"), None, [], None, None) == "continual setup"
+    assert task.cached_val is None

@@ -55,6 +55,7 @@ class ClassifyTask(Task):
         check_balance(cfg, source.split("train"))
 
     def build_setup(self, cfg, source, classes, fabric, progress):
+        self.cached_val = None  # never a previous run's features (one process trains many: tune, benchmarks)
         if cfg.continue_from:  # continual/ builds on task.py's pieces, so it is chosen here, above both
             from pixelforge.tasks.classify.continual.setup import build_continual_setup
 
