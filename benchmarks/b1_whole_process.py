@@ -9,7 +9,8 @@ Both sides are new processes started here and timed from launch to exit, imports
 pixelforge's exported feature graph is cached in `$PIXELFORGE_HOME` (tasks/classify/features.py): the row uses a
 home that already holds it (every run after a user's first), and the lever row L12 times the first run on a new
 home against it. L13 times the report written after training with the training's validation features against the
-eager re-evaluation it replaced; L14 4 augmented feature views (the default before round two) against 1 (now).
+eager re-evaluation it replaced; L14 4 augmented feature views (the default before round two) against 1 (now); L15
+the process with CPython's default garbage-collector settings against the command's (`pixelforge/__main__.py`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from pathlib import Path
 from benchmarks.pairs import Row
 from benchmarks.workload import Workload
 
-PIXELFORGE = [sys.executable, "-c", "from pixelforge.cli import main; main()"]  # what the `pixelforge` script runs
+PIXELFORGE = [sys.executable, "-m", "pixelforge"]  # what the `pixelforge` script runs (pixelforge/__main__.py)
+DEFAULT_GC = [sys.executable, "-c", "from pixelforge.cli import main; main()"]  # the CLI without __main__'s settings
 
 
 def timed_process(command: list[str], env: dict | None = None) -> dict:
@@ -56,9 +58,9 @@ def plain_process(work: Workload) -> dict:
     return result
 
 
-def pixelforge_process(work: Workload, home: Path, name: str, *options: str) -> dict:
+def pixelforge_process(work: Workload, home: Path, name: str, *options: str, entry: list[str] = PIXELFORGE) -> dict:
     run = work.scratch / name
-    command = [*PIXELFORGE, "train", "--data", str(work.root), "--out", str(run), "--seed", str(work.seed),
+    command = [*entry, "train", "--data", str(work.root), "--out", str(run), "--seed", str(work.seed),
                *[f"--{k.replace('_', '-')}={v}" for k, v in work.pixelforge_options.items()], *options]
     result = timed_process(command, env={**os.environ, "PIXELFORGE_HOME": str(home)})
     result.pop("stdout")
@@ -78,16 +80,17 @@ def run(work: Workload, repeats: int, say=print) -> list[Row]:
     home = work.scratch / "pixelforge-home"
     cold = pixelforge_process(work, home, "b1w-cold")  # a new home: the first run exports the feature graph
     say(f"    pixelforge, new PIXELFORGE_HOME: {cold['wall_s']:.1f} s")
-    plain, ours, four_views = [], [], []
+    plain, ours, four_views, default_gc = [], [], [], []
     for index in range(max(repeats, 1)):
         sides = [("plain", lambda: plain_process(work)),
                  ("pixelforge", lambda: pixelforge_process(work, home, f"b1w-{index}")),
-                 ("4 views", lambda: pixelforge_process(work, home, f"b1w-4views-{index}", "--feature-views=4"))]
+                 ("4 views", lambda: pixelforge_process(work, home, f"b1w-4views-{index}", "--feature-views=4")),
+                 ("default GC", lambda: pixelforge_process(work, home, f"b1w-gc-{index}", entry=DEFAULT_GC))]
         if index % 2:
             sides.reverse()
         for label, side in sides:
             result = side()
-            {"plain": plain, "pixelforge": ours, "4 views": four_views}[label].append(result)
+            {"plain": plain, "pixelforge": ours, "4 views": four_views, "default GC": default_gc}[label].append(result)
             say(f"    {label:<10} {result['wall_s']:6.1f} s wall, {result['cpu_s']:6.1f} s CPU, "
                 f"val acc {result['val_acc']:.3f}")
     median = lambda rs: round(statistics.median(r["wall_s"] for r in rs), 2)  # noqa: E731
@@ -105,7 +108,10 @@ def run(work: Workload, repeats: int, say=print) -> list[Row]:
                 median(four_views), median(ours), baseline_rss_mb=peak(four_views), pixelforge_rss_mb=peak(ours))
     views.note = (f"best val accuracy: 4 views {[r['val_acc'] for r in four_views]}, "
                   f"1 view {[r['val_acc'] for r in ours]}")
-    return [row, cache, report_reuse_row(work, home), views]
+    collector = Row("L15", "pixelforge train whole process, s", "s", False, "CPython's default GC settings",
+                    "the command's (pixelforge/__main__.py)", median(default_gc), median(ours),
+                    baseline_rss_mb=peak(default_gc), pixelforge_rss_mb=peak(ours))
+    return [row, cache, report_reuse_row(work, home), views, collector]
 
 
 def report_reuse_row(work: Workload, home: Path) -> Row:
