@@ -23,6 +23,11 @@ class GanConfig(RunConfig):
         None, ge=8, description="the generator draws this many pixels a side and enlarges them to --img-size with a "
                                 "fixed bicubic filter (default: the data's own size: 8 for built-in digits, else "
                                 "--img-size)")
+    d_size: int | None = Field(
+        None, ge=8, description="the discriminator judges images resized to this many pixels a side (antialiased "
+                                "bicubic, real and generated alike; default: the generator's --native-size)")
+    d_width: int | None = Field(None, ge=8, description="channels of the discriminator's first layer (default: "
+                                                           "--width times --img-size / --d-size)")
     d_steps: int = Field(1, ge=1, description="discriminator steps per generator step")
     lr_d: float | None = Field(None, gt=0, description="the discriminator's learning rate (default: lr)")
     aux_weight: float = Field(1.0, ge=0, description="conditional: weight of the auxiliary classifier's cross-entropy "
