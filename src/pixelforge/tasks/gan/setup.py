@@ -97,5 +97,6 @@ def build_setup(cfg, source, classes: list[str], fabric, progress):
         n_train=len(train), n_val=len(reference), hooks=[EpochGrid(step)],
         extra_checkpoint={"classes": classes, "task": "gan", "channels": channels, "img_size": cfg.img_size,
                           "latent_dim": cfg.latent_dim, "conditional": cfg.conditional, "width": cfg.width,
-                          "native_size": native, "judge_size": judge},
+                          "native_size": native, "judge_size": judge,
+                          "label_dim": cfg.label_dim},
     )
