@@ -222,7 +222,7 @@ def build_gan(cfg, channels: int, num_classes: int, native_size: int | None = No
     # A network working at a quarter of the size does a sixteenth of the work; by default it spends some of that on
     # width (x4 channels: built-in digits 8 px x 64 instead of 32 px x 16, still the cheaper of the two).
     g_width = cfg.g_width or cfg.width * (cfg.img_size // native_size)
-    d_width = getattr(cfg, "d_width", None) or cfg.width * (cfg.img_size // judge_size)
+    d_width = cfg.d_width or cfg.width * (cfg.img_size // judge_size)
     return GANModel(cfg.latent_dim, channels, cfg.img_size, d_width, num_classes if cfg.conditional else 0,
                     aux_classifier=cfg.conditional and cfg.aux_weight > 0, native_size=native_size, g_width=g_width,
                     judge_size=judge_size, label_dim=cfg.label_dim if label_dim is None else label_dim)

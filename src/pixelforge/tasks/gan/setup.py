@@ -20,11 +20,15 @@ def check_config(cfg) -> None:
     if native is not None and (native > size or 2 ** round(math.log2(native)) != native):
         raise PixelforgeError(f"--native-size {native}: the generator's drawing size must be a power of two "
                               f"between 8 and --img-size {size}")
+    judge = cfg.d_size
+    if judge is not None and (judge > size or 2 ** round(math.log2(judge)) != judge):
+        raise PixelforgeError(f"--d-size {judge}: the discriminator's input size must be a power of two "
+                              f"between 8 and --img-size {size}")
 
 
 def judge_size(cfg, native: int) -> int:
     """The size the discriminator judges at: `--d-size`, else the generator's drawing size."""
-    return getattr(cfg, "d_size", None) or native
+    return cfg.d_size or native
 
 
 def native_size(cfg) -> int:
