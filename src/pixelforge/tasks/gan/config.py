@@ -23,10 +23,20 @@ class GanConfig(RunConfig):
         None, ge=8, description="the generator draws this many pixels a side and enlarges them to --img-size with a "
                                 "fixed bicubic filter (default: the data's own size: 8 for built-in digits, else "
                                 "--img-size)")
+    d_size: int | None = Field(
+        None, ge=8, description="the discriminator judges images resized to this many pixels a side (antialiased "
+                                "bicubic, real and generated alike; default: the generator's --native-size)")
+    d_width: int | None = Field(None, ge=8, description="channels of the discriminator's first layer (default: "
+                                                           "--width times --img-size / --d-size)")
     d_steps: int = Field(1, ge=1, description="discriminator steps per generator step")
     lr_d: float | None = Field(None, gt=0, description="the discriminator's learning rate (default: lr)")
-    aux_weight: float = Field(1.0, ge=0, description="conditional: weight of the auxiliary classifier's cross-entropy "
+    label_dim: int = Field(32, ge=0, description="conditional: length of the learned class embedding fed to the "
+                                                 "generator beside the noise (0: the class enters through its batch "
+                                                 "norms only)")
+    aux_weight: float = Field(0.2, ge=0, description="conditional: weight of the auxiliary classifier's cross-entropy "
                                                      "(AC-GAN; 0: projection discriminator only)")
+    mode_seeking: float = Field(0.05, ge=0, description="weight of the mode-seeking term (MSGAN): the generator pays for "
+                                                       "mapping two noise vectors of one class to alike images")
     r1: float = Field(0.0, ge=0, description="R1 penalty weight on real images' gradients (0: off)")
     gp: float = Field(10.0, ge=0, description="wgan-gp: the gradient-penalty weight")
     diffaugment: Literal["translation,cutout", "translation", "cutout", "none"] = Field(

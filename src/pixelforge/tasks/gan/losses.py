@@ -34,3 +34,13 @@ def r1_penalty(critic, real: torch.Tensor, labels) -> torch.Tensor:
     real = real.detach().requires_grad_(True)
     (grad,) = torch.autograd.grad(critic(real, labels).sum(), real, create_graph=True)
     return grad.pow(2).flatten(1).sum(1).mean()
+
+
+def mode_seeking(fake: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """Mode seeking (MSGAN, Mao et al. 2019): the inverse of how far apart two samples are, per unit of distance
+    between their noise vectors, for the pairs (i, i + n/2) of the batch (of the same class when conditional): a
+    generator that maps different noise to the same image pays for it."""
+    half = len(fake) // 2
+    images = (fake[:half] - fake[half:2 * half]).abs().flatten(1).mean(1)
+    noise = (z[:half] - z[half:2 * half]).abs().mean(1)
+    return 1 / ((images / noise).mean() + 1e-5)

@@ -32,9 +32,13 @@ def load_gan_run(run_dir, checkpoint: str = "best.ckpt") -> GANRun:
     from pixelforge.tasks.gan.models import build_gan
 
     run, cfg, classes, state = read_run(run_dir, "gan", checkpoint)
-    # Runs from before --native-size drew at the image size.
-    model = build_gan(cfg, state["channels"], len(classes), state.get("native_size", cfg.img_size))
-    model.load_state_dict(state["model"])
+    # Runs from before --native-size drew at the image size, from before --d-size judged at it, and from before
+    # --label-dim had no class embedding.
+    model = build_gan(cfg, state["channels"], len(classes), state.get("native_size", cfg.img_size),
+                      state.get("judge_size", cfg.img_size), state.get("label_dim", 0))
+    # Sampling needs only the EMA generator; the discriminator's layout may differ in runs of earlier versions.
+    ema = {k[len("ema."):]: v for k, v in state["model"].items() if k.startswith("ema.")}
+    model.ema.load_state_dict(ema)
     return GANRun(run, cfg, classes, model.ema.eval(), state["channels"])
 
 

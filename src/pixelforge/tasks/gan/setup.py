@@ -20,6 +20,15 @@ def check_config(cfg) -> None:
     if native is not None and (native > size or 2 ** round(math.log2(native)) != native):
         raise PixelforgeError(f"--native-size {native}: the generator's drawing size must be a power of two "
                               f"between 8 and --img-size {size}")
+    judge = cfg.d_size
+    if judge is not None and (judge > size or 2 ** round(math.log2(judge)) != judge):
+        raise PixelforgeError(f"--d-size {judge}: the discriminator's input size must be a power of two "
+                              f"between 8 and --img-size {size}")
+
+
+def judge_size(cfg, native: int) -> int:
+    """The size the discriminator judges at: `--d-size`, else the generator's drawing size."""
+    return cfg.d_size or native
 
 
 def native_size(cfg) -> int:
@@ -79,9 +88,11 @@ def build_setup(cfg, source, classes: list[str], fabric, progress):
     reference = reference_samples(source, cfg.fid_n, cfg.seed)
     real_features = reference_features(reference, classes, cfg.img_size, channels, extractor, progress)
     native = native_size(cfg)
-    model = build_gan(cfg, channels, len(classes), native).to(fabric.device)
+    judge = judge_size(cfg, native)
+    model = build_gan(cfg, channels, len(classes), native, judge).to(fabric.device)
     step = GANStep(model, cfg, len(classes), extractor, real_features, mean_pairwise_distance(real_features))
     drawn = f" (drawn at {native}px, enlarged bicubic)" if native < cfg.img_size else ""
+    drawn += f", judged at {judge}px" if judge < cfg.img_size else ""
     progress.info(f"GAN: {'class-conditional ' if cfg.conditional else ''}DCGAN {cfg.img_size}px{drawn} x {channels} "
                   f"channel(s), {cfg.loss} loss, EMA {cfg.ema_decay}; validation FID on {len(reference)} real vs "
                   f"{len(reference)} generated images with {extractor.name} features")
@@ -90,5 +101,6 @@ def build_setup(cfg, source, classes: list[str], fabric, progress):
         n_train=len(train), n_val=len(reference), hooks=[EpochGrid(step)],
         extra_checkpoint={"classes": classes, "task": "gan", "channels": channels, "img_size": cfg.img_size,
                           "latent_dim": cfg.latent_dim, "conditional": cfg.conditional, "width": cfg.width,
-                          "native_size": native},
+                          "native_size": native, "judge_size": judge,
+                          "label_dim": cfg.label_dim},
     )

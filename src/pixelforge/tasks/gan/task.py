@@ -108,9 +108,15 @@ class GANStep:
 
         if ctx.global_step % self.cfg.d_steps == 0:
             y = self._labels(n, real.device)
-            fake = model("generate", torch.randn(n, latent, device=real.device), y)
+            ms = getattr(self.cfg, "mode_seeking", 0.0)
+            if ms and y is not None:  # pairs of samples of the same class: the batch's halves share labels
+                y = torch.cat([y[:n // 2], y[:n - n // 2]])
+            z = torch.randn(n, latent, device=real.device)
+            fake = model("generate", z, y)
             scores, logits = self._discriminate(model, [diff_augment(fake, policy)], fake, y)
             loss_g = losses.generator_loss(kind, scores)
+            if ms:
+                loss_g = loss_g + ms * losses.mode_seeking(fake, z)
             if self.aux:
                 loss_g = loss_g + self.cfg.aux_weight * F.cross_entropy(logits, y)
             g_opt.zero_grad(set_to_none=True)
