@@ -76,19 +76,23 @@ class CaptionEncoder(nn.Module):
 
 class AttentionDecoder(nn.Module):
     def __init__(self, vocab_size: int, feature_dim: int, embed_dim: int = 128, hidden_dim: int = 256,
-                 attention_dim: int = 128, dropout: float = 0.3, context_logits: bool = True):
+                 attention_dim: int = 128, dropout: float = 0.3, context_logits: bool = True,
+                 init_state: str = "mean", output_context: bool = True, lstm_input: str = "context"):
         super().__init__()
         self.vocab_size, self.hidden_dim = vocab_size, hidden_dim
+        self.init_mode, self.output_context, self.lstm_input = init_state, output_context, lstm_input
         self.embed = nn.Embedding(vocab_size, embed_dim)
-        self.feature_norm = nn.LayerNorm(feature_dim)  # frozen ImageNet features have wildly different scales
+        # "where": the last two channels (x, y) stay raw, so the attended vector carries where it looked.
+        self.keep = 2 if lstm_input == "where" else 0
+        self.feature_norm = nn.LayerNorm(feature_dim - self.keep)  # frozen ImageNet features: wildly different scales
         self.att_features = nn.Linear(feature_dim, attention_dim)
         self.att_hidden = nn.Linear(hidden_dim, attention_dim)
         self.att_score = nn.Linear(attention_dim, 1)
         self.gate = nn.Linear(hidden_dim, feature_dim)
         self.init_h, self.init_c = nn.Linear(feature_dim, hidden_dim), nn.Linear(feature_dim, hidden_dim)
-        self.lstm = nn.LSTMCell(embed_dim + feature_dim, hidden_dim)
+        self.lstm = nn.LSTMCell(embed_dim + (2 if lstm_input == "where" else feature_dim), hidden_dim)
         self.dropout = nn.Dropout(dropout)
-        self.out = nn.Sequential(nn.Linear(hidden_dim + feature_dim, hidden_dim), nn.Tanh(),
+        self.out = nn.Sequential(nn.Linear(hidden_dim + (feature_dim if output_context else 0), hidden_dim), nn.Tanh(),
                                  nn.Linear(hidden_dim, vocab_size))
         # Word logits straight from the attended features, added to the deep output's (module docstring).
         self.context_out = nn.Linear(feature_dim, vocab_size) if context_logits else None
@@ -96,8 +100,13 @@ class AttentionDecoder(nn.Module):
     def init_state(self, features: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """(normalised features [B, N, C], their attention projection [B, N, A], h0, c0) for features [B, N, C];
         the projection is the same for every word, so it is computed once per image."""
-        features = self.feature_norm(features)
+        if self.keep:
+            features = torch.cat([self.feature_norm(features[..., :-self.keep]), features[..., -self.keep:]], 2)
+        else:
+            features = self.feature_norm(features)
         mean = features.mean(1)
+        if self.init_mode == "zero":
+            mean = mean * 0.0
         return features, self.att_features(features), torch.tanh(self.init_h(mean)), torch.tanh(self.init_c(mean))
 
     def step(self, features: torch.Tensor, projected: torch.Tensor, words: torch.Tensor, h: torch.Tensor,
@@ -109,8 +118,9 @@ class AttentionDecoder(nn.Module):
         attended = (alpha[:, :, None] * features).sum(1)
         context = torch.sigmoid(self.gate(h)) * attended
         embedded = self.embed(words)
-        h, c = self.lstm(torch.cat([embedded, context], 1), (h, c))
-        logits = self.out(self.dropout(torch.cat([h, context], 1)))
+        seen = attended[:, -2:] if self.lstm_input == "where" else context
+        h, c = self.lstm(torch.cat([embedded, seen], 1), (h, c))
+        logits = self.out(self.dropout(torch.cat([h, context], 1) if self.output_context else h))
         if self.context_out is not None:
             logits = logits + self.context_out(self.dropout(attended))
         return logits, h, c, alpha
