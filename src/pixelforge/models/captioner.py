@@ -193,7 +193,8 @@ class Captioner(nn.Module):
 
 def build_captioner(backbone: str, vocab_size: int, weights: str = "imagenet", embed_dim: int = 128,
                     hidden_dim: int = 256, attention_dim: int = 128, dropout: float = 0.3, stride: int = 16,
-                    context_logits: bool = True) -> Captioner:
+                    context_logits: bool = True, init_state: str = "mean", deep_output: str = "h+context",
+                    lstm_input: str = "context") -> Captioner:
     """Example:
         >>> model = build_captioner("tf_efficientnet_lite0", 20, weights="none")
         >>> model(torch.zeros(2, 3, 64, 64), torch.zeros(2, 5, dtype=torch.long))[0].shape
@@ -203,4 +204,5 @@ def build_captioner(backbone: str, vocab_size: int, weights: str = "imagenet", e
     if weights not in ("imagenet", "none"):
         raise PixelforgeError(f"--weights {weights!r}: captioning takes imagenet or none")
     return Captioner(encoder, AttentionDecoder(vocab_size, encoder.channels, embed_dim, hidden_dim, attention_dim,
-                                               dropout, context_logits))
+                                               dropout, context_logits, init_state, deep_output == "h+context",
+                                               lstm_input))
