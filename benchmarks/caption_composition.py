@@ -41,6 +41,8 @@ p.add_argument("--init", default="mean")
 p.add_argument("--output", default="h+context")
 p.add_argument("--lstm", default="context")
 p.add_argument("--ctx", type=int, default=1)
+p.add_argument("--gated", type=int, default=0)
+p.add_argument("--attention", default="content")
 p.add_argument("--all", action="store_true", help="all 3-5 captions of each image, as `pixelforge train` does")
 p.add_argument("--seed", type=int, default=0)
 p.add_argument("--show", type=int, default=12)
@@ -62,7 +64,7 @@ else:
     torch.save(feats, a.cache)
     print(f"features {time.process_time() - started:.0f} CPU s", tuple(feats["train"].shape), flush=True)
 dec = AttentionDecoder(len(tok), feats["train"].shape[2], dropout=a.dropout, context_logits=bool(a.ctx),
-                       init_state=a.init, output_context=a.output == "h+context", lstm_input=a.lstm)
+                       init_state=a.init, output_context=a.output == "h+context", lstm_input=a.lstm, gated_logits=bool(a.gated), attention=a.attention)
 L = 26
 
 
