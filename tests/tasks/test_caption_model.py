@@ -55,3 +55,20 @@ def test_word_dropout_changes_training_but_never_evaluation():
     with torch.no_grad():
         trained, _ = decoder(feats, tokens, word_dropout=0.9, unk=3)
     assert not torch.allclose(trained, plain)
+
+
+@pytest.mark.parametrize("attention, blind", [("where", True), ("content", False)])
+def test_where_attention_lets_the_words_move_it_only_by_place(attention, blind):
+    """How a change of h (the words said so far) shifts the attention scores must not depend on what the places
+    hold: the words choose where to look, what is there only adds a saliency no word changes."""
+    torch.manual_seed(0)
+    decoder = AttentionDecoder(7, C, 8, 16, 8, dropout=0.0, lstm_input="where", attention=attention).eval()
+    h1, h2, c = torch.randn(1, 16), torch.randn(1, 16), torch.zeros(1, 16)
+    shifts = []
+    with torch.no_grad():
+        for seed in (1, 2):
+            feats, projected, _, _ = decoder.init_state(features(seed))
+            log_alpha = [decoder.step(feats, projected, torch.tensor([4]), h, c)[3].log() for h in (h1, h2)]
+            shift = log_alpha[0] - log_alpha[1]
+            shifts.append(shift - shift.mean())  # softmax's normalisation adds one constant per row
+    assert torch.allclose(shifts[0], shifts[1], atol=1e-5) is blind
