@@ -24,8 +24,10 @@ it (Bahdanau et al. 2015's additive attention) to choose each next word.
     leaves what is seen to the linear context logits, which cannot memorise colour-shape conjunctions the way the
     deep output's tanh layer can; `attention="where"` lets h move the attention only by place (x, y) while a
     saliency that no word changes reads what each place holds, so the words said so far cannot steer the
-    attention to an object that fits them. With word dropout on the input words, held-out attribute match went
-    from 83% to the figures in docs/captioning.md.
+    attention to an object that fits them (an option: it helped when trained on the canonical captions and hurt
+    on all captions, whose rewordings name the right object first, which position alone cannot tell). With the
+    first two and word dropout on the input words, held-out attribute match went from 83% to the figures in
+    docs/captioning.md.
 
 `AttentionDecoder.step` is the one decoding step that training (teacher forcing), greedy decoding, beam search and
 the ONNX export all run, so the exported step is the trained one.

@@ -22,9 +22,10 @@ class CaptionConfig(RunConfig):
                              "SAT's gated attended features (what it saw)")
     deep_output: Literal["h", "h+context"] = Field(
         "h", description="what the LSTM's word layer reads: h alone, or h and the attended features (SAT)")
-    attention: Literal["where", "content"] = Field(
-        "where", description="what steers attention from word to word: the places' x, y only, plus a saliency "
-                             "of what each holds that no word changes; or their whole features (SAT)")
+    attention: Literal["content", "where"] = Field(
+        "content", description="what steers attention from word to word: the places' whole features (SAT), or "
+                               "their x, y only plus a saliency no word changes (docs/captioning.md: +4 points "
+                               "on canonical captions, -10 on all captions)")
     init_state: Literal["mean", "zero"] = Field("mean", description="h0, c0 from the mean feature or from zeros")
     embed_dim: int = Field(128, ge=8, description="word embedding width")
     hidden_dim: int = Field(256, ge=8, description="LSTM width")
