@@ -116,7 +116,7 @@ def test_a_run_saved_before_the_round_three_decoder_still_predicts_and_a_misfit_
         caption_run, caption_data, tmp_path):
     import shutil
 
-    from pixelforge.config import load_config
+    from pixelforge.tasks.config import load_config
     from pixelforge.models.captioner import build_captioner
     from pixelforge.runs import folder as rd
 
