@@ -110,3 +110,32 @@ def test_an_export_whose_captions_differ_from_pytorch_is_refused(caption_run, tm
     with pytest.raises(pixelforge.PixelforgeError, match="export refused: .* different captions for 4 of 4"):
         pixelforge.export(caption_run, tmp_path / "pkg")
     assert not (tmp_path / "pkg").exists()
+
+
+def test_a_run_saved_before_the_round_three_decoder_still_predicts_and_a_misfit_fails_in_one_line(
+        caption_run, caption_data, tmp_path):
+    import shutil
+
+    from pixelforge.tasks.config import load_config
+    from pixelforge.models.captioner import build_captioner
+    from pixelforge.runs import folder as rd
+
+    old = tmp_path / "old"
+    shutil.copytree(caption_run, old)
+    state = rd.load_checkpoint(old / "checkpoints" / "best.ckpt")
+    cfg = load_config(old / "config.yaml")
+    # What round two saved: SAT's decoder (the LSTM and its word layer read the attended features), no format key.
+    legacy = build_captioner(cfg.model, len(state["vocab"]), "none", cfg.embed_dim, cfg.hidden_dim,
+                             cfg.attention_dim, cfg.decoder_dropout, cfg.feature_stride, cfg.context_logits,
+                             "mean", "h+context", "context")
+    del state["decoder_format"]
+    state["model"] = legacy.state_dict()
+    rd.save_checkpoint(state, old / "checkpoints" / "best.ckpt")
+    images = sorted((caption_data / "images" / "test").glob("*.png"))[:1]
+    assert pixelforge.predict(old, images)[0]["caption"]
+
+    state["model"] = {k: v for k, v in state["model"].items() if not k.startswith("decoder.lstm")}
+    rd.save_checkpoint(state, old / "checkpoints" / "best.ckpt")
+    with pytest.raises(pixelforge.PixelforgeError, match="does not fit this version's caption model") as error:
+        pixelforge.predict(old, images)
+    assert "\n" not in str(error.value)  # the CLI prints it as its one line, exit 2

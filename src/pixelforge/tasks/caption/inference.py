@@ -57,9 +57,19 @@ def load_caption_run(run_dir: str | Path, checkpoint: str = "best.ckpt") -> Capt
         tokenizer = Tokenizer(state["vocab"], state.get("min_count", 1))
     else:
         raise PixelforgeError(f"{run}: no tokenizer.json and no vocabulary in the checkpoint")
+    if "decoder_format" not in state:
+        # Runs saved before round three's decoder options: their config.yaml does not name them, and the
+        # LSTM and word layer of those runs read the attended features (SAT's decoder).
+        cfg = cfg.model_copy(update={"lstm_input": "context", "deep_output": "h+context", "init_state": "mean",
+                                         "attention": "content"})
     model = build_captioner(cfg.model, len(tokenizer), "none", cfg.embed_dim, cfg.hidden_dim, cfg.attention_dim,
-                            cfg.decoder_dropout, cfg.feature_stride, cfg.context_logits)
-    model.load_state_dict(state["model"])
+                            cfg.decoder_dropout, cfg.feature_stride, cfg.context_logits, cfg.init_state,
+                            cfg.deep_output, cfg.lstm_input, cfg.attention)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError:
+        raise PixelforgeError(f"{run}: its checkpoint does not fit this version's caption model (a run of an "
+                              f"earlier pixelforge); train it again") from None
     return CaptionRun(run, cfg, tokenizer, model.eval(), list(state["mean"]), list(state["std"]))
 
 

@@ -131,7 +131,8 @@ def build_setup(cfg, source, classes, fabric, progress, run_dir=None):
     train, val = source.split("train"), source.split("val")
     tokenizer = Tokenizer.fit([c for i in train for c in i.captions], cfg.min_word_count)
     model = build_captioner(cfg.model, len(tokenizer), cfg.weights, cfg.embed_dim, cfg.hidden_dim, cfg.attention_dim,
-                            cfg.decoder_dropout, cfg.feature_stride, cfg.context_logits)
+                            cfg.decoder_dropout, cfg.feature_stride, cfg.context_logits, cfg.init_state,
+                            cfg.deep_output, cfg.lstm_input, cfg.attention)
     mean, std = model.encoder.mean, model.encoder.std
     length = cfg.max_caption_words + 2
     advance, close = progress.counter("decoding images", len(train) + len(val))
@@ -176,6 +177,6 @@ def build_setup(cfg, source, classes, fabric, progress, run_dir=None):
         param_groups=lambda lr: param_groups(model, cfg.strategy, lr, cfg.backbone_lr_mult, cfg.weight_decay),
         val_batch_size=256, path="cached-features" if cached else "end-to-end",
         speed_column="head_images_per_s" if cached else "images_per_s", feature_extraction_seconds=extraction,
-        hooks=hooks, extra_checkpoint={"task": "caption", "vocab": tokenizer.vocab, "min_count": tokenizer.min_count,
-                                       "mean": list(mean), "std": list(std)},
+        hooks=hooks, extra_checkpoint={"task": "caption", "decoder_format": 3, "vocab": tokenizer.vocab,
+                                       "min_count": tokenizer.min_count, "mean": list(mean), "std": list(std)},
     )
