@@ -35,16 +35,19 @@ label_smoothing: [0.0, 0.1]
 
 
 def prepare(work: Path, images: int | None, epochs: int, img_size: int) -> tuple[Path, Path]:
-    """Digits (a CSV of the first `images`, spread over the classes, when given), base config and space files."""
+    """Digits, base config and space files. With `images`, a CSV of that many of digits' training images (spread
+    over the classes) and the whole val split (270 images), so a 0.5-point accuracy difference is more than one
+    val image at any training-set size."""
     from pixelforge.data.builtin import materialize
 
     root = materialize("digits")
     data = str(root)
     if images:
-        files = sorted(p for p in root.rglob("*.png"))
+        files = sorted((root / "train").rglob("*.png"))
         keep = files[:: max(1, len(files) // images)][:images]
+        rows = [(p, "train") for p in keep] + [(p, "val") for p in sorted((root / "val").rglob("*.png"))]
         csv = work / "digits.csv"
-        csv.write_text("path,label\n" + "".join(f"{p},{p.parent.name}\n" for p in keep))
+        csv.write_text("path,label,split\n" + "".join(f"{p},{p.parent.name},{split}\n" for p, split in rows))
         data = str(csv)
     config = work / "base.yaml"
     config.write_text(f"data: {data}\nmodel: simple_cnn\nweights: none\nstrategy: full\nimg_size: {img_size}\n"
@@ -71,11 +74,16 @@ def study_values(out: Path) -> list[dict]:
              "epochs": t.user_attrs.get("epochs_run", 0)} for t in study.trials]
 
 
+COST: dict[str, dict] = {}  # study folder -> wall and process CPU seconds it took (this process, this run)
+
+
 def run(config: Path, space: Path, out: Path, sampler: str, pruner: str, seed: int, trials: int) -> list[dict]:
     from pixelforge.tune.study import TuneOptions, run_study
 
-    if not (out / "study.db").exists():
+    if not (out / "study.db").exists():  # an earlier, interrupted run's finished studies are reused, not re-run
+        wall, cpu = time.perf_counter(), time.process_time()
         run_study(TuneOptions(config, space, out, sampler=sampler, pruner=pruner, seed=seed, trials=trials))
+        COST[out.name] = {"wall_s": round(time.perf_counter() - wall, 1), "cpu_s": round(time.process_time() - cpu, 1)}
     return study_values(out)
 
 
@@ -90,7 +98,10 @@ def best(trials: list[dict]) -> float:
     return max(t["value"] for t in trials if t["state"] == "COMPLETE")
 
 
-def t1_t2(config, space, work: Path, seeds: int, trials: int, pruners: list[str], with_t1: bool = True) -> dict:
+def t1_t2(config, space, work: Path, seeds: int, trials: int, pruners: list[str], with_t1: bool = True,
+          save=lambda rows: None) -> dict:
+    """Per seed: the unpruned TPE study (T1's TPE side and T2's baseline: one study serves both), random search,
+    then one TPE study per pruner with the same seed. `save(rows)` after each study, so a cut run keeps its figures."""
     rows = {"T1": [], "T2": []}
     for seed in range(seeds):
         tpe = run(config, space, work / f"tpe-{seed}", "tpe", "none", seed, trials)
@@ -99,6 +110,7 @@ def t1_t2(config, space, work: Path, seeds: int, trials: int, pruners: list[str]
         else:
             rows["T1"].append(t1_row(config, space, work, seed, trials, tpe))
             print(json.dumps({"T1": rows["T1"][-1]}), flush=True)
+        save(rows)
         base_epochs = sum(t["epochs"] for t in tpe)
         for pruner in pruners:
             pruned = run(config, space, work / f"tpe-{pruner}-{seed}", "tpe", pruner, seed, trials)
@@ -108,6 +120,7 @@ def t1_t2(config, space, work: Path, seeds: int, trials: int, pruners: list[str]
                                "drop_points": 100 * (best(tpe) - best(pruned)),
                                "n_pruned": sum(t["state"] == "PRUNED" for t in pruned)})
             print(json.dumps({"T2": rows["T2"][-1]}), flush=True)
+            save(rows)
     return rows
 
 
@@ -131,13 +144,16 @@ def t3(config, space, work: Path, trials: int) -> dict:
 def t4(config, work: Path, trials: int, timeout: float, epochs: int) -> dict:
     from pixelforge.tune.nas import NasOptions, run_nas
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
+    # lr 0.01: trained from scratch for 3 epochs, these networks stay near chance at the default 0.001 (val accuracy
+    # 0.21 vs 0.70 at 0.01 for nas_w1_d2-2-1-3_k5-3-3-5_e3-6-6-6_se1-1-0-0), and a front of near-chance accuracies
+    # would rank architectures by noise.
     summary = run_nas(NasOptions(config, work / "nas", trials=trials, timeout=timeout, seed=0, population=8,
-                                 overrides={"epochs": epochs}))
+                                 overrides={"epochs": epochs, "lr": 0.01}))
     latencies = [r["latency_ms"] for r in summary["pareto"]]
     return {"pareto": len(latencies), "latency_span": max(latencies) / min(latencies) if latencies else None,
             "hypervolume": summary["hypervolume"], "n_complete": summary["n_complete"], "front": summary["pareto"],
-            "seconds": round(time.perf_counter() - started, 1)}
+            "seconds": round(time.perf_counter() - started, 1), "cpu_s": round(time.process_time() - cpu, 1)}
 
 
 def spread(values: list[float]) -> str:
@@ -152,23 +168,36 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--trials", type=int, default=40)
     parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--images", type=int, default=None, help="digits images used (default: all 1797)")
+    parser.add_argument("--images", type=int, default=None,
+                        help="training images, val kept whole (default: digits' splits as they are, 1257 / 270)")
     parser.add_argument("--img-size", type=int, default=32)
     parser.add_argument("--pruners", default="median,hyperband")
     parser.add_argument("--nas-minutes", type=float, default=15)
     parser.add_argument("--only", default="T1,T2,T3,T4")
     parser.add_argument("--full-trials", action="store_true", help="keep each trial's report and model card")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="PyTorch threads for the trials (1: a tiny model gains little from a second thread, and "
+                             "on a busy machine 2 threads wait on each other; measured in docs/tuning.md)")
     parser.add_argument("--work", type=Path, default=Path("runs/bench-tune"))
     args = parser.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
     args.work.mkdir(parents=True, exist_ok=True)
     config, space = prepare(args.work, args.images, args.epochs, args.img_size)
     only = args.only.upper().split(",")
     if not args.full_trials:
         lean_trials()
-    result: dict = {"args": {k: str(v) for k, v in vars(args).items()}}
+    result: dict = {"args": {k: str(v) for k, v in vars(args).items()}, "cost": COST}
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"tune-{time.strftime('%Y%m%d-%H%M%S')}.json"
+
+    def save(rows: dict) -> None:  # after every study: a run cut short still leaves its figures
+        path.write_text(json.dumps({**result, **rows}, indent=1))
+
     if "T1" in only or "T2" in only:
         result.update(t1_t2(config, space, args.work, args.seeds, args.trials,
-                            args.pruners.split(",") if "T2" in only else [], "T1" in only))
+                            args.pruners.split(",") if "T2" in only else [], "T1" in only, save))
         print(f"T1 TPE trials to reach random's best, fraction of {args.trials}: "
               f"{spread([r['fraction'] for r in result['T1']])}")
         for pruner in args.pruners.split(",") if "T2" in only else []:
@@ -181,9 +210,7 @@ def main(argv: list[str] | None = None) -> None:
     if "T4" in only:
         result["T4"] = t4(config, args.work, 10_000, args.nas_minutes * 60, min(args.epochs, 3))
         print(f"T4 NAS: {result['T4']['pareto']} Pareto-optimal, latency span {result['T4']['latency_span']}")
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"tune-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps(result, indent=1))
+    save({})
     print(f"results: {path}")
 
 

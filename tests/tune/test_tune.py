@@ -86,6 +86,28 @@ def test_a_pruned_trial_stops_early_and_leaves_a_valid_run_folder(toy, tmp_path)
         assert scored.metrics["num_images"] == 48
 
 
+def _median_prunes_fourth_trial(budget: int | None) -> bool:
+    """Three finished trials, then a fourth far below them at epoch 1: does `--pruner median` stop it?"""
+    from pixelforge.tune.samplers import build_pruner
+
+    study = optuna.create_study(direction="maximize", pruner=build_pruner("median", 4, budget))
+    for curve in ([0.5, 0.8, 0.9, 0.95], [0.6, 0.85, 0.9, 0.93], [0.4, 0.7, 0.8, 0.9]):
+        trial = study.ask()
+        for epoch, value in enumerate(curve, start=1):
+            trial.report(value, epoch)
+        study.tell(trial, max(curve))
+    fourth = study.ask()
+    fourth.report(0.1, 1)
+    return fourth.should_prune()
+
+
+def test_median_pruner_starts_judging_sooner_in_a_small_study():
+    # A 40-trial study judges from its fourth trial and from epoch 1 (a twelfth of the budget finished first);
+    # without a budget, Optuna's 5 startup trials: the same poor fourth trial runs on.
+    assert _median_prunes_fourth_trial(40)
+    assert not _median_prunes_fourth_trial(None) and not _median_prunes_fourth_trial(100)
+
+
 def test_space_and_metric_mistakes_are_one_line_errors(toy, tmp_path):
     config, space = toy
     space.write_text("hiden: [4, 16]\n")

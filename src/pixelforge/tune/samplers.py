@@ -16,6 +16,15 @@ def startup_trials(budget: int | None) -> int:
     return 10 if budget is None else max(3, min(10, budget // 4))
 
 
+def pruner_startup_trials(budget: int | None) -> int:
+    """Trials the median pruner lets finish before it judges any: Optuna's 5, but a twelfth of a smaller budget (at
+    least 2). The median is taken over finished trials, and a TPE study's first trials are its random, mostly poor,
+    ones: each that finishes lowers the bar every later trial is held to. Replaying 40 recorded curves of the issue's
+    setting (docs/tuning.md) through the pruner, 5 startup trials saved 32% of the epochs and 3 saved 53%, both
+    within one val image of the unpruned best."""
+    return 5 if budget is None else max(2, min(5, budget // 12))
+
+
 def build_sampler(name: str, seed: int | None, grid: dict | None = None, startup: int = 10):
     """`startup` random trials before TPE or CMA-ES model the space (`startup_trials`)."""
     if name == "grid":
@@ -32,17 +41,18 @@ def build_sampler(name: str, seed: int | None, grid: dict | None = None, startup
     raise PixelforgeError(f"--sampler {name!r}: use one of {', '.join(SAMPLERS)}")
 
 
-def build_pruner(name, max_epochs: int):
+def build_pruner(name, max_epochs: int, budget: int | None = None):
     """`name`, or an Optuna pruner object as it is (from Python: any of `optuna.pruners`).
 
-    Median: stop a trial whose epoch-k value is worse than the median of earlier trials at epoch k (after 5
-    trials and 1 epoch). Hyperband (Li et al. 2018): successive halving at several budgets from 1 epoch up."""
+    Median: stop a trial whose epoch-k value is worse than the median of the finished trials at epoch k, from epoch
+    1, once `pruner_startup_trials(budget)` trials have finished. Hyperband (Li et al. 2018): successive halving at
+    several budgets from 1 epoch up, keeping the best third at each rung."""
     if isinstance(name, optuna.pruners.BasePruner):
         return name
     if name == "none":
         return optuna.pruners.NopPruner()
     if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+        return optuna.pruners.MedianPruner(n_startup_trials=pruner_startup_trials(budget), n_warmup_steps=0)
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(max_epochs, 1), reduction_factor=3)
     raise PixelforgeError(f"--pruner {name!r}: use one of {', '.join(PRUNERS)}")

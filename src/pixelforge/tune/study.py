@@ -73,7 +73,7 @@ def run_study(opts: TuneOptions) -> dict:
     storage = open_storage(url)
     grid = spaces.grid(space, opts.space) if opts.sampler == "grid" else None
     target = _target(opts, grid)
-    pruner = build_pruner(opts.pruner, base.epochs)
+    pruner = build_pruner(opts.pruner, base.epochs, target)
     name = opts.study or opts.out.resolve().name
     sampler = build_sampler(opts.sampler, opts.seed, grid, startup_trials(target))
     study = optuna.create_study(study_name=name, storage=storage, direction="maximize" if direction == "max" else
