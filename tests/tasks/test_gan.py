@@ -5,6 +5,8 @@ sets, `generate` reproducible by seed, and the ONNX export's parity with the tor
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -255,3 +257,14 @@ def test_export_parity_and_the_torch_free_runtime_and_server_generate(gan_run, t
         assert len(body["images_png"]) == 3 and body["classes"] == ["ring"] * 3
         assert client.post("/v1/generate?class=cat").status_code == 422
         assert "generate" in client.get("/").text
+    # `pixelforge generate PACKAGE`: the same torch-free generator writes the PNGs and the grid.
+    code = ("import sys\nfrom pixelforge.cli import main\n"
+            f"sys.argv = ['pixelforge', 'generate', {str(package)!r}, '--n', '3', '--class', 'bar', '--seed', '1', "
+            f"'--out', {str(tmp_path / 'from-package')!r}]\n"
+            "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+            "print('TORCH_LOADED', 'torch' in sys.modules, file=sys.stderr)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and "TORCH_LOADED False" in result.stderr, result.stderr
+    written = sorted((tmp_path / "from-package").glob("000*_bar.png"))
+    assert len(written) == 3 and (tmp_path / "from-package" / "grid.png").is_file()
+    assert np.array_equal(np.asarray(Image.open(written[0])), a["images"][0])  # seed 1, class bar: the same image

@@ -44,6 +44,17 @@ def to_uint8(images: np.ndarray) -> list[np.ndarray]:
     return [a[..., 0] if a.shape[2] == 1 else a for a in arrays]
 
 
+def tile(images: list[np.ndarray], columns: int, gap: int = 2) -> np.ndarray:
+    """Equal-size uint8 images in rows of `columns`, `gap` white pixels between them (the grid of a run's samples)."""
+    height, width = images[0].shape[:2]
+    rows = -(-len(images) // columns)
+    grid = np.full((rows * (height + gap) - gap, columns * (width + gap) - gap, *images[0].shape[2:]), 255, np.uint8)
+    for i, image in enumerate(images):
+        top, left = (i // columns) * (height + gap), (i % columns) * (width + gap)
+        grid[top:top + height, left:left + width] = image
+    return grid
+
+
 class GANRuntime(TaskRuntime):
     """A GAN package ready to generate (it has no input images: `predict` is not available)."""
 
@@ -110,6 +121,20 @@ class GANRuntime(TaskRuntime):
             paths.append(out / f"{i:04d}{suffix}.png")
             Image.fromarray(array).save(paths[-1])
         return paths
+
+    def generate_folder(self, out: str | Path, n: int, class_name=None, seed: int = 0,
+                        truncation: float | None = None) -> dict:
+        """`pixelforge generate PACKAGE`: OUT/NNNN[_class].png and OUT/grid.png in a new folder, as for a run.
+
+        Returns {"out", "files", "grid", "classes"}."""
+        out = Path(out)
+        if out.exists() and any(out.iterdir()):
+            raise PixelforgeError(f"{out}: folder exists and is not empty; choose a new --out (nothing is overwritten)")
+        result = self.generate(n, class_name, seed, truncation)
+        files = self.generate_files(out, n, class_name, seed, truncation)
+        grid = out / "grid.png"
+        Image.fromarray(tile(result["images"], columns=min(10, n))).save(grid)
+        return {"out": str(out), "files": [str(f) for f in files], "grid": str(grid), "classes": result["classes"]}
 
     # A generator takes no images: the prediction paths say so in one line.
     def decode_upload(self, data, name, max_pixels):
