@@ -99,22 +99,13 @@ def time_rounds(sides: dict, batch_size: int, img_size: int, rounds: int, second
 
 
 OWN_PROCESS = """
-import json, sys, time
-import numpy as np
+import json, sys
+from benchmarks.deploy_inference import time_rounds
 from pixelforge.deploy.runtime import Runtime
-package, threads, batch_size, img_size, rounds, seconds = sys.argv[1], int(sys.argv[2]), *map(int, sys.argv[3:6]), float(sys.argv[6])
-run = Runtime(package, "int8", threads=threads).logits
-batch = np.random.default_rng(0).standard_normal((batch_size, 3, img_size, img_size)).astype(np.float32)
-run(batch), run(batch)
-times = []
-for _ in range(rounds):
-    n, started = 0, time.perf_counter()
-    while n < 3 or time.perf_counter() - started < seconds:
-        run(batch)
-        n += 1
-    times.append((time.perf_counter() - started) / n)
+package, threads, batch_size, img_size, rounds, seconds = sys.argv[1], *map(int, sys.argv[2:6]), float(sys.argv[6])
+times = time_rounds({"int8": Runtime(package, "int8", threads=threads).logits}, batch_size, img_size, rounds, seconds)
 assert "torch" not in sys.modules, "torch imported"
-print(json.dumps(times))
+print(json.dumps(times["int8"]))
 """
 
 
@@ -128,7 +119,7 @@ def own_process_times(package: Path, threads: int, batch_size: int, img_size: in
 
     command = [sys.executable, "-c", OWN_PROCESS, str(package), str(threads), str(batch_size), str(img_size),
                str(rounds), str(seconds)]
-    done = subprocess.run(command, capture_output=True, text=True, check=True, timeout=600)
+    done = subprocess.run(command, capture_output=True, text=True, check=True, timeout=600, cwd=ROOT)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 

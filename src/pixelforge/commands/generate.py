@@ -58,6 +58,4 @@ def _from_package(package, out, n, class_name, seed, truncation, interpolate) ->
         raise PixelforgeError(f"{package}: a {package_task(package)!r} package; generate needs a GAN package")
     if interpolate:
         raise PixelforgeError(f"{package}: --interpolate needs the run folder (the package has no interpolation)")
-    if truncation is not None and truncation <= 0:
-        raise PixelforgeError(f"--truncation {truncation}: give a positive number such as 1.0")
     return load_runtime(package).generate_folder(out, n, class_name, seed, truncation)

@@ -45,7 +45,9 @@ def to_uint8(images: np.ndarray) -> list[np.ndarray]:
 
 
 def tile(images: list[np.ndarray], columns: int, gap: int = 2) -> np.ndarray:
-    """Equal-size uint8 images in rows of `columns`, `gap` white pixels between them (the grid of a run's samples)."""
+    """Equal-size uint8 images in rows of `columns`, `gap` white pixels between them (the grid of a run's samples).
+
+    By hand rather than torchvision's `make_grid`, which the run side uses: this runtime never imports torch."""
     height, width = images[0].shape[:2]
     rows = -(-len(images) // columns)
     grid = np.full((rows * (height + gap) - gap, columns * (width + gap) - gap, *images[0].shape[2:]), 255, np.uint8)
@@ -89,6 +91,8 @@ class GANRuntime(TaskRuntime):
         turn (conditional), from numpy noise of `seed`."""
         if not 1 <= n <= MAX_IMAGES:
             raise PixelforgeError(f"n {n}: give 1 to {MAX_IMAGES} images")
+        if truncation is not None and truncation <= 0:
+            raise PixelforgeError(f"truncation {truncation}: give a positive number such as 1.0")
         wanted = self.class_index(class_name)
         manifest = self.package.manifest
         feed = {manifest["input_name"]: sample_noise(n, self.latent_dim, seed, truncation)}
@@ -110,18 +114,6 @@ class GANRuntime(TaskRuntime):
             pngs.append(base64.b64encode(buffer.getvalue()).decode())
         return {"task": self.task, "seed": seed, "images_png": pngs, "classes": result["classes"]}
 
-    def generate_files(self, out: str | Path, n: int, class_name=None, seed: int = 0,
-                       truncation: float | None = None) -> list[Path]:
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        result = self.generate(n, class_name, seed, truncation)
-        paths = []
-        for i, array in enumerate(result["images"]):
-            suffix = f"_{result['classes'][i]}" if result["classes"] else ""
-            paths.append(out / f"{i:04d}{suffix}.png")
-            Image.fromarray(array).save(paths[-1])
-        return paths
-
     def generate_folder(self, out: str | Path, n: int, class_name=None, seed: int = 0,
                         truncation: float | None = None) -> dict:
         """`pixelforge generate PACKAGE`: OUT/NNNN[_class].png and OUT/grid.png in a new folder, as for a run.
@@ -131,7 +123,11 @@ class GANRuntime(TaskRuntime):
         if out.exists() and any(out.iterdir()):
             raise PixelforgeError(f"{out}: folder exists and is not empty; choose a new --out (nothing is overwritten)")
         result = self.generate(n, class_name, seed, truncation)
-        files = self.generate_files(out, n, class_name, seed, truncation)
+        out.mkdir(parents=True, exist_ok=True)
+        files = []
+        for i, array in enumerate(result["images"]):
+            files.append(out / (f"{i:04d}" + (f"_{result['classes'][i]}" if result["classes"] else "") + ".png"))
+            Image.fromarray(array).save(files[-1])
         grid = out / "grid.png"
         Image.fromarray(tile(result["images"], columns=min(10, n))).save(grid)
         return {"out": str(out), "files": [str(f) for f in files], "grid": str(grid), "classes": result["classes"]}

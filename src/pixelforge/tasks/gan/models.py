@@ -79,15 +79,15 @@ class FixedUpsample(nn.Module):
 
 
 class FixedResize(nn.Module):
-    """Antialiased bicubic resize from `src` to `dst` pixels a side, as torchvision's
-    `resize(..., BICUBIC, antialias=True)` on float images (no clipping): two matrix products."""
+    """Antialiased bicubic resize to `dst` pixels a side, as torchvision's `resize(..., BICUBIC, antialias=True)` on
+    float images (no clipping). The discriminator is never exported, so torch's own resize does it."""
 
     def __init__(self, src: int, dst: int):
         super().__init__()
-        self.register_buffer("matrix", bicubic_matrix(src, dst), persistent=False)
+        self.src, self.dst = src, dst
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.matrix @ (x @ self.matrix.t())
+        return F.interpolate(x, size=(self.dst, self.dst), mode="bicubic", antialias=True, align_corners=False)
 
 
 class UpBlock(nn.Module):
