@@ -79,3 +79,40 @@ def test_target_layer_follows_the_input_size():
 def test_unknown_method_is_a_one_line_user_error():
     with pytest.raises(PixelforgeError, match=re.escape("--method 'gradcam+' is not a method; choose one of gradcam,")):
         check_method("gradcam+")
+
+
+@pytest.mark.parametrize("model_name,size", [("simple_cnn", 32), ("tf_efficientnet_lite0", 64), ("resnet18", 64)])
+def test_our_grad_cam_equals_pytorch_grad_cams(model_name, size):
+    """explain/cam.py writes Grad-CAM out (importing pytorch_grad_cam costs a second of every run); it must give the
+    library's maps: same layer, same targets, same scaling and resize."""
+    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    from pixelforge.explain.cam import grad_cam
+
+    torch.manual_seed(0)
+    model = build_classifier(model_name, 4, weights="none").eval()
+    x = torch.randn(3, 3, size, size, generator=torch.Generator().manual_seed(2))
+    targets = [0, 3, 1]
+    layer = find_target_layer(model, size)[1]
+    ours = grad_cam(model, x, targets, layer)
+    cam = GradCAM(model=model, target_layers=[layer])
+    try:
+        theirs = cam(input_tensor=x.clone().requires_grad_(True), targets=[ClassifierOutputTarget(t) for t in targets])
+    finally:
+        cam.activations_and_grads.release()
+    assert ours.shape == theirs.shape == (3, size, size)
+    assert np.abs(ours - theirs).max() < 1e-4
+    assert ours.std() > 0.01  # not a constant map that would equal anything
+
+
+def test_blend_gives_pytorch_grad_cams_overlay_pixels():
+    from pytorch_grad_cam.utils.image import show_cam_on_image
+
+    from pixelforge.explain.overlay import blend
+
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (24, 40, 3)).astype(np.uint8)
+    heat = rng.random((24, 40)).astype(np.float32)
+    expected = show_cam_on_image(image.astype(np.float32) / 255, heat, use_rgb=True, image_weight=0.55)
+    assert np.array_equal(blend(image, heat), expected)

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader
 from pixelforge.engine import process_state
 from pixelforge.runs import folder as rd
 from pixelforge.engine.cpu_memory import reuse_freed_memory
+from pixelforge.engine.fabric import LOGGER_NAMES, ddp_strategy_class, tensorboard_logger_class
 from pixelforge.engine.hooks import EarlyStopping
 from pixelforge.engine.loop import EpochSampler, Loop, LoopState
 from pixelforge.engine.progress import EpochProgress
@@ -98,8 +99,9 @@ def fit(build_setup: Callable[..., TaskSetup], run_dir: str | Path, config: FitC
         >>> result.best_epoch  # doctest: +SKIP
         3
     """
-    from lightning.fabric import Fabric
+    from pixelforge.engine.fabric import fabric_class
 
+    Fabric = fabric_class()  # noqa: N806 - the class
     run_dir, config = Path(run_dir), config or FitConfig()
     (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     with process_state.restored_afterwards(), _lightning_info(shown=not config.quiet):
@@ -214,9 +216,6 @@ def _configure_optimizers(setup: TaskSetup, config: FitConfig, lr: float, steps_
     return {"main": (optimizer, build_scheduler(config.schedule, optimizer, total, warmup))}
 
 
-# Lightning logs through these (lightning_utilities' rank_zero_info uses whichever was imported last).
-_LIGHTNING_LOGGERS = ("lightning.fabric", "lightning.pytorch", "lightning.fabric.utilities.rank_zero",
-                      "lightning.pytorch.utilities.rank_zero")
 
 
 @contextmanager
@@ -225,7 +224,7 @@ def _lightning_info(shown: bool):
     if shown:
         yield
         return
-    loggers = [logging.getLogger(name) for name in _LIGHTNING_LOGGERS]
+    loggers = [logging.getLogger(name) for name in LOGGER_NAMES]
     levels = [logger.level for logger in loggers]
     for logger in loggers:
         logger.setLevel(max(logger.level, logging.WARNING))
@@ -243,8 +242,7 @@ def _fabric_precision(precision: str) -> str:
 def _strategy(config: FitConfig):
     if config.devices * config.num_nodes == 1:
         return "auto"
-    from lightning.fabric.strategies import DDPStrategy
-
+    DDPStrategy = ddp_strategy_class()  # noqa: N806 - the class
     if "LOCAL_RANK" in os.environ and "WORLD_SIZE" in os.environ:  # torchrun already started one process per device
         return DDPStrategy(find_unused_parameters=config.find_unused_parameters)
     # Spawned processes work from the CLI and from Python alike.
@@ -253,8 +251,6 @@ def _strategy(config: FitConfig):
 
 def _tensorboard(run: Path):
     try:
-        from lightning.fabric.loggers import TensorBoardLogger
-
-        return TensorBoardLogger(root_dir=str(run), name="tensorboard", version="")
+        return tensorboard_logger_class()(root_dir=str(run), name="tensorboard", version="")
     except (ImportError, ModuleNotFoundError):
         return None

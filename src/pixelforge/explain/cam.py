@@ -1,4 +1,4 @@
-"""Class activation maps from pytorch-grad-cam, with the target layer found automatically for any backbone.
+"""Class activation maps (Grad-CAM written out, the others from pytorch-grad-cam), with the target layer found automatically for any backbone.
 
 Methods: Grad-CAM (Selvaraju et al. 2017), Grad-CAM++ (Chattopadhyay et al. 2018), Score-CAM (Wang et al. 2020)
 and Eigen-CAM (Muhammad & Yeasin 2020). All of them weight the feature maps of one convolutional layer; the
@@ -16,6 +16,7 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 # Modules that never own a feature map worth explaining: they pass their input on unchanged, or resample it.
 _SKIPPED = (nn.Identity, nn.Dropout, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
@@ -78,15 +79,53 @@ def _quiet_progress():
         score_cam.tqdm = before
 
 
+def grad_cam(model: nn.Module, x: torch.Tensor, targets: list[int], layer: nn.Module) -> np.ndarray:
+    """Grad-CAM as pytorch-grad-cam's `GradCAM` computes it (tests/explain check equality): the layer's feature maps
+    weighted by their spatially averaged gradients of the target logits, ReLU, each map scaled to [0, 1], resized
+    bilinearly to the input, scaled again.
+
+    Written out here because importing pytorch_grad_cam imports all of its methods and, with them, scikit-learn,
+    pandas, OpenCV and SciPy: about a second of every training run, whose report shows a Grad-CAM gallery (issue 20,
+    lever L16). The other methods still come from the library.
+    """
+    saved: dict[str, torch.Tensor] = {}
+
+    def keep(module, inputs, output):
+        saved["activations"] = output
+        output.register_hook(lambda grad: saved.__setitem__("gradients", grad))
+
+    handle = layer.register_forward_hook(keep)
+    try:
+        with torch.enable_grad():
+            logits = model(x.detach().clone().requires_grad_(True))  # a graph even when every parameter is frozen
+            model.zero_grad()
+            logits[torch.arange(len(targets)), torch.as_tensor(targets)].sum().backward()
+    finally:
+        handle.remove()
+    activations, gradients = saved["activations"].detach().float(), saved["gradients"].float()
+    cams = (gradients.mean((2, 3), keepdim=True) * activations).sum(1, keepdim=True).clamp_min(0)
+    cams = F.interpolate(_scaled(cams), size=x.shape[-2:], mode="bilinear", align_corners=False)  # = cv2.resize
+    return np.nan_to_num(_scaled(cams.clamp_min(0))[:, 0].cpu().numpy().astype(np.float32))
+
+
+def _scaled(maps: torch.Tensor) -> torch.Tensor:
+    """Each map shifted to a minimum of 0 and divided by (1e-7 + its maximum), as pytorch-grad-cam does."""
+    low = maps.amin((1, 2, 3), keepdim=True)
+    maps = maps - low
+    return maps / (1e-7 + maps.amax((1, 2, 3), keepdim=True))
+
+
 def cam_heatmaps(model: nn.Module, x: torch.Tensor, targets: list[int], method: str = "gradcam",
                  layer: nn.Module | None = None) -> np.ndarray:
     """Heat maps (N, H, W) in [0, 1] for the classes `targets` of the batch `x` (normalized model input)."""
+    if layer is None:
+        layer = find_target_layer(model, x.shape[-1])[1]
+    if method == "gradcam":
+        return grad_cam(model, x, targets, layer)
     from pytorch_grad_cam import EigenCAM, GradCAM, GradCAMPlusPlus, ScoreCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     kinds = {"gradcam": GradCAM, "gradcam++": GradCAMPlusPlus, "scorecam": ScoreCAM, "eigencam": EigenCAM}
-    if layer is None:
-        layer = find_target_layer(model, x.shape[-1])[1]
     cam = kinds[method](model=model, target_layers=[layer])
     cam.batch_size = 64  # Score-CAM: masked copies per forward pass
     try:

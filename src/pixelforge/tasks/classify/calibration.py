@@ -27,11 +27,10 @@ def nll(logits: torch.Tensor, targets: torch.Tensor, temperature: float = 1.0) -
 
 
 def ece(logits: torch.Tensor, targets: torch.Tensor, temperature: float = 1.0) -> float:
-    """Expected calibration error, 15 bins (torchmetrics, as the run's metrics compute it)."""
-    from torchmetrics.functional.classification import multiclass_calibration_error
+    """Expected calibration error, 15 bins, as the run's metrics compute it (metrics/classification.py)."""
+    from pixelforge.metrics.classification import calibration_error
 
-    probs = (logits.double() / temperature).softmax(1).float()
-    return float(multiclass_calibration_error(probs, targets, num_classes=logits.shape[1], n_bins=15))
+    return calibration_error((logits.double() / temperature).softmax(1).float(), targets, n_bins=15)
 
 
 def fit_temperature(logits: torch.Tensor, targets: torch.Tensor) -> float:

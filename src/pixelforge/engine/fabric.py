@@ -1,0 +1,50 @@
+"""Lightning Fabric, imported without the rest of Lightning (issue 20's lever L16).
+
+`import lightning.fabric` first runs the `lightning` package, which imports Lightning's whole Trainer and, through it,
+torchmetrics (with scipy.signal, matplotlib and torchvision's detection ops behind it): ~1.5 s of CPU before every
+training. pixelforge needs only Fabric, which the `lightning-fabric` package ships as `lightning_fabric` (the same
+code). Even that one reads torchmetrics' version at import time, by importing it, for a feature we never use
+(`SpikeDetection`); so the import runs with torchmetrics hidden, and a later `import torchmetrics` (the GAN's FID,
+image-quality metrics) works as usual. Every Fabric name pixelforge uses comes from here, so one module tree is used.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def _import_fabric_package():
+    if "lightning_fabric" in sys.modules or "torchmetrics" in sys.modules:
+        import lightning_fabric
+
+        return lightning_fabric
+    sys.modules["torchmetrics"] = None  # makes `import torchmetrics` fail fast inside lightning_utilities' check
+    try:
+        import lightning_fabric
+    finally:
+        del sys.modules["torchmetrics"]
+    return lightning_fabric
+
+
+def fabric_class():
+    """`lightning_fabric.Fabric`."""
+    return _import_fabric_package().Fabric
+
+
+def ddp_strategy_class():
+    _import_fabric_package()
+    from lightning_fabric.strategies import DDPStrategy
+
+    return DDPStrategy
+
+
+def tensorboard_logger_class():
+    _import_fabric_package()
+    from lightning_fabric.loggers import TensorBoardLogger
+
+    return TensorBoardLogger
+
+
+# Lightning logs through these (lightning_utilities' rank_zero_info uses whichever was imported last).
+LOGGER_NAMES = ("lightning_fabric", "lightning_fabric.utilities.rank_zero", "lightning.fabric", "lightning.pytorch",
+                "lightning.fabric.utilities.rank_zero", "lightning.pytorch.utilities.rank_zero")
