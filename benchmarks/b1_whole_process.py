@@ -10,7 +10,9 @@ pixelforge's exported feature graph is cached in `$PIXELFORGE_HOME` (tasks/class
 home that already holds it (every run after a user's first), and the lever row L12 times the first run on a new
 home against it. L13 times the report written after training with the training's validation features against the
 eager re-evaluation it replaced; L14 4 augmented feature views (the default before round two) against 1 (now); L15
-the process with CPython's default garbage-collector settings against the command's (`pixelforge/__main__.py`).
+the process with CPython's default garbage-collector settings against the command's (`pixelforge/__main__.py`); L16
+the command with the libraries it imported before round four (the whole `lightning` package, torchmetrics,
+scikit-learn's metrics, pytorch_grad_cam) imported first, against the command as it is (engine/fabric.py).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from benchmarks.workload import Workload
 
 PIXELFORGE = [sys.executable, "-m", "pixelforge"]  # what the `pixelforge` script runs (pixelforge/__main__.py)
 DEFAULT_GC = [sys.executable, "-c", "from pixelforge.cli import main; main()"]  # the CLI without __main__'s settings
+OLD_IMPORTS = [sys.executable, "-c", "import lightning, torchmetrics, sklearn.metrics, pytorch_grad_cam; "
+               "from pixelforge.__main__ import main; main()"]  # what a training imported before L16
 
 
 def timed_process(command: list[str], env: dict | None = None) -> dict:
@@ -80,17 +84,19 @@ def run(work: Workload, repeats: int, say=print) -> list[Row]:
     home = work.scratch / "pixelforge-home"
     cold = pixelforge_process(work, home, "b1w-cold")  # a new home: the first run exports the feature graph
     say(f"    pixelforge, new PIXELFORGE_HOME: {cold['wall_s']:.1f} s")
-    plain, ours, four_views, default_gc = [], [], [], []
+    plain, ours, four_views, default_gc, old_imports = [], [], [], [], []
     for index in range(max(repeats, 1)):
         sides = [("plain", lambda: plain_process(work)),
                  ("pixelforge", lambda: pixelforge_process(work, home, f"b1w-{index}")),
                  ("4 views", lambda: pixelforge_process(work, home, f"b1w-4views-{index}", "--feature-views=4")),
-                 ("default GC", lambda: pixelforge_process(work, home, f"b1w-gc-{index}", entry=DEFAULT_GC))]
+                 ("default GC", lambda: pixelforge_process(work, home, f"b1w-gc-{index}", entry=DEFAULT_GC)),
+                 ("old imports", lambda: pixelforge_process(work, home, f"b1w-imports-{index}", entry=OLD_IMPORTS))]
         if index % 2:
             sides.reverse()
         for label, side in sides:
             result = side()
-            {"plain": plain, "pixelforge": ours, "4 views": four_views, "default GC": default_gc}[label].append(result)
+            {"plain": plain, "pixelforge": ours, "4 views": four_views, "default GC": default_gc,
+             "old imports": old_imports}[label].append(result)
             say(f"    {label:<10} {result['wall_s']:6.1f} s wall, {result['cpu_s']:6.1f} s CPU, "
                 f"val acc {result['val_acc']:.3f}")
     median = lambda rs: round(statistics.median(r["wall_s"] for r in rs), 2)  # noqa: E731
@@ -111,7 +117,11 @@ def run(work: Workload, repeats: int, say=print) -> list[Row]:
     collector = Row("L15", "pixelforge train whole process, s", "s", False, "CPython's default GC settings",
                     "the command's (pixelforge/__main__.py)", median(default_gc), median(ours),
                     baseline_rss_mb=peak(default_gc), pixelforge_rss_mb=peak(ours))
-    return [row, cache, report_reuse_row(work, home), views, collector]
+    imports = Row("L16", "pixelforge train whole process, s", "s", False,
+                  "+ lightning, torchmetrics, sklearn.metrics, pytorch_grad_cam (before)", "only what the path uses",
+                  median(old_imports), median(ours), baseline_rss_mb=peak(old_imports), pixelforge_rss_mb=peak(ours))
+    imports.note = f"CPU s: before {[r['cpu_s'] for r in old_imports]}, now {[r['cpu_s'] for r in ours]}"
+    return [row, cache, report_reuse_row(work, home), views, collector, imports]
 
 
 def report_reuse_row(work: Workload, home: Path) -> Row:
