@@ -102,10 +102,17 @@ def build_classifier(model: str, num_classes: int, weights: str = "imagenet", dr
     spec = get_spec(model)
     check_weights_option(weights)
     pretrained = weights == "imagenet" and spec.source not in ("pixelforge", "nas")
-    backbone, num_features = _build_backbone(spec, pretrained)
-    if weights not in ("imagenet", "none"):
-        weight_io.load_into_backbone(backbone, weight_io.read_weights_file(weights), str(weights), model)
-    return Classifier(backbone, num_features, num_classes, dropout, spec)
+    # Building and loading weights are hundreds of tiny tensor operations: on one thread they are never slower,
+    # and with other processes on the cores, OpenMP threads waiting for each other made them 3x slower (0.5 s).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        backbone, num_features = _build_backbone(spec, pretrained)
+        if weights not in ("imagenet", "none"):
+            weight_io.load_into_backbone(backbone, weight_io.read_weights_file(weights), str(weights), model)
+        return Classifier(backbone, num_features, num_classes, dropout, spec)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def check_weights_option(weights: str) -> None:
