@@ -7,7 +7,10 @@ longer side, with the process CPU seconds so far. The test photos of benchmarks/
 are never used here, so choosing a recipe with this script does not tune on them.
 
     PYTHONPATH=src python benchmarks/style_recipes.py STYLE.png [--crop 256] [--steps 150] [--style-weight 3]
-        [--lr 2e-3] [--data ../shared/data/hymenoptera/train]
+        [--lr 2e-3] [--deep-weight 1] [--data ../shared/data/hymenoptera/train]
+
+`--deep-weight K` counts the two deepest style layers K times in the training loss (the score is unchanged): the
+layers where the fast network falls furthest behind optimisation (docs/style-transfer.md).
 
 Run one recipe a process, with OMP_NUM_THREADS=1: CPU seconds then compare across recipes on a shared machine.
 """
@@ -40,6 +43,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--style-weight", type=float, default=3.0)
+    parser.add_argument("--deep-weight", type=int, default=1)
     parser.add_argument("--eval-every", type=int, default=50)
     return parser.parse_args()
 
@@ -59,6 +63,8 @@ def main() -> None:
     torch.manual_seed(0)
     paths = content_paths(args.data, None)  # shuffled with seed 0, as the training task does
     lossnet = build_loss_network("lite0")
+    deep = lossnet.style_layers[-2:] * (args.deep_weight - 1)  # style_loss averages over the listed layers
+    train_lossnet = build_loss_network("lite0", style_layers=lossnet.style_layers + deep)
     style = read_image(args.style, 512)
     with torch.no_grad():
         grams = {k: gram_matrix(v) for k, v in lossnet(style).items() if k in lossnet.style_layers}
@@ -77,14 +83,15 @@ def main() -> None:
             batch = torch.stack([train[j] for j in indices[i:i + args.batch]])
             with torch.no_grad():
                 targets = {k: v for k, v in lossnet(batch).items() if k in lossnet.content_layers}
-            loss = perceptual_losses(lossnet, net(batch), targets, grams, weights)["total"]
+            loss = perceptual_losses(train_lossnet, net(batch), targets, grams, weights)["total"]
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             schedule.step()
             step += 1
             if step % args.eval_every == 0 or step == args.steps:
-                print(json.dumps({"crop": args.crop, "style_weight": args.style_weight, "lr": args.lr, "step": step,
+                print(json.dumps({"crop": args.crop, "style_weight": args.style_weight, "lr": args.lr,
+                                  "deep_weight": args.deep_weight, "step": step,
                                   "cpu_s": round(time.process_time() - started, 1),
                                   **evaluate(net, lossnet, photos, style)}), flush=True)
             if step == args.steps:
