@@ -7,6 +7,9 @@ Prints one JSON line per photo and method, then the ratios the docs quote:
     speed  = Gatys seconds / fast seconds (wall and process CPU)
     loss   = fast (content_weight * content + style_weight * style) / Gatys's, mean over photos
 
+Each row also gives the style loss layer by layer (`style_by_layer`, the loss network's style layers in order,
+shallow to deep): where a method falls short of optimisation.
+
     PYTHONPATH=src python benchmarks/style_transfer.py PACKAGE OUT [--size 512] [--steps 300] [--photos 4]
     [--run RUN]  (the grid is also copied to RUN/comparison.png and the run's report rewritten)
 
@@ -22,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 
+import torch
 from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -30,7 +34,7 @@ from style_images import write_images  # noqa: E402
 from pixelforge.tasks.style import methods  # noqa: E402
 from pixelforge.tasks.style.gatys import Weights  # noqa: E402
 from pixelforge.tasks.style.images import read_image, to_pil  # noqa: E402
-from pixelforge.tasks.style.lossnet import build_loss_network  # noqa: E402
+from pixelforge.tasks.style.lossnet import build_loss_network, gram_matrix, relative_mse  # noqa: E402
 
 
 def timed(function, *args, **kwargs):
@@ -89,7 +93,8 @@ def main() -> None:
             results[name] = (result, objective)
             row = {"photo": photo.stem, "method": name, "size": list(content.shape[-2:]), "seconds": round(result.seconds, 3),
                    "call_wall_s": round(wall, 2), "call_cpu_s": round(cpu, 2), "content": result.losses["content"],
-                   "style": result.losses["style"], "content+style": objective}
+                   "style": result.losses["style"], "content+style": objective,
+                   "style_by_layer": style_by_layer(lossnet, result.image, style)}
             rows.append(row)
             print(json.dumps(row), flush=True)
         tiles.append([("content", content), ("style", style)] + [
@@ -108,6 +113,13 @@ def main() -> None:
         shutil.copyfile(grid, Path(args.run) / "comparison.png")
         write_style_report(Path(args.run))
     print(grid)
+
+
+@torch.no_grad()
+def style_by_layer(lossnet, image, style) -> list[float]:
+    """Each style layer's relative Gram error (the style loss is their mean)."""
+    ours, theirs = lossnet(image), lossnet(style)
+    return [round(float(relative_mse(gram_matrix(ours[k]), gram_matrix(theirs[k]))), 4) for k in lossnet.style_layers]
 
 
 def ratios(rows: list[dict]) -> dict:
