@@ -31,10 +31,9 @@ COLOURS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 220), 
 SIZES = {"small": (9.0, 12.0), "large": (17.0, 22.0)}  # radius ranges in pixels at 128 px
 HELD_OUT = {("green", "triangle"), ("red", "star"), ("blue", "circle"), ("yellow", "square")}
 SPLITS = (("train", 3000), ("val", 300), ("test", 300))
-# Round four: more training scenes of two and three objects (3.5% of the scenes above hold three, since random
-# places rarely leave room for them), drawn after the test split from their own random stream, so val and test
-# stay exactly the images of earlier rounds.
-EXTRA_TRAIN = 3000
+# Round four: as many more training scenes of two and three objects as the train split has (3.5% of its scenes
+# hold three, since random places rarely leave room for them), drawn after the test split from their own random
+# stream, so val and test stay exactly the images of earlier rounds.
 IMAGE_SIZE = 128
 _MIN_GAP = 14.0  # px between two objects' horizontal extents
 
@@ -152,15 +151,17 @@ def _draw(rng: np.random.Generator, objects: list[dict]) -> Image.Image:
     return image
 
 
-def write_shapes_captions(root: Path, seed: int, splits: tuple = SPLITS, extra_train: int = EXTRA_TRAIN) -> None:
+def write_shapes_captions(root: Path, seed: int, splits: tuple = SPLITS, extra_train: int | None = None) -> None:
     """Write the set under `root` (see the module docstring); `splits`: ((name, images), ...), smaller for tests;
-    `extra_train` more training scenes of 2-3 objects (`_crowded_objects`) after the splits."""
+    `extra_train` more training scenes of 2-3 objects (`_crowded_objects`) after the splits (default: as many as
+    the train split's)."""
     rng = np.random.default_rng(seed)
     (root / "annotations").mkdir(parents=True, exist_ok=True)
     ids = {"image": 0, "caption": 0}
     written = {}
     for split, count in splits:
         written[split] = _write_scenes(root, split, count, lambda: _objects(rng, split), rng, ids)
+    extra_train = dict(splits).get("train", 0) if extra_train is None else extra_train
     if extra_train and "train" in written:
         crowded = np.random.default_rng([seed, 1])  # its own stream: the splits above stay as they were
         more = _write_scenes(root, "train", extra_train, lambda: _crowded_objects(crowded), crowded, ids)
