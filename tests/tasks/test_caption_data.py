@@ -84,3 +84,20 @@ def test_the_built_in_test_split_holds_only_unseen_colour_shape_pairs(tmp_path):
 
 def pairs_list(image):
     return [(o["colour"], o["shape"]) for o in image["objects"]]
+
+
+def test_the_extra_training_scenes_add_crowded_scenes_and_leave_val_and_test_as_they_were(tmp_path):
+    splits = (("train", 30), ("val", 6), ("test", 6))
+    write_shapes_captions(tmp_path / "plain", seed=2, splits=splits, extra_train=0)
+    write_shapes_captions(tmp_path / "more", seed=2, splits=splits)
+    for split in ("val", "test"):
+        assert ((tmp_path / "plain" / "annotations" / f"{split}.json").read_bytes()
+                == (tmp_path / "more" / "annotations" / f"{split}.json").read_bytes())
+        first = json.loads((tmp_path / "plain" / "annotations" / f"{split}.json").read_text())["images"][0]
+        assert ((tmp_path / "plain" / "images" / first["file_name"]).read_bytes()
+                == (tmp_path / "more" / "images" / first["file_name"]).read_bytes())
+    train = json.loads((tmp_path / "more" / "annotations" / "train.json").read_text())["images"]
+    extra = train[30:]
+    assert len(extra) == 30 and all(2 <= len(i["objects"]) <= 3 for i in extra)
+    assert sum(len(i["objects"]) == 3 for i in extra) >= 5  # the plain split's placement rarely fits three
+    assert all((tmp_path / "more" / "images" / i["file_name"]).exists() for i in extra)

@@ -31,6 +31,9 @@ COLOURS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 220), 
 SIZES = {"small": (9.0, 12.0), "large": (17.0, 22.0)}  # radius ranges in pixels at 128 px
 HELD_OUT = {("green", "triangle"), ("red", "star"), ("blue", "circle"), ("yellow", "square")}
 SPLITS = (("train", 3000), ("val", 300), ("test", 300))
+# Round four: as many more training scenes of two and three objects as the train split has (3.5% of its scenes
+# hold three, since random places rarely leave room for them), drawn after the test split from their own random
+# stream, so val and test stay exactly the images of earlier rounds.
 IMAGE_SIZE = 128
 _MIN_GAP = 14.0  # px between two objects' horizontal extents
 
@@ -93,6 +96,33 @@ def _objects(rng: np.random.Generator, split: str) -> list[dict]:
             return [{"colour": c, "shape": s, **p} for (c, s), p in zip(pairs, placed)]
 
 
+def _crowded_objects(rng: np.random.Generator) -> list[dict]:
+    """Two or three objects (three half the time) of seen pairs, spread so that three objects fit (`_spread`)."""
+    while True:
+        count = int(rng.integers(2, 4))
+        pairs = [(str(rng.choice(list(COLOURS))), str(rng.choice(SHAPE_CLASSES))) for _ in range(count)]
+        placed = _spread(rng, count) if _pairs_allowed("train", pairs) else None
+        if placed is not None:
+            return [{"colour": c, "shape": s, **p} for (c, s), p in zip(pairs, placed)]
+
+
+def _spread(rng: np.random.Generator, count: int) -> list[dict] | None:
+    """Like `_place`, but the horizontal slack is shared out at random, so any sizes that fit are placed."""
+    sizes = [str(rng.choice(list(SIZES))) for _ in range(count)]
+    radii = [float(rng.uniform(*SIZES[s])) for s in sizes]
+    slack = IMAGE_SIZE - 4 - 2 * sum(radii) - (count - 1) * _MIN_GAP
+    if slack < 0:
+        return None
+    cuts = np.sort(rng.uniform(0, slack, count))
+    left, placed = 2.0, []
+    for k, r in enumerate(radii):
+        x = left + cuts[k] + r
+        placed.append({"size": sizes[k], "x": round(x, 1), "y": round(float(rng.uniform(r + 2, IMAGE_SIZE - r - 2)), 1),
+                       "r": round(r, 1)})
+        left += 2 * r + _MIN_GAP
+    return placed
+
+
 def _place(rng: np.random.Generator, count: int) -> list[dict] | None:
     """Sizes and centres, left to right, with `_MIN_GAP` between horizontal extents (None: no room, retry)."""
     sizes = [str(rng.choice(list(SIZES))) for _ in range(count)]
@@ -121,26 +151,41 @@ def _draw(rng: np.random.Generator, objects: list[dict]) -> Image.Image:
     return image
 
 
-def write_shapes_captions(root: Path, seed: int, splits: tuple = SPLITS) -> None:
-    """Write the set under `root` (see the module docstring); `splits`: ((name, images), ...), smaller for tests."""
+def write_shapes_captions(root: Path, seed: int, splits: tuple = SPLITS, extra_train: int | None = None) -> None:
+    """Write the set under `root` (see the module docstring); `splits`: ((name, images), ...), smaller for tests;
+    `extra_train` more training scenes of 2-3 objects (`_crowded_objects`) after the splits (default: as many as
+    the train split's)."""
     rng = np.random.default_rng(seed)
     (root / "annotations").mkdir(parents=True, exist_ok=True)
-    image_id = caption_id = 0
+    ids = {"image": 0, "caption": 0}
+    written = {}
     for split, count in splits:
-        folder = root / "images" / split
-        folder.mkdir(parents=True, exist_ok=True)
-        images, annotations = [], []
-        for _ in range(count):
-            image_id += 1
-            objects = _objects(rng, split)
-            name = f"{split}/{image_id:05d}.png"
-            _draw(rng, objects).save(root / "images" / name)
-            images.append({"id": image_id, "file_name": name, "width": IMAGE_SIZE, "height": IMAGE_SIZE,
-                           "objects": objects})
-            for text in captions_for(objects, rng):
-                caption_id += 1
-                annotations.append({"id": caption_id, "image_id": image_id, "caption": text})
+        written[split] = _write_scenes(root, split, count, lambda: _objects(rng, split), rng, ids)
+    extra_train = dict(splits).get("train", 0) if extra_train is None else extra_train
+    if extra_train and "train" in written:
+        crowded = np.random.default_rng([seed, 1])  # its own stream: the splits above stay as they were
+        more = _write_scenes(root, "train", extra_train, lambda: _crowded_objects(crowded), crowded, ids)
+        written["train"] = [a + b for a, b in zip(written["train"], more)]
+    for split, (images, annotations) in written.items():
         info = {"description": f"pixelforge built-in shapes captions, {split} split",
                 "held_out_pairs": sorted(" ".join(p) for p in HELD_OUT)}
         (root / "annotations" / f"{split}.json").write_text(
             json.dumps({"info": info, "images": images, "annotations": annotations}))
+
+
+def _write_scenes(root: Path, split: str, count: int, objects_fn, rng: np.random.Generator, ids: dict):
+    """Draw `count` scenes of `objects_fn()` into images/SPLIT: (COCO images, COCO annotations)."""
+    folder = root / "images" / split
+    folder.mkdir(parents=True, exist_ok=True)
+    images, annotations = [], []
+    for _ in range(count):
+        ids["image"] += 1
+        objects = objects_fn()
+        name = f"{split}/{ids['image']:05d}.png"
+        _draw(rng, objects).save(root / "images" / name)
+        images.append({"id": ids["image"], "file_name": name, "width": IMAGE_SIZE, "height": IMAGE_SIZE,
+                       "objects": objects})
+        for text in captions_for(objects, rng):
+            ids["caption"] += 1
+            annotations.append({"id": ids["caption"], "image_id": ids["image"], "caption": text})
+    return images, annotations
