@@ -121,12 +121,11 @@ def run(work: Workload, repeats: int, say=print) -> list[Row]:
                   "+ lightning, torchmetrics, sklearn.metrics, pytorch_grad_cam (before)", "only what the path uses",
                   median(old_imports), median(ours), baseline_rss_mb=peak(old_imports), pixelforge_rss_mb=peak(ours))
     imports.note = f"CPU s: before {[r['cpu_s'] for r in old_imports]}, now {[r['cpu_s'] for r in ours]}"
-    return [row, cache, *report_reuse_rows(work, home), views, collector, imports]
+    return [row, cache, report_reuse_row(work, home), views, collector, imports]
 
 
-def report_reuse_rows(work: Workload, home: Path) -> list[Row]:
-    """L13: writing the report after training from the training's validation features vs a second eager pass.
-    L17: that report with its faithfulness forward passes on the training's ONNX Runtime backbone vs eager."""
+def report_reuse_row(work: Workload, home: Path) -> Row:
+    """L13: writing the report after training from the training's validation features vs a second eager pass."""
     os.environ["PIXELFORGE_HOME"] = str(home)
     import pixelforge
     from pixelforge.tasks.classify.evaluate import select_samples
@@ -143,18 +142,12 @@ def report_reuse_rows(work: Workload, home: Path) -> list[Row]:
     dataset.preload()
     extractor = FeatureExtractor(loaded.model.backbone)
     features = extractor(__import__("torch").stack([dataset[i][0] for i in range(len(dataset))]))
-    cached = CachedFeatures([s.path for s in dataset.samples], features)  # what training handed the report before L17
-    with_backbone = CachedFeatures(cached.paths, features, extractor)  # and since (inference.FeaturesThenHead)
+    cached = CachedFeatures([s.path for s in dataset.samples], features)  # what training handed the report
     seconds = {}
-    for name, given in (("eager", None), ("reused", cached), ("onnx", with_backbone)) * 2:
+    for name, given in (("eager", None), ("reused", cached)) * 2:
         started = time.perf_counter()
         write_run_report(run, cached=given)
         seconds.setdefault(name, []).append(time.perf_counter() - started)
-    with_backbone.release()
-    best = {name: round(min(values), 2) for name, values in seconds.items()}
-    return [Row("L13", "report after training, s", "s", False, "second eager pass over val",
-                "the training's val features", best["eager"], best["reused"],
-                baseline_rss_mb=0.0, pixelforge_rss_mb=0.0),  # in this process: memory not measured
-            Row("L17", "report after training, s", "s", False, "faithfulness passes eager",
-                "on the training's ONNX Runtime backbone", best["reused"], best["onnx"],
-                baseline_rss_mb=0.0, pixelforge_rss_mb=0.0)]
+    return Row("L13", "report after training, s", "s", False, "second eager pass over val",
+               "the training's val features", round(min(seconds["eager"]), 2), round(min(seconds["reused"]), 2),
+               baseline_rss_mb=0.0, pixelforge_rss_mb=0.0)  # in this process: memory not measured

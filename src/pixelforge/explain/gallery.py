@@ -26,11 +26,8 @@ def pick_examples(logits: torch.Tensor, targets: torch.Tensor, per_kind: int = 4
 
 
 def explanation_gallery(loaded, samples: list, logits: torch.Tensor, targets: torch.Tensor, out_dir: Path,
-                        per_kind: int = 3, scored: int = 3, steps: int = 6, scorer=None) -> tuple[Path, dict]:
-    """Write `out_dir/gradcam.png` and return it with Grad-CAM's faithfulness on up to `scored` of its images.
-    `scorer`: a faster module giving the model's logits for the faithfulness forward passes (right after training,
-    the training's ONNX Runtime backbone and the head: inference.CachedFeatures.scorer); Grad-CAM needs the eager
-    model's gradients either way."""
+                        per_kind: int = 3, scored: int = 3, steps: int = 6) -> tuple[Path, dict]:
+    """Write `out_dir/gradcam.png` and return it with Grad-CAM's faithfulness on up to `scored` of its images."""
     from torchvision.transforms.v2.functional import center_crop
 
     from pixelforge.data.dataset import ImageDataset
@@ -59,7 +56,7 @@ def explanation_gallery(loaded, samples: list, logits: torch.Tensor, targets: to
     order = [j for pair in zip(range(len(right)), range(len(right), len(chosen))) for j in pair]
     order += [j for j in range(len(chosen)) if j not in order]
     keep = order[:scored]
-    faithfulness = faithfulness_summary(scorer or loaded.model, x[keep], maps[keep], [preds[j] for j in keep], steps)
+    faithfulness = faithfulness_summary(loaded.model, x[keep], maps[keep], [preds[j] for j in keep], steps)
     faithfulness["method"] = "gradcam"
     return figure, faithfulness
 

@@ -66,10 +66,8 @@ class ClassifyTask(Task):
 
         setup = build_setup(cfg, source, classes, fabric, progress)
         val = setup.val_data
-        if isinstance(val, FeatureDataset) and val.samples is not None:
-            self.cached_val = CachedFeatures([s.path for s in val.samples], val.features[0], val.extractor)
-        elif isinstance(val, FeatureDataset) and val.extractor is not None:
-            val.extractor.close()
+        self.cached_val = (CachedFeatures([s.path for s in val.samples], val.features[0])
+                           if isinstance(val, FeatureDataset) and val.samples is not None else None)
         return setup
 
     def bf16_reason(self, cfg) -> str | None:
@@ -114,11 +112,7 @@ class ClassifyTask(Task):
     def write_report(self, run):
         from pixelforge.tasks.classify.report import write_run_report
 
-        try:
-            return write_run_report(run, cached=self.cached_val)
-        finally:
-            if self.cached_val is not None:
-                self.cached_val.release()  # the ONNX Runtime session's memory: the run is finished
+        return write_run_report(run, cached=self.cached_val)
 
     def evaluate(self, run, *, data=None, split=None, out=None, groups=None, compare=None, include_train=False,
                  **options):

@@ -121,8 +121,7 @@ def evaluate(run_dir: str | Path, data: str | None = None, split: str | None = N
         {"path": str(kept[i].path), "label": kept[i].label, "predicted": loaded.classes[int(logits[i].argmax())],
          "score": float(logits[i].softmax(0).max())} for i in mistakes
     ]
-    scorer = cached.scorer(loaded.model) if cached is not None else None
-    figures["gradcam"], metrics["faithfulness"] = explanation_gallery(loaded, kept, logits, targets, out_dir, scorer=scorer)
+    figures["gradcam"], metrics["faithfulness"] = explanation_gallery(loaded, kept, logits, targets, out_dir)
     if mistakes:
         figures["mistakes"] = _mistake_gallery(loaded, kept, logits, mistakes, out_dir / "mistakes.png")
     if (loaded.run_dir / "continual.json").exists():  # the sequence's accuracy matrix, BWT and forgetting

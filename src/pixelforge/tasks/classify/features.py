@@ -35,13 +35,10 @@ _CHECK_IMAGES = 2  # images compared between ONNX Runtime and eager before the f
 
 class FeatureDataset(Dataset):
     """(features, label) pairs; index `i` is view `i // n` of sample `i % n`. `samples` (optional): the images the
-    rows belong to, in order, so the validation features can be reused after training (inference.CachedFeatures);
-    `extractor` (optional): the one that computed them, still open."""
+    rows belong to, in order, so the validation features can be reused after training (inference.CachedFeatures)."""
 
-    def __init__(self, features: torch.Tensor, labels: torch.Tensor, samples: list | None = None,
-                 extractor: "FeatureExtractor | None" = None):
+    def __init__(self, features: torch.Tensor, labels: torch.Tensor, samples: list | None = None):
         self.features, self.labels, self.samples = features, labels, samples  # [views, n, dim], [n]
-        self.extractor = extractor  # what computed them, kept for the report's forward passes (inference.py)
 
     def __len__(self) -> int:
         return self.features.shape[0] * self.features.shape[1]

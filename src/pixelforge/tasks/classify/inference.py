@@ -75,37 +75,12 @@ class CachedFeatures:
 
     paths: list[Path]
     features: torch.Tensor  # [n, dim]
-    extractor: object | None = None  # features.FeatureExtractor that computed them, open until `release`
-
-    def scorer(self, model: Classifier) -> torch.nn.Module:
-        """`model` for forward passes over new images (the report's faithfulness): its head on the extractor's
-        features when ONNX Runtime computed them (several times faster than eager; the same backbone, frozen on
-        this path), else `model` itself."""
-        if self.extractor is None or getattr(self.extractor, "name", None) != "onnxruntime":
-            return model
-        return FeaturesThenHead(self.extractor, model.head)
-
-    def release(self) -> None:
-        if self.extractor is not None:
-            self.extractor.close()
-            self.extractor = None
 
     def logits(self, model: torch.nn.Module, samples: list[Sample]) -> torch.Tensor | None:
         """The head's logits for `samples`, or None unless they are exactly the cached images in the same order."""
         if [s.path for s in samples] != self.paths:
             return None
         return model.head(self.features).float()
-
-
-class FeaturesThenHead(torch.nn.Module):
-    """logits = head(features(x)) with `features` any callable on a batch (the training's ONNX Runtime backbone)."""
-
-    def __init__(self, features, head: torch.nn.Module):
-        super().__init__()
-        self.features, self.head = features, head
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
 
 
 @torch.inference_mode()

@@ -195,9 +195,9 @@ def _cached_features(cfg, model, train_set, val_set, workers: int, fabric, progr
                                         extractor=extractor, progress=advance)
     val_x, val_y = extract_features(model.backbone, val_set, 1, 64, workers, extractor=extractor, progress=advance)
     close()
+    extractor.close()
     progress.info(f"backbone features computed by {extractor.name} ({extractor.reason})")
-    # The extractor stays open for the report's forward passes (inference.CachedFeatures); the task closes it after.
-    return FeatureDataset(train_x, train_y), FeatureDataset(val_x, val_y, list(val_set.samples), extractor)
+    return FeatureDataset(train_x, train_y), FeatureDataset(val_x, val_y, list(val_set.samples))
 
 
 def _end_to_end_path(cfg, model, fabric, progress):
