@@ -38,17 +38,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--img-size", type=int, default=32)
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--threads", default="1,2")
+    parser.add_argument("--precisions", default="32", help="comma-separated: each thread count runs each")
     parser.add_argument("--work", type=Path, default=Path("runs/bench-trial-cost"))
     args = parser.parse_args(argv)
     import torch
 
     args.work.mkdir(parents=True, exist_ok=True)
-    config, space = prepare(args.work, args.images, args.epochs, args.img_size)
     lean_trials()
-    one_trial(config, space, args.work / "warm-up", 0)
-    for threads in [int(t) for t in args.threads.split(",")]:
-        torch.set_num_threads(threads)
-        print(f"{threads} thread(s): {one_trial(config, space, args.work / f'threads-{threads}', 0)}", flush=True)
+    for precision in args.precisions.split(","):
+        (args.work / precision).mkdir(parents=True, exist_ok=True)
+        config, space = prepare(args.work / precision, args.images, args.epochs, args.img_size, precision)
+        one_trial(config, space, args.work / precision / "warm-up", 0)
+        for threads in [int(t) for t in args.threads.split(",")]:
+            torch.set_num_threads(threads)
+            cost = one_trial(config, space, args.work / precision / f"threads-{threads}", 0)
+            print(f"precision {precision}, {threads} thread(s): {cost}", flush=True)
 
 
 if __name__ == "__main__":
