@@ -91,21 +91,27 @@ def finished(out: Path, trials: int) -> bool:
 
 
 def run(config: Path, space: Path, out: Path, sampler: str, pruner: str, seed: int, trials: int,
-        train: bool = True) -> list[dict] | None:
-    """The study's trials, trained first unless finished (an interrupted one continues); None when it is not
-    finished and `train` is off. Its cost goes to out/cost.json, so a report-only pass has every study's cost."""
+        train: bool = True, worker: int = 0) -> list[dict] | None:
+    """The study's first `trials` trials, trained first unless finished (an interrupted one continues); None when it
+    is not finished and `train` is off. Its cost goes to out/cost.json, so a report-only pass has every study's cost.
+    `worker` k > 0 joins a random search another process is running, sampling with its own seed (seed + 1000 k):
+    random trials are independent draws, so several workers make the same search (TPE's are not: it stays one)."""
     from pixelforge.tune.study import TuneOptions, run_study
 
+    if worker and sampler != "random":
+        raise SystemExit(f"--worker {worker}: only a random-search study takes extra workers ({sampler} is sequential)")
     if not finished(out, trials):
         if not train:
             return None
         wall, cpu = time.perf_counter(), time.process_time()
-        run_study(TuneOptions(config, space, out, sampler=sampler, pruner=pruner, seed=seed, trials=trials))
+        run_study(TuneOptions(config, space, out, sampler=sampler, pruner=pruner, seed=seed + 1000 * worker,
+                              trials=trials))
         spent = cost(out)
         (out / "cost.json").write_text(json.dumps({
             "wall_s": round(spent.get("wall_s", 0) + time.perf_counter() - wall, 1),
             "cpu_s": round(spent.get("cpu_s", 0) + time.process_time() - cpu, 1)}))
-    return study_values(out)
+    # Workers that check the count at the same moment can each start the 40th trial: the study is its first 40.
+    return sorted(study_values(out), key=lambda t: t["number"])[:trials]
 
 
 def best(trials: list[dict]) -> float:
@@ -136,7 +142,7 @@ def study_folder(work: Path, arm: str, seed: int) -> Path:
 
 
 def t1_t2(config, space, work: Path, seeds: list[int], trials: int, arms: list[str], train: bool = True,
-          save=lambda rows: None) -> dict:
+          save=lambda rows: None, worker: int = 0) -> dict:
     """Per seed, each arm's study with that seed: unpruned TPE (T1's TPE side and T2's baseline: one study serves
     both), random search, TPE with each pruner. Then the rows of every seed whose studies are all finished (arms
     may be trained by separate processes, `--arms`, and read together by a `--report-only` pass). `save(rows)`
@@ -147,7 +153,7 @@ def t1_t2(config, space, work: Path, seeds: list[int], trials: int, arms: list[s
         for arm in arms:
             sampler, pruner = ARMS[arm]
             out = study_folder(work, arm, seed)
-            studies[arm] = run(config, space, out, sampler, pruner, seed, trials, train)
+            studies[arm] = run(config, space, out, sampler, pruner, seed, trials, train, worker)
             rows["cost"][out.name] = cost(out)
             save(rows)
         tpe = studies.get("tpe")
@@ -216,6 +222,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--arms", default=None,
                         help="T1/T2 studies to train, of tpe,random,median,hyperband (default: those --only and "
                              "--pruners need); one process per arm list runs them in parallel")
+    parser.add_argument("--worker", type=int, default=0,
+                        help="k > 0: another worker on a random-search study a process is running (--arms random; "
+                             "it samples with seed + 1000 k)")
     parser.add_argument("--report-only", action="store_true", help="train nothing: figures of the finished studies")
     parser.add_argument("--nas-minutes", type=float, default=15)
     parser.add_argument("--only", default="T1,T2,T3,T4")
@@ -244,7 +253,8 @@ def main(argv: list[str] | None = None) -> None:
         path.write_text(json.dumps({**result, **rows}, indent=1))
 
     if "T1" in only or "T2" in only:
-        result.update(t1_t2(config, space, args.work, seeds, args.trials, arms, not args.report_only, save))
+        result.update(t1_t2(config, space, args.work, seeds, args.trials, arms, not args.report_only, save,
+                              args.worker))
         print(f"T1 TPE trials to reach random's best, fraction of {args.trials}: "
               f"{spread([r['fraction'] for r in result['T1']])} over {len(result['T1'])} seeds")
         for pruner in pruners:
