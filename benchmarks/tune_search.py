@@ -9,6 +9,10 @@
 
     python -m benchmarks.tune_search                        # the issue's scale: 5 seeds x 40 trials (hours)
     python -m benchmarks.tune_search --seeds 2 --trials 10 --images 400 --epochs 3 --only T1,T2
+    python -m benchmarks.tune_search --only T1 --seed-list 0 --arms random --worker 1   # one more random worker
+    python -m benchmarks.tune_search --only T1,T2 --seed-list 0 --report-only           # figures of finished studies
+
+Trials train in bf16 autocast (`--precision 32` for fp32) for 3 epochs (`--epochs`), on one thread (`--threads`).
 
 Numbers go to stdout (a table) and benchmarks/results/tune-<time>.json.
 """

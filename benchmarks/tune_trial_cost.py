@@ -1,7 +1,9 @@
-"""Where one tune trial's time goes, at the setting of benchmarks.tune_search (digits, simple_cnn), per thread count.
+"""Where one tune trial's time goes, at the setting of benchmarks.tune_search (digits, simple_cnn), per thread count
+and precision.
 
     python -m benchmarks.tune_trial_cost                         # the issue's trial: all digits, 32 px, 6 epochs
     python -m benchmarks.tune_trial_cost --images 400 --img-size 16 --epochs 4 --threads 1
+    python -m benchmarks.tune_trial_cost --epochs 2 --threads 1 --precisions 32,bf16-mixed   # fp32 against bf16
 
 For each thread count: one trial in a study of one, in this process (imports and the first trial's warm-up are
 paid by an untimed trial first), timed wall and process CPU, and split into the epochs' training and validation
