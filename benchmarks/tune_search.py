@@ -114,8 +114,10 @@ def run(config: Path, space: Path, out: Path, sampler: str, pruner: str, seed: i
         (out / "cost.json").write_text(json.dumps({
             "wall_s": round(spent.get("wall_s", 0) + time.perf_counter() - wall, 1),
             "cpu_s": round(spent.get("cpu_s", 0) + time.process_time() - cpu, 1)}))
-    # Workers that check the count at the same moment can each start the 40th trial: the study is its first 40.
-    return sorted(study_values(out), key=lambda t: t["number"])[:trials]
+    # Workers that check the count at the same moment can each start the 40th trial: the study is its first 40
+    # finished trials (a failed one, an interrupted worker's, was queued again and ran under a later number).
+    done = [t for t in sorted(study_values(out), key=lambda t: t["number"]) if t["state"] in ("COMPLETE", "PRUNED")]
+    return done[:trials]
 
 
 def best(trials: list[dict]) -> float:
@@ -124,7 +126,7 @@ def best(trials: list[dict]) -> float:
 
 def t1_row(seed: int, trials: int, tpe: list[dict], random: list[dict]) -> dict:
     target = best(random)
-    reached = next((t["number"] + 1 for t in tpe if t["value"] is not None and t["value"] >= target), None)
+    reached = next((i + 1 for i, t in enumerate(tpe) if t["value"] is not None and t["value"] >= target), None)
     return {"seed": seed, "random_best": target, "tpe_best": best(tpe), "tpe_trials_to_reach": reached,
             "fraction": (reached or trials * 2) / trials}
 
