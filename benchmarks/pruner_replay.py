@@ -31,6 +31,9 @@ CANDIDATES = {  # name -> pruner for a study of `epochs` epochs per trial
     "median, 3 startup, from epoch 2": lambda epochs: P.MedianPruner(n_startup_trials=3, n_warmup_steps=2),
     "median, 5 startup, from epoch 2": lambda epochs: P.MedianPruner(n_startup_trials=5, n_warmup_steps=2),
     "percentile 40 (keep top 40%), 5 startup": lambda epochs: P.PercentilePruner(40.0, n_startup_trials=5),
+    "percentile 40 (keep top 40%), 3 startup": lambda epochs: P.PercentilePruner(40.0, n_startup_trials=3),
+    "percentile 25 (keep top 25%), 3 startup": lambda epochs: P.PercentilePruner(25.0, n_startup_trials=3),
+    "percentile 60 (keep top 60%), 3 startup": lambda epochs: P.PercentilePruner(60.0, n_startup_trials=3),
     "hyperband, min 1 epoch, factor 3": lambda epochs: P.HyperbandPruner(1, epochs, 3),
     "hyperband, min 1 epoch, factor 2": lambda epochs: P.HyperbandPruner(1, epochs, 2),
     "hyperband, min 2 epochs, factor 3": lambda epochs: P.HyperbandPruner(2, epochs, 3),
@@ -40,7 +43,9 @@ CANDIDATES = {  # name -> pruner for a study of `epochs` epochs per trial
 def curves(study: Path, metric: str = "val_acc") -> list[list[float]]:
     trials = sorted((d for d in (study / "trials").iterdir() if (d / "metrics.csv").is_file()), key=lambda d: int(d.name))
     with_rows = [list(csv.DictReader((d / "metrics.csv").open())) for d in trials]
-    return [[float(r[metric]) for r in rows] for rows in with_rows if rows]
+    curves = [[float(r[metric]) for r in rows] for rows in with_rows if rows]
+    # An unpruned study's finished trials all ran every epoch; a shorter curve is a trial cut by an interruption.
+    return [c for c in curves if len(c) == max(map(len, curves))]
 
 
 def replay(trial_curves: list[list[float]], pruner) -> tuple[float, float]:

@@ -9,6 +9,10 @@
 
     python -m benchmarks.tune_search                        # the issue's scale: 5 seeds x 40 trials (hours)
     python -m benchmarks.tune_search --seeds 2 --trials 10 --images 400 --epochs 3 --only T1,T2
+    python -m benchmarks.tune_search --only T1 --seed-list 0 --arms random --worker 1   # one more random worker
+    python -m benchmarks.tune_search --only T1,T2 --seed-list 0 --report-only           # figures of finished studies
+
+Trials train in bf16 autocast (`--precision 32` for fp32) for 3 epochs (`--epochs`), on one thread (`--threads`).
 
 Numbers go to stdout (a table) and benchmarks/results/tune-<time>.json.
 """
@@ -34,7 +38,7 @@ label_smoothing: [0.0, 0.1]
 """
 
 
-def prepare(work: Path, images: int | None, epochs: int, img_size: int) -> tuple[Path, Path]:
+def prepare(work: Path, images: int | None, epochs: int, img_size: int, precision: str = "32") -> tuple[Path, Path]:
     """Digits, base config and space files. With `images`, a CSV of that many of digits' training images (spread
     over the classes) and the whole val split (270 images), so a 0.5-point accuracy difference is more than one
     val image at any training-set size."""
@@ -47,14 +51,20 @@ def prepare(work: Path, images: int | None, epochs: int, img_size: int) -> tuple
         keep = files[:: max(1, len(files) // images)][:images]
         rows = [(p, "train") for p in keep] + [(p, "val") for p in sorted((root / "val").rglob("*.png"))]
         csv = work / "digits.csv"
-        csv.write_text("path,label,split\n" + "".join(f"{p},{p.parent.name},{split}\n" for p, split in rows))
+        write_if_changed(csv, "path,label,split\n" + "".join(f"{p},{p.parent.name},{split}\n" for p, split in rows))
         data = str(csv)
     config = work / "base.yaml"
-    config.write_text(f"data: {data}\nmodel: simple_cnn\nweights: none\nstrategy: full\nimg_size: {img_size}\n"
-                      f"epochs: {epochs}\nprecision: '32'\nquiet: true\nworkers: 0\nwarmup_epochs: 0\ncalibrate: false\n")
+    write_if_changed(config, f"data: {data}\nmodel: simple_cnn\nweights: none\nstrategy: full\nimg_size: {img_size}\n"
+                    f"epochs: {epochs}\nprecision: '{precision}'\nquiet: true\nworkers: 0\nwarmup_epochs: 0\ncalibrate: false\n")
     space = work / "space.yaml"
-    space.write_text(SPACE)
+    write_if_changed(space, SPACE)
     return config, space
+
+
+def write_if_changed(path: Path, text: str) -> None:
+    """Processes training other arms in the same folder read these files at every trial: never rewrite one."""
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
 
 
 def lean_trials() -> None:
@@ -74,53 +84,93 @@ def study_values(out: Path) -> list[dict]:
              "epochs": t.user_attrs.get("epochs_run", 0)} for t in study.trials]
 
 
-COST: dict[str, dict] = {}  # study folder -> wall and process CPU seconds it took (this process, this run)
+def cost(out: Path) -> dict:
+    """Wall and process CPU seconds the study took, summed over the runs that trained it (cost.json)."""
+    path = out / "cost.json"
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
-def run(config: Path, space: Path, out: Path, sampler: str, pruner: str, seed: int, trials: int) -> list[dict]:
+def finished(out: Path, trials: int) -> bool:
+    return (out / "study.db").exists() and sum(t["state"] in ("COMPLETE", "PRUNED") for t in study_values(out)) >= trials
+
+
+def run(config: Path, space: Path, out: Path, sampler: str, pruner: str, seed: int, trials: int,
+        train: bool = True, worker: int = 0) -> list[dict] | None:
+    """The study's first `trials` trials, trained first unless finished (an interrupted one continues); None when it
+    is not finished and `train` is off. Its cost goes to out/cost.json, so a report-only pass has every study's cost.
+    `worker` k > 0 joins a random search another process is running, sampling with its own seed (seed + 1000 k):
+    random trials are independent draws, so several workers make the same search (TPE's are not: it stays one)."""
     from pixelforge.tune.study import TuneOptions, run_study
 
-    if not (out / "study.db").exists():  # an earlier, interrupted run's finished studies are reused, not re-run
+    if worker and sampler != "random":
+        raise SystemExit(f"--worker {worker}: only a random-search study takes extra workers ({sampler} is sequential)")
+    if not finished(out, trials):
+        if not train:
+            return None
         wall, cpu = time.perf_counter(), time.process_time()
-        run_study(TuneOptions(config, space, out, sampler=sampler, pruner=pruner, seed=seed, trials=trials))
-        COST[out.name] = {"wall_s": round(time.perf_counter() - wall, 1), "cpu_s": round(time.process_time() - cpu, 1)}
-    return study_values(out)
-
-
-def t1_row(config, space, work: Path, seed: int, trials: int, tpe: list[dict]) -> dict:
-    target = best(run(config, space, work / f"random-{seed}", "random", "none", seed, trials))
-    reached = next((t["number"] + 1 for t in tpe if t["value"] is not None and t["value"] >= target), None)
-    return {"seed": seed, "random_best": target, "tpe_best": best(tpe), "tpe_trials_to_reach": reached,
-            "fraction": (reached or trials * 2) / trials}
+        run_study(TuneOptions(config, space, out, sampler=sampler, pruner=pruner, seed=seed + 1000 * worker,
+                              trials=trials))
+        spent = cost(out)
+        (out / "cost.json").write_text(json.dumps({
+            "wall_s": round(spent.get("wall_s", 0) + time.perf_counter() - wall, 1),
+            "cpu_s": round(spent.get("cpu_s", 0) + time.process_time() - cpu, 1)}))
+    # Workers that check the count at the same moment can each start the 40th trial: the study is its first 40
+    # finished trials (a failed one, an interrupted worker's, was queued again and ran under a later number).
+    done = [t for t in sorted(study_values(out), key=lambda t: t["number"]) if t["state"] in ("COMPLETE", "PRUNED")]
+    return done[:trials]
 
 
 def best(trials: list[dict]) -> float:
     return max(t["value"] for t in trials if t["state"] == "COMPLETE")
 
 
-def t1_t2(config, space, work: Path, seeds: int, trials: int, pruners: list[str], with_t1: bool = True,
-          save=lambda rows: None) -> dict:
-    """Per seed: the unpruned TPE study (T1's TPE side and T2's baseline: one study serves both), random search,
-    then one TPE study per pruner with the same seed. `save(rows)` after each study, so a cut run keeps its figures."""
-    rows = {"T1": [], "T2": []}
-    for seed in range(seeds):
-        tpe = run(config, space, work / f"tpe-{seed}", "tpe", "none", seed, trials)
-        if not with_t1:  # T2 alone: its baseline is the unpruned TPE study
-            rows["T1"].append({"seed": seed, "tpe_best": best(tpe), "fraction": None})
-        else:
-            rows["T1"].append(t1_row(config, space, work, seed, trials, tpe))
-            print(json.dumps({"T1": rows["T1"][-1]}), flush=True)
-        save(rows)
-        base_epochs = sum(t["epochs"] for t in tpe)
-        for pruner in pruners:
-            pruned = run(config, space, work / f"tpe-{pruner}-{seed}", "tpe", pruner, seed, trials)
-            epochs = sum(t["epochs"] for t in pruned)
-            rows["T2"].append({"seed": seed, "pruner": pruner, "epochs": epochs, "epochs_unpruned": base_epochs,
-                               "saving": 1 - epochs / base_epochs, "best": best(pruned), "best_unpruned": best(tpe),
-                               "drop_points": 100 * (best(tpe) - best(pruned)),
-                               "n_pruned": sum(t["state"] == "PRUNED" for t in pruned)})
-            print(json.dumps({"T2": rows["T2"][-1]}), flush=True)
+def t1_row(seed: int, trials: int, tpe: list[dict], random: list[dict]) -> dict:
+    target = best(random)
+    reached = next((i + 1 for i, t in enumerate(tpe) if t["value"] is not None and t["value"] >= target), None)
+    return {"seed": seed, "random_best": target, "tpe_best": best(tpe), "tpe_trials_to_reach": reached,
+            "fraction": (reached or trials * 2) / trials}
+
+
+def t2_row(seed: int, pruner: str, tpe: list[dict], pruned: list[dict]) -> dict:
+    epochs, base_epochs = sum(t["epochs"] for t in pruned), sum(t["epochs"] for t in tpe)
+    return {"seed": seed, "pruner": pruner, "epochs": epochs, "epochs_unpruned": base_epochs,
+            "saving": 1 - epochs / base_epochs, "best": best(pruned), "best_unpruned": best(tpe),
+            "drop_points": 100 * (best(tpe) - best(pruned)), "n_pruned": sum(t["state"] == "PRUNED" for t in pruned)}
+
+
+ARMS = {"tpe": ("tpe", "none"), "random": ("random", "none"), "median": ("tpe", "median"),
+        "hyperband": ("tpe", "hyperband")}  # arm -> (sampler, pruner); the study folder is <sampler>[-<pruner>]-<seed>
+
+
+def study_folder(work: Path, arm: str, seed: int) -> Path:
+    sampler, pruner = ARMS[arm]
+    return work / (f"{sampler}-{seed}" if pruner == "none" else f"{sampler}-{pruner}-{seed}")
+
+
+def t1_t2(config, space, work: Path, seeds: list[int], trials: int, arms: list[str], train: bool = True,
+          save=lambda rows: None, worker: int = 0) -> dict:
+    """Per seed, each arm's study with that seed: unpruned TPE (T1's TPE side and T2's baseline: one study serves
+    both), random search, TPE with each pruner. Then the rows of every seed whose studies are all finished (arms
+    may be trained by separate processes, `--arms`, and read together by a `--report-only` pass). `save(rows)`
+    after each study, so a cut run keeps its figures."""
+    rows: dict = {"T1": [], "T2": [], "cost": {}}
+    for seed in seeds:
+        studies = {}
+        for arm in arms:
+            sampler, pruner = ARMS[arm]
+            out = study_folder(work, arm, seed)
+            studies[arm] = run(config, space, out, sampler, pruner, seed, trials, train, worker)
+            rows["cost"][out.name] = cost(out)
             save(rows)
+        tpe = studies.get("tpe")
+        if tpe is not None and studies.get("random") is not None:
+            rows["T1"].append(t1_row(seed, trials, tpe, studies["random"]))
+            print(json.dumps({"T1": rows["T1"][-1]}), flush=True)
+        for pruner in ("median", "hyperband"):
+            if tpe is not None and studies.get(pruner) is not None:
+                rows["T2"].append(t2_row(seed, pruner, tpe, studies[pruner]))
+                print(json.dumps({"T2": rows["T2"][-1]}), flush=True)
+        save(rows)
     return rows
 
 
@@ -165,13 +215,23 @@ def spread(values: list[float]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1")
+    parser.add_argument("--seed-list", default=None, help="these seeds instead (comma-separated)")
     parser.add_argument("--trials", type=int, default=40)
-    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=3,
+                        help="epochs a trial (3: measured in docs/tuning.md, the cost of the issue's trial at 6)")
+    parser.add_argument("--precision", default="bf16-mixed", help="the trials' precision (32 for exact fp32)")
     parser.add_argument("--images", type=int, default=None,
                         help="training images, val kept whole (default: digits' splits as they are, 1257 / 270)")
     parser.add_argument("--img-size", type=int, default=32)
     parser.add_argument("--pruners", default="median,hyperband")
+    parser.add_argument("--arms", default=None,
+                        help="T1/T2 studies to train, of tpe,random,median,hyperband (default: those --only and "
+                             "--pruners need); one process per arm list runs them in parallel")
+    parser.add_argument("--worker", type=int, default=0,
+                        help="k > 0: another worker on a random-search study a process is running (--arms random; "
+                             "it samples with seed + 1000 k)")
+    parser.add_argument("--report-only", action="store_true", help="train nothing: figures of the finished studies")
     parser.add_argument("--nas-minutes", type=float, default=15)
     parser.add_argument("--only", default="T1,T2,T3,T4")
     parser.add_argument("--full-trials", action="store_true", help="keep each trial's report and model card")
@@ -184,11 +244,14 @@ def main(argv: list[str] | None = None) -> None:
 
     torch.set_num_threads(args.threads)
     args.work.mkdir(parents=True, exist_ok=True)
-    config, space = prepare(args.work, args.images, args.epochs, args.img_size)
+    config, space = prepare(args.work, args.images, args.epochs, args.img_size, args.precision)
     only = args.only.upper().split(",")
+    seeds = [int(s) for s in args.seed_list.split(",")] if args.seed_list else list(range(args.seeds))
+    pruners = [p for p in args.pruners.split(",") if p] if "T2" in only else []
+    arms = args.arms.split(",") if args.arms else ["tpe", *(["random"] if "T1" in only else []), *pruners]
     if not args.full_trials:
         lean_trials()
-    result: dict = {"args": {k: str(v) for k, v in vars(args).items()}, "cost": COST}
+    result: dict = {"args": {k: str(v) for k, v in vars(args).items()}}
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"tune-{time.strftime('%Y%m%d-%H%M%S')}.json"
 
@@ -196,14 +259,14 @@ def main(argv: list[str] | None = None) -> None:
         path.write_text(json.dumps({**result, **rows}, indent=1))
 
     if "T1" in only or "T2" in only:
-        result.update(t1_t2(config, space, args.work, args.seeds, args.trials,
-                            args.pruners.split(",") if "T2" in only else [], "T1" in only, save))
+        result.update(t1_t2(config, space, args.work, seeds, args.trials, arms, not args.report_only, save,
+                              args.worker))
         print(f"T1 TPE trials to reach random's best, fraction of {args.trials}: "
-              f"{spread([r['fraction'] for r in result['T1']])}")
-        for pruner in args.pruners.split(",") if "T2" in only else []:
+              f"{spread([r['fraction'] for r in result['T1']])} over {len(result['T1'])} seeds")
+        for pruner in pruners:
             rows = [r for r in result["T2"] if r["pruner"] == pruner]
             print(f"T2 {pruner}: epochs saved {spread([r['saving'] for r in rows])}; best drop (points) "
-                  f"{spread([r['drop_points'] for r in rows])}")
+                  f"{spread([r['drop_points'] for r in rows])} over {len(rows)} seeds")
     if "T3" in only:
         result["T3"] = t3(config, space, args.work, args.trials)
         print(f"T3 two SQLite workers: {json.dumps(result['T3'])}")

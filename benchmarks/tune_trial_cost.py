@@ -1,7 +1,9 @@
-"""Where one tune trial's time goes, at the setting of benchmarks.tune_search (digits, simple_cnn), per thread count.
+"""Where one tune trial's time goes, at the setting of benchmarks.tune_search (digits, simple_cnn), per thread count
+and precision.
 
     python -m benchmarks.tune_trial_cost                         # the issue's trial: all digits, 32 px, 6 epochs
     python -m benchmarks.tune_trial_cost --images 400 --img-size 16 --epochs 4 --threads 1
+    python -m benchmarks.tune_trial_cost --epochs 2 --threads 1 --precisions 32,bf16-mixed   # fp32 against bf16
 
 For each thread count: one trial in a study of one, in this process (imports and the first trial's warm-up are
 paid by an untimed trial first), timed wall and process CPU, and split into the epochs' training and validation
@@ -38,17 +40,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--img-size", type=int, default=32)
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--threads", default="1,2")
+    parser.add_argument("--precisions", default="32", help="comma-separated: each thread count runs each")
     parser.add_argument("--work", type=Path, default=Path("runs/bench-trial-cost"))
     args = parser.parse_args(argv)
     import torch
 
     args.work.mkdir(parents=True, exist_ok=True)
-    config, space = prepare(args.work, args.images, args.epochs, args.img_size)
     lean_trials()
-    one_trial(config, space, args.work / "warm-up", 0)
-    for threads in [int(t) for t in args.threads.split(",")]:
-        torch.set_num_threads(threads)
-        print(f"{threads} thread(s): {one_trial(config, space, args.work / f'threads-{threads}', 0)}", flush=True)
+    for precision in args.precisions.split(","):
+        (args.work / precision).mkdir(parents=True, exist_ok=True)
+        config, space = prepare(args.work / precision, args.images, args.epochs, args.img_size, precision)
+        one_trial(config, space, args.work / precision / "warm-up", 0)
+        for threads in [int(t) for t in args.threads.split(",")]:
+            torch.set_num_threads(threads)
+            cost = one_trial(config, space, args.work / precision / f"threads-{threads}", 0)
+            print(f"precision {precision}, {threads} thread(s): {cost}", flush=True)
 
 
 if __name__ == "__main__":
