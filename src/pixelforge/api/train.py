@@ -152,6 +152,7 @@ def _finish(run: Path, cfg: RunConfig, result: FitResult, task: Task, broken_lin
     progress = EpochProgress(quiet=cfg.quiet)
     monitor = result.monitor
     rows = rd.read_metrics(run / "metrics.csv")
+    training_seconds = sum(r["epoch_seconds"] or 0 for r in rows)
     summary = {
         "monitor": monitor, "best_metric": result.best_metric,
         "best_val_accuracy": result.best_metric if monitor == "val_acc" else None,
@@ -159,14 +160,14 @@ def _finish(run: Path, cfg: RunConfig, result: FitResult, task: Task, broken_lin
         "stopped_early": result.stopped_early, "stop_reason": result.stop_reason, "path": result.path, "lr": result.lr, "train_images": result.n_train,
         "val_images": result.n_val, "unreadable_images": result.unreadable, "broken_links": broken_links,
         "precision": cfg.precision,
-        "seconds_training": round(sum(r["epoch_seconds"] or 0 for r in rows), 2),
+        "seconds_training": round(training_seconds, 2),
     }
     extraction = result.feature_extraction_seconds
     if extraction is not None:  # the head trained on features computed first: part of what the user waited for
         summary["feature_extraction_seconds"] = extraction
     # Training images per second of what the user waited for (epochs, and feature extraction where there was
     # some); metrics.csv's head_images_per_s on the cached-features path counts only the head's work.
-    waited = summary["seconds_training"] + (extraction or 0.0)
+    waited = training_seconds + (extraction or 0.0)  # unrounded: a head's epochs can take milliseconds
     summary["images_per_s"] = round(result.n_train * len(rows) / waited, 2) if waited > 0 else None
     rd.write_json(run / "summary.json", summary)
     if result.unreadable:
