@@ -216,8 +216,6 @@ def _configure_optimizers(setup: TaskSetup, config: FitConfig, lr: float, steps_
     return {"main": (optimizer, build_scheduler(config.schedule, optimizer, total, warmup))}
 
 
-
-
 @contextmanager
 def _lightning_info(shown: bool):
     """Lightning's info lines (precision, DDP start-up) shown or kept at WARNING for the block; levels put back."""

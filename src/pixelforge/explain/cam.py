@@ -1,4 +1,5 @@
-"""Class activation maps (Grad-CAM written out, the others from pytorch-grad-cam), with the target layer found automatically for any backbone.
+"""Class activation maps (Grad-CAM written out, the others from pytorch-grad-cam), with the target layer found
+automatically for any backbone.
 
 Methods: Grad-CAM (Selvaraju et al. 2017), Grad-CAM++ (Chattopadhyay et al. 2018), Score-CAM (Wang et al. 2020)
 and Eigen-CAM (Muhammad & Yeasin 2020). All of them weight the feature maps of one convolutional layer; the
