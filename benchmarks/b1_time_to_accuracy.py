@@ -25,11 +25,11 @@ def plain_side(work: Workload) -> dict:
 
 def pixelforge_side(work: Workload, run_index: list[int]) -> dict:
     import pixelforge
-    from pixelforge.engine.fabric import fabric_class
+    from pixelforge.engine.fabric import lightning_fabric
 
     from pixelforge.api import train  # noqa: F401
 
-    fabric_class()  # imports are done before the clock starts, as the plain side's are
+    lightning_fabric()  # imports are done before the clock starts, as the plain side's are
     run_index[0] += 1
     timer = TargetTimer(work.target)
     with captured_log() as lines:

@@ -4,7 +4,7 @@ segmentation rely on (nested batches, task-named metrics, best.ckpt chosen by th
 import math
 
 import torch
-from pixelforge.engine.fabric import fabric_class
+from pixelforge.engine.fabric import lightning_fabric
 from torch.utils.data import DataLoader
 
 from pixelforge.runs import folder as rd
@@ -41,7 +41,7 @@ def test_a_duck_typed_task_trains_and_its_monitor_picks_best_checkpoint(tmp_path
     torch.manual_seed(0)
     xs = torch.randn(64, 3)
     data = [(x, {"y": x.sum()}) for x in xs]
-    fabric = fabric_class()(accelerator="cpu", devices=1)
+    fabric = lightning_fabric().Fabric(accelerator="cpu", devices=1)
     model = torch.nn.Linear(3, 1)
     optimizer = build_optimizer("adamw", [{"params": model.parameters(), "lr": 0.05}], 0.05)
     sampler = EpochSampler(len(data), seed=0)
@@ -88,7 +88,7 @@ class ScalarsAndOwnTransfer(ToyRegression):
 def test_every_scalar_a_step_returns_is_logged_as_its_count_weighted_mean(tmp_path):
     torch.manual_seed(0)
     data = [(x, {"y": x.sum()}) for x in torch.randn(60, 3)]  # batches of 8: seven of 8, then one of 4
-    fabric = fabric_class()(accelerator="cpu", devices=1)
+    fabric = lightning_fabric().Fabric(accelerator="cpu", devices=1)
     model = torch.nn.Linear(3, 1)
     optimizer = build_optimizer("adamw", [{"params": model.parameters(), "lr": 0.05}], 0.05)
     sampler = EpochSampler(len(data), seed=0)

@@ -123,7 +123,7 @@ def test_drift_flags_shifted_images_and_not_same_distribution_ones(sequence, tmp
 
 
 def test_lwf_teacher_is_the_parent_as_it_was_answering_for_its_classes(sequence):
-    from pixelforge.engine.fabric import fabric_class
+    from pixelforge.engine.fabric import lightning_fabric
 
     from pixelforge.api.train import _parent_options
     from pixelforge.engine.progress import EpochProgress
@@ -136,7 +136,7 @@ def test_lwf_teacher_is_the_parent_as_it_was_answering_for_its_classes(sequence)
     cfg = build_config(None, data=str(tasks[2]), **_parent_options({"continue_from": str(child), "continual": "lwf"}))
     source, classes = prepare_data(cfg)
     assert classes == ["0", "1", "2", "3", "4", "5"]
-    setup = build_continual_setup(cfg, source, classes, fabric_class()(accelerator="cpu", devices=1), EpochProgress(quiet=True))
+    setup = build_continual_setup(cfg, source, classes, lightning_fabric().Fabric(accelerator="cpu", devices=1), EpochProgress(quiet=True))
     x = torch.stack([setup.train_data[i][0] for i in range(4)])
     parent = load_run(child).model
     with torch.no_grad():

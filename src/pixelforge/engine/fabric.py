@@ -13,36 +13,17 @@ from __future__ import annotations
 import sys
 
 
-def _import_fabric_package():
-    if "lightning_fabric" in sys.modules or "torchmetrics" in sys.modules:
-        import lightning_fabric
+def lightning_fabric():
+    """The `lightning_fabric` package (`.Fabric`, `.strategies.DDPStrategy`, `.loggers.TensorBoardLogger`)."""
+    if "lightning_fabric" not in sys.modules and "torchmetrics" not in sys.modules:
+        sys.modules["torchmetrics"] = None  # makes `import torchmetrics` fail fast inside lightning_utilities' check
+        try:
+            import lightning_fabric  # noqa: F401
+        finally:
+            del sys.modules["torchmetrics"]
+    import lightning_fabric
 
-        return lightning_fabric
-    sys.modules["torchmetrics"] = None  # makes `import torchmetrics` fail fast inside lightning_utilities' check
-    try:
-        import lightning_fabric
-    finally:
-        del sys.modules["torchmetrics"]
     return lightning_fabric
-
-
-def fabric_class():
-    """`lightning_fabric.Fabric`."""
-    return _import_fabric_package().Fabric
-
-
-def ddp_strategy_class():
-    _import_fabric_package()
-    from lightning_fabric.strategies import DDPStrategy
-
-    return DDPStrategy
-
-
-def tensorboard_logger_class():
-    _import_fabric_package()
-    from lightning_fabric.loggers import TensorBoardLogger
-
-    return TensorBoardLogger
 
 
 # Lightning logs through these (lightning_utilities' rank_zero_info uses whichever was imported last).

@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 from pixelforge.engine import process_state
 from pixelforge.runs import folder as rd
 from pixelforge.engine.cpu_memory import reuse_freed_memory
-from pixelforge.engine.fabric import LOGGER_NAMES, ddp_strategy_class, tensorboard_logger_class
+from pixelforge.engine.fabric import LOGGER_NAMES, lightning_fabric
 from pixelforge.engine.hooks import EarlyStopping
 from pixelforge.engine.loop import EpochSampler, Loop, LoopState
 from pixelforge.engine.progress import EpochProgress
@@ -99,18 +99,16 @@ def fit(build_setup: Callable[..., TaskSetup], run_dir: str | Path, config: FitC
         >>> result.best_epoch  # doctest: +SKIP
         3
     """
-    from pixelforge.engine.fabric import fabric_class
-
-    Fabric = fabric_class()  # noqa: N806 - the class
     run_dir, config = Path(run_dir), config or FitConfig()
     (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     with process_state.restored_afterwards(), _lightning_info(shown=not config.quiet):
         # Lightning's "Using bfloat16 Automatic Mixed Precision (AMP)" says less than our "training ..." line,
         # which names the precision and why: never shown.
         with _lightning_info(shown=False):
-            fabric = Fabric(accelerator=config.accelerator, devices=config.devices, num_nodes=config.num_nodes,
-                            precision=_fabric_precision(config.precision), strategy=_strategy(config),
-                            loggers=_tensorboard(run_dir))
+            fabric = lightning_fabric().Fabric(accelerator=config.accelerator, devices=config.devices,
+                                               num_nodes=config.num_nodes,
+                                               precision=_fabric_precision(config.precision),
+                                               strategy=_strategy(config), loggers=_tensorboard(run_dir))
         return fabric.launch(_fit_process, build_setup, run_dir, config, resume, list(hooks), dict(checkpoint_meta or {}))
 
 
@@ -240,7 +238,7 @@ def _fabric_precision(precision: str) -> str:
 def _strategy(config: FitConfig):
     if config.devices * config.num_nodes == 1:
         return "auto"
-    DDPStrategy = ddp_strategy_class()  # noqa: N806 - the class
+    DDPStrategy = lightning_fabric().strategies.DDPStrategy  # noqa: N806 - the class
     if "LOCAL_RANK" in os.environ and "WORLD_SIZE" in os.environ:  # torchrun already started one process per device
         return DDPStrategy(find_unused_parameters=config.find_unused_parameters)
     # Spawned processes work from the CLI and from Python alike.
@@ -249,6 +247,6 @@ def _strategy(config: FitConfig):
 
 def _tensorboard(run: Path):
     try:
-        return tensorboard_logger_class()(root_dir=str(run), name="tensorboard", version="")
+        return lightning_fabric().loggers.TensorBoardLogger(root_dir=str(run), name="tensorboard", version="")
     except (ImportError, ModuleNotFoundError):
         return None

@@ -14,7 +14,7 @@ def find_lr_for_config(out: Path, **options) -> LRFinderResult:
 
     from pixelforge.data.dataset import ImageDataset
     from pixelforge.data.transforms import decode_size, resolve_augment, train_transform
-    from pixelforge.engine.fabric import fabric_class
+    from pixelforge.engine.fabric import lightning_fabric
     from pixelforge.engine.schedule import build_optimizer
     from pixelforge.models.classifier import build_classifier, check_img_size
     from pixelforge.models.finetune import apply_strategy, param_groups
@@ -31,7 +31,7 @@ def find_lr_for_config(out: Path, **options) -> LRFinderResult:
                            decode_size(cfg.img_size, model.spec.crop_pct), transform)
     dataset.preload()
     loader = DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True)
-    fabric = fabric_class()(accelerator="cpu" if cfg.accelerator == "auto" and not __import__("torch").cuda.is_available()
+    fabric = lightning_fabric().Fabric(accelerator="cpu" if cfg.accelerator == "auto" and not __import__("torch").cuda.is_available()
                     else cfg.accelerator, devices=1)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     make = lambda: build_optimizer(cfg.optimizer, param_groups(model, cfg.strategy, 1.0, cfg.backbone_lr_mult, cfg.weight_decay), 1.0)  # noqa: E731
