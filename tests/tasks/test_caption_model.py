@@ -1,5 +1,5 @@
-"""The caption decoder's round-three options (docs/captioning.md, "Numbers"): the language model sees where it
-looked, not what it saw; word dropout is a training-only noise; runs saved before these options still load."""
+"""The caption decoder's options (docs/captioning.md, "Numbers"): the language model sees where it looked, not what
+it saw; word dropout is a training-only noise; the attention reads the word just said (round five)."""
 
 from __future__ import annotations
 
@@ -72,3 +72,15 @@ def test_where_attention_lets_the_words_move_it_only_by_place(attention, blind):
             shift = log_alpha[0] - log_alpha[1]
             shifts.append(shift - shift.mean())  # softmax's normalisation adds one constant per row
     assert torch.allclose(shifts[0], shifts[1], atol=1e-5) is blind
+
+
+@pytest.mark.parametrize("attention_query, reads_word", [("h+word", True), ("h", False)])
+def test_the_attention_query_reads_the_word_just_said(attention_query, reads_word):
+    """Same h, same image, a different word just said: only the "h+word" query may look elsewhere (so "blue" can
+    send the shape word to the blue object before h has read "blue")."""
+    torch.manual_seed(0)
+    decoder = AttentionDecoder(7, C, 8, 16, 8, dropout=0.0, lstm_input="where", attention_query=attention_query).eval()
+    with torch.no_grad():
+        feats, projected, h, c = decoder.init_state(features(1))
+        alphas = [decoder.step(feats, projected, torch.tensor([word]), h, c)[3] for word in (4, 5)]
+    assert (not torch.allclose(alphas[0], alphas[1], atol=1e-6)) is reads_word

@@ -112,6 +112,21 @@ def test_an_export_whose_captions_differ_from_pytorch_is_refused(caption_run, tm
     assert not (tmp_path / "pkg").exists()
 
 
+def test_a_run_saved_before_the_round_five_attention_query_still_predicts(caption_run, caption_data, tmp_path):
+    import shutil
+
+    from pixelforge.runs import folder as rd
+
+    old = tmp_path / "old"
+    shutil.copytree(caption_run, old)
+    state = rd.load_checkpoint(old / "checkpoints" / "best.ckpt")
+    # Round four's checkpoints: the same decoder without the word's attention query (config.yaml does not name it).
+    state["model"] = {k: v for k, v in state["model"].items() if not k.startswith("decoder.att_word")}
+    rd.save_checkpoint(state, old / "checkpoints" / "best.ckpt")
+    images = sorted((caption_data / "images" / "test").glob("*.png"))[:1]
+    assert pixelforge.predict(old, images)[0]["caption"]
+
+
 def test_a_run_saved_before_the_round_three_decoder_still_predicts_and_a_misfit_fails_in_one_line(
         caption_run, caption_data, tmp_path):
     import shutil

@@ -29,6 +29,15 @@ it (Bahdanau et al. 2015's additive attention) to choose each next word.
     first two and word dropout on the input words, held-out attribute match went from 83% to the figures in
     docs/captioning.md.
 
+    Round five: in SAT the attention of word t is steered by h_{t-1}, which has not yet read word t-1 (the LSTM
+    reads it after the attention). So when a caption's first words do not say which object comes first ("a large"
+    begins both "a large blue circle to the left of a large red square" and "a large red square to the right of
+    a large blue circle"), the attention at the shape word cannot know that "blue" was just said: it stays split
+    between both objects, the attended features mix a circle and a square, and the word layer's colour-shape
+    prior picks the shape ("blue square"). `attention_query="h+word"` adds the embedding of the word just said to
+    the attention's query, as the top-down attention of Anderson et al. 2018 (its attention LSTM reads the
+    previous word before attending) does, so the shape word looks at the object of the colour just named.
+
 `AttentionDecoder.step` is the one decoding step that training (teacher forcing), greedy decoding, beam search and
 the ONNX export all run, so the exported step is the trained one.
 """
@@ -90,7 +99,7 @@ class AttentionDecoder(nn.Module):
     def __init__(self, vocab_size: int, feature_dim: int, embed_dim: int = 128, hidden_dim: int = 256,
                  attention_dim: int = 128, dropout: float = 0.3, context_logits: bool = True,
                  init_state: str = "mean", output_context: bool = True, lstm_input: str = "context",
-                 gated_logits: bool = False, attention: str = "content"):
+                 gated_logits: bool = False, attention: str = "content", attention_query: str = "h"):
         super().__init__()
         self.gated_logits, self.attention = gated_logits, attention
         self.vocab_size, self.hidden_dim = vocab_size, hidden_dim
@@ -104,6 +113,9 @@ class AttentionDecoder(nn.Module):
         self.att_features = nn.Linear(2 if attention == "where" else feature_dim, attention_dim)
         self.att_saliency = nn.Linear(feature_dim, 1) if attention == "where" else None
         self.att_hidden = nn.Linear(hidden_dim, attention_dim)
+        # "h+word": the attention also reads the word just said, which h (updated after the attention) has not
+        # read yet (module docstring, round five).
+        self.att_word = nn.Linear(embed_dim, attention_dim) if attention_query == "h+word" else None
         self.att_score = nn.Linear(attention_dim, 1)
         self.gate = nn.Linear(hidden_dim, feature_dim)
         self.init_h, self.init_c = nn.Linear(feature_dim, hidden_dim), nn.Linear(feature_dim, hidden_dim)
@@ -134,15 +146,18 @@ class AttentionDecoder(nn.Module):
              c: torch.Tensor):
         """One word: (logits [B, V], h, c, alpha [B, N]) from `init_state`'s features and projection, the previous
         words [B], h and c."""
+        embedded = self.embed(words)
+        query = self.att_hidden(h)
+        if self.att_word is not None:
+            query = query + self.att_word(embedded)
         if self.att_saliency is not None:
-            scores = self.att_score(torch.tanh(projected[..., :-1] + self.att_hidden(h)[:, None])).squeeze(2)
+            scores = self.att_score(torch.tanh(projected[..., :-1] + query[:, None])).squeeze(2)
             scores = scores + projected[..., -1]
         else:
-            scores = self.att_score(torch.tanh(projected + self.att_hidden(h)[:, None])).squeeze(2)
+            scores = self.att_score(torch.tanh(projected + query[:, None])).squeeze(2)
         alpha = scores.softmax(1)
         attended = (alpha[:, :, None] * features).sum(1)
         context = torch.sigmoid(self.gate(h)) * attended
-        embedded = self.embed(words)
         seen = attended[:, -2:] if self.lstm_input == "where" else context
         h, c = self.lstm(torch.cat([embedded, seen], 1), (h, c))
         logits = self.out(self.dropout(torch.cat([h, context], 1) if self.output_context else h))
@@ -219,7 +234,7 @@ class Captioner(nn.Module):
 def build_captioner(backbone: str, vocab_size: int, weights: str = "imagenet", embed_dim: int = 128,
                     hidden_dim: int = 256, attention_dim: int = 128, dropout: float = 0.3, stride: int = 16,
                     context_logits: bool = True, init_state: str = "mean", deep_output: str = "h+context",
-                    lstm_input: str = "context", attention: str = "content") -> Captioner:
+                    lstm_input: str = "context", attention: str = "content", attention_query: str = "h") -> Captioner:
     """Example:
         >>> model = build_captioner("tf_efficientnet_lite0", 20, weights="none")
         >>> model(torch.zeros(2, 3, 64, 64), torch.zeros(2, 5, dtype=torch.long))[0].shape
@@ -230,4 +245,4 @@ def build_captioner(backbone: str, vocab_size: int, weights: str = "imagenet", e
         raise PixelforgeError(f"--weights {weights!r}: captioning takes imagenet or none")
     return Captioner(encoder, AttentionDecoder(vocab_size, encoder.channels, embed_dim, hidden_dim, attention_dim,
                                                dropout, context_logits, init_state, deep_output == "h+context",
-                                               lstm_input, attention=attention))
+                                               lstm_input, attention=attention, attention_query=attention_query))

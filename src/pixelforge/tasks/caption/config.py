@@ -26,6 +26,9 @@ class CaptionConfig(RunConfig):
         "content", description="what steers attention from word to word: the places' whole features (SAT), or "
                                "their x, y only plus a saliency no word changes (docs/captioning.md: +4 points "
                                "on canonical captions, -10 on all captions)")
+    attention_query: Literal["h+word", "h"] = Field(
+        "h+word", description="what steers the attention of each word: h and the word just said (default; the "
+                              "shape word then looks at the object whose colour was just named), or h alone (SAT)")
     init_state: Literal["mean", "zero"] = Field("mean", description="h0, c0 from the mean feature or from zeros")
     embed_dim: int = Field(128, ge=8, description="word embedding width")
     hidden_dim: int = Field(256, ge=8, description="LSTM width")

@@ -62,9 +62,12 @@ def load_caption_run(run_dir: str | Path, checkpoint: str = "best.ckpt") -> Capt
         # LSTM and word layer of those runs read the attended features (SAT's decoder).
         cfg = cfg.model_copy(update={"lstm_input": "context", "deep_output": "h+context", "init_state": "mean",
                                          "attention": "content"})
+    if "decoder.att_word.weight" not in state["model"]:
+        # Runs saved before round five's attention query (their config.yaml does not name it) attend from h alone.
+        cfg = cfg.model_copy(update={"attention_query": "h"})
     model = build_captioner(cfg.model, len(tokenizer), "none", cfg.embed_dim, cfg.hidden_dim, cfg.attention_dim,
                             cfg.decoder_dropout, cfg.feature_stride, cfg.context_logits, cfg.init_state,
-                            cfg.deep_output, cfg.lstm_input, cfg.attention)
+                            cfg.deep_output, cfg.lstm_input, cfg.attention, cfg.attention_query)
     try:
         model.load_state_dict(state["model"])
     except RuntimeError:

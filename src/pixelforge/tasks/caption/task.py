@@ -132,7 +132,7 @@ def build_setup(cfg, source, classes, fabric, progress, run_dir=None):
     tokenizer = Tokenizer.fit([c for i in train for c in i.captions], cfg.min_word_count)
     model = build_captioner(cfg.model, len(tokenizer), cfg.weights, cfg.embed_dim, cfg.hidden_dim, cfg.attention_dim,
                             cfg.decoder_dropout, cfg.feature_stride, cfg.context_logits, cfg.init_state,
-                            cfg.deep_output, cfg.lstm_input, cfg.attention)
+                            cfg.deep_output, cfg.lstm_input, cfg.attention, cfg.attention_query)
     mean, std = model.encoder.mean, model.encoder.std
     length = cfg.max_caption_words + 2
     advance, close = progress.counter("decoding images", len(train) + len(val))
