@@ -50,6 +50,6 @@ def build_setup(cfg, source, classes, fabric, progress) -> TaskSetup:
     model = model.to(fabric.device)
     train = CropDataset(source["train"], cfg.img_size, cfg.crops_per_image, train=True)
     val = CropDataset(source["val"], cfg.img_size, 1, train=False)
-    step = CompressionStep(model, cfg.lambda_, cfg.aux_lr, cfg.grad_clip)
+    step = CompressionStep(model, cfg.lambda_, cfg.aux_lr, cfg.grad_clip, cfg.schedule)
     return TaskSetup(task=step, model=model, trained=model, train_data=train, val_data=val,
                      n_train=len(train), n_val=len(val))
