@@ -6,6 +6,7 @@ from __future__ import annotations
 from pixelforge.engine.setup import TaskSetup
 from pixelforge.runs import folder as rd
 from pixelforge.tasks.common.run import read_run
+from pixelforge.tasks.compress.config import CompressConfig
 from pixelforge.tasks.compress.data import CropDataset, split_images
 from pixelforge.tasks.compress.models import build_model, downsampling
 from pixelforge.tasks.compress.step import CompressionStep
@@ -29,7 +30,7 @@ def check_parent(cfg) -> None:
     """`continue_from` must name a compression run whose weights fit this run's model (keys not given are the
     parent's, so only an explicit `--model` or `--channels-*` can differ)."""
     parent = load_config(rd.require_run(cfg.continue_from) / "config.yaml")
-    if parent.task != "compress":
+    if not isinstance(parent, CompressConfig):
         raise PixelforgeError(f"{cfg.continue_from}: continue_from needs a compression run, not a {parent.task!r} run")
     differ = [f"{key} {getattr(parent, key)} there, {getattr(cfg, key)} here" for key in ARCHITECTURE
               if getattr(parent, key) != getattr(cfg, key)]
