@@ -85,6 +85,31 @@ def test_lambda_is_a_train_option_of_the_cli():
     assert train_options({"lambda_": 0.02}) == {"lambda_": 0.02}
 
 
+class FirstWeights:
+    """A hook keeping the model's weights as training starts."""
+
+    def on_fit_start(self, ctx) -> None:
+        self.state = {k: v.clone() for k, v in ctx.model.state_dict().items()}
+
+
+def test_continue_from_starts_a_new_lambda_from_the_parent_s_best_weights(runs, photos, tmp_path):
+    parent = runs["hyperprior"]
+    first = FirstWeights()
+    child = pixelforge.train(str(photos), task="compress", continue_from=str(parent), lambda_=0.03, schedule="cosine",
+                             out=str(tmp_path / "child"), callbacks=[first], quiet=True).run_dir
+    best = rd.load_checkpoint(parent / "checkpoints" / "best.ckpt")["model"]
+    for key in ("g_a.0.weight", "g_s.6.weight", "h_s.4.bias", "entropy_bottleneck.quantiles"):
+        assert first.state[key].equal(best[key]), key
+    config = (child / "config.yaml").read_text()
+    assert "lambda_: 0.03" in config and "channels_n: 8" in config  # λ given, the architecture the parent's
+    main = rd.load_checkpoint(child / "checkpoints" / "last.ckpt")["optimizers"]["main"]
+    assert main["param_groups"][0]["lr"] == pytest.approx(0.0, abs=1e-9)  # --schedule cosine reached its end
+    with pytest.raises(pixelforge.PixelforgeError, match="do not fit this model.*channels_m 12 there, 16 here"):
+        pixelforge.train(str(photos), task="compress", continue_from=str(parent), channels_m=16,
+                         out=str(tmp_path / "misfit"), quiet=True)
+    assert not (tmp_path / "misfit").exists()  # refused before a run folder is made
+
+
 @pytest.mark.parametrize("model", ["factorized", "hyperprior"])
 def test_our_strings_are_compressai_s_own(runs, model):
     """The numpy pipeline with frozen tables writes exactly the strings CompressAI's model.compress writes."""

@@ -2,7 +2,9 @@
 
 `--model factorized | hyperprior` picks Ballé et al.'s factorized prior (2017) or scale hyperprior (2018), as
 CompressAI builds them; `--lambda` weighs distortion against rate in the loss `λ·255²·MSE + bpp` (CompressAI's
-`RateDistortionLoss`): larger λ, more bits and higher PSNR. `img_size` is the side of the random training crops.
+`RateDistortionLoss`): larger λ, more bits and higher PSNR. `img_size` is the side of the random training crops. `continue_from` starts
+from another run's weights: CompressAI's users train one λ long, then fine-tune the others from it for a fraction of
+the steps.
 """
 
 from __future__ import annotations
@@ -28,3 +30,6 @@ class CompressConfig(RunConfig):
     channels_m: int = Field(192, ge=8, description="channels of the latent y (CompressAI's M)")
     aux_lr: float = Field(1e-3, gt=0, description="learning rate of the entropy bottleneck's quantiles (aux loss)")
     crops_per_image: int = Field(8, ge=1, description="random training crops drawn from each image per epoch")
+    continue_from: str | None = Field(
+        None, description="compress: start from a trained compression run's weights (its best.ckpt), e.g. to "
+                          "fine-tune it at another --lambda; keys not given are the parent's")

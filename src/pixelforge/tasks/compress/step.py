@@ -11,6 +11,8 @@ import math
 
 import torch
 
+from pixelforge.engine.schedule import build_scheduler
+
 
 def is_aux(name: str) -> bool:
     """The entropy bottleneck's quantiles learn from the aux loss only (CompressAI's parameter split)."""
@@ -22,18 +24,21 @@ class CompressionStep:
     monitor_mode = "min"
     automatic_optimization = False
 
-    def __init__(self, model, lmbda: float, aux_lr: float, grad_clip: float | None = 1.0):
+    def __init__(self, model, lmbda: float, aux_lr: float, grad_clip: float | None = 1.0, schedule: str = "constant"):
         from compressai.losses import RateDistortionLoss
 
-        self.model, self.aux_lr, self.grad_clip = model, aux_lr, grad_clip
+        self.model, self.aux_lr, self.grad_clip, self.schedule = model, aux_lr, grad_clip, schedule
         self.criterion = RateDistortionLoss(lmbda=lmbda)
 
     def configure_optimizers(self, lr: float, total_steps: int, warmup_steps: int) -> dict:
         named = dict(self.model.named_parameters())
         main = torch.optim.Adam([p for n, p in named.items() if not is_aux(n)], lr=lr)
         aux = torch.optim.Adam([p for n, p in named.items() if is_aux(n)], lr=self.aux_lr)
-        # CompressAI's recipe: constant lr; its examples lower it on a plateau, which `--epochs` runs here leave out.
-        return {"main": (main, None), "aux": (aux, None)}
+        # CompressAI's examples keep the lr constant and lower it on a plateau; here `--schedule cosine` decays the
+        # main lr to zero over the planned steps instead (a short run cannot wait for plateaus). Aux stays constant.
+        plain = self.schedule == "constant" and not warmup_steps
+        scheduler = None if plain else build_scheduler(self.schedule, main, total_steps, warmup_steps)
+        return {"main": (main, scheduler), "aux": (aux, None)}
 
     def training_step(self, model, batch: torch.Tensor, ctx) -> dict:
         main, aux = ctx.optimizers["main"], ctx.optimizers["aux"]
@@ -43,6 +48,8 @@ class CompressionStep:
         if self.grad_clip:
             ctx.clip("main", self.grad_clip)
         main.step()
+        if ctx.schedulers.get("main") is not None:
+            ctx.schedulers["main"].step()
         aux_loss = self.model.aux_loss()  # the unwrapped model: aux_loss is a method, not its forward
         aux.zero_grad(set_to_none=True)
         ctx.backward(aux_loss)

@@ -1,11 +1,16 @@
-"""Compression as an engine task: the image folder split, the CompressAI model and the step (step.py)."""
+"""Compression as an engine task: the image folder split, the CompressAI model (fresh, or a parent run's weights
+with `continue_from`) and the step (step.py)."""
 
 from __future__ import annotations
 
 from pixelforge.engine.setup import TaskSetup
+from pixelforge.runs import folder as rd
+from pixelforge.tasks.common.run import read_run
+from pixelforge.tasks.compress.config import CompressConfig
 from pixelforge.tasks.compress.data import CropDataset, split_images
 from pixelforge.tasks.compress.models import build_model, downsampling
 from pixelforge.tasks.compress.step import CompressionStep
+from pixelforge.tasks.config import load_config
 from pixelforge.errors import PixelforgeError
 
 
@@ -14,6 +19,24 @@ def check_config(cfg) -> None:
     if cfg.img_size % step:
         raise PixelforgeError(f"img_size {cfg.img_size}: the {cfg.model} model needs crops whose side is a "
                               f"multiple of {step} (e.g. {max(step, cfg.img_size // step * step)})")
+    if cfg.continue_from:
+        check_parent(cfg)
+
+
+ARCHITECTURE = ("model", "channels_n", "channels_m")
+
+
+def check_parent(cfg) -> None:
+    """`continue_from` must name a compression run whose weights fit this run's model (keys not given are the
+    parent's, so only an explicit `--model` or `--channels-*` can differ)."""
+    parent = load_config(rd.require_run(cfg.continue_from) / "config.yaml")
+    if not isinstance(parent, CompressConfig):
+        raise PixelforgeError(f"{cfg.continue_from}: continue_from needs a compression run, not a {parent.task!r} run")
+    differ = [f"{key} {getattr(parent, key)} there, {getattr(cfg, key)} here" for key in ARCHITECTURE
+              if getattr(parent, key) != getattr(cfg, key)]
+    if differ:
+        raise PixelforgeError(f"{cfg.continue_from}: its weights do not fit this model ({'; '.join(differ)}); "
+                              f"leave those keys out to take the parent's")
 
 
 def prepare_data(cfg) -> tuple:
@@ -21,9 +44,13 @@ def prepare_data(cfg) -> tuple:
 
 
 def build_setup(cfg, source, classes, fabric, progress) -> TaskSetup:
-    model = build_model(cfg).to(fabric.device)
+    model = build_model(cfg)
+    if cfg.continue_from:  # the parent's best weights; the optimizers start fresh at this run's lr
+        model.load_state_dict(read_run(cfg.continue_from, "compress")[3]["model"])
+        progress.info(f"starting from {cfg.continue_from}'s best.ckpt")
+    model = model.to(fabric.device)
     train = CropDataset(source["train"], cfg.img_size, cfg.crops_per_image, train=True)
     val = CropDataset(source["val"], cfg.img_size, 1, train=False)
-    step = CompressionStep(model, cfg.lambda_, cfg.aux_lr, cfg.grad_clip)
+    step = CompressionStep(model, cfg.lambda_, cfg.aux_lr, cfg.grad_clip, cfg.schedule)
     return TaskSetup(task=step, model=model, trained=model, train_data=train, val_data=val,
                      n_train=len(train), n_val=len(val))
