@@ -1,8 +1,8 @@
 """Classification metrics from logits: accuracy, top-5, per-class precision/recall/F1, calibration, confusion.
 
-Counted here with numpy rather than imported from scikit-learn and torchmetrics, which define them: importing those
-two costs about a second of every `pixelforge train` (issue 20, lever L16), more than the arithmetic below.
-tests/metrics/test_classification_metrics.py checks every number against scikit-learn's
+Counted here (numpy for the table, torch for the ECE) rather than imported from scikit-learn and torchmetrics,
+which define them: importing those two costs about a second of every `pixelforge train` (issue 20, lever L16), more
+than the arithmetic below. tests/evaluation/test_metrics.py checks every number against scikit-learn's
 `precision_recall_fscore_support` / `f1_score` / `confusion_matrix` (zero_division=0) and torchmetrics'
 `multiclass_calibration_error` (15 bins, L1) on random predictions.
 """

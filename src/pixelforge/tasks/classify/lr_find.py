@@ -10,6 +10,7 @@ from pixelforge.engine.lr_find import LRFinderResult, lr_range_test
 
 def find_lr_for_config(out: Path, **options) -> LRFinderResult:
     """`pixelforge lr-find`: the range test on a config's data and model, without training a run."""
+    import torch
     from torch.utils.data import DataLoader
 
     from pixelforge.data.dataset import ImageDataset
@@ -31,8 +32,8 @@ def find_lr_for_config(out: Path, **options) -> LRFinderResult:
                            decode_size(cfg.img_size, model.spec.crop_pct), transform)
     dataset.preload()
     loader = DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True)
-    fabric = lightning_fabric().Fabric(accelerator="cpu" if cfg.accelerator == "auto" and not __import__("torch").cuda.is_available()
-                    else cfg.accelerator, devices=1)
+    accelerator = "cpu" if cfg.accelerator == "auto" and not torch.cuda.is_available() else cfg.accelerator
+    fabric = lightning_fabric().Fabric(accelerator=accelerator, devices=1)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     make = lambda: build_optimizer(cfg.optimizer, param_groups(model, cfg.strategy, 1.0, cfg.backbone_lr_mult, cfg.weight_decay), 1.0)  # noqa: E731
     result = lr_range_test(model, ClassificationTask(cfg.label_smoothing), loader, fabric, make, None)
