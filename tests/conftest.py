@@ -19,6 +19,17 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 HYMENOPTERA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "hymenoptera" / "train"
 
 
+def pytest_collection_modifyitems(items):
+    """Slow tests first, the rest in their usual order.
+
+    `pytest -n 2 --dist loadgroup` hands out each ungrouped test as its own unit in collection order (xdist_group
+    modules go first, largest first). In file order the longest trainings (the quickstart, the benchmark smoke
+    run, the tune workers) come last, so one worker ran a minute-long test while the other had nothing left; with
+    them first, the many short tests fill both workers evenly at the end.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: same-file order is kept
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_cache(tmp_path_factory):
     """Built-in datasets are written to a per-session cache, never the user's home."""
