@@ -11,6 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+# One worker exports the module's package once for its three damaged-package cases (loadgroup); ungrouped,
+# the cases were spread over both workers and each exported it.
+pytestmark = pytest.mark.xdist_group("hostile_packages")
+
 
 def _config(tmp_path, text: str):
     path = tmp_path / "run.yaml"

@@ -15,7 +15,8 @@ import pixelforge
 from pixelforge.errors import PixelforgeError
 from pixelforge.runs import folder as rd
 
-pytestmark = pytest.mark.slow
+# One worker builds the module's task sequence (two trainings) once (loadgroup).
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("continual_run")]
 
 TINY = dict(model="simple_cnn", weights="none", img_size=16, strategy="full", precision="32", lr=3e-3,
             batch_size=16, workers=0, calibrate=False, quiet=True)
