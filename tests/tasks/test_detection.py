@@ -16,6 +16,8 @@ from pixelforge.tasks.common.boxes import coco_results
 from pixelforge.tasks.detect.task import DetectionTask, prepare_data
 
 CATEGORIES = {3: "box", 7: "disc"}  # non-contiguous ids: labels 1, 2 must map back to 3, 7
+# One worker trains the module's tiny FCOS run once (loadgroup); ungrouped, both workers trained it.
+pytestmark = pytest.mark.xdist_group("detection")
 
 
 def write_tiny_coco(root: Path, per_split: dict[str, int] | None = None, size: int = 80, seed: int = 0) -> Path:
