@@ -19,15 +19,22 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 HYMENOPTERA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "hymenoptera" / "train"
 
 
-def pytest_collection_modifyitems(items):
-    """Slow tests first, the rest in their usual order.
+def pytest_collection_modifyitems(config, items):
+    """Under xdist, ungrouped slow tests first; everything else in its usual order.
 
     `pytest -n 2 --dist loadgroup` hands out each ungrouped test as its own unit in collection order (xdist_group
-    modules go first, largest first). In file order the longest trainings (the quickstart, the benchmark smoke
-    run, the tune workers) come last, so one worker ran a minute-long test while the other had nothing left; with
-    them first, the many short tests fill both workers evenly at the end.
+    modules go first, as whole units, largest first). In file order the longest trainings (the quickstart, the
+    benchmark smoke run) came last, where one worker could still be in a minute-long test with the other out of work; with
+    them first, the many short tests fill both workers evenly at the end. Grouped modules keep their order (their
+    tests share fixtures and may rely on it), and a plain `pytest` run keeps file order.
     """
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: same-file order is kept
+    if not hasattr(config, "workerinput"):  # not an xdist worker
+        return
+
+    def promoted(item) -> bool:
+        return item.get_closest_marker("slow") is not None and item.get_closest_marker("xdist_group") is None
+
+    items.sort(key=lambda item: not promoted(item))  # a stable sort: the rest keep their relative order
 
 
 @pytest.fixture(scope="session", autouse=True)
