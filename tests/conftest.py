@@ -25,8 +25,8 @@ def pytest_collection_modifyitems(config, items):
     `pytest -n 2 --dist loadgroup` hands out each ungrouped test as its own unit in collection order (xdist_group
     modules go first, as whole units, largest first). In file order the longest trainings (the quickstart, the
     benchmark smoke run) came last, where one worker could still be in a minute-long test with the other out of
-    work; with them first, the many short tests fill both workers evenly at the end. Grouped modules keep their order (their
-    tests share fixtures and may rely on it), and a plain `pytest` run keeps file order.
+    work; with them first, the many short tests fill both workers evenly at the end. Grouped modules keep their
+    order (their tests share fixtures and may rely on it), and a plain `pytest` run keeps file order.
     """
     if not hasattr(config, "workerinput"):  # not an xdist worker
         return
