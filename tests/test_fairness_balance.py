@@ -26,7 +26,8 @@ SHORTCUT = {("common", "horizontal"): "red", ("common", "vertical"): "green",
             ("rare", "horizontal"): "green", ("rare", "vertical"): "red"}
 COUNTS = {"train": {"common": 120, "rare": 8}, "val": {"common": 20, "rare": 1}, "test": {"common": 40, "rare": 40}}
 OPTIONS = dict(img_size=32, epochs=10, strategy="linear", lr=1e-2, augment="none", quiet=True)
-# One worker trains the two biased runs once for the module (loadgroup); ungrouped, each worker trained them.
+# One worker runs the module (loadgroup), so the two biased runs are trained once: the slow-first order in
+# conftest.py would otherwise split its tests over both workers.
 pytestmark = pytest.mark.xdist_group("fairness_balance")
 
 

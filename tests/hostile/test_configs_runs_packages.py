@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-# One worker exports the module's package once for its three damaged-package cases (loadgroup); ungrouped,
-# the cases were spread over both workers and each exported it.
+# One worker runs the module (loadgroup), so its package is exported once for the three damaged-package cases;
+# ungrouped, the cases went to both workers and each exported it.
 pytestmark = pytest.mark.xdist_group("hostile_packages")
 
 

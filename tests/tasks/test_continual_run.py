@@ -15,7 +15,7 @@ import pixelforge
 from pixelforge.errors import PixelforgeError
 from pixelforge.runs import folder as rd
 
-# One worker builds the module's task sequence (two trainings) once (loadgroup).
+# One worker runs the module (loadgroup), so its task sequence (two trainings) is built once.
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("continual_run")]
 
 TINY = dict(model="simple_cnn", weights="none", img_size=16, strategy="full", precision="32", lr=3e-3,

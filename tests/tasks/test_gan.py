@@ -18,13 +18,13 @@ from pixelforge.engine.hooks import Hook
 from pixelforge.errors import PixelforgeError
 from pixelforge.runs import folder as rd
 
+# One worker runs the module (loadgroup), so its GAN run is trained once: the slow-first order in conftest.py would otherwise split them.
+pytestmark = pytest.mark.xdist_group("gan")
+
 # native_size 8: the generator draws 8 px and enlarges them, so training, resume, generate and export all run
 # through the fixed bicubic enlargement (a generator drawing at the image size is the same network without it).
 # The discriminator judges at the native 8 px too (its default --d-size). aux_weight 1: the default 0.2 teaches the
 # auxiliary classifier too slowly for the first test to see it learn in 12 steps.
-# One worker trains the module's GAN run once (loadgroup); ungrouped, its tests were spread over both workers.
-pytestmark = pytest.mark.xdist_group("gan")
-
 TINY = dict(task="gan", conditional=True, img_size=16, native_size=8, width=8, latent_dim=8, epochs=2, batch_size=8,
             fid_n=16, eval_n=16, aux_weight=1.0, quiet=True)
 
