@@ -18,7 +18,8 @@ from pixelforge.engine.hooks import Hook
 from pixelforge.errors import PixelforgeError
 from pixelforge.runs import folder as rd
 
-# One worker runs the module (loadgroup), so its GAN run is trained once: the slow-first order in conftest.py would otherwise split them.
+# One worker runs the module (loadgroup), so its GAN run is trained once: the slow-first order in conftest.py
+# would otherwise split its tests over both workers.
 pytestmark = pytest.mark.xdist_group("gan")
 
 # native_size 8: the generator draws 8 px and enlarges them, so training, resume, generate and export all run
