@@ -19,18 +19,22 @@ def test_entry_runs_the_cli_with_its_exit_codes_and_collects_less_often():
              "import pixelforge.cli as cli\n"
              "real = cli.main\n"
              "def main():\n"
-             "    print('threshold', gc.get_threshold(), flush=True)\n"
+             "    import os\n"
+             "    print('threshold', gc.get_threshold(), 'spincount', os.environ.get('GOMP_SPINCOUNT'), flush=True)\n"
              "    real()\n"
              "cli.main = main\n"
              "from pixelforge.__main__ import main as entry_main\n"
              "entry_main()\n")
     ok = subprocess.run([sys.executable, "-c", probe, "tasks"], capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0, ok.stderr
-    assert f"threshold {entry.GC_THRESHOLD}" in ok.stdout and "classify" in ok.stdout
+    assert f"threshold {entry.GC_THRESHOLD} spincount {entry.GOMP_SPINCOUNT}" in ok.stdout and "classify" in ok.stdout
     bad = subprocess.run([sys.executable, "-m", "pixelforge", "evaluate", "/no/such/run"], capture_output=True,
                          text=True, timeout=120)
     assert bad.returncode == 2 and "error:" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_importing_the_entry_leaves_this_process_settings_alone():
+    import os
+
     assert gc.get_threshold() != entry.GC_THRESHOLD
+    assert os.environ.get("GOMP_SPINCOUNT") != entry.GOMP_SPINCOUNT

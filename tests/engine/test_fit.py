@@ -156,3 +156,49 @@ def test_two_fits_in_one_process_restore_its_settings_and_agree(tmp_path):
     finally:
         signal.signal(signal.SIGTERM, previous)
     assert _rows(tmp_path / "one") == _rows(tmp_path / "two") and first.best_metric == second.best_metric
+
+
+class CrashAt(Hook):
+    """Not a stop, not an interruption: an error, as a bug or an out-of-memory kill would end a run."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_epoch_start(self, ctx):
+        if ctx.state.epoch == self.epoch:
+            raise RuntimeError("crash")
+
+
+def test_fast_epochs_write_each_checkpoint_once_with_what_per_epoch_saves_held(straight, tmp_path, monkeypatch):
+    from pixelforge.engine import loop
+
+    run, _, _ = straight  # epochs far shorter than loop.CHECKPOINT_EVERY_S: everything is written after the last
+    writes = []
+    save = rd.save_checkpoint
+    monkeypatch.setattr(rd, "save_checkpoint", lambda state, path: (writes.append(path.name), save(state, path)))
+    monkeypatch.setattr(loop, "CHECKPOINT_EVERY_S", 0.0)  # the engine before L18: both files at every epoch end
+    every_epoch = rd.new_run_dir(tmp_path / "every-epoch")
+    fit(build_point_gan, every_epoch, CONFIG)
+    assert writes.count("last.ckpt") == 3 and writes.count("best.ckpt") >= 1
+    for name in ("best.ckpt", "last.ckpt"):
+        expected, got = (rd.load_checkpoint(r / "checkpoints" / name) for r in (every_epoch, run))
+        assert expected["loop"] == got["loop"], name
+        assert all(torch.equal(tensor, got["model"][key]) for key, tensor in expected["model"].items()), name
+    assert _rows(every_epoch) == _rows(run)
+    writes.clear()
+    monkeypatch.setattr(loop, "CHECKPOINT_EVERY_S", 30.0)
+    fit(build_point_gan, rd.new_run_dir(tmp_path / "once"), CONFIG)
+    assert sorted(writes) == ["best.ckpt", "last.ckpt"]
+
+
+def test_a_crash_between_saves_leaves_rows_only_for_saved_epochs_and_resumes_to_the_same_run(straight, tmp_path):
+    run, _, _ = straight
+    crashed = rd.new_run_dir(tmp_path / "crashed")
+    with pytest.raises(RuntimeError, match="crash"):
+        fit(build_point_gan, crashed, CONFIG, hooks=[CrashAt(2)])
+    assert not (crashed / "checkpoints" / "last.ckpt").exists()
+    assert not rd.read_metrics(crashed / "metrics.csv") if (crashed / "metrics.csv").exists() else True
+    fit(build_point_gan, crashed, CONFIG, resume=True)
+    expected, got = (rd.load_checkpoint(r / "checkpoints" / "last.ckpt") for r in (run, crashed))
+    assert all(torch.equal(tensor, got["model"][key]) for key, tensor in expected["model"].items())
+    assert _rows(crashed) == _rows(run)

@@ -22,3 +22,17 @@ def test_building_a_model_leaves_torchs_thread_count_as_it_was(tmp_path):
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("name", ["simple_cnn", "tf_efficientnet_lite0"])
+def test_restoring_a_checkpoint_gives_the_built_and_loaded_model_exactly(name):
+    from pixelforge.models.classifier import restore_classifier
+
+    torch.manual_seed(0)
+    trained = build_classifier(name, 3, "none", 0.1).eval()
+    restored = restore_classifier(name, 3, 0.1, {k: v.clone() for k, v in trained.state_dict().items()}).eval()
+    assert not any(t.is_meta for t in (*restored.parameters(), *restored.buffers()))
+    assert all(p.requires_grad for p in restored.parameters())  # Grad-CAM and fine-tuning still work on it
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(restored(x), trained(x))

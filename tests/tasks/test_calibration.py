@@ -31,6 +31,21 @@ def test_fitted_temperature_undoes_the_miscalibration(sharpness):
     assert fitted["ece_before"] == pytest.approx(ece(logits, targets))
 
 
+@pytest.mark.parametrize("sharpness,n,classes", [(0.1, 49, 2), (0.4, 200, 4), (3.0, 2000, 10), (8.0, 49, 2)])
+def test_lbfgs_finds_the_temperature_scipys_bounded_search_found(sharpness, n, classes):
+    """The fit moved from scipy's bounded search to torch's L-BFGS (no scipy.optimize import): same T, no worse NLL."""
+    import math
+
+    optimize = pytest.importorskip("scipy.optimize")
+    logits, targets = _logits(sharpness, n, classes, seed=n)
+    scipy_t = math.exp(optimize.minimize_scalar(lambda log_t: nll(logits, targets, math.exp(log_t)),
+                                                bounds=(math.log(0.05), math.log(20.0)), method="bounded",
+                                                options={"xatol": 1e-4}).x)
+    temperature = fit_temperature(logits, targets)
+    assert temperature == pytest.approx(scipy_t, rel=1e-3)
+    assert nll(logits, targets, temperature) <= nll(logits, targets, scipy_t) + 1e-9
+
+
 def test_calibration_is_skipped_when_it_cannot_be_fitted():
     logits, targets = _logits(1.0, n=10)
     assert calibrate(logits, targets)["temperature"] == 1.0 and "only 10" in calibrate(logits, targets)["skipped"]

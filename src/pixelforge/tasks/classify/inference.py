@@ -14,7 +14,7 @@ from pixelforge.data.dataset import ImageDataset
 from pixelforge.data.sources import Sample
 from pixelforge.data.transforms import decode_size, eval_transform
 from pixelforge.runs import folder as rd
-from pixelforge.models.classifier import Classifier, build_classifier
+from pixelforge.models.classifier import Classifier, restore_classifier
 
 
 @dataclass
@@ -51,12 +51,11 @@ def load_run(run_dir: str | Path, checkpoint: str = "best.ckpt", temperature: fl
     run = rd.require_run(run_dir)
     cfg = load_config(run / "config.yaml")
     classes = rd.read_json(run / "classes.json")
-    model = build_classifier(cfg.model, len(classes), weights="none", dropout=cfg.dropout)
     path = run / "checkpoints" / checkpoint
     if not path.exists() and (run / "checkpoints" / "last.ckpt").exists():
         path = run / "checkpoints" / "last.ckpt"  # a run interrupted before its first epoch ended
     state = rd.load_checkpoint(path)
-    model.load_state_dict(state["model"])
+    model = restore_classifier(cfg.model, len(classes), cfg.dropout, state["model"])
     # channels_last here, outside inference mode: converted inside it, the weights would become inference
     # tensors that autograd (Grad-CAM, saliency) refuses to use.
     model = model.to(memory_format=torch.channels_last).eval()
