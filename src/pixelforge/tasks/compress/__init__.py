@@ -45,19 +45,22 @@ class CompressTask(Task):
 
         return export_package(run, out, **options)
 
-    def evaluate(self, run, *, data=None, split=None, out=None, compare=None, **options):
+    def evaluate(self, run, *, data=None, split=None, out=None, compare=None, refine=None, refine_lr=None, **options):
         from pixelforge.tasks.compress.evaluate import evaluate_compression
 
         self.reject_options("evaluate", options)
-        return evaluate_compression(run, data=data, split=split, out=out, compare=compare)
+        return evaluate_compression(run, data=data, split=split, out=out, compare=compare, refine=refine or 0,
+                                    refine_lr=refine_lr)
 
     def format_metrics(self, metrics: dict) -> str:
         def number(key, fmt):
             value = metrics.get(key)
             return "n/a" if value is None else format(value, fmt)
 
-        return (f"{metrics['model']} λ={metrics['lambda']:g} on {metrics['num_images']} images: "
+        refined = f" ({metrics['refine_steps']} refinement steps)" if metrics.get("refine_steps") else ""
+        return (f"{metrics['model']} λ={metrics['lambda']:g}{refined} on {metrics['num_images']} images: "
                 f"{number('bpp', '.4f')} bpp (file; estimate {number('bpp_estimated', '.4f')}), "
                 f"PSNR {number('psnr', '.2f')} dB, MS-SSIM {number('ms_ssim', '.4f')} | at the same bpp: "
                 f"JPEG {number('jpeg_psnr_at_bpp', '.2f')} dB, WebP {number('webp_psnr_at_bpp', '.2f')} dB | "
-                f"BD-rate vs JPEG {number('bd_rate_vs_jpeg', '+.1f')}%, vs WebP {number('bd_rate_vs_webp', '+.1f')}%")
+                f"BD-rate vs JPEG {number('bd_rate_vs_jpeg', '+.1f')}%, vs WebP {number('bd_rate_vs_webp', '+.1f')}% | "
+                f"encode {number('encode_cpu_s', '.2f')} CPU-s, decode {number('decode_cpu_s', '.2f')} CPU-s a image")

@@ -9,6 +9,7 @@ the same images; BD-rate (metrics/bd_rate.py) compares that curve with JPEG's an
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from pixelforge.runs.result import EvalResult
 from pixelforge.tasks.compress.classical import QUALITIES, sweep, value_at_bpp
 from pixelforge.tasks.compress.data import split_images
 from pixelforge.metrics.image_quality import ms_ssim_or_none, psnr
+from pixelforge.tasks.compress.refine import DEFAULT_LR, LatentRefiner
 from pixelforge.tasks.compress.tables import load_trained, torch_transforms
 
 
@@ -41,20 +43,29 @@ def estimated_bpp(model, pixels: np.ndarray, kind: str) -> float:
     return bits / (pixels.shape[0] * pixels.shape[1])
 
 
-def score_run(run_dir, images: list[np.ndarray], keep_decoded: bool = False) -> dict:
-    """One run's mean bpp (file), PSNR, MS-SSIM and estimated bpp on `images`, and its per-image rows."""
+def score_run(run_dir, images: list[np.ndarray], keep_decoded: bool = False, refine: int = 0,
+              refine_lr: float | None = None) -> dict:
+    """One run's mean bpp (file), PSNR, MS-SSIM, estimated bpp and encode/decode CPU seconds on `images`, and its
+    per-image rows; `refine` > 0 refines each image's latents for that many steps before coding (refine.py)."""
     run, cfg, model, codec = load_trained(run_dir)
     transforms = torch_transforms(model)
+    refiner = LatentRefiner(model, cfg.lambda_, refine, refine_lr or DEFAULT_LR) if refine else None
     rows = []
     for pixels in images:
-        data = compress_pixels(pixels, codec, transforms)
+        started = time.process_time()
+        data = compress_pixels(pixels, codec, transforms, refine=refiner)
+        encoded = time.process_time()
         decoded = decompress_bytes(data, codec, transforms)
+        decode_cpu = time.process_time() - encoded
+        # The estimate of the latents actually coded: the refiner's kept ones, else the encoder's.
+        estimate = refiner.records[-1]["bpp"] if refiner else estimated_bpp(model, pixels, cfg.model)
         rows.append({"bytes": len(data), "bpp": 8 * len(data) / (pixels.shape[0] * pixels.shape[1]),
                      "psnr": psnr(pixels, decoded), "ms_ssim": ms_ssim_or_none(pixels, decoded),
-                     "bpp_estimated": estimated_bpp(model, pixels, cfg.model),
+                     "bpp_estimated": estimate, "encode_cpu_s": encoded - started, "decode_cpu_s": decode_cpu,
                      **({"decoded": decoded} if keep_decoded else {})})
-    return {"run": str(run), "model": cfg.model, "lambda": cfg.lambda_, "rows": rows,
-            **{k: _mean(r[k] for r in rows) for k in ("bpp", "psnr", "ms_ssim", "bpp_estimated")}}
+    keys = ("bpp", "psnr", "ms_ssim", "bpp_estimated", "encode_cpu_s", "decode_cpu_s")
+    return {"run": str(run), "model": cfg.model, "lambda": cfg.lambda_, "refine_steps": refine, "rows": rows,
+            **{k: _mean(r[k] for r in rows) for k in keys}}
 
 
 def compare_runs(compare: Path | None, own: Path) -> list[Path]:
@@ -86,19 +97,21 @@ def evaluation_images(run: Path, data: str | None, split: str | None) -> tuple[l
 
 
 def evaluate_compression(run_dir, data: str | None = None, split: str | None = None, out: Path | None = None,
-                         compare: Path | None = None) -> EvalResult:
+                         compare: Path | None = None, refine: int = 0, refine_lr: float | None = None) -> EvalResult:
+    """Score the run (and `compare`'s runs) with real files against JPEG/WebP; `refine` steps of latent
+    refinement per image for every run of the curve (figures in RUN/eval-NAME, or RUN/eval-NAME-refineN)."""
     run = Path(run_dir)
     files, name = evaluation_images(run, data, split)
     if not files:
         raise PixelforgeError(f"{data or run}: no images to evaluate")
     images = [np.asarray(load_rgb(f)) for f in files]
-    out = Path(out) if out else run / f"eval-{name}"
+    out = Path(out) if out else run / (f"eval-{name}-refine{refine}" if refine else f"eval-{name}")
     out.mkdir(parents=True, exist_ok=True)
-    ours = score_run(run, images, keep_decoded=True)
-    others = [score_run(r, images) for r in compare_runs(compare, run)]
+    ours = score_run(run, images, keep_decoded=True, refine=refine, refine_lr=refine_lr)
+    others = [score_run(r, images, refine=refine, refine_lr=refine_lr) for r in compare_runs(compare, run)]
     classical = {codec: [sweep(p, codec) for p in images] for codec in QUALITIES}
-    metrics = {"model": ours["model"], "lambda": ours["lambda"], "num_images": len(images),
-               **{k: ours[k] for k in ("bpp", "psnr", "ms_ssim", "bpp_estimated")}}
+    metrics = {"model": ours["model"], "lambda": ours["lambda"], "num_images": len(images), "refine_steps": refine,
+               **{k: ours[k] for k in ("bpp", "psnr", "ms_ssim", "bpp_estimated", "encode_cpu_s", "decode_cpu_s")}}
     for codec, sweeps in classical.items():
         for key in ("psnr", "ms_ssim"):
             matched = [value_at_bpp(rows, r["bpp"], key) for rows, r in zip(sweeps, ours["rows"])]
@@ -110,7 +123,8 @@ def evaluate_compression(run_dir, data: str | None = None, split: str | None = N
     for codec, rows in means.items():
         metrics[f"bd_rate_vs_{codec}"] = bd_rate([r["bpp"] for r in rows], [r["psnr"] for r in rows],
                                                  [s["bpp"] for s in curve], [s["psnr"] for s in curve])
-    metrics["curve"] = [{k: s[k] for k in ("run", "model", "lambda", "bpp", "psnr", "ms_ssim", "bpp_estimated")}
+    metrics["curve"] = [{k: s[k] for k in ("run", "model", "lambda", "bpp", "psnr", "ms_ssim", "bpp_estimated",
+                                           "encode_cpu_s", "decode_cpu_s")}
                         for s in curve]
     metrics["classical_curves"] = means
     from pixelforge.tasks.compress.figures import plot_rd_curve, write_comparison
