@@ -272,11 +272,14 @@ def test_a_corrupted_string_with_a_repaired_checksum_is_caught_by_the_symbol_crc
 
 @pytest.mark.slow  # JPEG and WebP sweeps with MS-SSIM at every quality
 def test_evaluate_reports_real_file_bpp_and_classical_codecs_at_the_same_bpp(runs, photos, tmp_path):
+    """With refinement: every run of the curve refined, and the same runs unrefined beside them."""
     result = pixelforge.evaluate(runs["factorized"], data=str(photos), out=tmp_path / "eval",
-                                 compare=runs["hyperprior"])
+                                 compare=runs["hyperprior"], refine=2)
     m = result.metrics
-    assert {"bpp", "psnr", "ms_ssim", "jpeg_psnr_at_bpp", "webp_psnr_at_bpp", "bd_rate_vs_jpeg"} <= set(m)
+    keys = {"bpp", "psnr", "ms_ssim", "jpeg_psnr_at_bpp", "webp_psnr_at_bpp", "bd_rate_vs_jpeg", "encode_cpu_s"}
+    assert keys <= set(m) and keys <= set(m["unrefined"])
     assert m["num_images"] == 4 and len(m["curve"]) == 2  # this run and the compared one, on the same images
+    assert [s["refine_steps"] for s in m["curve"]] == [2, 2] and m["unrefined"]["curve"][0]["refine_steps"] == 0
     assert m["bpp"] > 0 and 5 < m["psnr"] < 60 and m["jpeg_psnr_at_bpp"] is not None
     assert (tmp_path / "eval" / "rd_curve.png").stat().st_size > 10_000
     json.dumps(result.to_json())

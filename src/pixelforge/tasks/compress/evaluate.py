@@ -96,10 +96,34 @@ def evaluation_images(run: Path, data: str | None, split: str | None) -> tuple[l
     return split_images(cfg.data, cfg.val_fraction, cfg.seed)[chosen], chosen
 
 
+CURVE_KEYS = ("run", "model", "lambda", "refine_steps", "bpp", "psnr", "ms_ssim", "bpp_estimated", "encode_cpu_s",
+              "decode_cpu_s")
+
+
+def against_classical(ours: dict, curve: list[dict], classical: dict, means: dict) -> dict:
+    """The run's mean scores, the codecs' at its bpp (per image, interpolated) and the curve's BD-rates."""
+    metrics = {k: ours[k] for k in ("bpp", "psnr", "ms_ssim", "bpp_estimated", "encode_cpu_s", "decode_cpu_s")}
+    for codec, sweeps in classical.items():
+        for key in ("psnr", "ms_ssim"):
+            matched = [value_at_bpp(rows, r["bpp"], key) for rows, r in zip(sweeps, ours["rows"])]
+            metrics[f"{codec}_{key}_at_bpp"] = _mean(v for v, _ in matched)
+        metrics[f"{codec}_inside_sweep"] = all(inside for _, inside in
+                                               (value_at_bpp(rows, r["bpp"]) for rows, r in zip(sweeps, ours["rows"])))
+    for codec, rows in means.items():
+        metrics[f"bd_rate_vs_{codec}"] = bd_rate([r["bpp"] for r in rows], [r["psnr"] for r in rows],
+                                                 [s["bpp"] for s in curve], [s["psnr"] for s in curve])
+    metrics["curve"] = [{k: s[k] for k in CURVE_KEYS} for s in curve]
+    return metrics
+
+
 def evaluate_compression(run_dir, data: str | None = None, split: str | None = None, out: Path | None = None,
                          compare: Path | None = None, refine: int = 0, refine_lr: float | None = None) -> EvalResult:
-    """Score the run (and `compare`'s runs) with real files against JPEG/WebP; `refine` steps of latent
-    refinement per image for every run of the curve (figures in RUN/eval-NAME, or RUN/eval-NAME-refineN)."""
+    """Score the run (and `compare`'s runs) with real files against JPEG/WebP.
+
+    `refine` > 0: every run of the curve refines each image's latents for that many steps (refine.py); the same
+    runs without refinement are scored too, under `"unrefined"`, and drawn beside them. Figures go to
+    RUN/eval-NAME (RUN/eval-NAME-refineN with refinement).
+    """
     run = Path(run_dir)
     files, name = evaluation_images(run, data, split)
     if not files:
@@ -107,30 +131,25 @@ def evaluate_compression(run_dir, data: str | None = None, split: str | None = N
     images = [np.asarray(load_rgb(f)) for f in files]
     out = Path(out) if out else run / (f"eval-{name}-refine{refine}" if refine else f"eval-{name}")
     out.mkdir(parents=True, exist_ok=True)
-    ours = score_run(run, images, keep_decoded=True, refine=refine, refine_lr=refine_lr)
-    others = [score_run(r, images, refine=refine, refine_lr=refine_lr) for r in compare_runs(compare, run)]
+    runs = [run, *compare_runs(compare, run)]
+    scored = [score_run(r, images, keep_decoded=r == run, refine=refine, refine_lr=refine_lr) for r in runs]
     classical = {codec: [sweep(p, codec) for p in images] for codec in QUALITIES}
-    metrics = {"model": ours["model"], "lambda": ours["lambda"], "num_images": len(images), "refine_steps": refine,
-               **{k: ours[k] for k in ("bpp", "psnr", "ms_ssim", "bpp_estimated", "encode_cpu_s", "decode_cpu_s")}}
-    for codec, sweeps in classical.items():
-        for key in ("psnr", "ms_ssim"):
-            matched = [value_at_bpp(rows, r["bpp"], key) for rows, r in zip(sweeps, ours["rows"])]
-            metrics[f"{codec}_{key}_at_bpp"] = _mean(v for v, _ in matched)
-        metrics[f"{codec}_inside_sweep"] = all(inside for _, inside in
-                                               (value_at_bpp(rows, r["bpp"]) for rows, r in zip(sweeps, ours["rows"])))
-    curve = sorted([ours] + others, key=lambda s: s["bpp"])
     means = {codec: mean_curve(sweeps) for codec, sweeps in classical.items()}
-    for codec, rows in means.items():
-        metrics[f"bd_rate_vs_{codec}"] = bd_rate([r["bpp"] for r in rows], [r["psnr"] for r in rows],
-                                                 [s["bpp"] for s in curve], [s["psnr"] for s in curve])
-    metrics["curve"] = [{k: s[k] for k in ("run", "model", "lambda", "bpp", "psnr", "ms_ssim", "bpp_estimated",
-                                           "encode_cpu_s", "decode_cpu_s")}
-                        for s in curve]
+    curve = sorted(scored, key=lambda s: s["bpp"])
+    metrics = {"model": scored[0]["model"], "lambda": scored[0]["lambda"], "num_images": len(images),
+               "refine_steps": refine, **against_classical(scored[0], curve, classical, means)}
+    drawn = curve
+    if refine:
+        plain = [score_run(r, images) for r in runs]
+        plain_curve = sorted(plain, key=lambda s: s["bpp"])
+        metrics["unrefined"] = against_classical(plain[0], plain_curve, classical, means)
+        drawn = curve + plain_curve
     metrics["classical_curves"] = means
     from pixelforge.tasks.compress.figures import plot_rd_curve, write_comparison
 
-    figures = {"rd_curve": plot_rd_curve(curve, means, out / "rd_curve.png"),
-               "comparison": write_comparison(images, files, ours["rows"], classical, out / "comparison.png")}
+    figures = {"rd_curve": plot_rd_curve(drawn, means, out / "rd_curve.png"),
+               "comparison": write_comparison(images, files, scored[0]["rows"], classical, out / "comparison.png",
+                                              label=f"ours, refined {refine}" if refine else "ours")}
     write_json(out / "metrics.json", metrics)
     return EvalResult(metrics, out, figures, [])
 
