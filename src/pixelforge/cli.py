@@ -107,7 +107,7 @@ def evaluate(
     seed: Optional[int] = typer.Option(None, help="fewshot with --data: seed of the episode sampler (0)."),
     model: Optional[str] = typer.Option(None, help="fewshot with --data: backbone (tf_efficientnet_lite2)."),
     refine: Optional[int] = typer.Option(None, min=0, help="compress: steps of latent refinement per image (0)."),
-    refine_lr: Optional[float] = typer.Option(None, help="compress: learning rate of the refinement (0.01)."),
+    refine_lr: Optional[float] = typer.Option(None, help="compress: learning rate of the refinement (0.08)."),
 ) -> None:
     """Score a run (classify: accuracy, F1, calibration, confusion matrix; detect: COCO mAP; segment: mIoU, Dice),
     or score existing predictions against ground truth with --task, --gt and --predictions."""

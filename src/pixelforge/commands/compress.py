@@ -63,7 +63,7 @@ def compress_command(
                                "bits for the same quality, the same decoder; slower to encode, needs the run "
                                "folder (torch). 0: the encoder's latents."),
     refine_lr: Optional[float] = typer.Option(None, "--refine-lr", min=0.0, help="Adam learning rate of the "
-                                              "refinement (default 0.01)."),
+                                              "refinement (default 0.08)."),
 ) -> None:
     """Compress an image into a .pfc file; prints its size and bits per pixel (the file's bits / pixels)."""
     import time

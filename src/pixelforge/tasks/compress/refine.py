@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-DEFAULT_LR = 1e-2  # chosen by benchmarks/compress_refine.py on validation images (docs/compression.md)
+DEFAULT_LR = 8e-2  # chosen by benchmarks/compress_refine.py on validation images (docs/compression.md)
 TAU_MAX = 0.5  # Yang et al.'s starting temperature
 # Yang et al. hold τ for 700 of 2000 steps, then decay it as exp(-1e-3 t): the same shape over any step count.
 HOLD_FRACTION, DECAY = 0.35, 2.0
