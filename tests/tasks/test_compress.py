@@ -239,6 +239,9 @@ def test_compress_cli_refines_from_a_run_folder_and_a_package_refuses_it(runs, t
                                     str(tmp_path / "p.pfc"), "--refine", "5"])
     assert "--refine needs torch autograd and the run folder" in str(done.exception)
     assert not (tmp_path / "p.pfc").exists()
+    done = CliRunner().invoke(app, ["compress", str(run), str(image), "--out", str(tmp_path / "q.pfc"),
+                                    "--refine-lr", "0.1"])
+    assert "give --refine N steps with it" in str(done.exception) and not (tmp_path / "q.pfc").exists()
 
 
 def test_truncated_corrupted_and_foreign_files_give_one_line_errors(runs):

@@ -25,6 +25,8 @@ def load_codec(run: Path, refine: int = 0, refine_lr: float | None = None):
     """
     from pixelforge.deploy.runtime.package import is_package
 
+    if refine_lr is not None and not refine:
+        raise PixelforgeError("--refine-lr sets the refinement's learning rate: give --refine N steps with it")
     if is_package(run):
         if refine:
             raise PixelforgeError(f"{run}: --refine needs torch autograd and the run folder's model; give the run "
@@ -62,7 +64,7 @@ def compress_command(
     refine: int = typer.Option(0, "--refine", min=0, help="Steps of latent refinement (SGA) for this image: fewer "
                                "bits for the same quality, the same decoder; slower to encode, needs the run "
                                "folder (torch). 0: the encoder's latents."),
-    refine_lr: Optional[float] = typer.Option(None, "--refine-lr", min=0.0, help="Adam learning rate of the "
+    refine_lr: Optional[float] = typer.Option(None, "--refine-lr", min=1e-6, help="Adam learning rate of the "
                                               "refinement (default 0.08)."),
 ) -> None:
     """Compress an image into a .pfc file; prints its size and bits per pixel (the file's bits / pixels)."""

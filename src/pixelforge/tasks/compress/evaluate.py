@@ -125,6 +125,8 @@ def evaluate_compression(run_dir, data: str | None = None, split: str | None = N
     RUN/eval-NAME (RUN/eval-NAME-refineN with refinement).
     """
     run = Path(run_dir)
+    if refine_lr is not None and not refine:
+        raise PixelforgeError("--refine-lr sets the refinement's learning rate: give --refine N steps with it")
     files, name = evaluation_images(run, data, split)
     if not files:
         raise PixelforgeError(f"{data or run}: no images to evaluate")
