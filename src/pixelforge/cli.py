@@ -106,6 +106,8 @@ def evaluate(
     queries: Optional[int] = typer.Option(None, min=1, help="fewshot with --data: query images per class (15)."),
     seed: Optional[int] = typer.Option(None, help="fewshot with --data: seed of the episode sampler (0)."),
     model: Optional[str] = typer.Option(None, help="fewshot with --data: backbone (tf_efficientnet_lite2)."),
+    refine: Optional[int] = typer.Option(None, min=0, help="compress: steps of latent refinement per image (0)."),
+    refine_lr: Optional[float] = typer.Option(None, help="compress: learning rate of the refinement (0.08)."),
 ) -> None:
     """Score a run (classify: accuracy, F1, calibration, confusion matrix; detect: COCO mAP; segment: mIoU, Dice),
     or score existing predictions against ground truth with --task, --gt and --predictions."""
@@ -133,7 +135,7 @@ def evaluate(
     from pixelforge.runs.files import run_task_name
 
     options = {"groups": groups, "compare": compare, "include_train": include_train or None, "classifier": classifier,
-               "n": n, "beam": beam}
+               "n": n, "beam": beam, "refine": refine, "refine_lr": refine_lr}
     result = run_evaluate(run, data=data, split=split, out=out, **{k: v for k, v in options.items() if v is not None})
     if as_json:
         typer.echo(json.dumps(result.to_json()))

@@ -54,6 +54,16 @@ def runs(photos, tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
+def trained(photos, tmp_path_factory) -> dict[str, Path]:
+    """Tiny models trained a little further (a few seconds): refinement needs a decoder that has learnt something."""
+    root = tmp_path_factory.mktemp("compress-trained")
+    return {model: pixelforge.train(str(photos), task="compress", model=model, channels_n=8, channels_m=12, lr=5e-3,
+                                    img_size=64, epochs=3, batch_size=4, crops_per_image=8, val_fraction=0.25,
+                                    out=str(root / model), quiet=True).run_dir
+            for model in ("factorized", "hyperprior")}
+
+
+@pytest.fixture(scope="module")
 def packages(runs, tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("compress-packages")
     return {"hyperprior": pixelforge.export(runs["hyperprior"], root / "hyperprior")}
@@ -143,37 +153,95 @@ import sys, numpy as np
 from pixelforge.commands.compress import load_codec
 from pathlib import Path
 _, decode = load_codec(Path(sys.argv[1]))
-np.save(sys.argv[3], decode(Path(sys.argv[2]).read_bytes(), sys.argv[2]))
+for pfc, out in zip(sys.argv[2::2], sys.argv[3::2]):
+    np.save(out, decode(Path(pfc).read_bytes(), pfc))
 print("torch" in sys.modules)
 """
 
 
-def decode_in_fresh_process(source: Path, pfc: Path, out: Path) -> tuple[np.ndarray, bool]:
+def decode_in_fresh_process(source: Path, *pfcs: Path) -> tuple[list[np.ndarray], bool]:
+    """Each file decoded by a new interpreter (one for all): the arrays, and whether it imported torch."""
     env = {"PYTHONPATH": str(Path(pixelforge.__file__).parents[1]), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, "-c", DECODE, str(source), str(pfc), str(out)], capture_output=True,
-                          text=True, env=env, timeout=120)
+    outs = [pfc.with_name(f"{pfc.stem}-{source.name}.npy") for pfc in pfcs]
+    pairs = [str(p) for pair in zip(pfcs, outs) for p in pair]
+    done = subprocess.run([sys.executable, "-c", DECODE, str(source), *pairs], capture_output=True, text=True,
+                          env=env, timeout=120)
     assert done.returncode == 0, done.stderr
-    return np.load(out), done.stdout.strip() == "True"
+    return [np.load(out) for out in outs], done.stdout.strip() == "True"
 
 
 @pytest.mark.slow  # two fresh interpreters and an ONNX export
 def test_a_file_decodes_bit_identically_in_a_fresh_process_and_in_the_torch_free_package(runs, packages, tmp_path):
+    """Also a file whose latents were refined (SGA): only the encoder changed, so the same holds for it."""
+    from pixelforge.tasks.compress.refine import LatentRefiner
+
     run = runs["hyperprior"]
     net, codec, transforms = codec_of(run)
     pixels = photo("rocket", (150, 210))
-    pfc = tmp_path / "rocket.pfc"
-    pfc.write_bytes(compress_pixels(pixels, codec, transforms))
-    here = decompress_bytes(pfc.read_bytes(), codec, transforms)
-    there, _ = decode_in_fresh_process(run, pfc, tmp_path / "fresh.npy")
-    assert here.shape == pixels.shape and np.array_equal(here, there)
+    plain, refined = tmp_path / "rocket.pfc", tmp_path / "refined.pfc"
+    plain.write_bytes(compress_pixels(pixels, codec, transforms))
+    refined.write_bytes(compress_pixels(pixels, codec, transforms, refine=LatentRefiner(net, 0.01, steps=5)))
+    here = [decompress_bytes(f.read_bytes(), codec, transforms) for f in (plain, refined)]
+    there, _ = decode_in_fresh_process(run, plain, refined)
+    assert here[0].shape == pixels.shape and all(np.array_equal(a, b) for a, b in zip(here, there))
 
     package = packages["hyperprior"]
     assert json.loads((package / "parity.json").read_text())["passed"]
-    packaged, torch_loaded = decode_in_fresh_process(package, pfc, tmp_path / "package.npy")
+    packaged, torch_loaded = decode_in_fresh_process(package, plain, refined)
     assert not torch_loaded  # ONNX transforms + CompressAI's rANS extension loaded on its own
-    assert np.abs(packaged.astype(int) - here.astype(int)).max() <= 1
-    again, _ = decode_in_fresh_process(package, pfc, tmp_path / "package2.npy")
-    assert np.array_equal(packaged, again)
+    assert all(np.abs(a.astype(int) - b.astype(int)).max() <= 1 for a, b in zip(packaged, here))
+    again, _ = decode_in_fresh_process(package, plain)
+    assert np.array_equal(packaged[0], again[0])
+
+
+def rd_loss_of_file(pixels: np.ndarray, data: bytes, codec, transforms, lmbda: float) -> float:
+    """λ·255²·MSE + bpp of a real file: its size in bits and its decoded 8-bit pixels."""
+    decoded = decompress_bytes(data, codec, transforms)
+    mse = np.mean((pixels.astype(np.float64) - decoded.astype(np.float64)) ** 2) / 255 ** 2
+    return lmbda * 255 ** 2 * mse + 8 * len(data) / pixels[..., 0].size
+
+
+@pytest.mark.parametrize("model", ["factorized", "hyperprior"])
+def test_latent_refinement_lowers_the_real_file_s_rate_distortion_loss(trained, model):
+    """SGA refinement changes only the coded latents: the unchanged decoder reads the file, and its λ·D + R (from
+    the file's size and decoded pixels) is lower than the encoder's file's; the same seed writes the same bytes."""
+    from pixelforge.tasks.compress.refine import LatentRefiner
+
+    net, codec, transforms = codec_of(trained[model])
+    pixels = photo("coffee", (72, 100))  # padded to the model's multiple: the loss counts the image's own pixels
+    plain = compress_pixels(pixels, codec, transforms)
+    refiner = LatentRefiner(net, 0.01, steps=30, lr=3e-2)
+    refined = compress_pixels(pixels, codec, transforms, refine=refiner)
+    assert refined != plain and parse_pfc(refined).kind == model
+    assert rd_loss_of_file(pixels, refined, codec, transforms, 0.01) < rd_loss_of_file(pixels, plain, codec,
+                                                                                        transforms, 0.01)
+    assert refiner.records[-1]["loss"] < refiner.records[-1]["loss_start"]
+    assert compress_pixels(pixels, codec, transforms, refine=LatentRefiner(net, 0.01, steps=30, lr=3e-2)) == refined
+    assert all(p.requires_grad for p in net.parameters())  # the weights were frozen only during the search
+
+
+def test_compress_cli_refines_from_a_run_folder_and_a_package_refuses_it(runs, tmp_path):
+    from typer.testing import CliRunner
+
+    from pixelforge.cli import app
+
+    run = runs["hyperprior"]
+    image = tmp_path / "rocket.png"
+    Image.fromarray(photo("rocket", (80, 112))).save(image)
+    done = CliRunner().invoke(app, ["compress", str(run), str(image), "--out", str(tmp_path / "r.pfc"),
+                                    "--refine", "5"])
+    assert done.exit_code == 0 and "5 refinement steps" in done.output, done.output
+    net, codec, transforms = codec_of(run)
+    assert decompress_bytes((tmp_path / "r.pfc").read_bytes(), codec, transforms).shape == (80, 112, 3)
+    (tmp_path / "package").mkdir()
+    (tmp_path / "package" / "preprocess.json").write_text("{}")  # what marks a package folder
+    done = CliRunner().invoke(app, ["compress", str(tmp_path / "package"), str(image), "--out",
+                                    str(tmp_path / "p.pfc"), "--refine", "5"])
+    assert "--refine needs torch autograd and the run folder" in str(done.exception)
+    assert not (tmp_path / "p.pfc").exists()
+    done = CliRunner().invoke(app, ["compress", str(run), str(image), "--out", str(tmp_path / "q.pfc"),
+                                    "--refine-lr", "0.1"])
+    assert "give --refine N steps with it" in str(done.exception) and not (tmp_path / "q.pfc").exists()
 
 
 def test_truncated_corrupted_and_foreign_files_give_one_line_errors(runs):
@@ -207,11 +275,14 @@ def test_a_corrupted_string_with_a_repaired_checksum_is_caught_by_the_symbol_crc
 
 @pytest.mark.slow  # JPEG and WebP sweeps with MS-SSIM at every quality
 def test_evaluate_reports_real_file_bpp_and_classical_codecs_at_the_same_bpp(runs, photos, tmp_path):
+    """With refinement: every run of the curve refined, and the same runs unrefined beside them."""
     result = pixelforge.evaluate(runs["factorized"], data=str(photos), out=tmp_path / "eval",
-                                 compare=runs["hyperprior"])
+                                 compare=runs["hyperprior"], refine=2)
     m = result.metrics
-    assert {"bpp", "psnr", "ms_ssim", "jpeg_psnr_at_bpp", "webp_psnr_at_bpp", "bd_rate_vs_jpeg"} <= set(m)
+    keys = {"bpp", "psnr", "ms_ssim", "jpeg_psnr_at_bpp", "webp_psnr_at_bpp", "bd_rate_vs_jpeg", "encode_cpu_s"}
+    assert keys <= set(m) and keys <= set(m["unrefined"])
     assert m["num_images"] == 4 and len(m["curve"]) == 2  # this run and the compared one, on the same images
+    assert [s["refine_steps"] for s in m["curve"]] == [2, 2] and m["unrefined"]["curve"][0]["refine_steps"] == 0
     assert m["bpp"] > 0 and 5 < m["psnr"] < 60 and m["jpeg_psnr_at_bpp"] is not None
     assert (tmp_path / "eval" / "rd_curve.png").stat().st_size > 10_000
     json.dumps(result.to_json())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import typer
@@ -16,11 +17,20 @@ import typer
 from pixelforge.errors import PixelforgeError
 
 
-def load_codec(run: Path):
-    """(encode(pixels) -> bytes, decode(bytes, name) -> pixels) for a run folder or a package."""
+def load_codec(run: Path, refine: int = 0, refine_lr: float | None = None):
+    """(encode(pixels) -> bytes, decode(bytes, name) -> pixels) for a run folder or a package.
+
+    `refine` > 0: the encoder refines each image's latents for that many steps (tasks/compress/refine.py); it needs
+    the run folder's PyTorch model, so a package refuses it.
+    """
     from pixelforge.deploy.runtime.package import is_package
 
+    if refine_lr is not None and not refine:
+        raise PixelforgeError("--refine-lr sets the refinement's learning rate: give --refine N steps with it")
     if is_package(run):
+        if refine:
+            raise PixelforgeError(f"{run}: --refine needs torch autograd and the run folder's model; give the run "
+                                  f"folder (a package decodes the refined files as usual)")
         from pixelforge.deploy.runtime.compress import CompressionRuntime
 
         runtime = CompressionRuntime(run)
@@ -28,9 +38,14 @@ def load_codec(run: Path):
     from pixelforge.deploy.runtime.learned_codec import compress_pixels, decompress_bytes
     from pixelforge.tasks.compress.tables import load_trained, torch_transforms
 
-    _, _, model, codec = load_trained(run)
+    _, cfg, model, codec = load_trained(run)
     transforms = torch_transforms(model)
-    return (lambda pixels: compress_pixels(pixels, codec, transforms),
+    refiner = None
+    if refine:
+        from pixelforge.tasks.compress.refine import DEFAULT_LR, LatentRefiner
+
+        refiner = LatentRefiner(model, cfg.lambda_, refine, refine_lr or DEFAULT_LR)
+    return (lambda pixels: compress_pixels(pixels, codec, transforms, refine=refiner),
             lambda data, name: decompress_bytes(data, codec, transforms, name))
 
 
@@ -46,16 +61,27 @@ def compress_command(
     run: Path = typer.Argument(..., help="Compression run folder, or a package from `pixelforge export`."),
     image: Path = typer.Argument(..., help="Image file to compress (any format Pillow reads; coded as 8-bit RGB)."),
     out: Path = typer.Option(..., "--out", help="The .pfc file to write (must not exist)."),
+    refine: int = typer.Option(0, "--refine", min=0, help="Steps of latent refinement (SGA) for this image: fewer "
+                               "bits for the same quality, the same decoder; slower to encode, needs the run "
+                               "folder (torch). 0: the encoder's latents."),
+    refine_lr: Optional[float] = typer.Option(None, "--refine-lr", min=1e-6, help="Adam learning rate of the "
+                                              "refinement (default 0.08)."),
 ) -> None:
     """Compress an image into a .pfc file; prints its size and bits per pixel (the file's bits / pixels)."""
+    import time
+
     from pixelforge.data.images import load_rgb
 
     pixels = np.asarray(load_rgb(image))
-    encode, _ = load_codec(run)
+    encode, _ = load_codec(run, refine, refine_lr)
+    cpu = time.process_time()
     data = encode(pixels)
+    cpu = time.process_time() - cpu
     _write_new(out, data)
     height, width = pixels.shape[:2]
-    typer.echo(f"{out}: {len(data)} bytes, {8 * len(data) / (height * width):.4f} bpp ({width}x{height})")
+    refined = f", {refine} refinement steps" if refine else ""
+    typer.echo(f"{out}: {len(data)} bytes, {8 * len(data) / (height * width):.4f} bpp ({width}x{height}; "
+               f"encoded in {cpu:.2f} CPU-s{refined})")
 
 
 def decompress_command(

@@ -106,28 +106,49 @@ def _symbols_crc(*symbols: np.ndarray) -> int:
     return crc
 
 
-def compress_pixels(pixels: np.ndarray, codec: FrozenCodec, transforms: Transforms) -> bytes:
-    """A `.pfc` file's bytes for an 8-bit RGB image [H, W, 3]."""
-    height, width = pixels.shape[:2]
-    step = MULTIPLE[codec.kind]
-    pad_b, pad_r = -height % step, -width % step
+# refine(x, y, z, height, width) -> (y, z): latents to code instead of the encoder's (z is None when factorized)
+Refiner = Callable[[np.ndarray, np.ndarray, "np.ndarray | None", int, int], tuple]
+
+
+def pad_image(pixels: np.ndarray, kind: str) -> tuple[np.ndarray, int, int]:
+    """The model's input for an 8-bit RGB image: float32 [1, 3, H', W'] edge-padded to the model's multiple."""
+    step = MULTIPLE[kind]
+    pad_b, pad_r = -pixels.shape[0] % step, -pixels.shape[1] % step
     # Edge padding costs fewer bits than zeros; the decoder crops it away.
     x = np.pad(pixels, ((0, pad_b), (0, pad_r), (0, 0)), mode="edge").astype(np.float32) / 255.0
-    y = transforms.g_a(np.ascontiguousarray(x.transpose(2, 0, 1)[None]))
+    return np.ascontiguousarray(x.transpose(2, 0, 1)[None]), pad_b, pad_r
+
+
+def compress_pixels(pixels: np.ndarray, codec: FrozenCodec, transforms: Transforms,
+                    refine: Refiner | None = None) -> bytes:
+    """A `.pfc` file's bytes for an 8-bit RGB image [H, W, 3].
+
+    `refine(x, y, z, height, width) -> (y, z)` may replace the encoder's latents before they are coded (the
+    run's latent refinement, tasks/compress/refine.py); the decoder never knows: the file format is the same.
+    """
+    height, width = pixels.shape[:2]
+    x, pad_b, pad_r = pad_image(pixels, codec.kind)
+    y = transforms.g_a(x)
+    z = transforms.h_a(y) if codec.kind == "hyperprior" else None
+    if refine is not None:
+        y, z = refine(x, y, z, height, width)
+    return PfcFile(codec.kind, codec.model_id, height, width, pad_b, pad_r, *code_latents(y, z, codec, transforms)
+                   ).to_bytes()
+
+
+def code_latents(y: np.ndarray, z: np.ndarray | None, codec: FrozenCodec, transforms: Transforms
+                 ) -> tuple[tuple[bytes, ...], int]:
+    """The rANS strings of the latents (rounded here) and the CRC of their integer symbols."""
     if codec.kind == "factorized":
         y_sym = np.round(y - codec.medians[None, :, None, None]).astype(np.int32)
-        strings = (rans.encode(y_sym, channel_indexes(y.shape), codec.bottleneck),)
-        crc = _symbols_crc(y_sym)
-    else:
-        z = transforms.h_a(y)
-        z_sym = np.round(z - codec.medians[None, :, None, None]).astype(np.int32)
-        z_hat = (z_sym + codec.medians[None, :, None, None]).astype(np.float32)
-        indexes = scale_indexes(transforms.h_s(z_hat), codec.scale_table, codec.scale_bound)
-        y_sym = np.round(y).astype(np.int32)
-        strings = (rans.encode(y_sym, indexes, codec.conditional), rans.encode(z_sym, channel_indexes(z.shape),
-                                                                                codec.bottleneck))
-        crc = _symbols_crc(y_sym, z_sym)
-    return PfcFile(codec.kind, codec.model_id, height, width, pad_b, pad_r, strings, crc).to_bytes()
+        return (rans.encode(y_sym, channel_indexes(y.shape), codec.bottleneck),), _symbols_crc(y_sym)
+    z_sym = np.round(z - codec.medians[None, :, None, None]).astype(np.int32)
+    z_hat = (z_sym + codec.medians[None, :, None, None]).astype(np.float32)
+    indexes = scale_indexes(transforms.h_s(z_hat), codec.scale_table, codec.scale_bound)
+    y_sym = np.round(y).astype(np.int32)
+    strings = (rans.encode(y_sym, indexes, codec.conditional), rans.encode(z_sym, channel_indexes(z.shape),
+                                                                            codec.bottleneck))
+    return strings, _symbols_crc(y_sym, z_sym)
 
 
 def decompress_bytes(data: bytes, codec: FrozenCodec, transforms: Transforms, name: str = "file") -> np.ndarray:

@@ -45,19 +45,28 @@ class CompressTask(Task):
 
         return export_package(run, out, **options)
 
-    def evaluate(self, run, *, data=None, split=None, out=None, compare=None, **options):
+    def evaluate(self, run, *, data=None, split=None, out=None, compare=None, refine=None, refine_lr=None, **options):
         from pixelforge.tasks.compress.evaluate import evaluate_compression
 
         self.reject_options("evaluate", options)
-        return evaluate_compression(run, data=data, split=split, out=out, compare=compare)
+        return evaluate_compression(run, data=data, split=split, out=out, compare=compare, refine=refine or 0,
+                                    refine_lr=refine_lr)
 
     def format_metrics(self, metrics: dict) -> str:
-        def number(key, fmt):
-            value = metrics.get(key)
+        def number(key, fmt, source=metrics):
+            value = source.get(key)
             return "n/a" if value is None else format(value, fmt)
 
-        return (f"{metrics['model']} λ={metrics['lambda']:g} on {metrics['num_images']} images: "
+        refined = f" ({metrics['refine_steps']} refinement steps)" if metrics.get("refine_steps") else ""
+        line = (f"{metrics['model']} λ={metrics['lambda']:g}{refined} on {metrics['num_images']} images: "
                 f"{number('bpp', '.4f')} bpp (file; estimate {number('bpp_estimated', '.4f')}), "
                 f"PSNR {number('psnr', '.2f')} dB, MS-SSIM {number('ms_ssim', '.4f')} | at the same bpp: "
                 f"JPEG {number('jpeg_psnr_at_bpp', '.2f')} dB, WebP {number('webp_psnr_at_bpp', '.2f')} dB | "
-                f"BD-rate vs JPEG {number('bd_rate_vs_jpeg', '+.1f')}%, vs WebP {number('bd_rate_vs_webp', '+.1f')}%")
+                f"BD-rate vs JPEG {number('bd_rate_vs_jpeg', '+.1f')}%, vs WebP {number('bd_rate_vs_webp', '+.1f')}% | "
+                f"encode {number('encode_cpu_s', '.2f')} CPU-s, decode {number('decode_cpu_s', '.2f')} CPU-s per image")
+        plain = metrics.get("unrefined")
+        if plain:
+            line += (f"\nwithout refinement: {number('bpp', '.4f', plain)} bpp, PSNR {number('psnr', '.2f', plain)} dB "
+                     f"(JPEG {number('jpeg_psnr_at_bpp', '.2f', plain)} dB at that bpp), BD-rate vs JPEG "
+                     f"{number('bd_rate_vs_jpeg', '+.1f', plain)}%, encode {number('encode_cpu_s', '.2f', plain)} CPU-s")
+        return line

@@ -9,6 +9,7 @@ the same images; BD-rate (metrics/bd_rate.py) compares that curve with JPEG's an
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from pixelforge.runs.result import EvalResult
 from pixelforge.tasks.compress.classical import QUALITIES, sweep, value_at_bpp
 from pixelforge.tasks.compress.data import split_images
 from pixelforge.metrics.image_quality import ms_ssim_or_none, psnr
+from pixelforge.tasks.compress.refine import DEFAULT_LR, LatentRefiner
 from pixelforge.tasks.compress.tables import load_trained, torch_transforms
 
 
@@ -41,20 +43,29 @@ def estimated_bpp(model, pixels: np.ndarray, kind: str) -> float:
     return bits / (pixels.shape[0] * pixels.shape[1])
 
 
-def score_run(run_dir, images: list[np.ndarray], keep_decoded: bool = False) -> dict:
-    """One run's mean bpp (file), PSNR, MS-SSIM and estimated bpp on `images`, and its per-image rows."""
+def score_run(run_dir, images: list[np.ndarray], keep_decoded: bool = False, refine: int = 0,
+              refine_lr: float | None = None) -> dict:
+    """One run's mean bpp (file), PSNR, MS-SSIM, estimated bpp and encode/decode CPU seconds on `images`, and its
+    per-image rows; `refine` > 0 refines each image's latents for that many steps before coding (refine.py)."""
     run, cfg, model, codec = load_trained(run_dir)
     transforms = torch_transforms(model)
+    refiner = LatentRefiner(model, cfg.lambda_, refine, refine_lr or DEFAULT_LR) if refine else None
     rows = []
     for pixels in images:
-        data = compress_pixels(pixels, codec, transforms)
+        started = time.process_time()
+        data = compress_pixels(pixels, codec, transforms, refine=refiner)
+        encoded = time.process_time()
         decoded = decompress_bytes(data, codec, transforms)
+        decode_cpu = time.process_time() - encoded
+        # The estimate of the latents actually coded: the refiner's kept ones, else the encoder's.
+        estimate = refiner.records[-1]["bpp"] if refiner else estimated_bpp(model, pixels, cfg.model)
         rows.append({"bytes": len(data), "bpp": 8 * len(data) / (pixels.shape[0] * pixels.shape[1]),
                      "psnr": psnr(pixels, decoded), "ms_ssim": ms_ssim_or_none(pixels, decoded),
-                     "bpp_estimated": estimated_bpp(model, pixels, cfg.model),
+                     "bpp_estimated": estimate, "encode_cpu_s": encoded - started, "decode_cpu_s": decode_cpu,
                      **({"decoded": decoded} if keep_decoded else {})})
-    return {"run": str(run), "model": cfg.model, "lambda": cfg.lambda_, "rows": rows,
-            **{k: _mean(r[k] for r in rows) for k in ("bpp", "psnr", "ms_ssim", "bpp_estimated")}}
+    keys = ("bpp", "psnr", "ms_ssim", "bpp_estimated", "encode_cpu_s", "decode_cpu_s")
+    return {"run": str(run), "model": cfg.model, "lambda": cfg.lambda_, "refine_steps": refine, "rows": rows,
+            **{k: _mean(r[k] for r in rows) for k in keys}}
 
 
 def compare_runs(compare: Path | None, own: Path) -> list[Path]:
@@ -85,38 +96,62 @@ def evaluation_images(run: Path, data: str | None, split: str | None) -> tuple[l
     return split_images(cfg.data, cfg.val_fraction, cfg.seed)[chosen], chosen
 
 
-def evaluate_compression(run_dir, data: str | None = None, split: str | None = None, out: Path | None = None,
-                         compare: Path | None = None) -> EvalResult:
-    run = Path(run_dir)
-    files, name = evaluation_images(run, data, split)
-    if not files:
-        raise PixelforgeError(f"{data or run}: no images to evaluate")
-    images = [np.asarray(load_rgb(f)) for f in files]
-    out = Path(out) if out else run / f"eval-{name}"
-    out.mkdir(parents=True, exist_ok=True)
-    ours = score_run(run, images, keep_decoded=True)
-    others = [score_run(r, images) for r in compare_runs(compare, run)]
-    classical = {codec: [sweep(p, codec) for p in images] for codec in QUALITIES}
-    metrics = {"model": ours["model"], "lambda": ours["lambda"], "num_images": len(images),
-               **{k: ours[k] for k in ("bpp", "psnr", "ms_ssim", "bpp_estimated")}}
+CURVE_KEYS = ("run", "model", "lambda", "refine_steps", "bpp", "psnr", "ms_ssim", "bpp_estimated", "encode_cpu_s",
+              "decode_cpu_s")
+
+
+def against_classical(ours: dict, curve: list[dict], classical: dict, means: dict) -> dict:
+    """The run's mean scores, the codecs' at its bpp (per image, interpolated) and the curve's BD-rates."""
+    metrics = {k: ours[k] for k in ("bpp", "psnr", "ms_ssim", "bpp_estimated", "encode_cpu_s", "decode_cpu_s")}
     for codec, sweeps in classical.items():
         for key in ("psnr", "ms_ssim"):
             matched = [value_at_bpp(rows, r["bpp"], key) for rows, r in zip(sweeps, ours["rows"])]
             metrics[f"{codec}_{key}_at_bpp"] = _mean(v for v, _ in matched)
         metrics[f"{codec}_inside_sweep"] = all(inside for _, inside in
                                                (value_at_bpp(rows, r["bpp"]) for rows, r in zip(sweeps, ours["rows"])))
-    curve = sorted([ours] + others, key=lambda s: s["bpp"])
-    means = {codec: mean_curve(sweeps) for codec, sweeps in classical.items()}
     for codec, rows in means.items():
         metrics[f"bd_rate_vs_{codec}"] = bd_rate([r["bpp"] for r in rows], [r["psnr"] for r in rows],
                                                  [s["bpp"] for s in curve], [s["psnr"] for s in curve])
-    metrics["curve"] = [{k: s[k] for k in ("run", "model", "lambda", "bpp", "psnr", "ms_ssim", "bpp_estimated")}
-                        for s in curve]
+    metrics["curve"] = [{k: s[k] for k in CURVE_KEYS} for s in curve]
+    return metrics
+
+
+def evaluate_compression(run_dir, data: str | None = None, split: str | None = None, out: Path | None = None,
+                         compare: Path | None = None, refine: int = 0, refine_lr: float | None = None) -> EvalResult:
+    """Score the run (and `compare`'s runs) with real files against JPEG/WebP.
+
+    `refine` > 0: every run of the curve refines each image's latents for that many steps (refine.py); the same
+    runs without refinement are scored too, under `"unrefined"`, and drawn beside them. Figures go to
+    RUN/eval-NAME (RUN/eval-NAME-refineN with refinement).
+    """
+    run = Path(run_dir)
+    if refine_lr is not None and not refine:
+        raise PixelforgeError("--refine-lr sets the refinement's learning rate: give --refine N steps with it")
+    files, name = evaluation_images(run, data, split)
+    if not files:
+        raise PixelforgeError(f"{data or run}: no images to evaluate")
+    images = [np.asarray(load_rgb(f)) for f in files]
+    out = Path(out) if out else run / (f"eval-{name}-refine{refine}" if refine else f"eval-{name}")
+    out.mkdir(parents=True, exist_ok=True)
+    runs = [run, *compare_runs(compare, run)]
+    scored = [score_run(r, images, keep_decoded=r == run, refine=refine, refine_lr=refine_lr) for r in runs]
+    classical = {codec: [sweep(p, codec) for p in images] for codec in QUALITIES}
+    means = {codec: mean_curve(sweeps) for codec, sweeps in classical.items()}
+    curve = sorted(scored, key=lambda s: s["bpp"])
+    metrics = {"model": scored[0]["model"], "lambda": scored[0]["lambda"], "num_images": len(images),
+               "refine_steps": refine, **against_classical(scored[0], curve, classical, means)}
+    drawn = curve
+    if refine:
+        plain = [score_run(r, images) for r in runs]
+        plain_curve = sorted(plain, key=lambda s: s["bpp"])
+        metrics["unrefined"] = against_classical(plain[0], plain_curve, classical, means)
+        drawn = curve + plain_curve
     metrics["classical_curves"] = means
     from pixelforge.tasks.compress.figures import plot_rd_curve, write_comparison
 
-    figures = {"rd_curve": plot_rd_curve(curve, means, out / "rd_curve.png"),
-               "comparison": write_comparison(images, files, ours["rows"], classical, out / "comparison.png")}
+    figures = {"rd_curve": plot_rd_curve(drawn, means, out / "rd_curve.png"),
+               "comparison": write_comparison(images, files, scored[0]["rows"], classical, out / "comparison.png",
+                                              label=f"ours, refined {refine}" if refine else "ours")}
     write_json(out / "metrics.json", metrics)
     return EvalResult(metrics, out, figures, [])
 

@@ -30,10 +30,12 @@ def plot_rd_curve(curve: list[dict], classical: dict[str, list[dict]], path: Pat
         by_model: dict[str, list] = {}
         for s in curve:
             if s[key] is not None:
-                by_model.setdefault(s["model"], []).append((s["bpp"], s[key], s["lambda"]))
-        for model, pts in by_model.items():
+                steps = s.get("refine_steps")
+                name = f"ours: {s['model']}" + (f", {steps} refinement steps" if steps else "")
+                by_model.setdefault(name, []).append((s["bpp"], s[key], s["lambda"]))
+        for name, pts in by_model.items():
             pts.sort()
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", lw=2, label=f"ours: {model}")
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", lw=2, label=name)
             for x, y, lam in pts:
                 ax.annotate(f"λ={lam:g}", (x, y), textcoords="offset points", xytext=(4, -10), fontsize=7)
         top = max([s["bpp"] for s in curve] + [0.5]) * 1.6
@@ -47,7 +49,7 @@ def plot_rd_curve(curve: list[dict], classical: dict[str, list[dict]], path: Pat
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8, loc="lower right")
+            ax.legend(fontsize=8, loc="best")
     fig.suptitle("rate-distortion, mean over the evaluation images")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -63,7 +65,7 @@ def _closest_quality(pixels: np.ndarray, codec: str, rows: list[dict], nbytes: i
 
 
 def write_comparison(images: list[np.ndarray], files: list[Path], rows: list[dict], classical: dict, path: Path,
-                     crop: int = 192) -> Path:
+                     crop: int = 192, label: str = "ours") -> Path:
     """Centre crops of the first (up to) three images: original, ours, JPEG and WebP at about our file size."""
     picks = list(range(min(3, len(images))))
     fig, axes = plt.subplots(len(picks), 4, figsize=(13, 3.4 * len(picks)), squeeze=False)
@@ -74,7 +76,7 @@ def write_comparison(images: list[np.ndarray], files: list[Path], rows: list[dic
         cut = (slice(top, top + crop), slice(left, left + crop))
         n_pixels = h * w
         panels = [(pixels, f"{Path(files[i]).name} (original)"),
-                  (ours["decoded"], f"ours: {ours['bpp']:.3f} bpp, {ours['psnr']:.2f} dB")]
+                  (ours["decoded"], f"{label}: {ours['bpp']:.3f} bpp, {ours['psnr']:.2f} dB")]
         for codec in ("jpeg", "webp"):
             decoded, quality, nbytes = _closest_quality(pixels, codec, classical[codec][i], ours["bytes"])
             panels.append((decoded, f"{codec.upper()} q{quality}: {8 * nbytes / n_pixels:.3f} bpp, "
