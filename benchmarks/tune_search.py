@@ -2,8 +2,10 @@
 
     T1  TPE vs random search: the trial at which TPE first reaches random search's best val accuracy (fraction of
         the trials; goal <= 50% on average), per seed
-    T2  pruning (median, hyperband) vs none, same sampler and seed: total epochs trained (goal: >= 40% fewer) and
-        best val accuracy (goal: drops <= 0.5 points)
+    T2  pruning vs none, same sampler and seed: total epochs trained (goal: >= 40% fewer) and best val accuracy
+        (goal: drops <= 0.5 points); arms median and hyperband (TPE with that pruner, against unpruned TPE) and
+        random-median (random search with the median pruner, against unpruned random search: a seeded random
+        sampler's draws ignore the history, so both studies try the same configurations, checked trial by trial)
     T3  two worker processes on one SQLite study: "database is locked" errors (goal 0) and trials recorded
     T4  NAS (NSGA-II, ONNX Runtime latency): Pareto-optimal architectures (goal >= 5) and their latency span (>= 3x)
 
@@ -11,6 +13,11 @@
     python -m benchmarks.tune_search --seeds 2 --trials 10 --images 400 --epochs 3 --only T1,T2
     python -m benchmarks.tune_search --only T1 --seed-list 0 --arms random --worker 1   # one more random worker
     python -m benchmarks.tune_search --only T1,T2 --seed-list 0 --report-only           # figures of finished studies
+    python -m benchmarks.tune_search --only T1,T2 --random-seed-offset 0 --pruners median --report-only  # round 5
+
+Random search samples with seed + --random-seed-offset (1000), so its draws are never TPE's 10 random startup
+draws (TPE's startup sampler has the study's seed): with the same seed both studies tried the same first 10
+configurations, and T1 then partly measured the shared draws (round five, docs/tuning.md).
 
 Trials train in bf16 autocast (`--precision 32` for fp32) for 3 epochs (`--epochs`), on one thread (`--threads`).
 
@@ -80,7 +87,7 @@ def study_values(out: Path) -> list[dict]:
     import optuna
 
     study = optuna.load_study(study_name=out.name, storage=f"sqlite:///{out / 'study.db'}")
-    return [{"number": t.number, "state": t.state.name, "value": t.value,
+    return [{"number": t.number, "state": t.state.name, "value": t.value, "params": t.params,
              "epochs": t.user_attrs.get("epochs_run", 0)} for t in study.trials]
 
 
@@ -131,47 +138,67 @@ def t1_row(seed: int, trials: int, tpe: list[dict], random: list[dict]) -> dict:
             "fraction": (reached or trials * 2) / trials}
 
 
-def t2_row(seed: int, pruner: str, tpe: list[dict], pruned: list[dict]) -> dict:
-    epochs, base_epochs = sum(t["epochs"] for t in pruned), sum(t["epochs"] for t in tpe)
-    return {"seed": seed, "pruner": pruner, "epochs": epochs, "epochs_unpruned": base_epochs,
-            "saving": 1 - epochs / base_epochs, "best": best(pruned), "best_unpruned": best(tpe),
-            "drop_points": 100 * (best(tpe) - best(pruned)), "n_pruned": sum(t["state"] == "PRUNED" for t in pruned)}
+def t2_row(seed: int, arm: str, unpruned: list[dict], pruned: list[dict]) -> dict:
+    """`same_params`: trials whose parameters equal the unpruned study's trial of that rank (40 of 40 for
+    random-median: what pruning saves and loses is then measured on the same configurations)."""
+    epochs, base_epochs = sum(t["epochs"] for t in pruned), sum(t["epochs"] for t in unpruned)
+    same = [a["params"] == b["params"] for a, b in zip(unpruned, pruned) if "params" in a and "params" in b]
+    return {"seed": seed, "arm": arm, "pruner": ARMS[arm][1], "sampler": ARMS[arm][0], "epochs": epochs,
+            "epochs_unpruned": base_epochs, "saving": 1 - epochs / base_epochs, "best": best(pruned),
+            "best_unpruned": best(unpruned), "drop_points": 100 * (best(unpruned) - best(pruned)),
+            "n_pruned": sum(t["state"] == "PRUNED" for t in pruned),
+            "same_params": sum(same) if same else None}
 
 
-ARMS = {"tpe": ("tpe", "none"), "random": ("random", "none"), "median": ("tpe", "median"),
-        "hyperband": ("tpe", "hyperband")}  # arm -> (sampler, pruner); the study folder is <sampler>[-<pruner>]-<seed>
+# arm -> (sampler, pruner, the unpruned arm it is measured against in T2)
+ARMS = {"tpe": ("tpe", "none", None), "random": ("random", "none", None), "median": ("tpe", "median", "tpe"),
+        "hyperband": ("tpe", "hyperband", "tpe"), "random-median": ("random", "median", "random")}
 
 
-def study_folder(work: Path, arm: str, seed: int) -> Path:
-    sampler, pruner = ARMS[arm]
-    return work / (f"{sampler}-{seed}" if pruner == "none" else f"{sampler}-{pruner}-{seed}")
+def study_folder(work: Path, arm: str, seed: int, random_offset: int = 0) -> Path:
+    """<sampler>[-<pruner>][-offset<k>]-<seed>: random studies sampled with another seed get their own folder, so
+    round five's studies (offset 0) and later ones never mix."""
+    sampler, pruner, _ = ARMS[arm]
+    name = sampler if pruner == "none" else f"{sampler}-{pruner}"
+    if sampler == "random" and random_offset:
+        name += f"-offset{random_offset}"
+    return work / f"{name}-{seed}"
+
+
+def sampler_seed(arm: str, seed: int, random_offset: int) -> int:
+    return seed + random_offset if ARMS[arm][0] == "random" else seed
 
 
 def t1_t2(config, space, work: Path, seeds: list[int], trials: int, arms: list[str], train: bool = True,
-          save=lambda rows: None, worker: int = 0) -> dict:
-    """Per seed, each arm's study with that seed: unpruned TPE (T1's TPE side and T2's baseline: one study serves
-    both), random search, TPE with each pruner. Then the rows of every seed whose studies are all finished (arms
-    may be trained by separate processes, `--arms`, and read together by a `--report-only` pass). `save(rows)`
-    after each study, so a cut run keeps its figures."""
+          save=lambda rows: None, worker: int = 0, random_offset: int = 0) -> dict:
+    """Per seed, each arm's study: unpruned TPE (T1's TPE side and the TPE arms' T2 baseline: one study serves
+    both), random search (seed + `random_offset`; T1's target and random-median's baseline), each pruned arm. Then
+    the rows of every seed whose studies are all finished (arms may be trained by separate processes, `--arms`, and
+    read together by a `--report-only` pass). `save(rows)` after each study, so a cut run keeps its figures."""
     rows: dict = {"T1": [], "T2": [], "cost": {}}
     for seed in seeds:
         studies = {}
         for arm in arms:
-            sampler, pruner = ARMS[arm]
-            out = study_folder(work, arm, seed)
-            studies[arm] = run(config, space, out, sampler, pruner, seed, trials, train, worker)
+            sampler, pruner, _ = ARMS[arm]
+            out = study_folder(work, arm, seed, random_offset)
+            studies[arm] = run(config, space, out, sampler, pruner, sampler_seed(arm, seed, random_offset), trials,
+                               train, worker)
             rows["cost"][out.name] = cost(out)
             save(rows)
         tpe = studies.get("tpe")
         if tpe is not None and studies.get("random") is not None:
             rows["T1"].append(t1_row(seed, trials, tpe, studies["random"]))
             print(json.dumps({"T1": rows["T1"][-1]}), flush=True)
-        for pruner in ("median", "hyperband"):
-            if tpe is not None and studies.get(pruner) is not None:
-                rows["T2"].append(t2_row(seed, pruner, tpe, studies[pruner]))
+        for arm in T2_ARMS:
+            unpruned = studies.get(ARMS[arm][2])
+            if unpruned is not None and studies.get(arm) is not None:
+                rows["T2"].append(t2_row(seed, arm, unpruned, studies[arm]))
                 print(json.dumps({"T2": rows["T2"][-1]}), flush=True)
         save(rows)
     return rows
+
+
+T2_ARMS = [arm for arm, (_, _, baseline) in ARMS.items() if baseline]
 
 
 def t3(config, space, work: Path, trials: int) -> dict:
@@ -224,13 +251,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--images", type=int, default=None,
                         help="training images, val kept whole (default: digits' splits as they are, 1257 / 270)")
     parser.add_argument("--img-size", type=int, default=32)
-    parser.add_argument("--pruners", default="median,hyperband")
+    parser.add_argument("--pruners", default="median,hyperband,random-median",
+                        help="T2's pruned arms: median, hyperband (TPE with that pruner, against unpruned TPE), "
+                             "random-median (random search with the median pruner, against unpruned random search)")
     parser.add_argument("--arms", default=None,
-                        help="T1/T2 studies to train, of tpe,random,median,hyperband (default: those --only and "
-                             "--pruners need); one process per arm list runs them in parallel")
+                        help="T1/T2 studies to train, of tpe,random," + ",".join(T2_ARMS) + " (default: those "
+                             "--only and --pruners need); one process per arm list runs them in parallel")
+    parser.add_argument("--random-seed-offset", type=int, default=1000,
+                        help="random search samples with seed + this, so it never repeats TPE's random startup "
+                             "draws (TPE samples them with the seed itself); 0: round five's studies")
     parser.add_argument("--worker", type=int, default=0,
                         help="k > 0: another worker on a random-search study a process is running (--arms random; "
-                             "it samples with seed + 1000 k)")
+                             "it samples with seed + offset + 1000 k)")
     parser.add_argument("--report-only", action="store_true", help="train nothing: figures of the finished studies")
     parser.add_argument("--nas-minutes", type=float, default=15)
     parser.add_argument("--only", default="T1,T2,T3,T4")
@@ -248,7 +280,12 @@ def main(argv: list[str] | None = None) -> None:
     only = args.only.upper().split(",")
     seeds = [int(s) for s in args.seed_list.split(",")] if args.seed_list else list(range(args.seeds))
     pruners = [p for p in args.pruners.split(",") if p] if "T2" in only else []
-    arms = args.arms.split(",") if args.arms else ["tpe", *(["random"] if "T1" in only else []), *pruners]
+    unknown = [p for p in pruners if p not in T2_ARMS]
+    if unknown:
+        parser.error(f"--pruners {','.join(unknown)}: not a T2 arm (one of {', '.join(T2_ARMS)})")
+    baselines = [ARMS[p][2] for p in pruners]
+    arms = args.arms.split(",") if args.arms else list(dict.fromkeys(
+        ["tpe", *(["random"] if "T1" in only else []), *baselines, *pruners]))
     if not args.full_trials:
         lean_trials()
     result: dict = {"args": {k: str(v) for k, v in vars(args).items()}}
@@ -260,13 +297,15 @@ def main(argv: list[str] | None = None) -> None:
 
     if "T1" in only or "T2" in only:
         result.update(t1_t2(config, space, args.work, seeds, args.trials, arms, not args.report_only, save,
-                              args.worker))
-        print(f"T1 TPE trials to reach random's best, fraction of {args.trials}: "
-              f"{spread([r['fraction'] for r in result['T1']])} over {len(result['T1'])} seeds")
-        for pruner in pruners:
-            rows = [r for r in result["T2"] if r["pruner"] == pruner]
-            print(f"T2 {pruner}: epochs saved {spread([r['saving'] for r in rows])}; best drop (points) "
-                  f"{spread([r['drop_points'] for r in rows])} over {len(rows)} seeds")
+                              args.worker, args.random_seed_offset))
+        print(f"T1 TPE trials to reach random's best (random sampled with seed + {args.random_seed_offset}), "
+              f"fraction of {args.trials}: {spread([r['fraction'] for r in result['T1']])} over "
+              f"{len(result['T1'])} seeds")
+        for arm in pruners:
+            rows = [r for r in result["T2"] if r["arm"] == arm]
+            print(f"T2 {arm}: epochs saved {spread([r['saving'] for r in rows])}; best drop (points) "
+                  f"{spread([r['drop_points'] for r in rows])} over {len(rows)} seeds; same params as the "
+                  f"unpruned study in {[r['same_params'] for r in rows]} of {args.trials} trials")
     if "T3" in only:
         result["T3"] = t3(config, space, args.work, args.trials)
         print(f"T3 two SQLite workers: {json.dumps(result['T3'])}")
