@@ -191,8 +191,12 @@ def test_fast_epochs_write_each_checkpoint_once_with_what_per_epoch_saves_held(s
     assert sorted(writes) == ["best.ckpt", "last.ckpt"]
 
 
-def test_a_crash_between_saves_leaves_rows_only_for_saved_epochs_and_resumes_to_the_same_run(straight, tmp_path):
+def test_a_crash_between_saves_leaves_rows_only_for_saved_epochs_and_resumes_to_the_same_run(straight, tmp_path,
+                                                                                              monkeypatch):
+    from pixelforge.engine import loop
+
     run, _, _ = straight
+    monkeypatch.setattr(loop, "CHECKPOINT_EVERY_S", 30.0)  # no save before the crash, however slow the machine
     crashed = rd.new_run_dir(tmp_path / "crashed")
     with pytest.raises(RuntimeError, match="crash"):
         fit(build_point_gan, crashed, CONFIG, hooks=[CrashAt(2)])
