@@ -25,10 +25,8 @@ def load_codec(run: Path, refine: int = 0, refine_lr: float | None = None):
     """
     from pixelforge.deploy.runtime.package import is_package
 
-    if refine_lr is not None and not refine:
-        raise PixelforgeError("--refine-lr sets the refinement's learning rate: give --refine N steps with it")
     if is_package(run):
-        if refine:
+        if refine or refine_lr is not None:  # checked here, not by make_refiner: a package's path never imports torch
             raise PixelforgeError(f"{run}: --refine needs torch autograd and the run folder's model; give the run "
                                   f"folder (a package decodes the refined files as usual)")
         from pixelforge.deploy.runtime.compress import CompressionRuntime
@@ -36,15 +34,12 @@ def load_codec(run: Path, refine: int = 0, refine_lr: float | None = None):
         runtime = CompressionRuntime(run)
         return runtime.compress, runtime.decompress
     from pixelforge.deploy.runtime.learned_codec import compress_pixels, decompress_bytes
+    from pixelforge.tasks.compress.refine import make_refiner
     from pixelforge.tasks.compress.tables import load_trained, torch_transforms
 
     _, cfg, model, codec = load_trained(run)
     transforms = torch_transforms(model)
-    refiner = None
-    if refine:
-        from pixelforge.tasks.compress.refine import DEFAULT_LR, LatentRefiner
-
-        refiner = LatentRefiner(model, cfg.lambda_, refine, refine_lr or DEFAULT_LR)
+    refiner = make_refiner(model, cfg.lambda_, refine, refine_lr)
     return (lambda pixels: compress_pixels(pixels, codec, transforms, refine=refiner),
             lambda data, name: decompress_bytes(data, codec, transforms, name))
 

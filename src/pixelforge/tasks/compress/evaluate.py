@@ -24,7 +24,7 @@ from pixelforge.runs.result import EvalResult
 from pixelforge.tasks.compress.classical import QUALITIES, sweep, value_at_bpp
 from pixelforge.tasks.compress.data import split_images
 from pixelforge.metrics.image_quality import ms_ssim_or_none, psnr
-from pixelforge.tasks.compress.refine import DEFAULT_LR, LatentRefiner
+from pixelforge.tasks.compress.refine import make_refiner
 from pixelforge.tasks.compress.tables import load_trained, torch_transforms
 
 
@@ -43,13 +43,16 @@ def estimated_bpp(model, pixels: np.ndarray, kind: str) -> float:
     return bits / (pixels.shape[0] * pixels.shape[1])
 
 
+SCORE_KEYS = ("bpp", "psnr", "ms_ssim", "bpp_estimated", "encode_cpu_s", "decode_cpu_s")  # a run's means
+
+
 def score_run(run_dir, images: list[np.ndarray], keep_decoded: bool = False, refine: int = 0,
               refine_lr: float | None = None) -> dict:
     """One run's mean bpp (file), PSNR, MS-SSIM, estimated bpp and encode/decode CPU seconds on `images`, and its
     per-image rows; `refine` > 0 refines each image's latents for that many steps before coding (refine.py)."""
     run, cfg, model, codec = load_trained(run_dir)
     transforms = torch_transforms(model)
-    refiner = LatentRefiner(model, cfg.lambda_, refine, refine_lr or DEFAULT_LR) if refine else None
+    refiner = make_refiner(model, cfg.lambda_, refine, refine_lr)
     rows = []
     for pixels in images:
         started = time.process_time()
@@ -63,9 +66,8 @@ def score_run(run_dir, images: list[np.ndarray], keep_decoded: bool = False, ref
                      "psnr": psnr(pixels, decoded), "ms_ssim": ms_ssim_or_none(pixels, decoded),
                      "bpp_estimated": estimate, "encode_cpu_s": encoded - started, "decode_cpu_s": decode_cpu,
                      **({"decoded": decoded} if keep_decoded else {})})
-    keys = ("bpp", "psnr", "ms_ssim", "bpp_estimated", "encode_cpu_s", "decode_cpu_s")
     return {"run": str(run), "model": cfg.model, "lambda": cfg.lambda_, "refine_steps": refine, "rows": rows,
-            **{k: _mean(r[k] for r in rows) for k in keys}}
+            **{k: _mean(r[k] for r in rows) for k in SCORE_KEYS}}
 
 
 def compare_runs(compare: Path | None, own: Path) -> list[Path]:
@@ -96,13 +98,12 @@ def evaluation_images(run: Path, data: str | None, split: str | None) -> tuple[l
     return split_images(cfg.data, cfg.val_fraction, cfg.seed)[chosen], chosen
 
 
-CURVE_KEYS = ("run", "model", "lambda", "refine_steps", "bpp", "psnr", "ms_ssim", "bpp_estimated", "encode_cpu_s",
-              "decode_cpu_s")
+CURVE_KEYS = ("run", "model", "lambda", "refine_steps", *SCORE_KEYS)
 
 
 def against_classical(ours: dict, curve: list[dict], classical: dict, means: dict) -> dict:
     """The run's mean scores, the codecs' at its bpp (per image, interpolated) and the curve's BD-rates."""
-    metrics = {k: ours[k] for k in ("bpp", "psnr", "ms_ssim", "bpp_estimated", "encode_cpu_s", "decode_cpu_s")}
+    metrics = {k: ours[k] for k in SCORE_KEYS}
     for codec, sweeps in classical.items():
         for key in ("psnr", "ms_ssim"):
             matched = [value_at_bpp(rows, r["bpp"], key) for rows, r in zip(sweeps, ours["rows"])]
@@ -125,8 +126,7 @@ def evaluate_compression(run_dir, data: str | None = None, split: str | None = N
     RUN/eval-NAME (RUN/eval-NAME-refineN with refinement).
     """
     run = Path(run_dir)
-    if refine_lr is not None and not refine:
-        raise PixelforgeError("--refine-lr sets the refinement's learning rate: give --refine N steps with it")
+    make_refiner(None, 0.0, refine, refine_lr)  # refuses --refine-lr without --refine before any work
     files, name = evaluation_images(run, data, split)
     if not files:
         raise PixelforgeError(f"{data or run}: no images to evaluate")

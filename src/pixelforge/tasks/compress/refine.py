@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from pixelforge.errors import PixelforgeError
+
 DEFAULT_LR = 8e-2  # chosen by benchmarks/compress_refine.py on validation images (docs/compression.md)
 TAU_MAX = 0.5  # Yang et al.'s starting temperature
 # Yang et al. hold τ for 700 of 2000 steps, then decay it as exp(-1e-3 t): the same shape over any step count.
@@ -68,6 +70,13 @@ def rd_loss(model, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor | None, hei
         bits = -torch.log2(likelihood).sum() + bottleneck_bits(model.entropy_bottleneck, z)
     bpp = bits / (height * width)
     return lmbda * 255 ** 2 * mse + bpp, bpp, mse
+
+
+def make_refiner(model, lmbda: float, steps: int, lr: float | None = None) -> "LatentRefiner | None":
+    """The refiner the `--refine N [--refine-lr LR]` options ask for (None for 0 steps); an lr alone is refused."""
+    if lr is not None and not steps:
+        raise PixelforgeError("--refine-lr sets the refinement's learning rate: give --refine N steps with it")
+    return LatentRefiner(model, lmbda, steps, DEFAULT_LR if lr is None else lr) if steps else None
 
 
 @contextmanager
