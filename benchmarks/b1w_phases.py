@@ -23,6 +23,7 @@ is exact leaves it as it was).
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import statistics
@@ -45,7 +46,7 @@ def source_tree(revision: str, scratch: Path) -> Path:
     if not out.is_dir():
         archive = subprocess.run(["git", "-C", str(ROOT), "archive", revision, "src"], check=True,
                                  capture_output=True).stdout
-        with tarfile.open(fileobj=__import__("io").BytesIO(archive)) as tar:
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
             tar.extractall(out, filter="data")
     return out / "src"
 
