@@ -104,8 +104,34 @@ def grad_cam(model: nn.Module, x: torch.Tensor, targets: list[int], layer: nn.Mo
     finally:
         handle.remove()
     activations, gradients = saved["activations"].detach().float(), saved["gradients"].float()
-    cams = (gradients.mean((2, 3), keepdim=True) * activations).sum(1, keepdim=True).clamp_min(0)
-    cams = F.interpolate(_scaled(cams), size=x.shape[-2:], mode="bilinear", align_corners=False)  # = cv2.resize
+    return weighted_maps(activations, gradients.mean((2, 3)), x.shape[-2:])
+
+
+def linear_head_cam(feature_maps: torch.Tensor, head_weight: torch.Tensor, targets: list[int],
+                    size: tuple[int, int]) -> np.ndarray:
+    """Grad-CAM of a model whose logits are `head_weight @ mean(feature_maps over space) + bias`, without autograd.
+
+    For global average pooling and one linear layer, the gradient of logit t with respect to every position of
+    channel c is head_weight[t, c] / (h w), so its spatial mean, Grad-CAM's channel weight, is that same number:
+    Grad-CAM at the pooled map is CAM (Zhou et al. 2016) exactly. The report draws its gallery this way from ONNX
+    Runtime's map (tasks/classify/features.py), with no eager backbone (issue 20, lever L22).
+
+    Example:
+        >>> maps = torch.rand(2, 8, 4, 4)
+        >>> linear_head_cam(maps, torch.randn(3, 8), [0, 2], (32, 32)).shape
+        (2, 32, 32)
+    """
+    feature_maps = feature_maps.float()
+    h, w = feature_maps.shape[-2:]
+    weights = head_weight.detach().float()[torch.as_tensor(targets)] / (h * w)
+    return weighted_maps(feature_maps, weights, size)
+
+
+def weighted_maps(activations: torch.Tensor, channel_weights: torch.Tensor, size) -> np.ndarray:
+    """Σ_c weight_c · activation_c, ReLU, each map scaled to [0, 1], resized bilinearly to `size`, scaled again:
+    the step every CAM shares once it has its [N, C] channel weights."""
+    cams = (channel_weights[:, :, None, None] * activations).sum(1, keepdim=True).clamp_min(0)
+    cams = F.interpolate(_scaled(cams), size=tuple(size), mode="bilinear", align_corners=False)  # = cv2.resize
     return np.nan_to_num(_scaled(cams.clamp_min(0))[:, 0].cpu().numpy().astype(np.float32))
 
 

@@ -4,6 +4,11 @@ deletion/insertion faithfulness of those heat maps against a random order of ima
 Kept small on purpose: it runs at the end of every training run. Six heat maps are one batched backward pass;
 scoring three of them costs 3 x 4 x (steps + 1) = 84 forward passes (a few seconds for EfficientNet-Lite0 at
 224 px on two CPU cores). `pixelforge explain` scores more images, with any method, for comparison.
+
+With a `graph` (an object whose `graph(x)` gives the backbone's pooled features and `graph.features_and_maps(x)`
+them and the map they are the spatial mean of, e.g. tasks/classify/features.py's ONNX Runtime session), the heat maps are CAM on that map and
+the 84 passes run through it: the same numbers as eager Grad-CAM on a linear head (explain/cam.py
+`linear_head_cam`), without the eager backbone's forward and backward passes (issue 20, lever L22).
 """
 
 from __future__ import annotations
@@ -25,9 +30,22 @@ def pick_examples(logits: torch.Tensor, targets: torch.Tensor, per_kind: int = 4
     return right, worst_mistakes(logits, targets, per_kind)
 
 
+class GraphClassifier(torch.nn.Module):
+    """Logits of `head` on `graph`'s pooled features: the classifier, with the backbone run by the graph."""
+
+    def __init__(self, graph, head: torch.nn.Module):
+        super().__init__()
+        self.graph, self.head = graph, head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.graph(x))
+
+
 def explanation_gallery(loaded, samples: list, logits: torch.Tensor, targets: torch.Tensor, out_dir: Path,
-                        per_kind: int = 3, scored: int = 3, steps: int = 6) -> tuple[Path, dict]:
-    """Write `out_dir/gradcam.png` and return it with Grad-CAM's faithfulness on up to `scored` of its images."""
+                        per_kind: int = 3, scored: int = 3, steps: int = 6, graph=None) -> tuple[Path, dict]:
+    """Write `out_dir/gradcam.png` and return it with Grad-CAM's faithfulness on up to `scored` of its images.
+    `graph`: the backbone as a session with a pooled map (module docstring); its head is `loaded.model.head`, a
+    dropout and one linear layer."""
     from torchvision.transforms.v2.functional import center_crop
 
     from pixelforge.data.dataset import ImageDataset
@@ -43,7 +61,14 @@ def explanation_gallery(loaded, samples: list, logits: torch.Tensor, targets: to
     pixels = [dataset.pixels(k) for k in range(len(chosen))]
     x = torch.stack([loaded.transform(p) for p in pixels])
     preds = [int(logits[i].argmax()) for i in chosen]
-    maps = heatmaps(loaded.model.eval(), x, preds, "gradcam")
+    model = loaded.model.eval() if graph is None else GraphClassifier(graph, loaded.model.head).eval()
+    if graph is None:
+        maps = heatmaps(model, x, preds, "gradcam")
+    else:
+        from pixelforge.explain.cam import linear_head_cam
+
+        with torch.no_grad():
+            maps = linear_head_cam(graph.features_and_maps(x)[1], loaded.model.head[-1].weight, preds, x.shape[-2:])
     images, titles, colors = [], [], []
     for k, i in enumerate(chosen):
         image = np.ascontiguousarray(center_crop(pixels[k], [size, size]).permute(1, 2, 0).numpy())
@@ -56,7 +81,7 @@ def explanation_gallery(loaded, samples: list, logits: torch.Tensor, targets: to
     order = [j for pair in zip(range(len(right)), range(len(right), len(chosen))) for j in pair]
     order += [j for j in range(len(chosen)) if j not in order]
     keep = order[:scored]
-    faithfulness = faithfulness_summary(loaded.model, x[keep], maps[keep], [preds[j] for j in keep], steps)
+    faithfulness = faithfulness_summary(model, x[keep], maps[keep], [preds[j] for j in keep], steps)
     faithfulness["method"] = "gradcam"
     return figure, faithfulness
 

@@ -121,7 +121,8 @@ def evaluate(run_dir: str | Path, data: str | None = None, split: str | None = N
         {"path": str(kept[i].path), "label": kept[i].label, "predicted": loaded.classes[int(logits[i].argmax())],
          "score": float(logits[i].softmax(0).max())} for i in mistakes
     ]
-    figures["gradcam"], metrics["faithfulness"] = explanation_gallery(loaded, kept, logits, targets, out_dir)
+    figures["gradcam"], metrics["faithfulness"] = explanation_gallery(loaded, kept, logits, targets, out_dir,
+                                                                      graph=_gallery_graph(loaded))
     if mistakes:
         figures["mistakes"] = _mistake_gallery(loaded, kept, logits, mistakes, out_dir / "mistakes.png")
     if (loaded.run_dir / "continual.json").exists():  # the sequence's accuracy matrix, BWT and forgetting
@@ -139,3 +140,17 @@ def _mistake_gallery(loaded, kept, logits, indices, path: Path) -> Path:
         probs = logits[i].softmax(0)
         titles.append(f"true {kept[i].label}\npred {loaded.classes[int(probs.argmax())]} {float(probs.max()):.2f}")
     return plot_gallery(images, titles, path, colors=["crimson"] * len(images))
+
+
+def _gallery_graph(loaded: LoadedRun):
+    """The backbone's cached ONNX graph with its pooled map, when the gallery may use it: the head is one linear
+    layer after dropout and the model runs on the CPU (explain/gallery.py; lever L22). Else None (eager Grad-CAM)."""
+    from pixelforge.tasks.classify.features import cached_map_graph
+
+    head = getattr(loaded.model, "head", None)
+    linear = isinstance(head, torch.nn.Sequential) and isinstance(head[-1], torch.nn.Linear)
+    if not linear or not all(isinstance(m, torch.nn.Dropout) for m in list(head)[:-1]):
+        return None
+    if next(loaded.model.parameters()).device.type != "cpu":
+        return None
+    return cached_map_graph(loaded.model.backbone, loaded.config.img_size)

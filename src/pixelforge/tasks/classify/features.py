@@ -13,6 +13,11 @@ bf16 autocast was measured too and not kept: slower than ONNX Runtime and not ex
 The exported graph is cached in `$PIXELFORGE_HOME/onnx-features/`, keyed by a hash of the backbone's class, weights
 and input size: exporting Lite0 (and importing `onnx` to do it) costs seconds of every run that the same backbone
 at the same size would redo; the first-batch check above still runs on every run, cached graph or not.
+
+When the backbone's pooled features are the spatial mean of the feature map Grad-CAM explains (global average
+pooling, e.g. Lite0 at 224 px), the graph also outputs that map (`map`): with the linear head, the report's Grad-CAM
+gallery is then CAM on this map and its faithfulness passes run through the same session, with no eager backbone
+(explain/cam.py `linear_head_cam`; issue 20, lever L22).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ log = logging.getLogger("pixelforge")
 
 ENGINES = ("auto", "onnxruntime", "eager")
 _CHECK_IMAGES = 2  # images compared between ONNX Runtime and eager before the fast path is trusted
+_GRAPH_FORMAT = "features+map"  # in the cache key: graphs cached before the map output (L22) are not reused
 
 
 class FeatureDataset(Dataset):
@@ -66,10 +72,52 @@ class OnnxBackbone:
             self.session = ort.InferenceSession(cached_export(backbone, example, refresh=True), options,
                                                 providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
+        self.has_map = "map" in [output.name for output in self.session.get_outputs()]
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self._run(["features"], x)[0]
+
+    def features_and_maps(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """([N, dim] pooled features, [N, C, h, w] the map they pool); only when `has_map`."""
+        return tuple(self._run(["features", "map"], x))
+
+    def _run(self, outputs: list[str], x: torch.Tensor) -> list[torch.Tensor]:
         array = x.detach().cpu().float().contiguous().numpy()
-        return torch.from_numpy(self.session.run(None, {self.input_name: array})[0])
+        return [torch.from_numpy(a) for a in self.session.run(outputs, {self.input_name: array})]
+
+
+class _FeaturesAndMap(torch.nn.Module):
+    """The backbone, returning (pooled features, the output of `layer`) for export."""
+
+    def __init__(self, backbone: torch.nn.Module, layer: torch.nn.Module):
+        super().__init__()
+        self.backbone, self.layer = backbone, layer
+
+    def forward(self, x: torch.Tensor):
+        saved = {}
+        handle = self.layer.register_forward_hook(lambda module, inputs, output: saved.__setitem__("map", output))
+        try:
+            features = self.backbone(x)
+        finally:
+            handle.remove()
+        return features, saved["map"]
+
+
+def pooled_map_layer(backbone: torch.nn.Module, example: torch.Tensor) -> torch.nn.Module | None:
+    """Grad-CAM's target layer (explain/cam.py), if the backbone's features are its output averaged over space
+    (checked on `example`); else None. Only then is CAM on that map the model's Grad-CAM."""
+    from pixelforge.explain.cam import find_target_layer
+
+    try:
+        layer = find_target_layer(backbone, example.shape[-1])[1]
+        with torch.no_grad():
+            features, feature_map = _FeaturesAndMap(backbone, layer).eval()(example[:1])
+    except Exception:  # noqa: BLE001 - no spatial layer, or an unusual output: no map, the graph still works
+        return None
+    if feature_map.ndim != 4 or features.shape != feature_map.shape[:2]:
+        return None
+    pooled = feature_map.float().mean((2, 3))
+    return layer if torch.allclose(features.float(), pooled, rtol=1e-4, atol=1e-5) else None
 
 
 def export_onnx(backbone: torch.nn.Module, example: torch.Tensor) -> bytes:
@@ -78,15 +126,25 @@ def export_onnx(backbone: torch.nn.Module, example: torch.Tensor) -> bytes:
     The TorchScript exporter takes ~0.4 s for Lite0 and the dynamo one ~6 s, so the first is tried first.
     """
     example = example[:1].detach().cpu().float().contiguous()
+    layer = pooled_map_layer(backbone, example)
+    if layer is not None:
+        try:
+            return _export(_FeaturesAndMap(backbone, layer), example, ["features", "map"])
+        except Exception:  # noqa: BLE001 - the map is optional: export the features alone
+            log.debug("feature graph exported without its map", exc_info=True)
+    return _export(backbone, example, ["features"])
+
+
+def _export(module: torch.nn.Module, example: torch.Tensor, outputs: list[str]) -> bytes:
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            torch.onnx.export(backbone, (example,), buffer, input_names=["x"], output_names=["features"],
-                              dynamic_axes={"x": {0: "batch"}, "features": {0: "batch"}}, dynamo=False)
+            torch.onnx.export(module, (example,), buffer, input_names=["x"], output_names=outputs,
+                              dynamic_axes={name: {0: "batch"} for name in ["x", *outputs]}, dynamo=False)
         except Exception:  # noqa: BLE001 - the legacy exporter may be missing or reject a model: try the new one
             buffer = io.BytesIO()
-            torch.onnx.export(backbone, (example,), buffer, input_names=["x"], output_names=["features"],
+            torch.onnx.export(module, (example,), buffer, input_names=["x"], output_names=outputs,
                               dynamic_shapes={"x": {0: torch.export.Dim("batch")}}, dynamo=True, verbose=False)
     return buffer.getvalue()
 
@@ -98,7 +156,7 @@ def backbone_key(backbone: torch.nn.Module, example: torch.Tensor) -> str:
 
     digest = hashlib.blake2b(digest_size=16)
     digest.update(f"{type(backbone).__module__}.{type(backbone).__qualname__}|{tuple(example.shape[1:])}|"
-                  f"{torch.__version__}".encode())
+                  f"{torch.__version__}|{_GRAPH_FORMAT}".encode())
     for name, tensor in backbone.state_dict().items():
         tensor = tensor.detach().cpu().contiguous()
         digest.update(f"{name}|{tuple(tensor.shape)}|{tensor.dtype}".encode())
@@ -106,14 +164,37 @@ def backbone_key(backbone: torch.nn.Module, example: torch.Tensor) -> str:
     return digest.hexdigest()
 
 
+def cached_graph_path(backbone: torch.nn.Module, example: torch.Tensor):
+    """Where `cached_export` keeps this backbone's graph at this input size."""
+    from pixelforge.data.builtin import cache_root
+
+    return cache_root() / "onnx-features" / f"{backbone_key(backbone, example)}.onnx"
+
+
+def cached_map_graph(backbone: torch.nn.Module, img_size: int) -> OnnxBackbone | None:
+    """A session on this backbone's cached graph when it has the `map` output (an earlier run exported and checked
+    it), else None; nothing is exported unless the cached file is damaged. None too when
+    PIXELFORGE_FEATURE_ENGINE=eager."""
+    if os.environ.get("PIXELFORGE_FEATURE_ENGINE") == "eager":
+        return None
+    example = torch.zeros(1, 3, img_size, img_size)
+    if not cached_graph_path(backbone, example).is_file():
+        return None
+    try:
+        graph = OnnxBackbone(backbone, example)
+    except Exception as exc:  # noqa: BLE001 - a graph ONNX Runtime cannot load: the eager path explains instead
+        log.debug("cached feature graph unusable (%s)", exc)
+        return None
+    return graph if graph.has_map else None
+
+
 def cached_export(backbone: torch.nn.Module, example: torch.Tensor, refresh: bool = False) -> bytes:
     """`export_onnx`'s bytes, from `$PIXELFORGE_HOME/onnx-features/<key>.onnx` when an earlier run exported the same
     backbone at the same size (written atomically; an unwritable cache only costs the export). `refresh` exports
     again and replaces the file (a cached graph ONNX Runtime could not load)."""
-    from pixelforge.data.builtin import cache_root
     from pixelforge.runs.folder import atomic_write_bytes
 
-    path = cache_root() / "onnx-features" / f"{backbone_key(backbone, example)}.onnx"
+    path = cached_graph_path(backbone, example)
     if path.is_file() and not refresh:
         return path.read_bytes()
     graph = export_onnx(backbone, example)
