@@ -3,7 +3,7 @@
     python -m benchmarks.b1w_phases --before 2513860 --repeats 5   # round five's code vs this checkout
 
 Both sides are whole processes (`python -m pixelforge train --data ROOT --out RUN --seed 0`), started alternately
-(before, after, after, before, ...) with one shared `$PIXELFORGE_HOME` that already holds the feature graph, so a
+(before, after, after, before, ...) with one shared `$PIXELFORGE_HOME` that already holds each side's feature graph, so a
 busy machine's drift falls on both alike. The `before` tree is `git archive REV src`, unpacked into the scratch
 folder. Each line the command prints is stamped with the wall seconds since launch and the process's CPU seconds
 (user + system, all its threads, read from /proc), and the phases are the gaps between the lines that start them:
@@ -92,7 +92,8 @@ def main() -> None:
     trees = {"before": source_tree(args.before, scratch),
              "after": source_tree(args.after, scratch) if args.after else ROOT / "src"}
     home = scratch / "home"
-    stamped_run(trees["after"], args.data, scratch / "warm", home)  # exports the feature graph once, untimed
+    for side, tree in trees.items():  # each side's feature graph exported once, untimed (their cache keys may differ)
+        stamped_run(tree, args.data, scratch / f"warm-{side}", home)
     results = {"before": [], "after": []}
     for index in range(args.repeats):
         for side in (("before", "after") if index % 2 == 0 else ("after", "before")):
