@@ -3,8 +3,8 @@
     python -m benchmarks.b1w_phases --before 2513860 --repeats 5   # round five's code vs this checkout
 
 Both sides are whole processes (`python -m pixelforge train --data ROOT --out RUN --seed 0`), started alternately
-(before, after, after, before, ...) with one shared `$PIXELFORGE_HOME` that already holds each side's feature graph, so a
-busy machine's drift falls on both alike. The `before` tree is `git archive REV src`, unpacked into the scratch
+(before, after, after, before, ...) with one shared `$PIXELFORGE_HOME` that already holds each side's feature graph,
+so a busy machine's drift falls on both alike. The `before` tree is `git archive REV src`, unpacked into the scratch
 folder. Each line the command prints is stamped with the wall seconds since launch and the process's CPU seconds
 (user + system, all its threads, read from /proc), and the phases are the gaps between the lines that start them:
 

@@ -53,6 +53,31 @@ def test_damaged_cache_file_is_exported_again():
     assert extractor.name == "onnxruntime" and path.read_bytes() != b"not an onnx graph"
 
 
+def test_graph_outputs_the_pooled_map_only_when_the_features_are_its_mean():
+    """The cached graph's `map` (the report's CAM source, lever L22) is the eager target layer's output and pools to
+    the features; a backbone whose Grad-CAM layer is not the pooled one (Lite0 at 64 px: blocks.4) gets none."""
+    from pixelforge.explain.cam import find_target_layer
+
+    backbone, x = _backbone(3), torch.rand(4, 3, 32, 32)
+    assert features.cached_map_graph(backbone, 32) is None  # nothing cached yet, and nothing exported here
+    FeatureExtractor(backbone, engine="auto")(x)
+    graph = features.cached_map_graph(backbone, 32)
+    assert graph is not None and graph.has_map
+    pooled, maps = graph.features_and_maps(x)
+    layer = find_target_layer(backbone, 32)[1]
+    saved = []
+    handle = layer.register_forward_hook(lambda module, inputs, output: saved.append(output))
+    with torch.no_grad():
+        eager = backbone(x)
+    handle.remove()
+    torch.testing.assert_close(pooled, eager, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(maps, saved[0], rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(maps.mean((2, 3)), pooled, rtol=1e-4, atol=1e-5)
+    lite0 = build_classifier("tf_efficientnet_lite0", 2, "none").backbone.eval()
+    assert features.pooled_map_layer(lite0, torch.rand(1, 3, 64, 64)) is None
+    assert features.pooled_map_layer(lite0, torch.rand(1, 3, 128, 128)) is lite0.bn2
+
+
 def test_report_and_calibration_reuse_the_validation_features(shapes_dir, tmp_path, monkeypatch):
     # Class folders without a test split (as hymenoptera): the report scores the val split the training cached.
     data = tmp_path / "data"
@@ -68,15 +93,25 @@ def test_report_and_calibration_reuse_the_validation_features(shapes_dir, tmp_pa
         return result
 
     monkeypatch.setattr(inference.CachedFeatures, "logits", spy)
+    graphs = []
+    cached_map_graph = features.cached_map_graph
+    monkeypatch.setattr(features, "cached_map_graph",
+                        lambda *args: graphs.append(cached_map_graph(*args)) or graphs[-1])
     run = pixelforge.train(str(data), out=str(tmp_path / "run"), model="simple_cnn", weights="none",
                            img_size=32, epochs=2, strategy="linear", feature_views=1, quiet=True).run_dir
     assert reused == [True, True]  # calibration, then the report's evaluation
     report_metrics = json.loads((run / "eval-val" / "metrics.json").read_text())
+    assert len(graphs) == 1 and graphs[0] is not None  # the report's gallery ran through the ONNX graph (L22)
     monkeypatch.setattr(inference.CachedFeatures, "logits", original)
+    monkeypatch.setenv("PIXELFORGE_FEATURE_ENGINE", "eager")  # eager logits, eager Grad-CAM and faithfulness
     eager = pixelforge.evaluate(run, out=tmp_path / "eager-eval")  # a fresh process's path: the backbone runs again
+    assert graphs[-1] is None
     assert report_metrics["accuracy"] == eager.metrics["accuracy"]
     assert report_metrics["confusion_matrix"] == eager.metrics["confusion_matrix"]
     assert report_metrics["ece"] == pytest.approx(eager.metrics["ece"], abs=1e-4)
+    fast_faith, eager_faith = report_metrics["faithfulness"], eager.metrics["faithfulness"]
+    for key in ("deletion_auc", "insertion_auc", "random_deletion_auc", "random_insertion_auc"):
+        assert fast_faith[key] == pytest.approx(eager_faith[key], abs=1e-3), key
 
 
 def test_cached_features_are_used_only_for_the_same_images(tmp_path):

@@ -106,6 +106,30 @@ def test_our_grad_cam_equals_pytorch_grad_cams(model_name, size):
     assert ours.std() > 0.01  # not a constant map that would equal anything
 
 
+@pytest.mark.parametrize("model_name,size", [("simple_cnn", 32), ("tf_efficientnet_lite0", 128)])
+def test_linear_head_cam_equals_grad_cam_at_the_pooled_map(model_name, size):
+    """The report draws Grad-CAM as CAM on ONNX Runtime's pooled map (lever L22): for global average pooling and a
+    linear head, both must give the same maps (here the target layer is the pooled one: 4x4 at these sizes)."""
+    from pixelforge.explain.cam import grad_cam, linear_head_cam
+
+    torch.manual_seed(0)
+    model = build_classifier(model_name, 4, weights="none").eval()
+    x = torch.randn(3, 3, size, size, generator=torch.Generator().manual_seed(2))
+    targets = [0, 3, 1]
+    layer = find_target_layer(model, size)[1]
+    saved = []
+    handle = layer.register_forward_hook(lambda module, inputs, output: saved.append(output.detach()))
+    with torch.no_grad():
+        pooled = model.backbone(x)
+    handle.remove()
+    torch.testing.assert_close(pooled, saved[0].mean((2, 3)), rtol=1e-5, atol=1e-6)  # the map is what is pooled
+    eager = grad_cam(model, x, targets, layer)
+    cam = linear_head_cam(saved[0], model.head[-1].weight, targets, (size, size))
+    assert cam.shape == eager.shape == (3, size, size)
+    assert np.abs(cam - eager).max() < 1e-5
+    assert eager.std() > 0.01
+
+
 def test_blend_gives_pytorch_grad_cams_overlay_pixels():
     from pytorch_grad_cam.utils.image import show_cam_on_image
 

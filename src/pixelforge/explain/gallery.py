@@ -5,8 +5,8 @@ Kept small on purpose: it runs at the end of every training run. Six heat maps a
 scoring three of them costs 3 x 4 x (steps + 1) = 84 forward passes (a few seconds for EfficientNet-Lite0 at
 224 px on two CPU cores). `pixelforge explain` scores more images, with any method, for comparison.
 
-With a `graph` (an object whose `graph(x)` gives the backbone's pooled features and `graph.features_and_maps(x)`
-them and the map they are the spatial mean of, e.g. tasks/classify/features.py's ONNX Runtime session), the heat maps are CAM on that map and
+With a `graph` (`graph(x)`: the backbone's pooled features; `graph.features_and_maps(x)`: them and the map they are
+the spatial mean of; e.g. tasks/classify/features.py's ONNX Runtime session), the heat maps are CAM on that map and
 the 84 passes run through it: the same numbers as eager Grad-CAM on a linear head (explain/cam.py
 `linear_head_cam`), without the eager backbone's forward and backward passes (issue 20, lever L22).
 """
