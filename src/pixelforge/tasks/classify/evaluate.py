@@ -122,7 +122,7 @@ def evaluate(run_dir: str | Path, data: str | None = None, split: str | None = N
          "score": float(logits[i].softmax(0).max())} for i in mistakes
     ]
     figures["gradcam"], metrics["faithfulness"] = explanation_gallery(loaded, kept, logits, targets, out_dir,
-                                                                      graph=_gallery_graph(loaded))
+                                                                      graph=gallery_graph(loaded))
     if mistakes:
         figures["mistakes"] = _mistake_gallery(loaded, kept, logits, mistakes, out_dir / "mistakes.png")
     if (loaded.run_dir / "continual.json").exists():  # the sequence's accuracy matrix, BWT and forgetting
@@ -142,7 +142,7 @@ def _mistake_gallery(loaded, kept, logits, indices, path: Path) -> Path:
     return plot_gallery(images, titles, path, colors=["crimson"] * len(images))
 
 
-def _gallery_graph(loaded: LoadedRun):
+def gallery_graph(loaded: LoadedRun):
     """The backbone's cached ONNX graph with its pooled map, when the gallery may use it: the head is one linear
     layer after dropout and the model runs on the CPU (explain/gallery.py; lever L22). Else None (eager Grad-CAM)."""
     from pixelforge.tasks.classify.features import cached_map_graph
