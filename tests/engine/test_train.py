@@ -194,6 +194,15 @@ def test_resume_with_more_epochs_than_planned_is_refused(tiny_run):
         pixelforge.train(resume=tiny_run, epochs=5)
 
 
+def test_a_constant_lr_run_resumes_for_more_epochs_than_planned(tmp_path, shapes_dir):
+    # A constant rate has no end to stretch: a long run is continued round after round by raising --epochs.
+    tiny = {**TINY, "schedule": "constant", "warmup_epochs": 0}
+    run = pixelforge.train(str(shapes_dir), out=str(tmp_path / "run"), epochs=1, **tiny).run_dir
+    resumed = pixelforge.train(resume=run, epochs=2)
+    assert [r["epoch"] for r in rd.read_metrics(run / "metrics.csv")] == [1, 2]
+    assert resumed.epochs_run == 2 and "epochs: 2" in (run / "config.yaml").read_text()
+
+
 def test_a_mistyped_python_keyword_names_the_closest_option(tmp_path):
     with pytest.raises(PixelforgeError, match="optimiser: .*did you mean 'optimizer'"):
         pixelforge.train("digits", model="simple_cnn", optimiser="adam", out=str(tmp_path / "run"))

@@ -120,6 +120,35 @@ def test_continue_from_starts_a_new_lambda_from_the_parent_s_best_weights(runs, 
     assert not (tmp_path / "misfit").exists()  # refused before a run folder is made
 
 
+class FirstOptimizerState:
+    """A hook keeping the main optimizer's state and lr as training starts."""
+
+    def on_fit_start(self, ctx) -> None:
+        state = ctx.optimizers["main"].state_dict()
+        self.moments = [s["exp_avg_sq"].clone() for s in state["state"].values()]
+        self.lr = state["param_groups"][0]["lr"]
+
+
+def test_continue_checkpoint_last_carries_weights_and_adam_state_into_a_decay_at_this_run_s_lr(runs, photos,
+                                                                                                 tmp_path):
+    # Warmup-stable-decay: a constant-lr run stays resumable; the decay is a new run that must start where it stopped,
+    # with the same Adam moments (fresh ones would restart the estimates), at the decay's own lr.
+    parent = runs["hyperprior"]
+    first, moments = FirstWeights(), FirstOptimizerState()
+    decay = pixelforge.train(str(photos), task="compress", continue_from=str(parent), continue_checkpoint="last",
+                             lr=3e-4, schedule="cosine", out=str(tmp_path / "decay"), callbacks=[first, moments],
+                             quiet=True).run_dir
+    last = rd.load_checkpoint(parent / "checkpoints" / "last.ckpt")
+    assert all(first.state[k].equal(v) for k, v in last["model"].items())
+    saved = [s["exp_avg_sq"] for s in last["optimizers"]["main"]["state"].values()]
+    assert len(moments.moments) == len(saved) > 0 and all(a.equal(b) for a, b in zip(moments.moments, saved))
+    assert moments.lr == pytest.approx(3e-4)  # this run's lr, not the parent's 1e-3
+    # A fine-tune of the decayed run is linked by its own keys: `last` is not inherited from the parent's config.
+    child = pixelforge.train(str(photos), task="compress", continue_from=str(decay), lambda_=0.03, epochs=1,
+                             out=str(tmp_path / "child"), quiet=True).run_dir
+    assert "continue_checkpoint: best" in (child / "config.yaml").read_text()
+
+
 @pytest.mark.parametrize("model", ["factorized", "hyperprior"])
 def test_our_strings_are_compressai_s_own(runs, model):
     """The numpy pipeline with frozen tables writes exactly the strings CompressAI's model.compress writes."""

@@ -60,7 +60,7 @@ def train(data: str | None = None, *, config: str | Path | None = None, resume: 
         overrides = {k: v for k, v in options.items() if v is not None}
         if data is not None:
             overrides["data"] = data
-        _check_resumed_epochs(run, cfg.epochs, overrides.get("epochs"))
+        _check_resumed_epochs(run, cfg.epochs, overrides.get("epochs"), cfg.schedule)
         cfg = build_config(None, **{**cfg.model_dump(), **overrides}) if overrides else cfg
     else:
         cfg = build_config(config, data=data, **_parent_options(options))
@@ -107,11 +107,13 @@ def _precision_probe(task, cfg, num_classes: int):
 
 
 def _parent_options(options: dict) -> dict:
-    """`continue_from`: the keys not given are the parent run's (its model, size, recipe), except data and out."""
+    """`continue_from`: the keys not given are the parent run's (its model, size, recipe), except data, out and
+    the `continue_*` keys, which say how this run links to its parent, not how the parent was trained."""
     if not options.get("continue_from"):
         return options
     parent = load_config(rd.require_run(options["continue_from"]) / "config.yaml").model_dump()
-    return {**{k: v for k, v in parent.items() if k not in ("data", "out")}, **options}
+    inherited = {k: v for k, v in parent.items() if k not in ("data", "out") and not k.startswith("continue_")}
+    return {**inherited, **options}
 
 
 def _fit_config(cfg: RunConfig, precision_reason: str) -> FitConfig:
@@ -130,11 +132,12 @@ def _torchrun_run_dir(run: Path) -> Path:
     return run
 
 
-def _check_resumed_epochs(run: Path, planned: int, asked: int | None) -> None:
+def _check_resumed_epochs(run: Path, planned: int, asked: int | None, schedule: str) -> None:
     """A resumed run continues its learning-rate schedule, which reaches 0 at the planned epoch: more epochs would
     stretch it after the fact (the rate jumps from 0 back up mid-cosine; onecycle cannot step past its end), so
-    they are refused. Fewer epochs end the run sooner."""
-    if asked is not None and asked > planned:
+    they are refused. Fewer epochs end the run sooner. A constant rate (after its warmup) has no end: such a run
+    can be resumed for as many epochs as wanted, round after round."""
+    if asked is not None and asked > planned and schedule != "constant":
         raise PixelforgeError(f"--epochs {asked}: {run} was planned for {planned} epochs and its learning-rate schedule "
                               f"ends there; resume with --epochs {planned} or fewer, or start a new run")
 

@@ -4,7 +4,9 @@
 CompressAI builds them; `--lambda` weighs distortion against rate in the loss `λ·255²·MSE + bpp` (CompressAI's
 `RateDistortionLoss`): larger λ, more bits and higher PSNR. `img_size` is the side of the random training crops. `continue_from` starts
 from another run's weights: CompressAI's users train one λ long, then fine-tune the others from it for a fraction of
-the steps.
+the steps. `continue_checkpoint: last` takes the parent's last checkpoint with its optimizers' state instead: a
+constant-lr run stays resumable while a new run decays its lr from where it stopped (a warmup-stable-decay
+schedule: Hägele et al. 2024, "Scaling Laws and Compute-Optimal Training Beyond Fixed Training Durations").
 """
 
 from __future__ import annotations
@@ -33,3 +35,7 @@ class CompressConfig(RunConfig):
     continue_from: str | None = Field(
         None, description="compress: start from a trained compression run's weights (its best.ckpt), e.g. to "
                           "fine-tune it at another --lambda; keys not given are the parent's")
+    continue_checkpoint: Literal["best", "last"] = Field(
+        "best", description="with continue_from: best (the parent's best weights, fresh optimizers) | last "
+                            "(its last checkpoint and optimizer state, at this run's lr and schedule: the decay "
+                            "phase of a constant-lr run)")

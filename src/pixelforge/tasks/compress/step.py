@@ -19,21 +19,35 @@ def is_aux(name: str) -> bool:
     return name.endswith(".quantiles")
 
 
+def continue_optimizer(optimizer: torch.optim.Optimizer, state: dict, lr: float) -> None:
+    """Take a parent run's Adam state (its moment estimates: a decay phase continues the same optimizer, as
+    warmup-stable-decay schedules do) but this run's lr; loading would otherwise bring back the parent's."""
+    optimizer.load_state_dict(state)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+        group.pop("initial_lr", None)  # a parent's scheduler's base lr: this run's scheduler takes `lr` instead
+
+
 class CompressionStep:
     monitor = "val_loss"
     monitor_mode = "min"
     automatic_optimization = False
 
-    def __init__(self, model, lmbda: float, aux_lr: float, grad_clip: float | None = 1.0, schedule: str = "constant"):
+    def __init__(self, model, lmbda: float, aux_lr: float, grad_clip: float | None = 1.0, schedule: str = "constant",
+                 optimizer_states: dict | None = None):
         from compressai.losses import RateDistortionLoss
 
         self.model, self.aux_lr, self.grad_clip, self.schedule = model, aux_lr, grad_clip, schedule
+        self.optimizer_states = optimizer_states  # a parent run's {"main", "aux"} state dicts, to continue from
         self.criterion = RateDistortionLoss(lmbda=lmbda)
 
     def configure_optimizers(self, lr: float, total_steps: int, warmup_steps: int) -> dict:
         named = dict(self.model.named_parameters())
         main = torch.optim.Adam([p for n, p in named.items() if not is_aux(n)], lr=lr)
         aux = torch.optim.Adam([p for n, p in named.items() if is_aux(n)], lr=self.aux_lr)
+        if self.optimizer_states:
+            continue_optimizer(main, self.optimizer_states["main"], lr)
+            continue_optimizer(aux, self.optimizer_states["aux"], self.aux_lr)
         # CompressAI's examples keep the lr constant and lower it on a plateau; here `--schedule cosine` decays the
         # main lr to zero over the planned steps instead (a short run cannot wait for plateaus). Aux stays constant.
         plain = self.schedule == "constant" and not warmup_steps

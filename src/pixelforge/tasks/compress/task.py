@@ -44,13 +44,16 @@ def prepare_data(cfg) -> tuple:
 
 
 def build_setup(cfg, source, classes, fabric, progress) -> TaskSetup:
-    model = build_model(cfg)
-    if cfg.continue_from:  # the parent's best weights; the optimizers start fresh at this run's lr
-        model.load_state_dict(read_run(cfg.continue_from, "compress")[3]["model"])
-        progress.info(f"starting from {cfg.continue_from}'s best.ckpt")
+    model, optimizer_states = build_model(cfg), None
+    if cfg.continue_from:  # best: the parent's best weights, fresh optimizers; last: where it stopped, Adam and all
+        saved = read_run(cfg.continue_from, "compress", f"{cfg.continue_checkpoint}.ckpt")[3]
+        model.load_state_dict(saved["model"])
+        optimizer_states = saved["optimizers"] if cfg.continue_checkpoint == "last" else None
+        progress.info(f"starting from {cfg.continue_from}'s {cfg.continue_checkpoint}.ckpt"
+                      f"{' and its optimizer state' if optimizer_states else ''}")
     model = model.to(fabric.device)
     train = CropDataset(source["train"], cfg.img_size, cfg.crops_per_image, train=True)
     val = CropDataset(source["val"], cfg.img_size, 1, train=False)
-    step = CompressionStep(model, cfg.lambda_, cfg.aux_lr, cfg.grad_clip, cfg.schedule)
+    step = CompressionStep(model, cfg.lambda_, cfg.aux_lr, cfg.grad_clip, cfg.schedule, optimizer_states)
     return TaskSetup(task=step, model=model, trained=model, train_data=train, val_data=val,
                      n_train=len(train), n_val=len(val))
