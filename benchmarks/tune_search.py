@@ -45,10 +45,12 @@ label_smoothing: [0.0, 0.1]
 """
 
 
-def prepare(work: Path, images: int | None, epochs: int, img_size: int, precision: str = "32") -> tuple[Path, Path]:
+def prepare(work: Path, images: int | None, epochs: int, img_size: int, precision: str = "32",
+            space_text: str = SPACE, val_unused: bool = False) -> tuple[Path, Path]:
     """Digits, base config and space files. With `images`, a CSV of that many of digits' training images (spread
     over the classes) and the whole val split (270 images), so a 0.5-point accuracy difference is more than one
-    val image at any training-set size."""
+    val image at any training-set size. `val_unused` also validates on the training images left out by `images`
+    (never the test split): a larger val split, so one image is a smaller step of accuracy."""
     from pixelforge.data.builtin import materialize
 
     root = materialize("digits")
@@ -56,7 +58,10 @@ def prepare(work: Path, images: int | None, epochs: int, img_size: int, precisio
     if images:
         files = sorted((root / "train").rglob("*.png"))
         keep = files[:: max(1, len(files) // images)][:images]
-        rows = [(p, "train") for p in keep] + [(p, "val") for p in sorted((root / "val").rglob("*.png"))]
+        kept = set(keep)
+        unused = [p for p in files if p not in kept] if val_unused else []
+        rows = ([(p, "train") for p in keep] + [(p, "val") for p in sorted((root / "val").rglob("*.png"))]
+                + [(p, "val") for p in unused])
         csv = work / "digits.csv"
         write_if_changed(csv, "path,label,split\n" + "".join(f"{p},{p.parent.name},{split}\n" for p, split in rows))
         data = str(csv)
@@ -64,7 +69,7 @@ def prepare(work: Path, images: int | None, epochs: int, img_size: int, precisio
     write_if_changed(config, f"data: {data}\nmodel: simple_cnn\nweights: none\nstrategy: full\nimg_size: {img_size}\n"
                     f"epochs: {epochs}\nprecision: '{precision}'\nquiet: true\nworkers: 0\nwarmup_epochs: 0\ncalibrate: false\n")
     space = work / "space.yaml"
-    write_if_changed(space, SPACE)
+    write_if_changed(space, space_text)
     return config, space
 
 
@@ -250,6 +255,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--precision", default="bf16-mixed", help="the trials' precision (32 for exact fp32)")
     parser.add_argument("--images", type=int, default=None,
                         help="training images, val kept whole (default: digits' splits as they are, 1257 / 270)")
+    parser.add_argument("--val-unused", action="store_true",
+                        help="with --images: also validate on the training images not trained on (never the test "
+                             "split), so one val image is a smaller step of accuracy")
+    parser.add_argument("--space", type=Path, default=None,
+                        help="search space YAML (pixelforge tune's format; default: the space of rounds 4-6, "
+                             "lr 1e-4..3e-2, batch 16/32/64, weight decay 1e-5..1e-1, dropout 0..0.5, label "
+                             "smoothing 0/0.1); copied to WORK/space.yaml, which every study in WORK reads")
     parser.add_argument("--img-size", type=int, default=32)
     parser.add_argument("--pruners", default="median,hyperband,random-median",
                         help="T2's pruned arms: median, hyperband (TPE with that pruner, against unpruned TPE), "
@@ -276,7 +288,13 @@ def main(argv: list[str] | None = None) -> None:
 
     torch.set_num_threads(args.threads)
     args.work.mkdir(parents=True, exist_ok=True)
-    config, space = prepare(args.work, args.images, args.epochs, args.img_size, args.precision)
+    if args.val_unused and not args.images:
+        parser.error("--val-unused: give --images N too (without it every training image is trained on)")
+    if args.space and not args.space.is_file():
+        parser.error(f"--space {args.space}: file not found")
+    space_text = args.space.read_text() if args.space else SPACE
+    config, space = prepare(args.work, args.images, args.epochs, args.img_size, args.precision, space_text,
+                            args.val_unused)
     only = args.only.upper().split(",")
     seeds = [int(s) for s in args.seed_list.split(",")] if args.seed_list else list(range(args.seeds))
     pruners = [p for p in args.pruners.split(",") if p] if "T2" in only else []
@@ -288,7 +306,7 @@ def main(argv: list[str] | None = None) -> None:
         ["tpe", *(["random"] if "T1" in only else []), *baselines, *pruners]))
     if not args.full_trials:
         lean_trials()
-    result: dict = {"args": {k: str(v) for k, v in vars(args).items()}}
+    result: dict = {"args": {k: str(v) for k, v in vars(args).items()}, "space": space_text}
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"tune-{time.strftime('%Y%m%d-%H%M%S')}.json"
 

@@ -27,3 +27,16 @@ def test_t2_compares_epochs_and_best_value_with_the_unpruned_study():
     row = t2_row(0, "median", trials([0.9, 0.95, 0.5, 0.4]), trials([0.9, 0.94, 0.5, 0.4], pruned=(2, 3)))
     assert row["epochs"] == 8 and row["epochs_unpruned"] == 12 and abs(row["saving"] - 1 / 3) < 1e-9
     assert abs(row["drop_points"] - 1.0) < 1e-9 and row["n_pruned"] == 2
+
+
+def test_val_unused_validates_on_the_left_out_training_images_never_on_test(tmp_path):
+    from benchmarks.tune_search import prepare
+
+    config, space = prepare(tmp_path, 314, 3, 32, space_text="lr: [0.01]\n", val_unused=True)
+    rows = [line.split(",") for line in (tmp_path / "digits.csv").read_text().splitlines()[1:]]
+    train = {path for path, _, split in rows if split == "train"}
+    val = {path for path, _, split in rows if split == "val"}
+    assert len(train) == 314 and len({p.split("/")[-2] for p in train}) == 10  # every class trained on
+    assert not train & val and all("/test/" not in p for p in train | val)
+    assert sum("/train/" in p for p in val) == 1257 - 314  # the left-out training images, beside the val split
+    assert space.read_text() == "lr: [0.01]\n" and "digits.csv" in config.read_text()
