@@ -115,7 +115,7 @@ def prepare_data(cfg) -> tuple[dict, list]:
 def build_lossnet(cfg) -> LossNetwork:
     from pixelforge.tasks.style.lossnet import build_loss_network
 
-    return build_loss_network(cfg.loss_net, cfg.loss_net_weights)
+    return build_loss_network(cfg.loss_net, cfg.loss_net_weights, feature_transform=cfg.feature_transform)
 
 
 def style_targets(cfg, lossnet: LossNetwork) -> dict:
@@ -136,7 +136,8 @@ def build_setup(cfg, source: dict, classes, fabric, progress):
     lossnet = build_lossnet(cfg)
     progress.info(f"style transfer: transformer width {cfg.width}, {cfg.residual_blocks} residual blocks "
                   f"({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters); loss network "
-                  f"{lossnet.name}, content {list(lossnet.content_layers)}, style {list(lossnet.style_layers)}")
+                  f"{lossnet.name} (feature transform {lossnet.feature_transform}), content "
+                  f"{list(lossnet.content_layers)}, style {list(lossnet.style_layers)}")
     train_set = ContentImages(source["train"], cfg.img_size, train=True, scale=cfg.content_size)
     val_set = ContentImages(source["val"], cfg.img_size, train=False, scale=cfg.content_size)
     weights = Weights(cfg.content_weight, cfg.style_weight, cfg.tv_weight)
@@ -145,7 +146,8 @@ def build_setup(cfg, source: dict, classes, fabric, progress):
         train_data=train_set, val_data=val_set, n_train=len(train_set), n_val=len(val_set),
         param_groups=lambda lr: [{"params": list(model.parameters()), "lr": lr, "weight_decay": 0.0}],
         extra_checkpoint={"task": "style", "width": cfg.width, "residual_blocks": cfg.residual_blocks,
-                          "loss_net": lossnet.name, "content_layers": list(lossnet.content_layers),
+                          "loss_net": lossnet.name, "feature_transform": lossnet.feature_transform,
+                          "content_layers": list(lossnet.content_layers),
                           "style_layers": list(lossnet.style_layers)},
         unreadable=train_set.unreadable + val_set.unreadable,
     )
