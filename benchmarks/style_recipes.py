@@ -56,6 +56,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--blocks", type=int, default=5)
     parser.add_argument("--gatys-steps", type=int, default=0)
     parser.add_argument("--eval-every", type=int, default=50)
+    parser.add_argument("--save", default=None, help="a folder for the held-out photos stylized at the end")
     return parser.parse_args()
 
 
@@ -141,6 +142,11 @@ def main() -> None:
                                   **evaluate(net, nets, photos, style, gatys_scores)}), flush=True)
             if step == args.steps:
                 break
+    if args.save:
+        net.eval()
+        with torch.no_grad():
+            for path, photo in zip(paths[:4], photos):
+                save_image(net(photo), Path(args.save) / f"{path.stem}-fast-{args.feature_transform}.png")
 
 
 if __name__ == "__main__":
