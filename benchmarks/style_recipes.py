@@ -105,9 +105,6 @@ def main() -> None:
     paths = content_paths(args.data, None)  # shuffled with seed 0, as the training task does
     nets = {name: build_loss_network("lite0", feature_transform=name) for name in FEATURE_TRANSFORMS}
     lossnet = nets[args.feature_transform]
-    deep = lossnet.style_layers[-2:] * (args.deep_weight - 1)  # style_loss averages over the listed layers
-    train_lossnet = build_loss_network("lite0", style_layers=lossnet.style_layers + deep,
-                                       feature_transform=args.feature_transform)
     style = read_image(args.style, 512)
     with torch.no_grad():
         grams = {k: gram_matrix(v) for k, v in lossnet(style).items() if k in lossnet.style_layers}
@@ -119,7 +116,9 @@ def main() -> None:
     net = TransformerNet(args.width, args.blocks)
     optimizer = torch.optim.Adam(net.parameters(), lr=args.lr)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=args.steps, pct_start=0.05)
-    weights, order, step = Weights(1.0, args.style_weight, 0.01), random.Random(0), 0
+    # --deep-weight K: the trainer's --style-layer-weights 1,1,1,K,K (the score counts every layer alike)
+    layer_weights = (1.0,) * (len(lossnet.style_layers) - 2) + (float(args.deep_weight),) * 2
+    weights, order, step = Weights(1.0, args.style_weight, 0.01, layer_weights), random.Random(0), 0
     started = time.process_time()
     while step < args.steps:
         indices = list(range(len(train)))
@@ -128,7 +127,7 @@ def main() -> None:
             batch = torch.stack([train[j] for j in indices[i:i + args.batch]])
             with torch.no_grad():
                 targets = {k: v for k, v in lossnet(batch).items() if k in lossnet.content_layers}
-            loss = perceptual_losses(train_lossnet, net(batch), targets, grams, weights)["total"]
+            loss = perceptual_losses(lossnet, net(batch), targets, grams, weights)["total"]
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

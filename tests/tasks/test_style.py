@@ -70,6 +70,12 @@ def test_gram_matrix_and_losses_match_hand_computations():
     assert style_loss({"a": f}, {"a": gram_target}, ["a"]).item() == pytest.approx(expected)
     # |differences| down the rows: (1, 1), (3, 1) -> 1.5; across the columns: (1, 1), (1, 3) -> 1.5
     assert total_variation(f).item() == pytest.approx(3.0)
+    # --style-layer-weights: a weighted mean of the layers' losses (layer "a" as above, layer "b" matched exactly)
+    two = ({"a": f, "b": f}, {"a": gram_target, "b": gram_matrix(f)}, ["a", "b"])
+    assert style_loss(*two).item() == pytest.approx(expected / 2)
+    assert style_loss(*two, layer_weights=[1.0, 3.0]).item() == pytest.approx(expected / 4)
+    with pytest.raises(PixelforgeError, match="2 weights for 1 style layers"):
+        style_loss({"a": f}, {"a": gram_target}, ["a"], layer_weights=[1.0, 3.0])
 
 
 def test_the_loss_network_hooks_named_layers_and_refuses_unknown_ones():
@@ -142,11 +148,14 @@ def test_a_fast_network_trains_two_steps_and_writes_its_report(tiny_run):
     assert (tiny_run / "examples.png").is_file() and "Fast style transfer" in (tiny_run / "report.html").read_text()
 
 
-def test_a_missing_style_image_is_refused_before_a_run_folder_exists(images, tmp_path):
+def test_a_missing_style_image_or_wrong_layer_weights_are_refused_before_a_run_folder_exists(images, tmp_path):
     with pytest.raises(PixelforgeError, match="nope.png: image not found"):
         pixelforge.train(str(images["folder"]), task="style", style=str(tmp_path / "nope.png"), out=str(tmp_path / "r"))
     with pytest.raises(PixelforgeError, match="needs --style"):
         pixelforge.train(str(images["folder"]), task="style", out=str(tmp_path / "r"))
+    with pytest.raises(PixelforgeError, match="--style-layer-weights 1.0,3.0: give one weight >= 0 per style layer"):
+        pixelforge.train(str(images["folder"]), task="style", style=str(images["style"]), style_layer_weights=[1, 3],
+                         out=str(tmp_path / "r"))
     assert not (tmp_path / "r").exists()
 
 
@@ -296,8 +305,9 @@ def test_a_run_trained_on_softmax_losses_is_measured_with_them_as_a_run_and_as_a
 
     run = pixelforge.train(str(images["folder"]), task="style", style=str(images["style"]), img_size=32, epochs=1,
                            batch_size=2, width=4, residual_blocks=1, val_fraction=0.2, feature_transform="softmax",
-                           out=str(tmp_path / "run"), quiet=True).run_dir
-    assert load_config(run / "config.yaml").feature_transform == "softmax"
+                           style_layer_weights=[1, 1, 1, 3, 3], out=str(tmp_path / "run"), quiet=True).run_dir
+    config = load_config(run / "config.yaml")
+    assert config.feature_transform == "softmax" and config.style_layer_weights == [1, 1, 1, 3, 3]
     assert rd.load_checkpoint(run / "checkpoints" / "best.ckpt")["feature_transform"] == "softmax"
     runner = CliRunner()
     content = str(images["photos"][0])

@@ -131,13 +131,20 @@ def content_loss(features: dict, targets: dict, layers) -> torch.Tensor:
     return sum(relative_mse(features[layer], targets[layer]) for layer in layers) / len(layers)
 
 
-def style_loss(features: dict, target_grams: dict, layers) -> torch.Tensor:
-    """Mean over `layers` of relative_mse(Gram, target Gram); a target Gram of batch 1 applies to every image."""
+def style_loss(features: dict, target_grams: dict, layers, layer_weights=None) -> torch.Tensor:
+    """Mean over `layers` of relative_mse(Gram, target Gram); a target Gram of batch 1 applies to every image.
+
+    `layer_weights` (one per layer) makes it a weighted mean; None counts every layer alike.
+    """
+    layer_weights = list(layer_weights) if layer_weights is not None else [1.0] * len(layers)
+    if len(layer_weights) != len(layers):
+        raise PixelforgeError(f"--style-layer-weights: {len(layer_weights)} weights for {len(layers)} style layers "
+                              f"({', '.join(layers)}); give one per layer")
     total = 0.0
-    for layer in layers:
+    for layer, weight in zip(layers, layer_weights):
         gram = gram_matrix(features[layer])
-        total = total + relative_mse(gram, target_grams[layer].expand_as(gram))
-    return total / len(layers)
+        total = total + weight * relative_mse(gram, target_grams[layer].expand_as(gram))
+    return total / sum(layer_weights)
 
 
 def total_variation(images: torch.Tensor) -> torch.Tensor:
