@@ -36,6 +36,7 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=1)
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--transforms", default=",".join(FEATURE_TRANSFORMS), help="the definitions to optimise")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -45,7 +46,8 @@ def main() -> None:
     for path in content_paths(args.data, None)[:HELD_OUT][:args.photos]:
         content = read_image(path, args.size)
         row = [("photo", content), ("style", style)]
-        for optimised, net in nets.items():
+        for optimised in args.transforms.split(","):
+            net = nets[optimised]
             cpu = time.process_time()
             image = stylize_by_optimisation(net, content, style, steps=args.steps, weights=Weights()).image
             seconds = time.process_time() - cpu

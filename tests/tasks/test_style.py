@@ -116,7 +116,11 @@ def test_the_loss_network_smooths_its_feature_maps_only_when_asked():
     for layer in raw:
         assert torch.allclose(smoothed[layer], softmax_features(raw[layer]), rtol=1e-4)
         assert raw[layer].min() >= 0 and raw[layer].max() <= 6  # the plain maps are Lite0's ReLU6 outputs
-    with pytest.raises(PixelforgeError, match="--feature-transform 'swag': choose none or softmax"):
+    deep = build_loss_network("lite0", feature_transform="softmax-deep")(images)
+    for layer in raw:  # only the two deepest style layers are smoothed
+        expected = softmax_features(raw[layer]) if layer in plain.style_layers[-2:] else raw[layer]
+        assert torch.allclose(deep[layer], expected, rtol=1e-4)
+    with pytest.raises(PixelforgeError, match="--feature-transform 'swag': choose none, softmax, softmax-deep"):
         build_loss_network("lite0", feature_transform="swag")
 
 
@@ -323,7 +327,7 @@ def test_a_run_trained_on_softmax_losses_is_measured_with_them_as_a_run_and_as_a
     assert trained_feature_transform(package) == "softmax"
     bad = runner.invoke(app, ["stylize", str(run), content, "--out", str(tmp_path / "bad.png"),
                               "--feature-transform", "swag"])
-    assert bad.exit_code != 0 and "choose none or softmax" in str(bad.exception or bad.output)
+    assert bad.exit_code != 0 and "choose none, softmax, softmax-deep" in str(bad.exception or bad.output)
 
 
 @pytest.mark.slow

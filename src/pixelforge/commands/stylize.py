@@ -40,7 +40,8 @@ def stylize_command(
                                  "(needs --weights)."),
     weights: Optional[Path] = typer.Option(None, help="The loss network's state-dict file (vgg19: torchvision's)."),
     feature_transform: Optional[str] = typer.Option(None, help="none | softmax (SWAG: a softmax over each layer's "
-                                                    "activations before the losses). Default: a run's or package's "
+                                                    "activations before the losses) | softmax-deep (the two deepest "
+                                                    "style layers only). Default: a run's or package's "
                                                     "own; none for gatys and arbitrary."),
     seed: int = typer.Option(0, help="gatys: seed of the noise start."),
     as_json: bool = typer.Option(False, "--json", help="Print {seconds, content_loss, style_loss, loss_net, ...}."),

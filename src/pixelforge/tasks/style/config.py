@@ -14,10 +14,10 @@ class StyleConfig(RunConfig):
     loss_net: str = Field("tf_efficientnet_lite0", description="style: loss network, tf_efficientnet_lite0|1|2 "
                                                                "(bundled) or vgg19 (needs loss_net_weights)")
     loss_net_weights: str | None = Field(None, description="style: state-dict file for the loss network (vgg19)")
-    feature_transform: Literal["none", "softmax"] = Field(
+    feature_transform: Literal["none", "softmax", "softmax-deep"] = Field(
         "none", description="style: none | softmax (SWAG, Wang et al. 2021: a softmax over each loss-network layer's "
-                            "activations before the Gram matrices and the content comparison); `stylize RUN` "
-                            "measures with the run's choice")
+                            "activations before the Gram matrices and the content comparison) | softmax-deep (only "
+                            "the two deepest style layers); `stylize RUN` measures with the run's choice")
     content_weight: float = Field(1.0, ge=0, description="style: weight of the content loss")
     style_weight: float = Field(3.0, ge=0, description="style: weight of the style (Gram) loss (3: scores as 10 does on c + 10 s and keeps the photo)")
     tv_weight: float = Field(1e-2, ge=0, description="style: weight of the total-variation loss")

@@ -36,7 +36,7 @@ VGG_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 VGG_CONTENT_LAYERS = ("relu4_2",)
 LOSS_NETS = ("tf_efficientnet_lite0", "tf_efficientnet_lite1", "tf_efficientnet_lite2", "vgg19")
 NET_ALIASES = {"lite0": "tf_efficientnet_lite0", "lite1": "tf_efficientnet_lite1", "lite2": "tf_efficientnet_lite2"}
-FEATURE_TRANSFORMS = ("none", "softmax")
+FEATURE_TRANSFORMS = ("none", "softmax", "softmax-deep")
 
 
 class _Stop(Exception):
@@ -50,10 +50,15 @@ class LossNetwork(nn.Module):
                  feature_transform: str = "none"):
         super().__init__()
         if feature_transform not in FEATURE_TRANSFORMS:
-            raise PixelforgeError(f"--feature-transform {feature_transform!r}: choose {' or '.join(FEATURE_TRANSFORMS)}")
+            raise PixelforgeError(f"--feature-transform {feature_transform!r}: choose {', '.join(FEATURE_TRANSFORMS)}")
         self.name, self.net = name, net.eval().requires_grad_(False)
         self.feature_transform = feature_transform
         self.content_layers, self.style_layers = tuple(content_layers), tuple(style_layers)
+        # "softmax-deep" smooths only the two deepest style layers (also where they serve as content layers): the
+        # SWAG authors' code notes the best results sometimes come from smoothing only the deeper, peakier layers.
+        smoothed = {"none": (), "softmax": (*self.content_layers, *self.style_layers),
+                    "softmax-deep": self.style_layers[-2:]}[feature_transform]
+        self.smoothed_layers = frozenset(smoothed)
         self.register_buffer("_mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("_std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
         modules = dict(self.net.named_modules())
@@ -92,8 +97,8 @@ class LossNetwork(nn.Module):
         finally:
             for handle in handles:
                 handle.remove()
-        transform = softmax_features if self.feature_transform == "softmax" else (lambda features: features)
-        return {layer: transform(found[module]) for layer, module in self.layer_names.items()}
+        return {layer: softmax_features(found[module]) if layer in self.smoothed_layers else found[module]
+                for layer, module in self.layer_names.items()}
 
 
 def softmax_features(features: torch.Tensor) -> torch.Tensor:
@@ -157,7 +162,8 @@ def build_loss_network(name: str = "tf_efficientnet_lite0", weights: str | None 
                        content_layers=None, style_layers=None, feature_transform: str = "none") -> LossNetwork:
     """The frozen loss network `name` (lite0/1/2 with bundled ImageNet weights, or vgg19 from `weights`).
 
-    `feature_transform` "softmax" smooths every returned feature map (SWAG, `softmax_features`); "none" keeps them.
+    `feature_transform` "softmax" smooths every returned feature map (SWAG, `softmax_features`), "softmax-deep" only
+    the two deepest style layers' maps; "none" keeps them.
 
     Example:
         >>> net = build_loss_network("lite0")
