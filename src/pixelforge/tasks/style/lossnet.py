@@ -15,8 +15,10 @@ style weights keep their meaning across networks.
 
 `feature_transform="softmax"` is SWAG (Wang, Li & Vasconcelos, "Rethinking and Improving the Robustness of Image
 Style Transfer", CVPR 2021): networks with residual connections (ResNets, Lite0's inverted residuals) give peaky,
-low-entropy feature maps, and a softmax over each layer's activations before the Gram matrices and the content
-comparison makes their style losses behave like VGG's. See `softmax_features` for the exact form.
+low-entropy feature maps, and the paper finds that a softmax over each layer's activations before the Gram
+matrices and the content comparison makes their style losses behave like VGG's. See `softmax_features` for the
+exact form. With Lite0 and our stained glass it gave paler pictures and a wider fast/optimisation gap, so it is
+off by default (docs/style-transfer.md, round eight).
 """
 
 from __future__ import annotations
@@ -104,7 +106,7 @@ class LossNetwork(nn.Module):
 def softmax_features(features: torch.Tensor) -> torch.Tensor:
     """SWAG's activation smoothing: each image's softmax over all of a layer's C*H*W activations, times C*H*W.
 
-    The paper (and its authors' code) takes the softmax over the whole feature map of a layer (every channel and
+    SWAG's authors' code (`softmax3d`) takes the softmax over the whole feature map of a layer (every channel and
     position together, temperature 1). Multiplying by the number of activations, i.e. exp(x) / mean(exp(x)),
     keeps the values' mean at 1 whatever the image size: the paper compares images of one size, but here a
     512 px style image's Gram matrices are the targets of 256 px training crops and of 340x512 photos, and a plain
