@@ -10,8 +10,14 @@ Prints one JSON line per photo and method, then the ratios the docs quote:
 Each row also gives the style loss layer by layer (`style_by_layer`, the loss network's style layers in order,
 shallow to deep): where a method falls short of optimisation.
 
+`--feature-transform` is the loss definition (lossnet.py: `none`, or `softmax`, SWAG's smoothing) that the Gatys
+run optimises and the main columns score, by default the package's own (package.json). Every row is also scored
+under both definitions (`by_definition`), and the summary gives the fast / Gatys ratio under each, for the same
+images.
+
     PYTHONPATH=src python benchmarks/style_transfer.py PACKAGE OUT [--size 512] [--steps 300] [--photos 4]
-    [--run RUN]  (the grid is also copied to RUN/comparison.png and the run's report rewritten)
+    [--feature-transform none|softmax] [--run RUN]  (the grid is also copied to RUN/comparison.png and the run's
+    report rewritten)
 
 The machine may be shared: process CPU seconds are printed beside wall seconds (CPU / 2 ~ a quiet 2-core wall).
 """
@@ -34,7 +40,7 @@ from style_images import write_images  # noqa: E402
 from pixelforge.tasks.style import methods  # noqa: E402
 from pixelforge.tasks.style.gatys import Weights  # noqa: E402
 from pixelforge.tasks.style.images import read_image, to_pil  # noqa: E402
-from pixelforge.tasks.style.lossnet import build_loss_network, gram_matrix, relative_mse  # noqa: E402
+from pixelforge.tasks.style.lossnet import FEATURE_TRANSFORMS, build_loss_network, gram_matrix, relative_mse  # noqa: E402,E501
 
 
 def timed(function, *args, **kwargs):
@@ -69,12 +75,16 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--photos", type=int, default=4)
     parser.add_argument("--run", default=None)
+    parser.add_argument("--feature-transform", choices=FEATURE_TRANSFORMS, default=None)
     args = parser.parse_args()
     out = Path(args.out)
     style_path, photos = write_images(out / "images")
     package_style = Path(args.package) / "style.png"
     style_path = package_style if package_style.is_file() else style_path
-    lossnet, weights = build_loss_network("lite0"), Weights()
+    transform = args.feature_transform or (methods.trained_feature_transform(args.package)
+                                           if args.package != "-" else "none")
+    nets = {name: build_loss_network("lite0", feature_transform=name) for name in FEATURE_TRANSFORMS}
+    lossnet, weights = nets[transform], Weights()
     rows, tiles = [], []
     for photo in photos[:args.photos]:
         content = read_image(photo, args.size)
@@ -86,7 +96,9 @@ def main() -> None:
                            ("arbitrary", lambda: methods.arbitrary(content, style))):
             if name == "fast" and args.package == "-":
                 continue
-            cache = out / "cache" / f"{photo.stem}-{name}-{args.size}-{args.steps}"
+            # The plain definition keeps the earlier rounds' cache names; the Gatys image depends on the definition.
+            suffix = f"-{transform}" if name == "gatys" and transform != "none" else ""
+            cache = out / "cache" / f"{photo.stem}-{name}-{args.size}-{args.steps}{suffix}"
             result, wall, cpu = cached(cache, call) if name != "fast" else timed(call)
             methods.score(result, lossnet, content, style, weights)
             objective = weights.content * result.losses["content"] + weights.style * result.losses["style"]
@@ -94,7 +106,9 @@ def main() -> None:
             row = {"photo": photo.stem, "method": name, "size": list(content.shape[-2:]), "seconds": round(result.seconds, 3),
                    "call_wall_s": round(wall, 2), "call_cpu_s": round(cpu, 2), "content": result.losses["content"],
                    "style": result.losses["style"], "content+style": objective,
-                   "style_by_layer": style_by_layer(lossnet, result.image, style)}
+                   "style_by_layer": style_by_layer(lossnet, result.image, style), "feature_transform": transform,
+                   "by_definition": {other: objective_under(net, result.image, content, style, weights)
+                                     for other, net in nets.items()}}
             rows.append(row)
             print(json.dumps(row), flush=True)
         tiles.append([("content", content), ("style", style)] + [
@@ -102,7 +116,8 @@ def main() -> None:
             for name, (r, obj) in results.items()])
     if args.package == "-":
         return
-    summary = {**ratios(rows), "weights": {"content": weights.content, "style": weights.style, "tv": weights.tv},
+    summary = {**ratios(rows), "fast_over_gatys_loss_by_definition": ratios_by_definition(rows),
+               "feature_transform": transform, "weights": {"content": weights.content, "style": weights.style, "tv": weights.tv},
                "gatys_steps": args.steps}
     print(json.dumps(summary))
     (out / "style-transfer.json").write_text(json.dumps({"rows": rows, "summary": summary}, indent=1))
@@ -120,6 +135,24 @@ def style_by_layer(lossnet, image, style) -> list[float]:
     """Each style layer's relative Gram error (the style loss is their mean)."""
     ours, theirs = lossnet(image), lossnet(style)
     return [round(float(relative_mse(gram_matrix(ours[k]), gram_matrix(theirs[k]))), 4) for k in lossnet.style_layers]
+
+
+def objective_under(lossnet, image, content, style, weights) -> dict:
+    """c, s and c + 10 s (the weights' objective) of `image` under `lossnet`'s loss definition."""
+    from pixelforge.tasks.style.gatys import measure
+
+    losses = measure(lossnet, image, content, style, weights)
+    return {"c": round(losses["content"], 4), "s": round(losses["style"], 5),
+            "c+10s": round(weights.content * losses["content"] + weights.style * losses["style"], 4)}
+
+
+def ratios_by_definition(rows: list[dict]) -> dict:
+    """{definition: {photo: fast / Gatys c + 10 s}}, both images scored under that definition."""
+    by = {(r["photo"], r["method"]): r for r in rows}
+    photos = sorted({r["photo"] for r in rows})
+    return {name: {p: round(by[p, "fast"]["by_definition"][name]["c+10s"]
+                             / by[p, "gatys"]["by_definition"][name]["c+10s"], 3) for p in photos}
+            for name in FEATURE_TRANSFORMS}
 
 
 def ratios(rows: list[dict]) -> dict:

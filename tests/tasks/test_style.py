@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -69,6 +70,12 @@ def test_gram_matrix_and_losses_match_hand_computations():
     assert style_loss({"a": f}, {"a": gram_target}, ["a"]).item() == pytest.approx(expected)
     # |differences| down the rows: (1, 1), (3, 1) -> 1.5; across the columns: (1, 1), (1, 3) -> 1.5
     assert total_variation(f).item() == pytest.approx(3.0)
+    # --style-layer-weights: a weighted mean of the layers' losses (layer "a" as above, layer "b" matched exactly)
+    two = ({"a": f, "b": f}, {"a": gram_target, "b": gram_matrix(f)}, ["a", "b"])
+    assert style_loss(*two).item() == pytest.approx(expected / 2)
+    assert style_loss(*two, layer_weights=[1.0, 3.0]).item() == pytest.approx(expected / 4)
+    with pytest.raises(PixelforgeError, match="2 weights for 1 style layers"):
+        style_loss({"a": f}, {"a": gram_target}, ["a"], layer_weights=[1.0, 3.0])
 
 
 def test_the_loss_network_hooks_named_layers_and_refuses_unknown_ones():
@@ -81,6 +88,40 @@ def test_the_loss_network_hooks_named_layers_and_refuses_unknown_ones():
         build_loss_network("lite0", style_layers=["blocks.9"])
     with pytest.raises(PixelforgeError, match="vgg19 needs --weights"):
         build_loss_network("vgg19")
+
+
+def test_softmax_feature_transform_is_swags_softmax_scaled_to_mean_one():
+    from pixelforge.tasks.style.lossnet import softmax_features
+
+    f = torch.tensor([[[[0.0, 1.0], [2.0, 0.0]]], [[[5.0, 5.0], [5.0, 5.0]]]])  # 2 images, 1 channel, 2x2
+    smoothed = softmax_features(f)
+    exps = torch.tensor([1.0, math.e, math.e ** 2, 1.0])  # image 0: exp of its activations over their mean
+    assert torch.allclose(smoothed[0].flatten(), exps / exps.mean())
+    assert torch.allclose(smoothed[1], torch.ones(1, 2, 2))  # each image on its own: a flat map becomes ones
+    shifted = f + torch.tensor([3.0, -7.0]).view(2, 1, 1, 1)
+    assert torch.allclose(softmax_features(shifted), smoothed)  # a softmax ignores a constant added to the map
+    # The same map tiled 2x2 (a larger image with the same statistics) keeps its Gram matrix: a 512 px style
+    # image's Gram matrices can be the targets of 256 px crops (a plain softmax would divide them by 16).
+    g = torch.randn(1, 3, 4, 4)
+    assert torch.allclose(gram_matrix(softmax_features(g.repeat(1, 1, 2, 2))), gram_matrix(softmax_features(g)),
+                          rtol=1e-4)
+
+
+def test_the_loss_network_smooths_its_feature_maps_only_when_asked():
+    plain, smooth = build_loss_network("lite0"), build_loss_network("lite0", feature_transform="softmax")
+    images = torch.rand(2, 3, 64, 64)
+    raw, smoothed = plain(images), smooth(images)
+    from pixelforge.tasks.style.lossnet import softmax_features
+
+    for layer in raw:
+        assert torch.allclose(smoothed[layer], softmax_features(raw[layer]), rtol=1e-4)
+        assert raw[layer].min() >= 0 and raw[layer].max() <= 6  # the plain maps are Lite0's ReLU6 outputs
+    deep = build_loss_network("lite0", feature_transform="softmax-deep")(images)
+    for layer in raw:  # only the two deepest style layers are smoothed
+        expected = softmax_features(raw[layer]) if layer in plain.style_layers[-2:] else raw[layer]
+        assert torch.allclose(deep[layer], expected, rtol=1e-4)
+    with pytest.raises(PixelforgeError, match="--feature-transform 'swag': choose none, softmax, softmax-deep"):
+        build_loss_network("lite0", feature_transform="swag")
 
 
 def test_optimisation_lowers_the_loss_from_content_and_from_noise():
@@ -111,11 +152,14 @@ def test_a_fast_network_trains_two_steps_and_writes_its_report(tiny_run):
     assert (tiny_run / "examples.png").is_file() and "Fast style transfer" in (tiny_run / "report.html").read_text()
 
 
-def test_a_missing_style_image_is_refused_before_a_run_folder_exists(images, tmp_path):
+def test_a_missing_style_image_or_wrong_layer_weights_are_refused_before_a_run_folder_exists(images, tmp_path):
     with pytest.raises(PixelforgeError, match="nope.png: image not found"):
         pixelforge.train(str(images["folder"]), task="style", style=str(tmp_path / "nope.png"), out=str(tmp_path / "r"))
     with pytest.raises(PixelforgeError, match="needs --style"):
         pixelforge.train(str(images["folder"]), task="style", out=str(tmp_path / "r"))
+    with pytest.raises(PixelforgeError, match="--style-layer-weights 1.0,3.0: give one weight >= 0 per style layer"):
+        pixelforge.train(str(images["folder"]), task="style", style=str(images["style"]), style_layer_weights=[1, 3],
+                         out=str(tmp_path / "r"))
     assert not (tmp_path / "r").exists()
 
 
@@ -252,6 +296,38 @@ def test_stylize_command_reports_the_same_keys_for_every_method(tiny_run, images
     assert (tmp_path / "g.losses.csv").is_file() and (tmp_path / "g.losses.png").is_file()
     again = runner.invoke(app, ["stylize", *calls[0], "--json"])
     assert again.exit_code != 0 and "already exists" in str(again.exception or again.output)
+
+
+def test_a_run_trained_on_softmax_losses_is_measured_with_them_as_a_run_and_as_a_package(images, tmp_path):
+    from typer.testing import CliRunner
+
+    from pixelforge.cli import app
+    from pixelforge.runs import folder as rd
+    from pixelforge.tasks.config import load_config
+    from pixelforge.tasks.style.export import export_package
+    from pixelforge.tasks.style.methods import trained_feature_transform
+
+    run = pixelforge.train(str(images["folder"]), task="style", style=str(images["style"]), img_size=32, epochs=1,
+                           batch_size=2, width=4, residual_blocks=1, val_fraction=0.2, feature_transform="softmax",
+                           style_layer_weights=[1, 1, 1, 3, 3], out=str(tmp_path / "run"), quiet=True).run_dir
+    config = load_config(run / "config.yaml")
+    assert config.feature_transform == "softmax" and config.style_layer_weights == [1, 1, 1, 3, 3]
+    assert rd.load_checkpoint(run / "checkpoints" / "best.ckpt")["feature_transform"] == "softmax"
+    runner = CliRunner()
+    content = str(images["photos"][0])
+    reports = {}
+    for name, extra in (("own", []), ("none", ["--feature-transform", "none"])):
+        done = runner.invoke(app, ["stylize", str(run), content, "--out", str(tmp_path / f"{name}.png"), "--size", "48",
+                                   "--json", *extra])
+        assert done.exit_code == 0, done.output
+        reports[name] = json.loads(done.output.strip().splitlines()[-1])
+    assert reports["own"]["feature_transform"] == "softmax" and reports["none"]["feature_transform"] == "none"
+    assert reports["own"]["style_loss"] != pytest.approx(reports["none"]["style_loss"], rel=1e-3)
+    package = export_package(run, tmp_path / "package")
+    assert trained_feature_transform(package) == "softmax"
+    bad = runner.invoke(app, ["stylize", str(run), content, "--out", str(tmp_path / "bad.png"),
+                              "--feature-transform", "swag"])
+    assert bad.exit_code != 0 and "choose none, softmax, softmax-deep" in str(bad.exception or bad.output)
 
 
 @pytest.mark.slow

@@ -39,6 +39,10 @@ def stylize_command(
     loss_net: str = typer.Option("tf_efficientnet_lite0", help="tf_efficientnet_lite0|1|2 (bundled) or vgg19 "
                                  "(needs --weights)."),
     weights: Optional[Path] = typer.Option(None, help="The loss network's state-dict file (vgg19: torchvision's)."),
+    feature_transform: Optional[str] = typer.Option(None, help="none | softmax (SWAG: a softmax over each layer's "
+                                                    "activations before the losses) | softmax-deep (the two deepest "
+                                                    "style layers only). Default: a run's or package's "
+                                                    "own; none for gatys and arbitrary."),
     seed: int = typer.Option(0, help="gatys: seed of the noise start."),
     as_json: bool = typer.Option(False, "--json", help="Print {seconds, content_loss, style_loss, loss_net, ...}."),
 ) -> None:
@@ -63,7 +67,9 @@ def stylize_command(
         raise PixelforgeError(f"{out}: already exists; choose a new --out (outputs are never overwritten)")
     long_side = size or None
     content = read_image(second if method == "fast" else first, long_side)
-    lossnet = build_loss_network(loss_net, str(weights) if weights else None)
+    if feature_transform is None:
+        feature_transform = methods.trained_feature_transform(first) if method == "fast" else "none"
+    lossnet = build_loss_network(loss_net, str(weights) if weights else None, feature_transform=feature_transform)
     loss_weights = Weights(content_weight, style_weight, tv_weight)
     if method == "fast":
         result, style_path = methods.fast(first, content)
@@ -86,8 +92,8 @@ def stylize_command(
         _save_curve(result.history, out)
     losses = result.losses
     summary = {"seconds": round(result.seconds, 4), "content_loss": losses["content"], "style_loss": losses["style"],
-               "loss_net": lossnet.name, "method": result.method, "out": str(out),
-               "size": list(result.image.shape[-2:][::-1])}
+               "loss_net": lossnet.name, "feature_transform": lossnet.feature_transform, "method": result.method,
+               "out": str(out), "size": list(result.image.shape[-2:][::-1])}
     if as_json:
         typer.echo(json.dumps(summary))
     else:

@@ -3,7 +3,8 @@
     PACKAGE/model.onnx        input "image" [1, 3, H, W] in [0, 1] (H, W dynamic, multiples of 4), output
                               "stylized" [1, 3, H, W] in [0, 1]
             preprocess.json   the input's contract and `max_side` (larger images are shrunk first)
-            package.json      "task": "style", the loss network and style the run was trained with
+            package.json      "task": "style", the loss network (and its feature transform) and style the run
+                              was trained with
             style.png         the style image it learnt (longer side <= 512 px), so its losses can be measured
             parity.json       ONNX Runtime vs PyTorch on validation photos at two sizes: max |Δpixel| (0-1 scale)
 
@@ -50,6 +51,7 @@ def export_package(run_dir: str | Path, out: str | Path, opset: int = 17, format
         write_dense_package_files(staging, run.run_dir, pre, [], {
             "task": "style", "output_name": "stylized", "arch": f"johnson-w{cfg.width}-r{cfg.residual_blocks}",
             "backbone": None, "style": Path(cfg.style).name, "loss_net": cfg.loss_net,
+            "feature_transform": cfg.feature_transform,
             "input_shape": [1, 3, "height", "width"]}, opset)
         _write_style_image(cfg.style, staging / "style.png")
         report = _parity(run, staging / "model.onnx", parity_images)

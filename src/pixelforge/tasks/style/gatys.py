@@ -24,6 +24,7 @@ class Weights:
     content: float = 1.0
     style: float = 10.0
     tv: float = 1e-2
+    style_layers: tuple[float, ...] | None = None  # one per style layer (a weighted mean); None: all alike
 
 
 @dataclass
@@ -37,7 +38,8 @@ def perceptual_losses(lossnet: LossNetwork, image: torch.Tensor, content_targets
     """{"content", "style", "tv", "total"} of `image` against precomputed targets (the same for every method)."""
     features = lossnet(image)
     losses = {"content": content_loss(features, content_targets, lossnet.content_layers),
-              "style": style_loss(features, style_grams, lossnet.style_layers), "tv": total_variation(image)}
+              "style": style_loss(features, style_grams, lossnet.style_layers, weights.style_layers),
+              "tv": total_variation(image)}
     losses["total"] = weights.content * losses["content"] + weights.style * losses["style"] + weights.tv * losses["tv"]
     return losses
 

@@ -12,6 +12,13 @@ takes the usual aliases (`relu4_2`).
 Each layer's loss is divided by the mean square of its target (feature map or Gram matrix), so layers of very
 different magnitudes (Lite0's early and late blocks differ by orders of magnitude) count alike and the content and
 style weights keep their meaning across networks.
+
+`feature_transform="softmax"` is SWAG (Wang, Li & Vasconcelos, "Rethinking and Improving the Robustness of Image
+Style Transfer", CVPR 2021): networks with residual connections (ResNets, Lite0's inverted residuals) give peaky,
+low-entropy feature maps, and the paper finds that a softmax over each layer's activations before the Gram
+matrices and the content comparison makes their style losses behave like VGG's. See `softmax_features` for the
+exact form. With Lite0 and our stained glass it gave paler pictures and a wider fast/optimisation gap, so it is
+off by default (docs/style-transfer.md, round eight).
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ VGG_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 VGG_CONTENT_LAYERS = ("relu4_2",)
 LOSS_NETS = ("tf_efficientnet_lite0", "tf_efficientnet_lite1", "tf_efficientnet_lite2", "vgg19")
 NET_ALIASES = {"lite0": "tf_efficientnet_lite0", "lite1": "tf_efficientnet_lite1", "lite2": "tf_efficientnet_lite2"}
+FEATURE_TRANSFORMS = ("none", "softmax", "softmax-deep")
 
 
 class _Stop(Exception):
@@ -40,10 +48,19 @@ class _Stop(Exception):
 class LossNetwork(nn.Module):
     """A frozen CNN returning {layer name: feature map} for images in [0, 1]."""
 
-    def __init__(self, name: str, net: nn.Module, mean, std, content_layers, style_layers):
+    def __init__(self, name: str, net: nn.Module, mean, std, content_layers, style_layers,
+                 feature_transform: str = "none"):
         super().__init__()
+        if feature_transform not in FEATURE_TRANSFORMS:
+            raise PixelforgeError(f"--feature-transform {feature_transform!r}: choose {', '.join(FEATURE_TRANSFORMS)}")
         self.name, self.net = name, net.eval().requires_grad_(False)
+        self.feature_transform = feature_transform
         self.content_layers, self.style_layers = tuple(content_layers), tuple(style_layers)
+        # "softmax-deep" smooths only the two deepest style layers (also where they serve as content layers): the
+        # SWAG authors' code notes the best results sometimes come from smoothing only the deeper, peakier layers.
+        smoothed = {"none": (), "softmax": (*self.content_layers, *self.style_layers),
+                    "softmax-deep": self.style_layers[-2:]}[feature_transform]
+        self.smoothed_layers = frozenset(smoothed)
         self.register_buffer("_mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("_std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
         modules = dict(self.net.named_modules())
@@ -82,7 +99,26 @@ class LossNetwork(nn.Module):
         finally:
             for handle in handles:
                 handle.remove()
-        return {layer: found[module] for layer, module in self.layer_names.items()}
+        return {layer: softmax_features(found[module]) if layer in self.smoothed_layers else found[module]
+                for layer, module in self.layer_names.items()}
+
+
+def softmax_features(features: torch.Tensor) -> torch.Tensor:
+    """SWAG's activation smoothing: each image's softmax over all of a layer's C*H*W activations, times C*H*W.
+
+    SWAG's authors' code (`softmax3d`) takes the softmax over the whole feature map of a layer (every channel and
+    position together, temperature 1). Multiplying by the number of activations, i.e. exp(x) / mean(exp(x)),
+    keeps the values' mean at 1 whatever the image size: the paper compares images of one size, but here a
+    512 px style image's Gram matrices are the targets of 256 px training crops and of 340x512 photos, and a plain
+    softmax (values summing to 1) would scale their Gram matrices by the ratio of the sizes squared.
+
+    Example:
+        >>> smoothed = softmax_features(torch.randn(2, 4, 8, 8))
+        >>> [round(float(m), 4) for m in smoothed.mean(dim=(1, 2, 3))]
+        [1.0, 1.0]
+    """
+    flat = features.flatten(1)
+    return (torch.softmax(flat, dim=1) * flat.shape[1]).view_as(features)
 
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
@@ -102,13 +138,20 @@ def content_loss(features: dict, targets: dict, layers) -> torch.Tensor:
     return sum(relative_mse(features[layer], targets[layer]) for layer in layers) / len(layers)
 
 
-def style_loss(features: dict, target_grams: dict, layers) -> torch.Tensor:
-    """Mean over `layers` of relative_mse(Gram, target Gram); a target Gram of batch 1 applies to every image."""
+def style_loss(features: dict, target_grams: dict, layers, layer_weights=None) -> torch.Tensor:
+    """Mean over `layers` of relative_mse(Gram, target Gram); a target Gram of batch 1 applies to every image.
+
+    `layer_weights` (one per layer) makes it a weighted mean; None counts every layer alike.
+    """
+    layer_weights = list(layer_weights) if layer_weights is not None else [1.0] * len(layers)
+    if len(layer_weights) != len(layers):
+        raise PixelforgeError(f"--style-layer-weights: {len(layer_weights)} weights for {len(layers)} style layers "
+                              f"({', '.join(layers)}); give one per layer")
     total = 0.0
-    for layer in layers:
+    for layer, weight in zip(layers, layer_weights):
         gram = gram_matrix(features[layer])
-        total = total + relative_mse(gram, target_grams[layer].expand_as(gram))
-    return total / len(layers)
+        total = total + weight * relative_mse(gram, target_grams[layer].expand_as(gram))
+    return total / sum(layer_weights)
 
 
 def total_variation(images: torch.Tensor) -> torch.Tensor:
@@ -118,8 +161,11 @@ def total_variation(images: torch.Tensor) -> torch.Tensor:
 
 
 def build_loss_network(name: str = "tf_efficientnet_lite0", weights: str | None = None,
-                       content_layers=None, style_layers=None) -> LossNetwork:
+                       content_layers=None, style_layers=None, feature_transform: str = "none") -> LossNetwork:
     """The frozen loss network `name` (lite0/1/2 with bundled ImageNet weights, or vgg19 from `weights`).
+
+    `feature_transform` "softmax" smooths every returned feature map (SWAG, `softmax_features`), "softmax-deep" only
+    the two deepest style layers' maps; "none" keeps them.
 
     Example:
         >>> net = build_loss_network("lite0")
@@ -145,7 +191,8 @@ def build_loss_network(name: str = "tf_efficientnet_lite0", weights: str | None 
             net.load_state_dict(weight_io.bundled_imagenet_state_dict(net, name))
         content, style = LITE_CONTENT_LAYERS, LITE_STYLE_LAYERS
         mean, std = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
-    return LossNetwork(name, net, mean, std, tuple(content_layers or content), tuple(style_layers or style))
+    return LossNetwork(name, net, mean, std, tuple(content_layers or content), tuple(style_layers or style),
+                       feature_transform)
 
 
 def _vgg19(weights: str | None) -> nn.Module:

@@ -78,6 +78,21 @@ def fast(model_path: str | Path, content: torch.Tensor) -> tuple[Stylized, Path 
     return Stylized(image, time.perf_counter() - started, "fast (PyTorch)"), style if style.is_file() else None
 
 
+def trained_feature_transform(model_path: str | Path) -> str:
+    """The loss network's feature transform a style run or package was trained with ("none" before the option).
+
+    `stylize RUN` measures with it by default, so a network trained on SWAG's losses is scored on them.
+    """
+    from pixelforge.deploy.runtime.package import is_package, read_json_file
+
+    path = Path(model_path)
+    if is_package(path):
+        return read_json_file(path / "package.json").get("feature_transform", "none")
+    from pixelforge.tasks.config import load_config
+
+    return getattr(load_config(path / "config.yaml"), "feature_transform", "none")
+
+
 def arbitrary(content: torch.Tensor, style: torch.Tensor | str) -> Stylized:
     """`style`: an image tensor, or a built-in style spec (`7`, `3:0.5,12:0.5`)."""
     from pixelforge.deploy.runtime.arbitrary import ArbitraryStylizer

@@ -9,6 +9,7 @@ as training. Only the transformer is in the checkpoint; the loss network is rebu
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -61,24 +62,27 @@ class StyleStep:
     def __init__(self, lossnet: LossNetwork, style_grams: dict, weights: Weights):
         self.lossnet, self.style_grams, self.weights = lossnet, style_grams, weights
 
-    def _losses(self, model, images):
+    def _losses(self, model, images, weights: Weights):
         lossnet = self.lossnet.to(images.device)
         with torch.no_grad():
             features = lossnet(images)
             content_targets = {k: features[k] for k in lossnet.content_layers}
         grams = {k: v.to(images.device) for k, v in self.style_grams.items()}
-        return perceptual_losses(lossnet, model(images), content_targets, grams, self.weights)
+        return perceptual_losses(lossnet, model(images), content_targets, grams, weights)
 
     def training_step(self, model, batch) -> dict:
-        losses = self._losses(model, batch)
+        losses = self._losses(model, batch, self.weights)
         return {"loss": losses["total"], "count": len(batch), "content": losses["content"].detach(),
                 "style": losses["style"].detach()}
 
     @torch.no_grad()
     def validate(self, model, batches, fabric) -> dict:
         sums = torch.zeros(4, dtype=torch.float64, device=fabric.device)  # total, content, style (x images), images
+        # Validation counts every style layer alike (as `stylize` scores), whatever the training's layer weights,
+        # so the monitor of runs with different --style-layer-weights compares.
+        weights = replace(self.weights, style_layers=None)
         for images in batches:
-            losses = self._losses(model, images)
+            losses = self._losses(model, images, weights)
             sums += torch.tensor([float(losses["total"]) * len(images), float(losses["content"]) * len(images),
                                   float(losses["style"]) * len(images), len(images)], dtype=torch.float64,
                                  device=fabric.device)
@@ -107,15 +111,27 @@ def prepare_data(cfg) -> tuple[dict, list]:
     if not cfg.style:
         raise PixelforgeError("--task style needs --style IMAGE: the picture whose style the network learns")
     read_image(cfg.style)  # a missing or broken style image fails here, before any run folder exists
+    check_layer_weights(cfg.style_layer_weights, cfg.loss_net)
     paths = content_paths(cfg.data, cfg.max_images)
     n_val = max(1, round(len(paths) * cfg.val_fraction))
     return {"train": paths[n_val:], "val": paths[:n_val]}, []
 
 
+def check_layer_weights(layer_weights: list[float] | None, loss_net: str) -> None:
+    """--style-layer-weights: one weight >= 0 per style layer of the loss network, not all zero."""
+    from pixelforge.tasks.style.lossnet import LITE_STYLE_LAYERS, VGG_STYLE_LAYERS
+
+    layers = VGG_STYLE_LAYERS if loss_net == "vgg19" else LITE_STYLE_LAYERS
+    if layer_weights is not None and (len(layer_weights) != len(layers) or min(layer_weights) < 0
+                                      or sum(layer_weights) <= 0):
+        raise PixelforgeError(f"--style-layer-weights {','.join(map(str, layer_weights))}: give one weight >= 0 per "
+                              f"style layer ({len(layers)}: {', '.join(layers)}), not all 0")
+
+
 def build_lossnet(cfg) -> LossNetwork:
     from pixelforge.tasks.style.lossnet import build_loss_network
 
-    return build_loss_network(cfg.loss_net, cfg.loss_net_weights)
+    return build_loss_network(cfg.loss_net, cfg.loss_net_weights, feature_transform=cfg.feature_transform)
 
 
 def style_targets(cfg, lossnet: LossNetwork) -> dict:
@@ -136,16 +152,20 @@ def build_setup(cfg, source: dict, classes, fabric, progress):
     lossnet = build_lossnet(cfg)
     progress.info(f"style transfer: transformer width {cfg.width}, {cfg.residual_blocks} residual blocks "
                   f"({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters); loss network "
-                  f"{lossnet.name}, content {list(lossnet.content_layers)}, style {list(lossnet.style_layers)}")
+                  f"{lossnet.name} (feature transform {lossnet.feature_transform}), content "
+                  f"{list(lossnet.content_layers)}, style {list(lossnet.style_layers)}")
     train_set = ContentImages(source["train"], cfg.img_size, train=True, scale=cfg.content_size)
     val_set = ContentImages(source["val"], cfg.img_size, train=False, scale=cfg.content_size)
-    weights = Weights(cfg.content_weight, cfg.style_weight, cfg.tv_weight)
+    layer_weights = cfg.style_layer_weights
+    weights = Weights(cfg.content_weight, cfg.style_weight, cfg.tv_weight,
+                      tuple(layer_weights) if layer_weights is not None else None)
     return TaskSetup(
         task=StyleStep(lossnet, style_targets(cfg, lossnet), weights), model=model, trained=model,
         train_data=train_set, val_data=val_set, n_train=len(train_set), n_val=len(val_set),
         param_groups=lambda lr: [{"params": list(model.parameters()), "lr": lr, "weight_decay": 0.0}],
         extra_checkpoint={"task": "style", "width": cfg.width, "residual_blocks": cfg.residual_blocks,
-                          "loss_net": lossnet.name, "content_layers": list(lossnet.content_layers),
+                          "loss_net": lossnet.name, "feature_transform": lossnet.feature_transform,
+                          "content_layers": list(lossnet.content_layers),
                           "style_layers": list(lossnet.style_layers)},
         unreadable=train_set.unreadable + val_set.unreadable,
     )
