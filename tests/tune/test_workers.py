@@ -42,8 +42,11 @@ def finish(*procs: subprocess.Popen) -> list[str]:
 
 
 def check_trials(study: optuna.Study, n: int) -> None:
-    """Exactly n finished trials, numbered 0..n-1, none failed, each with its own run folder."""
-    trials = study.get_trials()
+    """Exactly n finished trials, none failed, each with its own run folder. A trial that two workers started at the
+    same moment beyond the n is allowed only as a surplus one: failed before training, without a run folder."""
+    surplus = [t for t in study.get_trials() if t.user_attrs.get("surplus")]
+    assert all(t.state == TrialState.FAIL and "run_dir" not in t.user_attrs for t in surplus)
+    trials = [t for t in study.get_trials() if not t.user_attrs.get("surplus")]
     assert [t.number for t in trials] == list(range(n))
     assert all(t.state == TrialState.COMPLETE for t in trials)
     folders = {t.user_attrs["run_dir"] for t in trials}
@@ -162,3 +165,27 @@ def test_a_killed_study_continues_and_retries_the_running_trial(tmp_path, monkey
     assert summary["n_complete"] == 3 and len(lost) == 1  # the interrupted trial is marked failed...
     retried = [t for t in study.trials if t.state == TrialState.COMPLETE and t.params == lost[0].params]
     assert retried and retried[0].number > lost[0].number  # ...and its parameters trained again
+
+
+def test_a_trial_started_after_the_study_is_full_is_given_back_without_training(tmp_path, toy_task, caplog):
+    """Two workers can count N-1 trials at the same moment and both start one; the later one must not train."""
+    from pixelforge.tune import space as spaces
+    from pixelforge.tune.study import TrialFailed, _Objective, summarize
+
+    config, space = make_study_files(tmp_path, epochs=1)
+    opts = TuneOptions(config, space, tmp_path / "study", sampler="random", trials=2)
+    (opts.out / "trials").mkdir(parents=True)
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'race.db'}", study_name="race")
+    study.ask(), study.ask()  # two trials already running on other workers: the budget of 2 is taken
+    study.enqueue_trial({"lr": 0.01, "hidden": 8}, user_attrs={"requeued_from": 0})  # a retry waiting in the queue
+    objective = _Objective(opts, spaces.load_space(space), "val_loss", "min", "sqlite://", "race",
+                           optuna.pruners.NopPruner(), target=2)
+    study.optimize(objective, n_trials=1, catch=(TrialFailed,))
+    surplus = study.trials[2]
+    assert objective.surplus and surplus.state == TrialState.FAIL and surplus.user_attrs["surplus"]
+    assert not any((opts.out / "trials").iterdir())  # nothing trained
+    assert "Trial 2 failed" not in caplog.text
+    waiting = [t for t in study.get_trials() if t.state == TrialState.WAITING]
+    assert [t.params or t.system_attrs["fixed_params"] for t in waiting] == [{"lr": 0.01, "hidden": 8}]
+    assert waiting[0].user_attrs == {"requeued_from": 0}  # the retry is still queued for a later start
+    assert summarize(study)["n_failed"] == 0

@@ -57,6 +57,15 @@ class TrialFailed(Exception):
     """A trial that failed for its own reasons (its parameters); the study goes on."""
 
 
+class TrialSurplus(TrialFailed):
+    """A trial created after the study already held its `trials`: two workers counted at the same moment.
+
+    Counting and creating a trial are two storage calls, so two workers that finish together can both see N-1 and
+    both start one. The later-numbered trial is then failed before it trains (failed trials are not counted and
+    samplers ignore them), marked `surplus`, and left out of the failure counts.
+    """
+
+
 def run_study(opts: TuneOptions) -> dict:
     """Run (or continue) the study; return the `--json` summary.
 
@@ -79,7 +88,7 @@ def run_study(opts: TuneOptions) -> dict:
     study = optuna.create_study(study_name=name, storage=storage, direction="maximize" if direction == "max" else
                                 "minimize", sampler=sampler, pruner=pruner, load_if_exists=True)
     _remember(study, opts, metric, direction)
-    objective = _Objective(opts, space, metric, direction, url, name, pruner)
+    objective = _Objective(opts, space, metric, direction, url, name, pruner, target)
     callbacks = []
     if opts.mlflow is not None:
         from pixelforge.tune.tracking import TrialLogger
@@ -138,11 +147,17 @@ def _remember(study, opts: TuneOptions, metric: str, direction: str) -> None:
 
 
 class _Objective:
-    def __init__(self, opts: TuneOptions, space: dict, metric: str, direction: str, url: str, study_name: str, pruner):
+    def __init__(self, opts: TuneOptions, space: dict, metric: str, direction: str, url: str, study_name: str, pruner,
+                 target: int | None = None):
         self.opts, self.space, self.metric, self.direction = opts, space, metric, direction
-        self.url, self.study_name, self.pruner = url, study_name, pruner
+        self.url, self.study_name, self.pruner, self.target = url, study_name, pruner, target
+        self.surplus = False  # whether the last call found the study already full
 
     def __call__(self, trial: optuna.Trial) -> float:
+        self.surplus = self.target is not None and _trials_before(trial) >= self.target
+        if self.surplus:
+            _give_back(trial)
+            raise TrialSurplus(f"trial {trial.number}: the study already has its {self.target} trials")
         params = spaces.suggest(trial, self.space)
         run_dir = self.opts.out / "trials" / str(trial.number)
         hooks = [] if isinstance(self.pruner, optuna.pruners.NopPruner) else [
@@ -166,6 +181,37 @@ class _Objective:
         if str(summary.get("stop_reason", "")).startswith(PRUNED):
             raise optuna.TrialPruned(summary["stop_reason"])
         return max(values) if self.direction == "max" else min(values)
+
+
+def _trials_before(trial: optuna.Trial) -> int:
+    """How many trials numbered below this one count towards the budget (finished, or running elsewhere)."""
+    counted = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+    return sum(t.number < trial.number and t.state in counted for t in trial.study.get_trials(deepcopy=False))
+
+
+def _give_back(trial: optuna.Trial) -> None:
+    """A surplus trial: marked, kept out of Optuna's failure log, and its queued parameters (a retry) queued again."""
+    trial.set_user_attr("surplus", True)
+    _quiet_surplus.numbers.add(trial.number)
+    frozen = next(t for t in trial.study.get_trials(deepcopy=False) if t.number == trial.number)
+    fixed = frozen.system_attrs.get("fixed_params")
+    if fixed:
+        trial.study.enqueue_trial(fixed, user_attrs={k: v for k, v in trial.user_attrs.items() if k != "surplus"})
+
+
+class _QuietSurplus(logging.Filter):
+    """Optuna logs every failed trial with a traceback; a surplus trial is not an error, so its lines are dropped."""
+
+    def __init__(self):
+        super().__init__()
+        self.numbers: set[int] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(record.getMessage().startswith(f"Trial {n} failed") for n in self.numbers)
+
+
+_quiet_surplus = _QuietSurplus()
+logging.getLogger("optuna.study._optimize").addFilter(_quiet_surplus)
 
 
 def train_trial(trial: optuna.Trial, params: dict, **options):
@@ -209,6 +255,8 @@ def optimize(study, objective: _Objective, target: int | None, timeout: float | 
             raise PixelforgeError("study interrupted; a running trial was marked failed and queued again: run the "
                                   "same command to continue") from None
         last = study.get_trials(deepcopy=False)[-1] if study.get_trials(deepcopy=False) else None
+        if getattr(objective, "surplus", False):
+            continue  # another worker's trial filled the study: the next count ends this worker
         failures = failures + 1 if last is not None and last.state == TrialState.FAIL else 0
         if failures >= MAX_FAILURES_IN_A_ROW:
             raise PixelforgeError(f"{failures} trials in a row failed (last: {last.user_attrs.get('error')}); "
@@ -218,7 +266,7 @@ def optimize(study, objective: _Objective, target: int | None, timeout: float | 
 def summarize(study) -> dict:
     """The `--json` summary: the best value and parameters, and how many trials ended each way."""
     trials = study.get_trials(deepcopy=False)
-    count = {state: sum(t.state == state for t in trials) for state in TrialState}
+    count = {state: sum(t.state == state and not t.user_attrs.get("surplus") for t in trials) for state in TrialState}
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     best = study.best_trial if complete else None
     return {"best_value": best.value if best else None, "best_params": best.params if best else {},
