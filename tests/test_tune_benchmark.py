@@ -40,3 +40,13 @@ def test_val_unused_validates_on_the_left_out_training_images_never_on_test(tmp_
     assert not train & val and all("/test/" not in p for p in train | val)
     assert sum("/train/" in p for p in val) == 1257 - 314  # the left-out training images, beside the val split
     assert space.read_text() == "lr: [0.01]\n" and "digits.csv" in config.read_text()
+
+
+def test_tpe_studies_of_another_setting_get_their_own_folder(tmp_path):
+    from benchmarks.tune_search import study_folder
+
+    # rounds 3-8's setting keeps its folder names, so their studies read as they are
+    assert study_folder(tmp_path, "tpe", 100, 1000, (10, 24), 40).name == "tpe-100"
+    assert study_folder(tmp_path, "tpe", 100, 1000, (5, 96), 40).name == "tpe-startup5-ei96-100"
+    assert study_folder(tmp_path, "median", 3, 1000, (5, 24), 40).name == "tpe-median-startup5-ei24-3"
+    assert study_folder(tmp_path, "random", 100, 1000, (5, 96), 40).name == "random-offset1000-100"
