@@ -190,21 +190,21 @@ def sampler_seed(arm: str, seed: int, random_offset: int) -> int:
 
 def t1_t2(config, space, work: Path, seeds: list[int], trials: int, arms: list[str], train: bool = True,
           save=lambda rows: None, worker: int = 0, random_offset: int = 0,
-          tpe: tuple[int, int] | None = None) -> dict:
+          tpe_setting: tuple[int, int] | None = None) -> dict:
     """Per seed, each arm's study: unpruned TPE (T1's TPE side and the TPE arms' T2 baseline: one study serves
     both), random search (seed + `random_offset`; T1's target and random-median's baseline), each pruned arm. Then
     the rows of every seed whose studies are all finished (arms may be trained by separate processes, `--arms`, and
-    read together by a `--report-only` pass). `save(rows)` after each study, so a cut run keeps its figures. `tpe`:
-    the TPE arms' (startup trials, EI candidates); None, the product's default at `trials`."""
-    tpe = tpe or default_tpe(trials)
+    read together by a `--report-only` pass). `save(rows)` after each study, so a cut run keeps its figures.
+    `tpe_setting`: the TPE arms' (startup trials, EI candidates); None, the product's default at `trials`."""
+    tpe_setting = tpe_setting or default_tpe(trials)
     rows: dict = {"T1": [], "T2": [], "cost": {}}
     for seed in seeds:
         studies = {}
         for arm in arms:
             sampler, pruner, _ = ARMS[arm]
-            out = study_folder(work, arm, seed, random_offset, tpe, trials)
+            out = study_folder(work, arm, seed, random_offset, tpe_setting, trials)
             studies[arm] = run(config, space, out, sampler, pruner, sampler_seed(arm, seed, random_offset), trials,
-                               train, worker, tpe)
+                               train, worker, tpe_setting)
             rows["cost"][out.name] = cost(out)
             save(rows)
         tpe = studies.get("tpe")
