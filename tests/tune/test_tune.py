@@ -131,7 +131,7 @@ def test_a_sampler_object_is_used_as_it_is():
     # from Python, TuneOptions(sampler=...) takes any optuna sampler, as `pruner` takes any optuna pruner
     from pixelforge.tune.samplers import build_sampler
 
-    sampler = optuna.samplers.QMCSampler(seed=0)
+    sampler = optuna.samplers.RandomSampler(seed=0)
     assert build_sampler(sampler, seed=1) is sampler
 
 
