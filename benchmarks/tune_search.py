@@ -14,6 +14,7 @@
     python -m benchmarks.tune_search --only T1 --seed-list 0 --arms random --worker 1   # one more random worker
     python -m benchmarks.tune_search --only T1,T2 --seed-list 0 --report-only           # figures of finished studies
     python -m benchmarks.tune_search --only T1,T2 --random-seed-offset 0 --pruners median --report-only  # round 5
+    python -m benchmarks.tune_search --only T1 --seed-list 100 --arms tpe --tpe-startup 5 --tpe-candidates 24  # round 9
 
 Random search samples with seed + --random-seed-offset (1000), so its draws are never TPE's 10 random startup
 draws (TPE's startup sampler has the study's seed): with the same seed both studies tried the same first 10
@@ -107,11 +108,13 @@ def finished(out: Path, trials: int) -> bool:
 
 
 def run(config: Path, space: Path, out: Path, sampler: str, pruner: str, seed: int, trials: int,
-        train: bool = True, worker: int = 0) -> list[dict] | None:
+        train: bool = True, worker: int = 0, tpe: tuple[int, int] | None = None) -> list[dict] | None:
     """The study's first `trials` trials, trained first unless finished (an interrupted one continues); None when it
     is not finished and `train` is off. Its cost goes to out/cost.json, so a report-only pass has every study's cost.
     `worker` k > 0 joins a random search another process is running, sampling with its own seed (seed + 1000 k):
-    random trials are independent draws, so several workers make the same search (TPE's are not: it stays one)."""
+    random trials are independent draws, so several workers make the same search (TPE's are not: it stays one).
+    `tpe`: (startup trials, EI candidates) of a TPE study, the product's sampler with those two settings."""
+    from pixelforge.tune.samplers import build_sampler
     from pixelforge.tune.study import TuneOptions, run_study
 
     if worker and sampler != "random":
@@ -120,7 +123,8 @@ def run(config: Path, space: Path, out: Path, sampler: str, pruner: str, seed: i
         if not train:
             return None
         wall, cpu = time.perf_counter(), time.process_time()
-        run_study(TuneOptions(config, space, out, sampler=sampler, pruner=pruner, seed=seed + 1000 * worker,
+        chosen = build_sampler("tpe", seed, startup=tpe[0], candidates=tpe[1]) if sampler == "tpe" else sampler
+        run_study(TuneOptions(config, space, out, sampler=chosen, pruner=pruner, seed=seed + 1000 * worker,
                               trials=trials))
         spent = cost(out)
         (out / "cost.json").write_text(json.dumps({
@@ -160,13 +164,23 @@ ARMS = {"tpe": ("tpe", "none", None), "random": ("random", "none", None), "media
         "hyperband": ("tpe", "hyperband", "tpe"), "random-median": ("random", "median", "random")}
 
 
-def study_folder(work: Path, arm: str, seed: int, random_offset: int = 0) -> Path:
-    """<sampler>[-<pruner>][-offset<k>]-<seed>: random studies sampled with another seed get their own folder, so
-    round five's studies (offset 0) and later ones never mix."""
+def legacy_tpe(trials: int) -> tuple[int, int]:
+    """The TPE setting of every TPE study of rounds 3-8 (a quarter of the trials random startup, 3 to 10; Optuna's 24
+    EI candidates): their folders carry no setting in their names."""
+    return max(3, min(10, trials // 4)), 24
+
+
+def study_folder(work: Path, arm: str, seed: int, random_offset: int = 0,
+                 tpe: tuple[int, int] | None = None, trials: int = 40) -> Path:
+    """<sampler>[-<pruner>][-offset<k>][-startup<n>-ei<m>]-<seed>: random studies sampled with another seed get their
+    own folder, so round five's studies (offset 0) and later ones never mix, and so do TPE studies of another
+    setting than rounds 3-8's (`legacy_tpe`), whatever the product's default is when they run."""
     sampler, pruner, _ = ARMS[arm]
     name = sampler if pruner == "none" else f"{sampler}-{pruner}"
     if sampler == "random" and random_offset:
         name += f"-offset{random_offset}"
+    if sampler == "tpe" and tpe is not None and tuple(tpe) != legacy_tpe(trials):
+        name += f"-startup{tpe[0]}-ei{tpe[1]}"
     return work / f"{name}-{seed}"
 
 
@@ -175,19 +189,22 @@ def sampler_seed(arm: str, seed: int, random_offset: int) -> int:
 
 
 def t1_t2(config, space, work: Path, seeds: list[int], trials: int, arms: list[str], train: bool = True,
-          save=lambda rows: None, worker: int = 0, random_offset: int = 0) -> dict:
+          save=lambda rows: None, worker: int = 0, random_offset: int = 0,
+          tpe_setting: tuple[int, int] | None = None) -> dict:
     """Per seed, each arm's study: unpruned TPE (T1's TPE side and the TPE arms' T2 baseline: one study serves
     both), random search (seed + `random_offset`; T1's target and random-median's baseline), each pruned arm. Then
     the rows of every seed whose studies are all finished (arms may be trained by separate processes, `--arms`, and
-    read together by a `--report-only` pass). `save(rows)` after each study, so a cut run keeps its figures."""
+    read together by a `--report-only` pass). `save(rows)` after each study, so a cut run keeps its figures.
+    `tpe_setting`: the TPE arms' (startup trials, EI candidates); None, the product's default at `trials`."""
+    tpe_setting = tpe_setting or default_tpe(trials)
     rows: dict = {"T1": [], "T2": [], "cost": {}}
     for seed in seeds:
         studies = {}
         for arm in arms:
             sampler, pruner, _ = ARMS[arm]
-            out = study_folder(work, arm, seed, random_offset)
+            out = study_folder(work, arm, seed, random_offset, tpe_setting, trials)
             studies[arm] = run(config, space, out, sampler, pruner, sampler_seed(arm, seed, random_offset), trials,
-                               train, worker)
+                               train, worker, tpe_setting)
             rows["cost"][out.name] = cost(out)
             save(rows)
         tpe = studies.get("tpe")
@@ -204,6 +221,13 @@ def t1_t2(config, space, work: Path, seeds: list[int], trials: int, arms: list[s
 
 
 T2_ARMS = [arm for arm, (_, _, baseline) in ARMS.items() if baseline]
+
+
+def default_tpe(trials: int) -> tuple[int, int]:
+    """The product's TPE setting at this budget (pixelforge.tune.samplers)."""
+    from pixelforge.tune.samplers import EI_CANDIDATES, startup_trials
+
+    return startup_trials(trials), EI_CANDIDATES
 
 
 def t3(config, space, work: Path, trials: int) -> dict:
@@ -275,6 +299,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--worker", type=int, default=0,
                         help="k > 0: another worker on a random-search study a process is running (--arms random; "
                              "it samples with seed + offset + 1000 k)")
+    parser.add_argument("--tpe-startup", type=int, default=None,
+                        help="TPE arms: random startup trials (default: the product's, startup_trials(--trials)); "
+                             "a setting other than rounds 3-8's names its folders tpe[-pruner]-startup<n>-ei<m>-<seed>")
+    parser.add_argument("--tpe-candidates", type=int, default=None,
+                        help="TPE arms: EI candidates scored a trial (default: the product's, 24)")
     parser.add_argument("--report-only", action="store_true", help="train nothing: figures of the finished studies")
     parser.add_argument("--nas-minutes", type=float, default=15)
     parser.add_argument("--only", default="T1,T2,T3,T4")
@@ -314,8 +343,12 @@ def main(argv: list[str] | None = None) -> None:
         path.write_text(json.dumps({**result, **rows}, indent=1))
 
     if "T1" in only or "T2" in only:
+        startup, candidates = default_tpe(args.trials)
+        tpe = (startup if args.tpe_startup is None else args.tpe_startup,
+               candidates if args.tpe_candidates is None else args.tpe_candidates)
+        result["tpe"] = {"startup": tpe[0], "ei_candidates": tpe[1]}
         result.update(t1_t2(config, space, args.work, seeds, args.trials, arms, not args.report_only, save,
-                              args.worker, args.random_seed_offset))
+                              args.worker, args.random_seed_offset, tpe))
         print(f"T1 TPE trials to reach random's best (random sampled with seed + {args.random_seed_offset}), "
               f"fraction of {args.trials}: {spread([r['fraction'] for r in result['T1']])} over "
               f"{len(result['T1'])} seeds")

@@ -40,3 +40,32 @@ def test_val_unused_validates_on_the_left_out_training_images_never_on_test(tmp_
     assert not train & val and all("/test/" not in p for p in train | val)
     assert sum("/train/" in p for p in val) == 1257 - 314  # the left-out training images, beside the val split
     assert space.read_text() == "lr: [0.01]\n" and "digits.csv" in config.read_text()
+
+
+def test_tpe_studies_of_another_setting_get_their_own_folder(tmp_path):
+    from benchmarks.tune_search import study_folder
+
+    # rounds 3-8's setting keeps its folder names, so their studies read as they are
+    assert study_folder(tmp_path, "tpe", 100, 1000, (10, 24), 40).name == "tpe-100"
+    assert study_folder(tmp_path, "tpe", 100, 1000, (5, 96), 40).name == "tpe-startup5-ei96-100"
+    assert study_folder(tmp_path, "median", 3, 1000, (5, 24), 40).name == "tpe-median-startup5-ei24-3"
+    assert study_folder(tmp_path, "random", 100, 1000, (5, 96), 40).name == "random-offset1000-100"
+
+
+def test_a_report_over_several_seeds_reads_each_seeds_studies_of_the_setting(tmp_path):
+    import optuna
+
+    from benchmarks.tune_search import study_folder, t1_t2
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    for seed in (0, 1):
+        for arm, values in (("tpe", [0.2, 0.9, 0.5, 0.6]), ("random", [0.1, 0.8, 0.3, 0.2])):
+            out = study_folder(tmp_path, arm, seed, 1000, (2, 8), 4)
+            out.mkdir()
+            study = optuna.create_study(study_name=out.name, storage=f"sqlite:///{out / 'study.db'}",
+                                        direction="maximize")
+            for v in values:
+                study.add_trial(optuna.trial.create_trial(value=v))
+    rows = t1_t2(None, None, tmp_path, [0, 1], 4, ["tpe", "random"], train=False, random_offset=1000,
+                 tpe_setting=(2, 8))
+    assert [(r["seed"], r["tpe_trials_to_reach"]) for r in rows["T1"]] == [(0, 2), (1, 2)]

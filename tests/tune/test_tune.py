@@ -108,6 +108,39 @@ def test_median_pruner_starts_judging_sooner_in_a_small_study():
     assert not _median_prunes_fourth_trial(None) and not _median_prunes_fourth_trial(100)
 
 
+def _tpe_draws(sampler, n: int = 14) -> list[tuple[float, float]]:
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(lambda t: (t.suggest_float("x", -5, 5) - 1) ** 2 + t.suggest_float("y", -5, 5) ** 2, n_trials=n)
+    return [(t.params["x"], t.params["y"]) for t in study.trials]
+
+
+def test_tpe_gets_the_startup_and_ei_candidates_it_is_given():
+    # the benchmark compares TPE settings through build_sampler: each setting must reach Optuna's sampler
+    from pixelforge.tune.samplers import build_sampler
+
+    def tpe(startup, candidates):
+        return optuna.samplers.TPESampler(seed=0, n_startup_trials=startup, n_ei_candidates=candidates,
+                                          multivariate=True, constant_liar=True)
+
+    draws = _tpe_draws(build_sampler("tpe", 0, startup=5, candidates=96))
+    assert draws == _tpe_draws(tpe(5, 96))
+    assert draws != _tpe_draws(tpe(5, 24)) and draws != _tpe_draws(tpe(10, 96))
+
+
+def test_a_sampler_object_is_used_as_it_is():
+    # from Python, TuneOptions(sampler=...) takes any optuna sampler, as `pruner` takes any optuna pruner
+    from pixelforge.tune.samplers import build_sampler
+
+    sampler = optuna.samplers.RandomSampler(seed=0)
+    assert build_sampler(sampler, seed=1) is sampler
+
+
+def test_tpe_startup_is_a_quarter_of_a_small_budget():
+    from pixelforge.tune.samplers import startup_trials
+
+    assert [startup_trials(b) for b in (None, 100, 40, 20, 8)] == [10, 10, 10, 5, 3]
+
+
 def test_space_and_metric_mistakes_are_one_line_errors(toy, tmp_path):
     config, space = toy
     space.write_text("hiden: [4, 16]\n")

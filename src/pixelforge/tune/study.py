@@ -40,7 +40,7 @@ class TuneOptions:
     config: Path
     space: Path
     out: Path
-    sampler: str = "tpe"
+    sampler: str | object = "tpe"  # a name, or an optuna.samplers object (benchmarks: TPE with other settings)
     trials: int | None = 20
     timeout: float | None = None
     pruner: str | object = "none"  # a name, or an optuna.pruners object
