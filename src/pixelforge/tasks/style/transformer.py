@@ -81,21 +81,29 @@ class TransformerNet(nn.Module):
                  learn_noise: bool = False):
         super().__init__()
         w = width
-        if noise_channels:
-            tile = noise_tile(noise_channels, noise_cells)
-            if learn_noise:
-                self.noise = nn.Parameter(tile)
-            else:
-                self.register_buffer("noise", tile)
-        else:
-            self.noise = None
-        self.encoder = nn.Sequential(_conv(3 + noise_channels, w, 9), _norm(w), nn.ReLU(),
+        self.encoder = nn.Sequential(_conv(3, w, 9), _norm(w), nn.ReLU(),
                                      _conv(w, 2 * w, 3, 2), _norm(2 * w), nn.ReLU(),
                                      _conv(2 * w, 4 * w, 3, 2), _norm(4 * w), nn.ReLU())
         self.residuals = nn.Sequential(*[ResidualBlock(4 * w) for _ in range(blocks)])
         self.decoder = nn.Sequential(UpsampleConv(4 * w, 2 * w), _norm(2 * w), nn.ReLU(),
                                      UpsampleConv(2 * w, w), _norm(w), nn.ReLU(), _conv(w, 3, 9))
         self.width, self.blocks, self.noise_channels = width, blocks, noise_channels
+        if noise_channels:
+            self._add_noise_input(noise_tile(noise_channels, noise_cells), learn_noise)
+        else:
+            self.noise = None
+
+    def _add_noise_input(self, tile: torch.Tensor, learn: bool) -> None:
+        # The first convolution's weights on the noise channels start at zero: the network starts as the one without
+        # noise (the same initial weights, seed for seed) and draws on the noise only as far as it lowers the loss.
+        first = self.encoder[0][1]
+        zeros = torch.zeros(first.out_channels, tile.shape[1], *first.kernel_size)
+        first.weight = nn.Parameter(torch.cat([first.weight.detach(), zeros], 1))
+        first.in_channels += tile.shape[1]
+        if learn:
+            self.noise = nn.Parameter(tile)
+        else:
+            self.register_buffer("noise", tile)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Scaled to [-1, 1] in, a sigmoid out: the output is an image whatever the weights.
