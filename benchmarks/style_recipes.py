@@ -9,7 +9,7 @@ are never used here, so choosing a recipe with this script does not tune on them
     PYTHONPATH=src python benchmarks/style_recipes.py STYLE.png [--crop 256] [--steps 150] [--style-weight 3]
         [--lr 2e-3] [--deep-weight 1] [--feature-transform none] [--width 16] [--blocks 5]
         [--gatys-steps 0] [--data ../shared/data/hymenoptera/train] [--score none,softmax,softmax-deep]
-        [--noise 0] [--noise-cells 1,4] [--learn-noise] [--finish-crop 512 --finish-steps 30]
+        [--noise 0] [--noise-cells 1,4] [--learn-noise] [--finish-crop 512 --finish-steps 30] [--seed 0]
 
 `--deep-weight K` counts the two deepest style layers K times in the training loss (the score is unchanged): the
 layers where the fast network falls furthest behind optimisation (docs/style-transfer.md).
@@ -64,6 +64,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--blocks", type=int, default=5)
     parser.add_argument("--gatys-steps", type=int, default=0)
     parser.add_argument("--eval-every", type=int, default=50)
+    parser.add_argument("--seed", type=int, default=0, help="the network's initial weights and the crops' order")
     parser.add_argument("--score", default=",".join(FEATURE_TRANSFORMS))
     parser.add_argument("--noise", type=int, default=0)
     parser.add_argument("--noise-cells", default="")
@@ -115,7 +116,7 @@ def gatys_references(nets, paths, photos, style, style_path, steps) -> dict:
 
 def main() -> None:
     args = parse_args()
-    torch.manual_seed(0)
+    torch.manual_seed(args.seed)
     paths = content_paths(args.data, None)  # shuffled with seed 0, as the training task does
     scored = sorted(set(args.score.split(",")) | {args.feature_transform}, key=FEATURE_TRANSFORMS.index)
     nets = {name: build_loss_network("lite0", feature_transform=name) for name in scored}
@@ -137,7 +138,7 @@ def main() -> None:
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=args.steps, pct_start=0.05)
     # --deep-weight K: the trainer's --style-layer-weights 1,1,1,K,K (the score counts every layer alike)
     layer_weights = (1.0,) * (len(lossnet.style_layers) - 2) + (float(args.deep_weight),) * 2
-    weights, order, step = Weights(1.0, args.style_weight, 0.01, layer_weights), random.Random(0), 0
+    weights, order, step = Weights(1.0, args.style_weight, 0.01, layer_weights), random.Random(args.seed), 0
     started, evaluating = time.process_time(), 0.0
     while step < args.steps:
         data = finish if finish is not None and step >= args.steps - args.finish_steps else train
@@ -162,7 +163,7 @@ def main() -> None:
                                   "deep_weight": args.deep_weight, "feature_transform": args.feature_transform,
                                   "width": args.width, "blocks": args.blocks, "noise": args.noise,
                                   "noise_cells": args.noise_cells, "learn_noise": args.learn_noise,
-                                  "finish": [args.finish_crop, args.finish_steps], "step": step,
+                                  "finish": [args.finish_crop, args.finish_steps], "seed": args.seed, "step": step,
                                   "cpu_s": round(before - started, 1),
                                   "train_cpu_s": round(before - started - evaluating, 1), **scores}), flush=True)
                 evaluating += time.process_time() - before
