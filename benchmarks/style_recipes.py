@@ -22,7 +22,10 @@ prints the fast / Gatys ratio of c + 10 s under each definition, the issue's 1.5
 `--noise K` gives the transformer K input channels of a fixed noise tile (transformer.noise_tile; `--noise-cells`:
 each channel's cell size in px, `--learn-noise`: the tile is trained with the network). `--finish-crop 512
 --finish-steps N` trains the last N of `--steps` on crops of that size cut from the photos at that size (the
-scale the comparison scores at) instead of `--crop` crops of photos at `--content-size`.
+scale the comparison scores at) instead of `--crop` crops of photos at `--content-size`. `--full-res-blocks N` (a
+probe, not in the trainer) adds N residual blocks at full resolution before the transformer's last layer;
+`--quarter-noise K` (a probe) adds K channels of the fixed noise tile at quarter resolution, where the residual
+blocks work, through a zero-initialised 1x1 convolution added to the encoder's output.
 `train_cpu_s` is the CPU time of training alone (evaluations excluded), the figure to compare recipes at.
 
 Run one recipe a process, with OMP_NUM_THREADS=1: CPU seconds then compare across recipes on a shared machine.
@@ -43,7 +46,7 @@ from pixelforge.tasks.style.gatys import Weights, measure, perceptual_losses, st
 from pixelforge.tasks.style.images import read_image, save_image, to_tensor
 from pixelforge.tasks.style.lossnet import FEATURE_TRANSFORMS, build_loss_network, gram_matrix
 from pixelforge.tasks.style.task import ContentImages, content_paths
-from pixelforge.tasks.style.transformer import TransformerNet
+from pixelforge.tasks.style.transformer import ResidualBlock, TransformerNet, noise_tile
 
 HELD_OUT = 24  # the default run's validation share of hymenoptera/train (val_fraction 0.1 of 245 photos)
 
@@ -69,6 +72,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--noise", type=int, default=0)
     parser.add_argument("--noise-cells", default="")
     parser.add_argument("--learn-noise", action="store_true")
+    parser.add_argument("--full-res-blocks", type=int, default=0)
+    parser.add_argument("--quarter-noise", type=int, default=0)
     parser.add_argument("--finish-crop", type=int, default=0)
     parser.add_argument("--finish-steps", type=int, default=0)
     parser.add_argument("--save", default=None, help="a folder for the held-out photos stylized at the end")
@@ -95,6 +100,24 @@ def evaluate(net, nets, photos, style, gatys_scores) -> dict:
         if name in gatys_scores:
             result[name]["over_gatys"] = round(result[name]["c+10s"] / gatys_scores[name]["c+10s"], 3)
     return result
+
+
+class QuarterNoise(torch.nn.Module):
+    """The encoder followed by fixed noise at its (quarter) resolution, mixed in by a zero-initialised 1x1 conv."""
+
+    def __init__(self, encoder: torch.nn.Module, channels: int, out_channels: int):
+        super().__init__()
+        self.encoder = encoder
+        self.register_buffer("noise", noise_tile(channels, size=32))  # 32 px at quarter resolution: 128 px in the image
+        self.mix = torch.nn.Conv2d(channels, out_channels, 1)
+        torch.nn.init.zeros_(self.mix.weight)
+        torch.nn.init.zeros_(self.mix.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = self.encoder(x)
+        height, width, tile = features.shape[-2], features.shape[-1], self.noise.shape[-1]
+        noise = self.noise.repeat(1, 1, height // tile + 1, width // tile + 1)[:, :, :height, :width]
+        return features + self.mix(noise)
 
 
 def gatys_references(nets, paths, photos, style, style_path, steps) -> dict:
@@ -134,6 +157,12 @@ def main() -> None:
     cells = tuple(int(c) for c in args.noise_cells.split(",") if c)
     net = TransformerNet(args.width, args.blocks, noise_channels=args.noise, noise_cells=cells,
                          learn_noise=args.learn_noise)
+    if args.full_res_blocks:  # before the last 9x9 convolution: capacity where the missing texture is, pixel-scale
+        last = len(net.decoder) - 1
+        extra = [ResidualBlock(args.width) for _ in range(args.full_res_blocks)]
+        net.decoder = torch.nn.Sequential(*net.decoder[:last], *extra, net.decoder[last])
+    if args.quarter_noise:
+        net.encoder = QuarterNoise(net.encoder, args.quarter_noise, 4 * args.width)
     optimizer = torch.optim.Adam(net.parameters(), lr=args.lr)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=args.steps, pct_start=0.05)
     # --deep-weight K: the trainer's --style-layer-weights 1,1,1,K,K (the score counts every layer alike)
@@ -163,6 +192,7 @@ def main() -> None:
                                   "deep_weight": args.deep_weight, "feature_transform": args.feature_transform,
                                   "width": args.width, "blocks": args.blocks, "noise": args.noise,
                                   "noise_cells": args.noise_cells, "learn_noise": args.learn_noise,
+                                  "full_res_blocks": args.full_res_blocks, "quarter_noise": args.quarter_noise,
                                   "finish": [args.finish_crop, args.finish_steps], "seed": args.seed, "step": step,
                                   "cpu_s": round(before - started, 1),
                                   "train_cpu_s": round(before - started - evaluating, 1), **scores}), flush=True)
