@@ -8,7 +8,8 @@ are never used here, so choosing a recipe with this script does not tune on them
 
     PYTHONPATH=src python benchmarks/style_recipes.py STYLE.png [--crop 256] [--steps 150] [--style-weight 3]
         [--lr 2e-3] [--deep-weight 1] [--feature-transform none] [--width 16] [--blocks 5]
-        [--gatys-steps 0] [--data ../shared/data/hymenoptera/train]
+        [--gatys-steps 0] [--data ../shared/data/hymenoptera/train] [--score none,softmax,softmax-deep]
+        [--noise 0] [--noise-cells 1,4] [--learn-noise] [--finish-crop 512 --finish-steps 30] [--seed 0]
 
 `--deep-weight K` counts the two deepest style layers K times in the training loss (the score is unchanged): the
 layers where the fast network falls furthest behind optimisation (docs/style-transfer.md).
@@ -16,6 +17,16 @@ layers where the fast network falls furthest behind optimisation (docs/style-tra
 the photos under both loss definitions (`none`: the plain one, `softmax`). `--gatys-steps N` also optimises each
 photo with `stylize`'s defaults (N evaluations) under each definition (cached in /tmp/style-recipes-gatys) and
 prints the fast / Gatys ratio of c + 10 s under each definition, the issue's 1.5x goal measured on these photos.
+`--score none` scores only under the plain definition (cheaper).
+
+`--noise K` gives the transformer K input channels of a fixed noise tile (transformer.noise_tile; `--noise-cells`:
+each channel's cell size in px, `--learn-noise`: the tile is trained with the network). `--finish-crop 512
+--finish-steps N` trains the last N of `--steps` on crops of that size cut from the photos at that size (the
+scale the comparison scores at) instead of `--crop` crops of photos at `--content-size`. `--full-res-blocks N` (a
+probe, not in the trainer) adds N residual blocks at full resolution before the transformer's last layer;
+`--quarter-noise K` (a probe) adds K channels of the fixed noise tile at quarter resolution, where the residual
+blocks work, through a zero-initialised 1x1 convolution added to the encoder's output.
+`train_cpu_s` is the CPU time of training alone (evaluations excluded), the figure to compare recipes at.
 
 Run one recipe a process, with OMP_NUM_THREADS=1: CPU seconds then compare across recipes on a shared machine.
 """
@@ -35,7 +46,7 @@ from pixelforge.tasks.style.gatys import Weights, measure, perceptual_losses, st
 from pixelforge.tasks.style.images import read_image, save_image, to_tensor
 from pixelforge.tasks.style.lossnet import FEATURE_TRANSFORMS, build_loss_network, gram_matrix
 from pixelforge.tasks.style.task import ContentImages, content_paths
-from pixelforge.tasks.style.transformer import TransformerNet
+from pixelforge.tasks.style.transformer import ResidualBlock, TransformerNet, noise_tile
 
 HELD_OUT = 24  # the default run's validation share of hymenoptera/train (val_fraction 0.1 of 245 photos)
 
@@ -56,6 +67,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--blocks", type=int, default=5)
     parser.add_argument("--gatys-steps", type=int, default=0)
     parser.add_argument("--eval-every", type=int, default=50)
+    parser.add_argument("--seed", type=int, default=0, help="the network's initial weights and the crops' order")
+    parser.add_argument("--score", default=",".join(FEATURE_TRANSFORMS))
+    parser.add_argument("--noise", type=int, default=0)
+    parser.add_argument("--noise-cells", default="")
+    parser.add_argument("--learn-noise", action="store_true")
+    parser.add_argument("--full-res-blocks", type=int, default=0)
+    parser.add_argument("--quarter-noise", type=int, default=0)
+    parser.add_argument("--finish-crop", type=int, default=0)
+    parser.add_argument("--finish-steps", type=int, default=0)
     parser.add_argument("--save", default=None, help="a folder for the held-out photos stylized at the end")
     return parser.parse_args()
 
@@ -82,6 +102,24 @@ def evaluate(net, nets, photos, style, gatys_scores) -> dict:
     return result
 
 
+class QuarterNoise(torch.nn.Module):
+    """The encoder followed by fixed noise at its (quarter) resolution, mixed in by a zero-initialised 1x1 conv."""
+
+    def __init__(self, encoder: torch.nn.Module, channels: int, out_channels: int):
+        super().__init__()
+        self.encoder = encoder
+        self.register_buffer("noise", noise_tile(channels, size=32))  # 32 px at quarter resolution: 128 px in the image
+        self.mix = torch.nn.Conv2d(channels, out_channels, 1)
+        torch.nn.init.zeros_(self.mix.weight)
+        torch.nn.init.zeros_(self.mix.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = self.encoder(x)
+        height, width, tile = features.shape[-2], features.shape[-1], self.noise.shape[-1]
+        noise = self.noise.repeat(1, 1, height // tile + 1, width // tile + 1)[:, :, :height, :width]
+        return features + self.mix(noise)
+
+
 def gatys_references(nets, paths, photos, style, style_path, steps) -> dict:
     """Each definition's optimisation result for every photo, scored under that definition (cached as PNGs)."""
     cache = Path("/tmp/style-recipes-gatys")
@@ -101,9 +139,10 @@ def gatys_references(nets, paths, photos, style, style_path, steps) -> dict:
 
 def main() -> None:
     args = parse_args()
-    torch.manual_seed(0)
+    torch.manual_seed(args.seed)
     paths = content_paths(args.data, None)  # shuffled with seed 0, as the training task does
-    nets = {name: build_loss_network("lite0", feature_transform=name) for name in FEATURE_TRANSFORMS}
+    scored = sorted(set(args.score.split(",")) | {args.feature_transform}, key=FEATURE_TRANSFORMS.index)
+    nets = {name: build_loss_network("lite0", feature_transform=name) for name in scored}
     lossnet = nets[args.feature_transform]
     style = read_image(args.style, 512)
     with torch.no_grad():
@@ -113,18 +152,31 @@ def main() -> None:
     photos = [p[..., :p.shape[-2] // 4 * 4, :p.shape[-1] // 4 * 4] for p in photos]
     gatys_scores = (gatys_references(nets, paths[:4], photos, style, args.style, args.gatys_steps)
                     if args.gatys_steps else {})
-    net = TransformerNet(args.width, args.blocks)
+    finish = (ContentImages(paths[HELD_OUT:], args.finish_crop, train=True, scale=args.finish_crop)
+              if args.finish_steps else None)
+    cells = tuple(int(c) for c in args.noise_cells.split(",") if c)
+    net = TransformerNet(args.width, args.blocks, noise_channels=args.noise, noise_cells=cells,
+                         learn_noise=args.learn_noise)
+    if args.full_res_blocks:  # before the last 9x9 convolution: capacity where the missing texture is, pixel-scale
+        last = len(net.decoder) - 1
+        extra = [ResidualBlock(args.width) for _ in range(args.full_res_blocks)]
+        net.decoder = torch.nn.Sequential(*net.decoder[:last], *extra, net.decoder[last])
+    if args.quarter_noise:
+        net.encoder = QuarterNoise(net.encoder, args.quarter_noise, 4 * args.width)
     optimizer = torch.optim.Adam(net.parameters(), lr=args.lr)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=args.steps, pct_start=0.05)
     # --deep-weight K: the trainer's --style-layer-weights 1,1,1,K,K (the score counts every layer alike)
     layer_weights = (1.0,) * (len(lossnet.style_layers) - 2) + (float(args.deep_weight),) * 2
-    weights, order, step = Weights(1.0, args.style_weight, 0.01, layer_weights), random.Random(0), 0
-    started = time.process_time()
+    weights, order, step = Weights(1.0, args.style_weight, 0.01, layer_weights), random.Random(args.seed), 0
+    started, evaluating = time.process_time(), 0.0
     while step < args.steps:
-        indices = list(range(len(train)))
+        data = finish if finish is not None and step >= args.steps - args.finish_steps else train
+        indices = list(range(len(data)))
         order.shuffle(indices)
         for i in range(0, len(indices) - args.batch + 1, args.batch):
-            batch = torch.stack([train[j] for j in indices[i:i + args.batch]])
+            if data is train and finish is not None and step >= args.steps - args.finish_steps:
+                break  # the finishing steps start: switch to the large crops
+            batch = torch.stack([data[j] for j in indices[i:i + args.batch]])
             with torch.no_grad():
                 targets = {k: v for k, v in lossnet(batch).items() if k in lossnet.content_layers}
             loss = perceptual_losses(lossnet, net(batch), targets, grams, weights)["total"]
@@ -134,11 +186,17 @@ def main() -> None:
             schedule.step()
             step += 1
             if step % args.eval_every == 0 or step == args.steps:
+                before = time.process_time()
+                scores = evaluate(net, nets, photos, style, gatys_scores)
                 print(json.dumps({"crop": args.crop, "style_weight": args.style_weight, "lr": args.lr,
                                   "deep_weight": args.deep_weight, "feature_transform": args.feature_transform,
-                                  "width": args.width, "blocks": args.blocks, "step": step,
-                                  "cpu_s": round(time.process_time() - started, 1),
-                                  **evaluate(net, nets, photos, style, gatys_scores)}), flush=True)
+                                  "width": args.width, "blocks": args.blocks, "noise": args.noise,
+                                  "noise_cells": args.noise_cells, "learn_noise": args.learn_noise,
+                                  "full_res_blocks": args.full_res_blocks, "quarter_noise": args.quarter_noise,
+                                  "finish": [args.finish_crop, args.finish_steps], "seed": args.seed, "step": step,
+                                  "cpu_s": round(before - started, 1),
+                                  "train_cpu_s": round(before - started - evaluating, 1), **scores}), flush=True)
+                evaluating += time.process_time() - before
             if step == args.steps:
                 break
     if args.save:

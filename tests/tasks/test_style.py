@@ -187,6 +187,45 @@ def test_checkpoints_load_in_a_fresh_process_even_with_old_instance_norm_keys(ti
     assert torch.equal(net.encoder[1].weight, state["encoder.1.weight"])
 
 
+def test_a_network_without_noise_input_loads_and_paints_as_before():
+    from pixelforge.tasks.style.transformer import TransformerNet, load_transformer
+
+    torch.manual_seed(0)
+    before = TransformerNet(4, 1).eval()  # a run from before --noise-channels: no `noise` key in its state
+    loaded = load_transformer(before.state_dict(), 4, 1)
+    x = torch.rand(1, 3, 32, 40)
+    assert loaded.noise is None and loaded.encoder[0][1].in_channels == 3
+    assert torch.equal(loaded(x), before(x))
+
+
+def test_a_noise_input_run_is_deterministic_at_any_size_and_its_package_agrees(images, tmp_path):
+    import onnxruntime as ort
+
+    from pixelforge.runs import folder as rd
+    from pixelforge.tasks.config import load_config
+    from pixelforge.tasks.style.apply import load_style_run, stylize_tensor
+    from pixelforge.tasks.style.export import export_package
+
+    run = pixelforge.train(str(images["folder"]), task="style", style=str(images["style"]), img_size=32, epochs=1,
+                           batch_size=2, width=4, residual_blocks=1, val_fraction=0.2, noise_channels=2,
+                           out=str(tmp_path / "run"), quiet=True).run_dir
+    assert load_config(run / "config.yaml").noise_channels == 2
+    assert rd.load_checkpoint(run / "checkpoints" / "best.ckpt")["noise_channels"] == 2
+    model = load_style_run(run).model
+    assert model.noise_channels == 2
+    # wider than the noise tile (128 px), so the tile repeats; the same photo gives the same picture twice
+    photo = torch.rand(1, 3, 36, 260)
+    first, second = stylize_tensor(model, photo), stylize_tensor(load_style_run(run).model, photo)
+    assert torch.equal(first, second)
+    # the noise pattern changes the picture: the network does read it
+    flat = torch.full((1, 3, 36, 260), 0.5)
+    assert float(stylize_tensor(model, flat).std()) > 0
+    package = export_package(run, tmp_path / "package")
+    session = ort.InferenceSession(str(package / "model.onnx"), providers=["CPUExecutionProvider"])
+    onnx_out = session.run(["stylized"], {"image": photo.numpy()})[0]
+    assert np.abs(onnx_out - first.numpy()).max() <= 2 / 255
+
+
 @pytest.fixture(scope="module")
 def package(tiny_run, images) -> Path:
     return pixelforge.export(tiny_run, images["root"] / "pkg")

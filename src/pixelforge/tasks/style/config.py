@@ -30,5 +30,8 @@ class StyleConfig(RunConfig):
     content_size: int = Field(384, ge=16, description="style: content photos' shorter side before the img_size "
                                                       "crops (the scale the network learns to paint at)")
     width: int = Field(16, ge=4, description="style: channels of the transformer's first layer (Johnson: 32)")
+    noise_channels: int = Field(0, ge=0, le=16, description="style: input channels of a fixed noise tile beside the "
+                                 "photo (Ulyanov et al.'s texture networks), so the network can paint texture in flat "
+                                 "areas; 0: the photo alone (runs from before the option)")
     residual_blocks: int = Field(5, ge=1, description="style: residual blocks of the transformer")
     max_images: int | None = Field(None, ge=2, description="style: use at most this many content images")

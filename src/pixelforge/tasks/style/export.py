@@ -49,7 +49,8 @@ def export_package(run_dir: str | Path, out: str | Path, opset: int = 17, format
         export_traced(run.model.eval(), (example,), staging / "model.onnx", ["image"], ["stylized"], opset,
                       dynamic_axes={"image": {2: "height", 3: "width"}, "stylized": {2: "height", 3: "width"}})
         write_dense_package_files(staging, run.run_dir, pre, [], {
-            "task": "style", "output_name": "stylized", "arch": f"johnson-w{cfg.width}-r{cfg.residual_blocks}",
+            "task": "style", "output_name": "stylized", "arch": f"johnson-w{cfg.width}-r{cfg.residual_blocks}"
+                    + (f"-n{run.model.noise_channels}" if run.model.noise_channels else ""),
             "backbone": None, "style": Path(cfg.style).name, "loss_net": cfg.loss_net,
             "feature_transform": cfg.feature_transform,
             "input_shape": [1, 3, "height", "width"]}, opset)

@@ -148,9 +148,10 @@ def build_setup(cfg, source: dict, classes, fabric, progress):
     from pixelforge.tasks.style.transformer import TransformerNet
 
     torch.manual_seed(cfg.seed)
-    model = TransformerNet(cfg.width, cfg.residual_blocks).to(fabric.device)
+    model = TransformerNet(cfg.width, cfg.residual_blocks, noise_channels=cfg.noise_channels).to(fabric.device)
     lossnet = build_lossnet(cfg)
-    progress.info(f"style transfer: transformer width {cfg.width}, {cfg.residual_blocks} residual blocks "
+    progress.info(f"style transfer: transformer width {cfg.width}, {cfg.residual_blocks} residual blocks, "
+                  f"{cfg.noise_channels} noise channels "
                   f"({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters); loss network "
                   f"{lossnet.name} (feature transform {lossnet.feature_transform}), content "
                   f"{list(lossnet.content_layers)}, style {list(lossnet.style_layers)}")
@@ -164,6 +165,7 @@ def build_setup(cfg, source: dict, classes, fabric, progress):
         train_data=train_set, val_data=val_set, n_train=len(train_set), n_val=len(val_set),
         param_groups=lambda lr: [{"params": list(model.parameters()), "lr": lr, "weight_decay": 0.0}],
         extra_checkpoint={"task": "style", "width": cfg.width, "residual_blocks": cfg.residual_blocks,
+                          "noise_channels": cfg.noise_channels,
                           "loss_net": lossnet.name, "feature_transform": lossnet.feature_transform,
                           "content_layers": list(lossnet.content_layers),
                           "style_layers": list(lossnet.style_layers)},
