@@ -186,14 +186,17 @@ def _decoded_datasets(cfg, source, classes: list[str], spec, augment, progress):
 
 def _cached_features(cfg, model, train_set, val_set, workers: int, fabric, progress):
     """The frozen backbone's features of `feature_views` augmented views per training image, and of val once."""
-    from pixelforge.tasks.classify.features import FeatureDataset, FeatureExtractor, extract_features
+    from pixelforge.tasks.classify.features import (FeatureDataset, FeatureExtractor, extract_features,
+                                                    feature_batch_size)
 
     progress.info(f"linear strategy: caching backbone features for {cfg.feature_views} augmented views per image")
     extractor = FeatureExtractor(model.backbone, fabric.device, cfg.channels_last)
     advance, close = progress.counter("extracting features", len(train_set) * cfg.feature_views + len(val_set))
-    train_x, train_y = extract_features(model.backbone, train_set, cfg.feature_views, 64, workers,
+    batch = feature_batch_size(fabric.device)
+    train_x, train_y = extract_features(model.backbone, train_set, cfg.feature_views, batch, workers,
                                         extractor=extractor, progress=advance)
-    val_x, val_y = extract_features(model.backbone, val_set, 1, 64, workers, extractor=extractor, progress=advance)
+    val_x, val_y = extract_features(model.backbone, val_set, 1, batch, workers, extractor=extractor,
+                                    progress=advance)
     close()
     extractor.close()
     progress.info(f"backbone features computed by {extractor.name} ({extractor.reason})")
