@@ -170,6 +170,7 @@ def test_a_killed_study_continues_and_retries_the_running_trial(tmp_path, monkey
 def test_a_trial_started_after_the_study_is_full_is_given_back_without_training(tmp_path, toy_task, caplog):
     """Two workers can count N-1 trials at the same moment and both start one; the later one must not train."""
     from pixelforge.tune import space as spaces
+    from pixelforge.tune.report import trials_table
     from pixelforge.tune.study import TrialFailed, _Objective, summarize
 
     config, space = make_study_files(tmp_path, epochs=1)
@@ -189,3 +190,4 @@ def test_a_trial_started_after_the_study_is_full_is_given_back_without_training(
     assert [t.params or t.system_attrs["fixed_params"] for t in waiting] == [{"lr": 0.01, "hidden": 8}]
     assert waiting[0].user_attrs == {"requeued_from": 0}  # the retry is still queued for a later start
     assert summarize(study)["n_failed"] == 0
+    assert "not run (study full)" in trials_table(study, opts.out)

@@ -23,7 +23,7 @@ from pixelforge.runs import folder as rd
 from pixelforge.tasks.config import build_config
 from pixelforge.tune.report import write_report
 from pixelforge.tune.storage import default_url, open_storage
-from pixelforge.tune.study import optimize, sigterm_as_interrupt, train_trial
+from pixelforge.tune.study import give_back, is_surplus, optimize, sigterm_as_interrupt, train_trial
 
 log = logging.getLogger("pixelforge")
 WIDTHS, DEPTHS, KERNELS, EXPANSIONS = (0.5, 0.75, 1.0, 1.25), (1, 2, 3), (3, 5), (3, 6)
@@ -55,11 +55,15 @@ def sample_arch(trial: optuna.Trial) -> Arch:
 class _NasObjective:
     def __init__(self, opts: NasOptions):
         self.opts = opts
+        self.surplus = False  # whether the last call found the study already full (study.TrialSurplus)
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, float]:
         from pixelforge.models.classifier import build_classifier
         from pixelforge.tune.latency import measure
 
+        self.surplus = is_surplus(trial, self.opts.trials)
+        if self.surplus:
+            give_back(trial, self.opts.trials)
         arch = sample_arch(trial)
         trial.set_user_attr("model", arch.name)
         result = train_trial(trial, trial.params, config=self.opts.config,
@@ -111,7 +115,7 @@ def summarize_nas(study) -> dict:
     reference = max((t.values[1] for t in complete), default=0.0) * 1.1
     return {"pareto": rows, "hypervolume": hypervolume([tuple(t.values) for t in front], reference),
             "reference_cost": reference, "n_complete": len(complete),
-            "n_failed": sum(t.state == TrialState.FAIL for t in trials)}
+            "n_failed": sum(t.state == TrialState.FAIL and not t.user_attrs.get("surplus") for t in trials)}
 
 
 def hypervolume(front: list[tuple[float, float]], reference_cost: float) -> float:

@@ -90,7 +90,8 @@ def trials_table(study, out: Path) -> str:
     rows = []
     for t in trials:
         value = ", ".join(f"{v:.4f}" for v in t.values) if t.values else ""
-        cells = [str(t.number), t.state.name.lower(), value, *(_fmt(t.params.get(k, "")) for k in keys),
+        state = "not run (study full)" if t.user_attrs.get("surplus") else t.state.name.lower()  # study.TrialSurplus
+        cells = [str(t.number), state, value, *(_fmt(t.params.get(k, "")) for k in keys),
                  str(t.user_attrs.get("epochs_run", "")), _fmt(t.user_attrs.get("seconds", "")),
                  _run_link(out, t.user_attrs.get("run_dir"))]
         rows.append("<tr>" + "".join(f"<td>{html.escape(c) if i < len(cells) - 1 else c}</td>"

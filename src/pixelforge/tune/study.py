@@ -154,10 +154,9 @@ class _Objective:
         self.surplus = False  # whether the last call found the study already full
 
     def __call__(self, trial: optuna.Trial) -> float:
-        self.surplus = self.target is not None and _trials_before(trial) >= self.target
+        self.surplus = is_surplus(trial, self.target)
         if self.surplus:
-            _give_back(trial)
-            raise TrialSurplus(f"trial {trial.number}: the study already has its {self.target} trials")
+            give_back(trial, self.target)
         params = spaces.suggest(trial, self.space)
         run_dir = self.opts.out / "trials" / str(trial.number)
         hooks = [] if isinstance(self.pruner, optuna.pruners.NopPruner) else [
@@ -183,20 +182,28 @@ class _Objective:
         return max(values) if self.direction == "max" else min(values)
 
 
+def is_surplus(trial: optuna.Trial, target: int | None) -> bool:
+    """Whether the study already held `target` trials before `trial` (see TrialSurplus). An objective asks this
+    first, keeps the answer for `optimize` (its `surplus` attribute) and, if true, calls `give_back`."""
+    return target is not None and _trials_before(trial) >= target
+
+
 def _trials_before(trial: optuna.Trial) -> int:
     """How many trials numbered below this one count towards the budget (finished, or running elsewhere)."""
     counted = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
     return sum(t.number < trial.number and t.state in counted for t in trial.study.get_trials(deepcopy=False))
 
 
-def _give_back(trial: optuna.Trial) -> None:
-    """A surplus trial: marked, kept out of Optuna's failure log, and its queued parameters (a retry) queued again."""
+def give_back(trial: optuna.Trial, target: int) -> None:
+    """A surplus trial: marked, kept out of Optuna's failure log, its queued parameters (a retry) queued again, and
+    failed (TrialSurplus) before it trains."""
     trial.set_user_attr("surplus", True)
     _quiet_surplus.numbers.add(trial.number)
     frozen = next(t for t in trial.study.get_trials(deepcopy=False) if t.number == trial.number)
     fixed = frozen.system_attrs.get("fixed_params")
     if fixed:
         trial.study.enqueue_trial(fixed, user_attrs={k: v for k, v in trial.user_attrs.items() if k != "surplus"})
+    raise TrialSurplus(f"trial {trial.number}: the study already has its {target} trials")
 
 
 class _QuietSurplus(logging.Filter):
@@ -255,7 +262,7 @@ def optimize(study, objective: _Objective, target: int | None, timeout: float | 
             raise PixelforgeError("study interrupted; a running trial was marked failed and queued again: run the "
                                   "same command to continue") from None
         last = study.get_trials(deepcopy=False)[-1] if study.get_trials(deepcopy=False) else None
-        if getattr(objective, "surplus", False):
+        if objective.surplus:
             continue  # another worker's trial filled the study: the next count ends this worker
         failures = failures + 1 if last is not None and last.state == TrialState.FAIL else 0
         if failures >= MAX_FAILURES_IN_A_ROW:
