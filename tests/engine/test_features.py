@@ -45,6 +45,19 @@ def test_onnxruntime_features_equal_eager_lite0(lite0):
     torch.testing.assert_close(fast, exact, rtol=1e-4, atol=1e-4)
 
 
+def test_the_cpu_feature_batch_gives_the_features_of_one_big_batch(lite0, shapes_dir):
+    """L24 extracts in batches of 16 on the CPU for speed; the features must not depend on the batch."""
+    val = shapes_split(shapes_dir, "val", 64)
+    batch = features.feature_batch_size("cpu")
+    assert batch < len(val) <= 128  # several small batches against one
+    extractor = FeatureExtractor(lite0, engine="auto")
+    small, small_labels = extract_features(lite0, val, 1, batch, 0, extractor=extractor)
+    big, big_labels = extract_features(lite0, val, 1, 128, 0, extractor=extractor)
+    assert extractor.name == "onnxruntime", extractor.reason
+    torch.testing.assert_close(small, big, rtol=1e-4, atol=1e-4)
+    assert torch.equal(small_labels, big_labels)
+
+
 def test_close_frees_the_session_and_keeps_working():
     backbone = build_classifier("simple_cnn", 4, "none").backbone.eval()
     extractor = FeatureExtractor(backbone, engine="auto")
