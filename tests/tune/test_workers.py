@@ -186,6 +186,9 @@ def test_a_trial_started_after_the_study_is_full_is_given_back_without_training(
     assert objective.surplus and surplus.state == TrialState.FAIL and surplus.user_attrs["surplus"]
     assert not any((opts.out / "trials").iterdir())  # nothing trained
     assert "Trial 2 failed" not in caplog.text
+    from pixelforge.tune.study import _quiet_surplus
+
+    assert 2 not in _quiet_surplus.numbers  # forgotten once its lines were dropped: another study's trial 2 logs
     waiting = [t for t in study.get_trials() if t.state == TrialState.WAITING]
     assert [t.params or t.system_attrs["fixed_params"] for t in waiting] == [{"lr": 0.01, "hidden": 8}]
     assert waiting[0].user_attrs == {"requeued_from": 0}  # the retry is still queued for a later start

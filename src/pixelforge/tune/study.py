@@ -214,7 +214,14 @@ class _QuietSurplus(logging.Filter):
         self.numbers: set[int] = set()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not any(record.getMessage().startswith(f"Trial {n} failed") for n in self.numbers)
+        message = record.getMessage()
+        for n in list(self.numbers):
+            if message.startswith(f"Trial {n} failed with value"):  # Optuna's last line for the trial
+                self.numbers.discard(n)  # a later study in this process may have its own trial n
+                return False
+            if message.startswith(f"Trial {n} failed"):
+                return False
+        return True
 
 
 _quiet_surplus = _QuietSurplus()
