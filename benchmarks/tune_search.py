@@ -21,6 +21,7 @@ draws (TPE's startup sampler has the study's seed): with the same seed both stud
 configurations, and T1 then partly measured the shared draws (round five, docs/tuning.md).
 
 Trials train in bf16 autocast (`--precision 32` for fp32) for 3 epochs (`--epochs`), on one thread (`--threads`).
+Each trial's checkpoints/ is deleted once the trial is scored (`--keep-checkpoints` keeps them).
 
 Numbers go to stdout (a table) and benchmarks/results/tune-<time>.json.
 """
@@ -30,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -89,6 +91,14 @@ def lean_trials() -> None:
     ClassifyTask.write_card = lambda self, run, peak_memory=None: None
 
 
+def drop_checkpoints(study, trial) -> None:
+    """Optuna callback: delete a scored trial's checkpoints/ (~28 MB a trial, ~1.1 GB a 40-trial study: round nine
+    filled the disk with them). The figures read only study.db and each trial's metrics.csv and summary.json."""
+    run_dir = trial.user_attrs.get("run_dir")
+    if run_dir:
+        shutil.rmtree(Path(run_dir) / "checkpoints", ignore_errors=True)
+
+
 def study_values(out: Path) -> list[dict]:
     import optuna
 
@@ -108,12 +118,14 @@ def finished(out: Path, trials: int) -> bool:
 
 
 def run(config: Path, space: Path, out: Path, sampler: str, pruner: str, seed: int, trials: int,
-        train: bool = True, worker: int = 0, tpe: tuple[int, int] | None = None) -> list[dict] | None:
+        train: bool = True, worker: int = 0, tpe: tuple[int, int] | None = None,
+        keep_checkpoints: bool = False) -> list[dict] | None:
     """The study's first `trials` trials, trained first unless finished (an interrupted one continues); None when it
     is not finished and `train` is off. Its cost goes to out/cost.json, so a report-only pass has every study's cost.
     `worker` k > 0 joins a random search another process is running, sampling with its own seed (seed + 1000 k):
     random trials are independent draws, so several workers make the same search (TPE's are not: it stays one).
-    `tpe`: (startup trials, EI candidates) of a TPE study, the product's sampler with those two settings."""
+    `tpe`: (startup trials, EI candidates) of a TPE study, the product's sampler with those two settings. Each
+    trial's checkpoints are deleted once it is scored unless `keep_checkpoints`."""
     from pixelforge.tune.samplers import build_sampler
     from pixelforge.tune.study import TuneOptions, run_study
 
@@ -125,7 +137,7 @@ def run(config: Path, space: Path, out: Path, sampler: str, pruner: str, seed: i
         wall, cpu = time.perf_counter(), time.process_time()
         chosen = build_sampler("tpe", seed, startup=tpe[0], candidates=tpe[1]) if sampler == "tpe" else sampler
         run_study(TuneOptions(config, space, out, sampler=chosen, pruner=pruner, seed=seed + 1000 * worker,
-                              trials=trials))
+                              trials=trials, callbacks=() if keep_checkpoints else (drop_checkpoints,)))
         spent = cost(out)
         (out / "cost.json").write_text(json.dumps({
             "wall_s": round(spent.get("wall_s", 0) + time.perf_counter() - wall, 1),
@@ -190,7 +202,7 @@ def sampler_seed(arm: str, seed: int, random_offset: int) -> int:
 
 def t1_t2(config, space, work: Path, seeds: list[int], trials: int, arms: list[str], train: bool = True,
           save=lambda rows: None, worker: int = 0, random_offset: int = 0,
-          tpe_setting: tuple[int, int] | None = None) -> dict:
+          tpe_setting: tuple[int, int] | None = None, keep_checkpoints: bool = False) -> dict:
     """Per seed, each arm's study: unpruned TPE (T1's TPE side and the TPE arms' T2 baseline: one study serves
     both), random search (seed + `random_offset`; T1's target and random-median's baseline), each pruned arm. Then
     the rows of every seed whose studies are all finished (arms may be trained by separate processes, `--arms`, and
@@ -204,7 +216,7 @@ def t1_t2(config, space, work: Path, seeds: list[int], trials: int, arms: list[s
             sampler, pruner, _ = ARMS[arm]
             out = study_folder(work, arm, seed, random_offset, tpe_setting, trials)
             studies[arm] = run(config, space, out, sampler, pruner, sampler_seed(arm, seed, random_offset), trials,
-                               train, worker, tpe_setting)
+                               train, worker, tpe_setting, keep_checkpoints)
             rows["cost"][out.name] = cost(out)
             save(rows)
         tpe = studies.get("tpe")
@@ -308,6 +320,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--nas-minutes", type=float, default=15)
     parser.add_argument("--only", default="T1,T2,T3,T4")
     parser.add_argument("--full-trials", action="store_true", help="keep each trial's report and model card")
+    parser.add_argument("--keep-checkpoints", action="store_true",
+                        help="keep each trial's checkpoints/ (default: deleted once the trial is scored; ~1.1 GB "
+                             "a 40-trial study)")
     parser.add_argument("--threads", type=int, default=1,
                         help="PyTorch threads for the trials (1: a tiny model gains little from a second thread, and "
                              "on a busy machine 2 threads wait on each other; measured in docs/tuning.md)")
@@ -348,7 +363,7 @@ def main(argv: list[str] | None = None) -> None:
                candidates if args.tpe_candidates is None else args.tpe_candidates)
         result["tpe"] = {"startup": tpe[0], "ei_candidates": tpe[1]}
         result.update(t1_t2(config, space, args.work, seeds, args.trials, arms, not args.report_only, save,
-                              args.worker, args.random_seed_offset, tpe))
+                              args.worker, args.random_seed_offset, tpe, args.keep_checkpoints))
         print(f"T1 TPE trials to reach random's best (random sampled with seed + {args.random_seed_offset}), "
               f"fraction of {args.trials}: {spread([r['fraction'] for r in result['T1']])} over "
               f"{len(result['T1'])} seeds")

@@ -69,3 +69,20 @@ def test_a_report_over_several_seeds_reads_each_seeds_studies_of_the_setting(tmp
     rows = t1_t2(None, None, tmp_path, [0, 1], 4, ["tpe", "random"], train=False, random_offset=1000,
                  tpe_setting=(2, 8))
     assert [(r["seed"], r["tpe_trials_to_reach"]) for r in rows["T1"]] == [(0, 2), (1, 2)]
+
+
+def test_a_study_deletes_each_trials_checkpoints_once_scored_unless_asked_to_keep_them(tmp_path, monkeypatch):
+    from benchmarks.tune_search import prepare, run
+    from pixelforge.tasks.classify import ClassifyTask
+
+    # round nine's 1280 kept trial checkpoints (15 GB) filled the disk; the figures read only the metrics
+    monkeypatch.setattr(ClassifyTask, "write_report", lambda self, run: None)
+    monkeypatch.setattr(ClassifyTask, "write_card", lambda self, run, peak_memory=None: None)
+    config, space = prepare(tmp_path, 20, 1, 16, space_text="lr: {low: 1.0e-3, high: 1.0e-2, log: true}\n")
+    lean = run(config, space, tmp_path / "random-0", "random", "none", 0, 2)
+    kept = run(config, space, tmp_path / "random-1", "random", "none", 1, 1, keep_checkpoints=True)
+    assert len(lean) == 2 and len(kept) == 1 and all(t["value"] is not None for t in lean + kept)
+    for n in (0, 1):
+        trial = tmp_path / "random-0" / "trials" / str(n)
+        assert (trial / "metrics.csv").exists() and not (trial / "checkpoints").exists()
+    assert any((tmp_path / "random-1" / "trials" / "0" / "checkpoints").glob("*.ckpt"))

@@ -51,6 +51,7 @@ class TuneOptions:
     seed: int | None = None
     overrides: dict | None = None  # config keys fixed for every trial (--devices 2, --epochs 3, ...)
     mlflow: str | None = None  # tracking URI: each finished trial logged as a nested run (tune/tracking.py)
+    callbacks: tuple = ()  # more Optuna callbacks, (study, frozen trial) after each trial (benchmarks: disk upkeep)
 
 
 class TrialFailed(Exception):
@@ -89,7 +90,7 @@ def run_study(opts: TuneOptions) -> dict:
                                 "minimize", sampler=sampler, pruner=pruner, load_if_exists=True)
     _remember(study, opts, metric, direction)
     objective = _Objective(opts, space, metric, direction, url, name, pruner, target)
-    callbacks = []
+    callbacks = list(opts.callbacks)
     if opts.mlflow is not None:
         from pixelforge.tune.tracking import TrialLogger
 
