@@ -10,6 +10,7 @@ are never used here, so choosing a recipe with this script does not tune on them
         [--lr 2e-3] [--deep-weight 1] [--feature-transform none] [--width 16] [--blocks 5]
         [--gatys-steps 0] [--data ../shared/data/hymenoptera/train] [--score none,softmax,softmax-deep]
         [--noise 0] [--noise-cells 1,4] [--learn-noise] [--finish-crop 512 --finish-steps 30] [--seed 0]
+        [--precision 32|bf16-mixed]
 
 `--deep-weight K` counts the two deepest style layers K times in the training loss (the score is unchanged): the
 layers where the fast network falls furthest behind optimisation (docs/style-transfer.md).
@@ -76,6 +77,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--quarter-noise", type=int, default=0)
     parser.add_argument("--finish-crop", type=int, default=0)
     parser.add_argument("--finish-steps", type=int, default=0)
+    parser.add_argument("--precision", choices=["32", "bf16-mixed"], default="32",
+                        help="bf16-mixed: CPU bf16 autocast for the training steps, the loss network's depthwise "
+                             "convolutions and the Gram matrices kept in fp32 (scoring stays fp32)")
     parser.add_argument("--save", default=None, help="a folder for the held-out photos stylized at the end")
     return parser.parse_args()
 
@@ -163,6 +167,12 @@ def main() -> None:
         net.decoder = torch.nn.Sequential(*net.decoder[:last], *extra, net.decoder[last])
     if args.quarter_noise:
         net.encoder = QuarterNoise(net.encoder, args.quarter_noise, 4 * args.width)
+    bf16 = args.precision == "bf16-mixed"
+    if bf16:  # a second copy for training, so the scoring network stays exactly the fp32 one
+        from pixelforge.engine.exact_speedups import keep_depthwise_fp32
+
+        lossnet = build_loss_network("lite0", feature_transform=args.feature_transform)
+        keep_depthwise_fp32(lossnet)
     optimizer = torch.optim.Adam(net.parameters(), lr=args.lr)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=args.steps, pct_start=0.05)
     # --deep-weight K: the trainer's --style-layer-weights 1,1,1,K,K (the score counts every layer alike)
@@ -177,9 +187,10 @@ def main() -> None:
             if data is train and finish is not None and step >= args.steps - args.finish_steps:
                 break  # the finishing steps start: switch to the large crops
             batch = torch.stack([data[j] for j in indices[i:i + args.batch]])
-            with torch.no_grad():
-                targets = {k: v for k, v in lossnet(batch).items() if k in lossnet.content_layers}
-            loss = perceptual_losses(lossnet, net(batch), targets, grams, weights)["total"]
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                with torch.no_grad():
+                    targets = {k: v for k, v in lossnet(batch).items() if k in lossnet.content_layers}
+                loss = perceptual_losses(lossnet, net(batch), targets, grams, weights)["total"].float()
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -193,7 +204,8 @@ def main() -> None:
                                   "width": args.width, "blocks": args.blocks, "noise": args.noise,
                                   "noise_cells": args.noise_cells, "learn_noise": args.learn_noise,
                                   "full_res_blocks": args.full_res_blocks, "quarter_noise": args.quarter_noise,
-                                  "finish": [args.finish_crop, args.finish_steps], "seed": args.seed, "step": step,
+                                  "finish": [args.finish_crop, args.finish_steps], "seed": args.seed,
+                                  "precision": args.precision, "step": step,
                                   "cpu_s": round(before - started, 1),
                                   "train_cpu_s": round(before - started - evaluating, 1), **scores}), flush=True)
                 evaluating += time.process_time() - before

@@ -152,6 +152,28 @@ def test_a_fast_network_trains_two_steps_and_writes_its_report(tiny_run):
     assert (tiny_run / "examples.png").is_file() and "Fast style transfer" in (tiny_run / "report.html").read_text()
 
 
+def test_gram_matrices_stay_fp32_under_bf16_autocast():
+    """bf16's 8-bit mantissa would round a Gram matrix's sums; the style loss compares them to 1e-3 and below."""
+    features = torch.rand(2, 8, 16, 16) + 1.0
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        gram = gram_matrix(features.to(torch.bfloat16))
+    assert gram.dtype == torch.float32
+    torch.testing.assert_close(gram, gram_matrix(features.to(torch.bfloat16).float()))
+
+
+def test_bf16_training_keeps_the_loss_networks_depthwise_convolutions_in_fp32(images, tmp_path, monkeypatch):
+    from pixelforge.engine import exact_speedups
+
+    wrapped = []
+    real = exact_speedups.keep_depthwise_fp32
+    monkeypatch.setattr(exact_speedups, "keep_depthwise_fp32", lambda model: wrapped.append(real(model)) or wrapped[-1])
+    run = pixelforge.train(str(images["folder"]), task="style", style=str(images["style"]), img_size=32, epochs=1,
+                           batch_size=2, width=4, residual_blocks=1, val_fraction=0.2, precision="bf16-mixed",
+                           out=str(tmp_path / "run"), quiet=True)
+    assert wrapped and wrapped[0] > 0  # Lite0's depthwise convolutions, each wrapped
+    assert run.best_metric > 0 and np.isfinite(run.best_metric)
+
+
 def test_a_missing_style_image_or_wrong_layer_weights_are_refused_before_a_run_folder_exists(images, tmp_path):
     with pytest.raises(PixelforgeError, match="nope.png: image not found"):
         pixelforge.train(str(images["folder"]), task="style", style=str(tmp_path / "nope.png"), out=str(tmp_path / "r"))

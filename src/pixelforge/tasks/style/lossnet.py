@@ -124,8 +124,11 @@ def softmax_features(features: torch.Tensor) -> torch.Tensor:
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     """[B, C, H, W] -> [B, C, C] channel correlations, divided by C*H*W (Gatys et al.; Johnson et al.'s scaling)."""
     b, c, h, w = features.shape
-    flat = features.reshape(b, c, h * w)
-    return flat @ flat.transpose(1, 2) / (c * h * w)
+    # In fp32 even under bf16 autocast: a sum over every position of products, which bf16's 8-bit mantissa would
+    # round away (the style loss compares these matrices to 1e-3 and below).
+    with torch.autocast(features.device.type, enabled=False):
+        flat = features.float().reshape(b, c, h * w)
+        return flat @ flat.transpose(1, 2) / (c * h * w)
 
 
 def relative_mse(value: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -150,6 +150,12 @@ def build_setup(cfg, source: dict, classes, fabric, progress):
     torch.manual_seed(cfg.seed)
     model = TransformerNet(cfg.width, cfg.residual_blocks, noise_channels=cfg.noise_channels).to(fabric.device)
     lossnet = build_lossnet(cfg)
+    if cfg.precision == "bf16-mixed" and fabric.device.type == "cpu":
+        from pixelforge.engine.exact_speedups import keep_depthwise_fp32
+
+        # Lite0's depthwise convolutions in fp32, as classification does: oneDNN's bf16 depthwise backward is slow
+        # (engine/exact_speedups.py). The Gram matrices are fp32 in any case (lossnet.gram_matrix).
+        keep_depthwise_fp32(lossnet)
     progress.info(f"style transfer: transformer width {cfg.width}, {cfg.residual_blocks} residual blocks, "
                   f"{cfg.noise_channels} noise channels "
                   f"({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters); loss network "
