@@ -455,3 +455,10 @@ def test_web_page_uploads_a_second_image_as_the_style_and_shows_before_style_aft
     assert ((middle == (230, 40, 40)).all(1) | (np.abs(middle - (230, 40, 40)).sum(1) < 40)).any()
     assert (np.abs(middle - (40, 40, 230)).sum(1) < 40).any()
     assert np.abs(pixels[:, -w:] - before).mean() > 5  # the stylized photo on the right differs from it
+
+
+def test_auto_precision_may_train_style_networks_in_bf16():
+    """Measured (docs/style-transfer.md, "bf16 training"): `auto` follows the CPU rule for style, as for classify."""
+    from pixelforge.tasks.registry import get_task
+
+    assert get_task("style").bf16_reason(None) is None
