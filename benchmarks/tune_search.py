@@ -18,7 +18,7 @@
 
 Random search samples with seed + --random-seed-offset (1000), so its draws are never TPE's 10 random startup
 draws (TPE's startup sampler has the study's seed): with the same seed both studies tried the same first 10
-configurations, and T1 then partly measured the shared draws (round five, docs/tuning.md).
+configurations, and T1 then partly measured the shared draws (round five, docs/tuning-log.md).
 
 Trials train in bf16 autocast (`--precision 32` for fp32) for 3 epochs (`--epochs`), on one thread (`--threads`).
 Each trial's checkpoints/ is deleted once the trial is scored (`--keep-checkpoints` keeps them).
@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed-list", default=None, help="these seeds instead (comma-separated)")
     parser.add_argument("--trials", type=int, default=40)
     parser.add_argument("--epochs", type=int, default=3,
-                        help="epochs a trial (3: measured in docs/tuning.md, the cost of the issue's trial at 6)")
+                        help="epochs a trial (3: measured in docs/tuning-log.md, the cost of the issue's trial at 6)")
     parser.add_argument("--precision", default="bf16-mixed", help="the trials' precision (32 for exact fp32)")
     parser.add_argument("--images", type=int, default=None,
                         help="training images, val kept whole (default: digits' splits as they are, 1257 / 270)")
@@ -325,7 +325,7 @@ def main(argv: list[str] | None = None) -> None:
                              "a 40-trial study)")
     parser.add_argument("--threads", type=int, default=1,
                         help="PyTorch threads for the trials (1: a tiny model gains little from a second thread, and "
-                             "on a busy machine 2 threads wait on each other; measured in docs/tuning.md)")
+                             "on a busy machine 2 threads wait on each other; measured in docs/tuning-log.md)")
     parser.add_argument("--work", type=Path, default=Path("runs/bench-tune"))
     args = parser.parse_args(argv)
     import torch

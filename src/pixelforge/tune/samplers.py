@@ -9,14 +9,14 @@ from pixelforge.errors import PixelforgeError
 SAMPLERS = ("grid", "random", "tpe", "cmaes")
 PRUNERS = ("none", "median", "hyperband")
 # Optuna's n_ei_candidates: points drawn from the good trials' density, the best ratio kept. Not 96 (a sharper,
-# more exploitative pick): round ten (docs/tuning.md), pre-registered, reached random search's best later on seeds
+# more exploitative pick): round ten (docs/tuning-log.md), pre-registered, reached random search's best later on seeds
 # 20-24 (T1 0.720 of the trials against 24's 0.670).
 EI_CANDIDATES = 24
 
 
 def startup_trials(budget: int | None) -> int:
     """Random trials before TPE or CMA-ES model the space: Optuna's 10, but a quarter of a smaller budget (at least
-    3), or a 10-trial study would be random search throughout. Not fewer at 40: round nine (docs/tuning.md) tried 5,
+    3), or a 10-trial study would be random search throughout. Not fewer at 40: round nine (docs/tuning-log.md) tried 5,
     pre-registered, and on fresh seeds TPE reached random search's best later (T1 1.020 of the trials, 10: 0.670)."""
     return 10 if budget is None else max(3, min(10, budget // 4))
 
@@ -25,7 +25,7 @@ def pruner_startup_trials(budget: int | None) -> int:
     """Trials the median pruner lets finish before it judges any: Optuna's 5, but a twelfth of a smaller budget (at
     least 2). The median is taken over finished trials, and a TPE study's first trials are its random, mostly poor,
     ones: each that finishes lowers the bar every later trial is held to. Replaying 40 recorded curves of the issue's
-    setting (docs/tuning.md) through the pruner, 5 startup trials saved 32% of the epochs and 3 saved 53%, both
+    setting (docs/tuning-log.md) through the pruner, 5 startup trials saved 32% of the epochs and 3 saved 53%, both
     within one val image of the unpruned best."""
     return 5 if budget is None else max(2, min(5, budget // 12))
 
