@@ -23,7 +23,7 @@ from pixelforge.runs import folder as rd
 from pixelforge.tasks.config import build_config
 from pixelforge.tune.report import write_report
 from pixelforge.tune.storage import default_url, open_storage
-from pixelforge.tune.study import give_back, is_surplus, optimize, sigterm_as_interrupt, train_trial
+from pixelforge.tune.study import give_back_if_full, optimize, sigterm_as_interrupt, train_trial
 
 log = logging.getLogger("pixelforge")
 WIDTHS, DEPTHS, KERNELS, EXPANSIONS = (0.5, 0.75, 1.0, 1.25), (1, 2, 3), (3, 5), (3, 6)
@@ -55,15 +55,12 @@ def sample_arch(trial: optuna.Trial) -> Arch:
 class _NasObjective:
     def __init__(self, opts: NasOptions):
         self.opts = opts
-        self.surplus = False  # whether the last call found the study already full (study.TrialSurplus)
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, float]:
         from pixelforge.models.classifier import build_classifier
         from pixelforge.tune.latency import measure
 
-        self.surplus = is_surplus(trial, self.opts.trials)
-        if self.surplus:
-            give_back(trial, self.opts.trials)
+        give_back_if_full(trial, self.opts.trials)
         arch = sample_arch(trial)
         trial.set_user_attr("model", arch.name)
         result = train_trial(trial, trial.params, config=self.opts.config,

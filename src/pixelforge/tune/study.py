@@ -152,12 +152,9 @@ class _Objective:
                  target: int | None = None):
         self.opts, self.space, self.metric, self.direction = opts, space, metric, direction
         self.url, self.study_name, self.pruner, self.target = url, study_name, pruner, target
-        self.surplus = False  # whether the last call found the study already full
 
     def __call__(self, trial: optuna.Trial) -> float:
-        self.surplus = is_surplus(trial, self.target)
-        if self.surplus:
-            give_back(trial, self.target)
+        give_back_if_full(trial, self.target)
         params = spaces.suggest(trial, self.space)
         run_dir = self.opts.out / "trials" / str(trial.number)
         hooks = [] if isinstance(self.pruner, optuna.pruners.NopPruner) else [
@@ -183,10 +180,11 @@ class _Objective:
         return max(values) if self.direction == "max" else min(values)
 
 
-def is_surplus(trial: optuna.Trial, target: int | None) -> bool:
-    """Whether the study already held `target` trials before `trial` (see TrialSurplus). An objective asks this
-    first, keeps the answer for `optimize` (its `surplus` attribute) and, if true, calls `give_back`."""
-    return target is not None and _trials_before(trial) >= target
+def give_back_if_full(trial: optuna.Trial, target: int | None) -> None:
+    """An objective's first call: if the study already held `target` trials before `trial` (see TrialSurplus), the
+    trial is given back and TrialSurplus raised before anything trains."""
+    if target is not None and _trials_before(trial) >= target:
+        give_back(trial, target)
 
 
 def _trials_before(trial: optuna.Trial) -> int:
@@ -249,7 +247,7 @@ def train_trial(trial: optuna.Trial, params: dict, **options):
     return result
 
 
-def optimize(study, objective: _Objective, target: int | None, timeout: float | None, callbacks=()) -> None:
+def optimize(study, objective, target: int | None, timeout: float | None, callbacks=()) -> None:
     """One trial at a time, counting the study's trials before each: every worker stops once the study holds
     `target` finished or running trials, so N trials spread over several workers add up to N."""
     started, failures = time.monotonic(), 0
@@ -263,14 +261,15 @@ def optimize(study, objective: _Objective, target: int | None, timeout: float | 
             return
         if timeout is not None and time.monotonic() - started >= timeout:
             return
+        ran = []  # this worker's trial (the study's last one may be another worker's)
         try:
             study.optimize(objective, n_trials=1, catch=(TrialFailed,), gc_after_trial=True,
-                           callbacks=list(callbacks))
+                           callbacks=[*callbacks, lambda _, trial: ran.append(trial)])
         except KeyboardInterrupt:
             raise PixelforgeError("study interrupted; a running trial was marked failed and queued again: run the "
                                   "same command to continue") from None
-        last = study.get_trials(deepcopy=False)[-1] if study.get_trials(deepcopy=False) else None
-        if objective.surplus:
+        last = ran[-1] if ran else None
+        if last is not None and last.user_attrs.get("surplus"):
             continue  # another worker's trial filled the study: the next count ends this worker
         failures = failures + 1 if last is not None and last.state == TrialState.FAIL else 0
         if failures >= MAX_FAILURES_IN_A_ROW:
