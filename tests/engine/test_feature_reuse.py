@@ -21,7 +21,7 @@ def test_second_extractor_loads_the_cached_graph_without_exporting(monkeypatch):
     backbone, x = _backbone(), torch.rand(3, 3, 32, 32)
     first = FeatureExtractor(backbone, engine="auto")
     expected = first(x)
-    assert first.name == "onnxruntime", first.reason
+    assert first.name == "openvino", first.reason
 
     def no_export(*args, **kwargs):
         raise AssertionError("exported again although the graph was cached")
@@ -29,7 +29,7 @@ def test_second_extractor_loads_the_cached_graph_without_exporting(monkeypatch):
     monkeypatch.setattr(features, "export_onnx", no_export)
     second = FeatureExtractor(backbone, engine="auto")
     torch.testing.assert_close(second(x), expected)
-    assert second.name == "onnxruntime"
+    assert second.name == "openvino"
 
 
 def test_cache_key_follows_weights_and_size():
@@ -50,7 +50,7 @@ def test_damaged_cache_file_is_exported_again():
     extractor = FeatureExtractor(backbone, engine="auto")
     with torch.inference_mode():
         torch.testing.assert_close(extractor(x), backbone(x), rtol=1e-4, atol=1e-4)
-    assert extractor.name == "onnxruntime" and path.read_bytes() != b"not an onnx graph"
+    assert extractor.name == "openvino" and path.read_bytes() != b"not an onnx graph"
 
 
 def test_graph_outputs_the_pooled_map_only_when_the_features_are_its_mean():

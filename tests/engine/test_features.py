@@ -1,4 +1,5 @@
-"""The fast frozen-backbone path is exact: ONNX Runtime features equal the eager backbone's, and so do accuracies."""
+"""The fast frozen-backbone path is exact: OpenVINO's and ONNX Runtime's features equal the eager backbone's, and so
+do accuracies."""
 
 import logging
 
@@ -13,6 +14,7 @@ from pixelforge.data.sources import resolve_data
 from pixelforge.data.transforms import decode_size, eval_transform, resolve_augment, train_transform
 from pixelforge.tasks.classify import features
 from pixelforge.tasks.classify.features import FeatureDataset, FeatureExtractor, extract_features
+from pixelforge.tasks.classify.openvino_features import OpenVinoBackbone
 from pixelforge.errors import PixelforgeError
 from pixelforge.models.classifier import build_classifier
 
@@ -34,15 +36,32 @@ def shapes_split(shapes_dir, split: str, size: int, train: bool = False, every: 
     return dataset
 
 
-def test_onnxruntime_features_equal_eager_lite0(lite0):
+@pytest.mark.parametrize("engine", ["openvino", "onnxruntime"])
+def test_graph_engine_features_equal_eager_lite0(lite0, engine):
     x = torch.randn(5, 3, 64, 64)  # odd batch: the exported batch dimension is dynamic
-    extractor = FeatureExtractor(lite0, engine="auto")
+    extractor = FeatureExtractor(lite0, engine=engine)
     fast = extractor(x)
-    assert extractor.name == "onnxruntime", extractor.reason
+    assert extractor.name == engine, extractor.reason
     with torch.inference_mode():
         exact = lite0(x)
     assert fast.shape == exact.shape == (5, 1280)
     torch.testing.assert_close(fast, exact, rtol=1e-4, atol=1e-4)
+
+
+def test_auto_prefers_openvino_and_steps_down_to_onnxruntime_when_it_differs(monkeypatch):
+    """OpenVINO is installed with pixelforge (L25); when its features are wrong, ONNX Runtime's are used, and the
+    reason says why OpenVINO was passed over."""
+    backbone = build_classifier("simple_cnn", 4, "none").backbone.eval()
+    x = torch.rand(3, 3, 32, 32)
+    extractor = FeatureExtractor(backbone, engine="auto")
+    extractor(x)
+    assert extractor.name == "openvino", extractor.reason
+    monkeypatch.setattr(OpenVinoBackbone, "__call__", lambda self, x: torch.zeros(len(x), 256))
+    extractor = FeatureExtractor(backbone, engine="auto")
+    out = extractor(x)
+    assert extractor.name == "onnxruntime" and "not OpenVINO features differ" in extractor.reason
+    with torch.inference_mode():
+        torch.testing.assert_close(out, backbone(x), rtol=1e-4, atol=1e-4)
 
 
 def test_the_cpu_feature_batch_gives_the_features_of_one_big_batch(lite0, shapes_dir):
@@ -53,7 +72,7 @@ def test_the_cpu_feature_batch_gives_the_features_of_one_big_batch(lite0, shapes
     extractor = FeatureExtractor(lite0, engine="auto")
     small, small_labels = extract_features(lite0, val, 1, batch, 0, extractor=extractor)
     big, big_labels = extract_features(lite0, val, 1, 128, 0, extractor=extractor)
-    assert extractor.name == "onnxruntime", extractor.reason
+    assert extractor.name == "openvino", extractor.reason
     torch.testing.assert_close(small, big, rtol=1e-4, atol=1e-4)
     assert torch.equal(small_labels, big_labels)
 
@@ -64,7 +83,7 @@ def test_close_frees_the_session_and_keeps_working():
     x = torch.rand(3, 3, 32, 32)
     before = extractor(x)
     extractor.close()
-    assert extractor._onnx is None and extractor.name == "onnxruntime"  # the name records what computed the features
+    assert extractor._onnx is None and extractor.name == "openvino"  # the name records what computed the features
     torch.testing.assert_close(extractor(x), before, rtol=1e-4, atol=1e-4)
 
 
@@ -73,7 +92,7 @@ def test_cached_features_give_same_accuracy_on_fixed_split(lite0, shapes_dir):
 
     train_set, val_set = shapes_split(shapes_dir, "train", 64, every=3), shapes_split(shapes_dir, "val", 64)
     features_of, predictions, accuracy = {}, {}, {}
-    for engine in ("eager", "onnxruntime"):
+    for engine in ("eager", "onnxruntime", "openvino"):
         extractor = FeatureExtractor(lite0, engine=engine)
         train_x, train_y = extract_features(lite0, train_set, 1, 64, 0, extractor=extractor)
         val_x, val_y = extract_features(lite0, val_set, 1, 64, 0, extractor=extractor)
@@ -82,10 +101,11 @@ def test_cached_features_give_same_accuracy_on_fixed_split(lite0, shapes_dir):
         features_of[engine] = (train_x, val_x)
         predictions[engine] = head.predict(val_x[0].numpy())
         accuracy[engine] = float((predictions[engine] == val_y.numpy()).mean())
-    for fast, exact in zip(features_of["onnxruntime"], features_of["eager"]):
-        torch.testing.assert_close(fast, exact, rtol=1e-4, atol=1e-4)
-    assert accuracy["onnxruntime"] == accuracy["eager"] > 0.5
-    assert (predictions["onnxruntime"] == predictions["eager"]).all()
+    for engine in ("onnxruntime", "openvino"):
+        for fast, exact in zip(features_of[engine], features_of["eager"]):
+            torch.testing.assert_close(fast, exact, rtol=1e-4, atol=1e-4)
+        assert accuracy[engine] == accuracy["eager"] > 0.5
+        assert (predictions[engine] == predictions["eager"]).all()
 
 
 def test_views_draw_new_augmentations_and_index_as_documented(shapes_dir):
@@ -117,8 +137,9 @@ def test_falls_back_to_eager_when_export_fails(caplog):
     assert "falls back to eager" in caplog.text
 
 
-def test_falls_back_to_eager_when_onnx_features_differ(monkeypatch):
+def test_falls_back_to_eager_when_every_graph_engine_differs(monkeypatch):
     monkeypatch.setattr(features.OnnxBackbone, "__call__", lambda self, x: torch.zeros(len(x), 256))
+    monkeypatch.setattr(OpenVinoBackbone, "__call__", lambda self, x: torch.zeros(len(x), 256))
     backbone = build_classifier("simple_cnn", 4, "none").backbone
     extractor = FeatureExtractor(backbone, engine="auto")
     x = torch.rand(3, 3, 32, 32)
@@ -140,14 +161,14 @@ def test_engine_is_chosen_by_environment(monkeypatch):
 
 
 @pytest.mark.slow
-def test_train_picks_onnxruntime_and_matches_eager_accuracy(shapes_dir, tmp_path, monkeypatch, caplog):
+def test_train_picks_openvino_and_matches_eager_accuracy(shapes_dir, tmp_path, monkeypatch, caplog):
     """`pixelforge train` defaults (linear) say which engine ran; forcing eager gives the same run on a fixed split."""
     options = dict(model="simple_cnn", weights="none", img_size=32, epochs=1, strategy="linear", lr=3e-3,
                    feature_views=2, quiet=True)
     with caplog.at_level(logging.INFO, logger="pixelforge"):
         fast = pixelforge.train(str(shapes_dir), out=str(tmp_path / "fast"), **options)
     assert fast.path == "cached-features"
-    assert "backbone features computed by onnxruntime" in caplog.text
+    assert "backbone features computed by openvino" in caplog.text
     monkeypatch.setenv("PIXELFORGE_FEATURE_ENGINE", "eager")
     eager = pixelforge.train(str(shapes_dir), out=str(tmp_path / "eager"), **options)
     assert fast.best_val_accuracy == pytest.approx(eager.best_val_accuracy, abs=1 / 60)  # at most one image apart

@@ -4,10 +4,12 @@ With the backbone frozen, every epoch would push the same images through the sam
 training image is augmented `views` times and its pooled features are computed once; the head then trains on those
 feature vectors in a fraction of a second per epoch.
 
-On a CPU the frozen backbone runs through ONNX Runtime in fp32: the same arithmetic as eager PyTorch (features agree
-to ~1e-5, checked on the first batch before it is trusted, and by tests/test_features.py), several times faster
-(benchmarks/: about 6x for EfficientNet-Lite0 on 2 cores). Anywhere else, or if export fails, or if the check
-fails, the eager backbone runs (channels_last, no grad). `PIXELFORGE_FEATURE_ENGINE=eager|onnxruntime` forces one.
+On a CPU the frozen backbone runs as an exported ONNX graph in fp32: compiled by OpenVINO where it is installed
+(openvino_features.py; 1.2-1.6x ONNX Runtime on Lite0, lever L25), else by ONNX Runtime. Either does the same
+arithmetic as eager PyTorch (features agree to ~1e-5, checked on the first batch before an engine is trusted, and by
+tests/engine/test_features.py), several times faster (benchmarks/: about 6x for EfficientNet-Lite0 on 2 cores).
+If an engine is missing, fails or differs, the next one is tried, and the eager backbone runs last (channels_last,
+no grad); anywhere but the CPU, eager runs. `PIXELFORGE_FEATURE_ENGINE=eager|onnxruntime|openvino` forces one.
 bf16 autocast was measured too and not kept: slower than ONNX Runtime and not exact.
 
 The exported graph is cached in `$PIXELFORGE_HOME/onnx-features/`, keyed by a hash of the backbone's class, weights
@@ -34,8 +36,8 @@ from pixelforge.engine.threads import single_threaded_collate
 
 log = logging.getLogger("pixelforge")
 
-ENGINES = ("auto", "onnxruntime", "eager")
-_CHECK_IMAGES = 2  # images compared between ONNX Runtime and eager before the fast path is trusted
+ENGINES = ("auto", "openvino", "onnxruntime", "eager")
+_CHECK_IMAGES = 2  # images compared between a graph engine and eager before the fast path is trusted
 _GRAPH_FORMAT = "features+map"  # in the cache key: graphs cached before the map output (L22) are not reused
 
 
@@ -171,21 +173,22 @@ def cached_graph_path(backbone: torch.nn.Module, example: torch.Tensor):
     return cache_root() / "onnx-features" / f"{backbone_key(backbone, example)}.onnx"
 
 
-def cached_map_graph(backbone: torch.nn.Module, img_size: int) -> OnnxBackbone | None:
-    """A session on this backbone's cached graph when it has the `map` output (an earlier run exported and checked
-    it), else None; nothing is exported unless the cached file is damaged. None too when
-    PIXELFORGE_FEATURE_ENGINE=eager."""
-    if os.environ.get("PIXELFORGE_FEATURE_ENGINE") == "eager":
-        return None
+def cached_map_graph(backbone: torch.nn.Module, img_size: int):
+    """A runtime on this backbone's cached graph (OpenVINO, else ONNX Runtime, as `PIXELFORGE_FEATURE_ENGINE`
+    allows) when it has the `map` output (an earlier run exported and checked it), else None; nothing is exported
+    unless the cached file is damaged. None too when PIXELFORGE_FEATURE_ENGINE=eager."""
+    engine = os.environ.get("PIXELFORGE_FEATURE_ENGINE", "auto")
     example = torch.zeros(1, 3, img_size, img_size)
-    if not cached_graph_path(backbone, example).is_file():
+    if engine == "eager" or not cached_graph_path(backbone, example).is_file():
         return None
-    try:
-        graph = OnnxBackbone(backbone, example)
-    except Exception as exc:  # noqa: BLE001 - a graph ONNX Runtime cannot load: the eager path explains instead
-        log.debug("cached feature graph unusable (%s)", exc)
-        return None
-    return graph if graph.has_map else None
+    for name in fast_engines(engine):
+        try:
+            graph = open_graph(name, backbone, example)
+        except Exception as exc:  # noqa: BLE001 - a graph this engine cannot load: the next, else eager explains
+            log.debug("cached feature graph unusable by %s (%s)", name, exc)
+            continue
+        return graph if graph.has_map else None
+    return None
 
 
 def cached_export(backbone: torch.nn.Module, example: torch.Tensor, refresh: bool = False) -> bytes:
@@ -209,13 +212,13 @@ class FeatureExtractor:
     """Pooled features of a frozen backbone, by the fastest engine that gives the eager backbone's numbers.
 
     The engine is chosen on the first batch (it is the export example and the check sample); `name` then says which
-    ("onnxruntime" or "eager") and `reason` why, for the run log.
+    ("openvino", "onnxruntime" or "eager") and `reason` why, for the run log.
 
     Example:
         >>> extractor = FeatureExtractor(model.backbone)  # doctest: +SKIP
         >>> features = extractor(images)  # [batch, num_features]  # doctest: +SKIP
         >>> extractor.name  # doctest: +SKIP
-        'onnxruntime'
+        'openvino'
     """
 
     def __init__(self, backbone: torch.nn.Module, device="cpu", channels_last: bool = True, engine: str | None = None):
@@ -243,7 +246,8 @@ class FeatureExtractor:
         return self._onnx(x) if self._onnx is not None else self.eager(x)
 
     def close(self) -> None:
-        """Free the ONNX Runtime session (its arena holds ~1.6 GB after batches of 64 at 224 px); eager stays usable."""
+        """Free the graph's runtime (ONNX Runtime's arena holds ~1.6 GB after batches of 64 at 224 px); eager stays
+        usable."""
         self._onnx = None
 
     def _choose(self, example: torch.Tensor) -> None:
@@ -251,26 +255,68 @@ class FeatureExtractor:
         if self.engine == "eager":
             return
         if self.device.type != "cpu":
-            self.reason = f"ONNX Runtime is used on the CPU only (device {self.device})"
+            self.reason = f"OpenVINO and ONNX Runtime are used on the CPU only (device {self.device})"
             return
         self.backbone.eval()
+        passed_over = []  # why each faster engine before the chosen one was not used
+        for engine in fast_engines(self.engine):
+            try:
+                graph = open_graph(engine, self.backbone, example)
+                sample = example[:_CHECK_IMAGES]
+                fast, exact = graph(sample), self.eager(sample)
+            except Exception as exc:  # noqa: BLE001 - any export/runtime failure means: the next engine, and why
+                first_line = (str(exc).splitlines() or [""])[0][:120]
+                passed_over.append(f"{_LABELS[engine]} export or run failed ({type(exc).__name__}: {first_line})")
+                continue
+            error = float((fast - exact).abs().max())
+            scale = float(exact.abs().max()) or 1.0
+            if error > 1e-3 * max(scale, 1.0):
+                passed_over.append(f"{_LABELS[engine]} features differ from eager by {error:.2e}")
+                continue
+            self._onnx, self.name = graph, engine
+            self.reason = f"fp32, max difference from eager {error:.1e} on {len(sample)} images"
+            if passed_over:
+                self.reason += f"; not {'; not '.join(passed_over)}"
+                log.warning("feature extraction uses %s: %s", _LABELS[engine], "; ".join(passed_over))
+            return
+        self.reason = "; ".join(passed_over)
+        log.warning("feature extraction falls back to eager PyTorch: %s", self.reason)
+
+
+_LABELS = {"openvino": "OpenVINO", "onnxruntime": "ONNX Runtime"}
+
+
+def fast_engines(engine: str = "auto") -> list[str]:
+    """The graph engines to try, fastest first: OpenVINO where it is installed (L25), then ONNX Runtime."""
+    if engine == "auto":
+        from pixelforge.tasks.classify.openvino_features import available
+
+        return ["openvino", "onnxruntime"] if available() else ["onnxruntime"]
+    return [engine] if engine in _LABELS else []
+
+
+def open_graph(engine: str, backbone: torch.nn.Module, example: torch.Tensor):
+    """`backbone`'s cached feature graph at `example`'s size, run by `engine` ("openvino" or "onnxruntime")."""
+    if engine == "openvino":
+        from pixelforge.tasks.classify.openvino_features import OpenVinoBackbone
+
         try:
-            onnx = OnnxBackbone(self.backbone, example)
-            sample = example[:_CHECK_IMAGES]
-            fast, exact = onnx(sample), self.eager(sample)
-        except Exception as exc:  # noqa: BLE001 - any export/runtime failure means: use eager, and say why
-            first_line = (str(exc).splitlines() or [""])[0][:120]
-            self.reason = f"ONNX export or ONNX Runtime failed ({type(exc).__name__}: {first_line})"
-            log.warning("feature extraction falls back to eager PyTorch: %s", self.reason)
-            return
-        error = float((fast - exact).abs().max())
-        scale = float(exact.abs().max()) or 1.0
-        if error > 1e-3 * max(scale, 1.0):
-            self.reason = f"ONNX Runtime features differ from eager by {error:.2e}"
-            log.warning("feature extraction falls back to eager PyTorch: %s", self.reason)
-            return
-        self._onnx, self.name = onnx, "onnxruntime"
-        self.reason = f"fp32, max difference from eager {error:.1e} on {len(sample)} images"
+            return OpenVinoBackbone(cached_export(backbone, example), cache_dir=_openvino_cache())
+        except Exception:  # noqa: BLE001 - a damaged cache file: export again (a second failure propagates)
+            return OpenVinoBackbone(cached_export(backbone, example, refresh=True), cache_dir=_openvino_cache())
+    return OnnxBackbone(backbone, example)
+
+
+def _openvino_cache():
+    """`$PIXELFORGE_HOME/openvino/`, where OpenVINO keeps compiled graphs; None where it cannot be created."""
+    from pixelforge.data.builtin import cache_root
+
+    path = cache_root() / "openvino"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return path
 
 
 def feature_batch_size(device) -> int:
