@@ -10,21 +10,24 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from dataclasses import dataclass, fields
 from functools import partial
 from pathlib import Path
 
 from pixelforge.config import RunConfig, save_config
+from pixelforge.data import prefetch
 from pixelforge.engine.cpu_memory import peak_memory
-from pixelforge.engine.fit import FitConfig, FitResult, fit
-from pixelforge.engine.precision import resolve_precision
 from pixelforge.engine.progress import EpochProgress
 from pixelforge.errors import PixelforgeError
 from pixelforge.runs import folder as rd
 from pixelforge.tasks.base import Task
 from pixelforge.tasks.config import build_config, load_config
 from pixelforge.tasks.registry import get_task
+
+# torch, and what imports it (the engine, precision), is imported inside `train` after the data is resolved: the
+# task decodes the photos on a second thread during those seconds (data/prefetch.py; issue 20, lever L26).
 
 log = logging.getLogger("pixelforge")
 
@@ -68,8 +71,21 @@ def train(data: str | None = None, *, config: str | Path | None = None, resume: 
     task = get_task(cfg.task)
     task.check_config(cfg)
     source, classes = task.prepare_data(cfg)
+    if "torch" not in sys.modules:  # the imports ahead are what the decoding hides behind (data/prefetch.py)
+        task.start_decoding(cfg, source)
+    try:
+        return _train(task, cfg, source, classes, resume, callbacks)
+    finally:
+        prefetch.discard()  # whatever the datasets did not take (another split, a run that ended early)
+
+
+def _train(task: Task, cfg: RunConfig, source, classes: list[str], resume, callbacks) -> TrainResult:
+    from pixelforge.engine.fit import fit
+    from pixelforge.engine.precision import resolve_precision
+
     task.check_data(cfg, source)
     if resume:
+        run = rd.require_run(resume)
         _check_classes(run, classes)
     elif "LOCAL_RANK" in os.environ and "WORLD_SIZE" in os.environ:
         run = _torchrun_run_dir(Path(cfg.out or Path("runs") / task.run_name(cfg)))
@@ -116,8 +132,10 @@ def _parent_options(options: dict) -> dict:
     return {**inherited, **options}
 
 
-def _fit_config(cfg: RunConfig, precision_reason: str) -> FitConfig:
-    """The engine's share of the config: the fields of the same names, plus what fit cannot infer."""
+def _fit_config(cfg: RunConfig, precision_reason: str):
+    """The engine's `FitConfig`: the config's fields of the same names, plus what fit cannot infer."""
+    from pixelforge.engine.fit import FitConfig
+
     shared = {f.name: getattr(cfg, f.name) for f in fields(FitConfig) if f.name in RunConfig.model_fields}
     # Frozen stages get no gradient, so DDP must tolerate unused parameters for the linear and gradual strategies.
     return FitConfig(**shared, precision_reason=precision_reason, find_unused_parameters=cfg.strategy != "full",
@@ -151,7 +169,7 @@ def _check_classes(run: Path, classes: list[str]) -> None:
                               f"removed: {removed or 'none'}); resume with the same data or start a new run")
 
 
-def _finish(run: Path, cfg: RunConfig, result: FitResult, task: Task, broken_links: list[str]) -> None:
+def _finish(run: Path, cfg: RunConfig, result, task: Task, broken_links: list[str]) -> None:
     progress = EpochProgress(quiet=cfg.quiet)
     monitor = result.monitor
     rows = rd.read_metrics(run / "metrics.csv")

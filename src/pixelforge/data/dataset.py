@@ -12,12 +12,11 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 
-from pixelforge.data.images import ImageReadError, load_rgb
+from pixelforge.data import prefetch
+from pixelforge.data.images import ImageReadError, decode_array
 from pixelforge.data.sources import Sample
 
 log = logging.getLogger("pixelforge")
@@ -25,13 +24,7 @@ log = logging.getLogger("pixelforge")
 
 def decode_resized(path: Path, short_side: int) -> torch.Tensor:
     """Decode `path` to an RGB uint8 CHW tensor whose shorter side is `short_side`."""
-    img = load_rgb(path, min_side=short_side)
-    w, h = img.size
-    scale = short_side / min(w, h)
-    size = (max(short_side, round(w * scale)), max(short_side, round(h * scale)))
-    if size != (w, h):
-        img = img.resize(size, Image.BICUBIC, reducing_gap=3.0)
-    return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1).contiguous()
+    return torch.from_numpy(decode_array(path, short_side)).permute(2, 0, 1).contiguous()
 
 
 class ImageDataset(Dataset):
@@ -69,8 +62,12 @@ class ImageDataset(Dataset):
         keep_pixels = True
 
         def work(index: int):
+            path = self.samples[index].path
             try:
-                return index, decode_resized(self.samples[index].path, self.short_side), None
+                early = prefetch.take(path, self.short_side)  # decoded while the process started (prefetch.py)
+                if early is not None:
+                    return index, torch.from_numpy(early).permute(2, 0, 1).contiguous(), None
+                return index, decode_resized(path, self.short_side), None
             except ImageReadError as exc:
                 return index, None, str(exc)
 

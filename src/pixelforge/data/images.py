@@ -7,6 +7,7 @@ and `ImageReadError` names the file when one cannot be read, so a dataset can sk
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -63,6 +64,23 @@ def to_rgb(img: Image.Image) -> Image.Image:
         background = Image.new("RGBA", img.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, img.convert("RGBA")).convert("RGB")
     return img.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV
+
+
+def decode_size(img_size: int, crop_pct: float) -> int:
+    """Shorter side images are decoded to: the centre crop of this size by `crop_pct` is `img_size` (timm's rule)."""
+    return int(math.floor(img_size / crop_pct))
+
+
+def decode_array(path: str | Path, short_side: int) -> np.ndarray:
+    """Decode `path` to an RGB uint8 HWC array whose shorter side is `short_side` (never smaller). Raises
+    ImageReadError like `load_rgb`."""
+    img = load_rgb(path, min_side=short_side)
+    w, h = img.size
+    scale = short_side / min(w, h)
+    size = (max(short_side, round(w * scale)), max(short_side, round(h * scale)))
+    if size != (w, h):
+        img = img.resize(size, Image.BICUBIC, reducing_gap=3.0)
+    return np.asarray(img, dtype=np.uint8).copy()
 
 
 def load_rgb(path: str | Path, min_side: int | None = None) -> Image.Image:

@@ -13,12 +13,12 @@ Every knob of a preset can be overridden by the `augment_options` section of a c
 
 from __future__ import annotations
 
-import math
 
 import torch
 from torchvision.transforms import v2
 
 from pixelforge.data.augment_options import PRESETS, AugmentOptions, AugmentPreset  # noqa: F401  (re-exported)
+from pixelforge.data.images import decode_size  # noqa: F401 - re-exported: the transforms crop what it decodes
 
 
 def resolve_augment(preset: str, overrides: AugmentOptions | None = None) -> AugmentOptions:
@@ -26,11 +26,6 @@ def resolve_augment(preset: str, overrides: AugmentOptions | None = None) -> Aug
     if overrides is not None:
         base.update({k: v for k, v in overrides.model_dump().items() if v is not None})
     return AugmentOptions(**base)
-
-
-def decode_size(img_size: int, crop_pct: float) -> int:
-    """Shorter side images are decoded to: the centre crop of this size by `crop_pct` is `img_size` (timm's rule)."""
-    return int(math.floor(img_size / crop_pct))
 
 
 class ToNormalizedFloat(torch.nn.Module):

@@ -14,7 +14,7 @@ from torch import nn
 
 from pixelforge.errors import PixelforgeError
 from pixelforge.models import weights as weight_io
-from pixelforge.models.registry import BackboneSpec, get_spec
+from pixelforge.models.registry import BackboneSpec, check_img_size, check_weights_option, get_spec  # noqa: F401 - re-exported
 
 
 class Classifier(nn.Module):
@@ -135,18 +135,3 @@ def restore_classifier(model: str, num_classes: int, dropout: float, state: dict
         restored.load_state_dict(state)
     return restored
 
-
-def check_weights_option(weights: str) -> None:
-    """Reject a --weights value that is neither imagenet, none, nor an existing file (before any work starts)."""
-    if weights in ("imagenet", "none"):
-        return
-    if not Path(weights).suffix:
-        raise PixelforgeError(f"--weights {weights!r}: use imagenet, none, or a path to a .safetensors/.pth file")
-    if not Path(weights).expanduser().is_file():
-        raise PixelforgeError(f"{weights}: weights file not found; --weights takes imagenet, none, or a .safetensors/.pth file")
-
-
-def check_img_size(model: str, img_size: int) -> None:
-    spec = get_spec(model)
-    if img_size < spec.min_size:
-        raise PixelforgeError(f"--img-size {img_size} is too small for {model}: it needs at least {spec.min_size} px")

@@ -7,6 +7,7 @@ ones users already know from timm (`resnet50`, `tf_efficientnet_lite0`) or torch
 from __future__ import annotations
 
 import difflib
+from pathlib import Path
 from dataclasses import dataclass
 
 from pixelforge.errors import PixelforgeError
@@ -68,3 +69,20 @@ for _name in ["resnet18", "resnet50", "mobilenet_v3_large", "efficientnet_b0", "
     register(BackboneSpec(f"tv_{_name}", "torchvision", _name, "torchvision URL (cache ~/.cache/torch)"))
 register(BackboneSpec("simple_cnn", "pixelforge", "simple_cnn", "none (trained from scratch)", min_size=8,
                       mean=(0.5,) * 3, std=(0.5,) * 3, crop_pct=1.0))
+
+
+# Checks on a run's options that need the registry only, not torch: `pixelforge train` runs them before importing it.
+def check_weights_option(weights: str) -> None:
+    """Reject a --weights value that is neither imagenet, none, nor an existing file (before any work starts)."""
+    if weights in ("imagenet", "none"):
+        return
+    if not Path(weights).suffix:
+        raise PixelforgeError(f"--weights {weights!r}: use imagenet, none, or a path to a .safetensors/.pth file")
+    if not Path(weights).expanduser().is_file():
+        raise PixelforgeError(f"{weights}: weights file not found; --weights takes imagenet, none, or a .safetensors/.pth file")
+
+
+def check_img_size(model: str, img_size: int) -> None:
+    spec = get_spec(model)
+    if img_size < spec.min_size:
+        raise PixelforgeError(f"--img-size {img_size} is too small for {model}: it needs at least {spec.min_size} px")

@@ -12,8 +12,6 @@ import pickle
 import tempfile
 from pathlib import Path
 
-import torch
-
 from pixelforge.errors import PixelforgeError
 
 
@@ -62,7 +60,13 @@ def atomic_write_bytes(path: Path, write) -> None:
         raise
 
 
+# torch is imported in the two checkpoint functions only: `pixelforge train` reads its config, data and run folder
+# before torch is imported, and decodes the photos meanwhile (data/prefetch.py).
+
+
 def save_checkpoint(state: dict, path: Path) -> None:
+    import torch
+
     atomic_write_bytes(path, lambda handle: torch.save(state, handle))
 
 
@@ -89,6 +93,8 @@ def _numpy_dtype_classes() -> list:
 def load_checkpoint(path: Path) -> dict:
     """Load a checkpoint with `weights_only=True`: tensors, numbers, strings and containers only, so a run folder
     someone sent you cannot run code. Older checkpoints' numpy arrays and numbers are the one exception."""
+    import torch
+
     path = Path(path)
     if not path.is_file():
         raise PixelforgeError(f"{path}: checkpoint not found; is this a pixelforge run folder?")

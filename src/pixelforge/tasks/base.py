@@ -41,6 +41,10 @@ class Task:
     def check_data(self, cfg, source) -> None:
         """Refuse data this task cannot train on, before a run folder exists."""
 
+    def start_decoding(self, cfg, source) -> None:
+        """Optional: begin decoding `source`'s images in the background (data/prefetch.py) while the engine imports
+        torch and starts; `build_setup`'s datasets then take the pixels. Called before torch is imported."""
+
     def build_setup(self, cfg, source, classes: list[str], fabric, progress):
         """The engine's `TaskSetup`: model, datasets, the step object, optimizers' parameter groups."""
         raise self._unsupported("training")

@@ -39,15 +39,26 @@ class ClassifyTask(Task):
         return write_preview(path, out, augment, img_size, count)
 
     def check_config(self, cfg) -> None:
-        from pixelforge.models.classifier import check_img_size, check_weights_option
+        from pixelforge.models.registry import check_img_size, check_weights_option
 
         check_img_size(cfg.model, cfg.img_size)
         check_weights_option(cfg.weights)
 
     def prepare_data(self, cfg) -> tuple:
-        from pixelforge.tasks.classify.task import prepare_data
+        from pixelforge.tasks.classify.data import prepare_data
 
         return prepare_data(cfg)
+
+    def start_decoding(self, cfg, source) -> None:
+        if cfg.continue_from:  # a continual step decodes its replayed images its own way (continual/)
+            return
+        from pixelforge.data import prefetch
+        from pixelforge.data.images import decode_size
+        from pixelforge.models.registry import get_spec
+
+        # What task.py's _decoded_datasets will ask for: the train and val images at the backbone's decode size.
+        paths = [s.path for s in (*source.split("train"), *source.split("val"))]
+        prefetch.start(paths, decode_size(cfg.img_size, get_spec(cfg.model).crop_pct), cfg.ram_budget_gb * 1e9)
 
     def check_data(self, cfg, source) -> None:
         from pixelforge.tasks.classify.balance import check_balance

@@ -29,15 +29,9 @@ def _md_table(header: list[str], rows: list[list]) -> str:
 
 def _model_size(cfg, num_classes: int) -> tuple[float, float]:
     """(parameters in millions, GFLOPs per image at img_size), from the architecture on the meta device."""
-    import torch
+    from pixelforge.models.catalog import model_size
 
-    from pixelforge.models.catalog import count_flops
-    from pixelforge.models.classifier import build_classifier
-
-    with torch.device("meta"):
-        model = build_classifier(cfg.model, num_classes, weights="none").eval()
-        flops = count_flops(model, cfg.img_size)
-    return sum(p.numel() for p in model.parameters()) / 1e6, flops
+    return model_size(cfg.model, num_classes, cfg.img_size)
 
 
 def _compute(run: Path, cfg, classes: list[str], summary: dict, memory: dict | None) -> dict:
