@@ -16,40 +16,13 @@ def count_flops(model: torch.nn.Module, img_size: int) -> float:
 
 
 def model_size(model: str, num_classes: int, img_size: int) -> tuple[float, float]:
-    """(parameters in millions, GFLOPs per image at `img_size`) of classifier `model`, counted on the meta device.
-
-    Counting traces a whole forward pass (0.3-0.6 s for Lite0 on 2 cores, at the end of every training run, for the
-    model card), so a timm backbone's figures are kept in `$PIXELFORGE_HOME/model-sizes.json`, keyed by the names,
-    sizes and library versions they depend on (issue 20, lever L27). pixelforge's own networks are counted each time.
-    """
-    import json
-
-    import timm
-
-    from pixelforge.data.builtin import cache_root
+    """(parameters in millions, GFLOPs per image at `img_size`) of classifier `model`, counted on the meta device."""
     from pixelforge.models.classifier import build_classifier
-    from pixelforge.models.registry import get_spec
-    from pixelforge.runs.folder import write_json
 
-    cached = get_spec(model).source == "timm"
-    key = f"{model}|{num_classes}|{img_size}|timm {timm.__version__}|torch {torch.__version__}"
-    path = cache_root() / "model-sizes.json"
-    try:
-        known = json.loads(path.read_text()) if cached and path.is_file() else {}
-    except (OSError, ValueError):  # unreadable: counted again and rewritten
-        known = {}
-    if key in known:
-        return tuple(known[key])
     with torch.device("meta"):
         network = build_classifier(model, num_classes, weights="none").eval()
         flops = count_flops(network, img_size)
-    size = (sum(p.numel() for p in network.parameters()) / 1e6, flops)
-    if cached:
-        try:
-            write_json(path, {**known, key: list(size)})
-        except OSError:  # a read-only cache costs the count next time, nothing else
-            pass
-    return size
+    return sum(p.numel() for p in network.parameters()) / 1e6, flops
 
 
 def describe_backbones(img_size: int = 224) -> list[dict]:

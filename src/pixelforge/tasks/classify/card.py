@@ -10,6 +10,7 @@ compute (wall time, throughput, parameters, GFLOPs, peak memory). Every training
 from __future__ import annotations
 
 import datetime
+import json
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -28,10 +29,34 @@ def _md_table(header: list[str], rows: list[list]) -> str:
 
 
 def _model_size(cfg, num_classes: int) -> tuple[float, float]:
-    """(parameters in millions, GFLOPs per image at img_size), from the architecture on the meta device."""
-    from pixelforge.models.catalog import model_size
+    """(parameters in millions, GFLOPs per image at img_size), from the architecture on the meta device.
 
-    return model_size(cfg.model, num_classes, cfg.img_size)
+    Counting traces a whole forward pass (0.3-0.6 s for Lite0 on 2 cores, at the end of every training run), so a
+    timm backbone's figures are kept in `$PIXELFORGE_HOME/model-sizes.json`, keyed by the names, sizes and library
+    versions they depend on (issue 20, lever L27). pixelforge's own networks are counted each time.
+    """
+    import timm
+    import torch
+
+    from pixelforge.data.builtin import cache_root
+    from pixelforge.models.catalog import model_size
+    from pixelforge.models.registry import get_spec
+
+    if get_spec(cfg.model).source != "timm":
+        return model_size(cfg.model, num_classes, cfg.img_size)
+    key = f"{cfg.model}|{num_classes}|{cfg.img_size}|timm {timm.__version__}|torch {torch.__version__}"
+    path = cache_root() / "model-sizes.json"
+    try:
+        known = json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, ValueError):  # unreadable: counted again and rewritten
+        known = {}
+    if key not in known:
+        known[key] = list(model_size(cfg.model, num_classes, cfg.img_size))
+        try:
+            rd.write_json(path, known)
+        except OSError:  # a read-only cache costs the count next time, nothing else
+            pass
+    return tuple(known[key])
 
 
 def _compute(run: Path, cfg, classes: list[str], summary: dict, memory: dict | None) -> dict:
