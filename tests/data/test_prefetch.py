@@ -79,6 +79,26 @@ def test_preload_takes_the_helpers_pixels(tmp_path, monkeypatch):
         assert a.shape == b.shape and bool((a == b).all())
 
 
+def test_a_helper_behind_preload_is_stopped_and_what_it_wrote_is_still_taken(tmp_path):
+    """preload asks in the helper's order, so the first image the helper has not written means it is behind: it is
+    stopped (it would decode what preload decodes anyway) and the images it did write are still used."""
+    import shutil
+
+    first = _photos(tmp_path, 1)[0]
+    paths = [first] + [shutil.copy(first, tmp_path / f"copy{i}.jpg") for i in range(300)]
+    assert prefetch.start(paths, 64, 1e9)
+    folder, process = prefetch._state["folder"], prefetch._state["process"]
+    while not (folder / "0.npy").exists():
+        assert process.poll() is None, "the helper ended without writing"
+    assert prefetch.take(paths[0], 64) is not None
+    assert prefetch.take(paths[-1], 64) is None  # the last image: not written yet
+    assert process.wait(timeout=30) is not None
+    written = sorted(folder.glob("*.npy"))
+    if written:  # whatever it wrote before it was stopped is still there to take
+        number = int(written[0].stem)
+        assert prefetch.take(paths[number], 64) is not None
+
+
 def test_discard_ends_a_running_helper_and_removes_its_files(tmp_path):
     paths = _photos(tmp_path, 2) * 200  # long enough to be running when discarded
     assert prefetch.start(paths, 64, 1e9)

@@ -58,6 +58,10 @@ def take(path: Path, short_side: int) -> np.ndarray | None:
     try:
         pixels = np.load(file)
     except (OSError, ValueError):  # not written (yet, or ever): decode it here
+        # The helper is behind preload, which asks in the same order: from here on it would only decode images
+        # preload decodes too, on the same cores. What it wrote stays to be taken.
+        if _state["process"].poll() is None:
+            _state["process"].kill()
         return None
     file.unlink(missing_ok=True)
     return pixels

@@ -50,7 +50,8 @@ class ClassifyTask(Task):
         return prepare_data(cfg)
 
     def start_decoding(self, cfg, source) -> None:
-        if cfg.continue_from:  # a continual step decodes its replayed images its own way (continual/)
+        # A continual step decodes its replayed images its own way (continual/); DDP's processes each decode theirs.
+        if cfg.continue_from or cfg.devices * cfg.num_nodes > 1:
             return
         from pixelforge.data import prefetch
         from pixelforge.data.images import decode_size
