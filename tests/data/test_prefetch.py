@@ -72,7 +72,7 @@ def test_preload_takes_the_helpers_pixels(tmp_path, monkeypatch):
     def must_not_decode(path, short_side):
         raise AssertionError(f"{path} decoded again although the helper had it")
 
-    monkeypatch.setattr(dataset, "decode_resized", must_not_decode)
+    monkeypatch.setattr(dataset, "decode_array", must_not_decode)
     fast = ImageDataset(samples, {"a": 0, "b": 1}, 64)
     assert fast.preload() == []
     for a, b in zip(fast.cache, expected.cache):
@@ -118,7 +118,7 @@ def test_classify_asks_for_the_size_its_datasets_decode_at(shapes_dir, monkeypat
     source, classes = task.prepare_data(cfg)
     task.start_decoding(cfg, source)
     _finished()
-    monkeypatch.setattr(dataset, "decode_resized", lambda *a: pytest.fail("decoded again"))
+    monkeypatch.setattr(dataset, "decode_array", lambda *a: pytest.fail("decoded again"))
     progress = types.SimpleNamespace(counter=lambda *a: (lambda *b: None, lambda: None))
     from pixelforge.data.transforms import resolve_augment
     from pixelforge.models.registry import get_spec

@@ -27,7 +27,7 @@ from pixelforge.tasks.config import build_config, load_config
 from pixelforge.tasks.registry import get_task
 
 # torch, and what imports it (the engine, precision), is imported inside `train` after the data is resolved: the
-# task decodes the photos on a second thread during those seconds (data/prefetch.py; issue 20, lever L26).
+# task decodes the photos in a helper process during those seconds (data/prefetch.py; issue 20, lever L26).
 
 log = logging.getLogger("pixelforge")
 

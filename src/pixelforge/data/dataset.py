@@ -64,10 +64,10 @@ class ImageDataset(Dataset):
         def work(index: int):
             path = self.samples[index].path
             try:
-                early = prefetch.take(path, self.short_side)  # decoded while the process started (prefetch.py)
-                if early is not None:
-                    return index, torch.from_numpy(early).permute(2, 0, 1).contiguous(), None
-                return index, decode_resized(path, self.short_side), None
+                pixels = prefetch.take(path, self.short_side)  # decoded while the process started (prefetch.py)
+                if pixels is None:
+                    pixels = decode_array(path, self.short_side)
+                return index, torch.from_numpy(pixels).permute(2, 0, 1).contiguous(), None
             except ImageReadError as exc:
                 return index, None, str(exc)
 

@@ -13,7 +13,6 @@ Every knob of a preset can be overridden by the `augment_options` section of a c
 
 from __future__ import annotations
 
-
 import torch
 from torchvision.transforms import v2
 

@@ -7,8 +7,8 @@ ones users already know from timm (`resnet50`, `tf_efficientnet_lite0`) or torch
 from __future__ import annotations
 
 import difflib
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 
 from pixelforge.errors import PixelforgeError
 

@@ -28,11 +28,13 @@ import io
 import logging
 import os
 import warnings
+from functools import partial
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from pixelforge.engine.threads import single_threaded_collate
+from pixelforge.tasks.classify.graph_backbone import GraphBackbone
 
 log = logging.getLogger("pixelforge")
 
@@ -56,10 +58,10 @@ class FeatureDataset(Dataset):
         return self.features[view, sample], self.labels[sample]
 
 
-class OnnxBackbone:
-    """A frozen backbone exported to ONNX (batch dimension dynamic) and run by ONNX Runtime in fp32 on the CPU."""
+class OnnxBackbone(GraphBackbone):
+    """`graph` (ONNX bytes, batch dimension dynamic) run by ONNX Runtime in fp32 on the CPU."""
 
-    def __init__(self, backbone: torch.nn.Module, example: torch.Tensor, threads: int | None = None):
+    def __init__(self, graph: bytes, threads: int | None = None):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -67,25 +69,12 @@ class OnnxBackbone:
         options.inter_op_num_threads = 1
         # Idle ORT threads would otherwise spin between batches and steal the cores that augment the next batch.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        try:
-            self.session = ort.InferenceSession(cached_export(backbone, example), options,
-                                                providers=["CPUExecutionProvider"])
-        except Exception:  # noqa: BLE001 - a damaged cache file: export again (a second failure propagates)
-            self.session = ort.InferenceSession(cached_export(backbone, example, refresh=True), options,
-                                                providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
         self.has_map = "map" in [output.name for output in self.session.get_outputs()]
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return self._run(["features"], x)[0]
-
-    def features_and_maps(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """([N, dim] pooled features, [N, C, h, w] the map they pool); only when `has_map`."""
-        return tuple(self._run(["features", "map"], x))
-
-    def _run(self, outputs: list[str], x: torch.Tensor) -> list[torch.Tensor]:
-        array = x.detach().cpu().float().contiguous().numpy()
-        return [torch.from_numpy(a) for a in self.session.run(outputs, {self.input_name: array})]
+    def _run(self, names: list[str], array):
+        return self.session.run(names, {self.input_name: array})
 
 
 class _FeaturesAndMap(torch.nn.Module):
@@ -295,16 +284,18 @@ def fast_engines(engine: str = "auto") -> list[str]:
     return [engine] if engine in _LABELS else []
 
 
-def open_graph(engine: str, backbone: torch.nn.Module, example: torch.Tensor):
+def open_graph(engine: str, backbone: torch.nn.Module, example: torch.Tensor) -> GraphBackbone:
     """`backbone`'s cached feature graph at `example`'s size, run by `engine` ("openvino" or "onnxruntime")."""
     if engine == "openvino":
         from pixelforge.tasks.classify.openvino_features import OpenVinoBackbone
 
-        try:
-            return OpenVinoBackbone(cached_export(backbone, example), cache_dir=_openvino_cache())
-        except Exception:  # noqa: BLE001 - a damaged cache file: export again (a second failure propagates)
-            return OpenVinoBackbone(cached_export(backbone, example, refresh=True), cache_dir=_openvino_cache())
-    return OnnxBackbone(backbone, example)
+        runtime = partial(OpenVinoBackbone, cache_dir=_openvino_cache())
+    else:
+        runtime = OnnxBackbone
+    try:
+        return runtime(cached_export(backbone, example))
+    except Exception:  # noqa: BLE001 - a damaged cache file: export again (a second failure propagates)
+        return runtime(cached_export(backbone, example, refresh=True))
 
 
 def _openvino_cache():

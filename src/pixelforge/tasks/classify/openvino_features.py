@@ -4,7 +4,7 @@ OpenVINO's CPU plugin fuses Lite0's depthwise convolutions with their batch norm
 for the machine; on the 2-core AMD EPYC it ran Lite0 at 224 px over 245 images in 1.67-1.95 s against ONNX
 Runtime's 2.44-2.91 s, with features within 1e-5 of ONNX Runtime's (issue 20, lever L25; docs/performance.md).
 
-Precision is fp32 unless asked: OpenVINO's own default on a CPU with native bf16 (AVX512-BF16, AMX) is bf16, which
+Precision is fp32: OpenVINO's own default on a CPU with native bf16 (AVX512-BF16, AMX) is bf16, which
 is not the eager backbone's arithmetic. `FeatureExtractor` (features.py) checks this graph against eager PyTorch on
 the first batch like any other engine, and falls back to ONNX Runtime, then eager, when it is missing or differs.
 """
@@ -12,6 +12,8 @@ the first batch like any other engine, and falls back to ONNX Runtime, then eage
 from __future__ import annotations
 
 import torch
+
+from pixelforge.tasks.classify.graph_backbone import GraphBackbone
 
 
 def available() -> bool:
@@ -21,35 +23,26 @@ def available() -> bool:
     return find_spec("openvino") is not None
 
 
-class OpenVinoBackbone:
-    """`graph` (ONNX bytes with a `features` output and maybe a `map` one, batch dimension dynamic) compiled for the
-    CPU with `threads` threads. Same interface as features.OnnxBackbone."""
+class OpenVinoBackbone(GraphBackbone):
+    """`graph` (ONNX bytes, batch dimension dynamic) compiled for the CPU in fp32 with `threads` threads; compiled
+    graphs are kept in `cache_dir` when given."""
 
-    def __init__(self, graph: bytes, threads: int | None = None, precision: str = "f32", cache_dir=None):
+    def __init__(self, graph: bytes, threads: int | None = None, cache_dir=None):
         import openvino as ov
 
         core = ov.Core()
         if cache_dir is not None:  # compiled blobs: compiling Lite0 took 0.13 s, loading its blob 0.04 s
             core.set_property({"CACHE_DIR": str(cache_dir)})
-        model = core.read_model(graph)
         config = {"INFERENCE_NUM_THREADS": int(threads or torch.get_num_threads()),
-                  "INFERENCE_PRECISION_HINT": precision,
+                  "INFERENCE_PRECISION_HINT": "f32",  # not OpenVINO's bf16 default on CPUs that have it
                   # One request at a time, each as fast as it can: the feature loop waits for every batch.
                   "PERFORMANCE_HINT": "LATENCY"}
-        self.compiled = core.compile_model(model, "CPU", config)
+        self.compiled = core.compile_model(core.read_model(graph), "CPU", config)
         self.request = self.compiled.create_infer_request()
         self.outputs = {output.get_any_name(): output for output in self.compiled.outputs}
         self.has_map = "map" in self.outputs
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return self._run(["features"], x)[0]
-
-    def features_and_maps(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """([N, dim] pooled features, [N, C, h, w] the map they pool); only when `has_map`."""
-        return tuple(self._run(["features", "map"], x))
-
-    def _run(self, outputs: list[str], x: torch.Tensor) -> list[torch.Tensor]:
-        array = x.detach().cpu().float().contiguous().numpy()
+    def _run(self, names: list[str], array):
         results = self.request.infer({0: array})
         # The request reuses its output buffers on the next call: copy what is kept.
-        return [torch.from_numpy(results[self.outputs[name]].copy()) for name in outputs]
+        return [results[self.outputs[name]].copy() for name in names]
