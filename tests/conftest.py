@@ -69,13 +69,25 @@ def hymenoptera() -> Path:
 
 
 @pytest.fixture(scope="session")
-def cli():
-    """Run `pixelforge ARGS...` in a subprocess (as a user would) and return the CompletedProcess."""
+def cli(tmp_path_factory):
+    """Run `pixelforge ARGS...` in a process of its own (as a user would) and return the CompletedProcess.
+
+    The process is forked from a zygote that has imported torch and the rest once (tests/cli_zygote.py); `fresh=True`
+    (or an `env` other than this process's, or any other `subprocess.run` option) starts a new interpreter instead.
+    """
     import subprocess
     import sys
 
-    def run(*args, timeout=600, **kwargs):
-        return subprocess.run([sys.executable, "-c", "from pixelforge.cli import main; main()", *map(str, args)],
-                              capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, **kwargs)
+    from tests.cli_zygote import Zygote
 
-    return run
+    zygote = Zygote(tmp_path_factory.mktemp("cli"))
+
+    def run(*args, timeout=600, fresh=False, cwd=None, env=None, **kwargs):
+        if fresh or kwargs or (env is not None and env != dict(os.environ)):
+            return subprocess.run([sys.executable, "-c", "from pixelforge.cli import main; main()", *map(str, args)],
+                                  capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+                                  cwd=cwd, env=env, **kwargs)
+        return zygote.run(list(map(str, args)), timeout, cwd)
+
+    yield run
+    zygote.close()
