@@ -11,6 +11,8 @@ import pytest
 from pixelforge.errors import PixelforgeError
 from tests.tasks.test_detection import write_tiny_coco
 
+pytestmark = pytest.mark.xdist_group("export_detection")  # the module's trained run is built once, on one worker
+
 
 @pytest.fixture(scope="module")
 def detect_run(tmp_path_factory):

@@ -15,6 +15,8 @@ from PIL import Image
 from pixelforge.errors import PixelforgeError
 from tests.tasks.test_instance import write_tiny_instance
 
+pytestmark = pytest.mark.xdist_group("export_instance")  # the module's trained run is built once, on one worker
+
 
 def _decode(rle: dict) -> np.ndarray:
     from pycocotools import mask as mask_utils

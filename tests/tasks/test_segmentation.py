@@ -12,6 +12,8 @@ from PIL import Image
 
 from pixelforge.errors import PixelforgeError
 
+pytestmark = pytest.mark.xdist_group("segmentation")  # the module's trained run is built once, on one worker
+
 CLASSES = ["background", "square", "disc"]
 
 
