@@ -99,8 +99,9 @@ class Zygote:
 
     def __init__(self, scratch: Path):
         self.scratch, self.process, self.calls, self.pending = scratch, None, 0, b""
+        self.last_pid = None  # the latest command's process (and process group) id
 
-    def run(self, args: list[str], timeout: float, cwd: str | None) -> subprocess.CompletedProcess:
+    def run(self, args: list[str], timeout: float | None, cwd: str | None) -> subprocess.CompletedProcess:
         if self.process is None or self.process.poll() is not None:
             self._start()
         self.calls += 1
@@ -108,7 +109,7 @@ class Zygote:
         request = {"args": args, "cwd": str(cwd or os.getcwd()), "env": dict(os.environ), "stdout": str(out),
                    "stderr": str(err)}
         self._send(request)
-        pid = self._read(60)["pid"]
+        pid = self.last_pid = self._read(60)["pid"]
         answer = self._read(timeout)
         if answer is None:
             os.killpg(pid, signal.SIGKILL)
@@ -132,13 +133,14 @@ class Zygote:
     def _send(self, request: dict) -> None:
         self.process.stdin.write((json.dumps(request) + "\n").encode())
 
-    def _read(self, timeout: float) -> dict | None:
-        """The next answer line, or None after `timeout` seconds (unbuffered, so select sees every byte)."""
-        deadline = time.monotonic() + timeout
+    def _read(self, timeout: float | None) -> dict | None:
+        """The next answer line, or None after `timeout` seconds (None: no limit; unbuffered, so select sees every
+        byte)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         while b"\n" not in self.pending:
             with selectors.DefaultSelector() as selector:
                 selector.register(self.process.stdout, selectors.EVENT_READ)
-                if not selector.select(max(0.0, deadline - time.monotonic())):
+                if not selector.select(None if deadline is None else max(0.0, deadline - time.monotonic())):
                     return None
             chunk = os.read(self.process.stdout.fileno(), 65536)
             if not chunk:

@@ -89,5 +89,6 @@ def cli(tmp_path_factory):
                                   cwd=cwd, env=env, **kwargs)
         return zygote.run(list(map(str, args)), timeout, cwd)
 
+    run.zygote = zygote  # for tests of the fixture itself (tests/test_cli_harness.py)
     yield run
     zygote.close()
