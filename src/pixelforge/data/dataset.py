@@ -24,7 +24,12 @@ log = logging.getLogger("pixelforge")
 
 def decode_resized(path: Path, short_side: int) -> torch.Tensor:
     """Decode `path` to an RGB uint8 CHW tensor whose shorter side is `short_side`."""
-    return torch.from_numpy(decode_array(path, short_side)).permute(2, 0, 1).contiguous()
+    return _chw(decode_array(path, short_side))
+
+
+def _chw(pixels) -> torch.Tensor:
+    """An HWC uint8 array (`decode_array`'s) as the CHW tensor the transforms take."""
+    return torch.from_numpy(pixels).permute(2, 0, 1).contiguous()
 
 
 class ImageDataset(Dataset):
@@ -67,7 +72,7 @@ class ImageDataset(Dataset):
                 pixels = prefetch.take(path, self.short_side)  # decoded while the process started (prefetch.py)
                 if pixels is None:
                     pixels = decode_array(path, self.short_side)
-                return index, torch.from_numpy(pixels).permute(2, 0, 1).contiguous(), None
+                return index, _chw(pixels), None
             except ImageReadError as exc:
                 return index, None, str(exc)
 

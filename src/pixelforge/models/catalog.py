@@ -19,22 +19,17 @@ def model_size(model: str, num_classes: int, img_size: int) -> tuple[float, floa
     """(parameters in millions, GFLOPs per image at `img_size`) of classifier `model`, counted on the meta device."""
     from pixelforge.models.classifier import build_classifier
 
-    with torch.device("meta"):
+    with torch.device("meta"):  # builds the architecture only: instant, and never downloads weights
         network = build_classifier(model, num_classes, weights="none").eval()
         flops = count_flops(network, img_size)
     return sum(p.numel() for p in network.parameters()) / 1e6, flops
 
 
 def describe_backbones(img_size: int = 224) -> list[dict]:
-    from pixelforge.models.classifier import build_classifier
-
     rows = []
     for name in list_backbones():
         spec = BACKBONES[name]
-        size = max(img_size, spec.min_size)
-        with torch.device("meta"):  # builds the architecture only: instant, and never downloads weights
-            model = build_classifier(name, num_classes=1000, weights="none").eval()
-            flops = count_flops(model, size)
-        rows.append({"name": name, "params_m": sum(p.numel() for p in model.parameters()) / 1e6, "gflops": flops,
-                     "min_size": spec.min_size, "weights_from": spec.weights_from, "source": spec.source})
+        params_m, gflops = model_size(name, 1000, max(img_size, spec.min_size))
+        rows.append({"name": name, "params_m": params_m, "gflops": gflops, "min_size": spec.min_size,
+                     "weights_from": spec.weights_from, "source": spec.source})
     return rows

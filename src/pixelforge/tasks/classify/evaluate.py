@@ -132,11 +132,11 @@ def evaluate(run_dir: str | Path, data: str | None = None, split: str | None = N
 
 
 def _mistake_gallery(loaded, kept, logits, indices, path: Path) -> Path:
-    from pixelforge.data.dataset import decode_resized
+    from pixelforge.data.images import decode_array
 
     images, titles = [], []
     for i in indices:
-        images.append(decode_resized(kept[i].path, 128).permute(1, 2, 0).numpy())
+        images.append(decode_array(kept[i].path, 128))
         probs = logits[i].softmax(0)
         titles.append(f"true {kept[i].label}\npred {loaded.classes[int(probs.argmax())]} {float(probs.max()):.2f}")
     return plot_gallery(images, titles, path, colors=["crimson"] * len(images))
