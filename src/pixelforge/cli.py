@@ -249,6 +249,8 @@ def lr_find(
     strategy: Optional[str] = typer.Option(None, help=TRAIN_HELP["strategy"]),
     img_size: Optional[int] = typer.Option(None, help="Input size in pixels."),
     batch_size: Optional[int] = typer.Option(None, help="Batch size."),
+    seed: Optional[int] = typer.Option(None, help="Random seed (the head's initialisation, the batch order)."),
+    steps: Optional[int] = typer.Option(None, help="Steps of the range test, from 1e-7 to 1 (default 100)."),
     out: Path = typer.Option(Path("lr_find.png"), help="Where to write the plot."),
 ) -> None:
     """Run a learning-rate range test (fastai's lr_find) and plot loss against learning rate."""
@@ -256,7 +258,8 @@ def lr_find(
 
     _setup_logging()
     result = find_lr_for_config(out, data=data, model=model, weights=weights, strategy=strategy,
-                                img_size=img_size, batch_size=batch_size)
+                                img_size=img_size, batch_size=batch_size, seed=seed,
+                                lr_find_steps=steps)
     typer.echo(f"suggested learning rate: {result.suggestion:.2e}  plot: {result.plot}")
 
 

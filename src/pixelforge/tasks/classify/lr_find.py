@@ -25,6 +25,9 @@ def find_lr_for_config(out: Path, **options) -> LRFinderResult:
     cfg = build_config(None, **options)
     source, classes = prepare_data(cfg)
     check_img_size(cfg.model, cfg.img_size)
+    accelerator = "cpu" if cfg.accelerator == "auto" and not torch.cuda.is_available() else cfg.accelerator
+    fabric = lightning_fabric().Fabric(accelerator=accelerator, devices=1)
+    fabric.seed_everything(cfg.seed, verbose=False)  # the head's initialisation and the batch order, as `train` seeds them
     model = build_classifier(cfg.model, len(classes), cfg.weights, cfg.dropout)
     apply_strategy(model, cfg.strategy)
     transform = train_transform(cfg.img_size, model.spec.mean, model.spec.std, resolve_augment(cfg.augment, cfg.augment_options))
@@ -32,11 +35,10 @@ def find_lr_for_config(out: Path, **options) -> LRFinderResult:
                            decode_size(cfg.img_size, model.spec.crop_pct), transform)
     dataset.preload()
     loader = DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True)
-    accelerator = "cpu" if cfg.accelerator == "auto" and not torch.cuda.is_available() else cfg.accelerator
-    fabric = lightning_fabric().Fabric(accelerator=accelerator, devices=1)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     make = lambda: build_optimizer(cfg.optimizer, param_groups(model, cfg.strategy, 1.0, cfg.backbone_lr_mult, cfg.weight_decay), 1.0)  # noqa: E731
-    result = lr_range_test(model, ClassificationTask(cfg.label_smoothing), loader, fabric, make, None)
+    result = lr_range_test(model, ClassificationTask(cfg.label_smoothing), loader, fabric, make, None,
+                           steps=cfg.lr_find_steps)
     from pixelforge.viz.plots import plot_lr_find
 
     result.plot = plot_lr_find(result.lrs, result.losses, result.suggestion, Path(out))
