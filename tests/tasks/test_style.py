@@ -357,6 +357,9 @@ def test_stylize_command_reports_the_same_keys_for_every_method(tiny_run, images
     assert (tmp_path / "g.losses.csv").is_file() and (tmp_path / "g.losses.png").is_file()
     again = runner.invoke(app, ["stylize", *calls[0], "--json"])
     assert again.exit_code != 0 and "already exists" in str(again.exception or again.output)
+    (tmp_path / "not-a-run").mkdir()  # a folder first is a model, and this one is none: said so, not "cannot read"
+    wrong = runner.invoke(app, ["stylize", str(tmp_path / "not-a-run"), content, "--out", str(tmp_path / "w.png")])
+    assert "neither a style run" in str(wrong.exception) and not (tmp_path / "w.png").exists()
 
 
 def test_a_run_trained_on_softmax_losses_is_measured_with_them_as_a_run_and_as_a_package(images, tmp_path):

@@ -57,6 +57,9 @@ def stylize_command(
     from pixelforge.tasks.style.lossnet import build_loss_network
 
     model_first = Path(first).is_dir() and (is_package(first) or is_style_run(first))
+    if Path(first).is_dir() and not model_first:
+        raise PixelforgeError(f"{first}: a folder, but neither a style run (`pixelforge train --task style --out`) "
+                              "nor a package (`pixelforge export`); pass a content photo or one of those")
     method = ("fast" if model_first else "gatys") if method == "auto" else method
     if method not in ("gatys", "arbitrary", "fast"):
         raise PixelforgeError(f"--method {method!r}: choose gatys, arbitrary or fast")
