@@ -71,6 +71,9 @@ def test_lr_find_writes_a_plot(cli, shapes_dir, tmp_path):
                  "--strategy", "full", "--batch-size", "8", "--steps", "40", "--seed", "3", "--out", out)
     assert result.returncode == 0, result.stderr
     assert out.is_file() and "suggested learning rate" in result.stdout
+    before = out.read_bytes()
+    again = cli("lr-find", "--data", shapes_dir, "--steps", "40", "--out", out)  # refused before any work
+    assert again.returncode == 2 and "already exists" in again.stderr and out.read_bytes() == before
 
 
 @pytest.mark.parametrize("args, message", [

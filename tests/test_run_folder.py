@@ -1,6 +1,6 @@
 """The run folder's metrics.csv: rows stay under their own columns when a resumed run logs other columns."""
 
-from pixelforge.runs.folder import append_metrics, read_metrics
+from pixelforge.runs.folder import append_metrics, new_file_path, read_metrics
 
 
 def test_a_row_with_other_columns_rewrites_the_file_with_their_union(tmp_path):
@@ -11,3 +11,11 @@ def test_a_row_with_other_columns_rewrites_the_file_with_their_union(tmp_path):
     rows = read_metrics(path)
     assert [r["val_map50"] for r in rows] == [0.1, 0.2, 0.3] and [r["train_loss"] for r in rows] == [2.0, 1.0, 0.5]
     assert [r["val_loss"] for r in rows] == [1.5, None, None] and rows[0]["images_per_s"] is None
+
+
+def test_a_default_file_name_that_exists_gets_the_next_free_number(tmp_path):
+    assert new_file_path(tmp_path / "lr_find.png") == tmp_path / "lr_find.png"
+    (tmp_path / "lr_find.png").write_bytes(b"first")
+    (tmp_path / "lr_find-2.png").write_bytes(b"second")
+    assert new_file_path(tmp_path / "lr_find.png") == tmp_path / "lr_find-3.png"
+    assert (tmp_path / "lr_find.png").read_bytes() == b"first"  # nothing is touched

@@ -251,11 +251,16 @@ def lr_find(
     batch_size: Optional[int] = typer.Option(None, help="Batch size."),
     seed: Optional[int] = typer.Option(None, help="Random seed (the head's initialisation, the batch order)."),
     steps: Optional[int] = typer.Option(None, help="Steps of the range test, from 1e-7 to 1 (default 100)."),
-    out: Path = typer.Option(Path("lr_find.png"), help="Where to write the plot."),
+    out: Optional[Path] = typer.Option(None, help="Where to write the plot (default lr_find.png, or lr_find-2.png... "
+                                       "when it exists); never overwritten."),
 ) -> None:
     """Run a learning-rate range test (fastai's lr_find) and plot loss against learning rate."""
+    from pixelforge.runs.folder import new_file_path
     from pixelforge.tasks.classify.lr_find import find_lr_for_config
 
+    if out is not None and out.exists():
+        raise PixelforgeError(f"{out}: already exists; choose a new --out (plots are never overwritten)")
+    out = out or new_file_path("lr_find.png")
     _setup_logging()
     result = find_lr_for_config(out, data=data, model=model, weights=weights, strategy=strategy,
                                 img_size=img_size, batch_size=batch_size, seed=seed,

@@ -26,6 +26,16 @@ def new_run_dir(out: str | Path) -> Path:
     return candidate
 
 
+def new_file_path(path: str | Path) -> Path:
+    """`path`, or `stem-2.ext`, `stem-3.ext`... when it already exists: for outputs whose name is a default."""
+    base = Path(path)
+    candidate, n = base, 1
+    while candidate.exists():
+        n += 1
+        candidate = base.with_name(f"{base.stem}-{n}{base.suffix}")
+    return candidate
+
+
 def current_umask() -> int:
     """The process umask, read without changing it where the system says it (Linux: /proc/self/status), since
     `os.umask(0); os.umask(old)` briefly changes it for every thread."""
