@@ -1,6 +1,12 @@
-"""The run folder's metrics.csv: rows stay under their own columns when a resumed run logs other columns."""
+"""The run folder's metrics.csv: rows stay under their own columns when a resumed run logs other columns; and
+outputs never overwrite what is there."""
 
-from pixelforge.runs.folder import append_metrics, new_file_path, read_metrics
+from pathlib import Path
+
+import pytest
+
+from pixelforge.errors import PixelforgeError
+from pixelforge.runs.folder import append_metrics, new_file_path, output_path, read_metrics
 
 
 def test_a_row_with_other_columns_rewrites_the_file_with_their_union(tmp_path):
@@ -19,3 +25,18 @@ def test_a_default_file_name_that_exists_gets_the_next_free_number(tmp_path):
     (tmp_path / "lr_find-2.png").write_bytes(b"second")
     assert new_file_path(tmp_path / "lr_find.png") == tmp_path / "lr_find-3.png"
     assert (tmp_path / "lr_find.png").read_bytes() == b"first"  # nothing is touched
+
+
+def test_an_explicit_out_must_be_new_or_an_empty_folder_and_a_default_folder_is_numbered(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "empty").mkdir()
+    assert output_path(tmp_path / "empty", "explanations") == tmp_path / "empty"
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "a.png").write_bytes(b"x")
+    (tmp_path / "plot.png").write_bytes(b"x")
+    for taken in ("used", "plot.png"):
+        with pytest.raises(PixelforgeError, match=f"{taken}: already exists; choose a new --out"):
+            output_path(tmp_path / taken, "explanations")
+    assert output_path(None, "explanations") == Path("explanations")
+    Path("explanations").mkdir()
+    assert output_path(None, "explanations") == Path("explanations-2")

@@ -255,12 +255,10 @@ def lr_find(
                                        "when it exists); never overwritten."),
 ) -> None:
     """Run a learning-rate range test (fastai's lr_find) and plot loss against learning rate."""
-    from pixelforge.runs.folder import new_file_path
+    from pixelforge.runs.folder import output_path
     from pixelforge.tasks.classify.lr_find import find_lr_for_config
 
-    if out is not None and out.exists():
-        raise PixelforgeError(f"{out}: already exists; choose a new --out (plots are never overwritten)")
-    out = out or new_file_path("lr_find.png")
+    out = output_path(out, "lr_find.png")
     _setup_logging()
     result = find_lr_for_config(out, data=data, model=model, weights=weights, strategy=strategy,
                                 img_size=img_size, batch_size=batch_size, seed=seed,

@@ -42,13 +42,16 @@ def data_check(path: str = typer.Argument(..., help="Folder, CSV, COCO json, YOL
 
 def data_preview(path: str = typer.Argument(..., help="Folder, CSV, COCO json, YOLO data.yaml, or built-in name."),
                  task: str = typer.Option("classify", help=TASK_HELP),
-                 out: Path = typer.Option(Path("preview.png"), help="PNG to write."),
+                 out: Optional[Path] = typer.Option(None, help="PNG to write (default preview.png, or preview-2.png... "
+                                                    "when it exists); never overwritten."),
                  augment: str = typer.Option("light", help="none | light | standard | strong."),
                  img_size: int = typer.Option(224, help="Input size in pixels."),
                  count: int = typer.Option(24, help="How many samples.")) -> None:
     """Save a grid of augmented training samples with their labels, boxes or mask overlays: what the model sees."""
+    from pixelforge.runs.folder import output_path
     from pixelforge.tasks.registry import get_task
 
+    out = output_path(out, "preview.png")
     typer.echo(f"preview: {get_task(task).write_preview(path, out, augment, img_size, count)}")
 
 

@@ -48,6 +48,16 @@ def test_preview_writes_a_png_grid(tmp_path, cli, shapes_dir):
     assert image.shape[0] > 100 and image.std() > 10
 
 
+def test_preview_never_overwrites_a_png(tmp_path, cli, shapes_dir):
+    args = ("data", "preview", str(shapes_dir), "--img-size", "32", "--count", "2")
+    (tmp_path / "preview.png").write_bytes(b"the user's own file")
+    first = cli(*args, cwd=tmp_path)  # the default name is taken: the next free number
+    assert first.returncode == 0 and "preview-2.png" in first.stdout and (tmp_path / "preview-2.png").is_file()
+    refused = cli(*args, "--out", str(tmp_path / "preview.png"))  # named explicitly: refused, untouched
+    assert refused.returncode == 2 and "already exists" in refused.stderr
+    assert (tmp_path / "preview.png").read_bytes() == b"the user's own file"
+
+
 def test_make_writes_a_builtin_dataset_and_refuses_to_overwrite(tmp_path, cli):
     out = tmp_path / "shapes"
     assert cli("data", "make", "shapes", "--out", str(out)).returncode == 0

@@ -14,7 +14,8 @@ runs_app = typer.Typer(no_args_is_help=True, help="Work with several run folders
 @runs_app.command("compare")
 def compare(
     paths: list[Path] = typer.Argument(..., help="Run folders and/or study folders (a study means all its trials)."),
-    out: Path = typer.Option(Path("compare.png"), help="PNG of the overlaid training curves."),
+    out: Optional[Path] = typer.Option(None, help="PNG of the overlaid training curves (default compare.png, or "
+                                                  "compare-2.png... when it exists); never overwritten."),
     mlflow: Optional[str] = typer.Option(None, help="Also log the runs to MLflow at this tracking URI (a study's "
                                                     "trials nested under its run); a folder such as mlruns is "
                                                     "MLflow's local file store."),
@@ -23,11 +24,10 @@ def compare(
     from rich.console import Console
     from rich.table import Table
 
-    from pixelforge.errors import PixelforgeError
+    from pixelforge.runs.folder import output_path
     from pixelforge.tune.compare import expand, load, plot_curves, table
 
-    if out.exists():
-        raise PixelforgeError(f"{out}: exists; give another --out (outputs are never overwritten)")
+    out = output_path(out, "compare.png")
     rows = [load(run) for run in expand(paths)]
     header, body = table(rows)
     grid = Table(*header)

@@ -111,7 +111,9 @@ def explain(
     method: str = typer.Option("gradcam", help=f"{' | '.join(METHODS)}. scorecam runs one forward pass per channel "
                                                "of the target layer: minutes per image on a CPU."),
     target: Optional[str] = typer.Option(None, help="Class to explain (default: each image's predicted class)."),
-    out: Path = typer.Option(Path("explanations"), help="Folder for the PNGs (one per image) and faithfulness.json."),
+    out: Optional[Path] = typer.Option(None, help="Folder for the PNGs (one per image) and faithfulness.json "
+                                       "(default explanations, or explanations-2... when it exists); never "
+                                       "overwritten."),
     faithfulness: bool = typer.Option(True, "--faithfulness/--no-faithfulness",
                                       help="Score each heat map by deletion/insertion against a random order."),
     steps: int = typer.Option(10, min=2, help="Deletion/insertion steps (forward passes per image: 4 x (steps+1))."),
@@ -119,8 +121,10 @@ def explain(
     """Heat maps of what the model looked at: image | heat map | overlay, one PNG per image (captioning runs: each
     word's attention over the image)."""
     from pixelforge.runs.files import run_task_name
+    from pixelforge.runs.folder import output_path
     from pixelforge.tasks.registry import get_task
 
+    out = output_path(out, "explanations")
     own = getattr(get_task(run_task_name(run)), "explain_images", None)  # a task with its own explanation
     if own is not None:
         for row in own(run, images, out):

@@ -36,6 +36,17 @@ def new_file_path(path: str | Path) -> Path:
     return candidate
 
 
+def output_path(out: str | Path | None, default: str) -> Path:
+    """Where a command writes its file or folder: `--out` if it is new (or an empty folder), else an error naming
+    it; without `--out`, the default name, numbered past earlier outputs. Nothing a user made is overwritten."""
+    if out is None:
+        return new_file_path(default)
+    out = Path(out)
+    if out.is_file() or (out.is_dir() and any(out.iterdir())):
+        raise PixelforgeError(f"{out}: already exists; choose a new --out (outputs are never overwritten)")
+    return out
+
+
 def current_umask() -> int:
     """The process umask, read without changing it where the system says it (Linux: /proc/self/status), since
     `os.umask(0); os.umask(old)` briefly changes it for every thread."""
