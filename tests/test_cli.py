@@ -30,6 +30,8 @@ def test_predict_json_csv_and_top_k(cli, tiny_run, shapes_dir, tmp_path):
     assert len(rows) == 1 + len(list((shapes_dir / "val" / "circle").glob("*.png")))
     assert cli("predict", tiny_run, image, "--csv", tmp_path / "p.csv").returncode == 0
     assert (tmp_path / "p.csv").read_text().startswith("path,label,score")
+    again = cli("predict", tiny_run, image, "--csv", tmp_path / "p.csv")  # refused before predicting: not overwritten
+    assert again.returncode == 2 and "p.csv: already exists" in again.stderr
 
 
 def test_train_cli_with_config_file(cli, shapes_dir, tmp_path):

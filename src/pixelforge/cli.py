@@ -152,7 +152,8 @@ def predict(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list to stdout."),
     csv_file: Optional[Path] = typer.Option(None, "--csv", help="classify: write path,label,score rows to this CSV file."),
     out: Optional[Path] = typer.Option(None, help="detect/segment: folder for annotated images, masks and results "
-                                                  "(default RUN/predictions)."),
+                                                  "(default RUN/predictions, or RUN/predictions-2... when it "
+                                                  "exists); never overwritten."),
     score_threshold: Optional[float] = typer.Option(None, help="detect: keep boxes scoring at least this (0.3)."),
     nms_iou: Optional[float] = typer.Option(None, help="detect: overlap (IoU) above which a lower-scoring box of the same class is dropped."),
     beam: Optional[int] = typer.Option(None, min=1, max=10, help="caption: beam width (1 greedy; default the run's)."),
@@ -163,6 +164,11 @@ def predict(
     A file that gives no prediction (not an image, unreadable) is reported on stderr as `PATH: error: REASON`.
     Exit code 0: every file was predicted; 1: some were, some failed (the predictions are still printed or
     written); 2: none was."""
+    from pixelforge.runs.folder import output_path
+
+    if csv_file is not None and csv_file.exists():
+        raise PixelforgeError(f"{csv_file}: already exists; choose a new --csv (outputs are never overwritten)")
+    out = output_path(out, run / "predictions")  # box, mask and image tasks write there; a second call beside it
     _setup_logging(True)
     logging.getLogger("pixelforge").setLevel(logging.ERROR)  # an unreadable file is reported below, once, not also logged
     options = {"top_k": top_k, "score_threshold": score_threshold, "nms_iou": nms_iou, "beam": beam}
@@ -190,8 +196,8 @@ def predict(
         for r in results:
             if not r.get("error"):
                 typer.echo(f"{r['path']}: {describe(r)}")
-        if (out or run / "predictions").is_dir():  # box and mask tasks write their pictures and results there
-            typer.echo(f"outputs: {out or run / 'predictions'}")
+        if out.is_dir():  # box and mask tasks write their pictures and results there
+            typer.echo(f"outputs: {out}")
     for r in failed:
         typer.echo(_failure_line(r), err=True)
     if failed:

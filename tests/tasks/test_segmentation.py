@@ -107,6 +107,21 @@ def test_predict_writes_palette_masks_and_overlays(seg_run, tiny_masks, tmp_path
     assert scored["num_images"] == 2 and 0 <= scored["miou"] <= 1
 
 
+def test_predicting_twice_writes_a_second_folder_beside_the_first(seg_run, tiny_masks, tmp_path, cli):
+    import shutil
+
+    run = Path(shutil.copytree(seg_run, tmp_path / "run"))
+    image = sorted((tiny_masks / "images").glob("*.png"))[0]
+    first = cli("predict", run, image)
+    assert first.returncode == 0 and f"outputs: {run / 'predictions'}" in first.stdout, first.stderr
+    written = {p.name: p.read_bytes() for p in (run / "predictions").iterdir() if p.is_file()}
+    second = cli("predict", run, image)
+    assert second.returncode == 0 and f"outputs: {run / 'predictions-2'}" in second.stdout
+    assert {p.name: p.read_bytes() for p in (run / "predictions").iterdir() if p.is_file()} == written
+    refused = cli("predict", run, image, "--out", run / "predictions")
+    assert refused.returncode == 2 and "already exists" in refused.stderr
+
+
 def test_score_mask_folders_matches_by_stem_and_explains_mistakes(tiny_masks, tmp_path):
     from pixelforge.tasks.segment.evaluate import score_mask_folders
 
