@@ -49,7 +49,9 @@ class CropDataset(Dataset):
         i = index // self.repeats
         if i not in self.cache:
             image = load_rgb(self.files[i])
-            if min(image.size) < self.size and not self.train:  # a small validation image: scale it up to fit
+            # An image smaller than a crop is scaled up to fit, in training as in validation: reflect padding (the
+            # crop's own remedy) fails once the missing part is larger than the image, e.g. 12 px under 128 px crops.
+            if min(image.size) < self.size:
                 scale = self.size / min(image.size)
                 image = image.resize((round(image.width * scale + 0.5), round(image.height * scale + 0.5)))
             self.cache[i] = image
