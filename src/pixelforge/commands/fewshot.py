@@ -60,7 +60,7 @@ def fewshot_command(
     for row in result["predictions"]:
         truth = f"  (true: {row['truth']})" if "truth" in row else ""
         typer.echo(f"{row['path']}\t{row['label']}\t{row['score']:.4f}{truth}")
-    summary = f"{result['n_query']} query images, {result['method']} on {result['model']}"
+    summary = f"{result['n_query']} query image{'s' * (result['n_query'] != 1)}, {result['method']} on {result['model']}"
     if result["accuracy"] is not None:
         summary = f"accuracy {result['accuracy']:.4f} on " + summary
     typer.echo(summary)
