@@ -38,6 +38,23 @@ def test_existing_run_folder_is_never_overwritten(tmp_path):
     assert (tmp_path / "run" / "precious.txt").read_text() == "keep"
 
 
+def test_runs_started_at_once_with_one_out_get_a_folder_each(tmp_path):
+    import threading
+
+    barrier, claimed = threading.Barrier(8), []
+
+    def start():
+        barrier.wait()  # all eight look at the same free name at once
+        claimed.append(rd.new_run_dir(tmp_path / "run"))
+
+    threads = [threading.Thread(target=start) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(p.name for p in claimed) == sorted(["run"] + [f"run-{n}" for n in range(2, 9)])
+
+
 class InterruptAt:
     def __init__(self, step):
         self.step = step

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import os
 import pickle
@@ -16,14 +17,21 @@ from pixelforge.errors import PixelforgeError
 
 
 def new_run_dir(out: str | Path) -> Path:
-    """Create `out`, or `out-2`, `out-3`... when it already exists: a finished run is never overwritten."""
+    """Create `out`, or `out-2`, `out-3`... when it already exists: a finished run is never overwritten.
+
+    A folder is claimed by creating its `checkpoints/`, which only one process can do (mkdir is atomic), so two
+    trainings started at once with the same `--out` get two folders instead of writing into one.
+    """
     base = Path(out)
-    candidate, n = base, 1
-    while candidate.exists() and any(candidate.iterdir()):
-        n += 1
-        candidate = base.with_name(f"{base.name}-{n}")
-    (candidate / "checkpoints").mkdir(parents=True, exist_ok=True)
-    return candidate
+    for n in itertools.count(1):
+        candidate = base if n == 1 else base.with_name(f"{base.name}-{n}")
+        if candidate.exists() and any(candidate.iterdir()):
+            continue
+        try:
+            (candidate / "checkpoints").mkdir(parents=True)
+        except FileExistsError:  # another process claimed it between the look and the mkdir
+            continue
+        return candidate
 
 
 def new_file_path(path: str | Path) -> Path:
