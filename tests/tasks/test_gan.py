@@ -16,6 +16,7 @@ from PIL import Image
 import pixelforge
 from pixelforge.engine.hooks import Hook
 from pixelforge.errors import PixelforgeError
+from pixelforge.errors import PixelforgeError
 from pixelforge.runs import folder as rd
 
 # One worker runs the module (loadgroup), so its GAN run is trained once: the slow-first order in conftest.py
@@ -211,6 +212,27 @@ def test_the_real_floor_compares_two_disjoint_real_sets_of_the_same_n(two_class_
     assert len(a) == len(b) == 20 and not {s.path for s in a} & {s.path for s in b}
     a, b = disjoint_real_sets(source, 500, seed=0)  # capped at half the 48 images
     assert len(a) == len(b) == 24 and not {s.path for s in a} & {s.path for s in b}
+
+
+def test_an_unconditional_gan_learns_a_plain_folder_of_images_and_is_scored_on_another(two_class_folder, gan_run,
+                                                                                      tmp_path):
+    import shutil
+
+    from pixelforge.tasks.gan.evaluate import evaluate_gan
+
+    flat = tmp_path / "faces"  # images directly in the folder, as GAN datasets usually come
+    flat.mkdir()
+    for image in sorted(two_class_folder.rglob("*.png")):
+        shutil.copy(image, flat / f"{image.parent.name}-{image.name}")
+    with pytest.raises(PixelforgeError, match="drop --conditional"):
+        pixelforge.train(str(flat), out=str(tmp_path / "refused"), **TINY)
+    assert not (tmp_path / "refused").exists()
+    run = pixelforge.train(str(flat), out=str(tmp_path / "flat"), **{**TINY, "conditional": False, "epochs": 1}).run_dir
+    assert json.loads((run / "classes.json").read_text()) == ["images"]
+    assert len(list((run / "samples").glob("*.png"))) >= 1
+    # Scored against a folder it did not learn from, and a class-folder run against the plain folder.
+    assert evaluate_gan(run, data=str(two_class_folder), n=8).metrics["n"] == 8
+    assert evaluate_gan(gan_run, data=str(flat), n=8).metrics["fid_lite0"] > 0
 
 
 @pytest.mark.slow

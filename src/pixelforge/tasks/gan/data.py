@@ -1,16 +1,21 @@
-"""The real images of a GAN run: any class-folder dataset (or built-in `digits`/`shapes`), decoded once into one
-tensor in [-1, 1] at the run's square size, grey when every image is grey (the generator then makes 1 channel)."""
+"""The real images of a GAN run: any class-folder dataset (or built-in `digits`/`shapes`), or for an unconditional
+GAN a plain folder of images, decoded once into one tensor in [-1, 1] at the run's square size, grey when every
+image is grey (the generator then makes 1 channel)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
+from pixelforge.data.images import list_images
 from pixelforge.data.sources import DataSource, Sample, resolve_data
 from pixelforge.errors import PixelforgeError
+
+FLAT_CLASS = "images"  # the one class of a folder without class subfolders (the same name whatever the folder)
 
 
 @dataclass
@@ -26,8 +31,20 @@ class RealImages:
         return list(zip(self.images, self.labels))
 
 
-def read_source(data: str) -> DataSource:
-    source = resolve_data(data)
+def read_source(data: str, conditional: bool = False) -> DataSource:
+    """The dataset; a folder with its images directly in it (how most GAN datasets come: a folder of faces) is one
+    class for an unconditional GAN, while a conditional one needs the class subfolders it learns."""
+    try:
+        source = resolve_data(data)
+    except PixelforgeError:
+        folder = Path(str(data)).expanduser()
+        files = list_images(folder) if folder.is_dir() else []
+        if not files:
+            raise
+        if conditional:
+            raise PixelforgeError(f"{folder}: --conditional learns classes from subfolders (DIR/<class>/...), and "
+                                  "this folder holds its images directly; drop --conditional to learn them all as one")
+        return DataSource([Sample(path, FLAT_CLASS) for path in files], [FLAT_CLASS], str(folder))
     if len(source.classes) < 1:
         raise PixelforgeError(f"{source.origin}: no class folders found")
     return source
@@ -54,7 +71,9 @@ def decode(samples: list[Sample], classes: list[str], img_size: int, channels: i
     if not images:
         raise PixelforgeError("no images to decode")
     stacked = torch.stack(images).float() / 127.5 - 1.0
-    return RealImages(stacked, torch.tensor([index[s.label] for s in samples], dtype=torch.long))
+    # -1: an image of another dataset (`evaluate --data`) whose class the run does not know; only training reads the
+    # labels, and its images are the run's own.
+    return RealImages(stacked, torch.tensor([index.get(s.label, -1) for s in samples], dtype=torch.long))
 
 
 def training_samples(source: DataSource) -> list[Sample]:

@@ -39,6 +39,8 @@ def evaluate_gan(run_dir, data: str | None = None, out=None, n: int | None = Non
 
     run = load_gan_run(run_dir)
     cfg = run.config
+    # The real images FID compares with need no classes; the judge (below) learns the run's own classes from the
+    # run's own data, whatever --data says.
     source = read_source(data or cfg.data)
     extractor = build_extractor(cfg.fid_weights)
     name = extractor.name
@@ -57,7 +59,7 @@ def evaluate_gan(run_dir, data: str | None = None, out=None, n: int | None = Non
         "fid_over_floor": scores["fid"] / max(floor["fid"], 1e-12), "n": n, "extractor": _extractor_text(cfg),
         "diversity": diversity,
     }
-    metrics.update(_class_scores(run, source, classifier))
+    metrics.update(_class_scores(run, read_source(cfg.data, run.conditional) if data else source, classifier))
     warnings = []
     if diversity < COLLAPSE_SHARE:
         warnings.append(f"mode collapse: the samples' feature diversity is {diversity:.0%} of the real images'")
@@ -87,8 +89,11 @@ def _class_scores(run, source, classifier) -> dict:
     from pixelforge.tasks.gan.judge import own_judge, run_judge
     from pixelforge.tasks.gan.task import generate
 
-    judge = run_judge(classifier, run.classes) if classifier else own_judge(run, source)
     k = len(run.classes)
+    if k < 2 and not classifier:  # one class (a plain folder of images): nothing for a judge to tell apart
+        return {"classifier": None, "classifier_real_accuracy": None, "samples_per_class": None,
+                "conditional_accuracy": None, "class_coverage": None}
+    judge = run_judge(classifier, run.classes) if classifier else own_judge(run, source)
     total = PER_CLASS * k
     labels = torch.arange(k).repeat_interleave(PER_CLASS) if run.conditional else None
     images = generate(run.generator, total, run.latent_dim, labels, EVAL_SEED + 1)

@@ -43,7 +43,8 @@ def write_gan_report(run: Path, evaluation=None) -> Path:
     intro = (f"GAN, best checkpoint (epoch {summary.get('best_epoch', '?')}, lowest validation {fid}), EMA generator. "
              f"{html.escape(fid)} and {html.escape(kid)} use {html.escape(m['extractor'])}; they are computed between "
              f"n={m['n']} generated and n real images, and the floor is the same metric between two disjoint real "
-             f"sets of n, since FID depends on n. Classes judged by {html.escape(str(m.get('classifier')))}.")
+             f"sets of n, since FID depends on n."
+             + (f" Classes judged by {html.escape(str(m['classifier']))}." if m.get("classifier") else ""))
     parts = page_start(run, intro, kpis, curves)
     for warning in m.get("warnings", []):
         parts.append(f"<p style='color:#b91c1c'><b>Warning:</b> {html.escape(warning)}</p>")

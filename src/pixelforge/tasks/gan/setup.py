@@ -42,7 +42,7 @@ def native_size(cfg) -> int:
 
 
 def prepare_data(cfg):
-    source = read_source(cfg.data)
+    source = read_source(cfg.data, cfg.conditional)
     if not training_samples(source):
         raise PixelforgeError(f"{source.origin}: no training images (a train/ split is empty)")
     return source, list(source.classes)
