@@ -67,3 +67,14 @@ def test_run_report_has_a_gradcam_gallery_and_faithfulness(tiny_run):
     assert "Faithfulness on" in report
     metrics = json.loads((tiny_run / "eval-test" / "metrics.json").read_text())
     assert metrics["faithfulness"]["method"] == "gradcam" and 0 <= metrics["faithfulness"]["deletion_auc"] <= 1
+
+
+@pytest.mark.parametrize("task", ["gan", "style", "denoise", "detect"])
+def test_a_run_that_is_not_a_classifier_is_refused_in_one_line(task, shape_images, tmp_path, cli):
+    run = tmp_path / "run"  # what explain reads first: the run's task, from its config.yaml
+    run.mkdir()
+    (run / "config.yaml").write_text(f"task: {task}\ndata: somewhere\n")
+    (run / "classes.json").write_text('["a", "b"]')
+    proc = cli("explain", run, shape_images[0], "--out", tmp_path / "why")
+    assert proc.returncode == 2 and f"this is a '{task}' run" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "why").exists()

@@ -124,8 +124,12 @@ def explain(
     from pixelforge.runs.folder import output_path
     from pixelforge.tasks.registry import get_task
 
+    task = get_task(run_task_name(run))
+    own = getattr(task, "explain_images", None)  # a task with its own explanation
+    if own is None and not task.heat_maps:
+        raise PixelforgeError(f"{run}: explain draws heat maps of image classifiers (and captioning's attention); "
+                              f"this is a {task.name!r} run")
     out = output_path(out, "explanations")
-    own = getattr(get_task(run_task_name(run)), "explain_images", None)  # a task with its own explanation
     if own is not None:
         for row in own(run, images, out):
             typer.echo(f"{row['path']}: skipped ({row['error']})" if "error" in row else

@@ -102,6 +102,10 @@ class Task:
         raise self._unsupported("data preview")
 
     # ---- after training -------------------------------------------------------------------------------------
+    # `pixelforge explain` draws class heat maps (Grad-CAM and the rest, explain/) for a task whose runs are image
+    # classifiers; a task with its own explanation (captioning's attention) defines `explain_images` instead.
+    heat_maps: bool = False
+
     def evaluate(self, run: Path, *, data: str | None = None, split: str | None = None, out: Path | None = None,
                  **options):
         """Score the run's best checkpoint; returns `pixelforge.runs.result.EvalResult`."""

@@ -18,6 +18,7 @@ class ClassifyTask(Task):
     monitor = "val_acc"
     monitor_mode = "max"
     monitor_label = "val accuracy"
+    heat_maps = True  # `pixelforge explain`: Grad-CAM and the other class heat maps
     bf16_measured = True  # L6 / B2 in docs/performance.md
     # The linear path's validation features from build_setup, for calibration and the report in the same process
     # (inference.CachedFeatures): a second pass of the frozen backbone over the same images would give the same.

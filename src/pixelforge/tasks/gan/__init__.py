@@ -12,7 +12,8 @@ from pixelforge.tasks.registry import register_task
 class GanTask(Task):
     name = "gan"
     config_class = GanConfig
-    description = "generate new images: class folders or built-in digits|shapes (DCGAN, conditional with --conditional)"
+    description = ("generate new images: class folders, a plain folder of images, or built-in digits|shapes (DCGAN, "
+                   "conditional with --conditional)")
     # Conditional DCGAN on digits at 32 px: see docs/gan.md for the measured FID, accuracy and time.
     defaults = {"img_size": 32, "epochs": 60, "batch_size": 32, "lr": 2e-4, "model": "dcgan", "weights": "none",
                 "strategy": "full", "warmup_epochs": 0, "schedule": "constant", "channels_last": False}
