@@ -114,6 +114,13 @@ def plot_lr_find(lrs: list[float], losses: list[float], suggestion: float, path:
     ax.plot(lrs, losses)
     ax.axvline(suggestion, color="red", linestyle="--", label=f"suggested {suggestion:.1e}")
     ax.set_xscale("log")
+    if losses:
+        # The diverging tail can be 5x the rest and would flatten the fall that matters: the axis ends a little
+        # above the highest loss before the minimum, and the tail runs off the top.
+        lowest = min(range(len(losses)), key=losses.__getitem__)
+        head = max(losses[:lowest + 1])
+        span = max(head - losses[lowest], 1e-3)
+        ax.set_ylim(losses[lowest] - 0.1 * span, head + 0.6 * span)
     ax.set_xlabel("learning rate")
     ax.set_ylabel("smoothed loss")
     ax.set_title("learning-rate range test")
