@@ -44,7 +44,7 @@ def new_file_path(path: str | Path) -> Path:
     return candidate
 
 
-def output_path(out: str | Path | None, default: str) -> Path:
+def output_path(out: str | Path | None, default: str | Path) -> Path:
     """Where a command writes its file or folder: `--out` if it is new (or an empty folder), else an error naming
     it; without `--out`, the default name, numbered past earlier outputs. Nothing a user made is overwritten."""
     if out is None:
