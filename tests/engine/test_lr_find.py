@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from benchmarks.lr_find_rules import steepest_over_the_whole_curve  # the rule suggest_lr replaced
 from pixelforge.engine.lr_find import suggest_lr
 
 LRS = list(np.geomspace(1e-7, 1.0, 100))
@@ -27,12 +28,6 @@ def range_test_curve(seed: int, noise: float, plateau_slope: float = 0.0) -> lis
     return smoothed
 
 
-def steepest_slope(losses: list[float]) -> float:
-    """The rule `suggest_lr` replaced (and Lightning's): the steepest point before the minimum."""
-    stop = int(np.argmin(losses)) + 1
-    return LRS[int(np.argmin(np.gradient(np.asarray(losses[:stop]), np.log(LRS[:stop]))))]
-
-
 @pytest.mark.parametrize("seed", range(8))
 def test_the_suggestion_is_in_the_fall_though_the_first_smoothed_points_are_noisy(seed):
     losses = range_test_curve(seed, noise=0.3)
@@ -40,7 +35,7 @@ def test_the_suggestion_is_in_the_fall_though_the_first_smoothed_points_are_nois
 
 
 def test_the_steepest_slope_rule_picks_the_noisy_start_on_the_same_curves():
-    picks = [steepest_slope(range_test_curve(seed, noise=0.3)) for seed in range(8)]
+    picks = [steepest_over_the_whole_curve(LRS, range_test_curve(seed, noise=0.3)) for seed in range(8)]
     assert sum(lr < 1e-4 for lr in picks) >= 2, picks  # why the rule changed
 
 

@@ -57,7 +57,7 @@ def stylize_command(
     from pixelforge.tasks.style.lossnet import build_loss_network
 
     model_first = Path(first).is_dir() and (is_package(first) or is_style_run(first))
-    if Path(first).is_dir() and not model_first:
+    if Path(first).is_dir() != model_first:  # a folder that is not a model
         raise PixelforgeError(f"{first}: a folder, but neither a style run (`pixelforge train --task style --out`) "
                               "nor a package (`pixelforge export`); pass a content photo or one of those")
     method = ("fast" if model_first else "gatys") if method == "auto" else method

@@ -22,9 +22,7 @@ def new_run_dir(out: str | Path) -> Path:
     A folder is claimed by creating its `checkpoints/`, which only one process can do (mkdir is atomic), so two
     trainings started at once with the same `--out` get two folders instead of writing into one.
     """
-    base = Path(out)
-    for n in itertools.count(1):
-        candidate = base if n == 1 else base.with_name(f"{base.name}-{n}")
+    for candidate in _numbered(Path(out), keep_suffix=False):
         if candidate.exists() and any(candidate.iterdir()):
             continue
         try:
@@ -36,12 +34,15 @@ def new_run_dir(out: str | Path) -> Path:
 
 def new_file_path(path: str | Path) -> Path:
     """`path`, or `stem-2.ext`, `stem-3.ext`... when it already exists: for outputs whose name is a default."""
-    base = Path(path)
-    candidate, n = base, 1
-    while candidate.exists():
-        n += 1
-        candidate = base.with_name(f"{base.stem}-{n}{base.suffix}")
-    return candidate
+    return next(c for c in _numbered(Path(path), keep_suffix=True) if not c.exists())
+
+
+def _numbered(base: Path, keep_suffix: bool):
+    """`base`, then `base-2`, `base-3`... (`stem-2.png` with `keep_suffix`: a file keeps its extension)."""
+    yield base
+    stem, suffix = (base.stem, base.suffix) if keep_suffix else (base.name, "")
+    for n in itertools.count(2):
+        yield base.with_name(f"{stem}-{n}{suffix}")
 
 
 def output_path(out: str | Path | None, default: str | Path) -> Path:

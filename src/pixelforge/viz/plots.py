@@ -117,7 +117,7 @@ def plot_lr_find(lrs: list[float], losses: list[float], suggestion: float, path:
     if losses:
         # The diverging tail can be 5x the rest and would flatten the fall that matters: the axis ends a little
         # above the highest loss before the minimum, and the tail runs off the top.
-        lowest = min(range(len(losses)), key=losses.__getitem__)
+        lowest = losses.index(min(losses))
         head = max(losses[:lowest + 1])
         span = max(head - losses[lowest], 1e-3)
         ax.set_ylim(losses[lowest] - 0.1 * span, head + 0.6 * span)

@@ -36,8 +36,7 @@ class CropDataset(Dataset):
 
     def __init__(self, files: list[Path], size: int, crops_per_image: int, train: bool):
         self.files, self.size, self.repeats, self.train = list(files), size, crops_per_image if train else 1, train
-        crop = v2.RandomCrop(size, pad_if_needed=True, padding_mode="reflect") if train else \
-            v2.CenterCrop(size)
+        crop = v2.RandomCrop(size) if train else v2.CenterCrop(size)  # images smaller than `size` are scaled up
         steps = [v2.ToImage(), crop] + ([v2.RandomHorizontalFlip()] if train else [])
         self.transform = v2.Compose(steps + [v2.ToDtype(torch.float32, scale=True)])
         self.cache: dict[int, object] = {}
@@ -49,8 +48,8 @@ class CropDataset(Dataset):
         i = index // self.repeats
         if i not in self.cache:
             image = load_rgb(self.files[i])
-            # An image smaller than a crop is scaled up to fit, in training as in validation: reflect padding (the
-            # crop's own remedy) fails once the missing part is larger than the image, e.g. 12 px under 128 px crops.
+            # An image smaller than a crop is scaled up to fit, in training as in validation: reflect padding
+            # fails once the missing part is larger than the image, e.g. 12 px under 128 px crops.
             if min(image.size) < self.size:
                 scale = self.size / min(image.size)
                 image = image.resize((round(image.width * scale + 0.5), round(image.height * scale + 0.5)))
