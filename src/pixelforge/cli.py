@@ -29,11 +29,9 @@ def _setup_logging(quiet: bool = False) -> None:
     logging.getLogger("lightning").propagate = False
 
 
-TRAIN_HELP = {
-    "data": "classify: folder of class subfolders (optionally inside train/val/test), a CSV path,label[,split][,group], "
-            "or digits|shapes. detect: COCO json/folder, YOLO data.yaml, VOC folder, or shapes. segment: images/ + "
-            "masks/ folders, VOC, COCO json, or shapes.",
-    "task": "classify | detect | segment | instance | caption (default classify).",
+LR_FIND_HELP = {  # lr-find is classify's range test
+    "data": "folder of class subfolders (optionally inside train/val/test), a CSV path,label[,split][,group], or "
+            "digits|shapes.",
     "model": "Backbone name (see `pixelforge models`); default tf_efficientnet_lite0.",
     "weights": "imagenet | none | PATH to .safetensors/.pth.",
     "strategy": "linear (frozen backbone) | full | gradual (unfreeze stage by stage).",
@@ -41,10 +39,10 @@ TRAIN_HELP = {
 
 
 def train(data: Optional[str] = None, config: Optional[Path] = None, resume: Optional[Path] = None, **options) -> None:
-    """Train a classifier, detector or segmenter (fine-tuning a pretrained CNN) and write a run folder with a report.
-
-    The options are the run config's keys (`pixelforge.config.RunConfig`, `tasks/<name>/config.py`), made into
-    options by `cli_options.py`: declared once, in the models."""
+    """Train a model for any task (`--task`; `pixelforge tasks` lists them) and write a run folder: config,
+    checkpoints, metrics and a report. Options that name tasks apply to those tasks only."""
+    # The options are the run config's keys (`pixelforge.config.RunConfig`, `tasks/<name>/config.py`), made into
+    # options by `cli_options.py`: declared once, in the models.
     from pixelforge.api.train import train as run_train
     from pixelforge.cli_options import train_options
     from pixelforge.runs.files import run_task_name
@@ -109,8 +107,10 @@ def evaluate(
     refine: Optional[int] = typer.Option(None, min=0, help="compress: steps of latent refinement per image (0)."),
     refine_lr: Optional[float] = typer.Option(None, help="compress: learning rate of the refinement (0.08)."),
 ) -> None:
-    """Score a run (classify: accuracy, F1, calibration, confusion matrix; detect: COCO mAP; segment: mIoU, Dice),
-    or score existing predictions against ground truth with --task, --gt and --predictions."""
+    """Score a run with its task's metrics (classify: accuracy, F1, calibration; detect: COCO mAP; segment: mIoU,
+    Dice; caption: BLEU, CIDEr; denoise: PSNR, SSIM; compress: bpp vs PSNR; gan: FID, KID; ...), score existing
+    predictions against ground truth with --task, --gt and --predictions, or run few-shot episodes with --task
+    fewshot --data."""
     _setup_logging(as_json)
     from pixelforge.tasks.registry import get_task
 
@@ -158,8 +158,9 @@ def predict(
     nms_iou: Optional[float] = typer.Option(None, help="detect: overlap (IoU) above which a lower-scoring box of the same class is dropped."),
     beam: Optional[int] = typer.Option(None, min=1, max=10, help="caption: beam width (1 greedy; default the run's)."),
 ) -> None:
-    """Label images (classify), draw boxes and write COCO results (detect), or write mask PNGs (segment) with a
-    trained run, or with an exported package (ONNX Runtime, no torch).
+    """Predict with a trained run, or with an exported package (ONNX Runtime, no torch): labels (classify), boxes
+    and COCO results (detect), mask PNGs (segment, instance), captions (caption), clean images (denoise),
+    stylized images (style).
 
     A file that gives no prediction (not an image, unreadable) is reported on stderr as `PATH: error: REASON`.
     Exit code 0: every file was predicted; 1: some were, some failed (the predictions are still printed or
@@ -249,10 +250,10 @@ def models(img_size: int = typer.Option(224, help="Input size for the GFLOPs col
 
 @app.command("lr-find")
 def lr_find(
-    data: str = typer.Option(..., help=TRAIN_HELP["data"]),
-    model: Optional[str] = typer.Option(None, help=TRAIN_HELP["model"]),
-    weights: Optional[str] = typer.Option(None, help=TRAIN_HELP["weights"]),
-    strategy: Optional[str] = typer.Option(None, help=TRAIN_HELP["strategy"]),
+    data: str = typer.Option(..., help=LR_FIND_HELP["data"]),
+    model: Optional[str] = typer.Option(None, help=LR_FIND_HELP["model"]),
+    weights: Optional[str] = typer.Option(None, help=LR_FIND_HELP["weights"]),
+    strategy: Optional[str] = typer.Option(None, help=LR_FIND_HELP["strategy"]),
     img_size: Optional[int] = typer.Option(None, help="Input size in pixels."),
     batch_size: Optional[int] = typer.Option(None, help="Batch size."),
     seed: Optional[int] = typer.Option(None, help="Random seed (the head's initialisation, the batch order)."),

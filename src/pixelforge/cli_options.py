@@ -21,17 +21,32 @@ from pixelforge.errors import PixelforgeError
 YAML_ONLY = {"augment_options"}  # nested mappings: set them in the --config file
 
 
-def config_fields() -> dict[str, tuple[object, list[str]]]:
-    """{key: (pydantic FieldInfo, names of the tasks that have it, or [] when every task has it)}."""
+def config_fields() -> dict[str, object]:
+    """{key: pydantic FieldInfo}: a key several tasks declare is typed and parsed by its first declaration."""
+    return {name: variants[0][0] for name, variants in task_fields().items()}
+
+
+def task_fields() -> dict[str, list[tuple[object, list[str]]]]:
+    """{key: [(FieldInfo, names of the tasks that declare it so), ...]}: one entry per distinct description and
+    default (`--loss` is gan's hinge and segment's ce+dice); a `RunConfig` key's first entry has tasks [] (every
+    task but those listed after it: compress's `--model` is its codec)."""
     from pixelforge.config import RunConfig
     from pixelforge.tasks.registry import TASKS
 
-    fields: dict[str, tuple[object, list[str]]] = {name: (info, []) for name, info in RunConfig.model_fields.items()}
+    fields: dict[str, list[tuple[object, list[str]]]] = {name: [(info, [])] for name, info in RunConfig.model_fields.items()}
     for cls in sorted(TASKS.values(), key=lambda c: c.name):
         for name, info in cls.config_class.model_fields.items():
-            if name not in RunConfig.model_fields:
-                fields.setdefault(name, (info, []))[1].append(cls.name)
+            variants = fields.setdefault(name, [])
+            same = [tasks for other, tasks in variants if _says_the_same(other, info)]
+            if not same:
+                variants.append((info, [cls.name]))
+            elif name not in RunConfig.model_fields:  # a shared key's tasks stay [] (every task)
+                same[0].append(cls.name)
     return {name: value for name, value in fields.items() if name not in YAML_ONLY}
+
+
+def _says_the_same(a, b) -> bool:
+    return (a.description, a.default, a.annotation) == (b.description, b.default, b.annotation)
 
 
 def _members(annotation) -> list:
@@ -80,29 +95,48 @@ def _flag(name: str) -> str:
     return name.replace("_", "-")
 
 
-def _help(info, tasks: list[str]) -> str:
+def _help_one(info, tasks: list[str]) -> str:
     text = (info.description or "").rstrip(".")
     choices = _literals(_members(info.annotation))
-    if choices and " | ".join(choices) not in text:
+    if choices and not all(choice in text for choice in choices):
         text = (text + ": " if text else "") + " | ".join(choices)
     default = info.default
-    if default is not None and not isinstance(default, bool) and not callable(default):
+    if default is not None and not isinstance(default, bool) and not callable(default) and default != "":
         text += f" (default {default})"
-    if tasks:
-        text = f"{', '.join(tasks)}: {text}"
-    return text + "."
+    return f"{', '.join(tasks)}: {text}" if tasks else text
+
+
+def _help(variants: list[tuple[object, list[str]]]) -> str:
+    """One key's help: each task's description and default, tasks that say the same thing sharing one clause."""
+    return "; ".join(_help_one(info, tasks) for info, tasks in variants) + "."
+
+
+def task_help(info) -> str:
+    """`--task`: the registry's names, so a new task is listed without editing the description."""
+    from pixelforge.tasks.registry import TASKS
+
+    return f"{info.description}: {' | '.join(sorted(TASKS))} (default {info.default})."
+
+
+def data_help() -> str:
+    """`--data`: what each task reads, from the registry (the `pixelforge tasks` listing)."""
+    from pixelforge.tasks.registry import TASKS
+
+    return "what to learn from, by task; " + "; ".join(f"{name}: {cls.description}" for name, cls in sorted(TASKS.items())) + "."
 
 
 def train_parameters(explicit: dict[str, inspect.Parameter]) -> list[inspect.Parameter]:
     """`explicit` parameters (data, config, resume) first, then one keyword option per config key."""
     params = list(explicit.values())
-    for name, (info, tasks) in config_fields().items():
+    for name, variants in task_fields().items():
         if name in explicit:
             continue
+        info = variants[0][0]
         kind = option_type(info.annotation)
         flag = _flag(info.alias or name)  # `lambda_` (a Python keyword) is `--lambda`
         decls = [f"--{flag}/--no-{flag}"] if kind is bool else [f"--{flag}"]
-        option = typer.Option(None, *decls, help=_help(info, tasks), show_default=False)
+        help_text = _help(variants) if name != "task" else task_help(info)
+        option = typer.Option(None, *decls, help=help_text, show_default=False)
         params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option,
                                         annotation=Optional[kind]))
     return params
@@ -111,16 +145,14 @@ def train_parameters(explicit: dict[str, inspect.Parameter]) -> list[inspect.Par
 def train_options(values: dict) -> dict:
     """The options a user gave (None = not given), parsed into the keys' types where Typer could not."""
     fields = config_fields()
-    return {k: parse_value(k, v, fields[k][0].annotation) for k, v in values.items() if v is not None and k in fields}
+    return {k: parse_value(k, v, fields[k].annotation) for k, v in values.items() if v is not None and k in fields}
 
 
 def explicit_train_parameters() -> dict[str, inspect.Parameter]:
     keyword = inspect.Parameter.KEYWORD_ONLY
     return {
-        "data": inspect.Parameter("data", keyword, annotation=Optional[str], default=typer.Option(
-            None, help="classify: folder of class subfolders (optionally inside train/val/test), a CSV "
-                       "path,label[,split][,group], or digits|shapes. detect: COCO json/folder, YOLO data.yaml, VOC "
-                       "folder, or shapes. segment: images/ + masks/ folders, VOC, COCO json, or shapes.")),
+        "data": inspect.Parameter("data", keyword, annotation=Optional[str],
+                                  default=typer.Option(None, help=data_help())),
         "config": inspect.Parameter("config", keyword, annotation=Optional[Path], default=typer.Option(
             None, help="YAML file with any of these options; the command line wins.")),
         "resume": inspect.Parameter("resume", keyword, annotation=Optional[Path], default=typer.Option(

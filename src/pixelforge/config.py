@@ -25,12 +25,11 @@ class RunConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
-    data: str = Field(description="classify: folder of class subfolders, a CSV (path,label[,split][,group]), or "
-                                  "digits|shapes; detect: COCO json/folder, YOLO data.yaml, VOC folder, or shapes; "
-                                  "segment: images/ + masks/ folders, VOC, COCO json, or shapes")
-    task: str = Field("classify", description="the task (`pixelforge tasks` lists them): classify | detect | segment | "
-                                              "instance")
-    model: str = Field("tf_efficientnet_lite0", description="the backbone (classify) or encoder (detect, segment)")
+    data: str = Field(description="what to learn from: a folder, a file or a built-in set (`pixelforge tasks` says "
+                                  "what each task reads)")
+    task: str = Field("classify", description="the task (`pixelforge tasks` says what each reads)")
+    model: str = Field("tf_efficientnet_lite0", description="the pretrained backbone or encoder the task builds on "
+                                                            "(`pixelforge models` lists them)")
     weights: str = Field("imagenet", description="imagenet | none | coco (detect: torchvision's COCO detector) | "
                                                  "path to .safetensors/.pth")
     strategy: Literal["linear", "full", "gradual"] = Field(

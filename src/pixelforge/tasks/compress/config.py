@@ -24,7 +24,7 @@ class CompressConfig(RunConfig):
 
     task: Literal["compress"] = "compress"
     model: Literal["factorized", "hyperprior"] = Field(
-        "hyperprior", description="compress: factorized (Ballé 2017) | hyperprior (Ballé 2018 scale hyperprior)")
+        "hyperprior", description="factorized (Ballé 2017) | hyperprior (Ballé 2018 scale hyperprior)")
     lambda_: float = Field(0.01, gt=0, alias="lambda",
                            description="rate-distortion trade-off λ in λ·255²·MSE + bpp (CompressAI's scale: "
                                        "0.0018 ≈ 0.15 bpp ... 0.0483 ≈ 1 bpp)")
@@ -33,7 +33,7 @@ class CompressConfig(RunConfig):
     aux_lr: float = Field(1e-3, gt=0, description="learning rate of the entropy bottleneck's quantiles (aux loss)")
     crops_per_image: int = Field(8, ge=1, description="random training crops drawn from each image per epoch")
     continue_from: str | None = Field(
-        None, description="compress: start from a trained compression run's weights (its best.ckpt), e.g. to "
+        None, description="start from a trained compression run's weights (its best.ckpt), e.g. to "
                           "fine-tune it at another --lambda; keys not given are the parent's")
     continue_checkpoint: Literal["best", "last"] = Field(
         "best", description="with continue_from: best (the parent's best weights, fresh optimizers) | last "

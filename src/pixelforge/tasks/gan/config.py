@@ -13,8 +13,7 @@ class GanConfig(RunConfig):
     task: Literal["gan"] = "gan"
     conditional: bool = Field(False, description="class-conditional generator and projection discriminator")
     loss: Literal["hinge", "ns", "wgan-gp"] = Field(
-        "hinge", description="the training loss (gan: hinge | ns | wgan-gp; segment: ce | dice | focal | ce+dice | "
-                             "focal+dice)")
+        "hinge", description="the training loss")
     latent_dim: int = Field(128, ge=2, description="length of the generator's noise vector")
     width: int = Field(16, ge=8, description="channels of the generator's last and the discriminator's first layer")
     g_width: int | None = Field(None, ge=8, description="channels of the generator's last layer (default: --width "

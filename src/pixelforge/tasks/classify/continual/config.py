@@ -12,8 +12,7 @@ from pixelforge.config import RunConfig
 class ContinualConfig(RunConfig):
     continue_from: str | None = Field(
         None, description="continue a trained run folder (the run stays untouched; keys not given are the "
-                          "parent's): classify on new data or new classes, compress from its weights at another "
-                          "lambda")
+                          "parent's), on new data or new classes")
     continual: Literal["naive", "replay", "ewc", "lwf"] = Field(
         "naive", description="with continue_from, the strategy against forgetting: plain fine-tuning, a replayed "
                              "memory of old images, elastic weight consolidation, learning without forgetting")
