@@ -1,6 +1,8 @@
 """Every CLI command as a user runs it: results on stdout, one-line errors with exit code 2, no tracebacks."""
 
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +21,31 @@ def test_evaluate_plain_folder_scores_every_image(cli, tiny_run, shapes_dir):
     result = cli("evaluate", tiny_run, "--data", shapes_dir / "val", "--json")
     metrics = json.loads(result.stdout)
     assert metrics["num_images"] == len(list((shapes_dir / "val").rglob("*.png"))) and metrics["split"] == "all"
+
+
+def test_evaluations_of_other_data_are_kept_side_by_side(cli, tiny_run, shapes_dir, tmp_path):
+    """`--data A` then `--data B` both score a plain folder ("all"): B goes to eval-all-2 instead of replacing A's
+    metrics; repeating A rewrites A's own folder; an existing --out is refused before anything is scored."""
+    def folder_of(*args):
+        result = cli("evaluate", tiny_run, *args, "--json")
+        assert result.returncode == 0, result.stderr
+        metrics = json.loads(result.stdout)
+        return Path(metrics["figures"]["confusion_matrix"]).parent, metrics["num_images"]
+
+    few = tmp_path / "few"  # three images a class: another data set than val
+    for image in sorted((shapes_dir / "val").glob("*/*.png")):
+        if len(list((few / image.parent.name).glob("*.png"))) < 3:
+            (few / image.parent.name).mkdir(parents=True, exist_ok=True)
+            shutil.copy(image, few / image.parent.name / image.name)
+    first, n_first = folder_of("--data", shapes_dir / "val")
+    second, n_second = folder_of("--data", few)
+    assert first != second and first.parent == second.parent == tiny_run
+    assert json.loads((first / "metrics.json").read_text())["num_images"] == n_first != n_second
+    assert json.loads((second / "metrics.json").read_text())["num_images"] == n_second
+    again, _ = folder_of("--data", str(shapes_dir / "val") + "/.")  # the same folder, spelt otherwise
+    assert again == first
+    taken = cli("evaluate", tiny_run, "--out", first)
+    assert taken.returncode == 2 and "already exists" in taken.stderr
 
 
 def test_predict_json_csv_and_top_k(cli, tiny_run, shapes_dir, tmp_path):
@@ -122,7 +149,7 @@ def test_evaluate_on_a_folder_leaves_out_the_runs_training_images(cli, tiny_run,
     assert metrics["num_images"] == 4 and metrics["excluded_training_images"] == 6
     assert "6 of 10 images are the run's training images" in result.stderr
     everything = json.loads(cli("evaluate", tiny_run, "--data", mixed, "--json", "--include-train",
-                                "--out", tmp_path / "eval").stdout)
+                                "--out", tmp_path / "eval-with-train").stdout)
     assert everything["num_images"] == 10 and everything["excluded_training_images"] is None
 
 

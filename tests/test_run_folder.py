@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from pixelforge.errors import PixelforgeError
-from pixelforge.runs.folder import append_metrics, new_file_path, output_path, read_metrics
+from pixelforge.runs.folder import append_metrics, evaluation_dir, new_file_path, output_path, read_metrics
 
 
 def test_a_row_with_other_columns_rewrites_the_file_with_their_union(tmp_path):
@@ -40,3 +40,16 @@ def test_an_explicit_out_must_be_new_or_an_empty_folder_and_a_default_folder_is_
     assert output_path(None, "explanations") == Path("explanations")
     Path("explanations").mkdir()
     assert output_path(None, "explanations") == Path("explanations-2")
+
+
+def test_an_evaluation_rewrites_its_own_folder_and_keeps_another_s(tmp_path):
+    run = tmp_path / "run"
+    own = evaluation_dir(None, run / "eval-test", {"data": None, "split": "test"})
+    (own / "metrics.json").write_text("{}")
+    assert evaluation_dir(None, run / "eval-test", {"split": "test", "data": None}) == own  # same request, any order
+    other = evaluation_dir(None, run / "eval-test", {"data": "/photos", "split": "test"})
+    assert other == run / "eval-test-2" and (own / "metrics.json").is_file()
+    legacy = run / "eval-val"  # written before evaluation.json existed: never taken over
+    legacy.mkdir()
+    assert evaluation_dir(None, legacy, {"data": None, "split": "val"}) == run / "eval-val-2"
+    assert evaluation_dir(tmp_path / "mine", run / "eval-test", {}) == tmp_path / "mine"

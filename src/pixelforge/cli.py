@@ -83,7 +83,9 @@ def evaluate(
     data: Optional[str] = typer.Option(None, help="Data to score (default: the run's own test, else validation split); "
                                                   "classify leaves the run's training images out of it."),
     split: Optional[str] = typer.Option(None, help="train | val | test (default: test, else val, else all)."),
-    out: Optional[Path] = typer.Option(None, help="Folder for figures (default RUN/eval-SPLIT)."),
+    out: Optional[Path] = typer.Option(None, help="Folder for figures and metrics (default RUN/eval-SPLIT; another "
+                                                  "evaluation's folder is kept and RUN/eval-SPLIT-2... used); never "
+                                                  "overwritten."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object with all metrics to stdout."),
     groups: Optional[str] = typer.Option(None, help="Per-group metrics by this CSV column, or a folder,group mapping .csv."),
     compare: Optional[Path] = typer.Option(None, help="Baseline run: add a before/after table of the group metrics."),
@@ -131,6 +133,10 @@ def evaluate(
         return
     if run is None:
         raise PixelforgeError("evaluate: give a RUN folder, or --task with --gt and --predictions")
+    if out is not None:
+        from pixelforge.runs.folder import output_path
+
+        output_path(out, out)  # an existing --out is refused before the run is loaded
     from pixelforge.api.evaluate import evaluate as run_evaluate
     from pixelforge.runs.files import run_task_name
 

@@ -10,7 +10,8 @@ from pixelforge.tasks.registry import get_task
 
 def evaluate(run_dir: str | Path, data: str | None = None, split: str | None = None, out: str | Path | None = None,
              **options):
-    """Evaluate the run's best checkpoint; figures go to `out` (default RUN/eval-<split>).
+    """Evaluate the run's best checkpoint; figures go to `out` (default RUN/eval-<split>, or RUN/eval-<split>-2...
+    when that holds an evaluation of other data or options).
 
     Which images: the run's own held-out split by default; with `data`, its test split (else val; all images
     when it has no splits), or the named `split`. Task options: classify takes `groups` and `compare`

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import csv
-import itertools
 import json
 import os
 import pickle
@@ -14,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 from pixelforge.errors import PixelforgeError
+from pixelforge.output_names import new_file_path, numbered
 
 
 def new_run_dir(out: str | Path) -> Path:
@@ -22,7 +22,7 @@ def new_run_dir(out: str | Path) -> Path:
     A folder is claimed by creating its `checkpoints/`, which only one process can do (mkdir is atomic), so two
     trainings started at once with the same `--out` get two folders instead of writing into one.
     """
-    for candidate in _numbered(Path(out), keep_suffix=False):
+    for candidate in numbered(Path(out), keep_suffix=False):
         if candidate.exists() and any(candidate.iterdir()):
             continue
         try:
@@ -30,19 +30,6 @@ def new_run_dir(out: str | Path) -> Path:
         except FileExistsError:  # another process claimed it between the look and the mkdir
             continue
         return candidate
-
-
-def new_file_path(path: str | Path) -> Path:
-    """`path`, or `stem-2.ext`, `stem-3.ext`... when it already exists: for outputs whose name is a default."""
-    return next(c for c in _numbered(Path(path), keep_suffix=True) if not c.exists())
-
-
-def _numbered(base: Path, keep_suffix: bool):
-    """`base`, then `base-2`, `base-3`... (`stem-2.png` with `keep_suffix`: a file keeps its extension)."""
-    yield base
-    stem, suffix = (base.stem, base.suffix) if keep_suffix else (base.name, "")
-    for n in itertools.count(2):
-        yield base.with_name(f"{stem}-{n}{suffix}")
 
 
 def output_path(out: str | Path | None, default: str | Path) -> Path:
@@ -54,6 +41,43 @@ def output_path(out: str | Path | None, default: str | Path) -> Path:
     if out.is_file() or (out.is_dir() and any(out.iterdir())):
         raise PixelforgeError(f"{out}: already exists; choose a new --out (outputs are never overwritten)")
     return out
+
+
+EVALUATION_FILE = "evaluation.json"  # what an eval folder scored: its data, split and options
+
+
+def evaluation_dir(out: str | Path | None, default: Path, request: dict) -> Path:
+    """The folder an evaluation writes to, created: `out` if given, else `default` (RUN/eval-test).
+
+    A default folder holding another evaluation (other data, split or options, as its evaluation.json says) is
+    kept, and the next free number is used (`evaluate RUN --data A`, then `--data B`: RUN/eval-all, RUN/eval-all-2).
+    One holding the same evaluation is rewritten, so the report and a repeated command refresh their own folder
+    instead of adding copies.
+    """
+    request = json.loads(json.dumps(request, sort_keys=True, default=str))
+    if out is None:
+        for out in numbered(Path(default), keep_suffix=False):
+            if not out.exists() or _evaluation_request(out) == request:
+                break
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / EVALUATION_FILE, request)
+    return out
+
+
+def _evaluation_request(folder: Path) -> dict | None:
+    try:
+        return json.loads((folder / EVALUATION_FILE).read_text())
+    except (OSError, ValueError):
+        return None  # a folder from before evaluation.json, or not an evaluation's: never rewritten
+
+
+def data_key(data: str | None) -> str | None:
+    """`--data` as an evaluation's identity: a path made absolute (two spellings of one folder are one), a built-in
+    name as given, None for the run's own data."""
+    if data is None or not Path(data).exists():
+        return data
+    return str(Path(data).resolve())
 
 
 def current_umask() -> int:

@@ -95,8 +95,8 @@ def evaluate_captions(run_dir, data: str | None = None, split: str | None = None
     metrics = score_captions([r[3] for r in rows], [r[0].captions for r in rows], [r[0].objects for r in rows])
     metrics.update({"split": name, "beam": beam or run.config.beam,
                     "length_penalty": run.config.length_penalty if length_penalty is None else length_penalty})
-    out_dir = Path(out) if out else run.run_dir / f"eval-{name}"
-    out_dir.mkdir(parents=True, exist_ok=True)
+    request = {"data": rd.data_key(data), "split": name, "beam": metrics["beam"], "length_penalty": metrics["length_penalty"]}
+    out_dir = rd.evaluation_dir(out, run.run_dir / f"eval-{name}", request)
     rd.write_json(out_dir / "results.json", [{"image_id": r[0].id, "caption": r[3]} for r in rows])
     rd.write_json(out_dir / "metrics.json", metrics)
     from pixelforge.data.captions.shapes import attribute_pairs

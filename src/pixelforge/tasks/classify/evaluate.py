@@ -113,8 +113,9 @@ def evaluate(run_dir: str | Path, data: str | None = None, split: str | None = N
     groups = groups or (loaded.config.groups if data is None and has_groups(kept, loaded.config.groups) else None)
     if groups or compare:
         metrics["groups"] = group_report(loaded, kept, logits, targets, groups or "", data or loaded.config.data, compare)
-    out_dir = Path(out) if out else loaded.run_dir / f"eval-{name}"
-    out_dir.mkdir(parents=True, exist_ok=True)
+    request = {"data": rd.data_key(data), "split": name, "groups": groups, "compare": rd.data_key(compare),
+               "include_train": include_train}
+    out_dir = rd.evaluation_dir(out, loaded.run_dir / f"eval-{name}", request)
     figures = {"confusion_matrix": plot_confusion(metrics["confusion_matrix"], loaded.classes, out_dir / "confusion_matrix.png")}
     mistakes = worst_mistakes(logits, targets)
     metrics["worst_mistakes"] = [

@@ -89,8 +89,7 @@ def evaluate_clip(run_dir, data: str | None = None, split: str | None = None, ou
         texts = torch.cat([zs.model.encode_text(zs.tokenize(captions[k:k + 256]), normalize=True).float()
                            for k in range(0, len(captions), 256)])
     metrics = {"split": name, "num_images": len(rows), **retrieval(embeddings, texts, captions)}
-    out_dir = Path(out) if out else Path(run_dir) / f"eval-{name}"
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = rd.evaluation_dir(out, Path(run_dir) / f"eval-{name}", {"data": rd.data_key(data), "split": name})
     figures = {}
     labelled = [(k, _label(image)) for k, (image, _) in enumerate(rows) if _label(image)]
     if labelled:

@@ -19,7 +19,7 @@ from pixelforge.data.images import list_images, load_rgb
 from pixelforge.deploy.runtime.learned_codec import MULTIPLE, compress_pixels, decompress_bytes
 from pixelforge.errors import PixelforgeError
 from pixelforge.metrics.bd_rate import bd_rate
-from pixelforge.runs.folder import write_json
+from pixelforge.runs.folder import data_key, evaluation_dir, write_json
 from pixelforge.runs.result import EvalResult
 from pixelforge.tasks.compress.classical import QUALITIES, sweep, value_at_bpp
 from pixelforge.tasks.compress.data import split_images
@@ -131,8 +131,9 @@ def evaluate_compression(run_dir, data: str | None = None, split: str | None = N
     if not files:
         raise PixelforgeError(f"{data or run}: no images to evaluate")
     images = [np.asarray(load_rgb(f)) for f in files]
-    out = Path(out) if out else run / (f"eval-{name}-refine{refine}" if refine else f"eval-{name}")
-    out.mkdir(parents=True, exist_ok=True)
+    request = {"data": data_key(data), "split": name, "compare": data_key(compare), "refine": refine,
+               "refine_lr": refine_lr}
+    out = evaluation_dir(out, run / (f"eval-{name}-refine{refine}" if refine else f"eval-{name}"), request)
     runs = [run, *compare_runs(compare, run)]
     scored = [score_run(r, images, keep_decoded=r == run, refine=refine, refine_lr=refine_lr) for r in runs]
     classical = {codec: [sweep(p, codec) for p in images] for codec in QUALITIES}

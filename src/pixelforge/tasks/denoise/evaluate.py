@@ -131,8 +131,8 @@ def evaluate_denoising(run_dir: str | Path, data: str | None = None, split: str 
                              for m in methods[1:-1]},
                "seconds_per_image": seconds["ours"] / len(rows["ours"]), "noise": run.noise if not run.paired else "paired",
                "split": name, "num_images": len(rows["ours"]), "per_image": per_image}
-    out_dir = Path(out) if out else run.run_dir / f"eval-{name}"
-    out_dir.mkdir(parents=True, exist_ok=True)
+    request = {"data": rd.data_key(data), "split": name, "baselines": baselines, "limit": limit}
+    out_dir = rd.evaluation_dir(out, run.run_dir / f"eval-{name}", request)
     from pixelforge.tasks.denoise.figures import plot_examples
 
     figures = {"examples": plot_examples(gallery, methods, out_dir / "examples.png", CROP)}

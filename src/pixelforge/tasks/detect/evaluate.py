@@ -88,8 +88,7 @@ def evaluate_detection(run_dir: str | Path, data: str | None = None, split: str 
     results, kept, pixels, unreadable = run_detector(loaded, images, mapping)
     gt = coco_dict(kept, categories)
     metrics = {**coco_metrics(gt, results), "split": name}
-    out_dir = Path(out) if out else loaded.run_dir / f"eval-{name}"
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = rd.evaluation_dir(out, loaded.run_dir / f"eval-{name}", {"data": rd.data_key(data), "split": name})
     rd.write_json(out_dir / "detections.json", results)
     rd.write_json(out_dir / "metrics.json", metrics)
     figures = {"pr_curves": plot_pr_curves(metrics, out_dir / "pr_curves.png", f"{name} split: precision-recall at IoU 0.50"),

@@ -31,7 +31,7 @@ def evaluate_gan(run_dir, data: str | None = None, out=None, n: int | None = Non
     Example:
         >>> evaluate_gan("runs/gan-cond-digits").metrics["fid_lite0"]  # doctest: +SKIP
     """
-    from pixelforge.tasks.gan.data import decode, disjoint_real_sets, read_source, to_uint8
+    from pixelforge.tasks.gan.data import disjoint_real_sets, read_source, to_uint8
     from pixelforge.tasks.gan.fid import build_extractor, extract, fid_kid, mean_pairwise_distance
     from pixelforge.tasks.gan.run import load_gan_run
     from pixelforge.tasks.gan.setup import reference_features
@@ -68,8 +68,7 @@ def evaluate_gan(run_dir, data: str | None = None, out=None, n: int | None = Non
     for text in warnings:
         log.warning(text)
     metrics["warnings"] = warnings
-    out = Path(out) if out else run.run_dir / "eval"
-    out.mkdir(parents=True, exist_ok=True)
+    out = rd.evaluation_dir(out, run.run_dir / "eval", {"data": rd.data_key(data), "n": n, "classifier": rd.data_key(classifier)})
     figures = {"samples": _sample_grid(run, out / "samples.png")}
     rd.write_json(out / "metrics.json", metrics)
     return EvalResult(metrics, out, figures, [])

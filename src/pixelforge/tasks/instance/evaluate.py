@@ -201,8 +201,7 @@ def evaluate_instance(run_dir: str | Path, data: str | None = None, split: str |
     sizes = {int(i["id"]): (i["width"], i["height"]) for i in gt["images"]}
     results = predict_dataset(run.model, dataset, sizes, mapping)
     metrics = {**instance_metrics(gt, results, categories), "split": name}
-    out_dir = Path(out) if out else run.run_dir / f"eval-{name}"
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = rd.evaluation_dir(out, run.run_dir / f"eval-{name}", {"data": rd.data_key(data), "split": name})
     rd.write_json(out_dir / "predictions.json", results)
     figures = {"pr_curves": plot_pr_curves(metrics, out_dir / "pr_curves.png",
                                            f"{name} split: mask precision-recall at IoU 0.50")}

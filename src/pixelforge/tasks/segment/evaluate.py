@@ -141,8 +141,7 @@ def evaluate_segmentation(run_dir: str | Path, data: str | None = None, split: s
     rows = [(_display_at(image, truth.shape), truth, pred, f"{Path(sample.image).name} (pixel acc. {acc:.3f})")
             for acc, _, sample, truth, pred, image in first + worst]
     metrics = {**matrix.compute(run.classes), "split": name, "num_images": len(samples) - len(unreadable)}
-    out_dir = Path(out) if out else run.run_dir / f"eval-{name}"
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = rd.evaluation_dir(out, run.run_dir / f"eval-{name}", {"data": rd.data_key(data), "split": name})
     figures = {"confusion_matrix": plot_pixel_confusion(metrics["confusion_matrix"], run.classes,
                                                         out_dir / "confusion_matrix.png")}
     if rows:
