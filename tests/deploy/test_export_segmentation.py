@@ -87,4 +87,8 @@ def test_predict_from_a_package_writes_the_same_files_as_from_a_run(untrained_ru
     images = untrained_run.parent / "data" / "images"
     results = predict_package(package, [str(images)], tmp_path / "out")
     assert len(results) == 8 and set(results[0]) >= {"path", "mask", "overlay", "class_fractions", "summary"}
+    first = predict_package(package, [str(images)])  # default PACKAGE/predictions, then predictions-2: kept
+    second = predict_package(package, [str(images)])
+    assert Path(first[0]["mask"]).parent == package / "predictions"
+    assert Path(second[0]["mask"]).parent == package / "predictions-2"
     assert Path(results[0]["mask"]).name == "000.png" and Path(results[0]["overlay"]).is_file()

@@ -120,6 +120,11 @@ def test_predicting_twice_writes_a_second_folder_beside_the_first(seg_run, tiny_
     assert {p.name: p.read_bytes() for p in (run / "predictions").iterdir() if p.is_file()} == written
     refused = cli("predict", run, image, "--out", run / "predictions")
     assert refused.returncode == 2 and "already exists" in refused.stderr
+    import pixelforge  # the Python API numbers its default folder as the CLI does
+
+    third = pixelforge.predict(run, [str(image)])
+    assert Path(third[0]["mask"]).parent == run / "predictions-3"
+    assert {p.name: p.read_bytes() for p in (run / "predictions").iterdir() if p.is_file()} == written
 
 
 def test_score_mask_folders_matches_by_stem_and_explains_mistakes(tiny_masks, tmp_path):

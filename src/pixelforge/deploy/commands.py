@@ -127,7 +127,7 @@ def video_command(
     package: Path = typer.Argument(..., metavar="RUN_OR_PACKAGE", help="Package folder written by `pixelforge "
                                    "export`, or a run folder (exported to a temporary package first)."),
     source: str = typer.Argument(..., metavar="INPUT", help="Video file, or a webcam index such as 0."),
-    out: Path = typer.Option(..., "--out", help="Video to write (.mp4) with the label overlay."),
+    out: Path = typer.Option(..., "--out", help="Video to write (.mp4) with the task's overlay; never overwritten."),
     max_frames: Optional[int] = typer.Option(None, min=1, help="Stop after this many frames (webcams run until then)."),
     precision: Optional[str] = typer.Option(None, help="fp32 | int8 | fp16 (default: the package's default)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary to stdout."),
@@ -135,8 +135,9 @@ def video_command(
     blend: float = typer.Option(0.0, min=0.0, max=0.95, help="style: weight of the previous output on unchanged "
                                                              "pixels (0 = none; 0.6 reduces flicker)."),
 ) -> None:
-    """Run a package on a video (or webcam) frame by frame and write it with the label (classify), boxes (detect) or
-    mask overlay (segment) and the FPS drawn on."""
+    """Run a package on a video (or webcam) frame by frame and write it with the task's output and the FPS drawn on:
+    label (classify), boxes (detect), masks (segment, instance), caption (caption), or the denoised, decoded
+    (compress) or stylized (style) frame itself."""
     from pixelforge.deploy.video import run_video
 
     import tempfile

@@ -7,7 +7,6 @@ input to output — so `gradual` can unfreeze from the top.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import torch
 from torch import nn

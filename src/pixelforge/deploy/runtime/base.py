@@ -20,6 +20,7 @@ import numpy as np
 
 from pixelforge.deploy.runtime.preprocess import decode_bytes
 from pixelforge.errors import PixelforgeError
+from pixelforge.output_names import new_file_path
 
 
 class TaskRuntime:
@@ -71,6 +72,10 @@ class TaskRuntime:
         """`pixelforge predict PACKAGE PATHS`: one result dict per image; box and mask tasks also write their
         pictures and results into `out`. Options a task does not have are a one-line error."""
         raise NotImplementedError
+
+    def output_folder(self, out: str | Path | None) -> Path:
+        """`out`, else PACKAGE/predictions, numbered (predictions-2...) past an earlier call's: never overwritten."""
+        return Path(out) if out else new_file_path(Path(self.package.folder) / "predictions")
 
     @staticmethod
     def describe_result(result: dict) -> str:

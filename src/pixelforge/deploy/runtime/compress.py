@@ -97,7 +97,7 @@ class CompressionRuntime(TaskRuntime):
         from pixelforge.data.images import load_rgb, read_each
 
         self.reject_options("predict", options)
-        out = Path(out) if out else self.package.folder / "predictions"
+        out = self.output_folder(out)
         out.mkdir(parents=True, exist_ok=True)
         results = []
         for path, image in read_each(paths, load_rgb, results, errors=(PixelforgeError,)):

@@ -120,7 +120,7 @@ class DenoiseRuntime(DenseRuntime):
     def predict_files(self, paths: list, out: str | Path | None = None, *, progress=None, **options) -> list[dict]:
         """OUT/STEM.png per image: denoised, same size and bit depth."""
         self.reject_options("predict", options)
-        return denoise_files(paths, Path(out or Path(self.package.folder) / "predictions"), self.denoise, progress)
+        return denoise_files(paths, self.output_folder(out), self.denoise, progress)
 
     # ---- serving: the upload is the clean reference ----------------------------------------------------------
     def predict_batch(self, inputs: list) -> list:

@@ -122,7 +122,7 @@ class DetectionRuntime(DenseRuntime):
         from pixelforge.deploy.runtime.box_files import predict_box_files
 
         self.reject_options("predict", options)
-        return predict_box_files(self, paths, Path(out or Path(self.package.folder) / "predictions"),
+        return predict_box_files(self, paths, self.output_folder(out),
                                  score_threshold, nms_iou, progress)
 
     # ---- serving and video --------------------------------------------------------------------------------------

@@ -59,7 +59,8 @@ def predict_package(package: str | Path, paths: list, out: str | Path | None = N
 
     Options are the task's own: classify `top_k`, `batch_size`; detect and instance `score_threshold`, `nms_iou`;
     any task `progress` (called with the number of images done). Box and mask tasks write their pictures and
-    results into `out` (default PACKAGE/predictions); classification writes nothing.
+    results into `out` (default PACKAGE/predictions, or predictions-2... after an earlier call); classification
+    writes nothing.
 
     Example:
         >>> predict_package("packages/shapes", ["photos/"], top_k=2)[0]["top_k"][1]["label"]  # doctest: +SKIP
@@ -69,4 +70,4 @@ def predict_package(package: str | Path, paths: list, out: str | Path | None = N
     if not files:
         raise PixelforgeError(f"no images found in {', '.join(map(str, paths))}")
     runtime = load_runtime(package, precision, loaders=loaders)
-    return runtime.predict_files(files, Path(out) if out else Path(package) / "predictions", **options)
+    return runtime.predict_files(files, out, **options)

@@ -78,7 +78,7 @@ class SegmentationRuntime(DenseRuntime):
                 progress(1)
             return mask
 
-        return predict_files(paths, Path(out or Path(self.package.folder) / "predictions"), self.classes, predict,
+        return predict_files(paths, self.output_folder(out), self.classes, predict,
                              self.bit_depth)
 
     # ---- serving and video --------------------------------------------------------------------------------------

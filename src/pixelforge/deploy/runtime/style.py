@@ -71,7 +71,7 @@ class StyleRuntime(DenseRuntime):
         from pixelforge.data.images import load_rgb
 
         self.reject_options("predict", options)
-        out = Path(out or Path(self.package.folder) / "predictions")
+        out = self.output_folder(out)
         out.mkdir(parents=True, exist_ok=True)
         results = []
         for path in paths:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import torch
 
-from pixelforge.errors import PixelforgeError
 from pixelforge.tasks.common.boxes import BoxTask, box_task_setup, plain_target
 from pixelforge.tasks.instance.data import prepare_data  # noqa: F401  (the task's entry points live here too)
 
