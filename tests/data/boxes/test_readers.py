@@ -13,7 +13,7 @@ from PIL import Image
 from pixelforge.data.boxes.source import BoxSource, make_box_splits, read_boxes
 from pixelforge.errors import PixelforgeError
 
-from .conftest import draw
+from .conftest import draw, write_tiny_coco
 
 
 def test_coco_folder_reads_boxes_splits_and_categories(tiny_coco):
@@ -38,6 +38,19 @@ def test_coco_single_file_with_images_beside_it_and_official_names(tmp_path):
     image = read_boxes(tmp_path / "instances_val2017.json").images[0]
     assert (image.width, image.height, image.split, image.image_id) == (32, 32, "val", 7)
     assert image.iscrowd.tolist() == [True] and image.segmentations == [[[2, 2, 10, 2, 10, 10]]]
+
+
+def test_coco_category_id_zero_is_a_category_like_any_other(tmp_path):
+    """Roboflow lists the dataset's name as category 0 (unused) above the real classes; pycocotools and detectron2
+    take any integer ids, and the box tasks map ids to labels 1..K in id order, so 0 needs no renumbering."""
+    from pixelforge.data.boxes.dataset import BoxDataset
+
+    categories = [{"id": 0, "name": "pets", "supercategory": "none"}, {"id": 1, "name": "cat"}, {"id": 2, "name": "dog"}]
+    images = [("train/a.png", "train", 64, 48, [(0, 4, 6, 20, 10), (2, 30, 20, 25, 24)])]
+    source = read_boxes(write_tiny_coco(tmp_path / "coco", images, categories))
+    assert source.classes == ["pets", "cat", "dog"] and source.category_ids == [0, 1, 2]
+    _, target = BoxDataset(source.images, source.category_ids)[0]
+    assert target["labels"].tolist() == [1, 3]
 
 
 def write_tiny_yolo(root, names):

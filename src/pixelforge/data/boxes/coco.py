@@ -1,10 +1,11 @@
 """COCO detection / instance annotations: read them into a `BoxSource` and write them back.
 
 COCO (https://cocodataset.org/#format-data) keeps one JSON per split with `images`, `annotations` (bbox
-`[x, y, w, h]` in pixels, `iscrowd`, optional `segmentation` polygons or RLE) and `categories`. Category ids start
-at 1: torchvision detectors reserve label 0 for background, so an id 0 is a mistake we name rather than silently
-shift. Images are looked for where the common layouts keep them: `DIR/images/<file_name>` (pixelforge's layout),
-beside the JSON, `DIR/<file_name>` and `DIR/train2017/<file_name>` (the official download).
+`[x, y, w, h]` in pixels, `iscrowd`, optional `segmentation` polygons or RLE) and `categories`. Category ids are
+any integers, as in pycocotools and detectron2: the box tasks map them to contiguous labels 1..K in id order (label
+0 is torchvision's background), so an id 0 (Roboflow exports list their dataset's name as category 0) is a category
+like any other. Images are looked for where the common layouts keep them: `DIR/images/<file_name>` (pixelforge's
+layout), beside the JSON, `DIR/<file_name>` and `DIR/train2017/<file_name>` (the official download).
 """
 
 from __future__ import annotations
@@ -68,9 +69,6 @@ def _categories(file: Path, data: dict, problems: Problems) -> dict[int, str]:
             raise PixelforgeError(f"{file}: category #{index} lacks 'id' or 'name'; every category needs both")
         if not _is_id(cat["id"]):
             raise PixelforgeError(f"{file}: category #{index} has id {cat['id']!r}; category ids are integers")
-        if int(cat["id"]) == 0:
-            problems.add("category_zero", f"{file}: category {cat['name']!r} has id 0; COCO category ids start at "
-                                          "1 (0 is the background label in torchvision): renumber them 1..K")
         categories[int(cat["id"])] = str(cat["name"])
     return categories
 
@@ -101,9 +99,9 @@ def read_coco(path: Path, problems: Problems | None = None) -> BoxSource:
     """Read one COCO JSON or a folder of them (split from each file name) into a `BoxSource`.
 
     Raises:
-        PixelforgeError: invalid JSON or missing keys (always); with a strict `problems` also category id 0, an
-            unknown category id, an annotation whose image id is not listed, or a missing image file, each
-            naming the file and the annotation / image id.
+        PixelforgeError: invalid JSON or missing keys (always); with a strict `problems` also an unknown category
+            id, an annotation whose image id is not listed, or a missing image file, each naming the file and the
+            annotation / image id.
     """
     problems = problems or Problems(strict=True)
     categories: dict[int, str] = {}
@@ -139,10 +137,6 @@ def _read_file(file: Path, data: dict, split: str | None, known: set[int], probl
         if ann["image_id"] not in per_image:
             problems.add("missing_image_ref", f"{file}: {ann_name} points at image id {ann['image_id']}, which is "
                                               "not in 'images'; add the image entry or delete the annotation")
-            continue
-        if ann["category_id"] == 0 and 0 not in known:
-            problems.add("category_zero", f"{file}: {ann_name} has category_id 0; COCO category ids start at 1 "
-                                          "(0 is the background label in torchvision): use the ids in 'categories'")
             continue
         if ann["category_id"] not in known:
             problems.add("unknown_category", f"{file}: {ann_name} has category_id {ann['category_id']}, which is "
