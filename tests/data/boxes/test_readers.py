@@ -131,6 +131,20 @@ def test_yolo_split_folder_that_does_not_exist_names_the_yaml(tmp_path):
         read_boxes(root)
 
 
+def test_yolo_roboflow_export_with_parent_relative_folders(tmp_path):
+    """Roboflow's data.yaml sits beside train/ and valid/ but says `train: ../train/images`; Ultralytics drops the
+    `../` when that path does not exist, so such exports train there as they do here."""
+    root = tmp_path / "roboflow"
+    for folder, stem in (("train", "a"), ("valid", "b")):
+        draw(root / folder / "images" / f"{stem}.jpg", 80, 40, [])
+        (root / folder / "labels").mkdir(parents=True)
+        (root / folder / "labels" / f"{stem}.txt").write_text("0 0.5 0.5 0.5 0.25\n")
+    (root / "data.yaml").write_text(yaml.safe_dump({"train": "../train/images", "val": "../valid/images", "nc": 1,
+                                                    "names": ["cat"]}))
+    source = read_boxes(root)
+    assert sorted((i.path.stem, i.split, len(i.boxes)) for i in source.images) == [("a", "train", 1), ("b", "val", 1)]
+
+
 def test_exif_rotated_image_size_is_upright(tmp_path):
     from pixelforge.data.boxes.source import image_size
 
