@@ -32,6 +32,10 @@ COCO_CASES = {
     "category id not a number": (lambda d: d["annotations"][0].update(category_id="cat"),
                                  r"annotation 1 has category_id 'cat'; it must be an integer"),
     "unknown category": (lambda d: d["annotations"][2].update(category_id=9), r"annotation 3 has category_id 9"),
+    "flat polygon": (lambda d: d["annotations"][0].update(segmentation=[4, 6, 24, 6, 24, 16]),
+                     r"annotation 1 has segmentation '\[4, 6, 24, 6, 24, 16\]'; it must be a list of polygons"),
+    "RLE of another size": (lambda d: d["annotations"][0].update(segmentation={"size": [32, 32], "counts": [9, 1023]}),
+                            r"annotation 1 has an RLE of size \[32, 32\] on a 64x48 image"),
     "missing image id": (lambda d: d["annotations"][0].update(image_id=42),
                          r"annotation 1 points at image id 42, which is not in 'images'"),
 }

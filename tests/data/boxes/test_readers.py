@@ -53,6 +53,24 @@ def test_coco_category_id_zero_is_a_category_like_any_other(tmp_path):
     assert target["labels"].tolist() == [1, 3]
 
 
+def test_coco_polygons_under_three_points_are_dropped(tmp_path):
+    """COCO's own files hold a few 2-point polygons; pycocotools would read a 4-number one as a box and refuse a
+    2-number one, so they are dropped (as detectron2 does) and the object's other polygons kept."""
+    from pixelforge.data.boxes.dataset import BoxDataset
+
+    draw(tmp_path / "x.png", 32, 32, [(1, 2, 2, 8, 8)])
+    square = [2, 2, 10, 2, 10, 10, 2, 10]
+    anns = [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [2, 2, 8, 8], "segmentation": [[2, 2, 10, 10], square]},
+            {"id": 2, "image_id": 1, "category_id": 1, "bbox": [2, 2, 8, 8], "segmentation": [[2, 2]]},
+            {"id": 3, "image_id": 1, "category_id": 1, "bbox": [2, 2, 8, 8], "segmentation": [[]]}]
+    data = {"images": [{"id": 1, "file_name": "x.png"}], "annotations": anns, "categories": [{"id": 1, "name": "a"}]}
+    (tmp_path / "train.json").write_text(json.dumps(data))
+    image = read_boxes(tmp_path / "train.json").images[0]
+    assert image.segmentations == [[square], [], []]
+    _, target = BoxDataset([image], [1])[0]
+    assert target["masks"].sum(dim=(1, 2)).tolist() == [64, 0, 0]
+
+
 def write_tiny_yolo(root, names):
     for split, stem, lines in [("train", "a", ["0 0.5 0.5 0.5 0.25", "1 0.25 0.25 0.1 0.1"]), ("val", "b", [])]:
         draw(root / "images" / split / f"{stem}.png", 80, 40, [])

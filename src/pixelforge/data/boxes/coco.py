@@ -152,8 +152,32 @@ def _read_file(file: Path, data: dict, split: str | None, known: set[int], probl
         width, height = entry.get("width"), entry.get("height")
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in (width, height)):
             width, height = image_size(image_path) or (0, 0)
-        images.append(_box_image(image_path, int(width), int(height), image_id, split, per_image[image_id]))
+        anns = [{**a, "segmentation": _segmentation(a, int(height), int(width), problems)} for a in per_image[image_id]]
+        images.append(_box_image(image_path, int(width), int(height), image_id, split, anns))
     return images
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _segmentation(ann: dict, height: int, width: int, problems: Problems) -> list | dict:
+    """An annotation's polygons or RLE, checked: polygons under 3 points dropped (COCO itself has some, and
+    pycocotools reads a 4-number one as a box; detectron2 drops them too), [] when none is left or there is none."""
+    seg = ann.get("segmentation")
+    if not seg:
+        return []
+    if isinstance(seg, list) and all(isinstance(p, list) and all(map(_is_number, p)) for p in seg):
+        return [p for p in seg if len(p) >= 6]
+    if isinstance(seg, dict) and isinstance(seg.get("counts"), (str, list)) and isinstance(seg.get("size"), list):
+        if height and width and seg["size"] != [height, width]:
+            problems.add("bad_annotation", f"{ann['_ref']} has an RLE of size {seg['size']} on a {width}x{height} "
+                                           f"image; an RLE's size is the image's [height, width]: [{height}, {width}]")
+            return []
+        return seg
+    problems.add("bad_annotation", f"{ann['_ref']} has segmentation {str(seg)[:60]!r}; it must be a list of polygons "
+                                   "[[x1, y1, x2, y2, ...], ...] or an RLE {size, counts}")
+    return []
 
 
 def _box_image(path: Path, width: int, height: int, image_id: int, split, anns: list[dict]) -> BoxImage:
@@ -161,7 +185,7 @@ def _box_image(path: Path, width: int, height: int, image_id: int, split, anns: 
     boxes = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
     labels = np.array([int(a["category_id"]) for a in anns], np.int64)
     iscrowd = np.array([bool(a.get("iscrowd", 0)) for a in anns], bool)
-    segmentations = [a.get("segmentation") or [] for a in anns]
+    segmentations = [a["segmentation"] for a in anns]
     has_segmentation = any(segmentations)
     return BoxImage(path, width, height, boxes, labels, iscrowd, image_id, split,
                     segmentations if has_segmentation else None, [a["_ref"] for a in anns])
