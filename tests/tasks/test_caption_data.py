@@ -57,6 +57,17 @@ def test_captions_csv_groups_rows_by_image_and_rejects_bad_splits(tmp_path):
         read_captions(tmp_path / "bad.csv")
 
 
+def test_captions_csv_from_excel_or_in_latin_1(tmp_path):
+    """Excel's "CSV UTF-8" starts with a byte-order mark (the header then read as '\\ufeffpath'), and a Latin-1 file
+    is not UTF-8: the first is read, quoted commas and all, the second refused in one line, as label CSVs are."""
+    _image(tmp_path / "x.png")
+    (tmp_path / "excel.csv").write_bytes('path,caption\nx.png,"a cat, très petit"\n'.encode("utf-8-sig"))
+    assert read_captions(tmp_path / "excel.csv").images[0].captions == ["a cat, très petit"]
+    (tmp_path / "latin.csv").write_bytes("path,caption\nx.png,un café\n".encode("latin-1"))
+    with pytest.raises(PixelforgeError, match=r"latin\.csv: not UTF-8 text \(byte 0xe9 at offset 25\)"):
+        read_captions(tmp_path / "latin.csv")
+
+
 def test_the_tokenizer_round_trips_through_its_file(tmp_path):
     tok = Tokenizer.fit(["A small red circle.", "a large red square", "a zebra"], min_count=2)
     assert tok.vocab[:4] == ["<pad>", "<start>", "<end>", "<unk>"] and tok.vocab[4:] == ["a", "red"]
