@@ -68,6 +68,24 @@ def test_captions_csv_from_excel_or_in_latin_1(tmp_path):
         read_captions(tmp_path / "latin.csv")
 
 
+def test_training_leaves_empty_captions_out(tmp_path):
+    """An empty caption would train the decoder to stop at once and score as an empty BLEU reference; data check
+    lists it, training leaves it out (an image left with none is not trained on)."""
+    from types import SimpleNamespace
+
+    from pixelforge.tasks.common.captions import read_caption_source
+
+    for name in ("a", "b", "c"):
+        _image(tmp_path / f"{name}.png")
+    (tmp_path / "captions.csv").write_text("path,caption,split\na.png,a cat,train\na.png,,train\nb.png, ... ,train\n"
+                                           "c.png,a dog,val\n")
+    cfg = SimpleNamespace(data=str(tmp_path), val_fraction=0.2, test_fraction=0.0, seed=0)
+    source = read_caption_source(cfg)
+    assert [(i.path.split("/")[-1], i.captions) for i in source.images] == [("a.png", ["a cat"]), ("b.png", []),
+                                                                          ("c.png", ["a dog"])]
+    assert [i.id for i in source.split("train")] == [1]
+
+
 def test_the_tokenizer_round_trips_through_its_file(tmp_path):
     tok = Tokenizer.fit(["A small red circle.", "a large red square", "a zebra"], min_count=2)
     assert tok.vocab[:4] == ["<pad>", "<start>", "<end>", "<unk>"] and tok.vocab[4:] == ["a", "red"]
