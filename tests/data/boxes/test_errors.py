@@ -36,6 +36,8 @@ COCO_CASES = {
                      r"annotation 1 has segmentation '\[4, 6, 24, 6, 24, 16\]'; it must be a list of polygons"),
     "RLE of another size": (lambda d: d["annotations"][0].update(segmentation={"size": [32, 32], "counts": [9, 1023]}),
                             r"annotation 1 has an RLE of size \[32, 32\] on a 64x48 image"),
+    "image id listed twice": (lambda d: d["images"][1].update(id=1),
+                              r"image id 1 is listed twice \('train/a.png' and 'train/b.png'\)"),
     "missing image id": (lambda d: d["annotations"][0].update(image_id=42),
                          r"annotation 1 points at image id 42, which is not in 'images'"),
 }

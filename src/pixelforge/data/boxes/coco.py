@@ -127,6 +127,11 @@ def _read_file(file: Path, data: dict, split: str | None, known: set[int], probl
         if not _is_id(entry["id"]) or not isinstance(entry["file_name"], str) or not entry["file_name"]:
             raise PixelforgeError(f"{file}: image #{index} has id {entry['id']!r} and file_name "
                                   f"{entry['file_name']!r}; the id is an integer and the file name a non-empty string")
+        if entry["id"] in entries:  # its annotations could not tell the two apart: boxes on the wrong image
+            problems.add("bad_annotation", f"{file}: image id {entry['id']} is listed twice "
+                                           f"({entries[entry['id']]['file_name']!r} and {entry['file_name']!r}); "
+                                           "give every image its own id")
+            continue
         entries[entry["id"]] = entry
         per_image[entry["id"]] = []
     for index, ann in enumerate(data["annotations"]):
