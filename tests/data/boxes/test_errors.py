@@ -96,6 +96,13 @@ def test_yolo_without_names_names_the_yaml(tmp_path):
         read_boxes(root / "data.yaml")
 
 
+def test_yolo_names_keyed_by_name_names_the_yaml(tmp_path):
+    """`names: {cat: 0}` (the mapping written the wrong way round) used to end in a ValueError traceback."""
+    root = write_tiny_yolo(tmp_path / "yolo", {"cat": 0, "dog": 1})
+    with pytest.raises(PixelforgeError, match=r"data\.yaml: names must map class indices to names .*\['cat', 'dog'\]"):
+        read_boxes(root)
+
+
 def test_voc_without_size_names_the_xml(tmp_path):
     root = write_tiny_voc(tmp_path / "voc", size=False)
     with pytest.raises(PixelforgeError, match=r"p1\.xml: no <size>"):

@@ -33,6 +33,9 @@ def yaml_file(path: Path) -> Path:
 def _names(file: Path, cfg: dict) -> list[str]:
     names = cfg.get("names")
     if isinstance(names, dict):
+        if not all(isinstance(k, int) or str(k).isdigit() for k in names):
+            raise PixelforgeError(f"{file}: names must map class indices to names ({{0: cat, 1: dog}}), got keys "
+                                  f"{list(names)[:5]}")
         keys = sorted(int(k) for k in names)
         if keys != list(range(len(keys))):
             raise PixelforgeError(f"{file}: names must be numbered 0..{len(keys) - 1} without gaps, got {keys}")
