@@ -57,6 +57,35 @@ def test_captions_csv_groups_rows_by_image_and_rejects_bad_splits(tmp_path):
         read_captions(tmp_path / "bad.csv")
 
 
+def test_captions_csv_from_excel_or_in_latin_1(tmp_path):
+    """Excel's "CSV UTF-8" starts with a byte-order mark (the header then read as '\\ufeffpath'), and a Latin-1 file
+    is not UTF-8: the first is read, quoted commas and all, the second refused in one line, as label CSVs are."""
+    _image(tmp_path / "x.png")
+    (tmp_path / "excel.csv").write_bytes('path,caption\nx.png,"a cat, très petit"\n'.encode("utf-8-sig"))
+    assert read_captions(tmp_path / "excel.csv").images[0].captions == ["a cat, très petit"]
+    (tmp_path / "latin.csv").write_bytes("path,caption\nx.png,un café\n".encode("latin-1"))
+    with pytest.raises(PixelforgeError, match=r"latin\.csv: not UTF-8 text \(byte 0xe9 at offset 25\)"):
+        read_captions(tmp_path / "latin.csv")
+
+
+def test_training_leaves_empty_captions_out(tmp_path):
+    """An empty caption would train the decoder to stop at once and score as an empty BLEU reference; data check
+    lists it, training leaves it out (an image left with none is not trained on)."""
+    from types import SimpleNamespace
+
+    from pixelforge.tasks.common.captions import read_caption_source
+
+    for name in ("a", "b", "c"):
+        _image(tmp_path / f"{name}.png")
+    (tmp_path / "captions.csv").write_text("path,caption,split\na.png,a cat,train\na.png,,train\nb.png, ... ,train\n"
+                                           "c.png,a dog,val\n")
+    cfg = SimpleNamespace(data=str(tmp_path), val_fraction=0.2, test_fraction=0.0, seed=0)
+    source = read_caption_source(cfg)
+    assert [(i.path.split("/")[-1], i.captions) for i in source.images] == [("a.png", ["a cat"]), ("b.png", []),
+                                                                          ("c.png", ["a dog"])]
+    assert [i.id for i in source.split("train")] == [1]
+
+
 def test_the_tokenizer_round_trips_through_its_file(tmp_path):
     tok = Tokenizer.fit(["A small red circle.", "a large red square", "a zebra"], min_count=2)
     assert tok.vocab[:4] == ["<pad>", "<start>", "<end>", "<unk>"] and tok.vocab[4:] == ["a", "red"]

@@ -94,16 +94,22 @@ def _class_folders(folder: Path, split: str | None) -> list[Sample]:
     return samples
 
 
-def read_csv(csv_path: Path) -> DataSource:
-    if csv_path.suffix.lower() != ".csv":
-        raise PixelforgeError(f"{csv_path}: not a folder or a .csv label file")
+def csv_text(csv_path: Path) -> str:
+    """A CSV file's text: UTF-8, with or without the byte-order mark Excel writes; one line naming the file else."""
     try:
         text = csv_path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise PixelforgeError(f"{csv_path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset "
-                              f"{exc.start}); save the label file as UTF-8 CSV") from None
+                              f"{exc.start}); save the file as UTF-8 CSV") from None
     if "\x00" in text:
         raise PixelforgeError(f"{csv_path}: holds NUL bytes, so it is not a text CSV; save it as UTF-8 CSV")
+    return text
+
+
+def read_csv(csv_path: Path) -> DataSource:
+    if csv_path.suffix.lower() != ".csv":
+        raise PixelforgeError(f"{csv_path}: not a folder or a .csv label file")
+    text = csv_text(csv_path)
     with io.StringIO(text, newline="") as handle:
         reader = csv.DictReader(handle)
         columns = [c.strip() for c in (reader.fieldnames or [])]

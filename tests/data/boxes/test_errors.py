@@ -27,12 +27,17 @@ COCO_CASES = {
     "missing categories key": (lambda d: d.pop("categories"), r"'categories'"),
     "missing bbox": (lambda d: d["annotations"][1].pop("bbox"), r"annotation 2 lacks 'bbox'"),
     "bad bbox": (lambda d: d["annotations"][0].update(bbox=[1, 2, 3]), r"annotation 1 has bbox \[1, 2, 3\]"),
-    "category id 0": (lambda d: d["categories"].append({"id": 0, "name": "bg"}), r"'bg' has id 0; .*start at 1"),
-    "annotation with category 0": (lambda d: d["annotations"][0].update(category_id=0),
-                                   r"annotation 1 has category_id 0; COCO category ids start at 1"),
+    "annotation with category 0 not listed": (lambda d: d["annotations"][0].update(category_id=0),
+                                              r"annotation 1 has category_id 0, which is not in 'categories'"),
     "category id not a number": (lambda d: d["annotations"][0].update(category_id="cat"),
                                  r"annotation 1 has category_id 'cat'; it must be an integer"),
     "unknown category": (lambda d: d["annotations"][2].update(category_id=9), r"annotation 3 has category_id 9"),
+    "flat polygon": (lambda d: d["annotations"][0].update(segmentation=[4, 6, 24, 6, 24, 16]),
+                     r"annotation 1 has segmentation '\[4, 6, 24, 6, 24, 16\]'; it must be a list of polygons"),
+    "RLE of another size": (lambda d: d["annotations"][0].update(segmentation={"size": [32, 32], "counts": [9, 1023]}),
+                            r"annotation 1 has an RLE of size \[32, 32\] on a 64x48 image"),
+    "image id listed twice": (lambda d: d["images"][1].update(id=1),
+                              r"image id 1 is listed twice \('train/a.png' and 'train/b.png'\)"),
     "missing image id": (lambda d: d["annotations"][0].update(image_id=42),
                          r"annotation 1 points at image id 42, which is not in 'images'"),
 }
@@ -89,6 +94,13 @@ def test_yolo_without_names_names_the_yaml(tmp_path):
     (root / "data.yaml").write_text(yaml.safe_dump({"train": "images/train"}))
     with pytest.raises(PixelforgeError, match=r"data\.yaml: no class names"):
         read_boxes(root / "data.yaml")
+
+
+def test_yolo_names_keyed_by_name_names_the_yaml(tmp_path):
+    """`names: {cat: 0}` (the mapping written the wrong way round) used to end in a ValueError traceback."""
+    root = write_tiny_yolo(tmp_path / "yolo", {"cat": 0, "dog": 1})
+    with pytest.raises(PixelforgeError, match=r"data\.yaml: names must map class indices to names .*\['cat', 'dog'\]"):
+        read_boxes(root)
 
 
 def test_voc_without_size_names_the_xml(tmp_path):

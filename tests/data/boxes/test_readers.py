@@ -13,7 +13,7 @@ from PIL import Image
 from pixelforge.data.boxes.source import BoxSource, make_box_splits, read_boxes
 from pixelforge.errors import PixelforgeError
 
-from .conftest import draw
+from .conftest import draw, write_tiny_coco
 
 
 def test_coco_folder_reads_boxes_splits_and_categories(tiny_coco):
@@ -38,6 +38,37 @@ def test_coco_single_file_with_images_beside_it_and_official_names(tmp_path):
     image = read_boxes(tmp_path / "instances_val2017.json").images[0]
     assert (image.width, image.height, image.split, image.image_id) == (32, 32, "val", 7)
     assert image.iscrowd.tolist() == [True] and image.segmentations == [[[2, 2, 10, 2, 10, 10]]]
+
+
+def test_coco_category_id_zero_is_a_category_like_any_other(tmp_path):
+    """Roboflow lists the dataset's name as category 0 (unused) above the real classes; pycocotools and detectron2
+    take any integer ids, and the box tasks map ids to labels 1..K in id order, so 0 needs no renumbering."""
+    from pixelforge.data.boxes.dataset import BoxDataset
+
+    categories = [{"id": 0, "name": "pets", "supercategory": "none"}, {"id": 1, "name": "cat"}, {"id": 2, "name": "dog"}]
+    images = [("train/a.png", "train", 64, 48, [(0, 4, 6, 20, 10), (2, 30, 20, 25, 24)])]
+    source = read_boxes(write_tiny_coco(tmp_path / "coco", images, categories))
+    assert source.classes == ["pets", "cat", "dog"] and source.category_ids == [0, 1, 2]
+    _, target = BoxDataset(source.images, source.category_ids)[0]
+    assert target["labels"].tolist() == [1, 3]
+
+
+def test_coco_polygons_under_three_points_are_dropped(tmp_path):
+    """COCO's own files hold a few 2-point polygons; pycocotools would read a 4-number one as a box and refuse a
+    2-number one, so they are dropped (as detectron2 does) and the object's other polygons kept."""
+    from pixelforge.data.boxes.dataset import BoxDataset
+
+    draw(tmp_path / "x.png", 32, 32, [(1, 2, 2, 8, 8)])
+    square = [2, 2, 10, 2, 10, 10, 2, 10]
+    anns = [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [2, 2, 8, 8], "segmentation": [[2, 2, 10, 10], square]},
+            {"id": 2, "image_id": 1, "category_id": 1, "bbox": [2, 2, 8, 8], "segmentation": [[2, 2]]},
+            {"id": 3, "image_id": 1, "category_id": 1, "bbox": [2, 2, 8, 8], "segmentation": [[]]}]
+    data = {"images": [{"id": 1, "file_name": "x.png"}], "annotations": anns, "categories": [{"id": 1, "name": "a"}]}
+    (tmp_path / "train.json").write_text(json.dumps(data))
+    image = read_boxes(tmp_path / "train.json").images[0]
+    assert image.segmentations == [[square], [], []]
+    _, target = BoxDataset([image], [1])[0]
+    assert target["masks"].sum(dim=(1, 2)).tolist() == [64, 0, 0]
 
 
 def write_tiny_yolo(root, names):
@@ -116,6 +147,20 @@ def test_yolo_split_folder_that_does_not_exist_names_the_yaml(tmp_path):
     (root / "data.yaml").write_text(yaml.safe_dump({"train": "images/nope", "names": ["cat"]}))
     with pytest.raises(PixelforgeError, match=r"data\.yaml: train: .*nope does not exist"):
         read_boxes(root)
+
+
+def test_yolo_roboflow_export_with_parent_relative_folders(tmp_path):
+    """Roboflow's data.yaml sits beside train/ and valid/ but says `train: ../train/images`; Ultralytics drops the
+    `../` when that path does not exist, so such exports train there as they do here."""
+    root = tmp_path / "roboflow"
+    for folder, stem in (("train", "a"), ("valid", "b")):
+        draw(root / folder / "images" / f"{stem}.jpg", 80, 40, [])
+        (root / folder / "labels").mkdir(parents=True)
+        (root / folder / "labels" / f"{stem}.txt").write_text("0 0.5 0.5 0.5 0.25\n")
+    (root / "data.yaml").write_text(yaml.safe_dump({"train": "../train/images", "val": "../valid/images", "nc": 1,
+                                                    "names": ["cat"]}))
+    source = read_boxes(root)
+    assert sorted((i.path.stem, i.split, len(i.boxes)) for i in source.images) == [("a", "train", 1), ("b", "val", 1)]
 
 
 def test_exif_rotated_image_size_is_upright(tmp_path):

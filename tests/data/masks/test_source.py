@@ -51,6 +51,28 @@ def test_missing_partner_errors_name_the_file(tmp_path):
         read_masks(tmp_path)
 
 
+def test_binary_masks_saved_as_0_and_255_are_refused_not_learnt_as_background(tmp_path):
+    """0/255 is how most binary sets (Carvana, ISIC) are drawn; 255 is the ignore index, so training would see
+    background only and report a meaningless mIoU. Refused in one line with the fix."""
+    for i in range(2):
+        write_pair(tmp_path / "images" / f"{i}.png", tmp_path / "masks" / f"{i}.png", i,
+                   mask_fn=lambda m, p: Image.fromarray(np.where(m > 0, 255, 0).astype(np.uint8)).save(p))
+    with pytest.raises(PixelforgeError, match=r"masks hold only 0 \(background\) and 255 .*re-save them as 0/1"):
+        read_masks(tmp_path)
+    assert read_masks(tmp_path, ignore_index=254).classes[-1] == "class_255"  # not ignored: a class of its own
+
+
+def test_masks_saved_as_jpeg_are_refused_naming_the_file(tmp_path):
+    """JPEG blurs class ids along edges (a 0/1/2 mask comes back holding 3s and 4s): the classes found, or the
+    pixels learnt, would be wrong without a word."""
+    for i in range(2):
+        write_pair(tmp_path / "images" / f"{i}.png", tmp_path / "masks" / f"{i}.jpg", i,
+                   mask_fn=lambda m, p: Image.fromarray(m.astype(np.uint8)).save(p, quality=75))
+    with pytest.raises(PixelforgeError, match=r"0\.jpg: a mask saved as JPEG.*save the masks as PNG") as info:
+        read_masks(tmp_path)
+    assert "\n" not in str(info.value)
+
+
 def test_bad_layout_and_class_file_errors(tmp_path):
     (tmp_path / "stuff").mkdir()
     with pytest.raises(PixelforgeError, match="not a segmentation dataset"):

@@ -2,8 +2,8 @@
 
 Counts (images, boxes, per class and split, crowd regions, images without objects), the box-size mix by COCO's
 area thresholds (small < 32², medium < 96², large) and a histogram of box sizes, and every problem with the file and
-annotation id or line it is in: boxes reaching outside the image, boxes with zero or negative area, unknown or
-zero category ids, annotations for images that are not listed, image files missing, unreadable or of another size
+annotation id or line it is in: boxes reaching outside the image, boxes with zero or negative area, unknown
+category ids, annotations for images that are not listed, image files missing, unreadable or of another size
 than annotated, malformed annotations. The readers run in lenient mode, so a broken dataset is described, never
 crashed on; a file too broken to read at all is reported as such.
 """
@@ -115,7 +115,7 @@ def check_boxes(path: str | Path, workers: int = 4, img_size: int | None = None)
     except PixelforgeError as exc:
         return BoxCheckReport(origin=str(path), format="unknown", fatal=[str(exc)])
     kinds = problems.by_kind
-    report.unknown_category = kinds["unknown_category"] + kinds["category_zero"]
+    report.unknown_category = kinds["unknown_category"]
     report.missing_image_ref = kinds["missing_image_ref"]
     report.missing_files = kinds["missing_file"]
     report.unreadable = kinds["unreadable_file"]
@@ -168,7 +168,7 @@ def print_box_report(report: BoxCheckReport) -> None:
         console.print("box side sqrt(w*h) px: " + ", ".join(
             f"{edges[i]:g}-{edges[i + 1]:g}: {n}" for i, n in enumerate(counts) if n))
     sections = [("unreadable annotations", report.fatal), ("malformed annotations", report.malformed),
-                ("unknown or zero category ids", report.unknown_category),
+                ("unknown category ids", report.unknown_category),
                 ("annotations for images not listed", report.missing_image_ref),
                 ("image files missing", report.missing_files), ("image files unreadable", report.unreadable),
                 ("image size differs from the annotation", report.size_mismatch),

@@ -1,10 +1,11 @@
 """COCO detection / instance annotations: read them into a `BoxSource` and write them back.
 
 COCO (https://cocodataset.org/#format-data) keeps one JSON per split with `images`, `annotations` (bbox
-`[x, y, w, h]` in pixels, `iscrowd`, optional `segmentation` polygons or RLE) and `categories`. Category ids start
-at 1: torchvision detectors reserve label 0 for background, so an id 0 is a mistake we name rather than silently
-shift. Images are looked for where the common layouts keep them: `DIR/images/<file_name>` (pixelforge's layout),
-beside the JSON, `DIR/<file_name>` and `DIR/train2017/<file_name>` (the official download).
+`[x, y, w, h]` in pixels, `iscrowd`, optional `segmentation` polygons or RLE) and `categories`. Category ids are
+any integers, as in pycocotools and detectron2: the box tasks map them to contiguous labels 1..K in id order (label
+0 is torchvision's background), so an id 0 (Roboflow exports list their dataset's name as category 0) is a category
+like any other. Images are looked for where the common layouts keep them: `DIR/images/<file_name>` (pixelforge's
+layout), beside the JSON, `DIR/<file_name>` and `DIR/train2017/<file_name>` (the official download).
 """
 
 from __future__ import annotations
@@ -68,9 +69,6 @@ def _categories(file: Path, data: dict, problems: Problems) -> dict[int, str]:
             raise PixelforgeError(f"{file}: category #{index} lacks 'id' or 'name'; every category needs both")
         if not _is_id(cat["id"]):
             raise PixelforgeError(f"{file}: category #{index} has id {cat['id']!r}; category ids are integers")
-        if int(cat["id"]) == 0:
-            problems.add("category_zero", f"{file}: category {cat['name']!r} has id 0; COCO category ids start at "
-                                          "1 (0 is the background label in torchvision): renumber them 1..K")
         categories[int(cat["id"])] = str(cat["name"])
     return categories
 
@@ -101,9 +99,9 @@ def read_coco(path: Path, problems: Problems | None = None) -> BoxSource:
     """Read one COCO JSON or a folder of them (split from each file name) into a `BoxSource`.
 
     Raises:
-        PixelforgeError: invalid JSON or missing keys (always); with a strict `problems` also category id 0, an
-            unknown category id, an annotation whose image id is not listed, or a missing image file, each
-            naming the file and the annotation / image id.
+        PixelforgeError: invalid JSON or missing keys (always); with a strict `problems` also an unknown category
+            id, an annotation whose image id is not listed, or a missing image file, each naming the file and the
+            annotation / image id.
     """
     problems = problems or Problems(strict=True)
     categories: dict[int, str] = {}
@@ -129,6 +127,11 @@ def _read_file(file: Path, data: dict, split: str | None, known: set[int], probl
         if not _is_id(entry["id"]) or not isinstance(entry["file_name"], str) or not entry["file_name"]:
             raise PixelforgeError(f"{file}: image #{index} has id {entry['id']!r} and file_name "
                                   f"{entry['file_name']!r}; the id is an integer and the file name a non-empty string")
+        if entry["id"] in entries:  # its annotations could not tell the two apart: boxes on the wrong image
+            problems.add("bad_annotation", f"{file}: image id {entry['id']} is listed twice "
+                                           f"({entries[entry['id']]['file_name']!r} and {entry['file_name']!r}); "
+                                           "give every image its own id")
+            continue
         entries[entry["id"]] = entry
         per_image[entry["id"]] = []
     for index, ann in enumerate(data["annotations"]):
@@ -139,10 +142,6 @@ def _read_file(file: Path, data: dict, split: str | None, known: set[int], probl
         if ann["image_id"] not in per_image:
             problems.add("missing_image_ref", f"{file}: {ann_name} points at image id {ann['image_id']}, which is "
                                               "not in 'images'; add the image entry or delete the annotation")
-            continue
-        if ann["category_id"] == 0 and 0 not in known:
-            problems.add("category_zero", f"{file}: {ann_name} has category_id 0; COCO category ids start at 1 "
-                                          "(0 is the background label in torchvision): use the ids in 'categories'")
             continue
         if ann["category_id"] not in known:
             problems.add("unknown_category", f"{file}: {ann_name} has category_id {ann['category_id']}, which is "
@@ -158,8 +157,32 @@ def _read_file(file: Path, data: dict, split: str | None, known: set[int], probl
         width, height = entry.get("width"), entry.get("height")
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in (width, height)):
             width, height = image_size(image_path) or (0, 0)
-        images.append(_box_image(image_path, int(width), int(height), image_id, split, per_image[image_id]))
+        anns = [{**a, "segmentation": _segmentation(a, int(height), int(width), problems)} for a in per_image[image_id]]
+        images.append(_box_image(image_path, int(width), int(height), image_id, split, anns))
     return images
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _segmentation(ann: dict, height: int, width: int, problems: Problems) -> list | dict:
+    """An annotation's polygons or RLE, checked: polygons under 3 points dropped (COCO itself has some, and
+    pycocotools reads a 4-number one as a box; detectron2 drops them too), [] when none is left or there is none."""
+    seg = ann.get("segmentation")
+    if not seg:
+        return []
+    if isinstance(seg, list) and all(isinstance(p, list) and all(map(_is_number, p)) for p in seg):
+        return [p for p in seg if len(p) >= 6]
+    if isinstance(seg, dict) and isinstance(seg.get("counts"), (str, list)) and isinstance(seg.get("size"), list):
+        if height and width and seg["size"] != [height, width]:
+            problems.add("bad_annotation", f"{ann['_ref']} has an RLE of size {seg['size']} on a {width}x{height} "
+                                           f"image; an RLE's size is the image's [height, width]: [{height}, {width}]")
+            return []
+        return seg
+    problems.add("bad_annotation", f"{ann['_ref']} has segmentation {str(seg)[:60]!r}; it must be a list of polygons "
+                                   "[[x1, y1, x2, y2, ...], ...] or an RLE {size, counts}")
+    return []
 
 
 def _box_image(path: Path, width: int, height: int, image_id: int, split, anns: list[dict]) -> BoxImage:
@@ -167,7 +190,7 @@ def _box_image(path: Path, width: int, height: int, image_id: int, split, anns: 
     boxes = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
     labels = np.array([int(a["category_id"]) for a in anns], np.int64)
     iscrowd = np.array([bool(a.get("iscrowd", 0)) for a in anns], bool)
-    segmentations = [a.get("segmentation") or [] for a in anns]
+    segmentations = [a["segmentation"] for a in anns]
     has_segmentation = any(segmentations)
     return BoxImage(path, width, height, boxes, labels, iscrowd, image_id, split,
                     segmentations if has_segmentation else None, [a["_ref"] for a in anns])

@@ -1,10 +1,11 @@
 """YOLO detection labels (the Ultralytics layout): read them into a `BoxSource` and write them back.
 
 A `data.yaml` names the classes (`names:` as a list or `{index: name}`) and the image folders of each split
-(`train:`, `val:`, `test:`; relative to `path:` when given, else to the yaml's folder). Each image's labels are in
-the mirror path with `images` replaced by `labels` and the suffix `.txt`, one object a line: `class cx cy w h`,
-normalised by the image size; a line with more than 4 numbers is a polygon (YOLO segment format) and its bounds
-become the box. An image without a label file has no objects. Class index i becomes COCO category id i + 1.
+(`train:`, `val:`, `test:`; relative to `path:` when given, else to the yaml's folder; a `../x` that is not there
+is looked for as `x`, as Ultralytics does for Roboflow's exports). Each image's labels are in the mirror path
+with `images` replaced by `labels` and the suffix `.txt`, one object a line: `class cx cy w h`, normalised by the
+image size; a line with more than 4 numbers is a polygon (YOLO segment format) and its bounds become the box. An
+image without a label file has no objects. Class index i becomes COCO category id i + 1.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ def yaml_file(path: Path) -> Path:
 def _names(file: Path, cfg: dict) -> list[str]:
     names = cfg.get("names")
     if isinstance(names, dict):
+        if not all(isinstance(k, int) or str(k).isdigit() for k in names):
+            raise PixelforgeError(f"{file}: names must map class indices to names ({{0: cat, 1: dog}}), got keys "
+                                  f"{list(names)[:5]}")
         keys = sorted(int(k) for k in names)
         if keys != list(range(len(keys))):
             raise PixelforgeError(f"{file}: names must be numbered 0..{len(keys) - 1} without gaps, got {keys}")
@@ -45,6 +49,9 @@ def _split_images(file: Path, base: Path, key: str, value, problems: Problems) -
     images = []
     for entry in value if isinstance(value, list) else [value]:
         target = (base / str(entry)).resolve()
+        if not target.exists() and str(entry).startswith("../"):
+            # Roboflow writes `train: ../train/images` beside train/; Ultralytics then drops the `../`, as we do.
+            target = (base / str(entry)[3:]).resolve()
         if target.is_dir():
             images += list_images(target)
             for link in list_broken_links(target):  # invisible to list_images: reported, never silently dropped

@@ -10,10 +10,12 @@ silently dropped, so `data check` and training see the same data.
 from __future__ import annotations
 
 import csv
+import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pixelforge.data.sources import csv_text
 from pixelforge.errors import PixelforgeError
 
 SPLITS = ("train", "val", "test")
@@ -120,7 +122,7 @@ def read_coco_captions(path: str | Path, split: str | None = None) -> CaptionSou
 def read_captions_csv(path: str | Path) -> CaptionSource:
     """`path,caption[,split]` rows (a header row names the columns); paths relative to the CSV's folder."""
     path = Path(path)
-    with open(path, newline="") as handle:
+    with io.StringIO(csv_text(path), newline="") as handle:
         rows = list(csv.DictReader(handle))
     if not rows or not {"path", "caption"} <= set(rows[0]):
         raise PixelforgeError(f"{path}: needs a header with columns path,caption (optional: split)")

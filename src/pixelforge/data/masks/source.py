@@ -73,6 +73,10 @@ def read_masks(path: str | Path, ignore_index: int = 255, num_classes: int | Non
     for problem in (p for p in problems if p.kind == "broken_link"):
         logging.getLogger("pixelforge").warning("skipping: %s", problem.message)
     problems = [p for p in problems if p.kind != "broken_link"]
+    lossy = next((s.mask for s in source.samples if s.mask and s.mask.suffix.lower() in (".jpg", ".jpeg")), None)
+    if lossy:
+        raise PixelforgeError(f"{lossy}: a mask saved as JPEG, whose lossy compression changes the class ids along "
+                              "every edge; save the masks as PNG (lossless)")
     if problems:
         more = f" ({len(problems) - 1} more such problems; `pixelforge data check --task segment` lists them)" \
             if len(problems) > 1 else ""
@@ -242,15 +246,16 @@ def _read_class_file(folder: Path) -> list[str] | None:
     return None
 
 
-def _largest_id(path: Path, ignore_index: int, strict: bool) -> int:
+def _largest_id(path: Path, ignore_index: int, strict: bool) -> tuple[int, bool]:
+    """The largest class id in a mask (-1 when it cannot be read) and whether it holds `ignore_index` pixels."""
     try:
         ids = np.unique(load_mask(path))
     except (ImageReadError, PixelforgeError):
         if strict:
             raise
-        return -1
-    ids = ids[ids != ignore_index]
-    return int(ids.max()) if ids.size else 0
+        return -1, False
+    kept = ids[ids != ignore_index]
+    return (int(kept.max()) if kept.size else 0), kept.size < ids.size
 
 
 def _class_names(folder: Path, known: list[str] | None, samples: list[MaskSample], ignore_index: int,
@@ -264,8 +269,14 @@ def _class_names(folder: Path, known: list[str] | None, samples: list[MaskSample
     if num_classes is None:
         masks = [s.mask for s in samples if s.mask is not None]
         with ThreadPoolExecutor(max_workers=4) as pool:
-            num_classes = max(pool.map(lambda p: _largest_id(p, ignore_index, strict), masks), default=0) + 1
-        num_classes = max(num_classes, 2)  # background and at least one object class
+            found = list(pool.map(lambda p: _largest_id(p, ignore_index, strict), masks))
+        largest = max((i for i, _ in found), default=0)
+        if strict and largest == 0 and any(ignored for _, ignored in found):
+            # Binary masks drawn as 0/255: every object pixel would be ignored, and the model learn only background.
+            raise PixelforgeError(f"{folder}: the masks hold only 0 (background) and {ignore_index} (the ignore index: "
+                                  f"never learnt), so there is no object to learn; binary masks saved as "
+                                  f"0/{ignore_index} must mark objects with 1: re-save them as 0/1")
+        num_classes = max(largest + 1, 2)  # background and at least one object class
     return [f"class_{i}" for i in range(num_classes)]
 
 
