@@ -299,3 +299,14 @@ def test_bad_masks_are_listed_by_file(build, tmp_path, pixelforge_cli):
     target, name = build(tmp_path / "masks")
     result = pixelforge_cli("data", "check", target, "--task", "segment", "--strict")
     assert result.code == 1 and name in result.out.replace("\n", ""), result.out + result.err
+
+
+@pytest.mark.parametrize("build", [mask_wrong_size, mask_ids_outside_classes], ids=["mask size", "mask ids"])
+def test_a_mask_mistake_found_while_decoding_leaves_no_run_folder(build, tmp_path, pixelforge_cli):
+    """Masks are read when the dataset decodes them, after the run folder exists; the folder is removed again."""
+    target, name = build(tmp_path / "masks")
+    out = tmp_path / "run"
+    result = pixelforge_cli("train", "--task", "segment", "--data", target, "--out", out, "--epochs", "1",
+                            "--img-size", "32", "--batch-size", "2", "--weights", "none", "--quiet")
+    assert result.code == 2 and name.split(":")[0] in result.error_line  # the file, or the ids, named
+    assert not out.exists()

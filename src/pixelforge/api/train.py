@@ -91,15 +91,20 @@ def _train(task: Task, cfg: RunConfig, source, classes: list[str], resume, callb
         run = _torchrun_run_dir(Path(cfg.out or Path("runs") / task.run_name(cfg)))
     else:
         run = rd.new_run_dir(cfg.out or Path("runs") / task.run_name(cfg))
-    rd.write_json(run / "classes.json", classes)
-    save_config(cfg, run / "config.yaml")
-    started = time.perf_counter()
-    # config.yaml keeps `auto` (a resume on other hardware decides again); the run itself uses what it resolves to.
-    precision, why = resolve_precision(cfg.precision, fp32_reason=task.bf16_reason(cfg), accelerator=cfg.accelerator,
-                                       probe=_precision_probe(task, cfg, len(classes)))
-    cfg = cfg.model_copy(update={"precision": precision})
-    result = fit(partial(task.build_setup, cfg, source, classes), run, _fit_config(cfg, why), resume=bool(resume),
-                 hooks=callbacks or [], checkpoint_meta={"model_name": cfg.model, "task": cfg.task})
+    try:
+        rd.write_json(run / "classes.json", classes)
+        save_config(cfg, run / "config.yaml")
+        started = time.perf_counter()
+        # config.yaml keeps `auto` (a resume on other hardware decides again); the run uses what it resolves to.
+        precision, why = resolve_precision(cfg.precision, fp32_reason=task.bf16_reason(cfg),
+                                           accelerator=cfg.accelerator, probe=_precision_probe(task, cfg, len(classes)))
+        cfg = cfg.model_copy(update={"precision": precision})
+        result = fit(partial(task.build_setup, cfg, source, classes), run, _fit_config(cfg, why), resume=bool(resume),
+                     hooks=callbacks or [], checkpoint_meta={"model_name": cfg.model, "task": cfg.task})
+    except PixelforgeError:
+        if not resume:  # a mistake found while the data is decoded (a mask of another size): nothing half-written
+            rd.discard_unstarted_run(run)
+        raise
     if result.global_rank == 0:  # under torchrun every process returns here; one writes
         _finish(run, cfg, result, task, list(getattr(source, "broken_links", [])))
     seconds = round(time.perf_counter() - started, 2)

@@ -9,6 +9,7 @@ import csv
 import json
 import os
 import pickle
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -30,6 +31,16 @@ def new_run_dir(out: str | Path) -> Path:
         except FileExistsError:  # another process claimed it between the look and the mkdir
             continue
         return candidate
+
+
+def discard_unstarted_run(run: Path) -> None:
+    """Remove a run folder that training left before its first checkpoint, so a mistake found while the data is
+    decoded leaves nothing behind, as one found before the folder existed does. A folder with a checkpoint stays:
+    it can be resumed."""
+    checkpoints = run / "checkpoints"
+    if checkpoints.is_dir() and any(checkpoints.iterdir()):
+        return
+    shutil.rmtree(run, ignore_errors=True)
 
 
 def output_path(out: str | Path | None, default: str | Path) -> Path:
