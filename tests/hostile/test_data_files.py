@@ -286,7 +286,26 @@ def image_without_mask(root):
     return root, "0.png: image without mask"
 
 
+def mask_saved_as_jpeg(root):
+    _mask_layout(root)
+    mask = np.asarray(Image.open(root / "masks" / "2.png"))
+    (root / "masks" / "2.png").unlink()
+    Image.fromarray(mask).save(root / "masks" / "2.jpg", quality=90)
+    (root / "classes.json").unlink()  # the classes are counted from the masks, JPEG noise and all
+    return root, "2.jpg"
+
+
+def binary_masks_in_0_and_255(root):
+    for i in range(3):
+        write_pair(root / "images" / f"{i}.png", root / "masks" / f"{i}.png", i)
+        mask = np.asarray(Image.open(root / "masks" / f"{i}.png"))
+        Image.fromarray(np.where(mask > 0, 255, 0).astype(np.uint8)).save(root / "masks" / f"{i}.png")
+    return root, "must mark objects with 1"
+
+
 MASKS = {
+    "mask saved as JPEG": mask_saved_as_jpeg,
+    "binary masks drawn as 0/255": binary_masks_in_0_and_255,
     "mask smaller than its image": mask_wrong_size,
     "colour (RGB) mask": mask_in_colour,
     "mask ids beyond the classes": mask_ids_outside_classes,

@@ -2,7 +2,7 @@
 
 Counts per split; images without masks and masks without images; unreadable files; colour masks that hold no class
 ids; masks whose size differs from their image; class ids outside the declared classes; masks that are all
-background; pixel frequency of each class (class imbalance is the rule in segmentation, and the reason for
+background; masks saved as JPEG; binary masks drawn as 0/255 (objects in the ignore value); pixel frequency of each class (class imbalance is the rule in segmentation, and the reason for
 `class_weights` and dice losses); and the images' modes, bit depths and channel counts.
 """
 
@@ -38,6 +38,8 @@ class MaskCheckReport:
     size_mismatch: list[str] = field(default_factory=list)
     unknown_ids: list[str] = field(default_factory=list)
     empty_masks: list[str] = field(default_factory=list)  # all background: legal, but worth a look
+    lossy_masks: list[str] = field(default_factory=list)  # saved as JPEG: class ids change along every edge
+    no_objects: list[str] = field(default_factory=list)  # every mask only background and ignore: 0/255 binary masks
     broken_links: list[str] = field(default_factory=list)  # symbolic links that point nowhere (left out)
     single_class: list[str] = field(default_factory=list)  # the one class, when there is only one: training refuses
     img_size: int | None = None
@@ -50,7 +52,7 @@ class MaskCheckReport:
     def problem_count(self) -> int:
         return (len(self.missing_masks) + len(self.missing_images) + len(self.unreadable)
                 + len(self.not_single_channel) + len(self.size_mismatch) + len(self.unknown_ids)
-                + len(self.broken_links) + len(self.single_class))
+                + len(self.broken_links) + len(self.single_class) + len(self.lossy_masks) + len(self.no_objects))
 
     def to_json(self) -> dict:
         return {**asdict(self), "problem_count": self.problem_count}
@@ -133,6 +135,10 @@ def check_masks(path, ignore_index: int = 255, num_classes: int | None = None, w
     labelled = sum(n for i, n in pixels.items() if i != ignore_index)
     total = labelled + pixels.get(ignore_index, 0)
     report.ignore_fraction = round(pixels.get(ignore_index, 0) / total, 6) if total else 0.0
+    report.lossy_masks = [str(s.mask) for s in source.samples if s.mask and s.mask.suffix.lower() in (".jpg", ".jpeg")]
+    if pixels.get(ignore_index) and not set(pixels) - {0, ignore_index}:
+        report.no_objects.append(f"{source.origin}: every mask holds only 0 (background) and {ignore_index} (ignored, "
+                                 f"never learnt); binary masks saved as 0/{ignore_index} must mark objects with 1")
     for index, name in enumerate(source.classes):
         report.class_pixel_fraction[name] = round(pixels.get(index, 0) / labelled, 6) if labelled else 0.0
         report.class_image_count[name] = images_with.get(index, 0)
@@ -165,6 +171,8 @@ def print_mask_report(report: MaskCheckReport) -> None:
                 ("colour masks (not single-channel class ids)", report.not_single_channel, "red"),
                 ("masks whose size differs from the image", report.size_mismatch, "red"),
                 ("masks with class ids outside the classes", report.unknown_ids, "red"),
+                ("masks saved as JPEG (lossy: class ids change along edges; save as PNG)", report.lossy_masks, "red"),
+                ("no object to learn", report.no_objects, "red"),
                 ("masks that are all background", report.empty_masks, "yellow")]
     for title, items, colour in sections:
         style = colour if items else "green"
