@@ -126,6 +126,32 @@ def test_prepare_data_names_the_file_without_segmentations(tmp_path):
         prepare_data(build_config(data=str(data), task="instance", arch="fcos", weights="none"))
 
 
+def test_prepare_data_reads_outlines_from_yolo_segment_labels(tmp_path):
+    """An Ultralytics segmentation set (data.yaml + `class x1 y1 x2 y2 ...` lines) trains Mask R-CNN; a YOLO set of
+    boxes alone is refused, naming both ways to give outlines."""
+    import yaml
+
+    from pixelforge.tasks.config import build_config
+    from pixelforge.tasks.instance.task import prepare_data
+
+    root = tmp_path / "yolo-seg"
+    for split in ("train", "val"):
+        for i in range(2):
+            (root / "images" / split).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.zeros((40, 80, 3), np.uint8)).save(root / "images" / split / f"{i}.png")
+            (root / "labels" / split).mkdir(parents=True, exist_ok=True)
+            (root / "labels" / split / f"{i}.txt").write_text("1 0.25 0.25 0.75 0.25 0.5 0.75\n")
+    (root / "data.yaml").write_text(yaml.safe_dump({"train": "images/train", "val": "images/val",
+                                                    "names": ["square", "triangle"]}))
+    source, classes = prepare_data(build_config(data=str(root / "data.yaml"), task="instance", weights="none"))
+    assert classes == ["square", "triangle"]
+    assert all(image.segmentations == [[[20.0, 10.0, 60.0, 10.0, 40.0, 30.0]]] for image in source.images)
+    for label in (root / "labels").rglob("*.txt"):
+        label.write_text("1 0.5 0.5 0.5 0.5\n")  # boxes only
+    with pytest.raises(PixelforgeError, match=r"data\.yaml.*YOLO segment lines.*--task detect"):
+        prepare_data(build_config(data=str(root / "data.yaml"), task="instance", weights="none"))
+
+
 def _untrained_run(root: Path, data: Path) -> Path:
     """A run folder holding an untrained Mask R-CNN, as `train` would leave it (no training needed to test I/O)."""
     from pixelforge.config import save_config

@@ -177,3 +177,23 @@ def test_voc_trainval_list_becomes_train_when_there_is_no_train_list(tmp_path):
     root = write_tiny_voc(tmp_path / "voc")
     (root / "ImageSets" / "Main" / "val.txt").rename(root / "ImageSets" / "Main" / "trainval.txt")
     assert read_boxes(root).images[0].split == "train"
+
+
+def test_yolo_segment_lines_become_outlines_for_instance_segmentation(tmp_path):
+    """Ultralytics' segment format: `class x1 y1 x2 y2 x3 y3 ...`; the polygon is kept (in pixels) beside its box."""
+    from pixelforge.data.boxes.dataset import rasterize
+
+    root = write_tiny_yolo(tmp_path / "yolo", ["cat", "dog"])
+    (root / "labels" / "train" / "a.txt").write_text("0 0.25 0.25 0.75 0.25 0.75 0.75 0.25 0.75\n1 0.5 0.5 0.2 0.2\n")
+    a = next(i for i in read_boxes(root).images if i.path.stem == "a")
+    np.testing.assert_allclose(a.boxes, [[20, 10, 60, 30], [32, 16, 48, 24]], atol=1e-4)
+    assert a.segmentations[0] == [[20.0, 10.0, 60.0, 10.0, 60.0, 30.0, 20.0, 30.0]]
+    assert a.segmentations[1] == []  # a box line has no outline
+    assert 700 <= rasterize(a.segmentations[0], 40, 80).sum() <= 900  # the 40 x 20 square
+    b = next(i for i in read_boxes(root).images if i.path.stem == "b")
+    assert b.segmentations is None
+
+
+def test_yolo_boxes_alone_carry_no_outlines(tmp_path):
+    source = read_boxes(write_tiny_yolo(tmp_path / "yolo", ["cat", "dog"]))
+    assert all(image.segmentations is None for image in source.images)

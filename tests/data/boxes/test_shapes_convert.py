@@ -120,3 +120,19 @@ def test_convert_refuses_a_non_empty_output_and_unknown_formats(tiny_coco, tmp_p
         convert_boxes(tiny_coco, tmp_path / "out", to="yolo")
     with pytest.raises(PixelforgeError, match="unknown format"):
         convert_boxes(tiny_coco, tmp_path / "new", to="labelme")
+
+
+def test_polygon_outlines_survive_a_round_trip_through_yolo(tmp_path):
+    """One polygon an object goes out in YOLO's segment format and comes back; an RLE object goes as its box."""
+    from tests.data.boxes.conftest import draw
+
+    draw(tmp_path / "coco" / "a.png", 80, 40, [])
+    square = [20.0, 10.0, 60.0, 10.0, 60.0, 30.0, 20.0, 30.0]
+    coco = {"images": [{"id": 1, "file_name": "a.png", "width": 80, "height": 40}],
+            "categories": [{"id": 1, "name": "cat"}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [20, 10, 40, 20], "iscrowd": 0,
+                             "area": 800, "segmentation": [square]}]}
+    (tmp_path / "coco" / "annotations.json").write_text(json.dumps(coco))
+    back = read_boxes(convert_boxes(tmp_path / "coco" / "annotations.json", tmp_path / "yolo", to="yolo"))
+    np.testing.assert_allclose(back.images[0].segmentations[0][0], square, atol=1e-3)
+    np.testing.assert_allclose(back.images[0].boxes, [[20, 10, 60, 30]], atol=1e-3)

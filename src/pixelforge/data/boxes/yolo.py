@@ -4,8 +4,9 @@ A `data.yaml` names the classes (`names:` as a list or `{index: name}`) and the 
 (`train:`, `val:`, `test:`; relative to `path:` when given, else to the yaml's folder; a `../x` that is not there
 is looked for as `x`, as Ultralytics does for Roboflow's exports). Each image's labels are in the mirror path
 with `images` replaced by `labels` and the suffix `.txt`, one object a line: `class cx cy w h`, normalised by the
-image size; a line with more than 4 numbers is a polygon (YOLO segment format) and its bounds become the box. An
-image without a label file has no objects. Class index i becomes COCO category id i + 1.
+image size; a line with more than 4 numbers is a polygon (YOLO segment format): its bounds become the box and the
+polygon the object's outline, so `--task instance` learns masks from it as from COCO polygons. An image without a
+label file has no objects. Class index i becomes COCO category id i + 1.
 """
 
 from __future__ import annotations
@@ -97,14 +98,14 @@ def _parse_line(file: Path, number: int, line: str, n_classes: int, problems: Pr
         return None
     if len(coords) == 4:
         cx, cy, w, h = coords
-        return cls, [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]
+        return cls, [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], None
     xs, ys = coords[0::2], coords[1::2]
-    return cls, [xs.min(), ys.min(), xs.max(), ys.max()]
+    return cls, [xs.min(), ys.min(), xs.max(), ys.max()], coords
 
 
 def _read_labels(image: Path, size: tuple[int, int], n_classes: int, problems: Problems):
     file = label_path(image)
-    boxes, labels, refs = [], [], []
+    boxes, labels, polygons, refs = [], [], [], []
     if file.exists():
         for number, line in enumerate(file.read_text().splitlines(), start=1):
             if not line.strip():
@@ -113,12 +114,15 @@ def _read_labels(image: Path, size: tuple[int, int], n_classes: int, problems: P
             if parsed:
                 labels.append(parsed[0] + 1)
                 boxes.append(parsed[1])
+                polygons.append(parsed[2])
                 refs.append(f"{file}:{number}")
     if not boxes:
-        return (*empty_boxes(), refs)
+        return (*empty_boxes(), refs, None)
     scale = np.array([size[0], size[1]] * 2, np.float64)
+    # COCO's polygon form in pixels, [] for a box line (no outline); None when the image has no polygon at all.
+    outlines = [[(p * np.resize(scale[:2], len(p))).round(2).tolist()] if p is not None else [] for p in polygons]
     return ((np.array(boxes) * scale).astype(np.float32), np.array(labels, np.int64), np.zeros(len(labels), bool),
-            refs)
+            refs, outlines if any(outlines) else None)
 
 
 def read_yolo(path: Path, problems: Problems | None = None) -> BoxSource:
@@ -148,19 +152,28 @@ def read_yolo(path: Path, problems: Problems | None = None) -> BoxSource:
             if size is None:
                 problems.note("unreadable_file", f"{image_path}: cannot open the image to read its size")
                 continue
-            boxes, labels, crowd, refs = _read_labels(image_path, size, len(names), problems)
+            boxes, labels, crowd, refs, outlines = _read_labels(image_path, size, len(names), problems)
             images.append(BoxImage(image_path, size[0], size[1], boxes, labels, crowd, len(images) + 1,
-                                   SPLIT_ALIASES[key], refs=refs))
+                                   SPLIT_ALIASES[key], segmentations=outlines, refs=refs))
     if not any(cfg.get(key) for key in ("train", "val", "valid", "test")):
         raise PixelforgeError(f"{file}: no image folders; add `train: images/train` and `val: images/val`")
     return BoxSource(images, {i + 1: name for i, name in enumerate(names)}, str(path))
 
 
+def _one_polygon(outline) -> list | None:
+    """An outline YOLO's segment format can hold: one polygon of 3 or more points (not an RLE, not several parts)."""
+    if isinstance(outline, list) and len(outline) == 1 and len(outline[0]) >= 6 and len(outline[0]) % 2 == 0:
+        return outline[0]
+    return None
+
+
 def write_yolo(source: BoxSource, out: str | Path) -> Path:
     """Write `source` as out/data.yaml + out/images/<split>/ + out/labels/<split>/*.txt.
 
-    Categories become class indices in id order. Crowd regions and boxes with no area inside the image are left
-    out: YOLO has no way to say "ignore this region", and our reader would reject coordinates outside [0, 1].
+    Categories become class indices in id order. An object outlined by one polygon is written in YOLO's segment
+    format (its polygon), any other as its box: YOLO has no RLE and one polygon an object. Crowd regions and boxes
+    with no area inside the image are left out: YOLO has no way to say "ignore this region", and our reader would
+    reject coordinates outside [0, 1].
     """
     out = Path(out)
     ids = sorted(source.categories)
@@ -169,9 +182,16 @@ def write_yolo(source: BoxSource, out: str | Path) -> Path:
     for image, target in zip(source.images, targets):
         lines = []
         size = np.array([image.width, image.height] * 2, np.float64)
-        for box, label, crowd in zip(image.boxes.astype(np.float64), image.labels, image.iscrowd):
+        outlines = image.segmentations or [None] * len(image.labels)
+        for box, label, crowd, outline in zip(image.boxes.astype(np.float64), image.labels, image.iscrowd, outlines):
             x1, y1, x2, y2 = np.clip(box, 0, size) / size
             if crowd or x2 <= x1 or y2 <= y1:
+                continue
+            polygon = _one_polygon(outline)
+            if polygon is not None:  # YOLO segment format: the outline, normalised
+                frame = np.resize(size[:2], len(polygon))  # width, height, width, height...
+                points = np.clip(np.array(polygon, np.float64), 0, frame) / frame
+                lines.append(f"{index_of[int(label)]} " + " ".join(f"{v:.6f}" for v in points))
                 continue
             lines.append(f"{index_of[int(label)]} {(x1 + x2) / 2:.6f} {(y1 + y2) / 2:.6f} {x2 - x1:.6f} {y2 - y1:.6f}")
         label_file = label_path(target)

@@ -11,7 +11,7 @@ from pixelforge.tasks.instance.config import InstanceConfig
 class InstanceTask(BoxTask):
     name = "instance"
     config_class = InstanceConfig
-    description = "a mask per object: COCO json with polygons or RLE, or built-in shapes"
+    description = "a mask per object: COCO json with polygons or RLE, YOLO segment labels, or built-in shapes"
     # Mask R-CNN on Lite0 at 160 px: test mask mAP50 0.86 on shapes after 10 epochs (~5 min).
     defaults = {"arch": "maskrcnn", "img_size": 160, "epochs": 10, "batch_size": 8, "strategy": "full", "lr": 2e-3}
     title = "instance segmentation"

@@ -19,8 +19,9 @@ def prepare_data(cfg):
     source = make_box_splits(read_boxes(data), cfg.val_fraction, cfg.test_fraction, cfg.seed)
     outlined = [image for image in source.images if image.segmentations is not None]
     if not outlined:
-        raise PixelforgeError(f"{source.origin}: no annotation has a 'segmentation' (polygons or RLE); instance "
-                              "segmentation needs object outlines: use COCO annotations with masks, or --task detect")
+        raise PixelforgeError(f"{source.origin}: no object has an outline (COCO 'segmentation' polygons or RLE, or "
+                              "YOLO segment lines `class x1 y1 x2 y2 x3 y3 ...`); instance segmentation needs them: "
+                              "add outlines, or use --task detect")
     train, val = source.split("train"), source.split("val")
     if not train or not val:
         raise PixelforgeError(f"{source.origin}: need images in both train and val splits "
