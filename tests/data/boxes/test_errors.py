@@ -103,9 +103,13 @@ def test_yolo_names_keyed_by_name_names_the_yaml(tmp_path):
         read_boxes(root)
 
 
-def test_voc_without_size_names_the_xml(tmp_path):
+def test_voc_without_size_takes_the_image_s_size_and_names_the_xml_when_it_cannot(tmp_path):
+    """labelImg writes no <size> (or 0 x 0) for some images; the image file gives it, as it does to torchvision."""
     root = write_tiny_voc(tmp_path / "voc", size=False)
-    with pytest.raises(PixelforgeError, match=r"p1\.xml: no <size>"):
+    image = read_boxes(root).images[0]
+    assert (image.width, image.height) == (50, 40) and len(image.boxes) == 2
+    (root / "JPEGImages" / "p1.png").write_bytes(b"not an image")
+    with pytest.raises(PixelforgeError, match=r"p1\.xml: no <size>.*cannot be opened"):
         read_boxes(root)
 
 

@@ -97,10 +97,11 @@ def read_voc(path: Path, problems: Problems | None = None) -> BoxSource:
             problems.add("missing_file", f"{image_path}: {missing_reason(image_path)} (named by {xml}); put the file in "
                                          "JPEGImages/ or fix <filename>")
         width, height = info["width"], info["height"]
-        if not width or not height:
-            problems.add("missing_size", f"{xml}: no <size> with <width> and <height>; add it (the image's pixel "
-                                         "size), as every VOC annotation has")
+        if not width or not height:  # no <size>, or labelImg's 0 x 0: the image file knows it
             width, height = image_size(image_path) or (0, 0)
+            if image_path.exists() and not width:
+                problems.add("missing_size", f"{xml}: no <size> with <width> and <height>, and {image_path} cannot "
+                                             "be opened to read it")
         if info["objects"]:
             corners = np.array([c for _, c, _, _ in info["objects"]], np.float32)
             corners[:, :2] -= 1  # VOC counts pixels from 1
