@@ -45,6 +45,9 @@ def prepare_data(cfg):
     source = read_source(cfg.data, cfg.conditional)
     if not training_samples(source):
         raise PixelforgeError(f"{source.origin}: no training images (a train/ split is empty)")
+    if len(source.samples) < 4:  # else the run trains, then its report fails (evaluate.py)
+        raise PixelforgeError(f"{source.origin}: {len(source.samples)} image(s); a GAN run is scored by FID on two "
+                              "disjoint sets of 2 or more real images, so give at least 4")
     return source, list(source.classes)
 
 
@@ -52,7 +55,7 @@ def real_features_key(samples, img_size: int, channels: int, extractor) -> dict:
     """What identifies a set of real features: the files (paths and sizes), the decoding and the extractor."""
     listing = "\n".join(f"{s.path}:{s.path.stat().st_size}" for s in samples)
     return {"files": hashlib.sha256(listing.encode()).hexdigest(), "n": len(samples), "img_size": img_size,
-            "channels": channels, "extractor": extractor.name,
+            "channels": channels, "extractor": extractor.name, "decoding": "load_rgb",
             "weights": getattr(extractor, "weights_file", None)}
 
 
@@ -103,4 +106,5 @@ def build_setup(cfg, source, classes: list[str], fabric, progress):
                           "latent_dim": cfg.latent_dim, "conditional": cfg.conditional, "width": cfg.width,
                           "native_size": native, "judge_size": judge,
                           "label_dim": cfg.label_dim},
+        unreadable=train.unreadable,
     )
