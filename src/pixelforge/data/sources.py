@@ -150,3 +150,24 @@ def collect_paths(paths: list[str | Path]) -> list[str]:
         else:
             raise PixelforgeError(f"{path}: no such file or folder")
     return found
+
+
+def output_stems(paths: list[str | Path]) -> list[str]:
+    """One output file stem per input path, none taken twice: the file's own stem, or `STEM-2`, `STEM-3`... after
+    an earlier file with that stem (class folders often each hold a `1.jpg`; `a.jpg` may sit beside `a.png`).
+    Stems are compared case-insensitively, as macOS and Windows file systems compare names.
+
+    Example:
+        >>> output_stems(["ants/1.jpg", "bees/1.jpg", "bees/1.png", "a/B.png", "b/b.jpg"])
+        ['1', '1-2', '1-3', 'B', 'b-2']
+    """
+    used: set[str] = set()
+    stems = []
+    for path in paths:
+        stem = candidate = Path(path).stem
+        number = 2
+        while candidate.casefold() in used:
+            candidate, number = f"{stem}-{number}", number + 1
+        used.add(candidate.casefold())
+        stems.append(candidate)
+    return stems

@@ -69,13 +69,14 @@ class StyleRuntime(DenseRuntime):
     def predict_files(self, paths: list, out: str | Path | None = None, *, progress=None, **options) -> list[dict]:
         """Each image stylized into `out` as NAME_stylized.png (existing files are never overwritten)."""
         from pixelforge.data.images import load_rgb
+        from pixelforge.data.sources import output_stems
 
         self.reject_options("predict", options)
         out = Path(out or Path(self.package.folder) / "predictions")
         out.mkdir(parents=True, exist_ok=True)
         results = []
-        for path in paths:
-            target = out / f"{Path(path).stem}_stylized.png"
+        for path, stem in zip(paths, output_stems(paths)):
+            target = out / f"{stem}_stylized.png"
             try:
                 if target.exists():
                     raise PixelforgeError(f"{target}: already exists; choose a new --out")

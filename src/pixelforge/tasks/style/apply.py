@@ -61,13 +61,18 @@ def stylize_tensor(model: TransformerNet, content: torch.Tensor) -> torch.Tensor
 def predict_files(run_dir: str | Path, paths: list, out: str | Path | None = None) -> list[dict]:
     """`pixelforge predict RUN IMAGES`: each image stylized at its own size into `out` (default RUN/predictions)."""
     from pixelforge.data.images import read_each
+    from pixelforge.data.sources import collect_paths, output_stems
     from pixelforge.tasks.style.images import read_image, save_image
 
     run = load_style_run(run_dir)
     out = Path(out or run.run_dir / "predictions")
+    paths = collect_paths(list(paths))  # folders and glob patterns, as every task's predict takes them
+    if not paths:
+        raise PixelforgeError("no images found in the paths given")
+    target_of = {path: out / f"{stem}_stylized.png" for path, stem in zip(paths, output_stems(paths))}
     results = []
     for path, content in read_each(paths, read_image, results, errors=(PixelforgeError,)):
-        target = out / f"{Path(path).stem}_stylized.png"
+        target = target_of[path]
         save_image(stylize_tensor(run.model, content), target)
         results.append({"path": str(path), "stylized": str(target), "summary": f"stylized -> {target}"})
     return results
