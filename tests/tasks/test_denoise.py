@@ -92,6 +92,15 @@ def test_evaluate_scores_images_under_the_ssim_window_and_says_which_file_it_ski
     assert "SSIM n/a" in get_task("denoise").format_metrics(result.metrics)
 
 
+def test_a_split_whose_only_image_is_broken_names_the_file(tmp_path):
+    (tmp_path / "photos").mkdir()
+    Image.fromarray(data.coffee()[:40, :40]).save(tmp_path / "photos" / "good.png")
+    (tmp_path / "photos" / "cut.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(20))
+    with pytest.raises(pixelforge.PixelforgeError, match=r"no readable images in the (train|val) split \(.*cut.png"):
+        pixelforge.train(str(tmp_path / "photos"), task="denoise", model="dncnn", depth=3, features=8,
+                         out=str(tmp_path / "run"), **TINY)
+
+
 def test_export_passes_parity_and_the_package_predicts_without_torch_as_the_run(dncnn_run, photos, tmp_path):
     pixelforge.export(dncnn_run, tmp_path / "pkg")
     parity = json.loads((Path(tmp_path / "pkg") / "parity.json").read_text())
