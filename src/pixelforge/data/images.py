@@ -32,7 +32,9 @@ def is_image_file(path: Path) -> bool:
 
 def _files_below(folder: Path):
     """Every non-folder entry below `folder`, symbolic links to folders followed (as torchvision's ImageFolder
-    does: `rglob` before Python 3.13 silently skips them), each real folder once, so a link to a parent ends."""
+    does: `rglob` before Python 3.13 silently skips them), each real folder once, so a link to a parent ends.
+    Hidden subfolders are not entered, as fastai's `get_image_files` does not: `.AppleDouble/` holds resource
+    forks named exactly like the photos, `.thumbnails/` smaller copies of them."""
     seen = set()
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
         real = os.path.realpath(dirpath)
@@ -40,6 +42,7 @@ def _files_below(folder: Path):
             dirnames[:] = []
             continue
         seen.add(real)
+        dirnames[:] = [name for name in dirnames if not name.startswith(".")]
         yield from (Path(dirpath) / name for name in filenames)
 
 
