@@ -331,6 +331,19 @@ def test_export_parity_runtime_and_video_flicker(tiny_run, package, images, tmp_
     assert answer["task"] == "style" and stylized.size == (48, 40)
 
 
+def test_images_narrower_than_the_first_convolution_s_padding_are_stylized_by_the_run_and_the_package(tiny_run,
+                                                                                                        package):
+    """A 3 px strip or a 1 px icon: the 9x9 convolution's reflection padding stopped `predict` with a traceback."""
+    from pixelforge.deploy.runtime.registry import load_runtime
+    from pixelforge.tasks.style.apply import load_style_run, stylize_tensor
+
+    model, runtime = load_style_run(tiny_run).model, load_runtime(package)
+    for height, width in ((40, 3), (1, 1), (4, 4)):
+        assert stylize_tensor(model, torch.rand(1, 3, height, width)).shape == (1, 3, height, width)
+        strip = np.full((height, width, 3), 128, np.uint8)
+        assert runtime.predict_images([strip])[0]["image"].shape == (height, width, 3)
+
+
 def test_serve_stylizes_with_the_package_an_uploaded_style_image_or_a_builtin_style(package, images):
     from fastapi.testclient import TestClient
 
