@@ -174,6 +174,17 @@ def test_unusable_datasets_are_refused_before_a_run_folder_exists(build, tmp_pat
     assert not out.exists()  # nothing half-written
 
 
+def test_a_class_whose_every_image_is_broken_is_refused_not_trained_as_a_class_never_seen(tmp_path, pixelforge_cli):
+    root = _folders(tmp_path / "data")
+    (root / "wasp").mkdir()
+    for i in range(3):  # the files are there (so the split has them), but none decodes
+        (root / "wasp" / f"{i}.jpg").write_bytes(b"\xff\xd8\xff\xe0" + bytes(40))
+    result = pixelforge_cli("train", "--data", root, "--out", tmp_path / "run", "--model", "simple_cnn", "--weights",
+                            "none", "--epochs", "1", "--img-size", "32", "--quiet")
+    assert result.code == 2 and "class 'wasp' has no readable training image" in result.err.splitlines()[-1]
+    assert "wasp/" in result.err.splitlines()[-1]
+
+
 def coco_truncated_json(root):
     write_tiny_coco(root)
     path = root / "annotations" / "train.json"
