@@ -296,6 +296,9 @@ def test_generate_is_reproducible_by_seed_and_writes_the_class_at_the_data_size(
     assert Image.open(first["files"][0]).size == (16, 16)
     with pytest.raises(PixelforgeError, match="not empty"):
         generate_to_folder(gan_run, out=tmp_path / "a", n=2)
+    (tmp_path / "mine.png").write_bytes(b"the user's own file")  # a file, not a folder: was a NotADirectoryError
+    with pytest.raises(PixelforgeError, match="mine.png: exists and is a file"):
+        generate_to_folder(gan_run, out=tmp_path / "mine.png", n=2)
     result = cli("generate", gan_run, "--n", "4", "--interpolate", "5", "--out", tmp_path / "lerp")
     assert result.returncode == 0, result.stderr
     assert len(list((tmp_path / "lerp").glob("0*.png"))) == 5
