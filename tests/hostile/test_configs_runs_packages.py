@@ -160,6 +160,9 @@ def test_outputs_are_never_overwritten(tiny_run, tmp_path, pixelforge_cli):
         result = pixelforge_cli(*args)
         assert result.code == 2 and str(taken.name) in result.error_line, (args, result.err)
     assert sorted(p.name for p in taken.iterdir()) == ["mine.txt"] and (taken / "mine.txt").read_text() == "precious"
+    result = pixelforge_cli("evaluate", tiny_run, "--out", taken / "mine.txt")  # was a FileExistsError traceback
+    assert result.code == 2 and "mine.txt: a file, not a folder" in result.error_line
+    assert (taken / "mine.txt").read_text() == "precious"
 
 
 def test_train_into_a_used_folder_writes_beside_it(tmp_path, monkeypatch):
