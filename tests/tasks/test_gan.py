@@ -262,6 +262,17 @@ def test_real_images_are_read_upright_16_bit_rescaled_and_a_broken_file_is_skipp
     assert phone[:4].mean() > 200 and phone[-4:].mean() < 50  # upright: the white half on top
 
 
+def test_a_conditional_gan_refuses_a_class_whose_every_image_is_broken(two_class_folder, tmp_path):
+    import shutil
+
+    shutil.copytree(two_class_folder, tmp_path / "data")
+    (tmp_path / "data" / "wasp").mkdir()
+    for i in range(3):
+        (tmp_path / "data" / "wasp" / f"{i}.jpg").write_bytes(b"\xff\xd8\xff\xe0" + bytes(40))
+    with pytest.raises(PixelforgeError, match=r"class 'wasp' has no readable training image \(.*wasp/0.jpg"):
+        pixelforge.train(str(tmp_path / "data"), out=str(tmp_path / "run"), **TINY)
+
+
 def test_a_gan_on_fewer_than_four_images_is_refused_before_a_run_folder_exists(tmp_path):
     flat = tmp_path / "few"
     flat.mkdir()

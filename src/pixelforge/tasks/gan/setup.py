@@ -87,6 +87,12 @@ def build_setup(cfg, source, classes: list[str], fabric, progress):
     train_samples = training_samples(source)
     channels = 1 if grey(train_samples) else 3
     train = decode(train_samples, classes, cfg.img_size, channels)
+    lost = sorted({s.label for s in train_samples} - {classes[i] for i in set(train.labels.tolist())})
+    if cfg.conditional and lost:  # else the generator is asked for a class it never saw
+        paths = [f"{s.path}:" for s in train_samples if s.label == lost[0]]
+        example = next((e for e in train.unreadable if e.startswith(tuple(paths))), "")
+        raise PixelforgeError(f"{source.origin}: class {lost[0]!r} has no readable training image ({example}); "
+                              "replace its files or remove the class")
     extractor = build_extractor(cfg.fid_weights).to(fabric.device)
     reference = reference_samples(source, cfg.fid_n, cfg.seed)
     real_features = reference_features(reference, classes, cfg.img_size, channels, extractor, progress)
