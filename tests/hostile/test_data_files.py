@@ -310,3 +310,17 @@ def test_bad_masks_are_listed_by_file(build, tmp_path, pixelforge_cli):
     target, name = build(tmp_path / "masks")
     result = pixelforge_cli("data", "check", target, "--task", "segment", "--strict")
     assert result.code == 1 and name in result.out.replace("\n", ""), result.out + result.err
+
+
+def test_mask_predictions_of_two_images_with_one_name_are_both_kept(tmp_path):
+    """Class folders that each hold a 1.png: the second mask and overlay were written over the first."""
+    from pixelforge.deploy.runtime.mask_files import predict_files
+
+    for i, folder in enumerate(("ants", "bees")):
+        (tmp_path / "photos" / folder).mkdir(parents=True)
+        Image.new("RGB", (12, 10), (90 * i, 0, 0)).save(tmp_path / "photos" / folder / "1.png")
+    results = predict_files([tmp_path / "photos"], tmp_path / "out", ["bg", "fg"],
+                            lambda image: (image[..., 0] > 0).astype(np.int64))
+    assert [Path(r["mask"]).name for r in results] == ["1.png", "1-2.png"]
+    assert [Path(r["overlay"]).name for r in results] == ["1.png", "1-2.png"]
+    assert [r["class_fractions"]["fg"] for r in results] == [0.0, 1.0]  # each its own image's mask
