@@ -185,6 +185,17 @@ def test_a_class_whose_every_image_is_broken_is_refused_not_trained_as_a_class_n
     assert "wasp/" in result.err.splitlines()[-1]
 
 
+def test_a_val_split_whose_every_image_is_broken_is_refused_in_one_line(tmp_path, pixelforge_cli):
+    root = tmp_path / "data"
+    _folders(root / "train")
+    for label in ("ant", "bee"):
+        (root / "val" / label).mkdir(parents=True)
+        (root / "val" / label / "v.jpg").write_bytes(b"\xff\xd8\xff\xe0" + bytes(40))
+    result = pixelforge_cli("train", "--data", root, "--out", tmp_path / "run", "--model", "simple_cnn", "--weights",
+                            "none", "--epochs", "1", "--img-size", "32", "--quiet")
+    assert result.code == 2 and "no readable image in the val split" in result.err.splitlines()[-1], result.err
+
+
 def coco_truncated_json(root):
     write_tiny_coco(root)
     path = root / "annotations" / "train.json"

@@ -140,6 +140,9 @@ def _decoded_datasets(cfg, source, classes: list[str], spec, augment, progress):
                                                     if s.label == lost[0]))
         raise PixelforgeError(f"{source.origin}: class {lost[0]!r} has no readable training image ({example}); "
                               "replace its files or remove the class")
+    if not val_set.samples:  # else feature caching or the report stops on an empty batch
+        example = next(e for e in unreadable if any(e.startswith(f"{s.path}:") for s in source.split("val")))
+        raise PixelforgeError(f"{source.origin}: no readable image in the val split ({example}); replace its files")
     # Per-image transforms run on one thread (engine/threads.py: 3-50x faster on few cores); the model uses all.
     train_set.transform, val_set.transform = single_threaded(train_set.transform), single_threaded(val_set.transform)
     return train_set, val_set, unreadable
