@@ -73,6 +73,13 @@ def exact_duplicate_across_splits(root):
     return root, "leakage"
 
 
+def class_folder_without_images(root):
+    (_folders(root) / "wasp").mkdir()  # its photos are .heic, or were moved: no class comes of it
+    (root / "wasp" / "IMG_0001.heic").write_bytes(b"\x00\x00\x00\x18ftypheic")
+    (root / "__MACOSX" / "ant").mkdir(parents=True)  # a Mac zip's resource forks: never a class, never listed
+    return root, "wasp"
+
+
 def csv_missing_file(root):
     _folders(root)
     (root / "labels.csv").write_text("path,label\nant/0.png,ant\nbee/0.png,bee\nant/missing.png,ant\n")
@@ -88,6 +95,7 @@ LISTED = {  # data check lists the problem with the file's name and exits 1 unde
     "symbolic link that points nowhere": broken_symlink,
     "same image in train and val (leakage)": exact_duplicate_across_splits,
     "CSV naming a file that does not exist": csv_missing_file,
+    "class folder without images": class_folder_without_images,
 }
 
 
@@ -159,6 +167,8 @@ REFUSED = {  # training refuses before a run folder exists: one line naming the 
     "empty folder": empty_folder,
     "images without class folders": images_without_class_folders,
     "a single class": single_class,
+    "a class folder without images": lambda root: (class_folder_without_images(root)[0],
+                                                   r"wasp: a class folder with no images"),
 }
 
 

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from pixelforge.data.images import ImageReadError, list_images, load_rgb
-from pixelforge.data.sources import DataSource, Sample, resolve_data
+from pixelforge.data.sources import DataSource, Sample, refuse_empty_class_folders, resolve_data
 from pixelforge.errors import PixelforgeError
 
 FLAT_CLASS = "images"  # the one class of a folder without class subfolders (the same name whatever the folder)
@@ -48,6 +48,8 @@ def read_source(data: str, conditional: bool = False) -> DataSource:
         return DataSource([Sample(path, FLAT_CLASS) for path in files], [FLAT_CLASS], str(folder))
     if len(source.classes) < 1:
         raise PixelforgeError(f"{source.origin}: no class folders found")
+    if conditional:  # the classes are what it learns: one the user meant must not be silently missing
+        refuse_empty_class_folders(source)
     return source
 
 
