@@ -70,14 +70,14 @@ def data_make(name: str = typer.Argument(..., help="digits | shapes | split-digi
     if name == "split-digits":  # continual learning's benchmark: a folder a task (data/split_digits.py)
         from pixelforge.data.split_digits import write_split_digits
 
-        if out.exists() and any(out.iterdir()):
-            raise PixelforgeError(f"{out}: folder exists and is not empty; choose a new --out")
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise PixelforgeError(f"{out}: exists and is a file or not empty; choose a new --out")
         typer.echo("wrote " + "  ".join(str(p) for p in write_split_digits(out, tasks, seed)))
         return
     if name not in BUILTIN_DATASETS:
         raise PixelforgeError(f"unknown built-in dataset {name!r}; choose one of {', '.join(sorted(BUILTIN_DATASETS))}")
-    if out.exists() and any(out.iterdir()):
-        raise PixelforgeError(f"{out}: folder exists and is not empty; choose a new --out")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise PixelforgeError(f"{out}: exists and is a file or not empty; choose a new --out")
     typer.echo(f"wrote {materialize(name, out, seed, kind=kind)}")
 
 
@@ -89,6 +89,6 @@ def data_convert(source: str = typer.Argument(..., help="Detection data: COCO js
 
     if to not in ("coco", "yolo", "voc"):
         raise PixelforgeError(f"--to {to!r}: choose coco, yolo or voc")
-    if out.exists() and any(out.iterdir()):
-        raise PixelforgeError(f"{out}: folder exists and is not empty; choose a new --out")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise PixelforgeError(f"{out}: exists and is a file or not empty; choose a new --out")
     typer.echo(f"wrote {convert_boxes(source, out, to=to)}")

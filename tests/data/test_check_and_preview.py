@@ -64,6 +64,9 @@ def test_make_writes_a_builtin_dataset_and_refuses_to_overwrite(tmp_path, cli):
     assert len(list((out / "test").rglob("*.png"))) > 50
     again = cli("data", "make", "shapes", "--out", str(out))
     assert again.returncode == 2 and "not empty" in again.stderr
+    (tmp_path / "notes.txt").write_text("the user's own file")  # a file as --out: was a NotADirectoryError traceback
+    onto_file = cli("data", "make", "shapes", "--out", str(tmp_path / "notes.txt"))
+    assert onto_file.returncode == 2 and onto_file.stderr.startswith("error: ") and "Traceback" not in onto_file.stderr
 
 
 def test_check_reports_a_single_class_as_a_problem(tmp_path, cli):

@@ -57,3 +57,26 @@ def test_corrupt_truncated_and_empty_files_name_the_file(tmp_path):
         with pytest.raises(ImageReadError) as info:
             load_rgb(bad)
         assert str(bad) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_symlinked_folders_are_followed_once(tmp_path):
+    from pixelforge.data.images import list_images
+
+    photos = tmp_path / "elsewhere"
+    photos.mkdir()
+    Image.new("RGB", (8, 8)).save(photos / "a.png")
+    root = tmp_path / "data"
+    root.mkdir()
+    Image.new("RGB", (8, 8)).save(root / "b.png")
+    (root / "linked").symlink_to(photos)  # a folder of photos linked in, as ImageFolder reads it
+    (photos / "loop").symlink_to(photos)  # a link to its own folder ends instead of recursing forever
+    assert [p.relative_to(root).as_posix() for p in list_images(root)] == ["b.png", "linked/a.png"]
+
+
+def test_hidden_subfolders_are_not_entered(tmp_path):
+    from pixelforge.data.images import list_images
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "photo.jpg")
+    (tmp_path / ".AppleDouble").mkdir()  # a file server's resource forks, named like the photos they describe
+    (tmp_path / ".AppleDouble" / "photo.jpg").write_bytes(b"\x00\x05\x16\x07" + bytes(60))
+    assert list_images(tmp_path) == [tmp_path / "photo.jpg"]

@@ -4,6 +4,7 @@ problem (exit 2), never a traceback; nothing a user made is overwritten."""
 from __future__ import annotations
 
 import io
+import json
 import re
 import shutil
 
@@ -160,6 +161,17 @@ def test_outputs_are_never_overwritten(tiny_run, tmp_path, pixelforge_cli):
         result = pixelforge_cli(*args)
         assert result.code == 2 and str(taken.name) in result.error_line, (args, result.err)
     assert sorted(p.name for p in taken.iterdir()) == ["mine.txt"] and (taken / "mine.txt").read_text() == "precious"
+    result = pixelforge_cli("evaluate", tiny_run, "--out", taken / "mine.txt")  # was a FileExistsError traceback
+    assert result.code == 2 and "mine.txt: already exists" in result.error_line
+    assert (taken / "mine.txt").read_text() == "precious"
+
+
+def test_evaluating_a_folder_whose_every_image_is_broken_is_one_line(tiny_run, tmp_path, pixelforge_cli):
+    for label in json.loads((tiny_run / "classes.json").read_text())[:2]:
+        (tmp_path / "data" / label).mkdir(parents=True)
+        (tmp_path / "data" / label / "cut.jpg").write_bytes(b"\xff\xd8\xff\xe0" + bytes(40))
+    result = pixelforge_cli("evaluate", tiny_run, "--data", tmp_path / "data", "--out", tmp_path / "eval")
+    assert result.code == 2 and "no readable images to evaluate" in result.err.splitlines()[-1], result.err
 
 
 def test_train_into_a_used_folder_writes_beside_it(tmp_path, monkeypatch):

@@ -73,6 +73,13 @@ def exact_duplicate_across_splits(root):
     return root, "leakage"
 
 
+def class_folder_without_images(root):
+    (_folders(root) / "wasp").mkdir()  # its photos are .heic, or were moved: no class comes of it
+    (root / "wasp" / "IMG_0001.heic").write_bytes(b"\x00\x00\x00\x18ftypheic")
+    (root / "__MACOSX" / "ant").mkdir(parents=True)  # a Mac zip's resource forks: never a class, never listed
+    return root, "wasp"
+
+
 def csv_missing_file(root):
     _folders(root)
     (root / "labels.csv").write_text("path,label\nant/0.png,ant\nbee/0.png,bee\nant/missing.png,ant\n")
@@ -88,6 +95,7 @@ LISTED = {  # data check lists the problem with the file's name and exits 1 unde
     "symbolic link that points nowhere": broken_symlink,
     "same image in train and val (leakage)": exact_duplicate_across_splits,
     "CSV naming a file that does not exist": csv_missing_file,
+    "class folder without images": class_folder_without_images,
 }
 
 
@@ -159,6 +167,8 @@ REFUSED = {  # training refuses before a run folder exists: one line naming the 
     "empty folder": empty_folder,
     "images without class folders": images_without_class_folders,
     "a single class": single_class,
+    "a class folder without images": lambda root: (class_folder_without_images(root)[0],
+                                                   r"wasp: a class folder with no images"),
 }
 
 
@@ -172,6 +182,28 @@ def test_unusable_datasets_are_refused_before_a_run_folder_exists(build, tmp_pat
                             "--epochs", "1", "--quiet")
     assert result.code == 2 and re.search(pattern, result.error_line), result.err
     assert not out.exists()  # nothing half-written
+
+
+def test_a_class_whose_every_image_is_broken_is_refused_not_trained_as_a_class_never_seen(tmp_path, pixelforge_cli):
+    root = _folders(tmp_path / "data")
+    (root / "wasp").mkdir()
+    for i in range(3):  # the files are there (so the split has them), but none decodes
+        (root / "wasp" / f"{i}.jpg").write_bytes(b"\xff\xd8\xff\xe0" + bytes(40))
+    result = pixelforge_cli("train", "--data", root, "--out", tmp_path / "run", "--model", "simple_cnn", "--weights",
+                            "none", "--epochs", "1", "--img-size", "32", "--quiet")
+    assert result.code == 2 and "class 'wasp' has no readable training image" in result.err.splitlines()[-1]
+    assert "wasp/" in result.err.splitlines()[-1]
+
+
+def test_a_val_split_whose_every_image_is_broken_is_refused_in_one_line(tmp_path, pixelforge_cli):
+    root = tmp_path / "data"
+    _folders(root / "train")
+    for label in ("ant", "bee"):
+        (root / "val" / label).mkdir(parents=True)
+        (root / "val" / label / "v.jpg").write_bytes(b"\xff\xd8\xff\xe0" + bytes(40))
+    result = pixelforge_cli("train", "--data", root, "--out", tmp_path / "run", "--model", "simple_cnn", "--weights",
+                            "none", "--epochs", "1", "--img-size", "32", "--quiet")
+    assert result.code == 2 and "no readable image in the val split" in result.err.splitlines()[-1], result.err
 
 
 def coco_truncated_json(root):
@@ -329,3 +361,17 @@ def test_a_mask_mistake_found_while_decoding_leaves_no_run_folder(build, tmp_pat
                             "--img-size", "32", "--batch-size", "2", "--weights", "none", "--quiet")
     assert result.code == 2 and name.split(":")[0] in result.error_line  # the file, or the ids, named
     assert not out.exists()
+
+
+def test_mask_predictions_of_two_images_with_one_name_are_both_kept(tmp_path):
+    """Class folders that each hold a 1.png: the second mask and overlay were written over the first."""
+    from pixelforge.deploy.runtime.mask_files import predict_files
+
+    for i, folder in enumerate(("ants", "bees")):
+        (tmp_path / "photos" / folder).mkdir(parents=True)
+        Image.new("RGB", (12, 10), (90 * i, 0, 0)).save(tmp_path / "photos" / folder / "1.png")
+    results = predict_files([tmp_path / "photos"], tmp_path / "out", ["bg", "fg"],
+                            lambda image: (image[..., 0] > 0).astype(np.int64))
+    assert [Path(r["mask"]).name for r in results] == ["1.png", "1-2.png"]
+    assert [Path(r["overlay"]).name for r in results] == ["1.png", "1-2.png"]
+    assert [r["class_fractions"]["fg"] for r in results] == [0.0, 1.0]  # each its own image's mask

@@ -320,6 +320,33 @@ def test_evaluate_reports_real_file_bpp_and_classical_codecs_at_the_same_bpp(run
     json.dumps(result.to_json())
 
 
+def test_a_broken_photo_is_skipped_in_training_and_evaluation_and_named(photos, runs, tmp_path):
+    """Training decoded lazily and stopped mid-epoch at a truncated JPEG; evaluate stopped at it too."""
+    import shutil
+
+    folder = tmp_path / "photos"
+    shutil.copytree(photos, folder)
+    (folder / "cut.jpg").write_bytes((folder / "coffee.png").read_bytes()[:300])
+    run = train(folder, tmp_path / "run", "factorized")
+    assert [Path(line.split(":")[0]).name for line in rd.read_json(run / "summary.json")["unreadable_images"]] == ["cut.jpg"]
+    (tmp_path / "few").mkdir()
+    shutil.copy(folder / "coffee.png", tmp_path / "few")
+    shutil.copy(folder / "cut.jpg", tmp_path / "few")
+    result = pixelforge.evaluate(runs["factorized"], data=str(tmp_path / "few"), out=tmp_path / "eval")
+    assert result.metrics["num_images"] == 1 and "cut.jpg" in result.unreadable[0]
+
+
+def test_package_predict_gives_a_second_photo_of_the_same_name_its_own_files(packages, tmp_path):
+    from pixelforge.deploy.runtime import predict_package
+
+    for folder in ("ants", "bees"):  # class folders that each hold a 1.png: the second overwrote the first
+        (tmp_path / "photos" / folder).mkdir(parents=True)
+        Image.fromarray(photo("coffee", (32, 48))).save(tmp_path / "photos" / folder / "1.png")
+    results = predict_package(packages["hyperprior"], [str(tmp_path / "photos")], tmp_path / "out")
+    assert [Path(r["file"]).name for r in results] == ["1.pfc", "1-2.pfc"]
+    assert (tmp_path / "out" / "1-2.png").is_file()
+
+
 def test_bd_rate_follows_bjontegaard_on_known_curves():
     from pixelforge.metrics.bd_rate import bd_rate
 

@@ -68,6 +68,39 @@ def test_predict_keeps_size_channels_and_16_bit_depth(dncnn_run, tmp_path):
         pixelforge.predict(dncnn_run, [tmp_path / "odd.png"], out=tmp_path / "out")
 
 
+def test_predict_gives_a_second_photo_of_the_same_name_its_own_output(dncnn_run, tmp_path):
+    """Class folders each holding a 1.png: the folder was refused ("two input files share a name stem")."""
+    for folder in ("ants", "bees"):
+        (tmp_path / "photos" / folder).mkdir(parents=True)
+        Image.fromarray(data.coffee()[:20, :24]).save(tmp_path / "photos" / folder / "1.png")
+    results = pixelforge.predict(dncnn_run, [tmp_path / "photos"], out=tmp_path / "out")
+    assert [Path(r["output"]).name for r in results] == ["1.png", "1-2.png"]
+
+
+def test_evaluate_scores_images_under_the_ssim_window_and_says_which_file_it_skipped(dncnn_run, tmp_path, caplog):
+    """A 1 px icon or a 3 px strip crashed SSIM's padding with a traceback; an unreadable file was left out silently."""
+    from pixelforge.tasks.registry import get_task
+
+    (tmp_path / "odd").mkdir()
+    Image.fromarray(data.coffee()[:1, :1]).save(tmp_path / "odd" / "icon.png")
+    Image.fromarray(data.coffee()[:40, :3]).save(tmp_path / "odd" / "strip.png")
+    (tmp_path / "odd" / "cut.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(20))
+    with caplog.at_level("WARNING", logger="pixelforge"):
+        result = pixelforge.evaluate(dncnn_run, data=str(tmp_path / "odd"))
+    assert result.metrics["num_images"] == 2 and result.metrics["ssim"] is None
+    assert len(result.unreadable) == 1 and "cut.png" in caplog.text
+    assert "SSIM n/a" in get_task("denoise").format_metrics(result.metrics)
+
+
+def test_a_split_whose_only_image_is_broken_names_the_file(tmp_path):
+    (tmp_path / "photos").mkdir()
+    Image.fromarray(data.coffee()[:40, :40]).save(tmp_path / "photos" / "good.png")
+    (tmp_path / "photos" / "cut.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(20))
+    with pytest.raises(pixelforge.PixelforgeError, match=r"no readable images in the (train|val) split \(.*cut.png"):
+        pixelforge.train(str(tmp_path / "photos"), task="denoise", model="dncnn", depth=3, features=8,
+                         out=str(tmp_path / "run"), **TINY)
+
+
 def test_export_passes_parity_and_the_package_predicts_without_torch_as_the_run(dncnn_run, photos, tmp_path):
     pixelforge.export(dncnn_run, tmp_path / "pkg")
     parity = json.loads((Path(tmp_path / "pkg") / "parity.json").read_text())

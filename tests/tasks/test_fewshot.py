@@ -102,6 +102,23 @@ def test_user_mistakes_are_one_line_errors_naming_the_file(folders, mistake, mes
     assert "\n" not in str(error.value)
 
 
+def test_a_broken_query_image_is_left_out_and_named_as_predict_does_and_a_broken_support_one_is_one_line(cli, folders):
+    """Before: one truncated query file stopped the whole command, after a "skipping unreadable image" warning that
+    contradicted the error line below it."""
+    support, query = folders
+    (query / "red" / "cut.png").write_bytes(b"\x89PNG not really")
+    args = ["fewshot", "--support", support, "--query", query, "--model", "simple_cnn", "--weights", "none",
+            "--img-size", "32", "--json"]
+    done = cli(*args)
+    assert done.returncode == 1 and json.loads(done.stdout)["n_query"] == 9
+    assert done.stderr.strip().splitlines()[-1].startswith(f"{query / 'red' / 'cut.png'}: error: ")
+    assert "skipping" not in done.stderr
+    (support / "red" / "cut.png").write_bytes(b"\x89PNG not really")
+    done = cli(*args)
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith(f"error: {support / 'red' / 'cut.png'}")
+
+
 def test_tta_embedding_does_not_change_when_the_image_is_mirrored(tmp_path):
     from pixelforge.data.sources import Sample
     from pixelforge.tasks.classify.fewshot.embed import Embedder, EmbeddingOptions

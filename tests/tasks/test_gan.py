@@ -235,6 +235,54 @@ def test_an_unconditional_gan_learns_a_plain_folder_of_images_and_is_scored_on_a
     assert evaluate_gan(gan_run, data=str(flat), n=8).metrics["fid_lite0"] > 0
 
 
+def test_real_images_are_read_upright_16_bit_rescaled_and_a_broken_file_is_skipped_by_name(tmp_path):
+    """As classification reads photos (load_rgb): PIL's plain convert() made a 16-bit scan pure white, kept an EXIF-
+    rotated photo sideways, and a truncated JPEG stopped training with a traceback."""
+    import io
+
+    from pixelforge.data.sources import Sample
+    from pixelforge.tasks.gan.data import decode, grey
+
+    ramp = np.tile(np.linspace(0, 4000, 32), (32, 1)).astype(np.uint16)  # a 12-bit scan in a 16-bit PNG
+    Image.fromarray(ramp).save(tmp_path / "scan.png")
+    wide = Image.new("L", (32, 16), 0)
+    wide.paste(255, (0, 0, 16, 16))  # white on the left as stored; on the top once turned upright
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    wide.save(tmp_path / "phone.jpg", exif=exif.tobytes())
+    buffer = io.BytesIO()
+    Image.new("L", (32, 32), 90).save(buffer, "JPEG")
+    (tmp_path / "cut.jpg").write_bytes(buffer.getvalue()[:200])
+    samples = [Sample(tmp_path / name, "images") for name in ("scan.png", "phone.jpg", "cut.jpg")]
+    assert grey(samples)
+    real = decode(samples, ["images"], 16, 1)
+    scan, phone = ((real.images + 1) * 127.5)[:, 0]
+    assert len(real) == 2 and real.unreadable[0].startswith(str(tmp_path / "cut.jpg"))
+    assert scan.min() < 20 and scan.max() > 235  # the whole range, not clipped to white
+    assert phone[:4].mean() > 200 and phone[-4:].mean() < 50  # upright: the white half on top
+
+
+def test_a_conditional_gan_refuses_a_class_whose_every_image_is_broken(two_class_folder, tmp_path):
+    import shutil
+
+    shutil.copytree(two_class_folder, tmp_path / "data")
+    (tmp_path / "data" / "wasp").mkdir()
+    for i in range(3):
+        (tmp_path / "data" / "wasp" / f"{i}.jpg").write_bytes(b"\xff\xd8\xff\xe0" + bytes(40))
+    with pytest.raises(PixelforgeError, match=r"class 'wasp' has no readable training image \(.*wasp/0.jpg"):
+        pixelforge.train(str(tmp_path / "data"), out=str(tmp_path / "run"), **TINY)
+
+
+def test_a_gan_on_fewer_than_four_images_is_refused_before_a_run_folder_exists(tmp_path):
+    flat = tmp_path / "few"
+    flat.mkdir()
+    for i in range(3):
+        Image.new("RGB", (16, 16), (80 * i, 0, 0)).save(flat / f"{i}.png")
+    with pytest.raises(PixelforgeError, match="3 image.*at least 4"):
+        pixelforge.train(str(flat), out=str(tmp_path / "run"), **{**TINY, "conditional": False})
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.slow
 def test_evaluate_reports_fid_kid_floor_n_and_the_judges_class_scores(gan_run, cli):
     result = cli("evaluate", gan_run, "--json")
@@ -259,6 +307,9 @@ def test_generate_is_reproducible_by_seed_and_writes_the_class_at_the_data_size(
     assert Image.open(first["files"][0]).size == (16, 16)
     with pytest.raises(PixelforgeError, match="not empty"):
         generate_to_folder(gan_run, out=tmp_path / "a", n=2)
+    (tmp_path / "mine.png").write_bytes(b"the user's own file")  # a file, not a folder: was a NotADirectoryError
+    with pytest.raises(PixelforgeError, match="mine.png: exists and is a file"):
+        generate_to_folder(gan_run, out=tmp_path / "mine.png", n=2)
     result = cli("generate", gan_run, "--n", "4", "--interpolate", "5", "--out", tmp_path / "lerp")
     assert result.returncode == 0, result.stderr
     assert len(list((tmp_path / "lerp").glob("0*.png"))) == 5

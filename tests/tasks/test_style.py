@@ -185,6 +185,35 @@ def test_a_missing_style_image_or_wrong_layer_weights_are_refused_before_a_run_f
     assert not (tmp_path / "r").exists()
 
 
+def test_style_and_content_images_are_read_as_every_task_reads_photos(tmp_path):
+    """A 16-bit grey picture was pure white through PIL's convert("RGB"); alpha is laid on white."""
+    from pixelforge.tasks.style.images import read_image
+
+    ramp = np.tile(np.linspace(0, 4000, 32), (32, 1)).astype(np.uint16)
+    Image.fromarray(ramp).save(tmp_path / "scan.png")
+    scan = read_image(tmp_path / "scan.png")
+    assert scan.shape == (1, 3, 32, 32) and scan.min() < 0.05 and scan.max() > 0.95
+    Image.new("RGBA", (8, 8), (255, 0, 0, 0)).save(tmp_path / "clear.png")
+    assert read_image(tmp_path / "clear.png")[0, :, 0, 0].tolist() == [1.0, 1.0, 1.0]
+
+
+def test_predict_takes_a_folder_and_a_second_photo_of_the_same_name_gets_its_own_file(tiny_run, images, tmp_path):
+    for folder in ("ants", "bees"):  # class folders that each hold a 1.png
+        (tmp_path / "photos" / folder).mkdir(parents=True)
+        _photo(tmp_path / "photos" / folder / "1.png", len(folder))
+    results = pixelforge.predict(tiny_run, [str(tmp_path / "photos")], out=tmp_path / "out")
+    assert [Path(r["stylized"]).name for r in results] == ["1_stylized.png", "1-2_stylized.png"]
+
+
+def test_training_on_photos_none_of_which_decode_in_a_split_is_one_line(images, tmp_path):
+    (tmp_path / "photos").mkdir()
+    _photo(tmp_path / "photos" / "good.png", 0)
+    (tmp_path / "photos" / "cut.png").write_bytes(images["style"].read_bytes()[:100])
+    with pytest.raises(PixelforgeError, match="none of the (training|validation) photos could be decoded .*cut.png"):
+        pixelforge.train(str(tmp_path / "photos"), task="style", style=str(images["style"]), img_size=32, epochs=1,
+                         batch_size=2, width=4, residual_blocks=1, out=str(tmp_path / "run"), quiet=True)
+
+
 def test_checkpoints_load_in_a_fresh_process_even_with_old_instance_norm_keys(tiny_run, images, tmp_path):
     from pixelforge.runs import folder as rd
     from pixelforge.tasks.style.transformer import load_transformer
@@ -300,6 +329,19 @@ def test_export_parity_runtime_and_video_flicker(tiny_run, package, images, tmp_
             answer = client.post("/v1/predict", files={"file": ("p.png", handle, "image/png")}).json()["predictions"][0]
     stylized = Image.open(io.BytesIO(base64.b64decode(answer["image_png"])))
     assert answer["task"] == "style" and stylized.size == (48, 40)
+
+
+def test_images_narrower_than_the_first_convolution_s_padding_are_stylized_by_the_run_and_the_package(tiny_run,
+                                                                                                        package):
+    """A 3 px strip or a 1 px icon: the 9x9 convolution's reflection padding stopped `predict` with a traceback."""
+    from pixelforge.deploy.runtime.registry import load_runtime
+    from pixelforge.tasks.style.apply import load_style_run, stylize_tensor
+
+    model, runtime = load_style_run(tiny_run).model, load_runtime(package)
+    for height, width in ((40, 3), (1, 1), (4, 4)):
+        assert stylize_tensor(model, torch.rand(1, 3, height, width)).shape == (1, 3, height, width)
+        strip = np.full((height, width, 3), 128, np.uint8)
+        assert runtime.predict_images([strip])[0]["image"].shape == (height, width, 3)
 
 
 def test_serve_stylizes_with_the_package_an_uploaded_style_image_or_a_builtin_style(package, images):

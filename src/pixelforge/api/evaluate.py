@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pixelforge.errors import PixelforgeError
 from pixelforge.runs.files import run_task_name
 from pixelforge.tasks.registry import get_task
 
@@ -22,5 +23,7 @@ def evaluate(run_dir: str | Path, data: str | None = None, split: str | None = N
         >>> evaluate("runs/digits", data="digits").metrics["accuracy"]  # doctest: +SKIP
         0.99
     """
+    if out is not None and Path(out).exists() and not Path(out).is_dir():  # else a FileExistsError deep in a task
+        raise PixelforgeError(f"{out}: a file, not a folder; --out names the folder for metrics.json and the figures")
     task = get_task(run_task_name(run_dir))
     return task.evaluate(Path(run_dir), data=data, split=split, out=Path(out) if out else None, **options)

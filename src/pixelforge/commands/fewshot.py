@@ -56,16 +56,22 @@ def fewshot_command(
                               progress=_progress(as_json), **_embedding_options(model, weights, img_size, tta))
     if as_json:
         typer.echo(json.dumps(result))
-        return
-    for row in result["predictions"]:
-        truth = f"  (true: {row['truth']})" if "truth" in row else ""
-        typer.echo(f"{row['path']}\t{row['label']}\t{row['score']:.4f}{truth}")
-    summary = f"{result['n_query']} query image{'s' * (result['n_query'] != 1)}, {result['method']} on {result['model']}"
-    if result["accuracy"] is not None:
-        summary = f"accuracy {result['accuracy']:.4f} on " + summary
-    typer.echo(summary)
-    if out is not None:
-        typer.echo(f"report: {out}")
+    else:
+        for row in result["predictions"]:
+            truth = f"  (true: {row['truth']})" if "truth" in row else ""
+            typer.echo(f"{row['path']}\t{row['label']}\t{row['score']:.4f}{truth}")
+        summary = (f"{result['n_query']} query image{'s' * (result['n_query'] != 1)}, {result['method']} on "
+                   f"{result['model']}")
+        if result["accuracy"] is not None:
+            summary = f"accuracy {result['accuracy']:.4f} on " + summary
+        typer.echo(summary)
+        if out is not None:
+            typer.echo(f"report: {out}")
+    for error in result["unreadable"]:  # as `predict`: PATH: error: REASON, exit code 1
+        path, _, reason = error.partition(": ")
+        typer.echo(f"{path}: error: {reason}", err=True)
+    if result["unreadable"]:
+        raise typer.Exit(1)
 
 
 def evaluate_episodes_command(task: Optional[str], data: Optional[str], as_json: bool, unused: dict | None = None,

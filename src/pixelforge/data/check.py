@@ -38,6 +38,7 @@ class CheckReport:
     small_classes: list[str] = field(default_factory=list)
     broken_links: list[str] = field(default_factory=list)
     single_class: list[str] = field(default_factory=list)  # the one class, when there is only one: training refuses
+    empty_class_folders: list[str] = field(default_factory=list)  # no class comes of them: training refuses
     img_size: int | None = None
     # Images whose shorter side is under a quarter of --img-size: upsampled 4x or more they are mostly blur, and a
     # model trained on them learns little. A warning (not a problem): small inputs can be deliberate (icons, digits).
@@ -46,7 +47,8 @@ class CheckReport:
     @property
     def problem_count(self) -> int:
         return (len(self.unreadable) + len(self.zero_byte) + len(self.duplicates) + len(self.cross_split_duplicates)
-                + len(self.small_classes) + len(self.broken_links) + len(self.single_class))
+                + len(self.small_classes) + len(self.broken_links) + len(self.single_class)
+                + len(self.empty_class_folders))
 
     def to_json(self) -> dict:
         from dataclasses import asdict
@@ -124,6 +126,7 @@ def check_dataset(data: str, workers: int = 4, img_size: int | None = None) -> C
         exif_rotated=[i["path"] for i in infos if i["rotated"]], sizes=sizes,
         small_classes=sorted(label for label, n in per_class.items() if n < 2),
         broken_links=list(source.broken_links), single_class=sorted(per_class) if len(per_class) == 1 else [],
+        empty_class_folders=list(source.empty_class_folders),
         img_size=img_size, tiny_images=tiny_images([(i["path"], i["size"]) for i in infos], img_size),
     )
 
@@ -147,6 +150,7 @@ def print_report(report: CheckReport) -> None:
     console.print(f"EXIF-rotated photos: {len(report.exif_rotated)} (pixelforge rotates them upright)")
     sections = [("only one class (classification needs two or more)", report.single_class),
                 ("symbolic links that point nowhere", report.broken_links),
+                ("class folders without images", report.empty_class_folders),
                 ("unreadable or corrupt files", report.unreadable), ("zero-byte files", report.zero_byte),
                 ("exact duplicate groups", [" = ".join(g) for g in report.duplicates]),
                 ("duplicates across splits (leakage)", [" = ".join(g) for g in report.cross_split_duplicates]),

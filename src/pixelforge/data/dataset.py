@@ -55,8 +55,9 @@ class ImageDataset(Dataset):
     def targets(self) -> list[int]:
         return [self.class_to_idx[s.label] for s in self.samples]
 
-    def preload(self, workers: int = 2, ram_budget_gb: float = 4.0, progress=None) -> list[str]:
-        """Decode every image once; drop unreadable ones and return their error messages.
+    def preload(self, workers: int = 2, ram_budget_gb: float = 4.0, progress=None, warn: bool = True) -> list[str]:
+        """Decode every image once; drop unreadable ones and return their error messages (each also logged as a
+        warning unless `warn` is False: a caller that reports them itself says it once).
 
         When the estimated cache would exceed `ram_budget_gb`, images are only validated and are decoded again
         each time they are read.
@@ -80,7 +81,8 @@ class ImageDataset(Dataset):
             for index, tensor, error in pool.map(work, range(len(self.samples))):
                 if error:
                     errors.append(error)
-                    log.warning("skipping unreadable image: %s", error)
+                    if warn:
+                        log.warning("skipping unreadable image: %s", error)
                 elif keep_pixels:
                     decoded[index] = tensor
                     total_bytes += tensor.numel()

@@ -30,15 +30,31 @@ def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
 
 
+def _files_below(folder: Path):
+    """Every non-folder entry below `folder`, symbolic links to folders followed (as torchvision's ImageFolder
+    does: `rglob` before Python 3.13 silently skips them), each real folder once, so a link to a parent ends.
+    Hidden subfolders are not entered, as fastai's `get_image_files` does not: `.AppleDouble/` holds resource
+    forks named exactly like the photos, `.thumbnails/` smaller copies of them."""
+    seen = set()
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        dirnames[:] = [name for name in dirnames if not name.startswith(".")]
+        yield from (Path(dirpath) / name for name in filenames)
+
+
 def list_images(folder: Path) -> list[Path]:
     """All image files below `folder`, sorted so that every run sees the same order."""
-    return sorted(p for p in folder.rglob("*") if p.is_file() and is_image_file(p))
+    return sorted(p for p in _files_below(folder) if p.is_file() and is_image_file(p))
 
 
 def list_broken_links(folder: Path) -> list[Path]:
     """Symbolic links below `folder` that point nowhere (a moved disk, a deleted target): `list_images` cannot
     see them as files, so they are listed here to be reported instead of silently dropped."""
-    return sorted(p for p in folder.rglob("*") if p.is_symlink() and not p.exists() and not p.name.startswith("."))
+    return sorted(p for p in _files_below(folder) if p.is_symlink() and not p.exists() and not p.name.startswith("."))
 
 
 def missing_reason(path: Path) -> str:

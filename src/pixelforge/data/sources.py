@@ -17,7 +17,7 @@ import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pixelforge.data.images import is_image_file, list_broken_links, list_images
+from pixelforge.data.images import IMAGE_EXTENSIONS, is_image_file, list_broken_links, list_images
 from pixelforge.errors import PixelforgeError
 
 SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
@@ -39,6 +39,9 @@ class DataSource:
     classes: list[str]
     origin: str
     broken_links: list[str] = field(default_factory=list)  # symbolic links that point nowhere, left out of samples
+    # Class folders with no image in any split (only .heic photos, notes, an emptied folder): no class comes of them,
+    # so they are named (torchvision's ImageFolder refuses them too) instead of the class silently missing.
+    empty_class_folders: list[str] = field(default_factory=list)
 
     def split(self, name: str) -> list[Sample]:
         return [s for s in self.samples if s.split == name]
@@ -84,14 +87,30 @@ def read_folder(root: Path) -> DataSource:
         raise PixelforgeError(
             f"{root}: images found but no class subfolders; put each class's images in DIR/<class_name>/ or use a CSV"
         )
-    return DataSource(samples, sorted({s.label for s in samples}), str(root), [str(p) for p in list_broken_links(root)])
+    labels = {s.label for s in samples}
+    empty = [str(d) for folder in (split_dirs.values() if split_dirs else [root]) for d in _class_dirs(folder)
+             if d.name not in labels]
+    return DataSource(samples, sorted(labels), str(root), [str(p) for p in list_broken_links(root)], empty)
+
+
+def _class_dirs(folder: Path) -> list[Path]:
+    """The class folders of `folder`: not hidden, and not `__MACOSX` (a Mac zip's resource forks, never a class)."""
+    return sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".") and d.name != "__MACOSX")
 
 
 def _class_folders(folder: Path, split: str | None) -> list[Sample]:
     samples = []
-    for class_dir in sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")):
+    for class_dir in _class_dirs(folder):
         samples += [Sample(p, class_dir.name, split) for p in list_images(class_dir)]
     return samples
+
+
+def refuse_empty_class_folders(source: DataSource) -> None:
+    """One line for a class folder that holds no image: a class the user meant would be missing from the model."""
+    if source.empty_class_folders:
+        more = f" (and {len(source.empty_class_folders) - 1} more)" if len(source.empty_class_folders) > 1 else ""
+        raise PixelforgeError(f"{source.empty_class_folders[0]}: a class folder with no images{more} (looked for "
+                              f"{', '.join(sorted(IMAGE_EXTENSIONS))}); add its images or move the folder out")
 
 
 def csv_text(csv_path: Path) -> str:
@@ -156,3 +175,24 @@ def collect_paths(paths: list[str | Path]) -> list[str]:
         else:
             raise PixelforgeError(f"{path}: no such file or folder")
     return found
+
+
+def output_stems(paths: list[str | Path]) -> list[str]:
+    """One output file stem per input path, none taken twice: the file's own stem, or `STEM-2`, `STEM-3`... after
+    an earlier file with that stem (class folders often each hold a `1.jpg`; `a.jpg` may sit beside `a.png`).
+    Stems are compared case-insensitively, as macOS and Windows file systems compare names.
+
+    Example:
+        >>> output_stems(["ants/1.jpg", "bees/1.jpg", "bees/1.png", "a/B.png", "b/b.jpg"])
+        ['1', '1-2', '1-3', 'B', 'b-2']
+    """
+    used: set[str] = set()
+    stems = []
+    for path in paths:
+        stem = candidate = Path(path).stem
+        number = 2
+        while candidate.casefold() in used:
+            candidate, number = f"{stem}-{number}", number + 1
+        used.add(candidate.casefold())
+        stems.append(candidate)
+    return stems

@@ -7,7 +7,9 @@ scikit-image's `structural_similarity(..., gaussian_weights=True, sigma=1.5, use
 from the borders; torchmetrics averages the map over the whole image (borders reflect-padded), scikit-image leaves
 a 5-pixel border out, so the two means differ by ~0.002 on a 200 px image (tests/tasks/test_denoise_metrics.py
 checks PSNR and the SSIM map against scikit-image). SSIM runs in float32 (float64 convolutions are slow on CPU). MS-SSIM (Wang et al. 2003) downsamples
-four times with an 11-pixel window, so it needs both sides of 176 pixels or more; smaller images get None.
+four times with an 11-pixel window, so it needs both sides of 176 pixels or more; smaller images get None. SSIM
+reflect-pads the image by half its window (5 pixels), which needs both sides of 6 or more; smaller images (a 1x1
+icon, a 3 px strip) get None for SSIM too, and are still scored by PSNR.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 import torch
 
 MS_SSIM_MIN_SIDE = 176  # torchmetrics: side // 16 must exceed the window (11) - 1
+SSIM_MIN_SIDE = 6  # torchmetrics reflect-pads by 5 pixels, which needs more than 5 on each side
 
 
 def _tensor(image: np.ndarray) -> torch.Tensor:
@@ -42,7 +45,8 @@ def ms_ssim_or_none(result: np.ndarray, clean: np.ndarray) -> float | None:
 
 
 def image_scores(result: np.ndarray, clean: np.ndarray) -> dict:
-    """{"psnr", "ssim", "ms_ssim" (None for small images)} of HxWxC uint8/uint16 `result` against `clean`.
+    """{"psnr", "ssim" (None under 6 px a side), "ms_ssim" (None for small images)} of HxWxC uint8/uint16 `result`
+    against `clean`.
 
     Example:
         >>> clean = np.full((32, 32, 3), 128, np.uint8)
@@ -51,8 +55,11 @@ def image_scores(result: np.ndarray, clean: np.ndarray) -> dict:
     """
     from torchmetrics.functional.image import structural_similarity_index_measure
 
-    ssim = structural_similarity_index_measure(_tensor(result).float(), _tensor(clean).float(), data_range=1.0)
-    return {"psnr": psnr(result, clean), "ssim": float(ssim), "ms_ssim": ms_ssim_or_none(result, clean)}
+    ssim = None
+    if min(clean.shape[:2]) >= SSIM_MIN_SIDE:
+        ssim = float(structural_similarity_index_measure(_tensor(result).float(), _tensor(clean).float(),
+                                                         data_range=1.0))
+    return {"psnr": psnr(result, clean), "ssim": ssim, "ms_ssim": ms_ssim_or_none(result, clean)}
 
 
 def mean_scores(rows: list[dict]) -> dict:

@@ -95,15 +95,16 @@ class CompressionRuntime(TaskRuntime):
     def predict_files(self, paths: list, out: str | Path | None = None, *, progress=None, **options) -> list[dict]:
         """`pixelforge predict PACKAGE IMAGES`: writes OUT/<name>.pfc and its decoded OUT/<name>.png per image."""
         from pixelforge.data.images import load_rgb, read_each
+        from pixelforge.data.sources import output_stems
 
         self.reject_options("predict", options)
         out = self.output_folder(out)
         out.mkdir(parents=True, exist_ok=True)
-        results = []
+        results, target_of = [], {str(p): out / stem for p, stem in zip(paths, output_stems(paths))}
         for path, image in read_each(paths, load_rgb, results, errors=(PixelforgeError,)):
             pixels = np.asarray(image)
             result = self.predict_images([pixels])[0]
-            target = out / Path(path).stem
+            target = target_of[str(path)]  # a second `1.jpg` (another class folder) is 1-2.pfc, not written over
             target.with_suffix(".pfc").write_bytes(result["file"])
             Image.fromarray(result["decoded"]).save(target.with_suffix(".png"))
             results.append({"path": str(path), "file": str(target.with_suffix(".pfc")), "bytes": len(result["file"]),

@@ -67,14 +67,13 @@ def denoise_files(paths: list, out: Path, denoise, progress=None) -> list[dict]:
     """
     from pixelforge.data.images import read_each
     from pixelforge.data.masks.images import load_image_any
+    from pixelforge.data.sources import output_stems
 
     out = Path(out)
-    targets = [out / f"{Path(p).stem}.png" for p in paths]
+    targets = [out / f"{stem}.png" for stem in output_stems(paths)]  # class folders' two `1.jpg`: 1.png, 1-2.png
     existing = [t for t in targets if t.exists()]
     if existing:
         raise PixelforgeError(f"{existing[0]}: already exists; predictions never overwrite files, choose a new --out")
-    if len(set(targets)) < len(targets):
-        raise PixelforgeError(f"{out}: two input files share a name stem; their outputs would collide")
     out.mkdir(parents=True, exist_ok=True)
     results, target_of = [], dict(zip(map(str, paths), targets))
     for path, image in read_each(paths, load_image_any, results):

@@ -120,8 +120,8 @@ class GANRuntime(TaskRuntime):
 
         Returns {"out", "files", "grid", "classes"}."""
         out = Path(out)
-        if out.exists() and any(out.iterdir()):
-            raise PixelforgeError(f"{out}: folder exists and is not empty; choose a new --out (nothing is overwritten)")
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise PixelforgeError(f"{out}: exists and is a file or not empty; choose a new --out (nothing is overwritten)")
         result = self.generate(n, class_name, seed, truncation)
         out.mkdir(parents=True, exist_ok=True)
         files = []

@@ -61,7 +61,8 @@ def to_display(image: np.ndarray) -> np.ndarray:
     return np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image[..., :3]
 
 
-def write_prediction(path, image: np.ndarray, pred: np.ndarray, classes: list[str], out: Path) -> dict:
+def write_prediction(path, image: np.ndarray, pred: np.ndarray, classes: list[str], out: Path,
+                     stem: str | None = None) -> dict:
     """Write OUT/STEM.png (palette index mask) and OUT/overlays/STEM.png for one predicted image; the result dict
     has path, mask, overlay, class_fractions {class: share of pixels} and a one-line summary.
 
@@ -69,7 +70,7 @@ def write_prediction(path, image: np.ndarray, pred: np.ndarray, classes: list[st
     """
     from pixelforge.data.masks.images import save_mask
 
-    stem = Path(path).stem
+    stem = stem or Path(path).stem
     out.mkdir(parents=True, exist_ok=True)
     mask_path = save_mask(pred.astype(np.uint8), out / f"{stem}.png")
     overlay_path = out / "overlays" / f"{stem}.png"
@@ -110,18 +111,18 @@ def predict_files(paths: list, out: Path, classes: list[str], predict, bit_depth
     gets {"path", "error"}. Shared by runs and packages (no torch here)."""
     from pixelforge.data.images import ImageReadError
     from pixelforge.data.masks.images import load_image_any
-    from pixelforge.data.sources import collect_paths
+    from pixelforge.data.sources import collect_paths, output_stems
 
     files = collect_paths(list(paths))
     if not files:
         raise PixelforgeError(f"no images found in {', '.join(map(str, paths))}")
     results = []
-    for path in files:
+    for path, stem in zip(files, output_stems(files)):  # ants/1.jpg and bees/1.jpg: 1.png and 1-2.png, none lost
         try:
             image = load_image_any(path)
             check_bit_depth(image, bit_depth, path)
         except (ImageReadError, BitDepthError) as exc:
             results.append({"path": str(path), "error": str(exc)})
             continue
-        results.append(write_prediction(path, image, predict(image), classes, Path(out)))
+        results.append(write_prediction(path, image, predict(image), classes, Path(out), stem))
     return results

@@ -6,9 +6,10 @@ from __future__ import annotations
 import numpy as np
 
 
-def pad_to_multiple(array: np.ndarray, multiple: int = 4) -> np.ndarray:
-    """HxWxC -> padded at the bottom and right by reflection so both sides are multiples of `multiple`."""
-    pad_h, pad_w = (-array.shape[0]) % multiple, (-array.shape[1]) % multiple
+def pad_to_multiple(array: np.ndarray, multiple: int = 4, min_side: int = 0) -> np.ndarray:
+    """HxWxC -> padded at the bottom and right by reflection so both sides are multiples of `multiple` (and at least
+    `min_side`, itself a multiple)."""
+    pad_h, pad_w = (max((-side) % multiple, min_side - side) for side in array.shape[:2])
     if not (pad_h or pad_w):
         return array
     # Reflection needs the image wider than the pad (a 2-px-wide image padded by 3); mirror with the edge then.

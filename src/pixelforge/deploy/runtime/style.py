@@ -25,6 +25,11 @@ from pixelforge.deploy.runtime.padding import pad_to_multiple
 from pixelforge.errors import PixelforgeError
 
 
+# The transformer's first 9x9 convolution reflect-pads by 4 pixels: a side of 4 or less (a 3 px strip, a 1 px icon)
+# cannot be padded so. Smaller images are mirrored out to this size and cropped back.
+MIN_SIDE = 8
+
+
 def stylize_array(run, image: np.ndarray, max_side: int | None = None) -> np.ndarray:
     """HxWx3 uint8 -> stylized HxWx3 uint8 with `run(x [1,3,H,W]) -> [1,3,H,W]` (an ONNX session's call)."""
     if max_side and max(image.shape[:2]) > max_side:
@@ -32,7 +37,7 @@ def stylize_array(run, image: np.ndarray, max_side: int | None = None) -> np.nda
         size = (max(4, round(image.shape[1] * scale)), max(4, round(image.shape[0] * scale)))
         image = np.asarray(Image.fromarray(image).resize(size, Image.LANCZOS))
     height, width = image.shape[:2]
-    x = pad_to_multiple(image.astype(np.float32) / 255.0).transpose(2, 0, 1)[None]
+    x = pad_to_multiple(image.astype(np.float32) / 255.0, min_side=MIN_SIDE).transpose(2, 0, 1)[None]
     out = run(np.ascontiguousarray(x))[0].transpose(1, 2, 0)[:height, :width]
     return (np.clip(out, 0, 1) * 255 + 0.5).astype(np.uint8)
 
@@ -69,13 +74,14 @@ class StyleRuntime(DenseRuntime):
     def predict_files(self, paths: list, out: str | Path | None = None, *, progress=None, **options) -> list[dict]:
         """Each image stylized into `out` as NAME_stylized.png (existing files are never overwritten)."""
         from pixelforge.data.images import load_rgb
+        from pixelforge.data.sources import output_stems
 
         self.reject_options("predict", options)
         out = self.output_folder(out)
         out.mkdir(parents=True, exist_ok=True)
         results = []
-        for path in paths:
-            target = out / f"{Path(path).stem}_stylized.png"
+        for path, stem in zip(paths, output_stems(paths)):
+            target = out / f"{stem}_stylized.png"
             try:
                 if target.exists():
                     raise PixelforgeError(f"{target}: already exists; choose a new --out")

@@ -11,11 +11,12 @@ def prepare_data(cfg) -> tuple:
     """Resolve the data and give every image a split; the class list is the sorted set of training labels."""
     from dataclasses import replace
 
-    from pixelforge.data.sources import DataSource, resolve_data
+    from pixelforge.data.sources import DataSource, refuse_empty_class_folders, resolve_data
     from pixelforge.data.splits import make_splits
     from pixelforge.errors import PixelforgeError
 
     source = resolve_data(cfg.data)
+    refuse_empty_class_folders(source)
     # Nothing to tell apart (training would fail only when writing the report); a continual step may add one class.
     if len(source.classes) < 2 and not cfg.continue_from:
         raise PixelforgeError(f"{source.origin}: only one class ({source.classes[0]!r}); classification needs at "

@@ -100,6 +100,8 @@ def evaluate(run_dir: str | Path, data: str | None = None, split: str | None = N
     loaded = loaded or load_run(run_dir)
     samples, name, excluded = select_samples(loaded, data, split, include_train)
     logits, kept, unreadable = run_inference(loaded, samples, cached=cached)
+    if not kept:  # as denoise and compress say it; the figures below need one image at least
+        raise PixelforgeError(f"{data or loaded.run_dir}: no readable images to evaluate ({unreadable[0]})")
     idx = {c: i for i, c in enumerate(loaded.classes)}
     targets = torch.tensor([idx[s.label] for s in kept], dtype=torch.long)
     metrics = classification_metrics(logits, targets, loaded.classes)

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from pixelforge.errors import PixelforgeError
 from pixelforge.models.finetune import apply_strategy, freeze_frozen_norms, param_groups
 from pixelforge.tasks.classify.data import prepare_data  # noqa: F401 - where the other modules import it from
 
@@ -133,6 +134,15 @@ def _decoded_datasets(cfg, source, classes: list[str], spec, augment, progress):
     unreadable = (train_set.preload(ram_budget_gb=cfg.ram_budget_gb / 2, progress=advance)
                   + val_set.preload(ram_budget_gb=cfg.ram_budget_gb / 2, progress=advance))
     close()
+    lost = sorted({s.label for s in source.split("train")} - {s.label for s in train_set.samples})
+    if lost:  # prepare_data's "no training images" again, now that the broken files are out: else a class never seen
+        example = next(e for e in unreadable if any(e.startswith(f"{s.path}:") for s in source.split("train")
+                                                    if s.label == lost[0]))
+        raise PixelforgeError(f"{source.origin}: class {lost[0]!r} has no readable training image ({example}); "
+                              "replace its files or remove the class")
+    if not val_set.samples:  # else feature caching or the report stops on an empty batch
+        example = next(e for e in unreadable if any(e.startswith(f"{s.path}:") for s in source.split("val")))
+        raise PixelforgeError(f"{source.origin}: no readable image in the val split ({example}); replace its files")
     # Per-image transforms run on one thread (engine/threads.py: 3-50x faster on few cores); the model uses all.
     train_set.transform, val_set.transform = single_threaded(train_set.transform), single_threaded(val_set.transform)
     return train_set, val_set, unreadable

@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
-from pixelforge.data.images import list_images, load_rgb
+from pixelforge.data.images import ImageReadError, list_images, load_rgb
 from pixelforge.errors import PixelforgeError
 
 
@@ -32,26 +32,33 @@ def split_images(folder: str, val_fraction: float, seed: int) -> dict[str, list[
 
 
 class CropDataset(Dataset):
-    """Crops of `size` px as float tensors in [0, 1]; decoded images are kept in memory after their first use."""
+    """Crops of `size` px as float tensors in [0, 1]. The images are decoded once, up front, so a file that cannot
+    be decoded is skipped and named in `unreadable` (as every task's training does) instead of stopping an epoch."""
 
-    def __init__(self, files: list[Path], size: int, crops_per_image: int, train: bool):
-        self.files, self.size, self.repeats, self.train = list(files), size, crops_per_image if train else 1, train
+    def __init__(self, files: list[Path], size: int, crops_per_image: int, train: bool, progress=None):
+        self.size, self.repeats, self.train = size, crops_per_image if train else 1, train
         crop = v2.RandomCrop(size) if train else v2.CenterCrop(size)  # images smaller than `size` are scaled up
         steps = [v2.ToImage(), crop] + ([v2.RandomHorizontalFlip()] if train else [])
         self.transform = v2.Compose(steps + [v2.ToDtype(torch.float32, scale=True)])
-        self.cache: dict[int, object] = {}
-
-    def __len__(self) -> int:
-        return len(self.files) * self.repeats
-
-    def __getitem__(self, index: int) -> torch.Tensor:
-        i = index // self.repeats
-        if i not in self.cache:
-            image = load_rgb(self.files[i])
+        self.files, self.images, self.unreadable = [], [], []
+        for path in files:
+            try:
+                image = load_rgb(path)
+            except ImageReadError as exc:
+                self.unreadable.append(str(exc))
+                continue
             # An image smaller than a crop is scaled up to fit, in training as in validation: reflect padding
             # fails once the missing part is larger than the image, e.g. 12 px under 128 px crops.
-            if min(image.size) < self.size:
-                scale = self.size / min(image.size)
+            if min(image.size) < size:
+                scale = size / min(image.size)
                 image = image.resize((round(image.width * scale + 0.5), round(image.height * scale + 0.5)))
-            self.cache[i] = image
-        return self.transform(self.cache[i])
+            self.files.append(path)
+            self.images.append(image)
+            if progress is not None:
+                progress(1)
+
+    def __len__(self) -> int:
+        return len(self.images) * self.repeats
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.transform(self.images[index // self.repeats])

@@ -9,13 +9,14 @@ the same images; BD-rate (metrics/bd_rate.py) compares that curve with JPEG's an
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from pixelforge.data.images import list_images, load_rgb
+from pixelforge.data.images import list_images, load_rgb, read_each
 from pixelforge.deploy.runtime.learned_codec import MULTIPLE, compress_pixels, decompress_bytes
 from pixelforge.errors import PixelforgeError
 from pixelforge.metrics.bd_rate import bd_rate
@@ -26,6 +27,8 @@ from pixelforge.tasks.compress.data import split_images
 from pixelforge.metrics.image_quality import ms_ssim_or_none, psnr
 from pixelforge.tasks.compress.refine import make_refiner
 from pixelforge.tasks.compress.tables import load_trained, torch_transforms
+
+log = logging.getLogger("pixelforge")
 
 
 def _mean(values) -> float | None:
@@ -130,7 +133,13 @@ def evaluate_compression(run_dir, data: str | None = None, split: str | None = N
     files, name = evaluation_images(run, data, split)
     if not files:
         raise PixelforgeError(f"{data or run}: no images to evaluate")
-    images = [np.asarray(load_rgb(f)) for f in files]
+    unreadable: list[dict] = []
+    decoded = list(read_each(files, load_rgb, unreadable))  # a broken file is skipped and named, as classify does
+    for bad in unreadable:
+        log.warning("skipping unreadable image: %s", bad["error"])
+    if not decoded:
+        raise PixelforgeError(f"no readable images to evaluate: {unreadable[0]['error']}")
+    files, images = [f for f, _ in decoded], [np.asarray(image) for _, image in decoded]
     request = {"data": data_key(data), "split": name, "compare": data_key(compare), "refine": refine,
                "refine_lr": refine_lr}
     out = evaluation_dir(out, run / (f"eval-{name}-refine{refine}" if refine else f"eval-{name}"), request)
@@ -154,7 +163,7 @@ def evaluate_compression(run_dir, data: str | None = None, split: str | None = N
                "comparison": write_comparison(images, files, scored[0]["rows"], classical, out / "comparison.png",
                                               label=f"ours, refined {refine}" if refine else "ours")}
     write_json(out / "metrics.json", metrics)
-    return EvalResult(metrics, out, figures, [])
+    return EvalResult(metrics, out, figures, [bad["error"] for bad in unreadable])
 
 
 def mean_curve(sweeps: list[list[dict]]) -> list[dict]:

@@ -9,6 +9,7 @@ level of the run's own decode; the export is refused otherwise.
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -70,11 +71,12 @@ def export_package(run_dir, out, data: str | None = None, parity_images: int = 4
 
 def parity_pixels(run: Path, cfg, data: str | None, count: int) -> list[np.ndarray]:
     """Up to `count` validation images of the run (or of `data`), cut to at most 256 x 256 to keep export quick."""
-    from pixelforge.data.images import list_images, load_rgb
+    from pixelforge.data.images import list_images, load_rgb, read_each
     from pixelforge.tasks.compress.data import split_images
 
     files = list_images(Path(data)) if data else split_images(cfg.data, cfg.val_fraction, cfg.seed)["val"]
-    return [np.asarray(load_rgb(f))[:256, :256] for f in files[:count]]
+    decoded = read_each(files, load_rgb, [])  # a broken file (training skipped it too) is passed over
+    return [np.asarray(image)[:256, :256] for _, image in itertools.islice(decoded, count)]
 
 
 def parity(model, codec, runtime: CompressionRuntime, images: list[np.ndarray]) -> dict:

@@ -52,8 +52,13 @@ def build_setup(cfg, source, classes, fabric, progress) -> TaskSetup:
         progress.info(f"starting from {cfg.continue_from}'s {cfg.continue_checkpoint}.ckpt"
                       f"{' and its optimizer state' if optimizer_states else ''}")
     model = model.to(fabric.device)
-    train = CropDataset(source["train"], cfg.img_size, cfg.crops_per_image, train=True)
-    val = CropDataset(source["val"], cfg.img_size, 1, train=False)
+    advance, close = progress.counter("decoding images", len(source["train"]) + len(source["val"]))
+    train = CropDataset(source["train"], cfg.img_size, cfg.crops_per_image, train=True, progress=advance)
+    val = CropDataset(source["val"], cfg.img_size, 1, train=False, progress=advance)
+    close()
+    for name, crops in (("train", train), ("val", val)):
+        if not len(crops):
+            raise PixelforgeError(f"{cfg.data}: no readable images in the {name} split ({crops.unreadable[0]})")
     step = CompressionStep(model, cfg.lambda_, cfg.aux_lr, cfg.grad_clip, cfg.schedule, optimizer_states)
     return TaskSetup(task=step, model=model, trained=model, train_data=train, val_data=val,
-                     n_train=len(train), n_val=len(val))
+                     n_train=len(train), n_val=len(val), unreadable=train.unreadable + val.unreadable)

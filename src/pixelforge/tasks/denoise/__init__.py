@@ -61,9 +61,12 @@ class DenoiseTask(Task):
         return evaluate_denoising(run, data=data, split=split, out=out)
 
     def format_metrics(self, metrics: dict) -> str:
+        def ssim(value) -> str:  # None when every image was under SSIM's 6 px (metrics/image_quality.py)
+            return "n/a" if value is None else f"{value:.4f}"
+
         line = (f"{metrics['split']}: {metrics['num_images']} images  PSNR {metrics['psnr']:.2f} dB  "
-                f"SSIM {metrics['ssim']:.4f}  (noisy {metrics['psnr_noisy']:.2f} dB)")
-        others = [f"  {name:10s} PSNR {b['psnr']:.2f} dB  SSIM {b['ssim']:.4f}" for name, b in metrics["baselines"].items()]
+                f"SSIM {ssim(metrics['ssim'])}  (noisy {metrics['psnr_noisy']:.2f} dB)")
+        others = [f"  {name:10s} PSNR {b['psnr']:.2f} dB  SSIM {ssim(b['ssim'])}" for name, b in metrics["baselines"].items()]
         return "\n".join([line, *others])
 
     def predict(self, run, paths, *, out=None, **options):

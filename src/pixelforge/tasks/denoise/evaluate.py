@@ -10,6 +10,7 @@ and cropped back, exactly as the exported package does (deploy/runtime/denoise.p
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from pixelforge.runs.result import EvalResult
 from pixelforge.tasks.denoise.baselines import BASELINES, run_baseline
 from pixelforge.metrics.image_quality import image_scores, mean_scores
 
+log = logging.getLogger("pixelforge")
 GALLERY_IMAGES = 4
 CROP = 160
 
@@ -109,6 +111,7 @@ def evaluate_denoising(run_dir: str | Path, data: str | None = None, split: str 
         try:
             clean, paired_noisy = load_pair(item, run.channels)
         except ImageReadError as exc:
+            log.warning("skipping unreadable image: %s", exc)  # as classification's evaluate says it
             unreadable.append(str(exc))
             continue
         outputs = {"noisy": noisy_version(run, item, clean, paired_noisy)}

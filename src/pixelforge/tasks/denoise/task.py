@@ -62,7 +62,8 @@ def build_setup(cfg, source, classes, fabric, progress):
     val_loaded, bad_val = preload(val_items, cfg.channels, advance)
     close()
     if not train_loaded or not val_loaded:
-        raise PixelforgeError(f"{source.origin}: no readable images in the {'train' if not train_loaded else 'val'} split")
+        name, bad = ("train", bad_train) if not train_loaded else ("val", bad_val)
+        raise PixelforgeError(f"{source.origin}: no readable images in the {name} split ({bad[0]})")
     train_set = RandomCrops(train_loaded, noise, cfg.img_size, cfg.crops_per_image, cfg.seed)
     val_set = CentreCrops(val_loaded, noise, max(cfg.img_size, VAL_CROP), cfg.seed)
     params = sum(p.numel() for p in model.parameters())

@@ -4,15 +4,15 @@ image is grey (the generator then makes 1 channel)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-from pixelforge.data.images import list_images
-from pixelforge.data.sources import DataSource, Sample, resolve_data
+from pixelforge.data.images import ImageReadError, list_images, load_rgb
+from pixelforge.data.sources import DataSource, Sample, refuse_empty_class_folders, resolve_data
 from pixelforge.errors import PixelforgeError
 
 FLAT_CLASS = "images"  # the one class of a folder without class subfolders (the same name whatever the folder)
@@ -22,6 +22,7 @@ FLAT_CLASS = "images"  # the one class of a folder without class subfolders (the
 class RealImages:
     images: torch.Tensor  # float32 [N, C, S, S] in [-1, 1]
     labels: torch.Tensor  # int64 [N]
+    unreadable: list[str] = field(default_factory=list)  # one line per file that could not be decoded (skipped)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -47,33 +48,55 @@ def read_source(data: str, conditional: bool = False) -> DataSource:
         return DataSource([Sample(path, FLAT_CLASS) for path in files], [FLAT_CLASS], str(folder))
     if len(source.classes) < 1:
         raise PixelforgeError(f"{source.origin}: no class folders found")
+    if conditional:  # the classes are what it learns: one the user meant must not be silently missing
+        refuse_empty_class_folders(source)
     return source
 
 
+GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
+
+
 def grey(samples: list[Sample]) -> bool:
-    """True when the images are greyscale (PIL modes L, LA, I, I;16): judged on the first 32."""
-    return all(Image.open(s.path).mode in ("1", "L", "LA", "I", "I;16") for s in samples[:32])
+    """True when the images are greyscale (PIL modes 1, L, LA, I, I;16...): judged on the first 32 whose header
+    reads (a broken file is left to `decode`, which skips it and says so)."""
+    modes = []
+    for sample in samples:
+        try:
+            with Image.open(sample.path) as img:
+                modes.append(img.mode)
+        except (OSError, ValueError, Image.DecompressionBombError):
+            continue
+        if len(modes) == 32:
+            break
+    return bool(modes) and all(mode in GREY_MODES for mode in modes)
 
 
 def decode(samples: list[Sample], classes: list[str], img_size: int, channels: int) -> RealImages:
-    """Shorter side resized to `img_size` (bicubic), centre crop, scaled to [-1, 1]."""
+    """Shorter side resized to `img_size` (bicubic), centre crop, scaled to [-1, 1]. Files are read as classification
+    reads them (`load_rgb`: upright by EXIF, alpha on white, 16-bit rescaled, not clipped to white); one that cannot
+    be decoded is skipped and named in `unreadable`."""
     from torchvision.transforms.v2 import functional as TF
 
     index = {c: i for i, c in enumerate(classes)}
-    images = []
+    images, kept, unreadable = [], [], []
     for sample in samples:
-        with Image.open(sample.path) as img:
-            img = img.convert("L" if channels == 1 else "RGB")
-            x = torch.from_numpy(np.asarray(img).copy()).reshape(img.height, img.width, channels).permute(2, 0, 1)
+        try:
+            img = load_rgb(sample.path)
+        except ImageReadError as exc:
+            unreadable.append(str(exc))
+            continue
+        img = img.convert("L") if channels == 1 else img
+        x = torch.from_numpy(np.asarray(img).copy()).reshape(img.height, img.width, channels).permute(2, 0, 1)
         x = TF.center_crop(TF.resize(x, [img_size], interpolation=TF.InterpolationMode.BICUBIC, antialias=True),
                            [img_size, img_size])
         images.append(x)
+        kept.append(sample)
     if not images:
-        raise PixelforgeError("no images to decode")
+        raise PixelforgeError(f"no readable images: {unreadable[0]}" if unreadable else "no images to decode")
     stacked = torch.stack(images).float() / 127.5 - 1.0
     # -1: an image of another dataset (`evaluate --data`) whose class the run does not know; only training reads the
     # labels, and its images are the run's own.
-    return RealImages(stacked, torch.tensor([index.get(s.label, -1) for s in samples], dtype=torch.long))
+    return RealImages(stacked, torch.tensor([index.get(s.label, -1) for s in kept], dtype=torch.long), unreadable)
 
 
 def training_samples(source: DataSource) -> list[Sample]:

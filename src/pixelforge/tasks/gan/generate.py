@@ -12,8 +12,8 @@ from pixelforge.errors import PixelforgeError
 
 def _new_folder(out: Path) -> Path:
     out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise PixelforgeError(f"{out}: folder exists and is not empty; choose a new --out (nothing is overwritten)")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise PixelforgeError(f"{out}: exists and is a file or not empty; choose a new --out (nothing is overwritten)")
     out.mkdir(parents=True, exist_ok=True)
     return out
 

@@ -45,6 +45,9 @@ def prepare_data(cfg):
     source = read_source(cfg.data, cfg.conditional)
     if not training_samples(source):
         raise PixelforgeError(f"{source.origin}: no training images (a train/ split is empty)")
+    if len(source.samples) < 4:  # else the run trains, then its report fails (evaluate.py)
+        raise PixelforgeError(f"{source.origin}: {len(source.samples)} image(s); a GAN run is scored by FID on two "
+                              "disjoint sets of 2 or more real images, so give at least 4")
     return source, list(source.classes)
 
 
@@ -52,7 +55,7 @@ def real_features_key(samples, img_size: int, channels: int, extractor) -> dict:
     """What identifies a set of real features: the files (paths and sizes), the decoding and the extractor."""
     listing = "\n".join(f"{s.path}:{s.path.stat().st_size}" for s in samples)
     return {"files": hashlib.sha256(listing.encode()).hexdigest(), "n": len(samples), "img_size": img_size,
-            "channels": channels, "extractor": extractor.name,
+            "channels": channels, "extractor": extractor.name, "decoding": "load_rgb",
             "weights": getattr(extractor, "weights_file", None)}
 
 
@@ -84,6 +87,12 @@ def build_setup(cfg, source, classes: list[str], fabric, progress):
     train_samples = training_samples(source)
     channels = 1 if grey(train_samples) else 3
     train = decode(train_samples, classes, cfg.img_size, channels)
+    lost = sorted({s.label for s in train_samples} - {classes[i] for i in set(train.labels.tolist())})
+    if cfg.conditional and lost:  # else the generator is asked for a class it never saw
+        paths = [f"{s.path}:" for s in train_samples if s.label == lost[0]]
+        example = next((e for e in train.unreadable if e.startswith(tuple(paths))), "")
+        raise PixelforgeError(f"{source.origin}: class {lost[0]!r} has no readable training image ({example}); "
+                              "replace its files or remove the class")
     extractor = build_extractor(cfg.fid_weights).to(fabric.device)
     reference = reference_samples(source, cfg.fid_n, cfg.seed)
     real_features = reference_features(reference, classes, cfg.img_size, channels, extractor, progress)
@@ -103,4 +112,5 @@ def build_setup(cfg, source, classes: list[str], fabric, progress):
                           "latent_dim": cfg.latent_dim, "conditional": cfg.conditional, "width": cfg.width,
                           "native_size": native, "judge_size": judge,
                           "label_dim": cfg.label_dim},
+        unreadable=train.unreadable,
     )

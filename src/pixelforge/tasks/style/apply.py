@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from pixelforge.deploy.runtime.style import MIN_SIDE
 from pixelforge.errors import PixelforgeError
 from pixelforge.runs import folder as rd
 from pixelforge.tasks.style.transformer import TransformerNet, load_transformer
@@ -51,23 +52,30 @@ def load_style_run(run_dir: str | Path, checkpoint: str = "best.ckpt") -> StyleR
 
 @torch.inference_mode()
 def stylize_tensor(model: TransformerNet, content: torch.Tensor) -> torch.Tensor:
-    """[1, 3, H, W] in [0, 1] -> the stylized image (reflect-padded to a multiple of 4 and cropped back)."""
+    """[1, 3, H, W] in [0, 1] -> the stylized image (reflect-padded to a multiple of 4, at least MIN_SIDE, and cropped
+    back)."""
     height, width = content.shape[-2:]
-    pad_h, pad_w = (-height) % 4, (-width) % 4
-    padded = torch.nn.functional.pad(content, (0, pad_w, 0, pad_h), mode="reflect") if pad_h or pad_w else content
+    pad_h, pad_w = (max((-side) % 4, MIN_SIDE - side) for side in (height, width))
+    mode = "reflect" if pad_h < height and pad_w < width else "replicate"  # reflection needs the side beyond the pad
+    padded = torch.nn.functional.pad(content, (0, pad_w, 0, pad_h), mode=mode) if pad_h or pad_w else content
     return model(padded)[..., :height, :width]
 
 
 def predict_files(run_dir: str | Path, paths: list, out: str | Path | None = None) -> list[dict]:
     """`pixelforge predict RUN IMAGES`: each image stylized at its own size into `out` (default RUN/predictions)."""
     from pixelforge.data.images import read_each
+    from pixelforge.data.sources import collect_paths, output_stems
     from pixelforge.tasks.style.images import read_image, save_image
 
     run = load_style_run(run_dir)
     out = Path(out or run.run_dir / "predictions")
+    paths = collect_paths(list(paths))  # folders and glob patterns, as every task's predict takes them
+    if not paths:
+        raise PixelforgeError("no images found in the paths given")
+    target_of = {path: out / f"{stem}_stylized.png" for path, stem in zip(paths, output_stems(paths))}
     results = []
     for path, content in read_each(paths, read_image, results, errors=(PixelforgeError,)):
-        target = out / f"{Path(path).stem}_stylized.png"
+        target = target_of[path]
         save_image(stylize_tensor(run.model, content), target)
         results.append({"path": str(path), "stylized": str(target), "summary": f"stylized -> {target}"})
     return results

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 
+from pixelforge.data.images import load_rgb
 from pixelforge.errors import PixelforgeError
 
 # ITU-R BT.601 (JPEG's YCbCr): what PIL's "YCbCr" mode uses too; written out because we need it on tensors.
@@ -22,12 +23,10 @@ _TO_YCBCR = torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0
 def read_image(path: str | Path, long_side: int | None = None) -> torch.Tensor:
     """An image file as [1, 3, H, W] in [0, 1], its longer side resized to `long_side` (None: as is)."""
     path = Path(path)
-    try:
-        image = ImageOps.exif_transpose(Image.open(path)).convert("RGB")
-    except FileNotFoundError:
-        raise PixelforgeError(f"{path}: image not found") from None
-    except OSError as exc:
-        raise PixelforgeError(f"{path}: cannot read this image ({exc})") from None
+    if not path.exists():
+        raise PixelforgeError(f"{path}: image not found")
+    # As every task reads photos: upright by EXIF, alpha on white, 16-bit rescaled (convert("RGB") made it white).
+    image = load_rgb(path)
     if long_side:
         image = fit_long_side(image, long_side)
     return to_tensor(image)

@@ -163,6 +163,10 @@ def build_setup(cfg, source: dict, classes, fabric, progress):
                   f"{list(lossnet.content_layers)}, style {list(lossnet.style_layers)}")
     train_set = ContentImages(source["train"], cfg.img_size, train=True, scale=cfg.content_size)
     val_set = ContentImages(source["val"], cfg.img_size, train=False, scale=cfg.content_size)
+    for name, images in (("training", train_set), ("validation", val_set)):
+        if not len(images):  # else training runs on nothing and the report fails on an empty batch
+            raise PixelforgeError(f"{cfg.data}: none of the {name} photos could be decoded "
+                                  f"({', '.join(images.unreadable[:3])}); remove the broken files or add photos")
     layer_weights = cfg.style_layer_weights
     weights = Weights(cfg.content_weight, cfg.style_weight, cfg.tv_weight,
                       tuple(layer_weights) if layer_weights is not None else None)

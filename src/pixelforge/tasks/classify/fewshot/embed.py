@@ -59,17 +59,24 @@ class Embedder:
 
     def __call__(self, samples: list[Sample], what: str = "images") -> torch.Tensor:
         """[n, dim] unit-length embeddings, in the order of `samples`; an unreadable file is a one-line error."""
+        vectors, _, errors = self.readable(samples, what)
+        if errors:
+            more = f" (and {len(errors) - 1} more unreadable images)" if len(errors) > 1 else ""
+            raise PixelforgeError(f"{errors[0]}{more}")
+        return vectors
+
+    def readable(self, samples: list[Sample], what: str = "images") -> tuple[torch.Tensor, list[Sample], list[str]]:
+        """(embeddings of the samples that decode, those samples in order, one error line per file that does not)."""
         if not samples:
-            return torch.zeros(0, 0)
+            return torch.zeros(0, 0), [], []
         opts = self.options
         plain = eval_transform(opts.img_size, self.spec.mean, self.spec.std)
         # Labels are irrelevant here (the caller keeps them); every sample maps to 0.
         dataset = ImageDataset(samples, {s.label: 0 for s in samples}, decode_size(opts.img_size, self.spec.crop_pct))
-        errors = dataset.preload()
-        if errors:
-            more = f" (and {len(errors) - 1} more unreadable images)" if len(errors) > 1 else ""
-            raise PixelforgeError(f"{errors[0]}{more}")
-        advance, close = self._counter(f"embedding {what}", len(samples) * self.views)
+        errors = dataset.preload(warn=False)  # the caller says it once: an error, or a line per skipped file
+        if not dataset.samples:
+            return torch.zeros(0, 0), [], errors
+        advance, close = self._counter(f"embedding {what}", len(dataset.samples) * self.views)
         try:
             views = []
             for flip in range(self.views):
@@ -80,7 +87,7 @@ class Embedder:
                 views.append(l2_normalize(features[0]))
         finally:
             close()
-        return l2_normalize(torch.stack(views).mean(0))
+        return l2_normalize(torch.stack(views).mean(0)), list(dataset.samples), errors
 
     def describe(self) -> str:
         """Which engine computed the features, and why (for the log)."""

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from pixelforge.errors import PixelforgeError
 from pixelforge.models.fewshot import HEAD_MIN_SHOTS, cosine_scores, fit_logistic_head, logistic_scores, prototypes
 from pixelforge.tasks.classify.fewshot.embed import Embedder, EmbeddingOptions
 from pixelforge.tasks.classify.fewshot.folders import read_query, read_support
@@ -61,22 +62,28 @@ def few_shot_predict(support: str | Path, query: str | Path, *, shots: int | Non
     options = EmbeddingOptions(**embedding)
     embedder = Embedder(options, progress)
     support_vectors = embedder(support_samples, "support images")
-    query_vectors = embedder(queries.samples, "query images")
+    # A query file that cannot be decoded is left out and named, as `predict` does; the support set is the model,
+    # so a broken support image stays an error (above).
+    query_vectors, query_samples, unreadable = embedder.readable(queries.samples, "query images")
     embedder.close()
+    if not query_samples:
+        raise PixelforgeError(f"no query image could be decoded: {unreadable[0]}"
+                              + (f" (and {len(unreadable) - 1} more)" if len(unreadable) > 1 else ""))
     scores = classify_embeddings(support_vectors, labels, query_vectors, len(classes), method, seed)
     best, predicted = scores.max(1)
     predictions = [{"path": str(s.path), "label": classes[p], "score": round(float(b), 4)}
-                   for s, p, b in zip(queries.samples, predicted.tolist(), best.tolist())]
+                   for s, p, b in zip(query_samples, predicted.tolist(), best.tolist())]
     accuracy = None
     if queries.labelled:
-        for row, sample in zip(predictions, queries.samples):
+        for row, sample in zip(predictions, query_samples):
             row["truth"] = sample.label
         accuracy = sum(r["label"] == r["truth"] for r in predictions) / len(predictions)
     result = {"accuracy": accuracy, "n_query": len(predictions), "predictions": predictions, "classes": classes,
+              "unreadable": unreadable,
               "support_per_class": {c: int(n) for c, n in zip(classes, torch.bincount(labels).tolist())},
               "method": method, "score": "probability" if method == "logistic" else "cosine similarity",
               "model": options.model, "img_size": options.img_size, "tta": options.tta,
               "shots": shots, "seed": seed, "feature_engine": embedder.describe()}
     if out is not None:
-        result["figures"] = write_report(out, result, queries.samples)
+        result["figures"] = write_report(out, result, query_samples)
     return result
