@@ -17,8 +17,16 @@ from pixelforge.errors import PixelforgeError
 TASK_HELP = "classify | detect | segment | instance (default classify)."
 
 
+def _checked_tasks() -> str:
+    from pixelforge.tasks.base import Task
+    from pixelforge.tasks.registry import TASKS
+
+    names = [n for n, cls in sorted(TASKS.items()) if cls.reads_photo_folder or cls.check_dataset is not Task.check_dataset]
+    return " | ".join(names) + " (default classify)."
+
+
 def data_check(path: str = typer.Argument(..., help="Folder, CSV, COCO json, YOLO data.yaml, or built-in name."),
-               task: str = typer.Option("classify", help=TASK_HELP),
+               task: str = typer.Option("classify", help=_checked_tasks()),
                ignore_index: int = typer.Option(255, help="segment: mask value that marks ignored pixels."),
                num_classes: Optional[int] = typer.Option(None, help="segment: declared number of classes."),
                img_size: Optional[int] = typer.Option(None, help="The size you will train at (default the task's): "

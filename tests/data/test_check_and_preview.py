@@ -86,3 +86,46 @@ def test_check_lists_symbolic_links_that_point_nowhere(tmp_path, cli):
     assert report.problem_count == 2 and report.total == 6
     result = cli("data", "check", str(root), "--strict")
     assert result.returncode == 1 and "point nowhere: 2" in result.stdout and "gone.png" in result.stdout
+
+
+def _photo_folder(root):
+    """Unlabelled photos at any depth (what denoise, compress and style read), with a corrupt file and a copy."""
+    rng = np.random.default_rng(0)
+    for name in ("train/a.png", "train/deep/b.png", "val/c.png", "loose.png"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (24, 32, 3), np.uint8)).save(root / name)
+    (root / "train" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0garbage")
+    (root / "val" / "copy.png").write_bytes((root / "train" / "a.png").read_bytes())
+    return root
+
+
+def test_every_photo_folder_task_checks_a_folder_of_unlabelled_photos(tmp_path, cli):
+    from pixelforge.tasks.registry import TASKS
+
+    root = _photo_folder(tmp_path / "photos")
+    tasks = sorted(name for name, cls in TASKS.items() if cls.reads_photo_folder)
+    assert {"denoise", "compress", "style"} <= set(tasks)
+    for task in tasks:
+        report = TASKS[task]().check_dataset(str(root), img_size=256)
+        assert report.total == 6 and report.per_split == {"train": {"images": 3}, "unsplit": {"images": 1},
+                                                          "val": {"images": 2}}, task
+        assert [line.split(":")[0] for line in report.unreadable] == [str(root / "train" / "broken.jpg")], task
+        assert any(any(p.endswith("copy.png") for p in g) for g in report.cross_split_duplicates), task
+        assert not report.single_class and not report.small_classes, task  # no classes to count
+        assert len(report.tiny_images) == 5 and report.problem_count == 3, task  # 24 px under 256 / 4
+    result = cli("data", "check", str(root), "--task", "denoise", "--strict", "--json")
+    assert result.returncode == 1 and "broken.jpg" in json.loads(result.stdout)["unreadable"][0]
+
+
+def test_gan_checks_what_it_trains_on_class_folders_or_a_plain_folder(tmp_path):
+    """As GAN training reads it: class folders (one class is no problem for a GAN), else the photos as one set."""
+    from pixelforge.tasks.registry import get_task
+
+    faces = make_folder(tmp_path / "faces", {"face": 4})
+    report = get_task("gan").check_dataset(str(faces))
+    assert report.per_class == {"face": 4} and report.problem_count == 0
+    for image in (faces / "face").iterdir():
+        image.rename(faces / image.name)
+    (faces / "face").rmdir()
+    report = get_task("gan").check_dataset(str(faces))
+    assert report.per_class == {"images": 4} and report.problem_count == 0

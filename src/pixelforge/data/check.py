@@ -11,14 +11,18 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from pixelforge.data.sources import resolve_data
+from pixelforge.data.images import IMAGE_EXTENSIONS, list_broken_links, list_images
+from pixelforge.data.sources import SPLIT_ALIASES, resolve_data
 from pixelforge.data.splits import content_hash
+from pixelforge.errors import PixelforgeError
 
 _EXIF_ORIENTATION = 0x0112
+UNLABELLED = "images"  # the one row of a folder of unlabelled photos
 
 
 @dataclass
@@ -90,19 +94,45 @@ def check_dataset(data: str, workers: int = 4, img_size: int | None = None) -> C
     """Inspect every image of `data` (folder, CSV or built-in) and return the findings; with `img_size` (the size
     training will use) also list the images too small for it."""
     source = resolve_data(data)
+    report = _report(source.origin, [(s.path, s.label, s.split) for s in source.samples], workers, img_size)
+    report.broken_links = list(source.broken_links)
+    report.empty_class_folders = list(source.empty_class_folders)
+    return report
+
+
+def check_image_folder(data: str, workers: int = 4, img_size: int | None = None) -> CheckReport:
+    """The same report for a folder of unlabelled photos (what denoise, compress, style and a plain GAN read): its
+    images at any depth, split by a first folder named train/val/test where there is one."""
+    root = Path(data).expanduser()
+    if not root.is_dir():
+        raise PixelforgeError(f"{root}: not a folder of images")
+    files = list_images(root)
+    if not files:
+        raise PixelforgeError(f"{root}: no images found ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+    items = [(path, UNLABELLED, SPLIT_ALIASES.get(path.relative_to(root).parts[0].lower())
+              if len(path.relative_to(root).parts) > 1 else None) for path in files]
+    report = _report(str(root), items, workers, img_size)
+    report.broken_links = [str(link) for link in list_broken_links(root)]
+    return report
+
+
+def _report(origin: str, items: list[tuple[Path, str, str | None]], workers: int, img_size: int | None) -> CheckReport:
+    """The findings over (path, label, split) items: counts, unreadable files, duplicates and leakage, modes, sizes."""
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        infos = list(pool.map(_inspect, [s.path for s in source.samples]))
-    per_class = Counter(s.label for s in source.samples)
+        infos = list(pool.map(_inspect, [path for path, _, _ in items]))
+    labels = [label for _, label, _ in items]
+    splits = [split for _, _, split in items]
+    per_class = Counter(labels)
     per_split: dict[str, Counter] = defaultdict(Counter)
-    for sample in source.samples:
-        per_split[sample.split or "unsplit"][sample.label] += 1
+    for label, split in zip(labels, splits):
+        per_split[split or "unsplit"][label] += 1
     by_hash: dict[str, list[int]] = defaultdict(list)
     for index, info in enumerate(infos):
         if info["error"] is None:
             by_hash[info["hash"]].append(index)
     duplicates = [[infos[i]["path"] for i in group] for group in by_hash.values() if len(group) > 1]
-    leaks = [[f"{source.samples[i].split}:{infos[i]['path']}" for i in group] for group in by_hash.values()
-             if len({source.samples[i].split for i in group}) > 1]
+    leaks = [[f"{splits[i]}:{infos[i]['path']}" for i in group] for group in by_hash.values()
+             if len({splits[i] for i in group}) > 1]
     modes = Counter()
     for info in infos:
         if info["mode"]:
@@ -116,17 +146,17 @@ def check_dataset(data: str, workers: int = 4, img_size: int | None = None) -> C
                  "max_short_side": float(short.max()), "median_width": float(np.median(shapes[:, 0])),
                  "median_height": float(np.median(shapes[:, 1]))}
     counts = list(per_class.values())
+    labelled = set(per_class) != {UNLABELLED}
     return CheckReport(
-        origin=source.origin, total=len(source.samples), per_class=dict(sorted(per_class.items())),
+        origin=origin, total=len(items), per_class=dict(sorted(per_class.items())),
         per_split={k: dict(sorted(v.items())) for k, v in sorted(per_split.items())},
         imbalance_ratio=round(max(counts) / max(min(counts), 1), 3) if counts else 0.0,
         unreadable=[f"{i['path']}: {i['error']}" for i in infos if i["error"] and i["error"] != "zero-byte"],
         zero_byte=[i["path"] for i in infos if i["error"] == "zero-byte"],
         duplicates=duplicates, cross_split_duplicates=leaks, modes=dict(modes),
         exif_rotated=[i["path"] for i in infos if i["rotated"]], sizes=sizes,
-        small_classes=sorted(label for label, n in per_class.items() if n < 2),
-        broken_links=list(source.broken_links), single_class=sorted(per_class) if len(per_class) == 1 else [],
-        empty_class_folders=list(source.empty_class_folders),
+        small_classes=sorted(label for label, n in per_class.items() if n < 2) if labelled else [],
+        single_class=sorted(per_class) if labelled and len(per_class) == 1 else [],
         img_size=img_size, tiny_images=tiny_images([(i["path"], i["size"]) for i in infos], img_size),
     )
 
@@ -137,24 +167,27 @@ def print_report(report: CheckReport) -> None:
 
     console = Console()
     splits = list(report.per_split)
-    table = Table("class", *splits, "total", title=f"{report.origin}: {report.total} images")
+    labelled = set(report.per_class) != {UNLABELLED}
+    table = Table("class" if labelled else "", *splits, "total", title=f"{report.origin}: {report.total} images")
     for label, total in report.per_class.items():
         table.add_row(label, *(str(report.per_split[s].get(label, 0)) for s in splits), str(total))
     console.print(table)
-    console.print(f"class imbalance (largest / smallest): {report.imbalance_ratio}")
+    if labelled:
+        console.print(f"class imbalance (largest / smallest): {report.imbalance_ratio}")
     if report.sizes:
         s = report.sizes
         console.print(f"shorter side: min {s['min_short_side']:.0f}, median {s['median_short_side']:.0f}, "
                       f"max {s['max_short_side']:.0f} px; median {s['median_width']:.0f}x{s['median_height']:.0f}")
     console.print("colour modes: " + ", ".join(f"{k} {v}" for k, v in sorted(report.modes.items())))
     console.print(f"EXIF-rotated photos: {len(report.exif_rotated)} (pixelforge rotates them upright)")
-    sections = [("only one class (classification needs two or more)", report.single_class),
-                ("symbolic links that point nowhere", report.broken_links),
-                ("class folders without images", report.empty_class_folders),
+    sections = [("symbolic links that point nowhere", report.broken_links),
                 ("unreadable or corrupt files", report.unreadable), ("zero-byte files", report.zero_byte),
                 ("exact duplicate groups", [" = ".join(g) for g in report.duplicates]),
-                ("duplicates across splits (leakage)", [" = ".join(g) for g in report.cross_split_duplicates]),
-                ("classes with fewer than 2 images", report.small_classes)]
+                ("duplicates across splits (leakage)", [" = ".join(g) for g in report.cross_split_duplicates])]
+    if labelled:
+        sections += [("only one class (classification needs two or more)", report.single_class),
+                     ("class folders without images", report.empty_class_folders),
+                     ("classes with fewer than 2 images", report.small_classes)]
     for title, items in sections:
         style = "red" if items else "green"
         console.print(f"[{style}]{title}: {len(items)}[/{style}]")

@@ -90,12 +90,22 @@ class Task:
             return str(materialize(path, kind=self.data_kind))
         return path
 
+    reads_photo_folder: bool = False  # any folder of unlabelled photos (denoise, compress, style): `data check` knows it
+
     def check_dataset(self, path: str, **options):
         """`pixelforge data check`: a report with `problem_count` and `to_json()`."""
-        raise self._unsupported("data check")
+        if not self.reads_photo_folder:
+            raise self._unsupported("data check")
+        from pixelforge.data.check import check_image_folder
+
+        return check_image_folder(path, img_size=options.get("img_size"))
 
     def print_check(self, report) -> None:
-        raise self._unsupported("data check")
+        if not self.reads_photo_folder:
+            raise self._unsupported("data check")
+        from pixelforge.data.check import print_report
+
+        print_report(report)
 
     def write_preview(self, path: str, out: Path, augment: str, img_size: int, count: int) -> Path:
         """`pixelforge data preview`: a grid of augmented training samples, as the model will see them."""

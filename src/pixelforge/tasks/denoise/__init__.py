@@ -16,6 +16,7 @@ class DenoiseTask(Task):
     name = "denoise"
     config_class = DenoiseConfig
     description = "noisy image -> clean image: any folder of clean photos (noise added on the fly) or noisy/ + clean/"
+    reads_photo_folder = True
     # DnCNN, 8 layers of 32 channels at full resolution, Adam at 1e-3 on 64 px crops of hymenoptera/train: the
     # 12 x 64 / pixel-unshuffled recipe before it did not learn at that rate (docs/denoising.md, "Status").
     defaults = {"model": "dncnn", "img_size": 64, "epochs": 12, "batch_size": 16, "strategy": "full", "lr": 1e-3,

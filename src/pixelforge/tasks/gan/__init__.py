@@ -21,6 +21,23 @@ class GanTask(Task):
     monitor_mode = "min"
     monitor_label = "val fid_lite0"
 
+    def check_dataset(self, path, **options):
+        """Class folders (or a built-in set) are checked as classification's; a folder of photos as one set."""
+        from pixelforge.data.check import check_dataset, check_image_folder
+        from pixelforge.errors import PixelforgeError
+
+        try:
+            report = check_dataset(path, img_size=options.get("img_size"))
+        except PixelforgeError:
+            return check_image_folder(path, img_size=options.get("img_size"))
+        report.single_class = []  # one class is a GAN's usual case (all faces), not a problem
+        return report
+
+    def print_check(self, report) -> None:
+        from pixelforge.data.check import print_report
+
+        print_report(report)
+
     def run_name(self, cfg) -> str:
         from pathlib import Path
 

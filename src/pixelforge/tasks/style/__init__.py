@@ -14,6 +14,7 @@ class StyleTask(Task):
     name = "style"
     config_class = StyleConfig
     description = "fast style transfer: a folder of content photos + --style IMAGE"
+    reads_photo_folder = True
     # The measured run in docs/style-transfer.md: 256 px crops cut from photos at 384 px (content_size; at equal
     # CPU time they beat 128 px crops on 512 px photos), Lite0 loss network, content/style/TV weights 1/3/0.01
     # (style 10, the comparison's, scored the same on c + 10 s but collapsed to a three-colour poster), the two
