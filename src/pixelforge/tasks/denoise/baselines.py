@@ -39,5 +39,11 @@ def wavelet(noisy: np.ndarray) -> np.ndarray:
     return quantize(out.reshape(noisy.shape), noisy.dtype)
 
 
+MIN_SIDE = 8  # smaller, the noise cannot be estimated (scikit-image warns and returns NaN sigmas)
+
+
 def run_baseline(name: str, noisy: np.ndarray) -> np.ndarray:
+    """`name`'s denoised image; an image under MIN_SIDE px a side is returned as it is (nothing to estimate from)."""
+    if min(noisy.shape[:2]) < MIN_SIDE:
+        return noisy.copy()
     return {"nl_means": nl_means, "wavelet": wavelet}[name](noisy)
