@@ -167,3 +167,20 @@ def test_runs_compare_tables_the_differences_and_overlays_the_curves(toy, tmp_pa
     assert all(row[header.index("best")].startswith("val_mae ") for row in body)
     png = plot_curves(rows, tmp_path / "curves.png")
     assert png.stat().st_size > 10_000
+
+
+def test_runs_of_different_tasks_differ_in_the_settings_they_share(tmp_path):
+    """A key only one task has is not a difference: comparing a detector with a classifier listed every task-specific
+    key as a column, and rich squeezed 30 of them into unreadable stubs; a wide table turns a column per run."""
+    import yaml
+
+    from pixelforge.tune.compare import load as load_run, table, transposed
+
+    for name, config in (("det", {"task": "detect", "lr": 0.002, "arch": "ssdlite", "anchor_sizes": [8]}),
+                         ("cls", {"task": "classify", "lr": 0.01, "dropout": 0.2, "continual": "naive"})):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.yaml").write_text(yaml.safe_dump({"data": "shapes", **config}))
+    header, body = table([load_run(tmp_path / "det"), load_run(tmp_path / "cls")])
+    assert header[1:header.index("best")] == ["lr", "task"]
+    turned, rows = transposed(header, body)
+    assert turned == ["", "det", "cls"] and rows[0] == ["lr", "0.002", "0.01"] and rows[1] == ["task", "detect", "classify"]

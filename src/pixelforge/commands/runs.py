@@ -8,6 +8,8 @@ from typing import Optional
 
 import typer
 
+WIDE = 12  # columns beyond which the table turns (rich squeezes more into unreadable "ar…" stubs at 160 columns)
+
 runs_app = typer.Typer(no_args_is_help=True, help="Work with several run folders at once.")
 
 
@@ -25,11 +27,13 @@ def compare(
     from rich.table import Table
 
     from pixelforge.runs.folder import output_path
-    from pixelforge.tune.compare import expand, load, plot_curves, table
+    from pixelforge.tune.compare import expand, load, plot_curves, table, transposed
 
     out = output_path(out, "compare.png")
     rows = [load(run) for run in expand(paths)]
     header, body = table(rows)
+    if len(header) > WIDE and len(body) < len(header):  # many settings differ: a column per run reads better
+        header, body = transposed(header, body)
     grid = Table(*header)
     for row in body:
         grid.add_row(*row)

@@ -51,14 +51,21 @@ def load(run: Path) -> RunRow:
 
 
 def differing_keys(rows: list[RunRow]) -> list[str]:
-    keys = sorted({k for r in rows for k in r.config} - _NOT_SETTINGS)
+    """The settings that differ, among those every run has: a key only one task has (a detector's `arch` beside a
+    classifier) is not a setting the runs differ in; their `task` is."""
+    keys = sorted(set.intersection(*(set(r.config) for r in rows)) - _NOT_SETTINGS) if rows else []
     return [k for k in keys if len({repr(r.config.get(k)) for r in rows}) > 1]
+
+
+def transposed(header: list[str], body: list[list[str]]) -> tuple[list[str], list[list[str]]]:
+    """The table with a column per run and a row per setting: readable when the runs differ in many settings."""
+    return ["", *(row[0] for row in body)], [[name, *(row[i] for row in body)] for i, name in enumerate(header) if i]
 
 
 def table(rows: list[RunRow]) -> tuple[list[str], list[list[str]]]:
     """(header, rows) of the comparison: run, differing config keys, best monitor, epochs, seconds, images/s."""
     diff = differing_keys(rows)
-    header = ["run", *diff, "best", "epoch", "epochs", "seconds", "images/s"]
+    header = ["run", *diff, "best", "best epoch", "epochs run", "seconds", "images/s"]
     body = []
     for r in rows:
         s = r.summary
