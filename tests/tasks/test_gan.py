@@ -313,6 +313,8 @@ def test_generate_is_reproducible_by_seed_and_writes_the_class_at_the_data_size(
     result = cli("generate", gan_run, "--n", "4", "--interpolate", "5", "--out", tmp_path / "lerp")
     assert result.returncode == 0, result.stderr
     assert len(list((tmp_path / "lerp").glob("0*.png"))) == 5
+    mistaken = cli("predict", gan_run, first["files"][0])  # a GAN generates: the line names the command that does
+    assert mistaken.returncode == 2 and f"pixelforge generate {gan_run}" in mistaken.stderr
 
 
 @pytest.mark.slow

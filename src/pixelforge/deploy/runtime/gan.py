@@ -140,4 +140,5 @@ class GANRuntime(TaskRuntime):
         raise PixelforgeError("a GAN package generates images; it does not predict (use /v1/generate)")
 
     def predict_files(self, paths, out=None, **options):
-        raise PixelforgeError(f"{self.package.folder}: a GAN package generates images; it does not predict")
+        raise PixelforgeError(f"{self.package.folder}: a GAN package generates images, it does not predict them: "
+                              f"`pixelforge generate {self.package.folder} --out DIR`")

@@ -38,6 +38,12 @@ class GanTask(Task):
 
         print_report(report)
 
+    def predict(self, run, paths, *, out=None, **options):
+        from pixelforge.errors import PixelforgeError
+
+        raise PixelforgeError(f"{run}: a GAN run generates images, it does not predict them: `pixelforge generate "
+                              f"{run} --out DIR`")
+
     def run_name(self, cfg) -> str:
         from pathlib import Path
 
