@@ -78,6 +78,9 @@ class Package:
         """The model file for `precision` (fp32 | int8 | fp16; default: the package's default precision)."""
         precision = precision or self.manifest["default_precision"]
         files = self.manifest["models"]
+        if precision not in PRECISIONS:
+            raise PixelforgeError(f"--precision {precision!r}: choose {', '.join(self.precisions)} (this package's "
+                                  f"models)")
         if precision not in files:
             raise PixelforgeError(f"{self.folder}: no {precision} model in this package (it has "
                                   f"{', '.join(self.precisions)}); export with --{precision} or choose another")
