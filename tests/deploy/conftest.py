@@ -139,3 +139,28 @@ def write_instance_package(folder: Path, size: int = 32) -> Path:
     masks[0, 0, :, :4] = 0.9
     masks[1, 0, :2, :] = 0.7
     return write_detection_package(folder, size, masks)
+
+
+def write_gan_package(folder: Path, latent_dim: int = 4) -> Path:
+    """An unconditional GAN package whose generator tiles each noise vector into an 8 x 8 grey image (tanh)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    folder.mkdir(parents=True)
+    graph = helper.make_graph(
+        [helper.make_node("Tile", ["z", "repeats"], ["tiled"]),
+         helper.make_node("Reshape", ["tiled", "shape"], ["flat"]), helper.make_node("Tanh", ["flat"], ["images"])],
+        "tiles", [helper.make_tensor_value_info("z", TensorProto.FLOAT, ["n", latent_dim])],
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["n", 1, 8, 8])],
+        [helper.make_tensor("repeats", TensorProto.INT64, [2], [1, 64 // latent_dim]),
+         helper.make_tensor("shape", TensorProto.INT64, [4], [-1, 1, 8, 8])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(folder / "model.onnx"))
+    files = {"preprocess.json": {"task": "gan", "conditional": False, "latent_dim": latent_dim},
+             "classes.json": [], "package.json": {"task": "gan", "format": "onnx", "models": {"fp32": "model.onnx"},
+                                                  "default_precision": "fp32", "input_name": "z",
+                                                  "output_name": "images"}}
+    for name, data in files.items():
+        (folder / name).write_text(json.dumps(data))
+    return folder

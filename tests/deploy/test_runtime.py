@@ -85,3 +85,17 @@ def test_not_a_package_is_a_clear_error(tmp_path):
 
     with pytest.raises(PixelforgeError, match="not a pixelforge package"):
         Runtime(tmp_path)
+
+
+
+def test_a_precision_no_package_has_lists_the_packages_own(tmp_path):
+    """--precision fp64 names the package's models (before: 'export with --fp64', an option that does not exist)."""
+    import pytest
+
+    from pixelforge.deploy.runtime.registry import load_runtime
+    from pixelforge.errors import PixelforgeError
+    from tests.deploy.conftest import write_segmentation_package
+
+    package = write_segmentation_package(tmp_path / "seg")
+    with pytest.raises(PixelforgeError, match=r"--precision 'fp64': choose fp32 \(this package's models\)"):
+        load_runtime(package, "fp64")

@@ -343,3 +343,23 @@ def test_a_bad_query_parameter_answers_422_with_one_line(det_package, query):
     assert response.status_code == 422
     detail = response.json()["detail"]
     assert isinstance(detail, str) and "\n" not in detail and query.split("=")[0] in detail, detail
+
+
+def test_a_gan_package_refuses_uploads_and_negative_seeds_in_one_line(tmp_path):
+    """A generator takes no images: /v1/predict answers 404 naming /v1/generate, and a negative seed 422 (both were
+    500s); `pixelforge generate PACKAGE --seed -1` is one line (was a numpy ValueError traceback)."""
+    from pixelforge.deploy.runtime.registry import load_runtime
+    from pixelforge.deploy.serve.server import ServerSettings, create_app
+    from pixelforge.errors import PixelforgeError
+    from tests.deploy.conftest import write_gan_package
+
+    package = write_gan_package(tmp_path / "gan")
+    with fastapi_testclient.TestClient(create_app(ServerSettings(str(package)))) as client:
+        assert len(client.post("/v1/generate?n=2&seed=3").json()["images_png"]) == 2
+        upload = client.post("/v1/predict", files={"file": ("a.png", red_square_png(), "image/png")})
+        assert upload.status_code == 404 and "/v1/generate" in upload.json()["detail"]
+        negative = client.post("/v1/generate?seed=-1")
+        assert negative.status_code == 422 and "seed" in negative.json()["detail"]
+    with pytest.raises(PixelforgeError, match="seed -1: give a whole number from 0 up"):
+        load_runtime(package).generate_folder(tmp_path / "out", 2, seed=-1)
+    assert not (tmp_path / "out").exists()

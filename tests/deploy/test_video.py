@@ -46,3 +46,27 @@ def test_video_run_returns_labels_and_refuses_to_overwrite(tiny_package, tmp_pat
         run_video(tiny_package, str(clip), tmp_path / "out.mp4")
     with pytest.raises(PixelforgeError, match="no such video"):
         run_video(tiny_package, str(tmp_path / "missing.mp4"), tmp_path / "x.mp4")
+
+
+def test_video_of_a_classification_run_exports_it_first(cli, tiny_run, tmp_path):
+    """A run folder is exported to a scratch package first (was a TypeError traceback: classify's export answers an
+    ExportResult, not a folder); an existing --out is refused before that export."""
+    clip = _write_clip(tmp_path / "clip.mp4", frames=3)
+    result = cli("video", tiny_run, clip, "--out", tmp_path / "labelled.mp4", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["frames"] == 3
+    taken = cli("video", tiny_run, clip, "--out", tmp_path / "labelled.mp4")
+    assert taken.returncode == 2 and taken.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'labelled.mp4'}: already exists; choose a new --out (videos are never overwritten)"]
+
+
+@pytest.mark.parametrize("name", ["labelled", "labelled.txt"])
+def test_video_out_that_opencv_cannot_write_is_one_line(tiny_package, tmp_path, name):
+    """OpenCV picks the container from the suffix and writes nothing for others (before: 'N frames' and no file)."""
+    from pixelforge.deploy.video import run_video
+    from pixelforge.errors import PixelforgeError
+
+    clip = _write_clip(tmp_path / "clip.mp4", frames=2)
+    with pytest.raises(PixelforgeError, match=r"cannot write a video of this name; give --out a \.mp4"):
+        run_video(tiny_package, str(clip), tmp_path / name)
+    assert not (tmp_path / name).exists()

@@ -134,10 +134,46 @@ def corrupt_onnx(pkg):
     return r"model\.onnx"
 
 
+def _edit_json(path, edit):
+    import json
+
+    path.write_text(json.dumps(edit(json.loads(path.read_text()))))
+
+
+def preprocess_json_a_list(pkg):  # the hand edits below were tracebacks (AttributeError, KeyError, TypeError, ...)
+    _edit_json(pkg / "preprocess.json", lambda data: [data])
+    return r"preprocess\.json: holds list JSON where an object"
+
+
+def preprocess_json_without_mean(pkg):
+    _edit_json(pkg / "preprocess.json", lambda data: {k: v for k, v in data.items() if k != "mean"})
+    return r"preprocess\.json: no 'mean'"
+
+
+def preprocess_json_size_a_word(pkg):
+    _edit_json(pkg / "preprocess.json", lambda data: {**data, "img_size": "big"})
+    return r"preprocess\.json: img_size 'big' is not a size"
+
+
+def package_json_a_list(pkg):
+    _edit_json(pkg / "package.json", lambda data: [data])
+    return r"package\.json: holds list JSON"
+
+
+def classes_json_short_of_names(pkg):
+    _edit_json(pkg / "classes.json", lambda names: names[:1])
+    return r"classes\.json: 1 class names for a model of 4 classes"
+
+
 PACKAGES = {
     "package without package.json": package_json_gone,
     "package of an unknown task": package_of_unknown_task,
     "corrupt model.onnx": corrupt_onnx,
+    "preprocess.json a list": preprocess_json_a_list,
+    "preprocess.json without mean": preprocess_json_without_mean,
+    "preprocess.json img_size a word": preprocess_json_size_a_word,
+    "package.json a list": package_json_a_list,
+    "classes.json short of names": classes_json_short_of_names,
 }
 
 

@@ -142,11 +142,16 @@ def video_command(
 
     import tempfile
 
+    from pixelforge.errors import PixelforgeError
+
+    if out.exists():  # before a run's export, which takes a while
+        raise PixelforgeError(f"{out}: already exists; choose a new --out (videos are never overwritten)")
     with tempfile.TemporaryDirectory(prefix="pixelforge-video-") as scratch:
         if (package / "config.yaml").is_file() and (package / "checkpoints").is_dir():  # a run: export it first
             from pixelforge.api.export import export
 
-            package = export(package, Path(scratch) / "package")
+            exported = export(package, Path(scratch) / "package")
+            package = Path(getattr(exported, "package_dir", exported))  # classify answers an ExportResult
         result = run_video(package, source, out, max_frames=max_frames, precision=precision,
                            score_threshold=score_threshold, blend=blend)
     summary = {"out": str(result.out), "frames": result.frames, "seconds": round(result.seconds, 3),

@@ -83,6 +83,9 @@ def run_video(package: str | Path, source: str, out: str | Path, max_frames: int
                 out.parent.mkdir(parents=True, exist_ok=True)
                 writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), fps_in,
                                          (frame.shape[1], frame.shape[0]))
+                if not writer.isOpened():  # OpenCV picks the container by the suffix and writes nothing for others
+                    raise PixelforgeError(f"{out}: OpenCV cannot write a video of this name; give --out a .mp4 "
+                                          f"or .avi file name")
             predicted = runtime.predict_frame(frame, score_threshold=score_threshold, blend=blend)
             text = runtime.describe(predicted)
             labels.append(runtime.label(predicted))

@@ -18,10 +18,17 @@ from PIL import Image
 
 from pixelforge.deploy.runtime.base import TaskRuntime
 from pixelforge.deploy.runtime.package import DensePackage, read_dense_package
+from pixelforge.deploy.runtime.preprocess import UploadError
 from pixelforge.deploy.runtime.session import onnx_session
 from pixelforge.errors import PixelforgeError
 
 MAX_IMAGES = 256  # per request of the web page / API
+
+
+class NoUploadsTaken(UploadError):
+    """An upload to a generator's /v1/predict: the server answers 404 with the route that generates."""
+
+    status_code = 404
 
 
 def sample_noise(n: int, latent_dim: int, seed: int, truncation: float | None = None) -> np.ndarray:
@@ -93,6 +100,8 @@ class GANRuntime(TaskRuntime):
             raise PixelforgeError(f"n {n}: give 1 to {MAX_IMAGES} images")
         if truncation is not None and truncation <= 0:
             raise PixelforgeError(f"truncation {truncation}: give a positive number such as 1.0")
+        if seed < 0:  # numpy's generators take none
+            raise PixelforgeError(f"seed {seed}: give a whole number from 0 up")
         wanted = self.class_index(class_name)
         manifest = self.package.manifest
         feed = {manifest["input_name"]: sample_noise(n, self.latent_dim, seed, truncation)}
@@ -134,7 +143,7 @@ class GANRuntime(TaskRuntime):
 
     # A generator takes no images: the prediction paths say so in one line.
     def decode_upload(self, data, name, max_pixels):
-        raise PixelforgeError("a GAN package generates images: POST /v1/generate")
+        raise NoUploadsTaken("a GAN package takes no images: POST /v1/generate?n=16 generates them")
 
     def predict_images(self, images):
         raise PixelforgeError("a GAN package generates images; it does not predict (use /v1/generate)")

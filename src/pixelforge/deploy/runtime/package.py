@@ -38,14 +38,19 @@ def is_package(path: str | Path) -> bool:
     return (Path(path) / PREPROCESS_FILE).is_file()
 
 
-def read_json_file(path: Path):
-    """A package's JSON file, or a one-line error naming it."""
+def read_json_file(path: Path, expect: type | None = None):
+    """A package's JSON file, or a one-line error naming it; `expect` (dict or list): what the file must hold."""
     if not path.is_file():
         raise PixelforgeError(f"{path}: missing; is {path.parent} a package written by `pixelforge export`?")
     try:
-        return json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise PixelforgeError(f"{path}: not valid JSON ({exc}); export the package again") from None
+    if expect is not None and not isinstance(data, expect):  # a hand edit: the runtimes would fail far from here
+        wanted = {dict: "an object {...}", list: "a list [...]"}[expect]
+        raise PixelforgeError(f"{path}: holds {type(data).__name__} JSON where {wanted} belongs; "
+                              f"export the package again")
+    return data
 
 
 @dataclass
@@ -73,6 +78,9 @@ class Package:
         """The model file for `precision` (fp32 | int8 | fp16; default: the package's default precision)."""
         precision = precision or self.manifest["default_precision"]
         files = self.manifest["models"]
+        if precision not in PRECISIONS:
+            raise PixelforgeError(f"--precision {precision!r}: choose {', '.join(self.precisions)} (this package's "
+                                  f"models)")
         if precision not in files:
             raise PixelforgeError(f"{self.folder}: no {precision} model in this package (it has "
                                   f"{', '.join(self.precisions)}); export with --{precision} or choose another")
@@ -120,9 +128,16 @@ def read_package(folder: str | Path) -> Package:
     if not is_package(folder):
         raise PixelforgeError(f"{folder}: not a pixelforge package (no {PREPROCESS_FILE}); "
                               f"create one with `pixelforge export RUN --out {folder}`")
-    manifest = read_json_file(folder / MANIFEST_FILE)
-    preprocess = Preprocess.from_json(read_json_file(folder / PREPROCESS_FILE))
-    classes = read_json_file(folder / CLASSES_FILE)
+    manifest = read_json_file(folder / MANIFEST_FILE, dict)
+    try:
+        preprocess = Preprocess.from_json(read_json_file(folder / PREPROCESS_FILE, dict))
+    except (KeyError, TypeError, ValueError) as exc:
+        problem = f"no {exc}" if isinstance(exc, KeyError) else exc
+        raise PixelforgeError(f"{folder / PREPROCESS_FILE}: {problem}; export the package again") from None
+    classes = read_json_file(folder / CLASSES_FILE, list)
+    if manifest.get("num_classes", len(classes)) != len(classes):  # the model would answer classes it has no name for
+        raise PixelforgeError(f"{folder / CLASSES_FILE}: {len(classes)} class names for a model of "
+                              f"{manifest['num_classes']} classes ({MANIFEST_FILE}); export the package again")
     return Package(folder, manifest, preprocess, classes)
 
 
@@ -131,7 +146,7 @@ def package_task(folder: str | Path) -> str:
     folder = Path(folder)
     if not (folder / PREPROCESS_FILE).is_file():
         read_package(folder)  # raises the reader's error: no folder, or not a package
-    return read_json_file(folder / MANIFEST_FILE).get("task", "classify")
+    return read_json_file(folder / MANIFEST_FILE, dict).get("task", "classify")
 
 
 @dataclass
@@ -163,5 +178,5 @@ def read_dense_package(folder: str | Path) -> DensePackage:
     """Read a detection, segmentation or instance package's JSON files (no model is loaded)."""
     folder = Path(folder)
     package_task(folder)  # the reader's clear error for a folder that is not a package
-    return DensePackage(folder, read_json_file(folder / MANIFEST_FILE), read_json_file(folder / PREPROCESS_FILE),
-                        read_json_file(folder / CLASSES_FILE))
+    return DensePackage(folder, read_json_file(folder / MANIFEST_FILE, dict),
+                        read_json_file(folder / PREPROCESS_FILE, dict), read_json_file(folder / CLASSES_FILE, list))

@@ -45,7 +45,14 @@ class Preprocess:
     @classmethod
     def from_json(cls, data: dict) -> "Preprocess":
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        known["mean"], known["std"] = tuple(known["mean"]), tuple(known["std"])
+        for key in ("img_size", "resize_short_side"):
+            if not isinstance(known[key], int) or isinstance(known[key], bool) or known[key] < 1:
+                raise ValueError(f"{key} {known[key]!r} is not a size in pixels")
+        for key in ("mean", "std"):
+            if not isinstance(known[key], list) or len(known[key]) != 3 or \
+                    not all(isinstance(v, (int, float)) for v in known[key]):
+                raise ValueError(f"{key} {known[key]!r} is not three numbers (R, G, B)")
+            known[key] = tuple(known[key])
         return cls(**known)
 
 

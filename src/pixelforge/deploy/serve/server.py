@@ -152,7 +152,7 @@ def _add_generate_route(app: FastAPI, runtime, model_name: str, require_key) -> 
 
     @app.post("/v1/generate", dependencies=[Depends(require_key)])
     async def generate(n: int = Query(16, ge=1, le=256), class_name: str | None = Query(None, alias="class"),
-                       seed: int = Query(0), truncation: float | None = Query(None, gt=0)) -> dict:
+                       seed: int = Query(0, ge=0), truncation: float | None = Query(None, gt=0)) -> dict:
         started = time.perf_counter()
         try:
             body = await run_in_threadpool(runtime.generate_answer, n, class_name, seed, truncation)
