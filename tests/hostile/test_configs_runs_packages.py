@@ -160,6 +160,11 @@ def package_json_a_list(pkg):
     return r"package\.json: holds list JSON"
 
 
+def package_json_without_a_key(pkg):
+    _edit_json(pkg / "package.json", lambda data: {k: v for k, v in data.items() if k != "default_precision"})
+    return r"package\.json: no 'default_precision'"
+
+
 def classes_json_short_of_names(pkg):
     _edit_json(pkg / "classes.json", lambda names: names[:1])
     return r"classes\.json: 1 class names for a model of 4 classes"
@@ -173,6 +178,7 @@ PACKAGES = {
     "preprocess.json without mean": preprocess_json_without_mean,
     "preprocess.json img_size a word": preprocess_json_size_a_word,
     "package.json a list": package_json_a_list,
+    "package.json without a key the runtime reads": package_json_without_a_key,
     "classes.json short of names": classes_json_short_of_names,
 }
 

@@ -53,6 +53,22 @@ def read_json_file(path: Path, expect: type | None = None):
     return data
 
 
+class Manifest(dict):
+    """package.json's object: a key the runtime needs and the file lacks (a hand edit, a package of another
+    version) is one line naming the file and the key, not a KeyError deep in a runtime."""
+
+    def __init__(self, data: dict, path: Path):
+        super().__init__(data)
+        self.path = path
+
+    def __missing__(self, key):
+        raise PixelforgeError(f"{self.path}: no {key!r}, which this package's runtime reads; export the package again")
+
+
+def read_manifest(folder: Path) -> Manifest:
+    return Manifest(read_json_file(folder / MANIFEST_FILE, dict), folder / MANIFEST_FILE)
+
+
 @dataclass
 class Package:
     """A classification package's JSON files (`read_package`); the model itself is loaded by a runtime."""
@@ -128,7 +144,7 @@ def read_package(folder: str | Path) -> Package:
     if not is_package(folder):
         raise PixelforgeError(f"{folder}: not a pixelforge package (no {PREPROCESS_FILE}); "
                               f"create one with `pixelforge export RUN --out {folder}`")
-    manifest = read_json_file(folder / MANIFEST_FILE, dict)
+    manifest = read_manifest(folder)
     try:
         preprocess = Preprocess.from_json(read_json_file(folder / PREPROCESS_FILE, dict))
     except (KeyError, TypeError, ValueError) as exc:
@@ -178,5 +194,5 @@ def read_dense_package(folder: str | Path) -> DensePackage:
     """Read a detection, segmentation or instance package's JSON files (no model is loaded)."""
     folder = Path(folder)
     package_task(folder)  # the reader's clear error for a folder that is not a package
-    return DensePackage(folder, read_json_file(folder / MANIFEST_FILE, dict),
+    return DensePackage(folder, read_manifest(folder),
                         read_json_file(folder / PREPROCESS_FILE, dict), read_json_file(folder / CLASSES_FILE, list))
