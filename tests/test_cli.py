@@ -172,3 +172,8 @@ def test_predict_reports_a_file_that_is_not_an_image_once_and_fails(cli, tiny_ru
     assert mixed.stderr.strip().splitlines() == [line for line in mixed.stderr.strip().splitlines()
                                                  if line.startswith(f"{notes}: error: ")]
     assert len(mixed.stderr.strip().splitlines()) == 1
+
+
+def test_export_tolerances_below_zero_are_refused_before_exporting(cli, tiny_run, tmp_path):
+    result = cli("export", tiny_run, "--tolerance", "-1", "--out", tmp_path / "pkg")
+    assert result.returncode == 2 and "--tolerance" in result.stderr and not (tmp_path / "pkg").exists()

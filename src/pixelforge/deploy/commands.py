@@ -35,11 +35,11 @@ def export_command(
                                                                        "int8 ranges (128)."),
     calibration: Optional[str] = typer.Option(None, help="classify: int8 calibration: minmax | entropy | percentile "
                                                          "(minmax)."),
-    tolerance: Optional[float] = typer.Option(None, help="classify: allowed max |Δlogit| (fp32), relative to "
+    tolerance: Optional[float] = typer.Option(None, min=0.0, help="classify: allowed max |Δlogit| (fp32), relative to "
                                                          "max(1, max |logit|) (1e-3)."),
-    max_int8_drop: Optional[float] = typer.Option(None, help="classify: allowed int8 accuracy drop in points, at "
+    max_int8_drop: Optional[float] = typer.Option(None, min=0.0, help="classify: allowed int8 accuracy drop in points, at "
                                                              "least one image (1.0)."),
-    fp16_tolerance: Optional[float] = typer.Option(None, help="classify: allowed max |Δlogit| for fp16, relative "
+    fp16_tolerance: Optional[float] = typer.Option(None, min=0.0, help="classify: allowed max |Δlogit| for fp16, relative "
                                                               "like --tolerance (5e-2)."),
 ) -> None:
     """Export a run to a package (model, preprocessing, classes, model card), checked against PyTorch."""
