@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from pixelforge.errors import PixelforgeError
+
 fastapi_testclient = pytest.importorskip("fastapi.testclient")
 
 
@@ -113,3 +115,18 @@ def test_uploads_are_never_written_to_disk(tiny_package, monkeypatch):
     monkeypatch.setattr(starlette.formparsers, "SpooledTemporaryFile", refuse)
     with _client(tiny_package) as client:
         assert client.post("/v1/predict", files={"file": ("big.jpg", big, "image/jpeg")}).status_code == 200
+
+
+def test_a_port_another_program_holds_is_one_line():
+    """uvicorn logged its own ERROR line and exited 1; now the port is tried first and named."""
+    import socket
+
+    from pixelforge.deploy.serve.server import check_port_free
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        with pytest.raises(PixelforgeError, match=rf"127\.0\.0\.1:{port}: cannot listen there .*--port"):
+            check_port_free("127.0.0.1", port)
+    check_port_free("127.0.0.1", port)  # free again once closed

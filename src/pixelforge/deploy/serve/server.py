@@ -237,10 +237,27 @@ def app_from_environment() -> FastAPI:
     return create_app(ServerSettings(**json.loads(os.environ["PIXELFORGE_SERVE"])))
 
 
+def check_port_free(host: str, port: int) -> None:
+    """One line for a port another program holds (uvicorn logs its own ERROR line and exits 1 instead)."""
+    import socket
+
+    from pixelforge.errors import PixelforgeError
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: a closing socket is no owner
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise PixelforgeError(f"{host}:{port}: cannot listen there ({exc.strerror or exc}); another server may "
+                                  "hold the port: choose another --port") from None
+
+
 def serve(settings: ServerSettings, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
           log_level: str = "info") -> None:
     """Run the app under uvicorn (blocking). Several workers each load the model once."""
     import uvicorn
+
+    check_port_free(host, port)
 
     if workers > 1:
         import json
