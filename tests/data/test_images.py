@@ -80,3 +80,20 @@ def test_hidden_subfolders_are_not_entered(tmp_path):
     (tmp_path / ".AppleDouble").mkdir()  # a file server's resource forks, named like the photos they describe
     (tmp_path / ".AppleDouble" / "photo.jpg").write_bytes(b"\x00\x05\x16\x07" + bytes(60))
     assert list_images(tmp_path) == [tmp_path / "photo.jpg"]
+
+
+def test_jfif_and_avif_photos_are_listed_and_read(tmp_path):
+    """What browsers save on Windows (.jfif) and phones and the web send (.avif) were passed over without a word."""
+    from pixelforge.data.images import list_images
+
+    from PIL import features
+
+    photo = Image.fromarray(np.full((12, 16, 3), (200, 40, 40), np.uint8))
+    photo.save(tmp_path / "a.jfif", format="JPEG")
+    names = ["a.jfif"]
+    if features.check("avif"):  # Pillow 11.3+
+        photo.save(tmp_path / "b.avif")
+        names.append("b.avif")
+    assert [p.name for p in list_images(tmp_path)] == names
+    for path in list_images(tmp_path):
+        assert load_rgb(path).size == (16, 12)

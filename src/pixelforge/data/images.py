@@ -16,7 +16,9 @@ from PIL import Image, ImageOps
 
 from pixelforge.errors import PixelforgeError
 
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+# torchvision's ImageFolder list, plus GIF, JFIF (a JPEG by another name, what browsers save on Windows) and AVIF
+# (phones and the web; Pillow 11.3+ decodes it, an older one lists such a file as unreadable).
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".jfif", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".avif", ".ppm", ".pgm"}
 
 # A decompression bomb guard that still admits large scans (about 16k x 16k).
 Image.MAX_IMAGE_PIXELS = 256_000_000
