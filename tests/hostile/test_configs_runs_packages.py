@@ -30,6 +30,16 @@ CONFIGS = {  # train --config FILE
     "negative epochs": ("data: digits\nepochs: -3\n", r"epochs"),
     "epochs as a word": ("data: digits\nepochs: three\n", r"epochs"),
     "unknown task": ("data: digits\ntask: colorize\n", r"colorize.*classify|classify.*colorize"),
+    "negative seed": ("data: missing\nseed: -1\n", r"seed"),  # was a ValueError traceback from Fabric
+    # Refused before the data is read (so `missing/` is never looked for): shared keys a task does not read, which
+    # were silently ignored, and batches a model cannot train on (a traceback; a contrastive loss of 0)
+    "gan with a strategy": ("task: gan\ndata: missing\nstrategy: linear\n", r"--strategy linear.*gan"),
+    "gan with a schedule": ("task: gan\ndata: missing\nschedule: onecycle\n", r"--schedule onecycle.*gan"),
+    "style with a model": ("task: style\ndata: missing\nmodel: resnet18\n", r"--model resnet18.*style"),
+    "compress with a test split": ("task: compress\ndata: missing\ntest_fraction: 0.5\n", r"--test-fraction.*compress"),
+    "compress with imagenet weights": ("task: compress\ndata: missing\nweights: imagenet\n", r"--weights imagenet"),
+    "ssdlite at batch size 1": ("task: detect\ndata: missing\narch: ssdlite\nbatch_size: 1\n", r"batch-size 1.*ssdlite"),
+    "clip at batch size 1": ("task: clip\ndata: missing\nbatch_size: 1\n", r"batch-size 1.*2 or more"),
 }
 
 

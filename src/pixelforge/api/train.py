@@ -69,6 +69,7 @@ def train(data: str | None = None, *, config: str | Path | None = None, resume: 
         cfg = build_config(config, data=data, **_parent_options(options))
     # Validate everything a user can get wrong before a run folder exists, so a typo leaves nothing behind.
     task = get_task(cfg.task)
+    task.check_fixed(cfg)
     task.check_config(cfg)
     source, classes = task.prepare_data(cfg)
     if "torch" not in sys.modules:  # the imports ahead are what the decoding hides behind (data/prefetch.py)
