@@ -50,7 +50,7 @@ class RunConfig(BaseModel):
     grad_clip: float | None = Field(None, gt=0, description="clip the gradient norm to this value")
     early_stopping: int | None = Field(None, ge=1, description="stop after this many epochs without improvement")
     unfreeze_every: int = Field(1, ge=1, description="gradual: epochs between unfreezing successive stages")
-    seed: int = Field(0, description="random seed (data order, splits, initialisation)")
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="random seed (data order, splits, initialisation)")
     val_fraction: float = Field(0.2, gt=0, lt=1, description="validation share when the data has no splits")
     test_fraction: float = Field(0.0, ge=0, lt=1, description="test share when the data has no splits")
     devices: int = Field(1, ge=1, description="devices (processes) per machine; >1 runs DDP")

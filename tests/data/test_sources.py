@@ -93,6 +93,25 @@ def test_builtin_datasets_have_three_splits():
     assert {s.split for s in digits.samples} == {"train", "val", "test"}
 
 
+def test_a_builtin_set_another_process_finished_first_is_kept(tmp_path, monkeypatch):
+    """Two trainings started at once both build a built-in set in the cache: the second must not delete the first's
+    copy while it is being read (before: caption's training stopped on 'file not found' beside a clip training)."""
+    from pixelforge.data import builtin
+
+    target = tmp_path / "shapes"
+
+    def write_while_another_finishes(root, seed):
+        (root / "ours.txt").write_text("ours")
+        target.mkdir()
+        (target / "theirs.txt").write_text("theirs")
+        (target / ".complete").touch()
+
+    monkeypatch.setattr(builtin, "_writer", lambda name, kind: write_while_another_finishes)
+    assert builtin.materialize("shapes", out=target) == target
+    assert (target / "theirs.txt").exists() and not (target / "ours.txt").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["shapes"]  # the staging copy is gone
+
+
 def test_symbolic_links_that_point_nowhere_are_listed_not_sampled(tmp_path):
     make_folder(tmp_path, {"a": 3, "b": 3})
     (tmp_path / "a" / "gone.png").symlink_to(tmp_path / "nowhere.png")

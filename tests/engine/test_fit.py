@@ -206,3 +206,25 @@ def test_a_crash_between_saves_leaves_rows_only_for_saved_epochs_and_resumes_to_
     expected, got = (rd.load_checkpoint(r / "checkpoints" / "last.ckpt") for r in (run, crashed))
     assert all(torch.equal(tensor, got["model"][key]) for key, tensor in expected["model"].items())
     assert _rows(crashed) == _rows(run)
+
+
+class BatchSizes(Hook):
+    def __init__(self):
+        self.sizes = []
+
+    def on_train_batch_end(self, ctx, outputs):
+        self.sizes.append(outputs["count"])
+
+
+def test_a_last_training_batch_of_one_image_is_left_out(tmp_path):
+    """A lone last image fails BatchNorm on a 1x1 map (ssdlite: a ValueError traceback) and has no pair for a GAN or a
+    contrastive loss; it is left out, a larger remainder is kept."""
+    from functools import partial
+
+    sizes = {}
+    for n_train in (65, 66):
+        recorder = BatchSizes()
+        fit(partial(build_point_gan, n_train=n_train), rd.new_run_dir(tmp_path / f"n{n_train}"),
+            FitConfig(epochs=1, batch_size=32, lr=2e-3, seed=0, accelerator="cpu", quiet=True), hooks=[recorder])
+        sizes[n_train] = recorder.sizes
+    assert sizes == {65: [32, 32], 66: [32, 32, 2]}

@@ -30,6 +30,16 @@ CONFIGS = {  # train --config FILE
     "negative epochs": ("data: digits\nepochs: -3\n", r"epochs"),
     "epochs as a word": ("data: digits\nepochs: three\n", r"epochs"),
     "unknown task": ("data: digits\ntask: colorize\n", r"colorize.*classify|classify.*colorize"),
+    "negative seed": ("data: missing\nseed: -1\n", r"seed"),  # was a ValueError traceback from Fabric
+    # Refused before the data is read (so `missing/` is never looked for): shared keys a task does not read, which
+    # were silently ignored, and batches a model cannot train on (a traceback; a contrastive loss of 0)
+    "gan with a strategy": ("task: gan\ndata: missing\nstrategy: linear\n", r"--strategy linear.*gan"),
+    "gan with a schedule": ("task: gan\ndata: missing\nschedule: onecycle\n", r"--schedule onecycle.*gan"),
+    "style with a model": ("task: style\ndata: missing\nmodel: resnet18\n", r"--model resnet18.*style"),
+    "compress with a test split": ("task: compress\ndata: missing\ntest_fraction: 0.5\n", r"--test-fraction.*compress"),
+    "compress with imagenet weights": ("task: compress\ndata: missing\nweights: imagenet\n", r"--weights imagenet"),
+    "ssdlite at batch size 1": ("task: detect\ndata: missing\narch: ssdlite\nbatch_size: 1\n", r"batch-size 1.*ssdlite"),
+    "clip at batch size 1": ("task: clip\ndata: missing\nbatch_size: 1\n", r"batch-size 1.*2 or more"),
 }
 
 
@@ -271,3 +281,20 @@ def test_multipart_without_boundary_and_with_too_many_files():
         asyncio.run(read_uploads("multipart/form-data; boundary=B", None, body(part * 3 + b"--B--\r\n"), "file",
                                  1000, 2))
     assert too_many.value.status_code == 413
+
+
+def test_train_out_that_is_a_file_or_inside_one_is_one_line(tmp_path, pixelforge_cli):
+    """Refused before the data is read (was a NotADirectoryError traceback once it had been); the file is kept."""
+    (tmp_path / "notes.txt").write_text("precious")
+    for out in (tmp_path / "notes.txt", tmp_path / "notes.txt" / "run"):
+        result = pixelforge_cli("train", "--data", tmp_path / "missing", "--out", out)
+        assert result.code == 2 and "notes.txt is a file" in result.error_line, result.err
+    assert (tmp_path / "notes.txt").read_text() == "precious"
+
+
+def test_resume_or_continue_as_another_task_names_the_runs_task(run_copy, tmp_path, pixelforge_cli):
+    """Was one line listing every key of the run's task that the other task lacks."""
+    result = pixelforge_cli("train", "--resume", run_copy, "--task", "detect")
+    assert result.code == 2 and "is a classify run and resumes as one" in result.error_line, result.err
+    result = pixelforge_cli("train", "--task", "compress", "--data", tmp_path / "missing", "--continue-from", run_copy)
+    assert result.code == 2 and "a classify run; a compress run continues only from" in result.error_line, result.err

@@ -178,6 +178,8 @@ def test_the_mode_seeking_term_charges_a_generator_for_alike_samples_of_differen
     pair = torch.stack([torch.full((1, 8, 8), 0.1), torch.full((1, 8, 8), -0.1)]).requires_grad_(True)
     mode_seeking(pair, z[:2]).backward()
     assert pair.grad[0].sum() < 0 < pair.grad[1].sum()
+    # a batch of one has no pair: no term (before: the mean of nothing, NaN, in the generator's loss)
+    assert float(mode_seeking(same[:1], z[:1])) == 0.0
 
 
 def test_fid_and_kid_equal_torchmetrics_with_the_same_extractor():

@@ -63,12 +63,18 @@ def train(data: str | None = None, *, config: str | Path | None = None, resume: 
         overrides = {k: v for k, v in options.items() if v is not None}
         if data is not None:
             overrides["data"] = data
+        if overrides.get("task", cfg.task) != cfg.task:  # else one line listing every key the other task lacks
+            raise PixelforgeError(f"--task {overrides['task']}: {run} is a {cfg.task} run and resumes as one; leave "
+                                  f"--task out, or train a new run")
         _check_resumed_epochs(run, cfg.epochs, overrides.get("epochs"), cfg.schedule)
         cfg = build_config(None, **{**cfg.model_dump(), **overrides}) if overrides else cfg
     else:
         cfg = build_config(config, data=data, **_parent_options(options))
     # Validate everything a user can get wrong before a run folder exists, so a typo leaves nothing behind.
     task = get_task(cfg.task)
+    if not resume and cfg.out:
+        rd.check_run_out(cfg.out)
+    task.check_fixed(cfg)
     task.check_config(cfg)
     source, classes = task.prepare_data(cfg)
     if "torch" not in sys.modules:  # the imports ahead are what the decoding hides behind (data/prefetch.py)
@@ -133,6 +139,9 @@ def _parent_options(options: dict) -> dict:
     if not options.get("continue_from"):
         return options
     parent = load_config(rd.require_run(options["continue_from"]) / "config.yaml").model_dump()
+    if options.get("task", parent["task"]) != parent["task"]:  # else one line listing every key this task lacks
+        raise PixelforgeError(f"--continue-from {options['continue_from']}: a {parent['task']} run; a "
+                              f"{options['task']} run continues only from a {options['task']} run")
     inherited = {k: v for k, v in parent.items() if k not in ("data", "out") and not k.startswith("continue_")}
     return {**inherited, **options}
 

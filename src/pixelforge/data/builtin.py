@@ -55,9 +55,15 @@ def materialize(name: str, out: Path | None = None, seed: int = 0, kind: str = "
     try:
         _writer(name, kind)(staging, seed)
         (staging / ".complete").touch()
+        if (target / ".complete").exists():  # another process finished first and may be reading it: keep theirs
+            return target
         if target.exists():
             shutil.rmtree(target)
-        staging.rename(target)
+        try:
+            staging.rename(target)
+        except OSError:  # another process renamed its copy in between
+            if not (target / ".complete").exists():
+                raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target

@@ -172,8 +172,12 @@ def _run(loop: Loop, state: LoopState, setup: TaskSetup, config: FitConfig) -> L
 def _loaders(setup: TaskSetup, config: FitConfig, fabric) -> tuple[DataLoader, DataLoader, EpochSampler]:
     sampler = setup.train_sampler or EpochSampler(len(setup.train_data), config.seed, fabric.global_rank,
                                                   fabric.world_size)
+    # A last batch of one image is left out (a different one each epoch): BatchNorm cannot train on one sample of a
+    # 1x1 map (ssdlite's extra layers: a traceback), a GAN's pairs and a contrastive batch need two. torchvision's
+    # detection reference drops every last batch; a lone one is all that fails.
+    lone = config.batch_size > 1 and len(sampler) > 1 and len(sampler) % config.batch_size == 1
     train_loader = DataLoader(setup.train_data, batch_size=config.batch_size, sampler=sampler,
-                              num_workers=setup.workers, persistent_workers=setup.workers > 0, drop_last=False,
+                              num_workers=setup.workers, persistent_workers=setup.workers > 0, drop_last=lone,
                               collate_fn=setup.collate_fn)
     # No padding: under DDP each validation image is scored exactly once (engine/samplers.py).
     val_sampler = EpochSampler(len(setup.val_data), config.seed, fabric.global_rank, fabric.world_size, pad=False)

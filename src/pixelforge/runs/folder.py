@@ -33,6 +33,15 @@ def new_run_dir(out: str | Path) -> Path:
         return candidate
 
 
+def check_run_out(out: str | Path) -> None:
+    """Refuse a run folder `out` that is, or lies inside, an existing file (before: a NotADirectoryError traceback
+    once the data was read); a folder that exists is fine: `new_run_dir` numbers past it."""
+    out = Path(out)
+    for path in (out, *out.parents):
+        if path.exists() and not path.is_dir():
+            raise PixelforgeError(f"--out {out}: {path} is a file, not a folder; choose a new folder for the run")
+
+
 def discard_unstarted_run(run: Path) -> None:
     """Remove a run folder that training left before its first checkpoint, so a mistake found while the data is
     decoded leaves nothing behind, as one found before the folder existed does. A folder with a checkpoint stays:

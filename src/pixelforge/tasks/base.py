@@ -29,8 +29,19 @@ class Task:
     monitor_label: str = ""
     # Tasks measured faster in bf16 mixed precision (with fp32 depthwise convolutions) at the same accuracy.
     bf16_measured: bool = False
+    # Shared keys this task does not read, with the value it always trains as: another value is refused by
+    # `check_fixed` instead of being silently ignored (`--task gan --strategy linear`, `--task compress --weights`).
+    fixed: dict = {}
 
     # ---- training -------------------------------------------------------------------------------------------
+    def check_fixed(self, cfg) -> None:
+        """Refuse a value of a key this task does not read (`fixed`), before a run folder exists."""
+        for key, value in self.fixed.items():
+            given = getattr(cfg, key)
+            if given != value:
+                raise PixelforgeError(f"--{key.replace('_', '-')} {given}: --task {self.name} does not read {key} (it "
+                                      f"always trains with {value}); leave it out")
+
     def check_config(self, cfg) -> None:
         """Refuse a config this task cannot train, before a run folder exists (one-line errors)."""
 

@@ -25,7 +25,12 @@ class ClipTask(Task):
         return f"clip-{cfg.model}-{Path(cfg.data).stem}"
 
     def check_config(self, cfg) -> None:
+        from pixelforge.errors import PixelforgeError
         from pixelforge.tasks.clip.task import run_templates
+
+        if cfg.batch_size < 2:  # a lone pair is its own only candidate: the contrastive loss is 0 and nothing learns
+            raise PixelforgeError(f"--batch-size {cfg.batch_size}: contrastive training matches each image against "
+                                  f"the other captions of its batch; give 2 or more")
 
         run_templates(cfg)
 

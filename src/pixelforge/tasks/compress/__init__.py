@@ -19,6 +19,8 @@ class CompressTask(Task):
                 "schedule": "constant", "warmup_epochs": 0, "grad_clip": 1.0, "precision": "32",
                 "channels_last": False, "val_fraction": 0.1}
     data_kind = "images"
+    # CompressAI's models from scratch, trained whole by Adam on random crops; images split into train and val only.
+    fixed = {"weights": "none", "strategy": "full", "optimizer": "adamw", "augment": "light", "test_fraction": 0.0}
     monitor = "val_loss"
     monitor_mode = "min"
     monitor_label = "val loss (λ·255²·MSE + bpp)"

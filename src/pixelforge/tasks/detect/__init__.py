@@ -21,6 +21,13 @@ class DetectTask(BoxTask):
     monitor = "val_map50"
     monitor_label = "val mAP50"
 
+    def check_config(self, cfg) -> None:
+        from pixelforge.errors import PixelforgeError
+
+        if cfg.arch == "ssdlite" and cfg.batch_size < 2:  # else a ValueError traceback from the first step
+            raise PixelforgeError(f"--batch-size {cfg.batch_size}: ssdlite's BatchNorm layers on its 1x1 last feature "
+                                  f"maps need 2 or more images a step")
+
     def prepare_data(self, cfg) -> tuple:
         from pixelforge.tasks.detect.task import prepare_data
 

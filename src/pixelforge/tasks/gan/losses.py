@@ -41,6 +41,8 @@ def mode_seeking(fake: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     between their noise vectors, for the pairs (i, i + n/2) of the batch (of the same class when conditional): a
     generator that maps different noise to the same image pays for it."""
     half = len(fake) // 2
+    if not half:  # one image has no pair (a batch of one): no term, rather than a NaN mean that ruins the generator
+        return fake.new_zeros(())
     images = (fake[:half] - fake[half:2 * half]).abs().flatten(1).mean(1)
     noise = (z[:half] - z[half:2 * half]).abs().mean(1)
     return 1 / ((images / noise).mean() + 1e-5)

@@ -24,6 +24,10 @@ class StyleTask(Task):
     defaults = {"img_size": 256, "epochs": 28, "batch_size": 4, "lr": 2e-3, "weights": "none", "strategy": "full",
                 "warmup_epochs": 0.2, "val_fraction": 0.1, "augment": "none", "channels_last": False}
     monitor, monitor_mode, monitor_label = "val_loss", "min", "val perceptual loss"
+    # Its own transformer network from scratch, trained whole (the loss network is --loss-net); photos are split into
+    # train and val only.
+    fixed = {"model": "tf_efficientnet_lite0", "weights": "none", "strategy": "full", "augment": "none",
+             "test_fraction": 0.0}
     data_kind = "images"
     # The default run in bf16, depthwise convolutions and Gram matrices in fp32 (task.py, lossnet.py): 1.38x less CPU,
     # best val loss 0.3904 against fp32's 0.3927, fast / Gatys 2.49x against 2.51x on the test photos
