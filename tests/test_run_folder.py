@@ -53,3 +53,20 @@ def test_an_evaluation_rewrites_its_own_folder_and_keeps_another_s(tmp_path):
     legacy.mkdir()
     assert evaluation_dir(None, legacy, {"data": None, "split": "val"}) == run / "eval-val-2"
     assert evaluation_dir(tmp_path / "mine", run / "eval-test", {}) == tmp_path / "mine"
+
+
+def test_a_cut_checkpoint_points_to_the_other_one_only_when_it_is_there(tmp_path):
+    """The hint named checkpoints/last.ckpt even when last.ckpt was the file cut off."""
+    import torch
+
+    from pixelforge.runs.folder import load_checkpoint
+
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    torch.save({"model": {}}, folder / "best.ckpt")
+    (folder / "last.ckpt").write_bytes((folder / "best.ckpt").read_bytes()[:200])
+    with pytest.raises(PixelforgeError, match=r"last\.ckpt: cannot read .* or use checkpoints/best\.ckpt beside it"):
+        load_checkpoint(folder / "last.ckpt")
+    (folder / "best.ckpt").unlink()
+    with pytest.raises(PixelforgeError, match=r"truncated or corrupt \(.*\); copy it again$"):
+        load_checkpoint(folder / "last.ckpt")

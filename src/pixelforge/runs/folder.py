@@ -178,8 +178,10 @@ def load_checkpoint(path: Path) -> dict:
         first_error = exc
     except (RuntimeError, EOFError, OSError, ValueError) as exc:  # torch's zip reader on a cut or mangled file
         reason = str(exc).strip().splitlines()[0][:160]
+        other = {"best.ckpt": "last.ckpt", "last.ckpt": "best.ckpt"}.get(path.name)
+        instead = f", or use {path.parent.name}/{other} beside it" if other and (path.parent / other).is_file() else ""
         raise PixelforgeError(f"{path}: cannot read the checkpoint, it is truncated or corrupt ({reason}); copy it "
-                              "again, or use checkpoints/last.ckpt") from None
+                              f"again{instead}") from None
     try:
         unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(path)
     except Exception:  # not a zip checkpoint at all: report what the safe load said
