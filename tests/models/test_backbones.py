@@ -37,7 +37,7 @@ def test_catalog_reports_params_and_flops():
 
 
 def test_unknown_backbone_suggests_close_names():
-    with pytest.raises(PixelforgeError, match="--model resnet5: not a known backbone; did you mean.*resnet50"):
+    with pytest.raises(PixelforgeError, match=r"unknown backbone 'resnet5' \(a --model or --encoder value\): did you mean.*resnet50"):
         get_spec("resnet5")
 
 

@@ -46,7 +46,7 @@ def get_spec(name: str) -> BackboneSpec:
     if name not in BACKBONES:
         close = difflib.get_close_matches(name, BACKBONES, n=3, cutoff=0.4)
         hint = f"did you mean {', '.join(close)}?" if close else "run `pixelforge models` to list them"
-        raise PixelforgeError(f"--model {name}: not a known backbone; {hint}")
+        raise PixelforgeError(f"unknown backbone {name!r} (a --model or --encoder value): {hint}")
     return BACKBONES[name]
 
 
