@@ -144,52 +144,37 @@ def corrupt_onnx(pkg):
     return r"model\.onnx"
 
 
-def _edit_json(path, edit):
+def _hand_edit(file: str, edit, pattern: str):
+    """A damage that rewrites one of the package's JSON files by hand; these were tracebacks (AttributeError,
+    KeyError, TypeError, IndexError) before the files were checked."""
     import json
 
-    path.write_text(json.dumps(edit(json.loads(path.read_text()))))
+    def damage(pkg):
+        path = pkg / file
+        path.write_text(json.dumps(edit(json.loads(path.read_text()))))
+        return pattern
+
+    return damage
 
 
-def preprocess_json_a_list(pkg):  # the hand edits below were tracebacks (AttributeError, KeyError, TypeError, ...)
-    _edit_json(pkg / "preprocess.json", lambda data: [data])
-    return r"preprocess\.json: holds list JSON where an object"
-
-
-def preprocess_json_without_mean(pkg):
-    _edit_json(pkg / "preprocess.json", lambda data: {k: v for k, v in data.items() if k != "mean"})
-    return r"preprocess\.json: no 'mean'"
-
-
-def preprocess_json_size_a_word(pkg):
-    _edit_json(pkg / "preprocess.json", lambda data: {**data, "img_size": "big"})
-    return r"preprocess\.json: img_size 'big' is not a size"
-
-
-def package_json_a_list(pkg):
-    _edit_json(pkg / "package.json", lambda data: [data])
-    return r"package\.json: holds list JSON"
-
-
-def package_json_without_a_key(pkg):
-    _edit_json(pkg / "package.json", lambda data: {k: v for k, v in data.items() if k != "default_precision"})
-    return r"package\.json: no 'default_precision'"
-
-
-def classes_json_short_of_names(pkg):
-    _edit_json(pkg / "classes.json", lambda names: names[:1])
-    return r"classes\.json: 1 class names for a model of 4 classes"
+def _without(key):
+    return lambda data: {k: v for k, v in data.items() if k != key}
 
 
 PACKAGES = {
     "package without package.json": package_json_gone,
     "package of an unknown task": package_of_unknown_task,
     "corrupt model.onnx": corrupt_onnx,
-    "preprocess.json a list": preprocess_json_a_list,
-    "preprocess.json without mean": preprocess_json_without_mean,
-    "preprocess.json img_size a word": preprocess_json_size_a_word,
-    "package.json a list": package_json_a_list,
-    "package.json without a key the runtime reads": package_json_without_a_key,
-    "classes.json short of names": classes_json_short_of_names,
+    "preprocess.json a list": _hand_edit("preprocess.json", lambda data: [data],
+                                         r"preprocess\.json: holds list JSON where an object"),
+    "preprocess.json without mean": _hand_edit("preprocess.json", _without("mean"), r"preprocess\.json: no 'mean'"),
+    "preprocess.json img_size a word": _hand_edit("preprocess.json", lambda data: {**data, "img_size": "big"},
+                                                  r"preprocess\.json: img_size 'big' is not a size"),
+    "package.json a list": _hand_edit("package.json", lambda data: [data], r"package\.json: holds list JSON"),
+    "package.json without a key the runtime reads": _hand_edit("package.json", _without("default_precision"),
+                                                               r"package\.json: no 'default_precision'"),
+    "classes.json short of names": _hand_edit("classes.json", lambda names: names[:1],
+                                              r"classes\.json: 1 class names for a model of 4 classes"),
 }
 
 
