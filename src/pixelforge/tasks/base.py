@@ -29,8 +29,8 @@ class Task:
     monitor_label: str = ""
     # Tasks measured faster in bf16 mixed precision (with fp32 depthwise convolutions) at the same accuracy.
     bf16_measured: bool = False
-    # Shared keys this task does not read, with the value it always trains as: another value is refused by
-    # `check_fixed` instead of being silently ignored (`--task gan --strategy linear`, `--task compress --weights`).
+    # Shared keys this task does not read, with the value it always trains as (a default too, tasks/config.py):
+    # another value is refused by `check_fixed` instead of being silently ignored (`--task gan --strategy linear`).
     fixed: dict = {}
 
     # ---- training -------------------------------------------------------------------------------------------

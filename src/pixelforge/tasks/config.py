@@ -35,7 +35,7 @@ def build_config(config_file: str | Path | None = None, **overrides) -> RunConfi
     values = read_config_file(config_file) if config_file else {}
     values.update({k: v for k, v in overrides.items() if v is not None})
     task = get_task(values.get("task"))  # one line for an unknown task, with the known ones
-    values = {**task.defaults, **values, "task": task.name}
+    values = {**task.fixed, **task.defaults, **values, "task": task.name}  # a fixed key is a default too
     if "data" not in values:
         raise PixelforgeError("data: required; pass --data DIR_OR_CSV or set data: in the config file")
     try:

@@ -15,9 +15,8 @@ class CompressTask(Task):
     description = "learned image compression (any folder of photos): .pfc files, bpp vs PSNR against JPEG/WebP"
     reads_photo_folder = True
     # CompressAI's recipe (Adam 1e-4, clip 1.0) on 128 px crops; the lr is constant, as in its examples.
-    defaults = {"img_size": 128, "epochs": 20, "batch_size": 8, "lr": 1e-4, "weights": "none", "strategy": "full",
-                "schedule": "constant", "warmup_epochs": 0, "grad_clip": 1.0, "precision": "32",
-                "channels_last": False, "val_fraction": 0.1}
+    defaults = {"img_size": 128, "epochs": 20, "batch_size": 8, "lr": 1e-4, "schedule": "constant", "warmup_epochs": 0,
+                "grad_clip": 1.0, "precision": "32", "channels_last": False, "val_fraction": 0.1}  # and `fixed`
     data_kind = "images"
     # CompressAI's models from scratch, trained whole by Adam on random crops; images split into train and val only.
     fixed = {"weights": "none", "strategy": "full", "optimizer": "adamw", "augment": "light", "test_fraction": 0.0}

@@ -15,8 +15,7 @@ class GanTask(Task):
     description = ("generate new images: class folders, a plain folder of images, or built-in digits|shapes (DCGAN, "
                    "conditional with --conditional)")
     # Conditional DCGAN on digits at 32 px: see docs/gan.md for the measured FID, accuracy and time.
-    defaults = {"img_size": 32, "epochs": 60, "batch_size": 32, "lr": 2e-4, "model": "dcgan", "weights": "none",
-                "strategy": "full", "warmup_epochs": 0, "schedule": "constant", "channels_last": False}
+    defaults = {"img_size": 32, "epochs": 60, "batch_size": 32, "lr": 2e-4, "channels_last": False}  # and `fixed`
     # Its own DCGAN, trained whole by two Adams at a constant rate with DiffAugment (--diffaugment), on every image.
     fixed = {"model": "dcgan", "weights": "none", "strategy": "full", "optimizer": "adamw", "schedule": "constant",
              "warmup_epochs": 0, "augment": "light", "test_fraction": 0.0}

@@ -21,8 +21,8 @@ class StyleTask(Task):
     # deepest style layers 3x (config), 28 epochs (1568 steps, 2283 CPU seconds on two threads: ~19 quiet minutes on
     # 2 cores, within the 20; 9 % lower validation loss than 14) with a cosine schedule. In bf16 (`auto` on a
     # CPU with native BF16) the same run took 1656 CPU seconds (14.3 idle minutes) for the same test-photo losses.
-    defaults = {"img_size": 256, "epochs": 28, "batch_size": 4, "lr": 2e-3, "weights": "none", "strategy": "full",
-                "warmup_epochs": 0.2, "val_fraction": 0.1, "augment": "none", "channels_last": False}
+    defaults = {"img_size": 256, "epochs": 28, "batch_size": 4, "lr": 2e-3, "warmup_epochs": 0.2, "val_fraction": 0.1,
+                "channels_last": False}  # and `fixed`
     monitor, monitor_mode, monitor_label = "val_loss", "min", "val perceptual loss"
     # Its own transformer network from scratch, trained whole (the loss network is --loss-net); photos are split into
     # train and val only.
