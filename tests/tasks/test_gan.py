@@ -16,7 +16,6 @@ from PIL import Image
 import pixelforge
 from pixelforge.engine.hooks import Hook
 from pixelforge.errors import PixelforgeError
-from pixelforge.errors import PixelforgeError
 from pixelforge.runs import folder as rd
 
 # One worker runs the module (loadgroup), so its GAN run is trained once: the slow-first order in conftest.py
@@ -214,6 +213,11 @@ def test_the_real_floor_compares_two_disjoint_real_sets_of_the_same_n(two_class_
     assert len(a) == len(b) == 20 and not {s.path for s in a} & {s.path for s in b}
     a, b = disjoint_real_sets(source, 500, seed=0)  # capped at half the 48 images
     assert len(a) == len(b) == 24 and not {s.path for s in a} & {s.path for s in b}
+    # The run's unreadable files ("PATH: why", summary.json) are left out before drawing: with 40 of the 48 broken,
+    # both sets are drawn from the 8 that decode, not cut to fewer than 2 after the draw.
+    broken = [f"{s.path}: cannot decode image" for s in source.samples[:40]]
+    a, b = disjoint_real_sets(source, 20, seed=0, unreadable=broken)
+    assert len(a) == len(b) == 4 and {s.path for s in a + b} == {s.path for s in source.samples[40:]}
 
 
 def test_an_unconditional_gan_learns_a_plain_folder_of_images_and_is_scored_on_another(two_class_folder, gan_run,
@@ -281,6 +285,12 @@ def test_a_gan_on_fewer_than_four_images_is_refused_before_a_run_folder_exists(t
     for i in range(3):
         Image.new("RGB", (16, 16), (80 * i, 0, 0)).save(flat / f"{i}.png")
     with pytest.raises(PixelforgeError, match="3 image.*at least 4"):
+        pixelforge.train(str(flat), out=str(tmp_path / "run"), **{**TINY, "conditional": False})
+    assert not (tmp_path / "run").exists()
+    # Four files, one of them broken: found only when the images are decoded, still before a model trains for an
+    # epoch whose report then fails, and the run folder made for it is removed.
+    (flat / "3.png").write_bytes(b"not an image")
+    with pytest.raises(PixelforgeError, match=r"3 readable training image\(s\) \(.*3.png: .*at least 4"):
         pixelforge.train(str(flat), out=str(tmp_path / "run"), **{**TINY, "conditional": False})
     assert not (tmp_path / "run").exists()
 

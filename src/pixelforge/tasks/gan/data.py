@@ -111,10 +111,13 @@ def reference_samples(source: DataSource, n: int, seed: int) -> list[Sample]:
     return [pool[i] for i in sorted(order)]
 
 
-def disjoint_real_sets(source: DataSource, n: int, seed: int) -> tuple[list[Sample], list[Sample]]:
+def disjoint_real_sets(source: DataSource, n: int, seed: int,
+                       unreadable: list[str] = ()) -> tuple[list[Sample], list[Sample]]:
     """Two disjoint sets of `n` real images from every split (n is capped at half the images): the reference the
-    generated images are compared with, and the second set that gives the real-vs-real floor at the same n."""
-    pool = list(source.samples)
+    generated images are compared with, and the second set that gives the real-vs-real floor at the same n. Files
+    named in `unreadable` (the run's skipped images, "PATH: why") are left out before drawing, so a few broken files
+    in a small folder do not leave a set under 2."""
+    pool = [s for s in source.samples if not any(line.startswith(f"{s.path}: ") for line in unreadable)]
     n = min(n, len(pool) // 2)
     if n < 2:
         raise PixelforgeError(f"{source.origin}: {len(pool)} images; FID needs two disjoint real sets of 2 or more")

@@ -45,7 +45,11 @@ def evaluate_gan(run_dir, data: str | None = None, out=None, n: int | None = Non
     source = read_source(data or cfg.data)
     extractor = build_extractor(cfg.fid_weights)
     name = extractor.name
-    set_a, set_b = disjoint_real_sets(source, n or cfg.eval_n, cfg.seed)
+    # The run's own data: leave out the files its training found unreadable (a data set of the user's may have others,
+    # which the decoding below skips).
+    summary = run.run_dir / "summary.json"  # absent while a run trains, or when it was stopped
+    skipped = rd.read_json(summary).get("unreadable_images", []) if summary.exists() and not data else []
+    set_a, set_b = disjoint_real_sets(source, n or cfg.eval_n, cfg.seed, skipped)
     real_a = reference_features(set_a, run.classes, cfg.img_size, run.channels, extractor)
     real_b = reference_features(set_b, run.classes, cfg.img_size, run.channels, extractor)
     n = min(len(real_a), len(real_b))  # an unreadable file was skipped: both sets at the same n again

@@ -87,6 +87,10 @@ def build_setup(cfg, source, classes: list[str], fabric, progress):
     train_samples = training_samples(source)
     channels = 1 if grey(train_samples) else 3
     train = decode(train_samples, classes, cfg.img_size, channels)
+    if len(train) < 4 and train.unreadable:  # prepare_data counted files; the report needs 4 that decode
+        raise PixelforgeError(f"{source.origin}: {len(train)} readable training image(s) ({train.unreadable[0]}); a "
+                              "GAN run is scored by FID on two disjoint sets of 2 or more real images, so give at "
+                              "least 4")
     lost = sorted({s.label for s in train_samples} - {classes[i] for i in set(train.labels.tolist())})
     if cfg.conditional and lost:  # else the generator is asked for a class it never saw
         paths = [f"{s.path}:" for s in train_samples if s.label == lost[0]]
