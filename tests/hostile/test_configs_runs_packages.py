@@ -35,6 +35,7 @@ CONFIGS = {  # train --config FILE
     # were silently ignored, and batches a model cannot train on (a traceback; a contrastive loss of 0)
     "gan with a strategy": ("task: gan\ndata: missing\nstrategy: linear\n", r"--strategy linear.*gan"),
     "gan with a schedule": ("task: gan\ndata: missing\nschedule: onecycle\n", r"--schedule onecycle.*gan"),
+    "gan holding out images": ("task: gan\ndata: missing\nval_fraction: 0.3\n", r"--val-fraction 0.3.*gan"),
     "style with a model": ("task: style\ndata: missing\nmodel: resnet18\n", r"--model resnet18.*style"),
     "compress with a test split": ("task: compress\ndata: missing\ntest_fraction: 0.5\n", r"--test-fraction.*compress"),
     "compress with imagenet weights": ("task: compress\ndata: missing\nweights: imagenet\n", r"--weights imagenet"),
@@ -48,6 +49,18 @@ def test_bad_configs_are_one_line(text, pattern, tmp_path, pixelforge_cli):
     result = pixelforge_cli("train", "--config", _config(tmp_path, text), "--out", tmp_path / "run")
     assert result.code == 2 and re.search(pattern, result.error_line), result.err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_saved_config_reads_a_key_its_task_never_read_as_the_value_it_trained_with(tmp_path):
+    """A gan run saved before val_fraction and strategy were fixed (`val_fraction: 0.2`, the old shared default) is
+    read with the fixed values, so it resumes, evaluates and exports instead of being refused by check_fixed."""
+    from pixelforge.tasks.config import load_config
+    from pixelforge.tasks.registry import get_task
+
+    path = _config(tmp_path, "task: gan\ndata: digits\nval_fraction: 0.2\nstrategy: linear\nepochs: 3\n")
+    cfg = load_config(path)
+    assert (cfg.val_fraction, cfg.strategy, cfg.epochs) == (0.0, "full", 3)
+    get_task("gan").check_fixed(cfg)  # no error
 
 
 def test_python_keyword_typo_suggests_the_key():

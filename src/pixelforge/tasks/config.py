@@ -46,7 +46,10 @@ def build_config(config_file: str | Path | None = None, **overrides) -> RunConfi
 
 
 def load_config(path: Path) -> RunConfig:
-    """A run's saved config.yaml. Keys its task no longer has are dropped: older runs saved every task's keys."""
+    """A run's saved config.yaml. Keys its task no longer has are dropped: older runs saved every task's keys. A key the
+    task never read (`Task.fixed`) reads as the value it trained with, whatever an older run saved (`--task gan` saved
+    `val_fraction: 0.2` before it was fixed), so such a run still resumes, evaluates and exports."""
     values = yaml.safe_load(Path(path).read_text()) or {}
-    cls = get_task(values.get("task")).config_class
-    return cls(**{k: v for k, v in values.items() if k in cls.model_fields})
+    task = get_task(values.get("task"))
+    cls = task.config_class
+    return cls(**{**{k: v for k, v in values.items() if k in cls.model_fields}, **task.fixed})

@@ -18,7 +18,7 @@ class GanTask(Task):
     defaults = {"img_size": 32, "epochs": 60, "batch_size": 32, "lr": 2e-4, "channels_last": False}  # and `fixed`
     # Its own DCGAN, trained whole by two Adams at a constant rate with DiffAugment (--diffaugment), on every image.
     fixed = {"model": "dcgan", "weights": "none", "strategy": "full", "optimizer": "adamw", "schedule": "constant",
-             "warmup_epochs": 0, "augment": "light", "test_fraction": 0.0}
+             "warmup_epochs": 0, "augment": "light", "val_fraction": 0.0, "test_fraction": 0.0}
     monitor = "val_fid_lite0"
     monitor_mode = "min"
     monitor_label = "val fid_lite0"

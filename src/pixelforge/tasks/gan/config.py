@@ -11,6 +11,10 @@ from pixelforge.config import RunConfig
 
 class GanConfig(RunConfig):
     task: Literal["gan"] = "gan"
+    # A GAN learns from every training image; FID compares with the data's val/ split when it has one, else with
+    # training images (as StyleGAN's and torch-fidelity's FID against the training set do). Nothing is held out.
+    val_fraction: float = Field(0.0, ge=0, lt=1, description="a GAN holds out no images (FID compares with a val/ "
+                                                              "split when the data has one, else with training images)")
     conditional: bool = Field(False, description="class-conditional generator and projection discriminator")
     loss: Literal["hinge", "ns", "wgan-gp"] = Field(
         "hinge", description="the training loss")
