@@ -41,6 +41,12 @@ CONFIGS = {  # train --config FILE
     "compress with imagenet weights": ("task: compress\ndata: missing\nweights: imagenet\n", r"--weights imagenet"),
     "ssdlite at batch size 1": ("task: detect\ndata: missing\narch: ssdlite\nbatch_size: 1\n", r"batch-size 1.*ssdlite"),
     "clip at batch size 1": ("task: clip\ndata: missing\nbatch_size: 1\n", r"batch-size 1.*2 or more"),
+    # ...and keys a config does not read because of its other keys
+    "range-test steps without lr auto": ("task: segment\ndata: missing\nlr_find_steps: 50\n",
+                                         r"--lr-find-steps 50: --task segment.*--lr auto"),
+    "backbone lr under linear": ("data: missing\nbackbone_lr_mult: 0.5\n", r"--backbone-lr-mult 0.5.*full or gradual"),
+    "unfreezing pace without gradual": ("task: detect\ndata: missing\nunfreeze_every: 2\n",
+                                        r"--unfreeze-every 2: --task detect.*--strategy gradual"),
 }
 
 
@@ -61,6 +67,23 @@ def test_a_saved_config_reads_a_key_its_task_never_read_as_the_value_it_trained_
     cfg = load_config(path)
     assert (cfg.val_fraction, cfg.strategy, cfg.epochs) == (0.0, "full", 3)
     get_task("gan").check_fixed(cfg)  # no error
+
+
+def test_a_key_read_only_with_another_is_accepted_with_it_and_read_as_the_default_from_a_run_without_it(tmp_path):
+    """lr_find_steps with lr: auto, backbone_lr_mult with full, unfreeze_every with gradual are read, so accepted; a
+    run saved before they were refused without (lr 1e-3, linear) reads them as the defaults, so it still resumes."""
+    from pixelforge.tasks.config import build_config, load_config
+    from pixelforge.tasks.registry import get_task
+
+    for task in ("classify", "segment", "caption"):
+        for keys in ({"lr": "auto", "lr_find_steps": 50}, {"strategy": "full", "backbone_lr_mult": 0.5},
+                     {"strategy": "gradual", "unfreeze_every": 2, "backbone_lr_mult": 0.5}):
+            get_task(task).check_fixed(build_config(task=task, data="digits", **keys))  # no error
+    path = _config(tmp_path, "task: classify\ndata: digits\nlr: 0.001\nlr_find_steps: 50\nstrategy: linear\n"
+                             "backbone_lr_mult: 0.5\nunfreeze_every: 3\nepochs: 3\n")
+    cfg = load_config(path)
+    assert (cfg.lr_find_steps, cfg.backbone_lr_mult, cfg.unfreeze_every, cfg.epochs) == (100, 0.1, 1, 3)
+    get_task("classify").check_fixed(cfg)  # no error
 
 
 def test_python_keyword_typo_suggests_the_key():

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import BaseModel
+
 from pixelforge.config import RunConfig
 from pixelforge.errors import PixelforgeError
 
@@ -32,15 +34,40 @@ class Task:
     # Shared keys this task does not read, with the value it always trains as (a default too, tasks/config.py):
     # another value is refused by `check_fixed` instead of being silently ignored (`--task gan --strategy linear`).
     fixed: dict = {}
+    # Whether `--strategy` chooses which pretrained parts learn (models/finetune.py's strategies): then
+    # `backbone_lr_mult` is read only by full and gradual, and `unfreeze_every` only by gradual (`unread`).
+    fine_tunes: bool = False
 
     # ---- training -------------------------------------------------------------------------------------------
     def check_fixed(self, cfg) -> None:
-        """Refuse a value of a key this task does not read (`fixed`), before a run folder exists."""
+        """Refuse a value of a key this task does not read (`fixed`), or that this config does not read (`unread`,
+        when not the default: an unset key cannot be told from its default), before a run folder exists."""
         for key, value in self.fixed.items():
             given = getattr(cfg, key)
             if given != value:
-                raise PixelforgeError(f"--{key.replace('_', '-')} {given}: --task {self.name} does not read {key} (it "
-                                      f"always trains with {value}); leave it out")
+                raise PixelforgeError(f"{_as_given(key, given)}: --task {self.name} does not read {key} (it always "
+                                      f"trains with {value}); leave it out")
+        for key, when in self.unread(cfg).items():
+            given = getattr(cfg, key)
+            if given != self.default(cfg, key):
+                raise PixelforgeError(f"{_as_given(key, given)}: --task {self.name} reads {key} only {when}; "
+                                      f"leave it out")
+
+    def unread(self, cfg) -> dict[str, str]:
+        """Shared keys `cfg` does not read because of its other values, each with when it would: `check_fixed`
+        refuses a value other than the default, and `load_config` reads a saved one as the default."""
+        when = {}
+        if cfg.lr != "auto":  # the engine's range test (engine/fit.py) is the only reader
+            when["lr_find_steps"] = "with --lr auto (the range test before training)"
+        if self.fine_tunes and cfg.strategy == "linear":  # models/finetune.py's param_groups: no pretrained group
+            when["backbone_lr_mult"] = "with --strategy full or gradual (linear keeps the pretrained part frozen)"
+        if self.fine_tunes and cfg.strategy != "gradual":
+            when["unfreeze_every"] = "with --strategy gradual"
+        return {key: text for key, text in when.items() if key not in self.fixed}
+
+    def default(self, cfg, key: str):
+        """What `key` resolves to when the user does not set it (tasks/config.py's `build_config`)."""
+        return self.defaults.get(key, self.fixed.get(key, type(cfg).model_fields[key].default))
 
     def check_config(self, cfg) -> None:
         """Refuse a config this task cannot train, before a run folder exists (one-line errors)."""
@@ -166,3 +193,13 @@ class Task:
         if given:
             flags = ", ".join("--" + k.replace("_", "-") for k in given)
             raise PixelforgeError(f"{what}: {flags} not available for task {self.name!r}")
+
+
+def _as_given(key: str, value) -> str:
+    """How the user set `key` to `value`: the CLI option (`--no-channels-last`), or the YAML key for a mapping."""
+    flag = key.replace("_", "-")
+    if isinstance(value, bool):
+        return f"--{flag}" if value else f"--no-{flag}"
+    if isinstance(value, BaseModel):  # augment_options: YAML only
+        return f"{key}: {value.model_dump(exclude_none=True)}"
+    return f"--{flag} {value}"

@@ -48,8 +48,11 @@ def build_config(config_file: str | Path | None = None, **overrides) -> RunConfi
 def load_config(path: Path) -> RunConfig:
     """A run's saved config.yaml. Keys its task no longer has are dropped: older runs saved every task's keys. A key the
     task never read (`Task.fixed`) reads as the value it trained with, whatever an older run saved (`--task gan` saved
-    `val_fraction: 0.2` before it was fixed), so such a run still resumes, evaluates and exports."""
+    `val_fraction: 0.2` before it was fixed), and a key its config did not read (`Task.unread`: `lr_find_steps` without
+    `lr: auto`) as the default, so such a run still resumes, evaluates and exports."""
     values = yaml.safe_load(Path(path).read_text()) or {}
     task = get_task(values.get("task"))
     cls = task.config_class
-    return cls(**{**{k: v for k, v in values.items() if k in cls.model_fields}, **task.fixed})
+    cfg = cls(**{**{k: v for k, v in values.items() if k in cls.model_fields}, **task.fixed})
+    unread = {key: task.default(cfg, key) for key in task.unread(cfg)}  # never read: as if the run had left it out
+    return cfg.model_copy(update=unread) if unread else cfg

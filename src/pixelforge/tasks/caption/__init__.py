@@ -17,6 +17,7 @@ class CaptionTask(Task):
     defaults = {"img_size": 128, "epochs": 3, "batch_size": 64, "lr": 3e-3, "strategy": "linear", "grad_clip": 5.0,
                 "warmup_epochs": 0.3, "augment": "none"}
     data_kind = "captions"
+    fine_tunes = True  # --strategy linear | full | gradual on the encoder
     monitor = "val_bleu4"
     monitor_label = "val BLEU-4"
 

@@ -16,6 +16,7 @@ class ClassifyTask(Task):
     description = "one label per image: class folders, a CSV, or built-in digits/shapes"
     defaults: dict = {}
     monitor = "val_acc"
+    fine_tunes = True  # --strategy linear | full | gradual on the backbone
     monitor_mode = "max"
     monitor_label = "val accuracy"
     heat_maps = True  # `pixelforge explain`: Grad-CAM and the other class heat maps

@@ -16,6 +16,7 @@ class ClipTask(Task):
     defaults = {"img_size": 64, "epochs": 20, "batch_size": 128, "lr": 1e-3, "strategy": "linear",
                 "warmup_epochs": 1.0, "augment": "none", "weight_decay": 0.1}
     data_kind = "captions"
+    fine_tunes = True  # --strategy linear | full | gradual on the image trunk
     monitor = "val_recall1"
     monitor_label = "val recall@1"
 

@@ -13,6 +13,7 @@ class DenseTask(Task):
     title: str = ""  # what the model card calls the task ("object detection")
     headline_metrics: tuple = ()  # the metrics a reader wants first, in that order
     per_class_metric: str = ""  # what the per-class values of its metrics are ("IoU")
+    fine_tunes = True  # --strategy linear | full | gradual on the encoder
 
     def write_card(self, run: Path, peak_memory: dict | None = None) -> Path:
         from pixelforge.tasks.common.dense_card import write_dense_card
