@@ -19,6 +19,16 @@ from pixelforge.config import RunConfig
 from pixelforge.errors import PixelforgeError
 
 
+# The fixed keys of a task that trains its own network whole, at one rate (denoise, compress, style, gan): no part
+# learns slower (backbone_lr_mult) or later (unfreeze_every) than another.
+WHOLE_NETWORK = {"backbone_lr_mult": 1.0, "unfreeze_every": 1}
+WHOLE_NETWORK_WHY = {"backbone_lr_mult": "every parameter learns at --lr",
+                     "unfreeze_every": "every layer learns from the first epoch"}
+# ...and of one whose optimizers are its own (compress, gan): no range test, so `--lr auto` is refused too.
+OWN_OPTIMIZERS = {"lr_find_steps": 100}
+OWN_OPTIMIZERS_WHY = {"lr_find_steps": "its own optimizers get no range test"}
+
+
 class Task:
     name: str = ""
     description: str = ""
@@ -34,6 +44,9 @@ class Task:
     # Shared keys this task does not read, with the value it always trains as (a default too, tasks/config.py):
     # another value is refused by `check_fixed` instead of being silently ignored (`--task gan --strategy linear`).
     fixed: dict = {}
+    # Why, for a fixed key whose value alone does not say what the task does instead ("every parameter learns at
+    # --lr"); the refusal says "it always trains with VALUE" otherwise.
+    fixed_why: dict = {}
     # Whether `--strategy` chooses which pretrained parts learn (models/finetune.py's strategies): then
     # `backbone_lr_mult` is read only by full and gradual, and `unfreeze_every` only by gradual (`unread`).
     fine_tunes: bool = False
@@ -45,8 +58,12 @@ class Task:
         for key, value in self.fixed.items():
             given = getattr(cfg, key)
             if given != value:
-                raise PixelforgeError(f"{_as_given(key, given)}: --task {self.name} does not read {key} (it always "
-                                      f"trains with {value}); leave it out")
+                why = self.fixed_why.get(key, f"it always trains with {value}")
+                raise PixelforgeError(f"{_as_given(key, given)}: --task {self.name} does not read {key} ({why}); "
+                                      f"leave it out")
+        if cfg.lr == "auto" and "lr_find_steps" in self.fixed:  # else the engine's refusal, after the data is decoded
+            raise PixelforgeError(f"--lr auto: --task {self.name} configures its own optimizers, which the range test "
+                                  f"cannot tune; give a number")
         for key, when in self.unread(cfg).items():
             given = getattr(cfg, key)
             if given != self.default(cfg, key):

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from pixelforge.tasks.base import Task
+from pixelforge.tasks.base import OWN_OPTIMIZERS, OWN_OPTIMIZERS_WHY, WHOLE_NETWORK, WHOLE_NETWORK_WHY, Task
 from pixelforge.tasks.compress.config import CompressConfig
 from pixelforge.tasks.registry import register_task
 
@@ -18,8 +18,11 @@ class CompressTask(Task):
     defaults = {"img_size": 128, "epochs": 20, "batch_size": 8, "lr": 1e-4, "schedule": "constant", "warmup_epochs": 0,
                 "grad_clip": 1.0, "precision": "32", "channels_last": False, "val_fraction": 0.1}  # and `fixed`
     data_kind = "images"
-    # CompressAI's models from scratch, trained whole by Adam on random crops; images split into train and val only.
-    fixed = {"weights": "none", "strategy": "full", "optimizer": "adamw", "augment": "light", "test_fraction": 0.0}
+    # CompressAI's models from scratch, trained whole by Adam (no weight decay; step.py) on random crops; images split
+    # into train and val only.
+    fixed = {"weights": "none", "strategy": "full", "optimizer": "adamw", "augment": "light", "test_fraction": 0.0,
+             **WHOLE_NETWORK, **OWN_OPTIMIZERS, "weight_decay": 0.0}
+    fixed_why = {**WHOLE_NETWORK_WHY, **OWN_OPTIMIZERS_WHY}
     monitor = "val_loss"
     monitor_mode = "min"
     monitor_label = "val loss (λ·255²·MSE + bpp)"

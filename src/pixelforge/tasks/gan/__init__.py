@@ -3,7 +3,7 @@ extractor and the real-vs-real floor (`--task gan`)."""
 
 from __future__ import annotations
 
-from pixelforge.tasks.base import Task
+from pixelforge.tasks.base import OWN_OPTIMIZERS, OWN_OPTIMIZERS_WHY, WHOLE_NETWORK, WHOLE_NETWORK_WHY, Task
 from pixelforge.tasks.gan.config import GanConfig
 from pixelforge.tasks.registry import register_task
 
@@ -16,9 +16,12 @@ class GanTask(Task):
                    "conditional with --conditional)")
     # Conditional DCGAN on digits at 32 px: see docs/gan.md for the measured FID, accuracy and time.
     defaults = {"img_size": 32, "epochs": 60, "batch_size": 32, "lr": 2e-4, "channels_last": False}  # and `fixed`
-    # Its own DCGAN, trained whole by two Adams at a constant rate with DiffAugment (--diffaugment), on every image.
+    # Its own DCGAN, trained whole by two Adams (no weight decay, no gradient clipping; task.py) at a constant rate
+    # with DiffAugment (--diffaugment), on every image.
     fixed = {"model": "dcgan", "weights": "none", "strategy": "full", "optimizer": "adamw", "schedule": "constant",
-             "warmup_epochs": 0, "augment": "light", "val_fraction": 0.0, "test_fraction": 0.0}
+             "warmup_epochs": 0, "augment": "light", "val_fraction": 0.0, "test_fraction": 0.0, **WHOLE_NETWORK,
+             **OWN_OPTIMIZERS, "weight_decay": 0.0, "grad_clip": None}
+    fixed_why = {**WHOLE_NETWORK_WHY, **OWN_OPTIMIZERS_WHY, "grad_clip": "it never clips gradients"}
     monitor = "val_fid_lite0"
     monitor_mode = "min"
     monitor_label = "val fid_lite0"
