@@ -50,6 +50,15 @@ CONFIGS = {  # train --config FILE
     "compress with lr auto": ("task: compress\ndata: missing\nlr: auto\n", r"--lr auto: --task compress.*own optimizers"),
     "gan with range-test steps": ("task: gan\ndata: missing\nlr_find_steps: 50\n", r"--lr-find-steps 50.*no range test"),
     "gan with gradient clipping": ("task: gan\ndata: missing\ngrad_clip: 1.0\n", r"--grad-clip 1.0.*never clips"),
+    "denoise with an augmentation preset": ("task: denoise\ndata: missing\naugment: strong\n",
+                                            r"--augment strong: --task denoise.*random crops, flips"),
+    "clip with an augmentation preset": ("task: clip\ndata: missing\naugment: light\n",
+                                         r"--augment light: --task clip does not read augment"),
+    "detect with augmentation knobs": ("task: detect\ndata: missing\naugment_options:\n  hflip: false\n",
+                                       r"augment_options: \{'hflip': False\}: --task detect.*no knobs"),
+    "caption with loader workers": ("task: caption\ndata: missing\nworkers: 2\n", r"--workers 2: --task caption.*in memory"),
+    "style with a RAM budget": ("task: style\ndata: missing\nram_budget_gb: 1\n",
+                                r"--ram-budget-gb 1.0: --task style.*every decoded image in RAM"),
     # ...and keys a config does not read because of its other keys
     "range-test steps without lr auto": ("task: segment\ndata: missing\nlr_find_steps: 50\n",
                                          r"--lr-find-steps 50: --task segment.*--lr auto"),
@@ -76,6 +85,17 @@ def test_a_saved_config_reads_a_key_its_task_never_read_as_the_value_it_trained_
     cfg = load_config(path)
     assert (cfg.val_fraction, cfg.strategy, cfg.epochs) == (0.0, "full", 3)
     get_task("gan").check_fixed(cfg)  # no error
+
+
+def test_every_task_accepts_its_own_defaults_and_its_fixed_values_change_no_other_key():
+    from pixelforge.config import RunConfig
+    from pixelforge.tasks.config import build_config
+    from pixelforge.tasks.registry import task_names, get_task
+
+    for name in task_names():
+        task, cfg = get_task(name), build_config(task=name, data="digits")
+        task.check_fixed(cfg)  # no error
+        assert set(task.fixed) <= set(RunConfig.model_fields) and not set(task.fixed) & set(task.defaults), name
 
 
 def test_a_key_read_only_with_another_is_accepted_with_it_and_read_as_the_default_from_a_run_without_it(tmp_path):

@@ -24,6 +24,13 @@ from pixelforge.errors import PixelforgeError
 WHOLE_NETWORK = {"backbone_lr_mult": 1.0, "unfreeze_every": 1}
 WHOLE_NETWORK_WHY = {"backbone_lr_mult": "every parameter learns at --lr",
                      "unfreeze_every": "every layer learns from the first epoch"}
+# The fixed data keys of a task that decodes every image into RAM up front (all but classify, segment, detect,
+# instance, whose datasets decode on the fly past the budget).
+IN_RAM = {"ram_budget_gb": 4.0}
+IN_RAM_WHY = {"ram_budget_gb": "it keeps every decoded image in RAM"}
+# ...and of one whose batches are tensors already in memory, with no per-image work for DataLoader workers.
+IN_MEMORY_BATCHES = {"workers": 0}
+IN_MEMORY_BATCHES_WHY = {"workers": "its batches are tensors already in memory"}
 # ...and of one whose optimizers are its own (compress, gan): no range test, so `--lr auto` is refused too.
 OWN_OPTIMIZERS = {"lr_find_steps": 100}
 OWN_OPTIMIZERS_WHY = {"lr_find_steps": "its own optimizers get no range test"}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pixelforge.tasks.base import Task
+from pixelforge.tasks.base import IN_MEMORY_BATCHES, IN_MEMORY_BATCHES_WHY, IN_RAM, IN_RAM_WHY, Task
 from pixelforge.tasks.caption.config import CaptionConfig
 from pixelforge.tasks.registry import register_task
 
@@ -15,7 +15,10 @@ class CaptionTask(Task):
     # Frozen Lite0 features, decoder only; 3 epochs over the 6,000-scene built-in set fit the 10 quiet minutes
     # (docs/captioning.md: test BLEU-4 and attribute match on held-out pairs).
     defaults = {"img_size": 128, "epochs": 3, "batch_size": 64, "lr": 3e-3, "strategy": "linear", "grad_clip": 5.0,
-                "warmup_epochs": 0.3, "augment": "none"}
+                "warmup_epochs": 0.3}  # and `fixed`
+    # Its images (or their encoder features) decoded once into tensors, never augmented.
+    fixed = {"augment": "none", "augment_options": None, **IN_RAM, **IN_MEMORY_BATCHES}
+    fixed_why = {**IN_RAM_WHY, **IN_MEMORY_BATCHES_WHY, "augment_options": "it trains without augmentation"}
     data_kind = "captions"
     fine_tunes = True  # --strategy linear | full | gradual on the encoder
     monitor = "val_bleu4"

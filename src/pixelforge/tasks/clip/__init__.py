@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pixelforge.tasks.base import Task
+from pixelforge.tasks.base import IN_MEMORY_BATCHES, IN_MEMORY_BATCHES_WHY, IN_RAM, IN_RAM_WHY, Task
 from pixelforge.tasks.clip.config import ClipConfig
 from pixelforge.tasks.registry import register_task
 
@@ -14,7 +14,10 @@ class ClipTask(Task):
     description = "an image and a text encoder in one embedding (CLIP), for zero-shot labels: COCO captions or shapes"
     # Frozen Lite0 features, projection + text transformer only: held-out zero-shot accuracy in docs/zero-shot.md.
     defaults = {"img_size": 64, "epochs": 20, "batch_size": 128, "lr": 1e-3, "strategy": "linear",
-                "warmup_epochs": 1.0, "augment": "none", "weight_decay": 0.1}
+                "warmup_epochs": 1.0, "weight_decay": 0.1}  # and `fixed`
+    # Its images (or their encoder features) decoded once into tensors, never augmented.
+    fixed = {"augment": "none", "augment_options": None, **IN_RAM, **IN_MEMORY_BATCHES}
+    fixed_why = {**IN_RAM_WHY, **IN_MEMORY_BATCHES_WHY, "augment_options": "it trains without augmentation"}
     data_kind = "captions"
     fine_tunes = True  # --strategy linear | full | gradual on the image trunk
     monitor = "val_recall1"

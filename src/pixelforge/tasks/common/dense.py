@@ -44,6 +44,10 @@ class DenseTask(Task):
 class BoxTask(DenseTask):
     """Detect and instance: COCO/YOLO/VOC box annotations, checked and previewed the same way."""
 
+    # --augment's box presets (data/boxes/transforms.py) are whole recipes, not the knobs augment_options sets.
+    fixed = {"augment_options": None}
+    fixed_why = {"augment_options": "--augment's box presets have no knobs"}
+
     def check_dataset(self, path, **options):
         from pixelforge.data.boxes.check import check_boxes
 

@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from pixelforge.tasks.base import OWN_OPTIMIZERS, OWN_OPTIMIZERS_WHY, WHOLE_NETWORK, WHOLE_NETWORK_WHY, Task
+from pixelforge.tasks.base import (IN_RAM, IN_RAM_WHY, OWN_OPTIMIZERS, OWN_OPTIMIZERS_WHY, WHOLE_NETWORK,
+                                   WHOLE_NETWORK_WHY, Task)
 from pixelforge.tasks.compress.config import CompressConfig
 from pixelforge.tasks.registry import register_task
 
@@ -21,8 +22,9 @@ class CompressTask(Task):
     # CompressAI's models from scratch, trained whole by Adam (no weight decay; step.py) on random crops; images split
     # into train and val only.
     fixed = {"weights": "none", "strategy": "full", "optimizer": "adamw", "augment": "light", "test_fraction": 0.0,
-             **WHOLE_NETWORK, **OWN_OPTIMIZERS, "weight_decay": 0.0}
-    fixed_why = {**WHOLE_NETWORK_WHY, **OWN_OPTIMIZERS_WHY}
+             **WHOLE_NETWORK, **OWN_OPTIMIZERS, "weight_decay": 0.0, "augment_options": None, **IN_RAM}
+    fixed_why = {**WHOLE_NETWORK_WHY, **OWN_OPTIMIZERS_WHY, **IN_RAM_WHY, **dict.fromkeys(
+        ["augment", "augment_options"], "its own random crops and horizontal flips; --crops-per-image")}
     monitor = "val_loss"
     monitor_mode = "min"
     monitor_label = "val loss (λ·255²·MSE + bpp)"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pixelforge.errors import PixelforgeError
-from pixelforge.tasks.base import WHOLE_NETWORK, WHOLE_NETWORK_WHY, Task
+from pixelforge.tasks.base import IN_RAM, IN_RAM_WHY, WHOLE_NETWORK, WHOLE_NETWORK_WHY, Task
 from pixelforge.tasks.denoise.config import DenoiseConfig
 from pixelforge.tasks.registry import register_task
 
@@ -22,9 +22,10 @@ class DenoiseTask(Task):
     defaults = {"model": "dncnn", "img_size": 64, "epochs": 12, "batch_size": 16, "strategy": "full", "lr": 1e-3,
                 "warmup_epochs": 0.2}
     # Trained whole at one rate (--strategy full, checked below), without weight decay: it would pull the residual
-    # toward zero noise, i.e. toward returning the noisy input (task.py).
-    fixed = {**WHOLE_NETWORK, "weight_decay": 0.0}
-    fixed_why = WHOLE_NETWORK_WHY
+    # toward zero noise, i.e. toward returning the noisy input (task.py). Its augmentation is its own (data.py).
+    fixed = {**WHOLE_NETWORK, "weight_decay": 0.0, "augment": "light", "augment_options": None, **IN_RAM}
+    fixed_why = {**WHOLE_NETWORK_WHY, **IN_RAM_WHY, **dict.fromkeys(
+        ["augment", "augment_options"], "its own random crops, flips and 90-degree rotations; --crops-per-image")}
     monitor = "val_psnr"
     monitor_mode = "max"
     monitor_label = "val PSNR (dB)"

@@ -3,7 +3,8 @@ extractor and the real-vs-real floor (`--task gan`)."""
 
 from __future__ import annotations
 
-from pixelforge.tasks.base import OWN_OPTIMIZERS, OWN_OPTIMIZERS_WHY, WHOLE_NETWORK, WHOLE_NETWORK_WHY, Task
+from pixelforge.tasks.base import (IN_MEMORY_BATCHES, IN_MEMORY_BATCHES_WHY, IN_RAM, IN_RAM_WHY, OWN_OPTIMIZERS,
+                                   OWN_OPTIMIZERS_WHY, WHOLE_NETWORK, WHOLE_NETWORK_WHY, Task)
 from pixelforge.tasks.gan.config import GanConfig
 from pixelforge.tasks.registry import register_task
 
@@ -20,8 +21,11 @@ class GanTask(Task):
     # with DiffAugment (--diffaugment), on every image.
     fixed = {"model": "dcgan", "weights": "none", "strategy": "full", "optimizer": "adamw", "schedule": "constant",
              "warmup_epochs": 0, "augment": "light", "val_fraction": 0.0, "test_fraction": 0.0, **WHOLE_NETWORK,
-             **OWN_OPTIMIZERS, "weight_decay": 0.0, "grad_clip": None}
-    fixed_why = {**WHOLE_NETWORK_WHY, **OWN_OPTIMIZERS_WHY, "grad_clip": "it never clips gradients"}
+             **OWN_OPTIMIZERS, "weight_decay": 0.0, "grad_clip": None, "augment_options": None, **IN_RAM,
+             **IN_MEMORY_BATCHES}
+    fixed_why = {**WHOLE_NETWORK_WHY, **OWN_OPTIMIZERS_WHY, **IN_RAM_WHY, **IN_MEMORY_BATCHES_WHY,
+                 "grad_clip": "it never clips gradients",
+                 **dict.fromkeys(["augment", "augment_options"], "DiffAugment, chosen by --diffaugment")}
     monitor = "val_fid_lite0"
     monitor_mode = "min"
     monitor_label = "val fid_lite0"

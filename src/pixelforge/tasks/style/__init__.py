@@ -5,7 +5,7 @@ arbitrary styles (Magenta's networks). See docs/style-transfer.md."""
 from __future__ import annotations
 
 from pixelforge.tasks.registry import register_task
-from pixelforge.tasks.base import WHOLE_NETWORK, WHOLE_NETWORK_WHY, Task
+from pixelforge.tasks.base import IN_RAM, IN_RAM_WHY, WHOLE_NETWORK, WHOLE_NETWORK_WHY, Task
 from pixelforge.tasks.style.config import StyleConfig
 
 
@@ -27,8 +27,9 @@ class StyleTask(Task):
     # Its own transformer network from scratch, trained whole at one rate without weight decay (the loss network is
     # --loss-net); photos are split into train and val only.
     fixed = {"model": "tf_efficientnet_lite0", "weights": "none", "strategy": "full", "augment": "none",
-             "test_fraction": 0.0, **WHOLE_NETWORK, "weight_decay": 0.0}
-    fixed_why = WHOLE_NETWORK_WHY
+             "test_fraction": 0.0, **WHOLE_NETWORK, "weight_decay": 0.0, "augment_options": None, **IN_RAM}
+    fixed_why = {**WHOLE_NETWORK_WHY, **IN_RAM_WHY, **dict.fromkeys(
+        ["augment", "augment_options"], "its own random crops and horizontal flips of the photos")}
     data_kind = "images"
     # The default run in bf16, depthwise convolutions and Gram matrices in fp32 (task.py, lossnet.py): 1.38x less CPU,
     # best val loss 0.3904 against fp32's 0.3927, fast / Gatys 2.49x against 2.51x on the test photos
