@@ -59,6 +59,10 @@ CONFIGS = {  # train --config FILE
     "caption with loader workers": ("task: caption\ndata: missing\nworkers: 2\n", r"--workers 2: --task caption.*in memory"),
     "style with a RAM budget": ("task: style\ndata: missing\nram_budget_gb: 1\n",
                                 r"--ram-budget-gb 1.0: --task style.*every decoded image in RAM"),
+    "detect in channels-last layout": ("task: detect\ndata: missing\nchannels_last: true\n",
+                                       r"--channels-last: --task detect does not read channels_last"),
+    "caption in channels-last layout": ("task: caption\ndata: missing\nchannels_last: true\n",
+                                        r"--channels-last: --task caption does not read channels_last"),
     # ...and keys a config does not read because of its other keys
     "range-test steps without lr auto": ("task: segment\ndata: missing\nlr_find_steps: 50\n",
                                          r"--lr-find-steps 50: --task segment.*--lr auto"),

@@ -16,8 +16,9 @@ class CaptionTask(Task):
     # (docs/captioning.md: test BLEU-4 and attribute match on held-out pairs).
     defaults = {"img_size": 128, "epochs": 3, "batch_size": 64, "lr": 3e-3, "strategy": "linear", "grad_clip": 5.0,
                 "warmup_epochs": 0.3}  # and `fixed`
-    # Its images (or their encoder features) decoded once into tensors, never augmented.
-    fixed = {"augment": "none", "augment_options": None, **IN_RAM, **IN_MEMORY_BATCHES}
+    # Its images (or their encoder features) decoded once into tensors, never augmented; the model in the default
+    # memory layout.
+    fixed = {"augment": "none", "augment_options": None, **IN_RAM, **IN_MEMORY_BATCHES, "channels_last": False}
     fixed_why = {**IN_RAM_WHY, **IN_MEMORY_BATCHES_WHY, "augment_options": "it trains without augmentation"}
     data_kind = "captions"
     fine_tunes = True  # --strategy linear | full | gradual on the encoder

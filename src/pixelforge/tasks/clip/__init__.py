@@ -15,8 +15,9 @@ class ClipTask(Task):
     # Frozen Lite0 features, projection + text transformer only: held-out zero-shot accuracy in docs/zero-shot.md.
     defaults = {"img_size": 64, "epochs": 20, "batch_size": 128, "lr": 1e-3, "strategy": "linear",
                 "warmup_epochs": 1.0, "weight_decay": 0.1}  # and `fixed`
-    # Its images (or their encoder features) decoded once into tensors, never augmented.
-    fixed = {"augment": "none", "augment_options": None, **IN_RAM, **IN_MEMORY_BATCHES}
+    # Its images (or their encoder features) decoded once into tensors, never augmented; the model in the default
+    # memory layout.
+    fixed = {"augment": "none", "augment_options": None, **IN_RAM, **IN_MEMORY_BATCHES, "channels_last": False}
     fixed_why = {**IN_RAM_WHY, **IN_MEMORY_BATCHES_WHY, "augment_options": "it trains without augmentation"}
     data_kind = "captions"
     fine_tunes = True  # --strategy linear | full | gradual on the image trunk

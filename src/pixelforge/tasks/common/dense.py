@@ -44,8 +44,9 @@ class DenseTask(Task):
 class BoxTask(DenseTask):
     """Detect and instance: COCO/YOLO/VOC box annotations, checked and previewed the same way."""
 
-    # --augment's box presets (data/boxes/transforms.py) are whole recipes, not the knobs augment_options sets.
-    fixed = {"augment_options": None}
+    # --augment's box presets (data/boxes/transforms.py) are whole recipes, not the knobs augment_options sets; the
+    # detector trains in the default memory layout on its list of differently sized images.
+    fixed = {"augment_options": None, "channels_last": False}
     fixed_why = {"augment_options": "--augment's box presets have no knobs"}
 
     def check_dataset(self, path, **options):

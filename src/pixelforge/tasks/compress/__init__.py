@@ -17,12 +17,13 @@ class CompressTask(Task):
     reads_photo_folder = True
     # CompressAI's recipe (Adam 1e-4, clip 1.0) on 128 px crops; the lr is constant, as in its examples.
     defaults = {"img_size": 128, "epochs": 20, "batch_size": 8, "lr": 1e-4, "schedule": "constant", "warmup_epochs": 0,
-                "grad_clip": 1.0, "precision": "32", "channels_last": False, "val_fraction": 0.1}  # and `fixed`
+                "grad_clip": 1.0, "precision": "32", "val_fraction": 0.1}  # and `fixed`
     data_kind = "images"
     # CompressAI's models from scratch, trained whole by Adam (no weight decay; step.py) on random crops; images split
     # into train and val only.
     fixed = {"weights": "none", "strategy": "full", "optimizer": "adamw", "augment": "light", "test_fraction": 0.0,
-             **WHOLE_NETWORK, **OWN_OPTIMIZERS, "weight_decay": 0.0, "augment_options": None, **IN_RAM}
+             **WHOLE_NETWORK, **OWN_OPTIMIZERS, "weight_decay": 0.0, "augment_options": None, **IN_RAM,
+             "channels_last": False}
     fixed_why = {**WHOLE_NETWORK_WHY, **OWN_OPTIMIZERS_WHY, **IN_RAM_WHY, **dict.fromkeys(
         ["augment", "augment_options"], "its own random crops and horizontal flips; --crops-per-image")}
     monitor = "val_loss"

@@ -16,13 +16,13 @@ class GanTask(Task):
     description = ("generate new images: class folders, a plain folder of images, or built-in digits|shapes (DCGAN, "
                    "conditional with --conditional)")
     # Conditional DCGAN on digits at 32 px: see docs/gan.md for the measured FID, accuracy and time.
-    defaults = {"img_size": 32, "epochs": 60, "batch_size": 32, "lr": 2e-4, "channels_last": False}  # and `fixed`
+    defaults = {"img_size": 32, "epochs": 60, "batch_size": 32, "lr": 2e-4}  # and `fixed`
     # Its own DCGAN, trained whole by two Adams (no weight decay, no gradient clipping; task.py) at a constant rate
     # with DiffAugment (--diffaugment), on every image.
     fixed = {"model": "dcgan", "weights": "none", "strategy": "full", "optimizer": "adamw", "schedule": "constant",
              "warmup_epochs": 0, "augment": "light", "val_fraction": 0.0, "test_fraction": 0.0, **WHOLE_NETWORK,
              **OWN_OPTIMIZERS, "weight_decay": 0.0, "grad_clip": None, "augment_options": None, **IN_RAM,
-             **IN_MEMORY_BATCHES}
+             **IN_MEMORY_BATCHES, "channels_last": False}
     fixed_why = {**WHOLE_NETWORK_WHY, **OWN_OPTIMIZERS_WHY, **IN_RAM_WHY, **IN_MEMORY_BATCHES_WHY,
                  "grad_clip": "it never clips gradients",
                  **dict.fromkeys(["augment", "augment_options"], "DiffAugment, chosen by --diffaugment")}

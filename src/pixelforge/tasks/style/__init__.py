@@ -21,13 +21,14 @@ class StyleTask(Task):
     # deepest style layers 3x (config), 28 epochs (1568 steps, 2283 CPU seconds on two threads: ~19 quiet minutes on
     # 2 cores, within the 20; 9 % lower validation loss than 14) with a cosine schedule. In bf16 (`auto` on a
     # CPU with native BF16) the same run took 1656 CPU seconds (14.3 idle minutes) for the same test-photo losses.
-    defaults = {"img_size": 256, "epochs": 28, "batch_size": 4, "lr": 2e-3, "warmup_epochs": 0.2, "val_fraction": 0.1,
-                "channels_last": False}  # and `fixed`
+    defaults = {"img_size": 256, "epochs": 28, "batch_size": 4, "lr": 2e-3, "warmup_epochs": 0.2,
+                "val_fraction": 0.1}  # and `fixed`
     monitor, monitor_mode, monitor_label = "val_loss", "min", "val perceptual loss"
     # Its own transformer network from scratch, trained whole at one rate without weight decay (the loss network is
     # --loss-net); photos are split into train and val only.
     fixed = {"model": "tf_efficientnet_lite0", "weights": "none", "strategy": "full", "augment": "none",
-             "test_fraction": 0.0, **WHOLE_NETWORK, "weight_decay": 0.0, "augment_options": None, **IN_RAM}
+             "test_fraction": 0.0, **WHOLE_NETWORK, "weight_decay": 0.0, "augment_options": None, **IN_RAM,
+             "channels_last": False}
     fixed_why = {**WHOLE_NETWORK_WHY, **IN_RAM_WHY, **dict.fromkeys(
         ["augment", "augment_options"], "its own random crops and horizontal flips of the photos")}
     data_kind = "images"
