@@ -87,6 +87,24 @@ def test_each_model_trains_through_the_engine_with_the_aux_loss_on_its_own_optim
     assert "lambda_: 0.01" in config and f"model: {model}" in config
 
 
+@pytest.mark.parametrize("workers, expected", [(None, 0), (1, 1)])
+def test_workers_sets_the_loader_workers_of_the_crops(photos, workers, expected):
+    """`--workers N` was ignored: the random crops were always cut in the training process."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from pixelforge.engine.progress import EpochProgress
+    from pixelforge.tasks.compress.task import build_setup, prepare_data
+    from pixelforge.tasks.config import build_config
+
+    cfg = build_config(task="compress", data=str(photos), model="factorized", channels_n=8, channels_m=12,
+                       img_size=64, val_fraction=0.25, workers=workers)
+    setup = build_setup(cfg, prepare_data(cfg)[0], [], SimpleNamespace(device=torch.device("cpu")),
+                        EpochProgress(quiet=True))
+    assert setup.workers == expected
+
+
 def test_lambda_is_a_train_option_of_the_cli():
     from pixelforge.cli_options import train_options, train_parameters
 

@@ -142,6 +142,22 @@ def test_optimisation_lowers_the_loss_from_content_and_from_noise():
     assert torch.allclose(rgb_to_ycbcr(coloured.image)[:, 1:], rgb_to_ycbcr(content)[:, 1:], atol=0.02)
 
 
+@pytest.mark.parametrize("workers, expected", [(None, 0), (1, 1)])
+def test_workers_sets_the_loader_workers_of_the_content_crops(images, workers, expected):
+    """`--workers N` was ignored: the random crops were always cut in the training process."""
+    from types import SimpleNamespace
+
+    from pixelforge.engine.progress import EpochProgress
+    from pixelforge.tasks.config import build_config
+    from pixelforge.tasks.style.task import build_setup, prepare_data
+
+    cfg = build_config(task="style", data=str(images["folder"]), style=str(images["style"]), img_size=32,
+                       content_size=32, width=4, residual_blocks=1, val_fraction=0.2, workers=workers)
+    setup = build_setup(cfg, prepare_data(cfg)[0], [], SimpleNamespace(device=torch.device("cpu")),
+                        EpochProgress(quiet=True))
+    assert setup.workers == expected
+
+
 def test_a_fast_network_trains_two_steps_and_writes_its_report(tiny_run):
     from pixelforge.runs import folder as rd
 

@@ -61,4 +61,5 @@ def build_setup(cfg, source, classes, fabric, progress) -> TaskSetup:
             raise PixelforgeError(f"{cfg.data}: no readable images in the {name} split ({crops.unreadable[0]})")
     step = CompressionStep(model, cfg.lambda_, cfg.aux_lr, cfg.grad_clip, cfg.schedule, optimizer_states)
     return TaskSetup(task=step, model=model, trained=model, train_data=train, val_data=val,
-                     n_train=len(train), n_val=len(val), unreadable=train.unreadable + val.unreadable)
+                     n_train=len(train), n_val=len(val), workers=0 if cfg.workers is None else cfg.workers,
+                     unreadable=train.unreadable + val.unreadable)

@@ -173,6 +173,7 @@ def build_setup(cfg, source: dict, classes, fabric, progress):
     return TaskSetup(
         task=StyleStep(lossnet, style_targets(cfg, lossnet), weights), model=model, trained=model,
         train_data=train_set, val_data=val_set, n_train=len(train_set), n_val=len(val_set),
+        workers=0 if cfg.workers is None else cfg.workers,  # none by default: the photos are in memory already
         param_groups=lambda lr: [{"params": list(model.parameters()), "lr": lr, "weight_decay": 0.0}],
         extra_checkpoint={"task": "style", "width": cfg.width, "residual_blocks": cfg.residual_blocks,
                           "noise_channels": cfg.noise_channels,
