@@ -63,6 +63,8 @@ CONFIGS = {  # train --config FILE
                                        r"--channels-last: --task detect does not read channels_last"),
     "caption in channels-last layout": ("task: caption\ndata: missing\nchannels_last: true\n",
                                         r"--channels-last: --task caption does not read channels_last"),
+    "segment with an image-only knob": ("task: segment\ndata: missing\naugment_options:\n  random_erasing: 0.25\n",
+                                        r"augment_options.random_erasing 0.25: --task segment.*hflip"),
     # ...and keys a config does not read because of its other keys
     "range-test steps without lr auto": ("task: segment\ndata: missing\nlr_find_steps: 50\n",
                                          r"--lr-find-steps 50: --task segment.*--lr auto"),

@@ -172,6 +172,26 @@ def test_sixteen_bit_grey_data_gets_one_channel_and_dataset_normalisation(tmp_pa
     assert not any(id(p) in encoder for g in groups for p in g["params"])
 
 
+def test_augment_options_set_the_mask_augmentation(tmp_path):
+    """`augment_options: {hflip: false}` (text, or left and right in anatomy) was ignored: masks were still flipped."""
+    from types import SimpleNamespace
+
+    from torchvision.transforms import v2
+
+    from pixelforge.engine.progress import EpochProgress
+    from pixelforge.tasks.config import build_config
+    from pixelforge.tasks.segment import task as segmentation
+
+    data = write_tiny_masks(tmp_path / "data", count=6)
+    cfg = build_config(data=str(data), task="segment", weights="none", img_size=32, augment="standard",
+                       augment_options={"hflip": False, "rotate_degrees": 0}, quiet=True)
+    source, classes = segmentation.prepare_data(cfg)
+    fabric = SimpleNamespace(device=torch.device("cpu"), world_size=1)
+    setup = segmentation.build_setup(cfg, source, classes, fabric, EpochProgress(quiet=True))
+    kinds = [type(t) for t in setup.train_data.transform.transform.transforms]
+    assert v2.RandomResizedCrop in kinds and v2.RandomHorizontalFlip not in kinds and v2.RandomRotation not in kinds
+
+
 def test_bad_segmentation_data_fails_before_a_run_folder_exists(tmp_path):
     import pixelforge
 

@@ -27,6 +27,11 @@ class AugmentOptions(BaseModel):
     cutmix_alpha: float | None = None  # 0 disables
 
 
+# The knobs an (image, mask) pair takes (data/masks/transforms.py's presets have exactly these): the others act on
+# the image alone (translate, auto_augment, random_erasing) or mix labels (mixup, cutmix).
+MASK_KNOBS = ("crop_scale_min", "hflip", "vflip", "rotate_degrees", "color_jitter")
+
+
 PRESETS: dict[str, AugmentOptions] = {
     "none": AugmentOptions(crop_scale_min=None, hflip=False, vflip=False, rotate_degrees=0, translate=0, color_jitter=0,
                            auto_augment="none", random_erasing=0, mixup_alpha=0, cutmix_alpha=0),

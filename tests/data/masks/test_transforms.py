@@ -85,3 +85,19 @@ def test_unknown_preset_is_a_clear_error():
 
     with pytest.raises(PixelforgeError, match="augment 'heavy' is not one of none, light, standard, strong"):
         train_mask_transform(32, "heavy")
+
+
+def test_augment_options_knobs_override_the_preset_and_are_exactly_the_presets_fields():
+    from dataclasses import fields
+
+    from torchvision.transforms import v2
+
+    from pixelforge.data.augment_options import MASK_KNOBS
+    from pixelforge.data.masks.transforms import MaskAugment
+
+    assert tuple(f.name for f in fields(MaskAugment)) == MASK_KNOBS
+    kinds = lambda transform: [type(t) for t in transform.transforms]  # noqa: E731
+    assert v2.RandomHorizontalFlip in kinds(train_mask_transform(48, "light"))
+    plain = train_mask_transform(48, "light", knobs={"hflip": False, "vflip": True, "crop_scale_min": None})
+    assert kinds(plain) == [v2.RandomResizedCrop, v2.RandomVerticalFlip]  # None: the preset's crop stays
+    assert plain.transforms[0].scale == (0.5, 1.0)

@@ -9,7 +9,8 @@ mask pixel is a class id, and blending two ids would invent a third. Presets (tr
     standard  crop area 0.3-1, horizontal flip, rotation up to 10 degrees, colour jitter 0.2
     strong    crop area 0.2-1, horizontal and vertical flips, rotation up to 20 degrees, colour jitter 0.3
 
-Pixels that rotation brings in from outside the image get `ignore_index` in the mask, so no loss is computed on
+A config's `augment_options` sets these knobs over its preset (`--task segment` refuses the others, which do not
+apply to a mask). Pixels that rotation brings in from outside the image get `ignore_index` in the mask, so no loss is computed on
 them. Colour jitter is applied to 8-bit RGB images only: on 16-bit or grayscale data brightness/saturation jitter
 would change the measured intensities the model is meant to learn from.
 
@@ -21,7 +22,7 @@ upsampled prediction with `MaskDataset.full_mask(i)`, the mask at its original r
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torchvision import tv_tensors
@@ -31,7 +32,7 @@ from pixelforge.errors import PixelforgeError
 
 
 @dataclass(frozen=True)
-class MaskAugment:
+class MaskAugment:  # its fields are data/augment_options.py's MASK_KNOBS, which `augment_options` may set
     crop_scale_min: float | None  # RandomResizedCrop's lower area bound; None: resize + centre crop
     hflip: bool = False
     vflip: bool = False
@@ -68,8 +69,11 @@ def _preset(augment: str) -> MaskAugment:
     return MASK_PRESETS[augment]
 
 
-def train_mask_transform(img_size: int, augment: str = "light", ignore_index: int = 255) -> v2.Compose:
+def train_mask_transform(img_size: int, augment: str = "light", ignore_index: int = 255,
+                         knobs: dict | None = None) -> v2.Compose:
     """Random crop/flip/rotate/jitter for (tv_tensors.Image, tv_tensors.Mask) pairs; outputs img_size x img_size.
+
+    `knobs` (the config's `augment_options`) override the preset's values of `MASK_KNOBS`; None means "the preset's".
 
     Example:
         >>> from torchvision import tv_tensors
@@ -78,7 +82,7 @@ def train_mask_transform(img_size: int, augment: str = "light", ignore_index: in
         >>> [t.shape[-2:] for t in train_mask_transform(64, "standard")(image, mask)]
         [torch.Size([64, 64]), torch.Size([64, 64])]
     """
-    options = _preset(augment)
+    options = replace(_preset(augment), **{k: v for k, v in (knobs or {}).items() if v is not None})
     if options.crop_scale_min is None:
         ops: list = [v2.Resize(img_size, antialias=True), v2.CenterCrop(img_size)]
     else:

@@ -22,6 +22,16 @@ class SegmentTask(DenseTask):
     monitor_label = "val mIoU"
     bf16_measured = True  # U-Net on Lite0, 128 px: 1.43x per step at the same mIoU (docs/performance.md)
 
+    def check_config(self, cfg) -> None:
+        from pixelforge.data.augment_options import MASK_KNOBS
+        from pixelforge.errors import PixelforgeError
+
+        given = cfg.augment_options.model_dump(exclude_none=True) if cfg.augment_options else {}
+        other = [key for key in given if key not in MASK_KNOBS]
+        if other:  # else silently left out of the mask presets (data/masks/transforms.py)
+            raise PixelforgeError(f"augment_options.{other[0]} {given[other[0]]}: --task segment's mask augmentation "
+                                  f"does not read {other[0]} (its knobs: {', '.join(MASK_KNOBS)}); leave it out")
+
     def check_dataset(self, path, ignore_index: int = 255, num_classes: int | None = None, **options):
         from pixelforge.data.masks.check import check_masks
 

@@ -110,6 +110,7 @@ def _fit_channels(values: list[float], channels: int) -> list[float]:
 
 def build_setup(cfg, source, classes: list[str], fabric, progress):
     """Build the segmenter and the decoded-once datasets for `cfg`, and how to optimise them."""
+    from pixelforge.data.augment_options import MASK_KNOBS
     from pixelforge.data.masks.dataset import MaskDataset
     from pixelforge.data.masks.transforms import eval_mask_transform, train_mask_transform
     from pixelforge.engine.setup import TaskSetup
@@ -123,8 +124,10 @@ def build_setup(cfg, source, classes: list[str], fabric, progress):
     progress.info(f"segmenter {arch} on {model.backbone_name}, {in_channels} input channel(s), "
                   f"normalised with the {origin}'s mean {[round(m, 3) for m in mean]} / std {[round(s, 3) for s in std]}")
     k, ignore = len(classes), cfg.ignore_index
-    train_set = MaskDataset(source.split("train"), single_threaded(train_mask_transform(cfg.img_size, cfg.augment, ignore)),
-                            mean, std, in_channels, short_side=cfg.img_size, num_classes=k, ignore_index=ignore)
+    knobs = cfg.augment_options.model_dump(include=set(MASK_KNOBS)) if cfg.augment_options else None  # over the preset
+    augment = single_threaded(train_mask_transform(cfg.img_size, cfg.augment, ignore, knobs))
+    train_set = MaskDataset(source.split("train"), augment, mean, std, in_channels, short_side=cfg.img_size,
+                            num_classes=k, ignore_index=ignore)
     val_set = MaskDataset(source.split("val"), single_threaded(eval_mask_transform(cfg.img_size)), mean, std,
                           in_channels, short_side=cfg.img_size, num_classes=k, ignore_index=ignore)
     advance, close = progress.counter("decoding images", len(train_set) + len(val_set))
