@@ -75,6 +75,17 @@ def test_evaluate_scores_every_class_seen_and_reports_the_matrix(sequence):
     assert (child / "continual_matrix.png").stat().st_size > 0
 
 
+def test_a_gradual_step_unfreezes_the_backbone_as_a_first_run_does(sequence, tmp_path):
+    """`--strategy gradual` in a continual step kept the backbone frozen for every epoch (it had no unfreezing hook)."""
+    tasks, parent, _, _ = sequence
+    child = pixelforge.train(str(tasks[1]), continue_from=str(parent), strategy="gradual", epochs=2,
+                             out=str(tmp_path / "gradual")).run_dir
+    before = rd.load_checkpoint(parent / "checkpoints" / "last.ckpt")["model"]
+    after = rd.load_checkpoint(child / "checkpoints" / "last.ckpt")["model"]
+    weights = [k for k, v in before.items() if k.startswith("backbone.") and v.ndim > 1]
+    assert weights and any(not torch.equal(before[k], after[k]) for k in weights)  # the top stage learnt in epoch 2
+
+
 class InterruptAt:
     def __init__(self, step):
         self.step = step

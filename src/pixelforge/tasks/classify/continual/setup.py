@@ -60,6 +60,11 @@ def build_continual_setup(cfg, source, classes: list[str], fabric, progress):
     for param in model.parameters():
         param.requires_grad_(True)
     apply_strategy(model, cfg.strategy, 0, cfg.unfreeze_every)
+    hooks = []
+    if cfg.strategy == "gradual":  # as a first run unfreezes: else the backbone stayed frozen for every epoch
+        from pixelforge.tasks.common.finetune import gradual_unfreezing_hook
+
+        hooks.append(gradual_unfreezing_hook(model, cfg.unfreeze_every, progress.info, "backbone"))
     forward, path = _end_to_end_path(cfg, model, fabric, progress)
     step = ContinualStep(cfg.label_smoothing, params=dict(model.named_parameters()), ewc=carry.get("ewc"),
                          ewc_lambda=cfg.ewc_lambda, old_model=old_model, lwf_alpha=cfg.lwf_alpha,
@@ -69,7 +74,7 @@ def build_continual_setup(cfg, source, classes: list[str], fabric, progress):
         param_groups=lambda lr: param_groups(model, cfg.strategy, lr, cfg.backbone_lr_mult, cfg.weight_decay),
         n_train=len(train_set), n_val=len(val_set), workers=default_workers() if cfg.workers is None else cfg.workers,
         val_batch_size=max(cfg.batch_size, 64), path=f"{path}, continual {cfg.continual}",
-        channels_last=cfg.channels_last, extra_checkpoint={"classes": classes}, unreadable=unreadable,
+        channels_last=cfg.channels_last, hooks=hooks, extra_checkpoint={"classes": classes}, unreadable=unreadable,
         train_sampler=build_train_sampler(cfg, train_set.samples, len(train_set), fabric.global_rank,
                                           fabric.world_size),
     )
