@@ -66,6 +66,8 @@ CONFIGS = {  # train --config FILE
     "segment with an image-only knob": ("task: segment\ndata: missing\naugment_options:\n  random_erasing: 0.25\n",
                                         r"augment_options.random_erasing 0.25: --task segment.*hflip"),
     # ...and keys a config does not read because of its other keys
+    "mixup on cached features": ("data: missing\naugment_options:\n  mixup_alpha: 0.2\n",
+                                 r"augment_options.mixup_alpha 0.2: --task classify.*cached features"),
     "range-test steps without lr auto": ("task: segment\ndata: missing\nlr_find_steps: 50\n",
                                          r"--lr-find-steps 50: --task segment.*--lr auto"),
     "backbone lr under linear": ("data: missing\nbackbone_lr_mult: 0.5\n", r"--backbone-lr-mult 0.5.*full or gradual"),
@@ -119,6 +121,22 @@ def test_a_key_read_only_with_another_is_accepted_with_it_and_read_as_the_defaul
     cfg = load_config(path)
     assert (cfg.lr_find_steps, cfg.backbone_lr_mult, cfg.unfreeze_every, cfg.epochs) == (100, 0.1, 1, 3)
     get_task("classify").check_fixed(cfg)  # no error
+
+
+def test_mixing_knobs_are_refused_only_where_nothing_is_mixed():
+    from pixelforge.errors import PixelforgeError
+    from pixelforge.tasks.config import build_config
+    from pixelforge.tasks.registry import get_task
+
+    def check(**keys):
+        get_task("classify").check_config(build_config(data="digits", model="simple_cnn", **keys))
+
+    mixing = {"augment_options": {"cutmix_alpha": 1.0}}
+    check(strategy="full", **mixing)  # read: no error
+    check(cache_features=False, **mixing)
+    check(augment="strong")  # a preset's mixing is the preset's
+    with pytest.raises(PixelforgeError, match=r"^augment_options.cutmix_alpha 1.0: .*continual step"):
+        check(strategy="full", continue_from="runs/parent", **mixing)
 
 
 def test_python_keyword_typo_suggests_the_key():

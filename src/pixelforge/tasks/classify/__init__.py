@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pixelforge.errors import PixelforgeError
 from pixelforge.tasks.base import Task
 from pixelforge.tasks.registry import register_task
 from pixelforge.tasks.classify.config import ClassifyConfig
@@ -45,6 +46,7 @@ class ClassifyTask(Task):
 
         check_img_size(cfg.model, cfg.img_size)
         check_weights_option(cfg.weights)
+        check_mixing(cfg)
 
     def prepare_data(self, cfg) -> tuple:
         from pixelforge.tasks.classify.data import prepare_data
@@ -168,6 +170,21 @@ class ClassifyTask(Task):
         from pixelforge.tasks.classify.export import export_package
 
         return export_package(run, out, **options)
+
+
+def check_mixing(cfg) -> None:
+    """MixUp/CutMix knobs set where nothing is mixed (task.py's batch mixer is only on the end-to-end path of a first
+    run) are refused; a preset's (strong) are left to it, as the rest of the preset applies."""
+    given = cfg.augment_options.model_dump(include={"mixup_alpha", "cutmix_alpha"}) if cfg.augment_options else {}
+    mixing = [(key, value) for key, value in given.items() if value]
+    if not mixing:
+        return
+    where = f"augment_options.{mixing[0][0]} {mixing[0][1]}: --task classify"
+    if cfg.continue_from:
+        raise PixelforgeError(f"{where} does not mix images in a continual step (--continue-from); leave it out")
+    if cfg.strategy == "linear" and cfg.cache_features is not False and cfg.devices * cfg.num_nodes == 1:
+        raise PixelforgeError(f"{where} does not mix images when --strategy linear trains the head on cached "
+                              f"features; set cache_features: false or --strategy full, or leave it out")
 
 
 from pixelforge.tasks.classify import fewshot  # noqa: E402,F401  (registers --task fewshot, built on this task)
