@@ -158,6 +158,24 @@ def test_workers_sets_the_loader_workers_of_the_content_crops(images, workers, e
     assert setup.workers == expected
 
 
+def test_the_seed_chooses_the_validation_photos(images):
+    """--seed reached the initialisation and the batch order but not the split: the photos were shuffled with 0."""
+    import random
+
+    from pixelforge.tasks.config import build_config
+    from pixelforge.tasks.style.task import prepare_data
+
+    def val(seed: int) -> list:
+        cfg = build_config(task="style", data=str(images["folder"]), style=str(images["style"]), val_fraction=0.4,
+                           seed=seed)
+        return prepare_data(cfg)[0]["val"]
+
+    order = sorted(images["folder"].glob("*.png"))
+    random.Random(0).shuffle(order)
+    assert val(0) == order[:2]  # the default seed splits as before
+    assert len({tuple(val(seed)) for seed in range(4)}) > 1
+
+
 def test_a_fast_network_trains_two_steps_and_writes_its_report(tiny_run):
     from pixelforge.runs import folder as rd
 

@@ -92,7 +92,8 @@ class StyleStep:
                 "val_style": float(sums[2]) / count}
 
 
-def content_paths(data: str, max_images: int | None) -> list[Path]:
+def content_paths(data: str, max_images: int | None, seed: int = 0) -> list[Path]:
+    """The content photos in a seeded order: the first ones validate (`prepare_data`), the rest train."""
     from pixelforge.data.images import list_images
 
     folder = Path(data)
@@ -101,7 +102,7 @@ def content_paths(data: str, max_images: int | None) -> list[Path]:
     paths = list_images(folder)
     if len(paths) < 2:
         raise PixelforgeError(f"{data}: found {len(paths)} image(s); fast style training needs at least 2 photos")
-    random.Random(0).shuffle(paths)
+    random.Random(seed).shuffle(paths)
     return paths[:max_images] if max_images else paths
 
 
@@ -112,7 +113,7 @@ def prepare_data(cfg) -> tuple[dict, list]:
         raise PixelforgeError("--task style needs --style IMAGE: the picture whose style the network learns")
     read_image(cfg.style)  # a missing or broken style image fails here, before any run folder exists
     check_layer_weights(cfg.style_layer_weights, cfg.loss_net)
-    paths = content_paths(cfg.data, cfg.max_images)
+    paths = content_paths(cfg.data, cfg.max_images, cfg.seed)  # --seed splits the photos, as every task's
     n_val = max(1, round(len(paths) * cfg.val_fraction))
     return {"train": paths[n_val:], "val": paths[:n_val]}, []
 
