@@ -89,6 +89,27 @@ def test_resume_with_a_different_class_set_is_refused(tmp_path, shapes_dir, tiny
         pixelforge.train(str(other), resume=tiny_run)
 
 
+class ResumeFromAnotherTerminal:
+    """While the run trains, `pixelforge train --resume RUN` in a process of its own."""
+
+    def __init__(self, cli):
+        self.cli, self.result = cli, None
+
+    def on_train_batch_end(self, ctx, outputs):
+        if ctx.state.global_step == 1:
+            self.result = self.cli("train", "--resume", ctx.run_dir)
+
+
+def test_a_run_being_trained_refuses_a_second_training_in_its_folder(tmp_path, shapes_dir, cli):
+    second = ResumeFromAnotherTerminal(cli)
+    pixelforge.train(str(shapes_dir), out=str(tmp_path / "run"), callbacks=[second], **dict(TINY, epochs=2))
+    assert second.result.returncode == 2, second.result.stderr
+    assert "another process is training this run folder" in second.result.stderr
+    assert "Traceback" not in second.result.stderr
+    assert [r["epoch"] for r in rd.read_metrics(tmp_path / "run" / "metrics.csv")] == [1, 2]  # each epoch once
+    assert pixelforge.train(resume=tmp_path / "run").epochs_run == 2  # the lock went with the training
+
+
 @pytest.mark.slow
 def test_sigterm_writes_a_resumable_checkpoint(tmp_path, shapes_dir):
     run = tmp_path / "sig"

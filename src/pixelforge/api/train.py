@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, fields
 from functools import partial
 from pathlib import Path
@@ -86,17 +87,24 @@ def train(data: str | None = None, *, config: str | Path | None = None, resume: 
 
 
 def _train(task: Task, cfg: RunConfig, source, classes: list[str], resume, callbacks) -> TrainResult:
-    from pixelforge.engine.fit import fit
-    from pixelforge.engine.precision import resolve_precision
-
     task.check_data(cfg, source)
     if resume:
         run = rd.require_run(resume)
-        _check_classes(run, classes)
     elif "LOCAL_RANK" in os.environ and "WORLD_SIZE" in os.environ:
         run = _torchrun_run_dir(Path(cfg.out or Path("runs") / task.run_name(cfg)))
     else:
         run = rd.new_run_dir(cfg.out or Path("runs") / task.run_name(cfg))
+    # Under torchrun every process trains in the one folder; the first holds it for them all.
+    with rd.training_lock(run) if os.environ.get("RANK", "0") == "0" else nullcontext():
+        if resume:
+            _check_classes(run, classes)
+        return _train_in(task, cfg, source, classes, run, resume, callbacks)
+
+
+def _train_in(task: Task, cfg: RunConfig, source, classes: list[str], run: Path, resume, callbacks) -> TrainResult:
+    from pixelforge.engine.fit import fit
+    from pixelforge.engine.precision import resolve_precision
+
     try:
         rd.write_json(run / "classes.json", classes)
         save_config(cfg, run / "config.yaml")

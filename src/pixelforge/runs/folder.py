@@ -11,6 +11,7 @@ import os
 import pickle
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 from pixelforge.errors import PixelforgeError
@@ -50,6 +51,32 @@ def discard_unstarted_run(run: Path) -> None:
     if checkpoints.is_dir() and any(checkpoints.iterdir()):
         return
     shutil.rmtree(run, ignore_errors=True)
+
+
+@contextmanager
+def training_lock(run: Path):
+    """Hold `run` for one training for the block: another `train` in the same folder meanwhile (`--resume` from a
+    second terminal while the first still trains) is one line, instead of both appending the same epochs to
+    metrics.csv and overwriting each other's checkpoints. An flock on the folder itself: the system lets go when the
+    process ends, however it ends (kill -9 too), so no lock file is left behind to clear by hand. Where there is no
+    flock (Windows, some network file systems) nothing is locked."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        yield
+        return
+    fd = os.open(run, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise PixelforgeError(f"{run}: another process is training this run folder now; wait for it to end (or "
+                                  f"stop it), then resume") from None
+        except OSError:  # the file system has no flock
+            pass
+        yield
+    finally:
+        os.close(fd)
 
 
 def output_path(out: str | Path | None, default: str | Path) -> Path:
