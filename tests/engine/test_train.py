@@ -1,7 +1,9 @@
 """The engine writes a complete run folder, resumes exactly, survives bad files and reads configs strictly."""
 
 import json
+import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -79,6 +81,22 @@ def test_resume_after_interrupt_matches_uninterrupted_run(tmp_path, shapes_dir):
     assert abs(rows[-1]["val_loss"] - final["val_loss"]) < 0.05
 
 
+def test_resuming_a_finished_run_says_so_and_rewrites_nothing(tiny_run, tmp_path, caplog):
+    written = {p: p.stat().st_mtime_ns for p in tiny_run.rglob("*") if p.is_file()}
+    with caplog.at_level(logging.INFO, logger="pixelforge"):
+        result = pixelforge.train(resume=tiny_run)
+    assert f"{tiny_run}: finished (3 of 3 epochs); nothing to resume" in caplog.text
+    assert (result.run_dir, result.epochs_run, result.best_epoch) == (tiny_run, 3, rd.read_json(
+        tiny_run / "summary.json")["best_epoch"])
+    assert {p: p.stat().st_mtime_ns for p in tiny_run.rglob("*") if p.is_file()} == written
+    cut = shutil.copytree(tiny_run, tmp_path / "cut-in-its-report")  # trained, then stopped writing its report
+    (cut / "report.html").unlink()
+    rd.write_json(cut / "summary.json", {k: v for k, v in rd.read_json(cut / "summary.json").items()
+                                         if k != "seconds_total"})
+    pixelforge.train(resume=cut)
+    assert (cut / "report.html").is_file() and "seconds_total" in rd.read_json(cut / "summary.json")
+
+
 def test_resume_with_a_different_class_set_is_refused(tmp_path, shapes_dir, tiny_run):
     other = tmp_path / "other"
     for label in ("circle", "hexagon"):
@@ -102,12 +120,12 @@ class ResumeFromAnotherTerminal:
 
 def test_a_run_being_trained_refuses_a_second_training_in_its_folder(tmp_path, shapes_dir, cli):
     second = ResumeFromAnotherTerminal(cli)
-    pixelforge.train(str(shapes_dir), out=str(tmp_path / "run"), callbacks=[second], **dict(TINY, epochs=2))
+    pixelforge.train(str(shapes_dir), out=str(tmp_path / "run"), callbacks=[second], **dict(TINY, epochs=1))
     assert second.result.returncode == 2, second.result.stderr
     assert "another process is training this run folder" in second.result.stderr
     assert "Traceback" not in second.result.stderr
-    assert [r["epoch"] for r in rd.read_metrics(tmp_path / "run" / "metrics.csv")] == [1, 2]  # each epoch once
-    assert pixelforge.train(resume=tmp_path / "run").epochs_run == 2  # the lock went with the training
+    assert [r["epoch"] for r in rd.read_metrics(tmp_path / "run" / "metrics.csv")] == [1]  # the epoch once
+    assert pixelforge.train(resume=tmp_path / "run").epochs_run == 1  # the lock went with the training
 
 
 @pytest.mark.slow

@@ -98,6 +98,9 @@ def _train(task: Task, cfg: RunConfig, source, classes: list[str], resume, callb
     with rd.training_lock(run) if os.environ.get("RANK", "0") == "0" else nullcontext():
         if resume:
             _check_classes(run, classes)
+            finished = _finished_run(run, cfg)
+            if finished is not None:
+                return finished
         return _train_in(task, cfg, source, classes, run, resume, callbacks)
 
 
@@ -180,6 +183,22 @@ def _check_resumed_epochs(run: Path, planned: int, asked: int | None, schedule: 
     if asked is not None and asked > planned and schedule != "constant":
         raise PixelforgeError(f"--epochs {asked}: {run} was planned for {planned} epochs and its learning-rate schedule "
                               f"ends there; resume with --epochs {planned} or fewer, or start a new run")
+
+
+def _finished_run(run: Path, cfg: RunConfig) -> TrainResult | None:
+    """The result of a run with nothing left to resume (said in one line), or None. A run is finished when its
+    summary.json has `seconds_total`, the last thing `train` writes (a run stopped in its report has none, and
+    resuming it writes the report), and its epochs are all trained or it stopped early."""
+    path = run / "summary.json"
+    summary = rd.read_json(path) if path.is_file() else {}
+    if "seconds_total" not in summary or (summary["epochs_run"] < cfg.epochs and not summary["stopped_early"]):
+        return None
+    stopped = f", stopped early: {summary.get('stop_reason') or 'by a hook'}" if summary["stopped_early"] else ""
+    EpochProgress(quiet=cfg.quiet).info(f"{run}: finished ({summary['epochs_run']} of {cfg.epochs} epochs{stopped}); "
+                                        f"nothing to resume")
+    return TrainResult(run, summary.get("best_val_accuracy"), summary["best_epoch"], summary["epochs_run"],
+                       summary["seconds_total"], summary.get("path", ""), summary.get("lr", float("nan")),
+                       summary["monitor"], summary["best_metric"], get_task(cfg.task).monitor_label)
 
 
 def _check_classes(run: Path, classes: list[str]) -> None:
