@@ -198,6 +198,10 @@ def load_checkpoint(path: Path) -> dict:
 
     path = Path(path)
     if not path.is_file():
+        run, saved = path.parent.parent, any(path.parent.glob("*.ckpt"))
+        if path.parent.name == "checkpoints" and (run / "config.yaml").is_file() and not saved:
+            raise PixelforgeError(f"{run}: no checkpoint yet (its training stopped before saving one); resume it with "
+                                  f"`pixelforge train --resume {run}`")
         raise PixelforgeError(f"{path}: checkpoint not found; is this a pixelforge run folder?")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
