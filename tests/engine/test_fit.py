@@ -4,6 +4,7 @@ best.ckpt, hooks can stop training cleanly, and a fit leaves the process as it f
 from __future__ import annotations
 
 import signal
+from functools import partial
 
 import pytest
 import torch
@@ -121,6 +122,20 @@ def test_interrupted_and_resumed_gan_is_bit_identical_to_an_uninterrupted_one(st
             for key, value in state.items():
                 assert torch.equal(value, got["optimizers"][name]["state"][index][key]), (name, key)
     assert _rows(cut) == _rows(run)
+
+
+def test_augmentations_in_dataloader_workers_resume_bit_for_bit(straight, tmp_path):
+    """Persistent workers' RNG streams go on across epochs and are in no checkpoint: a resumed run's new workers drew
+    other augmentations (classification uses workers on machines with more than 4 cores)."""
+    build = partial(build_point_gan, workers=2)
+    runs = [rd.new_run_dir(tmp_path / name) for name in ("straight", "cut")]
+    fit(build, runs[0], CONFIG)
+    with pytest.raises(PixelforgeError, match="resume with"):
+        fit(build, runs[1], CONFIG, hooks=[InterruptAt(11)])  # mid-way through epoch 2
+    fit(build, runs[1], CONFIG, resume=True)
+    expected, got = (rd.load_checkpoint(run / "checkpoints" / "last.ckpt")["model"] for run in runs)
+    assert all(torch.equal(tensor, got[key]) for key, tensor in expected.items())
+    assert _rows(runs[1]) == _rows(runs[0]) != _rows(straight[0])  # the jitter was drawn
 
 
 def test_stop_training_from_a_hook_leaves_a_valid_run_folder(tmp_path):
