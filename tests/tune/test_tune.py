@@ -4,6 +4,7 @@ the study's report and best.yaml, and `runs compare` over a study's trials. The 
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ import yaml
 from optuna.trial import TrialState
 
 import pixelforge
+from pixelforge.errors import PixelforgeError
 from pixelforge.runs import folder as rd
 from pixelforge.tune.study import TuneOptions, run_study
 from tests.tune.toy import make_study_files
@@ -138,6 +140,25 @@ def test_a_seeded_study_continued_by_the_same_command_draws_new_parameters(toy, 
                               overrides={"epochs": 1}))
     drawn = [t.params["lr"] for t in load(tmp_path / "s").trials]
     assert len(drawn) == 4 and len(set(drawn)) == 4
+
+
+def test_an_interrupted_study_says_so_in_one_line_without_optunas_traceback(toy, tmp_path, monkeypatch, caplog):
+    from pixelforge.tune import study as studies
+
+    def interrupted(**options):  # Ctrl-C while the trial trains
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(studies, "train", interrupted)
+    optuna_logger = logging.getLogger("optuna")  # it does not propagate to the root logger caplog listens on
+    optuna_logger.addHandler(caplog.handler)
+    config, space = toy
+    try:
+        with pytest.raises(PixelforgeError, match="^study interrupted; .* run the same command to continue$"):
+            run_study(TuneOptions(config, space, tmp_path / "s", sampler="random", trials=2))
+    finally:
+        optuna_logger.removeHandler(caplog.handler)
+    assert "Trial 0 failed" not in caplog.text and not any(r.exc_info for r in caplog.records)
+    assert [t.state for t in load(tmp_path / "s").trials] == [TrialState.FAIL, TrialState.WAITING]  # queued again
 
 
 def test_a_sampler_object_is_used_as_it_is():
