@@ -2,11 +2,14 @@
 
 Reading is strict (the same checks as training), so a converted dataset is one pixelforge can train on; images are
 hard-linked where the file system allows, else copied. Lossy steps are the target format's own: YOLO has no crowd
-regions and keeps no masks, VOC keeps no masks and numbers classes by sorted name.
+regions and keeps no masks, VOC keeps no masks and numbers classes by sorted name. The output appears whole or not
+at all.
 """
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 
 from pixelforge.data.boxes.coco import write_coco
@@ -32,4 +35,16 @@ def convert_boxes(src: str | Path, dst: str | Path, to: str = "coco") -> Path:
         raise PixelforgeError(f"{dst}: the output folder is not empty; choose a new folder so files do not mix")
     if dst.resolve() == Path(src).resolve():
         raise PixelforgeError(f"{dst}: output and input are the same folder; choose a new output folder")
-    return WRITERS[to](read_boxes(src), dst)
+    source = read_boxes(src)
+    # Written beside `dst` and renamed, so an interrupted conversion never leaves a part that reads as a dataset (a
+    # COCO folder cut after train.json read as one without val).
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{dst.name}-", dir=dst.parent))
+    try:
+        WRITERS[to](source, staging)
+        if dst.exists():  # empty, as checked above
+            dst.rmdir()
+        staging.rename(dst)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return dst
