@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pixelforge.errors import PixelforgeError
-from pixelforge.output_names import new_file_path, numbered
+from pixelforge.output_names import current_umask, new_file_path, numbered
 
 
 def new_run_dir(out: str | Path) -> Path:
@@ -125,20 +125,6 @@ def data_key(data: str | None) -> str | None:
     if data is None or not Path(data).exists():
         return data
     return str(Path(data).resolve())
-
-
-def current_umask() -> int:
-    """The process umask, read without changing it where the system says it (Linux: /proc/self/status), since
-    `os.umask(0); os.umask(old)` briefly changes it for every thread."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    old = os.umask(0o022)
-    os.umask(old)
-    return old
 
 
 def atomic_write_bytes(path: Path, write) -> None:

@@ -8,8 +8,6 @@ at all.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 
 from pixelforge.data.boxes.coco import write_coco
@@ -17,6 +15,7 @@ from pixelforge.data.boxes.source import read_boxes
 from pixelforge.data.boxes.voc import write_voc
 from pixelforge.data.boxes.yolo import write_yolo
 from pixelforge.errors import PixelforgeError
+from pixelforge.output_names import staged_folder
 
 WRITERS = {"coco": write_coco, "yolo": write_yolo, "voc": write_voc}
 
@@ -38,13 +37,6 @@ def convert_boxes(src: str | Path, dst: str | Path, to: str = "coco") -> Path:
     source = read_boxes(src)
     # Written beside `dst` and renamed, so an interrupted conversion never leaves a part that reads as a dataset (a
     # COCO folder cut after train.json read as one without val).
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{dst.name}-", dir=dst.parent))
-    try:
+    with staged_folder(dst) as staging:
         WRITERS[to](source, staging)
-        if dst.exists():  # empty, as checked above
-            dst.rmdir()
-        staging.rename(dst)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return dst
