@@ -3,12 +3,14 @@
 import json
 import logging
 import os
+import random
 import shutil
 import signal
 import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -95,6 +97,20 @@ def test_resuming_a_finished_run_says_so_and_rewrites_nothing(tiny_run, tmp_path
                                          if k != "seconds_total"})
     pixelforge.train(resume=cut)
     assert (cut / "report.html").is_file() and "seconds_total" in rd.read_json(cut / "summary.json")
+
+
+def test_train_leaves_the_callers_random_state_as_it_found_it(tmp_path, shapes_dir):
+    """Calibrating and evaluating after training built models from the caller's torch RNG (fit restores its own)."""
+    def draws():
+        return torch.rand(1).item(), np.random.rand(), random.random()
+
+    for seed in (torch.manual_seed, np.random.seed, random.seed):
+        seed(123)
+    expected = draws()
+    for seed in (torch.manual_seed, np.random.seed, random.seed):
+        seed(123)
+    pixelforge.train(str(shapes_dir), out=str(tmp_path / "run"), **dict(TINY, epochs=1))
+    assert draws() == expected
 
 
 def test_resume_with_a_different_class_set_is_refused(tmp_path, shapes_dir, tiny_run):

@@ -52,6 +52,11 @@ def train(data: str | None = None, *, config: str | Path | None = None, resume: 
     """Train any registered task and write a run folder. Options are the task's config fields (the CLI's options;
     `task` chooses the task, default classify). `callbacks` are hooks (engine/hooks.py: `on_epoch_start(ctx)`, ..., `StopTraining` to end early).
 
+    The run is seeded by its `seed`; the caller's global RNGs (torch, numpy, random) are left as they were, neither
+    reseeded nor advanced, as are torch's thread count, default dtype and grad mode (engine/process_state.py).
+    Lightning's `seed_everything` reseeds them for the rest of the process; a notebook seeding its own work after a
+    `train` would then draw what the run chose, so here the run's seed stays the run's.
+
     Example:
         >>> result = train("digits", model="simple_cnn", weights="none", img_size=32, epochs=1,
         ...                out="runs/doc")  # doctest: +SKIP
@@ -87,6 +92,8 @@ def train(data: str | None = None, *, config: str | Path | None = None, resume: 
 
 
 def _train(task: Task, cfg: RunConfig, source, classes: list[str], resume, callbacks) -> TrainResult:
+    from pixelforge.engine.process_state import restored_afterwards
+
     task.check_data(cfg, source)
     if resume:
         run = rd.require_run(resume)
@@ -94,8 +101,9 @@ def _train(task: Task, cfg: RunConfig, source, classes: list[str], resume, callb
         run = _torchrun_run_dir(Path(cfg.out or Path("runs") / task.run_name(cfg)))
     else:
         run = rd.new_run_dir(cfg.out or Path("runs") / task.run_name(cfg))
-    # Under torchrun every process trains in the one folder; the first holds it for them all.
-    with rd.training_lock(run) if os.environ.get("RANK", "0") == "0" else nullcontext():
+    # Under torchrun every process trains in the one folder; the first holds it for them all. The caller's RNGs and
+    # settings are put back after the report too (building the model to calibrate and evaluate draws from them).
+    with rd.training_lock(run) if os.environ.get("RANK", "0") == "0" else nullcontext(), restored_afterwards():
         if resume:
             _check_classes(run, classes)
             finished = _finished_run(run, cfg)
