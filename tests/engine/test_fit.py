@@ -138,6 +138,18 @@ def test_augmentations_in_dataloader_workers_resume_bit_for_bit(straight, tmp_pa
     assert _rows(runs[1]) == _rows(runs[0]) != _rows(straight[0])  # the jitter was drawn
 
 
+def test_a_resume_removes_a_checkpoint_write_cut_by_kill_9(straight, tmp_path):
+    """kill -9 while last.ckpt was written left its temporary file, as large as a checkpoint, for good."""
+    cut = rd.new_run_dir(tmp_path / "cut")
+    with pytest.raises(PixelforgeError, match="resume with"):
+        fit(build_point_gan, cut, CONFIG, hooks=[InterruptAt(11)])
+    partial = cut / "checkpoints" / ".last.ckpt.k9x2ab"  # atomic_write_bytes' name for it
+    partial.write_bytes((cut / "checkpoints" / "last.ckpt").read_bytes()[:1000])
+    fit(build_point_gan, cut, CONFIG, resume=True)
+    assert sorted(p.name for p in (cut / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+    assert _rows(cut) == _rows(straight[0])
+
+
 def test_stop_training_from_a_hook_leaves_a_valid_run_folder(tmp_path):
     run = rd.new_run_dir(tmp_path / "stop")
     result = fit(build_point_gan, run, CONFIG, hooks=[StopAt(step=12)])

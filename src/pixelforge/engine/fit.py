@@ -142,6 +142,8 @@ def _train_process(fabric, build_setup, run: Path, config: FitConfig, resuming: 
                 setup.model, config.epochs, config.grad_clip, hooks, progress,
                 {**meta, **setup.extra_checkpoint}, setup.channels_last, setup.speed_column)
     state = LoopState()
+    if resuming and fabric.global_rank == 0:
+        rd.discard_partial_writes(run / "checkpoints")
     if resuming and (run / "checkpoints" / "last.ckpt").exists():
         state = loop.restore(rd.load_checkpoint(run / "checkpoints" / "last.ckpt"))
         progress.info(f"resuming {run} at epoch {state.epoch + 1}, batch {state.batch}")

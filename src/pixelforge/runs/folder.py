@@ -151,6 +151,16 @@ def atomic_write_bytes(path: Path, write) -> None:
 # before torch is imported, and decodes the photos meanwhile (data/prefetch.py).
 
 
+def discard_partial_writes(folder: Path) -> list[Path]:
+    """Remove what `atomic_write_bytes` left in `folder` when its process was killed mid-write (`.last.ckpt.x1y2`:
+    never a whole file, and as large as the checkpoint it was becoming); returns them. Only while nothing else writes
+    there: a resume, which holds its run folder (`training_lock`)."""
+    partial = sorted(folder.glob(".*.ckpt.*"))
+    for path in partial:
+        path.unlink(missing_ok=True)
+    return partial
+
+
 def save_checkpoint(state: dict, path: Path) -> None:
     import torch
 
