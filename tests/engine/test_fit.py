@@ -3,6 +3,7 @@ best.ckpt, hooks can stop training cleanly, and a fit leaves the process as it f
 
 from __future__ import annotations
 
+import logging
 import signal
 from functools import partial
 
@@ -148,6 +149,17 @@ def test_a_resume_removes_a_checkpoint_write_cut_by_kill_9(straight, tmp_path):
     fit(build_point_gan, cut, CONFIG, resume=True)
     assert sorted(p.name for p in (cut / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
     assert _rows(cut) == _rows(straight[0])
+
+
+def test_a_resume_says_where_it_continues_from(straight, tmp_path, caplog):
+    """A run killed before its first checkpoint resumed without a word; a trained one said "at epoch 4" of 3."""
+    run = rd.new_run_dir(tmp_path / "killed-early")  # kill -9 in the first epoch: nothing saved
+    with caplog.at_level(logging.INFO, logger="pixelforge"):
+        fit(build_point_gan, run, CONFIG, resume=True)
+        fit(build_point_gan, run, CONFIG, resume=True)
+    assert f"resuming {run}: no checkpoint yet, training from the first epoch" in caplog.text
+    assert f"resuming {run}: its 3 epochs are trained" in caplog.text and "at epoch 4" not in caplog.text
+    assert _rows(run) == _rows(straight[0])
 
 
 def test_stop_training_from_a_hook_leaves_a_valid_run_folder(tmp_path):

@@ -146,7 +146,11 @@ def _train_process(fabric, build_setup, run: Path, config: FitConfig, resuming: 
         rd.discard_partial_writes(run / "checkpoints")
     if resuming and (run / "checkpoints" / "last.ckpt").exists():
         state = loop.restore(rd.load_checkpoint(run / "checkpoints" / "last.ckpt"))
-        progress.info(f"resuming {run} at epoch {state.epoch + 1}, batch {state.batch}")
+        done = state.epoch >= config.epochs or state.stopped_early
+        progress.info(f"resuming {run}: " + (f"its {state.epoch} epochs are trained" if done else
+                                              f"at epoch {state.epoch + 1}, batch {state.batch}"))
+    elif resuming:  # stopped before its first checkpoint
+        progress.info(f"resuming {run}: no checkpoint yet, training from the first epoch")
     progress.info(f"training {config.name} ({', '.join((*config.tags, setup.path))}) on {setup.n_train} images, "
                   f"validating on {setup.n_val}; {fabric.world_size} process(es), precision {config.precision} "
                   f"({config.precision_reason})")
