@@ -55,3 +55,18 @@ def test_an_exported_package_follows_the_umask(tiny_run, tmp_path, umask):
     assert _mode(package) == 0o750
     for name in ("package.json", "classes.json", "preprocess.json", "parity.json"):
         assert _mode(package / name) == 0o640, name
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_data_make_and_data_convert_write_folders_that_follow_the_umask(tmp_path, umask):
+    """Both write beside --out and rename: the folder kept mkdtemp's private 0700, unreadable to the team."""
+    from pixelforge.data.boxes.convert import convert_boxes
+    from pixelforge.data.builtin import materialize
+    from pixelforge.data.split_digits import write_split_digits
+
+    umask(0o022)
+    made = materialize("shapes", tmp_path / "made", kind="boxes")
+    convert_boxes(made, tmp_path / "converted", to="yolo")
+    write_split_digits(tmp_path / "split", tasks=2)
+    for name in ("made", "converted", "split"):
+        assert _mode(tmp_path / name) == 0o755, name

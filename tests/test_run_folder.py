@@ -1,6 +1,7 @@
 """The run folder's metrics.csv: rows stay under their own columns when a resumed run logs other columns; and
 outputs never overwrite what is there."""
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,22 @@ def test_a_cut_checkpoint_points_to_the_other_one_only_when_it_is_there(tmp_path
     (folder / "best.ckpt").unlink()
     with pytest.raises(PixelforgeError, match=r"truncated or corrupt \(.*\); copy it again$"):
         load_checkpoint(folder / "last.ckpt")
+
+
+def test_a_run_killed_before_its_first_checkpoint_says_to_resume_it(tmp_path, tiny_run, shapes_dir):
+    """kill -9 in the first epoch leaves config.yaml, classes.json and an empty checkpoints/ (was: "checkpoint not
+    found; is this a pixelforge run folder?", which it is)."""
+    import pixelforge
+
+    run = tmp_path / "killed"
+    (run / "checkpoints").mkdir(parents=True)
+    for name in ("config.yaml", "classes.json"):
+        shutil.copy(tiny_run / name, run / name)
+    image = next(p for p in sorted(shapes_dir.rglob("*")) if p.suffix == ".png")
+    for call in (lambda: pixelforge.evaluate(run), lambda: pixelforge.predict(run, [image]),
+                 lambda: pixelforge.export(run, out=tmp_path / "package")):
+        with pytest.raises(PixelforgeError) as raised:
+            call()
+        assert str(raised.value) == (f"{run}: no checkpoint yet (its training stopped before saving one); resume it "
+                                     f"with `pixelforge train --resume {run}`")
+    assert not (tmp_path / "package").exists()

@@ -9,6 +9,7 @@ import math
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.utils.data import Dataset
 
 from pixelforge.engine.setup import TaskSetup
 
@@ -91,8 +92,22 @@ class PointGAN:
         self.ema.load_state_dict(state["ema"])
 
 
-def build_point_gan(fabric, progress, n_train: int = 256, n_val: int = 64) -> TaskSetup:
+class Jittered(Dataset):
+    """The points moved by fresh noise at every read: an augmentation, drawn from the RNG of the process reading."""
+
+    def __init__(self, points: list):
+        self.points = points
+
+    def __len__(self) -> int:
+        return len(self.points)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.points[index] + 0.02 * torch.randn(2)
+
+
+def build_point_gan(fabric, progress, n_train: int = 256, n_val: int = 64, workers: int = 0) -> TaskSetup:
+    """`workers` > 0: the training points are jittered, in that many DataLoader workers."""
     model = PointGANModel().to(fabric.device)
     train, val = list(ring(n_train, seed=10)), list(ring(n_val, seed=11))
-    return TaskSetup(task=PointGAN(model), model=model, trained=model, train_data=train, val_data=val,
-                     n_train=n_train, n_val=n_val)
+    return TaskSetup(task=PointGAN(model), model=model, trained=model, train_data=Jittered(train) if workers else train,
+                     val_data=val, n_train=n_train, n_val=n_val, workers=workers)

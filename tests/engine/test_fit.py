@@ -3,7 +3,9 @@ best.ckpt, hooks can stop training cleanly, and a fit leaves the process as it f
 
 from __future__ import annotations
 
+import logging
 import signal
+from functools import partial
 
 import pytest
 import torch
@@ -121,6 +123,43 @@ def test_interrupted_and_resumed_gan_is_bit_identical_to_an_uninterrupted_one(st
             for key, value in state.items():
                 assert torch.equal(value, got["optimizers"][name]["state"][index][key]), (name, key)
     assert _rows(cut) == _rows(run)
+
+
+def test_augmentations_in_dataloader_workers_resume_bit_for_bit(straight, tmp_path):
+    """Persistent workers' RNG streams go on across epochs and are in no checkpoint: a resumed run's new workers drew
+    other augmentations (classification uses workers on machines with more than 4 cores)."""
+    build = partial(build_point_gan, workers=2)
+    runs = [rd.new_run_dir(tmp_path / name) for name in ("straight", "cut")]
+    fit(build, runs[0], CONFIG)
+    with pytest.raises(PixelforgeError, match="resume with"):
+        fit(build, runs[1], CONFIG, hooks=[InterruptAt(11)])  # mid-way through epoch 2
+    fit(build, runs[1], CONFIG, resume=True)
+    expected, got = (rd.load_checkpoint(run / "checkpoints" / "last.ckpt")["model"] for run in runs)
+    assert all(torch.equal(tensor, got[key]) for key, tensor in expected.items())
+    assert _rows(runs[1]) == _rows(runs[0]) != _rows(straight[0])  # the jitter was drawn
+
+
+def test_a_resume_removes_a_checkpoint_write_cut_by_kill_9(straight, tmp_path):
+    """kill -9 while last.ckpt was written left its temporary file, as large as a checkpoint, for good."""
+    cut = rd.new_run_dir(tmp_path / "cut")
+    with pytest.raises(PixelforgeError, match="resume with"):
+        fit(build_point_gan, cut, CONFIG, hooks=[InterruptAt(11)])
+    partial = cut / "checkpoints" / ".last.ckpt.k9x2ab"  # atomic_write_bytes' name for it
+    partial.write_bytes((cut / "checkpoints" / "last.ckpt").read_bytes()[:1000])
+    fit(build_point_gan, cut, CONFIG, resume=True)
+    assert sorted(p.name for p in (cut / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+    assert _rows(cut) == _rows(straight[0])
+
+
+def test_a_resume_says_where_it_continues_from(straight, tmp_path, caplog):
+    """A run killed before its first checkpoint resumed without a word; a trained one said "at epoch 4" of 3."""
+    run = rd.new_run_dir(tmp_path / "killed-early")  # kill -9 in the first epoch: nothing saved
+    with caplog.at_level(logging.INFO, logger="pixelforge"):
+        fit(build_point_gan, run, CONFIG, resume=True)
+        fit(build_point_gan, run, CONFIG, resume=True)
+    assert f"resuming {run}: no checkpoint yet, training from the first epoch" in caplog.text
+    assert f"resuming {run}: its 3 epochs are trained" in caplog.text and "at epoch 4" not in caplog.text
+    assert _rows(run) == _rows(straight[0])
 
 
 def test_stop_training_from_a_hook_leaves_a_valid_run_folder(tmp_path):

@@ -1,12 +1,16 @@
 """The engine writes a complete run folder, resumes exactly, survives bad files and reads configs strictly."""
 
 import json
+import logging
 import os
+import random
+import shutil
 import signal
 import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -79,6 +83,36 @@ def test_resume_after_interrupt_matches_uninterrupted_run(tmp_path, shapes_dir):
     assert abs(rows[-1]["val_loss"] - final["val_loss"]) < 0.05
 
 
+def test_resuming_a_finished_run_says_so_and_rewrites_nothing(tiny_run, tmp_path, caplog):
+    written = {p: p.stat().st_mtime_ns for p in tiny_run.rglob("*") if p.is_file()}
+    with caplog.at_level(logging.INFO, logger="pixelforge"):
+        result = pixelforge.train(resume=tiny_run)
+    assert f"{tiny_run}: finished (3 of 3 epochs); nothing to resume" in caplog.text
+    assert (result.run_dir, result.epochs_run, result.best_epoch) == (tiny_run, 3, rd.read_json(
+        tiny_run / "summary.json")["best_epoch"])
+    assert {p: p.stat().st_mtime_ns for p in tiny_run.rglob("*") if p.is_file()} == written
+    cut = shutil.copytree(tiny_run, tmp_path / "cut-in-its-report")  # trained, then stopped writing its report
+    (cut / "report.html").unlink()
+    rd.write_json(cut / "summary.json", {k: v for k, v in rd.read_json(cut / "summary.json").items()
+                                         if k != "seconds_total"})
+    pixelforge.train(resume=cut)
+    assert (cut / "report.html").is_file() and "seconds_total" in rd.read_json(cut / "summary.json")
+
+
+def test_train_leaves_the_callers_random_state_as_it_found_it(tmp_path, shapes_dir):
+    """Calibrating and evaluating after training built models from the caller's torch RNG (fit restores its own)."""
+    def draws():
+        return torch.rand(1).item(), np.random.rand(), random.random()
+
+    for seed in (torch.manual_seed, np.random.seed, random.seed):
+        seed(123)
+    expected = draws()
+    for seed in (torch.manual_seed, np.random.seed, random.seed):
+        seed(123)
+    pixelforge.train(str(shapes_dir), out=str(tmp_path / "run"), **dict(TINY, epochs=1))
+    assert draws() == expected
+
+
 def test_resume_with_a_different_class_set_is_refused(tmp_path, shapes_dir, tiny_run):
     other = tmp_path / "other"
     for label in ("circle", "hexagon"):
@@ -87,6 +121,27 @@ def test_resume_with_a_different_class_set_is_refused(tmp_path, shapes_dir, tiny
             Image.new("RGB", (32, 32), (i * 40, 0, 0)).save(other / label / f"{i}.png")
     with pytest.raises(PixelforgeError, match="added: \\['hexagon'\\]"):
         pixelforge.train(str(other), resume=tiny_run)
+
+
+class ResumeFromAnotherTerminal:
+    """While the run trains, `pixelforge train --resume RUN` in a process of its own."""
+
+    def __init__(self, cli):
+        self.cli, self.result = cli, None
+
+    def on_train_batch_end(self, ctx, outputs):
+        if ctx.state.global_step == 1:
+            self.result = self.cli("train", "--resume", ctx.run_dir)
+
+
+def test_a_run_being_trained_refuses_a_second_training_in_its_folder(tmp_path, shapes_dir, cli):
+    second = ResumeFromAnotherTerminal(cli)
+    pixelforge.train(str(shapes_dir), out=str(tmp_path / "run"), callbacks=[second], **dict(TINY, epochs=1))
+    assert second.result.returncode == 2, second.result.stderr
+    assert "another process is training this run folder" in second.result.stderr
+    assert "Traceback" not in second.result.stderr
+    assert [r["epoch"] for r in rd.read_metrics(tmp_path / "run" / "metrics.csv")] == [1]  # the epoch once
+    assert pixelforge.train(resume=tmp_path / "run").epochs_run == 1  # the lock went with the training
 
 
 @pytest.mark.slow

@@ -11,13 +11,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from skimage import data
 
 import pixelforge
 from pixelforge.data.masks.images import load_image_any
+from pixelforge.errors import PixelforgeError
 from pixelforge.runs import folder as rd
 from tests.deploy.test_runtime_without_torch import NO_TORCH
+from tests.engine.test_train import InterruptAt
 
 pytestmark = pytest.mark.xdist_group("denoise")  # one training shared by the tests below (loadgroup)
 TINY = {"epochs": 1, "crops_per_image": 1, "batch_size": 2, "img_size": 32, "val_fraction": 0.34, "quiet": True,
@@ -54,6 +57,18 @@ def test_dncnn_trains_two_steps_and_evaluates_beside_the_classical_denoisers(dnc
     assert 19 < metrics["psnr_noisy"] < 22
     assert all(b["psnr"] > metrics["psnr_noisy"] + 3 for b in metrics["baselines"].values())
     assert Path(metrics["figures"]["examples"]).is_file()
+
+
+def test_a_resumed_run_draws_the_crops_and_noise_an_uninterrupted_one_does(photos, tmp_path):
+    """Each crop was drawn from a count of the draws made, which started again from 0 on resume."""
+    options = dict(TINY, task="denoise", model="dncnn", depth=3, features=8, epochs=2)
+    pixelforge.train(str(photos), out=str(tmp_path / "straight"), **options)
+    with pytest.raises(PixelforgeError, match="resume with"):  # after the first of epoch 1's two steps
+        pixelforge.train(str(photos), out=str(tmp_path / "cut"), callbacks=[InterruptAt(1)], **options)
+    pixelforge.train(resume=tmp_path / "cut")
+    expected, got = (rd.load_checkpoint(tmp_path / run / "checkpoints" / "last.ckpt")["model"]
+                     for run in ("straight", "cut"))
+    assert all(torch.equal(tensor, got[key]) for key, tensor in expected.items())
 
 
 def test_predict_keeps_size_channels_and_16_bit_depth(dncnn_run, tmp_path):

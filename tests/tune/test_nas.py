@@ -51,3 +51,28 @@ def test_nas_on_a_tiny_space_finds_a_front_and_its_models_export(tmp_path):
     best = Path(summary["pareto"][-1]["run"])
     pixelforge.export(best, tmp_path / "pkg")  # a Pareto model is a run like any other
     assert any((tmp_path / "pkg").rglob("*.onnx"))
+
+
+def test_a_seeded_search_continued_by_the_same_command_draws_new_architectures(tmp_path, monkeypatch):
+    """NSGA-II made again with the same seed drew its first generation again: a search continued within it repeated
+    its architectures."""
+    import optuna
+
+    from pixelforge.tune import nas
+
+    class Cost:  # no training: an architecture's value is its size
+        def __init__(self, opts):
+            pass
+
+        def __call__(self, trial):
+            arch = nas.sample_arch(trial)
+            trial.set_user_attr("model", arch.name)
+            return arch.width, float(sum(arch.depth))
+
+    monkeypatch.setattr(nas, "_NasObjective", Cost)
+    config = tmp_path / "base.yaml"
+    config.write_text(yaml.safe_dump({"data": "digits", "quiet": True}))
+    for trials in (2, 4):
+        run_nas(NasOptions(config, tmp_path / "nas", trials=trials, latency="flops", seed=0, population=4))
+    study = optuna.load_study(study_name="nas", storage=f"sqlite:///{tmp_path / 'nas' / 'study.db'}")
+    assert len({t.user_attrs["model"] for t in study.trials}) == len(study.trials) == 4

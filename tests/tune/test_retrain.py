@@ -72,6 +72,14 @@ def test_retrain_best_trains_on_train_plus_val_and_scores_the_test_split(tmp_pat
     assert second["n_complete"] == 2 and second["retrained"]["metrics"] == retrained["metrics"]
     assert (run / "checkpoints" / "best.ckpt").stat().st_mtime_ns == before
 
+    # Cut while it wrote its report (summary.json has no seconds_total yet): the same command finishes the report;
+    # it was counted as retrained and never got one.
+    (run / "report.html").unlink()
+    rd.write_json(run / "summary.json", {k: v for k, v in rd.read_json(run / "summary.json").items()
+                                         if k != "seconds_total"})
+    assert CliRunner().invoke(app, args).exit_code == 0
+    assert (run / "report.html").is_file() and (run / "checkpoints" / "best.ckpt").stat().st_mtime_ns == before
+
 
 def summary_best_run(out: Path) -> str:
     import optuna

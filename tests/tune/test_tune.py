@@ -4,6 +4,7 @@ the study's report and best.yaml, and `runs compare` over a study's trials. The 
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ import yaml
 from optuna.trial import TrialState
 
 import pixelforge
+from pixelforge.errors import PixelforgeError
 from pixelforge.runs import folder as rd
 from pixelforge.tune.study import TuneOptions, run_study
 from tests.tune.toy import make_study_files
@@ -116,15 +118,47 @@ def _tpe_draws(sampler, n: int = 14) -> list[tuple[float, float]]:
 
 def test_tpe_gets_the_startup_and_ei_candidates_it_is_given():
     # the benchmark compares TPE settings through build_sampler: each setting must reach Optuna's sampler
-    from pixelforge.tune.samplers import build_sampler
+    from pixelforge.tune.samplers import TrialSeeded, build_sampler
 
     def tpe(startup, candidates):
-        return optuna.samplers.TPESampler(seed=0, n_startup_trials=startup, n_ei_candidates=candidates,
-                                          multivariate=True, constant_liar=True)
+        return TrialSeeded(lambda seed: optuna.samplers.TPESampler(
+            seed=seed, n_startup_trials=startup, n_ei_candidates=candidates, multivariate=True, constant_liar=True), 0)
 
     draws = _tpe_draws(build_sampler("tpe", 0, startup=5, candidates=96))
     assert draws == _tpe_draws(tpe(5, 96))
     assert draws != _tpe_draws(tpe(5, 24)) and draws != _tpe_draws(tpe(10, 96))
+
+
+@pytest.mark.parametrize("sampler", ["random", "tpe"])
+def test_a_seeded_study_continued_by_the_same_command_draws_new_parameters(toy, tmp_path, sampler):
+    """A sampler made again with the same seed drew the same values: the continued study's first new trials
+    repeated its first ones (after Ctrl-C, or here with a larger --trials)."""
+    config, space = toy
+    space.write_text("lr: {low: 1.0e-4, high: 0.1, log: true}\n")
+    for trials in (2, 4):
+        run_study(TuneOptions(config, space, tmp_path / "s", sampler=sampler, trials=trials, seed=0,
+                              overrides={"epochs": 1}))
+    drawn = [t.params["lr"] for t in load(tmp_path / "s").trials]
+    assert len(drawn) == 4 and len(set(drawn)) == 4
+
+
+def test_an_interrupted_study_says_so_in_one_line_without_optunas_traceback(toy, tmp_path, monkeypatch, caplog):
+    from pixelforge.tune import study as studies
+
+    def interrupted(**options):  # Ctrl-C while the trial trains
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(studies, "train", interrupted)
+    optuna_logger = logging.getLogger("optuna")  # it does not propagate to the root logger caplog listens on
+    optuna_logger.addHandler(caplog.handler)
+    config, space = toy
+    try:
+        with pytest.raises(PixelforgeError, match="^study interrupted; .* run the same command to continue$"):
+            run_study(TuneOptions(config, space, tmp_path / "s", sampler="random", trials=2))
+    finally:
+        optuna_logger.removeHandler(caplog.handler)
+    assert "Trial 0 failed" not in caplog.text and not any(r.exc_info for r in caplog.records)
+    assert [t.state for t in load(tmp_path / "s").trials] == [TrialState.FAIL, TrialState.WAITING]  # queued again
 
 
 def test_a_sampler_object_is_used_as_it_is():

@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, fields
 from functools import partial
 from pathlib import Path
@@ -51,6 +52,11 @@ def train(data: str | None = None, *, config: str | Path | None = None, resume: 
     """Train any registered task and write a run folder. Options are the task's config fields (the CLI's options;
     `task` chooses the task, default classify). `callbacks` are hooks (engine/hooks.py: `on_epoch_start(ctx)`, ..., `StopTraining` to end early).
 
+    The run is seeded by its `seed`; the caller's global RNGs (torch, numpy, random) are left as they were, neither
+    reseeded nor advanced, as are torch's thread count, default dtype and grad mode (engine/process_state.py).
+    Lightning's `seed_everything` reseeds them for the rest of the process; a notebook seeding its own work after a
+    `train` would then draw what the run chose, so here the run's seed stays the run's.
+
     Example:
         >>> result = train("digits", model="simple_cnn", weights="none", img_size=32, epochs=1,
         ...                out="runs/doc")  # doctest: +SKIP
@@ -86,17 +92,30 @@ def train(data: str | None = None, *, config: str | Path | None = None, resume: 
 
 
 def _train(task: Task, cfg: RunConfig, source, classes: list[str], resume, callbacks) -> TrainResult:
-    from pixelforge.engine.fit import fit
-    from pixelforge.engine.precision import resolve_precision
+    from pixelforge.engine.process_state import restored_afterwards
 
     task.check_data(cfg, source)
     if resume:
         run = rd.require_run(resume)
-        _check_classes(run, classes)
     elif "LOCAL_RANK" in os.environ and "WORLD_SIZE" in os.environ:
         run = _torchrun_run_dir(Path(cfg.out or Path("runs") / task.run_name(cfg)))
     else:
         run = rd.new_run_dir(cfg.out or Path("runs") / task.run_name(cfg))
+    # Under torchrun every process trains in the one folder; the first holds it for them all. The caller's RNGs and
+    # settings are put back after the report too (building the model to calibrate and evaluate draws from them).
+    with rd.training_lock(run) if os.environ.get("RANK", "0") == "0" else nullcontext(), restored_afterwards():
+        if resume:
+            _check_classes(run, classes)
+            finished = _finished_run(run, cfg)
+            if finished is not None:
+                return finished
+        return _train_in(task, cfg, source, classes, run, resume, callbacks)
+
+
+def _train_in(task: Task, cfg: RunConfig, source, classes: list[str], run: Path, resume, callbacks) -> TrainResult:
+    from pixelforge.engine.fit import fit
+    from pixelforge.engine.precision import resolve_precision
+
     try:
         rd.write_json(run / "classes.json", classes)
         save_config(cfg, run / "config.yaml")
@@ -172,6 +191,22 @@ def _check_resumed_epochs(run: Path, planned: int, asked: int | None, schedule: 
     if asked is not None and asked > planned and schedule != "constant":
         raise PixelforgeError(f"--epochs {asked}: {run} was planned for {planned} epochs and its learning-rate schedule "
                               f"ends there; resume with --epochs {planned} or fewer, or start a new run")
+
+
+def _finished_run(run: Path, cfg: RunConfig) -> TrainResult | None:
+    """The result of a run with nothing left to resume (said in one line), or None. A run is finished when its
+    summary.json has `seconds_total`, the last thing `train` writes (a run stopped in its report has none, and
+    resuming it writes the report), and its epochs are all trained or it stopped early."""
+    path = run / "summary.json"
+    summary = rd.read_json(path) if path.is_file() else {}
+    if "seconds_total" not in summary or (summary["epochs_run"] < cfg.epochs and not summary["stopped_early"]):
+        return None
+    stopped = f", stopped early: {summary.get('stop_reason') or 'by a hook'}" if summary["stopped_early"] else ""
+    EpochProgress(quiet=cfg.quiet).info(f"{run}: finished ({summary['epochs_run']} of {cfg.epochs} epochs{stopped}); "
+                                        f"nothing to resume")
+    return TrainResult(run, summary.get("best_val_accuracy"), summary["best_epoch"], summary["epochs_run"],
+                       summary["seconds_total"], summary.get("path", ""), summary.get("lr", float("nan")),
+                       summary["monitor"], summary["best_metric"], get_task(cfg.task).monitor_label)
 
 
 def _check_classes(run: Path, classes: list[str]) -> None:

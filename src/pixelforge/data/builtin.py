@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from pixelforge.data.shape_drawing import SHAPE_CLASSES, draw_shape  # noqa: F401  (re-exported)
+from pixelforge.output_names import current_umask
 
 BUILTIN_DATASETS = {"digits", "shapes"}
 # The size a built-in set's pictures were drawn at before being written larger (digits: scikit-learn's 8x8, enlarged
@@ -55,6 +56,7 @@ def materialize(name: str, out: Path | None = None, seed: int = 0, kind: str = "
     try:
         _writer(name, kind)(staging, seed)
         (staging / ".complete").touch()
+        staging.chmod(0o777 & ~current_umask())  # mkdtemp makes it private; `data make --out` is for sharing
         if (target / ".complete").exists():  # another process finished first and may be reading it: keep theirs
             return target
         if target.exists():

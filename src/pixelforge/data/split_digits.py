@@ -9,14 +9,13 @@ protocol, Zenke et al. 2017 / van de Ven & Tolias 2019, on the small digits).
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from pixelforge.errors import PixelforgeError
+from pixelforge.output_names import staged_folder
 
 
 def write_split_digits(out: Path, tasks: int = 5, seed: int = 0) -> list[Path]:
@@ -37,17 +36,10 @@ def write_split_digits(out: Path, tasks: int = 5, seed: int = 0) -> list[Path]:
     groups = np.array_split(np.arange(10), tasks)
     task_of = {int(c): k for k, group in enumerate(groups) for c in group}
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
+    with staged_folder(out) as staging:  # `out` is new or empty: the caller checked
         for i, (image, label, split) in enumerate(zip(digits.images, digits.target, splits)):
             pixels = Image.fromarray((image * (255 / 16)).astype(np.uint8)).resize((32, 32), Image.BICUBIC)
             folder = staging / f"task{task_of[int(label)] + 1}" / split / str(label)
             folder.mkdir(parents=True, exist_ok=True)
             pixels.save(folder / f"{i:04d}.png")
-        if out.exists():  # the caller checked it is empty
-            out.rmdir()
-        staging.rename(out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return [out / f"task{k + 1}" for k in range(tasks)]

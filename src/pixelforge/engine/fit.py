@@ -27,6 +27,7 @@ from pixelforge.engine.fabric import LOGGER_NAMES, lightning_fabric
 from pixelforge.engine.hooks import EarlyStopping
 from pixelforge.engine.loop import EpochSampler, Loop, LoopState
 from pixelforge.engine.progress import EpochProgress
+from pixelforge.engine.samplers import ItemSeeds, SeededItems
 from pixelforge.engine.schedule import build_optimizer, build_scheduler
 from pixelforge.engine.setup import TaskSetup
 from pixelforge.engine.threads import torch_threads
@@ -141,9 +142,15 @@ def _train_process(fabric, build_setup, run: Path, config: FitConfig, resuming: 
                 setup.model, config.epochs, config.grad_clip, hooks, progress,
                 {**meta, **setup.extra_checkpoint}, setup.channels_last, setup.speed_column)
     state = LoopState()
+    if resuming and fabric.global_rank == 0:
+        rd.discard_partial_writes(run / "checkpoints")
     if resuming and (run / "checkpoints" / "last.ckpt").exists():
         state = loop.restore(rd.load_checkpoint(run / "checkpoints" / "last.ckpt"))
-        progress.info(f"resuming {run} at epoch {state.epoch + 1}, batch {state.batch}")
+        done = state.epoch >= config.epochs or state.stopped_early
+        progress.info(f"resuming {run}: " + (f"its {state.epoch} epochs are trained" if done else
+                                              f"at epoch {state.epoch + 1}, batch {state.batch}"))
+    elif resuming:  # stopped before its first checkpoint
+        progress.info(f"resuming {run}: no checkpoint yet, training from the first epoch")
     progress.info(f"training {config.name} ({', '.join((*config.tags, setup.path))}) on {setup.n_train} images, "
                   f"validating on {setup.n_val}; {fabric.world_size} process(es), precision {config.precision} "
                   f"({config.precision_reason})")
@@ -176,7 +183,10 @@ def _loaders(setup: TaskSetup, config: FitConfig, fabric) -> tuple[DataLoader, D
     # 1x1 map (ssdlite's extra layers: a traceback), a GAN's pairs and a contrastive batch need two. torchvision's
     # detection reference drops every last batch; a lone one is all that fails.
     lone = config.batch_size > 1 and len(sampler) > 1 and len(sampler) % config.batch_size == 1
-    train_loader = DataLoader(setup.train_data, batch_size=config.batch_size, sampler=sampler,
+    train_data = setup.train_data
+    if setup.workers > 0:  # an item's randomness from its place in the run, not a worker's stream (samplers.py)
+        sampler, train_data = ItemSeeds(sampler), SeededItems(train_data, config.seed, fabric.global_rank)
+    train_loader = DataLoader(train_data, batch_size=config.batch_size, sampler=sampler,
                               num_workers=setup.workers, persistent_workers=setup.workers > 0, drop_last=lone,
                               collate_fn=setup.collate_fn)
     # No padding: under DDP each validation image is scored exactly once (engine/samplers.py).

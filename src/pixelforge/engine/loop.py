@@ -7,7 +7,9 @@ hooks (`engine/hooks.py`) and interruption.
 
 Interruption (Ctrl-C, SIGTERM) mid-epoch writes `last.ckpt` with the position inside the epoch; the epoch's batch
 order comes from a generator seeded by (seed, epoch), and the RNG state is put back where the interrupted epoch
-had it, so a resumed run replays the remaining batches exactly (bit for bit, on the same machine).
+had it, so a resumed run replays the remaining batches exactly (bit for bit, on the same machine). In DataLoader
+workers, whose RNG streams no checkpoint holds, each item's randomness is seeded from its place in the run instead
+(samplers.py: `ItemSeeds`, `SeededItems`).
 
 Checkpoints at epoch ends are written at most every `CHECKPOINT_EVERY_S` seconds, and always after the last epoch,
 on a stop and on an interruption: a head trained on cached features runs 10 epochs in under a second, and writing

@@ -1,5 +1,9 @@
 """Samplers: a seeded permutation per epoch, split across DDP processes, that can start part-way (for resume).
 
+With DataLoader workers, `ItemSeeds` and `SeededItems` seed each training item's randomness (augmentations, crops)
+from its place in the run, not from the worker's stream: the streams of persistent workers go on across epochs and
+are not in checkpoints, so a resumed run drew other augmentations than an uninterrupted one.
+
 Training pads every process to the same number of batches: DDP averages gradients in lock-step, so a process
 with one batch fewer would leave the others waiting. Validation must not pad: a padded image is scored twice, and
 under DDP the logged accuracy would differ from one process's. Processes may then run one batch apart, which is
@@ -10,9 +14,11 @@ once, at the end.
 from __future__ import annotations
 
 import math
+import random
 
+import numpy as np
 import torch
-from torch.utils.data import Sampler
+from torch.utils.data import Dataset, Sampler
 
 
 class EpochSampler(Sampler[int]):
@@ -50,3 +56,44 @@ class EpochSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return len(self._indices())
+
+
+class ItemSeeds(Sampler):
+    """A training sampler's items, each with its place in the run: (epoch, position in the epoch, item).
+
+    It takes the sampler's place in the loop (`set_position` is passed on), and `SeededItems` reads the keys.
+    """
+
+    def __init__(self, sampler):
+        self.sampler, self.epoch, self.skip = sampler, 0, 0
+
+    def set_position(self, epoch: int, skip: int) -> None:
+        self.epoch, self.skip = epoch, skip
+        self.sampler.set_position(epoch, skip)
+
+    def __iter__(self):
+        epoch, skip = self.epoch, self.skip
+        return ((epoch, skip + n, item) for n, item in enumerate(self.sampler))
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+
+class SeededItems(Dataset):
+    """`dataset[item]` with torch's, numpy's and Python's RNGs seeded from (seed, rank, epoch, position) first: in
+    a DataLoader worker, so an item's augmentation depends on where it is in the run, not on which worker read it
+    or what that worker read before (a resumed run's new workers start new streams)."""
+
+    def __init__(self, dataset, seed: int, rank: int = 0):
+        self.dataset, self.seed, self.rank = dataset, seed, rank
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key):
+        epoch, position, item = key
+        seed = int(np.random.SeedSequence([self.seed, self.rank, epoch, position]).generate_state(1)[0])
+        torch.default_generator.manual_seed(seed)  # the CPU's only: torch.manual_seed's device checks cost 100x more
+        np.random.seed(seed)
+        random.seed(seed)
+        return self.dataset[item]

@@ -11,10 +11,11 @@ import os
 import pickle
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 from pixelforge.errors import PixelforgeError
-from pixelforge.output_names import new_file_path, numbered
+from pixelforge.output_names import current_umask, new_file_path, numbered
 
 
 def new_run_dir(out: str | Path) -> Path:
@@ -50,6 +51,32 @@ def discard_unstarted_run(run: Path) -> None:
     if checkpoints.is_dir() and any(checkpoints.iterdir()):
         return
     shutil.rmtree(run, ignore_errors=True)
+
+
+@contextmanager
+def training_lock(run: Path):
+    """Hold `run` for one training for the block: another `train` in the same folder meanwhile (`--resume` from a
+    second terminal while the first still trains) is one line, instead of both appending the same epochs to
+    metrics.csv and overwriting each other's checkpoints. An flock on the folder itself: the system lets go when the
+    process ends, however it ends (kill -9 too), so no lock file is left behind to clear by hand. Where there is no
+    flock (Windows, some network file systems) nothing is locked."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        yield
+        return
+    fd = os.open(run, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise PixelforgeError(f"{run}: another process is training this run folder now; wait for it to end (or "
+                                  f"stop it), then resume") from None
+        except OSError:  # the file system has no flock
+            pass
+        yield
+    finally:
+        os.close(fd)
 
 
 def output_path(out: str | Path | None, default: str | Path) -> Path:
@@ -100,20 +127,6 @@ def data_key(data: str | None) -> str | None:
     return str(Path(data).resolve())
 
 
-def current_umask() -> int:
-    """The process umask, read without changing it where the system says it (Linux: /proc/self/status), since
-    `os.umask(0); os.umask(old)` briefly changes it for every thread."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    old = os.umask(0o022)
-    os.umask(old)
-    return old
-
-
 def atomic_write_bytes(path: Path, write) -> None:
     """Write via a temp file in the same folder and rename, so a crash never leaves a half-written file.
 
@@ -136,6 +149,16 @@ def atomic_write_bytes(path: Path, write) -> None:
 
 # torch is imported in the two checkpoint functions only: `pixelforge train` reads its config, data and run folder
 # before torch is imported, and decodes the photos meanwhile (data/prefetch.py).
+
+
+def discard_partial_writes(folder: Path) -> list[Path]:
+    """Remove what `atomic_write_bytes` left in `folder` when its process was killed mid-write (`.last.ckpt.x1y2`:
+    never a whole file, and as large as the checkpoint it was becoming); returns them. Only while nothing else writes
+    there: a resume, which holds its run folder (`training_lock`)."""
+    partial = sorted(folder.glob(".*.ckpt.*"))
+    for path in partial:
+        path.unlink(missing_ok=True)
+    return partial
 
 
 def save_checkpoint(state: dict, path: Path) -> None:
@@ -171,6 +194,10 @@ def load_checkpoint(path: Path) -> dict:
 
     path = Path(path)
     if not path.is_file():
+        run, saved = path.parent.parent, any(path.parent.glob("*.ckpt"))
+        if path.parent.name == "checkpoints" and (run / "config.yaml").is_file() and not saved:
+            raise PixelforgeError(f"{run}: no checkpoint yet (its training stopped before saving one); resume it with "
+                                  f"`pixelforge train --resume {run}`")
         raise PixelforgeError(f"{path}: checkpoint not found; is this a pixelforge run folder?")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)

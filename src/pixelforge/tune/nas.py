@@ -22,6 +22,7 @@ from pixelforge.models.nas_net import CHANNELS, Arch
 from pixelforge.runs import folder as rd
 from pixelforge.tasks.config import build_config
 from pixelforge.tune.report import write_report
+from pixelforge.tune.samplers import TrialSeeded
 from pixelforge.tune.storage import default_url, open_storage
 from pixelforge.tune.study import give_back_if_full, optimize, sigterm_as_interrupt, train_trial
 
@@ -85,7 +86,11 @@ def run_nas(opts: NasOptions) -> dict:
     opts.out.mkdir(parents=True, exist_ok=True)
     (opts.out / "trials").mkdir(exist_ok=True)
     url = opts.storage or default_url(opts.out)
-    sampler = optuna.samplers.NSGAIISampler(population_size=opts.population, seed=opts.seed)
+    def nsga2(seed):
+        return optuna.samplers.NSGAIISampler(population_size=opts.population, seed=seed)
+
+    # Seeded by trial number, or a continued search would draw its first architectures again (samplers.py).
+    sampler = nsga2(None) if opts.seed is None else TrialSeeded(nsga2, opts.seed)
     study = optuna.create_study(study_name=opts.study or opts.out.resolve().name, storage=open_storage(url),
                                 directions=["maximize", "minimize"], sampler=sampler, load_if_exists=True)
     with warnings.catch_warnings():

@@ -23,7 +23,8 @@ FOLDER = "best-retrained"
 def retrain_best(out: Path, best_run: str | Path | None) -> dict:
     """Train OUT/best.yaml in OUT/best-retrained/ (train+val when there is a test split) and evaluate it.
 
-    A finished OUT/best-retrained/ is evaluated again, not retrained; an interrupted one is resumed.
+    A finished OUT/best-retrained/ is evaluated again, not retrained; an interrupted one (in its epochs or its report)
+    is resumed.
 
     Example:
         >>> retrain_best(Path("runs/tune-digits"), "runs/tune-digits/trials/3")  # doctest: +SKIP
@@ -38,10 +39,8 @@ def retrain_best(out: Path, best_run: str | Path | None) -> dict:
     cfg = build_config(best)
     plan = _plan(cfg, Path(best_run))
     run = out / FOLDER
-    if (run / "summary.json").exists():
-        log.info("%s: already retrained; evaluating it again", run)
-    elif (run / "checkpoints" / "last.ckpt").exists():
-        train(resume=run, quiet=True)
+    if (run / "checkpoints" / "last.ckpt").exists():  # a finished run is left as it is (train says so); one cut
+        train(resume=run, quiet=True)  # in its epochs or its report (summary.json written, report.html not) finishes
     else:
         train(config=best, out=str(run), quiet=True, **plan["overrides"])
     scored = evaluate(run, split=plan["scored_on"])

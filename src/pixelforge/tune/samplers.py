@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import optuna
 
 from pixelforge.errors import PixelforgeError
@@ -33,9 +34,51 @@ def pruner_startup_trials(budget: int | None) -> int:
 def build_sampler(name, seed: int | None, grid: dict | None = None, startup: int = 10,
                   candidates: int = EI_CANDIDATES):
     """`name`, or an Optuna sampler object as it is (from Python: any of `optuna.samplers`). `startup` random trials
-    before TPE or CMA-ES model the space (`startup_trials`); TPE scores `candidates` draws a trial."""
+    before TPE or CMA-ES model the space (`startup_trials`); TPE scores `candidates` draws a trial. With a `seed`,
+    a trial's draws come from (seed, trial number): `TrialSeeded`."""
     if isinstance(name, optuna.samplers.BaseSampler):
         return name
+    if name not in SAMPLERS:
+        raise PixelforgeError(f"--sampler {name!r}: use one of {', '.join(SAMPLERS)}")
+    if seed is None:
+        return _sampler(name, None, grid, startup, candidates)
+    return TrialSeeded(lambda trial_seed: _sampler(name, trial_seed, grid, startup, candidates), seed)
+
+
+class TrialSeeded(optuna.samplers.BaseSampler):
+    """`make(seed)`'s sampler, made again before each trial with a seed from (seed, trial number).
+
+    A sampler made with a fixed seed draws the same values each time it is made: a study continued by the same
+    command (after Ctrl-C, or with more `--trials`) drew its first trials' parameters again, and workers started
+    with one `--seed` drew the same ones side by side. A trial's draws now depend on the seed and its number only:
+    a study is still repeatable, and never repeats itself. Everything else a sampler knows it reads from the study.
+    """
+
+    def __init__(self, make, seed: int):
+        self._make, self._seed = make, seed
+        self._sampler = make(seed)
+
+    def before_trial(self, study, trial) -> None:
+        self._sampler = self._make(int(np.random.SeedSequence([self._seed, trial.number]).generate_state(1)[0]))
+        self._sampler.before_trial(study, trial)
+
+    def infer_relative_search_space(self, study, trial):
+        return self._sampler.infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study, trial, search_space):
+        return self._sampler.sample_relative(study, trial, search_space)
+
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        return self._sampler.sample_independent(study, trial, param_name, param_distribution)
+
+    def after_trial(self, study, trial, state, values) -> None:
+        self._sampler.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self._sampler.reseed_rng()
+
+
+def _sampler(name: str, seed: int | None, grid: dict | None, startup: int, candidates: int):
     if name == "grid":
         return optuna.samplers.GridSampler(grid, seed=seed)
     if name == "random":
@@ -45,10 +88,8 @@ def build_sampler(name, seed: int | None, grid: dict | None = None, startup: int
         # from proposing the same point while a trial runs.
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, n_ei_candidates=candidates,
                                           multivariate=True, constant_liar=True)
-    if name == "cmaes":
-        # CMA-ES handles only float/int keys; categorical ones fall back to an independent random sampler.
-        return optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=startup, warn_independent_sampling=False)
-    raise PixelforgeError(f"--sampler {name!r}: use one of {', '.join(SAMPLERS)}")
+    # CMA-ES handles only float/int keys; categorical ones fall back to an independent random sampler.
+    return optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=startup, warn_independent_sampling=False)
 
 
 def build_pruner(name, max_epochs: int, budget: int | None = None):

@@ -206,7 +206,8 @@ def give_back(trial: optuna.Trial, target: int) -> None:
 
 
 class _QuietSurplus(logging.Filter):
-    """Optuna logs every failed trial with a traceback; a surplus trial is not an error, so its lines are dropped."""
+    """Optuna logs every failed trial with a traceback; a surplus trial is not an error, nor is one stopped by Ctrl-C
+    (the study says so in one line), so their lines are dropped."""
 
     def __init__(self):
         super().__init__()
@@ -239,6 +240,7 @@ def train_trial(trial: optuna.Trial, params: dict, **options):
         # so the next start trains them.
         if isinstance(exc, KeyboardInterrupt) or str(exc).startswith("interrupted"):
             trial.set_user_attr("interrupted", True)
+            _quiet_surplus.numbers.add(trial.number)
             trial.study.enqueue_trial(params, user_attrs={"requeued_from": trial.number})
             raise KeyboardInterrupt from None
         trial.set_user_attr("error", str(exc))

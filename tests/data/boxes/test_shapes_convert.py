@@ -113,6 +113,29 @@ def test_convert_keeps_crowd_in_voc_and_leaves_it_out_of_yolo(tmp_path):
     assert len(_by_name(yolo)["a.png"].boxes) == 1
 
 
+def test_an_interrupted_convert_leaves_nothing_that_reads_as_a_dataset(shapes, tmp_path, monkeypatch):
+    """Ctrl-C after annotations/train.json left a COCO folder that read as a dataset without a val split."""
+    from pixelforge.data.boxes import coco
+
+    detect, _ = shapes
+    made, real = [], coco.coco_dict
+
+    def cut_at_the_second_split(*args, **kwargs):
+        made.append(1)
+        if len(made) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(coco, "coco_dict", cut_at_the_second_split)
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        convert_boxes(detect, out, to="coco")
+    assert list(tmp_path.iterdir()) == []  # neither the output nor a staging copy
+    monkeypatch.undo()
+    convert_boxes(detect, out, to="coco")  # the same command again
+    assert {image.split for image in read_boxes(out).images} == {"train", "val", "test"}
+
+
 def test_convert_refuses_a_non_empty_output_and_unknown_formats(tiny_coco, tmp_path):
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "keep.txt").write_text("mine")

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 from pixelforge.deploy.runtime.package import CARD_FILE, CLASSES_FILE, MANIFEST_FILE, PREPROCESS_FILE
 from pixelforge.errors import PixelforgeError
-from pixelforge.runs.folder import current_umask
+from pixelforge.output_names import staged_folder  # noqa: F401 (the tasks' exports take it from here)
 
 
 def require_new_out(out: Path) -> None:
@@ -35,25 +33,6 @@ def reject_options(task: str, options: dict, format: str | None = "onnx") -> Non
         flags = ", ".join("--" + k.replace("_", "-") for k in given)
         raise PixelforgeError(f"export: {flags} not available for task {task!r} (its packages are fp32 ONNX); "
                               f"export without {'it' if len(given) == 1 else 'them'}")
-
-
-@contextmanager
-def staged_folder(out: Path):
-    """Yield a hidden sibling folder to build a package in; it becomes `out` only if the block finishes.
-
-    `out` must not exist or be empty (`require_new_out` first, with a message that names it).
-    """
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
-    try:
-        yield staging
-        if out.exists():
-            out.rmdir()  # empty (checked by the caller); the rename needs the name free
-        staging.chmod(0o777 & ~current_umask())  # mkdtemp makes it private; a package is meant to be shared
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
 
 
 def write_json(path: Path, data) -> None:

@@ -24,6 +24,7 @@ from torch.utils.data import Dataset
 from pixelforge.data.images import ImageReadError, list_images
 from pixelforge.data.masks.images import load_image_any, match_channels
 from pixelforge.data.noise import NoiseModel, rng_for, to_unit
+from pixelforge.engine.samplers import EpochSampler
 from pixelforge.errors import PixelforgeError
 
 SPLITS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
@@ -136,23 +137,30 @@ def _fit(image: np.ndarray, size: int) -> np.ndarray:
     return np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode="reflect") if pad_h or pad_w else image
 
 
+class EpochIndices(EpochSampler):
+    """The training order as (epoch, index) pairs, for `RandomCrops` to draw each crop from."""
+
+    def __iter__(self):
+        return ((self.epoch, index) for index in self._indices())
+
+
 class RandomCrops(Dataset):
     """`crops_per_image` random crops of each image per epoch, randomly flipped/rotated, with fresh noise.
 
-    Each draw's generator comes from (seed, index, how many draws this dataset has made), so a run is repeatable
-    with the same seed while every epoch sees new crops and new noise.
+    Each draw's generator comes from (seed, index, epoch), the epoch from `EpochIndices`, so a run is repeatable with
+    the same seed while every epoch sees new crops and new noise, and a resumed run draws what an uninterrupted one
+    does (a count of the draws made, kept in the dataset, started again from 0 when a run resumed).
     """
 
     def __init__(self, loaded: list[tuple], noise: NoiseModel, size: int, crops_per_image: int, seed: int):
         self.loaded, self.noise, self.size, self.per_image, self.seed = loaded, noise, size, crops_per_image, seed
-        self.draws = 0
 
     def __len__(self) -> int:
         return len(self.loaded) * self.per_image
 
-    def __getitem__(self, index: int):
-        self.draws += 1
-        rng = np.random.default_rng([self.seed, index, self.draws])
+    def __getitem__(self, key: tuple[int, int] | int):
+        epoch, index = key if isinstance(key, tuple) else (0, key)
+        rng = np.random.default_rng([self.seed, index, epoch])
         _, clean, noisy = self.loaded[index // self.per_image]
         stack = clean if noisy is None else np.concatenate([clean, noisy], axis=-1)
         stack = _fit(stack, self.size)

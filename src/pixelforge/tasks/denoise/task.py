@@ -50,7 +50,7 @@ def prepare_data(cfg):
 def build_setup(cfg, source, classes, fabric, progress):
     from pixelforge.data.noise import parse_noise
     from pixelforge.engine.setup import TaskSetup
-    from pixelforge.tasks.denoise.data import VAL_CROP, CentreCrops, RandomCrops, preload
+    from pixelforge.tasks.denoise.data import VAL_CROP, CentreCrops, EpochIndices, RandomCrops, preload
     from pixelforge.tasks.denoise.models import build_denoiser
 
     model = build_denoiser(cfg.model, cfg.channels, depth=cfg.depth, features=cfg.features, shuffle=cfg.shuffle,
@@ -78,6 +78,7 @@ def build_setup(cfg, source, classes, fabric, progress):
         param_groups=lambda lr: [{"params": [p for p in model.parameters() if p.requires_grad], "lr": lr,
                                   "weight_decay": 0.0}],
         n_train=len(train_loaded), n_val=len(val_loaded), workers=0 if cfg.workers is None else cfg.workers,
+        train_sampler=EpochIndices(len(train_set), cfg.seed, fabric.global_rank, fabric.world_size),
         channels_last=cfg.channels_last,
         extra_checkpoint={"task": "denoise", "denoiser": cfg.model, "channels": cfg.channels, "noise": noise.spec,
                           "paired": source.paired, "depth": cfg.depth, "features": cfg.features, "shuffle": cfg.shuffle,
