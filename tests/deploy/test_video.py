@@ -60,13 +60,24 @@ def test_video_of_a_classification_run_exports_it_first(cli, tiny_run, tmp_path)
         f"error: {tmp_path / 'labelled.mp4'}: already exists; choose a new --out (videos are never overwritten)"]
 
 
-@pytest.mark.parametrize("name", ["labelled", "labelled.txt"])
-def test_video_out_that_opencv_cannot_write_is_one_line(tiny_package, tmp_path, name):
-    """OpenCV picks the container from the suffix and writes nothing for others (before: 'N frames' and no file)."""
-    from pixelforge.deploy.video import run_video
-    from pixelforge.errors import PixelforgeError
-
+@pytest.mark.parametrize("name", ["labelled", "labelled.txt", "labelled.ts", "labelled.webm"])
+def test_video_out_that_opencv_cannot_write_is_one_line(cli, tiny_package, tmp_path, name):
+    """OpenCV picks the container from the suffix: for some it wrote nothing ('N frames' and no file) after its own
+    warnings, for .ts a file it cannot read back; the suffix is checked before the package is loaded."""
     clip = _write_clip(tmp_path / "clip.mp4", frames=2)
-    with pytest.raises(PixelforgeError, match=r"cannot write a video of this name; give --out a \.mp4"):
-        run_video(tiny_package, str(clip), tmp_path / name)
+    result = cli("video", tiny_package, clip, "--out", tmp_path / name)
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        f"error: {tmp_path / name}: cannot write a video of this name; give --out a .mp4, .m4v, .mov, .mkv or .avi "
+        f"file name"]
     assert not (tmp_path / name).exists()
+
+
+def test_video_out_that_is_a_folder_or_inside_a_file_is_one_line(cli, tiny_package, tmp_path):
+    """An --out inside a file was a FileExistsError traceback; a folder was 'already exists'."""
+    clip = _write_clip(tmp_path / "clip.mp4", frames=2)
+    inside = cli("video", tiny_package, clip, "--out", clip / "labelled.mp4")
+    assert inside.returncode == 2 and inside.stderr.strip().splitlines() == [
+        f"error: {clip / 'labelled.mp4'}: {clip} is a file, not a folder; choose an --out in a folder"]
+    folder = cli("video", tiny_package, clip, "--out", tmp_path)
+    assert folder.returncode == 2 and folder.stderr.strip().splitlines() == [
+        f"error: {tmp_path}: is a folder; give --out a video file name such as {tmp_path / 'video.mp4'}"]

@@ -127,7 +127,8 @@ def video_command(
     package: Path = typer.Argument(..., metavar="RUN_OR_PACKAGE", help="Package folder written by `pixelforge "
                                    "export`, or a run folder (exported to a temporary package first)."),
     source: str = typer.Argument(..., metavar="INPUT", help="Video file, or a webcam index such as 0."),
-    out: Path = typer.Option(..., "--out", help="Video to write (.mp4) with the task's overlay; never overwritten."),
+    out: Path = typer.Option(..., "--out", help="Video to write (.mp4, .m4v, .mov, .mkv or .avi) with the task's "
+                             "overlay; never overwritten."),
     max_frames: Optional[int] = typer.Option(None, min=1, help="Stop after this many frames (webcams run until then)."),
     precision: Optional[str] = typer.Option(None, help="fp32 | int8 | fp16 (default: the package's default)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary to stdout."),
@@ -138,14 +139,11 @@ def video_command(
     """Run a package on a video (or webcam) frame by frame and write it with the task's output and the FPS drawn on:
     label (classify), boxes (detect), masks (segment, instance), caption (caption), or the denoised, decoded
     (compress) or stylized (style) frame itself."""
-    from pixelforge.deploy.video import run_video
-
     import tempfile
 
-    from pixelforge.errors import PixelforgeError
+    from pixelforge.deploy.video import check_out, run_video
 
-    if out.exists():  # before a run's export, which takes a while
-        raise PixelforgeError(f"{out}: already exists; choose a new --out (videos are never overwritten)")
+    check_out(out)  # before a run's export, which takes a while
     with tempfile.TemporaryDirectory(prefix="pixelforge-video-") as scratch:
         if (package / "config.yaml").is_file() and (package / "checkpoints").is_dir():  # a run: export it first
             from pixelforge.api.export import export

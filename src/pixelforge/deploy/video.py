@@ -33,6 +33,25 @@ class VideoResult:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
 
+# What each --out suffix is written as: OpenCV's FFmpeg writer with the MPEG-4 (mp4v) codec, which FFmpeg muxes into
+# these containers (others, such as .webm or .ts, OpenCV either refuses or writes as a file it cannot read back).
+WRITERS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".mkv": "mp4v", ".avi": "mp4v"}
+
+
+def check_out(out: Path) -> None:
+    """One line for an `--out` no video can be written to, before a run is exported or a frame is read."""
+    if out.is_dir():
+        raise PixelforgeError(f"{out}: is a folder; give --out a video file name such as {out / 'video.mp4'}")
+    if out.exists():
+        raise PixelforgeError(f"{out}: already exists; choose a new --out (videos are never overwritten)")
+    if out.suffix.lower() not in WRITERS:
+        names = ", ".join(list(WRITERS)[:-1]) + " or " + list(WRITERS)[-1]
+        raise PixelforgeError(f"{out}: cannot write a video of this name; give --out a {names} file name")
+    blocker = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise PixelforgeError(f"{out}: {blocker} is a file, not a folder; choose an --out in a folder")
+
+
 def open_capture(source: str):
     """A cv2.VideoCapture for a file path, or a webcam when `source` is an integer index such as 0."""
     import cv2
@@ -66,8 +85,7 @@ def run_video(package: str | Path, source: str, out: str | Path, max_frames: int
     import cv2
 
     out = Path(out)
-    if out.exists():
-        raise PixelforgeError(f"{out}: already exists; choose a new --out (videos are never overwritten)")
+    check_out(out)
     runtime = runtime or load_runtime(package, precision, loaders=TORCH_LOADERS)
     capture = open_capture(str(source))
     fps_in = capture.get(cv2.CAP_PROP_FPS) or 0
@@ -81,11 +99,11 @@ def run_video(package: str | Path, source: str, out: str | Path, max_frames: int
                 break
             if writer is None:
                 out.parent.mkdir(parents=True, exist_ok=True)
-                writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), fps_in,
-                                         (frame.shape[1], frame.shape[0]))
-                if not writer.isOpened():  # OpenCV picks the container by the suffix and writes nothing for others
-                    raise PixelforgeError(f"{out}: OpenCV cannot write a video of this name; give --out a .mp4 "
-                                          f"or .avi file name")
+                writer = cv2.VideoWriter(str(out), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*WRITERS[out.suffix.lower()]),
+                                         fps_in, (frame.shape[1], frame.shape[0]))
+                if not writer.isOpened():
+                    raise PixelforgeError(f"{out}: OpenCV cannot open this file for writing; check the folder's "
+                                          f"permissions and free space")
             predicted = runtime.predict_frame(frame, score_threshold=score_threshold, blend=blend)
             text = runtime.describe(predicted)
             labels.append(runtime.label(predicted))
