@@ -81,3 +81,44 @@ def test_video_out_that_is_a_folder_or_inside_a_file_is_one_line(cli, tiny_packa
     folder = cli("video", tiny_package, clip, "--out", tmp_path)
     assert folder.returncode == 2 and folder.stderr.strip().splitlines() == [
         f"error: {tmp_path}: is a folder; give --out a video file name such as {tmp_path / 'video.mp4'}"]
+
+
+def _write_odd_clip(path, frames=3, size=(33, 25)):
+    """An AVI by OpenCV's own Motion-JPEG writer, which keeps an odd size (its FFmpeg writer cuts it to 32x24)."""
+    writer = cv2.VideoWriter(str(path), cv2.CAP_OPENCV_MJPEG, cv2.VideoWriter_fourcc(*"MJPG"), 10, size)
+    for i in range(frames):
+        frame = np.zeros((size[1], size[0], 3), np.uint8)
+        frame[:, -1] = frame[-1, :] = (40 * i, 200, 255)  # the last column and row: what a cut would lose
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def _read(path) -> list[np.ndarray]:
+    capture, frames = cv2.VideoCapture(str(path)), []
+    while (frame := capture.read())[0]:
+        frames.append(frame[1])
+    capture.release()
+    return frames
+
+
+def test_an_odd_frame_size_is_kept_in_avi_and_padded_with_a_note_in_mp4(cli, tiny_package, tmp_path):
+    """OpenCV's FFmpeg writer cut a 33x25 video to 32x24 (losing its last column and row), in .avi too."""
+    from pixelforge.deploy.video import run_video
+
+    clip = _write_odd_clip(tmp_path / "odd.avi")
+    assert _read(clip)[0].shape[:2] == (25, 33)
+    kept = run_video(tiny_package, str(clip), tmp_path / "kept.avi")
+    frames = _read(tmp_path / "kept.avi")
+    assert len(frames) == 3 and frames[0].shape[:2] == (25, 33) and kept.note == ""
+    assert frames[1][-1, 10:].mean(axis=0)[1:].min() > 150  # the last row arrived (green and red high)
+
+    result = cli("video", tiny_package, clip, "--out", tmp_path / "padded.mp4")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == ("note: the 33x25 frames are written as 34x26, their last column and row "
+                                              "repeated (MPEG-4 needs an even width and height); --out padded.avi "
+                                              "keeps 33x25")
+    frames = _read(tmp_path / "padded.mp4")
+    assert len(frames) == 3 and frames[0].shape[:2] == (26, 34)
+    last_two_columns = frames[1][12:, -2:].astype(int)
+    assert last_two_columns[..., 2].mean() > 150 and np.abs(last_two_columns[:, 0] - last_two_columns[:, 1]).mean() < 12

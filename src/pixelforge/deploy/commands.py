@@ -154,9 +154,13 @@ def video_command(
                            score_threshold=score_threshold, blend=blend)
     summary = {"out": str(result.out), "frames": result.frames, "seconds": round(result.seconds, 3),
                "fps": round(result.fps, 2), **(result.summary or {})}
+    if result.note:
+        summary["note"] = result.note
     if as_json:
         typer.echo(json.dumps(summary))
     else:
         typer.echo(f"{result.frames} frames in {result.seconds:.2f} s: {result.fps:.1f} FPS  -> {result.out}")
         if result.summary:
             typer.echo("  ".join(f"{k} {v:.3f}" for k, v in result.summary.items()))
+        if result.note:
+            typer.echo(f"note: {result.note}")

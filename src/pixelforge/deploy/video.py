@@ -27,15 +27,18 @@ class VideoResult:
     labels: list[str]  # per processed frame: `runtime.label` (classify: the top label; others: the overlay's text)
     task: str = "classify"
     summary: dict | None = None  # the runtime's own video measures (style: flicker)
+    note: str = ""  # what the user should know about the written file (an odd frame size padded to even)
 
     @property
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
 
-# What each --out suffix is written as: OpenCV's FFmpeg writer with the MPEG-4 (mp4v) codec, which FFmpeg muxes into
-# these containers (others, such as .webm or .ts, OpenCV either refuses or writes as a file it cannot read back).
-WRITERS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".mkv": "mp4v", ".avi": "mp4v"}
+# What each --out suffix is written as. OpenCV's FFmpeg writer (MPEG-4, "mp4v") cuts an odd width or height down to
+# even (cap_ffmpeg_impl.hpp), so `open_writer` gives it frames one copied column or row larger instead; OpenCV's own
+# Motion-JPEG writer (.avi) keeps any size. Other suffixes (.webm, .ts...) OpenCV refuses, or writes as a file it
+# cannot read back.
+WRITERS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".mkv": "mp4v", ".avi": "MJPG"}
 
 
 def check_out(out: Path) -> None:
@@ -50,6 +53,33 @@ def check_out(out: Path) -> None:
     blocker = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
     if blocker is not None:
         raise PixelforgeError(f"{out}: {blocker} is a file, not a folder; choose an --out in a folder")
+
+
+def open_writer(out: Path, fps: float, width: int, height: int):
+    """(an open cv2.VideoWriter for `out`, the columns and rows to add on the right and at the bottom of each frame:
+    1 for an odd width or height given to FFmpeg's writer, which would cut it off)."""
+    import cv2
+
+    fourcc = WRITERS[out.suffix.lower()]
+    own_mjpeg = fourcc == "MJPG"
+    right, bottom = (0, 0) if own_mjpeg else (width % 2, height % 2)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(out), cv2.CAP_OPENCV_MJPEG if own_mjpeg else cv2.CAP_FFMPEG,
+                             cv2.VideoWriter_fourcc(*fourcc), fps, (width + right, height + bottom))
+    if not writer.isOpened():
+        raise PixelforgeError(f"{out}: OpenCV cannot open this file for writing; check the folder's permissions "
+                              f"and free space")
+    return writer, right, bottom
+
+
+def padding_note(out: Path, width: int, height: int, right: int, bottom: int) -> str:
+    """What the summary says when frames were padded to an even size ("" when they were not)."""
+    if not (right or bottom):
+        return ""
+    added = " and ".join(name for name, n in (("column", right), ("row", bottom)) if n)
+    return (f"the {width}x{height} frames are written as {width + right}x{height + bottom}, their last {added} "
+            f"repeated (MPEG-4 needs an even width and height); --out {out.with_suffix('.avi').name} keeps "
+            f"{width}x{height}")
 
 
 def open_capture(source: str):
@@ -73,7 +103,8 @@ def open_capture(source: str):
 def run_video(package: str | Path, source: str, out: str | Path, max_frames: int | None = None,
               precision: str | None = None, on_frame=None, score_threshold: float = 0.3,
               runtime=None, blend: float = 0.0) -> VideoResult:
-    """Predict every frame of `source` (file or webcam index) and write `out` (mp4) with the task's overlay.
+    """Predict every frame of `source` (file or webcam index) and write `out` (a `WRITERS` suffix) with the task's
+    overlay, at the frames' own size (.avi), or with an odd width or height padded to even (`VideoResult.note`).
 
     `runtime` (optional) is an already loaded runtime for `package` (`pixelforge.deploy.runtime.load_runtime`).
     `blend` (style packages): weight of the previous output on pixels whose input did not change (less flicker).
@@ -90,7 +121,7 @@ def run_video(package: str | Path, source: str, out: str | Path, max_frames: int
     capture = open_capture(str(source))
     fps_in = capture.get(cv2.CAP_PROP_FPS) or 0
     fps_in = fps_in if 1 <= fps_in <= 240 else 25.0
-    writer, labels = None, []
+    writer, labels, note = None, [], ""
     started = time.perf_counter()
     try:
         while max_frames is None or len(labels) < max_frames:
@@ -98,17 +129,14 @@ def run_video(package: str | Path, source: str, out: str | Path, max_frames: int
             if not ok:
                 break
             if writer is None:
-                out.parent.mkdir(parents=True, exist_ok=True)
-                writer = cv2.VideoWriter(str(out), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*WRITERS[out.suffix.lower()]),
-                                         fps_in, (frame.shape[1], frame.shape[0]))
-                if not writer.isOpened():
-                    raise PixelforgeError(f"{out}: OpenCV cannot open this file for writing; check the folder's "
-                                          f"permissions and free space")
+                writer, right, bottom = open_writer(out, fps_in, frame.shape[1], frame.shape[0])
+                note = padding_note(out, frame.shape[1], frame.shape[0], right, bottom)
             predicted = runtime.predict_frame(frame, score_threshold=score_threshold, blend=blend)
             text = runtime.describe(predicted)
             labels.append(runtime.label(predicted))
             fps = len(labels) / max(time.perf_counter() - started, 1e-9)
-            writer.write(runtime.draw(frame, predicted, text, fps))
+            drawn = runtime.draw(frame, predicted, text, fps)
+            writer.write(cv2.copyMakeBorder(drawn, 0, bottom, 0, right, cv2.BORDER_REPLICATE) if note else drawn)
             if on_frame is not None:
                 on_frame(len(labels), predicted, fps)
     finally:
@@ -117,4 +145,5 @@ def run_video(package: str | Path, source: str, out: str | Path, max_frames: int
             writer.release()
     if not labels:
         raise PixelforgeError(f"{source}: no frames could be read; is it an empty or unsupported video?")
-    return VideoResult(out, len(labels), time.perf_counter() - started, labels, runtime.task, runtime.video_summary())
+    return VideoResult(out, len(labels), time.perf_counter() - started, labels, runtime.task, runtime.video_summary(),
+                       note)
