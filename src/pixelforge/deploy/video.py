@@ -16,6 +16,7 @@ from pathlib import Path
 
 from pixelforge.deploy.export.torchscript import TORCH_LOADERS
 from pixelforge.deploy.runtime.registry import load_runtime
+from pixelforge.deploy.video_probe import no_frame_reason
 from pixelforge.errors import PixelforgeError
 
 
@@ -82,6 +83,9 @@ def padding_note(out: Path, width: int, height: int, right: int, bottom: int) ->
             f"{width}x{height}")
 
 
+CANNOT_READ = "OpenCV cannot read this video; convert it to H.264/MPEG-4 in .mp4 or .avi"
+
+
 def open_capture(source: str):
     """A cv2.VideoCapture for a file path, or a webcam when `source` is an integer index such as 0."""
     import cv2
@@ -96,8 +100,19 @@ def open_capture(source: str):
         raise PixelforgeError(f"{source}: no such video file; give a file path or a webcam index such as 0")
     capture = cv2.VideoCapture(source)
     if not capture.isOpened():
-        raise PixelforgeError(f"{source}: OpenCV cannot read this video; convert it to H.264/MPEG-4 in .mp4 or .avi")
+        reason = no_frame_reason(Path(source)) or CANNOT_READ
+        raise PixelforgeError(f"{source}: {reason}")
     return capture
+
+
+def no_frames_error(source: str, frame_count: float) -> PixelforgeError:
+    """The error for an opened `source` whose first frame could not be read (`frame_count`: what OpenCV reported)."""
+    if source.isdigit():
+        return PixelforgeError(f"webcam {source}: gave no frame; check that no other program is using it")
+    reason = no_frame_reason(Path(source))
+    if reason is None:
+        reason = "the file has no video frames" if frame_count == 0 else CANNOT_READ
+    return PixelforgeError(f"{source}: {reason}")
 
 
 def run_video(package: str | Path, source: str, out: str | Path, max_frames: int | None = None,
@@ -119,7 +134,7 @@ def run_video(package: str | Path, source: str, out: str | Path, max_frames: int
     check_out(out)
     runtime = runtime or load_runtime(package, precision, loaders=TORCH_LOADERS)
     capture = open_capture(str(source))
-    fps_in = capture.get(cv2.CAP_PROP_FPS) or 0
+    fps_in, frame_count = capture.get(cv2.CAP_PROP_FPS) or 0, capture.get(cv2.CAP_PROP_FRAME_COUNT)
     fps_in = fps_in if 1 <= fps_in <= 240 else 25.0
     writer, labels, note = None, [], ""
     started = time.perf_counter()
@@ -144,6 +159,6 @@ def run_video(package: str | Path, source: str, out: str | Path, max_frames: int
         if writer is not None:
             writer.release()
     if not labels:
-        raise PixelforgeError(f"{source}: no frames could be read; is it an empty or unsupported video?")
+        raise no_frames_error(str(source), frame_count)
     return VideoResult(out, len(labels), time.perf_counter() - started, labels, runtime.task, runtime.video_summary(),
                        note)

@@ -1,0 +1,77 @@
+"""`pixelforge video` on the inputs a user meets besides a plain clip: files with no frames, cut short, sound only,
+a still image, a folder. Every clip is written by the test itself (OpenCV), 32x24 and a few frames."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.deploy.conftest import write_segmentation_package
+
+cv2 = pytest.importorskip("cv2")
+
+
+def write_mp4(path, frames=3, size=(32, 24)):
+    """An MP4 by OpenCV's FFmpeg writer (MPEG-4 in 'mdat', then the 'moov' index). With `frames=0` it is what a
+    writer closed before its first frame leaves: a valid MP4 with no track."""
+    writer = cv2.VideoWriter(str(path), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*"mp4v"), 10, size)
+    for i in range(frames):
+        writer.write(np.full((size[1], size[0], 3), 60 + 40 * i, np.uint8))
+    writer.release()
+    return path
+
+
+def edit_box(path, box: bytes, offset: int, value: bytes):
+    """Overwrite `value` at `offset` bytes past the type of the first `box` in the file."""
+    data = bytearray(path.read_bytes())
+    at = data.index(box) + 4 + offset
+    data[at:at + len(value)] = value
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.fixture()
+def package(tmp_path):
+    return write_segmentation_package(tmp_path / "seg")
+
+
+def _no_frames_cases(tmp_path) -> dict:
+    avi = cv2.VideoWriter(str(tmp_path / "empty.avi"), cv2.CAP_OPENCV_MJPEG, cv2.VideoWriter_fourcc(*"MJPG"), 10,
+                          (32, 24))
+    avi.release()
+    cut = write_mp4(tmp_path / "whole.mp4").read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(cut[:cut.index(b"moov") - 4])  # stopped before the index was written
+    (tmp_path / "cut-in-index.mp4").write_bytes(cut[:cut.index(b"trak") + 40])  # stopped while it was written
+    return {
+        write_mp4(tmp_path / "none.mp4", frames=0): "the file has no video frames (an MP4 with no video track)",
+        # the track's handler says sound: what the reader finds in an audio-only .mp4 (.m4a)
+        edit_box(write_mp4(tmp_path / "sound.mp4"), b"hdlr", 8, b"soun"):
+            "the file has no video frames (an MP4 with sound only)",
+        edit_box(write_mp4(tmp_path / "track.mp4"), b"stsz", 8, b"\0\0\0\0"):  # a video track of 0 samples
+            "the file has no video frames (an MP4 with an empty video track)",
+        tmp_path / "empty.avi": "the file has no video frames",
+        **{tmp_path / name: "the MP4 is cut short: its 'moov' index is missing or incomplete (a recording stopped "
+                            "before it was closed, or a copy not finished), so no frame can be read from it"
+           for name in ("cut.mp4", "cut-in-index.mp4")},
+    }
+
+
+def test_a_video_without_frames_says_so_naming_the_file(package, tmp_path):
+    """Each was "OpenCV cannot read this video; convert it..." (the MP4s) or "no frames could be read; is it an empty
+    or unsupported video?" (the AVI, the empty track); none writes an output."""
+    from pixelforge.deploy.video import run_video
+    from pixelforge.errors import PixelforgeError
+
+    for clip, reason in _no_frames_cases(tmp_path).items():
+        with pytest.raises(PixelforgeError) as raised:
+            run_video(package, str(clip), tmp_path / f"{clip.stem}-out.mp4")
+        assert str(raised.value) == f"{clip}: {reason}"
+        assert not (tmp_path / f"{clip.stem}-out.mp4").exists()
+
+
+def test_a_video_without_frames_is_one_line_in_the_cli(cli, package, tmp_path):
+    clip = write_mp4(tmp_path / "none.mp4", frames=0)
+    result = cli("video", package, clip, "--out", tmp_path / "out.mp4")
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        f"error: {clip}: the file has no video frames (an MP4 with no video track)"]
+
