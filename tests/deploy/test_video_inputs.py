@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.deploy.conftest import write_segmentation_package
+from tests.deploy.conftest import write_gan_package, write_segmentation_package
 
 cv2 = pytest.importorskip("cv2")
 
@@ -75,3 +75,29 @@ def test_a_video_without_frames_is_one_line_in_the_cli(cli, package, tmp_path):
     assert result.returncode == 2 and result.stderr.strip().splitlines() == [
         f"error: {clip}: the file has no video frames (an MP4 with no video track)"]
 
+
+
+def test_a_gan_package_is_one_line_and_leaves_no_file(cli, tmp_path):
+    """Was a NotImplementedError traceback, after an empty out.mp4 was written (which a second try called taken)."""
+    package = write_gan_package(tmp_path / "gan")
+    result = cli("video", package, write_mp4(tmp_path / "clip.mp4"), "--out", tmp_path / "out.mp4")
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        f"error: {package}: a GAN package generates images, it takes no video: `pixelforge generate {package} --out "
+        f"DIR`"]
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_a_clip_package_is_one_line_and_leaves_no_file(tmp_path):
+    """docs/zero-shot.md: video does not run CLIP packages (their class names come with the images)."""
+    from types import SimpleNamespace
+
+    from pixelforge.deploy.runtime.clip import ClipRuntime
+    from pixelforge.deploy.video import run_video
+    from pixelforge.errors import PixelforgeError
+
+    runtime = object.__new__(ClipRuntime)  # the refusal needs no model: no tiny CLIP is trained for it
+    runtime.package = SimpleNamespace(folder=tmp_path / "clip")
+    with pytest.raises(PixelforgeError, match=r"clip: a clip package labels images by class names given with them, "
+                                              r"which `pixelforge video` does not take: pixelforge zeroshot"):
+        run_video(tmp_path / "clip", str(write_mp4(tmp_path / "clip.mp4")), tmp_path / "out.mp4", runtime=runtime)
+    assert not (tmp_path / "out.mp4").exists()

@@ -138,7 +138,7 @@ def video_command(
 ) -> None:
     """Run a package on a video (or webcam) frame by frame and write it with the task's output and the FPS drawn on:
     label (classify), boxes (detect), masks (segment, instance), caption (caption), or the denoised, decoded
-    (compress) or stylized (style) frame itself."""
+    (compress) or stylized (style) frame itself. GAN and CLIP packages take no frames (`generate`, `zeroshot`)."""
     import tempfile
 
     from pixelforge.deploy.video import check_out, run_video

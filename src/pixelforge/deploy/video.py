@@ -143,12 +143,12 @@ def run_video(package: str | Path, source: str, out: str | Path, max_frames: int
             ok, frame = capture.read()
             if not ok:
                 break
-            if writer is None:
-                writer, right, bottom = open_writer(out, fps_in, frame.shape[1], frame.shape[0])
-                note = padding_note(out, frame.shape[1], frame.shape[0], right, bottom)
             predicted = runtime.predict_frame(frame, score_threshold=score_threshold, blend=blend)
             text = runtime.describe(predicted)
             labels.append(runtime.label(predicted))
+            if writer is None:  # after the first prediction: a package that refuses frames leaves no file behind
+                writer, right, bottom = open_writer(out, fps_in, frame.shape[1], frame.shape[0])
+                note = padding_note(out, frame.shape[1], frame.shape[0], right, bottom)
             fps = len(labels) / max(time.perf_counter() - started, 1e-9)
             drawn = runtime.draw(frame, predicted, text, fps)
             writer.write(cv2.copyMakeBorder(drawn, 0, bottom, 0, right, cv2.BORDER_REPLICATE) if note else drawn)
