@@ -101,3 +101,27 @@ def test_a_clip_package_is_one_line_and_leaves_no_file(tmp_path):
                                               r"which `pixelforge video` does not take: pixelforge zeroshot"):
         run_video(tmp_path / "clip", str(write_mp4(tmp_path / "clip.mp4")), tmp_path / "out.mp4", runtime=runtime)
     assert not (tmp_path / "out.mp4").exists()
+
+
+def test_what_is_not_a_video_is_one_line_on_stderr(cli, package, tmp_path):
+    """Before: a still image became a video of one frame; a folder was 'no such video file'; FFmpeg's and OpenCV's
+    own log lines ('moov atom not found', "can't open camera by index") came before the error line."""
+    cv2.imwrite(str(tmp_path / "photo.png"), np.zeros((24, 32, 3), np.uint8))
+    (tmp_path / "notes.mp4").write_text("not a video\n")
+    whole = write_mp4(tmp_path / "whole.mp4").read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(whole[:len(whole) // 3])
+    (tmp_path / "clips").mkdir()
+    expected = {
+        tmp_path / "photo.png": "is a still image (PNG), not a video; `pixelforge predict` predicts images",
+        tmp_path / "clips": "is a folder, not a video file (`pixelforge predict` takes folders of images)",
+        tmp_path / "notes.mp4": "OpenCV cannot read this video; convert it to H.264/MPEG-4 in .mp4 or .avi",
+        tmp_path / "cut.mp4": "the MP4 is cut short: its 'moov' index is missing or incomplete (a recording stopped "
+                              "before it was closed, or a copy not finished), so no frame can be read from it",
+        "99": None,
+    }
+    for source, reason in expected.items():
+        result = cli("video", package, source, "--out", tmp_path / "out.mp4")
+        line = ("error: webcam 99: no camera at this index (or no access to /dev/video99); check the index, or give "
+                "a video file") if reason is None else f"error: {source}: {reason}"
+        assert result.returncode == 2 and result.stderr.strip().splitlines() == [line], source
+        assert not (tmp_path / "out.mp4").exists()

@@ -10,7 +10,9 @@ headless (OpenCV reads and writes files and cameras without a window), so it run
 
 from __future__ import annotations
 
+import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,22 +88,57 @@ def padding_note(out: Path, width: int, height: int, right: int, bottom: int) ->
 CANNOT_READ = "OpenCV cannot read this video; convert it to H.264/MPEG-4 in .mp4 or .avi"
 
 
+@contextmanager
+def quiet_opencv():
+    """Keep OpenCV's and FFmpeg's own log lines ("can't open camera by index", "moov atom not found") off stderr: the
+    error raised here says in one line what they meant. A user's OPENCV_FFMPEG_LOGLEVEL still wins."""
+    import cv2
+
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET; read when OpenCV first starts FFmpeg
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    try:
+        yield
+    finally:
+        cv2.utils.logging.setLogLevel(level)
+
+
+def still_image_format(path: Path) -> str | None:
+    """The format of a picture of one frame at `path` ('PNG', 'JPEG'...), or None for anything else (a video, an
+    animated GIF, which OpenCV reads frame by frame)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return None if getattr(image, "n_frames", 1) > 1 or image.format == "MPEG" else image.format
+    except Exception:  # noqa: BLE001 - whatever PIL cannot open is left to OpenCV
+        return None
+
+
 def open_capture(source: str):
     """A cv2.VideoCapture for a file path, or a webcam when `source` is an integer index such as 0."""
     import cv2
 
     if source.isdigit():
-        capture = cv2.VideoCapture(int(source))
+        with quiet_opencv():
+            capture = cv2.VideoCapture(int(source))
         if not capture.isOpened():
             raise PixelforgeError(f"webcam {source}: no camera at this index (or no access to /dev/video{source}); "
                                   f"check the index, or give a video file")
         return capture
-    if not Path(source).is_file():
+    path = Path(source)
+    if path.is_dir():
+        raise PixelforgeError(f"{source}: is a folder, not a video file (`pixelforge predict` takes folders of images)")
+    if not path.is_file():
         raise PixelforgeError(f"{source}: no such video file; give a file path or a webcam index such as 0")
-    capture = cv2.VideoCapture(source)
+    image_format = still_image_format(path)
+    if image_format:
+        raise PixelforgeError(f"{source}: is a still image ({image_format}), not a video; `pixelforge predict` "
+                              f"predicts images")
+    with quiet_opencv():
+        capture = cv2.VideoCapture(source)
     if not capture.isOpened():
-        reason = no_frame_reason(Path(source)) or CANNOT_READ
-        raise PixelforgeError(f"{source}: {reason}")
+        raise PixelforgeError(f"{source}: {no_frame_reason(path) or CANNOT_READ}")
     return capture
 
 
