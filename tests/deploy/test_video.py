@@ -60,6 +60,15 @@ def test_video_of_a_classification_run_exports_it_first(cli, tiny_run, tmp_path)
         f"error: {tmp_path / 'labelled.mp4'}: already exists; choose a new --out (videos are never overwritten)"]
 
 
+def test_video_of_a_run_names_the_run_in_errors_not_its_scratch_package(cli, tiny_run, tmp_path):
+    """An error about the package exported from a run named that package's temporary folder, gone when it was read
+    (as did a GAN or CLIP run's refusal, whose advice then pointed at it)."""
+    clip = _write_clip(tmp_path / "clip.mp4", frames=2)
+    result = cli("video", tiny_run, clip, "--out", tmp_path / "labelled.mp4", "--precision", "fp16")
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        f"error: {tiny_run}: no fp16 model in this package (it has fp32); export with --fp16 or choose another"]
+
+
 @pytest.mark.parametrize("name", ["labelled", "labelled.txt", "labelled.ts", "labelled.webm"])
 def test_video_out_that_opencv_cannot_write_is_one_line(cli, tiny_package, tmp_path, name):
     """OpenCV picks the container from the suffix: for some it wrote nothing ('N frames' and no file) after its own

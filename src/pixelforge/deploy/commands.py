@@ -142,16 +142,24 @@ def video_command(
     import tempfile
 
     from pixelforge.deploy.video import check_out, run_video
+    from pixelforge.errors import PixelforgeError
 
     check_out(out)  # before a run's export, which takes a while
     with tempfile.TemporaryDirectory(prefix="pixelforge-video-") as scratch:
+        run = None
         if (package / "config.yaml").is_file() and (package / "checkpoints").is_dir():  # a run: export it first
             from pixelforge.api.export import export
 
             exported = export(package, Path(scratch) / "package")
-            package = Path(getattr(exported, "package_dir", exported))  # classify answers an ExportResult
-        result = run_video(package, source, out, max_frames=max_frames, precision=precision,
-                           score_threshold=score_threshold, blend=blend)
+            run, package = package, Path(getattr(exported, "package_dir", exported))  # classify: an ExportResult
+        try:
+            result = run_video(package, source, out, max_frames=max_frames, precision=precision,
+                               score_threshold=score_threshold, blend=blend)
+        except PixelforgeError as error:
+            if run is None:
+                raise
+            # The scratch package is gone once the command ends: what the user gave and can act on is the run.
+            raise PixelforgeError(str(error).replace(str(package), str(run))) from None
     summary = {"out": str(result.out), "frames": result.frames, "seconds": round(result.seconds, 3),
                "fps": round(result.fps, 2), **(result.summary or {})}
     if result.note:
