@@ -30,6 +30,14 @@ def edit_box(path, box: bytes, offset: int, value: bytes):
     return path
 
 
+def _read(path) -> list[np.ndarray]:
+    capture, frames = cv2.VideoCapture(str(path)), []
+    while (frame := capture.read())[0]:
+        frames.append(frame[1])
+    capture.release()
+    return frames
+
+
 @pytest.fixture()
 def package(tmp_path):
     return write_segmentation_package(tmp_path / "seg")
@@ -125,3 +133,10 @@ def test_what_is_not_a_video_is_one_line_on_stderr(cli, package, tmp_path):
                 "a video file") if reason is None else f"error: {source}: {reason}"
         assert result.returncode == 2 and result.stderr.strip().splitlines() == [line], source
         assert not (tmp_path / "out.mp4").exists()
+
+
+def test_a_clip_of_one_frame_is_one_frame(cli, package, tmp_path):
+    """It was read and written, and reported as '1 frames'."""
+    result = cli("video", package, write_mp4(tmp_path / "one.mp4", frames=1), "--out", tmp_path / "out.mp4")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("1 frame in ") and len(_read(tmp_path / "out.mp4")) == 1

@@ -167,7 +167,8 @@ def video_command(
     if as_json:
         typer.echo(json.dumps(summary))
     else:
-        typer.echo(f"{result.frames} frames in {result.seconds:.2f} s: {result.fps:.1f} FPS  -> {result.out}")
+        frames = f"{result.frames} frame{'s' if result.frames != 1 else ''}"
+        typer.echo(f"{frames} in {result.seconds:.2f} s: {result.fps:.1f} FPS  -> {result.out}")
         if result.summary:
             typer.echo("  ".join(f"{k} {v:.3f}" for k, v in result.summary.items()))
         if result.note:
