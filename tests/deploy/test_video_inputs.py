@@ -3,6 +3,8 @@ a still image, a folder. Every clip is written by the test itself (OpenCV), 32x2
 
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 import pytest
 
@@ -140,3 +142,65 @@ def test_a_clip_of_one_frame_is_one_frame(cli, package, tmp_path):
     result = cli("video", package, write_mp4(tmp_path / "one.mp4", frames=1), "--out", tmp_path / "out.mp4")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("1 frame in ") and len(_read(tmp_path / "out.mp4")) == 1
+
+
+class PassThrough:
+    """A runtime that draws nothing: what reaches the output is what OpenCV read."""
+
+    task = "stub"
+
+    def predict_frame(self, frame, **options):
+        return {}
+
+    def describe(self, prediction):
+        return ""
+
+    label = describe
+
+    def draw(self, frame, prediction, text, fps):
+        return frame
+
+    def video_summary(self):
+        return {}
+
+
+def test_a_phone_video_with_rotation_metadata_is_written_upright(package, tmp_path):
+    """Phones store portrait video landscape with a rotation in the track header ('tkhd' matrix); players turn it.
+    OpenCV turns the frames as players do, and the output is written upright, with no rotation left to apply."""
+    from pixelforge.deploy.video import run_video
+
+    clip = tmp_path / "portrait.mp4"
+    writer = cv2.VideoWriter(str(clip), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*"mp4v"), 10, (32, 24))
+    for _ in range(3):
+        frame = np.full((24, 32, 3), 200, np.uint8)
+        frame[:8, :8] = (0, 0, 255)  # red, top left as stored
+        writer.write(frame)
+    writer.release()
+    # a 90-degree turn clockwise on display, as an iPhone held upright writes it (FFmpeg reads rotation -90)
+    edit_box(clip, b"tkhd", 40, struct.pack(">9i", 0, 1 << 16, 0, -1 << 16, 0, 0, 0, 0, 1 << 30))
+    result = run_video(package, str(clip), tmp_path / "upright.mp4", runtime=PassThrough())
+    frames = _read(tmp_path / "upright.mp4")
+    assert result.frames == 3 and frames[0].shape[:2] == (32, 24)  # portrait: 24 wide, 32 high
+    red = (frames[1][..., 2] > 180) & (frames[1][..., 1] < 80)
+    assert red[:8, 16:].mean() > 0.8 and red[8:].mean() < 0.02  # top right, where a player shows it
+    capture = cv2.VideoCapture(str(tmp_path / "upright.mp4"))
+    assert capture.get(cv2.CAP_PROP_ORIENTATION_META) == 0
+
+
+def test_grayscale_and_animated_gif_clips_are_read(package, tmp_path):
+    """A grayscale video reaches the runtime as BGR frames, as any other; an animated GIF is a video, not a still
+    image (only a picture of one frame is refused)."""
+    from PIL import Image
+
+    from pixelforge.deploy.video import run_video
+
+    gray = cv2.VideoWriter(str(tmp_path / "gray.avi"), cv2.CAP_OPENCV_MJPEG, cv2.VideoWriter_fourcc(*"MJPG"), 10,
+                           (32, 24), isColor=False)
+    for i in range(3):
+        gray.write(np.full((24, 32), 50 + 60 * i, np.uint8))
+    gray.release()
+    pictures = [Image.fromarray(np.full((24, 32, 3), 50 + 60 * i, np.uint8)) for i in range(4)]
+    pictures[0].save(tmp_path / "moving.gif", save_all=True, append_images=pictures[1:], duration=100, loop=0)
+    for clip, frames in ((tmp_path / "gray.avi", 3), (tmp_path / "moving.gif", 4)):
+        result = run_video(package, str(clip), tmp_path / f"{clip.stem}-out.mp4")
+        assert result.frames == frames and _read(tmp_path / f"{clip.stem}-out.mp4")[0].shape == (24, 32, 3)
