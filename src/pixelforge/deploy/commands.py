@@ -127,7 +127,8 @@ def video_command(
     package: Path = typer.Argument(..., metavar="RUN_OR_PACKAGE", help="Package folder written by `pixelforge "
                                    "export`, or a run folder (exported to a temporary package first)."),
     source: str = typer.Argument(..., metavar="INPUT", help="Video file, or a webcam index such as 0."),
-    out: Path = typer.Option(..., "--out", help="Video to write (.mp4) with the task's overlay; never overwritten."),
+    out: Path = typer.Option(..., "--out", help="Video to write (.mp4, .m4v, .mov, .mkv or .avi) with the task's "
+                             "overlay; never overwritten."),
     max_frames: Optional[int] = typer.Option(None, min=1, help="Stop after this many frames (webcams run until then)."),
     precision: Optional[str] = typer.Option(None, help="fp32 | int8 | fp16 (default: the package's default)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary to stdout."),
@@ -137,28 +138,38 @@ def video_command(
 ) -> None:
     """Run a package on a video (or webcam) frame by frame and write it with the task's output and the FPS drawn on:
     label (classify), boxes (detect), masks (segment, instance), caption (caption), or the denoised, decoded
-    (compress) or stylized (style) frame itself."""
-    from pixelforge.deploy.video import run_video
-
+    (compress) or stylized (style) frame itself. GAN and CLIP packages take no frames (`generate`, `zeroshot`)."""
     import tempfile
 
+    from pixelforge.deploy.video import check_out, run_video
     from pixelforge.errors import PixelforgeError
 
-    if out.exists():  # before a run's export, which takes a while
-        raise PixelforgeError(f"{out}: already exists; choose a new --out (videos are never overwritten)")
+    check_out(out)  # before a run's export, which takes a while
     with tempfile.TemporaryDirectory(prefix="pixelforge-video-") as scratch:
+        run = None
         if (package / "config.yaml").is_file() and (package / "checkpoints").is_dir():  # a run: export it first
             from pixelforge.api.export import export
 
             exported = export(package, Path(scratch) / "package")
-            package = Path(getattr(exported, "package_dir", exported))  # classify answers an ExportResult
-        result = run_video(package, source, out, max_frames=max_frames, precision=precision,
-                           score_threshold=score_threshold, blend=blend)
+            run, package = package, Path(getattr(exported, "package_dir", exported))  # classify: an ExportResult
+        try:
+            result = run_video(package, source, out, max_frames=max_frames, precision=precision,
+                               score_threshold=score_threshold, blend=blend)
+        except PixelforgeError as error:
+            if run is None:
+                raise
+            # The scratch package is gone once the command ends: what the user gave and can act on is the run.
+            raise PixelforgeError(str(error).replace(str(package), str(run))) from None
     summary = {"out": str(result.out), "frames": result.frames, "seconds": round(result.seconds, 3),
                "fps": round(result.fps, 2), **(result.summary or {})}
+    if result.note:
+        summary["note"] = result.note
     if as_json:
         typer.echo(json.dumps(summary))
     else:
-        typer.echo(f"{result.frames} frames in {result.seconds:.2f} s: {result.fps:.1f} FPS  -> {result.out}")
+        frames = f"{result.frames} frame{'s' if result.frames != 1 else ''}"
+        typer.echo(f"{frames} in {result.seconds:.2f} s: {result.fps:.1f} FPS  -> {result.out}")
         if result.summary:
             typer.echo("  ".join(f"{k} {v:.3f}" for k, v in result.summary.items()))
+        if result.note:
+            typer.echo(f"note: {result.note}")

@@ -92,3 +92,8 @@ class ClipRuntime(DenseRuntime):
 
     def predict_files(self, paths: list, out=None, **options) -> list[dict]:
         return self.predict_images([])
+
+    def predict_frame(self, frame, **options) -> dict:
+        raise PixelforgeError(f"{self.package.folder}: a clip package labels images by class names given with them, "
+                              f"which `pixelforge video` does not take: pixelforge zeroshot IMAGES --run "
+                              f"{self.package.folder} --labels \"a,b\"")

@@ -151,3 +151,7 @@ class GANRuntime(TaskRuntime):
     def predict_files(self, paths, out=None, **options):
         raise PixelforgeError(f"{self.package.folder}: a GAN package generates images, it does not predict them: "
                               f"`pixelforge generate {self.package.folder} --out DIR`")
+
+    def predict_frame(self, frame, **options):
+        raise PixelforgeError(f"{self.package.folder}: a GAN package generates images, it takes no video: "
+                              f"`pixelforge generate {self.package.folder} --out DIR`")
