@@ -87,6 +87,37 @@ def test_close_frees_the_session_and_keeps_working():
     torch.testing.assert_close(extractor(x), before, rtol=1e-4, atol=1e-4)
 
 
+SIGNALS_AFTER_TWO_GRAPHS = """
+import gc, io, os, signal, sys
+import torch
+from pixelforge.tasks.classify.openvino_features import OpenVinoBackbone
+graph = io.BytesIO()
+torch.onnx.export(torch.nn.Conv2d(3, 4, 3), torch.zeros(1, 3, 8, 8), graph, dynamo=False,
+                  dynamic_axes={"input": {0: "batch"}}, input_names=["input"], output_names=["features"])
+first, second = (OpenVinoBackbone(graph.getvalue(), 1) for _ in range(2))
+first(torch.rand(2, 3, 8, 8)), second(torch.rand(2, 3, 8, 8))
+del first, second  # released in the order made
+gc.collect()
+signal.signal(signal.SIGUSR1, lambda *_: None)  # a Python handler, as Ctrl-C's, SIGTERM's and SIGCHLD's are
+kept = []
+for _ in range(500):
+    kept.append(bytearray(4096))
+    os.kill(os.getpid(), signal.SIGUSR1)
+print("handled")
+"""
+
+
+def test_signals_are_handled_after_two_openvino_graphs_are_released():
+    """Two graphs alive at once left the thread's signal stack on freed memory (OpenVINO's CPU plugin swaps it):
+    the next handled signal, Ctrl-C in a notebook that trained twice, segfaulted. In a process of its own."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-X", "faulthandler", "-c", SIGNALS_AFTER_TWO_GRAPHS],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "handled" in done.stdout, (done.returncode, done.stderr[-2000:])
+
+
 def test_cached_features_give_same_accuracy_on_fixed_split(lite0, shapes_dir):
     from sklearn.linear_model import LogisticRegression
 

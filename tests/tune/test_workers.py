@@ -182,7 +182,11 @@ def test_a_trial_started_after_the_study_is_full_is_given_back_without_training(
     objective = _Objective(opts, spaces.load_space(space), "val_loss", "min", "sqlite://", "race",
                            optuna.pruners.NopPruner(), target=2)
     seen = []  # what `optimize` reads to skip the trial instead of counting a failure: its own callback's trial
-    study.optimize(objective, n_trials=1, catch=(TrialFailed,), callbacks=[lambda _, trial: seen.append(trial)])
+    optuna.logging.enable_propagation()  # Optuna's logger keeps its lines from the root one, where caplog listens
+    try:
+        study.optimize(objective, n_trials=1, catch=(TrialFailed,), callbacks=[lambda _, trial: seen.append(trial)])
+    finally:
+        optuna.logging.disable_propagation()
     surplus = study.trials[2]
     assert seen[0].user_attrs["surplus"] and surplus.state == TrialState.FAIL and surplus.user_attrs["surplus"]
     assert not any((opts.out / "trials").iterdir())  # nothing trained

@@ -11,6 +11,10 @@ the first batch like any other engine, and falls back to ONNX Runtime, then eage
 
 from __future__ import annotations
 
+import ctypes
+import sys
+from contextlib import contextmanager
+
 import torch
 
 from pixelforge.tasks.classify.graph_backbone import GraphBackbone
@@ -37,7 +41,8 @@ class OpenVinoBackbone(GraphBackbone):
                   "INFERENCE_PRECISION_HINT": "f32",  # not OpenVINO's bf16 default on CPUs that have it
                   # One request at a time, each as fast as it can: the feature loop waits for every batch.
                   "PERFORMANCE_HINT": "LATENCY"}
-        self.compiled = core.compile_model(core.read_model(graph), "CPU", config)
+        with _signal_stack_kept():
+            self.compiled = core.compile_model(core.read_model(graph), "CPU", config)
         self.request = self.compiled.create_infer_request()
         self.outputs = {output.get_any_name(): output for output in self.compiled.outputs}
         self.has_map = "map" in self.outputs
@@ -46,3 +51,33 @@ class OpenVinoBackbone(GraphBackbone):
         results = self.request.infer({0: array})
         # The request reuses its output buffers on the next call: copy what is kept.
         return [results[self.outputs[name]].copy() for name in names]
+
+
+class _SignalStack(ctypes.Structure):  # Linux's stack_t
+    _fields_ = [("ss_sp", ctypes.c_void_p), ("ss_flags", ctypes.c_int), ("ss_size", ctypes.c_size_t)]
+
+
+@contextmanager
+def _signal_stack_kept():
+    """Run the block, then put back the thread's alternate signal stack as it was.
+
+    Why: compiling a model, OpenVINO's CPU plugin (2025-2026 releases) sets an alternate signal stack of its own on
+    the calling thread and saves the one it replaced; releasing the model sets the saved one back. With two models
+    alive at once, the second saves the first's stack, so releasing them in the order made leaves the thread on
+    memory already freed, and the next signal with a Python handler (Ctrl-C, SIGTERM, a DataLoader's SIGCHLD) is
+    delivered onto it: the process segfaults. Python (faulthandler) installs its own signal stack, so keeping the
+    caller's stack loses nothing, and every release then sets back that same valid stack.
+    """
+    if sys.platform != "linux":  # stack_t's layout above is Linux's; the plugin's behaviour was seen there
+        yield
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    saved = _SignalStack()
+    if libc.sigaltstack(None, ctypes.byref(saved)) != 0:
+        yield
+        return
+    try:
+        yield
+    finally:
+        saved.ss_flags &= ~1  # SS_ONSTACK is a state the kernel reports, not one sigaltstack accepts
+        libc.sigaltstack(ctypes.byref(saved), None)
