@@ -90,3 +90,24 @@ def test_a_run_killed_before_its_first_checkpoint_says_to_resume_it(tmp_path, ti
         assert str(raised.value) == (f"{run}: no checkpoint yet (its training stopped before saving one); resume it "
                                      f"with `pixelforge train --resume {run}`")
     assert not (tmp_path / "package").exists()
+
+
+def test_a_run_stopped_in_its_first_epoch_is_evaluated_from_last_ckpt_and_says_so(tmp_path, tiny_run, caplog):
+    """Only last.ckpt (Ctrl-C before the first epoch ended): evaluate, predict and export use it, and say so."""
+    import logging
+
+    import pixelforge
+    from pixelforge.tasks.common.run import read_run
+
+    run = tmp_path / "stopped"
+    shutil.copytree(tiny_run, run)
+    (run / "checkpoints" / "best.ckpt").unlink()
+    with caplog.at_level(logging.WARNING, logger="pixelforge"):
+        pixelforge.evaluate(run)
+        read_run(run, "classify")
+    said = f"{run}: stopped before its first epoch ended, so it has no best.ckpt: using checkpoints/last.ckpt"
+    assert caplog.text.count(said) == 2
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="pixelforge"):
+        pixelforge.evaluate(tiny_run)  # a run with its best.ckpt says nothing
+    assert "no best.ckpt" not in caplog.text

@@ -204,3 +204,33 @@ def test_grayscale_and_animated_gif_clips_are_read(package, tmp_path):
     for clip, frames in ((tmp_path / "gray.avi", 3), (tmp_path / "moving.gif", 4)):
         result = run_video(package, str(clip), tmp_path / f"{clip.stem}-out.mp4")
         assert result.frames == frames and _read(tmp_path / f"{clip.stem}-out.mp4")[0].shape == (24, 32, 3)
+
+
+def with_sound_track(path):
+    """`path` with a second track whose handler says sound, as a phone's clip has: a copy of its video track's box
+    with 'soun' in its 'hdlr', added to the 'moov' index (which OpenCV writes last, so no media offset moves)."""
+    data = bytearray(path.read_bytes())
+    moov = data.index(b"moov") - 4
+    trak = data.index(b"trak", moov) - 4
+    size = struct.unpack(">I", data[trak:trak + 4])[0]
+    sound = bytearray(data[trak:trak + size])
+    handler = sound.index(b"hdlr") + 4 + 8  # the handler type, past the version, flags and pre-defined fields
+    sound[handler:handler + 4] = b"soun"
+    data[trak + size:trak + size] = sound
+    data[moov:moov + 4] = struct.pack(">I", struct.unpack(">I", data[moov:moov + 4])[0] + size)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_a_clip_with_sound_says_the_output_has_none(package, tmp_path):
+    """OpenCV writes pictures only; the sound was dropped without a word."""
+    from pixelforge.deploy.video import run_video
+
+    clip = with_sound_track(write_mp4(tmp_path / "phone.mp4"))
+    result = run_video(package, str(clip), tmp_path / "out.mp4", runtime=PassThrough())
+    assert result.frames == 3 and len(_read(tmp_path / "out.mp4")) == 3
+    assert result.note == (f"{tmp_path / 'out.mp4'} has no sound: OpenCV writes the pictures only (to put phone.mp4's "
+                           f"sound back: ffmpeg -i {tmp_path / 'out.mp4'} -i {clip} -map 0:v -map 1:a -c copy "
+                           f"WITH-SOUND.mp4)")
+    silent = run_video(package, str(write_mp4(tmp_path / "silent.mp4")), tmp_path / "out2.mp4", runtime=PassThrough())
+    assert silent.note == ""

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pixelforge.deploy.export.torchscript import TORCH_LOADERS
 from pixelforge.deploy.runtime.registry import load_runtime
-from pixelforge.deploy.video_probe import no_frame_reason
+from pixelforge.deploy.video_probe import mp4_tracks, no_frame_reason
 from pixelforge.errors import PixelforgeError
 
 
@@ -30,7 +30,7 @@ class VideoResult:
     labels: list[str]  # per processed frame: `runtime.label` (classify: the top label; others: the overlay's text)
     task: str = "classify"
     summary: dict | None = None  # the runtime's own video measures (style: flicker)
-    note: str = ""  # what the user should know about the written file (an odd frame size padded to even)
+    note: str = ""  # what the user should know about the written file (odd frame size padded; sound left out)
 
     @property
     def fps(self) -> float:
@@ -86,6 +86,18 @@ def padding_note(out: Path, width: int, height: int, right: int, bottom: int) ->
 
 
 CANNOT_READ = "OpenCV cannot read this video; convert it to H.264/MPEG-4 in .mp4 or .avi"
+
+
+def sound_note(source: Path, out: Path) -> str:
+    """What to say when `source` has sound (MP4/MOV files, whose boxes tell): OpenCV writes pictures only."""
+    try:
+        found = mp4_tracks(source) if source.is_file() else None
+    except OSError:
+        return ""
+    if found is None or not any(track.handler == "soun" for track in found[2]):
+        return ""
+    return (f"{out} has no sound: OpenCV writes the pictures only (to put {source.name}'s sound back: "
+            f"ffmpeg -i {out} -i {source} -map 0:v -map 1:a -c copy WITH-SOUND{out.suffix})")
 
 
 @contextmanager
@@ -197,5 +209,6 @@ def run_video(package: str | Path, source: str, out: str | Path, max_frames: int
             writer.release()
     if not labels:
         raise no_frames_error(str(source), frame_count)
+    notes = [note, sound_note(Path(source), out)]
     return VideoResult(out, len(labels), time.perf_counter() - started, labels, runtime.task, runtime.video_summary(),
-                       note)
+                       "; ".join(n for n in notes if n))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 import pickle
 import shutil
@@ -16,6 +17,8 @@ from pathlib import Path
 
 from pixelforge.errors import PixelforgeError
 from pixelforge.output_names import current_umask, new_file_path, numbered
+
+log = logging.getLogger(__name__)
 
 
 def new_run_dir(out: str | Path) -> Path:
@@ -224,6 +227,17 @@ def load_checkpoint(path: Path) -> dict:
     held = ", ".join(sorted(unsafe)) if unsafe else str(first_error).strip().splitlines()[-1][:200]
     raise PixelforgeError(f"{path}: refuses to load: it holds Python objects other than tensors ({held}), which "
                           f"could run code when loaded (weights_only); use only checkpoints pixelforge wrote")
+
+
+def trained_checkpoint(run: Path, name: str = "best.ckpt") -> Path:
+    """`run/checkpoints/name`, or last.ckpt, with a warning, for a run stopped before its first epoch ended: it has
+    no best.ckpt yet, and its weights where it stopped are what it has (Ultralytics evaluates its last.pt then)."""
+    path, last = Path(run) / "checkpoints" / name, Path(run) / "checkpoints" / "last.ckpt"
+    if name == "best.ckpt" and not path.exists() and last.exists():
+        log.warning("%s: stopped before its first epoch ended, so it has no best.ckpt: using checkpoints/last.ckpt, "
+                    "its weights where it stopped (`pixelforge train --resume %s` finishes the training)", run, run)
+        return last
+    return path
 
 
 def write_json(path: Path, data) -> None:

@@ -51,10 +51,7 @@ def load_run(run_dir: str | Path, checkpoint: str = "best.ckpt", temperature: fl
     run = rd.require_run(run_dir)
     cfg = load_config(run / "config.yaml")
     classes = rd.read_json(run / "classes.json")
-    path = run / "checkpoints" / checkpoint
-    if not path.exists() and (run / "checkpoints" / "last.ckpt").exists():
-        path = run / "checkpoints" / "last.ckpt"  # a run interrupted before its first epoch ended
-    state = rd.load_checkpoint(path)
+    state = rd.load_checkpoint(rd.trained_checkpoint(run, checkpoint))
     model = restore_classifier(cfg.model, len(classes), cfg.dropout, state["model"])
     # channels_last here, outside inference mode: converted inside it, the weights would become inference
     # tensors that autograd (Grad-CAM, saliency) refuses to use.

@@ -50,8 +50,9 @@ def export_package(run_dir, out, data: str | None = None, parity_images: int = 3
     reject_options("clip", options, format)
     out = Path(out)
     require_new_out(out)
-    zs, cfg = load_clip_run(run_dir)
-    state = rd.load_checkpoint(Path(run_dir) / "checkpoints" / "best.ckpt")
+    checkpoint = rd.trained_checkpoint(rd.require_run(run_dir))  # last.ckpt, with a warning, before a first epoch ended
+    zs, cfg = load_clip_run(run_dir, checkpoint.name)
+    state = rd.load_checkpoint(checkpoint)
     source = _source(cfg, data)
     images = source.split("val")[:parity_images] or source.images[:parity_images]
     model, size = zs.model.eval(), cfg.img_size

@@ -44,7 +44,7 @@ def load_clip_run(run_dir: str | Path, checkpoint: str = "best.ckpt") -> tuple[Z
 
     run_dir = rd.require_run(run_dir)
     cfg = load_config(run_dir / "config.yaml")
-    state = rd.load_checkpoint(run_dir / "checkpoints" / checkpoint)
+    state = rd.load_checkpoint(rd.trained_checkpoint(run_dir, checkpoint))
     model = PixelCLIP(**state["model_cfg"])
     model.load_state_dict(state["model"])
     model.eval()
