@@ -86,6 +86,32 @@ def test_a_gradual_step_unfreezes_the_backbone_as_a_first_run_does(sequence, tmp
     assert weights and any(not torch.equal(before[k], after[k]) for k in weights)  # the top stage learnt in epoch 2
 
 
+def test_a_step_reads_its_config_file_over_its_parent_and_drops_the_parents_unread_keys(sequence, tmp_path):
+    """The parent's keys were laid over the step's config file (its `lr` lost), and a parent's `unfreeze_every`
+    (trained gradual) was refused in a `--strategy full` step as if the user had typed it."""
+    import shutil
+
+    import yaml
+
+    from pixelforge.tasks.config import load_config
+
+    tasks, parent, _, _ = sequence
+    gradual = tmp_path / "gradual-parent"  # the same run, as if trained with --strategy gradual --unfreeze-every 2
+    shutil.copytree(parent, gradual)
+    saved = yaml.safe_load((gradual / "config.yaml").read_text())
+    (gradual / "config.yaml").write_text(yaml.safe_dump({**saved, "strategy": "gradual", "unfreeze_every": 2,
+                                                        "lr": 0.003}))
+    (tmp_path / "step.yaml").write_text("strategy: full\nlr: 0.002\n")
+    child = pixelforge.train(str(tasks[1]), config=str(tmp_path / "step.yaml"), continue_from=str(gradual),
+                             epochs=1, out=str(tmp_path / "step")).run_dir
+    cfg = load_config(child / "config.yaml")
+    assert (cfg.strategy, cfg.lr, cfg.unfreeze_every) == ("full", 0.002, 1)
+    assert (cfg.model, cfg.img_size) == ("simple_cnn", 16)  # what neither gives is still the parent's
+    with pytest.raises(PixelforgeError, match="reads unfreeze_every only with --strategy gradual"):
+        pixelforge.train(str(tasks[1]), continue_from=str(gradual), strategy="full", unfreeze_every=3, epochs=1,
+                         out=str(tmp_path / "typed"))  # given by the user, it is still refused
+
+
 class InterruptAt:
     def __init__(self, step):
         self.step = step

@@ -17,7 +17,7 @@ from dataclasses import dataclass, fields
 from functools import partial
 from pathlib import Path
 
-from pixelforge.config import RunConfig, save_config
+from pixelforge.config import RunConfig, read_config_file, save_config
 from pixelforge.data import prefetch
 from pixelforge.engine.cpu_memory import peak_memory
 from pixelforge.engine.progress import EpochProgress
@@ -75,7 +75,7 @@ def train(data: str | None = None, *, config: str | Path | None = None, resume: 
         _check_resumed_epochs(run, cfg.epochs, overrides.get("epochs"), cfg.schedule)
         cfg = build_config(None, **{**cfg.model_dump(), **overrides}) if overrides else cfg
     else:
-        cfg = build_config(config, data=data, **_parent_options(options))
+        cfg = _config_with_parent(config, data, options)
     # Validate everything a user can get wrong before a run folder exists, so a typo leaves nothing behind.
     task = get_task(cfg.task)
     if not resume and cfg.out:
@@ -152,17 +152,28 @@ def _precision_probe(task, cfg, num_classes: int):
                    cache_root())
 
 
-def _parent_options(options: dict) -> dict:
-    """`continue_from`: the keys not given are the parent run's (its model, size, recipe), except data, out and
-    the `continue_*` keys, which say how this run links to its parent, not how the parent was trained."""
-    if not options.get("continue_from"):
-        return options
-    parent = load_config(rd.require_run(options["continue_from"]) / "config.yaml").model_dump()
-    if options.get("task", parent["task"]) != parent["task"]:  # else one line listing every key this task lacks
-        raise PixelforgeError(f"--continue-from {options['continue_from']}: a {parent['task']} run; a "
-                              f"{options['task']} run continues only from a {options['task']} run")
+def _config_with_parent(config: str | Path | None, data: str | None, options: dict) -> RunConfig:
+    """The run's config. With `continue_from` (an option or the config file's), the keys neither the file nor the
+    options give are the parent run's (its model, size, recipe), except data, out and the `continue_*` keys, which
+    say how this run links to its parent, not how the parent was trained; and except the keys this run does not read
+    (`Task.unread`: the parent's `unfreeze_every` in a step with `--strategy full`), which keep their defaults
+    instead of being refused as if the user had given them."""
+    chosen = {**(read_config_file(config) if config else {}), **{k: v for k, v in options.items() if v is not None}}
+    parent_dir = chosen.get("continue_from")
+    if not parent_dir:
+        return build_config(config, data=data, **options)
+    parent = load_config(rd.require_run(parent_dir) / "config.yaml").model_dump()
+    task = chosen.get("task", parent["task"])
+    if task != parent["task"]:  # else one line listing every key this task lacks
+        raise PixelforgeError(f"--continue-from {parent_dir}: a {parent['task']} run; a {task} run continues only "
+                              f"from a {task} run")
     inherited = {k: v for k, v in parent.items() if k not in ("data", "out") and not k.startswith("continue_")}
-    return {**inherited, **options}
+    cfg = build_config(config, inherited=inherited, data=data, **options)
+    unread = [key for key in get_task(cfg.task).unread(cfg) if key in inherited and key not in chosen]
+    if unread:
+        cfg = build_config(config, inherited={k: v for k, v in inherited.items() if k not in unread}, data=data,
+                           **options)
+    return cfg
 
 
 def _fit_config(cfg: RunConfig, precision_reason: str):

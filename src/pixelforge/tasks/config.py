@@ -25,14 +25,17 @@ def config_union() -> TypeAdapter:
     return TypeAdapter(union)
 
 
-def build_config(config_file: str | Path | None = None, **overrides) -> RunConfig:
+def build_config(config_file: str | Path | None = None, *, inherited: dict | None = None, **overrides) -> RunConfig:
     """Merge a YAML file with explicit overrides (None means "not given"), apply the task's defaults, validate.
+
+    `inherited` (a continual step's parent run's keys) lies under the file and the overrides, over the defaults.
 
     Example:
         >>> build_config(data="digits", epochs=2).epochs
         2
     """
-    values = read_config_file(config_file) if config_file else {}
+    values = dict(inherited or {})
+    values.update(read_config_file(config_file) if config_file else {})
     values.update({k: v for k, v in overrides.items() if v is not None})
     task = get_task(values.get("task"))  # one line for an unknown task, with the known ones
     values = {**task.fixed, **task.defaults, **values, "task": task.name}  # a fixed key is a default too
