@@ -113,6 +113,26 @@ def test_a_clip_package_is_one_line_and_leaves_no_file(tmp_path):
     assert not (tmp_path / "out.mp4").exists()
 
 
+@pytest.mark.parametrize("task", ["gan", "clip"])
+def test_a_gan_or_clip_run_is_refused_before_it_is_exported(cli, tmp_path, task):
+    """A run is exported to a scratch package first; a GAN or CLIP run was exported (a parity check, seconds) only
+    for its package to be refused. The run's task is read first: a folder with no checkpoint shows it was not
+    exported (that would say 'no checkpoint yet')."""
+    from pixelforge.config import save_config
+    from pixelforge.tasks.config import build_config
+
+    run = tmp_path / f"{task}-run"
+    (run / "checkpoints").mkdir(parents=True)
+    save_config(build_config(task=task, data=str(tmp_path)), run / "config.yaml")
+    (run / "classes.json").write_text("[]")
+    result = cli("video", run, write_mp4(tmp_path / "clip.mp4"), "--out", tmp_path / "out.mp4")
+    said = {"gan": f"a GAN run generates images, it takes no video: `pixelforge generate {run} --out DIR`",
+            "clip": f"a clip run labels images by class names given with them, which `pixelforge video` does not "
+                    f"take: pixelforge zeroshot IMAGES --run {run} --labels \"a,b\""}[task]
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [f"error: {run}: {said}"]
+    assert not (tmp_path / "out.mp4").exists()
+
+
 def test_what_is_not_a_video_is_one_line_on_stderr(cli, package, tmp_path):
     """Before: a still image became a video of one frame; a folder was 'no such video file'; FFmpeg's and OpenCV's
     own log lines ('moov atom not found', "can't open camera by index") came before the error line."""

@@ -123,6 +123,14 @@ def serve_command(
     serve(settings, host=host, port=port, workers=workers)
 
 
+# Runs whose packages take no frames (deploy/runtime/gan.py and clip.py say so too, for a package).
+FRAMELESS_RUNS = {
+    "gan": "{run}: a GAN run generates images, it takes no video: `pixelforge generate {run} --out DIR`",
+    "clip": ("{run}: a clip run labels images by class names given with them, which `pixelforge video` does not "
+             "take: pixelforge zeroshot IMAGES --run {run} --labels \"a,b\""),
+}
+
+
 def video_command(
     package: Path = typer.Argument(..., metavar="RUN_OR_PACKAGE", help="Package folder written by `pixelforge "
                                    "export`, or a run folder (exported to a temporary package first)."),
@@ -149,7 +157,11 @@ def video_command(
         run = None
         if (package / "config.yaml").is_file() and (package / "checkpoints").is_dir():  # a run: export it first
             from pixelforge.api.export import export
+            from pixelforge.tasks.config import load_config
 
+            task = load_config(package / "config.yaml").task
+            if task in FRAMELESS_RUNS:  # refused before the export, which takes a while, as its package would be
+                raise PixelforgeError(FRAMELESS_RUNS[task].format(run=package))
             exported = export(package, Path(scratch) / "package")
             run, package = package, Path(getattr(exported, "package_dir", exported))  # classify: an ExportResult
         try:
