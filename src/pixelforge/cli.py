@@ -13,7 +13,7 @@ from typing import Optional
 
 import typer
 
-from pixelforge.errors import PixelforgeError
+from pixelforge.errors import Interrupted, PixelforgeError, signal_of
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="pixelforge: the deep-learning image workflow, from a folder of photos to a deployed model.")
@@ -317,12 +317,15 @@ def main() -> None:
         code = app(standalone_mode=False)
         if isinstance(code, int) and code:
             sys.exit(code)
+    except Interrupted as exc:  # not a mistake: the shell's code for the signal (errors.py)
+        typer.secho(f"error: {exc}", err=True, fg="red")
+        sys.exit(exc.exit_code)
     except PixelforgeError as exc:
         typer.secho(f"error: {exc}", err=True, fg="red")
         sys.exit(2)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         typer.secho("interrupted", err=True, fg="red")
-        sys.exit(130)
+        sys.exit(128 + signal_of(exc))
     except (typer.Exit, SystemExit) as exc:
         code = getattr(exc, "exit_code", getattr(exc, "code", 0))
         sys.exit(code)

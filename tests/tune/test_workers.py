@@ -156,7 +156,7 @@ def test_a_killed_study_continues_and_retries_the_running_trial(tmp_path, monkey
     proc.send_signal(how)
     _, err = proc.communicate(timeout=600)
     if how == signal.SIGTERM:
-        assert proc.returncode == 2 and "run the same command to continue" in err
+        assert proc.returncode == 128 + signal.SIGTERM and "run the same command to continue" in err
     monkeypatch.setattr(storages, "GRACE_SECONDS", 1)  # a dead worker's trial counts as stale after 1 s here
     time.sleep(1.5)
     summary = run_study(TuneOptions(config, space, out, sampler="random", trials=3, seed=0))

@@ -31,7 +31,7 @@ from pixelforge.engine.samplers import ItemSeeds, SeededItems
 from pixelforge.engine.schedule import build_optimizer, build_scheduler
 from pixelforge.engine.setup import TaskSetup
 from pixelforge.engine.threads import torch_threads
-from pixelforge.errors import PixelforgeError
+from pixelforge.errors import PixelforgeError, raise_interrupt
 
 log = logging.getLogger("pixelforge")
 
@@ -86,8 +86,8 @@ def fit(build_setup: Callable[..., TaskSetup], run_dir: str | Path, config: FitC
     """Train `build_setup(fabric, progress)`'s task in `run_dir`: metrics.csv, tensorboard/, checkpoints/.
 
     Resumes from `run_dir/checkpoints/last.ckpt` when `resume` is true. Ctrl-C or SIGTERM saves the position and
-    raises `PixelforgeError` ("interrupted ... resume with ..."); a hook's `StopTraining` returns normally with
-    `stopped_early=True`. Under DDP (devices > 1) the result is rank 0's.
+    raises `Interrupted`, a `PixelforgeError` ("interrupted ... resume with ..."); a hook's `StopTraining` returns
+    normally with `stopped_early=True`. Under DDP (devices > 1) the result is rank 0's.
 
     Afterwards, however it ends, the process is as before: SIGINT/SIGTERM handlers, flush-denormal, torch's
     thread count, default dtype and grad mode, the RNG states and environment variables are put back
@@ -123,7 +123,7 @@ def _train_process(fabric, build_setup, run: Path, config: FitConfig, resuming: 
     if fabric.global_rank == 0 and not resuming:
         log.info("run folder: %s", run)
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM saves a checkpoint like Ctrl-C
+        signal.signal(signal.SIGTERM, raise_interrupt)  # SIGTERM saves a checkpoint like Ctrl-C
     fabric.seed_everything(config.seed, verbose=False)
     # Denormal floats (|x| < 1e-38) appear in early fine-tuning steps and run ~40x slower on x86 CPUs: measured
     # 5 vs 190 img/s for the quickstart's first epochs. Flushing them to zero changes no result we could measure.

@@ -39,7 +39,7 @@ from pixelforge.runs import folder as rd
 from pixelforge.engine.hooks import HookContext, call_hooks, hook_states, improved, load_hook_states, worst
 from pixelforge.engine.samplers import EpochSampler
 from pixelforge.engine.step_sums import StepSums
-from pixelforge.errors import PixelforgeError
+from pixelforge.errors import Interrupted, PixelforgeError, signal_of
 
 CHECKPOINT_EVERY_S = 5.0  # at most this much training is lost to a crash, and metrics.csv lags (module docstring)
 
@@ -167,6 +167,7 @@ class Loop:
         self.automatic = getattr(self.task, "automatic_optimization", True)
         self._pending_rng: dict | None = None
         self._stop_requested = False
+        self._stop_signal = int(signal.SIGINT)  # which signal asked (Ctrl-C's or SIGTERM), for the exit code
         self._sums: StepSums | None = None  # the epoch in progress's training metrics
         # Written at the next save (`_save_last`): the best epoch's checkpoint (a copy) and the finished epochs' rows.
         self._pending_best: dict | None = None
@@ -238,12 +239,12 @@ class Loop:
                         break
                     self._end_epoch(state)
                     if self._stop_requested and state.epoch < self.epochs:
-                        raise KeyboardInterrupt
-            except KeyboardInterrupt:
+                        raise KeyboardInterrupt(self._stop_signal)
+            except KeyboardInterrupt as interrupt:
                 self._save_last(state)
-                raise PixelforgeError(
+                raise Interrupted(
                     f"interrupted at epoch {state.epoch + 1}, batch {state.batch}; checkpoint saved: "
-                    f"resume with `pixelforge train --resume {self.run_dir}`"
+                    f"resume with `pixelforge train --resume {self.run_dir}`", signal_of(interrupt)
                 ) from None
         self._hook(state, "on_fit_end")
         return state
@@ -264,7 +265,7 @@ class Loop:
                 signal.signal(sig, handler)
 
     def _request_stop(self, signum, frame) -> None:
-        self._stop_requested = True
+        self._stop_requested, self._stop_signal = True, int(signum)
 
     def _hook(self, state: LoopState, name: str, *args) -> None:
         reason = call_hooks(self.hooks, name, self.ctx, *args)
@@ -306,7 +307,7 @@ class Loop:
             images = images + out.get("count", 1)
             self._hook(state, "on_train_batch_end", out)
             if self._stop_requested:
-                raise KeyboardInterrupt
+                raise KeyboardInterrupt(self._stop_signal)
             if self.progress:
                 shown = self._show_progress(task_id, images, started, shown, state.batch == len(self.train_loader))
             if state.stopped_early:

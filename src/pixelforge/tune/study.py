@@ -21,7 +21,7 @@ import optuna
 from optuna.trial import TrialState
 
 from pixelforge.api.train import train
-from pixelforge.errors import PixelforgeError
+from pixelforge.errors import Interrupted, PixelforgeError, raise_interrupt, signal_of
 from pixelforge.runs import folder as rd
 from pixelforge.tasks.config import build_config
 from pixelforge.tasks.registry import get_task
@@ -238,11 +238,11 @@ def train_trial(trial: optuna.Trial, params: dict, **options):
         # Ctrl-C or SIGTERM: during the epochs the engine saves and raises "interrupted ..."; before them (data,
         # model) it arrives as KeyboardInterrupt. Optuna marks the trial failed; its parameters are queued again
         # so the next start trains them.
-        if isinstance(exc, KeyboardInterrupt) or str(exc).startswith("interrupted"):
+        if isinstance(exc, (KeyboardInterrupt, Interrupted)):
             trial.set_user_attr("interrupted", True)
             _quiet_surplus.numbers.add(trial.number)
             trial.study.enqueue_trial(params, user_attrs={"requeued_from": trial.number})
-            raise KeyboardInterrupt from None
+            raise KeyboardInterrupt(exc.signum if isinstance(exc, Interrupted) else signal_of(exc)) from None
         trial.set_user_attr("error", str(exc))
         raise TrialFailed(str(exc)) from None
     trial.set_user_attr("run_dir", str(result.run_dir))
@@ -267,9 +267,9 @@ def optimize(study, objective, target: int | None, timeout: float | None, callba
         try:
             study.optimize(objective, n_trials=1, catch=(TrialFailed,), gc_after_trial=True,
                            callbacks=[*callbacks, lambda _, trial: ran.append(trial)])
-        except KeyboardInterrupt:
-            raise PixelforgeError("study interrupted; a running trial was marked failed and queued again: run the "
-                                  "same command to continue") from None
+        except KeyboardInterrupt as interrupt:
+            raise Interrupted("study interrupted; a running trial was marked failed and queued again: run the same "
+                              "command to continue", signal_of(interrupt)) from None
         last = ran[-1] if ran else None
         if last is not None and last.user_attrs.get("surplus"):
             continue  # another worker's trial filled the study: the next count ends this worker
@@ -297,7 +297,7 @@ class sigterm_as_interrupt:
     def __enter__(self):
         self.previous = None
         if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+            self.previous = signal.signal(signal.SIGTERM, raise_interrupt)
         return self
 
     def __exit__(self, *exc):
