@@ -112,7 +112,10 @@ class Zygote:
         pid = self.last_pid = self._read(60)["pid"]
         answer = self._read(timeout)
         if answer is None:
-            os.killpg(pid, signal.SIGKILL)
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:  # it ended between the timeout and the kill (a loaded machine): still late
+                pass
             self._read(60)
             raise subprocess.TimeoutExpired(args, timeout)
         return subprocess.CompletedProcess(args, answer["status"], out.read_text(errors="replace"),

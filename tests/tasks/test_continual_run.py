@@ -163,15 +163,14 @@ def test_drift_flags_shifted_images_and_not_same_distribution_ones(sequence, tmp
 def test_lwf_teacher_is_the_parent_as_it_was_answering_for_its_classes(sequence):
     from pixelforge.engine.fabric import lightning_fabric
 
-    from pixelforge.api.train import _parent_options
+    from pixelforge.api.train import _config_with_parent
     from pixelforge.engine.progress import EpochProgress
     from pixelforge.tasks.classify.continual.setup import build_continual_setup
     from pixelforge.tasks.classify.inference import load_run
     from pixelforge.tasks.classify.task import prepare_data
-    from pixelforge.tasks.config import build_config
 
     tasks, _, _, child = sequence
-    cfg = build_config(None, data=str(tasks[2]), **_parent_options({"continue_from": str(child), "continual": "lwf"}))
+    cfg = _config_with_parent(None, str(tasks[2]), {"continue_from": str(child), "continual": "lwf"})
     source, classes = prepare_data(cfg)
     assert classes == ["0", "1", "2", "3", "4", "5"]
     setup = build_continual_setup(cfg, source, classes, lightning_fabric().Fabric(accelerator="cpu", devices=1), EpochProgress(quiet=True))

@@ -163,10 +163,9 @@ def _config_with_parent(config: str | Path | None, data: str | None, options: di
     if not parent_dir:
         return build_config(config, data=data, **options)
     parent = load_config(rd.require_run(parent_dir) / "config.yaml").model_dump()
-    task = chosen.get("task", parent["task"])
-    if task != parent["task"]:  # else one line listing every key this task lacks
-        raise PixelforgeError(f"--continue-from {parent_dir}: a {parent['task']} run; a {task} run continues only "
-                              f"from a {task} run")
+    if chosen.get("task", parent["task"]) != parent["task"]:  # else one line listing every key this task lacks
+        raise PixelforgeError(f"--continue-from {parent_dir}: a {parent['task']} run; a {chosen['task']} run "
+                              f"continues only from a {chosen['task']} run")
     inherited = {k: v for k, v in parent.items() if k not in ("data", "out") and not k.startswith("continue_")}
     cfg = build_config(config, inherited=inherited, data=data, **options)
     unread = [key for key in get_task(cfg.task).unread(cfg) if key in inherited and key not in chosen]
