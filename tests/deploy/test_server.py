@@ -130,3 +130,25 @@ def test_a_port_another_program_holds_is_one_line():
         with pytest.raises(PixelforgeError, match=rf"127\.0\.0\.1:{port}: cannot listen there .*--port"):
             check_port_free("127.0.0.1", port)
     check_port_free("127.0.0.1", port)  # free again once closed
+
+
+def test_every_server_setting_is_a_serve_option(monkeypatch, tmp_path):
+    """`--max-files` was a setting (413 past 32 files) with no option to change it, though docs/reliability.md
+    named it; each setting now reaches the server from `pixelforge serve`."""
+    from dataclasses import fields
+
+    import typer
+    from typer.testing import CliRunner
+
+    import pixelforge.deploy.runtime as runtime
+    import pixelforge.deploy.serve.server as server
+    from pixelforge.cli import app
+
+    options = {param.name for param in typer.main.get_command(app).commands["serve"].params}
+    assert {field.name for field in fields(server.ServerSettings)} <= options
+    seen = {}
+    monkeypatch.setattr(runtime, "runtime_class", lambda package: None)
+    monkeypatch.setattr(server, "serve", lambda settings, **_: seen.update(settings=settings))
+    result = CliRunner().invoke(app, ["serve", str(tmp_path), "--max-files", "3"])
+    assert result.exit_code == 0, result.output
+    assert seen["settings"].max_files == 3

@@ -106,6 +106,7 @@ def serve_command(
     max_wait_ms: float = typer.Option(5.0, min=0, help="Micro-batching: longest wait for more requests."),
     max_bytes: int = typer.Option(16 * 1024 * 1024, min=1, help="Largest upload per image, in bytes (413 above)."),
     max_pixels: int = typer.Option(50_000_000, min=1, help="Largest image in pixels (413 above; stops decompression bombs)."),
+    max_files: int = typer.Option(32, min=1, help="Most images in one request (413 above, while the body arrives)."),
     top_k: int = typer.Option(5, min=1, help="Default number of labels per image (?top_k= overrides)."),
     threads: Optional[int] = typer.Option(None, min=1, help="ONNX Runtime threads (default: all cores)."),
     spin: bool = typer.Option(False, "--spin/--no-spin", help="Let ONNX Runtime threads busy-wait (dedicated cores only)."),
@@ -117,8 +118,8 @@ def serve_command(
 
     runtime_class(package)  # a clear error before uvicorn starts: not a package, or a task no runtime runs
     settings = ServerSettings(str(package), api_key=api_key, precision=precision, max_batch=max_batch,
-                              max_wait_ms=max_wait_ms, max_bytes=max_bytes, max_pixels=max_pixels, top_k=top_k,
-                              threads=threads, spin=spin, score_threshold=score_threshold)
+                              max_wait_ms=max_wait_ms, max_bytes=max_bytes, max_pixels=max_pixels, max_files=max_files,
+                              top_k=top_k, threads=threads, spin=spin, score_threshold=score_threshold)
     typer.echo(f"serving {package} on http://{host}:{port}/  (API docs: http://{host}:{port}/docs)", err=True)
     serve(settings, host=host, port=port, workers=workers)
 
