@@ -1,0 +1,40 @@
+"""Hostile inputs of the newer tasks' own files and options (compress, denoise, caption, zero-shot, fairness, style):
+one line naming the file or option and the problem (exit 2), never a traceback; nothing a user made is overwritten.
+Each case is decided before a model is loaded or trained, so the module stays within seconds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+def _png(path, size=(16, 16)):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((*size, 3), 128, np.uint8)).save(path)
+    return path
+
+
+@pytest.mark.parametrize("command", [
+    ["compress", "RUN", "photo.png", "--out"],
+    ["decompress", "RUN", "photo.pfc", "--out"],
+    ["stylize", "photo.png", "photo.png", "--steps", "1", "--size", "16", "--out"],
+    ["data", "preview", "photos", "--out"],
+])
+def test_an_out_inside_a_file_is_one_line_before_any_work(command, tmp_path, pixelforge_cli, monkeypatch):
+    """`--out photo.png/x.png` (photo.png a file) was a FileExistsError traceback, for compress only after the
+    encoding; now one line naming the file in the way, before the run is loaded or the image read."""
+    monkeypatch.chdir(tmp_path)
+    _png(tmp_path / "photos" / "a.png")
+    _png(tmp_path / "photo.png").with_suffix(".pfc").write_bytes(b"\x89PFC")
+    outcome = pixelforge_cli(*command, "photo.png/x.png")
+    assert outcome.code == 2
+    assert outcome.error_line == "error: photo.png/x.png: photo.png is a file, not a folder; choose an --out in a folder"
+
+
+def test_compress_refuses_an_existing_out_before_it_encodes(tmp_path, pixelforge_cli):
+    """The .pfc is never overwritten, and the refusal comes before the run is even read (RUN does not exist)."""
+    taken = tmp_path / "taken.pfc"
+    taken.write_bytes(b"mine")
+    outcome = pixelforge_cli("compress", tmp_path / "no-run", _png(tmp_path / "photo.png"), "--out", taken)
+    assert "already exists" in outcome.error_line and taken.read_bytes() == b"mine"
