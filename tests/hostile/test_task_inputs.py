@@ -38,3 +38,32 @@ def test_compress_refuses_an_existing_out_before_it_encodes(tmp_path, pixelforge
     taken.write_bytes(b"mine")
     outcome = pixelforge_cli("compress", tmp_path / "no-run", _png(tmp_path / "photo.png"), "--out", taken)
     assert "already exists" in outcome.error_line and taken.read_bytes() == b"mine"
+
+
+CAPTION_JSONS = {  # a COCO-captions file hand-edited or written by another tool; each was a traceback or a wrong caption
+    "an annotation that is not an object": ({"annotations": [1]}, "an annotation lacks 'image_id' or 'caption'"),
+    "a null caption (read as the word 'none')": ({"annotations": [{"image_id": 1, "caption": None}]},
+                                                 "needs a number 'image_id' and a text 'caption'"),
+    "a number as file name": ({"images": [{"id": 1, "file_name": 5}]}, "a file name string 'file_name'"),
+    "a list as image id": ({"images": [{"id": [1], "file_name": "a.png"}]}, "needs a number 'id'"),
+}
+
+
+@pytest.mark.parametrize("case", CAPTION_JSONS)
+def test_a_malformed_coco_captions_file_is_one_line_naming_it(case, tmp_path, pixelforge_cli):
+    import json
+
+    _png(tmp_path / "a.png")
+    data = {"images": [{"id": 1, "file_name": "a.png"}], "annotations": [{"image_id": 1, "caption": "a grey square"}]}
+    data.update(CAPTION_JSONS[case][0])
+    (tmp_path / "captions.json").write_text(json.dumps(data))
+    outcome = pixelforge_cli("data", "check", tmp_path / "captions.json", "--task", "caption")
+    assert outcome.code == 2 and CAPTION_JSONS[case][1] in outcome.error_line
+
+
+def test_a_coco_captions_file_not_in_utf8_is_one_line(tmp_path, pixelforge_cli):
+    _png(tmp_path / "a.png")
+    text = '{"images": [{"id": 1, "file_name": "a.png"}], "annotations": [{"image_id": 1, "caption": "un café"}]}'
+    (tmp_path / "captions.json").write_bytes(text.encode("latin-1"))
+    outcome = pixelforge_cli("data", "check", tmp_path / "captions.json", "--task", "caption")
+    assert outcome.code == 2 and "captions.json: not UTF-8 text (byte 0xe9" in outcome.error_line
