@@ -67,3 +67,23 @@ def test_a_coco_captions_file_not_in_utf8_is_one_line(tmp_path, pixelforge_cli):
     (tmp_path / "captions.json").write_bytes(text.encode("latin-1"))
     outcome = pixelforge_cli("data", "check", tmp_path / "captions.json", "--task", "caption")
     assert outcome.code == 2 and "captions.json: not UTF-8 text (byte 0xe9" in outcome.error_line
+
+
+def test_one_image_id_for_two_files_is_refused_not_merged(tmp_path, pixelforge_cli):
+    """The second file took the id and with it the first file's captions, silently."""
+    import json
+
+    _png(tmp_path / "a.png"), _png(tmp_path / "b.png")
+    data = {"images": [{"id": 1, "file_name": "a.png"}, {"id": 1, "file_name": "b.png"}],
+            "annotations": [{"image_id": 1, "caption": "a grey square"}]}
+    (tmp_path / "captions.json").write_text(json.dumps(data))
+    outcome = pixelforge_cli("data", "check", tmp_path / "captions.json", "--task", "caption")
+    assert outcome.code == 2 and "image id 1 is listed for two files (a.png, b.png)" in outcome.error_line
+
+
+def test_an_image_with_caption_rows_in_two_splits_is_refused(tmp_path, pixelforge_cli):
+    """The first row's split won: the val caption was trained on, and nothing said so."""
+    _png(tmp_path / "a.png")
+    (tmp_path / "captions.csv").write_text("path,caption,split\na.png,a grey square,train\na.png,a square,val\n")
+    outcome = pixelforge_cli("data", "check", tmp_path / "captions.csv", "--task", "caption")
+    assert outcome.code == 2 and "a.png has rows in split train and val" in outcome.error_line

@@ -101,8 +101,13 @@ def read_coco_captions(path: str | Path, split: str | None = None) -> CaptionSou
     roots = _image_roots(path)
     images: dict = {}
     missing = []
+    listed: dict = {}  # id -> file name, found or not
     for entry in data["images"]:
         _check_image_entry(path, entry)
+        first = listed.setdefault(entry["id"], entry["file_name"])
+        if first != entry["file_name"]:  # the later file silently took the id, and the first file's captions
+            raise PixelforgeError(f"{path}: image id {entry['id']!r} is listed for two files ({first}, "
+                                  f"{entry['file_name']}); give each image its own id")
         found = next((r / entry["file_name"] for r in roots if (r / entry["file_name"]).is_file()), None)
         if found is None:
             missing.append(str(roots[0] / entry["file_name"]))
@@ -160,6 +165,9 @@ def read_captions_csv(path: str | Path) -> CaptionSource:
         if split is not None and split not in SPLITS:
             raise PixelforgeError(f"{path}: split {split!r} for {row['path']}; use train, val or test")
         image = by_path.setdefault(str(file), CaptionedImage(len(by_path) + 1, str(file), split))
+        if image.split != split:  # the first row's split won: the image's other captions changed split unseen
+            raise PixelforgeError(f"{path}: {row['path']} has rows in split {image.split or '(none)'} and "
+                                  f"{split or '(none)'}; an image's captions belong to one split")
         image.captions.append(row["caption"] or "")
     return CaptionSource(str(path), list(by_path.values()), [], sorted(set(missing)))
 
