@@ -87,3 +87,11 @@ def test_an_image_with_caption_rows_in_two_splits_is_refused(tmp_path, pixelforg
     (tmp_path / "captions.csv").write_text("path,caption,split\na.png,a grey square,train\na.png,a square,val\n")
     outcome = pixelforge_cli("data", "check", tmp_path / "captions.csv", "--task", "caption")
     assert outcome.code == 2 and "a.png has rows in split train and val" in outcome.error_line
+
+
+@pytest.mark.parametrize("text", ["caption,path\na grey square\n", "path,caption\n,a grey square,extra,cells\n"])
+def test_a_captions_csv_row_without_a_path_is_one_line_naming_the_row(text, tmp_path, pixelforge_cli):
+    """A short row (its path cell None) was a TypeError traceback."""
+    (tmp_path / "captions.csv").write_text(text)
+    outcome = pixelforge_cli("data", "check", tmp_path / "captions.csv", "--task", "caption")
+    assert outcome.code == 2 and "captions.csv: row 2 has no path" in outcome.error_line

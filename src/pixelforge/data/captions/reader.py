@@ -156,7 +156,10 @@ def read_captions_csv(path: str | Path) -> CaptionSource:
         raise PixelforgeError(f"{path}: needs a header with columns path,caption (optional: split)")
     by_path: dict[str, CaptionedImage] = {}
     missing = []
-    for row in rows:
+    for number, row in enumerate(rows, start=2):  # the header is line 1
+        if not (row["path"] or "").strip():  # a short row (None) was a TypeError traceback
+            raise PixelforgeError(f"{path}: row {number} has no path; each row needs a path and a caption, in the "
+                                  f"header's order")
         file = Path(row["path"]) if Path(row["path"]).is_absolute() else path.parent / row["path"]
         if not file.is_file():
             missing.append(str(file))
