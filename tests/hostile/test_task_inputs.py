@@ -95,3 +95,18 @@ def test_a_captions_csv_row_without_a_path_is_one_line_naming_the_row(text, tmp_
     (tmp_path / "captions.csv").write_text(text)
     outcome = pixelforge_cli("data", "check", tmp_path / "captions.csv", "--task", "caption")
     assert outcome.code == 2 and "captions.csv: row 2 has no path" in outcome.error_line
+
+
+@pytest.mark.parametrize("line, message", [
+    (b"a photo of {x} and {}\n", "no other braces"),  # was a KeyError traceback once the labels were embedded
+    (b"a {} of }x\n", "no other braces"),  # a lone brace: a ValueError traceback
+    ("une photo d'{} é\n".encode("latin-1"), r"not UTF-8 text \(byte 0xe9"),  # was a UnicodeDecodeError traceback
+])
+def test_a_zeroshot_template_file_that_cannot_be_filled_is_one_line(line, message, tmp_path):
+    from pixelforge.errors import PixelforgeError
+    from pixelforge.models.prompts import read_templates
+
+    (tmp_path / "templates.txt").write_bytes(line)
+    with pytest.raises(PixelforgeError, match=r"templates\.txt: .*" + message) as caught:
+        read_templates(str(tmp_path / "templates.txt"), default=["a photo of a {}."])
+    assert "\n" not in str(caught.value)
