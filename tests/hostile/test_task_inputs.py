@@ -110,3 +110,17 @@ def test_a_zeroshot_template_file_that_cannot_be_filled_is_one_line(line, messag
     with pytest.raises(PixelforgeError, match=r"templates\.txt: .*" + message) as caught:
         read_templates(str(tmp_path / "templates.txt"), default=["a photo of a {}."])
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("spec", ["zebra", "26", "3:0.5,xx:0.5", "3:0.5,-1:0.5", "3:nan"])
+def test_an_unknown_built_in_style_is_named_as_such(spec):
+    """`stylize --method arbitrary` said "zebra: image not found"; -1 wrapped round to style 25 and a nan weight
+    stylized with nan weights."""
+    from pixelforge.deploy.runtime.arbitrary import builtin_weights
+    from pixelforge.errors import PixelforgeError
+    from pixelforge.tasks.style.methods import read_style
+
+    assert builtin_weights(spec) is None
+    with pytest.raises(PixelforgeError, match=f"^{spec}: neither an image file nor a built-in style; built-in "
+                                              f"styles are numbers 0-25"):
+        read_style(spec, 64, builtin_ok=True)

@@ -78,7 +78,7 @@ def stylize_command(
         result, style_path = methods.fast(first, content)
         style = read_image(style_path, max(content.shape[-2:])) if style_path else None
     else:
-        style = methods.read_style(second, max(content.shape[-2:]))
+        style = methods.read_style(second, max(content.shape[-2:]), builtin_ok=method == "arbitrary")
         if method == "arbitrary":
             result = methods.arbitrary(content, style)
         elif isinstance(style, str):
