@@ -154,3 +154,11 @@ def test_a_group_without_a_class_does_not_count_as_unfair_to_it():
     y, preds = torch.tensor([0, 1, 0, 0]), [0, 1, 0, 0]
     out = group_metrics(_probs(preds), y, ["a", "a", "b", "b"], ["cat", "dog"])
     assert out["summary"]["per_class"]["dog"]["equalized_odds_difference"] == 0.0
+
+
+def test_a_group_mapping_file_not_in_utf8_is_one_line(tmp_path):
+    """It was a UnicodeDecodeError traceback; a label CSV already gave this line."""
+    mapping = tmp_path / "groups.csv"
+    mapping.write_bytes("folder,group\ntrain,café\n".encode("latin-1"))
+    with pytest.raises(PixelforgeError, match=r"groups\.csv: not UTF-8 text \(byte 0xe9 at offset 22\)"):
+        resolve_groups([Sample(tmp_path / "train" / "1.jpg", "ants")], str(mapping), "data")

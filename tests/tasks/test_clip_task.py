@@ -97,6 +97,22 @@ def test_zeroshot_refuses_a_run_of_another_task(tmp_path, clip_data):
     assert isinstance(done.exception, PixelforgeError) and "needs a run of --task clip" in str(done.exception)
 
 
+@pytest.mark.parametrize("labels", ["zebra,giraffe,red circle", "red circle,Red Circle"])
+def test_zeroshot_refuses_labels_the_run_cannot_tell_apart(labels, clip_run, clip_data):
+    """Words outside the run's vocabulary are all <unk>, and its tokenizer lower-cases: the two labels tied on every
+    image and the first was printed as the answer."""
+    from typer.testing import CliRunner
+
+    from pixelforge.cli import app
+    from pixelforge.errors import PixelforgeError
+
+    image = next((clip_data / "images" / "test").glob("*.png"))
+    done = CliRunner().invoke(app, ["zeroshot", str(image), "--run", str(clip_run), "--labels", labels])
+    first, second = labels.split(",")[:2]
+    assert isinstance(done.exception, PixelforgeError)
+    assert f"--labels: {first!r} and {second!r} give this model the same text" in str(done.exception)
+
+
 def test_exported_package_labels_like_the_run_without_torch(clip_run, clip_data, tmp_path):
     import subprocess
     import sys

@@ -62,7 +62,10 @@ def test_plus_applies_in_turn_and_bar_chooses_one_per_image():
 
 
 @pytest.mark.parametrize("spec, message", [("gauss:25", "unknown noise 'gauss'"), ("gaussian:x", "needs a number"),
-                                           ("jpeg:120", "out of range"), ("saltpepper:2", "out of range")])
+                                           ("jpeg:120", "out of range"), ("saltpepper:2", "out of range"),
+                                           # nan and inf were "cannot convert float NaN to integer"
+                                           ("gaussian:nan", "gaussian:nan out of range"),
+                                           ("poisson:inf", "poisson:inf out of range"), ("jpeg:nan", "out of range")])
 def test_a_bad_noise_is_one_line_naming_the_spec(spec, message, tmp_path):
     with pytest.raises(pixelforge.PixelforgeError, match=message):
         parse_noise(spec)

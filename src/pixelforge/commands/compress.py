@@ -45,11 +45,9 @@ def load_codec(run: Path, refine: int = 0, refine_lr: float | None = None):
 
 
 def _write_new(path: Path, data: bytes) -> None:
-    from pixelforge.runs.folder import atomic_write_bytes
+    from pixelforge.runs.folder import atomic_write_bytes, new_output_file
 
-    if path.exists():
-        raise PixelforgeError(f"{path}: already exists; outputs are never overwritten, choose another --out")
-    atomic_write_bytes(path, lambda handle: handle.write(data))
+    atomic_write_bytes(new_output_file(path), lambda handle: handle.write(data))  # checked again: it may have appeared
 
 
 def compress_command(
@@ -66,7 +64,9 @@ def compress_command(
     import time
 
     from pixelforge.data.images import load_rgb
+    from pixelforge.runs.folder import new_output_file
 
+    new_output_file(out)  # before the encoding, which takes a while with --refine
     pixels = np.asarray(load_rgb(image))
     encode, _ = load_codec(run, refine, refine_lr)
     cpu = time.process_time()
@@ -87,6 +87,9 @@ def decompress_command(
     """Decode a .pfc file into a PNG (8-bit RGB, the original's size)."""
     from PIL import Image
 
+    from pixelforge.runs.folder import new_output_file
+
+    new_output_file(out)
     if not file.is_file():
         raise PixelforgeError(f"{file}: no such file")
     _, decode = load_codec(run)

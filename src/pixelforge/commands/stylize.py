@@ -50,6 +50,7 @@ def stylize_command(
     import torch
 
     from pixelforge.deploy.runtime.package import is_package
+    from pixelforge.runs.folder import new_output_file
     from pixelforge.tasks.style import methods
     from pixelforge.tasks.style.apply import is_style_run
     from pixelforge.tasks.style.gatys import Weights
@@ -66,8 +67,7 @@ def stylize_command(
     if (method == "fast") != model_first:
         raise PixelforgeError(f"{first}: --method fast takes a style run or package first, then the content photo"
                               if method == "fast" else f"{first}: a run/package stylizes with --method fast (or auto)")
-    if out.exists():
-        raise PixelforgeError(f"{out}: already exists; choose a new --out (outputs are never overwritten)")
+    new_output_file(out)
     long_side = size or None
     content = read_image(second if method == "fast" else first, long_side)
     if feature_transform is None:
@@ -78,7 +78,7 @@ def stylize_command(
         result, style_path = methods.fast(first, content)
         style = read_image(style_path, max(content.shape[-2:])) if style_path else None
     else:
-        style = methods.read_style(second, max(content.shape[-2:]))
+        style = methods.read_style(second, max(content.shape[-2:]), builtin_ok=method == "arbitrary")
         if method == "arbitrary":
             result = methods.arbitrary(content, style)
         elif isinstance(style, str):

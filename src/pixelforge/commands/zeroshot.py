@@ -74,6 +74,8 @@ def classify_images(zs, files: list[Path], labels: list[str], templates: list[st
     (PyTorch) or a clip package's runtime (numpy)."""
     from pixelforge.data.images import ImageReadError, load_rgb
 
+    classes = zs.class_embeddings(labels, templates)
+    refuse_labels_alike(np.asarray(classes), labels)
     images, results = [], []
     for path in files:
         try:
@@ -84,11 +86,22 @@ def classify_images(zs, files: list[Path], labels: list[str], templates: list[st
         if hasattr(zs, "package"):
             scores = zs.scores([pixels for _, pixels in images], labels, templates)
         else:
-            classes = zs.class_embeddings(labels, templates)
             scores = zs.scores(zs.image_embeddings([pixels for _, pixels in images]), classes).numpy()
         results += [{"path": str(path), **row} for (path, _), row in zip(images, top_k(scores, labels, k))]
     order = {str(p): i for i, p in enumerate(files)}
     return sorted(results, key=lambda r: order[r["path"]])
+
+
+def refuse_labels_alike(classes: np.ndarray, labels: list[str]) -> None:
+    """One line for two labels the model embeds identically ([D, C] `classes`): words a run's tokenizer does not know
+    (`zebra`, `giraffe`: both `<unk>`), a difference of case or spaces the tokenizer drops (`bee,Bee`). They tied at
+    one score on every image, and the first was always printed as the answer."""
+    for i in range(len(labels)):
+        for j in range(i):
+            if np.allclose(classes[:, i], classes[:, j], atol=1e-6):
+                raise PixelforgeError(f"--labels: {labels[j]!r} and {labels[i]!r} give this model the same text "
+                                      f"(words it does not know, or only case and spaces differ); it cannot tell "
+                                      f"them apart, so use words it was trained on")
 
 
 def zeroshot_command(

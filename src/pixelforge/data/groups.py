@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import csv
 import fnmatch
+import io
 from pathlib import Path
 
-from pixelforge.data.sources import Sample
+from pixelforge.data.sources import Sample, csv_text
 from pixelforge.errors import PixelforgeError
 
 BLANK_GROUP = "(none)"  # a CSV row whose group cell is empty
@@ -58,7 +59,7 @@ def resolve_groups(samples: list[Sample], spec: str, origin: str) -> list[str]:
 
 
 def _from_mapping(samples: list[Sample], mapping: Path) -> list[str]:
-    with open(mapping, newline="", encoding="utf-8-sig") as handle:
+    with io.StringIO(csv_text(mapping), newline="") as handle:  # not UTF-8: one line, as a label CSV (was a traceback)
         reader = csv.DictReader(handle)
         if not {"folder", "group"} <= {c.strip() for c in reader.fieldnames or []}:
             raise PixelforgeError(f"{mapping}: a group mapping needs the columns folder,group (one row per folder)")

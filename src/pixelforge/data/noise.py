@@ -111,8 +111,10 @@ def _parse_one(part: str, spec: str) -> Noise:
         level = float(value)
     except ValueError:
         raise PixelforgeError(f"--noise {spec!r}: {kind} needs a number, {kind}:{KINDS[kind]}") from None
-    valid = {"gaussian": level > 0, "poisson": level > 0, "saltpepper": 0 < level <= 1,
-             "jpeg": level == int(level) and 1 <= level <= 95}[kind]
+    # nan and inf parse as floats; the checks below would pass inf (and int() of either raised a ValueError that
+    # reached the user as "cannot convert float NaN to integer")
+    valid = np.isfinite(level) and {"gaussian": level > 0, "poisson": level > 0, "saltpepper": 0 < level <= 1,
+                                    "jpeg": level == round(level) and 1 <= level <= 95}[kind]
     if not valid:
         raise PixelforgeError(f"--noise {spec!r}: {kind}:{value} out of range; {kind}:{KINDS[kind]}")
     return Noise(kind, level)

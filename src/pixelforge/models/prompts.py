@@ -26,12 +26,27 @@ def read_templates(choice: str, default: list[str], option: str = "--templates")
     path = Path(choice)
     if not path.is_file():
         raise PixelforgeError(f"{option} {choice}: not default, none, or an existing text file of templates")
-    lines = [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
-    bad = [line for line in lines if line.count("{}") != 1]
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise PixelforgeError(f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "
+                              f"save the templates as UTF-8") from None
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    bad = [line for line in lines if line.count("{}") != 1 or not _formats(line)]
     if not lines or bad:
-        raise PixelforgeError(f"{path}: each template line needs exactly one {{}} for the label "
+        raise PixelforgeError(f"{path}: each template line needs exactly one {{}} for the label and no other "
+                              f"braces (write {{{{ or }}}} for a brace) "
                               f"({'no templates' if not lines else 'first bad line: ' + bad[0]!r})")
     return lines
+
+
+def _formats(template: str) -> bool:
+    """Whether str.format fills the template: other braces (`{x}`, a lone `{`) were a KeyError traceback later."""
+    try:
+        template.format("label")
+    except (KeyError, IndexError, ValueError):
+        return False
+    return True
 
 
 def parse_labels(text: str) -> list[str]:

@@ -90,7 +90,25 @@ def output_path(out: str | Path | None, default: str | Path) -> Path:
     out = Path(out)
     if out.is_file() or (out.is_dir() and any(out.iterdir())):
         raise PixelforgeError(f"{out}: already exists; choose a new --out (outputs are never overwritten)")
+    refuse_path_inside_a_file(out)
     return out
+
+
+def new_output_file(out: str | Path) -> Path:
+    """`--out` for one file a command writes after its work (`compress`, `stylize`): refused at once if anything is
+    there or a folder on its way is a file, so the work is not done only to be refused (or end in a traceback)."""
+    out = Path(out)
+    if out.exists():
+        raise PixelforgeError(f"{out}: already exists; choose a new --out (outputs are never overwritten)")
+    refuse_path_inside_a_file(out)
+    return out
+
+
+def refuse_path_inside_a_file(out: Path) -> None:
+    """One line for `--out a.png/b.png` where a.png is a file (writing it was a FileExistsError traceback)."""
+    blocker = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise PixelforgeError(f"{out}: {blocker} is a file, not a folder; choose an --out in a folder")
 
 
 EVALUATION_FILE = "evaluation.json"  # what an eval folder scored: its data, split and options

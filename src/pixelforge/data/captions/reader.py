@@ -75,7 +75,10 @@ def _merge(origin: str, sources: list[CaptionSource]) -> CaptionSource:
 
 def _load_json(path: Path) -> dict:
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_bytes().decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise PixelforgeError(f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "
+                              f"save the JSON as UTF-8") from None
     except json.JSONDecodeError as exc:
         raise PixelforgeError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
     if not isinstance(data, dict) or not isinstance(data.get("images"), list) or not isinstance(data.get("annotations"), list):
@@ -98,9 +101,13 @@ def read_coco_captions(path: str | Path, split: str | None = None) -> CaptionSou
     roots = _image_roots(path)
     images: dict = {}
     missing = []
+    listed: dict = {}  # id -> file name, found or not
     for entry in data["images"]:
-        if "id" not in entry or "file_name" not in entry:
-            raise PixelforgeError(f"{path}: an image entry lacks 'id' or 'file_name' ({str(entry)[:80]})")
+        _check_image_entry(path, entry)
+        first = listed.setdefault(entry["id"], entry["file_name"])
+        if first != entry["file_name"]:  # the later file silently took the id, and the first file's captions
+            raise PixelforgeError(f"{path}: image id {entry['id']!r} is listed for two files ({first}, "
+                                  f"{entry['file_name']}); give each image its own id")
         found = next((r / entry["file_name"] for r in roots if (r / entry["file_name"]).is_file()), None)
         if found is None:
             missing.append(str(roots[0] / entry["file_name"]))
@@ -109,14 +116,35 @@ def read_coco_captions(path: str | Path, split: str | None = None) -> CaptionSou
                                              objects=entry.get("objects"))
     orphans = []
     for ann in data["annotations"]:
-        if "caption" not in ann or "image_id" not in ann:
-            raise PixelforgeError(f"{path}: an annotation lacks 'image_id' or 'caption' ({str(ann)[:80]})")
+        _check_annotation(path, ann)
         image = images.get(ann["image_id"])
         if image is None:
             orphans.append((str(path), ann["image_id"]))
         else:
-            image.captions.append(str(ann["caption"]))
+            image.captions.append(ann["caption"])
     return CaptionSource(str(path), list(images.values()), orphans, missing)
+
+
+def _is_id(value) -> bool:
+    """COCO ids are numbers (some tools write strings); a list or object cannot key an image, and a bool is a typo."""
+    return isinstance(value, (int, str)) and not isinstance(value, bool)
+
+
+def _check_image_entry(path: Path, entry) -> None:
+    if not isinstance(entry, dict) or "id" not in entry or "file_name" not in entry:
+        raise PixelforgeError(f"{path}: an image entry lacks 'id' or 'file_name' ({str(entry)[:80]})")
+    if not _is_id(entry["id"]) or not isinstance(entry["file_name"], str) or not entry["file_name"]:
+        raise PixelforgeError(f"{path}: an image entry needs a number 'id' and a file name string 'file_name' "
+                              f"({str(entry)[:80]})")
+
+
+def _check_annotation(path: Path, ann) -> None:
+    if not isinstance(ann, dict) or "caption" not in ann or "image_id" not in ann:
+        raise PixelforgeError(f"{path}: an annotation lacks 'image_id' or 'caption' ({str(ann)[:80]})")
+    # str() made a null caption the sentence "none" and a number a one-word caption
+    if not _is_id(ann["image_id"]) or not isinstance(ann["caption"], str):
+        raise PixelforgeError(f"{path}: an annotation needs a number 'image_id' and a text 'caption' "
+                              f"({str(ann)[:80]})")
 
 
 def read_captions_csv(path: str | Path) -> CaptionSource:
@@ -128,7 +156,10 @@ def read_captions_csv(path: str | Path) -> CaptionSource:
         raise PixelforgeError(f"{path}: needs a header with columns path,caption (optional: split)")
     by_path: dict[str, CaptionedImage] = {}
     missing = []
-    for row in rows:
+    for number, row in enumerate(rows, start=2):  # the header is line 1
+        if not (row["path"] or "").strip():  # a short row (None) was a TypeError traceback
+            raise PixelforgeError(f"{path}: row {number} has no path; each row needs a path and a caption, in the "
+                                  f"header's order")
         file = Path(row["path"]) if Path(row["path"]).is_absolute() else path.parent / row["path"]
         if not file.is_file():
             missing.append(str(file))
@@ -137,6 +168,9 @@ def read_captions_csv(path: str | Path) -> CaptionSource:
         if split is not None and split not in SPLITS:
             raise PixelforgeError(f"{path}: split {split!r} for {row['path']}; use train, val or test")
         image = by_path.setdefault(str(file), CaptionedImage(len(by_path) + 1, str(file), split))
+        if image.split != split:  # the first row's split won: the image's other captions changed split unseen
+            raise PixelforgeError(f"{path}: {row['path']} has rows in split {image.split or '(none)'} and "
+                                  f"{split or '(none)'}; an image's captions belong to one split")
         image.captions.append(row["caption"] or "")
     return CaptionSource(str(path), list(by_path.values()), [], sorted(set(missing)))
 

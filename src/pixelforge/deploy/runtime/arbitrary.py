@@ -39,10 +39,12 @@ def builtin_weights(spec: str) -> np.ndarray | None:
     try:
         for part in filter(None, (p.strip() for p in text.split(","))):
             index, _, weight = part.partition(":")
+            if int(index) < 0:  # numpy would wrap -1 round to the last style
+                return None
             weights[int(index)] += float(weight) if weight else 1.0
     except (ValueError, IndexError):
         return None
-    if weights.sum() <= 0 or (weights < 0).any():
+    if not np.isfinite(weights).all() or weights.sum() <= 0 or (weights < 0).any():  # nan weights: a garbage image
         return None
     return weights / weights.sum()
 

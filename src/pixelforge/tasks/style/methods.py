@@ -106,10 +106,14 @@ def arbitrary(content: torch.Tensor, style: torch.Tensor | str) -> Stylized:
     return Stylized(to_tensor(out), time.perf_counter() - started, "arbitrary (Magenta, ONNX Runtime)")
 
 
-def read_style(path_or_name: str, long_side: int | None) -> torch.Tensor | str:
-    """A style image file as a tensor, or a built-in style spec string (arbitrary only)."""
-    from pixelforge.deploy.runtime.arbitrary import builtin_weights
+def read_style(path_or_name: str, long_side: int | None, builtin_ok: bool = False) -> torch.Tensor | str:
+    """A style image file as a tensor, or a built-in style spec string (arbitrary only: `builtin_ok`)."""
+    from pixelforge.deploy.runtime.arbitrary import BUILTIN_STYLES, builtin_weights
 
-    if not Path(path_or_name).exists() and builtin_weights(path_or_name) is not None:
-        return path_or_name
+    if not Path(path_or_name).exists():
+        if builtin_weights(path_or_name) is not None:
+            return path_or_name
+        if builtin_ok:  # "zebra: image not found" did not say that built-in styles are numbers
+            raise PixelforgeError(f"{path_or_name}: neither an image file nor a built-in style; built-in styles are "
+                                  f"numbers 0-{BUILTIN_STYLES - 1} or a blend such as 3:0.5,12:0.5")
     return read_image(path_or_name, long_side)
