@@ -430,9 +430,14 @@ def test_stylize_command_reports_the_same_keys_for_every_method(tiny_run, images
         assert Image.open(reports[-1]["out"]).size == (48, 40)
     assert reports[0]["style_loss"] > 0 and reports[1]["style_loss"] > 0  # the run's style image is known
     assert reports[2]["style_loss"] is None  # a built-in style has no image to measure against
-    assert (tmp_path / "g.losses.csv").is_file() and (tmp_path / "g.losses.png").is_file()
+    assert (tmp_path / "g.losses.csv").is_file() and reports[0]["loss_curve"] == str(tmp_path / "g.losses.png")
     again = runner.invoke(app, ["stylize", *calls[0], "--json"])
     assert again.exit_code != 0 and "already exists" in str(again.exception or again.output)
+    first_curve = (tmp_path / "g.losses.csv").read_bytes()
+    other = runner.invoke(app, ["stylize", content, style, "--out", str(tmp_path / "g.jpg"), "--steps", "3",
+                                "--size", "48", "--json"])  # the same stem: its curve was written over g.png's
+    assert json.loads(other.output.strip().splitlines()[-1])["loss_curve"] == str(tmp_path / "g.losses-2.png")
+    assert (tmp_path / "g.losses.csv").read_bytes() == first_curve and (tmp_path / "g.losses-2.csv").is_file()
     (tmp_path / "not-a-run").mkdir()  # a folder first is a model, and this one is none: said so, not "cannot read"
     wrong = runner.invoke(app, ["stylize", str(tmp_path / "not-a-run"), content, "--out", str(tmp_path / "w.png")])
     assert "neither a style run" in str(wrong.exception) and not (tmp_path / "w.png").exists()

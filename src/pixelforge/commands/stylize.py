@@ -91,12 +91,13 @@ def stylize_command(
         style = style if isinstance(style, torch.Tensor) else None
     methods.score(result, lossnet, content, style, loss_weights)
     save_image(result.image, out)
-    if result.history:
-        _save_curve(result.history, out)
+    curve = _save_curve(result.history, out) if result.history else None
     losses = result.losses
     summary = {"seconds": round(result.seconds, 4), "content_loss": losses["content"], "style_loss": losses["style"],
                "loss_net": lossnet.name, "feature_transform": lossnet.feature_transform, "method": result.method,
                "out": str(out), "size": list(result.image.shape[-2:][::-1])}
+    if curve is not None:
+        summary["loss_curve"] = str(curve)
     if as_json:
         typer.echo(json.dumps(summary))
     else:
@@ -118,17 +119,23 @@ def _gatys_with_progress(methods, lossnet, content, style, loss_weights, quiet: 
         return methods.gatys(lossnet, content, style, progress=advance, weights=loss_weights, **options)
 
 
-def _save_curve(history: list[dict], out: Path) -> None:
-    """OUT.losses.csv and OUT.losses.png: the loss at every evaluation, per term."""
+def _save_curve(history: list[dict], out: Path) -> Path:
+    """OUT.losses.csv and OUT.losses.png (the loss at every evaluation, per term); returns the PNG's path.
+
+    `--out` is new, but another output with its stem (`cat.jpg` after `cat.png`) has these two names already: then
+    OUT.losses-2.csv and .png, the first number free for both, as default names are numbered elsewhere."""
     import csv
 
     import matplotlib
 
+    from pixelforge.output_names import numbered
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    stem = out.with_suffix("")
-    with open(f"{stem}.losses.csv", "w", newline="") as handle:
+    base = next(b for b in numbered(out.with_name(f"{out.stem}.losses"), keep_suffix=False)
+                if not b.with_name(f"{b.name}.csv").exists() and not b.with_name(f"{b.name}.png").exists())
+    with open(base.with_name(f"{base.name}.csv"), "x", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(history[0]))
         writer.writeheader()
         writer.writerows(history)
@@ -141,5 +148,6 @@ def _save_curve(history: list[dict], out: Path) -> None:
     axis.legend()
     axis.set_title("stylize by optimisation: losses (coarse to fine)")
     figure.tight_layout()
-    figure.savefig(f"{stem}.losses.png", dpi=100)
+    figure.savefig(base.with_name(f"{base.name}.png"), dpi=100)
     plt.close(figure)
+    return base.with_name(f"{base.name}.png")
