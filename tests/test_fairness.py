@@ -72,6 +72,14 @@ def test_equal_groups_raise_no_flags():
     assert out["largest_accuracy_gap"] == 0.0 and out["summary"]["flags"] == []
 
 
+def test_a_single_group_is_flagged_instead_of_reading_as_a_zero_gap():
+    """Every image in one group printed 'largest accuracy gap 0.000' as if the groups had been compared."""
+    out = group_metrics(_probs([0, 1, 1, 1]), torch.tensor([0, 1, 0, 1]), ["x"] * 4, ["a", "b"], column="site")
+    assert out["summary"]["flags"] == ["only one group ('x') in column 'site' among the scored images: there is no "
+                                       "gap to measure; check the column, or score a split that holds other groups"]
+    assert "FLAG: only one group ('x')" in format_groups(out)
+
+
 def test_reserved_group_names_are_refused():
     with pytest.raises(PixelforgeError, match="group value 'summary'"):
         group_metrics(_probs([0, 1]), torch.tensor([0, 1]), ["summary", "a"], ["x", "y"])
@@ -113,6 +121,8 @@ def test_groups_from_a_folder_mapping_file(tmp_path):
     assert resolve_groups(samples, str(mapping), "data") == ["outdoor", "indoor", "outdoor"]
     with pytest.raises(PixelforgeError, match="no folder row matches"):
         resolve_groups([Sample(tmp_path / "other" / "4.jpg", "ants")], str(mapping), "data")
+    mapping.write_text("folder,group\ntrain/*/outdoor,\ntrain,indoor\n")  # an empty cell: named as a CSV's is
+    assert resolve_groups(samples, str(mapping), "data") == ["(none)", "indoor", "(none)"]
 
 
 def test_weighted_sampler_draws_groups_equally_and_replays_on_resume():

@@ -25,7 +25,7 @@ from pathlib import Path
 from pixelforge.data.sources import Sample, csv_text
 from pixelforge.errors import PixelforgeError
 
-BLANK_GROUP = "(none)"  # a CSV row whose group cell is empty
+BLANK_GROUP = "(none)"  # a CSV row, or a mapping row, whose group cell is empty
 
 
 def is_mapping_file(spec: str) -> bool:
@@ -71,7 +71,7 @@ def _from_mapping(samples: list[Sample], mapping: Path) -> list[str]:
         if group is None:
             raise PixelforgeError(f"{mapping}: no folder row matches {sample.path}; add a folder,group row for it "
                                   "(wildcards such as train/*/outdoor work)")
-        groups.append(group)
+        groups.append(group or BLANK_GROUP)
     return groups
 
 

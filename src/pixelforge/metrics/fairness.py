@@ -162,6 +162,9 @@ def group_metrics(probs: torch.Tensor, targets: torch.Tensor, groups: list[str],
 
 def _flags(table: dict, summary: dict, threshold: float) -> list[str]:
     flags = []
+    if len(table) == 1:  # every gap is 0 then, which reads as "fair" when nothing was compared
+        flags.append(f"only one group ({next(iter(table))!r}) in column {summary['column']!r} among the scored images: "
+                     f"there is no gap to measure; check the column, or score a split that holds other groups")
     for metric, gap in summary["gaps"].items():
         if gap["gap"] > threshold:
             hi, lo = table[gap["highest"]], table[gap["lowest"]]
