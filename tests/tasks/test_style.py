@@ -410,6 +410,22 @@ def test_serve_stylizes_with_the_package_an_uploaded_style_image_or_a_builtin_st
     assert not_image.status_code == 415, not_image.text
 
 
+def test_stylize_refuses_an_image_larger_than_free_memory_allows_and_names_a_size(images, tmp_path, monkeypatch):
+    """Optimising a huge photo at `--size 0` was ended by the OOM killer with no message; now one line first."""
+    from typer.testing import CliRunner
+
+    from pixelforge.cli import app
+    from pixelforge.engine import cpu_memory
+
+    Image.new("RGB", (1600, 1200), (120, 80, 40)).save(tmp_path / "big.png")
+    monkeypatch.setattr(cpu_memory, "available_memory_bytes", lambda: 2 * 2**30)
+    done = CliRunner().invoke(app, ["stylize", str(tmp_path / "big.png"), str(images["style"]), "--out",
+                                    str(tmp_path / "out.png"), "--size", "0"])
+    assert str(done.exception) == (f"{tmp_path / 'big.png'}: stylizing 1600x1200 by optimisation needs about 4.5 GB "
+                                   f"of RAM and 2.0 GB are free; pass --size 768 or less (the longer side in px)")
+    assert not (tmp_path / "out.png").exists()
+
+
 def test_stylize_command_reports_the_same_keys_for_every_method(tiny_run, images, tmp_path):
     from typer.testing import CliRunner
 
