@@ -83,6 +83,22 @@ def test_predict_keeps_size_channels_and_16_bit_depth(dncnn_run, tmp_path):
         pixelforge.predict(dncnn_run, [tmp_path / "odd.png"], out=tmp_path / "out")
 
 
+def test_predict_puts_back_the_transparency_of_rgba_and_grey_alpha_images(dncnn_run, tmp_path):
+    """RGBA and LA images came back opaque: the alpha was dropped with the scene's decoding."""
+    alpha = np.tile(np.linspace(0, 255, 40).astype(np.uint8), (30, 1))
+    rgba = np.dstack([data.coffee()[:30, :40], alpha])
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "icon.png")
+    Image.fromarray(np.dstack([data.camera()[:30, :40], alpha]), "LA").save(tmp_path / "grey.png")
+    results = pixelforge.predict(dncnn_run, [tmp_path / "icon.png", tmp_path / "grey.png"], out=tmp_path / "out")
+    for result in results:
+        with Image.open(result["output"]) as written:
+            assert written.mode == "RGBA" and written.size == (40, 30)
+            np.testing.assert_array_equal(np.asarray(written.getchannel("A")), alpha)
+    Image.fromarray(rgba[..., :3]).save(tmp_path / "flat.png")  # the colours are denoised as without alpha
+    flat = pixelforge.predict(dncnn_run, [tmp_path / "flat.png"], out=tmp_path / "flat")
+    np.testing.assert_array_equal(load_image_any(results[0]["output"]), load_image_any(flat[0]["output"]))
+
+
 def test_predict_gives_a_second_photo_of_the_same_name_its_own_output(dncnn_run, tmp_path):
     """Class folders each holding a 1.png: the folder was refused ("two input files share a name stem")."""
     for folder in ("ants", "bees"):

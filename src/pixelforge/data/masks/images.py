@@ -87,6 +87,22 @@ def _pil_to_array(img: Image.Image, path: Path) -> np.ndarray:
     return np.asarray(img.convert("RGB"), dtype=np.uint8)
 
 
+def load_alpha(path: str | Path, like: np.ndarray) -> np.ndarray | None:
+    """`path`'s transparency as HxWx1 in `like`'s dtype (8-bit alpha scaled up for a 16-bit image), or None when it
+    has none. `load_image_any` leaves alpha out of the scene; a task that writes the picture back (denoise) puts
+    it back unchanged."""
+    try:
+        with Image.open(path) as img:
+            if "A" not in img.getbands() and "transparency" not in img.info:
+                return None
+            alpha = np.asarray(ImageOps.exif_transpose(img).convert("RGBA").getchannel("A"))
+    except Exception:  # noqa: BLE001 - read by another decoder (tifffile): no alpha to keep
+        return None
+    if alpha.shape != like.shape[:2]:
+        return None
+    return (alpha.astype(np.uint16) * 257 if like.dtype == np.uint16 else alpha)[..., None]
+
+
 def array_bit_depth(array: np.ndarray) -> int:
     """16 for uint16 pixels, else 8: the depth `load_image_any` decoded."""
     return 16 if array.dtype == np.uint16 else 8

@@ -48,10 +48,12 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def save_image(image: np.ndarray, path: Path) -> Path:
-    """Write HxWxC uint8/uint16 as PNG, 16-bit kept (OpenCV writes 16-bit colour PNGs; Pillow cannot)."""
+    """Write HxWxC (C = 1, 3, or 4 with alpha) uint8/uint16 as PNG, 16-bit kept (OpenCV writes 16-bit colour PNGs;
+    Pillow cannot)."""
     import cv2
 
-    array = image[..., 0] if image.shape[-1] == 1 else image[..., ::-1]  # OpenCV writes BGR
+    # OpenCV writes BGR, and BGRA for an image with its alpha
+    array = image[..., 0] if image.shape[-1] == 1 else image[..., [2, 1, 0, 3][:image.shape[-1]]]
     ok, data = cv2.imencode(".png", np.ascontiguousarray(array))
     if not ok:
         raise PixelforgeError(f"{path}: could not encode the image as PNG")
@@ -60,13 +62,14 @@ def save_image(image: np.ndarray, path: Path) -> Path:
 
 
 def denoise_files(paths: list, out: Path, denoise, progress=None) -> list[dict]:
-    """Denoise each file with `denoise(HxWxC array) -> array` and write OUT/STEM.png (never over an existing file).
+    """Denoise each file with `denoise(HxWxC array) -> array` and write OUT/STEM.png (never over an existing file),
+    with the file's transparency put back unchanged when it has one (a denoised icon stays cut out).
 
     Files are read as training read them (data.masks.images.load_image_any: 16-bit kept); unreadable ones give a
     result with "error".
     """
     from pixelforge.data.images import read_each
-    from pixelforge.data.masks.images import load_image_any
+    from pixelforge.data.masks.images import load_alpha, load_image_any
     from pixelforge.data.sources import output_stems
 
     out = Path(out)
@@ -78,8 +81,8 @@ def denoise_files(paths: list, out: Path, denoise, progress=None) -> list[dict]:
     results, target_of = [], dict(zip(map(str, paths), targets))
     for path, image in read_each(paths, load_image_any, results):
         target = target_of[str(path)]
-        denoised = denoise(image)
-        save_image(denoised, target)
+        denoised, alpha = denoise(image), load_alpha(path, image)
+        save_image(denoised if alpha is None else with_alpha(denoised, alpha), target)
         results.append({"path": str(path), "output": str(target), "width": image.shape[1], "height": image.shape[0],
                         "bit_depth": 16 if image.dtype == np.uint16 else 8,
                         "summary": f"denoised -> {target} ({image.shape[1]}x{image.shape[0]}, "
@@ -87,6 +90,12 @@ def denoise_files(paths: list, out: Path, denoise, progress=None) -> list[dict]:
         if progress is not None:
             progress(1)
     return results
+
+
+def with_alpha(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """HxWx4: `image` (grey repeated to RGB, as PNG has no grey-with-alpha that OpenCV writes) and its alpha."""
+    colour = np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image
+    return np.concatenate([colour, alpha.astype(colour.dtype)], axis=-1)
 
 
 def _png_base64(image: np.ndarray) -> str:
