@@ -120,6 +120,12 @@ def describe_errors(exc: ValidationError, model: type[BaseModel], task: str) -> 
             close = closest_key(key, list(model.model_fields))
             hint = f"; did you mean {close!r}?" if close else ""
             parts.append(f"{key}: Extra inputs are not permitted (not an option of task {task!r}{hint})")
+        elif error["type"] == "value_error" and "error" in error.get("ctx", {}):
+            # Our own validators' messages, without pydantic's "Value error, "; the value only where the message
+            # does not name it already, and never a whole config (a check across keys has no one value).
+            message, given = str(error["ctx"]["error"]), error.get("input")
+            shown = "" if not loc or isinstance(given, dict) or repr(given) in message else f" (got {given!r})"
+            parts.append(f"{key}: {message}{shown}")
         else:
             parts.append(f"{key}: {error['msg']} (got {error.get('input')!r})")
     return "; ".join(parts)

@@ -73,6 +73,14 @@ CONFIGS = {  # train --config FILE
     "backbone lr under linear": ("data: missing\nbackbone_lr_mult: 0.5\n", r"--backbone-lr-mult 0.5.*full or gradual"),
     "unfreezing pace without gradual": ("task: detect\ndata: missing\nunfreeze_every: 2\n",
                                         r"--unfreeze-every 2: --task detect.*--strategy gradual"),
+    # our validators' own messages, without pydantic's "Value error," and the value or whole config a second time
+    "a noise spec that is not one": ("task: denoise\ndata: missing\nnoise: gaussian:abc\n",
+                                     r": noise: --noise 'gaussian:abc': gaussian needs a number, gaussian:SIGMA "
+                                     r"\(0-255 scale, > 0\)$"),
+    "a continual strategy without a parent": ("data: missing\ncontinual: ewc\n",
+                                              r": config: continual 'ewc' needs continue_from \(the run to continue "
+                                              r"from\)$"),
+    "a negative learning rate": ("data: missing\nlr: -1\n", r": lr: must be a positive number or 'auto' \(got -1\)$"),
 }
 
 
