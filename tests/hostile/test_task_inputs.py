@@ -112,6 +112,15 @@ def test_a_zeroshot_template_file_that_cannot_be_filled_is_one_line(line, messag
     assert "\n" not in str(caught.value)
 
 
+def test_a_zeroshot_template_with_literal_braces_is_read(tmp_path):
+    """`{{` and `}}` are braces in str.format: "a {} in {{braces}}" was refused as holding two `{}`."""
+    from pixelforge.models.prompts import read_templates
+
+    (tmp_path / "templates.txt").write_text("a {} in {{braces}}\n{{}} a {}\n")
+    templates = read_templates(str(tmp_path / "templates.txt"), default=[])
+    assert [t.format("bee") for t in templates] == ["a bee in {braces}", "{} a bee"]
+
+
 @pytest.mark.parametrize("spec", ["zebra", "26", "3:0.5,xx:0.5", "3:0.5,-1:0.5", "3:nan"])
 def test_an_unknown_built_in_style_is_named_as_such(spec):
     """`stylize --method arbitrary` said "zebra: image not found"; -1 wrapped round to style 25 and a nan weight

@@ -3,6 +3,7 @@ of `pixelforge zeroshot` uses them too): CLIP's ImageNet prompts, a template fil
 
 from __future__ import annotations
 
+import string
 from pathlib import Path
 
 from pixelforge.errors import PixelforgeError
@@ -32,7 +33,7 @@ def read_templates(choice: str, default: list[str], option: str = "--templates")
         raise PixelforgeError(f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "
                               f"save the templates as UTF-8") from None
     lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
-    bad = [line for line in lines if line.count("{}") != 1 or not _formats(line)]
+    bad = [line for line in lines if not _one_label_slot(line)]
     if not lines or bad:
         raise PixelforgeError(f"{path}: each template line needs exactly one {{}} for the label and no other "
                               f"braces (write {{{{ or }}}} for a brace) "
@@ -40,13 +41,14 @@ def read_templates(choice: str, default: list[str], option: str = "--templates")
     return lines
 
 
-def _formats(template: str) -> bool:
-    """Whether str.format fills the template: other braces (`{x}`, a lone `{`) were a KeyError traceback later."""
+def _one_label_slot(template: str) -> bool:
+    """Whether `template.format(label)` fills exactly one `{}` and nothing else: other fields (`{x}`, a second `{}`)
+    or a lone brace were a traceback once the labels were embedded; `{{` and `}}` are literal braces."""
     try:
-        template.format("label")
-    except (KeyError, IndexError, ValueError):
+        fields = [field for _, field, _, _ in string.Formatter().parse(template) if field is not None]
+    except ValueError:  # a lone brace
         return False
-    return True
+    return fields == [""]
 
 
 def parse_labels(text: str) -> list[str]:
