@@ -84,7 +84,7 @@ def classify_images(zs, files: list[Path], labels: list[str], templates: list[st
             results.append({"path": str(path), "error": str(exc)})
     if images:
         if hasattr(zs, "package"):
-            scores = zs.scores([pixels for _, pixels in images], labels, templates)
+            scores = zs.scores([pixels for _, pixels in images], labels, templates, classes=classes)
         else:
             scores = zs.scores(zs.image_embeddings([pixels for _, pixels in images]), classes).numpy()
         results += [{"path": str(path), **row} for (path, _), row in zip(images, top_k(scores, labels, k))]

@@ -113,13 +113,19 @@ def refuse_empty_class_folders(source: DataSource) -> None:
                               f"{', '.join(sorted(IMAGE_EXTENSIONS))}); add its images or move the folder out")
 
 
-def csv_text(csv_path: Path) -> str:
-    """A CSV file's text: UTF-8, with or without the byte-order mark Excel writes; one line naming the file else."""
+def utf8_text(path: Path, save_as: str = "UTF-8 text") -> str:
+    """A text file the user wrote (labels, captions, templates): UTF-8, with or without the byte-order mark Excel
+    and Notepad write; one line naming the file and the first bad byte else, and how to save it (`save_as`)."""
     try:
-        text = csv_path.read_text(encoding="utf-8-sig")
+        return Path(path).read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise PixelforgeError(f"{csv_path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset "
-                              f"{exc.start}); save the file as UTF-8 CSV") from None
+        raise PixelforgeError(f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset "
+                              f"{exc.start}); save the file as {save_as}") from None
+
+
+def csv_text(csv_path: Path) -> str:
+    """A CSV file's text (`utf8_text`), refused in one line when it holds NUL bytes (a spreadsheet's binary file)."""
+    text = utf8_text(csv_path, "UTF-8 CSV")
     if "\x00" in text:
         raise PixelforgeError(f"{csv_path}: holds NUL bytes, so it is not a text CSV; save it as UTF-8 CSV")
     return text

@@ -54,9 +54,10 @@ def peak_memory() -> dict:
 def available_memory_bytes() -> int | None:
     """RAM the kernel can give this process without swapping (Linux's MemAvailable); None where it does not say."""
     try:
-        for line in open("/proc/meminfo"):
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         pass
     return None

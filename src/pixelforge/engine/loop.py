@@ -166,8 +166,7 @@ class Loop:
             raise PixelforgeError(f"monitor_mode: {self.mode!r} is not 'max' or 'min' (task {type(self.task).__name__})")
         self.automatic = getattr(self.task, "automatic_optimization", True)
         self._pending_rng: dict | None = None
-        self._stop_requested = False
-        self._stop_signal = int(signal.SIGINT)  # which signal asked (Ctrl-C's or SIGTERM), for the exit code
+        self._stop_signal: int | None = None  # the signal that asked to stop, for the exit code
         self._sums: StepSums | None = None  # the epoch in progress's training metrics
         # Written at the next save (`_save_last`): the best epoch's checkpoint (a copy) and the finished epochs' rows.
         self._pending_best: dict | None = None
@@ -238,7 +237,7 @@ class Loop:
                         self._save_last(state)
                         break
                     self._end_epoch(state)
-                    if self._stop_requested and state.epoch < self.epochs:
+                    if self._stop_signal is not None and state.epoch < self.epochs:
                         raise KeyboardInterrupt(self._stop_signal)
             except KeyboardInterrupt as interrupt:
                 self._save_last(state)
@@ -253,7 +252,7 @@ class Loop:
     def _stop_on_signals(self):
         # Ctrl-C / SIGTERM only set a flag; the loop stops at the next batch boundary, never inside a checkpoint
         # write, so the saved state always matches the files next to it.
-        self._stop_requested = False
+        self._stop_signal = None
         previous = {}
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -265,7 +264,7 @@ class Loop:
                 signal.signal(sig, handler)
 
     def _request_stop(self, signum, frame) -> None:
-        self._stop_requested, self._stop_signal = True, int(signum)
+        self._stop_signal = int(signum)
 
     def _hook(self, state: LoopState, name: str, *args) -> None:
         reason = call_hooks(self.hooks, name, self.ctx, *args)
@@ -306,7 +305,7 @@ class Loop:
             self._sums.add(out)
             images = images + out.get("count", 1)
             self._hook(state, "on_train_batch_end", out)
-            if self._stop_requested:
+            if self._stop_signal is not None:
                 raise KeyboardInterrupt(self._stop_signal)
             if self.progress:
                 shown = self._show_progress(task_id, images, started, shown, state.batch == len(self.train_loader))
@@ -376,7 +375,7 @@ class Loop:
             self._pending_best = copy.deepcopy(self.checkpoint(state))
         self._pending_rows.append(row)
         due = time.monotonic() - self._saved_at >= CHECKPOINT_EVERY_S
-        if due or state.epoch >= self.epochs or state.stopped_early or self._stop_requested:
+        if due or state.epoch >= self.epochs or state.stopped_early or self._stop_signal is not None:
             self._save_last(state)
         self.fabric.log_dict({k: v for k, v in row.items() if k != "epoch"}, step=row["epoch"])
         if self.progress:

@@ -27,12 +27,9 @@ def read_templates(choice: str, default: list[str], option: str = "--templates")
     path = Path(choice)
     if not path.is_file():
         raise PixelforgeError(f"{option} {choice}: not default, none, or an existing text file of templates")
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise PixelforgeError(f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "
-                              f"save the templates as UTF-8") from None
-    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    from pixelforge.data.sources import utf8_text
+
+    lines = [line.strip() for line in utf8_text(path).splitlines() if line.strip() and not line.startswith("#")]
     bad = [line for line in lines if not _one_label_slot(line)]
     if not lines or bad:
         raise PixelforgeError(f"{path}: each template line needs exactly one {{}} for the label and no other "

@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pixelforge.data.sources import csv_text
+from pixelforge.data.sources import csv_text, utf8_text
 from pixelforge.errors import PixelforgeError
 
 SPLITS = ("train", "val", "test")
@@ -75,10 +75,7 @@ def _merge(origin: str, sources: list[CaptionSource]) -> CaptionSource:
 
 def _load_json(path: Path) -> dict:
     try:
-        data = json.loads(path.read_bytes().decode("utf-8-sig"))
-    except UnicodeDecodeError as exc:
-        raise PixelforgeError(f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "
-                              f"save the JSON as UTF-8") from None
+        data = json.loads(utf8_text(path, "UTF-8 JSON"))
     except json.JSONDecodeError as exc:
         raise PixelforgeError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
     if not isinstance(data, dict) or not isinstance(data.get("images"), list) or not isinstance(data.get("annotations"), list):

@@ -79,10 +79,13 @@ class ClipRuntime(DenseRuntime):
             columns.append(mean / np.linalg.norm(mean))
         return np.stack(columns, 1)
 
-    def scores(self, images: list, labels: list[str], templates: list[str] | None = None) -> np.ndarray:
-        """[N, C] probabilities: softmax of the trained temperature times the cosine similarities."""
-        logits = self.package.manifest["logit_scale"] * self.image_embeddings(images) @ self.class_embeddings(labels,
-                                                                                                             templates)
+    def scores(self, images: list, labels: list[str], templates: list[str] | None = None,
+               classes: np.ndarray | None = None) -> np.ndarray:
+        """[N, C] probabilities: softmax of the trained temperature times the cosine similarities (`classes`: the
+        labels' `class_embeddings` when the caller has them already)."""
+        if classes is None:
+            classes = self.class_embeddings(labels, templates)
+        logits = self.package.manifest["logit_scale"] * self.image_embeddings(images) @ classes
         logits -= logits.max(1, keepdims=True)
         return np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
 
