@@ -205,17 +205,6 @@ def test_linear_strategy_uses_cached_features(tmp_path, shapes_dir):
     assert result.best_val_accuracy > 0.6  # pretrained features tell shapes apart; chance is 0.25
 
 
-@pytest.mark.slow
-def test_two_process_ddp_on_cpu(tmp_path, shapes_dir):
-    result = pixelforge.train(str(shapes_dir), out=str(tmp_path / "ddp"), epochs=2, devices=2, **TINY)
-    rows = rd.read_metrics(result.run_dir / "metrics.csv")
-    assert len(rows) == 2 and (result.run_dir / "checkpoints" / "best.ckpt").is_file()
-    # Each process validated half the images; the logged accuracy is the all-reduced one over every image.
-    evaluation = pixelforge.evaluate(result.run_dir, split="val")
-    assert evaluation.metrics["num_images"] == 90
-    assert abs(evaluation.accuracy - result.best_val_accuracy) <= 1 / 90 + 1e-9
-
-
 class RaiseOutOfMemory:
     def on_train_batch_end(self, ctx, outputs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
