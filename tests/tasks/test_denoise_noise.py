@@ -65,13 +65,30 @@ def test_plus_applies_in_turn_and_bar_chooses_one_per_image():
                                            ("jpeg:120", "out of range"), ("saltpepper:2", "out of range"),
                                            # nan and inf were "cannot convert float NaN to integer"
                                            ("gaussian:nan", "gaussian:nan out of range"),
-                                           ("poisson:inf", "poisson:inf out of range"), ("jpeg:nan", "out of range")])
+                                           ("poisson:inf", "poisson:inf out of range"), ("jpeg:nan", "out of range"),
+                                           # above full white every value is a coin flip: no image left
+                                           ("gaussian:1e9", "gaussian:1e9 out of range.*SIGMA <= 255")])
 def test_a_bad_noise_is_one_line_naming_the_spec(spec, message, tmp_path):
     with pytest.raises(pixelforge.PixelforgeError, match=message):
         parse_noise(spec)
     with pytest.raises(pixelforge.PixelforgeError, match="noise: .*" + message):
         pixelforge.train(str(tmp_path), task="denoise", noise=spec, out=str(tmp_path / "run"))
     assert not (tmp_path / "run").exists()
+
+
+def test_a_sigma_below_one_level_trains_with_a_warning_naming_the_0_255_scale(tmp_path, caplog):
+    """`gaussian:0.1` is almost always a SIGMA meant on the 0-1 scale: on 8-bit images it rounds away."""
+    assert [str(n) for n in parse_noise("gaussian:0.1|gaussian:25").below_one_level()] == ["gaussian:0.1"]
+    assert parse_noise("gaussian:1+poisson:0.5").below_one_level() == []
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(4):
+        Image.fromarray(np.random.default_rng(i).integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    caplog.set_level("WARNING", logger="pixelforge")
+    pixelforge.train(str(folder), task="denoise", model="dncnn", depth=3, features=8, noise="gaussian:0.1", epochs=1,
+                     img_size=32, batch_size=2, val_fraction=0.5, out=str(tmp_path / "run"), quiet=True)
+    faint = [r.getMessage() for r in caplog.records if "0-255 scale" in r.getMessage()]
+    assert len(faint) == 1 and "use gaussian:25.5" in faint[0]
 
 
 def test_paired_noisy_and_clean_folders_are_matched_by_path_and_their_own_noise_is_used(tmp_path):

@@ -37,7 +37,7 @@ import numpy as np
 
 from pixelforge.errors import PixelforgeError
 
-KINDS = {"gaussian": "SIGMA (0-255 scale, > 0)", "poisson": "PEAK (photons at white, > 0)",
+KINDS = {"gaussian": "SIGMA (0-255 scale, 0 < SIGMA <= 255)", "poisson": "PEAK (photons at white, > 0)",
          "saltpepper": "AMOUNT (share of pixels, 0-1)", "jpeg": "QUALITY (1-95)"}
 
 
@@ -86,6 +86,11 @@ class NoiseModel:
             x = noise.apply(x, rng)
         return x
 
+    def below_one_level(self) -> list[Noise]:
+        """Its gaussian parts with SIGMA < 1: on 8-bit images that noise is mostly rounded away (`gaussian:0.1` is
+        usually a SIGMA meant on the 0-1 scale; 16-bit images keep it, so it is a warning, not an error)."""
+        return [n for chain in self.choices for n in chain if n.kind == "gaussian" and n.level < 1]
+
     @property
     def gaussian_sigma(self) -> float | None:
         """SIGMA for plain `gaussian:SIGMA` (what BM3D and the docs quote), else None."""
@@ -113,7 +118,9 @@ def _parse_one(part: str, spec: str) -> Noise:
         raise PixelforgeError(f"--noise {spec!r}: {kind} needs a number, {kind}:{KINDS[kind]}") from None
     # nan and inf parse as floats; the checks below would pass inf (and int() of either raised a ValueError that
     # reached the user as "cannot convert float NaN to integer")
-    valid = np.isfinite(level) and {"gaussian": level > 0, "poisson": level > 0, "saltpepper": 0 < level <= 1,
+    # A SIGMA above 255 (full white) turns every value into a coin flip between 0 and 1 after clipping: no image is
+    # left to denoise, so `gaussian:1e9` is a typo, not a setting.
+    valid = np.isfinite(level) and {"gaussian": 0 < level <= 255, "poisson": level > 0, "saltpepper": 0 < level <= 1,
                                     "jpeg": level == round(level) and 1 <= level <= 95}[kind]
     if not valid:
         raise PixelforgeError(f"--noise {spec!r}: {kind}:{value} out of range; {kind}:{KINDS[kind]}")

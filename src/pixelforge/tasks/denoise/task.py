@@ -7,11 +7,15 @@ validation images (evaluate.py then scores whole images).
 
 from __future__ import annotations
 
+import logging
+
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from pixelforge.errors import PixelforgeError
+
+log = logging.getLogger("pixelforge")
 
 
 class DenoisingStep:
@@ -56,6 +60,10 @@ def build_setup(cfg, source, classes, fabric, progress):
     model = build_denoiser(cfg.model, cfg.channels, depth=cfg.depth, features=cfg.features, shuffle=cfg.shuffle,
                            encoder=cfg.encoder, weights=cfg.weights)
     noise = parse_noise(cfg.noise)
+    for faint in noise.below_one_level():
+        log.warning("--noise %s: SIGMA is on the 0-255 scale, so 8-bit images change by less than one level and "
+                    "mostly round back to the clean image; for %g of the full range use gaussian:%g",
+                    faint, faint.level, round(faint.level * 255, 3))
     train_items, val_items = source.split("train"), source.split("val")
     advance, close = progress.counter("decoding images", len(train_items) + len(val_items))
     train_loaded, bad_train = preload(train_items, cfg.channels, advance)
