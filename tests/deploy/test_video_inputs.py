@@ -52,7 +52,10 @@ def _no_frames_cases(tmp_path) -> dict:
     cut = write_mp4(tmp_path / "whole.mp4").read_bytes()
     (tmp_path / "cut.mp4").write_bytes(cut[:cut.index(b"moov") - 4])  # stopped before the index was written
     (tmp_path / "cut-in-index.mp4").write_bytes(cut[:cut.index(b"trak") + 40])  # stopped while it was written
+    for name in ("zero.mp4", "zero.mkv", "zero.webm"):  # a failed download: was "convert it to H.264/MPEG-4"
+        (tmp_path / name).write_bytes(b"")
     return {
+        **{tmp_path / name: "the file is empty (0 bytes)" for name in ("zero.mp4", "zero.mkv", "zero.webm")},
         write_mp4(tmp_path / "none.mp4", frames=0): "the file has no video frames (an MP4 with no video track)",
         # the track's handler says sound: what the reader finds in an audio-only .mp4 (.m4a)
         edit_box(write_mp4(tmp_path / "sound.mp4"), b"hdlr", 8, b"soun"):

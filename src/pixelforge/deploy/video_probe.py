@@ -98,8 +98,11 @@ def mp4_tracks(path: Path) -> tuple[bool, bool, list[Track]] | None:
 
 
 def no_frame_reason(path: Path) -> str | None:
-    """Why OpenCV gets no frame from `path`, when its MP4 boxes tell; None for other files or an unknown reason."""
+    """Why OpenCV gets no frame from `path`: an empty file of any kind, or what its MP4 boxes tell; None for other
+    files or an unknown reason."""
     try:
+        if path.stat().st_size == 0:  # a failed download or copy: "convert it to H.264" would send the user astray
+            return "the file is empty (0 bytes)"
         found = mp4_tracks(path)
     except OSError:
         return None
