@@ -129,3 +129,10 @@ def test_gan_checks_what_it_trains_on_class_folders_or_a_plain_folder(tmp_path):
     (faces / "face").rmdir()
     report = get_task("gan").check_dataset(str(faces))
     assert report.per_class == {"images": 4} and report.problem_count == 0
+
+
+def test_check_prints_the_folder_s_name_whole_above_a_narrow_table(tmp_path, cli):
+    # The heading was the table's title, wrapped to the 3-column table's width: the path came out cut in two lines.
+    root = make_folder(tmp_path / "a-folder-with-a-rather-long-name" / "train", {"images": 3})
+    result = cli("data", "check", str(root), "--task", "denoise")
+    assert f"{root}: 3 images" in result.stdout.splitlines()

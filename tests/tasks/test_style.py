@@ -562,3 +562,16 @@ def test_auto_precision_may_train_style_networks_in_bf16():
     from pixelforge.tasks.registry import get_task
 
     assert get_task("style").bf16_reason(None) is None
+
+
+def test_a_run_trained_with_relative_paths_exports_from_another_folder(images, tmp_path, monkeypatch):
+    # `train --data ../photos --style ../style.png` from one folder, then `export`/`video RUN` from another: the
+    # run's config.yaml held the relative paths, so export looked for the parity photos beside itself and refused.
+    monkeypatch.chdir(images["folder"])
+    result = pixelforge.train("../photos", task="style", style="../style.png", img_size=32, epochs=1, batch_size=2,
+                              width=4, residual_blocks=1, val_fraction=0.2, out=str(tmp_path / "run"), quiet=True)
+    saved = (result.run_dir / "config.yaml").read_text()
+    assert f"data: {images['folder']}" in saved and f"style: {images['style']}" in saved
+    monkeypatch.chdir(tmp_path)
+    package = pixelforge.export(result.run_dir, tmp_path / "pkg")
+    assert json.loads((package / "parity.json").read_text())["passed"]

@@ -118,7 +118,7 @@ def _train_in(task: Task, cfg: RunConfig, source, classes: list[str], run: Path,
 
     try:
         rd.write_json(run / "classes.json", classes)
-        save_config(cfg, run / "config.yaml")
+        save_config(_with_absolute_paths(cfg), run / "config.yaml")
         started = time.perf_counter()
         # config.yaml keeps `auto` (a resume on other hardware decides again); the run uses what it resolves to.
         precision, why = resolve_precision(cfg.precision, fp32_reason=task.bf16_reason(cfg),
@@ -138,6 +138,26 @@ def _train_in(task: Task, cfg: RunConfig, source, classes: list[str], run: Path,
     return TrainResult(run, result.best_metric if result.monitor == "val_acc" else None, result.best_epoch,
                        result.epochs_run, seconds, result.path, result.lr, result.monitor, result.best_metric,
                        task.monitor_label)
+
+
+# The keys that name a user's file or folder which later commands read again from the run's config.yaml: export's
+# parity photos (`data`), a style run's style image and loss-network weights, a groups CSV, templates, FID weights.
+PATH_KEYS = ("data", "style", "loss_net_weights", "groups", "templates_file", "fid_weights")
+
+
+def _with_absolute_paths(cfg: RunConfig) -> RunConfig:
+    """`cfg` with its relative paths made absolute, for config.yaml: `export`, `evaluate`, `video` or `--resume` of
+    the run from another folder would otherwise look for `../data` beside themselves. A built-in data set's name
+    (`digits`) and a value that is no existing path (a CSV column name) are kept as given."""
+    from pixelforge.data.builtin import BUILTIN_DATASETS
+
+    update = {}
+    for key in PATH_KEYS:
+        value = getattr(cfg, key, None)
+        if isinstance(value, str) and value and value not in BUILTIN_DATASETS and not Path(value).is_absolute() \
+                and Path(value).expanduser().exists():
+            update[key] = str(Path(value).expanduser().resolve())
+    return cfg.model_copy(update=update) if update else cfg
 
 
 def _precision_probe(task, cfg, num_classes: int):
