@@ -168,7 +168,9 @@ def print_report(report: CheckReport) -> None:
     console = Console()
     splits = list(report.per_split)
     labelled = set(report.per_class) != {UNLABELLED}
-    table = Table("class" if labelled else "", *splits, "total", title=f"{report.origin}: {report.total} images")
+    # The heading is a line of its own: as the table's title it was wrapped to the table's width, mid-path.
+    console.print(f"{report.origin}: {report.total} images", soft_wrap=True, markup=False, highlight=False)
+    table = Table("class" if labelled else "", *splits, "total")
     for label, total in report.per_class.items():
         table.add_row(label, *(str(report.per_split[s].get(label, 0)) for s in splits), str(total))
     console.print(table)
