@@ -70,7 +70,7 @@ def test_check_of_a_clean_set_counts_sizes_and_finds_nothing(tiny_coco, capsys):
 
 
 def test_report_heading_keeps_a_long_path_on_one_line(tiny_coco, capsys):
-    # As the table's title, the heading was wrapped to the narrow table's width: "../shared/data/hymenoptera/t" + "rain".
+    # As the table's title, the heading was wrapped to the table's width: "../shared/data/hymenoptera/t" + "rain".
     from dataclasses import replace
 
     report = replace(check_boxes(tiny_coco), origin="../" + "a-long-folder-name/" * 4 + "train")
