@@ -69,6 +69,21 @@ def packages(runs, tmp_path_factory) -> dict[str, Path]:
     return {"hyperprior": pixelforge.export(runs["hyperprior"], root / "hyperprior")}
 
 
+def test_export_refuses_symbols_that_differ_with_one_line_naming_the_export(runs, tmp_path, monkeypatch):
+    # The runtime's symbol-CRC error escaped the parity check as "error: file: decoded symbols differ ...", which
+    # did not say that the export was refused, nor why.
+    from pixelforge.deploy.runtime.compress import CompressionRuntime
+
+    def differs(self, data, name="file"):
+        raise PfcError(f"{name}: decoded symbols differ from the encoder's")
+
+    monkeypatch.setattr(CompressionRuntime, "decompress", differs)
+    refused = r"^export refused: \d+ of \d+ parity images decode to other symbols"
+    with pytest.raises(pixelforge.PixelforgeError, match=refused):
+        pixelforge.export(runs["hyperprior"], tmp_path / "package")
+    assert not (tmp_path / "package").exists()
+
+
 def codec_of(run: Path):
     from pixelforge.tasks.compress.tables import load_trained, torch_transforms
 

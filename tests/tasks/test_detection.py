@@ -178,6 +178,23 @@ def test_predict_writes_coco_json_and_annotated_images(tmp_path, tiny_detect_run
             assert d["label"] == CATEGORIES[d["category_id"]] and d["score"] >= 0.0 and d["box"][2] <= 80.5
 
 
+def test_an_image_gets_the_same_boxes_in_a_folder_as_alone(tmp_path, tiny_detect_run):
+    # torchvision pads a batch to its largest image: a short image batched with a tall one got other boxes and
+    # scores than alone (and than the exported package, which runs one image per call).
+    from pixelforge.tasks.detect.evaluate import predict_detection
+
+    run, _ = tiny_detect_run
+    rng = np.random.default_rng(1)
+    files = []
+    for name, (h, w) in {"short": (20, 80), "tall": (80, 40)}.items():
+        files.append(tmp_path / f"{name}.png")
+        Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(files[-1])
+    together = predict_detection(run, [str(f) for f in files], tmp_path / "both", score_threshold=0.0)
+    for k, f in enumerate(files):
+        alone = predict_detection(run, [str(f)], tmp_path / f.stem, score_threshold=0.0)[0]
+        assert alone["detections"] and together[k]["detections"] == alone["detections"]
+
+
 @pytest.mark.slow
 def test_the_default_detector_learns_the_builtin_shapes(tmp_path):
     """The default recipe (Faster R-CNN on Lite0, 160 px), shortened to 3 epochs: well above chance on the test split.

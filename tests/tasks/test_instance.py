@@ -193,6 +193,35 @@ def test_predict_writes_rle_masks_at_each_files_own_size(tmp_path, tiny_instance
     assert images[0] == {"id": 1, "file_name": str(tmp_path / "wide.png"), "width": 150, "height": 70}
 
 
+def test_evaluation_gives_an_image_the_same_objects_batched_as_alone(tmp_path):
+    # torchvision pads a batch to its largest image: a short image batched with a tall one got other masks and
+    # scores than alone, so evaluate's predictions.json disagreed with `predict` (one image per call).
+    from pixelforge.data.boxes.dataset import BoxDataset
+    from pixelforge.data.boxes.source import BoxImage, empty_boxes
+    from pixelforge.data.boxes.transforms import eval_box_transform
+    from pixelforge.models.instance import build_mask_rcnn
+    from pixelforge.tasks.instance.evaluate import predict_dataset
+
+    torch.manual_seed(0)
+    model = build_mask_rcnn(num_classes=2, weights="none", img_size=64).eval()
+    rng = np.random.default_rng(1)
+    images = []
+    for image_id, (h, w) in enumerate([(20, 96), (96, 40)], start=1):
+        path = tmp_path / f"{image_id}.png"
+        Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(path)
+        images.append(BoxImage(path, w, h, *empty_boxes(), image_id, None))
+
+    def results(chosen: list) -> list:
+        dataset = BoxDataset(chosen, [], eval_box_transform(64), 64)
+        dataset.preload()
+        return predict_dataset(model, dataset, {i.image_id: (i.width, i.height) for i in chosen}, [1, 2])
+
+    together = results(images)
+    for image in images:
+        alone = results([image])
+        assert alone and [r for r in together if r["image_id"] == image.image_id] == alone
+
+
 def test_training_writes_a_run_with_mask_metrics(tmp_path, tiny_instance):
     import pixelforge
     from pixelforge.tasks.instance.evaluate import evaluate_instance

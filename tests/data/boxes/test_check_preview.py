@@ -69,6 +69,15 @@ def test_check_of_a_clean_set_counts_sizes_and_finds_nothing(tiny_coco, capsys):
     assert "no problems found" in out and "cat" in out
 
 
+def test_report_heading_keeps_a_long_path_on_one_line(tiny_coco, capsys):
+    # As the table's title, the heading was wrapped to the table's width: "../shared/data/hymenoptera/t" + "rain".
+    from dataclasses import replace
+
+    report = replace(check_boxes(tiny_coco), origin="../" + "a-long-folder-name/" * 4 + "train")
+    print_box_report(report)
+    assert capsys.readouterr().out.splitlines()[0] == f"{report.origin} (coco): 3 images, 3 boxes"
+
+
 def test_check_lists_yolo_and_voc_mistakes_instead_of_raising(tmp_path):
     yolo = write_tiny_yolo(tmp_path / "yolo", ["cat", "dog"])
     (yolo / "labels" / "train" / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n7 0.5 0.5 0.1 0.1\n0 0.5 1.5 0.1 0.1\nx\n")

@@ -154,12 +154,13 @@ def print_box_report(report: BoxCheckReport) -> None:
 
     console = Console()
     splits = list(report.images_per_split)
-    table = Table("class", *splits, "total", title=f"{report.origin} ({report.format}): {report.images} images, "
-                                                    f"{report.annotations} boxes")
+    table = Table("class", *splits, "total")
     for name, total in report.per_class.items():
         table.add_row(name, *(str(report.per_split.get(s, {}).get(name, 0)) for s in splits), str(total))
     table.add_row("[dim]images[/dim]", *(str(report.images_per_split[s]) for s in splits), str(report.images))
-    if report.images:
+    if report.images:  # the heading on its own line: as the table's title it was wrapped mid-path
+        console.print(f"{report.origin} ({report.format}): {report.images} images, {report.annotations} boxes",
+                      soft_wrap=True, markup=False, highlight=False)
         console.print(table)
         console.print(f"images without objects: {report.empty_images} (allowed); crowd regions: {report.crowd}")
         b = report.size_buckets

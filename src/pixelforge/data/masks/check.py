@@ -151,7 +151,10 @@ def print_mask_report(report: MaskCheckReport) -> None:
 
     console = Console()
     splits = ", ".join(f"{k} {v}" for k, v in report.per_split.items())
-    table = Table("id", "class", "pixels %", "images", title=f"{report.origin}: {report.total} image/mask pairs ({splits})")
+    # The heading is a line of its own: as the table's title it was wrapped to the table's width, mid-path.
+    console.print(f"{report.origin}: {report.total} image/mask pairs ({splits})", soft_wrap=True, markup=False,
+                  highlight=False)
+    table = Table("id", "class", "pixels %", "images")
     for index, name in enumerate(report.classes):
         table.add_row(str(index), name, f"{100 * report.class_pixel_fraction.get(name, 0):.2f}",
                       str(report.class_image_count.get(name, 0)))

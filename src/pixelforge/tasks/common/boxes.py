@@ -96,6 +96,28 @@ def coco_results(output: dict, image_id: int, input_hw: tuple[int, int], origina
             for box, score, label in zip(xywh, output["scores"].tolist(), output["labels"].tolist()) if label > 0]
 
 
+def same_size_batches(shapes: list[tuple[int, ...]], batch_size: int, model=None) -> list[list[int]]:
+    """Indices of the images whose model-input `shapes` ([..., H, W]) are given, in batches of at most `batch_size`
+    that the detector `model` pads to one canvas each (sizes in order of first appearance).
+
+    torchvision's detectors pad a batch to its largest image, rounded up to `transform.size_divisible` (32), and the
+    padding changes what the network sees near the right and bottom edges and which anchors compete for proposals:
+    an image batched with larger ones got other scores and boxes than alone, so `predict` on a folder disagreed
+    with `predict` on the same file and with the exported package (one image per call). Images whose sides round
+    up to the same multiple get the very canvas they would get alone, so they still share batches.
+
+    Example:
+        >>> same_size_batches([(3, 100, 160), (3, 160, 90), (3, 97, 160), (3, 100, 160)], 2)
+        [[0, 3], [1], [2]]
+    """
+    multiple = max(1, int(getattr(getattr(model, "transform", None), "size_divisible", 1) or 1))
+    by_canvas: dict[tuple, list[int]] = {}
+    for index, shape in enumerate(shapes):
+        by_canvas.setdefault(tuple(-(-int(side) // multiple) * multiple for side in shape[-2:]), []).append(index)
+    return [group[start:start + batch_size] for group in by_canvas.values()
+            for start in range(0, len(group), batch_size)]
+
+
 def format_coco(value) -> str:
     """A COCO metric for a report: 3 decimals, or "—" where pycocotools has none (NaN, or -1: no ground truth in
     that size range), since 0.000 would read as a model that found nothing."""

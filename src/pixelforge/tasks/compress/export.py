@@ -20,6 +20,7 @@ from pixelforge.deploy.export.folder import reject_options, require_new_out, sta
 from pixelforge.deploy.export.onnx import export_traced
 from pixelforge.deploy.runtime.compress import CompressionRuntime
 from pixelforge.deploy.runtime.learned_codec import MULTIPLE, compress_pixels, decompress_bytes
+from pixelforge.deploy.runtime.pfc import PfcError
 from pixelforge.errors import PixelforgeError
 from pixelforge.tasks.compress.tables import CODEC_FILE, load_trained, torch_transforms
 
@@ -63,6 +64,11 @@ def export_package(run_dir, out, data: str | None = None, parity_images: int = 4
             "channels": [cfg.channels_n, cfg.channels_m]}, opset)
         report = parity(model, codec, CompressionRuntime(staging), parity_pixels(run, cfg, data, parity_images))
         write_json(staging / "parity.json", report)
+        if report["symbol_mismatches"]:
+            raise PixelforgeError(f"export refused: {report['symbol_mismatches']} of {report['images']} parity images "
+                                  f"decode to other symbols between the package and the run (ONNX Runtime's "
+                                  f"hyper-synthesis put a scale in another table entry than PyTorch's, so one "
+                                  f"could not decode the other's files); report the model and opset")
         if not report["passed"]:
             raise PixelforgeError(f"export refused: the package decodes the run's files {report['max_pixel_diff']} "
                                   f"grey levels away from the run (allowed {MAX_PIXEL_DIFF}); report the model and opset")
@@ -82,14 +88,19 @@ def parity_pixels(run: Path, cfg, data: str | None, count: int) -> list[np.ndarr
 def parity(model, codec, runtime: CompressionRuntime, images: list[np.ndarray]) -> dict:
     """Run-written files decoded by the package (and package-written files by the run): same symbols, pixels."""
     transforms = torch_transforms(model)
-    max_diff, same_files = 0, 0
+    max_diff, same_files, mismatches = 0, 0, 0
     for pixels in images:
         data = compress_pixels(pixels, codec, transforms)
         ours = decompress_bytes(data, codec, transforms)
-        theirs = runtime.decompress(data)  # raises if its symbols differ from the encoder's
-        back = decompress_bytes(runtime.compress(pixels), codec, transforms)  # the other way round
+        try:  # each side raises if its symbols differ from the other's encoder (symbol CRC)
+            theirs = runtime.decompress(data)
+            back = decompress_bytes(runtime.compress(pixels), codec, transforms)  # the other way round
+        except PfcError:  # counted and reported by the export, not raised as a bare "file: ..." error
+            mismatches += 1
+            continue
         max_diff = max(max_diff, int(np.abs(ours.astype(int) - theirs.astype(int)).max()),
                        int(np.abs(back.astype(int) - runtime.decompress(runtime.compress(pixels)).astype(int)).max()))
         same_files += int(runtime.compress(pixels) == data)
-    return {"images": len(images), "identical_files": same_files, "max_pixel_diff": max_diff,
-            "allowed_pixel_diff": MAX_PIXEL_DIFF, "passed": max_diff <= MAX_PIXEL_DIFF and len(images) > 0}
+    return {"images": len(images), "identical_files": same_files, "symbol_mismatches": mismatches,
+            "max_pixel_diff": max_diff, "allowed_pixel_diff": MAX_PIXEL_DIFF,
+            "passed": max_diff <= MAX_PIXEL_DIFF and not mismatches and len(images) > 0}

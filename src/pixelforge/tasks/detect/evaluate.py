@@ -51,19 +51,21 @@ def run_detector(loaded: LoadedDetector, images: list, label_to_category: list[i
     """
     from pixelforge.data.boxes.dataset import BoxDataset
     from pixelforge.data.boxes.transforms import eval_box_transform
-    from pixelforge.tasks.common.boxes import coco_results
+    from pixelforge.tasks.common.boxes import coco_results, same_size_batches
 
     size = loaded.config.img_size
     data = BoxDataset(images, sorted({int(c) for image in images for c in image.labels}), eval_box_transform(size), size)
     unreadable = data.preload()
-    results, pixels = [], []
-    for start in range(0, len(data), batch_size):
-        batch = [data[i] for i in range(start, min(start + batch_size, len(data)))]
-        outputs = loaded.model([image for image, _ in batch])
-        for (image, target), output, box_image in zip(batch, outputs, data.images[start:start + batch_size]):
-            results += coco_results(output, int(target["image_id"]), tuple(image.shape[-2:]),
+    found: dict[int, list] = {}
+    pixels: list = [None] * len(data)
+    for batch in same_size_batches([data[i][0].shape for i in range(len(data))], batch_size, loaded.model):
+        items = [data[i] for i in batch]
+        for i, (image, target), output in zip(batch, items, loaded.model([image for image, _ in items])):
+            box_image = data.images[i]
+            found[i] = coco_results(output, int(target["image_id"]), tuple(image.shape[-2:]),
                                     (box_image.width, box_image.height), label_to_category)
-            pixels.append((image * 255).round().to(torch.uint8))
+            pixels[i] = (image * 255).round().to(torch.uint8)
+    results = [row for i in range(len(data)) for row in found[i]]  # in the images' order, as before
     return results, data.images, pixels, unreadable
 
 

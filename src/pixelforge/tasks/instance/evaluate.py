@@ -122,17 +122,17 @@ def instance_results(output: dict, image_id: int, input_hw: tuple[int, int], ori
 def predict_dataset(model: torch.nn.Module, dataset, sizes: dict[int, tuple[int, int]], category_ids: list[int],
                     batch_size: int = 4) -> list[dict]:
     """COCO results for every image of a `BoxDataset` (sizes: original (width, height) by image id)."""
-    from torch.utils.data import DataLoader
-
-    from pixelforge.data.boxes.dataset import box_collate
+    from pixelforge.tasks.common.boxes import same_size_batches
 
     model.eval()
-    results = []
-    for images, targets in DataLoader(dataset, batch_size=batch_size, collate_fn=box_collate):
-        for image, target, output in zip(images, targets, model(images)):
+    found: dict[int, list] = {}
+    # One canvas a batch: padding to a larger companion would change results (see same_size_batches).
+    for batch in same_size_batches([dataset[i][0].shape for i in range(len(dataset))], batch_size, model):
+        items = [dataset[i] for i in batch]
+        for i, (image, target), output in zip(batch, items, model([image for image, _ in items])):
             image_id = int(target["image_id"])
-            results += instance_results(output, image_id, tuple(image.shape[-2:]), sizes[image_id], category_ids)
-    return results
+            found[i] = instance_results(output, image_id, tuple(image.shape[-2:]), sizes[image_id], category_ids)
+    return [row for i in range(len(dataset)) for row in found[i]]
 
 
 def score_instance_files(gt_json: str | Path, results_json: str | Path) -> dict:
