@@ -96,26 +96,32 @@ def coco_results(output: dict, image_id: int, input_hw: tuple[int, int], origina
             for box, score, label in zip(xywh, output["scores"].tolist(), output["labels"].tolist()) if label > 0]
 
 
-def same_size_batches(shapes: list[tuple[int, ...]], batch_size: int, model=None) -> list[list[int]]:
-    """Indices of the images whose model-input `shapes` ([..., H, W]) are given, in batches of at most `batch_size`
-    that the detector `model` pads to one canvas each (sizes in order of first appearance).
+def same_canvas_batches(dataset, batch_size: int, model=None):
+    """Yield batches of (index, item) over `dataset` (items `(image [C, H, W], target)`, each read once), each at
+    most `batch_size` items that the detector `model` pads to one canvas.
 
     torchvision's detectors pad a batch to its largest image, rounded up to `transform.size_divisible` (32), and the
     padding changes what the network sees near the right and bottom edges and which anchors compete for proposals:
     an image batched with larger ones got other scores and boxes than alone, so `predict` on a folder disagreed
     with `predict` on the same file and with the exported package (one image per call). Images whose sides round
-    up to the same multiple get the very canvas they would get alone, so they still share batches.
+    up to the same multiple get the very canvas they would get alone, so they still share batches. Items wait in
+    one bucket a canvas (at most `batch_size` each), so memory stays bounded however many images there are.
 
     Example:
-        >>> same_size_batches([(3, 100, 160), (3, 160, 90), (3, 97, 160), (3, 100, 160)], 2)
+        >>> items = [(torch.zeros(3, h, w), i) for i, (h, w) in enumerate([(100, 160), (160, 90), (97, 160), (100, 160)])]
+        >>> [[index for index, _ in batch] for batch in same_canvas_batches(items, 2)]
         [[0, 3], [1], [2]]
     """
     multiple = max(1, int(getattr(getattr(model, "transform", None), "size_divisible", 1) or 1))
-    by_canvas: dict[tuple, list[int]] = {}
-    for index, shape in enumerate(shapes):
-        by_canvas.setdefault(tuple(-(-int(side) // multiple) * multiple for side in shape[-2:]), []).append(index)
-    return [group[start:start + batch_size] for group in by_canvas.values()
-            for start in range(0, len(group), batch_size)]
+    buckets: dict[tuple, list] = {}
+    for index in range(len(dataset)):
+        item = dataset[index]
+        canvas = tuple(-(-int(side) // multiple) * multiple for side in item[0].shape[-2:])
+        bucket = buckets.setdefault(canvas, [])
+        bucket.append((index, item))
+        if len(bucket) == batch_size:
+            yield buckets.pop(canvas)
+    yield from buckets.values()
 
 
 def format_coco(value) -> str:

@@ -51,16 +51,15 @@ def run_detector(loaded: LoadedDetector, images: list, label_to_category: list[i
     """
     from pixelforge.data.boxes.dataset import BoxDataset
     from pixelforge.data.boxes.transforms import eval_box_transform
-    from pixelforge.tasks.common.boxes import coco_results, same_size_batches
+    from pixelforge.tasks.common.boxes import coco_results, same_canvas_batches
 
     size = loaded.config.img_size
     data = BoxDataset(images, sorted({int(c) for image in images for c in image.labels}), eval_box_transform(size), size)
     unreadable = data.preload()
     found: dict[int, list] = {}
     pixels: list = [None] * len(data)
-    for batch in same_size_batches([data[i][0].shape for i in range(len(data))], batch_size, loaded.model):
-        items = [data[i] for i in batch]
-        for i, (image, target), output in zip(batch, items, loaded.model([image for image, _ in items])):
+    for batch in same_canvas_batches(data, batch_size, loaded.model):
+        for (i, (image, target)), output in zip(batch, loaded.model([image for _, (image, _) in batch])):
             box_image = data.images[i]
             found[i] = coco_results(output, int(target["image_id"]), tuple(image.shape[-2:]),
                                     (box_image.width, box_image.height), label_to_category)

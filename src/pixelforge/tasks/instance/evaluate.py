@@ -122,14 +122,13 @@ def instance_results(output: dict, image_id: int, input_hw: tuple[int, int], ori
 def predict_dataset(model: torch.nn.Module, dataset, sizes: dict[int, tuple[int, int]], category_ids: list[int],
                     batch_size: int = 4) -> list[dict]:
     """COCO results for every image of a `BoxDataset` (sizes: original (width, height) by image id)."""
-    from pixelforge.tasks.common.boxes import same_size_batches
+    from pixelforge.tasks.common.boxes import same_canvas_batches
 
     model.eval()
     found: dict[int, list] = {}
-    # One canvas a batch: padding to a larger companion would change results (see same_size_batches).
-    for batch in same_size_batches([dataset[i][0].shape for i in range(len(dataset))], batch_size, model):
-        items = [dataset[i] for i in batch]
-        for i, (image, target), output in zip(batch, items, model([image for image, _ in items])):
+    # One canvas a batch: padding to a larger companion would change results (see same_canvas_batches).
+    for batch in same_canvas_batches(dataset, batch_size, model):
+        for (i, (image, target)), output in zip(batch, model([image for _, (image, _) in batch])):
             image_id = int(target["image_id"])
             found[i] = instance_results(output, image_id, tuple(image.shape[-2:]), sizes[image_id], category_ids)
     return [row for i in range(len(dataset)) for row in found[i]]
