@@ -161,6 +161,12 @@ def _report(origin: str, items: list[tuple[Path, str, str | None]], workers: int
     )
 
 
+def print_heading(console, text: str) -> None:
+    """A report's heading on a line of its own: as the table's title it was wrapped to the table's width, cutting the
+    folder's name in two ("../shared/data/hymenoptera/t" / "rain: 245 images")."""
+    console.print(text, soft_wrap=True, markup=False, highlight=False)
+
+
 def print_report(report: CheckReport) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -168,9 +174,7 @@ def print_report(report: CheckReport) -> None:
     console = Console()
     splits = list(report.per_split)
     labelled = set(report.per_class) != {UNLABELLED}
-    # The heading is a line of its own: as the table's title it was wrapped to the table's width, cutting the
-    # folder's name in two ("../shared/data/hymenoptera/t" / "rain: 245 images").
-    console.print(f"{report.origin}: {report.total} images", markup=False, highlight=False, soft_wrap=True)
+    print_heading(console, f"{report.origin}: {report.total} images")
     table = Table("class" if labelled else "", *splits, "total")
     for label, total in report.per_class.items():
         table.add_row(label, *(str(report.per_split[s].get(label, 0)) for s in splits), str(total))

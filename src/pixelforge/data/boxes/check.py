@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pixelforge.data.check import print_tiny_images, tiny_images
+from pixelforge.data.check import print_heading, print_tiny_images, tiny_images
 from pixelforge.data.boxes.source import BoxImage, Problems, detect_format, image_size, read_boxes
 from pixelforge.errors import PixelforgeError
 
@@ -158,9 +158,8 @@ def print_box_report(report: BoxCheckReport) -> None:
     for name, total in report.per_class.items():
         table.add_row(name, *(str(report.per_split.get(s, {}).get(name, 0)) for s in splits), str(total))
     table.add_row("[dim]images[/dim]", *(str(report.images_per_split[s]) for s in splits), str(report.images))
-    if report.images:  # the heading on its own line: as the table's title it was wrapped mid-path
-        console.print(f"{report.origin} ({report.format}): {report.images} images, {report.annotations} boxes",
-                      soft_wrap=True, markup=False, highlight=False)
+    if report.images:
+        print_heading(console, f"{report.origin} ({report.format}): {report.images} images, {report.annotations} boxes")
         console.print(table)
         console.print(f"images without objects: {report.empty_images} (allowed); crowd regions: {report.crowd}")
         b = report.size_buckets

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from PIL import Image
 
-from pixelforge.data.check import print_tiny_images, tiny_images
+from pixelforge.data.check import print_heading, print_tiny_images, tiny_images
 from pixelforge.data.images import ImageReadError
 from pixelforge.data.masks.images import MaskFormatError, load_mask, probe_image
 from pixelforge.data.masks.source import MaskSample, scan_masks
@@ -151,9 +151,7 @@ def print_mask_report(report: MaskCheckReport) -> None:
 
     console = Console()
     splits = ", ".join(f"{k} {v}" for k, v in report.per_split.items())
-    # The heading is a line of its own: as the table's title it was wrapped to the table's width, mid-path.
-    console.print(f"{report.origin}: {report.total} image/mask pairs ({splits})", soft_wrap=True, markup=False,
-                  highlight=False)
+    print_heading(console, f"{report.origin}: {report.total} image/mask pairs ({splits})")
     table = Table("id", "class", "pixels %", "images")
     for index, name in enumerate(report.classes):
         table.add_row(str(index), name, f"{100 * report.class_pixel_fraction.get(name, 0):.2f}",
