@@ -215,6 +215,14 @@ def test_out_of_memory_names_the_options_to_lower(tmp_path, shapes_dir):
         pixelforge.train(str(shapes_dir), out=str(tmp_path / "oom"), epochs=1, callbacks=[RaiseOutOfMemory()], **TINY)
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="asks for CUDA where there is none")
+def test_asking_for_cuda_without_one_is_a_one_line_error_that_leaves_no_run(tmp_path, shapes_dir):
+    # Fabric raised a paragraph under a traceback and the half-made run folder stayed.
+    with pytest.raises(PixelforgeError, match=r"^--accelerator cuda --devices 1: no CUDA device is available"):
+        pixelforge.train(str(shapes_dir), out=str(tmp_path / "run"), epochs=1, accelerator="cuda", **TINY)
+    assert not (tmp_path / "run").exists()
+
+
 def test_bf16_mixed_precision_trains_on_cpu(tmp_path, shapes_dir):
     result = pixelforge.train(str(shapes_dir), out=str(tmp_path / "bf16"), epochs=1, precision="bf16-mixed", **TINY)
     assert result.epochs_run == 1 and 0 <= result.best_val_accuracy <= 1
@@ -222,7 +230,8 @@ def test_bf16_mixed_precision_trains_on_cpu(tmp_path, shapes_dir):
 
 def test_bf16_on_cpu_applies_the_exact_speedups(tmp_path, shapes_dir, caplog):
     caplog.set_level("INFO", logger="pixelforge")
-    options = {**TINY, "model": "tf_efficientnet_lite0"}  # the default backbone: depthwise-separable
+    # The default backbone (depthwise-separable), on the CPU whose bf16 policy this is, also on a GPU machine.
+    options = {**TINY, "model": "tf_efficientnet_lite0", "accelerator": "cpu"}
     result = pixelforge.train(str(shapes_dir), out=str(tmp_path / "dw"), epochs=1, precision="bf16-mixed", **options)
     summary = json.loads((result.run_dir / "summary.json").read_text())
     assert summary["precision"] == "bf16-mixed"

@@ -150,8 +150,8 @@ def test_two_process_training_logs_the_single_process_accuracy_on_an_odd_validat
         lines += [f"{f},{f.parent.name},{split}" for f in files[:: max(1, len(files) // count)][:count]]
     (tmp_path / "digits.csv").write_text("\n".join(lines) + "\n")
     result = pixelforge.train(str(tmp_path / "digits.csv"), out=str(tmp_path / "ddp"), epochs=2, devices=2,
-                              precision="32", model="simple_cnn", weights="none", img_size=32, strategy="full",
-                              lr=3e-3, batch_size=16, quiet=True)
+                              accelerator="cpu", precision="32", model="simple_cnn", weights="none", img_size=32,
+                              strategy="full", lr=3e-3, batch_size=16, quiet=True)
     rows = rd.read_metrics(result.run_dir / "metrics.csv")
     assert len(rows) == 2 and (result.run_dir / "checkpoints" / "best.ckpt").is_file()
     logged = max(row["val_acc"] for row in rows)  # best.ckpt is the best epoch's, which evaluate loads

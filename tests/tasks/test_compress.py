@@ -132,7 +132,7 @@ class FirstWeights:
     """A hook keeping the model's weights as training starts."""
 
     def on_fit_start(self, ctx) -> None:
-        self.state = {k: v.clone() for k, v in ctx.model.state_dict().items()}
+        self.state = {k: v.detach().cpu().clone() for k, v in ctx.model.state_dict().items()}  # CUDA runs too
 
 
 def test_continue_from_starts_a_new_lambda_from_the_parent_s_best_weights(runs, photos, tmp_path):
@@ -158,7 +158,7 @@ class FirstOptimizerState:
 
     def on_fit_start(self, ctx) -> None:
         state = ctx.optimizers["main"].state_dict()
-        self.moments = [s["exp_avg_sq"].clone() for s in state["state"].values()]
+        self.moments = [s["exp_avg_sq"].cpu().clone() for s in state["state"].values()]
         self.lr = state["param_groups"][0]["lr"]
 
 

@@ -203,7 +203,7 @@ def test_bf16_training_keeps_the_loss_networks_depthwise_convolutions_in_fp32(im
     monkeypatch.setattr(exact_speedups, "keep_depthwise_fp32", lambda model: wrapped.append(real(model)) or wrapped[-1])
     run = pixelforge.train(str(images["folder"]), task="style", style=str(images["style"]), img_size=32, epochs=1,
                            batch_size=2, width=4, residual_blocks=1, val_fraction=0.2, precision="bf16-mixed",
-                           out=str(tmp_path / "run"), quiet=True)
+                           accelerator="cpu", out=str(tmp_path / "run"), quiet=True)  # the CPU's bf16 policy
     assert wrapped and wrapped[0] > 0  # Lite0's depthwise convolutions, each wrapped
     assert run.best_metric > 0 and np.isfinite(run.best_metric)
 

@@ -106,11 +106,27 @@ def fit(build_setup: Callable[..., TaskSetup], run_dir: str | Path, config: FitC
         # Lightning's "Using bfloat16 Automatic Mixed Precision (AMP)" says less than our "training ..." line,
         # which names the precision and why: never shown.
         with _lightning_info(shown=False):
-            fabric = lightning_fabric().Fabric(accelerator=config.accelerator, devices=config.devices,
-                                               num_nodes=config.num_nodes,
-                                               precision=_fabric_precision(config.precision),
-                                               strategy=_strategy(config), loggers=_tensorboard(run_dir))
+            try:
+                fabric = lightning_fabric().Fabric(accelerator=config.accelerator, devices=config.devices,
+                                                   num_nodes=config.num_nodes,
+                                                   precision=_fabric_precision(config.precision),
+                                                   strategy=_strategy(config), loggers=_tensorboard(run_dir))
+            except (RuntimeError, ValueError, lightning_fabric().utilities.exceptions.MisconfigurationException) as exc:
+                raise PixelforgeError(device_problem(config.accelerator, config.devices, exc)) from None
         return fabric.launch(_fit_process, build_setup, run_dir, config, resume, list(hooks), dict(checkpoint_meta or {}))
+
+
+def device_problem(accelerator: str, devices: int, exc: Exception) -> str:
+    """One line for a device request this machine cannot meet (Fabric says it in a paragraph, under a traceback)."""
+    asked = f"--accelerator {accelerator} --devices {devices}"
+    wants_cuda = accelerator in ("cuda", "gpu") or (accelerator == "auto" and torch.cuda.is_available())
+    if accelerator in ("cuda", "gpu") and not torch.cuda.is_available():
+        return (f"{asked}: no CUDA device is available to this process (torch {torch.__version__}); "
+                f"use --accelerator auto or cpu")
+    if wants_cuda and devices > torch.cuda.device_count():
+        return (f"{asked}: this machine has {torch.cuda.device_count()} CUDA device(s); lower --devices, or "
+                f"--accelerator cpu for {devices} CPU processes")
+    return f"{asked}: {' '.join(str(exc).split())}"
 
 
 def _fit_process(fabric, build_setup, run: Path, config: FitConfig, resuming: bool, hooks: list, meta: dict) -> FitResult:
@@ -186,13 +202,17 @@ def _loaders(setup: TaskSetup, config: FitConfig, fabric) -> tuple[DataLoader, D
     train_data = setup.train_data
     if setup.workers > 0:  # an item's randomness from its place in the run, not a worker's stream (samplers.py)
         sampler, train_data = ItemSeeds(sampler), SeededItems(train_data, config.seed, fabric.global_rank)
+    # Pinned host memory on CUDA: Fabric's non-blocking copy then overlaps the next batch's transfer with the step
+    # (torchvision's reference scripts pin too); on the CPU pinning is only a wasted copy.
+    pin = fabric.device.type == "cuda"
     train_loader = DataLoader(train_data, batch_size=config.batch_size, sampler=sampler,
                               num_workers=setup.workers, persistent_workers=setup.workers > 0, drop_last=lone,
-                              collate_fn=setup.collate_fn)
+                              collate_fn=setup.collate_fn, pin_memory=pin)
     # No padding: under DDP each validation image is scored exactly once (engine/samplers.py).
     val_sampler = EpochSampler(len(setup.val_data), config.seed, fabric.global_rank, fabric.world_size, pad=False)
     val_loader = DataLoader(setup.val_data, batch_size=setup.val_batch_size or config.batch_size,
-                            sampler=val_sampler, num_workers=setup.workers, collate_fn=setup.collate_fn)
+                            sampler=val_sampler, num_workers=setup.workers, collate_fn=setup.collate_fn,
+                            pin_memory=pin)
     return train_loader, val_loader, sampler
 
 

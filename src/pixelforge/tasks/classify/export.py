@@ -198,7 +198,8 @@ def _samples(loaded, data: str | None, parity_images: int, calibration_images: i
 def _pytorch_logits(loaded, samples):
     from pixelforge.tasks.classify.inference import run_inference
 
-    logits, kept, _ = run_inference(loaded, samples, calibrated=False)  # the model's own outputs, as the package's
+    # The model's own outputs on the CPU, as the package computes them (a GPU's TF32 convolutions would differ).
+    logits, kept, _ = run_inference(loaded, samples, calibrated=False, device="cpu")
     idx = {c: i for i, c in enumerate(loaded.classes)}
     targets = np.array([idx.get(s.label, -1) for s in kept], dtype=np.int64)
     return logits.numpy(), kept, targets

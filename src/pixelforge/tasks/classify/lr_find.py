@@ -26,9 +26,15 @@ def find_lr_for_config(out: Path, **options) -> LRFinderResult:
     source, classes = prepare_data(cfg)
     check_img_size(cfg.model, cfg.img_size)
     accelerator = "cpu" if cfg.accelerator == "auto" and not torch.cuda.is_available() else cfg.accelerator
-    fabric = lightning_fabric().Fabric(accelerator=accelerator, devices=1)
+    try:
+        fabric = lightning_fabric().Fabric(accelerator=accelerator, devices=1)
+    except (RuntimeError, ValueError, lightning_fabric().utilities.exceptions.MisconfigurationException) as exc:
+        from pixelforge.engine.fit import device_problem
+        from pixelforge.errors import PixelforgeError
+
+        raise PixelforgeError(device_problem(accelerator, 1, exc)) from None
     fabric.seed_everything(cfg.seed, verbose=False)  # the head's initialisation and the batch order, as `train` seeds them
-    model = build_classifier(cfg.model, len(classes), cfg.weights, cfg.dropout)
+    model = build_classifier(cfg.model, len(classes), cfg.weights, cfg.dropout).to(fabric.device)
     apply_strategy(model, cfg.strategy)
     transform = train_transform(cfg.img_size, model.spec.mean, model.spec.std, resolve_augment(cfg.augment, cfg.augment_options))
     dataset = ImageDataset(source.split("train"), {c: i for i, c in enumerate(classes)},

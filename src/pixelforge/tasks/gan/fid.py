@@ -86,10 +86,14 @@ def build_extractor(fid_weights: str | None) -> nn.Module:
 @torch.inference_mode()
 def extract(extractor: nn.Module, images_uint8: torch.Tensor, batch_size: int = 64, progress=None) -> torch.Tensor:
     """Features of uint8 RGB images, in batches; `progress(k)` after each batch of k."""
+    # The images stay where they are (the CPU for a decoded dataset); each batch goes to the extractor's device,
+    # which is the training's (CUDA included), and its features come back to the CPU, where FID is computed.
+    tensor = next(iter([*extractor.parameters(), *extractor.buffers()]), None)
+    device = tensor.device if tensor is not None else torch.device("cpu")
     out = []
     for start in range(0, len(images_uint8), batch_size):
         chunk = images_uint8[start:start + batch_size]
-        out.append(extractor(chunk).float().cpu())
+        out.append(extractor(chunk.to(device)).float().cpu())
         if progress is not None:
             progress(len(chunk))
     return torch.cat(out)

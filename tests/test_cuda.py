@@ -1,0 +1,65 @@
+"""CUDA paths, run where there is a GPU (`python -m pytest -m gpu tests/test_cuda.py` on a lent machine); skipped
+everywhere else, CI included.
+
+Each test is a bug the first GPU run found (2026-12-04, one H200; docs/performance.md "GPU cases"): the GAN's FID
+features fed CPU images to a CUDA extractor, `lr-find` moved batches to CUDA but not the model, calibration and the
+report scored the validation split on the CPU after a GPU training, and asking for more GPUs than the machine has
+ended in Fabric's traceback.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import pixelforge
+from pixelforge.errors import PixelforgeError
+
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
+
+TINY = dict(model="simple_cnn", weights="none", img_size=32, batch_size=16, strategy="full", lr=3e-3, quiet=True)
+
+
+def test_classification_trains_on_cuda_and_scores_there_leaving_the_model_where_it_was(shapes_dir, tmp_path):
+    from pixelforge.data.sources import Sample
+    from pixelforge.tasks.classify.inference import load_run, run_inference
+
+    result = pixelforge.train(str(shapes_dir), out=str(tmp_path / "run"), epochs=1, accelerator="cuda", **TINY)
+    assert (result.run_dir / "report.html").is_file() and 0 <= result.best_val_accuracy <= 1
+    loaded = load_run(result.run_dir)
+    samples = [Sample(path, path.parent.name) for path in sorted((shapes_dir / "val").glob("*/*.png"))[:20]]
+    on_gpu, kept, _ = run_inference(loaded, samples)
+    on_cpu, _, _ = run_inference(loaded, samples, device="cpu")
+    assert len(kept) == 20 and on_gpu.device.type == "cpu"
+    assert next(loaded.model.parameters()).device.type == "cpu"  # Grad-CAM and export find it on the CPU
+    assert torch.allclose(on_gpu, on_cpu, atol=1e-2)  # TF32 convolutions on the GPU
+
+
+def test_a_gan_trains_and_scores_fid_on_cuda(tmp_path):
+    rng = np.random.default_rng(0)
+    for name in ("dark", "light"):
+        (tmp_path / "data" / name).mkdir(parents=True)
+        for i in range(16):
+            pixels = rng.integers(0, 100, (16, 16), dtype=np.uint8) + (120 if name == "light" else 0)
+            Image.fromarray(pixels.astype(np.uint8)).save(tmp_path / "data" / name / f"{i:02d}.png")
+    result = pixelforge.train(str(tmp_path / "data"), task="gan", conditional=True, img_size=16, native_size=8,
+                              width=8, latent_dim=8, epochs=1, batch_size=8, fid_n=16, eval_n=16,
+                              accelerator="cuda", out=str(tmp_path / "run"), quiet=True)
+    assert np.isfinite(result.best_metric)  # the lowest FID, from features computed on the GPU
+
+
+def test_lr_find_runs_its_model_on_the_device_of_its_batches(shapes_dir, tmp_path):
+    from pixelforge.tasks.classify.lr_find import find_lr_for_config
+
+    found = find_lr_for_config(tmp_path / "lr.png", data=str(shapes_dir), model="simple_cnn", weights="none",
+                               img_size=32, batch_size=8, strategy="full", lr_find_steps=10, accelerator="cuda")
+    assert 1e-7 <= found.suggestion <= 1 and Path(found.plot).is_file()
+
+
+def test_more_devices_than_the_machine_has_is_one_line(shapes_dir, tmp_path):
+    devices = torch.cuda.device_count() + 1
+    with pytest.raises(PixelforgeError, match=rf"this machine has {devices - 1} CUDA device\(s\); lower --devices"):
+        pixelforge.train(str(shapes_dir), out=str(tmp_path / "run"), epochs=1, devices=devices, **TINY)
+    assert not (tmp_path / "run").exists()
