@@ -74,3 +74,18 @@ def test_smoke_leaves_out_the_whole_process_case_unless_asked():
 
     assert "B1W" not in parse_args(["--smoke"]).only and "B1W" in parse_args([]).only
     assert parse_args(["--smoke", "--only", "B1W"]).only == ["B1W"]
+
+
+def test_gpu_step_cases_run_tiny_and_put_the_backend_settings_back(tmp_path):
+    import torch
+
+    from benchmarks.gpu import G1_VARIANTS, main
+
+    before = (torch.backends.cudnn.benchmark, torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    assert main(["--smoke", "--only", "G1", "--out", str(tmp_path)]) == 0
+    (result,) = tmp_path.glob("gpu-smoke-*.json")
+    rows = json.loads(result.read_text())["G1"]
+    assert [(r["precision"], r["channels_last"], r["cudnn_benchmark"]) for r in rows] == list(G1_VARIANTS)
+    assert all(r["images_per_s"] > 0 for r in rows)
+    after = (torch.backends.cudnn.benchmark, torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    assert after == before == (False, True, False)  # PyTorch's defaults: later tests see no TF32 or autotuning
