@@ -99,4 +99,5 @@ def data_convert(source: str = typer.Argument(..., help="Detection data: COCO js
         raise PixelforgeError(f"--to {to!r}: choose coco, yolo or voc")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise PixelforgeError(f"{out}: exists and is a file or not empty; choose a new --out")
-    typer.echo(f"wrote {convert_boxes(source, out, to=to)}")
+    written = convert_boxes(source, out, to=to, report=lambda line: typer.echo(f"note: {line}", err=True))
+    typer.echo(f"wrote {written}")

@@ -75,7 +75,7 @@ CONFIGS = {  # train --config FILE
                                         r"--unfreeze-every 2: --task detect.*--strategy gradual"),
     # our validators' own messages, without pydantic's "Value error," and the value or whole config a second time
     "a noise spec that is not one": ("task: denoise\ndata: missing\nnoise: gaussian:abc\n",
-                                     r": noise: --noise 'gaussian:abc': gaussian needs a number, gaussian:SIGMA "
+                                     r": noise: 'gaussian:abc': gaussian needs a number, gaussian:SIGMA "
                                      r"\(0-255 scale, 0 < SIGMA <= 255\)$"),
     "a continual strategy without a parent": ("data: missing\ncontinual: ewc\n",
                                               r": config: continual 'ewc' needs continue_from \(the run to continue "

@@ -142,3 +142,20 @@ def test_exported_package_labels_like_the_run_without_torch(clip_run, clip_data,
     from_run = json.loads(CliRunner().invoke(app, ["zeroshot", *args[:-1], "--run", str(clip_run), "--json"]).output)
     assert [r["label"] for r in from_package] == [r["label"] for r in from_run]
     assert [r["score"] for r in from_package] == pytest.approx([r["score"] for r in from_run], abs=1e-4)
+
+
+def test_zeroshot_warns_of_label_words_the_run_never_saw(clip_run, clip_data):
+    """One unknown label among known ones is scored on its prompts' other words alone; it was silent."""
+    from typer.testing import CliRunner
+
+    from pixelforge.cli import app
+
+    image = next((clip_data / "images" / "test").glob("*.png"))
+    done = CliRunner().invoke(app, ["zeroshot", str(image), "--run", str(clip_run), "--labels",
+                                    "red circle,zebra hexagon"])
+    assert done.exit_code == 0, done.output
+    assert ("warning: --labels: words this model never saw in training, read as <unk>: 'zebra hexagon': zebra, "
+            "hexagon") in done.stderr
+    known = CliRunner().invoke(app, ["zeroshot", str(image), "--run", str(clip_run), "--labels",
+                                     "red circle,blue square"])
+    assert known.exit_code == 0 and "warning" not in known.stderr

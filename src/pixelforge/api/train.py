@@ -124,7 +124,7 @@ def _train_in(task: Task, cfg: RunConfig, source, classes: list[str], run: Path,
         precision, why = resolve_precision(cfg.precision, fp32_reason=task.bf16_reason(cfg),
                                            accelerator=cfg.accelerator, probe=_precision_probe(task, cfg, len(classes)))
         cfg = cfg.model_copy(update={"precision": precision})
-        result = fit(partial(task.build_setup, cfg, source, classes), run, _fit_config(cfg, why), resume=bool(resume),
+        result = fit(partial(task.build_setup, cfg, source, classes), run, _fit_config(cfg, why, task.trained_name(cfg)), resume=bool(resume),
                      hooks=callbacks or [], checkpoint_meta={"model_name": cfg.model, "task": cfg.task})
     except PixelforgeError:
         if not resume:  # a mistake found while the data is decoded (a mask of another size): nothing half-written
@@ -195,14 +195,14 @@ def _config_with_parent(config: str | Path | None, data: str | None, options: di
     return cfg
 
 
-def _fit_config(cfg: RunConfig, precision_reason: str):
+def _fit_config(cfg: RunConfig, precision_reason: str, name: str):
     """The engine's `FitConfig`: the config's fields of the same names, plus what fit cannot infer."""
     from pixelforge.engine.fit import FitConfig
 
     shared = {f.name: getattr(cfg, f.name) for f in fields(FitConfig) if f.name in RunConfig.model_fields}
     # Frozen stages get no gradient, so DDP must tolerate unused parameters for the linear and gradual strategies.
     return FitConfig(**shared, precision_reason=precision_reason, find_unused_parameters=cfg.strategy != "full",
-                     name=cfg.model, tags=(cfg.task, cfg.strategy))
+                     name=name, tags=(cfg.task, cfg.strategy))
 
 
 def _torchrun_run_dir(run: Path) -> Path:

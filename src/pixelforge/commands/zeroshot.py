@@ -92,6 +92,18 @@ def classify_images(zs, files: list[Path], labels: list[str], templates: list[st
     return sorted(results, key=lambda r: order[r["path"]])
 
 
+def unknown_label_words(zs, labels: list[str]) -> dict[str, list[str]]:
+    """Per label, its words that a run's word tokenizer never saw in training (each reads as `<unk>`); empty for a
+    hub CLIP, whose byte-pair tokenizer encodes any word. `zs`: a ZeroShotModel or a clip package's runtime."""
+    from pixelforge.data.captions.tokenizer import words
+
+    tokenizer = getattr(zs, "word_tokenizer", None) or getattr(zs, "tokenizer", None)
+    known = getattr(tokenizer, "index", None)
+    if known is None:
+        return {}
+    return {label: unknown for label in labels if (unknown := [w for w in words(label) if w not in known])}
+
+
 def refuse_labels_alike(classes: np.ndarray, labels: list[str]) -> None:
     """One line for two labels the model embeds identically ([D, C] `classes`): words a run's tokenizer does not know
     (`zebra`, `giraffe`: both `<unk>`), a difference of case or spaces the tokenizer drops (`bee,Bee`). They tied at
@@ -124,6 +136,10 @@ def zeroshot_command(
     names = parse_labels(labels)
     files = image_files(images)
     zs = load_zero_shot_model(run, clip, clip_weights)
+    unknown = unknown_label_words(zs, names)
+    if unknown:  # scored on the prompts' other words alone: a label the model cannot read, said before the answers
+        listed = "; ".join(f"{label!r}: {', '.join(found)}" for label, found in unknown.items())
+        typer.echo(f"warning: --labels: words this model never saw in training, read as <unk>: {listed}", err=True)
     results = classify_images(zs, files, names, read_templates(templates, zs.templates), top)
     if as_json:
         typer.echo(json.dumps(results))

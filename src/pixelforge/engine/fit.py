@@ -105,13 +105,16 @@ def fit(build_setup: Callable[..., TaskSetup], run_dir: str | Path, config: FitC
     with process_state.restored_afterwards(), _lightning_info(shown=not config.quiet):
         # Lightning's "Using bfloat16 Automatic Mixed Precision (AMP)" says less than our "training ..." line,
         # which names the precision and why: never shown.
+        # Imported before the `try`: the except clause's names are evaluated when anything propagates, a Ctrl-C or
+        # SIGTERM included, and an import there would replace that interrupt with its own error.
+        fabric_package = lightning_fabric()
+        misconfigured = fabric_package.utilities.exceptions.MisconfigurationException
         with _lightning_info(shown=False):
             try:
-                fabric = lightning_fabric().Fabric(accelerator=config.accelerator, devices=config.devices,
-                                                   num_nodes=config.num_nodes,
-                                                   precision=_fabric_precision(config.precision),
-                                                   strategy=_strategy(config), loggers=_tensorboard(run_dir))
-            except (RuntimeError, ValueError, lightning_fabric().utilities.exceptions.MisconfigurationException) as exc:
+                fabric = fabric_package.Fabric(accelerator=config.accelerator, devices=config.devices,
+                                               num_nodes=config.num_nodes, precision=_fabric_precision(config.precision),
+                                               strategy=_strategy(config), loggers=_tensorboard(run_dir))
+            except (RuntimeError, ValueError, misconfigured) as exc:
                 raise PixelforgeError(device_problem(config.accelerator, config.devices, exc)) from None
         return fabric.launch(_fit_process, build_setup, run_dir, config, resume, list(hooks), dict(checkpoint_meta or {}))
 
@@ -167,8 +170,8 @@ def _train_process(fabric, build_setup, run: Path, config: FitConfig, resuming: 
                                               f"at epoch {state.epoch + 1}, batch {state.batch}"))
     elif resuming:  # stopped before its first checkpoint
         progress.info(f"resuming {run}: no checkpoint yet, training from the first epoch")
-    progress.info(f"training {config.name} ({', '.join((*config.tags, setup.path))}) on {setup.n_train} images, "
-                  f"validating on {setup.n_val}; {fabric.world_size} process(es), precision {config.precision} "
+    progress.info(f"training {config.name} ({', '.join((*config.tags, setup.path))}) on {setup.n_train} "
+                  f"{setup.train_unit}, validating on {setup.n_val}; {fabric.world_size} process(es), precision {config.precision} "
                   f"({config.precision_reason})")
     state = _run(loop, state, setup, config)
     for logger in fabric.loggers:

@@ -42,6 +42,7 @@ class TaskSetup:
     val_data: Dataset
     n_train: int
     n_val: int
+    train_unit: str = "images"  # what n_train counts, for the log: a captioner trains on captions, several an image
     param_groups: Callable[[float], list[dict]] | None = None  # lr -> parameter groups for the default optimizer
     # (lr, total_steps, warmup_steps) -> {name: (optimizer, scheduler or None)}; the task's own method wins
     configure_optimizers: Callable | None = None

@@ -126,6 +126,10 @@ class Task:
     def val_batch_size(self, cfg) -> int:
         return cfg.batch_size
 
+    def trained_name(self, cfg) -> str:
+        """The network the log's "training ..." line names: the config's model, for most tasks."""
+        return cfg.model
+
     def run_name(self, cfg) -> str:
         """The default run folder name under runs/."""
         return f"{self.name}-{cfg.model}-{Path(cfg.data).stem}"

@@ -159,3 +159,32 @@ def test_polygon_outlines_survive_a_round_trip_through_yolo(tmp_path):
     back = read_boxes(convert_boxes(tmp_path / "coco" / "annotations.json", tmp_path / "yolo", to="yolo"))
     np.testing.assert_allclose(back.images[0].segmentations[0][0], square, atol=1e-3)
     np.testing.assert_allclose(back.images[0].boxes, [[20, 10, 60, 30]], atol=1e-3)
+
+
+def test_convert_says_what_the_target_format_cannot_hold(tmp_path):
+    """Masks an instance set carries were dropped without a word when converted to YOLO or VOC."""
+    from typer.testing import CliRunner
+
+    from pixelforge.cli import app
+    from tests.data.boxes.conftest import draw
+
+    draw(tmp_path / "coco" / "a.png", 80, 40, [])
+    square, left, right = ([20.0, 10.0, 60.0, 10.0, 60.0, 30.0, 20.0, 30.0], [2.0, 2.0, 8.0, 2.0, 8.0, 8.0],
+                           [12.0, 2.0, 18.0, 2.0, 18.0, 8.0])
+    objects = [([20, 10, 40, 20], [square], 0), ([2, 2, 16, 6], [left, right], 0), ([60, 30, 10, 5], [], 1)]
+    coco = {"images": [{"id": 1, "file_name": "a.png", "width": 80, "height": 40}],
+            "categories": [{"id": 1, "name": "cat"}],
+            "annotations": [{"id": i + 1, "image_id": 1, "category_id": 1, "bbox": box, "iscrowd": crowd,
+                             "area": box[2] * box[3], "segmentation": seg} for i, (box, seg, crowd) in enumerate(objects)]}
+    (tmp_path / "coco" / "annotations.json").write_text(json.dumps(coco))
+    said = {to: [] for to in ("yolo", "voc", "coco")}
+    for to, lines in said.items():
+        convert_boxes(tmp_path / "coco" / "annotations.json", tmp_path / f"as-{to}", to=to, report=lines.append)
+    assert said["yolo"] == ["1 crowd region(s) left out: YOLO labels cannot mark a region to ignore",
+                            "1 of 2 object masks kept as boxes only (an RLE or several polygons; YOLO's segment "
+                            "format holds one polygon an object): --to coco keeps them"]
+    assert said["voc"] == ["2 object masks not kept: VOC XML holds boxes (--to coco keeps them)"]
+    assert said["coco"] == []
+    done = CliRunner().invoke(app, ["data", "convert", str(tmp_path / "coco" / "annotations.json"), "--to", "voc",
+                                    "--out", str(tmp_path / "cli")])
+    assert done.exit_code == 0 and "note: 2 object masks not kept" in done.stderr

@@ -160,7 +160,7 @@ def read_yolo(path: Path, problems: Problems | None = None) -> BoxSource:
     return BoxSource(images, {i + 1: name for i, name in enumerate(names)}, str(path))
 
 
-def _one_polygon(outline) -> list | None:
+def one_polygon(outline) -> list | None:
     """An outline YOLO's segment format can hold: one polygon of 3 or more points (not an RLE, not several parts)."""
     if isinstance(outline, list) and len(outline) == 1 and len(outline[0]) >= 6 and len(outline[0]) % 2 == 0:
         return outline[0]
@@ -187,7 +187,7 @@ def write_yolo(source: BoxSource, out: str | Path) -> Path:
             x1, y1, x2, y2 = np.clip(box, 0, size) / size
             if crowd or x2 <= x1 or y2 <= y1:
                 continue
-            polygon = _one_polygon(outline)
+            polygon = one_polygon(outline)
             if polygon is not None:  # YOLO segment format: the outline, normalised
                 frame = np.resize(size[:2], len(polygon))  # width, height, width, height...
                 points = np.clip(np.array(polygon, np.float64), 0, frame) / frame

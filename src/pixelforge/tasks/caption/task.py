@@ -173,7 +173,7 @@ def build_setup(cfg, source, classes, fabric, progress, run_dir=None):
     progress.info(f"{len(train_set)} training captions of {len(train)} images; vocabulary {len(tokenizer)} words")
     return TaskSetup(
         task=step, model=model, trained=model.decoder if cached else model, train_data=train_set, val_data=val_set,
-        n_train=len(train_set), n_val=len(val_set), workers=0,
+        n_train=len(train_set), n_val=len(val_set), train_unit=f"captions of {len(train)} images", workers=0,
         param_groups=lambda lr: param_groups(model, cfg.strategy, lr, cfg.backbone_lr_mult, cfg.weight_decay),
         val_batch_size=256, path="cached-features" if cached else "end-to-end",
         speed_column="head_images_per_s" if cached else "images_per_s", feature_extraction_seconds=extraction,

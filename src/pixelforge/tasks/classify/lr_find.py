@@ -26,9 +26,11 @@ def find_lr_for_config(out: Path, **options) -> LRFinderResult:
     source, classes = prepare_data(cfg)
     check_img_size(cfg.model, cfg.img_size)
     accelerator = "cpu" if cfg.accelerator == "auto" and not torch.cuda.is_available() else cfg.accelerator
+    fabric_package = lightning_fabric()
+    misconfigured = fabric_package.utilities.exceptions.MisconfigurationException
     try:
-        fabric = lightning_fabric().Fabric(accelerator=accelerator, devices=1)
-    except (RuntimeError, ValueError, lightning_fabric().utilities.exceptions.MisconfigurationException) as exc:
+        fabric = fabric_package.Fabric(accelerator=accelerator, devices=1)
+    except (RuntimeError, ValueError, misconfigured) as exc:
         from pixelforge.engine.fit import device_problem
         from pixelforge.errors import PixelforgeError
 

@@ -41,4 +41,5 @@ class DenoiseConfig(RunConfig):
         try:
             return parse_noise(value).spec
         except Exception as exc:  # noqa: BLE001 - the parser's one line becomes pydantic's message
-            raise ValueError(str(exc)) from None
+            # which names the key already ("noise: ..."): the parser's "--noise " is not said twice
+            raise ValueError(str(exc).removeprefix("--noise ")) from None

@@ -43,6 +43,11 @@ class StyleTask(Task):
         if cfg.img_size % 4:
             raise PixelforgeError(f"--img-size {cfg.img_size}: style training needs a multiple of 4")
 
+    def trained_name(self, cfg) -> str:
+        # cfg.model is the frozen loss network; what trains is the feed-forward transformer
+        return (f"a style transformer ({cfg.width} channels, {cfg.residual_blocks} residual blocks; loss network "
+                f"{cfg.model})")
+
     def run_name(self, cfg) -> str:
         from pathlib import Path
 
