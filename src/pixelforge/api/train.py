@@ -124,7 +124,8 @@ def _train_in(task: Task, cfg: RunConfig, source, classes: list[str], run: Path,
         precision, why = resolve_precision(cfg.precision, fp32_reason=task.bf16_reason(cfg),
                                            accelerator=cfg.accelerator, probe=_precision_probe(task, cfg, len(classes)))
         cfg = cfg.model_copy(update={"precision": precision})
-        result = fit(partial(task.build_setup, cfg, source, classes), run, _fit_config(cfg, why, task.trained_name(cfg)), resume=bool(resume),
+        fit_config = _fit_config(cfg, why, task.trained_name(cfg))
+        result = fit(partial(task.build_setup, cfg, source, classes), run, fit_config, resume=bool(resume),
                      hooks=callbacks or [], checkpoint_meta={"model_name": cfg.model, "task": cfg.task})
     except PixelforgeError:
         if not resume:  # a mistake found while the data is decoded (a mask of another size): nothing half-written

@@ -112,7 +112,8 @@ def fit(build_setup: Callable[..., TaskSetup], run_dir: str | Path, config: FitC
         with _lightning_info(shown=False):
             try:
                 fabric = fabric_package.Fabric(accelerator=config.accelerator, devices=config.devices,
-                                               num_nodes=config.num_nodes, precision=_fabric_precision(config.precision),
+                                               num_nodes=config.num_nodes,
+                                               precision=_fabric_precision(config.precision),
                                                strategy=_strategy(config), loggers=_tensorboard(run_dir))
             except (RuntimeError, ValueError, misconfigured) as exc:
                 raise PixelforgeError(device_problem(config.accelerator, config.devices, exc)) from None
@@ -171,8 +172,8 @@ def _train_process(fabric, build_setup, run: Path, config: FitConfig, resuming: 
     elif resuming:  # stopped before its first checkpoint
         progress.info(f"resuming {run}: no checkpoint yet, training from the first epoch")
     progress.info(f"training {config.name} ({', '.join((*config.tags, setup.path))}) on {setup.n_train} "
-                  f"{setup.train_unit}, validating on {setup.n_val}; {fabric.world_size} process(es), precision {config.precision} "
-                  f"({config.precision_reason})")
+                  f"{setup.train_unit}, validating on {setup.n_val}; {fabric.world_size} process(es), "
+                  f"precision {config.precision} ({config.precision_reason})")
     state = _run(loop, state, setup, config)
     for logger in fabric.loggers:
         logger.finalize("success")

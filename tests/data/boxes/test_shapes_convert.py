@@ -175,7 +175,8 @@ def test_convert_says_what_the_target_format_cannot_hold(tmp_path):
     coco = {"images": [{"id": 1, "file_name": "a.png", "width": 80, "height": 40}],
             "categories": [{"id": 1, "name": "cat"}],
             "annotations": [{"id": i + 1, "image_id": 1, "category_id": 1, "bbox": box, "iscrowd": crowd,
-                             "area": box[2] * box[3], "segmentation": seg} for i, (box, seg, crowd) in enumerate(objects)]}
+                             "area": box[2] * box[3], "segmentation": seg}
+                            for i, (box, seg, crowd) in enumerate(objects)]}
     (tmp_path / "coco" / "annotations.json").write_text(json.dumps(coco))
     said = {to: [] for to in ("yolo", "voc", "coco")}
     for to, lines in said.items():
