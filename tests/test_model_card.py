@@ -35,3 +35,16 @@ def test_rewriting_a_card_later_keeps_the_measured_compute(tiny_run):
 
 def test_peak_memory_reports_resident_megabytes():
     assert peak_memory()["process_peak_rss_mb"] > 10
+
+
+def test_the_card_names_the_data_without_the_trainer_s_full_path(tiny_run):
+    """config.yaml keeps the data's absolute path (for resuming); the card, which travels with exported models,
+    showed it too: a home directory on every shared model."""
+    import yaml
+
+    from pixelforge.data.sources import card_name
+
+    data = yaml.safe_load((tiny_run / "config.yaml").read_text())["data"]
+    card = (tiny_run / "model_card.md").read_text()
+    assert data.startswith("/") and data not in card
+    assert f"`{card_name(data)}`" in card and card_name(data).count("/") == 1

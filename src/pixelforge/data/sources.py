@@ -51,6 +51,22 @@ class DataSource:
         return any(s.split is not None for s in self.samples)
 
 
+def card_name(data: str | Path) -> str:
+    """The training data as a model card names it: a local path by its last two parts, a built-in dataset's name or a
+    URL as given. Cards travel with exported models, and the full path is only the trainer's
+    machine's (config.yaml keeps it for resuming).
+
+    Example:
+        >>> card_name("/home/ana/data/hymenoptera/train"), card_name("/srv/coco/train.json"), card_name("shapes")
+        ('hymenoptera/train', 'coco/train.json', 'shapes')
+    """
+    text = str(data)
+    if "://" in text or ("/" not in text and "\\" not in text):
+        return text
+    path = Path(text)
+    return f"{path.parent.name}/{path.name}" if path.parent.name else path.name
+
+
 def resolve_data(data: str | Path) -> DataSource:
     """Read `data` (a folder, a CSV file, or a built-in name) into a `DataSource`.
 

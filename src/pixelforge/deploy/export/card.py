@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from pixelforge.deploy.export.parity import describe
+from pixelforge.data.sources import card_name
 
 
 def _eval_lines(run_dir: Path) -> list[str]:
@@ -56,14 +57,15 @@ def _about(run_dir: Path, config, classes: list[str], manifest: dict) -> list[st
         f"- Trained with pixelforge {manifest.get('pixelforge_version')} for {summary.get('epochs_run', config.epochs)} epochs "
         f"(run folder `{run_dir.name}`).", "",
         "## Training data",
-        f"- Source: `{config.data}`; {summary.get('train_images', '?')} training and {summary.get('val_images', '?')} "
+        f"- Source: `{card_name(config.data)}`; {summary.get('train_images', '?')} training and "
+        f"{summary.get('val_images', '?')} "
         f"validation images (validation share {config.val_fraction}, seed {config.seed} when the data had no splits).", "",
         "## Metrics",
         f"- Best validation accuracy during training: {100 * summary['best_val_accuracy']:.2f}%." if "best_val_accuracy" in summary
         else "- No training summary found.",
         *_eval_lines(run_dir), "",
         "## Intended use",
-        f"- Sorting images into the classes above, for images like the training data ({config.data}).",
+        f"- Sorting images into the classes above, for images like the training data ({card_name(config.data)}).",
         "- Scores are softmax probabilities; check the calibration (ECE) before treating them as probabilities.", "",
         "## Limitations",
         "- The model knows only the classes above: any image gets one of them, even if it shows none.",

@@ -16,6 +16,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from pixelforge.engine.cpu_memory import peak_memory  # noqa: F401  (re-exported for the card's callers)
+from pixelforge.data.sources import card_name
 from pixelforge.runs import folder as rd
 from pixelforge.errors import PixelforgeError
 
@@ -91,7 +92,8 @@ def _data_section(cfg) -> tuple[str, dict]:
     counts = {s: Counter(x.label for x in source.split(s)) for s in splits}
     rows = [[c] + [counts[s].get(c, 0) for s in splits] for c in source.classes]
     rows.append(["**total**"] + [sum(counts[s].values()) for s in splits])
-    text = [f"Source: `{source.origin}`.", "", "Images per class and split:", "", _md_table(["class"] + splits, rows)]
+    text = [f"Source: `{card_name(source.origin)}`.", "", "Images per class and split:", "",
+            _md_table(["class"] + splits, rows)]
     group_counts: dict = {}
     if has_groups(source.samples, cfg.groups):
         by_split = defaultdict(Counter)
@@ -173,10 +175,10 @@ def _limitations(cfg, m: dict | None, counts: dict) -> list[str]:
         f = m.get("faithfulness")
         if f and f["deletion_auc"] >= f["random_deletion_auc"]:
             notes.append("Grad-CAM heat maps were not more faithful than a random block order here; treat them with care.")
-    notes.append(f"Trained and evaluated at {cfg.img_size} px on images like `{cfg.data}`; other cameras, lighting, "
+    notes.append(f"Trained and evaluated at {cfg.img_size} px on images like `{card_name(cfg.data)}`; other cameras, lighting, "
                  "framing or populations may perform worse. The ImageNet-pretrained backbone carries that data's biases."
                  if cfg.weights == "imagenet" else f"Trained at {cfg.img_size} px on images "
-                 f"like `{cfg.data}`; other cameras, lighting, framing or populations may perform worse.")
+                 f"like `{card_name(cfg.data)}`; other cameras, lighting, framing or populations may perform worse.")
     return notes
 
 
@@ -221,7 +223,7 @@ def write_model_card(run: str | Path, peak_memory: dict | None = None) -> Path:
         f"Image classifier over {len(classes)} classes ({', '.join(classes)}), written by pixelforge on "
         f"{datetime.date.today().isoformat()}. Numbers below are measured; edit the prose sections to fit your use.", "",
         "## Intended use", "",
-        f"- Sorting images like those in `{cfg.data}` into: {', '.join(classes)}.",
+        f"- Sorting images like those in `{card_name(cfg.data)}` into: {', '.join(classes)}.",
         "- Out of scope: images unlike the training data, classes not listed, and decisions about people without "
         "human review.", "",
         "## Data", "", data_text, "",

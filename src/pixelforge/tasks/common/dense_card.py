@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 from pathlib import Path
 
+from pixelforge.data.sources import card_name
 from pixelforge.runs import folder as rd
 
 
@@ -32,7 +33,7 @@ def write_dense_card(run: Path, task, peak_memory: dict | None = None) -> Path:
         f"- Task: {task.title} (`--task {cfg.task}`), architecture `{cfg.arch or 'default'}` "
         f"on encoder `{cfg.model}` (weights: {cfg.weights}).",
         f"- Classes ({len(classes)}): {', '.join(classes)}.",
-        f"- Intended use: {task.title} of images like the training data (`{cfg.data}`). "
+        f"- Intended use: {task.title} of images like the training data (`{card_name(cfg.data)}`). "
         "Not evaluated on other domains.",
         "",
         "## Data",
