@@ -97,8 +97,7 @@ def unknown_label_words(zs, labels: list[str]) -> dict[str, list[str]]:
     hub CLIP, whose byte-pair tokenizer encodes any word. `zs`: a ZeroShotModel or a clip package's runtime."""
     from pixelforge.data.captions.tokenizer import words
 
-    tokenizer = getattr(zs, "word_tokenizer", None) or getattr(zs, "tokenizer", None)
-    known = getattr(tokenizer, "index", None)
+    known = getattr(getattr(zs, "tokenizer", None), "index", None)
     if known is None:
         return {}
     return {label: unknown for label in labels if (unknown := [w for w in words(label) if w not in known])}

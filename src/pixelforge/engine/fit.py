@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 from pixelforge.engine import process_state
 from pixelforge.runs import folder as rd
 from pixelforge.engine.cpu_memory import reuse_freed_memory
-from pixelforge.engine.fabric import LOGGER_NAMES, lightning_fabric
+from pixelforge.engine.fabric import LOGGER_NAMES, lightning_fabric, new_fabric
 from pixelforge.engine.hooks import EarlyStopping
 from pixelforge.engine.loop import EpochSampler, Loop, LoopState
 from pixelforge.engine.progress import EpochProgress
@@ -105,32 +105,11 @@ def fit(build_setup: Callable[..., TaskSetup], run_dir: str | Path, config: FitC
     with process_state.restored_afterwards(), _lightning_info(shown=not config.quiet):
         # Lightning's "Using bfloat16 Automatic Mixed Precision (AMP)" says less than our "training ..." line,
         # which names the precision and why: never shown.
-        # Imported before the `try`: the except clause's names are evaluated when anything propagates, a Ctrl-C or
-        # SIGTERM included, and an import there would replace that interrupt with its own error.
-        fabric_package = lightning_fabric()
-        misconfigured = fabric_package.utilities.exceptions.MisconfigurationException
         with _lightning_info(shown=False):
-            try:
-                fabric = fabric_package.Fabric(accelerator=config.accelerator, devices=config.devices,
-                                               num_nodes=config.num_nodes,
-                                               precision=_fabric_precision(config.precision),
-                                               strategy=_strategy(config), loggers=_tensorboard(run_dir))
-            except (RuntimeError, ValueError, misconfigured) as exc:
-                raise PixelforgeError(device_problem(config.accelerator, config.devices, exc)) from None
+            fabric = new_fabric(config.accelerator, config.devices, num_nodes=config.num_nodes,
+                                precision=_fabric_precision(config.precision), strategy=_strategy(config),
+                                loggers=_tensorboard(run_dir))
         return fabric.launch(_fit_process, build_setup, run_dir, config, resume, list(hooks), dict(checkpoint_meta or {}))
-
-
-def device_problem(accelerator: str, devices: int, exc: Exception) -> str:
-    """One line for a device request this machine cannot meet (Fabric says it in a paragraph, under a traceback)."""
-    asked = f"--accelerator {accelerator} --devices {devices}"
-    wants_cuda = accelerator in ("cuda", "gpu") or (accelerator == "auto" and torch.cuda.is_available())
-    if accelerator in ("cuda", "gpu") and not torch.cuda.is_available():
-        return (f"{asked}: no CUDA device is available to this process (torch {torch.__version__}); "
-                f"use --accelerator auto or cpu")
-    if wants_cuda and devices > torch.cuda.device_count():
-        return (f"{asked}: this machine has {torch.cuda.device_count()} CUDA device(s); lower --devices, or "
-                f"--accelerator cpu for {devices} CPU processes")
-    return f"{asked}: {' '.join(str(exc).split())}"
 
 
 def _fit_process(fabric, build_setup, run: Path, config: FitConfig, resuming: bool, hooks: list, meta: dict) -> FitResult:

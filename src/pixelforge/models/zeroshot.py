@@ -25,7 +25,7 @@ class ZeroShotModel:
     templates: list[str]
     name: str
     device: str = "cpu"
-    word_tokenizer: object = None  # a --task clip run's (data/captions/tokenizer.py): labels can hold words it lacks
+    tokenizer: object = None  # a --task clip run's word tokenizer (its vocabulary: labels can hold words it lacks)
 
     @torch.no_grad()
     def class_embeddings(self, labels: list[str], templates: list[str]) -> torch.Tensor:

@@ -175,8 +175,8 @@ def _limitations(cfg, m: dict | None, counts: dict) -> list[str]:
         f = m.get("faithfulness")
         if f and f["deletion_auc"] >= f["random_deletion_auc"]:
             notes.append("Grad-CAM heat maps were not more faithful than a random block order here; treat them with care.")
-    notes.append(f"Trained and evaluated at {cfg.img_size} px on images like `{card_name(cfg.data)}`; other cameras, lighting, "
-                 "framing or populations may perform worse. The ImageNet-pretrained backbone carries that data's biases."
+    notes.append(f"Trained and evaluated at {cfg.img_size} px on images like `{card_name(cfg.data)}`; other cameras, "
+                 "lighting, framing or populations may perform worse. The ImageNet-pretrained backbone carries that data's biases."
                  if cfg.weights == "imagenet" else f"Trained at {cfg.img_size} px on images "
                  f"like `{card_name(cfg.data)}`; other cameras, lighting, framing or populations may perform worse.")
     return notes

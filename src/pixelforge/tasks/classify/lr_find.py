@@ -15,7 +15,7 @@ def find_lr_for_config(out: Path, **options) -> LRFinderResult:
 
     from pixelforge.data.dataset import ImageDataset
     from pixelforge.data.transforms import decode_size, resolve_augment, train_transform
-    from pixelforge.engine.fabric import lightning_fabric
+    from pixelforge.engine.fabric import new_fabric
     from pixelforge.engine.schedule import build_optimizer
     from pixelforge.models.classifier import build_classifier, check_img_size
     from pixelforge.models.finetune import apply_strategy, param_groups
@@ -26,15 +26,7 @@ def find_lr_for_config(out: Path, **options) -> LRFinderResult:
     source, classes = prepare_data(cfg)
     check_img_size(cfg.model, cfg.img_size)
     accelerator = "cpu" if cfg.accelerator == "auto" and not torch.cuda.is_available() else cfg.accelerator
-    fabric_package = lightning_fabric()
-    misconfigured = fabric_package.utilities.exceptions.MisconfigurationException
-    try:
-        fabric = fabric_package.Fabric(accelerator=accelerator, devices=1)
-    except (RuntimeError, ValueError, misconfigured) as exc:
-        from pixelforge.engine.fit import device_problem
-        from pixelforge.errors import PixelforgeError
-
-        raise PixelforgeError(device_problem(accelerator, 1, exc)) from None
+    fabric = new_fabric(accelerator, 1)
     fabric.seed_everything(cfg.seed, verbose=False)  # the head's initialisation and the batch order, as `train` seeds them
     model = build_classifier(cfg.model, len(classes), cfg.weights, cfg.dropout).to(fabric.device)
     apply_strategy(model, cfg.strategy)

@@ -52,4 +52,4 @@ def load_clip_run(run_dir: str | Path, checkpoint: str = "best.ckpt") -> tuple[Z
     preprocess, _, _ = preprocessor(cfg.model, cfg.img_size)
     length = state["model_cfg"]["text_cfg"]["context_length"]
     return ZeroShotModel(model, token_function(tokenizer, length), preprocess, list(state["templates"]),
-                         f"run {run_dir}", word_tokenizer=tokenizer), cfg
+                         f"run {run_dir}", tokenizer=tokenizer), cfg
