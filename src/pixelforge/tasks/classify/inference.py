@@ -9,6 +9,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from pixelforge.config import RunConfig
+from pixelforge.engine.devices import on_inference_device
 from pixelforge.tasks.config import load_config
 from pixelforge.data.dataset import ImageDataset
 from pixelforge.data.sources import Sample
@@ -79,20 +80,12 @@ class CachedFeatures:
         return model.head(self.features).float()
 
 
-def inference_device() -> torch.device:
-    """Where a trained run scores images: the GPU when there is one, else the CPU.
-
-    Calibration, the report and `evaluate` right after a GPU training would otherwise score the validation split on
-    the CPU: measured on an H200 machine, ResNet-50 over 410 images took longer than its three training epochs."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def run_inference(loaded: LoadedRun, samples: list[Sample], batch_size: int = 64, progress=None,
                   calibrated: bool = True, cached: CachedFeatures | None = None, device=None):
     """Logits for `samples`, divided by the run's temperature unless `calibrated` is False (the model's own
     outputs, as an exported package computes them); unreadable files are dropped. `cached`: features of these
     same images from the training that just ended (used only when the samples match them exactly). `device`: where
-    the model runs (default `inference_device()`; an export's parity check asks for the CPU, the package's device).
+    the model runs (default `engine.devices.inference_device()`; an export's parity check asks for the CPU, the package's device).
 
     Returns (logits, kept samples, unreadable messages), the logits on the CPU."""
     with torch.inference_mode():
@@ -105,17 +98,10 @@ def run_inference(loaded: LoadedRun, samples: list[Sample], batch_size: int = 64
     lookup = {**class_to_idx, **{s.label: -1 for s in samples if s.label not in class_to_idx}}
     dataset = ImageDataset(samples, lookup, loaded.short_side, loaded.transform)
     unreadable = dataset.preload(progress=progress)
-    model, device = loaded.model, torch.device(device) if device is not None else inference_device()
-    home = next(model.parameters()).device
-    # Moved outside inference mode and back afterwards: weights moved inside it would become inference tensors that
-    # Grad-CAM's autograd refuses (see load_run); callers keep finding the model where they left it.
-    model.to(device)
-    try:
-        with torch.inference_mode():
-            chunks = [model(x.to(device).contiguous(memory_format=torch.channels_last)).float().cpu()
-                      for x, _ in DataLoader(dataset, batch_size=batch_size, pin_memory=device.type == "cuda")]
-    finally:
-        model.to(home)
+    model = loaded.model
+    with on_inference_device(model, device) as device, torch.inference_mode():
+        chunks = [model(x.to(device).contiguous(memory_format=torch.channels_last)).float().cpu()
+                  for x, _ in DataLoader(dataset, batch_size=batch_size, pin_memory=device.type == "cuda")]
     logits = torch.cat(chunks) if chunks else torch.zeros(0, len(loaded.classes))
     if calibrated and loaded.temperature != 1.0:
         logits = logits / loaded.temperature

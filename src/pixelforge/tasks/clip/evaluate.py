@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from pixelforge.engine.devices import on_inference_device
 from pixelforge.errors import PixelforgeError
 from pixelforge.runs import folder as rd
 from pixelforge.runs.result import EvalResult
@@ -53,7 +54,7 @@ def retrieval(images: torch.Tensor, texts: torch.Tensor, captions: list[str]) ->
 
 
 def _accuracy(zs, embeddings: torch.Tensor, labels: list[str], truth: list[str], templates: list[str]) -> tuple:
-    predicted = (embeddings @ zs.class_embeddings(labels, templates).float()).argmax(1).tolist()
+    predicted = (embeddings @ zs.class_embeddings(labels, templates).float().cpu()).argmax(1).tolist()
     names = [labels[p] for p in predicted]
     return round(sum(n == t for n, t in zip(names, truth)) / max(len(truth), 1), 4), names
 
@@ -68,10 +69,17 @@ def _source(cfg, data: str | None):
 
 
 def evaluate_clip(run_dir, data: str | None = None, split: str | None = None, out=None) -> EvalResult:
-    from pixelforge.data.images import ImageReadError, load_rgb
     from pixelforge.tasks.clip.run import load_clip_run
 
     zs, cfg = load_clip_run(run_dir)
+    with on_inference_device(zs.model) as device:
+        zs.device = str(device)  # where its prompts and images go; embeddings come back to the CPU
+        return _evaluate(zs, cfg, run_dir, data, split, out)
+
+
+def _evaluate(zs, cfg, run_dir, data: str | None, split: str | None, out) -> EvalResult:
+    from pixelforge.data.images import ImageReadError, load_rgb
+
     source = _source(cfg, data)
     name = split or ("test" if source.split("test") else "val")
     images = source.split(name)
@@ -83,11 +91,11 @@ def evaluate_clip(run_dir, data: str | None = None, split: str | None = None, ou
             rows.append((image, load_rgb(image.path)))
         except ImageReadError as exc:
             unreadable.append(str(exc))
-    embeddings = zs.image_embeddings([pixels for _, pixels in rows])
+    embeddings = zs.image_embeddings([pixels for _, pixels in rows]).cpu()
     captions = [image.captions[0] for image, _ in rows]
     with torch.no_grad():
-        texts = torch.cat([zs.model.encode_text(zs.tokenize(captions[k:k + 256]), normalize=True).float()
-                           for k in range(0, len(captions), 256)])
+        texts = torch.cat([zs.model.encode_text(zs.tokenize(captions[k:k + 256]).to(zs.device), normalize=True)
+                           .float().cpu() for k in range(0, len(captions), 256)])
     metrics = {"split": name, "num_images": len(rows), **retrieval(embeddings, texts, captions)}
     out_dir = rd.evaluation_dir(out, Path(run_dir) / f"eval-{name}", {"data": rd.data_key(data), "split": name})
     figures = {}

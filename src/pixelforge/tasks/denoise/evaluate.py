@@ -21,6 +21,7 @@ import torch
 from pixelforge.data.noise import parse_noise, quantize, rng_for, to_unit
 from pixelforge.deploy.runtime.denoise import model_input, model_output
 from pixelforge.errors import PixelforgeError
+from pixelforge.engine.devices import model_device, on_inference_device
 from pixelforge.runs import folder as rd
 from pixelforge.runs.result import EvalResult
 from pixelforge.tasks.denoise.baselines import BASELINES, run_baseline
@@ -61,8 +62,8 @@ def load_denoise_run(run_dir: str | Path, checkpoint: str = "best.ckpt") -> Deno
 @torch.inference_mode()
 def denoise_array(run: DenoiseRun, image: np.ndarray) -> np.ndarray:
     """An HxWxC uint8/uint16 image denoised: same size, channels and bit depth."""
-    x = torch.from_numpy(model_input(image, run.channels, run.multiple))
-    return model_output(run.model(x).numpy(), image)
+    x = torch.from_numpy(model_input(image, run.channels, run.multiple)).to(model_device(run.model))
+    return model_output(run.model(x).cpu().numpy(), image)
 
 
 def select_items(run: DenoiseRun, data: str | None, split: str | None):
@@ -107,25 +108,26 @@ def evaluate_denoising(run_dir: str | Path, data: str | None = None, split: str 
     rows = {m: [] for m in methods}
     seconds = {m: 0.0 for m in methods}
     unreadable, gallery, per_image = [], [], []
-    for item in items:
-        try:
-            clean, paired_noisy = load_pair(item, run.channels)
-        except ImageReadError as exc:
-            log.warning("skipping unreadable image: %s", exc)  # as classification's evaluate says it
-            unreadable.append(str(exc))
-            continue
-        outputs = {"noisy": noisy_version(run, item, clean, paired_noisy)}
-        for method in methods[1:]:
-            started = time.perf_counter()
-            outputs[method] = (denoise_array(run, outputs["noisy"]) if method == "ours"
-                               else run_baseline(method, outputs["noisy"]))
-            seconds[method] += time.perf_counter() - started
-        scores = {m: image_scores(outputs[m], clean) for m in methods}
-        for m in methods:
-            rows[m].append(scores[m])
-        per_image.append({"image": str(item.clean), **{f"psnr_{m}": round(scores[m]["psnr"], 3) for m in methods}})
-        if len(gallery) < GALLERY_IMAGES:
-            gallery.append((item.clean.name, clean, outputs, scores))
+    with on_inference_device(run.model):
+        for item in items:
+            try:
+                clean, paired_noisy = load_pair(item, run.channels)
+            except ImageReadError as exc:
+                log.warning("skipping unreadable image: %s", exc)  # as classification's evaluate says it
+                unreadable.append(str(exc))
+                continue
+            outputs = {"noisy": noisy_version(run, item, clean, paired_noisy)}
+            for method in methods[1:]:
+                started = time.perf_counter()
+                outputs[method] = (denoise_array(run, outputs["noisy"]) if method == "ours"
+                                   else run_baseline(method, outputs["noisy"]))
+                seconds[method] += time.perf_counter() - started
+            scores = {m: image_scores(outputs[m], clean) for m in methods}
+            for m in methods:
+                rows[m].append(scores[m])
+            per_image.append({"image": str(item.clean), **{f"psnr_{m}": round(scores[m]["psnr"], 3) for m in methods}})
+            if len(gallery) < GALLERY_IMAGES:
+                gallery.append((item.clean.name, clean, outputs, scores))
     if not rows["ours"]:
         raise PixelforgeError(f"{data or run.config.data}: no readable images to evaluate")
     ours, noisy = mean_scores(rows["ours"]), mean_scores(rows["noisy"])

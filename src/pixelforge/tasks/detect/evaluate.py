@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pixelforge.engine.devices import on_inference_device
 from pixelforge.runs import folder as rd
 from pixelforge.errors import PixelforgeError
 from pixelforge.runs.result import EvalResult
@@ -58,12 +59,13 @@ def run_detector(loaded: LoadedDetector, images: list, label_to_category: list[i
     unreadable = data.preload()
     found: dict[int, list] = {}
     pixels: list = [None] * len(data)
-    for batch in same_canvas_batches(data, batch_size, loaded.model):
-        for (i, (image, target)), output in zip(batch, loaded.model([image for _, (image, _) in batch])):
-            box_image = data.images[i]
-            found[i] = coco_results(output, int(target["image_id"]), tuple(image.shape[-2:]),
-                                    (box_image.width, box_image.height), label_to_category)
-            pixels[i] = (image * 255).round().to(torch.uint8)
+    with on_inference_device(loaded.model) as device:
+        for batch in same_canvas_batches(data, batch_size, loaded.model):
+            for (i, (image, target)), output in zip(batch, loaded.model([image.to(device) for _, (image, _) in batch])):
+                box_image = data.images[i]
+                found[i] = coco_results({key: value.cpu() for key, value in output.items()}, int(target["image_id"]),
+                                        tuple(image.shape[-2:]), (box_image.width, box_image.height), label_to_category)
+                pixels[i] = (image * 255).round().to(torch.uint8)
     results = [row for i in range(len(data)) for row in found[i]]  # in the images' order, as before
     return results, data.images, pixels, unreadable
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from pixelforge.engine.devices import on_inference_device
 from pixelforge.errors import PixelforgeError
 from pixelforge.runs import folder as rd
 from pixelforge.runs.result import EvalResult
@@ -50,16 +51,18 @@ def evaluate_gan(run_dir, data: str | None = None, out=None, n: int | None = Non
     summary = run.run_dir / "summary.json"  # absent while a run trains, or when it was stopped
     skipped = rd.read_json(summary).get("unreadable_images", []) if summary.exists() and not data else []
     set_a, set_b = disjoint_real_sets(source, n or cfg.eval_n, cfg.seed, skipped)
-    real_a = reference_features(set_a, run.classes, cfg.img_size, run.channels, extractor)
-    real_b = reference_features(set_b, run.classes, cfg.img_size, run.channels, extractor)
-    n = min(len(real_a), len(real_b))  # an unreadable file was skipped: both sets at the same n again
-    if n < 2:
-        raise PixelforgeError(f"{source.origin}: {n} readable image(s) in a real set; FID needs two disjoint real "
-                              "sets of 2 or more")
-    real_a, real_b = real_a[:n], real_b[:n]
-    k = len(run.classes) if run.conditional else 0
-    fake = generate(run.generator, n, run.latent_dim, balanced_labels(n, k), EVAL_SEED)
-    fake_features = extract(extractor, to_uint8(fake))
+    # The two networks borrow the GPU for the thousands of images FID needs (engine/devices.py).
+    with on_inference_device(run.generator), on_inference_device(extractor):
+        real_a = reference_features(set_a, run.classes, cfg.img_size, run.channels, extractor)
+        real_b = reference_features(set_b, run.classes, cfg.img_size, run.channels, extractor)
+        n = min(len(real_a), len(real_b))  # an unreadable file was skipped: both sets at the same n again
+        if n < 2:
+            raise PixelforgeError(f"{source.origin}: {n} readable image(s) in a real set; FID needs two disjoint real "
+                                  "sets of 2 or more")
+        real_a, real_b = real_a[:n], real_b[:n]
+        k = len(run.classes) if run.conditional else 0
+        fake = generate(run.generator, n, run.latent_dim, balanced_labels(n, k), EVAL_SEED)
+        fake_features = extract(extractor, to_uint8(fake))
     scores, floor = fid_kid(real_a, fake_features), fid_kid(real_a, real_b)
     diversity = mean_pairwise_distance(fake_features) / max(mean_pairwise_distance(real_a), 1e-12)
     metrics = {

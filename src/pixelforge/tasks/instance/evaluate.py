@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from pixelforge.engine.devices import model_device, on_inference_device
 from pixelforge.runs import folder as rd
 from pixelforge.errors import PixelforgeError
 from pixelforge.runs.result import EvalResult
@@ -125,12 +126,14 @@ def predict_dataset(model: torch.nn.Module, dataset, sizes: dict[int, tuple[int,
     from pixelforge.tasks.common.boxes import same_canvas_batches
 
     model.eval()
+    device = model_device(model)  # the images go where the model is (a GPU for evaluation when there is one)
     found: dict[int, list] = {}
     # One canvas a batch: padding to a larger companion would change results (see same_canvas_batches).
     for batch in same_canvas_batches(dataset, batch_size, model):
-        for (i, (image, target)), output in zip(batch, model([image for _, (image, _) in batch])):
+        for (i, (image, target)), output in zip(batch, model([image.to(device) for _, (image, _) in batch])):
             image_id = int(target["image_id"])
-            found[i] = instance_results(output, image_id, tuple(image.shape[-2:]), sizes[image_id], category_ids)
+            found[i] = instance_results({key: value.cpu() for key, value in output.items()}, image_id,
+                                        tuple(image.shape[-2:]), sizes[image_id], category_ids)
     return [row for i in range(len(dataset)) for row in found[i]]
 
 
@@ -198,7 +201,8 @@ def evaluate_instance(run_dir: str | Path, data: str | None = None, split: str |
     unreadable = dataset.preload()
     gt = coco_dict(dataset.images, categories)
     sizes = {int(i["id"]): (i["width"], i["height"]) for i in gt["images"]}
-    results = predict_dataset(run.model, dataset, sizes, mapping)
+    with on_inference_device(run.model):
+        results = predict_dataset(run.model, dataset, sizes, mapping)
     metrics = {**instance_metrics(gt, results, categories), "split": name}
     out_dir = rd.evaluation_dir(out, run.run_dir / f"eval-{name}", {"data": rd.data_key(data), "split": name})
     rd.write_json(out_dir / "predictions.json", results)

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from pixelforge.engine.devices import model_device, on_inference_device
 from pixelforge.runs import folder as rd
 from pixelforge.errors import PixelforgeError
 from pixelforge.runs.result import EvalResult
@@ -79,9 +80,9 @@ def model_input(run: SegmentationRun, image: np.ndarray) -> torch.Tensor:
 @torch.inference_mode()
 def predict_full_resolution(run: SegmentationRun, image: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
     """Class probabilities' argmax for `image` at `size` (H, W; default the image's own), as an int64 mask."""
-    logits = run.model(model_input(run, image))
+    logits = run.model(model_input(run, image).to(model_device(run.model)))
     logits = F.interpolate(logits, size=size or image.shape[:2], mode="bilinear", align_corners=False)
-    return logits.argmax(1)[0].numpy().astype(np.int64)
+    return logits.argmax(1)[0].cpu().numpy().astype(np.int64)
 
 
 def select_mask_samples(run: SegmentationRun, data: str | None, split: str | None):
@@ -122,22 +123,23 @@ def evaluate_segmentation(run_dir: str | Path, data: str | None = None, split: s
     samples, name = select_mask_samples(run, data, split)
     matrix = ConfusionMatrix(len(run.classes), run.ignore_index)
     unreadable, first, worst = [], [], []
-    for sample in samples:
-        try:
-            image, truth = load_image_any(sample.image), load_mask(sample.mask)
-        except ImageReadError as exc:
-            unreadable.append(str(exc))
-            continue
-        pred = predict_full_resolution(run, image, truth.shape)
-        matrix.update(torch.from_numpy(pred), torch.from_numpy(truth))
-        # The gallery shows the first images and the worst ones (lowest pixel accuracy), where the errors are.
-        scored = (truth >= 0) & (truth < len(run.classes))
-        accuracy = float((pred == truth)[scored].mean()) if scored.any() else 1.0
-        row = (accuracy, len(first) + len(worst), sample, truth, pred, image)
-        if len(first) < GALLERY_IMAGES // 2:
-            first.append(row)
-        else:
-            worst = sorted([*worst, row], key=lambda r: r[:2])[: GALLERY_IMAGES - GALLERY_IMAGES // 2]
+    with on_inference_device(run.model):
+        for sample in samples:
+            try:
+                image, truth = load_image_any(sample.image), load_mask(sample.mask)
+            except ImageReadError as exc:
+                unreadable.append(str(exc))
+                continue
+            pred = predict_full_resolution(run, image, truth.shape)
+            matrix.update(torch.from_numpy(pred), torch.from_numpy(truth))
+            # The gallery shows the first images and the worst ones (lowest pixel accuracy), where the errors are.
+            scored = (truth >= 0) & (truth < len(run.classes))
+            accuracy = float((pred == truth)[scored].mean()) if scored.any() else 1.0
+            row = (accuracy, len(first) + len(worst), sample, truth, pred, image)
+            if len(first) < GALLERY_IMAGES // 2:
+                first.append(row)
+            else:
+                worst = sorted([*worst, row], key=lambda r: r[:2])[: GALLERY_IMAGES - GALLERY_IMAGES // 2]
     rows = [(_display_at(image, truth.shape), truth, pred, f"{Path(sample.image).name} (pixel acc. {acc:.3f})")
             for acc, _, sample, truth, pred, image in first + worst]
     metrics = {**matrix.compute(run.classes), "split": name, "num_images": len(samples) - len(unreadable)}
