@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from pixelforge.errors import PixelforgeError
@@ -46,7 +47,8 @@ def test_export_is_refused_when_boxes_differ(tmp_path, detect_run, monkeypatch):
     from pixelforge.tasks.detect.export import export_package
 
     run, _ = detect_run
-    monkeypatch.setattr(boxes_export, "match_detections", lambda e, g, floor: (0, 1, 0.0, 0.0))
+    monkeypatch.setattr(boxes_export, "match_detections",
+                        lambda e, g, floor, *limits: boxes_export.BoxMatch(0, 1, 0.0, 0.0))
     with pytest.raises(PixelforgeError, match="export refused"):
         export_package(run, tmp_path / "bad")
     assert not (tmp_path / "bad").exists()
@@ -63,6 +65,81 @@ def test_matching_tolerates_only_borderline_scores():
     assert match_detections(a, b, floor=0.05)[:2] == (1, 0)  # the 0.0505 one sits at the threshold
     c = (boxes[:1] + 1, np.array([0.9], np.float32), np.array([1]))  # IoU ~0.68: not the same box
     assert match_detections(a, c, floor=0.05)[1] == 2
+
+
+# Four boxes in a column: each overlaps its neighbours by IoU 0.67 and the ones two apart by 0.43, so at NMS IoU
+# 0.5 neighbours suppress each other and the others do not; e and f overlap nothing.
+COLUMN = {name: np.array([left, top, left + 10, top + 10], np.float32) for name, left, top in (
+    ("d", 0, -2), ("a", 0, 0), ("b", 0, 2), ("c", 0, 4), ("e", 20, 20), ("f", 40, 40))}
+
+
+def detections(*found: tuple[str, float], label: int = 1) -> tuple:
+    """(boxes, scores, labels) of COLUMN boxes named with their scores, e.g. detections(("a", 0.24))."""
+    return (np.stack([COLUMN[name] for name, _ in found]).reshape(-1, 4), np.array([s for _, s in found], np.float32),
+            np.full(len(found), label))
+
+
+def test_an_nms_tie_broken_the_other_way_is_a_tie_swap_not_a_failure():
+    from pixelforge.tasks.common.boxes_export import match_detections
+
+    torch_side, onnx_side = detections(("a", 0.242479)), detections(("b", 0.242479))  # tied: each kept one
+    assert match_detections(torch_side, onnx_side, floor=0.05)[:2] == (0, 2)  # without the NMS rule: two lonely
+    found = match_detections(torch_side, onnx_side, floor=0.05, nms_iou=0.5)
+    assert (found.failures, found.tie_swaps) == (0, 2)
+    assert match_detections(torch_side, detections(("b", 0.2434)), 0.05, nms_iou=0.5).failures == 0  # within 1e-3
+
+
+def test_what_a_tie_swap_suppressed_on_one_side_only_is_a_tie_swap_too():
+    from pixelforge.tasks.common.boxes_export import match_detections
+
+    # The export's real case: a kept a, so c survived (IoU 0.43) and d did not; ONNX kept b, which did the reverse.
+    torch_side = detections(("a", 0.242479), ("c", 0.118917))
+    onnx_side = detections(("b", 0.242479), ("d", 0.113716))
+    found = match_detections(torch_side, onnx_side, floor=0.05, nms_iou=0.5)
+    assert (found.failures, found.tie_swaps) == (0, 4)
+    assert match_detections(torch_side, onnx_side, floor=0.05)[1] == 4
+
+
+def test_ties_do_not_excuse_missing_boxes_or_real_differences():
+    from pixelforge.tasks.common.boxes_export import match_detections
+
+    tied = detections(("a", 0.3))
+    swap = detections(("b", 0.3))
+    cases = [
+        (detections(("a", 0.3), ("c", 0.9)), swap, 1),   # a swap, and a confident box ONNX lost: c fails
+        (tied, detections(("b", 0.302)), 2),            # scores 2e-3 apart: not a tie
+        (tied, detections(("c", 0.3)), 2),              # IoU 0.43 < 0.5: NMS would have kept both
+        (tied, detections(("b", 0.3), label=2), 2),     # another label: class-wise NMS never compared them
+        (detections(("c", 0.119)), detections(("b", 0.24)), 2),  # b would suppress c, but no tie started it
+    ]
+    for torch_side, onnx_side, failures in cases:
+        assert match_detections(torch_side, onnx_side, floor=0.05, nms_iou=0.5).failures == failures
+
+
+def test_a_box_the_per_image_cap_cut_at_a_tie_is_a_cap_tie():
+    from pixelforge.tasks.common.boxes_export import match_detections
+
+    kept = (("a", 0.9), ("c", 0.6))  # far enough apart (0.43) to survive NMS on both sides
+    torch_side = detections(*kept, ("e", 0.2))
+    onnx_side = detections(*kept, ("f", 0.2004))  # the third place tied: each side's cap of 3 kept another box
+    assert match_detections(torch_side, onnx_side, floor=0.05, cap=3)[:2] == (2, 0)
+    assert match_detections(torch_side, onnx_side, floor=0.05, cap=3).cap_ties == 2
+    assert match_detections(torch_side, onnx_side, floor=0.05, cap=4)[1] == 2  # nobody hit a cap of 4
+    # 0.05 above torch's lowest kept score, so torch's cap would have kept it: it fails (torch's 0.2 one, below
+    # ONNX's lowest kept score, is still one ONNX's cap cut).
+    onnx_side = detections(*kept, ("f", 0.25))
+    assert match_detections(torch_side, onnx_side, floor=0.05, cap=3)[1:] == (1, 0.0, 1.0, 0, 1)
+
+
+def test_detector_limits_are_the_models_own_nms_settings():
+    from pixelforge.models.detectors import build_detector
+    from pixelforge.tasks.common.boxes_export import detector_limits
+
+    rcnn = build_detector("fasterrcnn", num_classes=2, weights="none", img_size=64)
+    rcnn.roi_heads.nms_thresh, rcnn.roi_heads.detections_per_img = 0.4, 7
+    assert detector_limits(rcnn) == (0.4, 7)
+    fcos = build_detector("fcos", num_classes=2, weights="none", img_size=64)
+    assert detector_limits(fcos) == (fcos.nms_thresh, fcos.detections_per_img) == (0.6, 100)
 
 
 def test_package_predicts_without_torch(tmp_path, detect_run):

@@ -61,7 +61,8 @@ def test_export_is_refused_when_detections_differ(tmp_path, instance_run, monkey
     from pixelforge.tasks.common import boxes_export
     from pixelforge.tasks.instance import export as export_instance
 
-    monkeypatch.setattr(boxes_export, "match_detections", lambda e, g, floor: (0, 1, 0.0, 0.0))
+    monkeypatch.setattr(boxes_export, "match_detections",
+                        lambda e, g, floor, *limits: boxes_export.BoxMatch(0, 1, 0.0, 0.0))
     with pytest.raises(PixelforgeError, match="export refused"):
         export_instance.export_package(instance_run[0], tmp_path / "bad")
     assert not (tmp_path / "bad").exists() and not list(tmp_path.iterdir())

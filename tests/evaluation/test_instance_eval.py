@@ -159,3 +159,15 @@ def test_a_result_without_a_mask_is_a_one_line_error(fixture_files):
     _, _, gt, results = fixture_files
     with pytest.raises(PixelforgeError, match="segmentation"):
         instance_metrics(gt, [{"image_id": 1, "category_id": 1, "bbox": [0, 0, 4, 4], "score": 0.5}])
+
+
+def test_results_for_other_images_or_without_a_score_are_one_line_errors(fixture_files, tmp_path):
+    # `pixelforge predict` numbers images 1, 2, ... (its images.json): scored against a COCO file whose ids differ,
+    # pycocotools stopped on an AssertionError with a traceback.
+    gt_file, _, _, results = fixture_files
+    (tmp_path / "other.json").write_text(json.dumps([{**results[0], "image_id": 999}]))
+    with pytest.raises(PixelforgeError, match=r"other\.json: result 0 has image_id 999.*images\.json"):
+        score_instance_files(gt_file, tmp_path / "other.json")
+    (tmp_path / "unscored.json").write_text(json.dumps([{k: v for k, v in results[0].items() if k != "score"}]))
+    with pytest.raises(PixelforgeError, match="result 0 lacks score"):
+        score_instance_files(gt_file, tmp_path / "unscored.json")

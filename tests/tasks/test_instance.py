@@ -193,6 +193,17 @@ def test_predict_writes_rle_masks_at_each_files_own_size(tmp_path, tiny_instance
     assert images[0] == {"id": 1, "file_name": str(tmp_path / "wide.png"), "width": 150, "height": 70}
 
 
+def test_evaluating_on_data_without_outlines_is_refused_not_scored_against_boxes(tmp_path, tiny_instance):
+    # Box-shaped masks stand in for missing outlines, so a box-only set gave a "mask AP" of boxes, silently.
+    from pixelforge.tasks.instance.evaluate import evaluate_instance
+
+    run = _untrained_run(tmp_path / "run", tiny_instance)
+    boxes_only = write_tiny_instance(tmp_path / "boxes_only", count=4, masks=False)
+    with pytest.raises(PixelforgeError, match=r"boxes_only.*no object has an outline.*mask AP needs them.*--task det"):
+        evaluate_instance(run, data=str(boxes_only), out=tmp_path / "eval")
+    assert not (tmp_path / "eval").exists()
+
+
 def test_evaluation_gives_an_image_the_same_objects_batched_as_alone(tmp_path):
     # torchvision pads a batch to its largest image: a short image batched with a tall one got other masks and
     # scores than alone, so evaluate's predictions.json disagreed with `predict` (one image per call).

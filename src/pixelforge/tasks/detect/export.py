@@ -20,7 +20,7 @@ from pixelforge.deploy.export.folder import (reject_options, require_new_out, st
                                             write_json)
 from pixelforge.errors import PixelforgeError
 from pixelforge.tasks.common.boxes_export import (BOX_OUTPUTS, MATCH_IOU, SCORE_TOLERANCE, box_parity,
-                                                  write_detector_onnx)
+                                                  ties_allowed, write_detector_onnx)
 
 
 def export_package(run_dir: str | Path, out: str | Path, data: str | None = None, parity_images: int = 32,
@@ -59,5 +59,5 @@ def export_package(run_dir: str | Path, out: str | Path, data: str | None = None
         if not report["passed"]:
             raise PixelforgeError(f"export refused: {report['unmatched']} of {report['torch_detections']} detections "
                                   f"differ between ONNX Runtime and PyTorch (IoU >= {MATCH_IOU}, |Δscore| <= "
-                                  f"{SCORE_TOLERANCE}); report the model and opset {opset}")
+                                  f"{SCORE_TOLERANCE}; {ties_allowed(report)}); report the model and opset {opset}")
     return out

@@ -17,11 +17,8 @@ def prepare_data(cfg):
 
         data = str(materialize("shapes", kind="instances"))
     source = make_box_splits(read_boxes(data), cfg.val_fraction, cfg.test_fraction, cfg.seed)
-    outlined = [image for image in source.images if image.segmentations is not None]
-    if not outlined:
-        raise PixelforgeError(f"{source.origin}: no object has an outline (COCO 'segmentation' polygons or RLE, or "
-                              "YOLO segment lines `class x1 y1 x2 y2 x3 y3 ...`); instance segmentation needs them: "
-                              "add outlines, or use --task detect")
+    require_outlines(source.images, source.origin, "instance segmentation needs them: add outlines, or use --task "
+                                                   "detect")
     train, val = source.split("train"), source.split("val")
     if not train or not val:
         raise PixelforgeError(f"{source.origin}: need images in both train and val splits "
@@ -29,3 +26,11 @@ def prepare_data(cfg):
     if not any(len(image.boxes) and image.segmentations is not None for image in train):
         raise PixelforgeError(f"{source.origin}: the training images have no outlined objects; nothing to learn from")
     return source, list(source.classes)
+
+
+def require_outlines(images: list, origin, fix: str) -> None:
+    """Refuse `images` none of which has an outline: mask AP would only score the box-shaped masks that stand in
+    for missing ones (see evaluate.complete_segm_ground_truth). `fix` ends the message."""
+    if not any(image.segmentations is not None for image in images):
+        raise PixelforgeError(f"{origin}: no object has an outline (COCO 'segmentation' polygons or RLE, or YOLO "
+                              f"segment lines `class x1 y1 x2 y2 x3 y3 ...`); {fix}")

@@ -148,7 +148,19 @@ def score_instance_files(gt_json: str | Path, results_json: str | Path) -> dict:
         raise PixelforgeError(f"{results_json}: cannot read COCO results ({exc}); give a JSON list of results") from None
     if not isinstance(results, list):
         raise PixelforgeError(f"{results_json}: COCO results must be a JSON list of {{image_id, category_id, "
-                              "segmentation, score}}")
+                              "segmentation, score}")
+    image_ids = {image.get("id") for image in gt.get("images", []) if isinstance(image, dict)}
+    for index, row in enumerate(results):
+        missing = [k for k in ("image_id", "category_id", "score") if k not in row] if isinstance(row, dict) \
+            else ["all"]
+        if missing:  # pycocotools would stop on a KeyError (or an assertion, below) with a traceback
+            raise PixelforgeError(f"{results_json}: result {index} lacks {', '.join(missing)}; each result needs "
+                                  "image_id, category_id, segmentation (RLE) and score")
+        if row["image_id"] not in image_ids:
+            raise PixelforgeError(f"{results_json}: result {index} has image_id {row['image_id']}, which {gt_json} "
+                                  "does not list; `pixelforge predict` numbers images its own way (images.json): "
+                                  "score the predictions.json `pixelforge evaluate RUN` writes, or results made for "
+                                  "this file")
     return instance_metrics(gt, results)
 
 
@@ -193,9 +205,11 @@ def evaluate_instance(run_dir: str | Path, data: str | None = None, split: str |
 
     run = load_instance_run(run_dir)
     from pixelforge.tasks.common.boxes import select_box_images
-    from pixelforge.tasks.instance.data import prepare_data
+    from pixelforge.tasks.instance.data import prepare_data, require_outlines
 
     images, categories, name, mapping = select_box_images(run.config, run.classes, data, split, prepare_data)
+    require_outlines(images, data or run.config.data, f"mask AP needs them ({name} split): add outlines, or score "
+                                                      "boxes with a --task detect run")
     size = run.config.img_size
     dataset = BoxDataset(images, sorted(categories), eval_box_transform(size), size)
     unreadable = dataset.preload()

@@ -13,7 +13,8 @@ It is detection's package with one more output, so it is traced and checked with
 (tasks/common/boxes_export.py) and run by `pixelforge.deploy.runtime.instance`, which resizes each mask's
 probabilities to the original image and thresholds them at 0.5, as tasks/instance/evaluate.py does. The export is
 refused unless every PyTorch detection has an ONNX Runtime twin (the detection rule: same label, IoU >= 0.99,
-|Δscore| <= 1e-3) and the twins' binarised (> 0.5) masks agree on at least 99.9 % of their pixels.
+|Δscore| <= 1e-3; detections the runtimes' NMS or per-image cap split at a tie are counted as such, not as failures)
+and the twins' binarised (> 0.5) masks agree on at least 99.9 % of their pixels.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from pathlib import Path
 from pixelforge.deploy.export.folder import (reject_options, require_new_out, staged_folder, write_dense_package_files,
                                             write_json)
 from pixelforge.errors import PixelforgeError
-from pixelforge.tasks.common.boxes_export import (BOX_OUTPUTS, MATCH_IOU, SCORE_TOLERANCE, box_parity, twin_pairs,
-                                                  write_detector_onnx)
+from pixelforge.tasks.common.boxes_export import (BOX_OUTPUTS, MATCH_IOU, SCORE_TOLERANCE, box_parity, ties_allowed,
+                                                  twin_pairs, write_detector_onnx)
 
 MASK_AGREEMENT = 0.999  # share of matched masks' pixels that must binarise the same on both sides
 OUTPUTS = [*BOX_OUTPUTS, "masks"]
@@ -67,8 +68,8 @@ def export_package(run_dir: str | Path, out: str | Path, data: str | None = None
             raise PixelforgeError(f"export refused: {report['unmatched']} of {report['torch_detections']} detections "
                                   f"differ or masks agree on {100 * report['mask_agreement']:.3f} % of pixels "
                                   f"(need IoU >= {MATCH_IOU}, |Δscore| <= {SCORE_TOLERANCE}, masks >= "
-                                  f"{100 * MASK_AGREEMENT:.1f} %) between ONNX Runtime and PyTorch; report the model "
-                                  f"and opset {opset}")
+                                  f"{100 * MASK_AGREEMENT:.1f} %; {ties_allowed(report)}) between ONNX Runtime and "
+                                  f"PyTorch; report the model and opset {opset}")
     return out
 
 
