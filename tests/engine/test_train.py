@@ -2,7 +2,6 @@
 
 import json
 import logging
-import os
 import random
 import shutil
 import signal
@@ -297,3 +296,15 @@ def test_best_val_accuracy_is_what_evaluate_reports_on_the_val_split(tmp_path, s
     targets = torch.tensor([loaded.classes.index(s.label) for s in kept])
     best = rd.read_metrics(result.run_dir / "metrics.csv")[summary["best_epoch"] - 1]
     assert abs(float(F.cross_entropy(logits, targets)) - best["val_loss"]) <= 1e-5
+
+
+def test_the_interactive_display_leaves_the_engine_details_out(capsys, caplog):
+    from pixelforge.engine.progress import EpochProgress
+
+    caplog.set_level("INFO", logger="pixelforge")
+    EpochProgress(quiet=False).detail("malloc keeps freed blocks up to 1024 MiB for reuse")
+    EpochProgress(quiet=False).info("training simple_cnn on 40 images")
+    shown = capsys.readouterr().err
+    assert "training simple_cnn" in shown and "malloc" not in shown and not caplog.records
+    EpochProgress(quiet=True).detail("malloc keeps freed blocks up to 1024 MiB for reuse")  # --quiet: the run's record
+    assert [r.getMessage() for r in caplog.records] == ["malloc keeps freed blocks up to 1024 MiB for reuse"]

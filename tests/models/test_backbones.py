@@ -1,6 +1,5 @@
 """Every registered backbone builds and runs; weights load from the bundle or a file, and wrong ones say why."""
 
-import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -96,3 +95,19 @@ def test_weights_for_another_model_are_rejected(tmp_path):
         build_classifier("simple_cnn", num_classes=2, weights=str(tmp_path / "resnet.safetensors"))
     with pytest.raises(PixelforgeError, match="weights file not found"):
         build_classifier("simple_cnn", num_classes=2, weights=str(tmp_path / "missing.pth"))
+
+
+def test_a_frozen_random_backbone_is_warned_about_once_and_a_trainable_one_is_not(caplog):
+    from pixelforge.tasks.classify import warn_random_frozen_backbone
+    from pixelforge.tasks.config import build_config
+
+    caplog.set_level("WARNING", logger="pixelforge")
+    for options in ({"model": "simple_cnn"}, {"weights": "none"}):  # strategy: the default, linear
+        warn_random_frozen_backbone(build_config(data="digits", **options))
+    assert [("simple_cnn has no pretrained weights" in r.getMessage(), "--weights none" in r.getMessage())
+            for r in caplog.records] == [(True, False), (False, True)]
+    assert all("add --strategy full" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    warn_random_frozen_backbone(build_config(data="digits", model="simple_cnn", strategy="full"))
+    warn_random_frozen_backbone(build_config(data="digits"))  # Lite0 with its bundled ImageNet weights
+    assert not caplog.records

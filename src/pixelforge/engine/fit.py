@@ -128,7 +128,7 @@ def _train_process(fabric, build_setup, run: Path, config: FitConfig, resuming: 
     # 5 vs 190 img/s for the quickstart's first epochs. Flushing them to zero changes no result we could measure.
     torch.set_flush_denormal(True)
     progress = EpochProgress(quiet=config.quiet or fabric.global_rank != 0)
-    progress.info(reuse_freed_memory())  # activations are re-allocated every step: no page faults (cpu_memory.py)
+    progress.detail(reuse_freed_memory())  # activations are re-allocated every step: no page faults (cpu_memory.py)
     setup = build_setup(fabric, progress)
     train_loader, val_loader, sampler = _loaders(setup, config, fabric)
     lr = _learning_rate(setup, config, fabric, train_loader, run, progress)

@@ -68,3 +68,11 @@ class EpochProgress:
             log.info(message)
         else:
             self.console.print(message)
+
+    def detail(self, message: str) -> None:
+        """How the engine runs (memory settings, exact speed-ups), not what the user asked for: a log line with
+        --quiet, where logs are kept as the run's record; left off the interactive display, at debug level."""
+        if self.quiet:
+            log.info(message)
+        else:
+            log.debug(message)

@@ -47,6 +47,7 @@ class ClassifyTask(Task):
         check_img_size(cfg.model, cfg.img_size)
         check_weights_option(cfg.weights)
         check_mixing(cfg)
+        warn_random_frozen_backbone(cfg)
 
     def prepare_data(self, cfg) -> tuple:
         from pixelforge.tasks.classify.data import prepare_data
@@ -185,6 +186,25 @@ def check_mixing(cfg) -> None:
     if cfg.strategy == "linear" and cfg.cache_features is not False and cfg.devices * cfg.num_nodes == 1:
         raise PixelforgeError(f"{where} does not mix images when --strategy linear trains the head on cached "
                               f"features; set cache_features: false or --strategy full, or leave it out")
+
+
+def warn_random_frozen_backbone(cfg) -> None:
+    """One warning line when `--strategy linear` (the default) would train a head on a backbone that starts random:
+    it stays frozen, so the run ends near chance and looks like a bug. Not refused: random features under a linear
+    head are a baseline some users want; fastai unfreezes a model built without pretrained weights, which is what
+    the warning suggests."""
+    import logging
+
+    from pixelforge.models.registry import get_spec
+
+    if cfg.strategy != "linear" or cfg.continue_from:  # a continual step starts from its parent's trained backbone
+        return
+    weights_from = get_spec(cfg.model).weights_from
+    if cfg.weights == "none" or weights_from.startswith("none"):
+        why = "--weights none" if cfg.weights == "none" else f"{cfg.model} has no pretrained weights"
+        logging.getLogger("pixelforge").warning(
+            f"warning: --strategy linear trains only a head on a frozen backbone, and {cfg.model}'s starts random "
+            f"({why}): expect near-chance accuracy; add --strategy full to train the whole network")
 
 
 from pixelforge.tasks.classify import fewshot  # noqa: E402,F401  (registers --task fewshot, built on this task)

@@ -172,7 +172,7 @@ def _end_to_end_path(cfg, model, fabric, progress):
     from pixelforge.engine.compiled import CompiledTrainingForward, compile_decision
     from pixelforge.engine.exact_speedups import apply_exact_speedups
 
-    progress.info(apply_exact_speedups(model, depthwise_fp32=cfg.precision == "bf16-mixed" and fabric.device.type == "cpu"))
+    progress.detail(apply_exact_speedups(model, depthwise_fp32=cfg.precision == "bf16-mixed" and fabric.device.type == "cpu"))
     compiled, reason = compile_decision(cfg.compile, strategy=cfg.strategy, world_size=fabric.world_size)
     if cfg.compile:
         progress.info(f"torch.compile {reason}")

@@ -139,7 +139,7 @@ def build_setup(cfg, source, classes: list[str], fabric, progress):
     model.to(fabric.device)
     from pixelforge.engine.exact_speedups import apply_exact_speedups
 
-    progress.info(apply_exact_speedups(model, depthwise_fp32=cfg.precision == "bf16-mixed" and fabric.device.type == "cpu"))
+    progress.detail(apply_exact_speedups(model, depthwise_fp32=cfg.precision == "bf16-mixed" and fabric.device.type == "cpu"))
     for param in model.parameters():  # everything registered with DDP; the strategy freezes below
         param.requires_grad_(True)
     apply_strategy(model, cfg.strategy, 0, cfg.unfreeze_every)
