@@ -115,7 +115,19 @@ def fit(build_setup: Callable[..., TaskSetup], run_dir: str | Path, config: FitC
 def _fit_process(fabric, build_setup, run: Path, config: FitConfig, resuming: bool, hooks: list, meta: dict) -> FitResult:
     """One training process: everything after Fabric is up (a spawned DDP process sets its own logger levels)."""
     with _lightning_info(shown=not config.quiet):
-        return _train_process(fabric, build_setup, run, config, resuming, hooks, meta)
+        try:
+            return _train_process(fabric, build_setup, run, config, resuming, hooks, meta)
+        finally:
+            _leave_process_group(fabric)
+
+
+def _leave_process_group(fabric) -> None:
+    """Shut a DDP run's process group down while the interpreter is whole. Left to interpreter exit, gloo's worker
+    threads were torn down with it and a process could abort with "terminate called without an active exception"
+    (pytorch/pytorch#190489; seen once in CI's two-process test). Every collective of a run happens inside `fit`;
+    a later `fit` in the same process (tune's trials) starts a new group."""
+    if fabric.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 def _train_process(fabric, build_setup, run: Path, config: FitConfig, resuming: bool, hooks: list, meta: dict) -> FitResult:
