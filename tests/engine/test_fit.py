@@ -267,3 +267,18 @@ def test_a_last_training_batch_of_one_image_is_left_out(tmp_path):
             FitConfig(epochs=1, batch_size=32, lr=2e-3, seed=0, accelerator="cpu", quiet=True), hooks=[recorder])
         sizes[n_train] = recorder.sizes
     assert sizes == {65: [32, 32], 66: [32, 32, 2]}
+
+
+def test_a_ddp_process_leaves_its_process_group_before_the_interpreter_exits(tmp_path):
+    import torch.distributed as dist
+
+    from pixelforge.engine.fit import _leave_process_group
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'rendezvous'}", rank=0, world_size=1)
+    try:
+        _leave_process_group(type("OneRankOfTwo", (), {"world_size": 2})())
+        assert not dist.is_initialized()  # gloo's threads are gone while Python still runs
+        _leave_process_group(type("OneRankOfTwo", (), {"world_size": 2})())  # nothing left: no error
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
