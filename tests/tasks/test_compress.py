@@ -369,6 +369,11 @@ def test_a_broken_photo_is_skipped_in_training_and_evaluation_and_named(photos, 
     assert result.metrics["num_images"] == 1 and "cut.jpg" in result.unreadable[0]
 
 
+def test_summary_counts_training_images_not_their_crops(trained):
+    summary = rd.read_json(trained["factorized"] / "summary.json")  # 4 photos, a quarter held out, 8 crops each
+    assert (summary["train_images"], summary["val_images"]) == (3, 1)
+
+
 def test_compare_with_a_run_of_another_task_is_refused_before_any_output(runs, photos, tmp_path):
     """It was dropped silently: the "curve" held this run alone and nothing said why."""
     from pixelforge.errors import PixelforgeError
