@@ -361,3 +361,8 @@ def test_export_parity_and_the_torch_free_runtime_and_server_generate(gan_run, t
     written = sorted((tmp_path / "from-package").glob("000*_bar.png"))
     assert len(written) == 3 and (tmp_path / "from-package" / "grid.png").is_file()
     assert np.array_equal(np.asarray(Image.open(written[0])), a["images"][0])  # seed 1, class bar: the same image
+    from pixelforge.tasks.gan.generate import generate_to_folder
+
+    # The package's grid was 32 px samples at their own size (338 x 66 for 20 digits), the run's enlarged 3x.
+    from_run = generate_to_folder(gan_run, out=tmp_path / "from-run", n=3, class_name="bar", seed=1)
+    assert Image.open(tmp_path / "from-package" / "grid.png").size == Image.open(from_run["grid"]).size
