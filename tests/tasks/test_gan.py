@@ -270,6 +270,18 @@ def test_real_images_are_read_upright_16_bit_rescaled_and_a_broken_file_is_skipp
     assert phone[:4].mean() > 200 and phone[-4:].mean() < 50  # upright: the white half on top
 
 
+def test_the_report_names_a_training_image_it_skipped(gan_run, tmp_path):
+    import shutil
+
+    from pixelforge.tasks.gan.report import write_gan_report
+
+    run = shutil.copytree(gan_run, tmp_path / "run")
+    summary = rd.read_json(run / "summary.json")
+    rd.write_json(run / "summary.json", {**summary, "unreadable_images": ["/data/bar/x.png: not an image"]})
+    write_gan_report(run)
+    assert "Skipped images</h2><ul><li>/data/bar/x.png: not an image</li>" in (run / "report.html").read_text()
+
+
 def test_a_conditional_gan_refuses_a_class_whose_every_image_is_broken(two_class_folder, tmp_path):
     import shutil
 
