@@ -369,6 +369,32 @@ def test_a_broken_photo_is_skipped_in_training_and_evaluation_and_named(photos, 
     assert result.metrics["num_images"] == 1 and "cut.jpg" in result.unreadable[0]
 
 
+def test_summary_counts_training_images_not_their_crops(trained):
+    summary = rd.read_json(trained["factorized"] / "summary.json")  # 4 photos, a quarter held out, 8 crops each
+    assert (summary["train_images"], summary["val_images"]) == (3, 1)
+
+
+def test_compare_with_a_run_of_another_task_is_refused_before_any_output(runs, photos, tmp_path):
+    """It was dropped silently: the "curve" held this run alone and nothing said why."""
+    from pixelforge.errors import PixelforgeError
+
+    other = tmp_path / "denoise-run"
+    other.mkdir()
+    (other / "config.yaml").write_text("task: denoise\n")
+    (other / "classes.json").write_text("[]")
+    with pytest.raises(PixelforgeError, match=r"denoise-run: holds denoise run\(s\), no compress run") as caught:
+        pixelforge.evaluate(runs["factorized"], data=str(photos), out=tmp_path / "eval", compare=other)
+    assert "\n" not in str(caught.value) and not (tmp_path / "eval").exists()
+
+
+def test_evaluate_on_a_missing_data_path_names_it_in_one_error(runs, tmp_path, caplog):
+    from pixelforge.errors import PixelforgeError
+
+    with pytest.raises(PixelforgeError, match=r"nope: no such file or folder"):
+        pixelforge.evaluate(runs["factorized"], data=str(tmp_path / "nope"), out=tmp_path / "eval")
+    assert "skipping unreadable" not in caplog.text and not (tmp_path / "eval").exists()
+
+
 def test_package_predict_gives_a_second_photo_of_the_same_name_its_own_files(packages, tmp_path):
     from pixelforge.deploy.runtime import predict_package
 

@@ -59,6 +59,29 @@ def test_dncnn_trains_two_steps_and_evaluates_beside_the_classical_denoisers(dnc
     assert Path(metrics["figures"]["examples"]).is_file()
 
 
+def test_the_report_says_when_it_scored_only_the_first_val_images(dncnn_run, tmp_path, monkeypatch):
+    import shutil
+
+    from pixelforge.tasks.denoise import report
+
+    run = shutil.copytree(dncnn_run, tmp_path / "run")
+    monkeypatch.setattr(report, "REPORT_IMAGES", 1)  # the run holds out 2 images
+    report.write_denoising_report(run)
+    assert "evaluated on the first 1 of the 2 images of the <b>val</b> split" in (run / "report.html").read_text()
+
+
+def test_the_report_names_a_training_image_it_skipped(dncnn_run, tmp_path):
+    import shutil
+
+    from pixelforge.tasks.denoise.report import write_denoising_report
+
+    run = shutil.copytree(dncnn_run, tmp_path / "run")
+    summary = rd.read_json(run / "summary.json")
+    rd.write_json(run / "summary.json", {**summary, "unreadable_images": ["/data/x.png: not an image"]})
+    write_denoising_report(run)
+    assert "Skipped images</h2><ul><li>/data/x.png: not an image</li>" in (run / "report.html").read_text()
+
+
 def test_a_resumed_run_draws_the_crops_and_noise_an_uninterrupted_one_does(photos, tmp_path):
     """Each crop was drawn from a count of the draws made, which started again from 0 on resume."""
     options = dict(TINY, task="denoise", model="dncnn", depth=3, features=8, epochs=2)

@@ -270,6 +270,18 @@ def test_real_images_are_read_upright_16_bit_rescaled_and_a_broken_file_is_skipp
     assert phone[:4].mean() > 200 and phone[-4:].mean() < 50  # upright: the white half on top
 
 
+def test_the_report_names_a_training_image_it_skipped(gan_run, tmp_path):
+    import shutil
+
+    from pixelforge.tasks.gan.report import write_gan_report
+
+    run = shutil.copytree(gan_run, tmp_path / "run")
+    summary = rd.read_json(run / "summary.json")
+    rd.write_json(run / "summary.json", {**summary, "unreadable_images": ["/data/bar/x.png: not an image"]})
+    write_gan_report(run)
+    assert "Skipped images</h2><ul><li>/data/bar/x.png: not an image</li>" in (run / "report.html").read_text()
+
+
 def test_a_conditional_gan_refuses_a_class_whose_every_image_is_broken(two_class_folder, tmp_path):
     import shutil
 
@@ -361,3 +373,8 @@ def test_export_parity_and_the_torch_free_runtime_and_server_generate(gan_run, t
     written = sorted((tmp_path / "from-package").glob("000*_bar.png"))
     assert len(written) == 3 and (tmp_path / "from-package" / "grid.png").is_file()
     assert np.array_equal(np.asarray(Image.open(written[0])), a["images"][0])  # seed 1, class bar: the same image
+    from pixelforge.tasks.gan.generate import generate_to_folder
+
+    # The package's grid was 32 px samples at their own size (338 x 66 for 20 digits), the run's enlarged 3x.
+    from_run = generate_to_folder(gan_run, out=tmp_path / "from-run", n=3, class_name="bar", seed=1)
+    assert Image.open(tmp_path / "from-package" / "grid.png").size == Image.open(from_run["grid"]).size

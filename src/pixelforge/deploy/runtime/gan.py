@@ -51,15 +51,22 @@ def to_uint8(images: np.ndarray) -> list[np.ndarray]:
     return [a[..., 0] if a.shape[2] == 1 else a for a in arrays]
 
 
-def tile(images: list[np.ndarray], columns: int, gap: int = 2) -> np.ndarray:
-    """Equal-size uint8 images in rows of `columns`, `gap` white pixels between them (the grid of a run's samples).
+def grid_scale(side: int) -> int:
+    """How many times a grid of `side`-px images is enlarged (nearest) so that 32 px samples are legible; the run's
+    grids and a package's share it, so `generate PACKAGE` writes the grid `generate RUN` does."""
+    return max(1, 256 // max(1, side * 4) + (1 if side <= 32 else 0))
 
-    By hand rather than torchvision's `make_grid`, which the run side uses: this runtime never imports torch."""
+
+def tile(images: list[np.ndarray], columns: int, gap: int = 2) -> np.ndarray:
+    """Equal-size uint8 images in rows of `columns`, `gap` white pixels between and around them (the grid of a run's
+    samples, as torchvision's `make_grid` lays it out).
+
+    By hand rather than `make_grid`, which the run side uses: this runtime never imports torch."""
     height, width = images[0].shape[:2]
     rows = -(-len(images) // columns)
-    grid = np.full((rows * (height + gap) - gap, columns * (width + gap) - gap, *images[0].shape[2:]), 255, np.uint8)
+    grid = np.full((rows * (height + gap) + gap, columns * (width + gap) + gap, *images[0].shape[2:]), 255, np.uint8)
     for i, image in enumerate(images):
-        top, left = (i // columns) * (height + gap), (i % columns) * (width + gap)
+        top, left = gap + (i // columns) * (height + gap), gap + (i % columns) * (width + gap)
         grid[top:top + height, left:left + width] = image
     return grid
 
@@ -138,7 +145,9 @@ class GANRuntime(TaskRuntime):
             files.append(out / (f"{i:04d}" + (f"_{result['classes'][i]}" if result["classes"] else "") + ".png"))
             Image.fromarray(array).save(files[-1])
         grid = out / "grid.png"
-        Image.fromarray(tile(result["images"], columns=min(10, n))).save(grid)
+        sheet = Image.fromarray(tile(result["images"], columns=min(10, n)))
+        scale = grid_scale(result["images"][0].shape[0])
+        sheet.resize((sheet.width * scale, sheet.height * scale), Image.NEAREST).save(grid)
         return {"out": str(out), "files": [str(f) for f in files], "grid": str(grid), "classes": result["classes"]}
 
     # A generator takes no images: the prediction paths say so in one line.

@@ -84,14 +84,22 @@ def compare_runs(compare: Path | None, own: Path) -> list[Path]:
         raise PixelforgeError(f"{compare}: --compare takes a compression run folder or a folder of them")
     from pixelforge.runs.files import run_task_name
 
-    runs = [p for p in candidates if run_task_name(p) == "compress" and p.resolve() != own.resolve()]
-    return runs
+    # Runs of other tasks were dropped without a word, so a mistyped --compare gave a one-point curve.
+    ours = run_task_name(own)
+    same_task = [p for p in candidates if run_task_name(p) == ours]
+    if not same_task:
+        found = sorted({run_task_name(p) for p in candidates})
+        raise PixelforgeError(f"{compare}: holds {' and '.join(found)} run(s), no {ours} run; --compare takes a "
+                              f"compression run folder or a folder of them")
+    return [p for p in same_task if p.resolve() != own.resolve()]
 
 
 def evaluation_images(run: Path, data: str | None, split: str | None) -> tuple[list[Path], str]:
     from pixelforge.tasks.common.run import read_run
 
     if data:
+        if not Path(data).exists():  # else a warning about one unreadable "image" came before the error
+            raise PixelforgeError(f"{data}: no such file or folder; give a folder of photos or one photo")
         files = list_images(Path(data)) if Path(data).is_dir() else [Path(data)]
         return files, Path(data).name
     _, cfg, _, _ = read_run(run, "compress")
@@ -131,6 +139,7 @@ def evaluate_compression(run_dir, data: str | None = None, split: str | None = N
     run = Path(run_dir)
     make_refiner(None, 0.0, refine, refine_lr)  # refuses --refine-lr without --refine before any work
     files, name = evaluation_images(run, data, split)
+    runs = [run, *compare_runs(compare, run)]  # before the output folder exists: a bad --compare leaves nothing
     if not files:
         raise PixelforgeError(f"{data or run}: no images to evaluate")
     unreadable: list[dict] = []
@@ -143,7 +152,6 @@ def evaluate_compression(run_dir, data: str | None = None, split: str | None = N
     request = {"data": data_key(data), "split": name, "compare": data_key(compare), "refine": refine,
                "refine_lr": refine_lr}
     out = evaluation_dir(out, run / (f"eval-{name}-refine{refine}" if refine else f"eval-{name}"), request)
-    runs = [run, *compare_runs(compare, run)]
     scored = [score_run(r, images, keep_decoded=r == run, refine=refine, refine_lr=refine_lr) for r in runs]
     classical = {codec: [sweep(p, codec) for p in images] for codec in QUALITIES}
     means = {codec: mean_curve(sweeps) for codec, sweeps in classical.items()}

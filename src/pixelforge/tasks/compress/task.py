@@ -61,5 +61,8 @@ def build_setup(cfg, source, classes, fabric, progress) -> TaskSetup:
             raise PixelforgeError(f"{cfg.data}: no readable images in the {name} split ({crops.unreadable[0]})")
     step = CompressionStep(model, cfg.lambda_, cfg.aux_lr, cfg.grad_clip, cfg.schedule, optimizer_states)
     return TaskSetup(task=step, model=model, trained=model, train_data=train, val_data=val,
-                     n_train=len(train), n_val=len(val), workers=0 if cfg.workers is None else cfg.workers,
+                     # Images, not crops: summary.json's train_images said 884 for 221 photos at 4 crops each.
+                     n_train=len(train.images), n_val=len(val.images),
+                     train_unit=f"images ({len(train)} crops an epoch)",
+                     workers=0 if cfg.workers is None else cfg.workers,
                      unreadable=train.unreadable + val.unreadable)

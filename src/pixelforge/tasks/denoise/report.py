@@ -30,7 +30,8 @@ def score_table(m: dict) -> str:
 
 def write_denoising_report(run: Path, evaluation=None) -> Path:
     """RUN/report.html from an evaluation (by default best.ckpt on the run's val split, whole images)."""
-    if evaluation is None:
+    limited = evaluation is None
+    if limited:
         from pixelforge.tasks.denoise.evaluate import evaluate_denoising
 
         # The first REPORT_IMAGES val images: NL-means takes seconds per photo, `evaluate` scores them all.
@@ -43,12 +44,19 @@ def write_denoising_report(run: Path, evaluation=None) -> Path:
     kpis = [("PSNR", f"{m['psnr']:.2f} dB"), ("noisy", f"{m['psnr_noisy']:.2f} dB"),
             ("gain over best classical", _fmt(m["psnr"] - max([b["psnr"] for b in m["baselines"].values()] or [best]), 2)
              + " dB"), ("images", str(m["num_images"]))]
-    parts = page_start(run, f"Denoising ({html.escape(str(m['noise']))}), evaluated on the <b>{html.escape(m['split'])}"
-                            f"</b> split on whole images with the best checkpoint (epoch {summary.get('best_epoch', '?')})"
+    scope = f"the <b>{html.escape(m['split'])}</b> split"
+    total = summary.get("val_images")
+    if limited and total and m["num_images"] < total:  # it read as if every val image had been scored
+        scope = (f"the first {m['num_images']} of the {total} images of {scope} "
+                 f"(<code>pixelforge evaluate</code> scores all)")
+    parts = page_start(run, f"Denoising ({html.escape(str(m['noise']))}), evaluated on {scope} "
+                            f"on whole images with the best checkpoint (epoch {summary.get('best_epoch', '?')})"
                             f"; the classical denoisers ran on the same noisy images.", kpis, curves)
     parts.append(f"<h2>Ours beside the classical denoisers</h2>{score_table(m)}")
     if "examples" in evaluation.figures:
         parts.append(f"<h2>Examples</h2><p>The same crop of each image: noisy, NL-means, wavelet, ours, clean; "
                      f"titles give each whole image's PSNR.</p><img src='{link(run, evaluation.figures['examples'])}' "
                      f"alt='examples'>")
-    return write_page(run, parts, evaluation.unreadable)
+    # The training's skipped files too: a corrupt photo in the training split was named in summary.json only.
+    return write_page(run, parts, list(dict.fromkeys([*(summary.get("unreadable_images") or []),
+                                                      *evaluation.unreadable])))

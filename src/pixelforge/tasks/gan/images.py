@@ -24,10 +24,11 @@ def grid_image(images: torch.Tensor, columns: int, pad: int = 2) -> Image.Image:
 
 def save_grid(images: torch.Tensor, path: Path, columns: int, scale: int | None = None) -> Path:
     """A grid PNG; small images are enlarged (nearest) so a 32 px grid is legible."""
+    from pixelforge.deploy.runtime.gan import grid_scale
     from pixelforge.runs.folder import atomic_write_bytes
 
     img = grid_image(images, columns)
-    scale = scale or max(1, 256 // max(1, images.shape[-1] * 4) + (1 if images.shape[-1] <= 32 else 0))
+    scale = scale or grid_scale(images.shape[-1])
     if scale > 1:
         img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
     path = Path(path)
