@@ -64,6 +64,25 @@ def test_two_training_steps_write_a_run_that_evaluates_and_predicts(caption_run,
     assert (caption_run / "why" / f"{images[0].stem}.png").is_file()
 
 
+def test_evaluate_says_when_an_unreadable_image_was_left_out_of_its_metrics(caption_run, caption_data, tmp_path,
+                                                                            capsys, monkeypatch):
+    """Only --json listed the unreadable images: the printed BLEU silently covered fewer images than the split."""
+    import shutil
+    import sys
+
+    from pixelforge.cli import main
+
+    data = tmp_path / "data"
+    shutil.copytree(caption_data, data)
+    broken = sorted((data / "images" / "test").iterdir())[0]
+    broken.write_text("not an image")
+    monkeypatch.setattr(sys, "argv", ["pixelforge", "evaluate", str(caption_run), "--data", str(data),
+                                      "--out", str(tmp_path / "eval")])
+    main()
+    err = capsys.readouterr().err
+    assert f"warning: 1 unreadable image(s) left out of these metrics (first: {broken}: not an image" in err
+
+
 def test_score_files_refuses_results_that_miss_images(caption_data, tmp_path):
     from pixelforge.api.score_files import score_files
 
