@@ -1,5 +1,6 @@
 """`pixelforge data check --task caption`: counts, images without captions, captions without images, unreadable
-images, empty or over-long captions, the vocabulary size (train, at the tokenizer's min count) and the val out-of-vocabulary rate."""
+images, empty or over-long captions, the vocabulary size (train, at the tokenizer's min count) and the val
+out-of-vocabulary rate."""
 
 from __future__ import annotations
 
