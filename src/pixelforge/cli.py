@@ -148,6 +148,9 @@ def evaluate(
         return
     typer.echo(get_task(run_task_name(run)).format_metrics(result.metrics))
     typer.echo(f"figures: {result.out_dir}")
+    if result.unreadable:  # only --json listed them: the metrics above silently covered fewer images
+        typer.echo(f"warning: {len(result.unreadable)} unreadable image(s) left out of these metrics (first: "
+                   f"{result.unreadable[0]}); --json lists them", err=True)
 
 
 @app.command()

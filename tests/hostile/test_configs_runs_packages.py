@@ -380,3 +380,12 @@ def test_resume_or_continue_as_another_task_names_the_runs_task(run_copy, tmp_pa
     assert result.code == 2 and "is a classify run and resumes as one" in result.error_line, result.err
     result = pixelforge_cli("train", "--task", "compress", "--data", tmp_path / "missing", "--continue-from", run_copy)
     assert result.code == 2 and "a classify run; a compress run continues only from" in result.error_line, result.err
+
+
+def test_continue_from_for_a_task_that_never_continues_says_so(run_copy, tmp_path, pixelforge_cli):
+    """Caption (like most tasks) has no --continue-from: it was told to continue "only from a caption run", and a
+    caption parent without --task gave "continue_from: Extra inputs are not permitted"."""
+    result = pixelforge_cli("train", "--task", "caption", "--data", tmp_path / "missing", "--continue-from", run_copy)
+    assert result.code == 2, result.err
+    assert result.error_line == (f"error: --continue-from {run_copy}: a classify run; caption runs do not continue "
+                                 f"from another run (--continue-from is for classify, compress runs)")

@@ -97,6 +97,15 @@ def test_weights_for_another_model_are_rejected(tmp_path):
         build_classifier("simple_cnn", num_classes=2, weights=str(tmp_path / "missing.pth"))
 
 
+@pytest.mark.parametrize("name", ["junk.pth", "junk.safetensors"])
+def test_a_weights_file_that_is_not_a_checkpoint_is_one_line_naming_it(tmp_path, name):
+    """torch.load's refusal is a paragraph (weights_only advice, an issue link): it was pasted whole into the error."""
+    (tmp_path / name).write_text("not an image, not a checkpoint")
+    with pytest.raises(PixelforgeError, match=f"{name}: cannot read weights") as error:
+        build_classifier("simple_cnn", num_classes=2, weights=str(tmp_path / name))
+    assert "\n" not in str(error.value)
+
+
 def test_a_frozen_random_backbone_is_warned_about_once_and_a_trainable_one_is_not(caplog):
     from pixelforge.tasks.classify import warn_random_frozen_backbone
     from pixelforge.tasks.config import build_config

@@ -146,3 +146,32 @@ def test_template_files_and_labels_are_checked_with_one_line_errors(tmp_path):
             call()
         assert "\n" not in str(error.value)
     assert parse_labels(" ant , bee ,") == ["ant", "bee"]
+
+
+def test_a_weights_file_that_is_not_a_checkpoint_is_one_line_naming_it(tiny_clip, tmp_path):
+    """A corrupt download failed inside torch.load's unpickler: a traceback advising weights_only=False."""
+    from pixelforge.errors import PixelforgeError
+    from pixelforge.models.open_clip_hub import load_open_clip
+
+    config, _, _ = tiny_clip
+    junk = tmp_path / "junk.pt"
+    junk.write_text("not a checkpoint")
+    with pytest.raises(PixelforgeError, match=r"junk\.pt: not a PyTorch or safetensors weights file") as error:
+        load_open_clip(str(config), str(junk))
+    assert "\n" not in str(error.value)
+
+
+def test_an_unreadable_image_is_reported_the_others_labelled_and_the_exit_code_is_1(tiny_clip, tmp_path):
+    """As `predict` and `fewshot`: a script must be able to tell that an image was left out."""
+    from typer.testing import CliRunner
+
+    from pixelforge.cli import app
+
+    config, weights, images = tiny_clip
+    broken = tmp_path / "broken.jpg"
+    broken.write_text("not an image")
+    done = CliRunner().invoke(app, ["zeroshot", str(images[0]), str(broken), "--labels", "ant,bee", "--clip",
+                                    str(config), "--clip-weights", str(weights), "--json"])
+    assert done.exit_code == 1, done.output
+    answers = json.loads(done.output)
+    assert answers[0]["label"] in ("ant", "bee") and answers[1]["path"] == str(broken) and "error" in answers[1]

@@ -86,6 +86,32 @@ def test_training_leaves_empty_captions_out(tmp_path):
     assert [i.id for i in source.split("train")] == [1]
 
 
+def test_the_data_check_names_a_corrupt_image_that_training_would_stop_at(tmp_path):
+    _image(tmp_path / "a.png")
+    (tmp_path / "b.png").write_text("not an image")
+    (tmp_path / "captions.csv").write_text("path,caption\na.png,a cat\nb.png,a dog\n")
+    report = check_captions(str(tmp_path))
+    assert report.unreadable_images == [f"{tmp_path / 'b.png'}: not an image format PIL can identify; the file is "
+                                        f"corrupt or not an image"]
+    assert report.problem_count == 1
+
+
+def test_training_says_which_captions_it_leaves_out_for_a_missing_image(tmp_path, caplog):
+    """A mistyped path in captions.csv was dropped without a word: training went on with fewer images."""
+    from types import SimpleNamespace
+
+    from pixelforge.tasks.common.captions import read_caption_source
+
+    for name in ("a", "c"):
+        _image(tmp_path / f"{name}.png")
+    (tmp_path / "captions.csv").write_text("path,caption,split\na.png,a cat,train\ntypo.png,a bird,train\n"
+                                           "c.png,a dog,val\n")
+    cfg = SimpleNamespace(data=str(tmp_path), val_fraction=0.2, test_fraction=0.0, seed=0)
+    with caplog.at_level("WARNING", logger="pixelforge"):
+        read_caption_source(cfg)
+    assert f"skipping the captions of 1 image file(s) not found (first: {tmp_path / 'typo.png'};" in caplog.text
+
+
 def test_the_tokenizer_round_trips_through_its_file(tmp_path):
     tok = Tokenizer.fit(["A small red circle.", "a large red square", "a zebra"], min_count=2)
     assert tok.vocab[:4] == ["<pad>", "<start>", "<end>", "<unk>"] and tok.vocab[4:] == ["a", "red"]

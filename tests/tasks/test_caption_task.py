@@ -64,6 +64,25 @@ def test_two_training_steps_write_a_run_that_evaluates_and_predicts(caption_run,
     assert (caption_run / "why" / f"{images[0].stem}.png").is_file()
 
 
+def test_evaluate_says_when_an_unreadable_image_was_left_out_of_its_metrics(caption_run, caption_data, tmp_path,
+                                                                            capsys, monkeypatch):
+    """Only --json listed the unreadable images: the printed BLEU silently covered fewer images than the split."""
+    import shutil
+    import sys
+
+    from pixelforge.cli import main
+
+    data = tmp_path / "data"
+    shutil.copytree(caption_data, data)
+    broken = sorted((data / "images" / "test").iterdir())[0]
+    broken.write_text("not an image")
+    monkeypatch.setattr(sys, "argv", ["pixelforge", "evaluate", str(caption_run), "--data", str(data),
+                                      "--out", str(tmp_path / "eval")])
+    main()
+    err = capsys.readouterr().err
+    assert f"warning: 1 unreadable image(s) left out of these metrics (first: {broken}: not an image" in err
+
+
 def test_score_files_refuses_results_that_miss_images(caption_data, tmp_path):
     from pixelforge.api.score_files import score_files
 
@@ -73,7 +92,23 @@ def test_score_files_refuses_results_that_miss_images(caption_data, tmp_path):
         score_files("caption", caption_data / "annotations" / "test.json", results)
 
 
-@pytest.mark.slow
+@pytest.mark.parametrize("option, message", [({"feature_stride": 4}, "--feature-stride 4: captioning attends"),
+                                             ({"model": "simple_cnn"}, "--model simple_cnn: captioning needs a timm")])
+def test_an_encoder_captioning_cannot_use_is_refused_before_any_work(caption_data, tmp_path, monkeypatch, option,
+                                                                      message):
+    """The encoder was checked while the model was built: after the data was read and the run folder announced."""
+    from pixelforge.tasks.caption import CaptionTask
+
+    def read_data(self, cfg):
+        raise AssertionError("the data was read before the config was checked")
+
+    monkeypatch.setattr(CaptionTask, "prepare_data", read_data)
+    with pytest.raises(pixelforge.PixelforgeError, match=message):
+        pixelforge.train(str(caption_data), out=str(tmp_path / "run"), **{**TINY, **option})
+    assert list(tmp_path.iterdir()) == []
+
+
+
 def test_export_gives_pytorch_s_captions_without_torch_and_serves_attention(caption_run, caption_data, tmp_path):
     from PIL import Image
 

@@ -141,3 +141,19 @@ def test_mmd_and_domain_auc_tell_shifted_from_same_samples():
     assert mmd_test(a, shifted, permutations=200)["p_value"] < 0.01
     assert domain_auc(a, same) < 0.65 < 0.9 < domain_auc(a, shifted)
     assert share_shift({"a": 0.5, "b": 0.5}, {"a": 0.2, "c": 0.8}) == pytest.approx(0.8)
+
+
+def test_a_first_step_whose_parent_data_is_gone_names_the_parent_run(tmp_path):
+    """The error named only the parent's data folder, a path the user had not typed in the failing command."""
+    from pixelforge.config import save_config
+    from pixelforge.errors import PixelforgeError
+    from pixelforge.tasks.classify.continual.carry import training_samples
+    from pixelforge.tasks.config import build_config
+
+    parent = tmp_path / "task1-run"
+    parent.mkdir()
+    save_config(build_config(data=str(tmp_path / "moved-away"), model="simple_cnn", weights="none", img_size=16),
+                parent / "config.yaml")
+    with pytest.raises(PixelforgeError, match=rf"--continue-from {parent}: the first continual step re-reads that "
+                                              rf"run's training data .*: {tmp_path / 'moved-away'}: no such file"):
+        training_samples(parent)

@@ -172,6 +172,20 @@ def test_evaluate_task_fewshot_refuses_run_options_and_needs_no_episode_flags(tm
     assert "missing" in str(bare.exception) and "give a RUN folder" not in str(bare.exception)  # episodic route
 
 
+def test_data_too_small_for_the_episodes_is_refused_before_any_image_is_embedded(tmp_path, monkeypatch):
+    """The class-size check ran on the embeddings: on digits, minutes of backbone before a one-line refusal."""
+    from pixelforge.tasks.classify.fewshot import episodic
+
+    def embed(*args, **kwargs):
+        raise AssertionError("the images were embedded before the protocol was checked")
+
+    monkeypatch.setattr(episodic, "Embedder", embed)
+    data = write_class_folders(tmp_path / "data", 4, classes=COLOURS)
+    with pytest.raises(PixelforgeError, match="4-way 1-shot with 1 queries needs 4 classes of at least 2 images; "
+                                              "3 of its 3 classes"):
+        episodic.evaluate_episodes(str(data), ways=4, shots=1, queries=1, episodes=2, **TINY)
+
+
 def test_episodes_on_cached_embeddings_are_seeded():
     import torch
 

@@ -25,7 +25,7 @@ from pixelforge.errors import PixelforgeError
 from pixelforge.runs import folder as rd
 from pixelforge.tasks.base import Task
 from pixelforge.tasks.config import build_config, load_config
-from pixelforge.tasks.registry import get_task
+from pixelforge.tasks.registry import get_task, task_names
 
 # torch, and what imports it (the engine, precision), is imported inside `train` after the data is resolved: the
 # task decodes the photos in a helper process during those seconds (data/prefetch.py; issue 20, lever L26).
@@ -184,7 +184,14 @@ def _config_with_parent(config: str | Path | None, data: str | None, options: di
     if not parent_dir:
         return build_config(config, data=data, **options)
     parent = load_config(rd.require_run(parent_dir) / "config.yaml").model_dump()
-    if chosen.get("task", parent["task"]) != parent["task"]:  # else one line listing every key this task lacks
+    wanted = chosen.get("task", parent["task"])  # no --task: the parent's
+    if "continue_from" not in get_task(wanted).config_class.model_fields:
+        # was "continue_from: Extra inputs are not permitted", or "continues only from a caption run" for a
+        # task that continues from no run at all
+        able = ", ".join(n for n in task_names() if "continue_from" in get_task(n).config_class.model_fields)
+        raise PixelforgeError(f"--continue-from {parent_dir}: a {parent['task']} run; {wanted} runs do not continue "
+                              f"from another run (--continue-from is for {able} runs)")
+    if wanted != parent["task"]:  # else one line listing every key this task lacks
         raise PixelforgeError(f"--continue-from {parent_dir}: a {parent['task']} run; a {chosen['task']} run "
                               f"continues only from a {chosen['task']} run")
     inherited = {k: v for k, v in parent.items() if k not in ("data", "out") and not k.startswith("continue_")}

@@ -142,10 +142,11 @@ def zeroshot_command(
     results = classify_images(zs, files, names, read_templates(templates, zs.templates), top)
     if as_json:
         typer.echo(json.dumps(results))
-        return
-    for r in results:
+    for r in [] if as_json else results:
         if "error" in r:
             typer.echo(r["error"], err=True)  # ImageReadError's message names the file
             continue
         others = ", ".join(f"{t['label']} {t['score']:.3f}" for t in r["top_k"][1:])
         typer.echo(f"{r['path']}: {r['label']} ({r['score']:.3f})" + (f"  [{others}]" if others else ""))
+    if any("error" in r for r in results):  # as `predict` and `fewshot`: a script sees that an image was left out
+        raise typer.Exit(1)

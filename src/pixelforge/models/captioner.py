@@ -53,17 +53,24 @@ from pixelforge.models.registry import get_spec
 from pixelforge.errors import PixelforgeError
 
 
+def check_encoder(backbone: str, stride: int):
+    """The backbone's spec, or a one-line error for a backbone or stride captioning cannot use (the task calls it
+    before a run folder exists)."""
+    spec = get_spec(backbone)
+    if spec.source != "timm":
+        raise PixelforgeError(f"--model {backbone}: captioning needs a timm backbone's feature maps "
+                              f"(e.g. tf_efficientnet_lite0, resnet18)")
+    if stride not in (8, 16):
+        raise PixelforgeError(f"--feature-stride {stride}: captioning attends over stride 8 or 16 maps")
+    return spec
+
+
 class CaptionEncoder(nn.Module):
     def __init__(self, backbone: str, pretrained: bool, stride: int = 16):
         super().__init__()
         import timm
 
-        spec = get_spec(backbone)
-        if spec.source != "timm":
-            raise PixelforgeError(f"--model {backbone}: captioning needs a timm backbone's feature maps "
-                                  f"(e.g. tf_efficientnet_lite0, resnet18)")
-        if stride not in (8, 16):
-            raise PixelforgeError(f"--feature-stride {stride}: captioning attends over stride 8 or 16 maps")
+        spec = check_encoder(backbone, stride)
         bundled = pretrained and backbone == "tf_efficientnet_lite0"
         try:
             self.body = timm.create_model(spec.library_name, pretrained=pretrained and not bundled,

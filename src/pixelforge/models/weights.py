@@ -9,6 +9,7 @@ so they are mapped by position.
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import torch
@@ -70,7 +71,13 @@ def read_weights_file(path: str | Path) -> dict[str, torch.Tensor]:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any decoding failure is the same user-facing problem
-        raise PixelforgeError(f"{path}: cannot read weights ({type(exc).__name__}: {exc}); is it a state dict?") from None
+        # torch.load's unpickling error is a paragraph advising weights_only=False, which is no fix for a file
+        # that is not a checkpoint: one line, and the advice left out
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+        if isinstance(exc, (pickle.UnpicklingError, EOFError)):
+            first = "not a PyTorch checkpoint: corrupt, cut short or another kind of file"
+        raise PixelforgeError(f"{path}: cannot read weights ({type(exc).__name__}: {first}); is it a state dict "
+                              f"(.pth/.pt/.ckpt or .safetensors)?") from None
     for key in ("model", "state_dict"):  # pixelforge / Lightning checkpoints wrap the state dict
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

@@ -1,12 +1,15 @@
-"""`pixelforge data check --task caption`: counts, images without captions, captions without images, empty or
-over-long captions, the vocabulary size (train, at the tokenizer's min count) and the val out-of-vocabulary rate."""
+"""`pixelforge data check --task caption`: counts, images without captions, captions without images, unreadable
+images, empty or over-long captions, the vocabulary size (train, at the tokenizer's min count) and the val
+out-of-vocabulary rate."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 from pixelforge.data.captions.reader import CaptionSource, read_captions
 from pixelforge.data.captions.tokenizer import Tokenizer, words
+from pixelforge.data.images import ImageReadError, load_rgb
 
 MAX_WORDS = 24  # the task's default max_caption_words: longer captions are cut in training
 
@@ -20,6 +23,7 @@ class CaptionCheck:
     images_without_captions: list[str] = field(default_factory=list)
     captions_without_images: list[str] = field(default_factory=list)
     missing_files: list[str] = field(default_factory=list)
+    unreadable_images: list[str] = field(default_factory=list)
     empty_captions: list[str] = field(default_factory=list)
     overlong_captions: list[str] = field(default_factory=list)
     vocabulary_size: int = 0
@@ -29,7 +33,7 @@ class CaptionCheck:
     @property
     def problem_count(self) -> int:
         return (len(self.images_without_captions) + len(self.captions_without_images) + len(self.missing_files)
-                + len(self.empty_captions) + len(self.overlong_captions))
+                + len(self.unreadable_images) + len(self.empty_captions) + len(self.overlong_captions))
 
     def to_json(self) -> dict:
         return {**asdict(self), "problem_count": self.problem_count}
@@ -49,11 +53,25 @@ def check_captions(data: str, min_count: int = 1, max_words: int = MAX_WORDS) ->
                        "captions": sum((i.split or "none") == s for i, _ in captions)} for s in splits},
         images_without_captions=[i.path for i in source.images if not i.captions],
         captions_without_images=[f"{f}: image_id {i}" for f, i in source.orphan_captions],
-        missing_files=source.missing_files,
+        missing_files=source.missing_files, unreadable_images=_unreadable([i.path for i in source.images]),
         empty_captions=[i.path for i, c in captions if not words(c)],
         overlong_captions=[f"{i.path}: {len(words(c))} words" for i, c in captions if len(words(c)) > max_words],
         vocabulary_size=len(tokenizer), val_oov_rate=tokenizer.oov_rate(val) if val else None,
         mean_words=sum(lengths) / max(len(lengths), 1))
+
+
+def _unreadable(paths: list[str], workers: int = 4) -> list[str]:
+    """"PATH: problem" for each image that does not decode: training stops at the first one, so the check, which
+    otherwise said "problems: 0", names them all first."""
+    def problem(path):
+        try:
+            load_rgb(path)
+        except ImageReadError as exc:
+            return str(exc)
+        return None
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return [p for p in pool.map(problem, paths) if p]
 
 
 def print_caption_check(report: CaptionCheck) -> None:
@@ -69,6 +87,7 @@ def print_caption_check(report: CaptionCheck) -> None:
     for title, items in (("images without captions", report.images_without_captions),
                          ("captions without images", report.captions_without_images),
                          ("image files not found", report.missing_files),
+                         ("unreadable or corrupt images", report.unreadable_images),
                          ("empty captions", report.empty_captions),
                          (f"captions over {MAX_WORDS} words (cut in training)", report.overlong_captions)):
         console.print(f"{title}: {len(items)}" + (f" (first: {items[0]})" if items else ""))

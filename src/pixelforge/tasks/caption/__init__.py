@@ -30,6 +30,11 @@ class CaptionTask(Task):
 
         return f"caption-{cfg.model}-{Path(cfg.data).stem}"
 
+    def check_config(self, cfg) -> None:
+        from pixelforge.models.captioner import check_encoder
+
+        check_encoder(cfg.model, cfg.feature_stride)  # an unknown or unfit backbone, before the run folder
+
     def prepare_data(self, cfg):
         from pixelforge.tasks.caption.task import prepare_data
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from pixelforge.errors import PixelforgeError
 from pixelforge.runs import folder as rd
 from pixelforge.tasks.classify.continual.replay import ReplayMemory
 
@@ -23,7 +24,11 @@ def training_samples(run: Path) -> list:
     from pixelforge.tasks.classify.task import prepare_data
     from pixelforge.tasks.config import load_config
 
-    source, _ = prepare_data(load_config(Path(run) / "config.yaml"))
+    try:
+        source, _ = prepare_data(load_config(Path(run) / "config.yaml"))
+    except PixelforgeError as exc:  # its path is the parent's data, which the user did not type in this command
+        raise PixelforgeError(f"--continue-from {run}: the first continual step re-reads that run's training data "
+                              f"for its memory and Fisher, and cannot: {exc}") from None
     return source.split("train")
 
 

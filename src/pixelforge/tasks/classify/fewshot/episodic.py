@@ -23,12 +23,12 @@ from pixelforge.tasks.classify.fewshot.predict import choose_method, classify_em
 DEFAULTS = {"ways": 5, "shots": 5, "queries": 15, "episodes": 600, "seed": 0}  # the usual protocol (Chen et al. 2019)
 
 
-def embed_dataset(data: str, progress=None, cache: bool = True,
+def embed_dataset(data, progress=None, cache: bool = True,
                   **embedding) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    """(embeddings [n, dim], labels [n], class names) of every image of `data`, each embedded once (and, with
-    `cache`, kept on disk for the next evaluation of the same files: cache.py)."""
-    source = resolve_data(data)
-    index = {name: i for i, name in enumerate(source.classes)}
+    """(embeddings [n, dim], labels [n], class names) of every image of `data` (a path or built-in name, or the
+    source it resolves to), each embedded once (and, with `cache`, kept on disk for the next evaluation of the same
+    files: cache.py)."""
+    source = data if hasattr(data, "samples") else resolve_data(data)
     options = EmbeddingOptions(**embedding)
 
     def compute() -> torch.Tensor:
@@ -38,7 +38,12 @@ def embed_dataset(data: str, progress=None, cache: bool = True,
         return vectors
 
     vectors = cached_embeddings(options, source.samples, compute) if cache else compute()
-    return vectors, torch.tensor([index[s.label] for s in source.samples]), source.classes
+    return vectors, _labels(source), source.classes
+
+
+def _labels(source) -> torch.Tensor:
+    index = {name: i for i, name in enumerate(source.classes)}
+    return torch.tensor([index[s.label] for s in source.samples])
 
 
 def run_episodes(vectors: torch.Tensor, labels: torch.Tensor, *, ways: int, shots: int, queries: int, episodes: int,
@@ -71,8 +76,13 @@ def evaluate_episodes(data: str, *, ways: int | None = None, shots: int | None =
     """
     given = {"ways": ways, "shots": shots, "queries": queries, "episodes": episodes, "seed": seed}
     protocol = {k: DEFAULTS[k] if v is None else v for k, v in given.items()}
+    source = resolve_data(data)
+    # Data too small for the protocol is refused before the backbone runs (embedding digits takes minutes on CPU);
+    # zero episodes drawn runs only the class-size check.
+    sample_episodes(_labels(source).numpy(), protocol["ways"], protocol["shots"], protocol["queries"], 0,
+                    protocol["seed"], str(data))
     started = time.perf_counter()
-    vectors, labels, classes = embed_dataset(data, progress, **embedding)
+    vectors, labels, classes = embed_dataset(source, progress, **embedding)
     embed_seconds = time.perf_counter() - started
     method = choose_method(finetune_head, protocol["shots"])
     accuracies = run_episodes(vectors, labels, method=method, origin=str(data), **protocol)
