@@ -38,15 +38,8 @@ def test_classification_trains_on_cuda_and_scores_there_leaving_the_model_where_
 
 
 def test_a_gan_trains_and_scores_fid_on_cuda(tmp_path):
-    rng = np.random.default_rng(0)
-    for name in ("dark", "light"):
-        (tmp_path / "data" / name).mkdir(parents=True)
-        for i in range(16):
-            pixels = rng.integers(0, 100, (16, 16), dtype=np.uint8) + (120 if name == "light" else 0)
-            Image.fromarray(pixels.astype(np.uint8)).save(tmp_path / "data" / name / f"{i:02d}.png")
-    result = pixelforge.train(str(tmp_path / "data"), task="gan", conditional=True, img_size=16, native_size=8,
-                              width=8, latent_dim=8, epochs=1, batch_size=8, fid_n=16, eval_n=16,
-                              accelerator="cuda", out=str(tmp_path / "run"), quiet=True)
+    data, options = _task_run("gan", tmp_path)
+    result = pixelforge.train(str(data), out=str(tmp_path / "run"), accelerator="cuda", **options)
     assert np.isfinite(result.best_metric)  # the lowest FID, from features computed on the GPU
 
 

@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import html
+import json
 import os
 from pathlib import Path
 
@@ -40,12 +41,15 @@ def link(run: Path, path) -> str:
     return html.escape(Path(path).resolve().relative_to(run.resolve()).as_posix())
 
 
-def write_page(run: Path, parts: list[str], skipped: list[str]) -> Path:
+def write_page(run: Path, parts: list[str], skipped: list[str] = ()) -> Path:
     """End the page (skipped images, the run's configuration) and write RUN/report.html.
 
-    The page is written beside the old one and renamed over it, so an interrupted report never replaces a good one
-    with half a page.
+    The skipped images are the ones training left out (RUN/summary.json's `unreadable_images`) and `skipped`, the
+    report's own evaluation's, each once: a corrupt training photo is named on every task's page, not only in
+    summary.json. The page is written beside the old one and renamed over it, so an interrupted report never
+    replaces a good one with half a page.
     """
+    skipped = list(dict.fromkeys([*_trained_skipped(run), *skipped]))
     if skipped:
         items = "".join(f"<li>{html.escape(e)}</li>" for e in skipped)
         parts = parts + [f"<h2>Skipped images</h2><ul>{items}</ul>"]
@@ -59,3 +63,10 @@ def write_page(run: Path, parts: list[str], skipped: list[str]) -> Path:
     finally:
         partial.unlink(missing_ok=True)
     return path
+
+
+def _trained_skipped(run: Path) -> list[str]:
+    try:
+        return json.loads((run / "summary.json").read_text()).get("unreadable_images") or []
+    except (OSError, ValueError):  # no summary yet (a report of a stopped run), or one being rewritten
+        return []

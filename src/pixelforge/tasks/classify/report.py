@@ -57,4 +57,4 @@ def write_run_report(run: Path, evaluation=None, cached=None) -> Path:
         from pixelforge.metrics.fairness import groups_html
 
         parts.append(groups_html(m["groups"]))
-    return write_page(run, parts, summary.get("unreadable_images") or [])
+    return write_page(run, parts)  # it lists the images training skipped (summary.json)

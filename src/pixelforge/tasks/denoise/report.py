@@ -57,6 +57,4 @@ def write_denoising_report(run: Path, evaluation=None) -> Path:
         parts.append(f"<h2>Examples</h2><p>The same crop of each image: noisy, NL-means, wavelet, ours, clean; "
                      f"titles give each whole image's PSNR.</p><img src='{link(run, evaluation.figures['examples'])}' "
                      f"alt='examples'>")
-    # The training's skipped files too: a corrupt photo in the training split was named in summary.json only.
-    return write_page(run, parts, list(dict.fromkeys([*(summary.get("unreadable_images") or []),
-                                                      *evaluation.unreadable])))
+    return write_page(run, parts, evaluation.unreadable)  # and the images training skipped

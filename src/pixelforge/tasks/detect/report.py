@@ -42,4 +42,4 @@ def write_detection_report(run: Path, evaluation=None) -> Path:
     parts.append(f"<h2>Precision-recall</h2><img src='{rel(evaluation.figures['pr_curves'])}' alt='PR curves'>")
     parts.append(f"<h2>Predictions vs ground truth</h2><p>Green: ground truth. Coloured, with class and score: "
                  f"detections scoring at least 0.3.</p><img src='{rel(evaluation.figures['gallery'])}' alt='gallery'>")
-    return write_page(run, parts, summary.get("unreadable_images") or [])
+    return write_page(run, parts)  # it lists the images training skipped (summary.json)

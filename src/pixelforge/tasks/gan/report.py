@@ -56,6 +56,4 @@ def write_gan_report(run: Path, evaluation=None) -> Path:
         parts.append(f"<h2>Fixed noise over the epochs</h2><img src='{link(run, gif)}' alt='grids over epochs'>")
     parts.append(f"<h2>Samples of the best checkpoint</h2><img src='{link(run, evaluation.figures['samples'])}' "
                  f"alt='samples'>")
-    # Files skipped in training or evaluation: they were named in summary.json and the log only.
-    return write_page(run, parts, list(dict.fromkeys([*(summary.get("unreadable_images") or []),
-                                                      *evaluation.unreadable])))
+    return write_page(run, parts, evaluation.unreadable)  # and the images training skipped

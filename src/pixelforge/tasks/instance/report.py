@@ -43,4 +43,4 @@ def write_instance_report(run: Path, evaluation=None) -> Path:
     if "predictions" in evaluation.figures:
         parts.append("<h2>Ground truth vs predictions</h2><p>Left: true masks. Right: predicted masks and boxes "
                      f"scoring at least 0.5.</p><img src='{link(run, evaluation.figures['predictions'])}' alt='predictions'>")
-    return write_page(run, parts, summary.get("unreadable_images") or [])
+    return write_page(run, parts)  # it lists the images training skipped (summary.json)

@@ -50,4 +50,4 @@ def write_style_report(run_dir: Path) -> Path:
     grid = run_dir / "comparison.png"  # written by benchmarks/style_transfer.py when it is given this run
     if grid.exists():
         parts.append(f"<h2>Gatys, fast and arbitrary side by side</h2><img src='{link(run_dir, grid)}' alt='grid'>")
-    return write_page(run_dir, parts, [])
+    return write_page(run_dir, parts)
