@@ -8,11 +8,11 @@ a connected machine, at once, instead of open_clip's download attempts and retri
 from __future__ import annotations
 
 import os
-import pickle
 from pathlib import Path
 
 from pixelforge.errors import PixelforgeError
 from pixelforge.models.prompts import imagenet_templates
+from pixelforge.models.weights import not_a_checkpoint
 from pixelforge.models.zeroshot import ZeroShotModel
 
 HF_WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
@@ -102,14 +102,6 @@ def resolve(name: str, weights: str | None) -> tuple[str, str, dict]:
     return name, found, options
 
 
-def _safetensors_errors() -> tuple:
-    try:
-        from safetensors import SafetensorError
-    except ImportError:  # safetensors is optional for a .pt file
-        return ()
-    return (SafetensorError,)
-
-
 def load_open_clip(name: str, weights: str | None, device: str = "cpu") -> ZeroShotModel:
     """A pretrained open_clip model ready for zero-shot classification, from local files only."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -119,12 +111,11 @@ def load_open_clip(name: str, weights: str | None, device: str = "cpu") -> ZeroS
     try:
         model, _, preprocess = open_clip.create_model_and_transforms(
             model_name, pretrained=path, device=device, **{k: v for k, v in options.items() if v})
-    except (RuntimeError, ValueError, KeyError, pickle.UnpicklingError, EOFError, OSError,
-            *_safetensors_errors()) as exc:
+    except Exception as exc:  # noqa: BLE001 - whatever open_clip's loader raises on a file: one line below
         # A file that is not a checkpoint at all (a corrupt download, the wrong file) fails inside torch.load or
         # safetensors, not in load_state_dict: it was a 40-line traceback, whose advice (weights_only=False) a
         # user of the command cannot take.
-        if isinstance(exc, (pickle.UnpicklingError, EOFError, *_safetensors_errors())):
+        if not_a_checkpoint(exc):
             raise PixelforgeError(f"{path}: not a PyTorch or safetensors weights file (corrupt, cut short or the "
                                   f"wrong file); pass the open_clip {model_name} state dict") from None
         first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__

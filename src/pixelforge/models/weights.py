@@ -58,6 +58,17 @@ def lite0_imagenet_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     return bundled_imagenet_state_dict(model, "tf_efficientnet_lite0")
 
 
+def not_a_checkpoint(exc: BaseException) -> bool:
+    """Whether a loading error says the file is no checkpoint at all (corrupt, cut short, another kind of file):
+    torch.load's unpickling errors, whose paragraph advises weights_only=False (no fix for such a file), and
+    safetensors' header errors."""
+    try:
+        from safetensors import SafetensorError
+    except ImportError:  # safetensors is optional for a .pt file
+        SafetensorError = ()  # noqa: N806 - stands in for the class in isinstance
+    return isinstance(exc, (pickle.UnpicklingError, EOFError, SafetensorError))
+
+
 def read_weights_file(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a .safetensors or .pth/.pt/.ckpt state dict safely (never unpickling arbitrary objects)."""
     path = Path(path).expanduser()
@@ -74,7 +85,7 @@ def read_weights_file(path: str | Path) -> dict[str, torch.Tensor]:
         # torch.load's unpickling error is a paragraph advising weights_only=False, which is no fix for a file
         # that is not a checkpoint: one line, and the advice left out
         first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
-        if isinstance(exc, (pickle.UnpicklingError, EOFError)):
+        if not_a_checkpoint(exc):
             first = "not a PyTorch checkpoint: corrupt, cut short or another kind of file"
         raise PixelforgeError(f"{path}: cannot read weights ({type(exc).__name__}: {first}); is it a state dict "
                               f"(.pth/.pt/.ckpt or .safetensors)?") from None
