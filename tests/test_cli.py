@@ -159,6 +159,15 @@ def test_evaluate_on_the_training_folder_alone_is_an_error(cli, tiny_run, shapes
     assert "--include-train" in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
+def test_evaluate_refuses_a_task_other_than_the_runs_instead_of_ignoring_it(cli, tiny_run, tmp_path):
+    result = cli("evaluate", tiny_run, "--task", "detect", "--out", tmp_path / "eval")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "a classify run" in result.stderr and "--task detect" in result.stderr
+    assert not (tmp_path / "eval").exists()
+    same = cli("evaluate", tiny_run, "--task", "classify", "--json", "--out", tmp_path / "eval-same")
+    assert same.returncode == 0 and "accuracy" in json.loads(same.stdout)
+
+
 def test_predict_reports_a_file_that_is_not_an_image_once_and_fails(cli, tiny_run, shapes_dir, tmp_path):
     notes = tmp_path / "notes.png"
     notes.write_text("not an image")

@@ -140,6 +140,9 @@ def evaluate(
     from pixelforge.api.evaluate import evaluate as run_evaluate
     from pixelforge.runs.files import run_task_name
 
+    if task is not None and task != run_task_name(run):  # a run is scored by its own task; --task would be ignored
+        raise PixelforgeError(f"{run}: a {run_task_name(run)} run, scored with its own task's metrics; --task "
+                              f"{task} applies only with --gt and --predictions (or fewshot with --data)")
     options = {"groups": groups, "compare": compare, "include_train": include_train or None, "classifier": classifier,
                "n": n, "beam": beam, "refine": refine, "refine_lr": refine_lr}
     result = run_evaluate(run, data=data, split=split, out=out, **{k: v for k, v in options.items() if v is not None})
