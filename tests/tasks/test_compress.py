@@ -416,6 +416,24 @@ def test_bd_rate_follows_bjontegaard_on_known_curves():
     assert bd_rate(rates, psnrs, [0.1], [40.0]) is None  # no shared PSNR range
 
 
+def test_a_bd_rate_of_n_a_is_printed_with_its_reason():
+    """evaluate printed "BD-rate vs JPEG n/a%": no reason, and a stray percent sign."""
+    from pixelforge.tasks.compress.evaluate import SCORE_KEYS, against_classical
+    from pixelforge.tasks.registry import get_task
+
+    ours = {**dict.fromkeys(SCORE_KEYS, 0.01), "bpp": 0.5, "psnr": 7.0, "rows": []}  # a model that learnt little
+    curve = [{"run": "r", "model": "factorized", "lambda": 0.01, "refine_steps": 0, **ours}]
+    means = {"jpeg": [{"bpp": 0.2, "psnr": 25.0}, {"bpp": 1.0, "psnr": 39.0}], "webp": [{"bpp": 0.2, "psnr": 27.0}]}
+    metrics = {**against_classical(ours, curve, {}, means), "model": "factorized", "lambda": 0.01, "num_images": 2}
+    assert metrics["bd_rate_vs_jpeg"] is None and metrics["bd_rate_vs_jpeg_na_reason"].startswith("the curves do not")
+    line = get_task("compress").format_metrics(metrics)
+    assert ("BD-rate vs JPEG n/a (the curves do not overlap: this run reaches 7.00 dB PSNR, JPEG's curve "
+            "25.00-39.00 dB)") in line
+    assert "vs WebP n/a (too few rate points: WebP's curve has 1 distinct PSNR value(s))" in line and "n/a%" not in line
+    metrics.update(bd_rate_vs_jpeg=-12.345, bd_rate_vs_jpeg_na_reason=None)
+    assert "BD-rate vs JPEG -12.3%, vs WebP n/a" in get_task("compress").format_metrics(metrics)
+
+
 @pytest.mark.slow  # loads the package's four ONNX sessions
 def test_the_server_answers_before_after_with_bpp_and_psnr(packages):
     import base64
