@@ -153,6 +153,21 @@ def test_continue_from_starts_a_new_lambda_from_the_parent_s_best_weights(runs, 
     assert not (tmp_path / "misfit").exists()  # refused before a run folder is made
 
 
+def test_continuing_with_another_model_names_both_models_first(photos, tmp_path):
+    """`--continue-from FACTORIZED_RUN --model hyperprior` was refused for its 32 px crops (hyperprior's needs a
+    multiple of 64) before the real mistake: a continued run keeps its parent's model."""
+    parent = tmp_path / "parent"  # only what is read before training: the config and the classes
+    parent.mkdir()
+    (parent / "config.yaml").write_text(f"task: compress\ndata: {photos}\nmodel: factorized\nimg_size: 32\n")
+    (parent / "classes.json").write_text("[]")
+    with pytest.raises(pixelforge.PixelforgeError) as caught:
+        pixelforge.train(str(photos), continue_from=str(parent), model="hyperprior", out=str(tmp_path / "child"),
+                         quiet=True)
+    assert str(caught.value) == (f"{parent}: trained with model 'factorized', not 'hyperprior'; a continued run "
+                                 "keeps the parent's model (leave --model out)")
+    assert not (tmp_path / "child").exists()
+
+
 class FirstOptimizerState:
     """A hook keeping the main optimizer's state and lr as training starts."""
 

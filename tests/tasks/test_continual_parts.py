@@ -157,3 +157,24 @@ def test_a_first_step_whose_parent_data_is_gone_names_the_parent_run(tmp_path):
     with pytest.raises(PixelforgeError, match=rf"--continue-from {parent}: the first continual step re-reads that "
                                               rf"run's training data .*: {tmp_path / 'moved-away'}: no such file"):
         training_samples(parent)
+
+
+def test_a_step_with_another_model_names_both_models_before_the_size_rule(tmp_path):
+    """`--continue-from RUN --model inception_v3` (RUN a 16 px simple_cnn) was refused with "--img-size 16 is too
+    small for inception_v3", a size the user never typed (the parent's), instead of the model it differs in."""
+    import pixelforge
+    from pixelforge.config import save_config
+    from pixelforge.errors import PixelforgeError
+    from pixelforge.tasks.config import build_config
+
+    parent = tmp_path / "task1-run"  # what is read before training: the config, the classes, that best.ckpt exists
+    (parent / "checkpoints").mkdir(parents=True)
+    save_config(build_config(data=str(tmp_path), model="simple_cnn", weights="none", img_size=16),
+                parent / "config.yaml")
+    (parent / "classes.json").write_text('["0", "1"]')
+    (parent / "checkpoints" / "best.ckpt").write_bytes(b"")
+    with pytest.raises(PixelforgeError) as caught:
+        pixelforge.train(str(tmp_path), continue_from=str(parent), model="inception_v3", out=str(tmp_path / "step"))
+    assert str(caught.value) == (f"{parent}: trained with model 'simple_cnn', not 'inception_v3'; a continual step "
+                                 "keeps the parent's model (leave --model out)")
+    assert not (tmp_path / "step").exists()

@@ -44,6 +44,10 @@ class ClassifyTask(Task):
     def check_config(self, cfg) -> None:
         from pixelforge.models.registry import check_img_size, check_weights_option
 
+        if cfg.continue_from:  # the parent's model and size first: another --model's size rule hid that mistake
+            from pixelforge.tasks.classify.continual.lineage import parent_run
+
+            parent_run(cfg)
         check_img_size(cfg.model, cfg.img_size)
         check_weights_option(cfg.weights)
         check_mixing(cfg)
