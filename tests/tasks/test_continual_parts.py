@@ -178,3 +178,19 @@ def test_a_step_with_another_model_names_both_models_before_the_size_rule(tmp_pa
     assert str(caught.value) == (f"{parent}: trained with model 'simple_cnn', not 'inception_v3'; a continual step "
                                  "keeps the parent's model (leave --model out)")
     assert not (tmp_path / "step").exists()
+
+
+def test_a_linear_step_is_end_to_end_so_it_is_not_said_to_cache_features_and_refuses_cache_features(tmp_path):
+    """A step with --strategy linear trains the head on the parent's frozen backbone, end to end: precision auto
+    said "the linear strategy trains its head on cached fp32 features", and a cache_features key was ignored."""
+    from pixelforge.errors import PixelforgeError
+    from pixelforge.tasks.config import build_config
+    from pixelforge.tasks.registry import get_task
+
+    task, keys = get_task("classify"), dict(data=str(tmp_path), model="simple_cnn", strategy="linear")
+    assert "cached fp32 features" in task.bf16_reason(build_config(**keys))  # a first run: cached, so fp32
+    step = build_config(**keys, continue_from=str(tmp_path / "parent"))
+    assert task.bf16_reason(step) is None  # its backbone runs every batch, as in any end-to-end run
+    with pytest.raises(PixelforgeError, match="reads cache_features only in a first run with --strategy linear "
+                                              r"\(a continual step trains end to end\); leave it out"):
+        task.check_fixed(build_config(**keys, continue_from=str(tmp_path / "parent"), cache_features=True))
