@@ -182,6 +182,7 @@ def predict(
     if csv_file is not None and csv_file.exists():
         raise PixelforgeError(f"{csv_file}: already exists; choose a new --csv (outputs are never overwritten)")
     out = output_path(out, run / "predictions")  # box, mask and image tasks write there; a second call beside it
+    out_existed = out.exists()  # an empty --out the user made is theirs: kept even when nothing is written into it
     _setup_logging(True)
     logging.getLogger("pixelforge").setLevel(logging.ERROR)  # an unreadable file is reported below, once, not also logged
     options = {"top_k": top_k, "score_threshold": score_threshold, "nms_iou": nms_iou, "beam": beam}
@@ -199,8 +200,11 @@ def predict(
         describe = get_task(run_task_name(run)).describe_prediction
     failed = [r for r in results if r.get("error")]
     if failed and len(failed) == len(results):
-        raise PixelforgeError(f"no predictions: {_failure_line(failed[0])}"
-                              + (f" (and {len(failed) - 1} more file(s) failed)" if len(failed) > 1 else ""))
+        if not out_existed and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # made for these predictions and left empty: an empty folder would read as a result
+        first = _failure_line(failed[0]).replace(": error: ", ": ", 1)  # one "error:" on the line: the prefix
+        raise PixelforgeError(f"no readable images among the {len(failed)} file(s) given: {first}"
+                              + (f" (and {len(failed) - 1} more unreadable)" if len(failed) > 1 else ""))
     if csv_file:
         _write_csv(csv_file, results)
     if as_json:

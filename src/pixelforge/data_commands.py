@@ -31,10 +31,13 @@ def data_check(path: str = typer.Argument(..., help="Folder, CSV, COCO json, YOL
                num_classes: Optional[int] = typer.Option(None, help="segment: declared number of classes."),
                img_size: Optional[int] = typer.Option(None, help="The size you will train at (default the task's): "
                                                                   "images far smaller than it are listed."),
-               strict: bool = typer.Option(False, "--strict", help="Exit 1 when any problem is found."),
+               strict: bool = typer.Option(False, "--strict", help="Exit 1 on any problem listed, duplicates and "
+                                                                  "other warnings included (without it: only on "
+                                                                  "problems that stop training or leave data out)."),
                as_json: bool = typer.Option(False, "--json", help="Print the report as JSON.")) -> None:
     """One-screen dataset report: counts, imbalance, corrupt files, duplicates and leakage, sizes, and per task
-    box problems (detect) or mask problems (segment), each listed with its file."""
+    box problems (detect) or mask problems (segment), each listed with its file. Exits 1 when a problem would stop
+    training or leave data out (with --strict: on any problem), 0 otherwise."""
     from pixelforge.tasks.registry import get_task
 
     chosen = get_task(task)
@@ -44,7 +47,9 @@ def data_check(path: str = typer.Argument(..., help="Folder, CSV, COCO json, YOL
         typer.echo(json.dumps(report.to_json()))
     else:
         chosen.print_check(report)
-    if strict and report.problem_count:
+    # A plugin task's report may count only problems: then every one of them is an error.
+    errors = report.problem_count if strict else getattr(report, "error_count", report.problem_count)
+    if errors:
         raise typer.Exit(1)
 
 

@@ -40,6 +40,35 @@ def test_check_cli_strict_exit_code_and_json(tmp_path, cli):
     assert json.loads(result.stdout)["problem_count"] >= 4
 
 
+def test_check_exits_1_on_problems_that_stop_training_and_0_on_warnings(tmp_path, cli):
+    """Without --strict it exited 0 even on corrupt files; duplicates and leakage (training runs on every copy) are
+    warnings: exit 0, saying so, and 1 only under --strict."""
+    copies = make_folder(tmp_path / "copies", {"a": 3, "b": 3})
+    (copies / "a" / "copy.png").write_bytes((copies / "a" / "0.png").read_bytes())
+    warned = cli("data", "check", str(copies))
+    assert warned.returncode == 0 and "only warnings: training runs" in warned.stdout, warned.stdout
+    assert cli("data", "check", str(copies), "--strict").returncode == 1
+    (copies / "b" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0garbage")
+    result = cli("data", "check", str(copies), "--json")
+    assert result.returncode == 1 and result.stderr == ""
+    report = json.loads(result.stdout)  # the JSON is whole: a script reads it and the exit code
+    assert report["error_count"] == 1 and report["problem_count"] == 2 and "broken.jpg" in report["unreadable"][0]
+    photos = cli("data", "check", str(_photo_folder(tmp_path / "photos")), "--task", "denoise")
+    assert photos.returncode == 1 and "unreadable or corrupt files: 1" in photos.stdout
+
+
+def test_every_report_counts_errors_apart_from_warnings(tmp_path):
+    """Every task's report (class folders, photos, boxes, masks, captions) says which problems stop training."""
+    from pixelforge.data.boxes.check import check_boxes
+    from tests.data.boxes.test_check_preview import _broken_coco
+
+    boxes = check_boxes(_broken_coco(tmp_path / "coco")[0])
+    assert boxes.problem_count == 9 and boxes.error_count == 7  # a box outside the image, one of zero area: warnings
+    assert boxes.to_json()["error_count"] == 7
+    report = check_dataset(str(_problem_dataset(tmp_path / "folders")))
+    assert report.error_count == 2 and report.problem_count > 2  # broken.jpg, empty.png; the rest are copies
+
+
 def test_preview_writes_a_png_grid(tmp_path, cli, shapes_dir):
     out = tmp_path / "grid.png"
     result = cli("data", "preview", str(shapes_dir), "--out", str(out), "--img-size", "48", "--count", "8")

@@ -40,6 +40,16 @@ def test_compress_refuses_an_existing_out_before_it_encodes(tmp_path, pixelforge
     assert "already exists" in outcome.error_line and taken.read_bytes() == b"mine"
 
 
+def test_compress_of_a_missing_image_says_the_image_does_not_exist(tmp_path, pixelforge_cli):
+    """It said "check the path or the dataset's label file": compress reads no dataset, let alone a label file."""
+    outcome = pixelforge_cli("compress", tmp_path / "no-run", tmp_path / "nope.png", "--out", tmp_path / "x.pfc")
+    assert outcome.code == 2 and outcome.error_line == f"error: {tmp_path / 'nope.png'}: does not exist; check the path"
+    (tmp_path / "moved.png").symlink_to(tmp_path / "gone.png")
+    outcome = pixelforge_cli("compress", tmp_path / "no-run", tmp_path / "moved.png", "--out", tmp_path / "x.pfc")
+    assert "moved.png: a symbolic link that points nowhere" in outcome.error_line and "label" not in outcome.error_line
+    assert not (tmp_path / "x.pfc").exists()
+
+
 CAPTION_JSONS = {  # a COCO-captions file hand-edited or written by another tool; each was a traceback or a wrong caption
     "an annotation that is not an object": ({"annotations": [1]}, "an annotation lacks 'image_id' or 'caption'"),
     "a null caption (read as the word 'none')": ({"annotations": [{"image_id": 1, "caption": None}]},

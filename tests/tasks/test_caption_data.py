@@ -44,7 +44,7 @@ def test_coco_captions_are_read_with_problems_counted(tmp_path):
     assert len(report["overlong_captions"]) == 1
     # train words: a red circle one word (5) + 4 specials; val "a blue zebra": 2 of 3 words unknown
     assert report["vocabulary_size"] == 9 and report["val_oov_rate"] == pytest.approx(2 / 3)
-    assert report["problem_count"] == 5
+    assert report["problem_count"] == 5 and report["error_count"] == 4  # an overlong caption is only cut: a warning
 
 
 def test_captions_csv_groups_rows_by_image_and_rejects_bad_splits(tmp_path):

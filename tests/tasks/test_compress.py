@@ -153,6 +153,21 @@ def test_continue_from_starts_a_new_lambda_from_the_parent_s_best_weights(runs, 
     assert not (tmp_path / "misfit").exists()  # refused before a run folder is made
 
 
+def test_continuing_with_another_model_names_both_models_first(photos, tmp_path):
+    """`--continue-from FACTORIZED_RUN --model hyperprior` was refused for its 32 px crops (hyperprior's needs a
+    multiple of 64) before the real mistake: a continued run keeps its parent's model."""
+    parent = tmp_path / "parent"  # only what is read before training: the config and the classes
+    parent.mkdir()
+    (parent / "config.yaml").write_text(f"task: compress\ndata: {photos}\nmodel: factorized\nimg_size: 32\n")
+    (parent / "classes.json").write_text("[]")
+    with pytest.raises(pixelforge.PixelforgeError) as caught:
+        pixelforge.train(str(photos), continue_from=str(parent), model="hyperprior", out=str(tmp_path / "child"),
+                         quiet=True)
+    assert str(caught.value) == (f"{parent}: trained with model 'factorized', not 'hyperprior'; a continued run "
+                                 "keeps the parent's model (leave --model out)")
+    assert not (tmp_path / "child").exists()
+
+
 class FirstOptimizerState:
     """A hook keeping the main optimizer's state and lr as training starts."""
 
@@ -414,6 +429,24 @@ def test_bd_rate_follows_bjontegaard_on_known_curves():
     assert bd_rate(rates, psnrs, [r * 1.25 for r in rates], psnrs) == pytest.approx(25.0)
     assert bd_rate(rates, psnrs, [0.2 * 2 ** 0.5], [30.5]) == pytest.approx(0.0, abs=1e-6)  # a point on the curve
     assert bd_rate(rates, psnrs, [0.1], [40.0]) is None  # no shared PSNR range
+
+
+def test_a_bd_rate_of_n_a_is_printed_with_its_reason():
+    """evaluate printed "BD-rate vs JPEG n/a%": no reason, and a stray percent sign."""
+    from pixelforge.tasks.compress.evaluate import SCORE_KEYS, against_classical
+    from pixelforge.tasks.registry import get_task
+
+    ours = {**dict.fromkeys(SCORE_KEYS, 0.01), "bpp": 0.5, "psnr": 7.0, "rows": []}  # a model that learnt little
+    curve = [{"run": "r", "model": "factorized", "lambda": 0.01, "refine_steps": 0, **ours}]
+    means = {"jpeg": [{"bpp": 0.2, "psnr": 25.0}, {"bpp": 1.0, "psnr": 39.0}], "webp": [{"bpp": 0.2, "psnr": 27.0}]}
+    metrics = {**against_classical(ours, curve, {}, means), "model": "factorized", "lambda": 0.01, "num_images": 2}
+    assert metrics["bd_rate_vs_jpeg"] is None and metrics["bd_rate_vs_jpeg_na_reason"].startswith("the curves do not")
+    line = get_task("compress").format_metrics(metrics)
+    assert ("BD-rate vs JPEG n/a (the curves do not overlap: this run reaches 7.00 dB PSNR, JPEG's curve "
+            "25.00-39.00 dB)") in line
+    assert "vs WebP n/a (too few rate points: WebP's curve has 1 distinct PSNR value(s))" in line and "n/a%" not in line
+    metrics.update(bd_rate_vs_jpeg=-12.345, bd_rate_vs_jpeg_na_reason=None)
+    assert "BD-rate vs JPEG -12.3%, vs WebP n/a" in get_task("compress").format_metrics(metrics)
 
 
 @pytest.mark.slow  # loads the package's four ONNX sessions

@@ -157,3 +157,40 @@ def test_a_first_step_whose_parent_data_is_gone_names_the_parent_run(tmp_path):
     with pytest.raises(PixelforgeError, match=rf"--continue-from {parent}: the first continual step re-reads that "
                                               rf"run's training data .*: {tmp_path / 'moved-away'}: no such file"):
         training_samples(parent)
+
+
+def test_a_step_with_another_model_names_both_models_before_the_size_rule(tmp_path):
+    """`--continue-from RUN --model inception_v3` (RUN a 16 px simple_cnn) was refused with "--img-size 16 is too
+    small for inception_v3", a size the user never typed (the parent's), instead of the model it differs in."""
+    import pixelforge
+    from pixelforge.config import save_config
+    from pixelforge.errors import PixelforgeError
+    from pixelforge.tasks.config import build_config
+
+    parent = tmp_path / "task1-run"  # what is read before training: the config, the classes, that best.ckpt exists
+    (parent / "checkpoints").mkdir(parents=True)
+    save_config(build_config(data=str(tmp_path), model="simple_cnn", weights="none", img_size=16),
+                parent / "config.yaml")
+    (parent / "classes.json").write_text('["0", "1"]')
+    (parent / "checkpoints" / "best.ckpt").write_bytes(b"")
+    with pytest.raises(PixelforgeError) as caught:
+        pixelforge.train(str(tmp_path), continue_from=str(parent), model="inception_v3", out=str(tmp_path / "step"))
+    assert str(caught.value) == (f"{parent}: trained with model 'simple_cnn', not 'inception_v3'; a continual step "
+                                 "keeps the parent's model (leave --model out)")
+    assert not (tmp_path / "step").exists()
+
+
+def test_a_linear_step_is_end_to_end_so_it_is_not_said_to_cache_features_and_refuses_cache_features(tmp_path):
+    """A step with --strategy linear trains the head on the parent's frozen backbone, end to end: precision auto
+    said "the linear strategy trains its head on cached fp32 features", and a cache_features key was ignored."""
+    from pixelforge.errors import PixelforgeError
+    from pixelforge.tasks.config import build_config
+    from pixelforge.tasks.registry import get_task
+
+    task, keys = get_task("classify"), dict(data=str(tmp_path), model="simple_cnn", strategy="linear")
+    assert "cached fp32 features" in task.bf16_reason(build_config(**keys))  # a first run: cached, so fp32
+    step = build_config(**keys, continue_from=str(tmp_path / "parent"))
+    assert task.bf16_reason(step) is None  # its backbone runs every batch, as in any end-to-end run
+    with pytest.raises(PixelforgeError, match="reads cache_features only in a first run with --strategy linear "
+                                              r"\(a continual step trains end to end\); leave it out"):
+        task.check_fixed(build_config(**keys, continue_from=str(tmp_path / "parent"), cache_features=True))

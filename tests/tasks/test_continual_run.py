@@ -86,6 +86,23 @@ def test_a_gradual_step_unfreezes_the_backbone_as_a_first_run_does(sequence, tmp
     assert weights and any(not torch.equal(before[k], after[k]) for k in weights)  # the top stage learnt in epoch 2
 
 
+def test_a_linear_step_trains_only_the_head_on_the_parents_frozen_backbone_and_says_so(sequence, tmp_path, caplog):
+    """--strategy linear in a step is honoured as "train only the head", and the step says so as it starts."""
+    import logging
+
+    tasks, parent, _, _ = sequence
+    caplog.set_level(logging.INFO, logger="pixelforge")
+    child = pixelforge.train(str(tasks[1]), continue_from=str(parent), strategy="linear", epochs=1,
+                             out=str(tmp_path / "linear")).run_dir
+    before = rd.load_checkpoint(parent / "checkpoints" / "best.ckpt")["model"]
+    after = rd.load_checkpoint(child / "checkpoints" / "best.ckpt")["model"]
+    backbone = [k for k in before if k.startswith("backbone.")]
+    assert any("running_mean" in k for k in backbone)  # batch-norm statistics are kept as well as the weights
+    assert all(torch.equal(before[k], after[k]) for k in backbone)
+    assert after["head.1.weight"].shape[0] == 4 and not torch.equal(after["head.1.weight"][:2], before["head.1.weight"])
+    assert f"strategy linear: {parent}'s backbone stays frozen" in caplog.text
+
+
 def test_a_step_reads_its_config_file_over_its_parent_and_drops_the_parents_unread_keys(sequence, tmp_path):
     """The parent's keys were laid over the step's config file (its `lr` lost), and a parent's `unfreeze_every`
     (trained gradual) was refused in a `--strategy full` step as if the user had typed it."""

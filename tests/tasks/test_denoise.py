@@ -131,6 +131,23 @@ def test_predict_gives_a_second_photo_of_the_same_name_its_own_output(dncnn_run,
     assert [Path(r["output"]).name for r in results] == ["1.png", "1-2.png"]
 
 
+def test_predict_on_only_corrupt_images_is_one_line_and_leaves_no_empty_folder(dncnn_run, tmp_path, cli):
+    """It left an empty RUN/predictions-N behind and printed "error:" twice on its line."""
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "a.jpg").write_bytes(b"garbage")
+    (tmp_path / "bad" / "b.png").write_bytes(b"\x89PNG cut short")
+    before = sorted(dncnn_run.glob("predictions*"))
+    result = cli("predict", dncnn_run, tmp_path / "bad")
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and result.stdout == "" and len(lines) == 1, result.stderr
+    assert lines[0].count("error:") == 1 and "no readable images among the 2 file(s) given: " in lines[0]
+    assert "a.jpg: cannot decode image" in lines[0] and lines[0].endswith("(and 1 more unreadable)")
+    assert sorted(dncnn_run.glob("predictions*")) == before
+    (tmp_path / "mine").mkdir()  # an empty --out the user made stays theirs
+    assert cli("predict", dncnn_run, tmp_path / "bad", "--out", tmp_path / "mine").returncode == 2
+    assert (tmp_path / "mine").is_dir()
+
+
 def test_evaluate_scores_images_under_the_ssim_window_and_says_which_file_it_skipped(dncnn_run, tmp_path, caplog,
                                                                                     recwarn):
     """A 1 px icon or a 3 px strip crashed SSIM's padding with a traceback; an unreadable file was left out silently."""

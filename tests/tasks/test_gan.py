@@ -309,6 +309,21 @@ def test_a_gan_on_fewer_than_four_images_is_refused_before_a_run_folder_exists(t
     assert not (tmp_path / "run").exists()
 
 
+def test_a_classifier_run_of_another_task_is_named_as_such(tmp_path):
+    """`evaluate GAN --classifier DENOISE_RUN` said "--classifier's classes [] differ from the GAN's [...]"."""
+    from pixelforge.errors import PixelforgeError
+    from pixelforge.tasks.gan.judge import run_judge
+
+    run = tmp_path / "denoise-run"
+    run.mkdir()
+    (run / "config.yaml").write_text("task: denoise\ndata: photos\n")
+    (run / "classes.json").write_text("[]")
+    with pytest.raises(PixelforgeError) as caught:
+        run_judge(run, ["bar", "ring"])
+    assert str(caught.value).startswith(f"{run}: not a classification run (it is a denoise run); --classifier needs")
+    assert "differ" not in str(caught.value) and "\n" not in str(caught.value)
+
+
 @pytest.mark.slow
 def test_evaluate_reports_fid_kid_floor_n_and_the_judges_class_scores(gan_run, cli):
     result = cli("evaluate", gan_run, "--json")

@@ -54,10 +54,16 @@ class CheckReport:
                 + len(self.small_classes) + len(self.broken_links) + len(self.single_class)
                 + len(self.empty_class_folders))
 
+    @property
+    def error_count(self) -> int:
+        """The problems that stop training or leave images out; duplicates and leakage are not: training runs on
+        every copy, so only `--strict` fails on them."""
+        return self.problem_count - len(self.duplicates) - len(self.cross_split_duplicates)
+
     def to_json(self) -> dict:
         from dataclasses import asdict
 
-        return {**asdict(self), "problem_count": self.problem_count}
+        return {**asdict(self), "problem_count": self.problem_count, "error_count": self.error_count}
 
 
 def _inspect(path) -> dict:
@@ -203,8 +209,16 @@ def print_report(report: CheckReport) -> None:
         if len(items) > 20:
             console.print(f"  ... and {len(items) - 20} more")
     print_tiny_images(console, report.tiny_images, report.img_size)
-    verdict = "[green]no problems found[/green]" if not report.problem_count else f"[red]{report.problem_count} problem(s)[/red]"
-    console.print(verdict)
+    console.print(verdict(report))
+
+
+def verdict(report) -> str:
+    """The last line of every task's report: it says why `data check` exits 0 on problems that are only warnings."""
+    if not report.problem_count:
+        return "[green]no problems found[/green]"
+    if report.error_count:
+        return f"[red]{report.problem_count} problem(s)[/red]"
+    return f"[yellow]{report.problem_count} problem(s), only warnings: training runs (--strict fails on them)[/yellow]"
 
 
 def print_tiny_images(console, tiny: list[str], img_size: int | None) -> None:

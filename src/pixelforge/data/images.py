@@ -132,8 +132,9 @@ def load_rgb(path: str | Path, min_side: int | None = None) -> Image.Image:
             return to_rgb(img)
     except ImageReadError:
         raise
-    except FileNotFoundError:
-        raise ImageReadError(f"{path}: file not found; check the path or the dataset's label file") from None
+    except FileNotFoundError:  # the one message for a dataset's file and a command's input alike
+        reason = missing_reason(path) if path.is_symlink() else "does not exist"
+        raise ImageReadError(f"{path}: {reason}; check the path") from None
     except Image.DecompressionBombError:
         raise ImageReadError(f"{path}: image has too many pixels (over {Image.MAX_IMAGE_PIXELS}); resize it first") from None
     except Image.UnidentifiedImageError:  # its message repeats the path; say it once

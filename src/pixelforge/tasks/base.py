@@ -159,7 +159,8 @@ class Task:
     reads_photo_folder: bool = False  # any folder of unlabelled photos (denoise, compress, style): `data check` knows it
 
     def check_dataset(self, path: str, **options):
-        """`pixelforge data check`: a report with `problem_count` and `to_json()`."""
+        """`pixelforge data check`: a report with `problem_count`, `error_count` (the problems that stop training or
+        leave data out: `data check` exits 1 on them) and `to_json()`."""
         if not self.reads_photo_folder:
             raise self._unsupported("data check")
         from pixelforge.data.check import check_image_folder

@@ -79,7 +79,7 @@ def test_check_lists_every_problem_kind_without_crashing(split_layout, capsys):
     assert len(report.size_mismatch) == 1 and "mask 20x20 but image 48x40" in report.size_mismatch[0]
     assert len(report.unknown_ids) == 1 and "class id(s) 9 outside 0..2" in report.unknown_ids[0]
     assert [p for p in report.empty_masks if p.endswith("blank.png")]
-    assert report.problem_count == 6
+    assert report.problem_count == 6 and report.error_count == 6  # each stops training or leaves a pair out
     assert report.per_split == {"train": 4, "val": 3}
     assert report.bit_depths == {"8-bit": 6} and report.channels == {"3": 6}
     assert 0 < report.class_pixel_fraction["red"] < report.class_pixel_fraction["background"] < 1

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pixelforge.data.check import print_heading, print_tiny_images, tiny_images
+from pixelforge.data.check import print_heading, print_tiny_images, tiny_images, verdict
 from pixelforge.data.boxes.source import BoxImage, Problems, detect_format, image_size, read_boxes
 from pixelforge.errors import PixelforgeError
 
@@ -58,8 +58,14 @@ class BoxCheckReport:
     def problem_count(self) -> int:
         return sum(len(getattr(self, name)) for name in self.PROBLEMS)
 
+    @property
+    def error_count(self) -> int:
+        """The problems that stop training, leave images out or misplace boxes; a box outside the image (clipped)
+        or of zero area (nothing to learn) is not, so only `--strict` fails on those."""
+        return self.problem_count - len(self.out_of_image) - len(self.degenerate)
+
     def to_json(self) -> dict:
-        return {**asdict(self), "problem_count": self.problem_count}
+        return {**asdict(self), "problem_count": self.problem_count, "error_count": self.error_count}
 
 
 def _inspect(image: BoxImage) -> str | None:
@@ -182,5 +188,4 @@ def print_box_report(report: BoxCheckReport) -> None:
         if len(items) > 20:
             console.print(f"  ... and {len(items) - 20} more")
     print_tiny_images(console, report.tiny_images, report.img_size)
-    count = report.problem_count
-    console.print("[green]no problems found[/green]" if not count else f"[red]{count} problem(s)[/red]")
+    console.print(verdict(report))

@@ -35,8 +35,14 @@ class CaptionCheck:
         return (len(self.images_without_captions) + len(self.captions_without_images) + len(self.missing_files)
                 + len(self.unreadable_images) + len(self.empty_captions) + len(self.overlong_captions))
 
+    @property
+    def error_count(self) -> int:
+        """The problems that stop training or leave an image or caption out; an overlong caption is only cut, so
+        only `--strict` fails on it."""
+        return self.problem_count - len(self.overlong_captions)
+
     def to_json(self) -> dict:
-        return {**asdict(self), "problem_count": self.problem_count}
+        return {**asdict(self), "problem_count": self.problem_count, "error_count": self.error_count}
 
 
 def check_captions(data: str, min_count: int = 1, max_words: int = MAX_WORDS) -> CaptionCheck:
@@ -91,4 +97,6 @@ def print_caption_check(report: CaptionCheck) -> None:
                          ("empty captions", report.empty_captions),
                          (f"captions over {MAX_WORDS} words (cut in training)", report.overlong_captions)):
         console.print(f"{title}: {len(items)}" + (f" (first: {items[0]})" if items else ""))
-    console.print(f"problems: {report.problem_count}")
+    warnings_only = report.problem_count and not report.error_count
+    console.print(f"problems: {report.problem_count}" + (" (only warnings: training runs; --strict fails on them)"
+                                                         if warnings_only else ""))

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from PIL import Image
 
-from pixelforge.data.check import print_heading, print_tiny_images, tiny_images
+from pixelforge.data.check import print_heading, print_tiny_images, tiny_images, verdict
 from pixelforge.data.images import ImageReadError
 from pixelforge.data.masks.images import MaskFormatError, load_mask, probe_image
 from pixelforge.data.masks.source import MaskSample, scan_masks
@@ -54,8 +54,13 @@ class MaskCheckReport:
                 + len(self.not_single_channel) + len(self.size_mismatch) + len(self.unknown_ids)
                 + len(self.broken_links) + len(self.single_class) + len(self.lossy_masks) + len(self.no_objects))
 
+    @property
+    def error_count(self) -> int:
+        """Every mask problem stops training or leaves a pair out (empty masks are legal: not problems)."""
+        return self.problem_count
+
     def to_json(self) -> dict:
-        return {**asdict(self), "problem_count": self.problem_count}
+        return {**asdict(self), "problem_count": self.problem_count, "error_count": self.error_count}
 
 
 def _inspect(sample: MaskSample, num_classes: int, ignore_index: int) -> dict:
@@ -183,5 +188,4 @@ def print_mask_report(report: MaskCheckReport) -> None:
         if len(items) > 20:
             console.print(f"  ... and {len(items) - 20} more")
     print_tiny_images(console, report.tiny_images, report.img_size)
-    verdict = "[green]no problems found[/green]" if not report.problem_count else f"[red]{report.problem_count} problem(s)[/red]"
-    console.print(verdict)
+    console.print(verdict(report))

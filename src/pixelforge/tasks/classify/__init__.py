@@ -44,6 +44,10 @@ class ClassifyTask(Task):
     def check_config(self, cfg) -> None:
         from pixelforge.models.registry import check_img_size, check_weights_option
 
+        if cfg.continue_from:  # the parent's model and size first: another --model's size rule hid that mistake
+            from pixelforge.tasks.classify.continual.lineage import parent_run
+
+            parent_run(cfg)
         check_img_size(cfg.model, cfg.img_size)
         check_weights_option(cfg.weights)
         check_mixing(cfg)
@@ -88,9 +92,15 @@ class ClassifyTask(Task):
         return setup
 
     def bf16_reason(self, cfg) -> str | None:
-        if cfg.strategy == "linear":
+        if caches_features(cfg):
             return "auto: the linear strategy trains its head on cached fp32 features"
         return None
+
+    def unread(self, cfg) -> dict[str, str]:
+        when = super().unread(cfg)
+        if cfg.continue_from:  # continual/setup.py: a step always runs the backbone, frozen or not; nothing is cached
+            when["cache_features"] = "in a first run with --strategy linear (a continual step trains end to end)"
+        return when
 
     def bf16_probe_model(self, cfg, num_classes: int):
         from functools import partial
@@ -173,6 +183,12 @@ class ClassifyTask(Task):
         return export_package(run, out, **options)
 
 
+def caches_features(cfg) -> bool:
+    """Whether the head trains on cached backbone features (task.py): a first, single-process linear run only."""
+    return (cfg.strategy == "linear" and cfg.cache_features is not False and cfg.devices * cfg.num_nodes == 1
+            and not cfg.continue_from)
+
+
 def check_mixing(cfg) -> None:
     """MixUp/CutMix knobs set where nothing is mixed (task.py's batch mixer is only on the end-to-end path of a first
     run) are refused; a preset's (strong) are left to it, as the rest of the preset applies."""
@@ -183,7 +199,7 @@ def check_mixing(cfg) -> None:
     where = f"augment_options.{mixing[0][0]} {mixing[0][1]}: --task classify"
     if cfg.continue_from:
         raise PixelforgeError(f"{where} does not mix images in a continual step (--continue-from); leave it out")
-    if cfg.strategy == "linear" and cfg.cache_features is not False and cfg.devices * cfg.num_nodes == 1:
+    if caches_features(cfg):
         raise PixelforgeError(f"{where} does not mix images when --strategy linear trains the head on cached "
                               f"features; set cache_features: false or --strategy full, or leave it out")
 

@@ -65,16 +65,20 @@ class CompressTask(Task):
             value = source.get(key)
             return "n/a" if value is None else format(value, fmt)
 
+        def bd_rate(codec, source=metrics):  # "n/a%" alone did not say why
+            value, reason = source.get(f"bd_rate_vs_{codec}"), source.get(f"bd_rate_vs_{codec}_na_reason")
+            return f"{value:+.1f}%" if value is not None else f"n/a ({reason or 'no reason recorded'})"
+
         refined = f" ({metrics['refine_steps']} refinement steps)" if metrics.get("refine_steps") else ""
         line = (f"{metrics['model']} λ={metrics['lambda']:g}{refined} on {metrics['num_images']} images: "
                 f"{number('bpp', '.4f')} bpp (file; estimate {number('bpp_estimated', '.4f')}), "
                 f"PSNR {number('psnr', '.2f')} dB, MS-SSIM {number('ms_ssim', '.4f')} | at the same bpp: "
                 f"JPEG {number('jpeg_psnr_at_bpp', '.2f')} dB, WebP {number('webp_psnr_at_bpp', '.2f')} dB | "
-                f"BD-rate vs JPEG {number('bd_rate_vs_jpeg', '+.1f')}%, vs WebP {number('bd_rate_vs_webp', '+.1f')}% | "
+                f"BD-rate vs JPEG {bd_rate('jpeg')}, vs WebP {bd_rate('webp')} | "
                 f"encode {number('encode_cpu_s', '.2f')} CPU-s, decode {number('decode_cpu_s', '.2f')} CPU-s per image")
         plain = metrics.get("unrefined")
         if plain:
             line += (f"\nwithout refinement: {number('bpp', '.4f', plain)} bpp, PSNR {number('psnr', '.2f', plain)} dB "
                      f"(JPEG {number('jpeg_psnr_at_bpp', '.2f', plain)} dB at that bpp), BD-rate vs JPEG "
-                     f"{number('bd_rate_vs_jpeg', '+.1f', plain)}%, encode {number('encode_cpu_s', '.2f', plain)} CPU-s")
+                     f"{bd_rate('jpeg', plain)}, encode {number('encode_cpu_s', '.2f', plain)} CPU-s")
         return line

@@ -19,7 +19,7 @@ import torch
 from pixelforge.data.images import list_images, load_rgb, read_each
 from pixelforge.deploy.runtime.learned_codec import MULTIPLE, compress_pixels, decompress_bytes
 from pixelforge.errors import PixelforgeError
-from pixelforge.metrics.bd_rate import bd_rate
+from pixelforge.metrics.bd_rate import bd_rate_or_reason
 from pixelforge.runs.folder import data_key, evaluation_dir, write_json
 from pixelforge.runs.result import EvalResult
 from pixelforge.tasks.compress.classical import QUALITIES, sweep, value_at_bpp
@@ -109,6 +109,7 @@ def evaluation_images(run: Path, data: str | None, split: str | None) -> tuple[l
     return split_images(cfg.data, cfg.val_fraction, cfg.seed)[chosen], chosen
 
 
+CODEC_NAMES = {"jpeg": "JPEG", "webp": "WebP"}
 CURVE_KEYS = ("run", "model", "lambda", "refine_steps", *SCORE_KEYS)
 
 
@@ -122,8 +123,10 @@ def against_classical(ours: dict, curve: list[dict], classical: dict, means: dic
         metrics[f"{codec}_inside_sweep"] = all(inside for _, inside in
                                                (value_at_bpp(rows, r["bpp"]) for rows, r in zip(sweeps, ours["rows"])))
     for codec, rows in means.items():
-        metrics[f"bd_rate_vs_{codec}"] = bd_rate([r["bpp"] for r in rows], [r["psnr"] for r in rows],
-                                                 [s["bpp"] for s in curve], [s["psnr"] for s in curve])
+        # The reason beside a None: "n/a" alone left a user guessing whether the evaluation had failed.
+        metrics[f"bd_rate_vs_{codec}"], metrics[f"bd_rate_vs_{codec}_na_reason"] = bd_rate_or_reason(
+            [r["bpp"] for r in rows], [r["psnr"] for r in rows], [s["bpp"] for s in curve], [s["psnr"] for s in curve],
+            (f"{CODEC_NAMES.get(codec, codec)}'s curve", "this run" if len(curve) == 1 else "the runs' curve"))
     metrics["curve"] = [{k: s[k] for k in CURVE_KEYS} for s in curve]
     return metrics
 

@@ -15,12 +15,12 @@ from pixelforge.errors import PixelforgeError
 
 
 def check_config(cfg) -> None:
+    if cfg.continue_from:  # first: with another --model, its crop-size rule was refused before the model itself
+        check_parent(cfg)
     step = downsampling(cfg.model)
     if cfg.img_size % step:
         raise PixelforgeError(f"img_size {cfg.img_size}: the {cfg.model} model needs crops whose side is a "
                               f"multiple of {step} (e.g. {max(step, cfg.img_size // step * step)})")
-    if cfg.continue_from:
-        check_parent(cfg)
 
 
 ARCHITECTURE = ("model", "channels_n", "channels_m")
@@ -32,6 +32,9 @@ def check_parent(cfg) -> None:
     parent = load_config(rd.require_run(cfg.continue_from) / "config.yaml")
     if not isinstance(parent, CompressConfig):
         raise PixelforgeError(f"{cfg.continue_from}: continue_from needs a compression run, not a {parent.task!r} run")
+    if parent.model != cfg.model:
+        raise PixelforgeError(f"{cfg.continue_from}: trained with model {parent.model!r}, not {cfg.model!r}; a "
+                              f"continued run keeps the parent's model (leave --model out)")
     differ = [f"{key} {getattr(parent, key)} there, {getattr(cfg, key)} here" for key in ARCHITECTURE
               if getattr(parent, key) != getattr(cfg, key)]
     if differ:

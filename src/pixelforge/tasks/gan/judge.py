@@ -90,11 +90,13 @@ def run_judge(classifier: str | Path, gan_classes: list[str]) -> Judge:
 
     run = rd.require_run(classifier)
     cfg = load_config(run / "config.yaml")
+    # The task first: another task's run has no classes (or other ones), and "classes [] differ" hid the mistake.
+    if not hasattr(cfg, "dropout"):  # only classification's config has its head's dropout
+        raise PixelforgeError(f"{run}: not a classification run (it is a {cfg.task} run); --classifier needs a "
+                              f"classification run trained on the GAN's classes")
     classes = rd.read_json(run / "classes.json")
     if classes != gan_classes:
         raise PixelforgeError(f"{run}: --classifier's classes {classes} differ from the GAN's {gan_classes}")
-    if not hasattr(cfg, "dropout"):
-        raise PixelforgeError(f"{run}: --classifier needs a classification run, this is a {cfg.task!r} run")
     model = build_classifier(cfg.model, len(classes), weights="none", dropout=cfg.dropout)
     path = run / "checkpoints" / "best.ckpt"
     model.load_state_dict(rd.load_checkpoint(path)["model"])

@@ -33,7 +33,7 @@ def parent_run(cfg) -> Path:
     for key in ("model", "img_size"):
         if getattr(parent, key) != getattr(cfg, key):
             raise PixelforgeError(f"{run}: trained with {key} {getattr(parent, key)!r}, not {getattr(cfg, key)!r}; "
-                                  f"a continual step keeps the parent's {key}")
+                                  f"a continual step keeps the parent's {key} (leave --{key.replace('_', '-')} out)")
     return run
 
 

@@ -60,6 +60,9 @@ def build_continual_setup(cfg, source, classes: list[str], fabric, progress):
     for param in model.parameters():
         param.requires_grad_(True)
     apply_strategy(model, cfg.strategy, 0, cfg.unfreeze_every)
+    if cfg.strategy == "linear":  # honoured, not ignored: said, since the step is still end to end
+        progress.info(f"strategy linear: {parent}'s backbone stays frozen (weights and batch-norm statistics); "
+                      "only the head trains, on images decoded and augmented each epoch")
     hooks = []
     if cfg.strategy == "gradual":  # as a first run unfreezes: else the backbone stayed frozen for every epoch
         from pixelforge.tasks.common.finetune import gradual_unfreezing_hook
