@@ -173,7 +173,7 @@ def test_predict_reports_a_file_that_is_not_an_image_once_and_fails(cli, tiny_ru
     notes.write_text("not an image")
     alone = cli("predict", tiny_run, notes)
     assert alone.returncode == 2 and alone.stdout == ""
-    assert alone.stderr.count(str(notes)) == 1 and "no readable images among the 1 file(s)" in alone.stderr
+    assert alone.stderr.count(str(notes)) == 1 and "none of the 1 file(s) given could be predicted" in alone.stderr
     assert alone.stderr.count("error:") == 1
     image = str(next((shapes_dir / "test" / "star").glob("*.png")))
     mixed = cli("predict", tiny_run, image, notes)

@@ -203,8 +203,9 @@ def predict(
         if not out_existed and out.is_dir() and not any(out.iterdir()):
             out.rmdir()  # made for these predictions and left empty: an empty folder would read as a result
         first = _failure_line(failed[0]).replace(": error: ", ": ", 1)  # one "error:" on the line: the prefix
-        raise PixelforgeError(f"no readable images among the {len(failed)} file(s) given: {first}"
-                              + (f" (and {len(failed) - 1} more unreadable)" if len(failed) > 1 else ""))
+        # "predicted", not "readable": a file may be refused for another reason than decoding (its bit depth)
+        raise PixelforgeError(f"none of the {len(failed)} file(s) given could be predicted: {first}"
+                              + (f" (and {len(failed) - 1} more failed)" if len(failed) > 1 else ""))
     if csv_file:
         _write_csv(csv_file, results)
     if as_json:

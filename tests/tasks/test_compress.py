@@ -447,6 +447,9 @@ def test_a_bd_rate_of_n_a_is_printed_with_its_reason():
     assert "vs WebP n/a (too few rate points: WebP's curve has 1 distinct PSNR value(s))" in line and "n/a%" not in line
     metrics.update(bd_rate_vs_jpeg=-12.345, bd_rate_vs_jpeg_na_reason=None)
     assert "BD-rate vs JPEG -12.3%, vs WebP n/a" in get_task("compress").format_metrics(metrics)
+    assert "MS-SSIM 0.0100 |" in line
+    metrics["ms_ssim"] = None  # images too small for MS-SSIM's five scales
+    assert "MS-SSIM n/a (needs images of at least 176 px a side)" in get_task("compress").format_metrics(metrics)
 
 
 @pytest.mark.slow  # loads the package's four ONNX sessions

@@ -140,8 +140,8 @@ def test_predict_on_only_corrupt_images_is_one_line_and_leaves_no_empty_folder(d
     result = cli("predict", dncnn_run, tmp_path / "bad")
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and result.stdout == "" and len(lines) == 1, result.stderr
-    assert lines[0].count("error:") == 1 and "no readable images among the 2 file(s) given: " in lines[0]
-    assert "a.jpg: cannot decode image" in lines[0] and lines[0].endswith("(and 1 more unreadable)")
+    assert lines[0].count("error:") == 1 and "none of the 2 file(s) given could be predicted: " in lines[0]
+    assert "a.jpg: cannot decode image" in lines[0] and lines[0].endswith("(and 1 more failed)")
     assert sorted(dncnn_run.glob("predictions*")) == before
     (tmp_path / "mine").mkdir()  # an empty --out the user made stays theirs
     assert cli("predict", dncnn_run, tmp_path / "bad", "--out", tmp_path / "mine").returncode == 2

@@ -69,10 +69,16 @@ class CompressTask(Task):
             value, reason = source.get(f"bd_rate_vs_{codec}"), source.get(f"bd_rate_vs_{codec}_na_reason")
             return f"{value:+.1f}%" if value is not None else f"n/a ({reason or 'no reason recorded'})"
 
+        from pixelforge.metrics.image_quality import MS_SSIM_MIN_SIDE
+
+        # MS-SSIM's five scales need images of MS_SSIM_MIN_SIDE px a side: say so rather than a bare "n/a"
+        ms_ssim = number("ms_ssim", ".4f")
+        if metrics.get("ms_ssim") is None:
+            ms_ssim += f" (needs images of at least {MS_SSIM_MIN_SIDE} px a side)"
         refined = f" ({metrics['refine_steps']} refinement steps)" if metrics.get("refine_steps") else ""
         line = (f"{metrics['model']} λ={metrics['lambda']:g}{refined} on {metrics['num_images']} images: "
                 f"{number('bpp', '.4f')} bpp (file; estimate {number('bpp_estimated', '.4f')}), "
-                f"PSNR {number('psnr', '.2f')} dB, MS-SSIM {number('ms_ssim', '.4f')} | at the same bpp: "
+                f"PSNR {number('psnr', '.2f')} dB, MS-SSIM {ms_ssim} | at the same bpp: "
                 f"JPEG {number('jpeg_psnr_at_bpp', '.2f')} dB, WebP {number('webp_psnr_at_bpp', '.2f')} dB | "
                 f"BD-rate vs JPEG {bd_rate('jpeg')}, vs WebP {bd_rate('webp')} | "
                 f"encode {number('encode_cpu_s', '.2f')} CPU-s, decode {number('decode_cpu_s', '.2f')} CPU-s per image")
