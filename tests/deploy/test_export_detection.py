@@ -67,6 +67,20 @@ def test_matching_tolerates_only_borderline_scores():
     assert match_detections(a, c, floor=0.05)[1] == 2
 
 
+def test_the_same_flat_box_on_both_sides_is_a_match():
+    """A box clipped flat against the border has IoU 0 with itself: an untrained FCOS's export was refused over
+    detections both runtimes gave alike."""
+    import numpy as np
+
+    from pixelforge.tasks.common.boxes_export import match_detections
+
+    flat = np.array([[21.24, 48.0, 26.65, 48.0], [0.0, 47.65, 0.0, 48.0]], np.float32)
+    side = (flat, np.array([0.3, 0.2], np.float32), np.array([1, 1]))
+    found = match_detections(side, (flat + 1e-4, side[1], side[2]), floor=0.05)
+    assert (found.matched, found.failures, found.worst_iou) == (2, 0, 1.0)
+    assert match_detections(side, (flat + [0, 0, 2, 0], side[1], side[2]), floor=0.05).failures == 4  # other boxes
+
+
 # Four boxes in a column: each overlaps its neighbours by IoU 0.67 and the ones two apart by 0.43, so at NMS IoU
 # 0.5 neighbours suppress each other and the others do not; e and f overlap nothing.
 COLUMN = {name: np.array([left, top, left + 10, top + 10], np.float32) for name, left, top in (

@@ -171,3 +171,11 @@ def test_results_for_other_images_or_without_a_score_are_one_line_errors(fixture
     (tmp_path / "unscored.json").write_text(json.dumps([{k: v for k, v in results[0].items() if k != "score"}]))
     with pytest.raises(PixelforgeError, match="result 0 lacks score"):
         score_instance_files(gt_file, tmp_path / "unscored.json")
+
+
+def test_results_with_a_category_id_the_ground_truth_lacks_are_one_line_errors(fixture_files, tmp_path):
+    # 0-based class indices against 1-based COCO ids matched nothing and scored 0 without a word.
+    gt_file, _, _, results = fixture_files
+    (tmp_path / "zero.json").write_text(json.dumps([{**r, "category_id": 0} for r in results]))
+    with pytest.raises(PixelforgeError, match=r"zero\.json: result 0 has category_id 0, which .* does not list"):
+        score_instance_files(gt_file, tmp_path / "zero.json")

@@ -162,6 +162,23 @@ def test_score_coco_files_errors_name_the_file(tmp_path, tiny_detect_run):
         score_coco_files(tmp_path / "nope.json", bad)
 
 
+def test_score_coco_files_refuses_a_category_id_the_ground_truth_lacks(tmp_path):
+    """0-based class indices scored against 1-based COCO ids matched nothing and scored 0 without a word."""
+    from pixelforge.tasks.detect.evaluate import score_coco_files
+
+    gt = tmp_path / "gt.json"
+    gt.write_text(json.dumps({"images": [{"id": 1, "file_name": "a.png", "width": 10, "height": 10}],
+                              "categories": [{"id": 1, "name": "a"}],
+                              "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 5, 5],
+                                               "area": 25, "iscrowd": 0}]}))
+    res = tmp_path / "res.json"
+    res.write_text(json.dumps([{"image_id": 1, "category_id": 0, "bbox": [0, 0, 5, 5], "score": 0.9}]))
+    with pytest.raises(PixelforgeError, match=r"res.json: result 0 has category_id 0, which .*gt.json does not list"):
+        score_coco_files(gt, res)
+    res.write_text(json.dumps([{"image_id": 1, "category_id": 1, "bbox": [0, 0, 5, 5], "score": 0.9}]))
+    assert score_coco_files(gt, res)["map50"] == pytest.approx(1.0)
+
+
 def test_predict_writes_coco_json_and_annotated_images(tmp_path, tiny_detect_run):
     from pixelforge.tasks.detect.evaluate import predict_detection
 

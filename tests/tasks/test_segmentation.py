@@ -149,6 +149,18 @@ def test_score_mask_folders_matches_by_stem_and_explains_mistakes(tiny_masks, tm
         score_mask_folders(gt, pred, 3, ignore_index=255)
 
 
+def test_a_prediction_id_beyond_the_classes_is_not_told_to_pass_ignore_index(tmp_path):
+    """--ignore-index applies to the truth: a prediction's out-of-range id was told to pass it, which cannot help."""
+    from pixelforge.tasks.segment.evaluate import score_mask_folders
+
+    for folder, value in (("gt", 1), ("pred", 9)):
+        (tmp_path / folder).mkdir()
+        Image.fromarray(np.full((4, 4), value, np.uint8)).save(tmp_path / folder / "a.png")
+    with pytest.raises(PixelforgeError, match=r"pred/a\.png: pixel value 9 .*a prediction must give every pixel a class") as info:
+        score_mask_folders(tmp_path / "gt", tmp_path / "pred", 3, ignore_index=255)
+    assert "--ignore-index" not in str(info.value)
+
+
 def test_sixteen_bit_grey_data_gets_one_channel_and_dataset_normalisation(tmp_path):
     from types import SimpleNamespace
 

@@ -53,11 +53,23 @@ def write_detector_onnx(model, path: Path, size: int, opset: int, outputs: list[
     return export_traced(SingleImage(model).eval(), (example,), path, ["image"], outputs, opset, axes)
 
 
+def box_overlap(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every box in `a` with every box in `b`, but 1 for two boxes whose corners agree to 0.01 px.
+
+    A box clipped flat against the image border (zero width or height: common from a barely trained detector) has
+    IoU 0 even with itself, so two runtimes giving the very same flat box were judged to differ and export refused.
+    """
+    if not len(a) or not len(b):
+        return np.zeros((len(a), len(b)))
+    same = np.abs(np.asarray(a, np.float64)[:, None, :] - np.asarray(b, np.float64)[None, :, :]).max(-1) <= 0.01
+    return np.where(same, 1.0, box_iou(a, b))
+
+
 def twin_pairs(expected: tuple, got: tuple) -> list[tuple[int, int]]:
     """(expected index, got index) one-to-one twins between two (boxes, scores, labels) sets, best expected score
     first: same label, IoU >= MATCH_IOU, |Δscore| <= SCORE_TOLERANCE, the highest IoU candidate."""
     (eb, es, el), (gb, gs, gl) = expected, got
-    iou = box_iou(eb, gb) if len(eb) and len(gb) else np.zeros((len(eb), len(gb)))
+    iou = box_overlap(eb, gb)
     used, pairs = set(), []
     for i in np.argsort(-es):
         candidates = [j for j in range(len(gb)) if j not in used and gl[j] == el[i] and iou[i, j] >= MATCH_IOU
@@ -113,7 +125,7 @@ def match_detections(expected: tuple, got: tuple, floor: float, nms_iou: float |
                    if (s, i) not in swapped | capped and sides[s][1][i] >= floor + SCORE_TOLERANCE)
     (eb, es, _), (gb, gs, _) = sides
     worst_score = max((abs(float(gs[j] - es[i])) for i, j in pairs), default=0.0)
-    worst_iou = min((float(box_iou(eb[i][None], gb[j][None])[0, 0]) for i, j in pairs), default=1.0)
+    worst_iou = min((float(box_overlap(eb[i][None], gb[j][None])[0, 0]) for i, j in pairs), default=1.0)
     return BoxMatch(len(pairs), failures, worst_score, worst_iou, len(swapped), len(capped))
 
 

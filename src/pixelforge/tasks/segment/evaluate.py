@@ -185,7 +185,7 @@ def score_mask_folders(gt_dir: str | Path, pred_dir: str | Path, num_classes: in
             raise PixelforgeError(f"{pred_files[stem]}: size {pred.shape[1]}x{pred.shape[0]} differs from its true mask "
                                   f"{gt_path} ({truth.shape[1]}x{truth.shape[0]}); predict at the mask's resolution")
         _check_values(gt_path, truth, num_classes, ignore_index)
-        _check_values(pred_files[stem], pred, num_classes, None)
+        _check_values(pred_files[stem], pred, num_classes, None, prediction=True)
         matrix.update(torch.from_numpy(pred), torch.from_numpy(truth))
     return {**matrix.compute(classes), "num_images": len(gt_files)}
 
@@ -206,13 +206,16 @@ def _masks_by_stem(folder: Path) -> dict[str, Path]:
     return found
 
 
-def _check_values(path: Path, mask: np.ndarray, num_classes: int, ignore_index: int | None) -> None:
+def _check_values(path: Path, mask: np.ndarray, num_classes: int, ignore_index: int | None,
+                  prediction: bool = False) -> None:
     bad = (mask < 0) | (mask >= num_classes)
     if ignore_index is not None:
         bad &= mask != ignore_index
     if bad.any():
         value = int(mask[bad][0])
         hint = f" or the ignore index {ignore_index}" if ignore_index is not None else " (pass --ignore-index if it marks unlabelled pixels)"
+        if prediction:  # --ignore-index applies to the truth only: the hint above would not help a prediction
+            hint = "; a prediction must give every pixel a class (check --num-classes)"
         raise PixelforgeError(f"{path}: pixel value {value} is not a class id 0..{num_classes - 1}{hint}")
 
 
