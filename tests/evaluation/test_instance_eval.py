@@ -177,5 +177,5 @@ def test_results_with_a_category_id_the_ground_truth_lacks_are_one_line_errors(f
     # 0-based class indices against 1-based COCO ids matched nothing and scored 0 without a word.
     gt_file, _, _, results = fixture_files
     (tmp_path / "zero.json").write_text(json.dumps([{**r, "category_id": 0} for r in results]))
-    with pytest.raises(PixelforgeError, match=r"zero\.json: result 0 has category_id 0, which .* does not list"):
+    with pytest.raises(PixelforgeError, match=r"zero\.json: no result has a category_id that .* lists \(result 0 has 0"):
         score_instance_files(gt_file, tmp_path / "zero.json")

@@ -4,6 +4,7 @@ run evaluates, predicts and reports."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -162,7 +163,7 @@ def test_score_coco_files_errors_name_the_file(tmp_path, tiny_detect_run):
         score_coco_files(tmp_path / "nope.json", bad)
 
 
-def test_score_coco_files_refuses_a_category_id_the_ground_truth_lacks(tmp_path):
+def test_score_coco_files_refuses_a_category_id_the_ground_truth_lacks(tmp_path, caplog):
     """0-based class indices scored against 1-based COCO ids matched nothing and scored 0 without a word."""
     from pixelforge.tasks.detect.evaluate import score_coco_files
 
@@ -173,10 +174,17 @@ def test_score_coco_files_refuses_a_category_id_the_ground_truth_lacks(tmp_path)
                                                "area": 25, "iscrowd": 0}]}))
     res = tmp_path / "res.json"
     res.write_text(json.dumps([{"image_id": 1, "category_id": 0, "bbox": [0, 0, 5, 5], "score": 0.9}]))
-    with pytest.raises(PixelforgeError, match=r"res.json: result 0 has category_id 0, which .*gt.json does not list"):
+    with pytest.raises(PixelforgeError, match=r"res.json: no result has a category_id that .*gt.json lists \(result 0 "
+                                              r"has 0; its ids: \[1\]\)"):
         score_coco_files(gt, res)
     res.write_text(json.dumps([{"image_id": 1, "category_id": 1, "bbox": [0, 0, 5, 5], "score": 0.9}]))
     assert score_coco_files(gt, res)["map50"] == pytest.approx(1.0)
+    # Some unknown ids (a detector of more classes scored on a subset): left out with a warning, as pycocotools does.
+    res.write_text(json.dumps([{"image_id": 1, "category_id": 1, "bbox": [0, 0, 5, 5], "score": 0.9},
+                               {"image_id": 1, "category_id": 7, "bbox": [5, 5, 5, 5], "score": 0.95}]))
+    with caplog.at_level(logging.WARNING, logger="pixelforge"):
+        assert score_coco_files(gt, res)["map50"] == pytest.approx(1.0)
+    assert "1 of 2 results have category ids [7]" in caplog.text
 
 
 def test_predict_writes_coco_json_and_annotated_images(tmp_path, tiny_detect_run):

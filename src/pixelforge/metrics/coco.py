@@ -21,7 +21,13 @@ import copy
 import io
 from pathlib import Path
 
+import logging
+
 import numpy as np
+
+from pixelforge.errors import PixelforgeError
+
+log = logging.getLogger(__name__)
 
 STAT_KEYS = ("map", "map50", "map75", "map_small", "map_medium", "map_large",
              "mar_1", "mar_10", "mar_100", "mar_small", "mar_medium", "mar_large")
@@ -136,3 +142,23 @@ def plot_pr_curves(metrics: dict, path: Path, title: str = "precision-recall at 
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return Path(path)
+
+
+def check_result_categories(gt: dict, results: list[dict], gt_name, results_name) -> None:
+    """Refuse results none of whose category ids the ground truth lists; warn about some that it does not.
+
+    COCOeval matches results to truth by category id, so ids from another numbering (0-based class indices against
+    1-based COCO ids, say) score 0 without a word. A few unknown ids are what pycocotools ignores (a detector of
+    more classes scored on a subset): those are scored the same way, with a warning.
+    """
+    known = {c.get("id") for c in gt.get("categories", []) if isinstance(c, dict)}
+    unknown = [i for i, r in enumerate(results) if r["category_id"] not in known]
+    if unknown and len(unknown) == len(results):
+        first = results[unknown[0]]["category_id"]
+        raise PixelforgeError(f"{results_name}: no result has a category_id that {gt_name} lists (result "
+                              f"{unknown[0]} has {first}; its ids: {sorted(known, key=str)}); map the predictions' "
+                              "class ids to the ground truth's category ids")
+    if unknown:
+        ids = sorted({results[i]["category_id"] for i in unknown}, key=str)
+        log.warning("%s: %d of %d results have category ids %s that %s does not list; they are left out, as "
+                    "pycocotools does", results_name, len(unknown), len(results), ids, gt_name)

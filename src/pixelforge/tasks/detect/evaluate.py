@@ -19,7 +19,7 @@ from pixelforge.engine.devices import on_inference_device
 from pixelforge.runs import folder as rd
 from pixelforge.errors import PixelforgeError
 from pixelforge.runs.result import EvalResult
-from pixelforge.metrics.coco import coco_metrics, plot_pr_curves
+from pixelforge.metrics.coco import check_result_categories, coco_metrics, plot_pr_curves
 from pixelforge.tasks.common.boxes import select_box_images
 
 
@@ -125,7 +125,6 @@ def score_coco_files(gt_json: str | Path, results_json: str | Path) -> dict:
     if not isinstance(results, list):
         raise PixelforgeError(f"{results_json}: COCO results are a JSON list of {{image_id, category_id, bbox, score}}")
     image_ids = {img.get("id") for img in gt["images"]}
-    category_ids = {c.get("id") for c in gt["categories"] if isinstance(c, dict)}
     for index, r in enumerate(results):
         missing = [k for k in ("image_id", "category_id", "bbox", "score") if k not in r] if isinstance(r, dict) else ["all"]
         if missing:
@@ -134,14 +133,9 @@ def score_coco_files(gt_json: str | Path, results_json: str | Path) -> dict:
         if r["image_id"] not in image_ids:
             raise PixelforgeError(f"{results_json}: result {index} has image_id {r['image_id']}, which {gt_json} "
                                   "does not list; were they made for another annotation file?")
-        # COCOeval matches results to truth by category id, so an id the truth lacks (a 0-based class index
-        # against 1-based COCO ids, say) scores 0 without a word: refuse it as an unknown image id is refused.
-        if r["category_id"] not in category_ids:
-            raise PixelforgeError(f"{results_json}: result {index} has category_id {r['category_id']}, which "
-                                  f"{gt_json} does not list (its ids: {sorted(category_ids, key=str)}); map the "
-                                  "predictions' class ids to the ground truth's category ids")
         if not (isinstance(r["bbox"], list) and len(r["bbox"]) == 4):
             raise PixelforgeError(f"{results_json}: result {index} bbox must be [x, y, width, height]")
+    check_result_categories(gt, results, gt_json, results_json)
     return coco_metrics(gt, results)
 
 

@@ -25,7 +25,7 @@ from pixelforge.engine.devices import model_device, on_inference_device
 from pixelforge.runs import folder as rd
 from pixelforge.errors import PixelforgeError
 from pixelforge.runs.result import EvalResult
-from pixelforge.metrics.coco import (as_coco, empty_metrics, coco_metrics, complete_ground_truth,
+from pixelforge.metrics.coco import (as_coco, check_result_categories, empty_metrics, coco_metrics, complete_ground_truth,
                                              named_stats, plot_pr_curves)
 
 MASK_THRESHOLD = 0.5  # mask probability above which a pixel belongs to the object (Mask R-CNN's paper and tools)
@@ -150,7 +150,6 @@ def score_instance_files(gt_json: str | Path, results_json: str | Path) -> dict:
         raise PixelforgeError(f"{results_json}: COCO results must be a JSON list of {{image_id, category_id, "
                               "segmentation, score}")
     image_ids = {image.get("id") for image in gt.get("images", []) if isinstance(image, dict)}
-    category_ids = {c.get("id") for c in gt.get("categories", []) if isinstance(c, dict)}
     for index, row in enumerate(results):
         missing = [k for k in ("image_id", "category_id", "score") if k not in row] if isinstance(row, dict) \
             else ["all"]
@@ -162,11 +161,7 @@ def score_instance_files(gt_json: str | Path, results_json: str | Path) -> dict:
                                   "does not list; `pixelforge predict` numbers images its own way (images.json): "
                                   "score the predictions.json `pixelforge evaluate RUN` writes, or results made for "
                                   "this file")
-        # COCOeval matches by category id: an id the truth lacks (a 0-based class index, say) scored 0 silently.
-        if row["category_id"] not in category_ids:
-            raise PixelforgeError(f"{results_json}: result {index} has category_id {row['category_id']}, which "
-                                  f"{gt_json} does not list (its ids: {sorted(category_ids, key=str)}); map the "
-                                  "predictions' class ids to the ground truth's category ids")
+    check_result_categories(gt, results, gt_json, results_json)
     return instance_metrics(gt, results)
 
 
