@@ -140,7 +140,8 @@ def evaluate(
     from pixelforge.api.evaluate import evaluate as run_evaluate
     from pixelforge.runs.files import run_task_name
 
-    if task is not None and task != run_task_name(run):  # a run is scored by its own task; --task would be ignored
+    # A run is scored by its own task: another --task would be ignored (an unknown one is refused by get_task).
+    if task is not None and type(get_task(task)) is not type(get_task(run_task_name(run))):
         raise PixelforgeError(f"{run}: a {run_task_name(run)} run, scored with its own task's metrics; --task "
                               f"{task} applies only with --gt and --predictions (or fewshot with --data)")
     options = {"groups": groups, "compare": compare, "include_train": include_train or None, "classifier": classifier,
