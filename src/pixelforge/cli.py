@@ -81,7 +81,8 @@ def _episodic_only(task: Optional[str], run, data, gt, predictions) -> bool:
 def evaluate(
     run: Optional[Path] = typer.Argument(None, help="Run folder written by `pixelforge train` (omit with --gt/--predictions)."),
     data: Optional[str] = typer.Option(None, help="Data to score (default: the run's own test, else validation split); "
-                                                  "classify leaves the run's training images out of it."),
+                                                  "the run's own training images are left out of it (classify, "
+                                                  "detect, segment, instance, denoise, caption)."),
     split: Optional[str] = typer.Option(None, help="train | val | test (default: test, else val, else all)."),
     out: Optional[Path] = typer.Option(None, help="Folder for figures and metrics (default RUN/eval-SPLIT; another "
                                                   "evaluation's folder is kept and RUN/eval-SPLIT-2... used); never "
@@ -90,8 +91,9 @@ def evaluate(
     groups: Optional[str] = typer.Option(None, help="Per-group metrics by this CSV column, or a folder,group mapping .csv."),
     compare: Optional[Path] = typer.Option(None, help="Baseline run: add a before/after table of the group metrics."),
     include_train: bool = typer.Option(False, "--include-train",
-                                       help="classify with --data: also score the run's own training images "
-                                            "(left out by default, and counted)."),
+                                       help="With --data (classify, detect, segment, instance, denoise, caption): "
+                                            "also score the run's own training images (left out by default, and "
+                                            "counted)."),
     task: Optional[str] = typer.Option(None, help="With --gt/--predictions: detect | segment | instance."),
     gt: Optional[Path] = typer.Option(None, help="detect/instance: ground-truth COCO json; segment: folder of truth mask PNGs."),
     predictions: Optional[Path] = typer.Option(None, help="detect: COCO results json; segment: folder of predicted masks."),

@@ -52,11 +52,37 @@ def test_dncnn_trains_two_steps_and_evaluates_beside_the_classical_denoisers(dnc
     assert {"psnr", "ssim", "psnr_noisy", "baselines"} <= set(metrics)
     assert set(metrics["baselines"]) == {"nl_means", "wavelet"}
     assert all({"psnr", "ssim"} <= set(b) for b in metrics["baselines"].values())
-    assert metrics["num_images"] == 6 and metrics["split"] == "all"
+    # the run's own 4 training images are left out of its folder (tasks/common/held_out.py)
+    assert metrics["num_images"] == 2 and metrics["split"] == "all" and metrics["excluded_training_images"] == 4
     # the classical denoisers do their job on the same noisy images (sigma 25: the input is ~20 dB)
     assert 19 < metrics["psnr_noisy"] < 22
     assert all(b["psnr"] > metrics["psnr_noisy"] + 3 for b in metrics["baselines"].values())
     assert Path(metrics["figures"]["examples"]).is_file()
+
+
+def test_evaluate_on_its_own_folder_leaves_out_the_training_images_unless_asked(dncnn_run, photos, tmp_path,
+                                                                               caplog):
+    import shutil
+
+    from pixelforge.tasks.config import load_config
+    from pixelforge.tasks.denoise.task import prepare_data
+    from pixelforge.tasks.registry import get_task
+
+    trained = prepare_data(load_config(dncnn_run / "config.yaml"))[0].split("train")
+    with caplog.at_level("WARNING", logger="pixelforge"):
+        held_out = pixelforge.evaluate(dncnn_run, data=str(photos), out=tmp_path / "held-out").metrics
+    assert held_out["excluded_training_images"] == len(trained) == 4 and held_out["num_images"] == 2
+    assert "4 of 6 images are the run's training images" in caplog.text
+    assert "(4 training images left out)" in get_task("denoise").format_metrics(held_out)
+    everything = pixelforge.evaluate(dncnn_run, data=str(photos), include_train=True, out=tmp_path / "all").metrics
+    assert everything["num_images"] == 6 and everything["excluded_training_images"] is None
+    (tmp_path / "copies").mkdir()  # the training images alone, under other names: nothing held out to score
+    for i, item in enumerate(trained):
+        shutil.copy(item.clean, tmp_path / "copies" / f"copy{i}.png")
+    with pytest.raises(PixelforgeError, match=r"all 4 images in split 'all' are the run's own training images.*"
+                                              r"--include-train"):
+        pixelforge.evaluate(dncnn_run, data=str(tmp_path / "copies"), out=tmp_path / "refused")
+    assert not (tmp_path / "refused").exists()
 
 
 def test_the_report_says_when_it_scored_only_the_first_val_images(dncnn_run, tmp_path, monkeypatch):

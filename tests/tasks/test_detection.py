@@ -147,6 +147,36 @@ def test_evaluate_matches_scoring_its_own_files(tiny_detect_run):
     assert json.loads(json.dumps(result.to_json()))["figures"]["pr_curves"].endswith("pr_curves.png")
 
 
+def test_evaluate_on_its_own_unsplit_data_leaves_out_the_training_images_unless_asked(tmp_path, caplog):
+    import pixelforge
+    from pixelforge.tasks.config import load_config
+
+    root = write_tiny_coco(tmp_path / "coco", per_split={"photos": 10})  # no splits: training draws its own
+    run = pixelforge.train(str(root), task="detect", arch="fcos", weights="none", img_size=48, epochs=1,
+                           batch_size=4, strategy="full", out=str(tmp_path / "run"), quiet=True).run_dir
+    trained = prepare_data(load_config(run / "config.yaml"))[0].split("train")
+    with caplog.at_level("WARNING", logger="pixelforge"):
+        held_out = pixelforge.evaluate(run, data=str(root), out=tmp_path / "held-out").metrics
+    assert held_out["split"] == "all" and held_out["excluded_training_images"] == len(trained) > 0
+    assert f"{len(trained)} of 10 images are the run's training images" in caplog.text
+    scored = {row["image_id"] for row in json.loads((tmp_path / "held-out" / "detections.json").read_text())}
+    assert not scored & {image.image_id for image in trained}
+    everything = pixelforge.evaluate(run, data=str(root), include_train=True, out=tmp_path / "all").metrics
+    assert everything["excluded_training_images"] is None
+
+
+def test_evaluate_on_the_training_split_alone_is_an_error(cli, tiny_detect_run, tmp_path):
+    run, root = tiny_detect_run  # data with split folders; --data names its train split's annotations
+    result = cli("evaluate", run, "--data", root / "annotations" / "train.json", "--out", tmp_path / "eval")
+    assert result.returncode == 2 and "all 8 images in split 'train' are the run's own training images" in result.stderr
+    assert "--include-train" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "eval").exists()
+    everything = cli("evaluate", run, "--data", root / "annotations" / "train.json", "--include-train", "--json",
+                     "--out", tmp_path / "eval-with-train")
+    assert everything.returncode == 0, everything.stderr
+    assert json.loads(everything.stdout)["excluded_training_images"] is None
+
+
 def test_score_coco_files_errors_name_the_file(tmp_path, tiny_detect_run):
     from pixelforge.tasks.detect.evaluate import score_coco_files
 

@@ -204,6 +204,34 @@ def test_evaluating_on_data_without_outlines_is_refused_not_scored_against_boxes
     assert not (tmp_path / "eval").exists()
 
 
+def test_evaluate_on_its_own_data_leaves_out_the_training_images_unless_asked(tmp_path, tiny_instance, caplog):
+    import shutil
+
+    from pixelforge.tasks.config import load_config
+    from pixelforge.tasks.instance.data import prepare_data
+    from pixelforge.tasks.instance.evaluate import evaluate_instance
+
+    run = _untrained_run(tmp_path / "run", tiny_instance)
+    trained = prepare_data(load_config(run / "config.yaml"))[0].split("train")
+    total = len(json.loads((tiny_instance / "instances.json").read_text())["images"])
+    with caplog.at_level("WARNING", logger="pixelforge"):
+        held_out = evaluate_instance(run, data=str(tiny_instance), out=tmp_path / "held-out").metrics
+    assert held_out["split"] == "all" and held_out["excluded_training_images"] == len(trained) > 0
+    assert f"{len(trained)} of {total} images are the run's training images" in caplog.text
+    everything = evaluate_instance(run, data=str(tiny_instance), include_train=True, out=tmp_path / "all").metrics
+    assert everything["excluded_training_images"] is None
+    # A copy of the data holding only the training images: nothing held out to score.
+    copy = shutil.copytree(tiny_instance, tmp_path / "train-only")
+    coco = json.loads((copy / "instances.json").read_text())
+    names = {image.path.name for image in trained}
+    coco["images"] = [image for image in coco["images"] if image["file_name"] in names]
+    coco["annotations"] = [a for a in coco["annotations"] if a["image_id"] in {i["id"] for i in coco["images"]}]
+    (copy / "instances.json").write_text(json.dumps(coco))
+    with pytest.raises(PixelforgeError, match=r"are the run's own training images.*--include-train"):
+        evaluate_instance(run, data=str(copy), out=tmp_path / "refused")
+    assert not (tmp_path / "refused").exists()
+
+
 def test_evaluation_gives_an_image_the_same_objects_batched_as_alone(tmp_path):
     # torchvision pads a batch to its largest image: a short image batched with a tall one got other masks and
     # scores than alone, so evaluate's predictions.json disagreed with `predict` (one image per call).

@@ -81,8 +81,37 @@ def test_evaluate_scores_the_test_split_at_full_mask_resolution(seg_run, tiny_ma
     assert {"miou", "per_class_iou", "dice", "per_class_dice", "pixel_accuracy", "confusion_matrix"} <= set(m)
     # Every non-ignored pixel of the full 48 px masks is scored (training ran at 32 px).
     assert m["num_pixels"] == 2 * (48 * 48 - 5)
-    on_folder = evaluate_segmentation(seg_run, data=str(tiny_masks), out=seg_run / "all")
+    on_folder = evaluate_segmentation(seg_run, data=str(tiny_masks), out=seg_run / "all", include_train=True)
     assert on_folder.metrics["split"] == "all" and on_folder.metrics["num_images"] == 12
+
+
+def test_evaluate_on_its_own_folder_leaves_out_the_training_images_unless_asked(seg_run, tiny_masks, tmp_path,
+                                                                               caplog):
+    import shutil
+
+    import pixelforge
+    from pixelforge.tasks.config import load_config
+    from pixelforge.tasks.registry import get_task
+    from pixelforge.tasks.segment.task import prepare_data
+
+    trained = prepare_data(load_config(seg_run / "config.yaml"))[0].split("train")
+    with caplog.at_level("WARNING", logger="pixelforge"):
+        held_out = pixelforge.evaluate(seg_run, data=str(tiny_masks), out=tmp_path / "held-out").metrics
+    assert held_out["excluded_training_images"] == len(trained) and held_out["num_images"] == 12 - len(trained)
+    assert f"{len(trained)} of 12 images are the run's training images" in caplog.text
+    assert f"({len(trained)} training images left out)" in get_task("segment").format_metrics(held_out)
+    everything = pixelforge.evaluate(seg_run, data=str(tiny_masks), include_train=True, out=tmp_path / "all").metrics
+    assert everything["num_images"] == 12 and everything["excluded_training_images"] is None
+    copies = tmp_path / "copies"  # the training images alone, under other names: nothing held out to score
+    (copies / "images").mkdir(parents=True)
+    (copies / "masks").mkdir()
+    shutil.copy(tiny_masks / "classes.json", copies / "classes.json")
+    for i, sample in enumerate(trained):
+        shutil.copy(sample.image, copies / "images" / f"copy{i}.png")
+        shutil.copy(sample.mask, copies / "masks" / f"copy{i}.png")
+    with pytest.raises(PixelforgeError, match=r"are the run's own training images.*--include-train"):
+        pixelforge.evaluate(seg_run, data=str(copies), out=tmp_path / "refused")
+    assert not (tmp_path / "refused").exists()
 
 
 def test_predict_writes_palette_masks_and_overlays(seg_run, tiny_masks, tmp_path):

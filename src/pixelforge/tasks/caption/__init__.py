@@ -64,11 +64,11 @@ class CaptionTask(Task):
         Tokenizer(state["vocab"], state.get("min_count", 1)).save(run / "tokenizer.json")
         return write_caption_report(run)
 
-    def evaluate(self, run, *, data=None, split=None, out=None, beam=None, **options):
+    def evaluate(self, run, *, data=None, split=None, out=None, beam=None, include_train=False, **options):
         from pixelforge.tasks.caption.evaluate import evaluate_captions
 
         self.reject_options("evaluate", options)
-        return evaluate_captions(run, data=data, split=split, out=out, beam=beam)
+        return evaluate_captions(run, data=data, split=split, out=out, beam=beam, include_train=include_train)
 
     def format_metrics(self, metrics: dict) -> str:
         text = "  ".join(f"BLEU-{n} {metrics[f'bleu{n}']:.2f}" for n in range(1, 5))
@@ -76,7 +76,9 @@ class CaptionTask(Task):
                         if key in metrics)
         if "attribute_match" in metrics:
             text += f"  attribute match {100 * metrics['attribute_match']:.1f}%"
-        return text + f"  ({metrics['num_images']} images)"
+        from pixelforge.tasks.common.held_out import left_out_note
+
+        return text + f"  ({metrics['num_images']} images)" + left_out_note(metrics)
 
     def score_files(self, gt, predictions, **options) -> dict:
         from pixelforge.tasks.caption.evaluate import score_result_files

@@ -75,14 +75,23 @@ def _select(run, data: str | None, split: str | None):
 
 
 def evaluate_captions(run_dir, data: str | None = None, split: str | None = None, out=None, beam: int | None = None,
-                      length_penalty: float | None = None, progress: bool = True) -> EvalResult:
-    """Caption the split (default test, else val) with beam search and score it; figures in `out` (RUN/eval-SPLIT)."""
+                      length_penalty: float | None = None, progress: bool = True,
+                      include_train: bool = False) -> EvalResult:
+    """Caption the split (default test, else val) with beam search and score it; figures in `out` (RUN/eval-SPLIT).
+
+    `data` without splits gets the run's seeded split, so the run's own data is scored on its held-out images; the
+    run's training images in any other `data` (a copy, a file of the training split) are left out too (counted in
+    `excluded_training_images`) unless `include_train`."""
     from pixelforge.data.images import ImageReadError, load_rgb
     from pixelforge.tasks.caption.inference import load_caption_run
+    from pixelforge.tasks.caption.task import prepare_data
+    from pixelforge.tasks.common.held_out import leave_out_training_images
     from pixelforge.viz.captions import plot_attention_strips, plot_caption_gallery
 
     run = load_caption_run(run_dir)
     images, name = _select(run, data, split)
+    images, excluded = leave_out_training_images(images, lambda i: Path(i.path), lambda: [
+        i.path for i in prepare_data(run.config)[0].split("train")], data, name, include_train)
     rows, unreadable = [], []
     for image in images:
         try:
@@ -93,9 +102,10 @@ def evaluate_captions(run_dir, data: str | None = None, split: str | None = None
         hyp = run.decode(pixels, beam, length_penalty)
         rows.append((image, pixels, hyp, " ".join(run.words(hyp))))
     metrics = score_captions([r[3] for r in rows], [r[0].captions for r in rows], [r[0].objects for r in rows])
-    metrics.update({"split": name, "beam": beam or run.config.beam,
+    metrics.update({"split": name, "excluded_training_images": excluded, "beam": beam or run.config.beam,
                     "length_penalty": run.config.length_penalty if length_penalty is None else length_penalty})
-    request = {"data": rd.data_key(data), "split": name, "beam": metrics["beam"], "length_penalty": metrics["length_penalty"]}
+    request = {"data": rd.data_key(data), "split": name, "beam": metrics["beam"], "length_penalty": metrics["length_penalty"],
+               **({"include_train": True} if include_train else {})}
     out_dir = rd.evaluation_dir(out, run.run_dir / f"eval-{name}", request)
     rd.write_json(out_dir / "results.json", [{"image_id": r[0].id, "caption": r[3]} for r in rows])
     rd.write_json(out_dir / "metrics.json", metrics)

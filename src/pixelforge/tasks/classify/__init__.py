@@ -150,10 +150,11 @@ class ClassifyTask(Task):
                         include_train=include_train)
 
     def format_metrics(self, m: dict) -> str:
+        from pixelforge.tasks.common.held_out import left_out_note
+
         lines = [f"{m['split']}: {m['num_images']} images  accuracy {m['accuracy']:.4f}  macro F1 {m['macro_f1']:.4f}  "
                  f"ECE {m['ece']:.4f}" + (f"  top-5 {m['top5_accuracy']:.4f}" if m["top5_accuracy"] is not None else "")
-                 + (f"  ({m['excluded_training_images']} training images left out)"
-                    if m.get("excluded_training_images") else "")]
+                 + left_out_note(m)]
         for name, row in m["per_class"].items():
             lines.append(f"  {name:20s} precision {row['precision']:.3f}  recall {row['recall']:.3f}  "
                          f"F1 {row['f1']:.3f}  support {row['support']}")

@@ -4,14 +4,13 @@ Which images: a dataset with splits is scored on its `test` split (else `val`), 
 a plain folder of class subfolders is scored in full. With no `data`, the run's own validation split is used.
 
 With `data`, the run's own training images (its config's data, seed and val_fraction reproduce its split) are left
-out of the score, matched by resolved path and by content hash (a copy under another name is the same image), and
+out of the score (tasks/common/held_out.py: matched by resolved path and by content hash), and
 `excluded_training_images` says how many; `include_train=True` scores them too. Otherwise an accuracy on a folder
 that holds the training images silently measures memorisation.
 """
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import torch
@@ -24,12 +23,11 @@ from pixelforge.runs.result import EvalResult
 from pixelforge.runs.files import held_out_split
 from pixelforge.metrics.fairness import bootstrap_intervals
 from pixelforge.tasks.classify.groups import group_report
+from pixelforge.tasks.common.held_out import leave_out_training_images
 from pixelforge.tasks.classify.inference import LoadedRun, load_run, run_inference
 from pixelforge.metrics.classification import classification_metrics, worst_mistakes
 from pixelforge.viz.plots import plot_confusion, plot_gallery
 from pixelforge.explain.gallery import explanation_gallery
-
-log = logging.getLogger("pixelforge")
 
 
 def select_samples(loaded: LoadedRun, data: str | None, split: str | None,
@@ -53,33 +51,12 @@ def select_samples(loaded: LoadedRun, data: str | None, split: str | None,
     unknown = sorted({s.label for s in chosen} - set(loaded.classes))
     if unknown:
         raise PixelforgeError(f"{data}: class {unknown[0]!r} is not one the model knows ({', '.join(loaded.classes)})")
-    if include_train:
-        return chosen, name, None
-    kept = _without_training_images(loaded, chosen)
-    if not kept:
-        raise PixelforgeError(f"{data}: all {len(chosen)} images in split {name!r} are the run's own training images; "
-                              "score other images, or pass --include-train to score them anyway")
-    excluded = len(chosen) - len(kept)
-    if excluded:
-        log.warning("%s: %d of %d images are the run's training images and are left out of the score "
-                    "(--include-train to score them)", data, excluded, len(chosen))
-    return kept, name, excluded
-
-
-def _without_training_images(loaded: LoadedRun, chosen: list[Sample]) -> list[Sample]:
-    """`chosen` less the run's training images, matched by resolved path and by content hash."""
-    from pixelforge.data.splits import content_hash
     from pixelforge.tasks.classify.task import prepare_data
 
-    try:
-        source, _ = prepare_data(loaded.config)
-    except PixelforgeError as exc:  # the training data moved: say so rather than guess
-        log.warning("cannot check for the run's training images (%s); all images are scored", exc)
-        return chosen
-    train = source.split("train")
-    paths = {s.path.resolve() for s in train}
-    hashes = {content_hash(s.path) for s in train}
-    return [s for s in chosen if s.path.resolve() not in paths and content_hash(s.path) not in hashes]
+    kept, excluded = leave_out_training_images(chosen, lambda s: s.path,
+                                               lambda: [s.path for s in prepare_data(loaded.config)[0].split("train")],
+                                               data, name, include_train)
+    return kept, name, excluded
 
 
 def evaluate(run_dir: str | Path, data: str | None = None, split: str | None = None, out: str | Path | None = None,

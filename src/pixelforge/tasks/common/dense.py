@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pixelforge.tasks.base import Task
+from pixelforge.tasks.common.held_out import left_out_note
 
 
 class DenseTask(Task):
@@ -29,7 +30,7 @@ class DenseTask(Task):
         scored = " ".join(part for part in (f"{metrics['split']}:" if metrics.get("split") else "",
                                             f"{metrics['num_images']} images" if metrics.get("num_images") is not None
                                             else "") if part)
-        lines = ["  ".join(([scored] if scored else []) + head)]
+        lines = ["  ".join(([scored] if scored else []) + head) + left_out_note(metrics)]
         lines += [f"  {name:20s} {value:.4f}" if isinstance(value, (int, float)) else f"  {name:20s} -"
                   for name, value in per_class.items()]
         return "\n".join(lines)

@@ -60,18 +60,20 @@ class DenoiseTask(Task):
 
         return write_denoising_report(run)
 
-    def evaluate(self, run, *, data=None, split=None, out=None, **options):
+    def evaluate(self, run, *, data=None, split=None, out=None, include_train=False, **options):
         from pixelforge.tasks.denoise.evaluate import evaluate_denoising
 
         self.reject_options("evaluate", options)
-        return evaluate_denoising(run, data=data, split=split, out=out)
+        return evaluate_denoising(run, data=data, split=split, out=out, include_train=include_train)
 
     def format_metrics(self, metrics: dict) -> str:
+        from pixelforge.tasks.common.held_out import left_out_note
+
         def ssim(value) -> str:  # None when every image was under SSIM's 6 px (metrics/image_quality.py)
             return "n/a" if value is None else f"{value:.4f}"
 
         line = (f"{metrics['split']}: {metrics['num_images']} images  PSNR {metrics['psnr']:.2f} dB  "
-                f"SSIM {ssim(metrics['ssim'])}  (noisy {metrics['psnr_noisy']:.2f} dB)")
+                f"SSIM {ssim(metrics['ssim'])}  (noisy {metrics['psnr_noisy']:.2f} dB)" + left_out_note(metrics))
         others = [f"  {name:10s} PSNR {b['psnr']:.2f} dB  SSIM {ssim(b['ssim'])}" for name, b in metrics["baselines"].items()]
         return "\n".join([line, *others])
 

@@ -90,19 +90,26 @@ def noisy_version(run: DenoiseRun, item, clean: np.ndarray, noisy: np.ndarray | 
 
 
 def evaluate_denoising(run_dir: str | Path, data: str | None = None, split: str | None = None,
-                       out: str | Path | None = None, baselines: bool = True, limit: int | None = None) -> EvalResult:
+                       out: str | Path | None = None, baselines: bool = True, limit: int | None = None,
+                       include_train: bool = False) -> EvalResult:
     """Score the run's best checkpoint beside the classical denoisers on whole images; writes metrics.json and
     examples.png (noisy / classical / ours / clean crops with their PSNR) to `out` (default RUN/eval-<split>).
+    With `data`, the run's own training images (its clean ones) are left out (counted in
+    `excluded_training_images`) unless `include_train`.
 
     Example:
         >>> evaluate_denoising("runs/denoise").metrics["psnr"]  # doctest: +SKIP
         30.1
     """
     from pixelforge.data.images import ImageReadError
+    from pixelforge.tasks.common.held_out import leave_out_training_images
     from pixelforge.tasks.denoise.data import load_pair
+    from pixelforge.tasks.denoise.task import prepare_data
 
     run = load_denoise_run(run_dir)
     items, name = select_items(run, data, split)
+    items, excluded = leave_out_training_images(items, lambda i: i.clean, lambda: [
+        i.clean for i in prepare_data(run.config)[0].split("train")], data, name, include_train)
     items = items[:limit] if limit else items
     methods = ("noisy", *(BASELINES if baselines else ()), "ours")
     rows = {m: [] for m in methods}
@@ -135,8 +142,10 @@ def evaluate_denoising(run_dir: str | Path, data: str | None = None, split: str 
                "baselines": {m: {**mean_scores(rows[m]), "seconds_per_image": seconds[m] / len(rows[m])}
                              for m in methods[1:-1]},
                "seconds_per_image": seconds["ours"] / len(rows["ours"]), "noise": run.noise if not run.paired else "paired",
-               "split": name, "num_images": len(rows["ours"]), "per_image": per_image}
-    request = {"data": rd.data_key(data), "split": name, "baselines": baselines, "limit": limit}
+               "split": name, "num_images": len(rows["ours"]), "excluded_training_images": excluded,
+               "per_image": per_image}
+    request = {"data": rd.data_key(data), "split": name, "baselines": baselines, "limit": limit,
+               **({"include_train": True} if include_train else {})}
     out_dir = rd.evaluation_dir(out, run.run_dir / f"eval-{name}", request)
     from pixelforge.tasks.denoise.figures import plot_examples
 

@@ -43,11 +43,11 @@ class DetectTask(BoxTask):
 
         return write_detection_report(run)
 
-    def evaluate(self, run, *, data=None, split=None, out=None, **options):
+    def evaluate(self, run, *, data=None, split=None, out=None, include_train=False, **options):
         from pixelforge.tasks.detect.evaluate import evaluate_detection
 
         self.reject_options("evaluate", options)
-        return evaluate_detection(run, data=data, split=split, out=out)
+        return evaluate_detection(run, data=data, split=split, out=out, include_train=include_train)
 
     def score_files(self, gt, predictions, **options) -> dict:
         from pixelforge.tasks.detect.evaluate import score_coco_files

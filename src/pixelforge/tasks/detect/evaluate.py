@@ -21,6 +21,7 @@ from pixelforge.errors import PixelforgeError
 from pixelforge.runs.result import EvalResult
 from pixelforge.metrics.coco import check_result_categories, coco_metrics, plot_pr_curves
 from pixelforge.tasks.common.boxes import select_box_images
+from pixelforge.tasks.common.held_out import leave_out_training_images
 
 
 @dataclass
@@ -71,11 +72,13 @@ def run_detector(loaded: LoadedDetector, images: list, label_to_category: list[i
 
 
 def evaluate_detection(run_dir: str | Path, data: str | None = None, split: str | None = None,
-                       out: str | Path | None = None, loaded: LoadedDetector | None = None) -> EvalResult:
+                       out: str | Path | None = None, loaded: LoadedDetector | None = None,
+                       include_train: bool = False) -> EvalResult:
     """COCO metrics of the run's best checkpoint; figures and detections go to `out` (default RUN/eval-<split>).
 
     Which images: the run's own data split as in training (test when it has one, else val), or `data` (its test
-    split, else val, else train; all images when it has no splits), or the named `split`.
+    split, else val, else train; all images when it has no splits), or the named `split`. With `data`, the run's
+    own training images are left out (counted in `excluded_training_images`) unless `include_train`.
 
     Example:
         >>> evaluate_detection("runs/detect-shapes").metrics["map50"]  # doctest: +SKIP
@@ -88,10 +91,13 @@ def evaluate_detection(run_dir: str | Path, data: str | None = None, split: str 
     from pixelforge.tasks.detect.task import prepare_data
 
     images, categories, name, mapping = select_box_images(loaded.config, loaded.classes, data, split, prepare_data)
+    images, excluded = leave_out_training_images(images, lambda i: i.path, lambda: [
+        i.path for i in prepare_data(loaded.config)[0].split("train")], data, name, include_train)
     results, kept, pixels, unreadable = run_detector(loaded, images, mapping)
     gt = coco_dict(kept, categories)
-    metrics = {**coco_metrics(gt, results), "split": name}
-    out_dir = rd.evaluation_dir(out, loaded.run_dir / f"eval-{name}", {"data": rd.data_key(data), "split": name})
+    metrics = {**coco_metrics(gt, results), "split": name, "excluded_training_images": excluded}
+    request = {"data": rd.data_key(data), "split": name, **({"include_train": True} if include_train else {})}
+    out_dir = rd.evaluation_dir(out, loaded.run_dir / f"eval-{name}", request)
     rd.write_json(out_dir / "detections.json", results)
     rd.write_json(out_dir / "metrics.json", metrics)
     figures = {"pr_curves": plot_pr_curves(metrics, out_dir / "pr_curves.png", f"{name} split: precision-recall at IoU 0.50"),

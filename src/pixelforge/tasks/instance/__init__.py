@@ -36,11 +36,11 @@ class InstanceTask(BoxTask):
 
         return write_instance_report(run)
 
-    def evaluate(self, run, *, data=None, split=None, out=None, **options):
+    def evaluate(self, run, *, data=None, split=None, out=None, include_train=False, **options):
         from pixelforge.tasks.instance.evaluate import evaluate_instance
 
         self.reject_options("evaluate", options)
-        return evaluate_instance(run, data=data, split=split, out=out)
+        return evaluate_instance(run, data=data, split=split, out=out, include_train=include_train)
 
     def score_files(self, gt, predictions, **options) -> dict:
         from pixelforge.tasks.instance.evaluate import score_instance_files

@@ -191,10 +191,11 @@ def load_instance_run(run_dir: str | Path, checkpoint: str = "best.ckpt") -> Ins
 
 
 def evaluate_instance(run_dir: str | Path, data: str | None = None, split: str | None = None,
-                      out: str | Path | None = None) -> EvalResult:
+                      out: str | Path | None = None, include_train: bool = False) -> EvalResult:
     """Score the run's best checkpoint on a split (default: test if the data has one, else val); writes
     metrics.json, predictions.json (COCO results with RLE masks) and predictions.png to `out` (default
-    RUN/eval-<split>).
+    RUN/eval-<split>). With `data`, the run's own training images are left out (counted in
+    `excluded_training_images`) unless `include_train`.
 
     Example:
         >>> evaluate_instance("runs/instance-shapes").metrics["map50"]  # doctest: +SKIP
@@ -206,9 +207,12 @@ def evaluate_instance(run_dir: str | Path, data: str | None = None, split: str |
 
     run = load_instance_run(run_dir)
     from pixelforge.tasks.common.boxes import select_box_images
+    from pixelforge.tasks.common.held_out import leave_out_training_images
     from pixelforge.tasks.instance.data import prepare_data, require_outlines
 
     images, categories, name, mapping = select_box_images(run.config, run.classes, data, split, prepare_data)
+    images, excluded = leave_out_training_images(images, lambda i: i.path, lambda: [
+        i.path for i in prepare_data(run.config)[0].split("train")], data, name, include_train)
     require_outlines(images, data or run.config.data, f"mask AP needs them ({name} split): add outlines, or score "
                                                       "boxes with a --task detect run")
     size = run.config.img_size
@@ -218,8 +222,9 @@ def evaluate_instance(run_dir: str | Path, data: str | None = None, split: str |
     sizes = {int(i["id"]): (i["width"], i["height"]) for i in gt["images"]}
     with on_inference_device(run.model):
         results = predict_dataset(run.model, dataset, sizes, mapping)
-    metrics = {**instance_metrics(gt, results, categories), "split": name}
-    out_dir = rd.evaluation_dir(out, run.run_dir / f"eval-{name}", {"data": rd.data_key(data), "split": name})
+    metrics = {**instance_metrics(gt, results, categories), "split": name, "excluded_training_images": excluded}
+    request = {"data": rd.data_key(data), "split": name, **({"include_train": True} if include_train else {})}
+    out_dir = rd.evaluation_dir(out, run.run_dir / f"eval-{name}", request)
     rd.write_json(out_dir / "predictions.json", results)
     figures = {"pr_curves": plot_pr_curves(metrics, out_dir / "pr_curves.png",
                                            f"{name} split: mask precision-recall at IoU 0.50")}

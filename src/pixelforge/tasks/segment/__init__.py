@@ -63,11 +63,11 @@ class SegmentTask(DenseTask):
 
         return write_segmentation_report(run)
 
-    def evaluate(self, run, *, data=None, split=None, out=None, **options):
+    def evaluate(self, run, *, data=None, split=None, out=None, include_train=False, **options):
         from pixelforge.tasks.segment.evaluate import evaluate_segmentation
 
         self.reject_options("evaluate", options)
-        return evaluate_segmentation(run, data=data, split=split, out=out)
+        return evaluate_segmentation(run, data=data, split=split, out=out, include_train=include_train)
 
     def score_files(self, gt, predictions, *, num_classes: int | None = None, ignore_index: int | None = None,
                     **options) -> dict:

@@ -108,9 +108,11 @@ def select_mask_samples(run: SegmentationRun, data: str | None, split: str | Non
 
 
 def evaluate_segmentation(run_dir: str | Path, data: str | None = None, split: str | None = None,
-                          out: str | Path | None = None) -> EvalResult:
+                          out: str | Path | None = None, include_train: bool = False) -> EvalResult:
     """Score the run's best checkpoint on a split (default: test if the data has one, else val) at full mask
     resolution; writes metrics.json, confusion_matrix.png and predictions.png to `out` (default RUN/eval-<split>).
+    With `data`, the run's own training images are left out (counted in `excluded_training_images`) unless
+    `include_train`.
 
     Example:
         >>> evaluate_segmentation("runs/segment-shapes").metrics["miou"]  # doctest: +SKIP
@@ -118,9 +120,13 @@ def evaluate_segmentation(run_dir: str | Path, data: str | None = None, split: s
     """
     from pixelforge.data.images import ImageReadError
     from pixelforge.data.masks.images import load_image_any, load_mask
+    from pixelforge.tasks.common.held_out import leave_out_training_images
+    from pixelforge.tasks.segment.task import prepare_data
 
     run = load_segmentation_run(run_dir)
     samples, name = select_mask_samples(run, data, split)
+    samples, excluded = leave_out_training_images(samples, lambda s: s.image, lambda: [
+        s.image for s in prepare_data(run.config)[0].split("train")], data, name, include_train)
     matrix = ConfusionMatrix(len(run.classes), run.ignore_index)
     unreadable, first, worst = [], [], []
     with on_inference_device(run.model):
@@ -142,8 +148,10 @@ def evaluate_segmentation(run_dir: str | Path, data: str | None = None, split: s
                 worst = sorted([*worst, row], key=lambda r: r[:2])[: GALLERY_IMAGES - GALLERY_IMAGES // 2]
     rows = [(_display_at(image, truth.shape), truth, pred, f"{Path(sample.image).name} (pixel acc. {acc:.3f})")
             for acc, _, sample, truth, pred, image in first + worst]
-    metrics = {**matrix.compute(run.classes), "split": name, "num_images": len(samples) - len(unreadable)}
-    out_dir = rd.evaluation_dir(out, run.run_dir / f"eval-{name}", {"data": rd.data_key(data), "split": name})
+    metrics = {**matrix.compute(run.classes), "split": name, "num_images": len(samples) - len(unreadable),
+               "excluded_training_images": excluded}
+    request = {"data": rd.data_key(data), "split": name, **({"include_train": True} if include_train else {})}
+    out_dir = rd.evaluation_dir(out, run.run_dir / f"eval-{name}", request)
     figures = {"confusion_matrix": plot_pixel_confusion(metrics["confusion_matrix"], run.classes,
                                                         out_dir / "confusion_matrix.png")}
     if rows:
