@@ -44,13 +44,13 @@ class ClassifyTask(Task):
     def check_config(self, cfg) -> None:
         from pixelforge.models.registry import check_img_size, check_weights_option
 
+        check_mixing(cfg)  # the config alone; the parent run is read next
         if cfg.continue_from:  # the parent's model and size first: another --model's size rule hid that mistake
             from pixelforge.tasks.classify.continual.lineage import parent_run
 
             parent_run(cfg)
         check_img_size(cfg.model, cfg.img_size)
         check_weights_option(cfg.weights)
-        check_mixing(cfg)
         warn_random_frozen_backbone(cfg)
 
     def prepare_data(self, cfg) -> tuple:
