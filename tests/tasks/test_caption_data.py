@@ -123,6 +123,15 @@ def test_the_tokenizer_round_trips_through_its_file(tmp_path):
     assert again.decode([*ids, tok.index["red"]]) == "a red <unk>"  # nothing after <end>
 
 
+def test_words_in_any_script_are_words_not_empty_captions():
+    from pixelforge.data.captions.tokenizer import words
+
+    assert words("Un CAFÉ-crème, naïve!") == ["un", "café", "crème", "naïve"]  # not "caf", "cr", "me", "na", "ve"
+    assert words("Красный квадрат.") == ["красный", "квадрат"]  # was [], so the caption counted as empty
+    assert words("a_b 3 cats") == ["a", "b", "3", "cats"]  # underscore still splits, as before
+    assert Tokenizer.fit(["красный квадрат", "синий квадрат"]).vocab[4:] == ["квадрат", "красный", "синий"]
+
+
 def test_the_built_in_test_split_holds_only_unseen_colour_shape_pairs(tmp_path):
     write_shapes_captions(tmp_path, seed=1, splits=(("train", 40), ("test", 20)))
     for split, unseen_expected in (("train", False), ("test", True)):

@@ -1,8 +1,8 @@
 """The caption tokenizer: lower-case words, `<pad> <start> <end> <unk>`, a vocabulary with a minimum count.
 
 Saved as RUN/tokenizer.json and copied into exported packages, so a package decodes with exactly the training
-vocabulary. No torch: the torch-free runtime uses it too. Words are runs of letters and digits; punctuation is
-dropped (BLEU is computed on the same words, see metrics/captions.py).
+vocabulary. No torch: the torch-free runtime uses it too. Words are runs of letters and digits in any script
+("café", "красный"); punctuation is dropped (BLEU is computed on the same words, see metrics/captions.py).
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from pixelforge.errors import PixelforgeError
 
 PAD, START, END, UNK = "<pad>", "<start>", "<end>", "<unk>"
 SPECIALS = (PAD, START, END, UNK)
-_WORD = re.compile(r"[a-z0-9]+")
+# Unicode letters and digits, not [a-z0-9]: that cut "café" to "caf" and made a caption with no ASCII letters
+# (Russian, Greek, ...) "empty", so such a data set trained on nothing. Identical on ASCII text.
+_WORD = re.compile(r"[^\W_]+")
 
 
 def words(text: str) -> list[str]:
