@@ -47,6 +47,15 @@ def test_coco_captions_are_read_with_problems_counted(tmp_path):
     assert report["problem_count"] == 5
 
 
+def test_a_folder_holding_the_one_file_coco_captions_json_is_read(tmp_path):
+    _image(tmp_path / "images" / "a b.PNG")
+    (tmp_path / "captions.json").write_text(json.dumps(
+        {"images": [{"id": 7, "file_name": "a b.PNG"}], "annotations": [{"image_id": 7, "caption": "A red circle."}]}))
+    assert [(i.id, i.captions) for i in read_captions(tmp_path).images] == [(7, ["A red circle."])]
+    with pytest.raises(PixelforgeError, match="captions.json"):
+        read_captions(tmp_path / "images")  # the message names every layout it looked for
+
+
 def test_captions_csv_groups_rows_by_image_and_rejects_bad_splits(tmp_path):
     _image(tmp_path / "x.png")
     (tmp_path / "captions.csv").write_text("path,caption,split\nx.png,a cat,train\nx.png,one cat,train\n")

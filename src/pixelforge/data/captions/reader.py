@@ -46,7 +46,7 @@ class CaptionSource:
 
 
 def read_captions(data: str | Path) -> CaptionSource:
-    """A folder (annotations/*.json or captions.csv), one COCO-captions JSON, or a captions CSV."""
+    """A folder (annotations/*.json, captions.csv or captions.json), one COCO-captions JSON, or a captions CSV."""
     path = Path(data)
     if not path.exists():
         raise PixelforgeError(f"{path}: not found; give a COCO-captions JSON, a captions.csv, or a folder with "
@@ -57,7 +57,11 @@ def read_captions(data: str | Path) -> CaptionSource:
             return _merge(str(path), [read_coco_captions(j, split=j.stem) for j in jsons])
         if (path / "captions.csv").exists():
             return read_captions_csv(path / "captions.csv")
-        raise PixelforgeError(f"{path}: no annotations/train.json (COCO captions) or captions.csv in this folder")
+        # The docs' one-file COCO layout is named captions.json; a folder holding it is read like the CSV's folder.
+        if (path / "captions.json").exists():
+            return read_coco_captions(path / "captions.json")
+        raise PixelforgeError(f"{path}: no annotations/train.json, captions.json (COCO captions) or captions.csv in "
+                              f"this folder")
     if path.suffix.lower() == ".json":
         return read_coco_captions(path)
     if path.suffix.lower() == ".csv":
