@@ -117,7 +117,8 @@ def refuse_labels_alike(classes: np.ndarray, labels: list[str]) -> None:
 
 def zeroshot_command(
     images: list[Path] = typer.Argument(..., help="Image files or folders."),
-    labels: str = typer.Option(..., help='Comma-separated class names, e.g. "ant,bee".'),
+    labels: str = typer.Option(..., help='Comma-separated class names, e.g. "ant,bee"; quote a name that holds a '
+                                           'comma: \'"red, ripe apple",pear\'.'),
     run: Optional[Path] = typer.Option(None, help="A --task clip run folder, or its package from `pixelforge "
                                                    "export` (torch-free), instead of --clip."),
     clip: Optional[str] = typer.Option(None, help="open_clip model name (default ViT-B-32), an open_clip model "
