@@ -157,3 +157,10 @@ def test_a_first_step_whose_parent_data_is_gone_names_the_parent_run(tmp_path):
     with pytest.raises(PixelforgeError, match=rf"--continue-from {parent}: the first continual step re-reads that "
                                               rf"run's training data .*: {tmp_path / 'moved-away'}: no such file"):
         training_samples(parent)
+
+
+def test_a_step_without_new_classes_is_named_so_on_the_heat_map():
+    from pixelforge.tasks.classify.continual.sequence import task_names
+
+    steps = [{"new_classes": ["0", "1"]}, {"new_classes": []}]
+    assert task_names(steps) == ["1: 0,1", "2: no new classes"]
