@@ -134,6 +134,8 @@ def load_rgb(path: str | Path, min_side: int | None = None) -> Image.Image:
         raise
     except FileNotFoundError:
         raise ImageReadError(f"{path}: file not found; check the path or the dataset's label file") from None
+    except IsADirectoryError:  # a folder where one image is expected (`compress RUN DIR`): not "corrupt"
+        raise ImageReadError(f"{path}: is a folder; give one image file") from None
     except Image.DecompressionBombError:
         raise ImageReadError(f"{path}: image has too many pixels (over {Image.MAX_IMAGE_PIXELS}); resize it first") from None
     except Image.UnidentifiedImageError:  # its message repeats the path; say it once
