@@ -61,6 +61,10 @@ def test_captions_csv_groups_rows_by_image_and_rejects_bad_splits(tmp_path):
     (tmp_path / "captions.csv").write_text("path,caption,split\nx.png,a cat,train\nx.png,one cat,train\n")
     source = read_captions(tmp_path)
     assert [(i.split, i.captions) for i in source.images] == [("train", ["a cat", "one cat"])]
+    (tmp_path / "y.png").write_bytes((tmp_path / "x.png").read_bytes())
+    (tmp_path / "cased.csv").write_text("path,caption,split\nx.png,a cat,Train\nx.png,one cat,TRAIN \n"
+                                        "y.png,a dog,validation\n")  # as the classification CSV reader takes them
+    assert [i.split for i in read_captions(tmp_path / "cased.csv").images] == ["train", "val"]
     (tmp_path / "bad.csv").write_text("path,caption,split\nx.png,a cat,holdout\n")
     with pytest.raises(PixelforgeError, match="bad.csv: split 'holdout'"):
         read_captions(tmp_path / "bad.csv")

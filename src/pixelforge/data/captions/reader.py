@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pixelforge.data.sources import csv_text, utf8_text
+from pixelforge.data.sources import SPLIT_ALIASES, csv_text, utf8_text
 from pixelforge.errors import PixelforgeError
 
 SPLITS = ("train", "val", "test")
@@ -166,8 +166,10 @@ def read_captions_csv(path: str | Path) -> CaptionSource:
             missing.append(str(file))
             continue
         split = (row.get("split") or "").strip() or None
-        if split is not None and split not in SPLITS:
+        # "Train", "VAL", "validation" are read as the classification CSV reads them (data/sources.py), not refused.
+        if split is not None and split.lower() not in SPLIT_ALIASES:
             raise PixelforgeError(f"{path}: split {split!r} for {row['path']}; use train, val or test")
+        split = split and SPLIT_ALIASES[split.lower()]
         image = by_path.setdefault(str(file), CaptionedImage(len(by_path) + 1, str(file), split))
         if image.split != split:  # the first row's split won: the image's other captions changed split unseen
             raise PixelforgeError(f"{path}: {row['path']} has rows in split {image.split or '(none)'} and "
