@@ -4,6 +4,7 @@ the run folder, and the built-in set's held-out colour-shape pairs."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -54,6 +55,20 @@ def test_a_folder_holding_the_one_file_coco_captions_json_is_read(tmp_path):
     assert [(i.id, i.captions) for i in read_captions(tmp_path).images] == [(7, ["A red circle."])]
     with pytest.raises(PixelforgeError, match="captions.json"):
         read_captions(tmp_path / "images")  # the message names every layout it looked for
+
+
+def test_coco_s_own_layout_captions_train2017_json_with_images_in_train2017_is_read(tmp_path):
+    for split, image_id in (("train2017", 1), ("val2017", 2)):
+        _image(tmp_path / split / f"{image_id:012d}.jpg")
+        (tmp_path / "annotations").mkdir(exist_ok=True)
+        (tmp_path / "annotations" / f"captions_{split}.json").write_text(json.dumps(
+            {"images": [{"id": image_id, "file_name": f"{image_id:012d}.jpg"}],
+             "annotations": [{"image_id": image_id, "caption": "A red circle."}]}))
+    source = read_captions(tmp_path)  # was: no annotations/train.json in this folder
+    assert [(i.id, i.split, Path(i.path).parent.name) for i in source.images] == [(1, "train", "train2017"),
+                                                                                  (2, "val", "val2017")]
+    one = read_captions(tmp_path / "annotations" / "captions_val2017.json")  # was: image files not found
+    assert [i.id for i in one.images] == [2] and not one.missing_files
 
 
 def test_captions_csv_groups_rows_by_image_and_rejects_bad_splits(tmp_path):
