@@ -378,6 +378,16 @@ def test_images_narrower_than_the_first_convolution_s_padding_are_stylized_by_th
         assert runtime.predict_images([strip])[0]["image"].shape == (height, width, 3)
 
 
+def test_a_built_in_arbitrary_style_takes_images_narrower_than_its_padding_too():
+    """The same 4-pixel reflection pad in Magenta's 26-style network: `stylize ICON 7 --method arbitrary` was an
+    ONNX Runtime traceback for a side of 4 px or less."""
+    from pixelforge.deploy.runtime.arbitrary import ArbitraryStylizer
+
+    stylizer = ArbitraryStylizer()
+    for height, width in ((3, 40), (1, 1), (4, 4)):
+        assert stylizer.stylize(np.full((height, width, 3), 128, np.uint8), "7").shape == (height, width, 3)
+
+
 def test_serve_stylizes_with_the_package_an_uploaded_style_image_or_a_builtin_style(package, images):
     from fastapi.testclient import TestClient
 
