@@ -157,6 +157,7 @@ def test_words_in_any_script_are_words_not_empty_captions():
     assert words("Un CAFÉ-crème, naïve!") == ["un", "café", "crème", "naïve"]  # not "caf", "cr", "me", "na", "ve"
     assert words("Красный квадрат.") == ["красный", "квадрат"]  # was [], so the caption counted as empty
     assert words("a_b 3 cats") == ["a", "b", "3", "cats"]  # underscore still splits, as before
+    assert words("un cafe\u0301") == ["un", "café"]  # a decomposed accent is the same word as a composed one
     assert Tokenizer.fit(["красный квадрат", "синий квадрат"]).vocab[4:] == ["квадрат", "красный", "синий"]
 
 

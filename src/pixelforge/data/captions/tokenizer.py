@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections import Counter
 from pathlib import Path
 
@@ -26,7 +27,8 @@ def words(text: str) -> list[str]:
         >>> words("A small, RED circle.")
         ['a', 'small', 'red', 'circle']
     """
-    return _WORD.findall(text.lower())
+    # NFC first: a decomposed "café" (e + combining accent, as macOS and some editors write it) was the word "cafe"
+    return _WORD.findall(unicodedata.normalize("NFC", text).lower())
 
 
 class Tokenizer:
