@@ -59,6 +59,14 @@ def test_corrupt_truncated_and_empty_files_name_the_file(tmp_path):
         assert str(bad) in str(info.value) and "\n" not in str(info.value)
 
 
+def test_a_folder_given_as_the_image_is_called_a_folder_not_a_corrupt_file(tmp_path):
+    from pixelforge.data.masks.images import load_image_any
+
+    for load in (load_rgb, load_image_any):  # `compress RUN DIR`, `stylize CONTENT DIR` read through these
+        with pytest.raises(ImageReadError, match=f"^{tmp_path}: is a folder; give one image file$"):
+            load(tmp_path)
+
+
 def test_symlinked_folders_are_followed_once(tmp_path):
     from pixelforge.data.images import list_images
 

@@ -148,6 +148,28 @@ def test_template_files_and_labels_are_checked_with_one_line_errors(tmp_path):
     assert parse_labels(" ant , bee ,") == ["ant", "bee"]
 
 
+def test_a_quoted_label_may_hold_a_comma_and_a_repeated_label_is_named():
+    from pixelforge.errors import PixelforgeError
+    from pixelforge.models.prompts import parse_labels
+
+    # was '"red' and 'ripe apple"'
+    assert parse_labels('"red, ripe apple", pear,蜂') == ["red, ripe apple", "pear", "蜂"]
+    assert parse_labels("it's a dog,5\" nail") == ["it's a dog", '5" nail']  # quotes inside a name stay in it
+    with pytest.raises(PixelforgeError, match="'ant' given twice"):
+        parse_labels("ant, bee ,ant")
+
+
+def test_a_folder_of_images_is_listed_as_the_data_readers_list_it(tmp_path):
+    from PIL import Image
+
+    from pixelforge.commands.zeroshot import image_files
+
+    for name in ("a.JPG", "b.gif", "c.jfif", ".AppleDouble/a.JPG", "._a.JPG", "notes.txt"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        Image.new("RGB", (8, 8)).save(tmp_path / name, format="GIF" if name == "b.gif" else "JPEG")
+    assert image_files([tmp_path]) == [tmp_path / "a.JPG", tmp_path / "b.gif", tmp_path / "c.jfif"]
+
+
 def test_a_weights_file_that_is_not_a_checkpoint_is_one_line_naming_it(tiny_clip, tmp_path):
     """A corrupt download failed inside torch.load's unpickler: a traceback advising weights_only=False."""
     from pixelforge.errors import PixelforgeError

@@ -4,6 +4,7 @@ the run folder, and the built-in set's held-out colour-shape pairs."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -47,11 +48,38 @@ def test_coco_captions_are_read_with_problems_counted(tmp_path):
     assert report["problem_count"] == 5 and report["error_count"] == 4  # an overlong caption is only cut: a warning
 
 
+def test_a_folder_holding_the_one_file_coco_captions_json_is_read(tmp_path):
+    _image(tmp_path / "images" / "a b.PNG")
+    (tmp_path / "captions.json").write_text(json.dumps(
+        {"images": [{"id": 7, "file_name": "a b.PNG"}], "annotations": [{"image_id": 7, "caption": "A red circle."}]}))
+    assert [(i.id, i.captions) for i in read_captions(tmp_path).images] == [(7, ["A red circle."])]
+    with pytest.raises(PixelforgeError, match="captions.json"):
+        read_captions(tmp_path / "images")  # the message names every layout it looked for
+
+
+def test_coco_s_own_layout_captions_train2017_json_with_images_in_train2017_is_read(tmp_path):
+    for split, image_id in (("train2017", 1), ("val2017", 2)):
+        _image(tmp_path / split / f"{image_id:012d}.jpg")
+        (tmp_path / "annotations").mkdir(exist_ok=True)
+        (tmp_path / "annotations" / f"captions_{split}.json").write_text(json.dumps(
+            {"images": [{"id": image_id, "file_name": f"{image_id:012d}.jpg"}],
+             "annotations": [{"image_id": image_id, "caption": "A red circle."}]}))
+    source = read_captions(tmp_path)  # was: no annotations/train.json in this folder
+    assert [(i.id, i.split, Path(i.path).parent.name) for i in source.images] == [(1, "train", "train2017"),
+                                                                                  (2, "val", "val2017")]
+    one = read_captions(tmp_path / "annotations" / "captions_val2017.json")  # was: image files not found
+    assert [i.id for i in one.images] == [2] and not one.missing_files
+
+
 def test_captions_csv_groups_rows_by_image_and_rejects_bad_splits(tmp_path):
     _image(tmp_path / "x.png")
     (tmp_path / "captions.csv").write_text("path,caption,split\nx.png,a cat,train\nx.png,one cat,train\n")
     source = read_captions(tmp_path)
     assert [(i.split, i.captions) for i in source.images] == [("train", ["a cat", "one cat"])]
+    (tmp_path / "y.png").write_bytes((tmp_path / "x.png").read_bytes())
+    (tmp_path / "cased.csv").write_text("path,caption,split\nx.png,a cat,Train\nx.png,one cat,TRAIN \n"
+                                        "y.png,a dog,validation\n")  # as the classification CSV reader takes them
+    assert [i.split for i in read_captions(tmp_path / "cased.csv").images] == ["train", "val"]
     (tmp_path / "bad.csv").write_text("path,caption,split\nx.png,a cat,holdout\n")
     with pytest.raises(PixelforgeError, match="bad.csv: split 'holdout'"):
         read_captions(tmp_path / "bad.csv")
@@ -121,6 +149,16 @@ def test_the_tokenizer_round_trips_through_its_file(tmp_path):
     again = Tokenizer.load(tmp_path / "tokenizer.json")
     assert again.vocab == tok.vocab and again.decode(ids) == "a red <unk>"
     assert again.decode([*ids, tok.index["red"]]) == "a red <unk>"  # nothing after <end>
+
+
+def test_words_in_any_script_are_words_not_empty_captions():
+    from pixelforge.data.captions.tokenizer import words
+
+    assert words("Un CAFÉ-crème, naïve!") == ["un", "café", "crème", "naïve"]  # not "caf", "cr", "me", "na", "ve"
+    assert words("Красный квадрат.") == ["красный", "квадрат"]  # was [], so the caption counted as empty
+    assert words("a_b 3 cats") == ["a", "b", "3", "cats"]  # underscore still splits, as before
+    assert words("un cafe\u0301") == ["un", "café"]  # a decomposed accent is the same word as a composed one
+    assert Tokenizer.fit(["красный квадрат", "синий квадрат"]).vocab[4:] == ["квадрат", "красный", "синий"]
 
 
 def test_the_built_in_test_split_holds_only_unseen_colour_shape_pairs(tmp_path):

@@ -340,6 +340,18 @@ def test_truncated_corrupted_and_foreign_files_give_one_line_errors(runs):
         decompress_bytes(data, other[1], other[2], "x.pfc")
 
 
+def test_decompress_to_another_image_format_s_name_is_refused_before_decoding(tmp_path):
+    from typer.testing import CliRunner
+
+    from pixelforge.cli import app
+
+    for name in ("out.jpg", "out.TIF", "out.webp"):  # PNG bytes were written under these names
+        done = CliRunner().invoke(app, ["decompress", str(tmp_path / "run"), str(tmp_path / "x.pfc"), "--out",
+                                        str(tmp_path / name)])
+        assert "decompress writes a PNG (lossless); name the output .png" in str(done.exception)
+        assert not (tmp_path / name).exists()
+
+
 def test_a_corrupted_string_with_a_repaired_checksum_is_caught_by_the_symbol_crc(runs):
     """A flipped bit inside a string decodes to other symbols: the symbol CRC refuses it (no garbage image)."""
     net, codec, transforms = codec_of(runs["factorized"])

@@ -194,3 +194,10 @@ def test_a_linear_step_is_end_to_end_so_it_is_not_said_to_cache_features_and_ref
     with pytest.raises(PixelforgeError, match="reads cache_features only in a first run with --strategy linear "
                                               r"\(a continual step trains end to end\); leave it out"):
         task.check_fixed(build_config(**keys, continue_from=str(tmp_path / "parent"), cache_features=True))
+
+
+def test_a_step_without_new_classes_is_named_so_on_the_heat_map():
+    from pixelforge.tasks.classify.continual.sequence import task_names
+
+    steps = [{"new_classes": ["0", "1"]}, {"new_classes": []}]
+    assert task_names(steps) == ["1: 0,1", "2: no new classes"]

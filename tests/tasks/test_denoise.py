@@ -238,6 +238,22 @@ def test_the_web_page_gets_noisy_and_denoised_with_their_psnr(dncnn_run, tmp_pat
         assert Image.open(io.BytesIO(base64.b64decode(prediction[key]))).size == (70, 50)
 
 
+def test_a_grey_model_denoises_a_colour_photo_channel_by_channel_in_the_run_and_the_package(photos, tmp_path):
+    """Through luminance, `--channels 1` returned a colour photo grey (R = G = B) under its RGB name."""
+    from pixelforge.deploy.runtime.registry import load_runtime
+    from pixelforge.tasks.denoise.evaluate import denoise_array, load_denoise_run
+
+    run = pixelforge.train(str(photos), task="denoise", model="dncnn", depth=3, features=8, channels=1,
+                           out=str(tmp_path / "grey"), **TINY).run_dir
+    colour = data.coffee()[100:137, 200:245]
+    grey_run = load_denoise_run(run)
+    expected = np.concatenate([denoise_array(grey_run, colour[..., c:c + 1]) for c in range(3)], axis=-1)
+    out = denoise_array(grey_run, colour)
+    assert out.shape == colour.shape and np.array_equal(out, expected) and not np.array_equal(out[..., 0], out[..., 2])
+    package = load_runtime(pixelforge.export(run, tmp_path / "pkg"))
+    assert np.abs(package.denoise(colour).astype(int) - out).max() <= 1  # ONNX vs torch: one 8-bit step at most
+
+
 @pytest.mark.slow
 def test_unet_on_the_pretrained_encoder_trains_two_steps_in_grayscale(photos, tmp_path):
     result = pixelforge.train(str(photos), task="denoise", model="unet", channels=1, out=str(tmp_path / "unet"), **TINY)

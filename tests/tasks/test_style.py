@@ -142,6 +142,15 @@ def test_optimisation_lowers_the_loss_from_content_and_from_noise():
     assert torch.allclose(rgb_to_ycbcr(coloured.image)[:, 1:], rgb_to_ycbcr(content)[:, 1:], atol=0.02)
 
 
+def test_lbfgs_optimises_a_one_pixel_photo_laid_out_as_the_cli_loads_it():
+    """A 1x1 photo (HWC permuted to CHW, as the CLI reads it) reached L-BFGS with strides its .view(-1) refused."""
+    from pixelforge.tasks.style.gatys import stylize_by_optimisation
+
+    content = torch.full((1, 1, 3), 0.5).permute(2, 0, 1)[None]
+    result = stylize_by_optimisation(build_loss_network("lite0"), content, torch.rand(1, 3, 20, 20), steps=2)
+    assert result.history and torch.isfinite(result.image).all()
+
+
 @pytest.mark.parametrize("workers, expected", [(None, 0), (1, 1)])
 def test_workers_sets_the_loader_workers_of_the_content_crops(images, workers, expected):
     """`--workers N` was ignored: the random crops were always cut in the training process."""
@@ -376,6 +385,16 @@ def test_images_narrower_than_the_first_convolution_s_padding_are_stylized_by_th
         assert stylize_tensor(model, torch.rand(1, 3, height, width)).shape == (1, 3, height, width)
         strip = np.full((height, width, 3), 128, np.uint8)
         assert runtime.predict_images([strip])[0]["image"].shape == (height, width, 3)
+
+
+def test_a_built_in_arbitrary_style_takes_images_narrower_than_its_padding_too():
+    """The same 4-pixel reflection pad in Magenta's 26-style network: `stylize ICON 7 --method arbitrary` was an
+    ONNX Runtime traceback for a side of 4 px or less."""
+    from pixelforge.deploy.runtime.arbitrary import ArbitraryStylizer
+
+    stylizer = ArbitraryStylizer()
+    for height, width in ((3, 40), (1, 1), (4, 4)):
+        assert stylizer.stylize(np.full((height, width, 3), 128, np.uint8), "7").shape == (height, width, 3)
 
 
 def test_serve_stylizes_with_the_package_an_uploaded_style_image_or_a_builtin_style(package, images):

@@ -89,6 +89,9 @@ def decompress_command(
 
     from pixelforge.runs.folder import new_output_file
 
+    # The output is always PNG (lossless, the round trip's bits); `--out x.jpg` wrote PNG bytes under a JPEG name.
+    if out.suffix.lower() in set(Image.registered_extensions()) - {".png"}:
+        raise PixelforgeError(f"{out}: decompress writes a PNG (lossless); name the output .png")
     new_output_file(out)
     if not file.is_file():
         raise PixelforgeError(f"{file}: no such file")

@@ -16,15 +16,16 @@ import typer
 
 from pixelforge.errors import PixelforgeError
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
-
-
 def image_files(paths: list[Path]) -> list[Path]:
     """Files as given; folders expanded to their image files (sorted, recursively)."""
+    from pixelforge.data.images import list_images
+
     files = []
     for path in paths:
         if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+            # The data readers' listing, not an rglob of its own: that one entered hidden folders (.AppleDouble's
+            # resource forks, named like the photos, became errors and exit code 1) and skipped .gif, .jfif, .avif.
+            files += list_images(path)
         elif path.is_file():
             files.append(path)
         else:
@@ -117,7 +118,8 @@ def refuse_labels_alike(classes: np.ndarray, labels: list[str]) -> None:
 
 def zeroshot_command(
     images: list[Path] = typer.Argument(..., help="Image files or folders."),
-    labels: str = typer.Option(..., help='Comma-separated class names, e.g. "ant,bee".'),
+    labels: str = typer.Option(..., help='Comma-separated class names, e.g. "ant,bee"; quote a name that holds a '
+                                           'comma: \'"red, ripe apple",pear\'.'),
     run: Optional[Path] = typer.Option(None, help="A --task clip run folder, or its package from `pixelforge "
                                                    "export` (torch-free), instead of --clip."),
     clip: Optional[str] = typer.Option(None, help="open_clip model name (default ViT-B-32), an open_clip model "

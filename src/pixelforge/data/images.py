@@ -135,6 +135,8 @@ def load_rgb(path: str | Path, min_side: int | None = None) -> Image.Image:
     except FileNotFoundError:  # the one message for a dataset's file and a command's input alike
         reason = missing_reason(path) if path.is_symlink() else "does not exist"
         raise ImageReadError(f"{path}: {reason}; check the path") from None
+    except IsADirectoryError:  # a folder where one image is expected (`compress RUN DIR`): not "corrupt"
+        raise ImageReadError(f"{path}: is a folder; give one image file") from None
     except Image.DecompressionBombError:
         raise ImageReadError(f"{path}: image has too many pixels (over {Image.MAX_IMAGE_PIXELS}); resize it first") from None
     except Image.UnidentifiedImageError:  # its message repeats the path; say it once

@@ -49,7 +49,25 @@ def _one_label_slot(template: str) -> bool:
 
 
 def parse_labels(text: str) -> list[str]:
-    labels = [label.strip() for label in text.split(",") if label.strip()]
-    if len(labels) < 2 or len(set(labels)) != len(labels):
-        raise PixelforgeError(f"--labels {text!r}: give two or more different comma-separated class names")
+    """Comma-separated class names; a name holding a comma is quoted as in CSV.
+
+    Example:
+        >>> parse_labels('ant, "bee, honey", 蜂')
+        ['ant', 'bee, honey', '蜂']
+    """
+    import csv
+
+    # csv, not str.split: '"red, ripe apple",pear' split into '"red' and 'ripe apple"' (quotes kept); unquoted
+    # names read as before, and an apostrophe or an inner quote (`5" nail`) stays part of its name.
+    try:
+        fields = next(csv.reader([text], skipinitialspace=True), [])
+    except csv.Error:  # a line break or a stray quote inside a quoted name
+        fields = text.split(",")
+    labels = [label.strip() for label in fields if label.strip()]
+    if len(labels) < 2:
+        raise PixelforgeError(f"--labels {text!r}: give two or more comma-separated class names "
+                              f"(a softmax over one name is always 1)")
+    twice = sorted({label for label in labels if labels.count(label) > 1})
+    if twice:
+        raise PixelforgeError(f"--labels {text!r}: {', '.join(map(repr, twice))} given twice; give each class once")
     return labels

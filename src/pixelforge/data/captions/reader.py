@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pixelforge.data.sources import csv_text, utf8_text
+from pixelforge.data.sources import SPLIT_ALIASES, csv_text, utf8_text
 from pixelforge.errors import PixelforgeError
 
 SPLITS = ("train", "val", "test")
@@ -46,7 +46,7 @@ class CaptionSource:
 
 
 def read_captions(data: str | Path) -> CaptionSource:
-    """A folder (annotations/*.json or captions.csv), one COCO-captions JSON, or a captions CSV."""
+    """A folder (annotations/*.json, captions.csv or captions.json), one COCO-captions JSON, or a captions CSV."""
     path = Path(data)
     if not path.exists():
         raise PixelforgeError(f"{path}: not found; give a COCO-captions JSON, a captions.csv, or a folder with "
@@ -55,9 +55,15 @@ def read_captions(data: str | Path) -> CaptionSource:
         jsons = [path / "annotations" / f"{s}.json" for s in SPLITS if (path / "annotations" / f"{s}.json").exists()]
         if jsons:
             return _merge(str(path), [read_coco_captions(j, split=j.stem) for j in jsons])
+        if _coco_split_files(path):
+            return _merge(str(path), [read_coco_captions(j, split=s) for j, s in _coco_split_files(path)])
         if (path / "captions.csv").exists():
             return read_captions_csv(path / "captions.csv")
-        raise PixelforgeError(f"{path}: no annotations/train.json (COCO captions) or captions.csv in this folder")
+        # The docs' one-file COCO layout is named captions.json; a folder holding it is read like the CSV's folder.
+        if (path / "captions.json").exists():
+            return read_coco_captions(path / "captions.json")
+        raise PixelforgeError(f"{path}: no annotations/train.json (or COCO's captions_train2017.json), captions.json "
+                              f"(COCO captions) or captions.csv in this folder")
     if path.suffix.lower() == ".json":
         return read_coco_captions(path)
     if path.suffix.lower() == ".csv":
@@ -87,8 +93,20 @@ def _image_roots(json_path: Path) -> list[Path]:
     parent = json_path.parent
     roots = [parent, parent / "images"]
     if parent.name == "annotations":
-        roots += [parent.parent / "images", parent.parent]
+        # COCO's own layout: annotations/captions_train2017.json names files in train2017/ beside annotations/
+        folder = json_path.stem.removeprefix("captions_")
+        roots += [parent.parent / "images", parent.parent, parent.parent / folder, parent.parent / "images" / folder]
     return roots
+
+
+def _coco_split_files(root: Path) -> list[tuple[Path, str]]:
+    """COCO's own file names, annotations/captions_{train,val}2017.json (or 2014), with the split each holds."""
+    found = []
+    for path in sorted((root / "annotations").glob("captions_*.json")):
+        split = next((s for s in SPLITS if path.stem.removeprefix("captions_").startswith(s)), None)
+        if split:
+            found.append((path, split))
+    return found
 
 
 def read_coco_captions(path: str | Path, split: str | None = None) -> CaptionSource:
@@ -162,8 +180,10 @@ def read_captions_csv(path: str | Path) -> CaptionSource:
             missing.append(str(file))
             continue
         split = (row.get("split") or "").strip() or None
-        if split is not None and split not in SPLITS:
+        # "Train", "VAL", "validation" are read as the classification CSV reads them (data/sources.py), not refused.
+        if split is not None and split.lower() not in SPLIT_ALIASES:
             raise PixelforgeError(f"{path}: split {split!r} for {row['path']}; use train, val or test")
+        split = split and SPLIT_ALIASES[split.lower()]
         image = by_path.setdefault(str(file), CaptionedImage(len(by_path) + 1, str(file), split))
         if image.split != split:  # the first row's split won: the image's other captions changed split unseen
             raise PixelforgeError(f"{path}: {row['path']} has rows in split {image.split or '(none)'} and "

@@ -1,14 +1,15 @@
 """The caption tokenizer: lower-case words, `<pad> <start> <end> <unk>`, a vocabulary with a minimum count.
 
 Saved as RUN/tokenizer.json and copied into exported packages, so a package decodes with exactly the training
-vocabulary. No torch: the torch-free runtime uses it too. Words are runs of letters and digits; punctuation is
-dropped (BLEU is computed on the same words, see metrics/captions.py).
+vocabulary. No torch: the torch-free runtime uses it too. Words are runs of letters and digits in any script
+("café", "красный"); punctuation is dropped (BLEU is computed on the same words, see metrics/captions.py).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections import Counter
 from pathlib import Path
 
@@ -16,7 +17,9 @@ from pixelforge.errors import PixelforgeError
 
 PAD, START, END, UNK = "<pad>", "<start>", "<end>", "<unk>"
 SPECIALS = (PAD, START, END, UNK)
-_WORD = re.compile(r"[a-z0-9]+")
+# Unicode letters and digits, not [a-z0-9]: that cut "café" to "caf" and made a caption with no ASCII letters
+# (Russian, Greek, ...) "empty", so such a data set trained on nothing. Identical on ASCII text.
+_WORD = re.compile(r"[^\W_]+")
 
 
 def words(text: str) -> list[str]:
@@ -24,7 +27,8 @@ def words(text: str) -> list[str]:
         >>> words("A small, RED circle.")
         ['a', 'small', 'red', 'circle']
     """
-    return _WORD.findall(text.lower())
+    # NFC first: a decomposed "café" (e + combining accent, as macOS and some editors write it) was the word "cafe"
+    return _WORD.findall(unicodedata.normalize("NFC", text).lower())
 
 
 class Tokenizer:

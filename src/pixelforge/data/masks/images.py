@@ -144,6 +144,8 @@ def load_image_any(path: str | Path) -> np.ndarray:
         raise
     except FileNotFoundError:
         raise ImageReadError(f"{path}: file not found; check the dataset layout") from None
+    except IsADirectoryError:  # a folder where one image is expected (`compress RUN DIR`): not "corrupt"
+        raise ImageReadError(f"{path}: is a folder; give one image file") from None
     except Exception as exc:  # noqa: BLE001 - PIL, OpenCV and tifffile fail in many ways; all mean "cannot read"
         if path.suffix.lower() in (".tif", ".tiff"):
             return _tifffile_fallback(path, exc)

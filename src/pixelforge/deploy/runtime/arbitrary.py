@@ -19,6 +19,7 @@ from PIL import Image
 
 from pixelforge.deploy.runtime.session import onnx_session
 from pixelforge.deploy.runtime.padding import pad_to_multiple
+from pixelforge.deploy.runtime.style import MIN_SIDE
 from pixelforge.errors import PixelforgeError
 
 ARBITRARY_SIZE, STYLE_SIZE, BUILTIN_STYLES = 384, 256, 26
@@ -93,6 +94,8 @@ class ArbitraryStylizer:
 
     def _builtin(self, content: np.ndarray, weights: np.ndarray) -> np.ndarray:
         height, width = content.shape[:2]
-        x = pad_to_multiple(content.astype(np.float32) / 255.0).transpose(2, 0, 1)[None]
+        # MIN_SIDE as for a style run's network: multistyle26 also opens with a 4-pixel reflection pad, which an
+        # image side of 4 or less (a 3 px strip, an icon) failed inside ONNX Runtime with a traceback.
+        x = pad_to_multiple(content.astype(np.float32) / 255.0, min_side=MIN_SIDE).transpose(2, 0, 1)[None]
         out = self._session("multistyle26").run(None, {"image": np.ascontiguousarray(x), "style_weights": weights})[0][0]
         return (np.clip(out.transpose(1, 2, 0)[:height, :width], 0, 1) * 255 + 0.5).astype(np.uint8)

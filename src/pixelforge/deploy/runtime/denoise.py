@@ -4,7 +4,8 @@ A denoising package (tasks/denoise/export.py) holds a fully convolutional model:
 [0, 1] with H and W any multiples of preprocess.json's "multiple" (32 for the U-Net, 1 for DnCNN), output the
 denoised image, same shape. The runtime pads each image by reflection to that multiple, runs the model, crops
 back, clips to [0, 1] and rounds to the image's own bit depth: a 16-bit PNG stays 16-bit, a grayscale image stays
-grayscale (a colour model sees it repeated to RGB and answers its luminance).
+grayscale (a colour model sees it repeated to RGB and answers its luminance), and a grey model denoises a colour
+image channel by channel.
 
 Serving: an upload is taken as a CLEAN photo; the page's answer adds the package's own noise (seeded by the file
 name, `data/noise.py`), denoises it, and returns both pictures with their PSNR against the upload. A photo that is
@@ -31,6 +32,12 @@ def model_input(image: np.ndarray, channels: int, multiple: int) -> np.ndarray:
     """An HxWxC uint8/uint16 image as the float32 [1, channels, H', W'] input (scaled by bit depth, padded)."""
     x = pad_to_multiple(to_unit(match_channels(image, channels)).astype(np.float32), multiple)
     return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
+
+
+def grey_model_on_colour(channels: int, image: np.ndarray) -> bool:
+    """Whether a `--channels 1` model is given a colour image: it then denoises each colour channel as a grey
+    image (as a grey DnCNN or BM3D is applied to colour), since going through luminance returned the photo grey."""
+    return channels == 1 and image.shape[-1] == 3
 
 
 def model_output(y: np.ndarray, like: np.ndarray) -> np.ndarray:
@@ -118,6 +125,8 @@ class DenoiseRuntime(DenseRuntime):
 
     def denoise(self, image: np.ndarray) -> np.ndarray:
         pre = self.package.preprocess
+        if grey_model_on_colour(pre["channels"], image):
+            return np.concatenate([self.denoise(image[..., c:c + 1]) for c in range(3)], axis=-1)
         x = model_input(image, pre["channels"], pre["multiple"])
         y = self.session.run(None, {self.package.manifest["input_name"]: x})[0]
         return model_output(y, image)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from pixelforge.data.noise import parse_noise, quantize, rng_for, to_unit
-from pixelforge.deploy.runtime.denoise import model_input, model_output
+from pixelforge.deploy.runtime.denoise import grey_model_on_colour, model_input, model_output
 from pixelforge.errors import PixelforgeError
 from pixelforge.engine.devices import model_device, on_inference_device
 from pixelforge.runs import folder as rd
@@ -62,6 +62,8 @@ def load_denoise_run(run_dir: str | Path, checkpoint: str = "best.ckpt") -> Deno
 @torch.inference_mode()
 def denoise_array(run: DenoiseRun, image: np.ndarray) -> np.ndarray:
     """An HxWxC uint8/uint16 image denoised: same size, channels and bit depth."""
+    if grey_model_on_colour(run.channels, image):
+        return np.concatenate([denoise_array(run, image[..., c:c + 1]) for c in range(3)], axis=-1)
     x = torch.from_numpy(model_input(image, run.channels, run.multiple)).to(model_device(run.model))
     return model_output(run.model(x).cpu().numpy(), image)
 

@@ -109,7 +109,9 @@ def stylize_by_optimisation(lossnet: LossNetwork, content: torch.Tensor, style: 
 
 def _optimise_scale(lossnet, image, content, style, weights, optimizer, steps, lr, scale, history, progress):
     content_targets, style_grams = targets(lossnet, content, style)
-    image = image.detach().clone().requires_grad_(True)
+    # Contiguous: L-BFGS flattens the gradient with .view(-1), and a 1x1 photo enlarged to 16 px came out of
+    # F.interpolate with strides that .view refused (a RuntimeError traceback).
+    image = image.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
     if optimizer == "lbfgs":
         # One L-BFGS run of `steps` evaluations; the image is kept in [0, 1] inside the closure (as PyTorch's
         # neural-transfer tutorial does): L-BFGS has no bounds of its own.
