@@ -82,7 +82,7 @@ def evaluate(
     run: Optional[Path] = typer.Argument(None, help="Run folder written by `pixelforge train` (omit with --gt/--predictions)."),
     data: Optional[str] = typer.Option(None, help="Data to score (default: the run's own test, else validation split); "
                                                   "the run's own training images are left out of it (classify, "
-                                                  "detect, segment, instance, denoise, caption)."),
+                                                  "detect, segment, instance, denoise, compress, caption, clip)."),
     split: Optional[str] = typer.Option(None, help="train | val | test (default: test, else val, else all)."),
     out: Optional[Path] = typer.Option(None, help="Folder for figures and metrics (default RUN/eval-SPLIT; another "
                                                   "evaluation's folder is kept and RUN/eval-SPLIT-2... used); never "
@@ -91,7 +91,8 @@ def evaluate(
     groups: Optional[str] = typer.Option(None, help="Per-group metrics by this CSV column, or a folder,group mapping .csv."),
     compare: Optional[Path] = typer.Option(None, help="Baseline run: add a before/after table of the group metrics."),
     include_train: bool = typer.Option(False, "--include-train",
-                                       help="With --data (classify, detect, segment, instance, denoise, caption): "
+                                       help="With --data (classify, detect, segment, instance, denoise, compress, "
+                                            "caption, clip): "
                                             "also score the run's own training images (left out by default, and "
                                             "counted)."),
     task: Optional[str] = typer.Option(None, help="With --gt/--predictions: detect | segment | instance."),

@@ -369,7 +369,7 @@ def test_a_corrupted_string_with_a_repaired_checksum_is_caught_by_the_symbol_crc
 def test_evaluate_reports_real_file_bpp_and_classical_codecs_at_the_same_bpp(runs, photos, tmp_path):
     """With refinement: every run of the curve refined, and the same runs unrefined beside them."""
     result = pixelforge.evaluate(runs["factorized"], data=str(photos), out=tmp_path / "eval",
-                                 compare=runs["hyperprior"], refine=2)
+                                 compare=runs["hyperprior"], refine=2, include_train=True)  # all 4 photos
     m = result.metrics
     keys = {"bpp", "psnr", "ms_ssim", "jpeg_psnr_at_bpp", "webp_psnr_at_bpp", "bd_rate_vs_jpeg", "encode_cpu_s"}
     assert keys <= set(m) and keys <= set(m["unrefined"])
@@ -482,3 +482,114 @@ def test_the_server_answers_before_after_with_bpp_and_psnr(packages):
     decoded = Image.open(io.BytesIO(base64.b64decode(prediction["decoded_png"])))
     assert decoded.size == (180, 120) and prediction["bpp"] == pytest.approx(8 * prediction["bytes"] / (120 * 180))
     assert 5 < prediction["psnr"] < 60
+
+
+@pytest.fixture(scope="module")
+def split_photos(tmp_path_factory) -> Path:
+    """train/ (3 photos, one in a class folder), validation/ (an alias of val/, 1) and test/ (2)."""
+    folder = tmp_path_factory.mktemp("split-photos") / "photos"
+    layout = {"train": ["astronaut", "coffee"], "train/cats": ["chelsea"], "validation": ["rocket"],
+              "test": ["immunohistochemistry", "hubble_deep_field"]}
+    for sub, names in layout.items():
+        (folder / sub).mkdir(parents=True)
+        for name in names:
+            Image.fromarray(photo(name, (96, 128))).save(folder / sub / f"{name}.png")
+    return folder
+
+
+def test_split_folders_train_on_train_validate_on_val_and_never_train_on_test(split_photos, tmp_path, monkeypatch):
+    """It drew its own seeded split over every image of the folder: test/ photos were trained on."""
+    from pixelforge.tasks.compress import task as compress_task
+    from pixelforge.tasks.compress.data import split_images
+
+    read = {}
+
+    class Recording(compress_task.CropDataset):
+        def __init__(self, files, size, crops_per_image, train, progress=None):
+            read["train" if train else "val"] = list(files)
+            super().__init__(files, size, crops_per_image, train, progress)
+
+    monkeypatch.setattr(compress_task, "CropDataset", Recording)
+    run = train(split_photos, tmp_path / "run", "factorized")
+    assert sorted(p.relative_to(split_photos).as_posix() for p in read["train"]) == [
+        "train/astronaut.png", "train/cats/chelsea.png", "train/coffee.png"]
+    assert [p.relative_to(split_photos).as_posix() for p in read["val"]] == ["validation/rocket.png"]
+    summary = rd.read_json(run / "summary.json")
+    assert (summary["train_images"], summary["val_images"]) == (3, 1)
+    splits = split_images(str(split_photos), 0.25, 0)  # what evaluate and export read again
+    assert splits["train"] == sorted(read["train"]) and splits["val"] == read["val"]
+    assert [p.name for p in splits["test"]] == ["hubble_deep_field.png", "immunohistochemistry.png"]
+
+
+def test_given_train_without_val_carves_val_from_train_and_keeps_test_out(split_photos, tmp_path):
+    import shutil
+
+    from pixelforge.tasks.compress.data import split_images
+
+    folder = tmp_path / "photos"
+    shutil.copytree(split_photos, folder)
+    shutil.rmtree(folder / "validation")
+    splits = split_images(str(folder), 0.25, 0)
+    assert len(splits["val"]) == 1 and len(splits["train"]) == 2 and len(splits["test"]) == 2
+    assert all(p.relative_to(folder).parts[0] == "train" for p in splits["train"] + splits["val"])
+
+
+def old_seeded_split(folder: Path, val_fraction: float, seed: int) -> dict:
+    """The split every compression run made before split folders were read (the documented recipes rely on it)."""
+    import random
+
+    from pixelforge.data.images import list_images
+
+    order = list(list_images(folder))
+    random.Random(seed).shuffle(order)
+    n_val = max(1, round(len(order) * val_fraction))
+    return {"train": sorted(order[n_val:]), "val": sorted(order[:n_val]), "test": []}
+
+
+@pytest.mark.parametrize("val_fraction, seed", [(0.25, 0), (0.5, 3), (0.1, 7)])
+def test_a_folder_without_split_folders_splits_exactly_as_before(photos, split_photos, val_fraction, seed):
+    from pixelforge.tasks.compress.data import split_images
+
+    assert split_images(str(photos), val_fraction, seed) == old_seeded_split(photos, val_fraction, seed)
+    test = split_photos / "test"  # test/ read as the --data folder itself: an ordinary flat folder
+    assert split_images(str(test), val_fraction, seed) == old_seeded_split(test, val_fraction, seed)
+
+
+def test_evaluate_on_data_leaves_out_the_run_s_training_images_unless_asked(runs, photos, tmp_path, caplog):
+    """`evaluate RUN --data ITS_OWN_FOLDER` scored the photos it trained on, silently."""
+    import shutil
+
+    from pixelforge.errors import PixelforgeError
+    from pixelforge.tasks.compress.data import split_images
+    from pixelforge.tasks.registry import get_task
+
+    trained_on = split_images(str(photos), 0.25, 0)["train"]
+    with caplog.at_level("WARNING", logger="pixelforge"):
+        held_out = pixelforge.evaluate(runs["factorized"], data=str(photos), out=tmp_path / "held-out",
+                                       compare=runs["hyperprior"]).metrics
+    assert held_out["num_images"] == 1 and held_out["excluded_training_images"] == len(trained_on) == 3
+    assert "3 of 4 images are the run's training images" in caplog.text
+    assert "(3 training images left out)" in get_task("compress").format_metrics(held_out)
+    assert len(held_out["curve"]) == 2  # the compared run is scored on the same held-out image
+    everything = pixelforge.evaluate(runs["factorized"], data=str(photos), include_train=True,
+                                     out=tmp_path / "all").metrics
+    assert everything["num_images"] == 4 and everything["excluded_training_images"] is None
+    (tmp_path / "copies").mkdir()  # the training photos alone, under other names: nothing held out to score
+    for i, path in enumerate(trained_on):
+        shutil.copy(path, tmp_path / "copies" / f"copy{i}.png")
+    with pytest.raises(PixelforgeError, match=r"all 3 images in split 'all' are the run's own training images.*"
+                                              r"--include-train") as refused:
+        pixelforge.evaluate(runs["factorized"], data=str(tmp_path / "copies"), out=tmp_path / "refused")
+    assert "\n" not in str(refused.value) and not (tmp_path / "refused").exists()
+
+
+def test_evaluate_of_a_split_folder_run_scores_test_by_default(split_photos, tmp_path):
+    run = train(split_photos, tmp_path / "run", "factorized")
+    own = pixelforge.evaluate(run, out=tmp_path / "own")
+    assert own.metrics["num_images"] == 2 and own.metrics["excluded_training_images"] == 0
+    on_data = pixelforge.evaluate(run, data=str(split_photos), out=tmp_path / "data").metrics
+    assert on_data["num_images"] == 2 and on_data["excluded_training_images"] == 0  # its test/ split
+    with pytest.raises(pixelforge.PixelforgeError, match=r"all 3 images in split 'train' are the run's own"):
+        pixelforge.evaluate(run, data=str(split_photos), split="train", out=tmp_path / "refused")
+    with pytest.raises(pixelforge.PixelforgeError, match=r"no train/, val/ or test/ folders, so no split 'val'"):
+        pixelforge.evaluate(run, data=str(split_photos / "test"), split="val", out=tmp_path / "flat")

@@ -23,6 +23,19 @@ from pixelforge.errors import PixelforgeError
 SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 
 
+def split_folder(path: Path, root: Path) -> str | None:
+    """The split that the first folder of `path` below `root` names (`train`, `val` and its aliases, `test`); None
+    for a file directly in `root` or below any other folder.
+
+    Example:
+        >>> root = Path("photos")
+        >>> split_folder(root / "Validation/cats/a.jpg", root), split_folder(root / "a.jpg", root)
+        ('val', None)
+    """
+    parts = path.relative_to(root).parts
+    return SPLIT_ALIASES.get(parts[0].lower()) if len(parts) > 1 else None
+
+
 @dataclass
 class Sample:
     path: Path

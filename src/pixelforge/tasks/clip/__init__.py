@@ -64,15 +64,18 @@ class ClipTask(Task):
 
         return write_clip_report(run)
 
-    def evaluate(self, run, *, data=None, split=None, out=None, **options):
+    def evaluate(self, run, *, data=None, split=None, out=None, include_train=False, **options):
         from pixelforge.tasks.clip.evaluate import evaluate_clip
 
         self.reject_options("evaluate", options)
-        return evaluate_clip(run, data=data, split=split, out=out)
+        return evaluate_clip(run, data=data, split=split, out=out, include_train=include_train)
 
     def format_metrics(self, metrics: dict) -> str:
+        from pixelforge.tasks.common.held_out import left_out_note
+
         text = (f"recall@1 image->text {100 * metrics['recall1_image_to_text']:.1f}%  "
-                f"text->image {100 * metrics['recall1_text_to_image']:.1f}%  ({metrics['num_images']} images)")
+                f"text->image {100 * metrics['recall1_text_to_image']:.1f}%  ({metrics['num_images']} images)"
+                + left_out_note(metrics))
         if "zeroshot_accuracy" in metrics:
             text += (f"\nzero-shot accuracy {100 * metrics['zeroshot_accuracy']:.1f}% with the prompt ensemble, "
                      f"{100 * metrics['zeroshot_accuracy_single_template']:.1f}% with one template, "

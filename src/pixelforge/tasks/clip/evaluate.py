@@ -68,23 +68,33 @@ def _source(cfg, data: str | None):
     return assign_splits(read_captions(data), cfg.val_fraction, cfg.test_fraction, cfg.seed)
 
 
-def evaluate_clip(run_dir, data: str | None = None, split: str | None = None, out=None) -> EvalResult:
+def evaluate_clip(run_dir, data: str | None = None, split: str | None = None, out=None,
+                  include_train: bool = False) -> EvalResult:
+    """Retrieval and zero-shot scores of the split (default test, else val); figures in `out` (RUN/eval-SPLIT).
+
+    `data` without splits gets the run's seeded split, so the run's own data is scored on its held-out images; the
+    run's training images in any other `data` (a copy, a file of the training split, `--split train`) are left out
+    too (counted in `excluded_training_images`) unless `include_train`, as caption's evaluation does."""
     from pixelforge.tasks.clip.run import load_clip_run
 
     zs, cfg = load_clip_run(run_dir)
     with on_inference_device(zs.model) as device:
         zs.device = str(device)  # where its prompts and images go; embeddings come back to the CPU
-        return _evaluate(zs, cfg, run_dir, data, split, out)
+        return _evaluate(zs, cfg, run_dir, data, split, out, include_train)
 
 
-def _evaluate(zs, cfg, run_dir, data: str | None, split: str | None, out) -> EvalResult:
+def _evaluate(zs, cfg, run_dir, data: str | None, split: str | None, out, include_train: bool) -> EvalResult:
     from pixelforge.data.images import ImageReadError, load_rgb
+    from pixelforge.tasks.common.captions import read_caption_source
+    from pixelforge.tasks.common.held_out import leave_out_training_images
 
     source = _source(cfg, data)
     name = split or ("test" if source.split("test") else "val")
     images = source.split(name)
     if not images:
         raise PixelforgeError(f"{data or cfg.data}: no captioned images in split {name!r}")
+    images, excluded = leave_out_training_images(images, lambda i: Path(i.path), lambda: [
+        i.path for i in read_caption_source(cfg).split("train")], data, name, include_train)
     rows, unreadable = [], []
     for image in images:
         try:
@@ -96,8 +106,10 @@ def _evaluate(zs, cfg, run_dir, data: str | None, split: str | None, out) -> Eva
     with torch.no_grad():
         texts = torch.cat([zs.model.encode_text(zs.tokenize(captions[k:k + 256]).to(zs.device), normalize=True)
                            .float().cpu() for k in range(0, len(captions), 256)])
-    metrics = {"split": name, "num_images": len(rows), **retrieval(embeddings, texts, captions)}
-    out_dir = rd.evaluation_dir(out, Path(run_dir) / f"eval-{name}", {"data": rd.data_key(data), "split": name})
+    metrics = {"split": name, "num_images": len(rows), "excluded_training_images": excluded,
+               **retrieval(embeddings, texts, captions)}
+    request = {"data": rd.data_key(data), "split": name, **({"include_train": True} if include_train else {})}
+    out_dir = rd.evaluation_dir(out, Path(run_dir) / f"eval-{name}", request)
     figures = {}
     labelled = [(k, _label(image)) for k, (image, _) in enumerate(rows) if _label(image)]
     if labelled:

@@ -53,12 +53,13 @@ class CompressTask(Task):
 
         return export_package(run, out, **options)
 
-    def evaluate(self, run, *, data=None, split=None, out=None, compare=None, refine=None, refine_lr=None, **options):
+    def evaluate(self, run, *, data=None, split=None, out=None, compare=None, refine=None, refine_lr=None,
+                 include_train=False, **options):
         from pixelforge.tasks.compress.evaluate import evaluate_compression
 
         self.reject_options("evaluate", options)
         return evaluate_compression(run, data=data, split=split, out=out, compare=compare, refine=refine or 0,
-                                    refine_lr=refine_lr)
+                                    refine_lr=refine_lr, include_train=include_train)
 
     def format_metrics(self, metrics: dict) -> str:
         def number(key, fmt, source=metrics):
@@ -70,6 +71,7 @@ class CompressTask(Task):
             return f"{value:+.1f}%" if value is not None else f"n/a ({reason or 'no reason recorded'})"
 
         from pixelforge.metrics.image_quality import MS_SSIM_MIN_SIDE
+        from pixelforge.tasks.common.held_out import left_out_note
 
         # MS-SSIM's five scales need images of MS_SSIM_MIN_SIDE px a side: say so rather than a bare "n/a"
         ms_ssim = number("ms_ssim", ".4f")
@@ -81,7 +83,8 @@ class CompressTask(Task):
                 f"PSNR {number('psnr', '.2f')} dB, MS-SSIM {ms_ssim} | at the same bpp: "
                 f"JPEG {number('jpeg_psnr_at_bpp', '.2f')} dB, WebP {number('webp_psnr_at_bpp', '.2f')} dB | "
                 f"BD-rate vs JPEG {bd_rate('jpeg')}, vs WebP {bd_rate('webp')} | "
-                f"encode {number('encode_cpu_s', '.2f')} CPU-s, decode {number('decode_cpu_s', '.2f')} CPU-s per image")
+                f"encode {number('encode_cpu_s', '.2f')} CPU-s, decode {number('decode_cpu_s', '.2f')} CPU-s per image"
+                + left_out_note(metrics))
         plain = metrics.get("unrefined")
         if plain:
             line += (f"\nwithout refinement: {number('bpp', '.4f', plain)} bpp, PSNR {number('psnr', '.2f', plain)} dB "

@@ -1,4 +1,5 @@
-"""Training data for compression: random crops of any folder of images (class subfolders or not; labels unused).
+"""Training data for compression: random crops of any folder of images (class subfolders or not; labels unused),
+split by its train/, val/ and test/ folders where it has them.
 
 Each epoch draws `crops_per_image` random crops (with a random horizontal flip) from every training image; the
 validation images give one centre crop each, so the validation loss compares epochs on the same pixels.
@@ -14,17 +15,49 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from pixelforge.data.images import ImageReadError, list_images, load_rgb
+from pixelforge.data.sources import split_folder
 from pixelforge.errors import PixelforgeError
 
 
 def split_images(folder: str, val_fraction: float, seed: int) -> dict[str, list[Path]]:
-    """The images under `folder`, shuffled with `seed` and split into train and val."""
+    """The images under `folder` as train, val and test lists.
+
+    A folder with `train/`, `val/` (`valid/`, `validation/`) and `test/` folders keeps them: training reads train/
+    only, validation val/ (without one, a seeded `val_fraction` of train/, as classify carves it), and test/ is
+    never trained on (evaluate's default split). Without such folders (any other layout, class folders too) the
+    images are shuffled with `seed` and `val_fraction` of them validate; test is empty. Images beside the split
+    folders get that seeded split among themselves, as denoise's do.
+
+    Example:
+        >>> split_images("photos", 0.1, 0)["val"]  # doctest: +SKIP
+        [PosixPath('photos/coffee.png')]
+    """
     root = Path(folder)
     if not root.is_dir():
         raise PixelforgeError(f"{folder}: not a folder of images (--task compress reads any folder of photos)")
     files = list_images(root)
-    if len(files) < 2:
-        raise PixelforgeError(f"{folder}: need at least 2 images (found {len(files)})")
+    given = {path: split_folder(path, root) for path in files}
+    if not any(given.values()):
+        if len(files) < 2:
+            raise PixelforgeError(f"{folder}: need at least 2 images (found {len(files)})")
+        return {**_seeded(files, val_fraction, seed), "test": []}
+    splits = {name: [path for path in files if given[path] == name] for name in ("train", "val", "test")}
+    loose = [path for path in files if given[path] is None]
+    if loose:
+        for name, paths in _seeded(loose, val_fraction, seed).items():
+            splits[name] = sorted(splits[name] + paths)
+    if not splits["val"] and len(splits["train"]) > 1:  # given splits without val: carved from train, as classify's
+        splits.update(_seeded(splits["train"], val_fraction, seed))
+    if not splits["train"] or not splits["val"]:
+        raise PixelforgeError(f"{folder}: its split folders give {len(splits['train'])} train and {len(splits['val'])} "
+                              f"val images; compression trains on train/ and validates on val/: add images to train/ "
+                              f"(or use no split folders, for a seeded split by --val-fraction)")
+    return splits
+
+
+def _seeded(files: list[Path], val_fraction: float, seed: int) -> dict[str, list[Path]]:
+    """`files` shuffled with `seed`; the first `val_fraction` (at least one) validate. The flat folder's split since
+    the first compression runs: the documented recipes' numbers depend on it, so it must not change."""
     order = list(files)
     random.Random(seed).shuffle(order)
     n_val = max(1, round(len(order) * val_fraction))

@@ -17,10 +17,11 @@ import numpy as np
 import torch
 
 from pixelforge.data.images import list_images, load_rgb, read_each
+from pixelforge.data.sources import split_folder
 from pixelforge.deploy.runtime.learned_codec import MULTIPLE, compress_pixels, decompress_bytes
 from pixelforge.errors import PixelforgeError
 from pixelforge.metrics.bd_rate import bd_rate_or_reason
-from pixelforge.runs.folder import data_key, evaluation_dir, write_json
+from pixelforge.runs.folder import data_key, evaluation_dir, require_run, write_json
 from pixelforge.runs.result import EvalResult
 from pixelforge.tasks.compress.classical import QUALITIES, sweep, value_at_bpp
 from pixelforge.tasks.compress.data import split_images
@@ -94,19 +95,53 @@ def compare_runs(compare: Path | None, own: Path) -> list[Path]:
     return [p for p in same_task if p.resolve() != own.resolve()]
 
 
-def evaluation_images(run: Path, data: str | None, split: str | None) -> tuple[list[Path], str]:
-    from pixelforge.tasks.common.run import read_run
+def evaluation_images(run: Path, data: str | None, split: str | None,
+                      include_train: bool = False) -> tuple[list[Path], str, int | None]:
+    """(the images to score, their name for RUN/eval-NAME, how many of the run's training images were left out).
 
+    The run's own data: its `split` (default test where its folder has test/, else val). `data`: every image, or
+    with split folders its `split` (default test, else val, else train); the run's training images are left out
+    (tasks/common/held_out.py) unless `include_train`."""
+    from pixelforge.tasks.common.held_out import leave_out_training_images
+    from pixelforge.tasks.config import load_config
+
+    cfg = load_config(require_run(run) / "config.yaml")
     if data:
-        if not Path(data).exists():  # else a warning about one unreadable "image" came before the error
-            raise PixelforgeError(f"{data}: no such file or folder; give a folder of photos or one photo")
-        files = list_images(Path(data)) if Path(data).is_dir() else [Path(data)]
-        return files, Path(data).name
-    _, cfg, _, _ = read_run(run, "compress")
-    chosen = split or "val"
-    if chosen not in ("train", "val"):
-        raise PixelforgeError(f"--split {chosen}: a compression run has train and val splits (give --data for others)")
-    return split_images(cfg.data, cfg.val_fraction, cfg.seed)[chosen], chosen
+        files, name, label = data_images(Path(data), split)
+    else:
+        splits = split_images(cfg.data, cfg.val_fraction, cfg.seed)
+        name = label = split or ("test" if splits["test"] else "val")
+        if name not in splits:
+            raise PixelforgeError(f"--split {name}: a compression run has train, val and (with a test/ folder) test "
+                                  f"splits (give --data for other images)")
+        files = splits[name]
+        if not files:
+            raise PixelforgeError(f"{cfg.data}: no images in split {name!r} (a test split needs a test/ folder)")
+    files, excluded = leave_out_training_images(
+        files, lambda path: path, lambda: split_images(cfg.data, cfg.val_fraction, cfg.seed)["train"],
+        data or None, label, include_train)
+    return files, name, excluded
+
+
+def data_images(data: Path, split: str | None) -> tuple[list[Path], str, str]:
+    """`--data`'s images: (files, the evaluation's name, the split scored: `all` without split folders)."""
+    if not data.exists():  # else a warning about one unreadable "image" came before the error
+        raise PixelforgeError(f"{data}: no such file or folder; give a folder of photos or one photo")
+    if not data.is_dir():
+        return [data], data.name, "all"
+    files = list_images(data)
+    given = {path: split_folder(path, data) for path in files}
+    if not any(given.values()):
+        if split:
+            raise PixelforgeError(f"{data}: no train/, val/ or test/ folders, so no split {split!r}; leave --split out "
+                                  f"to score every image")
+        return files, data.name, "all"
+    present = {name for name in given.values() if name}
+    name = split or next(name for name in ("test", "val", "train") if name in present)
+    chosen = [path for path in files if given[path] == name]
+    if not chosen:
+        raise PixelforgeError(f"{data}: no images in split {name!r}")
+    return chosen, f"{data.name}-{name}", name
 
 
 CODEC_NAMES = {"jpeg": "JPEG", "webp": "WebP"}
@@ -132,8 +167,12 @@ def against_classical(ours: dict, curve: list[dict], classical: dict, means: dic
 
 
 def evaluate_compression(run_dir, data: str | None = None, split: str | None = None, out: Path | None = None,
-                         compare: Path | None = None, refine: int = 0, refine_lr: float | None = None) -> EvalResult:
+                         compare: Path | None = None, refine: int = 0, refine_lr: float | None = None,
+                         include_train: bool = False) -> EvalResult:
     """Score the run (and `compare`'s runs) with real files against JPEG/WebP.
+
+    With `data`, this run's training images are left out (counted in `excluded_training_images`) unless
+    `include_train`; the images so chosen are the ones every run of `compare` is scored on too.
 
     `refine` > 0: every run of the curve refines each image's latents for that many steps (refine.py); the same
     runs without refinement are scored too, under `"unrefined"`, and drawn beside them. Figures go to
@@ -141,7 +180,7 @@ def evaluate_compression(run_dir, data: str | None = None, split: str | None = N
     """
     run = Path(run_dir)
     make_refiner(None, 0.0, refine, refine_lr)  # refuses --refine-lr without --refine before any work
-    files, name = evaluation_images(run, data, split)
+    files, name, excluded = evaluation_images(run, data, split, include_train)
     runs = [run, *compare_runs(compare, run)]  # before the output folder exists: a bad --compare leaves nothing
     if not files:
         raise PixelforgeError(f"{data or run}: no images to evaluate")
@@ -153,14 +192,14 @@ def evaluate_compression(run_dir, data: str | None = None, split: str | None = N
         raise PixelforgeError(f"no readable images to evaluate: {unreadable[0]['error']}")
     files, images = [f for f, _ in decoded], [np.asarray(image) for _, image in decoded]
     request = {"data": data_key(data), "split": name, "compare": data_key(compare), "refine": refine,
-               "refine_lr": refine_lr}
+               "refine_lr": refine_lr, **({"include_train": True} if include_train else {})}
     out = evaluation_dir(out, run / (f"eval-{name}-refine{refine}" if refine else f"eval-{name}"), request)
     scored = [score_run(r, images, keep_decoded=r == run, refine=refine, refine_lr=refine_lr) for r in runs]
     classical = {codec: [sweep(p, codec) for p in images] for codec in QUALITIES}
     means = {codec: mean_curve(sweeps) for codec, sweeps in classical.items()}
     curve = sorted(scored, key=lambda s: s["bpp"])
     metrics = {"model": scored[0]["model"], "lambda": scored[0]["lambda"], "num_images": len(images),
-               "refine_steps": refine, **against_classical(scored[0], curve, classical, means)}
+               "excluded_training_images": excluded, "refine_steps": refine, **against_classical(scored[0], curve, classical, means)}
     drawn = curve
     if refine:
         plain = [score_run(r, images) for r in runs]
