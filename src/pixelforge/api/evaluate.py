@@ -17,8 +17,8 @@ def evaluate(run_dir: str | Path, data: str | None = None, split: str | None = N
     Which images: the run's own held-out split by default; with `data`, its test split (else val; all images
     when it has no splits), or the named `split`. With `data`, the run's own training images are left out of the
     score and counted in `excluded_training_images` unless `include_train` is true (classify, detect, segment,
-    instance, denoise, compress, caption, clip: tasks/common/held_out.py). Task options: classify takes `groups` and `compare`
-    (per-group metrics and a before/after table, see docs/fairness.md).
+    instance, denoise, compress, caption, clip: tasks/common/held_out.py). Task options: classify takes `groups`
+    and `compare` (per-group metrics and a before/after table, see docs/fairness.md).
 
     Example:
         >>> evaluate("runs/digits", data="digits").metrics["accuracy"]  # doctest: +SKIP

@@ -199,7 +199,8 @@ def evaluate_compression(run_dir, data: str | None = None, split: str | None = N
     means = {codec: mean_curve(sweeps) for codec, sweeps in classical.items()}
     curve = sorted(scored, key=lambda s: s["bpp"])
     metrics = {"model": scored[0]["model"], "lambda": scored[0]["lambda"], "num_images": len(images),
-               "excluded_training_images": excluded, "refine_steps": refine, **against_classical(scored[0], curve, classical, means)}
+               "excluded_training_images": excluded, "refine_steps": refine,
+               **against_classical(scored[0], curve, classical, means)}
     drawn = curve
     if refine:
         plain = [score_run(r, images) for r in runs]
