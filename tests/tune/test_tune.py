@@ -218,3 +218,15 @@ def test_runs_of_different_tasks_differ_in_the_settings_they_share(tmp_path):
     assert header[1:header.index("best")] == ["lr", "task"]
     turned, rows = transposed(header, body)
     assert turned == ["", "det", "cls"] and rows[0] == ["lr", "0.002", "0.01"] and rows[1] == ["task", "detect", "classify"]
+
+
+def test_exponent_numbers_in_the_space_are_floats_not_strings(tmp_path):
+    """YAML 1.1 reads `1e-3` as a string: it reached best_params (and the JSON summary) as text."""
+    from pixelforge.tune.space import load_space
+
+    space = tmp_path / "space.yaml"
+    space.write_text("lr: [1e-3, 2E+2, 1.5e-3]\nname: ['1e-3']\n")
+    loaded = load_space(space)
+    assert loaded["lr"].choices == (0.001, 200.0, 0.0015)
+    assert loaded["name"].choices == ("1e-3",)  # quoted stays text
+

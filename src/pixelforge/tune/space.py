@@ -10,6 +10,7 @@ Each entry becomes one of Optuna's distributions; `suggest` asks a trial for eve
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
@@ -19,6 +20,15 @@ from optuna.distributions import (BaseDistribution, CategoricalDistribution, Flo
 from pixelforge.errors import PixelforgeError
 
 _RANGE_KEYS = {"low", "high", "log", "step"}
+
+
+class _SpaceLoader(yaml.SafeLoader):
+    """YAML 1.1 reads `1e-3` (no dot) as a string, so `lr: [1e-3, 1e-2]` became string choices that reached the
+    summary's best_params and the sampler as text; here it is the float a user means."""
+
+
+_SpaceLoader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9]+(\.[0-9]*)?[eE][-+]?[0-9]+$"),
+                                   list("-+0123456789"))
 
 
 def load_space(path: str | Path) -> dict[str, BaseDistribution]:
@@ -35,7 +45,7 @@ def load_space(path: str | Path) -> dict[str, BaseDistribution]:
     if not path.is_file():
         raise PixelforgeError(f"{path}: search space file not found")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(), Loader=_SpaceLoader)
     except yaml.YAMLError as exc:
         raise PixelforgeError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(raw, dict) or not raw:
