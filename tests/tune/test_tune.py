@@ -230,3 +230,12 @@ def test_exponent_numbers_in_the_space_are_floats_not_strings(tmp_path):
     assert loaded["lr"].choices == (0.001, 200.0, 0.0015)
     assert loaded["name"].choices == ("1e-3",)  # quoted stays text
 
+
+def test_a_space_key_that_is_not_a_config_key_is_named_as_such(toy, tmp_path):
+    """It said "hiden: 4 is not a valid value (base.yaml: ...)", blaming the value and the base config."""
+    config, space = toy
+    space.write_text("hiden: [4, 16]\n")
+    with pytest.raises(PixelforgeError, match="space.yaml: hiden: not a config key of task 'toy-brightness'; "
+                                               "did you mean 'hidden'") as error:
+        run_study(TuneOptions(config, space, tmp_path / "a"))
+    assert "valid value" not in str(error.value) and not (tmp_path / "a").exists()

@@ -21,6 +21,7 @@ import optuna
 from optuna.trial import TrialState
 
 from pixelforge.api.train import train
+from pixelforge.config import closest_key
 from pixelforge.errors import Interrupted, PixelforgeError, raise_interrupt, signal_of
 from pixelforge.runs import folder as rd
 from pixelforge.tasks.config import build_config
@@ -108,7 +109,12 @@ def run_study(opts: TuneOptions) -> dict:
 def _check_space(opts: TuneOptions, space: dict):
     """Every key must be a config key of the task and every bound a valid value, before any trial runs."""
     base = build_config(opts.config, **(opts.overrides or {}))
+    fields = list(type(base).model_fields)
     for key, dist in space.items():
+        if key not in fields:  # else the value check below blames the first value and the base config for it
+            close = closest_key(key, fields)
+            raise PixelforgeError(f"{opts.space}: {key}: not a config key of task {base.task!r}"
+                                  + (f"; did you mean {close!r}?" if close else ""))
         values = list(getattr(dist, "choices", ())) or [dist.low, dist.high]
         for value in values:
             try:
