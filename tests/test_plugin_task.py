@@ -138,3 +138,22 @@ def test_registering_a_name_twice_is_refused(brightness_task):
 
     with pytest.raises(ValueError, match="already registered"):
         register_task(Impostor)
+
+
+def test_architecture_md_s_outside_task_example_trains_as_written(tmp_path, monkeypatch, capsys):
+    """The page only told how to add a task inside the package (and not what prepare_data returns or that the
+    step needs training_step/validate/monitor); its outside example must keep working as a new user copies it."""
+    import re
+    import runpy
+
+    page = (Path(__file__).resolve().parents[1] / "ARCHITECTURE.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", page, re.S)
+    assert blocks, "ARCHITECTURE.md lost its outside-the-package example"
+    (tmp_path / "brightness.py").write_text(blocks[0])
+    monkeypatch.chdir(tmp_path)
+    try:
+        runpy.run_path("brightness.py", run_name="__main__")
+    finally:
+        unregister_task("brightness")
+    assert (tmp_path / "runs" / "brightness" / "checkpoints" / "best.ckpt").is_file()
+    assert len(rd.read_metrics(tmp_path / "runs" / "brightness" / "metrics.csv")) == 2
