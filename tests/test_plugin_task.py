@@ -22,7 +22,8 @@ from pixelforge.engine.setup import TaskSetup
 from pixelforge.runs import folder as rd
 from pixelforge.runs.result import EvalResult
 from pixelforge.tasks.base import Task
-from pixelforge.tasks.registry import register_task, unregister_task
+from pixelforge.errors import PixelforgeError
+from pixelforge.tasks.registry import get_task, register_task, unregister_task
 
 
 class BrightnessConfig(RunConfig):
@@ -157,3 +158,25 @@ def test_architecture_md_s_outside_task_example_trains_as_written(tmp_path, monk
         unregister_task("brightness")
     assert (tmp_path / "runs" / "brightness" / "checkpoints" / "best.ckpt").is_file()
     assert len(rd.read_metrics(tmp_path / "runs" / "brightness" / "metrics.csv")) == 2
+    # The plain `pixelforge` command reaches the task once PIXELFORGE_PLUGINS names its module.
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
+           "PIXELFORGE_PLUGINS": "brightness"}
+    command = [sys.executable, "-m", "pixelforge", "train", "--data", "gray", "--task", "brightness", "--hidden", "4",
+               "--epochs", "1", "--out", "runs/cli", "--quiet"]
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "best val_mae" in done.stdout and (tmp_path / "runs" / "cli" / "checkpoints" / "best.ckpt").is_file()
+
+
+def test_a_plugin_module_that_cannot_be_imported_is_one_warning_and_the_task_stays_unknown(caplog):
+    from pixelforge.tasks.registry import import_plugins
+
+    with caplog.at_level("WARNING", logger="pixelforge"):
+        import_plugins(" no_such_plugin_module , ")
+    assert "PIXELFORGE_PLUGINS: cannot import 'no_such_plugin_module' (ModuleNotFoundError" in caplog.text
+    with pytest.raises(PixelforgeError, match="unknown task 'nope'.*name the module in PIXELFORGE_PLUGINS"):
+        get_task("nope")

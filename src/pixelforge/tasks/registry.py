@@ -49,5 +49,24 @@ def get_task(name: str | None) -> Task:
     """An instance of the task registered as `name` (None means classify, the default task)."""
     name = name or "classify"
     if name not in TASKS:
-        raise PixelforgeError(f"task: unknown task {name!r}; choose {', '.join(sorted(TASKS))}")
+        raise PixelforgeError(f"task: unknown task {name!r}; choose {', '.join(sorted(TASKS))} (a task of your own "
+                              f"module: name the module in {PLUGINS_VARIABLE}, see ARCHITECTURE.md)")
     return TASKS[name]()
+
+
+PLUGINS_VARIABLE = "PIXELFORGE_PLUGINS"
+
+
+def import_plugins(modules: str) -> None:
+    """Import the comma-separated `modules` (the PIXELFORGE_PLUGINS variable) so that the tasks they register reach
+    the `pixelforge` command as the built-in ones do: an explicit list, not entry points found behind the user's
+    back. A module that cannot be imported is a warning: its tasks are then unknown, which get_task says."""
+    import importlib
+    import logging
+
+    for module in filter(None, (name.strip() for name in modules.split(","))):
+        try:
+            importlib.import_module(module)
+        except Exception as exc:  # noqa: BLE001 - any failure in the user's module: say which, keep the built-ins
+            logging.getLogger("pixelforge").warning("%s: cannot import %r (%s: %s); its tasks are unknown",
+                                                    PLUGINS_VARIABLE, module, type(exc).__name__, exc)
