@@ -18,8 +18,7 @@ import numpy as np
 from PIL import Image
 
 from pixelforge.deploy.runtime.session import onnx_session
-from pixelforge.deploy.runtime.padding import pad_to_multiple
-from pixelforge.deploy.runtime.style import MIN_SIDE
+from pixelforge.deploy.runtime.padding import MIN_SIDE, pad_to_multiple
 from pixelforge.errors import PixelforgeError
 
 ARBITRARY_SIZE, STYLE_SIZE, BUILTIN_STYLES = 384, 256, 26

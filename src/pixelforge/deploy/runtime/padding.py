@@ -6,6 +6,12 @@ from __future__ import annotations
 import numpy as np
 
 
+# A style network's first 9x9 convolution reflect-pads by 4 pixels (the fast networks' and Magenta's arbitrary
+# one alike): a side of 4 or less (a 3 px strip, a 1 px icon) cannot be padded so. Smaller images are mirrored out
+# to this size and cropped back.
+MIN_SIDE = 8
+
+
 def pad_to_multiple(array: np.ndarray, multiple: int = 4, min_side: int = 0) -> np.ndarray:
     """HxWxC -> padded at the bottom and right by reflection so both sides are multiples of `multiple` (and at least
     `min_side`, itself a multiple)."""

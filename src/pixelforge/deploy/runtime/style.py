@@ -21,13 +21,9 @@ import numpy as np
 from PIL import Image
 
 from pixelforge.deploy.runtime.dense import DenseRuntime, as_array
-from pixelforge.deploy.runtime.padding import pad_to_multiple
+from pixelforge.deploy.runtime.padding import MIN_SIDE, pad_to_multiple
 from pixelforge.errors import PixelforgeError
 
-
-# The transformer's first 9x9 convolution reflect-pads by 4 pixels: a side of 4 or less (a 3 px strip, a 1 px icon)
-# cannot be padded so. Smaller images are mirrored out to this size and cropped back.
-MIN_SIDE = 8
 
 
 def stylize_array(run, image: np.ndarray, max_side: int | None = None) -> np.ndarray:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from pixelforge.deploy.runtime.style import MIN_SIDE
+from pixelforge.deploy.runtime.padding import MIN_SIDE
 from pixelforge.errors import PixelforgeError
 from pixelforge.runs import folder as rd
 from pixelforge.tasks.style.transformer import TransformerNet, load_transformer
