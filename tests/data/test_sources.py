@@ -43,6 +43,23 @@ def test_csv_with_groups_and_relative_paths(tmp_path):
     assert all(s.path.is_file() for s in source.samples) and len(source.split("val")) == 2
 
 
+def test_csv_paths_written_from_the_current_folder_are_refused_with_the_reason(tmp_path, monkeypatch):
+    """Paths relative to where the user stood, not to the CSV: every image was reported missing by its resolved
+    path, which hid why."""
+    make_folder(tmp_path / "img", {"a": 2, "b": 2})
+    (tmp_path / "lists").mkdir()
+    rows = ["path,label"] + [f"img/{l}/{i}.png,{l}" for l in "ab" for i in range(2)]
+    (tmp_path / "lists" / "labels.csv").write_text("\n".join(rows))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(PixelforgeError, match=r"labels.csv: relative paths are read from the CSV's folder \(.*lists\), "
+                                              r"where none of them exists \(img/a/0.png: not there\); they exist from "
+                                              r"the current folder"):
+        resolve_data(tmp_path / "lists" / "labels.csv")
+    (tmp_path / "lists" / "labels.csv").write_text("\n".join(["path,label"] + [f"../img/{l}/{i}.png,{l}" for l in "ab"
+                                                                             for i in range(2)]))
+    assert len(resolve_data(tmp_path / "lists" / "labels.csv").samples) == 4  # relative to the CSV: read
+
+
 def test_csv_missing_label_column_is_one_line_error(tmp_path):
     (tmp_path / "bad.csv").write_text("file,class\na.png,x\n")
     with pytest.raises(PixelforgeError, match=r"bad.csv: missing column\(s\) path, label"):

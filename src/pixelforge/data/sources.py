@@ -173,7 +173,7 @@ def read_csv(csv_path: Path) -> DataSource:
                 f"{csv_path}: missing column(s) {', '.join(missing)} (found: {', '.join(columns) or 'none'}); "
                 "the header must be path,label[,split][,group]"
             )
-        samples = []
+        samples, relative = [], []
         for line_no, row in enumerate(reader, start=2):
             row = {k.strip(): (v or "").strip() for k, v in row.items() if k}
             if not row["path"] or not row["label"]:
@@ -185,12 +185,26 @@ def read_csv(csv_path: Path) -> DataSource:
                 split = SPLIT_ALIASES[split.lower()]
             image_path = Path(row["path"]).expanduser()
             if not image_path.is_absolute():
+                relative.append(image_path)
                 image_path = csv_path.parent / image_path
             extra = {k: v for k, v in row.items() if k not in ("path", "label", "split")}
             samples.append(Sample(image_path, row["label"], split, extra))
+    _check_relative_to_the_csv(csv_path, relative)
     broken = [s.path for s in samples if s.path.is_symlink() and not s.path.exists()]
     samples = [s for s in samples if not (s.path.is_symlink() and not s.path.exists())] if broken else samples
     return DataSource(samples, sorted({s.label for s in samples}), str(csv_path), [str(p) for p in broken])
+
+
+def _check_relative_to_the_csv(csv_path: Path, relative: list[Path]) -> None:
+    """Refuse a CSV whose relative paths all miss from its folder but are found from the current one: written
+    relative to where the user stood, every image would otherwise be reported missing, one by one, by its resolved
+    path (which hides why)."""
+    if not relative or any((csv_path.parent / p).exists() for p in relative):
+        return
+    if relative[0].exists():
+        raise PixelforgeError(f"{csv_path}: relative paths are read from the CSV's folder ({csv_path.parent}), where "
+                              f"none of them exists ({relative[0]}: not there); they exist from the current folder: "
+                              "write them relative to the CSV's folder, or absolute")
 
 
 def collect_paths(paths: list[str | Path]) -> list[str]:
