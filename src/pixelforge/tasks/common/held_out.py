@@ -43,7 +43,7 @@ def leave_out_training_images(chosen: list[Item], path_of: Callable[[Item], Path
     if include_train:
         return chosen, None
     try:
-        training = [Path(p) for p in training_paths()]
+        training = _listed_quietly(training_paths)
     except PixelforgeError as exc:  # say so rather than guess
         log.warning("cannot check for the run's training images (%s); all images are scored", exc)
         return chosen, 0
@@ -57,6 +57,17 @@ def leave_out_training_images(chosen: list[Item], path_of: Callable[[Item], Path
         log.warning("%s: %d of %d images are the run's training images and are left out of the score "
                     "(--include-train to score them)", data, excluded, len(chosen))
     return kept, excluded
+
+
+def _listed_quietly(training_paths: Callable[[], Iterable[Path]]) -> list[Path]:
+    """The training files, without the warnings re-reading the training data gives again (empty captions, missing
+    files): training printed them already, and here they would read as the evaluated data's."""
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        return [Path(p) for p in training_paths()]
+    finally:
+        logging.disable(previous)
 
 
 def _matcher(training: list[Path]) -> Callable[[Path], bool]:
