@@ -27,7 +27,8 @@ def test_training_files_are_listed_without_repeating_the_training_datas_warnings
         kept, excluded = leave_out_training_images(files, Path, training_paths, "photos", "all")
     assert kept == files[1:] and excluded == 1
     assert "1 of 3 images are the run's training images" in caplog.text and "empty caption" not in caplog.text
-    logging.getLogger("pixelforge").warning("after")  # logging is on again
+    with caplog.at_level(logging.WARNING, logger="pixelforge"):
+        logging.getLogger("pixelforge").warning("after")  # logging is on again
     assert "after" in caplog.text
     with pytest.raises(PixelforgeError, match="--include-train"):
         leave_out_training_images(files[:1], Path, training_paths, "photos", "all")
