@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from pixelforge.data.images import IMAGE_EXTENSIONS, list_broken_links, list_images
-from pixelforge.data.sources import SPLIT_ALIASES, resolve_data
+from pixelforge.data.sources import resolve_data, split_folder
 from pixelforge.data.splits import content_hash
 from pixelforge.errors import PixelforgeError
 
@@ -115,8 +115,7 @@ def check_image_folder(data: str, workers: int = 4, img_size: int | None = None)
     files = list_images(root)
     if not files:
         raise PixelforgeError(f"{root}: no images found ({', '.join(sorted(IMAGE_EXTENSIONS))})")
-    items = [(path, UNLABELLED, SPLIT_ALIASES.get(path.relative_to(root).parts[0].lower())
-              if len(path.relative_to(root).parts) > 1 else None) for path in files]
+    items = [(path, UNLABELLED, split_folder(path, root)) for path in files]
     report = _report(str(root), items, workers, img_size)
     report.broken_links = [str(link) for link in list_broken_links(root)]
     return report

@@ -24,10 +24,10 @@ from torch.utils.data import Dataset
 from pixelforge.data.images import ImageReadError, list_images
 from pixelforge.data.masks.images import load_image_any, match_channels
 from pixelforge.data.noise import NoiseModel, rng_for, to_unit
+from pixelforge.data.sources import split_folder
 from pixelforge.engine.samplers import EpochSampler
 from pixelforge.errors import PixelforgeError
 
-SPLITS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 VAL_CROP = 128
 
 
@@ -66,7 +66,7 @@ def read_denoise_data(data: str | Path) -> DenoiseSource:
     items = []
     for path in list_images(base):
         rel = path.relative_to(base)
-        split = SPLITS.get(rel.parts[0].lower()) if len(rel.parts) > 1 else None
+        split = split_folder(path, base)
         partner = None
         if paired:
             partner = _partner(noisy, rel)
