@@ -65,16 +65,9 @@ def test_two_training_steps_write_a_run_that_evaluates_and_predicts(caption_run,
 
 
 def test_evaluate_leaves_out_the_training_images_unless_asked(caption_run, caption_data, tmp_path):
-    held_out = pixelforge.evaluate(caption_run, data=str(caption_data), out=tmp_path / "test").metrics
-    assert held_out["split"] == "test" and held_out["excluded_training_images"] == 0
-    with pytest.raises(pixelforge.PixelforgeError, match=r"all \d+ images in split 'train' are the run's own "
-                                                         r"training images.*--include-train") as refused:
-        pixelforge.evaluate(caption_run, data=str(caption_data), split="train", out=tmp_path / "refused")
-    assert not (tmp_path / "refused").exists()
-    everything = pixelforge.evaluate(caption_run, data=str(caption_data), split="train", include_train=True,
-                                     out=tmp_path / "train").metrics
-    assert f"all {everything['num_images']} images" in str(refused.value)
-    assert everything["excluded_training_images"] is None
+    from tests.held_out_checks import check_training_split_is_left_out_unless_asked
+
+    check_training_split_is_left_out_unless_asked(caption_run, caption_data, tmp_path)
 
 
 def test_evaluate_says_when_an_unreadable_image_was_left_out_of_its_metrics(caption_run, caption_data, tmp_path,

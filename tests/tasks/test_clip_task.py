@@ -165,17 +165,9 @@ def test_evaluate_leaves_out_the_training_images_unless_asked(clip_run, clip_dat
     """Only a file of the training split or `--split train` can hold the run's training images: evaluation splits
     other data by the run's seed. They scored silently; now they are left out and counted, as caption's are."""
     from pixelforge.tasks.registry import get_task
+    from tests.held_out_checks import check_training_split_is_left_out_unless_asked
 
-    held_out = pixelforge.evaluate(clip_run, data=str(clip_data), out=tmp_path / "test").metrics
-    assert held_out["split"] == "test" and held_out["excluded_training_images"] == 0
-    with pytest.raises(pixelforge.PixelforgeError, match=r"all \d+ images in split 'train' are the run's own "
-                                                         r"training images.*--include-train") as refused:
-        pixelforge.evaluate(clip_run, data=str(clip_data), split="train", out=tmp_path / "refused")
-    assert not (tmp_path / "refused").exists()
-    everything = pixelforge.evaluate(clip_run, data=str(clip_data), split="train", include_train=True,
-                                     out=tmp_path / "train").metrics
-    assert f"all {everything['num_images']} images" in str(refused.value)
-    assert everything["excluded_training_images"] is None
+    everything = check_training_split_is_left_out_unless_asked(clip_run, clip_data, tmp_path)
     own = pixelforge.evaluate(clip_run, split="train", out=tmp_path / "own").metrics  # asked for by name: scored
     assert own["num_images"] == everything["num_images"] and own["excluded_training_images"] is None
     assert "left out" not in get_task("clip").format_metrics(own)
