@@ -185,6 +185,33 @@ def test_the_seed_chooses_the_validation_photos(images):
     assert len({tuple(val(seed)) for seed in range(4)}) > 1
 
 
+def test_split_folders_train_on_train_validate_on_val_and_never_read_test(images, tmp_path):
+    """A content folder with train/, val/ and test/ keeps them, as every task does: test photos are never trained on."""
+    import shutil
+
+    from pixelforge.tasks.config import build_config
+    from pixelforge.tasks.style.task import prepare_data
+
+    layout = {"train": images["photos"][:3], "valid": images["photos"][3:4], "test": images["photos"][4:]}
+    for split, photos in layout.items():
+        (tmp_path / split).mkdir()
+        for photo in photos:
+            shutil.copy(photo, tmp_path / split / Path(photo).name)
+    cfg = build_config(task="style", data=str(tmp_path), style=str(images["style"]), val_fraction=0.4)
+    source = prepare_data(cfg)[0]
+    assert sorted(p.parent.name for p in source["train"]) == ["train"] * 3
+    assert [p.parent.name for p in source["val"]] == ["valid"]
+
+    shutil.rmtree(tmp_path / "valid")  # no val/: validation is carved from train/, test/ still left alone
+    source = prepare_data(cfg)[0]
+    assert len(source["val"]) == 1 and len(source["train"]) == 2
+    assert {p.parent.name for p in source["train"] + source["val"]} == {"train"}
+
+    shutil.move(tmp_path / "train", tmp_path / "test" / "more")  # only test photos left: nothing to train on
+    with pytest.raises(PixelforgeError, match="0 training and 0 validation"):
+        prepare_data(cfg)
+
+
 def test_a_fast_network_trains_two_steps_and_writes_its_report(tiny_run):
     from pixelforge.runs import folder as rd
 

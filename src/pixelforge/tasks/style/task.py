@@ -8,6 +8,7 @@ as training. Only the transformer is in the checkpoint; the loss network is rebu
 
 from __future__ import annotations
 
+import logging
 import random
 from dataclasses import replace
 from pathlib import Path
@@ -18,6 +19,8 @@ from torch.utils.data import Dataset
 from pixelforge.errors import PixelforgeError
 from pixelforge.tasks.style.gatys import Weights, perceptual_losses
 from pixelforge.tasks.style.lossnet import LossNetwork, gram_matrix
+
+log = logging.getLogger("pixelforge")
 
 
 class ContentImages(Dataset):
@@ -106,6 +109,36 @@ def content_paths(data: str, max_images: int | None, seed: int = 0) -> list[Path
     return paths[:max_images] if max_images else paths
 
 
+def split_content(data: str, max_images: int | None, val_fraction: float, seed: int) -> dict[str, list[Path]]:
+    """Training and validation photos. A folder with `train/`, `val/` (`valid/`, `validation/`) and `test/` folders
+    keeps them, as every task does: training reads train/ (and photos outside the split folders), validation val/
+    (without one, a seeded `val_fraction` of the training photos), and test/ is never read. Any other layout is
+    shuffled with `seed` and its first `val_fraction` validate: the split the documented runs were measured on."""
+    from pixelforge.data.sources import split_folder
+
+    paths = content_paths(data, None, seed)
+    given = {path: split_folder(path, Path(data)) for path in paths}
+    if not any(given.values()):
+        paths = paths[:max_images] if max_images else paths
+        n_val = max(1, round(len(paths) * val_fraction))
+        return {"train": paths[n_val:], "val": paths[:n_val]}
+    pool = [path for path in paths if given[path] in ("train", None)]
+    val = [path for path in paths if given[path] == "val"]
+    if not val:
+        n_val = max(1, round(len(pool) * val_fraction)) if len(pool) > 1 else 0
+        pool, val = pool[n_val:], pool[:n_val]
+    if max_images:
+        pool = pool[:max(1, max_images - len(val))]
+    if not pool or not val:
+        raise PixelforgeError(f"{data}: its split folders give {len(pool)} training and {len(val)} validation "
+                              f"photo(s); style training reads train/ and validates on val/: add photos to train/ "
+                              f"(or use no split folders, for a seeded split by --val-fraction)")
+    n_test = sum(given[path] == "test" for path in paths)
+    if n_test:
+        log.info("%s: %d photo(s) in its test/ folder are not used for training or validation", data, n_test)
+    return {"train": pool, "val": val}
+
+
 def prepare_data(cfg) -> tuple[dict, list]:
     from pixelforge.tasks.style.images import read_image
 
@@ -113,9 +146,7 @@ def prepare_data(cfg) -> tuple[dict, list]:
         raise PixelforgeError("--task style needs --style IMAGE: the picture whose style the network learns")
     read_image(cfg.style)  # a missing or broken style image fails here, before any run folder exists
     check_layer_weights(cfg.style_layer_weights, cfg.loss_net)
-    paths = content_paths(cfg.data, cfg.max_images, cfg.seed)  # --seed splits the photos, as every task's
-    n_val = max(1, round(len(paths) * cfg.val_fraction))
-    return {"train": paths[n_val:], "val": paths[:n_val]}, []
+    return split_content(cfg.data, cfg.max_images, cfg.val_fraction, cfg.seed), []  # --seed splits, as every task's
 
 
 def check_layer_weights(layer_weights: list[float] | None, loss_net: str) -> None:
