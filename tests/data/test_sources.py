@@ -43,6 +43,20 @@ def test_csv_with_groups_and_relative_paths(tmp_path):
     assert all(s.path.is_file() for s in source.samples) and len(source.split("val")) == 2
 
 
+def test_csv_written_on_windows_with_backslash_paths_is_read(tmp_path):
+    """`img\\a\\0.png` is one file name on POSIX: every image was reported missing."""
+    make_folder(tmp_path / "img", {"a": 2, "b": 2})
+    rows = ["path,label"] + [f"img\\{l}\\{i}.png,{l}" for l in "ab" for i in range(2)]
+    (tmp_path / "labels.csv").write_text("\r\n".join(rows))
+    source = resolve_data(tmp_path / "labels.csv")
+    assert sorted(s.path.relative_to(tmp_path).as_posix() for s in source.samples) == [
+        "img/a/0.png", "img/a/1.png", "img/b/0.png", "img/b/1.png"]
+    odd = tmp_path / "img" / "a" / "x\\y.png"  # a POSIX name that holds a backslash is still read as named
+    odd.write_bytes((tmp_path / "img" / "a" / "0.png").read_bytes())
+    (tmp_path / "odd.csv").write_text("path,label\nimg/a/x\\y.png,a\nimg/b/0.png,b\n")
+    assert resolve_data(tmp_path / "odd.csv").samples[0].path == odd
+
+
 def test_csv_paths_written_from_the_current_folder_are_refused_with_the_reason(tmp_path, monkeypatch):
     """Paths relative to where the user stood, not to the CSV: every image was reported missing by its resolved
     path, which hid why."""

@@ -85,6 +85,13 @@ def test_captions_csv_groups_rows_by_image_and_rejects_bad_splits(tmp_path):
         read_captions(tmp_path / "bad.csv")
 
 
+def test_captions_csv_written_on_windows_with_backslash_paths_is_read(tmp_path):
+    _image(tmp_path / "photos" / "x.png")
+    (tmp_path / "captions.csv").write_text("path,caption\r\nphotos\\x.png,a cat\r\n")
+    source = read_captions(tmp_path / "captions.csv")  # was: photos\x.png missing
+    assert [Path(i.path) for i in source.images] == [tmp_path / "photos" / "x.png"] and not source.missing_files
+
+
 def test_captions_csv_from_excel_or_in_latin_1(tmp_path):
     """Excel's "CSV UTF-8" starts with a byte-order mark (the header then read as '\\ufeffpath'), and a Latin-1 file
     is not UTF-8: the first is read, quoted commas and all, the second refused in one line, as label CSVs are."""

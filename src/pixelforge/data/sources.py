@@ -15,7 +15,7 @@ import csv
 import glob
 import io
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 
 from pixelforge.data.images import IMAGE_EXTENSIONS, is_image_file, list_broken_links, list_images
 from pixelforge.errors import PixelforgeError
@@ -160,6 +160,23 @@ def csv_text(csv_path: Path) -> str:
     return text
 
 
+def csv_image_path(text: str, csv_path: Path) -> Path:
+    r"""A CSV row's image path: `~` expanded, a relative one read from the CSV's folder. A CSV written on Windows
+    (`images\ants\1.jpg`) names files that POSIX reads as one name with backslashes in it: when no such file exists,
+    its backslashes are taken as folder separators (a name may hold a backslash on POSIX, so the file is tried first).
+
+    Example:
+        >>> csv_image_path(r"ants\1.jpg", Path("data/labels.csv")).as_posix()
+        'data/ants/1.jpg'
+    """
+    path = Path(text).expanduser()
+    full = path if path.is_absolute() else csv_path.parent / path
+    if "\\" in text and not full.exists():
+        path = Path(PureWindowsPath(text).as_posix()).expanduser()
+        full = path if path.is_absolute() else csv_path.parent / path
+    return full
+
+
 def read_csv(csv_path: Path) -> DataSource:
     if csv_path.suffix.lower() != ".csv":
         raise PixelforgeError(f"{csv_path}: not a folder or a .csv label file")
@@ -183,10 +200,9 @@ def read_csv(csv_path: Path) -> DataSource:
                 if split.lower() not in SPLIT_ALIASES:
                     raise PixelforgeError(f"{csv_path}:{line_no}: split {split!r} is not one of train, val, test")
                 split = SPLIT_ALIASES[split.lower()]
-            image_path = Path(row["path"]).expanduser()
-            if not image_path.is_absolute():
-                relative.append(image_path)
-                image_path = csv_path.parent / image_path
+            image_path = csv_image_path(row["path"], csv_path)
+            if image_path.is_relative_to(csv_path.parent) and not Path(row["path"]).expanduser().is_absolute():
+                relative.append(image_path.relative_to(csv_path.parent))
             extra = {k: v for k, v in row.items() if k not in ("path", "label", "split")}
             samples.append(Sample(image_path, row["label"], split, extra))
     _check_relative_to_the_csv(csv_path, relative)

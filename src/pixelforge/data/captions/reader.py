@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pixelforge.data.sources import SPLIT_ALIASES, csv_text, utf8_text
+from pixelforge.data.sources import SPLIT_ALIASES, csv_image_path, csv_text, utf8_text
 from pixelforge.errors import PixelforgeError
 
 SPLITS = ("train", "val", "test")
@@ -175,7 +175,7 @@ def read_captions_csv(path: str | Path) -> CaptionSource:
         if not (row["path"] or "").strip():  # a short row (None) was a TypeError traceback
             raise PixelforgeError(f"{path}: row {number} has no path; each row needs a path and a caption, in the "
                                   f"header's order")
-        file = Path(row["path"]) if Path(row["path"]).is_absolute() else path.parent / row["path"]
+        file = csv_image_path(row["path"], path)
         if not file.is_file():
             missing.append(str(file))
             continue
