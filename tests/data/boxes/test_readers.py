@@ -163,6 +163,28 @@ def test_yolo_roboflow_export_with_parent_relative_folders(tmp_path):
     assert sorted((i.path.stem, i.split, len(i.boxes)) for i in source.images) == [("a", "train", 1), ("b", "val", 1)]
 
 
+def test_coco_and_yolo_lists_written_on_windows_find_their_images(tmp_path):
+    """`images\\train\\a.png` (a COCO file_name or a line of a YOLO image list made on Windows) is one name on POSIX:
+    the image was reported missing."""
+    draw(tmp_path / "coco" / "images" / "train" / "x.png", 32, 32, [(1, 2, 2, 8, 8)])
+    data = {"images": [{"id": 1, "file_name": "train\\x.png"}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [2, 2, 8, 8]}],
+            "categories": [{"id": 1, "name": "cat"}]}
+    (tmp_path / "coco" / "annotations").mkdir()
+    (tmp_path / "coco" / "annotations" / "train.json").write_text(json.dumps(data))
+    image = read_boxes(tmp_path / "coco").images[0]
+    assert image.path == tmp_path / "coco" / "images" / "train" / "x.png" and len(image.boxes) == 1
+
+    root = tmp_path / "yolo"
+    draw(root / "images" / "train" / "a.jpg", 80, 40, [])
+    (root / "labels" / "train").mkdir(parents=True)
+    (root / "labels" / "train" / "a.txt").write_text("0 0.5 0.5 0.5 0.25\n")
+    (root / "train.txt").write_text("images\\train\\a.jpg\r\n")
+    (root / "data.yaml").write_text(yaml.safe_dump({"train": "train.txt", "val": "train.txt", "names": ["cat"]}))
+    source = read_boxes(root)
+    assert {(i.path.name, len(i.boxes)) for i in source.images} == {("a.jpg", 1)}
+
+
 def test_exif_rotated_image_size_is_upright(tmp_path):
     from pixelforge.data.boxes.source import image_size
 

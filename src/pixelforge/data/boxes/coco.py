@@ -11,7 +11,7 @@ layout), beside the JSON, `DIR/<file_name>` and `DIR/train2017/<file_name>` (the
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 
 import numpy as np
 
@@ -59,7 +59,10 @@ def _find_image(file: Path, file_name: str, split: str | None) -> Path:
     candidates = [root / "images" / file_name, file.parent / file_name, root / file_name, root / stem / file_name]
     if split:
         candidates.append(root / "images" / split / file_name)
-    return next((c for c in candidates if c.exists()), candidates[0])
+    found = next((c for c in candidates if c.exists()), None)
+    if found is None and "\\" in file_name:  # written on Windows: `images\\1.jpg` is one name on POSIX
+        return _find_image(file, PureWindowsPath(file_name).as_posix(), split)
+    return found or candidates[0]
 
 
 def _categories(file: Path, data: dict, problems: Problems) -> dict[int, str]:

@@ -11,7 +11,7 @@ label file has no objects. Class index i becomes COCO category id i + 1.
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 
 import numpy as np
 import yaml
@@ -59,6 +59,8 @@ def _split_images(file: Path, base: Path, key: str, value, problems: Problems) -
                 problems.note("missing_file", f"{link}: {missing_reason(link)}; left out")
         elif target.is_file() and target.suffix == ".txt":  # a list of image paths, relative to `path:`
             lines = [line.strip() for line in target.read_text().splitlines() if line.strip()]
+            # A list written on Windows (`images\\train\\1.jpg`) is read with its backslashes as separators.
+            lines = [line if (base / line).exists() else PureWindowsPath(line).as_posix() for line in lines]
             images += [(base / line).resolve() for line in lines if is_image_file(Path(line))]
         else:
             raise PixelforgeError(f"{file}: {key}: {target} does not exist; point it at a folder of images "
