@@ -90,6 +90,10 @@ def test_captions_csv_written_on_windows_with_backslash_paths_is_read(tmp_path):
     (tmp_path / "captions.csv").write_text("path,caption\r\nphotos\\x.png,a cat\r\n")
     source = read_captions(tmp_path / "captions.csv")  # was: photos\x.png missing
     assert [Path(i.path) for i in source.images] == [tmp_path / "photos" / "x.png"] and not source.missing_files
+    (tmp_path / "coco.json").write_text(json.dumps({"images": [{"id": 1, "file_name": "photos\\x.png"}],
+                                                    "annotations": [{"image_id": 1, "caption": "a cat"}]}))
+    source = read_captions(tmp_path / "coco.json")  # a COCO file from a Windows tool
+    assert [Path(i.path) for i in source.images] == [tmp_path / "photos" / "x.png"] and not source.missing_files
 
 
 def test_captions_csv_from_excel_or_in_latin_1(tmp_path):
