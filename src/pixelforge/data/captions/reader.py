@@ -123,7 +123,7 @@ def read_coco_captions(path: str | Path, split: str | None = None) -> CaptionSou
         if first != entry["file_name"]:  # the later file silently took the id, and the first file's captions
             raise PixelforgeError(f"{path}: image id {entry['id']!r} is listed for two files ({first}, "
                                   f"{entry['file_name']}); give each image its own id")
-        names = [entry["file_name"], PureWindowsPath(entry["file_name"]).as_posix()]  # a Windows tool's `a\\b.jpg` too
+        names = [entry["file_name"], PureWindowsPath(entry["file_name"]).as_posix()]  # a Windows tool's `a\b.jpg` too
         found = next((r / name for name in names for r in roots if (r / name).is_file()), None)
         if found is None:
             missing.append(str(roots[0] / entry["file_name"]))
