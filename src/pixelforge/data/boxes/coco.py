@@ -60,7 +60,7 @@ def _find_image(file: Path, file_name: str, split: str | None) -> Path:
     if split:
         candidates.append(root / "images" / split / file_name)
     found = next((c for c in candidates if c.exists()), None)
-    if found is None and "\\" in file_name:  # written on Windows: `images\\1.jpg` is one name on POSIX
+    if found is None and "\\" in file_name:  # written on Windows: `images\1.jpg` is one name on POSIX
         return _find_image(file, PureWindowsPath(file_name).as_posix(), split)
     return found or candidates[0]
 

@@ -59,7 +59,7 @@ def _split_images(file: Path, base: Path, key: str, value, problems: Problems) -
                 problems.note("missing_file", f"{link}: {missing_reason(link)}; left out")
         elif target.is_file() and target.suffix == ".txt":  # a list of image paths, relative to `path:`
             lines = [line.strip() for line in target.read_text().splitlines() if line.strip()]
-            # A list written on Windows (`images\\train\\1.jpg`) is read with its backslashes as separators.
+            # A list written on Windows (`images\train\1.jpg`) is read with its backslashes as separators.
             lines = [line if (base / line).exists() else PureWindowsPath(line).as_posix() for line in lines]
             images += [(base / line).resolve() for line in lines if is_image_file(Path(line))]
         else:
