@@ -76,3 +76,21 @@ def test_every_option_named_in_prose_exists():
              for span in re.findall(r"`(--[^`]+)`", prose(page))
              for flag in re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*[a-z0-9])", span) if flag not in known]
     assert not wrong, "\n".join(wrong)
+
+
+def test_the_readme_counts_the_hostile_suite_as_it_is():
+    """The README's reliability row said 132 tests when the suite had 134: both its counts are checked, the tests
+    against pytest's collection, the cases against docs/reliability.md's table."""
+    import subprocess
+    import sys
+
+    claimed = re.search(r"(\d+) hostile-input tests and (\d+) documented cases", (ROOT / "README.md").read_text())
+    assert claimed, "README's reliability row no longer gives the counts this test reads"
+    table = (ROOT / "docs" / "reliability.md").read_text().split("## The cases and their outcomes", 1)[1]
+    first = re.search(r"^(\|.*\n)+", table, flags=re.M)  # the cases' table; the keys' table follows it
+    rows = first[0].splitlines()[2:]  # past its header and rule
+    listed = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+                             "tests/hostile"], capture_output=True, text=True, cwd=ROOT)
+    collected = re.search(r"(\d+) tests? collected", listed.stdout)
+    assert collected, listed.stdout[-500:]
+    assert (int(claimed[1]), int(claimed[2])) == (int(collected[1]), len(rows))

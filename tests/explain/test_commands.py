@@ -78,3 +78,19 @@ def test_a_run_that_is_not_a_classifier_is_refused_in_one_line(task, shape_image
     proc = cli("explain", run, shape_images[0], "--out", tmp_path / "why")
     assert proc.returncode == 2 and f"this is a '{task}' run" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "why").exists()
+
+
+def test_the_score_shown_is_the_calibrated_one_predict_gives(tiny_run, shape_images, tmp_path):
+    """A run's scores are softmax(logits / T) everywhere (docs/classification.md); explain showed the raw softmax,
+    so the same image read 0.68 in explain and 0.996 in predict."""
+    import shutil
+
+    import pixelforge
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    (run / "calibration.json").write_text(json.dumps({"temperature": 0.25}))
+    rows = explain_images(run, [str(shape_images[0])], "gradcam", out=tmp_path / "why", faithfulness=False)
+    predicted = pixelforge.predict(run, [str(shape_images[0])])[0]
+    assert rows[0]["predicted"] == predicted["label"]
+    assert rows[0]["score"] == pytest.approx(predicted["score"], abs=1e-4)

@@ -87,8 +87,8 @@ def _explain_one(loaded, file: str, pixels, method: str, explained: int | None, 
 
     model, classes, size = loaded.model, loaded.classes, loaded.config.img_size
     x = loaded.transform(pixels)[None]
-    with torch.no_grad():
-        probs = model(x).float().softmax(1)[0]
+    with torch.no_grad():  # the run's calibrated score (RUN/calibration.json), the one `predict` gives
+        probs = (model(x).float() / loaded.temperature).softmax(1)[0]
     predicted = int(probs.argmax())
     explained = predicted if explained is None else explained
     heat = heatmaps(model, x, [explained], method)
