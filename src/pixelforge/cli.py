@@ -98,7 +98,7 @@ def evaluate(
     task: Optional[str] = typer.Option(None, help="With --gt/--predictions: detect | segment | instance."),
     gt: Optional[Path] = typer.Option(None, help="detect/instance: ground-truth COCO json; segment: folder of truth mask PNGs."),
     predictions: Optional[Path] = typer.Option(None, help="detect: COCO results json; segment: folder of predicted masks."),
-    num_classes: Optional[int] = typer.Option(None, help="segment with --gt: number of classes."),
+    num_classes: Optional[int] = typer.Option(None, help="segment with --gt: number of classes (default: the classes.json/.txt in or above --gt)."),
     ignore_index: Optional[int] = typer.Option(None, help="segment with --gt: mask value to leave out."),
     classifier: Optional[Path] = typer.Option(None, help="gan: classification run that judges conditional samples."),
     n: Optional[int] = typer.Option(None, help="gan: images per side for FID/KID and the real-vs-real floor."),

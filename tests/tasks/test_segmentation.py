@@ -252,3 +252,26 @@ def test_bf16_segmentation_keeps_the_encoders_depthwise_convolutions_in_fp32(tin
     assert json.loads((result.run_dir / "summary.json").read_text())["precision"] == "bf16-mixed"
     assert 0 <= result.best_metric <= 1
     assert any("16 depthwise convolutions kept in fp32" in r.getMessage() for r in caplog.records)
+
+
+def test_scoring_mask_folders_names_the_classes_of_the_dataset_and_infers_their_count(tmp_path):
+    """The built-in layout keeps classes.json two levels above masks/test: the scores named the classes "0", "1",
+    "2" and --num-classes had to be given although the dataset says it."""
+    from pixelforge.tasks.registry import get_task
+
+    root = write_tiny_masks(tmp_path / "data", count=2)
+    (root / "classes.json").write_text(json.dumps(CLASSES))
+    (root / "masks" / "test").mkdir()
+    for mask in (root / "masks").glob("*.png"):
+        mask.rename(root / "masks" / "test" / mask.name)
+    (tmp_path / "pred").mkdir()
+    for mask in (root / "masks" / "test").glob("*.png"):  # the truth itself, its ignored pixels called background
+        values = np.asarray(Image.open(mask))
+        Image.fromarray(np.where(values == 255, 0, values).astype(np.uint8)).save(tmp_path / "pred" / mask.name)
+    scored = get_task("segment").score_files(root / "masks" / "test", tmp_path / "pred", ignore_index=255)
+    assert list(scored["per_class_iou"]) == CLASSES and scored["miou"] == pytest.approx(1.0)
+    (root / "classes.json").unlink()
+    with pytest.raises(PixelforgeError, match="no classes.json or classes.txt in it or above it; .*--num-classes K"):
+        get_task("segment").score_files(root / "masks" / "test", tmp_path / "pred")
+    assert list(get_task("segment").score_files(root / "masks" / "test", tmp_path / "pred", num_classes=3,
+                                                ignore_index=255)["per_class_iou"]) == ["0", "1", "2"]

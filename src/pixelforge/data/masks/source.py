@@ -224,7 +224,8 @@ def _read_folders(root: Path) -> tuple[list[MaskSample], list[PairProblem]]:
     return samples, problems
 
 
-def _read_class_file(folder: Path) -> list[str] | None:
+def read_class_file(folder: Path) -> list[str] | None:
+    """The class names in FOLDER/classes.json or classes.txt (index = class id), or None without either."""
     if (path := folder / "classes.json").is_file():
         try:
             names = json.loads(path.read_text())
@@ -260,7 +261,7 @@ def _largest_id(path: Path, ignore_index: int, strict: bool) -> tuple[int, bool]
 
 def _class_names(folder: Path, known: list[str] | None, samples: list[MaskSample], ignore_index: int,
                  num_classes: int | None, strict: bool) -> list[str]:
-    names = _read_class_file(folder) or known
+    names = read_class_file(folder) or known
     if names is not None:
         if num_classes is not None and num_classes != len(names):
             raise PixelforgeError(f"{folder}: num_classes={num_classes} but the class list has {len(names)} names "
@@ -319,3 +320,13 @@ def make_mask_splits(source: MaskSource, val_fraction: float = 0.2, test_fractio
     samples = [replace(s, split=names[i]) if i in names else s for i, s in enumerate(source.samples)]
     return replace(source, samples=samples)
 
+
+
+def class_names_near(mask_folder: Path, levels: int = 3) -> list[str] | None:
+    """The class names of the dataset a folder of masks belongs to: classes.json or classes.txt in the folder or one
+    of its `levels` parents (the built-in layout keeps them at DIR/, masks in DIR/masks/<split>/)."""
+    for folder in [mask_folder, *mask_folder.resolve().parents][:levels + 1]:
+        names = read_class_file(folder)
+        if names is not None:
+            return names
+    return None

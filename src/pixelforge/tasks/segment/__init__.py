@@ -71,13 +71,21 @@ class SegmentTask(DenseTask):
 
     def score_files(self, gt, predictions, *, num_classes: int | None = None, ignore_index: int | None = None,
                     **options) -> dict:
+        from pathlib import Path
+
+        from pixelforge.data.masks.source import class_names_near
         from pixelforge.errors import PixelforgeError
         from pixelforge.tasks.segment.evaluate import score_mask_folders
 
         self.reject_options("evaluate --gt/--predictions", options)
-        if num_classes is None:
-            raise PixelforgeError("evaluate --task segment: --num-classes K is required with --gt/--predictions")
-        return score_mask_folders(gt, predictions, num_classes, ignore_index)
+        # The scores name the classes as the dataset does when its classes.json/.txt is found above the masks.
+        names = class_names_near(Path(gt))
+        if num_classes is None and names is None:
+            raise PixelforgeError(f"{gt}: no classes.json or classes.txt in it or above it; evaluate --task segment "
+                                  f"--gt/--predictions needs --num-classes K")
+        num_classes = len(names) if num_classes is None else num_classes
+        classes = names if names is not None and len(names) == num_classes else None
+        return score_mask_folders(gt, predictions, num_classes, ignore_index, classes)
 
     def predict(self, run, paths, *, out=None, **options):
         from pixelforge.tasks.segment.evaluate import predict_segmentation
