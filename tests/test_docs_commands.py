@@ -138,3 +138,72 @@ def test_commands_are_read_from_blocks_continuations_and_inline_code():
             "pixelforge train --data d \\\n    --epochs 3  # why\ncd x && pixelforge export RUN --out p\n```\n")
     assert pixelforge_commands(page) == ["pixelforge train --data d      --epochs 3", "pixelforge export RUN --out p",
                                          "pixelforge evaluate RUN --json"]
+
+
+def fenced_shell_commands(markdown: str) -> list[str]:
+    """The commands of a page's fenced shell blocks in page order (continuations joined, comments cut)."""
+    commands, block, fenced, language = [], [], False, ""
+    for line in markdown.splitlines():
+        if line.lstrip().startswith("```"):
+            if fenced and language not in NOT_SHELL:
+                for joined in "\n".join(block).replace("\\\n", " ").splitlines():
+                    joined = re.sub(r"(^|\s)#.*$", "", joined)
+                    commands += [part.strip() for part in SHELL_SEPARATORS.split(joined) if part.strip()]
+            fenced, block, language = not fenced, [], line.strip().strip("`").strip().lower()
+        elif fenced:
+            block.append(line)
+    return commands
+
+
+def uses_before_made(markdown: str) -> list[str]:
+    """Paths a page's command reads before the page's first command that makes them.
+
+    Made: every `--out` value, and a `python` command's (a benchmark's) bare path arguments and `--save`; read: the
+    paths a `pixelforge` command is given, other than its `--out` and the shared data. Only paths the page makes
+    somewhere count, so data a user brings (clip.mp4) is not asked for.
+    """
+    steps = []
+    for command in fenced_shell_commands(markdown):
+        try:
+            tokens = shlex.split(command)
+        except ValueError:
+            continue
+        made = {tokens[i + 1] for i, token in enumerate(tokens[:-1]) if token == "--out"}
+        reads = set()
+        if "pixelforge" in tokens:
+            rest = tokens[tokens.index("pixelforge") + 1:]
+            reads = {token for token in rest if "/" in token and not token.startswith("-")}
+            reads = {path for path in reads - made if not path.startswith("../shared/")}  # the user's own data
+        elif any(token.startswith("python") for token in tokens):  # a benchmark: its bare arguments and --out
+            made |= {token for before, token in zip(["", *tokens], tokens) if "/" in token
+                     and not token.startswith("-") and not (before.startswith("--") and before != "--save")}
+        steps.append((command, {path.rstrip("/") for path in made}, {path.rstrip("/") for path in reads}))
+
+    def within(path: str, folder: str) -> bool:
+        return path == folder or path.startswith(folder + "/")
+
+    first_made = {}
+    for index, (_, made, _) in enumerate(steps):
+        for path in made:
+            first_made.setdefault(path, index)
+    found = []
+    for index, (command, _, reads) in enumerate(steps):
+        for path in reads:
+            makers = [at for folder, at in first_made.items() if within(path, folder)]
+            if makers and min(makers) > index:
+                found.append(f"`{command}` reads {path} before `{steps[min(makers)][0]}` makes it")
+    return found
+
+
+def test_every_page_makes_what_a_command_reads_before_that_command():
+    wrong = [f"{page.name}: {problem}" for page in PAGES if page.is_file()
+             for problem in uses_before_made(page.read_text())]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_a_path_read_before_the_command_that_makes_it_is_caught():
+    page = ("```bash\npixelforge compress RUN ../runs/photos/a.png --out a.pfc\n```\n\n"
+            "```bash\npython -m benchmarks.compress photos ../runs/photos\n"
+            "pixelforge decompress ../pkg a.pfc --out a.png\npixelforge export RUN --out ../pkg\n```\n")
+    found = uses_before_made(page)
+    assert len(found) == 2 and "../runs/photos/a.png" in found[0] and "../pkg" in found[1], found

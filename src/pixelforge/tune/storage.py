@@ -9,6 +9,7 @@ sqlite3's default 5 s). Heartbeats mark a trial whose worker died (kill -9, a lo
 
 from __future__ import annotations
 
+import importlib.util
 import random
 import sqlite3
 import time
@@ -49,13 +50,26 @@ def open_storage(url: str, heartbeat: bool = True) -> RDBStorage:
     elif url.startswith(("postgresql", "mysql")):
         engine_kwargs = {"pool_pre_ping": True}  # a database restart does not kill a long study
     try:
-        return _rdb_storage(url, engine_kwargs, heartbeat)
+        return _rdb_storage(postgresql_driver(url), engine_kwargs, heartbeat)
     except ImportError as exc:
         raise PixelforgeError(f"--storage {safe_url(url)}: a driver is missing ({exc}); for PostgreSQL pip install "
                               "'pixelforge[tune]' (psycopg2-binary)") from None
     except Exception as exc:  # noqa: BLE001 - sqlalchemy raises many kinds for a bad URL or an unreachable server
         raise PixelforgeError(f"--storage {safe_url(url)}: cannot open the study database "
                               f"({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+
+
+def postgresql_driver(url: str) -> str:
+    """`url` with the PostgreSQL driver that is installed named, where the URL names none.
+
+    SQLAlchemy 2.1 reads a bare `postgresql://` as psycopg 3, while `pixelforge[tune]` installs psycopg2 (the
+    driver SQLAlchemy 2.0 meant), so a URL as the docs write it said "a driver is missing" beside a working
+    psycopg2. A URL that names its driver (`postgresql+psycopg://`) is left as it is.
+    """
+    if url.startswith("postgresql://") and importlib.util.find_spec("psycopg") is None \
+            and importlib.util.find_spec("psycopg2") is not None:
+        return "postgresql+psycopg2://" + url[len("postgresql://"):]
+    return url
 
 
 def _rdb_storage(url: str, engine_kwargs: dict, heartbeat: bool) -> RDBStorage:
