@@ -239,3 +239,16 @@ def test_a_space_key_that_is_not_a_config_key_is_named_as_such(toy, tmp_path):
                                                "did you mean 'hidden'") as error:
         run_study(TuneOptions(config, space, tmp_path / "a"))
     assert "valid value" not in str(error.value) and not (tmp_path / "a").exists()
+
+
+def test_a_storage_that_cannot_be_opened_leaves_no_study_folder(tmp_path, toy_task):
+    """--storage was opened after the study folder and its trials/ were made: a wrong URL left an empty study."""
+    from pixelforge.tune.nas import NasOptions, run_nas
+
+    config, space = make_study_files(tmp_path)
+    url = f"sqlite:///{tmp_path / 'nowhere' / 'study.db'}"
+    with pytest.raises(PixelforgeError, match="nowhere: folder for the study database does not exist"):
+        run_study(TuneOptions(config, space, tmp_path / "s", sampler="random", trials=2, storage=url))
+    with pytest.raises(PixelforgeError, match="nowhere: folder for the study database does not exist"):
+        run_nas(NasOptions(config, tmp_path / "n", trials=2, storage=url))
+    assert not (tmp_path / "s").exists() and not (tmp_path / "n").exists()

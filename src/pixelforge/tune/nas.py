@@ -83,6 +83,7 @@ def run_nas(opts: NasOptions) -> dict:
     # The searched networks are classifiers: the task is fixed (a config of another task fails on its own keys).
     opts.overrides = {**(opts.overrides or {}), "task": "classify"}
     build_config(opts.config, **opts.overrides)
+    storage = open_storage(opts.storage) if opts.storage else None  # a wrong URL fails before any folder is made
     opts.out.mkdir(parents=True, exist_ok=True)
     (opts.out / "trials").mkdir(exist_ok=True)
     url = opts.storage or default_url(opts.out)
@@ -91,7 +92,7 @@ def run_nas(opts: NasOptions) -> dict:
 
     # Seeded by trial number, or a continued search would draw its first architectures again (samplers.py).
     sampler = nsga2(None) if opts.seed is None else TrialSeeded(nsga2, opts.seed)
-    study = optuna.create_study(study_name=opts.study or opts.out.resolve().name, storage=open_storage(url),
+    study = optuna.create_study(study_name=opts.study or opts.out.resolve().name, storage=storage or open_storage(url),
                                 directions=["maximize", "minimize"], sampler=sampler, load_if_exists=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # names the plot's axes

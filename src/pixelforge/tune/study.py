@@ -78,10 +78,12 @@ def run_study(opts: TuneOptions) -> dict:
     space = spaces.load_space(opts.space)
     base = _check_space(opts, space)
     metric, direction = _metric(opts, base)
+    # A server named by --storage is reached before the study folder is made: a wrong URL leaves nothing behind.
+    storage = open_storage(opts.storage) if opts.storage else None
     opts.out.mkdir(parents=True, exist_ok=True)
     (opts.out / "trials").mkdir(exist_ok=True)
     url = opts.storage or default_url(opts.out)
-    storage = open_storage(url)
+    storage = storage or open_storage(url)
     grid = spaces.grid(space, opts.space) if opts.sampler == "grid" else None
     target = _target(opts, grid)
     pruner = build_pruner(opts.pruner, base.epochs, target)
