@@ -13,7 +13,7 @@ from typing import Optional
 
 import typer
 
-from pixelforge.errors import Interrupted, PixelforgeError, signal_of
+from pixelforge.errors import Interrupted, PixelforgeError, os_error_line, signal_of
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="pixelforge: the deep-learning image workflow, from a folder of photos to a deployed model.")
@@ -344,6 +344,12 @@ def main() -> None:
     except (typer.Exit, SystemExit) as exc:
         code = getattr(exc, "exit_code", getattr(exc, "code", 0))
         sys.exit(code)
+    except OSError as exc:  # a read-only or full disk, a folder without permission: every command's outputs
+        line = os_error_line(exc)
+        if line is None:
+            raise
+        typer.secho(f"error: {line}", err=True, fg="red")
+        sys.exit(2)
     except Exception as exc:
         # Usage errors from click (which Typer vendors): print click's own message, exit with its code (2).
         if hasattr(exc, "show") and hasattr(exc, "exit_code"):
