@@ -82,6 +82,28 @@ def test_resume_after_interrupt_matches_uninterrupted_run(tmp_path, shapes_dir):
     assert abs(rows[-1]["val_loss"] - final["val_loss"]) < 0.05
 
 
+def test_resuming_a_run_whose_last_checkpoint_is_gone_is_refused_rather_than_retrained(tiny_run, tmp_path):
+    """It trained from the first epoch again and appended epochs 1, 2, 3 a second time to metrics.csv."""
+    cut = shutil.copytree(tiny_run, tmp_path / "cut")
+    rd.write_json(cut / "summary.json", {k: v for k, v in rd.read_json(cut / "summary.json").items()
+                                         if k != "seconds_total"})  # not finished
+    (cut / "checkpoints" / "last.ckpt").unlink()
+    before = (cut / "metrics.csv").read_text()
+    with pytest.raises(PixelforgeError, match=r"last\.ckpt: missing, though .*metrics\.csv records 3 trained epoch"):
+        pixelforge.train(resume=cut)
+    assert (cut / "metrics.csv").read_text() == before
+
+
+def test_a_truncated_checkpoint_is_named_with_torchs_reason_alone(tiny_run, tmp_path):
+    cut = shutil.copytree(tiny_run, tmp_path / "cut")
+    last = cut / "checkpoints" / "last.ckpt"
+    last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
+    with pytest.raises(PixelforgeError) as refused:
+        rd.load_checkpoint(last)
+    assert str(refused.value).startswith(f"{last}: cannot read the checkpoint, it is truncated or corrupt")
+    assert "miniz" not in str(refused.value)  # torch's note to its own developers
+
+
 def test_resuming_a_finished_run_says_so_and_rewrites_nothing(tiny_run, tmp_path, caplog):
     written = {p: p.stat().st_mtime_ns for p in tiny_run.rglob("*") if p.is_file()}
     with caplog.at_level(logging.INFO, logger="pixelforge"):

@@ -109,6 +109,7 @@ def _train(task: Task, cfg: RunConfig, source, classes: list[str], resume, callb
             finished = _finished_run(run, cfg)
             if finished is not None:
                 return finished
+            _check_resumable(run)
         return _train_in(task, cfg, source, classes, run, resume, callbacks)
 
 
@@ -245,6 +246,16 @@ def _finished_run(run: Path, cfg: RunConfig) -> TrainResult | None:
     return TrainResult(run, summary.get("best_val_accuracy"), summary["best_epoch"], summary["epochs_run"],
                        summary["seconds_total"], summary.get("path", ""), summary.get("lr", float("nan")),
                        summary["monitor"], summary["best_metric"], get_task(cfg.task).monitor_label)
+
+
+def _check_resumable(run: Path) -> None:
+    """A run resumes from checkpoints/last.ckpt; without one it trains from the first epoch, which is right only
+    while metrics.csv records no epoch (stopped before its first checkpoint, whose rows are written after it). With
+    epochs recorded and the checkpoint gone, training again would append a second epoch 1, 2... to them."""
+    last, metrics = run / "checkpoints" / "last.ckpt", run / "metrics.csv"
+    if not last.is_file() and (rows := rd.read_metrics(metrics)):
+        raise PixelforgeError(f"{last}: missing, though {metrics} records {len(rows)} trained epoch(s), so the run "
+                              f"cannot continue where it stopped; put the checkpoint back, or train a new run")
 
 
 def _check_classes(run: Path, classes: list[str]) -> None:
