@@ -11,6 +11,7 @@ can tell an interruption from a refusal.
 
 import errno
 import signal
+import threading
 from pathlib import Path
 
 
@@ -33,6 +34,21 @@ class Interrupted(PixelforgeError):
 def raise_interrupt(signum, frame):
     """A signal handler: the signal as a KeyboardInterrupt that carries its number (SIGTERM stops work as Ctrl-C)."""
     raise KeyboardInterrupt(signum)
+
+
+class sigterm_as_interrupt:
+    """Within the block, SIGTERM stops work as Ctrl-C does (a KeyboardInterrupt carrying its number), so what an
+    interruption saves and says is said for a `kill` too; the handler before is put back after. Main thread only."""
+
+    def __enter__(self):
+        self.previous = None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGTERM, raise_interrupt)
+        return self
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
 
 
 def signal_of(interrupt: KeyboardInterrupt) -> int:

@@ -165,6 +165,42 @@ def test_a_run_being_trained_refuses_a_second_training_in_its_folder(tmp_path, s
     assert pixelforge.train(resume=tmp_path / "run").epochs_run == 1  # the lock went with the training
 
 
+SIGNAL_IN_THE_REPORT = """
+import os, signal, sys, time
+from pixelforge.tasks.registry import get_task
+from pixelforge.cli import main
+
+SIGNUM = int(sys.argv[1])
+
+def write_report(self, run):  # the signal arrives while the report is written, after the last epoch
+    os.kill(os.getpid(), SIGNUM)
+    time.sleep(5)
+
+type(get_task("classify")).write_report = write_report
+sys.argv = ["pixelforge", *sys.argv[2:]]
+main()
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_in_the_report_says_how_to_resume_and_the_resume_writes_it(tmp_path, shapes_dir, signum):
+    """SIGTERM there killed the process without a word (the engine's handler is gone once the epochs end); Ctrl-C
+    printed "interrupted" alone."""
+    run = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-c", SIGNAL_IN_THE_REPORT, str(int(signum)), "train", "--data",
+                           str(shapes_dir), "--out", str(run), "--epochs", "1", "--model", "simple_cnn", "--weights",
+                           "none", "--img-size", "16", "--strategy", "full", "--quiet"],
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300)
+    last_line = proc.stderr.strip().splitlines()[-1]
+    assert proc.returncode == 128 + signum, proc.stderr
+    assert last_line == (f"error: {run}: interrupted in its report (its epochs are trained); what was trained is "
+                         f"saved: resume with `pixelforge train --resume {run}`")
+    assert not (run / "report.html").exists()
+    resumed = pixelforge.train(resume=run)
+    assert resumed.epochs_run == 1 and (run / "report.html").is_file()
+    assert [r["epoch"] for r in rd.read_metrics(run / "metrics.csv")] == [1]
+
+
 @pytest.mark.slow
 def test_sigterm_writes_a_resumable_checkpoint(tmp_path, shapes_dir):
     run = tmp_path / "sig"

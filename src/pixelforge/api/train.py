@@ -21,7 +21,7 @@ from pixelforge.config import RunConfig, read_config_file, save_config
 from pixelforge.data import prefetch
 from pixelforge.engine.cpu_memory import peak_memory
 from pixelforge.engine.progress import EpochProgress
-from pixelforge.errors import PixelforgeError
+from pixelforge.errors import Interrupted, PixelforgeError, sigterm_as_interrupt, signal_of
 from pixelforge.runs import folder as rd
 from pixelforge.tasks.base import Task
 from pixelforge.tasks.config import build_config, load_config
@@ -114,6 +114,20 @@ def _train(task: Task, cfg: RunConfig, source, classes: list[str], resume, callb
 
 
 def _train_in(task: Task, cfg: RunConfig, source, classes: list[str], run: Path, resume, callbacks) -> TrainResult:
+    """Train in `run` and write its report. Ctrl-C or SIGTERM inside the epochs is the loop's to save and say; one
+    before them (the data decoded, the model built) or in the report says here how to continue (SIGTERM killed the
+    process there without a word, and Ctrl-C said only "interrupted")."""
+    stage = ["before its epochs"]  # the one `_train_and_report` is in
+    with sigterm_as_interrupt():
+        try:
+            return _train_and_report(task, cfg, source, classes, run, resume, callbacks, stage)
+        except KeyboardInterrupt as interrupt:
+            raise Interrupted(f"{run}: interrupted {stage[0]}; what was trained is saved: resume with "
+                              f"`pixelforge train --resume {run}`", signal_of(interrupt)) from None
+
+
+def _train_and_report(task: Task, cfg: RunConfig, source, classes: list[str], run: Path, resume, callbacks,
+                      stage: list[str]) -> TrainResult:
     from pixelforge.engine.fit import fit
     from pixelforge.engine.precision import resolve_precision
 
@@ -132,6 +146,7 @@ def _train_in(task: Task, cfg: RunConfig, source, classes: list[str], run: Path,
         if not resume:  # a mistake found while the data is decoded (a mask of another size): nothing half-written
             rd.discard_unstarted_run(run)
         raise
+    stage[0] = "in its report (its epochs are trained)"
     if result.global_rank == 0:  # under torchrun every process returns here; one writes
         _finish(run, cfg, result, task, list(getattr(source, "broken_links", [])))
     seconds = round(time.perf_counter() - started, 2)
