@@ -185,6 +185,7 @@ def predict(
 
     if csv_file is not None and csv_file.exists():
         raise PixelforgeError(f"{csv_file}: already exists; choose a new --csv (outputs are never overwritten)")
+    asked_out = out
     out = output_path(out, run / "predictions")  # box, mask and image tasks write there; a second call beside it
     out_existed = out.exists()  # an empty --out the user made is theirs: kept even when nothing is written into it
     _setup_logging(True)
@@ -220,6 +221,9 @@ def predict(
                 typer.echo(f"{r['path']}: {describe(r)}")
         if out.is_dir():  # box and mask tasks write their pictures and results there
             typer.echo(f"outputs: {out}")
+    if asked_out is not None and not out.exists():  # labels and captions are printed: say so, not nothing at all
+        typer.echo(f"warning: --out {asked_out}: nothing written there, this task's predictions are printed "
+                   f"(--json, or --csv for labels, to keep them in a file)", err=True)
     for r in failed:
         typer.echo(_failure_line(r), err=True)
     if failed:
