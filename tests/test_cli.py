@@ -61,6 +61,16 @@ def test_predict_json_csv_and_top_k(cli, tiny_run, shapes_dir, tmp_path):
     assert again.returncode == 2 and "p.csv: already exists" in again.stderr
 
 
+def test_predict_out_for_printed_predictions_says_nothing_was_written_there(cli, tiny_run, shapes_dir, tmp_path):
+    """A classifier's (or captioner's) predictions are printed; `--out` was accepted and silently left unwritten."""
+    image = str(next((shapes_dir / "test" / "star").glob("*.png")))
+    result = cli("predict", tiny_run, image, "--out", tmp_path / "labels")
+    assert result.returncode == 0 and result.stdout.startswith(f"{image}: ")
+    assert f"warning: --out {tmp_path / 'labels'}: nothing written there" in result.stderr
+    assert not (tmp_path / "labels").exists()
+    assert "nothing written" not in cli("predict", tiny_run, image).stderr  # no --out asked for: nothing to say
+
+
 def test_train_cli_with_config_file(cli, shapes_dir, tmp_path):
     config = tmp_path / "run.yaml"
     config.write_text(f"data: {shapes_dir}\nmodel: simple_cnn\nweights: none\nimg_size: 32\nepochs: 5\n")

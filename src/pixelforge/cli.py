@@ -13,7 +13,7 @@ from typing import Optional
 
 import typer
 
-from pixelforge.errors import Interrupted, PixelforgeError, signal_of
+from pixelforge.errors import Interrupted, PixelforgeError, os_error_line, signal_of
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="pixelforge: the deep-learning image workflow, from a folder of photos to a deployed model.")
@@ -185,6 +185,7 @@ def predict(
 
     if csv_file is not None and csv_file.exists():
         raise PixelforgeError(f"{csv_file}: already exists; choose a new --csv (outputs are never overwritten)")
+    asked_out = out
     out = output_path(out, run / "predictions")  # box, mask and image tasks write there; a second call beside it
     out_existed = out.exists()  # an empty --out the user made is theirs: kept even when nothing is written into it
     _setup_logging(True)
@@ -220,6 +221,9 @@ def predict(
                 typer.echo(f"{r['path']}: {describe(r)}")
         if out.is_dir():  # box and mask tasks write their pictures and results there
             typer.echo(f"outputs: {out}")
+    if asked_out is not None and not out.exists():  # labels and captions are printed: say so, not nothing at all
+        typer.echo(f"warning: --out {asked_out}: nothing written there, this task's predictions are printed "
+                   f"(--json, or --csv for labels, to keep them in a file)", err=True)
     for r in failed:
         typer.echo(_failure_line(r), err=True)
     if failed:
@@ -344,6 +348,12 @@ def main() -> None:
     except (typer.Exit, SystemExit) as exc:
         code = getattr(exc, "exit_code", getattr(exc, "code", 0))
         sys.exit(code)
+    except OSError as exc:  # a read-only or full disk, a folder without permission: every command's outputs
+        line = os_error_line(exc)
+        if line is None:
+            raise
+        typer.secho(f"error: {line}", err=True, fg="red")
+        sys.exit(2)
     except Exception as exc:
         # Usage errors from click (which Typer vendors): print click's own message, exit with its code (2).
         if hasattr(exc, "show") and hasattr(exc, "exit_code"):

@@ -82,6 +82,28 @@ def test_resume_after_interrupt_matches_uninterrupted_run(tmp_path, shapes_dir):
     assert abs(rows[-1]["val_loss"] - final["val_loss"]) < 0.05
 
 
+def test_resuming_a_run_whose_last_checkpoint_is_gone_is_refused_rather_than_retrained(tiny_run, tmp_path):
+    """It trained from the first epoch again and appended epochs 1, 2, 3 a second time to metrics.csv."""
+    cut = shutil.copytree(tiny_run, tmp_path / "cut")
+    rd.write_json(cut / "summary.json", {k: v for k, v in rd.read_json(cut / "summary.json").items()
+                                         if k != "seconds_total"})  # not finished
+    (cut / "checkpoints" / "last.ckpt").unlink()
+    before = (cut / "metrics.csv").read_text()
+    with pytest.raises(PixelforgeError, match=r"last\.ckpt: missing, though .*metrics\.csv records 3 trained epoch"):
+        pixelforge.train(resume=cut)
+    assert (cut / "metrics.csv").read_text() == before
+
+
+def test_a_truncated_checkpoint_is_named_with_torchs_reason_alone(tiny_run, tmp_path):
+    cut = shutil.copytree(tiny_run, tmp_path / "cut")
+    last = cut / "checkpoints" / "last.ckpt"
+    last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
+    with pytest.raises(PixelforgeError) as refused:
+        rd.load_checkpoint(last)
+    assert str(refused.value).startswith(f"{last}: cannot read the checkpoint, it is truncated or corrupt")
+    assert "miniz" not in str(refused.value)  # torch's note to its own developers
+
+
 def test_resuming_a_finished_run_says_so_and_rewrites_nothing(tiny_run, tmp_path, caplog):
     written = {p: p.stat().st_mtime_ns for p in tiny_run.rglob("*") if p.is_file()}
     with caplog.at_level(logging.INFO, logger="pixelforge"):
@@ -141,6 +163,42 @@ def test_a_run_being_trained_refuses_a_second_training_in_its_folder(tmp_path, s
     assert "Traceback" not in second.result.stderr
     assert [r["epoch"] for r in rd.read_metrics(tmp_path / "run" / "metrics.csv")] == [1]  # the epoch once
     assert pixelforge.train(resume=tmp_path / "run").epochs_run == 1  # the lock went with the training
+
+
+SIGNAL_IN_THE_REPORT = """
+import os, signal, sys, time
+from pixelforge.tasks.registry import get_task
+from pixelforge.cli import main
+
+SIGNUM = int(sys.argv[1])
+
+def write_report(self, run):  # the signal arrives while the report is written, after the last epoch
+    os.kill(os.getpid(), SIGNUM)
+    time.sleep(5)
+
+type(get_task("classify")).write_report = write_report
+sys.argv = ["pixelforge", *sys.argv[2:]]
+main()
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_in_the_report_says_how_to_resume_and_the_resume_writes_it(tmp_path, shapes_dir, signum):
+    """SIGTERM there killed the process without a word (the engine's handler is gone once the epochs end); Ctrl-C
+    printed "interrupted" alone."""
+    run = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-c", SIGNAL_IN_THE_REPORT, str(int(signum)), "train", "--data",
+                           str(shapes_dir), "--out", str(run), "--epochs", "1", "--model", "simple_cnn", "--weights",
+                           "none", "--img-size", "16", "--strategy", "full", "--quiet"],
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300)
+    last_line = proc.stderr.strip().splitlines()[-1]
+    assert proc.returncode == 128 + signum, proc.stderr
+    assert last_line == (f"error: {run}: interrupted in its report (its epochs are trained); what was trained is "
+                         f"saved: resume with `pixelforge train --resume {run}`")
+    assert not (run / "report.html").exists()
+    resumed = pixelforge.train(resume=run)
+    assert resumed.epochs_run == 1 and (run / "report.html").is_file()
+    assert [r["epoch"] for r in rd.read_metrics(run / "metrics.csv")] == [1]
 
 
 @pytest.mark.slow

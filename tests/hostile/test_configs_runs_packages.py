@@ -3,10 +3,13 @@ problem (exit 2), never a traceback; nothing a user made is overwritten."""
 
 from __future__ import annotations
 
+import errno
 import io
 import json
+import os
 import re
 import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -389,3 +392,55 @@ def test_continue_from_for_a_task_that_never_continues_says_so(run_copy, tmp_pat
     assert result.code == 2, result.err
     assert result.error_line == (f"error: --continue-from {run_copy}: a classify run; caption runs do not continue "
                                  f"from another run (--continue-from is for classify, compress runs)")
+
+
+@pytest.fixture
+def unwritable_folder(tmp_path):
+    """A folder nothing can be written in: mode 0555, or (for root, whom modes do not stop) a read-only bind mount."""
+    folder = tmp_path / "readonly"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        yield folder
+        folder.chmod(0o755)
+        return
+    source = tmp_path / "source"
+    source.mkdir()
+    mounted = subprocess.run(["mount", "--bind", str(source), str(folder)], capture_output=True).returncode == 0
+    if not mounted or subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)], capture_output=True).returncode:
+        if mounted:
+            subprocess.run(["umount", str(folder)], capture_output=True)
+        pytest.skip("running as root without mount: no folder here refuses a write")
+    yield folder
+    subprocess.run(["umount", str(folder)], capture_output=True)
+
+
+@pytest.mark.parametrize("command", [
+    ["evaluate", "RUN", "--out", "OUT/eval"],  # a folder made with mkdir
+    ["evaluate", "RUN", "--out", "OUT/new/eval"],  # ... and its parents
+    ["data", "preview", "DATA", "--out", "OUT/preview.png"],  # a file
+    ["data", "make", "digits", "--out", "OUT/digits"],  # a staged folder: the error named its hidden staging name
+    ["runs", "compare", "RUN", "RUN", "--out", "OUT/compare.png"],  # a file written beside and renamed
+    ["train", "--data", "DATA", "--model", "simple_cnn", "--weights", "none", "--img-size", "16", "--out", "OUT/run"],
+], ids=["evaluate", "evaluate-parents", "preview", "data-make", "runs-compare", "train"])
+def test_an_output_in_a_read_only_folder_is_one_line_naming_the_folder(command, unwritable_folder, tiny_run,
+                                                                       shapes_dir, pixelforge_cli):
+    """Each was an OSError traceback ([Errno 30] Read-only file system; as a user, [Errno 13] Permission denied)."""
+    names = {"RUN": str(tiny_run), "DATA": str(shapes_dir)}
+    args = [names.get(a, a.replace("OUT", str(unwritable_folder))) for a in command]
+    result = pixelforge_cli(*args)
+    assert result.code == 2, result.err
+    assert result.error_line.startswith(f"error: {unwritable_folder}: ") and "choose another output" in result.error_line
+    assert list(unwritable_folder.iterdir()) == []
+
+
+def test_an_unwritable_path_is_named_and_other_os_errors_stay_bugs(tmp_path):
+    from pixelforge.errors import os_error_line
+
+    (tmp_path / "locked.txt").write_text("x")
+    assert os_error_line(OSError(errno.EACCES, "Permission denied", str(tmp_path / "locked.txt"))).startswith(
+        f"{tmp_path / 'locked.txt'}: permission denied")
+    assert os_error_line(OSError(errno.ENOSPC, "No space left", str(tmp_path / ".x.ckpt.tmp"))).startswith(
+        f"{tmp_path}: no space left")
+    assert os_error_line(OSError(errno.ENOENT, "No such file", str(tmp_path / "gone"))) is None  # not for this line
+    assert os_error_line(OSError(errno.EROFS, "Read-only file system")) is None  # no path to name

@@ -21,7 +21,7 @@ from pixelforge.config import RunConfig, read_config_file, save_config
 from pixelforge.data import prefetch
 from pixelforge.engine.cpu_memory import peak_memory
 from pixelforge.engine.progress import EpochProgress
-from pixelforge.errors import PixelforgeError
+from pixelforge.errors import Interrupted, PixelforgeError, sigterm_as_interrupt, signal_of
 from pixelforge.runs import folder as rd
 from pixelforge.tasks.base import Task
 from pixelforge.tasks.config import build_config, load_config
@@ -109,10 +109,25 @@ def _train(task: Task, cfg: RunConfig, source, classes: list[str], resume, callb
             finished = _finished_run(run, cfg)
             if finished is not None:
                 return finished
+            _check_resumable(run)
         return _train_in(task, cfg, source, classes, run, resume, callbacks)
 
 
 def _train_in(task: Task, cfg: RunConfig, source, classes: list[str], run: Path, resume, callbacks) -> TrainResult:
+    """Train in `run` and write its report. Ctrl-C or SIGTERM inside the epochs is the loop's to save and say; one
+    before them (the data decoded, the model built) or in the report says here how to continue (SIGTERM killed the
+    process there without a word, and Ctrl-C said only "interrupted")."""
+    stage = ["before its epochs"]  # the one `_train_and_report` is in
+    with sigterm_as_interrupt():
+        try:
+            return _train_and_report(task, cfg, source, classes, run, resume, callbacks, stage)
+        except KeyboardInterrupt as interrupt:
+            raise Interrupted(f"{run}: interrupted {stage[0]}; what was trained is saved: resume with "
+                              f"`pixelforge train --resume {run}`", signal_of(interrupt)) from None
+
+
+def _train_and_report(task: Task, cfg: RunConfig, source, classes: list[str], run: Path, resume, callbacks,
+                      stage: list[str]) -> TrainResult:
     from pixelforge.engine.fit import fit
     from pixelforge.engine.precision import resolve_precision
 
@@ -131,6 +146,7 @@ def _train_in(task: Task, cfg: RunConfig, source, classes: list[str], run: Path,
         if not resume:  # a mistake found while the data is decoded (a mask of another size): nothing half-written
             rd.discard_unstarted_run(run)
         raise
+    stage[0] = "in its report (its epochs are trained)"
     if result.global_rank == 0:  # under torchrun every process returns here; one writes
         _finish(run, cfg, result, task, list(getattr(source, "broken_links", [])))
     seconds = round(time.perf_counter() - started, 2)
@@ -245,6 +261,16 @@ def _finished_run(run: Path, cfg: RunConfig) -> TrainResult | None:
     return TrainResult(run, summary.get("best_val_accuracy"), summary["best_epoch"], summary["epochs_run"],
                        summary["seconds_total"], summary.get("path", ""), summary.get("lr", float("nan")),
                        summary["monitor"], summary["best_metric"], get_task(cfg.task).monitor_label)
+
+
+def _check_resumable(run: Path) -> None:
+    """A run resumes from checkpoints/last.ckpt; without one it trains from the first epoch, which is right only
+    while metrics.csv records no epoch (stopped before its first checkpoint, whose rows are written after it). With
+    epochs recorded and the checkpoint gone, training again would append a second epoch 1, 2... to them."""
+    last, metrics = run / "checkpoints" / "last.ckpt", run / "metrics.csv"
+    if not last.is_file() and (rows := rd.read_metrics(metrics)):
+        raise PixelforgeError(f"{last}: missing, though {metrics} records {len(rows)} trained epoch(s), so the run "
+                              f"cannot continue where it stopped; put the checkpoint back, or train a new run")
 
 
 def _check_classes(run: Path, classes: list[str]) -> None:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
-import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -22,7 +20,7 @@ from optuna.trial import TrialState
 
 from pixelforge.api.train import train
 from pixelforge.config import closest_key
-from pixelforge.errors import Interrupted, PixelforgeError, raise_interrupt, signal_of
+from pixelforge.errors import Interrupted, PixelforgeError, sigterm_as_interrupt, signal_of
 from pixelforge.runs import folder as rd
 from pixelforge.tasks.config import build_config
 from pixelforge.tasks.registry import get_task
@@ -297,17 +295,3 @@ def summarize(study) -> dict:
             "n_complete": count[TrialState.COMPLETE], "n_pruned": count[TrialState.PRUNED],
             "n_failed": count[TrialState.FAIL], "best_trial": best.number if best else None,
             "best_run": best.user_attrs.get("run_dir") if best else None}
-
-
-class sigterm_as_interrupt:
-    """SIGTERM between trials stops the study like Ctrl-C (inside a trial the engine already does this)."""
-
-    def __enter__(self):
-        self.previous = None
-        if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGTERM, raise_interrupt)
-        return self
-
-    def __exit__(self, *exc):
-        if self.previous is not None:
-            signal.signal(signal.SIGTERM, self.previous)
