@@ -63,6 +63,7 @@ def train(data: str | None = None, *, config: str | Path | None = None, resume: 
         >>> result.best_val_accuracy > 0.5  # doctest: +SKIP
         True
     """
+    data, options = _as_str(data), {key: _as_str(value) for key, value in options.items()}
     if resume:
         run = rd.require_run(resume)
         cfg = load_config(run / "config.yaml")
@@ -89,6 +90,16 @@ def train(data: str | None = None, *, config: str | Path | None = None, resume: 
         return _train(task, cfg, source, classes, resume, callbacks)
     finally:
         prefetch.discard()  # whatever the datasets did not take (another split, a run that ended early)
+
+
+def _as_str(value):
+    """A `Path` (or a list of them) as the string the config's path keys take: `train(Path("photos"), out=Path(...))`
+    reads as `train("photos", out="...")`."""
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_as_str(item) for item in value)
+    return value
 
 
 def _train(task: Task, cfg: RunConfig, source, classes: list[str], resume, callbacks) -> TrainResult:
