@@ -31,6 +31,7 @@ def predict(run_dir: str | Path, paths: str | Path | list, out: str | Path | Non
     paths = list(paths)
     if not paths:
         raise PixelforgeError("predict: no paths given; pass a list of image files, folders or glob patterns")
+    options = {key: value for key, value in options.items() if value is not None}  # None: the default, as unset
     collect_paths(paths)  # a mistyped image path is named before the run is loaded
     run = Path(run_dir)
     from pixelforge.deploy.runtime.package import is_package
@@ -39,19 +40,23 @@ def predict(run_dir: str | Path, paths: str | Path | list, out: str | Path | Non
         from pixelforge.deploy.export.torchscript import TORCH_LOADERS
         from pixelforge.deploy.runtime import predict_package
 
+        from pixelforge.deploy.runtime import runtime_class
+
+        _check_option_types(runtime_class(run).predict_files, options)
         return predict_package(run, paths, Path(out) if out else None, loaders=TORCH_LOADERS, **options)
     task = get_task(run_task_name(run))
-    _check_option_types(task, options)
+    _check_option_types(type(task).predict, options)
     return task.predict(run, paths, out=Path(out) if out else new_file_path(run / "predictions"), **options)
 
 
-def _check_option_types(task, options: dict) -> None:
+def _check_option_types(function, options: dict) -> None:
     """A number option given as something else (`top_k="3"`) is named in one line, not a TypeError deep in the
-    task; the types are the ones the task's `predict` declares."""
-    declared = inspect.signature(type(task).predict).parameters
+    task; the types are the ones the task's `predict` (or its package runtime's `predict_files`) declares."""
+    declared = inspect.signature(function).parameters
     kinds = {"int": (int,), "float": (int, float)}
     for key, value in options.items():
-        wanted = kinds.get(str(getattr(declared.get(key), "annotation", "")))
+        annotation = str(getattr(declared.get(key), "annotation", "")).replace(" | None", "")
+        wanted = kinds.get(annotation)
         if wanted and (isinstance(value, bool) or not isinstance(value, wanted)):
             kind = "an integer" if wanted == (int,) else "a number"
             raise PixelforgeError(f"predict: {key}={value!r}: {kind} expected (--{key.replace('_', '-')})")

@@ -64,6 +64,9 @@ def train(data: str | None = None, *, config: str | Path | None = None, resume: 
         True
     """
     data, options = _as_str(data), {key: _as_str(value) for key, value in options.items()}
+    if callbacks is not None and not isinstance(callbacks, (list, tuple)):  # else "object is not iterable" in fit
+        raise PixelforgeError(f"callbacks: a list of hooks (engine/hooks.py), not a {type(callbacks).__name__}; "
+                              f"pass callbacks=[hook]")
     if resume:
         run = rd.require_run(resume)
         cfg = load_config(run / "config.yaml")
