@@ -26,3 +26,9 @@ def test_classifys_own_functions_name_a_run_of_another_task(tiny_run, shapes_dir
     for call in (lambda: evaluate(run), lambda: predict(run, sorted((shapes_dir / "val").rglob("*.png"))[:1])):
         with pytest.raises(PixelforgeError, match=r"seg: a 'segment' run, not a 'classify' run"):  # AttributeError
             call()
+
+
+@pytest.mark.parametrize("function", [pixelforge.evaluate, lambda run: pixelforge.export(run, "package")])
+def test_no_run_folder_is_one_line(function):
+    with pytest.raises(PixelforgeError, match=r"run folder: None given; pass the folder `train --out` made"):
+        function(None)  # was "expected str, bytes or os.PathLike object, not NoneType"

@@ -57,8 +57,12 @@ def train(data: str | None = None, *, config: str | Path | None = None, resume: 
     Lightning's `seed_everything` reseeds them for the rest of the process; a notebook seeding its own work after a
     `train` would then draw what the run chose, so here the run's seed stays the run's.
 
+    Returns a `TrainResult`: `run_dir` (the run folder, a `Path`), `monitor` and `best_metric` (the validation
+    metric that chose best.ckpt and its best value), `best_epoch`, `epochs_run`, `seconds`, and
+    `best_val_accuracy` (classification; None for the other tasks). Paths may be given as `str` or `Path`.
+
     Example:
-        >>> result = train("digits", model="simple_cnn", weights="none", img_size=32, epochs=1,
+        >>> result = train("digits", model="simple_cnn", weights="none", strategy="full", img_size=32, epochs=3,
         ...                out="runs/doc")  # doctest: +SKIP
         >>> result.best_val_accuracy > 0.5  # doctest: +SKIP
         True
