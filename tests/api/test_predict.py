@@ -56,3 +56,14 @@ def test_a_package_option_that_is_no_number_is_named(tmp_path):
     Image.new("RGB", (20, 10), (200, 30, 30)).save(tmp_path / "a.png")
     with pytest.raises(PixelforgeError, match=r"predict: score_threshold='high': a number expected"):  # a TypeError
         pixelforge.predict(package, tmp_path / "a.png", out=tmp_path / "out", score_threshold="high")
+
+
+@pytest.mark.parametrize("task, command", [("clip", "a clip run .*pixelforge zeroshot IMAGES --run"),
+                                           ("compress", "a compression run .*pixelforge compress")])
+def test_a_run_whose_task_predicts_by_another_command_names_it(task, command, shapes_dir, tmp_path):
+    run = tmp_path / task  # predict refuses before loading anything: the config's task is all it reads
+    run.mkdir()
+    (run / "config.yaml").write_text(f"task: {task}\ndata: x\n")
+    (run / "classes.json").write_text("[]")
+    with pytest.raises(PixelforgeError, match=command):  # was "not available for task"
+        pixelforge.predict(run, _images(shapes_dir, 1))
