@@ -2,7 +2,7 @@
 
 Example:
     >>> import pixelforge
-    >>> result = pixelforge.train(data="digits", model="simple_cnn", weights="none", epochs=1,
+    >>> result = pixelforge.train(data="digits", model="simple_cnn", weights="none", strategy="full", epochs=3,
     ...                           img_size=32, out="runs/doc")  # doctest: +SKIP
     >>> pixelforge.evaluate(result.run_dir, data="digits").accuracy  # doctest: +SKIP
 """

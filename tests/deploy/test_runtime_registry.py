@@ -34,6 +34,16 @@ def test_an_unknown_task_names_the_package_and_the_known_tasks(tmp_path):
         load_runtime(package)
 
 
+def test_classifications_runtime_names_a_package_of_another_task_and_load_runtime(tmp_path):
+    from pixelforge.deploy.runtime import Runtime
+
+    package = write_detection_package(tmp_path / "det")
+    # was "det/preprocess.json: no 'resize_short_side'; export the package again": exporting again changes nothing
+    with pytest.raises(PixelforgeError, match=r"det: a package of task 'detect', which `Runtime` \(classification\) "
+                                              r"cannot read; load it with `load_runtime\("):
+        Runtime(package)
+
+
 def test_predict_options_of_another_task_are_refused(tmp_path):
     from pixelforge.deploy.runtime import predict_package
 

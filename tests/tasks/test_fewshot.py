@@ -245,3 +245,16 @@ def test_dataset_embeddings_are_cached_and_a_changed_image_is_embedded_again(tmp
     (tmp_path / "other" / "red" / "red0.png").replace(data / "red" / "red0.png")  # same name, new pixels
     episodic.embed_dataset(str(data), **TINY)
     assert calls == [6, 6]
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"shot": 2}, r"fewshot: shot: no such option; the options: shots, .*img_size"),
+    ({"shots": "two"}, r"fewshot: shots='two': a whole number of images per class"),
+    ({"shots": 0}, r"fewshot: shots=0: a whole number"),
+])
+def test_python_callers_misspelt_or_mistyped_options_are_one_line(folders, options, message):
+    from pixelforge.tasks.classify.fewshot.predict import few_shot_predict
+
+    support, query = folders
+    with pytest.raises(PixelforgeError, match=message):  # were TypeErrors (EmbeddingOptions, a comparison)
+        few_shot_predict(support, query, **{**TINY, **options})

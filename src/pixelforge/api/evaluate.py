@@ -20,6 +20,9 @@ def evaluate(run_dir: str | Path, data: str | None = None, split: str | None = N
     instance, denoise, compress, caption, clip: tasks/common/held_out.py). Task options: classify takes `groups`
     and `compare` (per-group metrics and a before/after table, see docs/fairness.md).
 
+    Returns an `EvalResult` (runs/result.py): `metrics` (the task's own names: accuracy, map50, miou, psnr, ...),
+    `out_dir`, `figures`, `unreadable`; `to_json()` is what `pixelforge evaluate --json` prints.
+
     Example:
         >>> evaluate("runs/digits", data="digits").metrics["accuracy"]  # doctest: +SKIP
         0.99

@@ -57,12 +57,20 @@ def train(data: str | None = None, *, config: str | Path | None = None, resume: 
     Lightning's `seed_everything` reseeds them for the rest of the process; a notebook seeding its own work after a
     `train` would then draw what the run chose, so here the run's seed stays the run's.
 
+    Returns a `TrainResult`: `run_dir` (the run folder, a `Path`), `monitor` and `best_metric` (the validation
+    metric that chose best.ckpt and its best value), `best_epoch`, `epochs_run`, `seconds`, and
+    `best_val_accuracy` (classification; None for the other tasks). Paths may be given as `str` or `Path`.
+
     Example:
-        >>> result = train("digits", model="simple_cnn", weights="none", img_size=32, epochs=1,
+        >>> result = train("digits", model="simple_cnn", weights="none", strategy="full", img_size=32, epochs=3,
         ...                out="runs/doc")  # doctest: +SKIP
         >>> result.best_val_accuracy > 0.5  # doctest: +SKIP
         True
     """
+    data, options = _as_str(data), {key: _as_str(value) for key, value in options.items()}
+    if callbacks is not None and not isinstance(callbacks, (list, tuple)):  # else "object is not iterable" in fit
+        raise PixelforgeError(f"callbacks: a list of hooks (engine/hooks.py), not a {type(callbacks).__name__}; "
+                              f"pass callbacks=[hook]")
     if resume:
         run = rd.require_run(resume)
         cfg = load_config(run / "config.yaml")
@@ -89,6 +97,16 @@ def train(data: str | None = None, *, config: str | Path | None = None, resume: 
         return _train(task, cfg, source, classes, resume, callbacks)
     finally:
         prefetch.discard()  # whatever the datasets did not take (another split, a run that ended early)
+
+
+def _as_str(value):
+    """A `Path` (or a list of them) as the string the config's path keys take: `train(Path("photos"), out=Path(...))`
+    reads as `train("photos", out="...")`."""
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_as_str(item) for item in value)
+    return value
 
 
 def _train(task: Task, cfg: RunConfig, source, classes: list[str], resume, callbacks) -> TrainResult:

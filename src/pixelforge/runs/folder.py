@@ -308,6 +308,9 @@ def read_metrics(path: Path) -> list[dict]:
 
 
 def require_run(run_dir: str | Path) -> Path:
+    if not isinstance(run_dir, (str, os.PathLike)):  # `pixelforge.evaluate(None)`: was a TypeError from Path
+        raise PixelforgeError(f"run folder: {run_dir!r} given; pass the folder `train --out` made (a path, "
+                              f"`TrainResult.run_dir`)")
     path = Path(run_dir)
     if not (path / "config.yaml").is_file() or not (path / "classes.json").is_file():
         raise PixelforgeError(f"{path}: not a pixelforge run folder (no config.yaml/classes.json); pass the folder `train --out` made")

@@ -148,6 +148,9 @@ def read_package(folder: str | Path) -> Package:
     try:
         preprocess = Preprocess.from_json(read_json_file(folder / PREPROCESS_FILE, dict))
     except (KeyError, TypeError, ValueError) as exc:
+        if manifest.get("task"):  # another task's package (only classification's manifest has none): no fault of it
+            raise PixelforgeError(f"{folder}: a package of task {manifest['task']!r}, which `Runtime` (classification) cannot "
+                                  f"read; load it with `load_runtime({str(folder)!r})`") from None
         problem = f"no {exc}" if isinstance(exc, KeyError) else exc
         raise PixelforgeError(f"{folder / PREPROCESS_FILE}: {problem}; export the package again") from None
     classes = read_json_file(folder / CLASSES_FILE, list)

@@ -42,6 +42,9 @@ def select_samples(loaded: LoadedRun, data: str | None, split: str | None,
 
         source, _ = prepare_data(loaded.config)
         name = held_out_split(source, split, own_data=True)
+        if not source.split(name):  # a mistyped --split: was an IndexError after an empty inference
+            raise PixelforgeError(f"{loaded.config.data}: no images in split {name!r}; the run's splits: "
+                                  f"{', '.join(sorted({s.split for s in source.samples if s.split}))}")
         return source.split(name), name, 0 if name != "train" else None
     source: DataSource = resolve_data(data)
     name = held_out_split(source, split, own_data=False)

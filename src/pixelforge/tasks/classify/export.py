@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +75,11 @@ def export_package(run_dir: str | Path, out: str | Path, format: str = "onnx", i
     """
     started = time.perf_counter()
     out = Path(out)
+    unknown = sorted(set(settings) - {f.name for f in fields(ExportOptions)})
+    if unknown:  # else a TypeError from the dataclass (`pixelforge.export(run, out, int9=True)`)
+        raise PixelforgeError(f"export: {', '.join('--' + k.replace('_', '-') for k in unknown)} not available for "
+                              f"task 'classify'; its options: format, int8, fp16, data, "
+                              f"{', '.join(f.name for f in fields(ExportOptions) if f.name not in ('format', 'int8', 'fp16'))}")
     options = ExportOptions(format=format, int8=int8, fp16=fp16, **settings)
     _check_options(out, options)
     from pixelforge.tasks.classify.inference import load_run

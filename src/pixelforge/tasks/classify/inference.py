@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 
 from pixelforge.config import RunConfig
 from pixelforge.engine.devices import on_inference_device
-from pixelforge.tasks.config import load_config
+from pixelforge.tasks.common.run import read_run
 from pixelforge.data.dataset import ImageDataset
 from pixelforge.data.sources import Sample
 from pixelforge.data.transforms import decode_size, eval_transform
@@ -49,10 +49,8 @@ def load_run(run_dir: str | Path, checkpoint: str = "best.ckpt", temperature: fl
     """Rebuild the run's model from its config and load `checkpoints/<checkpoint>` (no network needed).
 
     `temperature`: None for the run's fitted one (RUN/calibration.json, 1.0 without it), or a value to use."""
-    run = rd.require_run(run_dir)
-    cfg = load_config(run / "config.yaml")
-    classes = rd.read_json(run / "classes.json")
-    state = rd.load_checkpoint(rd.trained_checkpoint(run, checkpoint))
+    # a detector's run handed to classify's functions is named (was "'DetectConfig' object has no attribute ...")
+    run, cfg, classes, state = read_run(run_dir, "classify", checkpoint)
     model = restore_classifier(cfg.model, len(classes), cfg.dropout, state["model"])
     # channels_last here, outside inference mode: converted inside it, the weights would become inference
     # tensors that autograd (Grad-CAM, saliency) refuses to use.

@@ -89,6 +89,13 @@ class ClipTask(Task):
 
         return export_package(run, out, **options)
 
+    def predict(self, run, paths, *, out=None, **options):
+        from pixelforge.errors import PixelforgeError
+
+        # was "predict: not available for task 'clip'", while its package's refusal named the command
+        raise PixelforgeError(f"{run}: a clip run labels images by class names given with them: pixelforge zeroshot "
+                              f"IMAGES --run {run} --labels \"a,b\"")
+
     def zero_shot_model(self, run):
         """`pixelforge zeroshot --run RUN`: the run as a `models.zeroshot.ZeroShotModel`."""
         from pixelforge.tasks.clip.run import load_clip_run

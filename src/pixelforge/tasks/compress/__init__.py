@@ -48,6 +48,14 @@ class CompressTask(Task):
 
         return build_setup(cfg, source, classes, fabric, progress)
 
+    def predict(self, run, paths, *, out=None, **options):
+        from pixelforge.errors import PixelforgeError
+
+        # was "predict: not available for task 'compress'": its package predicts, and the run codes with `compress`
+        raise PixelforgeError(f"{run}: a compression run codes one image with `pixelforge compress {run} IMAGE --out "
+                              f"FILE.pfc`; to code many, export it (`pixelforge export {run} --out PACKAGE`) and "
+                              f"predict with the package")
+
     def export(self, run, out, **options):
         from pixelforge.tasks.compress.export import export_package
 

@@ -9,6 +9,7 @@ warning says so (the result's `method` tells which).
 from __future__ import annotations
 
 import logging
+from dataclasses import fields
 from pathlib import Path
 
 import torch
@@ -37,6 +38,17 @@ def classify_embeddings(support: torch.Tensor, support_labels: torch.Tensor, que
     return cosine_scores(query, prototypes(support, support_labels, num_classes))
 
 
+def _check_arguments(shots, embedding: dict) -> None:
+    """From Python, a misspelt option or a `shots` that is no count is one line (were TypeErrors), before any work."""
+    known = [f.name for f in fields(EmbeddingOptions)]
+    unknown = sorted(set(embedding) - set(known))
+    if unknown:
+        raise PixelforgeError(f"fewshot: {', '.join(unknown)}: no such option; the options: shots, seed, "
+                              f"finetune_head, out, {', '.join(known)}")
+    if shots is not None and (isinstance(shots, bool) or not isinstance(shots, int) or shots < 1):
+        raise PixelforgeError(f"fewshot: shots={shots!r}: a whole number of images per class, 1 or more")
+
+
 def few_shot_predict(support: str | Path, query: str | Path, *, shots: int | None = None, seed: int = 0,
                      finetune_head: bool = False, out: str | Path | None = None, progress=None,
                      **embedding) -> dict:
@@ -53,6 +65,7 @@ def few_shot_predict(support: str | Path, query: str | Path, *, shots: int | Non
     """
     from pixelforge.tasks.classify.fewshot.report import check_out, write_report
 
+    _check_arguments(shots, embedding)
     out = check_out(Path(out)) if out is not None else None
     support_samples, classes = read_support(Path(support), shots, seed)
     queries = read_query(Path(query), classes, Path(support))
