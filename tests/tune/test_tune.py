@@ -239,6 +239,14 @@ def test_a_space_key_that_is_not_a_config_key_is_named_as_such(toy, tmp_path):
                                                "did you mean 'hidden'") as error:
         run_study(TuneOptions(config, space, tmp_path / "a"))
     assert "valid value" not in str(error.value) and not (tmp_path / "a").exists()
+    # With no close key, the line names the keys there are: the task's own first, then the shared ones.
+    space.write_text("score_thresh: [0.3, 0.5]\n")
+    with pytest.raises(PixelforgeError) as error:
+        run_study(TuneOptions(config, space, tmp_path / "a"))
+    own, shared = str(error.value).split("its own keys: ")[1].split("; shared keys: ")
+    assert "hidden" in own.split(", ") and "lr" not in own.split(", ")
+    assert {"lr", "batch_size", "epochs"} <= set(shared.rstrip(")").split(", ")) and "data" not in shared
+    assert "\n" not in str(error.value)
 
 
 def test_a_storage_that_cannot_be_opened_leaves_no_study_folder(tmp_path, toy_task):

@@ -31,6 +31,7 @@ from pixelforge.tune.samplers import build_pruner, build_sampler, startup_trials
 from pixelforge.tune.storage import default_url, open_storage
 
 log = logging.getLogger("pixelforge")
+_NOT_TUNABLE = {"data", "task", "out", "quiet"}  # what a trial trains on and where it writes, not how
 MAX_FAILURES_IN_A_ROW = 3  # a worker whose trials all fail (a bad space, a broken config) stops instead of looping
 
 
@@ -114,7 +115,7 @@ def _check_space(opts: TuneOptions, space: dict):
         if key not in fields:  # else the value check below blames the first value and the base config for it
             close = closest_key(key, fields)
             raise PixelforgeError(f"{opts.space}: {key}: not a config key of task {base.task!r}"
-                                  + (f"; did you mean {close!r}?" if close else ""))
+                                  + (f"; did you mean {close!r}?" if close else "") + f" ({_tunable_keys(base)})")
         values = list(getattr(dist, "choices", ())) or [dist.low, dist.high]
         for value in values:
             try:
@@ -122,6 +123,16 @@ def _check_space(opts: TuneOptions, space: dict):
             except PixelforgeError as exc:
                 raise PixelforgeError(f"{opts.space}: {key}: {value!r} is not a valid value ({exc})") from None
     return base
+
+
+def _tunable_keys(base) -> str:
+    """The keys a space may name, the task's own first: a user who guessed a key learns which there are."""
+    from pixelforge.config import RunConfig
+
+    fields = [k for k in type(base).model_fields if k not in _NOT_TUNABLE]
+    own = sorted(k for k in fields if k not in RunConfig.model_fields)
+    shared = sorted(k for k in fields if k in RunConfig.model_fields)
+    return (f"its own keys: {', '.join(own)}; " if own else "") + f"shared keys: {', '.join(shared)}"
 
 
 def _metric(opts: TuneOptions, base) -> tuple[str, str]:
