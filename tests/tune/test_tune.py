@@ -17,6 +17,7 @@ from optuna.trial import TrialState
 import pixelforge
 from pixelforge.errors import PixelforgeError
 from pixelforge.runs import folder as rd
+from pixelforge.tasks.config import build_config
 from pixelforge.tune.study import TuneOptions, run_study
 from tests.tune.toy import make_study_files
 
@@ -260,3 +261,17 @@ def test_a_storage_that_cannot_be_opened_leaves_no_study_folder(tmp_path, toy_ta
     with pytest.raises(PixelforgeError, match="nowhere: folder for the study database does not exist"):
         run_nas(NasOptions(config, tmp_path / "n", trials=2, storage=url))
     assert not (tmp_path / "s").exists() and not (tmp_path / "n").exists()
+
+
+@pytest.mark.parametrize("keys, expected", [
+    ({"task": "caption", "monitor": "loss"}, ("val_loss", "min")),  # was val_bleu4, max: not what chose best.ckpt
+    ({"task": "caption"}, ("val_bleu4", "max")),
+    ({"task": "gan", "fid_weights": "pt_inception.pth"}, ("val_fid_inception", "min")),  # was val_fid_lite0
+    ({"task": "compress"}, ("val_loss", "min")),
+])
+def test_the_default_metric_is_the_monitor_this_config_trains_with(tmp_path, keys, expected):
+    from pixelforge.tune.study import _metric
+
+    config = tmp_path / "base.yaml"
+    config.write_text(yaml.safe_dump({"data": str(tmp_path), **keys}))
+    assert _metric(TuneOptions(config, tmp_path / "space.yaml", tmp_path / "out"), build_config(config)) == expected

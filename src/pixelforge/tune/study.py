@@ -136,10 +136,9 @@ def _tunable_keys(base) -> str:
 
 
 def _metric(opts: TuneOptions, base) -> tuple[str, str]:
-    task = get_task(base.task)
-    metric = opts.metric or task.monitor
-    direction = opts.direction or (task.monitor_mode if metric == task.monitor else
-                                   "min" if "loss" in metric else "max")
+    monitor, mode = get_task(base.task).monitor_of(base)
+    metric = opts.metric or monitor
+    direction = opts.direction or (mode if metric == monitor else "min" if "loss" in metric else "max")
     return metric, direction
 
 
