@@ -221,6 +221,26 @@ def test_runs_of_different_tasks_differ_in_the_settings_they_share(tmp_path):
     assert turned == ["", "det", "cls"] and rows[0] == ["lr", "0.002", "0.01"] and rows[1] == ["task", "detect", "classify"]
 
 
+def test_curves_of_runs_with_different_monitors_get_an_axis_each_and_a_gan_s_losses_are_drawn(tmp_path):
+    """One axis held a classifier's val_acc (0-1) under a GAN's FID (~700), a flat line at 0; and the training-loss
+    panel plotted only `train_loss`, which a GAN does not log (train_loss_d, train_loss_g): its panel was empty."""
+    from pixelforge.tune.compare import RunRow, curve_panels, plot_curves
+
+    def row(name, monitor, **columns):
+        metrics = [{"epoch": e, monitor: 0.1 * e, **{k: v * e for k, v in columns.items()}} for e in (1, 2)]
+        return RunRow(tmp_path / name, {}, {"monitor": monitor}, metrics)
+
+    rows = [row("cls", "val_acc", train_loss=2.0), row("gan", "val_fid_lite0", train_loss_d=1.0, train_loss_g=3.0),
+            row("seg", "val_miou", train_loss=1.0)]
+    panels = dict(curve_panels(rows))
+    assert [title for title in panels][:3] == ["validation: val_acc", "validation: val_fid_lite0",
+                                               "validation: val_miou"]
+    losses = panels["train_loss, train_loss_d, train_loss_g"]
+    assert [(label, values) for label, _, values in losses] == [("cls", [2.0, 4.0]), ("gan d", [1.0, 2.0]),
+                                                                ("gan g", [3.0, 6.0]), ("seg", [1.0, 2.0])]
+    assert plot_curves(rows, tmp_path / "curves.png").stat().st_size > 10_000
+
+
 def test_exponent_numbers_in_the_space_are_floats_not_strings(tmp_path):
     """YAML 1.1 reads `1e-3` as a string: it reached best_params (and the JSON summary) as text."""
     from pixelforge.tune.space import load_space
