@@ -115,3 +115,18 @@ def test_a_task_that_cannot_train_on_val_is_scored_on_its_test_split_without_the
     assert "cannot train on its validation split" in retrained["note"] and "optimistic" not in retrained["note"]
     assert "scored on the test split, which no trial saw" in retrained["note"]
     assert "scored on the val split, which also chose" in retrain._note("the data has no test split", "val")
+
+
+def test_retrain_best_of_a_task_without_evaluation_is_refused_before_the_study(cli, tmp_path):
+    """`--task style` has no `evaluate`: the study ran, best-retrained/ trained, then the command failed with
+    "evaluate: not available for task 'style'" and printed no summary."""
+    (tmp_path / "photos").mkdir()
+    config, space = tmp_path / "base.yaml", tmp_path / "space.yaml"
+    config.write_text(yaml.safe_dump({"task": "style", "data": str(tmp_path / "photos"),
+                                      "style": str(tmp_path / "style.png")}))
+    space.write_text("lr: [0.001, 0.01]\n")
+    done = cli("tune", "--config", config, "--space", space, "--trials", "1", "--out", tmp_path / "study",
+               "--retrain-best")
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode != 0 and len(lines) == 1 and "--retrain-best: task 'style' has no evaluation" in lines[0]
+    assert not (tmp_path / "study").exists()

@@ -53,6 +53,16 @@ def retrain_best(out: Path, best_run: str | Path | None) -> dict:
                         not isinstance(v, bool)}}
 
 
+def check_can_retrain(config: Path, overrides: dict | None = None) -> None:
+    """Before any trial: a task with no evaluation (style) would train the retrain and then fail to score it."""
+    from pixelforge.tasks.base import Task
+
+    cfg = build_config(config, **(overrides or {}))
+    if type(get_task(cfg.task)).evaluate is Task.evaluate:
+        raise PixelforgeError(f"--retrain-best: task {cfg.task!r} has no evaluation to score a retrained model on; "
+                              f"leave the flag out (pixelforge train --config OUT/best.yaml trains the best again)")
+
+
 def _plan(cfg, best_run: Path) -> dict:
     """What to train on, for how many epochs, and which split scores it."""
     if "train_on_val" in type(cfg).model_fields:  # the task can fold val into training
