@@ -9,10 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pytest
 import yaml
 from optuna.trial import TrialState
+from PIL import Image
 
 import pixelforge
 from pixelforge.errors import PixelforgeError
@@ -295,3 +297,37 @@ def test_the_default_metric_is_the_monitor_this_config_trains_with(tmp_path, key
     config = tmp_path / "base.yaml"
     config.write_text(yaml.safe_dump({"data": str(tmp_path), **keys}))
     assert _metric(TuneOptions(config, tmp_path / "space.yaml", tmp_path / "out"), build_config(config)) == expected
+
+
+def test_what_train_refuses_before_a_run_folder_is_refused_before_the_study_folder(tmp_path):
+    """A fewshot config (which trains nothing) or a space value a task refuses (gan's `strategy: linear`) made the
+    study folder, failed three trials with Optuna's tracebacks, then stopped."""
+    (tmp_path / "images" / "a").mkdir(parents=True)
+    for i in range(8):
+        Image.fromarray(np.full((16, 16), 30 * i, np.uint8)).save(tmp_path / "images" / "a" / f"{i}.png")
+    space = tmp_path / "space.yaml"
+    fewshot = tmp_path / "fewshot.yaml"
+    fewshot.write_text(yaml.safe_dump({"task": "fewshot", "data": str(tmp_path / "images")}))
+    space.write_text("lr: [0.001, 0.01]\n")
+    with pytest.raises(PixelforgeError, match="fewshot.yaml: --task fewshot trains nothing"):
+        run_study(TuneOptions(fewshot, space, tmp_path / "a"))
+    gan = tmp_path / "gan.yaml"
+    gan.write_text(yaml.safe_dump({"task": "gan", "data": str(tmp_path / "images")}))
+    space.write_text("strategy: [full, linear]\n")
+    with pytest.raises(PixelforgeError, match="space.yaml: strategy: 'linear' is not a valid value .*does not read"):
+        run_study(TuneOptions(gan, space, tmp_path / "b"))
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_a_failed_trial_is_logged_in_one_line_without_a_traceback():
+    """Optuna logs a failed trial's exception with its traceback: pixelforge's frames, for the user's parameters."""
+    from pixelforge.tune.study import TrialFailed, _quiet_surplus
+
+    try:
+        raise TrialFailed("--lr 5: too high")
+    except TrialFailed:
+        record = logging.LogRecord("optuna.study._optimize", logging.WARNING, __file__, 1,
+                                   "Trial 0 failed with parameters: {'lr': 5} because of the following error: "
+                                   "TrialFailed('--lr 5: too high').", None, sys.exc_info())
+    assert _quiet_surplus.filter(record) and record.exc_info is None
+    assert "Traceback" not in logging.Formatter().format(record)

@@ -110,6 +110,13 @@ def run_study(opts: TuneOptions) -> dict:
 def _check_space(opts: TuneOptions, space: dict):
     """Every key must be a config key of the task and every bound a valid value, before any trial runs."""
     base = build_config(opts.config, **(opts.overrides or {}))
+    task = get_task(base.task)
+    try:  # what `train` refuses before a run folder, refused before the study folder (not as N failed trials)
+        task.check_fixed(base)
+        task.check_config(base)
+        task.prepare_data(base)
+    except PixelforgeError as exc:
+        raise PixelforgeError(f"{opts.config}: {exc}") from None
     fields = list(type(base).model_fields)
     for key, dist in space.items():
         if key not in fields:  # else the value check below blames the first value and the base config for it
@@ -119,7 +126,9 @@ def _check_space(opts: TuneOptions, space: dict):
         values = list(getattr(dist, "choices", ())) or [dist.low, dist.high]
         for value in values:
             try:
-                build_config(opts.config, **{**(opts.overrides or {}), key: value})
+                cfg = build_config(opts.config, **{**(opts.overrides or {}), key: value})
+                task.check_fixed(cfg)
+                task.check_config(cfg)
             except PixelforgeError as exc:
                 raise PixelforgeError(f"{opts.space}: {key}: {value!r} is not a valid value ({exc})") from None
     return base
@@ -223,13 +232,16 @@ def give_back(trial: optuna.Trial, target: int) -> None:
 
 class _QuietSurplus(logging.Filter):
     """Optuna logs every failed trial with a traceback; a surplus trial is not an error, nor is one stopped by Ctrl-C
-    (the study says so in one line), so their lines are dropped."""
+    (the study says so in one line), so their lines are dropped; a trial that failed for its parameters keeps its
+    line without the traceback."""
 
     def __init__(self):
         super().__init__()
         self.numbers: set[int] = set()
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], TrialFailed):  # its line names the error already;
+            record.exc_info, record.exc_text = None, None  # the traceback is pixelforge's, not the user's mistake
         message = record.getMessage()
         for n in list(self.numbers):
             if message.startswith(f"Trial {n} failed with value"):  # Optuna's last line for the trial
