@@ -280,8 +280,10 @@ def test_a_storage_that_cannot_be_opened_leaves_no_study_folder(tmp_path, toy_ta
     url = f"sqlite:///{tmp_path / 'nowhere' / 'study.db'}"
     with pytest.raises(PixelforgeError, match="nowhere: folder for the study database does not exist"):
         run_study(TuneOptions(config, space, tmp_path / "s", sampler="random", trials=2, storage=url))
+    classify = tmp_path / "classify.yaml"  # nas searches classifiers: the toy task's config is refused as such
+    classify.write_text(yaml.safe_dump({"data": str(tmp_path / "gray"), "epochs": 1}))
     with pytest.raises(PixelforgeError, match="nowhere: folder for the study database does not exist"):
-        run_nas(NasOptions(config, tmp_path / "n", trials=2, storage=url))
+        run_nas(NasOptions(classify, tmp_path / "n", trials=2, storage=url))
     assert not (tmp_path / "s").exists() and not (tmp_path / "n").exists()
 
 
@@ -331,3 +333,13 @@ def test_a_failed_trial_is_logged_in_one_line_without_a_traceback():
                                    "TrialFailed('--lr 5: too high').", None, sys.exc_info())
     assert _quiet_surplus.filter(record) and record.exc_info is None
     assert "Traceback" not in logging.Formatter().format(record)
+    # A user's mistake (`--metric` not logged) stops the study with its own `error:` line: Optuna's two lines (one
+    # with a traceback) only repeated it.
+    try:
+        raise PixelforgeError("--metric val_dice: not in metrics.csv")
+    except PixelforgeError:
+        first = logging.LogRecord("optuna.study._optimize", logging.WARNING, __file__, 1, "Trial 7 failed with "
+                                  "parameters: {} because of the following error: ...", None, sys.exc_info())
+    last = logging.LogRecord("optuna.study._optimize", logging.WARNING, __file__, 1, "Trial 7 failed with value None.",
+                             None, None)
+    assert not _quiet_surplus.filter(first) and not _quiet_surplus.filter(last)

@@ -240,9 +240,12 @@ class _QuietSurplus(logging.Filter):
         self.numbers: set[int] = set()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], TrialFailed):  # its line names the error already;
-            record.exc_info, record.exc_text = None, None  # the traceback is pixelforge's, not the user's mistake
         message = record.getMessage()
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, PixelforgeError) and message.startswith("Trial "):  # it stops the study, which prints
+            self.numbers.add(int(message.split()[1]))  # it as its one `error:` line: Optuna's lines only repeat it
+        elif isinstance(error, TrialFailed):  # the line names the error; the traceback is pixelforge's frames,
+            record.exc_info, record.exc_text = None, None  # not the user's mistake
         for n in list(self.numbers):
             if message.startswith(f"Trial {n} failed with value"):  # Optuna's last line for the trial
                 self.numbers.discard(n)  # a later study in this process may have its own trial n
