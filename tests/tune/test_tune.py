@@ -343,3 +343,12 @@ def test_a_failed_trial_is_logged_in_one_line_without_a_traceback():
     last = logging.LogRecord("optuna.study._optimize", logging.WARNING, __file__, 1, "Trial 7 failed with value None.",
                              None, None)
     assert not _quiet_surplus.filter(first) and not _quiet_surplus.filter(last)
+
+
+def test_a_study_without_a_complete_trial_draws_no_empty_plots(tmp_path):
+    """Every trial failed: Optuna warned "no complete trials" once a plot and the report showed empty axes."""
+    from pixelforge.tune.report import _figures
+
+    study = optuna.create_study()
+    study.tell(study.ask(), state=TrialState.FAIL)
+    assert _figures(study, tmp_path, multi=False) == [] and not list(tmp_path.glob("*.png"))
