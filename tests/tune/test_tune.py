@@ -352,3 +352,52 @@ def test_a_study_without_a_complete_trial_draws_no_empty_plots(tmp_path):
     study = optuna.create_study()
     study.tell(study.ask(), state=TrialState.FAIL)
     assert _figures(study, tmp_path, multi=False) == [] and not list(tmp_path.glob("*.png"))
+
+
+def _task_data(task: str, root: Path) -> dict:
+    """A tiny dataset for `task` (the tasks' own test helpers) and the keys its config needs besides `data`."""
+    from tests.tasks.test_detection import write_tiny_coco
+    from tests.tasks.test_instance import write_tiny_instance
+    from tests.tasks.test_segmentation import write_tiny_masks
+
+    photos = root / "photos"
+    photos.mkdir()
+    for i in range(6):
+        Image.fromarray(np.random.default_rng(i).integers(0, 255, (40, 48, 3), np.uint8)).save(photos / f"{i}.png")
+    from pixelforge.data.captions.shapes import write_shapes_captions
+
+    def captions():
+        write_shapes_captions(root / "captions", seed=3, splits=(("train", 8), ("val", 4)))
+        return root / "captions"
+
+    makers = {"detect": lambda: write_tiny_coco(root / "coco"), "segment": lambda: write_tiny_masks(root / "masks"),
+              "instance": lambda: write_tiny_instance(root / "inst"), "caption": captions, "clip": captions,
+              "style": lambda: photos}
+    extra = {"style": {"style": str(photos / "0.png")}}
+    return {"data": str(makers.get(task, lambda: photos)()), **extra.get(task, {})}
+
+
+# Each task's own key beside lr: the space tune checks before its study folder (config, data, each value).
+TASK_KEYS = {"detect": "min_size: {low: 48, high: 64}", "segment": "loss: [ce, dice]",
+             "instance": "min_size: [48, 64]", "denoise": "noise: ['gaussian:15', 'gaussian:25']",
+             "compress": "lambda_: {low: 0.005, high: 0.05, log: true}", "gan": "lr_d: {low: 1.0e-4, high: 1.0e-3}",
+             "style": "residual_blocks: {low: 1, high: 2}", "caption": "word_dropout: [0.0, 0.2]",
+             "clip": "text_layers: {low: 1, high: 2}"}
+
+
+@pytest.mark.parametrize("task", sorted(TASK_KEYS))
+def test_any_task_s_config_and_own_keys_pass_tune_s_checks_with_its_monitor(task, tmp_path):
+    """Anything trainable is tunable: every task's config, with a key of its own, passes the checks that run before
+    the study folder, and the study optimises the task's monitor in its direction."""
+    from pixelforge.tasks.registry import get_task
+    from pixelforge.tune.study import _check_space, _metric
+    from pixelforge.tune.space import load_space
+
+    config, space = tmp_path / "base.yaml", tmp_path / "space.yaml"
+    config.write_text(yaml.safe_dump({"task": task, **_task_data(task, tmp_path)}))
+    space.write_text(f"lr: {{low: 1.0e-4, high: 1.0e-2, log: true}}\n{TASK_KEYS[task]}\n")
+    opts = TuneOptions(config, space, tmp_path / "study")
+    base = _check_space(opts, load_space(space))
+    task_class = get_task(task)
+    assert _metric(opts, base) == (task_class.monitor, task_class.monitor_mode)
+    assert not opts.out.exists()
