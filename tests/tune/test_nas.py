@@ -76,3 +76,16 @@ def test_a_seeded_search_continued_by_the_same_command_draws_new_architectures(t
         run_nas(NasOptions(config, tmp_path / "nas", trials=trials, latency="flops", seed=0, population=4))
     study = optuna.load_study(study_name="nas", storage=f"sqlite:///{tmp_path / 'nas' / 'study.db'}")
     assert len({t.user_attrs["model"] for t in study.trials}) == len(study.trials) == 4
+
+
+def test_nas_refuses_another_task_s_config_as_such_in_one_line(cli, tmp_path):
+    """A segment config was refused for its `arch` key ("not an option of task 'classify'"), as if it were a
+    misspelt classify config; it is refused for its task, before the study folder is made."""
+    (tmp_path / "masks").mkdir()
+    config = tmp_path / "seg.yaml"
+    config.write_text(yaml.safe_dump({"task": "segment", "data": str(tmp_path / "masks"), "arch": "unet"}))
+    done = cli("nas", "--config", config, "--trials", "1", "--out", tmp_path / "study")
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "task 'segment'" in lines[0] and "classify config" in lines[0], done.stderr
+    assert not (tmp_path / "study").exists()

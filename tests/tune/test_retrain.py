@@ -94,7 +94,39 @@ def test_without_a_test_split_it_scores_the_held_out_split_and_says_so(tmp_path)
 
     config, _ = tune_files(tmp_path, digits_csv(tmp_path, ("train", "val")))
     plan = _plan(build_config(config), tmp_path)
-    assert plan["trained_on"] == "train" and plan["scored_on"] is None and "no test split" in plan["note"]
+    assert plan["trained_on"] == "train" and plan["scored_on"] is None and "no test split" in plan["why"]
     with pytest.raises(pixelforge.PixelforgeError, match="train_on_val needs a test split"):
         pixelforge.train(config=config, out=str(tmp_path / "run"), train_on_val=True)
     assert not (tmp_path / "run").exists()  # refused before a run folder exists
+
+
+def test_a_task_that_cannot_train_on_val_is_scored_on_its_test_split_without_the_optimism_caveat(tmp_path):
+    """segment with `test_fraction` retrained on train and was scored on test (its evaluation's held-out split), but
+    the note said it was scored on the split that chose the hyper-parameters, "an optimistic score"."""
+    from pixelforge.tune import retrain
+    from tests.tasks.test_segmentation import write_tiny_masks
+
+    data = write_tiny_masks(tmp_path / "masks", count=10, size=32)
+    (tmp_path / "best.yaml").write_text(yaml.safe_dump({
+        "task": "segment", "data": str(data), "arch": "unet", "weights": "none", "img_size": 32, "epochs": 1,
+        "batch_size": 4, "strategy": "full", "test_fraction": 0.2, "quiet": True, "workers": 0}))
+    retrained = retrain.retrain_best(tmp_path, tmp_path / "trials" / "0")
+    assert retrained["trained_on"] == "train" and retrained["scored_on"] == "test", retrained
+    assert "cannot train on its validation split" in retrained["note"] and "optimistic" not in retrained["note"]
+    assert "scored on the test split, which no trial saw" in retrained["note"]
+    assert "scored on the val split, which also chose" in retrain._note("the data has no test split", "val")
+
+
+def test_retrain_best_of_a_task_without_evaluation_is_refused_before_the_study(cli, tmp_path):
+    """`--task style` has no `evaluate`: the study ran, best-retrained/ trained, then the command failed with
+    "evaluate: not available for task 'style'" and printed no summary."""
+    (tmp_path / "photos").mkdir()
+    config, space = tmp_path / "base.yaml", tmp_path / "space.yaml"
+    config.write_text(yaml.safe_dump({"task": "style", "data": str(tmp_path / "photos"),
+                                      "style": str(tmp_path / "style.png")}))
+    space.write_text("lr: [0.001, 0.01]\n")
+    done = cli("tune", "--config", config, "--space", space, "--trials", "1", "--out", tmp_path / "study",
+               "--retrain-best")
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode != 0 and len(lines) == 1 and "--retrain-best: task 'style' has no evaluation" in lines[0]
+    assert not (tmp_path / "study").exists()

@@ -9,14 +9,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pytest
 import yaml
 from optuna.trial import TrialState
+from PIL import Image
 
 import pixelforge
 from pixelforge.errors import PixelforgeError
 from pixelforge.runs import folder as rd
+from pixelforge.tasks.config import build_config
 from pixelforge.tune.study import TuneOptions, run_study
 from tests.tune.toy import make_study_files
 
@@ -220,6 +223,26 @@ def test_runs_of_different_tasks_differ_in_the_settings_they_share(tmp_path):
     assert turned == ["", "det", "cls"] and rows[0] == ["lr", "0.002", "0.01"] and rows[1] == ["task", "detect", "classify"]
 
 
+def test_curves_of_runs_with_different_monitors_get_an_axis_each_and_a_gan_s_losses_are_drawn(tmp_path):
+    """One axis held a classifier's val_acc (0-1) under a GAN's FID (~700), a flat line at 0; and the training-loss
+    panel plotted only `train_loss`, which a GAN does not log (train_loss_d, train_loss_g): its panel was empty."""
+    from pixelforge.tune.compare import RunRow, curve_panels, plot_curves
+
+    def row(name, monitor, **columns):
+        metrics = [{"epoch": e, monitor: 0.1 * e, **{k: v * e for k, v in columns.items()}} for e in (1, 2)]
+        return RunRow(tmp_path / name, {}, {"monitor": monitor}, metrics)
+
+    rows = [row("cls", "val_acc", train_loss=2.0), row("gan", "val_fid_lite0", train_loss_d=1.0, train_loss_g=3.0),
+            row("seg", "val_miou", train_loss=1.0)]
+    panels = dict(curve_panels(rows))
+    assert [title for title in panels][:3] == ["validation: val_acc", "validation: val_fid_lite0",
+                                               "validation: val_miou"]
+    losses = panels["train_loss, train_loss_d, train_loss_g"]
+    assert [(label, values) for label, _, values in losses] == [("cls", [2.0, 4.0]), ("gan d", [1.0, 2.0]),
+                                                                ("gan g", [3.0, 6.0]), ("seg", [1.0, 2.0])]
+    assert plot_curves(rows, tmp_path / "curves.png").stat().st_size > 10_000
+
+
 def test_exponent_numbers_in_the_space_are_floats_not_strings(tmp_path):
     """YAML 1.1 reads `1e-3` as a string: it reached best_params (and the JSON summary) as text."""
     from pixelforge.tune.space import load_space
@@ -239,6 +262,14 @@ def test_a_space_key_that_is_not_a_config_key_is_named_as_such(toy, tmp_path):
                                                "did you mean 'hidden'") as error:
         run_study(TuneOptions(config, space, tmp_path / "a"))
     assert "valid value" not in str(error.value) and not (tmp_path / "a").exists()
+    # With no close key, the line names the keys there are: the task's own first, then the shared ones.
+    space.write_text("score_thresh: [0.3, 0.5]\n")
+    with pytest.raises(PixelforgeError) as error:
+        run_study(TuneOptions(config, space, tmp_path / "a"))
+    own, shared = str(error.value).split("its own keys: ")[1].split("; shared keys: ")
+    assert "hidden" in own.split(", ") and "lr" not in own.split(", ")
+    assert {"lr", "batch_size", "epochs"} <= set(shared.rstrip(")").split(", ")) and "data" not in shared
+    assert "\n" not in str(error.value)
 
 
 def test_a_storage_that_cannot_be_opened_leaves_no_study_folder(tmp_path, toy_task):
@@ -249,6 +280,124 @@ def test_a_storage_that_cannot_be_opened_leaves_no_study_folder(tmp_path, toy_ta
     url = f"sqlite:///{tmp_path / 'nowhere' / 'study.db'}"
     with pytest.raises(PixelforgeError, match="nowhere: folder for the study database does not exist"):
         run_study(TuneOptions(config, space, tmp_path / "s", sampler="random", trials=2, storage=url))
+    classify = tmp_path / "classify.yaml"  # nas searches classifiers: the toy task's config is refused as such
+    classify.write_text(yaml.safe_dump({"data": str(tmp_path / "gray"), "epochs": 1}))
     with pytest.raises(PixelforgeError, match="nowhere: folder for the study database does not exist"):
-        run_nas(NasOptions(config, tmp_path / "n", trials=2, storage=url))
+        run_nas(NasOptions(classify, tmp_path / "n", trials=2, storage=url))
     assert not (tmp_path / "s").exists() and not (tmp_path / "n").exists()
+
+
+@pytest.mark.parametrize("keys, expected", [
+    ({"task": "caption", "monitor": "loss"}, ("val_loss", "min")),  # was val_bleu4, max: not what chose best.ckpt
+    ({"task": "caption"}, ("val_bleu4", "max")),
+    ({"task": "gan", "fid_weights": "pt_inception.pth"}, ("val_fid_inception", "min")),  # was val_fid_lite0
+    ({"task": "compress"}, ("val_loss", "min")),
+])
+def test_the_default_metric_is_the_monitor_this_config_trains_with(tmp_path, keys, expected):
+    from pixelforge.tune.study import _metric
+
+    config = tmp_path / "base.yaml"
+    config.write_text(yaml.safe_dump({"data": str(tmp_path), **keys}))
+    assert _metric(TuneOptions(config, tmp_path / "space.yaml", tmp_path / "out"), build_config(config)) == expected
+
+
+def test_what_train_refuses_before_a_run_folder_is_refused_before_the_study_folder(tmp_path):
+    """A fewshot config (which trains nothing) or a space value a task refuses (gan's `strategy: linear`) made the
+    study folder, failed three trials with Optuna's tracebacks, then stopped."""
+    (tmp_path / "images" / "a").mkdir(parents=True)
+    for i in range(8):
+        Image.fromarray(np.full((16, 16), 30 * i, np.uint8)).save(tmp_path / "images" / "a" / f"{i}.png")
+    space = tmp_path / "space.yaml"
+    fewshot = tmp_path / "fewshot.yaml"
+    fewshot.write_text(yaml.safe_dump({"task": "fewshot", "data": str(tmp_path / "images")}))
+    space.write_text("lr: [0.001, 0.01]\n")
+    with pytest.raises(PixelforgeError, match="fewshot.yaml: --task fewshot trains nothing"):
+        run_study(TuneOptions(fewshot, space, tmp_path / "a"))
+    gan = tmp_path / "gan.yaml"
+    gan.write_text(yaml.safe_dump({"task": "gan", "data": str(tmp_path / "images")}))
+    space.write_text("strategy: [full, linear]\n")
+    with pytest.raises(PixelforgeError, match="space.yaml: strategy: 'linear' is not a valid value .*does not read"):
+        run_study(TuneOptions(gan, space, tmp_path / "b"))
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_a_failed_trial_is_logged_in_one_line_without_a_traceback():
+    """Optuna logs a failed trial's exception with its traceback: pixelforge's frames, for the user's parameters."""
+    from pixelforge.tune.study import TrialFailed, _quiet_surplus
+
+    try:
+        raise TrialFailed("--lr 5: too high")
+    except TrialFailed:
+        record = logging.LogRecord("optuna.study._optimize", logging.WARNING, __file__, 1,
+                                   "Trial 0 failed with parameters: {'lr': 5} because of the following error: "
+                                   "TrialFailed('--lr 5: too high').", None, sys.exc_info())
+    assert _quiet_surplus.filter(record) and record.exc_info is None
+    assert "Traceback" not in logging.Formatter().format(record)
+    # A user's mistake (`--metric` not logged) stops the study with its own `error:` line: Optuna's two lines (one
+    # with a traceback) only repeated it.
+    try:
+        raise PixelforgeError("--metric val_dice: not in metrics.csv")
+    except PixelforgeError:
+        first = logging.LogRecord("optuna.study._optimize", logging.WARNING, __file__, 1, "Trial 7 failed with "
+                                  "parameters: {} because of the following error: ...", None, sys.exc_info())
+    last = logging.LogRecord("optuna.study._optimize", logging.WARNING, __file__, 1, "Trial 7 failed with value None.",
+                             None, None)
+    assert not _quiet_surplus.filter(first) and not _quiet_surplus.filter(last)
+
+
+def test_a_study_without_a_complete_trial_draws_no_empty_plots(tmp_path):
+    """Every trial failed: Optuna warned "no complete trials" once a plot and the report showed empty axes."""
+    from pixelforge.tune.report import _figures
+
+    study = optuna.create_study()
+    study.tell(study.ask(), state=TrialState.FAIL)
+    assert _figures(study, tmp_path, multi=False) == [] and not list(tmp_path.glob("*.png"))
+
+
+def _task_data(task: str, root: Path) -> dict:
+    """A tiny dataset for `task` (the tasks' own test helpers) and the keys its config needs besides `data`."""
+    from tests.tasks.test_detection import write_tiny_coco
+    from tests.tasks.test_instance import write_tiny_instance
+    from tests.tasks.test_segmentation import write_tiny_masks
+
+    photos = root / "photos"
+    photos.mkdir()
+    for i in range(6):
+        Image.fromarray(np.random.default_rng(i).integers(0, 255, (40, 48, 3), np.uint8)).save(photos / f"{i}.png")
+    from pixelforge.data.captions.shapes import write_shapes_captions
+
+    def captions():
+        write_shapes_captions(root / "captions", seed=3, splits=(("train", 8), ("val", 4)))
+        return root / "captions"
+
+    makers = {"detect": lambda: write_tiny_coco(root / "coco"), "segment": lambda: write_tiny_masks(root / "masks"),
+              "instance": lambda: write_tiny_instance(root / "inst"), "caption": captions, "clip": captions,
+              "style": lambda: photos}
+    extra = {"style": {"style": str(photos / "0.png")}}
+    return {"data": str(makers.get(task, lambda: photos)()), **extra.get(task, {})}
+
+
+# Each task's own key beside lr: the space tune checks before its study folder (config, data, each value).
+TASK_KEYS = {"detect": "min_size: {low: 48, high: 64}", "segment": "loss: [ce, dice]",
+             "instance": "min_size: [48, 64]", "denoise": "noise: ['gaussian:15', 'gaussian:25']",
+             "compress": "lambda_: {low: 0.005, high: 0.05, log: true}", "gan": "lr_d: {low: 1.0e-4, high: 1.0e-3}",
+             "style": "residual_blocks: {low: 1, high: 2}", "caption": "word_dropout: [0.0, 0.2]",
+             "clip": "text_layers: {low: 1, high: 2}"}
+
+
+@pytest.mark.parametrize("task", sorted(TASK_KEYS))
+def test_any_task_s_config_and_own_keys_pass_tune_s_checks_with_its_monitor(task, tmp_path):
+    """Anything trainable is tunable: every task's config, with a key of its own, passes the checks that run before
+    the study folder, and the study optimises the task's monitor in its direction."""
+    from pixelforge.tasks.registry import get_task
+    from pixelforge.tune.study import _check_space, _metric
+    from pixelforge.tune.space import load_space
+
+    config, space = tmp_path / "base.yaml", tmp_path / "space.yaml"
+    config.write_text(yaml.safe_dump({"task": task, **_task_data(task, tmp_path)}))
+    space.write_text(f"lr: {{low: 1.0e-4, high: 1.0e-2, log: true}}\n{TASK_KEYS[task]}\n")
+    opts = TuneOptions(config, space, tmp_path / "study")
+    base = _check_space(opts, load_space(space))
+    task_class = get_task(task)
+    assert _metric(opts, base) == (task_class.monitor, task_class.monitor_mode)
+    assert not opts.out.exists()

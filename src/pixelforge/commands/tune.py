@@ -46,6 +46,10 @@ def tune(
     overrides = {k: v for k, v in {"devices": devices, "epochs": epochs}.items() if v is not None}
     if trials is None and sampler != "grid" and timeout is None:
         trials = 20
+    if retrain_best:  # refused before the study, not after it
+        from pixelforge.tune.retrain import check_can_retrain
+
+        check_can_retrain(config, overrides)
     summary = run_study(TuneOptions(config=config, space=space, out=out, sampler=sampler, trials=trials,
                                     timeout=timeout, pruner=pruner, metric=metric, direction=direction,
                                     storage=storage, study=study, seed=seed, overrides=overrides,

@@ -111,6 +111,11 @@ class Task:
         """The engine's `TaskSetup`: model, datasets, the step object, optimizers' parameter groups."""
         raise self._unsupported("training")
 
+    def monitor_of(self, cfg) -> tuple[str, str]:
+        """(metrics.csv column, "max" | "min") that picks this config's best.ckpt: the class's `monitor` unless a
+        key of the config chooses it (caption's `monitor`, gan's `fid_weights`). `tune` optimises it by default."""
+        return self.monitor, self.monitor_mode
+
     def bf16_reason(self, cfg) -> str | None:
         """Why `precision: auto` must stay fp32 for this config, or None when bf16 may be used."""
         if not self.bf16_measured:

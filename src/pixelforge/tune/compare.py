@@ -87,29 +87,47 @@ def _fmt(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
+def training_losses(row: RunRow) -> list[str]:
+    """The run's training-loss columns: `train_loss`, or a task's several (a GAN's train_loss_d, train_loss_g)."""
+    columns = list(row.metrics[0]) if row.metrics else []
+    return ["train_loss"] if "train_loss" in columns else [c for c in columns if c.startswith("train_loss")]
+
+
+def curve_panels(rows: list[RunRow]) -> list[tuple[str, list[tuple[str, list, list]]]]:
+    """[(title, [(label, epochs, values)])]: a panel per validation monitor, so runs of tasks whose monitors differ
+    (accuracy in 0-1 beside a FID of hundreds) each get an axis of their own, then one of the training losses."""
+    panels: dict[str, list] = {}
+    for r in rows:
+        panels.setdefault(f"validation: {r.monitor}", []).append(
+            (_name(r.run), [m["epoch"] for m in r.metrics], [m.get(r.monitor) for m in r.metrics]))
+    losses = []
+    for r in rows:
+        columns = training_losses(r)
+        for column in columns:
+            label = _name(r.run) + ("" if len(columns) == 1 else f" {column.removeprefix('train_loss_')}")
+            losses.append((label, [m["epoch"] for m in r.metrics], [m.get(column) for m in r.metrics]))
+    names = sorted({c for r in rows for c in training_losses(r)})
+    return [*panels.items(), *([(", ".join(names), losses)] if losses else [])]
+
+
 def plot_curves(rows: list[RunRow], out: Path) -> Path:
-    """Two panels: the validation monitor and the training loss per epoch, one line per run."""
+    """The panels of `curve_panels` side by side, one line per run (and per loss of a run with several)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
-    monitors = {r.monitor for r in rows}
-    for r in rows:
-        epochs = [m["epoch"] for m in r.metrics]
-        label = _name(r.run)
-        left.plot(epochs, [m.get(r.monitor) for m in r.metrics], marker=".", label=label)
-        right.plot(epochs, [m.get("train_loss") for m in r.metrics], marker=".", label=label)
-    left.set(title="validation: " + ", ".join(sorted(monitors)), xlabel="epoch")
-    right.set(title="train_loss", xlabel="epoch")
     from matplotlib.ticker import MaxNLocator
 
-    for ax in (left, right):
+    panels = curve_panels(rows)
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.5), squeeze=False)
+    for ax, (title, lines) in zip(axes[0], panels):
+        for label, epochs, values in lines:
+            ax.plot(epochs, values, marker=".", label=label)
+        ax.set(title=title, xlabel="epoch")
         ax.grid(alpha=0.3)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
-    if len(rows) <= 12:
-        right.legend(fontsize=8)
+        if len(lines) <= 12:
+            ax.legend(fontsize=8)
     fig.tight_layout()
     rd.atomic_write_bytes(out, lambda f: fig.savefig(f, format="png", dpi=100))
     plt.close(fig)

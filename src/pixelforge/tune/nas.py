@@ -20,6 +20,7 @@ from optuna.trial import TrialState
 from pixelforge.errors import PixelforgeError
 from pixelforge.models.nas_net import CHANNELS, Arch
 from pixelforge.runs import folder as rd
+from pixelforge.tasks.classify.config import ClassifyConfig
 from pixelforge.tasks.config import build_config
 from pixelforge.tune.report import write_report
 from pixelforge.tune.samplers import TrialSeeded
@@ -80,9 +81,11 @@ def run_nas(opts: NasOptions) -> dict:
     """Run (or continue) the search; returns {"pareto": [...rows], "hypervolume", "n_complete", "n_failed"}."""
     if opts.latency not in ("onnx", "flops"):
         raise PixelforgeError(f"--latency {opts.latency!r}: use onnx or flops")
-    # The searched networks are classifiers: the task is fixed (a config of another task fails on its own keys).
-    opts.overrides = {**(opts.overrides or {}), "task": "classify"}
-    build_config(opts.config, **opts.overrides)
+    # The searched networks are classifiers: a config of another task is refused as such, not for its own keys.
+    base = build_config(opts.config, **(opts.overrides or {}))
+    if not isinstance(base, ClassifyConfig):
+        raise PixelforgeError(f"{opts.config}: a task {base.task!r} config; pixelforge nas searches classification "
+                              f"networks only: give a classify config (task: classify), or use pixelforge tune")
     storage = open_storage(opts.storage) if opts.storage else None  # a wrong URL fails before any folder is made
     opts.out.mkdir(parents=True, exist_ok=True)
     (opts.out / "trials").mkdir(exist_ok=True)

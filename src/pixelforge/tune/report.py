@@ -42,7 +42,11 @@ def _figures(study, out: Path, multi: bool) -> list[tuple[str, Path]]:
     import matplotlib.pyplot as plt
     from optuna.visualization import matplotlib as ovm
 
-    reported = any(t.intermediate_values for t in study.get_trials(deepcopy=False))  # only with a pruner
+    trials = study.get_trials(deepcopy=False)
+    if not any(t.state == TrialState.COMPLETE for t in trials):  # Optuna would warn once a plot, with nothing drawn
+        log.info("study report: no complete trial yet, so no plots")
+        return []
+    reported = any(t.intermediate_values for t in trials)  # only with a pruner
     plots = [("Pareto front", "pareto_front", lambda: ovm.plot_pareto_front(study))] if multi else [
         ("Optimisation history", "history", lambda: ovm.plot_optimization_history(study)),
         *([("Intermediate values (per epoch; pruned trials stop early)", "intermediate",

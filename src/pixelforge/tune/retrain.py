@@ -45,11 +45,22 @@ def retrain_best(out: Path, best_run: str | Path | None) -> dict:
         train(config=best, out=str(run), quiet=True, **plan["overrides"])
     scored = evaluate(run, split=plan["scored_on"])
     split = scored.metrics.get("split", plan["scored_on"])
-    log.info("retrained on %s, scored on %s%s", plan["trained_on"], split, plan["note"])
+    note = _note(plan["why"], split)
+    log.info("retrained on %s, scored on %s%s", plan["trained_on"], split, f": {note}" if note else "")
     return {"run": str(run), "trained_on": plan["trained_on"], "scored_on": split,
-            "epochs": plan["overrides"].get("epochs", cfg.epochs), "note": plan["note"].lstrip(": ") or None,
+            "epochs": plan["overrides"].get("epochs", cfg.epochs), "note": note,
             "metrics": {k: v for k, v in scored.metrics.items() if isinstance(v, (int, float)) and
                         not isinstance(v, bool)}}
+
+
+def check_can_retrain(config: Path, overrides: dict | None = None) -> None:
+    """Before any trial: a task with no evaluation (style) would train the retrain and then fail to score it."""
+    from pixelforge.tasks.base import Task
+
+    cfg = build_config(config, **(overrides or {}))
+    if type(get_task(cfg.task)).evaluate is Task.evaluate:
+        raise PixelforgeError(f"--retrain-best: task {cfg.task!r} has no evaluation to score a retrained model on; "
+                              f"leave the flag out (pixelforge train --config OUT/best.yaml trains the best again)")
 
 
 def _plan(cfg, best_run: Path) -> dict:
@@ -61,10 +72,20 @@ def _plan(cfg, best_run: Path) -> dict:
             summary = rd.read_json(best_run / "summary.json") if (best_run / "summary.json").exists() else {}
             epochs = summary.get("best_epoch") or cfg.epochs
             return {"overrides": {"train_on_val": True, "epochs": int(epochs)}, "trained_on": "train+val",
-                    "scored_on": "test", "note": ""}
+                    "scored_on": "test", "why": None}
         why = "the data has no test split"
     else:
         why = f"task {cfg.task!r} cannot train on its validation split"
-    return {"overrides": {}, "trained_on": "train", "scored_on": None,
-            "note": f": {why}, so it trained on train as the trials did and is scored on the held-out split, which "
-                    f"also chose the hyper-parameters (an optimistic score)"}
+    return {"overrides": {}, "trained_on": "train", "scored_on": None, "why": why}
+
+
+def _note(why: str | None, split: str | None) -> str | None:
+    """Why it trained on train alone, and what its score is worth: the evaluation's own held-out split is the test
+    split where the data has one (segment's `test_fraction`), which no trial saw; else the split that chose."""
+    if why is None:
+        return None
+    if split == "test":
+        return f"{why}, so it trained on train as the trials did; it is scored on the test split, which no trial saw"
+    where = f"the {split} split" if split else "the held-out split"
+    return (f"{why}, so it trained on train as the trials did and is scored on {where}, which also chose the "
+            f"hyper-parameters (an optimistic score)")

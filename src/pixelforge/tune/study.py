@@ -31,6 +31,7 @@ from pixelforge.tune.samplers import build_pruner, build_sampler, startup_trials
 from pixelforge.tune.storage import default_url, open_storage
 
 log = logging.getLogger("pixelforge")
+_NOT_TUNABLE = {"data", "task", "out", "quiet"}  # what a trial trains on and where it writes, not how
 MAX_FAILURES_IN_A_ROW = 3  # a worker whose trials all fail (a bad space, a broken config) stops instead of looping
 
 
@@ -109,26 +110,44 @@ def run_study(opts: TuneOptions) -> dict:
 def _check_space(opts: TuneOptions, space: dict):
     """Every key must be a config key of the task and every bound a valid value, before any trial runs."""
     base = build_config(opts.config, **(opts.overrides or {}))
+    task = get_task(base.task)
+    try:  # what `train` refuses before a run folder, refused before the study folder (not as N failed trials)
+        task.check_fixed(base)
+        task.check_config(base)
+        task.prepare_data(base)
+    except PixelforgeError as exc:
+        raise PixelforgeError(f"{opts.config}: {exc}") from None
     fields = list(type(base).model_fields)
     for key, dist in space.items():
         if key not in fields:  # else the value check below blames the first value and the base config for it
             close = closest_key(key, fields)
             raise PixelforgeError(f"{opts.space}: {key}: not a config key of task {base.task!r}"
-                                  + (f"; did you mean {close!r}?" if close else ""))
+                                  + (f"; did you mean {close!r}?" if close else "") + f" ({_tunable_keys(base)})")
         values = list(getattr(dist, "choices", ())) or [dist.low, dist.high]
         for value in values:
             try:
-                build_config(opts.config, **{**(opts.overrides or {}), key: value})
+                cfg = build_config(opts.config, **{**(opts.overrides or {}), key: value})
+                task.check_fixed(cfg)
+                task.check_config(cfg)
             except PixelforgeError as exc:
                 raise PixelforgeError(f"{opts.space}: {key}: {value!r} is not a valid value ({exc})") from None
     return base
 
 
+def _tunable_keys(base) -> str:
+    """The keys a space may name, the task's own first: a user who guessed a key learns which there are."""
+    from pixelforge.config import RunConfig
+
+    fields = [k for k in type(base).model_fields if k not in _NOT_TUNABLE]
+    own = sorted(k for k in fields if k not in RunConfig.model_fields)
+    shared = sorted(k for k in fields if k in RunConfig.model_fields)
+    return (f"its own keys: {', '.join(own)}; " if own else "") + f"shared keys: {', '.join(shared)}"
+
+
 def _metric(opts: TuneOptions, base) -> tuple[str, str]:
-    task = get_task(base.task)
-    metric = opts.metric or task.monitor
-    direction = opts.direction or (task.monitor_mode if metric == task.monitor else
-                                   "min" if "loss" in metric else "max")
+    monitor, mode = get_task(base.task).monitor_of(base)
+    metric = opts.metric or monitor
+    direction = opts.direction or (mode if metric == monitor else "min" if "loss" in metric else "max")
     return metric, direction
 
 
@@ -213,7 +232,8 @@ def give_back(trial: optuna.Trial, target: int) -> None:
 
 class _QuietSurplus(logging.Filter):
     """Optuna logs every failed trial with a traceback; a surplus trial is not an error, nor is one stopped by Ctrl-C
-    (the study says so in one line), so their lines are dropped."""
+    (the study says so in one line), so their lines are dropped; a trial that failed for its parameters keeps its
+    line without the traceback."""
 
     def __init__(self):
         super().__init__()
@@ -221,6 +241,11 @@ class _QuietSurplus(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, PixelforgeError) and message.startswith("Trial "):  # it stops the study, which prints
+            self.numbers.add(int(message.split()[1]))  # it as its one `error:` line: Optuna's lines only repeat it
+        elif isinstance(error, TrialFailed):  # the line names the error; the traceback is pixelforge's frames,
+            record.exc_info, record.exc_text = None, None  # not the user's mistake
         for n in list(self.numbers):
             if message.startswith(f"Trial {n} failed with value"):  # Optuna's last line for the trial
                 self.numbers.discard(n)  # a later study in this process may have its own trial n

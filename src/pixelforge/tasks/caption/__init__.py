@@ -25,6 +25,9 @@ class CaptionTask(Task):
     monitor = "val_bleu4"
     monitor_label = "val BLEU-4"
 
+    def monitor_of(self, cfg) -> tuple[str, str]:
+        return ("val_bleu4", "max") if cfg.monitor == "bleu4" else ("val_loss", "min")  # as CaptionStep picks
+
     def run_name(self, cfg) -> str:
         from pathlib import Path
 

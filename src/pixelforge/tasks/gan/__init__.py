@@ -30,6 +30,12 @@ class GanTask(Task):
     monitor_mode = "min"
     monitor_label = "val fid_lite0"
 
+    def monitor_of(self, cfg) -> tuple[str, str]:
+        """FID with the config's extractor: GANStep's `val_fid_<extractor name>`."""
+        from pixelforge.tasks.gan.fid import InceptionFeatures, Lite0Features
+
+        return f"val_fid_{(InceptionFeatures if cfg.fid_weights else Lite0Features).name}", self.monitor_mode
+
     def check_dataset(self, path, **options):
         """Class folders (or a built-in set) are checked as classification's; a folder of photos as one set."""
         from pixelforge.data.check import check_dataset, check_image_folder
