@@ -130,3 +130,12 @@ def test_retrain_best_of_a_task_without_evaluation_is_refused_before_the_study(c
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert done.returncode != 0 and len(lines) == 1 and "--retrain-best: task 'style' has no evaluation" in lines[0]
     assert not (tmp_path / "study").exists()
+
+
+def test_the_note_of_an_evaluation_without_splits_names_no_held_out_split():
+    """A GAN holds nothing out (FID compares with every real image): the note said "the held-out split"."""
+    from pixelforge.tune.retrain import _note
+
+    note = _note("task 'gan' cannot train on its validation split", None)
+    assert "held-out" not in note and "scored as they were" in note and "optimistic" in note
+    assert "scored on the val split, which also chose" in _note("the data has no test split", "val")

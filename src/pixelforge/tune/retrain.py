@@ -86,6 +86,8 @@ def _note(why: str | None, split: str | None) -> str | None:
         return None
     if split == "test":
         return f"{why}, so it trained on train as the trials did; it is scored on the test split, which no trial saw"
-    where = f"the {split} split" if split else "the held-out split"
-    return (f"{why}, so it trained on train as the trials did and is scored on {where}, which also chose the "
-            f"hyper-parameters (an optimistic score)")
+    if split is None:  # an evaluation without splits (a GAN's FID against every real image): as the trials were
+        return (f"{why}, so it trained as the trials did and is scored as they were, on the images that chose the "
+                f"hyper-parameters (an optimistic score)")
+    return (f"{why}, so it trained on train as the trials did and is scored on the {split} split, which also chose "
+            f"the hyper-parameters (an optimistic score)")
