@@ -36,11 +36,9 @@ def predict(run_dir: str | Path, paths: str | Path | list, out: str | Path | Non
     run = Path(run_dir)
     from pixelforge.deploy.runtime.package import is_package
 
-    if (run / "package.json").is_file() or is_package(run):  # `pixelforge predict PACKAGE`: ONNX Runtime, the package's own task options
+    if (run / "package.json").is_file() or is_package(run):  # `pixelforge predict PACKAGE`: ONNX Runtime
         from pixelforge.deploy.export.torchscript import TORCH_LOADERS
-        from pixelforge.deploy.runtime import predict_package
-
-        from pixelforge.deploy.runtime import runtime_class
+        from pixelforge.deploy.runtime import predict_package, runtime_class
 
         _check_option_types(runtime_class(run).predict_files, options)
         return predict_package(run, paths, Path(out) if out else None, loaders=TORCH_LOADERS, **options)

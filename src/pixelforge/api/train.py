@@ -88,8 +88,7 @@ def train(data: str | None = None, *, config: str | Path | None = None, resume: 
     task = get_task(cfg.task)
     if not resume and cfg.out:
         rd.check_run_out(cfg.out)
-    task.check_fixed(cfg)
-    task.check_config(cfg)
+    task.check(cfg)
     source, classes = task.prepare_data(cfg)
     if "torch" not in sys.modules:  # the imports ahead are what the decoding hides behind (data/prefetch.py)
         task.start_decoding(cfg, source)

@@ -96,6 +96,11 @@ class Task:
     def check_config(self, cfg) -> None:
         """Refuse a config this task cannot train, before a run folder exists (one-line errors)."""
 
+    def check(self, cfg) -> None:
+        """Everything `cfg` alone is refused for, before any folder exists: `check_fixed`, then `check_config`."""
+        self.check_fixed(cfg)
+        self.check_config(cfg)
+
     def prepare_data(self, cfg) -> tuple:
         """(data source, class names) for `cfg.data`."""
         raise self._unsupported("training")

@@ -112,8 +112,7 @@ def _check_space(opts: TuneOptions, space: dict):
     base = build_config(opts.config, **(opts.overrides or {}))
     task = get_task(base.task)
     try:  # what `train` refuses before a run folder, refused before the study folder (not as N failed trials)
-        task.check_fixed(base)
-        task.check_config(base)
+        task.check(base)
         task.prepare_data(base)
     except PixelforgeError as exc:
         raise PixelforgeError(f"{opts.config}: {exc}") from None
@@ -127,8 +126,7 @@ def _check_space(opts: TuneOptions, space: dict):
         for value in values:
             try:
                 cfg = build_config(opts.config, **{**(opts.overrides or {}), key: value})
-                task.check_fixed(cfg)
-                task.check_config(cfg)
+                task.check(cfg)
             except PixelforgeError as exc:
                 raise PixelforgeError(f"{opts.space}: {key}: {value!r} is not a valid value ({exc})") from None
     return base

@@ -26,7 +26,9 @@ class CaptionTask(Task):
     monitor_label = "val BLEU-4"
 
     def monitor_of(self, cfg) -> tuple[str, str]:
-        return ("val_bleu4", "max") if cfg.monitor == "bleu4" else ("val_loss", "min")  # as CaptionStep picks
+        from pixelforge.tasks.caption.task import caption_monitor
+
+        return caption_monitor(cfg)
 
     def run_name(self, cfg) -> str:
         from pathlib import Path

@@ -58,13 +58,17 @@ class CaptionPairs(Dataset):
         return self.inputs[i], self.tokens[row], self.lengths[row], self.ids[i]
 
 
+def caption_monitor(cfg) -> tuple[str, str]:
+    """(metrics.csv column, mode) that picks best.ckpt: `monitor: bleu4` (greedy BLEU-4, max) or `loss` (min)."""
+    return ("val_bleu4", "max") if cfg.monitor == "bleu4" else ("val_loss", "min")
+
+
 class CaptionStep:
     """The engine's step object (engine/setup.py)."""
 
     def __init__(self, cfg, tokenizer: Tokenizer, references: dict, objects: dict):
         self.cfg, self.tokenizer, self.references, self.objects = cfg, tokenizer, references, objects
-        self.monitor = "val_bleu4" if cfg.monitor == "bleu4" else "val_loss"
-        self.monitor_mode = "max" if cfg.monitor == "bleu4" else "min"
+        self.monitor, self.monitor_mode = caption_monitor(cfg)
 
     @staticmethod
     def freeze_frozen_norms(model) -> None:

@@ -32,9 +32,9 @@ class GanTask(Task):
 
     def monitor_of(self, cfg) -> tuple[str, str]:
         """FID with the config's extractor: GANStep's `val_fid_<extractor name>`."""
-        from pixelforge.tasks.gan.fid import InceptionFeatures, Lite0Features
+        from pixelforge.tasks.gan.fid import extractor_class
 
-        return f"val_fid_{(InceptionFeatures if cfg.fid_weights else Lite0Features).name}", self.monitor_mode
+        return f"val_fid_{extractor_class(cfg.fid_weights).name}", self.monitor_mode
 
     def check_dataset(self, path, **options):
         """Class folders (or a built-in set) are checked as classification's; a folder of photos as one set."""

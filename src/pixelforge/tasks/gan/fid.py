@@ -79,8 +79,15 @@ class Precomputed(nn.Module):
         return features
 
 
+def extractor_class(fid_weights: str | None) -> type:
+    """Inception with the user's FID weights, else our Lite0 features; the class's `name` names the metric
+    (`val_fid_<name>`)."""
+    return InceptionFeatures if fid_weights else Lite0Features
+
+
 def build_extractor(fid_weights: str | None) -> nn.Module:
-    return InceptionFeatures(fid_weights) if fid_weights else Lite0Features()
+    cls = extractor_class(fid_weights)
+    return cls(fid_weights) if fid_weights else cls()
 
 
 @torch.inference_mode()
