@@ -151,6 +151,28 @@ def test_a_resume_removes_a_checkpoint_write_cut_by_kill_9(straight, tmp_path):
     assert _rows(cut) == _rows(straight[0])
 
 
+def test_rows_a_kill_9_cut_after_the_checkpoint_are_written_by_the_resume(straight, tmp_path, monkeypatch):
+    """kill -9 after last.ckpt was written and before its epochs' rows were: the resume did not train those epochs
+    again, so metrics.csv lacked their rows for good."""
+    from pixelforge.engine import loop as loop_module
+
+    class Killed(BaseException):  # not an Exception: nothing in fit may catch it, as nothing catches kill -9
+        pass
+
+    def killed_before_the_rows(path, row):
+        raise Killed
+
+    cut = rd.new_run_dir(tmp_path / "cut-rows")
+    monkeypatch.setattr(loop_module.rd, "append_metrics", killed_before_the_rows)
+    with pytest.raises(Killed):
+        fit(build_point_gan, cut, CONFIG)
+    monkeypatch.undo()
+    assert rd.load_checkpoint(cut / "checkpoints" / "last.ckpt")["loop"]["epoch"] == 3
+    assert not (cut / "metrics.csv").exists()
+    fit(build_point_gan, cut, CONFIG, resume=True)
+    assert _rows(cut) == _rows(straight[0])
+
+
 def test_a_resume_says_where_it_continues_from(straight, tmp_path, caplog):
     """A run killed before its first checkpoint resumed without a word; a trained one said "at epoch 4" of 3."""
     run = rd.new_run_dir(tmp_path / "killed-early")  # kill -9 in the first epoch: nothing saved

@@ -14,7 +14,7 @@ workers, whose RNG streams no checkpoint holds, each item's randomness is seeded
 Checkpoints at epoch ends are written at most every `CHECKPOINT_EVERY_S` seconds, and always after the last epoch,
 on a stop and on an interruption: a head trained on cached features runs 10 epochs in under a second, and writing
 the whole model twice an epoch (atomic, fsynced) was a third of that (lever L18 in docs/performance.md). An epoch's
-metrics.csv row is written with the checkpoint that covers it, so a row still means "saved", and a crash loses at
+metrics.csv row is written with (and kept in) the checkpoint that covers it, so a row still means "saved", and a crash loses at
 most `CHECKPOINT_EVERY_S` seconds of training, which a resume replays. Five seconds, not more: whoever watches
 metrics.csv (or a test waiting for the first row) sees epochs at most that late.
 """
@@ -204,7 +204,17 @@ class Loop:
             self.task.load_state_dict(saved["task_state"])
         load_hook_states(self.hooks, saved.get("hooks", {}))
         self._pending_rng = saved["rng"]  # applied when the epoch's batches start (`_begin_epoch`)
+        if self.fabric.global_rank == 0:
+            self._write_missing_rows(saved.get("metrics_rows", []))
         return LoopState.from_checkpoint(saved["loop"])
+
+    def _write_missing_rows(self, rows: list[dict]) -> None:
+        """The rows last.ckpt covers that metrics.csv lacks: the process died between writing the two."""
+        path = self.run_dir / "metrics.csv"
+        written = {int(row["epoch"]) for row in rd.read_metrics(path) if row.get("epoch") is not None}
+        for row in rows:
+            if int(row["epoch"]) not in written:
+                rd.append_metrics(path, row)
 
     def _save_last(self, state: LoopState) -> None:
         """Write what is pending, in an order that keeps the folder consistent at every moment a crash could come:
@@ -213,7 +223,11 @@ class Loop:
             folder = self.run_dir / "checkpoints"
             if self._pending_best is not None:
                 rd.save_checkpoint(self._pending_best, folder / "best.ckpt")
-            rd.save_checkpoint(self.checkpoint(state), folder / "last.ckpt")
+            last = self.checkpoint(state)
+            # The rows go in last.ckpt too: a kill -9 after it was written and before the rows were would lose
+            # them, and a resume would not train those epochs again (`restore` writes the missing ones).
+            last["metrics_rows"] = [dict(row) for row in self._pending_rows]
+            rd.save_checkpoint(last, folder / "last.ckpt")
             for row in self._pending_rows:
                 rd.append_metrics(self.run_dir / "metrics.csv", row)
         self._pending_best, self._pending_rows, self._saved_at = None, [], time.monotonic()
