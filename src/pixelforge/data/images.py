@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +85,20 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV
 
 
+def open_image(source) -> Image.Image:
+    """`Image.open` with the pixel limit enforced from the header alone. PIL only warns (a stray warning, then gigabytes
+    decoded) between `Image.MAX_IMAGE_PIXELS` and twice it; pixelforge refuses the whole band, raising PIL's own
+    `DecompressionBombError` so every reader's handler for it applies."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        img = Image.open(source)
+    width, height = img.size
+    if width * height > Image.MAX_IMAGE_PIXELS:
+        img.close()
+        raise Image.DecompressionBombError(f"{width}x{height} is {width * height} pixels")
+    return img
+
+
 def decode_size(img_size: int, crop_pct: float) -> int:
     """Shorter side images are decoded to: the centre crop of this size by `crop_pct` is `img_size` (timm's rule)."""
     return int(math.floor(img_size / crop_pct))
@@ -122,7 +137,7 @@ def load_rgb(path: str | Path, min_side: int | None = None) -> Image.Image:
     try:
         if path.stat().st_size == 0:
             raise ImageReadError(f"{path}: the file is empty (0 bytes); delete it or replace it with the real image")
-        with Image.open(path) as img:
+        with open_image(path) as img:
             if min_side and img.format == "JPEG":
                 scale = min(img.size) / min_side
                 if scale >= 2:
