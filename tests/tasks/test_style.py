@@ -414,6 +414,24 @@ def test_images_narrower_than_the_first_convolution_s_padding_are_stylized_by_th
         assert runtime.predict_images([strip])[0]["image"].shape == (height, width, 3)
 
 
+def test_predict_with_a_run_shrinks_a_photo_larger_than_the_package_s_max_side_as_the_package_does(tiny_run, package,
+                                                                                                    tmp_path):
+    """`predict RUN` stylized a 24-megapixel photo at full size (tens of GB for the default network) where `predict
+    PACKAGE` shrinks it to `max_side`: the two gave different pictures, and the run could run out of memory."""
+    from pixelforge.deploy.runtime.registry import load_runtime
+    from pixelforge.deploy.runtime.style import MAX_SIDE
+    from pixelforge.tasks.style.apply import predict_files
+
+    wide = tmp_path / "wide.png"
+    ramp = np.linspace(0, 255, MAX_SIDE + 40, dtype=np.uint8)
+    Image.fromarray(np.stack([np.tile(ramp, (24, 1))] * 3, -1)).save(wide)
+    [eager] = predict_files(tiny_run, [wide], tmp_path / "run")
+    [packaged] = load_runtime(package).predict_files([wide], tmp_path / "package")
+    by_run, by_package = (np.asarray(Image.open(r["stylized"]), np.int16) for r in (eager, packaged))
+    assert by_run.shape == by_package.shape == (round(24 * MAX_SIDE / (MAX_SIDE + 40)), MAX_SIDE, 3)
+    assert np.abs(by_run - by_package).max() <= 3  # ONNX Runtime vs PyTorch (export's parity allows 2/255)
+
+
 def test_a_built_in_arbitrary_style_takes_images_narrower_than_its_padding_too():
     """The same 4-pixel reflection pad in Magenta's 26-style network: `stylize ICON 7 --method arbitrary` was an
     ONNX Runtime traceback for a side of 4 px or less."""
