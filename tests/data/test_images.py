@@ -147,3 +147,16 @@ def test_a_file_that_is_not_an_image_gets_the_same_line_from_the_rgb_and_the_mas
             read(text)
         messages.add(str(info.value))
     assert messages == {f"{text}: not an image format PIL can identify; the file is corrupt or not an image"}
+
+
+@pytest.mark.parametrize("name, kind", [("IMG_0001.HEIC", "HEIC"), ("logo.svg", "SVG (a vector drawing)"),
+                                        ("DSC_0001.NEF", "camera RAW")])
+def test_a_photo_in_a_format_pixelforge_does_not_read_is_named_as_such_not_called_corrupt(tmp_path, name, kind):
+    from pixelforge.data.masks.images import load_image_any
+
+    photo = tmp_path / name
+    photo.write_bytes(b"\x00\x00\x00\x18ftypheic" + bytes(64))
+    for read in (load_rgb, load_image_any):
+        with pytest.raises(ImageReadError) as info:
+            read(photo)
+        assert str(info.value) == f"{photo}: {kind} is not a format pixelforge reads; convert it to JPEG or PNG"

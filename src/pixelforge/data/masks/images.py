@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from pixelforge.data.images import ImageReadError, open_image
+from pixelforge.data.images import ImageReadError, open_image, unidentified_reason
 from pixelforge.errors import PixelforgeError
 
 log = logging.getLogger("pixelforge")
@@ -152,7 +152,7 @@ def load_image_any(path: str | Path) -> np.ndarray:
         if path.suffix.lower() in (".tif", ".tiff"):
             return _tifffile_fallback(path, exc)
         if isinstance(exc, Image.UnidentifiedImageError):  # `load_rgb`'s line: its message repeats the path
-            raise ImageReadError(f"{path}: not an image format PIL can identify; the file is corrupt or not an image") from None
+            raise ImageReadError(f"{path}: {unidentified_reason(path)}") from None
         raise ImageReadError(f"{path}: cannot decode image ({exc}); the file is corrupt, truncated or not an image") from None
 
 
