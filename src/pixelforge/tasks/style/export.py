@@ -65,10 +65,12 @@ def export_package(run_dir: str | Path, out: str | Path, opset: int = 17, format
 
 
 def _write_style_image(style: str, out: Path) -> None:
-    from PIL import Image
+    """The package's copy of the style (what `stylize PACKAGE` measures the style loss against), read as training
+    read it: `convert("RGB")` made a 16-bit style white, a transparent one black around it, a phone's photo sideways."""
+    from pixelforge.data.images import load_rgb
 
     if Path(style).is_file():
-        image = Image.open(style).convert("RGB")
+        image = load_rgb(style)
         image.thumbnail((512, 512))
         image.save(out)
 
