@@ -105,3 +105,58 @@ def test_jfif_and_avif_photos_are_listed_and_read(tmp_path):
     assert [p.name for p in list_images(tmp_path)] == names
     for path in list_images(tmp_path):
         assert load_rgb(path).size == (16, 12)
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height and which holds no pixel data."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)) + chunk(b"IEND", b"")
+
+
+def test_an_image_between_the_pixel_limit_and_twice_it_is_refused_by_every_decoder_without_a_warning(tmp_path):
+    # PIL only warns in this band and then decodes gigabytes; files, mask-task files and uploads refuse it alike.
+    import warnings
+
+    from pixelforge.data.masks.images import load_image_any
+    from pixelforge.deploy.runtime.preprocess import TooManyPixelsError, decode_bytes
+
+    side = int((1.5 * Image.MAX_IMAGE_PIXELS) ** 0.5)
+    big = tmp_path / "big.png"
+    big.write_bytes(_png_header_only(side, side))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for read in (load_rgb, load_image_any):
+            with pytest.raises(ImageReadError, match=f"^{big}: image has too many pixels"):
+                read(big)
+        with pytest.raises(TooManyPixelsError, match="too many pixels"):
+            decode_bytes(big.read_bytes(), name="big.png")
+
+
+def test_a_file_that_is_not_an_image_gets_the_same_line_from_the_rgb_and_the_mask_task_readers(tmp_path):
+    from pixelforge.data.masks.images import load_image_any
+
+    text = tmp_path / "notes.jpg"
+    text.write_text("not an image")
+    messages = set()
+    for read in (load_rgb, load_image_any):
+        with pytest.raises(ImageReadError) as info:
+            read(text)
+        messages.add(str(info.value))
+    assert messages == {f"{text}: not an image format PIL can identify; the file is corrupt or not an image"}
+
+
+@pytest.mark.parametrize("name, kind", [("IMG_0001.HEIC", "HEIC"), ("logo.svg", "SVG (a vector drawing)"),
+                                        ("DSC_0001.NEF", "camera RAW")])
+def test_a_photo_in_a_format_pixelforge_does_not_read_is_named_as_such_not_called_corrupt(tmp_path, name, kind):
+    from pixelforge.data.masks.images import load_image_any
+
+    photo = tmp_path / name
+    photo.write_bytes(b"\x00\x00\x00\x18ftypheic" + bytes(64))
+    for read in (load_rgb, load_image_any):
+        with pytest.raises(ImageReadError) as info:
+            read(photo)
+        assert str(info.value) == f"{photo}: {kind} is not a format pixelforge reads; convert it to JPEG or PNG"

@@ -153,3 +153,14 @@ def test_symbolic_links_that_point_nowhere_are_listed_not_sampled(tmp_path):
     (tmp_path / "labels.csv").write_text("path,label\na/0.png,a\na/gone.png,a\nb/0.png,b\n")
     from_csv = resolve_data(tmp_path / "labels.csv")
     assert from_csv.broken_links == [str(tmp_path / "a" / "gone.png")] and len(from_csv.samples) == 2
+
+
+def test_a_folder_of_iphone_heic_photos_given_to_predict_is_named_as_such_not_as_holding_no_images(tmp_path):
+    (tmp_path / "phone").mkdir()
+    for i in range(3):
+        (tmp_path / "phone" / f"IMG_000{i}.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic")
+    with pytest.raises(PixelforgeError, match=r"phone: holds 3 image\(s\) in formats pixelforge does not read "
+                                              r"\(\.heic, e\.g\. IMG_0000\.HEIC\) and none it reads; convert them"):
+        collect_paths([tmp_path / "phone"])
+    Image.new("RGB", (8, 8)).save(tmp_path / "phone" / "one.jpg")  # with a photo it reads, the rest is passed over
+    assert collect_paths([tmp_path / "phone"]) == [str(tmp_path / "phone" / "one.jpg")]

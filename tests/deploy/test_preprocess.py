@@ -69,3 +69,25 @@ def test_upload_errors_are_classified():
     with pytest.raises(TooManyPixelsError):
         decode_bytes(jpeg, max_pixels=400 * 300 - 1)
     assert decode_bytes(jpeg, max_pixels=400 * 300).size == (400, 300)
+
+
+@pytest.mark.parametrize("orientation, upright", [(3, lambda a: np.rot90(a, 2)), (6, lambda a: np.rot90(a, -1)),
+                                                  (8, lambda a: np.rot90(a, 1))])
+def test_every_decoder_shows_an_exif_rotated_photo_as_displayed(tmp_path, orientation, upright):
+    """One rule for every path a user's photo takes (training, predict with a run or a package, serve, the mask
+    tasks' reader): pixels turned as EXIF Orientation says, as a phone, a photo viewer and Ultralytics show them."""
+    from pixelforge.data.images import load_rgb
+    from pixelforge.data.masks.images import load_image_any, load_image_bytes
+
+    stored = np.random.default_rng(0).integers(0, 255, (24, 40, 3), np.uint8)  # landscape as stored
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    photo = tmp_path / "phone.png"  # PNG: lossless, so the stored pixels are known exactly
+    Image.fromarray(stored).save(photo, exif=exif)
+    expected = upright(stored)
+    data = photo.read_bytes()
+    decoded = {"load_rgb": np.asarray(load_rgb(photo)), "decode_file": np.asarray(decode_file(photo)),
+               "decode_bytes": np.asarray(decode_bytes(data)), "load_image_any": load_image_any(photo),
+               "load_image_bytes": load_image_bytes(data)}
+    for name, array in decoded.items():
+        assert np.array_equal(array, expected), name

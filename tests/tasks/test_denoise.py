@@ -132,6 +132,27 @@ def test_predict_keeps_size_channels_and_16_bit_depth(dncnn_run, tmp_path):
         pixelforge.predict(dncnn_run, [tmp_path / "odd.png"], out=tmp_path / "out")
 
 
+def test_a_photo_larger_than_a_tile_is_denoised_tile_by_tile_and_the_tiles_join_exactly(dncnn_run, tmp_path,
+                                                                                        monkeypatch):
+    """A denoiser works at full resolution: a 108-megapixel scan took 16 GB. Above a tile's size the model sees one
+    tile (and its margin) at a time; a DnCNN of depth 3 sees 3 pixels to each side, so a margin of 4 joins exactly."""
+    from pixelforge.deploy.runtime import denoise as runtime_denoise
+    from pixelforge.tasks.denoise import evaluate
+    from pixelforge.tasks.denoise.evaluate import denoise_array, load_denoise_run
+
+    photo = data.astronaut()[100:170, 80:180]  # 70 x 100
+    Image.fromarray(photo).save(tmp_path / "big.png")
+    whole = denoise_array(load_denoise_run(dncnn_run), photo)
+    monkeypatch.setattr(runtime_denoise, "TILE", 32)
+    monkeypatch.setattr(runtime_denoise, "MARGIN", 4)
+    seen = []
+    monkeypatch.setattr(evaluate, "denoise_array", lambda run, image: (seen.append(image.shape[:2]),
+                                                                        denoise_array(run, image))[1])
+    result = pixelforge.predict(dncnn_run, [tmp_path / "big.png"], out=tmp_path / "out")[0]
+    assert seen and max(max(shape) for shape in seen) <= 32 + 2 * 4  # the model never saw the whole photo
+    assert np.array_equal(load_image_any(result["output"]), whole)
+
+
 def test_predict_puts_back_the_transparency_of_rgba_and_grey_alpha_images(dncnn_run, tmp_path):
     """RGBA and LA images came back opaque: the alpha was dropped with the scene's decoding."""
     alpha = np.tile(np.linspace(0, 255, 40).astype(np.uint8), (30, 1))
@@ -167,7 +188,7 @@ def test_predict_on_only_corrupt_images_is_one_line_and_leaves_no_empty_folder(d
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and result.stdout == "" and len(lines) == 1, result.stderr
     assert lines[0].count("error:") == 1 and "none of the 2 file(s) given could be predicted: " in lines[0]
-    assert "a.jpg: cannot decode image" in lines[0] and lines[0].endswith("(and 1 more failed)")
+    assert "a.jpg: not an image format PIL can identify" in lines[0] and lines[0].endswith("(and 1 more failed)")
     assert sorted(dncnn_run.glob("predictions*")) == before
     (tmp_path / "mine").mkdir()  # an empty --out the user made stays theirs
     assert cli("predict", dncnn_run, tmp_path / "bad", "--out", tmp_path / "mine").returncode == 2

@@ -267,6 +267,24 @@ def test_style_and_content_images_are_read_as_every_task_reads_photos(tmp_path):
     assert read_image(tmp_path / "clear.png")[0, :, 0, 0].tolist() == [1.0, 1.0, 1.0]
 
 
+def test_the_package_s_copy_of_the_style_is_read_as_training_read_the_style(tmp_path):
+    """`stylize PACKAGE` measures the style loss against the package's style.png; `convert("RGB")` wrote a 16-bit
+    style as white and a phone's style photo sideways, so the run and its package measured against other styles."""
+    from pixelforge.data.images import load_rgb
+    from pixelforge.tasks.style.export import _write_style_image
+
+    ramp = np.tile(np.linspace(0, 4000, 40), (24, 1)).astype(np.uint16)
+    Image.fromarray(ramp).save(tmp_path / "scan.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (24, 40, 3), np.uint8)).save(tmp_path / "phone.png",
+                                                                                           exif=exif)
+    for name in ("scan.png", "phone.png"):
+        _write_style_image(str(tmp_path / name), tmp_path / f"copy-{name}")
+        copy = np.asarray(Image.open(tmp_path / f"copy-{name}"))
+        assert np.array_equal(copy, np.asarray(load_rgb(tmp_path / name))), name
+
+
 def test_predict_takes_a_folder_and_a_second_photo_of_the_same_name_gets_its_own_file(tiny_run, images, tmp_path):
     for folder in ("ants", "bees"):  # class folders that each hold a 1.png
         (tmp_path / "photos" / folder).mkdir(parents=True)
@@ -412,6 +430,24 @@ def test_images_narrower_than_the_first_convolution_s_padding_are_stylized_by_th
         assert stylize_tensor(model, torch.rand(1, 3, height, width)).shape == (1, 3, height, width)
         strip = np.full((height, width, 3), 128, np.uint8)
         assert runtime.predict_images([strip])[0]["image"].shape == (height, width, 3)
+
+
+def test_predict_with_a_run_shrinks_a_photo_larger_than_the_package_s_max_side_as_the_package_does(tiny_run, package,
+                                                                                                    tmp_path):
+    """`predict RUN` stylized a 24-megapixel photo at full size (tens of GB for the default network) where `predict
+    PACKAGE` shrinks it to `max_side`: the two gave different pictures, and the run could run out of memory."""
+    from pixelforge.deploy.runtime.registry import load_runtime
+    from pixelforge.deploy.runtime.style import MAX_SIDE
+    from pixelforge.tasks.style.apply import predict_files
+
+    wide = tmp_path / "wide.png"
+    ramp = np.linspace(0, 255, MAX_SIDE + 40, dtype=np.uint8)
+    Image.fromarray(np.stack([np.tile(ramp, (24, 1))] * 3, -1)).save(wide)
+    [eager] = predict_files(tiny_run, [wide], tmp_path / "run")
+    [packaged] = load_runtime(package).predict_files([wide], tmp_path / "package")
+    by_run, by_package = (np.asarray(Image.open(r["stylized"]), np.int16) for r in (eager, packaged))
+    assert by_run.shape == by_package.shape == (round(24 * MAX_SIDE / (MAX_SIDE + 40)), MAX_SIDE, 3)
+    assert np.abs(by_run - by_package).max() <= 3  # ONNX Runtime vs PyTorch (export's parity allows 2/255)
 
 
 def test_a_built_in_arbitrary_style_takes_images_narrower_than_its_padding_too():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -20,12 +21,25 @@ from pixelforge.errors import PixelforgeError
 # (phones and the web; Pillow 11.3+ decodes it, an older one lists such a file as unreadable).
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".jfif", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".avif", ".ppm", ".pgm"}
 
+# Image formats of phones, cameras and the web that Pillow does not decode: named as such, never called "corrupt".
+UNREAD_FORMATS = {".heic": "HEIC", ".heif": "HEIF", ".svg": "SVG (a vector drawing)", ".dng": "camera RAW",
+                  ".raw": "camera RAW", ".cr2": "camera RAW", ".cr3": "camera RAW", ".nef": "camera RAW",
+                  ".arw": "camera RAW", ".orf": "camera RAW", ".rw2": "camera RAW"}
+
 # A decompression bomb guard that still admits large scans (about 16k x 16k).
 Image.MAX_IMAGE_PIXELS = 256_000_000
 
 
 class ImageReadError(PixelforgeError):
     """An image file that cannot be decoded (corrupt, truncated, empty, or not an image)."""
+
+
+def unidentified_reason(path: Path) -> str:
+    """Why Pillow could not identify `path`: a format it does not read (by the name's extension), or not an image."""
+    kind = UNREAD_FORMATS.get(path.suffix.lower())
+    if kind:
+        return f"{kind} is not a format pixelforge reads; convert it to JPEG or PNG"
+    return "not an image format PIL can identify; the file is corrupt or not an image"
 
 
 def is_image_file(path: Path) -> bool:
@@ -84,6 +98,20 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV
 
 
+def open_image(source) -> Image.Image:
+    """`Image.open` with the pixel limit enforced from the header alone. PIL only warns (a stray warning, then gigabytes
+    decoded) between `Image.MAX_IMAGE_PIXELS` and twice it; pixelforge refuses the whole band, raising PIL's own
+    `DecompressionBombError` so every reader's handler for it applies."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        img = Image.open(source)
+    width, height = img.size
+    if width * height > Image.MAX_IMAGE_PIXELS:
+        img.close()
+        raise Image.DecompressionBombError(f"{width}x{height} is {width * height} pixels")
+    return img
+
+
 def decode_size(img_size: int, crop_pct: float) -> int:
     """Shorter side images are decoded to: the centre crop of this size by `crop_pct` is `img_size` (timm's rule)."""
     return int(math.floor(img_size / crop_pct))
@@ -122,7 +150,7 @@ def load_rgb(path: str | Path, min_side: int | None = None) -> Image.Image:
     try:
         if path.stat().st_size == 0:
             raise ImageReadError(f"{path}: the file is empty (0 bytes); delete it or replace it with the real image")
-        with Image.open(path) as img:
+        with open_image(path) as img:
             if min_side and img.format == "JPEG":
                 scale = min(img.size) / min_side
                 if scale >= 2:
@@ -140,7 +168,7 @@ def load_rgb(path: str | Path, min_side: int | None = None) -> Image.Image:
     except Image.DecompressionBombError:
         raise ImageReadError(f"{path}: image has too many pixels (over {Image.MAX_IMAGE_PIXELS}); resize it first") from None
     except Image.UnidentifiedImageError:  # its message repeats the path; say it once
-        raise ImageReadError(f"{path}: not an image format PIL can identify; the file is corrupt or not an image") from None
+        raise ImageReadError(f"{path}: {unidentified_reason(path)}") from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise ImageReadError(f"{path}: cannot decode image ({exc}); the file is corrupt, truncated or not an image") from None
 

@@ -17,7 +17,7 @@ import io
 from dataclasses import dataclass, field
 from pathlib import Path, PureWindowsPath
 
-from pixelforge.data.images import IMAGE_EXTENSIONS, is_image_file, list_broken_links, list_images
+from pixelforge.data.images import IMAGE_EXTENSIONS, UNREAD_FORMATS, is_image_file, list_broken_links, list_images
 from pixelforge.errors import PixelforgeError
 
 SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
@@ -229,17 +229,33 @@ def collect_paths(paths: list[str | Path]) -> list[str]:
     A file named directly is returned exactly as given, so results can be matched to the user's input.
     """
     found: list[str] = []
+    empty_folders = []
     for item in paths:
         path = Path(item).expanduser()
         if path.is_dir():
-            found += [str(p) for p in list_images(path)]
+            images = list_images(path)
+            found += [str(p) for p in images]
+            empty_folders += [] if images else [path]
         elif path.is_file():
             found.append(str(item))
         elif any(ch in str(item) for ch in "*?["):
             found += sorted(p for p in glob.glob(str(path), recursive=True) if Path(p).is_file() and is_image_file(Path(p)))
         else:
             raise PixelforgeError(f"{path}: no such file or folder")
+    if not found:
+        refuse_unread_formats(empty_folders)
     return found
+
+
+def refuse_unread_formats(folders: list[Path]) -> None:
+    """A folder of photos in formats pixelforge does not decode (an iPhone's .HEIC) is named as such rather than
+    reported as holding no images."""
+    for folder in folders:
+        unread = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in UNREAD_FORMATS)
+        if unread:
+            kinds = ", ".join(sorted({p.suffix.lower() for p in unread}))
+            raise PixelforgeError(f"{folder}: holds {len(unread)} image(s) in formats pixelforge does not read ({kinds}, "
+                                  f"e.g. {unread[0].name}) and none it reads; convert them to JPEG or PNG")
 
 
 def output_stems(paths: list[str | Path]) -> list[str]:

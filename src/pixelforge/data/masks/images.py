@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from pixelforge.data.images import ImageReadError
+from pixelforge.data.images import ImageReadError, open_image, unidentified_reason
 from pixelforge.errors import PixelforgeError
 
 log = logging.getLogger("pixelforge")
@@ -135,7 +135,7 @@ def load_image_any(path: str | Path) -> np.ndarray:
     try:
         if path.stat().st_size == 0:
             raise ImageReadError(f"{path}: the file is empty (0 bytes); delete it or replace it with the real image")
-        with Image.open(path) as img:
+        with open_image(path) as img:
             if _is_wide_colour(img):
                 return _read_wide_colour(path)
             img.load()
@@ -146,9 +146,13 @@ def load_image_any(path: str | Path) -> np.ndarray:
         raise ImageReadError(f"{path}: file not found; check the dataset layout") from None
     except IsADirectoryError:  # a folder where one image is expected (`compress RUN DIR`): not "corrupt"
         raise ImageReadError(f"{path}: is a folder; give one image file") from None
+    except Image.DecompressionBombError:  # the same line as `load_rgb`'s, for every task
+        raise ImageReadError(f"{path}: image has too many pixels (over {Image.MAX_IMAGE_PIXELS}); resize it first") from None
     except Exception as exc:  # noqa: BLE001 - PIL, OpenCV and tifffile fail in many ways; all mean "cannot read"
         if path.suffix.lower() in (".tif", ".tiff"):
             return _tifffile_fallback(path, exc)
+        if isinstance(exc, Image.UnidentifiedImageError):  # `load_rgb`'s line: its message repeats the path
+            raise ImageReadError(f"{path}: {unidentified_reason(path)}") from None
         raise ImageReadError(f"{path}: cannot decode image ({exc}); the file is corrupt, truncated or not an image") from None
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from pixelforge.data.images import load_rgb, to_rgb
+from pixelforge.data.images import load_rgb, open_image, to_rgb
 from pixelforge.errors import PixelforgeError
 
 
@@ -99,7 +99,7 @@ def decode_bytes(data: bytes, min_side: int | None = None, max_pixels: int | Non
     if not data:
         raise NotAnImageError(f"{name}: the file is empty (0 bytes); send the image's bytes")
     try:
-        img = Image.open(io.BytesIO(data))
+        img = open_image(io.BytesIO(data))
     except Image.DecompressionBombError:
         raise TooManyPixelsError(f"{name}: the image has far too many pixels; resize it first") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):

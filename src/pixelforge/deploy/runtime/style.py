@@ -25,13 +25,23 @@ from pixelforge.deploy.runtime.padding import MIN_SIDE, pad_to_multiple
 from pixelforge.errors import PixelforgeError
 
 
+# The longer side a photo is shrunk to before the network (an export's default `max_side`, and `predict RUN`'s cap):
+# the network works at full resolution, and a 24-megapixel photo at full size needs tens of GB.
+MAX_SIDE = 1024
 
-def stylize_array(run, image: np.ndarray, max_side: int | None = None) -> np.ndarray:
-    """HxWx3 uint8 -> stylized HxWx3 uint8 with `run(x [1,3,H,W]) -> [1,3,H,W]` (an ONNX session's call)."""
+
+def shrink_to_max_side(image: np.ndarray, max_side: int | None) -> np.ndarray:
+    """HxWx3 uint8, its longer side shrunk to `max_side` (Lanczos) when longer; as it is otherwise."""
     if max_side and max(image.shape[:2]) > max_side:
         scale = max_side / max(image.shape[:2])
         size = (max(4, round(image.shape[1] * scale)), max(4, round(image.shape[0] * scale)))
         image = np.asarray(Image.fromarray(image).resize(size, Image.LANCZOS))
+    return image
+
+
+def stylize_array(run, image: np.ndarray, max_side: int | None = None) -> np.ndarray:
+    """HxWx3 uint8 -> stylized HxWx3 uint8 with `run(x [1,3,H,W]) -> [1,3,H,W]` (an ONNX session's call)."""
+    image = shrink_to_max_side(image, max_side)
     height, width = image.shape[:2]
     x = pad_to_multiple(image.astype(np.float32) / 255.0, min_side=MIN_SIDE).transpose(2, 0, 1)[None]
     out = run(np.ascontiguousarray(x))[0].transpose(1, 2, 0)[:height, :width]

@@ -62,10 +62,17 @@ def stylize_tensor(model: TransformerNet, content: torch.Tensor) -> torch.Tensor
 
 
 def predict_files(run_dir: str | Path, paths: list, out: str | Path | None = None) -> list[dict]:
-    """`pixelforge predict RUN IMAGES`: each image stylized at its own size into `out` (default RUN/predictions)."""
-    from pixelforge.data.images import read_each
+    """`pixelforge predict RUN IMAGES`: each image stylized into `out` (default RUN/predictions) as a package stylizes
+    it: at its own size, or shrunk to a longer side of `MAX_SIDE` (an export's default `max_side`) when larger."""
+    import numpy as np
+
+    from pixelforge.data.images import load_rgb, read_each
     from pixelforge.data.sources import collect_paths, output_stems
-    from pixelforge.tasks.style.images import read_image, save_image
+    from pixelforge.deploy.runtime.style import MAX_SIDE, shrink_to_max_side
+    from pixelforge.tasks.style.images import save_image, to_tensor
+
+    def read_image(path):
+        return to_tensor(shrink_to_max_side(np.asarray(load_rgb(path)), MAX_SIDE))
 
     run = load_style_run(run_dir)
     out = Path(out or run.run_dir / "predictions")

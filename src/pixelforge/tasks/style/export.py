@@ -19,13 +19,14 @@ import numpy as np
 
 from pixelforge.deploy.export.folder import reject_options, require_new_out, staged_folder, write_dense_package_files, write_json
 from pixelforge.deploy.export.onnx import export_traced
+from pixelforge.deploy.runtime.style import MAX_SIDE
 from pixelforge.errors import PixelforgeError
 
 TOLERANCE = 2 / 255
 
 
 def export_package(run_dir: str | Path, out: str | Path, opset: int = 17, format: str | None = "onnx",
-                   max_side: int = 1024, parity_images: int = 4, **options) -> Path:
+                   max_side: int = MAX_SIDE, parity_images: int = 4, **options) -> Path:
     """Export the run's best transformer to the package folder `out` and check it against PyTorch.
 
     Example:
@@ -64,10 +65,12 @@ def export_package(run_dir: str | Path, out: str | Path, opset: int = 17, format
 
 
 def _write_style_image(style: str, out: Path) -> None:
-    from PIL import Image
+    """The package's copy of the style (what `stylize PACKAGE` measures the style loss against), read as training
+    read it: `convert("RGB")` made a 16-bit style white, a transparent one black around it, a phone's photo sideways."""
+    from pixelforge.data.images import load_rgb
 
     if Path(style).is_file():
-        image = Image.open(style).convert("RGB")
+        image = load_rgb(style)
         image.thumbnail((512, 512))
         image.save(out)
 
