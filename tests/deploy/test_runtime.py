@@ -105,6 +105,21 @@ def test_not_a_package_is_a_clear_error(tmp_path):
 
 
 
+def test_a_precision_a_detection_package_lacks_points_to_its_own_not_to_an_export_it_refuses(tmp_path):
+    """A detection package asked for int8 said "export with --int8", which `pixelforge export` refuses for a
+    detection run: the line names the precision the package has first."""
+    import pytest
+
+    from pixelforge.deploy.runtime.registry import load_runtime
+    from pixelforge.errors import PixelforgeError
+    from tests.deploy.conftest import write_detection_package
+
+    package = write_detection_package(tmp_path / "det")
+    with pytest.raises(PixelforgeError, match=r"no int8 model in this package \(it has fp32\); choose --precision "
+                                              r"fp32, or \(classification runs only\) export again with --int8$"):
+        load_runtime(package, "int8")
+
+
 def test_a_precision_no_package_has_lists_the_packages_own(tmp_path):
     """--precision fp64 names the package's models (before: 'export with --fp64', an option that does not exist)."""
     import pytest
