@@ -173,6 +173,8 @@ def predict(
     score_threshold: Optional[float] = typer.Option(None, help="detect: keep boxes scoring at least this (0.3)."),
     nms_iou: Optional[float] = typer.Option(None, help="detect: overlap (IoU) above which a lower-scoring box of the same class is dropped."),
     beam: Optional[int] = typer.Option(None, min=1, max=10, help="caption: beam width (1 greedy; default the run's)."),
+    precision: Optional[str] = typer.Option(None, help="package: fp32 | int8 | fp16 (default: the package's "
+                                                       "default, int8 when it has one)."),
 ) -> None:
     """Predict with a trained run, or with an exported package (ONNX Runtime, no torch): labels (classify), boxes
     and COCO results (detect), mask PNGs (segment, instance), captions (caption), clean images (denoise),
@@ -195,8 +197,11 @@ def predict(
     if (run / "package.json").is_file() or (run / "preprocess.json").is_file():  # ONNX Runtime, no torch import
         from pixelforge.deploy.commands import predict_any_package
 
-        results, describe = predict_any_package(run, paths, out, options)
+        results, describe = predict_any_package(run, paths, out, {**options, "precision": precision})
     else:
+        if precision is not None:
+            raise PixelforgeError(f"{run}: --precision picks one of a package's models; a run predicts with its "
+                                  f"PyTorch model: drop --precision, or `pixelforge export {run}` first")
         from pixelforge.api.predict import predict as run_predict
         from pixelforge.runs.files import run_task_name
         from pixelforge.tasks.registry import get_task

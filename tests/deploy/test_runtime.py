@@ -31,6 +31,23 @@ def _predict_fp32(package, paths):
     return Runtime(package, "fp32").predict_files(paths, top_k=3)
 
 
+def test_predict_precision_picks_the_package_s_model_and_a_run_refuses_it(cli, tiny_run, tiny_package, sample_images):
+    """`predict PACKAGE --precision fp32` runs the fp32 model of a package whose default is int8, as `serve` and
+    `video` can (before: "No such option: --precision"); on a run it is one line pointing to export."""
+    from pixelforge.deploy.runtime import Runtime
+
+    paths = [str(p) for p in sample_images]
+    for precision in ("fp32", "int8"):
+        result = cli("predict", tiny_package, *paths, "--json", "--top-k", "4", "--precision", precision)
+        assert result.returncode == 0, result.stderr
+        expected = Runtime(tiny_package, precision).predict_files(paths, top_k=4)
+        assert json.loads(result.stdout) == expected
+    refused = cli("predict", tiny_run, paths[0], "--precision", "fp32")
+    assert refused.returncode == 2 and "pixelforge export" in refused.stderr and "Traceback" not in refused.stderr
+    wrong = cli("predict", tiny_package, paths[0], "--precision", "fp64")
+    assert wrong.returncode == 2 and "fp64" in wrong.stderr and "Traceback" not in wrong.stderr
+
+
 def test_package_predict_never_imports_torch(tiny_package, sample_images, tmp_path):
     code = (
         "import sys, json\n"
@@ -86,6 +103,21 @@ def test_not_a_package_is_a_clear_error(tmp_path):
     with pytest.raises(PixelforgeError, match="not a pixelforge package"):
         Runtime(tmp_path)
 
+
+
+def test_a_precision_a_detection_package_lacks_points_to_its_own_not_to_an_export_it_refuses(tmp_path):
+    """A detection package asked for int8 said "export with --int8", which `pixelforge export` refuses for a
+    detection run: the line names the precision the package has first."""
+    import pytest
+
+    from pixelforge.deploy.runtime.registry import load_runtime
+    from pixelforge.errors import PixelforgeError
+    from tests.deploy.conftest import write_detection_package
+
+    package = write_detection_package(tmp_path / "det")
+    with pytest.raises(PixelforgeError, match=r"no int8 model in this package \(it has fp32\); choose --precision "
+                                              r"fp32, or \(classification runs only\) export again with --int8$"):
+        load_runtime(package, "int8")
 
 
 def test_a_precision_no_package_has_lists_the_packages_own(tmp_path):

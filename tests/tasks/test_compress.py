@@ -433,6 +433,20 @@ def test_package_predict_gives_a_second_photo_of_the_same_name_its_own_files(pac
     assert (tmp_path / "out" / "1-2.png").is_file()
 
 
+def test_package_predict_json_names_the_decoded_png_it_writes(packages, tmp_path):
+    """`predict PACKAGE --json` lists the decoded PNG beside the .pfc (before: written but named nowhere, while
+    denoise, style and segment name every file they write), and its PSNR is the PNG's."""
+    from pixelforge.deploy.runtime import predict_package
+    from pixelforge.metrics.image_quality import psnr as image_psnr
+
+    Image.fromarray(photo("coffee", (32, 48))).save(tmp_path / "c.png")
+    [result] = predict_package(packages["hyperprior"], [str(tmp_path / "c.png")], tmp_path / "out")
+    decoded = Path(result["decoded"])
+    assert decoded == tmp_path / "out" / "c.png" and decoded.is_file()
+    original = np.asarray(Image.open(tmp_path / "c.png").convert("RGB"))
+    assert image_psnr(original, np.asarray(Image.open(decoded))) == pytest.approx(result["psnr"], abs=1e-3)
+
+
 def test_bd_rate_follows_bjontegaard_on_known_curves():
     from pixelforge.metrics.bd_rate import bd_rate
 

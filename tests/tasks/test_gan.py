@@ -393,3 +393,5 @@ def test_export_parity_and_the_torch_free_runtime_and_server_generate(gan_run, t
     # The package's grid was 32 px samples at their own size (338 x 66 for 20 digits), the run's enlarged 3x.
     from_run = generate_to_folder(gan_run, out=tmp_path / "from-run", n=3, class_name="bar", seed=1)
     assert Image.open(tmp_path / "from-package" / "grid.png").size == Image.open(from_run["grid"]).size
+    # and grey like the samples: the run's was RGB (make_grid's three copies of the channel), the package's grey
+    assert Image.open(tmp_path / "from-package" / "grid.png").mode == Image.open(from_run["grid"]).mode == "L"

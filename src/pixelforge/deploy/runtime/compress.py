@@ -107,7 +107,8 @@ class CompressionRuntime(TaskRuntime):
             target = target_of[str(path)]  # a second `1.jpg` (another class folder) is 1-2.pfc, not written over
             target.with_suffix(".pfc").write_bytes(result["file"])
             Image.fromarray(result["decoded"]).save(target.with_suffix(".png"))
-            results.append({"path": str(path), "file": str(target.with_suffix(".pfc")), "bytes": len(result["file"]),
+            results.append({"path": str(path), "file": str(target.with_suffix(".pfc")),
+                            "decoded": str(target.with_suffix(".png")), "bytes": len(result["file"]),
                             "bpp": result["bpp"], "psnr": result["psnr"],
                             "summary": f"{result['bpp']:.3f} bpp, PSNR {result['psnr']:.2f} dB"})
             if progress:

@@ -98,8 +98,11 @@ class Package:
             raise PixelforgeError(f"--precision {precision!r}: choose {', '.join(self.precisions)} (this package's "
                                   f"models)")
         if precision not in files:
+            # Only a classification export adds int8/fp16 models: "export with --int8" alone sent a detection
+            # package's user to an option its export refuses.
             raise PixelforgeError(f"{self.folder}: no {precision} model in this package (it has "
-                                  f"{', '.join(self.precisions)}); export with --{precision} or choose another")
+                                  f"{', '.join(self.precisions)}); choose --precision {self.precisions[0]}, or "
+                                  f"(classification runs only) export again with --{precision}")
         path = self.folder / files[precision]
         if not path.is_file():
             raise PixelforgeError(f"{path}: model file missing; export the package again")

@@ -24,11 +24,20 @@ def preprocess_image(image: np.ndarray, pre: dict) -> np.ndarray:
     """An HxWxC uint8/uint16 image as the package's float32 [1, C, S, S] input (numpy and PIL only)."""
     from pixelforge.data.masks.images import match_channels
 
-    array = match_channels(image, pre["channels"]).astype(np.float32) / (65535.0 if image.dtype == np.uint16 else 255.0)
+    array = match_channels(image, pre["channels"])
     size = tuple(pre["size"])  # (height, width)
-    planes = [np.asarray(Image.fromarray(array[..., c], mode="F").resize((size[1], size[0]), Image.BILINEAR))
-              for c in range(array.shape[-1])]
-    x = np.stack(planes)
+    if array.dtype == np.uint8:
+        # Resized as 8-bit, as the run's model_input does (torchvision's antialiased uint8 resize is PIL's): a
+        # float resize differs by up to about one grey level, enough to flip near-tied pixels between run and package.
+        planes = [np.asarray(Image.fromarray(np.ascontiguousarray(array[..., c])).resize((size[1], size[0]),
+                                                                                       Image.BILINEAR))
+                  for c in range(array.shape[-1])]
+        x = np.stack(planes).astype(np.float32) / 255.0
+    else:
+        array = array.astype(np.float32) / 65535.0
+        planes = [np.asarray(Image.fromarray(array[..., c], mode="F").resize((size[1], size[0]), Image.BILINEAR))
+                  for c in range(array.shape[-1])]
+        x = np.stack(planes)
     x = (x - np.asarray(pre["mean"], np.float32)[:, None, None]) / np.asarray(pre["std"], np.float32)[:, None, None]
     return x[None].astype(np.float32)
 

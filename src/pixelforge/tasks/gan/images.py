@@ -19,7 +19,9 @@ def grid_image(images: torch.Tensor, columns: int, pad: int = 2) -> Image.Image:
     from torchvision.utils import make_grid
 
     grid = make_grid((images.clamp(-1, 1) + 1) / 2, nrow=columns, padding=pad, pad_value=1.0)
-    return Image.fromarray((grid * 255).round().byte().permute(1, 2, 0).numpy())
+    array = (grid * 255).round().byte().permute(1, 2, 0).numpy()
+    # make_grid repeats a grey image's channel three times; grey samples make a grey grid, as a package's does
+    return Image.fromarray(array[..., 0] if images.shape[1] == 1 else array)
 
 
 def save_grid(images: torch.Tensor, path: Path, columns: int, scale: int | None = None) -> Path:

@@ -6,8 +6,8 @@
             package.json      "task": "segment", model file, input/output names, export settings
             parity.json       ONNX Runtime vs PyTorch: share of pixels whose predicted class agrees, max |Δlogit|
 
-The package's preprocessing (`pixelforge.deploy.runtime.segment`: resize the whole image to S x S, scale by bit
-depth, normalise; logits resized back before the argmax) is deliberately simple enough to re-implement anywhere.
+The package's preprocessing (`pixelforge.deploy.runtime.segment`: resize the whole image to S x S, 8-bit images
+as 8-bit as training did, scale by bit depth, normalise; logits resized back before the argmax) is deliberately simple enough to re-implement anywhere.
 Training resized the shorter side instead (no stretching), so the two agree exactly for square images and differ
 slightly for elongated ones.
 
