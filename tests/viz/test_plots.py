@@ -48,3 +48,32 @@ def test_gallery_titles_fit_their_panels(tmp_path, kept_figures):
     assert len(boxes) == 8 and all(_inside(box, figure) for box in boxes)
     first_row = sorted(boxes[:6], key=lambda box: box.x0)
     assert all(left.x1 <= right.x0 for left, right in zip(first_row, first_row[1:]))  # neighbours do not overlap
+
+
+def _curve_rows(losses, accs):
+    return [{"epoch": float(i + 1), "train_loss": loss, "val_loss": loss, "train_acc": acc, "val_acc": acc}
+            for i, (loss, acc) in enumerate(zip(losses, accs))]
+
+
+def test_one_epoch_curves_have_whole_epoch_ticks_a_marker_and_labelled_axes(tmp_path, kept_figures):
+    plots.plot_curves(_curve_rows([1.4], [0.27]), tmp_path / "curves.png")
+    loss, accuracy = kept_figures[0].axes
+    ticks = [t for t in loss.get_xticks() if loss.get_xlim()[0] <= t <= loss.get_xlim()[1]]
+    assert ticks == [1.0]  # not 0.96, 0.98, ... 1.04
+    assert loss.lines[0].get_marker() == "o" and len(loss.lines[0].get_xdata()) == 1
+    assert "lower is better" in loss.get_ylabel() and "higher is better" in accuracy.get_ylabel()
+    assert loss.get_legend() is not None
+
+
+def test_a_loss_with_an_early_spike_is_drawn_on_a_log_scale(tmp_path, kept_figures):
+    plots.plot_curves(_curve_rows([80.0, 0.9, 0.5, 0.3], [0.1, 0.5, 0.7, 0.8]), tmp_path / "curves.png")
+    loss, accuracy = kept_figures[0].axes
+    assert loss.get_yscale() == "log" and "log scale" in loss.get_ylabel()
+    assert accuracy.get_yscale() == "linear"
+
+
+def test_nan_metrics_are_named_in_the_panel_not_left_out_silently(tmp_path, kept_figures):
+    plots.plot_curves(_curve_rows([float("nan"), float("nan")], [0.2, 0.3]), tmp_path / "curves.png")
+    loss = kept_figures[0].axes[0]
+    notes = " ".join(t.get_text() for t in loss.texts)
+    assert "NaN/inf at epoch 1, 2" in notes and "no finite values" in notes

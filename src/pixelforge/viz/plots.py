@@ -68,18 +68,61 @@ CLASSIFY_PANELS = (("loss", [("train_loss", "train"), ("val_loss", "val")]),
                    ("accuracy", [("train_acc", "train"), ("val_acc", "val")]))
 
 
+# Which way a curve should go, read from its metrics.csv column: the y-axis label says it.
+LOWER_IS_BETTER = ("loss", "fid", "kid", "bpp", "mse")
+HIGHER_IS_BETTER = ("acc", "map", "miou", "iou", "psnr", "ssim", "bleu", "cider", "recall", "f1")
+
+
+def _direction(keys: list[str]) -> str:
+    if all(any(word in key for word in LOWER_IS_BETTER) for key in keys):
+        return "lower is better"
+    if all(any(word in key for word in HIGHER_IS_BETTER) for key in keys):
+        return "higher is better"
+    return ""
+
+
 def plot_curves(rows: list[dict], path: Path, panels=CLASSIFY_PANELS, ylim_last: tuple | None = None) -> Path:
-    """One line per (column, label) of each panel against the epoch; columns a run lacks are skipped."""
+    """One line per (column, label) of each panel against the epoch; columns a run lacks are skipped.
+
+    Epochs are whole numbers on the x axis (one epoch is one marked point, not a 0.96..1.04 axis); the y axis is
+    labelled with the panel's quantity and which way is better; a loss spanning more than 20x is drawn on a log scale
+    so one early spike does not flatten the rest; NaN or infinite values are named in the panel, not dropped silently.
+    """
+    from matplotlib.ticker import MaxNLocator
+
     epochs = [r["epoch"] for r in rows]
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8))
     for ax, (title, lines) in zip(np.atleast_1d(axes), panels):
-        for key, label in lines:
-            if any(r.get(key) is not None for r in rows):
-                ax.plot(epochs, [r.get(key) for r in rows], marker="o", label=label)
+        fixed = ylim_last is not None and ax is np.atleast_1d(axes)[-1]
+        present = [(key, label) for key, label in lines if any(r.get(key) is not None for r in rows)]
+        for key, label in present:
+            ax.plot(epochs, [r.get(key) for r in rows], marker="o", label=label)
+        values = [r.get(key) for r in rows for key, _ in present if r.get(key) is not None]
+        finite = [v for v in values if np.isfinite(v)]
+        direction = _direction([key for key, _ in lines])
+        log = (direction == "lower is better" and finite and min(finite) > 0 and max(finite) > 20 * min(finite)
+               and not fixed)
+        if log:
+            ax.set_yscale("log")
         ax.set_title(title)
         ax.set_xlabel("epoch")
+        note = ", ".join(filter(None, [direction, "log scale" if log else ""]))
+        ax.set_ylabel(f"{title}\n({note})" if note else title)
+        if len(set(epochs)) <= 12:  # few epochs: each its own tick (MaxNLocator falls back to 0.96..1.04 for one)
+            ax.set_xticks(sorted(set(epochs)))
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-        ax.legend()
+        bad = sorted({int(r["epoch"]) for r in rows for key, _ in present if r.get(key) is not None
+                      and not np.isfinite(r[key])})
+        if not present or not finite:
+            ax.text(0.5, 0.5, "no finite values logged" if present else "not logged by this run",
+                    ha="center", va="center", transform=ax.transAxes, color="gray")
+        if bad:
+            ax.text(0.5, 0.02, f"NaN/inf at epoch {', '.join(map(str, bad))}", ha="center", va="bottom",
+                    transform=ax.transAxes, color="crimson", fontsize=8)
+        if present:
+            ax.legend()
     if ylim_last:
         np.atleast_1d(axes)[-1].set_ylim(*ylim_last)
     fig.tight_layout()
