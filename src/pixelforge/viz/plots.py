@@ -139,15 +139,15 @@ def plot_gallery(images: list[np.ndarray], titles: list[str], path: Path, column
     # Each title is wrapped to its panel's width; a row is as tall as its image plus its longest title.
     wrapped = ["\n".join(textwrap.fill(line, 30) for line in title.splitlines()) for title in titles]
     lines = max((t.count("\n") + 1 for t in wrapped), default=1)
-    fig, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, (2.1 + 0.16 * lines) * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, (2.2 + 0.18 * lines) * rows), squeeze=False,
+                             layout="constrained")  # tight_layout let a row's titles run over the images above
     for ax in axes.flat:
         ax.axis("off")
     for k, (ax, image, title) in enumerate(zip(axes.flat, images, titles)):
         ax.imshow(image)
         text = ax.set_title(title, fontsize=8, color=(colors[k] if colors else "black"))
         fit_text(text, 0.95 * fig.bbox.width / columns)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100, bbox_inches="tight")
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
 
