@@ -87,3 +87,14 @@ def test_gallery_titles_stay_below_the_images_of_the_row_above(tmp_path, kept_fi
     figure.draw_without_rendering()  # the layout as saved, images shrunk to their aspect
     above, below = figure.axes[0], figure.axes[6]
     assert _extent(below.title).y1 <= above.get_window_extent().y0  # "true 6" is not printed over image 0
+
+
+def test_thirty_long_class_names_that_differ_in_the_middle_keep_distinct_axis_labels(tmp_path, kept_figures):
+    names = [f"species_{i:02d}_with_a_rather_long_latin_name" for i in range(30)]
+    matrix = (np.eye(30, dtype=int) * 40 + 1).tolist()
+    plots.plot_confusion(matrix, names, tmp_path / "cm.png")
+    axes = kept_figures[0].axes[0]
+    for ticks in (axes.get_xticklabels(), axes.get_yticklabels()):
+        labels = [label.get_text() for label in ticks]
+        assert len(set(labels)) == 30 and all(len(label) <= plots.LABEL_CHARS for label in labels), labels[:3]
+        assert "species_07" in labels[7]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
@@ -21,6 +22,29 @@ def short_label(name: str, chars: int = LABEL_CHARS) -> str:
         return name
     head = (chars - 1) // 2
     return name[:head] + "\u2026" + name[len(name) - (chars - 1 - head):]
+
+
+def short_labels(names: list[str], chars: int = LABEL_CHARS) -> list[str]:
+    """`short_label` of each name, unless two would read the same ("species_0\u2026latin_name" thirty times): then
+    each keeps the part where the names differ, with as much of the shared start and end as fits."""
+    labels = [short_label(name, chars) for name in names]
+    if len(set(labels)) == len(labels):
+        return labels
+    prefix = len(os.path.commonprefix(names))
+    suffix = min(len(os.path.commonprefix([name[::-1] for name in names])), min(map(len, names)) - prefix)
+    shortened = []
+    for name in names:
+        middle = name[prefix:len(name) - suffix]
+        room = chars - len(middle)
+        if room < 2:  # the differing parts are long themselves
+            shortened.append(short_label(middle, chars))
+            continue
+        head, tail = name[:prefix], name[len(name) - suffix:]
+        left = head if len(head) <= room // 2 else "\u2026" + head[len(head) - (room // 2 - 1):] if room // 2 > 1 else ""
+        right_room = room - len(left)
+        right = tail if len(tail) <= right_room else tail[:right_room - 1] + "\u2026" if right_room > 1 else ""
+        shortened.append(left + middle + right)
+    return shortened
 
 
 def fit_text(text, width_px: float) -> None:
@@ -49,7 +73,7 @@ def plot_matrix(shares: np.ndarray, cells: list[list[str]], classes: list[str], 
     # Constrained layout keeps the tick labels and the (figure-wide) title inside the figure.
     fig, ax = plt.subplots(figsize=(size, size), layout="constrained")
     ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
-    labels = [short_label(c) for c in classes]
+    labels = short_labels(classes)
     ax.set_xticks(range(len(classes)), labels, rotation=45, ha="right")
     ax.set_yticks(range(len(classes)), labels)
     ax.set_xlabel("predicted")
