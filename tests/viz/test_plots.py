@@ -98,3 +98,11 @@ def test_thirty_long_class_names_that_differ_in_the_middle_keep_distinct_axis_la
         labels = [label.get_text() for label in ticks]
         assert len(set(labels)) == 30 and all(len(label) <= plots.LABEL_CHARS for label in labels), labels[:3]
         assert "species_07" in labels[7]
+
+
+def test_a_metric_at_zero_on_a_fixed_0_to_1_axis_is_not_hidden_on_the_frame(tmp_path, kept_figures):
+    rows = [{"epoch": 1.0, "train_loss": 2.0, "val_map": 0.0}, {"epoch": 2.0, "train_loss": 1.5, "val_map": 0.0}]
+    panels = (("loss", [("train_loss", "train")]), ("mAP", [("val_map", "val")]))
+    plots.plot_curves(rows, tmp_path / "curves.png", panels, ylim_last=(0, 1))
+    low, high = kept_figures[0].axes[1].get_ylim()
+    assert low < 0 and high > 1

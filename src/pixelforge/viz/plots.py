@@ -147,8 +147,9 @@ def plot_curves(rows: list[dict], path: Path, panels=CLASSIFY_PANELS, ylim_last:
                     transform=ax.transAxes, color="crimson", fontsize=8)
         if present:
             ax.legend()
-    if ylim_last:
-        np.atleast_1d(axes)[-1].set_ylim(*ylim_last)
+    if ylim_last:  # a little beyond the range, so a curve lying on 0 (an untrained detector's mAP) stays visible
+        low, high = ylim_last
+        np.atleast_1d(axes)[-1].set_ylim(low - 0.03 * (high - low), high + 0.03 * (high - low))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
