@@ -593,3 +593,10 @@ def test_evaluate_of_a_split_folder_run_scores_test_by_default(split_photos, tmp
         pixelforge.evaluate(run, data=str(split_photos), split="train", out=tmp_path / "refused")
     with pytest.raises(pixelforge.PixelforgeError, match=r"no train/, val/ or test/ folders, so no split 'val'"):
         pixelforge.evaluate(run, data=str(split_photos / "test"), split="val", out=tmp_path / "flat")
+
+
+def test_training_writes_a_report_with_rate_and_psnr_and_its_curves(runs):
+    run = runs["hyperprior"]
+    page = (run / "report.html").read_text()
+    assert "bpp" in page and "dB" in page and "pixelforge evaluate" in page
+    assert "src='curves.png'" in page and (run / "curves.png").stat().st_size > 5000
