@@ -401,3 +401,26 @@ def test_any_task_s_config_and_own_keys_pass_tune_s_checks_with_its_monitor(task
     task_class = get_task(task)
     assert _metric(opts, base) == (task_class.monitor, task_class.monitor_mode)
     assert not opts.out.exists()
+
+
+def test_the_history_plot_names_the_metric_and_its_direction_and_counts_whole_trials(tmp_path, monkeypatch):
+    import optuna
+
+    from pixelforge.tune import report
+    from pixelforge.viz import plots
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize")
+    study.set_user_attr("metric", "val_acc")
+    study.set_user_attr("direction", "max")
+    for value in (0.5, 1.0, 0.5):
+        study.add_trial(optuna.trial.create_trial(params={"lr": value / 10},
+                                                  distributions={"lr": optuna.distributions.FloatDistribution(0.01, 0.2)},
+                                                  value=value))
+    figures = []
+    monkeypatch.setattr(plots.plt, "close", lambda figure=None: figures.append(figure))
+    written = dict(report._figures(study, tmp_path, multi=False))
+    history = figures[0].axes[0]
+    assert "Optimisation history" in written and "val_acc (higher is better)" in history.get_ylabel()
+    ticks = [t for t in history.get_xticks() if history.get_xlim()[0] <= t <= history.get_xlim()[1]]
+    assert ticks and all(float(t).is_integer() for t in ticks), ticks
