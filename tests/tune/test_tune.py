@@ -243,6 +243,18 @@ def test_curves_of_runs_with_different_monitors_get_an_axis_each_and_a_gan_s_los
     assert plot_curves(rows, tmp_path / "curves.png").stat().st_size > 10_000
 
 
+def test_compared_curves_label_their_y_axes_with_the_metric_and_which_way_is_better(tmp_path, monkeypatch):
+    from pixelforge.tune.compare import RunRow, plot_curves
+    from pixelforge.viz import plots
+
+    figures = []
+    monkeypatch.setattr(plots.plt, "close", figures.append)
+    metrics = [{"epoch": e, "val_fid_lite0": 300.0 / e, "train_loss": 2.0 / e} for e in (1, 2)]
+    plot_curves([RunRow(tmp_path / "gan", {}, {"monitor": "val_fid_lite0"}, metrics)], tmp_path / "curves.png")
+    fid, loss = figures[0].axes
+    assert fid.get_ylabel() == "val_fid_lite0 (lower is better)" and loss.get_ylabel() == "train_loss (lower is better)"
+
+
 def test_exponent_numbers_in_the_space_are_floats_not_strings(tmp_path):
     """YAML 1.1 reads `1e-3` as a string: it reached best_params (and the JSON summary) as text."""
     from pixelforge.tune.space import load_space

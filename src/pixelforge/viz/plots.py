@@ -97,7 +97,8 @@ LOWER_IS_BETTER = ("loss", "fid", "kid", "bpp", "mse")
 HIGHER_IS_BETTER = ("acc", "map", "miou", "iou", "psnr", "ssim", "bleu", "cider", "recall", "f1")
 
 
-def _direction(keys: list[str]) -> str:
+def direction_of(keys: list[str]) -> str:
+    """Which way metrics.csv columns all of one kind should go: "lower is better", "higher is better" or "" (unknown)."""
     if all(any(word in key for word in LOWER_IS_BETTER) for key in keys):
         return "lower is better"
     if all(any(word in key for word in HIGHER_IS_BETTER) for key in keys):
@@ -123,7 +124,7 @@ def plot_curves(rows: list[dict], path: Path, panels=CLASSIFY_PANELS, ylim_last:
             ax.plot(epochs, [r.get(key) for r in rows], marker="o", label=label)
         values = [r.get(key) for r in rows for key, _ in present if r.get(key) is not None]
         finite = [v for v in values if np.isfinite(v)]
-        direction = _direction([key for key, _ in lines])
+        direction = direction_of([key for key, _ in lines])
         log = (direction == "lower is better" and finite and min(finite) > 0 and max(finite) > 20 * min(finite)
                and not fixed)
         if log:
