@@ -106,3 +106,11 @@ def test_a_metric_at_zero_on_a_fixed_0_to_1_axis_is_not_hidden_on_the_frame(tmp_
     plots.plot_curves(rows, tmp_path / "curves.png", panels, ylim_last=(0, 1))
     low, high = kept_figures[0].axes[1].get_ylim()
     assert low < 0 and high > 1
+
+
+def test_a_gan_s_two_losses_are_not_labelled_lower_is_better(tmp_path, kept_figures):
+    rows = [{"epoch": float(e), "train_loss_d": 1.0 / e, "train_loss_g": 0.5 * e, "val_fid": 300.0 / e} for e in (1, 2)]
+    panels = (("losses", [("train_loss_d", "discriminator"), ("train_loss_g", "generator")]), ("FID", [("val_fid", "val")]))
+    plots.plot_curves(rows, tmp_path / "curves.png", panels)
+    losses, fid = kept_figures[0].axes
+    assert "better" not in losses.get_ylabel() and "lower is better" in fid.get_ylabel()

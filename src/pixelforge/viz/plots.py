@@ -94,11 +94,14 @@ CLASSIFY_PANELS = (("loss", [("train_loss", "train"), ("val_loss", "val")]),
 
 # Which way a curve should go, read from its metrics.csv column: the y-axis label says it.
 LOWER_IS_BETTER = ("loss", "fid", "kid", "bpp", "mse")
+ADVERSARIAL = ("_loss_d", "_loss_g")  # a GAN's discriminator and generator losses
 HIGHER_IS_BETTER = ("acc", "map", "miou", "iou", "psnr", "ssim", "bleu", "cider", "recall", "f1")
 
 
 def direction_of(keys: list[str]) -> str:
     """Which way metrics.csv columns all of one kind should go: "lower is better", "higher is better" or "" (unknown)."""
+    if any(key.endswith(ADVERSARIAL) for key in keys):  # the players trade off: a lower one is not a better model
+        return ""
     if all(any(word in key for word in LOWER_IS_BETTER) for key in keys):
         return "lower is better"
     if all(any(word in key for word in HIGHER_IS_BETTER) for key in keys):
