@@ -99,3 +99,17 @@ def test_pr_curve_plot_is_written(tmp_path):
     gt, results = _fixture()
     path = plot_pr_curves(coco_metrics(gt, results), tmp_path / "pr.png")
     assert path.stat().st_size > 5000 and path.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("has_gt, note, shown", [(True, "no detections (0)", "mAP50 0.000"),
+                                                  (False, "no ground-truth objects", "mAP50 \u2014")])
+def test_an_empty_pr_plot_says_why_and_no_ground_truth_is_no_minus_one(tmp_path, monkeypatch, has_gt, note, shown):
+    from pixelforge.metrics.coco import empty_metrics
+    from pixelforge.viz import plots
+
+    figures = []
+    monkeypatch.setattr(plots.plt, "close", figures.append)
+    plot_pr_curves(empty_metrics({1: "cat", 2: "dog"}, has_gt, num_images=4, num_detections=0), tmp_path / "pr.png")
+    ax = figures[0].axes[0]
+    assert any(note in t.get_text() for t in ax.texts), [t.get_text() for t in ax.texts]
+    assert shown in ax.get_title() and "-1.000" not in ax.get_title()

@@ -140,3 +140,17 @@ def test_blend_gives_pytorch_grad_cams_overlay_pixels():
     heat = rng.random((24, 40)).astype(np.float32)
     expected = show_cam_on_image(image.astype(np.float32) / 255, heat, use_rgb=True, image_weight=0.55)
     assert np.array_equal(blend(image, heat), expected)
+
+
+def test_the_explanation_figure_says_which_way_its_faithfulness_scores_should_go(tmp_path, monkeypatch):
+    from pixelforge.explain import overlay
+
+    figures = []
+    monkeypatch.setattr(overlay.plt, "close", figures.append)
+    scores = {"deletion_auc": 0.1, "random_deletion_auc": 0.3, "insertion_auc": 0.6, "random_insertion_auc": 0.4}
+    overlay.save_explanation(np.zeros((32, 32, 3), np.uint8), np.random.default_rng(0).random((32, 32)),
+                             tmp_path / "x.png", "gradcam", "cat", 0.9, "cat", scores=scores)
+    heat_axes = figures[0].axes[1]
+    label = heat_axes.get_xlabel()
+    assert "deletion AUC 0.100" in label and "lower is better" in label and "higher is better" in label
+    assert figures[0].axes[-1].get_ylabel() == "relative importance"  # the colour bar

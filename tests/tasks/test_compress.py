@@ -607,3 +607,23 @@ def test_evaluate_of_a_split_folder_run_scores_test_by_default(split_photos, tmp
         pixelforge.evaluate(run, data=str(split_photos), split="train", out=tmp_path / "refused")
     with pytest.raises(pixelforge.PixelforgeError, match=r"no train/, val/ or test/ folders, so no split 'val'"):
         pixelforge.evaluate(run, data=str(split_photos / "test"), split="val", out=tmp_path / "flat")
+
+
+def test_training_writes_a_report_with_rate_and_psnr_and_its_curves(runs):
+    run = runs["hyperprior"]
+    page = (run / "report.html").read_text()
+    assert "bpp" in page and "dB" in page and "pixelforge evaluate" in page
+    assert "src='curves.png'" in page and (run / "curves.png").stat().st_size > 5000
+
+
+def test_the_rd_figure_says_why_its_ms_ssim_panel_is_empty(tmp_path, monkeypatch):
+    from pixelforge.tasks.compress import figures
+
+    drawn = []
+    monkeypatch.setattr(figures.plt, "close", drawn.append)
+    curve = [{"model": "hyperprior", "lambda": 0.01, "bpp": 0.05, "psnr": 20.0, "ms_ssim": None}]
+    classical = {"jpeg": [{"bpp": 0.3, "psnr": 25.0, "ms_ssim": None}, {"bpp": 0.6, "psnr": 29.0, "ms_ssim": None}]}
+    figures.plot_rd_curve(curve, classical, tmp_path / "rd.png")
+    psnr_axes, ms_ssim_axes = drawn[0].axes
+    assert not psnr_axes.texts or all("n/a" not in t.get_text() for t in psnr_axes.texts)
+    assert any("at least 176 px" in t.get_text() for t in ms_ssim_axes.texts)

@@ -222,6 +222,13 @@ def test_a_fast_network_trains_two_steps_and_writes_its_report(tiny_run):
     assert (tiny_run / "examples.png").is_file() and "Fast style transfer" in (tiny_run / "report.html").read_text()
 
 
+def test_the_report_shows_the_style_image_from_inside_the_run_and_says_which_row_is_which(tiny_run, images):
+    page = (tiny_run / "report.html").read_text()
+    assert "src='style_image.png'" in page and "bottom row" in page
+    thumbnail = np.asarray(Image.open(tiny_run / "style_image.png"))
+    assert thumbnail.shape == (64, 64, 3) and thumbnail.std() > 20  # the stripes, not a blank square
+
+
 def test_gram_matrices_stay_fp32_under_bf16_autocast():
     """bf16's 8-bit mantissa would round a Gram matrix's sums; the style loss compares them to 1e-3 and below."""
     features = torch.rand(2, 8, 16, 16) + 1.0

@@ -243,6 +243,18 @@ def test_curves_of_runs_with_different_monitors_get_an_axis_each_and_a_gan_s_los
     assert plot_curves(rows, tmp_path / "curves.png").stat().st_size > 10_000
 
 
+def test_compared_curves_label_their_y_axes_with_the_metric_and_which_way_is_better(tmp_path, monkeypatch):
+    from pixelforge.tune.compare import RunRow, plot_curves
+    from pixelforge.viz import plots
+
+    figures = []
+    monkeypatch.setattr(plots.plt, "close", figures.append)
+    metrics = [{"epoch": e, "val_fid_lite0": 300.0 / e, "train_loss": 2.0 / e} for e in (1, 2)]
+    plot_curves([RunRow(tmp_path / "gan", {}, {"monitor": "val_fid_lite0"}, metrics)], tmp_path / "curves.png")
+    fid, loss = figures[0].axes
+    assert fid.get_ylabel() == "val_fid_lite0 (lower is better)" and loss.get_ylabel() == "train_loss (lower is better)"
+
+
 def test_exponent_numbers_in_the_space_are_floats_not_strings(tmp_path):
     """YAML 1.1 reads `1e-3` as a string: it reached best_params (and the JSON summary) as text."""
     from pixelforge.tune.space import load_space
@@ -401,3 +413,26 @@ def test_any_task_s_config_and_own_keys_pass_tune_s_checks_with_its_monitor(task
     task_class = get_task(task)
     assert _metric(opts, base) == (task_class.monitor, task_class.monitor_mode)
     assert not opts.out.exists()
+
+
+def test_the_history_plot_names_the_metric_and_its_direction_and_counts_whole_trials(tmp_path, monkeypatch):
+    import optuna
+
+    from pixelforge.tune import report
+    from pixelforge.viz import plots
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize")
+    study.set_user_attr("metric", "val_acc")
+    study.set_user_attr("direction", "max")
+    for value in (0.5, 1.0, 0.5):
+        study.add_trial(optuna.trial.create_trial(params={"lr": value / 10},
+                                                  distributions={"lr": optuna.distributions.FloatDistribution(0.01, 0.2)},
+                                                  value=value))
+    figures = []
+    monkeypatch.setattr(plots.plt, "close", lambda figure=None: figures.append(figure))
+    written = dict(report._figures(study, tmp_path, multi=False))
+    history = figures[0].axes[0]
+    assert "Optimisation history" in written and "val_acc (higher is better)" in history.get_ylabel()
+    ticks = [t for t in history.get_xticks() if history.get_xlim()[0] <= t <= history.get_xlim()[1]]
+    assert ticks and all(float(t).is_integer() for t in ticks), ticks

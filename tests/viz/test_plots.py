@@ -44,7 +44,73 @@ def test_gallery_titles_fit_their_panels(tmp_path, kept_figures):
     titles = [f"true {LONG[i % 4]}\npred another_{LONG[(i + 1) % 4]} 0.93" for i in range(8)]
     plots.plot_gallery(images, titles, tmp_path / "gallery.png")
     figure = kept_figures[0]
+    figure.draw_without_rendering()  # the constrained layout as drawn (savefig leaves text extents a few px stale)
     boxes = [_extent(ax.title) for ax in figure.axes if ax.title.get_text()]
     assert len(boxes) == 8 and all(_inside(box, figure) for box in boxes)
     first_row = sorted(boxes[:6], key=lambda box: box.x0)
     assert all(left.x1 <= right.x0 for left, right in zip(first_row, first_row[1:]))  # neighbours do not overlap
+
+
+def _curve_rows(losses, accs):
+    return [{"epoch": float(i + 1), "train_loss": loss, "val_loss": loss, "train_acc": acc, "val_acc": acc}
+            for i, (loss, acc) in enumerate(zip(losses, accs))]
+
+
+def test_one_epoch_curves_have_whole_epoch_ticks_a_marker_and_labelled_axes(tmp_path, kept_figures):
+    plots.plot_curves(_curve_rows([1.4], [0.27]), tmp_path / "curves.png")
+    loss, accuracy = kept_figures[0].axes
+    ticks = [t for t in loss.get_xticks() if loss.get_xlim()[0] <= t <= loss.get_xlim()[1]]
+    assert ticks == [1.0]  # not 0.96, 0.98, ... 1.04
+    assert loss.lines[0].get_marker() == "o" and len(loss.lines[0].get_xdata()) == 1
+    assert "lower is better" in loss.get_ylabel() and "higher is better" in accuracy.get_ylabel()
+    assert loss.get_legend() is not None
+
+
+def test_a_loss_with_an_early_spike_is_drawn_on_a_log_scale(tmp_path, kept_figures):
+    plots.plot_curves(_curve_rows([80.0, 0.9, 0.5, 0.3], [0.1, 0.5, 0.7, 0.8]), tmp_path / "curves.png")
+    loss, accuracy = kept_figures[0].axes
+    assert loss.get_yscale() == "log" and "log scale" in loss.get_ylabel()
+    assert accuracy.get_yscale() == "linear"
+
+
+def test_nan_metrics_are_named_in_the_panel_not_left_out_silently(tmp_path, kept_figures):
+    plots.plot_curves(_curve_rows([float("nan"), float("nan")], [0.2, 0.3]), tmp_path / "curves.png")
+    loss = kept_figures[0].axes[0]
+    notes = " ".join(t.get_text() for t in loss.texts)
+    assert "NaN/inf at epoch 1, 2" in notes and "no finite values" in notes
+
+
+def test_gallery_titles_stay_below_the_images_of_the_row_above(tmp_path, kept_figures):
+    images = [np.full((32, 32, 3), 40 * i % 255, np.uint8) for i in range(12)]
+    plots.plot_gallery(images, [f"true {i}\npred {i + 1} 0.93" for i in range(12)], tmp_path / "gallery.png")
+    figure = kept_figures[0]
+    figure.draw_without_rendering()  # the layout as saved, images shrunk to their aspect
+    above, below = figure.axes[0], figure.axes[6]
+    assert _extent(below.title).y1 <= above.get_window_extent().y0  # "true 6" is not printed over image 0
+
+
+def test_thirty_long_class_names_that_differ_in_the_middle_keep_distinct_axis_labels(tmp_path, kept_figures):
+    names = [f"species_{i:02d}_with_a_rather_long_latin_name" for i in range(30)]
+    matrix = (np.eye(30, dtype=int) * 40 + 1).tolist()
+    plots.plot_confusion(matrix, names, tmp_path / "cm.png")
+    axes = kept_figures[0].axes[0]
+    for ticks in (axes.get_xticklabels(), axes.get_yticklabels()):
+        labels = [label.get_text() for label in ticks]
+        assert len(set(labels)) == 30 and all(len(label) <= plots.LABEL_CHARS for label in labels), labels[:3]
+        assert "species_07" in labels[7]
+
+
+def test_a_metric_at_zero_on_a_fixed_0_to_1_axis_is_not_hidden_on_the_frame(tmp_path, kept_figures):
+    rows = [{"epoch": 1.0, "train_loss": 2.0, "val_map": 0.0}, {"epoch": 2.0, "train_loss": 1.5, "val_map": 0.0}]
+    panels = (("loss", [("train_loss", "train")]), ("mAP", [("val_map", "val")]))
+    plots.plot_curves(rows, tmp_path / "curves.png", panels, ylim_last=(0, 1))
+    low, high = kept_figures[0].axes[1].get_ylim()
+    assert low < 0 and high > 1
+
+
+def test_a_gan_s_two_losses_are_not_labelled_lower_is_better(tmp_path, kept_figures):
+    rows = [{"epoch": float(e), "train_loss_d": 1.0 / e, "train_loss_g": 0.5 * e, "val_fid": 300.0 / e} for e in (1, 2)]
+    panels = (("losses", [("train_loss_d", "discriminator"), ("train_loss_g", "generator")]), ("FID", [("val_fid", "val")]))
+    plots.plot_curves(rows, tmp_path / "curves.png", panels)
+    losses, fid = kept_figures[0].axes
+    assert "better" not in losses.get_ylabel() and "lower is better" in fid.get_ylabel()

@@ -36,11 +36,11 @@ def save_explanation(image: np.ndarray, heatmap: np.ndarray, path: Path, method:
     axes[0].set_title(f"image (true: {true_label})" if true_label else "image", fontsize=10)
     shown = axes[1].imshow(heatmap, cmap="jet", vmin=0, vmax=1)
     axes[1].set_title(f"{method} heat map", fontsize=10)
-    fig.colorbar(shown, ax=axes[1], fraction=0.046, pad=0.04)
-    if scores:
-        axes[1].set_xlabel(f"deletion {scores['deletion_auc']:.3f} (random {scores['random_deletion_auc']:.3f})\n"
-                           f"insertion {scores['insertion_auc']:.3f} (random {scores['random_insertion_auc']:.3f})",
-                           fontsize=8)
+    fig.colorbar(shown, ax=axes[1], fraction=0.046, pad=0.04).set_label("relative importance", fontsize=8)
+    if scores:  # which way each area should go, or the numbers beside "random" cannot be read
+        axes[1].set_xlabel(f"deletion AUC {scores['deletion_auc']:.3f} (random {scores['random_deletion_auc']:.3f}; "
+                           f"lower is better)\ninsertion AUC {scores['insertion_auc']:.3f} (random "
+                           f"{scores['random_insertion_auc']:.3f}; higher is better)", fontsize=8)
     axes[2].imshow(blend(image, heatmap))
     wrong = true_label is not None and true_label != predicted
     axes[2].set_title(f"predicted: {predicted} ({score:.2f})\nexplained: {explained}", fontsize=10,

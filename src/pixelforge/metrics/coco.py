@@ -121,6 +121,11 @@ def empty_metrics(names: dict[int, str], has_gt: bool, num_images: int, num_dete
     return metrics
 
 
+def _shown(value) -> str:
+    """-1 is COCOeval's "no ground truth": printed as a dash, since -1.000 reads as a score."""
+    return "\u2014" if value is None or not value >= 0 else f"{value:.3f}"
+
+
 def plot_pr_curves(metrics: dict, path: Path, title: str = "precision-recall at IoU 0.50") -> Path:
     """One precision-recall curve per class (IoU 0.50, COCO's interpolated precision) with its AP50 in the legend."""
     from pixelforge.viz.plots import plt
@@ -135,9 +140,15 @@ def plot_pr_curves(metrics: dict, path: Path, title: str = "precision-recall at 
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
-    ax.set_title(f"{title}\nmAP50 {metrics['map50']:.3f}, mAP@[.5:.95] {metrics['map']:.3f}", fontsize=10)
+    ax.set_title(f"{title}\nmAP50 {_shown(metrics['map50'])}, mAP@[.5:.95] {_shown(metrics['map'])} "
+                 "(higher is better)", fontsize=10)
     if curve["precision50"]:
         ax.legend(fontsize=8, loc="lower left")
+    else:  # an empty frame would read as a figure that failed to draw
+        found = metrics.get("num_detections")
+        why = ("no ground-truth objects: precision-recall is undefined" if metrics["map50"] is None or metrics["map50"] < 0
+               else f"no detections{f' ({found})' if found is not None else ''}: no curve to draw")
+        ax.text(0.5, 0.5, why, ha="center", va="center", transform=ax.transAxes, color="gray", wrap=True)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

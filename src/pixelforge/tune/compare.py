@@ -118,12 +118,16 @@ def plot_curves(rows: list[RunRow], out: Path) -> Path:
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
+    from pixelforge.viz.plots import direction_of
+
     panels = curve_panels(rows)
     fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.5), squeeze=False)
     for ax, (title, lines) in zip(axes[0], panels):
         for label, epochs, values in lines:
             ax.plot(epochs, values, marker=".", label=label)
-        ax.set(title=title, xlabel="epoch")
+        columns = [c.strip() for c in title.removeprefix("validation: ").split(",")]
+        direction = direction_of(columns)  # the y axis says what is drawn and which way is better
+        ax.set(title=title, xlabel="epoch", ylabel=", ".join(columns) + (f" ({direction})" if direction else ""))
         ax.grid(alpha=0.3)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         if len(lines) <= 12:

@@ -47,12 +47,15 @@ def _figures(study, out: Path, multi: bool) -> list[tuple[str, Path]]:
         log.info("study report: no complete trial yet, so no plots")
         return []
     reported = any(t.intermediate_values for t in trials)  # only with a pruner
+    # Optuna calls the axis "Objective Value": the study's own metric and its direction say what it is.
+    metric, direction = study.user_attrs.get("metric"), study.user_attrs.get("direction")
+    target = {"target_name": f"{metric} ({'higher' if direction == 'max' else 'lower'} is better)"} if metric else {}
     plots = [("Pareto front", "pareto_front", lambda: ovm.plot_pareto_front(study))] if multi else [
-        ("Optimisation history", "history", lambda: ovm.plot_optimization_history(study)),
+        ("Optimisation history", "history", lambda: _whole_trials(ovm.plot_optimization_history(study, **target))),
         *([("Intermediate values (per epoch; pruned trials stop early)", "intermediate",
             lambda: ovm.plot_intermediate_values(study))] if reported else []),
-        ("Parallel coordinates", "parallel", lambda: ovm.plot_parallel_coordinate(study)),
-        ("Parameter importances (fANOVA)", "importances", lambda: ovm.plot_param_importances(study)),
+        ("Parallel coordinates", "parallel", lambda: ovm.plot_parallel_coordinate(study, **target)),
+        ("Parameter importances (fANOVA)", "importances", lambda: ovm.plot_param_importances(study, **target)),
     ]
     written = []
     for title, name, plot in plots:
@@ -71,6 +74,14 @@ def _figures(study, out: Path, multi: bool) -> list[tuple[str, Path]]:
             log.info("study report: %s left out (%s)", title.lower(), exc)
             plt.close("all")
     return written
+
+
+def _whole_trials(ax):
+    """Trial numbers on the x axis are whole (0.25, 0.5... read as trials that never were)."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    return ax
 
 
 def _run_link(out: Path, run_dir: str | None) -> str:

@@ -61,6 +61,11 @@ class CompressTask(Task):
 
         return export_package(run, out, **options)
 
+    def write_report(self, run):
+        from pixelforge.tasks.compress.report import write_compression_report
+
+        return write_compression_report(run)
+
     def evaluate(self, run, *, data=None, split=None, out=None, compare=None, refine=None, refine_lr=None,
                  include_train=False, **options):
         from pixelforge.tasks.compress.evaluate import evaluate_compression

@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from pixelforge.tasks.compress.classical import encode_classical  # noqa: E402
-from pixelforge.metrics.image_quality import psnr  # noqa: E402
+from pixelforge.metrics.image_quality import MS_SSIM_MIN_SIDE, psnr  # noqa: E402
 
 STYLE = {"jpeg": ("JPEG (Pillow, q 5-95)", "tab:red"), "webp": ("WebP (Pillow, q 0-100)", "tab:green")}
 
@@ -50,7 +50,11 @@ def plot_rd_curve(curve: list[dict], classical: dict[str, list[dict]], path: Pat
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8, loc="best")
-    fig.suptitle("rate-distortion, mean over the evaluation images")
+        else:  # MS-SSIM of small images is None: an empty frame would read as a failed plot
+            why = f"\n(MS-SSIM needs images of at least {MS_SSIM_MIN_SIDE} px a side)" if key == "ms_ssim" else ""
+            ax.text(0.5, 0.5, f"{label}: n/a for every image{why}", ha="center", va="center", transform=ax.transAxes,
+                    color="gray")
+    fig.suptitle("rate-distortion, mean over the evaluation images (up and left is better)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -358,7 +358,10 @@ def plot_instance_gallery(images: list, results: list[dict], names: dict[int, st
     from pixelforge.data.boxes.dataset import rasterize
     from pixelforge.viz.plots import plt
 
-    fig, axes = plt.subplots(len(images), 2, figsize=(7, 3.3 * len(images)), squeeze=False)
+    # Each row as tall as its picture at 3.4 in wide (plus its titles): a fixed height left wide photos in white bands.
+    heights = [3.4 * image.height / max(image.width, 1) + 0.35 for image in images]
+    fig, axes = plt.subplots(len(images), 2, figsize=(7, sum(heights)), squeeze=False,
+                             gridspec_kw={"height_ratios": heights})
     for (left, right), image in zip(axes, images):
         pixels = _display(image.path)
         truth = [{"category_id": int(c), "bbox": [x1, y1, x2 - x1, y2 - y1], "score": 1.0,

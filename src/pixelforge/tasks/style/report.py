@@ -30,6 +30,21 @@ def write_examples(run, out: Path, count: int = 4) -> Path:
     return out
 
 
+def write_style_thumbnail(style: Path, out: Path, side: int = 256) -> Path | None:
+    """A copy of the style image inside the run (at most `side` px), so the report shows what it was trained to
+    imitate even when the run folder is moved; None when the style file is gone."""
+    from PIL import Image
+
+    try:
+        with Image.open(style) as image:
+            thumbnail = image.convert("RGB")
+    except OSError:
+        return None
+    thumbnail.thumbnail((side, side))
+    thumbnail.save(out)
+    return out
+
+
 def write_style_report(run_dir: Path) -> Path:
     from pixelforge.tasks.style.apply import load_style_run
 
@@ -46,7 +61,11 @@ def write_style_report(run_dir: Path) -> Path:
                                 f"{cfg.tv_weight} on {cfg.loss_net}'s feature maps. Lower losses are better.",
                        kpis, curves)
     examples = write_examples(run, run_dir / "examples.png")
-    parts.append(f"<h2>Validation photos, before and after</h2><img src='{link(run_dir, examples)}' alt='examples'>")
+    style = write_style_thumbnail(Path(cfg.style), run_dir / "style_image.png")
+    parts.append("<h2>Validation photos, before and after</h2>"
+                 + (f"<p>The style image:</p><img src='{link(run_dir, style)}' alt='style image'>" if style else "")
+                 + "<p>Top row: validation photos; bottom row: the same photos stylized.</p>"
+                 f"<img src='{link(run_dir, examples)}' alt='examples'>")
     grid = run_dir / "comparison.png"  # written by benchmarks/style_transfer.py when it is given this run
     if grid.exists():
         parts.append(f"<h2>Gatys, fast and arbitrary side by side</h2><img src='{link(run_dir, grid)}' alt='grid'>")
