@@ -158,7 +158,7 @@ class Task:
             return None
         from pixelforge.tasks.common.card import write_task_card
 
-        return write_task_card(run, self, peak_memory=peak_memory)
+        return write_task_card(run, self.card_facts, peak_memory=peak_memory)
 
     def card_facts(self, run: Path, cfg, summary: dict):
         """The task's own part of its model card (`tasks.common.card.CardFacts`: figures, intended use,

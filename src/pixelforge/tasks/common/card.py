@@ -3,8 +3,9 @@ gan, caption, clip): the sections of Mitchell et al. 2019 ("Model Cards for Mode
 fills the same way, from its folder (config.yaml, summary.json, best.ckpt, its evaluations' metrics.json), and the
 task's own part (`CardFacts`: what the model does, its figures, intended use, limitations, pretrained weights).
 
-A task supplies `card_facts(run, cfg, summary)` (tasks/base.py); training writes the card at its end and
-`pixelforge evaluate` rewrites it with the new figures. Classification (`classify/card.py`) and the box and mask
+A task supplies `card_facts(run, cfg, summary)` (tasks/base.py); training writes the card at its end,
+`pixelforge evaluate` rewrites it with the new figures, and `pixelforge export` copies it into the package (or
+writes it there, for a run from before cards). Classification (`classify/card.py`) and the box and mask
 tasks (`common/dense_card.py`) keep their own cards.
 """
 
@@ -108,13 +109,13 @@ def _recipe_rows(cfg, summary: dict, facts: CardFacts) -> list:
     return [[k, v] for k, v in rows.items()]
 
 
-def task_card_lines(run: Path, task, peak_memory: dict | None = None) -> list[str] | None:
-    """The card's lines for `run`, or None when `task` supplies no `card_facts`."""
+def task_card_lines(run: Path, card_facts, peak_memory: dict | None = None) -> list[str] | None:
+    """The card's lines for `run`, or None when `card_facts(run, cfg, summary)` gives no `CardFacts`."""
     from pixelforge.tasks.config import load_config
 
     cfg = load_config(run / "config.yaml")
     summary = rd.read_json(run / "summary.json") if (run / "summary.json").is_file() else {}
-    facts = task.card_facts(run, cfg, summary)
+    facts = card_facts(run, cfg, summary)
     if facts is None:
         return None
     counts = parameter_counts(run, facts.parameters)
@@ -141,16 +142,17 @@ def task_card_lines(run: Path, task, peak_memory: dict | None = None) -> list[st
     return lines + [""]
 
 
-def write_task_card(run: str | Path, task, peak_memory: dict | None = None, dest: Path | None = None) -> Path | None:
-    """Write `dest` (default RUN/model_card.md); `peak_memory` (at the end of training) is kept in summary.json so a
-    later rewrite still reports it. None when the task has no such card.
+def write_task_card(run: str | Path, card_facts, peak_memory: dict | None = None,
+                    dest: Path | None = None) -> Path | None:
+    """Write `dest` (default RUN/model_card.md) from the task's `card_facts(run, cfg, summary)`; `peak_memory` (at
+    the end of training) is kept in summary.json so a later rewrite still reports it. None when there are no facts.
 
     Example:
-        >>> write_task_card("runs/denoise-dncnn-photos", get_task("denoise"))  # doctest: +SKIP
+        >>> write_task_card("runs/denoise-dncnn-photos", get_task("denoise").card_facts)  # doctest: +SKIP
         PosixPath('runs/denoise-dncnn-photos/model_card.md')
     """
     run = Path(run)
-    lines = task_card_lines(run, task, peak_memory)
+    lines = task_card_lines(run, card_facts, peak_memory)
     if lines is None:
         return None
     if peak_memory and (run / "summary.json").is_file():
