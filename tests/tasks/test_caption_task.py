@@ -9,6 +9,8 @@ import pytest
 
 import pixelforge
 from pixelforge.data.captions.shapes import write_shapes_captions
+from pixelforge.tasks.common.card import fmt
+from tests.card_checks import card_and_metrics, check_common_sections, check_package_card, row
 
 pytestmark = pytest.mark.xdist_group("caption")
 TINY = dict(task="caption", weights="none", img_size=64, epochs=1, batch_size=16, embed_dim=16, hidden_dim=32,
@@ -121,6 +123,7 @@ def test_export_gives_pytorch_s_captions_without_torch_and_serves_attention(capt
     from pixelforge.deploy.runtime.registry import load_runtime, predict_package
 
     pixelforge.export(caption_run, tmp_path / "pkg")
+    check_package_card(tmp_path / "pkg", caption_run)
     parity = json.loads((tmp_path / "pkg" / "parity.json").read_text())
     assert parity["passed"] and parity["same_captions"] == parity["images"] == 4
 
@@ -195,3 +198,14 @@ def test_a_run_saved_before_the_round_three_decoder_still_predicts_and_a_misfit_
     with pytest.raises(pixelforge.PixelforgeError, match="does not fit this version's caption model") as error:
         pixelforge.predict(old, images)
     assert "\n" not in str(error.value)  # the CLI prints it as its one line, exit 2
+
+
+def test_the_run_s_model_card_states_bleu_cider_attribute_match_and_its_closed_vocabulary(caption_run):
+    from pixelforge.runs import folder as rd
+
+    card, m = card_and_metrics(caption_run)
+    check_common_sections(caption_run, card)
+    assert all(row(f"BLEU-{n}", fmt(m[f"bleu{n}"], 2)) in card for n in range(1, 5))
+    assert row("CIDEr-D", fmt(m["cider"], 2)) in card and row("attribute match", fmt(m["attribute_match"])) in card
+    words = len(rd.read_json(caption_run / "tokenizer.json")["vocab"])
+    assert f"Closed vocabulary: it writes only the {words} words" in card

@@ -10,6 +10,8 @@ import torch
 
 import pixelforge
 from pixelforge.data.captions.shapes import write_shapes_captions
+from pixelforge.tasks.common.card import fmt
+from tests.card_checks import card_and_metrics, check_common_sections, check_package_card, row
 
 pytest.importorskip("open_clip")
 pytestmark = pytest.mark.xdist_group("clip")
@@ -119,6 +121,7 @@ def test_exported_package_labels_like_the_run_without_torch(clip_run, clip_data,
 
     package = pixelforge.export(clip_run, tmp_path / "pkg")
     package = getattr(package, "package_dir", package)
+    check_package_card(package, clip_run)
     parity = json.loads((package / "parity.json").read_text())
     assert parity["passed"] and parity["images"] == 8 and parity["max_abs_embedding_diff"] < 1e-4
 
@@ -171,3 +174,12 @@ def test_evaluate_leaves_out_the_training_images_unless_asked(clip_run, clip_dat
     own = pixelforge.evaluate(clip_run, split="train", out=tmp_path / "own").metrics  # asked for by name: scored
     assert own["num_images"] == everything["num_images"] and own["excluded_training_images"] is None
     assert "left out" not in get_task("clip").format_metrics(own)
+
+
+def test_the_run_s_model_card_states_its_zero_shot_accuracy_and_recall(clip_run):
+    card, m = card_and_metrics(clip_run)
+    check_common_sections(clip_run, card)
+    assert row("zero-shot accuracy, prompt ensemble", fmt(m["zeroshot_accuracy"])) in card
+    assert row("zero-shot accuracy, bare label", fmt(m["zeroshot_accuracy_bare_label"])) in card
+    assert row("chance", fmt(m["chance"])) in card
+    assert row("recall@1 image → text", fmt(m["recall1_image_to_text"])) in card

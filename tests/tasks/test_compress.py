@@ -20,6 +20,8 @@ import pixelforge  # noqa: E402
 from pixelforge.deploy.runtime.learned_codec import compress_pixels, decompress_bytes  # noqa: E402
 from pixelforge.deploy.runtime.pfc import PfcError, parse_pfc  # noqa: E402
 from pixelforge.runs import folder as rd  # noqa: E402
+from pixelforge.tasks.common.card import fmt  # noqa: E402
+from tests.card_checks import card_and_metrics, check_common_sections, check_package_card, row  # noqa: E402
 
 pytestmark = pytest.mark.xdist_group("compress")  # the module's runs are shared fixtures: one worker
 
@@ -627,3 +629,20 @@ def test_the_rd_figure_says_why_its_ms_ssim_panel_is_empty(tmp_path, monkeypatch
     psnr_axes, ms_ssim_axes = drawn[0].axes
     assert not psnr_axes.texts or all("n/a" not in t.get_text() for t in psnr_axes.texts)
     assert any("at least 176 px" in t.get_text() for t in ms_ssim_axes.texts)
+
+
+def test_the_card_gives_the_training_estimate_then_evaluate_s_bpp_psnr_and_bd_rates(runs, packages):
+    run = runs["hyperprior"]
+    check_package_card(packages["hyperprior"], run)
+    row_of = rd.read_metrics(run / "metrics.csv")[-1]  # one epoch: the best
+    if not list(run.glob("eval-*/metrics.json")):
+        assert f"estimated {fmt(row_of['val_bpp'])} bpp at PSNR {fmt(row_of['val_psnr'], 2)} dB" in \
+            (run / "model_card.md").read_text()
+    pixelforge.evaluate(run)  # rewrites the card with the real files' figures
+    card, m = card_and_metrics(run)
+    check_common_sections(run, card)
+    assert row("bits per pixel (real files)", fmt(m["bpp"])) in card and row("PSNR (dB)", fmt(m["psnr"], 2)) in card
+    for codec, name in (("jpeg", "JPEG"), ("webp", "WebP")):
+        value = m[f"bd_rate_vs_{codec}"]
+        assert (f"{value:+.1f}%" if value is not None else m[f"bd_rate_vs_{codec}_na_reason"]) in card
+        assert row(f"{name} PSNR at the same bpp (dB)", fmt(m[f"{codec}_psnr_at_bpp"], 2)) in card

@@ -19,7 +19,9 @@ import pixelforge
 from pixelforge.data.masks.images import load_image_any
 from pixelforge.errors import PixelforgeError
 from pixelforge.runs import folder as rd
+from pixelforge.tasks.common.card import fmt
 from tests.deploy.test_runtime_without_torch import NO_TORCH
+from tests.card_checks import card_and_metrics, check_common_sections, check_package_card, row
 from tests.engine.test_train import InterruptAt
 
 pytestmark = pytest.mark.xdist_group("denoise")  # one training shared by the tests below (loadgroup)
@@ -224,6 +226,7 @@ def test_a_split_whose_only_image_is_broken_names_the_file(tmp_path):
 
 def test_export_passes_parity_and_the_package_predicts_without_torch_as_the_run(dncnn_run, photos, tmp_path):
     pixelforge.export(dncnn_run, tmp_path / "pkg")
+    check_package_card(tmp_path / "pkg", dncnn_run)
     parity = json.loads((Path(tmp_path / "pkg") / "parity.json").read_text())
     assert parity["passed"] and parity["max_abs_diff"] < 1e-3
     image = sorted((photos / "any_class").glob("*.png"))[0]
@@ -285,3 +288,24 @@ def test_unet_on_the_pretrained_encoder_trains_two_steps_in_grayscale(photos, tm
     run = load_denoise_run(result.run_dir)
     out = denoise_array(run, data.coffee()[:37, :45])  # not a multiple of 32: padded and cropped back
     assert out.shape == (37, 45, 3) and out.dtype == np.uint8  # a colour image stays colour through a grey model
+
+
+def test_the_run_s_model_card_states_its_psnr_and_ssim_and_its_one_noise_model(dncnn_run):
+    card, m = card_and_metrics(dncnn_run)
+    check_common_sections(dncnn_run, card)
+    assert row("**this model**", fmt(m["psnr"], 2), fmt(m["ssim"])) in card
+    assert row("noisy input", fmt(m["psnr_noisy"], 2), fmt(m["ssim_noisy"])) in card
+    assert all(row(name, fmt(b["psnr"], 2), fmt(b["ssim"])) in card for name, b in m["baselines"].items())
+    assert f"one synthetic noise model, `{m['noise']}`" in card
+
+
+def test_a_run_without_a_card_gets_one_written_into_its_package(dncnn_run, tmp_path):
+    import shutil
+
+    run = shutil.copytree(dncnn_run, tmp_path / "old-run")  # as trained before denoising runs had cards
+    (run / "model_card.md").unlink()
+    package = pixelforge.export(run, tmp_path / "pkg")
+    check_package_card(package, run)
+    m = rd.read_json(run / "eval-val" / "metrics.json")  # the report's evaluation, the one a fresh card reads
+    assert row("**this model**", fmt(m["psnr"], 2), fmt(m["ssim"])) in (package / "model_card.md").read_text()
+    assert not (run / "model_card.md").exists()  # export writes into the package, not the run

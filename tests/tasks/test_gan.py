@@ -17,6 +17,8 @@ import pixelforge
 from pixelforge.engine.hooks import Hook
 from pixelforge.errors import PixelforgeError
 from pixelforge.runs import folder as rd
+from pixelforge.tasks.common.card import fmt
+from tests.card_checks import card_and_metrics, check_common_sections, check_package_card, row
 
 # One worker runs the module (loadgroup), so its GAN run is trained once: the slow-first order in conftest.py
 # would otherwise split its tests over both workers.
@@ -366,6 +368,7 @@ def test_export_parity_and_the_torch_free_runtime_and_server_generate(gan_run, t
     from pixelforge.deploy.serve.server import ServerSettings, create_app
 
     package = pixelforge.export(gan_run, tmp_path / "pkg")
+    check_package_card(package, gan_run)
     parity = json.loads((package / "parity.json").read_text())
     assert parity["passed"] and parity["max_uint8_diff"] <= 1
     runtime = load_runtime(package)
@@ -395,3 +398,14 @@ def test_export_parity_and_the_torch_free_runtime_and_server_generate(gan_run, t
     assert Image.open(tmp_path / "from-package" / "grid.png").size == Image.open(from_run["grid"]).size
     # and grey like the samples: the run's was RGB (make_grid's three copies of the channel), the package's grey
     assert Image.open(tmp_path / "from-package" / "grid.png").mode == Image.open(from_run["grid"]).mode == "L"
+
+
+def test_the_run_s_model_card_states_fid_coverage_and_conditional_accuracy(gan_run):
+    card, m = card_and_metrics(gan_run)
+    check_common_sections(gan_run, card)
+    assert row("fid_lite0", fmt(m["fid_lite0"]), f"real-vs-real floor {fmt(m['fid_real_floor'])} "
+               f"({fmt(m['fid_over_floor'], 2)}x)") in card
+    assert row("class coverage", fmt(m["class_coverage"]), "share of classes the judge finds among the samples") in card
+    assert row("conditional accuracy", fmt(m["conditional_accuracy"]),
+               f"samples judged as the class asked for ({m['samples_per_class']} per class)") in card
+    assert "synthetic" in card

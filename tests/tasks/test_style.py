@@ -19,8 +19,11 @@ from PIL import Image
 
 import pixelforge
 from pixelforge.errors import PixelforgeError
+from pixelforge.runs import folder as rd
+from pixelforge.tasks.common.card import fmt
 from pixelforge.tasks.style.lossnet import (build_loss_network, content_loss, gram_matrix, relative_mse, style_loss,
                                            total_variation)
+from tests.card_checks import check_common_sections, check_package_card, row
 
 pytestmark = pytest.mark.xdist_group("style")  # one worker builds the tiny run once for the module
 SRC = str(Path(pixelforge.__file__).resolve().parents[1])
@@ -664,3 +667,14 @@ def test_a_run_trained_with_relative_paths_exports_from_another_folder(images, t
     monkeypatch.chdir(tmp_path)
     package = pixelforge.export(result.run_dir, tmp_path / "pkg")
     assert json.loads((package / "parity.json").read_text())["passed"]
+
+
+def test_the_run_s_model_card_states_its_best_epoch_losses_and_the_weights_origin(tiny_run, package):
+    card = (tiny_run / "model_card.md").read_text()
+    check_common_sections(tiny_run, card)
+    summary = rd.read_json(tiny_run / "summary.json")
+    best = next(r for r in rd.read_metrics(tiny_run / "metrics.csv") if r["epoch"] == summary["best_epoch"])
+    for key, name in (("loss", "perceptual loss (weighted sum)"), ("content", "content loss"), ("style", "style loss")):
+        assert row(name, fmt(best[f"train_{key}"]), fmt(best[f"val_{key}"])) in card
+    assert "Apache-2.0" in card and "Magenta" in card  # the Lite0 loss network's and the arbitrary networks' origin
+    check_package_card(package, tiny_run)

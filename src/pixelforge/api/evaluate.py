@@ -30,4 +30,6 @@ def evaluate(run_dir: str | Path, data: str | None = None, split: str | None = N
     if out is not None and Path(out).exists() and not Path(out).is_dir():  # else a FileExistsError deep in a task
         raise PixelforgeError(f"{out}: a file, not a folder; --out names the folder for metrics.json and the figures")
     task = get_task(run_task_name(run_dir))
-    return task.evaluate(Path(run_dir), data=data, split=split, out=Path(out) if out else None, **options)
+    result = task.evaluate(Path(run_dir), data=data, split=split, out=Path(out) if out else None, **options)
+    task.refresh_card(Path(run_dir))  # the card reports the run's own evaluations: now with these figures
+    return result

@@ -152,8 +152,28 @@ class Task:
         return None
 
     def write_card(self, run: Path, peak_memory: dict | None = None) -> Path | None:
-        """The run's model_card.md (after the report, which it may read)."""
+        """The run's model_card.md (after the report, which it may read): tasks/common/card.py's sections filled
+        with `card_facts`; None when the task supplies none."""
+        if type(self).card_facts is Task.card_facts:
+            return None
+        from pixelforge.tasks.common.card import write_task_card
+
+        return write_task_card(run, self.card_facts, peak_memory=peak_memory)
+
+    def card_facts(self, run: Path, cfg, summary: dict):
+        """The task's own part of its model card (`tasks.common.card.CardFacts`: figures, intended use,
+        limitations, pretrained weights), read from the run folder; None for no card."""
         return None
+
+    def refresh_card(self, run: Path) -> Path | None:
+        """After `pixelforge evaluate`: rewrite the card of a task whose card reports its evaluations (`card_facts`).
+        A run folder that cannot be written keeps its card; the evaluation itself is already saved."""
+        if type(self).card_facts is Task.card_facts:
+            return None
+        try:
+            return self.write_card(run)
+        except OSError:
+            return None
 
     # ---- data ---------------------------------------------------------------------------------------------------
     data_kind: str = "classes"  # the annotations it reads: classes | boxes | masks | instances (data/builtin.py)

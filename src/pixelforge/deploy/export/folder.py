@@ -40,14 +40,17 @@ def write_json(path: Path, data) -> None:
 
 
 def write_dense_package_files(staging: Path, run_dir: Path, preprocess: dict, classes: list[str], manifest: dict,
-                              opset: int) -> None:
+                              opset: int, write_card=None) -> None:
     """preprocess.json, classes.json, package.json (with where it came from) and the run's model card, as a
-    detection, segmentation or instance package holds them beside its model."""
+    detection, segmentation or instance package holds them beside its model. `write_card(path)` writes the card
+    for a run that has none (one trained before its task wrote cards)."""
     write_json(staging / PREPROCESS_FILE, preprocess)
     write_json(staging / CLASSES_FILE, classes)
     card = Path(run_dir) / CARD_FILE  # the run's card travels with the model (web page, /v1/model)
     if card.is_file():
         shutil.copyfile(card, staging / CARD_FILE)
+    elif write_card is not None:
+        write_card(staging / CARD_FILE)
     write_json(staging / MANIFEST_FILE, {
         "format": "onnx", "models": {"fp32": "model.onnx"}, "default_precision": "fp32", "input_name": "image",
         **manifest, "export": {"run": Path(run_dir).resolve().name, "checkpoint": "best.ckpt", "opset": opset,

@@ -100,6 +100,11 @@ class CaptionTask(Task):
     def describe_prediction(self, result: dict) -> str:
         return result.get("error") or f"{result['caption']}  (log p {result['score']:.3f})"
 
+    def card_facts(self, run, cfg, summary):
+        from pixelforge.tasks.caption.card import card_facts
+
+        return card_facts(run, cfg, summary)
+
     def export(self, run, out, **options):
         from pixelforge.tasks.caption.export import export_package
 

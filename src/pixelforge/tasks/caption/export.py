@@ -2,7 +2,7 @@
 search runs in numpy in the torch-free runtime (deploy/runtime/caption.py).
 
     PACKAGE/encoder.onnx, decoder_step.onnx, tokenizer.json, preprocess.json, classes.json ([]), package.json,
-    parity.json, model_card.md (when the run has one)
+    parity.json, model_card.md (the run's, or one written from the run)
 
 Parity: the package must give exactly the same captions as PyTorch (same beam search, deploy/runtime/
 caption_search.py) on the run's validation images (up to `parity_images`); otherwise the export is refused and
@@ -20,6 +20,8 @@ from torch import nn
 from pixelforge.deploy.export.folder import reject_options, require_new_out, staged_folder, write_dense_package_files, write_json
 from pixelforge.deploy.export.onnx import export_traced
 from pixelforge.errors import PixelforgeError
+from pixelforge.tasks.common.card import write_task_card
+from pixelforge.tasks.caption.card import card_facts
 
 
 class _EncoderInit(nn.Module):
@@ -75,7 +77,8 @@ def export_package(run_dir, out, data: str | None = None, parity_images: int = 3
         write_dense_package_files(staging, run.run_dir, pre, [], {
             "task": "caption", "models": {"fp32": "encoder.onnx"}, "decoder_model": "decoder_step.onnx",
             "backbone": cfg.model, "beam": cfg.beam, "length_penalty": cfg.length_penalty,
-            "max_len": cfg.max_caption_words + 1, "vocab_size": len(run.tokenizer)}, opset)
+            "max_len": cfg.max_caption_words + 1, "vocab_size": len(run.tokenizer)}, opset,
+            write_card=lambda path: write_task_card(run.run_dir, card_facts, dest=path))
         report = _parity(run, staging, images, split)
         write_json(staging / "parity.json", report)
         if not report["passed"]:

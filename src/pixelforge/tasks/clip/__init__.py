@@ -84,6 +84,11 @@ class ClipTask(Task):
                      f"{metrics['zeroshot_labels']} labels)")
         return text
 
+    def card_facts(self, run, cfg, summary):
+        from pixelforge.tasks.clip.card import card_facts
+
+        return card_facts(run, cfg, summary)
+
     def export(self, run, out, **options):
         from pixelforge.tasks.clip.export import export_package
 

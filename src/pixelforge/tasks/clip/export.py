@@ -2,7 +2,7 @@
 torch-free runtime (deploy/runtime/clip.py).
 
     PACKAGE/image_encoder.onnx, text_encoder.onnx, tokenizer.json, preprocess.json, classes.json ([]),
-    package.json, parity.json, model_card.md (when the run has one)
+    package.json, parity.json, model_card.md (the run's, or one written from the run)
 
 Parity: on the run's validation images (up to `parity_images`) the package must give the same zero-shot label as
 PyTorch for every image, with the validation set's colour-shape names (or its first captions, on data without
@@ -20,6 +20,8 @@ from torch import nn
 from pixelforge.deploy.export.folder import reject_options, require_new_out, staged_folder, write_dense_package_files, write_json
 from pixelforge.deploy.export.onnx import export_traced
 from pixelforge.errors import PixelforgeError
+from pixelforge.tasks.common.card import write_task_card
+from pixelforge.tasks.clip.card import card_facts
 
 
 class _ImageTower(nn.Module):
@@ -72,7 +74,8 @@ def export_package(run_dir, out, data: str | None = None, parity_images: int = 3
         write_dense_package_files(staging, Path(run_dir), pre, [], {
             "task": "clip", "models": {"fp32": "image_encoder.onnx"}, "text_model": "text_encoder.onnx",
             "backbone": cfg.model, "templates": list(zs.templates), "context_length": length,
-            "logit_scale": float(model.logit_scale.detach().exp())}, opset)
+            "logit_scale": float(model.logit_scale.detach().exp())}, opset,
+            write_card=lambda path: write_task_card(Path(run_dir), card_facts, dest=path))
         report = _parity(zs, staging, images)
         write_json(staging / "parity.json", report)
         if not report["passed"]:

@@ -56,6 +56,11 @@ class CompressTask(Task):
                               f"FILE.pfc`; to code many, export it (`pixelforge export {run} --out PACKAGE`) and "
                               f"predict with the package")
 
+    def card_facts(self, run, cfg, summary):
+        from pixelforge.tasks.compress.card import card_facts
+
+        return card_facts(run, cfg, summary)
+
     def export(self, run, out, **options):
         from pixelforge.tasks.compress.export import export_package
 

@@ -23,6 +23,8 @@ from pixelforge.deploy.runtime.learned_codec import MULTIPLE, compress_pixels, d
 from pixelforge.deploy.runtime.pfc import PfcError
 from pixelforge.errors import PixelforgeError
 from pixelforge.tasks.compress.tables import CODEC_FILE, load_trained, torch_transforms
+from pixelforge.tasks.common.card import write_task_card
+from pixelforge.tasks.compress.card import card_facts
 
 MAX_PIXEL_DIFF = 1  # ONNX Runtime's and PyTorch's convolutions round differently; one grey level at most
 
@@ -61,7 +63,8 @@ def export_package(run_dir, out, data: str | None = None, parity_images: int = 4
         write_dense_package_files(staging, run, pre, [], {
             "task": "compress", "models": {name: f"{name}.onnx" for name in parts}, "input_name": "x",
             "output_name": "y", "model": cfg.model, "model_id": codec.model_id.hex(), "lambda": cfg.lambda_,
-            "channels": [cfg.channels_n, cfg.channels_m]}, opset)
+            "channels": [cfg.channels_n, cfg.channels_m]}, opset,
+            write_card=lambda path: write_task_card(run, card_facts, dest=path))
         report = parity(model, codec, CompressionRuntime(staging), parity_pixels(run, cfg, data, parity_images))
         write_json(staging / "parity.json", report)
         if report["symbol_mismatches"]:

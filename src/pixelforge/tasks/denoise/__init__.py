@@ -88,6 +88,11 @@ class DenoiseTask(Task):
 
         return DenoiseRuntime.describe_result(result)
 
+    def card_facts(self, run, cfg, summary):
+        from pixelforge.tasks.denoise.card import card_facts
+
+        return card_facts(run, cfg, summary)
+
     def export(self, run, out, **options):
         from pixelforge.tasks.denoise.export import export_package
 

@@ -24,6 +24,8 @@ from pixelforge.deploy.export.folder import (reject_options, require_new_out, st
 from pixelforge.deploy.export.onnx import export_traced
 from pixelforge.deploy.runtime.denoise import model_input
 from pixelforge.errors import PixelforgeError
+from pixelforge.tasks.common.card import write_task_card
+from pixelforge.tasks.denoise.card import card_facts
 
 MAX_ABS_DIFF = 1e-3
 
@@ -57,7 +59,8 @@ def export_package(run_dir: str | Path, out: str | Path, data: str | None = None
         write_dense_package_files(staging, run.run_dir, pre, [], {
             "task": "denoise", "output_name": "denoised", "model": run.config.model,
             "backbone": run.config.encoder if run.config.model == "unet" else None,
-            "input_shape": [1, run.channels, "height", "width"]}, opset)
+            "input_shape": [1, run.channels, "height", "width"]}, opset,
+            write_card=lambda path: write_task_card(run.run_dir, card_facts, dest=path))
         report = _parity(run, staging, items[:parity_images], split)
         write_json(staging / "parity.json", report)
         if not report["passed"]:

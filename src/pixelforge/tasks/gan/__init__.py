@@ -100,6 +100,11 @@ class GanTask(Task):
 
         return generate_to_folder(run, **options)
 
+    def card_facts(self, run, cfg, summary):
+        from pixelforge.tasks.gan.card import card_facts
+
+        return card_facts(run, cfg, summary)
+
     def export(self, run, out, **options):
         from pixelforge.tasks.gan.export import export_package
 

@@ -22,6 +22,8 @@ from pixelforge.deploy.export.folder import (reject_options, require_new_out, st
                                             write_json)
 from pixelforge.deploy.runtime.gan import sample_noise
 from pixelforge.errors import PixelforgeError
+from pixelforge.tasks.common.card import write_task_card
+from pixelforge.tasks.gan.card import card_facts
 
 PARITY_IMAGES = 64  # generated images compared (at most; `--parity-images` may lower it)
 MAX_LEVELS = 1  # uint8 levels ONNX Runtime's pixels may differ from PyTorch's
@@ -68,7 +70,8 @@ def export_package(run_dir, out, opset: int = 17, format: str | None = "onnx", d
         write_dense_package_files(staging, run.run_dir, pre, run.classes, {
             "task": "gan", "input_name": "z", "label_input": "labels" if run.conditional else None,
             "output_name": "image", "arch": "dcgan", "input_shape": [None, run.latent_dim],
-            "output_shape": [None, run.channels, size, size]}, opset)
+            "output_shape": [None, run.channels, size, size]}, opset,
+            write_card=lambda path: write_task_card(run.run_dir, card_facts, dest=path))
         report = _parity(wrapper, staging / "model.onnx", run, min(parity_images, PARITY_IMAGES))
         write_json(staging / "parity.json", report)
         if not report["passed"]:

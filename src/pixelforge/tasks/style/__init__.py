@@ -74,6 +74,11 @@ class StyleTask(Task):
         self.reject_options("predict", options)
         return predict_files(run, paths, out)
 
+    def card_facts(self, run, cfg, summary):
+        from pixelforge.tasks.style.card import card_facts
+
+        return card_facts(run, cfg, summary)
+
     def export(self, run, out, **options):
         from pixelforge.tasks.style.export import export_package
 

@@ -21,6 +21,8 @@ from pixelforge.deploy.export.folder import reject_options, require_new_out, sta
 from pixelforge.deploy.export.onnx import export_traced
 from pixelforge.deploy.runtime.style import MAX_SIDE
 from pixelforge.errors import PixelforgeError
+from pixelforge.tasks.common.card import write_task_card
+from pixelforge.tasks.style.card import card_facts
 
 TOLERANCE = 2 / 255
 
@@ -54,7 +56,8 @@ def export_package(run_dir: str | Path, out: str | Path, opset: int = 17, format
                     + (f"-n{run.model.noise_channels}" if run.model.noise_channels else ""),
             "backbone": None, "style": Path(cfg.style).name, "loss_net": cfg.loss_net,
             "feature_transform": cfg.feature_transform,
-            "input_shape": [1, 3, "height", "width"]}, opset)
+            "input_shape": [1, 3, "height", "width"]}, opset,
+            write_card=lambda path: write_task_card(run.run_dir, card_facts, dest=path))
         _write_style_image(cfg.style, staging / "style.png")
         report = _parity(run, staging / "model.onnx", parity_images)
         write_json(staging / "parity.json", report)
