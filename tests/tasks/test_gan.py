@@ -393,3 +393,19 @@ def test_export_parity_and_the_torch_free_runtime_and_server_generate(gan_run, t
     # The package's grid was 32 px samples at their own size (338 x 66 for 20 digits), the run's enlarged 3x.
     from_run = generate_to_folder(gan_run, out=tmp_path / "from-run", n=3, class_name="bar", seed=1)
     assert Image.open(tmp_path / "from-package" / "grid.png").size == Image.open(from_run["grid"]).size
+
+
+def test_bf16_mixed_precision_trains_through_the_discriminators_resize():
+    """`--precision bf16-mixed` ended in a traceback: torch has no antialiased bicubic resize for bf16, the dtype
+    the generator's images have under autocast on their way to the discriminator."""
+    from pixelforge.tasks.gan.models import GANModel
+
+    torch.manual_seed(0)
+    model = GANModel(8, 1, 16, width=8, num_classes=2, aux_classifier=True, native_size=8, judge_size=8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        fake = model("generate", torch.randn(4, 8), torch.tensor([0, 1, 0, 1]))
+        scores, logits = model("discriminate+classify", fake, torch.tensor([0, 1, 0, 1]))
+    (scores.float().mean() + logits.float().mean()).backward()
+    assert fake.shape == (4, 1, 16, 16) and torch.isfinite(scores.float()).all()
+    assert model.generator.project[0].weight.grad is not None  # the generator's gradient came back through it
+
