@@ -409,3 +409,10 @@ def test_bf16_mixed_precision_trains_through_the_discriminators_resize():
     assert fake.shape == (4, 1, 16, 16) and torch.isfinite(scores.float()).all()
     assert model.generator.project[0].weight.grad is not None  # the generator's gradient came back through it
 
+
+def test_more_than_one_process_is_refused_in_one_line_before_a_run_folder_exists(two_class_folder, tmp_path):
+    """`--devices 2` ended in DDP's traceback about parameters that received no gradient after the first step."""
+    with pytest.raises(PixelforgeError, match=r"^--devices 2 --num-nodes 1: --task gan trains in one process .*"
+                                              r"use --devices 1"):
+        pixelforge.train(str(two_class_folder), out=str(tmp_path / "ddp"), **{**TINY, "devices": 2})
+    assert not (tmp_path / "ddp").exists()
