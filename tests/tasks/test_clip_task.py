@@ -171,3 +171,16 @@ def test_evaluate_leaves_out_the_training_images_unless_asked(clip_run, clip_dat
     own = pixelforge.evaluate(clip_run, split="train", out=tmp_path / "own").metrics  # asked for by name: scored
     assert own["num_images"] == everything["num_images"] and own["excluded_training_images"] is None
     assert "left out" not in get_task("clip").format_metrics(own)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["linear", "full"])
+def test_two_process_ddp_trains_both_image_paths(clip_data, tmp_path, strategy):
+    """`--devices 2` ended in Fabric's refusal of `encode_text` called beside the DDP-wrapped forward: the step now
+    makes one `model(images, tokens)` call, for cached features (linear) and images (full) alike."""
+    from pixelforge.runs import folder as rd
+
+    result = pixelforge.train(str(clip_data), out=str(tmp_path / "ddp"), **{**TINY, "epochs": 2, "devices": 2,
+                                                                          "accelerator": "cpu", "strategy": strategy})
+    rows = rd.read_metrics(result.run_dir / "metrics.csv")
+    assert [row["epoch"] for row in rows] == [1, 2] and all(row["train_loss"] > 0 for row in rows)
