@@ -291,3 +291,16 @@ def test_mask_rcnn_learns_the_tiny_set_well_above_chance(tmp_path):
     metrics = evaluate_instance(result.run_dir).metrics
     # An untrained model scores ~0; outlines of two clean shapes should be found and traced.
     assert metrics["map50"] > 0.4, metrics["map50"]  # measured 0.6 on the val split
+
+
+@pytest.mark.slow
+def test_bf16_mixed_precision_trains_with_the_targets_boxes_kept_in_fp32(tiny_instance, tmp_path):
+    """`--precision bf16-mixed` ended in torchvision's "target boxes must of float type, instead got bfloat16":
+    Fabric casts every float input to bf16, the targets' boxes too."""
+    import pixelforge
+
+    result = pixelforge.train(str(tiny_instance), task="instance", weights="none", img_size=64, epochs=1,
+                              batch_size=4, strategy="full", precision="bf16-mixed", accelerator="cpu",
+                              out=str(tmp_path / "run"), quiet=True)
+    assert json.loads((result.run_dir / "summary.json").read_text())["precision"] == "bf16-mixed"
+    assert 0 <= result.best_metric <= 1
