@@ -183,3 +183,16 @@ def test_the_run_s_model_card_states_its_zero_shot_accuracy_and_recall(clip_run)
     assert row("zero-shot accuracy, bare label", fmt(m["zeroshot_accuracy_bare_label"])) in card
     assert row("chance", fmt(m["chance"])) in card
     assert row("recall@1 image → text", fmt(m["recall1_image_to_text"])) in card
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["linear", "full"])
+def test_two_process_ddp_trains_both_image_paths(clip_data, tmp_path, strategy):
+    """`--devices 2` ended in Fabric's refusal of `encode_text` called beside the DDP-wrapped forward: the step now
+    makes one `model(images, tokens)` call, for cached features (linear) and images (full) alike."""
+    from pixelforge.runs import folder as rd
+
+    result = pixelforge.train(str(clip_data), out=str(tmp_path / "ddp"), **{**TINY, "epochs": 2, "devices": 2,
+                                                                          "accelerator": "cpu", "strategy": strategy})
+    rows = rd.read_metrics(result.run_dir / "metrics.csv")
+    assert [row["epoch"] for row in rows] == [1, 2] and all(row["train_loss"] > 0 for row in rows)

@@ -409,3 +409,26 @@ def test_the_run_s_model_card_states_fid_coverage_and_conditional_accuracy(gan_r
     assert row("conditional accuracy", fmt(m["conditional_accuracy"]),
                f"samples judged as the class asked for ({m['samples_per_class']} per class)") in card
     assert "synthetic" in card
+
+
+def test_bf16_mixed_precision_trains_through_the_discriminators_resize():
+    """`--precision bf16-mixed` ended in a traceback: torch has no antialiased bicubic resize for bf16, the dtype
+    the generator's images have under autocast on their way to the discriminator."""
+    from pixelforge.tasks.gan.models import GANModel
+
+    torch.manual_seed(0)
+    model = GANModel(8, 1, 16, width=8, num_classes=2, aux_classifier=True, native_size=8, judge_size=8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        fake = model("generate", torch.randn(4, 8), torch.tensor([0, 1, 0, 1]))
+        scores, logits = model("discriminate+classify", fake, torch.tensor([0, 1, 0, 1]))
+    (scores.float().mean() + logits.float().mean()).backward()
+    assert fake.shape == (4, 1, 16, 16) and torch.isfinite(scores.float()).all()
+    assert model.generator.project[0].weight.grad is not None  # the generator's gradient came back through it
+
+
+def test_more_than_one_process_is_refused_in_one_line_before_a_run_folder_exists(two_class_folder, tmp_path):
+    """`--devices 2` ended in DDP's traceback about parameters that received no gradient after the first step."""
+    with pytest.raises(PixelforgeError, match=r"^--devices 2 --num-nodes 1: --task gan trains in one process .*"
+                                              r"use --devices 1"):
+        pixelforge.train(str(two_class_folder), out=str(tmp_path / "ddp"), **{**TINY, "devices": 2})
+    assert not (tmp_path / "ddp").exists()

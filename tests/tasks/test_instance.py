@@ -306,3 +306,16 @@ def test_the_gallery_rows_of_wide_photos_are_not_padded_with_white_bands(tmp_pat
     picture = np.asarray(Image.open(plot_instance_gallery(images, [], {1: "a"}, tmp_path / "g.png")).convert("L"))
     white_rows = (picture >= 250).all(axis=1).mean()
     assert white_rows < 0.5, white_rows  # was ~0.7 of the figure's height: 3.3 in rows around 1 in pictures
+
+
+@pytest.mark.slow
+def test_bf16_mixed_precision_trains_with_the_targets_boxes_kept_in_fp32(tiny_instance, tmp_path):
+    """`--precision bf16-mixed` ended in torchvision's "target boxes must of float type, instead got bfloat16":
+    Fabric casts every float input to bf16, the targets' boxes too."""
+    import pixelforge
+
+    result = pixelforge.train(str(tiny_instance), task="instance", weights="none", img_size=64, epochs=1,
+                              batch_size=4, strategy="full", precision="bf16-mixed", accelerator="cpu",
+                              out=str(tmp_path / "run"), quiet=True)
+    assert json.loads((result.run_dir / "summary.json").read_text())["precision"] == "bf16-mixed"
+    assert 0 <= result.best_metric <= 1

@@ -31,6 +31,14 @@ class PixelCLIP(open_clip.CLIP):
     def pretrained_module(self) -> nn.Module:
         return self.visual.trunk
 
+    def encode_image(self, image, normalize: bool = False):
+        """open_clip's, which also reads the trunk's cached pooled features [B, C] (`--strategy linear`): so one
+        `model(image, text)` call trains both paths, and DDP, which syncs what its forward ran, sees every step."""
+        if image.ndim == 2:
+            features = self.visual.head(image)
+            return nn.functional.normalize(features, dim=-1) if normalize else features
+        return super().encode_image(image, normalize)
+
     def stages(self) -> list[list[nn.Parameter]]:
         """The trunk's parameters by stage, input side first (timm's coarse group_matcher)."""
         from timm.models import group_parameters

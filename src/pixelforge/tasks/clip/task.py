@@ -14,7 +14,6 @@ import math
 import time
 
 import torch
-from torch.nn import functional as F
 from torch.utils.data import Dataset
 
 from pixelforge.data.captions.tokenizer import Tokenizer
@@ -44,13 +43,6 @@ class ImageCaptions(Dataset):
         captions = self.tokens[i]
         k = int(torch.randint(len(captions), ())) if self.random_caption else 0
         return self.inputs[i], captions[k], i
-
-
-def image_features(model, inputs: torch.Tensor) -> torch.Tensor:
-    """Normalised image embeddings from images [B, 3, H, W] or cached pooled trunk features [B, C]."""
-    if inputs.ndim == 2:
-        return F.normalize(model.visual.head(inputs), dim=-1)
-    return model.encode_image(inputs, normalize=True)
 
 
 def recall_at_1(similarity: torch.Tensor, same: torch.Tensor) -> tuple[float, float]:
@@ -85,9 +77,9 @@ class ClipStep:
         return fabric.to_device(inputs), fabric.to_device(tokens), index
 
     def losses(self, model, inputs, tokens):
-        images = image_features(model, inputs)
-        texts = model.encode_text(tokens, normalize=True)
-        return self.loss(images, texts, model.logit_scale.exp()), images, texts
+        # One forward call (open_clip's CLIP.forward): under DDP a method called beside it is refused by Fabric.
+        images, texts, scale = model(inputs, tokens)[:3]
+        return self.loss(images, texts, scale), images, texts
 
     def training_step(self, model, batch) -> dict:
         inputs, tokens, _ = batch

@@ -155,6 +155,17 @@ def select_box_images(config, classes: list[str], data: str | None, split: str |
     return chosen, source.categories, name, mapping
 
 
+def targets_in_fp32(module: nn.Module, args: tuple):
+    """A forward pre-hook: training targets' boxes back in float32. Under `--precision bf16-mixed` Fabric casts every
+    float input to bf16, targets included: Mask R-CNN refuses bf16 boxes, and bf16's 8-bit mantissa would round a
+    box at x = 300 to a multiple of 2 pixels for every other detector."""
+    if len(args) < 2 or not isinstance(args[1], (list, tuple)):
+        return None
+    targets = [{k: v.float() if torch.is_tensor(v) and v.is_floating_point() else v for k, v in t.items()}
+               for t in args[1]]
+    return (args[0], targets, *args[2:])
+
+
 def box_task_setup(cfg, source, classes, fabric, progress, model, make_task, train_images, val_images,
                    checkpoint: dict):
     """The part of a setup every box task shares: datasets decoded once into RAM, the fine-tuning strategy, gradual
@@ -178,6 +189,7 @@ def box_task_setup(cfg, source, classes, fabric, progress, model, make_task, tra
     # Per-image transforms on one thread (engine/threads.py: 3-50x faster on few cores); the model uses all.
     train_set.transform, val_set.transform = single_threaded(train_set.transform), single_threaded(val_set.transform)
     model.to(fabric.device)
+    model.register_forward_pre_hook(targets_in_fp32)
     apply_strategy(model, cfg.strategy, 0, cfg.unfreeze_every)
     hooks = ([gradual_unfreezing_hook(model, cfg.unfreeze_every, progress.info, "encoder")]
              if cfg.strategy == "gradual" else [])

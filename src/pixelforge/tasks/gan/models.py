@@ -87,7 +87,10 @@ class FixedResize(nn.Module):
         self.src, self.dst = src, dst
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.interpolate(x, size=(self.dst, self.dst), mode="bicubic", antialias=True, align_corners=False)
+        # In fp32: torch has no antialiased bicubic kernel for bf16, which `--precision bf16-mixed` hands it.
+        resized = F.interpolate(x.float(), size=(self.dst, self.dst), mode="bicubic", antialias=True,
+                                align_corners=False)
+        return resized.to(x.dtype)
 
 
 class UpBlock(nn.Module):

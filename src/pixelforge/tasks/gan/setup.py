@@ -20,6 +20,11 @@ def check_config(cfg) -> None:
     if native is not None and (native > size or 2 ** round(math.log2(native)) != native):
         raise PixelforgeError(f"--native-size {native}: the generator's drawing size must be a power of two "
                               f"between 8 and --img-size {size}")
+    processes = cfg.devices * cfg.num_nodes
+    if processes > 1:  # DDP syncs every parameter's gradient once a backward; a GAN step has two, each over a part
+        raise PixelforgeError(f"--devices {cfg.devices} --num-nodes {cfg.num_nodes}: --task gan trains in one process "
+                              f"(its discriminator and generator steps each train half of the model, which DDP "
+                              f"cannot sync); use --devices 1 (a GPU, or the CPU's threads)")
     judge = cfg.d_size
     if judge is not None and (judge > size or 2 ** round(math.log2(judge)) != judge):
         raise PixelforgeError(f"--d-size {judge}: the discriminator's input size must be a power of two "
