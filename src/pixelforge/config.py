@@ -74,7 +74,11 @@ class RunConfig(BaseModel):
     @field_validator("precision", mode="before")
     @classmethod
     def _precision_as_text(cls, value):
-        return str(value)
+        # Lightning's own short forms mean the same mixed precision (its `_PRECISION_INPUT`), so they are taken too.
+        return PRECISION_ALIASES.get(str(value), str(value))
+
+
+PRECISION_ALIASES = {"bf16": "bf16-mixed", "16": "16-mixed", "32-true": "32"}
 
 
 def read_config_file(path: str | Path) -> dict:

@@ -24,6 +24,15 @@ def test_explicit_precision_is_kept():
     assert resolve("bf16-mixed", "detect", "full", "cpu")[0] == "bf16-mixed"
 
 
+def test_lightning_s_short_forms_are_taken_as_its_mixed_precisions():
+    """`--precision bf16` (Lightning's short form) was refused with a list of the long ones."""
+    assert build_config(data="digits", precision="bf16").precision == "bf16-mixed"
+    assert build_config(data="digits", precision=16).precision == "16-mixed"
+    assert build_config(data="digits", precision="32-true").precision == "32"
+    with pytest.raises(Exception, match="bf16-mixed"):
+        build_config(data="digits", precision="bf16-true")  # pure bf16 weights: not offered, not mapped
+
+
 def test_auto_is_bf16_only_for_end_to_end_classification_on_a_bf16_cpu(monkeypatch, cpu_only):
     monkeypatch.setattr(prec, "cpu_has_native_bf16", lambda: True)
     assert resolve("auto", "classify", "full", "auto")[0] == "bf16-mixed"
