@@ -337,6 +337,29 @@ def test_evaluate_reports_fid_kid_floor_n_and_the_judges_class_scores(gan_run, c
     assert (gan_run / "judge" / "classifier.pt").is_file()  # trained once on the real images, cached
 
 
+def test_training_the_judge_leaves_the_caller_s_random_state_and_gives_the_same_judge(gan_run, tmp_path):
+    """Training the judge (first `evaluate` of a run) called torch.manual_seed(0) on the global generator: a user's
+    script found its random stream reset; and the judge's initial weights came from whatever state the caller had."""
+    import shutil
+
+    from pixelforge.tasks.gan.data import read_source
+    from pixelforge.tasks.gan.judge import own_judge
+    from pixelforge.tasks.gan.run import load_gan_run
+
+    weights = []
+    for name, seed in (("a", 123), ("b", 7)):
+        copy = shutil.copytree(gan_run, tmp_path / name)
+        shutil.rmtree(copy / "judge", ignore_errors=True)
+        run = load_gan_run(copy)
+        source = read_source(run.config.data, run.conditional)
+        torch.manual_seed(seed)
+        before = torch.get_rng_state()
+        judge = own_judge(run, source)
+        assert torch.equal(torch.get_rng_state(), before)
+        weights.append(judge.model.state_dict())
+    assert all(torch.equal(tensor, weights[1][key]) for key, tensor in weights[0].items())
+
+
 def test_generate_is_reproducible_by_seed_and_writes_the_class_at_the_data_size(gan_run, tmp_path, cli):
     from pixelforge.tasks.gan.generate import generate_to_folder
 

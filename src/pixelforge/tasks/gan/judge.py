@@ -47,7 +47,9 @@ def own_judge(run, source, progress=None) -> Judge:
     from pixelforge.tasks.gan.data import decode, training_samples
 
     cfg, path = run.config, run.run_dir / "judge" / "classifier.pt"
-    model = small_cnn(run.channels, len(run.classes))
+    with torch.random.fork_rng(devices=[]):  # the same initial weights whoever asks (training, below, likewise)
+        torch.manual_seed(0)
+        model = small_cnn(run.channels, len(run.classes))
     if path.exists():
         saved = torch.load(path, map_location="cpu", weights_only=True)
         model.load_state_dict(saved["model"])
@@ -56,21 +58,25 @@ def own_judge(run, source, progress=None) -> Judge:
     log.info("no --classifier: training a small CNN on the run's real training images once (cached in %s)", path)
     train = decode(training_samples(source), run.classes, cfg.img_size, run.channels)
     held = source.split("test") or source.split("val") if source.has_splits else []
-    torch.manual_seed(0)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4)
-    steps = JUDGE_EPOCHS * ((len(train) + 63) // 64)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, 3e-3, total_steps=steps)
-    for epoch in range(JUDGE_EPOCHS):
-        model.train()
-        for idx in torch.randperm(len(train)).split(64):
-            x = train.images[idx]
-            shift = torch.randint(-2, 3, (2,)).tolist()  # small translations: generated digits are not centred exactly
-            x = torch.roll(x, shifts=shift, dims=(2, 3))
-            loss = F.cross_entropy(model(x), train.labels[idx])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            schedule.step()
+    # Seeded for a judge that is the same whoever asks, in a fork: `evaluate` called from a user's script must
+    # not find torch's global generator reset to 0 afterwards.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4)
+        steps = JUDGE_EPOCHS * ((len(train) + 63) // 64)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, 3e-3, total_steps=steps)
+        for epoch in range(JUDGE_EPOCHS):
+            model.train()
+            for idx in torch.randperm(len(train)).split(64):
+                x = train.images[idx]
+                # small translations: generated digits are not centred exactly
+                shift = torch.randint(-2, 3, (2,)).tolist()
+                x = torch.roll(x, shifts=shift, dims=(2, 3))
+                loss = F.cross_entropy(model(x), train.labels[idx])
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                schedule.step()
     judge = Judge(model, lambda x: x, run.classes, "", None)
     accuracy = None
     if held:
