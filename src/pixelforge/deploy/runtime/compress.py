@@ -35,8 +35,13 @@ CODEC_FILE = "codec.npz"
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR in dB of two 8-bit images (inf when identical)."""
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    """PSNR in dB of two 8-bit images (inf when identical); summed in bands of rows, as integers (exact), since
+    float64 copies of a 24-megapixel photo took 1.7 GB, more than the tiled codec itself."""
+    total = 0
+    for top in range(0, a.shape[0], 256):
+        diff = a[top:top + 256].astype(np.int32) - b[top:top + 256].astype(np.int32)
+        total += int(np.sum(diff * diff, dtype=np.int64))
+    mse = total / a.size
     return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
 
 

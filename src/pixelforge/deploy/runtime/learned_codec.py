@@ -25,6 +25,8 @@ from typing import Callable
 import numpy as np
 
 import pixelforge.deploy.runtime.rans as rans
+from pixelforge.deploy.runtime.codec_tiles import (COMPRESSAI_G_A, COMPRESSAI_G_S, Layer, analyse_in_tiles,
+                                                   synthesise_in_tiles)
 from pixelforge.deploy.runtime.pfc import PfcError, PfcFile, parse_pfc
 from pixelforge.errors import PixelforgeError
 
@@ -38,6 +40,10 @@ class Transforms:
     g_s: Transform  # synthesis: ŷ -> image
     h_a: Transform | None = None  # hyper analysis: y -> z (|y| taken inside, as ScaleHyperprior does)
     h_s: Transform | None = None  # hyper synthesis: ẑ -> σ
+    # The spatial layers of g_a and g_s (codec_tiles.py): large images run them tile by tile with margins computed
+    # from these; None runs them on the whole image. A package's ONNX transforms are CompressAI's, as the run's.
+    g_a_layers: tuple[Layer, ...] | None = COMPRESSAI_G_A
+    g_s_layers: tuple[Layer, ...] | None = COMPRESSAI_G_S
 
 
 @dataclass
@@ -110,12 +116,18 @@ def _symbols_crc(*symbols: np.ndarray) -> int:
 Refiner = Callable[[np.ndarray, np.ndarray, "np.ndarray | None", int, int], tuple]
 
 
-def pad_image(pixels: np.ndarray, kind: str) -> tuple[np.ndarray, int, int]:
-    """The model's input for an 8-bit RGB image: float32 [1, 3, H', W'] edge-padded to the model's multiple."""
+def pad_pixels(pixels: np.ndarray, kind: str) -> tuple[np.ndarray, int, int]:
+    """An 8-bit RGB image [H, W, 3] edge-padded to the model's multiple (still 8-bit), and the rows and columns added."""
     step = MULTIPLE[kind]
     pad_b, pad_r = -pixels.shape[0] % step, -pixels.shape[1] % step
     # Edge padding costs fewer bits than zeros; the decoder crops it away.
-    x = np.pad(pixels, ((0, pad_b), (0, pad_r), (0, 0)), mode="edge").astype(np.float32) / 255.0
+    return np.pad(pixels, ((0, pad_b), (0, pad_r), (0, 0)), mode="edge"), pad_b, pad_r
+
+
+def pad_image(pixels: np.ndarray, kind: str) -> tuple[np.ndarray, int, int]:
+    """The model's input for an 8-bit RGB image: float32 [1, 3, H', W'] edge-padded to the model's multiple."""
+    padded, pad_b, pad_r = pad_pixels(pixels, kind)
+    x = padded.astype(np.float32) / 255.0
     return np.ascontiguousarray(x.transpose(2, 0, 1)[None]), pad_b, pad_r
 
 
@@ -127,11 +139,11 @@ def compress_pixels(pixels: np.ndarray, codec: FrozenCodec, transforms: Transfor
     run's latent refinement, tasks/compress/refine.py); the decoder never knows: the file format is the same.
     """
     height, width = pixels.shape[:2]
-    x, pad_b, pad_r = pad_image(pixels, codec.kind)
-    y = transforms.g_a(x)
-    z = transforms.h_a(y) if codec.kind == "hyperprior" else None
+    padded, pad_b, pad_r = pad_pixels(pixels, codec.kind)
+    y = analyse_in_tiles(padded, transforms.g_a, transforms.g_a_layers)  # the whole image's y, up to float rounding
+    z = transforms.h_a(y) if codec.kind == "hyperprior" else None  # on the latent: 1/16 of the image a side
     if refine is not None:
-        y, z = refine(x, y, z, height, width)
+        y, z = refine(pad_image(pixels, codec.kind)[0], y, z, height, width)
     return PfcFile(codec.kind, codec.model_id, height, width, pad_b, pad_r, *code_latents(y, z, codec, transforms)
                    ).to_bytes()
 
@@ -176,5 +188,4 @@ def decompress_bytes(data: bytes, codec: FrozenCodec, transforms: Transforms, na
     if crc != pfc.symbols_crc:
         raise PfcError(f"{name}: decoded symbols differ from the encoder's (its entropy parameters differ from "
                        f"this decoder's); decode it with the run or package that wrote it")
-    x_hat = transforms.g_s(y_hat)[0, :, :pfc.height, :pfc.width]
-    return (np.clip(x_hat, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8).transpose(1, 2, 0)
+    return synthesise_in_tiles(y_hat, transforms.g_s, transforms.g_s_layers, pfc.height, pfc.width)

@@ -42,11 +42,30 @@ def preprocess_image(image: np.ndarray, pre: dict) -> np.ndarray:
     return x[None].astype(np.float32)
 
 
+# Resizing every class's logits to the image before the argmax takes K x 4 bytes a pixel: 7.6 GB for a 108-megapixel
+# photo. Above this many pixels the logits are resized one class at a time, keeping a running maximum and its class
+# (the first class wins a tie, as argmax's first maximum does): the same resize of each plane, so the same mask, in
+# about 20 bytes a pixel whatever the number of classes. Smaller images keep the one-pass argmax.
+PER_CLASS_PIXELS = 16_000_000
+
+
 def logits_to_mask(logits: np.ndarray, height: int, width: int) -> np.ndarray:
     """[1, K, s, s] logits -> int64 [height, width] class ids (logits resized bilinearly before the argmax)."""
-    planes = [np.asarray(Image.fromarray(plane.astype(np.float32), mode="F").resize((width, height), Image.BILINEAR))
-              for plane in logits[0]]
-    return np.stack(planes).argmax(0).astype(np.int64)
+    def resized(plane: np.ndarray) -> np.ndarray:
+        return np.asarray(Image.fromarray(plane.astype(np.float32), mode="F").resize((width, height), Image.BILINEAR))
+
+    if height * width <= PER_CLASS_PIXELS:
+        return np.stack([resized(plane) for plane in logits[0]]).argmax(0).astype(np.int64)
+    best = np.array(resized(logits[0, 0]))  # a writable copy
+    index = np.zeros((height, width), np.uint8 if len(logits[0]) <= 256 else np.int32)
+    for k in range(1, len(logits[0])):
+        plane = resized(logits[0, k])
+        better = plane > best  # strictly: a tie keeps the earlier class
+        index[better] = k
+        np.maximum(best, plane, out=best)
+        del plane, better
+    del best
+    return index.astype(np.int64)
 
 
 class SegmentationRuntime(DenseRuntime):

@@ -51,6 +51,25 @@ def load_trained(run_dir: str | Path):
     return run, cfg, model, FrozenCodec.load(path)
 
 
+def spatial_layers(module) -> tuple | None:
+    """(kernel, stride, padding, transposed) of each convolution of a transform, for tiling it (codec_tiles.py);
+    None when a layer's reach is unknown (square kernels and GDN/ReLU between them are what the models use), so
+    such a transform runs on the whole image."""
+    from compressai.layers import GDN
+
+    layers = []
+    for layer in module.children() if isinstance(module, torch.nn.Sequential) else [module]:
+        if isinstance(layer, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
+            square = len(set(layer.kernel_size)) == len(set(layer.stride)) == len(set(layer.padding)) == 1
+            if not square or layer.dilation != (1, 1):
+                return None
+            layers.append((layer.kernel_size[0], layer.stride[0], layer.padding[0],
+                           isinstance(layer, torch.nn.ConvTranspose2d)))
+        elif not isinstance(layer, (GDN, torch.nn.ReLU)):
+            return None
+    return tuple(layers)
+
+
 def torch_transforms(model) -> Transforms:
     """The model's transforms as numpy -> numpy functions (for learned_codec's encoder and decoder)."""
     def wrap(module, absolute: bool = False):
@@ -60,6 +79,7 @@ def torch_transforms(model) -> Transforms:
             return module(t.abs() if absolute else t).numpy()
         return run
 
+    layers = {"g_a_layers": spatial_layers(model.g_a), "g_s_layers": spatial_layers(model.g_s)}
     if hasattr(model, "h_a"):
-        return Transforms(wrap(model.g_a), wrap(model.g_s), wrap(model.h_a, absolute=True), wrap(model.h_s))
-    return Transforms(wrap(model.g_a), wrap(model.g_s))
+        return Transforms(wrap(model.g_a), wrap(model.g_s), wrap(model.h_a, absolute=True), wrap(model.h_s), **layers)
+    return Transforms(wrap(model.g_a), wrap(model.g_s), **layers)
