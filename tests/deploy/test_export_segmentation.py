@@ -185,3 +185,45 @@ def test_the_overlay_is_drawn_in_bands_of_rows_into_the_same_picture(monkeypatch
     assert np.array_equal(banded, mask_files.overlay(image, mask, 3))
     monkeypatch.setattr(mask_files, "OVERLAY_ROWS", 7)
     assert np.array_equal(banded, mask_files.overlay(image, mask, 3))
+
+
+def test_fp16_and_int8_models_are_checked_in_mask_terms_and_predict_under_precision(untrained_run, tmp_path):
+    from pixelforge.deploy.runtime import load_runtime
+    from pixelforge.data.masks.images import load_image_any
+    from pixelforge.tasks.segment.export import export_package
+
+    out = export_package(untrained_run, tmp_path / "pkg", parity_images=4, fp16=True, int8=True,
+                         max_int8_drop=100.0, calibration_images=4)
+    manifest = json.loads((out / "package.json").read_text())
+    assert manifest["models"] == {"fp32": "model.onnx", "int8": "model.int8.onnx", "fp16": "model.fp16.onnx"}
+    assert manifest["default_precision"] == "int8" and manifest["export"]["calibration_images"] == 4
+    report = json.loads((out / "parity.json").read_text())
+    assert report["fp16"]["passed"] and report["fp16"]["pixel_agreement"] >= 0.99
+    assert report["fp16"]["max_abs_logit_diff"] > 0  # really the fp16 graph, not the fp32 one again
+    assert report["int8"]["miou_drop_points"] is not None and report["int8"]["miou"] is not None
+    image = load_image_any(sorted((untrained_run.parent / "data" / "images").glob("*.png"))[0])
+    masks = {p: load_runtime(out, p).predict_images([image])[0]["mask"] for p in ("fp32", "fp16", "int8")}
+    assert load_runtime(out).precision == "int8" and load_runtime(out, "fp16").precision == "fp16"
+    assert (masks["fp16"] == masks["fp32"]).mean() >= 0.99
+
+
+@pytest.mark.parametrize("option,constant,words", [
+    ({"fp16": True}, ("FP16_MIN_AGREEMENT", 1.5), "fp16 parity failed"),
+    ({"int8": True, "max_int8_drop": 0.0}, None, "int8 parity failed")])
+def test_a_failing_fp16_or_int8_check_refuses_the_export_and_writes_nothing(untrained_run, tmp_path, monkeypatch,
+                                                                           option, constant, words):
+    from pixelforge.tasks.segment import export as export_segmentation
+
+    if constant:
+        monkeypatch.setattr(export_segmentation, *constant)
+    else:  # the int8 model's mIoU is made worse than PyTorch's by one point more than allowed
+        real = export_segmentation._parity
+
+        def worse(*args, **kwargs):
+            report = real(*args, **kwargs)
+            return {**report, "miou": report["reference_miou"] - 0.01} if args[-1:] == ("model.int8.onnx",) else report
+        monkeypatch.setattr(export_segmentation, "_parity", worse)
+    with pytest.raises(PixelforgeError, match=words):
+        export_segmentation.export_package(untrained_run, tmp_path / "pkg", parity_images=2, calibration_images=2,
+                                           **option)
+    assert not (tmp_path / "pkg").exists() and not list(tmp_path.glob(".pkg*"))

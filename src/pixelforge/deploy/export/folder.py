@@ -23,15 +23,23 @@ def require_new_out(out: Path) -> None:
         raise PixelforgeError(f"{out}: already exists and is not empty; packages are never overwritten, choose a new --out")
 
 
-def reject_options(task: str, options: dict, format: str | None = "onnx") -> None:
-    """One-line error for export options a box or mask task's packages cannot honour (they are fp32 ONNX with
-    their own parity check): `--int8`, `--fp16`, `--format torchscript`, classification's parity settings."""
+def reject_options(task: str, options: dict, format: str | None = "onnx", offers: tuple[str, ...] = (),
+                   why: str | None = None) -> None:
+    """One-line error for export options a task's packages cannot honour (`--int8`, `--fp16`, `--format
+    torchscript`, classification's parity settings, ...): it names what the task offers instead (`offers`, option
+    names as in Python), or `why` its packages are fp32 ONNX only."""
     given = sorted(k for k, v in options.items() if v is not None and v is not False)  # 0 is given
     if format not in (None, "onnx"):
         given.insert(0, f"format {format}")
     if given:
         flags = ", ".join("--" + k.replace("_", "-") for k in given)
-        raise PixelforgeError(f"export: {flags} not available for task {task!r} (its packages are fp32 ONNX); "
+        if why:
+            reason = why
+        elif offers:
+            reason = "it offers fp32 ONNX and " + ", ".join("--" + k.replace("_", "-") for k in offers)
+        else:
+            reason = "its packages are fp32 ONNX"
+        raise PixelforgeError(f"export: {flags} not available for task {task!r} ({reason}); "
                               f"export without {'it' if len(given) == 1 else 'them'}")
 
 

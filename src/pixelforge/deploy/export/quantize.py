@@ -54,7 +54,13 @@ def quantize_int8(fp32_model: Path, out: Path, calibration_batches: Iterable[np.
 
     with tempfile.TemporaryDirectory(prefix="pixelforge-quant-") as tmp, _quiet_calibration():
         prepared = Path(tmp) / "prepared.onnx"
-        quant_pre_process(str(fp32_model), str(prepared))
+        try:  # in `tmp`: a failing symbolic shape inference saves its half-done model in the working folder
+            with contextlib.chdir(tmp):
+                quant_pre_process(str(fp32_model), str(prepared))
+        except Exception:  # noqa: BLE001 - symbolic shape inference gives up on some graphs (a U-Net's resizes)
+            log.info("int8: symbolic shape inference failed; pre-processing with ONNX's shape inference only")
+            prepared.unlink(missing_ok=True)
+            quant_pre_process(str(fp32_model), str(prepared), skip_symbolic_shape=True)
         reader, cache = Reader(), None
         if method in CALIBRATOR_OPTIONS:  # ranges computed here, with options quantize_static cannot pass on
             cache, reader = _calibrate(prepared, Path(tmp), reader, methods[method], CALIBRATOR_OPTIONS[method]), None

@@ -1,0 +1,69 @@
+"""fp16 and int8 copies of a task's fp32 ONNX package model, recorded in its package.json.
+
+The box, mask and image tasks' exporters write `model.onnx` and check it; with `--fp16` / `--int8` they then call
+`write_fp16` / `write_int8` (the classification machinery of quantize.py: fp16 with float32 inputs and outputs,
+static QDQ int8 calibrated on training images) and judge the new model in the task's own terms (mask agreement,
+mIoU, PSNR, ...). package.json lists each model under its precision, so `--precision fp16|int8` of predict, serve
+and video picks it (`pixelforge.deploy.runtime.package`). As for classification, an int8 model becomes the
+package's default precision.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from pixelforge.deploy.runtime.package import MANIFEST_FILE
+from pixelforge.errors import PixelforgeError
+
+log = logging.getLogger("pixelforge")
+CALIBRATIONS = ("minmax", "entropy", "percentile")
+
+
+def check_calibration(calibration: str) -> None:
+    if calibration not in CALIBRATIONS:
+        raise PixelforgeError(f"--calibration {calibration!r}: choose {', '.join(CALIBRATIONS)}")
+
+
+def add_model(staging: Path, precision: str, file: str, default: bool = False, **settings) -> str:
+    """List `file` under `precision` in the staged package.json (and make it the default); `settings` go to its
+    "export" record."""
+    path = staging / MANIFEST_FILE
+    manifest = json.loads(path.read_text())
+    manifest["models"][precision] = file
+    if default:
+        manifest["default_precision"] = precision
+    manifest["export"].update(settings)
+    path.write_text(json.dumps(manifest, indent=2) + "\n")
+    return file
+
+
+def write_fp16(staging: Path, model: str = "model.onnx") -> Path:
+    """model.fp16.onnx beside `model` (float32 inputs and outputs), listed in package.json."""
+    from pixelforge.deploy.export.quantize import convert_fp16
+
+    path = convert_fp16(staging / model, staging / "model.fp16.onnx")
+    add_model(staging, "fp16", path.name, fp16=True)
+    return path
+
+
+def write_int8(staging: Path, batches: Iterable[np.ndarray], calibration: str, images: int,
+               model: str = "model.onnx") -> Path:
+    """model.int8.onnx (static QDQ) calibrated on `batches` (inputs preprocessed exactly as the runtime does),
+    listed in package.json as its default precision."""
+    from pixelforge.deploy.export.quantize import quantize_int8
+
+    log.info("int8: calibrating on %d training images (%s)", images, calibration)
+    path = quantize_int8(staging / model, staging / "model.int8.onnx", batches, calibration)
+    add_model(staging, "int8", path.name, default=True, int8=True, calibration=calibration,
+              calibration_images=images)
+    return path
+
+
+def refuse(precision: str, measured: str, fix: str) -> None:
+    """The one line a failed fp16/int8 check ends the export with (the staged package is then removed)."""
+    raise PixelforgeError(f"export refused: {precision} parity failed ({measured}); {fix}")
