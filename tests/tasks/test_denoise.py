@@ -241,6 +241,34 @@ def test_export_passes_parity_and_the_package_predicts_without_torch_as_the_run(
     assert got.shape == expected.shape and np.abs(got.astype(int) - expected.astype(int)).max() <= 1
 
 
+def test_fp16_and_int8_packages_are_checked_in_psnr_and_predict_under_precision(dncnn_run, photos, tmp_path, cli):
+    done = cli("export", dncnn_run, "--out", tmp_path / "pkg", "--fp16", "--int8", "--max-int8-drop", "100")
+    assert done.returncode == 0, done.stderr
+    manifest = json.loads((tmp_path / "pkg" / "package.json").read_text())
+    assert manifest["models"] == {"fp32": "model.onnx", "int8": "model.int8.onnx", "fp16": "model.fp16.onnx"}
+    parity = json.loads((tmp_path / "pkg" / "parity.json").read_text())
+    assert parity["fp16"]["passed"] and abs(parity["fp16"]["psnr_drop_db"]) <= 0.1 < parity["fp16"]["min_psnr_onnx_vs_torch"]
+    assert parity["fp16"]["max_abs_diff"] > 0 and parity["int8"]["psnr"] > 0  # really other graphs
+    image = sorted((photos / "any_class").glob("*.png"))[0]
+    outputs = {}
+    for precision in ("fp32", "fp16"):
+        done = cli("predict", tmp_path / "pkg", image, "--precision", precision, "--out", tmp_path / precision)
+        assert done.returncode == 0, done.stderr
+        outputs[precision] = load_image_any(tmp_path / precision / image.name).astype(int)
+    assert outputs["fp16"].shape == outputs["fp32"].shape and np.abs(outputs["fp16"] - outputs["fp32"]).mean() < 1
+
+
+def test_a_failing_fp16_check_refuses_the_export_and_writes_nothing(dncnn_run, tmp_path, monkeypatch):
+    from pixelforge.tasks.denoise import export as denoise_export
+
+    monkeypatch.setattr(denoise_export, "FP16_MAX_PSNR_DROP", -1.0)  # fp16 would have to gain a dB: never
+    with pytest.raises(pixelforge.PixelforgeError, match=r"export refused: fp16 parity failed \(PSNR .* allowed -1 dB"):
+        pixelforge.export(dncnn_run, tmp_path / "pkg", fp16=True)
+    with pytest.raises(pixelforge.PixelforgeError, match=r"export refused: int8 parity failed .*--max-int8-drop"):
+        pixelforge.export(dncnn_run, tmp_path / "pkg", int8=True, max_int8_drop=-100.0)
+    assert not (tmp_path / "pkg").exists() and not list(tmp_path.glob(".pkg*"))
+
+
 def test_the_web_page_gets_noisy_and_denoised_with_their_psnr(dncnn_run, tmp_path):
     import base64
     import io
