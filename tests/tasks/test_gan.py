@@ -383,6 +383,22 @@ def test_generate_is_reproducible_by_seed_and_writes_the_class_at_the_data_size(
     assert mistaken.returncode == 2 and f"pixelforge generate {gan_run}" in mistaken.stderr
 
 
+def test_fp16_generator_is_checked_in_psnr_and_generates_under_precision(gan_run, tmp_path, monkeypatch):
+    from pixelforge.deploy.export import precision
+    from pixelforge.deploy.runtime.registry import load_runtime
+
+    package = pixelforge.export(gan_run, tmp_path / "pkg", fp16=True, parity_images=8)
+    assert json.loads((package / "package.json").read_text())["models"]["fp16"] == "model.fp16.onnx"
+    parity = json.loads((package / "parity.json").read_text())
+    assert parity["fp16"]["passed"] and parity["fp16"]["min_psnr_vs_torch"] >= 40 and parity["fp16"]["max_abs_diff"] > 0
+    fp16, fp32 = (load_runtime(package, p).generate(2, "bar", seed=1)["images"] for p in ("fp16", "fp32"))
+    assert np.abs(fp16[0].astype(int) - fp32[0].astype(int)).mean() < 2
+    monkeypatch.setattr(precision, "FP16_MIN_PSNR", 1000.0)  # unreachable: the fp16 check must refuse
+    with pytest.raises(pixelforge.PixelforgeError, match="export refused: fp16 parity failed"):
+        pixelforge.export(gan_run, tmp_path / "refused", fp16=True, parity_images=8)
+    assert not (tmp_path / "refused").exists()
+
+
 @pytest.mark.slow
 def test_export_parity_and_the_torch_free_runtime_and_server_generate(gan_run, tmp_path):
     from fastapi.testclient import TestClient

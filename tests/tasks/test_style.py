@@ -380,6 +380,25 @@ def package(tiny_run, images) -> Path:
     return pixelforge.export(tiny_run, images["root"] / "pkg")
 
 
+def test_fp16_package_is_checked_in_psnr_and_stylizes_under_precision(tiny_run, images, tmp_path, monkeypatch):
+    from pixelforge.deploy.export import precision
+    from pixelforge.deploy.runtime.registry import load_runtime
+
+    package = pixelforge.export(tiny_run, tmp_path / "pkg", fp16=True)
+    assert json.loads((package / "package.json").read_text())["models"] == {"fp32": "model.onnx",
+                                                                           "fp16": "model.fp16.onnx"}
+    parity = json.loads((package / "parity.json").read_text())
+    assert parity["fp16"]["passed"] and 40 <= parity["fp16"]["min_psnr_vs_torch"] < parity["min_psnr_vs_torch"]
+    photo = np.asarray(Image.open(images["photos"][0]))
+    runtime = load_runtime(package, "fp16")
+    fp16, fp32 = (r.predict_images([photo])[0]["image"].astype(int) for r in (runtime, load_runtime(package)))
+    assert runtime.precision == "fp16" and np.abs(fp16 - fp32).mean() < 2
+    monkeypatch.setattr(precision, "FP16_MIN_PSNR", 1000.0)  # unreachable: the fp16 check must refuse
+    with pytest.raises(pixelforge.PixelforgeError, match=r"export refused: fp16 parity failed \(worst PSNR"):
+        pixelforge.export(tiny_run, tmp_path / "refused", fp16=True)
+    assert not (tmp_path / "refused").exists() and not list(tmp_path.glob(".refused*"))
+
+
 def test_export_parity_runtime_and_video_flicker(tiny_run, package, images, tmp_path):
     import cv2
 

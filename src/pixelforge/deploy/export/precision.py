@@ -67,3 +67,24 @@ def write_int8(staging: Path, batches: Iterable[np.ndarray], calibration: str, i
 def refuse(precision: str, measured: str, fix: str) -> None:
     """The one line a failed fp16/int8 check ends the export with (the staged package is then removed)."""
     raise PixelforgeError(f"export refused: {precision} parity failed ({measured}); {fix}")
+
+
+# An image model's fp16 output must stay within the noise of 8-bit storage: 40 dB PSNR against PyTorch's output is
+# an RMS error of 1 % of the range, about 2.5 grey levels, where a visible change begins.
+FP16_MIN_PSNR = 40.0
+
+
+def psnr_db(reference: np.ndarray, candidate: np.ndarray, peak: float = 1.0) -> float:
+    """PSNR of `candidate` against `reference` in dB (100 for identical arrays)."""
+    mse = float(((np.asarray(reference, np.float64) - np.asarray(candidate, np.float64)) ** 2).mean())
+    return 100.0 if mse == 0 else float(10 * np.log10(peak ** 2 / mse))
+
+
+def check_fp16_psnr(report: dict, min_psnr: float | None = None) -> dict:
+    """An image model's fp16 parity `report` (its "min_psnr_vs_torch") judged: refused below `min_psnr` dB."""
+    min_psnr = FP16_MIN_PSNR if min_psnr is None else min_psnr
+    report = {**report, "required_psnr_vs_torch": min_psnr, "passed": report["min_psnr_vs_torch"] >= min_psnr}
+    if not report["passed"]:
+        refuse("fp16", f"worst PSNR against PyTorch's output {report['min_psnr_vs_torch']:.1f} dB, need {min_psnr:g} dB",
+               "export without --fp16")
+    return report

@@ -5,9 +5,12 @@
             preprocess.json   latent_dim, img_size, channels, conditional, how the noise is drawn
             classes.json      class names (label index = position)
             package.json      "task": "gan", input/output names
-            parity.json       ONNX Runtime vs PyTorch on the runtime's own noise: max |Δ| and uint8 agreement
+            model.fp16.onnx   with --fp16: the generator in fp16, inputs and outputs as above
+            parity.json       ONNX Runtime vs PyTorch on the runtime's own noise: max |Δ|, uint8 agreement, worst
+                              PSNR against PyTorch's images; the same for fp16
 
-The export is refused unless every uint8 pixel of ONNX Runtime's images is within one level of PyTorch's.
+The export is refused unless every uint8 pixel of ONNX Runtime's images is within one level of PyTorch's, and an
+fp16 generator unless each of its images is within 40 dB PSNR of PyTorch's (`precision.FP16_MIN_PSNR`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from torch import nn
 
 from pixelforge.deploy.export.folder import (reject_options, require_new_out, staged_folder, write_dense_package_files,
                                             write_json)
+from pixelforge.deploy.export.precision import check_fp16_psnr, psnr_db, write_fp16
 from pixelforge.deploy.runtime.gan import sample_noise
 from pixelforge.errors import PixelforgeError
 from pixelforge.tasks.common.card import write_task_card
@@ -44,16 +48,16 @@ class _Unconditional(_Conditional):
 
 
 def export_package(run_dir, out, opset: int = 17, format: str | None = "onnx", data=None,
-                   parity_images: int = PARITY_IMAGES, **options) -> Path:
+                   parity_images: int = PARITY_IMAGES, fp16: bool = False, **options) -> Path:
     """Export the run's EMA generator to `out` (must not exist or be empty) and check it against PyTorch.
 
     Example:
         >>> export_package("runs/gan-cond-digits", "packages/digits-gan")  # doctest: +SKIP
     """
-    from pixelforge.deploy.export.onnx import export_traced
+    from pixelforge.deploy.export.onnx import export_traced, quiet_converters
     from pixelforge.tasks.gan.run import load_gan_run
 
-    reject_options("gan", {**options, "data": data}, format)
+    reject_options("gan", {**options, "data": data}, format, ("fp16",))
     out = Path(out)
     require_new_out(out)
     run = load_gan_run(run_dir)
@@ -64,7 +68,7 @@ def export_package(run_dir, out, opset: int = 17, format: str | None = "onnx", d
     pre = {"task": "gan", "latent_dim": run.latent_dim, "img_size": size, "channels": run.channels,
            "conditional": run.conditional, "noise": "numpy default_rng(seed).standard_normal float32",
            "output": "image in [-1, 1]: uint8 = round((x + 1) * 127.5)"}
-    with staged_folder(out) as staging:
+    with staged_folder(out) as staging, quiet_converters():
         export_traced(wrapper, example, staging / "model.onnx", inputs, ["image"], opset,
                       dynamic_axes={**{name: {0: "batch"} for name in inputs}, "image": {0: "batch"}})
         write_dense_package_files(staging, run.run_dir, pre, run.classes, {
@@ -77,6 +81,11 @@ def export_package(run_dir, out, opset: int = 17, format: str | None = "onnx", d
         if not report["passed"]:
             raise PixelforgeError(f"export refused: ONNX Runtime's images differ from PyTorch's by up to "
                                   f"{report['max_uint8_diff']} levels (allowed {MAX_LEVELS}); report opset {opset}")
+        if fp16:
+            write_fp16(staging)
+            fp16_report = _parity(wrapper, staging / "model.fp16.onnx", run, min(parity_images, PARITY_IMAGES))
+            report["fp16"] = check_fp16_psnr(fp16_report)
+            write_json(staging / "parity.json", report)
     return out
 
 
@@ -96,5 +105,7 @@ def _parity(wrapper, model_path: Path, run, count: int) -> dict:
     got = session.run(["image"], feed)[0]
     as_uint8 = lambda x: np.round((np.clip(x, -1, 1) + 1) * 127.5).astype(np.int16)  # noqa: E731
     levels = int(np.abs(as_uint8(expected) - as_uint8(got)).max())
+    worst = min((psnr_db(np.clip(a, -1, 1), np.clip(b, -1, 1), peak=2.0) for a, b in zip(expected, got)), default=100.0)
     return {"images": count, "max_abs_diff": float(np.abs(expected - got).max()), "max_uint8_diff": levels,
+            "min_psnr_vs_torch": worst,
             "allowed_uint8_diff": MAX_LEVELS, "passed": levels <= MAX_LEVELS}

@@ -6,9 +6,12 @@
             package.json      "task": "style", the loss network (and its feature transform) and style the run
                               was trained with
             style.png         the style image it learnt (longer side <= 512 px), so its losses can be measured
-            parity.json       ONNX Runtime vs PyTorch on validation photos at two sizes: max |Δpixel| (0-1 scale)
+            model.fp16.onnx   with --fp16: the same model in fp16, inputs and outputs float32
+            parity.json       ONNX Runtime vs PyTorch on validation photos at two sizes: max |Δpixel| (0-1 scale),
+                              worst PSNR against PyTorch's output; the same for fp16
 
-The export is refused unless every output pixel agrees within 2/255 (a grey level) at both sizes.
+The export is refused unless every output pixel agrees within 2/255 (a grey level) at both sizes, and an fp16 model
+unless its output is within 40 dB PSNR of PyTorch's on every photo (`precision.FP16_MIN_PSNR`).
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from pixelforge.deploy.export.folder import reject_options, require_new_out, staged_folder, write_dense_package_files, write_json
-from pixelforge.deploy.export.onnx import export_traced
+from pixelforge.deploy.export.onnx import export_traced, quiet_converters
+from pixelforge.deploy.export.precision import check_fp16_psnr, psnr_db, write_fp16
 from pixelforge.deploy.runtime.style import MAX_SIDE
 from pixelforge.errors import PixelforgeError
 from pixelforge.tasks.common.card import write_task_card
@@ -28,7 +32,7 @@ TOLERANCE = 2 / 255
 
 
 def export_package(run_dir: str | Path, out: str | Path, opset: int = 17, format: str | None = "onnx",
-                   max_side: int = MAX_SIDE, parity_images: int = 4, **options) -> Path:
+                   max_side: int = MAX_SIDE, parity_images: int = 4, fp16: bool = False, **options) -> Path:
     """Export the run's best transformer to the package folder `out` and check it against PyTorch.
 
     Example:
@@ -40,14 +44,14 @@ def export_package(run_dir: str | Path, out: str | Path, opset: int = 17, format
 
     from pixelforge.tasks.style.apply import load_style_run
 
-    reject_options("style", options, format)
+    reject_options("style", options, format, ("fp16",))
     out = Path(out)
     require_new_out(out)
     run = load_style_run(run_dir)
     cfg = run.config
     pre = {"task": "style", "layout": "NCHW", "range": "RGB in [0, 1]", "multiple_of": 4, "pad": "reflect",
            "max_side": max_side, "output": "stylized RGB in [0, 1], same size"}
-    with staged_folder(out) as staging:
+    with staged_folder(out) as staging, quiet_converters():
         example = torch.rand(1, 3, cfg.img_size, cfg.img_size)
         export_traced(run.model.eval(), (example,), staging / "model.onnx", ["image"], ["stylized"], opset,
                       dynamic_axes={"image": {2: "height", 3: "width"}, "stylized": {2: "height", 3: "width"}})
@@ -64,6 +68,10 @@ def export_package(run_dir: str | Path, out: str | Path, opset: int = 17, format
         if not report["passed"]:
             raise PixelforgeError(f"export refused: ONNX Runtime and PyTorch differ by {report['max_abs_diff']:.4f} "
                                   f"(allowed {TOLERANCE:.4f}); report the model and opset {opset}")
+        if fp16:
+            write_fp16(staging)
+            report["fp16"] = check_fp16_psnr(_parity(run, staging / "model.fp16.onnx", parity_images))
+            write_json(staging / "parity.json", report)
     return out
 
 
@@ -88,7 +96,7 @@ def _parity(run, model_path: Path, count: int) -> dict:
     session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
     source, _ = prepare_data(run.config)
     sizes = [run.img_size, run.img_size * 3 // 2 // 4 * 4]
-    max_diff, checked = 0.0, 0
+    max_diff, checked, worst_psnr = 0.0, 0, 100.0
     for size in sizes:
         images = ContentImages(source["val"][:count], size, train=False)
         for i in range(len(images)):
@@ -97,5 +105,7 @@ def _parity(run, model_path: Path, count: int) -> dict:
                 expected = run.model(x).numpy()
             got = session.run(["stylized"], {"image": x.numpy()})[0]
             max_diff, checked = max(max_diff, float(np.abs(expected - got).max())), checked + 1
-    return {"images": checked, "sizes": sizes, "max_abs_diff": max_diff, "tolerance": TOLERANCE,
+            worst_psnr = min(worst_psnr, psnr_db(np.clip(expected, 0, 1), np.clip(got, 0, 1)))
+    return {"images": checked, "sizes": sizes, "max_abs_diff": max_diff, "min_psnr_vs_torch": worst_psnr,
+            "tolerance": TOLERANCE,
             "passed": checked > 0 and max_diff <= TOLERANCE}
