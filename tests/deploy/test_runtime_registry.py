@@ -54,12 +54,25 @@ def test_predict_options_of_another_task_are_refused(tmp_path):
         predict_package(package, [image], tmp_path / "out", score_threshold=0.5)
 
 
-@pytest.mark.parametrize("task", ["detect", "instance", "segment"])
-@pytest.mark.parametrize("option,flag", [({"int8": True}, "--int8"), ({"fp16": True}, "--fp16"),
-                                         ({"format": "torchscript"}, "--format torchscript"),
-                                         ({"tolerance": 0.0}, "--tolerance")])
-def test_box_and_mask_exporters_refuse_what_their_packages_cannot_honour(task, option, flag, tmp_path):
+REFUSED_EXPORT_OPTIONS = [  # (task, option, flag, what the line says the task offers instead)
+    *[(task, option, flag, "its packages are fp32 ONNX only: ONNX Runtime's fp16 converter breaks")
+      for task in ("detect", "instance")
+      for option, flag in [({"int8": True}, "--int8"), ({"fp16": True}, "--fp16"),
+                           ({"format": "torchscript"}, "--format torchscript"), ({"tolerance": 0.0}, "--tolerance")]],
+    ("compress", {"fp16": True}, "--fp16", "its packages are fp32 ONNX only, by design: the entropy coder needs"),
+    ("caption", {"int8": True}, "--int8", "its packages are fp32 ONNX only"),
+    ("clip", {"fp16": True}, "--fp16", "its packages are fp32 ONNX only"),
+    ("style", {"int8": True}, "--int8", "it offers fp32 ONNX and --fp16"),
+    ("gan", {"int8": True}, "--int8", "it offers fp32 ONNX and --fp16"),
+    ("denoise", {"tolerance": 0.0}, "--tolerance", "it offers fp32 ONNX and --fp16, --int8, --max-int8-drop"),
+    *[("segment", option, flag, "it offers fp32 ONNX and --fp16, --int8, --max-int8-drop")
+      for option, flag in [({"format": "torchscript"}, "--format torchscript"), ({"tolerance": 0.0}, "--tolerance")]],
+]
+
+
+@pytest.mark.parametrize("task,option,flag,offers", REFUSED_EXPORT_OPTIONS)
+def test_exporters_refuse_what_their_packages_cannot_honour_and_name_what_they_offer(task, option, flag, offers, tmp_path):
     export_package = importlib.import_module(f"pixelforge.tasks.{task}.export").export_package
-    with pytest.raises(PixelforgeError, match=f"export: {flag} not available for task '{task}'"):
+    with pytest.raises(PixelforgeError, match=f"export: {flag} not available for task '{task}' \\({offers}"):
         export_package(tmp_path / "no-run-needed", tmp_path / "pkg", **option)
     assert not (tmp_path / "pkg").exists()

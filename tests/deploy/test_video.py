@@ -67,7 +67,7 @@ def test_video_of_a_run_names_the_run_in_errors_not_its_scratch_package(cli, tin
     result = cli("video", tiny_run, clip, "--out", tmp_path / "labelled.mp4", "--precision", "fp16")
     assert result.returncode == 2 and result.stderr.strip().splitlines() == [
         f"error: {tiny_run}: no fp16 model in this package (it has fp32); choose --precision fp32, or "
-        f"(classification runs only) export again with --fp16"]
+        f"export again with --fp16"]
 
 
 @pytest.mark.parametrize("name", ["labelled", "labelled.txt", "labelled.ts", "labelled.webm"])

@@ -85,6 +85,6 @@ def check_fp16_psnr(report: dict, min_psnr: float | None = None) -> dict:
     min_psnr = FP16_MIN_PSNR if min_psnr is None else min_psnr
     report = {**report, "required_psnr_vs_torch": min_psnr, "passed": report["min_psnr_vs_torch"] >= min_psnr}
     if not report["passed"]:
-        refuse("fp16", f"worst PSNR against PyTorch's output {report['min_psnr_vs_torch']:.1f} dB, need {min_psnr:g} dB",
-               "export without --fp16")
+        refuse("fp16", f"worst PSNR against PyTorch's output {report['min_psnr_vs_torch']:.1f} dB, need "
+               f"{min_psnr:g} dB", "export without --fp16")
     return report

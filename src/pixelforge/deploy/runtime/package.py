@@ -11,7 +11,8 @@ A classification package:
             parity.json        the parity report: max |delta logit|, top-1 agreement, accuracies per precision
             model_card.md      data, metrics, intended use, limitations, export settings, parity
 
-Detection, segmentation and instance packages hold the same files (fp32 ONNX only); package.json names the
+Detection, segmentation and instance packages hold the same files (fp32 ONNX; segment, denoise, style and gan
+packages also model.fp16.onnx with --fp16, segment and denoise model.int8.onnx with --int8); package.json names the
 "task" the package was exported for (absent: classification), and their preprocess.json is their exporter's own
 dict (`DensePackage`). Writing packages is the export side's job (`pixelforge.deploy.export.folder`).
 """
@@ -31,6 +32,9 @@ MANIFEST_FILE = "package.json"
 PARITY_FILE = "parity.json"
 CARD_FILE = "model_card.md"
 PRECISIONS = ("fp32", "int8", "fp16")
+# The tasks whose exporters add each lower precision (`--int8`, `--fp16`; the others refuse them and say why).
+EXPORTED_PRECISIONS = {"int8": ("classify", "segment", "denoise"),
+                       "fp16": ("classify", "segment", "denoise", "style", "gan")}
 
 
 def is_package(path: str | Path) -> bool:
@@ -98,11 +102,12 @@ class Package:
             raise PixelforgeError(f"--precision {precision!r}: choose {', '.join(self.precisions)} (this package's "
                                   f"models)")
         if precision not in files:
-            # Only a classification export adds int8/fp16 models: "export with --int8" alone sent a detection
-            # package's user to an option its export refuses.
+            # "export again with --int8" alone sent a detection package's user to an option its export refuses.
+            offered = EXPORTED_PRECISIONS.get(precision, ())
+            advice = (f"or export again with --{precision}" if self.task in offered else
+                      f"`pixelforge export` adds {precision} models to {', '.join(offered)} packages only")
             raise PixelforgeError(f"{self.folder}: no {precision} model in this package (it has "
-                                  f"{', '.join(self.precisions)}); choose --precision {self.precisions[0]}, or "
-                                  f"(classification runs only) export again with --{precision}")
+                                  f"{', '.join(self.precisions)}); choose --precision {self.precisions[0]}, {advice}")
         path = self.folder / files[precision]
         if not path.is_file():
             raise PixelforgeError(f"{path}: model file missing; export the package again")

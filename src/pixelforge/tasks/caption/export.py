@@ -48,7 +48,9 @@ def export_package(run_dir, out, data: str | None = None, parity_images: int = 3
     from pixelforge.tasks.caption.evaluate import _select
     from pixelforge.tasks.caption.inference import load_caption_run
 
-    reject_options("caption", options, format)
+    reject_options("caption", options, format, why=(
+        "its packages are fp32 ONNX only: the image encoder and the word-by-word decoder are not converted or checked "
+        "in lower precision"))
     out = Path(out)
     require_new_out(out)
     run = load_caption_run(run_dir)

@@ -49,7 +49,8 @@ def export_package(run_dir, out, data: str | None = None, parity_images: int = 3
     from pixelforge.tasks.clip.evaluate import _source
     from pixelforge.tasks.clip.run import load_clip_run
 
-    reject_options("clip", options, format)
+    reject_options("clip", options, format, why=(
+        "its packages are fp32 ONNX only: the image and text encoders are not converted or checked in lower precision"))
     out = Path(out)
     require_new_out(out)
     checkpoint = rd.trained_checkpoint(rd.require_run(run_dir))  # last.ckpt, with a warning, before a first epoch ended

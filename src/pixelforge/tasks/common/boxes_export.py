@@ -30,6 +30,11 @@ from pixelforge.deploy.runtime.boxes import box_iou
 MATCH_IOU = 0.99
 SCORE_TOLERANCE = 1e-3
 BOX_OUTPUTS = ["boxes", "scores", "labels"]
+# Why `--fp16` / `--int8` are refused for detect and instance (checked with torchvision's Faster R-CNN: ONNX
+# Runtime's fp16 converter leaves float32 types inside the If subgraphs of box decoding and NMS, and the model no
+# longer loads, even with only the convolutions converted).
+BOX_TASKS_FP32 = ("its packages are fp32 ONNX only: ONNX Runtime's fp16 converter breaks the types inside the "
+                  "detector's box-decoding and NMS subgraphs")
 
 
 def write_detector_onnx(model, path: Path, size: int, opset: int, outputs: list[str] = BOX_OUTPUTS) -> Path:

@@ -43,7 +43,9 @@ class AbsThen(torch.nn.Module):
 def export_package(run_dir, out, data: str | None = None, parity_images: int = 4, opset: int = 17,
                    format: str | None = "onnx", **options) -> Path:
     """Write the package to `out` (new or empty) after the parity check; returns `out`."""
-    reject_options("compress", options, format)
+    reject_options("compress", options, format, why=(
+        "its packages are fp32 ONNX only, by design: the entropy coder needs the latents bit-exact on every machine, "
+        "which fp16 or int8 arithmetic would break"))
     parity_images = min(parity_images, 8)  # each image is coded four ways; a few suffice for a conversion check
     out = Path(out)
     require_new_out(out)

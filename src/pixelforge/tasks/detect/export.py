@@ -19,8 +19,8 @@ from pathlib import Path
 from pixelforge.deploy.export.folder import (reject_options, require_new_out, staged_folder, write_dense_package_files,
                                             write_json)
 from pixelforge.errors import PixelforgeError
-from pixelforge.tasks.common.boxes_export import (BOX_OUTPUTS, MATCH_IOU, SCORE_TOLERANCE, box_parity,
-                                                  ties_allowed, write_detector_onnx)
+from pixelforge.tasks.common.boxes_export import (BOX_OUTPUTS, BOX_TASKS_FP32, MATCH_IOU, SCORE_TOLERANCE,
+                                                  box_parity, ties_allowed, write_detector_onnx)
 
 
 def export_package(run_dir: str | Path, out: str | Path, data: str | None = None, parity_images: int = 32,
@@ -28,7 +28,8 @@ def export_package(run_dir: str | Path, out: str | Path, data: str | None = None
     """Export the run's best checkpoint to the package folder `out` (must not exist or be empty) and check it.
 
     Returns the package folder. Raises PixelforgeError when the parity check fails (nothing is left at `out`), or
-    for options a detection package cannot honour (`int8`, `fp16`, `format` other than onnx, ...).
+    for options a detection package cannot honour (`int8`, `fp16`: `BOX_TASKS_FP32` says why; `format` other than
+    onnx, ...).
 
     Example:
         >>> package = export_package("runs/detect-shapes", "packages/det")  # doctest: +SKIP
@@ -39,7 +40,7 @@ def export_package(run_dir: str | Path, out: str | Path, data: str | None = None
     from pixelforge.tasks.detect.evaluate import load_detector
     from pixelforge.tasks.detect.task import prepare_data
 
-    reject_options("detect", options, format)
+    reject_options("detect", options, format, why=BOX_TASKS_FP32)
     out = Path(out)
     require_new_out(out)
     loaded = load_detector(run_dir)

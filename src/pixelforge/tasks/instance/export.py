@@ -24,8 +24,8 @@ from pathlib import Path
 from pixelforge.deploy.export.folder import (reject_options, require_new_out, staged_folder, write_dense_package_files,
                                             write_json)
 from pixelforge.errors import PixelforgeError
-from pixelforge.tasks.common.boxes_export import (BOX_OUTPUTS, MATCH_IOU, SCORE_TOLERANCE, box_parity, ties_allowed,
-                                                  twin_pairs, write_detector_onnx)
+from pixelforge.tasks.common.boxes_export import (BOX_OUTPUTS, BOX_TASKS_FP32, MATCH_IOU, SCORE_TOLERANCE,
+                                                  box_parity, ties_allowed, twin_pairs, write_detector_onnx)
 
 MASK_AGREEMENT = 0.999  # share of matched masks' pixels that must binarise the same on both sides
 OUTPUTS = [*BOX_OUTPUTS, "masks"]
@@ -36,7 +36,8 @@ def export_package(run_dir: str | Path, out: str | Path, data: str | None = None
     """Export the run's best checkpoint to the package folder `out` (must not exist or be empty) and check it.
 
     Returns the package folder. Raises PixelforgeError when the parity check fails (nothing is left at `out`), or
-    for options an instance package cannot honour (`int8`, `fp16`, `format` other than onnx, ...).
+    for options an instance package cannot honour (`int8`, `fp16`: `BOX_TASKS_FP32` says why; `format` other than
+    onnx, ...).
 
     Example:
         >>> package = export_package("runs/instance-shapes", "packages/inst")  # doctest: +SKIP
@@ -47,7 +48,7 @@ def export_package(run_dir: str | Path, out: str | Path, data: str | None = None
     from pixelforge.tasks.instance.evaluate import load_instance_run
     from pixelforge.tasks.instance.data import prepare_data
 
-    reject_options("instance", options, format)
+    reject_options("instance", options, format, why=BOX_TASKS_FP32)
     out = Path(out)
     require_new_out(out)
     run = load_instance_run(run_dir)
