@@ -27,18 +27,21 @@ def export_command(
     run: Path = typer.Argument(..., help="Run folder written by `pixelforge train`."),
     out: Path = typer.Option(..., "--out", help="Package folder to create (must not exist or be empty)."),
     format: Optional[str] = typer.Option(None, "--format", help="classify: onnx | torchscript (onnx)."),
-    int8: bool = typer.Option(False, "--int8", help="classify: add a static int8 model calibrated on training images."),
-    fp16: bool = typer.Option(False, "--fp16", help="classify: add an fp16 model for GPU runtimes."),
+    int8: bool = typer.Option(False, "--int8", help="classify, segment, denoise: add a static int8 model calibrated on "
+                                                           "training images (the package's default then)."),
+    fp16: bool = typer.Option(False, "--fp16", help="classify, segment, denoise, style, gan: add an fp16 model "
+                                                           "(for GPU runtimes), checked against fp32."),
     data: Optional[str] = typer.Option(None, help="Data for the parity check and calibration (default: the run's)."),
     parity_images: int = typer.Option(256, min=1, help="Validation images the parity check uses (at most)."),
-    calibration_images: Optional[int] = typer.Option(None, min=1, help="classify: training images that calibrate "
-                                                                       "int8 ranges (128)."),
-    calibration: Optional[str] = typer.Option(None, help="classify: int8 calibration: minmax | entropy | percentile "
+    calibration_images: Optional[int] = typer.Option(None, min=1, help="--int8: training images that calibrate "
+                                                                       "int8 ranges (classify 128, segment 32, denoise 16)."),
+    calibration: Optional[str] = typer.Option(None, help="--int8: calibration minmax | entropy | percentile "
                                                          "(minmax)."),
     tolerance: Optional[float] = typer.Option(None, min=0.0, help="classify: allowed max |Δlogit| (fp32), relative to "
                                                          "max(1, max |logit|) (1e-3)."),
-    max_int8_drop: Optional[float] = typer.Option(None, min=0.0, help="classify: allowed int8 accuracy drop in points, at "
-                                                             "least one image (1.0)."),
+    max_int8_drop: Optional[float] = typer.Option(None, min=0.0, help="--int8: allowed drop; classify: accuracy "
+                                                             "points, at least one image (1.0); segment: mIoU points (2.0); "
+                                                             "denoise: PSNR dB (0.5)."),
     fp16_tolerance: Optional[float] = typer.Option(None, min=0.0, help="classify: allowed max |Δlogit| for fp16, relative "
                                                               "like --tolerance (5e-2)."),
 ) -> None:
