@@ -115,12 +115,17 @@ def test_zeroshot_refuses_labels_the_run_cannot_tell_apart(labels, clip_run, cli
     assert f"--labels: {first!r} and {second!r} give this model the same text" in str(done.exception)
 
 
-def test_exported_package_labels_like_the_run_without_torch(clip_run, clip_data, tmp_path):
+@pytest.fixture(scope="module")
+def clip_package(clip_run, tmp_path_factory):
+    package = pixelforge.export(clip_run, tmp_path_factory.mktemp("packages") / "pkg")
+    return getattr(package, "package_dir", package)
+
+
+def test_exported_package_labels_like_the_run_without_torch(clip_run, clip_data, clip_package):
     import subprocess
     import sys
 
-    package = pixelforge.export(clip_run, tmp_path / "pkg")
-    package = getattr(package, "package_dir", package)
+    package = clip_package
     check_package_card(package, clip_run)
     parity = json.loads((package / "parity.json").read_text())
     assert parity["passed"] and parity["images"] == 8 and parity["max_abs_embedding_diff"] < 1e-4
@@ -145,6 +150,24 @@ def test_exported_package_labels_like_the_run_without_torch(clip_run, clip_data,
     from_run = json.loads(CliRunner().invoke(app, ["zeroshot", *args[:-1], "--run", str(clip_run), "--json"]).output)
     assert [r["label"] for r in from_package] == [r["label"] for r in from_run]
     assert [r["score"] for r in from_package] == pytest.approx([r["score"] for r in from_run], abs=1e-4)
+
+
+def test_serve_refuses_a_clip_package_in_one_line_pointing_to_zeroshot(cli, clip_package):
+    """An upload carries no class names: every upload, a clean photo too, got a 500 from the server."""
+    import socket
+
+    from pixelforge.deploy.serve.server import ServerSettings, create_app
+    from pixelforge.errors import PixelforgeError
+
+    expected = (f"{clip_package}: a clip package labels images by class names given with them, which `pixelforge "
+                f"serve` does not take: pixelforge zeroshot IMAGES --run {clip_package} --labels \"a,b\"")
+    with pytest.raises(PixelforgeError) as refused:
+        create_app(ServerSettings(str(clip_package)))
+    assert str(refused.value) == expected
+    with socket.socket() as held:  # were the package served, the command would stop at the port instead
+        held.bind(("127.0.0.1", 0))
+        done = cli("serve", clip_package, "--port", held.getsockname()[1], timeout=120)
+    assert done.returncode == 2 and done.stderr.strip() == f"error: {expected}"
 
 
 def test_zeroshot_warns_of_label_words_the_run_never_saw(clip_run, clip_data):
