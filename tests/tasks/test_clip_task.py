@@ -170,6 +170,25 @@ def test_serve_refuses_a_clip_package_in_one_line_pointing_to_zeroshot(cli, clip
     assert done.returncode == 2 and done.stderr.strip() == f"error: {expected}"
 
 
+def test_zeroshot_names_a_heic_folder_and_an_unreadable_file_as_predict_does(cli, clip_run, clip_data, tmp_path):
+    """A folder of iPhone photos was "no images found", and a bad file's line lacked predict's "error:"."""
+    iphone = tmp_path / "iphone"
+    iphone.mkdir()
+    (iphone / "IMG_0001.HEIC").write_bytes(b"\0\0\0\x18ftypheic" + bytes(64))
+    labels = ["--run", clip_run, "--labels", "red circle,blue square"]
+    done = cli("zeroshot", iphone, *labels)
+    assert done.returncode == 2 and done.stderr.strip() == (
+        f"error: {iphone}: holds 1 image(s) in formats pixelforge does not read (.heic, e.g. IMG_0001.HEIC) and none "
+        "it reads; convert them to JPEG or PNG")
+
+    notes = tmp_path / "notes.jpg"
+    notes.write_text("hello, not an image")
+    image = next((clip_data / "images" / "test").glob("*.png"))
+    done = cli("zeroshot", notes, image, *labels)
+    assert done.returncode == 1 and done.stdout.startswith(f"{image}: ")
+    assert done.stderr.strip() == f"{notes}: error: not an image format PIL can identify; the file is corrupt or not an image"
+
+
 def test_zeroshot_warns_of_label_words_the_run_never_saw(clip_run, clip_data):
     """One unknown label among known ones is scored on its prompts' other words alone; it was silent."""
     from typer.testing import CliRunner
