@@ -189,6 +189,17 @@ def test_zeroshot_names_a_heic_folder_and_an_unreadable_file_as_predict_does(cli
     assert done.stderr.strip() == f"{notes}: error: not an image format PIL can identify; the file is corrupt or not an image"
 
 
+def test_zeroshot_of_only_unreadable_files_is_predict_s_one_line(cli, clip_package, tmp_path):
+    """Every file unreadable printed a line each and exit code 1, as if something had been labelled."""
+    (tmp_path / "notes.jpg").write_text("hello, not an image")
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    done = cli("zeroshot", tmp_path, "--run", clip_package, "--labels", "red circle,blue square", "--json")
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip() == (f"error: none of the 2 file(s) given could be predicted: {tmp_path / 'empty.jpg'}: "
+                                   "the file is empty (0 bytes); delete it or replace it with the real image (and 1 "
+                                   "more failed)")
+
+
 def test_zeroshot_warns_of_label_words_the_run_never_saw(clip_run, clip_data):
     """One unknown label among known ones is scored on its prompts' other words alone; it was silent."""
     from typer.testing import CliRunner

@@ -145,6 +145,10 @@ def zeroshot_command(
         listed = "; ".join(f"{label!r}: {', '.join(found)}" for label, found in unknown.items())
         typer.echo(f"warning: --labels: words this model never saw in training, read as <unk>: {listed}", err=True)
     results = classify_images(zs, files, names, read_templates(templates, zs.templates), top)
+    failed = [r for r in results if "error" in r]
+    if failed and len(failed) == len(results):  # nothing labelled: predict's and fewshot's one line, exit code 2
+        raise PixelforgeError(f"none of the {len(failed)} file(s) given could be predicted: {failed[0]['error']}"
+                              + (f" (and {len(failed) - 1} more failed)" if len(failed) > 1 else ""))
     if as_json:
         typer.echo(json.dumps(results))
     for r in [] if as_json else results:
