@@ -71,6 +71,22 @@ def test_upload_errors_are_classified():
     assert decode_bytes(jpeg, max_pixels=400 * 300).size == (400, 300)
 
 
+def test_an_uploaded_heic_photo_is_named_by_its_format_as_the_file_readers_name_it(tmp_path):
+    """Every upload that PIL cannot identify was "not an image format pixelforge can read", where `predict`,
+    `zeroshot` and `fewshot` name the file's format (HEIC, SVG, camera RAW) from its name."""
+    from pixelforge.data.images import ImageReadError, load_rgb
+
+    heic = b"\0\0\0\x18ftypheic" + bytes(64)  # what an iPhone sends: PIL without a HEIF plugin cannot identify it
+    (tmp_path / "IMG_0001.HEIC").write_bytes(heic)
+    with pytest.raises(ImageReadError, match="HEIC is not a format pixelforge reads"):
+        load_rgb(tmp_path / "IMG_0001.HEIC")
+    with pytest.raises(NotAnImageError) as refused:
+        decode_bytes(heic, name="IMG_0001.HEIC")
+    assert str(refused.value) == "IMG_0001.HEIC: HEIC is not a format pixelforge reads; send a JPEG, PNG, WebP, BMP, GIF or TIFF"
+    with pytest.raises(NotAnImageError, match="^notes.jpg: not an image format pixelforge can read; send a JPEG"):
+        decode_bytes(b"hello", name="notes.jpg")
+
+
 @pytest.mark.parametrize("orientation, upright", [(3, lambda a: np.rot90(a, 2)), (6, lambda a: np.rot90(a, -1)),
                                                   (8, lambda a: np.rot90(a, 1))])
 def test_every_decoder_shows_an_exif_rotated_photo_as_displayed(tmp_path, orientation, upright):

@@ -147,7 +147,9 @@ def test_every_server_setting_is_a_serve_option(monkeypatch, tmp_path):
     options = {param.name for param in typer.main.get_command(app).commands["serve"].params}
     assert {field.name for field in fields(server.ServerSettings)} <= options
     seen = {}
-    monkeypatch.setattr(runtime, "runtime_class", lambda package: None)
+    from pixelforge.deploy.runtime.base import TaskRuntime
+
+    monkeypatch.setattr(runtime, "runtime_class", lambda package: TaskRuntime)  # a task the server answers
     monkeypatch.setattr(server, "serve", lambda settings, **_: seen.update(settings=settings))
     result = CliRunner().invoke(app, ["serve", str(tmp_path), "--max-files", "3"])
     assert result.exit_code == 0, result.output

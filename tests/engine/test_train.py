@@ -104,6 +104,23 @@ def test_a_truncated_checkpoint_is_named_with_torchs_reason_alone(tiny_run, tmp_
     assert "miniz" not in str(refused.value)  # torch's note to its own developers
 
 
+def test_an_empty_parent_checkpoint_is_one_line_and_the_continual_step_leaves_no_run_folder(cli, tiny_run,
+                                                                                             shapes_dir, tmp_path):
+    """A 0-byte best.ckpt (a disk that filled up) made the checkpoint's error handler raise an IndexError: a
+    traceback, and the step's half-made run folder (config.yaml, classes.json, checkpoints/) was left behind."""
+    parent = shutil.copytree(tiny_run, tmp_path / "parent")
+    best = parent / "checkpoints" / "best.ckpt"
+    best.write_bytes(b"")
+    with pytest.raises(PixelforgeError) as refused:
+        rd.load_checkpoint(best)
+    assert str(refused.value) == (f"{best}: cannot read the checkpoint, it is truncated or corrupt (0 bytes); copy it "
+                                  "again, or use checkpoints/last.ckpt beside it")
+    done = cli("train", "--data", shapes_dir, "--continue-from", parent, "--epochs", "1", "--quiet",
+               "--out", tmp_path / "step")
+    assert done.returncode == 2 and done.stderr.strip().splitlines()[-1] == f"error: {refused.value}"
+    assert "Traceback" not in done.stderr and not (tmp_path / "step").exists()
+
+
 def test_resuming_a_finished_run_says_so_and_rewrites_nothing(tiny_run, tmp_path, caplog):
     written = {p: p.stat().st_mtime_ns for p in tiny_run.rglob("*") if p.is_file()}
     with caplog.at_level(logging.INFO, logger="pixelforge"):

@@ -66,6 +66,13 @@ def test_two_training_steps_write_a_run_that_evaluates_and_predicts(caption_run,
     assert (caption_run / "why" / f"{images[0].stem}.png").is_file()
 
 
+def test_predict_on_a_folder_without_images_is_the_package_s_one_line(cli, caption_run, tmp_path):
+    """The run printed nothing and exited 0, where the package (and every other task) says so."""
+    (tmp_path / "notes.txt").write_text("no photos here")
+    done = cli("predict", caption_run, tmp_path)
+    assert done.returncode == 2 and done.stderr.strip() == f"error: no images found in {tmp_path}"
+
+
 def test_evaluate_leaves_out_the_training_images_unless_asked(caption_run, caption_data, tmp_path):
     from tests.held_out_checks import check_training_split_is_left_out_unless_asked
 

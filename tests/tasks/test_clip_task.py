@@ -115,12 +115,17 @@ def test_zeroshot_refuses_labels_the_run_cannot_tell_apart(labels, clip_run, cli
     assert f"--labels: {first!r} and {second!r} give this model the same text" in str(done.exception)
 
 
-def test_exported_package_labels_like_the_run_without_torch(clip_run, clip_data, tmp_path):
+@pytest.fixture(scope="module")
+def clip_package(clip_run, tmp_path_factory):
+    package = pixelforge.export(clip_run, tmp_path_factory.mktemp("packages") / "pkg")
+    return getattr(package, "package_dir", package)
+
+
+def test_exported_package_labels_like_the_run_without_torch(clip_run, clip_data, clip_package):
     import subprocess
     import sys
 
-    package = pixelforge.export(clip_run, tmp_path / "pkg")
-    package = getattr(package, "package_dir", package)
+    package = clip_package
     check_package_card(package, clip_run)
     parity = json.loads((package / "parity.json").read_text())
     assert parity["passed"] and parity["images"] == 8 and parity["max_abs_embedding_diff"] < 1e-4
@@ -145,6 +150,54 @@ def test_exported_package_labels_like_the_run_without_torch(clip_run, clip_data,
     from_run = json.loads(CliRunner().invoke(app, ["zeroshot", *args[:-1], "--run", str(clip_run), "--json"]).output)
     assert [r["label"] for r in from_package] == [r["label"] for r in from_run]
     assert [r["score"] for r in from_package] == pytest.approx([r["score"] for r in from_run], abs=1e-4)
+
+
+def test_serve_refuses_a_clip_package_in_one_line_pointing_to_zeroshot(cli, clip_package):
+    """An upload carries no class names: every upload, a clean photo too, got a 500 from the server."""
+    import socket
+
+    from pixelforge.deploy.serve.server import ServerSettings, create_app
+    from pixelforge.errors import PixelforgeError
+
+    expected = (f"{clip_package}: a clip package labels images by class names given with them, which `pixelforge "
+                f"serve` does not take: pixelforge zeroshot IMAGES --run {clip_package} --labels \"a,b\"")
+    with pytest.raises(PixelforgeError) as refused:
+        create_app(ServerSettings(str(clip_package)))
+    assert str(refused.value) == expected
+    with socket.socket() as held:  # were the package served, the command would stop at the port instead
+        held.bind(("127.0.0.1", 0))
+        done = cli("serve", clip_package, "--port", held.getsockname()[1], timeout=120)
+    assert done.returncode == 2 and done.stderr.strip() == f"error: {expected}"
+
+
+def test_zeroshot_names_a_heic_folder_and_an_unreadable_file_as_predict_does(cli, clip_run, clip_data, tmp_path):
+    """A folder of iPhone photos was "no images found", and a bad file's line lacked predict's "error:"."""
+    iphone = tmp_path / "iphone"
+    iphone.mkdir()
+    (iphone / "IMG_0001.HEIC").write_bytes(b"\0\0\0\x18ftypheic" + bytes(64))
+    labels = ["--run", clip_run, "--labels", "red circle,blue square"]
+    done = cli("zeroshot", iphone, *labels)
+    assert done.returncode == 2 and done.stderr.strip() == (
+        f"error: {iphone}: holds 1 image(s) in formats pixelforge does not read (.heic, e.g. IMG_0001.HEIC) and none "
+        "it reads; convert them to JPEG or PNG")
+
+    notes = tmp_path / "notes.jpg"
+    notes.write_text("hello, not an image")
+    image = next((clip_data / "images" / "test").glob("*.png"))
+    done = cli("zeroshot", notes, image, *labels)
+    assert done.returncode == 1 and done.stdout.startswith(f"{image}: ")
+    assert done.stderr.strip() == f"{notes}: error: not an image format PIL can identify; the file is corrupt or not an image"
+
+
+def test_zeroshot_of_only_unreadable_files_is_predict_s_one_line(cli, clip_package, tmp_path):
+    """Every file unreadable printed a line each and exit code 1, as if something had been labelled."""
+    (tmp_path / "notes.jpg").write_text("hello, not an image")
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    done = cli("zeroshot", tmp_path, "--run", clip_package, "--labels", "red circle,blue square", "--json")
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip() == (f"error: none of the 2 file(s) given could be predicted: {tmp_path / 'empty.jpg'}: "
+                                   "the file is empty (0 bytes); delete it or replace it with the real image (and 1 "
+                                   "more failed)")
 
 
 def test_zeroshot_warns_of_label_words_the_run_never_saw(clip_run, clip_data):

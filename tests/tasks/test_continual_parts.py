@@ -180,6 +180,33 @@ def test_a_step_with_another_model_names_both_models_before_the_size_rule(tmp_pa
     assert not (tmp_path / "step").exists()
 
 
+def test_a_step_class_named_as_a_parent_class_but_for_its_case_is_refused_before_a_run_folder(cli, tmp_path):
+    """`Cat/` after the parent's `cat` (a renamed folder) became a fifth class, trained apart from `cat`."""
+    import numpy as np
+    from PIL import Image
+
+    from pixelforge.config import save_config
+    from pixelforge.tasks.config import build_config
+
+    data = tmp_path / "new-photos"
+    for name in ("Cat", "dog"):
+        (data / name).mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray(np.full((16, 16, 3), 40 * i, np.uint8)).save(data / name / f"{i}.png")
+    parent = tmp_path / "task1-run"  # what is read before training: the config, the classes, that best.ckpt exists
+    (parent / "checkpoints").mkdir(parents=True)
+    save_config(build_config(data=str(tmp_path), model="simple_cnn", weights="none", img_size=16),
+                parent / "config.yaml")
+    (parent / "classes.json").write_text('["cat", "dog"]')
+    (parent / "checkpoints" / "best.ckpt").write_bytes(b"")
+    done = cli("train", "--data", data, "--continue-from", parent, "--out", tmp_path / "step")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == (f"error: {data}: class 'Cat' differs only in case from the class 'cat' of the "
+                                   f"parent run {parent}; name it 'cat' to train that class, or a name of its own "
+                                   "for a new class")
+    assert not (tmp_path / "step").exists()
+
+
 def test_a_linear_step_is_end_to_end_so_it_is_not_said_to_cache_features_and_refuses_cache_features(tmp_path):
     """A step with --strategy linear trains the head on the parent's frozen backbone, end to end: precision auto
     said "the linear strategy trains its head on cached fp32 features", and a cache_features key was ignored."""

@@ -82,6 +82,12 @@ def test_head_is_fitted_only_when_every_class_has_five_images(folders):
     ("empty class", r"support/purple: support class 'purple' has no images"),
     ("corrupt image", r"support/red/broken.png: .*corrupt"),
     ("too many shots", r"support/blue: support class 'blue' has 5 images, fewer than --shots 6"),
+    # iPhone photos are named as `predict` names them (were "has no images", "no query images found", "not an image
+    # file or a folder")
+    ("heic support class", r"support/red: holds 2 image\(s\) in formats pixelforge does not read \(\.heic, e\.g\. "
+                           r"IMG_0\.HEIC\) and none it reads; convert them to JPEG or PNG$"),
+    ("heic query folder", r"iphone: holds 2 image\(s\) in formats pixelforge does not read \(\.heic, e\.g\. IMG_0\.HEIC\)"),
+    ("heic query file", r"iphone/IMG_0\.HEIC: HEIC is not a format pixelforge reads; convert it to JPEG or PNG$"),
 ])
 def test_user_mistakes_are_one_line_errors_naming_the_file(folders, mistake, message):
     from pixelforge.tasks.classify.fewshot.predict import few_shot_predict
@@ -95,6 +101,14 @@ def test_user_mistakes_are_one_line_errors_naming_the_file(folders, mistake, mes
         (support / "purple").mkdir()
     elif mistake == "corrupt image":
         (support / "red" / "broken.png").write_bytes(b"\x89PNG not really")
+    elif mistake.startswith("heic"):
+        iphone = support / "red" if mistake == "heic support class" else query.parent / "iphone"
+        for old in iphone.glob("*"):
+            old.unlink()
+        iphone.mkdir(exist_ok=True)
+        for i in range(2):
+            (iphone / f"IMG_{i}.HEIC").write_bytes(b"\0\0\0\x18ftypheic" + bytes(64))
+        query = {"heic query folder": iphone, "heic query file": iphone / "IMG_0.HEIC"}.get(mistake, query)
     else:
         shots = 6
     with pytest.raises(PixelforgeError, match=message) as error:

@@ -19,18 +19,21 @@ from pixelforge.errors import PixelforgeError
 def image_files(paths: list[Path]) -> list[Path]:
     """Files as given; folders expanded to their image files (sorted, recursively)."""
     from pixelforge.data.images import list_images
+    from pixelforge.data.sources import refuse_unread_formats
 
-    files = []
+    files, folders = [], []
     for path in paths:
         if path.is_dir():
             # The data readers' listing, not an rglob of its own: that one entered hidden folders (.AppleDouble's
             # resource forks, named like the photos, became errors and exit code 1) and skipped .gif, .jfif, .avif.
             files += list_images(path)
+            folders.append(path)
         elif path.is_file():
             files.append(path)
         else:
             raise PixelforgeError(f"{path}: no such image file or folder")
     if not files:
+        refuse_unread_formats(folders)  # a folder of iPhone .HEIC photos is named as such, as `predict` names it
         raise PixelforgeError(f"{', '.join(map(str, paths))}: no images found")
     return files
 
@@ -142,11 +145,16 @@ def zeroshot_command(
         listed = "; ".join(f"{label!r}: {', '.join(found)}" for label, found in unknown.items())
         typer.echo(f"warning: --labels: words this model never saw in training, read as <unk>: {listed}", err=True)
     results = classify_images(zs, files, names, read_templates(templates, zs.templates), top)
+    failed = [r for r in results if "error" in r]
+    if failed and len(failed) == len(results):  # nothing labelled: predict's and fewshot's one line, exit code 2
+        raise PixelforgeError(f"none of the {len(failed)} file(s) given could be predicted: {failed[0]['error']}"
+                              + (f" (and {len(failed) - 1} more failed)" if len(failed) > 1 else ""))
     if as_json:
         typer.echo(json.dumps(results))
     for r in [] if as_json else results:
         if "error" in r:
-            typer.echo(r["error"], err=True)  # ImageReadError's message names the file
+            reason = r["error"].removeprefix(f"{r['path']}: ")  # ImageReadError's message names the file
+            typer.echo(f"{r['path']}: error: {reason}", err=True)  # predict's and fewshot's line
             continue
         others = ", ".join(f"{t['label']} {t['score']:.3f}" for t in r["top_k"][1:])
         typer.echo(f"{r['path']}: {r['label']} ({r['score']:.3f})" + (f"  [{others}]" if others else ""))

@@ -117,9 +117,10 @@ def serve_command(
 ) -> None:
     """Serve a package over HTTP: POST /v1/predict, GET /healthz, GET /v1/model, /docs, and a web page at /."""
     from pixelforge.deploy.runtime import runtime_class
-    from pixelforge.deploy.serve.server import ServerSettings, serve
+    from pixelforge.deploy.serve.server import ServerSettings, refuse_unservable, serve
 
-    runtime_class(package)  # a clear error before uvicorn starts: not a package, or a task no runtime runs
+    # A clear error before uvicorn starts: not a package, a task no runtime runs, or one the server cannot answer.
+    refuse_unservable(runtime_class(package), package)
     settings = ServerSettings(str(package), api_key=api_key, precision=precision, max_batch=max_batch,
                               max_wait_ms=max_wait_ms, max_bytes=max_bytes, max_pixels=max_pixels, max_files=max_files,
                               top_k=top_k, threads=threads, spin=spin, score_threshold=score_threshold)

@@ -226,7 +226,9 @@ def load_checkpoint(path: Path) -> dict:
         first_error = exc
     except (RuntimeError, EOFError, OSError, ValueError) as exc:  # torch's zip reader on a cut or mangled file
         # torch's first sentence says what is wrong; the rest ("This is an internal miniz error...") is for its devs
-        reason = str(exc).strip().splitlines()[0].split(". ")[0][:160]
+        lines = str(exc).strip().splitlines()  # an empty file's EOFError has no message at all
+        reason = lines[0].split(". ")[0][:160] if lines else ("0 bytes" if path.stat().st_size == 0
+                                                              else type(exc).__name__)
         other = {"best.ckpt": "last.ckpt", "last.ckpt": "best.ckpt"}.get(path.name)
         instead = f", or use {path.parent.name}/{other} beside it" if other and (path.parent / other).is_file() else ""
         raise PixelforgeError(f"{path}: cannot read the checkpoint, it is truncated or corrupt ({reason}); copy it "

@@ -36,6 +36,8 @@ class TaskRuntime:
     batch_across_requests: bool = False
     # `pixelforge serve` settings this task has no use for, left out of /v1/model's "limits".
     hidden_settings: tuple[str, ...] = ()
+    # Why `pixelforge serve` cannot serve this task's packages, with `{package}` to fill in (None: it can).
+    serve_refusal: str | None = None
 
     def metadata(self) -> dict:
         """What `GET /v1/model` says about the model (the server adds precision, providers, limits, card)."""

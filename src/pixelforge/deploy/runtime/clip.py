@@ -45,6 +45,9 @@ def clip_input(image, size: int, mean, std) -> np.ndarray:
 class ClipRuntime(DenseRuntime):
     task = "clip"
     title = "Zero-shot classification (CLIP)"
+    # An upload carries no class names to choose among (the server's query options have none).
+    serve_refusal = ("{package}: a clip package labels images by class names given with them, which `pixelforge "
+                     "serve` does not take: pixelforge zeroshot IMAGES --run {package} --labels \"a,b\"")
 
     def __init__(self, package, precision=None, threads=None, providers=None, spin=True, loaders=None):
         super().__init__(package, precision, threads, providers, spin, loaders)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from pixelforge.data.images import load_rgb, open_image, to_rgb
+from pixelforge.data.images import UNREAD_FORMATS, load_rgb, open_image, to_rgb
 from pixelforge.errors import PixelforgeError
 
 
@@ -103,7 +103,10 @@ def decode_bytes(data: bytes, min_side: int | None = None, max_pixels: int | Non
     except Image.DecompressionBombError:
         raise TooManyPixelsError(f"{name}: the image has far too many pixels; resize it first") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-        raise NotAnImageError(f"{name}: not an image format pixelforge can read; send a JPEG, PNG, WebP, BMP, GIF or TIFF") from None
+        # An iPhone's .HEIC is named by its format, as the file readers name it (unidentified_reason)
+        kind = UNREAD_FORMATS.get(Path(name).suffix.lower())
+        what = f"{kind} is not a format pixelforge reads" if kind else "not an image format pixelforge can read"
+        raise NotAnImageError(f"{name}: {what}; send a JPEG, PNG, WebP, BMP, GIF or TIFF") from None
     width, height = img.size
     if max_pixels and width * height > max_pixels:
         raise TooManyPixelsError(f"{name}: {width}x{height} is {width * height} pixels, over the limit of {max_pixels}; "

@@ -37,7 +37,7 @@ from pixelforge.deploy.export.torchscript import TORCH_LOADERS
 from pixelforge.deploy.runtime.answers import MASK_FORMATS
 from pixelforge.deploy.runtime.base import TaskRuntime
 from pixelforge.deploy.runtime.preprocess import UploadError
-from pixelforge.deploy.runtime.registry import load_runtime
+from pixelforge.deploy.runtime.registry import load_runtime, runtime_class
 from pixelforge.deploy.serve.batcher import MicroBatcher
 from pixelforge.deploy.serve.uploads import UploadRejected, read_uploads
 
@@ -82,6 +82,7 @@ def create_app(settings: ServerSettings, runtime: TaskRuntime | None = None) -> 
         ...     client.post("/v1/predict", files={"file": open("star.png", "rb")}).json()["predictions"][0]["label"]
         'star'
     """
+    refuse_unservable(type(runtime) if runtime is not None else runtime_class(settings.package), settings.package)
     runtime = runtime or load_runtime(settings.package, settings.precision, settings.threads, spin=settings.spin,
                                       loaders=TORCH_LOADERS)
     if runtime.batch_across_requests:
@@ -227,6 +228,15 @@ class _SerialInference:
 
     async def stop(self) -> None:
         return None
+
+
+def refuse_unservable(runtime_cls: type[TaskRuntime], package) -> None:
+    """One line for a package whose task the server cannot answer (a clip package needs class names; before, every
+    upload got a 500), before the model is loaded."""
+    from pixelforge.errors import PixelforgeError
+
+    if runtime_cls.serve_refusal:
+        raise PixelforgeError(runtime_cls.serve_refusal.format(package=package))
 
 
 def app_from_environment() -> FastAPI:

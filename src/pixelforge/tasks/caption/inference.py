@@ -81,9 +81,12 @@ def predict_captions(run_dir, paths: list, beam: int | None = None) -> list[dict
     from pixelforge.data.images import load_rgb, read_each
     from pixelforge.data.sources import collect_paths
 
+    files = collect_paths(list(paths))
+    if not files:  # the package's line (and every task's predict): it printed nothing and exited 0
+        raise PixelforgeError(f"no images found in {', '.join(map(str, paths))}")
     run = load_caption_run(run_dir)
     results = []
-    for path, image in read_each(collect_paths(list(paths)), load_rgb, results):
+    for path, image in read_each(files, load_rgb, results):
         hyp = run.decode(image, beam)
         words = run.words(hyp)
         results.append({"path": str(path), "caption": " ".join(words), "tokens": words,

@@ -36,7 +36,8 @@ def prepare_data(cfg) -> tuple:
         from pixelforge.tasks.classify.continual.lineage import grown_classes, parent_run
         from pixelforge.runs import folder as rd
 
-        return source, grown_classes(rd.read_json(parent_run(cfg) / "classes.json"), train_labels)
+        parent = parent_run(cfg)
+        return source, grown_classes(rd.read_json(parent / "classes.json"), train_labels, source.origin, parent)
     return source, sorted(train_labels)
 
 

@@ -37,14 +37,26 @@ def parent_run(cfg) -> Path:
     return run
 
 
-def grown_classes(parent_classes: list[str], new_labels) -> list[str]:
+def grown_classes(parent_classes: list[str], new_labels, origin=None, parent=None) -> list[str]:
     """The parent's classes in their order, then the classes only the new data has, sorted.
+
+    A new class named as a parent's class but for its case (`Red` after `red`: a renamed folder, or a copy from a
+    case-insensitive disk) is refused: it would become a class of its own, and the parent's class would not be
+    trained on its images. `origin` and `parent` name the data and the parent run in that line.
 
     Example:
         >>> grown_classes(["0", "1"], {"3", "2", "1"})
         ['0', '1', '2', '3']
     """
-    return list(parent_classes) + sorted(set(new_labels) - set(parent_classes))
+    added = sorted(set(new_labels) - set(parent_classes))
+    folded = {name.casefold(): name for name in parent_classes}
+    for name in added:
+        if name.casefold() in folded:
+            old = folded[name.casefold()]
+            raise PixelforgeError(f"{origin}: class {name!r} differs only in case from the class {old!r} of the parent "
+                                  f"run {parent}; name it {old!r} to train that class, or a name of its own for a "
+                                  f"new class")
+    return list(parent_classes) + added
 
 
 def grow_state(state: dict, model_state: dict) -> dict:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pixelforge.data.images import is_image_file, list_images
-from pixelforge.data.sources import Sample
+from pixelforge.data.images import UNREAD_FORMATS, is_image_file, list_images, unidentified_reason
+from pixelforge.data.sources import Sample, refuse_unread_formats
 from pixelforge.errors import PixelforgeError
 
 
@@ -45,6 +45,7 @@ def read_support(folder: Path, shots: int | None = None, seed: int = 0) -> tuple
     for class_dir in class_dirs:
         images = list_images(class_dir)
         if not images:
+            refuse_unread_formats([class_dir])  # its iPhone .HEIC photos are named as such, as `predict` names them
             raise PixelforgeError(f"{class_dir}: support class {class_dir.name!r} has no images")
         if shots is not None:
             if len(images) < shots:
@@ -59,6 +60,8 @@ def read_query(path: Path, support_classes: list[str], support_folder: Path) -> 
     """The query images: labelled by their class subfolder, or unlabelled (images directly in the folder or a file)."""
     path = Path(path).expanduser()
     if path.is_file():
+        if path.suffix.lower() in UNREAD_FORMATS:  # the reason every reader gives (HEIC, SVG, camera RAW)
+            raise PixelforgeError(f"{path}: {unidentified_reason(path)}")
         if not is_image_file(path):
             raise PixelforgeError(f"{path}: --query is not an image file or a folder")
         return Query([Sample(path, "")], labelled=False)
@@ -70,6 +73,7 @@ def read_query(path: Path, support_classes: list[str], support_folder: Path) -> 
                               f"put every image in a class subfolder, or none")
     if not class_dirs:
         if not loose:
+            refuse_unread_formats([path])
             raise PixelforgeError(f"{path}: no query images found")
         return Query([Sample(p, "") for p in loose], labelled=False)
     missing = [d for d in class_dirs if d.name not in support_classes]
