@@ -55,8 +55,8 @@ def recall_at_1(similarity: torch.Tensor, same: torch.Tensor) -> tuple[float, fl
 
 def training_loss(rank: int, world_size: int):
     """open_clip's `ClipLoss` for a training step. Under DDP (world_size > 1) it gathers every process's features,
-    as open_clip's training script does with its local-loss and gather-with-grad options, so the negatives are the whole
-    global batch: W processes x B pairs is the objective of one process with W*B, not W separate B-pair ones.
+    as open_clip's training script does with its local-loss and gather-with-grad options, so the negatives are the
+    whole global batch: W processes x B pairs is the objective of one process with W*B, not W separate B-pair ones.
 
     local_loss: each process scores its B images (texts) against all W*B texts (images), B x W*B logits instead of
     the full W*B x W*B on every process; the mean of the processes' losses (what the engine logs) is the loss over

@@ -93,8 +93,8 @@ class GANStep:
         with torch.no_grad():
             fake = generator(torch.randn(n, latent, device=real.device), labels)
         policy = self.cfg.diffaugment
-        scores, logits = self._discriminate(discriminator, [diff_augment(real, policy), diff_augment(fake, policy)], real,
-                                            labels)
+        augmented = [diff_augment(real, policy), diff_augment(fake, policy)]
+        scores, logits = self._discriminate(discriminator, augmented, real, labels)
         d_real, d_fake = scores[:n], scores[n:2 * n]
         loss_d = losses.discriminator_loss(kind, d_real, d_fake)
         aux_d = torch.zeros((), device=real.device)
