@@ -249,3 +249,59 @@ def test_two_process_ddp_trains_both_image_paths(clip_data, tmp_path, strategy):
                                                                           "accelerator": "cpu", "strategy": strategy})
     rows = rd.read_metrics(result.run_dir / "metrics.csv")
     assert [row["epoch"] for row in rows] == [1, 2] and all(row["train_loss"] > 0 for row in rows)
+
+
+def _contrastive_case():
+    """Eight image-text pairs of 5-number inputs through two linear projections: (inputs, texts, projections)."""
+    generator = torch.Generator().manual_seed(0)
+    images, texts = torch.randn(8, 5, generator=generator), torch.randn(8, 5, generator=generator)
+    projections = [torch.randn(5, 4, generator=generator), torch.randn(5, 4, generator=generator)]
+    return images, texts, projections
+
+
+def _loss_and_gradients(loss_fn, images, texts, projections):
+    """The training loss of these pairs and its gradients with respect to both projections."""
+    from torch.nn import functional as F
+
+    weights = [w.clone().requires_grad_(True) for w in projections]
+    loss = loss_fn(F.normalize(images @ weights[0], dim=1), F.normalize(texts @ weights[1], dim=1), torch.tensor(3.0))
+    loss.backward()
+    return loss.detach(), [w.grad for w in weights]
+
+
+def _ddp_half(rank: int, world_size: int, init: str, out: str):
+    """One of two gloo processes: its half of the pairs, and the loss and gradients averaged as DDP averages them."""
+    import torch.distributed as dist
+
+    from pixelforge.tasks.clip.task import training_loss
+
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world_size)
+    try:
+        images, texts, projections = _contrastive_case()
+        half = slice(rank * 4, rank * 4 + 4)
+        loss, grads = _loss_and_gradients(training_loss(rank, world_size), images[half], texts[half], projections)
+        for tensor in (loss, *grads):
+            dist.all_reduce(tensor)
+            tensor /= world_size
+        if rank == 0:
+            torch.save({"loss": loss, "grads": grads}, out)
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_under_ddp_the_loss_gathers_every_process_s_features_as_one_process_over_the_whole_batch(tmp_path):
+    """Two processes of 4 pairs each scored each batch against its own 4 texts only (ClipLoss with world_size 1):
+    a different objective from one process with 8. With open_clip's gathered features (local loss, gradients
+    through the gather), the processes' mean loss and DDP's averaged gradients are the 8-pair ones."""
+    import torch.multiprocessing as mp
+
+    from pixelforge.tasks.clip.task import training_loss
+
+    out = tmp_path / "ddp.pt"
+    mp.spawn(_ddp_half, args=(2, f"file://{tmp_path / 'rendezvous'}", str(out)), nprocs=2)
+    ddp = torch.load(out)
+    loss, grads = _loss_and_gradients(training_loss(0, 1), *_contrastive_case())
+    assert torch.allclose(ddp["loss"], loss, atol=1e-6)
+    for got, expected in zip(ddp["grads"], grads):
+        assert torch.allclose(got, expected, atol=1e-6)

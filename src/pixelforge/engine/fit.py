@@ -145,8 +145,7 @@ def _train_process(fabric, build_setup, run: Path, config: FitConfig, resuming: 
     train_loader, val_loader, sampler = _loaders(setup, config, fabric)
     lr = _learning_rate(setup, config, fabric, train_loader, run, progress)
     configured = _configure_optimizers(setup, config, lr, len(train_loader))
-    trained, *wrapped = fabric.setup(setup.trained, *[opt for opt, _ in configured.values()], move_to_device=False)
-    optimizers = dict(zip(configured, wrapped))
+    trained, optimizers = _setup_trained(fabric, setup, configured)
     schedulers = {name: scheduler for name, (_, scheduler) in configured.items()}
     hooks = [*setup.hooks, *([EarlyStopping(config.early_stopping)] if config.early_stopping else []), *hooks]
     loop = Loop(fabric, setup.task, trained, optimizers, schedulers, train_loader, val_loader, sampler, run,
@@ -172,6 +171,24 @@ def _train_process(fabric, build_setup, run: Path, config: FitConfig, resuming: 
     return FitResult(state.best_metric, state.best_epoch, len(rd.read_metrics(run / "metrics.csv")),
                      state.stopped_early, state.stop_reason, loop.monitor, loop.mode, lr, setup.path, setup.n_train,
                      setup.n_val, list(setup.unreadable), fabric.global_rank, setup.feature_extraction_seconds)
+
+
+def _setup_trained(fabric, setup: TaskSetup, configured: dict) -> tuple:
+    """(the Fabric-wrapped trained module, {name: Fabric-wrapped optimizer}). Players trained by their own optimizers
+    (`setup.trained` a dict, a GAN's generator and discriminator) are set up one by one, each with the optimizer of
+    its name, as Lightning's Fabric GAN example does: under DDP each gets its own wrapper, so each backward reaches
+    every parameter of the module whose optimizer steps (one wrapper over both players saw half of them unused)."""
+    optimizers = [opt for opt, _ in configured.values()]
+    if not isinstance(setup.trained, dict):
+        trained, *wrapped = fabric.setup(setup.trained, *optimizers, move_to_device=False)
+        return trained, dict(zip(configured, wrapped))
+    if set(setup.trained) != set(configured):
+        raise PixelforgeError(f"{type(setup.task).__name__}: the trained modules {sorted(setup.trained)} and the "
+                              f"optimizers {sorted(configured)} must have the same names, one optimizer a module")
+    parts, wrapped = {}, {}
+    for name, module in setup.trained.items():
+        parts[name], wrapped[name] = fabric.setup(module, configured[name][0], move_to_device=False)
+    return torch.nn.ModuleDict(parts), {name: wrapped[name] for name in configured}
 
 
 def _run(loop: Loop, state: LoopState, setup: TaskSetup, config: FitConfig) -> LoopState:

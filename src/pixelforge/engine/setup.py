@@ -37,7 +37,10 @@ from pixelforge.engine.threads import single_threaded_collate
 class TaskSetup:
     task: object
     model: nn.Module  # what checkpoints hold: always the full model
-    trained: nn.Module  # what the optimizers update (the model, or only its head on cached features)
+    # What the optimizers update: the model, or only its head on cached features; or {optimizer name: module} for
+    # players with their own optimizers (a GAN), each set up by Fabric (DDP) on its own, handed to the step as an
+    # `nn.ModuleDict` of the wrapped modules (engine/fit.py `_setup_trained`).
+    trained: nn.Module | dict[str, nn.Module]
     train_data: Dataset
     val_data: Dataset
     n_train: int

@@ -53,16 +53,34 @@ def recall_at_1(similarity: torch.Tensor, same: torch.Tensor) -> tuple[float, fl
     return float(image_to_text), float(text_to_image)
 
 
+def training_loss(rank: int, world_size: int):
+    """open_clip's `ClipLoss` for a training step. Under DDP (world_size > 1) it gathers every process's features,
+    as open_clip's training script does with its local-loss and gather-with-grad options, so the negatives are the
+    whole global batch: W processes x B pairs is the objective of one process with W*B, not W separate B-pair ones.
+
+    local_loss: each process scores its B images (texts) against all W*B texts (images), B x W*B logits instead of
+    the full W*B x W*B on every process; the mean of the processes' losses (what the engine logs) is the loss over
+    the whole batch. gather_with_grad: the gathered features keep their gradients, so each process's features are
+    also trained as the others' negatives, and DDP's average of the gradients is the single-process gradient of that
+    loss. Without it, with local_loss, the other processes' rows would be missing from each feature's gradient."""
+    from open_clip.loss import ClipLoss
+
+    if world_size <= 1:
+        return ClipLoss()
+    return ClipLoss(local_loss=True, gather_with_grad=True, rank=rank, world_size=world_size)
+
+
 class ClipStep:
     """The engine's step object (engine/setup.py)."""
 
     monitor, monitor_mode = "val_recall1", "max"
 
-    def __init__(self, tokenizer: Tokenizer, val_captions: list[str]):
+    def __init__(self, tokenizer: Tokenizer, val_captions: list[str], rank: int = 0, world_size: int = 1):
         from open_clip.loss import ClipLoss
 
         self.tokenizer, self.val_captions = tokenizer, val_captions
-        self.loss = ClipLoss()
+        self.loss = ClipLoss()  # validation: each batch on its own (processes may run different numbers of them)
+        self.train_loss = training_loss(rank, world_size)
 
     @staticmethod
     def freeze_frozen_norms(model) -> None:
@@ -76,10 +94,10 @@ class ClipStep:
         inputs, tokens, index = batch
         return fabric.to_device(inputs), fabric.to_device(tokens), index
 
-    def losses(self, model, inputs, tokens):
+    def losses(self, model, inputs, tokens, loss=None):
         # One forward call (open_clip's CLIP.forward): under DDP a method called beside it is refused by Fabric.
         images, texts, scale = model(inputs, tokens)[:3]
-        return self.loss(images, texts, scale), images, texts
+        return (loss or self.loss)(images, texts, scale), images, texts
 
     def training_step(self, model, batch) -> dict:
         inputs, tokens, _ = batch
@@ -87,7 +105,7 @@ class ClipStep:
         # but the last, and keeps the step object free of optimizer hooks.
         with torch.no_grad():
             model.logit_scale.clamp_(0, MAX_LOGIT_SCALE)
-        loss, _, _ = self.losses(model, inputs, tokens)
+        loss, _, _ = self.losses(model, inputs, tokens, self.train_loss)
         count = len(tokens)
         return {"loss": loss, "count": count, "logit_scale": model.logit_scale.detach().exp()}
 
@@ -166,7 +184,7 @@ def build_setup(cfg, source, classes, fabric, progress):
         from pixelforge.tasks.common.finetune import gradual_unfreezing_hook
 
         hooks.append(gradual_unfreezing_hook(model, cfg.unfreeze_every, progress.info, "image trunk"))
-    step = ClipStep(tokenizer, [i.captions[0] for i in val])
+    step = ClipStep(tokenizer, [i.captions[0] for i in val], fabric.global_rank, fabric.world_size)
     progress.info(f"{len(train)} training images with {sum(len(i.captions) for i in train)} captions; "
                   f"vocabulary {len(tokenizer)} words")
     return TaskSetup(

@@ -189,8 +189,9 @@ class Discriminator(nn.Module):
 
 
 class GANModel(nn.Module):
-    """Both players and the EMA generator in one module, called through its forward (so Fabric's wrapper and DDP
-    see every call): `model("generate", z, labels)`, `model("discriminate", images, labels)`."""
+    """Both players and the EMA generator in one module: what checkpoints hold. Training sets the generator and the
+    discriminator up with Fabric one by one (under DDP each its own wrapper, engine/fit.py); the forward with a mode,
+    `model("generate", z, labels)`, `model("discriminate", images, labels)`, calls either in one module."""
 
     def __init__(self, latent_dim: int, channels: int, img_size: int, width: int = 64, num_classes: int = 0,
                  aux_classifier: bool = False, native_size: int | None = None, g_width: int | None = None,

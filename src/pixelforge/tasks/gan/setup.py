@@ -20,11 +20,6 @@ def check_config(cfg) -> None:
     if native is not None and (native > size or 2 ** round(math.log2(native)) != native):
         raise PixelforgeError(f"--native-size {native}: the generator's drawing size must be a power of two "
                               f"between 8 and --img-size {size}")
-    processes = cfg.devices * cfg.num_nodes
-    if processes > 1:  # DDP syncs every parameter's gradient once a backward; a GAN step has two, each over a part
-        raise PixelforgeError(f"--devices {cfg.devices} --num-nodes {cfg.num_nodes}: --task gan trains in one process "
-                              f"(its discriminator and generator steps each train half of the model, which DDP "
-                              f"cannot sync); use --devices 1 (a GPU, or the CPU's threads)")
     judge = cfg.d_size
     if judge is not None and (judge > size or 2 ** round(math.log2(judge)) != judge):
         raise PixelforgeError(f"--d-size {judge}: the discriminator's input size must be a power of two "
@@ -115,7 +110,8 @@ def build_setup(cfg, source, classes: list[str], fabric, progress):
                   f"channel(s), {cfg.loss} loss, EMA {cfg.ema_decay}; validation FID on {len(reference)} real vs "
                   f"{len(reference)} generated images with {extractor.name} features")
     return TaskSetup(
-        task=step, model=model, trained=model, train_data=train.pairs(), val_data=[],
+        task=step, model=model, trained={"generator": model.generator, "discriminator": model.discriminator},
+        train_data=train.pairs(), val_data=[],
         n_train=len(train), n_val=len(reference), hooks=[EpochGrid(step)],
         extra_checkpoint={"classes": classes, "task": "gan", "channels": channels, "img_size": cfg.img_size,
                           "latent_dim": cfg.latent_dim, "conditional": cfg.conditional, "width": cfg.width,

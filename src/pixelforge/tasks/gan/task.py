@@ -69,28 +69,32 @@ class GANStep:
     def _labels(self, n: int, device) -> torch.Tensor | None:
         return torch.randint(0, self.num_classes, (n,), device=device) if self.num_classes else None
 
-    def _discriminate(self, model, augmented: list, plain, labels):
+    def _discriminate(self, discriminator, augmented: list, plain, labels):
         """The discriminator's scores of the `augmented` batches and, with the auxiliary classifier, its class logits
         for the `plain` (unaugmented) images, from ONE call on all of them: a small network on a CPU spends more on
         each call than on its arithmetic (and spectral norm does one power iteration per call)."""
         parts = augmented + ([plain] if self.aux else [])
         y = torch.cat([labels] * len(parts)) if labels is not None else None
-        scores, logits = model("discriminate+classify", torch.cat(parts), y)
+        scores, logits = discriminator(torch.cat(parts), y, with_logits=True)
         m = len(plain) * len(augmented)
         return scores[:m], logits[m:] if self.aux else None
 
     def training_step(self, model, batch, ctx) -> dict:
+        """`model`: {"generator", "discriminator"}, each Fabric-wrapped on its own (under DDP its own wrapper, whose
+        gradients the backward of its own loss syncs). The penalties call the bare discriminator: their gradients
+        reach the same parameters within the discriminator's backward."""
         real, labels = batch
+        generator, discriminator = model["generator"], model["discriminator"]
         labels = labels if self.num_classes else None
         n, latent, kind = len(real), self.cfg.latent_dim, self.cfg.loss
         d_opt, g_opt = ctx.optimizers["discriminator"], ctx.optimizers["generator"]
         critic = self.model.discriminator
 
         with torch.no_grad():
-            fake = model("generate", torch.randn(n, latent, device=real.device), labels)
+            fake = generator(torch.randn(n, latent, device=real.device), labels)
         policy = self.cfg.diffaugment
-        scores, logits = self._discriminate(model, [diff_augment(real, policy), diff_augment(fake, policy)], real,
-                                            labels)
+        augmented = [diff_augment(real, policy), diff_augment(fake, policy)]
+        scores, logits = self._discriminate(discriminator, augmented, real, labels)
         d_real, d_fake = scores[:n], scores[n:2 * n]
         loss_d = losses.discriminator_loss(kind, d_real, d_fake)
         aux_d = torch.zeros((), device=real.device)
@@ -112,8 +116,8 @@ class GANStep:
             if ms and y is not None:  # pairs of samples of the same class: the batch's halves share labels
                 y = torch.cat([y[:n // 2], y[:n - n // 2]])
             z = torch.randn(n, latent, device=real.device)
-            fake = model("generate", z, y)
-            scores, logits = self._discriminate(model, [diff_augment(fake, policy)], fake, y)
+            fake = generator(z, y)
+            scores, logits = self._discriminate(discriminator, [diff_augment(fake, policy)], fake, y)
             loss_g = losses.generator_loss(kind, scores)
             if ms:
                 loss_g = loss_g + ms * losses.mode_seeking(fake, z)
@@ -132,7 +136,12 @@ class GANStep:
     @torch.no_grad()
     def validate(self, model, batches, fabric) -> dict:
         """FID/KID of `fid_n` EMA samples (balanced classes, fixed noise) against the cached real features; the
-        real batches are not read (their features were computed once, in `build_setup`)."""
+        real batches are not read (their features were computed once, in `build_setup`).
+
+        Under DDP every process scores the same samples, and the numbers are rank 0's: each process's generator
+        batch norms end a step with running statistics of its own batch (DDP broadcasts rank 0's at the next
+        forward), and the EMA copies them; rank 0's model is the one checkpointed, and every process must see the
+        same monitor to agree on best.ckpt and on an early stop."""
         from pixelforge.tasks.gan.data import to_uint8
         from pixelforge.tasks.gan.fid import extract, fid_kid, mean_pairwise_distance
 
@@ -142,8 +151,9 @@ class GANStep:
         scores = fid_kid(self.real_features, features)
         name = self.extractor.name
         diversity = mean_pairwise_distance(features)
-        return {f"val_fid_{name}": scores["fid"], f"val_kid_{name}": scores["kid"],
-                "val_diversity": diversity / max(self.real_diversity, 1e-12)}
+        row = {f"val_fid_{name}": float(scores["fid"]), f"val_kid_{name}": float(scores["kid"]),
+               "val_diversity": float(diversity / max(self.real_diversity, 1e-12))}
+        return fabric.broadcast(row, src=0) if fabric.world_size > 1 else row
 
     def state_dict(self) -> dict:
         return {"loss_g": float(self._loss_g)}
@@ -163,7 +173,7 @@ class EpochGrid:
         if ctx.fabric.global_rank == 0:
             write_grid(self.step, ctx.run_dir / "samples" / f"epoch_{row['epoch']:03d}.png", self.rows)
         share = row.get("val_diversity")
-        if share is not None and share < COLLAPSE_SHARE:
+        if share is not None and share < COLLAPSE_SHARE and ctx.fabric.global_rank == 0:  # once, not per process
             self.warn(f"possible mode collapse at epoch {row['epoch']}: the samples' feature diversity is "
                       f"{share:.0%} of the real images'")
 
