@@ -152,13 +152,10 @@ class Task:
         return None
 
     def write_card(self, run: Path, peak_memory: dict | None = None) -> Path | None:
-        """The run's model_card.md (after the report, which it may read): tasks/common/card.py's sections filled
-        with `card_facts`; None when the task supplies none."""
-        if type(self).card_facts is Task.card_facts:
-            return None
-        from pixelforge.tasks.common.card import write_task_card
-
-        return write_task_card(run, self.card_facts, peak_memory=peak_memory)
+        """The run's model_card.md (after the report, which it may read); None for no card. A task that supplies
+        `card_facts` takes tasks/common/card.py's `CardFromFacts` before this class, which fills the card's common
+        sections with them (not imported here: that module reads configs, which import this one)."""
+        return None
 
     def card_facts(self, run: Path, cfg, summary: dict):
         """The task's own part of its model card (`tasks.common.card.CardFacts`: figures, intended use,

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pixelforge.tasks.base import IN_MEMORY_BATCHES, IN_MEMORY_BATCHES_WHY, IN_RAM, IN_RAM_WHY, Task
+from pixelforge.tasks.common.card import CardFromFacts
 from pixelforge.tasks.caption.config import CaptionConfig
 from pixelforge.tasks.registry import register_task
 
 
 @register_task
-class CaptionTask(Task):
+class CaptionTask(CardFromFacts, Task):
     name = "caption"
     config_class = CaptionConfig
     description = "a sentence per image: COCO-captions json, captions.csv, or built-in shapes"

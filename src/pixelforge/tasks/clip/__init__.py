@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pixelforge.tasks.base import IN_MEMORY_BATCHES, IN_MEMORY_BATCHES_WHY, IN_RAM, IN_RAM_WHY, Task
+from pixelforge.tasks.common.card import CardFromFacts
 from pixelforge.tasks.clip.config import ClipConfig
 from pixelforge.tasks.registry import register_task
 
 
 @register_task
-class ClipTask(Task):
+class ClipTask(CardFromFacts, Task):
     name = "clip"
     config_class = ClipConfig
     description = "an image and a text encoder in one embedding (CLIP), for zero-shot labels: COCO captions or shapes"

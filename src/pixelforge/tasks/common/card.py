@@ -186,3 +186,10 @@ def encoder_weights_notes(name: str, weights: str, role: str) -> list[str]:
                 "of that model's card there."]
     return [f"The {role} (`{name}`) starts from the weights file `{Path(weights).name}` given to training, under "
             "that file's source's terms."]
+
+
+class CardFromFacts:
+    """Mixed into a task class before `Task`: its `write_card` is the card filled with the task's `card_facts`."""
+
+    def write_card(self, run: Path, peak_memory: dict | None = None) -> Path | None:
+        return write_task_card(run, self.card_facts, peak_memory=peak_memory)

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from pixelforge.tasks.base import (IN_RAM, IN_RAM_WHY, OWN_OPTIMIZERS, OWN_OPTIMIZERS_WHY, WHOLE_NETWORK,
                                    WHOLE_NETWORK_WHY, Task)
+from pixelforge.tasks.common.card import CardFromFacts
 from pixelforge.tasks.compress.config import CompressConfig
 from pixelforge.tasks.registry import register_task
 
 
 @register_task
-class CompressTask(Task):
+class CompressTask(CardFromFacts, Task):
     name = "compress"
     config_class = CompressConfig
     description = "learned image compression (any folder of photos): .pfc files, bpp vs PSNR against JPEG/WebP"

@@ -7,12 +7,13 @@ from pathlib import Path
 
 from pixelforge.errors import PixelforgeError
 from pixelforge.tasks.base import IN_RAM, IN_RAM_WHY, WHOLE_NETWORK, WHOLE_NETWORK_WHY, Task
+from pixelforge.tasks.common.card import CardFromFacts
 from pixelforge.tasks.denoise.config import DenoiseConfig
 from pixelforge.tasks.registry import register_task
 
 
 @register_task
-class DenoiseTask(Task):
+class DenoiseTask(CardFromFacts, Task):
     name = "denoise"
     config_class = DenoiseConfig
     description = "noisy image -> clean image: any folder of clean photos (noise added on the fly) or noisy/ + clean/"

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from pixelforge.tasks.base import (IN_MEMORY_BATCHES, IN_MEMORY_BATCHES_WHY, IN_RAM, IN_RAM_WHY, OWN_OPTIMIZERS,
                                    OWN_OPTIMIZERS_WHY, WHOLE_NETWORK, WHOLE_NETWORK_WHY, Task)
+from pixelforge.tasks.common.card import CardFromFacts
 from pixelforge.tasks.gan.config import GanConfig
 from pixelforge.tasks.registry import register_task
 
 
 @register_task
-class GanTask(Task):
+class GanTask(CardFromFacts, Task):
     name = "gan"
     config_class = GanConfig
     description = ("generate new images: class folders, a plain folder of images, or built-in digits|shapes (DCGAN, "

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from pixelforge.tasks.registry import register_task
 from pixelforge.tasks.base import IN_RAM, IN_RAM_WHY, WHOLE_NETWORK, WHOLE_NETWORK_WHY, Task
+from pixelforge.tasks.common.card import CardFromFacts
 from pixelforge.tasks.style.config import StyleConfig
 
 
 @register_task
-class StyleTask(Task):
+class StyleTask(CardFromFacts, Task):
     name = "style"
     config_class = StyleConfig
     description = "fast style transfer: a folder of content photos + --style IMAGE"
