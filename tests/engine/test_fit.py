@@ -291,6 +291,34 @@ def test_a_last_training_batch_of_one_image_is_left_out(tmp_path):
     assert sizes == {65: [32, 32], 66: [32, 32, 2]}
 
 
+class RaiseAtStart(Hook):
+    """Module level: a spawned DDP process unpickles it."""
+
+    def __init__(self, error):
+        self.error = error
+
+    def on_fit_start(self, ctx):
+        raise self.error
+
+
+@pytest.mark.slow
+def test_a_mistake_raised_in_a_ddp_process_reaches_the_caller_as_itself_not_a_traceback(tmp_path):
+    """torch.multiprocessing hands a spawned process's exception to the parent as a ProcessRaisedException holding its
+    traceback as text: a one-line PixelforgeError (or an interruption's exit code) became a traceback."""
+    from pixelforge.errors import Interrupted
+
+    two = FitConfig(epochs=1, batch_size=32, lr=2e-3, seed=0, accelerator="cpu", devices=2, quiet=True)
+    run = rd.new_run_dir(tmp_path / "mistake")
+    with pytest.raises(PixelforgeError) as caught:
+        fit(build_point_gan, run, two, hooks=[RaiseAtStart(PixelforgeError("labels.csv: row 3 names no image"))])
+    assert type(caught.value) is PixelforgeError and str(caught.value) == "labels.csv: row 3 names no image"
+    assert not list(run.glob(".process-error-*"))  # read and removed
+    run = rd.new_run_dir(tmp_path / "stopped")
+    with pytest.raises(Interrupted) as caught:
+        fit(build_point_gan, run, two, hooks=[RaiseAtStart(Interrupted("stopped; resume with X", signal.SIGTERM))])
+    assert caught.value.exit_code == 143 and str(caught.value) == "stopped; resume with X"
+
+
 def test_a_ddp_process_leaves_its_process_group_before_the_interpreter_exits(tmp_path):
     import torch.distributed as dist
 

@@ -31,7 +31,7 @@ from pixelforge.engine.samplers import ItemSeeds, SeededItems
 from pixelforge.engine.schedule import build_optimizer, build_scheduler
 from pixelforge.engine.setup import TaskSetup
 from pixelforge.engine.threads import torch_threads
-from pixelforge.errors import PixelforgeError, raise_interrupt
+from pixelforge.errors import Interrupted, PixelforgeError, raise_interrupt
 
 log = logging.getLogger("pixelforge")
 
@@ -109,7 +109,16 @@ def fit(build_setup: Callable[..., TaskSetup], run_dir: str | Path, config: FitC
             fabric = new_fabric(config.accelerator, config.devices, num_nodes=config.num_nodes,
                                 precision=_fabric_precision(config.precision), strategy=_strategy(config),
                                 loggers=_tensorboard(run_dir))
-        return fabric.launch(_fit_process, build_setup, run_dir, config, resume, list(hooks), dict(checkpoint_meta or {}))
+        try:
+            return fabric.launch(_fit_process, build_setup, run_dir, config, resume, list(hooks),
+                                 dict(checkpoint_meta or {}))
+        except Exception as exc:
+            if type(exc).__name__ != "ProcessRaisedException":  # torch.multiprocessing's, from a spawned process
+                raise
+            recorded = _recorded_process_error(run_dir)
+            if recorded is None:
+                raise
+            raise recorded from None
 
 
 def _fit_process(fabric, build_setup, run: Path, config: FitConfig, resuming: bool, hooks: list, meta: dict) -> FitResult:
@@ -117,8 +126,41 @@ def _fit_process(fabric, build_setup, run: Path, config: FitConfig, resuming: bo
     with _lightning_info(shown=not config.quiet):
         try:
             return _train_process(fabric, build_setup, run, config, resuming, hooks, meta)
+        except PixelforgeError as exc:
+            if fabric.world_size > 1:
+                _record_process_error(run, fabric.global_rank, exc)
+            raise
         finally:
             _leave_process_group(fabric)
+
+
+# A spawned DDP process's exception reaches `fit` only as torch's ProcessRaisedException, which carries the
+# process's traceback as text: a user's one-line mistake (or an interruption's "resume with ...") became a
+# traceback. Each process writes its PixelforgeError here before raising, and `fit` raises it again as itself.
+PROCESS_ERROR = ".process-error-{rank}.json"
+
+
+def _record_process_error(run: Path, rank: int, exc: PixelforgeError) -> None:
+    import json
+
+    signum = exc.signum if isinstance(exc, Interrupted) else None
+    (run / PROCESS_ERROR.format(rank=rank)).write_text(json.dumps({"message": str(exc), "signum": signum}))
+
+
+def _recorded_process_error(run: Path) -> PixelforgeError | None:
+    """The error the lowest rank recorded (rank 0 names what is saved and how to resume), the files removed."""
+    import json
+
+    files = sorted(run.glob(PROCESS_ERROR.format(rank="*")), key=lambda f: int(f.stem.rsplit("-", 1)[1]))
+    recorded = [json.loads(f.read_text()) for f in files]
+    for f in files:
+        f.unlink(missing_ok=True)
+    if not recorded:
+        return None
+    first = recorded[0]
+    if first["signum"] is not None:
+        return Interrupted(first["message"], first["signum"])
+    return PixelforgeError(first["message"])
 
 
 def _leave_process_group(fabric) -> None:
