@@ -159,20 +159,27 @@ def test_a_first_step_whose_parent_data_is_gone_names_the_parent_run(tmp_path):
         training_samples(parent)
 
 
+def fake_parent_run(tmp_path, classes_json: str):
+    """What a continual step reads of its parent before training: the config, the classes, that best.ckpt exists."""
+    from pixelforge.config import save_config
+    from pixelforge.tasks.config import build_config
+
+    parent = tmp_path / "task1-run"
+    (parent / "checkpoints").mkdir(parents=True)
+    save_config(build_config(data=str(tmp_path), model="simple_cnn", weights="none", img_size=16),
+                parent / "config.yaml")
+    (parent / "classes.json").write_text(classes_json)
+    (parent / "checkpoints" / "best.ckpt").write_bytes(b"")
+    return parent
+
+
 def test_a_step_with_another_model_names_both_models_before_the_size_rule(tmp_path):
     """`--continue-from RUN --model inception_v3` (RUN a 16 px simple_cnn) was refused with "--img-size 16 is too
     small for inception_v3", a size the user never typed (the parent's), instead of the model it differs in."""
     import pixelforge
-    from pixelforge.config import save_config
     from pixelforge.errors import PixelforgeError
-    from pixelforge.tasks.config import build_config
 
-    parent = tmp_path / "task1-run"  # what is read before training: the config, the classes, that best.ckpt exists
-    (parent / "checkpoints").mkdir(parents=True)
-    save_config(build_config(data=str(tmp_path), model="simple_cnn", weights="none", img_size=16),
-                parent / "config.yaml")
-    (parent / "classes.json").write_text('["0", "1"]')
-    (parent / "checkpoints" / "best.ckpt").write_bytes(b"")
+    parent = fake_parent_run(tmp_path, '["0", "1"]')
     with pytest.raises(PixelforgeError) as caught:
         pixelforge.train(str(tmp_path), continue_from=str(parent), model="inception_v3", out=str(tmp_path / "step"))
     assert str(caught.value) == (f"{parent}: trained with model 'simple_cnn', not 'inception_v3'; a continual step "
@@ -185,20 +192,12 @@ def test_a_step_class_named_as_a_parent_class_but_for_its_case_is_refused_before
     import numpy as np
     from PIL import Image
 
-    from pixelforge.config import save_config
-    from pixelforge.tasks.config import build_config
-
     data = tmp_path / "new-photos"
     for name in ("Cat", "dog"):
         (data / name).mkdir(parents=True)
         for i in range(4):
             Image.fromarray(np.full((16, 16, 3), 40 * i, np.uint8)).save(data / name / f"{i}.png")
-    parent = tmp_path / "task1-run"  # what is read before training: the config, the classes, that best.ckpt exists
-    (parent / "checkpoints").mkdir(parents=True)
-    save_config(build_config(data=str(tmp_path), model="simple_cnn", weights="none", img_size=16),
-                parent / "config.yaml")
-    (parent / "classes.json").write_text('["cat", "dog"]')
-    (parent / "checkpoints" / "best.ckpt").write_bytes(b"")
+    parent = fake_parent_run(tmp_path, '["cat", "dog"]')
     done = cli("train", "--data", data, "--continue-from", parent, "--out", tmp_path / "step")
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip() == (f"error: {data}: class 'Cat' differs only in case from the class 'cat' of the "
