@@ -27,7 +27,7 @@ import numpy as np
 from pixelforge.deploy.export.folder import (reject_options, require_new_out, staged_folder, write_dense_package_files,
                                             write_json)
 from pixelforge.deploy.export.onnx import export_traced, quiet_converters
-from pixelforge.deploy.export.precision import check_calibration, refuse, write_fp16, write_int8
+from pixelforge.deploy.export.precision import check_calibration, psnr_db, refuse, write_fp16, write_int8
 from pixelforge.deploy.runtime.denoise import model_input
 from pixelforge.errors import PixelforgeError
 from pixelforge.tasks.common.card import write_task_card
@@ -141,14 +141,10 @@ def _parity(run, package: Path, items, split: str, model_file: str = "model.onnx
         worst_psnr = min(worst_psnr, float("inf") if mse == 0 else -10 * np.log10(mse))
         sizes.append(list(x.shape[2:]))
         truth = model_input(clean, run.channels, 1)[..., : clean.shape[0], : clean.shape[1]]
-        psnrs.append([_psnr(y[..., : clean.shape[0], : clean.shape[1]], truth) for y in (expected, got)])
+        # each output clipped to [0, 1], as the runtime rounds it, against the clean image
+        psnrs.append([psnr_db(truth, np.clip(y[..., : clean.shape[0], : clean.shape[1]], 0, 1))
+                      for y in (expected, got)])
     reference, psnr = (float(np.mean(side)) for side in zip(*psnrs)) if psnrs else (0.0, 0.0)
     return {"split": split, "images": len(items), "input_sizes": sizes, "max_abs_diff": max_diff,
             "min_psnr_onnx_vs_torch": worst_psnr, "reference_psnr": reference, "psnr": psnr,
             "allowed_abs_diff": MAX_ABS_DIFF, "passed": max_diff <= MAX_ABS_DIFF}
-
-
-def _psnr(output: np.ndarray, clean: np.ndarray) -> float:
-    """PSNR (dB, peak 1) of a model output clipped to [0, 1], as the runtime rounds it, against the clean image."""
-    mse = float(((np.clip(output, 0, 1) - clean) ** 2).mean())
-    return 100.0 if mse == 0 else float(-10 * np.log10(mse))
