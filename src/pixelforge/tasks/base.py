@@ -153,8 +153,8 @@ class Task:
 
     def write_card(self, run: Path, peak_memory: dict | None = None) -> Path | None:
         """The run's model_card.md (after the report, which it may read); None for no card. A task that supplies
-        `card_facts` takes tasks/common/card.py's `CardFromFacts` before this class, which fills the card's common
-        sections with them (not imported here: that module reads configs, which import this one)."""
+        `card_facts` takes `CardFromFacts` (tasks/common/card_hook.py) before this class, which fills the card's
+        common sections with them."""
         return None
 
     def card_facts(self, run: Path, cfg, summary: dict):

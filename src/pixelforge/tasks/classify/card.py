@@ -19,14 +19,13 @@ from pixelforge.engine.cpu_memory import peak_memory  # noqa: F401  (re-exported
 from pixelforge.data.sources import card_name
 from pixelforge.runs import folder as rd
 from pixelforge.errors import PixelforgeError
+from pixelforge.tasks.common.card import md_table
 
 
 
 
 def _md_table(header: list[str], rows: list[list]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
+    return "\n".join(md_table(header, rows))
 
 
 def _model_size(cfg, num_classes: int) -> tuple[float, float]:

@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pixelforge.data.sources import card_name
+from pixelforge.deploy.runtime.package import CARD_FILE
 from pixelforge.runs import folder as rd
-
-CARD_FILE = "model_card.md"
 
 
 @dataclass
@@ -186,10 +185,3 @@ def encoder_weights_notes(name: str, weights: str, role: str) -> list[str]:
                 "of that model's card there."]
     return [f"The {role} (`{name}`) starts from the weights file `{Path(weights).name}` given to training, under "
             "that file's source's terms."]
-
-
-class CardFromFacts:
-    """Mixed into a task class before `Task`: its `write_card` is the card filled with the task's `card_facts`."""
-
-    def write_card(self, run: Path, peak_memory: dict | None = None) -> Path | None:
-        return write_task_card(run, self.card_facts, peak_memory=peak_memory)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pixelforge.errors import PixelforgeError
 from pixelforge.tasks.base import IN_RAM, IN_RAM_WHY, WHOLE_NETWORK, WHOLE_NETWORK_WHY, Task
-from pixelforge.tasks.common.card import CardFromFacts
+from pixelforge.tasks.common.card_hook import CardFromFacts
 from pixelforge.tasks.denoise.config import DenoiseConfig
 from pixelforge.tasks.registry import register_task
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pixelforge.tasks.base import (IN_MEMORY_BATCHES, IN_MEMORY_BATCHES_WHY, IN_RAM, IN_RAM_WHY, OWN_OPTIMIZERS,
                                    OWN_OPTIMIZERS_WHY, WHOLE_NETWORK, WHOLE_NETWORK_WHY, Task)
-from pixelforge.tasks.common.card import CardFromFacts
+from pixelforge.tasks.common.card_hook import CardFromFacts
 from pixelforge.tasks.gan.config import GanConfig
 from pixelforge.tasks.registry import register_task
 

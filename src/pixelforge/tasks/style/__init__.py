@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pixelforge.tasks.registry import register_task
 from pixelforge.tasks.base import IN_RAM, IN_RAM_WHY, WHOLE_NETWORK, WHOLE_NETWORK_WHY, Task
-from pixelforge.tasks.common.card import CardFromFacts
+from pixelforge.tasks.common.card_hook import CardFromFacts
 from pixelforge.tasks.style.config import StyleConfig
 
 
