@@ -167,9 +167,9 @@ def predict(
     top_k: Optional[int] = typer.Option(None, "--top-k", min=1, help="classify: how many labels per image (1)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list to stdout."),
     csv_file: Optional[Path] = typer.Option(None, "--csv", help="classify: write path,label,score rows to this CSV file."),
-    out: Optional[Path] = typer.Option(None, help="detect/segment: folder for annotated images, masks and results "
-                                                  "(default RUN/predictions, or RUN/predictions-2... when it "
-                                                  "exists); never overwritten."),
+    out: Optional[Path] = typer.Option(None, help="box, mask and image tasks: folder for annotated images, masks, "
+                                                  "results (default RUN/predictions for a run, ./predictions for a "
+                                                  "package; predictions-2... when it exists): never overwritten."),
     score_threshold: Optional[float] = typer.Option(None, help="detect: keep boxes scoring at least this (0.3)."),
     nms_iou: Optional[float] = typer.Option(None, help="detect: overlap (IoU) above which a lower-scoring box of the same class is dropped."),
     beam: Optional[int] = typer.Option(None, min=1, max=10, help="caption: beam width (1 greedy; default the run's)."),
@@ -187,14 +187,19 @@ def predict(
 
     if csv_file is not None and csv_file.exists():
         raise PixelforgeError(f"{csv_file}: already exists; choose a new --csv (outputs are never overwritten)")
+    from pixelforge.deploy.runtime.base import PACKAGE_PREDICTIONS
+
     asked_out = out
-    out = output_path(out, run / "predictions")  # box, mask and image tasks write there; a second call beside it
+    from_package = (run / "package.json").is_file() or (run / "preprocess.json").is_file()  # ONNX Runtime, no torch
+    # box, mask and image tasks write there (a run's own folder; a package is never written into); a second call
+    # writes beside it
+    out = output_path(out, PACKAGE_PREDICTIONS if from_package else run / "predictions")
     out_existed = out.exists()  # an empty --out the user made is theirs: kept even when nothing is written into it
     _setup_logging(True)
     logging.getLogger("pixelforge").setLevel(logging.ERROR)  # an unreadable file is reported below, once, not also logged
     options = {"top_k": top_k, "score_threshold": score_threshold, "nms_iou": nms_iou, "beam": beam}
     options = {k: v for k, v in options.items() if v is not None}
-    if (run / "package.json").is_file() or (run / "preprocess.json").is_file():  # ONNX Runtime, no torch import
+    if from_package:
         from pixelforge.deploy.commands import predict_any_package
 
         results, describe = predict_any_package(run, paths, out, {**options, "precision": precision})

@@ -79,7 +79,7 @@ def test_package_predicts_pytorch_masks_without_importing_torch(untrained_run, t
     assert agreement > 0.95  # same model; only the package's stretch-resize differs from the shorter-side resize
 
 
-def test_predict_from_a_package_writes_the_same_files_as_from_a_run(untrained_run, tmp_path):
+def test_predict_from_a_package_writes_the_same_files_as_from_a_run(untrained_run, tmp_path, monkeypatch):
     from pixelforge.deploy.runtime import predict_package
     from pixelforge.tasks.segment.export import export_package
 
@@ -87,10 +87,14 @@ def test_predict_from_a_package_writes_the_same_files_as_from_a_run(untrained_ru
     images = untrained_run.parent / "data" / "images"
     results = predict_package(package, [str(images)], tmp_path / "out")
     assert len(results) == 8 and set(results[0]) >= {"path", "mask", "overlay", "class_fractions", "summary"}
-    first = predict_package(package, [str(images)])  # default PACKAGE/predictions, then predictions-2: kept
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    packaged = sorted(p.relative_to(package) for p in package.rglob("*"))
+    first = predict_package(package, [str(images)])  # default ./predictions, then predictions-2: kept
     second = predict_package(package, [str(images)])
-    assert Path(first[0]["mask"]).parent == package / "predictions"
-    assert Path(second[0]["mask"]).parent == package / "predictions-2"
+    assert Path(first[0]["mask"]).parent == Path("predictions")
+    assert Path(second[0]["mask"]).parent == Path("predictions-2")
+    assert sorted(p.relative_to(package) for p in package.rglob("*")) == packaged  # the package is never written into
     assert Path(results[0]["mask"]).name == "000.png" and Path(results[0]["overlay"]).is_file()
 
 
@@ -227,3 +231,23 @@ def test_a_failing_fp16_or_int8_check_refuses_the_export_and_writes_nothing(untr
         export_segmentation.export_package(untrained_run, tmp_path / "pkg", parity_images=2, calibration_images=2,
                                            **option)
     assert not (tmp_path / "pkg").exists() and not list(tmp_path.glob(".pkg*"))
+
+
+def test_predict_package_without_out_writes_in_the_current_folder_not_into_the_package(cli, tmp_path):
+    """`predict PACKAGE IMAGES` wrote PACKAGE/predictions, so a package installed read-only could not predict (and
+    a shipped package carried its user's predictions); it now writes ./predictions, then predictions-2."""
+    from PIL import Image
+
+    from tests.deploy.conftest import write_segmentation_package
+
+    package = write_segmentation_package(tmp_path / "pkg")
+    Image.new("RGB", (40, 30), (200, 10, 10)).save(tmp_path / "red.png")
+    work = tmp_path / "work"
+    work.mkdir()
+    before = sorted(package.iterdir())
+    first = cli("predict", package, tmp_path / "red.png", cwd=work)
+    second = cli("predict", package, tmp_path / "red.png", cwd=work)
+    assert first.returncode == 0, first.stderr
+    assert "outputs: predictions\n" in first.stdout and "outputs: predictions-2\n" in second.stdout
+    assert (work / "predictions" / "red.png").is_file() and (work / "predictions-2" / "red.png").is_file()
+    assert sorted(package.iterdir()) == before

@@ -20,7 +20,8 @@ def predict(run_dir: str | Path, paths: str | Path | list, out: str | Path | Non
     list, or one of them). `run_dir`: a run folder, or a package folder from `export` (predicted with ONNX Runtime,
     as `pixelforge predict PACKAGE` does). Task options: classify `top_k`; detect/instance `score_threshold`,
     `nms_iou`; box, mask and image tasks write their pictures and results into `out` (default RUN/predictions, or
-    RUN/predictions-2... after an earlier call: never overwritten).
+    RUN/predictions-2... after an earlier call: never overwritten; for a package `predictions` in the current
+    directory, as `pixelforge predict PACKAGE` does: a package is never written into).
 
     Example:
         >>> predict("runs/digits", ["digits/test/7"], top_k=3)[0]["label"]  # doctest: +SKIP

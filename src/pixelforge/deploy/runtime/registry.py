@@ -59,7 +59,8 @@ def predict_package(package: str | Path, paths: list, out: str | Path | None = N
 
     Options are the task's own: classify `top_k`, `batch_size`; detect and instance `score_threshold`, `nms_iou`;
     any task `progress` (called with the number of images done). Box and mask tasks write their pictures and
-    results into `out` (default PACKAGE/predictions, or predictions-2... after an earlier call); classification
+    results into `out` (default `predictions` in the current directory, or predictions-2... after an earlier call;
+    never inside the package); classification
     writes nothing.
 
     Example:
