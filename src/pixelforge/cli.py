@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -199,20 +200,21 @@ def predict(
     logging.getLogger("pixelforge").setLevel(logging.ERROR)  # an unreadable file is reported below, once, not also logged
     options = {"top_k": top_k, "score_threshold": score_threshold, "nms_iou": nms_iou, "beam": beam}
     options = {k: v for k, v in options.items() if v is not None}
-    if from_package:
-        from pixelforge.deploy.commands import predict_any_package
+    with _warning_lines():  # a multi-frame file: one "warning:" line naming it
+        if from_package:
+            from pixelforge.deploy.commands import predict_any_package
 
-        results, describe = predict_any_package(run, paths, out, {**options, "precision": precision})
-    else:
-        if precision is not None:
-            raise PixelforgeError(f"{run}: --precision picks one of a package's models; a run predicts with its "
-                                  f"PyTorch model: drop --precision, or `pixelforge export {run}` first")
-        from pixelforge.api.predict import predict as run_predict
-        from pixelforge.runs.files import run_task_name
-        from pixelforge.tasks.registry import get_task
+            results, describe = predict_any_package(run, paths, out, {**options, "precision": precision})
+        else:
+            if precision is not None:
+                raise PixelforgeError(f"{run}: --precision picks one of a package's models; a run predicts with its "
+                                      f"PyTorch model: drop --precision, or `pixelforge export {run}` first")
+            from pixelforge.api.predict import predict as run_predict
+            from pixelforge.runs.files import run_task_name
+            from pixelforge.tasks.registry import get_task
 
-        results = run_predict(run, paths, out=out, **options)
-        describe = get_task(run_task_name(run)).describe_prediction
+            results = run_predict(run, paths, out=out, **options)
+            describe = get_task(run_task_name(run)).describe_prediction
     failed = [r for r in results if r.get("error")]
     if failed and len(failed) == len(results):
         if not out_existed and out.is_dir() and not any(out.iterdir()):
@@ -238,6 +240,24 @@ def predict(
         typer.echo(_failure_line(r), err=True)
     if failed:
         raise typer.Exit(1)
+
+
+@contextmanager
+def _warning_lines():
+    """Print the block's `MultiFrameWarning`s as `warning: PATH: ...` lines on stderr (not Python's two-line
+    `file:line: Category: message` + source form); any other warning is shown as Python would."""
+    import warnings
+
+    from pixelforge.data.images import MultiFrameWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", MultiFrameWarning)
+        yield
+    for w in caught:
+        if issubclass(w.category, MultiFrameWarning):
+            typer.echo(f"warning: {w.message}", err=True)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
 
 
 def _failure_line(result: dict) -> str:

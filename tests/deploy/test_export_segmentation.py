@@ -251,3 +251,20 @@ def test_predict_package_without_out_writes_in_the_current_folder_not_into_the_p
     assert "outputs: predictions\n" in first.stdout and "outputs: predictions-2\n" in second.stdout
     assert (work / "predictions" / "red.png").is_file() and (work / "predictions-2" / "red.png").is_file()
     assert sorted(package.iterdir()) == before
+
+
+def test_a_mask_package_warns_once_for_a_multi_page_tiff(tmp_path):
+    """The mask tasks' reader (16-bit aware) goes through the same check: a TIFF stack is named, frame 1 used."""
+    import pytest
+    from PIL import Image
+
+    from pixelforge.data.images import MultiFrameWarning
+    from pixelforge.deploy.runtime import predict_package
+    from tests.deploy.conftest import write_segmentation_package
+
+    package = write_segmentation_package(tmp_path / "pkg")
+    red, green = Image.new("RGB", (40, 30), (200, 10, 10)), Image.new("RGB", (40, 30), (10, 200, 10))
+    red.save(tmp_path / "stack.tif", save_all=True, append_images=[green, green])
+    with pytest.warns(MultiFrameWarning, match=r"stack\.tif: a multi-page TIFF with 3 frames; frame 1 is used") as w:
+        results = predict_package(package, [str(tmp_path / "stack.tif")], tmp_path / "out")
+    assert len(w) == 1 and results[0]["class_fractions"]["blob"] > 0.99  # the red first page

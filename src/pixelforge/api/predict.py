@@ -7,6 +7,7 @@ import inspect
 import os
 from pathlib import Path
 
+from pixelforge.data.images import multi_frame_warnings
 from pixelforge.data.sources import collect_paths
 from pixelforge.errors import PixelforgeError
 from pixelforge.runs.files import run_task_name
@@ -45,7 +46,8 @@ def predict(run_dir: str | Path, paths: str | Path | list, out: str | Path | Non
         return predict_package(run, paths, Path(out) if out else None, loaders=TORCH_LOADERS, **options)
     task = get_task(run_task_name(run))
     _check_option_types(type(task).predict, options)
-    return task.predict(run, paths, out=Path(out) if out else new_file_path(run / "predictions"), **options)
+    with multi_frame_warnings():  # an animated GIF or a TIFF stack: frame 1 is predicted, and the user is told
+        return task.predict(run, paths, out=Path(out) if out else new_file_path(run / "predictions"), **options)
 
 
 def _check_option_types(function, options: dict) -> None:

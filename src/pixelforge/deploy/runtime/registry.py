@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pixelforge.data.images import multi_frame_warnings
 from pixelforge.data.sources import collect_paths
 from pixelforge.deploy.runtime.base import TaskRuntime
 from pixelforge.deploy.runtime.caption import CaptionRuntime
@@ -71,4 +72,5 @@ def predict_package(package: str | Path, paths: list, out: str | Path | None = N
     if not files:
         raise PixelforgeError(f"no images found in {', '.join(map(str, paths))}")
     runtime = load_runtime(package, precision, loaders=loaders)
-    return runtime.predict_files(files, out, **options)
+    with multi_frame_warnings():  # an animated GIF or a TIFF stack: frame 1 is predicted, and the user is told
+        return runtime.predict_files(files, out, **options)
