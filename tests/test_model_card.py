@@ -33,6 +33,24 @@ def test_rewriting_a_card_later_keeps_the_measured_compute(tiny_run):
     assert f"{before['compute']['wall_seconds']} s" in path.read_text()
 
 
+def test_evaluate_rewrites_the_card_with_the_test_split_s_figures(tiny_run, tmp_path):
+    """Only the newer tasks' cards (denoise, compress, ...) were rewritten by `evaluate`: a classifier's card kept
+    what it said before (here: the validation split's figures) after the test split was scored."""
+    import shutil
+
+    import pixelforge
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    shutil.rmtree(run / "eval-test")  # a run whose card was written before any test evaluation
+    write_model_card(run)
+    assert "On the **test** split" not in (run / "model_card.md").read_text()
+    metrics = pixelforge.evaluate(run).metrics
+    card = (run / "model_card.md").read_text()
+    assert f"On the **test** split ({metrics['num_images']} images)" in card
+    assert f"| accuracy | {metrics['accuracy']:.4f} |" in card
+
+
 def test_peak_memory_reports_resident_megabytes():
     assert peak_memory()["process_peak_rss_mb"] > 10
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -167,9 +168,9 @@ def predict(
     top_k: Optional[int] = typer.Option(None, "--top-k", min=1, help="classify: how many labels per image (1)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list to stdout."),
     csv_file: Optional[Path] = typer.Option(None, "--csv", help="classify: write path,label,score rows to this CSV file."),
-    out: Optional[Path] = typer.Option(None, help="detect/segment: folder for annotated images, masks and results "
-                                                  "(default RUN/predictions, or RUN/predictions-2... when it "
-                                                  "exists); never overwritten."),
+    out: Optional[Path] = typer.Option(None, help="box, mask and image tasks: folder for annotated images, masks, "
+                                                  "results (default RUN/predictions for a run, ./predictions for a "
+                                                  "package; predictions-2... when it exists): never overwritten."),
     score_threshold: Optional[float] = typer.Option(None, help="detect: keep boxes scoring at least this (0.3)."),
     nms_iou: Optional[float] = typer.Option(None, help="detect: overlap (IoU) above which a lower-scoring box of the same class is dropped."),
     beam: Optional[int] = typer.Option(None, min=1, max=10, help="caption: beam width (1 greedy; default the run's)."),
@@ -187,27 +188,33 @@ def predict(
 
     if csv_file is not None and csv_file.exists():
         raise PixelforgeError(f"{csv_file}: already exists; choose a new --csv (outputs are never overwritten)")
+    from pixelforge.deploy.runtime.base import PACKAGE_PREDICTIONS
+
     asked_out = out
-    out = output_path(out, run / "predictions")  # box, mask and image tasks write there; a second call beside it
+    from_package = (run / "package.json").is_file() or (run / "preprocess.json").is_file()  # ONNX Runtime, no torch
+    # box, mask and image tasks write there (a run's own folder; a package is never written into); a second call
+    # writes beside it
+    out = output_path(out, PACKAGE_PREDICTIONS if from_package else run / "predictions")
     out_existed = out.exists()  # an empty --out the user made is theirs: kept even when nothing is written into it
     _setup_logging(True)
     logging.getLogger("pixelforge").setLevel(logging.ERROR)  # an unreadable file is reported below, once, not also logged
     options = {"top_k": top_k, "score_threshold": score_threshold, "nms_iou": nms_iou, "beam": beam}
     options = {k: v for k, v in options.items() if v is not None}
-    if (run / "package.json").is_file() or (run / "preprocess.json").is_file():  # ONNX Runtime, no torch import
-        from pixelforge.deploy.commands import predict_any_package
+    with _warning_lines():  # a multi-frame file: one "warning:" line naming it
+        if from_package:
+            from pixelforge.deploy.commands import predict_any_package
 
-        results, describe = predict_any_package(run, paths, out, {**options, "precision": precision})
-    else:
-        if precision is not None:
-            raise PixelforgeError(f"{run}: --precision picks one of a package's models; a run predicts with its "
-                                  f"PyTorch model: drop --precision, or `pixelforge export {run}` first")
-        from pixelforge.api.predict import predict as run_predict
-        from pixelforge.runs.files import run_task_name
-        from pixelforge.tasks.registry import get_task
+            results, describe = predict_any_package(run, paths, out, {**options, "precision": precision})
+        else:
+            if precision is not None:
+                raise PixelforgeError(f"{run}: --precision picks one of a package's models; a run predicts with its "
+                                      f"PyTorch model: drop --precision, or `pixelforge export {run}` first")
+            from pixelforge.api.predict import predict as run_predict
+            from pixelforge.runs.files import run_task_name
+            from pixelforge.tasks.registry import get_task
 
-        results = run_predict(run, paths, out=out, **options)
-        describe = get_task(run_task_name(run)).describe_prediction
+            results = run_predict(run, paths, out=out, **options)
+            describe = get_task(run_task_name(run)).describe_prediction
     failed = [r for r in results if r.get("error")]
     if failed and len(failed) == len(results):
         if not out_existed and out.is_dir() and not any(out.iterdir()):
@@ -233,6 +240,24 @@ def predict(
         typer.echo(_failure_line(r), err=True)
     if failed:
         raise typer.Exit(1)
+
+
+@contextmanager
+def _warning_lines():
+    """Print the block's `MultiFrameWarning`s as `warning: PATH: ...` lines on stderr (not Python's two-line
+    `file:line: Category: message` + source form); any other warning is shown as Python would."""
+    import warnings
+
+    from pixelforge.data.images import MultiFrameWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", MultiFrameWarning)
+        yield
+    for w in caught:
+        if issubclass(w.category, MultiFrameWarning):
+            typer.echo(f"warning: {w.message}", err=True)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
 
 
 def _failure_line(result: dict) -> str:

@@ -160,3 +160,43 @@ def test_a_photo_in_a_format_pixelforge_does_not_read_is_named_as_such_not_calle
         with pytest.raises(ImageReadError) as info:
             read(photo)
         assert str(info.value) == f"{photo}: {kind} is not a format pixelforge reads; convert it to JPEG or PNG"
+
+
+def _frames(n: int, size=(24, 16)) -> list[Image.Image]:
+    return [Image.new("RGB", size, (60 * i, 200 - 60 * i, 90)) for i in range(n)]
+
+
+def test_a_multi_frame_file_read_for_prediction_is_named_once_with_its_frame_count(tmp_path):
+    """An animated GIF or WebP or a TIFF stack was silently predicted from its first frame: inside
+    `multi_frame_warnings` (every predict) one warning per such file names it, its frames and that frame 1 is used,
+    however often it is read; single-frame files, a phone's MPO JPEG and reads outside (training) say nothing."""
+    import warnings
+
+    from pixelforge.data.images import MultiFrameWarning, multi_frame_warnings
+    from pixelforge.data.masks.images import load_image_any
+
+    first, *rest = _frames(3)
+    first.save(tmp_path / "spin.gif", save_all=True, append_images=rest)
+    first.save(tmp_path / "spin.webp", save_all=True, append_images=rest, lossless=True)
+    first.save(tmp_path / "stack.tif", save_all=True, append_images=rest[:1])
+    first.save(tmp_path / "still.gif")
+    first.save(tmp_path / "phone.jpg", format="MPO", save_all=True, append_images=rest[:1])  # photo + its preview
+    with pytest.warns(MultiFrameWarning) as caught:
+        with multi_frame_warnings():
+            pixels = np.asarray(load_rgb(tmp_path / "spin.gif"))
+            for _ in range(2):  # two batches, or two readers, of one file: still one line
+                load_rgb(tmp_path / "spin.webp")
+                load_image_any(tmp_path / "stack.tif")
+            load_rgb(tmp_path / "still.gif")
+            load_rgb(tmp_path / "phone.jpg")
+    assert np.array_equal(pixels, np.asarray(first))  # frame 1, as before
+    assert sorted(str(w.message) for w in caught) == [
+        f"{tmp_path / 'spin.gif'}: an animated GIF with 3 frames; frame 1 is used (save the frames as separate "
+        "images to predict each)",
+        f"{tmp_path / 'spin.webp'}: an animated WebP with 3 frames; frame 1 is used (save the frames as separate "
+        "images to predict each)",
+        f"{tmp_path / 'stack.tif'}: a multi-page TIFF with 2 frames; frame 1 is used (save the frames as separate "
+        "images to predict each)"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MultiFrameWarning)
+        load_rgb(tmp_path / "spin.gif")  # training's reads: no warning

@@ -79,7 +79,7 @@ def test_package_predicts_pytorch_masks_without_importing_torch(untrained_run, t
     assert agreement > 0.95  # same model; only the package's stretch-resize differs from the shorter-side resize
 
 
-def test_predict_from_a_package_writes_the_same_files_as_from_a_run(untrained_run, tmp_path):
+def test_predict_from_a_package_writes_the_same_files_as_from_a_run(untrained_run, tmp_path, monkeypatch):
     from pixelforge.deploy.runtime import predict_package
     from pixelforge.tasks.segment.export import export_package
 
@@ -87,10 +87,14 @@ def test_predict_from_a_package_writes_the_same_files_as_from_a_run(untrained_ru
     images = untrained_run.parent / "data" / "images"
     results = predict_package(package, [str(images)], tmp_path / "out")
     assert len(results) == 8 and set(results[0]) >= {"path", "mask", "overlay", "class_fractions", "summary"}
-    first = predict_package(package, [str(images)])  # default PACKAGE/predictions, then predictions-2: kept
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    packaged = sorted(p.relative_to(package) for p in package.rglob("*"))
+    first = predict_package(package, [str(images)])  # default ./predictions, then predictions-2: kept
     second = predict_package(package, [str(images)])
-    assert Path(first[0]["mask"]).parent == package / "predictions"
-    assert Path(second[0]["mask"]).parent == package / "predictions-2"
+    assert Path(first[0]["mask"]).parent == Path("predictions")
+    assert Path(second[0]["mask"]).parent == Path("predictions-2")
+    assert sorted(p.relative_to(package) for p in package.rglob("*")) == packaged  # the package is never written into
     assert Path(results[0]["mask"]).name == "000.png" and Path(results[0]["overlay"]).is_file()
 
 
@@ -160,7 +164,10 @@ def test_a_large_photo_s_logits_are_resized_one_class_at_a_time_into_the_same_ma
     assert set(channels) == {1} and len(channels) == 5  # one class's plane at a time
     assert not (run_whole == 3).any() and (run_whole == 1).any()  # class 3 only ever ties with class 1: 1 wins
     assert np.array_equal(evaluate.predict_full_resolution(run, image), predicted)
-    assert run_whole.dtype == package_whole.dtype == np.int64
+    # the smallest type that holds the 5 classes, whichever path: int64 took 864 MB at 108 MP
+    assert {a.dtype for a in (run_whole, package_whole, predicted, runtime_segment.logits_to_mask(logits, *size),
+                              evaluate.upsampled_argmax(torch.from_numpy(logits), size))} == {np.dtype(np.uint8)}
+    assert runtime_segment.mask_dtype(256) == np.uint8 and runtime_segment.mask_dtype(257) == np.uint16
 
 
 def test_the_overlay_is_drawn_in_bands_of_rows_into_the_same_picture(monkeypatch):
@@ -227,3 +234,40 @@ def test_a_failing_fp16_or_int8_check_refuses_the_export_and_writes_nothing(untr
         export_segmentation.export_package(untrained_run, tmp_path / "pkg", parity_images=2, calibration_images=2,
                                            **option)
     assert not (tmp_path / "pkg").exists() and not list(tmp_path.glob(".pkg*"))
+
+
+def test_predict_package_without_out_writes_in_the_current_folder_not_into_the_package(cli, tmp_path):
+    """`predict PACKAGE IMAGES` wrote PACKAGE/predictions, so a package installed read-only could not predict (and
+    a shipped package carried its user's predictions); it now writes ./predictions, then predictions-2."""
+    from PIL import Image
+
+    from tests.deploy.conftest import write_segmentation_package
+
+    package = write_segmentation_package(tmp_path / "pkg")
+    Image.new("RGB", (40, 30), (200, 10, 10)).save(tmp_path / "red.png")
+    work = tmp_path / "work"
+    work.mkdir()
+    before = sorted(package.iterdir())
+    first = cli("predict", package, tmp_path / "red.png", cwd=work)
+    second = cli("predict", package, tmp_path / "red.png", cwd=work)
+    assert first.returncode == 0, first.stderr
+    assert "outputs: predictions\n" in first.stdout and "outputs: predictions-2\n" in second.stdout
+    assert (work / "predictions" / "red.png").is_file() and (work / "predictions-2" / "red.png").is_file()
+    assert sorted(package.iterdir()) == before
+
+
+def test_a_mask_package_warns_once_for_a_multi_page_tiff(tmp_path):
+    """The mask tasks' reader (16-bit aware) goes through the same check: a TIFF stack is named, frame 1 used."""
+    import pytest
+    from PIL import Image
+
+    from pixelforge.data.images import MultiFrameWarning
+    from pixelforge.deploy.runtime import predict_package
+    from tests.deploy.conftest import write_segmentation_package
+
+    package = write_segmentation_package(tmp_path / "pkg")
+    red, green = Image.new("RGB", (40, 30), (200, 10, 10)), Image.new("RGB", (40, 30), (10, 200, 10))
+    red.save(tmp_path / "stack.tif", save_all=True, append_images=[green, green])
+    with pytest.warns(MultiFrameWarning, match=r"stack\.tif: a multi-page TIFF with 3 frames; frame 1 is used") as w:
+        results = predict_package(package, [str(tmp_path / "stack.tif")], tmp_path / "out")
+    assert len(w) == 1 and results[0]["class_fractions"]["blob"] > 0.99  # the red first page

@@ -107,3 +107,32 @@ def test_every_decoder_shows_an_exif_rotated_photo_as_displayed(tmp_path, orient
                "load_image_bytes": load_image_bytes(data)}
     for name, array in decoded.items():
         assert np.array_equal(array, expected), name
+
+
+@pytest.mark.parametrize("orientation, upright", [(3, lambda a: np.rot90(a, 2)), (6, lambda a: np.rot90(a, -1)),
+                                                  (8, lambda a: np.rot90(a, 1)), (2, lambda a: a[:, ::-1])])
+def test_a_16_bit_colour_photo_read_through_opencv_or_tifffile_is_turned_by_its_exif_orientation(
+        tmp_path, orientation, upright):
+    """The guard above, for the one path PIL does not decode: 16-bit colour PNG and TIFF are read with OpenCV /
+    tifffile (PIL would drop them to 8 bits), which ignore EXIF, so a 16-bit export was denoised or segmented
+    sideways while its 8-bit copy was upright."""
+    import struct
+    import zlib
+
+    import cv2
+    import tifffile
+
+    from pixelforge.data.masks.images import load_image_any
+
+    stored = np.random.default_rng(1).integers(0, 65535, (24, 40, 3), np.uint16)
+    cv2.imwrite(str(tmp_path / "scan.png"), stored[..., ::-1])
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    tiff = exif.tobytes()[6:]  # an eXIf chunk holds the TIFF structure without the "Exif\0\0" marker
+    chunk = struct.pack(">I", len(tiff)) + b"eXIf" + tiff + struct.pack(">I", zlib.crc32(b"eXIf" + tiff))
+    png = (tmp_path / "scan.png").read_bytes()
+    (tmp_path / "scan.png").write_bytes(png[:-12] + chunk + png[-12:])  # before IEND
+    tifffile.imwrite(tmp_path / "scan.tif", stored, extratags=[(274, "H", 1, orientation, True)])
+    for name in ("scan.png", "scan.tif"):
+        array = load_image_any(tmp_path / name)
+        assert array.dtype == np.uint16 and np.array_equal(array, upright(stored)), name

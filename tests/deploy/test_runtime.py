@@ -131,3 +131,20 @@ def test_a_precision_no_package_has_lists_the_packages_own(tmp_path):
     package = write_segmentation_package(tmp_path / "seg")
     with pytest.raises(PixelforgeError, match=r"--precision 'fp64': choose fp32 \(this package's models\)"):
         load_runtime(package, "fp64")
+
+
+def test_predict_names_a_multi_frame_file_once_whether_from_a_run_or_a_package(cli, tiny_run, tiny_package, tmp_path,
+                                                                                sample_images):
+    """An animated GIF was predicted from its first frame without a word: one `warning:` line names it, its frame
+    count and that frame 1 is used, from a run and from a package, and the file is still predicted."""
+    from PIL import Image
+
+    frames = [Image.open(p).convert("RGB") for p in sample_images[:3]]
+    frames[0].save(tmp_path / "spin.gif", save_all=True, append_images=frames[1:])
+    for model in (tiny_run, tiny_package):
+        result = cli("predict", model, tmp_path / "spin.gif", sample_images[3], "--json")
+        assert result.returncode == 0, result.stderr
+        assert len(json.loads(result.stdout)) == 2
+        warned = [line for line in result.stderr.splitlines() if "frames" in line]
+        assert warned == [f"warning: {tmp_path / 'spin.gif'}: an animated GIF with 3 frames; frame 1 is used (save "
+                          "the frames as separate images to predict each)"], (model, result.stderr)

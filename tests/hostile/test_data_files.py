@@ -80,6 +80,19 @@ def class_folder_without_images(root):
     return root, "wasp"
 
 
+def class_folder_of_notes(root):
+    (_folders(root) / "notes").mkdir()  # no image and nothing in an unread format: the plain "no images" line
+    (root / "notes" / "readme.txt").write_text("to do")
+    return root
+
+
+def heic_only_dataset(root):
+    for name in ("ant", "bee"):
+        (root / name).mkdir(parents=True)
+        (root / name / "IMG_0001.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic")
+    return root
+
+
 def csv_missing_file(root):
     _folders(root)
     (root / "labels.csv").write_text("path,label\nant/0.png,ant\nbee/0.png,bee\nant/missing.png,ant\n")
@@ -167,8 +180,16 @@ REFUSED = {  # training refuses before a run folder exists: one line naming the 
     "empty folder": empty_folder,
     "images without class folders": images_without_class_folders,
     "a single class": single_class,
+    # its photos are HEIC: the line names the format and the fix, not just "no images"
     "a class folder without images": lambda root: (class_folder_without_images(root)[0],
-                                                   r"wasp: a class folder with no images"),
+                                                   r"wasp: a class folder with no images pixelforge reads: its 1 "
+                                                   r"file\(s\) are HEIC \(e\.g\. IMG_0001\.heic\), a format "
+                                                   r"pixelforge does not read; convert them to JPEG or PNG$"),
+    "a class folder whose files are not images": lambda root: (class_folder_of_notes(root),
+                                                               r"notes: a class folder with no images \(looked for "),
+    "a dataset of HEIC photos only": lambda root: (heic_only_dataset(root),
+                                                   r"data: holds 2 image\(s\) in formats pixelforge does not read "
+                                                   r"\(\.heic, e\.g\. .*\) and none it reads; convert them to JPEG"),
 }
 
 

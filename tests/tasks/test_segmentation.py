@@ -85,6 +85,24 @@ def test_evaluate_scores_the_test_split_at_full_mask_resolution(seg_run, tiny_ma
     assert on_folder.metrics["split"] == "all" and on_folder.metrics["num_images"] == 12
 
 
+def test_evaluate_rewrites_the_card_with_the_test_split_s_figures(seg_run, tmp_path):
+    """The detect/segment/instance card reported eval-val's figures from training, and `evaluate` left it so: it
+    now reports the run's latest own evaluation, the test split's once scored, and `evaluate` rewrites it."""
+    import shutil
+
+    import pixelforge
+
+    run = tmp_path / "run"
+    shutil.copytree(seg_run, run)
+    shutil.rmtree(run / "eval-test", ignore_errors=True)
+    val = json.loads((run / "eval-val" / "metrics.json").read_text())
+    assert f"On the **val** split, {val['num_images']} images" in (run / "model_card.md").read_text()
+    metrics = pixelforge.evaluate(run).metrics
+    card = (run / "model_card.md").read_text()
+    assert f"On the **test** split, {metrics['num_images']} images" in card and "eval-test/metrics.json" in card
+    assert f"| miou | {metrics['miou']:.4f} |" in card
+
+
 def test_evaluate_on_its_own_folder_leaves_out_the_training_images_unless_asked(seg_run, tiny_masks, tmp_path,
                                                                                caplog):
     import shutil

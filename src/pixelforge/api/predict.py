@@ -7,6 +7,7 @@ import inspect
 import os
 from pathlib import Path
 
+from pixelforge.data.images import multi_frame_warnings
 from pixelforge.data.sources import collect_paths
 from pixelforge.errors import PixelforgeError
 from pixelforge.runs.files import run_task_name
@@ -20,7 +21,8 @@ def predict(run_dir: str | Path, paths: str | Path | list, out: str | Path | Non
     list, or one of them). `run_dir`: a run folder, or a package folder from `export` (predicted with ONNX Runtime,
     as `pixelforge predict PACKAGE` does). Task options: classify `top_k`; detect/instance `score_threshold`,
     `nms_iou`; box, mask and image tasks write their pictures and results into `out` (default RUN/predictions, or
-    RUN/predictions-2... after an earlier call: never overwritten).
+    RUN/predictions-2... after an earlier call: never overwritten; for a package `predictions` in the current
+    directory, as `pixelforge predict PACKAGE` does: a package is never written into).
 
     Example:
         >>> predict("runs/digits", ["digits/test/7"], top_k=3)[0]["label"]  # doctest: +SKIP
@@ -44,7 +46,8 @@ def predict(run_dir: str | Path, paths: str | Path | list, out: str | Path | Non
         return predict_package(run, paths, Path(out) if out else None, loaders=TORCH_LOADERS, **options)
     task = get_task(run_task_name(run))
     _check_option_types(type(task).predict, options)
-    return task.predict(run, paths, out=Path(out) if out else new_file_path(run / "predictions"), **options)
+    with multi_frame_warnings():  # an animated GIF or a TIFF stack: frame 1 is predicted, and the user is told
+        return task.predict(run, paths, out=Path(out) if out else new_file_path(run / "predictions"), **options)
 
 
 def _check_option_types(function, options: dict) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -98,6 +99,52 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV
 
 
+class MultiFrameWarning(UserWarning):
+    """An image file with several frames (an animated GIF, WebP or PNG, a multi-page TIFF): frame 1 is predicted."""
+
+
+_FRAME_KINDS = {"GIF": "an animated GIF", "WEBP": "an animated WebP", "PNG": "an animated PNG",
+                "TIFF": "a multi-page TIFF"}
+_frame_notes: list[dict] = []  # the collecting `multi_frame_warnings` block's {path: (kind, frames)}, when one runs
+
+
+def _note_frames(source, img: Image.Image) -> None:
+    """Inside `multi_frame_warnings`: record a file with several frames. A phone JPEG's second frame (MPO: a preview
+    or depth map) is not another picture, so only the formats above count."""
+    if not _frame_notes or not isinstance(source, (str, os.PathLike)) or img.format not in _FRAME_KINDS:
+        return
+    try:
+        if getattr(img, "is_animated", False):  # reads no further than the second frame's header
+            _frame_notes[0][str(source)] = (_FRAME_KINDS[img.format], img.n_frames)  # both seek back to frame 1
+    except (OSError, ValueError, EOFError):  # a broken later frame: frame 1 still decodes, or fails with its own line
+        pass
+
+
+@contextmanager
+def multi_frame_warnings():
+    """Around a prediction call: afterwards, one `MultiFrameWarning` per file read inside that has several frames,
+    naming it, its frame count and that frame 1 was used (once per file, however many batches read it). Nested
+    blocks warn once, from the outermost; training reads no frames count.
+
+    Example:
+        >>> with multi_frame_warnings():  # doctest: +SKIP
+        ...     load_rgb("spinner.gif")
+        UserWarning: spinner.gif: an animated GIF with 12 frames; frame 1 is used (save the frames as separate images...)
+    """
+    if _frame_notes:  # an outer block collects and warns
+        yield
+        return
+    notes: dict = {}
+    _frame_notes.append(notes)
+    try:
+        yield
+    finally:
+        _frame_notes.remove(notes)
+    for path, (kind, frames) in notes.items():
+        warnings.warn(f"{path}: {kind} with {frames} frames; frame 1 is used (save the frames as separate images to "
+                      f"predict each)", MultiFrameWarning, stacklevel=3)
+
+
 def open_image(source) -> Image.Image:
     """`Image.open` with the pixel limit enforced from the header alone. PIL only warns (a stray warning, then gigabytes
     decoded) between `Image.MAX_IMAGE_PIXELS` and twice it; pixelforge refuses the whole band, raising PIL's own
@@ -109,6 +156,7 @@ def open_image(source) -> Image.Image:
     if width * height > Image.MAX_IMAGE_PIXELS:
         img.close()
         raise Image.DecompressionBombError(f"{width}x{height} is {width * height} pixels")
+    _note_frames(source, img)
     return img
 
 

@@ -100,6 +100,8 @@ def resolve_data(data: str | Path) -> DataSource:
         if source.broken_links:
             raise PixelforgeError(f"{path}: no images found, only {len(source.broken_links)} symbolic link(s) that "
                                   f"point nowhere, e.g. {source.broken_links[0]}")
+        if path.is_dir():  # an iPhone's HEIC photos: named as such, not "no images"
+            refuse_unread_formats([path])
         raise PixelforgeError(f"{path}: no images found (looked for {', '.join(sorted({'.jpg', '.png', '.bmp', '.tif', '.webp'}))} files)")
     return source
 
@@ -138,6 +140,13 @@ def refuse_empty_class_folders(source: DataSource) -> None:
     """One line for a class folder that holds no image: a class the user meant would be missing from the model."""
     if source.empty_class_folders:
         more = f" (and {len(source.empty_class_folders) - 1} more)" if len(source.empty_class_folders) > 1 else ""
+        for folder in map(Path, source.empty_class_folders):  # its photos are HEIC (or RAW): say so and how to fix it
+            unread = _unread_files(folder)
+            if unread:
+                kinds = ", ".join(sorted({UNREAD_FORMATS[p.suffix.lower()] for p in unread}))
+                raise PixelforgeError(f"{folder}: a class folder with no images pixelforge reads{more}: its "
+                                      f"{len(unread)} file(s) are {kinds} (e.g. {unread[0].name}), a format pixelforge "
+                                      f"does not read; convert them to JPEG or PNG")
         raise PixelforgeError(f"{source.empty_class_folders[0]}: a class folder with no images{more} (looked for "
                               f"{', '.join(sorted(IMAGE_EXTENSIONS))}); add its images or move the folder out")
 
@@ -251,11 +260,16 @@ def refuse_unread_formats(folders: list[Path]) -> None:
     """A folder of photos in formats pixelforge does not decode (an iPhone's .HEIC) is named as such rather than
     reported as holding no images."""
     for folder in folders:
-        unread = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in UNREAD_FORMATS)
+        unread = _unread_files(folder)
         if unread:
             kinds = ", ".join(sorted({p.suffix.lower() for p in unread}))
             raise PixelforgeError(f"{folder}: holds {len(unread)} image(s) in formats pixelforge does not read ({kinds}, "
                                   f"e.g. {unread[0].name}) and none it reads; convert them to JPEG or PNG")
+
+
+def _unread_files(folder: Path) -> list[Path]:
+    """Files below `folder` in a format pixelforge names but does not decode (HEIC, camera RAW, SVG)."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in UNREAD_FORMATS)
 
 
 def output_stems(paths: list[str | Path]) -> list[str]:

@@ -64,7 +64,7 @@ def export_command(
 def predict_package(package: Path, paths: list[str], out: Path | None = None, precision: str | None = None,
                     **options) -> list[dict]:
     """`pixelforge predict PACKAGE ...` for a package of any task, via ONNX Runtime: the same result dicts (and
-    files in `out`, default PACKAGE/predictions, for box and mask tasks) as predicting from a run.
+    files in `out`, default ./predictions, never inside the package, for box, mask and image tasks) as predicting from a run.
 
     Options are the package's task's (classify: top_k, batch_size; detect, instance: score_threshold, nms_iou);
     a progress bar is shown on a terminal when there are more images than one batch.

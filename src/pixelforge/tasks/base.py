@@ -163,9 +163,10 @@ class Task:
         return None
 
     def refresh_card(self, run: Path) -> Path | None:
-        """After `pixelforge evaluate`: rewrite the card of a task whose card reports its evaluations (`card_facts`).
-        A run folder that cannot be written keeps its card; the evaluation itself is already saved."""
-        if type(self).card_facts is Task.card_facts:
+        """After `pixelforge evaluate`: rewrite the card of a task that writes one, since every card reports the
+        run's latest own evaluation (the test split's once scored). A run folder that cannot be written keeps its
+        card; the evaluation itself is already saved."""
+        if type(self).write_card is Task.write_card:
             return None
         try:
             return self.write_card(run)

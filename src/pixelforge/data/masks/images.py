@@ -66,6 +66,20 @@ def _read_wide_colour(path: Path) -> np.ndarray:
     return np.ascontiguousarray(array[..., :3] if array.ndim == 3 else array[..., None])
 
 
+EXIF_ORIENTATION = 0x0112
+
+# EXIF Orientation -> the array operation Pillow's `exif_transpose` performs for it (rows first, then columns).
+_ORIENT = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+           5: lambda a: a.swapaxes(0, 1), 6: lambda a: np.rot90(a, -1), 7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
+           8: lambda a: np.rot90(a, 1)}
+
+
+def _upright(array: np.ndarray, orientation) -> np.ndarray:
+    """An HxWxC array turned as its EXIF Orientation says (1 or unknown: as stored)."""
+    turn = _ORIENT.get(orientation)
+    return np.ascontiguousarray(turn(array)) if turn else array
+
+
 def _to_uint16(array: np.ndarray, path: Path) -> np.ndarray:
     """32-bit integer or float pixels into uint16: values already in range are kept exactly, others are stretched."""
     if array.dtype.kind == "f" and array.size and 0.0 <= array.min() and array.max() <= 1.0:
@@ -136,8 +150,8 @@ def load_image_any(path: str | Path) -> np.ndarray:
         if path.stat().st_size == 0:
             raise ImageReadError(f"{path}: the file is empty (0 bytes); delete it or replace it with the real image")
         with open_image(path) as img:
-            if _is_wide_colour(img):
-                return _read_wide_colour(path)
+            if _is_wide_colour(img):  # OpenCV/tifffile ignore EXIF: turned here as `exif_transpose` turns PIL's
+                return _upright(_read_wide_colour(path), img.getexif().get(EXIF_ORIENTATION, 1))
             img.load()
             return _pil_to_array(ImageOps.exif_transpose(img), path)
     except (ImageReadError, PixelforgeError):

@@ -22,6 +22,10 @@ from pixelforge.deploy.runtime.preprocess import decode_bytes
 from pixelforge.errors import PixelforgeError
 from pixelforge.output_names import new_file_path
 
+# `predict PACKAGE` without --out writes here, in the current directory (numbered past earlier calls), as Ultralytics'
+# `yolo predict` writes runs/predict: never into the package, which is shipped as exported and may be read-only.
+PACKAGE_PREDICTIONS = Path("predictions")
+
 
 class TaskRuntime:
     """A loaded package of one task. Subclasses set the class attributes and implement the methods that raise here.
@@ -76,8 +80,9 @@ class TaskRuntime:
         raise NotImplementedError
 
     def output_folder(self, out: str | Path | None) -> Path:
-        """`out`, else PACKAGE/predictions, numbered (predictions-2...) past an earlier call's: never overwritten."""
-        return Path(out) if out else new_file_path(Path(self.package.folder) / "predictions")
+        """`out`, else `predictions` in the current directory, numbered (predictions-2...) past an earlier call's:
+        never overwritten. Never inside the package: a deliverable stays as exported (and may be read-only)."""
+        return Path(out) if out else new_file_path(PACKAGE_PREDICTIONS)
 
     @staticmethod
     def describe_result(result: dict) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pixelforge.data.images import multi_frame_warnings
 from pixelforge.data.sources import collect_paths
 from pixelforge.deploy.runtime.base import TaskRuntime
 from pixelforge.deploy.runtime.caption import CaptionRuntime
@@ -59,7 +60,8 @@ def predict_package(package: str | Path, paths: list, out: str | Path | None = N
 
     Options are the task's own: classify `top_k`, `batch_size`; detect and instance `score_threshold`, `nms_iou`;
     any task `progress` (called with the number of images done). Box and mask tasks write their pictures and
-    results into `out` (default PACKAGE/predictions, or predictions-2... after an earlier call); classification
+    results into `out` (default `predictions` in the current directory, or predictions-2... after an earlier call;
+    never inside the package); classification
     writes nothing.
 
     Example:
@@ -70,4 +72,5 @@ def predict_package(package: str | Path, paths: list, out: str | Path | None = N
     if not files:
         raise PixelforgeError(f"no images found in {', '.join(map(str, paths))}")
     runtime = load_runtime(package, precision, loaders=loaders)
-    return runtime.predict_files(files, out, **options)
+    with multi_frame_warnings():  # an animated GIF or a TIFF stack: frame 1 is predicted, and the user is told
+        return runtime.predict_files(files, out, **options)

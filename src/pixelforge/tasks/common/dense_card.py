@@ -1,7 +1,8 @@
 """`model_card.md` for detection, segmentation and instance runs: what the model is, its data, its scores, its cost.
 
 A shorter sibling of `model_card.py` (Mitchell et al. 2019): intended use, data counts, training setup, the
-validation metrics the report computed (`RUN/eval-val/metrics.json`), limitations written from the numbers (small
+metrics of the run's own latest evaluation (`RUN/eval-test/metrics.json` once `pixelforge evaluate` has scored the
+test split, else the validation metrics the report computed, `RUN/eval-val/metrics.json`), limitations written from the numbers (small
 validation sets, weak classes), and compute. Per-group fairness sections stay classification's for now.
 """
 
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from pixelforge.data.sources import card_name
 from pixelforge.runs import folder as rd
+from pixelforge.tasks.common.card import latest_evaluation
 
 
 
@@ -22,8 +24,8 @@ def write_dense_card(run: Path, task, peak_memory: dict | None = None) -> Path:
     cfg = load_config(run / "config.yaml")
     classes = rd.read_json(run / "classes.json")
     summary = rd.read_json(run / "summary.json")
-    metrics_path = run / "eval-val" / "metrics.json"
-    metrics = rd.read_json(metrics_path) if metrics_path.is_file() else {}
+    # The test split's once `evaluate` scored it (evaluate rewrites this card), else what training's report measured.
+    folder, metrics = latest_evaluation(run) or ("eval-val", {})
     lines = [
         f"# Model card: {run.name}",
         "",
@@ -45,9 +47,9 @@ def write_dense_card(run: Path, task, peak_memory: dict | None = None) -> Path:
         f"{cfg.optimizer} lr {summary.get('lr')}, {cfg.schedule} schedule, augment {cfg.augment}, seed {cfg.seed}.",
         f"- Best `{summary.get('monitor')}` {_fmt(summary.get('best_metric'))} at epoch {summary.get('best_epoch')}.",
         "",
-        "## Validation metrics",
+        "## Evaluation metrics",
     ]
-    lines += _metric_lines(task, metrics)
+    lines += _metric_lines(task, metrics, folder)
     lines += ["", "## Limitations"] + _limitations(summary, metrics)
     compute = [f"- Training time {summary.get('seconds_training')} s"]
     if peak_memory:
@@ -66,10 +68,13 @@ def _per_class(metrics: dict) -> dict:
     return metrics.get("per_class_iou") or metrics.get("per_class") or {}
 
 
-def _metric_lines(task, metrics: dict) -> list[str]:
+def _metric_lines(task, metrics: dict, folder: str) -> list[str]:
     if not metrics:
-        return ["- No validation metrics were written (see report.html)."]
-    lines = ["| metric | value |", "|---|---|"]
+        return ["- No evaluation metrics were written (see report.html, or run `pixelforge evaluate RUN`)."]
+    split = metrics.get("split") or folder.removeprefix("eval-")
+    count = f", {metrics['num_images']} images" if metrics.get("num_images") is not None else ""
+    lines = [f"On the **{split}** split{count}, best checkpoint (`{folder}/metrics.json`).", "",
+             "| metric | value |", "|---|---|"]
     lines += [f"| {key} | {_fmt(metrics.get(key))} |" for key in task.headline_metrics if key in metrics]
     per_class = _per_class(metrics)
     if per_class:

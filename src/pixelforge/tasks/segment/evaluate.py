@@ -79,28 +79,30 @@ def model_input(run: SegmentationRun, image: np.ndarray) -> torch.Tensor:
 
 @torch.inference_mode()
 def predict_full_resolution(run: SegmentationRun, image: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
-    """Class probabilities' argmax for `image` at `size` (H, W; default the image's own), as an int64 mask."""
+    """Class probabilities' argmax for `image` at `size` (H, W; default the image's own), as a mask of class ids in
+    the smallest unsigned type that holds them (uint8 up to 256 classes: `runtime.segment.mask_dtype`)."""
     logits = run.model(model_input(run, image).to(model_device(run.model)))
     return upsampled_argmax(logits, tuple(size or image.shape[:2]))
 
 
 def upsampled_argmax(logits: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
-    """[1, K, h, w] logits resized bilinearly to `size` (H, W), then their argmax as an int64 mask; a large `size`
+    """[1, K, h, w] logits resized bilinearly to `size` (H, W), then their argmax as a `mask_dtype(K)` mask; a large `size`
     one class's plane at a time (runtime/segment.py says why): the same mask, the first class winning a tie."""
-    from pixelforge.deploy.runtime.segment import PER_CLASS_PIXELS
+    from pixelforge.deploy.runtime.segment import PER_CLASS_PIXELS, mask_dtype
 
+    dtype = mask_dtype(logits.shape[1])
     if size[0] * size[1] <= PER_CLASS_PIXELS:
         logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
-        return logits.argmax(1)[0].cpu().numpy().astype(np.int64)
+        return logits.argmax(1)[0].cpu().numpy().astype(dtype)
     best = F.interpolate(logits[:, :1], size=size, mode="bilinear", align_corners=False)[0, 0]
-    index = torch.zeros(size, dtype=torch.uint8 if logits.shape[1] <= 256 else torch.int32, device=best.device)
+    index = torch.zeros(size, dtype=torch.uint8 if dtype == np.uint8 else torch.int32, device=best.device)
     for k in range(1, logits.shape[1]):
         plane = F.interpolate(logits[:, k:k + 1], size=size, mode="bilinear", align_corners=False)[0, 0]
         index[plane > best] = k  # strictly: a tie keeps the earlier class, as argmax's first maximum
         torch.maximum(best, plane, out=best)
         del plane
     del best
-    return index.cpu().numpy().astype(np.int64)
+    return index.cpu().numpy().astype(dtype, copy=False)
 
 
 def select_mask_samples(run: SegmentationRun, data: str | None, split: str | None):
