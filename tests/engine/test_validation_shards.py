@@ -37,8 +37,23 @@ class _DistFabric:
     def all_reduce(self, tensor, reduce_op="sum"):
         if self.world_size > 1:
             tensor = tensor.clone()
-            torch.distributed.all_reduce(tensor)
+            torch.distributed.all_reduce(tensor, op={"sum": torch.distributed.ReduceOp.SUM,
+                                                     "max": torch.distributed.ReduceOp.MAX}[reduce_op])
         return tensor
+
+    def all_gather(self, tensor):  # Fabric's: a new first dimension of the processes
+        if self.world_size == 1:
+            return tensor
+        parts = [torch.empty_like(tensor) for _ in range(self.world_size)]
+        torch.distributed.all_gather(parts, tensor.contiguous())
+        return torch.stack(parts)
+
+    def broadcast(self, obj, src=0):
+        if self.world_size > 1:
+            box = [obj]
+            torch.distributed.broadcast_object_list(box, src=src)
+            obj = box[0]
+        return obj
 
 
 class _FakeDetector(torch.nn.Module):
@@ -54,8 +69,51 @@ class _FakeDetector(torch.nn.Module):
         return outputs
 
 
+class _FakeClip(torch.nn.Module):
+    """open_clip's CLIP.forward contract: (unit image embeddings, unit text embeddings, logit scale)."""
+
+    def __init__(self):
+        super().__init__()
+        self.image, self.text = torch.nn.Linear(192, 4), torch.nn.Embedding(20, 4)
+
+    def forward(self, images, tokens):
+        normal = torch.nn.functional.normalize
+        return normal(self.image(images.flatten(1)), dim=-1), normal(self.text(tokens).mean(1), dim=-1), \
+            torch.tensor(10.0)
+
+
+class _TinyFeatures(torch.nn.Module):
+    """An FID feature extractor of four numbers a channel (the real ones are too slow for a test)."""
+
+    name = "tiny"
+
+    def forward(self, images):
+        return torch.nn.functional.adaptive_avg_pool2d(images.float() / 255, 2).flatten(1)
+
+
+def _clip(images):
+    from pixelforge.tasks.clip.task import ClipStep, ImageCaptions
+
+    tokens = [torch.tensor([[1 + i % 3, 4, 5 + i % 2]]) for i in range(len(images))]  # some captions repeat
+    captions = [" ".join(map(str, t[0].tolist())) for t in tokens]
+    return ClipStep(None, captions), _FakeClip(), ImageCaptions(images, tokens, random_caption=False), None
+
+
+def _gan():
+    from pixelforge.tasks.gan.config import GanConfig
+    from pixelforge.tasks.gan.fid import mean_pairwise_distance
+    from pixelforge.tasks.gan.models import build_gan
+    from pixelforge.tasks.gan.task import GANStep
+
+    cfg = GanConfig(data="digits", img_size=16, native_size=8, width=8, latent_dim=8, fid_n=16)
+    model = build_gan(cfg, 1, 2, 8, 16)
+    real = torch.rand(17, 12)  # RGB: 3 x 4 features
+    return GANStep(model, cfg, 2, _TinyFeatures(), real, mean_pairwise_distance(real)), model, [], None
+
+
 def _tasks(data_dir: Path):
-    """(task, model, dataset, collate) for classification, segmentation and detection, on odd-sized val sets."""
+    """(task, model, dataset, collate) for classification, segmentation, detection and CLIP, on odd-sized val sets,
+    and the GAN (which reads no validation batches: it scores generated images)."""
     from pixelforge.data.boxes.coco import coco_dict
     from pixelforge.data.boxes.dataset import BoxDataset, box_collate
     from pixelforge.data.boxes.source import read_boxes
@@ -80,7 +138,7 @@ def _tasks(data_dir: Path):
     boxes.preload()
     detect = (DetectionTask(coco_dict(val, source.categories), source.category_ids), _FakeDetector(), boxes,
               box_collate)
-    return {"classify": classify, "segment": segment, "detect": detect}
+    return {"classify": classify, "segment": segment, "detect": detect, "clip": _clip(images), "gan": _gan()}
 
 
 def _validate_all(data_dir: Path, rank: int, world: int) -> dict:
@@ -121,16 +179,17 @@ def test_two_ranks_with_unequal_shards_score_exactly_like_one_process(tmp_path):
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     for name, expected in single.items():
         assert ranks[0][name]["images"] + ranks[1][name]["images"] == expected["images"]
-        assert ranks[0][name]["images"] != ranks[1][name]["images"]  # odd-sized: the shards differ by one
+        if name != "gan":
+            assert ranks[0][name]["images"] != ranks[1][name]["images"]  # odd-sized: the shards differ by one
         for rank in ranks:
             got = {k: v for k, v in rank[name].items() if k != "images"}
             want = {k: v for k, v in expected.items() if k != "images"}
             assert got.keys() == want.keys()
             for key in want:
-                if key != "val_loss":  # what is counted (hits, confusion matrices, detections) is exact
+                if key != "val_loss" or name == "gan":  # what is counted (hits, detections, FID's rows) is exact
                     assert got[key] == want[key], (name, key)
-                elif name == "classify":  # a float32 mean per batch, summed in another order
-                    assert got[key] == pytest.approx(want[key], rel=1e-6)
+                elif name in ("classify", "clip"):  # float32 means of batches, summed in another order
+                    assert got[key] == pytest.approx(want[key], rel=1e-6), (name, key)
                 # segmentation's val_loss is a per-pixel mean per batch, weighted by images: it depends on how
                 # the images are batched, with one process as with two
 
