@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 import torch
 from torch import multiprocessing as mp
-from torch.utils.data import DataLoader
 
 from pixelforge.engine.samplers import EpochSampler
 
@@ -99,6 +98,28 @@ def _clip(images):
     return ClipStep(None, captions), _FakeClip(), ImageCaptions(images, tokens, random_caption=False), None
 
 
+class _FakeCodec(torch.nn.Module):
+    """CompressAI's forward contract: the decoded image and each latent's likelihoods."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 3, 1)
+
+    def forward(self, x):
+        return {"x_hat": self.conv(x).sigmoid(), "likelihoods": {"y": x.sigmoid().clamp_min(1e-3)}}
+
+
+def _pixel_tasks(images):
+    """Denoising and compression: per-image sums, reduced once."""
+    from pixelforge.tasks.compress.step import CompressionStep
+    from pixelforge.tasks.denoise.task import DenoisingStep
+
+    clean = images.sigmoid()
+    denoise = (DenoisingStep(), torch.nn.Conv2d(3, 3, 3, padding=1), list(zip(clean + 0.1 * images, clean)), None)
+    codec = _FakeCodec()
+    return {"denoise": denoise, "compress": (CompressionStep(codec, 0.01, 1e-3), codec, list(clean), None)}
+
+
 def _gan():
     from pixelforge.tasks.gan.config import GanConfig
     from pixelforge.tasks.gan.fid import mean_pairwise_distance
@@ -112,7 +133,8 @@ def _gan():
 
 
 def _tasks(data_dir: Path):
-    """(task, model, dataset, collate) for classification, segmentation, detection and CLIP, on odd-sized val sets,
+    """(task, model, dataset, collate) for classification, segmentation, detection, CLIP, denoising and compression,
+    on odd-sized validation sets,
     and the GAN (which reads no validation batches: it scores generated images)."""
     from pixelforge.data.boxes.coco import coco_dict
     from pixelforge.data.boxes.dataset import BoxDataset, box_collate
@@ -138,16 +160,23 @@ def _tasks(data_dir: Path):
     boxes.preload()
     detect = (DetectionTask(coco_dict(val, source.categories), source.category_ids), _FakeDetector(), boxes,
               box_collate)
-    return {"classify": classify, "segment": segment, "detect": detect, "clip": _clip(images), "gan": _gan()}
+    return {"classify": classify, "segment": segment, "detect": detect, "clip": _clip(images), "gan": _gan(),
+            **_pixel_tasks(images)}
 
 
 def _validate_all(data_dir: Path, rank: int, world: int) -> dict:
+    """Each task's validation over the engine's validation loader (engine/fit.py `_loaders`), as the loop runs it."""
+    from pixelforge.engine.fit import FitConfig, _loaders
+    from pixelforge.engine.setup import TaskSetup
+    from pixelforge.engine.threads import single_threaded_collate
+
     fabric, results = _DistFabric(rank, world), {}
     for name, (task, model, dataset, collate) in _tasks(data_dir).items():
-        sampler = EpochSampler(len(dataset), seed=0, rank=rank, world=world, pad=False)
-        loader = DataLoader(dataset, batch_size=2, sampler=sampler, **({"collate_fn": collate} if collate else {}))
+        setup = TaskSetup(task=task, model=model, trained=model, train_data=dataset, val_data=dataset,
+                          n_train=len(dataset), n_val=len(dataset), collate_fn=collate or single_threaded_collate)
+        _, loader, _ = _loaders(setup, FitConfig(batch_size=2, seed=0), fabric)
         with torch.no_grad():
-            results[name] = {**task.validate(model.eval(), iter(loader), fabric), "images": len(sampler)}
+            results[name] = {**task.validate(model.eval(), iter(loader), fabric), "images": len(loader.sampler)}
     return results
 
 
@@ -186,10 +215,11 @@ def test_two_ranks_with_unequal_shards_score_exactly_like_one_process(tmp_path):
             want = {k: v for k, v in expected.items() if k != "images"}
             assert got.keys() == want.keys()
             for key in want:
-                if key != "val_loss" or name == "gan":  # what is counted (hits, detections, FID's rows) is exact
-                    assert got[key] == want[key], (name, key)
-                elif name in ("classify", "clip"):  # float32 means of batches, summed in another order
+                if name in ("denoise", "compress") or (key == "val_loss" and name in ("classify", "clip")):
+                    # float sums (per image, or float32 means of batches) added in another order
                     assert got[key] == pytest.approx(want[key], rel=1e-6), (name, key)
+                elif key != "val_loss" or name == "gan":  # what is counted (hits, detections, FID's rows) is exact
+                    assert got[key] == want[key], (name, key)
                 # segmentation's val_loss is a per-pixel mean per batch, weighted by images: it depends on how
                 # the images are batched, with one process as with two
 
