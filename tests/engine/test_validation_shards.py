@@ -47,6 +47,9 @@ class _DistFabric:
         torch.distributed.all_gather(parts, tensor.contiguous())
         return torch.stack(parts)
 
+    def to_device(self, batch):
+        return batch
+
     def broadcast(self, obj, src=0):
         if self.world_size > 1:
             box = [obj]
@@ -222,6 +225,45 @@ def test_two_ranks_with_unequal_shards_score_exactly_like_one_process(tmp_path):
                     assert got[key] == want[key], (name, key)
                 # segmentation's val_loss is a per-pixel mean per batch, weighted by images: it depends on how
                 # the images are batched, with one process as with two
+
+
+class _RunningMean:
+    """A step object whose validation reports the model's batch-norm running mean as this process sees it."""
+
+    monitor = "val_mean"
+
+    def validate(self, model, batches, fabric):
+        list(batches)
+        return {"val_mean": float(model[0].running_mean.sum())}
+
+
+def _loop_rank_main(rank: int, world: int, port: int, out: str) -> None:
+    from pixelforge.engine.loop import Loop
+
+    torch.distributed.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    try:
+        model = torch.nn.Sequential(torch.nn.BatchNorm1d(3))
+        model.train()
+        model(torch.randn(4, 3) + rank * 10)  # each process's last training batch moved its own running mean
+        loop = Loop(_DistFabric(rank, world), _RunningMean(), model, {}, {}, None, [torch.zeros(2, 3)], None,
+                    Path(out), model, 1)
+        seen = loop.validate()["val_mean"]
+        torch.distributed.barrier()
+    finally:
+        torch.distributed.destroy_process_group()
+    Path(out, f"loop{rank}.json").write_text(json.dumps({"seen": seen, "saved": float(model[0].running_mean.sum())}))
+
+
+def test_every_process_validates_rank_0_s_batch_norm_statistics_the_checkpointed_model_s(tmp_path):
+    """Validation runs the module outside DDP's wrapper, which broadcasts rank 0's buffers only at the next
+    training forward: process 1 validated its own batch's running statistics, a model no checkpoint holds."""
+    context = mp.start_processes(_loop_rank_main, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=False,
+                                 start_method="spawn")
+    deadline = time.monotonic() + 120
+    while not context.join(timeout=5):
+        assert time.monotonic() < deadline, "validation ranks did not finish"
+    ranks = [json.loads((tmp_path / f"loop{r}.json").read_text()) for r in range(2)]
+    assert ranks[1]["seen"] == ranks[0]["seen"] == ranks[0]["saved"]  # rank 0's, which it checkpoints
 
 
 @pytest.mark.slow

@@ -140,10 +140,10 @@ class GANStep:
 
         Under DDP rank 0 alone generates and scores them, and the others wait for its figures (the broadcast):
         every process must see the same monitor to agree on best.ckpt and on an early stop. Not sharded across
-        processes: each one's EMA generator holds the batch-norm statistics of its own last batch (DDP broadcasts
-        rank 0's only at the next forward, and the EMA copies them), so shards would come from different
-        generators, and the figures would differ from one process's; rank 0's model is the one checkpointed.
-        FID and KID need every feature row in one place anyway, and `fid_n` samples are a small part of an epoch.
+        processes and gathered: FID's covariance and KID's seeded subsets need every feature row in one place
+        anyway, `fid_n` samples are a small part of an epoch, and rank 0 alone generates them in the very batches
+        one process does, so the figures are one process's to the bit (the engine gave every process rank 0's
+        batch-norm statistics first, engine/loop.py `share_buffers`; rank 0's model is the one checkpointed).
         """
         row = None
         if fabric.global_rank == 0:
