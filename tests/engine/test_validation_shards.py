@@ -132,6 +132,41 @@ def _pixel_tasks(images):
     return {"denoise": denoise, "compress": (CompressionStep(codec, 0.01, 1e-3), codec, list(clean), None)}
 
 
+class _FakeCaptioner(torch.nn.Module):
+    """The captioner's contract: teacher-forced (logits, attention) and greedy decoding, from the pixels."""
+
+    def __init__(self, vocab: int):
+        super().__init__()
+        self.image, self.word = torch.nn.Linear(192, vocab), torch.nn.Embedding(vocab, vocab)
+
+    def forward(self, images, tokens, sampling, word_dropout, unk):
+        logits = self.image(images.flatten(1))[:, None] + self.word(tokens[:, :-1])
+        return logits, torch.ones(*logits.shape[:2], 1)
+
+    def greedy(self, images, start, end, max_len):
+        base, word, out = self.image(images.flatten(1)), torch.full((len(images),), start), []
+        for _ in range(max_len):
+            word = (base + self.word(word)).argmax(-1)
+            out.append(word)
+        return torch.stack(out, 1), None
+
+
+def _caption(images):
+    from types import SimpleNamespace
+
+    from pixelforge.data.captions.tokenizer import Tokenizer
+    from pixelforge.tasks.caption.task import CaptionPairs, CaptionStep
+
+    captions = [["a red square", "a square"], ["a blue circle on grey"], ["two red circles"], ["a square"],
+                ["a small blue square"], ["one circle"], ["a red circle and a square"]]
+    tokenizer = Tokenizer.fit([c for pair in captions for c in pair])
+    tokens = [[tokenizer.encode(c, 6) for c in pair] for pair in captions]
+    ids = list(range(10, 17))
+    cfg = SimpleNamespace(label_smoothing=0.1, attention_penalty=0.0, max_caption_words=6, monitor="bleu4")
+    step = CaptionStep(cfg, tokenizer, dict(zip(ids, captions)), {})
+    return step, _FakeCaptioner(len(tokenizer)), CaptionPairs(images, ids, tokens, 8, tokenizer.pad, first_only=True), None
+
+
 def _gan():
     from pixelforge.tasks.gan.config import GanConfig
     from pixelforge.tasks.gan.fid import mean_pairwise_distance
@@ -145,7 +180,8 @@ def _gan():
 
 
 def _tasks(data_dir: Path):
-    """(task, model, dataset, collate) for classification, segmentation, detection, CLIP, denoising and compression,
+    """(task, model, dataset, collate) for classification, segmentation, detection, CLIP, captioning, denoising and
+    compression,
     on odd-sized validation sets,
     and the GAN (which reads no validation batches: it scores generated images)."""
     from pixelforge.data.boxes.coco import coco_dict
@@ -173,6 +209,7 @@ def _tasks(data_dir: Path):
     detect = (DetectionTask(coco_dict(val, source.categories), source.category_ids), _FakeDetector(), boxes,
               box_collate)
     return {"classify": classify, "segment": segment, "detect": detect, "clip": _clip(images), "gan": _gan(),
+            "caption": _caption(images),
             **_pixel_tasks(images)}
 
 
