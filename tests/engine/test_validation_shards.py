@@ -167,6 +167,30 @@ def _caption(images):
     return step, _FakeCaptioner(len(tokenizer)), CaptionPairs(images, ids, tokens, 8, tokenizer.pad, first_only=True), None
 
 
+class _FakeLossNetwork(torch.nn.Module):
+    """The style loss network's contract: named feature maps, and which layers score content and style."""
+
+    content_layers, style_layers = ["a"], ["a", "b"]
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = torch.nn.Conv2d(3, 4, 3), torch.nn.Conv2d(4, 4, 3)
+
+    def forward(self, x):
+        a = self.a(x).relu()
+        return {"a": a, "b": self.b(a)}
+
+
+def _style(images):
+    from pixelforge.tasks.style.gatys import Weights, gram_matrix
+    from pixelforge.tasks.style.task import StyleStep
+
+    lossnet = _FakeLossNetwork()
+    with torch.no_grad():
+        grams = {k: gram_matrix(v) for k, v in lossnet(images[:1].sigmoid()).items()}
+    return StyleStep(lossnet, grams, Weights()), torch.nn.Conv2d(3, 3, 3, padding=1), list(images.sigmoid()), None
+
+
 def _gan():
     from pixelforge.tasks.gan.config import GanConfig
     from pixelforge.tasks.gan.fid import mean_pairwise_distance
@@ -180,8 +204,8 @@ def _gan():
 
 
 def _tasks(data_dir: Path):
-    """(task, model, dataset, collate) for classification, segmentation, detection, CLIP, captioning, denoising and
-    compression,
+    """(task, model, dataset, collate) for classification, segmentation, detection, CLIP, captioning, denoising,
+    compression and style transfer,
     on odd-sized validation sets,
     and the GAN (which reads no validation batches: it scores generated images)."""
     from pixelforge.data.boxes.coco import coco_dict
@@ -209,7 +233,7 @@ def _tasks(data_dir: Path):
     detect = (DetectionTask(coco_dict(val, source.categories), source.category_ids), _FakeDetector(), boxes,
               box_collate)
     return {"classify": classify, "segment": segment, "detect": detect, "clip": _clip(images), "gan": _gan(),
-            "caption": _caption(images),
+            "caption": _caption(images), "style": _style(images),
             **_pixel_tasks(images)}
 
 
@@ -264,7 +288,7 @@ def test_two_ranks_with_unequal_shards_score_exactly_like_one_process(tmp_path):
             want = {k: v for k, v in expected.items() if k != "images"}
             assert got.keys() == want.keys()
             for key in want:
-                if name in ("denoise", "compress") or (key == "val_loss" and name != "gan"):
+                if name in ("denoise", "compress", "style") or (key == "val_loss" and name != "gan"):
                     # float sums (per image, or float32 means of batches) added in another order
                     assert got[key] == pytest.approx(want[key], rel=1e-6), (name, key)
                 else:  # what is counted (hits, confusion matrices, detections, FID's rows) is exact
