@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 import torch
 from torch import multiprocessing as mp
-from torch.utils.data import DataLoader
 
 from pixelforge.engine.samplers import EpochSampler
 
@@ -37,25 +36,178 @@ class _DistFabric:
     def all_reduce(self, tensor, reduce_op="sum"):
         if self.world_size > 1:
             tensor = tensor.clone()
-            torch.distributed.all_reduce(tensor)
+            torch.distributed.all_reduce(tensor, op={"sum": torch.distributed.ReduceOp.SUM,
+                                                     "max": torch.distributed.ReduceOp.MAX}[reduce_op])
         return tensor
+
+    def all_gather(self, tensor):  # Fabric's: a new first dimension of the processes
+        if self.world_size == 1:
+            return tensor
+        parts = [torch.empty_like(tensor) for _ in range(self.world_size)]
+        torch.distributed.all_gather(parts, tensor.contiguous())
+        return torch.stack(parts)
+
+    def to_device(self, batch):
+        return batch
+
+    def broadcast(self, obj, src=0):
+        if self.world_size > 1:
+            box = [obj]
+            torch.distributed.broadcast_object_list(box, src=src)
+            obj = box[0]
+        return obj
 
 
 class _FakeDetector(torch.nn.Module):
-    """One box per image, placed and scored from the pixels: deterministic, so any split of the images must score
-    the same."""
+    """Boxes on a grid of every size, each of both classes, scored from the pixels under it: deterministic, so any
+    split of the images must score the same, and some boxes overlap the objects (a mAP above 0)."""
 
     def forward(self, images):
         outputs = []
         for image in images:
-            m = float(image.mean())
-            outputs.append({"boxes": torch.tensor([[4.0, 4.0, 10 + 30 * m, 36.0]]), "scores": torch.tensor([m]),
-                            "labels": torch.tensor([1 + int(m * 10) % 2])})
+            side = image.shape[-1]
+            boxes, scores, labels = [], [], []
+            for size in (8, 16, 24):
+                for y in range(0, side - size + 1, 4):
+                    for x in range(0, side - size + 1, 4):
+                        patch = float(image[:, y:y + size, x:x + size].std())
+                        for label in (1, 2):
+                            boxes.append([x, y, x + size, y + size])
+                            scores.append(patch / label)
+                            labels.append(label)
+            outputs.append({"boxes": torch.tensor(boxes, dtype=torch.float), "scores": torch.tensor(scores),
+                            "labels": torch.tensor(labels)})
         return outputs
 
 
+class _FakeClip(torch.nn.Module):
+    """open_clip's CLIP.forward contract: (unit image embeddings, unit text embeddings, logit scale)."""
+
+    def __init__(self):
+        super().__init__()
+        self.image, self.text = torch.nn.Linear(192, 4), torch.nn.Embedding(20, 4)
+
+    def forward(self, images, tokens):
+        normal = torch.nn.functional.normalize
+        return normal(self.image(images.flatten(1)), dim=-1), normal(self.text(tokens).mean(1), dim=-1), \
+            torch.tensor(10.0)
+
+
+class _TinyFeatures(torch.nn.Module):
+    """An FID feature extractor of four numbers a channel (the real ones are too slow for a test)."""
+
+    name = "tiny"
+
+    def forward(self, images):
+        return torch.nn.functional.adaptive_avg_pool2d(images.float() / 255, 2).flatten(1)
+
+
+def _clip(images):
+    from pixelforge.tasks.clip.task import ClipStep, ImageCaptions
+
+    tokens = [torch.tensor([[1 + i % 3, 4, 5 + i % 2]]) for i in range(len(images))]  # some captions repeat
+    captions = [" ".join(map(str, t[0].tolist())) for t in tokens]
+    return ClipStep(None, captions), _FakeClip(), ImageCaptions(images, tokens, random_caption=False), None
+
+
+class _FakeCodec(torch.nn.Module):
+    """CompressAI's forward contract: the decoded image and each latent's likelihoods."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 3, 1)
+
+    def forward(self, x):
+        return {"x_hat": self.conv(x).sigmoid(), "likelihoods": {"y": x.sigmoid().clamp_min(1e-3)}}
+
+
+def _pixel_tasks(images):
+    """Denoising and compression: per-image sums, reduced once."""
+    from pixelforge.tasks.compress.step import CompressionStep
+    from pixelforge.tasks.denoise.task import DenoisingStep
+
+    clean = images.sigmoid()
+    denoise = (DenoisingStep(), torch.nn.Conv2d(3, 3, 3, padding=1), list(zip(clean + 0.1 * images, clean)), None)
+    codec = _FakeCodec()
+    return {"denoise": denoise, "compress": (CompressionStep(codec, 0.01, 1e-3), codec, list(clean), None)}
+
+
+class _FakeCaptioner(torch.nn.Module):
+    """The captioner's contract: teacher-forced (logits, attention) and greedy decoding, from the pixels."""
+
+    def __init__(self, vocab: int):
+        super().__init__()
+        self.image, self.word = torch.nn.Linear(192, vocab), torch.nn.Embedding(vocab, vocab)
+
+    def forward(self, images, tokens, sampling, word_dropout, unk):
+        logits = self.image(images.flatten(1))[:, None] + self.word(tokens[:, :-1])
+        return logits, torch.ones(*logits.shape[:2], 1)
+
+    def greedy(self, images, start, end, max_len):
+        base, word, out = self.image(images.flatten(1)), torch.full((len(images),), start), []
+        for _ in range(max_len):
+            word = (base + self.word(word)).argmax(-1)
+            out.append(word)
+        return torch.stack(out, 1), None
+
+
+def _caption(images):
+    from types import SimpleNamespace
+
+    from pixelforge.data.captions.tokenizer import Tokenizer
+    from pixelforge.tasks.caption.task import CaptionPairs, CaptionStep
+
+    captions = [["a red square", "a square"], ["a blue circle on grey"], ["two red circles"], ["a square"],
+                ["a small blue square"], ["one circle"], ["a red circle and a square"]]
+    tokenizer = Tokenizer.fit([c for pair in captions for c in pair])
+    tokens = [[tokenizer.encode(c, 6) for c in pair] for pair in captions]
+    ids = list(range(10, 17))
+    cfg = SimpleNamespace(label_smoothing=0.1, attention_penalty=0.0, max_caption_words=6, monitor="bleu4")
+    step = CaptionStep(cfg, tokenizer, dict(zip(ids, captions)), {})
+    return step, _FakeCaptioner(len(tokenizer)), CaptionPairs(images, ids, tokens, 8, tokenizer.pad, first_only=True), None
+
+
+class _FakeLossNetwork(torch.nn.Module):
+    """The style loss network's contract: named feature maps, and which layers score content and style."""
+
+    content_layers, style_layers = ["a"], ["a", "b"]
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = torch.nn.Conv2d(3, 4, 3), torch.nn.Conv2d(4, 4, 3)
+
+    def forward(self, x):
+        a = self.a(x).relu()
+        return {"a": a, "b": self.b(a)}
+
+
+def _style(images):
+    from pixelforge.tasks.style.gatys import Weights, gram_matrix
+    from pixelforge.tasks.style.task import StyleStep
+
+    lossnet = _FakeLossNetwork()
+    with torch.no_grad():
+        grams = {k: gram_matrix(v) for k, v in lossnet(images[:1].sigmoid()).items()}
+    return StyleStep(lossnet, grams, Weights()), torch.nn.Conv2d(3, 3, 3, padding=1), list(images.sigmoid()), None
+
+
+def _gan():
+    from pixelforge.tasks.gan.config import GanConfig
+    from pixelforge.tasks.gan.fid import mean_pairwise_distance
+    from pixelforge.tasks.gan.models import build_gan
+    from pixelforge.tasks.gan.task import GANStep
+
+    cfg = GanConfig(data="digits", img_size=16, native_size=8, width=8, latent_dim=8, fid_n=16)
+    model = build_gan(cfg, 1, 2, 8, 16)
+    real = torch.rand(17, 12)  # RGB: 3 x 4 features
+    return GANStep(model, cfg, 2, _TinyFeatures(), real, mean_pairwise_distance(real)), model, [], None
+
+
 def _tasks(data_dir: Path):
-    """(task, model, dataset, collate) for classification, segmentation and detection, on odd-sized val sets."""
+    """(task, model, dataset, collate) for classification, segmentation, detection, CLIP, captioning, denoising,
+    compression and style transfer,
+    on odd-sized validation sets,
+    and the GAN (which reads no validation batches: it scores generated images)."""
     from pixelforge.data.boxes.coco import coco_dict
     from pixelforge.data.boxes.dataset import BoxDataset, box_collate
     from pixelforge.data.boxes.source import read_boxes
@@ -80,16 +232,24 @@ def _tasks(data_dir: Path):
     boxes.preload()
     detect = (DetectionTask(coco_dict(val, source.categories), source.category_ids), _FakeDetector(), boxes,
               box_collate)
-    return {"classify": classify, "segment": segment, "detect": detect}
+    return {"classify": classify, "segment": segment, "detect": detect, "clip": _clip(images), "gan": _gan(),
+            "caption": _caption(images), "style": _style(images),
+            **_pixel_tasks(images)}
 
 
 def _validate_all(data_dir: Path, rank: int, world: int) -> dict:
+    """Each task's validation over the engine's validation loader (engine/fit.py `_loaders`), as the loop runs it."""
+    from pixelforge.engine.fit import FitConfig, _loaders
+    from pixelforge.engine.setup import TaskSetup
+    from pixelforge.engine.threads import single_threaded_collate
+
     fabric, results = _DistFabric(rank, world), {}
     for name, (task, model, dataset, collate) in _tasks(data_dir).items():
-        sampler = EpochSampler(len(dataset), seed=0, rank=rank, world=world, pad=False)
-        loader = DataLoader(dataset, batch_size=2, sampler=sampler, **({"collate_fn": collate} if collate else {}))
+        setup = TaskSetup(task=task, model=model, trained=model, train_data=dataset, val_data=dataset,
+                          n_train=len(dataset), n_val=len(dataset), collate_fn=collate or single_threaded_collate)
+        _, loader, _ = _loaders(setup, FitConfig(batch_size=2, seed=0), fabric)
         with torch.no_grad():
-            results[name] = {**task.validate(model.eval(), iter(loader), fabric), "images": len(sampler)}
+            results[name] = {**task.validate(model.eval(), iter(loader), fabric), "images": len(loader.sampler)}
     return results
 
 
@@ -121,18 +281,57 @@ def test_two_ranks_with_unequal_shards_score_exactly_like_one_process(tmp_path):
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     for name, expected in single.items():
         assert ranks[0][name]["images"] + ranks[1][name]["images"] == expected["images"]
-        assert ranks[0][name]["images"] != ranks[1][name]["images"]  # odd-sized: the shards differ by one
+        if name != "gan":
+            assert ranks[0][name]["images"] != ranks[1][name]["images"]  # odd-sized: the shards differ by one
         for rank in ranks:
             got = {k: v for k, v in rank[name].items() if k != "images"}
             want = {k: v for k, v in expected.items() if k != "images"}
             assert got.keys() == want.keys()
             for key in want:
-                if key != "val_loss":  # what is counted (hits, confusion matrices, detections) is exact
+                if name in ("denoise", "compress", "style") or (key == "val_loss" and name != "gan"):
+                    # float sums (per image, or float32 means of batches) added in another order
+                    assert got[key] == pytest.approx(want[key], rel=1e-6), (name, key)
+                else:  # what is counted (hits, confusion matrices, detections, FID's rows) is exact
                     assert got[key] == want[key], (name, key)
-                elif name == "classify":  # a float32 mean per batch, summed in another order
-                    assert got[key] == pytest.approx(want[key], rel=1e-6)
-                # segmentation's val_loss is a per-pixel mean per batch, weighted by images: it depends on how
-                # the images are batched, with one process as with two
+
+
+class _RunningMean:
+    """A step object whose validation reports the model's batch-norm running mean as this process sees it."""
+
+    monitor = "val_mean"
+
+    def validate(self, model, batches, fabric):
+        list(batches)
+        return {"val_mean": float(model[0].running_mean.sum())}
+
+
+def _loop_rank_main(rank: int, world: int, port: int, out: str) -> None:
+    from pixelforge.engine.loop import Loop
+
+    torch.distributed.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    try:
+        model = torch.nn.Sequential(torch.nn.BatchNorm1d(3))
+        model.train()
+        model(torch.randn(4, 3) + rank * 10)  # each process's last training batch moved its own running mean
+        loop = Loop(_DistFabric(rank, world), _RunningMean(), model, {}, {}, None, [torch.zeros(2, 3)], None,
+                    Path(out), model, 1)
+        seen = loop.validate()["val_mean"]
+        torch.distributed.barrier()
+    finally:
+        torch.distributed.destroy_process_group()
+    Path(out, f"loop{rank}.json").write_text(json.dumps({"seen": seen, "saved": float(model[0].running_mean.sum())}))
+
+
+def test_every_process_validates_rank_0_s_batch_norm_statistics_the_checkpointed_model_s(tmp_path):
+    """Validation runs the module outside DDP's wrapper, which broadcasts rank 0's buffers only at the next
+    training forward: process 1 validated its own batch's running statistics, a model no checkpoint holds."""
+    context = mp.start_processes(_loop_rank_main, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=False,
+                                 start_method="spawn")
+    deadline = time.monotonic() + 120
+    while not context.join(timeout=5):
+        assert time.monotonic() < deadline, "validation ranks did not finish"
+    ranks = [json.loads((tmp_path / f"loop{r}.json").read_text()) for r in range(2)]
+    assert ranks[1]["seen"] == ranks[0]["seen"] == ranks[0]["saved"]  # rank 0's, which it checkpoints
 
 
 @pytest.mark.slow

@@ -43,7 +43,7 @@ from pixelforge.errors import Interrupted, PixelforgeError, signal_of
 
 CHECKPOINT_EVERY_S = 5.0  # at most this much training is lost to a crash, and metrics.csv lags (module docstring)
 
-__all__ = ["EpochSampler", "Loop", "LoopState", "StepContext", "move_batch", "rng_state", "set_rng_state"]
+__all__ = ["EpochSampler", "Loop", "LoopState", "StepContext", "move_batch", "rng_state", "set_rng_state", "share_buffers"]
 
 
 @dataclass
@@ -360,6 +360,8 @@ class Loop:
         best.ckpt is then the one `pixelforge evaluate` (fp32) reproduces on the same split, not a bf16/fp16 one."""
         self.model.eval()
         model = getattr(self.model, "module", self.model)  # Fabric's wrapper runs forward under mixed precision
+        if self.fabric.world_size > 1:
+            share_buffers(self.save_module)
         batches = (move_batch(batch, self.task, self.fabric, self.channels_last) for batch in self.val_loader)
         with torch.autocast(self.fabric.device.type, enabled=False):
             return self.task.validate(model, batches, self.fabric)
@@ -396,6 +398,17 @@ class Loop:
             self.progress.end_epoch(row)
         for hook in self.hooks:  # the older hook method, kept for callers outside the engine (benchmarks/)
             getattr(hook, "on_epoch_end", lambda s, r: None)(state, row)
+
+
+def share_buffers(module: torch.nn.Module, src: int = 0) -> None:
+    """Every process's buffers (batch-norm running statistics, a GAN's EMA copy of them) become rank `src`'s.
+
+    Each process's last training step updated its batch norms' running statistics with its own batch; DDP
+    broadcasts rank 0's at the next forward, but validation runs the unwrapped module, so every other process
+    validated a slightly different model than rank 0, whose model is the one checkpointed and the one
+    `pixelforge evaluate` loads. What DDP would do at the next forward anyway, done before validation."""
+    for buffer in module.buffers():
+        torch.distributed.broadcast(buffer.data, src=src)
 
 
 def _speed_unit(column: str) -> str:

@@ -105,11 +105,16 @@ class CaptionStep:
 
     @torch.no_grad()
     def validate(self, model, batches, fabric) -> dict:
+        # val_loss: the mean over every scored word of the set (a sum and a count per batch), not a mean of the
+        # batches' word means weighted by captions, which depended on which captions shared a batch, so on the
+        # batch size and, under DDP, on how the captions were split between the processes.
         sums = torch.zeros(2, dtype=torch.float64)
         hypotheses, references, objects = [], [], []
         for inputs, tokens, lengths, ids in batches:
-            words, _, _, _ = self.losses(model, inputs, tokens, lengths)
-            sums += torch.tensor([float(words) * len(tokens), len(tokens)], dtype=torch.float64)
+            _, _, logits, targets = self.losses(model, inputs, tokens, lengths)
+            total = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="sum",
+                                    ignore_index=self.tokenizer.pad, label_smoothing=self.cfg.label_smoothing)
+            sums += torch.tensor([float(total), float((targets != self.tokenizer.pad).sum())], dtype=torch.float64)
             out, _ = model.greedy(inputs, self.tokenizer.start, self.tokenizer.end, self.cfg.max_caption_words + 1)
             for image_id, row in zip(ids, out.tolist()):
                 hypotheses.append(self.tokenizer.decode(row))

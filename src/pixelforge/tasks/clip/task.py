@@ -20,6 +20,7 @@ from pixelforge.data.captions.tokenizer import Tokenizer
 from pixelforge.tasks.clip.run import encode_captions
 
 MAX_LOGIT_SCALE = math.log(100.0)  # CLIP clips the learned temperature at 100 (section 2.5)
+VAL_BATCH = 512  # the validation loss's batches (of the whole set, gathered across processes)
 
 
 def run_templates(cfg) -> list[str]:
@@ -79,7 +80,7 @@ class ClipStep:
         from open_clip.loss import ClipLoss
 
         self.tokenizer, self.val_captions = tokenizer, val_captions
-        self.loss = ClipLoss()  # validation: each batch on its own (processes may run different numbers of them)
+        self.loss = ClipLoss()  # validation: on the gathered embeddings, in batches of VAL_BATCH
         self.train_loss = training_loss(rank, world_size)
 
     @staticmethod
@@ -111,26 +112,36 @@ class ClipStep:
 
     @torch.no_grad()
     def validate(self, model, batches, fabric) -> dict:
-        """ClipLoss over validation batches and retrieval recall@1 among this process's validation images (all
-        of them on one device) with each image's first caption."""
-        sums = torch.zeros(2, dtype=torch.float64)
-        images, texts, indices = [], [], []
+        """ClipLoss over the validation images in batches of `VAL_BATCH` (in the set's order), and retrieval
+        recall@1 among all of them, with each image's first caption.
+
+        Under DDP each process embeds its share (engine/samplers.py: none twice) and the embeddings are gathered
+        (engine/gather.py) before anything is scored: recall among one process's share is an easier retrieval than
+        among every image, and a contrastive loss depends on which pairs share a batch, so both are computed on
+        the whole set, in its own order, as one process computes them."""
+        from pixelforge.engine.gather import gather_rows
+
+        images, texts, indices, scale = [], [], [], torch.zeros(())
         for inputs, tokens, index in batches:
-            loss, image, text = self.losses(model, inputs, tokens)
-            sums += torch.tensor([float(loss) * len(tokens), len(tokens)], dtype=torch.float64)
-            images.append(image.float().cpu())
-            texts.append(text.float().cpu())
-            indices += [int(i) for i in index]
-        hits = (0.0, 0.0)
-        if indices:
-            captions = [self.val_captions[i] for i in indices]
-            same = torch.tensor([[a == b for b in captions] for a in captions])
-            hits = recall_at_1(torch.cat(images) @ torch.cat(texts).T, same)
-        stats = torch.tensor([*sums.tolist(), *hits, len(indices)], dtype=torch.float64, device=fabric.device)
-        stats = fabric.all_reduce(stats, reduce_op="sum").cpu().tolist()
-        n = max(stats[4], 1.0)
-        return {"val_loss": stats[0] / max(stats[1], 1.0), "val_recall1_image_to_text": stats[2] / n,
-                "val_recall1_text_to_image": stats[3] / n, "val_recall1": (stats[2] + stats[3]) / (2 * n)}
+            image, text, scale = model(inputs, tokens)[:3]
+            images.append(image.float())
+            texts.append(text.float())
+            indices.append(torch.as_tensor(index, device=image.device))
+        empty = torch.zeros(0, 0, device=fabric.device)
+        order = gather_rows(torch.cat(indices) if indices else empty[:, 0].long(), fabric).argsort().cpu()
+        images = gather_rows(torch.cat(images) if images else empty, fabric).cpu()[order]
+        texts = gather_rows(torch.cat(texts) if texts else empty, fabric).cpu()[order]
+        scale = float(fabric.all_reduce(torch.as_tensor(float(scale), device=fabric.device), reduce_op="max"))
+        n = len(images)
+        loss = sum(float(self.loss(images[k:k + VAL_BATCH], texts[k:k + VAL_BATCH], torch.tensor(scale)))
+                   * len(images[k:k + VAL_BATCH]) for k in range(0, n, VAL_BATCH))
+        captions = [self.val_captions[i] for i in range(n)]
+        same = torch.tensor([[a == b for b in captions] for a in captions])
+        image_to_text, text_to_image = recall_at_1(images @ texts.T, same) if n else (0.0, 0.0)
+        n = max(n, 1)
+        return {"val_loss": loss / n, "val_recall1_image_to_text": image_to_text / n,
+                "val_recall1_text_to_image": text_to_image / n,
+                "val_recall1": (image_to_text + text_to_image) / (2 * n)}
 
 
 def build_setup(cfg, source, classes, fabric, progress):
@@ -191,7 +202,7 @@ def build_setup(cfg, source, classes, fabric, progress):
         task=step, model=model, trained=model, train_data=train_set, val_data=val_set,
         n_train=len(train_set), n_val=len(val_set), workers=0,
         param_groups=lambda lr: param_groups(model, cfg.strategy, lr, cfg.backbone_lr_mult, cfg.weight_decay),
-        val_batch_size=512, path="cached-features" if cached else "end-to-end",
+        val_batch_size=VAL_BATCH, path="cached-features" if cached else "end-to-end",
         speed_column="head_images_per_s" if cached else "images_per_s", feature_extraction_seconds=extraction,
         hooks=hooks, extra_checkpoint={"task": "clip", "vocab": tokenizer.vocab, "min_count": tokenizer.min_count,
                                        "model_cfg": model_cfg, "mean": list(mean), "std": list(std),

@@ -131,19 +131,22 @@ def cached_features(key: dict, compute) -> tuple[torch.Tensor, bool]:
 def fid_kid(real: torch.Tensor, fake: torch.Tensor, seed: int = 0) -> dict:
     """torchmetrics' FID and KID between two sets of feature rows: {"fid", "kid", "kid_std"}.
 
-    KID averages 50 random subsets of half the smaller set (at least 2), seeded, so it is repeatable.
+    KID averages 50 random subsets of half the smaller set (at least 2), seeded, so it is repeatable. The rows are
+    all of them: never gathered from other DDP processes (torchmetrics does that by default when a process group
+    is up, which counted every row once per process, and would wait for processes that do not compute).
     """
     from torchmetrics.image.fid import FrechetInceptionDistance
     from torchmetrics.image.kid import KernelInceptionDistance
 
     dim = real.shape[1]
-    fid = FrechetInceptionDistance(feature=Precomputed(dim))
+    fid = FrechetInceptionDistance(feature=Precomputed(dim), sync_on_compute=False)
     fid.update(real.double(), real=True)
     fid.update(fake.double(), real=False)
     subset = max(2, min(len(real), len(fake)) // 2)
     with warnings.catch_warnings():  # "will save all extracted features": that is the point, n is small
         warnings.simplefilter("ignore", UserWarning)
-        kid = KernelInceptionDistance(feature=Precomputed(dim), subsets=50, subset_size=subset)
+        kid = KernelInceptionDistance(feature=Precomputed(dim), subsets=50, subset_size=subset,
+                                      sync_on_compute=False)
     kid.update(real.double(), real=True)
     kid.update(fake.double(), real=False)
     with torch.random.fork_rng():

@@ -138,21 +138,27 @@ class GANStep:
         """FID/KID of `fid_n` EMA samples (balanced classes, fixed noise) against the cached real features; the
         real batches are not read (their features were computed once, in `build_setup`).
 
-        Under DDP every process scores the same samples, and the numbers are rank 0's: each process's generator
-        batch norms end a step with running statistics of its own batch (DDP broadcasts rank 0's at the next
-        forward), and the EMA copies them; rank 0's model is the one checkpointed, and every process must see the
-        same monitor to agree on best.ckpt and on an early stop."""
-        from pixelforge.tasks.gan.data import to_uint8
-        from pixelforge.tasks.gan.fid import extract, fid_kid, mean_pairwise_distance
+        Under DDP rank 0 alone generates and scores them, and the others wait for its figures (the broadcast):
+        every process must see the same monitor to agree on best.ckpt and on an early stop. Not sharded across
+        processes and gathered: FID's covariance and KID's seeded subsets need every feature row in one place
+        anyway, `fid_n` samples are a small part of an epoch, and rank 0 alone generates them in the very batches
+        one process does, so the figures are one process's to the bit (the engine gave every process rank 0's
+        batch-norm statistics first, engine/loop.py `share_buffers`; rank 0's model is the one checkpointed).
+        """
+        row = None
+        if fabric.global_rank == 0:
+            from pixelforge.tasks.gan.data import to_uint8
+            from pixelforge.tasks.gan.fid import extract, fid_kid, mean_pairwise_distance
 
-        n = len(self.real_features)
-        fake = generate(self.model.ema.eval(), n, self.cfg.latent_dim, balanced_labels(n, self.num_classes), VAL_SEED)
-        features = extract(self.extractor, to_uint8(fake))
-        scores = fid_kid(self.real_features, features)
-        name = self.extractor.name
-        diversity = mean_pairwise_distance(features)
-        row = {f"val_fid_{name}": float(scores["fid"]), f"val_kid_{name}": float(scores["kid"]),
-               "val_diversity": float(diversity / max(self.real_diversity, 1e-12))}
+            n = len(self.real_features)
+            fake = generate(self.model.ema.eval(), n, self.cfg.latent_dim, balanced_labels(n, self.num_classes),
+                            VAL_SEED)
+            features = extract(self.extractor, to_uint8(fake))
+            scores = fid_kid(self.real_features, features)
+            name = self.extractor.name
+            diversity = mean_pairwise_distance(features)
+            row = {f"val_fid_{name}": float(scores["fid"]), f"val_kid_{name}": float(scores["kid"]),
+                   "val_diversity": float(diversity / max(self.real_diversity, 1e-12))}
         return fabric.broadcast(row, src=0) if fabric.world_size > 1 else row
 
     def state_dict(self) -> dict:

@@ -49,11 +49,17 @@ class SegmentationTask:
     @torch.no_grad()
     def validate(self, model: nn.Module, batches, fabric) -> dict:
         matrix = ConfusionMatrix(self.num_classes, self.ignore_index, device=fabric.device)
-        sums = torch.zeros(2, dtype=torch.float64, device=fabric.device)  # loss * images, images
+        # The loss of each image on its own, averaged over the images with a scored pixel: a batch's loss (Dice
+        # over the batch, a mean over its pixels) depended on which images shared a batch, so on the batch size
+        # and, under DDP, on how the images were split between the processes.
+        sums = torch.zeros(2, dtype=torch.float64, device=fabric.device)  # sum of the images' losses, images
         for images, masks in batches:
             logits = model(images)
-            sums += torch.tensor([float(self.loss.to(logits.device)(logits, masks)) * len(images), len(images)],
-                                 dtype=torch.float64, device=fabric.device)
+            loss = self.loss.to(logits.device)
+            for one_logits, one_mask in zip(logits, masks):
+                if bool((one_mask != self.ignore_index).any()):
+                    sums += torch.tensor([float(loss(one_logits[None], one_mask[None])), 1.0], dtype=torch.float64,
+                                         device=fabric.device)
             matrix.update(logits.argmax(1), masks)
         total = fabric.all_reduce(matrix.matrix, reduce_op="sum")
         sums = fabric.all_reduce(sums, reduce_op="sum").cpu()

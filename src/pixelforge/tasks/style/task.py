@@ -84,11 +84,14 @@ class StyleStep:
         # Validation counts every style layer alike (as `stylize` scores), whatever the training's layer weights,
         # so the monitor of runs with different --style-layer-weights compares.
         weights = replace(self.weights, style_layers=None)
-        for images in batches:
-            losses = self._losses(model, images, weights)
-            sums += torch.tensor([float(losses["total"]) * len(images), float(losses["content"]) * len(images),
-                                  float(losses["style"]) * len(images), len(images)], dtype=torch.float64,
-                                 device=fabric.device)
+        # Each image on its own, as `stylize` scores one: the content loss is relative to the batch's content
+        # energy, so a batch's figure depended on which images shared it (the batch size, and under DDP the split
+        # between the processes).
+        for batch in batches:
+            for images in batch.split(1):
+                losses = self._losses(model, images, weights)
+                sums += torch.tensor([float(losses["total"]), float(losses["content"]), float(losses["style"]), 1.0],
+                                     dtype=torch.float64, device=fabric.device)
         sums = fabric.all_reduce(sums, reduce_op="sum").cpu()
         count = max(float(sums[3]), 1.0)
         return {"val_loss": float(sums[0]) / count, "val_content": float(sums[1]) / count,
