@@ -29,7 +29,8 @@ def quantize_int8(fp32_model: Path, out: Path, calibration_batches: Iterable[np.
     Args:
         fp32_model: the exported float32 ONNX model (dynamic batch axis).
         out: where to write the int8 model.
-        calibration_batches: float32 batches preprocessed exactly like inference inputs.
+        calibration_batches: float32 batches preprocessed exactly like inference inputs (for a model of several
+            inputs, dicts of input name -> batch).
         method: minmax | entropy | percentile (ONNX Runtime's calibration methods).
 
     Example:
@@ -50,7 +51,7 @@ def quantize_int8(fp32_model: Path, out: Path, calibration_batches: Iterable[np.
 
         def get_next(self):
             batch = next(self.batches, None)
-            return None if batch is None else {input_name: batch}
+            return None if batch is None else batch if isinstance(batch, dict) else {input_name: batch}
 
     with tempfile.TemporaryDirectory(prefix="pixelforge-quant-") as tmp, _quiet_calibration():
         prepared = Path(tmp) / "prepared.onnx"
@@ -92,12 +93,13 @@ def _calibrate(model: Path, folder: Path, reader, method, options: dict) -> Path
 @contextlib.contextmanager
 def _quiet_calibration():
     """ONNX Runtime's calibration prints its progress ("Collecting tensor data and making histogram ...") and logs
-    at INFO, partly on the root logger: neither is for the user. Python's stdout and those loggers at WARNING, for
+    at INFO (per-channel quantization of a rank-1 weight, a norm layer's scale, warns at WARNING), partly on the root
+    logger: none of it is for the user. Python's stdout and those loggers at ERROR, for
     the block only."""
     loggers = [logging.getLogger(), logging.getLogger("onnxruntime")]
     levels = [logger.level for logger in loggers]
     for logger in loggers:
-        logger.setLevel(max(logger.level, logging.WARNING))
+        logger.setLevel(max(logger.level, logging.ERROR))
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             yield
