@@ -29,12 +29,14 @@ def check_calibration(calibration: str) -> None:
         raise PixelforgeError(f"--calibration {calibration!r}: choose {', '.join(CALIBRATIONS)}")
 
 
-def add_model(staging: Path, precision: str, file: str, default: bool = False, **settings) -> str:
-    """List `file` under `precision` in the staged package.json (and make it the default); `settings` go to its
-    "export" record."""
+def add_model(staging: Path, precision: str, file: str, default: bool = False, key: str = "models",
+              **settings) -> str:
+    """List `file` under `precision` in the staged package.json's `key` (and make it the default); `settings` go to
+    its "export" record. A package of two models (caption's encoder and decoder step, clip's image and text encoders)
+    lists the second one's precisions under a key of its own."""
     path = staging / MANIFEST_FILE
     manifest = json.loads(path.read_text())
-    manifest["models"][precision] = file
+    manifest.setdefault(key, {})[precision] = file
     if default:
         manifest["default_precision"] = precision
     manifest["export"].update(settings)
@@ -42,12 +44,27 @@ def add_model(staging: Path, precision: str, file: str, default: bool = False, *
     return file
 
 
-def write_fp16(staging: Path, model: str = "model.onnx") -> Path:
-    """model.fp16.onnx beside `model` (float32 inputs and outputs), listed in package.json."""
+def copy_name(model: str, precision: str) -> str:
+    """model.onnx -> model.fp16.onnx: the file name of `model`'s copy in `precision`."""
+    return f"{Path(model).stem}.{precision}.onnx"
+
+
+def write_fp16(staging: Path, model: str = "model.onnx", key: str = "models") -> Path:
+    """model.fp16.onnx beside `model` (float32 inputs and outputs), listed in package.json's `key`."""
     from pixelforge.deploy.export.quantize import convert_fp16
 
-    path = convert_fp16(staging / model, staging / "model.fp16.onnx")
-    add_model(staging, "fp16", path.name, fp16=True)
+    path = convert_fp16(staging / model, staging / copy_name(model, "fp16"))
+    add_model(staging, "fp16", path.name, key=key, fp16=True)
+    return path
+
+
+def write_dynamic_int8(staging: Path, model: str, key: str = "models", default: bool = True) -> Path:
+    """model.int8.onnx beside `model`: dynamic int8 of its matrix products and embeddings (weights int8, activations
+    quantized per call, nothing to calibrate), listed in package.json's `key` (and as the default precision)."""
+    from pixelforge.deploy.export.quantize import quantize_dynamic_int8
+
+    path = quantize_dynamic_int8(staging / model, staging / copy_name(model, "int8"))
+    add_model(staging, "int8", path.name, default=default, key=key, int8=True)
     return path
 
 
@@ -58,7 +75,7 @@ def write_int8(staging: Path, batches: Iterable[np.ndarray | dict], calibration:
     from pixelforge.deploy.export.quantize import quantize_int8
 
     log.info("int8: calibrating on %d %s (%s)", images, what, calibration)
-    path = quantize_int8(staging / model, staging / "model.int8.onnx", batches, calibration)
+    path = quantize_int8(staging / model, staging / copy_name(model, "int8"), batches, calibration)
     add_model(staging, "int8", path.name, default=True, int8=True, calibration=calibration,
               calibration_images=images)
     return path

@@ -67,8 +67,32 @@ def quantize_int8(fp32_model: Path, out: Path, calibration_batches: Iterable[np.
             cache, reader = _calibrate(prepared, Path(tmp), reader, methods[method], CALIBRATOR_OPTIONS[method]), None
         quantize_static(str(prepared), str(out), reader, quant_format=QuantFormat.QDQ,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
-                        calibrate_method=methods[method], calibration_cache_path=cache)
+                        calibrate_method=methods[method], calibration_cache_path=cache,
+                        nodes_to_exclude=shape_arithmetic(onnx.load(str(prepared))))
     return out
+
+
+def shape_arithmetic(model) -> list[str]:
+    """Names of the nodes that compute from tensor shapes and Constant nodes only, not from an activation.
+
+    timm's "same" padding computes each convolution's pads from its input's shape at run time (Shape, Div, Ceil, Sub,
+    Mul, ...; with a fixed input size the tracer leaves Ceil of a Constant). Quantized, those pad sizes were rounded
+    to the calibrated uint8 grid, and a 32 px CLIP image tower's int8 model stopped with "QLinearConv ... Invalid
+    input shape: {4,4}"; in fp16, ONNX Runtime's CPU provider has no Ceil kernel and every session warned "Could not
+    find a CPU kernel and hence can't constant fold". They are integers, not activations: both keep them float32.
+    """
+    weights = {t.name for t in model.graph.initializer}
+    scalar: set[str] = set()  # outputs of Shape and Constant nodes, and of arithmetic on them
+    names = []
+    for node in model.graph.node:
+        inputs = [name for name in node.input if name]
+        if node.op_type == "Constant":
+            scalar.update(node.output)
+        elif node.op_type == "Shape" or (inputs and any(i in scalar for i in inputs)
+                                         and all(i in scalar or i in weights for i in inputs)):
+            scalar.update(node.output)
+            names.append(node.name)
+    return names
 
 
 # ONNX Runtime's entropy calibration defaults to as many histogram bins as quantized bins (128), and quantize_static
@@ -108,11 +132,58 @@ def _quiet_calibration():
             logger.setLevel(level)
 
 
+# Dynamic quantization, ONNX Runtime's choice for text and transformer models (onnxruntime.ai/docs/performance/
+# model-optimizations/quantization): only these operators' weights become int8. Convolutions are left out: CPU runs
+# a dynamically quantized Conv (ConvInteger) slower than the float one, and an image encoder is quantized statically.
+DYNAMIC_OPS = ["MatMul", "Gather", "LSTM", "Attention"]
+
+
+def quantize_dynamic_int8(fp32_model: Path, out: Path) -> Path:
+    """Write a dynamic int8 copy of `fp32_model` (DYNAMIC_OPS' weights int8, per tensor) to `out`; its Gemm nodes
+    (PyTorch's Linear layers trace to Gemm, which ONNX Runtime does not quantize dynamically) become MatMul + Add."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    model = _gemm_as_matmul(onnx.load(str(fp32_model)))
+    with _quiet_calibration():
+        quantize_dynamic(model, str(out), weight_type=QuantType.QInt8, op_types_to_quantize=DYNAMIC_OPS)
+    return out
+
+
+def _gemm_as_matmul(model):
+    """`model` with each Gemm whose weight is an initializer (alpha = beta = 1, A not transposed) written as
+    MatMul(A, W or W transposed) + C: the same function, in operators dynamic quantization takes."""
+    from onnx import helper, numpy_helper
+
+    weights = {t.name: t for t in model.graph.initializer}
+    nodes = []
+    for node in model.graph.node:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        if (node.op_type != "Gemm" or node.input[1] not in weights or attrs.get("transA", 0)
+                or attrs.get("alpha", 1.0) != 1.0 or attrs.get("beta", 1.0) != 1.0):
+            nodes.append(node)
+            continue
+        weight = numpy_helper.to_array(weights[node.input[1]])
+        name = f"{node.input[1]}_matmul"
+        model.graph.initializer.append(numpy_helper.from_array(weight.T if attrs.get("transB", 0) else weight, name))
+        product = f"{node.output[0]}_matmul" if len(node.input) > 2 and node.input[2] else node.output[0]
+        nodes.append(helper.make_node("MatMul", [node.input[0], name], [product], name=f"{node.name}_matmul"))
+        if product != node.output[0]:
+            nodes.append(helper.make_node("Add", [product, node.input[2]], [node.output[0]], name=f"{node.name}_add"))
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    return model
+
+
 def convert_fp16(fp32_model: Path, out: Path) -> Path:
-    """Write an fp16 copy of `fp32_model` whose inputs and outputs stay float32."""
+    """Write an fp16 copy of `fp32_model` whose inputs and outputs stay float32 (and its shape arithmetic, as
+    `shape_arithmetic` finds it)."""
     import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
-    model = convert_float_to_float16(onnx.load(str(fp32_model)), keep_io_types=True)
+    # The shape arithmetic stays float32: converted, timm's "same" padding (Ceil, Sub, ... on the input's shape) had
+    # no fp16 CPU kernels, and every session warned "Could not find a CPU kernel and hence can't constant fold".
+    model = onnx.load(str(fp32_model))
+    model = convert_float_to_float16(model, keep_io_types=True, node_block_list=shape_arithmetic(model))
     onnx.save(model, str(out))
     return out

@@ -33,8 +33,8 @@ PARITY_FILE = "parity.json"
 CARD_FILE = "model_card.md"
 PRECISIONS = ("fp32", "int8", "fp16")
 # The tasks whose exporters add each lower precision (`--int8`, `--fp16`; the others refuse them and say why).
-EXPORTED_PRECISIONS = {"int8": ("classify", "segment", "denoise", "style", "gan"),
-                       "fp16": ("classify", "segment", "denoise", "style", "gan")}
+EXPORTED_PRECISIONS = {"int8": ("classify", "segment", "denoise", "style", "gan", "caption", "clip"),
+                       "fp16": ("classify", "segment", "denoise", "style", "gan", "caption", "clip")}
 
 
 def is_package(path: str | Path) -> bool:
