@@ -175,15 +175,73 @@ def _gemm_as_matmul(model):
     return model
 
 
-def convert_fp16(fp32_model: Path, out: Path) -> Path:
+def convert_fp16(fp32_model: Path, out: Path, fp16_nodes=None) -> Path:
     """Write an fp16 copy of `fp32_model` whose inputs and outputs stay float32 (and its shape arithmetic, as
-    `shape_arithmetic` finds it)."""
+    `shape_arithmetic` finds it).
+
+    `fp16_nodes(node) -> bool`, when given, makes a mixed model: only the nodes it accepts are converted. Control flow
+    (If, Loop) then stays float32 whole, subgraphs included: the converter rewrites a subgraph's types even for a
+    blocked node, and a torchvision detector's box-decoding If no longer loaded ("Type (tensor(float)) of output arg
+    (max_coordinate) ... does not match expected type (tensor(float16))").
+    """
     import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
     # The shape arithmetic stays float32: converted, timm's "same" padding (Ceil, Sub, ... on the input's shape) had
     # no fp16 CPU kernels, and every session warned "Could not find a CPU kernel and hence can't constant fold".
     model = onnx.load(str(fp32_model))
-    model = convert_float_to_float16(model, keep_io_types=True, node_block_list=shape_arithmetic(model))
+    blocked = set(shape_arithmetic(model))
+    flow = {node.name: list(node.attribute) for node in model.graph.node if _has_subgraph(node)}
+    if fp16_nodes is not None:
+        blocked |= {node.name for node in model.graph.node if node.name in flow or not fp16_nodes(node)}
+    model = convert_float_to_float16(model, keep_io_types=True, node_block_list=sorted(blocked))
+    if fp16_nodes is not None:
+        _restore_subgraphs(model, flow)
     onnx.save(model, str(out))
     return out
+
+
+def _has_subgraph(node) -> bool:
+    import onnx
+
+    return any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute)
+
+
+def _restore_subgraphs(model, attributes: dict) -> None:
+    """Put the float32 subgraphs of the blocked control-flow nodes back, and feed the outer tensors they read that
+    became fp16 through a Cast back to float32."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    types = {v.name: v.type.tensor_type.elem_type for v in [*model.graph.value_info, *model.graph.input]}
+    types.update({out: next(a.i for a in node.attribute if a.name == "to") for node in model.graph.node
+                  if node.op_type == "Cast" for out in node.output})
+    casts: dict[str, object] = {}
+
+    def rewire(graph) -> None:
+        inner = {o for n in graph.node for o in n.output} | {t.name for t in graph.initializer} | {
+            i.name for i in graph.input}
+        for node in graph.node:
+            for index, name in enumerate(node.input):
+                if name and name not in inner and types.get(name) == TensorProto.FLOAT16:
+                    if name not in casts:
+                        casts[name] = helper.make_node("Cast", [name], [f"{name}_fp32"], name=f"{name}_to_fp32",
+                                                       to=TensorProto.FLOAT)
+                    node.input[index] = f"{name}_fp32"
+            for attribute in node.attribute:
+                for sub in ([attribute.g] if attribute.type == onnx.AttributeProto.GRAPH else attribute.graphs):
+                    rewire(sub)
+
+    nodes = list(model.graph.node)
+    for node in nodes:
+        if node.name in attributes:
+            del node.attribute[:]
+            node.attribute.extend(attributes[node.name])
+            for attribute in node.attribute:
+                for sub in ([attribute.g] if attribute.type == onnx.AttributeProto.GRAPH else attribute.graphs):
+                    rewire(sub)
+    ordered = [cast for name, cast in casts.items() if name in {i.name for i in model.graph.input}]
+    for node in nodes:  # each Cast right after the node making its input, so the graph stays topologically sorted
+        ordered += [node, *(casts[out] for out in node.output if out in casts)]
+    del model.graph.node[:]
+    model.graph.node.extend(ordered)
