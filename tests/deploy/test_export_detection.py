@@ -217,7 +217,8 @@ def test_fp16_keeps_box_decoding_and_nms_fp32_runs_on_cpu_and_is_judged_by_shown
     assert [len(p["detections"]) for p in json.loads(done.stdout)] == [100] * len(images)
     monkeypatch.setattr(boxes_export, "FP16_SHOWN_SCORE", 0.3)
     monkeypatch.setattr(boxes_export, "FP16_MAX_MAP_DROP", -1.0)  # unreachable: the fp16 check must refuse
-    with pytest.raises(PixelforgeError, match=r"export refused: fp16 parity failed \(\d+ of \d+ detections without "
-                                              r"an fp32 twin, the highest scoring .*; mAP .* vs PyTorch's"):
+    with pytest.raises(PixelforgeError, match=r"export refused: fp16 parity failed \(\d+ detections without a twin "
+                                              r"\(PyTorch made \d+, the fp16 model \d+\), the highest scoring .*; "
+                                              r"mAP .* vs PyTorch's"):
         pixelforge.export(run, tmp_path / "refused", fp16=True)
     assert not (tmp_path / "refused").exists()

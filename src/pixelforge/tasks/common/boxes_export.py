@@ -71,8 +71,9 @@ def check_fp16_boxes(report: dict, extra: str = "", passed: bool = True) -> dict
     report = {**report, "shown_score": FP16_SHOWN_SCORE, "map_drop": drop, "allowed_map_drop": FP16_MAX_MAP_DROP,
               "passed": shown and drop <= FP16_MAX_MAP_DROP and passed}
     if not report["passed"]:
-        refuse("fp16", f"{report['unmatched']} of {report['torch_detections']} detections without an fp32 twin, the "
-               f"highest scoring {report['max_unmatched_score']:.3f} (allowed under {FP16_SHOWN_SCORE:g}); mAP "
+        refuse("fp16", f"{report['unmatched']} detections without a twin (PyTorch made {report['torch_detections']}, "
+               f"the fp16 model {report['onnx_detections']}), the highest scoring {report['max_unmatched_score']:.3f} "
+               f"(allowed under {FP16_SHOWN_SCORE:g}); mAP "
                f"{report['onnx_map']:.4f} vs PyTorch's {report['torch_map']:.4f}, allowed drop "
                f"{FP16_MAX_MAP_DROP:g}{extra}", "export without --fp16")
     return report
