@@ -160,3 +160,29 @@ def test_video_overlay_blends_each_instance_mask_in_its_box_colour():
                                                       "instance_masks": [{**detection, "mask": mask}]}, "x", 10.0)
     inside, outside = out[50, 20], out[50, 60]  # below the text band, inside the box's outline
     assert (outside == 90).all() and not (inside == 90).all()
+
+
+def test_fp16_masks_agree_with_pytorch_and_the_package_segments_on_cpu(tmp_path, instance_run, cli, monkeypatch):
+    """The mixed fp16 Mask R-CNN (box decoding, NMS and mask pasting float32) loads in ONNX Runtime's CPU provider and
+    its masks binarise as PyTorch's; the tiny run's near-tied faint detections are let through (see detection's
+    test), its mask agreement is not."""
+    import pixelforge
+    from pixelforge.tasks.common import boxes_export
+    from pixelforge.tasks.instance import export as instance_export
+
+    run, data = instance_run
+    monkeypatch.setattr(boxes_export, "FP16_SHOWN_SCORE", 1.01)
+    package = pixelforge.export(run, tmp_path / "pkg", fp16=True)
+    report = json.loads((package / "parity.json").read_text())["fp16"]
+    assert report["passed"] and report["mask_agreement"] >= 0.99 and report["map_drop"] <= 0.005
+    assert report["required_mask_agreement"] == 0.99
+    image = data / "images" / "003.png"
+    done = cli("predict", package, image, "--precision", "fp16", "--score-threshold", "0", "--json",
+               "--out", tmp_path / "out")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)[0]["summary"].endswith(tuple("0123456789"))
+    monkeypatch.setattr(instance_export, "FP16_MASK_AGREEMENT", 1.01)  # unreachable: the fp16 check must refuse
+    with pytest.raises(PixelforgeError, match=r"export refused: fp16 parity failed .*; masks agree on [\d.]+ % of "
+                                              r"pixels, need 101 %"):
+        pixelforge.export(run, tmp_path / "refused", fp16=True)
+    assert not (tmp_path / "refused").exists()

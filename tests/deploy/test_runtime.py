@@ -116,7 +116,8 @@ def test_a_precision_a_detection_package_lacks_points_to_its_own_not_to_an_expor
 
     package = write_detection_package(tmp_path / "det")
     with pytest.raises(PixelforgeError, match=r"no int8 model in this package \(it has fp32\); choose --precision "
-                                              r"fp32, `pixelforge export` adds int8 models to classify, segment, denoise packages only$"):
+                                              r"fp32, `pixelforge export` adds int8 models to classify, segment, "
+                                              r"denoise, style, gan, caption, clip packages only$"):
         load_runtime(package, "int8")
 
 

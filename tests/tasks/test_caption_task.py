@@ -9,6 +9,7 @@ import pytest
 
 import pixelforge
 from pixelforge.data.captions.shapes import write_shapes_captions
+from pixelforge.metrics.captions import corpus_bleu
 from pixelforge.tasks.common.card import fmt
 from tests.card_checks import card_and_metrics, check_common_sections, check_package_card, row
 
@@ -145,6 +146,37 @@ def test_export_gives_pytorch_s_captions_without_torch_and_serves_attention(capt
     assert answer["task"] == "caption" and answer["caption"] == from_run[0]["caption"]
     assert len(answer["attention"]) == len(answer["tokens"]) and answer["grid"] == 8  # 64 px / stride 8 (the default)
     assert all(abs(sum(map(sum, grid)) - 1.0) < 1e-2 for grid in answer["attention"])
+
+
+def test_fp16_and_int8_packages_caption_like_pytorch_through_the_cli_and_a_lower_bleu_is_refused(
+        caption_run, caption_data, tmp_path, cli, monkeypatch):
+    from pixelforge.tasks.caption import export as caption_export
+
+    package = tmp_path / "pkg"
+    result = cli("export", caption_run, "--fp16", "--int8", "--calibration-images", "8", "--out", package)
+    assert result.returncode == 0, result.stderr
+    assert "Could not find a CPU kernel" not in result.stderr  # timm's padding arithmetic stays fp32
+    manifest = json.loads((package / "package.json").read_text())
+    assert manifest["default_precision"] == "int8"
+    assert manifest["models"] == {"fp32": "encoder.onnx", "int8": "encoder.int8.onnx", "fp16": "encoder.fp16.onnx"}
+    assert manifest["decoder_models"] == {"fp32": "decoder_step.onnx", "int8": "decoder_step.int8.onnx",
+                                          "fp16": "decoder_step.fp16.onnx"}
+    parity = json.loads((package / "parity.json").read_text())
+    for precision in ("fp16", "int8"):
+        assert parity[precision]["passed"] and parity[precision]["bleu4_vs_torch"] >= 90
+        assert parity[precision]["images"] == 4 and parity[precision]["max_abs_attention_diff"] > 0  # not fp32's
+    images = sorted((caption_data / "images" / "test").glob("*.png"))
+    from_run = [p["caption"] for p in pixelforge.predict(caption_run, images)]
+    for precision in ("fp16", "int8"):  # the torch-free runtime, each precision's encoder and decoder step
+        done = cli("predict", package, *images, "--precision", precision, "--json")
+        assert done.returncode == 0, done.stderr
+        captions = [p["caption"] for p in json.loads(done.stdout)]
+        assert corpus_bleu(captions, [[c] for c in from_run])["bleu4"] >= 90
+    monkeypatch.setattr(caption_export, "MIN_BLEU", 100.1)  # unreachable: the int8 check must refuse
+    with pytest.raises(pixelforge.PixelforgeError, match=r"export refused: int8 parity failed \(BLEU-4 against "
+                                                         r"PyTorch's captions 100.0, need 100.1"):
+        pixelforge.export(caption_run, tmp_path / "refused", int8=True, calibration_images=8)
+    assert not (tmp_path / "refused").exists()
 
 
 @pytest.mark.slow

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import pixelforge
 from pixelforge.data.captions.shapes import write_shapes_captions
@@ -119,6 +121,42 @@ def test_zeroshot_refuses_labels_the_run_cannot_tell_apart(labels, clip_run, cli
 def clip_package(clip_run, tmp_path_factory):
     package = pixelforge.export(clip_run, tmp_path_factory.mktemp("packages") / "pkg")
     return getattr(package, "package_dir", package)
+
+
+def test_fp16_and_int8_packages_label_like_pytorch_through_the_cli_and_a_drift_is_refused(
+        clip_run, clip_data, tmp_path, cli, monkeypatch):
+    from pixelforge.deploy.runtime.registry import load_runtime
+    from pixelforge.tasks.clip import export as clip_export
+
+    package = tmp_path / "pkg"
+    result = cli("export", clip_run, "--fp16", "--int8", "--calibration-images", "12", "--out", package)
+    assert result.returncode == 0, result.stderr  # the 32 px image tower's "same" pads stay integers under int8
+    manifest = json.loads((package / "package.json").read_text())
+    assert manifest["default_precision"] == "int8"
+    assert manifest["text_models"] == {"fp32": "text_encoder.onnx", "int8": "text_encoder.int8.onnx",
+                                       "fp16": "text_encoder.fp16.onnx"}
+    parity = json.loads((package / "parity.json").read_text())
+    for precision in ("fp16", "int8"):
+        report = parity[precision]
+        assert report["passed"] and report["label_agreement"] >= 0.95 and report["images"] == 8
+        assert 0.99 <= min(report["min_image_cosine"], report["min_label_cosine"]) < 1
+    images = sorted((clip_data / "images" / "test").glob("*.png"))[:6]
+    labels = "green triangle,red circle,blue square"
+    done = cli("zeroshot", *images, "--labels", labels, "--run", package, "--json")  # the default: int8
+    assert done.returncode == 0, done.stderr
+    fp32 = load_runtime(package, "fp32")
+    expected = fp32.scores([Image.open(i) for i in images], labels.split(",")).argmax(1)
+    got = [labels.split(",").index(row["label"]) for row in json.loads(done.stdout)]
+    assert np.mean(np.array(got) == expected) >= 0.8  # 6 images: a near tie may flip one
+    fp16 = load_runtime(package, "fp16")
+    assert fp16.text.get_inputs()[0].name == "tokens" and fp16.precision == "fp16"
+    cosine = (fp16.class_embeddings(labels.split(",")) * fp32.class_embeddings(labels.split(","))).sum(0)
+    assert cosine.min() >= 0.99
+    monkeypatch.setattr(clip_export, "MIN_COSINE", 1.01)  # unreachable: the int8 check must refuse
+    with pytest.raises(pixelforge.PixelforgeError, match=r"export refused: int8 parity failed \(zero-shot labels "
+                                                         r"agree .* need 95 % and 1.01"):
+        pixelforge.export(clip_run, tmp_path / "refused", int8=True, calibration_images=12)
+    assert not (tmp_path / "refused").exists()
 
 
 def test_exported_package_labels_like_the_run_without_torch(clip_run, clip_data, clip_package):

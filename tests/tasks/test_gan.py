@@ -383,6 +383,30 @@ def test_generate_is_reproducible_by_seed_and_writes_the_class_at_the_data_size(
     assert mistaken.returncode == 2 and f"pixelforge generate {gan_run}" in mistaken.stderr
 
 
+def test_int8_generator_is_checked_in_psnr_and_the_cli_generates_with_it_by_default(gan_run, tmp_path, cli,
+                                                                                     monkeypatch):
+    from pixelforge.deploy.export import precision
+    from pixelforge.deploy.runtime.registry import load_runtime
+
+    package = tmp_path / "pkg"
+    result = cli("export", gan_run, "--int8", "--calibration-images", "64", "--parity-images", "16", "--out", package)
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((package / "package.json").read_text())
+    assert manifest["models"]["int8"] == "model.int8.onnx" and manifest["default_precision"] == "int8"
+    assert manifest["export"]["calibration_images"] == 64
+    parity = json.loads((package / "parity.json").read_text())["int8"]
+    assert parity["passed"] and 30 <= parity["min_psnr_vs_torch"] < 100 and parity["images"] == 16
+    generated = cli("generate", package, "--n", "2", "--class", "bar", "--seed", "1", "--out", tmp_path / "gen")
+    assert generated.returncode == 0, generated.stderr  # the torch-free runtime, int8 (the package's default)
+    int8 = [np.asarray(Image.open(f), np.float64) for f in sorted((tmp_path / "gen").glob("0*.png"))]
+    fp32 = load_runtime(package, "fp32").generate(2, "bar", seed=1)["images"]
+    assert len(int8) == 2 and all(precision.psnr_db(b / 255, a / 255) >= 30 for a, b in zip(int8, fp32))
+    monkeypatch.setattr(precision, "INT8_MIN_PSNR", 1000.0)  # unreachable: the int8 check must refuse
+    with pytest.raises(pixelforge.PixelforgeError, match="export refused: int8 parity failed"):
+        pixelforge.export(gan_run, tmp_path / "refused", int8=True, parity_images=8, calibration_images=32)
+    assert not (tmp_path / "refused").exists()
+
+
 def test_fp16_generator_is_checked_in_psnr_and_generates_under_precision(gan_run, tmp_path, monkeypatch):
     from pixelforge.deploy.export import precision
     from pixelforge.deploy.runtime.registry import load_runtime

@@ -399,6 +399,32 @@ def test_fp16_package_is_checked_in_psnr_and_stylizes_under_precision(tiny_run, 
     assert not (tmp_path / "refused").exists() and not list(tmp_path.glob(".refused*"))
 
 
+def test_int8_package_is_checked_in_psnr_and_the_cli_stylizes_with_it_by_default(tiny_run, images, tmp_path, cli,
+                                                                                   monkeypatch):
+    from pixelforge.deploy.export import precision
+    from pixelforge.deploy.runtime.registry import load_runtime
+
+    package = tmp_path / "pkg"
+    result = cli("export", tiny_run, "--int8", "--out", package)
+    assert result.returncode == 0, result.stderr
+    assert "Axis 1 is out-of-range" not in result.stderr  # the quantizer's per-channel chatter stays quiet
+    manifest = json.loads((package / "package.json").read_text())
+    assert manifest["models"] == {"fp32": "model.onnx", "int8": "model.int8.onnx"}
+    assert manifest["default_precision"] == "int8"
+    parity = json.loads((package / "parity.json").read_text())["int8"]
+    assert parity["passed"] and 30 <= parity["min_psnr_vs_torch"] < 100 and parity["required_psnr_vs_torch"] == 30
+    predicted = cli("predict", package, images["photos"][0], "--out", tmp_path / "out")  # torch-free, int8
+    assert predicted.returncode == 0, predicted.stderr
+    int8 = np.asarray(Image.open(next((tmp_path / "out").glob("*.png"))), np.float64) / 255
+    fp32 = load_runtime(package, "fp32").predict_images([np.asarray(Image.open(images["photos"][0]))])[0]["image"]
+    assert precision.psnr_db(fp32 / 255, int8) >= 30
+    monkeypatch.setattr(precision, "INT8_MIN_PSNR", 1000.0)  # unreachable: the int8 check must refuse
+    with pytest.raises(pixelforge.PixelforgeError, match=r"export refused: int8 parity failed \(worst PSNR.*"
+                                                         r"try --calibration entropy"):
+        pixelforge.export(tiny_run, tmp_path / "refused", int8=True)
+    assert not (tmp_path / "refused").exists() and not list(tmp_path.glob(".refused*"))
+
+
 def test_export_parity_runtime_and_video_flicker(tiny_run, package, images, tmp_path):
     import cv2
 

@@ -3,7 +3,7 @@
     folder.py      the staged package folder (a package appears whole or not at all), its JSON files, option checks
     onnx.py        ONNX (and TorchScript) export helpers, with the converters' chatter kept quiet
     parity.py      max |Δlogit|, top-1 agreement, accuracy change, and the pass/fail rules (classification logits)
-    quantize.py    ONNX Runtime static int8 quantization (QDQ, per-channel) and fp16 conversion
+    quantize.py    ONNX Runtime static int8 (QDQ, per-channel), dynamic int8 (text models) and fp16 (whole or mixed)
     precision.py   the other tasks' --fp16/--int8: the added model listed in package.json, PSNR, refusal lines
     card.py        the package's model_card.md: the run's card (or one generated) plus export settings and parity
     torchscript.py the TorchScript model loader the torch-free runtime is handed for `--format torchscript`

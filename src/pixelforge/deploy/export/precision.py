@@ -29,12 +29,14 @@ def check_calibration(calibration: str) -> None:
         raise PixelforgeError(f"--calibration {calibration!r}: choose {', '.join(CALIBRATIONS)}")
 
 
-def add_model(staging: Path, precision: str, file: str, default: bool = False, **settings) -> str:
-    """List `file` under `precision` in the staged package.json (and make it the default); `settings` go to its
-    "export" record."""
+def add_model(staging: Path, precision: str, file: str, default: bool = False, key: str = "models",
+              **settings) -> str:
+    """List `file` under `precision` in the staged package.json's `key` (and make it the default); `settings` go to
+    its "export" record. A package of two models (caption's encoder and decoder step, clip's image and text encoders)
+    lists the second one's precisions under a key of its own."""
     path = staging / MANIFEST_FILE
     manifest = json.loads(path.read_text())
-    manifest["models"][precision] = file
+    manifest.setdefault(key, {})[precision] = file
     if default:
         manifest["default_precision"] = precision
     manifest["export"].update(settings)
@@ -42,23 +44,38 @@ def add_model(staging: Path, precision: str, file: str, default: bool = False, *
     return file
 
 
-def write_fp16(staging: Path, model: str = "model.onnx") -> Path:
-    """model.fp16.onnx beside `model` (float32 inputs and outputs), listed in package.json."""
+def copy_name(model: str, precision: str) -> str:
+    """model.onnx -> model.fp16.onnx: the file name of `model`'s copy in `precision`."""
+    return f"{Path(model).stem}.{precision}.onnx"
+
+
+def write_fp16(staging: Path, model: str = "model.onnx", key: str = "models") -> Path:
+    """model.fp16.onnx beside `model` (float32 inputs and outputs), listed in package.json's `key`."""
     from pixelforge.deploy.export.quantize import convert_fp16
 
-    path = convert_fp16(staging / model, staging / "model.fp16.onnx")
-    add_model(staging, "fp16", path.name, fp16=True)
+    path = convert_fp16(staging / model, staging / copy_name(model, "fp16"))
+    add_model(staging, "fp16", path.name, key=key, fp16=True)
     return path
 
 
-def write_int8(staging: Path, batches: Iterable[np.ndarray], calibration: str, images: int,
-               model: str = "model.onnx") -> Path:
-    """model.int8.onnx (static QDQ) calibrated on `batches` (inputs preprocessed exactly as the runtime does),
-    listed in package.json as its default precision."""
+def write_dynamic_int8(staging: Path, model: str, key: str = "models", default: bool = True) -> Path:
+    """model.int8.onnx beside `model`: dynamic int8 of its matrix products and embeddings (weights int8, activations
+    quantized per call, nothing to calibrate), listed in package.json's `key` (and as the default precision)."""
+    from pixelforge.deploy.export.quantize import quantize_dynamic_int8
+
+    path = quantize_dynamic_int8(staging / model, staging / copy_name(model, "int8"))
+    add_model(staging, "int8", path.name, default=default, key=key, int8=True)
+    return path
+
+
+def write_int8(staging: Path, batches: Iterable[np.ndarray | dict], calibration: str, images: int,
+               model: str = "model.onnx", what: str = "training images") -> Path:
+    """model.int8.onnx (static QDQ) calibrated on `batches` (inputs preprocessed exactly as the runtime does; dicts
+    of input name -> batch for a model of several inputs), listed in package.json as its default precision."""
     from pixelforge.deploy.export.quantize import quantize_int8
 
-    log.info("int8: calibrating on %d training images (%s)", images, calibration)
-    path = quantize_int8(staging / model, staging / "model.int8.onnx", batches, calibration)
+    log.info("int8: calibrating on %d %s (%s)", images, what, calibration)
+    path = quantize_int8(staging / model, staging / copy_name(model, "int8"), batches, calibration)
     add_model(staging, "int8", path.name, default=True, int8=True, calibration=calibration,
               calibration_images=images)
     return path
@@ -80,11 +97,28 @@ def psnr_db(reference: np.ndarray, candidate: np.ndarray, peak: float = 1.0) -> 
     return 100.0 if mse == 0 else float(10 * np.log10(peak ** 2 / mse))
 
 
+# An image generator's int8 output is judged like a lossy-compressed image: 30 dB PSNR against PyTorch's output (an
+# RMS error of 3 % of the range, about 8 grey levels) is where JPEG at its usual qualities lies; int8's rounding of
+# every activation cannot reach fp16's 40 dB.
+INT8_MIN_PSNR = 30.0
+
+
 def check_fp16_psnr(report: dict, min_psnr: float | None = None) -> dict:
     """An image model's fp16 parity `report` (its "min_psnr_vs_torch") judged: refused below `min_psnr` dB."""
     min_psnr = FP16_MIN_PSNR if min_psnr is None else min_psnr
+    return _check_psnr("fp16", report, min_psnr, "export without --fp16")
+
+
+def check_int8_psnr(report: dict, calibration: str, min_psnr: float | None = None) -> dict:
+    """An image model's int8 parity `report` judged as fp16's, against INT8_MIN_PSNR dB."""
+    min_psnr = INT8_MIN_PSNR if min_psnr is None else min_psnr
+    other = "entropy" if calibration != "entropy" else "percentile"
+    return _check_psnr("int8", report, min_psnr, f"try --calibration {other}, or export without --int8")
+
+
+def _check_psnr(precision: str, report: dict, min_psnr: float, fix: str) -> dict:
     report = {**report, "required_psnr_vs_torch": min_psnr, "passed": report["min_psnr_vs_torch"] >= min_psnr}
     if not report["passed"]:
-        refuse("fp16", f"worst PSNR against PyTorch's output {report['min_psnr_vs_torch']:.1f} dB, need "
-               f"{min_psnr:g} dB", "export without --fp16")
+        refuse(precision, f"worst PSNR against PyTorch's output {report['min_psnr_vs_torch']:.1f} dB, need "
+               f"{min_psnr:g} dB", fix)
     return report

@@ -7,7 +7,9 @@ A caption package (tasks/caption/export.py) holds
                         -> logits [K, V], h, c, alpha [K, N]          (K = live beams, a dynamic axis)
     tokenizer.json      the training vocabulary (data/captions/tokenizer.py)
     preprocess.json     size, mean, std: resize whole, scale to [0, 1], normalise (caption_search.caption_input)
-    package.json        "task": "caption", beam width, length penalty, maximum length
+    package.json        "task": "caption", beam width, length penalty, maximum length; the encoders under "models"
+                        and the decoder steps under "decoder_models" by precision (fp32, and fp16 / int8 when
+                        exported with them: `--precision` picks both)
 
 and decodes with caption_search.beam_search, the same search `pixelforge predict RUN` runs over PyTorch.
 Answers carry each word's attention over the encoder's g x g grid ("attention": [words][g][g]), which the web page
@@ -35,7 +37,9 @@ class CaptionRuntime(DenseRuntime):
     def __init__(self, package, precision=None, threads=None, providers=None, spin=True, loaders=None):
         super().__init__(package, precision, threads, providers, spin, loaders)
         folder = Path(self.package.folder)
-        self.decoder = onnx_session(folder / self.package.manifest["decoder_model"], threads, providers, spin)
+        manifest = self.package.manifest  # "decoder_models" by precision; a package of before --fp16/--int8: fp32 only
+        decoder = manifest.get("decoder_models", {}).get(self.precision, manifest["decoder_model"])
+        self.decoder = onnx_session(folder / decoder, threads, providers, spin)
         self.tokenizer = Tokenizer.load(folder / "tokenizer.json")
 
     def colors(self) -> dict[str, str]:

@@ -7,7 +7,9 @@ A clip package (tasks/clip/export.py) holds
     tokenizer.json       the training vocabulary (data/captions/tokenizer.py)
     preprocess.json      size, mean, std: resize the short side (bicubic), centre crop, normalise, as open_clip's
                          inference transform
-    package.json         "task": "clip", the prompt templates, the context length, the temperature
+    package.json         "task": "clip", the prompt templates, the context length, the temperature; the image
+                         encoders under "models" and the text encoders under "text_models" by precision (fp32, and
+                         fp16 / int8 when exported with them: `--precision` picks both)
 
 Labels are given at prediction time (`pixelforge zeroshot IMAGES --run PACKAGE --labels ...`): each label's
 embedding is the renormalised mean of its prompts' normalised embeddings, as models/zeroshot.py does over PyTorch.
@@ -52,7 +54,9 @@ class ClipRuntime(DenseRuntime):
     def __init__(self, package, precision=None, threads=None, providers=None, spin=True, loaders=None):
         super().__init__(package, precision, threads, providers, spin, loaders)
         folder = Path(self.package.folder)
-        self.text = onnx_session(folder / self.package.manifest["text_model"], threads, providers, spin)
+        manifest = self.package.manifest  # "text_models" by precision; a package of before --fp16/--int8: fp32 only
+        text = manifest.get("text_models", {}).get(self.precision, manifest["text_model"])
+        self.text = onnx_session(folder / text, threads, providers, spin)
         self.tokenizer = Tokenizer.load(folder / "tokenizer.json")
         self.templates = list(self.package.manifest["templates"])
 

@@ -11,8 +11,9 @@ A classification package:
             parity.json        the parity report: max |delta logit|, top-1 agreement, accuracies per precision
             model_card.md      data, metrics, intended use, limitations, export settings, parity
 
-Detection, segmentation and instance packages hold the same files (fp32 ONNX; segment, denoise, style and gan
-packages also model.fp16.onnx with --fp16, segment and denoise model.int8.onnx with --int8); package.json names the
+Detection, segmentation and instance packages hold the same files (fp32 ONNX; every task's but compress's also
+model.fp16.onnx with --fp16, and all but detect's, instance's and compress's model.int8.onnx with --int8; caption
+and clip packages hold their second model's copies under a key of their own); package.json names the
 "task" the package was exported for (absent: classification), and their preprocess.json is their exporter's own
 dict (`DensePackage`). Writing packages is the export side's job (`pixelforge.deploy.export.folder`).
 """
@@ -33,8 +34,9 @@ PARITY_FILE = "parity.json"
 CARD_FILE = "model_card.md"
 PRECISIONS = ("fp32", "int8", "fp16")
 # The tasks whose exporters add each lower precision (`--int8`, `--fp16`; the others refuse them and say why).
-EXPORTED_PRECISIONS = {"int8": ("classify", "segment", "denoise"),
-                       "fp16": ("classify", "segment", "denoise", "style", "gan")}
+EXPORTED_PRECISIONS = {"int8": ("classify", "segment", "denoise", "style", "gan", "caption", "clip"),
+                       "fp16": ("classify", "segment", "denoise", "style", "gan", "caption", "clip", "detect",
+                                "instance")}
 
 
 def is_package(path: str | Path) -> bool:

@@ -30,11 +30,53 @@ from pixelforge.deploy.runtime.boxes import box_iou
 MATCH_IOU = 0.99
 SCORE_TOLERANCE = 1e-3
 BOX_OUTPUTS = ["boxes", "scores", "labels"]
-# Why `--fp16` / `--int8` are refused for detect and instance (checked with torchvision's Faster R-CNN: ONNX
-# Runtime's fp16 converter leaves float32 types inside the If subgraphs of box decoding and NMS, and the model no
-# longer loads, even with only the convolutions converted).
-BOX_TASKS_FP32 = ("its packages are fp32 ONNX only: ONNX Runtime's fp16 converter breaks the types inside the "
-                  "detector's box-decoding and NMS subgraphs")
+# Why `--int8` is refused for detect and instance: static QDQ would quantize the box decoding and NMS arithmetic too,
+# and nothing of it has been checked.
+BOX_TASKS_NO_INT8 = "it offers fp32 ONNX and --fp16 (int8 of a detector is not converted or checked)"
+# fp16 of a detector: only the convolutions and linear layers of the backbone, FPN, RPN head and box/mask heads (the
+# arithmetic that costs); anchors, box decoding, NMS, RoI pooling and mask pasting stay float32, where fp16's
+# 11-bit mantissa would move boxes by pixels at 1000 px and change NMS's tie-breaks.
+FP16_PARTS = ("/detector/backbone/", "/detector/rpn/head/", "/detector/roi_heads/box_head/",
+              "/detector/roi_heads/box_predictor/", "/detector/roi_heads/mask_head/",
+              "/detector/roi_heads/mask_predictor/", "/detector/head/")
+FP16_OPS = {"Conv", "ConvTranspose", "Relu", "Add", "MaxPool", "Gemm", "MatMul", "Resize", "Flatten", "Sigmoid"}
+# fp16 is refused when a detection the runtime shows (score >= FP16_SHOWN_SCORE, predict's, serve's and video's
+# default threshold) has no fp32 twin (ties explained as for fp32), or when its COCO mAP or mAP50 on the parity
+# images' ground truth falls more than FP16_MAX_MAP_DROP (0-1 scale) below PyTorch's. Fainter detections may differ:
+# fp16 rounding reorders near-tied scores, so the RPN's top-k and NMS keep other faint boxes (a barely trained Mask
+# R-CNN at 64 px: 26 of PyTorch's 200 detections, all under 0.3, had no twin; mAP identical).
+FP16_SHOWN_SCORE = 0.3
+FP16_MAX_MAP_DROP = 0.005
+
+
+def write_detector_fp16(staging: Path) -> Path:
+    """model.fp16.onnx: the mixed conversion (FP16_PARTS' FP16_OPS in fp16, the rest float32), listed in
+    package.json."""
+    from pixelforge.deploy.export.precision import add_model
+    from pixelforge.deploy.export.quantize import convert_fp16
+
+    path = convert_fp16(staging / "model.onnx", staging / "model.fp16.onnx",
+                        lambda node: node.op_type in FP16_OPS and node.name.startswith(FP16_PARTS))
+    add_model(staging, "fp16", path.name, fp16=True, fp16_parts="backbone, FPN, RPN head, RoI heads")
+    return path
+
+
+def check_fp16_boxes(report: dict, extra: str = "", passed: bool = True) -> dict:
+    """The fp16 box parity `report` judged (FP16_SHOWN_SCORE, FP16_MAX_MAP_DROP, and `passed` for what the caller
+    checked, `extra` naming it); refused otherwise."""
+    from pixelforge.deploy.export.precision import refuse
+
+    drop = max(report["torch_map"] - report["onnx_map"], report["torch_map50"] - report["onnx_map50"])
+    shown = report["max_unmatched_score"] < FP16_SHOWN_SCORE
+    report = {**report, "shown_score": FP16_SHOWN_SCORE, "map_drop": drop, "allowed_map_drop": FP16_MAX_MAP_DROP,
+              "passed": shown and drop <= FP16_MAX_MAP_DROP and passed}
+    if not report["passed"]:
+        refuse("fp16", f"{report['unmatched']} detections without a twin (PyTorch made {report['torch_detections']}, "
+               f"the fp16 model {report['onnx_detections']}), the highest scoring {report['max_unmatched_score']:.3f} "
+               f"(allowed under {FP16_SHOWN_SCORE:g}); mAP "
+               f"{report['onnx_map']:.4f} vs PyTorch's {report['torch_map']:.4f}, allowed drop "
+               f"{FP16_MAX_MAP_DROP:g}{extra}", "export without --fp16")
+    return report
 
 
 def write_detector_onnx(model, path: Path, size: int, opset: int, outputs: list[str] = BOX_OUTPUTS) -> Path:
@@ -95,6 +137,7 @@ class BoxMatch(NamedTuple):
     worst_iou: float  # min IoU over the twins
     tie_swaps: int = 0  # lonely detections NMS ties explain
     cap_ties: int = 0  # lonely detections the per-image cap explains
+    top_failure_score: float = 0.0  # the highest score of a lonely detection nothing explains
 
 
 def detector_limits(model) -> tuple[float | None, int | None]:
@@ -126,12 +169,12 @@ def match_detections(expected: tuple, got: tuple, floor: float, nms_iou: float |
     lonely = [[i for i in range(len(side[0])) if i not in twinned[s]] for s, side in enumerate(sides)]
     swapped = nms_tie_casualties(sides, lonely, nms_iou) if nms_iou is not None else set()
     capped = cap_casualties(sides, lonely, cap) - swapped if cap is not None else set()
-    failures = sum(1 for s in (0, 1) for i in lonely[s]
-                   if (s, i) not in swapped | capped and sides[s][1][i] >= floor + SCORE_TOLERANCE)
+    failed = [float(sides[s][1][i]) for s in (0, 1) for i in lonely[s]
+              if (s, i) not in swapped | capped and sides[s][1][i] >= floor + SCORE_TOLERANCE]
     (eb, es, _), (gb, gs, _) = sides
     worst_score = max((abs(float(gs[j] - es[i])) for i, j in pairs), default=0.0)
     worst_iou = min((float(box_overlap(eb[i][None], gb[j][None])[0, 0]) for i, j in pairs), default=1.0)
-    return BoxMatch(len(pairs), failures, worst_score, worst_iou, len(swapped), len(capped))
+    return BoxMatch(len(pairs), len(failed), worst_score, worst_iou, len(swapped), len(capped), max(failed, default=0.0))
 
 
 def nms_tie_casualties(sides: tuple, lonely: list[list[int]], nms_iou: float) -> set[tuple[int, int]]:
@@ -190,8 +233,10 @@ def ties_allowed(report: dict) -> str:
     return f"{report['tie_swaps']} NMS tie swaps and {report['cap_ties']} ties at the {cap}-per-image cap allowed"
 
 
-def box_parity(model, model_path: Path, images: list, size: int, split: str, compare_extra=None) -> dict:
-    """PyTorch vs ONNX Runtime on `images`, detection by detection (`match_detections`).
+def box_parity(model, model_path: Path, images: list, size: int, split: str, compare_extra=None,
+               score_map: bool = False) -> dict:
+    """PyTorch vs ONNX Runtime on `images`, detection by detection (`match_detections`); with `score_map`, also each
+    side's COCO mAP and mAP50 against the images' ground truth (in model-input pixels).
 
     `compare_extra(torch_output, onnx_outputs, expected, got)`, when given, compares what else the model returns
     (instance masks) and its dict of sums is added up over the images; the caller judges it.
@@ -209,14 +254,20 @@ def box_parity(model, model_path: Path, images: list, size: int, split: str, com
     data.preload()
     totals = {"torch_detections": 0, "onnx_detections": 0, "matched": 0, "unmatched": 0, "tie_swaps": 0, "cap_ties": 0}
     extra: dict = {}
-    worst_score, worst_iou = 0.0, 1.0
+    worst_score, worst_iou, top_failure = 0.0, 1.0, 0.0
+    truth: list[tuple] = []
+    sides: list[list[tuple]] = [[], []]
     for index in range(len(data)):
-        x = data[index][0].as_subclass(torch.Tensor)
+        x, target = data[index]
+        x = x.as_subclass(torch.Tensor)
         with torch.no_grad():
             out = model([x])[0]
         outputs = [np.asarray(v) for v in session.run(None, {"image": x.numpy()})]
         expected, got = (out["boxes"].numpy(), out["scores"].numpy(), out["labels"].numpy()), tuple(outputs[:3])
         found = match_detections(expected, got, EVAL_SCORE_THRESH, nms_iou, cap)
+        truth.append((tuple(x.shape[-2:]), target["boxes"].as_subclass(torch.Tensor).numpy(), target["labels"].numpy()))
+        sides[0].append(expected)
+        sides[1].append(got)
         totals["torch_detections"] += len(expected[0])
         totals["onnx_detections"] += len(got[0])
         totals["matched"] += found.matched
@@ -224,9 +275,31 @@ def box_parity(model, model_path: Path, images: list, size: int, split: str, com
         totals["tie_swaps"] += found.tie_swaps
         totals["cap_ties"] += found.cap_ties
         worst_score, worst_iou = max(worst_score, found.worst_score), min(worst_iou, found.worst_iou)
+        top_failure = max(top_failure, found.top_failure_score)
         for key, value in (compare_extra(out, outputs, expected, got) if compare_extra else {}).items():
             extra[key] = min(extra.get(key, value), value) if key.startswith("min_") else extra.get(key, 0) + value
     return {"split": split, "images": len(data), **totals, "max_score_diff": worst_score, "min_matched_iou": worst_iou,
+            "max_unmatched_score": top_failure,
             "required_iou": MATCH_IOU, "score_tolerance": SCORE_TOLERANCE, "nms_iou": nms_iou,
             "detections_per_img": cap, "passed": totals["unmatched"] == 0,
-            **extra}
+            **extra, **(_maps(truth, sides) if score_map else {})}
+
+
+def _maps(truth: list[tuple], sides: list[list[tuple]]) -> dict:
+    """COCO mAP and mAP50 of PyTorch's ("torch_") and ONNX Runtime's ("onnx_") detections against `truth`."""
+    from pixelforge.metrics.coco import coco_metrics
+
+    xywh = lambda b: [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])]  # noqa: E731
+    labels = sorted({int(label) for _, _, found in truth for label in found} |
+                    {int(label) for side in sides for _, _, found in side for label in found})
+    gt = {"images": [{"id": i, "height": hw[0], "width": hw[1]} for i, (hw, _, _) in enumerate(truth)],
+          "categories": [{"id": label, "name": str(label)} for label in labels],
+          "annotations": [{"image_id": i, "category_id": int(label), "bbox": xywh(box)}
+                          for i, (_, boxes, found) in enumerate(truth) for box, label in zip(boxes, found)]}
+    report = {}
+    for name, side in zip(("torch", "onnx"), sides):
+        results = [{"image_id": i, "category_id": int(label), "bbox": xywh(box), "score": float(score)}
+                   for i, (boxes, scores, found) in enumerate(side) for box, score, label in zip(boxes, scores, found)]
+        metrics = coco_metrics(gt, results)
+        report.update({f"{name}_map": max(metrics["map"], 0.0), f"{name}_map50": max(metrics["map50"], 0.0)})
+    return report

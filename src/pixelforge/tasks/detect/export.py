@@ -6,7 +6,9 @@
             preprocess.json   img_size and the resize rule: everything needed to feed the model
             classes.json      category names, label i + 1 = classes[i]
             package.json      "task": "detect", model file, input/output names, category ids, export settings
-            parity.json       ONNX Runtime vs PyTorch detections on validation images, matched one to one
+            model.fp16.onnx   with --fp16: backbone, FPN and heads in fp16, box decoding and NMS float32
+            parity.json       ONNX Runtime vs PyTorch detections on validation images, matched one to one (and
+                              for fp16 also both sides' mAP against the images' ground truth)
 
 The trace and the parity rule are the box tasks' shared ones (tasks/common/boxes_export.py); the package runs
 without torch in `pixelforge.deploy.runtime.detect`.
@@ -19,17 +21,18 @@ from pathlib import Path
 from pixelforge.deploy.export.folder import (reject_options, require_new_out, staged_folder, write_dense_package_files,
                                             write_json)
 from pixelforge.errors import PixelforgeError
-from pixelforge.tasks.common.boxes_export import (BOX_OUTPUTS, BOX_TASKS_FP32, MATCH_IOU, SCORE_TOLERANCE,
-                                                  box_parity, ties_allowed, write_detector_onnx)
+from pixelforge.tasks.common.boxes_export import (BOX_OUTPUTS, BOX_TASKS_NO_INT8, MATCH_IOU, SCORE_TOLERANCE,
+                                                  box_parity, check_fp16_boxes, ties_allowed, write_detector_fp16,
+                                                  write_detector_onnx)
 
 
 def export_package(run_dir: str | Path, out: str | Path, data: str | None = None, parity_images: int = 32,
-                   opset: int = 17, format: str | None = "onnx", **options) -> Path:
+                   opset: int = 17, format: str | None = "onnx", fp16: bool = False, **options) -> Path:
     """Export the run's best checkpoint to the package folder `out` (must not exist or be empty) and check it.
 
     Returns the package folder. Raises PixelforgeError when the parity check fails (nothing is left at `out`), or
-    for options a detection package cannot honour (`int8`, `fp16`: `BOX_TASKS_FP32` says why; `format` other than
-    onnx, ...).
+    for options a detection package cannot honour (`int8`: `BOX_TASKS_NO_INT8` says why; `format` other than onnx,
+    ...). With `fp16`, also model.fp16.onnx (tasks/common/boxes_export.py: `check_fp16_boxes` judges it).
 
     Example:
         >>> package = export_package("runs/detect-shapes", "packages/det")  # doctest: +SKIP
@@ -40,7 +43,7 @@ def export_package(run_dir: str | Path, out: str | Path, data: str | None = None
     from pixelforge.tasks.detect.evaluate import load_detector
     from pixelforge.tasks.detect.task import prepare_data
 
-    reject_options("detect", options, format, why=BOX_TASKS_FP32)
+    reject_options("detect", options, format, why=BOX_TASKS_NO_INT8)
     out = Path(out)
     require_new_out(out)
     loaded = load_detector(run_dir)
@@ -61,4 +64,9 @@ def export_package(run_dir: str | Path, out: str | Path, data: str | None = None
             raise PixelforgeError(f"export refused: {report['unmatched']} of {report['torch_detections']} detections "
                                   f"differ between ONNX Runtime and PyTorch (IoU >= {MATCH_IOU}, |Δscore| <= "
                                   f"{SCORE_TOLERANCE}; {ties_allowed(report)}); report the model and opset {opset}")
+        if fp16:
+            write_detector_fp16(staging)
+            report["fp16"] = check_fp16_boxes(box_parity(loaded.model, staging / "model.fp16.onnx",
+                                                         images[:parity_images], size, split, score_map=True))
+            write_json(staging / "parity.json", report)
     return out
