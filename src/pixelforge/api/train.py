@@ -138,7 +138,7 @@ def _train_in(task: Task, cfg: RunConfig, source, classes: list[str], run: Path,
     with sigterm_as_interrupt():
         try:
             return _train_and_report(task, cfg, source, classes, run, resume, callbacks, stage)
-        except KeyboardInterrupt as interrupt:
+        except (KeyboardInterrupt, BrokenPipeError) as interrupt:  # BrokenPipeError: our output's reader went away
             raise Interrupted(f"{run}: interrupted {stage[0]}; what was trained is saved: resume with "
                               f"`pixelforge train --resume {run}`", signal_of(interrupt)) from None
 
