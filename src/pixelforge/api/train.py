@@ -21,6 +21,7 @@ from pixelforge.config import RunConfig, read_config_file, save_config
 from pixelforge.data import prefetch
 from pixelforge.engine.cpu_memory import peak_memory
 from pixelforge.engine.progress import EpochProgress
+from pixelforge.engine.quiet import silenced
 from pixelforge.errors import Interrupted, PixelforgeError, sigterm_as_interrupt, signal_of
 from pixelforge.runs import folder as rd
 from pixelforge.tasks.base import Task
@@ -67,6 +68,11 @@ def train(data: str | None = None, *, config: str | Path | None = None, resume: 
         >>> result.best_val_accuracy > 0.5  # doctest: +SKIP
         True
     """
+    with silenced(bool(options.get("quiet"))):  # the checks and the data's warnings too
+        return _train_options(data, config, resume, callbacks, options)
+
+
+def _train_options(data, config, resume, callbacks, options: dict) -> TrainResult:
     data, options = _as_str(data), {key: _as_str(value) for key, value in options.items()}
     if callbacks is not None and not isinstance(callbacks, (list, tuple)):  # else "object is not iterable" in fit
         raise PixelforgeError(f"callbacks: a list of hooks (engine/hooks.py), not a {type(callbacks).__name__}; "
@@ -93,7 +99,8 @@ def train(data: str | None = None, *, config: str | Path | None = None, resume: 
     if "torch" not in sys.modules:  # the imports ahead are what the decoding hides behind (data/prefetch.py)
         task.start_decoding(cfg, source)
     try:
-        return _train(task, cfg, source, classes, resume, callbacks)
+        with silenced(cfg.quiet):  # quiet=True: nothing printed (engine/quiet.py); the CLI's log lines still come
+            return _train(task, cfg, source, classes, resume, callbacks)
     finally:
         prefetch.discard()  # whatever the datasets did not take (another split, a run that ended early)
 
