@@ -20,6 +20,7 @@ from pathlib import Path
 from pixelforge.config import RunConfig, read_config_file, save_config
 from pixelforge.data import prefetch
 from pixelforge.engine.cpu_memory import peak_memory
+from pixelforge.engine.main_guard import check_main_guard
 from pixelforge.engine.progress import EpochProgress
 from pixelforge.engine.quiet import silenced
 from pixelforge.errors import Interrupted, PixelforgeError, sigterm_as_interrupt, signal_of
@@ -95,6 +96,8 @@ def _train_options(data, config, resume, callbacks, options: dict) -> TrainResul
     if not resume and cfg.out:
         rd.check_run_out(cfg.out)
     task.check(cfg)
+    if cfg.devices * cfg.num_nodes > 1 and "LOCAL_RANK" not in os.environ:  # spawned processes re-import the script
+        check_main_guard()
     source, classes = task.prepare_data(cfg)
     if "torch" not in sys.modules:  # the imports ahead are what the decoding hides behind (data/prefetch.py)
         task.start_decoding(cfg, source)

@@ -26,6 +26,7 @@ from pixelforge.engine.cpu_memory import reuse_freed_memory
 from pixelforge.engine.fabric import LOGGER_NAMES, lightning_fabric, new_fabric
 from pixelforge.engine.hooks import EarlyStopping
 from pixelforge.engine.loop import EpochSampler, Loop, LoopState
+from pixelforge.engine.main_guard import check_main_guard
 from pixelforge.engine.progress import EpochProgress
 from pixelforge.engine.quiet import SpawnedOutput
 from pixelforge.engine.samplers import ItemSeeds, SeededItems
@@ -332,7 +333,8 @@ def _strategy(config: FitConfig):
     DDPStrategy = lightning_fabric().strategies.DDPStrategy  # noqa: N806 - the class
     if "LOCAL_RANK" in os.environ and "WORLD_SIZE" in os.environ:  # torchrun already started one process per device
         return DDPStrategy(find_unused_parameters=config.find_unused_parameters)
-    # Spawned processes work from the CLI and from Python alike.
+    # Spawned processes work from the CLI and from Python alike (from a script, under its `__main__` guard).
+    check_main_guard()
     return DDPStrategy(start_method="spawn", find_unused_parameters=config.find_unused_parameters)
 
 
