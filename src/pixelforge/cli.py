@@ -7,16 +7,32 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
 import typer
+from typer.core import TyperGroup
 
 from pixelforge.errors import Interrupted, PixelforgeError, os_error_line, signal_of
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+
+class _ClosedPipe(Exception):
+    """Our output's reader went away (`pixelforge predict ... --json | head -1`). Raised past click, which would
+    otherwise turn the BrokenPipeError into a bare exit code 1, to `main`, which stops quietly with SIGPIPE's code."""
+
+
+class _Group(TyperGroup):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            raise _ClosedPipe() from None
+
+
+app = typer.Typer(cls=_Group, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="pixelforge: the deep-learning image workflow, from a folder of photos to a deployed model.")
 data_app = typer.Typer(no_args_is_help=True, help="Check, preview, convert and generate datasets.")
 app.add_typer(data_app, name="data")
@@ -25,9 +41,20 @@ app.add_typer(data_app, name="data")
 def _setup_logging(quiet: bool = False) -> None:
     """Log lines to stderr; `quiet` keeps only warnings. (Training's --quiet is not this: it means log lines instead
     of progress bars, so training logs at INFO either way.)"""
-    logging.basicConfig(level=logging.INFO if not quiet else logging.WARNING, format="%(message)s", stream=sys.stderr)
+    logging.basicConfig(level=logging.INFO if not quiet else logging.WARNING, format="%(message)s",
+                        handlers=[_StopOnClosedPipe(sys.stderr)])
     # Lightning's top logger has a handler of its own; passed on to ours as well, each of its lines printed twice.
     logging.getLogger("lightning").propagate = False
+
+
+class _StopOnClosedPipe(logging.StreamHandler):
+    """A log line to a closed pipe stops the command (as it does the progress lines; a training run saves first)
+    instead of logging's "--- Logging error ---" and going on with nobody reading."""
+
+    def handleError(self, record):  # noqa: N802 - logging's name
+        if isinstance(sys.exc_info()[1], BrokenPipeError):
+            raise
+        super().handleError(record)
 
 
 LR_FIND_HELP = {  # lr-find is classify's range test
@@ -360,17 +387,26 @@ from pixelforge.commands.fewshot import fewshot_command as _fewshot; app.command
 from pixelforge.commands.zeroshot import zeroshot_command as _zeroshot; app.command("zeroshot")(_zeroshot)  # noqa: E402,E702
 
 
+# A closed pipe ends the command as SIGPIPE ends other Unix tools: quietly, with the shell's code for it (141);
+# a training run saves its checkpoint first and says so on stderr when stderr is still open.
+CLOSED_PIPE_EXIT = 128 + 13
+
+
 def main() -> None:
     try:
         # Outside standalone mode click returns typer.Exit's code instead of exiting: pass it on.
         code = app(standalone_mode=False)
+        sys.stdout.flush()  # a closed pipe found here, not as "Exception ignored" at exit
         if isinstance(code, int) and code:
             sys.exit(code)
+    except (_ClosedPipe, BrokenPipeError):
+        _stop_writing_to_closed_pipes()
+        sys.exit(CLOSED_PIPE_EXIT)
     except Interrupted as exc:  # not a mistake: the shell's code for the signal (errors.py)
-        typer.secho(f"error: {exc}", err=True, fg="red")
+        _say_error(str(exc))
         sys.exit(exc.exit_code)
     except PixelforgeError as exc:
-        typer.secho(f"error: {exc}", err=True, fg="red")
+        _say_error(str(exc))
         sys.exit(2)
     except KeyboardInterrupt as exc:
         typer.secho("interrupted", err=True, fg="red")
@@ -382,7 +418,7 @@ def main() -> None:
         line = os_error_line(exc)
         if line is None:
             raise
-        typer.secho(f"error: {line}", err=True, fg="red")
+        _say_error(line)
         sys.exit(2)
     except Exception as exc:
         # Usage errors from click (which Typer vendors): print click's own message, exit with its code (2).
@@ -390,6 +426,28 @@ def main() -> None:
             exc.show()
             sys.exit(exc.exit_code)
         raise
+
+
+def _say_error(line: str) -> None:
+    """`error: LINE` on stderr, unless stderr is a closed pipe (then nobody reads it, and exit codes speak)."""
+    try:
+        typer.secho(f"error: {line}", err=True, fg="red")
+    except BrokenPipeError:
+        pass
+    _stop_writing_to_closed_pipes()
+
+
+def _stop_writing_to_closed_pipes() -> None:
+    """Point a closed stdout or stderr at /dev/null, so what is left in its buffer is not written at exit, where
+    Python would print "Exception ignored ... BrokenPipeError" (the recipe of Python's `signal` documentation)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (BrokenPipeError, ValueError):
+            try:
+                os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+            except (OSError, ValueError):  # not a real file descriptor (a test's captured stream)
+                pass
 
 
 if __name__ == "__main__":  # `python -m pixelforge.cli ...`, e.g. under torchrun

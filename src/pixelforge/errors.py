@@ -51,8 +51,11 @@ class sigterm_as_interrupt:
             signal.signal(signal.SIGTERM, self.previous)
 
 
-def signal_of(interrupt: KeyboardInterrupt) -> int:
-    """The signal behind a KeyboardInterrupt: the number `raise_interrupt` gave it, else Ctrl-C's."""
+def signal_of(interrupt: BaseException) -> int:
+    """The signal behind a KeyboardInterrupt: the number `raise_interrupt` gave it, else Ctrl-C's. A BrokenPipeError
+    (the reader of our output went away, `pixelforge train ... 2>&1 | head -1`) stops work as SIGPIPE would."""
+    if isinstance(interrupt, BrokenPipeError):
+        return int(signal.SIGPIPE)
     given = interrupt.args[0] if interrupt.args else None
     return given if isinstance(given, int) else int(signal.SIGINT)
 

@@ -20,7 +20,9 @@ from pathlib import Path
 from pixelforge.config import RunConfig, read_config_file, save_config
 from pixelforge.data import prefetch
 from pixelforge.engine.cpu_memory import peak_memory
+from pixelforge.engine.main_guard import check_main_guard
 from pixelforge.engine.progress import EpochProgress
+from pixelforge.engine.quiet import silenced
 from pixelforge.errors import Interrupted, PixelforgeError, sigterm_as_interrupt, signal_of
 from pixelforge.runs import folder as rd
 from pixelforge.tasks.base import Task
@@ -67,6 +69,11 @@ def train(data: str | None = None, *, config: str | Path | None = None, resume: 
         >>> result.best_val_accuracy > 0.5  # doctest: +SKIP
         True
     """
+    with silenced(bool(options.get("quiet"))):  # the checks and the data's warnings too
+        return _train_options(data, config, resume, callbacks, options)
+
+
+def _train_options(data, config, resume, callbacks, options: dict) -> TrainResult:
     data, options = _as_str(data), {key: _as_str(value) for key, value in options.items()}
     if callbacks is not None and not isinstance(callbacks, (list, tuple)):  # else "object is not iterable" in fit
         raise PixelforgeError(f"callbacks: a list of hooks (engine/hooks.py), not a {type(callbacks).__name__}; "
@@ -89,11 +96,14 @@ def train(data: str | None = None, *, config: str | Path | None = None, resume: 
     if not resume and cfg.out:
         rd.check_run_out(cfg.out)
     task.check(cfg)
+    if cfg.devices * cfg.num_nodes > 1 and "LOCAL_RANK" not in os.environ:  # spawned processes re-import the script
+        check_main_guard()
     source, classes = task.prepare_data(cfg)
     if "torch" not in sys.modules:  # the imports ahead are what the decoding hides behind (data/prefetch.py)
         task.start_decoding(cfg, source)
     try:
-        return _train(task, cfg, source, classes, resume, callbacks)
+        with silenced(cfg.quiet):  # quiet=True: nothing printed (engine/quiet.py); the CLI's log lines still come
+            return _train(task, cfg, source, classes, resume, callbacks)
     finally:
         prefetch.discard()  # whatever the datasets did not take (another split, a run that ended early)
 
@@ -138,7 +148,7 @@ def _train_in(task: Task, cfg: RunConfig, source, classes: list[str], run: Path,
     with sigterm_as_interrupt():
         try:
             return _train_and_report(task, cfg, source, classes, run, resume, callbacks, stage)
-        except KeyboardInterrupt as interrupt:
+        except (KeyboardInterrupt, BrokenPipeError) as interrupt:  # BrokenPipeError: our output's reader went away
             raise Interrupted(f"{run}: interrupted {stage[0]}; what was trained is saved: resume with "
                               f"`pixelforge train --resume {run}`", signal_of(interrupt)) from None
 

@@ -130,10 +130,14 @@ def _refuse_beyond_memory(content, path) -> None:
 
 
 def _gatys_with_progress(methods, lossnet, content, style, loss_weights, quiet: bool, **options):
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    # On stderr, and only on a terminal: off one a bar left blank lines (and on stdout it mixed with the output).
+    console = Console(stderr=True)
     with Progress(TextColumn("stylizing"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-                  TimeRemainingColumn(), transient=True, disable=quiet) as bar:
+                  TimeRemainingColumn(), console=console, transient=True,
+                  disable=quiet or not console.is_terminal) as bar:
         task = bar.add_task("", total=options["steps"])
 
         def advance(n, row):

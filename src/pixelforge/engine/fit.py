@@ -26,7 +26,9 @@ from pixelforge.engine.cpu_memory import reuse_freed_memory
 from pixelforge.engine.fabric import LOGGER_NAMES, lightning_fabric, new_fabric
 from pixelforge.engine.hooks import EarlyStopping
 from pixelforge.engine.loop import EpochSampler, Loop, LoopState
+from pixelforge.engine.main_guard import check_main_guard
 from pixelforge.engine.progress import EpochProgress
+from pixelforge.engine.quiet import SpawnedOutput
 from pixelforge.engine.samplers import ItemSeeds, SeededItems
 from pixelforge.engine.schedule import build_optimizer, build_scheduler
 from pixelforge.engine.setup import TaskSetup
@@ -111,7 +113,7 @@ def fit(build_setup: Callable[..., TaskSetup], run_dir: str | Path, config: FitC
                                 loggers=_tensorboard(run_dir))
         try:
             return fabric.launch(_fit_process, build_setup, run_dir, config, resume, list(hooks),
-                                 dict(checkpoint_meta or {}))
+                                 dict(checkpoint_meta or {}), SpawnedOutput(config.quiet))
         except Exception as exc:
             if type(exc).__name__ != "ProcessRaisedException":  # torch.multiprocessing's, from a spawned process
                 raise
@@ -121,8 +123,10 @@ def fit(build_setup: Callable[..., TaskSetup], run_dir: str | Path, config: FitC
             raise recorded from None
 
 
-def _fit_process(fabric, build_setup, run: Path, config: FitConfig, resuming: bool, hooks: list, meta: dict) -> FitResult:
-    """One training process: everything after Fabric is up (a spawned DDP process sets its own logger levels)."""
+def _fit_process(fabric, build_setup, run: Path, config: FitConfig, resuming: bool, hooks: list, meta: dict,
+                 output: SpawnedOutput) -> FitResult:
+    """One training process: everything after Fabric is up (a spawned DDP process was silenced, when quiet, as
+    `output` was unpickled in it)."""
     with _lightning_info(shown=not config.quiet):
         try:
             return _train_process(fabric, build_setup, run, config, resuming, hooks, meta)
@@ -329,7 +333,8 @@ def _strategy(config: FitConfig):
     DDPStrategy = lightning_fabric().strategies.DDPStrategy  # noqa: N806 - the class
     if "LOCAL_RANK" in os.environ and "WORLD_SIZE" in os.environ:  # torchrun already started one process per device
         return DDPStrategy(find_unused_parameters=config.find_unused_parameters)
-    # Spawned processes work from the CLI and from Python alike.
+    # Spawned processes work from the CLI and from Python alike (from a script, under its `__main__` guard).
+    check_main_guard()
     return DDPStrategy(start_method="spawn", find_unused_parameters=config.find_unused_parameters)
 
 

@@ -253,7 +253,7 @@ class Loop:
                     self._end_epoch(state)
                     if self._stop_signal is not None and state.epoch < self.epochs:
                         raise KeyboardInterrupt(self._stop_signal)
-            except KeyboardInterrupt as interrupt:
+            except (KeyboardInterrupt, BrokenPipeError) as interrupt:  # a closed pipe stops as SIGPIPE would
                 self._save_last(state)
                 raise Interrupted(
                     f"interrupted at epoch {state.epoch + 1}, batch {state.batch}; checkpoint saved: "

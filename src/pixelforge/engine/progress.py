@@ -1,9 +1,13 @@
 """Progress display: a rich bar with loss, accuracy (tasks that have one) and images/s per epoch, or plain log lines
-with --quiet."""
+with --quiet.
+
+Off a terminal (stderr into a file, a pipe, CI) there is no bar: a live bar there wrote a blank line each time it
+stopped, and rich wrapped every line at 80 columns. The same lines come plain, one a message, unwrapped."""
 
 from __future__ import annotations
 
 import logging
+import sys
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -16,7 +20,8 @@ class EpochProgress:
         self.quiet = quiet
         self.unit = "img/s"
         self.console = Console(stderr=True)
-        self.bar = None if quiet else Progress(
+        live = self.console.is_terminal or self.console.is_jupyter
+        self.bar = None if quiet or not live else Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("loss {task.fields[loss]:.4f}{task.fields[acc]}  {task.fields[ips]:.0f} {task.fields[unit]}"),
             TimeRemainingColumn(), console=self.console, transient=True,
@@ -44,11 +49,7 @@ class EpochProgress:
                            if k.startswith(("train_", "val_")) and isinstance(v, (int, float)))
         speed = next((k for k in row if k.endswith("images_per_s")), None)
         shown = f" ({row[speed]:.0f} {self.unit})" if speed else ""
-        message = f"epoch {int(row['epoch'])}: {metrics}{shown}"
-        if self.quiet:
-            log.info(message)
-        else:
-            self.console.print(message)
+        self.info(f"epoch {int(row['epoch'])}: {metrics}{shown}")
 
     def counter(self, description: str, total: int):
         """A bar for one-off work (decoding, feature extraction); returns `advance(n=1)` and `close()`."""
@@ -66,8 +67,10 @@ class EpochProgress:
     def info(self, message: str) -> None:
         if self.quiet:
             log.info(message)
-        else:
+        elif self.bar is not None:
             self.console.print(message)
+        else:  # a file or a pipe: the line as it is (a closed pipe raises BrokenPipeError: the loop saves and stops)
+            print(message, file=sys.stderr, flush=True)
 
     def detail(self, message: str) -> None:
         """How the engine runs (memory settings, exact speed-ups), not what the user asked for: a log line with
