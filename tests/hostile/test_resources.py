@@ -153,15 +153,21 @@ def test_a_full_disk_while_a_resume_rewrites_the_config_keeps_the_config(monkeyp
     assert before != (run / "config.yaml").read_text()
     (run / "config.yaml").write_text(before)
 
+    real_write_text, real_replace = pathlib.Path.write_text, os.replace
+
     def write_text(self, *args, **kwargs):  # what a full disk does to an in-place write: truncated, then refused
+        if self.name != "config.yaml":
+            return real_write_text(self, *args, **kwargs)
         open(self, "w").close()
         raise OSError(errno.ENOSPC, "No space left on device", str(self))
 
-    def fsync(fd):
-        raise OSError(errno.ENOSPC, "No space left on device")
+    def replace(src, dst):  # an atomic write of config.yaml fails before its rename
+        if pathlib.Path(dst).name == "config.yaml":
+            raise OSError(errno.ENOSPC, "No space left on device", str(dst))
+        return real_replace(src, dst)
 
     monkeypatch.setattr(pathlib.Path, "write_text", write_text)
-    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
     result = pixelforge_cli("train", "--resume", run)
     assert result.code == 2 and "no space left on the device" in last_line(result), result.err
     assert (run / "config.yaml").read_text() == before
