@@ -85,7 +85,7 @@ def os_error_line(exc: OSError) -> str | None:
 
 # What torch says when memory runs out: CUDA's and MPS's "out of memory" (torch.OutOfMemoryError, a RuntimeError),
 # the CPU allocator's "DefaultCPUAllocator: can't allocate memory", and the C library's ENOMEM in words.
-OUT_OF_MEMORY_TEXTS = ("out of memory", "can't allocate memory", "cannot allocate memory")
+OUT_OF_MEMORY_TEXTS = ("out of memory", "can't allocate memory", "cannot allocate memory", "failed to allocate memory")
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -93,7 +93,10 @@ def is_out_of_memory(exc: BaseException) -> bool:
     torch's words for it. Read without importing torch (this module is the lowest layer)."""
     if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
         return True
-    return isinstance(exc, RuntimeError) and any(text in str(exc).lower() for text in OUT_OF_MEMORY_TEXTS)
+    # ONNX Runtime's errors (RuntimeException, Fail: "Failed to allocate memory for requested buffer") are not
+    # RuntimeErrors; the server and the torch-free runtime meet them.
+    raised_by_a_runtime = isinstance(exc, RuntimeError) or type(exc).__module__.startswith("onnxruntime")
+    return raised_by_a_runtime and any(text in str(exc).lower() for text in OUT_OF_MEMORY_TEXTS)
 
 
 def memory_that_ran_out(exc: BaseException) -> str:
