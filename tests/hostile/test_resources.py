@@ -185,3 +185,19 @@ def test_a_lost_dataloader_worker_or_too_many_open_files_advises_workers_0(error
     line = last_line(result)
     assert result.code == 2 and line.startswith("error: data loading failed: ") and "--workers 0" in line, line
     assert line.endswith(f"resume with `pixelforge train --resume {run} --workers 0`"), line
+
+
+def test_out_of_memory_in_the_report_says_the_epochs_are_trained_and_a_resume_writes_it(monkeypatch, tmp_path,
+                                                                                       shapes_dir, pixelforge_cli):
+    """The report scores the best checkpoint on the GPU: running out there was a traceback after a finished run."""
+    from pixelforge.api import train as train_module
+
+    fail_on_call(monkeypatch, train_module, "_finish", 1, RAISED["cuda"])
+    run = tmp_path / "run"
+    result = pixelforge_cli("train", "--data", shapes_dir, *TINY, "--epochs", "1", "--out", run)
+    assert result.code == 2 and last_line(result) == (
+        f"error: {run}: out of GPU memory in its report (its epochs are trained), scoring the best checkpoint; free "
+        f"the memory other programs hold and write the report with `pixelforge train --resume {run}`"), result.err
+    monkeypatch.undo()
+    assert pixelforge_cli("train", "--resume", run).code == 0
+    assert (run / "report.html").is_file()
