@@ -392,6 +392,38 @@ from pixelforge.commands.zeroshot import zeroshot_command as _zeroshot; app.comm
 CLOSED_PIPE_EXIT = 128 + 13
 
 
+# What lowers the memory each command needs, for its out-of-memory line (training's comes from the engine, which
+# knows the batch size, image size and precision in use: engine/fit.py).
+MEMORY_OPTIONS = {
+    "predict": "use --precision int8 or fp16 with a package, or predict smaller images",
+    "video": "use --precision int8 or fp16, or a video of fewer pixels",
+    "serve": "lower --max-batch or --max-pixels, or use --precision int8 or fp16",
+    "stylize": "lower --size (the content's longer side in px) or --scales",
+    "export": "lower --calibration-images or --parity-images",
+    "generate": "lower --n",
+    "fewshot": "lower --img-size or --shots",
+    "evaluate": "score fewer images with --data, or free the GPU memory other programs hold",
+}
+
+
+def _out_of_resources_line(exc: BaseException, argv: list[str]) -> str | None:
+    """One line for memory run out (or a DataLoader worker lost) outside training's engine: the command, what ran
+    out, the options given that size the work and the ones that lower it. None for anything else (a bug)."""
+    from pixelforge.errors import is_out_of_memory, is_worker_failure, memory_that_ran_out, worker_failure_line
+
+    command = next((arg for arg in argv if not arg.startswith("-")), "")
+    if is_worker_failure(exc):
+        return worker_failure_line(exc)
+    if not is_out_of_memory(exc):
+        return None
+    sizing = ("--batch-size", "--img-size", "--size", "--precision", "--max-batch", "--max-pixels", "--n", "--shots",
+              "--scales", "--calibration-images")
+    given = [f"{flag} {argv[i + 1]}" for i, flag in enumerate(argv[:-1]) if flag in sizing]
+    in_use = f" ({', '.join(given)})" if given else ""
+    advice = MEMORY_OPTIONS.get(command, "free the memory other programs hold, or give it smaller inputs")
+    return f"out of {memory_that_ran_out(exc)} in `pixelforge {command}`{in_use}: {advice}"
+
+
 def main() -> None:
     try:
         # Outside standalone mode click returns typer.Exit's code instead of exiting: pass it on.
@@ -414,13 +446,12 @@ def main() -> None:
     except (typer.Exit, SystemExit) as exc:
         code = getattr(exc, "exit_code", getattr(exc, "code", 0))
         sys.exit(code)
-    except OSError as exc:  # a read-only or full disk, a folder without permission: every command's outputs
-        line = os_error_line(exc)
-        if line is None:
-            raise
-        _say_error(line)
-        sys.exit(2)
     except Exception as exc:
+        line = os_error_line(exc) if isinstance(exc, OSError) else None  # a read-only or full disk, a locked folder
+        line = line or _out_of_resources_line(exc, sys.argv[1:])
+        if line is not None:
+            _say_error(line)
+            sys.exit(2)
         # Usage errors from click (which Typer vendors): print click's own message, exit with its code (2).
         if hasattr(exc, "show") and hasattr(exc, "exit_code"):
             exc.show()

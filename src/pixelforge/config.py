@@ -136,4 +136,9 @@ def describe_errors(exc: ValidationError, model: type[BaseModel], task: str) -> 
 
 
 def save_config(config: BaseModel, path: Path) -> None:
-    path.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    """Write `config` as YAML, atomically: a resume rewrites a run's config.yaml, and a full disk midway left it
+    empty (the run then unreadable)."""
+    from pixelforge.runs.folder import atomic_write_bytes
+
+    text = yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+    atomic_write_bytes(Path(path), lambda handle: handle.write(text.encode()))

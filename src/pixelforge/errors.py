@@ -84,3 +84,50 @@ def os_error_line(exc: OSError) -> str | None:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return f"{path.parent}: {reason}; free some space or choose another output folder"
     return f"{path.parent}: {reason}, nothing can be written there; choose another output folder"
+
+
+# What torch says when memory runs out: CUDA's and MPS's "out of memory" (torch.OutOfMemoryError, a RuntimeError),
+# the CPU allocator's "DefaultCPUAllocator: can't allocate memory", and the C library's ENOMEM in words.
+OUT_OF_MEMORY_TEXTS = ("out of memory", "can't allocate memory", "cannot allocate memory", "failed to allocate memory")
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether `exc` says memory ran out: Python's MemoryError, torch.OutOfMemoryError, or a RuntimeError with
+    torch's words for it. Read without importing torch (this module is the lowest layer)."""
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return True
+    # ONNX Runtime's errors (RuntimeException, Fail: "Failed to allocate memory for requested buffer") are not
+    # RuntimeErrors; the server and the torch-free runtime meet them.
+    raised_by_a_runtime = isinstance(exc, RuntimeError) or type(exc).__module__.startswith("onnxruntime")
+    return raised_by_a_runtime and any(text in str(exc).lower() for text in OUT_OF_MEMORY_TEXTS)
+
+
+def memory_that_ran_out(exc: BaseException) -> str:
+    """"GPU memory" for CUDA's or MPS's message, else "memory" (the CPU's, whose allocator or Python said so)."""
+    text = str(exc)
+    return "GPU memory" if "CUDA" in text or "MPS" in text or "HIP" in text else "memory"
+
+
+# A DataLoader worker process that died (the kernel's OOM killer, a shared-memory limit such as Docker's 64 MB
+# /dev/shm) or too many open files (each batch a worker hands over is a file descriptor): both are fixed by loading
+# in the training process itself.
+WORKER_FAILURE_TEXTS = ("dataloader worker (pid", "too many open files", "received 0 items of ancdata",
+                        "unable to write to file </torch_")
+
+
+def is_worker_failure(exc: BaseException) -> bool:
+    """Whether `exc` is a DataLoader worker's death or the open-file limit (EMFILE) reached."""
+    if isinstance(exc, OSError) and exc.errno in (errno.EMFILE, errno.ENFILE):
+        return True
+    return isinstance(exc, RuntimeError) and any(text in str(exc).lower() for text in WORKER_FAILURE_TEXTS)
+
+
+def worker_failure_line(exc: BaseException, workers: int | None = None) -> str:
+    """One line for a worker's death or the open-file limit, with the option that avoids both."""
+    if isinstance(exc, OSError) and exc.errno in (errno.EMFILE, errno.ENFILE):
+        problem = "too many open files"
+    else:
+        problem = str(exc).strip().splitlines()[0].rstrip(". ") if str(exc).strip() else "a DataLoader worker died"
+    used = f" (--workers {workers} in use)" if workers else ""
+    return (f"data loading failed: {problem}{used}; load in the training process with --workers 0 (or raise the "
+            f"open-file limit with `ulimit -n 4096`, or the container's shared memory, e.g. docker --shm-size 2g)")

@@ -154,3 +154,24 @@ def test_every_server_setting_is_a_serve_option(monkeypatch, tmp_path):
     result = CliRunner().invoke(app, ["serve", str(tmp_path), "--max-files", "3"])
     assert result.exit_code == 0, result.output
     assert seen["settings"].max_files == 3
+
+
+def test_out_of_memory_in_the_model_is_a_503_naming_the_limits_to_lower(tiny_package, sample_images, monkeypatch):
+    """ONNX Runtime's "Failed to allocate memory" (an Exception, not a RuntimeError) and a MemoryError were a bare
+    500 "Internal Server Error" with the traceback in the log."""
+    from onnxruntime.capi.onnxruntime_pybind11_state import RuntimeException
+
+    from pixelforge.deploy.runtime.classify import Runtime as ClassifyRuntime
+
+    errors = iter([RuntimeException("Failed to allocate memory for requested buffer of size 8589934592"), MemoryError()])
+
+    def run_out(self, *args, **kwargs):
+        raise next(errors)
+
+    monkeypatch.setattr(ClassifyRuntime, "predict_batch", run_out)
+    with _client(tiny_package, max_batch=4) as client:
+        for _ in range(2):
+            answer = client.post("/v1/predict", files={"file": ("a.png", sample_images[0].read_bytes(), "image/png")})
+            assert answer.status_code == 503, answer.text
+            assert answer.json()["detail"].startswith("out of memory running the model on 1 image(s) (--max-batch 4, "
+                                                      "--max-pixels 50000000): send fewer or smaller images")

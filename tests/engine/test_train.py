@@ -285,7 +285,7 @@ class RaiseOutOfMemory:
 
 
 def test_out_of_memory_names_the_options_to_lower(tmp_path, shapes_dir):
-    with pytest.raises(PixelforgeError, match="lower --batch-size or --img-size"):
+    with pytest.raises(PixelforgeError, match="lower --batch-size"):
         pixelforge.train(str(shapes_dir), out=str(tmp_path / "oom"), epochs=1, callbacks=[RaiseOutOfMemory()], **TINY)
 
 

@@ -23,7 +23,8 @@ from pixelforge.engine.cpu_memory import peak_memory
 from pixelforge.engine.main_guard import check_main_guard
 from pixelforge.engine.progress import EpochProgress
 from pixelforge.engine.quiet import silenced
-from pixelforge.errors import Interrupted, PixelforgeError, sigterm_as_interrupt, signal_of
+from pixelforge.errors import (Interrupted, PixelforgeError, is_out_of_memory, memory_that_ran_out, sigterm_as_interrupt,
+                              signal_of)
 from pixelforge.runs import folder as rd
 from pixelforge.tasks.base import Task
 from pixelforge.tasks.config import build_config, load_config
@@ -151,6 +152,12 @@ def _train_in(task: Task, cfg: RunConfig, source, classes: list[str], run: Path,
         except (KeyboardInterrupt, BrokenPipeError) as interrupt:  # BrokenPipeError: our output's reader went away
             raise Interrupted(f"{run}: interrupted {stage[0]}; what was trained is saved: resume with "
                               f"`pixelforge train --resume {run}`", signal_of(interrupt)) from None
+        except Exception as exc:  # the epochs' own out-of-memory line is the engine's (engine/fit.py)
+            if stage[0] == "before its epochs" or not is_out_of_memory(exc):
+                raise
+            raise PixelforgeError(f"{run}: out of {memory_that_ran_out(exc)} {stage[0]}, scoring the best "
+                                  f"checkpoint; free the memory other programs hold and write the report with "
+                                  f"`pixelforge train --resume {run}`") from None
 
 
 def _train_and_report(task: Task, cfg: RunConfig, source, classes: list[str], run: Path, resume, callbacks,

@@ -8,6 +8,7 @@ function or a `functools.partial` of one, not a lambda.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
@@ -33,7 +34,8 @@ from pixelforge.engine.samplers import ItemSeeds, SeededItems
 from pixelforge.engine.schedule import build_optimizer, build_scheduler
 from pixelforge.engine.setup import TaskSetup
 from pixelforge.engine.threads import torch_threads
-from pixelforge.errors import Interrupted, PixelforgeError, raise_interrupt
+from pixelforge.errors import (UNWRITABLE, Interrupted, PixelforgeError, is_out_of_memory, is_worker_failure,
+                               memory_that_ran_out, os_error_line, raise_interrupt, worker_failure_line)
 
 log = logging.getLogger("pixelforge")
 
@@ -129,7 +131,13 @@ def _fit_process(fabric, build_setup, run: Path, config: FitConfig, resuming: bo
     `output` was unpickled in it)."""
     with _lightning_info(shown=not config.quiet):
         try:
-            return _train_process(fabric, build_setup, run, config, resuming, hooks, meta)
+            try:
+                return _train_process(fabric, build_setup, run, config, resuming, hooks, meta)
+            except Exception as exc:
+                line = _out_of_resources_line(exc, run, config, fabric)
+                if line is None:
+                    raise
+                raise PixelforgeError(line) from None
         except PixelforgeError as exc:
             if fabric.world_size > 1:
                 _record_process_error(run, fabric.global_rank, exc)
@@ -238,16 +246,38 @@ def _setup_trained(fabric, setup: TaskSetup, configured: dict) -> tuple:
 
 
 def _run(loop: Loop, state: LoopState, setup: TaskSetup, config: FitConfig) -> LoopState:
-    try:
-        # A linear head on cached features is too small to split across threads (measured 5-10x faster on one).
-        with torch_threads(1 if setup.path == "cached-features" else torch.get_num_threads()):
-            return loop.run(state)
-    except RuntimeError as exc:  # torch.OutOfMemoryError (CUDA) and CPU allocator failures are RuntimeErrors
-        if any(text in str(exc).lower() for text in ("out of memory", "can't allocate memory")):
-            size = f", {config.img_size}px" if config.img_size else ""
-            raise PixelforgeError(f"out of memory training {config.name} at batch size {config.batch_size}{size}: "
-                                  f"lower --batch-size or --img-size") from None
-        raise
+    # A linear head on cached features is too small to split across threads (measured 5-10x faster on one).
+    with torch_threads(1 if setup.path == "cached-features" else torch.get_num_threads()):
+        return loop.run(state)
+
+
+def _out_of_resources_line(exc: Exception, run: Path, config: FitConfig, fabric) -> str | None:
+    """One line for running out of memory (in a step, in validation, while the data is cached) or losing a
+    DataLoader worker: what ran out, the settings in use, the options that lower them, and how to go on (the loop
+    has saved what the steps trained). None for any other exception."""
+    saved = (run / "checkpoints" / "last.ckpt").exists()
+    if isinstance(exc, OSError) and os_error_line(exc) is not None and saved:  # the checkpoint before is whole
+        fix = "free some space" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "make it writable"
+        return f"{Path(exc.filename).parent}: {UNWRITABLE[exc.errno]}; {fix} and resume with `pixelforge train --resume {run}`"
+    if is_worker_failure(exc):
+        line = worker_failure_line(exc)
+        return line + (f"; what was trained is saved: resume with `pixelforge train --resume {run} --workers 0`"
+                       if saved else "")
+    if not is_out_of_memory(exc):
+        return None
+    smaller = max(1, config.batch_size // 2)
+    lower = [f"--batch-size (e.g. --batch-size {smaller})" if config.batch_size > 1 else "",
+             "--img-size" if config.img_size else ""]
+    advice = " or ".join(option for option in lower if option)
+    advice = f"lower {advice}" if advice else ""
+    if config.precision in ("32", "32-true"):  # mixed precision halves the activations
+        advice += (", or " if advice else "") + "use --precision bf16-mixed"
+    size = f", {config.img_size} px" if config.img_size else ""
+    device = f" on {fabric.device.type}" if fabric.device.type != "cpu" else ""
+    then = (f"; what was trained is saved: resume with `pixelforge train --resume {run} --batch-size {smaller}`"
+            if saved else "")
+    return (f"out of {memory_that_ran_out(exc)} training {config.name}{device} at batch size {config.batch_size}"
+            f"{size}, precision {config.precision}: {advice or 'free memory other programs hold'}{then}")
 
 
 def _loaders(setup: TaskSetup, config: FitConfig, fabric) -> tuple[DataLoader, DataLoader, EpochSampler]:

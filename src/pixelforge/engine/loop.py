@@ -39,7 +39,7 @@ from pixelforge.runs import folder as rd
 from pixelforge.engine.hooks import HookContext, call_hooks, hook_states, improved, load_hook_states, worst
 from pixelforge.engine.samplers import EpochSampler
 from pixelforge.engine.step_sums import StepSums
-from pixelforge.errors import Interrupted, PixelforgeError, signal_of
+from pixelforge.errors import Interrupted, PixelforgeError, is_out_of_memory, is_worker_failure, signal_of
 
 CHECKPOINT_EVERY_S = 5.0  # at most this much training is lost to a crash, and metrics.csv lags (module docstring)
 
@@ -56,6 +56,7 @@ class LoopState:
     train_sums: dict = field(default_factory=dict)  # count-weighted sums of the epoch's step scalars (step_sums.py)
     stopped_early: bool = False
     stop_reason: str = ""
+    batch_size: int = 0  # what `batch` counts in (a resume after running out of memory may lower it); 0: unknown
 
     @classmethod
     def from_checkpoint(cls, saved: dict) -> LoopState:
@@ -239,6 +240,8 @@ class Loop:
         self.ctx = HookContext(self.fabric, self.task, self.save_module, self.model, self.optimizers,
                                self.schedulers, state, self.run_dir, self.epochs)
         self._step_ctx = StepContext(self.fabric, self.model, self.optimizers, self.schedulers, state)
+        self._in_batches_of(state, self.train_loader.batch_size)
+        started_at = state.global_step
         with self._stop_on_signals():
             try:
                 stopped_before = state.stopped_early  # a resumed run that had already stopped does nothing
@@ -259,8 +262,24 @@ class Loop:
                     f"interrupted at epoch {state.epoch + 1}, batch {state.batch}; checkpoint saved: "
                     f"resume with `pixelforge train --resume {self.run_dir}`", signal_of(interrupt)
                 ) from None
+            except Exception as exc:
+                # Out of memory (or a DataLoader worker lost) mid-run: keep what the steps trained, at the batch it
+                # stopped before, as an interruption does; the caller says what to lower and how to resume.
+                if (is_out_of_memory(exc) or is_worker_failure(exc)) and (state.global_step > started_at
+                                                                           or self._pending_rows):
+                    self._save_last(state)
+                raise
         self._hook(state, "on_fit_end")
         return state
+
+    def _in_batches_of(self, state: LoopState, size: int | None) -> None:
+        """Count `state.batch` in batches of `size`: a run resumed with another --batch-size (after running out of
+        memory) starts where the samples done end, replaying at most one batch of them."""
+        if size and state.batch_size and state.batch_size != size and state.batch:
+            done = state.batch * state.batch_size
+            state.batch = len(self.train_loader) if done >= len(self.sampler) else done // size
+        if size:
+            state.batch_size = size
 
     @contextmanager
     def _stop_on_signals(self):

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import os
@@ -163,8 +164,10 @@ def atomic_write_bytes(path: Path, write) -> None:
                 os.fchmod(handle.fileno(), 0o666 & ~current_umask())
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename is None:  # a full disk met by write(): named, for its line
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise
 
 
@@ -283,10 +286,12 @@ def append_metrics(path: Path, row: dict) -> None:
         with open(path, newline="") as handle:
             rows = list(csv.DictReader(handle))
         columns = header + [key for key in row if key not in header]
-        with open(path, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=columns, restval="")
-            writer.writeheader()
-            writer.writerows([*rows, row])
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=columns, restval="")
+        writer.writeheader()
+        writer.writerows([*rows, row])
+        # Rewritten whole, never in place: a full disk midway would have lost every epoch's row.
+        atomic_write_bytes(path, lambda handle: handle.write(text.getvalue().encode()))
         return
     with open(path, "a", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(row))

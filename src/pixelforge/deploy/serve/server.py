@@ -40,6 +40,7 @@ from pixelforge.deploy.runtime.preprocess import UploadError
 from pixelforge.deploy.runtime.registry import load_runtime, runtime_class
 from pixelforge.deploy.serve.batcher import MicroBatcher
 from pixelforge.deploy.serve.uploads import UploadRejected, read_uploads
+from pixelforge.errors import is_out_of_memory, memory_that_ran_out
 
 STATIC = Path(__file__).parent / "static"
 UPLOAD_FIELD = "file"
@@ -170,9 +171,18 @@ async def _predict(request: Request, runtime: TaskRuntime, batcher, settings: Se
                                  request.stream(), UPLOAD_FIELD, settings.max_bytes, settings.max_files)
     inputs = await asyncio.gather(*[run_in_threadpool(_decode, runtime, u.data, u.filename, settings.max_pixels)
                                     for u in uploads])
-    outputs = await batcher.submit(list(inputs))
-    answers = await asyncio.gather(*[run_in_threadpool(runtime.answer, x, y, **options)
-                                     for x, y in zip(inputs, outputs)])
+    try:
+        outputs = await batcher.submit(list(inputs))
+        answers = await asyncio.gather(*[run_in_threadpool(runtime.answer, x, y, **options)
+                                         for x, y in zip(inputs, outputs)])
+    except Exception as exc:
+        if not is_out_of_memory(exc):
+            raise
+        # 503: the server is short of memory now, not the request malformed; a smaller one may pass.
+        raise UploadRejected(503, f"out of {memory_that_ran_out(exc)} running the model on {len(inputs)} image(s) "
+                                  f"(--max-batch {settings.max_batch}, --max-pixels {settings.max_pixels}): send fewer "
+                                  f"or smaller images, or serve with a lower --max-batch or --max-pixels, or "
+                                  f"--precision int8") from None
     body = runtime.response(model_name, [{"filename": u.filename, **a} for u, a in zip(uploads, answers)])
     return {**body, "elapsed_ms": round(1000 * (time.perf_counter() - started), 2)}
 
