@@ -3,6 +3,7 @@ checked by the task tests on their own runs and packages and by tests/deploy/tes
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 
@@ -28,3 +29,20 @@ def check_served_answer(body: dict, task: str, width: int, height: int) -> None:
     assert body["task"] == task and body["predictions"]
     for answer in body["predictions"]:
         assert (answer["task"], answer["width"], answer["height"]) == (task, width, height), answer
+
+
+def predict_json(cli, source, images: list, out: Path, *options) -> list[dict]:
+    """`pixelforge predict SOURCE IMAGES --json --out OUT`'s rows (exit 1 allowed: a broken file among them)."""
+    done = cli("predict", source, *images, "--json", "--out", out, *options)
+    assert done.returncode in (0, 1), done.stderr
+    return json.loads(done.stdout)
+
+
+def check_run_and_package(cli, run, package, images: list, out: Path, task: str, output_key: str | None,
+                          *options) -> None:
+    """`predict --json` from the run and from its package: the common keys on each, the same keys on both."""
+    from_run = predict_json(cli, run, images, out / "run", *options)
+    from_package = predict_json(cli, package, images, out / "package", *options)
+    check_common_keys(from_run, task, output_key)
+    check_common_keys(from_package, task, output_key)
+    check_same_keys(from_run, from_package)
