@@ -380,6 +380,8 @@ def test_evaluate_reports_real_file_bpp_and_classical_codecs_at_the_same_bpp(run
     assert [s["refine_steps"] for s in m["curve"]] == [2, 2] and m["unrefined"]["curve"][0]["refine_steps"] == 0
     assert m["bpp"] > 0 and 5 < m["psnr"] < 60 and m["jpeg_psnr_at_bpp"] is not None
     assert (tmp_path / "eval" / "rd_curve.png").stat().st_size > 10_000
+    # what every task's `evaluate --json` has (docs/deployment.md): the task and the split scored (a plain folder)
+    assert result.to_json()["task"] == "compress" and m["split"] == "all"
     json.dumps(result.to_json())
 
 
