@@ -12,6 +12,7 @@ def test_evaluate_json_has_accuracy_and_metrics(cli, tiny_run, shapes_dir):
     assert result.returncode == 0, result.stderr
     metrics = json.loads(result.stdout)
     assert 0.0 <= metrics["accuracy"] <= 1.0 and metrics["split"] == "test"
+    assert list(metrics)[0] == "task" and metrics["task"] == "classify"  # as every task's evaluate --json names it
     assert set(metrics["per_class"]) == {"circle", "square", "star", "triangle"}
     assert {"macro_f1", "weighted_f1", "ece", "confusion_matrix"} <= set(metrics)
     assert (tiny_run / "eval-test" / "confusion_matrix.png").is_file()

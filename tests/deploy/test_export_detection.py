@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from pixelforge.errors import PixelforgeError
+from tests.output_checks import check_run_and_package
 from tests.tasks.test_detection import write_tiny_coco
 
 pytestmark = pytest.mark.xdist_group("export_detection")  # the module's trained run is built once, on one worker
@@ -156,7 +157,7 @@ def test_detector_limits_are_the_models_own_nms_settings():
     assert detector_limits(fcos) == (fcos.nms_thresh, fcos.detections_per_img) == (0.6, 100)
 
 
-def test_package_predicts_without_torch(tmp_path, detect_run):
+def test_package_predicts_without_torch(tmp_path, detect_run, cli):
     from pixelforge.tasks.detect.export import export_package
 
     run, root = detect_run
@@ -176,6 +177,8 @@ def test_package_predicts_without_torch(tmp_path, detect_run):
         assert first[0]["label"] in ("box", "disc") and len(first[0]["box"]) == 4
     assert (tmp_path / "out" / f"{image.stem}.png").is_file()
     assert isinstance(json.loads((tmp_path / "out" / "predictions.json").read_text()), list)
+    # the keys every task's rows have, the same from the run and the package (the run's rows lacked "summary")
+    check_run_and_package(cli, run, package, [image], tmp_path / "keys", "detect", "annotated", "--score-threshold", "0")
 
 
 def _fp16_parts(path) -> tuple[set, set]:

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from pixelforge.errors import PixelforgeError
+from tests.output_checks import check_run_and_package
 from tests.tasks.test_instance import write_tiny_instance
 
 pytestmark = pytest.mark.xdist_group("export_instance")  # the module's trained run is built once, on one worker
@@ -102,7 +103,7 @@ def test_package_predicts_rle_masks_without_torch(tmp_path, instance_package, in
     assert images[0] == {"id": 1, "file_name": paths[0], "width": 150, "height": 70}
 
 
-def test_cli_predicts_with_an_instance_package(tmp_path, instance_package, instance_run):
+def test_cli_predicts_with_an_instance_package(tmp_path, instance_package, instance_run, cli):
     from typer.testing import CliRunner
 
     from pixelforge.cli import app
@@ -113,6 +114,8 @@ def test_cli_predicts_with_an_instance_package(tmp_path, instance_package, insta
     assert done.exit_code == 0, done.output
     assert json.loads(done.output.strip().splitlines()[-1])[0]["summary"].endswith(tuple("0123456789"))
     assert (tmp_path / "o" / "predictions.json").is_file() and (tmp_path / "o" / "003.png").is_file()
+    check_run_and_package(cli, instance_run[0], instance_package, [image], tmp_path / "keys", "instance", "annotated",
+                          "--score-threshold", "0")
 
 
 def test_server_answers_an_rle_mask_per_detection(instance_package, instance_run):

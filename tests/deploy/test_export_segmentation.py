@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from pixelforge.errors import PixelforgeError
+from tests.output_checks import check_common_keys, check_same_keys
 from tests.tasks.test_segmentation import CLASSES, write_tiny_masks
 
 
@@ -121,6 +122,9 @@ def test_a_package_predicts_the_run_s_masks_pixel_for_pixel_on_square_8_bit_imag
     from_package = predict_package(package, [str(p) for p in images], tmp_path / "package-out")
     for a, b in zip(from_run, from_package):
         assert np.array_equal(np.asarray(Image.open(a["mask"])), np.asarray(Image.open(b["mask"])))
+    check_common_keys(from_run, "segment", "mask")
+    check_common_keys(from_package, "segment", "mask")
+    check_same_keys(from_run, from_package)
 
 
 def pixelforge_predict(run, images, out):

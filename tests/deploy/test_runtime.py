@@ -19,7 +19,7 @@ def test_predict_package_json_matches_predicting_from_the_run(cli, tiny_run, tin
     from_package = json.loads(result.stdout)
     assert [r["path"] for r in from_package] == [r["path"] for r in from_run]
     assert from_package[0]["path"] == image
-    assert all(set(r) == {"path", "label", "score", "top_k"} and len(r["top_k"]) == 3 for r in from_package)
+    assert all(set(r) == {"path", "task", "label", "score", "top_k"} and len(r["top_k"]) == 3 for r in from_package)
     fp32 = _predict_fp32(tiny_package, [r["path"] for r in from_run])
     assert [r["label"] for r in fp32] == [r["label"] for r in from_run]
     assert max(abs(a["score"] - b["score"]) for a, b in zip(fp32, from_run)) < 1e-4

@@ -12,6 +12,7 @@ from pixelforge.data.captions.shapes import write_shapes_captions
 from pixelforge.metrics.captions import corpus_bleu
 from pixelforge.tasks.common.card import fmt
 from tests.card_checks import card_and_metrics, check_common_sections, check_package_card, row
+from tests.output_checks import check_run_and_package
 
 pytestmark = pytest.mark.xdist_group("caption")
 TINY = dict(task="caption", weights="none", img_size=64, epochs=1, batch_size=16, embed_dim=16, hidden_dim=32,
@@ -56,7 +57,7 @@ def test_two_training_steps_write_a_run_that_evaluates_and_predicts(caption_run,
 
     images = sorted((caption_data / "images" / "test").glob("*.png"))[:2]
     predictions = pixelforge.predict(caption_run, images, beam=1)
-    assert [set(p) for p in predictions] == [{"path", "caption", "tokens", "score"}] * 2
+    assert [set(p) for p in predictions] == [{"path", "task", "caption", "tokens", "score"}] * 2
     assert all(p["caption"] == " ".join(p["tokens"]) for p in predictions)
 
     # `pixelforge explain` on a caption run: one attention strip per image, same caption as predict.
@@ -125,7 +126,7 @@ def test_an_encoder_captioning_cannot_use_is_refused_before_any_work(caption_dat
 
 
 
-def test_export_gives_pytorch_s_captions_without_torch_and_serves_attention(caption_run, caption_data, tmp_path):
+def test_export_gives_pytorch_s_captions_without_torch_and_serves_attention(caption_run, caption_data, tmp_path, cli):
     from PIL import Image
 
     from pixelforge.deploy.runtime.registry import load_runtime, predict_package
@@ -139,6 +140,7 @@ def test_export_gives_pytorch_s_captions_without_torch_and_serves_attention(capt
     from_run = pixelforge.predict(caption_run, images)
     from_package = predict_package(tmp_path / "pkg", images)
     assert [p["caption"] for p in from_package] == [p["caption"] for p in from_run]
+    check_run_and_package(cli, caption_run, tmp_path / "pkg", images[:1], tmp_path / "keys", "caption", None)
 
     runtime = load_runtime(tmp_path / "pkg")
     image = Image.open(images[0]).convert("RGB")

@@ -22,6 +22,7 @@ from pixelforge.deploy.runtime.pfc import PfcError, parse_pfc  # noqa: E402
 from pixelforge.runs import folder as rd  # noqa: E402
 from pixelforge.tasks.common.card import fmt  # noqa: E402
 from tests.card_checks import card_and_metrics, check_common_sections, check_package_card, row  # noqa: E402
+from tests.output_checks import check_common_keys, predict_json  # noqa: E402
 
 pytestmark = pytest.mark.xdist_group("compress")  # the module's runs are shared fixtures: one worker
 
@@ -379,6 +380,8 @@ def test_evaluate_reports_real_file_bpp_and_classical_codecs_at_the_same_bpp(run
     assert [s["refine_steps"] for s in m["curve"]] == [2, 2] and m["unrefined"]["curve"][0]["refine_steps"] == 0
     assert m["bpp"] > 0 and 5 < m["psnr"] < 60 and m["jpeg_psnr_at_bpp"] is not None
     assert (tmp_path / "eval" / "rd_curve.png").stat().st_size > 10_000
+    # what every task's `evaluate --json` has (docs/deployment.md): the task and the split scored (a plain folder)
+    assert result.to_json()["task"] == "compress" and m["split"] == "all"
     json.dumps(result.to_json())
 
 
@@ -435,7 +438,7 @@ def test_package_predict_gives_a_second_photo_of_the_same_name_its_own_files(pac
     assert (tmp_path / "out" / "1-2.png").is_file()
 
 
-def test_package_predict_json_names_the_decoded_png_it_writes(packages, tmp_path):
+def test_package_predict_json_names_the_decoded_png_it_writes(packages, tmp_path, cli):
     """`predict PACKAGE --json` lists the decoded PNG beside the .pfc (before: written but named nowhere, while
     denoise, style and segment name every file they write), and its PSNR is the PNG's."""
     from pixelforge.deploy.runtime import predict_package
@@ -447,6 +450,9 @@ def test_package_predict_json_names_the_decoded_png_it_writes(packages, tmp_path
     assert decoded == tmp_path / "out" / "c.png" and decoded.is_file()
     original = np.asarray(Image.open(tmp_path / "c.png").convert("RGB"))
     assert image_psnr(original, np.asarray(Image.open(decoded))) == pytest.approx(result["psnr"], abs=1e-3)
+    # the keys every task's rows have: `output` is the .pfc, the task's own `file` (docs/deployment.md)
+    check_common_keys(predict_json(cli, packages["hyperprior"], [tmp_path / "c.png"], tmp_path / "keys"), "compress",
+                      "file")
 
 
 def test_bd_rate_follows_bjontegaard_on_known_curves():

@@ -22,6 +22,7 @@ from pixelforge.runs import folder as rd
 from pixelforge.tasks.common.card import fmt
 from tests.deploy.test_runtime_without_torch import NO_TORCH
 from tests.card_checks import card_and_metrics, check_common_sections, check_package_card, row
+from tests.output_checks import check_run_and_package
 from tests.engine.test_train import InterruptAt
 
 pytestmark = pytest.mark.xdist_group("denoise")  # one training shared by the tests below (loadgroup)
@@ -224,7 +225,7 @@ def test_a_split_whose_only_image_is_broken_names_the_file(tmp_path):
                          out=str(tmp_path / "run"), **TINY)
 
 
-def test_export_passes_parity_and_the_package_predicts_without_torch_as_the_run(dncnn_run, photos, tmp_path):
+def test_export_passes_parity_and_the_package_predicts_without_torch_as_the_run(dncnn_run, photos, tmp_path, cli):
     pixelforge.export(dncnn_run, tmp_path / "pkg")
     check_package_card(tmp_path / "pkg", dncnn_run)
     parity = json.loads((Path(tmp_path / "pkg") / "parity.json").read_text())
@@ -239,6 +240,9 @@ def test_export_passes_parity_and_the_package_predicts_without_torch_as_the_run(
     assert done.returncode == 0, done.stderr
     got = load_image_any(tmp_path / "onnx" / image.name)
     assert got.shape == expected.shape and np.abs(got.astype(int) - expected.astype(int)).max() <= 1
+    (tmp_path / "broken.png").write_bytes(b"not an image")  # the common keys, the same from the run and the package
+    check_run_and_package(cli, dncnn_run, tmp_path / "pkg", [image, tmp_path / "broken.png"], tmp_path / "keys",
+                          "denoise", "output")
 
 
 def test_fp16_and_int8_packages_are_checked_in_psnr_and_predict_under_precision(dncnn_run, photos, tmp_path, cli):

@@ -333,6 +333,7 @@ def test_evaluate_reports_fid_kid_floor_n_and_the_judges_class_scores(gan_run, c
     metrics = json.loads(result.stdout)
     assert {"fid_lite0", "kid_lite0", "fid_real_floor", "n", "conditional_accuracy", "class_coverage"} <= set(metrics)
     assert metrics["n"] == 16 and metrics["fid_real_floor"] > 0 and "Lite0" in metrics["extractor"]
+    assert metrics["task"] == "gan"  # as every task's evaluate --json names it (no split: FID reads every image)
     assert 0 <= metrics["conditional_accuracy"] <= 1 and metrics["class_coverage"] in (0, 0.5, 1)
     assert (gan_run / "judge" / "classifier.pt").is_file()  # trained once on the real images, cached
 

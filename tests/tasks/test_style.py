@@ -24,6 +24,7 @@ from pixelforge.tasks.common.card import fmt
 from pixelforge.tasks.style.lossnet import (build_loss_network, content_loss, gram_matrix, relative_mse, style_loss,
                                            total_variation)
 from tests.card_checks import check_common_sections, check_package_card, row
+from tests.output_checks import check_run_and_package
 
 pytestmark = pytest.mark.xdist_group("style")  # one worker builds the tiny run once for the module
 SRC = str(Path(pixelforge.__file__).resolve().parents[1])
@@ -723,3 +724,12 @@ def test_the_run_s_model_card_states_its_best_epoch_losses_and_the_weights_origi
         assert row(name, fmt(best[f"train_{key}"]), fmt(best[f"val_{key}"])) in card
     assert "Apache-2.0" in card and "Magenta" in card  # the Lite0 loss network's and the arbitrary networks' origin
     check_package_card(package, tiny_run)
+
+
+def test_predict_json_from_the_run_and_its_package_has_the_keys_every_task_s_rows_have(tiny_run, package, images,
+                                                                                       tmp_path, cli):
+    """`path`, `task`, and `output` beside the task's own `stylized` (docs/deployment.md), the same keys both ways;
+    the broken file's row has no `output`."""
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    check_run_and_package(cli, tiny_run, package, [images["photos"][0], tmp_path / "broken.png"], tmp_path, "style",
+                          "stylized")

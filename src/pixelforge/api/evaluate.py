@@ -21,7 +21,7 @@ def evaluate(run_dir: str | Path, data: str | None = None, split: str | None = N
     and `compare` (per-group metrics and a before/after table, see docs/fairness.md).
 
     Returns an `EvalResult` (runs/result.py): `metrics` (the task's own names: accuracy, map50, miou, psnr, ...),
-    `out_dir`, `figures`, `unreadable`; `to_json()` is what `pixelforge evaluate --json` prints.
+    `out_dir`, `figures`, `unreadable`, `task`; `to_json()` is what `pixelforge evaluate --json` prints.
 
     Example:
         >>> evaluate("runs/digits", data="digits").metrics["accuracy"]  # doctest: +SKIP
@@ -31,5 +31,6 @@ def evaluate(run_dir: str | Path, data: str | None = None, split: str | None = N
         raise PixelforgeError(f"{out}: a file, not a folder; --out names the folder for metrics.json and the figures")
     task = get_task(run_task_name(run_dir))
     result = task.evaluate(Path(run_dir), data=data, split=split, out=Path(out) if out else None, **options)
+    result.task = result.task or task.name  # `evaluate --json`'s "task", as every task's answer has it
     task.refresh_card(Path(run_dir))  # the card reports the run's own evaluations: now with these figures
     return result

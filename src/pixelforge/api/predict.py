@@ -16,8 +16,9 @@ from pixelforge.tasks.registry import get_task
 
 
 def predict(run_dir: str | Path, paths: str | Path | list, out: str | Path | None = None, **options) -> list[dict]:
-    """One result dict per image, with the keys `pixelforge predict --json` prints (classify: path, label, score,
-    top_k; detect: path, image_id, annotated, detections; ...). `paths`: image files, folders or glob patterns (a
+    """One result dict per image, with the keys `pixelforge predict --json` prints: every task's `path` (the input),
+    `task`, and `output` (the main file written, when the row wrote one), and the task's own (classify: label,
+    score, top_k; detect: image_id, annotated, detections; ...); a run's rows and its package's have the same keys. `paths`: image files, folders or glob patterns (a
     list, or one of them). `run_dir`: a run folder, or a package folder from `export` (predicted with ONNX Runtime,
     as `pixelforge predict PACKAGE` does). Task options: classify `top_k`; detect/instance `score_threshold`,
     `nms_iou`; box, mask and image tasks write their pictures and results into `out` (default RUN/predictions, or
@@ -44,10 +45,13 @@ def predict(run_dir: str | Path, paths: str | Path | list, out: str | Path | Non
 
         _check_option_types(runtime_class(run).predict_files, options)
         return predict_package(run, paths, Path(out) if out else None, loaders=TORCH_LOADERS, **options)
+    from pixelforge.deploy.runtime.rows import with_common_keys
+
     task = get_task(run_task_name(run))
     _check_option_types(type(task).predict, options)
     with multi_frame_warnings():  # an animated GIF or a TIFF stack: frame 1 is predicted, and the user is told
-        return task.predict(run, paths, out=Path(out) if out else new_file_path(run / "predictions"), **options)
+        rows = task.predict(run, paths, out=Path(out) if out else new_file_path(run / "predictions"), **options)
+    return with_common_keys(rows, task.name, task.predict_output)
 
 
 def _check_option_types(function, options: dict) -> None:

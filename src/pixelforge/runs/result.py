@@ -12,6 +12,7 @@ class EvalResult:
     out_dir: Path
     figures: dict = field(default_factory=dict)
     unreadable: list = field(default_factory=list)
+    task: str = ""  # the task that scored the run (`pixelforge.evaluate` sets it): `evaluate --json`'s "task"
 
     @property
     def accuracy(self) -> float:  # classification's headline number
@@ -22,5 +23,8 @@ class EvalResult:
         return self.metrics["miou"]
 
     def to_json(self) -> dict:
-        return {**self.metrics, "figures": {k: str(v) for k, v in self.figures.items()},
+        """What `pixelforge evaluate --json` prints: `task`, the task's metrics (with `split`, the split scored,
+        where the task scores one), `figures` and `unreadable_images`."""
+        return {**({"task": self.task} if self.task else {}), **self.metrics,
+                "figures": {k: str(v) for k, v in self.figures.items()},
                 "unreadable_images": self.unreadable}

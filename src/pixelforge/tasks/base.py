@@ -228,8 +228,14 @@ class Task:
         """`evaluate --task NAME --data DIR --ways N --shots K --episodes E`: episodic few-shot accuracy, no run."""
         raise self._unsupported("evaluate --ways/--shots/--episodes")
 
+    # The key of `predict`'s rows naming the main file written (style "stylized"), which `pixelforge.predict` copies
+    # to the "output" every task's rows share (deploy/runtime/rows.py); None: this task's rows write no file. The
+    # same as the task's package runtime's `output_key`, so a run's rows and its package's have the same keys.
+    predict_output: str | None = None
+
     def predict(self, run: Path, paths: list, *, out: Path | None = None, **options) -> list[dict]:
-        """Predict image files with a run folder (PyTorch); one dict per image."""
+        """Predict image files with a run folder (PyTorch); one dict per image (`pixelforge.predict` adds the keys
+        every task's rows have: `path`, `task`, `output`)."""
         raise self._unsupported("predict")
 
     def describe_prediction(self, result: dict) -> str:

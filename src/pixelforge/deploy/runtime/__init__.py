@@ -14,6 +14,7 @@ only `pixelforge.errors` and the torch-free `pixelforge.data` readers; export, s
     answers.py     the JSON answers for boxes and masks, and the overlays' one-line summaries
     boxes.py       IoU and NMS in NumPy;  rle.py: COCO RLE;  draw.py: mask PNGs, boxes and masks on frames
     box_files.py / mask_files.py   the files `predict` writes for box and mask packages
+    rows.py        the keys every `predict` row has (path, task, output), for runs and packages alike
 
 Example:
     >>> from pixelforge.deploy.runtime import load_runtime, predict_package

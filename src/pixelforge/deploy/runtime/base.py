@@ -42,6 +42,9 @@ class TaskRuntime:
     hidden_settings: tuple[str, ...] = ()
     # Why `pixelforge serve` cannot serve this task's packages, with `{package}` to fill in (None: it can).
     serve_refusal: str | None = None
+    # The key of `predict_files`' rows naming the main file written (style "stylized"), copied to the "output" every
+    # task's rows share (rows.py); None: this task's rows write no file.
+    output_key: str | None = None
 
     def metadata(self) -> dict:
         """What `GET /v1/model` says about the model (the server adds precision, providers, limits, card)."""
@@ -75,9 +78,16 @@ class TaskRuntime:
         raise NotImplementedError
 
     def predict_files(self, paths: list, out: str | Path | None = None, **options) -> list[dict]:
-        """`pixelforge predict PACKAGE PATHS`: one result dict per image; box and mask tasks also write their
-        pictures and results into `out`. Options a task does not have are a one-line error."""
+        """`pixelforge predict PACKAGE PATHS`: one result dict per image, with the keys every task's rows have
+        (`with_common_keys`); box, mask and image tasks also write their files into `out`. Options a task does not
+        have are a one-line error."""
         raise NotImplementedError
+
+    def with_common_keys(self, rows: list[dict]) -> list[dict]:
+        """`predict_files`' rows with the keys every task's have: `path`, `task`, `output` (rows.py)."""
+        from pixelforge.deploy.runtime.rows import with_common_keys
+
+        return with_common_keys(rows, self.task, self.output_key)
 
     def output_folder(self, out: str | Path | None) -> Path:
         """`out`, else `predictions` in the current directory, numbered (predictions-2...) past an earlier call's:

@@ -79,7 +79,7 @@ class CaptionRuntime(DenseRuntime):
             results.append({"path": str(path), **{k: answer[k] for k in ("caption", "tokens", "score")}})
             if progress is not None:
                 progress(1)
-        return results
+        return self.with_common_keys(results)
 
     @staticmethod
     def describe_result(result: dict) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -21,7 +22,7 @@ from pixelforge.data.images import ImageReadError
 from pixelforge.deploy.runtime.base import TaskRuntime
 from pixelforge.deploy.runtime.package import Package, read_package
 from pixelforge.deploy.runtime.preprocess import (decode_bytes, decode_file, frame_to_image, resize_and_crop,
-                                                  to_model_input)
+                                                  to_model_input, upright_size)
 from pixelforge.deploy.runtime.session import ModelLoaders, load_model
 
 
@@ -114,13 +115,13 @@ class Runtime(TaskRuntime):
 
     def predict_files(self, paths: list[str], out: str | Path | None = None, *, top_k: int = 1, batch_size: int = 32,
                       progress: Callable[[int], None] | None = None, **options) -> list[dict]:
-        """One dict per image, like `pixelforge.predict`: `path` (as given), `label`, `score`, `top_k`;
+        """One dict per image, like `pixelforge.predict`: `path` (as given), `task`, `label`, `score`, `top_k`;
         unreadable files come last with `label` None and an `error` message. Nothing is written (`out` unused)."""
         self.reject_options("predict", options)
         logits, kept, errors = self.logits_for_files(paths, batch_size, progress)
         results = [{"path": path, "label": ranked[0]["label"], "score": ranked[0]["score"], "top_k": ranked}
                    for path, ranked in zip(kept, self.rank(logits, top_k))]
-        return results + errors
+        return self.with_common_keys(results + errors)
 
     @staticmethod
     def describe_result(result: dict) -> str:
@@ -140,20 +141,25 @@ class Runtime(TaskRuntime):
             return list(pool.map(work, paths))
 
     # ---- the TaskRuntime interface: serving and video -------------------------------------------------------
-    def decode_upload(self, data: bytes, name: str, max_pixels: int | None) -> np.ndarray:
-        """An upload's centre crop (decoded at reduced size where JPEG allows: only the crop is needed)."""
-        return self.crop(decode_bytes(data, self.preprocess.resize_short_side, max_pixels, name or "upload"))
+    def decode_upload(self, data: bytes, name: str, max_pixels: int | None) -> "Upload":
+        """An upload's centre crop (decoded at reduced size where JPEG allows: only the crop is needed), with the
+        upload's own upright size, which the answer reports as every task's does."""
+        crop = self.crop(decode_bytes(data, self.preprocess.resize_short_side, max_pixels, name or "upload"))
+        return Upload(crop, *upright_size(data))
 
-    def predict_batch(self, crops: list[np.ndarray]) -> np.ndarray:
-        return self.logits_for_crops(crops)
+    def predict_batch(self, uploads: list["Upload"]) -> np.ndarray:
+        return self.logits_for_crops([upload.crop for upload in uploads])
 
-    def answer(self, crop, logits: np.ndarray, *, top_k: int = 1, **options) -> dict:
+    def answer(self, upload: "Upload", logits: np.ndarray, *, top_k: int = 1, **options) -> dict:
         ranked = self.rank(logits[None], top_k)[0]
-        return {"label": ranked[0]["label"], "score": ranked[0]["score"], "top_k": ranked}
+        return {"task": self.task, "width": upload.width, "height": upload.height, "label": ranked[0]["label"],
+                "score": ranked[0]["score"], "top_k": ranked}
 
     def response(self, model_name: str, answers: list[dict]) -> dict:
-        # Classification's answer predates tasks; clients read it as it was: no "task", the manifest's name.
-        return {"model": self.package.manifest.get("name"), "precision": self.precision, "predictions": answers}
+        # Classification's answer predates tasks: "model" stays the manifest's name, as clients read it; "task" is
+        # added, as every other task's response has it.
+        return {"model": self.package.manifest.get("name"), "task": self.task, "precision": self.precision,
+                "predictions": answers}
 
     def predict_frame(self, frame: np.ndarray, **options) -> dict:
         """The top {label, score} of one BGR frame."""
@@ -165,3 +171,11 @@ class Runtime(TaskRuntime):
     def label(self, prediction: dict) -> str:
         return prediction["label"]
 
+
+@dataclass(frozen=True)
+class Upload:
+    """One upload for the server: the centre crop the model sees, and the upload's own (upright) size."""
+
+    crop: np.ndarray
+    width: int
+    height: int

@@ -47,6 +47,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 class CompressionRuntime(TaskRuntime):
     task = "compress"
+    output_key = "file"
     title = "learned image compression"
     hidden_settings = SERIAL_SETTINGS + ("score_threshold", "nms_iou")
 
@@ -118,7 +119,7 @@ class CompressionRuntime(TaskRuntime):
                             "summary": f"{result['bpp']:.3f} bpp, PSNR {result['psnr']:.2f} dB"})
             if progress:
                 progress(len(results))
-        return results
+        return self.with_common_keys(results)
 
     def predict_frame(self, frame: np.ndarray, **options) -> dict:
         return self.predict_images([np.ascontiguousarray(frame[..., ::-1])])[0]

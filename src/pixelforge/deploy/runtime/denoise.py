@@ -141,6 +141,7 @@ class DenoiseRuntime(DenseRuntime):
     """A denoising package ready to denoise images of any size."""
 
     task = "denoise"
+    output_key = "output"
     title = "Image denoising"
 
     def colors(self) -> dict[str, str]:
@@ -160,7 +161,7 @@ class DenoiseRuntime(DenseRuntime):
     def predict_files(self, paths: list, out: str | Path | None = None, *, progress=None, **options) -> list[dict]:
         """OUT/STEM.png per image: denoised, same size and bit depth."""
         self.reject_options("predict", options)
-        return denoise_files(paths, self.output_folder(out), self.denoise, progress)
+        return self.with_common_keys(denoise_files(paths, self.output_folder(out), self.denoise, progress))
 
     # ---- serving: the upload is the clean reference ----------------------------------------------------------
     def predict_batch(self, inputs: list) -> list:

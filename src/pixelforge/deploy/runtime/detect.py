@@ -64,6 +64,7 @@ class DetectionRuntime(DenseRuntime):
     """A detection package ready to predict (see the module docstring for the model's contract)."""
 
     task = "detect"
+    output_key = "annotated"
     title = "Object detection"
 
     def __init__(self, *args, **kwargs):
@@ -122,8 +123,8 @@ class DetectionRuntime(DenseRuntime):
         from pixelforge.deploy.runtime.box_files import predict_box_files
 
         self.reject_options("predict", options)
-        return predict_box_files(self, paths, self.output_folder(out),
-                                 score_threshold, nms_iou, progress)
+        return self.with_common_keys(predict_box_files(self, paths, self.output_folder(out), score_threshold,
+                                                       nms_iou, progress))
 
     # ---- serving and video --------------------------------------------------------------------------------------
     def answer(self, image: Image.Image, output: dict, *, score_threshold: float = 0.3, **options) -> dict:

@@ -121,6 +121,22 @@ def decode_bytes(data: bytes, min_side: int | None = None, max_pixels: int | Non
         raise TruncatedImageError(f"{name}: the image data is truncated or corrupt ({exc}); send the whole file") from None
 
 
+def upright_size(data: bytes) -> tuple[int, int]:
+    """(width, height) of an image held in memory as `decode_bytes` turns it upright (EXIF orientations 5-8 swap
+    them), read from its header: the size before any reduced-size (draft) decoding.
+
+    Example:
+        >>> import io; from PIL import Image
+        >>> buf = io.BytesIO(); Image.new("RGB", (40, 30)).save(buf, "PNG")
+        >>> upright_size(buf.getvalue())
+        (40, 30)
+    """
+    with Image.open(io.BytesIO(data)) as img:
+        width, height = img.size
+        orientation = img.getexif().get(0x0112, 1)
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
 def decode_file(path: str | Path, min_side: int | None = None) -> Image.Image:
     """Decode an image file exactly as training did (`load_rgb`); raises `ImageReadError` naming the file."""
     return load_rgb(path, min_side=min_side)

@@ -62,7 +62,7 @@ def predict_package(package: str | Path, paths: list, out: str | Path | None = N
     any task `progress` (called with the number of images done). Box and mask tasks write their pictures and
     results into `out` (default `predictions` in the current directory, or predictions-2... after an earlier call;
     never inside the package); classification
-    writes nothing.
+    writes nothing. Every row has `path` and `task`, and `output` when it wrote a file (rows.py).
 
     Example:
         >>> predict_package("packages/shapes", ["photos/"], top_k=2)[0]["top_k"][1]["label"]  # doctest: +SKIP

@@ -79,6 +79,7 @@ class SegmentationRuntime(DenseRuntime):
     """A segmentation package ready to predict."""
 
     task = "segment"
+    output_key = "mask"
     title = "Semantic segmentation"
 
     def colors(self) -> dict[str, str]:
@@ -113,8 +114,8 @@ class SegmentationRuntime(DenseRuntime):
                 progress(1)
             return mask
 
-        return predict_files(paths, self.output_folder(out), self.classes, predict,
-                             self.bit_depth)
+        return self.with_common_keys(predict_files(paths, self.output_folder(out), self.classes, predict,
+                                                   self.bit_depth))
 
     # ---- serving and video --------------------------------------------------------------------------------------
     def decode_upload(self, data: bytes, name: str, max_pixels: int | None):

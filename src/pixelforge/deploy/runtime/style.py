@@ -52,6 +52,7 @@ class StyleRuntime(DenseRuntime):
     """A style package ready to stylize."""
 
     task = "style"
+    output_key = "stylized"
     title = "Style transfer"
 
     def __init__(self, *args, **kwargs):
@@ -99,7 +100,7 @@ class StyleRuntime(DenseRuntime):
             results.append({"path": str(path), "stylized": str(target), "summary": f"stylized -> {target}"})
             if progress is not None:
                 progress(1)
-        return results
+        return self.with_common_keys(results)
 
     # ---- serving -------------------------------------------------------------------------------------------
     def answer(self, image: Image.Image, output: dict, **options) -> dict:

@@ -96,8 +96,9 @@ def compare_runs(compare: Path | None, own: Path) -> list[Path]:
 
 
 def evaluation_images(run: Path, data: str | None, split: str | None,
-                      include_train: bool = False) -> tuple[list[Path], str, int | None]:
-    """(the images to score, their name for RUN/eval-NAME, how many of the run's training images were left out).
+                      include_train: bool = False) -> tuple[list[Path], str, str, int | None]:
+    """(the images to score, their name for RUN/eval-NAME, the split scored (`all`: every image of `data`), how
+    many of the run's training images were left out).
 
     The run's own data: its `split` (default test where its folder has test/, else val). `data`: every image, or
     with split folders its `split` (default test, else val, else train); the run's training images are left out
@@ -120,7 +121,7 @@ def evaluation_images(run: Path, data: str | None, split: str | None,
     files, excluded = leave_out_training_images(
         files, lambda path: path, lambda: split_images(cfg.data, cfg.val_fraction, cfg.seed)["train"],
         data or None, label, include_train)
-    return files, name, excluded
+    return files, name, label, excluded
 
 
 def data_images(data: Path, split: str | None) -> tuple[list[Path], str, str]:
@@ -180,7 +181,7 @@ def evaluate_compression(run_dir, data: str | None = None, split: str | None = N
     """
     run = Path(run_dir)
     make_refiner(None, 0.0, refine, refine_lr)  # refuses --refine-lr without --refine before any work
-    files, name, excluded = evaluation_images(run, data, split, include_train)
+    files, name, scored_split, excluded = evaluation_images(run, data, split, include_train)
     runs = [run, *compare_runs(compare, run)]  # before the output folder exists: a bad --compare leaves nothing
     if not files:
         raise PixelforgeError(f"{data or run}: no images to evaluate")
@@ -198,7 +199,8 @@ def evaluate_compression(run_dir, data: str | None = None, split: str | None = N
     classical = {codec: [sweep(p, codec) for p in images] for codec in QUALITIES}
     means = {codec: mean_curve(sweeps) for codec, sweeps in classical.items()}
     curve = sorted(scored, key=lambda s: s["bpp"])
-    metrics = {"model": scored[0]["model"], "lambda": scored[0]["lambda"], "num_images": len(images),
+    metrics = {"model": scored[0]["model"], "lambda": scored[0]["lambda"], "split": scored_split,
+               "num_images": len(images),
                "excluded_training_images": excluded, "refine_steps": refine,
                **against_classical(scored[0], curve, classical, means)}
     drawn = curve

@@ -15,6 +15,7 @@ from pixelforge.tasks.registry import register_task
 @register_task
 class DenoiseTask(CardFromFacts, Task):
     name = "denoise"
+    predict_output = "output"
     config_class = DenoiseConfig
     description = "noisy image -> clean image: any folder of clean photos (noise added on the fly) or noisy/ + clean/"
     reads_photo_folder = True

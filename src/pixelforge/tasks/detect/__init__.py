@@ -10,6 +10,7 @@ from pixelforge.tasks.detect.config import DetectConfig
 @register_task
 class DetectTask(BoxTask):
     name = "detect"
+    predict_output = "annotated"
     config_class = DetectConfig
     description = "boxes: COCO json/folder, YOLO data.yaml, VOC folder, or built-in shapes"
     # Faster R-CNN + FPN on Lite0 at 160 px: test mAP50 0.92 on shapes after 16 epochs (0.91 after 12).

@@ -191,12 +191,13 @@ def predict_detection(run_dir: str | Path, paths: list[str | Path], out: str | P
         used.add(stem)
         original = torch.from_numpy(np.asarray(load_rgb(image.path)).copy()).permute(2, 0, 1)
         annotated = draw_detections(original, found, names, (image.width, image.height), out / f"{stem}.png")
+        detections = [{"label": names[r["category_id"]], "category_id": r["category_id"], "score": r["score"],
+                       "box": [r["bbox"][0], r["bbox"][1], round(r["bbox"][0] + r["bbox"][2], 2),
+                               round(r["bbox"][1] + r["bbox"][3], 2)]} for r in found]
+        listed = ", ".join(f"{d['label']} {d['score']:.2f}" for d in detections)  # a package's row has it too
         summary.append({"path": str(image.path), "image_id": image.image_id, "annotated": str(annotated),
-                        "detections": [{"label": names[r["category_id"]], "category_id": r["category_id"],
-                                        "score": r["score"], "box": [r["bbox"][0], r["bbox"][1],
-                                                                     round(r["bbox"][0] + r["bbox"][2], 2),
-                                                                     round(r["bbox"][1] + r["bbox"][3], 2)]}
-                                       for r in found]})
+                        "detections": detections, "summary": f"{len(detections)} object{'s' * (len(detections) != 1)}"
+                                                             + (f": {listed}" if listed else "")})
     rd.write_json(out / "predictions.json", kept_results)
     rd.write_json(out / "images.json", [{"id": i.image_id, "file_name": str(i.path), "width": i.width,
                                          "height": i.height} for i in kept])

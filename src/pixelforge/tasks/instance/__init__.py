@@ -10,6 +10,7 @@ from pixelforge.tasks.instance.config import InstanceConfig
 @register_task
 class InstanceTask(BoxTask):
     name = "instance"
+    predict_output = "annotated"
     config_class = InstanceConfig
     description = "a mask per object: COCO json with polygons or RLE, YOLO segment labels, or built-in shapes"
     # Mask R-CNN on Lite0 at 160 px: test mask mAP50 0.86 on shapes after 10 epochs (~5 min).

@@ -10,6 +10,7 @@ from pixelforge.tasks.segment.config import SegmentConfig
 @register_task
 class SegmentTask(DenseTask):
     name = "segment"
+    predict_output = "mask"
     config_class = SegmentConfig
     description = "a class per pixel: images/ + masks/ folders, VOC, COCO json, or built-in shapes"
     # U-Net on Lite0 at 128 px: test mIoU 0.86 on shapes after 16 epochs; 20 for a margin (docs/segmentation.md).

@@ -13,6 +13,7 @@ from pixelforge.tasks.style.config import StyleConfig
 @register_task
 class StyleTask(CardFromFacts, Task):
     name = "style"
+    predict_output = "stylized"
     config_class = StyleConfig
     description = "fast style transfer: a folder of content photos + --style IMAGE"
     reads_photo_folder = True
