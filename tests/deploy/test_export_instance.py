@@ -167,14 +167,12 @@ def test_video_overlay_blends_each_instance_mask_in_its_box_colour():
 
 def test_fp16_masks_agree_with_pytorch_and_the_package_segments_on_cpu(tmp_path, instance_run, cli, monkeypatch):
     """The mixed fp16 Mask R-CNN (box decoding, NMS and mask pasting float32) loads in ONNX Runtime's CPU provider and
-    its masks binarise as PyTorch's; the tiny run's near-tied faint detections are let through (see detection's
-    test), its mask agreement is not."""
+    its masks binarise as PyTorch's; the tiny run's near-tied faint detections are borderline (see detection's
+    test), its mask agreement is judged."""
     import pixelforge
-    from pixelforge.tasks.common import boxes_export
     from pixelforge.tasks.instance import export as instance_export
 
     run, data = instance_run
-    monkeypatch.setattr(boxes_export, "FP16_SHOWN_SCORE", 1.01)
     package = pixelforge.export(run, tmp_path / "pkg", fp16=True)
     report = json.loads((package / "parity.json").read_text())["fp16"]
     assert report["passed"] and report["mask_agreement"] >= 0.99 and report["map_drop"] <= 0.005

@@ -21,8 +21,8 @@ from pathlib import Path
 from pixelforge.deploy.export.folder import (reject_options, require_new_out, staged_folder, write_dense_package_files,
                                             write_json)
 from pixelforge.errors import PixelforgeError
-from pixelforge.tasks.common.boxes_export import (BOX_OUTPUTS, BOX_TASKS_NO_INT8, MATCH_IOU, SCORE_TOLERANCE,
-                                                  box_parity, check_fp16_boxes, ties_allowed, write_detector_fp16,
+from pixelforge.tasks.common.boxes_export import (BOX_OUTPUTS, BOX_TASKS_NO_INT8, FP16_TOLERANCE, MATCH_IOU,
+                                                  SCORE_TOLERANCE, box_parity, check_fp16_boxes, ties_allowed, write_detector_fp16,
                                                   write_detector_onnx)
 
 
@@ -67,6 +67,7 @@ def export_package(run_dir: str | Path, out: str | Path, data: str | None = None
         if fp16:
             write_detector_fp16(staging)
             report["fp16"] = check_fp16_boxes(box_parity(loaded.model, staging / "model.fp16.onnx",
-                                                         images[:parity_images], size, split, score_map=True))
+                                                         images[:parity_images], size, split, score_map=True,
+                                                         tol=FP16_TOLERANCE))
             write_json(staging / "parity.json", report)
     return out

@@ -28,7 +28,8 @@ from pathlib import Path
 from pixelforge.deploy.export.folder import (reject_options, require_new_out, staged_folder, write_dense_package_files,
                                             write_json)
 from pixelforge.errors import PixelforgeError
-from pixelforge.tasks.common.boxes_export import (BOX_OUTPUTS, BOX_TASKS_NO_INT8, MATCH_IOU, SCORE_TOLERANCE,
+from pixelforge.tasks.common.boxes_export import (BOX_OUTPUTS, BOX_TASKS_NO_INT8, FP16_TOLERANCE, MATCH_IOU,
+                                                  SCORE_TOLERANCE, Tolerance,
                                                   box_parity, check_fp16_boxes, ties_allowed, twin_pairs,
                                                   write_detector_fp16, write_detector_onnx)
 
@@ -79,7 +80,8 @@ def export_package(run_dir: str | Path, out: str | Path, data: str | None = None
                                   f"PyTorch; report the model and opset {opset}")
         if fp16:
             write_detector_fp16(staging)
-            fp16_report = _parity(run, staging / "model.fp16.onnx", images[:parity_images], split, score_map=True)
+            fp16_report = _parity(run, staging / "model.fp16.onnx", images[:parity_images], split, score_map=True,
+                                  tol=FP16_TOLERANCE)
             agreement = fp16_report["mask_agreement"]
             fp16_report.update(required_mask_agreement=FP16_MASK_AGREEMENT)
             report["fp16"] = check_fp16_boxes(fp16_report, f"; masks agree on {100 * agreement:.2f} % of pixels, need "
@@ -88,17 +90,18 @@ def export_package(run_dir: str | Path, out: str | Path, data: str | None = None
     return out
 
 
-def _parity(run, model_path: Path, images: list, split: str, score_map: bool = False) -> dict:
+def _parity(run, model_path: Path, images: list, split: str, score_map: bool = False,
+            tol: Tolerance = Tolerance()) -> dict:
     """Detection's box parity, plus: each matched pair's thresholded masks agree on >= MASK_AGREEMENT of pixels."""
 
-    def compare_masks(found, outputs, expected, got) -> dict:
+    def compare_masks(found, outputs, expected, got, tol) -> dict:
         masks, agree, pixels, worst = outputs[3], 0, 0, 1.0
-        for i, j in twin_pairs(expected, got):
+        for i, j in twin_pairs(expected, got, tol):
             same = int(((found["masks"][i].numpy() > 0.5) == (masks[j] > 0.5)).sum())
             agree, pixels, worst = agree + same, pixels + masks[j].size, min(worst, same / max(masks[j].size, 1))
         return {"mask_pixels_agreeing": agree, "mask_pixels": pixels, "min_mask_agreement": worst}
 
-    report = box_parity(run.model, model_path, images, run.config.img_size, split, compare_masks, score_map)
+    report = box_parity(run.model, model_path, images, run.config.img_size, split, compare_masks, score_map, tol)
     pixels = report.pop("mask_pixels", 0)
     agreement = report.pop("mask_pixels_agreeing", 0) / pixels if pixels else 1.0
     report.setdefault("min_mask_agreement", 1.0)
