@@ -41,9 +41,15 @@ def test_a_run_records_the_pixelforge_and_run_format_that_wrote_it(tiny_run):
         assert saved["run_format"] == RUN_FORMAT and saved["pixelforge_version"] == pixelforge.__version__
 
 
-def test_a_config_of_a_newer_run_format_is_one_line_naming_the_writer_and_the_upgrade(cli, run):
-    _edit_config(run, pixelforge_version="9.0.0", run_format=RUN_FORMAT + 1, schedule="polynomial")
-    result = cli("evaluate", run)
+@pytest.mark.parametrize("command", ["evaluate", "predict", "export", "resume"])
+def test_a_config_of_a_newer_run_format_is_one_line_naming_the_writer_and_the_upgrade(cli, run, shapes_dir, command,
+                                                                                       tmp_path):
+    # a task and a value this pixelforge does not know: the upgrade is what to say, not "unknown task"
+    _edit_config(run, pixelforge_version="9.0.0", run_format=RUN_FORMAT + 1, task="pose", schedule="polynomial")
+    image = next((shapes_dir / "val" / "circle").glob("*.png"))
+    args = {"evaluate": ["evaluate", run], "predict": ["predict", run, image],
+            "export": ["export", run, "--out", tmp_path / "pkg"], "resume": ["train", "--resume", run]}[command]
+    result = cli(*args)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip() == (f"error: {run / 'config.yaml'} was written by pixelforge 9.0.0 (run format "
                                      f"{RUN_FORMAT + 1}); this pixelforge (0.1.0) reads run formats up to {RUN_FORMAT}: "
