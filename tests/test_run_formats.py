@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from pixelforge.errors import PixelforgeError
-from pixelforge.runs.formats import RUN_FORMAT
+from pixelforge.formats import RUN_FORMAT
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import shutil
 import pytest
 
 from pixelforge.errors import PixelforgeError
-from pixelforge.runs.formats import PACKAGE_FORMAT
+from pixelforge.formats import PACKAGE_FORMAT
 from tests.deploy.conftest import write_detection_package, write_segmentation_package
 
 

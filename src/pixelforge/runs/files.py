@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pixelforge.runs import folder as rd
 from pixelforge.errors import PixelforgeError
-from pixelforge.runs.formats import check_format
+from pixelforge.formats import check_format
 
 
 

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pixelforge.errors import PixelforgeError
-from pixelforge.runs.formats import check_format, run_stamp
+from pixelforge.formats import check_format, run_stamp
 from pixelforge.output_names import current_umask, new_file_path, numbered
 
 log = logging.getLogger(__name__)
@@ -187,7 +187,7 @@ def discard_partial_writes(folder: Path) -> list[Path]:
 
 
 def save_checkpoint(state: dict, path: Path) -> None:
-    """Write `state` atomically, stamped with the pixelforge and run format that wrote it (`runs/formats.py`)."""
+    """Write `state` atomically, stamped with the pixelforge and run format that wrote it (`formats.py`)."""
     import torch
 
     state = {**state, **run_stamp()}

@@ -15,7 +15,7 @@ from pydantic import Field, TypeAdapter, ValidationError
 
 from pixelforge.config import RunConfig, describe_errors, read_config_file
 from pixelforge.errors import PixelforgeError
-from pixelforge.runs.formats import RUN_STAMP_KEYS, check_format, written_by
+from pixelforge.formats import RUN_STAMP_KEYS, check_format, written_by
 from pixelforge.tasks.registry import TASKS, get_task
 
 log = logging.getLogger("pixelforge")

@@ -10,7 +10,7 @@ import yaml
 
 from pixelforge.errors import PixelforgeError
 from pixelforge.runs import folder as rd
-from pixelforge.runs.formats import RUN_STAMP_KEYS
+from pixelforge.formats import RUN_STAMP_KEYS
 
 # where and how loudly a run wrote, and which pixelforge wrote it, not what it trained
 _NOT_SETTINGS = {"out", "quiet", *RUN_STAMP_KEYS}

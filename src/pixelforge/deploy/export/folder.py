@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pixelforge.deploy.runtime.package import CARD_FILE, CLASSES_FILE, MANIFEST_FILE, PREPROCESS_FILE
 from pixelforge.errors import PixelforgeError
-from pixelforge.runs.formats import package_stamp
+from pixelforge.formats import package_stamp
 from pixelforge.output_names import staged_folder  # noqa: F401 (the tasks' exports take it from here)
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from pixelforge.deploy.runtime.preprocess import Preprocess
 from pixelforge.errors import PixelforgeError
-from pixelforge.runs.formats import check_format
+from pixelforge.formats import check_format
 
 PREPROCESS_FILE = "preprocess.json"
 CLASSES_FILE = "classes.json"

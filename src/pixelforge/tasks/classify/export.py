@@ -23,7 +23,7 @@ from pixelforge.deploy.export.onnx import export_dynamic_batch, export_torchscri
 from pixelforge.deploy.runtime.package import CARD_FILE, CLASSES_FILE, MANIFEST_FILE, PARITY_FILE, PREPROCESS_FILE
 from pixelforge.deploy.runtime.preprocess import Preprocess
 from pixelforge.errors import PixelforgeError
-from pixelforge.runs.formats import package_stamp
+from pixelforge.formats import package_stamp
 
 log = logging.getLogger("pixelforge")
 FORMATS = ("onnx", "torchscript")
