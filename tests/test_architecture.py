@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "pixelforge"
 # Lowest first. A module belongs to the longest prefix listed here; it may import its own layer's modules and any
 # lower layer's, never a higher one's.
 LAYERS: list[list[str]] = [
-    ["errors", "output_names"],
+    ["errors", "output_names", "formats"],  # formats: which pixelforge wrote a run or package
     ["data", "models", "deploy.runtime"],
     ["metrics", "viz"],
     ["config", "runs"],

@@ -137,8 +137,9 @@ def describe_errors(exc: ValidationError, model: type[BaseModel], task: str) -> 
 
 def save_config(config: BaseModel, path: Path) -> None:
     """Write `config` as YAML, atomically: a resume rewrites a run's config.yaml, and a full disk midway left it
-    empty (the run then unreadable)."""
+    empty (the run then unreadable). The pixelforge and run format that wrote it come first (`formats.py`)."""
     from pixelforge.runs.folder import atomic_write_bytes
+    from pixelforge.formats import run_stamp
 
-    text = yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+    text = yaml.safe_dump({**run_stamp(), **config.model_dump(mode="json")}, sort_keys=False)
     atomic_write_bytes(Path(path), lambda handle: handle.write(text.encode()))

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pixelforge.runs import folder as rd
 from pixelforge.errors import PixelforgeError
+from pixelforge.formats import check_format
 
 
 
@@ -18,6 +19,8 @@ def run_task_name(run_dir: str | Path) -> str:
         values = yaml.safe_load((run / "config.yaml").read_text()) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise PixelforgeError(f"{run / 'config.yaml'}: unreadable ({exc})") from None
+    if isinstance(values, dict):  # a task a newer pixelforge added is its upgrade's to say, not "unknown task"
+        check_format(run / "config.yaml", values, "run")
     return values.get("task") or "classify"
 
 

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pixelforge.errors import PixelforgeError
+from pixelforge.formats import check_format, run_stamp
 from pixelforge.output_names import current_umask, new_file_path, numbered
 
 log = logging.getLogger(__name__)
@@ -186,8 +187,10 @@ def discard_partial_writes(folder: Path) -> list[Path]:
 
 
 def save_checkpoint(state: dict, path: Path) -> None:
+    """Write `state` atomically, stamped with the pixelforge and run format that wrote it (`formats.py`)."""
     import torch
 
+    state = {**state, **run_stamp()}
     atomic_write_bytes(path, lambda handle: torch.save(state, handle))
 
 
@@ -213,7 +216,15 @@ def _numpy_dtype_classes() -> list:
 
 def load_checkpoint(path: Path) -> dict:
     """Load a checkpoint with `weights_only=True`: tensors, numbers, strings and containers only, so a run folder
-    someone sent you cannot run code. Older checkpoints' numpy arrays and numbers are the one exception."""
+    someone sent you cannot run code. Older checkpoints' numpy arrays and numbers are the one exception. One written
+    in a newer run format than this pixelforge reads is one line naming its writer and the upgrade."""
+    saved = _read_checkpoint(Path(path))
+    if isinstance(saved, dict):
+        check_format(path, saved, "run")
+    return saved
+
+
+def _read_checkpoint(path: Path) -> dict:
     import torch
 
     path = Path(path)

@@ -10,8 +10,10 @@ import yaml
 
 from pixelforge.errors import PixelforgeError
 from pixelforge.runs import folder as rd
+from pixelforge.formats import RUN_STAMP_KEYS
 
-_NOT_SETTINGS = {"out", "quiet"}  # where and how loudly a run wrote, not what it trained
+# where and how loudly a run wrote, and which pixelforge wrote it, not what it trained
+_NOT_SETTINGS = {"out", "quiet", *RUN_STAMP_KEYS}
 
 
 @dataclass

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pixelforge.deploy.runtime.package import CARD_FILE, CLASSES_FILE, MANIFEST_FILE, PREPROCESS_FILE
 from pixelforge.errors import PixelforgeError
+from pixelforge.formats import package_stamp
 from pixelforge.output_names import staged_folder  # noqa: F401 (the tasks' exports take it from here)
 
 
@@ -60,6 +61,14 @@ def write_dense_package_files(staging: Path, run_dir: Path, preprocess: dict, cl
     elif write_card is not None:
         write_card(staging / CARD_FILE)
     write_json(staging / MANIFEST_FILE, {
-        "format": "onnx", "models": {"fp32": "model.onnx"}, "default_precision": "fp32", "input_name": "image",
-        **manifest, "export": {"run": Path(run_dir).resolve().name, "checkpoint": "best.ckpt", "opset": opset,
-                               "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}})
+        **package_stamp(), "format": "onnx", "models": {"fp32": "model.onnx"}, "default_precision": "fp32",
+        "input_name": "image", **manifest,
+        "export": {"run": Path(run_dir).resolve().name, "checkpoint": "best.ckpt", **exported_with(opset),
+                   "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}})
+
+
+def exported_with(opset: int) -> dict:
+    """The ONNX opset and the onnxruntime the parity check ran on: a runtime too old for the opset names both."""
+    import onnxruntime
+
+    return {"opset": opset, "onnxruntime": onnxruntime.__version__}

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from pixelforge.deploy.runtime.preprocess import Preprocess
 from pixelforge.errors import PixelforgeError
+from pixelforge.formats import check_format
 
 PREPROCESS_FILE = "preprocess.json"
 CLASSES_FILE = "classes.json"
@@ -72,7 +73,10 @@ class Manifest(dict):
 
 
 def read_manifest(folder: Path) -> Manifest:
-    return Manifest(read_json_file(folder / MANIFEST_FILE, dict), folder / MANIFEST_FILE)
+    """package.json, refused in one line when a newer pixelforge wrote it in a format this one cannot read."""
+    manifest = Manifest(read_json_file(folder / MANIFEST_FILE, dict), folder / MANIFEST_FILE)
+    check_format(folder, manifest, "package")
+    return manifest
 
 
 @dataclass
@@ -175,7 +179,7 @@ def package_task(folder: str | Path) -> str:
     folder = Path(folder)
     if not (folder / PREPROCESS_FILE).is_file():
         read_package(folder)  # raises the reader's error: no folder, or not a package
-    return read_json_file(folder / MANIFEST_FILE, dict).get("task", "classify")
+    return read_manifest(folder).get("task", "classify")
 
 
 @dataclass

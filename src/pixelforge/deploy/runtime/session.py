@@ -9,6 +9,7 @@ CLI commands, the server, the video loop, the classification exporter's parity c
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Callable
 
@@ -42,9 +43,28 @@ def onnx_session(path: Path, threads: int | None = None, providers: list[str] | 
     except Exception as exc:  # noqa: BLE001 - onnxruntime's pybind errors (InvalidProtobuf, Fail, ...) share no base
         if not Path(path).is_file():
             raise PixelforgeError(f"{path}: model file not found; the package is incomplete, export it again") from None
+        too_new = _newer_than_runtime(str(exc), ort.__version__)
+        if too_new:
+            raise PixelforgeError(f"{path}: {too_new}") from None
         reason = str(exc).strip().splitlines()[0][:200]
         raise PixelforgeError(f"{path}: ONNX Runtime cannot load this model ({reason}); the file is damaged or "
                               "from a newer exporter: export the package again") from None
+
+
+def _newer_than_runtime(message: str, version: str) -> str | None:
+    """What ONNX Runtime's refusal of a model newer than it means, in a phrase with the fix (its own message names
+    the opset only after 300 characters of C++ signature); None for any other load error."""
+    opset = re.search(r"Opset (\d+) is under development.*?till opset (\d+)", message, re.S)
+    if opset:
+        written, supported = opset.groups()
+        kind = f"exported with ONNX opset {written}; the installed onnxruntime {version} supports opsets up to {supported}"
+    else:
+        ir = re.search(r"Unsupported model IR version: (\d+), max supported IR version: (\d+)", message)
+        if not ir:
+            return None
+        kind = (f"written in ONNX IR version {ir.group(1)}; the installed onnxruntime {version} reads IR versions up "
+                f"to {ir.group(2)}")
+    return f"{kind}: upgrade with pip install -U onnxruntime, or export the package again with this pixelforge"
 
 
 def load_model(package, precision: str, threads: int | None = None, providers: list[str] | None = None,

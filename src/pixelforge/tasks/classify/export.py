@@ -18,11 +18,12 @@ import numpy as np
 
 from pixelforge.deploy.export import parity as par
 from pixelforge.deploy.export.card import write_model_card
-from pixelforge.deploy.export.folder import require_new_out, staged_folder, write_json
+from pixelforge.deploy.export.folder import exported_with, require_new_out, staged_folder, write_json
 from pixelforge.deploy.export.onnx import export_dynamic_batch, export_torchscript, quiet_converters
 from pixelforge.deploy.runtime.package import CARD_FILE, CLASSES_FILE, MANIFEST_FILE, PARITY_FILE, PREPROCESS_FILE
 from pixelforge.deploy.runtime.preprocess import Preprocess
 from pixelforge.errors import PixelforgeError
+from pixelforge.formats import package_stamp
 
 log = logging.getLogger("pixelforge")
 FORMATS = ("onnx", "torchscript")
@@ -99,11 +100,12 @@ def _build(staging: Path, loaded, pre: Preprocess, val_samples, train_samples, o
     cfg = loaded.config
     models = {"fp32": _write_model(loaded.model, staging, opt.format, cfg.img_size, opt.opset)}
     manifest = {
-        "name": f"{cfg.model}-{Path(loaded.run_dir).name}", "backbone": cfg.model, "format": opt.format,
-        "models": models, "default_precision": "fp32", "input_name": "image", "output_name": "logits",
-        "num_classes": len(loaded.classes), "pixelforge_version": _version(),
+        **package_stamp(), "name": f"{cfg.model}-{Path(loaded.run_dir).name}", "backbone": cfg.model,
+        "format": opt.format, "models": models, "default_precision": "fp32", "input_name": "image",
+        "output_name": "logits", "num_classes": len(loaded.classes),
         "temperature": loaded.temperature,  # the runtime's scores are softmax(logits / temperature)
-        "export": {**asdict(opt), "run": Path(loaded.run_dir).resolve().name, "checkpoint": "best.ckpt",
+        "export": {**asdict(opt), **exported_with(opt.opset), "run": Path(loaded.run_dir).resolve().name,
+                   "checkpoint": "best.ckpt",
                    "dynamic_batch": True, "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
     }
     write_json(staging / PREPROCESS_FILE, pre.to_json())
@@ -154,12 +156,6 @@ def _allowed_drop(report: dict) -> str:
     if report["allowed_drop_points"] > report["max_drop_points"]:
         return f"{allowed}: one image of {report['images']}, more than --max-int8-drop {report['max_drop_points']:g}"
     return f"{allowed} (--max-int8-drop)"
-
-
-def _version() -> str:
-    import pixelforge
-
-    return pixelforge.__version__
 
 
 def int8_fix(report: dict, calibration: str) -> str:
