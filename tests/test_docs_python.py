@@ -52,6 +52,12 @@ def _write_captions(out: Path) -> None:
     write_shapes_captions(out, seed=3, splits=(("train", 24), ("val", 8), ("test", 12)), extra_train=0)
 
 
+def _write_shapes(out: Path) -> None:
+    from pixelforge.data.builtin import _write_shapes
+
+    _write_shapes(out, seed=0, per_class=20)
+
+
 def _write_split_digits(out: Path) -> None:
     from pixelforge.data.split_digits import write_split_digits
 
@@ -63,6 +69,7 @@ DATA = {"data/shapes-detect": lambda out: _write_detect(out, masks=False),
         "data/shapes-instance": lambda out: _write_detect(out, masks=True),
         "data/shapes-seg": _write_segment,
         "data/shapes-captions": _write_captions,
+        "data/shapes": _write_shapes,
         "data/split-digits": _write_split_digits}
 
 
