@@ -103,9 +103,3 @@ def test_every_python_block_of_the_page_runs_as_written(page, data_cache, tmp_pa
         with capsys.disabled():
             print(f"\n{page.relative_to(ROOT)} block {number}: {time.perf_counter() - started:.1f} s", end="")
 
-
-def test_a_renamed_keyword_fails_the_block(tmp_path, monkeypatch):
-    """The harness itself: a block calling a function with a keyword it does not take fails (the reason it exists)."""
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(Exception, match="no_such_key|not permitted|unknown|Extra"):
-        exec("import pixelforge\npixelforge.train('digits', model='simple_cnn', no_such_key=1)", {})
