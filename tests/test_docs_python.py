@@ -22,7 +22,10 @@ ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 
-pytestmark = pytest.mark.slow
+# One page a task, and the pages across tasks whose commands have a Python form: each shows it in a block that runs.
+TASK_PAGES = ["classification", "detection", "segmentation", "denoising", "compression", "gan", "style-transfer",
+              "captioning", "zero-shot", "few-shot", "continual-learning", "tuning", "explain", "fairness",
+              "deployment"]
 
 
 def python_blocks(page: Path) -> list[str]:
@@ -90,6 +93,12 @@ def prepare(code: str, cache: Path, workdir: Path) -> None:
 PAGES_WITH_CODE = [page for page in PAGES if python_blocks(page)]
 
 
+def test_every_task_page_shows_its_python_api_in_a_block():
+    missing = [name for name in TASK_PAGES if not python_blocks(ROOT / "docs" / f"{name}.md")]
+    assert not missing, f"docs pages without a ```python block: {missing}"
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("page", PAGES_WITH_CODE, ids=[page.relative_to(ROOT).as_posix() for page in PAGES_WITH_CODE])
 def test_every_python_block_of_the_page_runs_as_written(page, data_cache, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
