@@ -10,7 +10,7 @@ Example:
 from pixelforge.errors import PixelforgeError
 
 __version__ = "0.1.0"
-__all__ = ["PixelforgeError", "train", "evaluate", "predict", "export", "fit", "StopTraining", "Task",
+__all__ = ["PixelforgeError", "train", "evaluate", "predict", "export", "generate", "zeroshot", "fewshot", "drift", "fit", "StopTraining", "Task",
            "register_task", "__version__"]
 
 # name -> (module, attribute). The API pulls in torch; importing it lazily keeps `import pixelforge` and
@@ -20,6 +20,10 @@ _LAZY = {
     "evaluate": ("pixelforge.api.evaluate", "evaluate"),
     "predict": ("pixelforge.api.predict", "predict"),
     "export": ("pixelforge.api.export", "export"),
+    "generate": ("pixelforge.api.generate", "generate"),
+    "zeroshot": ("pixelforge.api.zeroshot", "zeroshot"),
+    "fewshot": ("pixelforge.tasks.classify.fewshot.predict", "few_shot_predict"),  # `pixelforge fewshot`
+    "drift": ("pixelforge.tasks.classify.drift", "drift_report"),  # `pixelforge data drift`
     "fit": ("pixelforge.engine.fit", "fit"),
     "StopTraining": ("pixelforge.engine.hooks", "StopTraining"),
     "Task": ("pixelforge.tasks.base", "Task"),

@@ -7,8 +7,6 @@ from typing import Optional
 
 import typer
 
-from pixelforge.errors import PixelforgeError
-
 
 def generate_command(
     run: Path = typer.Argument(..., help="A GAN run folder (`pixelforge train --task gan`)."),
@@ -27,35 +25,11 @@ def generate_command(
     OUT/grid.png."""
     import json
 
-    from pixelforge.deploy.runtime.package import is_package
+    from pixelforge.api.generate import generate
 
-    result = (_from_package(run, out, n, class_name, seed, truncation, interpolate) if is_package(run) else
-              _from_run(run, out, n, class_name, seed, truncation, interpolate, seed_to))
+    result = generate(run, out, n, class_name, seed, truncation, interpolate, seed_to)
     if as_json:
         typer.echo(json.dumps(result))
         return
     typer.echo(f"{len(result['files'])} images in {result['out']}; grid: {result['grid']}")
 
-
-def _from_run(run, out, n, class_name, seed, truncation, interpolate, seed_to) -> dict:
-    from pixelforge.runs.files import run_task_name
-    from pixelforge.tasks.registry import get_task
-
-    task = get_task(run_task_name(run))
-    if not hasattr(task, "generate"):
-        raise PixelforgeError(f"{run}: a {task.name!r} run; generate needs a run of a generating task (--task gan)")
-    return task.generate(run, out=out, n=n, class_name=class_name, seed=seed, truncation=truncation,
-                         interpolate=interpolate, seed_to=seed_to)
-
-
-def _from_package(package, out, n, class_name, seed, truncation, interpolate) -> dict:
-    """The package's ONNX generator on numpy noise (deploy/runtime/gan.py): same seed, same images on any machine,
-    though not the run's images for that seed (the run draws torch's noise)."""
-    from pixelforge.deploy.runtime.package import package_task
-    from pixelforge.deploy.runtime.registry import load_runtime
-
-    if package_task(package) != "gan":
-        raise PixelforgeError(f"{package}: a {package_task(package)!r} package; generate needs a GAN package")
-    if interpolate:
-        raise PixelforgeError(f"{package}: --interpolate needs the run folder (the package has no interpolation)")
-    return load_runtime(package).generate_folder(out, n, class_name, seed, truncation)

@@ -62,7 +62,14 @@ def _shares(predicted: np.ndarray, classes: list[str]) -> dict[str, float]:
 
 def drift_report(run: str | Path, new_dir: str | Path, max_images: int = 500, permutations: int = 500,
                  seed: int = 0) -> dict:
-    """Compare `new_dir`'s images with `run`'s training images; a dict for --json (see the module docstring)."""
+    """Compare `new_dir`'s images with `run`'s training images; a dict for --json (see the module docstring):
+    train_images, new_images, mmd2, p_value, domain_auc, drift, retrain_advised, thresholds, ...
+    (`pixelforge.drift`, `pixelforge data drift`).
+
+    Example:
+        >>> drift_report("runs/cl-task1", "data/split-digits/task2/test")["retrain_advised"]  # doctest: +SKIP
+        True
+    """
     from pixelforge.metrics.drift import domain_auc, mmd_test, share_shift
     from pixelforge.tasks.classify.continual.carry import training_samples
     from pixelforge.tasks.classify.inference import load_run
