@@ -73,7 +73,8 @@ def test_export_is_refused_when_masks_differ(tmp_path, instance_run, monkeypatch
     from pixelforge.tasks.instance import export as export_instance
 
     # Boxes twin as usual, but each torch mask is compared with another detection's mask (reversed order).
-    monkeypatch.setattr(export_instance, "twin_pairs", lambda e, g: [(k, len(g[0]) - 1 - k) for k in range(len(g[0]))])
+    monkeypatch.setattr(export_instance, "twin_pairs",
+                        lambda e, g, tol=None: [(k, len(g[0]) - 1 - k) for k in range(len(g[0]))])
     with pytest.raises(PixelforgeError, match=r"export refused: 0 of \d+ detections differ or masks agree on") as err:
         export_instance.export_package(instance_run[0], tmp_path / "bad")
     assert float(str(err.value).split("masks agree on ")[1].split(" %")[0]) < 99.9
