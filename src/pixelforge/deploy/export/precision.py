@@ -112,8 +112,26 @@ def check_fp16_psnr(report: dict, min_psnr: float | None = None) -> dict:
 def check_int8_psnr(report: dict, calibration: str, min_psnr: float | None = None) -> dict:
     """An image model's int8 parity `report` judged as fp16's, against INT8_MIN_PSNR dB."""
     min_psnr = INT8_MIN_PSNR if min_psnr is None else min_psnr
-    other = "entropy" if calibration != "entropy" else "percentile"
-    return _check_psnr("int8", report, min_psnr, f"try --calibration {other}, or export without --int8")
+    return _check_psnr("int8", report, min_psnr, f"try --calibration {other_calibration(calibration)}, or export "
+                                                 "without --int8")
+
+
+def other_calibration(calibration: str) -> str:
+    """The calibration an int8 refusal suggests trying next."""
+    return "entropy" if calibration != "entropy" else "percentile"
+
+
+def write_encoder_pair(staging: Path, precision: str, encoder: str, companion: str, key: str,
+                       batches: list | None = None, calibration: str = "minmax") -> None:
+    """A two-model package's `precision` copies: int8 quantizes the image `encoder` statically on `batches` and its
+    `companion` (a decoder step, a text tower: matrix products over tokens) dynamically; fp16 converts both. The
+    companion's copies are listed under package.json's `key`."""
+    if precision == "int8":
+        write_int8(staging, batches, calibration, len(batches), model=encoder)
+        write_dynamic_int8(staging, companion, key=key)
+    else:
+        write_fp16(staging, encoder)
+        write_fp16(staging, companion, key=key)
 
 
 def _check_psnr(precision: str, report: dict, min_psnr: float, fix: str) -> dict:

@@ -26,7 +26,7 @@ from torch import nn
 
 from pixelforge.deploy.export.folder import reject_options, require_new_out, staged_folder, write_dense_package_files, write_json
 from pixelforge.deploy.export.onnx import export_traced
-from pixelforge.deploy.export.precision import (check_calibration, refuse, write_dynamic_int8, write_fp16, write_int8)
+from pixelforge.deploy.export.precision import check_calibration, other_calibration, refuse, write_encoder_pair
 from pixelforge.errors import PixelforgeError
 from pixelforge.tasks.common.card import write_task_card
 from pixelforge.tasks.caption.card import card_facts
@@ -108,15 +108,13 @@ def export_package(run_dir, out, data: str | None = None, parity_images: int = 3
         if int8:
             train = _select(run, None, "train")[0] if data is None else images
             batches = [caption_input(load_rgb(i.path), size, run.mean, run.std) for i in train[:calibration_images]]
-            write_int8(staging, batches, calibration, len(batches), model="encoder.onnx")
-            write_dynamic_int8(staging, "decoder_step.onnx", key="decoder_models")
+            write_encoder_pair(staging, "int8", "encoder.onnx", "decoder_step.onnx", "decoder_models", batches,
+                               calibration)
             report["int8"] = _check_bleu("int8", _parity(run, staging, images, split, expected, "int8"),
-                                         f"try --calibration {'entropy' if calibration != 'entropy' else 'percentile'}"
-                                         ", or export without --int8")
+                                         f"try --calibration {other_calibration(calibration)}, or export without --int8")
             write_json(staging / "parity.json", report)
         if fp16:
-            write_fp16(staging, "encoder.onnx")
-            write_fp16(staging, "decoder_step.onnx", key="decoder_models")
+            write_encoder_pair(staging, "fp16", "encoder.onnx", "decoder_step.onnx", "decoder_models")
             report["fp16"] = _check_bleu("fp16", _parity(run, staging, images, split, expected, "fp16"),
                                          "export without --fp16")
             write_json(staging / "parity.json", report)

@@ -27,7 +27,7 @@ from torch import nn
 
 from pixelforge.deploy.export.folder import reject_options, require_new_out, staged_folder, write_dense_package_files, write_json
 from pixelforge.deploy.export.onnx import export_traced
-from pixelforge.deploy.export.precision import check_calibration, refuse, write_dynamic_int8, write_fp16, write_int8
+from pixelforge.deploy.export.precision import check_calibration, other_calibration, refuse, write_encoder_pair
 from pixelforge.errors import PixelforgeError
 from pixelforge.tasks.common.card import write_task_card
 from pixelforge.tasks.clip.card import card_facts
@@ -104,15 +104,14 @@ def export_package(run_dir, out, data: str | None = None, parity_images: int = 3
         if int8:
             train = (source.split("train") or source.images)[:calibration_images]
             batches = [clip_input(load_rgb(i.path), size, state["mean"], state["std"]) for i in train]
-            write_int8(staging, batches, calibration, len(batches), model="image_encoder.onnx")
-            write_dynamic_int8(staging, "text_encoder.onnx", key="text_models")
+            write_encoder_pair(staging, "int8", "image_encoder.onnx", "text_encoder.onnx", "text_models", batches,
+                               calibration)
             report["int8"] = _check_lower(_parity(zs, staging, images, "int8"), "int8",
-                                          f"try --calibration {'entropy' if calibration != 'entropy' else 'percentile'}"
-                                          ", or export without --int8")
+                                          f"try --calibration {other_calibration(calibration)}, or export without "
+                                          "--int8")
             write_json(staging / "parity.json", report)
         if fp16:
-            write_fp16(staging, "image_encoder.onnx")
-            write_fp16(staging, "text_encoder.onnx", key="text_models")
+            write_encoder_pair(staging, "fp16", "image_encoder.onnx", "text_encoder.onnx", "text_models")
             report["fp16"] = _check_lower(_parity(zs, staging, images, "fp16"), "fp16", "export without --fp16")
             write_json(staging / "parity.json", report)
     return out

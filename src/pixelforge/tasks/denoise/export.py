@@ -27,7 +27,8 @@ import numpy as np
 from pixelforge.deploy.export.folder import (reject_options, require_new_out, staged_folder, write_dense_package_files,
                                             write_json)
 from pixelforge.deploy.export.onnx import export_traced, quiet_converters
-from pixelforge.deploy.export.precision import check_calibration, psnr_db, refuse, write_fp16, write_int8
+from pixelforge.deploy.export.precision import (check_calibration, other_calibration, psnr_db, refuse, write_fp16,
+                                               write_int8)
 from pixelforge.deploy.runtime.denoise import model_input
 from pixelforge.errors import PixelforgeError
 from pixelforge.tasks.common.card import write_task_card
@@ -87,8 +88,8 @@ def export_package(run_dir: str | Path, out: str | Path, data: str | None = None
             write_int8(staging, (_noisy_input(run, item) for item in train), calibration, len(train))
             report["int8"] = _check_drop("int8", _parity(run, staging, parity_items, split, "model.int8.onnx"),
                                          max_int8_drop, "--max-int8-drop",
-                                         f"try --calibration {'entropy' if calibration != 'entropy' else 'percentile'}"
-                                         ", raise --max-int8-drop, or export without --int8")
+                                         f"try --calibration {other_calibration(calibration)}, raise "
+                                         "--max-int8-drop, or export without --int8")
             write_json(staging / "parity.json", report)
         if fp16:
             write_fp16(staging)
