@@ -16,5 +16,6 @@ def test_every_public_name_resolves_and_documents_itself(name):
 
 
 def test_the_functions_behind_cli_commands_are_public():
-    # `pixelforge generate|zeroshot|fewshot|data drift` run these; docs/*.md's Python API sections call them.
-    assert {"generate", "zeroshot", "fewshot", "drift"} <= set(pixelforge.__all__)
+    # `pixelforge generate|zeroshot|fewshot|data drift|stylize|compress|decompress` run these; docs/*.md's Python API
+    # sections call them.
+    assert {"generate", "zeroshot", "fewshot", "drift", "stylize", "compress", "decompress"} <= set(pixelforge.__all__)
