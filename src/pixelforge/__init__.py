@@ -10,7 +10,8 @@ Example:
 from pixelforge.errors import PixelforgeError
 
 __version__ = "0.1.0"
-__all__ = ["PixelforgeError", "train", "evaluate", "predict", "export", "generate", "zeroshot", "fewshot", "drift", "fit", "StopTraining", "Task",
+__all__ = ["PixelforgeError", "train", "evaluate", "predict", "export", "generate", "zeroshot", "stylize", "compress",
+           "decompress", "tune_study", "nas", "explain_images", "fewshot", "drift", "fit", "StopTraining", "Task",
            "register_task", "__version__"]
 
 # name -> (module, attribute). The API pulls in torch; importing it lazily keeps `import pixelforge` and
@@ -22,6 +23,12 @@ _LAZY = {
     "export": ("pixelforge.api.export", "export"),
     "generate": ("pixelforge.api.generate", "generate"),
     "zeroshot": ("pixelforge.api.zeroshot", "zeroshot"),
+    "stylize": ("pixelforge.api.stylize", "stylize"),  # `pixelforge stylize`
+    "compress": ("pixelforge.api.compress", "compress"),  # `pixelforge compress`
+    "decompress": ("pixelforge.api.compress", "decompress"),  # `pixelforge decompress`
+    "tune_study": ("pixelforge.tune.api", "tune_study"),  # `pixelforge tune` (pixelforge.tune is the package)
+    "nas": ("pixelforge.tune.api", "nas"),  # `pixelforge nas`
+    "explain_images": ("pixelforge.explain.commands", "explain_images"),  # `pixelforge explain` (the package's name)
     "fewshot": ("pixelforge.tasks.classify.fewshot.predict", "few_shot_predict"),  # `pixelforge fewshot`
     "drift": ("pixelforge.tasks.classify.drift", "drift_report"),  # `pixelforge data drift`
     "fit": ("pixelforge.engine.fit", "fit"),

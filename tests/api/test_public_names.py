@@ -16,5 +16,18 @@ def test_every_public_name_resolves_and_documents_itself(name):
 
 
 def test_the_functions_behind_cli_commands_are_public():
-    # `pixelforge generate|zeroshot|fewshot|data drift` run these; docs/*.md's Python API sections call them.
-    assert {"generate", "zeroshot", "fewshot", "drift"} <= set(pixelforge.__all__)
+    # `pixelforge generate|zeroshot|fewshot|data drift|stylize|compress|decompress|tune|nas|explain` run these;
+    # docs/*.md's Python API sections call them.
+    assert {"generate", "zeroshot", "fewshot", "drift", "stylize", "compress", "decompress", "tune_study", "nas",
+            "explain_images"} <= set(pixelforge.__all__)
+
+
+def test_public_functions_keep_working_after_their_package_of_the_same_stem_is_imported():
+    """`pixelforge.tune` and `pixelforge.explain` are subpackages: importing one sets that attribute on the package,
+    so a lazy function of that name would be replaced by a module. The public names avoid them."""
+    import importlib
+
+    importlib.import_module("pixelforge.tune.api")
+    importlib.import_module("pixelforge.explain.commands")
+    for name in pixelforge.__all__:
+        assert not inspect.ismodule(getattr(pixelforge, name)), f"pixelforge.{name} is a module"

@@ -94,3 +94,19 @@ def test_the_score_shown_is_the_calibrated_one_predict_gives(tiny_run, shape_ima
     predicted = pixelforge.predict(run, [str(shape_images[0])])[0]
     assert rows[0]["predicted"] == predicted["label"]
     assert rows[0]["score"] == pytest.approx(predicted["score"], abs=1e-4)
+
+
+def test_pixelforge_explain_images_is_the_command_default_folder_numbered_and_never_written_into(
+        tiny_run, shape_images, tmp_path, monkeypatch):
+    """`pixelforge.explain_images` (the command had no public function) takes the command's defaults: OUT is
+    explanations, then explanations-2; a folder that holds files is refused, as `--out` refuses it."""
+    import pixelforge
+
+    monkeypatch.chdir(tmp_path)
+    first = pixelforge.explain_images(tiny_run, str(shape_images[0]), faithfulness=False)
+    second = pixelforge.explain_images(tiny_run, [str(shape_images[1])], faithfulness=False)
+    assert first[0]["png"] == os.path.join("explanations", f"{shape_images[0].stem}.png")
+    assert second[0]["png"] == os.path.join("explanations-2", f"{shape_images[1].stem}.png")
+    with pytest.raises(PixelforgeError, match="already exists"):
+        pixelforge.explain_images(tiny_run, [str(shape_images[2])], out="explanations")
+    assert sorted(p.name for p in (tmp_path / "explanations").iterdir()) == [f"{shape_images[0].stem}.png"]

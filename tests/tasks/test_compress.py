@@ -327,6 +327,27 @@ def test_compress_cli_refines_from_a_run_folder_and_a_package_refuses_it(runs, t
     assert "give --refine N steps with it" in str(done.exception) and not (tmp_path / "q.pfc").exists()
 
 
+def test_pixelforge_compress_and_decompress_are_the_commands(runs, packages, tmp_path, cli):
+    """`pixelforge.compress`/`decompress` (the commands had no Python function) write what the commands write and
+    return what they print; a file one writes, the other decodes, from a run or a package."""
+    image = tmp_path / "rocket.png"
+    Image.fromarray(photo("rocket", (48, 64))).save(image)
+    done = pixelforge.compress(runs["hyperprior"], image, tmp_path / "api.pfc")
+    printed = cli("compress", str(runs["hyperprior"]), str(image), "--out", str(tmp_path / "cli.pfc"))
+    assert printed.returncode == 0, printed.stderr
+    assert (tmp_path / "api.pfc").read_bytes() == (tmp_path / "cli.pfc").read_bytes()
+    assert done["bytes"] == (tmp_path / "api.pfc").stat().st_size and f"{done['bytes']} bytes" in printed.stdout
+    assert (done["width"], done["height"]) == (64, 48) and done["bpp"] == 8 * done["bytes"] / (64 * 48)
+    decoded = pixelforge.decompress(packages["hyperprior"], tmp_path / "api.pfc", tmp_path / "api.png")
+    assert decoded == {"out": str(tmp_path / "api.png"), "width": 64, "height": 48}
+    assert cli("decompress", str(runs["hyperprior"]), str(tmp_path / "cli.pfc"), "--out",
+               str(tmp_path / "cli.png")).stdout.strip() == f"{tmp_path / 'cli.png'}: 64x48"
+    assert np.abs(np.asarray(Image.open(tmp_path / "api.png"), np.int16)
+                  - np.asarray(Image.open(tmp_path / "cli.png"), np.int16)).max() <= 1  # ONNX vs PyTorch rounding
+    with pytest.raises(pixelforge.PixelforgeError, match="already exists"):
+        pixelforge.compress(runs["hyperprior"], image, tmp_path / "api.pfc")
+
+
 def test_truncated_corrupted_and_foreign_files_give_one_line_errors(runs):
     net, codec, transforms = codec_of(runs["factorized"])
     data = compress_pixels(photo(), codec, transforms)

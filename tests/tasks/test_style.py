@@ -597,6 +597,22 @@ def test_stylize_command_reports_the_same_keys_for_every_method(tiny_run, images
     assert "neither a style run" in str(wrong.exception) and not (tmp_path / "w.png").exists()
 
 
+def test_pixelforge_stylize_returns_what_the_command_prints_with_json(tiny_run, images, tmp_path, cli):
+    """`pixelforge.stylize` is `pixelforge stylize` (it had no Python function): same options, its --json report."""
+    content, style = str(images["photos"][0]), str(images["style"])
+    report = pixelforge.stylize(content, style, out=tmp_path / "g.png", steps=3, size=48, quiet=True)
+    done = cli("stylize", content, style, "--out", str(tmp_path / "c.png"), "--steps", "3", "--size", "48", "--json")
+    assert done.returncode == 0, done.stderr
+    printed = json.loads(done.stdout.strip().splitlines()[-1])
+    assert set(report) == set(printed) and report["method"] == printed["method"] == "gatys"
+    assert report["out"] == str(tmp_path / "g.png") and Image.open(report["out"]).size == (48, 40)
+    assert report["loss_curve"] == str(tmp_path / "g.losses.png") and report["style_loss"] > 0
+    fast = pixelforge.stylize(tiny_run, content, tmp_path / "f.png", size=48)
+    assert fast["method"].startswith("fast") and fast["size"] == [48, 40] and "loss_curve" not in fast
+    with pytest.raises(PixelforgeError, match="already exists"):
+        pixelforge.stylize(tiny_run, content, tmp_path / "f.png", size=48)
+
+
 def test_a_run_trained_on_softmax_losses_is_measured_with_them_as_a_run_and_as_a_package(images, tmp_path):
     from typer.testing import CliRunner
 

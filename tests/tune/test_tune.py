@@ -75,6 +75,17 @@ def test_grid_walks_every_point_and_tpe_runs(toy, tmp_path, sampler):
     assert run.best_metric == pytest.approx(summary["best_value"], abs=1e-6)  # best.yaml reproduces the best trial
 
 
+def test_pixelforge_tune_study_takes_the_command_s_options_as_keywords(toy, tmp_path):
+    """`pixelforge.tune_study` is `pixelforge tune` (it had no public function): `epochs` fixes the key for every
+    trial, a grid with no `trials` walks the whole grid, and the summary is the command's."""
+    config, space = toy
+    space.write_text("lr: [0.01, 0.05]\nhidden: [8]\n")
+    summary = pixelforge.tune_study(config, space, out=tmp_path / "s", sampler="grid", epochs=1, seed=0)
+    assert summary["n_complete"] == 2 and {"best_value", "best_params", "n_pruned", "n_failed"} <= set(summary)
+    for trial in load(tmp_path / "s").trials:
+        assert len(rd.read_metrics(Path(trial.user_attrs["run_dir"]) / "metrics.csv")) == 1  # 1 epoch, not 3
+
+
 def test_a_pruned_trial_stops_early_and_leaves_a_valid_run_folder(toy, tmp_path):
     config, space = toy
     # Prune any trial whose val_mae after epoch 2 is above 0: every trial, at its second epoch.

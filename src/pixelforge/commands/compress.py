@@ -7,47 +7,15 @@ so a file written by one decodes with the other. Outputs are written atomically 
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import typer
 
-from pixelforge.errors import PixelforgeError
+# The work is in api/compress.py (`pixelforge.compress`, `pixelforge.decompress`); load_codec stays importable here.
+from pixelforge.api.compress import load_codec
 
-
-def load_codec(run: Path, refine: int = 0, refine_lr: float | None = None):
-    """(encode(pixels) -> bytes, decode(bytes, name) -> pixels) for a run folder or a package.
-
-    `refine` > 0: the encoder refines each image's latents for that many steps (tasks/compress/refine.py); it needs
-    the run folder's PyTorch model, so a package refuses it.
-    """
-    from pixelforge.deploy.runtime.package import is_package
-
-    if is_package(run):
-        if refine or refine_lr is not None:  # checked here, not by make_refiner: a package's path never imports torch
-            raise PixelforgeError(f"{run}: --refine needs torch autograd and the run folder's model; give the run "
-                                  f"folder (a package decodes the refined files as usual)")
-        from pixelforge.deploy.runtime.compress import CompressionRuntime
-
-        runtime = CompressionRuntime(run)
-        return runtime.compress, runtime.decompress
-    from pixelforge.deploy.runtime.learned_codec import compress_pixels, decompress_bytes
-    from pixelforge.tasks.compress.refine import make_refiner
-    from pixelforge.tasks.compress.tables import load_trained, torch_transforms
-
-    _, cfg, model, codec = load_trained(run)
-    transforms = torch_transforms(model)
-    refiner = make_refiner(model, cfg.lambda_, refine, refine_lr)
-    return (lambda pixels: compress_pixels(pixels, codec, transforms, refine=refiner),
-            lambda data, name: decompress_bytes(data, codec, transforms, name))
-
-
-def _write_new(path: Path, data: bytes) -> None:
-    from pixelforge.runs.folder import atomic_write_bytes, new_output_file
-
-    atomic_write_bytes(new_output_file(path), lambda handle: handle.write(data))  # checked again: it may have appeared
+__all__ = ["compress_command", "decompress_command", "load_codec"]
 
 
 def compress_command(
@@ -61,22 +29,12 @@ def compress_command(
                                               "refinement (default 0.08)."),
 ) -> None:
     """Compress an image into a .pfc file; prints its size and bits per pixel (the file's bits / pixels)."""
-    import time
+    from pixelforge.api.compress import compress
 
-    from pixelforge.data.images import load_rgb
-    from pixelforge.runs.folder import new_output_file
-
-    new_output_file(out)  # before the encoding, which takes a while with --refine
-    pixels = np.asarray(load_rgb(image))
-    encode, _ = load_codec(run, refine, refine_lr)
-    cpu = time.process_time()
-    data = encode(pixels)
-    cpu = time.process_time() - cpu
-    _write_new(out, data)
-    height, width = pixels.shape[:2]
+    done = compress(run, image, out, refine=refine, refine_lr=refine_lr)
     refined = f", {refine} refinement steps" if refine else ""
-    typer.echo(f"{out}: {len(data)} bytes, {8 * len(data) / (height * width):.4f} bpp ({width}x{height}; "
-               f"encoded in {cpu:.2f} CPU-s{refined})")
+    typer.echo(f"{out}: {done['bytes']} bytes, {done['bpp']:.4f} bpp ({done['width']}x{done['height']}; "
+               f"encoded in {done['cpu_seconds']:.2f} CPU-s{refined})")
 
 
 def decompress_command(
@@ -85,19 +43,7 @@ def decompress_command(
     out: Path = typer.Option(..., "--out", help="The PNG to write (must not exist)."),
 ) -> None:
     """Decode a .pfc file into a PNG (8-bit RGB, the original's size)."""
-    from PIL import Image
+    from pixelforge.api.compress import decompress
 
-    from pixelforge.runs.folder import new_output_file
-
-    # The output is always PNG (lossless, the round trip's bits); `--out x.jpg` wrote PNG bytes under a JPEG name.
-    if out.suffix.lower() in set(Image.registered_extensions()) - {".png"}:
-        raise PixelforgeError(f"{out}: decompress writes a PNG (lossless); name the output .png")
-    new_output_file(out)
-    if not file.is_file():
-        raise PixelforgeError(f"{file}: no such file")
-    _, decode = load_codec(run)
-    pixels = decode(file.read_bytes(), str(file))
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
-    _write_new(out, buffer.getvalue())
-    typer.echo(f"{out}: {pixels.shape[1]}x{pixels.shape[0]}")
+    done = decompress(run, file, out)
+    typer.echo(f"{out}: {done['width']}x{done['height']}")

@@ -1,4 +1,5 @@
-"""`pixelforge nas`: architecture search (NSGA-II on accuracy and latency) over MobileNet/EfficientNet-style nets."""
+"""`pixelforge nas`: architecture search (NSGA-II on accuracy and latency) over MobileNet/EfficientNet-style nets;
+the work is `pixelforge.nas` (tune/api.py)."""
 
 from __future__ import annotations
 
@@ -27,14 +28,13 @@ def nas(
     """Search architectures with NSGA-II: accuracy vs latency (or FLOPs); Pareto front plot, table, hypervolume."""
     import optuna
 
-    from pixelforge.tune.nas import NasOptions, run_nas
+    from pixelforge.tune.api import nas as run_nas
 
     logging.basicConfig(level=logging.WARNING if as_json else logging.INFO, format="%(message)s", stream=sys.stderr)
     logging.getLogger("lightning").propagate = False
     optuna.logging.set_verbosity(optuna.logging.WARNING if as_json else optuna.logging.INFO)
-    overrides = {"epochs": epochs} if epochs else {}
-    summary = run_nas(NasOptions(config=config, out=out, trials=trials, timeout=timeout, latency=latency,
-                                 seed=seed, population=population, storage=storage, study=study, overrides=overrides))
+    summary = run_nas(config, out=out, trials=trials, timeout=timeout, latency=latency, population=population,
+                      seed=seed, epochs=epochs, storage=storage, study=study)
     if as_json:
         typer.echo(json.dumps(summary))
         return

@@ -5,7 +5,8 @@
     pixelforge stylize RUN_OR_PACKAGE CONTENT --out OUT.png            a fast network (`train --task style`)
 
 Every method reports the same numbers, measured with the same loss network (`--loss-net`): seconds of
-stylization, content loss and style loss (tasks/style/methods.py).
+stylization, content loss and style loss (tasks/style/methods.py). The work is in api/stylize.py
+(`pixelforge.stylize`); this is its command line.
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-
-from pixelforge.errors import PixelforgeError
 
 
 def stylize_command(
@@ -47,134 +46,15 @@ def stylize_command(
     as_json: bool = typer.Option(False, "--json", help="Print {seconds, content_loss, style_loss, loss_net, ...}."),
 ) -> None:
     """Stylize a photo: by optimisation (Gatys), with a trained fast network, or with an arbitrary style."""
-    import torch
+    from pixelforge.api.stylize import stylize
 
-    from pixelforge.deploy.runtime.package import is_package
-    from pixelforge.runs.folder import new_output_file
-    from pixelforge.tasks.style import methods
-    from pixelforge.tasks.style.apply import is_style_run
-    from pixelforge.tasks.style.gatys import Weights
-    from pixelforge.tasks.style.images import read_image, save_image
-    from pixelforge.tasks.style.lossnet import build_loss_network
-
-    model_first = Path(first).is_dir() and (is_package(first) or is_style_run(first))
-    if Path(first).is_dir() != model_first:  # a folder that is not a model
-        raise PixelforgeError(f"{first}: a folder, but neither a style run (`pixelforge train --task style --out`) "
-                              "nor a package (`pixelforge export`); pass a content photo or one of those")
-    method = ("fast" if model_first else "gatys") if method == "auto" else method
-    if method not in ("gatys", "arbitrary", "fast"):
-        raise PixelforgeError(f"--method {method!r}: choose gatys, arbitrary or fast")
-    if (method == "fast") != model_first:
-        raise PixelforgeError(f"{first}: --method fast takes a style run or package first, then the content photo"
-                              if method == "fast" else f"{first}: a run/package stylizes with --method fast (or auto)")
-    new_output_file(out)
-    long_side = size or None
-    content = read_image(second if method == "fast" else first, long_side)
-    if feature_transform is None:
-        feature_transform = methods.trained_feature_transform(first) if method == "fast" else "none"
-    lossnet = build_loss_network(loss_net, str(weights) if weights else None, feature_transform=feature_transform)
-    loss_weights = Weights(content_weight, style_weight, tv_weight)
-    if method == "fast":
-        result, style_path = methods.fast(first, content)
-        style = read_image(style_path, max(content.shape[-2:])) if style_path else None
-    else:
-        style = methods.read_style(second, max(content.shape[-2:]), builtin_ok=method == "arbitrary")
-        if method == "arbitrary":
-            result = methods.arbitrary(content, style)
-        elif isinstance(style, str):
-            raise PixelforgeError(f"{second}: built-in styles are for --method arbitrary; gatys needs a style image")
-        else:
-            _refuse_beyond_memory(content, first)
-            with torch.random.fork_rng():
-                result = _gatys_with_progress(methods, lossnet, content, style, loss_weights, steps=steps,
-                                              optimizer=optimizer, init=init, scales=scales, lr=lr,
-                                              preserve_colour=preserve_colour, seed=seed, quiet=as_json)
-        style = style if isinstance(style, torch.Tensor) else None
-    methods.score(result, lossnet, content, style, loss_weights)
-    save_image(result.image, out)
-    curve = _save_curve(result.history, out) if result.history else None
-    losses = result.losses
-    summary = {"seconds": round(result.seconds, 4), "content_loss": losses["content"], "style_loss": losses["style"],
-               "loss_net": lossnet.name, "feature_transform": lossnet.feature_transform, "method": result.method,
-               "out": str(out), "size": list(result.image.shape[-2:][::-1])}
-    if curve is not None:
-        summary["loss_curve"] = str(curve)
+    summary = stylize(first, second, out, method=method, size=size, steps=steps, optimizer=optimizer, lr=lr,
+                      init=init, scales=scales, content_weight=content_weight, style_weight=style_weight,
+                      tv_weight=tv_weight, preserve_colour=preserve_colour, loss_net=loss_net, weights=weights,
+                      feature_transform=feature_transform, seed=seed, quiet=as_json)
     if as_json:
         typer.echo(json.dumps(summary))
     else:
-        style_text = "–" if losses["style"] is None else f"{losses['style']:.4f}"
-        typer.echo(f"{result.method}: {result.seconds:.2f} s, content loss {losses['content']:.4f}, style loss "
-                   f"{style_text} ({lossnet.name})  -> {out}")
-
-
-# Optimisation's peak memory: the image, its gradient, L-BFGS's history and the loss network's activations at every
-# scale. Measured on Lite0 (2.8 GB at 1024 px, 7.8 GB at 2048 px, square): a base and a cost per megapixel.
-GATYS_BASE_GB, GATYS_GB_PER_MEGAPIXEL = 1.0, 1.8
-
-
-def _refuse_beyond_memory(content, path) -> None:
-    """One line before optimising an image that needs more RAM than is free: Linux's OOM killer ends such a
-    process with no message at all (`--size 0` on a 72-megapixel photo passed 8 GB and was still growing)."""
-    from pixelforge.engine.cpu_memory import available_memory_bytes
-
-    free = available_memory_bytes()
-    height, width = content.shape[-2:]
-    need = GATYS_BASE_GB + GATYS_GB_PER_MEGAPIXEL * width * height / 1e6
-    if free is None or need <= free / 2**30:
-        return
-    fits = (0.9 * free / 2**30 - GATYS_BASE_GB) / GATYS_GB_PER_MEGAPIXEL * 1e6  # pixels, with a tenth spare
-    longest = int((fits * max(width, height) / min(width, height)) ** 0.5) // 32 * 32 if fits > 0 else 0
-    advice = f"pass --size {longest} or less (the longer side in px)" if longest >= 64 else "free some memory first"
-    raise PixelforgeError(f"{path}: stylizing {width}x{height} by optimisation needs about {need:.1f} GB of RAM and "
-                          f"{free / 2**30:.1f} GB are free; {advice}")
-
-
-def _gatys_with_progress(methods, lossnet, content, style, loss_weights, quiet: bool, **options):
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    # On stderr, and only on a terminal: off one a bar left blank lines (and on stdout it mixed with the output).
-    console = Console(stderr=True)
-    with Progress(TextColumn("stylizing"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-                  TimeRemainingColumn(), console=console, transient=True,
-                  disable=quiet or not console.is_terminal) as bar:
-        task = bar.add_task("", total=options["steps"])
-
-        def advance(n, row):
-            bar.update(task, advance=n, description=f"loss {row['total']:.4f} (scale {row['scale'] + 1})")
-
-        return methods.gatys(lossnet, content, style, progress=advance, weights=loss_weights, **options)
-
-
-def _save_curve(history: list[dict], out: Path) -> Path:
-    """OUT.losses.csv and OUT.losses.png (the loss at every evaluation, per term); returns the PNG's path.
-
-    `--out` is new, but another output with its stem (`cat.jpg` after `cat.png`) has these two names already: then
-    OUT.losses-2.csv and .png, the first number free for both, as default names are numbered elsewhere."""
-    import csv
-
-    import matplotlib
-
-    from pixelforge.output_names import numbered
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    base = next(b for b in numbered(out.with_name(f"{out.stem}.losses"), keep_suffix=False)
-                if not b.with_name(f"{b.name}.csv").exists() and not b.with_name(f"{b.name}.png").exists())
-    with open(base.with_name(f"{base.name}.csv"), "x", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(history[0]))
-        writer.writeheader()
-        writer.writerows(history)
-    figure, axis = plt.subplots(figsize=(6, 3.5))
-    steps = [row["step"] for row in history]
-    for key in ("total", "content", "style", "tv"):
-        axis.plot(steps, [row[key] for row in history], label=key)
-    axis.set_yscale("log")
-    axis.set_xlabel("loss evaluation")
-    axis.legend()
-    axis.set_title("stylize by optimisation: losses (coarse to fine)")
-    figure.tight_layout()
-    figure.savefig(base.with_name(f"{base.name}.png"), dpi=100)
-    plt.close(figure)
-    return base.with_name(f"{base.name}.png")
+        style_text = "–" if summary["style_loss"] is None else f"{summary['style_loss']:.4f}"
+        typer.echo(f"{summary['method']}: {summary['seconds']:.2f} s, content loss {summary['content_loss']:.4f}, "
+                   f"style loss {style_text} ({summary['loss_net']})  -> {out}")

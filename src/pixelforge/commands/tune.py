@@ -1,4 +1,5 @@
-"""`pixelforge tune`: hyper-parameter search over any task's config keys (pixelforge/tune/, on Optuna)."""
+"""`pixelforge tune`: hyper-parameter search over any task's config keys (pixelforge/tune/, on Optuna); the work is
+`pixelforge.tune_study` (tune/api.py)."""
 
 from __future__ import annotations
 
@@ -38,26 +39,14 @@ def tune(
     """Search hyper-parameters with Optuna: every trial is a run folder; resumable; many workers on one storage."""
     import optuna
 
-    from pixelforge.tune.study import TuneOptions, run_study
+    from pixelforge.tune.api import tune_study
 
     logging.basicConfig(level=logging.WARNING if as_json else logging.INFO, format="%(message)s", stream=sys.stderr)
     logging.getLogger("lightning").propagate = False
     optuna.logging.set_verbosity(optuna.logging.WARNING if as_json else optuna.logging.INFO)
-    overrides = {k: v for k, v in {"devices": devices, "epochs": epochs}.items() if v is not None}
-    if trials is None and sampler != "grid" and timeout is None:
-        trials = 20
-    if retrain_best:  # refused before the study, not after it
-        from pixelforge.tune.retrain import check_can_retrain
-
-        check_can_retrain(config, overrides)
-    summary = run_study(TuneOptions(config=config, space=space, out=out, sampler=sampler, trials=trials,
-                                    timeout=timeout, pruner=pruner, metric=metric, direction=direction,
-                                    storage=storage, study=study, seed=seed, overrides=overrides,
-                                    mlflow=mlflow))
-    if retrain_best:
-        from pixelforge.tune.retrain import retrain_best as retrain
-
-        summary["retrained"] = retrain(out, summary.get("best_run"))
+    summary = tune_study(config, space, out=out, sampler=sampler, trials=trials, timeout=timeout, pruner=pruner,
+                         metric=metric, direction=direction, storage=storage, study=study, seed=seed,
+                         devices=devices, epochs=epochs, retrain_best=retrain_best, mlflow=mlflow)
     if as_json:
         keys = ("best_value", "best_params", "n_complete", "n_pruned", "n_failed", "retrained")
         typer.echo(json.dumps({k: summary[k] for k in keys if k in summary}))

@@ -25,18 +25,41 @@ def _unique_png(out: Path, stem: str, taken: set[str]) -> Path:
     return out / name
 
 
-def explain_images(run: str | Path, images: list[str], method: str = "gradcam", target: str | None = None,
-                   out: str | Path = "explanations", faithfulness: bool = True, steps: int = 10) -> list[dict]:
-    """Explain each image's predicted class (or `target`) with `method`; write DIR/<image name>.png for each.
+def explain_images(run: str | Path, images: str | list[str], method: str = "gradcam", target: str | None = None,
+                   out: str | Path | None = None, faithfulness: bool = True, steps: int = 10) -> list[dict]:
+    """What `pixelforge explain` does (`pixelforge.explain_images`; `pixelforge.explain` is this package): explain
+    each image's predicted class (or `target`) with `method`; write OUT/<image name>.png for each.
 
-    Returns one dict per image: path, png, predicted, score, explained, and the deletion/insertion scores.
-    DIR/faithfulness.json holds the same rows and their means.
+    `images`: files, folders or glob patterns. `out`: a new (or empty) folder; default explanations, numbered
+    (explanations-2, ...) past earlier ones; never overwritten. Returns one dict per image: path, png, predicted,
+    score, explained, and the deletion/insertion scores (an unreadable image: path and error); OUT/faithfulness.json
+    holds the same rows and their means. A captioning run explains each word's attention instead: path, caption,
+    png per image.
 
     Example:
         >>> rows = explain_images("runs/hymenoptera", ["bee.jpg"], "gradcam", out="why")  # doctest: +SKIP
         >>> rows[0]["png"]  # doctest: +SKIP
         'why/bee.png'
     """
+    from pixelforge.runs.files import run_task_name
+    from pixelforge.runs.folder import output_path
+    from pixelforge.tasks.registry import get_task
+
+    images = [images] if isinstance(images, (str, Path)) else list(images)
+    task = get_task(run_task_name(Path(run)))
+    own = getattr(task, "explain_images", None)  # a task with its own explanation
+    if own is None and not task.heat_maps:
+        raise PixelforgeError(f"{run}: explain draws heat maps of image classifiers (and captioning's attention); "
+                              f"this is a {task.name!r} run")
+    out = output_path(out, "explanations")
+    if own is not None:
+        return own(run, images, out)
+    return _explain_classifier(run, images, method, target, out, faithfulness, steps)
+
+
+def _explain_classifier(run: str | Path, images: list[str], method: str, target: str | None, out: Path,
+                        faithfulness: bool, steps: int) -> list[dict]:
+    """A classifier's heat maps: one row per image, OUT/<image name>.png, OUT/faithfulness.json."""
     import numpy as np
 
     from pixelforge.data.dataset import decode_resized
@@ -120,30 +143,19 @@ def explain(
 ) -> None:
     """Heat maps of what the model looked at: image | heat map | overlay, one PNG per image (captioning runs: each
     word's attention over the image)."""
-    from pixelforge.runs.files import run_task_name
-    from pixelforge.runs.folder import output_path
-    from pixelforge.tasks.registry import get_task
-
-    task = get_task(run_task_name(run))
-    own = getattr(task, "explain_images", None)  # a task with its own explanation
-    if own is None and not task.heat_maps:
-        raise PixelforgeError(f"{run}: explain draws heat maps of image classifiers (and captioning's attention); "
-                              f"this is a {task.name!r} run")
-    out = output_path(out, "explanations")
-    if own is not None:
-        for row in own(run, images, out):
-            typer.echo(f"{row['path']}: skipped ({row['error']})" if "error" in row else
-                       f"{row['path']}: {row['caption']} -> {row['png']}")
-        return
     rows = explain_images(run, images, method, target, out, faithfulness, steps)
+    heat_maps = [r for r in rows if "error" not in r and "caption" not in r]
     for row in rows:
         if "error" in row:
             typer.echo(f"{row['path']}: skipped ({row['error']})")
+            continue
+        if "caption" in row:  # a task's own explanation (captioning's attention)
+            typer.echo(f"{row['path']}: {row['caption']} -> {row['png']}")
             continue
         scores = (f"; deletion {row['deletion_auc']:.3f} (random {row['random_deletion_auc']:.3f}), insertion "
                   f"{row['insertion_auc']:.3f} (random {row['random_insertion_auc']:.3f})") if faithfulness else ""
         typer.echo(f"{row['path']}: predicted {row['predicted']} {row['score']:.3f}, explained {row['explained']}"
                    f"{scores} -> {row['png']}")
-    if faithfulness and any("error" not in r for r in rows):
+    if faithfulness and heat_maps:
         typer.echo("faithfulness (deletion: lower is better; insertion: higher is better): "
-                   f"{Path(out) / 'faithfulness.json'}")
+                   f"{Path(heat_maps[0]['png']).parent / 'faithfulness.json'}")
