@@ -216,9 +216,10 @@ def predict(
     if csv_file is not None and csv_file.exists():
         raise PixelforgeError(f"{csv_file}: already exists; choose a new --csv (outputs are never overwritten)")
     from pixelforge.deploy.runtime.base import PACKAGE_PREDICTIONS
+    from pixelforge.deploy.runtime.package import is_package
 
     asked_out = out
-    from_package = (run / "package.json").is_file() or (run / "preprocess.json").is_file()  # ONNX Runtime, no torch
+    from_package = (run / "package.json").is_file() or is_package(run)  # ONNX Runtime, no torch
     # box, mask and image tasks write there (a run's own folder; a package is never written into); a second call
     # writes beside it
     out = output_path(out, PACKAGE_PREDICTIONS if from_package else run / "predictions")
