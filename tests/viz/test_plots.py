@@ -39,18 +39,6 @@ def test_confusion_matrix_title_fits_with_long_class_names(tmp_path, kept_figure
     assert all(_inside(_extent(label), figure) for label in figure.axes[0].get_xticklabels())
 
 
-def test_gallery_titles_fit_their_panels(tmp_path, kept_figures):
-    images = [np.zeros((64, 64, 3), np.uint8)] * 8
-    titles = [f"true {LONG[i % 4]}\npred another_{LONG[(i + 1) % 4]} 0.93" for i in range(8)]
-    plots.plot_gallery(images, titles, tmp_path / "gallery.png")
-    figure = kept_figures[0]
-    figure.draw_without_rendering()  # the constrained layout as drawn (savefig leaves text extents a few px stale)
-    boxes = [_extent(ax.title) for ax in figure.axes if ax.title.get_text()]
-    assert len(boxes) == 8 and all(_inside(box, figure) for box in boxes)
-    first_row = sorted(boxes[:6], key=lambda box: box.x0)
-    assert all(left.x1 <= right.x0 for left, right in zip(first_row, first_row[1:]))  # neighbours do not overlap
-
-
 def _curve_rows(losses, accs):
     return [{"epoch": float(i + 1), "train_loss": loss, "val_loss": loss, "train_acc": acc, "val_acc": acc}
             for i, (loss, acc) in enumerate(zip(losses, accs))]
@@ -78,15 +66,6 @@ def test_nan_metrics_are_named_in_the_panel_not_left_out_silently(tmp_path, kept
     loss = kept_figures[0].axes[0]
     notes = " ".join(t.get_text() for t in loss.texts)
     assert "NaN/inf at epoch 1, 2" in notes and "no finite values" in notes
-
-
-def test_gallery_titles_stay_below_the_images_of_the_row_above(tmp_path, kept_figures):
-    images = [np.full((32, 32, 3), 40 * i % 255, np.uint8) for i in range(12)]
-    plots.plot_gallery(images, [f"true {i}\npred {i + 1} 0.93" for i in range(12)], tmp_path / "gallery.png")
-    figure = kept_figures[0]
-    figure.draw_without_rendering()  # the layout as saved, images shrunk to their aspect
-    above, below = figure.axes[0], figure.axes[6]
-    assert _extent(below.title).y1 <= above.get_window_extent().y0  # "true 6" is not printed over image 0
 
 
 def test_thirty_long_class_names_that_differ_in_the_middle_keep_distinct_axis_labels(tmp_path, kept_figures):

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from pixelforge.metrics.classification import worst_mistakes
-from pixelforge.viz.plots import plot_gallery
+from pixelforge.viz.grid import plot_gallery
 
 
 def pick_examples(logits: torch.Tensor, targets: torch.Tensor, per_kind: int = 4) -> tuple[list[int], list[int]]:

@@ -54,7 +54,7 @@ def draw_detections(image: torch.Tensor, results: list[dict], names: dict[int, s
 def detection_gallery(images: list, pixels: list[torch.Tensor], results: list[dict], categories: dict[int, str],
                       path: Path, count: int = 12) -> Path:
     """A grid of up to `count` images: ground truth in green, detections scoring >= SHOW_SCORE in class colours."""
-    from pixelforge.viz.plots import plot_gallery
+    from pixelforge.viz.grid import plot_gallery
 
     by_image: dict[int, list] = {}
     for r in results:

@@ -1,4 +1,5 @@
-"""PNG figures a person looks at: confusion matrix, training curves, a gallery of images with labels."""
+"""PNG figures a person looks at: confusion matrix, training curves, the learning-rate range test (a gallery of
+images with titles is viz/grid.py)."""
 
 from __future__ import annotations
 
@@ -156,27 +157,6 @@ def plot_curves(rows: list[dict], path: Path, panels=CLASSIFY_PANELS, ylim_last:
         np.atleast_1d(axes)[-1].set_ylim(low - 0.03 * (high - low), high + 0.03 * (high - low))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def plot_gallery(images: list[np.ndarray], titles: list[str], path: Path, columns: int = 6,
-                 colors: list[str] | None = None) -> Path:
-    """Images (HWC uint8) in a grid, each with a title (e.g. "true: ant / pred: bee 0.93")."""
-    columns = max(1, min(columns, len(images)))
-    rows = max(1, -(-len(images) // columns))
-    # Each title is wrapped to its panel's width; a row is as tall as its image plus its longest title.
-    wrapped = ["\n".join(textwrap.fill(line, 30) for line in title.splitlines()) for title in titles]
-    lines = max((t.count("\n") + 1 for t in wrapped), default=1)
-    fig, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, (2.2 + 0.18 * lines) * rows), squeeze=False,
-                             layout="constrained")  # tight_layout let a row's titles run over the images above
-    for ax in axes.flat:
-        ax.axis("off")
-    for k, (ax, image, title) in enumerate(zip(axes.flat, images, titles)):
-        ax.imshow(image)
-        text = ax.set_title(title, fontsize=8, color=(colors[k] if colors else "black"))
-        fit_text(text, 0.95 * fig.bbox.width / columns)
-    fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
 

@@ -14,7 +14,7 @@ from pixelforge.data.transforms import decode_size, resolve_augment, train_trans
 def write_preview(data: str, out: str | Path, augment: str = "light", img_size: int = 224, count: int = 24,
                   seed: int = 0) -> Path:
     """Draw `count` samples spread over the classes, augmented with preset `augment`, into PNG `out`."""
-    from pixelforge.viz.plots import plot_gallery
+    from pixelforge.viz.grid import plot_gallery
 
     source = resolve_data(data)
     samples = source.split("train") or source.samples

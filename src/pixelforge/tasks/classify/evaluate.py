@@ -26,7 +26,8 @@ from pixelforge.tasks.classify.groups import group_report
 from pixelforge.tasks.common.held_out import leave_out_training_images
 from pixelforge.tasks.classify.inference import LoadedRun, load_run, run_inference
 from pixelforge.metrics.classification import classification_metrics, worst_mistakes
-from pixelforge.viz.plots import plot_confusion, plot_gallery
+from pixelforge.viz.grid import plot_gallery
+from pixelforge.viz.plots import plot_confusion
 from pixelforge.explain.gallery import explanation_gallery
 
 

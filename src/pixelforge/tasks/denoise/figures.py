@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from pixelforge.deploy.runtime.mask_files import to_display
-from pixelforge.viz.plots import plot_gallery
+from pixelforge.viz.grid import plot_gallery
 
 LABELS = {"noisy": "noisy", "nl_means": "NL-means", "wavelet": "wavelet", "ours": "ours"}
 

@@ -10,7 +10,8 @@ import numpy as np
 from pixelforge.data.images import ImageReadError, load_rgb
 from pixelforge.errors import PixelforgeError
 from pixelforge.runs import folder as rd
-from pixelforge.viz.plots import plot_confusion, plot_gallery
+from pixelforge.viz.grid import plot_gallery
+from pixelforge.viz.plots import plot_confusion
 
 FILES = ("predictions.json", "gallery.png", "confusion_matrix.png")
 GALLERY_IMAGES = 24
