@@ -37,10 +37,11 @@ def plot_gallery(images: list[np.ndarray], titles: list[str], path: Path, column
     draw = ImageDraw.Draw(canvas)
     for k, (picture, panel) in enumerate(zip(pictures, panels)):
         left, top, right, bottom = panel.image_box
-        upscale = right - left > picture.width
-        # Nearest neighbour keeps a 32 px image's pixels sharp when blown up, as matplotlib's imshow showed them.
+        # Nearest neighbour keeps a 32 px image's pixels sharp when blown up (as matplotlib's imshow showed them);
+        # below 2x it would make uneven blocks, where Lanczos looks like the photo.
+        blown_up = right - left >= 2 * picture.width
         canvas.paste(picture.resize((right - left, bottom - top),
-                                    Image.Resampling.NEAREST if upscale else Image.Resampling.LANCZOS), (left, top))
+                                    Image.Resampling.NEAREST if blown_up else Image.Resampling.LANCZOS), (left, top))
         x0, y0, x1, _ = panel.title_box
         draw.multiline_text(((x0 + x1) / 2, y0), "\n".join(panel.title_lines), fill=(colors[k] if colors else "black"),
                             font=font, anchor="ma", align="center", spacing=_spacing(font))
