@@ -255,8 +255,9 @@ def test_the_default_detector_learns_the_builtin_shapes(tmp_path):
     """The default recipe (Faster R-CNN on Lite0, 160 px), shortened to 3 epochs: well above chance on the test split.
 
     An untrained detector scores ~0. Measured on one thread: 4 epochs test mAP50 0.72 in 131 CPU s of training,
-    3 epochs 0.61 in 93 CPU s (val 0.14, 0.43, 0.52 by epoch), still well above 0.4. An epoch is mostly RoIAlign
-    and the backward pass, which a test cannot shrink without leaving the default recipe."""
+    3 epochs 0.61 in 93 CPU s (val 0.14, 0.43, 0.52 by epoch), still well above 0.4; with RoIAlign as matrix
+    products (models/roi_align.py) 0.63 in 84 CPU s for the whole test. 2 epochs reach only 0.41 (lr 2e-3) or
+    0.22-0.28 (3e-3): too close to the bar. An epoch is now mostly the encoder's backward pass."""
     import pixelforge
     from pixelforge.tasks.detect.evaluate import evaluate_detection
 

@@ -282,15 +282,18 @@ def test_training_writes_a_run_with_mask_metrics(tmp_path, tiny_instance):
 
 @pytest.mark.slow
 def test_mask_rcnn_learns_the_tiny_set_well_above_chance(tmp_path):
+    """An untrained model scores ~0; outlines of two clean shapes should be found and traced in 5 epochs.
+
+    Measured on one thread, test mask mAP50: 0.67 (seed 0) and 0.51 (seed 1, another split) in 26 CPU s; 8 epochs
+    gave 0.81 in 38 CPU s (55 before RoIAlign's matrix products, models/roi_align.py)."""
     import pixelforge
     from pixelforge.tasks.instance.evaluate import evaluate_instance
 
     data = write_tiny_instance(tmp_path / "data", count=60, size=(96, 96), seed=1)
-    result = pixelforge.train(str(data), task="instance", img_size=96, epochs=8, batch_size=4, strategy="full",
+    result = pixelforge.train(str(data), task="instance", img_size=96, epochs=5, batch_size=4, strategy="full",
                               lr=2e-3, test_fraction=0.2, out=str(tmp_path / "run"), quiet=True)
     metrics = evaluate_instance(result.run_dir).metrics
-    # An untrained model scores ~0; outlines of two clean shapes should be found and traced.
-    assert metrics["map50"] > 0.4, metrics["map50"]  # measured 0.6 on the val split
+    assert metrics["split"] == "test" and metrics["map50"] > 0.35, metrics["map50"]
 
 
 def test_the_gallery_rows_of_wide_photos_are_not_padded_with_white_bands(tmp_path):
