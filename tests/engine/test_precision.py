@@ -58,15 +58,16 @@ def test_bf16_with_fp32_depthwise_learns_as_well_as_fp32_on_a_fixed_split(tmp_pa
     """The faster default for full fine-tuning is not exact, so it must reach fp32's accuracy on the same split."""
     import pixelforge
 
-    # 32 px without augmentation: the same bf16 path (16 depthwise convolutions kept in fp32, the rest in bf16) in
-    # 40 CPU s for both runs instead of 76 at 64 px with light augmentation. The digits are 8 px originals, so 32 px
-    # loses nothing, and both sides get the same recipe, so the comparison is as strict.
-    options = dict(model="tf_efficientnet_lite0", strategy="full", img_size=32, augment="none", epochs=3, lr=1e-2,
-                   quiet=True, seed=0)
+    # 32 px without augmentation, 2 epochs at lr 3e-3 on the whole network (backbone_lr_mult 1.0, the quickstart's):
+    # the same bf16 path (16 depthwise convolutions kept in fp32, the rest in bf16) in ~40 CPU s for both runs
+    # instead of ~63 for 3 epochs at lr 1e-2 with the backbone at 0.1x, and at a higher accuracy (0.95-0.98 instead
+    # of ~0.92), where a bf16 loss of learning shows against a smaller error. The digits are 8 px originals, so
+    # 32 px loses nothing; calibration (a temperature fitted after training) is not what is compared, so it is off.
+    options = dict(model="tf_efficientnet_lite0", strategy="full", img_size=32, augment="none", epochs=2, lr=3e-3,
+                   backbone_lr_mult=1.0, calibrate=False, quiet=True, seed=0)
     fp32 = pixelforge.train("digits", out=str(tmp_path / "fp32"), precision="32", **options)
     bf16 = pixelforge.train("digits", out=str(tmp_path / "bf16"), precision="bf16-mixed", **options)
-    assert fp32.best_val_accuracy > 0.85
-    # Measured 0.915 (fp32) vs 0.937 (bf16) of 270 validation digits here (at 64 px with light augmentation: 0.930
-    # vs 0.937, and 0.915 vs 0.922 in an earlier round): 3 short epochs differ by a few images either way. bf16 may
-    # do better; it must not do worse by more than 0.03 (8 images).
+    assert fp32.best_val_accuracy > 0.9
+    # Measured (fp32 vs bf16, of 270 validation digits): seed 0 0.948 vs 0.952, seed 1 0.967 vs 0.978 (the earlier
+    # 3-epoch recipe: 0.915 vs 0.937). bf16 may do better; it must not do worse by more than 0.03 (8 images).
     assert bf16.best_val_accuracy >= fp32.best_val_accuracy - 0.03
