@@ -73,13 +73,3 @@ def test_train_whose_output_reader_goes_away_saves_a_checkpoint_and_resumes(two_
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming" in resumed.stderr
     assert len((run / "metrics.csv").read_text().splitlines()) == 4  # a header and the 3 epochs, each once
-
-
-@pytest.mark.slow
-def test_quiet_train_on_two_cpu_processes_prints_no_lightning_banner(two_colours, tmp_path):
-    result = subprocess.run([*CLI, "train", "--data", two_colours, *TINY, "--epochs", "1", "--accelerator", "cpu",
-                             "--devices", "2", "--quiet", "--out", tmp_path / "run"],
-                            capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr
-    for banner in ("All distributed processes registered", "Initializing distributed", "distributed_backend"):
-        assert banner not in result.stderr + result.stdout

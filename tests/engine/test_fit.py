@@ -304,19 +304,25 @@ class RaiseAtStart(Hook):
 @pytest.mark.slow
 def test_a_mistake_raised_in_a_ddp_process_reaches_the_caller_as_itself_not_a_traceback(tmp_path):
     """torch.multiprocessing hands a spawned process's exception to the parent as a ProcessRaisedException holding its
-    traceback as text: a one-line PixelforgeError (or an interruption's exit code) became a traceback."""
+    traceback as text: a one-line PixelforgeError (or an interruption's exit code) became a traceback.
+
+    One two-process run carries an interruption through, exit code and all; a plain PixelforgeError travels by the
+    same record (each process writes its error, the caller raises the lowest rank's), read back here without a
+    second pair of processes, whose start-up is most of this test's time."""
+    from pixelforge.engine.fit import _record_process_error, _recorded_process_error
     from pixelforge.errors import Interrupted
 
     two = FitConfig(epochs=1, batch_size=32, lr=2e-3, seed=0, accelerator="cpu", devices=2, quiet=True)
-    run = rd.new_run_dir(tmp_path / "mistake")
-    with pytest.raises(PixelforgeError) as caught:
-        fit(build_point_gan, run, two, hooks=[RaiseAtStart(PixelforgeError("labels.csv: row 3 names no image"))])
-    assert type(caught.value) is PixelforgeError and str(caught.value) == "labels.csv: row 3 names no image"
-    assert not list(run.glob(".process-error-*"))  # read and removed
     run = rd.new_run_dir(tmp_path / "stopped")
     with pytest.raises(Interrupted) as caught:
         fit(build_point_gan, run, two, hooks=[RaiseAtStart(Interrupted("stopped; resume with X", signal.SIGTERM))])
     assert caught.value.exit_code == 143 and str(caught.value) == "stopped; resume with X"
+    assert not list(run.glob(".process-error-*"))  # read and removed
+    for rank in (10, 2, 1):
+        _record_process_error(run, rank, PixelforgeError(f"labels.csv: row 3 names no image (rank {rank})"))
+    mistake = _recorded_process_error(run)
+    assert type(mistake) is PixelforgeError and str(mistake) == "labels.csv: row 3 names no image (rank 1)"
+    assert not list(run.glob(".process-error-*"))
 
 
 def test_a_ddp_process_leaves_its_process_group_before_the_interpreter_exits(tmp_path):

@@ -54,7 +54,9 @@ def test_quiet_training_prints_nothing(tmp_path, colours):
 
 @pytest.mark.slow
 def test_quiet_training_on_two_cpu_processes_prints_nothing(tmp_path, colours):
-    """Lightning's "Initializing distributed ... All distributed processes registered" came from the spawned ones."""
+    """Lightning's "Initializing distributed ... All distributed processes registered" came from the spawned ones.
+    The command line's `train --quiet` is this same `quiet` by the time it reaches `fit` (cli_options.py makes the
+    option from the run config's key), and its spawned processes start as these do: the two-process check for both."""
     result = _train_quietly(tmp_path, colours, devices=2)
     assert result.returncode == 0, result.stderr
     assert (result.stdout, result.stderr) == ("", "")

@@ -254,9 +254,10 @@ def _validate_all(data_dir: Path, rank: int, world: int) -> dict:
 
 
 def _rank_main(rank: int, world: int, port: int, data_dir: str, out: str) -> None:
+    """One of two gloo processes: every task's validation on its shard, then the loop's validation (both tests)."""
     torch.distributed.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
     try:
-        results = _validate_all(Path(data_dir), rank, world)
+        results = {"tasks": _validate_all(Path(data_dir), rank, world), "loop": _validate_in_the_loop(rank, world, out)}
     finally:
         torch.distributed.destroy_process_group()
     Path(out, f"rank{rank}.json").write_text(json.dumps(results))
@@ -268,9 +269,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_ranks_with_unequal_shards_score_exactly_like_one_process(tmp_path):
+@pytest.fixture(scope="module")
+def two_ranks(tmp_path_factory) -> tuple[dict, list[dict]]:
+    """(one process's results, each of two gloo processes' results): one pair of spawned processes for both tests
+    below, as each process's start (interpreter, torch, the tasks) costs far more than what it validates."""
     from tests.tasks.test_detection import write_tiny_coco
 
+    tmp_path = tmp_path_factory.mktemp("shards")
     data = write_tiny_coco(tmp_path / "coco", {"train": 2, "val": 5})
     single = _validate_all(data, 0, 1)
     context = mp.start_processes(_rank_main, args=(2, _free_port(), str(data), str(tmp_path)), nprocs=2, join=False,
@@ -278,7 +283,11 @@ def test_two_ranks_with_unequal_shards_score_exactly_like_one_process(tmp_path):
     deadline = time.monotonic() + 180  # a rank waiting on a collective the other never calls would hang here
     while not context.join(timeout=5):
         assert time.monotonic() < deadline, "validation ranks did not finish: mismatched collectives?"
-    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    return single, [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+
+
+def test_two_ranks_with_unequal_shards_score_exactly_like_one_process(two_ranks):
+    single, ranks = two_ranks[0], [rank["tasks"] for rank in two_ranks[1]]
     for name, expected in single.items():
         assert ranks[0][name]["images"] + ranks[1][name]["images"] == expected["images"]
         if name != "gan":
@@ -305,32 +314,24 @@ class _RunningMean:
         return {"val_mean": float(model[0].running_mean.sum())}
 
 
-def _loop_rank_main(rank: int, world: int, port: int, out: str) -> None:
+def _validate_in_the_loop(rank: int, world: int, out: str) -> dict:
+    """The batch-norm running mean the loop's validation saw in this process, and the one this process keeps."""
     from pixelforge.engine.loop import Loop
 
-    torch.distributed.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
-    try:
-        model = torch.nn.Sequential(torch.nn.BatchNorm1d(3))
-        model.train()
-        model(torch.randn(4, 3) + rank * 10)  # each process's last training batch moved its own running mean
-        loop = Loop(_DistFabric(rank, world), _RunningMean(), model, {}, {}, None, [torch.zeros(2, 3)], None,
-                    Path(out), model, 1)
-        seen = loop.validate()["val_mean"]
-        torch.distributed.barrier()
-    finally:
-        torch.distributed.destroy_process_group()
-    Path(out, f"loop{rank}.json").write_text(json.dumps({"seen": seen, "saved": float(model[0].running_mean.sum())}))
+    model = torch.nn.Sequential(torch.nn.BatchNorm1d(3))
+    model.train()
+    model(torch.randn(4, 3) + rank * 10)  # each process's last training batch moved its own running mean
+    loop = Loop(_DistFabric(rank, world), _RunningMean(), model, {}, {}, None, [torch.zeros(2, 3)], None,
+                Path(out), model, 1)
+    seen = loop.validate()["val_mean"]
+    torch.distributed.barrier()
+    return {"seen": seen, "saved": float(model[0].running_mean.sum())}
 
 
-def test_every_process_validates_rank_0_s_batch_norm_statistics_the_checkpointed_model_s(tmp_path):
+def test_every_process_validates_rank_0_s_batch_norm_statistics_the_checkpointed_model_s(two_ranks):
     """Validation runs the module outside DDP's wrapper, which broadcasts rank 0's buffers only at the next
     training forward: process 1 validated its own batch's running statistics, a model no checkpoint holds."""
-    context = mp.start_processes(_loop_rank_main, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=False,
-                                 start_method="spawn")
-    deadline = time.monotonic() + 120
-    while not context.join(timeout=5):
-        assert time.monotonic() < deadline, "validation ranks did not finish"
-    ranks = [json.loads((tmp_path / f"loop{r}.json").read_text()) for r in range(2)]
+    ranks = [rank["loop"] for rank in two_ranks[1]]
     assert ranks[1]["seen"] == ranks[0]["seen"] == ranks[0]["saved"]  # rank 0's, which it checkpoints
 
 

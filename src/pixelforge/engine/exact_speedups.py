@@ -20,6 +20,7 @@ Lite0 full fine-tuning, batch 32, 224 px, on a 2-core Xeon with AMX (benchmarks 
 from __future__ import annotations
 
 import functools
+import sys
 from dataclasses import dataclass, replace
 
 import torch
@@ -33,6 +34,10 @@ def depthwise_convs(model: nn.Module) -> list[nn.Conv2d]:
 
 
 def same_padded_convs(model: nn.Module) -> list[nn.Conv2d]:
+    # A Conv2dSame exists only once timm is imported. Importing timm just to look cost ~2 s of CPU for a model of
+    # pixelforge's own (simple_cnn) in every fresh process, each spawned DDP process included.
+    if "timm" not in sys.modules:
+        return []
     from timm.layers import Conv2dSame
 
     return [m for m in model.modules() if isinstance(m, Conv2dSame)]

@@ -365,7 +365,9 @@ def _strategy(config: FitConfig):
         return DDPStrategy(find_unused_parameters=config.find_unused_parameters)
     # Spawned processes work from the CLI and from Python alike (from a script, under its `__main__` guard).
     check_main_guard()
-    return DDPStrategy(start_method="spawn", find_unused_parameters=config.find_unused_parameters)
+    from pixelforge.engine.spawn import SpawnDDPStrategy  # each spawned process imports Fabric without torchmetrics
+
+    return SpawnDDPStrategy(find_unused_parameters=config.find_unused_parameters)
 
 
 def _tensorboard(run: Path):

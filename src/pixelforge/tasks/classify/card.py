@@ -35,7 +35,6 @@ def _model_size(cfg, num_classes: int) -> tuple[float, float]:
     timm backbone's figures are kept in `$PIXELFORGE_HOME/model-sizes.json`, keyed by the names, sizes and library
     versions they depend on (issue 20, lever L27). pixelforge's own networks are counted each time.
     """
-    import timm
     import torch
 
     from pixelforge.data.builtin import cache_root
@@ -44,6 +43,8 @@ def _model_size(cfg, num_classes: int) -> tuple[float, float]:
 
     if get_spec(cfg.model).source != "timm":
         return model_size(cfg.model, num_classes, cfg.img_size)
+    import timm  # only here: its import is ~2 s of CPU that a run of pixelforge's own network never needed
+
     key = f"{cfg.model}|{num_classes}|{cfg.img_size}|timm {timm.__version__}|torch {torch.__version__}"
     path = cache_root() / "model-sizes.json"
     try:
