@@ -447,3 +447,23 @@ def test_the_history_plot_names_the_metric_and_its_direction_and_counts_whole_tr
     assert "Optimisation history" in written and "val_acc (higher is better)" in history.get_ylabel()
     ticks = [t for t in history.get_xticks() if history.get_xlim()[0] <= t <= history.get_xlim()[1]]
     assert ticks and all(float(t).is_integer() for t in ticks), ticks
+
+
+def test_parameter_importances_are_drawn_from_ten_complete_trials_and_left_out_below(tmp_path):
+    """fANOVA's importances from a handful of trials are a random forest's noise, and drawing them imported
+    scikit-learn in every worker that wrote the report: below 10 complete trials the plot is left out."""
+    from pixelforge.tune.report import IMPORTANCE_MIN_TRIALS, _figures
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study()
+    distributions = {"lr": optuna.distributions.FloatDistribution(0.001, 0.1),
+                     "hidden": optuna.distributions.IntDistribution(2, 32)}
+    for i in range(IMPORTANCE_MIN_TRIALS):
+        if i == IMPORTANCE_MIN_TRIALS - 1:
+            titles = [title for title, _ in _figures(study, tmp_path, multi=False)]
+            assert not any("importances" in t for t in titles) and "Optimisation history" in titles
+            assert not (tmp_path / "importances.png").exists()
+        study.add_trial(optuna.trial.create_trial(params={"lr": 0.001 + 0.01 * i, "hidden": 2 + 3 * i},
+                                                  distributions=distributions, value=float(i % 4)))
+    titles = [title for title, _ in _figures(study, tmp_path, multi=False)]
+    assert "Parameter importances (fANOVA)" in titles and (tmp_path / "importances.png").stat().st_size > 10_000
