@@ -447,3 +447,58 @@ def test_the_history_plot_names_the_metric_and_its_direction_and_counts_whole_tr
     assert "Optimisation history" in written and "val_acc (higher is better)" in history.get_ylabel()
     ticks = [t for t in history.get_xticks() if history.get_xlim()[0] <= t <= history.get_xlim()[1]]
     assert ticks and all(float(t).is_integer() for t in ticks), ticks
+
+
+def test_parameter_importances_are_drawn_from_ten_complete_trials_and_left_out_below(tmp_path):
+    """fANOVA's importances from a handful of trials are a random forest's noise, and drawing them imported
+    scikit-learn in every worker that wrote the report: below 10 complete trials the plot is left out."""
+    from pixelforge.tune.report import IMPORTANCE_MIN_TRIALS, _figures
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study()
+    distributions = {"lr": optuna.distributions.FloatDistribution(0.001, 0.1),
+                     "hidden": optuna.distributions.IntDistribution(2, 32)}
+    for i in range(IMPORTANCE_MIN_TRIALS):
+        if i == IMPORTANCE_MIN_TRIALS - 1:
+            titles = [title for title, _ in _figures(study, tmp_path, multi=False)]
+            assert not any("importances" in t for t in titles) and "Optimisation history" in titles
+            assert not (tmp_path / "importances.png").exists()
+        study.add_trial(optuna.trial.create_trial(params={"lr": 0.001 + 0.01 * i, "hidden": 2 + 3 * i},
+                                                  distributions=distributions, value=float(i % 4)))
+    titles = [title for title, _ in _figures(study, tmp_path, multi=False)]
+    assert "Parameter importances (fANOVA)" in titles and (tmp_path / "importances.png").stat().st_size > 10_000
+
+
+def test_after_the_first_trial_the_collection_walks_only_what_later_trials_made(monkeypatch):
+    """Optuna's gc after each trial walked every object of the process (0.25 CPU-s a trial with torch loaded): what is
+    alive after the first trial is frozen for the study, a later trial's reference cycles are still collected after
+    it, and the process is unfrozen at the end; a caller's own freeze is left as it is."""
+    import gc
+    import weakref
+
+    from pixelforge.tune.study import optimize
+
+    class Node:
+        pass
+
+    frozen, cycles = [], []
+
+    def objective(trial):
+        frozen.append(gc.get_freeze_count())
+        node = Node()
+        node.me = node  # a cycle only the collector frees (a model and its optimizer hold each other alike)
+        cycles.append(weakref.ref(node))
+        return trial.suggest_float("x", 0, 1)
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optimize(optuna.create_study(), objective, target=3, timeout=None)
+    assert frozen[0] == 0 and frozen[1] > 0 and frozen[2] > 0
+    assert all(ref() is None for ref in cycles)  # each trial's cycle collected after its trial, frozen or not
+    assert gc.get_freeze_count() == 0
+
+    gc.freeze()  # a caller's own freeze is not undone
+    try:
+        optimize(optuna.create_study(), objective, target=2, timeout=None)
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()

@@ -16,6 +16,9 @@ from pixelforge.tune.storage import safe_url as _safe_url
 from pixelforge.viz.html import link, page_start
 
 log = logging.getLogger("pixelforge")
+# fANOVA fits a random forest to the (parameters, value) pairs: with fewer complete trials its importances are noise,
+# and drawing them imported scikit-learn and SciPy (~2.5 CPU-seconds in every worker that wrote the report).
+IMPORTANCE_MIN_TRIALS = 10
 
 
 def write_best_config(study, out: Path) -> Path | None:
@@ -47,6 +50,10 @@ def _figures(study, out: Path, multi: bool) -> list[tuple[str, Path]]:
         log.info("study report: no complete trial yet, so no plots")
         return []
     reported = any(t.intermediate_values for t in trials)  # only with a pruner
+    complete = sum(t.state == TrialState.COMPLETE for t in trials)
+    if complete < IMPORTANCE_MIN_TRIALS and not multi:
+        log.info("study report: parameter importances left out (%d complete trials; they are drawn from %d)",
+                 complete, IMPORTANCE_MIN_TRIALS)
     # Optuna calls the axis "Objective Value": the study's own metric and its direction say what it is.
     metric, direction = study.user_attrs.get("metric"), study.user_attrs.get("direction")
     target = {"target_name": f"{metric} ({'higher' if direction == 'max' else 'lower'} is better)"} if metric else {}
@@ -55,7 +62,8 @@ def _figures(study, out: Path, multi: bool) -> list[tuple[str, Path]]:
         *([("Intermediate values (per epoch; pruned trials stop early)", "intermediate",
             lambda: ovm.plot_intermediate_values(study))] if reported else []),
         ("Parallel coordinates", "parallel", lambda: ovm.plot_parallel_coordinate(study, **target)),
-        ("Parameter importances (fANOVA)", "importances", lambda: ovm.plot_param_importances(study, **target)),
+        *([("Parameter importances (fANOVA)", "importances", lambda: ovm.plot_param_importances(study, **target))]
+          if complete >= IMPORTANCE_MIN_TRIALS else []),
     ]
     written = []
     for title, name, plot in plots:
