@@ -98,14 +98,17 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"data: {work.name} ({len(work.train_idx)} train / {len(work.val_idx)} val, {work.img_size} px)",
               flush=True)
+        from benchmarks.pairs import shared_fresh_process
+
         try:
-            for case in args.only:
-                repeats = args.repeats or (1 if args.smoke else FULL_REPEATS[case])
-                try:
-                    report["rows"] += [row.as_dict() for row in run_case(case, work, repeats)]
-                except Exception as exc:  # noqa: BLE001 - one broken case must not hide the others' numbers
-                    traceback.print_exc()
-                    report["errors"].append(f"{case}: {type(exc).__name__}: {exc}")
+            with shared_fresh_process(args.smoke):  # the smoke run's plain sides share one spawned interpreter
+                for case in args.only:
+                    repeats = args.repeats or (1 if args.smoke else FULL_REPEATS[case])
+                    try:
+                        report["rows"] += [row.as_dict() for row in run_case(case, work, repeats)]
+                    except Exception as exc:  # noqa: BLE001 - one broken case must not hide the others' numbers
+                        traceback.print_exc()
+                        report["errors"].append(f"{case}: {type(exc).__name__}: {exc}")
         finally:
             work.cleanup()
     report["load_average_1min_end"] = load_average()

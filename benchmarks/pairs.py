@@ -62,21 +62,54 @@ class FreshProcess:
 
     def __call__(self) -> dict:
         import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
 
         # The child is spawned (a fork would inherit this process's settings), but a spawned child also makes
         # "spawn" its own default start method, so its DataLoader workers would be spawned interpreters importing
         # torch at every epoch. The child gets this platform's default back (fork on Linux), as a user's script has.
         default = multiprocessing.get_start_method()
-        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        if _shared_child:
+            return _shared_child[0].submit(_measured_in_child, default, self.fn, *self.args).result()
+        with _spawned_child() as pool:
             return pool.submit(_measured_in_child, default, self.fn, *self.args).result()
+
+
+_shared_child: list = []  # the one spawned child of `shared_fresh_process`, while it is open
+
+
+def _spawned_child():
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+
+
+@contextmanager
+def shared_fresh_process(enabled: bool):
+    """Inside, every `FreshProcess` side runs in one spawned child instead of a new one each (`--smoke`).
+
+    Each new interpreter imports torch, torchvision and timm again (~5 s of CPU), which was half of the smoke run.
+    The plain sides leave no process-wide setting behind for the next (only pixelforge's side sets any, and it runs
+    in this process), so sharing keeps the code path; the full run keeps a new interpreter per side all the same, so
+    no side's memory or speed depends on what ran before it.
+    """
+    if not enabled:
+        yield
+        return
+    with _spawned_child() as pool:
+        _shared_child.append(pool)
+        try:
+            yield
+        finally:
+            _shared_child.clear()
 
 
 def _measured_in_child(start_method: str, fn, *args) -> dict:
     import multiprocessing
 
     multiprocessing.set_start_method(start_method, force=True)
-    return {**_measured_record(fn, *args), "fresh_process": True}
+    import os
+
+    return {**_measured_record(fn, *args), "fresh_process": True, "pid": os.getpid()}
 
 
 def _measured_record(fn, *args) -> dict:

@@ -31,6 +31,9 @@ def test_smoke_run_prints_table_and_writes_json(tmp_path, shapes_dir):
     assert report["machine"]["cores"] >= 1 and report["machine"]["matmul_gflops_2_threads"] > 0
     assert report["rows"][0]["details"]["pixelforge_path"] == "cached-features"
     assert report["rows"][1]["details"]["pixelforge_path"] == "end-to-end"
+    # B1-B3's plain sides ran in a spawned interpreter, and (smoke only) all three in the same one
+    children = {row["repeats"][0]["baseline"].get("pid") for row in report["rows"][:3]}
+    assert len(children) == 1 and None not in children
 
 
 def test_full_mode_skips_cleanly_without_data(tmp_path):

@@ -7,10 +7,23 @@ import math
 import torch
 
 
+# Devices with a fused AdamW kernel. On the CPU, torch's default is the per-tensor loop (a Python loop of ~10 small
+# ops per parameter): for Lite0's U-Net (176 tensors, 5.2 M values) that was 42 ms a step against 16 ms fused, a
+# tenth of a 64 px batch-8 step. Fused is the same update; its values differ from the loop's only in rounding
+# (within 3e-8 after 30 steps), as the loop's differ between CPUs.
+FUSED_ADAMW_DEVICES = ("cpu", "cuda")
+
+
 def build_optimizer(name: str, groups: list[dict], lr: float) -> torch.optim.Optimizer:
     if name == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=0.9, nesterov=True)
-    return torch.optim.AdamW(groups, lr=lr)
+    # A generator of parameters would be used up by the check below; a lone tensor is a group of one.
+    groups = [{**group, "params": [group["params"]] if isinstance(group["params"], torch.Tensor)
+               else list(group["params"])} for group in groups]
+    devices = {p.device.type for group in groups for p in group["params"]}
+    fused = bool(devices) and devices <= set(FUSED_ADAMW_DEVICES) and all(
+        p.is_floating_point() for group in groups for p in group["params"])
+    return torch.optim.AdamW(groups, lr=lr, fused=fused or None)
 
 
 def build_scheduler(name: str, optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int):
