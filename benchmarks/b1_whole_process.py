@@ -30,8 +30,11 @@ from benchmarks.workload import Workload
 
 PIXELFORGE = [sys.executable, "-m", "pixelforge"]  # what the `pixelforge` script runs (pixelforge/__main__.py)
 DEFAULT_GC = [sys.executable, "-c", "from pixelforge.cli import main; main()"]  # the CLI without __main__'s settings
-OLD_IMPORTS = [sys.executable, "-c", "import lightning, torchmetrics, sklearn.metrics, pytorch_grad_cam; "
-               "from pixelforge.__main__ import main; main()"]  # what a training imported before L16
+# What a training imported before L16, those of them installed (`lightning` itself is no longer a dependency).
+OLD_IMPORTS = [sys.executable, "-c", "import importlib, importlib.util; "
+               "[importlib.import_module(m) for m in ('lightning', 'lightning_fabric', 'torchmetrics', "
+               "'sklearn.metrics', 'pytorch_grad_cam') if importlib.util.find_spec(m.split('.')[0])]; "
+               "from pixelforge.__main__ import main; main()"]
 
 
 def timed_process(command: list[str], env: dict | None = None) -> dict:
