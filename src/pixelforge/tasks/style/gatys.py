@@ -86,7 +86,7 @@ def stylize_by_optimisation(lossnet: LossNetwork, content: torch.Tensor, style: 
     if preserve_colour:
         content, style = luminance(content), match_luminance(style, content)
     generator = torch.Generator().manual_seed(seed)
-    sizes = [(max(16, content.shape[-2] >> k), max(16, content.shape[-1] >> k)) for k in reversed(range(scales))]
+    sizes = scale_sizes(content.shape[-2:], scales)
     budget = [steps // len(sizes)] * len(sizes)
     budget[-1] += steps - sum(budget)
     image, history = None, []
@@ -102,9 +102,32 @@ def stylize_by_optimisation(lossnet: LossNetwork, content: torch.Tensor, style: 
             image = F.interpolate(image, size=size, mode="bilinear", align_corners=False)
         image = _optimise_scale(lossnet, image, scaled_content, scaled_style, weights, optimizer, scale_steps, lr,
                                 scale, history, progress)
+    if image.shape[-2:] != content.shape[-2:]:  # a side under MIN_SIDE was optimised enlarged: back to the photo's
+        image = F.interpolate(image, size=content.shape[-2:], mode="bilinear", align_corners=False, antialias=True)
     if preserve_colour:
         image = keep_content_colour(image, full_content)
     return GatysResult(image.detach(), history)
+
+
+MIN_SIDE = 16  # the loss network's deepest style layer (stride 16) needs a pixel or more of feature map
+
+
+def scale_sizes(size, scales: int) -> list[tuple[int, int]]:
+    """(height, width) of each scale, coarse to fine: each half the next, the last the photo's own size.
+
+    A scale whose shorter side would be under MIN_SIDE is enlarged as a whole, keeping the photo's aspect ratio
+    (flooring each side on its own made a 32x4 panorama 32x16 and returned that shape); the result is resized
+    back to the photo's size at the end, so every method returns the content's shape.
+    """
+    height, width = int(size[0]), int(size[1])
+    sizes = []
+    for k in reversed(range(scales)):
+        if min(height, width) >> k >= MIN_SIDE:
+            sizes.append((height >> k, width >> k))
+        else:
+            factor = MIN_SIDE / min(height, width)
+            sizes.append((round(height * factor), round(width * factor)))
+    return list(dict.fromkeys(sizes))  # a photo enlarged at every scale would optimise one size twice
 
 
 def _optimise_scale(lossnet, image, content, style, weights, optimizer, steps, lr, scale, history, progress):

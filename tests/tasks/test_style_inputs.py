@@ -1,0 +1,99 @@
+"""Style transfer tried the way an outside checker tries it: odd shapes, a moved style image, folders of the wrong
+kind, output names PIL writes no image under. Each case either works with the output a user expects or ends in one
+line naming the file and the problem (exit 2). Commands run in a process of their own (the `cli` fixture), as a
+checker runs them: `--json` is read from the real stdout."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import pixelforge
+
+pytestmark = pytest.mark.xdist_group("style_inputs")  # one worker trains the tiny run once for the module
+
+
+def _photo(path, size=(48, 40), seed=0):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size[1], 0:size[0]] / max(size)
+    channels = [np.sin(6 * xx * rng.uniform(0.5, 2) + rng.uniform(0, 6)) * np.cos(5 * yy * rng.uniform(0.5, 2))
+                for _ in range(3)]
+    Image.fromarray(((np.stack(channels, -1) + 1) * 127.5).astype(np.uint8)).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def style_run(tmp_path_factory):
+    """A tiny style run whose style image is deleted after training (moved, or a temporary file of a script)."""
+    root = tmp_path_factory.mktemp("style-inputs")
+    for i in range(4):
+        _photo(root / "photos" / f"{i}.png", seed=i)
+    style = _photo(root / "gone-style.png", size=(40, 40), seed=9)
+    result = pixelforge.train(str(root / "photos"), task="style", style=str(style), img_size=32, epochs=1,
+                              batch_size=2, width=4, residual_blocks=1, val_fraction=0.25,
+                              out=str(root / "run"), quiet=True)
+    style.unlink()
+    return result.run_dir
+
+
+@dataclass
+class Outcome:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def error_line(self) -> str:
+        """The one line a user mistake must produce on stderr (no traceback)."""
+        lines = [line for line in self.err.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error: "), f"expected one error line, got:\n{self.err}"
+        return lines[0]
+
+
+@pytest.fixture
+def pixelforge_cli(cli):
+    """run(*args) -> Outcome(exit code, stdout, stderr) of `pixelforge ARGS` in a process of its own."""
+
+    def run(*args):
+        done = cli(*args)
+        return Outcome(done.returncode, done.stdout, done.stderr)
+
+    return run
+
+
+def _json(outcome) -> dict:
+    """`--json` prints exactly one JSON object on stdout, its numbers finite."""
+    assert outcome.code == 0, outcome.err
+    report = json.loads(outcome.out)
+    assert isinstance(report, dict) and outcome.out.strip().count("\n") == 0
+    assert all(math.isfinite(v) for v in report.values() if isinstance(v, float))
+    return report
+
+
+def test_optimisation_keeps_the_shape_of_a_panorama_and_of_a_one_pixel_photo():
+    """Every scale's sides were floored at 16 px each on its own: a 32x4 panorama (1200x90 at --size 32) came out
+    32x16 and a 1x1 photo (--size 0) 16x16, while the fast and arbitrary methods keep the photo's shape."""
+    from pixelforge.tasks.style.gatys import stylize_by_optimisation
+    from pixelforge.tasks.style.lossnet import build_loss_network
+
+    net = build_loss_network("lite0")
+    for shape in ((1, 3, 4, 32), (1, 3, 1, 1)):
+        content = torch.rand(shape)
+        result = stylize_by_optimisation(net, content, torch.rand(1, 3, 20, 20), steps=2, scales=2)
+        assert result.image.shape == content.shape and torch.isfinite(result.image).all(), shape
+
+
+def test_stylize_a_panorama_writes_the_panorama_s_shape(tmp_path, pixelforge_cli):
+    wide = _photo(tmp_path / "wide.png", size=(400, 30))
+    report = _json(pixelforge_cli("stylize", wide, _photo(tmp_path / "s.png", seed=3), "--out", tmp_path / "o.png",
+                                  "--size", "32", "--steps", "2", "--json"))
+    assert report["size"] == [32, 4] and Image.open(tmp_path / "o.png").size == (32, 4)
+
+
