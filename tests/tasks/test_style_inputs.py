@@ -97,3 +97,33 @@ def test_stylize_a_panorama_writes_the_panorama_s_shape(tmp_path, pixelforge_cli
     assert report["size"] == [32, 4] and Image.open(tmp_path / "o.png").size == (32, 4)
 
 
+def test_a_run_whose_style_file_is_gone_still_measures_the_style_loss_and_exports_it(style_run, tmp_path,
+                                                                                      pixelforge_cli):
+    """`stylize RUN` read the style from the path given at training: once moved, "style_loss" was null (the
+    contract's key without its number) and the package had no style.png, though the run keeps a copy."""
+    content = _photo(tmp_path / "c.png", seed=5)
+    report = _json(pixelforge_cli("stylize", style_run, content, "--out", tmp_path / "f.png", "--size", "32", "--json"))
+    assert report["style_loss"] > 0 and report["method"] == "fast (PyTorch)"
+    package = pixelforge.export(str(style_run), out=str(tmp_path / "package"))
+    assert (package / "style.png").is_file()
+    packaged = _json(pixelforge_cli("stylize", package, content, "--out", tmp_path / "p.png", "--size", "32", "--json"))
+    assert packaged["style_loss"] == pytest.approx(report["style_loss"], rel=0.05)
+
+
+def test_the_run_s_copy_of_the_style_is_read_as_training_read_it(tmp_path):
+    """The copy was `convert("RGB")`: a 16-bit style white, a transparent one black around it, a phone's sideways."""
+    from pixelforge.data.images import load_rgb
+    from pixelforge.tasks.style.report import write_style_thumbnail
+
+    ramp = np.tile(np.linspace(0, 4000, 40), (24, 1)).astype(np.uint16)
+    Image.fromarray(ramp).save(tmp_path / "scan.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (24, 40, 3), np.uint8)).save(tmp_path / "phone.png",
+                                                                                           exif=exif)
+    Image.new("RGBA", (8, 8), (255, 0, 0, 0)).save(tmp_path / "clear.png")
+    for name in ("scan.png", "phone.png", "clear.png"):
+        copy = write_style_thumbnail(tmp_path / name, tmp_path / f"copy-{name}")
+        assert np.array_equal(np.asarray(Image.open(copy)), np.asarray(load_rgb(tmp_path / name))), name
+
+

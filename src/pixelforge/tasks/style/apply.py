@@ -24,6 +24,18 @@ class StyleRun:
         return self.config.img_size
 
 
+STYLE_COPY = "style_image.png"  # the run's copy of its style image (report.write_style_thumbnail)
+
+
+def style_image_of(run: StyleRun) -> Path | None:
+    """The style image a run learnt: the file training read when it is still there (full resolution), else the
+    run's copy (`stylize RUN` reported "style_loss": null, and the package held no style, once it was moved)."""
+    for path in (Path(run.config.style), run.run_dir / STYLE_COPY):
+        if path.is_file():
+            return path
+    return None
+
+
 def is_style_run(path: str | Path) -> bool:
     """True for a run folder trained with --task style."""
     from pixelforge.runs.files import run_task_name

@@ -47,7 +47,7 @@ def export_package(run_dir: str | Path, out: str | Path, opset: int = 17, format
     """
     import torch
 
-    from pixelforge.tasks.style.apply import load_style_run
+    from pixelforge.tasks.style.apply import load_style_run, style_image_of
 
     reject_options("style", options, format, ("fp16", "int8", "calibration", "calibration_images"))
     check_calibration(calibration)
@@ -68,7 +68,7 @@ def export_package(run_dir: str | Path, out: str | Path, opset: int = 17, format
             "feature_transform": cfg.feature_transform,
             "input_shape": [1, 3, "height", "width"]}, opset,
             write_card=lambda path: write_task_card(run.run_dir, card_facts, dest=path))
-        _write_style_image(cfg.style, staging / "style.png")
+        _write_style_image(style_image_of(run), staging / "style.png")
         report = _parity(run, staging / "model.onnx", parity_images)
         write_json(staging / "parity.json", report)
         if not report["passed"]:
@@ -86,12 +86,13 @@ def export_package(run_dir: str | Path, out: str | Path, opset: int = 17, format
     return out
 
 
-def _write_style_image(style: str, out: Path) -> None:
+def _write_style_image(style: str | Path | None, out: Path) -> None:
     """The package's copy of the style (what `stylize PACKAGE` measures the style loss against), read as training
-    read it: `convert("RGB")` made a 16-bit style white, a transparent one black around it, a phone's photo sideways."""
+    read it: `convert("RGB")` made a 16-bit style white, a transparent one black around it, a phone's photo sideways.
+    `style`: the style file, or the run's copy of it when the file has been moved (None: neither)."""
     from pixelforge.data.images import load_rgb
 
-    if Path(style).is_file():
+    if style is not None and Path(style).is_file():
         image = load_rgb(style)
         image.thumbnail((512, 512))
         image.save(out)
@@ -99,9 +100,9 @@ def _write_style_image(style: str, out: Path) -> None:
 
 def _calibration_photos(run, count: int) -> list:
     """Up to `count` training photos as the runtime feeds them ([1, 3, S, S] in [0, 1], at the training size)."""
-    from pixelforge.tasks.style.task import ContentImages, prepare_data
+    from pixelforge.tasks.style.task import ContentImages, content_split
 
-    source, _ = prepare_data(run.config)
+    source = content_split(run.config)
     photos = ContentImages(source["train"][:count], run.img_size, train=False)
     return [photos[i][None].numpy() for i in range(len(photos))]
 
@@ -111,10 +112,10 @@ def _parity(run, model_path: Path, count: int) -> dict:
     import onnxruntime as ort
     import torch
 
-    from pixelforge.tasks.style.task import ContentImages, prepare_data
+    from pixelforge.tasks.style.task import ContentImages, content_split
 
     session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
-    source, _ = prepare_data(run.config)
+    source = content_split(run.config)
     sizes = [run.img_size, run.img_size * 3 // 2 // 4 * 4]
     max_diff, checked, worst_psnr = 0.0, 0, 100.0
     for size in sizes:

@@ -69,13 +69,12 @@ def fast(model_path: str | Path, content: torch.Tensor) -> tuple[Stylized, Path 
         seconds = time.perf_counter() - started
         style = path / "style.png"
         return Stylized(to_tensor(out), seconds, "fast (ONNX Runtime)"), style if style.is_file() else None
-    from pixelforge.tasks.style.apply import load_style_run, stylize_tensor
+    from pixelforge.tasks.style.apply import load_style_run, style_image_of, stylize_tensor
 
     run = load_style_run(path)
     started = time.perf_counter()
     image = stylize_tensor(run.model, content)
-    style = Path(run.config.style)
-    return Stylized(image, time.perf_counter() - started, "fast (PyTorch)"), style if style.is_file() else None
+    return Stylized(image, time.perf_counter() - started, "fast (PyTorch)"), style_image_of(run)
 
 
 def trained_feature_transform(model_path: str | Path) -> str:

@@ -8,6 +8,7 @@ import torch
 
 from pixelforge.runs import folder as rd
 from pixelforge.viz.html import link, page_start, write_page
+from pixelforge.tasks.style.apply import STYLE_COPY
 from pixelforge.viz.plots import plot_curves
 
 CURVE_PANELS = (("perceptual loss", [("train_loss", "train"), ("val_loss", "val")]),
@@ -20,9 +21,9 @@ def write_examples(run, out: Path, count: int = 4) -> Path:
     from torchvision.utils import save_image
 
     from pixelforge.tasks.style.apply import stylize_tensor
-    from pixelforge.tasks.style.task import ContentImages, prepare_data
+    from pixelforge.tasks.style.task import ContentImages, content_split
 
-    source, _ = prepare_data(run.config)
+    source = content_split(run.config)
     size = max(run.img_size, run.config.content_size) // 4 * 4
     images = ContentImages(source["val"][:count], size, train=False, scale=size)
     content = torch.stack([images[i] for i in range(len(images))])
@@ -30,18 +31,20 @@ def write_examples(run, out: Path, count: int = 4) -> Path:
     return out
 
 
-def write_style_thumbnail(style: Path, out: Path, side: int = 256) -> Path | None:
-    """A copy of the style image inside the run (at most `side` px), so the report shows what it was trained to
-    imitate even when the run folder is moved; None when the style file is gone."""
-    from PIL import Image
+def write_style_thumbnail(style: Path, out: Path, side: int = 512) -> Path | None:
+    """The run's copy of the style image (at most `side` px, 512: the --style-size training reads by default), so
+    the report shows it and `stylize RUN` and `export` measure the style loss against it when the style file has
+    been moved (apply.style_image_of). Read as training read it (`load_rgb`: `convert("RGB")` made a 16-bit style
+    white, a transparent one black around it, a phone's photo sideways). None when the style file is gone."""
+    from pixelforge.data.images import load_rgb
+    from pixelforge.errors import PixelforgeError
 
     try:
-        with Image.open(style) as image:
-            thumbnail = image.convert("RGB")
-    except OSError:
+        image = load_rgb(style)
+    except PixelforgeError:
         return None
-    thumbnail.thumbnail((side, side))
-    thumbnail.save(out)
+    image.thumbnail((side, side))
+    image.save(out)
     return out
 
 
@@ -61,9 +64,12 @@ def write_style_report(run_dir: Path) -> Path:
                                 f"{cfg.tv_weight} on {cfg.loss_net}'s feature maps. Lower losses are better.",
                        kpis, curves)
     examples = write_examples(run, run_dir / "examples.png")
-    style = write_style_thumbnail(Path(cfg.style), run_dir / "style_image.png")
+    copy = run_dir / STYLE_COPY
+    # Written once: a report regenerated after the style file was moved, or replaced, keeps what training read.
+    style = copy if copy.is_file() else write_style_thumbnail(Path(cfg.style), copy)
     parts.append("<h2>Validation photos, before and after</h2>"
-                 + (f"<p>The style image:</p><img src='{link(run_dir, style)}' alt='style image'>" if style else "")
+                 + (f"<p>The style image:</p><img src='{link(run_dir, style)}' alt='style image' "
+                    "style='max-width:256px'>" if style else "")
                  + "<p>Top row: validation photos; bottom row: the same photos stylized.</p>"
                  f"<img src='{link(run_dir, examples)}' alt='examples'>")
     grid = run_dir / "comparison.png"  # written by benchmarks/style_transfer.py when it is given this run

@@ -149,7 +149,13 @@ def prepare_data(cfg) -> tuple[dict, list]:
         raise PixelforgeError("--task style needs --style IMAGE: the picture whose style the network learns")
     read_image(cfg.style)  # a missing or broken style image fails here, before any run folder exists
     check_layer_weights(cfg.style_layer_weights, cfg.loss_net)
-    return split_content(cfg.data, cfg.max_images, cfg.val_fraction, cfg.seed), []  # --seed splits, as every task's
+    return content_split(cfg), []
+
+
+def content_split(cfg) -> dict[str, list[Path]]:
+    """A run's training and validation photos, as training split them (--seed splits, as every task's). The
+    report and export read them without the style image: once trained, a run no longer needs its style file."""
+    return split_content(cfg.data, cfg.max_images, cfg.val_fraction, cfg.seed)
 
 
 def check_layer_weights(layer_weights: list[float] | None, loss_net: str) -> None:
