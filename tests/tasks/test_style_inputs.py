@@ -127,3 +127,37 @@ def test_the_run_s_copy_of_the_style_is_read_as_training_read_it(tmp_path):
         assert np.array_equal(np.asarray(Image.open(copy)), np.asarray(load_rgb(tmp_path / name))), name
 
 
+def test_a_run_of_another_task_or_a_model_in_the_style_s_place_is_named(style_run, tmp_path, pixelforge_cli):
+    """A classify run first was "neither a style run nor a package" (it is a run); a style run or package second,
+    the order swapped, was "is a folder; give one image file", which did not say to put it first."""
+    content = _photo(tmp_path / "c.png")
+    (tmp_path / "classify-run").mkdir()
+    (tmp_path / "classify-run" / "config.yaml").write_text("task: classify\n")
+    (tmp_path / "classify-run" / "classes.json").write_text('["ant", "bee"]')
+    outcome = pixelforge_cli("stylize", tmp_path / "classify-run", content, "--out", tmp_path / "o.png")
+    assert outcome.code == 2
+    assert "a 'classify' run, not a style run" in outcome.error_line
+    for method in ("auto", "arbitrary"):
+        outcome = pixelforge_cli("stylize", content, style_run, "--out", tmp_path / "o.png", "--method", method)
+        assert outcome.code == 2
+        assert outcome.error_line == (f"error: {style_run}: a style run in the style image's place; a run or package "
+                                      f"goes first: pixelforge stylize {style_run} CONTENT --out OUT.png")
+    assert not (tmp_path / "o.png").exists()
+
+
+@pytest.mark.parametrize("name", ["styled.xyz", "styled", "styled.txt"])
+def test_an_out_no_image_format_is_named_by_is_refused_before_the_work(name, tmp_path, pixelforge_cli):
+    """`--out styled.xyz` (or no extension) wrote PNG bytes under a name no viewer opens as a PNG."""
+    content = _photo(tmp_path / "c.png")
+    outcome = pixelforge_cli("stylize", content, content, "--out", tmp_path / name, "--size", "16", "--steps", "1")
+    assert outcome.code == 2
+    assert outcome.error_line.startswith(f"error: {tmp_path / name}: ") and ".png" in outcome.error_line
+    assert not (tmp_path / name).exists() and not list(tmp_path.glob("styled*"))
+
+
+@pytest.mark.parametrize("name, fmt", [("s.JPEG", "JPEG"), ("s.webp", "WEBP")])
+def test_an_out_s_extension_chooses_the_format_written(name, fmt, tmp_path, pixelforge_cli):
+    content = _photo(tmp_path / "c.png")
+    _json(pixelforge_cli("stylize", content, content, "--out", tmp_path / name, "--size", "16", "--steps", "1",
+                         "--json"))
+    assert Image.open(tmp_path / name).format == fmt

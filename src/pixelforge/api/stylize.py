@@ -35,23 +35,32 @@ def stylize(first: str | Path, second: str | Path, out: str | Path, method: str 
     from pixelforge.deploy.runtime.package import is_package
     from pixelforge.runs.folder import new_output_file
     from pixelforge.tasks.style import methods
-    from pixelforge.tasks.style.apply import is_style_run
     from pixelforge.tasks.style.gatys import Weights
-    from pixelforge.tasks.style.images import read_image, save_image
+    from pixelforge.tasks.style.images import check_output_name, read_image, save_image
     from pixelforge.tasks.style.lossnet import build_loss_network
 
     first, second, out = str(first), str(second), Path(out)
     weights = Path(weights) if weights is not None else None
-    model_first = Path(first).is_dir() and (is_package(first) or is_style_run(first))
+    model_first = _is_style_model(first)
     if Path(first).is_dir() != model_first:  # a folder that is not a model
+        if (Path(first) / "config.yaml").is_file():  # a run of another task is a run: "neither a run" misled
+            from pixelforge.runs.files import run_task_name
+
+            raise PixelforgeError(f"{first}: a {run_task_name(first)!r} run, not a style run; stylize takes a run of "
+                                  "`pixelforge train --task style` (or its package) first, or a content photo")
         raise PixelforgeError(f"{first}: a folder, but neither a style run (`pixelforge train --task style --out`) "
                               "nor a package (`pixelforge export`); pass a content photo or one of those")
+    if not model_first and _is_style_model(second, style_only=True):  # swapped: "is a folder" did not say so
+        kind = "package" if is_package(second) else "run"
+        raise PixelforgeError(f"{second}: a style {kind} in the style image's place; a run or package goes first: "
+                              f"pixelforge stylize {second} CONTENT --out OUT.png")
     method = ("fast" if model_first else "gatys") if method == "auto" else method
     if method not in ("gatys", "arbitrary", "fast"):
         raise PixelforgeError(f"--method {method!r}: choose gatys, arbitrary or fast")
     if (method == "fast") != model_first:
         raise PixelforgeError(f"{first}: --method fast takes a style run or package first, then the content photo"
                               if method == "fast" else f"{first}: a run/package stylizes with --method fast (or auto)")
+    check_output_name(out)
     new_output_file(out)
     long_side = size or None
     content = read_image(second if method == "fast" else first, long_side)
@@ -85,6 +94,18 @@ def stylize(first: str | Path, second: str | Path, out: str | Path, method: str 
     if curve is not None:
         summary["loss_curve"] = str(curve)
     return summary
+
+
+def _is_style_model(path: str, style_only: bool = False) -> bool:
+    """A style run or a package: of any task unless `style_only` (`fast` names another task's package itself)."""
+    from pixelforge.deploy.runtime.package import is_package, read_json_file
+    from pixelforge.tasks.style.apply import is_style_run
+
+    if not Path(path).is_dir():
+        return False
+    if is_package(path):
+        return not style_only or read_json_file(Path(path) / "package.json").get("task") == "style"
+    return is_style_run(path)
 
 
 # Optimisation's peak memory: the image, its gradient, L-BFGS's history and the loss network's activations at every

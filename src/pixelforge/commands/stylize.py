@@ -22,7 +22,8 @@ def stylize_command(
     first: str = typer.Argument(..., metavar="CONTENT_OR_RUN", help="Content photo; or a style run / package."),
     second: str = typer.Argument(..., metavar="STYLE_OR_CONTENT", help="Style image (arbitrary: also a built-in "
                                  "style 0-25 or a blend 3:0.5,12:0.5); or, after a run/package, the content photo."),
-    out: Path = typer.Option(..., "--out", help="The stylized image (PNG); never overwritten."),
+    out: Path = typer.Option(..., "--out", help="The stylized image: .png (lossless), .jpg, .webp, .bmp, .tif or .gif; "
+                          "never overwritten."),
     method: str = typer.Option("auto", help="gatys | arbitrary | fast (auto: fast after a run/package, else gatys)."),
     size: int = typer.Option(512, min=0, help="The content's longer side in px (0: as it is)."),
     steps: int = typer.Option(300, min=1, help="gatys: loss evaluations (shared by the scales)."),

@@ -49,14 +49,33 @@ def to_pil(tensor: torch.Tensor) -> Image.Image:
     return Image.fromarray((array * 255 + 0.5).astype(np.uint8))
 
 
+# What `--out`'s extension writes. Anything else is refused (check_output_name): PNG bytes under `styled.xyz` or a
+# name without an extension were a file no viewer opened as the picture it is.
+OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF",
+                  ".tiff": "TIFF", ".gif": "GIF"}
+
+
+def check_output_name(out: str | Path) -> Path:
+    """One line for an `--out` no image can be written to, before any work: a folder, or a name whose extension
+    is none of OUTPUT_FORMATS."""
+    out = Path(out)
+    if out.is_dir():
+        raise PixelforgeError(f"{out}: is a folder; give --out an image file name such as {out / 'styled.png'}")
+    if out.suffix.lower() not in OUTPUT_FORMATS:
+        raise PixelforgeError(f"{out}: cannot tell which image format to write from this name; give --out a .png "
+                              f"(lossless), .jpg, .webp, .bmp, .tif or .gif file name")
+    return out
+
+
 def save_image(tensor: torch.Tensor, out: str | Path) -> Path:
-    """Write a PNG/JPEG atomically; an existing file is never overwritten."""
+    """Write the image in the format its extension names (PNG for any other), atomically; an existing file is never
+    overwritten."""
     out = Path(out)
     if out.exists():
         raise PixelforgeError(f"{out}: already exists; choose a new --out (outputs are never overwritten)")
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(f".{out.name}.partial")
-    to_pil(tensor).save(partial, format=Image.registered_extensions().get(out.suffix.lower(), "PNG"))
+    to_pil(tensor).save(partial, format=OUTPUT_FORMATS.get(out.suffix.lower(), "PNG"))
     partial.replace(out)
     return out
 
