@@ -63,7 +63,9 @@ def stylize(first: str | Path, second: str | Path, out: str | Path, method: str 
     check_output_name(out)
     new_output_file(out)
     long_side = size or None
-    content = read_image(second if method == "fast" else first, long_side)
+    content_path = second if method == "fast" else first
+    content = read_image(content_path, long_side)
+    _refuse_beyond_memory(content, content_path, method)
     if feature_transform is None:
         feature_transform = methods.trained_feature_transform(first) if method == "fast" else "none"
     lossnet = build_loss_network(loss_net, str(weights) if weights else None, feature_transform=feature_transform)
@@ -78,7 +80,6 @@ def stylize(first: str | Path, second: str | Path, out: str | Path, method: str 
         elif isinstance(style, str):
             raise PixelforgeError(f"{second}: built-in styles are for --method arbitrary; gatys needs a style image")
         else:
-            _refuse_beyond_memory(content, first)
             with torch.random.fork_rng():
                 result = _gatys_with_progress(methods, lossnet, content, style, loss_weights, steps=steps,
                                               optimizer=optimizer, init=init, scales=scales, lr=lr,
@@ -111,22 +112,28 @@ def _is_style_model(path: str, style_only: bool = False) -> bool:
 # Optimisation's peak memory: the image, its gradient, L-BFGS's history and the loss network's activations at every
 # scale. Measured on Lite0 (2.8 GB at 1024 px, 7.8 GB at 2048 px, square): a base and a cost per megapixel.
 GATYS_BASE_GB, GATYS_GB_PER_MEGAPIXEL = 1.0, 1.8
+# The other methods' peak is scoring the output with the loss network at the content's size (the package's output
+# is shrunk to its max_side, the score is not). Peak RSS (`/usr/bin/time -v pixelforge stylize ... --size 0`): a
+# run 1.0 GB at 512x344, 2.1 GB at 1500x1000, 5.8 GB at 3000x2000; a package and arbitrary 5.8-5.9 GB there too.
+SCORE_GB_PER_MEGAPIXEL = 0.85
 
 
-def _refuse_beyond_memory(content, path) -> None:
-    """One line before optimising an image that needs more RAM than is free: Linux's OOM killer ends such a
+def _refuse_beyond_memory(content, path, method: str) -> None:
+    """One line before stylizing an image that needs more RAM than is free: Linux's OOM killer ends such a
     process with no message at all (`--size 0` on a 72-megapixel photo passed 8 GB and was still growing)."""
     from pixelforge.engine.cpu_memory import available_memory_bytes
 
     free = available_memory_bytes()
     height, width = content.shape[-2:]
-    need = GATYS_BASE_GB + GATYS_GB_PER_MEGAPIXEL * width * height / 1e6
+    per_megapixel = GATYS_GB_PER_MEGAPIXEL if method == "gatys" else SCORE_GB_PER_MEGAPIXEL
+    need = GATYS_BASE_GB + per_megapixel * width * height / 1e6
     if free is None or need <= free / 2**30:
         return
-    fits = (0.9 * free / 2**30 - GATYS_BASE_GB) / GATYS_GB_PER_MEGAPIXEL * 1e6  # pixels, with a tenth spare
+    fits = (0.9 * free / 2**30 - GATYS_BASE_GB) / per_megapixel * 1e6  # pixels, with a tenth spare
     longest = int((fits * max(width, height) / min(width, height)) ** 0.5) // 32 * 32 if fits > 0 else 0
     advice = f"pass --size {longest} or less (the longer side in px)" if longest >= 64 else "free some memory first"
-    raise PixelforgeError(f"{path}: stylizing {width}x{height} by optimisation needs about {need:.1f} GB of RAM and "
+    how = "by optimisation" if method == "gatys" else f"with --method {method} and scoring it"
+    raise PixelforgeError(f"{path}: stylizing {width}x{height} {how} needs about {need:.1f} GB of RAM and "
                           f"{free / 2**30:.1f} GB are free; {advice}")
 
 
