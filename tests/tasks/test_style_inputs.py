@@ -181,3 +181,17 @@ def test_a_photo_too_large_to_score_in_free_memory_is_refused_by_every_method(mo
                            method="fast" if model == "run" else "arbitrary")
     assert str(refused.value).startswith(f"{tmp_path / 'big.png'}: stylizing 1600x1200 ")
     assert "GB are free; pass --size" in str(refused.value) and not (tmp_path / "out.png").exists()
+
+
+def test_steps_is_the_number_of_loss_evaluations_the_curve_has():
+    """`--steps N` counts loss evaluations, shared by the scales; L-BFGS's line search evaluated past a scale's share
+    (1 step gave 2 rows, 2 steps over 2 scales 4), so the curve and the progress bar overran N."""
+    from pixelforge.tasks.style.gatys import stylize_by_optimisation
+    from pixelforge.tasks.style.lossnet import build_loss_network
+
+    net = build_loss_network("lite0")
+    content, style = torch.rand(1, 3, 32, 48), torch.rand(1, 3, 32, 32)
+    for steps, scales in ((1, 1), (2, 2), (5, 2)):
+        result = stylize_by_optimisation(net, content, style, steps=steps, scales=scales)
+        assert len(result.history) == steps, (steps, scales)
+        assert result.image.shape == content.shape and torch.isfinite(result.image).all()

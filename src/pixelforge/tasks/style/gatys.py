@@ -130,6 +130,10 @@ def scale_sizes(size, scales: int) -> list[tuple[int, int]]:
     return list(dict.fromkeys(sizes))  # a photo enlarged at every scale would optimise one size twice
 
 
+class _BudgetSpent(Exception):
+    """A scale's share of `--steps` loss evaluations is used up (raised inside L-BFGS's closure)."""
+
+
 def _optimise_scale(lossnet, image, content, style, weights, optimizer, steps, lr, scale, history, progress):
     content_targets, style_grams = targets(lossnet, content, style)
     # Contiguous: L-BFGS flattens the gradient with .view(-1), and a 1x1 photo enlarged to 16 px came out of
@@ -143,7 +147,11 @@ def _optimise_scale(lossnet, image, content, style, weights, optimizer, steps, l
     else:
         opt = torch.optim.Adam([image], lr=lr)
 
+    start, best = len(history), {"total": float("inf"), "image": None}
+
     def closure():
+        if len(history) - start >= steps:  # L-BFGS's line search evaluates past max_eval: stop at the share
+            raise _BudgetSpent
         with torch.no_grad():
             image.clamp_(0, 1)
         opt.zero_grad()
@@ -151,20 +159,24 @@ def _optimise_scale(lossnet, image, content, style, weights, optimizer, steps, l
         losses["total"].backward()
         row = {"step": len(history) + 1, "scale": scale, **{k: float(v.detach()) for k, v in losses.items()}}
         history.append(row)
+        if row["total"] < best["total"]:
+            best.update(total=row["total"], image=image.detach().clone())
         if progress is not None:
             progress(1, row)
         return losses["total"]
 
     if optimizer == "lbfgs":
-        start = len(history)
-        while len(history) - start < steps:  # L-BFGS may stop early when it converges; a new run picks up again
-            before = len(history)
-            opt.step(closure)
-            if len(history) == before:
-                break
-            opt.param_groups[0]["max_iter"] = opt.param_groups[0]["max_eval"] = steps - (len(history) - start)
-            if opt.param_groups[0]["max_iter"] <= 0:
-                break
+        try:
+            while len(history) - start < steps:  # L-BFGS may stop early when it converges; a new run picks up again
+                before = len(history)
+                opt.step(closure)
+                if len(history) == before:
+                    break
+                opt.param_groups[0]["max_iter"] = opt.param_groups[0]["max_eval"] = steps - (len(history) - start)
+                if opt.param_groups[0]["max_iter"] <= 0:
+                    break
+        except _BudgetSpent:  # stopped inside a line search: the image is a trial point; keep the best one seen
+            image = best["image"].requires_grad_(False)
     else:
         for _ in range(steps):
             opt.step(closure)
