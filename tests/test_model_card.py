@@ -95,13 +95,22 @@ def test_an_unedited_card_is_replaced_whole_and_an_edited_one_merged(tmp_path):
     assert "my use" in path.read_text() and "acc 0.8" in path.read_text()
 
 
-def test_an_exported_package_s_card_carries_no_signature(tiny_run, tmp_path):
+def test_an_exported_package_s_card_carries_no_signature_and_the_result_is_its_path(tiny_run, tmp_path):
+    from pathlib import Path
+
+    import numpy as np
+    from PIL import Image
+
     import pixelforge
 
     package = pixelforge.export(tiny_run, out=tmp_path / "package")
-    card = (package.package_dir / "model_card.md").read_text()
+    card = (package / "model_card.md").read_text()  # a classifier's ExportResult is a path, as other tasks' Path
     assert "## Export settings" in card and "sha256" not in card
     assert "sha256 of the text above" in (tiny_run / "model_card.md").read_text()
+    assert Path(package) == package.package_dir
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "black.png")
+    (row,) = pixelforge.predict(package, [tmp_path / "black.png"])
+    assert row["label"] in {"circle", "square", "star", "triangle"}
 
 
 def test_peak_memory_reports_resident_megabytes():
