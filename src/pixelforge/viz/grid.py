@@ -46,7 +46,10 @@ def plot_gallery(images: list[np.ndarray], titles: list[str], path: Path, column
         draw.multiline_text(((x0 + x1) / 2, y0), "\n".join(panel.title_lines), fill=(colors[k] if colors else "black"),
                             font=font, anchor="ma", align="center", spacing=_spacing(font))
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(path)
+    # zlib level 1, not Pillow's 6: a gallery of photos or noisy images barely compresses either way (level 6 wrote
+    # a 12-image gallery of built-in shapes in 0.30 s and 662 KB, level 1 in 0.09 s and 782 KB; Grad-CAM overlays of
+    # photos 371 KB vs 387 KB), and every run's report writes two.
+    canvas.save(path, compress_level=1)
     return Path(path)
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pixelforge.deploy.export.parity import describe
 from pixelforge.data.sources import card_name
+from pixelforge.runs.card_file import card_text
 
 
 def _eval_lines(run_dir: Path) -> list[str]:
@@ -31,7 +32,7 @@ def write_model_card(path: Path, run_dir: Path, config, classes: list[str], mani
     """Write `path`: the run's own card (or one generated from its config, summary and evaluations) plus the
     export's settings and parity report."""
     run_card = run_dir / "model_card.md"
-    about = run_card.read_text().strip().splitlines() if run_card.is_file() else _about(run_dir, config, classes, manifest)
+    about = card_text(run_card).strip().splitlines() if run_card.is_file() else _about(run_dir, config, classes, manifest)
     lines = [*about, "", "## Export settings",
              f"- Format: {manifest['format']}; files: " + ", ".join(f"{k} `{v}`" for k, v in manifest["models"].items())
              + f"; runtime default: {manifest['default_precision']}.",

@@ -8,13 +8,13 @@ and an existing non-empty `--out` is never touched. The files' names and format 
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 
 from pixelforge.deploy.runtime.package import CARD_FILE, CLASSES_FILE, MANIFEST_FILE, PREPROCESS_FILE
 from pixelforge.errors import PixelforgeError
 from pixelforge.formats import package_stamp
+from pixelforge.runs.card_file import card_text
 from pixelforge.output_names import staged_folder  # noqa: F401 (the tasks' exports take it from here)
 
 
@@ -57,7 +57,7 @@ def write_dense_package_files(staging: Path, run_dir: Path, preprocess: dict, cl
     write_json(staging / CLASSES_FILE, classes)
     card = Path(run_dir) / CARD_FILE  # the run's card travels with the model (web page, /v1/model)
     if card.is_file():
-        shutil.copyfile(card, staging / CARD_FILE)
+        (staging / CARD_FILE).write_text(card_text(card), encoding="utf-8")
     elif write_card is not None:
         write_card(staging / CARD_FILE)
     write_json(staging / MANIFEST_FILE, {

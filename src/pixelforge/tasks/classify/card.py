@@ -18,6 +18,7 @@ from pathlib import Path
 from pixelforge.engine.cpu_memory import peak_memory  # noqa: F401  (re-exported for the card's callers)
 from pixelforge.data.sources import card_name
 from pixelforge.runs import folder as rd
+from pixelforge.runs.card_file import write_card
 from pixelforge.errors import PixelforgeError
 from pixelforge.tasks.common.card import md_table
 
@@ -182,6 +183,9 @@ def _limitations(cfg, m: dict | None, counts: dict) -> list[str]:
     return notes
 
 
+MEASURED_SECTIONS = ("Data", "Training setup", "Metrics", "Fairness across groups", "Compute")
+
+
 def write_model_card(run: str | Path, peak_memory: dict | None = None) -> Path:
     """Write RUN/model_card.md. `peak_memory` (from `peak_memory()`) marks a call at the end of training: the
     compute numbers are then measured now and kept in summary.json; otherwise they are read from there.
@@ -233,6 +237,6 @@ def write_model_card(run: str | Path, peak_memory: dict | None = None) -> Path:
         "## Known limitations", "", *[f"- {note}" for note in _limitations(cfg, m, counts)], "",
         "## Compute", "", _md_table(["measure", "value"], cost), "",
     ]
-    path = run / "model_card.md"
-    rd.atomic_write_bytes(path, lambda handle: handle.write("\n".join(card).encode()))
-    return path
+    # The numbers are refreshed after each evaluation; the prose (title, intended use, limitations) is the user's
+    # to edit and survives (runs/card_file.py).
+    return write_card(run / "model_card.md", "\n".join(card), MEASURED_SECTIONS)

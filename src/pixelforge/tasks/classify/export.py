@@ -9,6 +9,7 @@ files are listed in `pixelforge.deploy.runtime.package`; `ClassifyTask.export` c
 from __future__ import annotations
 
 import logging
+import os
 import random
 import time
 from dataclasses import asdict, dataclass, fields
@@ -31,9 +32,19 @@ FORMATS = ("onnx", "torchscript")
 
 @dataclass
 class ExportResult:
+    """The package folder with its parity report and export time. It is also a path to the package (`os.PathLike`,
+    and `result / "model.onnx"`), as the other tasks' exports return the folder itself, so code written for any
+    task (`pixelforge.predict(pixelforge.export(run, out), paths)`, `Path(result)`) works with a classifier's."""
+
     package_dir: Path
     parity: dict
     seconds: float
+
+    def __fspath__(self) -> str:
+        return os.fspath(self.package_dir)
+
+    def __truediv__(self, name) -> Path:
+        return self.package_dir / name
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from pathlib import Path
 from pixelforge.data.sources import card_name
 from pixelforge.deploy.runtime.package import CARD_FILE
 from pixelforge.runs import folder as rd
+from pixelforge.runs.card_file import write_card
 
 
 @dataclass
@@ -33,6 +34,11 @@ class CardFacts:
     data: list[tuple[str, str]] = field(default_factory=list)  # rows beyond (or instead of) the common ones
     recipe: dict = field(default_factory=dict)  # common recipe rows the task words otherwise ("optimizer")
     parameters: dict = field(default_factory=dict)  # {label: state-dict key prefix}; {} counts the whole model
+
+
+# Refreshed after each evaluation even in a card the user edited; the title block, "Intended use" and
+# "Limitations" are theirs (runs/card_file.py).
+MEASURED_SECTIONS = ("Model details", "Training data", "Training recipe", "Evaluation", "Pretrained weights", "Compute")
 
 
 def md_table(header: list[str], rows: list) -> list[str]:
@@ -172,9 +178,10 @@ def write_task_card(run: str | Path, card_facts, peak_memory: dict | None = None
         return None
     if peak_memory and (run / "summary.json").is_file():
         rd.write_json(run / "summary.json", {**rd.read_json(run / "summary.json"), "peak_memory": peak_memory})
-    path = dest or run / CARD_FILE
-    rd.atomic_write_bytes(path, lambda handle: handle.write("\n".join(lines).encode()))
-    return path
+    if dest is not None:  # a package's card, written once into its staging folder
+        rd.atomic_write_bytes(dest, lambda handle: handle.write("\n".join(lines).encode()))
+        return dest
+    return write_card(run / CARD_FILE, "\n".join(lines), MEASURED_SECTIONS)  # edits kept: runs/card_file.py
 
 
 def best_epoch_row(run: Path, summary: dict) -> dict:

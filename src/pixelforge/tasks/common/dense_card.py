@@ -13,8 +13,13 @@ from pathlib import Path
 
 from pixelforge.data.sources import card_name
 from pixelforge.runs import folder as rd
+from pixelforge.runs.card_file import write_card
 from pixelforge.tasks.common.card import latest_evaluation
 
+
+
+# Refreshed after each evaluation even in a card the user edited; "Limitations" and the title block are theirs.
+MEASURED_SECTIONS = ("Model", "Data", "Training", "Evaluation metrics", "Compute")
 
 
 def write_dense_card(run: Path, task, peak_memory: dict | None = None) -> Path:
@@ -55,9 +60,7 @@ def write_dense_card(run: Path, task, peak_memory: dict | None = None) -> Path:
     if peak_memory:
         compute.append("- Peak memory: " + ", ".join(f"{k} {v}" for k, v in peak_memory.items()))
     lines += ["", "## Compute"] + compute
-    path = run / "model_card.md"
-    rd.atomic_write_bytes(path, lambda handle: handle.write(("\n".join(lines) + "\n").encode()))
-    return path
+    return write_card(run / "model_card.md", "\n".join(lines), MEASURED_SECTIONS)  # edits kept: runs/card_file.py
 
 
 def _fmt(value) -> str:
