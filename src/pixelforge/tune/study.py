@@ -28,7 +28,7 @@ from pixelforge.tasks.registry import get_task
 from pixelforge.tune import space as spaces
 from pixelforge.tune.pruning import PRUNED, OptunaPruning
 from pixelforge.tune.report import write_best_config, write_report
-from pixelforge.tune.samplers import build_pruner, build_sampler, startup_trials
+from pixelforge.tune.samplers import PRUNERS, SAMPLERS, build_pruner, build_sampler, startup_trials
 from pixelforge.tune.storage import default_url, open_storage
 
 log = logging.getLogger("pixelforge")
@@ -75,8 +75,8 @@ def run_study(opts: TuneOptions) -> dict:
         >>> run_study(TuneOptions(Path("base.yaml"), Path("space.yaml"), Path("study")))  # doctest: +SKIP
         {'best_value': 0.95, 'best_params': {...}, 'n_complete': 20, 'n_pruned': 0, 'n_failed': 0}
     """
-    space = spaces.load_space(opts.space)
-    base = _check_space(opts, space)
+    _check_options(opts)
+    base, space = _check_space(opts)
     metric, direction = _metric(opts, base)
     # A server named by --storage is reached before the study folder is made: a wrong URL leaves nothing behind.
     storage = open_storage(opts.storage) if opts.storage else None
@@ -89,9 +89,10 @@ def run_study(opts: TuneOptions) -> dict:
     pruner = build_pruner(opts.pruner, base.epochs, target)
     name = opts.study or opts.out.resolve().name
     sampler = build_sampler(opts.sampler, opts.seed, grid, startup_trials(target))
+    _say_what_cmaes_draws_at_random(opts.sampler, space)
     study = optuna.create_study(study_name=name, storage=storage, direction="maximize" if direction == "max" else
                                 "minimize", sampler=sampler, pruner=pruner, load_if_exists=True)
-    _remember(study, opts, metric, direction)
+    _remember(study, opts, metric, direction, space)
     objective = _Objective(opts, space, metric, direction, url, name, pruner, target)
     callbacks = list(opts.callbacks)
     if opts.mlflow is not None:
@@ -101,15 +102,57 @@ def run_study(opts: TuneOptions) -> dict:
     try:
         with sigterm_as_interrupt():
             optimize(study, objective, target, opts.timeout, callbacks)
-    finally:  # an interrupted study still gets its report and best.yaml, for the trials it has
-        summary = summarize(study)
-        write_best_config(study, opts.out)
-        write_report(study, opts.out, summary, url)
+    except PixelforgeError as exc:
+        # The study stopped (failed trials, a wrong --metric, Ctrl-C): the command still prints the summary of what
+        # ran under --json, so a script learns n_failed from stdout as it would from a finished study.
+        exc.summary = _wrap_up(study, opts, url)
+        raise
+    except BaseException:
+        _wrap_up(study, opts, url)
+        raise
+    return _wrap_up(study, opts, url)
+
+
+def _wrap_up(study, opts: TuneOptions, url: str) -> dict:
+    """An interrupted or stopped study still gets its report and best.yaml, for the trials it has."""
+    summary = summarize(study)
+    write_best_config(study, opts.out)
+    write_report(study, opts.out, summary, url)
     return summary
 
 
-def _check_space(opts: TuneOptions, space: dict):
-    """Every key must be a config key of the task and every bound a valid value, before any trial runs."""
+def _check_options(opts: TuneOptions) -> None:
+    """The options' own mistakes, before the config is read or anything is written."""
+    if opts.trials is not None and opts.trials < 1:
+        # Optuna's n_trials=0 runs nothing; here it made an empty study folder and exited 0.
+        raise PixelforgeError(f"--trials {opts.trials}: give at least 1 (the finished trials the study should hold)")
+    if opts.timeout is not None and opts.timeout <= 0:
+        raise PixelforgeError(f"--timeout {opts.timeout:g}: give a number of seconds above 0")
+    if opts.direction is not None and opts.direction not in ("max", "min"):
+        raise PixelforgeError(f"--direction {opts.direction!r}: use max or min")
+    if isinstance(opts.sampler, str) and opts.sampler not in SAMPLERS:
+        raise PixelforgeError(f"--sampler {opts.sampler!r}: use one of {', '.join(SAMPLERS)}")
+    if isinstance(opts.pruner, str) and opts.pruner not in PRUNERS:
+        raise PixelforgeError(f"--pruner {opts.pruner!r}: use one of {', '.join(PRUNERS)}")
+    if opts.out.exists() and not opts.out.is_dir():
+        raise PixelforgeError(f"{opts.out}: --out is a file, not a study folder; choose another --out")
+
+
+def _say_what_cmaes_draws_at_random(sampler, space: dict) -> None:
+    """CMA-ES models numeric ranges only; Optuna draws the other keys at random without saying so (its warning is
+    switched off in samplers.py, as it repeats every trial): said once here, so a comparison of samplers is read
+    knowing it."""
+    lists = [k for k, d in space.items() if isinstance(d, spaces.CategoricalDistribution)]
+    if sampler == "cmaes" and lists:
+        log.warning("--sampler cmaes: %s %s a list of choices, drawn at random (CMA-ES models only {low, high} "
+                    "ranges)%s", ", ".join(lists), "is" if len(lists) == 1 else "are",
+                    "; with no range in the space this is random search" if len(lists) == len(space) else "")
+
+
+def _check_space(opts: TuneOptions):
+    """Every key must be a tunable config key of the task and every bound a valid value, before any trial runs.
+    Returns the base config and the space, its ranges typed as the keys are and its choices as the config reads
+    them (a trial's parameters are then exactly what its config.yaml holds)."""
     base = build_config(opts.config, **(opts.overrides or {}))
     task = get_task(base.task)
     try:  # what `train` refuses before a run folder, refused before the study folder (not as N failed trials)
@@ -117,20 +160,59 @@ def _check_space(opts: TuneOptions, space: dict):
         task.prepare_data(base)
     except PixelforgeError as exc:
         raise PixelforgeError(f"{opts.config}: {exc}") from None
-    fields = list(type(base).model_fields)
+    fields = type(base).model_fields
+    space = spaces.load_space(opts.space, {k: _number_kind(f.annotation) for k, f in fields.items()})
     for key, dist in space.items():
         if key not in fields:  # else the value check below blames the first value and the base config for it
-            close = closest_key(key, fields)
+            close = closest_key(key, list(fields))
             raise PixelforgeError(f"{opts.space}: {key}: not a config key of task {base.task!r}"
                                   + (f"; did you mean {close!r}?" if close else "") + f" ({_tunable_keys(base)})")
-        values = list(getattr(dist, "choices", ())) or [dist.low, dist.high]
-        for value in values:
-            try:
-                cfg = build_config(opts.config, **{**(opts.overrides or {}), key: value})
-                task.check(cfg)
-            except PixelforgeError as exc:
-                raise PixelforgeError(f"{opts.space}: {key}: {value!r} is not a valid value ({exc})") from None
-    return base
+        if key in _NOT_TUNABLE:  # trials on two datasets (or tasks) are not two settings of one training
+            raise PixelforgeError(f"{opts.space}: {key}: not tunable (every trial trains on the base config's "
+                                  f"data and task, in its own folder under --out); set it in {opts.config}")
+        if isinstance(dist, spaces.CategoricalDistribution):
+            space[key] = _checked_choices(opts, task, key, dist.choices)
+            continue
+        for value in (dist.low, dist.high):
+            _checked_value(opts, task, key, value)
+    return base, space
+
+
+def _checked_value(opts: TuneOptions, task, key: str, value):
+    """`value` as the config reads it, or the one-line error the config gives for it."""
+    try:
+        cfg = build_config(opts.config, **{**(opts.overrides or {}), key: value})
+        task.check(cfg)
+    except PixelforgeError as exc:
+        raise PixelforgeError(f"{opts.space}: {key}: {value!r} is not a valid value ({exc})") from None
+    return getattr(cfg, key)
+
+
+def _checked_choices(opts: TuneOptions, task, key: str, choices) -> spaces.CategoricalDistribution:
+    """A list's choices as the config reads them: `['4', 8.0]` for an int key trained 4 and 8 while the study and
+    best_params said '4' and 8.0. Two choices that read as one value would be one setting under two names."""
+    read = []
+    for value in choices:
+        if value is None:  # a trial's None means "not given": the base config's value, under the name null
+            raise PixelforgeError(f"{opts.space}: {key}: null cannot be a choice (a trial given null keeps "
+                                  f"{opts.config}'s value); list the values themselves")
+        checked = _checked_value(opts, task, key, value)
+        # A choice the config turns into an object (augment_options: a mapping) stays as written: Optuna stores it.
+        read.append(checked if isinstance(checked, (bool, int, float, str)) else value)
+    for i, value in enumerate(read):
+        if value in read[:i] and type(value) is type(read[read.index(value)]):
+            raise PixelforgeError(f"{opts.space}: {key}: the choices {choices[read.index(value)]!r} and "
+                                  f"{choices[i]!r} are the same value")
+    return spaces.CategoricalDistribution(read)
+
+
+def _number_kind(annotation) -> str | None:
+    """"int" or "float" for a config key whose numbers are one kind (`lr: float | 'auto'` is float), else None."""
+    import typing
+
+    args = set(typing.get_args(annotation)) or {annotation}
+    numbers = {a for a in args if a in (int, float)}
+    return next(iter(numbers)).__name__ if len(numbers) == 1 else None
 
 
 def _tunable_keys(base) -> str:
@@ -159,16 +241,33 @@ def _target(opts: TuneOptions, grid: dict | None) -> int | None:
     return min(opts.trials or size, size)  # a grid is finished once every point has run
 
 
-def _remember(study, opts: TuneOptions, metric: str, direction: str) -> None:
-    """The study's metric is part of it: a worker started with another metric would mix two objectives."""
-    saved = study.user_attrs.get("metric")
-    if saved is None:
+def _remember(study, opts: TuneOptions, metric: str, direction: str, space: dict) -> None:
+    """The study's metric and space are part of it: a worker started with another metric would mix two objectives,
+    one with another space (the same --out, a new space.yaml) two searches in one study. Until a trial has
+    finished the metric may still change: a misspelt --metric fails the first trial and must not lock the folder."""
+    searched = {key: json.loads(optuna.distributions.distribution_to_json(d)) for key, d in space.items()}
+    attrs = study.user_attrs
+    finished = any(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.get_trials(deepcopy=False))
+    if attrs.get("metric") is not None and attrs["metric"] != metric and finished:
+        raise PixelforgeError(f"study {study.study_name!r} optimises {attrs['metric']}; this worker asked for "
+                              f"{metric}: use the same --metric or another --study")
+    if attrs.get("space") is not None and attrs["space"] != searched:
+        raise PixelforgeError(f"study {study.study_name!r} searches {_describe(attrs['space'])}; {opts.space.name} "
+                              f"searches {_describe(searched)}: use the same --space, or another --out or --study")
+    if attrs.get("metric") != metric:
         study.set_user_attr("metric", metric)
         study.set_user_attr("direction", direction)
         study.set_user_attr("config", str(opts.config))
-    elif saved != metric:
-        raise PixelforgeError(f"study {study.study_name!r} optimises {saved}; this worker asked for {metric}: use "
-                              f"the same --metric or another --study")
+    if attrs.get("space") is None:
+        study.set_user_attr("space", searched)
+
+
+def _describe(searched: dict) -> str:
+    """`lr: [0.01, 0.05], hidden: 2-8`: a stored space in a line."""
+    def one(d: dict) -> str:
+        a = d["attributes"]
+        return json.dumps(a["choices"]) if "choices" in a else f"{a['low']:g}-{a['high']:g}" + (" (log)" if a.get("log") else "")
+    return ", ".join(f"{key}: {one(d)}" for key, d in searched.items())
 
 
 class _Objective:

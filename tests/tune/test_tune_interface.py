@@ -1,0 +1,171 @@
+"""`pixelforge tune` used the way an unknown checker would: odd spaces, odd options, a reused --out. Each mistake is one
+`error:` line before anything is written; a value the space names reaches the trial's config with the config's type.
+The toy task trains in about a second."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+
+from pixelforge.errors import PixelforgeError
+from pixelforge.tune.study import TuneOptions, run_study
+from tests.tune.toy import make_study_files
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def toy(tmp_path, toy_task):
+    return make_study_files(tmp_path, epochs=1)
+
+
+def load(out):
+    return optuna.load_study(study_name=out.name, storage=f"sqlite:///{out / 'study.db'}")
+
+
+@pytest.mark.parametrize("option, message", [
+    ({"trials": 0}, "--trials 0: give at least 1"),
+    ({"trials": -2}, "--trials -2: give at least 1"),
+    ({"timeout": 0}, "--timeout 0: give a number of seconds above 0"),
+    ({"direction": "up"}, "--direction 'up': use max or min"),
+    ({"sampler": "foo"}, "--sampler 'foo': use one of grid, random, tpe, cmaes"),
+    ({"pruner": "foo"}, "--pruner 'foo': use one of none, median, hyperband"),
+])
+def test_a_bad_option_is_one_line_before_the_study_folder(toy, tmp_path, option, message):
+    """--trials 0 or -2 made an empty study and exited 0; --direction up optimised `min` silently; a bad sampler
+    or pruner name was refused after the study folder was made."""
+    config, space = toy
+    with pytest.raises(PixelforgeError, match="^" + message.replace("(", r"\(")):
+        run_study(TuneOptions(config, space, tmp_path / "s", **option))
+    assert not (tmp_path / "s").exists()
+
+
+def test_an_out_that_is_a_file_is_one_line_and_the_file_is_kept(toy, tmp_path):
+    config, space = toy
+    out = tmp_path / "taken"
+    out.write_text("mine")
+    with pytest.raises(PixelforgeError, match="taken: --out is a file, not a study folder"):
+        run_study(TuneOptions(config, space, out, trials=1))
+    assert out.read_text() == "mine"
+
+
+@pytest.mark.parametrize("key", ["data", "task", "out", "quiet"])
+def test_keys_that_say_what_and_where_a_trial_trains_are_not_tunable(toy, tmp_path, key):
+    """`data: [digits, shapes]` was accepted: trials on two datasets, compared as if on one."""
+    config, space = toy
+    space.write_text(f"{key}: [a, b]\n")
+    with pytest.raises(PixelforgeError, match=f"space.yaml: {key}: not tunable"):
+        run_study(TuneOptions(config, space, tmp_path / "s", trials=1))
+
+
+def test_a_range_takes_the_config_key_s_type_whatever_its_bounds_look_like(toy, tmp_path):
+    """`hidden: {low: 2.0, high: 8.0}` (an int key) drew 5.37, and every trial failed validation; `lr: {low: 0,
+    high: 1}` (a float key) drew only 0 or 1. The key's type decides, as suggest_int/suggest_float would."""
+    from pixelforge.tune.space import load_space
+
+    config, space = toy
+    space.write_text("hidden: {low: 2.0, high: 8.0}\nlr: {low: 0, high: 1}\nbatch_size: {low: 8, high: 16}\n")
+    fitted = load_space(space, {"hidden": "int", "lr": "float", "batch_size": "int"})
+    assert fitted["hidden"] == optuna.distributions.IntDistribution(2, 8)
+    assert fitted["lr"] == optuna.distributions.FloatDistribution(0.0, 1.0)
+    space.write_text("hidden: {low: 2, high: 8.5}\n")
+    with pytest.raises(PixelforgeError, match=r"space.yaml: hidden: an integer key: give whole-number bounds"):
+        load_space(space, {"hidden": "int"})
+
+
+def test_int_ranges_stay_ints_in_each_trial_s_config_and_best_yaml(toy, tmp_path):
+    config, space = toy
+    space.write_text("hidden: {low: 2.0, high: 8.0}\nbatch_size: {low: 8, high: 16}\n")
+    summary = run_study(TuneOptions(config, space, tmp_path / "s", sampler="random", trials=2, seed=0))
+    assert summary["n_complete"] == 2 and summary["n_failed"] == 0
+    assert all(type(v) is int for v in summary["best_params"].values())
+    best = yaml.safe_load((tmp_path / "s" / "best.yaml").read_text())
+    assert type(best["hidden"]) is int and type(best["batch_size"]) is int
+
+
+@pytest.mark.parametrize("text, message", [
+    ("lr: {low: true, high: 0.1}", r"lr: low must be a number, got True"),
+    ("lr: {low: 0.001, high: 0.1, log: 'no'}", r"lr: log must be true or false, got 'no'"),
+    ("lr: {low: 0.0, high: 0.1, log: true}", r"lr: .*low > 0"),
+    ("lr: {low: 0.1, high: 0.01}", r"lr: .*low <= high"),
+])
+def test_malformed_ranges_are_one_line(toy, tmp_path, text, message):
+    config, space = toy
+    space.write_text(text + "\n")
+    with pytest.raises(PixelforgeError, match="space.yaml: " + message):
+        run_study(TuneOptions(config, space, tmp_path / "s", trials=1))
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_null_choice_is_refused_rather_than_read_as_the_base_value(toy, tmp_path):
+    """A trial's None meant "keep the base config's value": `grad_clip: [null, 1.0]` with a base grad_clip of 1.0
+    trained the same config twice under two names."""
+    config, space = toy
+    space.write_text("grad_clip: [null, 1.0]\n")
+    with pytest.raises(PixelforgeError, match="space.yaml: grad_clip: null cannot be a choice"):
+        run_study(TuneOptions(config, space, tmp_path / "s", trials=1))
+
+
+def test_choices_are_the_values_the_config_reads(toy, tmp_path):
+    """`hidden: ['4', 8.0]` trained hidden 4 and 8 while the study and best_params said '4' and 8.0."""
+    config, space = toy
+    space.write_text("hidden: ['4', 8.0]\n")
+    summary = run_study(TuneOptions(config, space, tmp_path / "s", sampler="grid"))
+    assert sorted(t.params["hidden"] for t in load(tmp_path / "s").trials) == [4, 8]
+    assert type(summary["best_params"]["hidden"]) is int
+    space.write_text("hidden: ['4', 4]\n")
+    with pytest.raises(PixelforgeError, match=r"space.yaml: hidden: the choices '4' and 4 are the same value"):
+        run_study(TuneOptions(config, space, tmp_path / "t", sampler="grid"))
+
+
+def test_a_study_folder_refuses_another_space_instead_of_mixing_them(toy, tmp_path):
+    """Re-running with another space on the same --out added trials of the new space to the old study."""
+    config, space = toy
+    space.write_text("hidden: [4, 8]\n")
+    run_study(TuneOptions(config, space, tmp_path / "s", sampler="random", trials=1, seed=0))
+    space.write_text("lr: [0.01, 0.05]\n")
+    with pytest.raises(PixelforgeError, match=r"study 's' searches hidden: \[4, 8\]; space.yaml searches lr: "
+                                              r"\[0.01, 0.05\]: use the same --space, or another --out or --study"):
+        run_study(TuneOptions(config, space, tmp_path / "s", sampler="random", trials=2, seed=0))
+    assert len(load(tmp_path / "s").trials) == 1
+    space.write_text("hidden: [4, 8]\n")  # the same space continues
+    assert run_study(TuneOptions(config, space, tmp_path / "s", sampler="random", trials=2, seed=0))["n_complete"] == 2
+
+
+def test_a_misspelt_metric_does_not_lock_the_study_folder_to_it(toy, tmp_path):
+    """--metric val_nope failed the first trial and stored val_nope as the study's metric: the corrected command
+    was refused with "study optimises val_nope"."""
+    config, space = toy
+    with pytest.raises(PixelforgeError, match="--metric val_nope: not in .*it has .*val_mae"):
+        run_study(TuneOptions(config, space, tmp_path / "s", sampler="random", trials=1, metric="val_nope"))
+    summary = run_study(TuneOptions(config, space, tmp_path / "s", sampler="random", trials=1))
+    assert summary["n_complete"] == 1 and load(tmp_path / "s").user_attrs["metric"] == "val_mae"
+
+
+def test_cmaes_says_which_keys_it_draws_at_random(toy, tmp_path, caplog):
+    """CMA-ES models numeric ranges only; with categorical keys Optuna falls back to random sampling for them,
+    and a user comparing samplers was not told."""
+    config, space = toy
+    space.write_text("hidden: [4, 8]\nlr: {low: 0.001, high: 0.1, log: true}\n")
+    with caplog.at_level(logging.WARNING, logger="pixelforge"):
+        run_study(TuneOptions(config, space, tmp_path / "s", sampler="cmaes", trials=1, seed=0))
+    assert "--sampler cmaes: hidden is a list of choices, drawn at random" in caplog.text
+
+
+def test_a_study_that_stops_on_failed_trials_still_prints_its_json_summary(toy, tmp_path):
+    """The study's `error:` line came alone: with --json, nothing on stdout said how many trials failed."""
+    config, space = toy
+    done = subprocess.run([sys.executable, "-m", "tests.tune.toy", "tune", "--config", str(config), "--space",
+                           str(space), "--sampler", "random", "--trials", "3", "--metric", "val_nope",
+                           "--out", str(tmp_path / "s"), "--json"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 2 and done.stderr.strip().splitlines()[-1].startswith("error: --metric val_nope")
+    summary = json.loads(done.stdout)  # one JSON object, nothing else on stdout
+    assert summary == {"best_value": None, "best_params": {}, "n_complete": 0, "n_pruned": 0, "n_failed": 1}
