@@ -123,19 +123,24 @@ def _wrap_up(study, opts: TuneOptions, url: str) -> dict:
 
 def _check_options(opts: TuneOptions) -> None:
     """The options' own mistakes, before the config is read or anything is written."""
-    if opts.trials is not None and opts.trials < 1:
-        # Optuna's n_trials=0 runs nothing; here it made an empty study folder and exited 0.
-        raise PixelforgeError(f"--trials {opts.trials}: give at least 1 (the finished trials the study should hold)")
-    if opts.timeout is not None and opts.timeout <= 0:
-        raise PixelforgeError(f"--timeout {opts.timeout:g}: give a number of seconds above 0")
+    check_budget_and_out(opts.trials, opts.timeout, opts.out)
     if opts.direction is not None and opts.direction not in ("max", "min"):
         raise PixelforgeError(f"--direction {opts.direction!r}: use max or min")
     if isinstance(opts.sampler, str) and opts.sampler not in SAMPLERS:
         raise PixelforgeError(f"--sampler {opts.sampler!r}: use one of {', '.join(SAMPLERS)}")
     if isinstance(opts.pruner, str) and opts.pruner not in PRUNERS:
         raise PixelforgeError(f"--pruner {opts.pruner!r}: use one of {', '.join(PRUNERS)}")
-    if opts.out.exists() and not opts.out.is_dir():
-        raise PixelforgeError(f"{opts.out}: --out is a file, not a study folder; choose another --out")
+
+
+def check_budget_and_out(trials: int | None, timeout: float | None, out: Path) -> None:
+    """`tune`'s and `nas`'s shared options: a budget that runs something, and an --out that can be a folder."""
+    if trials is not None and trials < 1:
+        # Optuna's n_trials=0 runs nothing; here it made an empty study folder and exited 0.
+        raise PixelforgeError(f"--trials {trials}: give at least 1 (the finished trials the study should hold)")
+    if timeout is not None and timeout <= 0:
+        raise PixelforgeError(f"--timeout {timeout:g}: give a number of seconds above 0")
+    if out.exists() and not out.is_dir():
+        raise PixelforgeError(f"{out}: --out is a file, not a study folder; choose another --out")
 
 
 def _say_what_cmaes_draws_at_random(sampler, space: dict) -> None:
