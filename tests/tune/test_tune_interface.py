@@ -140,13 +140,16 @@ def test_a_study_folder_refuses_another_space_instead_of_mixing_them(toy, tmp_pa
 
 
 def test_a_misspelt_metric_does_not_lock_the_study_folder_to_it(toy, tmp_path):
-    """--metric val_nope failed the first trial and stored val_nope as the study's metric: the corrected command
-    was refused with "study optimises val_nope"."""
+    """--metric val_nope failed the first trial and stored val_nope (maximised) as the study's metric: the
+    corrected command was refused with "study optimises val_nope"."""
     config, space = toy
     with pytest.raises(PixelforgeError, match="--metric val_nope: not in .*it has .*val_mae"):
         run_study(TuneOptions(config, space, tmp_path / "s", sampler="random", trials=1, metric="val_nope"))
     summary = run_study(TuneOptions(config, space, tmp_path / "s", sampler="random", trials=1))
-    assert summary["n_complete"] == 1 and load(tmp_path / "s").user_attrs["metric"] == "val_mae"
+    study = load(tmp_path / "s")  # made anew (val_nope was maximised, val_mae is minimised), the typo's run kept
+    assert summary["n_complete"] == 1 and study.user_attrs["metric"] == "val_mae"
+    assert study.direction == optuna.study.StudyDirection.MINIMIZE and (tmp_path / "s" / "trials" / "0").is_dir()
+    assert study.trials[0].user_attrs["run_dir"] != str(tmp_path / "s" / "trials" / "0")
 
 
 def test_cmaes_says_which_keys_it_draws_at_random(toy, tmp_path, caplog):
@@ -169,3 +172,12 @@ def test_a_study_that_stops_on_failed_trials_still_prints_its_json_summary(toy, 
     assert done.returncode == 2 and done.stderr.strip().splitlines()[-1].startswith("error: --metric val_nope")
     summary = json.loads(done.stdout)  # one JSON object, nothing else on stdout
     assert summary == {"best_value": None, "best_params": {}, "n_complete": 0, "n_pruned": 0, "n_failed": 1}
+
+
+def test_a_study_folder_refuses_another_direction_instead_of_mixing_them(toy, tmp_path):
+    """--direction max on a study made minimising went on silently: trial values taken as maxima, ranked as minima."""
+    config, space = toy
+    run_study(TuneOptions(config, space, tmp_path / "s", sampler="random", trials=1, seed=0))
+    with pytest.raises(PixelforgeError, match="study 's' minimises val_mae; this worker asked to maximise val_mae"):
+        run_study(TuneOptions(config, space, tmp_path / "s", sampler="random", trials=2, direction="max"))
+    assert len(load(tmp_path / "s").trials) == 1

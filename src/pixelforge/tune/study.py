@@ -90,8 +90,7 @@ def run_study(opts: TuneOptions) -> dict:
     name = opts.study or opts.out.resolve().name
     sampler = build_sampler(opts.sampler, opts.seed, grid, startup_trials(target))
     _say_what_cmaes_draws_at_random(opts.sampler, space)
-    study = optuna.create_study(study_name=name, storage=storage, direction="maximize" if direction == "max" else
-                                "minimize", sampler=sampler, pruner=pruner, load_if_exists=True)
+    study = _open_study(name, storage, metric, direction, sampler, pruner)
     _remember(study, opts, metric, direction, space)
     objective = _Objective(opts, space, metric, direction, url, name, pruner, target)
     callbacks = list(opts.callbacks)
@@ -246,20 +245,46 @@ def _target(opts: TuneOptions, grid: dict | None) -> int | None:
     return min(opts.trials or size, size)  # a grid is finished once every point has run
 
 
+def _open_study(name: str, storage, metric: str, direction: str, sampler, pruner):
+    """The study `name`, made anew when it holds nothing but failed trials of another metric or direction.
+
+    A misspelt --metric fails the first trial (the metric is known once a metrics.csv exists) after Optuna has
+    stored the study's direction, which it never changes: the corrected command was refused for the typo's
+    metric. A study of failed trials only has nothing to continue; their run folders stay under trials/."""
+    def make():
+        return optuna.create_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner,
+                                   direction="maximize" if direction == "max" else "minimize", load_if_exists=True)
+
+    study = make()
+    other = study.user_attrs.get("metric") not in (None, metric) or study.direction != _direction(direction)
+    if other and all(t.state == TrialState.FAIL for t in study.get_trials(deepcopy=False)):
+        log.warning("study %r held only failed trials, of %s (%s): made anew for %s (%s)", name,
+                    study.user_attrs.get("metric", "another metric"), study.user_attrs.get("direction", "?"), metric,
+                    direction)
+        optuna.delete_study(study_name=name, storage=storage)
+        study = make()
+    return study
+
+
+def _direction(direction: str):
+    return optuna.study.StudyDirection.MAXIMIZE if direction == "max" else optuna.study.StudyDirection.MINIMIZE
+
+
 def _remember(study, opts: TuneOptions, metric: str, direction: str, space: dict) -> None:
-    """The study's metric and space are part of it: a worker started with another metric would mix two objectives,
-    one with another space (the same --out, a new space.yaml) two searches in one study. Until a trial has
-    finished the metric may still change: a misspelt --metric fails the first trial and must not lock the folder."""
+    """The study's metric, direction and space are part of it: a worker started with another metric or direction
+    would mix two objectives, one with another space (the same --out, a new space.yaml) two searches in one study."""
     searched = {key: json.loads(optuna.distributions.distribution_to_json(d)) for key, d in space.items()}
     attrs = study.user_attrs
-    finished = any(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.get_trials(deepcopy=False))
-    if attrs.get("metric") is not None and attrs["metric"] != metric and finished:
-        raise PixelforgeError(f"study {study.study_name!r} optimises {attrs['metric']}; this worker asked for "
-                              f"{metric}: use the same --metric or another --study")
+    if attrs.get("metric", metric) != metric or study.direction != _direction(direction):
+        verb = {"max": "maximise", "min": "minimise"}
+        made = "max" if study.direction == optuna.study.StudyDirection.MAXIMIZE else "min"
+        raise PixelforgeError(f"study {study.study_name!r} {verb[made]}s {attrs.get('metric', 'its metric')}; this "
+                              f"worker asked to {verb[direction]} {metric}: use the same --metric and --direction, "
+                              f"or another --out or --study")
     if attrs.get("space") is not None and attrs["space"] != searched:
         raise PixelforgeError(f"study {study.study_name!r} searches {_describe(attrs['space'])}; {opts.space.name} "
                               f"searches {_describe(searched)}: use the same --space, or another --out or --study")
-    if attrs.get("metric") != metric:
+    if attrs.get("metric") is None:
         study.set_user_attr("metric", metric)
         study.set_user_attr("direction", direction)
         study.set_user_attr("config", str(opts.config))
