@@ -181,3 +181,19 @@ def test_a_study_folder_refuses_another_direction_instead_of_mixing_them(toy, tm
     with pytest.raises(PixelforgeError, match="study 's' minimises val_mae; this worker asked to maximise val_mae"):
         run_study(TuneOptions(config, space, tmp_path / "s", sampler="random", trials=2, direction="max"))
     assert len(load(tmp_path / "s").trials) == 1
+
+
+def test_runs_compare_names_a_study_folder_without_trials_instead_of_skipping_it(tmp_path):
+    """A study folder with no trial run folders (every trial refused, or a typo'd --out) was left out of the
+    table without a word, beside the runs that were compared."""
+    from pixelforge.tune.compare import expand
+
+    run, study = tmp_path / "run", tmp_path / "study"
+    run.mkdir()
+    (run / "config.yaml").write_text("data: digits\n")
+    (study / "trials").mkdir(parents=True)
+    (study / "study.db").write_bytes(b"")
+    with pytest.raises(PixelforgeError, match="study: a study folder without trial run folders"):
+        expand([run, study])
+    with pytest.raises(PixelforgeError, match="nope: neither a run folder"):
+        expand([run, tmp_path / "nope"])
