@@ -197,3 +197,23 @@ def test_runs_compare_names_a_study_folder_without_trials_instead_of_skipping_it
         expand([run, study])
     with pytest.raises(PixelforgeError, match="nope: neither a run folder"):
         expand([run, tmp_path / "nope"])
+
+
+def test_a_storage_url_that_is_not_one_says_what_one_looks_like():
+    """It said "--storage <url>: cannot open the study database (ArgumentError: Could not parse SQLAlchemy URL...)"."""
+    from pixelforge.tune.storage import open_storage
+
+    with pytest.raises(PixelforgeError, match=r"^--storage: not a database URL \(give postgresql://user:password@host/"
+                                              r"db, or sqlite:////abs/path/study.db\)$"):
+        open_storage("notaurl")
+
+
+def test_a_postgresql_server_that_does_not_answer_fails_in_seconds(monkeypatch):
+    """libpq waits for the kernel's TCP timeout (about two minutes on Linux) on a host that drops packets: a
+    worker pointed at a wrong address hung before its one error line."""
+    from pixelforge.tune import storage
+
+    seen = {}
+    monkeypatch.setattr(storage, "_rdb_storage", lambda url, kwargs, heartbeat: seen.update(kwargs) or "opened")
+    assert storage.open_storage("postgresql://u:pw@db.example/optuna") == "opened"
+    assert seen["connect_args"]["connect_timeout"] == storage.CONNECT_TIMEOUT_S <= 15
