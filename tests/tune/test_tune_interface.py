@@ -217,3 +217,27 @@ def test_a_postgresql_server_that_does_not_answer_fails_in_seconds(monkeypatch):
     monkeypatch.setattr(storage, "_rdb_storage", lambda url, kwargs, heartbeat: seen.update(kwargs) or "opened")
     assert storage.open_storage("postgresql://u:pw@db.example/optuna") == "opened"
     assert seen["connect_args"]["connect_timeout"] == storage.CONNECT_TIMEOUT_S <= 15
+
+
+def test_a_nested_config_key_is_tuned_by_its_dotted_name(toy, tmp_path):
+    """`augment_options.hflip` (a knob inside the augment_options mapping) was "not a config key": only whole
+    mappings could be listed as choices. Each trial's config holds the drawn knob beside the base config's others."""
+    config, space = toy
+    config.write_text(config.read_text() + "augment_options: {vflip: true}\n")
+    space.write_text("augment_options.hflip: [true, false]\naugment_options.rotate_degrees: {low: 0, high: 10}\n")
+    summary = run_study(TuneOptions(config, space, tmp_path / "s", sampler="random", trials=2, seed=0))
+    assert summary["n_complete"] == 2 and type(summary["best_params"]["augment_options.rotate_degrees"]) is float
+    for trial in load(tmp_path / "s").trials:
+        saved = yaml.safe_load((tmp_path / "s" / "trials" / str(trial.number) / "config.yaml").read_text())
+        assert saved["augment_options"]["hflip"] == trial.params["augment_options.hflip"]
+        assert saved["augment_options"]["rotate_degrees"] == trial.params["augment_options.rotate_degrees"]
+        assert saved["augment_options"]["vflip"] is True
+    best = yaml.safe_load((tmp_path / "s" / "best.yaml").read_text())
+    assert best["augment_options"]["hflip"] == summary["best_params"]["augment_options.hflip"]
+    space.write_text("augment_options.hflop: [true, false]\n")
+    with pytest.raises(PixelforgeError, match=r"space.yaml: augment_options.hflop: not a key of augment_options; "
+                                              r"did you mean 'hflip'"):
+        run_study(TuneOptions(config, space, tmp_path / "t", trials=1))
+    space.write_text("lr.low: [1, 2]\n")
+    with pytest.raises(PixelforgeError, match=r"space.yaml: lr.low: lr is not a mapping of keys"):
+        run_study(TuneOptions(config, space, tmp_path / "t", trials=1))

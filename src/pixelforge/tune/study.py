@@ -92,7 +92,7 @@ def run_study(opts: TuneOptions) -> dict:
     _say_what_cmaes_draws_at_random(opts.sampler, space)
     study = _open_study(name, storage, metric, direction, sampler, pruner)
     _remember(study, opts, metric, direction, space)
-    objective = _Objective(opts, space, metric, direction, url, name, pruner, target)
+    objective = _Objective(opts, space, metric, direction, url, name, pruner, target, base)
     callbacks = list(opts.callbacks)
     if opts.mlflow is not None:
         from pixelforge.tune.tracking import TrialLogger
@@ -165,9 +165,20 @@ def _check_space(opts: TuneOptions):
     except PixelforgeError as exc:
         raise PixelforgeError(f"{opts.config}: {exc}") from None
     fields = type(base).model_fields
-    space = spaces.load_space(opts.space, {k: _number_kind(f.annotation) for k, f in fields.items()})
+    kinds = {k: _number_kind(f.annotation) for k, f in fields.items()}
+    kinds.update({f"{k}.{sub}": _number_kind(f.annotation) for k in fields for sub, f in _nested_fields(base, k).items()})
+    space = spaces.load_space(opts.space, kinds)
     for key, dist in space.items():
-        if key not in fields:  # else the value check below blames the first value and the base config for it
+        head, _, tail = key.partition(".")
+        if tail and head in fields:  # a knob inside a mapping key: augment_options.hflip
+            inner = _nested_fields(base, head)
+            if not inner:
+                raise PixelforgeError(f"{opts.space}: {key}: {head} is not a mapping of keys; tune {head} itself")
+            if tail not in inner:
+                close = closest_key(tail, list(inner))
+                raise PixelforgeError(f"{opts.space}: {key}: not a key of {head}" + (f"; did you mean {close!r}?"
+                                      if close else "") + f" (its keys: {', '.join(inner)})")
+        elif key not in fields:  # else the value check below blames the first value and the base config for it
             close = closest_key(key, list(fields))
             raise PixelforgeError(f"{opts.space}: {key}: not a config key of task {base.task!r}"
                                   + (f"; did you mean {close!r}?" if close else "") + f" ({_tunable_keys(base)})")
@@ -175,24 +186,53 @@ def _check_space(opts: TuneOptions):
             raise PixelforgeError(f"{opts.space}: {key}: not tunable (every trial trains on the base config's "
                                   f"data and task, in its own folder under --out); set it in {opts.config}")
         if isinstance(dist, spaces.CategoricalDistribution):
-            space[key] = _checked_choices(opts, task, key, dist.choices)
+            space[key] = _checked_choices(opts, base, task, key, dist.choices)
             continue
         for value in (dist.low, dist.high):
-            _checked_value(opts, task, key, value)
+            _checked_value(opts, base, task, key, value)
     return base, space
 
 
-def _checked_value(opts: TuneOptions, task, key: str, value):
+def _nested_fields(base, key: str) -> dict:
+    """The fields of the mapping config key `key` (augment_options' hflip, vflip, ...), or {} for a plain key."""
+    from pydantic import BaseModel
+    import typing
+
+    annotation = type(base).model_fields[key].annotation
+    models = [a for a in (typing.get_args(annotation) or (annotation,)) if isinstance(a, type)
+              and issubclass(a, BaseModel)]
+    return dict(models[0].model_fields) if models else {}
+
+
+def as_overrides(base, params: dict) -> dict:
+    """A trial's parameters as config overrides: a dotted key (`augment_options.hflip`) set inside the base
+    config's mapping, whose other keys stay as the base config has them."""
+    out: dict = {}
+    for key, value in params.items():
+        head, _, tail = key.partition(".")
+        if not tail or base is None:
+            out[key] = value
+            continue
+        if head not in out:
+            current = getattr(base, head)
+            out[head] = current.model_dump(exclude_none=True) if current is not None else {}
+        out[head][tail] = value
+    return out
+
+
+def _checked_value(opts: TuneOptions, base, task, key: str, value):
     """`value` as the config reads it, or the one-line error the config gives for it."""
     try:
-        cfg = build_config(opts.config, **{**(opts.overrides or {}), key: value})
+        cfg = build_config(opts.config, **{**(opts.overrides or {}), **as_overrides(base, {key: value})})
         task.check(cfg)
     except PixelforgeError as exc:
         raise PixelforgeError(f"{opts.space}: {key}: {value!r} is not a valid value ({exc})") from None
-    return getattr(cfg, key)
+    for part in key.split("."):
+        cfg = getattr(cfg, part)
+    return cfg
 
 
-def _checked_choices(opts: TuneOptions, task, key: str, choices) -> spaces.CategoricalDistribution:
+def _checked_choices(opts: TuneOptions, base, task, key: str, choices) -> spaces.CategoricalDistribution:
     """A list's choices as the config reads them: `['4', 8.0]` for an int key trained 4 and 8 while the study and
     best_params said '4' and 8.0. Two choices that read as one value would be one setting under two names."""
     read = []
@@ -200,7 +240,7 @@ def _checked_choices(opts: TuneOptions, task, key: str, choices) -> spaces.Categ
         if value is None:  # a trial's None means "not given": the base config's value, under the name null
             raise PixelforgeError(f"{opts.space}: {key}: null cannot be a choice (a trial given null keeps "
                                   f"{opts.config}'s value); list the values themselves")
-        checked = _checked_value(opts, task, key, value)
+        checked = _checked_value(opts, base, task, key, value)
         # A choice the config turns into an object (augment_options: a mapping) stays as written: Optuna stores it.
         read.append(checked if isinstance(checked, (bool, int, float, str)) else value)
     for i, value in enumerate(read):
@@ -302,9 +342,9 @@ def _describe(searched: dict) -> str:
 
 class _Objective:
     def __init__(self, opts: TuneOptions, space: dict, metric: str, direction: str, url: str, study_name: str, pruner,
-                 target: int | None = None):
+                 target: int | None = None, base=None):
         self.opts, self.space, self.metric, self.direction = opts, space, metric, direction
-        self.url, self.study_name, self.pruner, self.target = url, study_name, pruner, target
+        self.url, self.study_name, self.pruner, self.target, self.base = url, study_name, pruner, target, base
 
     def __call__(self, trial: optuna.Trial) -> float:
         give_back_if_full(trial, self.target)
@@ -314,7 +354,8 @@ class _Objective:
             OptunaPruning(self.url, self.study_name, trial._trial_id, self.pruner, self.metric)]
         log.info("trial %d: %s", trial.number, json.dumps(params))
         result = train_trial(trial, params, config=self.opts.config, callbacks=hooks,
-                             **{**(self.opts.overrides or {}), "quiet": True, **params, "out": str(run_dir)})
+                             **{**(self.opts.overrides or {}), "quiet": True, **as_overrides(self.base, params),
+                                "out": str(run_dir)})
         trial.set_user_attr("run_dir", str(result.run_dir))
         return self._value(trial, result.run_dir)
 
