@@ -241,3 +241,18 @@ def test_a_nested_config_key_is_tuned_by_its_dotted_name(toy, tmp_path):
     space.write_text("lr.low: [1, 2]\n")
     with pytest.raises(PixelforgeError, match=r"space.yaml: lr.low: lr is not a mapping of keys"):
         run_study(TuneOptions(config, space, tmp_path / "t", trials=1))
+
+
+@pytest.mark.parametrize("text, hint", [
+    ("augment_options: [{hflip: true}, {hflip: false}]", "name its knobs with a dot: augment_options.hflip"),
+    ("augment_options: [[1, 2], [3]]", "set it in the base config"),
+])
+def test_a_mapping_or_list_as_a_choice_is_refused_before_the_study(toy, tmp_path, text, hint):
+    """Optuna took such choices with a warning, the trials ran, then the report's parallel-coordinates plot failed
+    with a traceback (`unhashable type: 'dict'`) after the whole study."""
+    config, space = toy
+    space.write_text(text + "\n")
+    with pytest.raises(PixelforgeError, match="space.yaml: augment_options: a choice must be a number, a string, "
+                                              "true/false; .*" + hint):
+        run_study(TuneOptions(config, space, tmp_path / "s", sampler="grid"))
+    assert not (tmp_path / "s").exists()

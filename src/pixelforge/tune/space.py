@@ -62,6 +62,12 @@ def _distribution(path: Path, key: str, value, kind: str | None = None) -> BaseD
     if isinstance(value, list):
         if not value:
             raise PixelforgeError(f"{path}: {key}: the list of choices is empty")
+        nested = [v for v in value if isinstance(v, (dict, list))]
+        if nested:  # Optuna takes them with a warning; its plots (the report) fail on them after the whole study
+            hint = (f"name its knobs with a dot: {key}.{next(iter(nested[0]))}: [...]" if isinstance(nested[0], dict)
+                    and nested[0] else "set it in the base config")
+            raise PixelforgeError(f"{path}: {key}: a choice must be a number, a string, true/false; "
+                                  f"{nested[0]!r} is a {type(nested[0]).__name__}: {hint}")
         return CategoricalDistribution(value)
     if not isinstance(value, dict) or not {"low", "high"} <= set(value) or set(value) - _RANGE_KEYS:
         raise PixelforgeError(f"{path}: {key}: give a list of choices or {{low, high[, log, step]}}, got {value!r}")

@@ -241,7 +241,7 @@ def _checked_choices(opts: TuneOptions, base, task, key: str, choices) -> spaces
             raise PixelforgeError(f"{opts.space}: {key}: null cannot be a choice (a trial given null keeps "
                                   f"{opts.config}'s value); list the values themselves")
         checked = _checked_value(opts, base, task, key, value)
-        # A choice the config turns into an object (augment_options: a mapping) stays as written: Optuna stores it.
+        # A choice the config turns into an object (not a number, text or bool) stays as written: Optuna stores it.
         read.append(checked if isinstance(checked, (bool, int, float, str)) else value)
     for i, value in enumerate(read):
         if value in read[:i] and type(value) is type(read[read.index(value)]):
