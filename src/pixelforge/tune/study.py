@@ -20,19 +20,17 @@ import optuna
 from optuna.trial import TrialState
 
 from pixelforge.api.train import train
-from pixelforge.config import closest_key
 from pixelforge.errors import Interrupted, PixelforgeError, sigterm_as_interrupt, signal_of
 from pixelforge.runs import folder as rd
-from pixelforge.tasks.config import build_config
 from pixelforge.tasks.registry import get_task
 from pixelforge.tune import space as spaces
+from pixelforge.tune.space_check import as_overrides, check_space
 from pixelforge.tune.pruning import PRUNED, OptunaPruning
 from pixelforge.tune.report import write_best_config, write_report
 from pixelforge.tune.samplers import PRUNERS, SAMPLERS, build_pruner, build_sampler, startup_trials
 from pixelforge.tune.storage import default_url, open_storage
 
 log = logging.getLogger("pixelforge")
-_NOT_TUNABLE = {"data", "task", "out", "quiet"}  # what a trial trains on and where it writes, not how
 MAX_FAILURES_IN_A_ROW = 3  # a worker whose trials all fail (a bad space, a broken config) stops instead of looping
 
 
@@ -76,7 +74,7 @@ def run_study(opts: TuneOptions) -> dict:
         {'best_value': 0.95, 'best_params': {...}, 'n_complete': 20, 'n_pruned': 0, 'n_failed': 0}
     """
     _check_options(opts)
-    base, space = _check_space(opts)
+    base, space = check_space(opts.config, opts.space, opts.overrides)
     metric, direction = _metric(opts, base)
     # A server named by --storage is reached before the study folder is made: a wrong URL leaves nothing behind.
     storage = open_storage(opts.storage) if opts.storage else None
@@ -151,122 +149,6 @@ def _say_what_cmaes_draws_at_random(sampler, space: dict) -> None:
         log.warning("--sampler cmaes: %s %s a list of choices, drawn at random (CMA-ES models only {low, high} "
                     "ranges)%s", ", ".join(lists), "is" if len(lists) == 1 else "are",
                     "; with no range in the space this is random search" if len(lists) == len(space) else "")
-
-
-def _check_space(opts: TuneOptions):
-    """Every key must be a tunable config key of the task and every bound a valid value, before any trial runs.
-    Returns the base config and the space, its ranges typed as the keys are and its choices as the config reads
-    them (a trial's parameters are then exactly what its config.yaml holds)."""
-    base = build_config(opts.config, **(opts.overrides or {}))
-    task = get_task(base.task)
-    try:  # what `train` refuses before a run folder, refused before the study folder (not as N failed trials)
-        task.check(base)
-        task.prepare_data(base)
-    except PixelforgeError as exc:
-        raise PixelforgeError(f"{opts.config}: {exc}") from None
-    fields = type(base).model_fields
-    kinds = {k: _number_kind(f.annotation) for k, f in fields.items()}
-    kinds.update({f"{k}.{sub}": _number_kind(f.annotation) for k in fields for sub, f in _nested_fields(base, k).items()})
-    space = spaces.load_space(opts.space, kinds)
-    for key, dist in space.items():
-        head, _, tail = key.partition(".")
-        if tail and head in fields:  # a knob inside a mapping key: augment_options.hflip
-            inner = _nested_fields(base, head)
-            if not inner:
-                raise PixelforgeError(f"{opts.space}: {key}: {head} is not a mapping of keys; tune {head} itself")
-            if tail not in inner:
-                close = closest_key(tail, list(inner))
-                raise PixelforgeError(f"{opts.space}: {key}: not a key of {head}" + (f"; did you mean {close!r}?"
-                                      if close else "") + f" (its keys: {', '.join(inner)})")
-        elif key not in fields:  # else the value check below blames the first value and the base config for it
-            close = closest_key(key, list(fields))
-            raise PixelforgeError(f"{opts.space}: {key}: not a config key of task {base.task!r}"
-                                  + (f"; did you mean {close!r}?" if close else "") + f" ({_tunable_keys(base)})")
-        if key in _NOT_TUNABLE:  # trials on two datasets (or tasks) are not two settings of one training
-            raise PixelforgeError(f"{opts.space}: {key}: not tunable (every trial trains on the base config's "
-                                  f"data and task, in its own folder under --out); set it in {opts.config}")
-        if isinstance(dist, spaces.CategoricalDistribution):
-            space[key] = _checked_choices(opts, base, task, key, dist.choices)
-            continue
-        for value in (dist.low, dist.high):
-            _checked_value(opts, base, task, key, value)
-    return base, space
-
-
-def _nested_fields(base, key: str) -> dict:
-    """The fields of the mapping config key `key` (augment_options' hflip, vflip, ...), or {} for a plain key."""
-    from pydantic import BaseModel
-    import typing
-
-    annotation = type(base).model_fields[key].annotation
-    models = [a for a in (typing.get_args(annotation) or (annotation,)) if isinstance(a, type)
-              and issubclass(a, BaseModel)]
-    return dict(models[0].model_fields) if models else {}
-
-
-def as_overrides(base, params: dict) -> dict:
-    """A trial's parameters as config overrides: a dotted key (`augment_options.hflip`) set inside the base
-    config's mapping, whose other keys stay as the base config has them."""
-    out: dict = {}
-    for key, value in params.items():
-        head, _, tail = key.partition(".")
-        if not tail or base is None:
-            out[key] = value
-            continue
-        if head not in out:
-            current = getattr(base, head)
-            out[head] = current.model_dump(exclude_none=True) if current is not None else {}
-        out[head][tail] = value
-    return out
-
-
-def _checked_value(opts: TuneOptions, base, task, key: str, value):
-    """`value` as the config reads it, or the one-line error the config gives for it."""
-    try:
-        cfg = build_config(opts.config, **{**(opts.overrides or {}), **as_overrides(base, {key: value})})
-        task.check(cfg)
-    except PixelforgeError as exc:
-        raise PixelforgeError(f"{opts.space}: {key}: {value!r} is not a valid value ({exc})") from None
-    for part in key.split("."):
-        cfg = getattr(cfg, part)
-    return cfg
-
-
-def _checked_choices(opts: TuneOptions, base, task, key: str, choices) -> spaces.CategoricalDistribution:
-    """A list's choices as the config reads them: `['4', 8.0]` for an int key trained 4 and 8 while the study and
-    best_params said '4' and 8.0. Two choices that read as one value would be one setting under two names."""
-    read = []
-    for value in choices:
-        if value is None:  # a trial's None means "not given": the base config's value, under the name null
-            raise PixelforgeError(f"{opts.space}: {key}: null cannot be a choice (a trial given null keeps "
-                                  f"{opts.config}'s value); list the values themselves")
-        checked = _checked_value(opts, base, task, key, value)
-        # A choice the config turns into an object (not a number, text or bool) stays as written: Optuna stores it.
-        read.append(checked if isinstance(checked, (bool, int, float, str)) else value)
-    for i, value in enumerate(read):
-        if value in read[:i] and type(value) is type(read[read.index(value)]):
-            raise PixelforgeError(f"{opts.space}: {key}: the choices {choices[read.index(value)]!r} and "
-                                  f"{choices[i]!r} are the same value")
-    return spaces.CategoricalDistribution(read)
-
-
-def _number_kind(annotation) -> str | None:
-    """"int" or "float" for a config key whose numbers are one kind (`lr: float | 'auto'` is float), else None."""
-    import typing
-
-    args = set(typing.get_args(annotation)) or {annotation}
-    numbers = {a for a in args if a in (int, float)}
-    return next(iter(numbers)).__name__ if len(numbers) == 1 else None
-
-
-def _tunable_keys(base) -> str:
-    """The keys a space may name, the task's own first: a user who guessed a key learns which there are."""
-    from pixelforge.config import RunConfig
-
-    fields = [k for k in type(base).model_fields if k not in _NOT_TUNABLE]
-    own = sorted(k for k in fields if k not in RunConfig.model_fields)
-    shared = sorted(k for k in fields if k in RunConfig.model_fields)
-    return (f"its own keys: {', '.join(own)}; " if own else "") + f"shared keys: {', '.join(shared)}"
 
 
 def _metric(opts: TuneOptions, base) -> tuple[str, str]:
