@@ -218,7 +218,9 @@ def _describe(searched: dict) -> str:
     """`lr: [0.01, 0.05], hidden: 2-8`: a stored space in a line."""
     def one(d: dict) -> str:
         a = d["attributes"]
-        return json.dumps(a["choices"]) if "choices" in a else f"{a['low']:g}-{a['high']:g}" + (" (log)" if a.get("log") else "")
+        if "choices" in a:
+            return json.dumps(a["choices"])
+        return f"{a['low']:g}-{a['high']:g}" + (" (log)" if a.get("log") else "")
     return ", ".join(f"{key}: {one(d)}" for key, d in searched.items())
 
 
