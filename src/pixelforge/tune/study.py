@@ -146,8 +146,8 @@ def _say_what_cmaes_draws_at_random(sampler, space: dict) -> None:
     knowing it."""
     lists = [k for k, d in space.items() if isinstance(d, spaces.CategoricalDistribution)]
     if sampler == "cmaes" and lists:
-        log.warning("--sampler cmaes: %s %s a list of choices, drawn at random (CMA-ES models only {low, high} "
-                    "ranges)%s", ", ".join(lists), "is" if len(lists) == 1 else "are",
+        log.warning("--sampler cmaes: %s %s, drawn at random (CMA-ES models only {low, high} ranges)%s",
+                    ", ".join(lists), "is a list of choices" if len(lists) == 1 else "are lists of choices",
                     "; with no range in the space this is random search" if len(lists) == len(space) else "")
 
 
