@@ -90,3 +90,20 @@ def test_nas_refuses_another_task_s_config_as_such_in_one_line(cli, tmp_path):
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "task 'segment'" in lines[0] and "classify config" in lines[0], done.stderr
     assert not (tmp_path / "study").exists()
+
+
+@pytest.mark.parametrize("option, message", [
+    ({"trials": 0}, "--trials 0: give at least 1"),
+    ({"timeout": -1}, "--timeout -1: give a number of seconds above 0"),
+    ({"population": 1}, "--population 1: give at least 2"),
+    ({"out": "taken"}, "taken: --out is a file, not a study folder"),
+])
+def test_nas_option_mistakes_are_one_line_before_the_study_folder(tmp_path, option, message):
+    """--trials 0 made an empty study and exited 0; --population 1 and an --out that is a file were tracebacks."""
+    config = tmp_path / "nas.yaml"
+    config.write_text(yaml.safe_dump({"data": "digits", "img_size": 16, "epochs": 1}))
+    (tmp_path / "taken").write_text("mine")
+    options = {"trials": 1, **option, "out": tmp_path / option.get("out", "study")}
+    with pytest.raises(pixelforge.PixelforgeError, match=message):
+        run_nas(NasOptions(config, **options))
+    assert not (tmp_path / "study").exists() and (tmp_path / "taken").read_text() == "mine"

@@ -413,14 +413,14 @@ def test_any_task_s_config_and_own_keys_pass_tune_s_checks_with_its_monitor(task
     """Anything trainable is tunable: every task's config, with a key of its own, passes the checks that run before
     the study folder, and the study optimises the task's monitor in its direction."""
     from pixelforge.tasks.registry import get_task
-    from pixelforge.tune.study import _check_space, _metric
-    from pixelforge.tune.space import load_space
+    from pixelforge.tune.space_check import check_space
+    from pixelforge.tune.study import _metric
 
     config, space = tmp_path / "base.yaml", tmp_path / "space.yaml"
     config.write_text(yaml.safe_dump({"task": task, **_task_data(task, tmp_path)}))
     space.write_text(f"lr: {{low: 1.0e-4, high: 1.0e-2, log: true}}\n{TASK_KEYS[task]}\n")
     opts = TuneOptions(config, space, tmp_path / "study")
-    base = _check_space(opts, load_space(space))
+    base, _ = check_space(config, space)
     task_class = get_task(task)
     assert _metric(opts, base) == (task_class.monitor, task_class.monitor_mode)
     assert not opts.out.exists()

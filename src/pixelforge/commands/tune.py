@@ -44,11 +44,19 @@ def tune(
     logging.basicConfig(level=logging.WARNING if as_json else logging.INFO, format="%(message)s", stream=sys.stderr)
     logging.getLogger("lightning").propagate = False
     optuna.logging.set_verbosity(optuna.logging.WARNING if as_json else optuna.logging.INFO)
-    summary = tune_study(config, space, out=out, sampler=sampler, trials=trials, timeout=timeout, pruner=pruner,
-                         metric=metric, direction=direction, storage=storage, study=study, seed=seed,
-                         devices=devices, epochs=epochs, retrain_best=retrain_best, mlflow=mlflow)
+    keys = ("best_value", "best_params", "n_complete", "n_pruned", "n_failed", "retrained")
+    try:
+        summary = tune_study(config, space, out=out, sampler=sampler, trials=trials, timeout=timeout, pruner=pruner,
+                             metric=metric, direction=direction, storage=storage, study=study, seed=seed,
+                             devices=devices, epochs=epochs, retrain_best=retrain_best, mlflow=mlflow)
+    except Exception as exc:
+        # A study that stopped (failed trials, Ctrl-C) still has counts: under --json they go to stdout as the
+        # one JSON object, the `error:` line to stderr, and the exit code says it stopped.
+        stopped = getattr(exc, "summary", None)
+        if as_json and stopped is not None:
+            typer.echo(json.dumps({k: stopped[k] for k in keys if k in stopped}))
+        raise
     if as_json:
-        keys = ("best_value", "best_params", "n_complete", "n_pruned", "n_failed", "retrained")
         typer.echo(json.dumps({k: summary[k] for k in keys if k in summary}))
         return
     typer.echo(f"study {out}: {summary['n_complete']} complete, {summary['n_pruned']} pruned, {summary['n_failed']} "

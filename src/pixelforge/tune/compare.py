@@ -34,7 +34,9 @@ def expand(paths: list[Path]) -> list[Path]:
     for path in paths:
         if (path / "study.db").exists() or (path / "trials").is_dir():
             trials = sorted((p for p in (path / "trials").iterdir() if (p / "config.yaml").exists()),
-                            key=lambda p: (len(p.name), p.name))
+                            key=lambda p: (len(p.name), p.name)) if (path / "trials").is_dir() else []
+            if not trials:  # left out silently, the table looked complete without it
+                raise PixelforgeError(f"{path}: a study folder without trial run folders (no trial has started)")
             runs += trials
         elif (path / "config.yaml").exists():
             runs.append(path)

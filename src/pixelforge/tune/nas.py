@@ -25,7 +25,8 @@ from pixelforge.tasks.config import build_config
 from pixelforge.tune.report import write_report
 from pixelforge.tune.samplers import TrialSeeded
 from pixelforge.tune.storage import default_url, open_storage
-from pixelforge.tune.study import give_back_if_full, optimize, sigterm_as_interrupt, train_trial
+from pixelforge.tune.study import (check_budget_and_out, give_back_if_full, optimize, sigterm_as_interrupt,
+                                   train_trial)
 
 log = logging.getLogger("pixelforge")
 WIDTHS, DEPTHS, KERNELS, EXPANSIONS = (0.5, 0.75, 1.0, 1.25), (1, 2, 3), (3, 5), (3, 6)
@@ -81,6 +82,9 @@ def run_nas(opts: NasOptions) -> dict:
     """Run (or continue) the search; returns {"pareto": [...rows], "hypervolume", "n_complete", "n_failed"}."""
     if opts.latency not in ("onnx", "flops"):
         raise PixelforgeError(f"--latency {opts.latency!r}: use onnx or flops")
+    check_budget_and_out(opts.trials, opts.timeout, opts.out)
+    if opts.population < 2:  # NSGA-II breeds pairs: Optuna's ValueError was a traceback
+        raise PixelforgeError(f"--population {opts.population}: give at least 2 (architectures per generation)")
     # The searched networks are classifiers: a config of another task is refused as such, not for its own keys.
     base = build_config(opts.config, **(opts.overrides or {}))
     if not isinstance(base, ClassifyConfig):

@@ -31,8 +31,12 @@ _SpaceLoader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]
                                    list("-+0123456789"))
 
 
-def load_space(path: str | Path) -> dict[str, BaseDistribution]:
+def load_space(path: str | Path, kinds: dict[str, str] | None = None) -> dict[str, BaseDistribution]:
     """Read space.yaml into {config key: Optuna distribution}; one-line errors name the file and the key.
+
+    `kinds` maps a config key to "int" or "float" (its type in the config): a range takes it whatever its bounds
+    look like, as choosing suggest_int or suggest_float would; a key without one is an int range when both bounds
+    are integers.
 
     Example:
         >>> import tempfile, pathlib
@@ -50,20 +54,38 @@ def load_space(path: str | Path) -> dict[str, BaseDistribution]:
         raise PixelforgeError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(raw, dict) or not raw:
         raise PixelforgeError(f"{path}: expected a mapping of config keys to a list or {{low, high, log}}")
-    return {str(key): _distribution(path, str(key), value) for key, value in raw.items()}
+    kinds = kinds or {}
+    return {str(key): _distribution(path, str(key), value, kinds.get(str(key))) for key, value in raw.items()}
 
 
-def _distribution(path: Path, key: str, value) -> BaseDistribution:
+def _distribution(path: Path, key: str, value, kind: str | None = None) -> BaseDistribution:
     if isinstance(value, list):
         if not value:
             raise PixelforgeError(f"{path}: {key}: the list of choices is empty")
+        nested = [v for v in value if isinstance(v, (dict, list))]
+        if nested:  # Optuna takes them with a warning; its plots (the report) fail on them after the whole study
+            hint = (f"name its knobs with a dot: {key}.{next(iter(nested[0]))}: [...]" if isinstance(nested[0], dict)
+                    and nested[0] else "set it in the base config")
+            raise PixelforgeError(f"{path}: {key}: a choice must be a number, a string, true/false; "
+                                  f"{nested[0]!r} is a {type(nested[0]).__name__}: {hint}")
         return CategoricalDistribution(value)
     if not isinstance(value, dict) or not {"low", "high"} <= set(value) or set(value) - _RANGE_KEYS:
         raise PixelforgeError(f"{path}: {key}: give a list of choices or {{low, high[, log, step]}}, got {value!r}")
-    low, high, log, step = value["low"], value["high"], bool(value.get("log", False)), value.get("step")
+    low, high, log, step = value["low"], value["high"], value.get("log", False), value.get("step")
+    for name, bound in (("low", low), ("high", high), ("step", step)):
+        if not isinstance(bound, (int, float)) or isinstance(bound, bool):  # float(True) is 1.0: not what was meant
+            if not (name == "step" and bound is None):
+                raise PixelforgeError(f"{path}: {key}: {name} must be a number, got {bound!r}")
+    if not isinstance(log, bool):  # bool("no") is True
+        raise PixelforgeError(f"{path}: {key}: log must be true or false, got {log!r}")
+    whole = all(float(v).is_integer() for v in (low, high) + ((step,) if step is not None else ()))
+    if kind == "int" and not whole:
+        raise PixelforgeError(f"{path}: {key}: an integer key: give whole-number bounds (and step), got {value!r}")
+    as_int = kind == "int" or (kind is None and all(isinstance(v, int) for v in (low, high))
+                               and not isinstance(step, float))
     try:
-        if all(isinstance(v, int) and not isinstance(v, bool) for v in (low, high)) and not isinstance(step, float):
-            return IntDistribution(low, high, log=log, step=step or 1)
+        if as_int:
+            return IntDistribution(int(low), int(high), log=log, step=int(step or 1))
         return FloatDistribution(float(low), float(high), log=log, step=None if step is None else float(step))
     except (ValueError, TypeError) as exc:
         raise PixelforgeError(f"{path}: {key}: {exc}") from None

@@ -24,6 +24,7 @@ from pixelforge.errors import PixelforgeError
 HEARTBEAT_SECONDS = 10  # a running trial writes a heartbeat this often
 GRACE_SECONDS = 30  # ... and counts as dead (failed, then retried) after this long without one
 SQLITE_BUSY_TIMEOUT_S = 300
+CONNECT_TIMEOUT_S = 10  # seconds to reach a database server before the error line
 
 
 def default_url(study_dir: Path) -> str:
@@ -47,14 +48,21 @@ def open_storage(url: str, heartbeat: bool = True) -> RDBStorage:
         with sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_S) as connection:
             connection.execute("PRAGMA journal_mode=WAL")
         engine_kwargs = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
-    elif url.startswith(("postgresql", "mysql")):
-        engine_kwargs = {"pool_pre_ping": True}  # a database restart does not kill a long study
+    elif url.startswith("postgresql"):
+        # pool_pre_ping: a database restart does not kill a long study. connect_timeout: libpq otherwise waits for
+        # the kernel's TCP timeout (minutes) on a host that drops packets, before the one error line.
+        engine_kwargs = {"pool_pre_ping": True, "connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}}
+    elif url.startswith("mysql"):
+        engine_kwargs = {"pool_pre_ping": True}
     try:
         return _rdb_storage(postgresql_driver(url), engine_kwargs, heartbeat)
     except ImportError as exc:
         raise PixelforgeError(f"--storage {safe_url(url)}: a driver is missing ({exc}); for PostgreSQL pip install "
                               "'pixelforge[tune]' (psycopg2-binary)") from None
     except Exception as exc:  # noqa: BLE001 - sqlalchemy raises many kinds for a bad URL or an unreachable server
+        if type(exc).__name__ == "ArgumentError" and "parse" in str(exc):  # the URL itself, not the server
+            raise PixelforgeError("--storage: not a database URL (give postgresql://user:password@host/db, or "
+                                  "sqlite:////abs/path/study.db)") from None
         raise PixelforgeError(f"--storage {safe_url(url)}: cannot open the study database "
                               f"({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
 

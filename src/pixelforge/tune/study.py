@@ -20,19 +20,17 @@ import optuna
 from optuna.trial import TrialState
 
 from pixelforge.api.train import train
-from pixelforge.config import closest_key
 from pixelforge.errors import Interrupted, PixelforgeError, sigterm_as_interrupt, signal_of
 from pixelforge.runs import folder as rd
-from pixelforge.tasks.config import build_config
 from pixelforge.tasks.registry import get_task
 from pixelforge.tune import space as spaces
+from pixelforge.tune.space_check import as_overrides, check_space
 from pixelforge.tune.pruning import PRUNED, OptunaPruning
 from pixelforge.tune.report import write_best_config, write_report
-from pixelforge.tune.samplers import build_pruner, build_sampler, startup_trials
+from pixelforge.tune.samplers import PRUNERS, SAMPLERS, build_pruner, build_sampler, startup_trials
 from pixelforge.tune.storage import default_url, open_storage
 
 log = logging.getLogger("pixelforge")
-_NOT_TUNABLE = {"data", "task", "out", "quiet"}  # what a trial trains on and where it writes, not how
 MAX_FAILURES_IN_A_ROW = 3  # a worker whose trials all fail (a bad space, a broken config) stops instead of looping
 
 
@@ -75,8 +73,8 @@ def run_study(opts: TuneOptions) -> dict:
         >>> run_study(TuneOptions(Path("base.yaml"), Path("space.yaml"), Path("study")))  # doctest: +SKIP
         {'best_value': 0.95, 'best_params': {...}, 'n_complete': 20, 'n_pruned': 0, 'n_failed': 0}
     """
-    space = spaces.load_space(opts.space)
-    base = _check_space(opts, space)
+    _check_options(opts)
+    base, space = check_space(opts.config, opts.space, opts.overrides)
     metric, direction = _metric(opts, base)
     # A server named by --storage is reached before the study folder is made: a wrong URL leaves nothing behind.
     storage = open_storage(opts.storage) if opts.storage else None
@@ -89,10 +87,10 @@ def run_study(opts: TuneOptions) -> dict:
     pruner = build_pruner(opts.pruner, base.epochs, target)
     name = opts.study or opts.out.resolve().name
     sampler = build_sampler(opts.sampler, opts.seed, grid, startup_trials(target))
-    study = optuna.create_study(study_name=name, storage=storage, direction="maximize" if direction == "max" else
-                                "minimize", sampler=sampler, pruner=pruner, load_if_exists=True)
-    _remember(study, opts, metric, direction)
-    objective = _Objective(opts, space, metric, direction, url, name, pruner, target)
+    _say_what_cmaes_draws_at_random(opts.sampler, space)
+    study = _open_study(name, storage, metric, direction, sampler, pruner)
+    _remember(study, opts, metric, direction, space)
+    objective = _Objective(opts, space, metric, direction, url, name, pruner, target, base)
     callbacks = list(opts.callbacks)
     if opts.mlflow is not None:
         from pixelforge.tune.tracking import TrialLogger
@@ -101,46 +99,56 @@ def run_study(opts: TuneOptions) -> dict:
     try:
         with sigterm_as_interrupt():
             optimize(study, objective, target, opts.timeout, callbacks)
-    finally:  # an interrupted study still gets its report and best.yaml, for the trials it has
-        summary = summarize(study)
-        write_best_config(study, opts.out)
-        write_report(study, opts.out, summary, url)
+    except PixelforgeError as exc:
+        # The study stopped (failed trials, a wrong --metric, Ctrl-C): the command still prints the summary of what
+        # ran under --json, so a script learns n_failed from stdout as it would from a finished study.
+        exc.summary = _wrap_up(study, opts, url)
+        raise
+    except BaseException:
+        _wrap_up(study, opts, url)
+        raise
+    return _wrap_up(study, opts, url)
+
+
+def _wrap_up(study, opts: TuneOptions, url: str) -> dict:
+    """An interrupted or stopped study still gets its report and best.yaml, for the trials it has."""
+    summary = summarize(study)
+    write_best_config(study, opts.out)
+    write_report(study, opts.out, summary, url)
     return summary
 
 
-def _check_space(opts: TuneOptions, space: dict):
-    """Every key must be a config key of the task and every bound a valid value, before any trial runs."""
-    base = build_config(opts.config, **(opts.overrides or {}))
-    task = get_task(base.task)
-    try:  # what `train` refuses before a run folder, refused before the study folder (not as N failed trials)
-        task.check(base)
-        task.prepare_data(base)
-    except PixelforgeError as exc:
-        raise PixelforgeError(f"{opts.config}: {exc}") from None
-    fields = list(type(base).model_fields)
-    for key, dist in space.items():
-        if key not in fields:  # else the value check below blames the first value and the base config for it
-            close = closest_key(key, fields)
-            raise PixelforgeError(f"{opts.space}: {key}: not a config key of task {base.task!r}"
-                                  + (f"; did you mean {close!r}?" if close else "") + f" ({_tunable_keys(base)})")
-        values = list(getattr(dist, "choices", ())) or [dist.low, dist.high]
-        for value in values:
-            try:
-                cfg = build_config(opts.config, **{**(opts.overrides or {}), key: value})
-                task.check(cfg)
-            except PixelforgeError as exc:
-                raise PixelforgeError(f"{opts.space}: {key}: {value!r} is not a valid value ({exc})") from None
-    return base
+def _check_options(opts: TuneOptions) -> None:
+    """The options' own mistakes, before the config is read or anything is written."""
+    check_budget_and_out(opts.trials, opts.timeout, opts.out)
+    if opts.direction is not None and opts.direction not in ("max", "min"):
+        raise PixelforgeError(f"--direction {opts.direction!r}: use max or min")
+    if isinstance(opts.sampler, str) and opts.sampler not in SAMPLERS:
+        raise PixelforgeError(f"--sampler {opts.sampler!r}: use one of {', '.join(SAMPLERS)}")
+    if isinstance(opts.pruner, str) and opts.pruner not in PRUNERS:
+        raise PixelforgeError(f"--pruner {opts.pruner!r}: use one of {', '.join(PRUNERS)}")
 
 
-def _tunable_keys(base) -> str:
-    """The keys a space may name, the task's own first: a user who guessed a key learns which there are."""
-    from pixelforge.config import RunConfig
+def check_budget_and_out(trials: int | None, timeout: float | None, out: Path) -> None:
+    """`tune`'s and `nas`'s shared options: a budget that runs something, and an --out that can be a folder."""
+    if trials is not None and trials < 1:
+        # Optuna's n_trials=0 runs nothing; here it made an empty study folder and exited 0.
+        raise PixelforgeError(f"--trials {trials}: give at least 1 (the finished trials the study should hold)")
+    if timeout is not None and timeout <= 0:
+        raise PixelforgeError(f"--timeout {timeout:g}: give a number of seconds above 0")
+    if out.exists() and not out.is_dir():
+        raise PixelforgeError(f"{out}: --out is a file, not a study folder; choose another --out")
 
-    fields = [k for k in type(base).model_fields if k not in _NOT_TUNABLE]
-    own = sorted(k for k in fields if k not in RunConfig.model_fields)
-    shared = sorted(k for k in fields if k in RunConfig.model_fields)
-    return (f"its own keys: {', '.join(own)}; " if own else "") + f"shared keys: {', '.join(shared)}"
+
+def _say_what_cmaes_draws_at_random(sampler, space: dict) -> None:
+    """CMA-ES models numeric ranges only; Optuna draws the other keys at random without saying so (its warning is
+    switched off in samplers.py, as it repeats every trial): said once here, so a comparison of samplers is read
+    knowing it."""
+    lists = [k for k, d in space.items() if isinstance(d, spaces.CategoricalDistribution)]
+    if sampler == "cmaes" and lists:
+        log.warning("--sampler cmaes: %s %s, drawn at random (CMA-ES models only {low, high} ranges)%s",
+                    ", ".join(lists), "is a list of choices" if len(lists) == 1 else "are lists of choices",
+                    "; with no range in the space this is random search" if len(lists) == len(space) else "")
 
 
 def _metric(opts: TuneOptions, base) -> tuple[str, str]:
@@ -159,23 +167,68 @@ def _target(opts: TuneOptions, grid: dict | None) -> int | None:
     return min(opts.trials or size, size)  # a grid is finished once every point has run
 
 
-def _remember(study, opts: TuneOptions, metric: str, direction: str) -> None:
-    """The study's metric is part of it: a worker started with another metric would mix two objectives."""
-    saved = study.user_attrs.get("metric")
-    if saved is None:
+def _open_study(name: str, storage, metric: str, direction: str, sampler, pruner):
+    """The study `name`, made anew when it holds nothing but failed trials of another metric or direction.
+
+    A misspelt --metric fails the first trial (the metric is known once a metrics.csv exists) after Optuna has
+    stored the study's direction, which it never changes: the corrected command was refused for the typo's
+    metric. A study of failed trials only has nothing to continue; their run folders stay under trials/."""
+    def make():
+        return optuna.create_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner,
+                                   direction="maximize" if direction == "max" else "minimize", load_if_exists=True)
+
+    study = make()
+    other = study.user_attrs.get("metric") not in (None, metric) or study.direction != _direction(direction)
+    if other and all(t.state == TrialState.FAIL for t in study.get_trials(deepcopy=False)):
+        log.warning("study %r held only failed trials, of %s (%s): made anew for %s (%s)", name,
+                    study.user_attrs.get("metric", "another metric"), study.user_attrs.get("direction", "?"), metric,
+                    direction)
+        optuna.delete_study(study_name=name, storage=storage)
+        study = make()
+    return study
+
+
+def _direction(direction: str):
+    return optuna.study.StudyDirection.MAXIMIZE if direction == "max" else optuna.study.StudyDirection.MINIMIZE
+
+
+def _remember(study, opts: TuneOptions, metric: str, direction: str, space: dict) -> None:
+    """The study's metric, direction and space are part of it: a worker started with another metric or direction
+    would mix two objectives, one with another space (the same --out, a new space.yaml) two searches in one study."""
+    searched = {key: json.loads(optuna.distributions.distribution_to_json(d)) for key, d in space.items()}
+    attrs = study.user_attrs
+    if attrs.get("metric", metric) != metric or study.direction != _direction(direction):
+        verb = {"max": "maximise", "min": "minimise"}
+        made = "max" if study.direction == optuna.study.StudyDirection.MAXIMIZE else "min"
+        raise PixelforgeError(f"study {study.study_name!r} {verb[made]}s {attrs.get('metric', 'its metric')}; this "
+                              f"worker asked to {verb[direction]} {metric}: use the same --metric and --direction, "
+                              f"or another --out or --study")
+    if attrs.get("space") is not None and attrs["space"] != searched:
+        raise PixelforgeError(f"study {study.study_name!r} searches {_describe(attrs['space'])}; {opts.space.name} "
+                              f"searches {_describe(searched)}: use the same --space, or another --out or --study")
+    if attrs.get("metric") is None:
         study.set_user_attr("metric", metric)
         study.set_user_attr("direction", direction)
         study.set_user_attr("config", str(opts.config))
-    elif saved != metric:
-        raise PixelforgeError(f"study {study.study_name!r} optimises {saved}; this worker asked for {metric}: use "
-                              f"the same --metric or another --study")
+    if attrs.get("space") is None:
+        study.set_user_attr("space", searched)
+
+
+def _describe(searched: dict) -> str:
+    """`lr: [0.01, 0.05], hidden: 2-8`: a stored space in a line."""
+    def one(d: dict) -> str:
+        a = d["attributes"]
+        if "choices" in a:
+            return json.dumps(a["choices"])
+        return f"{a['low']:g}-{a['high']:g}" + (" (log)" if a.get("log") else "")
+    return ", ".join(f"{key}: {one(d)}" for key, d in searched.items())
 
 
 class _Objective:
     def __init__(self, opts: TuneOptions, space: dict, metric: str, direction: str, url: str, study_name: str, pruner,
-                 target: int | None = None):
+                 target: int | None = None, base=None):
         self.opts, self.space, self.metric, self.direction = opts, space, metric, direction
-        self.url, self.study_name, self.pruner, self.target = url, study_name, pruner, target
+        self.url, self.study_name, self.pruner, self.target, self.base = url, study_name, pruner, target, base
 
     def __call__(self, trial: optuna.Trial) -> float:
         give_back_if_full(trial, self.target)
@@ -185,7 +238,8 @@ class _Objective:
             OptunaPruning(self.url, self.study_name, trial._trial_id, self.pruner, self.metric)]
         log.info("trial %d: %s", trial.number, json.dumps(params))
         result = train_trial(trial, params, config=self.opts.config, callbacks=hooks,
-                             **{**(self.opts.overrides or {}), "quiet": True, **params, "out": str(run_dir)})
+                             **{**(self.opts.overrides or {}), "quiet": True, **as_overrides(self.base, params),
+                                "out": str(run_dir)})
         trial.set_user_attr("run_dir", str(result.run_dir))
         return self._value(trial, result.run_dir)
 
