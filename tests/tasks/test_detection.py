@@ -252,16 +252,17 @@ def test_an_image_gets_the_same_boxes_in_a_folder_as_alone(tmp_path, tiny_detect
 
 @pytest.mark.slow
 def test_the_default_detector_learns_the_builtin_shapes(tmp_path):
-    """The default recipe (Faster R-CNN on Lite0, 160 px), shortened to 3 epochs: well above chance on the test split.
+    """The default recipe (Faster R-CNN on Lite0), shortened to 2 epochs of batch 4 at 128 px: well above chance.
 
-    An untrained detector scores ~0. Measured on one thread: 4 epochs test mAP50 0.72 in 131 CPU s of training,
-    3 epochs 0.61 in 93 CPU s (val 0.14, 0.43, 0.52 by epoch), still well above 0.4; with RoIAlign as matrix
-    products (models/roi_align.py) 0.63 in 84 CPU s for the whole test. 2 epochs reach only 0.41 (lr 2e-3) or
-    0.22-0.28 (3e-3): too close to the bar. An epoch is now mostly the encoder's backward pass."""
+    An untrained detector scores ~0. Measured on one thread (test mAP50, CPU s for the whole test body): the former
+    setting (160 px, 3 epochs, batch 8, lr 2e-3) 0.61 in 76 s (seed 0). This one (128 px, 2 epochs, batch 4,
+    lr 1e-3) seeds 0/1/2: 0.53/0.49/0.44 in 41/42/46 s. Rejected: 128 px at 3 epochs of batch 8 costs 59 s;
+    lr 2e-3 at batch 4 gives 0.53/0.42/0.31 and 3e-3 collapses (0.09, seed 2); batch 2 costs 51 s; 2 epochs of
+    batch 8 at 160 px gave 0.41/0.42/0.26. The bar 0.25 sits at 0.57x the worst seed."""
     import pixelforge
     from pixelforge.tasks.detect.evaluate import evaluate_detection
 
-    result = pixelforge.train("shapes", task="detect", arch="fasterrcnn", img_size=160, epochs=3, batch_size=8,
-                              strategy="full", lr=2e-3, out=str(tmp_path / "run"), quiet=True)
+    result = pixelforge.train("shapes", task="detect", arch="fasterrcnn", img_size=128, epochs=2, batch_size=4,
+                              strategy="full", lr=1e-3, out=str(tmp_path / "run"), quiet=True)
     metrics = evaluate_detection(result.run_dir).metrics
-    assert metrics["split"] == "test" and metrics["map50"] > 0.4
+    assert metrics["split"] == "test" and metrics["map50"] > 0.25
