@@ -54,3 +54,20 @@ def test_a_row_of_wide_photos_is_as_tall_as_the_photos_not_a_square():
     panels, (_, height) = grid.gallery_layout([(200, 60)] * 3, ["a", "b", "c"], 6, _font())
     image_height = panels[0].image_box[3] - panels[0].image_box[1]
     assert image_height < grid.CELL / 2 and height < image_height + 60
+
+
+def test_a_legend_lies_under_the_grid_with_each_swatch_in_its_colour_and_wraps_to_the_width(tmp_path):
+    """The segmentation gallery's class colours (viz/segmentation.py plot_triplets): swatches below the images."""
+    names = [f"class_{i}" for i in range(12)]
+    colours = [(255 - 20 * i, 20 * i, 100) for i in range(12)]
+    images = [np.zeros((30, 30, 3), np.uint8)] * 3
+    path = grid.plot_gallery(images, ["a", "truth", "prediction"], tmp_path / "g.png", columns=3,
+                             legend=list(zip(names, colours)), cell=120)
+    picture = np.asarray(Image.open(path).convert("RGB")).astype(int)
+    panels, (width, grid_height) = grid.gallery_layout([(30, 30)] * 3, ["a", "truth", "prediction"], 3, _font(), 120)
+    boxes = grid.legend_layout(names, _font(), width, top=grid_height)
+    assert picture.shape[1] == width == 360 and picture.shape[0] == boxes[-1][3] + grid.PAD
+    assert all(top >= grid_height for _, top, _, _ in boxes) and len({top for _, top, _, _ in boxes}) > 1  # wrapped
+    assert all(right <= width for _, _, right, _ in boxes)
+    for (left, top, right, bottom), colour in zip(boxes, colours):
+        assert tuple(picture[(top + bottom) // 2, (left + right) // 2]) == colour

@@ -27,14 +27,20 @@ class Panel:
 
 
 def plot_gallery(images: list[np.ndarray], titles: list[str], path: Path, columns: int = 6,
-                 colors: list[str] | None = None) -> Path:
+                 colors: list[str] | None = None, legend: list[tuple[str, tuple[int, int, int]]] | None = None,
+                 cell: int = CELL) -> Path:
     """Images (HWC or HW; uint8, or floats in [0, 1]) in a grid, each under its title, written to PNG `path`.
-    `colors`: one CSS colour name or #hex per title (black by default)."""
+    `colors`: one CSS colour name or #hex per title (black by default); `legend`: (name, RGB) swatches in rows
+    under the grid (a mask's class colours); `cell`: a panel's width in pixels."""
     font = ImageFont.load_default(size=FONT_SIZE)
     pictures = [_as_picture(image) for image in images]
-    panels, size = gallery_layout([p.size for p in pictures], titles, columns, font)
-    canvas = Image.new("RGB", size, "white")
+    panels, (width, height) = gallery_layout([p.size for p in pictures], titles, columns, font, cell)
+    swatches = legend_layout([name for name, _ in legend or []], font, width, top=height)
+    canvas = Image.new("RGB", (width, max([height] + [box[3] + PAD for box in swatches])), "white")
     draw = ImageDraw.Draw(canvas)
+    for (name, colour), (left, top, right, bottom) in zip(legend or [], swatches):
+        draw.rectangle((left, top, right, bottom), fill=tuple(int(c) for c in colour))
+        draw.text((right + PAD // 2, top), name, fill="black", font=font)
     for k, (picture, panel) in enumerate(zip(pictures, panels)):
         left, top, right, bottom = panel.image_box
         # Nearest neighbour keeps a 32 px image's pixels sharp when blown up (as matplotlib's imshow showed them);
@@ -54,13 +60,13 @@ def plot_gallery(images: list[np.ndarray], titles: list[str], path: Path, column
 
 
 def gallery_layout(sizes: list[tuple[int, int]], titles: list[str], columns: int,
-                   font: ImageFont.FreeTypeFont) -> tuple[list[Panel], tuple[int, int]]:
+                   font: ImageFont.FreeTypeFont, cell: int = CELL) -> tuple[list[Panel], tuple[int, int]]:
     """Each panel's boxes and the canvas (width, height) for images of `sizes` (width, height) under `titles`.
 
     Each title is wrapped to its panel's width; a row is as tall as its longest title plus its tallest image, scaled
-    to fit a CELL - 2 PAD square, so a row of wide photos is not padded with white to a square."""
+    to fit a cell - 2 PAD square, so a row of wide photos is not padded with white to a square."""
     columns = max(1, min(columns, len(sizes)))
-    room = CELL - 2 * PAD
+    room = cell - 2 * PAD
     line_height = sum(font.getmetrics()) + _spacing(font)
     wrapped = [tuple(wrap_to_width(title, font, room)) for title in titles]
     panels, top = [], 0
@@ -70,12 +76,26 @@ def gallery_layout(sizes: list[tuple[int, int]], titles: list[str], columns: int
         title_height = max(len(wrapped[k]) for k in row) * line_height if titles else 0
         image_top = top + PAD + title_height + (PAD // 2 if titles else 0)
         for column, (k, (width, height)) in enumerate(zip(row, scaled)):
-            left = column * CELL + (CELL - width) // 2
+            left = column * cell + (cell - width) // 2
             panels.append(Panel(wrapped[k] if titles else (),
-                                (column * CELL + PAD, top + PAD, (column + 1) * CELL - PAD, top + PAD + title_height),
+                                (column * cell + PAD, top + PAD, (column + 1) * cell - PAD, top + PAD + title_height),
                                 (left, image_top, left + width, image_top + height)))
         top = image_top + max(height for _, height in scaled) + PAD
-    return panels, (columns * CELL, max(top, 1))
+    return panels, (columns * cell, max(top, 1))
+
+
+def legend_layout(names: list[str], font: ImageFont.FreeTypeFont, width: int, top: int) -> list[tuple[int, ...]]:
+    """Each legend entry's swatch box (left, top, right, bottom) below `top`: a square as tall as a line of text,
+    then its name, entries flowing left to right and onto a new line where the next would pass `width`."""
+    side = sum(font.getmetrics())
+    boxes, x, y = [], PAD, top + PAD
+    for name in names:
+        entry = side + PAD // 2 + int(font.getlength(name)) + 2 * PAD
+        if x > PAD and x + entry > width:
+            x, y = PAD, y + side + PAD
+        boxes.append((x, y, x + side, y + side))
+        x += entry
+    return boxes
 
 
 def wrap_to_width(title: str, font: ImageFont.FreeTypeFont, width: int) -> list[str]:

@@ -354,15 +354,14 @@ def draw_instances(image: np.ndarray, rows: list[dict], names: dict[int, str], s
 
 def plot_instance_gallery(images: list, results: list[dict], names: dict[int, str], path: Path,
                           min_score: float = GALLERY_SCORE) -> Path:
-    """Truth (left) beside prediction (right, results scoring >= min_score) for each `BoxImage`; a PNG."""
+    """Truth (left) beside prediction (right, results scoring >= min_score) for each `BoxImage`; a PNG.
+    Drawn by the Pillow gallery (viz/grid.py), each row as tall as its picture: matplotlib's subplots and tight
+    layout cost more than the drawing."""
     from pixelforge.data.boxes.dataset import rasterize
-    from pixelforge.viz.plots import plt
+    from pixelforge.viz.grid import plot_gallery
 
-    # Each row as tall as its picture at 3.4 in wide (plus its titles): a fixed height left wide photos in white bands.
-    heights = [3.4 * image.height / max(image.width, 1) + 0.35 for image in images]
-    fig, axes = plt.subplots(len(images), 2, figsize=(7, sum(heights)), squeeze=False,
-                             gridspec_kw={"height_ratios": heights})
-    for (left, right), image in zip(axes, images):
+    pictures, titles = [], []
+    for image in images:
         pixels = _display(image.path)
         truth = [{"category_id": int(c), "bbox": [x1, y1, x2 - x1, y2 - y1], "score": 1.0,
                   "segmentation": encode_masks(rasterize(s, image.height, image.width)[None])[0]}
@@ -371,13 +370,8 @@ def plot_instance_gallery(images: list, results: list[dict], names: dict[int, st
                                                           image.iscrowd) if not crowd]
         predicted = [r for r in results if r["image_id"] == image.image_id and r["score"] >= min_score]
         zoom = max(1, round(320 / max(pixels.shape[:2])))
-        left.imshow(draw_instances(pixels, truth, names, scores=False, zoom=zoom))
-        left.set_title(f"truth: {len(truth)} object(s) - {image.path.name}", fontsize=8)
-        right.imshow(draw_instances(pixels, predicted, names, zoom=zoom))
-        right.set_title(f"prediction (score >= {min_score}): {len(predicted)}", fontsize=8)
-        for ax in (left, right):
-            ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+        pictures += [draw_instances(pixels, truth, names, scores=False, zoom=zoom),
+                     draw_instances(pixels, predicted, names, zoom=zoom)]
+        titles += [f"truth: {len(truth)} object(s) - {image.path.name}",
+                   f"prediction (score >= {min_score}): {len(predicted)}"]
+    return plot_gallery(pictures, titles, path, columns=2, cell=340)
