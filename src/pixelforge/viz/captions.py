@@ -27,29 +27,31 @@ def _as_array(image) -> np.ndarray:
     return np.asarray(image.convert("RGB") if hasattr(image, "convert") else image)
 
 
+def attention_overlay(pixels: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """The image with one word's attention over it: the jet colour map at half opacity, as matplotlib's
+    `imshow(heat, cmap="jet", alpha=0.5, vmin=0, vmax=1)` over `imshow(image)` composed it."""
+    heat = upsampled_attention(alpha, *pixels.shape[:2])
+    colours = matplotlib.colormaps["jet"](heat)[..., :3] * 255
+    return (0.5 * pixels[..., :3].astype(np.float32) + 0.5 * colours).round().clip(0, 255).astype(np.uint8)
+
+
 def plot_attention_strips(rows: list[tuple], path: Path, max_words: int = 12) -> Path:
     """rows: (image, words, alphas [one per word, <end> last]); one strip per image: the image, then each word with
-    its heat map (the last panel is <end>'s)."""
+    its heat map (the last panel is <end>'s). Drawn by the Pillow gallery (viz/grid.py): matplotlib placed these
+    panels in ~2.8 s a figure, more than the captioning model took to decode them."""
+    from pixelforge.viz.grid import plot_gallery
+
     columns = 1 + min(max(len(a) for _, _, a in rows), max_words)
-    fig, axes = plt.subplots(len(rows), columns, figsize=(1.6 * columns, 1.8 * len(rows)), squeeze=False)
-    for r, (image, words, alphas) in enumerate(rows):
+    panels, titles = [], []
+    for image, words, alphas in rows:
         pixels = _as_array(image)
-        axes[r][0].imshow(pixels)
-        axes[r][0].set_title("image", fontsize=8)
         labels = [*words, "<end>"][: len(alphas)]
-        for k in range(1, columns):
-            ax = axes[r][k]
-            ax.axis("off")
-            if k - 1 < len(alphas):
-                ax.imshow(pixels)
-                ax.imshow(upsampled_attention(alphas[k - 1], *pixels.shape[:2]), cmap="jet", alpha=0.5, vmin=0, vmax=1)
-                ax.set_title(labels[k - 1], fontsize=9)
-        axes[r][0].axis("off")
-    fig.tight_layout()
+        shown = [attention_overlay(pixels, alphas[k]) for k in range(min(len(alphas), columns - 1))]
+        blank = np.full_like(pixels[..., :3], 255)  # a shorter caption's row keeps the columns aligned
+        panels += [pixels, *shown] + [blank] * (columns - 1 - len(shown))
+        titles += ["image", *labels[: len(shown)]] + [""] * (columns - 1 - len(shown))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return plot_gallery(panels, titles, path, columns=columns, cell=144)
 
 
 def plot_caption_gallery(rows: list[tuple], path: Path, columns: int = 4) -> Path:
