@@ -195,3 +195,15 @@ def test_steps_is_the_number_of_loss_evaluations_the_curve_has():
         result = stylize_by_optimisation(net, content, style, steps=steps, scales=scales)
         assert len(result.history) == steps, (steps, scales)
         assert result.image.shape == content.shape and torch.isfinite(result.image).all()
+
+
+def test_a_built_in_style_given_to_training_says_it_belongs_to_the_arbitrary_method(tmp_path):
+    """`train --task style --style 7` said "7: image not found": built-in styles are `stylize --method arbitrary`'s."""
+    from pixelforge.errors import PixelforgeError
+
+    for i in range(2):
+        _photo(tmp_path / "photos" / f"{i}.png", seed=i)
+    with pytest.raises(PixelforgeError, match=r"--style 7: a built-in style of `pixelforge stylize --method arbitrary`"):
+        pixelforge.train(str(tmp_path / "photos"), task="style", style="7", img_size=32, epochs=1,
+                         out=str(tmp_path / "run"), quiet=True)
+    assert not (tmp_path / "run").exists()

@@ -147,6 +147,12 @@ def prepare_data(cfg) -> tuple[dict, list]:
 
     if not cfg.style:
         raise PixelforgeError("--task style needs --style IMAGE: the picture whose style the network learns")
+    if not Path(cfg.style).exists():
+        from pixelforge.deploy.runtime.arbitrary import builtin_weights
+
+        if builtin_weights(cfg.style) is not None:  # "7: image not found" did not say why a built-in style fails here
+            raise PixelforgeError(f"--style {cfg.style}: a built-in style of `pixelforge stylize --method arbitrary`, "
+                                  "which needs no training; a fast network learns from a style image: give its path")
     read_image(cfg.style)  # a missing or broken style image fails here, before any run folder exists
     check_layer_weights(cfg.style_layer_weights, cfg.loss_net)
     return content_split(cfg), []
