@@ -278,18 +278,24 @@ def test_style_and_content_images_are_read_as_every_task_reads_photos(tmp_path):
     assert read_image(tmp_path / "clear.png")[0, :, 0, 0].tolist() == [1.0, 1.0, 1.0]
 
 
+def write_awkward_styles(folder: Path) -> None:
+    """scan.png (16-bit) and phone.png (an EXIF rotation) in `folder`: the style files `convert("RGB")` copied
+    wrongly (white, and sideways)."""
+    ramp = np.tile(np.linspace(0, 4000, 40), (24, 1)).astype(np.uint16)
+    Image.fromarray(ramp).save(folder / "scan.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (24, 40, 3), np.uint8)).save(folder / "phone.png",
+                                                                                           exif=exif)
+
+
 def test_the_package_s_copy_of_the_style_is_read_as_training_read_the_style(tmp_path):
     """`stylize PACKAGE` measures the style loss against the package's style.png; `convert("RGB")` wrote a 16-bit
     style as white and a phone's style photo sideways, so the run and its package measured against other styles."""
     from pixelforge.data.images import load_rgb
     from pixelforge.tasks.style.export import _write_style_image
 
-    ramp = np.tile(np.linspace(0, 4000, 40), (24, 1)).astype(np.uint16)
-    Image.fromarray(ramp).save(tmp_path / "scan.png")
-    exif = Image.Exif()
-    exif[0x0112] = 6
-    Image.fromarray(np.random.default_rng(0).integers(0, 255, (24, 40, 3), np.uint8)).save(tmp_path / "phone.png",
-                                                                                           exif=exif)
+    write_awkward_styles(tmp_path)
     for name in ("scan.png", "phone.png"):
         _write_style_image(str(tmp_path / name), tmp_path / f"copy-{name}")
         copy = np.asarray(Image.open(tmp_path / f"copy-{name}"))

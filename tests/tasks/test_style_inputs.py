@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -15,18 +14,15 @@ import torch
 from PIL import Image
 
 import pixelforge
+from tests.hostile.conftest import Outcome  # exit code, stdout, stderr; its error_line asserts one line
+from tests.tasks.test_style import _photo as smooth_picture, write_awkward_styles
 
 pytestmark = pytest.mark.xdist_group("style_inputs")  # one worker trains the tiny run once for the module
 
 
 def _photo(path, size=(48, 40), seed=0):
     path.parent.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:size[1], 0:size[0]] / max(size)
-    channels = [np.sin(6 * xx * rng.uniform(0.5, 2) + rng.uniform(0, 6)) * np.cos(5 * yy * rng.uniform(0.5, 2))
-                for _ in range(3)]
-    Image.fromarray(((np.stack(channels, -1) + 1) * 127.5).astype(np.uint8)).save(path)
-    return path
+    return smooth_picture(path, seed, size)
 
 
 @pytest.fixture(scope="module")
@@ -41,20 +37,6 @@ def style_run(tmp_path_factory):
                               out=str(root / "run"), quiet=True)
     style.unlink()
     return result.run_dir
-
-
-@dataclass
-class Outcome:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def error_line(self) -> str:
-        """The one line a user mistake must produce on stderr (no traceback)."""
-        lines = [line for line in self.err.splitlines() if line.strip()]
-        assert len(lines) == 1 and lines[0].startswith("error: "), f"expected one error line, got:\n{self.err}"
-        return lines[0]
 
 
 @pytest.fixture
@@ -115,12 +97,7 @@ def test_the_run_s_copy_of_the_style_is_read_as_training_read_it(tmp_path):
     from pixelforge.data.images import load_rgb
     from pixelforge.tasks.style.report import write_style_thumbnail
 
-    ramp = np.tile(np.linspace(0, 4000, 40), (24, 1)).astype(np.uint16)
-    Image.fromarray(ramp).save(tmp_path / "scan.png")
-    exif = Image.Exif()
-    exif[0x0112] = 6
-    Image.fromarray(np.random.default_rng(0).integers(0, 255, (24, 40, 3), np.uint8)).save(tmp_path / "phone.png",
-                                                                                           exif=exif)
+    write_awkward_styles(tmp_path)
     Image.new("RGBA", (8, 8), (255, 0, 0, 0)).save(tmp_path / "clear.png")
     for name in ("scan.png", "phone.png", "clear.png"):
         copy = write_style_thumbnail(tmp_path / name, tmp_path / f"copy-{name}")
