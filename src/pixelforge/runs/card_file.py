@@ -6,9 +6,10 @@ numbers are the latest. Both hold because pixelforge signs what it writes: the c
 
 - a missing card is written, signed;
 - a card whose text still matches its signature (nobody edited it) is replaced by the new one, signed;
-- an edited card (or one without a signature: written by hand, or before pixelforge signed cards) keeps every edit: only the sections the writer names as measured (metrics, compute, data
-  counts, ...) are replaced by their new text, in place; the title block, the prose sections (intended use,
-  limitations) and any section the user added stay as the user left them. Measured sections the card lacks are
+- an edited card (or one without a signature: written by hand, or before pixelforge signed cards) keeps every
+  edit: only the sections the writer names as measured (metrics, compute, data counts, ...) are replaced by their
+  new text, in place; the title block, the prose sections (intended use, limitations) and any section the user
+  added stay as the user left them. Measured sections the card lacks are
   appended. The merged card is written unsigned, so it stays "edited" for every later write.
 
 Sections are the card's `## ` headings, as all of pixelforge's cards are written.

@@ -90,12 +90,10 @@ def _write_style_image(style: str | Path | None, out: Path) -> None:
     """The package's copy of the style (what `stylize PACKAGE` measures the style loss against), read as training
     read it: `convert("RGB")` made a 16-bit style white, a transparent one black around it, a phone's photo sideways.
     `style`: the style file, or the run's copy of it when the file has been moved (None: neither)."""
-    from pixelforge.data.images import load_rgb
+    from pixelforge.tasks.style.report import write_style_thumbnail
 
     if style is not None and Path(style).is_file():
-        image = load_rgb(style)
-        image.thumbnail((512, 512))
-        image.save(out)
+        write_style_thumbnail(Path(style), out)  # the run's own copy is made the same way
 
 
 def _calibration_photos(run, count: int) -> list:
